@@ -1,0 +1,169 @@
+# Fleet: one top-level GNU Makefile for everything (DESIGN §1, §10).
+#
+#   make                 build programs into build/
+#   make check           unit + end-to-end tests; last line "N passed, N failed"
+#   make check T=PAT     only tests whose names contain PAT
+#   make check SAN=1     the same with ASan+UBSan, in build-san/
+#   make demo            a local fleet, narrated
+#   make fuzz            libFuzzer targets (clang) in build-fuzz/
+#   make install PREFIX=/usr/local DESTDIR=
+#   make clean
+#   make V=1             show compiler command lines
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+SAN ?= 0
+
+# Every entry point needs the Debian packages; install what is missing
+# before pkg-config is asked anything.  Fast when nothing is missing.
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifndef FLEET_DEPS_DONE
+DEPS_STATUS := $(shell scripts/install-deps >&2 && echo ok)
+ifneq ($(DEPS_STATUS),ok)
+$(error scripts/install-deps failed; see the messages above)
+endif
+export FLEET_DEPS_DONE := 1
+endif
+endif
+
+ifeq ($(SAN),1)
+B := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+OPT := -O1 -g
+else
+B := build
+SANFLAGS :=
+OPT := -O2 -g
+endif
+
+PKGS := openssl libcurl jansson libmosquitto libarchive libgit2 sqlite3 \
+	libmicrohttpd inih libubootenv libzstd gnutls
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-unused-parameter -Wvla -Wpointer-arith -Wno-format-truncation
+CPPFLAGS_ALL := -D_GNU_SOURCE -DFLEET_VERSION='"$(VERSION)"' \
+	-Icommon -Isigning -Iserver-stub -Icli -Iagent $(PKG_CFLAGS)
+CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong \
+	-D_FORTIFY_SOURCE=2 -fPIE $(SANFLAGS) $(CFLAGS)
+LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
+LIBS_ALL := $(PKG_LIBS) -lpthread -lm
+
+# Libraries: every .c in the directory except the program entry points.
+objs = $(patsubst %.c,$(B)/%.o,$(1))
+COMMON_SRC := $(wildcard common/*.c)
+SIGN_SRC := $(wildcard signing/*.c)
+SRV_SRC := $(filter-out server-stub/main.c,$(wildcard server-stub/*.c))
+CLI_SRC := $(filter-out cli/fleetctl.c,$(wildcard cli/*.c))
+AGENT_SRC := $(filter-out agent/main.c agent/sim_main.c,$(wildcard agent/*.c))
+
+LIB_COMMON := $(B)/libfleetcommon.a
+LIB_SIGN := $(B)/libfleetsign.a
+LIB_SRV := $(B)/libfleetd.a
+LIB_CLI := $(B)/libfleetctl.a
+LIB_AGENT := $(B)/libfleetagent.a
+ALL_LIBS := $(LIB_SRV) $(LIB_CLI) $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
+
+PROGS := $(B)/fleetd $(B)/fleetctl
+ifneq ($(wildcard agent/main.c),)
+PROGS += $(B)/fleet-agent
+endif
+ifneq ($(wildcard agent/sim_main.c),)
+PROGS += $(B)/fleet-sim
+endif
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
+
+.PHONY: all check demo fuzz install clean help deps firmware
+all: $(PROGS)
+
+deps:
+	scripts/install-deps
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+define lib_rule
+$(1): $(call objs,$(2))
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	$(Q)ar rcs $$@ $$^
+endef
+$(eval $(call lib_rule,$(LIB_COMMON),$(COMMON_SRC)))
+$(eval $(call lib_rule,$(LIB_SIGN),$(SIGN_SRC)))
+$(eval $(call lib_rule,$(LIB_SRV),$(SRV_SRC)))
+$(eval $(call lib_rule,$(LIB_CLI),$(CLI_SRC)))
+$(eval $(call lib_rule,$(LIB_AGENT),$(AGENT_SRC)))
+
+$(B)/fleetd: $(B)/server-stub/main.o $(LIB_SRV) $(LIB_SIGN) $(LIB_COMMON)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+$(B)/fleetctl: $(B)/cli/fleetctl.o $(LIB_CLI) $(LIB_SIGN) $(LIB_COMMON)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+$(B)/fleet-agent: $(B)/agent/main.o $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+$(B)/fleet-sim: $(B)/agent/sim_main.o $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(ALL_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) -lcmocka
+$(B)/tests/tools/%: $(B)/tests/tools/%.o $(ALL_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+firmware:
+	$(MAKE) -C firmware-sample OUT=$(CURDIR)/$(B)/firmware
+
+check: all $(UNIT_BINS) $(TOOL_BINS)
+	@FLEET_BUILD=$(CURDIR)/$(B) FLEET_SAN=$(SAN) tests/run "$(T)"
+
+demo: all
+	@FLEET_BUILD=$(CURDIR)/$(B) scripts/demo
+
+fuzz:
+	$(MAKE) -f tests/fuzz/Makefile B=build-fuzz
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	for m in man/*.[158]; do \
+		s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
+	done
+	install -m 0644 completions/fleetctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/fleetctl
+	install -m 0644 completions/_fleetctl \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_fleetctl
+	install -m 0644 completions/fleetctl.fish \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/fleetctl.fish
+
+clean:
+	rm -rf build build-san build-fuzz
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

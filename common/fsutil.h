@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef FL_FSUTIL_H
+#define FL_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/*
+ * Read a whole file of at most @max bytes into a NUL-terminated buffer
+ * (caller frees).  FL_ENOTFOUND when missing, FL_ELIMIT when larger.
+ */
+int fl_read_file(const char *path, size_t max, char **ret_buf,
+		 size_t *ret_len, struct fl_error *err);
+
+/*
+ * Replace @path so that after a crash it holds either the old or the new
+ * content: write a temp file in the same directory, fsync, rename over
+ * @path, fsync the directory.
+ */
+int fl_write_atomic(const char *path, const void *buf, size_t len,
+		    mode_t mode, struct fl_error *err);
+int fl_write_atomic_str(const char *path, const char *s, mode_t mode,
+			struct fl_error *err);
+
+/* fsync the directory holding @path (or @path itself if a directory). */
+int fl_fsync_parent(const char *path, struct fl_error *err);
+
+/* mkdir -p with @mode for created components. */
+int fl_mkdir_p(const char *path, mode_t mode, struct fl_error *err);
+
+/* Join two path parts with one '/'; caller frees. */
+char *fl_path_join(const char *dir, const char *name);
+
+/* True if @path exists (any type). */
+bool fl_path_exists(const char *path);
+
+/* Write all @len bytes to @fd, retrying on EINTR and short writes. */
+int fl_write_all(int fd, const void *buf, size_t len, struct fl_error *err);
+
+#endif

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "http.h"
+#include "json.h"
+#include "util.h"
+
+#define DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
+
+struct fl_http {
+	CURL *curl;
+	char *base_url, *ca_file, *auth_header, *cert_file, *key_file;
+	long connect_timeout_ms, timeout_ms, status;
+	size_t max_response;
+};
+
+struct body_buf {
+	char *data;
+	size_t len, cap, max;
+	bool too_big;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *dup_opt(const char *s)
+{
+	return s ? fl_xstrdup(s) : NULL;
+}
+
+int fl_http_new(const struct fl_http_opts *o, struct fl_http **ret,
+		struct fl_error *err)
+{
+	struct fl_http *h;
+
+	if (!o->base_url || !fl_startswith(o->base_url, "https://"))
+		return fl_fail(err, FL_EINVAL,
+			       "server URL '%s' must start with https://",
+			       o->base_url ? o->base_url : "");
+	if (!o->ca_file)
+		return fl_fail(err, FL_EINVAL,
+			       "no CA file to verify the server (use --ca)");
+	pthread_once(&curl_once, curl_init_once);
+	h = fl_xcalloc(1, sizeof(*h));
+	h->curl = curl_easy_init();
+	if (!h->curl) {
+		free(h);
+		return fl_fail(err, FL_ENOMEM, "cannot create a curl handle");
+	}
+	h->base_url = fl_xstrdup(o->base_url);
+	h->ca_file = fl_xstrdup(o->ca_file);
+	h->cert_file = dup_opt(o->cert_file);
+	h->key_file = dup_opt(o->key_file);
+	if (o->token)
+		h->auth_header =
+			fl_xasprintf("Authorization: Bearer %s", o->token);
+	h->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms
+						      : 10000;
+	h->timeout_ms = o->timeout_ms ? o->timeout_ms : 60000;
+	h->max_response = o->max_response ? o->max_response
+					  : DEFAULT_MAX_RESPONSE;
+	*ret = h;
+	return 0;
+}
+
+void fl_http_free(struct fl_http *h)
+{
+	if (!h)
+		return;
+	curl_easy_cleanup(h->curl);
+	free(h->base_url);
+	free(h->ca_file);
+	free(h->cert_file);
+	free(h->key_file);
+	fl_free_secret(h->auth_header);
+	free(h);
+}
+
+long fl_http_status(const struct fl_http *h)
+{
+	return h->status;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct body_buf *b = user;
+	size_t n = size * nmemb;
+
+	if (b->len + n > b->max) {
+		b->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->data = fl_xrealloc(b->data, b->cap);
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+int fl_http_map_status(long status, const char *code)
+{
+	static const struct {
+		const char *code;
+		int err;
+	} codes[] = {
+		{"unauthorized", FL_EDENIED}, {"forbidden", FL_EDENIED},
+		{"not_found", FL_ENOTFOUND},  {"conflict", FL_ECONFLICT},
+		{"verification_failed", FL_EVERIFY},
+		{"timeout", FL_ETIMEOUT},     {"bad_request", FL_ERR},
+		{"too_large", FL_ELIMIT},
+	};
+
+	for (size_t i = 0; code && i < FL_ARRAY_SIZE(codes); i++)
+		if (strcmp(code, codes[i].code) == 0)
+			return codes[i].err;
+	switch (status) {
+	case 401:
+	case 403:
+		return FL_EDENIED;
+	case 404:
+		return FL_ENOTFOUND;
+	case 409:
+		return FL_ECONFLICT;
+	case 413:
+		return FL_ELIMIT;
+	case 504:
+		return FL_ETIMEOUT;
+	default:
+		return FL_ERR;
+	}
+}
+
+static int map_curl(CURLcode c, const char *errbuf, const char *url,
+		    struct fl_error *err)
+{
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(c);
+
+	switch (c) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		return fl_fail(err, FL_EUNREACH, "cannot reach server %s: %s",
+			       url, why);
+	case CURLE_OPERATION_TIMEDOUT:
+		return fl_fail(err, FL_ETIMEOUT, "server %s timed out: %s", url,
+			       why);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		return fl_fail(err, FL_EDENIED,
+			       "TLS verification of server %s failed: %s", url,
+			       why);
+	default:
+		return fl_fail(err, FL_ERR, "request to %s failed: %s", url,
+			       why);
+	}
+}
+
+static void setup(struct fl_http *h, const char *method, const char *url,
+		  struct curl_slist *hdrs, struct body_buf *resp, char *errbuf)
+{
+	CURL *c = h->curl;
+
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (h->cert_file) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, h->cert_file);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, h->key_file);
+	}
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "fleet/" FLEET_VERSION);
+}
+
+/*
+ * Turn a finished exchange into the caller's result: parse the JSON body
+ * of a 2xx response, or build an error from the server's JSON error.
+ */
+static int finish(struct fl_http *h, CURLcode cc, const char *errbuf,
+		  const char *url, struct body_buf *resp, json_t **ret,
+		  struct fl_error *err)
+{
+	json_t *j = NULL, *e;
+	const char *code = NULL, *msg = NULL;
+	int rc;
+
+	if (resp->too_big)
+		return fl_fail(err, FL_ELIMIT,
+			       "response from %s is larger than %zu bytes", url,
+			       resp->max);
+	if (cc != CURLE_OK)
+		return map_curl(cc, errbuf, url, err);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &h->status);
+	if (resp->len &&
+	    fl_json_parse(resp->data, resp->len, resp->max, &j, NULL) &&
+	    h->status < 400)
+		return fl_fail(err, FL_EPARSE,
+			       "server sent a response that is not JSON");
+	if (h->status >= 200 && h->status < 300) {
+		if (ret)
+			*ret = j;
+		else
+			json_decref(j);
+		return 0;
+	}
+	e = json_object_get(j, "error");
+	code = json_string_value(json_object_get(e, "code"));
+	msg = json_string_value(json_object_get(e, "message"));
+	rc = fl_fail(err, fl_http_map_status(h->status, code),
+		     "server: %s (HTTP %ld)", msg ? msg : "request failed",
+		     h->status);
+	json_decref(j);
+	return rc;
+}
+
+int fl_http_json(struct fl_http *h, const char *method, const char *path,
+		 const json_t *body, json_t **ret, struct fl_error *err)
+{
+	struct body_buf resp = {.max = h->max_response};
+	char *url = fl_xasprintf("%s%s", h->base_url, path);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	char *payload = NULL;
+	CURLcode cc;
+	int rc;
+
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (h->auth_header)
+		hdrs = curl_slist_append(hdrs, h->auth_header);
+	setup(h, method, url, hdrs, &resp, errbuf);
+	if (body) {
+		payload = fl_json_dumps(body);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)strlen(payload));
+	}
+	cc = curl_easy_perform(h->curl);
+	rc = finish(h, cc, errbuf, url, &resp, ret, err);
+	curl_slist_free_all(hdrs);
+	free(payload);
+	free(resp.data);
+	free(url);
+	return rc;
+}
+
+int fl_http_upload(struct fl_http *h, const char *method, const char *path,
+		   const char *file, json_t **ret, struct fl_error *err)
+{
+	struct body_buf resp = {.max = h->max_response};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	struct stat st;
+	char *url;
+	CURLcode cc;
+	FILE *f;
+	int rc;
+
+	f = fopen(file, "rb");
+	if (!f)
+		return fl_fail_errno(err, errno == ENOENT ? FL_ENOTFOUND : FL_EIO,
+				     "cannot open '%s'", file);
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		return fl_fail(err, FL_EIO, "'%s' is not a regular file", file);
+	}
+	url = fl_xasprintf("%s%s", h->base_url, path);
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (h->auth_header)
+		hdrs = curl_slist_append(hdrs, h->auth_header);
+	setup(h, method, url, hdrs, &resp, errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_READDATA, f);
+	curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE,
+			 (curl_off_t)st.st_size);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME,
+			 (h->timeout_ms + 999) / 1000);
+	cc = curl_easy_perform(h->curl);
+	rc = finish(h, cc, errbuf, url, &resp, ret, err);
+	curl_slist_free_all(hdrs);
+	free(resp.data);
+	free(url);
+	fclose(f);
+	return rc;
+}

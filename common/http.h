@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef FL_HTTP_H
+#define FL_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "err.h"
+
+/*
+ * HTTPS client over libcurl for fleetctl and the agent.  Only https is
+ * allowed, the server is verified against one pinned CA file (the system
+ * store is never consulted), redirects are not followed, and response
+ * bodies are capped.
+ *
+ * Failures map to fl_err codes: connection refused / DNS / no route ->
+ * FL_EUNREACH; timeouts -> FL_ETIMEOUT; HTTP errors by the server's JSON
+ * error code, else by status (401/403 -> FL_EDENIED, 404 -> FL_ENOTFOUND,
+ * 409 -> FL_ECONFLICT, 422 verification -> FL_EVERIFY, others FL_ERR).
+ */
+struct fl_http_opts {
+	const char *base_url;   /* "https://host:port", no trailing slash */
+	const char *ca_file;    /* PEM CA to pin; required */
+	const char *token;      /* bearer token or NULL */
+	const char *cert_file;  /* client certificate (mTLS) or NULL */
+	const char *key_file;   /* its key or NULL */
+	long connect_timeout_ms; /* 0 = 10 s */
+	long timeout_ms;        /* whole request; 0 = 60 s */
+	size_t max_response;    /* 0 = 4 MiB */
+};
+
+struct fl_http;
+
+/* Create a client; copies the strings in @o. */
+int fl_http_new(const struct fl_http_opts *o, struct fl_http **ret,
+		struct fl_error *err);
+
+void fl_http_free(struct fl_http *h);
+
+/*
+ * @method @path with an optional JSON body.  On 2xx, *ret gets the parsed
+ * response (NULL for an empty body).  On an HTTP error the server's
+ * message is used.  *ret is written only on success.
+ */
+int fl_http_json(struct fl_http *h, const char *method, const char *path,
+		 const json_t *body, json_t **ret, struct fl_error *err);
+
+/* Stream a file as the request body (application/octet-stream). */
+int fl_http_upload(struct fl_http *h, const char *method, const char *path,
+		   const char *file, json_t **ret, struct fl_error *err);
+
+/* Status of the last response (0 if none). */
+long fl_http_status(const struct fl_http *h);
+
+/* Map an HTTP status and optional server error code string. */
+int fl_http_map_status(long status, const char *code);
+
+#endif

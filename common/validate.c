@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "validate.h"
+#include "util.h"
+
+static bool in_set(char c, const char *extra)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       (c && strchr(extra, c));
+}
+
+bool fl_valid_id(const char *s)
+{
+	size_t n;
+
+	if (!s || !in_set(s[0], ""))
+		return false;
+	n = strlen(s);
+	if (n > FL_ID_MAX)
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!in_set(s[i], "._-"))
+			return false;
+	return true;
+}
+
+int fl_check_id(const char *s, const char *what, struct fl_error *err)
+{
+	if (fl_valid_id(s))
+		return 0;
+	return fl_fail(err, FL_EINVAL,
+		       "invalid %s '%.80s' (want 1-63 of a-z 0-9 . _ -, "
+		       "starting with a letter or digit)",
+		       what, s ? s : "");
+}
+
+static bool all_in(const char *s, size_t max, const char *extra)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!(c >= 'A' && c <= 'Z') && !in_set(c, extra))
+			return false;
+	}
+	return true;
+}
+
+bool fl_valid_filename(const char *s)
+{
+	return all_in(s, 128, "._+-") && s[0] != '.';
+}
+
+bool fl_valid_label(const char *s)
+{
+	return all_in(s, 64, "._:-");
+}
+
+bool fl_valid_text(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef FL_VALIDATE_H
+#define FL_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define FL_ID_MAX 63
+
+/*
+ * Device ids, group names and token names: ^[a-z0-9][a-z0-9._-]{0,62}$.
+ * MQTT wildcards (+ #), '/' and uppercase can never appear, so an id is
+ * always one literal topic level (DESIGN §3).
+ */
+bool fl_valid_id(const char *s);
+
+/* As fl_valid_id, failing with FL_EINVAL and a message naming @what. */
+int fl_check_id(const char *s, const char *what, struct fl_error *err);
+
+/*
+ * A single file name taken from untrusted input (bundle payload names,
+ * archive entries): 1..128 bytes of [A-Za-z0-9._+-], not "." or "..",
+ * not starting with '.', never '/'.
+ */
+bool fl_valid_filename(const char *s);
+
+/* Label key or value: 1..64 bytes of [A-Za-z0-9._:-]. */
+bool fl_valid_label(const char *s);
+
+/* Printable ASCII without control characters, at most @max bytes. */
+bool fl_valid_text(const char *s, size_t max);
+
+#endif
