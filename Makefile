@@ -82,6 +82,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all check demo fuzz install clean help deps firmware
+.SECONDARY:
 all: $(PROGS)
 
 deps:
