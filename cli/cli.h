@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "http.h"
+
+/*
+ * fleetctl's shared command context and command tables (STYLE.md: one
+ * sorted table per level, like git.c).  Commands return 0 or an fl_err
+ * code with the message in ctx->err; main prints it and exits with the
+ * code (DESIGN §8).
+ */
+enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON = 1 };
+
+struct cli_ctx {
+	/* global options, then environment, then the config context */
+	const char *server, *token, *ca, *context, *config_path;
+	enum cli_output output;
+	bool quiet;
+	struct fl_http *http; /* set for commands flagged CLI_NEED_SERVER */
+	struct fl_error err;
+	const char *cmd_path; /* "token create", for messages */
+};
+
+enum {
+	CLI_NEED_SERVER = 1 << 0, /* connect (server, CA, token) first */
+	CLI_HIDDEN = 1 << 1,      /* not listed in help */
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv, struct cli_ctx *ctx);
+	unsigned flags;
+	const char *usage;   /* "token create NAME --role ROLE [--ttl D]" */
+	const char *summary; /* one line */
+	const char *options; /* long options for completion: "--role --ttl" */
+	const struct cli_cmd *sub; /* second level table, NULL-terminated */
+};
+
+/* Dispatch argv[0] in @table (argv[0] is the command name). */
+int cli_dispatch(const struct cli_cmd *table, const char *prefix, int argc,
+		 char **argv, struct cli_ctx *ctx);
+
+/* Print "fleetctl --list-commands" lines for @table under @prefix. */
+void cli_list_commands(const struct cli_cmd *table, const char *prefix,
+		       FILE *f);
+
+/* Usage error: prints the message and the command's usage; FL_EUSAGE. */
+int cli_usage(struct cli_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Handle a command-level "-o table|json"; FL_EUSAGE when unknown. */
+int cli_set_output(struct cli_ctx *ctx, const char *value);
+
+/* Load context settings and create ctx->http. */
+int cli_connect(struct cli_ctx *ctx);
+
+/* Release what the context holds. */
+void cli_ctx_release(struct cli_ctx *ctx);
+
+/* stderr message unless -q. */
+void cli_note(struct cli_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* --- output (cli/out.c) --- */
+
+struct cli_col {
+	const char *header;
+	const char *key; /* member of each row object */
+};
+
+/* One JSON document on stdout. */
+void cli_print_json(const json_t *j);
+
+/* Rows as an aligned table with @cols, or JSON with -o json. */
+void cli_print_rows(struct cli_ctx *ctx, const json_t *rows,
+		    const struct cli_col *cols);
+
+/* An object as "key: value" lines, or JSON with -o json. */
+void cli_print_object(struct cli_ctx *ctx, const json_t *obj,
+		      const struct cli_col *fields);
+
+/* Text of a JSON scalar for tables ("-" for null/absent). */
+const char *cli_cell(const json_t *v, char *buf, size_t len);
+
+/* --- config file (cli/config.c) --- */
+
+/* The config file path: FLEETCTL_CONFIG, else
+ * $XDG_CONFIG_HOME/fleetctl/config, else ~/.config/fleetctl/config. */
+char *cli_config_path(void);
+
+/* Section name of a context: 'context "NAME"'. */
+char *cli_context_section(const char *name);
+
+/* --- command tables and handlers, one file per area --- */
+extern const struct cli_cmd cli_commands[];
+extern const struct cli_cmd cli_token_cmds[];
+extern const struct cli_cmd cli_config_cmds[];
+
+int cmd_version(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_login(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_completion(int argc, char **argv, struct cli_ctx *ctx);
+
+#endif

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "config.h"
+#include "fsutil.h"
+#include "util.h"
+
+/* Commands that take only "-o FORMAT" and no arguments. */
+static int parse_output_only(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c != 'o')
+			return cli_usage(ctx, "unknown option");
+		if (cli_set_output(ctx, optarg))
+			return FL_EUSAGE;
+	}
+	if (optind != argc)
+		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+int cmd_version(int argc, char **argv, struct cli_ctx *ctx)
+{
+	json_t *j;
+	int rc = parse_output_only(argc, argv, ctx);
+
+	if (rc)
+		return rc;
+	if (ctx->output == CLI_OUT_JSON) {
+		j = json_pack("{s:s}", "version", FLEET_VERSION);
+		cli_print_json(j);
+		json_decref(j);
+	} else {
+		printf("fleetctl %s\n", FLEET_VERSION);
+	}
+	return 0;
+}
+
+int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_col fields[] = {
+		{"id", "id"}, {"name", "name"}, {"role", "role"}, {NULL, NULL}};
+	json_t *me;
+	int rc = parse_output_only(argc, argv, ctx);
+
+	if (rc)
+		return rc;
+	rc = fl_http_json(ctx->http, "GET", "/api/v1/whoami", NULL, &me,
+			  &ctx->err);
+	if (rc)
+		return rc;
+	cli_print_object(ctx, me, fields);
+	json_decref(me);
+	return 0;
+}
+
+/* Check the settings work, then store them as a context (0600). */
+int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 's'},
+		{"ca", required_argument, NULL, 'c'},
+		{"token", required_argument, NULL, 't'},
+		{"context", required_argument, NULL, 'x'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *name = ctx->context ? ctx->context : "default";
+	char *path = NULL, *dir = NULL, *section = NULL, ca_abs[PATH_MAX];
+	struct fl_ini *ini = NULL;
+	json_t *me = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': ctx->server = optarg; break;
+		case 'c': ctx->ca = optarg; break;
+		case 't': ctx->token = optarg; break;
+		case 'x': name = optarg; break;
+		default: return cli_usage(ctx, "unknown option");
+		}
+	}
+	if (!ctx->server || !ctx->ca || !ctx->token || optind != argc)
+		return cli_usage(ctx, "--server, --ca and --token are required");
+	if (!realpath(ctx->ca, ca_abs))
+		return fl_fail_errno(&ctx->err, FL_ENOTFOUND,
+				     "cannot find CA file '%s'", ctx->ca);
+	ctx->ca = ca_abs;
+	rc = cli_connect(ctx);
+	if (!rc)
+		rc = fl_http_json(ctx->http, "GET", "/api/v1/whoami", NULL, &me,
+				  &ctx->err);
+	if (rc)
+		goto out;
+	path = cli_config_path();
+	rc = fl_ini_load(path, &ini, &ctx->err);
+	if (rc == FL_ENOTFOUND) {
+		fl_error_clear(&ctx->err);
+		ini = fl_ini_new();
+		rc = 0;
+	}
+	section = cli_context_section(name);
+	if (!rc)
+		rc = fl_ini_set(ini, "fleetctl", "current-context", name,
+				&ctx->err);
+	if (!rc)
+		rc = fl_ini_set(ini, section, "server", ctx->server, &ctx->err);
+	if (!rc)
+		rc = fl_ini_set(ini, section, "ca", ca_abs, &ctx->err);
+	if (!rc)
+		rc = fl_ini_set(ini, section, "token", ctx->token, &ctx->err);
+	dir = fl_xstrdup(path);
+	if (strrchr(dir, '/'))
+		*strrchr(dir, '/') = '\0';
+	else
+		fl_strlcpy(dir, ".", strlen(dir) + 1);
+	if (!rc)
+		rc = fl_mkdir_p(dir, 0700, &ctx->err);
+	if (!rc)
+		rc = fl_ini_save(ini, path, 0600, &ctx->err);
+	if (!rc)
+		cli_note(ctx, "logged in to %s as %s (%s); context '%s' saved in %s",
+			 ctx->server,
+			 json_string_value(json_object_get(me, "name")),
+			 json_string_value(json_object_get(me, "role")), name,
+			 path);
+out:
+	json_decref(me);
+	fl_ini_free(ini);
+	free(section);
+	free(dir);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+#include "validate.h"
+
+static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"role", required_argument, NULL, 'r'},
+		{"ttl", required_argument, NULL, 't'},
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct cli_col fields[] = {
+		{"id", "id"},	   {"name", "name"},   {"role", "role"},
+		{"expires", "expires"}, {"token", "token"}, {NULL, NULL}};
+	const char *role = NULL;
+	json_t *req, *resp = NULL;
+	int64_t ttl = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			role = optarg;
+			break;
+		case 't':
+			if (fl_parse_duration(optarg, &ttl, &ctx->err))
+				return cli_usage(ctx, "%s", ctx->err.msg);
+			break;
+		case 'o':
+			if (cli_set_output(ctx, optarg))
+				return FL_EUSAGE;
+			break;
+		default:
+			return cli_usage(ctx, "unknown option");
+		}
+	}
+	if (optind != argc - 1 || !role)
+		return cli_usage(ctx, "a NAME and --role are required");
+	if (!fl_valid_id(argv[optind]))
+		return cli_usage(ctx, "invalid token name '%s'", argv[optind]);
+	req = json_pack("{s:s, s:s}", "name", argv[optind], "role", role);
+	if (ttl)
+		json_object_set_new(req, "ttl", json_integer(ttl));
+	rc = fl_http_json(ctx->http, "POST", "/api/v1/tokens", req, &resp,
+			  &ctx->err);
+	json_decref(req);
+	if (rc)
+		return rc;
+	cli_print_object(ctx, resp, fields);
+	cli_note(ctx, "the token is shown only once: store it now");
+	json_decref(resp);
+	return 0;
+}
+
+static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_col cols[] = {
+		{"ID", "id"},		{"NAME", "name"},
+		{"KIND", "kind"},	{"ROLE", "role"},
+		{"CREATED", "created"}, {"EXPIRES", "expires"},
+		{"LAST USED", "last_used"}, {"REVOKED", "revoked"},
+		{NULL, NULL}};
+	json_t *rows;
+	int c, rc;
+
+	while ((c = getopt(argc, argv, "o:")) != -1)
+		if (c != 'o' || cli_set_output(ctx, optarg))
+			return cli_usage(ctx, "unknown option");
+	if (optind != argc)
+		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
+	rc = fl_http_json(ctx->http, "GET", "/api/v1/tokens", NULL, &rows,
+			  &ctx->err);
+	if (rc)
+		return rc;
+	cli_print_rows(ctx, rows, cols);
+	json_decref(rows);
+	return 0;
+}
+
+static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
+{
+	int rc = 0;
+
+	if (argc < 2)
+		return cli_usage(ctx, "expected one or more token ids");
+	for (int i = 1; i < argc && !rc; i++) {
+		char *path;
+
+		if (!fl_valid_id(argv[i]))
+			return cli_usage(ctx, "invalid token id '%s'", argv[i]);
+		path = fl_xasprintf("/api/v1/tokens/%s", argv[i]);
+		rc = fl_http_json(ctx->http, "DELETE", path, NULL, NULL,
+				  &ctx->err);
+		free(path);
+		if (!rc)
+			cli_note(ctx, "revoked token %s", argv[i]);
+	}
+	return rc;
+}
+
+const struct cli_cmd cli_token_cmds[] = {
+	{"create", cmd_token_create, CLI_NEED_SERVER,
+	 "token create NAME --role ROLE [--ttl DURATION] [-o json]",
+	 "create an operator token (admin only); printed once",
+	 "--role --ttl --output", NULL},
+	{"list", cmd_token_list, CLI_NEED_SERVER, "token list [-o json]",
+	 "list tokens (admin only)", "--output", NULL},
+	{"revoke", cmd_token_revoke, CLI_NEED_SERVER, "token revoke ID...",
+	 "revoke tokens by id (admin only)", "", NULL},
+	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#include <stddef.h>
+
+#include "cli.h"
+
+static const struct cli_cmd completion_cmds[] = {
+	{"bash", cmd_completion, 0, "completion bash",
+	 "print the bash completion script", "", NULL},
+	{"fish", cmd_completion, 0, "completion fish",
+	 "print the fish completion script", "", NULL},
+	{"zsh", cmd_completion, 0, "completion zsh",
+	 "print the zsh completion script", "", NULL},
+	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+/*
+ * fleetctl's commands, sorted by name (DESIGN §8).  Second-level verbs
+ * live in the area's own file.  `fleetctl --list-commands`, the shell
+ * completions and a test (t9001) are all driven by this table.
+ */
+const struct cli_cmd cli_commands[] = {
+	{"completion", NULL, 0, "completion bash|zsh|fish",
+	 "print a shell completion script", NULL, completion_cmds},
+	{"config", NULL, 0, "config show|use|delete",
+	 "show and switch saved contexts", NULL, cli_config_cmds},
+	{"login", cmd_login, 0,
+	 "login --server URL --ca FILE --token TOKEN [--context NAME]",
+	 "check a server and token, then save them as a context",
+	 "--server --ca --token --context", NULL},
+	{"token", NULL, 0, "token create|list|revoke",
+	 "manage operator tokens", NULL, cli_token_cmds},
+	{"version", cmd_version, 0, "version [-o json]",
+	 "print fleetctl's version", "--output", NULL},
+	{"whoami", cmd_whoami, CLI_NEED_SERVER, "whoami [-o json]",
+	 "show the token's identity and role", "--output", NULL},
+	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};

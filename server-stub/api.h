@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_API_H
+#define SRV_API_H
+
+#include "http.h"
+
+/* Handlers of the route table (server-stub/routes.c), one file per area. */
+
+/* api_basic.c */
+int api_healthz(struct srv_req *r);
+int api_version(struct srv_req *r);
+int api_whoami(struct srv_req *r);
+int api_audit_list(struct srv_req *r);
+
+/* api_tokens.c */
+int api_token_create(struct srv_req *r);
+int api_token_list(struct srv_req *r);
+int api_token_revoke(struct srv_req *r);
+
+#endif

@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "fsutil.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_PATH_LEN 1024
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+static const struct {
+	int code, status;
+	const char *name;
+} err_map[] = {
+	{FL_ENOTFOUND, 404, "not_found"},
+	{FL_EDENIED, 403, "forbidden"},
+	{FL_ECONFLICT, 409, "conflict"},
+	{FL_EVERIFY, 422, "verification_failed"},
+	{FL_EPARSE, 400, "bad_request"},
+	{FL_EINVAL, 400, "bad_request"},
+	{FL_EUSAGE, 400, "bad_request"},
+	{FL_ELIMIT, 413, "too_large"},
+	{FL_ETIMEOUT, 504, "timeout"},
+};
+
+int srv_reply_json(struct srv_req *r, int status, json_t *body)
+{
+	char *text = body ? fl_json_dumps(body) : fl_xstrdup("");
+	struct MHD_Response *resp;
+	enum MHD_Result ok;
+
+	json_decref(body);
+	if (r->status) { /* one reply per request */
+		free(text);
+		return 0;
+	}
+	resp = MHD_create_response_from_buffer(strlen(text), text,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return FL_ENOMEM;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	r->status = status;
+	return ok == MHD_YES ? 0 : FL_EIO;
+}
+
+int srv_reply_error(struct srv_req *r, int status, const char *code,
+		    const char *fmt, ...)
+{
+	char msg[FL_ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (status >= 500)
+		fl_error("%s %s: %s", r->method, r->path, msg);
+	return srv_reply_json(r, status,
+			      json_pack("{s:{s:s, s:s}}", "error", "code", code,
+					"message", msg));
+}
+
+int srv_reply_fail(struct srv_req *r, const struct fl_error *err)
+{
+	for (size_t i = 0; i < FL_ARRAY_SIZE(err_map); i++)
+		if (err_map[i].code == err->code)
+			return srv_reply_error(r, err_map[i].status,
+					       err_map[i].name, "%s", err->msg);
+	return srv_reply_error(r, 500, "internal", "%s", err->msg);
+}
+
+json_t *srv_req_json(struct srv_req *r)
+{
+	struct fl_error err = {0};
+
+	if (r->json)
+		return r->json;
+	if (fl_json_parse(r->body ? r->body : "", r->body_len,
+			  r->srv->max_json_body, &r->json, &err) ||
+	    fl_json_require_object(r->json, "request body", &err)) {
+		json_decref(r->json);
+		r->json = NULL;
+		srv_reply_fail(r, &err);
+		return NULL;
+	}
+	return r->json;
+}
+
+const char *srv_req_query(struct srv_req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *srv_req_actor(const struct srv_req *r)
+{
+	static __thread char buf[80];
+
+	switch (r->who.kind) {
+	case SRV_TOKEN:
+		snprintf(buf, sizeof(buf), "token:%s", r->who.id);
+		return buf;
+	case SRV_DEVICE:
+		snprintf(buf, sizeof(buf), "device:%s", r->who.id);
+		return buf;
+	default:
+		return "anonymous";
+	}
+}
+
+/*
+ * Match @path against @pattern segment by segment; ':name' segments
+ * capture into @params.  Returns true on a full match.
+ */
+static bool match_path(const char *pattern, const char *path,
+		       char *params[SRV_MAX_PARAMS])
+{
+	int np = 0;
+
+	while (*pattern && *path) {
+		const char *pe = strchrnul(pattern + 1, '/');
+		const char *se = strchrnul(path + 1, '/');
+
+		if (pattern[1] == ':') {
+			if (se == path + 1 || np == SRV_MAX_PARAMS)
+				return false;
+			params[np++] = fl_xstrndup(path + 1,
+						   (size_t)(se - path - 1));
+		} else if (pe - pattern != se - path ||
+			   memcmp(pattern, path, (size_t)(pe - pattern)) != 0) {
+			return false;
+		}
+		pattern = pe;
+		path = se;
+	}
+	return !*pattern && !*path;
+}
+
+static void free_params(char *params[SRV_MAX_PARAMS])
+{
+	for (int i = 0; i < SRV_MAX_PARAMS; i++) {
+		free(params[i]);
+		params[i] = NULL;
+	}
+}
+
+/* Find the route; 404 for an unknown path, 405 for a wrong method. */
+static int route(struct srv_req *r)
+{
+	bool path_known = false;
+
+	for (const struct srv_route *rt = srv_routes; rt->method; rt++) {
+		if (!match_path(rt->pattern, r->path, r->params)) {
+			free_params(r->params);
+			continue;
+		}
+		if (strcmp(rt->method, r->method) == 0) {
+			r->route = rt;
+			return 0;
+		}
+		free_params(r->params);
+		path_known = true;
+	}
+	if (path_known)
+		return srv_reply_error(r, 405, "method_not_allowed",
+				       "%s is not allowed on %s", r->method,
+				       r->path) ?: FL_EUSAGE;
+	return srv_reply_error(r, 404, "not_found", "no such endpoint %s",
+			       r->path) ?: FL_ENOTFOUND;
+}
+
+/* Resolve the bearer token into r->who; reply 401 on failure. */
+static int authenticate(struct srv_req *r)
+{
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						    "Authorization");
+	struct srv_token t;
+	char hash[65];
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) > 256)
+		return srv_reply_error(r, 401, "unauthorized",
+				       "missing bearer token") ?: FL_EDENIED;
+	fl_sha256_hex(h + 7, strlen(h + 7), hash);
+	if (srv_store_token_find(r->srv->store, hash, &t, NULL) ||
+	    strcmp(t.kind, "operator") != 0)
+		return srv_reply_error(r, 401, "unauthorized",
+				       "unknown token") ?: FL_EDENIED;
+	if (t.revoked)
+		return srv_reply_error(r, 401, "unauthorized",
+				       "token %s is revoked", t.id) ?: FL_EDENIED;
+	if (t.expires && t.expires <= time(NULL))
+		return srv_reply_error(r, 401, "unauthorized",
+				       "token %s has expired", t.id) ?: FL_EDENIED;
+	r->who.kind = SRV_TOKEN;
+	r->who.role = t.role;
+	fl_strlcpy(r->who.id, t.id, sizeof(r->who.id));
+	fl_strlcpy(r->who.name, t.name, sizeof(r->who.name));
+	return 0;
+}
+
+static int authorize(struct srv_req *r)
+{
+	if (r->route->flags & SRV_PUBLIC)
+		return 0;
+	if (authenticate(r))
+		return FL_EDENIED;
+	if (!(r->route->roles & r->who.role))
+		return srv_reply_error(r, 403, "forbidden",
+				       "role %s may not %s %s",
+				       srv_role_name(r->who.role), r->method,
+				       r->path) ?: FL_EDENIED;
+	return 0;
+}
+
+static void remote_addr(struct MHD_Connection *c, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	buf[0] = '\0';
+	if (sa)
+		getnameinfo(sa,
+			    sa->sa_family == AF_INET6
+				    ? sizeof(struct sockaddr_in6)
+				    : sizeof(struct sockaddr_in),
+			    buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST);
+}
+
+/* First call for a request: route, authenticate, check declared size. */
+static void begin(struct srv_req *r)
+{
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						     "Content-Length");
+	uint64_t len = 0;
+
+	if (strlen(r->path) > MAX_PATH_LEN) {
+		srv_reply_error(r, 414, "too_large", "URL too long");
+		return;
+	}
+	if (route(r) || authorize(r))
+		return;
+	if (cl && (fl_parse_uint(cl, UINT64_MAX, &len, NULL) ||
+		   len > r->srv->max_json_body))
+		srv_reply_error(r, 413, "too_large",
+				"request body over %zu bytes",
+				r->srv->max_json_body);
+}
+
+static void add_body(struct srv_req *r, const char *data, size_t n)
+{
+	if (r->body_len + n > r->srv->max_json_body) {
+		srv_reply_error(r, 413, "too_large",
+				"request body over %zu bytes",
+				r->srv->max_json_body);
+		return;
+	}
+	if (r->body_len + n + 1 > r->body_cap) {
+		r->body_cap = (r->body_len + n + 1) * 2;
+		r->body = fl_xrealloc(r->body, r->body_cap);
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+}
+
+static bool is_mutating(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+/* Last call: run the handler, then audit mutating requests. */
+static void finish(struct srv_req *r)
+{
+	struct fl_error err = {0};
+
+	if (r->finished)
+		return;
+	r->finished = true;
+	if (!r->status) {
+		r->route->fn(r);
+		if (!r->status)
+			srv_reply_error(r, 500, "internal",
+					"handler sent no response");
+	}
+	if (is_mutating(r->method) &&
+	    srv_store_audit(r->srv->store, srv_req_actor(r), r->method,
+			    r->path, r->status, r->remote, &err))
+		fl_error("audit: %s", err.msg);
+	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *data,
+				  size_t *data_size, void **con_cls)
+{
+	struct srv_req *r = *con_cls;
+
+	if (!r) {
+		r = fl_xcalloc(1, sizeof(*r));
+		r->srv = cls;
+		r->conn = c;
+		r->method = method;
+		r->path = fl_xstrdup(url);
+		remote_addr(c, r->remote, sizeof(r->remote));
+		*con_cls = r;
+		begin(r);
+		if (r->status && is_mutating(method))
+			finish(r); /* audit the refusal */
+		return MHD_YES;
+	}
+	if (*data_size) {
+		if (!r->status)
+			add_body(r, data, *data_size);
+		*data_size = 0;
+		return MHD_YES;
+	}
+	finish(r);
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct srv_req *r = *con_cls;
+
+	if (!r)
+		return;
+	free_params(r->params);
+	free(r->path);
+	free(r->body);
+	json_decref(r->json);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	fl_debug("microhttpd: %s", msg);
+}
+
+/* Split "HOST:PORT" / "[V6]:PORT" and resolve it numerically. */
+static int resolve(const char *listen, struct addrinfo **ret, char **ret_host,
+		   struct fl_error *err)
+{
+	const char *colon = strrchr(listen, ':');
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	char *host;
+	int gai;
+
+	if (!colon || colon == listen || !colon[1])
+		return fl_fail(err, FL_EINVAL,
+			       "listen address '%s' must be HOST:PORT", listen);
+	host = fl_xstrndup(listen, (size_t)(colon - listen));
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	gai = getaddrinfo(host, colon + 1, &hints, ret);
+	if (gai) {
+		free(host);
+		return fl_fail(err, FL_EINVAL, "cannot resolve '%s': %s",
+			       listen, gai_strerror(gai));
+	}
+	*ret_host = host;
+	return 0;
+}
+
+static int load_tls(struct srv *srv, char **key, char **cert,
+		    struct fl_error *err)
+{
+	char *kp = srv_path(srv, SRV_TLS_KEY), *cp = srv_path(srv, SRV_TLS_CERT);
+	int rc = fl_read_file(kp, 64 * 1024, key, NULL, err);
+
+	if (!rc)
+		rc = fl_read_file(cp, 256 * 1024, cert, NULL, err);
+	if (rc && *key) {
+		fl_free_secret(*key);
+		*key = NULL;
+	}
+	free(kp);
+	free(cp);
+	return rc;
+}
+
+int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)
+{
+	char *key = NULL, *cert = NULL, *host = NULL;
+	const union MHD_DaemonInfo *info;
+	struct addrinfo *ai = NULL;
+	int rc;
+
+	rc = resolve(listen, &ai, &host, err);
+	if (!rc)
+		rc = load_tls(srv, &key, &cert, err);
+	if (rc)
+		goto out;
+	srv->mhd = MHD_start_daemon(
+		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
+			MHD_USE_ERROR_LOG | MHD_USE_POLL,
+		0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+		ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, key,
+		MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_PRIORITIES,
+		TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, 4u,
+		MHD_OPTION_CONNECTION_LIMIT, 1000u,
+		MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+		MHD_OPTION_END);
+	if (!srv->mhd) {
+		rc = fl_fail(err, FL_EIO,
+			     "cannot listen on %s (address in use, or bad TLS "
+			     "key/certificate)",
+			     listen);
+		goto out;
+	}
+	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	srv->https_url = fl_xasprintf(
+		strchr(host, ':') ? "https://[%s]:%u" : "https://%s:%u", host,
+		info ? info->port : 0);
+out:
+	if (ai)
+		freeaddrinfo(ai);
+	fl_free_secret(key);
+	free(cert);
+	free(host);
+	return rc;
+}
+
+void srv_http_stop(struct srv *srv)
+{
+	if (srv->mhd)
+		MHD_stop_daemon(srv->mhd);
+	srv->mhd = NULL;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "srv.h"
+
+/*
+ * fleetd's HTTPS front: libmicrohttpd with TLS, one route table, bearer
+ * token authentication, role checks, body caps, JSON errors
+ * {"error":{"code":...,"message":...}} and an audit row for every
+ * mutating request.  Handlers see a struct srv_req.
+ */
+
+enum srv_principal_kind { SRV_ANON = 0, SRV_TOKEN, SRV_DEVICE };
+
+struct srv_principal {
+	enum srv_principal_kind kind;
+	char id[64];   /* token id or device id */
+	char name[64]; /* token name */
+	int role;      /* for tokens */
+};
+
+#define SRV_MAX_PARAMS 4
+
+struct srv_req {
+	struct srv *srv;
+	struct MHD_Connection *conn;
+	const struct srv_route *route;
+	const char *method;
+	char *path;
+	char *params[SRV_MAX_PARAMS];
+	struct srv_principal who;
+	char *body;
+	size_t body_len, body_cap;
+	json_t *json;
+	char remote[64];
+	int status; /* status sent, 0 until replied */
+	bool finished; /* handler ran and the request was audited */
+};
+
+/* Route flags. */
+enum {
+	SRV_PUBLIC = 1 << 0, /* no authentication */
+};
+
+struct srv_route {
+	const char *method;
+	const char *pattern; /* "/api/v1/tokens/:id"; ':x' takes one segment */
+	unsigned roles;      /* enum srv_role bits allowed */
+	int (*fn)(struct srv_req *r);
+	unsigned flags;
+};
+
+/* Role sets. */
+#define SRV_ROLES_ALL                                                      \
+	(SRV_ROLE_ADMIN | SRV_ROLE_OPERATOR | SRV_ROLE_TECHNICIAN |        \
+	 SRV_ROLE_VIEWER | SRV_ROLE_CI)
+#define SRV_ROLES_READ                                                     \
+	(SRV_ROLE_ADMIN | SRV_ROLE_OPERATOR | SRV_ROLE_TECHNICIAN |        \
+	 SRV_ROLE_VIEWER)
+#define SRV_ROLES_OPS (SRV_ROLE_ADMIN | SRV_ROLE_OPERATOR)
+
+/* The table, in server-stub/routes.c; ends with a NULL method. */
+extern const struct srv_route srv_routes[];
+
+/*
+ * Listen on @listen ("HOST:PORT"; port 0 picks a free one) with the
+ * state dir's TLS key and certificate.  Sets srv->https_url.
+ */
+int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err);
+void srv_http_stop(struct srv *srv);
+
+/* Reply with @body (reference stolen; NULL sends an empty body). */
+int srv_reply_json(struct srv_req *r, int status, json_t *body);
+
+/* Reply {"error":{"code":@code,"message":...}}. */
+int srv_reply_error(struct srv_req *r, int status, const char *code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Reply with the HTTP status and code that fit @err->code. */
+int srv_reply_fail(struct srv_req *r, const struct fl_error *err);
+
+/* The parsed JSON object body, or NULL after replying 400. */
+json_t *srv_req_json(struct srv_req *r);
+
+/* URL query argument or NULL. */
+const char *srv_req_query(struct srv_req *r, const char *key);
+
+/* Actor string for audit rows: "token:ID" or "device:ID". */
+const char *srv_req_actor(const struct srv_req *r);
+
+#endif

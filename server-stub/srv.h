@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_H
+#define SRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "store.h"
+
+/*
+ * fleetd's shared state: what the HTTP handlers, the MQTT side and the
+ * main loop all see.  Created by srv_open, released by srv_close.
+ */
+struct srv {
+	char *state_dir;
+	struct srv_store *store;
+	struct MHD_Daemon *mhd;
+	char *https_url;      /* "https://127.0.0.1:8443" once listening */
+	size_t max_json_body; /* request body cap for JSON calls */
+};
+
+/* Paths inside the state dir (DESIGN: layout documented in fleetd.8). */
+#define SRV_DB_FILE "fleetd.db"
+#define SRV_CA_FILE "ca.pem"
+#define SRV_TLS_KEY "tls/server.key"
+#define SRV_TLS_CERT "tls/server.pem"
+
+/* Default cap for JSON request bodies. */
+#define SRV_MAX_JSON_BODY (64 * 1024)
+
+/* Open the state in @state_dir (must have been initialised). */
+int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err);
+void srv_close(struct srv *srv);
+
+/* A file path inside the state dir; caller frees. */
+char *srv_path(const struct srv *srv, const char *name);
+
+/*
+ * Initialise a state dir: create it 0700, the database, the TLS key and
+ * certificate (with @sans extra DNS names or IPs), ca.pem, and a first
+ * admin token, whose text is returned in *ret_token (free with
+ * fl_free_secret).  FL_ECONFLICT if already initialised.
+ */
+int srv_init_state(const char *state_dir, const char *const *sans,
+		   size_t nsans, char **ret_token, struct fl_error *err);
+
+/*
+ * Create an operator token with @role that expires after @ttl seconds
+ * (0 = never).  Returns the secret text (free with fl_free_secret) and
+ * the row as JSON for the API.
+ */
+int srv_token_create(struct srv *srv, const char *name, int role,
+		     int64_t ttl, const char *created_by, char **ret_secret,
+		     json_t **ret_info, struct fl_error *err);
+
+#endif

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "srv.h"
+#include "ca.h"
+#include "util.h"
+
+/* Create @dir 0700, refusing a dir that already holds a database. */
+static int make_state_dir(const char *dir, struct fl_error *err)
+{
+	char *db = fl_path_join(dir, SRV_DB_FILE);
+	bool exists = fl_path_exists(db);
+	int rc;
+
+	free(db);
+	if (exists)
+		return fl_fail(err, FL_ECONFLICT,
+			       "'%s' is already initialised", dir);
+	rc = fl_mkdir_p(dir, 0700, err);
+	if (rc)
+		return rc;
+	if (chmod(dir, 0700) < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot chmod '%s'", dir);
+	db = fl_path_join(dir, "tls");
+	rc = fl_mkdir_p(db, 0700, err);
+	free(db);
+	return rc;
+}
+
+static int create_db(const char *dir, struct fl_error *err)
+{
+	char *db = fl_path_join(dir, SRV_DB_FILE);
+	struct srv_store *st = NULL;
+	int rc = srv_store_open(db, &st, err);
+
+	srv_store_close(st);
+	free(db);
+	return rc;
+}
+
+int srv_init_state(const char *state_dir, const char *const *sans,
+		   size_t nsans, char **ret_token, struct fl_error *err)
+{
+	struct srv *srv = NULL;
+	json_t *info = NULL;
+	int rc;
+
+	rc = make_state_dir(state_dir, err);
+	if (!rc)
+		rc = srv_ca_init(state_dir, sans, nsans, err);
+	if (!rc)
+		rc = create_db(state_dir, err);
+	if (!rc)
+		rc = srv_open(state_dir, &srv, err);
+	if (!rc)
+		rc = srv_token_create(srv, "admin", SRV_ROLE_ADMIN, 0,
+				      "fleetd-init", ret_token, &info, err);
+	json_decref(info);
+	srv_close(srv);
+	return rc;
+}

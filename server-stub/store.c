@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+#include "store_db.h"
+#include "util.h"
+
+/*
+ * Numbered migrations: entry i takes the schema from version i to i + 1.
+ * Append only; never edit a released entry.
+ */
+static const char *const migrations[] = {
+	/* 1: operator and enrolment tokens, audit log */
+	"CREATE TABLE tokens ("
+	" id TEXT PRIMARY KEY,"
+	" hash TEXT NOT NULL UNIQUE,"
+	" kind TEXT NOT NULL CHECK (kind IN ('operator', 'enroll')),"
+	" name TEXT NOT NULL,"
+	" role INTEGER NOT NULL,"
+	" grp TEXT,"
+	" uses_left INTEGER NOT NULL DEFAULT -1,"
+	" created INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL DEFAULT 0,"
+	" last_used INTEGER NOT NULL DEFAULT 0,"
+	" revoked INTEGER NOT NULL DEFAULT 0,"
+	" created_by TEXT);"
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" method TEXT NOT NULL,"
+	" path TEXT NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" remote TEXT);",
+};
+
+static const struct {
+	int role;
+	const char *name;
+} roles[] = {
+	{SRV_ROLE_ADMIN, "admin"},	   {SRV_ROLE_OPERATOR, "operator"},
+	{SRV_ROLE_TECHNICIAN, "technician"}, {SRV_ROLE_VIEWER, "viewer"},
+	{SRV_ROLE_CI, "ci"},
+};
+
+int srv_role_parse(const char *s)
+{
+	for (size_t i = 0; s && i < FL_ARRAY_SIZE(roles); i++)
+		if (strcmp(s, roles[i].name) == 0)
+			return roles[i].role;
+	return 0;
+}
+
+const char *srv_role_name(int role)
+{
+	for (size_t i = 0; i < FL_ARRAY_SIZE(roles); i++)
+		if (roles[i].role == role)
+			return roles[i].name;
+	return "none";
+}
+
+static int exec(struct srv_store *s, const char *sql, struct fl_error *err)
+{
+	char *msg = NULL;
+	int rc = 0;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		rc = fl_fail(err, FL_EIO, "database: %s",
+			     msg ? msg : sqlite3_errmsg(s->db));
+	sqlite3_free(msg);
+	return rc;
+}
+
+int srv_store_schema_version(struct srv_store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Apply each pending migration in its own transaction. */
+static int migrate(struct srv_store *s, struct fl_error *err)
+{
+	int v = srv_store_schema_version(s), n = (int)FL_ARRAY_SIZE(migrations);
+
+	if (v < 0)
+		return db_fail(s, err, "reading schema version");
+	if (v > n)
+		return fl_fail(err, FL_ECONFLICT,
+			       "database schema %d is newer than this fleetd (%d)",
+			       v, n);
+	for (; v < n; v++) {
+		char *bump = fl_xasprintf("PRAGMA user_version = %d", v + 1);
+		int rc = exec(s, "BEGIN IMMEDIATE", err);
+
+		if (!rc)
+			rc = exec(s, migrations[v], err);
+		if (!rc)
+			rc = exec(s, bump, err);
+		free(bump);
+		if (!rc)
+			rc = exec(s, "COMMIT", err);
+		if (rc) {
+			exec(s, "ROLLBACK", NULL);
+			fl_error_prefix(err, "migration %d", v + 1);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int srv_store_open(const char *path, struct srv_store **ret,
+		   struct fl_error *err)
+{
+	struct srv_store *s = fl_xcalloc(1, sizeof(*s));
+	int rc;
+
+	pthread_mutex_init(&s->lock, NULL);
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				    SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK) {
+		rc = fl_fail(err, FL_EIO, "cannot open database '%s': %s", path,
+			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto out_close;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+		     "PRAGMA foreign_keys = ON;",
+		  err);
+	if (!rc)
+		rc = migrate(s, err);
+	if (rc)
+		goto out_close;
+	*ret = s;
+	return 0;
+out_close:
+	srv_store_close(s);
+	return rc;
+}
+
+void srv_store_close(struct srv_store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
+			const char *hash_hex, const char *created_by,
+			struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, NULL, err,
+		    "INSERT INTO tokens (id, hash, kind, name, role, uses_left,"
+		    " created, expires, created_by)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "ssssdiiis", t->id, hash_hex, t->kind, t->name, t->role,
+		    t->uses_left, (int64_t)time(NULL), t->expires, created_by);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void token_from_json(const json_t *row, struct srv_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	fl_strlcpy(t->id, json_string_value(json_object_get(row, "id")),
+		   sizeof(t->id));
+	fl_strlcpy(t->name, json_string_value(json_object_get(row, "name")),
+		   sizeof(t->name));
+	fl_strlcpy(t->kind, json_string_value(json_object_get(row, "kind")),
+		   sizeof(t->kind));
+	t->role = (int)json_integer_value(json_object_get(row, "role"));
+	t->expires = json_integer_value(json_object_get(row, "expires"));
+	t->uses_left = json_integer_value(json_object_get(row, "uses_left"));
+	t->revoked = json_integer_value(json_object_get(row, "revoked"));
+}
+
+int srv_store_token_find(struct srv_store *s, const char *hash_hex,
+			 struct srv_token *ret, struct fl_error *err)
+{
+	json_t *row;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_query_one(s, &row, err,
+			  "SELECT id, name, kind, role, expires, uses_left,"
+			  " revoked FROM tokens WHERE hash = ?",
+			  "s", hash_hex);
+	if (!rc) {
+		token_from_json(row, ret);
+		json_decref(row);
+		db_run(s, NULL, NULL,
+		       "UPDATE tokens SET last_used = ? WHERE hash = ?", "is",
+		       (int64_t)time(NULL), hash_hex);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int srv_store_token_list(struct srv_store *s, json_t **ret,
+			 struct fl_error *err)
+{
+	size_t i;
+	json_t *row;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_query_json(s, ret, err,
+			   "SELECT id, name, kind, role, grp AS \"group\","
+			   " CASE WHEN uses_left >= 0 THEN uses_left END"
+			   " AS uses_left,"
+			   " " DB_TIME("created") " AS created,"
+			   " " DB_TIME("expires") " AS expires,"
+			   " " DB_TIME("last_used") " AS last_used,"
+			   " revoked, created_by FROM tokens ORDER BY created, id",
+			   NULL);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return rc;
+	db_json_bools(*ret, "revoked");
+	json_array_foreach(*ret, i, row) {
+		int role = (int)json_integer_value(json_object_get(row, "role"));
+
+		json_object_set_new(row, "role",
+				    json_string(srv_role_name(role)));
+	}
+	return 0;
+}
+
+int srv_store_token_revoke(struct srv_store *s, const char *id,
+			   struct fl_error *err)
+{
+	int rc, n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, &n, err, "UPDATE tokens SET revoked = 1 WHERE id = ?",
+		    "s", id);
+	pthread_mutex_unlock(&s->lock);
+	if (!rc && n == 0)
+		rc = fl_fail(err, FL_ENOTFOUND, "no token with id '%s'", id);
+	return rc;
+}
+
+int srv_store_audit(struct srv_store *s, const char *actor,
+		    const char *method, const char *path, int status,
+		    const char *remote, struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, NULL, err,
+		    "INSERT INTO audit (ts, actor, method, path, status, remote)"
+		    " VALUES (?, ?, ?, ?, ?, ?)",
+		    "isssds", (int64_t)time(NULL), actor, method, path, status,
+		    remote);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int srv_store_audit_list(struct srv_store *s, int limit, json_t **ret,
+			 struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_query_json(s, ret, err,
+			   "SELECT id, " DB_TIME("ts") " AS time, actor, method,"
+			   " path, status, remote FROM audit"
+			   " ORDER BY id DESC LIMIT ?",
+			   "d", limit);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdint.h>
+#include <string.h>
+
+#include "store_db.h"
+#include "util.h"
+
+int db_fail(struct srv_store *s, struct fl_error *err, const char *what)
+{
+	int ext = sqlite3_extended_errcode(s->db);
+	int code = FL_EIO;
+
+	if ((ext & 0xff) == SQLITE_CONSTRAINT)
+		code = FL_ECONFLICT;
+	return fl_fail(err, code, "database: %s: %s", what,
+		       sqlite3_errmsg(s->db));
+}
+
+static int bind_all(struct srv_store *s, sqlite3_stmt *st, const char *types,
+		    va_list ap, struct fl_error *err)
+{
+	int rc = SQLITE_OK;
+
+	for (int i = 0; types && types[i]; i++) {
+		const char *str;
+
+		switch (types[i]) {
+		case 's':
+			str = va_arg(ap, const char *);
+			rc = str ? sqlite3_bind_text(st, i + 1, str, -1,
+						     SQLITE_TRANSIENT)
+				 : sqlite3_bind_null(st, i + 1);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+			break;
+		default:
+			return fl_fail(err, FL_ERR, "bad bind type '%c'",
+				       types[i]);
+		}
+		if (rc != SQLITE_OK)
+			return db_fail(s, err, "bind");
+	}
+	return 0;
+}
+
+static int prepare(struct srv_store *s, const char *sql, const char *types,
+		   va_list ap, sqlite3_stmt **ret, struct fl_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare");
+	rc = bind_all(s, st, types, ap, err);
+	if (rc) {
+		sqlite3_finalize(st);
+		return rc;
+	}
+	*ret = st;
+	return 0;
+}
+
+int db_run(struct srv_store *s, int *ret_changes, struct fl_error *err,
+	   const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = prepare(s, sql, types, ap, &st, err);
+	va_end(ap);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = db_fail(s, err, "step");
+	} else {
+		rc = 0;
+		if (ret_changes)
+			*ret_changes = sqlite3_changes(s->db);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(st, i));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_column_double(st, i));
+	case SQLITE_TEXT:
+		return json_stringn((const char *)sqlite3_column_text(st, i),
+				    (size_t)sqlite3_column_bytes(st, i));
+	default:
+		return json_null();
+	}
+}
+
+static int query_v(struct srv_store *s, json_t **ret, struct fl_error *err,
+		   const char *sql, const char *types, va_list ap)
+{
+	json_t *rows = json_array();
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(s, sql, types, ap, &st, err);
+	if (rc)
+		goto out_rows;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = json_object();
+
+		for (int i = 0; i < sqlite3_column_count(st); i++)
+			json_object_set_new(row, sqlite3_column_name(st, i),
+					    column_json(st, i));
+		json_array_append_new(rows, row);
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_fail(s, err, "query");
+	sqlite3_finalize(st);
+	if (rc)
+		goto out_rows;
+	*ret = rows;
+	return 0;
+out_rows:
+	json_decref(rows);
+	return rc;
+}
+
+int db_query_json(struct srv_store *s, json_t **ret, struct fl_error *err,
+		  const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = query_v(s, ret, err, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_query_one(struct srv_store *s, json_t **ret, struct fl_error *err,
+		 const char *sql, const char *types, ...)
+{
+	json_t *rows;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = query_v(s, &rows, err, sql, types, ap);
+	va_end(ap);
+	if (rc)
+		return rc;
+	if (json_array_size(rows) == 0) {
+		json_decref(rows);
+		return fl_fail(err, FL_ENOTFOUND, "not found");
+	}
+	*ret = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return 0;
+}
+
+void db_json_bools(json_t *arr, const char *key)
+{
+	size_t i;
+	json_t *row;
+
+	json_array_foreach(arr, i, row) {
+		json_t *v = json_object_get(row, key);
+
+		if (json_is_integer(v))
+			json_object_set_new(row, key,
+					    json_boolean(json_integer_value(v)));
+	}
+}
