@@ -16,6 +16,9 @@
 #include "util.h"
 
 #define MAX_PATH_LEN 1024
+/* Bodies are drained up to this size before an early refusal is sent;
+ * beyond it the reply goes out at once and the connection is closed. */
+#define DRAIN_MAX (16u * 1024 * 1024)
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 static const struct {
@@ -33,17 +36,11 @@ static const struct {
 	{FL_ETIMEOUT, 504, "timeout"},
 };
 
-int srv_reply_json(struct srv_req *r, int status, json_t *body)
+static int queue_text(struct srv_req *r, int status, char *text)
 {
-	char *text = body ? fl_json_dumps(body) : fl_xstrdup("");
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
 
-	json_decref(body);
-	if (r->status) { /* one reply per request */
-		free(text);
-		return 0;
-	}
 	resp = MHD_create_response_from_buffer(strlen(text), text,
 					       MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
@@ -54,8 +51,35 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body)
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	ok = MHD_queue_response(r->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
-	r->status = status;
 	return ok == MHD_YES ? 0 : FL_EIO;
+}
+
+/* Send a reply held back while the body was drained. */
+static void flush_held(struct srv_req *r)
+{
+	char *text = r->held;
+
+	r->held = NULL;
+	r->hold = false;
+	if (text)
+		queue_text(r, r->status, text);
+}
+
+int srv_reply_json(struct srv_req *r, int status, json_t *body)
+{
+	char *text = body ? fl_json_dumps(body) : fl_xstrdup("");
+
+	json_decref(body);
+	if (r->status) { /* one reply per request */
+		free(text);
+		return 0;
+	}
+	r->status = status;
+	if (r->hold) {
+		r->held = text;
+		return 0;
+	}
+	return queue_text(r, status, text);
 }
 
 int srv_reply_error(struct srv_req *r, int status, const char *code,
@@ -260,8 +284,32 @@ static void begin(struct srv_req *r)
 				r->srv->max_json_body);
 }
 
+/* Does the request announce a body small enough to drain? */
+static bool body_to_drain(struct MHD_Connection *c)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     "Content-Length");
+	const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     "Transfer-Encoding");
+	uint64_t len = 0;
+
+	if (te && strcasestr(te, "chunked"))
+		return true;
+	return cl && !fl_parse_uint(cl, DRAIN_MAX, &len, NULL) && len > 0;
+}
+
 static void add_body(struct srv_req *r, const char *data, size_t n)
 {
+	r->seen += n;
+	if (r->seen > DRAIN_MAX) {
+		srv_reply_error(r, 413, "too_large",
+				"request body over %zu bytes",
+				r->srv->max_json_body);
+		flush_held(r); /* give up draining: reply and close */
+		return;
+	}
+	if (r->status)
+		return; /* refused already: drain */
 	if (r->body_len + n > r->srv->max_json_body) {
 		srv_reply_error(r, 413, "too_large",
 				"request body over %zu bytes",
@@ -317,6 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		r->method = method;
 		r->path = fl_xstrdup(url);
 		remote_addr(c, r->remote, sizeof(r->remote));
+		r->hold = body_to_drain(c);
 		*con_cls = r;
 		begin(r);
 		if (r->status && is_mutating(method))
@@ -324,12 +373,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	if (*data_size) {
-		if (!r->status)
+		if (r->hold || !r->status)
 			add_body(r, data, *data_size);
 		*data_size = 0;
 		return MHD_YES;
 	}
+	flush_held(r);
 	finish(r);
+	flush_held(r);
 	return MHD_YES;
 }
 
@@ -343,6 +394,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	free_params(r->params);
 	free(r->path);
 	free(r->body);
+	free(r->held);
 	json_decref(r->json);
 	free(r);
 	*con_cls = NULL;

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -42,6 +43,12 @@ struct srv_req {
 	char remote[64];
 	int status; /* status sent, 0 until replied */
 	bool finished; /* handler ran and the request was audited */
+	/* While a body is still arriving an early refusal is held back and
+	 * the body drained, so the client can read the reply (closing with
+	 * unread data would reset the connection). */
+	bool hold;
+	char *held;
+	uint64_t seen;
 };
 
 /* Route flags. */

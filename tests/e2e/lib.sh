@@ -1,0 +1,135 @@
+# Shared helpers for the end-to-end tests (sourced by tests/e2e/tNNNN-*.sh).
+#
+# Everything runs on 127.0.0.1 in a private temp dir that is removed on
+# exit; every process started here is killed by the trap; every wait is
+# bounded.  The build's programs are on PATH (tests/run puts them there).
+#
+#   check "what"  CMD...     CMD must succeed
+#   check_exit N "what" CMD  CMD must exit with N
+#   check_grep RE "what" CMD CMD's stdout+stderr must match RE
+#   start_fleetd [init args] a fresh state dir, served; sets FLEET_URL,
+#                            FLEET_CA_FILE, ADMIN_TOKEN, FLEETD_PID
+#   finish                   print the summary; exit 1 on any failure
+
+set -u
+: "${FLEET_BUILD:?run through 'make check'}"
+: "${FLEET_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+export PATH="$FLEET_BUILD:$FLEET_BUILD/tests/tools:$PATH"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/fleet-e2e.XXXXXX")
+export FLEETCTL_CONFIG=$T/fleetctl.conf
+unset FLEET_SERVER FLEET_TOKEN FLEET_CA FLEET_CONTEXT
+_pids=()
+_fails=0
+_checks=0
+# Timeouts are longer under the sanitizers, which slow everything down.
+if [ "${FLEET_SAN:-0}" = 1 ]; then WAIT_SCALE=4; else WAIT_SCALE=1; fi
+
+cleanup() {
+	local p
+	for p in "${_pids[@]+"${_pids[@]}"}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${_pids[@]+"${_pids[@]}"}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Remember a background process for the cleanup trap.
+track() { _pids+=("$1"); }
+
+log() { printf '# %s\n' "$*"; }
+
+_result() {
+	_checks=$((_checks + 1))
+	if [ "$1" = ok ]; then
+		printf 'ok %d - %s\n' "$_checks" "$2"
+	else
+		_fails=$((_fails + 1))
+		printf 'not ok %d - %s\n' "$_checks" "$2"
+		[ -s "$T/last.out" ] && sed 's/^/#   | /' "$T/last.out" | tail -n 20
+	fi
+}
+
+check() {
+	local what=$1
+	shift
+	if "$@" >"$T/last.out" 2>&1; then _result ok "$what"; else _result fail "$what (exit $?)"; fi
+}
+
+check_exit() {
+	local want=$1 what=$2 rc
+	shift 2
+	"$@" >"$T/last.out" 2>&1
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then _result ok "$what"; else _result fail "$what (exit $rc, want $want)"; fi
+}
+
+check_grep() {
+	local re=$1 what=$2
+	shift 2
+	"$@" >"$T/last.out" 2>&1
+	if grep -Eq -- "$re" "$T/last.out"; then _result ok "$what"; else _result fail "$what (no match for /$re/)"; fi
+}
+
+# Assert a shell condition: check_true "what" test -f x
+check_true() { check "$@"; }
+
+fail() { _result fail "$*"; }
+pass() { _result ok "$*"; }
+
+# wait_until SECONDS CMD...: poll CMD every 0.1 s until it succeeds.
+wait_until() {
+	local limit=$(($1 * WAIT_SCALE * 10)) i
+	shift
+	for ((i = 0; i < limit; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_fleetd [extra init args]: init a state dir and serve it.
+start_fleetd() {
+	local state=$T/state out=$T/fleetd.out
+	fleetd init --state "$state" "$@" >"$T/init.out" 2>&1 || {
+		cat "$T/init.out"
+		echo "fleetd init failed" >&2
+		exit 1
+	}
+	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out" | tail -n 1)
+	FLEET_CA_FILE=$state/ca.pem
+	FLEETD_STATE=$state
+	fleetd serve --state "$state" --listen 127.0.0.1:0 --log-level debug \
+		>"$out" 2>"$T/fleetd.log" &
+	FLEETD_PID=$!
+	track "$FLEETD_PID"
+	if ! wait_until 20 grep -q '^ready ' "$out"; then
+		cat "$T/fleetd.log" >&2
+		echo "fleetd did not become ready" >&2
+		exit 1
+	fi
+	FLEET_URL=$(sed -n 's/^ready https=\([^ ]*\).*/\1/p' "$out")
+	export ADMIN_TOKEN FLEET_CA_FILE FLEET_URL FLEETD_STATE
+}
+
+# fleetctl with the admin context given by flags.
+as_admin() { fleetctl --server "$FLEET_URL" --ca "$FLEET_CA_FILE" --token "$ADMIN_TOKEN" "$@"; }
+
+# curl against fleetd, pinned to its CA: api METHOD PATH [curl args]
+api() {
+	local method=$1 path=$2
+	shift 2
+	curl -sS --max-time 20 --cacert "$FLEET_CA_FILE" -X "$method" \
+		"$FLEET_URL$path" "$@"
+}
+
+finish() {
+	echo "# $_checks checks, $_fails failed"
+	[ "$_checks" -gt 0 ] && [ "$_fails" -eq 0 ]
+	exit $?
+}
