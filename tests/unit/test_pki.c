@@ -566,6 +566,16 @@ static void test_leaf_policy_failures(void **state)
 /* ------------------------------------------------------------------ */
 /* CSRs                                                               */
 
+/* Memory BIO data is not NUL-terminated: copy it into a string. */
+static char *bio_str(const char *data, long n)
+{
+	char *s = fl_xmalloc((size_t)n + 1);
+
+	memcpy(s, data, (size_t)n);
+	s[n] = '\0';
+	return s;
+}
+
 /* A CSR built by hand: @ncn copies of CN=@cn, optional extension
  * requests; returned as PEM. */
 static char *custom_csr(EVP_PKEY *key, const char *cn, int ncn,
@@ -606,7 +616,7 @@ static char *custom_csr(EVP_PKEY *key, const char *cn, int ncn,
 	assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
 	assert_true(PEM_write_bio_X509_REQ(b, req));
 	n = BIO_get_mem_data(b, &data);
-	pem = fl_xstrndup(data, (size_t)n);
+	pem = bio_str(data, n);
 	BIO_free(b);
 	X509_REQ_free(req);
 	return pem;
@@ -680,7 +690,7 @@ static char *corrupt_csr(const char *pem)
 	der[len - 1] ^= 0x01;
 	assert_true(PEM_write_bio(out, name, hdr, der, len));
 	n = BIO_get_mem_data(out, &data);
-	res = fl_xstrndup(data, (size_t)n);
+	res = bio_str(data, n);
 	OPENSSL_free(name);
 	OPENSSL_free(hdr);
 	OPENSSL_free(der);
