@@ -145,8 +145,8 @@ static void tool_set(struct fixture *fx, const char *const *kv, size_t n)
 		assert_int_equal(run(argv, NULL, 0), 0);
 	} else {
 		char *script = fl_path_join(fx->dir, "setenv.script");
-		char *argv[] = {"fw_setenv", "-c", fx->config, "-s", script,
-				NULL};
+		char *argv[] = {"fw_setenv", "-c",   fx->config,
+				"-s",	     script, NULL};
 		FILE *f = fopen(script, "w");
 
 		assert_non_null(f);
@@ -161,11 +161,11 @@ static void tool_set(struct fixture *fx, const char *const *kv, size_t n)
 static void open_boot(struct fixture *fx)
 {
 	struct agent_boot_opts o = {
-		.backend = fx->kind == K_SIM	 ? "sim" :
-			   fx->kind == K_UBOOT ? "uboot" :
-						 "grub",
-		.path = fx->path,
-		.default_env = fx->defenv,
+	    .backend = fx->kind == K_SIM     ? "sim"
+		       : fx->kind == K_UBOOT ? "uboot"
+					     : "grub",
+	    .path = fx->path,
+	    .default_env = fx->defenv,
 	};
 	struct fl_error err = {0};
 
@@ -394,7 +394,7 @@ static void test_rollback(void **state)
 static void test_fallback_behind_back(void **state)
 {
 	static const char *const altboot[] = {
-		"fleet_slot=a", "upgrade_available=0", "bootcount=0"};
+	    "fleet_slot=a", "upgrade_available=0", "bootcount=0"};
 	struct fixture *fx = *state;
 	struct agent_boot_state st;
 	struct fl_error err = {0};
@@ -416,9 +416,9 @@ static void test_fallback_behind_back(void **state)
 /* We read what the real tool wrote, and keep variables we do not own. */
 static void test_reads_tool_writes(void **state)
 {
-	static const char *const kv[] = {
-		"fleet_slot=b", "upgrade_available=1", "bootcount=2",
-		"bootlimit=5", "other_var=kept"};
+	static const char *const kv[] = {"fleet_slot=b", "upgrade_available=1",
+					 "bootcount=2", "bootlimit=5",
+					 "other_var=kept"};
 	struct fixture *fx = *state;
 	struct agent_boot_state st;
 	struct fl_error err = {0};
@@ -439,21 +439,21 @@ static void test_reads_tool_writes(void **state)
 static void test_bad_values(void **state)
 {
 	static const char *const bad[][2] = {
-		{"fleet_slot=c", NULL},
-		{"fleet_slot=ab", NULL},
-		{"fleet_try=z", NULL},
-		{"upgrade_available=2", NULL},
-		{"bootcount=abc", NULL},
-		{"bootcount=-1", NULL},
-		{"bootcount=99999999999999999999999", NULL},
-		{"bootlimit=101", NULL},
-		{"fleet_slot=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		 NULL},
+	    {"fleet_slot=c", NULL},
+	    {"fleet_slot=ab", NULL},
+	    {"fleet_try=z", NULL},
+	    {"upgrade_available=2", NULL},
+	    {"bootcount=abc", NULL},
+	    {"bootcount=-1", NULL},
+	    {"bootcount=99999999999999999999999", NULL},
+	    {"bootlimit=101", NULL},
+	    {"fleet_slot=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	     NULL},
 	};
-	static const char *const fix[] = {
-		"fleet_slot=a", "fleet_try=b", "upgrade_available=0",
-		"bootcount=0", "bootlimit=3"};
+	static const char *const fix[] = {"fleet_slot=a", "fleet_try=b",
+					  "upgrade_available=0", "bootcount=0",
+					  "bootlimit=3"};
 	struct fixture *fx = *state;
 	struct agent_boot_state st;
 	struct agent_boot_step s;
@@ -577,14 +577,14 @@ static void test_grub_tmp_and_failure(void **state)
 {
 	static const char *const odd[] = {"note=x\\y\nz"};
 	static const char *const bad[] = {
-		/* repeated variable */
-		"# GRUB Environment Block\nfleet_slot=a\nfleet_slot=b\n###",
-		/* unterminated line */
-		"# GRUB Environment Block\nfleet_slot=a",
-		/* no name */
-		"# GRUB Environment Block\n=a\n",
-		/* wrong header */
-		"# GRUB Environment\nfleet_slot=a\n",
+	    /* repeated variable */
+	    "# GRUB Environment Block\nfleet_slot=a\nfleet_slot=b\n###",
+	    /* unterminated line */
+	    "# GRUB Environment Block\nfleet_slot=a",
+	    /* no name */
+	    "# GRUB Environment Block\n=a\n",
+	    /* wrong header */
+	    "# GRUB Environment\nfleet_slot=a\n",
 	};
 	struct fixture *fx = *state;
 	struct agent_boot_opts o = {.backend = "grub",
@@ -615,8 +615,7 @@ static void test_grub_tmp_and_failure(void **state)
 	assert_int_equal(agent_boot_open(&o, &b, &err), 0);
 	assert_int_equal(agent_boot_prepare_switch(b, "b", &err), FL_EIO);
 	agent_boot_close(b);
-	assert_int_equal(fl_read_file(fx->env[0], 4096, &after, NULL, NULL),
-			 0);
+	assert_int_equal(fl_read_file(fx->env[0], 4096, &after, NULL, NULL), 0);
 	assert_string_equal(before, after);
 	free(before);
 	free(after);
@@ -660,32 +659,32 @@ static void test_helpers(void **state)
 	agent_boot_close(NULL);
 }
 
-#define ALL(f)                                                                \
-	cmocka_unit_test_prestate_setup_teardown(f, setup, teardown,         \
-						 &kinds[K_SIM]),              \
-		cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, \
-							 &kinds[K_UBOOT]),    \
-		cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, \
-							 &kinds[K_GRUB])
-#define ONE(f, k)                                                             \
+#define ALL(f)                                                                 \
+	cmocka_unit_test_prestate_setup_teardown(f, setup, teardown,           \
+						 &kinds[K_SIM]),               \
+	    cmocka_unit_test_prestate_setup_teardown(f, setup, teardown,       \
+						     &kinds[K_UBOOT]),         \
+	    cmocka_unit_test_prestate_setup_teardown(f, setup, teardown,       \
+						     &kinds[K_GRUB])
+#define ONE(f, k)                                                              \
 	cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, &kinds[k])
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_helpers),
-		ALL(test_fresh_init),
-		ALL(test_switch_and_mark_good),
-		ALL(test_bootcount_fallback),
-		ALL(test_rollback),
-		ALL(test_fallback_behind_back),
-		ALL(test_reads_tool_writes),
-		ALL(test_bad_values),
-		ALL(test_garbage_env),
-		ONE(test_torn_write, K_SIM),
-		ONE(test_torn_write, K_UBOOT),
-		ONE(test_uboot_no_default, K_UBOOT),
-		ONE(test_grub_tmp_and_failure, K_GRUB),
+	    cmocka_unit_test(test_helpers),
+	    ALL(test_fresh_init),
+	    ALL(test_switch_and_mark_good),
+	    ALL(test_bootcount_fallback),
+	    ALL(test_rollback),
+	    ALL(test_fallback_behind_back),
+	    ALL(test_reads_tool_writes),
+	    ALL(test_bad_values),
+	    ALL(test_garbage_env),
+	    ONE(test_torn_write, K_SIM),
+	    ONE(test_torn_write, K_UBOOT),
+	    ONE(test_uboot_no_default, K_UBOOT),
+	    ONE(test_grub_tmp_and_failure, K_GRUB),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
