@@ -256,6 +256,25 @@ int agent_boot_init(struct agent_boot *boot, const char *slot,
 	return store_state(boot, &st, lrc != 0, err);
 }
 
+/*
+ * Put @target on trial: it boots next, counted, and the bootloader falls
+ * back to the other slot after bootlimit failed boots.
+ */
+static int start_trial(struct agent_boot *b, struct agent_boot_state *st,
+		       const char *target, struct fl_error *err)
+{
+	if (!st->bootlimit)
+		return fl_fail(err, FL_EINVAL,
+			       "%s is not set: a failing slot would never fall "
+			       "back",
+			       AGENT_BOOT_VAR_LIMIT);
+	fl_strlcpy(st->slot, target, sizeof(st->slot));
+	fl_strlcpy(st->try_slot, target, sizeof(st->try_slot));
+	st->upgrade_available = true;
+	st->bootcount = 0;
+	return store_state(b, st, false, err);
+}
+
 int agent_boot_prepare_switch(struct agent_boot *boot, const char *target,
 			      struct fl_error *err)
 {
@@ -273,19 +292,11 @@ int agent_boot_prepare_switch(struct agent_boot *boot, const char *target,
 			       "roll back first",
 			       st.slot);
 	if (fl_streq(st.slot, target))
-		return fl_fail(
-		    err, FL_EINVAL,
-		    "slot %s is the booted slot, not the inactive one", target);
-	if (!st.bootlimit)
 		return fl_fail(err, FL_EINVAL,
-			       "%s is not set: a failing slot would never fall "
-			       "back",
-			       AGENT_BOOT_VAR_LIMIT);
-	fl_strlcpy(st.slot, target, sizeof(st.slot));
-	fl_strlcpy(st.try_slot, target, sizeof(st.try_slot));
-	st.upgrade_available = true;
-	st.bootcount = 0;
-	return store_state(boot, &st, false, err);
+			       "slot %s is the booted slot, not the inactive "
+			       "one",
+			       target);
+	return start_trial(boot, &st, target, err);
 }
 
 int agent_boot_mark_good(struct agent_boot *boot, struct fl_error *err)
@@ -313,11 +324,7 @@ int agent_boot_rollback(struct agent_boot *boot, char ret_slot[2],
 	rc = load_state(boot, &st, err);
 	if (rc)
 		return rc;
-	fl_strlcpy(st.slot, agent_boot_other_slot(st.slot), sizeof(st.slot));
-	st.upgrade_available = false;
-	st.bootcount = 0;
-	st.try_slot[0] = '\0';
-	rc = store_state(boot, &st, false, err);
+	rc = start_trial(boot, &st, agent_boot_other_slot(st.slot), err);
 	if (rc)
 		return rc;
 	if (ret_slot)

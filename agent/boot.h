@@ -146,11 +146,15 @@ int agent_boot_prepare_switch(struct agent_boot *boot, const char *target,
 int agent_boot_mark_good(struct agent_boot *boot, struct fl_error *err);
 
 /*
- * Switch to the other slot on request (the previous firmware):
- * fleet_slot=other, upgrade_available=0, bootcount=0, fleet_try cleared.
- * The caller reboots afterwards.  If @ret_slot is not NULL it receives the
- * slot now selected.
- * Returns 0, FL_ENOTFOUND, FL_EPARSE, FL_EIO, FL_ETIMEOUT.
+ * Switch to the other slot on request (the previous firmware), as a
+ * trial: fleet_slot=fleet_try=other, upgrade_available=1, bootcount=0.
+ * The caller reboots, checks health and calls agent_boot_mark_good like
+ * after an update; if the old slot no longer boots (say it was partly
+ * overwritten by a later download), the bootloader returns to the
+ * current slot after bootlimit boots.  Also ends a running trial.  If
+ * @ret_slot is not NULL it receives the slot now selected.
+ * Returns 0, FL_EINVAL (bootlimit unset), FL_ENOTFOUND, FL_EPARSE,
+ * FL_EIO, FL_ETIMEOUT.
  */
 int agent_boot_rollback(struct agent_boot *boot, char ret_slot[2],
 			struct fl_error *err);

@@ -370,24 +370,41 @@ static void test_rollback(void **state)
 	assert_int_equal(agent_boot_prepare_switch(fx->boot, "b", &err), 0);
 	step(fx, "b", false);
 	assert_int_equal(agent_boot_mark_good(fx->boot, &err), 0);
-	/* operator asks for the previous firmware */
+	/* operator asks for the previous firmware: a trial of slot a */
 	assert_int_equal(agent_boot_rollback(fx->boot, slot, &err), 0);
 	assert_string_equal(slot, "a");
 	read_ok(fx, &st);
 	assert_string_equal(st.slot, "a");
-	assert_int_equal(agent_boot_phase(&st), AGENT_BOOT_STABLE);
+	assert_string_equal(st.try_slot, "a");
+	assert_true(st.upgrade_available);
+	assert_int_equal(agent_boot_phase(&st), AGENT_BOOT_TRYING);
+	assert_tool_value(fx, "fleet_slot", "a");
+	assert_tool_value(fx, "upgrade_available", "1");
 	step(fx, "a", false);
-	/* rollback during a trial ends the trial on the old slot */
+	assert_int_equal(agent_boot_mark_good(fx->boot, &err), 0);
+	read_ok(fx, &st);
+	assert_string_equal(st.slot, "a");
+	assert_int_equal(agent_boot_phase(&st), AGENT_BOOT_STABLE);
+
+	/* rollback during a trial of b goes back to a */
 	assert_int_equal(agent_boot_prepare_switch(fx->boot, "b", &err), 0);
 	step(fx, "b", false);
 	assert_int_equal(agent_boot_rollback(fx->boot, NULL, &err), 0);
 	read_ok(fx, &st);
 	assert_string_equal(st.slot, "a");
-	assert_false(st.upgrade_available);
 	assert_int_equal(st.bootcount, 0);
-	assert_int_equal(agent_boot_phase(&st), AGENT_BOOT_STABLE);
-	assert_tool_value(fx, "fleet_slot", "a");
-	assert_tool_value(fx, "fleet_try", "");
+	step(fx, "a", false);
+	assert_int_equal(agent_boot_mark_good(fx->boot, &err), 0);
+
+	/* a rollback target that no longer boots: back to the current slot */
+	assert_int_equal(agent_boot_rollback(fx->boot, slot, &err), 0);
+	assert_string_equal(slot, "b");
+	for (int i = 0; i < 3; i++)
+		step(fx, "b", false);
+	step(fx, "a", true);
+	read_ok(fx, &st);
+	assert_string_equal(st.slot, "a");
+	assert_int_equal(agent_boot_phase(&st), AGENT_BOOT_FELL_BACK);
 }
 
 /* The real bootloader (here: its tool) falls back without the agent. */
