@@ -116,26 +116,43 @@ int64_t fl_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Years outside 0000..9999 do not fit the form: clamp them (strftime
+ * left @buf unterminated there, and wrote "26" for the year 26). */
 void fl_time_rfc3339(time_t t, char buf[static 21])
 {
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 ||
+	    tm.tm_year > 9999 - 1900) {
+		fl_strlcpy(buf, t < 0 ? "0000-01-01T00:00:00Z"
+				      : "9999-12-31T23:59:59Z",
+			   21);
+		return;
+	}
+	snprintf(buf, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 int fl_parse_rfc3339(const char *s, time_t *ret, struct fl_error *err)
 {
 	struct tm tm = {0};
 	const char *end;
+	char canon[21];
+	time_t t;
 
+	/* strptime accepts "2026-02-30", " 2026-1-5" and two-digit years:
+	 * only the canonical text of the parsed time is taken */
 	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!end || *end)
-		return fl_fail(err, FL_EPARSE,
-			       "bad timestamp '%.40s' (want YYYY-MM-DDThh:mm:ssZ)",
-			       s);
-	*ret = timegm(&tm);
-	return 0;
+	if (end && !*end) {
+		t = timegm(&tm);
+		fl_time_rfc3339(t, canon);
+		if (strcmp(canon, s) == 0) {
+			*ret = t;
+			return 0;
+		}
+	}
+	return fl_fail(err, FL_EPARSE,
+		       "bad timestamp '%.40s' (want YYYY-MM-DDThh:mm:ssZ)", s);
 }
 
 int fl_parse_uint(const char *s, uint64_t max, uint64_t *ret,
