@@ -6,9 +6,11 @@
 #   make check SAN=1     the same with ASan+UBSan, in build-san/
 #   make demo            a local fleet, narrated
 #   make fuzz            libFuzzer targets (clang) in build-fuzz/
+#   make completions     regenerate completions/ from fleetctl's command table
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
 #   make V=1             show compiler command lines
+#   make BUILD=dir       build somewhere else than build/ (build-san/)
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
@@ -28,12 +30,12 @@ endif
 endif
 
 ifeq ($(SAN),1)
-B := build-san
+B := $(or $(BUILD),build-san)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 OPT := -O1 -g
 else
-B := build
+B := $(or $(BUILD),build)
 SANFLAGS :=
 OPT := -O2 -g
 endif
@@ -81,7 +83,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all check demo fuzz install clean help deps firmware
+.PHONY: all check demo fuzz install clean help deps firmware completions
 .SECONDARY:
 all: $(PROGS)
 
@@ -130,6 +132,13 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(ALL_LIBS)
 $(B)/tests/tools/%: $(B)/tests/tools/%.o $(ALL_LIBS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+# The committed completion scripts are generated from the command table;
+# t9001 fails when they are stale.
+completions: $(B)/fleetctl
+	$(B)/fleetctl completion bash > completions/fleetctl.bash
+	$(B)/fleetctl completion zsh > completions/_fleetctl
+	$(B)/fleetctl completion fish > completions/fleetctl.fish
 
 firmware:
 	$(MAKE) -C firmware-sample OUT=$(CURDIR)/$(B)/firmware

@@ -55,7 +55,8 @@ static const char bash_fn[] =
 	"\t\t\t[[ $cur == -* ]] && cands=\"$cands $opts\"\n"
 	"\t\telif [[ \"$path \" == \"$typed\"* ]]; then\n"
 	"\t\t\tn=${path#\"$typed\"}\n"
-	"\t\t\tcands=\"$cands ${n%% *}\"\n"
+	"\t\t\tn=${n%% *}\n"
+	"\t\t\t[[ \" $cands \" == *\" $n \"* ]] || cands=\"$cands $n\"\n"
 	"\t\tfi\n"
 	"\tdone <<< \"$_fleetctl_commands\"\n"
 	"\t[[ -z $typed && $cur == -* ]] && cands=\"" GLOBAL_OPTS "\"\n"
@@ -113,6 +114,18 @@ static void gen_zsh(void)
 	printf("'\n%s", zsh_fn);
 }
 
+/* A fish single-quoted string. */
+static void fish_quote(const char *s)
+{
+	putchar('\'');
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			putchar('\\');
+		putchar(*s);
+	}
+	putchar('\'');
+}
+
 /* fish: one `complete` line per command word and per option. */
 static void fish_level(const struct cli_cmd *t, const char *parent,
 		       const char *siblings)
@@ -122,13 +135,15 @@ static void fish_level(const struct cli_cmd *t, const char *parent,
 			continue;
 		if (!*parent)
 			printf("complete -c fleetctl -n __fish_use_subcommand "
-			       "-a %s -d '%s'\n",
-			       c->name, c->summary);
+			       "-a %s -d ",
+			       c->name);
 		else
 			printf("complete -c fleetctl -n '__fish_seen_subcommand_from "
 			       "%s; and not __fish_seen_subcommand_from %s' "
-			       "-a %s -d '%s'\n",
-			       parent, siblings, c->name, c->summary);
+			       "-a %s -d ",
+			       parent, siblings, c->name);
+		fish_quote(c->summary);
+		putchar('\n');
 	}
 	for (const struct cli_cmd *c = t; c->name; c++) {
 		char names[512] = "";

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Docs and completions cannot drift from the command table: every
+# command has --help, man page entries for it and its options, and the
+# committed completion scripts equal what fleetctl generates.
+. "$(dirname "$0")/lib.sh"
+cd "$FLEET_SRC" || exit 1
+
+fleetctl --list-commands >"$T/cmds"
+check_true "--list-commands lists commands" test "$(wc -l <"$T/cmds")" -ge 5
+
+while read -r line; do
+	path=$(echo "$line" | tr ' ' '\n' | grep -v '^--' | tr '\n' ' ' | sed 's/ $//')
+	# shellcheck disable=SC2086
+	check_grep '^usage: fleetctl ' "'$path --help' prints usage" fleetctl $path --help
+	for w in $path; do
+		grep -qw -- "$w" man/fleetctl.1 || fail "man/fleetctl.1 lacks '$w' of '$path'"
+	done
+	for o in $(echo "$line" | tr ' ' '\n' | grep '^--'); do
+		grep -q -- "Fl -${o#--}" man/fleetctl.1 ||
+			fail "man/fleetctl.1 lacks option $o of '$path'"
+	done
+done <"$T/cmds"
+for top in $(awk '{print $1}' "$T/cmds" | sort -u); do
+	grep -q "Cm $top" man/fleetctl.1 || fail "man/fleetctl.1 has no entry for '$top'"
+done
+
+check "man pages are lint-clean" mandoc -Tlint -Wwarning man/*.[158]
+
+for sh in bash zsh fish; do
+	case $sh in bash) f=completions/fleetctl.bash ;; zsh) f=completions/_fleetctl ;;
+	fish) f=completions/fleetctl.fish ;; esac
+	fleetctl completion "$sh" >"$T/gen.$sh"
+	check "$f is up to date (make completions)" cmp "$T/gen.$sh" "$f"
+done
+check "zsh completion parses" zsh -n completions/_fleetctl
+check "fish completion parses" fish -n completions/fleetctl.fish
+# bash: offers every top-level command and a command's options
+words=$(bash -c '. completions/fleetctl.bash; COMP_WORDS=(fleetctl ""); COMP_CWORD=1; _fleetctl; echo "${COMPREPLY[*]}"')
+for top in $(awk '{print $1}' "$T/cmds" | sort -u); do
+	case " $words " in *" $top "*) ;; *) fail "bash completion lacks '$top'" ;; esac
+done
+check_grep -- '--role' "bash completes 'token create --'" bash -c \
+	'. completions/fleetctl.bash; COMP_WORDS=(fleetctl token create --); COMP_CWORD=3; _fleetctl; echo "${COMPREPLY[*]}"'
+check_grep '^create' "fish completes 'token '" fish -c \
+	'source completions/fleetctl.fish; complete -C "fleetctl token "'
+
+check_grep 'make demo' "README names make demo" head -n 30 README.md
+check_grep 'make check' "README names make check" head -n 30 README.md
+finish
