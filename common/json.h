@@ -30,8 +30,8 @@ int fl_json_load_file(const char *path, size_t max, json_t **ret,
 int fl_json_require_object(const json_t *obj, const char *what,
 			   struct fl_error *err);
 
-/* String member @key; FL_EPARSE if absent, not a string, empty or longer
- * than @maxlen (0 = no cap), or containing NUL. */
+/* String member @key; FL_EPARSE if absent, not a string, empty or
+ * containing NUL; FL_ELIMIT if longer than @maxlen bytes (0 = no cap). */
 int fl_json_str(const json_t *obj, const char *key, size_t maxlen,
 		const char **ret, struct fl_error *err);
 
