@@ -51,6 +51,9 @@ struct agent_boot_opts {
 	/* grub only, optional: the grub-editenv program (default
 	 * "grub-editenv", looked up in PATH) */
 	const char *editenv;
+	/* grub only, optional: bound on one grub-editenv run in ms (0:
+	 * AGENT_BOOT_TOOL_TIMEOUT_MS) */
+	int tool_timeout_ms;
 };
 
 /* What the bootloader variables say, validated. */

@@ -35,8 +35,9 @@
 extern char **environ;
 
 struct grub_priv {
-	char *path;    /* the grubenv file */
-	char *editenv; /* grub-editenv program */
+	char *path;	/* the grubenv file */
+	char *editenv;	/* grub-editenv program */
+	int timeout_ms; /* bound on one run */
 };
 
 /* Keep the first value of each of our variables; reject repeats. */
@@ -151,7 +152,7 @@ static int grub_load(struct agent_boot *b, struct boot_vars *ret,
 
 /* Collect up to TOOL_STDERR_MAX bytes of the child's stderr until EOF or
  * the deadline. */
-static bool drain_stderr(int fd, int64_t deadline, char *msg, size_t cap)
+static void drain_stderr(int fd, int64_t deadline, char *msg, size_t cap)
 {
 	size_t len = 0;
 
@@ -160,18 +161,23 @@ static bool drain_stderr(int fd, int64_t deadline, char *msg, size_t cap)
 		int64_t left = deadline - fl_now_ms();
 		char chunk[256];
 		ssize_t n;
+		int r;
 
 		if (left <= 0)
-			return false;
-		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
-			return false;
+			return;
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
 		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
-			return true;
+			return;
 		for (ssize_t i = 0; i < n && len + 1 < cap; i++)
-			msg[len++] = chunk[i] == '\n' ? ' ' : chunk[i];
+			msg[len++] =
+			    (unsigned char)chunk[i] < 0x20 ? ' ' : chunk[i];
 		msg[len] = '\0';
 	}
 }
@@ -204,12 +210,12 @@ static int wait_child(pid_t pid, int64_t deadline, int *ret_status)
 /*
  * Run grub-editenv with @argv (argv[0] is replaced by the configured
  * program), stdout discarded, stderr kept for the error message, within
- * AGENT_BOOT_TOOL_TIMEOUT_MS.
+ * the configured time.
  */
 static int run_editenv(const struct grub_priv *p, char **argv,
 		       struct fl_error *err)
 {
-	int64_t deadline = fl_now_ms() + AGENT_BOOT_TOOL_TIMEOUT_MS;
+	int64_t deadline = fl_now_ms() + p->timeout_ms;
 	posix_spawn_file_actions_t fa;
 	char msg[TOOL_STDERR_MAX + 1] = "";
 	int pfd[2], status = 0, rc, r;
@@ -235,7 +241,7 @@ static int run_editenv(const struct grub_priv *p, char **argv,
 	rc = wait_child(pid, deadline, &status);
 	if (rc == FL_ETIMEOUT)
 		return fl_fail(err, rc, "%s %s did not finish in %d ms",
-			       p->editenv, argv[2], AGENT_BOOT_TOOL_TIMEOUT_MS);
+			       p->editenv, argv[2], p->timeout_ms);
 	if (rc)
 		return fl_fail_errno(err, rc, "waiting for %s", p->editenv);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -374,6 +380,8 @@ static int grub_open(struct agent_boot *b, const struct agent_boot_opts *o,
 	p->path = fl_xstrdup(o->path);
 	p->editenv =
 	    fl_xstrdup(o->editenv && *o->editenv ? o->editenv : "grub-editenv");
+	p->timeout_ms = o->tool_timeout_ms > 0 ? o->tool_timeout_ms
+					       : AGENT_BOOT_TOOL_TIMEOUT_MS;
 	b->priv = p;
 	return 0;
 }

@@ -649,6 +649,42 @@ static void test_grub_tmp_and_failure(void **state)
 	}
 }
 
+/* A hanging grub-editenv is killed in time; nothing changes. */
+static void test_grub_timeout(void **state)
+{
+	struct fixture *fx = *state;
+	char *script = fl_path_join(fx->dir, "slow-editenv");
+	struct agent_boot_opts o = {.backend = "grub",
+				    .path = fx->path,
+				    .editenv = script,
+				    .tool_timeout_ms = 300};
+	struct agent_boot *b = NULL;
+	struct agent_boot_state st;
+	struct fl_error err = {0};
+	int64_t t0;
+	DIR *d;
+	int entries = 0;
+
+	init_ok(fx);
+	write_file(script, "#!/bin/sh\nexec sleep 30\n", 24);
+	assert_int_equal(chmod(script, 0755), 0);
+	assert_int_equal(agent_boot_open(&o, &b, &err), 0);
+	t0 = fl_now_ms();
+	assert_int_equal(agent_boot_prepare_switch(b, "b", &err), FL_ETIMEOUT);
+	assert_true(fl_now_ms() - t0 < 5000);
+	agent_boot_close(b);
+	read_ok(fx, &st);
+	assert_string_equal(st.slot, "a");
+	assert_false(st.upgrade_available);
+	d = opendir(fx->dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		entries += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(entries, 2); /* grubenv and the script */
+	free(script);
+}
+
 /* ---- generic ---- */
 
 static void test_helpers(void **state)
@@ -702,6 +738,7 @@ int main(void)
 	    ONE(test_torn_write, K_UBOOT),
 	    ONE(test_uboot_no_default, K_UBOOT),
 	    ONE(test_grub_tmp_and_failure, K_GRUB),
+	    ONE(test_grub_timeout, K_GRUB),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
