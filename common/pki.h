@@ -11,13 +11,18 @@
  * Ownership, everywhere in this header:
  *  - `EVP_PKEY **ret_*`, `X509 **ret_*`, `X509_CRL **ret_*`: on success
  *    the caller owns one new reference and frees it with EVP_PKEY_free,
- *    X509_free or X509_CRL_free.  Out-parameters are written only on
- *    success; on failure they are left untouched.
- *  - `EVP_PKEY *`, `X509 *` and `X509_CRL *` arguments are borrowed: the
- *    function neither frees them nor keeps a pointer after returning
- *    (the verifier keeps its own references).
+ *    X509_free or X509_CRL_free; `STACK_OF(X509) **ret_chain` is freed
+ *    with fl_pki_chain_free.  Out-parameters are written only on
+ *    success and left untouched on failure (one exception: @ret_verr of
+ *    the verify calls, which also reports why verification failed).
+ *  - `EVP_PKEY *`, `X509 *`, `X509_CRL *` and struct fl_pki_issuer
+ *    arguments are borrowed: the function neither frees them nor keeps a
+ *    pointer after returning.  Where only a public key is needed
+ *    (@pubkey) a full key pair may be passed; only its public half is
+ *    read.
  *  - `char **ret_pem`, `unsigned char **ret_der`: allocated with
- *    fl_xmalloc, the caller frees with free().
+ *    fl_xmalloc, the caller frees with free() (fl_free_secret for
+ *    private keys).
  * Every function returns 0 or an enum fl_err code and records a message
  * in @err (may be NULL).  Allocation failures inside OpenSSL are
  * reported as FL_ERR, not as aborts.
@@ -49,9 +54,9 @@
 #define FL_PKI_DNS_MAX 253		      /* one DNS name */
 
 /* Text sizes (bytes, including the NUL). */
-#define FL_PKI_CN_MAX 64	  /* longest CN in bytes (X.520 ub) */
+#define FL_PKI_CN_MAX 64	 /* longest CN in bytes (X.520 ub) */
 #define FL_PKI_SERIAL_HEX_MAX 41 /* serials up to 20 bytes, as hex */
-#define FL_PKI_FPR_HEX 65	  /* SHA-256 fingerprint, hex */
+#define FL_PKI_FPR_HEX 65	 /* SHA-256 fingerprint, hex */
 
 /* Lifetimes in seconds: defaults for fleetd's policy (docs/pki.md). */
 #define FL_PKI_DAY (24 * 60 * 60)
@@ -67,8 +72,8 @@
  * the issuer and the verifier; notAfter is always now + lifetime, so a
  * two-minute certificate is usable for two minutes after issue.
  */
-#define FL_PKI_BACKDATE_LEAF 60	  /* seconds, leaves and CRL thisUpdate */
-#define FL_PKI_BACKDATE_CA 3600	  /* seconds, root and issuing CA */
+#define FL_PKI_BACKDATE_LEAF 60 /* seconds, leaves and CRL thisUpdate */
+#define FL_PKI_BACKDATE_CA 3600 /* seconds, root and issuing CA */
 
 /* ------------------------------------------------------------------ */
 /* Keys                                                               */
@@ -99,8 +104,7 @@ int fl_pki_key_to_pem(EVP_PKEY *key, char **ret_pem, struct fl_error *err);
  * Encrypted keys are refused (never prompts).  FL_ENOTFOUND, FL_EIO,
  * FL_ELIMIT from reading; FL_EPARSE when no key can be decoded.
  */
-int fl_pki_key_load(const char *path, EVP_PKEY **ret_key,
-		    struct fl_error *err);
+int fl_pki_key_load(const char *path, EVP_PKEY **ret_key, struct fl_error *err);
 int fl_pki_key_from_pem(const char *pem, size_t len, EVP_PKEY **ret_key,
 			struct fl_error *err);
 
@@ -110,15 +114,14 @@ int fl_pki_pubkey_load(const char *path, EVP_PKEY **ret_key,
 		       struct fl_error *err);
 
 /* Write @key's public key as PEM to @path atomically, mode 0644. */
-int fl_pki_pubkey_save(const char *path, EVP_PKEY *key,
-		       struct fl_error *err);
+int fl_pki_pubkey_save(const char *path, EVP_PKEY *key, struct fl_error *err);
 
 /*
- * 0 when @key is the private key for @cert's public key; FL_EVERIFY
- * when it is not (or @key has no private part).
+ * 0 when @key's public half equals @cert's public key (so a private key
+ * belongs to the certificate); FL_EVERIFY when it does not.  Only public
+ * halves are compared: a public-only @key that matches also returns 0.
  */
-int fl_pki_key_matches_cert(EVP_PKEY *key, X509 *cert,
-			    struct fl_error *err);
+int fl_pki_key_matches_cert(EVP_PKEY *key, X509 *cert, struct fl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Certificates: files, PEM and DER                                   */
@@ -129,8 +132,7 @@ int fl_pki_key_matches_cert(EVP_PKEY *key, X509 *cert,
  * bytes) or from @len bytes at @pem.  FL_ENOTFOUND, FL_EIO, FL_ELIMIT
  * from reading; FL_EPARSE when there is no certificate.
  */
-int fl_pki_cert_load(const char *path, X509 **ret_cert,
-		     struct fl_error *err);
+int fl_pki_cert_load(const char *path, X509 **ret_cert, struct fl_error *err);
 int fl_pki_cert_from_pem(const char *pem, size_t len, X509 **ret_cert,
 			 struct fl_error *err);
 
@@ -152,8 +154,9 @@ void fl_pki_chain_free(STACK_OF(X509) *chain);
 /* @cert as PEM ("BEGIN CERTIFICATE"), NUL-terminated, in *@ret_pem. */
 int fl_pki_cert_to_pem(X509 *cert, char **ret_pem, struct fl_error *err);
 
-/* Write @n certificates as concatenated PEM to @path atomically with
- * mode 0644 (a single cert: @n = 1; a chain: leaf first). */
+/* Write @n (1..FL_PKI_CHAIN_MAX, else FL_EINVAL) certificates as
+ * concatenated PEM to @path atomically with mode 0644 (a single cert:
+ * @n = 1; a chain or CA bundle: leaf or issuing CA first). */
 int fl_pki_cert_save(const char *path, X509 *const *certs, size_t n,
 		     struct fl_error *err);
 
@@ -162,12 +165,12 @@ int fl_pki_cert_save(const char *path, X509 *const *certs, size_t n,
  * FL_ELIMIT above).  Trailing bytes after the certificate are refused
  * (FL_EPARSE), as is anything that does not decode.
  */
-int fl_pki_cert_from_der(const unsigned char *der, size_t len,
-			 X509 **ret_cert, struct fl_error *err);
+int fl_pki_cert_from_der(const unsigned char *der, size_t len, X509 **ret_cert,
+			 struct fl_error *err);
 
 /* The DER encoding of @cert in *@ret_der (free()), length in *@ret_len. */
-int fl_pki_cert_to_der(X509 *cert, unsigned char **ret_der,
-		       size_t *ret_len, struct fl_error *err);
+int fl_pki_cert_to_der(X509 *cert, unsigned char **ret_der, size_t *ret_len,
+		       struct fl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Certificate information                                            */
@@ -241,9 +244,8 @@ int fl_pki_root_create(EVP_PKEY *key, const char *cn, int64_t lifetime_s,
  * AKI.  notAfter is capped at the root's notAfter.  Codes as
  * fl_pki_root_create.
  */
-int fl_pki_issuing_create(const struct fl_pki_issuer *root,
-			  EVP_PKEY *pubkey, const char *cn,
-			  int64_t lifetime_s, X509 **ret_cert,
+int fl_pki_issuing_create(const struct fl_pki_issuer *root, EVP_PKEY *pubkey,
+			  const char *cn, int64_t lifetime_s, X509 **ret_cert,
 			  struct fl_error *err);
 
 enum fl_pki_kind {
@@ -357,8 +359,7 @@ int fl_pki_crl_save(const char *path, X509_CRL *crl, struct fl_error *err);
 
 /* Load a PEM CRL from @path (at most FL_PKI_CRL_FILE_MAX bytes).
  * Codes as fl_pki_cert_load. */
-int fl_pki_crl_load(const char *path, X509_CRL **ret_crl,
-		    struct fl_error *err);
+int fl_pki_crl_load(const char *path, X509_CRL **ret_crl, struct fl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Verification                                                       */
@@ -375,9 +376,14 @@ struct fl_pki_verifier;
 /*
  * Load the CA certificates in @ca_file (PEM, the issuing CA and the root
  * certificate; every one is trusted) and, when @crl_file is not NULL,
- * the CRL in it, and enable revocation checking of the leaf
- * (X509_V_FLAG_CRL_CHECK).  The CRL's signature must verify against one
- * of the CA certificates (FL_EVERIFY otherwise).  Free with
+ * every PEM CRL in it (at most FL_PKI_CHAIN_MAX: one per issuing CA),
+ * and enable revocation checking of the leaf (X509_V_FLAG_CRL_CHECK):
+ * a leaf whose issuer has no CRL in the file is then refused.  Each
+ * CRL's signature must verify against one of the CA certificates
+ * (FL_EVERIFY otherwise).  Chains must end at a
+ * self-signed root in @ca_file: a file with only the issuing CA makes
+ * every verification fail ("unable to get issuer certificate"), as it
+ * does for mosquitto's cafile (docs/pki.md).  Free with
  * fl_pki_verifier_free().  Loading codes as fl_pki_chain_load and
  * fl_pki_crl_load.
  */
@@ -412,7 +418,8 @@ int fl_pki_verifier_refresh(struct fl_pki_verifier *v, bool *ret_reloaded,
  * "certificate has expired", "unable to get local issuer certificate",
  * "unsupported certificate purpose", "CRL has expired", ...).  When
  * @ret_verr is not NULL it receives the X509_V_ERR_* code (X509_V_OK on
- * success; set on FL_EDENIED too).  FL_ERR for internal failures.
+ * success; set on FL_EDENIED too).  FL_EINVAL for an unknown @purpose,
+ * FL_ERR for internal failures.
  * Thread-safe and cheap: no file I/O.
  */
 int fl_pki_verify_cert(struct fl_pki_verifier *v, X509 *cert,

@@ -1,178 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * PKI helpers against real keys and files in a temp dir, cross-checked
- * with the openssl command-line tool.
+ * with the openssl command-line tool: keys, CA, leaves, CSRs, encodings.
+ * CRLs and verification are in test_pki_verify.c.
  */
-#include <ftw.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-#include <openssl/bn.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
-#include "fsutil.h"
-#include "pki.h"
-#include "util.h"
-
-struct ctx {
-	char dir[64];
-	EVP_PKEY *root_key, *iss_key;
-	X509 *root, *iss;
-	struct fl_pki_issuer root_ca, iss_ca;
-	char *root_pem, *iss_pem, *ca_pem, *iss_key_pem;
-};
-
-static char *path(struct ctx *c, const char *name)
-{
-	return fl_path_join(c->dir, name);
-}
-
-/* Run a command quietly; its exit status, or -1. */
-static int run(const char *const argv[])
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		if (!freopen("/dev/null", "w", stdout) ||
-		    !freopen("/dev/null", "w", stderr))
-			_exit(126);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
-/* First line of a command's stdout (command built by the test only). */
-static void capture(const char *cmd, char *out, size_t size)
-{
-	FILE *p = popen(cmd, "r");
-
-	assert_non_null(p);
-	assert_non_null(fgets(out, (int)size, p));
-	out[strcspn(out, "\n")] = '\0';
-	assert_int_equal(pclose(p), 0);
-}
-
-static void save_cert(const char *file, X509 *cert)
-{
-	struct fl_error err = {0};
-
-	assert_int_equal(fl_pki_cert_save(file, &cert, 1, &err), 0);
-}
-
-static void make_ca(EVP_PKEY **rk, X509 **root, EVP_PKEY **ik, X509 **iss)
-{
-	struct fl_error err = {0};
-	struct fl_pki_issuer r;
-
-	assert_int_equal(fl_pki_keygen_p256(rk, &err), 0);
-	assert_int_equal(fl_pki_root_create(*rk, "Test Root", FL_PKI_DAY * 365,
-					    root, &err),
-			 0);
-	assert_int_equal(fl_pki_keygen_p256(ik, &err), 0);
-	r.cert = *root;
-	r.key = *rk;
-	assert_int_equal(fl_pki_issuing_create(&r, *ik, "Test Issuing",
-					       FL_PKI_DAY * 30, iss, &err),
-			 0);
-}
-
-static int setup(void **state)
-{
-	struct ctx *c = fl_xcalloc(1, sizeof(*c));
-	X509 *both[2];
-	struct fl_error err = {0};
-
-	fl_strlcpy(c->dir, "/tmp/fleet-pki-XXXXXX", sizeof(c->dir));
-	assert_non_null(mkdtemp(c->dir));
-	make_ca(&c->root_key, &c->root, &c->iss_key, &c->iss);
-	c->root_ca = (struct fl_pki_issuer){c->root, c->root_key};
-	c->iss_ca = (struct fl_pki_issuer){c->iss, c->iss_key};
-	c->root_pem = path(c, "root.pem");
-	c->iss_pem = path(c, "issuing.pem");
-	c->ca_pem = path(c, "ca.pem");
-	c->iss_key_pem = path(c, "issuing.key");
-	save_cert(c->root_pem, c->root);
-	save_cert(c->iss_pem, c->iss);
-	both[0] = c->iss;
-	both[1] = c->root;
-	assert_int_equal(fl_pki_cert_save(c->ca_pem, both, 2, &err), 0);
-	assert_int_equal(fl_pki_key_save(c->iss_key_pem, c->iss_key, &err), 0);
-	*state = c;
-	return 0;
-}
-
-static int rm_one(const char *p, const struct stat *st, int type,
-		  struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	nftw(c->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	X509_free(c->root);
-	X509_free(c->iss);
-	EVP_PKEY_free(c->root_key);
-	EVP_PKEY_free(c->iss_key);
-	free(c->root_pem);
-	free(c->iss_pem);
-	free(c->ca_pem);
-	free(c->iss_key_pem);
-	free(c);
-	return 0;
-}
-
-/* A P-256 leaf of @kind for a fresh key (or @key when given). */
-static X509 *leaf(struct ctx *c, enum fl_pki_kind kind, const char *cn,
-		  int64_t life, EVP_PKEY *key)
-{
-	static const char *const dns[] = {"localhost", "fleet.example"};
-	static const char *const ips[] = {"127.0.0.1", "::1"};
-	struct fl_pki_policy pol = {kind, cn, dns, 2, ips, 2, life};
-	struct fl_error err = {0};
-	EVP_PKEY *k = key;
-	X509 *cert = NULL;
-
-	if (kind == FL_PKI_CLIENT)
-		pol.n_dns = pol.n_ips = 0;
-	if (!k)
-		assert_int_equal(fl_pki_keygen_p256(&k, &err), 0);
-	assert_int_equal(fl_pki_leaf_issue(&c->iss_ca, &pol, k, &cert, &err),
-			 0);
-	if (!key)
-		EVP_PKEY_free(k);
-	return cert;
-}
-
-static EVP_PKEY *keygen(const char *type, const char *curve)
-{
-	EVP_PKEY *k;
-
-	if (curve)
-		k = EVP_PKEY_Q_keygen(NULL, NULL, type, curve);
-	else
-		k = EVP_PKEY_Q_keygen(NULL, NULL, type, (size_t)1024);
-	assert_non_null(k);
-	return k;
-}
+#include "pki_fixture.h"
 
 /* ------------------------------------------------------------------ */
 
@@ -248,9 +80,8 @@ static void test_key_load_failures(void **state)
 	/* an encrypted key is refused without prompting */
 	assert_int_equal(fl_pki_keygen_p256(&good, &err), 0);
 	b = BIO_new(BIO_s_mem());
-	assert_true(PEM_write_bio_PrivateKey(b, good, EVP_aes_256_cbc(),
-					     (unsigned char *)"pw", 2, NULL,
-					     NULL));
+	assert_true(PEM_write_bio_PrivateKey(
+	    b, good, EVP_aes_256_cbc(), (unsigned char *)"pw", 2, NULL, NULL));
 	n = BIO_get_mem_data(b, &data);
 	assert_int_equal(fl_pki_key_from_pem(data, (size_t)n, &k, &err),
 			 FL_EPARSE);
@@ -295,16 +126,14 @@ static void test_ca_hierarchy(void **state)
 	assert_int_equal(X509_check_issued(c->root, c->iss), X509_V_OK);
 	assert_int_equal(X509_verify(c->iss, c->root_key), 1);
 	/* the issuing CA's AKI is the root's SKI; the root names itself */
-	assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(
-						       c->iss),
-					       X509_get0_subject_key_id(
-						       c->root)),
-			 0);
-	assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(
-						       c->root),
-					       X509_get0_subject_key_id(
-						       c->root)),
-			 0);
+	assert_int_equal(
+	    ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(c->iss),
+				  X509_get0_subject_key_id(c->root)),
+	    0);
+	assert_int_equal(
+	    ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(c->root),
+				  X509_get0_subject_key_id(c->root)),
+	    0);
 	assert_true(critical(c->root, NID_basic_constraints));
 	assert_true(critical(c->root, NID_key_usage));
 	assert_true(critical(c->iss, NID_basic_constraints));
@@ -327,8 +156,8 @@ static void test_ca_failures(void **state)
 			 FL_EINVAL);
 	fl_error_clear(&err);
 	assert_int_equal(
-		fl_pki_root_create(c->root_key, "bad\nname", 100, &x, &err),
-		FL_EINVAL);
+	    fl_pki_root_create(c->root_key, "bad\nname", 100, &x, &err),
+	    FL_EINVAL);
 	fl_error_clear(&err);
 	assert_int_equal(fl_pki_root_create(c->root_key, "R", 0, &x, &err),
 			 FL_EINVAL);
@@ -337,13 +166,13 @@ static void test_ca_failures(void **state)
 					    FL_PKI_LIFETIME_MAX + 1, &x, &err),
 			 FL_EINVAL);
 	fl_error_clear(&err);
-	assert_int_equal(fl_pki_issuing_create(&bad, c->iss_key, "I", 100, &x,
-					       &err),
-			 FL_EINVAL);
+	assert_int_equal(
+	    fl_pki_issuing_create(&bad, c->iss_key, "I", 100, &x, &err),
+	    FL_EINVAL);
 	fl_error_clear(&err);
-	assert_int_equal(fl_pki_issuing_create(&c->root_ca, rsa, "I", 100, &x,
-					       &err),
-			 FL_EINVAL);
+	assert_int_equal(
+	    fl_pki_issuing_create(&c->root_ca, rsa, "I", 100, &x, &err),
+	    FL_EINVAL);
 	fl_error_clear(&err);
 	assert_null(x);
 
@@ -366,9 +195,8 @@ static void test_issuer_load(void **state)
 	char *kf = path(c, "other.key"), *lf = path(c, "leaf.pem");
 	X509 *l = leaf(c, FL_PKI_CLIENT, "dev-1", 120, c->iss_key);
 
-	assert_int_equal(fl_pki_issuer_load(c->iss_pem, c->iss_key_pem, &is,
-					    &err),
-			 0);
+	assert_int_equal(
+	    fl_pki_issuer_load(c->iss_pem, c->iss_key_pem, &is, &err), 0);
 	assert_int_equal(X509_cmp(is.cert, c->iss), 0);
 	assert_int_equal(EVP_PKEY_eq(is.key, c->iss_key), 1);
 	fl_pki_issuer_release(&is);
@@ -395,8 +223,8 @@ static void test_issuer_load(void **state)
 static bool has_san(X509 *cert, int type, const char *dns,
 		    const unsigned char *ip, int iplen)
 {
-	GENERAL_NAMES *g = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
-					    NULL);
+	GENERAL_NAMES *g =
+	    X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	bool found = false;
 
 	for (int i = 0; g && i < sk_GENERAL_NAME_num(g); i++) {
@@ -406,7 +234,8 @@ static bool has_san(X509 *cert, int type, const char *dns,
 
 		if (t != type)
 			continue;
-		if (type == GEN_DNS && ASN1_STRING_length(s) == (int)strlen(dns) &&
+		if (type == GEN_DNS &&
+		    ASN1_STRING_length(s) == (int)strlen(dns) &&
 		    !memcmp(ASN1_STRING_get0_data(s), dns, strlen(dns)))
 			found = true;
 		if (type == GEN_IPADD && ASN1_STRING_length(s) == iplen &&
@@ -424,15 +253,16 @@ static void test_leaf_server(void **state)
 	struct ctx *c = *state;
 	struct fl_error err = {0};
 	struct fl_pki_cert_info info;
-	X509 *s = leaf(c, FL_PKI_SERVER, "fleetd", FL_PKI_SERVER_LIFETIME,
-		       NULL);
+	X509 *s =
+	    leaf(c, FL_PKI_SERVER, "fleetd", FL_PKI_SERVER_LIFETIME, NULL);
 	char *sf = path(c, "server.pem");
-	const char *ok[] = {"openssl", "verify", "-x509_strict", "-CAfile",
-			    c->root_pem, "-untrusted", c->iss_pem, "-purpose",
-			    "sslserver", sf, NULL};
-	const char *wrong[] = {"openssl", "verify", "-CAfile", c->root_pem,
-			       "-untrusted", c->iss_pem, "-purpose",
-			       "sslclient", sf, NULL};
+	const char *ok[] = {"openssl",	"verify",    "-x509_strict",
+			    "-CAfile",	c->root_pem, "-untrusted",
+			    c->iss_pem, "-purpose",  "sslserver",
+			    sf,		NULL};
+	const char *wrong[] = {
+	    "openssl",	"verify",   "-CAfile",	 c->root_pem, "-untrusted",
+	    c->iss_pem, "-purpose", "sslclient", sf,	      NULL};
 
 	assert_int_equal(fl_pki_cert_info(s, &info, &err), 0);
 	assert_string_equal(info.cn, "fleetd");
@@ -450,10 +280,10 @@ static void test_leaf_server(void **state)
 	assert_true(critical(s, NID_basic_constraints));
 	assert_true(critical(s, NID_key_usage));
 	assert_false(critical(s, NID_ext_key_usage));
-	assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(s),
-					       X509_get0_subject_key_id(
-						       c->iss)),
-			 0);
+	assert_int_equal(
+	    ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(s),
+				  X509_get0_subject_key_id(c->iss)),
+	    0);
 	save_cert(sf, s);
 	assert_int_equal(run(ok), 0);
 	assert_int_not_equal(run(wrong), 0);
@@ -469,9 +299,10 @@ static void test_leaf_client_lifetime(void **state)
 	time_t before = time(NULL), after;
 	X509 *l = leaf(c, FL_PKI_CLIENT, "gw-01", 120, NULL);
 	char *lf = path(c, "client.pem");
-	const char *ok[] = {"openssl", "verify", "-x509_strict", "-CAfile",
-			    c->root_pem, "-untrusted", c->iss_pem, "-purpose",
-			    "sslclient", lf, NULL};
+	const char *ok[] = {"openssl",	"verify",    "-x509_strict",
+			    "-CAfile",	c->root_pem, "-untrusted",
+			    c->iss_pem, "-purpose",  "sslclient",
+			    lf,		NULL};
 
 	after = time(NULL);
 	assert_int_equal(fl_pki_cert_info(l, &info, &err), 0);
@@ -491,26 +322,24 @@ static void test_leaf_client_lifetime(void **state)
 
 static void test_leaf_policy_failures(void **state)
 {
-	static const char *const bad_dns[] = {"*.x.org", "a..b", "-a.b",
-					      "a-.b",	 "a.b.",  "a b",
-					      ""};
+	static const char *const bad_dns[] = {"*.x.org", "a..b", "-a.b", "a-.b",
+					      "a.b.",	 "a b",	 ""};
 	static const char *const bad_ips[] = {"300.1.1.1", "1.2.3", "::g",
 					      "localhost"};
 	const char *many[FL_PKI_SAN_MAX + 1];
 	struct ctx *c = *state;
 	struct fl_error err = {0};
-	struct fl_pki_policy pol = {FL_PKI_CLIENT, "gw-01", NULL, 0, NULL, 0,
-				    120};
+	struct fl_pki_policy pol = {FL_PKI_CLIENT, "gw-01", NULL, 0,
+				    NULL,	   0,	    120};
 	EVP_PKEY *k, *rsa = keygen("RSA", NULL);
 	X509 *x = NULL;
 
 	assert_int_equal(fl_pki_keygen_p256(&k, &err), 0);
-#define EXPECT(code)                                                      \
-	do {                                                              \
-		assert_int_equal(fl_pki_leaf_issue(&c->iss_ca, &pol, k, &x, \
-						   &err),                 \
-				 code);                                   \
-		fl_error_clear(&err);                                     \
+#define EXPECT(code)                                                           \
+	do {                                                                   \
+		assert_int_equal(                                              \
+		    fl_pki_leaf_issue(&c->iss_ca, &pol, k, &x, &err), code);   \
+		fl_error_clear(&err);                                          \
 	} while (0)
 	pol.cn = "GW/01";
 	EXPECT(FL_EINVAL);
@@ -578,8 +407,7 @@ static char *bio_str(const char *data, long n)
 
 /* A CSR built by hand: @ncn copies of CN=@cn, optional extension
  * requests; returned as PEM. */
-static char *custom_csr(EVP_PKEY *key, const char *cn, int ncn,
-			bool want_ext)
+static char *custom_csr(EVP_PKEY *key, const char *cn, int ncn, bool want_ext)
 {
 	X509_REQ *req = X509_REQ_new();
 	X509_NAME *name = X509_REQ_get_subject_name(req);
@@ -589,25 +417,25 @@ static char *custom_csr(EVP_PKEY *key, const char *cn, int ncn,
 
 	for (int i = 0; i < ncn; i++)
 		assert_true(X509_NAME_add_entry_by_NID(
-			name, NID_commonName, MBSTRING_UTF8,
-			(const unsigned char *)cn, -1, -1, 0));
+		    name, NID_commonName, MBSTRING_UTF8,
+		    (const unsigned char *)cn, -1, -1, 0));
 	if (!cn)
 		assert_true(X509_NAME_add_entry_by_NID(
-			name, NID_organizationName, MBSTRING_UTF8,
-			(const unsigned char *)"org", -1, -1, 0));
+		    name, NID_organizationName, MBSTRING_UTF8,
+		    (const unsigned char *)"org", -1, -1, 0));
 	if (want_ext) {
 		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 		X509V3_CTX v3;
 
 		X509V3_set_ctx(&v3, NULL, NULL, req, NULL, 0);
-		sk_X509_EXTENSION_push(exts, X509V3_EXT_nconf_nid(
-					       NULL, &v3, NID_basic_constraints,
+		sk_X509_EXTENSION_push(
+		    exts, X509V3_EXT_nconf_nid(NULL, &v3, NID_basic_constraints,
 					       "critical,CA:TRUE"));
-		sk_X509_EXTENSION_push(exts, X509V3_EXT_nconf_nid(
-					       NULL, &v3, NID_key_usage,
+		sk_X509_EXTENSION_push(
+		    exts, X509V3_EXT_nconf_nid(NULL, &v3, NID_key_usage,
 					       "keyCertSign"));
-		sk_X509_EXTENSION_push(exts, X509V3_EXT_nconf_nid(
-					       NULL, &v3, NID_subject_alt_name,
+		sk_X509_EXTENSION_push(
+		    exts, X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name,
 					       "DNS:evil.example"));
 		assert_true(X509_REQ_add_extensions(req, exts));
 		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
@@ -629,12 +457,12 @@ static void test_csr_roundtrip(void **state)
 	char cn[FL_PKI_CN_MAX + 1], *pem, *none = NULL;
 	char *lf = path(c, "enrolled.pem");
 	EVP_PKEY *k, *pub = NULL;
-	struct fl_pki_policy pol = {FL_PKI_CLIENT, NULL, NULL, 0, NULL, 0,
-				    FL_PKI_DEVICE_LIFETIME};
+	struct fl_pki_policy pol = {
+	    FL_PKI_CLIENT, NULL, NULL, 0, NULL, 0, FL_PKI_DEVICE_LIFETIME};
 	X509 *cert = NULL;
-	const char *ok[] = {"openssl", "verify", "-CAfile", c->root_pem,
+	const char *ok[] = {"openssl",	  "verify",   "-CAfile",  c->root_pem,
 			    "-untrusted", c->iss_pem, "-purpose", "sslclient",
-			    lf, NULL};
+			    lf,		  NULL};
 
 	assert_int_equal(fl_pki_keygen_p256(&k, &err), 0);
 	assert_int_equal(fl_pki_csr_create(k, "gw-01", &pem, &err), 0);
@@ -644,9 +472,8 @@ static void test_csr_roundtrip(void **state)
 			 0);
 	assert_string_equal(cn, "gw-01");
 	assert_int_equal(EVP_PKEY_eq(pub, k), 1);
-	assert_int_equal(fl_pki_csr_parse(pem, strlen(pem), NULL, 0, cn, NULL,
-					  &err),
-			 0);
+	assert_int_equal(
+	    fl_pki_csr_parse(pem, strlen(pem), NULL, 0, cn, NULL, &err), 0);
 	pol.cn = cn;
 	assert_int_equal(fl_pki_leaf_issue(&c->iss_ca, &pol, pub, &cert, &err),
 			 0);
@@ -670,9 +497,8 @@ static void csr_expect(const char *pem, size_t len, const char *want,
 	char cn[FL_PKI_CN_MAX + 1] = "untouched";
 	EVP_PKEY *pub = NULL;
 
-	assert_int_equal(fl_pki_csr_parse(pem, len, want, flags, cn, &pub,
-					  &err),
-			 code);
+	assert_int_equal(
+	    fl_pki_csr_parse(pem, len, want, flags, cn, &pub, &err), code);
 	assert_int_equal(err.code, code);
 	assert_string_equal(cn, "untouched");
 	assert_null(pub);
@@ -806,9 +632,8 @@ static void test_der_pem(void **state)
 	assert_int_equal(fl_pki_cert_from_der(der, len - 1, &x, &err),
 			 FL_EPARSE);
 	fl_error_clear(&err);
-	assert_int_equal(fl_pki_cert_from_der(der, FL_PKI_DER_MAX + 1, &x,
-					      &err),
-			 FL_ELIMIT);
+	assert_int_equal(
+	    fl_pki_cert_from_der(der, FL_PKI_DER_MAX + 1, &x, &err), FL_ELIMIT);
 	fl_error_clear(&err);
 	assert_null(x);
 	free(longer);
@@ -843,16 +668,16 @@ static void test_der_pem(void **state)
 		for (size_t i = 0; i < FL_ARRAY_SIZE(nine); i++)
 			assert_true(PEM_write_bio_X509(b, l));
 		n = BIO_get_mem_data(b, &data);
-		assert_int_equal(fl_write_atomic(f, data, (size_t)n, 0644,
-						 &err),
-				 0);
+		assert_int_equal(
+		    fl_write_atomic(f, data, (size_t)n, 0644, &err), 0);
 		BIO_free(b);
 	}
 	assert_int_equal(fl_pki_chain_load(f, &chain, &err), FL_ELIMIT);
 	fl_error_clear(&err);
-	assert_int_equal(fl_write_atomic_str(g, "-----BEGIN CERTIFICATE-----\n"
-						"AAAA\n"
-						"-----END CERTIFICATE-----\n",
+	assert_int_equal(fl_write_atomic_str(g,
+					     "-----BEGIN CERTIFICATE-----\n"
+					     "AAAA\n"
+					     "-----END CERTIFICATE-----\n",
 					     0644, &err),
 			 0);
 	assert_int_equal(fl_pki_chain_load(g, &chain, &err), FL_EPARSE);
@@ -882,8 +707,8 @@ static void test_info_matches_openssl(void **state)
 	capture(cmd, line, sizeof(line));
 	for (const char *p = strchr(line, '=') + 1; *p; p++)
 		if (*p != ':')
-			want[o++] = (char)(*p >= 'A' && *p <= 'F' ? *p + 32
-								  : *p);
+			want[o++] =
+			    (char)(*p >= 'A' && *p <= 'F' ? *p + 32 : *p);
 	want[o] = '\0';
 	assert_string_equal(info.sha256, want);
 	snprintf(cmd, sizeof(cmd), "openssl x509 -in %s -noout -serial", f);
@@ -901,407 +726,22 @@ static void test_info_matches_openssl(void **state)
 	free(f);
 }
 
-/* ------------------------------------------------------------------ */
-/* CRLs and verification                                              */
-
-static void write_crl(struct ctx *c, const char *file,
-		      const struct fl_pki_revoked *list, size_t n,
-		      uint64_t number, int64_t next)
-{
-	struct fl_error err = {0};
-	X509_CRL *crl = NULL;
-
-	assert_int_equal(fl_pki_crl_build(&c->iss_ca, list, n, number, next,
-					  &crl, &err),
-			 0);
-	assert_int_equal(fl_pki_crl_save(file, crl, &err), 0);
-	X509_CRL_free(crl);
-}
-
-static void test_crl(void **state)
-{
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	struct fl_pki_cert_info info;
-	X509 *l = leaf(c, FL_PKI_CLIENT, "gw-01", 120, NULL);
-	char *f = path(c, "crl.pem"), *ef = path(c, "empty-crl.pem"),
-	     *lf = path(c, "revoked.pem");
-	struct fl_pki_revoked list[2] = {{NULL, 1700000000}, {"0A", 0}};
-	X509_CRL *crl = NULL;
-	X509_REVOKED *rev = NULL;
-	ASN1_INTEGER *num;
-	const char *parse[] = {"openssl", "crl", "-in", ef, "-noout",
-			       "-CAfile", c->ca_pem, NULL};
-	const char *strict[] = {"openssl", "verify", "-crl_check", "-CAfile",
-				c->root_pem, "-untrusted", c->iss_pem,
-				"-CRLfile", f, lf, NULL};
-
-	write_crl(c, ef, NULL, 0, 1, FL_PKI_CRL_LIFETIME);
-	assert_int_equal(run(parse), 0);
-	assert_int_equal(fl_pki_cert_info(l, &info, &err), 0);
-	list[0].serial = info.serial;
-	write_crl(c, f, list, 2, 42, FL_PKI_CRL_LIFETIME);
-	parse[3] = f;
-	assert_int_equal(run(parse), 0);
-	save_cert(lf, l);
-	assert_int_equal(run(strict), 2);
-
-	assert_int_equal(fl_pki_crl_load(f, &crl, &err), 0);
-	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 2);
-	assert_int_equal(X509_CRL_get0_by_cert(crl, &rev, l), 1);
-	assert_int_equal(X509_CRL_get_version(crl), X509_CRL_VERSION_2);
-	num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
-	assert_int_equal(ASN1_INTEGER_get(num), 42);
-	ASN1_INTEGER_free(num);
-	assert_int_not_equal(X509_CRL_get_ext_by_NID(
-				     crl, NID_authority_key_identifier, -1),
-			     -1);
-	assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(c->iss)), 1);
-	X509_CRL_free(crl);
-	crl = NULL;
-	assert_int_equal(fl_pki_crl_load(c->root_pem, &crl, &err), FL_EPARSE);
-	assert_null(crl);
-	X509_free(l);
-	free(f);
-	free(ef);
-	free(lf);
-}
-
-static void test_crl_failures(void **state)
-{
-	static const char *const bad[] = {
-		"", "0", "000", "xyz", "-1", "0x10", "12 34",
-		"12345678901234567890123456789012345678901"};
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	struct fl_pki_revoked r = {NULL, 0};
-	X509_CRL *crl = NULL;
-
-	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++) {
-		r.serial = bad[i];
-		assert_int_equal(fl_pki_crl_build(&c->iss_ca, &r, 1, 1, 60,
-						  &crl, &err),
-				 FL_EINVAL);
-		fl_error_clear(&err);
-	}
-	r.serial = NULL;
-	assert_int_equal(fl_pki_crl_build(&c->iss_ca, &r, 1, 1, 60, &crl,
-					  &err),
-			 FL_EINVAL);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_crl_build(&c->iss_ca, NULL, 0, 0, 60, &crl,
-					  &err),
-			 FL_EINVAL);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_crl_build(&c->iss_ca, NULL, 0, 1, 0, &crl,
-					  &err),
-			 FL_EINVAL);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_crl_build(&c->iss_ca, &r,
-					  FL_PKI_CRL_ENTRIES_MAX + 1, 1, 60,
-					  &crl, &err),
-			 FL_ELIMIT);
-	assert_null(crl);
-	/* 40 hex digits is the longest serial */
-	r.serial = "7fffffffffffffffffffffffffffffffffffffff";
-	assert_int_equal(fl_pki_crl_build(&c->iss_ca, &r, 1, 1, 60, &crl,
-					  NULL),
-			 0);
-	X509_CRL_free(crl);
-}
-
-static struct fl_pki_verifier *verifier(struct ctx *c, const char *crl)
-{
-	struct fl_error err = {0};
-	struct fl_pki_verifier *v = NULL;
-
-	assert_int_equal(fl_pki_verifier_new(c->ca_pem, crl, &v, &err), 0);
-	return v;
-}
-
-static void expect_verify(struct fl_pki_verifier *v, X509 *cert,
-			  enum fl_pki_purpose purpose, int code, int verr)
-{
-	struct fl_error err = {0};
-	int got = -1;
-
-	assert_int_equal(fl_pki_verify_cert(v, cert, purpose, &got, &err),
-			 code);
-	assert_int_equal(got, verr);
-}
-
-static void test_verify_revocation(void **state)
-{
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	struct fl_pki_cert_info info;
-	X509 *bad = leaf(c, FL_PKI_CLIENT, "gw-01", 120, NULL);
-	X509 *good = leaf(c, FL_PKI_CLIENT, "gw-02", 120, NULL);
-	X509 *srv = leaf(c, FL_PKI_SERVER, "fleetd", 120, NULL);
-	char *f = path(c, "v-crl.pem");
-	struct fl_pki_revoked r = {NULL, 1700000000};
-	struct fl_pki_verifier *nocrl = verifier(c, NULL), *v;
-
-	assert_int_equal(fl_pki_cert_info(bad, &info, &err), 0);
-	r.serial = info.serial;
-	write_crl(c, f, &r, 1, 2, FL_PKI_CRL_LIFETIME);
-	v = verifier(c, f);
-
-	expect_verify(nocrl, bad, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	expect_verify(v, bad, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_CERT_REVOKED);
-	expect_verify(v, good, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	expect_verify(v, srv, FL_PKI_PURPOSE_SERVER, 0, X509_V_OK);
-	expect_verify(v, good, FL_PKI_PURPOSE_SERVER, FL_EDENIED,
-		      X509_V_ERR_INVALID_PURPOSE);
-	expect_verify(v, srv, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_INVALID_PURPOSE);
-	/* a CA certificate is not a client */
-	expect_verify(v, c->iss, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_INVALID_PURPOSE);
-	assert_int_equal(fl_pki_verify_cert(v, good, 9, NULL, &err),
-			 FL_EINVAL);
-	fl_pki_verifier_free(v);
-	fl_pki_verifier_free(nocrl);
-	fl_pki_verifier_free(NULL);
-	X509_free(bad);
-	X509_free(good);
-	X509_free(srv);
-	free(f);
-}
-
-static void test_verify_other_ca(void **state)
-{
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	EVP_PKEY *rk, *ik, *k;
-	X509 *root, *iss, *stranger = NULL;
-	struct fl_pki_issuer other;
-	struct fl_pki_policy pol = {FL_PKI_CLIENT, "gw-01", NULL, 0, NULL, 0,
-				    120};
-	struct fl_pki_verifier *v = verifier(c, NULL), *v2 = NULL;
-	char *f = path(c, "other-crl.pem"), *sf = path(c, "stranger.pem");
-	X509_CRL *crl = NULL;
-	const char *ossl[] = {"openssl", "verify", "-CAfile", c->root_pem,
-			      "-untrusted", c->iss_pem, sf, NULL};
-
-	make_ca(&rk, &root, &ik, &iss);
-	other = (struct fl_pki_issuer){iss, ik};
-	assert_int_equal(fl_pki_keygen_p256(&k, &err), 0);
-	assert_int_equal(fl_pki_leaf_issue(&other, &pol, k, &stranger, &err),
-			 0);
-	expect_verify(v, stranger, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
-	save_cert(sf, stranger);
-	assert_int_not_equal(run(ossl), 0);
-
-	/* a CRL from another CA is refused at load time */
-	assert_int_equal(fl_pki_crl_build(&other, NULL, 0, 1, 600, &crl, &err),
-			 0);
-	assert_int_equal(fl_pki_crl_save(f, crl, &err), 0);
-	assert_int_equal(fl_pki_verifier_new(c->ca_pem, f, &v2, &err),
-			 FL_EVERIFY);
-	assert_null(v2);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_verifier_new(c->iss_key_pem, NULL, &v2, &err),
-			 FL_EPARSE);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_verifier_new(c->ca_pem, "/nonexistent", &v2,
-					     &err),
-			 FL_ENOTFOUND);
-	assert_null(v2);
-	fl_pki_verifier_free(v);
-	X509_CRL_free(crl);
-	X509_free(stranger);
-	X509_free(root);
-	X509_free(iss);
-	EVP_PKEY_free(rk);
-	EVP_PKEY_free(ik);
-	EVP_PKEY_free(k);
-	free(f);
-	free(sf);
-}
-
-/* Expiry needs real time to pass: one short sleep for cert and CRL. */
-static void test_verify_expired(void **state)
-{
-	struct ctx *c = *state;
-	X509 *l = leaf(c, FL_PKI_CLIENT, "gw-01", 1, NULL);
-	X509 *fresh = leaf(c, FL_PKI_CLIENT, "gw-02", 600, NULL);
-	char *f = path(c, "short-crl.pem"), *lf = path(c, "expired.pem");
-	struct fl_pki_verifier *v, *nocrl;
-	const char *ossl[] = {"openssl", "verify", "-CAfile", c->root_pem,
-			      "-untrusted", c->iss_pem, lf, NULL};
-
-	write_crl(c, f, NULL, 0, 1, 1);
-	v = verifier(c, f);
-	nocrl = verifier(c, NULL);
-	expect_verify(nocrl, l, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	expect_verify(v, fresh, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	sleep(2);
-	expect_verify(nocrl, l, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_CERT_HAS_EXPIRED);
-	expect_verify(v, fresh, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_CRL_HAS_EXPIRED);
-	save_cert(lf, l);
-	assert_int_equal(run(ossl), 2);
-	fl_pki_verifier_free(v);
-	fl_pki_verifier_free(nocrl);
-	X509_free(l);
-	X509_free(fresh);
-	free(f);
-	free(lf);
-}
-
-static void test_verify_der(void **state)
-{
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	struct fl_pki_cert_info info;
-	X509 *l = leaf(c, FL_PKI_CLIENT, "gw-07", 120, NULL);
-	struct fl_pki_verifier *v = verifier(c, NULL);
-	unsigned char *der;
-	size_t len;
-	int verr = -1;
-
-	assert_int_equal(fl_pki_cert_to_der(l, &der, &len, &err), 0);
-	assert_int_equal(fl_pki_verify_der(v, der, len, FL_PKI_PURPOSE_CLIENT,
-					   &info, &verr, &err),
-			 0);
-	assert_string_equal(info.cn, "gw-07");
-	assert_int_equal(verr, X509_V_OK);
-	assert_int_equal(fl_pki_verify_der(v, der, len - 3,
-					   FL_PKI_PURPOSE_CLIENT, &info, NULL,
-					   &err),
-			 FL_EPARSE);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_verify_der(v, der, len, FL_PKI_PURPOSE_SERVER,
-					   NULL, &verr, &err),
-			 FL_EDENIED);
-	assert_int_equal(verr, X509_V_ERR_INVALID_PURPOSE);
-	fl_pki_verifier_free(v);
-	X509_free(l);
-	free(der);
-}
-
-static void test_verifier_reload(void **state)
-{
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	struct fl_pki_cert_info info;
-	X509 *l = leaf(c, FL_PKI_CLIENT, "gw-01", 120, NULL);
-	char *f = path(c, "reload-crl.pem");
-	struct fl_pki_revoked r = {NULL, 1700000000};
-	struct fl_pki_verifier *v;
-	bool reloaded = true;
-
-	write_crl(c, f, NULL, 0, 1, FL_PKI_CRL_LIFETIME);
-	v = verifier(c, f);
-	expect_verify(v, l, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	assert_int_equal(fl_pki_verifier_refresh(v, &reloaded, &err), 0);
-	assert_false(reloaded);
-
-	assert_int_equal(fl_pki_cert_info(l, &info, &err), 0);
-	r.serial = info.serial;
-	write_crl(c, f, &r, 1, 2, FL_PKI_CRL_LIFETIME);
-	expect_verify(v, l, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	assert_int_equal(fl_pki_verifier_refresh(v, &reloaded, &err), 0);
-	assert_true(reloaded);
-	expect_verify(v, l, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_CERT_REVOKED);
-	assert_int_equal(fl_pki_verifier_refresh(v, &reloaded, &err), 0);
-	assert_false(reloaded);
-
-	/* a broken CRL leaves the previous one in force */
-	assert_int_equal(fl_write_atomic_str(f, "junk\n", 0644, &err), 0);
-	assert_int_equal(fl_pki_verifier_reload(v, &err), FL_EPARSE);
-	fl_error_clear(&err);
-	assert_int_equal(fl_pki_verifier_refresh(v, NULL, &err), FL_EPARSE);
-	fl_error_clear(&err);
-	expect_verify(v, l, FL_PKI_PURPOSE_CLIENT, FL_EDENIED,
-		      X509_V_ERR_CERT_REVOKED);
-	write_crl(c, f, NULL, 0, 3, FL_PKI_CRL_LIFETIME);
-	assert_int_equal(fl_pki_verifier_reload(v, &err), 0);
-	expect_verify(v, l, FL_PKI_PURPOSE_CLIENT, 0, X509_V_OK);
-	unlink(f);
-	assert_int_equal(fl_pki_verifier_refresh(v, NULL, &err), FL_EIO);
-	fl_pki_verifier_free(v);
-	X509_free(l);
-	free(f);
-}
-
-struct worker {
-	struct fl_pki_verifier *v;
-	X509 *cert;
-	int failures;
-};
-
-static void *verify_loop(void *arg)
-{
-	struct worker *w = arg;
-
-	for (int i = 0; i < 200; i++)
-		if (fl_pki_verify_cert(w->v, w->cert, FL_PKI_PURPOSE_CLIENT,
-				       NULL, NULL))
-			w->failures++;
-	return NULL;
-}
-
-/* Verifications from several threads while the main thread reloads. */
-static void test_verifier_threads(void **state)
-{
-	struct ctx *c = *state;
-	struct fl_error err = {0};
-	X509 *l = leaf(c, FL_PKI_CLIENT, "gw-01", 600, NULL);
-	char *f = path(c, "thread-crl.pem");
-	struct fl_pki_verifier *v;
-	struct worker w[4];
-	pthread_t t[4];
-
-	write_crl(c, f, NULL, 0, 1, FL_PKI_CRL_LIFETIME);
-	v = verifier(c, f);
-	for (int i = 0; i < 4; i++) {
-		w[i] = (struct worker){v, l, 0};
-		assert_int_equal(pthread_create(&t[i], NULL, verify_loop, &w[i]),
-				 0);
-	}
-	for (int i = 0; i < 20; i++) {
-		write_crl(c, f, NULL, 0, (uint64_t)i + 2, FL_PKI_CRL_LIFETIME);
-		assert_int_equal(fl_pki_verifier_reload(v, &err), 0);
-	}
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(pthread_join(t[i], NULL), 0);
-		assert_int_equal(w[i].failures, 0);
-	}
-	fl_pki_verifier_free(v);
-	X509_free(l);
-	free(f);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_key_load_failures),
-		cmocka_unit_test(test_ca_hierarchy),
-		cmocka_unit_test(test_ca_failures),
-		cmocka_unit_test(test_issuer_load),
-		cmocka_unit_test(test_leaf_server),
-		cmocka_unit_test(test_leaf_client_lifetime),
-		cmocka_unit_test(test_leaf_policy_failures),
-		cmocka_unit_test(test_csr_roundtrip),
-		cmocka_unit_test(test_csr_failures),
-		cmocka_unit_test(test_csr_extensions_ignored),
-		cmocka_unit_test(test_der_pem),
-		cmocka_unit_test(test_info_matches_openssl),
-		cmocka_unit_test(test_crl),
-		cmocka_unit_test(test_crl_failures),
-		cmocka_unit_test(test_verify_revocation),
-		cmocka_unit_test(test_verify_other_ca),
-		cmocka_unit_test(test_verify_expired),
-		cmocka_unit_test(test_verify_der),
-		cmocka_unit_test(test_verifier_reload),
-		cmocka_unit_test(test_verifier_threads),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_key_load_failures),
+	    cmocka_unit_test(test_ca_hierarchy),
+	    cmocka_unit_test(test_ca_failures),
+	    cmocka_unit_test(test_issuer_load),
+	    cmocka_unit_test(test_leaf_server),
+	    cmocka_unit_test(test_leaf_client_lifetime),
+	    cmocka_unit_test(test_leaf_policy_failures),
+	    cmocka_unit_test(test_csr_roundtrip),
+	    cmocka_unit_test(test_csr_failures),
+	    cmocka_unit_test(test_csr_extensions_ignored),
+	    cmocka_unit_test(test_der_pem),
+	    cmocka_unit_test(test_info_matches_openssl),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
