@@ -53,7 +53,7 @@
 #define FL_PKI_SAN_MAX 32		      /* DNS + IP names per cert */
 #define FL_PKI_DNS_MAX 253		      /* one DNS name */
 
-/* Text sizes (bytes, including the NUL). */
+/* Text sizes: FL_PKI_CN_MAX excludes the NUL, the others include it. */
 #define FL_PKI_CN_MAX 64	 /* longest CN in bytes (X.520 ub) */
 #define FL_PKI_SERIAL_HEX_MAX 41 /* serials up to 20 bytes, as hex */
 #define FL_PKI_FPR_HEX 65	 /* SHA-256 fingerprint, hex */
