@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,16 +41,27 @@ static void append(struct fl_ini *ini, const char *section, const char *key,
 	ini->n++;
 }
 
+/* libinih's own limit on section names (MAX_SECTION, with the NUL):
+ * longer names are cut short without an error. */
+#define INIH_MAX_SECTION 50
+
+struct parse_ctx {
+	struct fl_ini *ini;
+	bool too_many;
+};
+
 static int on_entry(void *user, const char *section, const char *key,
 		    const char *value)
 {
-	struct fl_ini *ini = user;
+	struct parse_ctx *ctx = user;
 
 	if (!key) /* new-section notification of some inih builds */
 		return 1;
-	if (ini->n >= FL_INI_MAX_ENTRIES)
+	if (ctx->ini->n >= FL_INI_MAX_ENTRIES) {
+		ctx->too_many = true;
 		return 0;
-	append(ini, section, key, value ? value : "");
+	}
+	append(ctx->ini, section, key, value ? value : "");
 	return 1;
 }
 
@@ -74,7 +86,7 @@ static int check_lines(const char *text, struct fl_error *err)
 
 int fl_ini_parse(const char *text, struct fl_ini **ret, struct fl_error *err)
 {
-	struct fl_ini *ini;
+	struct parse_ctx ctx = {0};
 	int rc, line;
 
 	if (strlen(text) > FL_INI_MAX_BYTES)
@@ -83,16 +95,18 @@ int fl_ini_parse(const char *text, struct fl_ini **ret, struct fl_error *err)
 	rc = check_lines(text, err);
 	if (rc)
 		return rc;
-	ini = fl_ini_new();
-	line = ini_parse_string(text, on_entry, ini);
-	if (line != 0 || ini->n >= FL_INI_MAX_ENTRIES) {
-		fl_ini_free(ini);
-		if (line <= 0)
+	ctx.ini = fl_ini_new();
+	line = ini_parse_string(text, on_entry, &ctx);
+	if (line != 0 || ctx.too_many) {
+		fl_ini_free(ctx.ini);
+		if (ctx.too_many)
 			return fl_fail(err, FL_ELIMIT, "more than %d entries",
 				       FL_INI_MAX_ENTRIES);
+		if (line < 0)
+			return fl_fail(err, FL_ENOMEM, "cannot parse INI text");
 		return fl_fail(err, FL_EPARSE, "syntax error on line %d", line);
 	}
-	*ret = ini;
+	*ret = ctx.ini;
 	return 0;
 }
 
@@ -140,6 +154,8 @@ static bool writable(const char *s, bool is_value)
 		return false;
 	if (n && (s[0] == ' ' || s[n - 1] == ' ' || s[0] == '\t'))
 		return false;
+	if (is_value && s[0] == ';') /* "k = ;x": an inline comment */
+		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
 		    (!is_value && strchr("[]=:;#", s[i])))
@@ -153,7 +169,9 @@ int fl_ini_set(struct fl_ini *ini, const char *section, const char *key,
 	size_t i;
 
 	if (!writable(key, false) || (value && !writable(value, true)) ||
-	    strchr(section, ']') || strchr(section, '\n'))
+	    strchr(section, ']') || strchr(section, '\n') ||
+	    strstr(section, " ;") || strlen(section) >= INIH_MAX_SECTION ||
+	    (value && strlen(key) + 3 + strlen(value) > FL_INI_MAX_LINE))
 		return fl_fail(err, FL_EINVAL,
 			       "cannot store '%s' in an INI file", key);
 	for (i = ini->n; i-- > 0;)
@@ -195,10 +213,12 @@ int fl_ini_get_uint(const struct fl_ini *ini, const char *section,
 		*ret = def;
 		return 0;
 	}
-	rc = fl_parse_uint(v, max, ret, err);
+	rc = fl_parse_uint(v, max, ret, NULL);
 	if (rc)
-		fl_error_prefix(err, "[%s] %s", section, key);
-	return rc ? FL_EPARSE : 0;
+		return fl_fail(err, FL_EPARSE,
+			       "[%s] %s: '%.40s' is not a number up to "
+			       "%" PRIu64, section, key, v, max);
+	return 0;
 }
 
 int fl_ini_get_bool(const struct fl_ini *ini, const char *section,

@@ -53,7 +53,8 @@ const char *fl_ini_get(const struct fl_ini *ini, const char *section,
 		       const char *key);
 
 /* Set (replace) or, with @value NULL, delete section.key.  FL_EINVAL if
- * the value holds a control character or would not read back the same. */
+ * the value holds a control character or if the section, key or value
+ * would not read back the same (comment markers, over-long lines). */
 int fl_ini_set(struct fl_ini *ini, const char *section, const char *key,
 	       const char *value, struct fl_error *err);
 
