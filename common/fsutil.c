@@ -152,7 +152,8 @@ int fl_mkdir_p(const char *path, mode_t mode, struct fl_error *err)
 	char *copy = fl_xstrdup(path);
 	int rc = 0;
 
-	for (char *p = copy + 1;; p++) {
+	/* skip a leading '/', but never past the end of "" */
+	for (char *p = copy + (copy[0] != '\0');; p++) {
 		char c = *p;
 
 		if (c != '/' && c != '\0')
