@@ -79,17 +79,21 @@ static int describe(git_repository *repo, git_object *head, bool dirty,
 	return 0;
 }
 
+/*
+ * The "origin" URL straight from the config (remote.origin.url) rather
+ * than through git_remote_lookup, whose regex matching leaks in libgit2
+ * 1.5 (fixed upstream in libgit2#6382); a missing remote is no error.
+ */
 static void read_remote(git_repository *repo, struct fsig_git_info *out)
 {
-	git_remote *remote;
+	git_config *cfg = NULL;
+	const char *url;
 
-	if (git_remote_lookup(&remote, repo, "origin") < 0) {
-		git_error_clear();
-		return;
-	}
-	if (git_remote_url(remote))
-		out->remote = fsig_url_strip_credentials(git_remote_url(remote));
-	git_remote_free(remote);
+	if (git_repository_config_snapshot(&cfg, repo) == 0 &&
+	    git_config_get_string(&url, cfg, "remote.origin.url") == 0)
+		out->remote = fsig_url_strip_credentials(url);
+	git_error_clear();
+	git_config_free(cfg);
 }
 
 static int read_repo(git_repository *repo, bool allow_dirty,

@@ -281,7 +281,10 @@ static int key_pem(const struct fsig_key *key, bool priv, char **ret,
 		BIO_free(bio);
 		return fl_fail_ssl(err, FL_ERR, "cannot encode key as PEM");
 	}
-	*ret = fl_xstrndup(data, (size_t)n);
+	/* the BIO's buffer has no NUL: copy, don't strndup */
+	*ret = fl_xmalloc((size_t)n + 1);
+	memcpy(*ret, data, (size_t)n);
+	(*ret)[n] = '\0';
 	*ret_len = (size_t)n;
 	OPENSSL_cleanse(data, (size_t)n);
 	BIO_free(bio);

@@ -97,17 +97,28 @@ static int reader_new(fsig_read_fn fn, void *ctx, int fd,
 	r->iobuf = fl_xmalloc(IOBUF);
 	r->a = archive_read_new();
 	/* tar only: no compression filters, no other formats */
-	if (!r->a || archive_read_support_format_tar(r->a) != ARCHIVE_OK ||
-	    archive_read_open(r->a, r, NULL, archive_read_cb, NULL) !=
-		    ARCHIVE_OK) {
-		int rc = fl_fail(err, FL_ERR, "cannot set up libarchive: %s",
-				 r->a ? archive_error_string(r->a) : "no memory");
-
+	if (!r->a || archive_read_support_format_tar(r->a) != ARCHIVE_OK) {
 		fsig_reader_free(r);
-		return rc;
+		return fl_fail(err, FL_ENOMEM, "cannot set up libarchive");
 	}
 	*ret = r;
 	return 0;
+}
+
+/*
+ * Open the archive at the start of step 1, not in the constructor:
+ * libarchive reads the first block to detect the format, and that read
+ * (and its verdict) belongs to a step with the caller's error report.
+ */
+static int archive_start(struct fsig_reader *r, struct fl_error *err)
+{
+	if (archive_read_open(r->a, r, NULL, archive_read_cb, NULL) ==
+	    ARCHIVE_OK)
+		return 0;
+	if (r->io_failed)
+		return FL_EIO;
+	return fsig_reject(err, &r->reason, FSIG_R_NOT_BUNDLE, "%s",
+			   archive_error_string(r->a));
 }
 
 int fsig_reader_open_fd(int fd, struct fsig_reader **ret,
@@ -335,7 +346,10 @@ static int read_meta(struct fsig_reader *r, struct fl_error *err)
 
 	if (r->state != ST_OPEN)
 		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
-	rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes, &r->mlen, err);
+	rc = archive_start(r, err);
+	if (!rc)
+		rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes,
+				 &r->mlen, err);
 	if (!rc)
 		rc = read_capped(r, 1, FSIG_SIGFILE_MAX, &sig, &slen, err);
 	if (!rc && fsig_siglist_parse(sig, slen, &r->sigs, &why))

@@ -211,7 +211,10 @@ static int root_from_body(const char *body, size_t len,
 	struct fsig_root *r = fl_xcalloc(1, sizeof(*r));
 	int rc;
 
-	r->body = fl_xstrndup(body, len);
+	/* bytes, not a string: a hostile payload may hold NULs */
+	r->body = fl_xmalloc(len + 1);
+	memcpy(r->body, body, len);
+	r->body[len] = '\0';
 	r->body_len = len;
 	if (sigs)
 		r->sigs = *sigs;
