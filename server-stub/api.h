@@ -17,4 +17,15 @@ int api_token_create(struct srv_req *r);
 int api_token_list(struct srv_req *r);
 int api_token_revoke(struct srv_req *r);
 
+/* api_devices.c */
+int api_enroll(struct srv_req *r);
+int api_provision(struct srv_req *r);
+int api_reenroll(struct srv_req *r);
+int api_reenroll_confirm(struct srv_req *r);
+int api_device_list(struct srv_req *r);
+int api_device_get(struct srv_req *r);
+int api_device_labels(struct srv_req *r);
+int api_device_decommission(struct srv_req *r);
+int api_rotate(struct srv_req *r);
+
 #endif

@@ -109,6 +109,51 @@ static int make_server_cert(const char *dir, const struct fl_pki_issuer *ca,
 	return rc;
 }
 
+/* fleetd's own MQTT client certificate (CN fleetd, clientAuth). */
+static int make_mqtt_cert(const char *dir, const struct fl_pki_issuer *ca,
+			  struct fl_error *err)
+{
+	struct fl_pki_policy pol = {.kind = FL_PKI_CLIENT,
+				    .cn = SRV_MQTT_USER,
+				    .lifetime_s = FL_PKI_SERVER_LIFETIME};
+	char *mdir = fl_path_join(dir, "mqtt");
+	EVP_PKEY *key = NULL;
+	X509 *chain[2] = {NULL, ca->cert};
+	int rc;
+
+	rc = fl_mkdir_p(mdir, 0700, err);
+	if (!rc)
+		rc = fl_pki_keygen_p256(&key, err);
+	if (!rc)
+		rc = fl_pki_leaf_issue(ca, &pol, key, &chain[0], err);
+	if (!rc)
+		rc = save_pair(dir, SRV_MQTT_CERT, SRV_MQTT_KEY, chain, 2, key,
+			       err);
+	X509_free(chain[0]);
+	EVP_PKEY_free(key);
+	free(mdir);
+	return rc;
+}
+
+/* ca/trust.pem: the issuing CA and the root, the anchors of verifiers
+ * (OpenSSL, as mosquitto uses it, needs the self-signed root). */
+static int make_trust(const char *dir, const struct fl_pki_issuer *issuing,
+		      struct fl_error *err)
+{
+	char *root_path = fl_path_join(dir, SRV_CA_ROOT_CERT);
+	char *trust_path = fl_path_join(dir, SRV_CA_TRUST);
+	X509 *certs[2] = {issuing->cert, NULL};
+	int rc;
+
+	rc = fl_pki_cert_load(root_path, &certs[1], err);
+	if (!rc)
+		rc = fl_pki_cert_save(trust_path, certs, 2, err);
+	X509_free(certs[1]);
+	free(root_path);
+	free(trust_path);
+	return rc;
+}
+
 int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 		struct fl_error *err)
 {
@@ -124,6 +169,10 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 	if (!rc)
 		rc = make_server_cert(state_dir, &issuing, sans, nsans, err);
 	if (!rc)
+		rc = make_mqtt_cert(state_dir, &issuing, err);
+	if (!rc)
+		rc = make_trust(state_dir, &issuing, err);
+	if (!rc)
 		rc = fl_pki_crl_build(&issuing, NULL, 0, 1, FL_PKI_CRL_LIFETIME,
 				      &crl, err);
 	if (!rc)
@@ -135,5 +184,174 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 	EVP_PKEY_free(issuing.key);
 	free(crl_path);
 	free(ca_dir);
+	return rc;
+}
+
+int srv_ca_open(const char *state_dir, int64_t device_lifetime,
+		struct srv_ca **ret, struct fl_error *err)
+{
+	struct srv_ca *ca = fl_xcalloc(1, sizeof(*ca));
+	char *cert = fl_path_join(state_dir, SRV_CA_ISSUING_CERT);
+	char *key = fl_path_join(state_dir, SRV_CA_ISSUING_KEY);
+	char *trust = fl_path_join(state_dir, SRV_CA_TRUST);
+	char *root = fl_path_join(state_dir, SRV_CA_FILE);
+	const char *fp = getenv("FLEETD_FAILPOINTS");
+	int rc;
+
+	pthread_mutex_init(&ca->crl_lock, NULL);
+	ca->device_lifetime = device_lifetime;
+	ca->crl_path = fl_path_join(state_dir, SRV_CA_CRL);
+	if (fp && fl_startswith(fp, "reenroll-bad-cert="))
+		ca->bad_cert_for = fl_xstrdup(fp + strlen("reenroll-bad-cert="));
+	rc = fl_pki_issuer_load(cert, key, &ca->issuing, err);
+	if (!rc)
+		rc = fl_read_file(root, FL_PKI_PEM_MAX, &ca->root_pem, NULL, err);
+	if (!rc)
+		rc = fl_read_file(cert, FL_PKI_PEM_MAX, &ca->chain_pem, NULL,
+				  err);
+	if (!rc)
+		rc = fl_pki_verifier_new(trust, ca->crl_path, &ca->verifier,
+					 err);
+	if (rc) {
+		fl_error_prefix(err, "loading the CA");
+		srv_ca_close(ca);
+	} else {
+		*ret = ca;
+	}
+	free(cert);
+	free(key);
+	free(trust);
+	free(root);
+	return rc;
+}
+
+void srv_ca_close(struct srv_ca *ca)
+{
+	if (!ca)
+		return;
+	fl_pki_issuer_release(&ca->issuing);
+	fl_pki_verifier_free(ca->verifier);
+	pthread_mutex_destroy(&ca->crl_lock);
+	free(ca->root_pem);
+	free(ca->chain_pem);
+	free(ca->crl_path);
+	free(ca->bad_cert_for);
+	free(ca);
+}
+
+void srv_issued_release(struct srv_issued *iss)
+{
+	json_decref(iss->json);
+	iss->json = NULL;
+}
+
+/* The failpoint's throwaway issuer: a fresh root nobody trusts. */
+static int rogue_issuer(struct fl_pki_issuer *ret, struct fl_error *err)
+{
+	int rc = fl_pki_keygen_p256(&ret->key, err);
+
+	if (!rc)
+		rc = fl_pki_root_create(ret->key, "Rogue CA", 3600, &ret->cert,
+					err);
+	return rc;
+}
+
+static int describe(X509 *cert, const char *id, const struct srv_ca *ca,
+		    struct srv_issued *ret, struct fl_error *err)
+{
+	struct fl_pki_cert_info info;
+	char expires[21], *pem = NULL;
+	int rc;
+
+	rc = fl_pki_cert_info(cert, &info, err);
+	if (!rc)
+		rc = fl_pki_cert_to_pem(cert, &pem, err);
+	if (rc)
+		return rc;
+	fl_strlcpy(ret->serial, info.serial, sizeof(ret->serial));
+	ret->not_before = info.not_before;
+	ret->not_after = info.not_after;
+	fl_time_rfc3339(info.not_after, expires);
+	ret->json = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id,
+			      "cert", pem, "chain", ca->chain_pem, "ca",
+			      ca->root_pem, "serial", info.serial, "expires",
+			      expires);
+	free(pem);
+	return 0;
+}
+
+int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
+			const char *id, bool reenroll, struct srv_issued *ret,
+			struct fl_error *err)
+{
+	struct fl_pki_policy pol = {.kind = FL_PKI_CLIENT,
+				    .cn = id,
+				    .lifetime_s = ca->device_lifetime};
+	struct fl_pki_issuer rogue = {0};
+	const struct fl_pki_issuer *issuer = &ca->issuing;
+	char cn[FL_PKI_CN_MAX + 1];
+	EVP_PKEY *pub = NULL;
+	X509 *cert = NULL;
+	int rc;
+
+	rc = fl_pki_csr_parse(csr_pem, len, id, FL_PKI_CSR_DEVICE_ID, cn, &pub,
+			      err);
+	if (!rc && reenroll && fl_streq(ca->bad_cert_for, id)) {
+		rc = rogue_issuer(&rogue, err);
+		issuer = &rogue;
+	}
+	if (!rc)
+		rc = fl_pki_leaf_issue(issuer, &pol, pub, &cert, err);
+	if (!rc)
+		rc = describe(cert, id, ca, ret, err);
+	X509_free(cert);
+	EVP_PKEY_free(pub);
+	X509_free(rogue.cert);
+	EVP_PKEY_free(rogue.key);
+	return rc;
+}
+
+/* Turn the store's rows into fl_pki_revoked entries (borrowing). */
+static struct fl_pki_revoked *revoked_list(json_t *rows)
+{
+	struct fl_pki_revoked *list =
+		fl_xcalloc(json_array_size(rows) + 1, sizeof(*list));
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(rows, i, row) {
+		list[i].serial = json_string_value(json_object_get(row, "serial"));
+		list[i].when = (time_t)json_integer_value(
+			json_object_get(row, "revoked"));
+	}
+	return list;
+}
+
+int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
+		       struct fl_error *err)
+{
+	struct fl_pki_revoked *list = NULL;
+	X509_CRL *crl = NULL;
+	json_t *rows = NULL;
+	uint64_t number = 0;
+	int rc;
+
+	pthread_mutex_lock(&ca->crl_lock);
+	rc = srv_store_crl_entries(store, &rows, &number, err);
+	if (!rc) {
+		list = revoked_list(rows);
+		rc = fl_pki_crl_build(&ca->issuing, list, json_array_size(rows),
+				      number, FL_PKI_CRL_LIFETIME, &crl, err);
+	}
+	if (!rc)
+		rc = fl_pki_crl_save(ca->crl_path, crl, err);
+	if (!rc)
+		rc = fl_pki_verifier_reload(ca->verifier, err);
+	pthread_mutex_unlock(&ca->crl_lock);
+	if (rc)
+		fl_error_prefix(err, "publishing the CRL");
+	X509_CRL_free(crl);
+	free(list);
+	json_decref(rows);
 	return rc;
 }

@@ -2,9 +2,16 @@
 #ifndef SRV_CA_H
 #define SRV_CA_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
 
 #include "err.h"
+#include "pki.h"
+#include "store.h"
 
 /*
  * fleetd's private CA (DESIGN §3, docs/pki.md).  Files in the state dir:
@@ -13,22 +20,77 @@
  *                                   removed: only issuing needs it)
  *   ca/issuing.pem  ca/issuing.key  issuing CA: signs leaves and the CRL
  *   ca/crl.pem                      CRL of the issuing CA
+ *   ca/trust.pem                    issuing + root: what verifiers trust
  *   ca.pem                          root certificate: what clients pin
  *   tls/server.key  tls/server.pem  HTTPS + broker certificate (leaf
  *                                   followed by the issuing CA)
+ *   mqtt/fleetd.key  mqtt/fleetd.pem  fleetd's own MQTT client identity
  */
 #define SRV_CA_ROOT_CERT "ca/root.pem"
 #define SRV_CA_ROOT_KEY "ca/root.key"
 #define SRV_CA_ISSUING_CERT "ca/issuing.pem"
 #define SRV_CA_ISSUING_KEY "ca/issuing.key"
 #define SRV_CA_CRL "ca/crl.pem"
+#define SRV_CA_TRUST "ca/trust.pem"
+#define SRV_MQTT_CERT "mqtt/fleetd.pem"
+#define SRV_MQTT_KEY "mqtt/fleetd.key"
+
+/* fleetd's broker username; never a device id (enrolment refuses it). */
+#define SRV_MQTT_USER "fleetd"
+
+/* The running CA: the issuing CA's key and a verifier for client
+ * certificates (issuing + root, current CRL). */
+struct srv_ca {
+	struct fl_pki_issuer issuing;
+	struct fl_pki_verifier *verifier;
+	char *root_pem;  /* ca.pem text, for enrolment responses */
+	char *chain_pem; /* issuing CA text */
+	char *crl_path;
+	int64_t device_lifetime;
+	pthread_mutex_t crl_lock;
+	/* Test failpoint (FLEETD_FAILPOINTS="reenroll-bad-cert=ID"): the
+	 * re-enrolment of device ID gets a certificate from a throwaway CA,
+	 * so tests can show that a bad new certificate is never adopted. */
+	char *bad_cert_for;
+};
 
 /*
  * Create the CA hierarchy, the server certificate (SANs localhost,
- * 127.0.0.1, ::1 and @sans: DNS names or IP literals) and an empty CRL
- * in @state_dir.
+ * 127.0.0.1, ::1 and @sans: DNS names or IP literals), fleetd's MQTT
+ * client certificate and an empty CRL in @state_dir.
  */
 int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 		struct fl_error *err);
+
+/* Load the issuing CA and the verifier from @state_dir. */
+int srv_ca_open(const char *state_dir, int64_t device_lifetime,
+		struct srv_ca **ret, struct fl_error *err);
+void srv_ca_close(struct srv_ca *ca);
+
+/* An issued device certificate, as the API returns it. */
+struct srv_issued {
+	char serial[FL_PKI_SERIAL_HEX_MAX];
+	time_t not_before, not_after;
+	json_t *json; /* {"id", "cert", "chain", "ca", "serial", "expires"} */
+};
+
+/*
+ * Check an untrusted PEM CSR for device @id (P-256, self-signature, CN =
+ * @id) and issue a client certificate from policy.  Codes of
+ * fl_pki_csr_parse (FL_EPARSE, FL_EINVAL, FL_EVERIFY, FL_ELIMIT).
+ */
+int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
+			const char *id, bool reenroll, struct srv_issued *ret,
+			struct fl_error *err);
+
+/* Free what srv_ca_issue_device put in @iss. */
+void srv_issued_release(struct srv_issued *iss);
+
+/*
+ * Rebuild the CRL from the store's revoked certificates, write it
+ * atomically and reload the verifier.  Serialised by a lock.
+ */
+int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
+		       struct fl_error *err);
 
 #endif

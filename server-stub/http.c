@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
+#include "ca.h"
 #include "fsutil.h"
 #include "http.h"
 #include "json.h"
@@ -235,12 +237,72 @@ static int authenticate(struct srv_req *r)
 	return 0;
 }
 
+/* The peer's leaf certificate in DER, or NULL without one. */
+static const gnutls_datum_t *peer_cert(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	unsigned n = 0;
+	const gnutls_datum_t *certs;
+
+	if (!ci || !ci->tls_session)
+		return NULL;
+	certs = gnutls_certificate_get_peers(ci->tls_session, &n);
+	return n ? certs : NULL;
+}
+
+/*
+ * mTLS: the client certificate must verify against the issuing CA and
+ * the current CRL (on every request), and be one fleetd issued and has
+ * not revoked.  The device id is its CN.
+ */
+static int authenticate_device(struct srv_req *r)
+{
+	const gnutls_datum_t *der = peer_cert(r->conn);
+	struct fl_pki_cert_info info;
+	struct fl_error err = {0};
+	json_t *cert = NULL;
+
+	if (!der)
+		return srv_reply_error(r, 401, "unauthorized",
+				       "missing bearer token or client "
+				       "certificate") ?: FL_EDENIED;
+	if (fl_pki_verify_der(r->srv->ca->verifier, der->data, der->size,
+			      FL_PKI_PURPOSE_CLIENT, &info, NULL, &err))
+		return srv_reply_error(r, 401, "unauthorized",
+				       "client certificate refused: %s",
+				       err.msg) ?: FL_EDENIED;
+	if (srv_store_cert_get(r->srv->store, info.serial, &cert, NULL) ||
+	    json_is_true(json_object_get(cert, "revoked")) ||
+	    !fl_streq(json_string_value(json_object_get(cert, "device")),
+		      info.cn)) {
+		json_decref(cert);
+		return srv_reply_error(r, 401, "unauthorized",
+				       "client certificate %s is revoked or "
+				       "unknown",
+				       info.serial) ?: FL_EDENIED;
+	}
+	json_decref(cert);
+	r->who.kind = SRV_DEVICE;
+	r->who.role = SRV_ROLE_DEVICE;
+	fl_strlcpy(r->who.id, info.cn, sizeof(r->who.id));
+	fl_strlcpy(r->who.serial, info.serial, sizeof(r->who.serial));
+	return 0;
+}
+
 static int authorize(struct srv_req *r)
 {
+	bool bearer = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						  "Authorization") != NULL;
+
 	if (r->route->flags & SRV_PUBLIC)
 		return 0;
-	if (authenticate(r))
+	if (!bearer && (r->route->roles & SRV_ROLE_DEVICE)) {
+		if (authenticate_device(r))
+			return FL_EDENIED;
+	} else if (authenticate(r)) {
 		return FL_EDENIED;
+	}
 	if (!(r->route->roles & r->who.role))
 		return srv_reply_error(r, 403, "forbidden",
 				       "role %s may not %s %s",
@@ -440,46 +502,50 @@ static int resolve(const char *listen, struct addrinfo **ret, char **ret_host,
 	return 0;
 }
 
-static int load_tls(struct srv *srv, char **key, char **cert,
+static int load_tls(struct srv *srv, char **key, char **cert, char **trust,
 		    struct fl_error *err)
 {
 	char *kp = srv_path(srv, SRV_TLS_KEY), *cp = srv_path(srv, SRV_TLS_CERT);
+	char *tp = srv_path(srv, SRV_CA_TRUST);
 	int rc = fl_read_file(kp, 64 * 1024, key, NULL, err);
 
 	if (!rc)
 		rc = fl_read_file(cp, 256 * 1024, cert, NULL, err);
+	if (!rc)
+		rc = fl_read_file(tp, 256 * 1024, trust, NULL, err);
 	if (rc && *key) {
 		fl_free_secret(*key);
 		*key = NULL;
 	}
 	free(kp);
 	free(cp);
+	free(tp);
 	return rc;
 }
 
 int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)
 {
-	char *key = NULL, *cert = NULL, *host = NULL;
+	char *key = NULL, *cert = NULL, *trust = NULL, *host = NULL;
 	const union MHD_DaemonInfo *info;
 	struct addrinfo *ai = NULL;
 	int rc;
 
 	rc = resolve(listen, &ai, &host, err);
 	if (!rc)
-		rc = load_tls(srv, &key, &cert, err);
+		rc = load_tls(srv, &key, &cert, &trust, err);
 	if (rc)
 		goto out;
 	srv->mhd = MHD_start_daemon(
 		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
 			MHD_USE_ERROR_LOG | MHD_USE_POLL,
-		0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-		ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, key,
-		MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_PRIORITIES,
+		0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+		on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, key,
+		MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_TRUST,
+		trust, MHD_OPTION_HTTPS_PRIORITIES,
 		TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, 4u,
 		MHD_OPTION_CONNECTION_LIMIT, 1000u,
 		MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-		MHD_OPTION_END);
+		on_completed, srv, MHD_OPTION_END);
 	if (!srv->mhd) {
 		rc = fl_fail(err, FL_EIO,
 			     "cannot listen on %s (address in use, or bad TLS "
@@ -496,6 +562,7 @@ out:
 		freeaddrinfo(ai);
 	fl_free_secret(key);
 	free(cert);
+	free(trust);
 	free(host);
 	return rc;
 }

@@ -22,9 +22,10 @@ enum srv_principal_kind { SRV_ANON = 0, SRV_TOKEN, SRV_DEVICE };
 
 struct srv_principal {
 	enum srv_principal_kind kind;
-	char id[64];   /* token id or device id */
-	char name[64]; /* token name */
-	int role;      /* for tokens */
+	char id[64];     /* token id or device id */
+	char name[64];   /* token name */
+	int role;        /* SRV_ROLE_DEVICE for devices */
+	char serial[48]; /* device certificate serial */
 };
 
 #define SRV_MAX_PARAMS 4

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fleetd: Fleet's management server.  This file only parses the command
- * line and runs the main loop; the logic lives in libfleetd.a.
+ * line; the logic lives in libfleetd.a.
  */
 #include <getopt.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "broker.h"
 #include "log.h"
+#include "serve.h"
 #include "srv.h"
 #include "util.h"
 
@@ -20,33 +21,10 @@
 
 struct cmd {
 	const char *name;
-	int (*fn)(int argc, char **argv);
+	int (*fn)(int argc, char **argv, const struct cmd *self);
 	const char *usage;
 	const char *summary;
 };
-
-static int cmd_init(int argc, char **argv);
-static int cmd_serve(int argc, char **argv);
-static int cmd_version(int argc, char **argv);
-
-static const struct cmd cmds[] = {
-	{"init", cmd_init, "fleetd init --state DIR [--san NAME]...",
-	 "create a state dir: database, CA, TLS certificate, admin token"},
-	{"serve", cmd_serve,
-	 "fleetd serve --state DIR [--listen HOST:PORT] [--log-level LEVEL]\n"
-	 "             [--log-format text|json]",
-	 "run the HTTPS API"},
-	{"version", cmd_version, "fleetd version", "print the version"},
-};
-
-static void usage_all(FILE *f)
-{
-	fprintf(f, "usage: fleetd COMMAND [OPTIONS]\n\ncommands:\n");
-	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
-		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
-	fprintf(f, "\n'fleetd COMMAND --help' shows a command's options; "
-		   "see fleetd(8).\n");
-}
 
 static int die(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -68,17 +46,7 @@ static int usage_err(const struct cmd *c, const char *msg)
 	return FL_EUSAGE;
 }
 
-static bool want_help(int argc, char **argv, const struct cmd *c)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: %s\n\n%s\n", c->usage, c->summary);
-			return true;
-		}
-	return false;
-}
-
-static int cmd_init(int argc, char **argv)
+static int cmd_init(int argc, char **argv, const struct cmd *self)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
@@ -97,10 +65,10 @@ static int cmd_init(int argc, char **argv)
 		else if (c == 'n' && nsans < MAX_SANS)
 			sans[nsans++] = optarg;
 		else
-			return usage_err(&cmds[0], "bad option");
+			return usage_err(self, "bad option");
 	}
 	if (!state || optind != argc)
-		return usage_err(&cmds[0], "--state DIR is required");
+		return usage_err(self, "--state DIR is required");
 	if (srv_init_state(state, sans, nsans, &token, &err))
 		return die(err.code, "%s", err.msg);
 	printf("initialised %s\nclients pin the CA in %s/ca.pem\n", state,
@@ -110,114 +78,152 @@ static int cmd_init(int argc, char **argv)
 	return 0;
 }
 
-/* Block the stop signals in every thread; the main thread waits. */
-static void block_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static int serve_loop(struct srv *srv)
-{
-	sigset_t set;
-	int sig = 0;
-
-	block_signals(&set);
-	(void)srv;
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			fl_info("SIGHUP: nothing to reload yet");
-			continue;
-		}
-		fl_info("signal %d: shutting down", sig);
-		return 0;
-	}
-}
-
 struct serve_opts {
-	const char *state, *listen;
+	struct srv_serve_opts s;
+	const char *state;
 	int level, format;
 };
 
-static int parse_serve(int argc, char **argv, struct serve_opts *o)
+static int parse_serve(int argc, char **argv, const struct cmd *self,
+		       struct serve_opts *o)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'},
+		{"with-broker", no_argument, NULL, 'b'},
+		{"mqtt-listen", required_argument, NULL, 'm'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"log-format", required_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
-	*o = (struct serve_opts){.listen = "127.0.0.1:8443",
+	*o = (struct serve_opts){.s.listen = "127.0.0.1:8443",
 				 .level = FL_LOG_INFO};
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			o->state = optarg;
-			break;
-		case 'l':
-			o->listen = optarg;
-			break;
+		case 's': o->state = optarg; break;
+		case 'l': o->s.listen = optarg; break;
+		case 'b': o->s.with_broker = true; break;
+		case 'm': o->s.mqtt_listen = optarg; break;
 		case 'v':
 			o->level = fl_log_level_parse(optarg);
 			if (o->level < 0)
-				return usage_err(&cmds[1], "bad --log-level");
+				return usage_err(self, "bad --log-level");
 			break;
 		case 'f':
 			o->format = fl_log_format_parse(optarg);
 			if (o->format < 0)
-				return usage_err(&cmds[1], "bad --log-format");
+				return usage_err(self, "bad --log-format");
 			break;
 		default:
-			return usage_err(&cmds[1], "bad option");
+			return usage_err(self, "bad option");
 		}
 	}
 	if (!o->state || optind != argc)
-		return usage_err(&cmds[1], "--state DIR is required");
+		return usage_err(self, "--state DIR is required");
 	return 0;
 }
 
-static int cmd_serve(int argc, char **argv)
+static void print_ready(const char *line)
+{
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static int cmd_serve(int argc, char **argv, const struct cmd *self)
 {
 	struct fl_error err = {0};
 	struct serve_opts o;
 	struct srv *srv = NULL;
-	sigset_t set;
 	int rc;
 
-	rc = parse_serve(argc, argv, &o);
+	rc = parse_serve(argc, argv, self, &o);
 	if (rc)
 		return rc;
 	fl_log_setup("fleetd", o.level, (enum fl_log_format)o.format);
-	block_signals(&set);
+	srv_block_signals();
 	rc = srv_open(o.state, &srv, &err);
 	if (!rc)
-		rc = srv_http_start(srv, o.listen, &err);
-	if (rc) {
-		srv_close(srv);
-		return die(rc, "%s", err.msg);
-	}
-	fl_info("listening on %s", srv->https_url);
-	printf("ready https=%s\n", srv->https_url);
-	fflush(stdout);
-	rc = serve_loop(srv);
-	srv_http_stop(srv);
+		rc = srv_serve(srv, &o.s, print_ready, &err);
 	srv_close(srv);
-	return rc;
+	return rc ? die(rc, "%s", err.msg) : 0;
 }
 
-static int cmd_version(int argc, char **argv)
+static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
+{
+	static const struct option opts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"listen", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *state = NULL, *listen = NULL;
+	struct fl_error err = {0};
+	struct srv *srv = NULL;
+	char *url = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			state = optarg;
+		else if (c == 'l')
+			listen = optarg;
+		else
+			return usage_err(self, "bad option");
+	}
+	if (!state || optind != argc)
+		return usage_err(self, "--state DIR is required");
+	rc = srv_open(state, &srv, &err);
+	if (!rc)
+		rc = srv_broker_write_config(
+			srv, listen ? listen : srv->cfg.broker_listen, &url,
+			&err);
+	if (!rc)
+		printf("wrote %s/broker/mosquitto.conf, acl and dynsec.json "
+		       "for %s\n",
+		       state, url);
+	free(url);
+	srv_close(srv);
+	return rc ? die(rc, "%s", err.msg) : 0;
+}
+
+static int cmd_version(int argc, char **argv, const struct cmd *self)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
 	return 0;
+}
+
+static const struct cmd cmds[] = {
+	{"broker-config", cmd_broker_config,
+	 "fleetd broker-config --state DIR [--listen HOST:PORT]",
+	 "write mosquitto.conf, ACL and dynsec.json into DIR/broker"},
+	{"init", cmd_init, "fleetd init --state DIR [--san NAME]...",
+	 "create a state dir: database, CA, TLS certificate, admin token"},
+	{"serve", cmd_serve,
+	 "fleetd serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
+	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"
+	 "             [--log-format text|json]",
+	 "run the HTTPS API (and a supervised local mosquitto)"},
+	{"version", cmd_version, "fleetd version", "print the version"},
+};
+
+static void usage_all(FILE *f)
+{
+	fprintf(f, "usage: fleetd COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "\n'fleetd COMMAND --help' shows a command's options; "
+		   "see fleetd(8).\n");
+}
+
+static bool want_help(int argc, char **argv, const struct cmd *c)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: %s\n\n%s\n", c->usage, c->summary);
+			return true;
+		}
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -233,13 +239,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version"))
-		return cmd_version(0, NULL);
+		return cmd_version(0, NULL, NULL);
 	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++) {
 		if (strcmp(argv[1], cmds[i].name) != 0)
 			continue;
 		if (want_help(argc - 1, argv + 1, &cmds[i]))
 			return 0;
-		return cmds[i].fn(argc - 1, argv + 1);
+		return cmds[i].fn(argc - 1, argv + 1, &cmds[i]);
 	}
 	fprintf(stderr, "fleetd: error: unknown command '%s'\n", argv[1]);
 	usage_all(stderr);

@@ -5,9 +5,64 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "ca.h"
+#include "config.h"
 #include "fsutil.h"
 #include "srv.h"
 #include "util.h"
+
+static const struct fl_ini_key conf_keys[] = {
+	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
+	{"broker", "listen"},     {"broker", "mosquitto"},   {NULL, NULL},
+};
+
+static char *conf_str(const struct fl_ini *ini, const char *sec,
+		      const char *key, const char *def)
+{
+	const char *v = fl_ini_get(ini, sec, key);
+
+	return v ? fl_xstrdup(v) : def ? fl_xstrdup(def) : NULL;
+}
+
+/* Read STATE/fleetd.conf; a missing file means all defaults. */
+static int load_config(struct srv *srv, struct fl_error *err)
+{
+	char *path = srv_path(srv, SRV_CONF_FILE);
+	struct fl_ini *ini = NULL;
+	const char *life;
+	int rc;
+
+	rc = fl_ini_load(path, &ini, err);
+	if (rc == FL_ENOTFOUND) {
+		fl_error_clear(err);
+		ini = fl_ini_new();
+		rc = 0;
+	}
+	if (!rc)
+		rc = fl_ini_check_keys(ini, conf_keys, err);
+	srv->cfg.device_lifetime = 30 * 86400;
+	life = fl_ini_get(ini, "ca", "device_lifetime");
+	if (!rc && life)
+		rc = fl_parse_duration(life, &srv->cfg.device_lifetime, err);
+	if (!rc && srv->cfg.device_lifetime < 60)
+		rc = fl_fail(err, FL_EINVAL, "device_lifetime under 60 s");
+	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
+	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
+	srv->cfg.broker_listen =
+		conf_str(ini, "broker", "listen", "127.0.0.1:8883");
+	srv->cfg.mosquitto =
+		conf_str(ini, "broker", "mosquitto", "/usr/sbin/mosquitto");
+	if (rc)
+		fl_error_prefix(err, "%s", path);
+	fl_ini_free(ini);
+	free(path);
+	return rc;
+}
+
+const char *srv_public_url(const struct srv *srv)
+{
+	return srv->cfg.public_url ? srv->cfg.public_url : srv->https_url;
+}
 
 char *srv_path(const struct srv *srv, const char *name)
 {
@@ -30,7 +85,12 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 			     state_dir, state_dir);
 		goto out_free;
 	}
-	rc = srv_store_open(db, &srv->store, err);
+	rc = load_config(srv, err);
+	if (!rc)
+		rc = srv_store_open(db, &srv->store, err);
+	if (!rc)
+		rc = srv_ca_open(state_dir, srv->cfg.device_lifetime, &srv->ca,
+				 err);
 	if (rc)
 		goto out_free;
 	free(db);
@@ -47,16 +107,22 @@ void srv_close(struct srv *srv)
 	if (!srv)
 		return;
 	srv_store_close(srv->store);
+	srv_ca_close(srv->ca);
+	free(srv->cfg.public_url);
+	free(srv->cfg.mqtt_url);
+	free(srv->cfg.broker_listen);
+	free(srv->cfg.mosquitto);
 	free(srv->https_url);
 	free(srv->state_dir);
 	free(srv);
 }
 
-int srv_token_create(struct srv *srv, const char *name, int role,
-		     int64_t ttl, const char *created_by, char **ret_secret,
+int srv_token_create(struct srv *srv, const struct srv_token_spec *spec,
+		     const char *created_by, char **ret_secret,
 		     json_t **ret_info, struct fl_error *err)
 {
-	struct srv_token t = {.role = role, .uses_left = -1};
+	struct srv_token t = {.role = spec->enroll ? 0 : spec->role,
+			      .uses_left = spec->enroll ? spec->uses : -1};
 	unsigned char idraw[8];
 	char hash[65], expires[21] = "";
 	char *secret;
@@ -66,21 +132,31 @@ int srv_token_create(struct srv *srv, const char *name, int role,
 	if (rc)
 		return rc;
 	fl_hex(idraw, sizeof(idraw), t.id);
-	fl_strlcpy(t.name, name, sizeof(t.name));
-	fl_strlcpy(t.kind, "operator", sizeof(t.kind));
-	t.expires = ttl ? time(NULL) + ttl : 0;
-	secret = fl_random_token("flt_", 32);
+	fl_strlcpy(t.name, spec->name, sizeof(t.name));
+	fl_strlcpy(t.kind, spec->enroll ? "enroll" : "operator",
+		   sizeof(t.kind));
+	t.expires = spec->ttl ? time(NULL) + spec->ttl : 0;
+	secret = fl_random_token(spec->enroll ? "fle_" : "flt_", 32);
 	fl_sha256_hex(secret, strlen(secret), hash);
-	rc = srv_store_token_add(srv->store, &t, hash, created_by, err);
+	rc = srv_store_token_add(srv->store, &t, hash, spec->group, created_by,
+				 err);
 	if (rc) {
 		fl_free_secret(secret);
 		return rc;
 	}
 	if (t.expires)
 		fl_time_rfc3339(t.expires, expires);
-	*ret_info = json_pack("{s:s, s:s, s:s, s:s?}", "id", t.id, "name", name,
-			      "role", srv_role_name(role), "expires",
-			      t.expires ? expires : NULL);
+	*ret_info = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "id", t.id, "name",
+			      spec->name, "kind", t.kind, "expires",
+			      t.expires ? expires : NULL, "group",
+			      spec->group);
+	if (spec->enroll)
+		json_object_set_new(*ret_info, "uses",
+				    spec->uses < 0 ? json_null()
+						   : json_integer(spec->uses));
+	else
+		json_object_set_new(*ret_info, "role",
+				    json_string(srv_role_name(spec->role)));
 	*ret_secret = secret;
 	return 0;
 }

@@ -10,17 +10,32 @@
 #include "err.h"
 #include "store.h"
 
+/* Settings from STATE/fleetd.conf (INI; every key optional). */
+struct srv_config {
+	int64_t device_lifetime; /* [ca] device_lifetime, default 30d */
+	char *public_url;        /* [server] public_url: advertised HTTPS */
+	char *mqtt_url;          /* [mqtt] url: advertised to devices */
+	char *broker_listen;     /* [broker] listen, for --with-broker */
+	char *mosquitto;         /* [broker] mosquitto: program path */
+};
+
 /*
  * fleetd's shared state: what the HTTP handlers, the MQTT side and the
  * main loop all see.  Created by srv_open, released by srv_close.
  */
 struct srv {
 	char *state_dir;
+	struct srv_config cfg;
 	struct srv_store *store;
+	struct srv_ca *ca;
+	struct srv_broker *broker; /* local mosquitto, with --with-broker */
+	struct srv_mqtt *mqtt;     /* fleetd's MQTT client */
 	struct MHD_Daemon *mhd;
 	char *https_url;      /* "https://127.0.0.1:8443" once listening */
 	size_t max_json_body; /* request body cap for JSON calls */
 };
+
+#define SRV_CONF_FILE "fleetd.conf"
 
 /* Paths inside the state dir (DESIGN: layout documented in fleetd.8). */
 #define SRV_DB_FILE "fleetd.db"
@@ -35,6 +50,9 @@ struct srv {
 int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err);
 void srv_close(struct srv *srv);
 
+/* The HTTPS URL devices and tools are told to use. */
+const char *srv_public_url(const struct srv *srv);
+
 /* A file path inside the state dir; caller frees. */
 char *srv_path(const struct srv *srv, const char *name);
 
@@ -47,13 +65,22 @@ char *srv_path(const struct srv *srv, const char *name);
 int srv_init_state(const char *state_dir, const char *const *sans,
 		   size_t nsans, char **ret_token, struct fl_error *err);
 
+/* What a new token is. */
+struct srv_token_spec {
+	const char *name;
+	bool enroll;       /* enrolment token instead of operator token */
+	int role;          /* operator tokens */
+	const char *group; /* enrolment tokens: group of enrolled devices */
+	int64_t uses;      /* enrolment tokens: -1 = unlimited */
+	int64_t ttl;       /* seconds; 0 = never expires */
+};
+
 /*
- * Create an operator token with @role that expires after @ttl seconds
- * (0 = never).  Returns the secret text (free with fl_free_secret) and
- * the row as JSON for the API.
+ * Create a token.  Returns the secret text (free with fl_free_secret)
+ * and the row as JSON for the API.
  */
-int srv_token_create(struct srv *srv, const char *name, int role,
-		     int64_t ttl, const char *created_by, char **ret_secret,
+int srv_token_create(struct srv *srv, const struct srv_token_spec *spec,
+		     const char *created_by, char **ret_secret,
 		     json_t **ret_info, struct fl_error *err);
 
 #endif

@@ -58,7 +58,10 @@ int srv_init_state(const char *state_dir, const char *const *sans,
 	if (!rc)
 		rc = srv_open(state_dir, &srv, err);
 	if (!rc)
-		rc = srv_token_create(srv, "admin", SRV_ROLE_ADMIN, 0,
+		rc = srv_token_create(srv,
+				      &(struct srv_token_spec){
+					      .name = "admin",
+					      .role = SRV_ROLE_ADMIN},
 				      "fleetd-init", ret_token, &info, err);
 	json_decref(info);
 	srv_close(srv);

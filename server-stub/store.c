@@ -35,6 +35,37 @@ static const char *const migrations[] = {
 	" path TEXT NOT NULL,"
 	" status INTEGER NOT NULL,"
 	" remote TEXT);",
+	/* 2: devices, their labels and certificates, the CRL counter */
+	"CREATE TABLE devices ("
+	" id TEXT PRIMARY KEY,"
+	" grp TEXT,"
+	" state TEXT NOT NULL DEFAULT 'active'"
+	"  CHECK (state IN ('active', 'decommissioned')),"
+	" created INTEGER NOT NULL,"
+	" enrolled_by TEXT,"
+	" online INTEGER NOT NULL DEFAULT 0,"
+	" last_seen INTEGER NOT NULL DEFAULT 0,"
+	" firmware TEXT,"
+	" slot TEXT,"
+	" health TEXT,"
+	" agent TEXT,"
+	" last_seq INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE device_labels ("
+	" device TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (device, key));"
+	"CREATE TABLE certs ("
+	" serial TEXT PRIMARY KEY,"
+	" device TEXT NOT NULL,"
+	" not_before INTEGER NOT NULL,"
+	" not_after INTEGER NOT NULL,"
+	" issued INTEGER NOT NULL,"
+	" revoked INTEGER NOT NULL DEFAULT 0,"
+	" reason TEXT);"
+	"CREATE INDEX certs_device ON certs(device);"
+	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT INTO counters VALUES ('crl_number', 1);",
 };
 
 static const struct {
@@ -159,18 +190,19 @@ void srv_store_close(struct srv_store *s)
 }
 
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
-			const char *hash_hex, const char *created_by,
-			struct fl_error *err)
+			const char *hash_hex, const char *group,
+			const char *created_by, struct fl_error *err)
 {
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_run(s, NULL, err,
-		    "INSERT INTO tokens (id, hash, kind, name, role, uses_left,"
-		    " created, expires, created_by)"
-		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		    "ssssdiiis", t->id, hash_hex, t->kind, t->name, t->role,
-		    t->uses_left, (int64_t)time(NULL), t->expires, created_by);
+		    "INSERT INTO tokens (id, hash, kind, name, role, grp,"
+		    " uses_left, created, expires, created_by)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "ssssdsiiis", t->id, hash_hex, t->kind, t->name, t->role,
+		    group, t->uses_left, (int64_t)time(NULL), t->expires,
+		    created_by);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

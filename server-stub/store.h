@@ -25,6 +25,7 @@ enum srv_role {
 	SRV_ROLE_TECHNICIAN = 1 << 2,
 	SRV_ROLE_VIEWER = 1 << 3,
 	SRV_ROLE_CI = 1 << 4,
+	SRV_ROLE_DEVICE = 1 << 5, /* a device authenticated by mTLS */
 };
 
 /* "admin" -> SRV_ROLE_ADMIN ...; 0 when unknown. */
@@ -52,8 +53,8 @@ int srv_store_schema_version(struct srv_store *s);
 
 /* Insert a token given the SHA-256 hex of its secret text. */
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
-			const char *hash_hex, const char *created_by,
-			struct fl_error *err);
+			const char *hash_hex, const char *group,
+			const char *created_by, struct fl_error *err);
 
 /* Find a token by hash; FL_ENOTFOUND if none.  Updates last_used. */
 int srv_store_token_find(struct srv_store *s, const char *hash_hex,
@@ -75,5 +76,94 @@ int srv_store_audit(struct srv_store *s, const char *actor,
 /* Newest @limit audit rows, newest first. */
 int srv_store_audit_list(struct srv_store *s, int limit, json_t **ret,
 			 struct fl_error *err);
+
+
+/* --- devices and certificates (store_devices.c) --- */
+
+/* A certificate issued to a device. */
+struct srv_cert {
+	const char *serial; /* hex */
+	const char *device;
+	int64_t not_before, not_after;
+};
+
+/*
+ * Create the device if new (or reactivate nothing: FL_ECONFLICT when an
+ * active device with @id exists and @allow_existing is false) and record
+ * @cert, in one transaction.  With an enrolment token hash, one use of
+ * the token is consumed in the same transaction (FL_EDENIED when none
+ * is left).  @group may be NULL.
+ */
+int srv_store_device_enroll(struct srv_store *s, const char *id,
+			    const char *group, const char *enrolled_by,
+			    const char *token_hash, bool allow_existing,
+			    const struct srv_cert *cert, struct fl_error *err);
+
+/* Record another certificate for an existing active device. */
+int srv_store_cert_add(struct srv_store *s, const struct srv_cert *cert,
+		       struct fl_error *err);
+
+/* Revoke every unrevoked certificate of @device except @keep_serial
+ * (may be NULL).  *ret_serials (may be NULL) gets the revoked serials. */
+int srv_store_certs_revoke(struct srv_store *s, const char *device,
+			   const char *keep_serial, const char *reason,
+			   json_t **ret_serials, struct fl_error *err);
+
+/* Look up a certificate: FL_ENOTFOUND if unknown.  *ret gets
+ * {"serial", "device", "revoked": bool, "not_after"}. */
+int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
+		       struct fl_error *err);
+
+/* All revoked, not yet expired certificates: [{"serial", "revoked"}]
+ * (revoked = Unix time), and the next CRL number (incremented). */
+int srv_store_crl_entries(struct srv_store *s, json_t **ret,
+			  uint64_t *ret_number, struct fl_error *err);
+
+/* Filters for srv_store_device_list; NULL members match all. */
+struct srv_device_filter {
+	const char *group;
+	const char *label_key, *label_value;
+	int online; /* -1 any, 0, 1 */
+	const char *firmware;
+	bool include_decommissioned;
+};
+
+/* Devices as API objects (see docs/protocol.md). */
+int srv_store_device_list(struct srv_store *s,
+			  const struct srv_device_filter *f, json_t **ret,
+			  struct fl_error *err);
+
+/* One device with labels and its current certificate; FL_ENOTFOUND. */
+int srv_store_device_get(struct srv_store *s, const char *id, json_t **ret,
+			 struct fl_error *err);
+
+/* Set and remove labels in one transaction; FL_ENOTFOUND. */
+int srv_store_device_labels(struct srv_store *s, const char *id,
+			    const json_t *set, const json_t *remove,
+			    struct fl_error *err);
+
+/* Mark decommissioned; FL_ENOTFOUND, FL_ECONFLICT if already. */
+int srv_store_device_decommission(struct srv_store *s, const char *id,
+				  struct fl_error *err);
+
+/* Presence from MQTT: online flag and last seen time. */
+int srv_store_device_presence(struct srv_store *s, const char *id,
+			      bool online, const char *agent,
+			      const char *firmware, struct fl_error *err);
+
+/* Status from MQTT: firmware, slot, health. */
+int srv_store_device_status(struct srv_store *s, const char *id,
+			    const char *firmware, const char *slot,
+			    const char *health, struct fl_error *err);
+
+/* Mark every device offline (fleetd start: presence is re-learnt). */
+int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err);
+
+/* Check that an enrolment token is usable (known, enrol kind, not
+ * revoked, not expired, uses left) without consuming it: FL_EDENIED with
+ * the reason otherwise.  Copies its id and group ("" if none). */
+int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
+				 char ret_id[17], char *ret_group,
+				 size_t group_len, struct fl_error *err);
 
 #endif

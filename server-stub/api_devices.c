@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/* Enrolment, re-enrolment, provisioning and the devices API
+ * (docs/protocol.md). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "broker.h"
+#include "ca.h"
+#include "json.h"
+#include "log.h"
+#include "mqtt.h"
+#include "util.h"
+#include "validate.h"
+
+#define CSR_FIELD_MAX (16 * 1024)
+
+/* Device ids fleetd keeps for itself (its broker username). */
+static int check_device_id(const char *id, struct fl_error *err)
+{
+	if (fl_check_id(id, "device id", err))
+		return FL_EINVAL;
+	if (fl_streq(id, SRV_MQTT_USER))
+		return fl_fail(err, FL_EINVAL, "device id '%s' is reserved",
+			       id);
+	return 0;
+}
+
+/* Add the URLs and group a device needs to an issue response. */
+static void add_urls(struct srv_req *r, json_t *resp, const char *group)
+{
+	const char *mqtt = r->srv->cfg.mqtt_url;
+
+	json_object_set_new(resp, "server_url",
+			    json_string(srv_public_url(r->srv)));
+	json_object_set_new(resp, "mqtt_url", mqtt ? json_string(mqtt)
+						   : json_null());
+	json_object_set_new(resp, "group", group && *group ? json_string(group)
+							    : json_null());
+}
+
+/* Ask the broker to know (and not disable) this client. */
+static void broker_allow(struct srv *srv, const char *id)
+{
+	static const char *const cmds[] = {"createClient", "enableClient"};
+
+	srv_mqtt_dynsec(srv->mqtt, cmds, 2, id, NULL);
+}
+
+/*
+ * Issue for @id from the CSR in @body and record the device: the common
+ * part of enrol and provision.  @token_hash is consumed atomically.
+ */
+static int issue_and_record(struct srv_req *r, json_t *body, const char *id,
+			    const char *group, const char *token_hash)
+{
+	struct srv_issued iss = {0};
+	struct fl_error err = {0};
+	const char *csr;
+	struct srv_cert c;
+	int rc;
+
+	if (fl_json_str(body, "csr", CSR_FIELD_MAX, &csr, &err) ||
+	    srv_ca_issue_device(r->srv->ca, csr, strlen(csr), id, false, &iss,
+				&err))
+		return srv_reply_fail(r, &err);
+	c = (struct srv_cert){iss.serial, id, iss.not_before, iss.not_after};
+	rc = srv_store_device_enroll(r->srv->store, id, group,
+				     srv_req_actor(r), token_hash, false, &c,
+				     &err);
+	if (rc) {
+		srv_issued_release(&iss);
+		return srv_reply_fail(r, &err);
+	}
+	broker_allow(r->srv, id);
+	add_urls(r, iss.json, group);
+	fl_info("enrolled device %s (serial %s) by %s", id, iss.serial,
+		srv_req_actor(r));
+	rc = srv_reply_json(r, 201, json_incref(iss.json));
+	srv_issued_release(&iss);
+	return rc;
+}
+
+int api_enroll(struct srv_req *r)
+{
+	json_t *body = srv_req_json(r);
+	struct fl_error err = {0};
+	const char *token, *id;
+	char hash[65], group[64], token_id[17];
+
+	if (!body)
+		return 0;
+	if (fl_json_str(body, "token", 256, &token, &err) ||
+	    fl_json_str(body, "id", FL_ID_MAX, &id, &err) ||
+	    check_device_id(id, &err))
+		return srv_reply_fail(r, &err);
+	fl_sha256_hex(token, strlen(token), hash);
+	if (srv_store_enroll_token_check(r->srv->store, hash, token_id, group,
+					 sizeof(group), &err))
+		return srv_reply_error(r, 401, "unauthorized", "%s", err.msg);
+	/* the enrolment token is the caller, for the device row and audit */
+	r->who.kind = SRV_TOKEN;
+	fl_strlcpy(r->who.id, token_id, sizeof(r->who.id));
+	return issue_and_record(r, body, id, group, hash);
+}
+
+int api_provision(struct srv_req *r)
+{
+	json_t *body = srv_req_json(r);
+	struct fl_error err = {0};
+	const char *id, *group = NULL;
+
+	if (!body)
+		return 0;
+	if (fl_json_str(body, "id", FL_ID_MAX, &id, &err) ||
+	    check_device_id(id, &err) ||
+	    fl_json_str_opt(body, "group", FL_ID_MAX, &group, &err) ||
+	    (group && fl_check_id(group, "group", &err)))
+		return srv_reply_fail(r, &err);
+	return issue_and_record(r, body, id, group, NULL);
+}
+
+int api_reenroll(struct srv_req *r)
+{
+	json_t *body = srv_req_json(r), *dev = NULL;
+	struct srv_issued iss = {0};
+	struct fl_error err = {0};
+	const char *csr;
+	struct srv_cert c;
+	int rc;
+
+	if (!body)
+		return 0;
+	if (fl_json_str(body, "csr", CSR_FIELD_MAX, &csr, &err) ||
+	    srv_store_device_get(r->srv->store, r->who.id, &dev, &err) ||
+	    srv_ca_issue_device(r->srv->ca, csr, strlen(csr), r->who.id, true,
+				&iss, &err)) {
+		json_decref(dev);
+		return srv_reply_fail(r, &err);
+	}
+	c = (struct srv_cert){iss.serial, r->who.id, iss.not_before,
+			      iss.not_after};
+	rc = srv_store_cert_add(r->srv->store, &c, &err);
+	if (!rc) {
+		add_urls(r, iss.json,
+			 json_string_value(json_object_get(dev, "group")));
+		fl_info("re-enrolled device %s: new serial %s", r->who.id,
+			iss.serial);
+		rc = srv_reply_json(r, 201, json_incref(iss.json));
+	} else {
+		rc = srv_reply_fail(r, &err);
+	}
+	srv_issued_release(&iss);
+	json_decref(dev);
+	return rc;
+}
+
+/* Revoke @device's certificates but @keep, then publish the CRL. */
+static int revoke_and_publish(struct srv *srv, const char *device,
+			      const char *keep, const char *reason,
+			      json_t **ret, struct fl_error *err)
+{
+	int rc = srv_store_certs_revoke(srv->store, device, keep, reason, ret,
+					err);
+
+	if (!rc)
+		rc = srv_ca_publish_crl(srv->ca, srv->store, err);
+	if (!rc)
+		srv_broker_reload(srv->broker);
+	return rc;
+}
+
+int api_reenroll_confirm(struct srv_req *r)
+{
+	struct fl_error err = {0};
+	json_t *revoked = NULL;
+
+	if (revoke_and_publish(r->srv, r->who.id, r->who.serial, "superseded",
+			       &revoked, &err))
+		return srv_reply_fail(r, &err);
+	fl_info("device %s confirmed serial %s; revoked %zu old", r->who.id,
+		r->who.serial, json_array_size(revoked));
+	return srv_reply_json(r, 200, json_pack("{s:o}", "revoked", revoked));
+}
+
+int api_device_decommission(struct srv_req *r)
+{
+	static const char *const cmds[] = {"createClient", "disableClient"};
+	const char *id = r->params[0];
+	struct fl_error err = {0};
+	json_t *revoked = NULL;
+
+	if (srv_store_device_decommission(r->srv->store, id, &err) ||
+	    revoke_and_publish(r->srv, id, NULL, "decommissioned", &revoked,
+			       &err))
+		return srv_reply_fail(r, &err);
+	/* a CRL reload does not end a live session; dynsec does */
+	if (srv_mqtt_dynsec(r->srv->mqtt, cmds, 2, id, &err))
+		fl_warn("device %s: cannot disable its broker session: %s",
+			id, err.msg);
+	fl_info("decommissioned device %s", id);
+	return srv_reply_json(r, 200,
+			      json_pack("{s:s, s:s, s:o}", "id", id, "state",
+					"decommissioned", "revoked", revoked));
+}
+
+int api_device_list(struct srv_req *r)
+{
+	struct srv_device_filter f = {.online = -1};
+	const char *online = srv_req_query(r, "online");
+	const char *label = srv_req_query(r, "label");
+	struct fl_error err = {0};
+	char key[65] = "";
+	json_t *rows;
+
+	f.group = srv_req_query(r, "group");
+	f.firmware = srv_req_query(r, "version");
+	f.include_decommissioned = fl_streq(srv_req_query(r, "all"), "true");
+	if (online)
+		f.online = fl_streq(online, "true") ? 1 : 0;
+	if (label) { /* "key" or "key=value" */
+		const char *eq = strchr(label, '=');
+		size_t n = eq ? (size_t)(eq - label) : strlen(label);
+
+		if (n == 0 || n >= sizeof(key))
+			return srv_reply_error(r, 400, "bad_request",
+					       "bad label filter");
+		memcpy(key, label, n);
+		key[n] = '\0';
+		f.label_key = key;
+		f.label_value = eq ? eq + 1 : NULL;
+	}
+	if (srv_store_device_list(r->srv->store, &f, &rows, &err))
+		return srv_reply_fail(r, &err);
+	return srv_reply_json(r, 200, rows);
+}
+
+int api_device_get(struct srv_req *r)
+{
+	struct fl_error err = {0};
+	json_t *dev;
+
+	if (srv_store_device_get(r->srv->store, r->params[0], &dev, &err))
+		return srv_reply_fail(r, &err);
+	return srv_reply_json(r, 200, dev);
+}
+
+/* Labels: {"set": {"k": "v"}, "remove": ["k"]}, keys and values
+ * validated before anything is written. */
+static int check_labels(const json_t *set, const json_t *remove,
+			struct fl_error *err)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if ((set && !json_is_object(set)) || (remove && !json_is_array(remove)))
+		return fl_fail(err, FL_EPARSE,
+			       "'set' must be an object, 'remove' an array");
+	if (json_object_size(set) > 64 || json_array_size(remove) > 64)
+		return fl_fail(err, FL_ELIMIT, "more than 64 labels");
+	json_object_foreach((json_t *)set, k, v)
+		if (!fl_valid_label(k) || !fl_valid_label(json_string_value(v)))
+			return fl_fail(err, FL_EINVAL, "bad label '%.64s'", k);
+	json_array_foreach(remove, i, v)
+		if (!fl_valid_label(json_string_value(v)))
+			return fl_fail(err, FL_EINVAL, "bad label key");
+	return 0;
+}
+
+int api_device_labels(struct srv_req *r)
+{
+	json_t *body = srv_req_json(r), *dev;
+	struct fl_error err = {0};
+
+	if (!body)
+		return 0;
+	if (check_labels(json_object_get(body, "set"),
+			 json_object_get(body, "remove"), &err) ||
+	    srv_store_device_labels(r->srv->store, r->params[0],
+				    json_object_get(body, "set"),
+				    json_object_get(body, "remove"), &err) ||
+	    srv_store_device_get(r->srv->store, r->params[0], &dev, &err))
+		return srv_reply_fail(r, &err);
+	return srv_reply_json(r, 200, dev);
+}
+
+/* The devices a rotate request names: ids, a group, or all. */
+static int rotate_targets(struct srv_req *r, json_t *body, json_t **ret,
+			  struct fl_error *err)
+{
+	struct srv_device_filter f = {.online = -1};
+	json_t *ids = json_object_get(body, "ids"), *v, *out;
+	size_t i;
+	int rc;
+
+	rc = fl_json_str_opt(body, "group", FL_ID_MAX, &f.group, err);
+	if (rc)
+		return rc;
+	if (!ids) {
+		if (!f.group && !json_is_true(json_object_get(body, "all")))
+			return fl_fail(err, FL_EINVAL,
+				       "name devices with 'ids', 'group' or 'all'");
+		return srv_store_device_list(r->srv->store, &f, ret, err);
+	}
+	if (!json_is_array(ids) || json_array_size(ids) > 10000)
+		return fl_fail(err, FL_EINVAL, "'ids' must be an array of ids");
+	out = json_array();
+	json_array_foreach(ids, i, v) {
+		json_t *dev = NULL;
+
+		rc = json_is_string(v) ? srv_store_device_get(r->srv->store,
+							     json_string_value(v),
+							     &dev, err)
+				       : fl_fail(err, FL_EINVAL, "bad id");
+		if (rc) {
+			json_decref(out);
+			return rc;
+		}
+		json_array_append_new(out, dev);
+	}
+	*ret = out;
+	return 0;
+}
+
+int api_rotate(struct srv_req *r)
+{
+	json_t *body = srv_req_json(r), *devs = NULL, *dev, *out;
+	struct fl_error err = {0};
+	size_t i;
+
+	if (!body)
+		return 0;
+	if (rotate_targets(r, body, &devs, &err))
+		return srv_reply_fail(r, &err);
+	out = json_array();
+	json_array_foreach(devs, i, dev) {
+		const char *id = json_string_value(json_object_get(dev, "id"));
+		char cmd[48];
+
+		if (!fl_streq(json_string_value(json_object_get(dev, "state")),
+			      "active"))
+			continue;
+		if (srv_mqtt_send_cmd(r->srv->mqtt, id, "rotate", NULL, cmd,
+				      &err)) {
+			json_decref(out);
+			json_decref(devs);
+			return srv_reply_fail(r, &err);
+		}
+		json_array_append_new(
+			out, json_pack("{s:s, s:s, s:O}", "device", id,
+				       "command", cmd, "old_serial",
+				       json_object_get(dev, "cert_serial")));
+	}
+	json_decref(devs);
+	return srv_reply_json(r, 200, json_pack("{s:o}", "commands", out));
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_BROKER_H
+#define SRV_BROKER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct srv;
+
+/*
+ * The broker side: `fleetd broker-config` writes a mosquitto
+ * configuration (DESIGN §5, docs/broker.md) into STATE/broker/, and
+ * `fleetd serve --with-broker` runs and supervises a local mosquitto with
+ * it (restarting it if it dies).
+ */
+struct srv_broker;
+
+/*
+ * Write STATE/broker/{mosquitto.conf, acl, dynsec.json} for a TLS
+ * listener on @listen ("HOST:PORT").  dynsec.json is kept if present
+ * (mosquitto owns it once running).  *ret_url (may be NULL) gets the
+ * mqtts:// URL.
+ */
+int srv_broker_write_config(struct srv *srv, const char *listen,
+			    char **ret_url, struct fl_error *err);
+
+/* Start mosquitto with the written config and wait (bounded) until it
+ * accepts TLS connections. */
+int srv_broker_start(struct srv *srv, struct srv_broker **ret,
+		     struct fl_error *err);
+
+/* Check the child and restart it if it died (call periodically). */
+void srv_broker_supervise(struct srv_broker *b);
+
+/* Make mosquitto re-read its CRL (SIGHUP).  NULL does nothing. */
+void srv_broker_reload(struct srv_broker *b);
+
+/* Stop mosquitto (SIGTERM, bounded wait, SIGKILL). */
+void srv_broker_stop(struct srv_broker *b);
+
+#endif

@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fleetd's MQTT side (DESIGN §5, docs/protocol.md): an MQTT v5 client
+ * with fleetd's own certificate that learns presence, status and events
+ * from every device and sends commands.  Every payload is untrusted:
+ * capped, parsed as JSON, checked field by field, and dropped (logged)
+ * when wrong.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "ca.h"
+#include "json.h"
+#include "log.h"
+#include "mqtt.h"
+#include "srv.h"
+#include "util.h"
+#include "validate.h"
+
+#define SESSION_EXPIRY (7 * 86400)
+#define KEEPALIVE 30
+
+struct srv_mqtt {
+	struct srv *srv;
+	struct mosquitto *mosq;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool connected;
+};
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+	mosquitto_lib_init();
+}
+
+/* "fleet/ID/KIND" -> ID and KIND, validated. */
+static bool split_topic(const char *topic, char id[FL_ID_MAX + 1],
+			const char **kind)
+{
+	const char *p, *slash;
+
+	if (!fl_startswith(topic, "fleet/"))
+		return false;
+	p = topic + 6;
+	slash = strchr(p, '/');
+	if (!slash || slash == p || (size_t)(slash - p) > FL_ID_MAX)
+		return false;
+	memcpy(id, p, (size_t)(slash - p));
+	id[slash - p] = '\0';
+	*kind = slash + 1;
+	return fl_valid_id(id);
+}
+
+static const char *opt_str(const json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v && fl_valid_text(v, 64) ? v : NULL;
+}
+
+static void on_presence(struct srv_mqtt *m, const char *id, json_t *j)
+{
+	struct fl_error err = {0};
+	bool online;
+
+	if (fl_json_bool(j, "online", &online, &err)) {
+		fl_warn("presence from %s dropped: %s", id, err.msg);
+		return;
+	}
+	if (srv_store_device_presence(m->srv->store, id, online,
+				      opt_str(j, "agent"), opt_str(j, "firmware"),
+				      &err))
+		fl_error("presence of %s: %s", id, err.msg);
+	fl_debug("device %s is %s", id, online ? "online" : "offline");
+}
+
+static void on_status(struct srv_mqtt *m, const char *id, json_t *j)
+{
+	struct fl_error err = {0};
+
+	if (srv_store_device_status(m->srv->store, id, opt_str(j, "firmware"),
+				    opt_str(j, "slot"), opt_str(j, "health"),
+				    &err))
+		fl_error("status of %s: %s", id, err.msg);
+}
+
+static void on_event(struct srv_mqtt *m, const char *id, json_t *j)
+{
+	fl_info("event from %s: type=%s state=%s%s%s", id,
+		opt_str(j, "type") ?: "?", opt_str(j, "state") ?: "?",
+		opt_str(j, "reason") ? " reason=" : "",
+		opt_str(j, "reason") ?: "");
+}
+
+static const struct {
+	const char *kind;
+	void (*fn)(struct srv_mqtt *m, const char *id, json_t *j);
+} handlers[] = {
+	{"presence", on_presence},
+	{"status", on_status},
+	{"events", on_event},
+};
+
+static void on_message(struct mosquitto *mosq, void *obj,
+		       const struct mosquitto_message *msg,
+		       const mosquitto_property *props)
+{
+	struct srv_mqtt *m = obj;
+	struct fl_error err = {0};
+	char id[FL_ID_MAX + 1];
+	const char *kind;
+	json_t *j = NULL;
+
+	if (!split_topic(msg->topic, id, &kind))
+		return;
+	if (msg->payloadlen == 0) /* a cleared retained message */
+		return;
+	if (fl_json_parse(msg->payload, (size_t)msg->payloadlen,
+			  SRV_MQTT_MAX_PAYLOAD, &j, &err) ||
+	    fl_json_require_object(j, "payload", &err)) {
+		fl_warn("%s: dropped: %s", msg->topic, err.msg);
+		json_decref(j);
+		return;
+	}
+	for (size_t i = 0; i < FL_ARRAY_SIZE(handlers); i++)
+		if (strcmp(kind, handlers[i].kind) == 0)
+			handlers[i].fn(m, id, j);
+	json_decref(j);
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+		       const mosquitto_property *props)
+{
+	static char *const subs[] = {"fleet/+/presence", "fleet/+/status",
+				     "fleet/+/events"};
+	struct srv_mqtt *m = obj;
+
+	if (rc) {
+		fl_warn("broker refused fleetd: %s", mosquitto_reason_string(rc));
+		return;
+	}
+	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	pthread_mutex_lock(&m->lock);
+	m->connected = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	fl_info("connected to the broker");
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
+			  const mosquitto_property *props)
+{
+	struct srv_mqtt *m = obj;
+
+	pthread_mutex_lock(&m->lock);
+	m->connected = false;
+	pthread_mutex_unlock(&m->lock);
+	if (rc)
+		fl_warn("lost the broker (%s); reconnecting",
+			mosquitto_reason_string(rc));
+}
+
+/* "mqtts://HOST:PORT" */
+static int parse_url(const char *url, char *host, size_t hlen, int *port,
+		     struct fl_error *err)
+{
+	const char *p, *colon;
+	uint64_t v;
+
+	if (!fl_startswith(url, "mqtts://"))
+		return fl_fail(err, FL_EINVAL,
+			       "broker URL '%s' must be mqtts://HOST:PORT", url);
+	p = url + 8;
+	colon = strrchr(p, ':');
+	if (!colon || colon == p || (size_t)(colon - p) >= hlen ||
+	    fl_parse_uint(colon + 1, 65535, &v, NULL) || v == 0)
+		return fl_fail(err, FL_EINVAL,
+			       "broker URL '%s' must be mqtts://HOST:PORT", url);
+	memcpy(host, p, (size_t)(colon - p));
+	host[colon - p] = '\0';
+	*port = (int)v;
+	return 0;
+}
+
+static int setup_tls(struct srv_mqtt *m, struct fl_error *err)
+{
+	char *ca = srv_path(m->srv, SRV_CA_FILE);
+	char *cert = srv_path(m->srv, SRV_MQTT_CERT);
+	char *key = srv_path(m->srv, SRV_MQTT_KEY);
+	int rc = mosquitto_tls_set(m->mosq, ca, NULL, cert, key, NULL);
+
+	free(ca);
+	free(cert);
+	free(key);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return fl_fail(err, FL_EIO, "MQTT TLS setup: %s",
+			       mosquitto_strerror(rc));
+	return 0;
+}
+
+static int connect_broker(struct srv_mqtt *m, const char *url,
+			  struct fl_error *err)
+{
+	mosquitto_property *props = NULL;
+	char host[256];
+	int port = 0, rc;
+
+	rc = parse_url(url, host, sizeof(host), &port, err);
+	if (rc)
+		return rc;
+	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+				     SESSION_EXPIRY);
+	rc = mosquitto_connect_bind_v5(m->mosq, host, port, KEEPALIVE, NULL,
+				       props);
+	mosquitto_property_free_all(&props);
+	if (rc != MOSQ_ERR_SUCCESS) /* the loop thread keeps trying */
+		fl_warn("cannot reach broker %s yet: %s", url,
+			mosquitto_strerror(rc));
+	rc = mosquitto_loop_start(m->mosq);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return fl_fail(err, FL_ERR, "MQTT loop: %s",
+			       mosquitto_strerror(rc));
+	return 0;
+}
+
+int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
+		   struct fl_error *err)
+{
+	struct srv_mqtt *m = fl_xcalloc(1, sizeof(*m));
+	int rc;
+
+	pthread_once(&lib_once, lib_init);
+	m->srv = srv;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	m->mosq = mosquitto_new(SRV_MQTT_USER, false, m);
+	if (!m->mosq) {
+		free(m);
+		return fl_fail(err, FL_ENOMEM, "cannot create MQTT client");
+	}
+	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+			     MQTT_PROTOCOL_V5);
+	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
+	mosquitto_message_v5_callback_set(m->mosq, on_message);
+	mosquitto_reconnect_delay_set(m->mosq, 1, 30, true);
+	rc = setup_tls(m, err);
+	if (!rc)
+		rc = connect_broker(m, url, err);
+	if (rc) {
+		srv_mqtt_stop(m);
+		return rc;
+	}
+	*ret = m;
+	return 0;
+}
+
+void srv_mqtt_stop(struct srv_mqtt *m)
+{
+	if (!m)
+		return;
+	mosquitto_disconnect_v5(m->mosq, 0, NULL);
+	mosquitto_loop_stop(m->mosq, false);
+	mosquitto_destroy(m->mosq);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+}
+
+int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&m->lock);
+	while (!m->connected && rc == 0)
+		rc = pthread_cond_timedwait(&m->cond, &m->lock, &until);
+	rc = m->connected ? 0 : FL_ETIMEOUT;
+	pthread_mutex_unlock(&m->lock);
+	if (rc)
+		return fl_fail(err, rc, "no connection to the broker after %d ms",
+			       ms);
+	return 0;
+}
+
+static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
+		   int qos, struct fl_error *err)
+{
+	char *text = fl_json_dumps(payload);
+	int rc;
+
+	rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(text), text,
+				  qos, false, NULL);
+	free(text);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return fl_fail(err, FL_EUNREACH, "publish to %s: %s", topic,
+			       mosquitto_strerror(rc));
+	return 0;
+}
+
+int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
+		      const char *type, json_t *args, char *ret_id,
+		      struct fl_error *err)
+{
+	unsigned char raw[12];
+	char hex[25], ts[21], *topic;
+	json_t *cmd;
+	int rc;
+
+	if (!m)
+		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker "
+						 "(serve with --with-broker or "
+						 "[mqtt] url)");
+	rc = fl_random(raw, sizeof(raw), err);
+	if (rc)
+		return rc;
+	fl_hex(raw, sizeof(raw), hex);
+	snprintf(ret_id, 40, "c-%s", hex);
+	fl_time_rfc3339(time(NULL), ts);
+	cmd = json_pack("{s:s, s:s, s:O, s:s}", "id", ret_id, "type", type,
+			"args", args ? args : json_object(), "ts", ts);
+	topic = fl_xasprintf("fleet/%s/cmd", device);
+	rc = publish(m, topic, cmd, 2, err);
+	free(topic);
+	json_decref(cmd);
+	return rc;
+}
+
+int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
+		    size_t n, const char *username, struct fl_error *err)
+{
+	json_t *cmds, *body;
+	int rc;
+
+	if (!m)
+		return 0;
+	cmds = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(cmds,
+				      json_pack("{s:s, s:s}", "command",
+						commands[i], "username",
+						username));
+	body = json_pack("{s:o}", "commands", cmds);
+	rc = publish(m, "$CONTROL/dynamic-security/v1", body, 1, err);
+	json_decref(body);
+	return rc;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_MQTT_H
+#define SRV_MQTT_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "err.h"
+
+struct srv;
+struct srv_mqtt;
+
+/* MQTT payload cap, both directions (docs/protocol.md). */
+#define SRV_MQTT_MAX_PAYLOAD (64 * 1024)
+
+/*
+ * fleetd's MQTT v5 client: its own client certificate, subscriptions to
+ * every device's presence, status and events, commands out on
+ * fleet/ID/cmd (QoS 2), dynamic-security control messages.  Runs
+ * libmosquitto's network thread and reconnects by itself.
+ */
+int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
+		   struct fl_error *err);
+void srv_mqtt_stop(struct srv_mqtt *m);
+
+/* Wait up to @ms for the first CONNACK; FL_ETIMEOUT otherwise. */
+int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err);
+
+/*
+ * Publish a command {"id", "type", "args", "ts"} to fleet/@device/cmd
+ * with QoS 2.  The new command id is copied to @ret_id (>= 40 bytes).
+ * @args may be NULL; borrowed.
+ */
+int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
+		      const char *type, json_t *args, char *ret_id,
+		      struct fl_error *err);
+
+/* Send dynamic-security commands for broker client @username:
+ * e.g. {"createClient", "enableClient"}; errors of individual commands
+ * (client exists) are the broker's business.  NULL @m does nothing. */
+int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
+		    size_t n, const char *username, struct fl_error *err);
+
+#endif

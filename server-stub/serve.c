@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "ca.h"
+#include "http.h"
+#include "log.h"
+#include "mqtt.h"
+#include "serve.h"
+#include "util.h"
+
+#define CRL_REPUBLISH_S (24 * 3600)
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGCHLD);
+}
+
+void srv_block_signals(void)
+{
+	sigset_t set;
+
+	stop_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void republish_crl(struct srv *srv)
+{
+	struct fl_error err = {0};
+
+	if (srv_ca_publish_crl(srv->ca, srv->store, &err))
+		fl_error("%s", err.msg);
+	else
+		srv_broker_reload(srv->broker);
+}
+
+/* Wait for signals; keep the broker alive and the CRL fresh. */
+static void loop(struct srv *srv)
+{
+	struct timespec tick = {.tv_sec = 1};
+	int64_t last_crl = fl_now_ms();
+	sigset_t set;
+
+	stop_signals(&set);
+	for (;;) {
+		int sig = sigtimedwait(&set, NULL, &tick);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			fl_info("signal %d: shutting down", sig);
+			return;
+		}
+		if (sig == SIGHUP) {
+			fl_info("SIGHUP: republishing the CRL");
+			republish_crl(srv);
+		}
+		srv_broker_supervise(srv->broker);
+		if (fl_now_ms() - last_crl > CRL_REPUBLISH_S * 1000LL) {
+			republish_crl(srv);
+			last_crl = fl_now_ms();
+		}
+	}
+}
+
+/* Local broker: write its config, start it, advertise its URL. */
+static int start_broker(struct srv *srv, const struct srv_serve_opts *o,
+			struct fl_error *err)
+{
+	char *url = NULL;
+	int rc;
+
+	rc = srv_broker_write_config(
+		srv, o->mqtt_listen ? o->mqtt_listen : srv->cfg.broker_listen,
+		&url, err);
+	if (!rc)
+		rc = srv_broker_start(srv, &srv->broker, err);
+	if (!rc && !srv->cfg.mqtt_url)
+		srv->cfg.mqtt_url = url;
+	else
+		free(url);
+	return rc;
+}
+
+int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
+	      void (*ready)(const char *line), struct fl_error *err)
+{
+	char *line;
+	int rc;
+
+	rc = srv_store_devices_all_offline(srv->store, err);
+	if (!rc && o->with_broker)
+		rc = start_broker(srv, o, err);
+	if (!rc && srv->cfg.mqtt_url)
+		rc = srv_mqtt_start(srv, srv->cfg.mqtt_url, &srv->mqtt, err);
+	if (!rc && srv->broker)
+		rc = srv_mqtt_wait_connected(srv->mqtt, 10000, err);
+	if (!rc)
+		rc = srv_http_start(srv, o->listen, err);
+	if (!rc) {
+		fl_info("listening on %s", srv->https_url);
+		line = srv->cfg.mqtt_url
+			       ? fl_xasprintf("ready https=%s mqtt=%s",
+					      srv->https_url, srv->cfg.mqtt_url)
+			       : fl_xasprintf("ready https=%s", srv->https_url);
+		ready(line);
+		free(line);
+		loop(srv);
+	}
+	srv_http_stop(srv);
+	srv_mqtt_stop(srv->mqtt);
+	srv->mqtt = NULL;
+	srv_broker_stop(srv->broker);
+	srv->broker = NULL;
+	return rc;
+}
