@@ -295,7 +295,8 @@ static void test_sha256(void **state)
 	fl_sha256_hex("", 0, out);
 	assert_string_equal(out, "e3b0c44298fc1c149afbf4c8996fb924"
 				 "27ae41e4649b934ca495991b7852b855");
-	fl_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	fl_sha256_hex("abcdbcdecdefdefgefghfghighijhijk"
+		      "ijkljklmklmnlmnomnopnopq",
 		      56, out);
 	assert_string_equal(out, "248d6a61d20638b8e5c026930c3e6039"
 				 "a33ce45964ff2167f6ecedd419db06c1");

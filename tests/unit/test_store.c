@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server-stub/store: schema creation and migration guard, tokens, audit
+ * log, WAL mode and role names, on real SQLite files in a temp dir.
+ */
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+#include "fsutil.h"
+#include "util.h"
+
+struct fixture {
+	char dir[64];
+	char *db;
+	struct srv_store *s;
+};
+
+static int rm_cb(const char *p, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = fl_xcalloc(1, sizeof(*f));
+	struct fl_error err = {0};
+
+	fl_strlcpy(f->dir, "/tmp/fleet-store-XXXXXX", sizeof(f->dir));
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	f->db = fl_path_join(f->dir, "fleet.db");
+	*state = f;
+	return srv_store_open(f->db, &f->s, &err) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	int rc;
+
+	srv_store_close(f->s);
+	rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f->db);
+	free(f);
+	return rc;
+}
+
+/* Run one SQL statement on a separate connection; the first column of
+ * the first row as text into @out (may be NULL). */
+static void sql(const char *db, const char *q, char *out, size_t size)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL),
+			 SQLITE_OK);
+	sqlite3_busy_timeout(h, 5000);
+	assert_int_equal(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK);
+	rc = sqlite3_step(st);
+	assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+	if (out) {
+		assert_int_equal(rc, SQLITE_ROW);
+		fl_strlcpy(out, (const char *)sqlite3_column_text(st, 0), size);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(h), SQLITE_OK);
+}
+
+static struct srv_token token(const char *id, const char *name, int role)
+{
+	struct srv_token t = {.role = role, .expires = 0, .uses_left = -1};
+
+	fl_strlcpy(t.id, id, sizeof(t.id));
+	fl_strlcpy(t.name, name, sizeof(t.name));
+	fl_strlcpy(t.kind, "operator", sizeof(t.kind));
+	return t;
+}
+
+static void hash_of(const char *secret, char out[65])
+{
+	fl_sha256_hex(secret, strlen(secret), out);
+}
+
+/* The row of @list whose "id" is @id. */
+static json_t *find_row(json_t *list, const char *id)
+{
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(list, i, row)
+		if (fl_streq(json_string_value(json_object_get(row, "id")), id))
+			return row;
+	fail_msg("no row with id %s", id);
+	return NULL;
+}
+
+/* Add an operator token without a device group. */
+static int add_token(struct srv_store *s, const struct srv_token *t,
+		     const char *hash, const char *created_by,
+		     struct fl_error *err)
+{
+	return srv_store_token_add(s, t, hash, NULL, created_by, err);
+}
+
+/*
+ * A new database is at the newest schema: it has the tables, and its
+ * version is the number of migrations, which is checked from both
+ * sides: the version is accepted on reopen, the next one is refused.
+ */
+static void test_open_creates_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct fl_error err = {0};
+	struct srv_store *s = NULL;
+	int v = srv_store_schema_version(f->s);
+	char out[64], *q;
+
+	assert_true(v >= 1);
+	sql(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+		   " AND name IN ('tokens', 'audit')",
+	    out, sizeof(out));
+	assert_string_equal(out, "2");
+	sql(f->db, "PRAGMA user_version", out, sizeof(out));
+	assert_int_equal(atoi(out), v);
+
+	srv_store_close(f->s);
+	f->s = NULL;
+	q = fl_xasprintf("PRAGMA user_version = %d", v + 1);
+	sql(f->db, q, NULL, 0);
+	free(q);
+	assert_int_equal(srv_store_open(f->db, &s, &err), FL_ECONFLICT);
+	assert_int_equal(err.code, FL_ECONFLICT);
+	assert_null(s);
+	/* the refused database is left as it was */
+	sql(f->db, "PRAGMA user_version", out, sizeof(out));
+	assert_int_equal(atoi(out), v + 1);
+
+	q = fl_xasprintf("PRAGMA user_version = %d", v);
+	sql(f->db, q, NULL, 0);
+	free(q);
+	fl_error_clear(&err);
+	assert_int_equal(srv_store_open(f->db, &f->s, &err), 0);
+	assert_int_equal(srv_store_schema_version(f->s), v);
+}
+
+static void test_reopen_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_token t = token("t1", "ci-bot", SRV_ROLE_CI), got;
+	int v = srv_store_schema_version(f->s);
+	struct fl_error err = {0};
+	char h[65];
+
+	hash_of("secret-1", h);
+	assert_int_equal(add_token(f->s, &t, h, "admin", &err), 0);
+	for (int i = 0; i < 3; i++) {
+		srv_store_close(f->s);
+		f->s = NULL;
+		assert_int_equal(srv_store_open(f->db, &f->s, &err), 0);
+		assert_int_equal(srv_store_schema_version(f->s), v);
+	}
+	assert_int_equal(srv_store_token_find(f->s, h, &got, &err), 0);
+	assert_string_equal(got.id, "t1");
+	/* two handles on one file at once */
+	{
+		struct srv_store *s2 = NULL;
+
+		assert_int_equal(srv_store_open(f->db, &s2, &err), 0);
+		assert_int_equal(srv_store_token_find(s2, h, &got, &err), 0);
+		srv_store_close(s2);
+	}
+	assert_int_equal(err.code, 0);
+}
+
+static void test_open_errors(void **state)
+{
+	struct fixture *f = *state;
+	char *nodir = fl_path_join(f->dir, "no/such/dir/fleet.db");
+	char *junk = fl_path_join(f->dir, "junk.db");
+	struct srv_store *s = NULL;
+	struct fl_error err = {0};
+
+	assert_int_equal(srv_store_open(nodir, &s, &err), FL_EIO);
+	assert_int_equal(err.code, FL_EIO);
+	assert_null(s);
+	assert_int_equal(fl_write_atomic_str(junk, "this is not a database, "
+						   "just some text padded "
+						   "out to a few hundred "
+						   "bytes..................."
+						   ".........................."
+						   ".........................."
+						   "..........................",
+					     0600, NULL),
+			 0);
+	fl_error_clear(&err);
+	assert_int_not_equal(srv_store_open(junk, &s, &err), 0);
+	assert_int_not_equal(err.code, 0);
+	assert_null(s);
+	free(nodir);
+	free(junk);
+}
+
+static void test_wal(void **state)
+{
+	struct fixture *f = *state;
+	char mode[16];
+
+	sql(f->db, "PRAGMA journal_mode", mode, sizeof(mode));
+	assert_string_equal(mode, "wal");
+}
+
+static void test_token_add_find(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_token t = token("tok0001", "alice", SRV_ROLE_OPERATOR);
+	struct srv_token e = token("enr0001", "line-3", SRV_ROLE_VIEWER);
+	struct srv_token got;
+	struct fl_error err = {0};
+	char h1[65], h2[65], h3[65];
+	json_t *list = NULL, *row;
+
+	hash_of("flt_secret-a", h1);
+	hash_of("fle_secret-b", h2);
+	hash_of("never-stored", h3);
+	t.expires = 4102444800LL;
+	fl_strlcpy(e.kind, "enroll", sizeof(e.kind));
+	e.uses_left = 5;
+	assert_int_equal(add_token(f->s, &t, h1, "root", &err), 0);
+	assert_int_equal(srv_store_token_add(f->s, &e, h2, "line-3", NULL,
+					     &err),
+			 0);
+
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(srv_store_token_find(f->s, h1, &got, &err), 0);
+	assert_string_equal(got.id, "tok0001");
+	assert_string_equal(got.name, "alice");
+	assert_string_equal(got.kind, "operator");
+	assert_int_equal(got.role, SRV_ROLE_OPERATOR);
+	assert_int_equal(got.expires, 4102444800LL);
+	assert_int_equal(got.uses_left, -1);
+	assert_false(got.revoked);
+
+	assert_int_equal(srv_store_token_find(f->s, h2, &got, &err), 0);
+	assert_string_equal(got.id, "enr0001");
+	assert_string_equal(got.kind, "enroll");
+	assert_int_equal(got.uses_left, 5);
+	assert_int_equal(got.expires, 0);
+
+	memset(&got, 0x5a, sizeof(got));
+	assert_int_equal(srv_store_token_find(f->s, h3, &got, &err),
+			 FL_ENOTFOUND);
+	assert_int_equal(err.code, FL_ENOTFOUND);
+	assert_int_equal((unsigned char)got.id[0], 0x5a); /* untouched */
+
+	/* the list shows the group and enrolment uses */
+	assert_int_equal(srv_store_token_list(f->s, &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 2);
+	row = find_row(list, "enr0001");
+	assert_string_equal(json_string_value(json_object_get(row, "group")),
+			    "line-3");
+	assert_int_equal(json_integer_value(json_object_get(row, "uses_left")),
+			 5);
+	assert_true(json_is_null(json_object_get(row, "created_by")));
+	row = find_row(list, "tok0001");
+	assert_true(json_is_null(json_object_get(row, "group")));
+	assert_true(json_is_null(json_object_get(row, "uses_left")));
+	assert_string_equal(json_string_value(json_object_get(row, "expires")),
+			    "2100-01-01T00:00:00Z");
+	json_decref(list);
+}
+
+static void test_token_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_token a = token("same-id", "a", SRV_ROLE_ADMIN);
+	struct srv_token b = token("other-id", "b", SRV_ROLE_ADMIN);
+	struct fl_error err = {0};
+	json_t *list = NULL;
+	char h1[65], h2[65];
+
+	hash_of("one", h1);
+	hash_of("two", h2);
+	assert_int_equal(add_token(f->s, &a, h1, "x", &err), 0);
+	assert_int_equal(add_token(f->s, &a, h2, "x", &err),
+			 FL_ECONFLICT);
+	assert_int_equal(err.code, FL_ECONFLICT);
+	/* the same secret under another id is a conflict too */
+	fl_error_clear(&err);
+	assert_int_equal(add_token(f->s, &b, h1, "x", &err),
+			 FL_ECONFLICT);
+	assert_int_equal(err.code, FL_ECONFLICT);
+	assert_int_equal(srv_store_token_list(f->s, &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 1);
+	json_decref(list);
+}
+
+static bool json_has_string(const json_t *j, const char *s)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_string(j))
+		return strstr(json_string_value(j), s) != NULL;
+	if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, k, v)
+			if (strstr(k, s) || json_has_string(v, s))
+				return true;
+	}
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			if (json_has_string(v, s))
+				return true;
+	}
+	return false;
+}
+
+static void test_token_list(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const ids[] = {"a1", "b2", "c3"};
+	static const int roles[] = {SRV_ROLE_ADMIN, SRV_ROLE_VIEWER,
+				    SRV_ROLE_TECHNICIAN};
+	char hashes[3][65], secret[16];
+	struct fl_error err = {0};
+	struct srv_token got;
+	json_t *list = NULL, *row;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		struct srv_token t = token(ids[i], "n", roles[i]);
+
+		snprintf(secret, sizeof(secret), "secret-%zu", i);
+		hash_of(secret, hashes[i]);
+		assert_int_equal(add_token(f->s, &t, hashes[i],
+						     "admin", &err),
+				 0);
+	}
+	assert_int_equal(srv_store_token_find(f->s, hashes[1], &got, &err),
+			 0);
+	assert_int_equal(srv_store_token_list(f->s, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 3);
+	json_array_foreach(list, i, row) {
+		assert_string_equal(json_string_value(json_object_get(row, "id")),
+				    ids[i]);
+		assert_string_equal(
+			json_string_value(json_object_get(row, "role")),
+			srv_role_name(roles[i]));
+		assert_true(json_is_false(json_object_get(row, "revoked")));
+		assert_string_equal(
+			json_string_value(json_object_get(row, "created_by")),
+			"admin");
+		assert_true(json_is_string(json_object_get(row, "created")));
+		assert_true(json_is_null(json_object_get(row, "expires")));
+		/* only the token that was used has a last_used time */
+		assert_int_equal(
+			json_is_string(json_object_get(row, "last_used")),
+			i == 1);
+		assert_null(json_object_get(row, "hash"));
+	}
+	/* neither the hash nor the secret appears anywhere */
+	for (i = 0; i < 3; i++) {
+		snprintf(secret, sizeof(secret), "secret-%zu", i);
+		assert_false(json_has_string(list, hashes[i]));
+		assert_false(json_has_string(list, secret));
+	}
+	assert_false(json_has_string(list, "hash"));
+	json_decref(list);
+}
+
+static void test_token_revoke(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_token t = token("rv1", "bob", SRV_ROLE_OPERATOR);
+	struct srv_token keep = token("rv2", "carol", SRV_ROLE_OPERATOR);
+	struct fl_error err = {0};
+	struct srv_token got;
+	json_t *list = NULL;
+	char h[65], h2[65];
+
+	hash_of("bob-secret", h);
+	hash_of("carol-secret", h2);
+	assert_int_equal(add_token(f->s, &t, h, "x", &err), 0);
+	assert_int_equal(add_token(f->s, &keep, h2, "x", &err), 0);
+	assert_int_equal(srv_store_token_revoke(f->s, "rv1", &err), 0);
+	assert_int_equal(srv_store_token_revoke(f->s, "rv1", &err), 0);
+	assert_int_equal(srv_store_token_find(f->s, h, &got, &err), 0);
+	assert_true(got.revoked);
+	assert_int_equal(srv_store_token_find(f->s, h2, &got, &err), 0);
+	assert_false(got.revoked);
+	assert_int_equal(err.code, 0);
+
+	assert_int_equal(srv_store_token_revoke(f->s, "nosuch", &err),
+			 FL_ENOTFOUND);
+	assert_int_equal(err.code, FL_ENOTFOUND);
+	/* ids match exactly: no pattern, no prefix */
+	assert_int_equal(srv_store_token_revoke(f->s, "rv%", NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_token_revoke(f->s, "rv", NULL),
+			 FL_ENOTFOUND);
+
+	assert_int_equal(srv_store_token_list(f->s, &list, NULL), 0);
+	assert_true(json_is_true(
+		json_object_get(json_array_get(list, 0), "revoked")));
+	assert_true(json_is_false(
+		json_object_get(json_array_get(list, 1), "revoked")));
+	json_decref(list);
+}
+
+static void test_audit(void **state)
+{
+	struct fixture *f = *state;
+	struct fl_error err = {0};
+	json_t *list = NULL, *row;
+	char path[32];
+	size_t i;
+
+	assert_int_equal(srv_store_audit_list(f->s, 10, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+
+	for (int n = 1; n <= 5; n++) {
+		snprintf(path, sizeof(path), "/api/v1/tokens/%d", n);
+		assert_int_equal(srv_store_audit(f->s, "alice", "POST", path,
+						 200 + n,
+						 n == 3 ? NULL : "127.0.0.1",
+						 &err),
+				 0);
+	}
+	/* newest first, cut at the limit */
+	assert_int_equal(srv_store_audit_list(f->s, 3, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 3);
+	json_array_foreach(list, i, row) {
+		int n = 5 - (int)i;
+
+		snprintf(path, sizeof(path), "/api/v1/tokens/%d", n);
+		assert_string_equal(
+			json_string_value(json_object_get(row, "path")), path);
+		assert_int_equal(
+			json_integer_value(json_object_get(row, "status")),
+			200 + n);
+		assert_string_equal(
+			json_string_value(json_object_get(row, "actor")),
+			"alice");
+		assert_string_equal(
+			json_string_value(json_object_get(row, "method")),
+			"POST");
+		assert_true(json_is_string(json_object_get(row, "time")));
+	}
+	assert_true(json_is_null(
+		json_object_get(json_array_get(list, 2), "remote")));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(list, 0), "remote")),
+			    "127.0.0.1");
+	json_decref(list);
+
+	assert_int_equal(srv_store_audit_list(f->s, 100, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 5);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(list, 4), "status")),
+			 201);
+	json_decref(list);
+	assert_int_equal(srv_store_audit_list(f->s, 0, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+}
+
+/* The audit time is the insert time, as RFC 3339 UTC. */
+static void test_audit_time(void **state)
+{
+	struct fixture *f = *state;
+	time_t before = time(NULL), t = 0, after;
+	json_t *list = NULL;
+	const char *when;
+
+	assert_int_equal(srv_store_audit(f->s, "a", "DELETE", "/x", 204, NULL,
+					 NULL),
+			 0);
+	after = time(NULL);
+	assert_int_equal(srv_store_audit_list(f->s, 1, &list, NULL), 0);
+	when = json_string_value(
+		json_object_get(json_array_get(list, 0), "time"));
+	assert_non_null(when);
+	assert_int_equal(fl_parse_rfc3339(when, &t, NULL), 0);
+	assert_true(t >= before && t <= after);
+	json_decref(list);
+}
+
+struct worker {
+	struct srv_store *s;
+	int id, failures;
+};
+
+static void *audit_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < 50; i++)
+		if (srv_store_audit(w->s, "thread", "POST", "/p", w->id, NULL,
+				    NULL))
+			w->failures++;
+	return NULL;
+}
+
+/* One handle shared by several threads (the server's use). */
+static void test_shared_between_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct worker w[4];
+	pthread_t th[4];
+	json_t *list = NULL;
+
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){.s = f->s, .id = i};
+		assert_int_equal(pthread_create(&th[i], NULL, audit_worker,
+						&w[i]),
+				 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].failures, 0);
+	}
+	assert_int_equal(srv_store_audit_list(f->s, 1000, &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 200);
+	json_decref(list);
+}
+
+static void test_roles(void **state)
+{
+	static const int roles[] = {SRV_ROLE_ADMIN, SRV_ROLE_OPERATOR,
+				    SRV_ROLE_TECHNICIAN, SRV_ROLE_VIEWER,
+				    SRV_ROLE_CI};
+	static const char *const names[] = {"admin", "operator", "technician",
+					    "viewer", "ci"};
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(roles); i++) {
+		assert_string_equal(srv_role_name(roles[i]), names[i]);
+		assert_int_equal(srv_role_parse(names[i]), roles[i]);
+		assert_int_equal(srv_role_parse(srv_role_name(roles[i])),
+				 roles[i]);
+	}
+	assert_int_equal(srv_role_parse("Admin"), 0);
+	assert_int_equal(srv_role_parse("root"), 0);
+	assert_int_equal(srv_role_parse(""), 0);
+	assert_int_equal(srv_role_parse(NULL), 0);
+	assert_int_equal(srv_role_parse(srv_role_name(0)), 0);
+	assert_int_equal(srv_role_parse(
+				 srv_role_name(SRV_ROLE_ADMIN | SRV_ROLE_CI)),
+			 0);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_open_creates_schema),
+		T(test_reopen_idempotent),
+		T(test_open_errors),
+		T(test_wal),
+		T(test_token_add_find),
+		T(test_token_duplicates),
+		T(test_token_list),
+		T(test_token_revoke),
+		T(test_audit),
+		T(test_audit_time),
+		T(test_shared_between_threads),
+		cmocka_unit_test(test_roles),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
