@@ -358,8 +358,8 @@ static void test_token_list(void **state)
 	assert_int_equal(srv_store_token_list(f->s, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 3);
 	json_array_foreach(list, i, row) {
-		assert_string_equal(json_string_value(json_object_get(row, "id")),
-				    ids[i]);
+		assert_string_equal(
+			json_string_value(json_object_get(row, "id")), ids[i]);
 		assert_string_equal(
 			json_string_value(json_object_get(row, "role")),
 			srv_role_name(roles[i]));
