@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+/*
+ * The agent core (DESIGN §6): one struct agent per device holds
+ * everything (configuration, identity, MQTT session, command log, event
+ * counter, timers); there is no global mutable state, so fleet-sim can
+ * run many agents in one process.  A single thread drives an agent with
+ * agent_step (or agent_run, which loops until asked to stop).
+ *
+ * What it does: connects to the broker with the device certificate,
+ * publishes retained presence (the will says offline), status on connect
+ * and every status_interval, handles commands from fleet/ID/cmd through
+ * the table in cmd.c (idempotent by command id), publishes events with a
+ * persisted per-device seq, rotates its certificate on command and
+ * renews it at 2/3 of its life, and on stop publishes offline presence
+ * and disconnects cleanly.
+ *
+ * State dir files besides the identity (identity.h): commands.json
+ * (command log), seq (last event seq), confirm.json (a committed new
+ * certificate that fleetd has not confirmed yet).
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "agent_config.h"
+#include "cmd.h"
+#include "err.h"
+#include "pki.h"
+
+#define AGENT_SEQ_FILE "seq"
+#define AGENT_CONFIRM_FILE "confirm.json"
+#define AGENT_INBOX_MAX 16 /* commands queued between two steps */
+
+struct agent;
+
+/*
+ * Set up an agent for @cfg (borrowed: it must outlive the agent): finish
+ * or undo an interrupted identity swap, check the identity, open the
+ * command log, read seq, create the (not yet connected) MQTT session.
+ * Commands that a restart interrupted are finished as failed.
+ * Returns 0, FL_ENOTFOUND (not enrolled), FL_EVERIFY (key and
+ * certificate do not match or CN is not the configured id), FL_EPARSE,
+ * FL_EIO, FL_ERR.
+ */
+int agent_new(const struct agent_config *cfg, struct agent **ret,
+	      struct fl_error *err);
+
+/* Free the agent without saying goodbye (the broker publishes the
+ * will); call agent_stop first for a clean end.  NULL is fine. */
+void agent_free(struct agent *a);
+
+/*
+ * One turn of the loop, at most about @timeout_ms unless a command or a
+ * renewal runs: MQTT traffic and reconnects, queued commands, status
+ * timer, renewal timer, pending confirmation.  @stop (may be NULL) is
+ * polled by long waits inside (rotation).
+ */
+void agent_step(struct agent *a, int timeout_ms,
+		const volatile sig_atomic_t *stop);
+
+/*
+ * agent_step until *@stop becomes non-zero (a signal handler sets it),
+ * then agent_stop.  Returns 0.
+ */
+int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
+	      struct fl_error *err);
+
+/*
+ * Publish retained offline presence, wait up to @timeout_ms for the
+ * broker's acknowledgements, and disconnect normally (so the will is not
+ * used).  Returns 0, or FL_ETIMEOUT when acknowledgements did not come.
+ */
+int agent_stop(struct agent *a, int timeout_ms);
+
+/* True while the MQTT session is up. */
+bool agent_online(const struct agent *a);
+
+/* The current certificate's information (borrowed). */
+const struct fl_pki_cert_info *agent_cert(const struct agent *a);
+
+/* When the agent will renew its certificate (wall clock). */
+time_t agent_renew_at(const struct agent *a);
+
+/* Renew at the next step (tests, and fleet-sim's "renew now"). */
+void agent_renew_soon(struct agent *a);
+
+/* The last event seq used. */
+uint64_t agent_seq(const struct agent *a);
+
+/*
+ * Publish an event on fleet/ID/events with the next seq (persisted
+ * before publishing): {"seq", "ts", "cmd" (@cmd_id or null), "type",
+ * "state"} plus the members of @fields (may be NULL; borrowed).  The
+ * event is returned in *@ret_event when not NULL (caller decrefs).
+ * Returns 0, FL_EIO (seq not saved: nothing published), FL_ELIMIT.
+ * A publish while offline is queued.
+ */
+int agent_publish_event(struct agent *a, const char *cmd_id, const char *type,
+			const char *state, const json_t *fields,
+			json_t **ret_event, struct fl_error *err);
+
+/*
+ * Finish command @cmd_id: publish its outcome event and store it in the
+ * command log (for repeats).  @state is "succeeded" or "failed"; @stage
+ * and @reason (may be NULL) are added for failures.  For a command
+ * handler that set out->pending.
+ */
+void agent_cmd_complete(struct agent *a, const char *cmd_id,
+			const char *type, const char *state,
+			const char *stage, const char *reason,
+			const json_t *fields);
+
+/* Command handler for "rotate" (rotate.c; see docs/protocol.md). */
+int agent_cmd_rotate(struct agent *a, const struct agent_cmd *cmd,
+		     struct agent_cmd_outcome *out, struct fl_error *err);
+
+/*
+ * What `fleet-agent status` shows, read from @cfg's state dir without
+ * connecting: id, URLs, certificate serial and validity, renewal window,
+ * seq, a pending confirmation, commands remembered.  *@ret is a new
+ * object.  Returns 0, FL_ENOTFOUND (not enrolled), identity check codes.
+ */
+int agent_status_json(const struct agent_config *cfg, json_t **ret,
+		      struct fl_error *err);
+
+#endif

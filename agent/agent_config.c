@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent.conf: a table of every key (type, field, caps, default) drives
+ * loading, the unknown-key check, defaults and rendering, so a new key is
+ * one line here and one in fleet-agent(8).
+ */
+#include <ctype.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_config.h"
+#include "config.h"
+#include "fsutil.h"
+#include "util.h"
+#include "validate.h"
+
+enum kind {
+	K_ID,	  /* a device id */
+	K_PATH,	  /* a path, resolved against the file's directory */
+	K_HTTPS,  /* https:// URL */
+	K_MQTTS,  /* mqtts:// URL */
+	K_PREFIX, /* MQTT topic prefix: one or more literal levels */
+	K_TEXT,	  /* printable text */
+	K_DUR,	  /* duration in seconds, "90", "15m", "7d" */
+	K_UINT,	  /* unsigned integer */
+	K_BOOL,	  /* yes/no */
+	K_BOOT,	  /* bootloader backend name */
+};
+
+struct spec {
+	const char *section, *key;
+	enum kind kind;
+	size_t off;
+	int64_t min, max; /* K_DUR, K_UINT bounds; K_TEXT max length */
+	const char *def;  /* default, parsed like a value; NULL: none */
+	bool required;
+};
+
+#define F(field) offsetof(struct agent_config, field)
+#define DAY (24 * 3600)
+
+static const struct spec specs[] = {
+    {"device", "id", K_ID, F(id), 0, 0, NULL, true},
+    {"device", "state_dir", K_PATH, F(state_dir), 0, 0,
+     AGENT_CONFIG_DEFAULT_STATE, false},
+    {"server", "url", K_HTTPS, F(server_url), 0, 0, NULL, true},
+    {"server", "ca", K_PATH, F(ca_file), 0, 0, NULL, false},
+    {"server", "timeout", K_DUR, F(http_timeout_s), 1, 600, "30s", false},
+    {"mqtt", "url", K_MQTTS, F(mqtt_url), 0, 0, NULL, true},
+    {"mqtt", "topic_prefix", K_PREFIX, F(topic_prefix), 0, 0,
+     AGENT_CONFIG_DEFAULT_PREFIX, false},
+    {"mqtt", "keepalive", K_DUR, F(keepalive_s), 5, 3600, "60s", false},
+    {"mqtt", "session_expiry", K_DUR, F(session_expiry_s), 0, 365 * DAY,
+     "7d", false},
+    {"mqtt", "reconnect_min", K_DUR, F(reconnect_min_s), 1, 3600, "1s",
+     false},
+    {"mqtt", "reconnect_max", K_DUR, F(reconnect_max_s), 1, DAY, "5m",
+     false},
+    {"mqtt", "status_interval", K_DUR, F(status_interval_s), 10, DAY, "5m",
+     false},
+    {"identity", "auto_renew", K_BOOL, F(auto_renew), 0, 0, "yes", false},
+    {"identity", "rotate_timeout", K_DUR, F(rotate_timeout_s), 1, 600,
+     "30s", false},
+    {"boot", "backend", K_BOOT, F(boot_backend), 0, 0, NULL, false},
+    {"boot", "path", K_PATH, F(boot_path), 0, 0, NULL, false},
+    {"boot", "default_env", K_PATH, F(boot_default_env), 0, 0, NULL, false},
+    {"boot", "editenv", K_PATH, F(boot_editenv), 0, 0, NULL, false},
+    {"boot", "bootlimit", K_UINT, F(bootlimit), 1,
+     AGENT_CONFIG_BOOTLIMIT_MAX, "3", false},
+    {"slots", "a", K_PATH, F(slot_a), 0, 0, NULL, false},
+    {"slots", "b", K_PATH, F(slot_b), 0, 0, NULL, false},
+    {"health", "command", K_TEXT, F(health_command), 0,
+     AGENT_CONFIG_CMD_MAX, NULL, false},
+    {"health", "timeout", K_DUR, F(health_timeout_s), 1, 3600, "2m", false},
+    {"download", "rate_limit", K_UINT, F(download_rate_limit), 0,
+     INT64_MAX, "0", false},
+    {"diag", "checks_dir", K_PATH, F(diag_checks_dir), 0, 0, NULL, false},
+    {"outbox", "max_messages", K_UINT, F(outbox_max_messages), 1,
+     AGENT_CONFIG_OUTBOX_MSGS_MAX, "10000", false},
+    {"outbox", "max_bytes", K_UINT, F(outbox_max_bytes), 1024,
+     (int64_t)AGENT_CONFIG_OUTBOX_BYTES_MAX, "16777216", false},
+};
+
+static char **str_field(struct agent_config *c, const struct spec *s)
+{
+	return (char **)((char *)c + s->off);
+}
+
+void agent_config_free(struct agent_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(specs); i++) {
+		enum kind k = specs[i].kind;
+
+		if (k != K_DUR && k != K_UINT && k != K_BOOL)
+			free(*str_field(cfg, &specs[i]));
+	}
+	free(cfg->path);
+	free(cfg->dir);
+	free(cfg->mqtt_host);
+	free(cfg);
+}
+
+/* Host and port of "mqtts://HOST[:PORT]", IPv6 literals in brackets. */
+int agent_config_parse_mqtt_url(const char *url, char **ret_host,
+				int *ret_port, struct fl_error *err)
+{
+	const char *h, *end, *colon;
+	uint64_t port = 8883;
+	char *host;
+
+	if (!url || !fl_startswith(url, "mqtts://") ||
+	    strlen(url) > AGENT_CONFIG_URL_MAX)
+		return fl_fail(err, FL_EINVAL,
+			       "MQTT URL must be mqtts://HOST[:PORT]");
+	h = url + strlen("mqtts://");
+	if (strpbrk(h, "/?#@ \t"))
+		return fl_fail(err, FL_EINVAL,
+			       "MQTT URL '%s' must not have a path or user",
+			       url);
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end)
+			return fl_fail(err, FL_EINVAL, "bad IPv6 literal in '%s'",
+				       url);
+		host = fl_xstrndup(h + 1, (size_t)(end - h - 1));
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] && !colon) {
+			free(host);
+			return fl_fail(err, FL_EINVAL, "bad MQTT URL '%s'", url);
+		}
+	} else {
+		colon = strchr(h, ':');
+		host = colon ? fl_xstrndup(h, (size_t)(colon - h))
+			     : fl_xstrdup(h);
+	}
+	if (!*host ||
+	    (colon && fl_parse_uint(colon + 1, 65535, &port, NULL)) ||
+	    port == 0) {
+		free(host);
+		return fl_fail(err, FL_EINVAL, "bad host or port in '%s'",
+			       url);
+	}
+	*ret_host = host;
+	*ret_port = (int)port;
+	return 0;
+}
+
+static bool valid_https(const char *v)
+{
+	const char *h = v + strlen("https://");
+
+	return fl_startswith(v, "https://") && *h && *h != '/' &&
+	       !strpbrk(h, "?#@ \t") && v[strlen(v) - 1] != '/';
+}
+
+/* "fleet", "site-1/fleet": literal levels without wildcards. */
+static bool valid_prefix(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > AGENT_CONFIG_PREFIX_MAX || v[0] == '/' ||
+	    v[n - 1] == '/' || strstr(v, "//") || v[0] == '$')
+		return false;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-/", *p))
+			return false;
+	return true;
+}
+
+static char *resolve(const char *base, const char *v)
+{
+	if (v[0] == '/' || !base)
+		return fl_xstrdup(v);
+	if (strcmp(v, ".") == 0)
+		return fl_xstrdup(base);
+	return fl_path_join(base, v);
+}
+
+/* Parse one string-valued key into its field. */
+static int set_string(struct agent_config *c, const struct spec *s,
+		      const char *v, struct fl_error *err)
+{
+	char **f = str_field(c, s);
+
+	switch (s->kind) {
+	case K_ID:
+		if (!fl_valid_id(v))
+			goto bad;
+		break;
+	case K_HTTPS:
+		if (strlen(v) > AGENT_CONFIG_URL_MAX || !valid_https(v))
+			goto bad;
+		break;
+	case K_MQTTS:
+		if (agent_config_parse_mqtt_url(v, &c->mqtt_host,
+						&c->mqtt_port, NULL))
+			goto bad;
+		break;
+	case K_PREFIX:
+		if (!valid_prefix(v))
+			goto bad;
+		break;
+	case K_TEXT:
+		if (!*v || !fl_valid_text(v, (size_t)s->max))
+			goto bad;
+		break;
+	case K_BOOT:
+		if (!fl_streq(v, "uboot") && !fl_streq(v, "grub") &&
+		    !fl_streq(v, "sim"))
+			return fl_fail(err, FL_EINVAL,
+				       "[%s] %s: '%.40s' is not uboot, grub "
+				       "or sim",
+				       s->section, s->key, v);
+		break;
+	case K_PATH:
+		if (!*v || strlen(v) >= PATH_MAX)
+			goto bad;
+		*f = resolve(c->dir, v);
+		return 0;
+	default:
+		goto bad;
+	}
+	*f = fl_xstrdup(v);
+	return 0;
+bad:
+	return fl_fail(err, FL_EINVAL, "[%s] %s: invalid value '%.80s'",
+		       s->section, s->key, v);
+}
+
+static int set_value(struct agent_config *c, const struct spec *s,
+		     const char *v, struct fl_error *err)
+{
+	void *f = (char *)c + s->off;
+	uint64_t u;
+	int64_t d;
+
+	switch (s->kind) {
+	case K_DUR:
+		if (fl_parse_duration(v, &d, NULL) || d < s->min || d > s->max)
+			return fl_fail(err, FL_EINVAL,
+				       "[%s] %s: '%.40s' is not a duration "
+				       "from %llds to %llds",
+				       s->section, s->key, v,
+				       (long long)s->min, (long long)s->max);
+		*(int64_t *)f = d;
+		return 0;
+	case K_UINT:
+		if (fl_parse_uint(v, (uint64_t)s->max, &u, NULL) ||
+		    u < (uint64_t)s->min)
+			return fl_fail(err, FL_EINVAL,
+				       "[%s] %s: '%.40s' is not a number "
+				       "from %lld to %lld",
+				       s->section, s->key, v,
+				       (long long)s->min, (long long)s->max);
+		*(uint64_t *)f = u;
+		return 0;
+	case K_BOOL:
+		if (fl_streq(v, "yes") || fl_streq(v, "true") ||
+		    fl_streq(v, "1"))
+			*(bool *)f = true;
+		else if (fl_streq(v, "no") || fl_streq(v, "false") ||
+			 fl_streq(v, "0"))
+			*(bool *)f = false;
+		else
+			return fl_fail(err, FL_EINVAL,
+				       "[%s] %s: '%.40s' is not yes or no",
+				       s->section, s->key, v);
+		return 0;
+	default:
+		return set_string(c, s, v, err);
+	}
+}
+
+/* Refuse unknown keys (typos) and keys given twice. */
+static int check_keys(const struct fl_ini *ini, struct fl_error *err)
+{
+	struct fl_ini_key allowed[FL_ARRAY_SIZE(specs) + 1];
+	int rc;
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(specs); i++)
+		allowed[i] = (struct fl_ini_key){specs[i].section, specs[i].key};
+	allowed[FL_ARRAY_SIZE(specs)] = (struct fl_ini_key){NULL, NULL};
+	rc = fl_ini_check_keys(ini, allowed, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < ini->n; i++)
+		for (size_t j = i + 1; j < ini->n; j++)
+			if (fl_streq(ini->v[i].section, ini->v[j].section) &&
+			    fl_streq(ini->v[i].key, ini->v[j].key))
+				return fl_fail(err, FL_EPARSE,
+					       "[%s] %s is set twice",
+					       ini->v[i].section,
+					       ini->v[i].key);
+	return 0;
+}
+
+/* Cross-field rules and derived defaults. */
+static int finish(struct agent_config *c, struct fl_error *err)
+{
+	if (!c->ca_file)
+		c->ca_file = fl_path_join(c->state_dir, "ca.pem");
+	if (c->reconnect_min_s > c->reconnect_max_s)
+		return fl_fail(err, FL_EINVAL,
+			       "[mqtt] reconnect_min is larger than "
+			       "reconnect_max");
+	if (c->boot_backend && !c->boot_path)
+		return fl_fail(err, FL_EINVAL,
+			       "[boot] backend needs [boot] path");
+	if (!c->boot_backend && (c->boot_path || c->boot_default_env ||
+				 c->boot_editenv))
+		return fl_fail(err, FL_EINVAL,
+			       "[boot] settings without [boot] backend");
+	if (!c->slot_a != !c->slot_b)
+		return fl_fail(err, FL_EINVAL,
+			       "[slots] needs both a and b, or neither");
+	return 0;
+}
+
+static int apply(struct agent_config *c, const struct fl_ini *ini,
+		 struct fl_error *err)
+{
+	int rc;
+
+	rc = check_keys(ini, err);
+	for (size_t i = 0; !rc && i < FL_ARRAY_SIZE(specs); i++) {
+		const struct spec *s = &specs[i];
+		const char *v = fl_ini_get(ini, s->section, s->key);
+
+		if (!v && s->required)
+			return fl_fail(err, FL_EINVAL, "[%s] %s is required",
+				       s->section, s->key);
+		if (!v)
+			v = s->def;
+		if (v)
+			rc = set_value(c, s, v, err);
+	}
+	return rc ? rc : finish(c, err);
+}
+
+int agent_config_parse(const char *text, const char *base_dir,
+		       const char *path_for_msgs, struct agent_config **ret,
+		       struct fl_error *err)
+{
+	struct agent_config *c = fl_xcalloc(1, sizeof(*c));
+	struct fl_ini *ini = NULL;
+	int rc;
+
+	c->path = path_for_msgs ? fl_xstrdup(path_for_msgs) : NULL;
+	c->dir = fl_xstrdup(base_dir ? base_dir : ".");
+	rc = fl_ini_parse(text, &ini, err);
+	if (!rc)
+		rc = apply(c, ini, err);
+	fl_ini_free(ini);
+	if (rc) {
+		if (path_for_msgs)
+			fl_error_prefix(err, "%s", path_for_msgs);
+		agent_config_free(c);
+		return rc;
+	}
+	*ret = c;
+	return 0;
+}
+
+/* The absolute directory of @path, or its plain dirname. */
+static char *dir_of(const char *path)
+{
+	char *copy = fl_xstrdup(path), *abs;
+
+	abs = realpath(dirname(copy), NULL);
+	if (!abs) {
+		free(copy);
+		copy = fl_xstrdup(path);
+		abs = fl_xstrdup(dirname(copy));
+	}
+	free(copy);
+	return abs;
+}
+
+int agent_config_load(const char *path, struct agent_config **ret,
+		      struct fl_error *err)
+{
+	char *text = NULL, *dir;
+	int rc;
+
+	rc = fl_read_file(path, FL_INI_MAX_BYTES, &text, NULL, err);
+	if (rc)
+		return rc;
+	dir = dir_of(path);
+	rc = agent_config_parse(text, dir, path, ret, err);
+	free(dir);
+	free(text);
+	return rc;
+}
+
+static int put(struct fl_ini *ini, const char *section, const char *key,
+	       const char *value, struct fl_error *err)
+{
+	return value ? fl_ini_set(ini, section, key, value, err) : 0;
+}
+
+int agent_config_render(const struct agent_config_template *t,
+			char **ret_text, struct fl_error *err)
+{
+	struct fl_ini *ini = fl_ini_new();
+	struct agent_config *check = NULL;
+	char *body = NULL, *text = NULL;
+	int rc;
+
+	rc = put(ini, "device", "id", t->id, err);
+	if (!rc)
+		rc = put(ini, "device", "state_dir",
+			 t->state_dir ? t->state_dir : ".", err);
+	if (!rc)
+		rc = put(ini, "server", "url", t->server_url, err);
+	if (!rc)
+		rc = put(ini, "server", "ca", t->ca_file, err);
+	if (!rc)
+		rc = put(ini, "mqtt", "url", t->mqtt_url, err);
+	if (!rc)
+		rc = put(ini, "mqtt", "topic_prefix", t->topic_prefix, err);
+	if (rc)
+		goto out;
+	body = fl_ini_format(ini);
+	text = fl_xasprintf("# fleet-agent configuration, see fleet-agent(8).\n"
+			    "# Relative paths are relative to this file's "
+			    "directory.\n%s",
+			    body);
+	rc = agent_config_parse(text, "/", NULL, &check, err);
+	if (rc) {
+		rc = FL_EINVAL;
+		goto out;
+	}
+	*ret_text = text;
+	text = NULL;
+out:
+	agent_config_free(check);
+	fl_ini_free(ini);
+	free(body);
+	free(text);
+	return rc;
+}

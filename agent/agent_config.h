@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef AGENT_CONFIG_H
+#define AGENT_CONFIG_H
+
+/*
+ * agent.conf: the agent's INI configuration (DESIGN §6, fleet-agent(8)).
+ * Loaded once, validated completely (unknown keys are typos and refused,
+ * every value has a cap), and held read-only by struct agent.
+ *
+ * Relative paths in agent.conf are relative to the directory that holds
+ * agent.conf, so an unpacked provisioning archive (agent.conf next to
+ * key.pem, cert.pem, chain.pem and ca.pem, with "state_dir = .") runs
+ * unchanged wherever it is unpacked.  Every path in struct agent_config
+ * is already resolved (absolute when the file's directory is).
+ *
+ * The file is named agent_config.h, not config.h, because common/config.h
+ * (the INI parser) is included by that name.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* Caps on values. */
+#define AGENT_CONFIG_URL_MAX 512	  /* server and MQTT URLs */
+#define AGENT_CONFIG_PREFIX_MAX 64	  /* MQTT topic prefix */
+#define AGENT_CONFIG_CMD_MAX 1024	  /* health command */
+#define AGENT_CONFIG_BOOTLIMIT_MAX 100	  /* as AGENT_BOOT_LIMIT_MAX */
+#define AGENT_CONFIG_OUTBOX_MSGS_MAX 1000000
+#define AGENT_CONFIG_OUTBOX_BYTES_MAX (1024ull * 1024 * 1024)
+
+/* Defaults. */
+#define AGENT_CONFIG_DEFAULT_PATH "/etc/fleet/agent.conf"
+#define AGENT_CONFIG_DEFAULT_STATE "/var/lib/fleet-agent"
+#define AGENT_CONFIG_DEFAULT_PREFIX "fleet"
+
+struct agent_config {
+	char *path; /* agent.conf as given */
+	char *dir;  /* its directory: base of relative paths */
+
+	/* [device] */
+	char *id;	 /* device id (fl_valid_id), the certificate CN */
+	char *state_dir; /* key, certificate, journals */
+
+	/* [server] */
+	char *server_url;    /* https://HOST[:PORT] */
+	char *ca_file;	     /* trust anchor for fleetd and the broker */
+	int64_t http_timeout_s;
+
+	/* [mqtt] */
+	char *mqtt_url;	      /* mqtts://HOST[:PORT] */
+	char *mqtt_host;      /* parsed from mqtt_url */
+	int mqtt_port;	      /* parsed from mqtt_url, default 8883 */
+	char *topic_prefix;   /* "fleet" */
+	int64_t keepalive_s;	  /* MQTT keepalive */
+	int64_t session_expiry_s; /* persistent session lifetime */
+	int64_t reconnect_min_s, reconnect_max_s; /* backoff bounds */
+	int64_t status_interval_s; /* periodic status publishing */
+
+	/* [identity] */
+	bool auto_renew;	   /* renew at 2/3 of the certificate life */
+	int64_t rotate_timeout_s; /* bound on the new-certificate connect */
+
+	/* [boot] (used by the OTA code, issue 5) */
+	char *boot_backend;  /* "uboot", "grub", "sim" or NULL */
+	char *boot_path;     /* fw_env.config, grubenv or sim directory */
+	char *boot_default_env;
+	char *boot_editenv;
+	uint64_t bootlimit;
+
+	/* [slots] */
+	char *slot_a, *slot_b;
+
+	/* [health] */
+	char *health_command;
+	int64_t health_timeout_s;
+
+	/* [download] */
+	uint64_t download_rate_limit; /* bytes per second, 0 = unlimited */
+
+	/* [diag] */
+	char *diag_checks_dir;
+
+	/* [outbox] */
+	uint64_t outbox_max_messages;
+	uint64_t outbox_max_bytes;
+};
+
+/*
+ * Load and validate @path.  On success *@ret is a new config (free with
+ * agent_config_free).  Returns 0, FL_ENOTFOUND (no such file), FL_EIO,
+ * FL_ELIMIT (file, line or entry caps), FL_EPARSE (syntax, unknown
+ * key), FL_EINVAL (a value out of range or malformed; the message names
+ * [section] key).
+ */
+int agent_config_load(const char *path, struct agent_config **ret,
+		      struct fl_error *err);
+
+/*
+ * As agent_config_load on @text, with relative paths resolved against
+ * @base_dir ("." when NULL).  @path_for_msgs names the source in
+ * messages and becomes ->path (may be NULL).
+ */
+int agent_config_parse(const char *text, const char *base_dir,
+		       const char *path_for_msgs, struct agent_config **ret,
+		       struct fl_error *err);
+
+/* Free a config; NULL is fine. */
+void agent_config_free(struct agent_config *cfg);
+
+/*
+ * What a rendered agent.conf says.  Strings are borrowed.  NULL optional
+ * fields are left out of the file, so their defaults apply.
+ */
+struct agent_config_template {
+	const char *id;		/* required, fl_valid_id */
+	const char *server_url; /* required, https:// */
+	const char *mqtt_url;	/* required, mqtts:// */
+	const char *state_dir;	/* NULL: "." (the file's own directory) */
+	const char *ca_file;	/* NULL: STATE_DIR/ca.pem */
+	const char *topic_prefix; /* NULL: "fleet" */
+};
+
+/*
+ * Render an agent.conf text for @t (for `fleet-agent enroll` and for
+ * `fleetctl provision`, whose archive holds agent.conf next to key.pem,
+ * cert.pem, chain.pem and ca.pem: the default template values fit it).
+ * The text is parsed back before it is returned, so it always loads.
+ * *@ret_text is allocated; the caller frees it.  Returns 0 or FL_EINVAL
+ * (a value agent_config_load would refuse).
+ */
+int agent_config_render(const struct agent_config_template *t,
+			char **ret_text, struct fl_error *err);
+
+/*
+ * Split "mqtts://HOST[:PORT]" ("[v6]:PORT" for IPv6) into a new host
+ * string (caller frees) and port (8883 when absent).  FL_EINVAL for any
+ * other scheme, a path, user info, an empty host or a bad port.
+ */
+int agent_config_parse_mqtt_url(const char *url, char **ret_host,
+				int *ret_port, struct fl_error *err);
+
+#endif

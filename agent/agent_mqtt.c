@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MQTT v5 session over libmosquitto without its thread: a small state
+ * machine (disconnected, connecting, connected) driven by
+ * agent_mqtt_step, with our own reconnect timer so the delay has jitter
+ * and the attempt never blocks the owner's loop for long.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "agent_mqtt.h"
+#include "log.h"
+#include "util.h"
+
+enum state { ST_DISCONNECTED, ST_CONNECTING, ST_CONNECTED };
+
+struct agent_mqtt {
+	struct agent_mqtt_opts o; /* strings below are our copies */
+	char *client_id, *host, *ca_file, *cert_file, *key_file;
+	char *will_topic, *will_payload;
+	struct mosquitto *mosq;
+	enum state state;
+	bool paused;	   /* agent_mqtt_disconnect: no reconnecting */
+	bool refused;	   /* last attempt: CONNACK refused or TLS error */
+	int64_t next_ms;   /* earliest next attempt */
+	int64_t deadline_ms; /* CONNACK wait */
+	int inflight;	   /* published, not yet acknowledged */
+	struct agent_backoff backoff;
+};
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+	mosquitto_lib_init();
+}
+
+static uint32_t rnd32(void)
+{
+	uint32_t r = 0;
+
+	if (fl_random(&r, sizeof(r), NULL))
+		r = (uint32_t)fl_now_ms();
+	return r;
+}
+
+int64_t agent_backoff_next(struct agent_backoff *b, uint32_t rnd)
+{
+	int64_t cap = b->min_ms > 0 ? b->min_ms : 1;
+	int64_t half;
+
+	for (unsigned i = 0; i < b->attempt && cap < b->max_ms; i++)
+		cap *= 2;
+	if (cap > b->max_ms)
+		cap = b->max_ms;
+	if (b->attempt < 64)
+		b->attempt++;
+	half = cap / 2;
+	return half + (int64_t)(rnd % (uint64_t)(cap - half + 1));
+}
+
+void agent_backoff_reset(struct agent_backoff *b)
+{
+	b->attempt = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Callbacks from libmosquitto                                        */
+/* ------------------------------------------------------------------ */
+
+static void schedule_retry(struct agent_mqtt *m)
+{
+	int64_t delay = agent_backoff_next(&m->backoff, rnd32());
+
+	m->next_ms = fl_now_ms() + delay;
+	fl_info("%s: reconnecting in %lld ms", m->client_id, (long long)delay);
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+		       const mosquitto_property *props)
+{
+	struct agent_mqtt *m = obj;
+
+	if (rc != 0) {
+		fl_warn("%s: broker refused the connection: %s", m->client_id,
+			mosquitto_reason_string(rc));
+		m->refused = true;
+		mosquitto_disconnect(mosq);
+		return;
+	}
+	m->state = ST_CONNECTED;
+	m->refused = false;
+	agent_backoff_reset(&m->backoff);
+	fl_info("%s: connected to %s:%d%s", m->client_id, m->host, m->o.port,
+		(flags & 1) ? " (session resumed)" : "");
+	if (m->o.on_connect)
+		m->o.on_connect(m->o.user, flags & 1);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
+			  const mosquitto_property *props)
+{
+	struct agent_mqtt *m = obj;
+	bool was = m->state == ST_CONNECTED;
+
+	if (m->state == ST_DISCONNECTED)
+		return;
+	m->state = ST_DISCONNECTED;
+	if (rc != 0)
+		fl_warn("%s: connection lost: %s", m->client_id,
+			rc > 0 && rc < 128 ? mosquitto_strerror(rc)
+					   : mosquitto_reason_string(rc));
+	if (!m->paused)
+		schedule_retry(m);
+	if (was && m->o.on_disconnect)
+		m->o.on_disconnect(m->o.user);
+}
+
+static void on_publish(struct mosquitto *mosq, void *obj, int mid,
+		       int reason, const mosquitto_property *props)
+{
+	struct agent_mqtt *m = obj;
+
+	if (m->inflight > 0)
+		m->inflight--;
+	if (reason >= 128)
+		fl_warn("%s: broker refused message %d: %s", m->client_id, mid,
+			mosquitto_reason_string(reason));
+}
+
+static void on_message(struct mosquitto *mosq, void *obj,
+		       const struct mosquitto_message *msg,
+		       const mosquitto_property *props)
+{
+	struct agent_mqtt *m = obj;
+
+	if (msg->payloadlen < 0 || (size_t)msg->payloadlen > m->o.max_payload) {
+		fl_warn("%s: dropped a %d-byte message on '%.80s' (cap %zu)",
+			m->client_id, msg->payloadlen, msg->topic,
+			m->o.max_payload);
+		return;
+	}
+	if (m->o.on_message)
+		m->o.on_message(m->o.user, msg->topic, msg->payload,
+				(size_t)msg->payloadlen);
+}
+
+static void on_log(struct mosquitto *mosq, void *obj, int level,
+		   const char *str)
+{
+	struct agent_mqtt *m = obj;
+
+	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+		fl_debug("%s: libmosquitto: %s", m->client_id, str);
+}
+
+/* ------------------------------------------------------------------ */
+/* Client instance                                                    */
+/* ------------------------------------------------------------------ */
+
+static int mosq_fail(struct fl_error *err, int mrc, const char *what)
+{
+	return fl_fail(err, FL_ERR, "%s: %s", what, mosquitto_strerror(mrc));
+}
+
+/* Set up a fresh libmosquitto client from the options. */
+static int build_client(struct agent_mqtt *m, struct fl_error *err)
+{
+	struct mosquitto *mosq;
+	int mrc;
+
+	mosq = mosquitto_new(m->client_id, false, m);
+	if (!mosq)
+		return fl_fail(err, FL_ERR, "cannot create an MQTT client");
+	mrc = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
+				   MQTT_PROTOCOL_V5);
+	if (!mrc)
+		mrc = mosquitto_tls_set(mosq, m->ca_file, NULL, m->cert_file,
+					m->key_file, NULL);
+	if (!mrc)
+		mrc = mosquitto_tls_opts_set(mosq, 1, NULL, NULL);
+	if (!mrc)
+		mrc = mosquitto_tls_insecure_set(mosq, false);
+	if (!mrc && m->will_topic)
+		mrc = mosquitto_will_set_v5(mosq, m->will_topic,
+					    (int)strlen(m->will_payload),
+					    m->will_payload, 1, true, NULL);
+	if (mrc) {
+		mosquitto_destroy(mosq);
+		return mosq_fail(err, mrc, "MQTT client settings");
+	}
+	mosquitto_connect_v5_callback_set(mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
+	mosquitto_publish_v5_callback_set(mosq, on_publish);
+	mosquitto_message_v5_callback_set(mosq, on_message);
+	mosquitto_log_callback_set(mosq, on_log);
+	m->mosq = mosq;
+	m->inflight = 0;
+	return 0;
+}
+
+static void drop_client(struct agent_mqtt *m)
+{
+	if (!m->mosq)
+		return;
+	mosquitto_destroy(m->mosq);
+	m->mosq = NULL;
+	m->state = ST_DISCONNECTED;
+	m->inflight = 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? fl_xstrdup(s) : NULL;
+}
+
+int agent_mqtt_new(const struct agent_mqtt_opts *o, struct agent_mqtt **ret,
+		   struct fl_error *err)
+{
+	struct agent_mqtt *m;
+	int rc;
+
+	if (!o->client_id || !o->host || !o->ca_file || !o->cert_file ||
+	    !o->key_file || o->port <= 0 || o->port > 65535 ||
+	    (o->will_topic && !o->will_payload))
+		return fl_fail(err, FL_EINVAL, "incomplete MQTT settings");
+	pthread_once(&lib_once, lib_init);
+	m = fl_xcalloc(1, sizeof(*m));
+	m->o = *o;
+	m->client_id = fl_xstrdup(o->client_id);
+	m->host = fl_xstrdup(o->host);
+	m->ca_file = fl_xstrdup(o->ca_file);
+	m->cert_file = fl_xstrdup(o->cert_file);
+	m->key_file = fl_xstrdup(o->key_file);
+	m->will_topic = dup_or_null(o->will_topic);
+	m->will_payload = dup_or_null(o->will_payload);
+	if (!m->o.max_payload || m->o.max_payload > AGENT_MQTT_MAX_PAYLOAD)
+		m->o.max_payload = AGENT_MQTT_MAX_PAYLOAD;
+	m->backoff.min_ms = o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 1000;
+	m->backoff.max_ms = o->reconnect_max_ms >= m->backoff.min_ms
+				? o->reconnect_max_ms
+				: 300000;
+	rc = build_client(m, err);
+	if (rc) {
+		agent_mqtt_free(m);
+		return rc;
+	}
+	*ret = m;
+	return 0;
+}
+
+void agent_mqtt_free(struct agent_mqtt *m)
+{
+	if (!m)
+		return;
+	drop_client(m);
+	free(m->client_id);
+	free(m->host);
+	free(m->ca_file);
+	free(m->cert_file);
+	free(m->key_file);
+	free(m->will_topic);
+	free(m->will_payload);
+	free(m);
+}
+
+bool agent_mqtt_connected(const struct agent_mqtt *m)
+{
+	return m->state == ST_CONNECTED;
+}
+
+/*
+ * Open the TCP + TLS connection and send CONNECT with the session
+ * properties: session expiry and the largest packet we accept, so the
+ * broker never sends us more than the cap.
+ */
+static int start_connect(struct agent_mqtt *m, struct fl_error *err)
+{
+	mosquitto_property *props = NULL;
+	int mrc, rc = 0;
+
+	if (!m->mosq && (rc = build_client(m, err)))
+		return rc;
+	m->refused = false;
+	mrc = mosquitto_property_add_int32(&props,
+					   MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+					   m->o.session_expiry_s);
+	if (!mrc)
+		mrc = mosquitto_property_add_int32(
+		    &props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
+		    (uint32_t)(m->o.max_payload + 4096));
+	if (!mrc)
+		mrc = mosquitto_connect_bind_v5(m->mosq, m->host, m->o.port,
+						m->o.keepalive_s, NULL, props);
+	mosquitto_property_free_all(&props);
+	if (mrc) {
+		rc = fl_fail(err,
+			     mrc == MOSQ_ERR_TLS ? FL_EDENIED : FL_EUNREACH,
+			     "cannot connect to %s:%d: %s", m->host, m->o.port,
+			     mrc == MOSQ_ERR_ERRNO ? strerror(errno)
+						   : mosquitto_strerror(mrc));
+		return rc;
+	}
+	m->state = ST_CONNECTING;
+	m->deadline_ms = fl_now_ms() + AGENT_MQTT_CONNACK_TIMEOUT_MS;
+	return 0;
+}
+
+/* Service the socket once; a failure closes the connection. */
+static void pump(struct agent_mqtt *m, int timeout_ms)
+{
+	int mrc = mosquitto_loop(m->mosq, timeout_ms, 1);
+
+	if (mrc == MOSQ_ERR_SUCCESS || m->state == ST_DISCONNECTED)
+		return;
+	if (mrc == MOSQ_ERR_TLS || mrc == MOSQ_ERR_PROTOCOL)
+		m->refused = true;
+	fl_debug("%s: loop: %s", m->client_id, mosquitto_strerror(mrc));
+	mosquitto_disconnect(m->mosq);
+	on_disconnect(m->mosq, m, mrc, NULL);
+}
+
+void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
+{
+	struct fl_error err = {0};
+	int64_t now = fl_now_ms();
+
+	if (m->state == ST_DISCONNECTED) {
+		if (m->paused || now < m->next_ms) {
+			int64_t wait = m->paused ? timeout_ms : m->next_ms - now;
+
+			if (wait > timeout_ms)
+				wait = timeout_ms;
+			if (wait > 0)
+				poll(NULL, 0, (int)wait);
+			return;
+		}
+		if (start_connect(m, &err)) {
+			fl_warn("%s: %s", m->client_id, err.msg);
+			schedule_retry(m);
+			return;
+		}
+	}
+	if (m->state == ST_CONNECTING && now > m->deadline_ms) {
+		fl_warn("%s: no CONNACK from the broker", m->client_id);
+		mosquitto_disconnect(m->mosq);
+		on_disconnect(m->mosq, m, MOSQ_ERR_CONN_LOST, NULL);
+		return;
+	}
+	pump(m, timeout_ms);
+}
+
+int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
+			    const volatile sig_atomic_t *stop,
+			    struct fl_error *err)
+{
+	int64_t end = fl_now_ms() + timeout_ms;
+	int rc;
+
+	if (m->state != ST_DISCONNECTED)
+		agent_mqtt_disconnect(m);
+	m->paused = true; /* no backoff retries while we wait */
+	rc = start_connect(m, err);
+	while (!rc && m->state == ST_CONNECTING) {
+		if ((stop && *stop) || fl_now_ms() >= end) {
+			mosquitto_disconnect(m->mosq);
+			m->state = ST_DISCONNECTED;
+			rc = fl_fail(err, FL_ETIMEOUT,
+				     "no CONNACK from %s:%d within %d ms",
+				     m->host, m->o.port, timeout_ms);
+			break;
+		}
+		pump(m, 100);
+	}
+	if (!rc && m->state != ST_CONNECTED)
+		rc = fl_fail(err, m->refused ? FL_EDENIED : FL_EUNREACH,
+			     "the broker at %s:%d did not accept the "
+			     "connection",
+			     m->host, m->o.port);
+	m->paused = false;
+	if (rc)
+		m->next_ms = fl_now_ms();
+	return rc;
+}
+
+int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
+		       const void *payload, size_t len, int qos, bool retain,
+		       struct fl_error *err)
+{
+	int mrc, mid = 0;
+
+	if (len > m->o.max_payload)
+		return fl_fail(err, FL_ELIMIT,
+			       "message of %zu bytes for '%s' (cap %zu)", len,
+			       topic, m->o.max_payload);
+	if (!m->mosq)
+		return fl_fail(err, FL_EUNREACH, "no MQTT client");
+	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload,
+				   qos, retain, NULL);
+	if (mrc == MOSQ_ERR_NO_CONN)
+		return fl_fail(err, FL_EUNREACH, "not connected");
+	if (mrc)
+		return fl_fail(err, mrc == MOSQ_ERR_INVAL ? FL_EINVAL : FL_ERR,
+			       "cannot publish to '%s': %s", topic,
+			       mosquitto_strerror(mrc));
+	m->inflight++;
+	return 0;
+}
+
+int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos,
+			 struct fl_error *err)
+{
+	int mrc;
+
+	if (m->state != ST_CONNECTED)
+		return fl_fail(err, FL_EUNREACH, "not connected");
+	mrc = mosquitto_subscribe_v5(m->mosq, NULL, topic, qos, 0, NULL);
+	if (mrc)
+		return fl_fail(err, FL_ERR, "cannot subscribe to '%s': %s",
+			       topic, mosquitto_strerror(mrc));
+	return 0;
+}
+
+int agent_mqtt_flush(struct agent_mqtt *m, int timeout_ms)
+{
+	int64_t end = fl_now_ms() + timeout_ms;
+
+	while (m->inflight > 0 && m->state == ST_CONNECTED) {
+		if (fl_now_ms() >= end)
+			return FL_ETIMEOUT;
+		pump(m, 50);
+	}
+	return m->inflight > 0 ? FL_ETIMEOUT : 0;
+}
+
+void agent_mqtt_disconnect(struct agent_mqtt *m)
+{
+	m->paused = true;
+	if (!m->mosq || m->state == ST_DISCONNECTED)
+		return;
+	mosquitto_disconnect_v5(m->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
+	/* write the DISCONNECT packet out and see the socket close */
+	for (int i = 0; i < 20 && m->state != ST_DISCONNECTED; i++)
+		pump(m, 50);
+	m->state = ST_DISCONNECTED;
+}
+
+void agent_mqtt_resume(struct agent_mqtt *m)
+{
+	m->paused = false;
+	m->next_ms = fl_now_ms();
+}
+
+int agent_mqtt_set_identity(struct agent_mqtt *m, const char *cert_file,
+			    const char *key_file, bool reconnect,
+			    struct fl_error *err)
+{
+	int mrc;
+
+	if (!cert_file || !key_file)
+		return fl_fail(err, FL_EINVAL, "no certificate or key");
+	free(m->cert_file);
+	free(m->key_file);
+	m->cert_file = fl_xstrdup(cert_file);
+	m->key_file = fl_xstrdup(key_file);
+	if (reconnect) {
+		bool paused = m->paused;
+
+		agent_mqtt_disconnect(m);
+		drop_client(m);
+		m->paused = paused;
+		return build_client(m, err);
+	}
+	mrc = mosquitto_tls_set(m->mosq, m->ca_file, NULL, m->cert_file,
+				m->key_file, NULL);
+	return mrc ? mosq_fail(err, mrc, "MQTT TLS files") : 0;
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef AGENT_MQTT_H
+#define AGENT_MQTT_H
+
+/*
+ * The agent's MQTT v5 session over libmosquitto (DESIGN §5,
+ * docs/protocol.md): TLS with the device certificate, the broker
+ * verified against the pinned CA including its host name, a persistent
+ * session (clean start off, a session-expiry interval), a last will,
+ * reconnection with capped exponential backoff and jitter, and a cap on
+ * inbound payloads.  No threads: the owner drives everything with
+ * agent_mqtt_step from its loop, and callbacks run inside that call.
+ *
+ * Not thread-safe; use one struct agent_mqtt from one thread at a time.
+ * Several can live in one process (fleet-sim).  The file is named
+ * agent_mqtt.h so it never shadows a common mqtt.h.
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define AGENT_MQTT_MAX_PAYLOAD (64 * 1024) /* inbound and outbound */
+#define AGENT_MQTT_CONNACK_TIMEOUT_MS 30000
+
+struct agent_mqtt;
+
+struct agent_mqtt_opts {
+	const char *client_id; /* the device id (the broker forces it too) */
+	const char *host;
+	int port;
+	const char *ca_file;   /* pinned trust anchor for the broker */
+	const char *cert_file; /* client certificate */
+	const char *key_file;  /* its key */
+	int keepalive_s;
+	uint32_t session_expiry_s; /* 0: session ends with the connection */
+	const char *will_topic;	   /* NULL: no will */
+	const char *will_payload;  /* sent retained, QoS 1 */
+	size_t max_payload;	   /* 0: AGENT_MQTT_MAX_PAYLOAD */
+	int64_t reconnect_min_ms;  /* backoff bounds; 0: 1 s and 5 min */
+	int64_t reconnect_max_ms;
+
+	/* Callbacks, called from agent_mqtt_step/connect_wait; may be
+	 * NULL.  They may publish and subscribe, never free @m. */
+	void *user;
+	void (*on_connect)(void *user, bool session_present);
+	void (*on_disconnect)(void *user);
+	/* A message within the payload cap (bigger ones are dropped and
+	 * logged); @topic and @payload are valid during the call only. */
+	void (*on_message)(void *user, const char *topic, const void *payload,
+			   size_t len);
+};
+
+/*
+ * Create a session (not yet connected; agent_mqtt_step connects).
+ * Copies the strings.  Returns 0, FL_EINVAL (missing id, host, files),
+ * FL_ERR (libmosquitto refused the settings, e.g. unreadable files).
+ */
+int agent_mqtt_new(const struct agent_mqtt_opts *o, struct agent_mqtt **ret,
+		   struct fl_error *err);
+
+/* Close the connection (without a DISCONNECT: like a crash, so the will
+ * fires) and free; NULL is fine.  Call agent_mqtt_disconnect first for
+ * a clean end. */
+void agent_mqtt_free(struct agent_mqtt *m);
+
+/*
+ * Drive the session for up to @timeout_ms: connect when disconnected and
+ * the backoff delay has passed, process network traffic and run the
+ * callbacks.  Connection failures are logged and retried later with
+ * backoff; this never fails.
+ */
+void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms);
+
+/* True after a successful CONNACK, until the connection drops. */
+bool agent_mqtt_connected(const struct agent_mqtt *m);
+
+/*
+ * Connect now (closing any connection first) and wait up to @timeout_ms
+ * for the broker's CONNACK, stopping early when *@stop becomes non-zero
+ * (@stop may be NULL).  One attempt, no retries.  Returns 0 when
+ * connected, FL_EDENIED (the broker or TLS refused us), FL_EUNREACH,
+ * FL_ETIMEOUT.  After a failure the next agent_mqtt_step tries again
+ * at once.
+ */
+int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
+			    const volatile sig_atomic_t *stop,
+			    struct fl_error *err);
+
+/*
+ * Publish @len bytes (at most the payload cap: FL_ELIMIT).  QoS 1 and 2
+ * messages published while disconnected are queued in memory and sent
+ * after reconnecting (unless the identity changes in between).
+ * Returns 0, FL_ELIMIT, FL_EINVAL, FL_EUNREACH (QoS 0 while
+ * disconnected), FL_ERR.
+ */
+int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
+		       const void *payload, size_t len, int qos, bool retain,
+		       struct fl_error *err);
+
+/* Subscribe to @topic.  Returns 0, FL_EUNREACH (not connected), FL_ERR. */
+int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos,
+			 struct fl_error *err);
+
+/* Wait up to @timeout_ms until every published message was
+ * acknowledged.  Returns 0 or FL_ETIMEOUT. */
+int agent_mqtt_flush(struct agent_mqtt *m, int timeout_ms);
+
+/* Send DISCONNECT (normal: the will is not published) and close.  The
+ * session then stays disconnected until agent_mqtt_connect_wait or
+ * agent_mqtt_resume. */
+void agent_mqtt_disconnect(struct agent_mqtt *m);
+
+/* Let agent_mqtt_step reconnect again after agent_mqtt_disconnect. */
+void agent_mqtt_resume(struct agent_mqtt *m);
+
+/*
+ * Use other certificate and key files from the next connection on.
+ * With @reconnect the current connection is closed cleanly and a fresh
+ * client is built, so the next connection presents the new certificate
+ * (in-memory queued messages are lost).  Without it, the change only
+ * records new names for the same key and certificate (after a rename).
+ * Returns 0, FL_EINVAL, FL_ERR.
+ */
+int agent_mqtt_set_identity(struct agent_mqtt *m, const char *cert_file,
+			    const char *key_file, bool reconnect,
+			    struct fl_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Backoff: capped exponential with "equal jitter"                    */
+/* ------------------------------------------------------------------ */
+
+struct agent_backoff {
+	int64_t min_ms, max_ms;
+	unsigned attempt;
+};
+
+/*
+ * The delay before the next attempt: with cap = min(max, min * 2^n) for
+ * the n-th consecutive failure, a value in [cap/2, cap] chosen by @rnd.
+ * Advances the attempt counter.
+ */
+int64_t agent_backoff_next(struct agent_backoff *b, uint32_t rnd);
+
+/* After a success: start again from the minimum. */
+void agent_backoff_reset(struct agent_backoff *b);
+
+#endif

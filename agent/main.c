@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fleet-agent: the on-device daemon.  This file parses the command line,
+ * prints, and handles signals; the logic lives in libfleetagent.a.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "agent_config.h"
+#include "fsutil.h"
+#include "identity.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+#include "validate.h"
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv, const struct cmd *self);
+	const int *opts; /* options it takes, 0-terminated */
+	const char *usage;
+	const char *summary;
+};
+
+/* Options every command may take; unused ones stay NULL. */
+struct opts {
+	const char *config, *server, *ca, *token, *token_file, *id, *state;
+	const char *mqtt;
+	int level, format;
+	bool json;
+};
+
+enum {
+	O_CONFIG = 'c',
+	O_OUTPUT = 'o',
+	O_SERVER = 256,
+	O_CA,
+	O_TOKEN,
+	O_TOKEN_FILE,
+	O_ID,
+	O_STATE,
+	O_MQTT,
+	O_LEVEL,
+	O_FORMAT,
+	O_HELP,
+};
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, O_CONFIG},
+    {"output", required_argument, NULL, O_OUTPUT},
+    {"server", required_argument, NULL, O_SERVER},
+    {"ca", required_argument, NULL, O_CA},
+    {"token", required_argument, NULL, O_TOKEN},
+    {"token-file", required_argument, NULL, O_TOKEN_FILE},
+    {"id", required_argument, NULL, O_ID},
+    {"state", required_argument, NULL, O_STATE},
+    {"mqtt", required_argument, NULL, O_MQTT},
+    {"log-level", required_argument, NULL, O_LEVEL},
+    {"log-format", required_argument, NULL, O_FORMAT},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int cmd_enroll(int argc, char **argv, const struct cmd *self);
+static int cmd_run(int argc, char **argv, const struct cmd *self);
+static int cmd_status(int argc, char **argv, const struct cmd *self);
+static int cmd_version(int argc, char **argv, const struct cmd *self);
+
+static const int enroll_opts[] = {O_CONFIG, O_OUTPUT, O_SERVER, O_CA,
+				  O_TOKEN, O_TOKEN_FILE, O_ID, O_STATE,
+				  O_MQTT, O_LEVEL, O_FORMAT, 0};
+static const int run_opts[] = {O_CONFIG, O_LEVEL, O_FORMAT, 0};
+static const int status_opts[] = {O_CONFIG, O_OUTPUT, 0};
+static const int no_opts[] = {0};
+
+static const struct cmd cmds[] = {
+    {"enroll", cmd_enroll, enroll_opts,
+     "fleet-agent enroll --server URL --ca FILE (--token T | --token-file F)\n"
+     "                   [--id ID] [--state DIR] [--mqtt URL] [--config FILE]\n"
+     "                   [-o text|json] [--log-level L] [--log-format F]",
+     "create the device key, enrol with a claim token, write agent.conf"},
+    {"run", cmd_run, run_opts,
+     "fleet-agent run [--config FILE] [--log-level LEVEL]\n"
+     "                [--log-format text|json|syslog]",
+     "run the daemon: MQTT session, commands, certificate renewal"},
+    {"status", cmd_status, status_opts,
+     "fleet-agent status [--config FILE] [-o text|json]",
+     "show the device identity and agent state"},
+    {"version", cmd_version, no_opts, "fleet-agent version", "print the version"},
+};
+
+static void usage_all(FILE *f)
+{
+	fprintf(f, "usage: fleet-agent COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "\n'fleet-agent COMMAND --help' shows a command's options; "
+		   "see fleet-agent(8).\n");
+}
+
+static int die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("fleet-agent: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return fl_exit_code(code);
+}
+
+static int usage_err(const struct cmd *c, const char *msg)
+{
+	fprintf(stderr, "fleet-agent: error: %s\nusage: %s\n", msg, c->usage);
+	return FL_EUSAGE;
+}
+
+/* Does @c take option @o? */
+static bool takes(const struct cmd *c, int o)
+{
+	for (const int *p = c->opts; *p; p++)
+		if (*p == o)
+			return true;
+	return false;
+}
+
+static int set_opt(struct opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case O_CONFIG: o->config = arg; break;
+	case O_SERVER: o->server = arg; break;
+	case O_CA: o->ca = arg; break;
+	case O_TOKEN: o->token = arg; break;
+	case O_TOKEN_FILE: o->token_file = arg; break;
+	case O_ID: o->id = arg; break;
+	case O_STATE: o->state = arg; break;
+	case O_MQTT: o->mqtt = arg; break;
+	case O_OUTPUT:
+		if (!fl_streq(arg, "json") && !fl_streq(arg, "text"))
+			return -1;
+		o->json = fl_streq(arg, "json");
+		break;
+	case O_LEVEL:
+		o->level = fl_log_level_parse(arg);
+		return o->level < 0 ? -1 : 0;
+	case O_FORMAT:
+		o->format = fl_log_format_parse(arg);
+		return o->format < 0 ? -1 : 0;
+	default:
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse @argv for @c; 0, 1 after printing --help, or a usage error. */
+static int parse(int argc, char **argv, const struct cmd *c, struct opts *o)
+{
+	int ch;
+
+	*o = (struct opts){.config = AGENT_CONFIG_DEFAULT_PATH,
+			   .level = FL_LOG_INFO};
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "c:o:", long_opts, NULL)) != -1) {
+		if (ch == O_HELP) {
+			printf("usage: %s\n\n%s\n", c->usage, c->summary);
+			return 1;
+		}
+		if (ch == '?' || !takes(c, ch))
+			return usage_err(c, "unknown option or missing value");
+		if (set_opt(o, ch, optarg))
+			return usage_err(c, "bad option value");
+	}
+	if (optind != argc)
+		return usage_err(c, "unexpected argument");
+	fl_log_setup("fleet-agent", o->level, (enum fl_log_format)o->format);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* enroll                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The device id: --id, agent.conf, or the host name. */
+static int pick_id(const struct opts *o, const struct agent_config *cfg,
+		   char *buf, size_t size)
+{
+	if (o->id)
+		fl_strlcpy(buf, o->id, size);
+	else if (cfg)
+		fl_strlcpy(buf, cfg->id, size);
+	else if (gethostname(buf, size) < 0)
+		return -1;
+	buf[size - 1] = '\0';
+	for (char *p = buf; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return fl_valid_id(buf) ? 0 : -1;
+}
+
+static int read_token(const struct opts *o, char **ret, struct fl_error *err)
+{
+	char *t = NULL;
+	int rc;
+
+	if (o->token) {
+		*ret = fl_xstrdup(o->token);
+		return 0;
+	}
+	rc = fl_read_file(o->token_file, 4096, &t, NULL, err);
+	if (rc)
+		return rc;
+	t[strcspn(t, "\r\n")] = '\0';
+	*ret = t;
+	return 0;
+}
+
+/* Write a new agent.conf for the enrolled device. */
+static int write_config(const char *path, const char *id, const char *server,
+			const char *mqtt, const char *state,
+			struct fl_error *err)
+{
+	struct agent_config_template t = {.id = id, .server_url = server,
+					  .mqtt_url = mqtt, .state_dir = state};
+	char *text = NULL, *dir = fl_xstrdup(path), *slash;
+	int rc;
+
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		rc = fl_mkdir_p(dir, 0755, err);
+		if (rc)
+			goto out;
+	}
+	rc = agent_config_render(&t, &text, err);
+	if (!rc)
+		rc = fl_write_atomic_str(path, text, 0644, err);
+out:
+	free(text);
+	free(dir);
+	return rc;
+}
+
+static void print_enrolled(const struct opts *o, const char *id,
+			   const char *state, const json_t *resp,
+			   bool wrote_config)
+{
+	const char *group = json_string_value(json_object_get(resp, "group"));
+	const char *serial = json_string_value(json_object_get(resp, "serial"));
+	const char *exp = json_string_value(json_object_get(resp, "expires"));
+	json_t *j;
+	char *s;
+
+	if (!o->json) {
+		printf("enrolled %s%s%s\nserial: %s\nexpires: %s\nstate: %s\n",
+		       id, group ? " in group " : "", group ? group : "",
+		       serial ? serial : "-", exp ? exp : "-", state);
+		if (wrote_config)
+			printf("config: %s\n", o->config);
+		return;
+	}
+	j = json_pack("{s:s, s:o, s:o, s:o, s:s, s:s}", "id", id, "group",
+		      json_string(group ? group : "") , "serial",
+		      json_string(serial ? serial : ""), "expires",
+		      json_string(exp ? exp : ""), "state_dir", state,
+		      "config", o->config);
+	s = fl_json_dumps(j);
+	printf("%s\n", s);
+	free(s);
+	json_decref(j);
+}
+
+/* Settings for enrol: flags first, then an existing agent.conf. */
+struct enroll_plan {
+	char id[FL_ID_MAX + 2];
+	char *state;
+	const char *server, *ca;
+};
+
+static int plan_enroll(const struct opts *o, const struct agent_config *cfg,
+		       struct enroll_plan *p, const struct cmd *self)
+{
+	if (pick_id(o, cfg, p->id, sizeof(p->id)))
+		return usage_err(self, "no valid device id (use --id ID)");
+	p->server = o->server ? o->server : cfg ? cfg->server_url : NULL;
+	p->ca = o->ca;
+	if (!p->server || !p->ca || (!o->token && !o->token_file))
+		return usage_err(self, "--server, --ca and a token are needed");
+	if (o->state)
+		p->state = fl_xstrdup(o->state);
+	else
+		p->state = fl_xstrdup(cfg ? cfg->state_dir
+					  : AGENT_CONFIG_DEFAULT_STATE);
+	return 0;
+}
+
+static int enroll_with(const struct opts *o, const struct agent_config *cfg,
+		       const struct enroll_plan *p)
+{
+	struct agent_http_target t = {.server_url = p->server, .ca_file = p->ca};
+	struct fl_error err = {0};
+	json_t *resp = NULL;
+	const char *mqtt;
+	char *token = NULL, *abs = NULL;
+	int rc;
+
+	rc = read_token(o, &token, &err);
+	if (!rc)
+		rc = agent_enroll(&t, p->state, p->id, token, &resp, &err);
+	fl_free_secret(token);
+	if (rc)
+		return die(rc, "%s", err.msg);
+	abs = realpath(p->state, NULL);
+	mqtt = o->mqtt ? o->mqtt
+		       : json_string_value(json_object_get(resp, "mqtt_url"));
+	if (!cfg && !mqtt)
+		rc = fl_fail(&err, FL_EPARSE,
+			     "fleetd sent no mqtt_url; give --mqtt URL");
+	else if (!cfg)
+		rc = write_config(o->config, p->id, p->server, mqtt,
+				  abs ? abs : p->state, &err);
+	if (!rc)
+		print_enrolled(o, p->id, abs ? abs : p->state, resp, !cfg);
+	free(abs);
+	json_decref(resp);
+	return rc ? die(rc, "enrolled, but agent.conf: %s", err.msg) : 0;
+}
+
+static int cmd_enroll(int argc, char **argv, const struct cmd *self)
+{
+	struct enroll_plan p = {0};
+	struct agent_config *cfg = NULL;
+	struct fl_error err = {0};
+	struct opts o;
+	int rc;
+
+	rc = parse(argc, argv, self, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	rc = agent_config_load(o.config, &cfg, &err);
+	if (rc && rc != FL_ENOTFOUND)
+		return die(rc, "%s", err.msg);
+	rc = plan_enroll(&o, cfg, &p, self);
+	if (!rc)
+		rc = enroll_with(&o, cfg, &p);
+	free(p.state);
+	agent_config_free(cfg);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* run, status, version                                               */
+/* ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	stop_requested = 1;
+}
+
+/* SIGTERM/SIGINT set the flag and interrupt blocking calls (no
+ * SA_RESTART), so the loop notices at once. */
+static void install_signals(void)
+{
+	struct sigaction sa = {0};
+
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static int cmd_run(int argc, char **argv, const struct cmd *self)
+{
+	struct agent_config *cfg = NULL;
+	struct agent *a = NULL;
+	struct fl_error err = {0};
+	struct opts o;
+	int rc;
+
+	rc = parse(argc, argv, self, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	install_signals();
+	rc = agent_config_load(o.config, &cfg, &err);
+	if (!rc)
+		rc = agent_new(cfg, &a, &err);
+	if (!rc)
+		rc = agent_run(a, &stop_requested, &err);
+	agent_free(a);
+	agent_config_free(cfg);
+	if (rc == FL_ENOTFOUND)
+		return die(rc, "%s (run 'fleet-agent enroll' first)", err.msg);
+	return rc ? die(rc, "%s", err.msg) : 0;
+}
+
+static void print_status_text(const json_t *j)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)j, key, v)
+	{
+		char *s = json_is_string(v) ? NULL : fl_json_dumps(v);
+
+		if (json_is_null(v))
+			printf("%-16s -\n", key);
+		else
+			printf("%-16s %s\n", key,
+			       s ? s : json_string_value(v));
+		free(s);
+	}
+}
+
+static int cmd_status(int argc, char **argv, const struct cmd *self)
+{
+	struct agent_config *cfg = NULL;
+	struct fl_error err = {0};
+	json_t *j = NULL;
+	struct opts o;
+	char *s;
+	int rc;
+
+	rc = parse(argc, argv, self, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	rc = agent_config_load(o.config, &cfg, &err);
+	if (!rc)
+		rc = agent_status_json(cfg, &j, &err);
+	agent_config_free(cfg);
+	if (rc)
+		return die(rc, "%s", err.msg);
+	if (o.json) {
+		s = fl_json_dumps(j);
+		printf("%s\n", s);
+		free(s);
+	} else {
+		print_status_text(j);
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int cmd_version(int argc, char **argv, const struct cmd *self)
+{
+	struct opts o;
+	int rc = parse(argc, argv, self, &o);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	printf("fleet-agent %s\n", FLEET_VERSION);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_all(stderr);
+		return FL_EUSAGE;
+	}
+	if (fl_streq(argv[1], "--help") || fl_streq(argv[1], "-h") ||
+	    fl_streq(argv[1], "help")) {
+		usage_all(stdout);
+		return 0;
+	}
+	if (fl_streq(argv[1], "--version")) {
+		printf("fleet-agent %s\n", FLEET_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
+		if (fl_streq(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1, &cmds[i]);
+	fprintf(stderr, "fleet-agent: error: unknown command '%s'\n", argv[1]);
+	usage_all(stderr);
+	return FL_EUSAGE;
+}
