@@ -102,10 +102,13 @@ char *cli_context_section(const char *name);
 extern const struct cli_cmd cli_commands[];
 extern const struct cli_cmd cli_token_cmds[];
 extern const struct cli_cmd cli_config_cmds[];
+extern const struct cli_cmd cli_devices_cmds[];
 
 int cmd_version(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_login(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_completion(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_provision(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

@@ -8,30 +8,41 @@
 #include "util.h"
 #include "validate.h"
 
-static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
+struct token_args {
+	const char *role, *group;
+	int64_t ttl, uses;
+	bool enroll;
+};
+
+static int parse_token_create(int argc, char **argv, struct cli_ctx *ctx,
+			      struct token_args *a)
 {
 	static const struct option opts[] = {
 		{"role", required_argument, NULL, 'r'},
 		{"ttl", required_argument, NULL, 't'},
+		{"enroll", no_argument, NULL, 'e'},
+		{"group", required_argument, NULL, 'g'},
+		{"uses", required_argument, NULL, 'u'},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
-	static const struct cli_col fields[] = {
-		{"id", "id"},	   {"name", "name"},   {"role", "role"},
-		{"expires", "expires"}, {"token", "token"}, {NULL, NULL}};
-	const char *role = NULL;
-	json_t *req, *resp = NULL;
-	int64_t ttl = 0;
-	int c, rc;
+	uint64_t uses;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r':
-			role = optarg;
-			break;
+		case 'r': a->role = optarg; break;
+		case 'e': a->enroll = true; break;
+		case 'g': a->group = optarg; break;
 		case 't':
-			if (fl_parse_duration(optarg, &ttl, &ctx->err))
+			if (fl_parse_duration(optarg, &a->ttl, &ctx->err))
 				return cli_usage(ctx, "%s", ctx->err.msg);
+			break;
+		case 'u':
+			if (fl_parse_uint(optarg, 1000000, &uses, &ctx->err) ||
+			    uses == 0)
+				return cli_usage(ctx, "bad --uses '%s'", optarg);
+			a->uses = (int64_t)uses;
 			break;
 		case 'o':
 			if (cli_set_output(ctx, optarg))
@@ -41,13 +52,44 @@ static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
 			return cli_usage(ctx, "unknown option");
 		}
 	}
-	if (optind != argc - 1 || !role)
-		return cli_usage(ctx, "a NAME and --role are required");
+	if (optind != argc - 1)
+		return cli_usage(ctx, "expected one token NAME");
 	if (!fl_valid_id(argv[optind]))
 		return cli_usage(ctx, "invalid token name '%s'", argv[optind]);
-	req = json_pack("{s:s, s:s}", "name", argv[optind], "role", role);
-	if (ttl)
-		json_object_set_new(req, "ttl", json_integer(ttl));
+	if (a->enroll ? a->role != NULL : a->role == NULL)
+		return cli_usage(ctx, a->enroll ? "--role is for operator tokens"
+						: "--role is required");
+	if (!a->enroll && (a->group || a->uses))
+		return cli_usage(ctx, "--group and --uses need --enroll");
+	if (a->group && !fl_valid_id(a->group))
+		return cli_usage(ctx, "invalid group '%s'", a->group);
+	return 0;
+}
+
+static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_col fields[] = {
+		{"id", "id"},	    {"name", "name"},	{"kind", "kind"},
+		{"role", "role"},   {"group", "group"}, {"uses", "uses"},
+		{"expires", "expires"}, {"token", "token"}, {NULL, NULL}};
+	struct token_args a = {0};
+	json_t *req, *resp = NULL;
+	int rc;
+
+	rc = parse_token_create(argc, argv, ctx, &a);
+	if (rc)
+		return rc;
+	req = json_pack("{s:s}", "name", argv[argc - 1]);
+	if (a.enroll) {
+		json_object_set_new(req, "kind", json_string("enroll"));
+		json_object_set_new(req, "uses", json_integer(a.uses ? a.uses : 1));
+		if (a.group)
+			json_object_set_new(req, "group", json_string(a.group));
+	} else {
+		json_object_set_new(req, "role", json_string(a.role));
+	}
+	if (a.ttl)
+		json_object_set_new(req, "ttl", json_integer(a.ttl));
 	rc = fl_http_json(ctx->http, "POST", "/api/v1/tokens", req, &resp,
 			  &ctx->err);
 	json_decref(req);
@@ -64,6 +106,7 @@ static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
 	static const struct cli_col cols[] = {
 		{"ID", "id"},		{"NAME", "name"},
 		{"KIND", "kind"},	{"ROLE", "role"},
+		{"GROUP", "group"},	{"USES LEFT", "uses_left"},
 		{"CREATED", "created"}, {"EXPIRES", "expires"},
 		{"LAST USED", "last_used"}, {"REVOKED", "revoked"},
 		{NULL, NULL}};
@@ -107,9 +150,10 @@ static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
 
 const struct cli_cmd cli_token_cmds[] = {
 	{"create", cmd_token_create, CLI_NEED_SERVER,
-	 "token create NAME --role ROLE [--ttl DURATION] [-o json]",
-	 "create an operator token (admin only); printed once",
-	 "--role --ttl --output", NULL},
+	 "token create NAME (--role ROLE | --enroll [--group G] [--uses N])\n"
+	 "                      [--ttl DURATION] [-o json]",
+	 "create an operator or enrolment token (admin only); printed once",
+	 "--role --enroll --group --uses --ttl --output", NULL},
 	{"list", cmd_token_list, CLI_NEED_SERVER, "token list [-o json]",
 	 "list tokens (admin only)", "--output", NULL},
 	{"revoke", cmd_token_revoke, CLI_NEED_SERVER, "token revoke ID...",

@@ -130,7 +130,6 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"persistence_location %s/broker/data/\n"
 		"autosave_interval 30\n"
 		"max_packet_size %d\n"
-		"message_size_limit %d\n"
 		"max_queued_messages 1000\n"
 		"check_retain_source true\n"
 		"acl_file %s/broker/acl\n"
@@ -150,8 +149,8 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"require_certificate true\n"
 		"use_identity_as_username true\n"
 		"use_username_as_clientid true\n",
-		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096,
-		SRV_MQTT_MAX_PAYLOAD, d, plugin, d, port, host, d, d, d, d);
+		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096, d,
+		plugin, d, port, host, d, d, d, d);
 }
 
 int srv_broker_write_config(struct srv *srv, const char *listen,
@@ -194,20 +193,43 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 	return rc;
 }
 
+/*
+ * The child must not inherit fleetd's blocked signals (SIGHUP would
+ * never reload it, SIGTERM never stop it) nor its ignored SIGPIPE.
+ */
+static void clean_signals(posix_spawnattr_t *attr)
+{
+	sigset_t none, dflt;
+
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);
+	sigaddset(&dflt, SIGHUP);
+	sigaddset(&dflt, SIGTERM);
+	posix_spawnattr_init(attr);
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setsigdefault(attr, &dflt);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK |
+					       POSIX_SPAWN_SETSIGDEF);
+}
+
 static int spawn(struct srv_broker *b, struct fl_error *err)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	char *argv[] = {b->srv->cfg.mosquitto, "-c", b->conf, NULL};
 	int rc;
 
+	clean_signals(&attr);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
 					 O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, b->log,
 					 O_WRONLY | O_CREAT | O_APPEND, 0600);
 	posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-	rc = posix_spawn(&b->pid, argv[0], &fa, NULL, argv, environ);
+	rc = posix_spawn(&b->pid, argv[0], &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	if (rc) {
 		errno = rc;
 		return fl_fail_errno(err, FL_EIO, "cannot run %s", argv[0]);

@@ -7,6 +7,7 @@
  * when wrong.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,21 @@ static void on_status(struct srv_mqtt *m, const char *id, json_t *j)
 
 static void on_event(struct srv_mqtt *m, const char *id, json_t *j)
 {
+	struct fl_error err = {0};
+	int64_t seq;
+	int rc;
+
+	if (fl_json_int(j, "seq", 1, INT64_MAX, &seq, &err)) {
+		fl_warn("event from %s dropped: %s", id, err.msg);
+		return;
+	}
+	rc = srv_store_device_event(m->srv->store, id, seq, j, &err);
+	if (rc == FL_ECONFLICT) {
+		fl_debug("event %lld from %s: duplicate", (long long)seq, id);
+		return;
+	}
+	if (rc)
+		fl_error("event from %s: %s", id, err.msg);
 	fl_info("event from %s: type=%s state=%s%s%s", id,
 		opt_str(j, "type") ?: "?", opt_str(j, "state") ?: "?",
 		opt_str(j, "reason") ? " reason=" : "",

@@ -49,6 +49,7 @@ static const char *const migrations[] = {
 	" slot TEXT,"
 	" health TEXT,"
 	" agent TEXT,"
+	" last_event TEXT,"
 	" last_seq INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE device_labels ("
 	" device TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
@@ -269,7 +270,8 @@ int srv_store_token_list(struct srv_store *s, json_t **ret,
 		int role = (int)json_integer_value(json_object_get(row, "role"));
 
 		json_object_set_new(row, "role",
-				    json_string(srv_role_name(role)));
+				    role ? json_string(srv_role_name(role))
+					 : json_null());
 	}
 	return 0;
 }

@@ -156,6 +156,15 @@ int srv_store_device_status(struct srv_store *s, const char *id,
 			    const char *firmware, const char *slot,
 			    const char *health, struct fl_error *err);
 
+/*
+ * An event from MQTT: stored as the device's last event when its @seq is
+ * newer than any seen, so a redelivered QoS 1 event is harmless.
+ * FL_ECONFLICT (no message) for a duplicate.
+ */
+int srv_store_device_event(struct srv_store *s, const char *id,
+			   int64_t seq, const json_t *event,
+			   struct fl_error *err);
+
 /* Mark every device offline (fleetd start: presence is re-learnt). */
 int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err);
 

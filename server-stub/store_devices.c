@@ -116,7 +116,8 @@ static int upsert_device(struct srv_store *s, const char *id,
 	if (!rc) /* a decommissioned id comes back as a new enrolment */
 		rc = db_run(s, NULL, err,
 			    "UPDATE devices SET state = 'active', grp = ?,"
-			    " enrolled_by = ?, created = ? WHERE id = ?",
+			    " enrolled_by = ?, created = ?, last_seq = 0,"
+			    " last_event = NULL WHERE id = ?",
 			    "ssis", group && *group ? group : NULL, by,
 			    (int64_t)time(NULL), id);
 	return rc;

@@ -25,10 +25,24 @@
 	"  ORDER BY issued DESC, rowid DESC LIMIT 1) AS cert_serial,"      \
 	" (SELECT strftime('%Y-%m-%dT%H:%M:%SZ', not_after, 'unixepoch')"  \
 	"  FROM certs WHERE device = d.id AND revoked = 0"                 \
-	"  ORDER BY issued DESC, rowid DESC LIMIT 1) AS cert_expires"      \
+	"  ORDER BY issued DESC, rowid DESC LIMIT 1) AS cert_expires,"     \
+	" (SELECT json_group_array(serial) FROM certs"                     \
+	"  WHERE device = d.id AND revoked = 0) AS active_certs,"           \
+	" d.last_event"                                                    \
 	" FROM devices d"
 
-/* SQLite hands back labels as JSON text and flags as integers. */
+/* Replace a JSON text column by its value (or @def when NULL). */
+static void json_column(json_t *row, const char *key, json_t *def)
+{
+	const char *t = json_string_value(json_object_get(row, key));
+	json_t *v = t ? json_loads(t, 0, NULL) : NULL;
+
+	json_object_set_new(row, key, v ? v : def);
+	if (v)
+		json_decref(def);
+}
+
+/* SQLite hands back JSON columns as text and flags as integers. */
 static void fix_rows(json_t *rows)
 {
 	size_t i;
@@ -36,10 +50,9 @@ static void fix_rows(json_t *rows)
 
 	db_json_bools(rows, "online");
 	json_array_foreach(rows, i, row) {
-		const char *l = json_string_value(json_object_get(row, "labels"));
-		json_t *obj = l ? json_loads(l, 0, NULL) : NULL;
-
-		json_object_set_new(row, "labels", obj ? obj : json_object());
+		json_column(row, "labels", json_object());
+		json_column(row, "active_certs", json_array());
+		json_column(row, "last_event", json_null());
 	}
 }
 
@@ -211,5 +224,25 @@ int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err)
 	pthread_mutex_lock(&s->lock);
 	rc = db_run(s, NULL, err, "UPDATE devices SET online = 0", NULL);
 	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int srv_store_device_event(struct srv_store *s, const char *id,
+			   int64_t seq, const json_t *event,
+			   struct fl_error *err)
+{
+	char *text = fl_json_dumps(event);
+	int rc, n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, &n, err,
+		    "UPDATE devices SET last_event = ?, last_seen = ?,"
+		    " last_seq = max(last_seq, ?) WHERE id = ? AND state = 'active'"
+		    " AND last_seq < ?",
+		    "siisi", text, (int64_t)time(NULL), seq, id, seq);
+	pthread_mutex_unlock(&s->lock);
+	free(text);
+	if (!rc && n == 0)
+		rc = FL_ECONFLICT; /* a duplicate (or unknown device) */
 	return rc;
 }

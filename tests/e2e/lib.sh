@@ -7,8 +7,11 @@
 #   check "what"  CMD...     CMD must succeed
 #   check_exit N "what" CMD  CMD must exit with N
 #   check_grep RE "what" CMD CMD's stdout+stderr must match RE
-#   start_fleetd [init args] a fresh state dir, served; sets FLEET_URL,
-#                            FLEET_CA_FILE, ADMIN_TOKEN, FLEETD_PID
+#   start_fleetd [serve args] a fresh state dir, served; sets FLEET_URL,
+#                            FLEET_CA_FILE, ADMIN_TOKEN, FLEETD_PID and,
+#                            with --with-broker, MQTT_URL MQTT_HOST MQTT_PORT
+#                            (FLEETD_INIT_ARGS: extra init arguments;
+#                            FLEETD_CONF: text of STATE/fleetd.conf)
 #   finish                   print the summary; exit 1 on any failure
 
 set -u
@@ -76,6 +79,13 @@ check_grep() {
 	if grep -Eq -- "$re" "$T/last.out"; then _result ok "$what"; else _result fail "$what (no match for /$re/)"; fi
 }
 
+# CMD must fail (any non-zero exit).
+check_fail() {
+	local what=$1
+	shift
+	if "$@" >"$T/last.out" 2>&1; then _result fail "$what (succeeded)"; else _result ok "$what"; fi
+}
+
 # Assert a shell condition: check_true "what" test -f x
 check_true() { check "$@"; }
 
@@ -93,29 +103,67 @@ wait_until() {
 	return 1
 }
 
-# start_fleetd [extra init args]: init a state dir and serve it.
+# start_fleetd [serve args]: init a state dir and serve it.
 start_fleetd() {
 	local state=$T/state out=$T/fleetd.out
-	fleetd init --state "$state" "$@" >"$T/init.out" 2>&1 || {
+	# shellcheck disable=SC2086
+	fleetd init --state "$state" ${FLEETD_INIT_ARGS:-} >"$T/init.out" 2>&1 || {
 		cat "$T/init.out"
 		echo "fleetd init failed" >&2
 		exit 1
 	}
+	[ -n "${FLEETD_CONF:-}" ] && printf '%s\n' "$FLEETD_CONF" >"$state/fleetd.conf"
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out" | tail -n 1)
 	FLEET_CA_FILE=$state/ca.pem
 	FLEETD_STATE=$state
-	fleetd serve --state "$state" --listen 127.0.0.1:0 --log-level debug \
-		>"$out" 2>"$T/fleetd.log" &
+	fleetd serve --state "$state" --listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 \
+		--log-level debug "$@" >"$out" 2>"$T/fleetd.log" &
 	FLEETD_PID=$!
 	track "$FLEETD_PID"
-	if ! wait_until 20 grep -q '^ready ' "$out"; then
+	if ! wait_until 30 grep -q '^ready ' "$out"; then
 		cat "$T/fleetd.log" >&2
 		echo "fleetd did not become ready" >&2
 		exit 1
 	fi
 	FLEET_URL=$(sed -n 's/^ready https=\([^ ]*\).*/\1/p' "$out")
-	export ADMIN_TOKEN FLEET_CA_FILE FLEET_URL FLEETD_STATE
+	MQTT_URL=$(sed -n 's/^ready .*mqtt=\([^ ]*\).*/\1/p' "$out")
+	MQTT_HOST=$(echo "$MQTT_URL" | sed -n 's|^mqtts://\(.*\):[0-9]*$|\1|p')
+	MQTT_PORT=$(echo "$MQTT_URL" | sed -n 's|^mqtts://.*:\([0-9]*\)$|\1|p')
+	export ADMIN_TOKEN FLEET_CA_FILE FLEET_URL FLEETD_STATE MQTT_URL MQTT_HOST MQTT_PORT
 }
+
+# Log fleetctl in as admin (writes $FLEETCTL_CONFIG).
+login_admin() {
+	fleetctl -q login --server "$FLEET_URL" --ca "$FLEET_CA_FILE" \
+		--token "$ADMIN_TOKEN" >/dev/null
+}
+
+# A device identity made with the openssl tool: KEY, CSR in $T/dev/ID.*
+make_csr() {
+	local id=$1 cn=${2:-$1}
+	mkdir -p "$T/dev"
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$T/dev/$id.key" -out "$T/dev/$id.csr" -subj "/CN=$cn" 2>/dev/null
+}
+
+# enroll_curl ID TOKEN [CN [STEM]]: enrol over HTTPS like an agent
+# would; prints the HTTP status, leaves key, CSR, response and
+# certificate in $T/dev/STEM.{key,csr,resp,pem} (STEM defaults to ID).
+enroll_curl() {
+	local id=$1 token=$2 stem=${4:-$1}
+	make_csr "$stem" "${3:-$id}"
+	jq -n --arg t "$token" --arg i "$id" --rawfile c "$T/dev/$stem.csr" \
+		'{token: $t, id: $i, csr: $c}' >"$T/dev/$stem.req"
+	api POST /api/v1/enroll --data-binary @"$T/dev/$stem.req" \
+		-o "$T/dev/$stem.resp" -w '%{http_code}\n'
+	jq -r '.cert // empty' "$T/dev/$stem.resp" >"$T/dev/$stem.pem"
+}
+
+# mosquitto_pub/sub as device ID (its key and cert in $T/dev).
+mq_pub() { local id=$1; shift; mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
+	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
+mq_sub() { local id=$1; shift; mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
+	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
 
 # fleetctl with the admin context given by flags.
 as_admin() { fleetctl --server "$FLEET_URL" --ca "$FLEET_CA_FILE" --token "$ADMIN_TOKEN" "$@"; }

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fleetctl provision ID [--group G] --out ID.tar.gz
+ *
+ * Factory provisioning (DESIGN §3): the key is made here, fleetd signs
+ * the CSR, and the device's whole identity goes into one tar.gz:
+ * ID/key.pem (0600), cert.pem, chain.pem, ca.pem and a ready agent.conf,
+ * so `fleet-agent run --config ID/agent.conf` starts from it unchanged.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_config.h"
+#include "cli.h"
+#include "fsutil.h"
+#include "pki.h"
+#include "util.h"
+#include "validate.h"
+
+struct file {
+	const char *name;
+	const char *data;
+	mode_t mode;
+};
+
+static int add_entry(struct archive *a, const char *path, const char *data,
+		     mode_t type_mode, struct fl_error *err)
+{
+	struct archive_entry *e = archive_entry_new();
+	size_t len = data ? strlen(data) : 0;
+	int rc = 0;
+
+	archive_entry_set_pathname(e, path);
+	archive_entry_set_mode(e, type_mode);
+	archive_entry_set_size(e, (la_int64_t)len);
+	archive_entry_set_mtime(e, time(NULL), 0);
+	archive_entry_set_uname(e, "root");
+	archive_entry_set_gname(e, "root");
+	if (archive_write_header(a, e) != ARCHIVE_OK ||
+	    (len && archive_write_data(a, data, len) != (la_ssize_t)len))
+		rc = fl_fail(err, FL_EIO, "archive: %s", archive_error_string(a));
+	archive_entry_free(e);
+	return rc;
+}
+
+static int write_archive(const char *out, const char *id,
+			 const struct file *files, size_t n,
+			 struct fl_error *err)
+{
+	char *tmp = fl_xasprintf("%s.tmp", out), *p;
+	struct archive *a = archive_write_new();
+	int rc = 0;
+
+	archive_write_set_format_pax_restricted(a);
+	archive_write_add_filter_gzip(a);
+	if (archive_write_open_filename(a, tmp) != ARCHIVE_OK)
+		rc = fl_fail(err, FL_EIO, "cannot write '%s': %s", tmp,
+			     archive_error_string(a));
+	if (!rc)
+		rc = add_entry(a, id, NULL, AE_IFDIR | 0700, err);
+	for (size_t i = 0; i < n && !rc; i++) {
+		p = fl_xasprintf("%s/%s", id, files[i].name);
+		rc = add_entry(a, p, files[i].data, AE_IFREG | files[i].mode,
+			       err);
+		free(p);
+	}
+	if (archive_write_close(a) != ARCHIVE_OK && !rc)
+		rc = fl_fail(err, FL_EIO, "archive: %s", archive_error_string(a));
+	archive_write_free(a);
+	if (!rc && rename(tmp, out) < 0)
+		rc = fl_fail_errno(err, FL_EIO, "cannot rename to '%s'", out);
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+/* The certificate fleetd returned must be for our key. */
+static int check_cert(EVP_PKEY *key, const char *pem, struct fl_error *err)
+{
+	X509 *cert = NULL;
+	int rc = fl_pki_cert_from_pem(pem, strlen(pem), &cert, err);
+
+	if (!rc)
+		rc = fl_pki_key_matches_cert(key, cert, err);
+	X509_free(cert);
+	return rc;
+}
+
+static int build(struct cli_ctx *ctx, const char *id, const char *out,
+		 EVP_PKEY *key, json_t *resp)
+{
+	const char *cert = json_string_value(json_object_get(resp, "cert"));
+	const char *mqtt = json_string_value(json_object_get(resp, "mqtt_url"));
+	struct agent_config_template t = {
+		.id = id,
+		.server_url = json_string_value(json_object_get(resp, "server_url")),
+		.mqtt_url = mqtt};
+	char *key_pem = NULL, *conf = NULL;
+	int rc;
+
+	if (!cert || !mqtt)
+		return fl_fail(&ctx->err, FL_ERR,
+			       "fleetd did not return a certificate and a "
+			       "broker URL (is it serving MQTT?)");
+	rc = check_cert(key, cert, &ctx->err);
+	if (!rc)
+		rc = fl_pki_key_to_pem(key, &key_pem, &ctx->err);
+	if (!rc)
+		rc = agent_config_render(&t, &conf, &ctx->err);
+	if (!rc) {
+		const struct file files[] = {
+			{"key.pem", key_pem, 0600},
+			{"cert.pem", cert, 0644},
+			{"chain.pem",
+			 json_string_value(json_object_get(resp, "chain")), 0644},
+			{"ca.pem", json_string_value(json_object_get(resp, "ca")),
+			 0644},
+			{"agent.conf", conf, 0644},
+		};
+
+		rc = write_archive(out, id, files, FL_ARRAY_SIZE(files),
+				   &ctx->err);
+	}
+	fl_free_secret(key_pem);
+	free(conf);
+	return rc;
+}
+
+int cmd_provision(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"group", required_argument, NULL, 'g'},
+		{"out", required_argument, NULL, 'O'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *group = NULL, *out = NULL, *id;
+	EVP_PKEY *key = NULL;
+	json_t *req = NULL, *resp = NULL;
+	char *csr = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'g')
+			group = optarg;
+		else if (c == 'O')
+			out = optarg;
+		else
+			return cli_usage(ctx, "unknown option");
+	}
+	if (optind != argc - 1 || !out)
+		return cli_usage(ctx, "expected a device ID and --out FILE");
+	id = argv[optind];
+	if (!fl_valid_id(id) || (group && !fl_valid_id(group)))
+		return cli_usage(ctx, "invalid device id or group");
+	rc = fl_pki_keygen_p256(&key, &ctx->err);
+	if (!rc)
+		rc = fl_pki_csr_create(key, id, &csr, &ctx->err);
+	if (!rc) {
+		req = json_pack("{s:s, s:s, s:s?}", "id", id, "csr", csr,
+				"group", group);
+		rc = fl_http_json(ctx->http, "POST", "/api/v1/provision", req,
+				  &resp, &ctx->err);
+	}
+	if (!rc)
+		rc = build(ctx, id, out, key, resp);
+	if (!rc)
+		cli_note(ctx, "wrote %s: unpack it on the device and run "
+			      "'fleet-agent run --config %s/agent.conf'",
+			 out, id);
+	json_decref(req);
+	json_decref(resp);
+	free(csr);
+	EVP_PKEY_free(key);
+	return rc;
+}
