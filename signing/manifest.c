@@ -258,7 +258,7 @@ static int parse_compression(const json_t *o, struct fsig_payload *p,
 			     struct fl_error *err)
 {
 	const char *comp;
-	int64_t v;
+	int64_t v = 0;
 	int rc;
 
 	rc = fl_json_str(o, "compression", 16, &comp, err);
@@ -296,7 +296,7 @@ static int parse_compression(const json_t *o, struct fsig_payload *p,
 static int parse_payload(const json_t *o, struct fsig_payload *p,
 			 enum fsig_reason *reason, struct fl_error *err)
 {
-	int64_t size;
+	int64_t size = 0;
 	int rc;
 
 	rc = fl_json_require_object(o, "payload", err);
@@ -355,7 +355,7 @@ static int parse_payloads(const json_t *o, struct fsig_manifest *m,
 static int parse_top(const json_t *o, struct fsig_manifest *m,
 		     enum fsig_reason *reason, struct fl_error *err)
 {
-	int64_t v;
+	int64_t v = 0;
 	int rc;
 
 	rc = fl_json_int(o, "format", 0, 1000, &v, err);

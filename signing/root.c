@@ -111,7 +111,7 @@ static int parse_role(struct fsig_root *r, const json_t *roles, int which,
 {
 	struct role_info *ri = &r->roles[which];
 	json_t *o = json_object_get(roles, role_names[which]), *ids;
-	int64_t t;
+	int64_t t = 0;
 	int rc;
 
 	if (!json_is_object(o))
@@ -149,7 +149,7 @@ static int parse_body(struct fsig_root *r, struct fl_error *err)
 {
 	const char *type, *expires;
 	json_t *body, *roles;
-	int64_t v;
+	int64_t v = 0;
 	int rc;
 
 	rc = fl_json_parse(r->body, r->body_len, FSIG_ROOT_MAX, &body, err);
