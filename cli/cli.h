@@ -103,6 +103,10 @@ extern const struct cli_cmd cli_commands[];
 extern const struct cli_cmd cli_token_cmds[];
 extern const struct cli_cmd cli_config_cmds[];
 extern const struct cli_cmd cli_devices_cmds[];
+extern const struct cli_cmd cli_keys_cmds[];
+extern const struct cli_cmd cli_root_cmds[];
+extern const struct cli_cmd cli_bundle_cmds[];
+extern const struct cli_cmd cli_bundles_cmds[];
 
 int cmd_version(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx);

@@ -19,6 +19,11 @@ static const struct cli_cmd completion_cmds[] = {
  * completions and a test (t9001) are all driven by this table.
  */
 const struct cli_cmd cli_commands[] = {
+	{"bundle", NULL, 0, "bundle create|verify|inspect|upload",
+	 "build, sign, check and upload firmware bundles", NULL,
+	 cli_bundle_cmds},
+	{"bundles", NULL, 0, "bundles list|show",
+	 "the bundles stored on fleetd", NULL, cli_bundles_cmds},
 	{"completion", NULL, 0, "completion bash|zsh|fish",
 	 "print a shell completion script", NULL, completion_cmds},
 	{"config", NULL, 0, "config show|use|delete",
@@ -26,6 +31,8 @@ const struct cli_cmd cli_commands[] = {
 	{"devices", NULL, 0, "devices list|show|label|decommission",
 	 "list, inspect, label and decommission devices", NULL,
 	 cli_devices_cmds},
+	{"keys", NULL, 0, "keys generate", "make signing keys", NULL,
+	 cli_keys_cmds},
 	{"login", cmd_login, 0,
 	 "login --server URL --ca FILE --token TOKEN [--context NAME]",
 	 "check a server and token, then save them as a context",
@@ -34,6 +41,9 @@ const struct cli_cmd cli_commands[] = {
 	 "provision ID [--group G] --out FILE.tar.gz",
 	 "make a device identity for a factory image (key made here)",
 	 "--group --out", NULL},
+	{"root", NULL, 0, "root init|sign|rotate|show|push",
+	 "the trust root that says who may sign bundles", NULL,
+	 cli_root_cmds},
 	{"rotate", cmd_rotate, CLI_NEED_SERVER,
 	 "rotate ID... | --group G | --all [--wait] [--timeout DURATION]",
 	 "give devices new keys and certificates, then revoke the old ones",

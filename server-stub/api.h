@@ -28,4 +28,15 @@ int api_device_labels(struct srv_req *r);
 int api_device_decommission(struct srv_req *r);
 int api_rotate(struct srv_req *r);
 
+/* api_bundles.c */
+int api_bundle_upload(struct srv_req *r);
+int api_bundle_upload_body(struct srv_req *r, const char *data, size_t len,
+			   struct fl_error *err);
+int api_bundle_list(struct srv_req *r);
+int api_bundle_get(struct srv_req *r);
+int api_bundle_download(struct srv_req *r);
+int api_root_push(struct srv_req *r);
+int api_root_list(struct srv_req *r);
+int api_root_get(struct srv_req *r);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
@@ -53,6 +54,33 @@ static int queue_text(struct srv_req *r, int status, char *text)
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	ok = MHD_queue_response(r->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
+	return ok == MHD_YES ? 0 : FL_EIO;
+}
+
+int srv_reply_file(struct srv_req *r, int status, int fd, uint64_t offset,
+		   uint64_t len, const char *content_range)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ok;
+
+	if (r->status) {
+		close(fd);
+		return 0;
+	}
+	resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
+	if (!resp) {
+		close(fd);
+		return srv_reply_error(r, 500, "internal",
+				       "cannot create a file response");
+	}
+	MHD_add_response_header(resp, "Content-Type",
+				"application/octet-stream");
+	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	if (content_range)
+		MHD_add_response_header(resp, "Content-Range", content_range);
+	ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	r->status = status;
 	return ok == MHD_YES ? 0 : FL_EIO;
 }
 
@@ -124,6 +152,11 @@ json_t *srv_req_json(struct srv_req *r)
 		return NULL;
 	}
 	return r->json;
+}
+
+const char *srv_req_header(struct srv_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 const char *srv_req_query(struct srv_req *r, const char *key)
@@ -326,6 +359,12 @@ static void remote_addr(struct MHD_Connection *c, char *buf, size_t len)
 			    buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST);
 }
 
+static uint64_t body_cap(const struct srv_req *r)
+{
+	return r->route && r->route->on_body ? r->srv->max_upload
+					     : r->srv->max_json_body;
+}
+
 /* First call for a request: route, authenticate, check declared size. */
 static void begin(struct srv_req *r)
 {
@@ -340,10 +379,10 @@ static void begin(struct srv_req *r)
 	if (route(r) || authorize(r))
 		return;
 	if (cl && (fl_parse_uint(cl, UINT64_MAX, &len, NULL) ||
-		   len > r->srv->max_json_body))
+		   len > body_cap(r)))
 		srv_reply_error(r, 413, "too_large",
-				"request body over %zu bytes",
-				r->srv->max_json_body);
+				"request body over %llu bytes",
+				(unsigned long long)body_cap(r));
 }
 
 /* Does the request announce a body small enough to drain? */
@@ -362,7 +401,19 @@ static bool body_to_drain(struct MHD_Connection *c)
 
 static void add_body(struct srv_req *r, const char *data, size_t n)
 {
+	struct fl_error err = {0};
+
 	r->seen += n;
+	if (!r->status && r->route->on_body) {
+		if (r->seen > r->srv->max_upload)
+			fl_fail(&err, FL_ELIMIT, "upload over %llu bytes",
+				(unsigned long long)r->srv->max_upload);
+		else
+			r->route->on_body(r, data, n, &err);
+		if (err.code)
+			srv_reply_fail(r, &err);
+		return;
+	}
 	if (r->seen > DRAIN_MAX) {
 		srv_reply_error(r, 413, "too_large",
 				"request body over %zu bytes",
@@ -458,6 +509,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	free(r->body);
 	free(r->held);
 	json_decref(r->json);
+	if (r->ctx_free)
+		r->ctx_free(r->ctx);
 	free(r);
 	*con_cls = NULL;
 }

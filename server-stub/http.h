@@ -50,6 +50,9 @@ struct srv_req {
 	bool hold;
 	char *held;
 	uint64_t seen;
+	/* Per-request state of a handler, freed when the request ends. */
+	void *ctx;
+	void (*ctx_free)(void *ctx);
 };
 
 /* Route flags. */
@@ -63,6 +66,11 @@ struct srv_route {
 	unsigned roles;      /* enum srv_role bits allowed */
 	int (*fn)(struct srv_req *r);
 	unsigned flags;
+	/* Streaming body (uploads): called for each chunk instead of
+	 * buffering, up to srv->max_upload bytes.  A non-zero return
+	 * replies with @err and drains the rest. */
+	int (*on_body)(struct srv_req *r, const char *data, size_t len,
+		       struct fl_error *err);
 };
 
 /* Role sets. */
@@ -87,6 +95,14 @@ void srv_http_stop(struct srv *srv);
 /* Reply with @body (reference stolen; NULL sends an empty body). */
 int srv_reply_json(struct srv_req *r, int status, json_t *body);
 
+/*
+ * Reply with @len bytes of the open file @fd from @offset (the response
+ * takes @fd and closes it); @status 200 or 206 with @content_range (e.g.
+ * "bytes 0-99/1000", may be NULL).
+ */
+int srv_reply_file(struct srv_req *r, int status, int fd, uint64_t offset,
+		   uint64_t len, const char *content_range);
+
 /* Reply {"error":{"code":@code,"message":...}}. */
 int srv_reply_error(struct srv_req *r, int status, const char *code,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -96,6 +112,9 @@ int srv_reply_fail(struct srv_req *r, const struct fl_error *err);
 
 /* The parsed JSON object body, or NULL after replying 400. */
 json_t *srv_req_json(struct srv_req *r);
+
+/* Request header or NULL. */
+const char *srv_req_header(struct srv_req *r, const char *name);
 
 /* URL query argument or NULL. */
 const char *srv_req_query(struct srv_req *r, const char *key);

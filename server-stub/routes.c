@@ -3,30 +3,52 @@
 
 #include "api.h"
 
+#define R(method, pattern, roles, fn) {method, pattern, roles, fn, 0, NULL}
+#define PUBLIC(method, pattern, fn) {method, pattern, 0, fn, SRV_PUBLIC, NULL}
+#define UPLOAD(method, pattern, roles, fn, body)                           \
+	{method, pattern, roles, fn, 0, body}
+
+/* Who may read device and bundle data. */
+#define READERS SRV_ROLES_READ
+#define DEVICE SRV_ROLE_DEVICE
+
 /*
  * Every endpoint fleetd serves, with the roles allowed to call it.
  * Authentication, role checks, body caps and auditing are applied by
- * http.c from this table alone.
+ * http.c from this table alone (docs/protocol.md, fleetd(8)).
  */
 const struct srv_route srv_routes[] = {
-	{"GET", "/healthz", 0, api_healthz, SRV_PUBLIC},
-	{"GET", "/api/v1/version", 0, api_version, SRV_PUBLIC},
-	{"GET", "/api/v1/whoami", SRV_ROLES_ALL, api_whoami, 0},
-	{"GET", "/api/v1/audit", SRV_ROLE_ADMIN, api_audit_list, 0},
-	{"POST", "/api/v1/tokens", SRV_ROLE_ADMIN, api_token_create, 0},
-	{"GET", "/api/v1/tokens", SRV_ROLE_ADMIN, api_token_list, 0},
-	{"DELETE", "/api/v1/tokens/:id", SRV_ROLE_ADMIN, api_token_revoke, 0},
-	{"POST", "/api/v1/enroll", 0, api_enroll, SRV_PUBLIC},
-	{"POST", "/api/v1/reenroll", SRV_ROLE_DEVICE, api_reenroll, 0},
-	{"POST", "/api/v1/reenroll/confirm", SRV_ROLE_DEVICE,
-	 api_reenroll_confirm, 0},
-	{"POST", "/api/v1/provision", SRV_ROLES_OPS, api_provision, 0},
-	{"GET", "/api/v1/devices", SRV_ROLES_READ, api_device_list, 0},
-	{"GET", "/api/v1/devices/:id", SRV_ROLES_READ, api_device_get, 0},
-	{"POST", "/api/v1/devices/:id/labels", SRV_ROLES_OPS,
-	 api_device_labels, 0},
-	{"POST", "/api/v1/devices/:id/decommission", SRV_ROLES_OPS,
-	 api_device_decommission, 0},
-	{"POST", "/api/v1/rotate", SRV_ROLES_OPS, api_rotate, 0},
-	{NULL, NULL, 0, NULL, 0},
+	PUBLIC("GET", "/healthz", api_healthz),
+	PUBLIC("GET", "/api/v1/version", api_version),
+	R("GET", "/api/v1/whoami", SRV_ROLES_ALL, api_whoami),
+	R("GET", "/api/v1/audit", SRV_ROLE_ADMIN, api_audit_list),
+	/* tokens */
+	R("POST", "/api/v1/tokens", SRV_ROLE_ADMIN, api_token_create),
+	R("GET", "/api/v1/tokens", SRV_ROLE_ADMIN, api_token_list),
+	R("DELETE", "/api/v1/tokens/:id", SRV_ROLE_ADMIN, api_token_revoke),
+	/* identity */
+	PUBLIC("POST", "/api/v1/enroll", api_enroll),
+	R("POST", "/api/v1/reenroll", DEVICE, api_reenroll),
+	R("POST", "/api/v1/reenroll/confirm", DEVICE, api_reenroll_confirm),
+	R("POST", "/api/v1/provision", SRV_ROLES_OPS, api_provision),
+	R("POST", "/api/v1/rotate", SRV_ROLES_OPS, api_rotate),
+	/* devices */
+	R("GET", "/api/v1/devices", READERS, api_device_list),
+	R("GET", "/api/v1/devices/:id", READERS, api_device_get),
+	R("POST", "/api/v1/devices/:id/labels", SRV_ROLES_OPS,
+	  api_device_labels),
+	R("POST", "/api/v1/devices/:id/decommission", SRV_ROLES_OPS,
+	  api_device_decommission),
+	/* bundles and trust roots */
+	UPLOAD("POST", "/api/v1/bundles", SRV_ROLES_OPS | SRV_ROLE_CI,
+	       api_bundle_upload, api_bundle_upload_body),
+	R("GET", "/api/v1/bundles", READERS | SRV_ROLE_CI, api_bundle_list),
+	R("GET", "/api/v1/bundles/:id", READERS | SRV_ROLE_CI, api_bundle_get),
+	R("GET", "/api/v1/bundles/:id/download", READERS | DEVICE,
+	  api_bundle_download),
+	R("POST", "/api/v1/roots", SRV_ROLE_ADMIN, api_root_push),
+	R("GET", "/api/v1/roots", SRV_ROLES_ALL | DEVICE, api_root_list),
+	R("GET", "/api/v1/roots/:version", SRV_ROLES_ALL | DEVICE,
+	  api_root_get),
+	{NULL, NULL, 0, NULL, 0, NULL},
 };

@@ -13,7 +13,8 @@
 
 static const struct fl_ini_key conf_keys[] = {
 	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
-	{"broker", "listen"},     {"broker", "mosquitto"},   {NULL, NULL},
+	{"broker", "listen"},     {"broker", "mosquitto"},
+	{"bundles", "max_size"},  {NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -46,6 +47,9 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = fl_parse_duration(life, &srv->cfg.device_lifetime, err);
 	if (!rc && srv->cfg.device_lifetime < 60)
 		rc = fl_fail(err, FL_EINVAL, "device_lifetime under 60 s");
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "bundles", "max_size", UINT64_MAX / 2,
+				     4ULL << 30, &srv->cfg.max_bundle, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =
@@ -86,6 +90,7 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 		goto out_free;
 	}
 	rc = load_config(srv, err);
+	srv->max_upload = srv->cfg.max_bundle;
 	if (!rc)
 		rc = srv_store_open(db, &srv->store, err);
 	if (!rc)

@@ -17,6 +17,7 @@ struct srv_config {
 	char *mqtt_url;          /* [mqtt] url: advertised to devices */
 	char *broker_listen;     /* [broker] listen, for --with-broker */
 	char *mosquitto;         /* [broker] mosquitto: program path */
+	uint64_t max_bundle;     /* [bundles] max_size, default 4 GiB */
 };
 
 /*
@@ -33,6 +34,7 @@ struct srv {
 	struct MHD_Daemon *mhd;
 	char *https_url;      /* "https://127.0.0.1:8443" once listening */
 	size_t max_json_body; /* request body cap for JSON calls */
+	uint64_t max_upload;  /* bundle upload cap ([bundles] max_size) */
 };
 
 #define SRV_CONF_FILE "fleetd.conf"

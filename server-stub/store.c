@@ -67,6 +67,25 @@ static const char *const migrations[] = {
 	"CREATE INDEX certs_device ON certs(device);"
 	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"INSERT INTO counters VALUES ('crl_number', 1);",
+	/* 3: signed bundles and the trust root chain */
+	"CREATE TABLE bundles ("
+	" id TEXT PRIMARY KEY,"
+	" sha256 TEXT NOT NULL UNIQUE,"
+	" name TEXT NOT NULL,"
+	" version TEXT NOT NULL,"
+	" security_version INTEGER NOT NULL,"
+	" hardware TEXT NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" manifest TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" uploaded_by TEXT,"
+	" UNIQUE (name, version));"
+	"CREATE TABLE roots ("
+	" version INTEGER PRIMARY KEY,"
+	" envelope TEXT NOT NULL,"
+	" expires INTEGER NOT NULL,"
+	" added INTEGER NOT NULL,"
+	" added_by TEXT);",
 };
 
 static const struct {

@@ -175,4 +175,47 @@ int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
 				 char ret_id[17], char *ret_group,
 				 size_t group_len, struct fl_error *err);
 
+/* --- bundles and trust roots (store_bundles.c) --- */
+
+struct srv_bundle {
+	const char *id;     /* first 16 hex of sha256 */
+	const char *sha256; /* of the exact manifest bytes */
+	const char *name, *version;
+	uint64_t security_version;
+	const json_t *hardware; /* array of strings */
+	uint64_t size;          /* bytes of the .fwb file */
+	const json_t *manifest;
+};
+
+/* Record a bundle.  FL_ECONFLICT when another bundle has the same name
+ * and version; the same manifest again is not an error (idempotent
+ * uploads), *ret_existed tells. */
+int srv_store_bundle_add(struct srv_store *s, const struct srv_bundle *b,
+			 const char *uploaded_by, bool *ret_existed,
+			 struct fl_error *err);
+
+/* Bundles without their manifests, newest first. */
+int srv_store_bundle_list(struct srv_store *s, json_t **ret,
+			  struct fl_error *err);
+
+/* One bundle by id, id prefix (>= 6 hex) or NAME@VERSION, with its
+ * manifest; FL_ENOTFOUND, FL_ECONFLICT for an ambiguous prefix. */
+int srv_store_bundle_get(struct srv_store *s, const char *ref, json_t **ret,
+			 struct fl_error *err);
+
+/* Add root version @version (its envelope text).  FL_ECONFLICT if that
+ * version exists. */
+int srv_store_root_add(struct srv_store *s, uint64_t version,
+		       const char *envelope, int64_t expires,
+		       const char *added_by, struct fl_error *err);
+
+/* All root versions [{"version", "expires", "added"}], oldest first. */
+int srv_store_root_list(struct srv_store *s, json_t **ret,
+			struct fl_error *err);
+
+/* The envelope text of @version (0: the newest); FL_ENOTFOUND.  Caller
+ * frees *ret. */
+int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
+		       struct fl_error *err);
+
 #endif
