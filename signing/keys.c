@@ -4,7 +4,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -85,26 +87,31 @@ int fsig_alg_parse(const char *s, enum fsig_alg *ret, struct fl_error *err)
 
 /*
  * Wrap @pkey (ownership passes to the new key, also on failure) after
- * checking that it is a supported type and computing its key id.
+ * checking that it is a supported type and computing its key id.  @spki
+ * is the key's DER SubjectPublicKeyInfo when the caller has it, else
+ * NULL to encode it here.
  */
 static int key_wrap(EVP_PKEY *pkey, ENGINE *engine, bool priv,
+		    const unsigned char *spki, size_t spki_len,
 		    struct fsig_key **ret, struct fl_error *err)
 {
 	struct fsig_key *k = fl_xcalloc(1, sizeof(*k));
 	unsigned char md[32], *p = NULL;
-	int n;
+	int n = spki ? (int)spki_len : i2d_PUBKEY(pkey, NULL);
 
 	k->pkey = pkey;
 	k->engine = engine;
 	k->has_private = priv;
-	n = i2d_PUBKEY(pkey, NULL);
 	if (n <= 0 || (size_t)n > sizeof(k->spki)) {
 		fsig_key_free(k);
 		return fl_fail_ssl(err, FL_EINVAL,
 				   "unsupported key (cannot encode it)");
 	}
 	p = k->spki;
-	i2d_PUBKEY(pkey, &p);
+	if (spki)
+		memcpy(p, spki, spki_len);
+	else
+		i2d_PUBKEY(pkey, &p);
 	k->spki_len = (size_t)n;
 	if (classify_spki(k->spki, k->spki_len, &k->alg)) {
 		fsig_key_free(k);
@@ -131,7 +138,7 @@ int fsig_key_generate(enum fsig_alg alg, struct fsig_key **ret,
 			       (int)alg);
 	if (!pkey)
 		return fl_fail_ssl(err, FL_ERR, "key generation failed");
-	return key_wrap(pkey, NULL, true, ret, err);
+	return key_wrap(pkey, NULL, true, NULL, 0, ret, err);
 }
 
 /* Never prompt for a passphrase: keys for CI and devices are unencrypted
@@ -169,7 +176,7 @@ int fsig_key_load_private(const char *spec, struct fsig_key **ret,
 		return fl_fail_ssl(err, FL_EPARSE,
 				   "'%s' holds no unencrypted PEM private key",
 				   spec);
-	rc = key_wrap(pkey, NULL, true, ret, err);
+	rc = key_wrap(pkey, NULL, true, NULL, 0, ret, err);
 	if (rc)
 		fl_error_prefix(err, "'%s'", spec);
 	return rc;
@@ -188,7 +195,7 @@ int fsig_key_load_pkcs11(const char *uri, struct fsig_key **ret,
 	rc = fsig_pkcs11_load(uri, &pkey, &engine, err);
 	if (rc)
 		return rc;
-	return key_wrap(pkey, engine, true, ret, err);
+	return key_wrap(pkey, engine, true, NULL, 0, ret, err);
 }
 
 static int key_from_pem_bio(BIO *bio, struct fsig_key **ret,
@@ -198,7 +205,7 @@ static int key_from_pem_bio(BIO *bio, struct fsig_key **ret,
 
 	if (!pkey)
 		return fl_fail_ssl(err, FL_EPARSE, "no PEM public key");
-	return key_wrap(pkey, NULL, false, ret, err);
+	return key_wrap(pkey, NULL, false, NULL, 0, ret, err);
 }
 
 int fsig_key_from_public_pem(const char *pem, size_t len,
@@ -234,32 +241,54 @@ int fsig_key_load_public(const char *path, struct fsig_key **ret,
 	return rc;
 }
 
+/*
+ * A public key from the raw bytes inside an SPKI whose layout
+ * classify_spki() has pinned down: the 32-byte Ed25519 key or the
+ * uncompressed P-256 point.  This skips OpenSSL 3's generic DER decoder,
+ * which costs more memory than the rest of verification together
+ * (devices load every root key this way).
+ */
+static EVP_PKEY *pkey_from_raw(enum fsig_alg alg, const unsigned char *der,
+			       size_t len)
+{
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey = NULL;
+
+	if (alg == FSIG_ALG_ED25519)
+		return EVP_PKEY_new_raw_public_key_ex(
+			NULL, "ED25519", NULL, der + sizeof(spki_ed25519), 32);
+	params[0] = OSSL_PARAM_construct_utf8_string(
+		OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+		OSSL_PKEY_PARAM_PUB_KEY,
+		(void *)(der + sizeof(spki_p256) - 1), len - sizeof(spki_p256) + 1);
+	params[2] = OSSL_PARAM_construct_end();
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
 int fsig_key_from_spki(const unsigned char *der, size_t len,
 		       struct fsig_key **ret, struct fl_error *err)
 {
-	const unsigned char *p = der;
-	struct fsig_key *k;
+	enum fsig_alg alg;
 	EVP_PKEY *pkey;
-	int rc;
 
 	if (len > FSIG_SPKI_MAX)
 		return fl_fail(err, FL_ELIMIT, "public key over %d bytes",
 			       FSIG_SPKI_MAX);
-	pkey = d2i_PUBKEY(NULL, &p, (long)len);
-	if (!pkey || p != der + len) {
-		EVP_PKEY_free(pkey);
+	if (classify_spki(der, len, &alg))
+		return fl_fail(err, FL_EPARSE,
+			       "not an Ed25519 or uncompressed P-256 public "
+			       "key");
+	pkey = pkey_from_raw(alg, der, len);
+	if (!pkey)
 		return fl_fail_ssl(err, FL_EPARSE, "malformed public key");
-	}
-	rc = key_wrap(pkey, NULL, false, &k, err);
-	if (rc)
-		return rc;
-	/* the re-encoding must be the input, or key ids would be ambiguous */
-	if (k->spki_len != len || memcmp(k->spki, der, len) != 0) {
-		fsig_key_free(k);
-		return fl_fail(err, FL_EPARSE, "non-canonical public key");
-	}
-	*ret = k;
-	return 0;
+	return key_wrap(pkey, NULL, false, der, len, ret, err);
 }
 
 /* PEM text of the private (@priv) or public key into a new buffer. */

@@ -454,7 +454,9 @@ static int deliver(struct fsig_reader *r, struct pl_run *run,
 			      "%llu bytes", run->p->name,
 			      (unsigned long long)run->p->raw_size);
 	run->raw_n += len;
-	EVP_DigestUpdate(run->raw, buf, len);
+	/* uncompressed: delivered bytes are the stored ones, hashed once */
+	if (run->p->compression != FSIG_COMP_NONE)
+		EVP_DigestUpdate(run->raw, buf, len);
 	if (!run->sink || !len)
 		return 0;
 	return run->sink->write(run->sink->ctx, buf, len, err);
@@ -589,7 +591,8 @@ static int payload_check(struct fsig_reader *r, struct pl_run *run,
 			      "not %llu", p->name,
 			      (unsigned long long)run->raw_n,
 			      (unsigned long long)p->raw_size);
-	if (!digest_is(run->raw, p->raw_sha256))
+	if (p->compression != FSIG_COMP_NONE &&
+	    !digest_is(run->raw, p->raw_sha256))
 		return REJECT(r, err, FSIG_R_PAYLOAD_HASH,
 			      "payload '%s' decompressed data does not match "
 			      "its SHA-256", p->name);

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <zstd.h>
 
+#include "copier.h"
 #include "fsutil.h"
 #include "sigs.h"
 #include "tar.h"
@@ -46,7 +47,7 @@ struct writer {
 	time_t created;
 	struct pl_state pl[FSIG_PAYLOADS_MAX];
 	struct out out;
-	unsigned char *buf, *zbuf;
+	unsigned char *buf, *buf2, *zbuf;
 	size_t zbuf_len;
 	ZSTD_CCtx *cctx;
 };
@@ -389,19 +390,59 @@ static int zstd_start(struct writer *w, const struct pl_state *p,
 	return 0;
 }
 
+static int copier_write(void *ctx, const void *buf, size_t len,
+			struct fl_error *err)
+{
+	return out_write(ctx, buf, len, err);
+}
+
+/*
+ * An uncompressed payload: this thread reads and hashes while a copier
+ * thread writes the previous buffer, alternating two buffers, so the
+ * cost is about max(hash, copy) rather than their sum.
+ */
+static int stream_plain(struct writer *w, struct pl_state *p,
+			EVP_MD_CTX *raw, struct fl_error *err)
+{
+	unsigned char *bufs[2] = {w->buf, w->buf2};
+	struct fsig_copier *cp = NULL;
+	uint64_t off = 0;
+	int k = 0, rc = 0, rc2;
+
+	if (!w->out.discard && p->raw_size > CHUNK)
+		rc = fsig_copier_start(copier_write, &w->out, &cp, err);
+	while (!rc && off < p->raw_size) {
+		size_t n = p->raw_size - off < CHUNK ? p->raw_size - off
+						      : CHUNK;
+
+		rc = read_chunk(p, off, bufs[k], n, err);
+		if (!rc)
+			rc = cp ? fsig_copier_submit(cp, bufs[k], n, err)
+				: out_write(&w->out, bufs[k], n, err);
+		if (rc)
+			break;
+		EVP_DigestUpdate(raw, bufs[k], n);
+		off += n;
+		k ^= 1;
+	}
+	rc2 = fsig_copier_finish(cp, err);
+	p->size = off;
+	return rc ? rc : rc2;
+}
+
 /* Read, hash, maybe compress and emit the data of one payload. */
 static int stream_data(struct writer *w, struct pl_state *p,
 		       EVP_MD_CTX *raw, EVP_MD_CTX *stored,
 		       struct fl_error *err)
 {
-	bool z = p->spec->compression == FSIG_COMP_ZSTD;
 	uint64_t off = 0;
-	int rc = 0;
+	int rc;
 
 	p->size = 0;
-	if (z)
-		rc = zstd_start(w, p, err);
-	while (!rc && (off < p->raw_size || (z && off == p->raw_size))) {
+	if (p->spec->compression == FSIG_COMP_NONE)
+		return stream_plain(w, p, raw, err);
+	rc = zstd_start(w, p, err);
+	while (!rc) {
 		size_t n = p->raw_size - off < CHUNK ? p->raw_size - off
 						      : CHUNK;
 
@@ -410,15 +451,10 @@ static int stream_data(struct writer *w, struct pl_state *p,
 			break;
 		EVP_DigestUpdate(raw, w->buf, n);
 		off += n;
-		if (z) {
-			rc = zstd_feed(w, stored, w->buf, n,
-				       off == p->raw_size, &p->size, err);
-			if (off == p->raw_size)
-				break;
-		} else {
-			p->size += n;
-			rc = out_write(&w->out, w->buf, n, err);
-		}
+		rc = zstd_feed(w, stored, w->buf, n, off == p->raw_size,
+			       &p->size, err);
+		if (off == p->raw_size)
+			break;
 	}
 	if (!rc && p->size > FSIG_PAYLOAD_SIZE_MAX)
 		rc = fl_fail(err, FL_ELIMIT, "compressed '%s' is too large",
@@ -615,6 +651,7 @@ static void writer_release(struct writer *w)
 			close(w->pl[i].fd);
 	ZSTD_freeCCtx(w->cctx);
 	free(w->buf);
+	free(w->buf2);
 	free(w->zbuf);
 }
 
@@ -640,6 +677,7 @@ int fsig_bundle_write(const struct fsig_bundle_spec *spec, int fd,
 	w.out.seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 			 w.out.base >= 0;
 	w.buf = fl_xmalloc(CHUNK);
+	w.buf2 = fl_xmalloc(CHUNK);
 	if (!rc)
 		rc = w.out.seekable ? write_seekable(&w, err)
 				    : write_stream(&w, err);
@@ -669,14 +707,14 @@ int fsig_bundle_create(const struct fsig_bundle_spec *spec, const char *path,
 	rc = fsig_bundle_write(spec, fd, err);
 	if (!rc && fchmod(fd, 0644) < 0)
 		rc = fl_fail_errno(err, FL_EIO, "cannot chmod '%s'", tmp);
-	if (!rc && fsync(fd) < 0)
+	if (!rc && spec->sync && fsync(fd) < 0)
 		rc = fl_fail_errno(err, FL_EIO, "cannot sync '%s'", tmp);
 	close(fd);
 	if (!rc && rename(tmp, path) < 0)
 		rc = fl_fail_errno(err, FL_EIO, "cannot rename to '%s'", path);
 	if (rc)
 		unlink(tmp);
-	else
+	else if (spec->sync)
 		rc = fl_fsync_parent(path, err);
 	free(tmp);
 	return rc;

@@ -15,6 +15,7 @@
  * reads every image twice: once to hash, once to copy, and fails with
  * FL_ECONFLICT if an image changed in between.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -48,6 +49,14 @@ struct fsig_bundle_spec {
 	struct fsig_key *const *keys;
 	size_t n_keys;
 	int zstd_level; /* 1..19; 0: 3.  Level 19 needs an 8 MiB window. */
+	/*
+	 * fsig_bundle_create only: fsync the bundle before renaming it into
+	 * place.  Off by default: syncing 256 MiB costs more than writing
+	 * it, and a bundle torn by a power loss fails verification (hash
+	 * mismatch) rather than installing, so build artifacts can skip it.
+	 * Turn it on where the file itself must survive (a bundle store).
+	 */
+	bool sync;
 };
 
 /*
@@ -64,8 +73,9 @@ int fsig_bundle_write(const struct fsig_bundle_spec *spec, int fd,
 
 /*
  * As fsig_bundle_write into a new file @path (mode 0644): written to a
- * temporary file beside it, synced and renamed, so @path is either the
- * complete bundle or untouched; no temporary file survives a failure.
+ * temporary file beside it and renamed, so @path is either the complete
+ * bundle or untouched; no temporary file survives a failure.  With
+ * spec->sync the data and the directory are also synced (durable).
  * An existing @path that is not a regular file (a device, a symlink
  * such as /dev/stdout) is refused with FL_EINVAL: use fsig_bundle_write
  * on the descriptor instead.

@@ -252,6 +252,24 @@ static void test_spec_checks(void **state)
 	free(missing);
 }
 
+/* Write errors surface (through the copy thread too) as FL_EIO. */
+static void test_write_error(void **state)
+{
+	struct ctx *c = *state;
+	char *a = image(c, "a.img", 3 << 20, 9);
+	struct fsig_payload_spec ps = {.path = a};
+	struct fsig_bundle_spec s;
+	struct fl_error err = {0};
+	int fd = open("/dev/full", O_WRONLY);
+
+	assert_true(fd >= 0);
+	spec_init(&s, &ps, 1, &c->ed, 1);
+	assert_int_equal(fsig_bundle_write(&s, fd, &err), FL_EIO);
+	assert_int_equal(err.code, FL_EIO);
+	close(fd);
+	free(a);
+}
+
 static void git(const char *dir, const char *a1, const char *a2,
 		const char *a3, const char *a4)
 {
@@ -484,6 +502,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip_plain_and_zstd, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pipe_output, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_write_error, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spec_checks, setup,
 						teardown),
