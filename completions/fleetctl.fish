@@ -7,12 +7,47 @@ complete -c fleetctl -l ca -r -F -d 'CA file to pin'
 complete -c fleetctl -l context -r -d 'saved context'
 complete -c fleetctl -s o -l output -x -a 'table json' -d 'output format'
 complete -c fleetctl -s q -d 'quiet'
+complete -c fleetctl -n __fish_use_subcommand -a bundle -d 'build, sign, check and upload firmware bundles'
+complete -c fleetctl -n __fish_use_subcommand -a bundles -d 'the bundles stored on fleetd'
 complete -c fleetctl -n __fish_use_subcommand -a completion -d 'print a shell completion script'
 complete -c fleetctl -n __fish_use_subcommand -a config -d 'show and switch saved contexts'
+complete -c fleetctl -n __fish_use_subcommand -a devices -d 'list, inspect, label and decommission devices'
+complete -c fleetctl -n __fish_use_subcommand -a keys -d 'make signing keys'
 complete -c fleetctl -n __fish_use_subcommand -a login -d 'check a server and token, then save them as a context'
+complete -c fleetctl -n __fish_use_subcommand -a provision -d 'make a device identity for a factory image (key made here)'
+complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
+complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
 complete -c fleetctl -n __fish_use_subcommand -a version -d 'print fleetctl\'s version'
 complete -c fleetctl -n __fish_use_subcommand -a whoami -d 'show the token\'s identity and role'
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle; and not __fish_seen_subcommand_from create inspect upload verify' -a create -d 'build and sign a firmware bundle'
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle; and not __fish_seen_subcommand_from create inspect upload verify' -a inspect -d 'show a bundle\'s manifest and signers without trusting it'
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle; and not __fish_seen_subcommand_from create inspect upload verify' -a upload -d 'stream a bundle to fleetd, which verifies it before storing it'
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle; and not __fish_seen_subcommand_from create inspect upload verify' -a verify -d 'verify signatures, policy and every payload hash (exit 6 if not)'
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l image
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l name
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l version
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l security-version
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l hardware
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l key
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l pkcs11
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l git
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l allow-dirty
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l compress
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l expires
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from inspect' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from upload' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l root
+complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l newer-root
+complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l hardware
+complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l min-security-version
+complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l extract
+complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from bundles; and not __fish_seen_subcommand_from list show' -a list -d 'list the bundles fleetd stores'
+complete -c fleetctl -n '__fish_seen_subcommand_from bundles; and not __fish_seen_subcommand_from list show' -a show -d 'show one stored bundle and its manifest'
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash fish zsh' -a bash -d 'print the bash completion script'
 complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash fish zsh' -a fish -d 'print the fish completion script'
 complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash fish zsh' -a zsh -d 'print the zsh completion script'
@@ -20,14 +55,63 @@ complete -c fleetctl -n '__fish_seen_subcommand_from config; and not __fish_seen
 complete -c fleetctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from delete show use' -a show -d 'list the contexts (tokens are never shown)'
 complete -c fleetctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from delete show use' -a use -d 'make NAME the current context'
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a decommission -d 'revoke a device\'s certificates and end its broker session'
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a label -d 'set or remove labels'
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a list -d 'list devices'
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a show -d 'show a device: certificate, last seen, groups, labels'
+complete -c fleetctl -n '__fish_seen_subcommand_from decommission' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l label
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l online
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l offline
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l version
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l all
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from keys; and not __fish_seen_subcommand_from generate' -a generate -d 'make a signing key pair (FILE, 0600, and FILE.pub)'
+complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l alg
+complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l server
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l ca
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l context
-complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator token (admin only); printed once'
+complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a init -d 'create and sign trust root version 1'
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a rotate -d 'make the next root version, signed by old and new root keys'
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a show -d 'print a root: version, expiry, keys, thresholds, signatures'
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a sign -d 'add signatures to a root file'
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l root-key
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l root-threshold
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l targets-key
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l targets-threshold
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l sign-key
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l expires
+complete -c fleetctl -n '__fish_seen_subcommand_from init' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l from
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l root-key
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l root-threshold
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l targets-key
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l targets-threshold
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l sign-key
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l expires
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l key
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator or enrolment token (admin only); printed once'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a list -d 'list tokens (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a revoke -d 'revoke tokens by id (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l role
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l enroll
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l uses
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l ttl
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
