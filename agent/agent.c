@@ -456,8 +456,11 @@ int agent_stop(struct agent *a, int timeout_ms)
 	if (agent_mqtt_connected(a->mqtt)) {
 		publish_presence(a, false);
 		rc = agent_mqtt_flush(a->mqtt, timeout_ms);
+		fl_debug("%s: offline presence %s", a->cfg->id,
+			 rc ? "not acknowledged" : "acknowledged");
 	}
 	agent_mqtt_disconnect(a->mqtt);
+	fl_debug("%s: disconnected", a->cfg->id);
 	return rc;
 }
 

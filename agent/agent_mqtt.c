@@ -403,6 +403,13 @@ int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
 		return fl_fail(err, FL_EUNREACH, "no MQTT client");
 	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload,
 				   qos, retain, NULL);
+	/* libmosquitto keeps a QoS 1/2 message queued for the next
+	 * connection even when it reports that it is not connected */
+	if (mrc == MOSQ_ERR_NO_CONN && qos > 0) {
+		fl_debug("%s: queued a message for '%s' until reconnected",
+			 m->client_id, topic);
+		mrc = MOSQ_ERR_SUCCESS;
+	}
 	if (mrc == MOSQ_ERR_NO_CONN)
 		return fl_fail(err, FL_EUNREACH, "not connected");
 	if (mrc)

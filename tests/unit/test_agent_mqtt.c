@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent/agent_mqtt against a real mosquitto with TLS client
+ * certificates: connect, retained presence, the will on a crash but not
+ * on a clean disconnect, the persistent session keeping QoS 2 commands
+ * across a disconnect, payload caps both ways, a refused certificate and
+ * the switch back (the rotation fallback), broker host verification,
+ * reconnecting after a broker restart, and the backoff arithmetic.
+ */
+#include "agent_fixture.h"
+
+#include <mosquitto.h>
+
+#define PRESENCE "fleet/dev-1/presence"
+#define CMD "fleet/dev-1/cmd"
+
+struct dev {
+	struct agent_mqtt *m;
+	struct afx_observer rx; /* what dev-1 itself receives */
+	char *paths[3];
+};
+
+static void dev_start(struct afx *f, struct dev *d, bool will)
+{
+	struct fl_error err = {0};
+	struct agent_mqtt_opts o = afx_opts(f, "dev-1", "dev-1", d->paths);
+
+	if (will) {
+		o.will_topic = PRESENCE;
+		o.will_payload = "{\"online\":false}";
+	}
+	o.user = &d->rx;
+	o.on_connect = afx_obs_connect;
+	o.on_message = afx_obs_message;
+	assert_int_equal(agent_mqtt_new(&o, &d->m, &err), 0);
+	assert_true(afx_pump_until(d->m, NULL, &d->rx.connected, 10000));
+	assert_true(agent_mqtt_connected(d->m));
+}
+
+static void dev_free(struct dev *d)
+{
+	agent_mqtt_free(d->m);
+	d->m = NULL;
+	afx_obs_clear(&d->rx);
+	afx_free_paths(d->paths);
+}
+
+static void test_backoff(void **state)
+{
+	struct agent_backoff b = {1000, 8000, 0};
+	int64_t caps[] = {1000, 2000, 4000, 8000, 8000, 8000};
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(caps); i++) {
+		struct agent_backoff lo = b, hi = b;
+
+		assert_int_equal(agent_backoff_next(&lo, 0), caps[i] / 2);
+		assert_int_equal(agent_backoff_next(&hi, UINT32_MAX - 1) <= caps[i],
+				 1);
+		assert_true(agent_backoff_next(&b, 12345 * (uint32_t)i) >=
+			    caps[i] / 2);
+	}
+	/* jitter: different random inputs give different delays */
+	{
+		struct agent_backoff x = {1000, 60000, 5}, y = x;
+
+		assert_int_not_equal(agent_backoff_next(&x, 1),
+				     agent_backoff_next(&y, 9999));
+	}
+	for (int i = 0; i < 200; i++)
+		assert_true(agent_backoff_next(&b, (uint32_t)i * 7919u) <= 8000);
+	agent_backoff_reset(&b);
+	assert_int_equal(b.attempt, 0);
+	assert_true(agent_backoff_next(&b, 0) == 500);
+}
+
+static void test_presence_and_will(void **state)
+{
+	struct afx *f = *state;
+	struct afx_observer obs = {0};
+	struct fl_error err = {0};
+	struct dev d = {0};
+	const char *on = "{\"online\":true}";
+
+	dev_start(f, &d, true);
+	assert_int_equal(agent_mqtt_publish(d.m, PRESENCE, on, strlen(on), 1,
+					    true, &err),
+			 0);
+	assert_int_equal(agent_mqtt_flush(d.m, 5000), 0);
+	/* a later subscriber gets the retained presence */
+	afx_observer_start(f, &obs, "fleet/#");
+	afx_pump(obs.m, d.m, 300);
+	assert_true(afx_find(&obs, PRESENCE, "true") >= 0);
+	/* a crash (no DISCONNECT): the broker publishes the will */
+	agent_mqtt_free(d.m);
+	d.m = NULL;
+	afx_pump(obs.m, NULL, 1000);
+	assert_true(afx_find(&obs, PRESENCE, "\"online\":false") >= 0);
+	afx_observer_stop(&obs);
+	dev_free(&d);
+}
+
+static void test_clean_disconnect_no_will(void **state)
+{
+	struct afx *f = *state;
+	struct afx_observer obs = {0};
+	struct dev d = {0};
+
+	dev_start(f, &d, true);
+	afx_observer_start(f, &obs, PRESENCE);
+	agent_mqtt_disconnect(d.m);
+	assert_false(agent_mqtt_connected(d.m));
+	afx_pump(obs.m, d.m, 800);
+	assert_int_equal(afx_find(&obs, PRESENCE, NULL), -1);
+	/* and it stays down until resumed */
+	assert_false(agent_mqtt_connected(d.m));
+	d.rx.connected = false;
+	agent_mqtt_resume(d.m);
+	assert_true(afx_pump_until(d.m, NULL, &d.rx.connected, 5000));
+	afx_observer_stop(&obs);
+	dev_free(&d);
+}
+
+static void test_persistent_session(void **state)
+{
+	struct afx *f = *state;
+	struct afx_observer obs = {0};
+	struct fl_error err = {0};
+	struct dev d = {0};
+	const char *cmd = "{\"id\":\"c1\",\"type\":\"rotate\"}";
+	bool got = false;
+
+	dev_start(f, &d, false);
+	assert_int_equal(agent_mqtt_subscribe(d.m, CMD, 2, &err), 0);
+	afx_pump(d.m, NULL, 200);
+	agent_mqtt_disconnect(d.m);
+	/* a command sent while the device is away waits in its session */
+	afx_observer_start(f, &obs, "nothing/here");
+	assert_int_equal(agent_mqtt_publish(obs.m, CMD, cmd, strlen(cmd), 2,
+					    false, &err),
+			 0);
+	assert_int_equal(agent_mqtt_flush(obs.m, 5000), 0);
+	d.rx.connected = false;
+	assert_int_equal(agent_mqtt_connect_wait(d.m, 10000, NULL, &err), 0);
+	assert_true(d.rx.session_present);
+	for (int i = 0; i < 100 && !got; i++) {
+		agent_mqtt_step(d.m, 20);
+		got = afx_find(&d.rx, CMD, "\"c1\"") >= 0;
+	}
+	assert_true(got);
+	afx_observer_stop(&obs);
+	dev_free(&d);
+}
+
+/* Publish with plain libmosquitto as "observer", no caps of ours. */
+static void raw_publish(struct afx *f, const char *topic, const void *payload,
+			int len)
+{
+	struct mosquitto *m = mosquitto_new("sender", true, NULL);
+	char *ca = afx_path(f, "root.pem"), *c = afx_path(f, "observer.pem");
+	char *k = afx_path(f, "observer.key");
+
+	assert_non_null(m);
+	assert_int_equal(mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION,
+					      MQTT_PROTOCOL_V5),
+			 0);
+	assert_int_equal(mosquitto_tls_set(m, ca, NULL, c, k, NULL), 0);
+	assert_int_equal(mosquitto_connect(m, "127.0.0.1", f->port, 30), 0);
+	assert_int_equal(
+	    mosquitto_publish(m, NULL, topic, len, payload, 1, false), 0);
+	for (int i = 0; i < 10; i++)
+		mosquitto_loop(m, 50, 1);
+	mosquitto_disconnect(m);
+	mosquitto_loop(m, 50, 1);
+	mosquitto_destroy(m);
+	free(ca);
+	free(c);
+	free(k);
+}
+
+static void test_payload_caps(void **state)
+{
+	struct afx *f = *state;
+	struct fl_error err = {0};
+	struct dev d = {0};
+	size_t big_len = AGENT_MQTT_MAX_PAYLOAD + 10;
+	char *big = fl_xmalloc(big_len);
+	const char *small = "{\"id\":\"c2\",\"type\":\"rotate\"}";
+	bool got = false;
+
+	memset(big, 'x', big_len);
+	dev_start(f, &d, false);
+	assert_int_equal(agent_mqtt_publish(d.m, PRESENCE, big, big_len, 1,
+					    false, &err),
+			 FL_ELIMIT);
+	assert_int_equal(agent_mqtt_subscribe(d.m, CMD, 2, &err), 0);
+	afx_pump(d.m, NULL, 200);
+	/* a client without our cap sends an oversized command, then a
+	 * small one */
+	raw_publish(f, CMD, big, (int)big_len);
+	raw_publish(f, CMD, small, (int)strlen(small));
+	for (int i = 0; i < 150 && !got; i++) {
+		agent_mqtt_step(d.m, 20);
+		got = afx_find(&d.rx, CMD, "\"c2\"") >= 0;
+	}
+	assert_true(got);
+	assert_true(agent_mqtt_connected(d.m));
+	for (size_t i = 0; i < d.rx.n; i++)
+		assert_true(strlen(d.rx.msgs[i].payload) < 1000);
+	free(big);
+	dev_free(&d);
+}
+
+/* The rotation fallback: a certificate the broker refuses, then back. */
+static void test_refused_identity_and_back(void **state)
+{
+	struct afx *f = *state;
+	struct fl_error err = {0};
+	struct dev d = {0};
+	char *rc_pem = afx_path(f, "rogue.pem"), *rc_key = afx_path(f, "rogue.key");
+	int rc;
+
+	dev_start(f, &d, false);
+	assert_int_equal(agent_mqtt_set_identity(d.m, rc_pem, rc_key, true,
+						 &err),
+			 0);
+	assert_false(agent_mqtt_connected(d.m));
+	rc = agent_mqtt_connect_wait(d.m, 10000, NULL, &err);
+	assert_true(rc == FL_EDENIED || rc == FL_EUNREACH);
+	assert_false(agent_mqtt_connected(d.m));
+	assert_int_equal(agent_mqtt_set_identity(d.m, d.paths[1], d.paths[2],
+						 true, &err),
+			 0);
+	d.rx.connected = false;
+	agent_mqtt_resume(d.m);
+	assert_true(afx_pump_until(d.m, NULL, &d.rx.connected, 5000));
+	/* renaming files of the live identity keeps the connection */
+	assert_int_equal(agent_mqtt_set_identity(d.m, d.paths[1], d.paths[2],
+						 false, &err),
+			 0);
+	assert_true(agent_mqtt_connected(d.m));
+	assert_int_equal(agent_mqtt_set_identity(d.m, NULL, NULL, false, NULL),
+			 FL_EINVAL);
+	free(rc_pem);
+	free(rc_key);
+	dev_free(&d);
+}
+
+static void test_broker_host_verified(void **state)
+{
+	struct afx *f = *state;
+	struct fl_error err = {0};
+	struct agent_mqtt *m = NULL;
+	char *paths[3];
+	struct agent_mqtt_opts o;
+	int rc;
+
+	afx_broker_stop(f);
+	afx_broker_start(f, "noname");
+	o = afx_opts(f, "dev-1", "dev-1", paths);
+	assert_int_equal(agent_mqtt_new(&o, &m, &err), 0);
+	rc = agent_mqtt_connect_wait(m, 5000, NULL, &err);
+	assert_int_not_equal(rc, 0);
+	assert_false(agent_mqtt_connected(m));
+	agent_mqtt_free(m);
+	afx_free_paths(paths);
+}
+
+static void test_unreachable_and_reconnect(void **state)
+{
+	struct afx *f = *state;
+	struct fl_error err = {0};
+	struct agent_mqtt *m = NULL;
+	struct dev d = {0};
+	char *paths[3];
+	struct agent_mqtt_opts o = afx_opts(f, "dev-1", "dev-1", paths);
+	volatile sig_atomic_t stop = 1;
+	int64_t t0;
+
+	o.port = afx_free_port();
+	assert_int_equal(agent_mqtt_new(&o, &m, &err), 0);
+	assert_int_equal(agent_mqtt_connect_wait(m, 5000, NULL, &err),
+			 FL_EUNREACH);
+	agent_mqtt_free(m);
+	afx_free_paths(paths);
+	/* a stop request ends the wait at once */
+	o = afx_opts(f, "dev-1", "dev-1", paths);
+	assert_int_equal(agent_mqtt_new(&o, &m, &err), 0);
+	t0 = fl_now_ms();
+	assert_int_not_equal(agent_mqtt_connect_wait(m, 10000, &stop, NULL), 0);
+	assert_true(fl_now_ms() - t0 < 2000);
+	agent_mqtt_free(m);
+	afx_free_paths(paths);
+	/* the broker goes away and comes back: the session reconnects */
+	dev_start(f, &d, false);
+	afx_broker_stop(f);
+	for (int i = 0; i < 200 && agent_mqtt_connected(d.m); i++)
+		agent_mqtt_step(d.m, 20);
+	assert_false(agent_mqtt_connected(d.m));
+	afx_pump(d.m, NULL, 500); /* a few failed attempts */
+	afx_broker_start(f, "server");
+	d.rx.connected = false;
+	assert_true(afx_pump_until(d.m, NULL, &d.rx.connected, 10000));
+	assert_true(d.rx.connects >= 2);
+	dev_free(&d);
+}
+
+static void test_bad_options(void **state)
+{
+	struct agent_mqtt_opts o = {0};
+	struct agent_mqtt *m = NULL;
+
+	assert_int_equal(agent_mqtt_new(&o, &m, NULL), FL_EINVAL);
+	o = (struct agent_mqtt_opts){.client_id = "x", .host = "h", .port = 1,
+				     .ca_file = "/nonexistent/ca.pem",
+				     .cert_file = "/nonexistent/c",
+				     .key_file = "/nonexistent/k"};
+	assert_int_equal(agent_mqtt_new(&o, &m, NULL), FL_ERR);
+	o.port = 70000;
+	assert_int_equal(agent_mqtt_new(&o, &m, NULL), FL_EINVAL);
+	assert_null(m);
+	agent_mqtt_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_bad_options),
+	    cmocka_unit_test_setup_teardown(test_presence_and_will, afx_setup,
+					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_clean_disconnect_no_will,
+					    afx_setup, afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_persistent_session, afx_setup,
+					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_payload_caps, afx_setup,
+					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_identity_and_back,
+					    afx_setup, afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_broker_host_verified,
+					    afx_setup, afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable_and_reconnect,
+					    afx_setup, afx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
