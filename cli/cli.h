@@ -107,6 +107,7 @@ extern const struct cli_cmd cli_keys_cmds[];
 extern const struct cli_cmd cli_root_cmds[];
 extern const struct cli_cmd cli_bundle_cmds[];
 extern const struct cli_cmd cli_bundles_cmds[];
+extern const struct cli_cmd cli_jobs_cmds[];
 
 int cmd_version(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx);
@@ -114,5 +115,7 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_completion(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_provision(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_update(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

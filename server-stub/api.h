@@ -39,4 +39,10 @@ int api_root_push(struct srv_req *r);
 int api_root_list(struct srv_req *r);
 int api_root_get(struct srv_req *r);
 
+/* api_jobs.c */
+int api_update(struct srv_req *r);
+int api_device_rollback(struct srv_req *r);
+int api_job_list(struct srv_req *r);
+int api_job_get(struct srv_req *r);
+
 #endif

@@ -110,6 +110,13 @@ static void on_event(struct srv_mqtt *m, const char *id, json_t *j)
 	}
 	if (rc)
 		fl_error("event from %s: %s", id, err.msg);
+	if (opt_str(j, "job")) {
+		rc = srv_store_job_event(m->srv->store, id, opt_str(j, "job"),
+					 seq, j, &err);
+		if (rc && rc != FL_ECONFLICT)
+			fl_warn("event from %s for job %s: %s", id,
+				opt_str(j, "job"), err.msg);
+	}
 	fl_info("event from %s: type=%s state=%s%s%s", id,
 		opt_str(j, "type") ?: "?", opt_str(j, "state") ?: "?",
 		opt_str(j, "reason") ? " reason=" : "",

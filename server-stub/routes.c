@@ -39,6 +39,12 @@ const struct srv_route srv_routes[] = {
 	  api_device_labels),
 	R("POST", "/api/v1/devices/:id/decommission", SRV_ROLES_OPS,
 	  api_device_decommission),
+	R("POST", "/api/v1/devices/:id/rollback", SRV_ROLES_OPS,
+	  api_device_rollback),
+	/* updates and jobs */
+	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
+	R("GET", "/api/v1/jobs", READERS, api_job_list),
+	R("GET", "/api/v1/jobs/:id", READERS, api_job_get),
 	/* bundles and trust roots */
 	UPLOAD("POST", "/api/v1/bundles", SRV_ROLES_OPS | SRV_ROLE_CI,
 	       api_bundle_upload, api_bundle_upload_body),

@@ -86,6 +86,33 @@ static const char *const migrations[] = {
 	" expires INTEGER NOT NULL,"
 	" added INTEGER NOT NULL,"
 	" added_by TEXT);",
+	/* 4: update jobs and their event history */
+	"CREATE TABLE jobs ("
+	" id TEXT PRIMARY KEY,"
+	" device TEXT NOT NULL,"
+	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback')),"
+	" bundle TEXT,"
+	" command TEXT,"
+	" rollout TEXT,"
+	" state TEXT NOT NULL,"
+	" final INTEGER NOT NULL DEFAULT 0,"
+	" stage TEXT,"
+	" reason TEXT,"
+	" from_version TEXT,"
+	" to_version TEXT,"
+	" bytes INTEGER,"
+	" total INTEGER,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" created_by TEXT);"
+	"CREATE INDEX jobs_device ON jobs(device, created);"
+	"CREATE TABLE job_events ("
+	" job TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" ts INTEGER NOT NULL,"
+	" state TEXT NOT NULL,"
+	" event TEXT NOT NULL);"
+	"CREATE INDEX job_events_job ON job_events(job, seq);",
 };
 
 static const struct {

@@ -218,4 +218,51 @@ int srv_store_root_list(struct srv_store *s, json_t **ret,
 int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
 		       struct fl_error *err);
 
+/* --- update jobs (store_jobs.c) --- */
+
+/* True for done, failed, rolled-back... the states a job never leaves. */
+bool srv_job_state_final(const char *state);
+
+/* A job to create. */
+struct srv_job {
+	const char *id, *device, *type, *bundle, *command, *rollout;
+	const char *to_version, *created_by;
+};
+
+/* Create a job in state "queued".  FL_ECONFLICT when the device has a
+ * job that is not final. */
+int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
+		      struct fl_error *err);
+
+/* Record the command id sent for a job. */
+int srv_store_job_command(struct srv_store *s, const char *job,
+			  const char *command, struct fl_error *err);
+
+/* Fail a job that could not be started (command not sent). */
+int srv_store_job_fail(struct srv_store *s, const char *job,
+		       const char *stage, const char *reason,
+		       struct fl_error *err);
+
+/*
+ * Apply a device event to its job: the job must belong to @device and
+ * not be final; the event is appended to its history.  FL_ENOTFOUND for
+ * an unknown job, FL_ECONFLICT (no message) when the job is final.
+ */
+int srv_store_job_event(struct srv_store *s, const char *device,
+			const char *job, int64_t seq, const json_t *event,
+			struct fl_error *err);
+
+/* Filters for srv_store_job_list; NULL matches all. */
+struct srv_job_filter {
+	const char *device, *state, *rollout;
+	int limit;
+};
+
+int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
+		       json_t **ret, struct fl_error *err);
+
+/* One job with its event history; FL_ENOTFOUND. */
+int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,
+		      struct fl_error *err);
+
 #endif

@@ -37,6 +37,13 @@ static int bind_all(struct srv_store *s, sqlite3_stmt *st, const char *types,
 		case 'd':
 			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int));
 			break;
+		case 'n': {
+			int64_t v = va_arg(ap, int64_t);
+
+			rc = v < 0 ? sqlite3_bind_null(st, i + 1)
+				   : sqlite3_bind_int64(st, i + 1, v);
+			break;
+		}
 		default:
 			return fl_fail(err, FL_ERR, "bad bind type '%c'",
 				       types[i]);

@@ -24,6 +24,7 @@ struct srv_store {
  *   s  const char * (NULL binds SQL NULL)
  *   i  int64_t
  *   d  int
+ *   n  int64_t, negative binds SQL NULL
  */
 
 /* Run a statement that returns no rows; *ret_changes (may be NULL) gets

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fleetctl update DEVICE... --bundle REF [--wait], rollback --device ID,
+ * jobs list|show (issue 5).  With --wait, progress goes to stderr and the
+ * exit code says whether every device ended in "succeeded".
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+#include "util.h"
+#include "validate.h"
+
+static const struct cli_col job_cols[] = {
+	{"JOB", "job"},	      {"DEVICE", "device"},
+	{"TYPE", "type"},     {"STATE", "state"},
+	{"FROM", "from_version"}, {"TO", "to_version"},
+	{"REASON", "reason"}, {NULL, NULL}};
+
+/* Print a progress line when a job's state or percentage changes. */
+static void progress(struct cli_ctx *ctx, json_t *slot, const json_t *job)
+{
+	const char *state = json_string_value(json_object_get(job, "state"));
+	json_int_t bytes = json_integer_value(json_object_get(job, "bytes"));
+	json_int_t total = json_integer_value(json_object_get(job, "total"));
+	char line[160];
+
+	if (total > 0 && fl_streq(state, "downloading"))
+		snprintf(line, sizeof(line), "downloading %d%%",
+			 (int)(bytes * 100 / total));
+	else
+		snprintf(line, sizeof(line), "%s%s%s", state ? state : "?",
+			 json_object_get(job, "reason") ? ": " : "",
+			 json_string_value(json_object_get(job, "reason"))
+				 ?: "");
+	if (!fl_streq(json_string_value(json_object_get(slot, "last")), line)) {
+		cli_note(ctx, "%s: %s",
+			 json_string_value(json_object_get(job, "device")), line);
+		json_object_set_new(slot, "last", json_string(line));
+	}
+}
+
+static void copy_fields(json_t *dst, const json_t *src)
+{
+	static const char *const keys[] = {"type",	 "state",
+					   "final",	 "reason",
+					   "from_version", "to_version"};
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(keys); i++)
+		json_object_set(dst, keys[i], json_object_get(src, keys[i]));
+}
+
+/* Poll the jobs in @jobs ([{"job", "device"}]) until all are final. */
+static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
+{
+	int64_t deadline = fl_now_ms() + timeout * 1000;
+	size_t left = json_array_size(jobs), bad = 0, i;
+	json_t *j;
+
+	while (left && fl_now_ms() < deadline) {
+		json_array_foreach(jobs, i, j) {
+			const char *id = json_string_value(json_object_get(j, "job"));
+			char *path;
+			json_t *cur = NULL;
+
+			if (json_is_true(json_object_get(j, "final")))
+				continue;
+			path = fl_xasprintf("/api/v1/jobs/%s", id);
+			if (!fl_http_json(ctx->http, "GET", path, NULL, &cur,
+					  &ctx->err)) {
+				progress(ctx, j, cur);
+				copy_fields(j, cur);
+				if (json_is_true(json_object_get(cur, "final"))) {
+					left--;
+					bad += !fl_streq(json_string_value(json_object_get(
+								 cur, "state")),
+							 "succeeded");
+				}
+			}
+			fl_error_clear(&ctx->err);
+			json_decref(cur);
+			free(path);
+		}
+		if (left)
+			usleep(500 * 1000);
+	}
+	if (left)
+		return fl_fail(&ctx->err, FL_ETIMEOUT,
+			       "%zu job(s) unfinished after %llds", left,
+			       (long long)timeout);
+	if (bad)
+		return fl_fail(&ctx->err, FL_ERR, "%zu of %zu job(s) did not succeed",
+			       bad, json_array_size(jobs));
+	return 0;
+}
+
+static int wait_opt(int c, const char *arg, struct cli_ctx *ctx, bool *wait,
+		    int64_t *timeout)
+{
+	if (c == 'w') {
+		*wait = true;
+		return 0;
+	}
+	if (fl_parse_duration(arg, timeout, &ctx->err))
+		return cli_usage(ctx, "%s", ctx->err.msg);
+	return 0;
+}
+
+/* Print what was started, or the final states after --wait. */
+static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
+		  bool wait, int64_t timeout)
+{
+	size_t i;
+	json_t *e;
+	int rc = 0;
+
+	json_array_foreach(errors, i, e)
+		fprintf(stderr, "fleetctl: %s: %s\n",
+			json_string_value(json_object_get(e, "device")),
+			json_string_value(json_object_get(e, "error")));
+	if (wait && json_array_size(jobs))
+		rc = wait_jobs(ctx, jobs, timeout);
+	cli_print_rows(ctx, jobs, job_cols);
+	if (!rc && json_array_size(errors))
+		rc = fl_fail(&ctx->err, FL_ERR, "%zu device(s) could not start",
+			     json_array_size(errors));
+	return rc;
+}
+
+int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"bundle", required_argument, NULL, 'b'},
+		{"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'},
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *bundle = NULL;
+	int64_t timeout = 1800;
+	bool wait = false;
+	json_t *devs, *req, *resp = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c == 'b')
+			bundle = optarg;
+		else if (c == 'w' || c == 't')
+			rc = wait_opt(c, optarg, ctx, &wait, &timeout);
+		else if (c != 'o' || cli_set_output(ctx, optarg))
+			return cli_usage(ctx, "unknown option");
+		if ((c == 'w' || c == 't') && rc)
+			return rc;
+	}
+	if (optind >= argc || !bundle)
+		return cli_usage(ctx, "expected DEVICE... and --bundle REF");
+	devs = json_array();
+	for (int i = optind; i < argc; i++) {
+		if (!fl_valid_id(argv[i])) {
+			json_decref(devs);
+			return cli_usage(ctx, "invalid device id '%s'", argv[i]);
+		}
+		json_array_append_new(devs, json_string(argv[i]));
+	}
+	req = json_pack("{s:o, s:s}", "devices", devs, "bundle", bundle);
+	rc = fl_http_json(ctx->http, "POST", "/api/v1/updates", req, &resp,
+			  &ctx->err);
+	json_decref(req);
+	if (rc == FL_ECONFLICT && fl_http_status(ctx->http) == 409)
+		return rc; /* nothing could start; the message says why */
+	if (!rc)
+		rc = report(ctx, json_object_get(resp, "jobs"),
+			    json_object_get(resp, "errors"), wait, timeout);
+	json_decref(resp);
+	return rc;
+}
+
+int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"device", required_argument, NULL, 'd'},
+		{"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'},
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dev = NULL;
+	int64_t timeout = 900;
+	bool wait = false;
+	json_t *resp = NULL, *jobs;
+	char *path;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c == 'd')
+			dev = optarg;
+		else if (c == 'w' || c == 't')
+			rc = wait_opt(c, optarg, ctx, &wait, &timeout);
+		else if (c != 'o' || cli_set_output(ctx, optarg))
+			return cli_usage(ctx, "unknown option");
+		if (rc)
+			return rc;
+	}
+	if (!dev || optind != argc || !fl_valid_id(dev))
+		return cli_usage(ctx, "expected --device ID");
+	path = fl_xasprintf("/api/v1/devices/%s/rollback", dev);
+	rc = fl_http_json(ctx->http, "POST", path, json_object(), &resp,
+			  &ctx->err);
+	free(path);
+	if (rc)
+		return rc;
+	jobs = json_pack("[O]", resp);
+	rc = report(ctx, jobs, NULL, wait, timeout);
+	json_decref(jobs);
+	json_decref(resp);
+	return rc;
+}
+
+static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"device", required_argument, NULL, 'd'},
+		{"state", required_argument, NULL, 's'},
+		{"limit", required_argument, NULL, 'l'},
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct cli_col cols[] = {
+		{"JOB", "id"},	      {"DEVICE", "device"},
+		{"TYPE", "type"},     {"STATE", "state"},
+		{"TO", "to_version"}, {"UPDATED", "updated"},
+		{"REASON", "reason"}, {NULL, NULL}};
+	char *q = fl_xstrdup(""), *path, *n;
+	json_t *rows;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		const char *key = c == 'd' ? "device" : c == 's' ? "state"
+					     : c == 'l' ? "limit" : NULL;
+		char *esc;
+
+		if (!key) {
+			if (c == 'o' && !cli_set_output(ctx, optarg))
+				continue;
+			free(q);
+			return cli_usage(ctx, "unknown option");
+		}
+		esc = curl_easy_escape(NULL, optarg, 0);
+		n = fl_xasprintf("%s%c%s=%s", q, *q ? '&' : '?', key, esc);
+		curl_free(esc);
+		free(q);
+		q = n;
+	}
+	path = fl_xasprintf("/api/v1/jobs%s", q);
+	rc = fl_http_json(ctx->http, "GET", path, NULL, &rows, &ctx->err);
+	free(path);
+	free(q);
+	if (rc)
+		return rc;
+	cli_print_rows(ctx, rows, cols);
+	json_decref(rows);
+	return 0;
+}
+
+static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_col f[] = {
+		{"job", "id"},	      {"device", "device"},
+		{"type", "type"},     {"bundle", "bundle"},
+		{"state", "state"},   {"stage", "stage"},
+		{"reason", "reason"}, {"from", "from_version"},
+		{"to", "to_version"}, {"created", "created"},
+		{"updated", "updated"}, {NULL, NULL}};
+	json_t *job, *ev;
+	char *path;
+	size_t i;
+	int c, rc;
+
+	while ((c = getopt(argc, argv, "o:")) != -1)
+		if (c != 'o' || cli_set_output(ctx, optarg))
+			return cli_usage(ctx, "unknown option");
+	if (optind != argc - 1 || !fl_valid_id(argv[optind]))
+		return cli_usage(ctx, "expected one JOB id");
+	path = fl_xasprintf("/api/v1/jobs/%s", argv[optind]);
+	rc = fl_http_json(ctx->http, "GET", path, NULL, &job, &ctx->err);
+	free(path);
+	if (rc)
+		return rc;
+	cli_print_object(ctx, job, f);
+	if (ctx->output != CLI_OUT_JSON) {
+		printf("events:\n");
+		json_array_foreach(json_object_get(job, "events"), i, ev)
+			printf("  %s  %s%s%s\n",
+			       json_string_value(json_object_get(ev, "ts")) ?: "-",
+			       json_string_value(json_object_get(ev, "state")) ?: "?",
+			       json_object_get(ev, "reason") ? ": " : "",
+			       json_string_value(json_object_get(ev, "reason")) ?: "");
+	}
+	json_decref(job);
+	return 0;
+}
+
+const struct cli_cmd cli_jobs_cmds[] = {
+	{"list", cmd_jobs_list, CLI_NEED_SERVER,
+	 "jobs list [--device ID] [--state S] [--limit N] [-o json]",
+	 "update and rollback jobs, newest first",
+	 "--device --state --limit --output", NULL},
+	{"show", cmd_jobs_show, CLI_NEED_SERVER, "jobs show JOB [-o json]",
+	 "one job with every state it went through", "--output", NULL},
+	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/* Update jobs: one per device and bundle (or rollback), moved forward by
+ * the device's events. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "store.h"
+#include "store_db.h"
+#include "util.h"
+
+#define JOB_COLS                                                           \
+	"id, device, type, bundle, command, rollout, state, final != 0 AS"  \
+	" final, stage, reason, from_version, to_version, bytes, total,"   \
+	" " DB_TIME("created") " AS created, " DB_TIME("updated")          \
+	" AS updated, created_by"
+
+bool srv_job_state_final(const char *state)
+{
+	static const char *const finals[] = {"succeeded", "failed",
+					     "rolled-back"};
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(finals); i++)
+		if (fl_streq(state, finals[i]))
+			return true;
+	return false;
+}
+
+int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
+		      struct fl_error *err)
+{
+	json_t *busy = NULL;
+	int64_t now = time(NULL);
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
+	if (!rc && db_query_one(s, &busy, NULL,
+				"SELECT id FROM jobs WHERE device = ? AND final = 0",
+				"s", j->device) == 0)
+		rc = fl_fail(err, FL_ECONFLICT, "device %s is busy with job %s",
+			     j->device,
+			     json_string_value(json_object_get(busy, "id")));
+	if (!rc)
+		rc = db_run(s, NULL, err,
+			    "INSERT INTO jobs (id, device, type, bundle, command,"
+			    " rollout, state, from_version, to_version, created,"
+			    " updated, created_by) VALUES (?, ?, ?, ?, ?, ?,"
+			    " 'queued', (SELECT firmware FROM devices WHERE id = ?2),"
+			    " ?, ?, ?, ?)",
+			    "ssssssiis", j->id, j->device, j->type, j->bundle,
+			    j->command, j->rollout, j->to_version, now, now,
+			    j->created_by);
+	rc = rc ? rc : db_run(s, NULL, err, "COMMIT", NULL);
+	if (rc)
+		db_run(s, NULL, NULL, "ROLLBACK", NULL);
+	pthread_mutex_unlock(&s->lock);
+	json_decref(busy);
+	return rc;
+}
+
+int srv_store_job_command(struct srv_store *s, const char *job,
+			  const char *command, struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, NULL, err, "UPDATE jobs SET command = ? WHERE id = ?",
+		    "ss", command, job);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int srv_store_job_fail(struct srv_store *s, const char *job,
+		       const char *stage, const char *reason,
+		       struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, NULL, err,
+		    "UPDATE jobs SET state = 'failed', final = 1, stage = ?,"
+		    " reason = ?, updated = ? WHERE id = ? AND final = 0",
+		    "ssis", stage, reason, (int64_t)time(NULL), job);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static const char *ev_str(const json_t *ev, const char *key)
+{
+	const char *v = json_string_value(json_object_get(ev, key));
+
+	return v && strlen(v) <= 512 ? v : NULL;
+}
+
+/* A non-negative integer member, or -1 (binds NULL). */
+static int64_t ev_int(const json_t *ev, const char *key)
+{
+	json_t *v = json_object_get(ev, key);
+
+	return json_is_integer(v) && json_integer_value(v) >= 0
+		       ? json_integer_value(v)
+		       : -1;
+}
+
+/* Inside a transaction: move the job, append the event. */
+static int apply_event(struct srv_store *s, const char *device,
+		       const char *job, int64_t seq, const json_t *ev,
+		       struct fl_error *err)
+{
+	const char *state = ev_str(ev, "state");
+	char *text = fl_json_dumps(ev);
+	int n = 0, rc;
+
+	rc = db_run(s, &n, err,
+		    "UPDATE jobs SET state = ?, final = ?, stage = ?, reason = ?,"
+		    " bytes = coalesce(?, bytes), total = coalesce(?, total),"
+		    " from_version = coalesce(from_version, ?), updated = ?"
+		    " WHERE id = ? AND device = ? AND final = 0",
+		    "sdssnnsiss", state, (int)srv_job_state_final(state),
+		    ev_str(ev, "stage"), ev_str(ev, "reason"),
+		    ev_int(ev, "bytes"), ev_int(ev, "total"),
+		    ev_str(ev, "from_version"), (int64_t)time(NULL), job, device);
+	if (!rc && n == 1)
+		rc = db_run(s, NULL, err,
+			    "INSERT INTO job_events (job, seq, ts, state, event)"
+			    " VALUES (?, ?, ?, ?, ?)",
+			    "siiss", job, seq, (int64_t)time(NULL), state, text);
+	else if (!rc)
+		rc = FL_ECONFLICT;
+	free(text);
+	return rc;
+}
+
+int srv_store_job_event(struct srv_store *s, const char *device,
+			const char *job, int64_t seq, const json_t *event,
+			struct fl_error *err)
+{
+	json_t *row = NULL;
+	int rc;
+
+	if (!ev_str(event, "state"))
+		return fl_fail(err, FL_EPARSE, "event without a state");
+	pthread_mutex_lock(&s->lock);
+	rc = db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
+	if (!rc && db_query_one(s, &row, NULL,
+				"SELECT final FROM jobs WHERE id = ? AND device = ?",
+				"ss", job, device))
+		rc = fl_fail(err, FL_ENOTFOUND, "no job %s for device %s", job,
+			     device);
+	if (!rc)
+		rc = apply_event(s, device, job, seq, event, err);
+	rc = rc ? rc : db_run(s, NULL, err, "COMMIT", NULL);
+	if (rc)
+		db_run(s, NULL, NULL, "ROLLBACK", NULL);
+	pthread_mutex_unlock(&s->lock);
+	json_decref(row);
+	return rc;
+}
+
+static void fix_jobs(json_t *rows)
+{
+	db_json_bools(rows, "final");
+}
+
+int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
+		       json_t **ret, struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_query_json(s, ret, err,
+			   "SELECT " JOB_COLS " FROM jobs"
+			   " WHERE (?1 IS NULL OR device = ?1)"
+			   " AND (?2 IS NULL OR state = ?2)"
+			   " AND (?3 IS NULL OR rollout = ?3)"
+			   " ORDER BY created DESC, rowid DESC LIMIT ?4",
+			   "sssd", f->device, f->state, f->rollout,
+			   f->limit > 0 ? f->limit : 100);
+	pthread_mutex_unlock(&s->lock);
+	if (!rc)
+		fix_jobs(*ret);
+	return rc;
+}
+
+int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,
+		      struct fl_error *err)
+{
+	json_t *job = NULL, *events = NULL, *ev;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_query_one(s, &job, err, "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
+			  "s", id);
+	if (!rc)
+		rc = db_query_json(s, &events, err,
+				   "SELECT event FROM job_events WHERE job = ?"
+				   " ORDER BY seq",
+				   "s", id);
+	pthread_mutex_unlock(&s->lock);
+	if (rc == FL_ENOTFOUND) {
+		fl_error_clear(err);
+		rc = fl_fail(err, FL_ENOTFOUND, "no job '%s'", id);
+	}
+	if (rc) {
+		json_decref(job);
+		return rc;
+	}
+	json_object_set_new(job, "final",
+			    json_boolean(json_integer_value(json_object_get(job, "final"))));
+	json_array_foreach(events, i, ev) {
+		const char *t = json_string_value(json_object_get(ev, "event"));
+
+		json_array_set_new(events, i, json_loads(t, 0, NULL) ?: json_null());
+	}
+	json_object_set_new(job, "events", events);
+	*ret = job;
+	return 0;
+}
