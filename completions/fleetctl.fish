@@ -12,12 +12,15 @@ complete -c fleetctl -n __fish_use_subcommand -a bundles -d 'the bundles stored 
 complete -c fleetctl -n __fish_use_subcommand -a completion -d 'print a shell completion script'
 complete -c fleetctl -n __fish_use_subcommand -a config -d 'show and switch saved contexts'
 complete -c fleetctl -n __fish_use_subcommand -a devices -d 'list, inspect, label and decommission devices'
+complete -c fleetctl -n __fish_use_subcommand -a jobs -d 'update and rollback jobs'
 complete -c fleetctl -n __fish_use_subcommand -a keys -d 'make signing keys'
 complete -c fleetctl -n __fish_use_subcommand -a login -d 'check a server and token, then save them as a context'
 complete -c fleetctl -n __fish_use_subcommand -a provision -d 'make a device identity for a factory image (key made here)'
+complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'switch a device back to its previous slot'
 complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
+complete -c fleetctl -n __fish_use_subcommand -a update -d 'install a stored bundle on devices; --wait follows each job'
 complete -c fleetctl -n __fish_use_subcommand -a version -d 'print fleetctl\'s version'
 complete -c fleetctl -n __fish_use_subcommand -a whoami -d 'show the token\'s identity and role'
 complete -c fleetctl -n '__fish_seen_subcommand_from bundle; and not __fish_seen_subcommand_from create inspect upload verify' -a create -d 'build and sign a firmware bundle'
@@ -68,6 +71,13 @@ complete -c fleetctl -n '__fish_seen_subcommand_from list' -l version
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from list show' -a list -d 'update and rollback jobs, newest first'
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from list show' -a show -d 'one job with every state it went through'
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l device
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from keys; and not __fish_seen_subcommand_from generate' -a generate -d 'make a signing key pair (FILE, 0600, and FILE.pub)'
 complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l alg
 complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l out
@@ -78,6 +88,10 @@ complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l context
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l device
+complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l wait
+complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a init -d 'create and sign trust root version 1'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a rotate -d 'make the next root version, signed by old and new root keys'
@@ -115,5 +129,9 @@ complete -c fleetctl -n '__fish_seen_subcommand_from create' -l uses
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l ttl
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from update' -l bundle
+complete -c fleetctl -n '__fish_seen_subcommand_from update' -l wait
+complete -c fleetctl -n '__fish_seen_subcommand_from update' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from update' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from version' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from whoami' -l output
