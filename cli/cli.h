@@ -55,6 +55,14 @@ void cli_list_commands(const struct cli_cmd *table, const char *prefix,
 int cli_usage(struct cli_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * For commands whose only option is -o/--output: parse it, then require
+ * @min..@max positional arguments (from argv[optind]), else a usage
+ * error "expected @what".
+ */
+int cli_args(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
+	     const char *what);
+
 /* Handle a command-level "-o table|json"; FL_EUSAGE when unknown. */
 int cli_set_output(struct cli_ctx *ctx, const char *value);
 

@@ -11,30 +11,10 @@
 #include "fsutil.h"
 #include "util.h"
 
-/* Commands that take only "-o FORMAT" and no arguments. */
-static int parse_output_only(int argc, char **argv, struct cli_ctx *ctx)
-{
-	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		if (c != 'o')
-			return cli_usage(ctx, "unknown option");
-		if (cli_set_output(ctx, optarg))
-			return FL_EUSAGE;
-	}
-	if (optind != argc)
-		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-	return 0;
-}
-
 int cmd_version(int argc, char **argv, struct cli_ctx *ctx)
 {
 	json_t *j;
-	int rc = parse_output_only(argc, argv, ctx);
+	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
 
 	if (rc)
 		return rc;
@@ -53,7 +33,7 @@ int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx)
 	static const struct cli_col fields[] = {
 		{"id", "id"}, {"name", "name"}, {"role", "role"}, {NULL, NULL}};
 	json_t *me;
-	int rc = parse_output_only(argc, argv, ctx);
+	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
 
 	if (rc)
 		return rc;

@@ -262,13 +262,10 @@ static int cmd_bundle_inspect(int argc, char **argv, struct cli_ctx *ctx)
 {
 	struct fsig_reader *r = NULL;
 	json_t *j = NULL;
-	int c, fd, rc;
+	int fd, rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc - 1)
-		return cli_usage(ctx, "expected one FILE.fwb");
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one FILE.fwb")))
+		return rc;
 	fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fl_fail_errno(&ctx->err, FL_ENOTFOUND, "cannot open '%s'",
@@ -302,13 +299,10 @@ static const struct cli_col bundle_cols[] = {
 static int cmd_bundle_upload(int argc, char **argv, struct cli_ctx *ctx)
 {
 	json_t *resp = NULL;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc - 1)
-		return cli_usage(ctx, "expected one FILE.fwb");
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one FILE.fwb")))
+		return rc;
 	rc = fl_http_upload(ctx->http, "POST", "/api/v1/bundles", argv[optind],
 			    &resp, &ctx->err);
 	if (rc)
@@ -327,11 +321,10 @@ static int cmd_bundle_upload(int argc, char **argv, struct cli_ctx *ctx)
 static int cmd_bundles_list(int argc, char **argv, struct cli_ctx *ctx)
 {
 	json_t *rows;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
+	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
+		return rc;
 	rc = fl_http_json(ctx->http, "GET", "/api/v1/bundles", NULL, &rows,
 			  &ctx->err);
 	if (rc)
@@ -345,12 +338,11 @@ static int cmd_bundles_show(int argc, char **argv, struct cli_ctx *ctx)
 {
 	json_t *b;
 	char *path;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc - 1 || strpbrk(argv[optind], "/?#%"))
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one bundle ID")))
+		return rc;
+	if (strpbrk(argv[optind], "/?#%"))
 		return cli_usage(ctx, "expected one bundle ID or NAME@VERSION");
 	path = fl_xasprintf("/api/v1/bundles/%s", argv[optind]);
 	rc = fl_http_json(ctx->http, "GET", path, NULL, &b, &ctx->err);

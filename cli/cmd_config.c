@@ -69,11 +69,10 @@ static int cmd_config_show(int argc, char **argv, struct cli_ctx *ctx)
 	struct fl_ini *ini;
 	char *path;
 	json_t *arr;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
+	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
+		return rc;
 	rc = load(ctx, &path, &ini);
 	if (rc)
 		return rc;

@@ -82,13 +82,10 @@ static int cmd_devices_list(int argc, char **argv, struct cli_ctx *ctx)
 static int one_id(int argc, char **argv, struct cli_ctx *ctx,
 		  const char **ret_id)
 {
-	int c;
+	int rc = cli_args(ctx, argc, argv, 1, 1, "one device ID");
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc - 1)
-		return cli_usage(ctx, "expected one device ID");
+	if (rc)
+		return rc;
 	if (!fl_valid_id(argv[optind]))
 		return cli_usage(ctx, "invalid device id '%s'", argv[optind]);
 	*ret_id = argv[optind];

@@ -276,13 +276,10 @@ static int cmd_root_show(int argc, char **argv, struct cli_ctx *ctx)
 {
 	struct fsig_root *root = NULL;
 	json_t *j;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc - 1)
-		return cli_usage(ctx, "expected one ROOT.json");
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one ROOT.json")))
+		return rc;
 	rc = fsig_root_load(argv[optind], &root, &ctx->err);
 	if (rc)
 		return rc;

@@ -111,13 +111,10 @@ static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
 		{"LAST USED", "last_used"}, {"REVOKED", "revoked"},
 		{NULL, NULL}};
 	json_t *rows;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc)
-		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
+		return rc;
 	rc = fl_http_json(ctx->http, "GET", "/api/v1/tokens", NULL, &rows,
 			  &ctx->err);
 	if (rc)

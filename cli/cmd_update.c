@@ -279,13 +279,12 @@ static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
 	json_t *job, *ev;
 	char *path;
 	size_t i;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "o:")) != -1)
-		if (c != 'o' || cli_set_output(ctx, optarg))
-			return cli_usage(ctx, "unknown option");
-	if (optind != argc - 1 || !fl_valid_id(argv[optind]))
-		return cli_usage(ctx, "expected one JOB id");
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one JOB id")))
+		return rc;
+	if (!fl_valid_id(argv[optind]))
+		return cli_usage(ctx, "invalid job id '%s'", argv[optind]);
 	path = fl_xasprintf("/api/v1/jobs/%s", argv[optind]);
 	rc = fl_http_json(ctx->http, "GET", path, NULL, &job, &ctx->err);
 	free(path);

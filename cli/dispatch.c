@@ -49,6 +49,27 @@ int cli_set_output(struct cli_ctx *ctx, const char *value)
 	return 0;
 }
 
+int cli_args(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
+	     const char *what)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, n;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c != 'o')
+			return cli_usage(ctx, "unknown option");
+		if (cli_set_output(ctx, optarg))
+			return FL_EUSAGE;
+	}
+	n = argc - optind;
+	if (n < min || n > max)
+		return cli_usage(ctx, "expected %s", what);
+	return 0;
+}
+
 static void list_table(const struct cli_cmd *table, const char *prefix,
 		       FILE *f)
 {
