@@ -607,6 +607,11 @@ static int stream_one(struct fsig_reader *r, size_t i,
 	struct archive_entry *e;
 	int rc;
 
+	if (run.p->delta_from)
+		return fl_fail(err, FL_EINVAL,
+			       "payload '%s' is a delta from %s; this reader "
+			       "cannot apply deltas", run.p->name,
+			       run.p->delta_from);
 	rc = need_entry(r, 2 + i, &e, err);
 	if (rc)
 		return rc;

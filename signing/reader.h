@@ -110,8 +110,9 @@ bool fsig_reader_verified(const struct fsig_reader *r);
  * Step 2: stream every payload in manifest order into @sink (NULL:
  * hash and discard), then require the end of the archive.  zstd
  * payloads are decompressed (window at most 8 MiB) and the sink gets
- * the decompressed bytes.  FL_EINVAL if step 1 has not succeeded or
- * step 2 already ran.
+ * the decompressed bytes.  FL_EINVAL if step 1 has not succeeded, step
+ * 2 already ran, or a payload is a delta (delta_from), which this
+ * reader cannot apply yet (refused before any of its bytes is read).
  */
 int fsig_reader_stream(struct fsig_reader *r, const struct fsig_sink *sink,
 		       struct fl_error *err);

@@ -16,7 +16,9 @@ if ! command -v "${CLANG:-clang}" >/dev/null ||
 fi
 
 out=$FLEET_BUILD/fuzz
+# its own flags: nothing from an outer make (SAN=1, B=...) leaks in
 check "fuzz targets build with clang" \
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS \
 	make -s -f tests/fuzz/Makefile B="$out"
 for t in bundle manifest root; do
 	seeds=tests/fuzz/corpus/$t

@@ -397,8 +397,9 @@ static void test_inspect(void **state)
 }
 
 /* A hand-made signed bundle with one zstd payload. */
-static void zstd_bundle(struct ctx *c, const char *path, const void *stored,
-			size_t slen, size_t raw_size, const char *raw_sha)
+static void zstd_bundle_x(struct ctx *c, const char *path,
+			  const void *stored, size_t slen, size_t raw_size,
+			  const char *raw_sha, const char *extra)
 {
 	char sha[65], *m, *sig;
 	struct craft e[3];
@@ -410,8 +411,8 @@ static void zstd_bundle(struct ctx *c, const char *path, const void *stored,
 			 "\"payloads\": [{\"name\": \"p\", \"type\": \"t\", "
 			 "\"compression\": \"zstd\", \"size\": %zu, "
 			 "\"sha256\": \"%s\", \"raw_size\": %zu, "
-			 "\"raw_sha256\": \"%s\"}]}",
-			 slen, sha, raw_size, raw_sha);
+			 "\"raw_sha256\": \"%s\"%s}]}",
+			 slen, sha, raw_size, raw_sha, extra);
 	sig = sign_text(m, strlen(m), &c->ed, 1);
 	e[0] = (struct craft){.name = "manifest.json", .data = m,
 			      .len = strlen(m)};
@@ -422,6 +423,12 @@ static void zstd_bundle(struct ctx *c, const char *path, const void *stored,
 	craft_tar(path, e, 3);
 	free(m);
 	free(sig);
+}
+
+static void zstd_bundle(struct ctx *c, const char *path, const void *stored,
+			size_t slen, size_t raw_size, const char *raw_sha)
+{
+	zstd_bundle_x(c, path, stored, slen, raw_size, raw_sha, "");
 }
 
 static int count_write(void *ctx, const void *buf, size_t len,
@@ -491,6 +498,12 @@ static void test_zstd_attacks(void **state)
 		    "000000");
 	assert_int_equal(stream_count(c, path, &written, &why), FL_EVERIFY);
 	assert_int_equal(why, FSIG_R_PAYLOAD_HASH);
+
+	/* a delta verifies in step 1 but is not streamed without its base */
+	zstd_bundle_x(c, path, z, n, raw_len, raw_sha,
+		      ", \"delta_from\": \"0.9.0\"");
+	assert_int_equal(stream_count(c, path, &written, &why), FL_EINVAL);
+	assert_int_equal(written, 0);
 	free(raw);
 	free(z);
 	free(path);
