@@ -136,7 +136,7 @@ done
 rss_at() { # MIB -> peak KB of our verify
 	local f=img-$1
 	head -c $(($1 << 20)) /dev/zero >"$f"
-	sh -c "$(ours_create "$f" "b-$1.fwb")" >/dev/null
+	sh -c "$(ours_create "$f" "b-$1.fwb")" >/dev/null 2>&1
 	rm -f "$f"
 	sync
 	/usr/bin/time -f %M -o "rss-$1" sh -c "exec $(ours_verify "b-$1.fwb")" \
