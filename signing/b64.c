@@ -7,7 +7,7 @@
 #include "util.h"
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *fsig_b64_encode(const void *data, size_t len)
 {
@@ -84,9 +84,8 @@ static int decode_quad(const char *q, bool last, unsigned char *out,
 	return 0;
 }
 
-int fsig_b64_decode(const char *s, size_t slen, size_t max,
-		    unsigned char **ret, size_t *ret_len,
-		    struct fl_error *err)
+int fsig_b64_decode(const char *s, size_t slen, size_t max, unsigned char **ret,
+		    size_t *ret_len, struct fl_error *err)
 {
 	unsigned char *out;
 	size_t o = 0;

@@ -21,8 +21,7 @@ char *fsig_b64_encode(const void *data, size_t len);
  * FL_EPARSE for malformed input, FL_ELIMIT when the decoded length would
  * exceed @max.
  */
-int fsig_b64_decode(const char *s, size_t slen, size_t max,
-		    unsigned char **ret, size_t *ret_len,
-		    struct fl_error *err);
+int fsig_b64_decode(const char *s, size_t slen, size_t max, unsigned char **ret,
+		    size_t *ret_len, struct fl_error *err);
 
 #endif

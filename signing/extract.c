@@ -106,16 +106,15 @@ int fsig_bundle_verify_file(const char *path, const struct fsig_root *root,
 			    const struct fsig_policy *pol,
 			    const char *extract_dir,
 			    struct fsig_manifest **ret_manifest,
-			    enum fsig_reason *ret_reason,
-			    struct fl_error *err)
+			    enum fsig_reason *ret_reason, struct fl_error *err)
 {
 	struct fsig_reader *r = NULL;
 	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fl_fail_errno(err, errno == ENOENT ? FL_ENOTFOUND
-							  : FL_EIO,
+		return fl_fail_errno(err,
+				     errno == ENOENT ? FL_ENOTFOUND : FL_EIO,
 				     "cannot open '%s'", path);
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	rc = fsig_reader_open_fd(fd, &r, err);

@@ -103,7 +103,8 @@ static int read_repo(git_repository *repo, bool allow_dirty,
 	int rc;
 
 	if (git_repository_is_bare(repo))
-		return fl_fail(err, FL_EINVAL, "git repository has no work tree");
+		return fl_fail(err, FL_EINVAL,
+			       "git repository has no work tree");
 	if (git_revparse_single(&head, repo, "HEAD^{commit}") < 0)
 		return git_fail(err, FL_ENOTFOUND, "no HEAD commit");
 	out->commit = fl_xstrdup(git_oid_tostr_s(git_object_id(head)));

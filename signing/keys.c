@@ -34,12 +34,12 @@ struct fsig_key {
  * unusual encodings, so a key id names exactly one encoding of a key.
  */
 static const unsigned char spki_ed25519[] = {
-	0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 };
 static const unsigned char spki_p256[] = {
-	0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
-	0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
-	0x07, 0x03, 0x42, 0x00, 0x04,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
 };
 
 static int classify_spki(const unsigned char *der, size_t len,
@@ -208,8 +208,8 @@ static int key_from_pem_bio(BIO *bio, struct fsig_key **ret,
 	return key_wrap(pkey, NULL, false, NULL, 0, ret, err);
 }
 
-int fsig_key_from_public_pem(const char *pem, size_t len,
-			     struct fsig_key **ret, struct fl_error *err)
+int fsig_key_from_public_pem(const char *pem, size_t len, struct fsig_key **ret,
+			     struct fl_error *err)
 {
 	BIO *bio;
 	int rc;
@@ -257,12 +257,12 @@ static EVP_PKEY *pkey_from_raw(enum fsig_alg alg, const unsigned char *der,
 
 	if (alg == FSIG_ALG_ED25519)
 		return EVP_PKEY_new_raw_public_key_ex(
-			NULL, "ED25519", NULL, der + sizeof(spki_ed25519), 32);
-	params[0] = OSSL_PARAM_construct_utf8_string(
-		OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0);
+		    NULL, "ED25519", NULL, der + sizeof(spki_ed25519), 32);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+						     (char *)"prime256v1", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(
-		OSSL_PKEY_PARAM_PUB_KEY,
-		(void *)(der + sizeof(spki_p256) - 1), len - sizeof(spki_p256) + 1);
+	    OSSL_PKEY_PARAM_PUB_KEY, (void *)(der + sizeof(spki_p256) - 1),
+	    len - sizeof(spki_p256) + 1);
 	params[2] = OSSL_PARAM_construct_end();
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 	if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
@@ -333,7 +333,8 @@ int fsig_key_save_private(const struct fsig_key *key, const char *path,
 			       key->keyid);
 	if (fl_path_exists(path))
 		return fl_fail(err, FL_ECONFLICT,
-			       "'%s' exists; refusing to overwrite a key", path);
+			       "'%s' exists; refusing to overwrite a key",
+			       path);
 	rc = key_pem(key, true, &pem, &len, err);
 	if (rc)
 		return rc;
@@ -383,8 +384,7 @@ bool fsig_key_has_private(const struct fsig_key *key)
 	return key->has_private;
 }
 
-const unsigned char *fsig_key_spki(const struct fsig_key *key,
-				   size_t *ret_len)
+const unsigned char *fsig_key_spki(const struct fsig_key *key, size_t *ret_len)
 {
 	*ret_len = key->spki_len;
 	return key->spki;
@@ -414,9 +414,9 @@ static const EVP_MD *key_md(const struct fsig_key *key)
 	return key->alg == FSIG_ALG_ED25519 ? NULL : EVP_sha256();
 }
 
-int fsig_sign(const struct fsig_key *key, const char *domain,
-	      const void *data, size_t len, unsigned char sig[FSIG_SIG_MAX],
-	      size_t *ret_len, struct fl_error *err)
+int fsig_sign(const struct fsig_key *key, const char *domain, const void *data,
+	      size_t len, unsigned char sig[FSIG_SIG_MAX], size_t *ret_len,
+	      struct fl_error *err)
 {
 	EVP_MD_CTX *ctx = NULL;
 	unsigned char *msg;
@@ -431,8 +431,8 @@ int fsig_sign(const struct fsig_key *key, const char *domain,
 			       FSIG_DATA_MAX);
 	msg = domain_message(domain, data, len, &mlen);
 	ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestSignInit(ctx, NULL, key_md(key), NULL,
-				       key->pkey) != 1 ||
+	if (!ctx ||
+	    EVP_DigestSignInit(ctx, NULL, key_md(key), NULL, key->pkey) != 1 ||
 	    EVP_DigestSign(ctx, sig, &slen, msg, mlen) != 1) {
 		rc = fl_fail_ssl(err, FL_ERR, "signing with key %.16s failed",
 				 key->keyid);

@@ -28,9 +28,9 @@
 #define FSIG_DOMAIN_MANIFEST "fleet-manifest-v1"
 #define FSIG_DOMAIN_ROOT "fleet-root-v1"
 
-#define FSIG_KEYID_LEN 64   /* hex characters, without NUL */
-#define FSIG_SIG_MAX 128    /* largest raw signature of any algorithm */
-#define FSIG_SPKI_MAX 256   /* largest DER SubjectPublicKeyInfo accepted */
+#define FSIG_KEYID_LEN 64	 /* hex characters, without NUL */
+#define FSIG_SIG_MAX 128	 /* largest raw signature of any algorithm */
+#define FSIG_SPKI_MAX 256	 /* largest DER SubjectPublicKeyInfo accepted */
 #define FSIG_DATA_MAX (1u << 20) /* largest message fsig_sign accepts */
 
 enum fsig_alg {
@@ -86,8 +86,8 @@ int fsig_key_from_spki(const unsigned char *der, size_t len,
 		       struct fsig_key **ret, struct fl_error *err);
 
 /* Public key from PEM text in memory (at most 4 KiB). */
-int fsig_key_from_public_pem(const char *pem, size_t len,
-			     struct fsig_key **ret, struct fl_error *err);
+int fsig_key_from_public_pem(const char *pem, size_t len, struct fsig_key **ret,
+			     struct fl_error *err);
 
 /*
  * Write the private key as PKCS#8 PEM to @path (mode 0600, atomically,
@@ -114,8 +114,7 @@ enum fsig_alg fsig_key_alg(const struct fsig_key *key);
 bool fsig_key_has_private(const struct fsig_key *key);
 
 /* DER SubjectPublicKeyInfo of @key, owned by @key, *ret_len bytes. */
-const unsigned char *fsig_key_spki(const struct fsig_key *key,
-				   size_t *ret_len);
+const unsigned char *fsig_key_spki(const struct fsig_key *key, size_t *ret_len);
 
 /* Largest signature @key can produce, in bytes. */
 size_t fsig_key_sig_max(const struct fsig_key *key);
@@ -125,9 +124,9 @@ size_t fsig_key_sig_max(const struct fsig_key *key);
  * the raw signature into @sig (FSIG_SIG_MAX bytes) and its length into
  * *ret_len.  FL_EINVAL when @key has no private part.
  */
-int fsig_sign(const struct fsig_key *key, const char *domain,
-	      const void *data, size_t len, unsigned char sig[FSIG_SIG_MAX],
-	      size_t *ret_len, struct fl_error *err);
+int fsig_sign(const struct fsig_key *key, const char *domain, const void *data,
+	      size_t len, unsigned char sig[FSIG_SIG_MAX], size_t *ret_len,
+	      struct fl_error *err);
 
 /*
  * Check @sig over @domain || NUL || @data with @key.  Returns 0 when

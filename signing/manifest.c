@@ -42,8 +42,8 @@ static bool ident_char(char c)
  * characters or NUL.  Numeric identifiers may not have leading zeros
  * when @strict_numeric (core and pre-release, not build metadata).
  */
-static bool check_idents(const char **p, const char *stop,
-			 bool strict_numeric, int want_count)
+static bool check_idents(const char **p, const char *stop, bool strict_numeric,
+			 int want_count)
 {
 	int count = 0;
 
@@ -194,7 +194,8 @@ static int parse_hardware(const json_t *o, struct fsig_manifest *m,
 		if (!s || !fl_valid_label(s))
 			return fl_fail(err, FL_EPARSE,
 				       "hardware entry %zu is not a label of "
-				       "1-64 [A-Za-z0-9._:-]", i);
+				       "1-64 [A-Za-z0-9._:-]",
+				       i);
 		m->hardware[i] = s;
 	}
 	m->n_hardware = json_array_size(arr);
@@ -218,11 +219,11 @@ static int parse_provenance(const json_t *o, struct fsig_manifest *m,
 	    !is_hex(p->commit, 64))
 		rc = fl_fail(err, FL_EPARSE, "provenance commit is not hex");
 	if (!rc)
-		rc = fl_json_str_opt(v, "describe", FSIG_TEXT_MAX,
-				     &p->describe, err);
-	if (!rc)
-		rc = fl_json_str_opt(v, "remote", FSIG_URL_MAX, &p->remote,
+		rc = fl_json_str_opt(v, "describe", FSIG_TEXT_MAX, &p->describe,
 				     err);
+	if (!rc)
+		rc =
+		    fl_json_str_opt(v, "remote", FSIG_URL_MAX, &p->remote, err);
 	if (!rc)
 		rc = fl_json_str_opt(v, "builder", FSIG_TEXT_MAX, &p->builder,
 				     err);
@@ -391,9 +392,8 @@ static int parse_top(const json_t *o, struct fsig_manifest *m,
 	return rc;
 }
 
-int fsig_manifest_parse(const void *buf, size_t len,
-			struct fsig_manifest **ret, enum fsig_reason *reason,
-			struct fl_error *err)
+int fsig_manifest_parse(const void *buf, size_t len, struct fsig_manifest **ret,
+			enum fsig_reason *reason, struct fl_error *err)
 {
 	enum fsig_reason why = FSIG_R_MALFORMED;
 	struct fsig_manifest *m;
@@ -449,8 +449,7 @@ int fsig_manifest_find(const struct fsig_manifest *m, const char *name)
 
 int fsig_manifest_check_policy(const struct fsig_manifest *m,
 			       const struct fsig_policy *pol,
-			       enum fsig_reason *reason,
-			       struct fl_error *err)
+			       enum fsig_reason *reason, struct fl_error *err)
 {
 	time_t now = pol->now ? pol->now : time(NULL);
 	char when[21];
@@ -466,11 +465,12 @@ int fsig_manifest_check_policy(const struct fsig_manifest *m,
 					   pol->hardware);
 	}
 	if (m->security_version < pol->min_security_version)
-		return fsig_reject(err, reason, FSIG_R_SECURITY_VERSION,
-				   "bundle security_version %llu is below "
-				   "the floor %llu",
-				   (unsigned long long)m->security_version,
-				   (unsigned long long)pol->min_security_version);
+		return fsig_reject(
+		    err, reason, FSIG_R_SECURITY_VERSION,
+		    "bundle security_version %llu is below "
+		    "the floor %llu",
+		    (unsigned long long)m->security_version,
+		    (unsigned long long)pol->min_security_version);
 	if (m->expires && m->expires <= now) {
 		fl_time_rfc3339(m->expires, when);
 		return fsig_reject(err, reason, FSIG_R_EXPIRED,

@@ -19,15 +19,15 @@
 #include "err.h"
 #include "reason.h"
 
-#define FSIG_FORMAT 1		       /* the "format" this code writes */
+#define FSIG_FORMAT 1		      /* the "format" this code writes */
 #define FSIG_MANIFEST_MAX (64 * 1024) /* bytes of manifest.json */
-#define FSIG_PAYLOADS_MAX 16	       /* payloads in one bundle */
-#define FSIG_HARDWARE_MAX 32	       /* entries of "hardware" */
-#define FSIG_NAME_MAX 64	       /* bundle and payload names */
-#define FSIG_TYPE_MAX 32	       /* payload "type" */
-#define FSIG_VERSION_MAX 64	       /* "version" and "delta_from" */
-#define FSIG_TEXT_MAX 256	       /* describe, builder */
-#define FSIG_URL_MAX 512	       /* provenance "remote" */
+#define FSIG_PAYLOADS_MAX 16	      /* payloads in one bundle */
+#define FSIG_HARDWARE_MAX 32	      /* entries of "hardware" */
+#define FSIG_NAME_MAX 64	      /* bundle and payload names */
+#define FSIG_TYPE_MAX 32	      /* payload "type" */
+#define FSIG_VERSION_MAX 64	      /* "version" and "delta_from" */
+#define FSIG_TEXT_MAX 256	      /* describe, builder */
+#define FSIG_URL_MAX 512	      /* provenance "remote" */
 #define FSIG_SECURITY_VERSION_MAX ((1LL << 53) - 1)
 /* Largest payload: what a 12-digit octal or base-256 tar size can say is
  * far more; this keeps sizes exact in JSON numbers and sane for slots. */
@@ -48,12 +48,12 @@ const char *fsig_compression_name(enum fsig_compression c);
  * @sha256 when @compression is FSIG_COMP_NONE).
  */
 struct fsig_payload {
-	const char *name;  /* plain file name, see fl_valid_filename */
-	const char *type;  /* free label, e.g. "rootfs", "image" */
+	const char *name; /* plain file name, see fl_valid_filename */
+	const char *type; /* free label, e.g. "rootfs", "image" */
 	enum fsig_compression compression;
 	uint64_t size;
 	uint64_t raw_size;
-	const char *sha256;     /* 64 lowercase hex */
+	const char *sha256;	/* 64 lowercase hex */
 	const char *raw_sha256; /* 64 lowercase hex */
 	const char *delta_from; /* version of the base, or NULL */
 };
@@ -90,9 +90,8 @@ struct fsig_manifest {
  * payload name that is not a plain file name, FSIG_R_TOO_LARGE for an
  * oversized document, else FSIG_R_MALFORMED.  Caller frees *ret.
  */
-int fsig_manifest_parse(const void *buf, size_t len,
-			struct fsig_manifest **ret, enum fsig_reason *reason,
-			struct fl_error *err);
+int fsig_manifest_parse(const void *buf, size_t len, struct fsig_manifest **ret,
+			enum fsig_reason *reason, struct fl_error *err);
 
 /* Free a manifest (NULL is fine). */
 void fsig_manifest_free(struct fsig_manifest *m);
@@ -116,8 +115,7 @@ struct fsig_policy {
  */
 int fsig_manifest_check_policy(const struct fsig_manifest *m,
 			       const struct fsig_policy *pol,
-			       enum fsig_reason *reason,
-			       struct fl_error *err);
+			       enum fsig_reason *reason, struct fl_error *err);
 
 /* True for a semantic version 2.0.0 string of at most FSIG_VERSION_MAX
  * bytes ("1.2.3", "1.0.0-rc.1+build.5"; no leading zeros). */

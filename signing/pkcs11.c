@@ -32,8 +32,7 @@
  * the module path (or "") into @module.
  */
 static int split_module_path(const char *uri, char *out, size_t outlen,
-			     char *module, size_t modlen,
-			     struct fl_error *err)
+			     char *module, size_t modlen, struct fl_error *err)
 {
 	const char *q = strchr(uri, '?');
 	size_t o;
@@ -85,8 +84,8 @@ static int engine_setup(ENGINE *e, const char *module, struct fl_error *err)
 	return 0;
 }
 
-int fsig_pkcs11_load(const char *uri, EVP_PKEY **ret_pkey,
-		     ENGINE **ret_engine, struct fl_error *err)
+int fsig_pkcs11_load(const char *uri, EVP_PKEY **ret_pkey, ENGINE **ret_engine,
+		     struct fl_error *err)
 {
 	char clean[URI_MAX], module[URI_MAX];
 	EVP_PKEY *pkey;

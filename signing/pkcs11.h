@@ -16,8 +16,8 @@
  * the key and *ret_engine the initialised engine that backs it; release
  * the key first, then the engine with fsig_pkcs11_release().
  */
-int fsig_pkcs11_load(const char *uri, EVP_PKEY **ret_pkey,
-		     ENGINE **ret_engine, struct fl_error *err);
+int fsig_pkcs11_load(const char *uri, EVP_PKEY **ret_pkey, ENGINE **ret_engine,
+		     struct fl_error *err);
 
 /* Finish and free an engine from fsig_pkcs11_load (NULL is fine). */
 void fsig_pkcs11_release(ENGINE *engine);

@@ -19,10 +19,10 @@
 #define SINK_CHUNK (64 * 1024)
 
 enum reader_state {
-	ST_OPEN,      /* nothing read yet */
-	ST_META,      /* step 1 done */
-	ST_DONE,      /* step 2 done */
-	ST_FAILED,    /* a step failed; the reader is unusable */
+	ST_OPEN,   /* nothing read yet */
+	ST_META,   /* step 1 done */
+	ST_DONE,   /* step 2 done */
+	ST_FAILED, /* a step failed; the reader is unusable */
 };
 
 struct fsig_reader {
@@ -121,14 +121,13 @@ static int archive_start(struct fsig_reader *r, struct fl_error *err)
 			   archive_error_string(r->a));
 }
 
-int fsig_reader_open_fd(int fd, struct fsig_reader **ret,
-			struct fl_error *err)
+int fsig_reader_open_fd(int fd, struct fsig_reader **ret, struct fl_error *err)
 {
 	return reader_new(fd_read, NULL, fd, ret, err);
 }
 
-int fsig_reader_open_cb(fsig_read_fn fn, void *ctx,
-			struct fsig_reader **ret, struct fl_error *err)
+int fsig_reader_open_cb(fsig_read_fn fn, void *ctx, struct fsig_reader **ret,
+			struct fl_error *err)
 {
 	return reader_new(fn, ctx, -1, ret, err);
 }
@@ -137,8 +136,8 @@ int fsig_reader_open_cb(fsig_read_fn fn, void *ctx,
 /* Entries                                                             */
 
 /* Reject with @reason (FL_EVERIFY) unless an I/O error came first. */
-#define REJECT(r, err, why, ...)                                            \
-	((r)->io_failed ? FL_EIO                                            \
+#define REJECT(r, err, why, ...)                                               \
+	((r)->io_failed ? FL_EIO                                               \
 			: fsig_reject(err, &(r)->reason, why, __VA_ARGS__))
 
 /* Name of the entry expected at position @pos (0 manifest, 1 sig, 2+ a
@@ -201,12 +200,11 @@ static int check_name(struct fsig_reader *r, const char *name, size_t pos,
 		return 0;
 	if (!name_well_formed(name))
 		return name_plain(name)
-			       ? REJECT(r, err, FSIG_R_EXTRA,
-					"entry '%.80s' is not part of a bundle",
-					name)
-			       : REJECT(r, err, FSIG_R_BAD_NAME,
-					"entry name '%.80s' is not allowed",
-					name);
+			   ? REJECT(r, err, FSIG_R_EXTRA,
+				    "entry '%.80s' is not part of a bundle",
+				    name)
+			   : REJECT(r, err, FSIG_R_BAD_NAME,
+				    "entry name '%.80s' is not allowed", name);
 	at = entry_position(r, name);
 	if (at >= 0 && (size_t)at < pos)
 		return REJECT(r, err, FSIG_R_DUPLICATE,
@@ -262,8 +260,8 @@ static int next_entry(struct fsig_reader *r, size_t pos,
 		return REJECT(r, err, FSIG_R_MALFORMED, "entry header: %s",
 			      archive_error_string(r->a));
 	if (ar != ARCHIVE_OK)
-		return REJECT(r, err, pos == 0 ? FSIG_R_NOT_BUNDLE
-					       : FSIG_R_TRUNCATED,
+		return REJECT(r, err,
+			      pos == 0 ? FSIG_R_NOT_BUNDLE : FSIG_R_TRUNCATED,
 			      "%s", archive_error_string(r->a));
 	name = archive_entry_pathname(e);
 	if (!name)
@@ -289,8 +287,8 @@ static int need_entry(struct fsig_reader *r, size_t pos,
 }
 
 /* Read a whole small entry of @size (already capped) into a buffer. */
-static int read_small(struct fsig_reader *r, const char *name,
-		      size_t size, char **ret, struct fl_error *err)
+static int read_small(struct fsig_reader *r, const char *name, size_t size,
+		      char **ret, struct fl_error *err)
 {
 	char *buf = fl_xmalloc(size + 1);
 	size_t got = 0;
@@ -348,8 +346,8 @@ static int read_meta(struct fsig_reader *r, struct fl_error *err)
 		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
 	rc = archive_start(r, err);
 	if (!rc)
-		rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes,
-				 &r->mlen, err);
+		rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes, &r->mlen,
+				 err);
 	if (!rc)
 		rc = read_capped(r, 1, FSIG_SIGFILE_MAX, &sig, &slen, err);
 	if (!rc && fsig_siglist_parse(sig, slen, &r->sigs, &why))
@@ -374,10 +372,8 @@ static int parse_meta(struct fsig_reader *r, struct fl_error *err)
 	return 0;
 }
 
-static int check_signatures(struct fsig_reader *r,
-			    const struct fsig_root *root,
-			    const struct fsig_policy *pol,
-			    struct fl_error *err)
+static int check_signatures(struct fsig_reader *r, const struct fsig_root *root,
+			    const struct fsig_policy *pol, struct fl_error *err)
 {
 	struct fsig_key *const *keys;
 	unsigned threshold;
@@ -388,7 +384,8 @@ static int check_signatures(struct fsig_reader *r,
 		fl_time_rfc3339(fsig_root_expires(root), when);
 		return REJECT(r, err, FSIG_R_ROOT_EXPIRED,
 			      "trust root v%llu expired at %s",
-			      (unsigned long long)fsig_root_version(root), when);
+			      (unsigned long long)fsig_root_version(root),
+			      when);
 	}
 	fsig_root_role(root, FSIG_ROLE_TARGETS, &keys, &n, &threshold);
 	return fsig_siglist_check(&r->sigs, FSIG_DOMAIN_MANIFEST, r->mbytes,
@@ -445,13 +442,14 @@ struct pl_run {
 };
 
 /* Hand decompressed or plain bytes to the sink, never past raw_size. */
-static int deliver(struct fsig_reader *r, struct pl_run *run,
-		   const void *buf, size_t len, struct fl_error *err)
+static int deliver(struct fsig_reader *r, struct pl_run *run, const void *buf,
+		   size_t len, struct fl_error *err)
 {
 	if (len > run->p->raw_size - run->raw_n)
 		return REJECT(r, err, FSIG_R_PAYLOAD_SIZE,
 			      "payload '%s' is longer than its declared "
-			      "%llu bytes", run->p->name,
+			      "%llu bytes",
+			      run->p->name,
 			      (unsigned long long)run->p->raw_size);
 	run->raw_n += len;
 	/* uncompressed: delivered bytes are the stored ones, hashed once */
@@ -529,8 +527,7 @@ static int zstd_setup(struct fsig_reader *r, struct fl_error *err)
 }
 
 /* Pump the entry's data blocks through hashing (and zstd) to the sink. */
-static int pump(struct fsig_reader *r, struct pl_run *run,
-		struct fl_error *err)
+static int pump(struct fsig_reader *r, struct pl_run *run, struct fl_error *err)
 {
 	bool z = run->p->compression == FSIG_COMP_ZSTD;
 	const void *buf;
@@ -588,38 +585,38 @@ static int payload_check(struct fsig_reader *r, struct pl_run *run,
 	if (run->raw_n != p->raw_size)
 		return REJECT(r, err, FSIG_R_PAYLOAD_SIZE,
 			      "payload '%s' decompressed to %llu bytes, "
-			      "not %llu", p->name,
-			      (unsigned long long)run->raw_n,
+			      "not %llu",
+			      p->name, (unsigned long long)run->raw_n,
 			      (unsigned long long)p->raw_size);
 	if (p->compression != FSIG_COMP_NONE &&
 	    !digest_is(run->raw, p->raw_sha256))
 		return REJECT(r, err, FSIG_R_PAYLOAD_HASH,
 			      "payload '%s' decompressed data does not match "
-			      "its SHA-256", p->name);
+			      "its SHA-256",
+			      p->name);
 	return 0;
 }
 
 static int stream_one(struct fsig_reader *r, size_t i,
 		      const struct fsig_sink *sink, struct fl_error *err)
 {
-	struct pl_run run = {.p = &r->m->payloads[i], .sink = sink,
-			     .zret = 1};
+	struct pl_run run = {.p = &r->m->payloads[i], .sink = sink, .zret = 1};
 	struct archive_entry *e;
 	int rc;
 
 	if (run.p->delta_from)
 		return fl_fail(err, FL_EINVAL,
 			       "payload '%s' is a delta from %s; this reader "
-			       "cannot apply deltas", run.p->name,
-			       run.p->delta_from);
+			       "cannot apply deltas",
+			       run.p->name, run.p->delta_from);
 	rc = need_entry(r, 2 + i, &e, err);
 	if (rc)
 		return rc;
 	if ((uint64_t)archive_entry_size(e) != run.p->size)
 		return REJECT(r, err, FSIG_R_PAYLOAD_SIZE,
 			      "payload '%s' entry has %lld bytes, the manifest "
-			      "says %llu", run.p->name,
-			      (long long)archive_entry_size(e),
+			      "says %llu",
+			      run.p->name, (long long)archive_entry_size(e),
 			      (unsigned long long)run.p->size);
 	if (run.p->compression == FSIG_COMP_ZSTD && zstd_setup(r, err))
 		return FL_ENOMEM;
@@ -698,8 +695,8 @@ json_t *fsig_reader_describe(const struct fsig_reader *r)
 	json_t *sigs = json_array();
 
 	for (size_t i = 0; i < r->sigs.n; i++)
-		json_array_append_new(sigs, json_pack("{s:s}", "keyid",
-						      r->sigs.sigs[i].keyid));
+		json_array_append_new(
+		    sigs, json_pack("{s:s}", "keyid", r->sigs.sigs[i].keyid));
 	return json_pack("{s:O?, s:s, s:I, s:o, s:b}", "manifest",
 			 r->m ? r->m->json : NULL, "manifest_sha256", r->msha,
 			 "manifest_size", (json_int_t)r->mlen, "signatures",

@@ -45,8 +45,8 @@
  * A byte source: fill up to @cap bytes of @buf, set *ret_len (0 at end
  * of input) and return 0, or return an fl_err code.
  */
-typedef int (*fsig_read_fn)(void *ctx, void *buf, size_t cap,
-			    size_t *ret_len, struct fl_error *err);
+typedef int (*fsig_read_fn)(void *ctx, void *buf, size_t cap, size_t *ret_len,
+			    struct fl_error *err);
 
 /*
  * Where payload bytes go.  @write is required; @begin and @end are
@@ -67,12 +67,11 @@ struct fsig_reader;
 
 /* Read a bundle from @fd (not closed by the reader; any file type, read
  * sequentially).  Caller frees with fsig_reader_free. */
-int fsig_reader_open_fd(int fd, struct fsig_reader **ret,
-			struct fl_error *err);
+int fsig_reader_open_fd(int fd, struct fsig_reader **ret, struct fl_error *err);
 
 /* Read a bundle from a callback (e.g. a download in progress). */
-int fsig_reader_open_cb(fsig_read_fn fn, void *ctx,
-			struct fsig_reader **ret, struct fl_error *err);
+int fsig_reader_open_cb(fsig_read_fn fn, void *ctx, struct fsig_reader **ret,
+			struct fl_error *err);
 
 /*
  * Step 1 with trust: read manifest.json and manifest.sig, check that a
@@ -156,7 +155,6 @@ int fsig_bundle_verify_file(const char *path, const struct fsig_root *root,
 			    const struct fsig_policy *pol,
 			    const char *extract_dir,
 			    struct fsig_manifest **ret_manifest,
-			    enum fsig_reason *ret_reason,
-			    struct fl_error *err);
+			    enum fsig_reason *ret_reason, struct fl_error *err);
 
 #endif

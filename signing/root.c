@@ -46,8 +46,8 @@ static struct fsig_key *root_find_key(const struct fsig_root *r,
 	return NULL;
 }
 
-static int parse_key(struct fsig_root *r, const char *keyid,
-		     const json_t *v, struct fl_error *err)
+static int parse_key(struct fsig_root *r, const char *keyid, const json_t *v,
+		     struct fl_error *err)
 {
 	const char *alg, *spki_b64;
 	unsigned char *der = NULL;
@@ -64,8 +64,8 @@ static int parse_key(struct fsig_root *r, const char *keyid,
 		rc = fl_json_str(v, "spki", (FSIG_SPKI_MAX + 2) / 3 * 4,
 				 &spki_b64, err);
 	if (!rc)
-		rc = fsig_b64_decode(spki_b64, strlen(spki_b64),
-				     FSIG_SPKI_MAX, &der, &len, err);
+		rc = fsig_b64_decode(spki_b64, strlen(spki_b64), FSIG_SPKI_MAX,
+				     &der, &len, err);
 	if (!rc)
 		rc = fsig_key_from_spki(der, len, &k, err);
 	free(der);
@@ -74,8 +74,7 @@ static int parse_key(struct fsig_root *r, const char *keyid,
 	if (strcmp(fsig_key_id(k), keyid) != 0)
 		rc = fl_fail(err, FL_EPARSE, "key id is not the key's SHA-256");
 	else if (!fl_streq(fsig_alg_name(fsig_key_alg(k)), alg))
-		rc = fl_fail(err, FL_EPARSE, "key algorithm is not '%s'",
-			     alg);
+		rc = fl_fail(err, FL_EPARSE, "key algorithm is not '%s'", alg);
 	if (rc)
 		goto fail;
 	r->keys[r->n_keys++] = k;
@@ -94,11 +93,13 @@ static int parse_keys(struct fsig_root *r, const json_t *body,
 	int rc;
 
 	if (!json_is_object(keys))
-		return fl_fail(err, FL_EPARSE, "field 'keys' must be an object");
+		return fl_fail(err, FL_EPARSE,
+			       "field 'keys' must be an object");
 	if (json_object_size(keys) > FSIG_ROOT_KEYS_MAX)
 		return fl_fail(err, FL_ELIMIT, "more than %d keys",
 			       FSIG_ROOT_KEYS_MAX);
-	json_object_foreach(keys, keyid, v) {
+	json_object_foreach(keys, keyid, v)
+	{
 		rc = parse_key(r, keyid, v, err);
 		if (rc)
 			return rc;
@@ -159,8 +160,8 @@ static int parse_body(struct fsig_root *r, struct fl_error *err)
 	if (!rc)
 		rc = fl_json_str(body, "type", 32, &type, err);
 	if (!rc && strcmp(type, ROOT_TYPE) != 0)
-		rc = fl_fail(err, FL_EPARSE, "not a fleet root ('%.32s')",
-			     type);
+		rc =
+		    fl_fail(err, FL_EPARSE, "not a fleet root ('%.32s')", type);
 	if (!rc)
 		rc = fl_json_int(body, "format", ROOT_FORMAT, ROOT_FORMAT, &v,
 				 err);
@@ -310,9 +311,10 @@ static int check_role_spec(const struct fsig_role_spec *s, const char *name,
 		for (size_t j = 0; j < i; j++)
 			if (fl_streq(fsig_key_id(s->keys[i]),
 				     fsig_key_id(s->keys[j])))
-				return fl_fail(err, FL_EINVAL,
-					       "role '%s' lists key %.16s twice",
-					       name, fsig_key_id(s->keys[i]));
+				return fl_fail(
+				    err, FL_EINVAL,
+				    "role '%s' lists key %.16s twice", name,
+				    fsig_key_id(s->keys[i]));
 	return 0;
 }
 
@@ -359,8 +361,8 @@ static int build_root(uint64_t version, const struct fsig_role_spec *rs,
 	if (expires <= time(NULL))
 		return fl_fail(err, FL_EINVAL, "root expiry is in the past");
 	keys = json_object();
-	roles = json_pack("{s:o, s:o}", "root", role_json(rs, keys),
-			  "targets", role_json(ts, keys));
+	roles = json_pack("{s:o, s:o}", "root", role_json(rs, keys), "targets",
+			  role_json(ts, keys));
 	if (json_object_size(keys) > FSIG_ROOT_KEYS_MAX) {
 		json_decref(keys);
 		json_decref(roles);
@@ -389,9 +391,8 @@ int fsig_root_init(const struct fsig_role_spec *root_role,
 
 int fsig_root_rotate(const struct fsig_root *prev,
 		     const struct fsig_role_spec *root_role,
-		     const struct fsig_role_spec *targets_role,
-		     time_t expires, struct fsig_root **ret,
-		     struct fl_error *err)
+		     const struct fsig_role_spec *targets_role, time_t expires,
+		     struct fsig_root **ret, struct fl_error *err)
 {
 	if (prev->version >= (uint64_t)ROOT_VERSION_MAX)
 		return fl_fail(err, FL_ELIMIT, "root version at its maximum");
@@ -425,8 +426,8 @@ static int check_by(const struct fsig_root *r, const struct fsig_root *by,
 				  what, NULL, reason, err);
 }
 
-int fsig_root_check_self(const struct fsig_root *root,
-			 enum fsig_reason *reason, struct fl_error *err)
+int fsig_root_check_self(const struct fsig_root *root, enum fsig_reason *reason,
+			 struct fl_error *err)
 {
 	char what[64];
 
@@ -469,12 +470,13 @@ static int find_version(struct fsig_root *const *c, size_t n, uint64_t v,
 	for (size_t i = 0; i < n; i++) {
 		if (c[i]->version != v)
 			continue;
-		if (found && (found->body_len != c[i]->body_len ||
-			      memcmp(found->body, c[i]->body,
-				     found->body_len) != 0))
+		if (found &&
+		    (found->body_len != c[i]->body_len ||
+		     memcmp(found->body, c[i]->body, found->body_len) != 0))
 			return fsig_reject(err, reason, FSIG_R_ROOT_VERSION,
 					   "two different roots claim version "
-					   "%llu", (unsigned long long)v);
+					   "%llu",
+					   (unsigned long long)v);
 		found = c[i];
 	}
 	*ret = found;
@@ -482,9 +484,8 @@ static int find_version(struct fsig_root *const *c, size_t n, uint64_t v,
 }
 
 /* Accept @next on top of @cur, or fail with the reason. */
-static int check_step(const struct fsig_root *cur,
-		      const struct fsig_root *next, enum fsig_reason *reason,
-		      struct fl_error *err)
+static int check_step(const struct fsig_root *cur, const struct fsig_root *next,
+		      enum fsig_reason *reason, struct fl_error *err)
 {
 	char what[96];
 	int rc;
@@ -501,9 +502,9 @@ static int check_step(const struct fsig_root *cur,
 }
 
 int fsig_root_update(const struct fsig_root *trusted,
-		     struct fsig_root *const *candidates, size_t n,
-		     time_t now, struct fsig_root **ret_newest,
-		     enum fsig_reason *reason, struct fl_error *err)
+		     struct fsig_root *const *candidates, size_t n, time_t now,
+		     struct fsig_root **ret_newest, enum fsig_reason *reason,
+		     struct fl_error *err)
 {
 	const struct fsig_root *cur = trusted, *next = NULL;
 	char when[21];
@@ -527,10 +528,10 @@ int fsig_root_update(const struct fsig_root *trusted,
 	for (size_t i = 0; i < n; i++)
 		if (candidates[i]->version > cur->version)
 			return fsig_reject(
-				err, reason, FSIG_R_ROOT_VERSION,
-				"root v%llu does not follow v%llu (chain gap)",
-				(unsigned long long)candidates[i]->version,
-				(unsigned long long)cur->version);
+			    err, reason, FSIG_R_ROOT_VERSION,
+			    "root v%llu does not follow v%llu (chain gap)",
+			    (unsigned long long)candidates[i]->version,
+			    (unsigned long long)cur->version);
 	if (fsig_root_expired(cur, now)) {
 		fl_time_rfc3339(cur->expires, when);
 		return fsig_reject(err, reason, FSIG_R_ROOT_EXPIRED,
@@ -587,7 +588,8 @@ static json_t *role_show(const struct role_info *ri)
 	json_t *ids = json_array();
 
 	for (size_t i = 0; i < ri->n; i++)
-		json_array_append_new(ids, json_string(fsig_key_id(ri->keys[i])));
+		json_array_append_new(ids,
+				      json_string(fsig_key_id(ri->keys[i])));
 	return json_pack("{s:o, s:I}", "keyids", ids, "threshold",
 			 (json_int_t)ri->threshold);
 }
@@ -601,23 +603,22 @@ json_t *fsig_root_to_json(const struct fsig_root *root)
 		char *pem = fsig_key_public_pem(root->keys[i]);
 
 		json_array_append_new(
-			keys, json_pack("{s:s, s:s, s:s}", "keyid",
-					fsig_key_id(root->keys[i]), "alg",
-					fsig_alg_name(fsig_key_alg(root->keys[i])),
-					"public", pem));
+		    keys, json_pack("{s:s, s:s, s:s}", "keyid",
+				    fsig_key_id(root->keys[i]), "alg",
+				    fsig_alg_name(fsig_key_alg(root->keys[i])),
+				    "public", pem));
 		free(pem);
 	}
 	for (size_t i = 0; i < root->sigs.n; i++) {
 		const struct fsig_sig *s = &root->sigs.sigs[i];
 		const struct fsig_key *k = root_find_key(root, s->keyid);
-		bool valid = k && fsig_verify(k, FSIG_DOMAIN_ROOT, root->body,
-					      root->body_len, s->sig, s->len,
-					      NULL) == 0;
+		bool valid =
+		    k && fsig_verify(k, FSIG_DOMAIN_ROOT, root->body,
+				     root->body_len, s->sig, s->len, NULL) == 0;
 
-		json_array_append_new(sigs,
-				      json_pack("{s:s, s:b, s:b}", "keyid",
-						s->keyid, "listed", k != NULL,
-						"valid", valid));
+		json_array_append_new(
+		    sigs, json_pack("{s:s, s:b, s:b}", "keyid", s->keyid,
+				    "listed", k != NULL, "valid", valid));
 	}
 	fl_time_rfc3339(root->expires, when);
 	return json_pack("{s:I, s:s, s:o, s:{s:o, s:o}, s:o}", "version",

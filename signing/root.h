@@ -37,8 +37,8 @@
 #include "sigs.h"
 
 #define FSIG_ROOT_MAX (64 * 1024) /* bytes of a root.json envelope */
-#define FSIG_ROOT_KEYS_MAX 32	   /* keys listed in one root */
-#define FSIG_ROOT_CHAIN_MAX 1024   /* candidate roots in one update */
+#define FSIG_ROOT_KEYS_MAX 32	  /* keys listed in one root */
+#define FSIG_ROOT_CHAIN_MAX 1024  /* candidate roots in one update */
 #define FSIG_ROOT_PAYLOAD_TYPE "application/vnd.fleet.root+json"
 
 enum fsig_role {
@@ -73,9 +73,8 @@ int fsig_root_init(const struct fsig_role_spec *root_role,
  */
 int fsig_root_rotate(const struct fsig_root *prev,
 		     const struct fsig_role_spec *root_role,
-		     const struct fsig_role_spec *targets_role,
-		     time_t expires, struct fsig_root **ret,
-		     struct fl_error *err);
+		     const struct fsig_role_spec *targets_role, time_t expires,
+		     struct fsig_root **ret, struct fl_error *err);
 
 /*
  * Add (or replace) @key's signature over the body.  Any key may sign:
@@ -102,8 +101,8 @@ int fsig_root_load(const char *path, struct fsig_root **ret,
  * Check that @root carries a threshold of valid signatures by its own
  * root keys.  FL_EVERIFY with *reason as for fsig_siglist_check.
  */
-int fsig_root_check_self(const struct fsig_root *root,
-			 enum fsig_reason *reason, struct fl_error *err);
+int fsig_root_check_self(const struct fsig_root *root, enum fsig_reason *reason,
+			 struct fl_error *err);
 
 /*
  * Load the root a verifier already trusts (shipped with the device or
@@ -126,9 +125,9 @@ int fsig_root_load_trusted(const char *path, struct fsig_root **ret,
  * the caller keeps trusting @trusted.
  */
 int fsig_root_update(const struct fsig_root *trusted,
-		     struct fsig_root *const *candidates, size_t n,
-		     time_t now, struct fsig_root **ret_newest,
-		     enum fsig_reason *reason, struct fl_error *err);
+		     struct fsig_root *const *candidates, size_t n, time_t now,
+		     struct fsig_root **ret_newest, enum fsig_reason *reason,
+		     struct fl_error *err);
 
 /* True when @root has expired at @now (0: time(NULL)). */
 bool fsig_root_expired(const struct fsig_root *root, time_t now);

@@ -73,8 +73,8 @@ int fsig_siglist_from_json(const json_t *arr, struct fsig_siglist *out,
 	return 0;
 }
 
-int fsig_siglist_parse(const void *buf, size_t len,
-		       struct fsig_siglist *out, struct fl_error *err)
+int fsig_siglist_parse(const void *buf, size_t len, struct fsig_siglist *out,
+		       struct fl_error *err)
 {
 	json_t *j;
 	int rc;
@@ -92,12 +92,12 @@ json_t *fsig_siglist_to_json(const struct fsig_siglist *list)
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < list->n; i++) {
-		char *b64 = fsig_b64_encode(list->sigs[i].sig,
-					    list->sigs[i].len);
+		char *b64 =
+		    fsig_b64_encode(list->sigs[i].sig, list->sigs[i].len);
 
-		json_array_append_new(
-			arr, json_pack("{s:s, s:s}", "keyid",
-				       list->sigs[i].keyid, "sig", b64));
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "keyid",
+						     list->sigs[i].keyid, "sig",
+						     b64));
 		free(b64);
 	}
 	return arr;
@@ -127,8 +127,8 @@ int fsig_siglist_add(struct fsig_siglist *list, const struct fsig_key *key,
 	return 0;
 }
 
-static const struct fsig_key *find_key(struct fsig_key *const *keys,
-				       size_t n, const char *keyid)
+static const struct fsig_key *find_key(struct fsig_key *const *keys, size_t n,
+				       const char *keyid)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(fsig_key_id(keys[i]), keyid) == 0)
@@ -148,9 +148,8 @@ static bool seen_before(const struct fsig_siglist *list, size_t i)
 int fsig_siglist_check(const struct fsig_siglist *list, const char *domain,
 		       const void *data, size_t len,
 		       struct fsig_key *const *keys, size_t n_keys,
-		       unsigned threshold, const char *what,
-		       size_t *ret_valid, enum fsig_reason *reason,
-		       struct fl_error *err)
+		       unsigned threshold, const char *what, size_t *ret_valid,
+		       enum fsig_reason *reason, struct fl_error *err)
 {
 	const char *bad = NULL, *unknown = NULL;
 	size_t valid = 0;

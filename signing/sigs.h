@@ -15,7 +15,7 @@
 #include "keys.h"
 #include "reason.h"
 
-#define FSIG_SIGS_MAX 16	       /* signatures in one list */
+#define FSIG_SIGS_MAX 16	     /* signatures in one list */
 #define FSIG_SIGFILE_MAX (16 * 1024) /* bytes of a manifest.sig */
 
 struct fsig_sig {
@@ -41,8 +41,8 @@ int fsig_siglist_from_json(const json_t *arr, struct fsig_siglist *out,
 			   struct fl_error *err);
 
 /* As fsig_siglist_from_json, from @len bytes of JSON text. */
-int fsig_siglist_parse(const void *buf, size_t len,
-		       struct fsig_siglist *out, struct fl_error *err);
+int fsig_siglist_parse(const void *buf, size_t len, struct fsig_siglist *out,
+		       struct fl_error *err);
 
 /* The list as a new JSON array (caller decrefs). */
 json_t *fsig_siglist_to_json(const struct fsig_siglist *list);
@@ -68,8 +68,7 @@ int fsig_siglist_add(struct fsig_siglist *list, const struct fsig_key *key,
 int fsig_siglist_check(const struct fsig_siglist *list, const char *domain,
 		       const void *data, size_t len,
 		       struct fsig_key *const *keys, size_t n_keys,
-		       unsigned threshold, const char *what,
-		       size_t *ret_valid, enum fsig_reason *reason,
-		       struct fl_error *err);
+		       unsigned threshold, const char *what, size_t *ret_valid,
+		       enum fsig_reason *reason, struct fl_error *err);
 
 #endif

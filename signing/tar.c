@@ -34,20 +34,20 @@ void fsig_tar_header(unsigned char hdr[FSIG_TAR_BLOCK], const char *name,
 
 	memset(hdr, 0, FSIG_TAR_BLOCK);
 	fl_strlcpy((char *)hdr, name, FSIG_TAR_NAME_MAX + 1); /* name[100] */
-	put_octal(hdr + 100, 8, 0644);	 /* mode */
-	put_octal(hdr + 108, 8, 0);	 /* uid */
-	put_octal(hdr + 116, 8, 0);	 /* gid */
+	put_octal(hdr + 100, 8, 0644);			      /* mode */
+	put_octal(hdr + 108, 8, 0);			      /* uid */
+	put_octal(hdr + 116, 8, 0);			      /* gid */
 	if (size < FSIG_TAR_OCTAL_LIMIT)
 		put_octal(hdr + 124, 12, size);
 	else
 		put_base256(hdr + 124, 12, size);
 	put_octal(hdr + 136, 12, mtime > 0 ? (uint64_t)mtime : 0);
-	hdr[156] = '0';			 /* typeflag: regular file */
-	memcpy(hdr + 257, "ustar", 6);	 /* magic with NUL */
-	memcpy(hdr + 263, "00", 2);	 /* version */
-	memset(hdr + 148, ' ', 8);	 /* checksum counts as spaces */
+	hdr[156] = '0';		       /* typeflag: regular file */
+	memcpy(hdr + 257, "ustar", 6); /* magic with NUL */
+	memcpy(hdr + 263, "00", 2);    /* version */
+	memset(hdr + 148, ' ', 8);     /* checksum counts as spaces */
 	for (size_t i = 0; i < FSIG_TAR_BLOCK; i++)
 		sum += hdr[i];
-	put_octal(hdr + 148, 7, sum);	 /* six digits, NUL, space */
+	put_octal(hdr + 148, 7, sum); /* six digits, NUL, space */
 	hdr[155] = ' ';
 }

@@ -77,7 +77,8 @@ static int out_write(struct out *o, const void *buf, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return fl_fail_errno(err, FL_EIO, "cannot write bundle");
+			return fl_fail_errno(err, FL_EIO,
+					     "cannot write bundle");
 		done += (size_t)n;
 	}
 	o->off += len;
@@ -169,7 +170,8 @@ static int open_payload(struct writer *w, size_t i, struct fl_error *err)
 	if (!fsig_valid_name(p->name))
 		return fl_fail(err, FL_EINVAL,
 			       "bad payload name '%.80s' (1-64 of A-Z a-z 0-9 "
-			       ". _ + -, not starting with '.')", p->name);
+			       ". _ + -, not starting with '.')",
+			       p->name);
 	if (!fl_valid_label(p->type) || strlen(p->type) > FSIG_TYPE_MAX)
 		return fl_fail(err, FL_EINVAL, "bad payload type '%.40s'",
 			       p->type);
@@ -179,8 +181,8 @@ static int open_payload(struct writer *w, size_t i, struct fl_error *err)
 				       "two payloads are named '%s'", p->name);
 	p->fd = open(ps->path, O_RDONLY | O_CLOEXEC);
 	if (p->fd < 0)
-		return fl_fail_errno(err, errno == ENOENT ? FL_ENOTFOUND
-							  : FL_EIO,
+		return fl_fail_errno(err,
+				     errno == ENOENT ? FL_ENOTFOUND : FL_EIO,
 				     "cannot open '%s'", ps->path);
 	posix_fadvise(p->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return image_size(p->fd, ps->path, &p->raw_size, err);
@@ -190,7 +192,7 @@ static int open_payload(struct writer *w, size_t i, struct fl_error *err)
 /* Manifest and signature file text                                    */
 
 static const char placeholder_hash[] =
-	"0000000000000000000000000000000000000000000000000000000000000000";
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 static json_t *payload_json(const struct pl_state *p, bool placeholder)
 {
@@ -240,7 +242,8 @@ static json_t *manifest_json(const struct writer *w, bool placeholder)
 	for (size_t i = 0; i < s->n_hardware; i++)
 		json_array_append_new(hw, json_string(s->hardware[i]));
 	for (size_t i = 0; i < s->n_payloads; i++)
-		json_array_append_new(pls, payload_json(&w->pl[i], placeholder));
+		json_array_append_new(pls,
+				      payload_json(&w->pl[i], placeholder));
 	fl_time_rfc3339(w->created, when);
 	m = json_pack("{s:i, s:s, s:s, s:I, s:o, s:s}", "format", FSIG_FORMAT,
 		      "name", s->name, "version", s->version,
@@ -292,17 +295,17 @@ static int render(json_t *j, size_t want, size_t max, char **ret,
 }
 
 /* Signature file text for @manifest, or its placeholder (max sizes). */
-static int sig_text(const struct writer *w, const char *manifest,
-		    size_t mlen, size_t want, char **ret, size_t *ret_len,
+static int sig_text(const struct writer *w, const char *manifest, size_t mlen,
+		    size_t want, char **ret, size_t *ret_len,
 		    struct fl_error *err)
 {
 	struct fsig_siglist list = {0};
 	int rc;
 
 	for (size_t i = 0; i < w->spec->n_keys && manifest; i++) {
-		rc = fsig_siglist_add(&list, w->spec->keys[i],
-				      FSIG_DOMAIN_MANIFEST, manifest, mlen,
-				      err);
+		rc =
+		    fsig_siglist_add(&list, w->spec->keys[i],
+				     FSIG_DOMAIN_MANIFEST, manifest, mlen, err);
 		if (rc)
 			return rc;
 	}
@@ -327,8 +330,8 @@ static int read_chunk(struct pl_state *p, uint64_t off, unsigned char *buf,
 	size_t got = 0;
 
 	while (got < want) {
-		ssize_t n = pread(p->fd, buf + got, want - got,
-				  (off_t)(off + got));
+		ssize_t n =
+		    pread(p->fd, buf + got, want - got, (off_t)(off + got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -373,8 +376,8 @@ static int zstd_feed(struct writer *w, EVP_MD_CTX *stored, const void *in,
 static int zstd_start(struct writer *w, const struct pl_state *p,
 		      struct fl_error *err)
 {
-	int level = w->spec->zstd_level ? w->spec->zstd_level
-					: ZSTD_LEVEL_DEFAULT;
+	int level =
+	    w->spec->zstd_level ? w->spec->zstd_level : ZSTD_LEVEL_DEFAULT;
 
 	if (!w->cctx) {
 		w->cctx = ZSTD_createCCtx();
@@ -382,9 +385,8 @@ static int zstd_start(struct writer *w, const struct pl_state *p,
 		w->zbuf = fl_xmalloc(w->zbuf_len);
 	}
 	ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx,
-						ZSTD_c_compressionLevel,
-						level)) ||
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(
+		w->cctx, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(w->cctx, p->raw_size)))
 		return fl_fail(err, FL_ERR, "cannot set up zstd");
 	return 0;
@@ -401,8 +403,8 @@ static int copier_write(void *ctx, const void *buf, size_t len,
  * thread writes the previous buffer, alternating two buffers, so the
  * cost is about max(hash, copy) rather than their sum.
  */
-static int stream_plain(struct writer *w, struct pl_state *p,
-			EVP_MD_CTX *raw, struct fl_error *err)
+static int stream_plain(struct writer *w, struct pl_state *p, EVP_MD_CTX *raw,
+			struct fl_error *err)
 {
 	unsigned char *bufs[2] = {w->buf, w->buf2};
 	struct fsig_copier *cp = NULL;
@@ -412,8 +414,8 @@ static int stream_plain(struct writer *w, struct pl_state *p,
 	if (!w->out.discard && p->raw_size > CHUNK)
 		rc = fsig_copier_start(copier_write, &w->out, &cp, err);
 	while (!rc && off < p->raw_size) {
-		size_t n = p->raw_size - off < CHUNK ? p->raw_size - off
-						      : CHUNK;
+		size_t n =
+		    p->raw_size - off < CHUNK ? p->raw_size - off : CHUNK;
 
 		rc = read_chunk(p, off, bufs[k], n, err);
 		if (!rc)
@@ -431,9 +433,8 @@ static int stream_plain(struct writer *w, struct pl_state *p,
 }
 
 /* Read, hash, maybe compress and emit the data of one payload. */
-static int stream_data(struct writer *w, struct pl_state *p,
-		       EVP_MD_CTX *raw, EVP_MD_CTX *stored,
-		       struct fl_error *err)
+static int stream_data(struct writer *w, struct pl_state *p, EVP_MD_CTX *raw,
+		       EVP_MD_CTX *stored, struct fl_error *err)
 {
 	uint64_t off = 0;
 	int rc;
@@ -443,8 +444,8 @@ static int stream_data(struct writer *w, struct pl_state *p,
 		return stream_plain(w, p, raw, err);
 	rc = zstd_start(w, p, err);
 	while (!rc) {
-		size_t n = p->raw_size - off < CHUNK ? p->raw_size - off
-						      : CHUNK;
+		size_t n =
+		    p->raw_size - off < CHUNK ? p->raw_size - off : CHUNK;
 
 		rc = read_chunk(p, off, w->buf, n, err);
 		if (rc)
@@ -487,9 +488,9 @@ static int stream_payload(struct writer *w, struct pl_state *p,
 	int rc;
 
 	snprintf(name, sizeof(name), "payload/%s", p->name);
-	fsig_tar_header(hdr, name, known ? (p->streamed ? p->size
-							 : p->raw_size)
-					 : 0, w->created);
+	fsig_tar_header(hdr, name,
+			known ? (p->streamed ? p->size : p->raw_size) : 0,
+			w->created);
 	EVP_DigestInit_ex(raw, EVP_sha256(), NULL);
 	EVP_DigestInit_ex(stored, EVP_sha256(), NULL);
 	rc = out_write(&w->out, hdr, sizeof(hdr), err);
@@ -558,8 +559,8 @@ static int write_region(struct writer *w, size_t mlen, size_t slen,
 	size_t ml, sl, off = 0;
 	int rc;
 
-	rc = render(manifest_json(w, false), mlen, FSIG_MANIFEST_MAX,
-		    &manifest, &ml, err);
+	rc = render(manifest_json(w, false), mlen, FSIG_MANIFEST_MAX, &manifest,
+		    &ml, err);
 	if (!rc)
 		rc = sig_text(w, manifest, ml, slen, &sig, &sl, err);
 	if (rc)
@@ -674,8 +675,8 @@ int fsig_bundle_write(const struct fsig_bundle_spec *spec, int fd,
 		rc = open_payload(&w, i, err);
 	w.out.fd = fd;
 	w.out.base = lseek(fd, 0, SEEK_CUR);
-	w.out.seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-			 w.out.base >= 0;
+	w.out.seekable =
+	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && w.out.base >= 0;
 	w.buf = fl_xmalloc(CHUNK);
 	w.buf2 = fl_xmalloc(CHUNK);
 	if (!rc)
@@ -696,7 +697,8 @@ int fsig_bundle_create(const struct fsig_bundle_spec *spec, const char *path,
 	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
 		return fl_fail(err, FL_EINVAL,
 			       "'%s' exists and is not a regular file "
-			       "(write pipes with fsig_bundle_write)", path);
+			       "(write pipes with fsig_bundle_write)",
+			       path);
 	tmp = fl_xasprintf("%s.tmp.XXXXXX", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {

@@ -34,9 +34,9 @@ struct fsig_payload_spec {
 
 /* Everything a bundle says about itself. */
 struct fsig_bundle_spec {
-	const char *name;	   /* fsig_valid_name */
-	const char *version;	   /* semantic version */
-	uint64_t security_version; /* <= FSIG_SECURITY_VERSION_MAX */
+	const char *name;	     /* fsig_valid_name */
+	const char *version;	     /* semantic version */
+	uint64_t security_version;   /* <= FSIG_SECURITY_VERSION_MAX */
 	const char *const *hardware; /* 1..FSIG_HARDWARE_MAX labels */
 	size_t n_hardware;
 	time_t created; /* 0: now */

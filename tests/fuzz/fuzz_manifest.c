@@ -10,9 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fsig_policy pol = {.hardware = "gw",
-				  .min_security_version = 3,
-				  .now = 1800000000};
+	struct fsig_policy pol = {
+	    .hardware = "gw", .min_security_version = 3, .now = 1800000000};
 	enum fsig_reason why = FSIG_R_NONE;
 	struct fsig_manifest *m = NULL;
 	struct fl_error err = {0};

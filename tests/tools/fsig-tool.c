@@ -60,58 +60,115 @@ static void add(const char **list, size_t *n, const char *v)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"alg", 1, 0, 'a'},	     {"out", 1, 0, 'o'},
-		{"root-key", 1, 0, 'R'},     {"targets-key", 1, 0, 'T'},
-		{"root-threshold", 1, 0, 'r'},
-		{"targets-threshold", 1, 0, 't'},
-		{"expires", 1, 0, 'e'},	     {"key", 1, 0, 'k'},
-		{"name", 1, 0, 'n'},	     {"version", 1, 0, 'v'},
-		{"security-version", 1, 0, 's'},
-		{"hardware", 1, 0, 'H'},     {"image", 1, 0, 'i'},
-		{"compress", 1, 0, 'c'},     {"level", 1, 0, 'l'},
-		{"git", 1, 0, 'g'},	     {"allow-dirty", 0, 0, 'D'},
-		{"root", 1, 0, 'x'},	     {"update", 1, 0, 'u'},
-		{"min-security-version", 1, 0, 'm'},
-		{"extract", 1, 0, 'X'},	     {"prev", 1, 0, 'p'},
-		{"sign", 1, 0, 'S'},	     {0, 0, 0, 0},
+	    {"alg", 1, 0, 'a'},
+	    {"out", 1, 0, 'o'},
+	    {"root-key", 1, 0, 'R'},
+	    {"targets-key", 1, 0, 'T'},
+	    {"root-threshold", 1, 0, 'r'},
+	    {"targets-threshold", 1, 0, 't'},
+	    {"expires", 1, 0, 'e'},
+	    {"key", 1, 0, 'k'},
+	    {"name", 1, 0, 'n'},
+	    {"version", 1, 0, 'v'},
+	    {"security-version", 1, 0, 's'},
+	    {"hardware", 1, 0, 'H'},
+	    {"image", 1, 0, 'i'},
+	    {"compress", 1, 0, 'c'},
+	    {"level", 1, 0, 'l'},
+	    {"git", 1, 0, 'g'},
+	    {"allow-dirty", 0, 0, 'D'},
+	    {"root", 1, 0, 'x'},
+	    {"update", 1, 0, 'u'},
+	    {"min-security-version", 1, 0, 'm'},
+	    {"extract", 1, 0, 'X'},
+	    {"prev", 1, 0, 'p'},
+	    {"sign", 1, 0, 'S'},
+	    {0, 0, 0, 0},
 	};
 	int c;
 
 	o->root_threshold = o->targets_threshold = 1;
 	while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
 		switch (c) {
-		case 'a': o->alg = optarg; break;
-		case 'o': o->out = optarg; break;
-		case 'R': add(o->root_keys, &o->n_root_keys, optarg); break;
-		case 'T': add(o->targets_keys, &o->n_targets_keys, optarg); break;
-		case 'r': o->root_threshold = (unsigned)atoi(optarg); break;
-		case 't': o->targets_threshold = (unsigned)atoi(optarg); break;
-		case 'e': o->expires = optarg; break;
-		case 'k': add(o->keys, &o->n_keys, optarg); break;
-		case 'n': o->name = optarg; break;
-		case 'v': o->version = optarg; break;
-		case 's': o->security_version = strtoull(optarg, NULL, 10); break;
-		case 'H': add(o->hardware, &o->n_hardware, optarg);
-			  o->hw_one = optarg; break;
-		case 'i': add(o->images, &o->n_images, optarg); break;
-		case 'c': o->compress = optarg; break;
-		case 'l': o->level = atoi(optarg); break;
-		case 'g': o->git = optarg; break;
-		case 'D': o->allow_dirty = true; break;
-		case 'x': o->root = optarg; break;
-		case 'u': add(o->updates, &o->n_updates, optarg); break;
-		case 'm': o->min_sv = strtoull(optarg, NULL, 10); break;
-		case 'X': o->extract = optarg; break;
-		case 'p': o->prev = optarg; break;
-		case 'S': add(o->sign, &o->n_sign, optarg); break;
-		default: exit(2);
+		case 'a':
+			o->alg = optarg;
+			break;
+		case 'o':
+			o->out = optarg;
+			break;
+		case 'R':
+			add(o->root_keys, &o->n_root_keys, optarg);
+			break;
+		case 'T':
+			add(o->targets_keys, &o->n_targets_keys, optarg);
+			break;
+		case 'r':
+			o->root_threshold = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			o->targets_threshold = (unsigned)atoi(optarg);
+			break;
+		case 'e':
+			o->expires = optarg;
+			break;
+		case 'k':
+			add(o->keys, &o->n_keys, optarg);
+			break;
+		case 'n':
+			o->name = optarg;
+			break;
+		case 'v':
+			o->version = optarg;
+			break;
+		case 's':
+			o->security_version = strtoull(optarg, NULL, 10);
+			break;
+		case 'H':
+			add(o->hardware, &o->n_hardware, optarg);
+			o->hw_one = optarg;
+			break;
+		case 'i':
+			add(o->images, &o->n_images, optarg);
+			break;
+		case 'c':
+			o->compress = optarg;
+			break;
+		case 'l':
+			o->level = atoi(optarg);
+			break;
+		case 'g':
+			o->git = optarg;
+			break;
+		case 'D':
+			o->allow_dirty = true;
+			break;
+		case 'x':
+			o->root = optarg;
+			break;
+		case 'u':
+			add(o->updates, &o->n_updates, optarg);
+			break;
+		case 'm':
+			o->min_sv = strtoull(optarg, NULL, 10);
+			break;
+		case 'X':
+			o->extract = optarg;
+			break;
+		case 'p':
+			o->prev = optarg;
+			break;
+		case 'S':
+			add(o->sign, &o->n_sign, optarg);
+			break;
+		default:
+			exit(2);
 		}
 	}
 }
 
 /* Load private (file or pkcs11:) or public keys; exits on failure. */
-static void load_keys(const char *const *paths, size_t n,
-		      struct fsig_key **out, bool priv)
+static void load_keys(const char *const *paths, size_t n, struct fsig_key **out,
+		      bool priv)
 {
 	struct fl_error err = {0};
 
@@ -203,7 +260,8 @@ static int cmd_root(struct opts *o, struct fl_error *err)
 	int rc;
 
 	if (!o->out || !o->n_root_keys || !o->n_targets_keys)
-		return fl_fail(err, FL_EUSAGE, "need -o, --root-key, "
+		return fl_fail(err, FL_EUSAGE,
+			       "need -o, --root-key, "
 			       "--targets-key");
 	if (!o->prev) {
 		/* root-init signs with the root keys themselves */
@@ -225,11 +283,16 @@ static int cmd_create(struct opts *o, struct fl_error *err)
 	struct fsig_git_info git = {0};
 	struct fsig_key *keys[MAXN];
 	struct fsig_bundle_spec s = {
-		.name = o->name, .version = o->version,
-		.security_version = o->security_version,
-		.hardware = o->hardware, .n_hardware = o->n_hardware,
-		.payloads = ps, .n_payloads = o->n_images, .keys = keys,
-		.n_keys = o->n_keys, .zstd_level = o->level,
+	    .name = o->name,
+	    .version = o->version,
+	    .security_version = o->security_version,
+	    .hardware = o->hardware,
+	    .n_hardware = o->n_hardware,
+	    .payloads = ps,
+	    .n_payloads = o->n_images,
+	    .keys = keys,
+	    .n_keys = o->n_keys,
+	    .zstd_level = o->level,
 	};
 	int rc = 0;
 
@@ -238,7 +301,8 @@ static int cmd_create(struct opts *o, struct fl_error *err)
 	for (size_t i = 0; i < o->n_images; i++) {
 		ps[i].path = o->images[i];
 		ps[i].compression = fl_streq(o->compress, "zstd")
-					    ? FSIG_COMP_ZSTD : FSIG_COMP_NONE;
+					? FSIG_COMP_ZSTD
+					: FSIG_COMP_NONE;
 	}
 	if (o->expires)
 		s.expires = expiry(o->expires, 0);
@@ -252,9 +316,9 @@ static int cmd_create(struct opts *o, struct fl_error *err)
 	}
 	load_keys(o->keys, o->n_keys, keys, true);
 	if (!rc)
-		rc = strcmp(o->out, "-") == 0 ? fsig_bundle_write(&s, 1, err)
-					      : fsig_bundle_create(&s, o->out,
-								   err);
+		rc = strcmp(o->out, "-") == 0
+			 ? fsig_bundle_write(&s, 1, err)
+			 : fsig_bundle_create(&s, o->out, err);
 	free_keys(keys, o->n_keys);
 	fsig_git_info_release(&git);
 	return rc;

@@ -147,9 +147,8 @@ FIXTURE struct fsig_root *make_root(struct fsig_key **rk, size_t nr,
 	struct fsig_role_spec rs = {rk, nr, rt}, ts = {tk, nt, tt};
 	struct fsig_root *root = NULL;
 
-	assert_int_equal(fsig_root_init(&rs, &ts, time(NULL) + 365 * 86400,
-					&root, NULL),
-			 0);
+	assert_int_equal(
+	    fsig_root_init(&rs, &ts, time(NULL) + 365 * 86400, &root, NULL), 0);
 	for (size_t i = 0; i < nr; i++)
 		assert_int_equal(fsig_root_sign(root, rk[i], NULL), 0);
 	return root;
@@ -196,9 +195,9 @@ FIXTURE void craft_tar(const char *path, const struct craft *e, size_t n)
 		}
 		assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
 		if (e[i].type == CRAFT_FILE && e[i].len)
-			assert_int_equal(archive_write_data(a, e[i].data,
-							    e[i].len),
-					 (la_ssize_t)e[i].len);
+			assert_int_equal(
+			    archive_write_data(a, e[i].data, e[i].len),
+			    (la_ssize_t)e[i].len);
 	}
 	archive_entry_free(ae);
 	assert_int_equal(archive_write_close(a), ARCHIVE_OK);

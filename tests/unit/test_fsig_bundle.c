@@ -72,11 +72,15 @@ static const char *const hw[] = {"gw-v1", "gw-v2"};
 static void spec_init(struct fsig_bundle_spec *s, struct fsig_payload_spec *ps,
 		      size_t n, struct fsig_key **keys, size_t nk)
 {
-	*s = (struct fsig_bundle_spec){
-		.name = "gateway-fw", .version = "2.1.0",
-		.security_version = 7, .hardware = hw, .n_hardware = 2,
-		.payloads = ps, .n_payloads = n, .keys = keys,
-		.n_keys = nk};
+	*s = (struct fsig_bundle_spec){.name = "gateway-fw",
+				       .version = "2.1.0",
+				       .security_version = 7,
+				       .hardware = hw,
+				       .n_hardware = 2,
+				       .payloads = ps,
+				       .n_payloads = n,
+				       .keys = keys,
+				       .n_keys = nk};
 }
 
 static void test_round_trip_plain_and_zstd(void **state)
@@ -88,9 +92,9 @@ static void test_round_trip_plain_and_zstd(void **state)
 	char *bundle = tpath(c->dir, "x.fwb"), *ea, *ez;
 	unsigned char *zeros = fl_xcalloc(1, 2 << 20);
 	struct fsig_payload_spec ps[3] = {
-		{.path = a, .type = "rootfs"},
-		{.path = b, .name = "app", .compression = FSIG_COMP_ZSTD},
-		{.path = z, .compression = FSIG_COMP_ZSTD},
+	    {.path = a, .type = "rootfs"},
+	    {.path = b, .name = "app", .compression = FSIG_COMP_ZSTD},
+	    {.path = z, .compression = FSIG_COMP_ZSTD},
 	};
 	struct fsig_key *keys[] = {c->ed, c->p256};
 	struct fsig_policy pol = {.hardware = "gw-v2",
@@ -187,9 +191,9 @@ static void test_pipe_output(void **state)
 	assert_same_file(f, p);
 	ps.compression = FSIG_COMP_ZSTD;
 	bundle_to_pipe(&s, p);
-	assert_int_equal(fsig_bundle_verify_file(p, c->root, NULL, NULL, NULL,
-						 NULL, NULL),
-			 0);
+	assert_int_equal(
+	    fsig_bundle_verify_file(p, c->root, NULL, NULL, NULL, NULL, NULL),
+	    0);
 	free(a);
 	free(f);
 	free(p);
@@ -270,12 +274,21 @@ static void test_write_error(void **state)
 	free(a);
 }
 
-static void git(const char *dir, const char *a1, const char *a2,
-		const char *a3, const char *a4)
+static void git(const char *dir, const char *a1, const char *a2, const char *a3,
+		const char *a4)
 {
-	const char *argv[] = {"git", "-C", dir, "-c", "user.name=t",
-			      "-c", "user.email=t@example.org", a1, a2, a3,
-			      a4, NULL};
+	const char *argv[] = {"git",
+			      "-C",
+			      dir,
+			      "-c",
+			      "user.name=t",
+			      "-c",
+			      "user.email=t@example.org",
+			      a1,
+			      a2,
+			      a3,
+			      a4,
+			      NULL};
 
 	assert_int_equal(run_quiet(argv), 0);
 }
@@ -339,12 +352,12 @@ static void test_git_provenance(void **state)
 static void test_url_credentials(void **state)
 {
 	static const char *const cases[][2] = {
-		{"https://u:p@host/x.git", "https://host/x.git"},
-		{"https://token@host:8443/x", "https://host:8443/x"},
-		{"ssh://git@host/x", "ssh://host/x"},
-		{"https://host/a@b", "https://host/a@b"},
-		{"git@host:x.git", "git@host:x.git"},
-		{"https://a@b@host/x", "https://host/x"},
+	    {"https://u:p@host/x.git", "https://host/x.git"},
+	    {"https://token@host:8443/x", "https://host:8443/x"},
+	    {"ssh://git@host/x", "ssh://host/x"},
+	    {"https://host/a@b", "https://host/a@b"},
+	    {"git@host:x.git", "git@host:x.git"},
+	    {"https://a@b@host/x", "https://host/x"},
 	};
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(cases); i++) {
@@ -381,11 +394,11 @@ static void test_inspect(void **state)
 			    fsig_key_id(c->p256));
 	j = fsig_reader_describe(r);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(j, "manifest"), "name")),
+				json_object_get(j, "manifest"), "name")),
 			    "gateway-fw");
-	assert_int_equal(strlen(json_string_value(
-				 json_object_get(j, "manifest_sha256"))),
-			 64);
+	assert_int_equal(
+	    strlen(json_string_value(json_object_get(j, "manifest_sha256"))),
+	    64);
 	assert_false(json_is_true(json_object_get(j, "verified")));
 	json_decref(j);
 	assert_int_equal(fsig_reader_stream(r, NULL, NULL), 0);
@@ -397,9 +410,9 @@ static void test_inspect(void **state)
 }
 
 /* A hand-made signed bundle with one zstd payload. */
-static void zstd_bundle_x(struct ctx *c, const char *path,
-			  const void *stored, size_t slen, size_t raw_size,
-			  const char *raw_sha, const char *extra)
+static void zstd_bundle_x(struct ctx *c, const char *path, const void *stored,
+			  size_t slen, size_t raw_size, const char *raw_sha,
+			  const char *extra)
 {
 	char sha[65], *m, *sig;
 	struct craft e[3];
@@ -414,12 +427,11 @@ static void zstd_bundle_x(struct ctx *c, const char *path,
 			 "\"raw_sha256\": \"%s\"%s}]}",
 			 slen, sha, raw_size, raw_sha, extra);
 	sig = sign_text(m, strlen(m), &c->ed, 1);
-	e[0] = (struct craft){.name = "manifest.json", .data = m,
-			      .len = strlen(m)};
-	e[1] = (struct craft){.name = "manifest.sig", .data = sig,
-			      .len = strlen(sig)};
-	e[2] = (struct craft){.name = "payload/p", .data = stored,
-			      .len = slen};
+	e[0] = (struct craft){
+	    .name = "manifest.json", .data = m, .len = strlen(m)};
+	e[1] = (struct craft){
+	    .name = "manifest.sig", .data = sig, .len = strlen(sig)};
+	e[2] = (struct craft){.name = "payload/p", .data = stored, .len = slen};
 	craft_tar(path, e, 3);
 	free(m);
 	free(sig);
@@ -512,22 +524,17 @@ static void test_zstd_attacks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip_plain_and_zstd, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_pipe_output, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_write_error, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_spec_checks, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_git_provenance, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_url_credentials, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_inspect, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_zstd_attacks, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip_plain_and_zstd,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pipe_output, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spec_checks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_git_provenance, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_url_credentials, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_inspect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_zstd_attacks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

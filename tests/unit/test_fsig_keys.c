@@ -107,9 +107,9 @@ static void sign_verify(enum fsig_alg alg)
 				     sizeof(msg), sig, len, NULL),
 			 FL_EVERIFY);
 	/* public keys cannot sign */
-	assert_int_equal(fsig_sign(pub, FSIG_DOMAIN_MANIFEST, msg, 3, sig,
-				   &len, NULL),
-			 FL_EINVAL);
+	assert_int_equal(
+	    fsig_sign(pub, FSIG_DOMAIN_MANIFEST, msg, 3, sig, &len, NULL),
+	    FL_EINVAL);
 	fsig_key_free(k);
 	fsig_key_free(other);
 	fsig_key_free(pub);
@@ -183,9 +183,9 @@ static void test_alg_names(void **state)
 
 static void test_base64(void **state)
 {
-	static const char *const bad[] = {"Zg", "Zg=", "Zh==", "Z===",
-					  "Zm9v YmFy", "Zm9=", "====",
-					  "Zm9vYg==Zg=="};
+	static const char *const bad[] = {
+	    "Zg",	 "Zg=",	 "Zh==", "Z===",
+	    "Zm9v YmFy", "Zm9=", "====", "Zm9vYg==Zg=="};
 	unsigned char *out;
 	size_t len;
 
@@ -193,9 +193,8 @@ static void test_base64(void **state)
 		unsigned char *raw = pattern(n, 7);
 		char *b = fsig_b64_encode(raw, n);
 
-		assert_int_equal(fsig_b64_decode(b, strlen(b), 16, &out, &len,
-						 NULL),
-				 0);
+		assert_int_equal(
+		    fsig_b64_decode(b, strlen(b), 16, &out, &len, NULL), 0);
 		assert_int_equal(len, n);
 		assert_memory_equal(out, raw, n);
 		free(out);
@@ -218,15 +217,14 @@ static void test_base64(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip, setup,
-						teardown),
-		cmocka_unit_test(test_keyid_is_spki_hash),
-		cmocka_unit_test(test_sign_verify),
-		cmocka_unit_test(test_domain_prefix_layout),
-		cmocka_unit_test_setup_teardown(test_unsupported_keys, setup,
-						teardown),
-		cmocka_unit_test(test_alg_names),
-		cmocka_unit_test(test_base64),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test(test_keyid_is_spki_hash),
+	    cmocka_unit_test(test_sign_verify),
+	    cmocka_unit_test(test_domain_prefix_layout),
+	    cmocka_unit_test_setup_teardown(test_unsupported_keys, setup,
+					    teardown),
+	    cmocka_unit_test(test_alg_names),
+	    cmocka_unit_test(test_base64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,18 +6,19 @@
 #define H64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static const char good[] =
-	"{\"format\": 1, \"name\": \"gw-fw\", \"version\": \"1.2.3-rc.1\","
-	" \"security_version\": 4, \"hardware\": [\"rpi4\", \"x86:v2\"],"
-	" \"created\": \"2026-01-02T03:04:05Z\","
-	" \"expires\": \"2030-01-01T00:00:00Z\","
-	" \"provenance\": {\"commit\": \"0123456789abcdef0123456789abcdef01234567\","
-	"   \"describe\": \"v1.2.3-4-g0123456-dirty\", \"dirty\": true,"
-	"   \"remote\": \"https://example.org/fw.git\", \"builder\": \"ci\"},"
-	" \"payloads\": [{\"name\": \"rootfs.img\", \"type\": \"rootfs\","
-	"   \"compression\": \"none\", \"size\": 10, \"sha256\": \"" H64 "\"},"
-	"  {\"name\": \"app.tar\", \"type\": \"file\", \"compression\": \"zstd\","
-	"   \"size\": 7, \"sha256\": \"" H64 "\", \"raw_size\": 99,"
-	"   \"raw_sha256\": \"" H64 "\", \"delta_from\": \"1.2.2\"}]}";
+    "{\"format\": 1, \"name\": \"gw-fw\", \"version\": \"1.2.3-rc.1\","
+    " \"security_version\": 4, \"hardware\": [\"rpi4\", \"x86:v2\"],"
+    " \"created\": \"2026-01-02T03:04:05Z\","
+    " \"expires\": \"2030-01-01T00:00:00Z\","
+    " \"provenance\": {\"commit\": "
+    "\"0123456789abcdef0123456789abcdef01234567\","
+    "   \"describe\": \"v1.2.3-4-g0123456-dirty\", \"dirty\": true,"
+    "   \"remote\": \"https://example.org/fw.git\", \"builder\": \"ci\"},"
+    " \"payloads\": [{\"name\": \"rootfs.img\", \"type\": \"rootfs\","
+    "   \"compression\": \"none\", \"size\": 10, \"sha256\": \"" H64 "\"},"
+    "  {\"name\": \"app.tar\", \"type\": \"file\", \"compression\": \"zstd\","
+    "   \"size\": 7, \"sha256\": \"" H64 "\", \"raw_size\": 99,"
+    "   \"raw_sha256\": \"" H64 "\", \"delta_from\": \"1.2.2\"}]}";
 
 static int parse(const char *text, struct fsig_manifest **m,
 		 enum fsig_reason *why)
@@ -54,8 +55,7 @@ static void test_good(void **state)
 }
 
 /* Replace the first @from in good[] by @to and expect rejection. */
-static void expect_bad(const char *from, const char *to,
-		       enum fsig_reason want)
+static void expect_bad(const char *from, const char *to, enum fsig_reason want)
 {
 	const char *at = strstr(good, from);
 	enum fsig_reason why = FSIG_R_NONE;
@@ -125,12 +125,14 @@ static void test_caps(void **state)
 
 	/* 33 hardware names */
 	many = fl_xmalloc(4096);
-	off = (size_t)snprintf(many, 4096, "{\"format\": 1, \"name\": \"a\", "
-			       "\"version\": \"1.0.0\", \"security_version\": 0,"
-			       " \"created\": \"2026-01-01T00:00:00Z\", "
-			       "\"payloads\": [{\"name\": \"p\", \"type\": \"t\","
-			       " \"compression\": \"none\", \"size\": 0, "
-			       "\"sha256\": \"" H64 "\"}], \"hardware\": [");
+	off =
+	    (size_t)snprintf(many, 4096,
+			     "{\"format\": 1, \"name\": \"a\", "
+			     "\"version\": \"1.0.0\", \"security_version\": 0,"
+			     " \"created\": \"2026-01-01T00:00:00Z\", "
+			     "\"payloads\": [{\"name\": \"p\", \"type\": \"t\","
+			     " \"compression\": \"none\", \"size\": 0, "
+			     "\"sha256\": \"" H64 "\"}], \"hardware\": [");
 	for (int i = 0; i <= FSIG_HARDWARE_MAX; i++)
 		off += (size_t)snprintf(many + off, 4096 - off, "%s\"h%d\"",
 					i ? "," : "", i);
@@ -145,9 +147,8 @@ static void test_caps(void **state)
 static void test_policy(void **state)
 {
 	struct fsig_manifest *m = NULL;
-	struct fsig_policy pol = {.hardware = "rpi4",
-				  .min_security_version = 4,
-				  .now = 1800000000};
+	struct fsig_policy pol = {
+	    .hardware = "rpi4", .min_security_version = 4, .now = 1800000000};
 	enum fsig_reason why = FSIG_R_NONE;
 
 	assert_int_equal(parse(good, &m, NULL), 0);
@@ -175,15 +176,14 @@ static void test_policy(void **state)
 static void test_semver(void **state)
 {
 	static const char *const order[] = {
-		"0.9.9",	 "1.0.0-alpha",	 "1.0.0-alpha.1",
-		"1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-		"1.0.0-beta.11", "1.0.0-rc.1",	 "1.0.0",
-		"1.0.1",	 "1.2.0",	 "1.10.0",
-		"2.0.0",	 "10.0.0",
+	    "0.9.9",	  "1.0.0-alpha",  "1.0.0-alpha.1", "1.0.0-alpha.beta",
+	    "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1",
+	    "1.0.0",	  "1.0.1",	  "1.2.0",	   "1.10.0",
+	    "2.0.0",	  "10.0.0",
 	};
 	static const char *const invalid[] = {
-		"1.2", "01.2.3", "1.2.3-", "1.2.3-01", "1.2.3+", "a.b.c",
-		"1.2.3.4", "1..3", "-1.2.3", "1.2.3-a..b", "", "1.2.3 ",
+	    "1.2",     "01.2.3", "1.2.3-", "1.2.3-01",	 "1.2.3+", "a.b.c",
+	    "1.2.3.4", "1..3",	 "-1.2.3", "1.2.3-a..b", "",	   "1.2.3 ",
 	};
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(order); i++) {
@@ -205,11 +205,9 @@ static void test_semver(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_bad_fields),
-		cmocka_unit_test(test_caps),
-		cmocka_unit_test(test_policy),
-		cmocka_unit_test(test_semver),
+	    cmocka_unit_test(test_good),   cmocka_unit_test(test_bad_fields),
+	    cmocka_unit_test(test_caps),   cmocka_unit_test(test_policy),
+	    cmocka_unit_test(test_semver),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,15 +18,16 @@ static int setup(void **state)
 	char *tokens = tpath(dir, "tokens");
 	char *text = fl_xasprintf("directories.tokendir = %s\n"
 				  "objectstore.backend = file\n"
-				  "log.level = ERROR\n", tokens);
-	const char *init[] = {"softhsm2-util", "--init-token", "--free",
-			      "--label", "fleet", "--pin", "1234",
-			      "--so-pin", "4321", NULL};
-	const char *gen[] = {"pkcs11-tool", "--module", MODULE,
-			     "--token-label", "fleet", "--login", "--pin",
-			     "1234", "--keypairgen", "--key-type",
-			     "EC:prime256v1", "--id", "01", "--label", "sign",
-			     NULL};
+				  "log.level = ERROR\n",
+				  tokens);
+	const char *init[] = {
+	    "softhsm2-util", "--init-token", "--free",	 "--label", "fleet",
+	    "--pin",	     "1234",	     "--so-pin", "4321",    NULL};
+	const char *gen[] = {
+	    "pkcs11-tool",  "--module",	  MODULE,	   "--token-label",
+	    "fleet",	    "--login",	  "--pin",	   "1234",
+	    "--keypairgen", "--key-type", "EC:prime256v1", "--id",
+	    "01",	    "--label",	  "sign",	   NULL};
 
 	*state = dir;
 	if (access(MODULE, R_OK) || access(ENGINE_SO, R_OK))
@@ -64,22 +65,27 @@ static void need_softhsm(void)
 static void test_sign_bundle_with_token(void **state)
 {
 	const char *dir = *state;
-	struct fsig_key *tok = NULL, *pub = NULL, *rk = new_key(FSIG_ALG_ED25519);
+	struct fsig_key *tok = NULL, *pub = NULL,
+			*rk = new_key(FSIG_ALG_ED25519);
 	char *img = tpath(dir, "img"), *out = tpath(dir, "b.fwb");
 	const char *hw[] = {"gw"};
 	struct fsig_payload_spec ps = {.path = img};
-	struct fsig_bundle_spec s = {.name = "fw", .version = "1.0.0",
-				     .hardware = hw, .n_hardware = 1,
-				     .payloads = &ps, .n_payloads = 1,
-				     .keys = &tok, .n_keys = 1};
+	struct fsig_bundle_spec s = {.name = "fw",
+				     .version = "1.0.0",
+				     .hardware = hw,
+				     .n_hardware = 1,
+				     .payloads = &ps,
+				     .n_payloads = 1,
+				     .keys = &tok,
+				     .n_keys = 1};
 	struct fsig_root *root;
 	size_t spki_len;
 	const unsigned char *spki;
 	struct fl_error err = {0};
 
 	need_softhsm();
-	if (fsig_key_load_private(URI_BASE "?pin-value=1234&module-path="
-				  MODULE, &tok, &err))
+	if (fsig_key_load_private(
+		URI_BASE "?pin-value=1234&module-path=" MODULE, &tok, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(fsig_key_alg(tok), FSIG_ALG_P256);
 	assert_true(fsig_key_has_private(tok));
@@ -91,9 +97,9 @@ static void test_sign_bundle_with_token(void **state)
 
 	write_file(img, "token-signed firmware", 21);
 	assert_int_equal(fsig_bundle_create(&s, out, NULL), 0);
-	assert_int_equal(fsig_bundle_verify_file(out, root, NULL, NULL, NULL,
-						 NULL, NULL),
-			 0);
+	assert_int_equal(
+	    fsig_bundle_verify_file(out, root, NULL, NULL, NULL, NULL, NULL),
+	    0);
 	fsig_root_free(root);
 	fsig_key_free(tok);
 	fsig_key_free(pub);
@@ -115,7 +121,7 @@ static void test_wrong_pin(void **state)
 	(void)state;
 	need_softhsm();
 	assert_int_equal(fsig_key_load_private(URI_BASE "?pin-value=98765"
-						       "&module-path=" MODULE,
+							"&module-path=" MODULE,
 					       &tok, &err),
 			 FL_ENOTFOUND);
 	assert_null(tok);
@@ -139,9 +145,8 @@ static void test_env_settings(void **state)
 	assert_int_equal(fsig_key_load_private(URI_BASE, &tok, NULL), 0);
 	if (fsig_sign(tok, FSIG_DOMAIN_MANIFEST, "x", 1, sig, &len, &err))
 		fail_msg("%s", err.msg);
-	assert_int_equal(fsig_verify(tok, FSIG_DOMAIN_MANIFEST, "x", 1, sig,
-				     len, NULL),
-			 0);
+	assert_int_equal(
+	    fsig_verify(tok, FSIG_DOMAIN_MANIFEST, "x", 1, sig, len, NULL), 0);
 	fsig_key_free(tok);
 	unsetenv("FLEET_PKCS11_PIN");
 	unsetenv("FLEET_PKCS11_MODULE");
@@ -152,9 +157,9 @@ int main(void)
 	/* one token per process, as in CI: the engine keeps module state,
 	 * so the second test also shows a key can be loaded again */
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wrong_pin),
-		cmocka_unit_test(test_sign_bundle_with_token),
-		cmocka_unit_test(test_env_settings),
+	    cmocka_unit_test(test_wrong_pin),
+	    cmocka_unit_test(test_sign_bundle_with_token),
+	    cmocka_unit_test(test_env_settings),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -321,14 +321,12 @@ static void test_expired(void **state)
 	top = fl_xasprintf(", \"expires\": \"%s\"", when);
 	m = manifest("1.0.0", 3, top, p, 2);
 	sig = sign_text(m, strlen(m), &c->tk, 1);
-	e[0] = (struct craft){.name = "manifest.json", .data = m,
-			      .len = strlen(m)};
-	e[1] = (struct craft){.name = "manifest.sig", .data = sig,
-			      .len = strlen(sig)};
-	e[2] = (struct craft){.name = "payload/a", .data = c->pa,
-			      .len = LEN_A};
-	e[3] = (struct craft){.name = "payload/b", .data = c->pb,
-			      .len = LEN_B};
+	e[0] = (struct craft){
+	    .name = "manifest.json", .data = m, .len = strlen(m)};
+	e[1] = (struct craft){
+	    .name = "manifest.sig", .data = sig, .len = strlen(sig)};
+	e[2] = (struct craft){.name = "payload/a", .data = c->pa, .len = LEN_A};
+	e[3] = (struct craft){.name = "payload/b", .data = c->pb, .len = LEN_B};
 	craft_tar(c->bundle, e, 4);
 	expect(c, NULL, NULL, FSIG_R_NONE); /* still valid today */
 	expect(c, NULL, &pol, FSIG_R_EXPIRED);
@@ -375,12 +373,12 @@ static void test_symlink_or_hardlink_entry(void **state)
 	char *m, *sig;
 
 	std_entries(c, e, &m, &sig, c->tk);
-	e[2] = (struct craft){.name = "payload/a", .type = CRAFT_SYMLINK,
-			      .link = "/etc/shadow"};
+	e[2] = (struct craft){
+	    .name = "payload/a", .type = CRAFT_SYMLINK, .link = "/etc/shadow"};
 	craft_and_expect(c, e, 4, FSIG_R_ENTRY_TYPE);
 	e[2] = (struct craft){.name = "payload/a", .data = c->pa, .len = LEN_A};
-	e[3] = (struct craft){.name = "payload/b", .type = CRAFT_HARDLINK,
-			      .link = "payload/a"};
+	e[3] = (struct craft){
+	    .name = "payload/b", .type = CRAFT_HARDLINK, .link = "payload/a"};
 	craft_and_expect(c, e, 4, FSIG_R_ENTRY_TYPE);
 	/* a directory comes out as "payload/b/": refused by its name */
 	e[3] = (struct craft){.name = "payload/b", .type = CRAFT_DIR};

@@ -47,8 +47,7 @@ static struct fsig_root *rotate(const struct fsig_root *prev,
 	struct fsig_root *next = NULL;
 
 	assert_int_equal(fsig_root_rotate(prev, &rs, &ts,
-					  time(NULL) + 86400 * 30, &next,
-					  NULL),
+					  time(NULL) + 86400 * 30, &next, NULL),
 			 0);
 	for (size_t i = 0; i < ns; i++)
 		assert_int_equal(fsig_root_sign(next, signers[i], NULL), 0);
@@ -80,10 +79,14 @@ static int bundle_verdict(struct ctx *c, struct fsig_key *key,
 	char *img = tpath(c->dir, "img"), *out = tpath(c->dir, "b.fwb");
 	const char *hw[] = {"gw"};
 	struct fsig_payload_spec ps = {.path = img};
-	struct fsig_bundle_spec s = {.name = "fw", .version = "1.0.0",
-				     .hardware = hw, .n_hardware = 1,
-				     .payloads = &ps, .n_payloads = 1,
-				     .keys = &key, .n_keys = 1};
+	struct fsig_bundle_spec s = {.name = "fw",
+				     .version = "1.0.0",
+				     .hardware = hw,
+				     .n_hardware = 1,
+				     .payloads = &ps,
+				     .n_payloads = 1,
+				     .keys = &key,
+				     .n_keys = 1};
 	int rc;
 
 	write_file(img, "firmware", 8);
@@ -105,9 +108,8 @@ static void test_init_sign_save_load(void **state)
 	enum fsig_reason why = FSIG_R_NONE;
 	json_t *show;
 
-	assert_int_equal(fsig_root_init(&rs, &ts, time(NULL) + 3600, &root,
-					NULL),
-			 0);
+	assert_int_equal(
+	    fsig_root_init(&rs, &ts, time(NULL) + 3600, &root, NULL), 0);
 	assert_int_equal(fsig_root_version(root), 1);
 	/* unsigned, then half signed: below the root threshold */
 	assert_int_equal(fsig_root_check_self(root, &why, NULL), FL_EVERIFY);
@@ -130,8 +132,7 @@ static void test_init_sign_save_load(void **state)
 			 1);
 	assert_int_equal(json_array_size(json_object_get(show, "keys")), 3);
 	assert_true(json_is_true(json_object_get(
-		json_array_get(json_object_get(show, "signatures"), 0),
-		"valid")));
+	    json_array_get(json_object_get(show, "signatures"), 0), "valid")));
 	json_decref(show);
 	fsig_root_free(root);
 	fsig_root_free(back);
@@ -154,8 +155,7 @@ static void test_init_rejects_bad_specs(void **state)
 			 FL_EINVAL);
 	assert_int_equal(fsig_root_init(&over, &ts, later, &root, NULL),
 			 FL_EINVAL);
-	assert_int_equal(fsig_root_init(&one, &ts, time(NULL) - 1, &root,
-					NULL),
+	assert_int_equal(fsig_root_init(&one, &ts, time(NULL) - 1, &root, NULL),
 			 FL_EINVAL);
 	assert_null(root);
 }
@@ -200,8 +200,8 @@ static void test_v2_signed_only_by_new_keys(void **state)
 	assert_int_equal(why, FSIG_R_UNKNOWN_KEY);
 	fsig_root_free(v2);
 	/* both: accepted, and the old root key is out from now on */
-	v2 = rotate(v1, r3, 1, 1, t1, 1, (struct fsig_key *[]){c->r1, c->r3},
-		    2);
+	v2 =
+	    rotate(v1, r3, 1, 1, t1, 1, (struct fsig_key *[]){c->r1, c->r3}, 2);
 	assert_int_equal(walk(v1, &v2, 1, NULL, &why), 0);
 	fsig_root_free(v2);
 	fsig_root_free(v1);
@@ -213,8 +213,7 @@ static void test_key_removed_in_v3(void **state)
 	struct ctx *c = *state;
 	struct fsig_key *rk[] = {c->r1}, *t1[] = {c->t1}, *t2[] = {c->t2},
 			*t12[] = {c->t1, c->t2};
-	struct fsig_root *v1 = make_root(rk, 1, 1, t1, 1, 1), *v2, *v3,
-			 *newest;
+	struct fsig_root *v1 = make_root(rk, 1, 1, t1, 1, 1), *v2, *v3, *newest;
 	struct fsig_root *cands[2];
 	enum fsig_reason why;
 
@@ -264,9 +263,8 @@ static void test_threshold_and_chain_rules(void **state)
 
 	/* the newest must not be expired (intermediate ones may be) */
 	why = FSIG_R_NONE;
-	assert_int_equal(fsig_root_update(v1, &v2, 1,
-					  time(NULL) + 86400 * 60, &v3,
-					  &why, NULL),
+	assert_int_equal(fsig_root_update(v1, &v2, 1, time(NULL) + 86400 * 60,
+					  &v3, &why, NULL),
 			 FL_EVERIFY);
 	assert_int_equal(why, FSIG_R_ROOT_EXPIRED);
 	fsig_root_free(v1);
@@ -329,29 +327,33 @@ static void test_parse_rejects(void **state)
 	struct fsig_root *r = NULL;
 
 	bodies[0] = fl_xasprintf(
-		"{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
-		"\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
-		"{\"alg\":\"ed25519\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
-		"{\"keyids\":[\"%s\"],\"threshold\":1},\"targets\":{\"keyids\":"
-		"[\"%s\"],\"threshold\":1}}}", wrong, spki64, wrong, wrong);
+	    "{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
+	    "\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
+	    "{\"alg\":\"ed25519\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
+	    "{\"keyids\":[\"%s\"],\"threshold\":1},\"targets\":{\"keyids\":"
+	    "[\"%s\"],\"threshold\":1}}}",
+	    wrong, spki64, wrong, wrong);
 	bodies[1] = fl_xasprintf(
-		"{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
-		"\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
-		"{\"alg\":\"p256\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
-		"{\"keyids\":[\"%s\"],\"threshold\":1},\"targets\":{\"keyids\":"
-		"[\"%s\"],\"threshold\":1}}}", id, spki64, id, id);
+	    "{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
+	    "\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
+	    "{\"alg\":\"p256\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
+	    "{\"keyids\":[\"%s\"],\"threshold\":1},\"targets\":{\"keyids\":"
+	    "[\"%s\"],\"threshold\":1}}}",
+	    id, spki64, id, id);
 	bodies[2] = fl_xasprintf(
-		"{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
-		"\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
-		"{\"alg\":\"ed25519\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
-		"{\"keyids\":[\"%s\"],\"threshold\":2},\"targets\":{\"keyids\":"
-		"[\"%s\"],\"threshold\":1}}}", id, spki64, id, id);
+	    "{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
+	    "\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
+	    "{\"alg\":\"ed25519\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
+	    "{\"keyids\":[\"%s\"],\"threshold\":2},\"targets\":{\"keyids\":"
+	    "[\"%s\"],\"threshold\":1}}}",
+	    id, spki64, id, id);
 	bodies[3] = fl_xasprintf(
-		"{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
-		"\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
-		"{\"alg\":\"ed25519\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
-		"{\"keyids\":[\"%s\"],\"threshold\":1},\"targets\":{\"keyids\":"
-		"[\"%s\"],\"threshold\":1}}}", id, spki64, id, wrong);
+	    "{\"type\":\"fleet-root\",\"format\":1,\"version\":1,"
+	    "\"expires\":\"2099-01-01T00:00:00Z\",\"keys\":{\"%s\":"
+	    "{\"alg\":\"ed25519\",\"spki\":\"%s\"}},\"roles\":{\"root\":"
+	    "{\"keyids\":[\"%s\"],\"threshold\":1},\"targets\":{\"keyids\":"
+	    "[\"%s\"],\"threshold\":1}}}",
+	    id, spki64, id, wrong);
 	for (int i = 0; i < 4; i++) {
 		char *b64 = fsig_b64_encode(bodies[i], strlen(bodies[i]));
 		char *env = fl_xasprintf("{\"payload_type\":\"%s\",\"payload\":"
@@ -379,23 +381,23 @@ static void test_parse_rejects(void **state)
 		free(b64);
 	}
 	assert_int_equal(fsig_root_parse("[]", 2, &r, NULL), FL_EPARSE);
-	assert_int_equal(fsig_root_parse("{\"payload_type\":\"x\"}", 20, &r,
-					 NULL),
-			 FL_EPARSE);
+	assert_int_equal(
+	    fsig_root_parse("{\"payload_type\":\"x\"}", 20, &r, NULL),
+	    FL_EPARSE);
 	free(spki64);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_sign_save_load),
-		cmocka_unit_test(test_init_rejects_bad_specs),
-		cmocka_unit_test(test_key_added_in_v2),
-		cmocka_unit_test(test_v2_signed_only_by_new_keys),
-		cmocka_unit_test(test_key_removed_in_v3),
-		cmocka_unit_test(test_threshold_and_chain_rules),
-		cmocka_unit_test(test_tampered_body),
-		cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_init_sign_save_load),
+	    cmocka_unit_test(test_init_rejects_bad_specs),
+	    cmocka_unit_test(test_key_added_in_v2),
+	    cmocka_unit_test(test_v2_signed_only_by_new_keys),
+	    cmocka_unit_test(test_key_removed_in_v3),
+	    cmocka_unit_test(test_threshold_and_chain_rules),
+	    cmocka_unit_test(test_tampered_body),
+	    cmocka_unit_test(test_parse_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
