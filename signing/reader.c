@@ -342,8 +342,6 @@ static int read_meta(struct fsig_reader *r, struct fl_error *err)
 	size_t slen;
 	int rc;
 
-	if (r->state != ST_OPEN)
-		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
 	rc = archive_start(r, err);
 	if (!rc)
 		rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes, &r->mlen,
@@ -406,6 +404,8 @@ int fsig_reader_verify(struct fsig_reader *r, const struct fsig_root *root,
 	static const struct fsig_policy none = {0};
 	int rc;
 
+	if (r->state != ST_OPEN) /* a second call leaves the state alone */
+		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
 	r->cur_err = err;
 	rc = read_meta(r, err);
 	if (!rc)
@@ -423,6 +423,8 @@ int fsig_reader_inspect(struct fsig_reader *r, struct fl_error *err)
 {
 	int rc;
 
+	if (r->state != ST_OPEN)
+		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
 	r->cur_err = err;
 	rc = read_meta(r, err);
 	if (!rc)

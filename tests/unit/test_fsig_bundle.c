@@ -388,6 +388,9 @@ static void test_inspect(void **state)
 	assert_null(fsig_reader_manifest(r));
 	assert_int_equal(fsig_reader_stream(r, NULL, NULL), FL_EINVAL);
 	assert_int_equal(fsig_reader_inspect(r, NULL), 0);
+	/* a second step 1 is refused and keeps the reader usable */
+	assert_int_equal(fsig_reader_inspect(r, NULL), FL_EINVAL);
+	assert_int_equal(fsig_reader_verify(r, c->root, NULL, NULL), FL_EINVAL);
 	assert_false(fsig_reader_verified(r));
 	assert_int_equal(fsig_reader_signatures(r)->n, 2);
 	assert_string_equal(fsig_reader_signatures(r)->sigs[1].keyid,
