@@ -52,7 +52,7 @@ CPPFLAGS_ALL := -D_GNU_SOURCE -DFLEET_VERSION='"$(VERSION)"' \
 	-Icommon -Isigning -Iserver-stub -Icli -Iagent $(PKG_CFLAGS)
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong \
 	-D_FORTIFY_SOURCE=2 -fPIE $(SANFLAGS) $(CFLAGS)
-LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
+LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 LIBS_ALL := $(PKG_LIBS) -lpthread -lm
 
 # Libraries: every .c in the directory except the program entry points.
