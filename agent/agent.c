@@ -160,6 +160,10 @@ void agent_cmd_complete(struct agent *a, const char *cmd_id,
 	json_t *extra = fields ? json_deep_copy(fields) : json_object();
 	json_t *ev = NULL;
 
+	if (reason)
+		fl_warn("%s: command %s (%s) %s at %s: %s", a->cfg->id,
+			cmd_id ? cmd_id : "-", type, state,
+			stage ? stage : "-", reason);
 	if (stage)
 		json_object_set_new(extra, "stage", json_string(stage));
 	if (reason)
