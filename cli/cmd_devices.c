@@ -192,16 +192,17 @@ out:
 static int cmd_devices_decommission(int argc, char **argv,
 				    struct cli_ctx *ctx)
 {
+	json_t *req, *resp = NULL;
 	const char *id;
-	json_t *resp = NULL;
 	char *path;
 	int rc = one_id(argc, argv, ctx, &id);
 
 	if (rc)
 		return rc;
 	path = fl_xasprintf("/api/v1/devices/%s/decommission", id);
-	rc = fl_http_json(ctx->http, "POST", path, json_object(), &resp,
-			  &ctx->err);
+	req = json_object();
+	rc = fl_http_json(ctx->http, "POST", path, req, &resp, &ctx->err);
+	json_decref(req);
 	free(path);
 	if (!rc && ctx->output == CLI_OUT_JSON)
 		cli_print_json(resp);

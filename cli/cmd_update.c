@@ -192,7 +192,7 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 	const char *dev = NULL;
 	int64_t timeout = 900;
 	bool wait = false;
-	json_t *resp = NULL, *jobs;
+	json_t *req, *resp = NULL, *jobs;
 	char *path;
 	int c, rc = 0;
 
@@ -209,8 +209,9 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 	if (!dev || optind != argc || !fl_valid_id(dev))
 		return cli_usage(ctx, "expected --device ID");
 	path = fl_xasprintf("/api/v1/devices/%s/rollback", dev);
-	rc = fl_http_json(ctx->http, "POST", path, json_object(), &resp,
-			  &ctx->err);
+	req = json_object();
+	rc = fl_http_json(ctx->http, "POST", path, req, &resp, &ctx->err);
+	json_decref(req);
 	free(path);
 	if (rc)
 		return rc;
