@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -428,6 +429,15 @@ static int enroll_checks(const char *state_dir, const char *id,
 	return rc;
 }
 
+/* Overwrite the token's copy inside a request body before it is freed. */
+static void wipe_token(json_t *body)
+{
+	const char *t = json_string_value(json_object_get(body, "token"));
+
+	if (t)
+		OPENSSL_cleanse((char *)t, strlen(t));
+}
+
 int agent_enroll(const struct agent_http_target *t, const char *state_dir,
 		 const char *id, const char *token, json_t **ret_resp,
 		 struct fl_error *err)
@@ -458,6 +468,7 @@ int agent_enroll(const struct agent_http_target *t, const char *state_dir,
 	}
 out:
 	json_decref(resp);
+	wipe_token(body);
 	json_decref(body);
 	fl_http_free(h);
 	return rc;
