@@ -269,7 +269,7 @@ int fl_http_json(struct fl_http *h, const char *method, const char *path,
 	cc = curl_easy_perform(h->curl);
 	rc = finish(h, cc, errbuf, url, &resp, ret, err);
 	curl_slist_free_all(hdrs);
-	free(payload);
+	fl_free_secret(payload); /* may carry an enrolment token */
 	free(resp.data);
 	free(url);
 	return rc;

@@ -159,7 +159,7 @@ int api_reenroll(struct srv_req *r)
 /* Revoke @device's certificates but @keep, then publish the CRL. */
 static int revoke_and_publish(struct srv *srv, const char *device,
 			      const char *keep, const char *reason,
-			      json_t **ret, struct fl_error *err)
+			      bool urgent, json_t **ret, struct fl_error *err)
 {
 	int rc = srv_store_certs_revoke(srv->store, device, keep, reason, ret,
 					err);
@@ -167,7 +167,7 @@ static int revoke_and_publish(struct srv *srv, const char *device,
 	if (!rc)
 		rc = srv_ca_publish_crl(srv->ca, srv->store, err);
 	if (!rc)
-		srv_broker_reload(srv->broker);
+		srv_broker_reload(srv->broker, urgent);
 	return rc;
 }
 
@@ -176,8 +176,9 @@ int api_reenroll_confirm(struct srv_req *r)
 	struct fl_error err = {0};
 	json_t *revoked = NULL;
 
+	/* the device already runs on the new certificate: no hurry */
 	if (revoke_and_publish(r->srv, r->who.id, r->who.serial, "superseded",
-			       &revoked, &err))
+			       false, &revoked, &err))
 		return srv_reply_fail(r, &err);
 	fl_info("device %s confirmed serial %s; revoked %zu old", r->who.id,
 		r->who.serial, json_array_size(revoked));
@@ -192,8 +193,8 @@ int api_device_decommission(struct srv_req *r)
 	json_t *revoked = NULL;
 
 	if (srv_store_device_decommission(r->srv->store, id, &err) ||
-	    revoke_and_publish(r->srv, id, NULL, "decommissioned", &revoked,
-			       &err))
+	    revoke_and_publish(r->srv, id, NULL, "decommissioned", true,
+			       &revoked, &err))
 		return srv_reply_fail(r, &err);
 	/* a CRL reload does not end a live session; dynsec does */
 	if (srv_mqtt_dynsec(r->srv->mqtt, cmds, 2, id, &err))

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -30,8 +31,13 @@
 
 extern char **environ;
 
+#define RELOAD_GAP_MS 2000
+
 struct srv_broker {
 	struct srv *srv;
+	pthread_mutex_t lock; /* pid, reload state */
+	bool reload_pending;
+	int64_t last_reload_ms;
 	pid_t pid;
 	char *conf, *log;
 	char host[64];
@@ -294,6 +300,7 @@ int srv_broker_start(struct srv *srv, struct srv_broker **ret,
 	int rc;
 
 	b->srv = srv;
+	pthread_mutex_init(&b->lock, NULL);
 	b->conf = srv_path(srv, "broker/mosquitto.conf");
 	b->log = srv_path(srv, "broker/mosquitto.log");
 	rc = read_listener(b, err);
@@ -314,12 +321,39 @@ int srv_broker_start(struct srv *srv, struct srv_broker **ret,
 	return 0;
 }
 
+/* Send SIGHUP; caller holds b->lock. */
+static void hup(struct srv_broker *b)
+{
+	if (b->pid > 0)
+		kill(b->pid, SIGHUP);
+	b->reload_pending = false;
+	b->last_reload_ms = fl_now_ms();
+}
+
+void srv_broker_reload(struct srv_broker *b, bool urgent)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (urgent)
+		hup(b);
+	else
+		b->reload_pending = true;
+	pthread_mutex_unlock(&b->lock);
+}
+
 void srv_broker_supervise(struct srv_broker *b)
 {
 	struct fl_error err = {0};
 	int status;
 
-	if (!b || (b->pid && waitpid(b->pid, &status, WNOHANG) != b->pid))
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (b->reload_pending && fl_now_ms() - b->last_reload_ms >= RELOAD_GAP_MS)
+		hup(b);
+	pthread_mutex_unlock(&b->lock);
+	if (b->pid && waitpid(b->pid, &status, WNOHANG) != b->pid)
 		return;
 	fl_warn("mosquitto (pid %d) died; restarting (see %s)", (int)b->pid,
 		b->log);
@@ -329,12 +363,6 @@ void srv_broker_supervise(struct srv_broker *b)
 		sleep(5);
 	if (spawn(b, &err) || wait_ready(b, &err))
 		fl_error("restarting mosquitto: %s", err.msg);
-}
-
-void srv_broker_reload(struct srv_broker *b)
-{
-	if (b && b->pid > 0)
-		kill(b->pid, SIGHUP);
 }
 
 void srv_broker_stop(struct srv_broker *b)
@@ -355,6 +383,7 @@ void srv_broker_stop(struct srv_broker *b)
 			waitpid(b->pid, NULL, 0);
 		}
 	}
+	pthread_mutex_destroy(&b->lock);
 	free(b->conf);
 	free(b->log);
 	free(b);

@@ -31,11 +31,18 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 int srv_broker_start(struct srv *srv, struct srv_broker **ret,
 		     struct fl_error *err);
 
-/* Check the child and restart it if it died (call periodically). */
+/* Check the child and restart it if it died, and send a pending reload
+ * (call about once a second). */
 void srv_broker_supervise(struct srv_broker *b);
 
-/* Make mosquitto re-read its CRL (SIGHUP).  NULL does nothing. */
-void srv_broker_reload(struct srv_broker *b);
+/*
+ * Make mosquitto re-read its CRL (SIGHUP).  Requests are coalesced and
+ * sent by srv_broker_supervise at most every two seconds: a burst of
+ * reloads while many clients reconnect has crashed mosquitto 2.0.11
+ * (will_delay__remove assertion).  @urgent sends it now (decommission:
+ * a revoked device must not reconnect).  NULL does nothing.
+ */
+void srv_broker_reload(struct srv_broker *b, bool urgent);
 
 /* Stop mosquitto (SIGTERM, bounded wait, SIGKILL). */
 void srv_broker_stop(struct srv_broker *b);

@@ -30,9 +30,11 @@
 struct srv_mqtt {
 	struct srv *srv;
 	struct mosquitto *mosq;
+	pthread_t thread;
+	bool thread_started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool connected;
+	bool connected, stopping;
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -229,6 +231,68 @@ static int setup_tls(struct srv_mqtt *m, struct fl_error *err)
 	return 0;
 }
 
+/* Sleep up to @ms, waking early when the client is being stopped. */
+static void nap(struct srv_mqtt *m, int ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&m->lock);
+	while (!m->stopping &&
+	       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static bool stopping(struct srv_mqtt *m)
+{
+	bool s;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->stopping;
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+/*
+ * The network thread.  libmosquitto's own loop_forever gives up for good
+ * on a TLS error, which is exactly what a broker restart produces, so
+ * fleetd runs its own loop: on any error, back off (1 s doubling to 30 s,
+ * with jitter) and reconnect, until stopped.
+ */
+static void *net_thread(void *arg)
+{
+	struct srv_mqtt *m = arg;
+	int delay = 1000;
+
+	while (!stopping(m)) {
+		int rc = mosquitto_loop(m->mosq, 1000, 1);
+
+		if (rc == MOSQ_ERR_SUCCESS) {
+			pthread_mutex_lock(&m->lock);
+			if (m->connected)
+				delay = 1000;
+			pthread_mutex_unlock(&m->lock);
+			continue;
+		}
+		if (stopping(m))
+			break;
+		nap(m, delay / 2 + (int)(random() % (delay / 2 + 1)));
+		delay = delay * 2 > 30000 ? 30000 : delay * 2;
+		rc = mosquitto_reconnect(m->mosq);
+		if (rc != MOSQ_ERR_SUCCESS)
+			fl_debug("reconnecting to the broker: %s",
+				 mosquitto_strerror(rc));
+	}
+	return NULL;
+}
+
 static int connect_broker(struct srv_mqtt *m, const char *url,
 			  struct fl_error *err)
 {
@@ -244,13 +308,12 @@ static int connect_broker(struct srv_mqtt *m, const char *url,
 	rc = mosquitto_connect_bind_v5(m->mosq, host, port, KEEPALIVE, NULL,
 				       props);
 	mosquitto_property_free_all(&props);
-	if (rc != MOSQ_ERR_SUCCESS) /* the loop thread keeps trying */
+	if (rc != MOSQ_ERR_SUCCESS) /* the network thread keeps trying */
 		fl_warn("cannot reach broker %s yet: %s", url,
 			mosquitto_strerror(rc));
-	rc = mosquitto_loop_start(m->mosq);
-	if (rc != MOSQ_ERR_SUCCESS)
-		return fl_fail(err, FL_ERR, "MQTT loop: %s",
-			       mosquitto_strerror(rc));
+	if (pthread_create(&m->thread, NULL, net_thread, m) != 0)
+		return fl_fail(err, FL_ERR, "cannot start the MQTT thread");
+	m->thread_started = true;
 	return 0;
 }
 
@@ -271,10 +334,10 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	}
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 			     MQTT_PROTOCOL_V5);
+	mosquitto_threaded_set(m->mosq, true);
 	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(m->mosq, on_message);
-	mosquitto_reconnect_delay_set(m->mosq, 1, 30, true);
 	rc = setup_tls(m, err);
 	if (!rc)
 		rc = connect_broker(m, url, err);
@@ -290,8 +353,13 @@ void srv_mqtt_stop(struct srv_mqtt *m)
 {
 	if (!m)
 		return;
+	pthread_mutex_lock(&m->lock);
+	m->stopping = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 	mosquitto_disconnect_v5(m->mosq, 0, NULL);
-	mosquitto_loop_stop(m->mosq, false);
+	if (m->thread_started)
+		pthread_join(m->thread, NULL);
 	mosquitto_destroy(m->mosq);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);

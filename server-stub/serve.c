@@ -40,7 +40,7 @@ static void republish_crl(struct srv *srv)
 	if (srv_ca_publish_crl(srv->ca, srv->store, &err))
 		fl_error("%s", err.msg);
 	else
-		srv_broker_reload(srv->broker);
+		srv_broker_reload(srv->broker, false);
 }
 
 /* Wait for signals; keep the broker alive and the CRL fresh. */

@@ -162,7 +162,9 @@ enroll_curl() {
 # mosquitto_pub/sub as device ID (its key and cert in $T/dev).
 mq_pub() { local id=$1; shift; mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
 	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
-mq_sub() { local id=$1; shift; mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
+# mq_sub runs in the background only (mq_sub ID ... & track $!): it execs,
+# so $! is mosquitto_sub itself and the cleanup trap really stops it.
+mq_sub() { local id=$1; shift; exec mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
 	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
 
 # fleetctl with the admin context given by flags.

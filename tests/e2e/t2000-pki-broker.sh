@@ -129,6 +129,16 @@ check_grep "$(echo "$SERIAL" | tr a-f A-F)" "old serial is in the CRL" \
 	openssl crl -in "$FLEETD_STATE/ca/crl.pem" -noout -text
 check_true "dev-b still works" kill -0 $B_SUB
 check_exit 3 "decommissioning twice is not found" fleetctl devices decommission dev-a
+# The supervised broker dies: fleetd restarts it and reconnects by itself.
+OLD=$(pgrep -f "mosquitto -c $FLEETD_STATE/broker/mosquitto.conf")
+kill -9 "$OLD"
+check_exit 0 "fleetd restarts a broker that died" wait_until 15 sh -c \
+	"pgrep -f 'mosquitto -c $FLEETD_STATE/broker/mosquitto.conf' | grep -vx '$OLD'"
+check_exit 0 "fleetd reconnects and sees presence again" wait_until 40 sh -c \
+	"mosquitto_pub -h $MQTT_HOST -p $MQTT_PORT -V 5 --cafile '$FLEET_CA_FILE' \
+	 --cert '$T/dev/dev-b.pem' --key '$T/dev/dev-b.key' -q 1 -r \
+	 -t fleet/dev-b/presence -m '{\"online\":true}' &&
+	 fleetctl -o json devices list --online | jq -e '.[] | select(.id == \"dev-b\")'"
 check_grep 'acl_file|require_certificate' "broker-config writes a config" \
 	sh -c "fleetd broker-config --state '$FLEETD_STATE' --listen 127.0.0.1:1 && cat '$FLEETD_STATE/broker/mosquitto.conf'"
 finish
