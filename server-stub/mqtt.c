@@ -423,8 +423,9 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 	fl_hex(raw, sizeof(raw), hex);
 	snprintf(ret_id, 40, "c-%s", hex);
 	fl_time_rfc3339(time(NULL), ts);
-	cmd = json_pack("{s:s, s:s, s:O, s:s}", "id", ret_id, "type", type,
-			"args", args ? args : json_object(), "ts", ts);
+	cmd = json_pack("{s:s, s:s, s:o, s:s}", "id", ret_id, "type", type,
+			"args", args ? json_incref(args) : json_object(), "ts",
+			ts);
 	topic = fl_xasprintf("fleet/%s/cmd", device);
 	rc = publish(m, topic, cmd, 2, err);
 	free(topic);

@@ -28,8 +28,18 @@ _checks=0
 # Timeouts are longer under the sanitizers, which slow everything down.
 if [ "${FLEET_SAN:-0}" = 1 ]; then WAIT_SCALE=4; else WAIT_SCALE=1; fi
 
+# Print sanitizer reports found in daemon logs under $T; false if any.
+san_clean() {
+	local hits
+	hits=$(grep -rl --include='*.log' 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T" 2>/dev/null)
+	[ -z "$hits" ] && return 0
+	echo "# sanitizer report in: $hits"
+	grep -h -A30 'ERROR: \|runtime error:' $hits | head -80 | sed 's/^/#   /'
+	return 1
+}
+
 cleanup() {
-	local p
+	local p rc=$? dirty=0
 	for p in "${_pids[@]+"${_pids[@]}"}"; do
 		kill -TERM "$p" 2>/dev/null
 	done
@@ -37,7 +47,11 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null
 	done
+	# a sanitizer report in a daemon's log (written at its exit) fails the test
+	[ "${FLEET_SAN:-0}" = 1 ] && ! san_clean && dirty=1
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+	[ "$dirty" = 1 ] && exit 1
+	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
