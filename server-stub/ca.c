@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ca.h"
 #include "fsutil.h"
@@ -184,6 +185,40 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 	EVP_PKEY_free(issuing.key);
 	free(crl_path);
 	free(ca_dir);
+	return rc;
+}
+
+int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
+		       struct fl_error *err)
+{
+	char *kp = fl_path_join(state_dir, SRV_CA_ROOT_KEY);
+	char *cp = fl_path_join(state_dir, SRV_CA_ROOT_CERT);
+	char *key = NULL, *cert = NULL, *both = NULL;
+	int rc;
+
+	rc = fl_path_exists(out) ? fl_fail(err, FL_ECONFLICT,
+					   "'%s' already exists", out)
+				 : 0;
+	if (!rc)
+		rc = fl_read_file(kp, FL_PKI_PEM_MAX, &key, NULL, err);
+	if (rc == FL_ENOTFOUND)
+		fl_error_prefix(err, "the root key is not here (exported "
+				     "already?)");
+	if (!rc)
+		rc = fl_read_file(cp, FL_PKI_PEM_MAX, &cert, NULL, err);
+	if (!rc) {
+		both = fl_xasprintf("%s%s", key, cert);
+		rc = fl_write_atomic_str(out, both, 0600, err);
+	}
+	if (!rc && remove && unlink(kp) < 0)
+		rc = fl_fail_errno(err, FL_EIO, "cannot remove '%s'", kp);
+	if (!rc && remove)
+		rc = fl_fsync_parent(kp, err);
+	fl_free_secret(key);
+	fl_free_secret(both);
+	free(cert);
+	free(kp);
+	free(cp);
 	return rc;
 }
 

@@ -62,6 +62,16 @@ struct srv_ca {
 int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 		struct fl_error *err);
 
+/*
+ * Offline root: write the root CA's key and certificate to @out (one PEM
+ * file, mode 0600, never overwriting) and, with @remove, delete the key
+ * from the state dir afterwards.  fleetd never needs the root key to
+ * run: the issuing CA signs certificates and CRLs.  FL_ENOTFOUND when the
+ * key is already gone, FL_ECONFLICT when @out exists.
+ */
+int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
+		       struct fl_error *err);
+
 /* Load the issuing CA and the verifier from @state_dir. */
 int srv_ca_open(const char *state_dir, int64_t device_lifetime,
 		struct srv_ca **ret, struct fl_error *err);

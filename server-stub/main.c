@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "ca.h"
 #include "log.h"
 #include "serve.h"
 #include "srv.h"
@@ -187,6 +188,42 @@ static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
 	return rc ? die(rc, "%s", err.msg) : 0;
 }
 
+/* fleetd ca export-root --state DIR --out FILE [--remove] */
+static int cmd_ca(int argc, char **argv, const struct cmd *self)
+{
+	static const struct option opts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"out", required_argument, NULL, 'o'},
+		{"remove", no_argument, NULL, 'r'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *state = NULL, *out = NULL;
+	struct fl_error err = {0};
+	bool remove = false;
+	int c;
+
+	if (argc < 2 || strcmp(argv[1], "export-root") != 0)
+		return usage_err(self, "the only ca command is export-root");
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			state = optarg;
+		else if (c == 'o')
+			out = optarg;
+		else if (c == 'r')
+			remove = true;
+		else
+			return usage_err(self, "bad option");
+	}
+	if (!state || !out || optind != argc)
+		return usage_err(self, "--state DIR and --out FILE are required");
+	if (srv_ca_export_root(state, out, remove, &err))
+		return die(err.code, "%s", err.msg);
+	printf("wrote the root CA key and certificate to %s%s\n", out,
+	       remove ? "; removed the key from the state dir" : "");
+	return 0;
+}
+
 static int cmd_version(int argc, char **argv, const struct cmd *self)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
@@ -197,6 +234,9 @@ static const struct cmd cmds[] = {
 	{"broker-config", cmd_broker_config,
 	 "fleetd broker-config --state DIR [--listen HOST:PORT]",
 	 "write mosquitto.conf, ACL and dynsec.json into DIR/broker"},
+	{"ca", cmd_ca,
+	 "fleetd ca export-root --state DIR --out FILE [--remove]",
+	 "export the root CA key for offline keeping (and remove it)"},
 	{"init", cmd_init, "fleetd init --state DIR [--san NAME]...",
 	 "create a state dir: database, CA, TLS certificate, admin token"},
 	{"serve", cmd_serve,

@@ -9,6 +9,15 @@ start_fleetd --with-broker
 login_admin
 check_true "fleetd serves MQTT" test -n "$MQTT_PORT"
 
+# --- offline root: everything below runs without the root key ----------
+check "export the root CA key for offline keeping" \
+	fleetd ca export-root --state "$FLEETD_STATE" --out "$T/root-offline.pem" --remove
+check_true "the root key left the state dir" test ! -e "$FLEETD_STATE/ca/root.key"
+check "the export holds the key" openssl pkey -in "$T/root-offline.pem" -noout
+check_true "the export is 0600" test "$(stat -c %a "$T/root-offline.pem")" = 600
+check_exit 3 "exporting again finds no key" \
+	fleetd ca export-root --state "$FLEETD_STATE" --out "$T/again.pem"
+
 # --- enrolment tokens -------------------------------------------------
 fleetctl -o json token create line3 --enroll --group line-3 --uses 2 --ttl 1h >"$T/tok.json"
 TOK=$(jq -r .token "$T/tok.json")
