@@ -50,7 +50,7 @@ int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 			    " updated, created_by) VALUES (?, ?, ?, ?, ?, ?,"
 			    " 'queued', (SELECT firmware FROM devices WHERE id = ?2),"
 			    " ?, ?, ?, ?)",
-			    "ssssssiis", j->id, j->device, j->type, j->bundle,
+			    "sssssssiis", j->id, j->device, j->type, j->bundle,
 			    j->command, j->rollout, j->to_version, now, now,
 			    j->created_by);
 	rc = rc ? rc : db_run(s, NULL, err, "COMMIT", NULL);
