@@ -35,6 +35,10 @@ for f in cert.pem chain.pem ca.pem; do
 	check_true "state holds $f" test -s "$A/state/$f"
 done
 check_true "nothing staged is left" sh -c "! ls '$A/state' | grep -q '\.new\$'"
+# token mode: the private key never left the device dir
+KEYLINE=$(sed -n 2p "$A/state/key.pem")
+check_true "the device key appears nowhere on the server side" \
+	sh -c "! grep -rqF -- '$KEYLINE' '$FLEETD_STATE' '$T/fleetd.log' '$T/fleetd.out'"
 check "certificate verifies against the pinned root" \
 	openssl verify -CAfile "$A/state/ca.pem" -untrusted "$A/state/chain.pem" "$A/state/cert.pem"
 check "the key on the device belongs to the certificate" sh -c \
