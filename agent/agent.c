@@ -95,14 +95,20 @@ static void publish_json(struct agent *a, const char *t, const json_t *j,
 	free(text);
 }
 
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
 static void publish_presence(struct agent *a, bool online)
 {
 	char ts[21];
 	json_t *j;
 
 	now_text(ts);
-	j = json_pack("{s:b, s:s, s:s, s:n}", "online", online, "ts", ts,
-		      "agent", FLEET_VERSION, "firmware");
+	j = json_pack("{s:b, s:s, s:s, s:o}", "online", online, "ts", ts,
+		      "agent", FLEET_VERSION, "firmware",
+		      str_or_null(agent_ota_firmware(a->ota)));
 	publish_json(a, a->t_presence, j, 1, true);
 	json_decref(j);
 }
@@ -114,9 +120,12 @@ void agent_publish_status(struct agent *a)
 
 	now_text(ts);
 	fl_time_rfc3339(a->cert.not_after, expires);
-	j = json_pack("{s:s, s:n, s:n, s:n, s:s, s:s, s:n}", "ts", ts,
-		      "firmware", "slot", "health", "cert_serial",
-		      a->cert.serial, "cert_expires", expires, "job");
+	j = json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:o}", "ts", ts,
+		      "firmware", str_or_null(agent_ota_firmware(a->ota)),
+		      "slot", str_or_null(agent_ota_slot(a->ota)), "health",
+		      str_or_null(agent_ota_health(a->ota)), "cert_serial",
+		      a->cert.serial, "cert_expires", expires, "job",
+		      agent_ota_job_brief(a->ota));
 	publish_json(a, a->t_status, j, 1, false);
 	json_decref(j);
 	a->next_status_ms = fl_now_ms() + a->cfg->status_interval_s * 1000;
@@ -249,7 +258,8 @@ static void drain_inbox(struct agent *a)
 	}
 }
 
-/* Finish commands that a restart interrupted (not a pending rotation). */
+/* Finish commands that a restart interrupted (not a pending rotation,
+ * not the running update or rollback). */
 static void fail_interrupted(struct agent *a)
 {
 	const char *id, *type;
@@ -258,7 +268,8 @@ static void fail_interrupted(struct agent *a)
 	size_t n = 0;
 
 	while ((id = agent_cmd_log_next_running(a->cmds, &it, &type))) {
-		if (a->confirm_pending && fl_streq(id, a->confirm_cmd))
+		if ((a->confirm_pending && fl_streq(id, a->confirm_cmd)) ||
+		    agent_ota_owns_cmd(a->ota, id))
 			continue;
 		ids = fl_xrealloc(ids, (n + 1) * sizeof(*ids));
 		types = fl_xrealloc(types, (n + 1) * sizeof(*types));
@@ -289,6 +300,7 @@ static void on_connect(void *user, bool session_present)
 	if (agent_mqtt_subscribe(a->mqtt, a->t_cmd, 2, &err))
 		fl_warn("%s: %s", a->cfg->id, err.msg);
 	agent_publish_status(a);
+	agent_ota_on_connect(a);
 }
 
 static void on_message(void *user, const char *t, const void *payload,
@@ -397,6 +409,16 @@ static int open_state(struct agent *a, struct fl_error *err)
 	return rc;
 }
 
+/* Updates: a bootloader that cannot be read disables them (logged),
+ * the agent still runs for everything else. */
+static void open_ota(struct agent *a)
+{
+	struct fl_error err = {0};
+
+	if (agent_ota_new(a, &a->ota, &err))
+		fl_error("%s: updates are disabled: %s", a->cfg->id, err.msg);
+}
+
 int agent_new(const struct agent_config *cfg, struct agent **ret,
 	      struct fl_error *err)
 {
@@ -411,7 +433,9 @@ int agent_new(const struct agent_config *cfg, struct agent **ret,
 		agent_free(a);
 		return rc;
 	}
+	open_ota(a);
 	agent_schedule_renewal(a);
+	agent_ota_reconcile(a);
 	fail_interrupted(a);
 	*ret = a;
 	return 0;
@@ -421,6 +445,7 @@ void agent_free(struct agent *a)
 {
 	if (!a)
 		return;
+	agent_ota_free(a->ota);
 	agent_mqtt_free(a->mqtt);
 	agent_cmd_log_free(a->cmds);
 	for (size_t i = 0; i < a->n_inbox; i++)
@@ -439,6 +464,7 @@ void agent_step(struct agent *a, int timeout_ms,
 	if (agent_mqtt_connected(a->mqtt) && fl_now_ms() >= a->next_status_ms)
 		agent_publish_status(a);
 	agent_rotate_tick(a);
+	agent_ota_tick(a);
 }
 
 int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
@@ -446,9 +472,10 @@ int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
 {
 	fl_info("%s: running (broker %s:%d, server %s)", a->cfg->id,
 		a->cfg->mqtt_host, a->cfg->mqtt_port, a->cfg->server_url);
-	while (!*stop)
+	while (!*stop && !agent_ota_reboot_requested(a->ota))
 		agent_step(a, 200, stop);
-	fl_info("%s: stopping", a->cfg->id);
+	fl_info("%s: stopping%s", a->cfg->id,
+		agent_ota_reboot_requested(a->ota) ? " to reboot" : "");
 	agent_stop(a, STOP_TIMEOUT_MS);
 	return 0;
 }
@@ -466,6 +493,11 @@ int agent_stop(struct agent *a, int timeout_ms)
 	agent_mqtt_disconnect(a->mqtt);
 	fl_debug("%s: disconnected", a->cfg->id);
 	return rc;
+}
+
+bool agent_reboot_requested(const struct agent *a)
+{
+	return agent_ota_reboot_requested(a->ota);
 }
 
 bool agent_online(const struct agent *a)
@@ -536,7 +568,11 @@ int agent_status_json(const struct agent_config *cfg, json_t **ret,
 		add_time(j, "renew_until",
 			 agent_identity_renew_at(info.not_before,
 						 info.not_after, UINT32_MAX));
-		*ret = j;
+		rc = agent_ota_status(cfg, j, err);
+		if (rc)
+			json_decref(j);
+		else
+			*ret = j;
 	}
 	json_decref(confirm);
 	release_fields(&a);

@@ -19,7 +19,9 @@
  *
  * State dir files besides the identity (identity.h): commands.json
  * (command log), seq (last event seq), confirm.json (a committed new
- * certificate that fleetd has not confirmed yet).
+ * certificate that fleetd has not confirmed yet), ota.json (the update
+ * journal, journal.h), bundle.partial (a download in progress) and
+ * root.json (the bundle trust root, trust.h).
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -120,11 +122,29 @@ void agent_cmd_complete(struct agent *a, const char *cmd_id,
 int agent_cmd_rotate(struct agent *a, const struct agent_cmd *cmd,
 		     struct agent_cmd_outcome *out, struct fl_error *err);
 
+/* Command handlers for "update" and "rollback" (ota.c; docs/ota.md):
+ * they record the job as queued and leave it pending; agent_step
+ * carries it on and completes the command at its final state. */
+int agent_cmd_update(struct agent *a, const struct agent_cmd *cmd,
+		     struct agent_cmd_outcome *out, struct fl_error *err);
+int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
+		       struct agent_cmd_outcome *out, struct fl_error *err);
+
+/*
+ * True when a job asked for a reboot: agent_run has returned for it and
+ * the program reboots the device (sim mode: restarts itself, which is
+ * the simulated power cycle).
+ */
+bool agent_reboot_requested(const struct agent *a);
+
 /*
  * What `fleet-agent status` shows, read from @cfg's state dir without
  * connecting: id, URLs, certificate serial and validity, renewal window,
- * seq, a pending confirmation, commands remembered.  *@ret is a new
- * object.  Returns 0, FL_ENOTFOUND (not enrolled), identity check codes.
+ * seq, a pending confirmation, commands remembered; and for updates the
+ * booted slot and firmware, the bootloader variables, the slots, the
+ * security floor, the trust root version and the current job.  *@ret is
+ * a new object.  Returns 0, FL_ENOTFOUND (not enrolled), identity check
+ * codes, the journal's and the bootloader's codes.
  */
 int agent_status_json(const struct agent_config *cfg, json_t **ret,
 		      struct fl_error *err);

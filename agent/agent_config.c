@@ -46,6 +46,7 @@ static const struct spec specs[] = {
     {"device", "id", K_ID, F(id), 0, 0, NULL, true},
     {"device", "state_dir", K_PATH, F(state_dir), 0, 0,
      AGENT_CONFIG_DEFAULT_STATE, false},
+    {"device", "hardware", K_TEXT, F(hardware), 0, 64, NULL, false},
     {"server", "url", K_HTTPS, F(server_url), 0, 0, NULL, true},
     {"server", "ca", K_PATH, F(ca_file), 0, 0, NULL, false},
     {"server", "timeout", K_DUR, F(http_timeout_s), 1, 600, "30s", false},
@@ -70,6 +71,8 @@ static const struct spec specs[] = {
     {"boot", "editenv", K_PATH, F(boot_editenv), 0, 0, NULL, false},
     {"boot", "bootlimit", K_UINT, F(bootlimit), 1,
      AGENT_CONFIG_BOOTLIMIT_MAX, "3", false},
+    {"boot", "reboot_command", K_TEXT, F(reboot_command), 0,
+     AGENT_CONFIG_CMD_MAX, NULL, false},
     {"slots", "a", K_PATH, F(slot_a), 0, 0, NULL, false},
     {"slots", "b", K_PATH, F(slot_b), 0, 0, NULL, false},
     {"health", "command", K_TEXT, F(health_command), 0,
@@ -77,6 +80,8 @@ static const struct spec specs[] = {
     {"health", "timeout", K_DUR, F(health_timeout_s), 1, 3600, "2m", false},
     {"download", "rate_limit", K_UINT, F(download_rate_limit), 0,
      INT64_MAX, "0", false},
+    {"download", "retries", K_UINT, F(download_retries), 0, 1000, "10",
+     false},
     {"diag", "checks_dir", K_PATH, F(diag_checks_dir), 0, 0, NULL, false},
     {"outbox", "max_messages", K_UINT, F(outbox_max_messages), 1,
      AGENT_CONFIG_OUTBOX_MSGS_MAX, "10000", false},
@@ -102,7 +107,33 @@ void agent_config_free(struct agent_config *cfg)
 	free(cfg->path);
 	free(cfg->dir);
 	free(cfg->mqtt_host);
+	free(cfg->sim_dir);
 	free(cfg);
+}
+
+int agent_config_set_sim(struct agent_config *cfg, const char *dir,
+			 struct fl_error *err)
+{
+	char *abs;
+
+	if (!dir || !*dir || strlen(dir) >= PATH_MAX - 16)
+		return fl_fail(err, FL_EINVAL, "bad sim directory");
+	abs = realpath(dir, NULL);
+	if (!abs)
+		abs = fl_xstrdup(dir);
+	free(cfg->sim_dir);
+	free(cfg->boot_backend);
+	free(cfg->boot_path);
+	free(cfg->slot_a);
+	free(cfg->slot_b);
+	cfg->sim_dir = abs;
+	cfg->boot_backend = fl_xstrdup("sim");
+	cfg->boot_path = fl_xstrdup(abs);
+	cfg->slot_a = fl_path_join(abs, "slot-a");
+	cfg->slot_b = fl_path_join(abs, "slot-b");
+	if (!cfg->hardware)
+		cfg->hardware = fl_xstrdup("sim");
+	return 0;
 }
 
 /* Host and port of "mqtts://HOST[:PORT]", IPv6 literals in brackets. */

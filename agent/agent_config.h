@@ -42,6 +42,8 @@ struct agent_config {
 	/* [device] */
 	char *id;	 /* device id (fl_valid_id), the certificate CN */
 	char *state_dir; /* key, certificate, journals */
+	char *hardware;	 /* bundles must list it; NULL: any ("sim" in
+			  * sim mode) */
 
 	/* [server] */
 	char *server_url;    /* https://HOST[:PORT] */
@@ -68,6 +70,7 @@ struct agent_config {
 	char *boot_default_env;
 	char *boot_editenv;
 	uint64_t bootlimit;
+	char *reboot_command; /* NULL: sync and reboot(2) */
 
 	/* [slots] */
 	char *slot_a, *slot_b;
@@ -78,6 +81,7 @@ struct agent_config {
 
 	/* [download] */
 	uint64_t download_rate_limit; /* bytes per second, 0 = unlimited */
+	uint64_t download_retries;    /* failed attempts in a row allowed */
 
 	/* [diag] */
 	char *diag_checks_dir;
@@ -85,6 +89,9 @@ struct agent_config {
 	/* [outbox] */
 	uint64_t outbox_max_messages;
 	uint64_t outbox_max_bytes;
+
+	/* not in the file: `--sim DIR` (agent_config_set_sim) */
+	char *sim_dir;
 };
 
 /*
@@ -105,6 +112,17 @@ int agent_config_load(const char *path, struct agent_config **ret,
 int agent_config_parse(const char *text, const char *base_dir,
 		       const char *path_for_msgs, struct agent_config **ret,
 		       struct fl_error *err);
+
+/*
+ * Sim mode (`fleet-agent run --sim DIR`): the bootloader is the "sim"
+ * backend in @dir, the slots are DIR/slot-a and DIR/slot-b (the sample
+ * firmware programs), the health check runs the booted slot with
+ * --selftest unless [health] command is set, and [device] hardware
+ * defaults to "sim".  Overrides [boot] and [slots].  Returns 0 or
+ * FL_EINVAL (an empty or over-long @dir).
+ */
+int agent_config_set_sim(struct agent_config *cfg, const char *dir,
+			 struct fl_error *err);
 
 /* Free a config; NULL is fine. */
 void agent_config_free(struct agent_config *cfg);

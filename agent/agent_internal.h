@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "agent_mqtt.h"
 #include "identity.h"
+#include "ota.h"
 
 struct agent_inbox_msg {
 	char *payload;
@@ -44,6 +45,9 @@ struct agent {
 	/* renewal retries after a failure */
 	int64_t renew_next_ms;
 	struct agent_backoff renew_backoff;
+
+	/* updates and rollbacks (ota.c) */
+	struct agent_ota *ota;
 };
 
 /* A random 32-bit number (OpenSSL RAND; falls back to the clock). */

@@ -15,10 +15,11 @@
 #include "util.h"
 #include "validate.h"
 
-/* One line per command type; update, rollback, reboot and config come
- * with the OTA work (issue 5). */
+/* One line per command type, sorted. */
 static const struct agent_cmd_handler handlers[] = {
+    {"rollback", agent_cmd_rollback},
     {"rotate", agent_cmd_rotate},
+    {"update", agent_cmd_update},
 };
 
 const struct agent_cmd_handler *agent_cmd_find(const char *type)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/reboot.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -18,13 +19,19 @@
 #include "identity.h"
 #include "json.h"
 #include "log.h"
+#include "ota.h"
+#include "proc.h"
+#include "trust.h"
 #include "util.h"
 #include "validate.h"
+
+#define REBOOT_COMMAND_TIMEOUT_MS 60000
 
 struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv, const struct cmd *self);
 	const int *opts; /* options it takes, 0-terminated */
+	int nargs;	 /* positional arguments it takes */
 	const char *usage;
 	const char *summary;
 };
@@ -32,10 +39,14 @@ struct cmd {
 /* Options every command may take; unused ones stay NULL. */
 struct opts {
 	const char *config, *server, *ca, *token, *token_file, *id, *state;
-	const char *mqtt;
+	const char *mqtt, *sim, *image, *arg;
+	uint64_t bootlimit;
 	int level, format;
 	bool json;
 };
+
+/* The command line as given, for the restart of a simulated reboot. */
+static char **saved_argv;
 
 enum {
 	O_CONFIG = 'c',
@@ -49,6 +60,9 @@ enum {
 	O_MQTT,
 	O_LEVEL,
 	O_FORMAT,
+	O_SIM,
+	O_IMAGE,
+	O_BOOTLIMIT,
 	O_HELP,
 };
 
@@ -64,36 +78,45 @@ static const struct option long_opts[] = {
     {"mqtt", required_argument, NULL, O_MQTT},
     {"log-level", required_argument, NULL, O_LEVEL},
     {"log-format", required_argument, NULL, O_FORMAT},
+    {"sim", required_argument, NULL, O_SIM},
+    {"image", required_argument, NULL, O_IMAGE},
+    {"bootlimit", required_argument, NULL, O_BOOTLIMIT},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
 
 static int cmd_enroll(int argc, char **argv, const struct cmd *self);
 static int cmd_run(int argc, char **argv, const struct cmd *self);
+static int cmd_sim_init(int argc, char **argv, const struct cmd *self);
 static int cmd_status(int argc, char **argv, const struct cmd *self);
 static int cmd_version(int argc, char **argv, const struct cmd *self);
 
 static const int enroll_opts[] = {O_CONFIG, O_OUTPUT, O_SERVER, O_CA,
 				  O_TOKEN, O_TOKEN_FILE, O_ID, O_STATE,
 				  O_MQTT, O_LEVEL, O_FORMAT, 0};
-static const int run_opts[] = {O_CONFIG, O_LEVEL, O_FORMAT, 0};
-static const int status_opts[] = {O_CONFIG, O_OUTPUT, 0};
+static const int run_opts[] = {O_CONFIG, O_LEVEL, O_FORMAT, O_SIM, 0};
+static const int sim_init_opts[] = {O_IMAGE, O_BOOTLIMIT, 0};
+static const int status_opts[] = {O_CONFIG, O_OUTPUT, O_SIM, 0};
 static const int no_opts[] = {0};
 
 static const struct cmd cmds[] = {
-    {"enroll", cmd_enroll, enroll_opts,
+    {"enroll", cmd_enroll, enroll_opts, 0,
      "fleet-agent enroll --server URL --ca FILE (--token T | --token-file F)\n"
      "                   [--id ID] [--state DIR] [--mqtt URL] [--config FILE]\n"
      "                   [-o text|json] [--log-level L] [--log-format F]",
      "create the device key, enrol with a claim token, write agent.conf"},
-    {"run", cmd_run, run_opts,
-     "fleet-agent run [--config FILE] [--log-level LEVEL]\n"
+    {"run", cmd_run, run_opts, 0,
+     "fleet-agent run [--config FILE] [--sim DIR] [--log-level LEVEL]\n"
      "                [--log-format text|json|syslog]",
-     "run the daemon: MQTT session, commands, certificate renewal"},
-    {"status", cmd_status, status_opts,
-     "fleet-agent status [--config FILE] [-o text|json]",
-     "show the device identity and agent state"},
-    {"version", cmd_version, no_opts, "fleet-agent version", "print the version"},
+     "run the daemon: MQTT session, commands, updates, certificate renewal"},
+    {"sim-init", cmd_sim_init, sim_init_opts, 1,
+     "fleet-agent sim-init DIR --image FW [--bootlimit N]",
+     "make DIR a simulated device whose slot a holds firmware FW"},
+    {"status", cmd_status, status_opts, 0,
+     "fleet-agent status [--config FILE] [--sim DIR] [-o text|json]",
+     "show the device identity, slots, bootloader state and current job"},
+    {"version", cmd_version, no_opts, 0, "fleet-agent version",
+     "print the version"},
 };
 
 static void usage_all(FILE *f)
@@ -145,6 +168,11 @@ static int set_opt(struct opts *o, int c, const char *arg)
 	case O_ID: o->id = arg; break;
 	case O_STATE: o->state = arg; break;
 	case O_MQTT: o->mqtt = arg; break;
+	case O_SIM: o->sim = arg; break;
+	case O_IMAGE: o->image = arg; break;
+	case O_BOOTLIMIT:
+		return fl_parse_uint(arg, AGENT_BOOT_LIMIT_MAX, &o->bootlimit,
+				     NULL) || !o->bootlimit ? -1 : 0;
 	case O_OUTPUT:
 		if (!fl_streq(arg, "json") && !fl_streq(arg, "text"))
 			return -1;
@@ -168,7 +196,7 @@ static int parse(int argc, char **argv, const struct cmd *c, struct opts *o)
 	int ch;
 
 	*o = (struct opts){.config = AGENT_CONFIG_DEFAULT_PATH,
-			   .level = FL_LOG_INFO};
+			   .level = FL_LOG_INFO, .bootlimit = 3};
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "c:o:", long_opts, NULL)) != -1) {
 		if (ch == O_HELP) {
@@ -180,8 +208,12 @@ static int parse(int argc, char **argv, const struct cmd *c, struct opts *o)
 		if (set_opt(o, ch, optarg))
 			return usage_err(c, "bad option value");
 	}
-	if (optind != argc)
+	if (argc - optind > c->nargs)
 		return usage_err(c, "unexpected argument");
+	if (argc - optind < c->nargs)
+		return usage_err(c, "missing argument");
+	if (c->nargs)
+		o->arg = argv[optind];
 	fl_log_setup("fleet-agent", o->level, (enum fl_log_format)o->format);
 	return 0;
 }
@@ -302,6 +334,25 @@ static int plan_enroll(const struct opts *o, const struct agent_config *cfg,
 	return 0;
 }
 
+/*
+ * The bundle trust root, trusted on first use over the channel just
+ * authenticated (docs/ota.md); without one yet it comes with the first
+ * update.  Never fails the enrolment.
+ */
+static void fetch_trust_root(const struct agent_http_target *t,
+			     const char *state)
+{
+	struct fl_error err = {0};
+	int rc = agent_trust_fetch_first(t, state, &err);
+
+	if (rc == FL_ENOTFOUND)
+		fprintf(stderr, "fleet-agent: note: fleetd has no trust root "
+				"yet; it is fetched with the first update\n");
+	else if (rc)
+		fprintf(stderr, "fleet-agent: warning: trust root not "
+				"fetched: %s\n", err.msg);
+}
+
 static int enroll_with(const struct opts *o, const struct agent_config *cfg,
 		       const struct enroll_plan *p)
 {
@@ -318,6 +369,7 @@ static int enroll_with(const struct opts *o, const struct agent_config *cfg,
 	fl_free_secret(token);
 	if (rc)
 		return die(rc, "%s", err.msg);
+	fetch_trust_root(&t, p->state);
 	abs = realpath(p->state, NULL);
 	mqtt = o->mqtt ? o->mqtt
 		       : json_string_value(json_object_get(resp, "mqtt_url"));
@@ -382,11 +434,67 @@ static void install_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* agent.conf, with the sim overrides of --sim DIR. */
+static int load_config(const struct opts *o, struct agent_config **ret,
+		       struct fl_error *err)
+{
+	int rc = agent_config_load(o->config, ret, err);
+
+	if (!rc && o->sim)
+		rc = agent_config_set_sim(*ret, o->sim, err);
+	return rc;
+}
+
+/* Sim mode: each start is a power-on; the bootloader step comes first. */
+static int sim_power_on(const struct agent_config *cfg, struct fl_error *err)
+{
+	struct agent_sim_boot b;
+	int rc = agent_sim_power_on(cfg->sim_dir, &b, err);
+
+	if (!rc)
+		fl_info("sim: power-on %llu: booted slot %s%s (bootcount %u)",
+			b.boot, b.step.booted,
+			b.step.fell_back ? " after falling back" : "",
+			b.step.bootcount);
+	return rc;
+}
+
+/*
+ * A job asked for a reboot.  Sim: start this program again (same pid,
+ * same arguments), which powers the simulated device on.  Real: sync,
+ * then [boot] reboot_command or reboot(2).
+ */
+static int do_reboot(const struct agent_config *cfg, struct fl_error *err)
+{
+	const char *argv[] = {"/bin/sh", "-c", cfg->reboot_command, NULL};
+	struct agent_proc_opts po = {.argv = argv,
+				     .timeout_ms = REBOOT_COMMAND_TIMEOUT_MS};
+	struct agent_proc_result r;
+	int rc;
+
+	fflush(NULL);
+	if (cfg->sim_dir) {
+		execv("/proc/self/exe", saved_argv);
+		return fl_fail_errno(err, FL_EIO, "cannot restart myself");
+	}
+	sync();
+	if (!cfg->reboot_command) {
+		reboot(RB_AUTOBOOT);
+		return fl_fail_errno(err, FL_EIO, "cannot reboot");
+	}
+	rc = agent_proc_run(&po, &r, err);
+	if (!rc && r.status)
+		rc = fl_fail(err, FL_ERR, "reboot command failed (exit %d): %s",
+			     r.status, agent_proc_last_line(r.output));
+	return rc;
+}
+
 static int cmd_run(int argc, char **argv, const struct cmd *self)
 {
 	struct agent_config *cfg = NULL;
 	struct agent *a = NULL;
 	struct fl_error err = {0};
+	bool reboot = false;
 	struct opts o;
 	int rc;
 
@@ -394,16 +502,40 @@ static int cmd_run(int argc, char **argv, const struct cmd *self)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	install_signals();
-	rc = agent_config_load(o.config, &cfg, &err);
+	rc = load_config(&o, &cfg, &err);
+	if (!rc && cfg->sim_dir)
+		rc = sim_power_on(cfg, &err);
 	if (!rc)
 		rc = agent_new(cfg, &a, &err);
 	if (!rc)
 		rc = agent_run(a, &stop_requested, &err);
+	reboot = !rc && !stop_requested && agent_reboot_requested(a);
 	agent_free(a);
+	if (reboot)
+		rc = do_reboot(cfg, &err);
 	agent_config_free(cfg);
 	if (rc == FL_ENOTFOUND)
 		return die(rc, "%s (run 'fleet-agent enroll' first)", err.msg);
 	return rc ? die(rc, "%s", err.msg) : 0;
+}
+
+static int cmd_sim_init(int argc, char **argv, const struct cmd *self)
+{
+	struct fl_error err = {0};
+	struct opts o;
+	int rc;
+
+	rc = parse(argc, argv, self, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (!o.image)
+		return usage_err(self, "--image FW is required");
+	rc = agent_sim_init(o.arg, o.image, (unsigned)o.bootlimit, &err);
+	if (rc)
+		return die(rc, "%s", err.msg);
+	printf("simulated device %s: slot a holds %s, bootlimit %llu\n", o.arg,
+	       o.image, (unsigned long long)o.bootlimit);
+	return 0;
 }
 
 static void print_status_text(const json_t *j)
@@ -436,7 +568,7 @@ static int cmd_status(int argc, char **argv, const struct cmd *self)
 	rc = parse(argc, argv, self, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	rc = agent_config_load(o.config, &cfg, &err);
+	rc = load_config(&o, &cfg, &err);
 	if (!rc)
 		rc = agent_status_json(cfg, &j, &err);
 	agent_config_free(cfg);
@@ -466,6 +598,7 @@ static int cmd_version(int argc, char **argv, const struct cmd *self)
 
 int main(int argc, char **argv)
 {
+	saved_argv = argv;
 	if (argc < 2) {
 		usage_all(stderr);
 		return FL_EUSAGE;

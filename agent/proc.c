@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/* Bounded helper programs; see proc.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "util.h"
+
+#define TICK_MS 100
+
+/* In the child: plumbing, then exec; never returns. */
+static void child(const struct agent_proc_opts *o, int out)
+{
+	int null = open("/dev/null", O_RDONLY);
+
+	setpgid(0, 0);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(out, 2) < 0)
+		_exit(126);
+	close_range(3, ~0U, 0);
+	for (const char *const *e = o->env; e && *e; e++)
+		putenv((char *)*e);
+	execvp(o->argv[0], (char *const *)o->argv);
+	_exit(127);
+}
+
+/* Keep the last AGENT_PROC_OUTPUT_MAX bytes of what arrives. */
+static void collect(struct agent_proc_result *r, size_t *len, const char *buf,
+		    size_t n)
+{
+	const size_t max = AGENT_PROC_OUTPUT_MAX;
+
+	if (n >= max) {
+		memcpy(r->output, buf + n - max, max);
+		*len = max;
+	} else {
+		if (*len + n > max) {
+			size_t drop = *len + n - max;
+
+			memmove(r->output, r->output + drop, *len - drop);
+			*len -= drop;
+		}
+		memcpy(r->output + *len, buf, n);
+		*len += n;
+	}
+	r->output[*len] = '\0';
+}
+
+static int status_of(int ws)
+{
+	if (WIFEXITED(ws))
+		return WEXITSTATUS(ws);
+	if (WIFSIGNALED(ws))
+		return 128 + WTERMSIG(ws);
+	return 255;
+}
+
+/* Read output and reap the child until it ends, the bound or a tick. */
+static int wait_child(const struct agent_proc_opts *o, pid_t pid, int fd,
+		      struct agent_proc_result *r, struct fl_error *err)
+{
+	int64_t end = fl_now_ms() + o->timeout_ms;
+	size_t len = 0;
+	char buf[4096];
+	int ws, rc = 0;
+	ssize_t n;
+
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+
+		if (fd >= 0 && poll(&p, 1, TICK_MS) > 0) {
+			n = read(fd, buf, sizeof(buf));
+			if (n > 0)
+				collect(r, &len, buf, (size_t)n);
+			else if (n == 0 || errno != EINTR)
+				fd = -1; /* EOF: only the exit is missing */
+		} else if (fd < 0) {
+			poll(NULL, 0, 20);
+		}
+		if (waitpid(pid, &ws, WNOHANG) == pid) {
+			r->status = status_of(ws);
+			return 0;
+		}
+		if (fl_now_ms() >= end)
+			rc = fl_fail(err, FL_ETIMEOUT,
+				     "'%s' did not finish within %d s",
+				     o->argv[0], o->timeout_ms / 1000);
+		else if (o->tick)
+			rc = o->tick(o->user, err);
+		if (rc)
+			break;
+	}
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	waitpid(pid, &ws, 0);
+	return rc;
+}
+
+int agent_proc_run(const struct agent_proc_opts *o,
+		   struct agent_proc_result *ret, struct fl_error *err)
+{
+	struct agent_proc_result r = {0};
+	int pipefd[2], rc;
+	pid_t pid;
+
+	if (!o->argv || !o->argv[0])
+		return fl_fail(err, FL_EINVAL, "no program to run");
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot make a pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return fl_fail_errno(err, FL_EIO, "cannot fork");
+	}
+	if (pid == 0)
+		child(o, pipefd[1]);
+	setpgid(pid, pid);
+	close(pipefd[1]);
+	rc = wait_child(o, pid, pipefd[0], &r, err);
+	close(pipefd[0]);
+	if (!rc && r.status == 127 && !r.output[0])
+		return fl_fail(err, FL_EIO, "cannot run '%s'", o->argv[0]);
+	*ret = r;
+	return rc;
+}
+
+const char *agent_proc_last_line(char *output)
+{
+	char *end = output + strlen(output), *start;
+
+	while (end > output && strchr(" \t\r\n", end[-1]))
+		end--;
+	*end = '\0';
+	start = end;
+	while (start > output && start[-1] != '\n')
+		start--;
+	return start;
+}

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/* Streaming an image into a slot; see slot.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "slot.h"
+#include "util.h"
+
+#define WRITEBACK_STEP (8u * 1024 * 1024)
+
+struct agent_slot_writer {
+	struct agent_slot_opts o;
+	char *path;
+	int fd;
+	bool is_file;
+	uint64_t capacity; /* block device size; UINT64_MAX for files */
+	uint64_t written, flushed;
+};
+
+int agent_slot_open(const struct agent_slot_opts *o,
+		    struct agent_slot_writer **ret, struct fl_error *err)
+{
+	struct agent_slot_writer *w;
+	struct stat st;
+	int fd;
+
+	if (!o->path || !*o->path)
+		return fl_fail(err, FL_EINVAL, "no slot path");
+	fd = open(o->path, O_WRONLY | O_CREAT | O_CLOEXEC,
+		  o->executable ? 0755 : 0644);
+	if (fd < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot open slot '%s'",
+				     o->path);
+	if (fstat(fd, &st) < 0 ||
+	    (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		close(fd);
+		return fl_fail(err, FL_EINVAL,
+			       "slot '%s' is not a file or block device",
+			       o->path);
+	}
+	w = fl_xcalloc(1, sizeof(*w));
+	w->o = *o;
+	w->path = fl_xstrdup(o->path);
+	w->o.path = w->path;
+	w->fd = fd;
+	w->is_file = S_ISREG(st.st_mode);
+	w->capacity = UINT64_MAX;
+	if (!w->is_file && ioctl(fd, BLKGETSIZE64, &w->capacity) < 0) {
+		agent_slot_free(w);
+		return fl_fail_errno(err, FL_EIO, "cannot size slot '%s'",
+				     o->path);
+	}
+	if (w->is_file && ftruncate(fd, 0) < 0) {
+		agent_slot_free(w);
+		return fl_fail_errno(err, FL_EIO, "cannot truncate slot '%s'",
+				     o->path);
+	}
+	*ret = w;
+	return 0;
+}
+
+static int sink_begin(void *ctx, size_t index, const struct fsig_payload *p,
+		      struct fl_error *err)
+{
+	struct agent_slot_writer *w = ctx;
+
+	if (index != 0)
+		return fl_fail(err, FL_EINVAL,
+			       "a bundle for a slot has one payload");
+	if (p->raw_size > w->capacity)
+		return fl_fail(err, FL_ELIMIT,
+			       "payload '%s' (%llu bytes) is larger than slot "
+			       "'%s' (%llu bytes)",
+			       p->name, (unsigned long long)p->raw_size,
+			       w->path, (unsigned long long)w->capacity);
+	return 0;
+}
+
+/* Start writing back what accumulated, without waiting for it. */
+static void start_writeback(struct agent_slot_writer *w)
+{
+	if (w->written - w->flushed < WRITEBACK_STEP)
+		return;
+	sync_file_range(w->fd, (off64_t)w->flushed,
+			(off64_t)(w->written - w->flushed),
+			SYNC_FILE_RANGE_WRITE);
+	w->flushed = w->written;
+}
+
+static int sink_write(void *ctx, const void *buf, size_t len,
+		      struct fl_error *err)
+{
+	struct agent_slot_writer *w = ctx;
+	size_t done = 0;
+	ssize_t n;
+
+	if (len > w->capacity - w->written)
+		return fl_fail(err, FL_ELIMIT, "slot '%s' is full", w->path);
+	while (done < len) {
+		n = pwrite(w->fd, (const char *)buf + done, len - done,
+			   (off_t)(w->written + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fl_fail_errno(err, FL_EIO,
+					     "cannot write slot '%s'", w->path);
+		done += (size_t)n;
+	}
+	w->written += len;
+	start_writeback(w);
+	return w->o.progress ? w->o.progress(w->o.user, w->written, err) : 0;
+}
+
+void agent_slot_sink(struct agent_slot_writer *w, struct fsig_sink *ret)
+{
+	*ret = (struct fsig_sink){
+	    .begin = sink_begin,
+	    .write = sink_write,
+	    .ctx = w,
+	};
+}
+
+uint64_t agent_slot_written(const struct agent_slot_writer *w)
+{
+	return w->written;
+}
+
+int agent_slot_finish(struct agent_slot_writer *w, struct fl_error *err)
+{
+	if (w->is_file && ftruncate(w->fd, (off_t)w->written) < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot size slot '%s'",
+				     w->path);
+	if (w->is_file && fchmod(w->fd, w->o.executable ? 0755 : 0644) < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot chmod slot '%s'",
+				     w->path);
+	if (fsync(w->fd) < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot sync slot '%s'",
+				     w->path);
+	return w->is_file ? fl_fsync_parent(w->path, err) : 0;
+}
+
+void agent_slot_free(struct agent_slot_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->path);
+	free(w);
+}
