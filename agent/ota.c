@@ -125,6 +125,8 @@ void ota_event(struct agent_ota *o, const char *state, const json_t *extra)
 	if (agent_publish_event(o->a, job->cmd, agent_job_type_name(job->type),
 				state, f, NULL, &err))
 		fl_error("%s: %s", o->a->cfg->id, err.msg);
+	else
+		o->published = job->state;
 	json_decref(f);
 }
 
@@ -171,6 +173,7 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 	o->health = state == AGENT_JOB_FAILED && fl_streq(stage, "health-check")
 			? "failed"
 			: "ok";
+	o->published = state;
 	f = job_fields(o);
 	agent_cmd_complete(o->a, job->cmd, agent_job_type_name(job->type),
 			   agent_job_state_name(state), stage,
@@ -300,6 +303,7 @@ static int start_job(struct agent_ota *o, const struct agent_job *job,
 		agent_job_type_name(job->type),
 		*job->from_version ? job->from_version : "?",
 		*job->to_version ? job->to_version : "?", job->target_slot);
+	ota_failpoint(o, "queued");
 	return 0;
 }
 
@@ -436,6 +440,10 @@ void agent_ota_on_connect(struct agent *a)
 	if (!o || !o->j.has_job)
 		return;
 	job = &o->j.job;
+	/* On the first connection, what this process published is queued
+	 * in the session already; after that, say it again. */
+	if (o->connects++ == 0 && o->published == job->state)
+		return;
 	if (agent_job_state_final(job->state) && o->final_acked)
 		return;
 	extra = json_object();

@@ -235,6 +235,7 @@ static int check_health(struct agent_ota *o, struct fl_error *err)
 	struct agent_proc_opts po = {
 	    .env = (const char *const *)env, .tick = health_tick, .user = o};
 	struct agent_proc_result r = {0};
+	char tail[256];
 	int rc;
 
 	po.argv = c->health_command ? sh : sim;
@@ -246,10 +247,12 @@ static int check_health(struct agent_ota *o, struct fl_error *err)
 			rc = fl_fail(err, FL_EVERIFY,
 				     "health check timed out after %llds",
 				     (long long)c->health_timeout_s);
-		else if (!rc && r.status)
+		else if (!rc && r.status) {
+			agent_proc_tail(r.output, 3, tail, sizeof(tail));
 			rc = fl_fail(err, FL_EVERIFY,
 				     "health check failed (exit %d): %s",
-				     r.status, agent_proc_last_line(r.output));
+				     r.status, tail);
+		}
 	}
 	free(env[0]);
 	free(env[1]);

@@ -24,6 +24,9 @@ struct agent_ota {
 	char kernel_boot[AGENT_BOOT_ID_MAX + 1]; /* the real kernel's */
 	bool reboot_requested;
 	bool final_acked;	  /* the final event was acknowledged */
+	enum agent_job_state published; /* state last published by this
+					  * process */
+	unsigned connects;		 /* connections made so far */
 	int64_t next_run_ms;	  /* retry after an error of the tick */
 	int64_t last_progress_ms; /* last download progress event */
 	const char *health;	  /* "ok", "checking", "failed" or NULL */

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -144,4 +145,36 @@ const char *agent_proc_last_line(char *output)
 	while (start > output && start[-1] != '\n')
 		start--;
 	return start;
+}
+
+void agent_proc_tail(const char *output, unsigned lines, char *buf,
+		     size_t size)
+{
+	const char *end = output + strlen(output), *p = end, *start;
+	unsigned n = 0;
+	size_t len = 0;
+
+	/* walk back over @lines non-empty lines */
+	while (p > output && n < lines) {
+		while (p > output && strchr(" \t\r\n", p[-1]))
+			p--;
+		if (p == output)
+			break;
+		while (p > output && p[-1] != '\n')
+			p--;
+		n++;
+	}
+	buf[0] = '\0';
+	for (start = p; start < end && len + 1 < size;) {
+		size_t l = strcspn(start, "\r\n");
+
+		if (l) {
+			len += (size_t)snprintf(buf + len, size - len, "%s%.*s",
+						len ? "; " : "", (int)l, start);
+			if (len >= size)
+				len = size - 1;
+		}
+		start += l;
+		start += strspn(start, "\r\n");
+	}
 }

@@ -10,6 +10,7 @@
  * whole group is killed when the time is up.
  */
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "err.h"
 
@@ -41,8 +42,17 @@ struct agent_proc_opts {
 int agent_proc_run(const struct agent_proc_opts *o,
 		   struct agent_proc_result *ret, struct fl_error *err);
 
-/* The last non-empty line of @output (a pointer into it, trimmed in
- * place), or "" */
+/*
+ * The last non-empty line of @output (a pointer into it, trimmed in
+ * place), or "".
+ */
 const char *agent_proc_last_line(char *output);
+
+/*
+ * The last @lines non-empty lines of @output joined with "; " into
+ * @buf (@size bytes, cut to fit): a one-line summary for a reason.
+ */
+void agent_proc_tail(const char *output, unsigned lines, char *buf,
+		     size_t size);
 
 #endif

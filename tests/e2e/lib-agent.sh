@@ -56,3 +56,104 @@ agent_serial() {
 
 # The serial fleetd records for ID.
 dev_serial() { dev_json "$1" | jq -r .cert_serial; }
+
+# --- updates (t3xxx): simulated devices -------------------------------------
+#
+#   ota_firmware             the sample firmware, signed bundles and root.json
+#                            in $T/fw (test keys in $T/fw/keys)
+#   ota_bundle IMG VER SV [HW] [KEY]   sign IMG as fleet-sample VER into
+#                            $T/fw/fleet-sample-VER.fwb (prints the path)
+#   ota_pad FW MIB OUT       FW followed by MIB MiB of random bytes (still
+#                            runs: ELF ignores trailing data)
+#   sim_agent ID TOKEN       enrol ID and make $T/agents/ID/sim a device with
+#                            firmware 1.0.0 in slot a
+#   agent_start_sim ID       run it in sim mode (AGENT_ENV: extra environment,
+#                            e.g. FLEET_AGENT_FAILPOINTS=...)
+#   sim_var ID NAME          a bootloader variable, read with fw_printenv
+#   agent_json ID            fleet-agent status -o json (sim mode)
+#   job_json JOB / job_state JOB / job_final JOB   fleetd's view of a job
+#   update_job ID REF        start an update, print the job id
+#   crash_at ID POINT        run ID until failpoint POINT stops it, then kill -9
+#   env_safe ID GOOD_A GOOD_B   the slot the bootloader boots next is good,
+#                            or it is on trial with a good one to fall back
+#                            to (GOOD_x: the file the slot must equal to be
+#                            good, or "-")
+
+ota_firmware() {
+	make -s -C "$FLEET_SRC/firmware-sample" bundles OUT="$T/fw" \
+		BUILD="$FLEET_BUILD" >"$T/fw.log" 2>&1
+}
+
+ota_bundle() {
+	local img=$1 ver=$2 sv=$3 hw=${4:-sim} key=${5:-$T/fw/keys/targets}
+	fleetctl -q bundle create --image "$img" --name fleet-sample --version "$ver" \
+		--security-version "$sv" --hardware "$hw" --key "$key" \
+		-o "$T/fw/fleet-sample-$ver.fwb" >/dev/null &&
+		printf '%s\n' "$T/fw/fleet-sample-$ver.fwb"
+}
+
+ota_pad() {
+	cat "$1" >"$3" && head -c $(($2 << 20)) /dev/urandom >>"$3" && chmod 755 "$3"
+}
+
+sim_agent() {
+	agent_enroll "$1" "$2" &&
+		fleet-agent sim-init "$(agent_dir "$1")/sim" --image "$T/fw/fw-1.0.0" >/dev/null
+}
+
+agent_start_sim() {
+	local id=$1 d
+	d=$(agent_dir "$id")
+	# shellcheck disable=SC2086
+	(cd "${AGENT_CWD:-.}" && exec env ${AGENT_ENV:-} fleet-agent run \
+		--config "$d/agent.conf" --sim "$d/sim" --log-level debug \
+		>>"$d/agent.log" 2>&1) &
+	AGENT_PID[$id]=$!
+	track $!
+}
+
+sim_var() { fw_printenv -n -c "$(agent_dir "$1")/sim/fw_env.config" "$2" 2>/dev/null; }
+
+agent_json() {
+	local d
+	d=$(agent_dir "$1")
+	fleet-agent status -o json --config "$d/agent.conf" --sim "$d/sim"
+}
+
+job_json() { fleetctl -o json jobs show "$1"; }
+job_state() { job_json "$1" | jq -r .state; }
+job_final() { job_json "$1" | jq -e '.final == true' >/dev/null; }
+
+update_job() {
+	fleetctl -o json update "$1" --bundle "$2" | jq -r '.[0].job'
+}
+
+proc_stopped() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
+
+crash_at() {
+	local id=$1 point=$2 pid
+	AGENT_ENV="FLEET_AGENT_FAILPOINTS=$point" agent_start_sim "$id"
+	pid=${AGENT_PID[$id]}
+	if ! wait_until 60 proc_stopped "$pid"; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 1
+	fi
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# Is slot S of ID good: does it equal file F ("-": never)?
+slot_good() {
+	[ "$3" != - ] && cmp -s "$(agent_dir "$1")/sim/slot-$2" "$3"
+}
+
+env_safe() {
+	local id=$1 slot up other
+	slot=$(sim_var "$id" fleet_slot)
+	up=$(sim_var "$id" upgrade_available)
+	if [ "$slot" = a ]; then other=b; else other=a; fi
+	good() { if [ "$1" = a ]; then slot_good "$id" a "$2"; else slot_good "$id" b "$3"; fi; }
+	good "$slot" "$2" "$3" || { [ "$up" = 1 ] && good "$other" "$2" "$3"; }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Power cuts during updates (issue 5): the agent is stopped at a
+# failpoint (FLEET_AGENT_FAILPOINTS) in every state of an update and
+# killed with SIGKILL there, then started again (each start of a sim
+# device is a power-on, which the simulated bootloader counts).  After
+# every kill the bootloader boots a good slot or falls back to one; the
+# download resumes where it stopped instead of starting again (bytes
+# from the network counted); every job ends in a truthful final state.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-agent.sh"
+
+start_fleetd --with-broker
+login_admin
+check "build the sample firmware and its bundles" ota_firmware
+check "push the trust root" fleetctl root push "$T/fw/root.json"
+# a 4 MiB firmware 1.1.1 (1.1.0 with random bytes after it: it still runs)
+check "make a 4 MiB firmware" ota_pad "$T/fw/fw-1.1.0" 4 "$T/fw/big"
+BIG=$(ota_bundle "$T/fw/big" 1.1.1 1)
+check "upload the 4 MiB bundle 1.1.1" fleetctl bundle upload "$BIG"
+check "upload the unhealthy 1.2.0" fleetctl bundle upload "$T/fw/fw-1.2.0.fwb"
+SIZE=$(stat -c %s "$BIG")
+TOK=$(fleetctl -o json token create ota --enroll --uses 2 --ttl 1h | jq -r .token)
+A=$(agent_dir dev-a)
+check "enrol dev-a as a simulated device" sim_agent dev-a "$TOK"
+# 2 MiB/s, so that a download lasts long enough to be cut in the middle
+printf '[download]\nrate_limit = 2097152\n' >>"$A/agent.conf"
+
+# crash ID POINT: kill -9 at POINT, then the bootloader must be safe.
+crash() {
+	if crash_at dev-a "$1"; then pass "killed at $1"; else fail "killed at $1"; fi
+	check "after the kill at $1 the bootloader has a good slot" env_safe dev-a "$GOOD_A" "$GOOD_B"
+}
+resumed_at() { grep -o 'download resumes at byte [0-9]*' "$A/agent.log" | tail -n 1 | grep -o '[0-9]*$'; }
+
+# --- job 1: 1.0.0 -> 1.1.1, killed in every state ---------------------------
+GOOD_A=$T/fw/fw-1.0.0 GOOD_B=$T/fw/big
+AGENT_ENV=FLEET_AGENT_FAILPOINTS=queued agent_start_sim dev-a
+wait_until 15 dev_online dev-a || fail "dev-a comes online"
+JOB=$(update_job dev-a fleet-sample@1.1.1)
+if wait_until 30 proc_stopped "${AGENT_PID[dev-a]}"; then pass "stopped at queued"
+else fail "stopped at queued"; fi
+kill -9 "${AGENT_PID[dev-a]}"
+wait "${AGENT_PID[dev-a]}" 2>/dev/null
+check "after the kill at queued the bootloader has a good slot" env_safe dev-a "$GOOD_A" "$GOOD_B"
+
+crash downloading
+crash bytes=1000000
+PART=$(stat -c %s "$A/state/bundle.partial")
+check_true "the partial download holds at least 1000000 bytes ($PART)" test "$PART" -ge 1000000
+crash written=2000000
+R=$(resumed_at)
+check_true "the download resumed at byte $R (>= $PART), not at 0" test "${R:-0}" -ge "$PART"
+crash bytes=3000000
+crash verifying
+check_true "all bytes were in at verifying" test "$(stat -c %s "$A/state/bundle.partial")" -eq "$SIZE"
+crash installing
+crash installed
+check_true "the partial download is gone once installed" test ! -e "$A/state/bundle.partial"
+check_true "still on slot a before the switch" test "$(sim_var dev-a fleet_slot)" = a
+crash rebooting
+check_true "killed before the switch: still slot a, no trial" \
+	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = a0
+crash switched
+check_true "killed after the switch: slot b on trial" \
+	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = b1
+crash health-check
+crash marked-good
+check_true "killed after marking good: slot b, stable" \
+	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = b0
+agent_start_sim dev-a
+if wait_until 30 job_final "$JOB"; then pass "job 1 ends"; else fail "job 1 ends"; fi
+check_true "job 1 succeeded (fleetd: $(job_state "$JOB"))" test "$(job_state "$JOB")" = succeeded
+check "slot b holds exactly the 4 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
+fetched() { agent_json dev-a | jq -e --argjson n "$SIZE" '.job.fetched == $n' >/dev/null; }
+check "every byte came from the network once: fetched == $SIZE" fetched
+check "agent status: 1.1.1 on slot b" sh -c "fleet-agent status -o json --config '$A/agent.conf' --sim '$A/sim' | jq -e '.firmware == \"1.1.1\" and .slot == \"b\"'"
+agent_stop dev-a
+
+# --- job 2: 1.1.1 -> 1.2.0 (unhealthy), killed on the way back --------------
+GOOD_A=- GOOD_B=$T/fw/big
+trial_a_is_120() {
+	[ "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" != a1 ] ||
+		cmp -s "$A/sim/slot-a" "$T/fw/fw-1.2.0"
+}
+AGENT_ENV=FLEET_AGENT_FAILPOINTS=health-check agent_start_sim dev-a
+wait_until 15 dev_online dev-a || fail "dev-a comes online (job 2)"
+JOB2=$(update_job dev-a fleet-sample@1.2.0)
+if wait_until 60 proc_stopped "${AGENT_PID[dev-a]}"; then pass "stopped at the health check of 1.2.0"
+else fail "stopped at the health check of 1.2.0"; fi
+kill -9 "${AGENT_PID[dev-a]}"
+wait "${AGENT_PID[dev-a]}" 2>/dev/null
+check "after the kill at health-check the bootloader has a good slot" env_safe dev-a "$GOOD_A" "$GOOD_B"
+check "a slot on trial holds the verified image" trial_a_is_120
+crash reverting
+check "a slot on trial holds the verified image" trial_a_is_120
+crash reverted
+check_true "killed after switching back: slot b on trial" \
+	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = b1
+crash marked-good
+agent_start_sim dev-a
+if wait_until 30 job_final "$JOB2"; then pass "job 2 ends"; else fail "job 2 ends"; fi
+check "job 2 is rolled-back because the health check failed" sh -c \
+	"fleetctl -o json jobs show $JOB2 | jq -e '.state == \"rolled-back\" and (.reason | test(\"health check failed\"))'"
+check_true "fw_printenv: slot b, stable" \
+	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = b0
+check "slot b still holds the 4 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
+check "the agent says so too" sh -c "fleet-agent status -o json --config '$A/agent.conf' --sim '$A/sim' | jq -e '.firmware == \"1.1.1\" and .job.state == \"rolled-back\"'"
+agent_stop dev-a
+finish
