@@ -59,10 +59,9 @@ struct agent_dl_opts {
 	/* After the partial file was synced up to @durable bytes (may be
 	 * NULL).  A non-zero return stops the download with that code. */
 	int (*checkpoint)(void *user, uint64_t durable, struct fl_error *err);
-	/* Called about every 100 ms while a read runs, and before each
-	 * read (may be NULL).  A non-zero return stops the read with that
-	 * code (the agent uses it to keep MQTT alive and to stop on
-	 * SIGTERM). */
+	/* Called about every 100 ms while reads go on (may be NULL).  A
+	 * non-zero return stops the read with that code (the agent uses it
+	 * to keep MQTT alive and to stop on SIGTERM). */
 	int (*tick)(void *user, struct fl_error *err);
 	void *user;
 };
