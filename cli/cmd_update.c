@@ -28,16 +28,17 @@ static void progress(struct cli_ctx *ctx, json_t *slot, const json_t *job)
 	const char *state = json_string_value(json_object_get(job, "state"));
 	json_int_t bytes = json_integer_value(json_object_get(job, "bytes"));
 	json_int_t total = json_integer_value(json_object_get(job, "total"));
+	const char *reason = json_string_value(json_object_get(job, "reason"));
 	char line[160];
 
 	if (total > 0 && fl_streq(state, "downloading"))
 		snprintf(line, sizeof(line), "downloading %d%%",
 			 (int)(bytes * 100 / total));
+	else if (reason)
+		snprintf(line, sizeof(line), "%s: %s", state ? state : "?",
+			 reason);
 	else
-		snprintf(line, sizeof(line), "%s%s%s", state ? state : "?",
-			 json_object_get(job, "reason") ? ": " : "",
-			 json_string_value(json_object_get(job, "reason"))
-				 ?: "");
+		snprintf(line, sizeof(line), "%s", state ? state : "?");
 	if (!fl_streq(json_string_value(json_object_get(slot, "last")), line)) {
 		cli_note(ctx, "%s: %s",
 			 json_string_value(json_object_get(job, "device")), line);
@@ -298,7 +299,8 @@ static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
 			printf("  %s  %s%s%s\n",
 			       json_string_value(json_object_get(ev, "ts")) ?: "-",
 			       json_string_value(json_object_get(ev, "state")) ?: "?",
-			       json_object_get(ev, "reason") ? ": " : "",
+			       json_is_string(json_object_get(ev, "reason"))
+				       ? ": " : "",
 			       json_string_value(json_object_get(ev, "reason")) ?: "");
 	}
 	json_decref(job);
