@@ -135,10 +135,11 @@ $(B)/tests/tools/%: $(B)/tests/tools/%.o $(ALL_LIBS)
 
 # The committed completion scripts are generated from the command table;
 # t9001 fails when they are stale.
-completions: $(B)/fleetctl
+completions: $(PROGS)
 	$(B)/fleetctl completion bash > completions/fleetctl.bash
 	$(B)/fleetctl completion zsh > completions/_fleetctl
 	$(B)/fleetctl completion fish > completions/fleetctl.fish
+	scripts/gen-completions $(B) completions
 
 firmware:
 	$(MAKE) -C firmware-sample OUT=$(CURDIR)/$(B)/firmware
@@ -163,12 +164,14 @@ install: all
 	for m in man/*.[158]; do \
 		s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
 	done
-	install -m 0644 completions/fleetctl.bash \
-		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/fleetctl
-	install -m 0644 completions/_fleetctl \
-		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_fleetctl
-	install -m 0644 completions/fleetctl.fish \
-		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/fleetctl.fish
+	for p in fleetctl fleetd fleet-agent; do \
+		install -m 0644 completions/$$p.bash \
+			$(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$p; \
+		install -m 0644 completions/_$$p \
+			$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$p; \
+		install -m 0644 completions/$$p.fish \
+			$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$p.fish; \
+	done
 
 clean:
 	rm -rf build build-san build-fuzz

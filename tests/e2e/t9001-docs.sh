@@ -32,6 +32,22 @@ for sh in bash zsh fish; do
 	fleetctl completion "$sh" >"$T/gen.$sh"
 	check "$f is up to date (make completions)" cmp "$T/gen.$sh" "$f"
 done
+# fleetd and fleet-agent: completions generated from their --help, and
+# every command and option in their man page
+mkdir -p "$T/comp"
+scripts/gen-completions "$FLEET_BUILD" "$T/comp"
+for f in fleetd.bash _fleetd fleetd.fish fleet-agent.bash _fleet-agent fleet-agent.fish; do
+	check "completions/$f is up to date (make completions)" cmp "$T/comp/$f" "completions/$f"
+done
+for prog in fleetd fleet-agent; do
+	case $prog in fleetd) page=man/fleetd.8 ;; *) page=man/fleet-agent.8 ;; esac
+	for c in $("$prog" --help | awk '/^commands:/{f=1; next} f && !NF {exit} f {print $1}'); do
+		grep -q "Cm $c\b" "$page" || fail "$page has no entry for '$c'"
+		for o in $("$prog" "$c" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+			grep -q -- "Fl -${o#--}" "$page" || fail "$page lacks option $o of '$c'"
+		done
+	done
+done
 check "zsh completion parses" zsh -n completions/_fleetctl
 check "fish completion parses" fish -n completions/fleetctl.fish
 # bash: offers every top-level command and a command's options
