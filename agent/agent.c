@@ -18,6 +18,7 @@
 
 #define SEQ_MAX (UINT64_C(1) << 53) /* exact in JSON numbers */
 #define STOP_TIMEOUT_MS 3000
+#define REBOOT_CONNECT_MS 5000 /* wait for the broker before a reboot */
 
 uint32_t agent_rand32(void)
 {
@@ -474,6 +475,11 @@ int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
 		a->cfg->mqtt_host, a->cfg->mqtt_port, a->cfg->server_url);
 	while (!*stop && !agent_ota_reboot_requested(a->ota))
 		agent_step(a, 200, stop);
+	/* before a reboot, let the events of the job get out */
+	for (int64_t end = fl_now_ms() + REBOOT_CONNECT_MS;
+	     !*stop && agent_ota_reboot_requested(a->ota) &&
+	     !agent_mqtt_connected(a->mqtt) && fl_now_ms() < end;)
+		agent_step(a, 100, stop);
 	fl_info("%s: stopping%s", a->cfg->id,
 		agent_ota_reboot_requested(a->ota) ? " to reboot" : "");
 	agent_stop(a, STOP_TIMEOUT_MS);

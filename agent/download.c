@@ -1,21 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Resumable download into a partial file, read back as a stream (see
- * download.h).  One curl easy handle in a multi handle; each attempt
- * asks for "Range: bytes=HAVE-" and appends what arrives.  The write
- * callback pauses the transfer when it is a window ahead of the reader,
- * and agent_dl_read resumes it when the reader has caught up.
+ * download.h).
+ *
+ * A network thread runs the transfer (libcurl easy interface): each
+ * attempt asks for "Range: bytes=HAVE-", the write callback stages what
+ * arrives and appends it to the partial file in STAGE-sized writes, and
+ * only then publishes the new length (@have).  The reader (the caller's
+ * thread, which also keeps MQTT alive through the tick) reads the file
+ * up to @have.  When the network is a window ahead of the reader, the
+ * write callback waits until the reader catches up: a bounded buffer,
+ * so memory stays constant whatever the size.  Decrypting and writing
+ * on one core while the other hashes and writes the slot is what keeps
+ * an install close to the time of the transfer alone.
+ *
+ * Shared fields are under @lock; the network thread is the only writer
+ * of the file and of @have, the reader the only writer of @pos.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -26,35 +37,47 @@
 
 #define TICK_MS 100
 #define WINDOW_MIN (64u * 1024)
+#define STAGE (128u * 1024) /* bytes appended to the file at once */
 #define ERRBODY_MAX 1024
-#define CURL_BUF (256L * 1024)
 
-enum att_state {
-	ATT_IDLE,    /* no attempt running; start one at next_ms */
-	ATT_RUNNING, /* the easy handle is in the multi handle */
-	ATT_DONE,    /* all bytes are here */
+enum dl_state {
+	DL_IDLE,    /* no network thread yet */
+	DL_RUNNING, /* the thread is fetching */
+	DL_DONE,    /* every byte is in the file */
+	DL_FAILED,  /* the thread gave up: @fail */
 };
 
 struct agent_dl {
 	struct agent_dl_opts o;
-	CURLM *multi;
-	CURL *easy;
 	int fd;
-	uint64_t have, pos, kept, fetched;
-	size_t window;
-	bool paused;
-	enum att_state state;
-	int64_t next_ms, last_tick_ms, last_checkpoint_ms;
-	uint64_t durable;
-	struct agent_backoff backoff;
-	unsigned failures, attempts;
-	char errbuf[CURL_ERROR_SIZE];
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
 
-	/* the attempt's response */
-	long status;
+	/* shared, under @lock */
+	enum dl_state state;
+	uint64_t have, pos, durable, fetched;
+	size_t window;
+	unsigned attempts;
+	bool cancel;
+	struct fl_error fail;
+
+	/* the reader's */
+	bool started; /* the network thread runs (or ran) */
+	uint64_t kept;
+	int64_t last_tick_ms, last_checkpoint_ms;
+
+	/* the network thread's */
+	CURL *easy;
+	struct agent_backoff backoff;
+	unsigned failures;
+	unsigned char *stage;
+	size_t stage_len;
+	char errbuf[CURL_ERROR_SIZE];
+	long status;		 /* of the attempt */
 	bool checked;		 /* status and range looked at */
 	uint64_t skip;		 /* bytes of a 200 answer to drop */
-	uint64_t att_bytes;	 /* bytes it delivered */
+	uint64_t att_bytes;	 /* bytes the attempt delivered */
 	int att_rc;		 /* our own reason to abort it */
 	struct fl_error att_err; /* and its message */
 	char content_range[96];
@@ -79,7 +102,7 @@ static uint32_t rnd32(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Callbacks                                                          */
+/* Network thread: callbacks                                          */
 /* ------------------------------------------------------------------ */
 
 static size_t on_header(char *p, size_t sz, size_t nm, void *user)
@@ -123,14 +146,14 @@ static int att_abort(struct agent_dl *d, int code, const char *fmt, ...)
  * ignored Range) is read from the start and the first HAVE bytes are
  * dropped.  Error bodies are kept (capped) for the message.
  */
-static int check_response(struct agent_dl *d)
+static int check_response(struct agent_dl *d, uint64_t have)
 {
 	unsigned long long a, b, total;
 
 	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &d->status);
 	d->checked = true;
 	if (d->status == 200) {
-		d->skip = d->have;
+		d->skip = have;
 		return 0;
 	}
 	if (d->status != 206)
@@ -138,19 +161,18 @@ static int check_response(struct agent_dl *d)
 	if (sscanf(d->content_range, " bytes %llu-%llu/%llu", &a, &b, &total) !=
 	    3)
 		return att_abort(d, FL_EPARSE,
-				 "download: bad Content-Range "
-				 "'%s'",
+				 "download: bad Content-Range '%s'",
 				 d->content_range);
 	if (total != d->o.size)
 		return att_abort(d, FL_EVERIFY,
 				 "download: the server's file has %llu bytes, "
 				 "not %" PRIu64,
 				 total, d->o.size);
-	if (a != d->have)
+	if (a != have)
 		return att_abort(d, FL_EPARSE,
 				 "download: asked for byte %" PRIu64
 				 ", got '%s'",
-				 d->have, d->content_range);
+				 have, d->content_range);
 	return 0;
 }
 
@@ -165,14 +187,21 @@ static void keep_errbody(struct agent_dl *d, const char *p, size_t len)
 	d->errbody[d->errbody_len] = '\0';
 }
 
-static int append(struct agent_dl *d, const char *p, size_t len)
+/* The staged bytes into the file, then published to the reader. */
+static int flush(struct agent_dl *d)
 {
 	size_t done = 0;
+	uint64_t at;
 	ssize_t n;
 
-	while (done < len) {
-		n = pwrite(d->fd, p + done, len - done,
-			   (off_t)(d->have + done));
+	if (!d->stage_len)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	at = d->have;
+	pthread_mutex_unlock(&d->lock);
+	while (done < d->stage_len) {
+		n = pwrite(d->fd, d->stage + done, d->stage_len - done,
+			   (off_t)(at + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -180,48 +209,95 @@ static int append(struct agent_dl *d, const char *p, size_t len)
 					 d->o.partial, strerror(errno));
 		done += (size_t)n;
 	}
-	d->have += len;
-	d->fetched += len;
-	d->att_bytes += len;
+	pthread_mutex_lock(&d->lock);
+	d->have += d->stage_len;
+	d->fetched += d->stage_len;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	d->att_bytes += d->stage_len;
+	d->stage_len = 0;
 	return 0;
 }
 
 /*
- * Body bytes: pause when the reader is a window behind (curl hands the
- * same chunk again after the pause), drop what a 200 answer repeats,
- * refuse anything past the expected size, append the rest.
+ * Room for @len more bytes within the window: when the network is a
+ * window ahead of the reader, publish what is staged (so the reader
+ * can go on) and wait.  -1 when the reader is gone (cancel).
+ */
+static int wait_room(struct agent_dl *d, size_t len)
+{
+	bool full, cancel;
+
+	pthread_mutex_lock(&d->lock);
+	full = d->have + d->stage_len + len - d->pos > d->window;
+	pthread_mutex_unlock(&d->lock);
+	if (full && flush(d))
+		return -1;
+	pthread_mutex_lock(&d->lock);
+	while (!d->cancel && d->have + len - d->pos > d->window &&
+	       d->have > d->pos)
+		pthread_cond_wait(&d->cond, &d->lock);
+	cancel = d->cancel;
+	pthread_mutex_unlock(&d->lock);
+	return cancel ? att_abort(d, FL_ERR, "download cancelled") : 0;
+}
+
+/*
+ * Body bytes: drop what a 200 answer repeats, refuse anything past the
+ * expected size, wait for the window, stage the rest.
  */
 static size_t on_write(char *p, size_t sz, size_t nm, void *user)
 {
 	struct agent_dl *d = user;
-	size_t len = sz * nm, drop;
+	size_t len = sz * nm, drop, n, piece;
+	uint64_t have;
 
-	if (!d->checked && check_response(d))
+	pthread_mutex_lock(&d->lock);
+	have = d->have;
+	pthread_mutex_unlock(&d->lock);
+	if (!d->checked && check_response(d, have + d->stage_len))
 		return 0;
 	if (d->status != 200 && d->status != 206) {
 		keep_errbody(d, p, len);
 		return len;
 	}
-	if (d->have - d->pos >= d->window) {
-		d->paused = true;
-		return CURL_WRITEFUNC_PAUSE;
-	}
 	drop = len < d->skip ? len : (size_t)d->skip;
 	d->skip -= drop;
-	if (len - drop > d->o.size - d->have) {
+	n = len - drop;
+	if (n > d->o.size - have - d->stage_len) {
 		att_abort(d, FL_ELIMIT,
 			  "download: the server sends more than the %" PRIu64
 			  " bytes expected",
 			  d->o.size);
 		return 0;
 	}
-	if (len > drop && append(d, p + drop, len - drop))
+	if (n && wait_room(d, n))
 		return 0;
+	for (p += drop; n; p += piece, n -= piece) {
+		piece = STAGE - d->stage_len < n ? STAGE - d->stage_len : n;
+		memcpy(d->stage + d->stage_len, p, piece);
+		d->stage_len += piece;
+		if (d->stage_len == STAGE && flush(d))
+			return 0;
+	}
 	return len;
 }
 
+/* Called by curl while it waits: abort when the reader is gone. */
+static int on_progress(void *user, curl_off_t a, curl_off_t b, curl_off_t c,
+		       curl_off_t e)
+{
+	struct agent_dl *d = user;
+	bool cancel;
+
+	pthread_mutex_lock(&d->lock);
+	cancel = d->cancel;
+	pthread_mutex_unlock(&d->lock);
+	return cancel;
+}
+
 /* ------------------------------------------------------------------ */
-/* Attempts                                                           */
+/* Network thread: attempts                                           */
 /* ------------------------------------------------------------------ */
 
 static void setup_easy(struct agent_dl *d)
@@ -246,7 +322,6 @@ static void setup_easy(struct agent_dl *d)
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 d->o.stall_timeout_s ? d->o.stall_timeout_s : 30L);
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, CURL_BUF);
 	if (d->o.rate_limit)
 		curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE,
 				 (curl_off_t)d->o.rate_limit);
@@ -254,31 +329,11 @@ static void setup_easy(struct agent_dl *d)
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, d);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, d->errbuf);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "fleet-agent/" FLEET_VERSION);
-}
-
-static int start_attempt(struct agent_dl *d, struct fl_error *err)
-{
-	char range[48];
-
-	d->status = 0;
-	d->checked = false;
-	d->skip = 0;
-	d->att_rc = 0;
-	d->att_bytes = 0;
-	fl_error_clear(&d->att_err);
-	d->content_range[0] = '\0';
-	d->errbody_len = 0;
-	d->errbuf[0] = '\0';
-	d->paused = false;
-	snprintf(range, sizeof(range), "%" PRIu64 "-", d->have);
-	curl_easy_setopt(d->easy, CURLOPT_RANGE, d->have ? range : NULL);
-	if (curl_multi_add_handle(d->multi, d->easy) != CURLM_OK)
-		return fl_fail(err, FL_ERR, "cannot start the download");
-	d->state = ATT_RUNNING;
-	d->attempts++;
-	return 0;
 }
 
 /* The server's JSON error message, if it sent one. */
@@ -355,47 +410,114 @@ static int curl_failure(struct agent_dl *d, CURLcode cc, bool *permanent,
 	}
 }
 
-/*
- * An attempt ended (@cc).  Returns 0 when every byte is here or another
- * attempt is scheduled, else the error.
- */
-static int end_attempt(struct agent_dl *d, CURLcode cc, struct fl_error *err)
+/* One attempt from the current length.  0 when it got every byte,
+ * else the error; *@permanent says whether to try again. */
+static int attempt(struct agent_dl *d, bool *permanent, struct fl_error *err)
 {
-	struct fl_error e = {0};
-	bool permanent = false;
-	int rc;
+	char range[48];
+	uint64_t have;
+	CURLcode cc;
+	int rc = 0;
 
-	curl_multi_remove_handle(d->multi, d->easy);
-	d->state = ATT_IDLE;
-	d->paused = false;
-	if (d->have == d->o.size) {
-		d->state = ATT_DONE;
-		return 0;
-	}
+	pthread_mutex_lock(&d->lock);
+	have = d->have;
+	d->attempts++;
+	pthread_mutex_unlock(&d->lock);
+	d->status = 0;
+	d->checked = false;
+	d->skip = d->att_bytes = 0;
+	d->att_rc = 0;
+	fl_error_clear(&d->att_err);
+	d->content_range[0] = d->errbuf[0] = '\0';
+	d->errbody_len = 0;
+	snprintf(range, sizeof(range), "%" PRIu64 "-", have);
+	curl_easy_setopt(d->easy, CURLOPT_RANGE, have ? range : NULL);
+	cc = curl_easy_perform(d->easy);
+	if (!d->att_rc)
+		flush(d);
+	*permanent = true;
+	pthread_mutex_lock(&d->lock);
+	have = d->have;
+	pthread_mutex_unlock(&d->lock);
 	if (d->att_rc)
-		return fl_fail(err, d->att_rc, "%s", d->att_err.msg);
-	if (d->att_bytes) { /* progress: the count starts again */
-		d->failures = 0;
-		agent_backoff_reset(&d->backoff);
-	}
-	if (cc == CURLE_OK && d->status != 200 && d->status != 206)
-		rc = http_failure(d, &permanent, &e);
+		rc = fl_fail(err, d->att_rc, "%s", d->att_err.msg);
+	else if (have == d->o.size)
+		rc = 0;
+	else if (cc == CURLE_OK && d->status != 200 && d->status != 206)
+		rc = http_failure(d, permanent, err);
 	else if (cc != CURLE_OK)
-		rc = curl_failure(d, cc, &permanent, &e);
+		rc = curl_failure(d, cc, permanent, err);
 	else
-		rc = fl_fail(&e, FL_EUNREACH,
+		rc = fl_fail(err, (*permanent = false, FL_EUNREACH),
 			     "download: the server closed the transfer at "
 			     "byte %" PRIu64 " of %" PRIu64,
-			     d->have, d->o.size);
-	if (permanent || ++d->failures > d->o.retries)
-		return fl_fail(err, rc, "%s%s", e.msg,
-			       permanent ? "" : " (giving up)");
-	d->next_ms = fl_now_ms() + agent_backoff_next(&d->backoff, rnd32());
-	return 0;
+			     have, d->o.size);
+	return rc;
+}
+
+/* Sleep @ms unless cancelled; true when cancelled. */
+static bool nap(struct agent_dl *d, int64_t ms)
+{
+	struct timespec ts;
+	bool cancel;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&d->lock);
+	while (!d->cancel &&
+	       pthread_cond_timedwait(&d->cond, &d->lock, &ts) != ETIMEDOUT)
+		;
+	cancel = d->cancel;
+	pthread_mutex_unlock(&d->lock);
+	return cancel;
+}
+
+/* Attempts until every byte is here, a permanent error, the retry cap,
+ * or cancel. */
+static void *net_main(void *arg)
+{
+	struct agent_dl *d = arg;
+	struct fl_error e = {0};
+	bool permanent;
+	int rc;
+
+	for (;;) {
+		fl_error_clear(&e);
+		rc = attempt(d, &permanent, &e);
+		if (!rc)
+			break;
+		if (d->att_bytes) { /* progress: the count starts again */
+			d->failures = 0;
+			agent_backoff_reset(&d->backoff);
+		}
+		if (permanent || ++d->failures > d->o.retries) {
+			if (!permanent)
+				fl_strlcpy(e.msg + strlen(e.msg),
+					   " (giving up)",
+					   sizeof(e.msg) - strlen(e.msg));
+			break;
+		}
+		if (nap(d, agent_backoff_next(&d->backoff, rnd32()))) {
+			rc = fl_fail(&e, FL_ERR, "download cancelled");
+			break;
+		}
+	}
+	pthread_mutex_lock(&d->lock);
+	d->state = rc ? DL_FAILED : DL_DONE;
+	if (rc)
+		d->fail = e;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
-/* Driving the transfer                                               */
+/* Reader                                                             */
 /* ------------------------------------------------------------------ */
 
 static int checkpoint(struct agent_dl *d, struct fl_error *err)
@@ -414,6 +536,7 @@ static int periodic(struct agent_dl *d, struct fl_error *err)
 {
 	int64_t now = fl_now_ms();
 	int64_t every = d->o.checkpoint_ms ? d->o.checkpoint_ms : 5000;
+	uint64_t have;
 	int rc = 0;
 
 	if (now - d->last_tick_ms >= TICK_MS) {
@@ -421,46 +544,56 @@ static int periodic(struct agent_dl *d, struct fl_error *err)
 		if (d->o.tick)
 			rc = d->o.tick(d->o.user, err);
 	}
-	if (!rc && now - d->last_checkpoint_ms >= every && d->have > d->durable)
+	pthread_mutex_lock(&d->lock);
+	have = d->have;
+	pthread_mutex_unlock(&d->lock);
+	if (!rc && now - d->last_checkpoint_ms >= every && have > d->durable)
 		rc = checkpoint(d, err);
 	return rc;
 }
 
-/* Let curl read what the socket has, without waiting. */
-static int perform(struct agent_dl *d, struct fl_error *err)
+static int start_thread(struct agent_dl *d, struct fl_error *err)
 {
-	int running, left;
-	CURLMsg *msg;
-
-	if (d->paused && d->have - d->pos < d->window / 2) {
-		d->paused = false;
-		curl_easy_pause(d->easy, CURLPAUSE_CONT);
+	d->easy = curl_easy_init();
+	if (!d->easy)
+		return fl_fail(err, FL_ENOMEM, "cannot create a curl handle");
+	setup_easy(d);
+	d->state = DL_RUNNING;
+	if (pthread_create(&d->thread, NULL, net_main, d)) {
+		d->state = DL_IDLE;
+		return fl_fail(err, FL_ERR, "cannot start the download thread");
 	}
-	curl_multi_perform(d->multi, &running);
-	while ((msg = curl_multi_info_read(d->multi, &left)))
-		if (msg->msg == CURLMSG_DONE)
-			return end_attempt(d, msg->data.result, err);
+	d->started = true;
 	return 0;
 }
 
-/* Block until the partial file grows past the reader, or fail. */
-static int wait_bytes(struct agent_dl *d, struct fl_error *err)
+/* Wait until the file has bytes past the reader, the end, or failure;
+ * returns bytes available (0 at the end). */
+static int wait_bytes(struct agent_dl *d, uint64_t *ret_avail,
+		      struct fl_error *err)
 {
+	struct timespec ts;
 	int rc = 0;
 
-	while (!rc && d->pos == d->have && d->state != ATT_DONE) {
-		if (d->state == ATT_IDLE && fl_now_ms() >= d->next_ms)
-			rc = start_attempt(d, err);
-		if (!rc && d->state == ATT_RUNNING)
-			rc = perform(d, err);
-		if (rc || d->pos < d->have || d->state == ATT_DONE)
-			break;
-		if (d->state == ATT_RUNNING)
-			curl_multi_poll(d->multi, NULL, 0, TICK_MS, NULL);
-		else
-			poll(NULL, 0, TICK_MS);
+	pthread_mutex_lock(&d->lock);
+	while (d->pos == d->have && d->state == DL_RUNNING) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+		pthread_mutex_unlock(&d->lock);
 		rc = periodic(d, err);
+		pthread_mutex_lock(&d->lock);
+		if (rc)
+			break;
 	}
+	if (!rc && d->pos == d->have && d->state == DL_FAILED)
+		rc = fl_fail(err, d->fail.code, "%s", d->fail.msg);
+	*ret_avail = d->have - d->pos;
+	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
 
@@ -473,13 +606,12 @@ int agent_dl_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
 	int rc;
 
 	rc = periodic(d, err);
-	if (!rc && d->state == ATT_RUNNING)
-		rc = perform(d, err);
-	if (!rc && d->pos == d->have && d->have < d->o.size)
-		rc = wait_bytes(d, err);
+	if (!rc && !d->started && d->have < d->o.size)
+		rc = start_thread(d, err);
+	if (!rc)
+		rc = wait_bytes(d, &avail, err);
 	if (rc)
 		return rc;
-	avail = d->have - d->pos;
 	if (avail == 0) {
 		*ret_len = 0; /* exactly size bytes: the end */
 		return 0;
@@ -492,7 +624,10 @@ int agent_dl_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
 	if (n <= 0)
 		return fl_fail_errno(err, FL_EIO, "cannot read '%s'",
 				     d->o.partial);
+	pthread_mutex_lock(&d->lock);
 	d->pos += (uint64_t)n;
+	pthread_cond_broadcast(&d->cond); /* the window moved */
+	pthread_mutex_unlock(&d->lock);
 	*ret_len = (size_t)n;
 	return 0;
 }
@@ -524,6 +659,7 @@ static int open_partial(struct agent_dl *d, struct fl_error *err)
 				     d->o.partial);
 	d->have = d->kept = keep;
 	d->durable = d->o.trust_file ? 0 : keep;
+	d->state = keep == d->o.size ? DL_DONE : DL_IDLE;
 	return 0;
 }
 
@@ -555,44 +691,54 @@ int agent_dl_open(const struct agent_dl_opts *o, struct agent_dl **ret,
 	d = fl_xcalloc(1, sizeof(*d));
 	d->fd = -1;
 	copy_opts(d, o);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
 	d->window = WINDOW_MIN;
+	d->stage = fl_xmalloc(STAGE);
 	d->last_tick_ms = d->last_checkpoint_ms = fl_now_ms();
-	d->multi = curl_multi_init();
-	d->easy = curl_easy_init();
-	if (!d->multi || !d->easy) {
-		agent_dl_free(d);
-		return fl_fail(err, FL_ENOMEM, "cannot create a curl handle");
-	}
-	setup_easy(d);
 	rc = open_partial(d, err);
 	if (rc) {
 		agent_dl_free(d);
 		return rc;
 	}
-	if (d->have == d->o.size)
-		d->state = ATT_DONE;
 	*ret = d;
 	return 0;
 }
 
 void agent_dl_set_window(struct agent_dl *dl, size_t bytes)
 {
+	pthread_mutex_lock(&dl->lock);
 	dl->window = bytes < WINDOW_MIN ? WINDOW_MIN : bytes;
+	pthread_cond_broadcast(&dl->cond);
+	pthread_mutex_unlock(&dl->lock);
 }
 
 void agent_dl_rewind(struct agent_dl *dl)
 {
+	pthread_mutex_lock(&dl->lock);
 	dl->pos = 0;
+	pthread_mutex_unlock(&dl->lock);
+}
+
+/* A shared counter, read under the lock. */
+static uint64_t locked_u64(const struct agent_dl *dl, const uint64_t *v)
+{
+	uint64_t r;
+
+	pthread_mutex_lock((pthread_mutex_t *)&dl->lock);
+	r = *v;
+	pthread_mutex_unlock((pthread_mutex_t *)&dl->lock);
+	return r;
 }
 
 uint64_t agent_dl_have(const struct agent_dl *dl)
 {
-	return dl->have;
+	return locked_u64(dl, &dl->have);
 }
 
 uint64_t agent_dl_pos(const struct agent_dl *dl)
 {
-	return dl->pos;
+	return locked_u64(dl, &dl->pos);
 }
 
 uint64_t agent_dl_kept(const struct agent_dl *dl)
@@ -602,23 +748,30 @@ uint64_t agent_dl_kept(const struct agent_dl *dl)
 
 uint64_t agent_dl_fetched(const struct agent_dl *dl)
 {
-	return dl->fetched;
+	return locked_u64(dl, &dl->fetched);
 }
 
 unsigned agent_dl_attempts(const struct agent_dl *dl)
 {
-	return dl->attempts;
+	unsigned r;
+
+	pthread_mutex_lock((pthread_mutex_t *)&dl->lock);
+	r = dl->attempts;
+	pthread_mutex_unlock((pthread_mutex_t *)&dl->lock);
+	return r;
 }
 
 int agent_dl_sync(struct agent_dl *dl, uint64_t *ret_durable,
 		  struct fl_error *err)
 {
+	uint64_t have = agent_dl_have(dl);
+
 	if (fdatasync(dl->fd) < 0)
 		return fl_fail_errno(err, FL_EIO, "cannot sync '%s'",
 				     dl->o.partial);
-	dl->durable = dl->have;
+	dl->durable = have;
 	if (ret_durable)
-		*ret_durable = dl->durable;
+		*ret_durable = have;
 	return 0;
 }
 
@@ -626,12 +779,19 @@ void agent_dl_free(struct agent_dl *dl)
 {
 	if (!dl)
 		return;
-	if (dl->state == ATT_RUNNING)
-		curl_multi_remove_handle(dl->multi, dl->easy);
+	if (dl->started) {
+		pthread_mutex_lock(&dl->lock);
+		dl->cancel = true;
+		pthread_cond_broadcast(&dl->cond);
+		pthread_mutex_unlock(&dl->lock);
+		pthread_join(dl->thread, NULL);
+	}
 	curl_easy_cleanup(dl->easy);
-	curl_multi_cleanup(dl->multi);
+	pthread_mutex_destroy(&dl->lock);
+	pthread_cond_destroy(&dl->cond);
 	if (dl->fd >= 0)
 		close(dl->fd);
+	free(dl->stage);
 	free((char *)dl->o.url);
 	free((char *)dl->o.ca_file);
 	free((char *)dl->o.cert_file);

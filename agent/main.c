@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,7 +475,12 @@ static int do_reboot(const struct agent_config *cfg, struct fl_error *err)
 
 	fflush(NULL);
 	if (cfg->sim_dir) {
-		execv("/proc/self/exe", saved_argv);
+		/* the real path, so the process keeps its name */
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		self[n > 0 ? n : 0] = '\0';
+		execv(n > 0 ? self : "/proc/self/exe", saved_argv);
 		return fl_fail_errno(err, FL_EIO, "cannot restart myself");
 	}
 	sync();
@@ -598,6 +604,9 @@ static int cmd_version(int argc, char **argv, const struct cmd *self)
 
 int main(int argc, char **argv)
 {
+	/* one malloc arena: the download and writer threads allocate
+	 * little, and their own arenas would only add resident memory */
+	mallopt(M_ARENA_MAX, 1);
 	saved_argv = argv;
 	if (argc < 2) {
 		usage_all(stderr);

@@ -149,7 +149,10 @@ int ota_enter(struct agent_ota *o, enum agent_job_state state,
 	if (rc)
 		return rc;
 	if (job->type == AGENT_JOB_UPDATE && state <= AGENT_JOB_INSTALLED)
-		extra = json_pack("{s:I}", "bytes", (json_int_t)job->bytes);
+		extra = json_pack("{s:I}", "bytes",
+				  (json_int_t)(o->progress > job->bytes
+						   ? o->progress
+						   : job->bytes));
 	ota_event(o, public_state(state), extra);
 	json_decref(extra);
 	o->a->next_status_ms = 0; /* status carries the job */
@@ -286,6 +289,7 @@ static int start_job(struct agent_ota *o, const struct agent_job *job,
 	int rc;
 
 	unlink(o->partial_path);
+	o->progress = 0;
 	o->j.has_job = true;
 	o->j.job = *job;
 	o->j.job.started = time(NULL);

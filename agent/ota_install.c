@@ -42,9 +42,20 @@ struct install {
 /* Callbacks                                                          */
 /* ------------------------------------------------------------------ */
 
-static void count_fetched(struct install *in)
+/*
+ * Bytes the network added to the partial file for this job, counted up
+ * to @upto, which is what the journal's "bytes" says at the same time
+ * (what a checkpoint made durable; everything once installed): each
+ * attempt resumes at the file's length, so that is what came from the
+ * network beyond what the file held when this pass opened it.  After a
+ * kill, begin_download adds what the file holds beyond "bytes".
+ */
+static void count_fetched(struct install *in, uint64_t upto)
 {
-	in->o->j.job.fetched = in->fetched_base + agent_dl_fetched(in->dl);
+	uint64_t kept = agent_dl_kept(in->dl);
+
+	in->o->j.job.fetched =
+	    in->fetched_base + (upto > kept ? upto - kept : 0);
 }
 
 static int dl_tick(void *user, struct fl_error *err)
@@ -60,6 +71,7 @@ static int dl_tick(void *user, struct fl_error *err)
 		in->stopped = true;
 		return rc;
 	}
+	o->progress = agent_dl_have(in->dl);
 	if (now - o->last_progress_ms >= PROGRESS_MS && !in->all_in) {
 		o->last_progress_ms = now;
 		f = json_pack("{s:I}", "bytes",
@@ -75,7 +87,7 @@ static int dl_checkpoint(void *user, uint64_t durable, struct fl_error *err)
 	struct install *in = user;
 
 	in->o->j.job.bytes = durable;
-	count_fetched(in);
+	count_fetched(in, durable);
 	return ota_save(in->o, err);
 }
 
@@ -86,11 +98,13 @@ static int all_in(struct install *in, struct fl_error *err)
 	struct agent_job *job = &in->o->j.job;
 	int rc;
 
+	/* not synced: after a power cut the bytes since the last
+	 * checkpoint come again, and syncing would cost as much as the
+	 * rest of the install */
 	in->all_in = true;
-	rc = agent_dl_sync(in->dl, &job->bytes, err);
-	count_fetched(in);
-	if (!rc)
-		rc = ota_enter(in->o, AGENT_JOB_VERIFYING, err);
+	in->o->progress = agent_dl_have(in->dl);
+	(void)job;
+	rc = ota_enter(in->o, AGENT_JOB_VERIFYING, err);
 	if (!rc)
 		ota_failpoint(in->o, "verifying");
 	return rc;
@@ -183,6 +197,7 @@ static int begin_download(struct install *in, struct fl_error *err)
 	if (kept > job->bytes) /* fetched before, after the checkpoint */
 		job->fetched += kept - job->bytes;
 	job->bytes = kept;
+	o->progress = kept;
 	in->fetched_base = job->fetched;
 	fl_strlcpy(job->partial_boot, o->kernel_boot,
 		   sizeof(job->partial_boot));
@@ -370,6 +385,8 @@ static int finish_install(struct install *in, struct fl_error *err)
 		return rc;
 	si = agent_journal_slot(&o->j, job->target_slot);
 	fl_strlcpy(si->version, job->to_version, sizeof(si->version));
+	job->bytes = agent_dl_have(in->dl); /* no resume needed any more */
+	count_fetched(in, job->bytes);
 	si->has_security_version = true;
 	si->security_version = job->security_version;
 	rc = ota_enter(o, AGENT_JOB_INSTALLED, err);
@@ -412,15 +429,16 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 		rc = stream_slot(&in, err);
 	if (!rc)
 		rc = finish_install(&in, err);
-	if (in.dl && o->j.job.state < AGENT_JOB_INSTALLED) {
-		count_fetched(&in);
-		ota_save(o, NULL);
-	}
+	in.stopped |= rc && o->a->stop && *o->a->stop;
+	if (rc && in.dl) /* going on later: what is durable; failed: all */
+		count_fetched(&in, in.stopped ? o->j.job.bytes
+					      : agent_dl_have(in.dl));
 	agent_slot_free(in.w);
 	fsig_reader_free(in.r);
 	fsig_root_free(in.root);
 	agent_dl_free(in.dl);
-	if (rc && (in.stopped || (o->a->stop && *o->a->stop))) {
+	if (rc && in.stopped) {
+		ota_save(o, NULL);
 		fl_info("%s: job %s: stopped; it goes on at the next start",
 			o->a->cfg->id, o->j.job.id);
 		return rc;

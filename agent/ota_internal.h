@@ -29,6 +29,7 @@ struct agent_ota {
 	unsigned connects;		 /* connections made so far */
 	int64_t next_run_ms;	  /* retry after an error of the tick */
 	int64_t last_progress_ms; /* last download progress event */
+	uint64_t progress;	  /* bytes downloaded, for events */
 	const char *health;	  /* "ok", "checking", "failed" or NULL */
 };
 

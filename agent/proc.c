@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,37 @@
 
 #define TICK_MS 100
 
+extern char **environ;
+
+/* The environment plus @extra (built before fork: the child must not
+ * allocate, another thread may hold malloc's lock at the fork). */
+static char **make_env(const char *const *extra)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ && environ[n])
+		n++;
+	while (extra && extra[k])
+		k++;
+	env = fl_xcalloc(n + k + 1, sizeof(*env));
+	for (size_t i = 0; i < k; i++)
+		env[i] = (char *)extra[i];
+	for (size_t i = 0, j = k; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		bool dup = false;
+
+		for (size_t e = 0; eq && e < k; e++)
+			dup |= strncmp(environ[i], extra[e],
+				       (size_t)(eq - environ[i]) + 1) == 0;
+		if (!dup)
+			env[j++] = environ[i];
+	}
+	return env;
+}
+
 /* In the child: plumbing, then exec; never returns. */
-static void child(const struct agent_proc_opts *o, int out)
+static void child(const struct agent_proc_opts *o, char **env, int out)
 {
 	int null = open("/dev/null", O_RDONLY);
 
@@ -27,9 +57,7 @@ static void child(const struct agent_proc_opts *o, int out)
 	    dup2(out, 2) < 0)
 		_exit(126);
 	close_range(3, ~0U, 0);
-	for (const char *const *e = o->env; e && *e; e++)
-		putenv((char *)*e);
-	execvp(o->argv[0], (char *const *)o->argv);
+	execvpe(o->argv[0], (char *const *)o->argv, env);
 	_exit(127);
 }
 
@@ -110,20 +138,24 @@ int agent_proc_run(const struct agent_proc_opts *o,
 {
 	struct agent_proc_result r = {0};
 	int pipefd[2], rc;
+	char **env;
 	pid_t pid;
 
 	if (!o->argv || !o->argv[0])
 		return fl_fail(err, FL_EINVAL, "no program to run");
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return fl_fail_errno(err, FL_EIO, "cannot make a pipe");
+	env = make_env(o->env);
 	pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
+		free(env);
 		return fl_fail_errno(err, FL_EIO, "cannot fork");
 	}
 	if (pid == 0)
-		child(o, pipefd[1]);
+		child(o, env, pipefd[1]);
+	free(env);
 	setpgid(pid, pid);
 	close(pipefd[1]);
 	rc = wait_child(o, pid, pipefd[0], &r, err);
@@ -147,8 +179,7 @@ const char *agent_proc_last_line(char *output)
 	return start;
 }
 
-void agent_proc_tail(const char *output, unsigned lines, char *buf,
-		     size_t size)
+void agent_proc_tail(const char *output, unsigned lines, char *buf, size_t size)
 {
 	const char *end = output + strlen(output), *p = end, *start;
 	unsigned n = 0;

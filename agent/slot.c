@@ -9,11 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bgwrite.h"
 #include "fsutil.h"
 #include "slot.h"
 #include "util.h"
 
-#define WRITEBACK_STEP (8u * 1024 * 1024)
+#define CHUNK (128u * 1024) /* bytes handed to the writer thread at once */
 
 struct agent_slot_writer {
 	struct agent_slot_opts o;
@@ -21,7 +22,14 @@ struct agent_slot_writer {
 	int fd;
 	bool is_file;
 	uint64_t capacity; /* block device size; UINT64_MAX for files */
-	uint64_t written, flushed;
+	uint64_t written;
+	/* [buf_off, buf_off + fill) waits in buf[cur]; the writer thread
+	 * has the other buffer */
+	struct agent_bgw *bgw;
+	unsigned char *buf[2];
+	int cur;
+	size_t fill;
+	uint64_t buf_off;
 };
 
 int agent_slot_open(const struct agent_slot_opts *o,
@@ -57,11 +65,15 @@ int agent_slot_open(const struct agent_slot_opts *o,
 		return fl_fail_errno(err, FL_EIO, "cannot size slot '%s'",
 				     o->path);
 	}
-	if (w->is_file && ftruncate(fd, 0) < 0) {
+	/* a file is overwritten in place (its blocks are allocated
+	 * already, which is faster than new ones) and cut to size at the
+	 * end; what it holds meanwhile is untrusted anyway */
+	if (agent_bgw_start(fd, 1, &w->bgw, err)) {
 		agent_slot_free(w);
-		return fl_fail_errno(err, FL_EIO, "cannot truncate slot '%s'",
-				     o->path);
+		return FL_ERR;
 	}
+	w->buf[0] = fl_xmalloc(CHUNK);
+	w->buf[1] = fl_xmalloc(CHUNK);
 	*ret = w;
 	return 0;
 }
@@ -83,38 +95,41 @@ static int sink_begin(void *ctx, size_t index, const struct fsig_payload *p,
 	return 0;
 }
 
-/* Start writing back what accumulated, without waiting for it. */
-static void start_writeback(struct agent_slot_writer *w)
+/* Hand the filled buffer to the writer thread (which also starts the
+ * kernel's writeback, so the final fsync has little left to do). */
+static int submit(struct agent_slot_writer *w, struct fl_error *err)
 {
-	if (w->written - w->flushed < WRITEBACK_STEP)
-		return;
-	sync_file_range(w->fd, (off64_t)w->flushed,
-			(off64_t)(w->written - w->flushed),
-			SYNC_FILE_RANGE_WRITE);
-	w->flushed = w->written;
+	int rc =
+	    agent_bgw_submit(w->bgw, w->buf[w->cur], w->fill, w->buf_off, err);
+
+	if (rc)
+		return fl_fail(err, rc, "cannot write slot '%s'", w->path);
+	w->buf_off += w->fill;
+	w->fill = 0;
+	w->cur ^= 1;
+	return 0;
 }
 
 static int sink_write(void *ctx, const void *buf, size_t len,
 		      struct fl_error *err)
 {
 	struct agent_slot_writer *w = ctx;
-	size_t done = 0;
-	ssize_t n;
+	const char *p = buf;
+	size_t n;
+	int rc;
 
 	if (len > w->capacity - w->written)
 		return fl_fail(err, FL_ELIMIT, "slot '%s' is full", w->path);
-	while (done < len) {
-		n = pwrite(w->fd, (const char *)buf + done, len - done,
-			   (off_t)(w->written + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return fl_fail_errno(err, FL_EIO,
-					     "cannot write slot '%s'", w->path);
-		done += (size_t)n;
-	}
 	w->written += len;
-	start_writeback(w);
+	while (len) {
+		n = CHUNK - w->fill < len ? CHUNK - w->fill : len;
+		memcpy(w->buf[w->cur] + w->fill, p, n);
+		w->fill += n;
+		p += n;
+		len -= n;
+		if (w->fill == CHUNK && (rc = submit(w, err)))
+			return rc;
+	}
 	return w->o.progress ? w->o.progress(w->o.user, w->written, err) : 0;
 }
 
@@ -134,6 +149,12 @@ uint64_t agent_slot_written(const struct agent_slot_writer *w)
 
 int agent_slot_finish(struct agent_slot_writer *w, struct fl_error *err)
 {
+	int rc = submit(w, err);
+
+	if (!rc)
+		rc = agent_bgw_wait(w->bgw, err);
+	if (rc)
+		return fl_fail(err, rc, "cannot write slot '%s'", w->path);
 	if (w->is_file && ftruncate(w->fd, (off_t)w->written) < 0)
 		return fl_fail_errno(err, FL_EIO, "cannot size slot '%s'",
 				     w->path);
@@ -150,8 +171,11 @@ void agent_slot_free(struct agent_slot_writer *w)
 {
 	if (!w)
 		return;
+	agent_bgw_stop(w->bgw);
 	if (w->fd >= 0)
 		close(w->fd);
+	free(w->buf[0]);
+	free(w->buf[1]);
 	free(w->path);
 	free(w);
 }

@@ -33,9 +33,10 @@ struct agent_slot_opts {
 };
 
 /*
- * Open the slot for writing.  A regular file is created or truncated;
- * a block device is written in place from offset 0.  Other file types
- * are refused (FL_EINVAL).  Returns 0, FL_EINVAL, FL_EIO.
+ * Open the slot for writing.  A regular file is created, or overwritten
+ * in place and cut to the written length by agent_slot_finish; a block
+ * device is written in place from offset 0.  Other file types are
+ * refused (FL_EINVAL).  Returns 0, FL_EINVAL, FL_EIO.
  */
 int agent_slot_open(const struct agent_slot_opts *o,
 		    struct agent_slot_writer **ret, struct fl_error *err);

@@ -343,6 +343,16 @@ static void assert_slot_is(struct ofx *o, const char *slot, const char *file)
 
 /* ---- the install pass and the whole update ---- */
 
+static void wait_online(struct ofx *o);
+
+/* A clean stop, so that what was published reaches the observer. */
+static void drain(struct ofx *o)
+{
+	wait_online(o);
+	assert_int_equal(agent_stop(o->a, 3000), 0);
+	afx_pump(o->obs.m, NULL, 200);
+}
+
 static void test_update_succeeds(void **state)
 {
 	struct ofx *o = *state;
@@ -357,6 +367,7 @@ static void test_update_succeeds(void **state)
 	start(o);
 	assert_true(run_to(o, AGENT_JOB_REBOOTING));
 	assert_true(agent_reboot_requested(o->a));
+	drain(o);
 	assert_true(saw_event(o, "verifying"));
 	assert_true(saw_event(o, "installed"));
 	assert_true(saw_event(o, "rebooting"));
@@ -376,6 +387,7 @@ static void test_update_succeeds(void **state)
 	assert_false(st.upgrade_available);
 	assert_int_equal(journal(o).floor, 1);
 	assert_int_equal(log_state(o), AGENT_CMD_DONE);
+	drain(o);
 	assert_true(saw_event(o, "succeeded"));
 	free(fw);
 	free(bundle);
@@ -523,6 +535,7 @@ static void test_rebooting_booted_new(void **state)
 	power_on(o);
 	start(o);
 	assert_true(run_to(o, AGENT_JOB_SUCCEEDED));
+	drain(o);
 	assert_true(saw_event(o, "health-check"));
 	assert_false(boot_state(o).upgrade_available);
 	assert_string_equal(boot_state(o).slot, "b");

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# fleet-agent against its peer and its limit, side by side in one run
+# (issue 5):
+#
+#   idle RSS      fleet-agent (sim mode, connected, enrolled) vs the
+#                 mender client daemon (Debian mender-client) started
+#                 beside it, both after a settling time
+#   install       a 256 MiB bundle from fleetd over loopback HTTPS with
+#                 mTLS: the agent's job from "queued" to "installed"
+#                 (download, signature, hash, write into the inactive
+#                 slot, fsync) vs `curl -o /dev/null` of the same URL with
+#                 the same client certificate (the limit: one TLS read)
+#   RSS during    the agent's peak RSS (VmHWM) from the command to
+#   the install   "installed" minus its RSS before, for a 16 MiB and a
+#                 256 MiB bundle: the difference is what grows with the
+#                 size (flat memory: nothing)
+#
+# Ends with one line per metric: "metric: NAME VALUE UNIT (target ...)
+# PASS|MISS".  Needs the peers: scripts/install-deps --bench (run here).
+# Never part of make check.  Figures go to docs/performance.md.
+#
+#   bench/agent.sh            (BENCH_MIB=256 RUNS=3 SETTLE=10)
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+MIB=${BENCH_MIB:-256}
+RUNS=${RUNS:-3}
+SETTLE=${SETTLE:-10}
+export FLEET_BUILD=${FLEET_BUILD:-$top/build}
+export FLEET_SRC=$top
+
+scripts/install-deps --bench
+make -s BUILD="$FLEET_BUILD" all "$FLEET_BUILD/tests/tools/fsig-tool"
+
+# lib.sh: fleetd with its broker on loopback ports, a temp dir, cleanup
+set +eu
+. tests/e2e/lib.sh
+. tests/e2e/lib-agent.sh
+set -u
+echo "# work dir $T, bundle ${MIB} MiB, $RUNS runs, settle ${SETTLE}s"
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "PASS" : "MISS" }'; }
+# ms since the epoch of a log line's timestamp
+log_ms() { date -d "$(echo "$1" | cut -d' ' -f1)" +%s%3N; }
+
+start_fleetd --with-broker >/dev/null
+login_admin
+ota_firmware || { cat "$T/fw.log"; exit 1; }
+fleetctl -q root push "$T/fw/root.json"
+TOK=$(fleetctl -o json token create bench --enroll --uses 1 --ttl 1h | jq -r .token)
+sim_agent dev-bench "$TOK"
+A=$(agent_dir dev-bench)
+agent_start_sim dev-bench
+PID=${AGENT_PID[dev-bench]}
+wait_until 15 dev_online dev-bench || { echo "agent not online"; exit 1; }
+
+# ------------------------------------------------------------------
+# Idle RSS, side by side with the mender client daemon
+M=$T/mender
+mkdir -p "$M/data"
+printf 'device_type=sim\n' >"$M/data/device_type"
+cat >"$M/mender.conf" <<EOF
+{"ServerURL": "https://127.0.0.1:9", "UpdatePollIntervalSeconds": 1800,
+ "InventoryPollIntervalSeconds": 1800, "RetryPollIntervalSeconds": 300,
+ "DeviceTypeFile": "$M/data/device_type"}
+EOF
+mender --config "$M/mender.conf" --fallback-config "$M/none.conf" \
+	--data "$M/data" --no-syslog --log-file "$M/mender.log" daemon &
+MPID=$!
+track $MPID
+sleep "$SETTLE"
+OURS_IDLE=$(rss_kb "$PID")
+MENDER_IDLE=$(rss_kb "$MPID")
+# where it goes: private (anonymous) memory and the proportional share
+# of the shared library pages
+mem() { awk '/^(Rss|Pss|Pss_Anon|Pss_File):/ { printf "%s %.1f MB  ", $1, $2 / 1024 }' "/proc/$1/smaps_rollup"; }
+echo "# idle: fleet-agent $(mem "$PID")"
+echo "# idle: mender      $(mem "$MPID")"
+kill "$MPID" 2>/dev/null
+
+# ------------------------------------------------------------------
+# Installs.  The agent runs with the test hook
+# FLEET_AGENT_FAILPOINTS=installed: it stops itself (SIGSTOP) right after
+# "installed", so its peak RSS of the install (VmHWM) can be read before
+# it reboots (the sim reboot re-executes it, which resets VmHWM); nothing
+# samples it meanwhile, so nothing competes for the CPU.
+agent_stop dev-bench
+AGENT_ENV=FLEET_AGENT_FAILPOINTS=installed agent_start_sim dev-bench
+PID=${AGENT_PID[dev-bench]}
+wait_until 15 dev_online dev-bench || { echo "agent not online"; exit 1; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+: >"$T/ours.s"
+: >"$T/curl.s"
+: >"$T/growth.kb"
+
+# install VERSION MIB: a bundle of the sample firmware followed by MIB
+# MiB of random bytes; curl it, then install it; appends seconds to
+# $T/curl.s and $T/ours.s and the RSS growth (kB) to $T/growth.kb
+install() {
+	local version=$1 mib=$2 b url lines before job q d
+	ota_pad "$T/fw/fw-1.1.0" "$mib" "$T/img"
+	b=$(ota_bundle "$T/img" "$version" 1)
+	fleetctl -q bundle upload "$b" >/dev/null 2>&1
+	SIZE=$(stat -c %s "$b")
+	rm -f "$T/img" "$b"
+	url="$FLEET_URL/api/v1/bundles/$(fleetctl -o json bundles show \
+		"fleet-sample@$version" | jq -r .id)/download"
+	# the page cache is clean (sync) before each side
+	sync
+	sleep 1
+	curl -sS -o /dev/null --cacert "$FLEET_CA_FILE" --cert "$A/state/cert.pem" \
+		--key "$A/state/key.pem" -w '%{time_total}\n' "$url" >>"$T/curl.s"
+	sync
+	sleep 1
+	lines=$(wc -l <"$A/agent.log")
+	before=$(rss_kb "$PID")
+	job=$(update_job dev-bench "fleet-sample@$version")
+	wait_until 120 proc_stopped "$PID" || { echo "no install"; exit 1; }
+	echo $(($(hwm_kb "$PID") - before)) >>"$T/growth.kb"
+	kill -CONT "$PID"
+	q=$(tail -n +"$lines" "$A/agent.log" | grep -m1 'update queued')
+	d=$(tail -n +"$lines" "$A/agent.log" | grep -m1 'update installed')
+	echo "$(($(log_ms "$d") - $(log_ms "$q")))" |
+		awk '{ printf "%.3f\n", $1 / 1000 }' >>"$T/ours.s"
+	wait_until 60 job_final "$job" || { echo "job $job did not end"; exit 1; }
+	wait_until 15 dev_online dev-bench
+}
+
+install 1.4.0 16 # 16 MiB: the base line of the RSS growth
+SMALL_GROWTH=$(cat "$T/growth.kb")
+: >"$T/ours.s"
+: >"$T/curl.s"
+: >"$T/growth.kb"
+for i in $(seq "$RUNS"); do
+	install "1.5.$i" "$MIB" # every run installs, into the other slot
+done
+OURS_S=$(median <"$T/ours.s")
+CURL_S=$(median <"$T/curl.s")
+GROWTH=$(sort -n "$T/growth.kb" | tail -n 1)
+FLAT=$((GROWTH - SMALL_GROWTH))
+[ "$FLAT" -lt 0 ] && FLAT=0
+
+echo "# install of $SIZE bytes, seconds per run: ours $(tr '\n' ' ' <"$T/ours.s")curl $(tr '\n' ' ' <"$T/curl.s")"
+echo "# agent RSS growth during an install (VmHWM - VmRSS before): 16 MiB ${SMALL_GROWTH} kB, ${MIB} MiB $(tr '\n' ' ' <"$T/growth.kb")kB"
+RATIO=$(awk -v a="$OURS_S" -v b="$CURL_S" 'BEGIN { printf "%.2f", a / b }')
+echo "metric: idle_rss $(mb "$OURS_IDLE") MB (target <= 4 MB; mender $(mb "${MENDER_IDLE:-0}") MB) $(verdict "$(mb "$OURS_IDLE")" 4)"
+echo "metric: install_${MIB}MiB_vs_curl $RATIO x (target <= 1.5 x; ours ${OURS_S} s, curl ${CURL_S} s) $(verdict "$RATIO" 1.5)"
+echo "metric: rss_growth_16MiB_to_${MIB}MiB $(mb "$FLAT") MB (target <= 1 MB, flat) $(verdict "$(mb "$FLAT")" 1)"
