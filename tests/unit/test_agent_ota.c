@@ -655,6 +655,9 @@ static void wait_online(struct ofx *o)
 	while (!agent_online(o->a) && fl_now_ms() < end)
 		agent_step(o->a, 20, NULL);
 	assert_true(agent_online(o->a));
+	/* and subscribed: the SUBACK follows the CONNACK */
+	for (end = fl_now_ms() + 300; fl_now_ms() < end;)
+		agent_step(o->a, 20, NULL);
 }
 
 /* Commands: no second job while one runs; a device without [boot]
