@@ -5,7 +5,8 @@
  * Factory provisioning (DESIGN §3): the key is made here, fleetd signs
  * the CSR, and the device's whole identity goes into one tar.gz:
  * ID/key.pem (0600), cert.pem, chain.pem, ca.pem and a ready agent.conf,
- * so `fleet-agent run --config ID/agent.conf` starts from it unchanged.
+ * so `fleet-agent run --config ID/agent.conf` starts from it unchanged;
+ * and root.json, fleetd's first bundle trust root, when it has one.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -93,6 +94,25 @@ static int check_cert(EVP_PKEY *key, const char *pem, struct fl_error *err)
 	return rc;
 }
 
+/*
+ * The bundle trust root the device starts from (fleetd's version 1,
+ * which every later root chains from), as root.json text; NULL when
+ * fleetd has none yet (the agent then fetches it at its first update).
+ */
+static char *first_root(struct cli_ctx *ctx)
+{
+	struct fl_error err = {0};
+	json_t *j = NULL;
+	char *text = NULL;
+
+	if (!fl_http_json(ctx->http, "GET", "/api/v1/roots/1", NULL, &j,
+			  &err) &&
+	    json_is_object(j))
+		text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	return text;
+}
+
 static int build(struct cli_ctx *ctx, const char *id, const char *out,
 		 EVP_PKEY *key, json_t *resp)
 {
@@ -102,7 +122,7 @@ static int build(struct cli_ctx *ctx, const char *id, const char *out,
 		.id = id,
 		.server_url = json_string_value(json_object_get(resp, "server_url")),
 		.mqtt_url = mqtt};
-	char *key_pem = NULL, *conf = NULL;
+	char *key_pem = NULL, *conf = NULL, *root = NULL;
 	int rc;
 
 	if (!cert || !mqtt)
@@ -114,6 +134,8 @@ static int build(struct cli_ctx *ctx, const char *id, const char *out,
 		rc = fl_pki_key_to_pem(key, &key_pem, &ctx->err);
 	if (!rc)
 		rc = agent_config_render(&t, &conf, &ctx->err);
+	if (!rc)
+		root = first_root(ctx);
 	if (!rc) {
 		const struct file files[] = {
 			{"key.pem", key_pem, 0600},
@@ -123,13 +145,16 @@ static int build(struct cli_ctx *ctx, const char *id, const char *out,
 			{"ca.pem", json_string_value(json_object_get(resp, "ca")),
 			 0644},
 			{"agent.conf", conf, 0644},
+			{"root.json", root, 0644},
 		};
 
-		rc = write_archive(out, id, files, FL_ARRAY_SIZE(files),
+		rc = write_archive(out, id, files,
+				   FL_ARRAY_SIZE(files) - (root ? 0 : 1),
 				   &ctx->err);
 	}
 	fl_free_secret(key_pem);
 	free(conf);
+	free(root);
 	return rc;
 }
 

@@ -101,6 +101,14 @@ check "update to 1.1.0 again" \
 	fleetctl update dev-a --bundle fleet-sample@1.1.0 --wait --timeout 90s
 check_true "fw_printenv: slot b again" test "$(sim_var dev-a fleet_slot)" = b
 
+# --- factory provisioning carries the trust root ---------------------------------
+check "provision dev-p" fleetctl provision dev-p --out "$T/dev-p.tar.gz"
+mkdir -p "$T/unpack" && tar -xzf "$T/dev-p.tar.gz" -C "$T/unpack"
+check "the archive holds fleetd's root 1 as root.json" \
+	cmp <(jq -S . "$T/unpack/dev-p/root.json") <(jq -S . "$T/fw/root.json")
+check "... which the agent takes as its trust root" sh -c \
+	"fleet-agent status -o json --config '$T/unpack/dev-p/agent.conf' | jq -e '.trust_root == 1'"
+
 # --- a device without updates configured refuses, and says why ----------------
 B=$(agent_dir dev-b)
 check "enrol dev-b (no [boot], no --sim)" agent_enroll dev-b "$TOK"
