@@ -681,6 +681,11 @@ int agent_ota_status(const struct agent_config *cfg, json_t *into,
 	int rc;
 
 	rc = agent_journal_load(path, j, err);
+	if (!rc && cfg->sim_dir && !fl_path_exists(cfg->slot_a))
+		rc = fl_fail(err, FL_ENOTFOUND,
+			     "'%s' is not a simulated device (run "
+			     "'fleet-agent sim-init' first)",
+			     cfg->sim_dir);
 	if (!rc && cfg->boot_backend && cfg->slot_a)
 		rc = boot_status(cfg, &boot, err);
 	if (rc)

@@ -740,6 +740,34 @@ static void test_rollback_command(void **state)
 	assert_false(boot_state(o).upgrade_available);
 }
 
+/* A journal that does not load is kept aside, never acted on; the
+ * agent runs on, and status still works. */
+static void test_corrupt_journal(void **state)
+{
+	struct ofx *o = *state;
+	char *aside = fl_xasprintf("%s.corrupt", o->journal);
+	json_t *st = NULL;
+
+	assert_int_equal(
+	    fl_write_atomic_str(o->journal,
+				"{\"format\": 1, \"job\": {\"state\": "
+				"\"downloading\"",
+				0600, NULL),
+	    0);
+	start(o);
+	assert_int_equal(access(aside, F_OK), 0);
+	assert_false(journal(o).has_job);
+	wait_online(o);
+	assert_int_equal(agent_status_json(o->cfg, &st, NULL), 0);
+	assert_true(json_is_null(json_object_get(st, "job")));
+	assert_string_equal(json_string_value(json_object_get(st, "slot")),
+			    "a");
+	assert_string_equal(json_string_value(json_object_get(st, "firmware")),
+			    "1.0.0");
+	json_decref(st);
+	free(aside);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -765,6 +793,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_commands_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_command, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_journal, setup,
 					    teardown),
 	};
 
