@@ -33,6 +33,7 @@
 
 #include "agent_mqtt.h"
 #include "download.h"
+#include "log.h"
 #include "util.h"
 
 #define TICK_MS 100
@@ -484,6 +485,7 @@ static void *net_main(void *arg)
 	struct agent_dl *d = arg;
 	struct fl_error e = {0};
 	bool permanent;
+	int64_t delay;
 	int rc;
 
 	for (;;) {
@@ -502,7 +504,11 @@ static void *net_main(void *arg)
 					   sizeof(e.msg) - strlen(e.msg));
 			break;
 		}
-		if (nap(d, agent_backoff_next(&d->backoff, rnd32()))) {
+		delay = agent_backoff_next(&d->backoff, rnd32());
+		fl_warn("%s (attempt %u); trying again in %lld ms from byte "
+			"%" PRIu64,
+			e.msg, d->failures, (long long)delay, agent_dl_have(d));
+		if (nap(d, delay)) {
 			rc = fl_fail(&e, FL_ERR, "download cancelled");
 			break;
 		}

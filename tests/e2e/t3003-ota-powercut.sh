@@ -6,6 +6,8 @@
 # every kill the bootloader boots a good slot or falls back to one; the
 # download resumes where it stopped instead of starting again (bytes
 # from the network counted); every job ends in a truthful final state.
+# Then fleetd goes away in the middle of a download: the agent retries
+# and resumes with Range.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
@@ -105,5 +107,40 @@ check_true "fw_printenv: slot b, stable" \
 	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = b0
 check "slot b still holds the 4 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
 check "the agent says so too" sh -c "fleet-agent status -o json --config '$A/agent.conf' --sim '$A/sim' | jq -e '.firmware == \"1.1.1\" and .job.state == \"rolled-back\"'"
+agent_stop dev-a
+
+# --- job 3: fleetd goes away in the middle of a download -------------------
+# fleetd (and its broker) stop for 4 s and come back on the same ports:
+# the transfer breaks off, the agent retries with backoff and resumes
+# with Range from the byte it had.
+# 32 MiB at 8 MiB/s: more than the sockets can hold in flight
+check "make a 32 MiB firmware" ota_pad "$T/fw/fw-1.1.0" 32 "$T/fw/big32"
+B3=$(ota_bundle "$T/fw/big32" 1.3.0 1)
+check "upload 1.3.0 (32 MiB)" fleetctl bundle upload "$B3"
+sed -i 's/^rate_limit = .*/rate_limit = 8388608/' "$A/agent.conf"
+agent_start_sim dev-a
+wait_until 15 dev_online dev-a || fail "dev-a comes online (job 3)"
+JOB3=$(update_job dev-a fleet-sample@1.3.0)
+partial_at() { [ "$(stat -c %s "$A/state/bundle.partial" 2>/dev/null || echo 0)" -ge "$1" ]; }
+if wait_until 30 partial_at 4000000; then pass "the download is under way"
+else fail "the download is under way"; fi
+HTTPS_PORT=${FLEET_URL##*:}
+kill -TERM "$FLEETD_PID"
+for _ in $(seq 100); do kill -0 "$FLEETD_PID" 2>/dev/null || break; sleep 0.1; done
+sleep 4
+fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
+	--mqtt-listen "127.0.0.1:$MQTT_PORT" --log-level debug --with-broker \
+	>"$T/fleetd2.out" 2>>"$T/fleetd.log" &
+FLEETD_PID=$!
+track "$FLEETD_PID"
+if wait_until 30 grep -q '^ready ' "$T/fleetd2.out"; then pass "fleetd is back on the same ports"
+else fail "fleetd is back on the same ports"; fi
+if wait_until 90 job_final "$JOB3"; then pass "job 3 ends"; else fail "job 3 ends"; fi
+check_true "job 3 succeeded (fleetd: $(job_state "$JOB3"))" test "$(job_state "$JOB3")" = succeeded
+check_grep 'trying again in [0-9]+ ms from byte [1-9]' \
+	"the agent retried from where the transfer broke off" cat "$A/agent.log"
+F=$(agent_json dev-a | jq .job.fetched)
+check_true "... and fetched every byte once: $F == $(stat -c %s "$B3")" test "$F" = "$(stat -c %s "$B3")"
+check "slot a holds the 32 MiB firmware" cmp "$A/sim/slot-a" "$T/fw/big32"
 agent_stop dev-a
 finish
