@@ -60,6 +60,7 @@ check "slot b holds 1.1.0" cmp "$A/sim/slot-b" "$T/fw/fw-1.1.0"
 check "slot a still holds 1.0.0" cmp "$A/sim/slot-a" "$T/fw/fw-1.0.0"
 check "the new slot runs" sh -c "'$A/sim/slot-b' --version | grep -qx 1.1.0"
 check_true "the agent restarted itself: same pid, still running" kill -0 "$PID"
+check_true "... under its own name" test "$(cat "/proc/$PID/comm")" = fleet-agent
 check_grep 'sim: power-on 2: booted slot b' "the reboot was a simulated power cycle" cat "$A/agent.log"
 if wait_until 10 dev_fw 1.1.0 b; then pass "fleetd sees firmware 1.1.0 in slot b"
 else fail "fleetd sees firmware 1.1.0 in slot b"; fi
