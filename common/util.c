@@ -118,6 +118,17 @@ int64_t fl_now_ms(void)
 
 /* Years outside 0000..9999 do not fit the form: clamp them (strftime
  * left @buf unterminated there, and wrote "26" for the year 26). */
+void fl_deadline(struct timespec *ret, int64_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ret);
+	ret->tv_sec += ms / 1000;
+	ret->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ret->tv_nsec >= 1000000000) {
+		ret->tv_sec++;
+		ret->tv_nsec -= 1000000000;
+	}
+}
+
 void fl_time_rfc3339(time_t t, char buf[static 21])
 {
 	struct tm tm;

@@ -47,6 +47,10 @@ void fl_free_secret(char *s);
 /* Milliseconds on the monotonic clock. */
 int64_t fl_now_ms(void);
 
+/* *@ret = the CLOCK_REALTIME time @ms milliseconds from now, the form
+ * pthread_cond_timedwait takes. */
+void fl_deadline(struct timespec *ret, int64_t ms);
+
 /* RFC 3339 UTC timestamp "2026-11-26T03:49:07Z" into @buf (>= 21 bytes). */
 void fl_time_rfc3339(time_t t, char buf[static 21]);
 

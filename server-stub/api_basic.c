@@ -28,14 +28,13 @@ int api_whoami(struct srv_req *r)
 
 int api_audit_list(struct srv_req *r)
 {
-	const char *lim = srv_req_query(r, "limit");
+	int limit = srv_req_limit(r, 100, 10000);
 	struct fl_error err = {0};
-	uint64_t limit = 100;
 	json_t *rows;
 
-	if (lim && fl_parse_uint(lim, 10000, &limit, &err))
-		return srv_reply_fail(r, &err);
-	if (srv_store_audit_list(r->srv->store, (int)limit, &rows, &err))
+	if (!limit)
+		return 0;
+	if (srv_store_audit_list(r->srv->store, limit, &rows, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, rows);
 }

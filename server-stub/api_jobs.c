@@ -167,14 +167,12 @@ int api_job_list(struct srv_req *r)
 	struct srv_job_filter f = {.device = srv_req_query(r, "device"),
 				   .state = srv_req_query(r, "state"),
 				   .rollout = srv_req_query(r, "rollout")};
-	const char *lim = srv_req_query(r, "limit");
 	struct fl_error err = {0};
-	uint64_t limit = 100;
 	json_t *rows;
 
-	if (lim && fl_parse_uint(lim, 10000, &limit, &err))
-		return srv_reply_fail(r, &err);
-	f.limit = (int)limit;
+	f.limit = srv_req_limit(r, 100, 10000);
+	if (!f.limit)
+		return 0;
 	if (srv_store_job_list(r->srv->store, &f, &rows, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, rows);

@@ -154,6 +154,20 @@ json_t *srv_req_json(struct srv_req *r)
 	return r->json;
 }
 
+int srv_req_limit(struct srv_req *r, int def, int max)
+{
+	const char *s = srv_req_query(r, "limit");
+	struct fl_error err = {0};
+	uint64_t v = (uint64_t)def;
+
+	if (s && (fl_parse_uint(s, (uint64_t)max, &v, &err) || v == 0)) {
+		fl_fail(&err, FL_EINVAL, "bad limit");
+		srv_reply_fail(r, &err);
+		return 0;
+	}
+	return (int)v;
+}
+
 const char *srv_req_header(struct srv_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);

@@ -113,6 +113,10 @@ int srv_reply_fail(struct srv_req *r, const struct fl_error *err);
 /* The parsed JSON object body, or NULL after replying 400. */
 json_t *srv_req_json(struct srv_req *r);
 
+/* The "limit" query argument (1..@max, default @def); 0 after replying
+ * 400 to a bad one. */
+int srv_req_limit(struct srv_req *r, int def, int max);
+
 /* Request header or NULL. */
 const char *srv_req_header(struct srv_req *r, const char *name);
 

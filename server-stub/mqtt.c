@@ -236,13 +236,7 @@ static void nap(struct srv_mqtt *m, int ms)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	fl_deadline(&until, ms);
 	pthread_mutex_lock(&m->lock);
 	while (!m->stopping &&
 	       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
@@ -371,13 +365,7 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
 	struct timespec until;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	fl_deadline(&until, ms);
 	pthread_mutex_lock(&m->lock);
 	while (!m->connected && rc == 0)
 		rc = pthread_cond_timedwait(&m->cond, &m->lock, &until);
