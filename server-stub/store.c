@@ -242,15 +242,13 @@ int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err,
-		    "INSERT INTO tokens (id, hash, kind, name, role, grp,"
-		    " uses_left, created, expires, created_by)"
-		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		    "ssssdsiiis", t->id, hash_hex, t->kind, t->name, t->role,
-		    group, t->uses_left, (int64_t)time(NULL), t->expires,
-		    created_by);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err,
+		      "INSERT INTO tokens (id, hash, kind, name, role, grp,"
+		      " uses_left, created, expires, created_by)"
+		      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		      "ssssdsiiis", t->id, hash_hex, t->kind, t->name, t->role,
+		      group, t->uses_left, (int64_t)time(NULL), t->expires,
+		      created_by);
 	return rc;
 }
 
@@ -327,10 +325,8 @@ int srv_store_token_revoke(struct srv_store *s, const char *id,
 {
 	int rc, n = 0;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, &n, err, "UPDATE tokens SET revoked = 1 WHERE id = ?",
-		    "s", id);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, &n, err, "UPDATE tokens SET revoked = 1 WHERE id = ?",
+		      "s", id);
 	if (!rc && n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no token with id '%s'", id);
 	return rc;
@@ -342,13 +338,11 @@ int srv_store_audit(struct srv_store *s, const char *actor,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err,
-		    "INSERT INTO audit (ts, actor, method, path, status, remote)"
-		    " VALUES (?, ?, ?, ?, ?, ?)",
-		    "isssds", (int64_t)time(NULL), actor, method, path, status,
-		    remote);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err,
+		      "INSERT INTO audit (ts, actor, method, path, status, remote)"
+		      " VALUES (?, ?, ?, ?, ?, ?)",
+		      "isssds", (int64_t)time(NULL), actor, method, path, status,
+		      remote);
 	return rc;
 }
 
@@ -357,12 +351,10 @@ int srv_store_audit_list(struct srv_store *s, int limit, json_t **ret,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, ret, err,
+	rc = db_lquery_json(s, ret, err,
 			   "SELECT id, " DB_TIME("ts") " AS time, actor, method,"
 			   " path, status, remote FROM audit"
 			   " ORDER BY id DESC LIMIT ?",
 			   "d", limit);
-	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

@@ -71,12 +71,10 @@ int srv_store_bundle_list(struct srv_store *s, json_t **ret,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, ret, err,
+	rc = db_lquery_json(s, ret, err,
 			   "SELECT " BUNDLE_COLS " FROM bundles"
 			   " ORDER BY created DESC, name, version",
 			   NULL);
-	pthread_mutex_unlock(&s->lock);
 	if (!rc)
 		fix_hardware(*ret);
 	return rc;
@@ -91,14 +89,12 @@ int srv_store_bundle_get(struct srv_store *s, const char *ref, json_t **ret,
 	json_t *rows = NULL;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, &rows, err,
+	rc = db_lquery_json(s, &rows, err,
 			   "SELECT " BUNDLE_COLS ", manifest FROM bundles"
 			   " WHERE (?1 IS NOT NULL AND name = ?1 AND version = ?2)"
 			   " OR (?1 IS NULL AND length(?3) >= 6"
 			   " AND id LIKE ?4 ESCAPE '\\')",
 			   "ssss", name, at ? at + 1 : NULL, ref, prefix);
-	pthread_mutex_unlock(&s->lock);
 	if (!rc && json_array_size(rows) == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no bundle '%s'", ref);
 	else if (!rc && json_array_size(rows) > 1)
@@ -120,13 +116,11 @@ int srv_store_root_add(struct srv_store *s, uint64_t version,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err,
-		    "INSERT INTO roots (version, envelope, expires, added,"
-		    " added_by) VALUES (?, ?, ?, ?, ?)",
-		    "isiis", (int64_t)version, envelope, expires,
-		    (int64_t)time(NULL), added_by);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err,
+		      "INSERT INTO roots (version, envelope, expires, added,"
+		      " added_by) VALUES (?, ?, ?, ?, ?)",
+		      "isiis", (int64_t)version, envelope, expires,
+		      (int64_t)time(NULL), added_by);
 	return rc;
 }
 
@@ -135,13 +129,11 @@ int srv_store_root_list(struct srv_store *s, json_t **ret,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, ret, err,
+	rc = db_lquery_json(s, ret, err,
 			   "SELECT version, " DB_TIME("expires") " AS expires,"
 			   " " DB_TIME("added") " AS added, added_by"
 			   " FROM roots ORDER BY version",
 			   NULL);
-	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
@@ -151,12 +143,10 @@ int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
 	json_t *row = NULL;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_one(s, &row, NULL,
+	rc = db_lquery_one(s, &row, NULL,
 			  "SELECT envelope FROM roots WHERE ?1 = 0 OR version = ?1"
 			  " ORDER BY version DESC LIMIT 1",
 			  "i", (int64_t)version);
-	pthread_mutex_unlock(&s->lock);
 	if (rc)
 		return fl_fail(err, FL_ENOTFOUND,
 			       version ? "no trust root version %llu"

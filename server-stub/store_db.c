@@ -71,16 +71,13 @@ static int prepare(struct srv_store *s, const char *sql, const char *types,
 	return 0;
 }
 
-int db_run(struct srv_store *s, int *ret_changes, struct fl_error *err,
-	   const char *sql, const char *types, ...)
+static int run_v(struct srv_store *s, int *ret_changes, struct fl_error *err,
+		 const char *sql, const char *types, va_list ap)
 {
 	sqlite3_stmt *st;
-	va_list ap;
 	int rc;
 
-	va_start(ap, types);
 	rc = prepare(s, sql, types, ap, &st, err);
-	va_end(ap);
 	if (rc)
 		return rc;
 	rc = sqlite3_step(st);
@@ -92,6 +89,32 @@ int db_run(struct srv_store *s, int *ret_changes, struct fl_error *err,
 			*ret_changes = sqlite3_changes(s->db);
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int db_run(struct srv_store *s, int *ret_changes, struct fl_error *err,
+	   const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = run_v(s, ret_changes, err, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_lrun(struct srv_store *s, int *ret_changes, struct fl_error *err,
+	    const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->lock);
+	rc = run_v(s, ret_changes, err, sql, types, ap);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
 	return rc;
 }
 
@@ -151,6 +174,33 @@ int db_query_json(struct srv_store *s, json_t **ret, struct fl_error *err,
 	return rc;
 }
 
+int db_lquery_json(struct srv_store *s, json_t **ret, struct fl_error *err,
+		   const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->lock);
+	rc = query_v(s, ret, err, sql, types, ap);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
+	return rc;
+}
+
+/* The single row of @rows as *ret (FL_ENOTFOUND when none); consumes
+ * @rows. */
+static int one_row(json_t *rows, json_t **ret, struct fl_error *err)
+{
+	if (json_array_size(rows) == 0) {
+		json_decref(rows);
+		return fl_fail(err, FL_ENOTFOUND, "not found");
+	}
+	*ret = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return 0;
+}
+
 int db_query_one(struct srv_store *s, json_t **ret, struct fl_error *err,
 		 const char *sql, const char *types, ...)
 {
@@ -161,15 +211,36 @@ int db_query_one(struct srv_store *s, json_t **ret, struct fl_error *err,
 	va_start(ap, types);
 	rc = query_v(s, &rows, err, sql, types, ap);
 	va_end(ap);
+	return rc ? rc : one_row(rows, ret, err);
+}
+
+int db_lquery_one(struct srv_store *s, json_t **ret, struct fl_error *err,
+		  const char *sql, const char *types, ...)
+{
+	json_t *rows;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->lock);
+	rc = query_v(s, &rows, err, sql, types, ap);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
+	return rc ? rc : one_row(rows, ret, err);
+}
+
+int db_begin(struct srv_store *s, struct fl_error *err)
+{
+	return db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
+}
+
+int db_end(struct srv_store *s, int rc, struct fl_error *err)
+{
+	if (!rc)
+		rc = db_run(s, NULL, err, "COMMIT", NULL);
 	if (rc)
-		return rc;
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		return fl_fail(err, FL_ENOTFOUND, "not found");
-	}
-	*ret = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	return 0;
+		db_run(s, NULL, NULL, "ROLLBACK", NULL);
+	return rc;
 }
 
 void db_json_bools(json_t *arr, const char *key)

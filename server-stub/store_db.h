@@ -42,6 +42,20 @@ int db_query_json(struct srv_store *s, json_t **ret, struct fl_error *err,
 int db_query_one(struct srv_store *s, json_t **ret, struct fl_error *err,
 		 const char *sql, const char *types, ...);
 
+/* As db_run, db_query_json and db_query_one, taking the store's lock
+ * around the one statement (callers that need more hold it themselves). */
+int db_lrun(struct srv_store *s, int *ret_changes, struct fl_error *err,
+	    const char *sql, const char *types, ...);
+int db_lquery_json(struct srv_store *s, json_t **ret, struct fl_error *err,
+		   const char *sql, const char *types, ...);
+int db_lquery_one(struct srv_store *s, json_t **ret, struct fl_error *err,
+		  const char *sql, const char *types, ...);
+
+/* BEGIN IMMEDIATE; and its end: COMMIT when @rc is 0, else ROLLBACK.
+ * db_end returns @rc or the commit's error.  Caller holds the lock. */
+int db_begin(struct srv_store *s, struct fl_error *err);
+int db_end(struct srv_store *s, int rc, struct fl_error *err);
+
 /* Fail with the database's message. */
 int db_fail(struct srv_store *s, struct fl_error *err, const char *what);
 

@@ -10,21 +10,6 @@
 #include "util.h"
 
 
-static int begin(struct srv_store *s, struct fl_error *err)
-{
-	return db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
-}
-
-/* Commit when @rc is 0, else roll back; returns @rc or the commit error. */
-static int end(struct srv_store *s, int rc, struct fl_error *err)
-{
-	if (!rc)
-		rc = db_run(s, NULL, err, "COMMIT", NULL);
-	if (rc)
-		db_run(s, NULL, NULL, "ROLLBACK", NULL);
-	return rc;
-}
-
 int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
 				 char ret_id[17], char *ret_group,
 				 size_t group_len, struct fl_error *err)
@@ -32,12 +17,10 @@ int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
 	json_t *row = NULL;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_one(s, &row, NULL,
+	rc = db_lquery_one(s, &row, NULL,
 			  "SELECT id, grp, kind, revoked, uses_left, expires"
 			  " FROM tokens WHERE hash = ?",
 			  "s", hash_hex);
-	pthread_mutex_unlock(&s->lock);
 	if (rc)
 		return fl_fail(err, FL_EDENIED, "unknown enrolment token");
 	if (!fl_streq(json_string_value(json_object_get(row, "kind")),
@@ -131,7 +114,7 @@ int srv_store_device_enroll(struct srv_store *s, const char *id,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = begin(s, err);
+	rc = db_begin(s, err);
 	if (rc)
 		goto out;
 	if (token_hash)
@@ -141,7 +124,7 @@ int srv_store_device_enroll(struct srv_store *s, const char *id,
 				   err);
 	if (!rc)
 		rc = insert_cert(s, cert, err);
-	rc = end(s, rc, err);
+	rc = db_end(s, rc, err);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -168,7 +151,7 @@ int srv_store_certs_revoke(struct srv_store *s, const char *device,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = begin(s, err);
+	rc = db_begin(s, err);
 	if (!rc)
 		rc = db_query_json(s, &rows, err,
 				   "SELECT serial FROM certs WHERE device = ?"
@@ -179,7 +162,7 @@ int srv_store_certs_revoke(struct srv_store *s, const char *device,
 			    "UPDATE certs SET revoked = ?, reason = ?"
 			    " WHERE device = ? AND revoked = 0 AND serial IS NOT ?",
 			    "isss", now, reason, device, keep_serial);
-	rc = end(s, rc, err);
+	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	json_array_foreach(rows, i, row)
 		json_array_append(serials, json_object_get(row, "serial"));
@@ -196,12 +179,10 @@ int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_one(s, ret, err,
+	rc = db_lquery_one(s, ret, err,
 			  "SELECT serial, device, revoked != 0 AS revoked,"
 			  " not_after FROM certs WHERE serial = ?",
 			  "s", serial);
-	pthread_mutex_unlock(&s->lock);
 	if (!rc)
 		json_object_set_new(*ret, "revoked",
 				    json_boolean(json_integer_value(json_object_get(
@@ -216,7 +197,7 @@ int srv_store_crl_entries(struct srv_store *s, json_t **ret,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = begin(s, err);
+	rc = db_begin(s, err);
 	if (!rc)
 		rc = db_run(s, NULL, err,
 			    "UPDATE counters SET value = value + 1"
@@ -233,7 +214,7 @@ int srv_store_crl_entries(struct srv_store *s, json_t **ret,
 				   " WHERE revoked > 0 AND not_after > ?"
 				   " ORDER BY revoked",
 				   "i", (int64_t)time(NULL) - 86400);
-	rc = end(s, rc, err);
+	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	if (!rc) {
 		*ret_number = (uint64_t)json_integer_value(

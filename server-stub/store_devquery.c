@@ -62,8 +62,7 @@ int srv_store_device_list(struct srv_store *s,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(
+	rc = db_lquery_json(
 		s, ret, err,
 		DEVICE_SELECT
 		" WHERE (?1 IS NULL OR d.grp = ?1)"
@@ -75,7 +74,6 @@ int srv_store_device_list(struct srv_store *s,
 		" ORDER BY d.id",
 		"sssdsd", f->group, f->label_key, f->label_value, f->online,
 		f->firmware, (int)f->include_decommissioned);
-	pthread_mutex_unlock(&s->lock);
 	if (!rc)
 		fix_rows(*ret);
 	return rc;
@@ -87,10 +85,8 @@ int srv_store_device_get(struct srv_store *s, const char *id, json_t **ret,
 	json_t *rows;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, &rows, err, DEVICE_SELECT " WHERE d.id = ?", "s",
+	rc = db_lquery_json(s, &rows, err, DEVICE_SELECT " WHERE d.id = ?", "s",
 			   id);
-	pthread_mutex_unlock(&s->lock);
 	if (rc)
 		return rc;
 	fix_rows(rows);
@@ -148,7 +144,7 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
+	rc = db_begin(s, err);
 	if (!rc)
 		rc = exists_active(s, id, err);
 	if (!rc)
@@ -161,9 +157,7 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
 	if (!rc && json_integer_value(json_object_get(count, "n")) > MAX_LABELS)
 		rc = fl_fail(err, FL_ELIMIT, "more than %d labels", MAX_LABELS);
 	json_decref(count);
-	rc = rc ? rc : db_run(s, NULL, err, "COMMIT", NULL);
-	if (rc)
-		db_run(s, NULL, NULL, "ROLLBACK", NULL);
+	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -173,12 +167,10 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 {
 	int n = 0, rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, &n, err,
-		    "UPDATE devices SET state = 'decommissioned', online = 0"
-		    " WHERE id = ? AND state = 'active'",
-		    "s", id);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, &n, err,
+		      "UPDATE devices SET state = 'decommissioned', online = 0"
+		      " WHERE id = ? AND state = 'active'",
+		      "s", id);
 	if (!rc && n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
 	return rc;
@@ -190,14 +182,12 @@ int srv_store_device_presence(struct srv_store *s, const char *id,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err,
-		    "UPDATE devices SET online = ?, last_seen = ?,"
-		    " agent = coalesce(?, agent), firmware = coalesce(?, firmware)"
-		    " WHERE id = ? AND state = 'active'",
-		    "disss", (int)online, (int64_t)time(NULL), agent, firmware,
-		    id);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err,
+		      "UPDATE devices SET online = ?, last_seen = ?,"
+		      " agent = coalesce(?, agent), firmware = coalesce(?, firmware)"
+		      " WHERE id = ? AND state = 'active'",
+		      "disss", (int)online, (int64_t)time(NULL), agent, firmware,
+		      id);
 	return rc;
 }
 
@@ -207,13 +197,11 @@ int srv_store_device_status(struct srv_store *s, const char *id,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err,
-		    "UPDATE devices SET last_seen = ?,"
-		    " firmware = coalesce(?, firmware), slot = coalesce(?, slot),"
-		    " health = coalesce(?, health) WHERE id = ? AND state = 'active'",
-		    "issss", (int64_t)time(NULL), firmware, slot, health, id);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err,
+		      "UPDATE devices SET last_seen = ?,"
+		      " firmware = coalesce(?, firmware), slot = coalesce(?, slot),"
+		      " health = coalesce(?, health) WHERE id = ? AND state = 'active'",
+		      "issss", (int64_t)time(NULL), firmware, slot, health, id);
 	return rc;
 }
 
@@ -221,9 +209,7 @@ int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err)
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err, "UPDATE devices SET online = 0", NULL);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err, "UPDATE devices SET online = 0", NULL);
 	return rc;
 }
 
@@ -234,13 +220,11 @@ int srv_store_device_event(struct srv_store *s, const char *id,
 	char *text = fl_json_dumps(event);
 	int rc, n = 0;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, &n, err,
-		    "UPDATE devices SET last_event = ?, last_seen = ?,"
-		    " last_seq = max(last_seq, ?) WHERE id = ? AND state = 'active'"
-		    " AND last_seq < ?",
-		    "siisi", text, (int64_t)time(NULL), seq, id, seq);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, &n, err,
+		      "UPDATE devices SET last_event = ?, last_seen = ?,"
+		      " last_seq = max(last_seq, ?) WHERE id = ? AND state = 'active'"
+		      " AND last_seq < ?",
+		      "siisi", text, (int64_t)time(NULL), seq, id, seq);
 	free(text);
 	if (!rc && n == 0)
 		rc = FL_ECONFLICT; /* a duplicate (or unknown device) */

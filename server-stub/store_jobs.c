@@ -36,7 +36,7 @@ int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
+	rc = db_begin(s, err);
 	if (!rc && db_query_one(s, &busy, NULL,
 				"SELECT id FROM jobs WHERE device = ? AND final = 0",
 				"s", j->device) == 0)
@@ -53,9 +53,7 @@ int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 			    "sssssssiis", j->id, j->device, j->type, j->bundle,
 			    j->command, j->rollout, j->to_version, now, now,
 			    j->created_by);
-	rc = rc ? rc : db_run(s, NULL, err, "COMMIT", NULL);
-	if (rc)
-		db_run(s, NULL, NULL, "ROLLBACK", NULL);
+	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	json_decref(busy);
 	return rc;
@@ -66,10 +64,8 @@ int srv_store_job_command(struct srv_store *s, const char *job,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err, "UPDATE jobs SET command = ? WHERE id = ?",
-		    "ss", command, job);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err, "UPDATE jobs SET command = ? WHERE id = ?",
+		      "ss", command, job);
 	return rc;
 }
 
@@ -79,12 +75,10 @@ int srv_store_job_fail(struct srv_store *s, const char *job,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err,
-		    "UPDATE jobs SET state = 'failed', final = 1, stage = ?,"
-		    " reason = ?, updated = ? WHERE id = ? AND final = 0",
-		    "ssis", stage, reason, (int64_t)time(NULL), job);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_lrun(s, NULL, err,
+		      "UPDATE jobs SET state = 'failed', final = 1, stage = ?,"
+		      " reason = ?, updated = ? WHERE id = ? AND final = 0",
+		      "ssis", stage, reason, (int64_t)time(NULL), job);
 	return rc;
 }
 
@@ -144,7 +138,7 @@ int srv_store_job_event(struct srv_store *s, const char *device,
 	if (!ev_str(event, "state"))
 		return fl_fail(err, FL_EPARSE, "event without a state");
 	pthread_mutex_lock(&s->lock);
-	rc = db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
+	rc = db_begin(s, err);
 	if (!rc && db_query_one(s, &row, NULL,
 				"SELECT final FROM jobs WHERE id = ? AND device = ?",
 				"ss", job, device))
@@ -152,9 +146,7 @@ int srv_store_job_event(struct srv_store *s, const char *device,
 			     device);
 	if (!rc)
 		rc = apply_event(s, device, job, seq, event, err);
-	rc = rc ? rc : db_run(s, NULL, err, "COMMIT", NULL);
-	if (rc)
-		db_run(s, NULL, NULL, "ROLLBACK", NULL);
+	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	json_decref(row);
 	return rc;
@@ -170,8 +162,7 @@ int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
 {
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, ret, err,
+	rc = db_lquery_json(s, ret, err,
 			   "SELECT " JOB_COLS " FROM jobs"
 			   " WHERE (?1 IS NULL OR device = ?1)"
 			   " AND (?2 IS NULL OR state = ?2)"
@@ -179,7 +170,6 @@ int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
 			   " ORDER BY created DESC, rowid DESC LIMIT ?4",
 			   "sssd", f->device, f->state, f->rollout,
 			   f->limit > 0 ? f->limit : 100);
-	pthread_mutex_unlock(&s->lock);
 	if (!rc)
 		fix_jobs(*ret);
 	return rc;
