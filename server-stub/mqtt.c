@@ -386,6 +386,12 @@ static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
 	rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(text), text,
 				  qos, false, NULL);
 	free(text);
+	/* offline, libmosquitto queues QoS 1/2 messages and sends them on
+	 * reconnect, yet says "no connection": that is a success for us */
+	if (rc == MOSQ_ERR_NO_CONN && qos > 0) {
+		fl_warn("broker offline: %s queued until it is back", topic);
+		return 0;
+	}
 	if (rc != MOSQ_ERR_SUCCESS)
 		return fl_fail(err, FL_EUNREACH, "publish to %s: %s", topic,
 			       mosquitto_strerror(rc));

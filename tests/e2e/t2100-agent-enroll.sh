@@ -102,10 +102,18 @@ wait_until 15 dev_online dev-a || fail "dev-a online after the crash"
 # briefly takes over fleetd's own session.  The agent's answers are
 # therefore checked on the agent (log, persisted seq), and fleetd's view
 # of events is checked by t2101's rotations.
+# Publish as fleetd.  The broker forces client id = CN, so this takes
+# fleetd's own session over for a moment and fleetd's reconnect may take it
+# back mid-publish: retry (a repeat is harmless, commands are idempotent).
 fleetd_pub() {
-	mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 --cafile "$FLEET_CA_FILE" \
-		--cert "$FLEETD_STATE/mqtt/fleetd.pem" --key "$FLEETD_STATE/mqtt/fleetd.key" \
-		-t fleet/dev-a/cmd -q 2 -m "$1"
+	local i
+	for i in 1 2 3 4 5; do
+		mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 --cafile "$FLEET_CA_FILE" \
+			--cert "$FLEETD_STATE/mqtt/fleetd.pem" --key "$FLEETD_STATE/mqtt/fleetd.key" \
+			-t fleet/dev-a/cmd -q 2 -m "$1" && return 0
+		sleep 0.5
+	done
+	return 1
 }
 agent_seq() { fleet-agent status -o json --config "$A/agent.conf" | jq -e ".seq == $1"; }
 check "send an unknown command" fleetd_pub '{"id":"c-x1","type":"self-destruct","args":{}}'
