@@ -462,13 +462,7 @@ static bool nap(struct agent_dl *d, int64_t ms)
 	struct timespec ts;
 	bool cancel;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	fl_deadline(&ts, ms);
 	pthread_mutex_lock(&d->lock);
 	while (!d->cancel &&
 	       pthread_cond_timedwait(&d->cond, &d->lock, &ts) != ETIMEDOUT)
@@ -583,12 +577,7 @@ static int wait_bytes(struct agent_dl *d, uint64_t *ret_avail,
 
 	pthread_mutex_lock(&d->lock);
 	while (d->pos == d->have && d->state == DL_RUNNING) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		fl_deadline(&ts, TICK_MS);
 		pthread_cond_timedwait(&d->cond, &d->lock, &ts);
 		pthread_mutex_unlock(&d->lock);
 		rc = periodic(d, err);
