@@ -4,7 +4,6 @@
  * dispatch table, and the command log: idempotency, persistence across
  * reopening, the bound, interrupted (running) entries, corrupt files.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "cmd.h"
 #include "fsutil.h"
 #include "util.h"
@@ -26,18 +27,11 @@ struct fixture {
 	char *log;
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 
-	fl_strlcpy(f->dir, "/tmp/fleet-agentcmd-XXXXXX", sizeof(f->dir));
-	if (!mkdtemp(f->dir)) {
+	if (test_mkdtemp(f->dir, "agentcmd")) {
 		free(f);
 		return -1;
 	}
@@ -49,7 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rmtree(f->dir);
 
 	free(f->log);
 	free(f);

@@ -5,7 +5,6 @@
  * every kind of bad value, caps, cross-field rules, the MQTT URL parser
  * and the renderer's round trip (what fleetctl provision writes).
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +16,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tmpdir.h"
 
 #include "agent_config.h"
 #include "fsutil.h"
@@ -263,18 +264,11 @@ struct fixture {
 	char dir[64];
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 
-	fl_strlcpy(f->dir, "/tmp/fleet-agentconf-XXXXXX", sizeof(f->dir));
-	if (!mkdtemp(f->dir)) {
+	if (test_mkdtemp(f->dir, "agentconf")) {
 		free(f);
 		return -1;
 	}
@@ -285,7 +279,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rmtree(f->dir);
 
 	free(f);
 	return rc;

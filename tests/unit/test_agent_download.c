@@ -10,7 +10,6 @@
  * and the rate limit.
  */
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tmpdir.h"
 #include <microhttpd.h>
 #include <openssl/pem.h>
 
@@ -207,19 +208,12 @@ static void make_pki(struct server *s, const char *ca_file)
 	EVP_PKEY_free(root.key);
 }
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 	uint32_t x = 12345;
 
-	fl_strlcpy(f->dir, "/tmp/fleet-dl-XXXXXX", sizeof(f->dir));
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(test_mkdtemp(f->dir, "dl"), 0);
 	f->ca_file = fl_path_join(f->dir, "ca.pem");
 	f->partial = fl_path_join(f->dir, "bundle.partial");
 	make_pki(&f->s, f->ca_file);
@@ -243,7 +237,7 @@ static int teardown(void **state)
 
 	MHD_stop_daemon(f->s.d);
 	pthread_mutex_destroy(&f->s.lock);
-	nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(f->dir);
 	free(f->s.url);
 	free(f->s.cert_pem);
 	fl_free_secret(f->s.key_pem);

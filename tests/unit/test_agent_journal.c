@@ -6,7 +6,6 @@
  * after a restart).  Run under valgrind too:
  *   valgrind --error-exitcode=1 build/tests/unit/test_agent_journal
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,18 +18,14 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "fsutil.h"
 #include "journal.h"
 #include "json.h"
 #include "util.h"
 
 #define SHA "3c857450b3b0e7b916b1dda2636c6f9a7e8c7cfe0252db5fdda1806607808664"
-
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -43,7 +38,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	nftw(*state, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(*state);
 	free(*state);
 	return 0;
 }

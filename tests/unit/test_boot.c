@@ -6,7 +6,6 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -20,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tmpdir.h"
 
 #include "boot.h"
 #include "fsutil.h"
@@ -44,12 +45,6 @@ struct fixture {
 static enum kind kinds[] = {K_SIM, K_UBOOT, K_GRUB};
 
 /* ---- helpers ---- */
-
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
 
 /* Run @argv; stdout into @out (NUL-terminated, may be NULL).  Returns the
  * exit status, -1 when it did not exit normally. */
@@ -178,8 +173,7 @@ static int setup(void **state)
 	char *text;
 
 	fx->kind = *(enum kind *)*state;
-	fl_strlcpy(fx->dir, "/tmp/test_boot.XXXXXX", sizeof(fx->dir));
-	assert_non_null(mkdtemp(fx->dir));
+	assert_int_equal(test_mkdtemp(fx->dir, "boot"), 0);
 	switch (fx->kind) {
 	case K_SIM:
 		fx->path = fl_path_join(fx->dir, "sim");
@@ -217,7 +211,7 @@ static int teardown(void **state)
 	struct fixture *fx = *state;
 
 	agent_boot_close(fx->boot);
-	nftw(fx->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(fx->dir);
 	free(fx->path);
 	free(fx->config);
 	free(fx->env[0]);

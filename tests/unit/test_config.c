@@ -4,7 +4,6 @@
  * together, typed getters, schema checks, values that could not be read
  * back, and save/load round trips on real files.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "config.h"
 #include "fsutil.h"
 #include "util.h"
@@ -25,18 +26,11 @@ struct fixture {
 	char dir[64];
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 
-	fl_strlcpy(f->dir, "/tmp/fleet-config-XXXXXX", sizeof(f->dir));
-	if (!mkdtemp(f->dir)) {
+	if (test_mkdtemp(f->dir, "config")) {
 		free(f);
 		return -1;
 	}
@@ -47,7 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rmtree(f->dir);
 
 	free(f);
 	return rc;

@@ -5,7 +5,6 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "fsutil.h"
 #include "util.h"
 
@@ -25,18 +26,11 @@ struct fixture {
 	char dir[64];
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 
-	fl_strlcpy(f->dir, "/tmp/fleet-fsutil-XXXXXX", sizeof(f->dir));
-	if (!mkdtemp(f->dir)) {
+	if (test_mkdtemp(f->dir, "fsutil")) {
 		free(f);
 		return -1;
 	}
@@ -50,7 +44,7 @@ static int teardown(void **state)
 	int rc;
 
 	chmod(f->dir, 0700); /* a test may have made it read-only */
-	rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	rc = test_rmtree(f->dir);
 	free(f);
 	return rc;
 }

@@ -6,7 +6,6 @@
  * unreachable servers, timeouts and streamed uploads.
  */
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +22,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tmpdir.h"
 #include <microhttpd.h>
 
 #include "fsutil.h"
@@ -401,19 +402,12 @@ static void server_cert(struct server *s, struct ca *ca, const char *dir,
 
 /* ---- fixture ---- */
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int group_setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 	struct ca fleet = {0}, other = {0};
 
-	fl_strlcpy(f->dir, "/tmp/fleet-http-XXXXXX", sizeof(f->dir));
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(test_mkdtemp(f->dir, "http"), 0);
 	f->ca_file = fl_path_join(f->dir, "ca.pem");
 	f->other_ca_file = fl_path_join(f->dir, "other-ca.pem");
 	ca_make(&fleet, "Fleet", f->ca_file);
@@ -438,7 +432,7 @@ static int group_teardown(void **state)
 	server_stop(&f->main);
 	server_stop(&f->other);
 	server_stop(&f->wrong);
-	rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	rc = test_rmtree(f->dir);
 	free(f->ca_file);
 	free(f->other_ca_file);
 	free(f);

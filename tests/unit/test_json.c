@@ -3,7 +3,6 @@
  * common/json: size caps, malformed and ambiguous documents, typed
  * getters with their limits, and a save/load round trip on real files.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "fsutil.h"
 #include "json.h"
 #include "util.h"
@@ -24,18 +25,11 @@ struct fixture {
 	char dir[64];
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 
-	fl_strlcpy(f->dir, "/tmp/fleet-json-XXXXXX", sizeof(f->dir));
-	if (!mkdtemp(f->dir)) {
+	if (test_mkdtemp(f->dir, "json")) {
 		free(f);
 		return -1;
 	}
@@ -46,7 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rmtree(f->dir);
 
 	free(f);
 	return rc;

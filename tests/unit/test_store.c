@@ -3,7 +3,6 @@
  * server-stub/store: schema creation and migration guard, tokens, audit
  * log, WAL mode and role names, on real SQLite files in a temp dir.
  */
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +15,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tmpdir.h"
 #include <sqlite3.h>
 
 #include "store.h"
@@ -28,19 +29,12 @@ struct fixture {
 	struct srv_store *s;
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = fl_xcalloc(1, sizeof(*f));
 	struct fl_error err = {0};
 
-	fl_strlcpy(f->dir, "/tmp/fleet-store-XXXXXX", sizeof(f->dir));
-	if (!mkdtemp(f->dir)) {
+	if (test_mkdtemp(f->dir, "store")) {
 		free(f);
 		return -1;
 	}
@@ -55,7 +49,7 @@ static int teardown(void **state)
 	int rc;
 
 	srv_store_close(f->s);
-	rc = nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	rc = test_rmtree(f->dir);
 	free(f->db);
 	free(f);
 	return rc;
