@@ -244,22 +244,48 @@ int fl_pki_key_to_pem(EVP_PKEY *key, char **ret_pem, struct fl_error *err)
 	return 0;
 }
 
-int fl_pki_key_from_pem(const char *pem, size_t len, EVP_PKEY **ret_key,
-			struct fl_error *err)
+/*
+ * Decode one PEM object of @len bytes with @read (a PEM_read_bio_*
+ * wrapper); FL_EPARSE naming @what when there is none.
+ */
+static int pem_decode(const char *pem, size_t len, void *(*read)(BIO *b),
+		      const char *what, void **ret, struct fl_error *err)
 {
-	EVP_PKEY *key;
 	BIO *b = NULL;
+	void *obj;
 	int rc;
 
 	rc = fl_pki__mem_bio(pem, len, &b, err);
 	if (rc)
 		return rc;
-	key = PEM_read_bio_PrivateKey(b, NULL, fl_pki__no_passphrase, NULL);
+	obj = read(b);
 	BIO_free(b);
-	if (!key)
-		return fl_fail_ssl(err, FL_EPARSE, "no usable private key");
-	*ret_key = key;
+	if (!obj)
+		return fl_fail_ssl(err, FL_EPARSE, "no usable %s", what);
+	*ret = obj;
 	return 0;
+}
+
+static void *read_private(BIO *b)
+{
+	return PEM_read_bio_PrivateKey(b, NULL, fl_pki__no_passphrase, NULL);
+}
+
+static void *read_public(BIO *b)
+{
+	return PEM_read_bio_PUBKEY(b, NULL, fl_pki__no_passphrase, NULL);
+}
+
+static void *read_cert(BIO *b)
+{
+	return PEM_read_bio_X509(b, NULL, fl_pki__no_passphrase, NULL);
+}
+
+int fl_pki_key_from_pem(const char *pem, size_t len, EVP_PKEY **ret_key,
+			struct fl_error *err)
+{
+	return pem_decode(pem, len, read_private, "private key",
+			  (void **)ret_key, err);
 }
 
 static int parse_key(const char *pem, size_t len, void **ret,
@@ -277,19 +303,7 @@ int fl_pki_key_load(const char *path, EVP_PKEY **ret_key, struct fl_error *err)
 static int parse_pubkey(const char *pem, size_t len, void **ret,
 			struct fl_error *err)
 {
-	EVP_PKEY *key;
-	BIO *b = NULL;
-	int rc;
-
-	rc = fl_pki__mem_bio(pem, len, &b, err);
-	if (rc)
-		return rc;
-	key = PEM_read_bio_PUBKEY(b, NULL, fl_pki__no_passphrase, NULL);
-	BIO_free(b);
-	if (!key)
-		return fl_fail_ssl(err, FL_EPARSE, "no usable public key");
-	*ret = key;
-	return 0;
+	return pem_decode(pem, len, read_public, "public key", ret, err);
 }
 
 int fl_pki_pubkey_load(const char *path, EVP_PKEY **ret_key,
@@ -389,19 +403,8 @@ void fl_pki_chain_free(STACK_OF(X509) *chain)
 int fl_pki_cert_from_pem(const char *pem, size_t len, X509 **ret_cert,
 			 struct fl_error *err)
 {
-	X509 *c;
-	BIO *b = NULL;
-	int rc;
-
-	rc = fl_pki__mem_bio(pem, len, &b, err);
-	if (rc)
-		return rc;
-	c = PEM_read_bio_X509(b, NULL, fl_pki__no_passphrase, NULL);
-	BIO_free(b);
-	if (!c)
-		return fl_fail_ssl(err, FL_EPARSE, "no valid PEM certificate");
-	*ret_cert = c;
-	return 0;
+	return pem_decode(pem, len, read_cert, "PEM certificate",
+			  (void **)ret_cert, err);
 }
 
 static int parse_cert(const char *pem, size_t len, void **ret,
