@@ -78,7 +78,7 @@ static const struct spec specs[] = {
     {"health", "command", K_TEXT, F(health_command), 0,
      AGENT_CONFIG_CMD_MAX, NULL, false},
     {"health", "timeout", K_DUR, F(health_timeout_s), 1, 3600, "2m", false},
-    {"download", "rate_limit", K_UINT, F(download_rate_limit), 0,
+    {"download", "max_download_rate", K_UINT, F(download_rate_limit), 0,
      INT64_MAX, "0", false},
     {"download", "retries", K_UINT, F(download_retries), 0, 1000, "10",
      false},

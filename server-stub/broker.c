@@ -59,6 +59,8 @@ static const char acl_text[] =
 	"pattern read fleet/%u/diag/req\n"
 	"pattern write fleet/%u/diag/resp/+\n"
 	"pattern write fleet/%u/telemetry\n"
+	"# every device may see whether fleetd is up (retained, with a will)\n"
+	"pattern read fleet/" SRV_MQTT_USER "/presence\n"
 	"\n# fleetd itself\n"
 	"user " SRV_MQTT_USER "\n"
 	"topic readwrite fleet/#\n"

@@ -25,6 +25,9 @@
 #include "validate.h"
 
 #define SESSION_EXPIRY (7 * 86400)
+/* fleetd's own presence, retained; the will says offline */
+#define PRESENCE_TOPIC "fleet/" SRV_MQTT_USER "/presence"
+#define OFFLINE "{\"online\":false}"
 #define KEEPALIVE 30
 
 struct srv_mqtt {
@@ -144,7 +147,7 @@ static void on_message(struct mosquitto *mosq, void *obj,
 	const char *kind;
 	json_t *j = NULL;
 
-	if (!split_topic(msg->topic, id, &kind))
+	if (!split_topic(msg->topic, id, &kind) || fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (msg->payloadlen == 0) /* a cleared retained message */
 		return;
@@ -161,6 +164,20 @@ static void on_message(struct mosquitto *mosq, void *obj,
 	json_decref(j);
 }
 
+static void publish_presence(struct srv_mqtt *m, bool online)
+{
+	char ts[21], *text;
+
+	fl_time_rfc3339(time(NULL), ts);
+	text = online ? fl_xasprintf("{\"online\":true,\"version\":\"%s\","
+				     "\"ts\":\"%s\"}",
+				     FLEET_VERSION, ts)
+		      : fl_xstrdup(OFFLINE);
+	mosquitto_publish_v5(m->mosq, NULL, PRESENCE_TOPIC, (int)strlen(text),
+			     text, 1, true, NULL);
+	free(text);
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
@@ -173,6 +190,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		return;
 	}
 	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
 	m->connected = true;
 	pthread_cond_broadcast(&m->cond);
@@ -187,6 +205,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 
 	pthread_mutex_lock(&m->lock);
 	m->connected = false;
+	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (rc)
 		fl_warn("lost the broker (%s); reconnecting",
@@ -278,6 +297,8 @@ static void *net_thread(void *arg)
 		if (stopping(m))
 			break;
 		nap(m, delay / 2 + (int)(random() % (delay / 2 + 1)));
+		if (stopping(m))
+			break;
 		delay = delay * 2 > 30000 ? 30000 : delay * 2;
 		rc = mosquitto_reconnect(m->mosq);
 		if (rc != MOSQ_ERR_SUCCESS)
@@ -329,6 +350,8 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 			     MQTT_PROTOCOL_V5);
 	mosquitto_threaded_set(m->mosq, true);
+	mosquitto_will_set_v5(m->mosq, PRESENCE_TOPIC, (int)strlen(OFFLINE),
+			      OFFLINE, 1, true, NULL);
 	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(m->mosq, on_message);
@@ -343,15 +366,34 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	return 0;
 }
 
+/* Wait up to @ms for the session to be down. */
+static void srv_mqtt_wait_disconnected(struct srv_mqtt *m, int ms)
+{
+	struct timespec until;
+
+	fl_deadline(&until, ms);
+	pthread_mutex_lock(&m->lock);
+	while (m->connected &&
+	       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void srv_mqtt_stop(struct srv_mqtt *m)
 {
 	if (!m)
 		return;
+	/* say goodbye while the network thread still runs, so the offline
+	 * presence and the DISCONNECT reach the broker (no will needed) */
+	if (m->thread_started) {
+		publish_presence(m, false);
+		mosquitto_disconnect_v5(m->mosq, 0, NULL);
+		srv_mqtt_wait_disconnected(m, 1000);
+	}
 	pthread_mutex_lock(&m->lock);
 	m->stopping = true;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
-	mosquitto_disconnect_v5(m->mosq, 0, NULL);
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
 	mosquitto_destroy(m->mosq);

@@ -138,6 +138,16 @@ check_grep "$(echo "$SERIAL" | tr a-f A-F)" "old serial is in the CRL" \
 	openssl crl -in "$FLEETD_STATE/ca/crl.pem" -noout -text
 check_true "dev-b still works" kill -0 $B_SUB
 check_exit 3 "decommissioning twice is not found" fleetctl devices decommission dev-a
+# The observer above used fleetd's identity, taking fleetd's session in
+# turns (and firing its will); without it fleetd is back for good.
+kill "$ALL_SUB" 2>/dev/null
+fleetd_online() {
+	mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 --cafile "$FLEET_CA_FILE" \
+		--cert "$T/dev/dev-b.pem" --key "$T/dev/dev-b.key" \
+		-t fleet/fleetd/presence -C 1 -W 3 | grep -q '"online":true'
+}
+check_exit 0 "devices see fleetd's retained online presence" wait_until 20 fleetd_online
+
 # The supervised broker dies: fleetd restarts it and reconnects by itself.
 OLD=$(pgrep -f "mosquitto -c $FLEETD_STATE/broker/mosquitto.conf")
 kill -9 "$OLD"

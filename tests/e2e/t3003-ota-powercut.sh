@@ -25,7 +25,7 @@ TOK=$(fleetctl -o json token create ota --enroll --uses 2 --ttl 1h | jq -r .toke
 A=$(agent_dir dev-a)
 check "enrol dev-a as a simulated device" sim_agent dev-a "$TOK"
 # 2 MiB/s, so that a download lasts long enough to be cut in the middle
-printf '[download]\nrate_limit = 2097152\n' >>"$A/agent.conf"
+printf '[download]\nmax_download_rate = 2097152\n' >>"$A/agent.conf"
 
 # crash ID POINT: kill -9 at POINT, then the bootloader must be safe.
 crash() {
@@ -117,7 +117,7 @@ agent_stop dev-a
 check "make a 32 MiB firmware" ota_pad "$T/fw/fw-1.1.0" 32 "$T/fw/big32"
 B3=$(ota_bundle "$T/fw/big32" 1.3.0 1)
 check "upload 1.3.0 (32 MiB)" fleetctl bundle upload "$B3"
-sed -i 's/^rate_limit = .*/rate_limit = 8388608/' "$A/agent.conf"
+sed -i 's/^max_download_rate = .*/max_download_rate = 8388608/' "$A/agent.conf"
 agent_start_sim dev-a
 wait_until 15 dev_online dev-a || fail "dev-a comes online (job 3)"
 JOB3=$(update_job dev-a fleet-sample@1.3.0)

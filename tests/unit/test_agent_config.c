@@ -99,7 +99,7 @@ static void test_full(void **state)
 		    "[identity]\nauto_renew = no\nrotate_timeout = 10s\n"
 		    "[boot]\nbackend = sim\npath = boot\nbootlimit = 5\n"
 		    "[health]\ncommand = /usr/bin/fw --selftest\ntimeout = 30\n"
-		    "[download]\nrate_limit = 1048576\n"
+		    "[download]\nmax_download_rate = 1048576\n"
 		    "[outbox]\nmax_messages = 50\nmax_bytes = 65536\n",
 	    "/d");
 
@@ -166,8 +166,8 @@ static void test_bad_values(void **state)
 	    "[boot]\nbackend = sim\npath = x\nbootlimit = 0\n",
 	    "[boot]\nbackend = sim\npath = x\nbootlimit = 101\n",
 	    "[slots]\na = /dev/sda2\n",
-	    "[download]\nrate_limit = -1\n",
-	    "[download]\nrate_limit = 1e6\n",
+	    "[download]\nmax_download_rate = -1\n",
+	    "[download]\nmax_download_rate = 1e6\n",
 	    "[outbox]\nmax_messages = 0\n",
 	    "[outbox]\nmax_messages = 1000001\n",
 	    "[outbox]\nmax_bytes = 1023\n",
