@@ -260,36 +260,11 @@ static void test_mqtt_url(void **state)
 	    agent_config_parse_mqtt_url(NULL, &host, &port, &err), FL_EINVAL);
 }
 
-struct fixture {
-	char dir[64];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = fl_xcalloc(1, sizeof(*f));
-
-	if (test_mkdtemp(f->dir, "agentconf")) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	int rc = test_rmtree(f->dir);
-
-	free(f);
-	return rc;
-}
-
 /* The provisioning layout: agent.conf with "state_dir = ." next to the
  * identity files, loaded from another working directory. */
 static void test_render_load(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	struct agent_config_template t = {.id = "dev-p",
 					  .server_url = "https://10.0.0.1:8443",
 					  .mqtt_url = "mqtts://10.0.0.1:8883"};
@@ -371,7 +346,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_required_values),
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_mqtt_url),
-	    cmocka_unit_test_setup_teardown(test_render_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_render_load, tmpdir_setup,
+					    tmpdir_teardown),
 	    cmocka_unit_test(test_render_options_and_refusals),
 	    cmocka_unit_test(test_load_missing),
 	};

@@ -22,31 +22,6 @@
 #include "fsutil.h"
 #include "util.h"
 
-struct fixture {
-	char dir[64];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = fl_xcalloc(1, sizeof(*f));
-
-	if (test_mkdtemp(f->dir, "config")) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	int rc = test_rmtree(f->dir);
-
-	free(f);
-	return rc;
-}
-
 static struct fl_ini *parse_ok(const char *text)
 {
 	struct fl_error err = {0};
@@ -508,7 +483,7 @@ static void test_set_accepts_odd_values(void **state)
 
 static void test_save_load_round_trip(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "agent.conf");
 	struct fl_ini *ini = parse_ok("top = 1\n[server]\nurl = https://x\n"
 				      "[agent]\nid = gw-01\n[server]\n"
@@ -592,7 +567,7 @@ static void test_set_then_round_trip_long(void **state)
 
 static void test_load_errors(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *missing = fl_path_join(f->dir, "nope.conf");
 	char *bad = fl_path_join(f->dir, "bad.conf");
 	char *nodir = fl_path_join(f->dir, "no/dir/x.conf");
@@ -635,9 +610,9 @@ int main(void)
 		cmocka_unit_test(test_set_limits_read_back),
 		cmocka_unit_test(test_set_then_round_trip_long),
 		cmocka_unit_test_setup_teardown(test_save_load_round_trip,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_errors, setup,
-						teardown),
+						tmpdir_setup, tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(test_load_errors, tmpdir_setup,
+						tmpdir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

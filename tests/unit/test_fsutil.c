@@ -22,33 +22,6 @@
 #include "fsutil.h"
 #include "util.h"
 
-struct fixture {
-	char dir[64];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = fl_xcalloc(1, sizeof(*f));
-
-	if (test_mkdtemp(f->dir, "fsutil")) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	int rc;
-
-	chmod(f->dir, 0700); /* a test may have made it read-only */
-	rc = test_rmtree(f->dir);
-	free(f);
-	return rc;
-}
-
 /* Number of entries in @dir, "." and ".." aside. */
 static int count_entries(const char *dir)
 {
@@ -75,7 +48,7 @@ static void write_plain(const char *path, const void *buf, size_t len)
 
 static void test_read_file(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "data");
 	static const char data[] = "hello\0world\n";
 	char *buf = NULL;
@@ -98,7 +71,7 @@ static void test_read_file(void **state)
 
 static void test_read_empty(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "empty");
 	char *buf = NULL;
 	size_t len = 99;
@@ -116,7 +89,7 @@ static void test_read_cap(void **state)
 {
 	static const size_t sizes[] = {1, 4095, 4096, 4097, 8192, 8193,
 				       100000};
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "big");
 	unsigned char *data = fl_xmalloc(100001);
 
@@ -144,7 +117,7 @@ static void test_read_cap(void **state)
 
 static void test_read_errors(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *missing = fl_path_join(f->dir, "missing");
 	char *buf = NULL;
 	struct fl_error err = {0};
@@ -163,7 +136,7 @@ static void test_read_errors(void **state)
 
 static void test_write_atomic(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "state.json");
 	struct fl_error err = {0};
 	struct stat st1, st2;
@@ -204,7 +177,7 @@ static void test_write_atomic(void **state)
 
 static void test_write_atomic_failures(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *nodir = fl_path_join(f->dir, "no/such/file");
 	char *sub = fl_path_join(f->dir, "sub");
 	char *target = fl_path_join(sub, "dir-in-the-way");
@@ -240,7 +213,7 @@ static void test_write_atomic_failures(void **state)
 
 static void test_write_all(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "w");
 	size_t n = 1 << 20;
 	char *data = fl_xmalloc(n), *buf;
@@ -266,7 +239,7 @@ static void test_write_all(void **state)
 
 static void test_mkdir_p(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *deep = fl_path_join(f->dir, "a/b/c/d");
 	char *slash = fl_xasprintf("%s/x/y/", f->dir);
 	char *file = fl_path_join(f->dir, "file");
@@ -324,7 +297,7 @@ static void test_path_join(void **state)
 
 static void test_exists_and_fsync(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *file = fl_path_join(f->dir, "f");
 	char *link = fl_path_join(f->dir, "dangling");
 	char *missing = fl_path_join(f->dir, "missing/x");
@@ -346,7 +319,7 @@ static void test_exists_and_fsync(void **state)
 	free(missing);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tmpdir_setup, tmpdir_teardown)
 
 int main(void)
 {

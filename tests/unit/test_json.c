@@ -21,31 +21,6 @@
 #include "json.h"
 #include "util.h"
 
-struct fixture {
-	char dir[64];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = fl_xcalloc(1, sizeof(*f));
-
-	if (test_mkdtemp(f->dir, "json")) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	int rc = test_rmtree(f->dir);
-
-	free(f);
-	return rc;
-}
-
 /* Parse a NUL-terminated literal that must be accepted. */
 static json_t *parse_ok(const char *s)
 {
@@ -349,7 +324,7 @@ static void test_dumps(void **state)
 
 static void test_save_load(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "doc.json");
 	json_t *o = parse_ok("{\"name\":\"gw-01\",\"list\":[1,\"two\",null],"
 			     "\"nested\":{\"t\":true,\"n\":-3},"
@@ -382,7 +357,7 @@ static void test_save_load(void **state)
 
 static void test_load_errors(void **state)
 {
-	struct fixture *f = *state;
+	struct tmpdir_fixture *f = *state;
 	char *missing = fl_path_join(f->dir, "nope.json");
 	char *bad = fl_path_join(f->dir, "bad.json");
 	char *dup = fl_path_join(f->dir, "dup.json");
@@ -430,10 +405,10 @@ int main(void)
 		cmocka_unit_test(test_bool),
 		cmocka_unit_test(test_array),
 		cmocka_unit_test(test_dumps),
-		cmocka_unit_test_setup_teardown(test_save_load, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_load_errors, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_save_load, tmpdir_setup,
+						tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(test_load_errors, tmpdir_setup,
+						tmpdir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,4 +34,36 @@ __attribute__((unused)) static int test_rmtree(const char *dir)
 	return nftw(dir, tmpdir_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * A cmocka fixture holding one temp dir: *state is a struct
+ * tmpdir_fixture, removed with everything in it after the test (made
+ * writable first, in case the test took that away).
+ */
+struct tmpdir_fixture {
+	char dir[64];
+};
+
+__attribute__((unused)) static int tmpdir_setup(void **state)
+{
+	struct tmpdir_fixture *f = calloc(1, sizeof(*f));
+
+	if (!f || test_mkdtemp(f->dir, "unit")) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+__attribute__((unused)) static int tmpdir_teardown(void **state)
+{
+	struct tmpdir_fixture *f = *state;
+	int rc;
+
+	chmod(f->dir, 0700);
+	rc = test_rmtree(f->dir);
+	free(f);
+	return rc;
+}
+
 #endif
