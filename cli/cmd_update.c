@@ -172,8 +172,6 @@ int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
 	rc = fl_http_json(ctx->http, "POST", "/api/v1/updates", req, &resp,
 			  &ctx->err);
 	json_decref(req);
-	if (rc == FL_ECONFLICT && fl_http_status(ctx->http) == 409)
-		return rc; /* nothing could start; the message says why */
 	if (!rc)
 		rc = report(ctx, json_object_get(resp, "jobs"),
 			    json_object_get(resp, "errors"), wait, timeout);

@@ -137,9 +137,14 @@ int api_update(struct srv_req *r)
 							id, "error", e.msg));
 		json_decref(dev);
 	}
-	srv_reply_json(r, json_array_size(jobs) ? 201 : 409,
-		       json_pack("{s:O, s:O, s:O}", "bundle", bundle, "jobs",
-				 jobs, "errors", errors));
+	if (json_array_size(jobs))
+		srv_reply_json(r, 201,
+			       json_pack("{s:O, s:O, s:O}", "bundle", bundle,
+					 "jobs", jobs, "errors", errors));
+	else /* the first reason is what the operator needs */
+		srv_reply_error(r, 409, "conflict", "no device could start: %s",
+				json_string_value(json_object_get(
+					json_array_get(errors, 0), "error")));
 out:
 	json_decref(bundle);
 	json_decref(jobs);

@@ -102,6 +102,14 @@ check "update to 1.1.0 again" \
 	fleetctl update dev-a --bundle fleet-sample@1.1.0 --wait --timeout 90s
 check_true "fw_printenv: slot b again" test "$(sim_var dev-a fleet_slot)" = b
 
+# --- nothing to start: a clear conflict, nothing half-done ----------------------
+check_exit 5 "an update of unknown devices only is a conflict (exit 5)" \
+	fleetctl update nosuch --bundle fleet-sample@1.1.0
+check_grep 'no device could start: .*nosuch' "... saying which device and why" \
+	fleetctl update nosuch --bundle fleet-sample@1.1.0
+check_exit 3 "an unknown bundle is not found (exit 3)" \
+	fleetctl update dev-a --bundle fleet-sample@9.9.9
+
 # --- factory provisioning carries the trust root ---------------------------------
 check "provision dev-p" fleetctl provision dev-p --out "$T/dev-p.tar.gz"
 mkdir -p "$T/unpack" && tar -xzf "$T/dev-p.tar.gz" -C "$T/unpack"
