@@ -500,14 +500,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	if (*data_size) {
-		if (r->hold || !r->status)
-			add_body(r, data, *data_size);
+		add_body(r, data, *data_size);
 		*data_size = 0;
 		return MHD_YES;
 	}
-	flush_held(r);
+	flush_held(r); /* from here on replies go out directly */
 	finish(r);
-	flush_held(r);
 	return MHD_YES;
 }
 
