@@ -113,6 +113,14 @@ static const char *const migrations[] = {
 	" state TEXT NOT NULL,"
 	" event TEXT NOT NULL);"
 	"CREATE INDEX job_events_job ON job_events(job, seq);",
+	/* 5: at most one pending certificate per device (issue 8); indexes
+	 * so re-enrolment and the CRL never scan a device's history */
+	"ALTER TABLE certs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX certs_device_live ON certs(device, revoked, pending);"
+	"CREATE INDEX certs_device_issued ON certs(device, issued);"
+	"CREATE INDEX certs_device_crl ON certs(device, not_after)"
+	" WHERE revoked > 0;"
+	"CREATE INDEX certs_crl ON certs(not_after) WHERE revoked > 0;",
 };
 
 static const struct {

@@ -162,20 +162,6 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
 	return rc;
 }
 
-int srv_store_device_decommission(struct srv_store *s, const char *id,
-				  struct fl_error *err)
-{
-	int n = 0, rc;
-
-	rc = db_lrun(s, &n, err,
-		      "UPDATE devices SET state = 'decommissioned', online = 0"
-		      " WHERE id = ? AND state = 'active'",
-		      "s", id);
-	if (!rc && n == 0)
-		rc = fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
-	return rc;
-}
-
 int srv_store_device_presence(struct srv_store *s, const char *id,
 			      bool online, const char *agent,
 			      const char *firmware, struct fl_error *err)
