@@ -166,6 +166,10 @@ int api_reenroll(struct srv_req *r)
 
 	if (!body)
 		return 0;
+	/* refuse before signing anything: a refused call stays cheap */
+	if (srv_store_reenroll_check(r->srv->store, r->who.id,
+				     &r->srv->cfg.reenroll, &retry, &err))
+		return reply_limited(r, &err, retry);
 	if (fl_json_str(body, "csr", CSR_FIELD_MAX, &csr, &err) ||
 	    srv_store_device_get(r->srv->store, r->who.id, &dev, &err) ||
 	    srv_ca_issue_device(r->srv->ca, csr, strlen(csr), r->who.id, true,

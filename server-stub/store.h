@@ -153,6 +153,15 @@ int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
 		       struct fl_error *err);
 
 /*
+ * The device and limit checks of srv_store_cert_add alone, without
+ * recording anything: lets fleetd refuse before it signs a certificate.
+ * srv_store_cert_add checks again in its transaction.
+ */
+int srv_store_reenroll_check(struct srv_store *s, const char *device,
+			     const struct srv_reenroll_limits *lim,
+			     int64_t *ret_retry_after, struct fl_error *err);
+
+/*
  * A device confirms a rotation with certificate @serial: only its newest
  * pending certificate may (FL_EDENIED otherwise: an older certificate
  * must never revoke a newer one).  It becomes the confirmed one, every

@@ -332,6 +332,27 @@ static int cert_add_tx(struct srv_store *s, const struct srv_reenroll *re,
 	return rc;
 }
 
+int srv_store_reenroll_check(struct srv_store *s, const char *device,
+			     const struct srv_reenroll_limits *lim,
+			     int64_t *ret_retry_after, struct fl_error *err)
+{
+	int64_t retry = 0;
+	bool active = false;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = device_state(s, device, &active, err);
+	if (!rc && !active)
+		rc = fl_fail(err, FL_ECONFLICT, "device '%s' is not active",
+			     device);
+	if (!rc && lim)
+		rc = check_limits(s, device, lim, &retry, err);
+	pthread_mutex_unlock(&s->lock);
+	if (ret_retry_after)
+		*ret_retry_after = rc == FL_ELIMIT ? retry : 0;
+	return rc;
+}
+
 int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
 		       json_t **ret_superseded, int64_t *ret_retry_after,
 		       struct fl_error *err)
@@ -368,7 +389,8 @@ static int confirm_tx(struct srv_store *s, const char *device,
 		rc = db_query_json(s, &rows, err,
 				   "SELECT serial FROM certs WHERE device = ?"
 				   " AND revoked = 0 AND pending = 1"
-				   " ORDER BY issued DESC, rowid DESC LIMIT 1",
+				   /* '+': walk the live index, not the history */
+				   " ORDER BY +issued DESC, +rowid DESC LIMIT 1",
 				   "s", device);
 	if (rc || json_array_size(rows) == 0) { /* nothing pending */
 		json_decref(rows);

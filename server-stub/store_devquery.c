@@ -13,7 +13,9 @@
 #define MAX_LABELS 64
 
 /* Columns of a device object; labels and the current certificate come
- * from subqueries so one row is one device. */
+ * from subqueries so one row is one device.  The certificate subqueries
+ * walk the (device, revoked) index: '+issued' keeps SQLite from walking
+ * a device's whole history in issue order instead. */
 #define DEVICE_SELECT                                                      \
 	"SELECT d.id, d.grp AS \"group\", d.state, d.online != 0 AS online," \
 	" " DB_TIME("d.last_seen") " AS last_seen, d.firmware, d.slot,"    \
@@ -22,10 +24,10 @@
 	" (SELECT json_group_object(key, value) FROM device_labels"        \
 	"  WHERE device = d.id) AS labels,"                                \
 	" (SELECT serial FROM certs WHERE device = d.id AND revoked = 0"   \
-	"  ORDER BY issued DESC, rowid DESC LIMIT 1) AS cert_serial,"      \
+	"  ORDER BY +issued DESC, +rowid DESC LIMIT 1) AS cert_serial,"      \
 	" (SELECT strftime('%Y-%m-%dT%H:%M:%SZ', not_after, 'unixepoch')"  \
 	"  FROM certs WHERE device = d.id AND revoked = 0"                 \
-	"  ORDER BY issued DESC, rowid DESC LIMIT 1) AS cert_expires,"     \
+	"  ORDER BY +issued DESC, +rowid DESC LIMIT 1) AS cert_expires,"     \
 	" (SELECT json_group_array(serial) FROM certs"                     \
 	"  WHERE device = d.id AND revoked = 0) AS active_certs,"           \
 	" d.last_event"                                                    \
