@@ -121,6 +121,20 @@ static const char *const migrations[] = {
 	"CREATE INDEX certs_device_crl ON certs(device, not_after)"
 	" WHERE revoked > 0;"
 	"CREATE INDEX certs_crl ON certs(not_after) WHERE revoked > 0;",
+	/* 6: certificates issued before pending existed: of a device's
+	 * unrevoked ones the oldest stays confirmed, the newest becomes the
+	 * pending one, and those in between (abandoned re-enrolments) are
+	 * revoked; fleetd publishes the CRL when it starts */
+	"CREATE TEMP TABLE live AS SELECT rowid AS r, device,"
+	" row_number() OVER (PARTITION BY device ORDER BY issued, rowid) AS n,"
+	" count(*) OVER (PARTITION BY device) AS total"
+	" FROM certs WHERE revoked = 0;"
+	"UPDATE certs SET pending = 1 WHERE rowid IN"
+	" (SELECT r FROM live WHERE total > 1 AND n = total);"
+	"UPDATE certs SET revoked = CAST(strftime('%s', 'now') AS INTEGER),"
+	" reason = 'superseded' WHERE rowid IN"
+	" (SELECT r FROM live WHERE n > 1 AND n < total);"
+	"DROP TABLE live;",
 };
 
 static const struct {

@@ -45,7 +45,7 @@ mq_sub dev-a -t fleet/dev-a/cmd -q 1 >"$T/a0.msgs" 2>"$T/a0.err" & A0_SUB=$!
 track $A0_SUB
 got_rotate() { grep -q '"rotate"' "$1"; }
 # a command sent before the subscription is lost: send until one arrives
-gets_cmd() { fleetctl -o json rotate dev-a >/dev/null && sleep 0.3 && got_rotate "$1"; }
+gets_cmd() { fleetctl -o json rotate dev-a >/dev/null && wait_until 1 got_rotate "$1"; }
 check_exit 0 "dev-a's old-certificate session is live: it gets its cmd" \
 	wait_until 10 gets_cmd "$T/a0.msgs"
 

@@ -813,6 +813,47 @@ static void test_decommission_atomic(void **state)
 			 FL_ENOTFOUND);
 }
 
+/* Migration 6 on certificates from before "pending": per device the
+ * oldest unrevoked stays, the newest becomes pending, the ones between
+ * are revoked; a device with one certificate is left alone. */
+static void test_migrate_pending(void **state)
+{
+	struct fixture *f = *state;
+	char *old = fl_path_join(f->dir, "old.db");
+	struct srv_store *s = NULL;
+	struct fl_error err = {0};
+	char out[64];
+	FILE *fp = fopen(old, "w"); /* an empty file is an empty database */
+
+	assert_non_null(fp);
+	fclose(fp);
+	sql(old, "CREATE TABLE certs (serial TEXT PRIMARY KEY,"
+		 " device TEXT NOT NULL, not_before INTEGER NOT NULL,"
+		 " not_after INTEGER NOT NULL, issued INTEGER NOT NULL,"
+		 " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
+	    NULL, 0);
+	sql(old, "INSERT INTO certs (serial, device, not_before, not_after,"
+		 " issued, revoked) VALUES"
+		 " ('a1', 'a', 0, 9e9, 10, 0), ('a2', 'a', 0, 9e9, 20, 0),"
+		 " ('a3', 'a', 0, 9e9, 30, 0), ('a4', 'a', 0, 9e9, 40, 0),"
+		 " ('a0', 'a', 0, 9e9, 5, 7), ('b1', 'b', 0, 9e9, 10, 0)",
+	    NULL, 0);
+	sql(old, "PRAGMA user_version = 4", NULL, 0);
+	assert_int_equal(srv_store_open(old, &s, &err), 0);
+	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+		 " WHERE pending = 1 ORDER BY serial)", out, sizeof(out));
+	assert_string_equal(out, "a4");
+	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+		 " WHERE revoked = 0 ORDER BY serial)", out, sizeof(out));
+	assert_string_equal(out, "a1,a4,b1");
+	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+		 " WHERE reason = 'superseded' ORDER BY serial)", out,
+	    sizeof(out));
+	assert_string_equal(out, "a2,a3");
+	srv_store_close(s);
+	free(old);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -835,6 +876,7 @@ int main(void)
 		T(test_reenroll_limits),
 		T(test_confirm_newest_only),
 		T(test_decommission_atomic),
+		T(test_migrate_pending),
 		cmocka_unit_test(test_roles),
 	};
 
