@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_db.h"
 #include "fsutil.h"
 #include "util.h"
 
@@ -854,6 +855,60 @@ static void test_migrate_pending(void **state)
 	free(old);
 }
 
+/* Count the virtual-machine steps of every statement the store runs. */
+static int count_steps(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)x;
+	if (type == SQLITE_TRACE_PROFILE)
+		*(int64_t *)ctx += sqlite3_stmt_status(
+			(sqlite3_stmt *)p, SQLITE_STMTSTATUS_VM_STEP, 0);
+	return 0;
+}
+
+/* VM steps of one re-enrolment, confirm and device lookup of @id. */
+static int64_t rotation_steps(struct srv_store *s, const char *id,
+			      const char *old, const char *neu)
+{
+	struct srv_reenroll_limits lim = {.per_hour = 6, .max_revoked = 16};
+	struct hook_log log = {0};
+	struct fl_error err = {0};
+	json_t *j = NULL;
+	int64_t steps = 0;
+
+	sqlite3_trace_v2(s->db, SQLITE_TRACE_PROFILE, count_steps, &steps);
+	assert_int_equal(srv_store_reenroll_check(s, id, &lim, NULL, &err), 0);
+	assert_int_equal(reenroll(s, id, old, neu, &lim, &log, NULL), 0);
+	assert_int_equal(srv_store_cert_confirm(s, id, neu, NULL, &j, &err),
+			 0);
+	json_decref(j);
+	assert_int_equal(srv_store_device_get(s, id, &j, &err), 0);
+	json_decref(j);
+	sqlite3_trace_v2(s->db, 0, NULL, NULL);
+	return steps;
+}
+
+/* Item 4: a rotation costs the same for a device with 20,000 old
+ * certificates as for a new one (no scan of the history). */
+static void test_reenroll_cost_flat(void **state)
+{
+	struct fixture *f = *state;
+	int64_t fresh, old;
+
+	enroll(f->s, "dev-n", "nn01");
+	enroll(f->s, "dev-h", "hh01");
+	sql(f->db, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+		   " FROM k WHERE i < 20000) INSERT INTO certs (serial, device,"
+		   " not_before, not_after, issued, revoked, reason)"
+		   " SELECT printf('old%05d', i), 'dev-h', 1, 1000 + i, 1000 + i,"
+		   " 1000 + i, 'superseded' FROM k",
+	    NULL, 0);
+	fresh = rotation_steps(f->s, "dev-n", "nn01", "nn02");
+	old = rotation_steps(f->s, "dev-h", "hh01", "hh02");
+	print_message("VM steps: new device %lld, with history %lld\n",
+		      (long long)fresh, (long long)old);
+	assert_true(old < fresh + 100);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -877,6 +932,7 @@ int main(void)
 		T(test_confirm_newest_only),
 		T(test_decommission_atomic),
 		T(test_migrate_pending),
+		T(test_reenroll_cost_flat),
 		cmocka_unit_test(test_roles),
 	};
 
