@@ -121,17 +121,55 @@ int api_provision(struct srv_req *r)
 	return issue_and_record(r, body, id, group, NULL);
 }
 
+/* Re-enrolment refused by the rate bounds: 429 with Retry-After. */
+static int reply_limited(struct srv_req *r, const struct fl_error *err,
+			 int64_t retry_after)
+{
+	if (err->code != FL_ELIMIT || retry_after <= 0)
+		return srv_reply_fail(r, err);
+	r->retry_after = (unsigned)retry_after;
+	return srv_reply_error(r, 429, "too_many_requests", "%s", err->msg);
+}
+
+/* Record the certificate in @iss as @r's device's one pending one. */
+static int record_pending(struct srv_req *r, const struct srv_issued *iss,
+			  int64_t *ret_retry, struct fl_error *err)
+{
+	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
+	struct srv_cert c = {iss->serial, r->who.id, iss->not_before,
+			     iss->not_after};
+	struct srv_reenroll re = {&c, r->who.serial, &r->srv->cfg.reenroll,
+				  &hook};
+	json_t *superseded = NULL;
+	int rc;
+
+	rc = srv_store_cert_add(r->srv->store, &re, &superseded, ret_retry,
+				err);
+	if (!rc && json_array_size(superseded)) {
+		fl_info("device %s: pending certificate %s superseded",
+			r->who.id,
+			json_string_value(json_array_get(superseded, 0)));
+		srv_broker_reload(r->srv->broker, false);
+	}
+	json_decref(superseded);
+	return rc;
+}
+
 int api_reenroll(struct srv_req *r)
 {
 	json_t *body = srv_req_json(r), *dev = NULL;
 	struct srv_issued iss = {0};
 	struct fl_error err = {0};
+	int64_t retry = 0;
 	const char *csr;
-	struct srv_cert c;
 	int rc;
 
 	if (!body)
 		return 0;
+	/* refuse before signing anything: a refused call stays cheap */
+	if (srv_store_reenroll_check(r->srv->store, r->who.id,
+				     &r->srv->cfg.reenroll, &retry, &err))
+		return reply_limited(r, &err, retry);
 	if (fl_json_str(body, "csr", CSR_FIELD_MAX, &csr, &err) ||
 	    srv_store_device_get(r->srv->store, r->who.id, &dev, &err) ||
 	    srv_ca_issue_device(r->srv->ca, csr, strlen(csr), r->who.id, true,
@@ -139,9 +177,7 @@ int api_reenroll(struct srv_req *r)
 		json_decref(dev);
 		return srv_reply_fail(r, &err);
 	}
-	c = (struct srv_cert){iss.serial, r->who.id, iss.not_before,
-			      iss.not_after};
-	rc = srv_store_cert_add(r->srv->store, &c, &err);
+	rc = record_pending(r, &iss, &retry, &err);
 	if (!rc) {
 		add_urls(r, iss.json,
 			 json_string_value(json_object_get(dev, "group")));
@@ -149,37 +185,44 @@ int api_reenroll(struct srv_req *r)
 			iss.serial);
 		rc = srv_reply_json(r, 201, json_incref(iss.json));
 	} else {
-		rc = srv_reply_fail(r, &err);
+		rc = reply_limited(r, &err, retry);
 	}
 	srv_issued_release(&iss);
 	json_decref(dev);
 	return rc;
 }
 
-/* Revoke @device's certificates but @keep, then publish the CRL. */
-static int revoke_and_publish(struct srv *srv, const char *device,
-			      const char *keep, const char *reason,
-			      bool urgent, json_t **ret, struct fl_error *err)
+/*
+ * End the broker session of @id: a CRL reload does not end a live TLS
+ * session.  Dynsec kicks a client's sessions when it is disabled; the
+ * CRL reload (SIGHUP, sent first) runs in the broker's loop before the
+ * kicked client can finish a new handshake, so only a certificate still
+ * valid gets back in.  With @disable the client stays disabled.
+ */
+static void broker_kick(struct srv *srv, const char *id, bool disable)
 {
-	int rc = srv_store_certs_revoke(srv->store, device, keep, reason, ret,
-					err);
+	static const char *const kick[] = {"createClient", "disableClient",
+					   "enableClient"};
+	struct fl_error err = {0};
 
-	if (!rc)
-		rc = srv_ca_publish_crl(srv->ca, srv->store, err);
-	if (!rc)
-		srv_broker_reload(srv->broker, urgent);
-	return rc;
+	srv_broker_reload(srv->broker, true);
+	if (srv_mqtt_dynsec(srv->mqtt, kick, disable ? 2 : 3, id, &err))
+		fl_warn("device %s: cannot end its broker session: %s", id,
+			err.msg);
 }
 
 int api_reenroll_confirm(struct srv_req *r)
 {
+	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
 	struct fl_error err = {0};
 	json_t *revoked = NULL;
 
-	/* the device already runs on the new certificate: no hurry */
-	if (revoke_and_publish(r->srv, r->who.id, r->who.serial, "superseded",
-			       false, &revoked, &err))
+	if (srv_store_cert_confirm(r->srv->store, r->who.id, r->who.serial,
+				   &hook, &revoked, &err))
 		return srv_reply_fail(r, &err);
+	/* a session may still run on a certificate just revoked */
+	if (json_array_size(revoked))
+		broker_kick(r->srv, r->who.id, false);
 	fl_info("device %s confirmed serial %s; revoked %zu old", r->who.id,
 		r->who.serial, json_array_size(revoked));
 	return srv_reply_json(r, 200, json_pack("{s:o}", "revoked", revoked));
@@ -187,19 +230,15 @@ int api_reenroll_confirm(struct srv_req *r)
 
 int api_device_decommission(struct srv_req *r)
 {
-	static const char *const cmds[] = {"createClient", "disableClient"};
+	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
 	const char *id = r->params[0];
 	struct fl_error err = {0};
 	json_t *revoked = NULL;
 
-	if (srv_store_device_decommission(r->srv->store, id, &err) ||
-	    revoke_and_publish(r->srv, id, NULL, "decommissioned", true,
-			       &revoked, &err))
+	if (srv_store_device_decommission(r->srv->store, id, &hook, &revoked,
+					  &err))
 		return srv_reply_fail(r, &err);
-	/* a CRL reload does not end a live session; dynsec does */
-	if (srv_mqtt_dynsec(r->srv->mqtt, cmds, 2, id, &err))
-		fl_warn("device %s: cannot disable its broker session: %s",
-			id, err.msg);
+	broker_kick(r->srv, id, true);
 	fl_info("decommissioned device %s", id);
 	return srv_reply_json(r, 200,
 			      json_pack("{s:s, s:s, s:o}", "id", id, "state",

@@ -347,14 +347,14 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 }
 
 /* Turn the store's rows into fl_pki_revoked entries (borrowing). */
-static struct fl_pki_revoked *revoked_list(json_t *rows)
+static struct fl_pki_revoked *revoked_list(const json_t *rows)
 {
 	struct fl_pki_revoked *list =
 		fl_xcalloc(json_array_size(rows) + 1, sizeof(*list));
-	json_t *row;
+	const json_t *row;
 	size_t i;
 
-	json_array_foreach(rows, i, row) {
+	json_array_foreach((json_t *)rows, i, row) {
 		list[i].serial = json_string_value(json_object_get(row, "serial"));
 		list[i].when = (time_t)json_integer_value(
 			json_object_get(row, "revoked"));
@@ -362,22 +362,19 @@ static struct fl_pki_revoked *revoked_list(json_t *rows)
 	return list;
 }
 
-int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
-		       struct fl_error *err)
+/* The store's CRL hook: build, sign and write the CRL of @entries and
+ * reload the verifier, all before the store commits. */
+static int publish_hook(void *ctx, const json_t *entries, uint64_t number,
+			struct fl_error *err)
 {
-	struct fl_pki_revoked *list = NULL;
+	struct srv_ca *ca = ctx;
+	struct fl_pki_revoked *list = revoked_list(entries);
 	X509_CRL *crl = NULL;
-	json_t *rows = NULL;
-	uint64_t number = 0;
 	int rc;
 
 	pthread_mutex_lock(&ca->crl_lock);
-	rc = srv_store_crl_entries(store, &rows, &number, err);
-	if (!rc) {
-		list = revoked_list(rows);
-		rc = fl_pki_crl_build(&ca->issuing, list, json_array_size(rows),
-				      number, FL_PKI_CRL_LIFETIME, &crl, err);
-	}
+	rc = fl_pki_crl_build(&ca->issuing, list, json_array_size(entries),
+			      number, FL_PKI_CRL_LIFETIME, &crl, err);
 	if (!rc)
 		rc = fl_pki_crl_save(ca->crl_path, crl, err);
 	if (!rc)
@@ -387,6 +384,18 @@ int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
 		fl_error_prefix(err, "publishing the CRL");
 	X509_CRL_free(crl);
 	free(list);
-	json_decref(rows);
 	return rc;
+}
+
+struct srv_crl_hook srv_ca_crl_hook(struct srv_ca *ca)
+{
+	return (struct srv_crl_hook){publish_hook, ca};
+}
+
+int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
+		       struct fl_error *err)
+{
+	struct srv_crl_hook hook = srv_ca_crl_hook(ca);
+
+	return srv_store_crl_publish(store, &hook, err);
 }

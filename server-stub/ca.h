@@ -97,8 +97,16 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 void srv_issued_release(struct srv_issued *iss);
 
 /*
+ * The store's CRL hook for this CA: builds and signs the CRL of the
+ * entries it is given, writes it atomically and reloads the verifier
+ * (serialised by a lock).  Store changes that revoke take it, so they
+ * commit only once the CRL is published.
+ */
+struct srv_crl_hook srv_ca_crl_hook(struct srv_ca *ca);
+
+/*
  * Rebuild the CRL from the store's revoked certificates, write it
- * atomically and reload the verifier.  Serialised by a lock.
+ * atomically and reload the verifier.
  */
 int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
 		       struct fl_error *err);

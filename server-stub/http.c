@@ -52,6 +52,12 @@ static int queue_text(struct srv_req *r, int status, char *text)
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (r->retry_after) {
+		char secs[16];
+
+		snprintf(secs, sizeof(secs), "%u", r->retry_after);
+		MHD_add_response_header(resp, "Retry-After", secs);
+	}
 	ok = MHD_queue_response(r->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	return ok == MHD_YES ? 0 : FL_EIO;

@@ -43,6 +43,7 @@ struct srv_req {
 	json_t *json;
 	char remote[64];
 	int status; /* status sent, 0 until replied */
+	unsigned retry_after; /* > 0: a Retry-After header, in seconds */
 	bool finished; /* handler ran and the request was audited */
 	/* While a body is still arriving an early refusal is held back and
 	 * the body drained, so the client can read the reply (closing with

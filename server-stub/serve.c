@@ -96,6 +96,12 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	int rc;
 
 	rc = srv_store_devices_all_offline(srv->store, err);
+	/* the CRL from the database, before the broker loads it: a migration
+	 * may have revoked, or a commit failed after the CRL was written */
+	if (!rc && srv_ca_publish_crl(srv->ca, srv->store, err)) {
+		fl_error("%s (keeping the CRL file as it is)", err->msg);
+		fl_error_clear(err);
+	}
 	if (!rc && o->with_broker)
 		rc = start_broker(srv, o, err);
 	if (!rc && srv->cfg.mqtt_url)

@@ -12,7 +12,8 @@
 static const struct fl_ini_key conf_keys[] = {
 	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
 	{"broker", "listen"},     {"broker", "mosquitto"},
-	{"bundles", "max_size"},  {NULL, NULL},
+	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
+	{"ca", "reenroll_max_revoked"}, {NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -21,6 +22,29 @@ static char *conf_str(const struct fl_ini *ini, const char *sec,
 	const char *v = fl_ini_get(ini, sec, key);
 
 	return v ? fl_xstrdup(v) : def ? fl_xstrdup(def) : NULL;
+}
+
+/* [ca] reenroll_per_hour (default 6) and reenroll_max_revoked (16),
+ * both at least 1: the bounds on one device's re-enrolments. */
+static int load_reenroll_limits(const struct fl_ini *ini,
+				struct srv_reenroll_limits *lim,
+				struct fl_error *err)
+{
+	uint64_t per_hour = 0, revoked = 0;
+	int rc;
+
+	rc = fl_ini_get_uint(ini, "ca", "reenroll_per_hour", 3600, 6,
+			     &per_hour, err);
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "ca", "reenroll_max_revoked", 10000,
+				     16, &revoked, err);
+	if (!rc && (per_hour == 0 || revoked == 0))
+		rc = fl_fail(err, FL_EINVAL,
+			     "reenroll_per_hour and reenroll_max_revoked must"
+			     " be at least 1");
+	lim->per_hour = (int64_t)per_hour;
+	lim->max_revoked = (int64_t)revoked;
+	return rc;
 }
 
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
@@ -48,6 +72,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "bundles", "max_size", UINT64_MAX / 2,
 				     4ULL << 30, &srv->cfg.max_bundle, err);
+	if (!rc)
+		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =

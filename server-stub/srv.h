@@ -18,6 +18,8 @@ struct srv_config {
 	char *broker_listen;     /* [broker] listen, for --with-broker */
 	char *mosquitto;         /* [broker] mosquitto: program path */
 	uint64_t max_bundle;     /* [bundles] max_size, default 4 GiB */
+	/* [ca] reenroll_per_hour, reenroll_max_revoked */
+	struct srv_reenroll_limits reenroll;
 };
 
 /*

@@ -113,6 +113,28 @@ static const char *const migrations[] = {
 	" state TEXT NOT NULL,"
 	" event TEXT NOT NULL);"
 	"CREATE INDEX job_events_job ON job_events(job, seq);",
+	/* 5: at most one pending certificate per device (issue 8); indexes
+	 * so re-enrolment and the CRL never scan a device's history */
+	"ALTER TABLE certs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX certs_device_live ON certs(device, revoked, pending);"
+	"CREATE INDEX certs_device_issued ON certs(device, issued);"
+	"CREATE INDEX certs_device_crl ON certs(device, not_after)"
+	" WHERE revoked > 0;"
+	"CREATE INDEX certs_crl ON certs(not_after) WHERE revoked > 0;",
+	/* 6: certificates issued before pending existed: of a device's
+	 * unrevoked ones the oldest stays confirmed, the newest becomes the
+	 * pending one, and those in between (abandoned re-enrolments) are
+	 * revoked; fleetd publishes the CRL when it starts */
+	"CREATE TEMP TABLE live AS SELECT rowid AS r, device,"
+	" row_number() OVER (PARTITION BY device ORDER BY issued, rowid) AS n,"
+	" count(*) OVER (PARTITION BY device) AS total"
+	" FROM certs WHERE revoked = 0;"
+	"UPDATE certs SET pending = 1 WHERE rowid IN"
+	" (SELECT r FROM live WHERE total > 1 AND n = total);"
+	"UPDATE certs SET revoked = CAST(strftime('%s', 'now') AS INTEGER),"
+	" reason = 'superseded' WHERE rowid IN"
+	" (SELECT r FROM live WHERE n > 1 AND n < total);"
+	"DROP TABLE live;",
 };
 
 static const struct {

@@ -88,9 +88,10 @@ struct srv_cert {
 };
 
 /*
- * Create the device if new (or reactivate nothing: FL_ECONFLICT when an
- * active device with @id exists and @allow_existing is false) and record
- * @cert, in one transaction.  With an enrolment token hash, one use of
+ * Create the device and record @cert, in one transaction.  FL_ECONFLICT
+ * when an active device with @id exists and @allow_existing is false,
+ * and always when @id was decommissioned: a retired id is never handed
+ * out again (its labels and history stay with it).  With an enrolment token hash, one use of
  * the token is consumed in the same transaction (FL_EDENIED when none
  * is left).  @group may be NULL.
  */
@@ -99,25 +100,91 @@ int srv_store_device_enroll(struct srv_store *s, const char *id,
 			    const char *token_hash, bool allow_existing,
 			    const struct srv_cert *cert, struct fl_error *err);
 
-/* Record another certificate for an existing active device. */
-int srv_store_cert_add(struct srv_store *s, const struct srv_cert *cert,
+/*
+ * How a change that revokes certificates publishes the CRL: @publish is
+ * called inside the store's transaction, with the lock held, with every
+ * entry the CRL must hold once the change commits ([{"serial",
+ * "revoked"}], revoked = Unix time) and the next CRL number.  A non-zero
+ * return rolls the whole change back, so the store never says revoked
+ * (or decommissioned) what the published CRL does not.
+ */
+struct srv_crl_hook {
+	int (*publish)(void *ctx, const json_t *entries, uint64_t number,
+		       struct fl_error *err);
+	void *ctx;
+};
+
+/* Bounds on re-enrolment, per device ([ca] in fleetd.conf). */
+struct srv_reenroll_limits {
+	int64_t per_hour;    /* certificates issued in any hour */
+	int64_t max_revoked; /* revoked certificates still in the CRL */
+};
+
+/* A revoked certificate stays in the CRL until a day after it expired. */
+#define SRV_CRL_GRACE 86400
+
+/* Certificates that may be valid at once for one device: the confirmed
+ * one, the pending one the device calls with, and the new one. */
+#define SRV_MAX_LIVE_CERTS 3
+
+/* A re-enrolment to record. */
+struct srv_reenroll {
+	const struct srv_cert *cert;        /* the new certificate */
+	const char *caller_serial;          /* the certificate it came with */
+	const struct srv_reenroll_limits *limits; /* NULL: unbounded */
+	const struct srv_crl_hook *crl;     /* publishes superseded ones */
+};
+
+/*
+ * Record @re->cert as the device's one pending (issued, not yet
+ * confirmed) certificate, in one transaction that also checks:
+ *   - the device exists (FL_ENOTFOUND) and is active (FL_ECONFLICT);
+ *   - fewer than per_hour certificates were issued to it in the last
+ *     hour, and fewer than max_revoked of its revoked ones are still in
+ *     the CRL (FL_ELIMIT; *ret_retry_after, may be NULL, gets the
+ *     seconds until a slot frees up);
+ *   - at most SRV_MAX_LIVE_CERTS stay valid (FL_ECONFLICT).
+ * An older pending certificate (other than the caller's) is revoked as
+ * superseded and the CRL published through @re->crl before the commit.
+ * *ret_superseded (may be NULL) gets the revoked serials.
+ */
+int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
+		       json_t **ret_superseded, int64_t *ret_retry_after,
 		       struct fl_error *err);
 
-/* Revoke every unrevoked certificate of @device except @keep_serial
- * (may be NULL).  *ret_serials (may be NULL) gets the revoked serials. */
-int srv_store_certs_revoke(struct srv_store *s, const char *device,
-			   const char *keep_serial, const char *reason,
-			   json_t **ret_serials, struct fl_error *err);
+/*
+ * The device and limit checks of srv_store_cert_add alone, without
+ * recording anything: lets fleetd refuse before it signs a certificate.
+ * srv_store_cert_add checks again in its transaction.
+ */
+int srv_store_reenroll_check(struct srv_store *s, const char *device,
+			     const struct srv_reenroll_limits *lim,
+			     int64_t *ret_retry_after, struct fl_error *err);
+
+/*
+ * A device confirms a rotation with certificate @serial: only its newest
+ * pending certificate may (FL_EDENIED otherwise: an older certificate
+ * must never revoke a newer one).  It becomes the confirmed one, every
+ * other certificate of @device is revoked, and the CRL is published
+ * through @crl, in one transaction.  With no pending certificate and
+ * @serial the device's valid one, nothing changes (a repeated confirm).
+ * *ret_revoked gets the revoked serials.
+ */
+int srv_store_cert_confirm(struct srv_store *s, const char *device,
+			   const char *serial, const struct srv_crl_hook *crl,
+			   json_t **ret_revoked, struct fl_error *err);
 
 /* Look up a certificate: FL_ENOTFOUND if unknown.  *ret gets
- * {"serial", "device", "revoked": bool, "not_after"}. */
+ * {"serial", "device", "revoked": bool, "pending": bool, "not_after"}. */
 int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
 		       struct fl_error *err);
 
-/* All revoked, not yet expired certificates: [{"serial", "revoked"}]
- * (revoked = Unix time), and the next CRL number (incremented). */
-int srv_store_crl_entries(struct srv_store *s, json_t **ret,
-			  uint64_t *ret_number, struct fl_error *err);
+/*
+ * Publish a fresh CRL of every revoked certificate that has not been
+ * expired for a day yet, through @crl (the periodic republish).
+ */
+int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl,
+			  struct fl_error *err);
 
 /* Filters for srv_store_device_list; NULL members match all. */
 struct srv_device_filter {
@@ -142,9 +209,15 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
 			    const json_t *set, const json_t *remove,
 			    struct fl_error *err);
 
-/* Mark decommissioned; FL_ENOTFOUND, FL_ECONFLICT if already. */
+/*
+ * Mark @id decommissioned and revoke all its certificates, publishing
+ * the CRL through @crl, in one transaction: if the CRL cannot be
+ * published nothing changes.  FL_ENOTFOUND when no active device @id.
+ * *ret_revoked (may be NULL) gets the revoked serials.
+ */
 int srv_store_device_decommission(struct srv_store *s, const char *id,
-				  struct fl_error *err);
+				  const struct srv_crl_hook *crl,
+				  json_t **ret_revoked, struct fl_error *err);
 
 /* Presence from MQTT: online flag and last seen time. */
 int srv_store_device_presence(struct srv_store *s, const char *id,

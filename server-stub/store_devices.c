@@ -46,14 +46,26 @@ int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
 	return rc;
 }
 
+/* Inside a transaction: insert @c only while its device is active, in
+ * the same statement, so no certificate is ever recorded for a device
+ * that is decommissioned (or gone). */
 static int insert_cert(struct srv_store *s, const struct srv_cert *c,
-		       struct fl_error *err)
+		       bool pending, struct fl_error *err)
 {
-	return db_run(s, NULL, err,
-		      "INSERT INTO certs (serial, device, not_before, not_after,"
-		      " issued) VALUES (?, ?, ?, ?, ?)",
-		      "ssiii", c->serial, c->device, c->not_before,
-		      c->not_after, (int64_t)time(NULL));
+	int n = 0, rc;
+
+	rc = db_run(s, &n, err,
+		    "INSERT INTO certs (serial, device, not_before, not_after,"
+		    " issued, pending) SELECT ?1, ?2, ?3, ?4, ?5, ?6"
+		    " WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?2"
+		    " AND state = 'active')",
+		    "ssiiid", c->serial, c->device, c->not_before,
+		    c->not_after, (int64_t)time(NULL), (int)pending);
+	if (!rc && n != 1)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device '%s' is not active: no certificate issued",
+			     c->device);
+	return rc;
 }
 
 /* Inside a transaction: consume one token use or fail FL_EDENIED. */
@@ -89,20 +101,16 @@ static int upsert_device(struct srv_store *s, const char *id,
 			      " VALUES (?, ?, ?, ?)",
 			      "ssis", id, group && *group ? group : NULL,
 			      (int64_t)time(NULL), by);
-	rc = fl_streq(json_string_value(json_object_get(row, "state")),
-		      "active") &&
-			     !allow_existing
-		     ? fl_fail(err, FL_ECONFLICT,
-			       "device '%s' is already enrolled", id)
-		     : 0;
+	if (!fl_streq(json_string_value(json_object_get(row, "state")),
+		      "active"))
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device id '%s' was decommissioned and cannot be"
+			     " enrolled again: use a new id",
+			     id);
+	else if (!allow_existing)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device '%s' is already enrolled", id);
 	json_decref(row);
-	if (!rc) /* a decommissioned id comes back as a new enrolment */
-		rc = db_run(s, NULL, err,
-			    "UPDATE devices SET state = 'active', grp = ?,"
-			    " enrolled_by = ?, created = ?, last_seq = 0,"
-			    " last_event = NULL WHERE id = ?",
-			    "ssis", group && *group ? group : NULL, by,
-			    (int64_t)time(NULL), id);
 	return rc;
 }
 
@@ -123,86 +131,140 @@ int srv_store_device_enroll(struct srv_store *s, const char *id,
 		rc = upsert_device(s, id, group, enrolled_by, allow_existing,
 				   err);
 	if (!rc)
-		rc = insert_cert(s, cert, err);
+		rc = insert_cert(s, cert, false, err);
 	rc = db_end(s, rc, err);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
-int srv_store_cert_add(struct srv_store *s, const struct srv_cert *cert,
-		       struct fl_error *err)
+/* Inside a transaction: the device's state, FL_ENOTFOUND if unknown. */
+static int device_state(struct srv_store *s, const char *id, bool *ret_active,
+			struct fl_error *err)
 {
+	json_t *row = NULL;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = insert_cert(s, cert, err);
-	pthread_mutex_unlock(&s->lock);
+	rc = db_query_one(s, &row, NULL,
+			  "SELECT state = 'active' AS active FROM devices"
+			  " WHERE id = ?",
+			  "s", id);
+	if (rc)
+		return fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
+	*ret_active = json_integer_value(json_object_get(row, "active")) != 0;
+	json_decref(row);
+	return 0;
+}
+
+/* Inside a transaction: one integer from a query of one row. */
+static int query_int(struct srv_store *s, int64_t *ret, struct fl_error *err,
+		     const char *sql, const char *types, const char *a,
+		     int64_t b)
+{
+	json_t *row = NULL;
+	int rc = db_query_one(s, &row, err, sql, types, a, b);
+
+	if (!rc)
+		*ret = json_integer_value(json_object_get(row, "n"));
+	json_decref(row);
 	return rc;
 }
 
-int srv_store_certs_revoke(struct srv_store *s, const char *device,
-			   const char *keep_serial, const char *reason,
-			   json_t **ret_serials, struct fl_error *err)
+/*
+ * Inside a transaction: the re-enrolment bounds of one device.  Every
+ * query walks an index on (device, ...), so the cost does not grow with
+ * the device's history.
+ */
+static int check_limits(struct srv_store *s, const char *device,
+			const struct srv_reenroll_limits *lim,
+			int64_t *ret_retry, struct fl_error *err)
 {
-	json_t *rows = NULL, *serials = json_array(), *row;
-	int64_t now = time(NULL);
+	int64_t now = time(NULL), n = 0, oldest = 0;
+	int rc;
+
+	rc = query_int(s, &n, err,
+		       "SELECT count(*) AS n FROM certs WHERE device = ?"
+		       " AND issued > ?",
+		       "si", device, now - 3600);
+	if (!rc && n >= lim->per_hour) {
+		rc = query_int(s, &oldest, err,
+			       "SELECT min(issued) AS n FROM certs"
+			       " WHERE device = ? AND issued > ?",
+			       "si", device, now - 3600);
+		*ret_retry = rc ? 3600 : oldest + 3600 - now + 1;
+		return rc ? rc : fl_fail(err, FL_ELIMIT,
+					 "device '%s' re-enrolled %lld times in"
+					 " the last hour (limit %lld)",
+					 device, (long long)n,
+					 (long long)lim->per_hour);
+	}
+	if (!rc)
+		rc = query_int(s, &n, err,
+			       "SELECT count(*) AS n FROM certs WHERE device = ?"
+			       " AND revoked > 0 AND not_after > ?",
+			       "si", device, now - SRV_CRL_GRACE);
+	if (!rc && n >= lim->max_revoked) {
+		rc = query_int(s, &oldest, err,
+			       "SELECT min(not_after) AS n FROM certs"
+			       " WHERE device = ? AND revoked > 0"
+			       " AND not_after > ?",
+			       "si", device, now - SRV_CRL_GRACE);
+		*ret_retry = rc ? 3600 : oldest + SRV_CRL_GRACE - now + 1;
+		return rc ? rc : fl_fail(err, FL_ELIMIT,
+					 "device '%s' has %lld revoked"
+					 " certificates in the CRL (limit %lld)",
+					 device, (long long)n,
+					 (long long)lim->max_revoked);
+	}
+	return rc;
+}
+
+/* Inside a transaction: revoke @device's certificates matching @which
+ * (an SQL condition on certs, no parameters) except @keep (may be NULL),
+ * appending the serials to @serials. */
+static int revoke_where(struct srv_store *s, const char *device,
+			const char *which, const char *keep,
+			const char *reason, json_t *serials,
+			struct fl_error *err)
+{
+	json_t *rows = NULL, *row;
+	char *q, *u;
 	size_t i;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
-	if (!rc)
-		rc = db_query_json(s, &rows, err,
-				   "SELECT serial FROM certs WHERE device = ?"
-				   " AND revoked = 0 AND serial IS NOT ?",
-				   "ss", device, keep_serial);
-	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "UPDATE certs SET revoked = ?, reason = ?"
-			    " WHERE device = ? AND revoked = 0 AND serial IS NOT ?",
-			    "isss", now, reason, device, keep_serial);
-	rc = db_end(s, rc, err);
-	pthread_mutex_unlock(&s->lock);
+	q = fl_xasprintf("SELECT serial FROM certs WHERE device = ?1"
+			 " AND revoked = 0 AND serial IS NOT ?2 AND %s",
+			 which);
+	u = fl_xasprintf("UPDATE certs SET revoked = ?3, reason = ?4,"
+			 " pending = 0 WHERE device = ?1 AND revoked = 0"
+			 " AND serial IS NOT ?2 AND %s",
+			 which);
+	rc = db_query_json(s, &rows, err, q, "ss", device, keep);
+	if (!rc && json_array_size(rows))
+		rc = db_run(s, NULL, err, u, "ssis", device, keep,
+			    (int64_t)time(NULL), reason);
 	json_array_foreach(rows, i, row)
 		json_array_append(serials, json_object_get(row, "serial"));
 	json_decref(rows);
-	if (!rc && ret_serials)
-		*ret_serials = serials;
-	else
-		json_decref(serials);
+	free(q);
+	free(u);
 	return rc;
 }
 
-int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
-		       struct fl_error *err)
-{
-	int rc;
-
-	rc = db_lquery_one(s, ret, err,
-			  "SELECT serial, device, revoked != 0 AS revoked,"
-			  " not_after FROM certs WHERE serial = ?",
-			  "s", serial);
-	if (!rc)
-		json_object_set_new(*ret, "revoked",
-				    json_boolean(json_integer_value(json_object_get(
-					    *ret, "revoked"))));
-	return rc;
-}
-
-int srv_store_crl_entries(struct srv_store *s, json_t **ret,
-			  uint64_t *ret_number, struct fl_error *err)
+/* Inside a transaction: the CRL as it stands in this transaction, handed
+ * to @crl (nothing to do without one). */
+static int publish_in_tx(struct srv_store *s, const struct srv_crl_hook *crl,
+			 struct fl_error *err)
 {
 	json_t *num = NULL, *rows = NULL;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
-	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "UPDATE counters SET value = value + 1"
-			    " WHERE name = 'crl_number'",
-			    NULL);
+	if (!crl)
+		return 0;
+	rc = db_run(s, NULL, err,
+		    "UPDATE counters SET value = value + 1"
+		    " WHERE name = 'crl_number'",
+		    NULL);
 	if (!rc)
 		rc = db_query_one(s, &num, err,
 				  "SELECT value FROM counters"
@@ -213,16 +275,222 @@ int srv_store_crl_entries(struct srv_store *s, json_t **ret,
 				   "SELECT serial, revoked FROM certs"
 				   " WHERE revoked > 0 AND not_after > ?"
 				   " ORDER BY revoked",
-				   "i", (int64_t)time(NULL) - 86400);
-	rc = db_end(s, rc, err);
-	pthread_mutex_unlock(&s->lock);
-	if (!rc) {
-		*ret_number = (uint64_t)json_integer_value(
-			json_object_get(num, "value"));
-		*ret = rows;
-	} else {
-		json_decref(rows);
-	}
+				   "i", (int64_t)time(NULL) - SRV_CRL_GRACE);
+	if (!rc)
+		rc = crl->publish(crl->ctx, rows,
+				  (uint64_t)json_integer_value(
+					  json_object_get(num, "value")),
+				  err);
+	json_decref(rows);
 	json_decref(num);
+	return rc;
+}
+
+/* Hand @serials to *@ret (may be NULL) on success, else drop them. */
+static int give_serials(int rc, json_t *serials, json_t **ret)
+{
+	if (!rc && ret)
+		*ret = serials;
+	else
+		json_decref(serials);
+	return rc;
+}
+
+static int cert_add_tx(struct srv_store *s, const struct srv_reenroll *re,
+		       json_t *superseded, int64_t *retry,
+		       struct fl_error *err)
+{
+	const char *dev = re->cert->device;
+	int64_t live = 0;
+	bool active = false;
+	int rc;
+
+	rc = device_state(s, dev, &active, err);
+	if (!rc && !active)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device '%s' is not active: no certificate issued",
+			     dev);
+	if (!rc && re->limits)
+		rc = check_limits(s, dev, re->limits, retry, err);
+	if (!rc)
+		rc = revoke_where(s, dev, "pending = 1", re->caller_serial,
+				  "superseded", superseded, err);
+	if (!rc)
+		rc = query_int(s, &live, err,
+			       "SELECT count(*) AS n FROM certs WHERE device = ?"
+			       " AND revoked = 0 AND not_after > ?",
+			       "si", dev, (int64_t)time(NULL));
+	if (!rc && live >= SRV_MAX_LIVE_CERTS)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device '%s' has %lld valid certificates: confirm"
+			     " the pending one first",
+			     dev, (long long)live);
+	if (!rc)
+		rc = insert_cert(s, re->cert, true, err);
+	if (!rc && json_array_size(superseded))
+		rc = publish_in_tx(s, re->crl, err);
+	return rc;
+}
+
+int srv_store_reenroll_check(struct srv_store *s, const char *device,
+			     const struct srv_reenroll_limits *lim,
+			     int64_t *ret_retry_after, struct fl_error *err)
+{
+	int64_t retry = 0;
+	bool active = false;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = device_state(s, device, &active, err);
+	if (!rc && !active)
+		rc = fl_fail(err, FL_ECONFLICT, "device '%s' is not active",
+			     device);
+	if (!rc && lim)
+		rc = check_limits(s, device, lim, &retry, err);
+	pthread_mutex_unlock(&s->lock);
+	if (ret_retry_after)
+		*ret_retry_after = rc == FL_ELIMIT ? retry : 0;
+	return rc;
+}
+
+int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
+		       json_t **ret_superseded, int64_t *ret_retry_after,
+		       struct fl_error *err)
+{
+	json_t *superseded = json_array();
+	int64_t retry = 0;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (!rc)
+		rc = db_end(s, cert_add_tx(s, re, superseded, &retry, err),
+			    err);
+	pthread_mutex_unlock(&s->lock);
+	if (ret_retry_after)
+		*ret_retry_after = rc == FL_ELIMIT ? retry : 0;
+	return give_serials(rc, superseded, ret_superseded);
+}
+
+static int confirm_tx(struct srv_store *s, const char *device,
+		      const char *serial, const struct srv_crl_hook *crl,
+		      json_t *revoked, struct fl_error *err)
+{
+	json_t *rows = NULL;
+	const char *newest;
+	bool active = false;
+	int rc;
+
+	rc = device_state(s, device, &active, err);
+	if (!rc && !active)
+		rc = fl_fail(err, FL_ECONFLICT, "device '%s' is not active",
+			     device);
+	if (!rc)
+		rc = db_query_json(s, &rows, err,
+				   "SELECT serial FROM certs WHERE device = ?"
+				   " AND revoked = 0 AND pending = 1"
+				   /* '+': walk the live index, not the history */
+				   " ORDER BY +issued DESC, +rowid DESC LIMIT 1",
+				   "s", device);
+	if (rc || json_array_size(rows) == 0) { /* nothing pending */
+		json_decref(rows);
+		return rc;
+	}
+	newest = json_string_value(json_object_get(json_array_get(rows, 0),
+						   "serial"));
+	if (!fl_streq(newest, serial))
+		rc = fl_fail(err, FL_EDENIED,
+			     "certificate %s is not the newest pending"
+			     " certificate of '%s': only that one confirms",
+			     serial, device);
+	if (!rc)
+		rc = db_run(s, NULL, err,
+			    "UPDATE certs SET pending = 0 WHERE serial = ?",
+			    "s", serial);
+	if (!rc)
+		rc = revoke_where(s, device, "1", serial, "superseded",
+				  revoked, err);
+	if (!rc && json_array_size(revoked))
+		rc = publish_in_tx(s, crl, err);
+	json_decref(rows);
+	return rc;
+}
+
+int srv_store_cert_confirm(struct srv_store *s, const char *device,
+			   const char *serial, const struct srv_crl_hook *crl,
+			   json_t **ret_revoked, struct fl_error *err)
+{
+	json_t *revoked = json_array();
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (!rc)
+		rc = db_end(s,
+			    confirm_tx(s, device, serial, crl, revoked, err),
+			    err);
+	pthread_mutex_unlock(&s->lock);
+	return give_serials(rc, revoked, ret_revoked);
+}
+
+int srv_store_device_decommission(struct srv_store *s, const char *id,
+				  const struct srv_crl_hook *crl,
+				  json_t **ret_revoked, struct fl_error *err)
+{
+	json_t *revoked = json_array();
+	int n = 0, rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (rc)
+		goto out;
+	rc = db_run(s, &n, err,
+		    "UPDATE devices SET state = 'decommissioned', online = 0"
+		    " WHERE id = ? AND state = 'active'",
+		    "s", id);
+	if (!rc && n == 0)
+		rc = fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
+	if (!rc)
+		rc = revoke_where(s, id, "1", NULL, "decommissioned", revoked,
+				  err);
+	if (!rc)
+		rc = publish_in_tx(s, crl, err);
+	rc = db_end(s, rc, err);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return give_serials(rc, revoked, ret_revoked);
+}
+
+int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
+		       struct fl_error *err)
+{
+	int rc;
+
+	rc = db_lquery_one(s, ret, err,
+			  "SELECT serial, device, revoked != 0 AS revoked,"
+			  " pending != 0 AS pending, not_after FROM certs"
+			  " WHERE serial = ?",
+			  "s", serial);
+	if (!rc) {
+		json_t *a = json_array();
+
+		json_array_append(a, *ret);
+		db_json_bools(a, "revoked");
+		db_json_bools(a, "pending");
+		json_decref(a);
+	}
+	return rc;
+}
+
+int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl,
+			  struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (!rc)
+		rc = db_end(s, publish_in_tx(s, crl, err), err);
+	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_db.h"
 #include "fsutil.h"
 #include "util.h"
 
@@ -560,6 +562,353 @@ static void test_roles(void **state)
 			 0);
 }
 
+/* --- certificates: active devices only, one pending, bounded --- */
+
+/* A CRL hook that records what it was given, or fails. */
+struct hook_log {
+	int calls;
+	size_t last_entries;
+	uint64_t last_number;
+	int fail; /* code to return */
+};
+
+static int log_publish(void *ctx, const json_t *entries, uint64_t number,
+		       struct fl_error *err)
+{
+	struct hook_log *l = ctx;
+
+	l->calls++;
+	l->last_entries = json_array_size(entries);
+	l->last_number = number;
+	return l->fail ? fl_fail(err, l->fail, "cannot write the CRL") : 0;
+}
+
+static struct srv_cert cert_of(const char *serial, const char *device)
+{
+	int64_t now = time(NULL);
+
+	return (struct srv_cert){serial, device, now - 60, now + 3600};
+}
+
+/* Enrol @id with certificate @serial (no token). */
+static void enroll(struct srv_store *s, const char *id, const char *serial)
+{
+	struct srv_cert c = cert_of(serial, id);
+	struct fl_error err = {0};
+
+	assert_int_equal(srv_store_device_enroll(s, id, "g", "test", NULL,
+						 false, &c, &err),
+			 0);
+}
+
+/* Re-enrol @id, calling with @caller, for certificate @serial. */
+static int reenroll(struct srv_store *s, const char *id, const char *caller,
+		    const char *serial, const struct srv_reenroll_limits *lim,
+		    struct hook_log *log, int64_t *retry)
+{
+	struct srv_crl_hook hook = {log_publish, log};
+	struct srv_cert c = cert_of(serial, id);
+	struct srv_reenroll re = {&c, caller, lim, &hook};
+	struct fl_error err = {0};
+
+	return srv_store_cert_add(s, &re, NULL, retry, &err);
+}
+
+static bool cert_revoked(struct srv_store *s, const char *serial)
+{
+	json_t *c = NULL;
+	bool r;
+
+	assert_int_equal(srv_store_cert_get(s, serial, &c, NULL), 0);
+	r = json_is_true(json_object_get(c, "revoked"));
+	json_decref(c);
+	return r;
+}
+
+/* Item 2: decommission, then a pending re-enrolment is refused and
+ * nothing is inserted. */
+static void test_cert_add_needs_active(void **state)
+{
+	struct fixture *f = *state;
+	struct hook_log log = {0};
+	struct srv_crl_hook hook = {log_publish, &log};
+	struct fl_error err = {0};
+	json_t *revoked = NULL, *c = NULL;
+
+	enroll(f->s, "dev-a", "aa01");
+	assert_int_equal(reenroll(f->s, "dev-a", "aa01", "aa02", NULL, &log,
+				  NULL),
+			 0);
+	assert_int_equal(srv_store_device_decommission(f->s, "dev-a", &hook,
+						       &revoked, &err),
+			 0);
+	assert_int_equal(json_array_size(revoked), 2);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.last_entries, 2);
+	json_decref(revoked);
+	assert_int_equal(reenroll(f->s, "dev-a", "aa02", "aa03", NULL, &log,
+				  NULL),
+			 FL_ECONFLICT);
+	assert_int_equal(srv_store_cert_get(f->s, "aa03", &c, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(reenroll(f->s, "nobody", "x", "aa04", NULL, &log,
+				  NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_cert_get(f->s, "aa04", &c, NULL),
+			 FL_ENOTFOUND);
+}
+
+/* Item 9: a decommissioned id is never enrolled again. */
+static void test_enroll_decommissioned_id(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_cert c = cert_of("bb02", "dev-b");
+	struct fl_error err = {0};
+
+	enroll(f->s, "dev-b", "bb01");
+	assert_int_equal(srv_store_device_decommission(f->s, "dev-b", NULL,
+						       NULL, &err),
+			 0);
+	assert_int_equal(srv_store_device_enroll(f->s, "dev-b", "other",
+						 "test", NULL, true, &c, &err),
+			 FL_ECONFLICT);
+	assert_int_equal(srv_store_cert_get(f->s, "bb02", &(json_t *){0},
+					    NULL),
+			 FL_ENOTFOUND);
+}
+
+/* Item 4: a new re-enrolment supersedes the pending one (revoked, CRL
+ * published), so a device never holds more than one pending. */
+static void test_one_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct hook_log log = {0};
+
+	enroll(f->s, "dev-c", "cc01");
+	assert_int_equal(reenroll(f->s, "dev-c", "cc01", "cc02", NULL, &log,
+				  NULL),
+			 0);
+	assert_int_equal(log.calls, 0); /* nothing superseded */
+	assert_int_equal(reenroll(f->s, "dev-c", "cc01", "cc03", NULL, &log,
+				  NULL),
+			 0);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.last_entries, 1);
+	assert_true(cert_revoked(f->s, "cc02"));
+	assert_false(cert_revoked(f->s, "cc01"));
+	assert_false(cert_revoked(f->s, "cc03"));
+	/* a failed CRL publish leaves everything as it was */
+	log.fail = FL_EIO;
+	assert_int_equal(reenroll(f->s, "dev-c", "cc01", "cc04", NULL, &log,
+				  NULL),
+			 FL_EIO);
+	assert_false(cert_revoked(f->s, "cc03"));
+	assert_int_equal(srv_store_cert_get(f->s, "cc04", &(json_t *){0},
+					    NULL),
+			 FL_ENOTFOUND);
+}
+
+/* Item 4: per hour and revoked-in-CRL bounds, with a retry time. */
+static void test_reenroll_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_reenroll_limits lim = {.per_hour = 3, .max_revoked = 100};
+	struct hook_log log = {0};
+	int64_t retry = 0;
+
+	enroll(f->s, "dev-d", "dd01");
+	assert_int_equal(reenroll(f->s, "dev-d", "dd01", "dd02", &lim, &log,
+				  &retry),
+			 0);
+	assert_int_equal(reenroll(f->s, "dev-d", "dd01", "dd03", &lim, &log,
+				  &retry),
+			 0);
+	assert_int_equal(retry, 0);
+	assert_int_equal(reenroll(f->s, "dev-d", "dd01", "dd04", &lim, &log,
+				  &retry),
+			 FL_ELIMIT);
+	assert_true(retry > 3500 && retry <= 3601);
+	/* the bound on revoked certificates still in the CRL */
+	lim = (struct srv_reenroll_limits){.per_hour = 100, .max_revoked = 1};
+	enroll(f->s, "dev-e", "ee01");
+	assert_int_equal(reenroll(f->s, "dev-e", "ee01", "ee02", &lim, &log,
+				  &retry),
+			 0);
+	assert_int_equal(reenroll(f->s, "dev-e", "ee01", "ee03", &lim, &log,
+				  &retry),
+			 0); /* ee02 revoked: 1 in the CRL */
+	assert_int_equal(reenroll(f->s, "dev-e", "ee01", "ee04", &lim, &log,
+				  &retry),
+			 FL_ELIMIT);
+	assert_true(retry > 3600 + SRV_CRL_GRACE - 100);
+}
+
+/* Item 6: only the newest pending certificate confirms; the old one is
+ * refused and revokes nothing. */
+static void test_confirm_newest_only(void **state)
+{
+	struct fixture *f = *state;
+	struct hook_log log = {0};
+	struct srv_crl_hook hook = {log_publish, &log};
+	struct fl_error err = {0};
+	json_t *revoked = NULL;
+
+	enroll(f->s, "dev-f", "ff01");
+	assert_int_equal(reenroll(f->s, "dev-f", "ff01", "ff02", NULL, &log,
+				  NULL),
+			 0);
+	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff01", &hook,
+						&revoked, &err),
+			 FL_EDENIED);
+	assert_false(cert_revoked(f->s, "ff02"));
+	assert_int_equal(log.calls, 0);
+	/* a failed CRL publish: the confirm does not happen */
+	log.fail = FL_EIO;
+	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff02", &hook,
+						&revoked, &err),
+			 FL_EIO);
+	assert_false(cert_revoked(f->s, "ff01"));
+	log.fail = 0;
+	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff02", &hook,
+						&revoked, &err),
+			 0);
+	assert_int_equal(json_array_size(revoked), 1);
+	assert_string_equal(json_string_value(json_array_get(revoked, 0)),
+			    "ff01");
+	json_decref(revoked);
+	assert_true(cert_revoked(f->s, "ff01"));
+	/* repeated: nothing pending, nothing revoked */
+	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff02", &hook,
+						&revoked, &err),
+			 0);
+	assert_int_equal(json_array_size(revoked), 0);
+	json_decref(revoked);
+}
+
+/* Item 4: a decommission whose CRL cannot be published changes nothing. */
+static void test_decommission_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct hook_log log = {.fail = FL_EIO};
+	struct srv_crl_hook hook = {log_publish, &log};
+	struct fl_error err = {0};
+	json_t *dev = NULL;
+
+	enroll(f->s, "dev-g", "gg01");
+	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
+						       NULL, &err),
+			 FL_EIO);
+	assert_int_equal(log.calls, 1);
+	assert_false(cert_revoked(f->s, "gg01"));
+	assert_int_equal(srv_store_device_get(f->s, "dev-g", &dev, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(dev, "state")),
+			    "active");
+	json_decref(dev);
+	log.fail = 0;
+	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
+						       NULL, &err),
+			 0);
+	assert_true(cert_revoked(f->s, "gg01"));
+	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
+						       NULL, &err),
+			 FL_ENOTFOUND);
+}
+
+/* Migration 6 on certificates from before "pending": per device the
+ * oldest unrevoked stays, the newest becomes pending, the ones between
+ * are revoked; a device with one certificate is left alone. */
+static void test_migrate_pending(void **state)
+{
+	struct fixture *f = *state;
+	char *old = fl_path_join(f->dir, "old.db");
+	struct srv_store *s = NULL;
+	struct fl_error err = {0};
+	char out[64];
+	FILE *fp = fopen(old, "w"); /* an empty file is an empty database */
+
+	assert_non_null(fp);
+	fclose(fp);
+	sql(old, "CREATE TABLE certs (serial TEXT PRIMARY KEY,"
+		 " device TEXT NOT NULL, not_before INTEGER NOT NULL,"
+		 " not_after INTEGER NOT NULL, issued INTEGER NOT NULL,"
+		 " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
+	    NULL, 0);
+	sql(old, "INSERT INTO certs (serial, device, not_before, not_after,"
+		 " issued, revoked) VALUES"
+		 " ('a1', 'a', 0, 9e9, 10, 0), ('a2', 'a', 0, 9e9, 20, 0),"
+		 " ('a3', 'a', 0, 9e9, 30, 0), ('a4', 'a', 0, 9e9, 40, 0),"
+		 " ('a0', 'a', 0, 9e9, 5, 7), ('b1', 'b', 0, 9e9, 10, 0)",
+	    NULL, 0);
+	sql(old, "PRAGMA user_version = 4", NULL, 0);
+	assert_int_equal(srv_store_open(old, &s, &err), 0);
+	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+		 " WHERE pending = 1 ORDER BY serial)", out, sizeof(out));
+	assert_string_equal(out, "a4");
+	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+		 " WHERE revoked = 0 ORDER BY serial)", out, sizeof(out));
+	assert_string_equal(out, "a1,a4,b1");
+	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+		 " WHERE reason = 'superseded' ORDER BY serial)", out,
+	    sizeof(out));
+	assert_string_equal(out, "a2,a3");
+	srv_store_close(s);
+	free(old);
+}
+
+/* Count the virtual-machine steps of every statement the store runs. */
+static int count_steps(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)x;
+	if (type == SQLITE_TRACE_PROFILE)
+		*(int64_t *)ctx += sqlite3_stmt_status(
+			(sqlite3_stmt *)p, SQLITE_STMTSTATUS_VM_STEP, 0);
+	return 0;
+}
+
+/* VM steps of one re-enrolment, confirm and device lookup of @id. */
+static int64_t rotation_steps(struct srv_store *s, const char *id,
+			      const char *old, const char *neu)
+{
+	struct srv_reenroll_limits lim = {.per_hour = 6, .max_revoked = 16};
+	struct hook_log log = {0};
+	struct fl_error err = {0};
+	json_t *j = NULL;
+	int64_t steps = 0;
+
+	sqlite3_trace_v2(s->db, SQLITE_TRACE_PROFILE, count_steps, &steps);
+	assert_int_equal(srv_store_reenroll_check(s, id, &lim, NULL, &err), 0);
+	assert_int_equal(reenroll(s, id, old, neu, &lim, &log, NULL), 0);
+	assert_int_equal(srv_store_cert_confirm(s, id, neu, NULL, &j, &err),
+			 0);
+	json_decref(j);
+	assert_int_equal(srv_store_device_get(s, id, &j, &err), 0);
+	json_decref(j);
+	sqlite3_trace_v2(s->db, 0, NULL, NULL);
+	return steps;
+}
+
+/* Item 4: a rotation costs the same for a device with 20,000 old
+ * certificates as for a new one (no scan of the history). */
+static void test_reenroll_cost_flat(void **state)
+{
+	struct fixture *f = *state;
+	int64_t fresh, old;
+
+	enroll(f->s, "dev-n", "nn01");
+	enroll(f->s, "dev-h", "hh01");
+	sql(f->db, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+		   " FROM k WHERE i < 20000) INSERT INTO certs (serial, device,"
+		   " not_before, not_after, issued, revoked, reason)"
+		   " SELECT printf('old%05d', i), 'dev-h', 1, 1000 + i, 1000 + i,"
+		   " 1000 + i, 'superseded' FROM k",
+	    NULL, 0);
+	fresh = rotation_steps(f->s, "dev-n", "nn01", "nn02");
+	old = rotation_steps(f->s, "dev-h", "hh01", "hh02");
+	print_message("VM steps: new device %lld, with history %lld\n",
+		      (long long)fresh, (long long)old);
+	assert_true(old < fresh + 100);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -576,6 +925,14 @@ int main(void)
 		T(test_audit),
 		T(test_audit_time),
 		T(test_shared_between_threads),
+		T(test_cert_add_needs_active),
+		T(test_enroll_decommissioned_id),
+		T(test_one_pending),
+		T(test_reenroll_limits),
+		T(test_confirm_newest_only),
+		T(test_decommission_atomic),
+		T(test_migrate_pending),
+		T(test_reenroll_cost_flat),
 		cmocka_unit_test(test_roles),
 	};
 
