@@ -18,8 +18,14 @@ void cli_print_json(const json_t *j)
 	free(s);
 }
 
+/*
+ * A row that lacks a column (the server omits it, or the command has not
+ * filled it in yet) is a NULL value here: it prints as "-" like null.
+ */
 const char *cli_cell(const json_t *v, char *buf, size_t len)
 {
+	if (!v)
+		return "-";
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return json_string_value(v);
