@@ -43,14 +43,23 @@ static int cmd_devices_list(int argc, char **argv, struct cli_ctx *ctx)
 	};
 	char *q = fl_xstrdup(""), *path;
 	json_t *rows;
-	int c, rc;
+	int c, rc, presence = 0;
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g': add_query(&q, "group", optarg); break;
 		case 'l': add_query(&q, "label", optarg); break;
-		case 'n': add_query(&q, "online", "true"); break;
-		case 'f': add_query(&q, "online", "false"); break;
+		case 'n':
+		case 'f':
+			if (presence && presence != c) {
+				free(q);
+				return cli_usage(ctx, "--online and --offline "
+						      "exclude each other");
+			}
+			if (!presence)
+				add_query(&q, "online", c == 'n' ? "true" : "false");
+			presence = c;
+			break;
 		case 'v': add_query(&q, "version", optarg); break;
 		case 'a': add_query(&q, "all", "true"); break;
 		case 'o':

@@ -221,6 +221,32 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
+/*
+ * A jobs list filter value fleetd could match: the job states of
+ * fleet-protocol (and the ones fleetd sets itself), a limit of 1..10000.
+ * Anything else is a usage error, never an empty list.
+ */
+static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
+{
+	static const char *const states[] = {
+		"queued",	"downloading", "verifying", "installing",
+		"installed",	"rebooting",   "health-check", "reverting",
+		"succeeded",	"failed",      "rolled-back", "cancelled",
+		"expired"};
+	uint64_t n;
+
+	if (c == 'l' && (fl_parse_uint(v, 10000, &n, NULL) || n == 0))
+		return cli_usage(ctx, "--limit takes 1 to 10000, not '%s'", v);
+	if (c == 'd' && !fl_valid_id(v))
+		return cli_usage(ctx, "invalid device id '%s'", v);
+	if (c != 's')
+		return 0;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(states); i++)
+		if (fl_streq(v, states[i]))
+			return 0;
+	return cli_usage(ctx, "unknown job state '%s'", v);
+}
+
 static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const struct option opts[] = {
@@ -249,6 +275,10 @@ static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 				continue;
 			free(q);
 			return cli_usage(ctx, "unknown option");
+		}
+		if (job_filter_ok(ctx, c, optarg)) {
+			free(q);
+			return FL_EUSAGE;
 		}
 		esc = curl_easy_escape(NULL, optarg, 0);
 		n = fl_xasprintf("%s%c%s=%s", q, *q ? '&' : '?', key, esc);

@@ -63,6 +63,15 @@ const char *cli_cell(const json_t *v, char *buf, size_t len)
 	}
 }
 
+void cli_print_result(struct cli_ctx *ctx, json_t *j)
+{
+	if (!j)
+		j = json_object();
+	if (ctx->output == CLI_OUT_JSON)
+		cli_print_json(j);
+	json_decref(j);
+}
+
 /* Cells never carry control characters to the terminal. */
 static void put_cell(const char *s, int width, bool last)
 {
