@@ -207,11 +207,14 @@ check_exit 5 "pushing an older root is a conflict (exit 5)" fleetctl root push "
 BC="bundle create --image $T/fw/fw-1.1.0 --name fleet-sample --version 9.0.0
 	--security-version 1 --hardware sim --key $K/targets"
 cd "$T" || exit 1
-check_exit 2 "bundle create -o json is refused" fleetctl $BC -o json
+check_exit 2 "bundle create -o json is the format: no --out is a usage error" \
+	fleetctl $BC -o json
 check_true "... and writes no file named json" test ! -e "$T/json"
-check_exit 2 "bundle create -o table is refused" fleetctl $BC -o table
+check_exit 2 "bundle create -o table: the same" fleetctl $BC -o table
 check_true "... and writes no file named table" test ! -e "$T/table"
 cd - >/dev/null || exit 1
+check "bundle create --out F -o json prints one JSON document" sh -c \
+	"fleetctl $(echo $BC) --out '$T/new.fwb' -o json | jq -e '.file == \"$T/new.fwb\"'"
 check_grep 'deprecated' "bundle create -o FILE still works, deprecated" fleetctl $BC -o "$T/old.fwb"
 check_true "... and writes FILE" test -s "$T/old.fwb"
 check_exit 2 "keys generate --out json is fine, -o json alone is a usage error" \
