@@ -22,6 +22,11 @@ static const struct cli_col job_cols[] = {
 	{"FROM", "from_version"}, {"TO", "to_version"},
 	{"REASON", "reason"}, {NULL, NULL}};
 
+/* What fleetd answers when it starts a job (no --wait). */
+static const struct cli_col started_cols[] = {
+	{"JOB", "job"}, {"DEVICE", "device"}, {"COMMAND", "command"},
+	{NULL, NULL}};
+
 /* Print a progress line when a job's state or percentage changes. */
 static void progress(struct cli_ctx *ctx, json_t *slot, const json_t *job)
 {
@@ -126,7 +131,7 @@ static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
 			json_string_value(json_object_get(e, "error")));
 	if (wait && json_array_size(jobs))
 		rc = wait_jobs(ctx, jobs, timeout);
-	cli_print_rows(ctx, jobs, job_cols);
+	cli_print_rows(ctx, jobs, wait ? job_cols : started_cols);
 	if (!rc && json_array_size(errors))
 		rc = fl_fail(&ctx->err, FL_ERR, "%zu device(s) could not start",
 			     json_array_size(errors));
