@@ -187,6 +187,11 @@ check_exit 2 "jobs list --limit x is a usage error" fleetctl jobs list --limit x
 check_exit 2 "jobs list --state bogus is a usage error" fleetctl jobs list --state bogus
 check_exit 2 "devices list --online --offline is a usage error" \
 	fleetctl devices list --online --offline
+check_exit 2 "devices list --group with a bad group is a usage error" \
+	fleetctl devices list --group 'a/b'
+check_exit 2 "devices list --label with a bad label is a usage error" \
+	fleetctl devices list --label 'site=a b'
+check_exit 0 "devices list --label KEY alone is fine" fleetctl devices list --label site
 check_exit 2 "an http:// server URL is a usage error" \
 	fleetctl --server "${FLEET_URL/https:/http:}" devices list
 check_grep 'https://' "... saying https:// is required" \
