@@ -152,6 +152,14 @@ case_jobs_show() {
 		run "$1" 0 data jobs show "$job"
 	done
 }
+# (issue 8 item 14 adds it: cancel the update left in flight on off-1/off-2;
+# runs after the other cases, as commands missing from ORDER do)
+case_jobs_cancel() {
+	local off=off-1 job
+	[ "$1" = json ] && off=off-2
+	job=$(fleetctl -o json jobs list --device "$off" | jq -r '[.[] | select(.final != true)][0].id')
+	run "$1" 0 action jobs cancel "$job"
+}
 case_provision() { run "$1" 0 action provision "prov-$1" --out "$T/prov-$1.tar.gz"; }
 case_rotate() {
 	run "$1" 0 data rotate off-1
