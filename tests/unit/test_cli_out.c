@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* fleetctl's table output (cli/out.c): missing cells never crash. */
+/* fleetctl's output (cli/out.c): missing cells never crash; server URLs. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -58,12 +59,38 @@ static void test_rows_missing_columns(void **state)
 	json_decref(rows);
 }
 
+/* Server URLs: https:// only, trailing slashes dropped (cli/dispatch.c). */
+static void test_server_url(void **state)
+{
+	static const char *const bad[] = {"http://h:1", "ftp://h", "h:443",
+					  "HTTPS://h", "https://", ""};
+	struct cli_ctx ctx = {0};
+	char *url = NULL;
+
+	assert_int_equal(cli_server_url(&ctx, "https://h:8443/", &url), 0);
+	assert_string_equal(url, "https://h:8443");
+	free(url);
+	assert_int_equal(cli_server_url(&ctx, "https://h:8443//", &url), 0);
+	assert_string_equal(url, "https://h:8443");
+	free(url);
+	assert_int_equal(cli_server_url(&ctx, "https://h", &url), 0);
+	assert_string_equal(url, "https://h");
+	free(url);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		url = NULL;
+		fl_error_clear(&ctx.err);
+		assert_int_equal(cli_server_url(&ctx, bad[i], &url), FL_EUSAGE);
+		assert_null(url);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cell_absent_and_null),
 		cmocka_unit_test(test_cell_scalars),
 		cmocka_unit_test(test_rows_missing_columns),
+		cmocka_unit_test(test_server_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
