@@ -257,21 +257,31 @@ static int cmd_root_sign(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const struct option opts[] = {
 		{"key", required_argument, NULL, 'k'},
+		{"out", required_argument, NULL, 'O'},
+		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	struct keyset ks = {0};
 	struct fsig_root *root = NULL;
+	const char *out = NULL;
 	int c, rc = 0;
 
-	while (!rc && (c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		rc = c == 'k' ? keyset_add(ctx, &ks, optarg)
-			      : cli_usage(ctx, "unknown option");
+	while (!rc && (c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c == 'k')
+			rc = keyset_add(ctx, &ks, optarg);
+		else if (c == 'O')
+			out = optarg;
+		else if (c == 'o')
+			rc = cli_set_output(ctx, optarg);
+		else
+			rc = cli_usage(ctx, "unknown option");
+	}
 	if (!rc && (optind != argc - 1 || !ks.n))
 		rc = cli_usage(ctx, "expected ROOT.json and --key K");
 	if (!rc)
 		rc = fsig_root_load(argv[optind], &root, &ctx->err);
-	if (!rc)
-		rc = sign_and_save(ctx, root, &ks, argv[optind]);
+	if (!rc) /* in place unless --out */
+		rc = sign_and_save(ctx, root, &ks, out ? out : argv[optind]);
 	fsig_root_free(root);
 	keyset_free(&ks);
 	return rc;
@@ -355,7 +365,9 @@ const struct cli_cmd cli_root_cmds[] = {
 	{"show", cmd_root_show, 0, "root show ROOT.json [-o json]",
 	 "print a root: version, expiry, keys, thresholds, signatures",
 	 "--output", NULL},
-	{"sign", cmd_root_sign, 0, "root sign ROOT.json --key K...",
-	 "add signatures to a root file", "--key", NULL},
+	{"sign", cmd_root_sign, 0,
+	 "root sign ROOT.json --key K... [--out FILE] [-o json]",
+	 "add signatures to a root file (in place, or into --out FILE)",
+	 "--key --out --output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };

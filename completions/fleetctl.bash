@@ -26,7 +26,7 @@ root init|--root-key --root-threshold --targets-key --targets-threshold --sign-k
 root push|--output --help
 root rotate|--from --root-key --root-threshold --targets-key --targets-threshold --sign-key --expires --out --help
 root show|--output --help
-root sign|--key --help
+root sign|--key --out --output --help
 rotate|--group --all --wait --timeout --output --help
 token create|--role --enroll --group --uses --ttl --output --help
 token list|--output --help

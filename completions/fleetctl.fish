@@ -100,7 +100,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_s
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a rotate -d 'make the next root version, signed by old and new root keys'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a show -d 'print a root: version, expiry, keys, thresholds, signatures'
-complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a sign -d 'add signatures to a root file'
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a sign -d 'add signatures to a root file (in place, or into --out FILE)'
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l root-key
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l root-threshold
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l targets-key
@@ -119,6 +119,8 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l expires
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l out
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l key
+complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait

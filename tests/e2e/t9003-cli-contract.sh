@@ -77,8 +77,14 @@ case_root_init() {
 	run "$1" 0 action root init --root-key "$T/k-$1" --targets-key "$T/k-$1.pub" \
 		--out "$T/root-$1.json"
 }
-case_root_sign() { run "$1" 0 action root sign "$T/root-$1.json" --key "$T/k-$1"; }
-case_root_show() { run "$1" 0 data root show "$T/root-$1.json"; }
+case_root_sign() {
+	run "$1" 0 action root sign "$T/root-$1.json" --key "$T/k-$1"
+	run "$1" 0 action root sign "$T/root-$1.json" --key "$T/k-$1" --out "$T/root-$1-b.json"
+}
+case_root_show() {
+	run "$1" 0 data root show "$T/root-$1.json"
+	run "$1" 0 data root show "$T/root-$1-b.json"
+}
 case_root_rotate() {
 	run "$1" 0 action root rotate --from "$T/fw/root.json" --root-key "$K/root" \
 		--targets-key "$K/targets.pub" --sign-key "$K/root" \
