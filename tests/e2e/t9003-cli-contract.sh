@@ -195,6 +195,23 @@ done
 log "$n command runs"
 fleetctl -q config use default >/dev/null 2>&1
 
+# --- documented failures, in both modes -------------------------------------
+VIEWER=$(fleetctl -o json token create watcher --role viewer | jq -r .token)
+check_true "a viewer token" test -n "$VIEWER" -a "$VIEWER" != null
+for mode in table json; do
+	run "$mode" 3 data devices show nosuch
+	run "$mode" 3 data jobs show j-nosuch
+	run "$mode" 3 data bundles show fleet-sample@9.9.9
+	run "$mode" 3 data bundle inspect "$T/missing.fwb"
+	run "$mode" 4 data --token "$VIEWER" token list
+	run "$mode" 4 data --token flt_nope whoami
+	run "$mode" 6 action bundle verify "$T/b-table.fwb" --root "$T/root-table.json"
+	run "$mode" 8 data --server https://127.0.0.1:1 whoami
+done
+run json 6 action bundle verify "$T/b-table.fwb" --root "$T/root-table.json"
+check "... a failed verify still prints one JSON document saying why" \
+	jq -e '.verified == false and (.reason | length) > 0' "$T/c.out"
+
 # --- item 16: usage errors are exit 2, a trailing slash just works -------------
 check_exit 2 "jobs list --limit 0 is a usage error" fleetctl jobs list --limit 0
 check_exit 2 "jobs list --limit x is a usage error" fleetctl jobs list --limit x
