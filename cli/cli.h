@@ -66,6 +66,13 @@ int cli_args(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
 /* Handle a command-level "-o table|json"; FL_EUSAGE when unknown. */
 int cli_set_output(struct cli_ctx *ctx, const char *value);
 
+/*
+ * A server URL from the command line, environment or config: https://
+ * only (else FL_EUSAGE with a message in ctx->err), any trailing '/'
+ * dropped.  *@ret is a new string.
+ */
+int cli_server_url(struct cli_ctx *ctx, const char *url, char **ret);
+
 /* Load context settings and create ctx->http. */
 int cli_connect(struct cli_ctx *ctx);
 
@@ -93,6 +100,22 @@ void cli_print_rows(struct cli_ctx *ctx, const json_t *rows,
 /* An object as "key: value" lines, or JSON with -o json. */
 void cli_print_object(struct cli_ctx *ctx, const json_t *obj,
 		      const struct cli_col *fields);
+
+/*
+ * What a command that acts (writes a file, revokes, switches context)
+ * did: with -o json one JSON document on stdout; in table mode nothing
+ * (its note goes to stderr).  Takes ownership of @j (NULL is fine).
+ */
+void cli_print_result(struct cli_ctx *ctx, json_t *j);
+
+/*
+ * -o of a command that once took "-o FILE" for its output file: "table"
+ * and "json" are the output format, as everywhere (never file names);
+ * anything else is the deprecated FILE (use --out): warn, set *@ret_out.
+ * 0 or FL_EUSAGE.
+ */
+int cli_legacy_out(struct cli_ctx *ctx, const char *value,
+		   const char **ret_out);
 
 /* Text of a JSON scalar for tables ("-" for null/absent). */
 const char *cli_cell(const json_t *v, char *buf, size_t len);

@@ -54,20 +54,26 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 		{"ca", required_argument, NULL, 'c'},
 		{"token", required_argument, NULL, 't'},
 		{"context", required_argument, NULL, 'x'},
+		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *name = ctx->context ? ctx->context : "default";
 	char *path = NULL, *dir = NULL, *section = NULL, ca_abs[PATH_MAX];
+	char *server = NULL;
 	struct fl_ini *ini = NULL;
 	json_t *me = NULL;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': ctx->server = optarg; break;
 		case 'c': ctx->ca = optarg; break;
 		case 't': ctx->token = optarg; break;
 		case 'x': name = optarg; break;
+		case 'o':
+			if (cli_set_output(ctx, optarg))
+				return FL_EUSAGE;
+			break;
 		default: return cli_usage(ctx, "unknown option");
 		}
 	}
@@ -77,6 +83,10 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 		return fl_fail_errno(&ctx->err, FL_ENOTFOUND,
 				     "cannot find CA file '%s'", ctx->ca);
 	ctx->ca = ca_abs;
+	rc = cli_server_url(ctx, ctx->server, &server);
+	if (rc)
+		return rc;
+	ctx->server = server; /* saved without a trailing '/' */
 	rc = cli_connect(ctx);
 	if (!rc)
 		rc = fl_http_json(ctx->http, "GET", "/api/v1/whoami", NULL, &me,
@@ -109,17 +119,24 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 		rc = fl_mkdir_p(dir, 0700, &ctx->err);
 	if (!rc)
 		rc = fl_ini_save(ini, path, 0600, &ctx->err);
-	if (!rc)
-		cli_note(ctx, "logged in to %s as %s (%s); context '%s' saved in %s",
-			 ctx->server,
-			 json_string_value(json_object_get(me, "name")),
-			 json_string_value(json_object_get(me, "role")), name,
-			 path);
+	if (rc)
+		goto out;
+	cli_note(ctx, "logged in to %s as %s (%s); context '%s' saved in %s",
+		 ctx->server, json_string_value(json_object_get(me, "name")),
+		 json_string_value(json_object_get(me, "role")), name, path);
+	cli_print_result(ctx, json_pack("{s:s, s:s, s:s, s:O?, s:O?, s:s}",
+					"context", name, "server", ctx->server,
+					"ca", ca_abs, "name",
+					json_object_get(me, "name"), "role",
+					json_object_get(me, "role"), "config",
+					path));
 out:
 	json_decref(me);
 	fl_ini_free(ini);
 	free(section);
 	free(dir);
 	free(path);
+	ctx->server = NULL;
+	free(server);
 	return rc;
 }

@@ -67,6 +67,7 @@ static int parse_create_opt(int c, struct cli_ctx *ctx, struct create_args *a)
 	case 'g': a->git_dir = optarg; return 0;
 	case 'D': a->allow_dirty = true; return 0;
 	case 'O': a->out = optarg; return 0;
+	case 'o': return cli_legacy_out(ctx, optarg, &a->out);
 	case 'k': return add_key(ctx, a, optarg, false);
 	case 'p': return add_key(ctx, a, optarg, true);
 	case 's':
@@ -105,19 +106,20 @@ static int parse_create(int argc, char **argv, struct cli_ctx *ctx,
 		{"compress", required_argument, NULL, 'c'},
 		{"expires", required_argument, NULL, 'e'},
 		{"out", required_argument, NULL, 'O'},
+		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc = 0;
 
 	while (!rc && (c = getopt_long(argc, argv, "o:", opts, NULL)) != -1)
-		rc = parse_create_opt(c == 'o' ? 'O' : c, ctx, a);
+		rc = parse_create_opt(c, ctx, a);
 	if (rc)
 		return rc;
 	if (optind != argc || !a->spec.n_payloads || !a->spec.name ||
 	    !a->spec.version || !a->spec.n_hardware || !a->spec.n_keys ||
 	    !a->out)
 		return cli_usage(ctx, "--image, --name, --version, --hardware, "
-				      "--key or --pkcs11, and -o are required");
+				      "--key or --pkcs11, and --out are required");
 	return 0;
 }
 
@@ -146,10 +148,16 @@ static int cmd_bundle_create(int argc, char **argv, struct cli_ctx *ctx)
 	a.spec.created = time(NULL);
 	a.spec.expires = a.expires ? a.spec.created + a.expires : 0;
 	rc = fsig_bundle_create(&a.spec, a.out, &ctx->err);
-	if (!rc)
-		cli_note(ctx, "wrote %s: %s %s, %zu payload(s), %zu signature(s)",
-			 a.out, a.spec.name, a.spec.version, a.spec.n_payloads,
-			 a.spec.n_keys);
+	if (rc)
+		goto out;
+	cli_note(ctx, "wrote %s: %s %s, %zu payload(s), %zu signature(s)",
+		 a.out, a.spec.name, a.spec.version, a.spec.n_payloads,
+		 a.spec.n_keys);
+	cli_print_result(ctx, json_pack("{s:s, s:s, s:s, s:I, s:I}", "file",
+					a.out, "name", a.spec.name, "version",
+					a.spec.version,
+					"payloads", (json_int_t)a.spec.n_payloads,
+					"signatures", (json_int_t)a.spec.n_keys));
 out:
 	fsig_git_info_release(&git);
 	for (size_t i = 0; i < a.spec.n_keys; i++)
@@ -371,10 +379,10 @@ const struct cli_cmd cli_bundle_cmds[] = {
 	 "bundle create --image F... --name N --version V --security-version S\n"
 	 "                     --hardware H... (--key K | --pkcs11 URI)...\n"
 	 "                     [--git DIR [--allow-dirty]] [--compress zstd]\n"
-	 "                     [--expires D] -o OUT.fwb",
+	 "                     [--expires D] --out OUT.fwb [-o json]",
 	 "build and sign a firmware bundle",
 	 "--image --name --version --security-version --hardware --key "
-	 "--pkcs11 --git --allow-dirty --compress --expires --out",
+	 "--pkcs11 --git --allow-dirty --compress --expires --out --output",
 	 NULL},
 	{"inspect", cmd_bundle_inspect, 0, "bundle inspect FILE.fwb [-o json]",
 	 "show a bundle's manifest and signers without trusting it",

@@ -89,26 +89,35 @@ static int edit(int argc, char **argv, struct cli_ctx *ctx, bool del)
 {
 	struct fl_ini *ini;
 	char *path, *section;
+	const char *name;
 	int rc;
 
-	if (argc != 2)
-		return cli_usage(ctx, "expected one context name");
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one context name")))
+		return rc;
+	name = argv[optind];
 	rc = load(ctx, &path, &ini);
 	if (rc)
 		return rc;
-	section = cli_context_section(argv[1]);
+	section = cli_context_section(name);
 	if (!fl_ini_get(ini, section, "server"))
 		rc = fl_fail(&ctx->err, FL_ENOTFOUND, "no context '%s' in %s",
-			     argv[1], path);
+			     name, path);
 	else if (del)
 		fl_ini_remove_section(ini, section);
 	if (!rc && (!del || fl_streq(fl_ini_get(ini, "fleetctl",
 						 "current-context"),
-				      argv[1])))
+				      name)))
 		rc = fl_ini_set(ini, "fleetctl", "current-context",
-				del ? NULL : argv[1], &ctx->err);
+				del ? NULL : name, &ctx->err);
 	if (!rc)
 		rc = fl_ini_save(ini, path, 0600, &ctx->err);
+	if (!rc)
+		cli_print_result(ctx, json_pack("{s:s, s:s?, s:s}",
+						del ? "deleted" : "used", name,
+						"current_context",
+						fl_ini_get(ini, "fleetctl",
+							   "current-context"),
+						"config", path));
 	free(section);
 	fl_ini_free(ini);
 	free(path);
@@ -126,11 +135,11 @@ static int cmd_config_delete(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 const struct cli_cmd cli_config_cmds[] = {
-	{"delete", cmd_config_delete, 0, "config delete NAME",
-	 "remove a context", "", NULL},
+	{"delete", cmd_config_delete, 0, "config delete NAME [-o json]",
+	 "remove a context", "--output", NULL},
 	{"show", cmd_config_show, 0, "config show [-o json]",
 	 "list the contexts (tokens are never shown)", "--output", NULL},
-	{"use", cmd_config_use, 0, "config use NAME",
-	 "make NAME the current context", "", NULL},
+	{"use", cmd_config_use, 0, "config use NAME [-o json]",
+	 "make NAME the current context", "--output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };

@@ -18,6 +18,23 @@ static const struct cli_col device_cols[] = {
 	{"LAST SEEN", "last_seen"}, {"CERT EXPIRES", "cert_expires"},
 	{NULL, NULL}};
 
+/* --group G and --label K[=V] values fleetd could ever match. */
+static bool filter_ok(int c, const char *v)
+{
+	char key[80];
+	const char *eq = strchr(v, '=');
+
+	if (c == 'g')
+		return fl_valid_id(v);
+	if (!eq)
+		return fl_valid_label(v);
+	if ((size_t)(eq - v) >= sizeof(key))
+		return false;
+	memcpy(key, v, (size_t)(eq - v));
+	key[eq - v] = '\0';
+	return fl_valid_label(key) && fl_valid_label(eq + 1);
+}
+
 /* Append "&key=value" (URL-escaped) to a query string. */
 static void add_query(char **q, const char *key, const char *value)
 {
@@ -43,14 +60,28 @@ static int cmd_devices_list(int argc, char **argv, struct cli_ctx *ctx)
 	};
 	char *q = fl_xstrdup(""), *path;
 	json_t *rows;
-	int c, rc;
+	int c, rc, presence = 0;
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if ((c == 'g' || c == 'l') && !filter_ok(c, optarg)) {
+			free(q);
+			return cli_usage(ctx, "bad --%s '%s'",
+					 c == 'g' ? "group" : "label", optarg);
+		}
 		switch (c) {
 		case 'g': add_query(&q, "group", optarg); break;
 		case 'l': add_query(&q, "label", optarg); break;
-		case 'n': add_query(&q, "online", "true"); break;
-		case 'f': add_query(&q, "online", "false"); break;
+		case 'n':
+		case 'f':
+			if (presence && presence != c) {
+				free(q);
+				return cli_usage(ctx, "--online and --offline "
+						      "exclude each other");
+			}
+			if (!presence)
+				add_query(&q, "online", c == 'n' ? "true" : "false");
+			presence = c;
+			break;
 		case 'v': add_query(&q, "version", optarg); break;
 		case 'a': add_query(&q, "all", "true"); break;
 		case 'o':

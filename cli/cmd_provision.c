@@ -199,6 +199,9 @@ int cmd_provision(int argc, char **argv, struct cli_ctx *ctx)
 		cli_note(ctx, "wrote %s: unpack it on the device and run "
 			      "'fleet-agent run --config %s/agent.conf'",
 			 out, id);
+	if (!rc)
+		cli_print_result(ctx, json_pack("{s:s, s:s, s:s?}", "id", id,
+						"file", out, "group", group));
 	json_decref(req);
 	json_decref(resp);
 	free(csr);

@@ -193,10 +193,15 @@ static int sign_and_save(struct cli_ctx *ctx, struct fsig_root *root,
 		}
 	if (!rc)
 		rc = fsig_root_save(root, out, &ctx->err);
-	if (!rc)
-		cli_note(ctx, "wrote %s: root version %llu with %zu signature(s)",
-			 out, (unsigned long long)fsig_root_version(root), n);
-	return rc;
+	if (rc)
+		return rc;
+	cli_note(ctx, "wrote %s: root version %llu with %zu signature(s)", out,
+		 (unsigned long long)fsig_root_version(root), n);
+	cli_print_result(ctx, json_pack("{s:s, s:I, s:I}", "file", out,
+					"version",
+					(json_int_t)fsig_root_version(root),
+					"signed_now", (json_int_t)n));
+	return 0;
 }
 
 static int cmd_root_init(int argc, char **argv, struct cli_ctx *ctx)
@@ -252,21 +257,31 @@ static int cmd_root_sign(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const struct option opts[] = {
 		{"key", required_argument, NULL, 'k'},
+		{"out", required_argument, NULL, 'O'},
+		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	struct keyset ks = {0};
 	struct fsig_root *root = NULL;
+	const char *out = NULL;
 	int c, rc = 0;
 
-	while (!rc && (c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		rc = c == 'k' ? keyset_add(ctx, &ks, optarg)
-			      : cli_usage(ctx, "unknown option");
+	while (!rc && (c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c == 'k')
+			rc = keyset_add(ctx, &ks, optarg);
+		else if (c == 'O')
+			out = optarg;
+		else if (c == 'o')
+			rc = cli_set_output(ctx, optarg);
+		else
+			rc = cli_usage(ctx, "unknown option");
+	}
 	if (!rc && (optind != argc - 1 || !ks.n))
 		rc = cli_usage(ctx, "expected ROOT.json and --key K");
 	if (!rc)
 		rc = fsig_root_load(argv[optind], &root, &ctx->err);
-	if (!rc)
-		rc = sign_and_save(ctx, root, &ks, argv[optind]);
+	if (!rc) /* in place unless --out */
+		rc = sign_and_save(ctx, root, &ks, out ? out : argv[optind]);
 	fsig_root_free(root);
 	keyset_free(&ks);
 	return rc;
@@ -303,16 +318,18 @@ static int cmd_root_push(int argc, char **argv, struct cli_ctx *ctx)
 	json_t *j = NULL, *resp = NULL;
 	int rc;
 
-	if (argc != 2)
-		return cli_usage(ctx, "expected one ROOT.json");
-	rc = fl_json_load_file(argv[1], FSIG_ROOT_MAX, &j, &ctx->err);
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one ROOT.json")))
+		return rc;
+	rc = fl_json_load_file(argv[optind], FSIG_ROOT_MAX, &j, &ctx->err);
 	if (!rc)
 		rc = fl_http_json(ctx->http, "POST", "/api/v1/roots", j, &resp,
 				  &ctx->err);
-	if (!rc)
+	if (!rc) {
 		cli_note(ctx, "fleetd now trusts root version %lld",
 			 (long long)json_integer_value(
 				 json_object_get(resp, "version")));
+		cli_print_result(ctx, json_incref(resp));
+	}
 	json_decref(j);
 	json_decref(resp);
 	return rc;
@@ -334,9 +351,9 @@ const struct cli_cmd cli_root_cmds[] = {
 	 "--root-key --root-threshold --targets-key --targets-threshold "
 	 "--sign-key --expires --out",
 	 NULL},
-	{"push", cmd_root_push, CLI_NEED_SERVER, "root push ROOT.json",
-	 "give fleetd a trust root (the first, or the next version)", "",
-	 NULL},
+	{"push", cmd_root_push, CLI_NEED_SERVER, "root push ROOT.json [-o json]",
+	 "give fleetd a trust root (the first, or the next version)",
+	 "--output", NULL},
 	{"rotate", cmd_root_rotate, 0,
 	 "root rotate --from OLD.json --root-key K... --targets-key K...\n"
 	 "                  [--*-threshold N] [--expires D] --sign-key K... "
@@ -348,7 +365,9 @@ const struct cli_cmd cli_root_cmds[] = {
 	{"show", cmd_root_show, 0, "root show ROOT.json [-o json]",
 	 "print a root: version, expiry, keys, thresholds, signatures",
 	 "--output", NULL},
-	{"sign", cmd_root_sign, 0, "root sign ROOT.json --key K...",
-	 "add signatures to a root file", "--key", NULL},
+	{"sign", cmd_root_sign, 0,
+	 "root sign ROOT.json --key K... [--out FILE] [-o json]",
+	 "add signatures to a root file (in place, or into --out FILE)",
+	 "--key --out --output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };

@@ -148,6 +148,9 @@ int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx)
 		{"DEVICE", "device"}, {"COMMAND", "command"},
 		{"OLD SERIAL", "old_serial"}, {"RESULT", "result"},
 		{"NEW SERIAL", "new_serial"}, {NULL, NULL}};
+	static const struct cli_col sent_cols[] = {
+		{"DEVICE", "device"}, {"COMMAND", "command"},
+		{"OLD SERIAL", "old_serial"}, {NULL, NULL}};
 	struct rotate_args a = {0};
 	json_t *req, *resp = NULL, *cmds;
 	int rc;
@@ -165,7 +168,7 @@ int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx)
 	cli_note(ctx, "sent rotate to %zu device(s)", json_array_size(cmds));
 	if (a.wait)
 		rc = wait_all(ctx, cmds, a.timeout);
-	cli_print_rows(ctx, cmds, cols);
+	cli_print_rows(ctx, cmds, a.wait ? cols : sent_cols);
 	json_decref(resp);
 	return rc;
 }

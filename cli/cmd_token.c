@@ -126,22 +126,31 @@ static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
 {
-	int rc = 0;
+	json_t *done;
+	int rc;
 
-	if (argc < 2)
-		return cli_usage(ctx, "expected one or more token ids");
-	for (int i = 1; i < argc && !rc; i++) {
-		char *path;
-
+	if ((rc = cli_args(ctx, argc, argv, 1, 1000, "one or more token ids")))
+		return rc;
+	for (int i = optind; i < argc; i++)
 		if (!fl_valid_id(argv[i]))
 			return cli_usage(ctx, "invalid token id '%s'", argv[i]);
-		path = fl_xasprintf("/api/v1/tokens/%s", argv[i]);
+	done = json_array();
+	for (int i = optind; i < argc && !rc; i++) {
+		char *path = fl_xasprintf("/api/v1/tokens/%s", argv[i]);
+
 		rc = fl_http_json(ctx->http, "DELETE", path, NULL, NULL,
 				  &ctx->err);
 		free(path);
-		if (!rc)
+		if (!rc) {
 			cli_note(ctx, "revoked token %s", argv[i]);
+			json_array_append_new(done, json_string(argv[i]));
+		}
 	}
+	/* what was revoked, even when a later id failed */
+	if (json_array_size(done) || !rc)
+		cli_print_result(ctx, json_pack("{s:o}", "revoked", done));
+	else
+		json_decref(done);
 	return rc;
 }
 
@@ -153,7 +162,8 @@ const struct cli_cmd cli_token_cmds[] = {
 	 "--role --enroll --group --uses --ttl --output", NULL},
 	{"list", cmd_token_list, CLI_NEED_SERVER, "token list [-o json]",
 	 "list tokens (admin only)", "--output", NULL},
-	{"revoke", cmd_token_revoke, CLI_NEED_SERVER, "token revoke ID...",
-	 "revoke tokens by id (admin only)", "", NULL},
+	{"revoke", cmd_token_revoke, CLI_NEED_SERVER,
+	 "token revoke ID... [-o json]", "revoke tokens by id (admin only)",
+	 "--output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };

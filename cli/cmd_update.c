@@ -22,6 +22,11 @@ static const struct cli_col job_cols[] = {
 	{"FROM", "from_version"}, {"TO", "to_version"},
 	{"REASON", "reason"}, {NULL, NULL}};
 
+/* What fleetd answers when it starts a job (no --wait). */
+static const struct cli_col started_cols[] = {
+	{"JOB", "job"}, {"DEVICE", "device"}, {"COMMAND", "command"},
+	{NULL, NULL}};
+
 /* Print a progress line when a job's state or percentage changes. */
 static void progress(struct cli_ctx *ctx, json_t *slot, const json_t *job)
 {
@@ -126,7 +131,7 @@ static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
 			json_string_value(json_object_get(e, "error")));
 	if (wait && json_array_size(jobs))
 		rc = wait_jobs(ctx, jobs, timeout);
-	cli_print_rows(ctx, jobs, job_cols);
+	cli_print_rows(ctx, jobs, wait ? job_cols : started_cols);
 	if (!rc && json_array_size(errors))
 		rc = fl_fail(&ctx->err, FL_ERR, "%zu device(s) could not start",
 			     json_array_size(errors));
@@ -221,6 +226,32 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
+/*
+ * A jobs list filter value fleetd could match: the job states of
+ * fleet-protocol (and the ones fleetd sets itself), a limit of 1..10000.
+ * Anything else is a usage error, never an empty list.
+ */
+static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
+{
+	static const char *const states[] = {
+		"queued",	"downloading", "verifying", "installing",
+		"installed",	"rebooting",   "health-check", "reverting",
+		"succeeded",	"failed",      "rolled-back", "cancelled",
+		"expired"};
+	uint64_t n;
+
+	if (c == 'l' && (fl_parse_uint(v, 10000, &n, NULL) || n == 0))
+		return cli_usage(ctx, "--limit takes 1 to 10000, not '%s'", v);
+	if (c == 'd' && !fl_valid_id(v))
+		return cli_usage(ctx, "invalid device id '%s'", v);
+	if (c != 's')
+		return 0;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(states); i++)
+		if (fl_streq(v, states[i]))
+			return 0;
+	return cli_usage(ctx, "unknown job state '%s'", v);
+}
+
 static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const struct option opts[] = {
@@ -249,6 +280,10 @@ static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 				continue;
 			free(q);
 			return cli_usage(ctx, "unknown option");
+		}
+		if (job_filter_ok(ctx, c, optarg)) {
+			free(q);
+			return FL_EUSAGE;
 		}
 		esc = curl_easy_escape(NULL, optarg, 0);
 		n = fl_xasprintf("%s%c%s=%s", q, *q ? '&' : '?', key, esc);

@@ -36,9 +36,10 @@ const struct cli_cmd cli_commands[] = {
 	{"keys", NULL, 0, "keys generate", "make signing keys", NULL,
 	 cli_keys_cmds},
 	{"login", cmd_login, 0,
-	 "login --server URL --ca FILE --token TOKEN [--context NAME]",
+	 "login --server URL --ca FILE --token TOKEN [--context NAME] "
+	 "[-o json]",
 	 "check a server and token, then save them as a context",
-	 "--server --ca --token --context", NULL},
+	 "--server --ca --token --context --output", NULL},
 	{"provision", cmd_provision, CLI_NEED_SERVER,
 	 "provision ID [--group G] --out FILE.tar.gz",
 	 "make a device identity for a factory image (key made here)",

@@ -46,7 +46,7 @@ int cli_connect(struct cli_ctx *ctx)
 {
 	struct fl_http_opts o = {0};
 	struct fl_ini *ini = NULL;
-	char *path = cli_config_path(), *section = NULL;
+	char *path = cli_config_path(), *section = NULL, *url = NULL;
 	const char *name;
 	int rc;
 
@@ -76,8 +76,12 @@ int cli_connect(struct cli_ctx *ctx)
 			     "--server or FLEET_SERVER)");
 		goto out;
 	}
-	rc = fl_http_new(&o, &ctx->http, &ctx->err);
+	rc = cli_server_url(ctx, o.base_url, &url);
+	o.base_url = url;
+	if (!rc)
+		rc = fl_http_new(&o, &ctx->http, &ctx->err);
 out:
+	free(url);
 	fl_ini_free(ini);
 	free(section);
 	free(path);

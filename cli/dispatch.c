@@ -49,6 +49,32 @@ int cli_set_output(struct cli_ctx *ctx, const char *value)
 	return 0;
 }
 
+int cli_server_url(struct cli_ctx *ctx, const char *url, char **ret)
+{
+	size_t n = strlen(url);
+
+	if (!fl_startswith(url, "https://") || n == strlen("https://"))
+		return fl_fail(&ctx->err, FL_EUSAGE,
+			       "server URL '%s' must start with https:// "
+			       "(fleetd serves HTTPS only)",
+			       url);
+	while (n > strlen("https://") && url[n - 1] == '/')
+		n--;
+	*ret = fl_xstrndup(url, n);
+	return 0;
+}
+
+int cli_legacy_out(struct cli_ctx *ctx, const char *value,
+		   const char **ret_out)
+{
+	if (fl_streq(value, "table") || fl_streq(value, "json"))
+		return cli_set_output(ctx, value);
+	fprintf(stderr, "fleetctl: warning: -o FILE is deprecated, "
+			"use --out FILE\n");
+	*ret_out = value;
+	return 0;
+}
+
 int cli_args(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
 	     const char *what)
 {

@@ -18,8 +18,14 @@ void cli_print_json(const json_t *j)
 	free(s);
 }
 
+/*
+ * A row that lacks a column (the server omits it, or the command has not
+ * filled it in yet) is a NULL value here: it prints as "-" like null.
+ */
 const char *cli_cell(const json_t *v, char *buf, size_t len)
 {
+	if (!v)
+		return "-";
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return json_string_value(v);
@@ -55,6 +61,15 @@ const char *cli_cell(const json_t *v, char *buf, size_t len)
 	default:
 		return "-";
 	}
+}
+
+void cli_print_result(struct cli_ctx *ctx, json_t *j)
+{
+	if (!j)
+		j = json_object();
+	if (ctx->output == CLI_OUT_JSON)
+		cli_print_json(j);
+	json_decref(j);
 }
 
 /* Cells never carry control characters to the terminal. */

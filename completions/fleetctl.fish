@@ -39,6 +39,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from create' -l allow-dirty
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l compress
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l expires
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from inspect' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from upload' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from verify' -l root
@@ -57,7 +58,9 @@ complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_
 complete -c fleetctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from delete show use' -a delete -d 'remove a context'
 complete -c fleetctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from delete show use' -a show -d 'list the contexts (tokens are never shown)'
 complete -c fleetctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from delete show use' -a use -d 'make NAME the current context'
+complete -c fleetctl -n '__fish_seen_subcommand_from delete' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from use' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a decommission -d 'revoke a device\'s certificates and end its broker session'
 complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a label -d 'set or remove labels'
 complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a list -d 'list devices'
@@ -86,6 +89,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from login' -l server
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l ca
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l context
+complete -c fleetctl -n '__fish_seen_subcommand_from login' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l out
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l device
@@ -96,7 +100,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_s
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a rotate -d 'make the next root version, signed by old and new root keys'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a show -d 'print a root: version, expiry, keys, thresholds, signatures'
-complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a sign -d 'add signatures to a root file'
+complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a sign -d 'add signatures to a root file (in place, or into --out FILE)'
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l root-key
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l root-threshold
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l targets-key
@@ -104,6 +108,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from init' -l targets-threshold
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l sign-key
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l expires
 complete -c fleetctl -n '__fish_seen_subcommand_from init' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from push' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l from
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l root-key
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l root-threshold
@@ -114,6 +119,8 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l expires
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l out
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l key
+complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from sign' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait
@@ -129,6 +136,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from create' -l uses
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l ttl
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from revoke' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l bundle
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l timeout

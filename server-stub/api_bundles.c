@@ -306,6 +306,11 @@ int api_root_push(struct srv_req *r)
 			rc = fl_fail(&err, FL_EVERIFY, "root has expired");
 		newest = rc ? NULL : cand;
 		cand = rc ? cand : NULL;
+	} else if (!rc && fsig_root_version(cand) <= fsig_root_version(cur)) {
+		rc = fl_fail(&err, FL_ECONFLICT,
+			     "root version %" PRIu64 " is not newer than the "
+			     "trusted version %" PRIu64,
+			     fsig_root_version(cand), fsig_root_version(cur));
 	} else if (!rc) {
 		rc = fsig_root_update(cur, &cand, 1, 0, &newest, &why, &err);
 		if (!rc && fsig_root_version(newest) != fsig_root_version(cand))
@@ -318,6 +323,13 @@ int api_root_push(struct srv_req *r)
 		rc = srv_store_root_add(r->srv->store, fsig_root_version(newest),
 					text, fsig_root_expires(newest),
 					srv_req_actor(r), &err);
+		/* a concurrent push of the same version won the insert */
+		if (rc == FL_ECONFLICT) {
+			fl_error_clear(&err);
+			rc = fl_fail(&err, FL_ECONFLICT,
+				     "root version %" PRIu64 " is already trusted",
+				     fsig_root_version(newest));
+		}
 	}
 	if (!rc)
 		rc = srv_reply_json(r, 201,

@@ -188,6 +188,25 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 	return rc;
 }
 
+int srv_ca_reissue_server(const char *state_dir, const char *const *sans,
+			  size_t nsans, struct fl_error *err)
+{
+	char *cert = fl_path_join(state_dir, SRV_CA_ISSUING_CERT);
+	char *key = fl_path_join(state_dir, SRV_CA_ISSUING_KEY);
+	struct fl_pki_issuer issuing = {0};
+	int rc;
+
+	rc = fl_pki_issuer_load(cert, key, &issuing, err);
+	if (!rc)
+		rc = make_server_cert(state_dir, &issuing, sans, nsans, err);
+	if (rc)
+		fl_error_prefix(err, "reissuing the server certificate");
+	fl_pki_issuer_release(&issuing);
+	free(cert);
+	free(key);
+	return rc;
+}
+
 int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
 		       struct fl_error *err)
 {

@@ -63,6 +63,16 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 		struct fl_error *err);
 
 /*
+ * Reissue the server certificate (tls/server.pem, new key in
+ * tls/server.key) from the issuing CA, with the default SANs and @sans,
+ * the complete list of extra names (as srv_ca_init).  The issuing CA's
+ * key must be present (the root key need not be).  The running fleetd
+ * and its broker use the new certificate after a restart.
+ */
+int srv_ca_reissue_server(const char *state_dir, const char *const *sans,
+			  size_t nsans, struct fl_error *err);
+
+/*
  * Offline root: write the root CA's key and certificate to @out (one PEM
  * file, mode 0600, never overwriting) and, with @remove, delete the key
  * from the state dir afterwards.  fleetd never needs the root key to

@@ -224,6 +224,46 @@ static int cmd_ca(int argc, char **argv, const struct cmd *self)
 	return 0;
 }
 
+/*
+ * fleetd cert server --state DIR [--san NAME]...: a new server
+ * certificate with other names, for a server that moved or gained a
+ * name after init.
+ */
+static int cmd_cert(int argc, char **argv, const struct cmd *self)
+{
+	static const struct option opts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"san", required_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *state = NULL, *sans[MAX_SANS];
+	struct fl_error err = {0};
+	size_t nsans = 0;
+	int c;
+
+	if (argc < 2 || strcmp(argv[1], "server") != 0)
+		return usage_err(self, "the only cert command is server");
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			state = optarg;
+		else if (c == 'n' && nsans < MAX_SANS)
+			sans[nsans++] = optarg;
+		else
+			return usage_err(self, c == 'n' ? "too many --san"
+							: "bad option");
+	}
+	if (!state || optind != argc)
+		return usage_err(self, "--state DIR is required");
+	if (srv_ca_reissue_server(state, sans, nsans, &err))
+		return die(err.code, "%s", err.msg);
+	printf("wrote %s/tls/server.pem for localhost, 127.0.0.1, ::1", state);
+	for (size_t i = 0; i < nsans; i++)
+		printf(", %s", sans[i]);
+	printf("\nrestart 'fleetd serve' to use it\n");
+	return 0;
+}
+
 static int cmd_version(int argc, char **argv, const struct cmd *self)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
@@ -237,6 +277,8 @@ static const struct cmd cmds[] = {
 	{"ca", cmd_ca,
 	 "fleetd ca export-root --state DIR --out FILE [--remove]",
 	 "export the root CA key for offline keeping (and remove it)"},
+	{"cert", cmd_cert, "fleetd cert server --state DIR [--san NAME]...",
+	 "reissue the server certificate with other names (SANs)"},
 	{"init", cmd_init, "fleetd init --state DIR [--san NAME]...",
 	 "create a state dir: database, CA, TLS certificate, admin token"},
 	{"serve", cmd_serve,

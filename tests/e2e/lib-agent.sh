@@ -88,7 +88,7 @@ ota_bundle() {
 	local img=$1 ver=$2 sv=$3 hw=${4:-sim} key=${5:-$T/fw/keys/targets}
 	fleetctl -q bundle create --image "$img" --name fleet-sample --version "$ver" \
 		--security-version "$sv" --hardware "$hw" --key "$key" \
-		-o "$T/fw/fleet-sample-$ver.fwb" >/dev/null &&
+		--out "$T/fw/fleet-sample-$ver.fwb" >/dev/null &&
 		printf '%s\n' "$T/fw/fleet-sample-$ver.fwb"
 }
 

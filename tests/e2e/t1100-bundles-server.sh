@@ -15,7 +15,7 @@ fleetctl -q keys generate --out "$K/ci2" >/dev/null
 fleetctl -q root init --root-key "$K/root1" --targets-key "$K/ci1.pub" --out "$K/root-v1.json"
 head -c 3000000 /dev/urandom >"$T/img"
 mk() { fleetctl -q bundle create --image "$T/img" --name fw --version "$1" \
-	--security-version 1 --hardware rpi4 --key "$2" -o "$3"; }
+	--security-version 1 --hardware rpi4 --key "$2" --out "$3"; }
 mk 1.0.0 "$K/ci1" "$T/a.fwb"
 
 check_exit 5 "upload before any trust root is a conflict" fleetctl bundle upload "$T/a.fwb"
@@ -30,7 +30,7 @@ check "bundles show by id prefix" sh -c "fleetctl -o json bundles show ${ID:0:8}
 check_exit 3 "unknown bundle is not found" fleetctl bundles show fw@9.9.9
 head -c 100 /dev/urandom >>"$T/img2"; cat "$T/img" >>"$T/img2"
 fleetctl -q bundle create --image "$T/img2" --name fw --version 1.0.0 \
-	--security-version 1 --hardware rpi4 --key "$K/ci1" -o "$T/other.fwb"
+	--security-version 1 --hardware rpi4 --key "$K/ci1" --out "$T/other.fwb"
 check_exit 5 "a different bundle with the same name and version is a conflict" \
 	fleetctl bundle upload "$T/other.fwb"
 

@@ -41,7 +41,7 @@ create() {
 	fleetctl -q bundle create --image "$T/image" --name fw --version 2.0.0 \
 		--security-version 3 --hardware gw-a --pkcs11 "$URI" --git "$R" "$@"
 }
-check "sign in the HSM with provenance from git" create -o "$T/fw.fwb"
+check "sign in the HSM with provenance from git" create --out "$T/fw.fwb"
 check_true "no key file was written" sh -c "! ls '$T' | grep -q '\\.pem\$'"
 fleetctl -o json bundle inspect "$T/fw.fwb" >"$T/inspect.json"
 check "provenance has the commit" jq -e --arg c "$(git -C "$R" rev-parse HEAD)" \
@@ -61,7 +61,7 @@ check "the dirty flag is recorded" sh -c \
 	"fleetctl -o json bundle inspect '$T/dirty.fwb' | jq -e '.manifest.provenance.dirty == true and (.manifest.provenance.describe | endswith(\"-dirty\"))'"
 check_fail "a wrong PIN fails the job" env FLEET_PKCS11_PIN=0000 \
 	fleetctl -q bundle create --image "$T/image" --name fw --version 2.0.1 \
-	--security-version 3 --hardware gw-a --pkcs11 "$URI" -o "$T/pin.fwb"
+	--security-version 3 --hardware gw-a --pkcs11 "$URI" --out "$T/pin.fwb"
 
 # Upload with a ci token: the only thing that role may do.
 start_fleetd
