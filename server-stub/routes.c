@@ -31,6 +31,8 @@ const struct srv_route srv_routes[] = {
 	R("POST", "/api/v1/reenroll", DEVICE, api_reenroll),
 	R("POST", "/api/v1/reenroll/confirm", DEVICE, api_reenroll_confirm),
 	R("POST", "/api/v1/provision", SRV_ROLES_OPS, api_provision),
+	R("POST", "/api/v1/provision/:id/undo", SRV_ROLES_OPS,
+	  api_provision_undo),
 	R("POST", "/api/v1/rotate", SRV_ROLES_OPS, api_rotate),
 	/* devices */
 	R("GET", "/api/v1/devices", READERS, api_device_list),

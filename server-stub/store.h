@@ -146,6 +146,20 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
 int srv_store_device_decommission(struct srv_store *s, const char *id,
 				  struct fl_error *err);
 
+/* How long after a provision the CLI may still undo it (seconds). */
+#define SRV_PROVISION_UNDO_WINDOW 600
+
+/*
+ * Undo a provision whose archive could not be written, in one
+ * transaction: revoke @serial and forget device @id, so the id can be
+ * provisioned again.  Only for an active device that has never been
+ * seen, whose only live certificate is @serial, issued in the last
+ * SRV_PROVISION_UNDO_WINDOW seconds; else FL_ECONFLICT (FL_ENOTFOUND
+ * for an unknown device).  The caller republishes the CRL.
+ */
+int srv_store_provision_undo(struct srv_store *s, const char *id,
+			     const char *serial, struct fl_error *err);
+
 /* Presence from MQTT: online flag and last seen time. */
 int srv_store_device_presence(struct srv_store *s, const char *id,
 			      bool online, const char *agent,
