@@ -19,8 +19,8 @@ devices show|--output --help
 jobs list|--device --state --limit --output --help
 jobs show|--output --help
 keys generate|--alg --out --output --help
-login|--server --ca --token --context --help
-provision|--group --out --help
+login|--server --ca --token-file --token --context --help
+provision|--group --out --force --help
 rollback|--device --wait --timeout --output --help
 root init|--root-key --root-threshold --targets-key --targets-threshold --sign-key --expires --out --help
 root push| --help

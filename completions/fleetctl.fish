@@ -84,10 +84,12 @@ complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l out
 complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l server
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l ca
+complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token-file
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l context
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l force
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l device
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l timeout
