@@ -46,5 +46,6 @@ int api_update(struct srv_req *r);
 int api_device_rollback(struct srv_req *r);
 int api_job_list(struct srv_req *r);
 int api_job_get(struct srv_req *r);
+int api_job_cancel(struct srv_req *r);
 
 #endif

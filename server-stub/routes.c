@@ -47,6 +47,7 @@ const struct srv_route srv_routes[] = {
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),
 	R("GET", "/api/v1/jobs/:id", READERS, api_job_get),
+	R("POST", "/api/v1/jobs/:id/cancel", SRV_ROLES_OPS, api_job_cancel),
 	/* bundles and trust roots */
 	UPLOAD("POST", "/api/v1/bundles", SRV_ROLES_OPS | SRV_ROLE_CI,
 	       api_bundle_upload, api_bundle_upload_body),

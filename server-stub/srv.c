@@ -12,7 +12,8 @@
 static const struct fl_ini_key conf_keys[] = {
 	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
 	{"broker", "listen"},     {"broker", "mosquitto"},
-	{"bundles", "max_size"},  {NULL, NULL},
+	{"bundles", "max_size"},  {"jobs", "expire"},
+	{NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -21,6 +22,22 @@ static char *conf_str(const struct fl_ini *ini, const char *sec,
 	const char *v = fl_ini_get(ini, sec, key);
 
 	return v ? fl_xstrdup(v) : def ? fl_xstrdup(def) : NULL;
+}
+
+/* [jobs] expire: how long fleetd waits for a job's result by default. */
+static int load_job_expire(const struct fl_ini *ini, int64_t *ret,
+			   struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, "jobs", "expire");
+	int64_t s = SRV_JOB_EXPIRE_DEFAULT;
+
+	if (v && fl_parse_duration(v, &s, err))
+		return FL_EINVAL;
+	if (s < 1 || s > SRV_JOB_EXPIRE_MAX)
+		return fl_fail(err, FL_EINVAL,
+			       "[jobs] expire must be 1s..365d");
+	*ret = s;
+	return 0;
 }
 
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
@@ -48,6 +65,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "bundles", "max_size", UINT64_MAX / 2,
 				     4ULL << 30, &srv->cfg.max_bundle, err);
+	if (!rc)
+		rc = load_job_expire(ini, &srv->cfg.job_expire, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =

@@ -18,7 +18,12 @@ struct srv_config {
 	char *broker_listen;     /* [broker] listen, for --with-broker */
 	char *mosquitto;         /* [broker] mosquitto: program path */
 	uint64_t max_bundle;     /* [bundles] max_size, default 4 GiB */
+	int64_t job_expire;      /* [jobs] expire: a job's default deadline */
 };
+
+/* A job's deadline: the default and the longest allowed (seconds). */
+#define SRV_JOB_EXPIRE_DEFAULT (24 * 3600)
+#define SRV_JOB_EXPIRE_MAX (365 * 86400)
 
 /*
  * fleetd's shared state: what the HTTP handlers, the MQTT side and the

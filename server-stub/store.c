@@ -113,6 +113,9 @@ static const char *const migrations[] = {
 	" state TEXT NOT NULL,"
 	" event TEXT NOT NULL);"
 	"CREATE INDEX job_events_job ON job_events(job, seq);",
+	/* 5: job deadlines (issue 8 item 14); 0 = none */
+	"ALTER TABLE jobs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_open ON jobs(final, expires);",
 };
 
 static const struct {
