@@ -159,6 +159,46 @@ int ota_enter(struct agent_ota *o, enum agent_job_state state,
 	return 0;
 }
 
+/*
+ * What a finished job teaches about the slots (the rollback rule,
+ * docs/ota.md): the target is good once it passed its health check; a
+ * target the device had to leave is not, and the slot it came back to
+ * is.  Saved with the journal by the caller.
+ */
+static void ota_note_slots(struct agent_ota *o, enum agent_job_state state)
+{
+	const struct agent_job *job = &o->j.job;
+	struct agent_slot_info *t = agent_journal_slot(&o->j, job->target_slot);
+	struct agent_slot_info *b = agent_journal_slot(&o->j, o->booted);
+
+	if (state == AGENT_JOB_SUCCEEDED && t)
+		t->good = true;
+	if (state == AGENT_JOB_ROLLED_BACK ||
+	    (state == AGENT_JOB_FAILED &&
+	     fl_streq(job->stage, "health-check"))) {
+		if (t)
+			t->good = false;
+		if (b && b != t)
+			b->good = true;
+	}
+}
+
+void ota_mark_booted_good(struct agent_ota *o, const char *left_slot)
+{
+	struct agent_slot_info *b = agent_journal_slot(&o->j, o->booted);
+	struct agent_slot_info *l =
+		left_slot ? agent_journal_slot(&o->j, left_slot) : NULL;
+	struct fl_error err = {0};
+
+	if (!b || (b->good && (!l || l == b || !l->good)))
+		return;
+	b->good = true;
+	if (l && l != b)
+		l->good = false;
+	if (ota_save(o, &err))
+		fl_error("%s: %s", o->a->cfg->id, err.msg);
+}
+
 void ota_finish(struct agent_ota *o, enum agent_job_state state,
 		const char *stage, const char *reason)
 {
@@ -168,6 +208,7 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 
 	job->state = state;
 	agent_job_set_outcome(job, stage, reason);
+	ota_note_slots(o, state);
 	if (state == AGENT_JOB_SUCCEEDED && job->type == AGENT_JOB_UPDATE &&
 	    job->has_security_version && job->security_version > o->j.floor)
 		o->j.floor = job->security_version;
@@ -360,6 +401,12 @@ int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
 		return fl_fail(err, FL_ENOTFOUND,
 			       "slot %s holds no known firmware to go back to",
 			       job.target_slot);
+	if (!si->good)
+		return fl_fail(err, FL_ECONFLICT,
+			       "slot %s holds %s, which is not known good (it "
+			       "never passed a health check here): nothing to "
+			       "go back to",
+			       job.target_slot, si->version);
 	if (si->has_security_version && si->security_version < o->j.floor)
 		return fl_fail(err, FL_EVERIFY,
 			       "slot %s holds security_version %llu, below "

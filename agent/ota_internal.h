@@ -50,6 +50,11 @@ void ota_event(struct agent_ota *o, const char *state, const json_t *extra);
 void ota_finish(struct agent_ota *o, enum agent_job_state state,
 		const char *stage, const char *reason);
 
+/* ota.c: the booted slot runs confirmed, so it is known good (and
+ * @left_slot, the trial slot the bootloader left, NULL if none, is not);
+ * the journal is saved if that changes it. */
+void ota_mark_booted_good(struct agent_ota *o, const char *left_slot);
+
 /* ota.c: the test hook FLEET_AGENT_FAILPOINTS: stop the process
  * (SIGSTOP) at @name. */
 void ota_failpoint(const struct agent_ota *o, const char *name);
