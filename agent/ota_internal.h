@@ -31,7 +31,12 @@ struct agent_ota {
 	int64_t last_progress_ms; /* last download progress event */
 	uint64_t progress;	  /* bytes downloaded, for events */
 	const char *health;	  /* "ok", "checking", "failed" or NULL */
+	bool installing; /* inside ota_install (commands come via ota_pump) */
+	bool cancel;	 /* fleetd cancelled the job: stop the install */
 };
+
+/* The reason a job cancelled by fleetd ends with. */
+#define OTA_CANCELLED "cancelled by fleetd"
 
 /* ota.c: persist the journal; logs and returns the error. */
 int ota_save(struct agent_ota *o, struct fl_error *err);

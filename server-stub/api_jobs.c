@@ -224,6 +224,25 @@ int api_device_rollback(struct srv_req *r)
 	return srv_reply_json(r, 201, job);
 }
 
+/*
+ * Tell the device that got @job's command to stop it (best effort: the
+ * job is final on fleetd already, whatever the device answers).
+ */
+static void tell_device(struct srv *srv, const json_t *job)
+{
+	const char *dev = json_string_value(json_object_get(job, "device"));
+	const char *id = json_string_value(json_object_get(job, "id"));
+	json_t *args = json_pack("{s:s}", "job", id);
+	struct fl_error err = {0};
+	char cmd[48];
+
+	if (json_is_string(json_object_get(job, "command")) &&
+	    srv_mqtt_send_cmd(srv->mqtt, dev, "cancel", args, cmd, &err))
+		fl_warn("job %s: cannot tell %s it is cancelled: %s", id, dev,
+			err.msg);
+	json_decref(args);
+}
+
 /* POST /api/v1/jobs/:id/cancel: the job ends as "cancelled". */
 int api_job_cancel(struct srv_req *r)
 {
@@ -234,6 +253,7 @@ int api_job_cancel(struct srv_req *r)
 				 &err) ||
 	    srv_store_job_get(r->srv->store, r->params[0], &job, &err))
 		return srv_reply_fail(r, &err);
+	tell_device(r->srv, job);
 	fl_info("job %s cancelled by %s", r->params[0], srv_req_actor(r));
 	return srv_reply_json(r, 200, job);
 }

@@ -781,6 +781,55 @@ static void test_rollback_only_to_known_good(void **state)
 	free(bundle);
 }
 
+/* Run the "cancel" handler for job @job; its return code. */
+static int cancel(struct ofx *o, const char *job)
+{
+	struct agent_cmd cmd = {.id = "c-x", .type = "cancel"};
+	struct agent_cmd_outcome out = {.fields = json_object()};
+	int rc;
+
+	cmd.args = json_pack("{s:s}", "job", job);
+	rc = agent_cmd_cancel(o->a, &cmd, &out, NULL);
+	json_decref(cmd.args);
+	json_decref(out.fields);
+	return rc;
+}
+
+/*
+ * fleetd cancelled the job (issue 8): before the switch the device ends
+ * it as failed, "cancelled by fleetd", and touches no bootloader state;
+ * past the switch it refuses and the job ends on its own; a cancel for
+ * another job changes nothing.
+ */
+static void test_cancel_command(void **state)
+{
+	struct ofx *o = *state;
+	struct agent_journal j;
+
+	installed_at(o, AGENT_JOB_INSTALLED, "sim-0");
+	start(o);
+	assert_int_equal(cancel(o, "j-other"), 0);
+	assert_int_equal(journal(o).job.state, AGENT_JOB_INSTALLED);
+	assert_int_equal(cancel(o, "j-1"), 0);
+	j = journal(o);
+	assert_int_equal(j.job.state, AGENT_JOB_FAILED);
+	assert_string_equal(j.job.stage, "installed");
+	assert_string_equal(j.job.reason, "cancelled by fleetd");
+	for (int i = 0; i < 10; i++) /* nothing runs on */
+		agent_step(o->a, 20, NULL);
+	assert_false(agent_reboot_requested(o->a));
+	assert_string_equal(boot_state(o).slot, "a");
+	assert_false(boot_state(o).upgrade_available);
+	assert_int_equal(cancel(o, "j-1"), 0); /* final: nothing to do */
+	agent_free(o->a);
+	o->a = NULL;
+	/* past the switch: refused, the job goes on */
+	installed_at(o, AGENT_JOB_REBOOTING, "sim-0");
+	start(o);
+	assert_int_equal(cancel(o, "j-1"), FL_ECONFLICT);
+	assert_int_equal(journal(o).job.state, AGENT_JOB_REBOOTING);
+}
+
 /* A journal that does not load is kept aside, never acted on; the
  * agent runs on, and status still works. */
 static void test_corrupt_journal(void **state)
@@ -832,6 +881,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_start_up_cleanups, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_commands_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_command, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_only_to_known_good,
 					    setup, teardown),
