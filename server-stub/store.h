@@ -151,7 +151,8 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 
 /*
  * Undo a provision whose archive could not be written, in one
- * transaction: revoke @serial and forget device @id, so the id can be
+ * transaction: revoke @serial and forget device @id (or, if it had been
+ * decommissioned before, make it decommissioned again), so the id can be
  * provisioned again.  Only for an active device that has never been
  * seen, whose only live certificate is @serial, issued in the last
  * SRV_PROVISION_UNDO_WINDOW seconds; else FL_ECONFLICT (FL_ENOTFOUND

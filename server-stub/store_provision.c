@@ -50,6 +50,35 @@ static int undo_allowed(struct srv_store *s, const char *id,
 	return rc;
 }
 
+/*
+ * Inside a transaction: forget a device that is new, or put one that
+ * was decommissioned before this provision back as it was (its history,
+ * older certificates, stays).
+ */
+static int forget_device(struct srv_store *s, const char *id,
+			 const char *serial, struct fl_error *err)
+{
+	json_t *old = NULL;
+	int rc;
+
+	if (db_query_one(s, &old, NULL,
+			 "SELECT serial FROM certs WHERE device = ? AND"
+			 " serial != ? LIMIT 1",
+			 "ss", id, serial) == 0) {
+		json_decref(old);
+		return db_run(s, NULL, err,
+			      "UPDATE devices SET state = 'decommissioned'"
+			      " WHERE id = ?",
+			      "s", id);
+	}
+	rc = db_run(s, NULL, err, "DELETE FROM device_labels WHERE device = ?",
+		    "s", id);
+	if (!rc)
+		rc = db_run(s, NULL, err, "DELETE FROM devices WHERE id = ?",
+			    "s", id);
+	return rc;
+}
+
 int srv_store_provision_undo(struct srv_store *s, const char *id,
 			     const char *serial, struct fl_error *err)
 {
@@ -65,12 +94,7 @@ int srv_store_provision_undo(struct srv_store *s, const char *id,
 			    " 'provision-undone' WHERE serial = ?",
 			    "is", (int64_t)time(NULL), serial);
 	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "DELETE FROM device_labels WHERE device = ?", "s",
-			    id);
-	if (!rc)
-		rc = db_run(s, NULL, err, "DELETE FROM devices WHERE id = ?",
-			    "s", id);
+		rc = forget_device(s, id, serial, err);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
