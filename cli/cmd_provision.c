@@ -125,8 +125,10 @@ static int out_commit(struct out_file *o, struct fl_error *err)
 		free(o->tmp);
 		o->tmp = NULL;
 	}
-	if (!rc)
-		rc = fl_fsync_parent(o->path, err);
+	/* OUT is in place now: a failed directory sync must not undo it */
+	if (!rc && fl_fsync_parent(o->path, NULL))
+		fprintf(stderr, "fleetctl: warning: cannot sync the directory "
+				"of '%s'\n", o->path);
 	out_close(o);
 	return rc;
 }
