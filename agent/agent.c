@@ -245,6 +245,24 @@ static void handle_command(struct agent *a, const char *payload, size_t len)
 	agent_cmd_release(&cmd);
 }
 
+bool agent_inbox_cancels(const struct agent *a, const char *job)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < a->n_inbox && !found; i++) {
+		struct agent_cmd cmd = {0};
+
+		if (agent_cmd_parse(a->inbox[i].payload, a->inbox[i].len, &cmd,
+				    NULL) == 0)
+			found = fl_streq(cmd.type, "cancel") &&
+				fl_streq(json_string_value(
+						 json_object_get(cmd.args, "job")),
+					 job);
+		agent_cmd_release(&cmd);
+	}
+	return found;
+}
+
 static void drain_inbox(struct agent *a)
 {
 	size_t n = a->n_inbox;

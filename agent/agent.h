@@ -129,6 +129,10 @@ int agent_cmd_update(struct agent *a, const struct agent_cmd *cmd,
 		     struct agent_cmd_outcome *out, struct fl_error *err);
 int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
 		       struct agent_cmd_outcome *out, struct fl_error *err);
+/* "cancel" {"job"}: fleetd gave up on the job; stop it unless it has
+ * switched slots already (then FL_ECONFLICT). */
+int agent_cmd_cancel(struct agent *a, const struct agent_cmd *cmd,
+		     struct agent_cmd_outcome *out, struct fl_error *err);
 
 /*
  * True when a job asked for a reboot: agent_run has returned for it and

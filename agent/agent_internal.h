@@ -50,6 +50,10 @@ struct agent {
 	struct agent_ota *ota;
 };
 
+/* agent.c: a "cancel" command for @job waits in the inbox (received,
+ * not dispatched yet: a long update step checks it between chunks). */
+bool agent_inbox_cancels(const struct agent *a, const char *job);
+
 /* A random 32-bit number (OpenSSL RAND; falls back to the clock). */
 uint32_t agent_rand32(void);
 

@@ -17,6 +17,7 @@
 
 /* One line per command type, sorted. */
 static const struct agent_cmd_handler handlers[] = {
+    {"cancel", agent_cmd_cancel},
     {"rollback", agent_cmd_rollback},
     {"rotate", agent_cmd_rotate},
     {"update", agent_cmd_update},

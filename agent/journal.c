@@ -205,6 +205,8 @@ static int parse_slots(const json_t *doc, struct agent_journal *j,
 			rc = get_opt_num(s, "security_version",
 					 &si->has_security_version,
 					 &si->security_version, err);
+		/* absent (journals before issue 8): not known to be good */
+		si->good = json_is_true(json_object_get(s, "good"));
 	}
 	return rc;
 }
@@ -455,9 +457,10 @@ json_t *agent_job_to_json(const struct agent_job *job)
 static json_t *slot_json(const struct agent_slot_info *s)
 {
 	return json_pack(
-	    "{s:o, s:o}", "version", str_or_null(s->version),
+	    "{s:o, s:o, s:b}", "version", str_or_null(s->version),
 	    "security_version",
-	    num_or_null(s->has_security_version, s->security_version));
+	    num_or_null(s->has_security_version, s->security_version), "good",
+	    s->good);
 }
 
 json_t *agent_journal_to_json(const struct agent_journal *j)

@@ -72,6 +72,8 @@ struct agent_slot_info {
 	char version[FSIG_VERSION_MAX + 1]; /* "" unknown or not installed */
 	bool has_security_version;
 	uint64_t security_version;
+	bool good; /* booted and confirmed (health check passed, or ran
+		    * stable), and not written since: a rollback target */
 };
 
 struct agent_job {

@@ -102,7 +102,7 @@ static const int no_opts[] = {0};
 
 static const struct cmd cmds[] = {
     {"enroll", cmd_enroll, enroll_opts, 0,
-     "fleet-agent enroll --server URL --ca FILE (--token T | --token-file F)\n"
+     "fleet-agent enroll --server URL --ca FILE (--token-file F|- | --token T)\n"
      "                   [--id ID] [--state DIR] [--mqtt URL] [--config FILE]\n"
      "                   [-o text|json] [--log-level L] [--log-format F]",
      "create the device key, enrol with a claim token, write agent.conf"},
@@ -239,20 +239,24 @@ static int pick_id(const struct opts *o, const struct agent_config *cfg,
 	return fl_valid_id(buf) ? 0 : -1;
 }
 
+/* The enrolment token given in the environment, or NULL. */
+static const char *env_token(void)
+{
+	const char *t = getenv("FLEET_ENROLL_TOKEN");
+
+	return t && *t ? t : NULL;
+}
+
+/* --token, else --token-file ("-" is stdin), else FLEET_ENROLL_TOKEN. */
 static int read_token(const struct opts *o, char **ret, struct fl_error *err)
 {
-	char *t = NULL;
-	int rc;
-
 	if (o->token) {
 		*ret = fl_xstrdup(o->token);
 		return 0;
 	}
-	rc = fl_read_file(o->token_file, 4096, &t, NULL, err);
-	if (rc)
-		return rc;
-	t[strcspn(t, "\r\n")] = '\0';
-	*ret = t;
+	if (o->token_file)
+		return fl_read_secret(o->token_file, ret, err);
+	*ret = fl_xstrdup(env_token());
 	return 0;
 }
 
@@ -325,8 +329,10 @@ static int plan_enroll(const struct opts *o, const struct agent_config *cfg,
 		return usage_err(self, "no valid device id (use --id ID)");
 	p->server = o->server ? o->server : cfg ? cfg->server_url : NULL;
 	p->ca = o->ca;
-	if (!p->server || !p->ca || (!o->token && !o->token_file))
+	if (!p->server || !p->ca || (!o->token && !o->token_file && !env_token()))
 		return usage_err(self, "--server, --ca and a token are needed");
+	if (o->token && o->token_file)
+		return usage_err(self, "give --token or --token-file, not both");
 	if (o->state)
 		p->state = fl_xstrdup(o->state);
 	else

@@ -88,6 +88,11 @@ int ota_pump(struct agent_ota *o, struct fl_error *err)
 	agent_mqtt_step(o->a->mqtt, 0);
 	if (o->a->stop && *o->a->stop)
 		return fl_fail(err, FL_ERR, "the agent is stopping");
+	if (!o->cancel && o->j.has_job &&
+	    agent_inbox_cancels(o->a, o->j.job.id))
+		o->cancel = true;
+	if (o->cancel)
+		return fl_fail(err, FL_ECONFLICT, OTA_CANCELLED);
 	return 0;
 }
 
@@ -159,6 +164,46 @@ int ota_enter(struct agent_ota *o, enum agent_job_state state,
 	return 0;
 }
 
+/*
+ * What a finished job teaches about the slots (the rollback rule,
+ * docs/ota.md): the target is good once it passed its health check; a
+ * target the device had to leave is not, and the slot it came back to
+ * is.  Saved with the journal by the caller.
+ */
+static void ota_note_slots(struct agent_ota *o, enum agent_job_state state)
+{
+	const struct agent_job *job = &o->j.job;
+	struct agent_slot_info *t = agent_journal_slot(&o->j, job->target_slot);
+	struct agent_slot_info *b = agent_journal_slot(&o->j, o->booted);
+
+	if (state == AGENT_JOB_SUCCEEDED && t)
+		t->good = true;
+	if (state == AGENT_JOB_ROLLED_BACK ||
+	    (state == AGENT_JOB_FAILED &&
+	     fl_streq(job->stage, "health-check"))) {
+		if (t)
+			t->good = false;
+		if (b && b != t)
+			b->good = true;
+	}
+}
+
+void ota_mark_booted_good(struct agent_ota *o, const char *left_slot)
+{
+	struct agent_slot_info *b = agent_journal_slot(&o->j, o->booted);
+	struct agent_slot_info *l =
+		left_slot ? agent_journal_slot(&o->j, left_slot) : NULL;
+	struct fl_error err = {0};
+
+	if (!b || (b->good && (!l || l == b || !l->good)))
+		return;
+	b->good = true;
+	if (l && l != b)
+		l->good = false;
+	if (ota_save(o, &err))
+		fl_error("%s: %s", o->a->cfg->id, err.msg);
+}
+
 void ota_finish(struct agent_ota *o, enum agent_job_state state,
 		const char *stage, const char *reason)
 {
@@ -168,6 +213,8 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 
 	job->state = state;
 	agent_job_set_outcome(job, stage, reason);
+	ota_note_slots(o, state);
+	o->cancel = false;
 	if (state == AGENT_JOB_SUCCEEDED && job->type == AGENT_JOB_UPDATE &&
 	    job->has_security_version && job->security_version > o->j.floor)
 		o->j.floor = job->security_version;
@@ -290,6 +337,7 @@ static int start_job(struct agent_ota *o, const struct agent_job *job,
 
 	unlink(o->partial_path);
 	o->progress = 0;
+	o->cancel = false;
 	o->j.has_job = true;
 	o->j.job = *job;
 	o->j.job.started = time(NULL);
@@ -360,6 +408,12 @@ int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
 		return fl_fail(err, FL_ENOTFOUND,
 			       "slot %s holds no known firmware to go back to",
 			       job.target_slot);
+	if (!si->good)
+		return fl_fail(err, FL_ECONFLICT,
+			       "slot %s holds %s, which is not known good (it "
+			       "never passed a health check here): nothing to "
+			       "go back to",
+			       job.target_slot, si->version);
 	if (si->has_security_version && si->security_version < o->j.floor)
 		return fl_fail(err, FL_EVERIFY,
 			       "slot %s holds security_version %llu, below "
@@ -371,6 +425,43 @@ int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
 	return start_job(o, &job, out, err);
 }
 
+/*
+ * fleetd cancelled job "job" (issue 8): end it as failed with reason
+ * OTA_CANCELLED while nothing has switched yet; past the switch it ends
+ * on its own (FL_ECONFLICT).  Another job, or none, is left alone.
+ */
+int agent_cmd_cancel(struct agent *a, const struct agent_cmd *cmd,
+		     struct agent_cmd_outcome *out, struct fl_error *err)
+{
+	struct agent_ota *o = a->ota;
+	struct agent_job *job;
+	char id[AGENT_JOB_ID_MAX + 1];
+	int rc = str_arg(cmd->args, "job", id, sizeof(id), fl_valid_label, err);
+
+	if (rc)
+		return rc;
+	json_object_set_new(out->fields, "job", json_string(id));
+	if (!o || !o->j.has_job || !fl_streq(o->j.job.id, id) ||
+	    agent_job_state_final(o->j.job.state)) {
+		json_object_set_new(out->fields, "note",
+				    json_string("no such job running"));
+		return 0;
+	}
+	job = &o->j.job;
+	if (job->state >= AGENT_JOB_REBOOTING)
+		return fl_fail(err, FL_ECONFLICT,
+			       "job %s is past the switch to slot %s; it ends "
+			       "on its own",
+			       id, job->target_slot);
+	fl_info("%s: job %s: cancelled by fleetd", a->cfg->id, id);
+	if (o->installing) /* ota_install stops at its next pump */
+		o->cancel = true;
+	else
+		ota_finish(o, AGENT_JOB_FAILED, agent_job_state_name(job->state),
+			   OTA_CANCELLED);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Dispatch                                                           */
 /* ------------------------------------------------------------------ */
@@ -380,6 +471,12 @@ static int step(struct agent_ota *o, struct fl_error *err)
 {
 	const struct agent_job *job = &o->j.job;
 
+	if (job->state < AGENT_JOB_REBOOTING &&
+	    agent_inbox_cancels(o->a, job->id)) { /* before any switch */
+		ota_finish(o, AGENT_JOB_FAILED, agent_job_state_name(job->state),
+			   OTA_CANCELLED);
+		return 0;
+	}
 	switch (job->state) {
 	case AGENT_JOB_QUEUED:
 		if (job->type == AGENT_JOB_ROLLBACK)

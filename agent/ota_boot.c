@@ -377,6 +377,11 @@ void ota_boot_cleanup(struct agent_ota *o)
 			o->a->cfg->id, st.slot);
 		if (agent_boot_mark_good(o->boot, &err))
 			fl_error("%s: %s", o->a->cfg->id, err.msg);
+		else
+			ota_mark_booted_good(o, st.try_slot);
+		break;
+	case AGENT_BOOT_STABLE: /* running on it, confirmed: known good */
+		ota_mark_booted_good(o, NULL);
 		break;
 	case AGENT_BOOT_TRYING:
 		fl_warn("%s: slot %s is on trial but no job owns it; the "

@@ -418,6 +418,7 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 	struct install in = {.o = o, .stage = "downloading"};
 	int rc;
 
+	o->installing = true;
 	rc = begin_download(&in, err);
 	if (!rc)
 		rc = verify_meta(&in, err);
@@ -437,6 +438,13 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 	fsig_reader_free(in.r);
 	fsig_root_free(in.root);
 	agent_dl_free(in.dl);
+	o->installing = false;
+	if (o->cancel) { /* fleetd cancelled it meanwhile; not switched */
+		ota_finish(o, AGENT_JOB_FAILED,
+			   rc ? failure_stage(&in, rc) : "installed",
+			   OTA_CANCELLED);
+		return 0;
+	}
 	if (rc && in.stopped) {
 		ota_save(o, NULL);
 		fl_info("%s: job %s: stopped; it goes on at the next start",

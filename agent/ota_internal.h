@@ -31,7 +31,12 @@ struct agent_ota {
 	int64_t last_progress_ms; /* last download progress event */
 	uint64_t progress;	  /* bytes downloaded, for events */
 	const char *health;	  /* "ok", "checking", "failed" or NULL */
+	bool installing; /* inside ota_install (commands come via ota_pump) */
+	bool cancel;	 /* fleetd cancelled the job: stop the install */
 };
+
+/* The reason a job cancelled by fleetd ends with. */
+#define OTA_CANCELLED "cancelled by fleetd"
 
 /* ota.c: persist the journal; logs and returns the error. */
 int ota_save(struct agent_ota *o, struct fl_error *err);
@@ -49,6 +54,11 @@ void ota_event(struct agent_ota *o, const char *state, const json_t *extra);
  * rolled-back. */
 void ota_finish(struct agent_ota *o, enum agent_job_state state,
 		const char *stage, const char *reason);
+
+/* ota.c: the booted slot runs confirmed, so it is known good (and
+ * @left_slot, the trial slot the bootloader left, NULL if none, is not);
+ * the journal is saved if that changes it. */
+void ota_mark_booted_good(struct agent_ota *o, const char *left_slot);
 
 /* ota.c: the test hook FLEET_AGENT_FAILPOINTS: stop the process
  * (SIGSTOP) at @name. */

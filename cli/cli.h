@@ -21,6 +21,8 @@ enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON = 1 };
 struct cli_ctx {
 	/* global options, then environment, then the config context */
 	const char *server, *token, *ca, *context, *config_path;
+	const char *token_file; /* --token-file: a file or "-" (stdin) */
+	char *token_buf;	/* the token read from a file, wiped at exit */
 	enum cli_output output;
 	bool quiet;
 	struct fl_http *http; /* set for commands flagged CLI_NEED_SERVER */
@@ -72,6 +74,14 @@ int cli_set_output(struct cli_ctx *ctx, const char *value);
  * dropped.  *@ret is a new string.
  */
 int cli_server_url(struct cli_ctx *ctx, const char *url, char **ret);
+
+/*
+ * Settle ctx->token from --token, --token-file (or "-" for stdin),
+ * FLEET_TOKEN or FLEET_TOKEN_FILE, in that order; it stays NULL when none
+ * is given (the config context may still have one).  FL_EUSAGE for both
+ * --token and --token-file, or an empty file.
+ */
+int cli_token(struct cli_ctx *ctx);
 
 /* Load context settings and create ctx->http. */
 int cli_connect(struct cli_ctx *ctx);

@@ -53,6 +53,7 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 		{"server", required_argument, NULL, 's'},
 		{"ca", required_argument, NULL, 'c'},
 		{"token", required_argument, NULL, 't'},
+		{"token-file", required_argument, NULL, 'T'},
 		{"context", required_argument, NULL, 'x'},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
@@ -69,6 +70,7 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 		case 's': ctx->server = optarg; break;
 		case 'c': ctx->ca = optarg; break;
 		case 't': ctx->token = optarg; break;
+		case 'T': ctx->token_file = optarg; break;
 		case 'x': name = optarg; break;
 		case 'o':
 			if (cli_set_output(ctx, optarg))
@@ -77,8 +79,12 @@ int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 		default: return cli_usage(ctx, "unknown option");
 		}
 	}
+	rc = cli_token(ctx);
+	if (rc)
+		return rc;
 	if (!ctx->server || !ctx->ca || !ctx->token || optind != argc)
-		return cli_usage(ctx, "--server, --ca and --token are required");
+		return cli_usage(ctx, "--server, --ca and a token (--token-file, "
+				      "FLEET_TOKEN or --token) are required");
 	if (!realpath(ctx->ca, ca_abs))
 		return fl_fail_errno(&ctx->err, FL_ENOTFOUND,
 				     "cannot find CA file '%s'", ctx->ca);

@@ -10,10 +10,14 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,18 +54,97 @@ static int add_entry(struct archive *a, const char *path, const char *data,
 	return rc;
 }
 
-static int write_archive(const char *out, const char *id,
+/*
+ * The archive's file: created before fleetd is asked anything, so a bad
+ * --out stores nothing.  It is a fresh 0600 file with an unpredictable
+ * name next to OUT (mkstemp: O_CREAT|O_EXCL, so no planted file or
+ * symlink is ever followed), moved to OUT only when complete: link(2),
+ * which never replaces OUT, or rename(2) with --force, which replaces
+ * OUT itself (a symlink there, not its target).
+ */
+struct out_file {
+	const char *path;
+	char *tmp;
+	int fd;
+	bool force;
+};
+
+static int out_open(struct out_file *o, const char *path, bool force,
+		    struct fl_error *err)
+{
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	o->path = path;
+	o->force = force;
+	o->fd = -1;
+	if (!*path || (slash && !slash[1]))
+		return fl_fail(err, FL_EUSAGE, "--out needs a file name");
+	if (lstat(path, &st) == 0 && (!force || S_ISDIR(st.st_mode)))
+		return fl_fail(err, FL_ECONFLICT,
+			       "'%s' exists (use --force to replace it)", path);
+	if (slash)
+		o->tmp = fl_xasprintf("%.*s/.%s.XXXXXX", (int)(slash - path),
+				      path, slash + 1);
+	else
+		o->tmp = fl_xasprintf(".%s.XXXXXX", path);
+	o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	if (o->fd < 0 || fchmod(o->fd, 0600) < 0) {
+		int rc = fl_fail_errno(err, FL_EIO, "cannot create '%s'", path);
+
+		free(o->tmp);
+		o->tmp = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+/* Drop the temp file (after a failure, or after it was moved). */
+static void out_close(struct out_file *o)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+	if (o->tmp)
+		unlink(o->tmp);
+	free(o->tmp);
+	o->tmp = NULL;
+}
+
+static int out_commit(struct out_file *o, struct fl_error *err)
+{
+	int rc = 0;
+
+	if (fsync(o->fd) < 0)
+		rc = fl_fail_errno(err, FL_EIO, "cannot write '%s'", o->path);
+	else if (o->force ? rename(o->tmp, o->path) < 0
+			  : link(o->tmp, o->path) < 0)
+		rc = fl_fail_errno(err, errno == EEXIST ? FL_ECONFLICT : FL_EIO,
+				   "cannot create '%s'", o->path);
+	if (!rc && o->force) { /* renamed: nothing left to unlink */
+		free(o->tmp);
+		o->tmp = NULL;
+	}
+	/* OUT is in place now: a failed directory sync must not undo it */
+	if (!rc && fl_fsync_parent(o->path, NULL))
+		fprintf(stderr, "fleetctl: warning: cannot sync the directory "
+				"of '%s'\n", o->path);
+	out_close(o);
+	return rc;
+}
+
+static int write_archive(struct out_file *o, const char *id,
 			 const struct file *files, size_t n,
 			 struct fl_error *err)
 {
-	char *tmp = fl_xasprintf("%s.tmp", out), *p;
 	struct archive *a = archive_write_new();
+	char *p;
 	int rc = 0;
 
 	archive_write_set_format_pax_restricted(a);
 	archive_write_add_filter_gzip(a);
-	if (archive_write_open_filename(a, tmp) != ARCHIVE_OK)
-		rc = fl_fail(err, FL_EIO, "cannot write '%s': %s", tmp,
+	if (archive_write_open_fd(a, o->fd) != ARCHIVE_OK)
+		rc = fl_fail(err, FL_EIO, "cannot write '%s': %s", o->path,
 			     archive_error_string(a));
 	if (!rc)
 		rc = add_entry(a, id, NULL, AE_IFDIR | 0700, err);
@@ -72,13 +155,11 @@ static int write_archive(const char *out, const char *id,
 		free(p);
 	}
 	if (archive_write_close(a) != ARCHIVE_OK && !rc)
-		rc = fl_fail(err, FL_EIO, "archive: %s", archive_error_string(a));
+		rc = fl_fail(err, FL_EIO, "cannot write '%s': %s", o->path,
+			     archive_error_string(a));
 	archive_write_free(a);
-	if (!rc && rename(tmp, out) < 0)
-		rc = fl_fail_errno(err, FL_EIO, "cannot rename to '%s'", out);
-	if (rc)
-		unlink(tmp);
-	free(tmp);
+	if (!rc)
+		rc = out_commit(o, err);
 	return rc;
 }
 
@@ -113,7 +194,7 @@ static char *first_root(struct cli_ctx *ctx)
 	return text;
 }
 
-static int build(struct cli_ctx *ctx, const char *id, const char *out,
+static int build(struct cli_ctx *ctx, const char *id, struct out_file *out,
 		 EVP_PKEY *key, json_t *resp)
 {
 	const char *cert = json_string_value(json_object_get(resp, "cert"));
@@ -158,53 +239,98 @@ static int build(struct cli_ctx *ctx, const char *id, const char *out,
 	return rc;
 }
 
+/*
+ * fleetd registered @id but its archive was not written: the key is
+ * lost, so take the registration back (the id stays free for a retry).
+ */
+static void undo(struct cli_ctx *ctx, const char *id, const json_t *resp)
+{
+	const char *serial = json_string_value(json_object_get(resp, "serial"));
+	struct fl_error err = {0};
+	json_t *req = json_pack("{s:s?}", "serial", serial), *ans = NULL;
+	char *path = fl_xasprintf("/api/v1/provision/%s/undo", id);
+
+	if (fl_http_json(ctx->http, "POST", path, req, &ans, &err))
+		fprintf(stderr, "fleetctl: warning: %s stays registered on "
+				"fleetd (%s); remove it with 'fleetctl devices "
+				"decommission %s'\n", id, err.msg, id);
+	else
+		cli_note(ctx, "nothing kept: fleetd's registration of %s was "
+			      "undone", id);
+	json_decref(ans);
+	json_decref(req);
+	free(path);
+}
+
+/* Make the key and CSR, and have fleetd register the device. */
+static int request(struct cli_ctx *ctx, const char *id, const char *group,
+		   EVP_PKEY **ret_key, json_t **ret_resp)
+{
+	json_t *req = NULL;
+	char *csr = NULL;
+	int rc = fl_pki_keygen_p256(ret_key, &ctx->err);
+
+	if (!rc)
+		rc = fl_pki_csr_create(*ret_key, id, &csr, &ctx->err);
+	if (!rc) {
+		req = json_pack("{s:s, s:s, s:s?}", "id", id, "csr", csr,
+				"group", group);
+		rc = fl_http_json(ctx->http, "POST", "/api/v1/provision", req,
+				  ret_resp, &ctx->err);
+	}
+	json_decref(req);
+	free(csr);
+	return rc;
+}
+
 int cmd_provision(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const struct option opts[] = {
 		{"group", required_argument, NULL, 'g'},
 		{"out", required_argument, NULL, 'O'},
+		{"force", no_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *group = NULL, *out = NULL, *id;
+	const char *group = NULL, *outp = NULL, *id;
+	struct out_file out = {.fd = -1};
 	EVP_PKEY *key = NULL;
-	json_t *req = NULL, *resp = NULL;
-	char *csr = NULL;
+	json_t *resp = NULL;
+	bool force = false;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'g')
 			group = optarg;
 		else if (c == 'O')
-			out = optarg;
+			outp = optarg;
+		else if (c == 'f')
+			force = true;
 		else
 			return cli_usage(ctx, "unknown option");
 	}
-	if (optind != argc - 1 || !out)
+	if (optind != argc - 1 || !outp)
 		return cli_usage(ctx, "expected a device ID and --out FILE");
 	id = argv[optind];
 	if (!fl_valid_id(id) || (group && !fl_valid_id(group)))
 		return cli_usage(ctx, "invalid device id or group");
-	rc = fl_pki_keygen_p256(&key, &ctx->err);
+	/* the file first: nothing is stored on fleetd if it cannot exist */
+	rc = out_open(&out, outp, force, &ctx->err);
 	if (!rc)
-		rc = fl_pki_csr_create(key, id, &csr, &ctx->err);
+		rc = request(ctx, id, group, &key, &resp);
 	if (!rc) {
-		req = json_pack("{s:s, s:s, s:s?}", "id", id, "csr", csr,
-				"group", group);
-		rc = fl_http_json(ctx->http, "POST", "/api/v1/provision", req,
-				  &resp, &ctx->err);
+		rc = build(ctx, id, &out, key, resp);
+		if (rc)
+			undo(ctx, id, resp);
 	}
-	if (!rc)
-		rc = build(ctx, id, out, key, resp);
+	out_close(&out);
 	if (!rc)
 		cli_note(ctx, "wrote %s: unpack it on the device and run "
 			      "'fleet-agent run --config %s/agent.conf'",
-			 out, id);
+			 outp, id);
 	if (!rc)
 		cli_print_result(ctx, json_pack("{s:s, s:s, s:s?}", "id", id,
-						"file", out, "group", group));
-	json_decref(req);
+						"file", outp, "group", group));
 	json_decref(resp);
-	free(csr);
 	EVP_PKEY_free(key);
 	return rc;
 }

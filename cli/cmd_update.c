@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fleetctl update DEVICE... --bundle REF [--wait], rollback --device ID,
- * jobs list|show (issue 5).  With --wait, progress goes to stderr and the
- * exit code says whether every device ended in "succeeded".
+ * fleetctl update DEVICE... --bundle REF [--wait] [--expire D], rollback
+ * --device ID, jobs list|show|cancel (issues 5 and 8).  With --wait,
+ * progress goes to stderr and the exit code says whether every device
+ * ended in "succeeded".  Offline devices are named at once: their jobs
+ * wait for them until fleetd's deadline (--expire).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -105,21 +107,46 @@ static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
 	return 0;
 }
 
-static int wait_opt(int c, const char *arg, struct cli_ctx *ctx, bool *wait,
-		    int64_t *timeout)
+/* --wait, --timeout D and --expire D (0 = fleetd's default). */
+struct wait_opts {
+	bool wait;
+	int64_t timeout, expire;
+};
+
+static int wait_opt(int c, const char *arg, struct cli_ctx *ctx,
+		    struct wait_opts *w)
 {
 	if (c == 'w') {
-		*wait = true;
+		w->wait = true;
 		return 0;
 	}
-	if (fl_parse_duration(arg, timeout, &ctx->err))
+	if (fl_parse_duration(arg, c == 'e' ? &w->expire : &w->timeout,
+			      &ctx->err))
 		return cli_usage(ctx, "%s", ctx->err.msg);
+	if (c == 'e' && w->expire <= 0)
+		return cli_usage(ctx, "--expire must be at least 1s");
 	return 0;
+}
+
+/* Name the devices that are offline: their jobs wait for them. */
+static void note_offline(const json_t *jobs)
+{
+	size_t i;
+	json_t *j;
+
+	json_array_foreach(jobs, i, j)
+		if (json_is_false(json_object_get(j, "online")))
+			fprintf(stderr,
+				"fleetctl: %s is offline: its job starts when it "
+				"connects; fleetd gives up at %s\n",
+				json_string_value(json_object_get(j, "device")),
+				json_string_value(json_object_get(j, "expires"))
+					?: "its deadline");
 }
 
 /* Print what was started, or the final states after --wait. */
 static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
-		  bool wait, int64_t timeout)
+		  const struct wait_opts *w)
 {
 	size_t i;
 	json_t *e;
@@ -129,9 +156,10 @@ static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
 		fprintf(stderr, "fleetctl: %s: %s\n",
 			json_string_value(json_object_get(e, "device")),
 			json_string_value(json_object_get(e, "error")));
-	if (wait && json_array_size(jobs))
-		rc = wait_jobs(ctx, jobs, timeout);
-	cli_print_rows(ctx, jobs, wait ? job_cols : started_cols);
+	note_offline(jobs);
+	if (w->wait && json_array_size(jobs))
+		rc = wait_jobs(ctx, jobs, w->timeout);
+	cli_print_rows(ctx, jobs, w->wait ? job_cols : started_cols);
 	if (!rc && json_array_size(errors))
 		rc = fl_fail(&ctx->err, FL_ERR, "%zu device(s) could not start",
 			     json_array_size(errors));
@@ -144,23 +172,23 @@ int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
 		{"bundle", required_argument, NULL, 'b'},
 		{"wait", no_argument, NULL, 'w'},
 		{"timeout", required_argument, NULL, 't'},
+		{"expire", required_argument, NULL, 'e'},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *bundle = NULL;
-	int64_t timeout = 1800;
-	bool wait = false;
+	struct wait_opts w = {.timeout = 1800};
 	json_t *devs, *req, *resp = NULL;
-	int c, rc;
+	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		if (c == 'b')
 			bundle = optarg;
-		else if (c == 'w' || c == 't')
-			rc = wait_opt(c, optarg, ctx, &wait, &timeout);
+		else if (c == 'w' || c == 't' || c == 'e')
+			rc = wait_opt(c, optarg, ctx, &w);
 		else if (c != 'o' || cli_set_output(ctx, optarg))
 			return cli_usage(ctx, "unknown option");
-		if ((c == 'w' || c == 't') && rc)
+		if (rc)
 			return rc;
 	}
 	if (optind >= argc || !bundle)
@@ -174,12 +202,14 @@ int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
 		json_array_append_new(devs, json_string(argv[i]));
 	}
 	req = json_pack("{s:o, s:s}", "devices", devs, "bundle", bundle);
+	if (w.expire)
+		json_object_set_new(req, "expire", json_integer(w.expire));
 	rc = fl_http_json(ctx->http, "POST", "/api/v1/updates", req, &resp,
 			  &ctx->err);
 	json_decref(req);
 	if (!rc)
 		rc = report(ctx, json_object_get(resp, "jobs"),
-			    json_object_get(resp, "errors"), wait, timeout);
+			    json_object_get(resp, "errors"), &w);
 	json_decref(resp);
 	return rc;
 }
@@ -190,12 +220,12 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 		{"device", required_argument, NULL, 'd'},
 		{"wait", no_argument, NULL, 'w'},
 		{"timeout", required_argument, NULL, 't'},
+		{"expire", required_argument, NULL, 'e'},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *dev = NULL;
-	int64_t timeout = 900;
-	bool wait = false;
+	struct wait_opts w = {.timeout = 900};
 	json_t *req, *resp = NULL, *jobs;
 	char *path;
 	int c, rc = 0;
@@ -203,8 +233,8 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		if (c == 'd')
 			dev = optarg;
-		else if (c == 'w' || c == 't')
-			rc = wait_opt(c, optarg, ctx, &wait, &timeout);
+		else if (c == 'w' || c == 't' || c == 'e')
+			rc = wait_opt(c, optarg, ctx, &w);
 		else if (c != 'o' || cli_set_output(ctx, optarg))
 			return cli_usage(ctx, "unknown option");
 		if (rc)
@@ -214,13 +244,15 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 		return cli_usage(ctx, "expected --device ID");
 	path = fl_xasprintf("/api/v1/devices/%s/rollback", dev);
 	req = json_object();
+	if (w.expire)
+		json_object_set_new(req, "expire", json_integer(w.expire));
 	rc = fl_http_json(ctx->http, "POST", path, req, &resp, &ctx->err);
 	json_decref(req);
 	free(path);
 	if (rc)
 		return rc;
 	jobs = json_pack("[O]", resp);
-	rc = report(ctx, jobs, NULL, wait, timeout);
+	rc = report(ctx, jobs, NULL, &w);
 	json_decref(jobs);
 	json_decref(resp);
 	return rc;
@@ -310,7 +342,8 @@ static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
 		{"state", "state"},   {"stage", "stage"},
 		{"reason", "reason"}, {"from", "from_version"},
 		{"to", "to_version"}, {"created", "created"},
-		{"updated", "updated"}, {NULL, NULL}};
+		{"updated", "updated"}, {"expires", "expires"},
+		{NULL, NULL}};
 	json_t *job, *ev;
 	char *path;
 	size_t i;
@@ -340,7 +373,38 @@ static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
+/* jobs cancel JOB: fleetd stops waiting for it; the device is free. */
+static int cmd_jobs_cancel(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_col f[] = {
+		{"job", "id"},	      {"device", "device"},
+		{"state", "state"},   {"stage", "stage"},
+		{"reason", "reason"}, {NULL, NULL}};
+	json_t *req, *job = NULL;
+	char *path;
+	int rc;
+
+	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one JOB id")))
+		return rc;
+	if (!fl_valid_id(argv[optind]))
+		return cli_usage(ctx, "invalid job id '%s'", argv[optind]);
+	path = fl_xasprintf("/api/v1/jobs/%s/cancel", argv[optind]);
+	req = json_object();
+	rc = fl_http_json(ctx->http, "POST", path, req, &job, &ctx->err);
+	json_decref(req);
+	free(path);
+	if (rc)
+		return rc;
+	json_object_del(job, "events");
+	cli_print_object(ctx, job, f);
+	json_decref(job);
+	return 0;
+}
+
 const struct cli_cmd cli_jobs_cmds[] = {
+	{"cancel", cmd_jobs_cancel, CLI_NEED_SERVER, "jobs cancel JOB [-o json]",
+	 "stop a job that has not finished (the device is free again)",
+	 "--output", NULL},
 	{"list", cmd_jobs_list, CLI_NEED_SERVER,
 	 "jobs list [--device ID] [--state S] [--limit N] [-o json]",
 	 "update and rollback jobs, newest first",

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "fsutil.h"
 #include "util.h"
 
 char *cli_config_path(void)
@@ -37,6 +38,32 @@ static const char *pick(const char *flag, const char *env_name,
 	return fl_ini_get(ini, section, key);
 }
 
+int cli_token(struct cli_ctx *ctx)
+{
+	const char *file = ctx->token_file, *env = getenv("FLEET_TOKEN");
+	int rc;
+
+	if (ctx->token_buf) /* already read */
+		return 0;
+	if (ctx->token && file)
+		return fl_fail(&ctx->err, FL_EUSAGE,
+			       "give --token or --token-file, not both");
+	if (ctx->token)
+		return 0;
+	if (!file && env && *env) {
+		ctx->token = env;
+		return 0;
+	}
+	if (!file)
+		file = getenv("FLEET_TOKEN_FILE");
+	if (!file || !*file)
+		return 0;
+	rc = fl_read_secret(file, &ctx->token_buf, &ctx->err);
+	if (!rc)
+		ctx->token = ctx->token_buf;
+	return rc;
+}
+
 /*
  * Settings come from, in order: global flags, FLEET_* environment, the
  * chosen context of the config file.  The context is --context, else
@@ -68,6 +95,9 @@ int cli_connect(struct cli_ctx *ctx)
 		goto out;
 	}
 	o.base_url = pick(ctx->server, "FLEET_SERVER", ini, section, "server");
+	rc = cli_token(ctx);
+	if (rc)
+		goto out;
 	o.token = pick(ctx->token, "FLEET_TOKEN", ini, section, "token");
 	o.ca_file = pick(ctx->ca, "FLEET_CA", ini, section, "ca");
 	if (!o.base_url) {
@@ -92,4 +122,6 @@ void cli_ctx_release(struct cli_ctx *ctx)
 {
 	fl_http_free(ctx->http);
 	ctx->http = NULL;
+	fl_free_secret(ctx->token_buf);
+	ctx->token_buf = NULL;
 }

@@ -12,15 +12,17 @@
 #include "util.h"
 
 static const char usage_text[] =
-	"usage: fleetctl [--server URL] [--token T] [--ca FILE] "
-	"[--context NAME]\n"
-	"                [-o table|json] [-q] COMMAND [ARGS]\n";
+	"usage: fleetctl [--server URL] [--token-file F|-] [--token T] "
+	"[--ca FILE]\n"
+	"                [--context NAME] [-o table|json] [-q] COMMAND "
+	"[ARGS]\n";
 
 static int parse_globals(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const struct option opts[] = {
 		{"server", required_argument, NULL, 's'},
 		{"token", required_argument, NULL, 't'},
+		{"token-file", required_argument, NULL, 'T'},
 		{"ca", required_argument, NULL, 'c'},
 		{"context", required_argument, NULL, 'x'},
 		{"output", required_argument, NULL, 'o'},
@@ -36,6 +38,7 @@ static int parse_globals(int argc, char **argv, struct cli_ctx *ctx)
 		switch (c) {
 		case 's': ctx->server = optarg; break;
 		case 't': ctx->token = optarg; break;
+		case 'T': ctx->token_file = optarg; break;
 		case 'c': ctx->ca = optarg; break;
 		case 'x': ctx->context = optarg; break;
 		case 'q': ctx->quiet = true; break;

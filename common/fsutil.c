@@ -187,3 +187,32 @@ bool fl_path_exists(const char *path)
 
 	return lstat(path, &st) == 0;
 }
+
+/*
+ * A token kept out of argv: the first line of @path ("-" is stdin),
+ * without the line end.  Empty, multi-line or binary content is a usage
+ * error, so a wrong file is not sent as a credential.
+ */
+int fl_read_secret(const char *path, char **ret, struct fl_error *err)
+{
+	const char *name = strcmp(path, "-") ? path : "/dev/stdin";
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = fl_read_file(name, 4096, &buf, &len, err);
+
+	if (rc)
+		return rc;
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	for (size_t i = 0; i < len && !rc; i++)
+		if ((unsigned char)buf[i] <= ' ' || buf[i] == 0x7f)
+			rc = fl_fail(err, FL_EUSAGE,
+				     "'%s' holds more than one token", path);
+	if (!rc && !len)
+		rc = fl_fail(err, FL_EUSAGE, "no token in '%s'", path);
+	if (rc)
+		fl_free_secret(buf);
+	else
+		*ret = buf;
+	return rc;
+}

@@ -40,4 +40,11 @@ bool fl_path_exists(const char *path);
 /* Write all @len bytes to @fd, retrying on EINTR and short writes. */
 int fl_write_all(int fd, const void *buf, size_t len, struct fl_error *err);
 
+/*
+ * Read a token from @path ("-" for stdin): its only line, without the
+ * line end (at most 4096 bytes).  *ret is freed with fl_free_secret.
+ * FL_EUSAGE when empty or not one word; FL_ENOTFOUND, FL_EIO.
+ */
+int fl_read_secret(const char *path, char **ret, struct fl_error *err);
+
 #endif

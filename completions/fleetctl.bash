@@ -16,12 +16,13 @@ devices decommission|--output --help
 devices label| --help
 devices list|--group --label --online --offline --version --all --output --help
 devices show|--output --help
+jobs cancel|--output --help
 jobs list|--device --state --limit --output --help
 jobs show|--output --help
 keys generate|--alg --out --output --help
-login|--server --ca --token --context --output --help
-provision|--group --out --help
-rollback|--device --wait --timeout --output --help
+login|--server --ca --token-file --token --context --output --help
+provision|--group --out --force --help
+rollback|--device --wait --timeout --expire --output --help
 root init|--root-key --root-threshold --targets-key --targets-threshold --sign-key --expires --out --help
 root push|--output --help
 root rotate|--from --root-key --root-threshold --targets-key --targets-threshold --sign-key --expires --out --help
@@ -31,7 +32,7 @@ rotate|--group --all --wait --timeout --output --help
 token create|--role --enroll --group --uses --ttl --output --help
 token list|--output --help
 token revoke|--output --help
-update|--bundle --wait --timeout --output --help
+update|--bundle --wait --timeout --expire --output --help
 version|--output --help
 whoami|--output --help
 '

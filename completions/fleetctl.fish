@@ -16,7 +16,7 @@ complete -c fleetctl -n __fish_use_subcommand -a jobs -d 'update and rollback jo
 complete -c fleetctl -n __fish_use_subcommand -a keys -d 'make signing keys'
 complete -c fleetctl -n __fish_use_subcommand -a login -d 'check a server and token, then save them as a context'
 complete -c fleetctl -n __fish_use_subcommand -a provision -d 'make a device identity for a factory image (key made here)'
-complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'switch a device back to its previous slot'
+complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'switch a device back to its last known good slot'
 complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
@@ -74,8 +74,10 @@ complete -c fleetctl -n '__fish_seen_subcommand_from list' -l version
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
-complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from list show' -a list -d 'update and rollback jobs, newest first'
-complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from list show' -a show -d 'one job with every state it went through'
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a cancel -d 'stop a job that has not finished (the device is free again)'
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a list -d 'update and rollback jobs, newest first'
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a show -d 'one job with every state it went through'
+complete -c fleetctl -n '__fish_seen_subcommand_from cancel' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l device
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
@@ -87,14 +89,17 @@ complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l out
 complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l server
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l ca
+complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token-file
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l token
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l context
 complete -c fleetctl -n '__fish_seen_subcommand_from login' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from provision' -l force
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l device
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l expire
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a init -d 'create and sign trust root version 1'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
@@ -140,6 +145,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from revoke' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l bundle
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from update' -l expire
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from version' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from whoami' -l output

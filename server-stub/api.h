@@ -27,6 +27,8 @@ int api_device_get(struct srv_req *r);
 int api_device_labels(struct srv_req *r);
 int api_device_decommission(struct srv_req *r);
 int api_rotate(struct srv_req *r);
+/* api_provision.c */
+int api_provision_undo(struct srv_req *r);
 
 /* api_bundles.c */
 int api_bundle_upload(struct srv_req *r);
@@ -44,5 +46,6 @@ int api_update(struct srv_req *r);
 int api_device_rollback(struct srv_req *r);
 int api_job_list(struct srv_req *r);
 int api_job_get(struct srv_req *r);
+int api_job_cancel(struct srv_req *r);
 
 #endif

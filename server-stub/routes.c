@@ -31,6 +31,8 @@ const struct srv_route srv_routes[] = {
 	R("POST", "/api/v1/reenroll", DEVICE, api_reenroll),
 	R("POST", "/api/v1/reenroll/confirm", DEVICE, api_reenroll_confirm),
 	R("POST", "/api/v1/provision", SRV_ROLES_OPS, api_provision),
+	R("POST", "/api/v1/provision/:id/undo", SRV_ROLES_OPS,
+	  api_provision_undo),
 	R("POST", "/api/v1/rotate", SRV_ROLES_OPS, api_rotate),
 	/* devices */
 	R("GET", "/api/v1/devices", READERS, api_device_list),
@@ -45,6 +47,7 @@ const struct srv_route srv_routes[] = {
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),
 	R("GET", "/api/v1/jobs/:id", READERS, api_job_get),
+	R("POST", "/api/v1/jobs/:id/cancel", SRV_ROLES_OPS, api_job_cancel),
 	/* bundles and trust roots */
 	UPLOAD("POST", "/api/v1/bundles", SRV_ROLES_OPS | SRV_ROLE_CI,
 	       api_bundle_upload, api_bundle_upload_body),

@@ -8,6 +8,7 @@
 #include "broker.h"
 #include "ca.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "mqtt.h"
 #include "serve.h"
@@ -63,6 +64,7 @@ static void loop(struct srv *srv)
 			republish_crl(srv);
 		}
 		srv_broker_supervise(srv->broker);
+		srv_jobs_expire_tick(srv);
 		if (fl_now_ms() - last_crl > CRL_REPUBLISH_S * 1000LL) {
 			republish_crl(srv);
 			last_crl = fl_now_ms();

@@ -13,7 +13,8 @@ static const struct fl_ini_key conf_keys[] = {
 	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
 	{"broker", "listen"},     {"broker", "mosquitto"},
 	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
-	{"ca", "reenroll_max_revoked"}, {NULL, NULL},
+	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
+	{NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -47,6 +48,22 @@ static int load_reenroll_limits(const struct fl_ini *ini,
 	return rc;
 }
 
+/* [jobs] expire: how long fleetd waits for a job's result by default. */
+static int load_job_expire(const struct fl_ini *ini, int64_t *ret,
+			   struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, "jobs", "expire");
+	int64_t s = SRV_JOB_EXPIRE_DEFAULT;
+
+	if (v && fl_parse_duration(v, &s, err))
+		return FL_EINVAL;
+	if (s < 1 || s > SRV_JOB_EXPIRE_MAX)
+		return fl_fail(err, FL_EINVAL,
+			       "[jobs] expire must be 1s..365d");
+	*ret = s;
+	return 0;
+}
+
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
 static int load_config(struct srv *srv, struct fl_error *err)
 {
@@ -74,6 +91,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 				     4ULL << 30, &srv->cfg.max_bundle, err);
 	if (!rc)
 		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
+	if (!rc)
+		rc = load_job_expire(ini, &srv->cfg.job_expire, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =

@@ -20,7 +20,12 @@ struct srv_config {
 	uint64_t max_bundle;     /* [bundles] max_size, default 4 GiB */
 	/* [ca] reenroll_per_hour, reenroll_max_revoked */
 	struct srv_reenroll_limits reenroll;
+	int64_t job_expire;      /* [jobs] expire: a job's default deadline */
 };
+
+/* A job's deadline: the default and the longest allowed (seconds). */
+#define SRV_JOB_EXPIRE_DEFAULT (24 * 3600)
+#define SRV_JOB_EXPIRE_MAX (365 * 86400)
 
 /*
  * fleetd's shared state: what the HTTP handlers, the MQTT side and the

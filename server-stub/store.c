@@ -135,6 +135,9 @@ static const char *const migrations[] = {
 	" reason = 'superseded' WHERE rowid IN"
 	" (SELECT r FROM live WHERE n > 1 AND n < total);"
 	"DROP TABLE live;",
+	/* 7: job deadlines (issue 8 item 14); 0 = none */
+	"ALTER TABLE jobs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_open ON jobs(final, expires);",
 };
 
 static const struct {

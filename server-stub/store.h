@@ -219,6 +219,21 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 				  const struct srv_crl_hook *crl,
 				  json_t **ret_revoked, struct fl_error *err);
 
+/* How long after a provision the CLI may still undo it (seconds). */
+#define SRV_PROVISION_UNDO_WINDOW 600
+
+/*
+ * Undo a provision whose archive could not be written, in one
+ * transaction: revoke @serial and forget device @id (or, if it had been
+ * decommissioned before, make it decommissioned again), so the id can be
+ * provisioned again.  Only for an active device that has never been
+ * seen, whose only live certificate is @serial, issued in the last
+ * SRV_PROVISION_UNDO_WINDOW seconds; else FL_ECONFLICT (FL_ENOTFOUND
+ * for an unknown device).  The caller republishes the CRL.
+ */
+int srv_store_provision_undo(struct srv_store *s, const char *id,
+			     const char *serial, struct fl_error *err);
+
 /* Presence from MQTT: online flag and last seen time. */
 int srv_store_device_presence(struct srv_store *s, const char *id,
 			      bool online, const char *agent,
@@ -293,13 +308,15 @@ int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
 
 /* --- update jobs (store_jobs.c) --- */
 
-/* True for done, failed, rolled-back... the states a job never leaves. */
+/* True for succeeded, failed, rolled-back, cancelled and expired: the
+ * states a job never leaves. */
 bool srv_job_state_final(const char *state);
 
 /* A job to create. */
 struct srv_job {
 	const char *id, *device, *type, *bundle, *command, *rollout;
 	const char *to_version, *created_by;
+	int64_t expires; /* Unix time after which fleetd gives up; 0 never */
 };
 
 /* Create a job in state "queued".  FL_ECONFLICT when the device has a
@@ -324,6 +341,22 @@ int srv_store_job_fail(struct srv_store *s, const char *job,
 int srv_store_job_event(struct srv_store *s, const char *device,
 			const char *job, int64_t seq, const json_t *event,
 			struct fl_error *err);
+
+/*
+ * Cancel a job that is not final: state "cancelled", final, the reason
+ * naming @actor.  The device's later events on it are ignored.
+ * FL_ENOTFOUND, FL_ECONFLICT when the job is already final.
+ */
+int srv_store_job_cancel(struct srv_store *s, const char *job,
+			 const char *actor, struct fl_error *err);
+
+/*
+ * Expire every open job whose deadline is at or before @now: state
+ * "expired", final, stage = the state it was in.  *ret_count (may be
+ * NULL) gets how many.
+ */
+int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
+			  struct fl_error *err);
 
 /* Filters for srv_store_job_list; NULL matches all. */
 struct srv_job_filter {

@@ -15,12 +15,13 @@
 	"id, device, type, bundle, command, rollout, state, final != 0 AS"  \
 	" final, stage, reason, from_version, to_version, bytes, total,"   \
 	" " DB_TIME("created") " AS created, " DB_TIME("updated")          \
-	" AS updated, created_by"
+	" AS updated, created_by, " DB_TIME("expires") " AS expires"
 
 bool srv_job_state_final(const char *state)
 {
 	static const char *const finals[] = {"succeeded", "failed",
-					     "rolled-back"};
+					     "rolled-back", "cancelled",
+					     "expired"};
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(finals); i++)
 		if (fl_streq(state, finals[i]))
@@ -47,12 +48,12 @@ int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 		rc = db_run(s, NULL, err,
 			    "INSERT INTO jobs (id, device, type, bundle, command,"
 			    " rollout, state, from_version, to_version, created,"
-			    " updated, created_by) VALUES (?, ?, ?, ?, ?, ?,"
-			    " 'queued', (SELECT firmware FROM devices WHERE id = ?2),"
-			    " ?, ?, ?, ?)",
-			    "sssssssiis", j->id, j->device, j->type, j->bundle,
+			    " updated, created_by, expires) VALUES (?, ?, ?, ?, ?,"
+			    " ?, 'queued', (SELECT firmware FROM devices WHERE"
+			    " id = ?2), ?, ?, ?, ?, ?)",
+			    "sssssssiisi", j->id, j->device, j->type, j->bundle,
 			    j->command, j->rollout, j->to_version, now, now,
-			    j->created_by);
+			    j->created_by, j->expires);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	json_decref(busy);
@@ -79,6 +80,51 @@ int srv_store_job_fail(struct srv_store *s, const char *job,
 		      "UPDATE jobs SET state = 'failed', final = 1, stage = ?,"
 		      " reason = ?, updated = ? WHERE id = ? AND final = 0",
 		      "ssis", stage, reason, (int64_t)time(NULL), job);
+	return rc;
+}
+
+int srv_store_job_cancel(struct srv_store *s, const char *job,
+			 const char *actor, struct fl_error *err)
+{
+	json_t *row = NULL;
+	char *reason = fl_xasprintf("cancelled by %s", actor);
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (!rc && db_query_one(s, &row, NULL,
+				"SELECT state, final FROM jobs WHERE id = ?", "s",
+				job))
+		rc = fl_fail(err, FL_ENOTFOUND, "no job '%s'", job);
+	if (!rc && json_integer_value(json_object_get(row, "final")))
+		rc = fl_fail(err, FL_ECONFLICT, "job %s is already %s", job,
+			     json_string_value(json_object_get(row, "state")));
+	if (!rc)
+		rc = db_run(s, NULL, err,
+			    "UPDATE jobs SET state = 'cancelled', final = 1,"
+			    " stage = state, reason = ?, updated = ?"
+			    " WHERE id = ? AND final = 0",
+			    "sis", reason, (int64_t)time(NULL), job);
+	rc = db_end(s, rc, err);
+	pthread_mutex_unlock(&s->lock);
+	json_decref(row);
+	free(reason);
+	return rc;
+}
+
+int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
+			  struct fl_error *err)
+{
+	int n = 0, rc;
+
+	rc = db_lrun(s, &n, err,
+		     "UPDATE jobs SET state = 'expired', final = 1,"
+		     " stage = state, reason = 'no result before its deadline',"
+		     " updated = ?1 WHERE final = 0 AND expires > 0"
+		     " AND expires <= ?1",
+		     "i", now);
+	if (!rc && ret_count)
+		*ret_count = n;
 	return rc;
 }
 

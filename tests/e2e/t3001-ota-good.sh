@@ -102,8 +102,8 @@ check "update to 1.1.0 again" \
 	fleetctl update dev-a --bundle fleet-sample@1.1.0 --wait --timeout 90s
 check_true "fw_printenv: slot b again" test "$(sim_var dev-a fleet_slot)" = b
 
-# --- nothing to start: a clear conflict, nothing half-done ----------------------
-check_exit 5 "an update of unknown devices only is a conflict (exit 5)" \
+# --- nothing to start: a clear error, nothing half-done --------------------------
+check_exit 3 "an update of unknown devices only is not found (exit 3, issue 8)" \
 	fleetctl update nosuch --bundle fleet-sample@1.1.0
 check_grep 'no device could start: .*nosuch' "... saying which device and why" \
 	fleetctl update nosuch --bundle fleet-sample@1.1.0

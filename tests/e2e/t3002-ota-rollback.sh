@@ -52,6 +52,17 @@ status_ok() {
 }
 check "the security floor did not move (1.2.0 never succeeded)" status_ok
 
+# --- rollback goes only to the last known good slot (issue 8 item 16) -----------
+# Slot b holds 1.2.0, which failed its health check: not a rollback target.
+POWERON=$(grep -c 'power-on' "$A/agent.log")
+check_exit 1 "a rollback to the slot that failed its health check is refused (exit 1)" \
+	fleetctl rollback --device dev-a --wait --timeout 30s
+RJOB=$(fleetctl -o json jobs list --device dev-a | jq -r '.[0].id')
+check "... by the device, at stage queued: slot b is not known good" sh -c \
+	"fleetctl -o json jobs show $RJOB | jq -e '.type == \"rollback\" and .state == \"failed\" and .stage == \"queued\" and (.reason | test(\"not known good\"))'"
+check_true "... no reboot, still slot a without a trial" \
+	test "$(grep -c 'power-on' "$A/agent.log")$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = "${POWERON}a0"
+
 # --- a slot that never comes up: the bootloader falls back ----------------------
 # The agent stops itself at the health check of the new slot, and is
 # killed there; every restart is a power-on that the bootloader counts.
@@ -88,5 +99,10 @@ check "slot a still holds 1.0.0" cmp "$A/sim/slot-a" "$T/fw/fw-1.0.0"
 check "update to 1.1.0 succeeds" \
 	fleetctl update dev-a --bundle fleet-sample@1.1.0 --wait --timeout 90s
 check_true "fw_printenv: slot b" test "$(sim_var dev-a fleet_slot)" = b
+# positive control for the rule: slot a (1.0.0) ran confirmed, so it is known good
+check "rollback now goes back to slot a, known good" \
+	fleetctl -o json rollback --device dev-a --wait --timeout 90s
+check_true "fw_printenv: slot a, no trial" \
+	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = a0
 agent_stop dev-a
 finish

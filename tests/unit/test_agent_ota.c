@@ -710,7 +710,7 @@ static void test_commands_refused(void **state)
 	assert_non_null(strstr(answer_to(o, "c-4"), "not configured"));
 }
 
-/* A rollback on request: slot a known, on trial, checked, good. */
+/* A rollback on request: slot a known good, on trial, checked, good. */
 static void test_rollback_command(void **state)
 {
 	struct ofx *o = *state;
@@ -719,6 +719,7 @@ static void test_rollback_command(void **state)
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-0");
 	j = journal(o);
 	j.job.state = AGENT_JOB_SUCCEEDED;
+	j.slots[0].good = true; /* 1.0.0 ran confirmed before the update */
 	assert_int_equal(agent_journal_save(o->journal, &j, NULL), 0);
 	boot_do(o, 's');
 	boot_do(o, 'g');
@@ -738,6 +739,95 @@ static void test_rollback_command(void **state)
 	assert_string_equal(j.job.to_version, "1.0.0");
 	assert_string_equal(boot_state(o).slot, "a");
 	assert_false(boot_state(o).upgrade_available);
+}
+
+/*
+ * The rollback rule: back to the last known good slot only.  After an
+ * update whose health check failed, slot b holds that firmware; a
+ * rollback must not try it again.  After a good update, the slot the
+ * device came from is known good and a rollback goes there.
+ */
+static void test_rollback_only_to_known_good(void **state)
+{
+	struct ofx *o = *state;
+	char *fw = firmware(o, "fw-1.2.0", "1.2.0", false);
+	char *bundle = afx_path(o->f, "c.fwb"), sha[65];
+	struct agent_journal j;
+
+	make_bundle(o, fw, "1.2.0", bundle, sha);
+	journal_update(o, bundle, sha, "1.2.0", AGENT_JOB_QUEUED);
+	start(o);
+	assert_true(run_to(o, AGENT_JOB_REBOOTING));
+	power_on(o);
+	start(o);
+	assert_true(run_to(o, AGENT_JOB_REVERTING));
+	power_on(o);
+	start(o);
+	assert_true(run_to(o, AGENT_JOB_ROLLED_BACK));
+	j = journal(o);
+	assert_string_equal(j.slots[1].version, "1.2.0");
+	assert_false(j.slots[1].good); /* failed its health check */
+	assert_true(j.slots[0].good);  /* came back to it, checked */
+	wait_online(o);
+	send_cmd(o, "{\"id\":\"c-r\",\"type\":\"rollback\",\"args\":"
+		    "{\"job\":\"j-r\"}}");
+	assert_non_null(strstr(answer_to(o, "c-r"), "not known good"));
+	assert_non_null(strstr(answer_to(o, "c-r"), "\"stage\":\"queued\""));
+	assert_string_equal(boot_state(o).slot, "a"); /* untouched */
+	assert_false(boot_state(o).upgrade_available);
+	j = journal(o);
+	assert_int_equal(j.job.type, AGENT_JOB_UPDATE); /* no rollback job */
+	free(fw);
+	free(bundle);
+}
+
+/* Run the "cancel" handler for job @job; its return code. */
+static int cancel(struct ofx *o, const char *job)
+{
+	struct agent_cmd cmd = {.id = "c-x", .type = "cancel"};
+	struct agent_cmd_outcome out = {.fields = json_object()};
+	int rc;
+
+	cmd.args = json_pack("{s:s}", "job", job);
+	rc = agent_cmd_cancel(o->a, &cmd, &out, NULL);
+	json_decref(cmd.args);
+	json_decref(out.fields);
+	return rc;
+}
+
+/*
+ * fleetd cancelled the job (issue 8): before the switch the device ends
+ * it as failed, "cancelled by fleetd", and touches no bootloader state;
+ * past the switch it refuses and the job ends on its own; a cancel for
+ * another job changes nothing.
+ */
+static void test_cancel_command(void **state)
+{
+	struct ofx *o = *state;
+	struct agent_journal j;
+
+	installed_at(o, AGENT_JOB_INSTALLED, "sim-0");
+	start(o);
+	assert_int_equal(cancel(o, "j-other"), 0);
+	assert_int_equal(journal(o).job.state, AGENT_JOB_INSTALLED);
+	assert_int_equal(cancel(o, "j-1"), 0);
+	j = journal(o);
+	assert_int_equal(j.job.state, AGENT_JOB_FAILED);
+	assert_string_equal(j.job.stage, "installed");
+	assert_string_equal(j.job.reason, "cancelled by fleetd");
+	for (int i = 0; i < 10; i++) /* nothing runs on */
+		agent_step(o->a, 20, NULL);
+	assert_false(agent_reboot_requested(o->a));
+	assert_string_equal(boot_state(o).slot, "a");
+	assert_false(boot_state(o).upgrade_available);
+	assert_int_equal(cancel(o, "j-1"), 0); /* final: nothing to do */
+	agent_free(o->a);
+	o->a = NULL;
+	/* past the switch: refused, the job goes on */
+	installed_at(o, AGENT_JOB_REBOOTING, "sim-0");
+	start(o);
+	assert_int_equal(cancel(o, "j-1"), FL_ECONFLICT);
+	assert_int_equal(journal(o).job.state, AGENT_JOB_REBOOTING);
 }
 
 /* A journal that does not load is kept aside, never acted on; the
@@ -792,6 +882,10 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_commands_refused, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_command, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_only_to_known_good,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_command, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_journal, setup,

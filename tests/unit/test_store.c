@@ -833,6 +833,9 @@ static void test_migrate_pending(void **state)
 		 " not_after INTEGER NOT NULL, issued INTEGER NOT NULL,"
 		 " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
 	    NULL, 0);
+	/* later migrations touch jobs too */
+	sql(old, "CREATE TABLE jobs (final INTEGER NOT NULL DEFAULT 0)", NULL,
+	    0);
 	sql(old, "INSERT INTO certs (serial, device, not_before, not_after,"
 		 " issued, revoked) VALUES"
 		 " ('a1', 'a', 0, 9e9, 10, 0), ('a2', 'a', 0, 9e9, 20, 0),"

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server-stub/store_jobs: cancelling and expiring jobs (issue 8 item
+ * 14), on a real SQLite file; time is passed in, never slept for.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tmpdir.h"
+
+#include "fsutil.h"
+#include "store.h"
+#include "util.h"
+
+struct fixture {
+	char dir[64];
+	char *db;
+	struct srv_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = fl_xcalloc(1, sizeof(*f));
+	struct fl_error err = {0};
+
+	if (test_mkdtemp(f->dir, "jobs")) {
+		free(f);
+		return -1;
+	}
+	f->db = fl_path_join(f->dir, "fleet.db");
+	*state = f;
+	return srv_store_open(f->db, &f->s, &err) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	int rc;
+
+	srv_store_close(f->s);
+	rc = test_rmtree(f->dir);
+	free(f->db);
+	free(f);
+	return rc;
+}
+
+static int add(struct fixture *f, const char *id, const char *dev,
+	       int64_t expires)
+{
+	struct srv_job j = {.id = id, .device = dev, .type = "update",
+			    .created_by = "test", .expires = expires};
+
+	return srv_store_job_add(f->s, &j, NULL);
+}
+
+/* state and final of job @id */
+static void job_is(struct fixture *f, const char *id, const char *state,
+		   bool final)
+{
+	json_t *j = NULL;
+
+	assert_int_equal(srv_store_job_get(f->s, id, &j, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    state);
+	assert_int_equal(json_is_true(json_object_get(j, "final")), final);
+	json_decref(j);
+}
+
+static void test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	struct fl_error err = {0};
+	json_t *ev = json_pack("{s:s}", "state", "succeeded"), *j = NULL;
+
+	assert_int_equal(add(f, "j-1", "dev-a", 0), 0);
+	assert_int_equal(add(f, "j-2", "dev-a", 0), FL_ECONFLICT); /* busy */
+	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "token:t1", &err),
+			 0);
+	job_is(f, "j-1", "cancelled", true);
+	assert_int_equal(srv_job_state_final("cancelled"), true);
+	assert_int_equal(srv_job_state_final("expired"), true);
+	/* final: a second cancel and a late event are refused */
+	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "x", &err),
+			 FL_ECONFLICT);
+	assert_int_equal(srv_store_job_event(f->s, "dev-a", "j-1", 7, ev, NULL),
+			 FL_ECONFLICT);
+	job_is(f, "j-1", "cancelled", true);
+	assert_int_equal(srv_store_job_get(f->s, "j-1", &j, NULL), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 0);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "reason")),
+			       "token:t1"));
+	assert_string_equal(json_string_value(json_object_get(j, "stage")),
+			    "queued");
+	json_decref(j);
+	/* the device is free again */
+	assert_int_equal(add(f, "j-2", "dev-a", 0), 0);
+	fl_error_clear(&err);
+	assert_int_equal(srv_store_job_cancel(f->s, "j-none", "x", &err),
+			 FL_ENOTFOUND);
+	json_decref(ev);
+}
+
+static void test_expire(void **state)
+{
+	struct fixture *f = *state;
+	json_t *ev = json_pack("{s:s}", "state", "downloading");
+	int n = -1;
+
+	assert_int_equal(add(f, "j-1", "dev-a", 1000), 0);
+	assert_int_equal(add(f, "j-2", "dev-b", 5000), 0);
+	assert_int_equal(add(f, "j-3", "dev-c", 0), 0); /* no deadline */
+	assert_int_equal(srv_store_job_event(f->s, "dev-a", "j-1", 1, ev, NULL),
+			 0);
+	assert_int_equal(srv_store_jobs_expire(f->s, 999, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(srv_store_jobs_expire(f->s, 1000, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	job_is(f, "j-1", "expired", true);
+	job_is(f, "j-2", "queued", false);
+	assert_int_equal(srv_store_jobs_expire(f->s, 1000000, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	job_is(f, "j-2", "expired", true);
+	job_is(f, "j-3", "queued", false);
+	/* expired is final: late events do not move it, a cancel is refused */
+	assert_int_equal(srv_store_job_event(f->s, "dev-a", "j-1", 2, ev, NULL),
+			 FL_ECONFLICT);
+	job_is(f, "j-1", "expired", true);
+	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "x", NULL),
+			 FL_ECONFLICT);
+	assert_int_equal(add(f, "j-4", "dev-a", 0), 0);
+	json_decref(ev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
