@@ -23,6 +23,7 @@
 
 #include "broker.h"
 #include "ca.h"
+#include "dynsec.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mqtt.h"
@@ -65,12 +66,6 @@ static const char acl_text[] =
 	"user " SRV_MQTT_USER "\n"
 	"topic readwrite fleet/#\n"
 	"topic readwrite $CONTROL/dynamic-security/#\n";
-
-static const char dynsec_text[] =
-	"{\"defaultACLAccess\": {\"publishClientSend\": false,"
-	" \"publishClientReceive\": true, \"subscribe\": false,"
-	" \"unsubscribe\": true},"
-	" \"clients\": [], \"groups\": [], \"roles\": []}\n";
 
 /* Split HOST:PORT into @host and @port (0 allowed). */
 static int split_listen(const char *listen, char *host, size_t hlen,
@@ -161,6 +156,19 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		plugin, d, port, host, d, d, d, d);
 }
 
+/* Write or migrate dynsec.json (mosquitto keeps its clients there). */
+static int write_dynsec(const char *path, struct fl_error *err)
+{
+	bool migrated = false;
+	int rc = srv_dynsec_write(path, &migrated, err);
+
+	if (!rc && migrated)
+		fl_warn("%s: default ACL access migrated to defer to the "
+			"acl_file (devices could read every topic)",
+			path);
+	return rc;
+}
+
 int srv_broker_write_config(struct srv *srv, const char *listen,
 			    char **ret_url, struct fl_error *err)
 {
@@ -189,8 +197,8 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 		rc = fl_write_atomic_str(p, acl_text, 0600, err);
 	free(p);
 	p = fl_path_join(dir, "dynsec.json");
-	if (!rc && !fl_path_exists(p))
-		rc = fl_write_atomic_str(p, dynsec_text, 0600, err);
+	if (!rc)
+		rc = write_dynsec(p, err);
 	free(p);
 	if (!rc && ret_url)
 		*ret_url = fl_xasprintf("mqtts://%s:%d", host, port);

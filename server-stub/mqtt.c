@@ -17,6 +17,7 @@
 #include <mqtt_protocol.h>
 
 #include "ca.h"
+#include "dynsec.h"
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
@@ -178,6 +179,21 @@ static void publish_presence(struct srv_mqtt *m, bool online)
 	free(text);
 }
 
+static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
+
+/* A running broker keeps the default ACL access in memory and saves it
+ * over dynsec.json: set fleetd's policy there too (an external broker
+ * gets it this way only). */
+static void send_policy(struct srv_mqtt *m)
+{
+	struct fl_error err = {0};
+	json_t *cmds = json_array();
+
+	json_array_append_new(cmds, srv_dynsec_policy_cmd());
+	if (dynsec_send(m, cmds, &err))
+		fl_warn("setting the broker's default ACL access: %s", err.msg);
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
@@ -190,6 +206,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		return;
 	}
 	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	send_policy(m);
 	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
 	m->connected = true;
@@ -469,11 +486,21 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 	return rc;
 }
 
+/* Publish {"commands": @cmds} to the plugin; takes @cmds. */
+static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err)
+{
+	json_t *body = json_pack("{s:o}", "commands", cmds);
+	int rc;
+
+	rc = publish(m, "$CONTROL/dynamic-security/v1", body, 1, err);
+	json_decref(body);
+	return rc;
+}
+
 int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
 		    size_t n, const char *username, struct fl_error *err)
 {
-	json_t *cmds, *body;
-	int rc;
+	json_t *cmds;
 
 	if (!m)
 		return 0;
@@ -483,8 +510,5 @@ int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
 				      json_pack("{s:s, s:s}", "command",
 						commands[i], "username",
 						username));
-	body = json_pack("{s:o}", "commands", cmds);
-	rc = publish(m, "$CONTROL/dynamic-security/v1", body, 1, err);
-	json_decref(body);
-	return rc;
+	return dynsec_send(m, cmds, err);
 }
