@@ -33,6 +33,10 @@
 extern char **environ;
 
 #define RELOAD_GAP_MS 2000
+/* What the broker holds for one session (fleetd's, in practice) before
+ * it drops messages: a minute of 150 devices at their full rate. */
+#define MAX_QUEUED_MESSAGES 200000
+#define MAX_QUEUED_BYTES (256 * 1024 * 1024)
 
 struct srv_broker {
 	struct srv *srv;
@@ -133,7 +137,10 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"persistence_location %s/broker/data/\n"
 		"autosave_interval 30\n"
 		"max_packet_size %d\n"
-		"max_queued_messages 1000\n"
+		"# per session; devices can only be sent fleetd's own messages\n"
+		"# (acl), so this sizes fleetd's session (docs/broker.md)\n"
+		"max_queued_messages %d\n"
+		"max_queued_bytes %d\n"
 		"check_retain_source true\n"
 		"acl_file %s/broker/acl\n"
 		"plugin %s\n"
@@ -152,7 +159,8 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"require_certificate true\n"
 		"use_identity_as_username true\n"
 		"use_username_as_clientid true\n",
-		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096, d,
+		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096,
+		MAX_QUEUED_MESSAGES, MAX_QUEUED_BYTES, d,
 		plugin, d, port, host, d, d, d, d);
 }
 

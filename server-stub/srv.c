@@ -5,6 +5,7 @@
 
 #include "ca.h"
 #include "config.h"
+#include "devlimit.h"
 #include "fsutil.h"
 #include "srv.h"
 #include "util.h"
@@ -12,7 +13,9 @@
 static const struct fl_ini_key conf_keys[] = {
 	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
 	{"broker", "listen"},     {"broker", "mosquitto"},
-	{"bundles", "max_size"},  {NULL, NULL},
+	{"bundles", "max_size"},  {"mqtt", "device_rate"},
+	{"mqtt", "device_burst"}, {"mqtt", "device_mute"},
+	{NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -21,6 +24,30 @@ static char *conf_str(const struct fl_ini *ini, const char *sec,
 	const char *v = fl_ini_get(ini, sec, key);
 
 	return v ? fl_xstrdup(v) : def ? fl_xstrdup(def) : NULL;
+}
+
+/* [mqtt] device_rate, device_burst, device_mute (devlimit.h). */
+static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
+			    struct fl_error *err)
+{
+	const char *mute = fl_ini_get(ini, "mqtt", "device_mute");
+	int rc;
+
+	srv->cfg.device_mute = SRV_DEVLIMIT_MUTE_S;
+	rc = fl_ini_get_uint(ini, "mqtt", "device_rate", 1000000,
+			     SRV_DEVLIMIT_RATE, &srv->cfg.device_rate, err);
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "mqtt", "device_burst", 1000000,
+				     SRV_DEVLIMIT_BURST, &srv->cfg.device_burst,
+				     err);
+	if (!rc && mute)
+		rc = fl_parse_duration(mute, &srv->cfg.device_mute, err);
+	if (!rc && (!srv->cfg.device_rate || !srv->cfg.device_burst ||
+		    srv->cfg.device_mute < 1 || srv->cfg.device_mute > 86400))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[mqtt] device_rate and device_burst must be at "
+			     "least 1, device_mute 1 s to 1 day");
+	return rc;
 }
 
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
@@ -48,6 +75,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "bundles", "max_size", UINT64_MAX / 2,
 				     4ULL << 30, &srv->cfg.max_bundle, err);
+	if (!rc)
+		rc = load_mqtt_limits(srv, ini, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =

@@ -18,6 +18,9 @@ struct srv_config {
 	char *broker_listen;     /* [broker] listen, for --with-broker */
 	char *mosquitto;         /* [broker] mosquitto: program path */
 	uint64_t max_bundle;     /* [bundles] max_size, default 4 GiB */
+	uint64_t device_rate;    /* [mqtt] device_rate: messages/s a device */
+	uint64_t device_burst;   /* [mqtt] device_burst */
+	int64_t device_mute;     /* [mqtt] device_mute: seconds */
 };
 
 /*
