@@ -23,6 +23,7 @@
 
 #include "broker.h"
 #include "ca.h"
+#include "dynsec.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mqtt.h"
@@ -32,6 +33,10 @@
 extern char **environ;
 
 #define RELOAD_GAP_MS 2000
+/* What the broker holds for one session (fleetd's, in practice) before
+ * it drops messages: a minute of 150 devices at their full rate. */
+#define MAX_QUEUED_MESSAGES 200000
+#define MAX_QUEUED_BYTES (256 * 1024 * 1024)
 
 struct srv_broker {
 	struct srv *srv;
@@ -65,12 +70,6 @@ static const char acl_text[] =
 	"user " SRV_MQTT_USER "\n"
 	"topic readwrite fleet/#\n"
 	"topic readwrite $CONTROL/dynamic-security/#\n";
-
-static const char dynsec_text[] =
-	"{\"defaultACLAccess\": {\"publishClientSend\": false,"
-	" \"publishClientReceive\": true, \"subscribe\": false,"
-	" \"unsubscribe\": true},"
-	" \"clients\": [], \"groups\": [], \"roles\": []}\n";
 
 /* Split HOST:PORT into @host and @port (0 allowed). */
 static int split_listen(const char *listen, char *host, size_t hlen,
@@ -138,7 +137,10 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"persistence_location %s/broker/data/\n"
 		"autosave_interval 30\n"
 		"max_packet_size %d\n"
-		"max_queued_messages 1000\n"
+		"# per session; devices can only be sent fleetd's own messages\n"
+		"# (acl), so this sizes fleetd's session (docs/broker.md)\n"
+		"max_queued_messages %d\n"
+		"max_queued_bytes %d\n"
 		"check_retain_source true\n"
 		"acl_file %s/broker/acl\n"
 		"plugin %s\n"
@@ -157,8 +159,22 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"require_certificate true\n"
 		"use_identity_as_username true\n"
 		"use_username_as_clientid true\n",
-		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096, d,
+		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096,
+		MAX_QUEUED_MESSAGES, MAX_QUEUED_BYTES, d,
 		plugin, d, port, host, d, d, d, d);
+}
+
+/* Write or migrate dynsec.json (mosquitto keeps its clients there). */
+static int write_dynsec(const char *path, struct fl_error *err)
+{
+	bool migrated = false;
+	int rc = srv_dynsec_write(path, &migrated, err);
+
+	if (!rc && migrated)
+		fl_warn("%s: default ACL access migrated to defer to the "
+			"acl_file (devices could read every topic)",
+			path);
+	return rc;
 }
 
 int srv_broker_write_config(struct srv *srv, const char *listen,
@@ -189,8 +205,8 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 		rc = fl_write_atomic_str(p, acl_text, 0600, err);
 	free(p);
 	p = fl_path_join(dir, "dynsec.json");
-	if (!rc && !fl_path_exists(p))
-		rc = fl_write_atomic_str(p, dynsec_text, 0600, err);
+	if (!rc)
+		rc = write_dynsec(p, err);
 	free(p);
 	if (!rc && ret_url)
 		*ret_url = fl_xasprintf("mqtts://%s:%d", host, port);

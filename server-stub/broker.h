@@ -19,9 +19,9 @@ struct srv_broker;
 
 /*
  * Write STATE/broker/{mosquitto.conf, acl, dynsec.json} for a TLS
- * listener on @listen ("HOST:PORT").  dynsec.json is kept if present
- * (mosquitto owns it once running).  *ret_url (may be NULL) gets the
- * mqtts:// URL.
+ * listener on @listen ("HOST:PORT").  An existing dynsec.json keeps its
+ * clients (mosquitto owns it once running) and only gets fleetd's default
+ * ACL policy (dynsec.h).  *ret_url (may be NULL) gets the mqtts:// URL.
  */
 int srv_broker_write_config(struct srv *srv, const char *listen,
 			    char **ret_url, struct fl_error *err);

@@ -17,6 +17,8 @@
 #include <mqtt_protocol.h>
 
 #include "ca.h"
+#include "devlimit.h"
+#include "dynsec.h"
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
@@ -29,6 +31,9 @@
 #define PRESENCE_TOPIC "fleet/" SRV_MQTT_USER "/presence"
 #define OFFLINE "{\"online\":false}"
 #define KEEPALIVE 30
+/* QoS 1/2 messages the broker may have in flight to fleetd */
+#define RECEIVE_MAXIMUM 200
+#define DYNSEC_TOPIC "$CONTROL/dynamic-security/v1"
 
 struct srv_mqtt {
 	struct srv *srv;
@@ -38,6 +43,9 @@ struct srv_mqtt {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool connected, stopping;
+	/* owned by the network thread (callbacks run there too) */
+	struct srv_devlimit *limit;
+	int64_t last_expire_ms;
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -78,7 +86,7 @@ static void on_presence(struct srv_mqtt *m, const char *id, json_t *j)
 	bool online;
 
 	if (fl_json_bool(j, "online", &online, &err)) {
-		fl_warn("presence from %s dropped: %s", id, err.msg);
+		fl_debug("presence from %s dropped: %s", id, err.msg);
 		return;
 	}
 	if (srv_store_device_presence(m->srv->store, id, online,
@@ -105,7 +113,7 @@ static void on_event(struct srv_mqtt *m, const char *id, json_t *j)
 	int rc;
 
 	if (fl_json_int(j, "seq", 1, INT64_MAX, &seq, &err)) {
-		fl_warn("event from %s dropped: %s", id, err.msg);
+		fl_debug("event from %s dropped: %s", id, err.msg);
 		return;
 	}
 	rc = srv_store_device_event(m->srv->store, id, seq, j, &err);
@@ -122,7 +130,7 @@ static void on_event(struct srv_mqtt *m, const char *id, json_t *j)
 			fl_warn("event from %s for job %s: %s", id,
 				opt_str(j, "job"), err.msg);
 	}
-	fl_info("event from %s: type=%s state=%s%s%s", id,
+	fl_debug("event from %s: type=%s state=%s%s%s", id,
 		opt_str(j, "type") ?: "?", opt_str(j, "state") ?: "?",
 		opt_str(j, "reason") ? " reason=" : "",
 		opt_str(j, "reason") ?: "");
@@ -137,6 +145,65 @@ static const struct {
 	{"events", on_event},
 };
 
+static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
+
+/* A dynsec command on the mute role for @username. */
+static json_t *role_cmd(const char *command, const char *username)
+{
+	return json_pack("{s:s, s:s, s:s}", "command", command, "username",
+			 username, "rolename", SRV_DYNSEC_MUTED_ROLE);
+}
+
+/* Deny @id every publish at the broker: its flood stops at the source. */
+static void mute(struct srv_mqtt *m, const char *id)
+{
+	struct fl_error err = {0};
+	json_t *cmds = json_array();
+
+	/* (a device enrolled before dynsec was used is not a client yet) */
+	json_array_append_new(cmds, json_pack("{s:s, s:s}", "command",
+					      "createClient", "username", id));
+	json_array_append_new(cmds, role_cmd("addClientRole", id));
+	fl_warn("device %s is over its message rate limit (%llu/s, burst "
+		"%llu): its messages are dropped and it is muted at the "
+		"broker for %lld s",
+		id, (unsigned long long)m->srv->cfg.device_rate,
+		(unsigned long long)m->srv->cfg.device_burst,
+		(long long)m->srv->cfg.device_mute);
+	if (dynsec_send(m, cmds, &err))
+		fl_error("muting %s: %s", id, err.msg);
+}
+
+static void unmute(const char *id, uint64_t dropped, void *arg)
+{
+	struct srv_mqtt *m = arg;
+	struct fl_error err = {0};
+	json_t *cmds = json_array();
+
+	json_array_append_new(cmds, role_cmd("removeClientRole", id));
+	fl_info("device %s unmuted (%llu messages dropped so far)", id,
+		(unsigned long long)dropped);
+	if (dynsec_send(m, cmds, &err))
+		fl_error("unmuting %s: %s", id, err.msg);
+}
+
+/*
+ * Charge a message of @id to its budget (devlimit.h); false when it must
+ * be dropped, before anything parses it.  Drops are counted, not logged.
+ */
+static bool within_budget(struct srv_mqtt *m, const char *id)
+{
+	switch (srv_devlimit_take(m->limit, id, fl_now_ms())) {
+	case SRV_DEVLIMIT_PASS:
+		return true;
+	case SRV_DEVLIMIT_MUTE:
+		mute(m, id);
+		return false;
+	default:
+		return false;
+	}
+}
+
 static void on_message(struct mosquitto *mosq, void *obj,
 		       const struct mosquitto_message *msg,
 		       const mosquitto_property *props)
@@ -149,12 +216,14 @@ static void on_message(struct mosquitto *mosq, void *obj,
 
 	if (!split_topic(msg->topic, id, &kind) || fl_streq(id, SRV_MQTT_USER))
 		return;
+	if (!within_budget(m, id))
+		return;
 	if (msg->payloadlen == 0) /* a cleared retained message */
 		return;
 	if (fl_json_parse(msg->payload, (size_t)msg->payloadlen,
 			  SRV_MQTT_MAX_PAYLOAD, &j, &err) ||
 	    fl_json_require_object(j, "payload", &err)) {
-		fl_warn("%s: dropped: %s", msg->topic, err.msg);
+		fl_debug("%s: dropped: %s", msg->topic, err.msg);
 		json_decref(j);
 		return;
 	}
@@ -178,6 +247,32 @@ static void publish_presence(struct srv_mqtt *m, bool online)
 	free(text);
 }
 
+/*
+ * At every connect: a running broker keeps the default ACL access in
+ * memory and saves it over dynsec.json, so set fleetd's policy there too
+ * (an external broker gets it this way only); and start the mute role
+ * afresh (deleting it unmutes everyone), since fleetd's own record of
+ * mutes is reset with it.
+ */
+static void send_policy(struct srv_mqtt *m)
+{
+	struct fl_error err = {0};
+	json_t *cmds = json_array();
+
+	json_array_append_new(cmds, json_pack("{s:s, s:s}", "command",
+					      "deleteRole", "rolename",
+					      SRV_DYNSEC_MUTED_ROLE));
+	json_array_append_new(
+		cmds, json_pack("{s:s, s:s, s:[{s:s, s:s, s:b}]}", "command",
+				"createRole", "rolename", SRV_DYNSEC_MUTED_ROLE,
+				"acls", "acltype", "publishClientSend",
+				"topic", "fleet/#", "allow", 0));
+	json_array_append_new(cmds, srv_dynsec_policy_cmd());
+	srv_devlimit_expire(m->limit, fl_now_ms(), true, NULL, NULL);
+	if (dynsec_send(m, cmds, &err))
+		fl_warn("setting the broker's default ACL access: %s", err.msg);
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
@@ -190,6 +285,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		return;
 	}
 	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	send_policy(m);
 	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
 	m->connected = true;
@@ -287,6 +383,12 @@ static void *net_thread(void *arg)
 	while (!stopping(m)) {
 		int rc = mosquitto_loop(m->mosq, 1000, 1);
 
+		if (fl_now_ms() - m->last_expire_ms >= 1000) {
+			m->last_expire_ms = fl_now_ms();
+			srv_devlimit_expire(m->limit, m->last_expire_ms, false,
+					    unmute, m);
+		}
+
 		if (rc == MOSQ_ERR_SUCCESS) {
 			pthread_mutex_lock(&m->lock);
 			if (m->connected)
@@ -347,8 +449,16 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 		free(m);
 		return fl_fail(err, FL_ENOMEM, "cannot create MQTT client");
 	}
+	m->limit = srv_devlimit_new(&(struct srv_devlimit_cfg){
+		.rate = srv->cfg.device_rate,
+		.burst = srv->cfg.device_burst,
+		.mute_after = SRV_DEVLIMIT_MUTE_AFTER,
+		.mute_ms = srv->cfg.device_mute * 1000,
+	});
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 			     MQTT_PROTOCOL_V5);
+	mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM,
+			     RECEIVE_MAXIMUM);
 	mosquitto_threaded_set(m->mosq, true);
 	mosquitto_will_set_v5(m->mosq, PRESENCE_TOPIC, (int)strlen(OFFLINE),
 			      OFFLINE, 1, true, NULL);
@@ -397,6 +507,7 @@ void srv_mqtt_stop(struct srv_mqtt *m)
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
 	mosquitto_destroy(m->mosq);
+	srv_devlimit_free(m->limit);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -469,11 +580,21 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 	return rc;
 }
 
+/* Publish {"commands": @cmds} to the plugin; takes @cmds. */
+static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err)
+{
+	json_t *body = json_pack("{s:o}", "commands", cmds);
+	int rc;
+
+	rc = publish(m, DYNSEC_TOPIC, body, 1, err);
+	json_decref(body);
+	return rc;
+}
+
 int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
 		    size_t n, const char *username, struct fl_error *err)
 {
-	json_t *cmds, *body;
-	int rc;
+	json_t *cmds;
 
 	if (!m)
 		return 0;
@@ -483,8 +604,5 @@ int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
 				      json_pack("{s:s, s:s}", "command",
 						commands[i], "username",
 						username));
-	body = json_pack("{s:o}", "commands", cmds);
-	rc = publish(m, "$CONTROL/dynamic-security/v1", body, 1, err);
-	json_decref(body);
-	return rc;
+	return dynsec_send(m, cmds, err);
 }

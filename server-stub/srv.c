@@ -5,6 +5,7 @@
 
 #include "ca.h"
 #include "config.h"
+#include "devlimit.h"
 #include "fsutil.h"
 #include "srv.h"
 #include "util.h"
@@ -14,6 +15,8 @@ static const struct fl_ini_key conf_keys[] = {
 	{"broker", "listen"},     {"broker", "mosquitto"},
 	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
 	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
+	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
+	{"mqtt", "device_mute"},
 	{NULL, NULL},
 };
 
@@ -64,6 +67,30 @@ static int load_job_expire(const struct fl_ini *ini, int64_t *ret,
 	return 0;
 }
 
+/* [mqtt] device_rate, device_burst, device_mute (devlimit.h). */
+static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
+			    struct fl_error *err)
+{
+	const char *mute = fl_ini_get(ini, "mqtt", "device_mute");
+	int rc;
+
+	srv->cfg.device_mute = SRV_DEVLIMIT_MUTE_S;
+	rc = fl_ini_get_uint(ini, "mqtt", "device_rate", 1000000,
+			     SRV_DEVLIMIT_RATE, &srv->cfg.device_rate, err);
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "mqtt", "device_burst", 1000000,
+				     SRV_DEVLIMIT_BURST, &srv->cfg.device_burst,
+				     err);
+	if (!rc && mute)
+		rc = fl_parse_duration(mute, &srv->cfg.device_mute, err);
+	if (!rc && (!srv->cfg.device_rate || !srv->cfg.device_burst ||
+		    srv->cfg.device_mute < 1 || srv->cfg.device_mute > 86400))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[mqtt] device_rate and device_burst must be at "
+			     "least 1, device_mute 1 s to 1 day");
+	return rc;
+}
+
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
 static int load_config(struct srv *srv, struct fl_error *err)
 {
@@ -93,6 +120,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
 	if (!rc)
 		rc = load_job_expire(ini, &srv->cfg.job_expire, err);
+	if (!rc)
+		rc = load_mqtt_limits(srv, ini, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =

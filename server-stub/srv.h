@@ -21,6 +21,9 @@ struct srv_config {
 	/* [ca] reenroll_per_hour, reenroll_max_revoked */
 	struct srv_reenroll_limits reenroll;
 	int64_t job_expire;      /* [jobs] expire: a job's default deadline */
+	uint64_t device_rate;    /* [mqtt] device_rate: messages/s a device */
+	uint64_t device_burst;   /* [mqtt] device_burst */
+	int64_t device_mute;     /* [mqtt] device_mute: seconds */
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */
