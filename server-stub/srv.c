@@ -12,7 +12,10 @@
 static const struct fl_ini_key conf_keys[] = {
 	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
 	{"broker", "listen"},     {"broker", "mosquitto"},
-	{"bundles", "max_size"},  {NULL, NULL},
+	{"bundles", "max_size"},  {"http", "max_connections"},
+	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
+	{"http", "request_timeout"}, {"http", "upload_timeout"},
+	{"http", "idle_timeout"}, {NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -21,6 +24,53 @@ static char *conf_str(const struct fl_ini *ini, const char *sec,
 	const char *v = fl_ini_get(ini, sec, key);
 
 	return v ? fl_xstrdup(v) : def ? fl_xstrdup(def) : NULL;
+}
+
+/* A duration key of [http] in [1, 1 day]; @def when absent. */
+static int conf_secs(const struct fl_ini *ini, const char *key, int64_t def,
+		     int64_t *ret, struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, "http", key);
+	int rc;
+
+	*ret = def;
+	if (!v)
+		return 0;
+	rc = fl_parse_duration(v, ret, err);
+	if (!rc && (*ret < 1 || *ret > 86400))
+		rc = fl_fail(err, FL_EINVAL, "[http] %s: %s not in 1s..1d",
+			     key, v);
+	return rc;
+}
+
+/* [http]: connection limits and deadlines (fleetd(8) LIMITS). */
+static int load_http_limits(const struct fl_ini *ini,
+			    struct srv_http_limits *l, struct fl_error *err)
+{
+	int rc = fl_ini_get_uint(ini, "http", "max_connections", 100000, 1000,
+				 &l->max_connections, err);
+
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "http", "max_connections_per_ip",
+				     100000, 64, &l->max_connections_per_ip,
+				     err);
+	if (!rc && (l->max_connections < 8 || l->max_connections_per_ip < 1 ||
+		    l->max_connections_per_ip > l->max_connections))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[http] max_connections must be at least 8 and "
+			     "max_connections_per_ip 1..max_connections");
+	if (!rc)
+		rc = conf_secs(ini, "header_timeout", 10, &l->header_timeout,
+			       err);
+	if (!rc)
+		rc = conf_secs(ini, "request_timeout", 60, &l->request_timeout,
+			       err);
+	if (!rc)
+		rc = conf_secs(ini, "upload_timeout", 3600, &l->upload_timeout,
+			       err);
+	if (!rc)
+		rc = conf_secs(ini, "idle_timeout", 60, &l->idle_timeout, err);
+	return rc;
 }
 
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
@@ -48,6 +98,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "bundles", "max_size", UINT64_MAX / 2,
 				     4ULL << 30, &srv->cfg.max_bundle, err);
+	if (!rc)
+		rc = load_http_limits(ini, &srv->cfg.http, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =
