@@ -9,9 +9,10 @@ slowhttp.py request URL PATH --ca CA [--cert C --key K] [--header H]...
     "STATUS BODY" of the reply on one line.
 
 slowhttp.py hold URL --ca CA --count N [--source ADDR] --status-file S
-        [--max-time SECS]
+        [--max-time SECS] [--body]
     Open N TLS connections one after the other, each sending an
-    unfinished request; write "accepted=A refused=R" to S once all are
+    unfinished request (with --body: complete headers announcing a body,
+    which then trickles); write "accepted=A refused=R" to S once all are
     tried; then trickle one header byte every 0.5 s on each open
     connection until the server has closed them all (or --max-time runs
     out) and print one JSON line: accepted, refused, closed (by the
@@ -118,7 +119,8 @@ def cmd_hold(args):
     for _ in range(args.count):
         try:
             s = connect(args, u.hostname, u.port, args.source, timeout=5)
-            s.sendall(b"POST /api/v1/enroll HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"POST /api/v1/enroll HTTP/1.1\r\nHost: x\r\n" +
+                      (b"Content-Length: 60000\r\n\r\n" if args.body else b""))
             s.setblocking(False)
             conns.append([s, time.monotonic(), None])
         except (ssl.SSLError, OSError):
@@ -147,6 +149,8 @@ def cmd_hold(args):
         "accepted": len(conns), "refused": refused, "closed": len(closed),
         "alive": len(conns) - len(closed),
         "max_open_s": round(max([(c[2] or now) - c[1] for c in conns],
+                                default=0), 1),
+        "min_open_s": round(min([(c[2] or now) - c[1] for c in conns],
                                 default=0), 1)}))
     return 0
 
@@ -168,6 +172,7 @@ def main():
     h.add_argument("--source")
     h.add_argument("--status-file", required=True)
     h.add_argument("--max-time", type=float, default=30)
+    h.add_argument("--body", action="store_true")
     for q in (r, h):
         q.add_argument("--ca", required=True)
         q.add_argument("--cert")
