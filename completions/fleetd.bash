@@ -3,13 +3,14 @@
 _fleetd() {
 	local cur=${COMP_WORDS[COMP_CWORD]} opts
 	if [[ $COMP_CWORD -eq 1 ]]; then
-		COMPREPLY=($(compgen -W 'broker-config ca init serve version --help' -- "$cur")); return
+		COMPREPLY=($(compgen -W 'broker-config ca init serve token version --help' -- "$cur")); return
 	fi
 	case ${COMP_WORDS[1]} in
 	broker-config) opts='--listen --state ' ;;
 	ca) opts='--out --remove --state ' ;;
 	init) opts='--san --state ' ;;
 	serve) opts='--listen --log-format --log-level --mqtt-listen --state --with-broker ' ;;
+	token) opts='--name --role --state --ttl ' ;;
 	version) opts='' ;;
 	*) opts='' ;;
 	esac
