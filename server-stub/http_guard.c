@@ -16,6 +16,7 @@ struct srv_conn {
 	int fd;
 	int64_t start_ms;    /* the current request began */
 	int64_t deadline_ms; /* 0 = none */
+	bool expired;        /* shut down by the reaper */
 	struct srv_conn *prev, *next;
 };
 
@@ -88,7 +89,7 @@ bool srv_guard_in_time(struct srv_http *h, struct srv_conn *c)
 	bool ok;
 
 	pthread_mutex_lock(&h->lock);
-	ok = !c->deadline_ms || fl_now_ms() < c->deadline_ms;
+	ok = !c->expired && (!c->deadline_ms || fl_now_ms() < c->deadline_ms);
 	pthread_mutex_unlock(&h->lock);
 	return ok;
 }
@@ -103,6 +104,10 @@ void srv_guard_request_done(struct srv_http *h, struct srv_conn *c)
 void srv_guard_reply_done(struct srv_http *h, struct srv_conn *c)
 {
 	pthread_mutex_lock(&h->lock);
+	if (c->expired) {
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
 	c->start_ms = fl_now_ms();
 	c->deadline_ms = c->start_ms + h->header_ms;
 	pthread_mutex_unlock(&h->lock);
@@ -122,6 +127,7 @@ static unsigned reap(struct srv_http *h, int64_t now)
 			continue;
 		shutdown(c->fd, SHUT_RDWR);
 		c->deadline_ms = 0;
+		c->expired = true;
 		n++;
 	}
 	return n;
