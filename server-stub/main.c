@@ -185,6 +185,8 @@ static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
 	}
 	if (!state || optind != argc)
 		return usage_err(self, "--state DIR is required");
+	if (listen && check_listen(self, listen))
+		return FL_EUSAGE;
 	rc = srv_open(state, &srv, &err);
 	if (!rc)
 		rc = srv_broker_write_config(

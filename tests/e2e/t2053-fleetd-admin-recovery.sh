@@ -70,6 +70,8 @@ done
 check_exit 2 "fleetd serve --mqtt-listen 127.0.0.1:70000 is a usage error" \
 	timeout 10 fleetd serve --state "$FLEETD_STATE" --listen 127.0.0.1:0 --with-broker \
 	--mqtt-listen 127.0.0.1:70000
+check_exit 2 "fleetd broker-config --listen 127.0.0.1:70000 is a usage error" \
+	fleetd broker-config --state "$FLEETD_STATE" --listen 127.0.0.1:70000
 check_grep 'HOST:PORT' "... with a clear error" \
 	timeout 10 fleetd serve --state "$FLEETD_STATE" --listen 127.0.0.1:99999
 finish
