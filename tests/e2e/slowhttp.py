@@ -116,6 +116,7 @@ def server_closed(s):
 def cmd_hold(args):
     u = urllib.parse.urlsplit(args.url)
     conns, refused = [], 0
+    t0 = time.monotonic()
     for _ in range(args.count):
         try:
             s = connect(args, u.hostname, u.port, args.source, timeout=5)
@@ -126,7 +127,8 @@ def cmd_hold(args):
         except (ssl.SSLError, OSError):
             refused += 1
     with open(args.status_file + ".tmp", "w") as f:
-        f.write("accepted=%d refused=%d\n" % (len(conns), refused))
+        f.write("accepted=%d refused=%d open_s=%.1f\n" % (
+            len(conns), refused, time.monotonic() - t0))
     os.rename(args.status_file + ".tmp", args.status_file)
     end = time.monotonic() + args.max_time
     while time.monotonic() < end and any(c[2] is None for c in conns):
