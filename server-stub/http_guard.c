@@ -145,9 +145,10 @@ static void audit_summary(struct srv_http *h, const char *remote,
 		 (unsigned long long)dropped);
 	fl_info("audit: %llu refused anonymous requests from %s not recorded "
 		"one by one (rate limit)",
-		(unsigned long long)dropped, remote ? remote : "many addresses");
-	if (srv_store_audit(h->srv->store, "anonymous", "-", path, 429,
-			    remote, &err))
+		(unsigned long long)dropped,
+		remote ? remote : "many addresses");
+	if (srv_store_audit(h->srv->store, "anonymous", "-", path, 429, remote,
+			    &err))
 		fl_error("audit: %s", err.msg);
 }
 
@@ -177,7 +178,8 @@ static void audit_flush(struct srv_http *h, int64_t now, bool all)
 		out[n++].dropped = s->dropped;
 		s->dropped = 0;
 	}
-	if (h->global_dropped && (all || window_over(h->global_start_ms, now))) {
+	if (h->global_dropped &&
+	    (all || window_over(h->global_start_ms, now))) {
 		global = h->global_dropped;
 		h->global_dropped = 0;
 	}
@@ -200,7 +202,8 @@ static void *reaper_main(void *arg)
 		pthread_cond_timedwait(&h->cond, &h->lock, &ts);
 		n = reap(h, fl_now_ms());
 		if (n)
-			fl_debug("closed %u connections past their deadline", n);
+			fl_debug("closed %u connections past their deadline",
+				 n);
 		pthread_mutex_unlock(&h->lock);
 		audit_flush(h, fl_now_ms(), false);
 		pthread_mutex_lock(&h->lock);

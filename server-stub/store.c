@@ -331,7 +331,8 @@ static int check_not_last_admin(struct srv_store *s, const char *id,
 	rc = db_query_one(s, &row, err,
 			  "SELECT count(*) AS others,"
 			  " (SELECT count(*) FROM tokens WHERE id = ?1"
-			  "  AND kind = 'operator' AND role = ?2 AND revoked = 0"
+			  "  AND kind = 'operator' AND role = ?2"
+			  "  AND revoked = 0"
 			  "  AND (expires = 0 OR expires > ?3)) AS self"
 			  " FROM tokens WHERE id != ?1 AND kind = 'operator'"
 			  " AND role = ?2 AND revoked = 0"
