@@ -14,15 +14,25 @@
 #include "ca.h"
 #include "fsutil.h"
 #include "http.h"
+#include "http_guard.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
 
 #define MAX_PATH_LEN 1024
+#define HTTP_THREADS 4u
+/* Memory per connection for the request line and headers (MHD replies
+ * 431 beyond it). */
+#define HEADER_MEMORY (32u * 1024)
 /* Bodies are drained up to this size before an early refusal is sent;
  * beyond it the reply goes out at once and the connection is closed. */
 #define DRAIN_MAX (16u * 1024 * 1024)
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* TLS 1.3, and TLS 1.2 with forward-secret AEAD suites only (no CBC,
+ * no SHA-1 MACs, no RSA key transport). */
+#define TLS_PRIORITIES                                                     \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL"           \
+	":+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"     \
+	":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
 static const struct {
 	int code, status;
@@ -306,15 +316,15 @@ static const gnutls_datum_t *peer_cert(struct MHD_Connection *c)
 
 /*
  * mTLS: the client certificate must verify against the issuing CA and
- * the current CRL (on every request), and be one fleetd issued and has
- * not revoked.  The device id is its CN.
+ * the current CRL (on every request), and be one fleetd issued to that
+ * device and has not revoked, and the device must be active.  The
+ * device id is its CN.
  */
 static int authenticate_device(struct srv_req *r)
 {
 	const gnutls_datum_t *der = peer_cert(r->conn);
 	struct fl_pki_cert_info info;
 	struct fl_error err = {0};
-	json_t *cert = NULL;
 
 	if (!der)
 		return srv_reply_error(r, 401, "unauthorized",
@@ -325,17 +335,10 @@ static int authenticate_device(struct srv_req *r)
 		return srv_reply_error(r, 401, "unauthorized",
 				       "client certificate refused: %s",
 				       err.msg) ?: FL_EDENIED;
-	if (srv_store_cert_get(r->srv->store, info.serial, &cert, NULL) ||
-	    json_is_true(json_object_get(cert, "revoked")) ||
-	    !fl_streq(json_string_value(json_object_get(cert, "device")),
-		      info.cn)) {
-		json_decref(cert);
-		return srv_reply_error(r, 401, "unauthorized",
-				       "client certificate %s is revoked or "
-				       "unknown",
-				       info.serial) ?: FL_EDENIED;
-	}
-	json_decref(cert);
+	if (srv_store_device_principal(r->srv->store, info.serial, info.cn,
+				       &err))
+		return srv_reply_error(r, 401, "unauthorized", "%s",
+				       err.msg) ?: FL_EDENIED;
 	r->who.kind = SRV_DEVICE;
 	r->who.role = SRV_ROLE_DEVICE;
 	fl_strlcpy(r->who.id, info.cn, sizeof(r->who.id));
@@ -343,6 +346,12 @@ static int authenticate_device(struct srv_req *r)
 	return 0;
 }
 
+/*
+ * Authenticate the caller and check its role against the route.  Called
+ * when the headers arrive (fast refusal) and again right before the
+ * handler runs, which may be much later: a token revoked or expired, or a
+ * device decommissioned, while the body was arriving is refused then.
+ */
 static int authorize(struct srv_req *r)
 {
 	bool bearer = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -463,25 +472,75 @@ static bool is_mutating(const char *method)
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-/* Last call: run the handler, then audit mutating requests. */
-static void finish(struct srv_req *r)
+/*
+ * Audit a mutating request.  Refused anonymous requests cost an attacker
+ * nothing, so their rows are rate-limited per source address
+ * (http_guard.h); the first one over the limit leaves a marker row.
+ */
+static void audit(struct srv_req *r)
 {
 	struct fl_error err = {0};
+	bool marker = false;
+	int rc;
 
+	if (r->who.kind == SRV_ANON && r->status >= 400 && r->srv->http &&
+	    !srv_guard_audit_allowed(r->srv->http, r->remote, &marker)) {
+		if (!marker)
+			return;
+		rc = srv_store_audit(r->srv->store, "anonymous", r->method,
+				     "(audit rate limit reached: further "
+				     "refused requests from this address are "
+				     "counted, not recorded)",
+				     429, r->remote, &err);
+	} else {
+		rc = srv_store_audit(r->srv->store, srv_req_actor(r),
+				     r->method, r->path, r->status, r->remote,
+				     &err);
+	}
+	if (rc)
+		fl_error("audit: %s", err.msg);
+}
+
+/*
+ * Last call: authorise again (the principal may have lost its rights
+ * while the body arrived), run the handler, audit mutating requests.
+ */
+static void finish(struct srv_req *r)
+{
 	if (r->finished)
 		return;
 	r->finished = true;
-	if (!r->status) {
+	if (!r->status && !authorize(r)) {
 		r->route->fn(r);
 		if (!r->status)
 			srv_reply_error(r, 500, "internal",
 					"handler sent no response");
 	}
-	if (is_mutating(r->method) &&
-	    srv_store_audit(r->srv->store, srv_req_actor(r), r->method,
-			    r->path, r->status, r->remote, &err))
-		fl_error("audit: %s", err.msg);
+	if (is_mutating(r->method))
+		audit(r);
 	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
+}
+
+/* The connection's deadline state (set by on_connection). */
+static struct srv_conn *conn_state(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Headers in: the whole request must follow within its deadline. */
+static bool start_deadline(struct srv_req *r)
+{
+	const struct srv_http_limits *l = &r->srv->cfg.http;
+	bool upload = r->route && r->route->on_body && !r->status;
+
+	if (!r->sock)
+		return true;
+	return srv_guard_headers_done(r->srv->http, r->sock,
+				      upload ? l->upload_timeout
+					     : l->request_timeout);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -495,6 +554,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		r = fl_xcalloc(1, sizeof(*r));
 		r->srv = cls;
 		r->conn = c;
+		r->sock = conn_state(c);
 		r->method = method;
 		r->path = fl_xstrdup(url);
 		remote_addr(c, r->remote, sizeof(r->remote));
@@ -503,16 +563,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		begin(r);
 		if (r->status && is_mutating(method))
 			finish(r); /* audit the refusal */
-		return MHD_YES;
+		return start_deadline(r) ? MHD_YES : MHD_NO;
+	}
+	if (r->sock && !srv_guard_in_time(r->srv->http, r->sock)) {
+		fl_debug("%s %s %s: request deadline passed", r->remote,
+			 r->method, r->path);
+		return MHD_NO; /* close */
 	}
 	if (*data_size) {
 		add_body(r, data, *data_size);
 		*data_size = 0;
 		return MHD_YES;
 	}
+	if (r->sock)
+		srv_guard_request_done(r->srv->http, r->sock);
 	flush_held(r); /* from here on replies go out directly */
 	finish(r);
 	return MHD_YES;
+}
+
+/* Track each connection for its deadlines. */
+static void on_connection(void *cls, struct MHD_Connection *c,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct srv *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		srv_guard_conn_free(srv->http, *socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		*socket_context = srv_guard_conn_new(srv->http, ci->connect_fd);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -522,6 +607,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	if (!r)
 		return;
+	if (r->sock && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		srv_guard_reply_done(r->srv->http, r->sock);
 	free_params(r->params);
 	free(r->path);
 	free(r->body);
@@ -545,6 +632,22 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	fl_debug("microhttpd: %s", msg);
 }
 
+int srv_http_check_listen(const char *listen, struct fl_error *err)
+{
+	const char *colon = strrchr(listen, ':');
+	uint64_t port;
+
+	if (!colon || colon == listen || !colon[1] ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    strlen(colon + 1) > 5 ||
+	    fl_parse_uint(colon + 1, 65535, &port, NULL))
+		return fl_fail(err, FL_EUSAGE,
+			       "listen address '%s' must be HOST:PORT with a "
+			       "port 0..65535",
+			       listen);
+	return 0;
+}
+
 /* Split "HOST:PORT" / "[V6]:PORT" and resolve it numerically. */
 static int resolve(const char *listen, struct addrinfo **ret, char **ret_host,
 		   struct fl_error *err)
@@ -555,9 +658,8 @@ static int resolve(const char *listen, struct addrinfo **ret, char **ret_host,
 	char *host;
 	int gai;
 
-	if (!colon || colon == listen || !colon[1])
-		return fl_fail(err, FL_EINVAL,
-			       "listen address '%s' must be HOST:PORT", listen);
+	if (srv_http_check_listen(listen, err))
+		return FL_EUSAGE;
 	host = fl_xstrndup(listen, (size_t)(colon - listen));
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
@@ -566,7 +668,7 @@ static int resolve(const char *listen, struct addrinfo **ret, char **ret_host,
 	gai = getaddrinfo(host, colon + 1, &hints, ret);
 	if (gai) {
 		free(host);
-		return fl_fail(err, FL_EINVAL, "cannot resolve '%s': %s",
+		return fl_fail(err, FL_EUSAGE, "cannot resolve '%s': %s",
 			       listen, gai_strerror(gai));
 	}
 	*ret_host = host;
@@ -594,6 +696,30 @@ static int load_tls(struct srv *srv, char **key, char **cert, char **trust,
 	return rc;
 }
 
+/* Start MHD with TLS and the [http] limits. */
+static struct MHD_Daemon *start_mhd(struct srv *srv, const struct sockaddr *sa,
+				    const char *key, const char *cert,
+				    const char *trust)
+{
+	const struct srv_http_limits *l = &srv->cfg.http;
+
+	return MHD_start_daemon(
+		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
+			MHD_USE_ERROR_LOG | MHD_USE_POLL,
+		0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+		on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, sa,
+		MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
+		MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_HTTPS_PRIORITIES,
+		TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned)l->max_connections_per_ip,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->idle_timeout,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+}
+
 int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)
 {
 	char *key = NULL, *cert = NULL, *trust = NULL, *host = NULL;
@@ -604,19 +730,11 @@ int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)
 	rc = resolve(listen, &ai, &host, err);
 	if (!rc)
 		rc = load_tls(srv, &key, &cert, &trust, err);
+	if (!rc)
+		rc = srv_guard_start(srv, err);
 	if (rc)
 		goto out;
-	srv->mhd = MHD_start_daemon(
-		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
-			MHD_USE_ERROR_LOG | MHD_USE_POLL,
-		0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-		on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, key,
-		MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_TRUST,
-		trust, MHD_OPTION_HTTPS_PRIORITIES,
-		TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, 4u,
-		MHD_OPTION_CONNECTION_LIMIT, 1000u,
-		MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, srv, MHD_OPTION_END);
+	srv->mhd = start_mhd(srv, ai->ai_addr, key, cert, trust);
 	if (!srv->mhd) {
 		rc = fl_fail(err, FL_EIO,
 			     "cannot listen on %s (address in use, or bad TLS "
@@ -643,4 +761,5 @@ void srv_http_stop(struct srv *srv)
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
 	srv->mhd = NULL;
+	srv_guard_stop(srv);
 }

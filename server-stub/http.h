@@ -30,9 +30,12 @@ struct srv_principal {
 
 #define SRV_MAX_PARAMS 4
 
+struct srv_conn;
+
 struct srv_req {
 	struct srv *srv;
 	struct MHD_Connection *conn;
+	struct srv_conn *sock; /* deadlines of the connection (http_guard.h) */
 	const struct srv_route *route;
 	const char *method;
 	char *path;
@@ -85,6 +88,12 @@ struct srv_route {
 
 /* The table, in server-stub/routes.c; ends with a NULL method. */
 extern const struct srv_route srv_routes[];
+
+/*
+ * Check a "HOST:PORT" / "[V6]:PORT" listen address: a non-empty host and
+ * a decimal port 0..65535 (0 picks a free one).  FL_EUSAGE otherwise.
+ */
+int srv_http_check_listen(const char *listen, struct fl_error *err);
 
 /*
  * Listen on @listen ("HOST:PORT"; port 0 picks a free one) with the

@@ -13,10 +13,12 @@
 
 #include "broker.h"
 #include "ca.h"
+#include "http.h"
 #include "log.h"
 #include "serve.h"
 #include "srv.h"
 #include "util.h"
+#include "validate.h"
 
 #define MAX_SANS 16
 
@@ -79,6 +81,13 @@ static int cmd_init(int argc, char **argv, const struct cmd *self)
 	return 0;
 }
 
+static int check_listen(const struct cmd *c, const char *listen)
+{
+	struct fl_error err = {0};
+
+	return srv_http_check_listen(listen, &err) ? usage_err(c, err.msg) : 0;
+}
+
 struct serve_opts {
 	struct srv_serve_opts s;
 	const char *state;
@@ -123,7 +132,9 @@ static int parse_serve(int argc, char **argv, const struct cmd *self,
 	}
 	if (!o->state || optind != argc)
 		return usage_err(self, "--state DIR is required");
-	return 0;
+	return check_listen(self, o->s.listen) ?:
+		       (o->s.mqtt_listen ? check_listen(self, o->s.mqtt_listen)
+					 : 0);
 }
 
 static void print_ready(const char *line)
@@ -174,6 +185,8 @@ static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
 	}
 	if (!state || optind != argc)
 		return usage_err(self, "--state DIR is required");
+	if (listen && check_listen(self, listen))
+		return FL_EUSAGE;
 	rc = srv_open(state, &srv, &err);
 	if (!rc)
 		rc = srv_broker_write_config(
@@ -264,6 +277,63 @@ static int cmd_cert(int argc, char **argv, const struct cmd *self)
 	return 0;
 }
 
+/*
+ * fleetd token create --state DIR [--role ROLE] [--name NAME] [--ttl DUR]
+ * The local recovery path: mints an operator token straight into the
+ * store (fleetd may be running; SQLite arbitrates).  Prints the secret.
+ */
+static int cmd_token(int argc, char **argv, const struct cmd *self)
+{
+	static const struct option opts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"role", required_argument, NULL, 'r'},
+		{"name", required_argument, NULL, 'n'},
+		{"ttl", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
+	struct srv_token_spec spec = {.name = "recovery",
+				      .role = SRV_ROLE_ADMIN};
+	const char *state = NULL;
+	struct fl_error err = {0};
+	struct srv *srv = NULL;
+	char *secret = NULL;
+	json_t *info = NULL;
+	int c, rc;
+
+	if (argc < 2 || strcmp(argv[1], "create") != 0)
+		return usage_err(self, "the only token command is create");
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			state = optarg;
+		else if (c == 'r' && (spec.role = srv_role_parse(optarg)))
+			continue;
+		else if (c == 'n' && !fl_check_id(optarg, "token name", NULL))
+			spec.name = optarg;
+		else if (c == 't' && !fl_parse_duration(optarg, &spec.ttl,
+							NULL) && spec.ttl >= 60)
+			continue;
+		else
+			return usage_err(self, "bad option or value");
+	}
+	if (!state || optind != argc)
+		return usage_err(self, "--state DIR is required");
+	rc = srv_open(state, &srv, &err);
+	if (!rc)
+		rc = srv_token_create(srv, &spec, "local:fleetd", &secret,
+				      &info, &err);
+	srv_close(srv);
+	if (rc)
+		return die(rc, "%s", err.msg);
+	fprintf(stderr, "created %s token %s (%s)\n",
+		srv_role_name(spec.role),
+		json_string_value(json_object_get(info, "id")), spec.name);
+	printf("%s\n", secret);
+	fl_free_secret(secret);
+	json_decref(info);
+	return 0;
+}
+
 static int cmd_version(int argc, char **argv, const struct cmd *self)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
@@ -286,6 +356,10 @@ static const struct cmd cmds[] = {
 	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"
 	 "             [--log-format text|json]",
 	 "run the HTTPS API (and a supervised local mosquitto)"},
+	{"token", cmd_token,
+	 "fleetd token create --state DIR [--role ROLE] [--name NAME]\n"
+	 "             [--ttl DURATION]",
+	 "mint an operator token locally (recovery; default role admin)"},
 	{"version", cmd_version, "fleetd version", "print the version"},
 };
 

@@ -16,8 +16,10 @@ static const struct fl_ini_key conf_keys[] = {
 	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
 	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
 	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
-	{"mqtt", "device_mute"},
-	{NULL, NULL},
+	{"mqtt", "device_mute"}, {"http", "max_connections"},
+	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
+	{"http", "request_timeout"}, {"http", "upload_timeout"},
+	{"http", "idle_timeout"}, {NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -91,6 +93,53 @@ static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
 	return rc;
 }
 
+/* A duration key of [http] in [1, 1 day]; @def when absent. */
+static int conf_secs(const struct fl_ini *ini, const char *key, int64_t def,
+		     int64_t *ret, struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, "http", key);
+	int rc;
+
+	*ret = def;
+	if (!v)
+		return 0;
+	rc = fl_parse_duration(v, ret, err);
+	if (!rc && (*ret < 1 || *ret > 86400))
+		rc = fl_fail(err, FL_EINVAL, "[http] %s: %s not in 1s..1d",
+			     key, v);
+	return rc;
+}
+
+/* [http]: connection limits and deadlines (fleetd(8) LIMITS). */
+static int load_http_limits(const struct fl_ini *ini,
+			    struct srv_http_limits *l, struct fl_error *err)
+{
+	int rc = fl_ini_get_uint(ini, "http", "max_connections", 100000, 1000,
+				 &l->max_connections, err);
+
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "http", "max_connections_per_ip",
+				     100000, 64, &l->max_connections_per_ip,
+				     err);
+	if (!rc && (l->max_connections < 8 || l->max_connections_per_ip < 1 ||
+		    l->max_connections_per_ip > l->max_connections))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[http] max_connections must be at least 8 and "
+			     "max_connections_per_ip 1..max_connections");
+	if (!rc)
+		rc = conf_secs(ini, "header_timeout", 10, &l->header_timeout,
+			       err);
+	if (!rc)
+		rc = conf_secs(ini, "request_timeout", 60, &l->request_timeout,
+			       err);
+	if (!rc)
+		rc = conf_secs(ini, "upload_timeout", 3600, &l->upload_timeout,
+			       err);
+	if (!rc)
+		rc = conf_secs(ini, "idle_timeout", 60, &l->idle_timeout, err);
+	return rc;
+}
+
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
 static int load_config(struct srv *srv, struct fl_error *err)
 {
@@ -122,6 +171,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = load_job_expire(ini, &srv->cfg.job_expire, err);
 	if (!rc)
 		rc = load_mqtt_limits(srv, ini, err);
+	if (!rc)
+		rc = load_http_limits(ini, &srv->cfg.http, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.broker_listen =

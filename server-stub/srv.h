@@ -24,6 +24,14 @@ struct srv_config {
 	uint64_t device_rate;    /* [mqtt] device_rate: messages/s a device */
 	uint64_t device_burst;   /* [mqtt] device_burst */
 	int64_t device_mute;     /* [mqtt] device_mute: seconds */
+	struct srv_http_limits {  /* [http]: bounds on each client */
+		uint64_t max_connections;        /* default 1000 */
+		uint64_t max_connections_per_ip; /* default 64 */
+		int64_t header_timeout;  /* s to send request headers: 10 */
+		int64_t request_timeout; /* s for headers + body: 60 */
+		int64_t upload_timeout;  /* s for an upload request: 3600 */
+		int64_t idle_timeout;    /* s without traffic: 60 */
+	} http;
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */
@@ -42,6 +50,7 @@ struct srv {
 	struct srv_broker *broker; /* local mosquitto, with --with-broker */
 	struct srv_mqtt *mqtt;     /* fleetd's MQTT client */
 	struct MHD_Daemon *mhd;
+	struct srv_http *http; /* connection deadlines, audit limits */
 	char *https_url;      /* "https://127.0.0.1:8443" once listening */
 	size_t max_json_body; /* request body cap for JSON calls */
 	uint64_t max_upload;  /* bundle upload cap ([bundles] max_size) */

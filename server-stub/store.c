@@ -345,15 +345,86 @@ int srv_store_token_list(struct srv_store *s, json_t **ret,
 	return 0;
 }
 
+/* Would revoking @id leave no active, unexpired admin token?  Lock held. */
+static int check_not_last_admin(struct srv_store *s, const char *id,
+				struct fl_error *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	json_t *row;
+	int rc;
+
+	rc = db_query_one(s, &row, err,
+			  "SELECT count(*) AS others,"
+			  " (SELECT count(*) FROM tokens WHERE id = ?1"
+			  "  AND kind = 'operator' AND role = ?2"
+			  "  AND revoked = 0"
+			  "  AND (expires = 0 OR expires > ?3)) AS self"
+			  " FROM tokens WHERE id != ?1 AND kind = 'operator'"
+			  " AND role = ?2 AND revoked = 0"
+			  " AND (expires = 0 OR expires > ?3)",
+			  "sdi", id, SRV_ROLE_ADMIN, now);
+	if (rc)
+		return rc;
+	if (json_integer_value(json_object_get(row, "self")) &&
+	    !json_integer_value(json_object_get(row, "others")))
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "token '%s' is the last admin token; create "
+			     "another admin token first (or, on the server, "
+			     "'fleetd token create --state DIR')",
+			     id);
+	json_decref(row);
+	return rc;
+}
+
 int srv_store_token_revoke(struct srv_store *s, const char *id,
 			   struct fl_error *err)
 {
 	int rc, n = 0;
 
-	rc = db_lrun(s, &n, err, "UPDATE tokens SET revoked = 1 WHERE id = ?",
-		      "s", id);
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (rc)
+		goto out_unlock;
+	rc = check_not_last_admin(s, id, err);
+	if (!rc)
+		rc = db_run(s, &n, err,
+			    "UPDATE tokens SET revoked = 1 WHERE id = ?", "s",
+			    id);
 	if (!rc && n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no token with id '%s'", id);
+	rc = db_end(s, rc, err);
+out_unlock:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int srv_store_device_principal(struct srv_store *s, const char *serial,
+			       const char *device, struct fl_error *err)
+{
+	json_t *row;
+	int rc;
+
+	rc = db_lquery_one(s, &row, err,
+			   "SELECT c.device, c.revoked, d.state FROM certs c"
+			   " LEFT JOIN devices d ON d.id = c.device"
+			   " WHERE c.serial = ?",
+			   "s", serial);
+	if (rc == FL_ENOTFOUND)
+		return fl_fail(err, FL_EDENIED,
+			       "client certificate %s is unknown", serial);
+	if (rc)
+		return rc;
+	if (!fl_streq(json_string_value(json_object_get(row, "device")),
+		      device) ||
+	    json_integer_value(json_object_get(row, "revoked")))
+		rc = fl_fail(err, FL_EDENIED,
+			     "client certificate %s is revoked or unknown",
+			     serial);
+	else if (!fl_streq(json_string_value(json_object_get(row, "state")),
+			   "active"))
+		rc = fl_fail(err, FL_EDENIED, "device %s is not active",
+			     device);
+	json_decref(row);
 	return rc;
 }
 

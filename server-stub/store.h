@@ -64,9 +64,22 @@ int srv_store_token_find(struct srv_store *s, const char *hash_hex,
 int srv_store_token_list(struct srv_store *s, json_t **ret,
 			 struct fl_error *err);
 
-/* Revoke by id; FL_ENOTFOUND if none.  Revoking twice is not an error. */
+/*
+ * Revoke by id; FL_ENOTFOUND if none.  Revoking twice is not an error.
+ * FL_ECONFLICT, checked in the same transaction, when the token is the
+ * last active, unexpired admin token (nobody could administer fleetd
+ * over the API any more).
+ */
 int srv_store_token_revoke(struct srv_store *s, const char *id,
 			   struct fl_error *err);
+
+/*
+ * May the holder of certificate @serial act as device @device?  Only if
+ * fleetd issued @serial to @device, has not revoked it, and @device is
+ * active: FL_EDENIED with the reason otherwise.
+ */
+int srv_store_device_principal(struct srv_store *s, const char *serial,
+			       const char *device, struct fl_error *err);
 
 /* One audit row for a mutating request. */
 int srv_store_audit(struct srv_store *s, const char *actor,
