@@ -59,7 +59,7 @@ check_true "... and writes nothing" test ! -e "$T/dirty.fwb"
 check "--allow-dirty signs it and says so" create --allow-dirty -o "$T/dirty.fwb"
 check "the dirty flag is recorded" sh -c \
 	"fleetctl -o json bundle inspect '$T/dirty.fwb' | jq -e '.manifest.provenance.dirty == true and (.manifest.provenance.describe | endswith(\"-dirty\"))'"
-check_fail "a wrong PIN fails the job" env FLEET_PKCS11_PIN=0000 \
+check_exit 3 "a wrong PIN fails the job (the key is not found: exit 3)" env FLEET_PKCS11_PIN=0000 \
 	fleetctl -q bundle create --image "$T/image" --name fw --version 2.0.1 \
 	--security-version 3 --hardware gw-a --pkcs11 "$URI" -o "$T/pin.fwb"
 
