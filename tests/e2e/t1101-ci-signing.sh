@@ -62,7 +62,7 @@ check "the dirty flag is recorded" sh -c \
 # Under SAN, LeakSanitizer reports ~770 bytes that the pkcs11 engine
 # (libp11: RSA_meth_dup, CRYPTO_zalloc) keeps after the failed login,
 # and turns exit 3 into 134; leak checks are off for this one command
-# (see the issue-8 infra report).  check_fail used to accept the 134.
+# (see the issue-8 infra report).  The old "any failure" check took 134.
 check_exit 3 "a wrong PIN fails the job (the key is not found: exit 3)" \
 	env FLEET_PKCS11_PIN=0000 ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
 	fleetctl -q bundle create --image "$T/image" --name fw --version 2.0.1 \
