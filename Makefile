@@ -78,6 +78,19 @@ ifneq ($(wildcard agent/sim_main.c),)
 PROGS += $(B)/fleet-sim
 endif
 
+# Test-only failpoints (FLEETD_FAILPOINTS, FLEET_AGENT_FAILPOINTS) are
+# compiled only into fleetd-test and fleet-agent-test in tests/tools
+# (make check builds them; make and make demo never do): the files that
+# hold the hooks are rebuilt with -DFLEET_TEST_HOOKS into $(B)/test-hooks
+# and replace their production objects in copies of the libraries.
+HOOK_SRC := server-stub/ca.c agent/ota.c
+HB := $(B)/test-hooks
+hook_objs = $(patsubst %.c,$(HB)/%.o,$(filter $(HOOK_SRC),$(1))) \
+	$(call objs,$(filter-out $(HOOK_SRC),$(1)))
+LIB_SRV_HOOKS := $(HB)/libfleetd.a
+LIB_AGENT_HOOKS := $(HB)/libfleetagent.a
+HOOK_PROGS := $(B)/tests/tools/fleetd-test $(B)/tests/tools/fleet-agent-test
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -101,6 +114,11 @@ $(B)/%.o: %.c
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+$(HB)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS_ALL) -DFLEET_TEST_HOOKS $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
 define lib_rule
 $(1): $(call objs,$(2))
 	@mkdir -p $$(dir $$@)
@@ -112,6 +130,14 @@ $(eval $(call lib_rule,$(LIB_SIGN),$(SIGN_SRC)))
 $(eval $(call lib_rule,$(LIB_SRV),$(SRV_SRC)))
 $(eval $(call lib_rule,$(LIB_CLI),$(CLI_SRC)))
 $(eval $(call lib_rule,$(LIB_AGENT),$(AGENT_SRC)))
+$(LIB_SRV_HOOKS): $(call hook_objs,$(SRV_SRC))
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+$(LIB_AGENT_HOOKS): $(call hook_objs,$(AGENT_SRC))
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(B)/fleetd: $(B)/server-stub/main.o $(LIB_SRV) $(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
@@ -123,6 +149,15 @@ $(B)/fleet-agent: $(B)/agent/main.o $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 $(B)/fleet-sim: $(B)/agent/sim_main.o $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+$(B)/tests/tools/fleetd-test: $(B)/server-stub/main.o $(LIB_SRV_HOOKS) \
+		$(LIB_SIGN) $(LIB_COMMON)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+$(B)/tests/tools/fleet-agent-test: $(B)/agent/main.o $(LIB_AGENT_HOOKS) \
+		$(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
@@ -144,7 +179,7 @@ completions: $(PROGS)
 firmware:
 	$(MAKE) -C firmware-sample OUT=$(CURDIR)/$(B)/firmware
 
-check: all $(UNIT_BINS) $(TOOL_BINS)
+check: all $(UNIT_BINS) $(TOOL_BINS) $(HOOK_PROGS)
 	@FLEET_BUILD=$(CURDIR)/$(B) FLEET_SAN=$(SAN) tests/run "$(T)"
 
 demo: all

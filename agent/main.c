@@ -501,20 +501,43 @@ static int do_reboot(const struct agent_config *cfg, struct fl_error *err)
 	return rc;
 }
 
+/*
+ * One agent per state dir: a second one on the same identity would kick
+ * the first off the broker (same client id) over and over.  Held until
+ * exit; close-on-exec, so a simulated reboot's exec takes it anew.
+ */
+static int take_lock(const struct agent_config *cfg, int *ret_fd,
+		     struct fl_error *err)
+{
+	char *path;
+	int rc;
+
+	if (!fl_path_exists(cfg->state_dir))
+		return fl_fail(err, FL_ENOTFOUND, "no state directory '%s'",
+			       cfg->state_dir);
+	path = fl_path_join(cfg->state_dir, "agent.lock");
+	rc = fl_lock_take(path, ret_fd, err);
+
+	free(path);
+	return rc;
+}
+
 static int cmd_run(int argc, char **argv, const struct cmd *self)
 {
 	struct agent_config *cfg = NULL;
 	struct agent *a = NULL;
 	struct fl_error err = {0};
 	bool reboot = false;
+	int rc, lock_fd = -1;
 	struct opts o;
-	int rc;
 
 	rc = parse(argc, argv, self, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	install_signals();
 	rc = load_config(&o, &cfg, &err);
+	if (!rc)
+		rc = take_lock(cfg, &lock_fd, &err);
 	if (!rc && cfg->sim_dir)
 		rc = sim_power_on(cfg, &err);
 	if (!rc)
@@ -524,7 +547,8 @@ static int cmd_run(int argc, char **argv, const struct cmd *self)
 	reboot = !rc && !stop_requested && agent_reboot_requested(a);
 	agent_free(a);
 	if (reboot)
-		rc = do_reboot(cfg, &err);
+		rc = do_reboot(cfg, &err); /* the exec closes the lock */
+	fl_lock_release(lock_fd);
 	agent_config_free(cfg);
 	if (rc == FL_ENOTFOUND)
 		return die(rc, "%s (run 'fleet-agent enroll' first)", err.msg);

@@ -21,7 +21,9 @@
 #include "validate.h"
 
 #define RETRY_MS 5000
+#ifdef FLEET_TEST_HOOKS
 #define FAILPOINTS_ENV "FLEET_AGENT_FAILPOINTS"
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                            */
@@ -43,6 +45,7 @@ int ota_save(struct agent_ota *o, struct fl_error *err)
 	return rc;
 }
 
+#ifdef FLEET_TEST_HOOKS
 /* Is @name (or "@name=N" with N <= @value when @at) in the list? */
 static bool failpoint_hit(const char *name, bool at, uint64_t value)
 {
@@ -69,6 +72,17 @@ static void failpoint_stop(const struct agent_ota *o, const char *name)
 	fflush(stderr);
 	raise(SIGSTOP);
 }
+#else
+/* Production builds have no failpoints (test builds: fleet-agent-test). */
+static bool failpoint_hit(const char *name, bool at, uint64_t value)
+{
+	return false;
+}
+
+static void failpoint_stop(const struct agent_ota *o, const char *name)
+{
+}
+#endif
 
 void ota_failpoint(const struct agent_ota *o, const char *name)
 {

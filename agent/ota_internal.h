@@ -61,7 +61,8 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 void ota_mark_booted_good(struct agent_ota *o, const char *left_slot);
 
 /* ota.c: the test hook FLEET_AGENT_FAILPOINTS: stop the process
- * (SIGSTOP) at @name. */
+ * (SIGSTOP) at @name.  Only in fleet-agent-test (built with
+ * -DFLEET_TEST_HOOKS); a no-op in the programs make builds. */
 void ota_failpoint(const struct agent_ota *o, const char *name);
 
 /* ota.c: a failpoint "NAME=N" reached once @value >= N. */

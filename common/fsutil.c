@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,4 +216,69 @@ int fl_read_secret(const char *path, char **ret, struct fl_error *err)
 	else
 		*ret = buf;
 	return rc;
+}
+
+/* The pid recorded in an open lock file, or 0 when unreadable. */
+static long lock_holder(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	long pid;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, NULL, 10);
+	return pid > 0 ? pid : 0;
+}
+
+/* Replace the lock file's content with our pid. */
+static int lock_write_pid(int fd, const char *path, struct fl_error *err)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		return fl_fail_errno(err, FL_EIO, "cannot write '%s'", path);
+	return 0;
+}
+
+int fl_lock_take(const char *path, int *ret_fd, struct fl_error *err)
+{
+	long pid;
+	int fd, rc;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot open lock '%s'", path);
+	while ((rc = flock(fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+		;
+	if (rc < 0 && errno == EWOULDBLOCK) {
+		pid = lock_holder(fd);
+		close(fd);
+		if (pid)
+			return fl_fail(err, FL_ECONFLICT,
+				       "'%s' is locked by another instance "
+				       "(pid %ld)", path, pid);
+		return fl_fail(err, FL_ECONFLICT,
+			       "'%s' is locked by another instance", path);
+	}
+	if (rc < 0) {
+		rc = fl_fail_errno(err, FL_EIO, "cannot lock '%s'", path);
+		close(fd);
+		return rc;
+	}
+	rc = lock_write_pid(fd, path, err);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+void fl_lock_release(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }

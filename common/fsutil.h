@@ -47,4 +47,19 @@ int fl_write_all(int fd, const void *buf, size_t len, struct fl_error *err);
  */
 int fl_read_secret(const char *path, char **ret, struct fl_error *err);
 
+/*
+ * Take the single-instance lock @path (created 0600 if missing): an
+ * exclusive flock(2) held for as long as the returned descriptor stays
+ * open, so until fl_lock_release or process exit (a crash releases it).
+ * The descriptor is O_CLOEXEC: children (a spawned broker, an exec'ed
+ * restart) do not inherit the lock.  The holder's pid is written into
+ * the file for the next one's message.  On success *@ret_fd is the
+ * descriptor.  FL_ECONFLICT when another process holds it (the message
+ * names its pid when known), FL_EIO when the file cannot be opened.
+ */
+int fl_lock_take(const char *path, int *ret_fd, struct fl_error *err);
+
+/* Release a lock taken with fl_lock_take; -1 is ignored. */
+void fl_lock_release(int fd);
+
 #endif

@@ -412,8 +412,15 @@ int fl_pki_verifier_refresh(struct fl_pki_verifier *v, bool *ret_reloaded,
 			    struct fl_error *err);
 
 /*
+ * Verify as if the time were @at from now on (0: the current time, the
+ * default).  For tests, which inject time instead of sleeping, and for
+ * asking "is it still valid then?".  Thread-safe.
+ */
+void fl_pki_verifier_set_time(struct fl_pki_verifier *v, time_t at);
+
+/*
  * Verify @cert against the verifier's CAs (and CRL) at the current time
- * for @purpose, with strict X.509 checks.  Returns 0 when valid, or
+ * (or the one fl_pki_verifier_set_time set) for @purpose, with strict X.509 checks.  Returns 0 when valid, or
  * FL_EDENIED with OpenSSL's reason in @err ("certificate revoked",
  * "certificate has expired", "unable to get local issuer certificate",
  * "unsupported certificate purpose", "CRL has expired", ...).  When

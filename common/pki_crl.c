@@ -188,6 +188,7 @@ struct fl_pki_verifier {
 	pthread_mutex_t reload_lock;
 	char *ca_file, *crl_file;
 	struct stat ca_st, crl_st;
+	time_t at; /* verification time; 0: the current time */
 };
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -414,6 +415,13 @@ int fl_pki_verifier_refresh(struct fl_pki_verifier *v, bool *ret_reloaded,
 	return rc;
 }
 
+void fl_pki_verifier_set_time(struct fl_pki_verifier *v, time_t at)
+{
+	pthread_mutex_lock(&v->lock);
+	v->at = at;
+	pthread_mutex_unlock(&v->lock);
+}
+
 int fl_pki_verify_cert(struct fl_pki_verifier *v, X509 *cert,
 		       enum fl_pki_purpose purpose, int *ret_verr,
 		       struct fl_error *err)
@@ -421,6 +429,7 @@ int fl_pki_verify_cert(struct fl_pki_verifier *v, X509 *cert,
 	X509_STORE_CTX *ctx = NULL;
 	X509_STORE *store;
 	int rc = 0, verr = X509_V_OK;
+	time_t at;
 
 	if (purpose != FL_PKI_PURPOSE_CLIENT &&
 	    purpose != FL_PKI_PURPOSE_SERVER)
@@ -428,6 +437,7 @@ int fl_pki_verify_cert(struct fl_pki_verifier *v, X509 *cert,
 	pthread_mutex_lock(&v->lock);
 	store = v->store;
 	X509_STORE_up_ref(store);
+	at = v->at;
 	pthread_mutex_unlock(&v->lock);
 	ctx = X509_STORE_CTX_new();
 	if (!ctx || !X509_STORE_CTX_init(ctx, store, cert, NULL) ||
@@ -437,6 +447,8 @@ int fl_pki_verify_cert(struct fl_pki_verifier *v, X509 *cert,
 		rc = fl_fail_ssl(err, FL_ERR, "cannot set up verification");
 		goto out;
 	}
+	if (at)
+		X509_STORE_CTX_set_time(ctx, 0, at);
 	if (X509_verify_cert(ctx) != 1) {
 		verr = X509_STORE_CTX_get_error(ctx);
 		if (verr == X509_V_OK)

@@ -241,6 +241,25 @@ int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
 	return rc;
 }
 
+#ifdef FLEET_TEST_HOOKS
+/* Test builds only (fleetd-test): FLEETD_FAILPOINTS=reenroll-bad-cert=ID. */
+static char *failpoint_bad_cert_for(void)
+{
+	const char *fp = getenv("FLEETD_FAILPOINTS");
+
+	if (fp && fl_startswith(fp, "reenroll-bad-cert="))
+		return fl_xstrdup(fp + strlen("reenroll-bad-cert="));
+	return NULL;
+}
+#else
+/* Production fleetd has no failpoints: nothing in the environment can
+ * make its CA sign with another key. */
+static char *failpoint_bad_cert_for(void)
+{
+	return NULL;
+}
+#endif
+
 int srv_ca_open(const char *state_dir, int64_t device_lifetime,
 		struct srv_ca **ret, struct fl_error *err)
 {
@@ -249,14 +268,12 @@ int srv_ca_open(const char *state_dir, int64_t device_lifetime,
 	char *key = fl_path_join(state_dir, SRV_CA_ISSUING_KEY);
 	char *trust = fl_path_join(state_dir, SRV_CA_TRUST);
 	char *root = fl_path_join(state_dir, SRV_CA_FILE);
-	const char *fp = getenv("FLEETD_FAILPOINTS");
 	int rc;
 
 	pthread_mutex_init(&ca->crl_lock, NULL);
 	ca->device_lifetime = device_lifetime;
 	ca->crl_path = fl_path_join(state_dir, SRV_CA_CRL);
-	if (fp && fl_startswith(fp, "reenroll-bad-cert="))
-		ca->bad_cert_for = fl_xstrdup(fp + strlen("reenroll-bad-cert="));
+	ca->bad_cert_for = failpoint_bad_cert_for();
 	rc = fl_pki_issuer_load(cert, key, &ca->issuing, err);
 	if (!rc)
 		rc = fl_read_file(root, FL_PKI_PEM_MAX, &ca->root_pem, NULL, err);
@@ -299,6 +316,7 @@ void srv_issued_release(struct srv_issued *iss)
 	iss->json = NULL;
 }
 
+#ifdef FLEET_TEST_HOOKS
 /* The failpoint's throwaway issuer: a fresh root nobody trusts. */
 static int rogue_issuer(struct fl_pki_issuer *ret, struct fl_error *err)
 {
@@ -309,6 +327,7 @@ static int rogue_issuer(struct fl_pki_issuer *ret, struct fl_error *err)
 					err);
 	return rc;
 }
+#endif
 
 static int describe(X509 *cert, const char *id, const struct srv_ca *ca,
 		    struct srv_issued *ret, struct fl_error *err)
@@ -350,10 +369,12 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 
 	rc = fl_pki_csr_parse(csr_pem, len, id, FL_PKI_CSR_DEVICE_ID, cn, &pub,
 			      err);
+#ifdef FLEET_TEST_HOOKS
 	if (!rc && reenroll && fl_streq(ca->bad_cert_for, id)) {
 		rc = rogue_issuer(&rogue, err);
 		issuer = &rogue;
 	}
+#endif
 	if (!rc)
 		rc = fl_pki_leaf_issue(issuer, &pol, pub, &cert, err);
 	if (!rc)

@@ -48,9 +48,11 @@ struct srv_ca {
 	char *crl_path;
 	int64_t device_lifetime;
 	pthread_mutex_t crl_lock;
-	/* Test failpoint (FLEETD_FAILPOINTS="reenroll-bad-cert=ID"): the
-	 * re-enrolment of device ID gets a certificate from a throwaway CA,
-	 * so tests can show that a bad new certificate is never adopted. */
+	/* Test failpoint, compiled only into fleetd-test (make check's
+	 * -DFLEET_TEST_HOOKS build; NULL otherwise):
+	 * FLEETD_FAILPOINTS="reenroll-bad-cert=ID" gives the re-enrolment
+	 * of device ID a certificate from a throwaway CA, so tests can show
+	 * that a bad new certificate is never adopted. */
 	char *bad_cert_for;
 };
 

@@ -7,6 +7,7 @@
 
 #include "broker.h"
 #include "ca.h"
+#include "fsutil.h"
 #include "http.h"
 #include "jobs.h"
 #include "log.h"
@@ -94,9 +95,15 @@ static int start_broker(struct srv *srv, const struct srv_serve_opts *o,
 int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	      void (*ready)(const char *line), struct fl_error *err)
 {
-	char *line;
-	int rc;
+	char *line, *lock = srv_path(srv, "fleetd.lock");
+	int rc, lock_fd = -1;
 
+	/* one serving fleetd per state dir, or each marks the other's
+	 * devices offline */
+	rc = fl_lock_take(lock, &lock_fd, err);
+	free(lock);
+	if (rc)
+		return rc;
 	rc = srv_store_devices_all_offline(srv->store, err);
 	/* the CRL from the database, before the broker loads it: a migration
 	 * may have revoked, or a commit failed after the CRL was written */
@@ -127,5 +134,6 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	srv->mqtt = NULL;
 	srv_broker_stop(srv->broker);
 	srv->broker = NULL;
+	fl_lock_release(lock_fd);
 	return rc;
 }

@@ -68,7 +68,8 @@ dev_serial() { dev_json "$1" | jq -r .cert_serial; }
 #   sim_agent ID TOKEN       enrol ID and make $T/agents/ID/sim a device with
 #                            firmware 1.0.0 in slot a
 #   agent_start_sim ID       run it in sim mode (AGENT_ENV: extra environment,
-#                            e.g. FLEET_AGENT_FAILPOINTS=...)
+#                            e.g. FLEET_AGENT_FAILPOINTS=..., which only
+#                            AGENT_BIN=fleet-agent-test honours)
 #   sim_var ID NAME          a bootloader variable, read with fw_printenv
 #   agent_json ID            fleet-agent status -o json (sim mode)
 #   job_json JOB / job_state JOB / job_final JOB   fleetd's view of a job
@@ -105,7 +106,7 @@ agent_start_sim() {
 	local id=$1 d
 	d=$(agent_dir "$id")
 	# shellcheck disable=SC2086
-	(cd "${AGENT_CWD:-.}" && exec env ${AGENT_ENV:-} fleet-agent run \
+	(cd "${AGENT_CWD:-.}" && exec env ${AGENT_ENV:-} "${AGENT_BIN:-fleet-agent}" run \
 		--config "$d/agent.conf" --sim "$d/sim" --log-level debug \
 		>>"$d/agent.log" 2>&1) &
 	AGENT_PID[$id]=$!
@@ -132,7 +133,8 @@ proc_stopped() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
 
 crash_at() {
 	local id=$1 point=$2 pid
-	AGENT_ENV="FLEET_AGENT_FAILPOINTS=$point" agent_start_sim "$id"
+	AGENT_BIN=fleet-agent-test AGENT_ENV="FLEET_AGENT_FAILPOINTS=$point" \
+		agent_start_sim "$id"
 	pid=${AGENT_PID[$id]}
 	if ! wait_until 60 proc_stopped "$pid"; then
 		kill -9 "$pid" 2>/dev/null

@@ -5,13 +5,16 @@
 # bounded.  The build's programs are on PATH (tests/run puts them there).
 #
 #   check "what"  CMD...     CMD must succeed
-#   check_exit N "what" CMD  CMD must exit with N
+#   check_exit N "what" CMD  CMD must exit with N (refusals too: there is
+#                            deliberately no "any failure" check)
 #   check_grep RE "what" CMD CMD's stdout+stderr must match RE
 #   start_fleetd [serve args] a fresh state dir, served; sets FLEET_URL,
 #                            FLEET_CA_FILE, ADMIN_TOKEN, FLEETD_PID and,
 #                            with --with-broker, MQTT_URL MQTT_HOST MQTT_PORT
 #                            (FLEETD_INIT_ARGS: extra init arguments;
-#                            FLEETD_CONF: text of STATE/fleetd.conf)
+#                            FLEETD_CONF: text of STATE/fleetd.conf;
+#                            FLEETD=fleetd-test: the build with the
+#                            FLEETD_FAILPOINTS test hooks)
 #   finish                   print the summary; exit 1 on any failure
 
 set -u
@@ -93,13 +96,6 @@ check_grep() {
 	if grep -Eq -- "$re" "$T/last.out"; then _result ok "$what"; else _result fail "$what (no match for /$re/)"; fi
 }
 
-# CMD must fail (any non-zero exit).
-check_fail() {
-	local what=$1
-	shift
-	if "$@" >"$T/last.out" 2>&1; then _result fail "$what (succeeded)"; else _result ok "$what"; fi
-}
-
 # Assert a shell condition: check_true "what" test -f x
 check_true() { check "$@"; }
 
@@ -130,8 +126,8 @@ start_fleetd() {
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out" | tail -n 1)
 	FLEET_CA_FILE=$state/ca.pem
 	FLEETD_STATE=$state
-	fleetd serve --state "$state" --listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 \
-		--log-level debug "$@" >"$out" 2>"$T/fleetd.log" &
+	"${FLEETD:-fleetd}" serve --state "$state" --listen 127.0.0.1:0 \
+		--mqtt-listen 127.0.0.1:0 --log-level debug "$@" >"$out" 2>"$T/fleetd.log" &
 	FLEETD_PID=$!
 	track "$FLEETD_PID"
 	if ! wait_until 30 grep -q '^ready ' "$out"; then
@@ -178,8 +174,24 @@ mq_pub() { local id=$1; shift; mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 
 	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
 # mq_sub runs in the background only (mq_sub ID ... & track $!): it execs,
 # so $! is mosquitto_sub itself and the cleanup trap really stops it.
-mq_sub() { local id=$1; shift; exec mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
+# Line-buffered, so a file it writes shows each message (and, with -d,
+# the SUBACK) as it arrives, for wait_until.
+mq_sub() { local id=$1; shift; exec stdbuf -oL mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
 	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
+
+# mq_refused ARGS...: mosquitto_pub ARGS (with -d); 0 when the broker
+# never accepted the connection (no CONNACK, and mosquitto_pub failed),
+# 1 when it did.  mosquitto_pub's own exit code for a TLS refusal is 1 or
+# 7 by timing ("Protocol error" or "The connection was lost"), so tests
+# assert this instead: check_exit 0 "what" mq_refused ...
+mq_refused() {
+	local out rc
+	out=$(mosquitto_pub -d "$@" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	grep -q 'received CONNACK' <<<"$out" && return 1
+	[ "$rc" -ne 0 ]
+}
 
 # fleetctl with the admin context given by flags.
 as_admin() { fleetctl --server "$FLEET_URL" --ca "$FLEET_CA_FILE" --token "$ADMIN_TOKEN" "$@"; }

@@ -59,7 +59,12 @@ check_true "... and writes nothing" test ! -e "$T/dirty.fwb"
 check "--allow-dirty signs it and says so" create --allow-dirty -o "$T/dirty.fwb"
 check "the dirty flag is recorded" sh -c \
 	"fleetctl -o json bundle inspect '$T/dirty.fwb' | jq -e '.manifest.provenance.dirty == true and (.manifest.provenance.describe | endswith(\"-dirty\"))'"
-check_fail "a wrong PIN fails the job" env FLEET_PKCS11_PIN=0000 \
+# Under SAN, LeakSanitizer reports ~770 bytes that the pkcs11 engine
+# (libp11: RSA_meth_dup, CRYPTO_zalloc) keeps after the failed login,
+# and turns exit 3 into 134; leak checks are off for this one command
+# (see the issue-8 infra report).  The old "any failure" check took 134.
+check_exit 3 "a wrong PIN fails the job (the key is not found: exit 3)" \
+	env FLEET_PKCS11_PIN=0000 ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
 	fleetctl -q bundle create --image "$T/image" --name fw --version 2.0.1 \
 	--security-version 3 --hardware gw-a --pkcs11 "$URI" --out "$T/pin.fwb"
 

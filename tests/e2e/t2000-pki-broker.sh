@@ -117,20 +117,26 @@ check "devices list filters by label" sh -c \
 check "devices label removes" fleetctl devices label dev-a -rack
 check "devices show" sh -c "fleetctl -o json devices show dev-a | jq -e '.labels == {\"site\": \"berlin\"} and .cert_serial != null and .cert_expires != null'"
 check_exit 3 "devices show unknown is not found" fleetctl devices show nope
-check_fail "a certificate from another CA is refused by the broker" \
-	mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
+check_exit 1 "positive control: the broker accepts dev-a's own certificate" \
+	mq_refused -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 --cafile "$FLEET_CA_FILE" \
+	--cert "$T/dev/dev-a.pem" --key "$T/dev/dev-a.key" -t fleet/dev-a/status -m '{}'
+check_exit 0 "a certificate from another CA is refused by the broker" \
+	mq_refused -h "$MQTT_HOST" -p "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
 	--cert "$T/rogue.pem" --key "$T/rogue.key" -t fleet/dev-a/presence -m x
 
 # --- decommission ------------------------------------------------------
-mq_sub dev-a -t fleet/dev-a/cmd -q 1 >/dev/null 2>&1 & A_LIVE=$!
+mq_sub dev-a -d -t fleet/dev-a/cmd -q 1 >"$T/a-live.out" 2>&1 & A_LIVE=$!
 track $A_LIVE
-sleep 1
-check_true "dev-a has a live session" kill -0 $A_LIVE
+check "dev-a has a live session (its SUBACK arrived)" \
+	wait_until 10 grep -q SUBACK "$T/a-live.out"
+check_true "... and it is still up" kill -0 $A_LIVE
 SERIAL=$(fleetctl -o json devices show dev-a | jq -r .cert_serial)
 check "decommission dev-a" fleetctl devices decommission dev-a
 if wait_until 5 sh -c "! kill -0 $A_LIVE"; then pass "dev-a's live session ended within 5 s"
 else fail "dev-a's live session still up 5 s after decommission"; fi
-check_fail "dev-a cannot reconnect" mq_pub dev-a -t fleet/dev-a/presence -m '{"online":true}'
+check_exit 0 "dev-a cannot reconnect" mq_refused -h "$MQTT_HOST" -p "$MQTT_PORT" \
+	-V 5 --cafile "$FLEET_CA_FILE" --cert "$T/dev/dev-a.pem" --key "$T/dev/dev-a.key" \
+	-t fleet/dev-a/presence -m '{"online":true}'
 check_grep '^401$' "HTTPS refuses dev-a's certificate" \
 	api POST /api/v1/reenroll --cert "$T/dev/dev-a.pem" --key "$T/dev/dev-a.key" \
 	--data-binary "$(jq -n --rawfile c "$T/dev/dev-a-new.csr" '{csr: $c}')" -o /dev/null -w '%{http_code}\n'

@@ -10,8 +10,9 @@
 # drowning 2 cores in ASan-instrumented processes.
 if [ "${FLEET_SAN:-0}" = 1 ]; then N=8; else N=20; fi
 not() { ! "$@"; }
+# the failpoint exists only in the test build of fleetd
 export FLEETD_FAILPOINTS=reenroll-bad-cert=dev-bad
-start_fleetd --with-broker
+FLEETD=fleetd-test start_fleetd --with-broker
 login_admin
 TOK=$(fleetctl -o json token create fleet20 --enroll --group many --uses $((N + 5)) --ttl 1h | jq -r .token)
 

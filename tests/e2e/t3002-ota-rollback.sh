@@ -67,7 +67,7 @@ check_true "... no reboot, still slot a without a trial" \
 # The agent stops itself at the health check of the new slot, and is
 # killed there; every restart is a power-on that the bootloader counts.
 agent_stop dev-a
-AGENT_ENV=FLEET_AGENT_FAILPOINTS=health-check agent_start_sim dev-a
+AGENT_BIN=fleet-agent-test AGENT_ENV=FLEET_AGENT_FAILPOINTS=health-check agent_start_sim dev-a
 wait_until 15 dev_online dev-a || fail "dev-a comes online with the failpoint"
 check "start the update to 1.1.0" sh -c "fleetctl -o json update dev-a --bundle fleet-sample@1.1.0 >'$T/up.json'"
 JOB=$(jq -r '.[0].job' "$T/up.json")

@@ -36,7 +36,7 @@ resumed_at() { grep -o 'download resumes at byte [0-9]*' "$A/agent.log" | tail -
 
 # --- job 1: 1.0.0 -> 1.1.1, killed in every state ---------------------------
 GOOD_A=$T/fw/fw-1.0.0 GOOD_B=$T/fw/big
-AGENT_ENV=FLEET_AGENT_FAILPOINTS=queued agent_start_sim dev-a
+AGENT_BIN=fleet-agent-test AGENT_ENV=FLEET_AGENT_FAILPOINTS=queued agent_start_sim dev-a
 wait_until 15 dev_online dev-a || fail "dev-a comes online"
 JOB=$(update_job dev-a fleet-sample@1.1.1)
 if wait_until 30 proc_stopped "${AGENT_PID[dev-a]}"; then pass "stopped at queued"
@@ -84,7 +84,7 @@ trial_a_is_120() {
 	[ "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" != a1 ] ||
 		cmp -s "$A/sim/slot-a" "$T/fw/fw-1.2.0"
 }
-AGENT_ENV=FLEET_AGENT_FAILPOINTS=health-check agent_start_sim dev-a
+AGENT_BIN=fleet-agent-test AGENT_ENV=FLEET_AGENT_FAILPOINTS=health-check agent_start_sim dev-a
 wait_until 15 dev_online dev-a || fail "dev-a comes online (job 2)"
 JOB2=$(update_job dev-a fleet-sample@1.2.0)
 if wait_until 60 proc_stopped "${AGENT_PID[dev-a]}"; then pass "stopped at the health check of 1.2.0"
@@ -110,7 +110,8 @@ check "the agent says so too" sh -c "fleet-agent status -o json --config '$A/age
 agent_stop dev-a
 
 # --- job 3: fleetd goes away in the middle of a download -------------------
-# fleetd (and its broker) stop for 4 s and come back on the same ports:
+# fleetd (and its broker) stop until the agent has noticed, and come back
+# on the same ports:
 # the transfer breaks off, the agent retries with backoff and resumes
 # with Range from the byte it had.
 # 32 MiB at 8 MiB/s: more than the sockets can hold in flight
@@ -126,8 +127,11 @@ if wait_until 30 partial_at 4000000; then pass "the download is under way"
 else fail "the download is under way"; fi
 HTTPS_PORT=${FLEET_URL##*:}
 kill -TERM "$FLEETD_PID"
-for _ in $(seq 100); do kill -0 "$FLEETD_PID" 2>/dev/null || break; sleep 0.1; done
-sleep 4
+wait_until 10 sh -c "! kill -0 $FLEETD_PID" || fail "fleetd stops on SIGTERM"
+# down until the agent has seen the transfer break off and scheduled a retry
+if wait_until 30 grep -Eq 'trying again in [0-9]+ ms from byte [1-9]' "$A/agent.log"
+then pass "the agent notices fleetd is gone mid-transfer"
+else fail "the agent notices fleetd is gone mid-transfer"; fi
 fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
 	--mqtt-listen "127.0.0.1:$MQTT_PORT" --log-level debug --with-broker \
 	>"$T/fleetd2.out" 2>>"$T/fleetd.log" &

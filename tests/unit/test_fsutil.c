@@ -4,6 +4,7 @@
  * leftovers), mkdir -p and path joining, on real files in a temp dir.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -319,6 +321,84 @@ static void test_exists_and_fsync(void **state)
 	free(missing);
 }
 
+/* Take the lock at @path in a child; returns its pid once it holds it.
+ * The child keeps it until @release_fd's other end is written/closed. */
+static pid_t lock_in_child(const char *path, int *ret_release_fd)
+{
+	int ready[2], release[2];
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(release), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = -1;
+
+		close(ready[0]);
+		close(release[1]);
+		if (fl_lock_take(path, &fd, NULL))
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		while (read(release[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(release[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*ret_release_fd = release[1];
+	return pid;
+}
+
+static void test_lock(void **state)
+{
+	struct tmpdir_fixture *f = *state;
+	char *path = fl_path_join(f->dir, "x.lock");
+	char *missing = fl_path_join(f->dir, "missing/x.lock");
+	char *buf = NULL, want[32];
+	struct fl_error err = {0};
+	int fd = -1, fd2 = -1, release, status;
+	pid_t child;
+
+	assert_int_equal(fl_lock_take(path, &fd, &err), 0);
+	assert_true(fd >= 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC); /* children lack it */
+	assert_int_equal(fl_read_file(path, 64, &buf, NULL, NULL), 0);
+	assert_int_equal(strtol(buf, NULL, 10), (long)getpid());
+	free(buf);
+	/* a second taker (own open file description) is refused ... */
+	assert_int_equal(fl_lock_take(path, &fd2, &err), FL_ECONFLICT);
+	assert_int_equal(fd2, -1);
+	fl_error_clear(&err);
+	/* ... until the first releases it */
+	fl_lock_release(fd);
+	fl_lock_release(-1);
+	assert_int_equal(fl_lock_take(path, &fd2, &err), 0);
+	fl_lock_release(fd2);
+
+	/* held by another process: refused, naming that process */
+	child = lock_in_child(path, &release);
+	assert_int_equal(fl_lock_take(path, &fd, &err), FL_ECONFLICT);
+	assert_int_equal(err.code, FL_ECONFLICT);
+	snprintf(want, sizeof(want), "pid %ld", (long)child);
+	assert_non_null(strstr(err.msg, want));
+	fl_error_clear(&err);
+	close(release);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* its exit released it */
+	assert_int_equal(fl_lock_take(path, &fd, &err), 0);
+	fl_lock_release(fd);
+
+	assert_int_equal(fl_lock_take(missing, &fd, &err), FL_EIO);
+	free(path);
+	free(missing);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tmpdir_setup, tmpdir_teardown)
 
 int main(void)
@@ -334,6 +414,7 @@ int main(void)
 		T(test_mkdir_p),
 		T(test_path_join),
 		T(test_exists_and_fsync),
+		T(test_lock),
 	};
 
 	umask(0022);
