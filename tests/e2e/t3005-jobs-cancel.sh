@@ -25,7 +25,7 @@ check "enrol dev-a (simulated, online)" sim_agent dev-a "$TOK"
 printf '[download]\nmax_download_rate = 2097152\n' >>"$(agent_dir dev-a)/agent.conf"
 check "enrol dev-o (never started: offline)" sim_agent dev-o "$TOK"
 check "enrol dev-d (to be decommissioned)" sim_agent dev-d "$TOK"
-AGENT_ENV=FLEET_AGENT_FAILPOINTS=downloading agent_start_sim dev-a
+AGENT_BIN=fleet-agent-test AGENT_ENV=FLEET_AGENT_FAILPOINTS=downloading agent_start_sim dev-a
 wait_until 15 dev_online dev-a || fail "dev-a comes online"
 B=fleet-sample@1.1.0
 jobs_of() { fleetctl -o json jobs list --device "$1"; }
