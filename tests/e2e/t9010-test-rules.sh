@@ -14,11 +14,8 @@ check_exit 1 "lib.sh defines no 'any failure' check" \
 	grep -nE '^ *check_fail *\(\)' "$E/lib.sh"
 check_exit 1 "no e2e test uses check_fail" \
 	grep -nE '^[^#]*\<check_fail\>' "${tests[@]}" # comments aside
-# t2000's isolation section keeps its two until the issue-8 item-1
-# rewrite of that section replaces it.
 long_sleeps() {
-	grep -nE '(^|[;&|({[:space:]])sleep +([1-9]|0*[1-9][0-9]*\.)' "${tests[@]}" |
-		grep -vE "^$E/t2000-pki-broker.sh:[0-9]+:sleep (1|1\.5)\$"
+	grep -nE '(^|[;&|({[:space:]])sleep +([1-9]|0*[1-9][0-9]*\.)' "${tests[@]}"
 }
 check_exit 1 "no e2e test sleeps a second or more" long_sleeps
 # positive control: the same patterns do find what they forbid
