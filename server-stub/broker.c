@@ -41,7 +41,9 @@ extern char **environ;
 struct srv_broker {
 	struct srv *srv;
 	pthread_mutex_t lock; /* pid, reload state */
+	pthread_cond_t reloaded; /* signalled by every SIGHUP sent */
 	bool reload_pending;
+	uint64_t reload_gen; /* SIGHUPs sent so far */
 	int64_t last_reload_ms;
 	pid_t pid;
 	char *conf, *log;
@@ -319,6 +321,7 @@ int srv_broker_start(struct srv *srv, struct srv_broker **ret,
 
 	b->srv = srv;
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->reloaded, NULL);
 	b->conf = srv_path(srv, "broker/mosquitto.conf");
 	b->log = srv_path(srv, "broker/mosquitto.log");
 	rc = read_listener(b, err);
@@ -345,18 +348,44 @@ static void hup(struct srv_broker *b)
 	if (b->pid > 0)
 		kill(b->pid, SIGHUP);
 	b->reload_pending = false;
+	b->reload_gen++;
 	b->last_reload_ms = fl_now_ms();
+	pthread_cond_broadcast(&b->reloaded);
 }
 
+/*
+ * An urgent reload returns once a SIGHUP was sent after the call, but
+ * never sends two within RELOAD_GAP_MS: a burst of SIGHUPs crashes
+ * mosquitto 2.0.11 (eight rotations confirmed at once did, losing the
+ * sessions it had not saved).  Callers that arrive within one gap share
+ * its SIGHUP, so a confirm waits at most RELOAD_GAP_MS.
+ */
 void srv_broker_reload(struct srv_broker *b, bool urgent)
 {
+	uint64_t want;
+
 	if (!b)
 		return;
 	pthread_mutex_lock(&b->lock);
-	if (urgent)
-		hup(b);
-	else
-		b->reload_pending = true;
+	b->reload_pending = true;
+	want = b->reload_gen + 1;
+	while (urgent && b->pid > 0 && b->reload_gen < want) {
+		int64_t left = b->last_reload_ms + RELOAD_GAP_MS - fl_now_ms();
+		struct timespec ts;
+
+		if (left <= 0) {
+			hup(b);
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&b->reloaded, &b->lock, &ts);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -402,6 +431,7 @@ void srv_broker_stop(struct srv_broker *b)
 		}
 	}
 	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->reloaded);
 	free(b->conf);
 	free(b->log);
 	free(b);

@@ -39,8 +39,10 @@ void srv_broker_supervise(struct srv_broker *b);
  * Make mosquitto re-read its CRL (SIGHUP).  Requests are coalesced and
  * sent by srv_broker_supervise at most every two seconds: a burst of
  * reloads while many clients reconnect has crashed mosquitto 2.0.11
- * (will_delay__remove assertion).  @urgent sends it now (decommission:
- * a revoked device must not reconnect).  NULL does nothing.
+ * (will_delay__remove assertion).  @urgent (decommission, a rotation's
+ * confirm: a revoked device must not reconnect) blocks until a SIGHUP
+ * was sent after the call; still at most one per two seconds, shared by
+ * every urgent caller of that gap.  NULL does nothing.
  */
 void srv_broker_reload(struct srv_broker *b, bool urgent);
 
