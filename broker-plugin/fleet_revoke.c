@@ -4,7 +4,7 @@
  * asked at CONNECT, so a client whose handshake predates a revocation could
  * still CONNECT.  This plugin is asked first on every ACL check (publish,
  * subscribe, delivery): a client whose certificate serial is in the CRL, or
- * that has no certificate, is denied and kicked on the next tick.  It only
+ * is denied and kicked on the next tick.  It only
  * ever answers "denied" or "defer", never grants.
  *
  *   plugin /path/fleet_revoke.so
@@ -62,13 +62,18 @@ static void queue_kick(struct fr_state *st, const char *client_id)
 		st->nkicks++;
 }
 
+/* With require_certificate every client had a certificate in its
+ * handshake; none now means its socket is already closed and the broker is
+ * sending its will.  That is left to the acl_file (a will can only go to
+ * the client's own topics), and kicking by client id then would hit the
+ * connection that replaced it. */
 static bool client_revoked(struct fr_state *st, const struct mosquitto *c)
 {
 	X509 *cert = mosquitto_client_certificate(c);
 	bool bad;
 
 	if (!cert)
-		return true;
+		return false;
 	bad = fr_crlset_has(&st->set, X509_get_serialNumber(cert));
 	X509_free(cert);
 	return bad;
@@ -82,8 +87,9 @@ static int on_acl(int event, void *data, void *userdata)
 	if (!client_revoked(st, ev->client))
 		return MOSQ_ERR_PLUGIN_DEFER;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     "fleet_revoke: denied and kicking client %s: "
-			     "certificate revoked or missing",
+			     "fleet_revoke: denied access %d to %s and kicking "
+			     "client %s: certificate revoked",
+			     ev->access, ev->topic ? ev->topic : "-",
 			     mosquitto_client_id(ev->client));
 	queue_kick(st, mosquitto_client_id(ev->client));
 	return MOSQ_ERR_ACL_DENIED;
