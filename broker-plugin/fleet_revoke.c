@@ -26,6 +26,7 @@ struct fr_state {
 	mosquitto_plugin_id_t *id;
 	char *crl_path;
 	struct fr_crlset set;
+	bool closed;		/* no good CRL yet: deny everything */
 	char *kicks[FR_MAX_PENDING_KICKS];
 	int nkicks;
 };
@@ -45,6 +46,7 @@ static int reload_crl(struct fr_state *st)
 	}
 	fr_crlset_free(&st->set);
 	st->set = fresh;
+	st->closed = false;
 	mosquitto_log_printf(MOSQ_LOG_INFO, "fleet_revoke: %zu revoked serials",
 			     st->set.n);
 	return 0;
@@ -84,6 +86,8 @@ static int on_acl(int event, void *data, void *userdata)
 	struct mosquitto_evt_acl_check *ev = data;
 	struct fr_state *st = userdata;
 
+	if (st->closed)
+		return MOSQ_ERR_ACL_DENIED;
 	if (!client_revoked(st, ev->client))
 		return MOSQ_ERR_PLUGIN_DEFER;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
@@ -158,8 +162,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata,
 		state_free(st);
 		return MOSQ_ERR_INVAL;
 	}
-	if (reload_crl(st) ||
-	    mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl, NULL,
+	/* mosquitto re-inits plugins at every SIGHUP: failing here could
+	 * leave the broker running without us, so fail closed instead. */
+	st->closed = true;
+	if (reload_crl(st))
+		mosquitto_log_printf(MOSQ_LOG_ERR, "fleet_revoke: denying all "
+				     "access until the CRL can be read");
+	if (mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl, NULL,
 					st) ||
 	    mosquitto_callback_register(id, MOSQ_EVT_TICK, on_tick, NULL, st) ||
 	    mosquitto_callback_register(id, MOSQ_EVT_RELOAD, on_reload, NULL,
