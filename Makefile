@@ -89,7 +89,13 @@ hook_objs = $(patsubst %.c,$(HB)/%.o,$(filter $(HOOK_SRC),$(1))) \
 	$(call objs,$(filter-out $(HOOK_SRC),$(1)))
 LIB_SRV_HOOKS := $(HB)/libfleetd.a
 LIB_AGENT_HOOKS := $(HB)/libfleetagent.a
-HOOK_PROGS := $(B)/tests/tools/fleetd-test $(B)/tests/tools/fleet-agent-test
+HOOK_PROGS := $(B)/tests/tools/fleetd-test $(B)/tests/tools/fleet-agent-test \
+	$(B)/tests/tools/fleet_revoke.so
+
+# The broker plugin (docs/broker.md): loaded by mosquitto, so never built
+# with the sanitizers (mosquitto is not) and never linked into libfleetd.
+PLUGIN := $(B)/fleet_revoke.so
+PLUGIN_SRC := broker-plugin/fleet_revoke.c broker-plugin/crlset.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
@@ -98,7 +104,7 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all check demo fuzz install clean help deps firmware completions
 .SECONDARY:
-all: $(PROGS)
+all: $(PROGS) $(PLUGIN)
 
 deps:
 	scripts/install-deps
@@ -161,12 +167,24 @@ $(B)/tests/tools/fleet-agent-test: $(B)/agent/main.o $(LIB_AGENT_HOOKS) \
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
+# fleetd-test finds the broker plugin next to itself, like fleetd
+$(B)/tests/tools/fleet_revoke.so: $(PLUGIN)
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(ALL_LIBS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) -lcmocka
 $(B)/tests/tools/%: $(B)/tests/tools/%.o $(ALL_LIBS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+$(PLUGIN): $(PLUGIN_SRC) broker-plugin/crlset.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PLUGIN  $@")
+	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -fPIC -shared \
+		-fstack-protector-strong -D_FORTIFY_SOURCE=2 -Wl,-z,relro,-z,now \
+		$(CFLAGS) -o $@ $(PLUGIN_SRC) -lcrypto
 
 # The committed completion scripts are generated from the command table;
 # t9001 fails when they are stale.
@@ -179,7 +197,7 @@ completions: $(PROGS)
 firmware:
 	$(MAKE) -C firmware-sample OUT=$(CURDIR)/$(B)/firmware
 
-check: all $(UNIT_BINS) $(TOOL_BINS) $(HOOK_PROGS)
+check: all $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS) $(HOOK_PROGS)
 	@FLEET_BUILD=$(CURDIR)/$(B) FLEET_SAN=$(SAN) tests/run "$(T)"
 
 demo: all
@@ -196,6 +214,8 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
 		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/fleet
+	install -m 0644 $(PLUGIN) $(DESTDIR)$(PREFIX)/lib/fleet/
 	for m in man/*.[158]; do \
 		s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
 	done

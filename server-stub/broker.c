@@ -122,8 +122,33 @@ static char *dynsec_plugin(void)
 	return path;
 }
 
+/* fleet_revoke.so (broker-plugin/): next to the fleetd binary (build/) or
+ * in ../lib/fleet/ of it (make install); NULL when missing. */
+static char *revoke_plugin(void)
+{
+	char exe[4096], *dir, *p;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = 0;
+	dir = fl_xstrdup(exe);
+	if ((p = strrchr(dir, '/')))
+		*p = 0;
+	p = fl_xasprintf("%s/fleet_revoke.so", dir);
+	if (!fl_path_exists(p)) {
+		free(p);
+		p = fl_xasprintf("%s/../lib/fleet/fleet_revoke.so", dir);
+	}
+	free(dir);
+	if (fl_path_exists(p))
+		return p;
+	free(p);
+	return NULL;
+}
+
 static char *render_conf(struct srv *srv, const char *host, int port,
-			 const char *plugin)
+			 const char *plugin, const char *revoke)
 {
 	struct passwd *pw = getpwuid(geteuid());
 	const char *d = srv->state_dir;
@@ -145,6 +170,9 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"max_queued_bytes %d\n"
 		"check_retain_source true\n"
 		"acl_file %s/broker/acl\n"
+		"# first: asked before dynsec on every ACL check\n"
+		"plugin %s\n"
+		"plugin_opt_crl_file %s/" SRV_CA_CRL "\n"
 		"plugin %s\n"
 		"plugin_opt_config_file %s/broker/dynsec.json\n"
 		"log_dest stderr\n"
@@ -162,7 +190,7 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"use_identity_as_username true\n"
 		"use_username_as_clientid true\n",
 		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096,
-		MAX_QUEUED_MESSAGES, MAX_QUEUED_BYTES, d,
+		MAX_QUEUED_MESSAGES, MAX_QUEUED_BYTES, d, revoke, d,
 		plugin, d, port, host, d, d, d, d);
 }
 
@@ -183,7 +211,7 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 			    char **ret_url, struct fl_error *err)
 {
 	char host[64], *dir = srv_path(srv, "broker"), *data, *p, *conf = NULL;
-	char *plugin = dynsec_plugin();
+	char *plugin = dynsec_plugin(), *revoke = revoke_plugin();
 	int port = 0, rc;
 
 	data = fl_path_join(dir, "data");
@@ -192,12 +220,17 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 		rc = fl_fail(err, FL_ENOTFOUND,
 			     "mosquitto's dynamic security plugin is not "
 			     "installed (package mosquitto)");
+	if (!rc && !revoke)
+		rc = fl_fail(err, FL_ENOTFOUND,
+			     "fleet_revoke.so (the broker plugin that enforces "
+			     "the CRL) is not next to fleetd nor in "
+			     "../lib/fleet/; run 'make' or 'make install'");
 	if (!rc && port == 0)
 		rc = free_port(host, &port, err);
 	if (!rc)
 		rc = fl_mkdir_p(data, 0700, err);
 	if (!rc) {
-		conf = render_conf(srv, host, port, plugin);
+		conf = render_conf(srv, host, port, plugin, revoke);
 		p = fl_path_join(dir, "mosquitto.conf");
 		rc = fl_write_atomic_str(p, conf, 0600, err);
 		free(p);
@@ -214,6 +247,7 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 		*ret_url = fl_xasprintf("mqtts://%s:%d", host, port);
 	free(conf);
 	free(plugin);
+	free(revoke);
 	free(data);
 	free(dir);
 	return rc;

@@ -71,7 +71,9 @@ check_grep '^401$' "... nor the HTTPS API" \
 S1=$(agent_serial dev-02)
 check "rotate dev-02 again" fleetctl rotate dev-02 --wait --timeout $((60 * WAIT_SCALE))s
 check_true "dev-02 moved on again" test "$(agent_serial dev-02)" != "$S1"
-check "its event has seq 2" sh -c "fleetctl -o json devices show dev-02 | jq -e '.last_event.seq == 2'"
+# the event follows the confirm that ends 'rotate --wait': wait for it
+check "its event has seq 2" wait_until $((10 * WAIT_SCALE)) sh -c \
+	"fleetctl -o json devices show dev-02 | jq -e '.last_event.seq == 2'"
 
 # --- a bad new certificate keeps the old one ------------------------------------
 check "enroll dev-bad" agent_enroll dev-bad "$TOK"

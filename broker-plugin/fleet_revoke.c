@@ -1,0 +1,163 @@
+/* fleet_revoke: a Mosquitto 2.0 (plugin API v5) plugin that enforces the
+ * CRL after the TLS handshake (docs/broker.md).  mosquitto checks the CRL
+ * only in the handshake, and with use_identity_as_username no auth plugin is
+ * asked at CONNECT, so a client whose handshake predates a revocation could
+ * still CONNECT.  This plugin is asked first on every ACL check (publish,
+ * subscribe, delivery): a client whose certificate serial is in the CRL is
+ * denied.  It only ever answers "denied" or "defer", never grants, and it
+ * kicks nobody: a kick goes by client id, which a valid new connection of
+ * the same device (a rotation) may already hold.  A revoked client keeps
+ * its socket until its keepalive runs out, and can do nothing with it.
+ *
+ *   plugin /path/fleet_revoke.so
+ *   plugin_opt_crl_file /state/ca/crl.pem
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/x509.h>
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "crlset.h"
+
+struct fr_state {
+	mosquitto_plugin_id_t *id;
+	char *crl_path;
+	struct fr_crlset set;
+	bool closed;		/* no good CRL yet: deny everything */
+};
+
+
+static int reload_crl(struct fr_state *st)
+{
+	struct fr_crlset fresh;
+	const char *why = "";
+
+	if (fr_crlset_load(st->crl_path, &fresh, &why)) {
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     "fleet_revoke: %s: %s (keeping %zu "
+				     "revoked serials)", st->crl_path, why,
+				     st->set.n);
+		return -1;
+	}
+	fr_crlset_free(&st->set);
+	st->set = fresh;
+	st->closed = false;
+	mosquitto_log_printf(MOSQ_LOG_INFO, "fleet_revoke: %zu revoked serials",
+			     st->set.n);
+	return 0;
+}
+
+/* With require_certificate every client had a certificate in its
+ * handshake; none now means its socket is already closed and the broker is
+ * sending its will.  That is left to the acl_file (a will can only go to
+ * the client's own topics). */
+static bool client_revoked(struct fr_state *st, const struct mosquitto *c)
+{
+	X509 *cert = mosquitto_client_certificate(c);
+	bool bad;
+
+	if (!cert)
+		return false;
+	bad = fr_crlset_has(&st->set, X509_get_serialNumber(cert));
+	X509_free(cert);
+	return bad;
+}
+
+static int on_acl(int event, void *data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ev = data;
+	struct fr_state *st = userdata;
+
+	if (st->closed)
+		return MOSQ_ERR_ACL_DENIED;
+	if (!client_revoked(st, ev->client))
+		return MOSQ_ERR_PLUGIN_DEFER;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE,
+			     "fleet_revoke: denied access %d to %s for "
+			     "client %s: certificate revoked",
+			     ev->access, ev->topic ? ev->topic : "-",
+			     mosquitto_client_id(ev->client));
+	return MOSQ_ERR_ACL_DENIED;
+}
+
+static int on_reload(int event, void *data, void *userdata)
+{
+	reload_crl(userdata);
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_version(int count, const int *versions)
+{
+	for (int i = 0; i < count; i++)
+		if (versions[i] == 5)
+			return 5;
+	return -1;
+}
+
+static void state_free(struct fr_state *st)
+{
+	if (!st)
+		return;
+	fr_crlset_free(&st->set);
+	free(st->crl_path);
+	free(st);
+}
+
+static const char *opt(struct mosquitto_opt *o, int n, const char *key)
+{
+	for (int i = 0; i < n; i++)
+		if (o[i].key && !strcmp(o[i].key, key))
+			return o[i].value;
+	return NULL;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata,
+			  struct mosquitto_opt *o, int n)
+{
+	const char *path = opt(o, n, "crl_file");
+	struct fr_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return MOSQ_ERR_NOMEM;
+	st->id = id;
+	if (!path || !(st->crl_path = strdup(path))) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "fleet_revoke: "
+				     "plugin_opt_crl_file is required");
+		state_free(st);
+		return MOSQ_ERR_INVAL;
+	}
+	/* mosquitto re-inits plugins at every SIGHUP: failing here could
+	 * leave the broker running without us, so fail closed instead. */
+	st->closed = true;
+	if (reload_crl(st))
+		mosquitto_log_printf(MOSQ_LOG_ERR, "fleet_revoke: denying all "
+				     "access until the CRL can be read");
+	if (mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl, NULL,
+					st) ||
+	    mosquitto_callback_register(id, MOSQ_EVT_RELOAD, on_reload, NULL,
+					st)) {
+		mosquitto_callback_unregister(id, MOSQ_EVT_ACL_CHECK, on_acl,
+					      NULL);
+		state_free(st);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	*userdata = st;
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *o, int n)
+{
+	struct fr_state *st = userdata;
+
+	if (st) {
+		mosquitto_callback_unregister(st->id, MOSQ_EVT_ACL_CHECK,
+					      on_acl, NULL);
+		mosquitto_callback_unregister(st->id, MOSQ_EVT_RELOAD,
+					      on_reload, NULL);
+	}
+	state_free(st);
+	return MOSQ_ERR_SUCCESS;
+}
