@@ -25,37 +25,7 @@
 #include "fsutil.h"
 #include "util.h"
 
-struct fixture {
-	char dir[64];
-	char *db;
-	struct srv_store *s;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = fl_xcalloc(1, sizeof(*f));
-	struct fl_error err = {0};
-
-	if (test_mkdtemp(f->dir, "store")) {
-		free(f);
-		return -1;
-	}
-	f->db = fl_path_join(f->dir, "fleet.db");
-	*state = f;
-	return srv_store_open(f->db, &f->s, &err) ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	int rc;
-
-	srv_store_close(f->s);
-	rc = test_rmtree(f->dir);
-	free(f->db);
-	free(f);
-	return rc;
-}
+#include "store_fixture.h"
 
 /* Run one SQL statement on a separate connection; the first column of
  * the first row as text into @out (may be NULL). */

@@ -18,37 +18,7 @@
 #include "store.h"
 #include "util.h"
 
-struct fixture {
-	char dir[64];
-	char *db;
-	struct srv_store *s;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = fl_xcalloc(1, sizeof(*f));
-	struct fl_error err = {0};
-
-	if (test_mkdtemp(f->dir, "jobs")) {
-		free(f);
-		return -1;
-	}
-	f->db = fl_path_join(f->dir, "fleet.db");
-	*state = f;
-	return srv_store_open(f->db, &f->s, &err) ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	int rc;
-
-	srv_store_close(f->s);
-	rc = test_rmtree(f->dir);
-	free(f->db);
-	free(f);
-	return rc;
-}
+#include "store_fixture.h"
 
 static int add(struct fixture *f, const char *id, const char *dev,
 	       int64_t expires)
