@@ -49,33 +49,49 @@ static int usage_err(const struct cmd *c, const char *msg)
 	return FL_EUSAGE;
 }
 
-static int cmd_init(int argc, char **argv, const struct cmd *self)
+/* --state DIR [--san NAME]... from optind on: the options of init and
+ * cert server.  A usage error (exit 2) when DIR is missing. */
+struct state_sans {
+	const char *state, *sans[MAX_SANS];
+	size_t nsans;
+};
+
+static int parse_state_sans(int argc, char **argv, const struct cmd *self,
+			    struct state_sans *ret)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"san", required_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *state = NULL, *sans[MAX_SANS];
-	struct fl_error err = {0};
-	char *token = NULL;
-	size_t nsans = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 's')
-			state = optarg;
-		else if (c == 'n' && nsans < MAX_SANS)
-			sans[nsans++] = optarg;
+			ret->state = optarg;
+		else if (c == 'n' && ret->nsans < MAX_SANS)
+			ret->sans[ret->nsans++] = optarg;
 		else
-			return usage_err(self, "bad option");
+			return usage_err(self, c == 'n' ? "too many --san"
+							: "bad option");
 	}
-	if (!state || optind != argc)
+	if (!ret->state || optind != argc)
 		return usage_err(self, "--state DIR is required");
-	if (srv_init_state(state, sans, nsans, &token, &err))
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv, const struct cmd *self)
+{
+	struct state_sans o = {0};
+	struct fl_error err = {0};
+	char *token = NULL;
+
+	if (parse_state_sans(argc, argv, self, &o))
+		return FL_EUSAGE;
+	if (srv_init_state(o.state, o.sans, o.nsans, &token, &err))
 		return die(err.code, "%s", err.msg);
-	printf("initialised %s\nclients pin the CA in %s/ca.pem\n", state,
-	       state);
+	printf("initialised %s\nclients pin the CA in %s/ca.pem\n", o.state,
+	       o.state);
 	printf("admin token: %s\n", token);
 	fl_free_secret(token);
 	return 0;
@@ -244,35 +260,20 @@ static int cmd_ca(int argc, char **argv, const struct cmd *self)
  */
 static int cmd_cert(int argc, char **argv, const struct cmd *self)
 {
-	static const struct option opts[] = {
-		{"state", required_argument, NULL, 's'},
-		{"san", required_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *state = NULL, *sans[MAX_SANS];
+	struct state_sans o = {0};
 	struct fl_error err = {0};
-	size_t nsans = 0;
-	int c;
 
 	if (argc < 2 || strcmp(argv[1], "server") != 0)
 		return usage_err(self, "the only cert command is server");
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 's')
-			state = optarg;
-		else if (c == 'n' && nsans < MAX_SANS)
-			sans[nsans++] = optarg;
-		else
-			return usage_err(self, c == 'n' ? "too many --san"
-							: "bad option");
-	}
-	if (!state || optind != argc)
-		return usage_err(self, "--state DIR is required");
-	if (srv_ca_reissue_server(state, sans, nsans, &err))
+	if (parse_state_sans(argc, argv, self, &o))
+		return FL_EUSAGE;
+	if (srv_ca_reissue_server(o.state, o.sans, o.nsans, &err))
 		return die(err.code, "%s", err.msg);
-	printf("wrote %s/tls/server.pem for localhost, 127.0.0.1, ::1", state);
-	for (size_t i = 0; i < nsans; i++)
-		printf(", %s", sans[i]);
+	printf("wrote %s/tls/server.pem for localhost, 127.0.0.1, ::1",
+	       o.state);
+	for (size_t i = 0; i < o.nsans; i++)
+		printf(", %s", o.sans[i]);
 	printf("\nrestart 'fleetd serve' to use it\n");
 	return 0;
 }
