@@ -126,7 +126,8 @@ static void print_help(const struct cli_cmd *c)
 	if (c->options && *c->options)
 		printf("\noptions: %s\n", c->options);
 	printf("\nglobal options (before the command): --server URL "
-	       "--token T --ca FILE --context NAME -o table|json -q\n");
+	       "--token-file F|- --token T --ca FILE --context NAME\n"
+	       "  -o table|json -q\n");
 }
 
 int cli_dispatch(const struct cli_cmd *table, const char *prefix, int argc,
