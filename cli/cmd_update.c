@@ -186,8 +186,10 @@ int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
 			bundle = optarg;
 		else if (c == 'w' || c == 't' || c == 'e')
 			rc = wait_opt(c, optarg, ctx, &w);
-		else if (c != 'o' || cli_set_output(ctx, optarg))
+		else if (c != 'o')
 			return cli_usage(ctx, "unknown option");
+		else if (cli_set_output(ctx, optarg))
+			return FL_EUSAGE; /* cli_set_output said why */
 		if (rc)
 			return rc;
 	}
@@ -235,8 +237,10 @@ int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
 			dev = optarg;
 		else if (c == 'w' || c == 't' || c == 'e')
 			rc = wait_opt(c, optarg, ctx, &w);
-		else if (c != 'o' || cli_set_output(ctx, optarg))
+		else if (c != 'o')
 			return cli_usage(ctx, "unknown option");
+		else if (cli_set_output(ctx, optarg))
+			return FL_EUSAGE; /* cli_set_output said why */
 		if (rc)
 			return rc;
 	}
@@ -311,7 +315,8 @@ static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 			if (c == 'o' && !cli_set_output(ctx, optarg))
 				continue;
 			free(q);
-			return cli_usage(ctx, "unknown option");
+			return c == 'o' ? FL_EUSAGE
+					: cli_usage(ctx, "unknown option");
 		}
 		if (job_filter_ok(ctx, c, optarg)) {
 			free(q);
