@@ -126,6 +126,9 @@ start_fleetd() {
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out" | tail -n 1)
 	FLEET_CA_FILE=$state/ca.pem
 	FLEETD_STATE=$state
+	# empty it here: the background redirect truncates it only once the
+	# child runs, and a second start_fleetd would read the old ready line
+	: >"$out"
 	"${FLEETD:-fleetd}" serve --state "$state" --listen 127.0.0.1:0 \
 		--mqtt-listen 127.0.0.1:0 --log-level debug "$@" >"$out" 2>"$T/fleetd.log" &
 	FLEETD_PID=$!
