@@ -54,7 +54,9 @@ check_true "all $N agents use a new certificate ($changed)" test "$changed" -eq 
 check_true "... the one fleetd recorded ($agree)" test "$agree" -eq "$N"
 check_true "... with a new key ($keys)" test "$keys" -eq "$N"
 check_true "... and every old certificate is revoked ($revoked)" test "$revoked" -eq "$N"
-check "the events reached fleetd: rotate succeeded with the new serial" sh -c \
+# the event follows the confirm that ends 'rotate --wait': wait for it
+check "the events reached fleetd: rotate succeeded with the new serial" \
+	wait_until $((10 * WAIT_SCALE)) sh -c \
 	"fleetctl -o json devices show dev-01 | jq -e '.last_event | .type == \"rotate\" and .state == \"succeeded\" and .serial == \"$(agent_serial dev-01)\"'"
 if wait_until 30 all_online; then pass "all $N agents online after the rotation"; else fail "all $N agents online after the rotation"; fi
 D1=$(agent_dir dev-01)

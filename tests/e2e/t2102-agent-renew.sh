@@ -39,7 +39,8 @@ check_true "fleetd records the new certificate" test "$(dev_serial dev-r)" = "$N
 if wait_until 20 sh -c "fleetctl -o json devices show dev-r | jq -e '.active_certs == [\"$NEW_R\"]'"; then
 	pass "the old certificate is revoked after the agent confirmed"
 else fail "the old certificate is revoked after the agent confirmed"; fi
-check "the renewal event reached fleetd" sh -c \
+# the event follows the confirm (which waits for the broker's reload)
+check "the renewal event reached fleetd" wait_until $((10 * WAIT_SCALE)) sh -c \
 	"fleetctl -o json devices show dev-r | jq -e '.last_event | .type == \"rotate\" and .state == \"succeeded\" and .trigger == \"renewal\" and .cmd == null'"
 if wait_until 15 dev_online dev-r; then pass "dev-r is online on its new certificate"
 else fail "dev-r is online on its new certificate"; fi
