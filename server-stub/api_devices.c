@@ -193,20 +193,18 @@ int api_reenroll(struct srv_req *r)
 }
 
 /*
- * End the broker session of @id: a CRL reload does not end a live TLS
- * session.  Dynsec kicks a client's sessions when it is disabled; the
- * CRL reload (SIGHUP, sent first) runs in the broker's loop before the
- * kicked client can finish a new handshake, so only a certificate still
- * valid gets back in.  With @disable the client stays disabled.
+ * End the broker sessions of decommissioned @id: a CRL reload does not
+ * end a live TLS session.  Dynsec kicks a client's sessions when it is
+ * disabled; the CRL reload (SIGHUP, sent first) runs in the broker's
+ * loop before the kicked client can finish a new handshake.
  */
-static void broker_kick(struct srv *srv, const char *id, bool disable)
+static void broker_kick(struct srv *srv, const char *id)
 {
-	static const char *const kick[] = {"createClient", "disableClient",
-					   "enableClient"};
+	static const char *const kick[] = {"createClient", "disableClient"};
 	struct fl_error err = {0};
 
 	srv_broker_reload(srv->broker, true);
-	if (srv_mqtt_dynsec(srv->mqtt, kick, disable ? 2 : 3, id, &err))
+	if (srv_mqtt_dynsec(srv->mqtt, kick, 2, id, &err))
 		fl_warn("device %s: cannot end its broker session: %s", id,
 			err.msg);
 }
@@ -220,9 +218,16 @@ int api_reenroll_confirm(struct srv_req *r)
 	if (srv_store_cert_confirm(r->srv->store, r->who.id, r->who.serial,
 				   &hook, &revoked, &err))
 		return srv_reply_fail(r, &err);
-	/* a session may still run on a certificate just revoked */
+	/*
+	 * A session may still run on a certificate just revoked.  No kick:
+	 * the agent's own session on its new certificate (it reconnected
+	 * before confirming) holds the same client id, and kicking it lost
+	 * its in-flight report (t2101 under the sanitizers).  The reload
+	 * makes the broker refuse the old certificate's handshakes, and
+	 * fleet_revoke.so deny any session still on it everything.
+	 */
 	if (json_array_size(revoked))
-		broker_kick(r->srv, r->who.id, false);
+		srv_broker_reload(r->srv->broker, true);
 	fl_info("device %s confirmed serial %s; revoked %zu old", r->who.id,
 		r->who.serial, json_array_size(revoked));
 	return srv_reply_json(r, 200, json_pack("{s:o}", "revoked", revoked));
@@ -238,7 +243,7 @@ int api_device_decommission(struct srv_req *r)
 	if (srv_store_device_decommission(r->srv->store, id, &hook, &revoked,
 					  &err))
 		return srv_reply_fail(r, &err);
-	broker_kick(r->srv, id, true);
+	broker_kick(r->srv, id);
 	fl_info("decommissioned device %s", id);
 	return srv_reply_json(r, 200,
 			      json_pack("{s:s, s:s, s:o}", "id", id, "state",

@@ -81,8 +81,18 @@ check "... and revokes nothing: a2 and the old one are still valid" sh -c \
 check_true "the old-certificate session survives the refused confirm" kill -0 $A0_SUB
 check_grep '^200$' "confirming with the new certificate works" confirm a2
 check "... and revokes the old one" jq -e ".revoked == [\"$A0\"]" "$T/confirm-a2.json"
-if wait_until 10 sh -c "! kill -0 $A0_SUB"; then pass "the old-certificate broker session is closed"
-else fail "the old-certificate broker session is closed"; fi
+# No kick (it would hit the device's new session, same client id): once
+# the broker reloaded the CRL, fleet_revoke.so denies the old session
+# everything; a command fleetd sends now must not reach it.
+check_exit 0 "the broker reloaded the CRL with the old certificate" \
+	wait_until 10 grep -q 'fleet_revoke: 2 revoked' "$FLEETD_STATE/broker/mosquitto.log"
+: >"$T/a0.msgs"
+check "fleetd sends dev-a a command" fleetctl -o json rotate dev-a
+check_exit 0 "... which the old-certificate session is denied" \
+	wait_until 10 grep -q 'denied .*client dev-a: certificate revoked' \
+	"$FLEETD_STATE/broker/mosquitto.log"
+check_true "... and does not get" sh -c "! got_rotate '$T/a0.msgs'"
+kill $A0_SUB 2>/dev/null
 check_exit 2 "the old certificate is in the CRL (openssl verify)" \
 	openssl verify -crl_check -CRLfile "$FLEETD_STATE/ca/crl.pem" \
 	-CAfile "$FLEETD_STATE/ca/trust.pem" "$T/dev/dev-a.pem"
