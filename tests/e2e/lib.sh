@@ -173,7 +173,9 @@ enroll_curl() {
 }
 
 # mosquitto_pub/sub as device ID (its key and cert in $T/dev).
-mq_pub() { local id=$1; shift; mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
+# (in a background subshell, MQ_PUB_EXEC=1 makes it exec, so that $! is
+# mosquitto_pub itself and the cleanup trap stops it)
+mq_pub() { local id=$1; shift; ${MQ_PUB_EXEC:+exec} mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
 	--cafile "$FLEET_CA_FILE" --cert "$T/dev/$id.pem" --key "$T/dev/$id.key" "$@"; }
 # mq_sub runs in the background only (mq_sub ID ... & track $!): it execs,
 # so $! is mosquitto_sub itself and the cleanup trap really stops it.

@@ -24,7 +24,9 @@ check_true "dev-g has a job" test -n "$JOB"
 
 # dev-f floods: valid events, so each one costs fleetd real work
 seq 1 "$FLOOD" | sed 's/.*/{"seq":&,"type":"progress","state":"running"}/' >"$T/flood.txt"
-mq_pub dev-f -t fleet/dev-f/events -q 1 -l <"$T/flood.txt" >"$T/f.out" 2>&1 & F_PUB=$!
+# exec, so $! is mosquitto_pub itself and the cleanup trap really stops it
+(MQ_PUB_EXEC=1 mq_pub dev-f -t fleet/dev-f/events -q 1 -l) <"$T/flood.txt" \
+	>"$T/f.out" 2>&1 & F_PUB=$!
 track $F_PUB
 f_seen() { fleetctl -o json devices show dev-f | jq -e '.last_event.seq > 0'; }
 check_exit 0 "dev-f's first events reach fleetd (positive control)" wait_until 20 f_seen
