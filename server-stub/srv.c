@@ -30,6 +30,24 @@ static char *conf_str(const struct fl_ini *ini, const char *sec,
 	return v ? fl_xstrdup(v) : def ? fl_xstrdup(def) : NULL;
 }
 
+/* A duration key of [@sec] in 1 s..@max s; @def when absent. */
+static int conf_secs(const struct fl_ini *ini, const char *sec,
+		     const char *key, int64_t def, int64_t max, int64_t *ret,
+		     struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, sec, key);
+	int rc;
+
+	*ret = def;
+	if (!v)
+		return 0;
+	rc = fl_parse_duration(v, ret, err);
+	if (!rc && (*ret < 1 || *ret > max))
+		rc = fl_fail(err, FL_EINVAL, "[%s] %s: %s not in 1s..%llds",
+			     sec, key, v, (long long)max);
+	return rc;
+}
+
 /* [ca] reenroll_per_hour (default 6) and reenroll_max_revoked (16),
  * both at least 1: the bounds on one device's re-enrolments. */
 static int load_reenroll_limits(const struct fl_ini *ini,
@@ -53,62 +71,27 @@ static int load_reenroll_limits(const struct fl_ini *ini,
 	return rc;
 }
 
-/* [jobs] expire: how long fleetd waits for a job's result by default. */
-static int load_job_expire(const struct fl_ini *ini, int64_t *ret,
-			   struct fl_error *err)
-{
-	const char *v = fl_ini_get(ini, "jobs", "expire");
-	int64_t s = SRV_JOB_EXPIRE_DEFAULT;
-
-	if (v && fl_parse_duration(v, &s, err))
-		return FL_EINVAL;
-	if (s < 1 || s > SRV_JOB_EXPIRE_MAX)
-		return fl_fail(err, FL_EINVAL,
-			       "[jobs] expire must be 1s..365d");
-	*ret = s;
-	return 0;
-}
-
 /* [mqtt] device_rate, device_burst, device_mute (devlimit.h). */
 static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
 			    struct fl_error *err)
 {
-	const char *mute = fl_ini_get(ini, "mqtt", "device_mute");
-	int rc;
+	int rc = conf_secs(ini, "mqtt", "device_mute", SRV_DEVLIMIT_MUTE_S,
+			   86400, &srv->cfg.device_mute, err);
 
-	srv->cfg.device_mute = SRV_DEVLIMIT_MUTE_S;
-	rc = fl_ini_get_uint(ini, "mqtt", "device_rate", 1000000,
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "mqtt", "device_rate", 1000000,
 			     SRV_DEVLIMIT_RATE, &srv->cfg.device_rate, err);
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "mqtt", "device_burst", 1000000,
 				     SRV_DEVLIMIT_BURST, &srv->cfg.device_burst,
 				     err);
-	if (!rc && mute)
-		rc = fl_parse_duration(mute, &srv->cfg.device_mute, err);
-	if (!rc && (!srv->cfg.device_rate || !srv->cfg.device_burst ||
-		    srv->cfg.device_mute < 1 || srv->cfg.device_mute > 86400))
+	if (!rc && (!srv->cfg.device_rate || !srv->cfg.device_burst))
 		rc = fl_fail(err, FL_EINVAL,
 			     "[mqtt] device_rate and device_burst must be at "
-			     "least 1, device_mute 1 s to 1 day");
+			     "least 1");
 	return rc;
 }
 
-/* A duration key of [http] in [1, 1 day]; @def when absent. */
-static int conf_secs(const struct fl_ini *ini, const char *key, int64_t def,
-		     int64_t *ret, struct fl_error *err)
-{
-	const char *v = fl_ini_get(ini, "http", key);
-	int rc;
-
-	*ret = def;
-	if (!v)
-		return 0;
-	rc = fl_parse_duration(v, ret, err);
-	if (!rc && (*ret < 1 || *ret > 86400))
-		rc = fl_fail(err, FL_EINVAL, "[http] %s: %s not in 1s..1d",
-			     key, v);
-	return rc;
-}
 
 /* [http]: connection limits and deadlines (fleetd(8) LIMITS). */
 static int load_http_limits(const struct fl_ini *ini,
@@ -127,16 +110,17 @@ static int load_http_limits(const struct fl_ini *ini,
 			     "[http] max_connections must be at least 8 and "
 			     "max_connections_per_ip 1..max_connections");
 	if (!rc)
-		rc = conf_secs(ini, "header_timeout", 10, &l->header_timeout,
-			       err);
+		rc = conf_secs(ini, "http", "header_timeout", 10, 86400,
+			       &l->header_timeout, err);
 	if (!rc)
-		rc = conf_secs(ini, "request_timeout", 60, &l->request_timeout,
-			       err);
+		rc = conf_secs(ini, "http", "request_timeout", 60, 86400,
+			       &l->request_timeout, err);
 	if (!rc)
-		rc = conf_secs(ini, "upload_timeout", 3600, &l->upload_timeout,
-			       err);
+		rc = conf_secs(ini, "http", "upload_timeout", 3600, 86400,
+			       &l->upload_timeout, err);
 	if (!rc)
-		rc = conf_secs(ini, "idle_timeout", 60, &l->idle_timeout, err);
+		rc = conf_secs(ini, "http", "idle_timeout", 60, 86400,
+			       &l->idle_timeout, err);
 	return rc;
 }
 
@@ -168,7 +152,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
 	if (!rc)
-		rc = load_job_expire(ini, &srv->cfg.job_expire, err);
+		rc = conf_secs(ini, "jobs", "expire", SRV_JOB_EXPIRE_DEFAULT,
+			       SRV_JOB_EXPIRE_MAX, &srv->cfg.job_expire, err);
 	if (!rc)
 		rc = load_mqtt_limits(srv, ini, err);
 	if (!rc)
