@@ -326,6 +326,15 @@ static int authenticate_device(struct srv_req *r)
 	struct fl_pki_cert_info info;
 	struct fl_error err = {0};
 
+	/* Again when the handler runs: the chain cannot have changed, the
+	 * store says whether the certificate or the device lost its rights
+	 * (revocations reach the CRL from the store, in one transaction). */
+	if (r->who.kind == SRV_DEVICE)
+		return srv_store_device_principal(r->srv->store, r->who.serial,
+						  r->who.id, &err)
+			       ? srv_reply_error(r, 401, "unauthorized", "%s",
+						 err.msg) ?: FL_EDENIED
+			       : 0;
 	if (!der)
 		return srv_reply_error(r, 401, "unauthorized",
 				       "missing bearer token or client "

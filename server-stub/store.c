@@ -405,7 +405,8 @@ int srv_store_device_principal(struct srv_store *s, const char *serial,
 	int rc;
 
 	rc = db_lquery_one(s, &row, err,
-			   "SELECT c.device, c.revoked, d.state FROM certs c"
+			   "SELECT c.device, c.revoked, c.not_after, d.state"
+			   " FROM certs c"
 			   " LEFT JOIN devices d ON d.id = c.device"
 			   " WHERE c.serial = ?",
 			   "s", serial);
@@ -416,9 +417,12 @@ int srv_store_device_principal(struct srv_store *s, const char *serial,
 		return rc;
 	if (!fl_streq(json_string_value(json_object_get(row, "device")),
 		      device) ||
-	    json_integer_value(json_object_get(row, "revoked")))
+	    json_integer_value(json_object_get(row, "revoked")) ||
+	    json_integer_value(json_object_get(row, "not_after")) <
+		    (json_int_t)time(NULL))
 		rc = fl_fail(err, FL_EDENIED,
-			     "client certificate %s is revoked or unknown",
+			     "client certificate %s is revoked, expired or "
+			     "unknown",
 			     serial);
 	else if (!fl_streq(json_string_value(json_object_get(row, "state")),
 			   "active"))

@@ -75,8 +75,8 @@ int srv_store_token_revoke(struct srv_store *s, const char *id,
 
 /*
  * May the holder of certificate @serial act as device @device?  Only if
- * fleetd issued @serial to @device, has not revoked it, and @device is
- * active: FL_EDENIED with the reason otherwise.
+ * fleetd issued @serial to @device, has neither revoked it nor seen it
+ * expire, and @device is active: FL_EDENIED with the reason otherwise.
  */
 int srv_store_device_principal(struct srv_store *s, const char *serial,
 			       const char *device, struct fl_error *err);
