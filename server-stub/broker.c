@@ -411,13 +411,7 @@ void srv_broker_reload(struct srv_broker *b, bool urgent)
 			hup(b);
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		fl_deadline(&ts, left);
 		pthread_cond_timedwait(&b->reloaded, &b->lock, &ts);
 	}
 	pthread_mutex_unlock(&b->lock);
