@@ -198,6 +198,22 @@ static void confirm(struct srv_ingest *q, const struct srv_ingest_item *it)
 	       json_string_value(json_object_get(it->msg, "state")));
 }
 
+static void log_event(const struct srv_ingest_item *it)
+{
+	static const char *const results[] = {"lost", "stored", "duplicate",
+					      "rejected"};
+	const json_t *m = it->msg;
+
+	fl_debug("event from %s: type=%s state=%s%s%s (seq %lld: %s)",
+		 it->device,
+		 json_string_value(json_object_get(m, "type")) ?: "?",
+		 json_string_value(json_object_get(m, "state")) ?: "?",
+		 json_is_string(json_object_get(m, "reason")) ? " reason=" : "",
+		 json_string_value(json_object_get(m, "reason")) ?: "",
+		 (long long)json_integer_value(json_object_get(m, "seq")),
+		 results[it->result]);
+}
+
 static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
 		  size_t n, size_t parsed, const struct srv_ingest_stats *d)
 {
@@ -234,6 +250,8 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 	if (k)
 		apply(q, items, k, &d.retries, &d.failed);
 	for (size_t i = 0; i < k; i++) {
+		if (items[i].kind == SRV_INGEST_EVENT)
+			log_event(&items[i]);
 		if (final_job_event(&items[i])) {
 			confirm(q, &items[i]);
 			d.acks++;
