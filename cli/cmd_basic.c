@@ -66,6 +66,7 @@ int cmd_status(int argc, char **argv, struct cli_ctx *ctx)
 		{"version", "version"},
 		{"mqtt", "mqtt_connected"},
 		{"over-budget", "mqtt_over_budget"},
+		{"broker-dropped", "mqtt_broker_dropped"},
 		{"received", "ingest_received"},
 		{"stored", "ingest_stored"},
 		{"duplicates", "ingest_duplicates"},

@@ -71,7 +71,9 @@ static const char acl_text[] =
 	"\n# fleetd itself\n"
 	"user " SRV_MQTT_USER "\n"
 	"topic readwrite fleet/#\n"
-	"topic readwrite $CONTROL/dynamic-security/#\n";
+	"topic readwrite $CONTROL/dynamic-security/#\n"
+	"# what the broker could not hold for anyone (fleetctl status)\n"
+	"topic read " SRV_BROKER_DROPPED_TOPIC "\n";
 
 /* Split HOST:PORT into @host and @port (0 allowed). */
 static int split_listen(const char *listen, char *host, size_t hlen,

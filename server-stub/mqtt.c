@@ -16,6 +16,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "broker.h"
 #include "ca.h"
 #include "devlimit.h"
 #include "dynsec.h"
@@ -49,6 +50,7 @@ struct srv_mqtt {
 	int64_t last_expire_ms;
 	struct srv_ingest *ingest; /* queue and writer to the store */
 	uint64_t over_budget;      /* messages dropped by the budget */
+	int64_t broker_dropped;    /* the broker's own count; -1 unknown */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -153,6 +155,29 @@ static bool within_budget(struct srv_mqtt *m, const char *id)
  * a copy to the ingest queue, which parses and stores it.  When the
  * queue is full this waits, and so does the broker (ingest.h).
  */
+/* The broker's dropped-message count: warn when it grows. */
+static void on_broker_dropped(struct srv_mqtt *m,
+			      const struct mosquitto_message *msg)
+{
+	char text[24];
+	uint64_t v;
+	int64_t was;
+
+	if (msg->payloadlen <= 0 || msg->payloadlen >= (int)sizeof(text))
+		return;
+	memcpy(text, msg->payload, (size_t)msg->payloadlen);
+	text[msg->payloadlen] = '\0';
+	if (fl_parse_uint(text, INT64_MAX, &v, NULL))
+		return;
+	was = __atomic_exchange_n(&m->broker_dropped, (int64_t)v,
+				  __ATOMIC_RELAXED);
+	if (was >= 0 && (int64_t)v > was)
+		fl_warn("the broker dropped %lld messages (%llu since it "
+			"started): a session queue was full (max_queued_"
+			"messages); see fleetctl status",
+			(long long)((int64_t)v - was), (unsigned long long)v);
+}
+
 static void on_message(struct mosquitto *mosq, void *obj,
 		       const struct mosquitto_message *msg,
 		       const mosquitto_property *props)
@@ -161,6 +186,10 @@ static void on_message(struct mosquitto *mosq, void *obj,
 	char id[FL_ID_MAX + 1];
 	const char *kind;
 
+	if (strcmp(msg->topic, SRV_BROKER_DROPPED_TOPIC) == 0) {
+		on_broker_dropped(m, msg);
+		return;
+	}
 	if (!split_topic(msg->topic, id, &kind) || fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (!within_budget(m, id))
@@ -243,6 +272,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 {
 	static char *const subs[] = {"fleet/+/presence", "fleet/+/status",
 				     "fleet/+/events"};
+	static char *const sys[] = {SRV_BROKER_DROPPED_TOPIC};
 	struct srv_mqtt *m = obj;
 
 	if (rc) {
@@ -250,6 +280,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		return;
 	}
 	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
@@ -407,6 +438,7 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 
 	pthread_once(&lib_once, lib_init);
 	m->srv = srv;
+	m->broker_dropped = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->mosq = mosquitto_new(SRV_MQTT_USER, false, m);
@@ -501,6 +533,8 @@ void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret)
 	ret->connected = m->connected;
 	pthread_mutex_unlock(&m->lock);
 	ret->over_budget = __atomic_load_n(&m->over_budget, __ATOMIC_RELAXED);
+	ret->broker_dropped =
+		__atomic_load_n(&m->broker_dropped, __ATOMIC_RELAXED);
 	srv_ingest_stats(m->ingest, &ret->ingest);
 }
 

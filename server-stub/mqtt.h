@@ -28,6 +28,7 @@ void srv_mqtt_stop(struct srv_mqtt *m);
 struct srv_mqtt_stats {
 	bool connected;
 	uint64_t over_budget; /* dropped by devices' budgets (devlimit.h) */
+	int64_t broker_dropped; /* the broker's own count ($SYS); -1 unknown */
 	struct srv_ingest_stats ingest;
 };
 
