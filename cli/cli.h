@@ -152,6 +152,7 @@ extern const struct cli_cmd cli_jobs_cmds[];
 
 int cmd_version(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_status(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_login(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_completion(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx);

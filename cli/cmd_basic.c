@@ -46,6 +46,63 @@ int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
+/* Copy the members of @from into @to, their names prefixed. */
+static void flatten(json_t *to, const char *prefix, const json_t *from)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)from, key, v) {
+		char *name = fl_xasprintf("%s%s", prefix, key);
+
+		json_object_set(to, name, v);
+		free(name);
+	}
+}
+
+int cmd_status(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_col fields[] = {
+		{"version", "version"},
+		{"mqtt", "mqtt_connected"},
+		{"over-budget", "mqtt_over_budget"},
+		{"broker-dropped", "mqtt_broker_dropped"},
+		{"received", "ingest_received"},
+		{"stored", "ingest_stored"},
+		{"duplicates", "ingest_duplicates"},
+		{"rejected", "ingest_rejected"},
+		{"seq-gaps", "ingest_seq_gaps"},
+		{"failed", "ingest_failed"},
+		{"acks", "ingest_acks"},
+		{"queued", "ingest_queued"},
+		{"queue-high-water", "ingest_queue_high_water"},
+		{"queue-capacity", "ingest_queue_capacity"},
+		{"backpressure-waits", "ingest_waits"},
+		{"backpressure-ms", "ingest_wait_ms"},
+		{NULL, NULL}};
+	json_t *st, *flat;
+	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
+
+	if (rc)
+		return rc;
+	rc = fl_http_json(ctx->http, "GET", "/api/v1/status", NULL, &st,
+			  &ctx->err);
+	if (rc)
+		return rc;
+	if (ctx->output == CLI_OUT_JSON) {
+		cli_print_json(st);
+	} else {
+		flat = json_pack("{s:O}", "version",
+				 json_object_get(st, "version"));
+		flatten(flat, "mqtt_", json_object_get(st, "mqtt"));
+		flatten(flat, "ingest_", json_object_get(st, "ingest"));
+		cli_print_object(ctx, flat, fields);
+		json_decref(flat);
+	}
+	json_decref(st);
+	return 0;
+}
+
 /* Check the settings work, then store them as a context (0600). */
 int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
 {

@@ -19,6 +19,7 @@ complete -c fleetctl -n __fish_use_subcommand -a provision -d 'make a device ide
 complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'switch a device back to its last known good slot'
 complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
+complete -c fleetctl -n __fish_use_subcommand -a status -d 'show fleetd\'s MQTT side: connection, messages taken in and stored'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
 complete -c fleetctl -n __fish_use_subcommand -a update -d 'install a stored bundle on devices; --wait follows each job'
 complete -c fleetctl -n __fish_use_subcommand -a version -d 'print fleetctl\'s version'
@@ -131,6 +132,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator or enrolment token (admin only); printed once'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a list -d 'list tokens (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a revoke -d 'revoke tokens by id (admin only)'

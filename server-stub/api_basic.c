@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "mqtt.h"
 #include "util.h"
 
 int api_healthz(struct srv_req *r)
@@ -37,4 +38,39 @@ int api_audit_list(struct srv_req *r)
 	if (srv_store_audit_list(r->srv->store, limit, &rows, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, rows);
+}
+
+static json_t *ingest_json(const struct srv_ingest_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+			 " s:I, s:I, s:I, s:I}",
+			 "received", (json_int_t)s->received, "stored",
+			 (json_int_t)s->stored, "duplicates",
+			 (json_int_t)s->duplicates, "rejected",
+			 (json_int_t)s->rejected, "seq_gaps",
+			 (json_int_t)s->seq_gaps, "failed", (json_int_t)s->failed,
+			 "acks", (json_int_t)s->acks, "batches",
+			 (json_int_t)s->batches, "retries", (json_int_t)s->retries,
+			 "waits", (json_int_t)s->waits, "wait_ms",
+			 (json_int_t)s->wait_ms, "queued", (json_int_t)s->depth,
+			 "queue_high_water", (json_int_t)s->high_water,
+			 "queue_capacity", (json_int_t)s->capacity);
+}
+
+/* What fleetd is doing: its MQTT side and what it took in (issue 17). */
+int api_status(struct srv_req *r)
+{
+	struct srv_mqtt_stats st;
+
+	srv_mqtt_stats(r->srv->mqtt, &st);
+	return srv_reply_json(
+		r, 200,
+		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o}", "version",
+			  FLEET_VERSION, "mqtt", "enabled", r->srv->mqtt != NULL,
+			  "connected", st.connected, "over_budget",
+			  (json_int_t)st.over_budget, "broker_dropped",
+			  st.broker_dropped >= 0
+				  ? json_integer(st.broker_dropped)
+				  : json_null(),
+			  "ingest", ingest_json(&st.ingest)));
 }

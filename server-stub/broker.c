@@ -12,10 +12,10 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -71,7 +71,9 @@ static const char acl_text[] =
 	"\n# fleetd itself\n"
 	"user " SRV_MQTT_USER "\n"
 	"topic readwrite fleet/#\n"
-	"topic readwrite $CONTROL/dynamic-security/#\n";
+	"topic readwrite $CONTROL/dynamic-security/#\n"
+	"# what the broker could not hold for anyone (fleetctl status)\n"
+	"topic read " SRV_BROKER_DROPPED_TOPIC "\n";
 
 /* Split HOST:PORT into @host and @port (0 allowed). */
 static int split_listen(const char *listen, char *host, size_t hlen,
@@ -257,43 +259,49 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
  * The child must not inherit fleetd's blocked signals (SIGHUP would
  * never reload it, SIGTERM never stop it) nor its ignored SIGPIPE.
  */
-static void clean_signals(posix_spawnattr_t *attr)
+/*
+ * In the child, before exec (async-signal-safe calls only): die with
+ * fleetd.  When fleetd is killed (-9, a crash), SIGTERM makes mosquitto
+ * save its sessions and queued messages and free the port, so a
+ * restarted fleetd starts its broker again and loses nothing.
+ */
+static void child(const char *log, char *const argv[], pid_t parent)
 {
-	sigset_t none, dflt;
+	sigset_t none;
+	int fd;
 
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(127);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&none);
-	sigemptyset(&dflt);
-	sigaddset(&dflt, SIGPIPE);
-	sigaddset(&dflt, SIGHUP);
-	sigaddset(&dflt, SIGTERM);
-	posix_spawnattr_init(attr);
-	posix_spawnattr_setsigmask(attr, &none);
-	posix_spawnattr_setsigdefault(attr, &dflt);
-	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK |
-					       POSIX_SPAWN_SETSIGDEF);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+		_exit(127);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
+	    dup2(fd, STDERR_FILENO) < 0)
+		_exit(127);
+	execve(argv[0], argv, environ);
+	_exit(127);
 }
 
 static int spawn(struct srv_broker *b, struct fl_error *err)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	char *argv[] = {b->srv->cfg.mosquitto, "-c", b->conf, NULL};
-	int rc;
+	pid_t parent = getpid(), pid;
 
-	clean_signals(&attr);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-					 O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, b->log,
-					 O_WRONLY | O_CREAT | O_APPEND, 0600);
-	posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-	rc = posix_spawn(&b->pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (rc) {
-		errno = rc;
+	if (access(argv[0], X_OK) != 0)
 		return fl_fail_errno(err, FL_EIO, "cannot run %s", argv[0]);
-	}
+	pid = fork();
+	if (pid < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot run %s", argv[0]);
+	if (pid == 0)
+		child(b->log, argv, parent);
+	b->pid = pid;
 	b->started_ms = fl_now_ms();
 	return 0;
 }

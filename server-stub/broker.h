@@ -49,4 +49,7 @@ void srv_broker_reload(struct srv_broker *b, bool urgent);
 /* Stop mosquitto (SIGTERM, bounded wait, SIGKILL). */
 void srv_broker_stop(struct srv_broker *b);
 
+/* The broker's count of messages it dropped (queues full), in $SYS. */
+#define SRV_BROKER_DROPPED_TOPIC "$SYS/broker/publish/messages/dropped"
+
 #endif

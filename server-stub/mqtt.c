@@ -16,9 +16,11 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "broker.h"
 #include "ca.h"
 #include "devlimit.h"
 #include "dynsec.h"
+#include "ingest.h"
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
@@ -46,6 +48,9 @@ struct srv_mqtt {
 	/* owned by the network thread (callbacks run there too) */
 	struct srv_devlimit *limit;
 	int64_t last_expire_ms;
+	struct srv_ingest *ingest; /* queue and writer to the store */
+	uint64_t over_budget;      /* messages dropped by the budget */
+	int64_t broker_dropped;    /* the broker's own count; -1 unknown */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -73,79 +78,18 @@ static bool split_topic(const char *topic, char id[FL_ID_MAX + 1],
 	return fl_valid_id(id);
 }
 
-static const char *opt_str(const json_t *o, const char *key)
-{
-	const char *v = json_string_value(json_object_get(o, key));
-
-	return v && fl_valid_text(v, 64) ? v : NULL;
-}
-
-static void on_presence(struct srv_mqtt *m, const char *id, json_t *j)
-{
-	struct fl_error err = {0};
-	bool online;
-
-	if (fl_json_bool(j, "online", &online, &err)) {
-		fl_debug("presence from %s dropped: %s", id, err.msg);
-		return;
-	}
-	if (srv_store_device_presence(m->srv->store, id, online,
-				      opt_str(j, "agent"), opt_str(j, "firmware"),
-				      &err))
-		fl_error("presence of %s: %s", id, err.msg);
-	fl_debug("device %s is %s", id, online ? "online" : "offline");
-}
-
-static void on_status(struct srv_mqtt *m, const char *id, json_t *j)
-{
-	struct fl_error err = {0};
-
-	if (srv_store_device_status(m->srv->store, id, opt_str(j, "firmware"),
-				    opt_str(j, "slot"), opt_str(j, "health"),
-				    &err))
-		fl_error("status of %s: %s", id, err.msg);
-}
-
-static void on_event(struct srv_mqtt *m, const char *id, json_t *j)
-{
-	struct fl_error err = {0};
-	int64_t seq;
-	int rc;
-
-	if (fl_json_int(j, "seq", 1, INT64_MAX, &seq, &err)) {
-		fl_debug("event from %s dropped: %s", id, err.msg);
-		return;
-	}
-	rc = srv_store_device_event(m->srv->store, id, seq, j, &err);
-	if (rc == FL_ECONFLICT) {
-		fl_debug("event %lld from %s: duplicate", (long long)seq, id);
-		return;
-	}
-	if (rc)
-		fl_error("event from %s: %s", id, err.msg);
-	if (opt_str(j, "job")) {
-		rc = srv_store_job_event(m->srv->store, id, opt_str(j, "job"),
-					 seq, j, &err);
-		if (rc && rc != FL_ECONFLICT)
-			fl_warn("event from %s for job %s: %s", id,
-				opt_str(j, "job"), err.msg);
-	}
-	fl_debug("event from %s: type=%s state=%s%s%s", id,
-		opt_str(j, "type") ?: "?", opt_str(j, "state") ?: "?",
-		opt_str(j, "reason") ? " reason=" : "",
-		opt_str(j, "reason") ?: "");
-}
-
 static const struct {
 	const char *kind;
-	void (*fn)(struct srv_mqtt *m, const char *id, json_t *j);
-} handlers[] = {
-	{"presence", on_presence},
-	{"status", on_status},
-	{"events", on_event},
+	enum srv_ingest_kind ingest;
+} kinds[] = {
+	{"presence", SRV_INGEST_PRESENCE},
+	{"status", SRV_INGEST_STATUS},
+	{"events", SRV_INGEST_EVENT},
 };
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
+static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
+		   int qos, struct fl_error *err);
 
 /* A dynsec command on the mute role for @username. */
 static json_t *role_cmd(const char *command, const char *username)
@@ -198,10 +142,40 @@ static bool within_budget(struct srv_mqtt *m, const char *id)
 		return true;
 	case SRV_DEVLIMIT_MUTE:
 		mute(m, id);
-		return false;
+		break;
 	default:
-		return false;
+		break;
 	}
+	__atomic_add_fetch(&m->over_budget, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+/*
+ * The network thread: check the topic and the device's budget, then hand
+ * a copy to the ingest queue, which parses and stores it.  When the
+ * queue is full this waits, and so does the broker (ingest.h).
+ */
+/* The broker's dropped-message count: warn when it grows. */
+static void on_broker_dropped(struct srv_mqtt *m,
+			      const struct mosquitto_message *msg)
+{
+	char text[24];
+	uint64_t v;
+	int64_t was;
+
+	if (msg->payloadlen <= 0 || msg->payloadlen >= (int)sizeof(text))
+		return;
+	memcpy(text, msg->payload, (size_t)msg->payloadlen);
+	text[msg->payloadlen] = '\0';
+	if (fl_parse_uint(text, INT64_MAX, &v, NULL))
+		return;
+	was = __atomic_exchange_n(&m->broker_dropped, (int64_t)v,
+				  __ATOMIC_RELAXED);
+	if (was >= 0 && (int64_t)v > was)
+		fl_warn("the broker dropped %lld messages (%llu since it "
+			"started): a session queue was full (max_queued_"
+			"messages); see fleetctl status",
+			(long long)((int64_t)v - was), (unsigned long long)v);
 }
 
 static void on_message(struct mosquitto *mosq, void *obj,
@@ -209,28 +183,48 @@ static void on_message(struct mosquitto *mosq, void *obj,
 		       const mosquitto_property *props)
 {
 	struct srv_mqtt *m = obj;
-	struct fl_error err = {0};
 	char id[FL_ID_MAX + 1];
 	const char *kind;
-	json_t *j = NULL;
 
+	if (strcmp(msg->topic, SRV_BROKER_DROPPED_TOPIC) == 0) {
+		on_broker_dropped(m, msg);
+		return;
+	}
 	if (!split_topic(msg->topic, id, &kind) || fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (!within_budget(m, id))
 		return;
-	if (msg->payloadlen == 0) /* a cleared retained message */
+	if (msg->payloadlen <= 0) /* a cleared retained message */
 		return;
-	if (fl_json_parse(msg->payload, (size_t)msg->payloadlen,
-			  SRV_MQTT_MAX_PAYLOAD, &j, &err) ||
-	    fl_json_require_object(j, "payload", &err)) {
-		fl_debug("%s: dropped: %s", msg->topic, err.msg);
-		json_decref(j);
-		return;
-	}
-	for (size_t i = 0; i < FL_ARRAY_SIZE(handlers); i++)
-		if (strcmp(kind, handlers[i].kind) == 0)
-			handlers[i].fn(m, id, j);
-	json_decref(j);
+	for (size_t i = 0; i < FL_ARRAY_SIZE(kinds); i++)
+		if (strcmp(kind, kinds[i].kind) == 0 &&
+		    !srv_ingest_push(m->ingest, kinds[i].ingest, id,
+				     msg->payload, (size_t)msg->payloadlen))
+			fl_warn("%s: fleetd is stopping: message dropped",
+				msg->topic);
+}
+
+/* After the commit: tell the device its final event is stored, so it
+ * stops publishing it again (docs/protocol.md, "ack"). */
+static void ack(void *arg, const char *device, int64_t seq, const char *job,
+		const char *state)
+{
+	struct srv_mqtt *m = arg;
+	struct fl_error err = {0};
+	char id[40], ts[21], *topic;
+	json_t *cmd;
+
+	snprintf(id, sizeof(id), "ack-%lld", (long long)seq);
+	fl_time_rfc3339(time(NULL), ts);
+	cmd = json_pack("{s:s, s:s, s:{s:I, s:s, s:s}, s:s}", "id", id, "type",
+			"ack", "args", "seq", (json_int_t)seq, "job", job,
+			"state", state, "ts", ts);
+	topic = fl_xasprintf("fleet/%s/cmd", device);
+	if (publish(m, topic, cmd, 1, &err))
+		fl_warn("confirming event %lld to %s: %s", (long long)seq,
+			device, err.msg);
+	free(topic);
+	json_decref(cmd);
 }
 
 static void publish_presence(struct srv_mqtt *m, bool online)
@@ -278,6 +272,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 {
 	static char *const subs[] = {"fleet/+/presence", "fleet/+/status",
 				     "fleet/+/events"};
+	static char *const sys[] = {SRV_BROKER_DROPPED_TOPIC};
 	struct srv_mqtt *m = obj;
 
 	if (rc) {
@@ -285,6 +280,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		return;
 	}
 	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
@@ -442,6 +438,7 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 
 	pthread_once(&lib_once, lib_init);
 	m->srv = srv;
+	m->broker_dropped = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->mosq = mosquitto_new(SRV_MQTT_USER, false, m);
@@ -455,6 +452,18 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 		.mute_after = SRV_DEVLIMIT_MUTE_AFTER,
 		.mute_ms = srv->cfg.device_mute * 1000,
 	});
+	rc = srv_ingest_start(srv->store,
+			      &(struct srv_ingest_cfg){
+				      .queue = srv->cfg.ingest_queue,
+				      .batch = srv->cfg.ingest_batch,
+				      .max_bytes = SRV_INGEST_BYTES_MAX,
+				      .max_payload = SRV_MQTT_MAX_PAYLOAD,
+			      },
+			      ack, m, &m->ingest, err);
+	if (rc) {
+		srv_mqtt_stop(m);
+		return rc;
+	}
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 			     MQTT_PROTOCOL_V5);
 	mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM,
@@ -506,11 +515,27 @@ void srv_mqtt_stop(struct srv_mqtt *m)
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
+	/* what the network thread took in is stored before fleetd exits */
+	srv_ingest_stop(m->ingest);
 	mosquitto_destroy(m->mosq);
 	srv_devlimit_free(m->limit);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
+}
+
+void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	ret->connected = m->connected;
+	pthread_mutex_unlock(&m->lock);
+	ret->over_budget = __atomic_load_n(&m->over_budget, __ATOMIC_RELAXED);
+	ret->broker_dropped =
+		__atomic_load_n(&m->broker_dropped, __ATOMIC_RELAXED);
+	srv_ingest_stats(m->ingest, &ret->ingest);
 }
 
 int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "ingest.h"
 
 struct srv;
 struct srv_mqtt;
@@ -23,6 +24,16 @@ struct srv_mqtt;
 int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 		   struct fl_error *err);
 void srv_mqtt_stop(struct srv_mqtt *m);
+
+struct srv_mqtt_stats {
+	bool connected;
+	uint64_t over_budget; /* dropped by devices' budgets (devlimit.h) */
+	int64_t broker_dropped; /* the broker's own count ($SYS); -1 unknown */
+	struct srv_ingest_stats ingest;
+};
+
+/* Counters for fleetctl status; zeros for a NULL @m (no MQTT). */
+void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret);
 
 /* Wait up to @ms for the first CONNACK; FL_ETIMEOUT otherwise. */
 int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err);

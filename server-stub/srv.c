@@ -7,6 +7,7 @@
 #include "config.h"
 #include "devlimit.h"
 #include "fsutil.h"
+#include "ingest.h"
 #include "srv.h"
 #include "util.h"
 
@@ -16,7 +17,8 @@ static const struct fl_ini_key conf_keys[] = {
 	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
 	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
 	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
-	{"mqtt", "device_mute"}, {"http", "max_connections"},
+	{"mqtt", "device_mute"}, {"mqtt", "ingest_queue"},
+	{"mqtt", "ingest_batch"}, {"http", "max_connections"},
 	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
 	{"http", "request_timeout"}, {"http", "upload_timeout"},
 	{"http", "idle_timeout"}, {NULL, NULL},
@@ -88,6 +90,17 @@ static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
 	if (!rc && (!srv->cfg.device_rate || !srv->cfg.device_burst))
 		rc = fl_fail(err, FL_EINVAL,
 			     "[mqtt] device_rate and device_burst must be at "
+			     "least 1");
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "mqtt", "ingest_queue",
+				     SRV_INGEST_QUEUE_MAX, SRV_INGEST_QUEUE_DEFAULT,
+				     &srv->cfg.ingest_queue, err);
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "mqtt", "ingest_batch", 10000,
+				     SRV_INGEST_BATCH, &srv->cfg.ingest_batch, err);
+	if (!rc && (!srv->cfg.ingest_queue || !srv->cfg.ingest_batch))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[mqtt] ingest_queue and ingest_batch must be at "
 			     "least 1");
 	return rc;
 }

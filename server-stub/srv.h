@@ -24,6 +24,8 @@ struct srv_config {
 	uint64_t device_rate;    /* [mqtt] device_rate: messages/s a device */
 	uint64_t device_burst;   /* [mqtt] device_burst */
 	int64_t device_mute;     /* [mqtt] device_mute: seconds */
+	uint64_t ingest_queue;   /* [mqtt] ingest_queue: messages held */
+	uint64_t ingest_batch;   /* [mqtt] ingest_batch: per transaction */
 	struct srv_http_limits {  /* [http]: bounds on each client */
 		uint64_t max_connections;        /* default 1000 */
 		uint64_t max_connections_per_ip; /* default 64 */

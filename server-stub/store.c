@@ -138,6 +138,15 @@ static const char *const migrations[] = {
 	/* 7: job deadlines (issue 8 item 14); 0 = none */
 	"ALTER TABLE jobs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX jobs_open ON jobs(final, expires);",
+	/* 8: lossless ingestion (issue 17): a job's history holds each seq
+	 * once, and the job remembers the newest seq that moved it */
+	"DELETE FROM job_events WHERE rowid NOT IN"
+	" (SELECT min(rowid) FROM job_events GROUP BY job, seq);"
+	"DROP INDEX job_events_job;"
+	"CREATE UNIQUE INDEX job_events_seq ON job_events(job, seq);"
+	"ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE jobs SET seq = coalesce((SELECT max(seq) FROM job_events"
+	" WHERE job = jobs.id), 0);",
 };
 
 static const struct {
@@ -229,6 +238,7 @@ int srv_store_open(const char *path, struct srv_store **ret,
 	int rc;
 
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->cache_lock, NULL);
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				    SQLITE_OPEN_FULLMUTEX,
@@ -256,8 +266,10 @@ void srv_store_close(struct srv_store *s)
 {
 	if (!s)
 		return;
+	db_cache_clear(s);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->cache_lock);
 	free(s);
 }
 

@@ -247,24 +247,42 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 int srv_store_provision_undo(struct srv_store *s, const char *id,
 			     const char *serial, struct fl_error *err);
 
-/* Presence from MQTT: online flag and last seen time. */
-int srv_store_device_presence(struct srv_store *s, const char *id,
-			      bool online, const char *agent,
-			      const char *firmware, struct fl_error *err);
+/* --- what devices report over MQTT (store_ingest.c) --- */
 
-/* Status from MQTT: firmware, slot, health. */
-int srv_store_device_status(struct srv_store *s, const char *id,
-			    const char *firmware, const char *slot,
-			    const char *health, struct fl_error *err);
+enum srv_ingest_kind {
+	SRV_INGEST_PRESENCE, /* {"online": bool, "agent"?, "firmware"?} */
+	SRV_INGEST_STATUS,   /* {"firmware"?, "slot"?, "health"?} */
+	SRV_INGEST_EVENT,    /* {"seq": N >= 1, "job"?, "state"?, ...} */
+};
+
+enum srv_ingest_result {
+	SRV_INGEST_STORED = 1,
+	SRV_INGEST_DUPLICATE, /* seen before (same device and seq, or same
+			       * job and seq): nothing changed */
+	SRV_INGEST_REJECTED,  /* unknown or decommissioned device; an event
+			       * for a job that is not this device's or is
+			       * already final */
+};
+
+/* One message, already parsed and checked by its kind's rules. */
+struct srv_ingest_item {
+	enum srv_ingest_kind kind;
+	const char *device;
+	const json_t *msg;
+	/* out */
+	enum srv_ingest_result result;
+	int64_t gap; /* events: seq numbers skipped since the last one seen */
+};
 
 /*
- * An event from MQTT: stored as the device's last event when its @seq is
- * newer than any seen, so a redelivered QoS 1 event is harmless.
- * FL_ECONFLICT (no message) for a duplicate.
+ * Apply @n messages in one transaction, in order.  Idempotent: an event
+ * is stored once per (device, seq) as the device's last event and once
+ * per (job, seq) in its job's history, and only an event newer than the
+ * job's last moves its state (a final state always does).  Each item's
+ * result is set; an error (the database failed) rolls back the batch.
  */
-int srv_store_device_event(struct srv_store *s, const char *id,
-			   int64_t seq, const json_t *event,
-			   struct fl_error *err);
+int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
+		     size_t n, struct fl_error *err);
 
 /* Mark every device offline (fleetd start: presence is re-learnt). */
 int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err);
@@ -345,15 +363,6 @@ int srv_store_job_command(struct srv_store *s, const char *job,
 int srv_store_job_fail(struct srv_store *s, const char *job,
 		       const char *stage, const char *reason,
 		       struct fl_error *err);
-
-/*
- * Apply a device event to its job: the job must belong to @device and
- * not be final; the event is appended to its history.  FL_ENOTFOUND for
- * an unknown job, FL_ECONFLICT (no message) when the job is final.
- */
-int srv_store_job_event(struct srv_store *s, const char *device,
-			const char *job, int64_t seq, const json_t *event,
-			struct fl_error *err);
 
 /*
  * Cancel a job that is not final: state "cancelled", final, the reason

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_db.h"
@@ -54,17 +55,82 @@ static int bind_all(struct srv_store *s, sqlite3_stmt *st, const char *types,
 	return 0;
 }
 
+static uint64_t sql_hash(const char *sql)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *sql; sql++)
+		h = (h ^ (unsigned char)*sql) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* A free cached statement for @sql, or a new one cached when a slot is
+ * free, or (cache full) a new one the caller finalizes. */
+static sqlite3_stmt *stmt_get(struct srv_store *s, const char *sql)
+{
+	uint64_t h = sql_hash(sql);
+	struct db_cached *slot = NULL;
+	sqlite3_stmt *st = NULL;
+
+	pthread_mutex_lock(&s->cache_lock);
+	for (size_t i = 0; i < DB_CACHE_SIZE; i++) {
+		struct db_cached *c = &s->cache[i];
+
+		if (c->hash == h && !c->busy && strcmp(c->sql, sql) == 0) {
+			c->busy = true;
+			pthread_mutex_unlock(&s->cache_lock);
+			return c->st;
+		}
+		if (!c->hash && !slot)
+			slot = c;
+	}
+	if (sqlite3_prepare_v3(s->db, sql, -1,
+			       slot ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+			       NULL) == SQLITE_OK &&
+	    slot) {
+		*slot = (struct db_cached){
+			.hash = h, .sql = fl_xstrdup(sql), .st = st, .busy = true};
+	}
+	pthread_mutex_unlock(&s->cache_lock);
+	return st;
+}
+
+/* Give @st back: reset for its next use, or finalize an uncached one. */
+static void stmt_release(struct srv_store *s, sqlite3_stmt *st)
+{
+	pthread_mutex_lock(&s->cache_lock);
+	for (size_t i = 0; i < DB_CACHE_SIZE; i++)
+		if (s->cache[i].hash && s->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			s->cache[i].busy = false;
+			pthread_mutex_unlock(&s->cache_lock);
+			return;
+		}
+	pthread_mutex_unlock(&s->cache_lock);
+	sqlite3_finalize(st);
+}
+
+void db_cache_clear(struct srv_store *s)
+{
+	for (size_t i = 0; i < DB_CACHE_SIZE; i++) {
+		sqlite3_finalize(s->cache[i].st);
+		free(s->cache[i].sql);
+		s->cache[i] = (struct db_cached){0};
+	}
+}
+
 static int prepare(struct srv_store *s, const char *sql, const char *types,
 		   va_list ap, sqlite3_stmt **ret, struct fl_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = stmt_get(s, sql);
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return db_fail(s, err, "prepare");
 	rc = bind_all(s, st, types, ap, err);
 	if (rc) {
-		sqlite3_finalize(st);
+		stmt_release(s, st);
 		return rc;
 	}
 	*ret = st;
@@ -88,7 +154,7 @@ static int run_v(struct srv_store *s, int *ret_changes, struct fl_error *err,
 		if (ret_changes)
 			*ret_changes = sqlite3_changes(s->db);
 	}
-	sqlite3_finalize(st);
+	stmt_release(s, st);
 	return rc;
 }
 
@@ -152,7 +218,7 @@ static int query_v(struct srv_store *s, json_t **ret, struct fl_error *err,
 		json_array_append_new(rows, row);
 	}
 	rc = rc == SQLITE_DONE ? 0 : db_fail(s, err, "query");
-	sqlite3_finalize(st);
+	stmt_release(s, st);
 	if (rc)
 		goto out_rows;
 	*ret = rows;

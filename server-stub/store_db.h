@@ -8,16 +8,35 @@
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <sqlite3.h>
 
 #include "err.h"
 
+/* Prepared statements kept for reuse, keyed by their SQL text: the
+ * ingest path runs the same few statements thousands of times a second,
+ * and preparing costs more than running them. */
+#define DB_CACHE_SIZE 64
+
+struct db_cached {
+	uint64_t hash; /* 0: empty slot */
+	char *sql;
+	sqlite3_stmt *st;
+	bool busy; /* handed out, not yet released */
+};
+
 struct srv_store {
 	sqlite3 *db;
 	pthread_mutex_t lock;
+	pthread_mutex_t cache_lock;
+	struct db_cached cache[DB_CACHE_SIZE];
 };
+
+/* Finalize every cached statement (before sqlite3_close). */
+void db_cache_clear(struct srv_store *s);
 
 /*
  * Bind types for the helpers below, one letter per argument:

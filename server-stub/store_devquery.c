@@ -164,57 +164,10 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
 	return rc;
 }
 
-int srv_store_device_presence(struct srv_store *s, const char *id,
-			      bool online, const char *agent,
-			      const char *firmware, struct fl_error *err)
-{
-	int rc;
-
-	rc = db_lrun(s, NULL, err,
-		      "UPDATE devices SET online = ?, last_seen = ?,"
-		      " agent = coalesce(?, agent), firmware = coalesce(?, firmware)"
-		      " WHERE id = ? AND state = 'active'",
-		      "disss", (int)online, (int64_t)time(NULL), agent, firmware,
-		      id);
-	return rc;
-}
-
-int srv_store_device_status(struct srv_store *s, const char *id,
-			    const char *firmware, const char *slot,
-			    const char *health, struct fl_error *err)
-{
-	int rc;
-
-	rc = db_lrun(s, NULL, err,
-		      "UPDATE devices SET last_seen = ?,"
-		      " firmware = coalesce(?, firmware), slot = coalesce(?, slot),"
-		      " health = coalesce(?, health) WHERE id = ? AND state = 'active'",
-		      "issss", (int64_t)time(NULL), firmware, slot, health, id);
-	return rc;
-}
-
 int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err)
 {
 	int rc;
 
 	rc = db_lrun(s, NULL, err, "UPDATE devices SET online = 0", NULL);
-	return rc;
-}
-
-int srv_store_device_event(struct srv_store *s, const char *id,
-			   int64_t seq, const json_t *event,
-			   struct fl_error *err)
-{
-	char *text = fl_json_dumps(event);
-	int rc, n = 0;
-
-	rc = db_lrun(s, &n, err,
-		      "UPDATE devices SET last_event = ?, last_seen = ?,"
-		      " last_seq = max(last_seq, ?) WHERE id = ? AND state = 'active'"
-		      " AND last_seq < ?",
-		      "siisi", text, (int64_t)time(NULL), seq, id, seq);
-	free(text);
-	if (!rc && n == 0)
-		rc = FL_ECONFLICT; /* a duplicate (or unknown device) */
 	return rc;
 }

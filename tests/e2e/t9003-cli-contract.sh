@@ -62,6 +62,7 @@ n=0
 ver() { if [ "$1" = table ]; then echo 1.1.1; else echo 1.1.2; fi; }
 case_version() { run "$1" 0 data version; }
 case_whoami() { run "$1" 0 data whoami; }
+case_status() { run "$1" 0 data status; }
 case_login() {
 	run "$1" 0 action login --server "$FLEET_URL" --ca "$FLEET_CA_FILE" \
 		--token "$ADMIN_TOKEN" --context "ctx-$1"
@@ -174,7 +175,7 @@ case_rotate() {
 
 # The order the cases need (files and data made by earlier ones), then
 # every other command in table order.
-ORDER="version whoami keys_generate root_init root_sign root_show root_rotate
+ORDER="version whoami status keys_generate root_init root_sign root_show root_rotate
 root_push bundle_create bundle_inspect bundle_verify bundle_upload bundles_list
 bundles_show provision devices_label devices_list devices_show
 devices_decommission update rollback jobs_list jobs_show rotate token_create

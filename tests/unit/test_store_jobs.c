@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -42,12 +43,36 @@ static void job_is(struct fixture *f, const char *id, const char *state,
 	json_decref(j);
 }
 
+/* A device event as fleetd's ingest path applies it; its result. */
+static int event(struct fixture *f, const char *dev, const char *job,
+		 int seq, const char *state)
+{
+	json_t *ev = json_pack("{s:i, s:s, s:s}", "seq", seq, "job", job,
+			       "state", state);
+	struct srv_ingest_item it = {
+		.kind = SRV_INGEST_EVENT, .device = dev, .msg = ev};
+	int rc = srv_store_ingest(f->s, &it, 1, NULL);
+
+	json_decref(ev);
+	return rc ? -1 : (int)it.result;
+}
+
+static void enroll(struct fixture *f, const char *dev, const char *serial)
+{
+	struct srv_cert c = {serial, dev, time(NULL), time(NULL) + 60};
+
+	assert_int_equal(srv_store_device_enroll(f->s, dev, NULL, "token:t",
+						 NULL, false, &c, NULL),
+			 0);
+}
+
 static void test_cancel(void **state)
 {
 	struct fixture *f = *state;
 	struct fl_error err = {0};
-	json_t *ev = json_pack("{s:s}", "state", "succeeded"), *j = NULL;
+	json_t *j = NULL;
 
+	enroll(f, "dev-a", "0a");
 	assert_int_equal(add(f, "j-1", "dev-a", 0), 0);
 	assert_int_equal(add(f, "j-2", "dev-a", 0), FL_ECONFLICT); /* busy */
 	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "token:t1", &err),
@@ -58,8 +83,8 @@ static void test_cancel(void **state)
 	/* final: a second cancel and a late event are refused */
 	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "x", &err),
 			 FL_ECONFLICT);
-	assert_int_equal(srv_store_job_event(f->s, "dev-a", "j-1", 7, ev, NULL),
-			 FL_ECONFLICT);
+	assert_int_equal(event(f, "dev-a", "j-1", 7, "succeeded"),
+			 SRV_INGEST_REJECTED);
 	job_is(f, "j-1", "cancelled", true);
 	assert_int_equal(srv_store_job_get(f->s, "j-1", &j, NULL), 0);
 	assert_int_equal(json_array_size(json_object_get(j, "events")), 0);
@@ -73,20 +98,19 @@ static void test_cancel(void **state)
 	fl_error_clear(&err);
 	assert_int_equal(srv_store_job_cancel(f->s, "j-none", "x", &err),
 			 FL_ENOTFOUND);
-	json_decref(ev);
 }
 
 static void test_expire(void **state)
 {
 	struct fixture *f = *state;
-	json_t *ev = json_pack("{s:s}", "state", "downloading");
 	int n = -1;
 
+	enroll(f, "dev-a", "0a");
 	assert_int_equal(add(f, "j-1", "dev-a", 1000), 0);
 	assert_int_equal(add(f, "j-2", "dev-b", 5000), 0);
 	assert_int_equal(add(f, "j-3", "dev-c", 0), 0); /* no deadline */
-	assert_int_equal(srv_store_job_event(f->s, "dev-a", "j-1", 1, ev, NULL),
-			 0);
+	assert_int_equal(event(f, "dev-a", "j-1", 1, "downloading"),
+			 SRV_INGEST_STORED);
 	assert_int_equal(srv_store_jobs_expire(f->s, 999, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(srv_store_jobs_expire(f->s, 1000, &n, NULL), 0);
@@ -98,13 +122,12 @@ static void test_expire(void **state)
 	job_is(f, "j-2", "expired", true);
 	job_is(f, "j-3", "queued", false);
 	/* expired is final: late events do not move it, a cancel is refused */
-	assert_int_equal(srv_store_job_event(f->s, "dev-a", "j-1", 2, ev, NULL),
-			 FL_ECONFLICT);
+	assert_int_equal(event(f, "dev-a", "j-1", 2, "downloading"),
+			 SRV_INGEST_REJECTED);
 	job_is(f, "j-1", "expired", true);
 	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "x", NULL),
 			 FL_ECONFLICT);
 	assert_int_equal(add(f, "j-4", "dev-a", 0), 0);
-	json_decref(ev);
 }
 
 int main(void)

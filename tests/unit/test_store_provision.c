@@ -74,6 +74,18 @@ static void test_undo_new(void **state)
 	assert_string_equal(state_of(f, "dev-1", buf, sizeof(buf)), "active");
 }
 
+/* Presence over MQTT, as fleetd's ingest path stores it. */
+static int presence(struct fixture *f, const char *id, bool online)
+{
+	json_t *msg = json_pack("{s:b}", "online", online);
+	struct srv_ingest_item it = {
+		.kind = SRV_INGEST_PRESENCE, .device = id, .msg = msg};
+	int rc = srv_store_ingest(f->s, &it, 1, NULL);
+
+	json_decref(msg);
+	return rc ? -1 : (int)it.result;
+}
+
 /* A device that has been seen is never undone. */
 static void test_undo_refuses_used(void **state)
 {
@@ -81,12 +93,8 @@ static void test_undo_refuses_used(void **state)
 	char buf[32];
 
 	assert_int_equal(provision(f, "dev-2", "bb01"), 0);
-	assert_int_equal(srv_store_device_presence(f->s, "dev-2", true, NULL,
-						   NULL, NULL),
-			 0);
-	assert_int_equal(srv_store_device_presence(f->s, "dev-2", false, NULL,
-						   NULL, NULL),
-			 0);
+	assert_int_equal(presence(f, "dev-2", true), SRV_INGEST_STORED);
+	assert_int_equal(presence(f, "dev-2", false), SRV_INGEST_STORED);
 	assert_int_equal(srv_store_provision_undo(f->s, "dev-2", "bb01", NULL),
 			 FL_ECONFLICT);
 	assert_string_equal(state_of(f, "dev-2", buf, sizeof(buf)), "active");

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bounded queue and batch writer between fleetd's MQTT network thread
+ * and the store (ingest.h).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+#include "validate.h"
+
+#define RETRIES 4	   /* whole-batch attempts after the first */
+#define RETRY_BASE_MS 100 /* doubling */
+#define SEQ_MAX (INT64_C(1) << 53)
+
+struct msg {
+	enum srv_ingest_kind kind;
+	char device[FL_ID_MAX + 1];
+	char *payload;
+	size_t len;
+};
+
+struct srv_ingest {
+	struct srv_store *store;
+	struct srv_ingest_cfg cfg;
+	srv_ingest_ack_fn ack;
+	void *ack_arg;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty, not_full, idle;
+	struct msg *ring; /* cfg.queue slots */
+	size_t head, count, bytes;
+	bool stopping, busy;
+	struct srv_ingest_stats st;
+};
+
+/* ------------------------------------------------------------------ */
+/* The queue                                                          */
+/* ------------------------------------------------------------------ */
+
+static bool full(const struct srv_ingest *q, size_t len)
+{
+	return q->count == q->cfg.queue ||
+	       (q->count > 0 && q->bytes + len > q->cfg.max_bytes);
+}
+
+bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
+		     const char *device, const void *payload, size_t len)
+{
+	struct msg *m;
+	int64_t since = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (full(q, len) && !q->stopping) {
+		q->st.waits++;
+		since = fl_now_ms();
+		while (full(q, len) && !q->stopping)
+			pthread_cond_wait(&q->not_full, &q->lock);
+		q->st.wait_ms += (uint64_t)(fl_now_ms() - since);
+	}
+	if (q->stopping) {
+		pthread_mutex_unlock(&q->lock);
+		return false;
+	}
+	m = &q->ring[(q->head + q->count) % q->cfg.queue];
+	m->kind = kind;
+	fl_strlcpy(m->device, device, sizeof(m->device));
+	m->payload = fl_xmalloc(len + 1);
+	memcpy(m->payload, payload, len);
+	m->payload[len] = '\0';
+	m->len = len;
+	q->count++;
+	q->bytes += len;
+	q->st.received++;
+	if (q->count > q->st.high_water)
+		q->st.high_water = q->count;
+	pthread_cond_signal(&q->not_empty);
+	pthread_mutex_unlock(&q->lock);
+	return true;
+}
+
+/* Move up to cfg.batch messages into @out; 0 once stopped and empty. */
+static size_t take(struct srv_ingest *q, struct msg *out)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&q->lock);
+	q->busy = false;
+	pthread_cond_broadcast(&q->idle);
+	while (!q->count && !q->stopping)
+		pthread_cond_wait(&q->not_empty, &q->lock);
+	while (q->count && n < q->cfg.batch) {
+		out[n] = q->ring[q->head];
+		q->head = (q->head + 1) % q->cfg.queue;
+		q->count--;
+		q->bytes -= out[n++].len;
+	}
+	q->busy = n > 0;
+	pthread_cond_broadcast(&q->not_full);
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing: every payload is untrusted                                */
+/* ------------------------------------------------------------------ */
+
+static int check_event(const json_t *j, struct fl_error *err)
+{
+	const json_t *job = json_object_get(j, "job");
+	const json_t *state = json_object_get(j, "state");
+	int64_t seq;
+	int rc = fl_json_int(j, "seq", 1, SEQ_MAX, &seq, err);
+
+	if (!rc && job && !json_is_null(job) &&
+	    !(json_is_string(job) && fl_valid_id(json_string_value(job))))
+		rc = fl_fail(err, FL_EPARSE, "'job' is not an id");
+	if (!rc && state && !json_is_null(state) &&
+	    !(json_is_string(state) &&
+	      fl_valid_text(json_string_value(state), 64)))
+		rc = fl_fail(err, FL_EPARSE, "'state' is not a short text");
+	return rc;
+}
+
+static json_t *parse(const struct srv_ingest *q, const struct msg *m)
+{
+	struct fl_error err = {0};
+	json_t *j = NULL;
+	bool online;
+	int rc;
+
+	rc = fl_json_parse(m->payload, m->len, q->cfg.max_payload, &j, &err);
+	if (!rc)
+		rc = fl_json_require_object(j, "payload", &err);
+	if (!rc && m->kind == SRV_INGEST_PRESENCE)
+		rc = fl_json_bool(j, "online", &online, &err);
+	if (!rc && m->kind == SRV_INGEST_EVENT)
+		rc = check_event(j, &err);
+	if (rc) {
+		fl_debug("message from %s dropped: %s", m->device, err.msg);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* The writer                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Apply @n items: the batch, retried with backoff; when it keeps
+ * failing, each item alone, so one bad item cannot block the rest. */
+static void apply(struct srv_ingest *q, struct srv_ingest_item *items,
+		  size_t n, uint64_t *ret_retries, uint64_t *ret_failed)
+{
+	struct fl_error err = {0};
+	int rc = srv_store_ingest(q->store, items, n, &err);
+
+	for (int i = 0; rc && i < RETRIES; i++) {
+		fl_warn("storing %zu device messages: %s (retrying)", n,
+			err.msg);
+		fl_error_clear(&err);
+		usleep((useconds_t)(RETRY_BASE_MS << i) * 1000);
+		(*ret_retries)++;
+		rc = srv_store_ingest(q->store, items, n, &err);
+	}
+	if (!rc)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		fl_error_clear(&err);
+		if (srv_store_ingest(q->store, &items[i], 1, &err)) {
+			fl_error("a message from %s is lost: %s",
+				 items[i].device, err.msg);
+			items[i].result = 0;
+			(*ret_failed)++;
+		}
+	}
+}
+
+static bool final_job_event(const struct srv_ingest_item *it)
+{
+	return it->msg && it->kind == SRV_INGEST_EVENT && it->result &&
+	       json_is_string(json_object_get(it->msg, "job")) &&
+	       srv_job_state_final(
+		       json_string_value(json_object_get(it->msg, "state")));
+}
+
+static void confirm(struct srv_ingest *q, const struct srv_ingest_item *it)
+{
+	q->ack(q->ack_arg, it->device,
+	       json_integer_value(json_object_get(it->msg, "seq")),
+	       json_string_value(json_object_get(it->msg, "job")),
+	       json_string_value(json_object_get(it->msg, "state")));
+}
+
+static void log_event(const struct srv_ingest_item *it)
+{
+	static const char *const results[] = {"lost", "stored", "duplicate",
+					      "rejected"};
+	const json_t *m = it->msg;
+
+	fl_debug("event from %s: type=%s state=%s%s%s (seq %lld: %s)",
+		 it->device,
+		 json_string_value(json_object_get(m, "type")) ?: "?",
+		 json_string_value(json_object_get(m, "state")) ?: "?",
+		 json_is_string(json_object_get(m, "reason")) ? " reason=" : "",
+		 json_string_value(json_object_get(m, "reason")) ?: "",
+		 (long long)json_integer_value(json_object_get(m, "seq")),
+		 results[it->result]);
+}
+
+static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
+		  size_t n, size_t parsed, const struct srv_ingest_stats *d)
+{
+	pthread_mutex_lock(&q->lock);
+	q->st.rejected += n - parsed;
+	for (size_t i = 0; i < parsed; i++) {
+		q->st.stored += items[i].result == SRV_INGEST_STORED;
+		q->st.duplicates += items[i].result == SRV_INGEST_DUPLICATE;
+		q->st.rejected += items[i].result == SRV_INGEST_REJECTED;
+		q->st.seq_gaps += (uint64_t)items[i].gap;
+	}
+	q->st.batches++;
+	q->st.retries += d->retries;
+	q->st.failed += d->failed;
+	q->st.acks += d->acks;
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
+			struct srv_ingest_item *items)
+{
+	struct srv_ingest_stats d = {0};
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *j = parse(q, &msgs[i]);
+
+		if (j)
+			items[k++] = (struct srv_ingest_item){
+				.kind = msgs[i].kind,
+				.device = msgs[i].device,
+				.msg = j};
+	}
+	if (k)
+		apply(q, items, k, &d.retries, &d.failed);
+	for (size_t i = 0; i < k; i++) {
+		if (items[i].kind == SRV_INGEST_EVENT)
+			log_event(&items[i]);
+		if (final_job_event(&items[i])) {
+			confirm(q, &items[i]);
+			d.acks++;
+		}
+	}
+	count(q, items, n, k, &d);
+	for (size_t i = 0; i < k; i++)
+		json_decref((json_t *)items[i].msg);
+	for (size_t i = 0; i < n; i++)
+		free(msgs[i].payload);
+}
+
+static void *writer(void *arg)
+{
+	struct srv_ingest *q = arg;
+	struct msg *msgs = fl_xcalloc(q->cfg.batch, sizeof(*msgs));
+	struct srv_ingest_item *items =
+		fl_xcalloc(q->cfg.batch, sizeof(*items));
+	size_t n;
+
+	while ((n = take(q, msgs)) > 0)
+		write_batch(q, msgs, n, items);
+	free(items);
+	free(msgs);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                         */
+/* ------------------------------------------------------------------ */
+
+int srv_ingest_start(struct srv_store *store, const struct srv_ingest_cfg *cfg,
+		     srv_ingest_ack_fn ack, void *ack_arg,
+		     struct srv_ingest **ret, struct fl_error *err)
+{
+	struct srv_ingest *q;
+
+	if (!cfg->queue || !cfg->batch || !cfg->max_bytes ||
+	    cfg->queue > SRV_INGEST_QUEUE_MAX)
+		return fl_fail(err, FL_EINVAL, "bad ingest queue settings");
+	q = fl_xcalloc(1, sizeof(*q));
+	q->store = store;
+	q->cfg = *cfg;
+	q->ack = ack;
+	q->ack_arg = ack_arg;
+	q->ring = fl_xcalloc(cfg->queue, sizeof(*q->ring));
+	q->st.capacity = cfg->queue;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->not_empty, NULL);
+	pthread_cond_init(&q->not_full, NULL);
+	pthread_cond_init(&q->idle, NULL);
+	if (pthread_create(&q->thread, NULL, writer, q) != 0) {
+		free(q->ring);
+		free(q);
+		return fl_fail(err, FL_ERR, "cannot start the ingest thread");
+	}
+	*ret = q;
+	return 0;
+}
+
+bool srv_ingest_drain(struct srv_ingest *q, int ms)
+{
+	struct timespec until;
+	bool done;
+
+	fl_deadline(&until, ms);
+	pthread_mutex_lock(&q->lock);
+	while ((q->count || q->busy) &&
+	       pthread_cond_timedwait(&q->idle, &q->lock, &until) == 0)
+		;
+	done = !q->count && !q->busy;
+	pthread_mutex_unlock(&q->lock);
+	return done;
+}
+
+void srv_ingest_stats(struct srv_ingest *q, struct srv_ingest_stats *ret)
+{
+	pthread_mutex_lock(&q->lock);
+	*ret = q->st;
+	ret->depth = q->count;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void srv_ingest_stop(struct srv_ingest *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stopping = true;
+	pthread_cond_broadcast(&q->not_empty);
+	pthread_cond_broadcast(&q->not_full);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->not_empty);
+	pthread_cond_destroy(&q->not_full);
+	pthread_cond_destroy(&q->idle);
+	free(q->ring);
+	free(q);
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * srv_store_ingest (server-stub/store_ingest.c): device messages applied
+ * in batches, idempotent by (device, seq) and (job, seq).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "store_fixture.h"
+
+static void device(struct fixture *f, const char *id, const char *serial)
+{
+	struct srv_cert c = {serial, id, time(NULL), time(NULL) + 3600};
+
+	assert_int_equal(srv_store_device_enroll(f->s, id, NULL, "token:t",
+						 NULL, false, &c, NULL),
+			 0);
+}
+
+static void job(struct fixture *f, const char *id, const char *dev)
+{
+	struct srv_job j = {.id = id, .device = dev, .type = "update",
+			    .bundle = "b1", .to_version = "2.0"};
+
+	assert_int_equal(srv_store_job_add(f->s, &j, NULL), 0);
+}
+
+static json_t *ev(int64_t seq, const char *job, const char *state)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)seq,
+			 "job", job, "type", "update", "state", state, "bytes",
+			 (json_int_t)seq * 10);
+}
+
+/* Apply @n events of one device in one batch; results into @res. */
+static void apply(struct fixture *f, const char *dev, json_t **evs, size_t n,
+		  enum srv_ingest_result *res, int64_t *gaps)
+{
+	struct srv_ingest_item it[16];
+
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++)
+		it[i] = (struct srv_ingest_item){
+			.kind = SRV_INGEST_EVENT, .device = dev, .msg = evs[i]};
+	assert_int_equal(srv_store_ingest(f->s, it, n, NULL), 0);
+	for (size_t i = 0; i < n; i++) {
+		res[i] = it[i].result;
+		if (gaps)
+			gaps[i] = it[i].gap;
+		json_decref(evs[i]);
+	}
+}
+
+static json_t *job_get(struct fixture *f, const char *id)
+{
+	json_t *j = NULL;
+
+	assert_int_equal(srv_store_job_get(f->s, id, &j, NULL), 0);
+	return j;
+}
+
+/* A burst, its redelivery and the re-published final: each stored once. */
+static void test_events_stored_once(void **state)
+{
+	struct fixture *f = *state;
+	enum srv_ingest_result r[16];
+	json_t *evs[16], *j;
+
+	device(f, "dev-1", "01");
+	job(f, "j1", "dev-1");
+	for (int i = 0; i < 9; i++)
+		evs[i] = ev(i + 1, "j1", "downloading");
+	evs[9] = ev(10, "j1", "failed");
+	apply(f, "dev-1", evs, 10, r, NULL);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(r[i], SRV_INGEST_STORED);
+	/* the broker delivers a few again, the device re-publishes its final */
+	evs[0] = ev(3, "j1", "downloading");
+	evs[1] = ev(10, "j1", "failed");
+	evs[2] = ev(10, "j1", "failed");
+	apply(f, "dev-1", evs, 3, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_DUPLICATE);
+	assert_int_equal(r[1], SRV_INGEST_DUPLICATE);
+	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
+	j = job_get(f, "j1");
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 10);
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "failed");
+	assert_true(json_is_true(json_object_get(j, "final")));
+	json_decref(j);
+}
+
+/* A late, older progress event joins the history but does not move the
+ * job back; a final one always closes it. */
+static void test_order_by_seq(void **state)
+{
+	struct fixture *f = *state;
+	enum srv_ingest_result r[4];
+	json_t *evs[4], *j;
+
+	device(f, "dev-2", "02");
+	job(f, "j2", "dev-2");
+	evs[0] = ev(5, "j2", "installing");
+	evs[1] = ev(4, "j2", "downloading");
+	apply(f, "dev-2", evs, 2, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_STORED);
+	assert_int_equal(r[1], SRV_INGEST_STORED);
+	j = job_get(f, "j2");
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "installing");
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
+	json_decref(j);
+	evs[0] = ev(3, "j2", "failed");
+	evs[1] = ev(6, "j2", "downloading"); /* after the final: refused */
+	apply(f, "dev-2", evs, 2, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_STORED);
+	assert_int_equal(r[1], SRV_INGEST_REJECTED);
+	j = job_get(f, "j2");
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "failed");
+	json_decref(j);
+}
+
+/* Unknown devices, other devices' jobs and unknown jobs are refused;
+ * skipped seq numbers are reported as the gap. */
+static void test_rejects_and_gaps(void **state)
+{
+	struct fixture *f = *state;
+	enum srv_ingest_result r[4];
+	int64_t gaps[4];
+	json_t *evs[4];
+
+	device(f, "dev-3", "03");
+	device(f, "dev-4", "04");
+	job(f, "j3", "dev-3");
+	evs[0] = ev(1, "j3", "downloading");
+	apply(f, "nobody", evs, 1, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_REJECTED);
+	evs[0] = ev(1, "j3", "downloading"); /* dev-4 on dev-3's job */
+	apply(f, "dev-4", evs, 1, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_REJECTED);
+	evs[0] = ev(1, "j3", "downloading"); /* positive control */
+	evs[1] = ev(5, "j3", "downloading");
+	evs[2] = ev(6, "j-none", "downloading");
+	apply(f, "dev-3", evs, 3, r, gaps);
+	assert_int_equal(r[0], SRV_INGEST_STORED);
+	assert_int_equal(gaps[0], 0);
+	assert_int_equal(r[1], SRV_INGEST_STORED);
+	assert_int_equal(gaps[1], 3);
+	assert_int_equal(r[2], SRV_INGEST_REJECTED);
+}
+
+/* Presence and status in the same batch as events, in order. */
+static void test_presence_status(void **state)
+{
+	struct fixture *f = *state;
+	json_t *on = json_pack("{s:b, s:s}", "online", 1, "agent", "1.2");
+	json_t *st = json_pack("{s:s, s:s}", "firmware", "3.1", "slot", "b");
+	json_t *off = json_pack("{s:b}", "online", 0);
+	struct srv_ingest_item it[] = {
+		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5", .msg = on},
+		{.kind = SRV_INGEST_STATUS, .device = "dev-5", .msg = st},
+		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5", .msg = off},
+		{.kind = SRV_INGEST_STATUS, .device = "ghost", .msg = st},
+	};
+	json_t *d = NULL;
+
+	device(f, "dev-5", "05");
+	assert_int_equal(srv_store_ingest(f->s, it, 4, NULL), 0);
+	assert_int_equal(it[0].result, SRV_INGEST_STORED);
+	assert_int_equal(it[2].result, SRV_INGEST_STORED);
+	assert_int_equal(it[3].result, SRV_INGEST_REJECTED);
+	assert_int_equal(srv_store_device_get(f->s, "dev-5", &d, NULL), 0);
+	assert_false(json_is_true(json_object_get(d, "online")));
+	assert_string_equal(json_string_value(json_object_get(d, "firmware")),
+			    "3.1");
+	assert_string_equal(json_string_value(json_object_get(d, "agent")),
+			    "1.2");
+	json_decref(d);
+	json_decref(on);
+	json_decref(st);
+	json_decref(off);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_events_stored_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_order_by_seq, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rejects_and_gaps, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_presence_status, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
