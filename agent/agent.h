@@ -19,9 +19,10 @@
  *
  * State dir files besides the identity (identity.h): commands.json
  * (command log), seq (last event seq), confirm.json (a committed new
- * certificate that fleetd has not confirmed yet), ota.json (the update
- * journal, journal.h), bundle.partial (a download in progress) and
- * root.json (the bundle trust root, trust.h).
+ * certificate that fleetd has not confirmed yet), unconfirmed.json
+ * (final job events fleetd has not acknowledged, evq.h), ota.json
+ * (the update journal, journal.h), bundle.partial (a download in
+ * progress) and root.json (the bundle trust root, trust.h).
  */
 #include <signal.h>
 #include <stdbool.h>
