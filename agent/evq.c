@@ -41,9 +41,8 @@ struct agent_evq {
 
 bool agent_evq_state_final(const char *state)
 {
-	static const char *const finals[] = {"succeeded", "failed",
-					     "rolled-back", "cancelled",
-					     "expired"};
+	static const char *const finals[] = {
+	    "succeeded", "failed", "rolled-back", "cancelled", "expired"};
 
 	for (size_t i = 0; state && i < FL_ARRAY_SIZE(finals); i++)
 		if (strcmp(state, finals[i]) == 0)
@@ -101,8 +100,8 @@ static void final_add(struct agent_evq *q, const char *job, uint64_t seq,
 	f->seq = seq;
 	f->ev = ev;
 	f->due_ms = 0;
-	f->backoff = (struct agent_backoff){q->retry_min_ms,
-					    AGENT_EVQ_RETRY_MAX_MS, 0};
+	f->backoff =
+	    (struct agent_backoff){q->retry_min_ms, AGENT_EVQ_RETRY_MAX_MS, 0};
 }
 
 /* ------------------------------------------------------------------ */
@@ -213,8 +212,7 @@ void agent_evq_free(struct agent_evq *q)
 /* Events in, acks in                                                 */
 /* ------------------------------------------------------------------ */
 
-void agent_evq_progress(struct agent_evq *q, const char *job,
-			const json_t *ev)
+void agent_evq_progress(struct agent_evq *q, const char *job, const json_t *ev)
 {
 	struct evq_progress *p = pending_find(q, job);
 
@@ -254,7 +252,8 @@ int agent_evq_ack(struct agent_evq *q, const char *job, uint64_t seq,
 		  struct fl_error *err)
 {
 	for (size_t i = 0; i < q->n_finals; i++) {
-		if (q->finals[i].seq == seq && fl_streq(q->finals[i].job, job)) {
+		if (q->finals[i].seq == seq &&
+		    fl_streq(q->finals[i].job, job)) {
 			final_drop(q, i);
 			return save(q, err);
 		}

@@ -29,8 +29,8 @@
 #include "err.h"
 
 #define AGENT_EVQ_FILE "unconfirmed.json"
-#define AGENT_EVQ_FINALS_MAX 16	 /* unconfirmed final events kept */
-#define AGENT_EVQ_JOBS_MAX 4	 /* jobs with a pending progress event */
+#define AGENT_EVQ_FINALS_MAX 16 /* unconfirmed final events kept */
+#define AGENT_EVQ_JOBS_MAX 4	/* jobs with a pending progress event */
 #define AGENT_EVQ_RETRY_MAX_MS (5 * 60 * 1000) /* backoff cap */
 
 struct agent_evq;
@@ -56,8 +56,7 @@ void agent_evq_free(struct agent_evq *q);
  * replaces the pending one of that job.  When AGENT_EVQ_JOBS_MAX other
  * jobs have one pending, the oldest of those is dropped.
  */
-void agent_evq_progress(struct agent_evq *q, const char *job,
-			const json_t *ev);
+void agent_evq_progress(struct agent_evq *q, const char *job, const json_t *ev);
 
 /*
  * Keep final event @ev (copied; its "seq" set) of job @job until it is

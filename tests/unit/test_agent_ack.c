@@ -27,7 +27,8 @@
 #define EVENTS "fleet/dev-1/events"
 #define CMD "fleet/dev-1/cmd"
 #define STATUS "fleet/dev-1/status"
-#define UPDATE_J1 "{\"id\":\"c-1\",\"type\":\"update\",\"args\":{\"job\":\"j-1\"}}"
+#define UPDATE_J1                                                              \
+	"{\"id\":\"c-1\",\"type\":\"update\",\"args\":{\"job\":\"j-1\"}}"
 
 struct ack {
 	struct afx *f;
@@ -152,8 +153,8 @@ static void ack_for(struct ack *c, long long seq, const char *job)
 	char id[32], *args;
 
 	snprintf(id, sizeof(id), "ack-%lld", seq);
-	args = fl_xasprintf("{\"seq\":%lld,\"job\":\"%s\",\"state\":\"failed\"}",
-			    seq, job);
+	args = fl_xasprintf(
+	    "{\"seq\":%lld,\"job\":\"%s\",\"state\":\"failed\"}", seq, job);
 	send_ack(c, id, args);
 	free(args);
 }
@@ -181,9 +182,9 @@ static size_t copies(struct ack *c, long long seq, const char *job)
 	json_t *e;
 
 	for (size_t k = 0; (e = event(c, k)); k++) {
-		n += json_integer_value(json_object_get(e, "seq")) == seq &&
-		     fl_streq(json_string_value(json_object_get(e, "job")),
-			      job);
+		n +=
+		    json_integer_value(json_object_get(e, "seq")) == seq &&
+		    fl_streq(json_string_value(json_object_get(e, "job")), job);
 		json_decref(e);
 	}
 	return n;
@@ -198,8 +199,8 @@ static bool have_copies(struct ack *c)
 	return copies(c, want_seq, want_job) >= want_copies;
 }
 
-static bool wait_copies(struct ack *c, long long seq, const char *job,
-			size_t n, int ms)
+static bool wait_copies(struct ack *c, long long seq, const char *job, size_t n,
+			int ms)
 {
 	want_seq = seq;
 	want_job = job;
@@ -388,9 +389,9 @@ static void publish(struct ack *c, const char *job, const char *state,
 {
 	json_t *f = json_pack("{s:s, s:i}", "job", job, "bytes", bytes);
 
-	assert_int_equal(agent_publish_event(c->a, "c-9", "update", state, f,
-					     NULL, NULL),
-			 0);
+	assert_int_equal(
+	    agent_publish_event(c->a, "c-9", "update", state, f, NULL, NULL),
+	    0);
 	json_decref(f);
 }
 
@@ -423,9 +424,9 @@ static void test_progress_coalesced(void **state)
 		else if (fl_streq(job, "j-8") && !f8)
 			f8 = json_incref(e);
 		else
-			assert_string_equal(json_string_value(json_object_get(
-						e, "cmd")),
-					    barrier_id);
+			assert_string_equal(
+			    json_string_value(json_object_get(e, "cmd")),
+			    barrier_id);
 		json_decref(e);
 	}
 	assert_int_equal(n, 3);

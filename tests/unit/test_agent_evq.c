@@ -74,7 +74,7 @@ static json_t *progress(const char *job, int bytes)
 			 "bytes", bytes);
 }
 
-static json_t *final(const char *job, int seq, const char *state)
+static json_t *final_ev(const char *job, int seq, const char *state)
 {
 	return json_pack("{s:i, s:s, s:s, s:s}", "seq", seq, "job", job,
 			 "state", state, "type", "update");
@@ -121,7 +121,7 @@ static void add_progress(struct fx *f, const char *job, int bytes)
 
 static void add_final(struct fx *f, const char *job, int seq)
 {
-	json_t *ev = final(job, seq, "succeeded");
+	json_t *ev = final_ev(job, seq, "succeeded");
 
 	assert_int_equal(agent_evq_final(f->q, job, ev, NULL), 0);
 	json_decref(ev);
@@ -264,17 +264,15 @@ static void test_persisted(void **state)
 	}
 	assert_int_equal(agent_evq_unconfirmed(f->q), AGENT_EVQ_FINALS_MAX);
 	assert_int_equal(agent_evq_ack(f->q, "j-2", 6, NULL), FL_ENOTFOUND);
-	assert_int_equal(agent_evq_ack(f->q, "j-102", 102, NULL),
-			 FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-102", 102, NULL), FL_ENOTFOUND);
 	assert_int_equal(agent_evq_ack(f->q, "j-103", 103, NULL), 0);
 	/* an event too big to keep */
 	pad = fl_xmalloc(9000);
 	memset(pad, 'x', 8999);
 	pad[8999] = '\0';
-	big = final("j-big", 500, "failed");
+	big = final_ev("j-big", 500, "failed");
 	json_object_set_new(big, "reason", json_string(pad));
-	assert_int_equal(agent_evq_final(f->q, "j-big", big, NULL),
-			 FL_ELIMIT);
+	assert_int_equal(agent_evq_final(f->q, "j-big", big, NULL), FL_ELIMIT);
 	json_decref(big);
 	free(pad);
 }
@@ -349,10 +347,9 @@ static void test_final_states(void **state)
 {
 	static const char *const yes[] = {"succeeded", "failed", "rolled-back",
 					  "cancelled", "expired"};
-	static const char *const no[] = {"queued",    "downloading",
-					 "verifying", "installing",
-					 "installed", "rebooting",
-					 "health-check", "", "Failed"};
+	static const char *const no[] = {
+	    "queued",	 "downloading",	 "verifying", "installing", "installed",
+	    "rebooting", "health-check", "",	      "Failed"};
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(yes); i++)
 		assert_true(agent_evq_state_final(yes[i]));
