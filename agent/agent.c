@@ -5,16 +5,20 @@
  * events and command dispatch, and the clean stop.  Rotation and
  * renewal live in rotate.c.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agent_internal.h"
+#include "evq.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
+#include "validate.h"
 
 #define SEQ_MAX (UINT64_C(1) << 53) /* exact in JSON numbers */
 #define STOP_TIMEOUT_MS 3000
@@ -132,33 +136,149 @@ void agent_publish_status(struct agent *a)
 	a->next_status_ms = fl_now_ms() + a->cfg->status_interval_s * 1000;
 }
 
-int agent_publish_event(struct agent *a, const char *cmd_id, const char *type,
-			const char *state, const json_t *fields,
-			json_t **ret_event, struct fl_error *err)
+/* ------------------------------------------------------------------ */
+/* Events (coalesced progress, finals until fleetd's ack: evq.h)      */
+/* ------------------------------------------------------------------ */
+
+/* The event without its seq. */
+static json_t *event_new(const char *cmd_id, const char *type,
+			 const char *state, const json_t *fields)
 {
-	uint64_t seq = 0;
 	char ts[21];
 	json_t *ev;
-	int rc;
 
-	rc = seq_next(a, &seq, err);
-	if (rc)
-		return rc;
 	now_text(ts);
-	ev = json_pack("{s:I, s:s, s:o, s:s, s:s}", "seq", (json_int_t)seq,
-		       "ts", ts, "cmd",
+	ev = json_pack("{s:s, s:o, s:s, s:s}", "ts", ts, "cmd",
 		       cmd_id ? json_string(cmd_id) : json_null(), "type", type,
 		       "state", state);
 	if (fields)
 		json_object_update_missing(ev, (json_t *)fields);
+	return ev;
+}
+
+/* The job an event is about (NULL: none, or not one we can match). */
+static const char *event_job(const json_t *ev)
+{
+	const char *job = json_string_value(json_object_get(ev, "job"));
+
+	return job && strlen(job) <= AGENT_JOB_ID_MAX ? job : NULL;
+}
+
+static void log_event(const struct agent *a, const json_t *ev, bool again)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *state = json_string_value(json_object_get(ev, "state"));
+	long long seq = (long long)json_integer_value(json_object_get(ev, "seq"));
+
+	if (again)
+		fl_debug("%s: event %lld again (not confirmed yet): %s %s",
+			 a->cfg->id, seq, type, state);
+	else
+		fl_info("%s: event %lld: %s %s", a->cfg->id, seq, type, state);
+}
+
+/* Take the next seq for @ev and publish it (progress, other events). */
+static int send_event(struct agent *a, json_t *ev, struct fl_error *err)
+{
+	uint64_t seq = 0;
+	int rc = seq_next(a, &seq, err);
+
+	if (rc)
+		return rc;
+	json_object_set_new(ev, "seq", json_integer((json_int_t)seq));
 	publish_json(a, a->t_events, ev, 1, false);
-	fl_info("%s: event %llu: %s %s", a->cfg->id, (unsigned long long)seq,
-		type, state);
-	if (ret_event)
+	log_event(a, ev, false);
+	return 0;
+}
+
+static int sink_progress(void *user, json_t *ev)
+{
+	struct agent *a = user;
+	struct fl_error err = {0};
+	int rc = send_event(a, ev, &err);
+
+	if (rc)
+		fl_error("%s: %s", a->cfg->id, err.msg);
+	return rc;
+}
+
+static void sink_final(void *user, const json_t *ev)
+{
+	struct agent *a = user;
+
+	publish_json(a, a->t_events, ev, 1, false);
+	log_event(a, ev, true);
+}
+
+void agent_events_flush(struct agent *a, bool force)
+{
+	const struct agent_evq_sink sink = {a, sink_progress, sink_final};
+	unsigned room = 0;
+	int inflight;
+
+	if (agent_mqtt_connected(a->mqtt)) {
+		inflight = agent_mqtt_inflight(a->mqtt);
+		room = force ? UINT_MAX
+		       : inflight < AGENT_EVENTS_INFLIGHT_MAX
+			   ? (unsigned)(AGENT_EVENTS_INFLIGHT_MAX - inflight)
+			   : 0;
+	}
+	agent_evq_flush(a->evq, fl_now_ms(), room, &sink);
+}
+
+/*
+ * A final job event: its seq now (durable), then kept until fleetd's
+ * ack; the flush publishes it when connected.  One too big to keep is
+ * published once.
+ */
+static int final_event(struct agent *a, const char *job, json_t *ev,
+		       struct fl_error *err)
+{
+	struct fl_error kerr = {0};
+	uint64_t seq = 0;
+	int rc = seq_next(a, &seq, err);
+
+	if (rc)
+		return rc;
+	json_object_set_new(ev, "seq", json_integer((json_int_t)seq));
+	log_event(a, ev, false);
+	rc = agent_evq_final(a->evq, job, ev, &kerr);
+	if (rc)
+		fl_warn("%s: event %llu: %s", a->cfg->id,
+			(unsigned long long)seq, kerr.msg);
+	if (rc == FL_ELIMIT)
+		publish_json(a, a->t_events, ev, 1, false);
+	agent_events_flush(a, false);
+	return 0;
+}
+
+int agent_publish_event(struct agent *a, const char *cmd_id, const char *type,
+			const char *state, const json_t *fields,
+			json_t **ret_event, struct fl_error *err)
+{
+	json_t *ev = event_new(cmd_id, type, state, fields);
+	const char *job = event_job(ev);
+	int rc;
+
+	if (job && !agent_evq_state_final(state)) {
+		agent_evq_progress(a->evq, job, ev);
+		json_decref(ev);
+		agent_events_flush(a, false);
+		if (ret_event)
+			*ret_event = NULL;
+		return 0;
+	}
+	rc = job ? final_event(a, job, ev, err) : send_event(a, ev, err);
+	if (!rc && ret_event)
 		*ret_event = ev;
 	else
 		json_decref(ev);
-	return 0;
+	return rc;
+}
+
+size_t agent_unconfirmed_events(const struct agent *a)
+{
+	return agent_evq_unconfirmed(a->evq);
 }
 
 void agent_cmd_complete(struct agent *a, const char *cmd_id,
@@ -222,6 +342,42 @@ out:
 	json_decref(out.fields);
 }
 
+/*
+ * fleetd's "ack" {"seq", "job", "state"} (docs/protocol.md): not a
+ * command (never logged, never answered); it confirms the matching
+ * final job event, and one for anything else is ignored.
+ */
+static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
+{
+	struct fl_error err = {0};
+	const char *job = NULL;
+	int64_t seq = 0;
+	int rc;
+
+	rc = fl_json_int(cmd->args, "seq", 1, (int64_t)SEQ_MAX, &seq, &err);
+	if (!rc)
+		rc = fl_json_str(cmd->args, "job", AGENT_JOB_ID_MAX, &job,
+				 &err);
+	if (!rc && !fl_valid_label(job))
+		rc = fl_fail(&err, FL_EPARSE, "bad 'job'");
+	if (rc) {
+		fl_warn("%s: dropped a bad ack %s: %s", a->cfg->id, cmd->id,
+			err.msg);
+		return;
+	}
+	rc = agent_evq_ack(a->evq, job, (uint64_t)seq, &err);
+	if (rc == FL_ENOTFOUND)
+		fl_debug("%s: ack for event %lld of %s matches nothing; "
+			 "ignored",
+			 a->cfg->id, (long long)seq, job);
+	else if (rc)
+		fl_warn("%s: ack for event %lld: %s", a->cfg->id,
+			(long long)seq, err.msg);
+	else
+		fl_info("%s: event %lld of %s confirmed by fleetd", a->cfg->id,
+			(long long)seq, job);
+}
+
 /* A payload from fleet/ID/cmd: drop bad ones, answer repeats. */
 static void handle_command(struct agent *a, const char *payload, size_t len)
 {
@@ -234,7 +390,9 @@ static void handle_command(struct agent *a, const char *payload, size_t len)
 		fl_warn("%s: dropped a bad command: %s", a->cfg->id, err.msg);
 		return;
 	}
-	if (agent_cmd_log_get(a->cmds, cmd.id, &st, &ev) == 0) {
+	if (fl_streq(cmd.type, AGENT_ACK_TYPE))
+		handle_ack(a, &cmd);
+	else if (agent_cmd_log_get(a->cmds, cmd.id, &st, &ev) == 0) {
 		fl_info("%s: command %s seen before%s", a->cfg->id, cmd.id,
 			st == AGENT_CMD_DONE ? ": repeating its outcome" : "");
 		if (st == AGENT_CMD_DONE)
@@ -320,6 +478,8 @@ static void on_connect(void *user, bool session_present)
 		fl_warn("%s: %s", a->cfg->id, err.msg);
 	agent_publish_status(a);
 	agent_ota_on_connect(a);
+	agent_evq_on_connect(a->evq);
+	agent_events_flush(a, false);
 }
 
 static void on_message(void *user, const char *t, const void *payload,
@@ -404,6 +564,27 @@ static void release_fields(struct agent *a)
 	free(a->confirm_path);
 }
 
+/* The unconfirmed final events; a file that does not load is kept
+ * aside (logged) and the agent starts with none. */
+static int open_evq(struct agent *a, struct fl_error *err)
+{
+	char *path = fl_path_join(a->cfg->state_dir, AGENT_EVQ_FILE), *aside;
+	int64_t retry_ms = a->cfg->event_retry_s * 1000;
+	int rc;
+
+	rc = agent_evq_open(path, retry_ms, &a->evq, err);
+	if (rc == FL_EPARSE || rc == FL_ELIMIT) {
+		aside = fl_xasprintf("%s.corrupt", path);
+		fl_error("%s: %s; moved to '%s'", a->cfg->id, err->msg, aside);
+		rename(path, aside);
+		free(aside);
+		fl_error_clear(err);
+		rc = agent_evq_open(path, retry_ms, &a->evq, err);
+	}
+	free(path);
+	return rc;
+}
+
 static int open_state(struct agent *a, struct fl_error *err)
 {
 	const char *dir = a->cfg->state_dir;
@@ -424,6 +605,8 @@ static int open_state(struct agent *a, struct fl_error *err)
 		rc = seq_load(a, err);
 	if (!rc)
 		rc = agent_confirm_load(a, err);
+	if (!rc)
+		rc = open_evq(a, err);
 	free(log_path);
 	return rc;
 }
@@ -467,6 +650,7 @@ void agent_free(struct agent *a)
 	agent_ota_free(a->ota);
 	agent_mqtt_free(a->mqtt);
 	agent_cmd_log_free(a->cmds);
+	agent_evq_free(a->evq);
 	for (size_t i = 0; i < a->n_inbox; i++)
 		free(a->inbox[i].payload);
 	release_fields(a);
@@ -482,6 +666,7 @@ void agent_step(struct agent *a, int timeout_ms,
 		drain_inbox(a);
 	if (agent_mqtt_connected(a->mqtt) && fl_now_ms() >= a->next_status_ms)
 		agent_publish_status(a);
+	agent_events_flush(a, false);
 	agent_rotate_tick(a);
 	agent_ota_tick(a);
 }
@@ -509,6 +694,7 @@ int agent_stop(struct agent *a, int timeout_ms)
 	int rc = 0;
 
 	if (agent_mqtt_connected(a->mqtt)) {
+		agent_events_flush(a, true);
 		publish_presence(a, false);
 		rc = agent_mqtt_flush(a->mqtt, timeout_ms);
 		fl_debug("%s: offline presence %s", a->cfg->id,

@@ -19,12 +19,14 @@
  *
  * State dir files besides the identity (identity.h): commands.json
  * (command log), seq (last event seq), confirm.json (a committed new
- * certificate that fleetd has not confirmed yet), ota.json (the update
- * journal, journal.h), bundle.partial (a download in progress) and
- * root.json (the bundle trust root, trust.h).
+ * certificate that fleetd has not confirmed yet), unconfirmed.json
+ * (final job events fleetd has not acknowledged, evq.h), ota.json
+ * (the update journal, journal.h), bundle.partial (a download in
+ * progress) and root.json (the bundle trust root, trust.h).
  */
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -95,13 +97,22 @@ void agent_renew_soon(struct agent *a);
 /* The last event seq used. */
 uint64_t agent_seq(const struct agent *a);
 
+/* Final job events that fleetd has not acknowledged yet. */
+size_t agent_unconfirmed_events(const struct agent *a);
+
 /*
  * Publish an event on fleet/ID/events with the next seq (persisted
  * before publishing): {"seq", "ts", "cmd" (@cmd_id or null), "type",
  * "state"} plus the members of @fields (may be NULL; borrowed).  The
  * event is returned in *@ret_event when not NULL (caller decrefs).
  * Returns 0, FL_EIO (seq not saved: nothing published), FL_ELIMIT.
- * A publish while offline is queued.
+ *
+ * Job events (@fields has "job"; evq.h, docs/protocol.md): a progress
+ * event (state not final) is queued, replacing a queued one of the same
+ * job, and takes its seq when it is actually sent (*@ret_event is then
+ * NULL); a final one gets its seq now and is published again, the same
+ * event, at each connect and on a backoff until fleetd's "ack" for it.
+ * Other events published while offline are queued by the MQTT session.
  */
 int agent_publish_event(struct agent *a, const char *cmd_id, const char *type,
 			const char *state, const json_t *fields,

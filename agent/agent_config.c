@@ -62,6 +62,7 @@ static const struct spec specs[] = {
      false},
     {"mqtt", "status_interval", K_DUR, F(status_interval_s), 10, DAY, "5m",
      false},
+    {"mqtt", "event_retry", K_DUR, F(event_retry_s), 1, 300, "10s", false},
     {"identity", "auto_renew", K_BOOL, F(auto_renew), 0, 0, "yes", false},
     {"identity", "rotate_timeout", K_DUR, F(rotate_timeout_s), 1, 600,
      "30s", false},

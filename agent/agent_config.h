@@ -59,6 +59,8 @@ struct agent_config {
 	int64_t session_expiry_s; /* persistent session lifetime */
 	int64_t reconnect_min_s, reconnect_max_s; /* backoff bounds */
 	int64_t status_interval_s; /* periodic status publishing */
+	int64_t event_retry_s; /* first delay before a final job event
+				* without fleetd's ack goes out again */
 
 	/* [identity] */
 	bool auto_renew;	   /* renew at 2/3 of the certificate life */

@@ -15,6 +15,12 @@
 #include "identity.h"
 #include "ota.h"
 
+/* Progress events wait (coalesced) while this many messages are in
+ * flight (published, not yet acknowledged by the broker). */
+#define AGENT_EVENTS_INFLIGHT_MAX 10
+
+struct agent_evq;
+
 struct agent_inbox_msg {
 	char *payload;
 	size_t len;
@@ -24,6 +30,7 @@ struct agent {
 	const struct agent_config *cfg;
 	struct agent_mqtt *mqtt;
 	struct agent_cmd_log *cmds;
+	struct agent_evq *evq; /* progress to send, finals until acked */
 	struct agent_identity_paths cur, staged;
 	struct agent_http_target http;
 	char *t_presence, *t_status, *t_events, *t_cmd;
@@ -53,6 +60,10 @@ struct agent {
 /* agent.c: a "cancel" command for @job waits in the inbox (received,
  * not dispatched yet: a long update step checks it between chunks). */
 bool agent_inbox_cancels(const struct agent *a, const char *job);
+
+/* agent.c: hand queued events to MQTT (evq.h): when connected, as many
+ * as the in-flight limit allows, or all of them with @force. */
+void agent_events_flush(struct agent *a, bool force);
 
 /* A random 32-bit number (OpenSSL RAND; falls back to the clock). */
 uint32_t agent_rand32(void);

@@ -434,6 +434,11 @@ int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos,
 	return 0;
 }
 
+int agent_mqtt_inflight(const struct agent_mqtt *m)
+{
+	return m->inflight;
+}
+
 int agent_mqtt_flush(struct agent_mqtt *m, int timeout_ms)
 {
 	int64_t end = fl_now_ms() + timeout_ms;

@@ -104,6 +104,10 @@ int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
 int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos,
 			 struct fl_error *err);
 
+/* Messages published and not yet acknowledged by the broker (queued
+ * ones while disconnected included). */
+int agent_mqtt_inflight(const struct agent_mqtt *m);
+
 /* Wait up to @timeout_ms until every published message was
  * acknowledged.  Returns 0 or FL_ETIMEOUT. */
 int agent_mqtt_flush(struct agent_mqtt *m, int timeout_ms);

@@ -26,6 +26,9 @@
 #define AGENT_CMD_LOG_MAX 4096		  /* largest log accepted */
 #define AGENT_EVENT_MAX (8 * 1024)	  /* bytes of one stored event */
 #define AGENT_CMD_LOG_FILE "commands.json"
+/* fleetd's confirmation of a final job event on the command topic; not
+ * a command: never dispatched, logged or answered (issue 17) */
+#define AGENT_ACK_TYPE "ack"
 
 struct agent_cmd {
 	char id[AGENT_CMD_ID_MAX + 1];	   /* [A-Za-z0-9._:-], 1..64 */

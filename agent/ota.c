@@ -100,6 +100,7 @@ void ota_failpoint_at(const struct agent_ota *o, const char *name,
 int ota_pump(struct agent_ota *o, struct fl_error *err)
 {
 	agent_mqtt_step(o->a->mqtt, 0);
+	agent_events_flush(o->a, false);
 	if (o->a->stop && *o->a->stop)
 		return fl_fail(err, FL_ERR, "the agent is stopping");
 	if (!o->cancel && o->j.has_job &&
@@ -144,8 +145,6 @@ void ota_event(struct agent_ota *o, const char *state, const json_t *extra)
 	if (agent_publish_event(o->a, job->cmd, agent_job_type_name(job->type),
 				state, f, NULL, &err))
 		fl_error("%s: %s", o->a->cfg->id, err.msg);
-	else
-		o->published = job->state;
 	json_decref(f);
 }
 
@@ -237,7 +236,6 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 	o->health = state == AGENT_JOB_FAILED && fl_streq(stage, "health-check")
 			? "failed"
 			: "ok";
-	o->published = state;
 	f = job_fields(o);
 	agent_cmd_complete(o->a, job->cmd, agent_job_type_name(job->type),
 			   agent_job_state_name(state), stage,
@@ -526,10 +524,6 @@ void agent_ota_tick(struct agent *a)
 	enum agent_job_state prev;
 	int rc;
 
-	if (o && o->j.has_job && agent_job_state_final(o->j.job.state) &&
-	    !o->final_acked && agent_mqtt_connected(a->mqtt) &&
-	    agent_mqtt_flush(a->mqtt, 0) == 0)
-		o->final_acked = true;
 	if (!runnable(o) || fl_now_ms() < o->next_run_ms)
 		return;
 	do {
@@ -552,23 +546,22 @@ void agent_ota_on_connect(struct agent *a)
 	const struct agent_job *job;
 	json_t *extra;
 
-	if (!o || !o->j.has_job)
+	/* a final state is the event queue's business (until fleetd's ack);
+	 * the progress event queued here replaces one not sent yet */
+	if (!o || !o->j.has_job || agent_job_state_final(o->j.job.state))
 		return;
 	job = &o->j.job;
-	/* On the first connection, what this process published is queued
-	 * in the session already; after that, say it again. */
-	if (o->connects++ == 0 && o->published == job->state)
-		return;
-	if (agent_job_state_final(job->state) && o->final_acked)
-		return;
 	extra = json_object();
 	if (*job->stage)
 		json_object_set_new(extra, "stage", json_string(job->stage));
 	if (*job->reason && job->state != AGENT_JOB_REVERTING)
 		json_object_set_new(extra, "reason", json_string(job->reason));
 	if (job->type == AGENT_JOB_UPDATE && job->state <= AGENT_JOB_INSTALLED)
-		json_object_set_new(extra, "bytes",
-				    json_integer((json_int_t)job->bytes));
+		json_object_set_new(
+		    extra, "bytes",
+		    json_integer((json_int_t)(o->progress > job->bytes
+						  ? o->progress
+						  : job->bytes)));
 	ota_event(o, public_state(job->state), extra);
 	json_decref(extra);
 }

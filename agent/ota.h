@@ -63,7 +63,8 @@ void agent_ota_reconcile(struct agent *a);
  * download or a health check, pumping MQTT meanwhile). */
 void agent_ota_tick(struct agent *a);
 
-/* After every (re)connect: publish the job's current state again. */
+/* After every (re)connect: queue the current state of a job that is not
+ * final as a progress event again (final events: evq.h). */
 void agent_ota_on_connect(struct agent *a);
 
 /* True once the job asked for a reboot: agent_run returns, and the

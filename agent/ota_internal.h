@@ -23,10 +23,6 @@ struct agent_ota {
 	char boot_id[AGENT_BOOT_ID_MAX + 1];	 /* changes at each boot */
 	char kernel_boot[AGENT_BOOT_ID_MAX + 1]; /* the real kernel's */
 	bool reboot_requested;
-	bool final_acked;	  /* the final event was acknowledged */
-	enum agent_job_state published; /* state last published by this
-					  * process */
-	unsigned connects;		 /* connections made so far */
 	int64_t next_run_ms;	  /* retry after an error of the tick */
 	int64_t last_progress_ms; /* last download progress event */
 	uint64_t progress;	  /* bytes downloaded, for events */

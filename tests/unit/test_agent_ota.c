@@ -368,8 +368,8 @@ static void test_update_succeeds(void **state)
 	assert_true(run_to(o, AGENT_JOB_REBOOTING));
 	assert_true(agent_reboot_requested(o->a));
 	drain(o);
-	assert_true(saw_event(o, "verifying"));
-	assert_true(saw_event(o, "installed"));
+	/* the install pass runs before the broker answers: of its progress
+	 * events only the newest is sent (issue 17, test_agent_ack.c) */
 	assert_true(saw_event(o, "rebooting"));
 	assert_slot_is(o, "b", fw);
 	st = boot_state(o);
