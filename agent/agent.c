@@ -202,12 +202,12 @@ static int sink_progress(void *user, json_t *ev)
 	return rc;
 }
 
-static void sink_final(void *user, const json_t *ev)
+static void sink_final(void *user, const json_t *ev, bool again)
 {
 	struct agent *a = user;
 
 	publish_json(a, a->t_events, ev, 1, false);
-	log_event(a, ev, true);
+	log_event(a, ev, again);
 }
 
 void agent_events_flush(struct agent *a, bool force)
@@ -241,13 +241,14 @@ static int final_event(struct agent *a, const char *job, json_t *ev,
 	if (rc)
 		return rc;
 	json_object_set_new(ev, "seq", json_integer((json_int_t)seq));
-	log_event(a, ev, false);
 	rc = agent_evq_final(a->evq, job, ev, &kerr);
 	if (rc)
 		fl_warn("%s: event %llu: %s", a->cfg->id,
 			(unsigned long long)seq, kerr.msg);
-	if (rc == FL_ELIMIT)
+	if (rc == FL_ELIMIT) {
 		publish_json(a, a->t_events, ev, 1, false);
+		log_event(a, ev, false);
+	}
 	agent_events_flush(a, false);
 	return 0;
 }

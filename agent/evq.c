@@ -23,6 +23,7 @@ struct evq_final {
 	json_t *ev;
 	int64_t due_ms;
 	struct agent_backoff backoff;
+	bool sent; /* by this process: later sends are repeats */
 };
 
 struct evq_progress {
@@ -282,7 +283,8 @@ void agent_evq_flush(struct agent_evq *q, int64_t now_ms, unsigned room,
 
 		if (now_ms < f->due_ms)
 			continue;
-		s->send_final(s->user, f->ev);
+		s->send_final(s->user, f->ev, f->sent);
+		f->sent = true;
 		f->due_ms = now_ms + agent_backoff_next(&f->backoff, rnd32());
 		room--;
 	}

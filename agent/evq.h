@@ -85,8 +85,9 @@ struct agent_evq_sink {
 	/* Take a seq for @ev, set it and publish; 0, or an error code
 	 * (the event stays pending). */
 	int (*send_progress)(void *user, json_t *ev);
-	/* Publish the stored final event as it is. */
-	void (*send_final)(void *user, const json_t *ev);
+	/* Publish the stored final event as it is; @again: sent before by
+	 * this process. */
+	void (*send_final)(void *user, const json_t *ev, bool again);
 };
 
 /*

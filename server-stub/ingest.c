@@ -232,20 +232,53 @@ static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
 	pthread_mutex_unlock(&q->lock);
 }
 
+#ifdef FLEET_TEST_HOOKS
+/* Test builds only (fleetd-test): FLEETD_FAILPOINTS=ingest-lose-final
+ * loses the first final job event after the broker's PUBACK, as a fleetd
+ * killed at that moment would: not stored, not confirmed. */
+static bool failpoint_lose(const struct srv_ingest_item *it)
+{
+	static bool lost;
+	const char *fp = getenv("FLEETD_FAILPOINTS");
+
+	if (lost || !fp || !fl_streq(fp, "ingest-lose-final") ||
+	    !final_job_event(it))
+		return false;
+	lost = true;
+	fl_warn("failpoint: event %lld from %s lost",
+		(long long)json_integer_value(json_object_get(it->msg, "seq")),
+		it->device);
+	return true;
+}
+#else
+static bool failpoint_lose(const struct srv_ingest_item *it)
+{
+	(void)it;
+	return false;
+}
+#endif
+
 static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 			struct srv_ingest_item *items)
 {
 	struct srv_ingest_stats d = {0};
-	size_t k = 0;
+	size_t k = 0, lost = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = parse(q, &msgs[i]);
 
-		if (j)
-			items[k++] = (struct srv_ingest_item){
-				.kind = msgs[i].kind,
-				.device = msgs[i].device,
-				.msg = j};
+		if (!j)
+			continue;
+		items[k] = (struct srv_ingest_item){.kind = msgs[i].kind,
+						    .device = msgs[i].device,
+						    .msg = j,
+						    .result = SRV_INGEST_STORED};
+		if (failpoint_lose(&items[k])) {
+			json_decref(j);
+			lost++; /* neither stored nor rejected */
+			continue;
+		}
+		items[k++].result = 0;
 	}
 	if (k)
 		apply(q, items, k, &d.retries, &d.failed);
@@ -257,7 +290,7 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 			d.acks++;
 		}
 	}
-	count(q, items, n, k, &d);
+	count(q, items, n - lost, k, &d);
 	for (size_t i = 0; i < k; i++)
 		json_decref((json_t *)items[i].msg);
 	for (size_t i = 0; i < n; i++)

@@ -44,10 +44,11 @@ static int send_progress(void *user, json_t *ev)
 	return 0;
 }
 
-static void send_final(void *user, const json_t *ev)
+static void send_final(void *user, const json_t *ev, bool again)
 {
 	struct sent *s = user;
 
+	(void)again;
 	s->evs[s->n++] = json_deep_copy(ev);
 }
 
