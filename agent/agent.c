@@ -749,6 +749,21 @@ static void add_time(json_t *j, const char *key, time_t t)
 	json_object_set_new(j, key, json_string(buf));
 }
 
+/* Final events fleetd has not confirmed yet (null: unreadable file). */
+static void unconfirmed_status(const struct agent_config *cfg, json_t *j)
+{
+	char *path = fl_path_join(cfg->state_dir, AGENT_EVQ_FILE);
+	struct agent_evq *q = NULL;
+
+	json_object_set_new(j, "unconfirmed_events",
+			    agent_evq_open(path, 1000, &q, NULL) == 0
+				    ? json_integer((json_int_t)
+							   agent_evq_unconfirmed(q))
+				    : json_null());
+	agent_evq_free(q);
+	free(path);
+}
+
 int agent_status_json(const struct agent_config *cfg, json_t **ret,
 		      struct fl_error *err)
 {
@@ -779,6 +794,7 @@ int agent_status_json(const struct agent_config *cfg, json_t **ret,
 		add_time(j, "renew_until",
 			 agent_identity_renew_at(info.not_before,
 						 info.not_after, UINT32_MAX));
+		unconfirmed_status(cfg, j);
 		rc = agent_ota_status(cfg, j, err);
 		if (rc)
 			json_decref(j);

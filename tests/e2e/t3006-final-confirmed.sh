@@ -36,7 +36,10 @@ check "its history holds the outcome once" sh -c \
 check "fleetctl status counts the confirmation" sh -c \
 	"fleetctl -o json status | jq -e '.ingest.acks >= 1 and .ingest.failed == 0'"
 check_grep "^acks: *[1-9]" "fleetctl status (table) shows the acks" fleetctl status
-agent_done() { ! grep -q '"seq"' "$(agent_dir dev-a)/state/unconfirmed.json" 2>/dev/null; }
-if wait_until 15 agent_done; then pass "the agent holds no unconfirmed event any more"
-else fail "the agent holds no unconfirmed event any more"; cat "$(agent_dir dev-a)/state/unconfirmed.json"; fi
+agent_done() { agent_json dev-a | jq -e '.unconfirmed_events == 0'; }
+if wait_until 15 agent_done; then pass "fleet-agent status: no unconfirmed event any more"
+else fail "fleet-agent status: no unconfirmed event any more"; agent_json dev-a; fi
+d=$(agent_dir dev-a)
+check_grep "^unconfirmed_events  *0$" "fleet-agent status (table) says so too" \
+	fleet-agent status --config "$d/agent.conf" --sim "$d/sim"
 finish
