@@ -13,7 +13,7 @@
 
 #include "broker.h"
 #include "ca.h"
-#include "http.h"
+#include "httpd.h"
 #include "log.h"
 #include "serve.h"
 #include "srv.h"
