@@ -11,6 +11,8 @@
 #   make clean
 #   make V=1             show compiler command lines
 #   make BUILD=dir       build somewhere else than build/ (build-san/)
+#   make deps            install the missing Debian packages (check, demo do)
+#   make WERROR=0        warnings are not errors (for packagers)
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
@@ -56,13 +58,13 @@ $(error missing build packages ($(shell pkg-config --print-errors \
 	--exists $(PKGS) 2>&1 | grep -o "'[a-z0-9]*'" | sort -u | \
 	tr '\n' ' ')); run 'make deps' (or scripts/install-deps) first)
 endif
-endif
 pkg_libs = $(shell pkg-config --libs $(1)) -lpthread -lm
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 LIBS_ALL := $(call pkg_libs,$(PKGS))
 LIBS_FLEETD := $(call pkg_libs,$(PKGS_FLEETD))
 LIBS_FLEETCTL := $(call pkg_libs,$(PKGS_FLEETCTL))
 LIBS_AGENT := $(call pkg_libs,$(PKGS_AGENT))
+endif
 
 CC ?= cc
 # -Werror for developers and CI; packagers building with another compiler
@@ -254,6 +256,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
