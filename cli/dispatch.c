@@ -8,8 +8,6 @@
 #include "cli.h"
 #include "util.h"
 
-static const struct cli_cmd *current_cmd;
-
 void cli_note(struct cli_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
@@ -26,13 +24,9 @@ int cli_usage(struct cli_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("fleetctl: error: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	fl_cmd_vusage(&cli_prog, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	if (current_cmd)
-		fprintf(stderr, "usage: fleetctl %s\n", current_cmd->usage);
 	ctx->err.code = FL_EUSAGE; /* message already printed */
 	return FL_EUSAGE;
 }
@@ -96,98 +90,27 @@ int cli_args(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
 	return 0;
 }
 
-static void list_table(const struct cli_cmd *table, const char *prefix,
-		       FILE *f)
+/* A leaf's --help after its usage and summary: its options and the
+ * global ones. */
+static void help_extra(const struct fl_cmd *c)
 {
-	fprintf(f, "usage: fleetctl %s%sCOMMAND ...\n\ncommands:\n", prefix,
-		*prefix ? " " : "");
-	for (const struct cli_cmd *c = table; c->name; c++)
-		if (!(c->flags & CLI_HIDDEN))
-			fprintf(f, "  %-14s %s\n", c->name, c->summary);
-	fprintf(f, "\n'fleetctl %s%sCOMMAND --help' shows a command's "
-		   "options; see fleetctl(1).\n",
-		prefix, *prefix ? " " : "");
-}
-
-static bool wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			return false;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-			return true;
-	}
-	return false;
-}
-
-static void print_help(const struct cli_cmd *c)
-{
-	printf("usage: fleetctl %s\n\n%s\n", c->usage, c->summary);
-	if (c->options && *c->options)
+	if (*c->options)
 		printf("\noptions: %s\n", c->options);
 	printf("\nglobal options (before the command): --server URL "
 	       "--token-file F|- --token T --ca FILE --context NAME\n"
 	       "  -o table|json -q\n");
 }
 
-int cli_dispatch(const struct cli_cmd *table, const char *prefix, int argc,
-		 char **argv, struct cli_ctx *ctx)
+static int prepare(const struct fl_cmd *c, void *arg)
 {
-	const struct cli_cmd *c;
-	char *path;
-	int rc;
-
-	if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-		list_table(table, prefix, argc < 1 ? stderr : stdout);
-		if (argc >= 1)
-			return 0;
-		ctx->err.code = FL_EUSAGE;
-		return FL_EUSAGE;
-	}
-	for (c = table; c->name && strcmp(c->name, argv[0]) != 0; c++)
-		;
-	if (!c->name) {
-		fprintf(stderr, "fleetctl: error: unknown command '%s%s%s'\n",
-			prefix, *prefix ? " " : "", argv[0]);
-		list_table(table, prefix, stderr);
-		ctx->err.code = FL_EUSAGE;
-		return FL_EUSAGE;
-	}
-	path = fl_xasprintf("%s%s%s", prefix, *prefix ? " " : "", c->name);
-	if (c->sub) {
-		rc = cli_dispatch(c->sub, path, argc - 1, argv + 1, ctx);
-		goto out;
-	}
-	if (wants_help(argc, argv)) {
-		print_help(c);
-		rc = 0;
-		goto out;
-	}
-	current_cmd = c;
-	ctx->cmd_path = path;
-	rc = (c->flags & CLI_NEED_SERVER) ? cli_connect(ctx) : 0;
-	optind = 0; /* GNU getopt: start afresh on the command's argv */
-	if (!rc)
-		rc = c->fn(argc, argv, ctx);
-	ctx->cmd_path = NULL;
-out:
-	free(path);
-	return rc;
+	return (c->flags & CLI_NEED_SERVER) ? cli_connect(arg) : 0;
 }
 
-void cli_list_commands(const struct cli_cmd *table, const char *prefix,
-		       FILE *f)
-{
-	for (const struct cli_cmd *c = table; c->name; c++) {
-		char *path = fl_xasprintf("%s%s%s", prefix, *prefix ? " " : "",
-					  c->name);
-
-		if (c->sub)
-			cli_list_commands(c->sub, path, f);
-		else
-			fprintf(f, "%s%s%s\n", path,
-				c->options && *c->options ? " " : "",
-				c->options ? c->options : "");
-		free(path);
-	}
-}
+const struct fl_cmd_prog cli_prog = {
+	.name = "fleetctl",
+	.page = "fleetctl(1)",
+	.list_usage = "COMMAND ...",
+	.width = 14,
+	.help_extra = help_extra,
+	.prepare = prepare,
+};
