@@ -634,8 +634,6 @@ static int cmd_version(int argc, char **argv, void *ctx)
 
 int main(int argc, char **argv)
 {
-	struct fl_error err = {0};
-
 	/* one malloc arena: the download and writer threads allocate
 	 * little, and their own arenas would only add resident memory */
 	mallopt(M_ARENA_MAX, 1);
@@ -643,12 +641,6 @@ int main(int argc, char **argv)
 	if (argc >= 2 && fl_streq(argv[1], "--version")) {
 		printf("fleet-agent %s\n", FLEET_VERSION);
 		return 0;
-	}
-	if (argc >= 2 && fl_streq(argv[1], "--list-commands")) {
-		if (!fl_cmd_list(cmds, stdout, &err))
-			return 0;
-		fprintf(stderr, "fleet-agent: error: %s\n", err.msg);
-		return fl_exit_code(err.code);
 	}
 	return fl_cmd_dispatch(&prog, cmds, argc - 1, argv + 1, NULL);
 }

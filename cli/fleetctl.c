@@ -59,10 +59,11 @@ static int parse_globals(int argc, char **argv, struct cli_ctx *ctx)
 			printf("fleetctl %s\n", FLEET_VERSION);
 			return DONE;
 		case 'L':
-			if (!fl_cmd_list(cli_commands, stdout, &ctx->err))
-				return DONE;
-			fprintf(stderr, "fleetctl: error: %s\n", ctx->err.msg);
-			return -FL_ERR;
+			return fl_cmd_dispatch(&cli_prog, cli_commands, 1,
+					       (char *[]){"--list-commands"},
+					       ctx)
+				       ? -FL_ERR
+				       : DONE;
 		default:
 			fputs(usage_text, stderr);
 			return -FL_EUSAGE;

@@ -72,6 +72,18 @@ static int run_leaf(const struct fl_cmd_prog *prog, const struct fl_cmd *c,
 	return rc;
 }
 
+/* The hidden --list-commands: the lines, or why the table is refused. */
+static int list_or_fail(const struct fl_cmd_prog *prog,
+			const struct fl_cmd *table)
+{
+	struct fl_error err = {0};
+	int rc = fl_cmd_list(table, stdout, &err);
+
+	if (rc)
+		fprintf(stderr, "%s: error: %s\n", prog->name, err.msg);
+	return rc;
+}
+
 static int dispatch(const struct fl_cmd_prog *prog, const struct fl_cmd *table,
 		    const char *prefix, int argc, char **argv, void *ctx)
 {
@@ -83,7 +95,10 @@ static int dispatch(const struct fl_cmd_prog *prog, const struct fl_cmd *table,
 		list_table(prog, table, prefix, stderr);
 		return FL_EUSAGE;
 	}
-	if (is_help(argv[0]) || (prog->help_word && !*prefix && fl_streq(argv[0], "help"))) {
+	if (!*prefix && fl_streq(argv[0], "--list-commands"))
+		return list_or_fail(prog, table);
+	if (is_help(argv[0]) ||
+	    (prog->help_word && !*prefix && fl_streq(argv[0], "help"))) {
 		list_table(prog, table, prefix, stdout);
 		return 0;
 	}

@@ -47,7 +47,8 @@ struct fl_cmd_prog {
 
 /*
  * Run the command argv[0] of @table (argv[0] "--help" or "-h", and at
- * the top "help" with prog->help_word, lists the table on stdout).  No command or an unknown one: a message
+ * the top "help" with prog->help_word, lists the table on stdout; at the
+ * top "--list-commands" is fl_cmd_list on stdout, FL_ERR for a bad table).  No command or an unknown one: a message
  * and the list on stderr, FL_EUSAGE.  A leaf given --help or -h (before
  * any "--") prints its usage and summary and returns 0.  Otherwise what
  * the command's fn returns.  getopt is reset (optind = 0) before fn.

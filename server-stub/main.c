@@ -373,16 +373,8 @@ static const struct fl_cmd cmds[] = {
 
 int main(int argc, char **argv)
 {
-	struct fl_error err = {0};
-
 	umask(077); /* state files hold keys and tokens */
 	if (argc >= 2 && fl_streq(argv[1], "--version"))
 		return cmd_version(0, NULL, NULL);
-	if (argc >= 2 && fl_streq(argv[1], "--list-commands")) {
-		if (!fl_cmd_list(cmds, stdout, &err))
-			return 0;
-		fprintf(stderr, "fleetd: error: %s\n", err.msg);
-		return fl_exit_code(err.code);
-	}
 	return fl_cmd_dispatch(&prog, cmds, argc - 1, argv + 1, NULL);
 }
