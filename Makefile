@@ -6,7 +6,7 @@
 #   make check SAN=1     the same with ASan+UBSan, in build-san/
 #   make demo            a local fleet, narrated
 #   make fuzz            libFuzzer targets (clang) in build-fuzz/
-#   make completions     regenerate completions/ from fleetctl's command table
+#   make completions     regenerate completions/ from the command tables
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
 #   make V=1             show compiler command lines

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * fleetctl's glue shared by its commands: notes, usage errors, -o, the
+ * server URL, and how common/subcmd.c sees fleetctl (cli_prog).
+ */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
