@@ -38,7 +38,7 @@ static void *run(void *arg)
 		if (!w->buf)
 			break;
 		pthread_mutex_unlock(&w->lock);
-		rc = w->rc ? 0 : w->fn(w->ctx, w->buf, w->len, w->off, &w->err);
+		rc = w->fn(w->ctx, w->buf, w->len, w->off, &w->err);
 		pthread_mutex_lock(&w->lock);
 		if (rc && !w->rc)
 			w->rc = rc;
