@@ -6,20 +6,24 @@
 #   make check SAN=1     the same with ASan+UBSan, in build-san/
 #   make demo            a local fleet, narrated
 #   make fuzz            libFuzzer targets (clang) in build-fuzz/
-#   make completions     regenerate completions/ from fleetctl's command table
+#   make completions     regenerate completions/ from the command tables
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
 #   make V=1             show compiler command lines
 #   make BUILD=dir       build somewhere else than build/ (build-san/)
+#   make deps            install the missing Debian packages (check, demo do)
+#   make WERROR=0        warnings are not errors (for packagers)
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
 DESTDIR ?=
 SAN ?= 0
 
-# Every entry point needs the Debian packages; install what is missing
-# before pkg-config is asked anything.  Fast when nothing is missing.
-ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+# check, demo and deps install the Debian packages that are missing
+# (scripts/install-deps, fast when nothing is) before pkg-config is asked
+# anything; a plain make or make install never installs, it only checks
+# that the build packages are there and names make deps when not.
+ifneq ($(filter check demo deps,$(MAKECMDGOALS)),)
 ifndef FLEET_DEPS_DONE
 DEPS_STATUS := $(shell scripts/install-deps >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
@@ -40,20 +44,39 @@ SANFLAGS :=
 OPT := -O2 -g
 endif
 
-PKGS := openssl libcurl jansson libmosquitto libarchive libgit2 sqlite3 \
-	libmicrohttpd inih libubootenv libzstd gnutls
+# The system libraries of each program, so each links only what it uses
+# (docs/decisions.md lists the resulting NEEDED entries).
+PKGS_FLEETD := openssl jansson inih sqlite3 libmicrohttpd gnutls \
+	libmosquitto libarchive libzstd
+PKGS_FLEETCTL := openssl libcurl jansson inih libarchive libgit2 libzstd
+PKGS_AGENT := openssl libcurl jansson inih libmosquitto libarchive libzstd \
+	libubootenv
+PKGS := $(sort $(PKGS_FLEETD) $(PKGS_FLEETCTL) $(PKGS_AGENT))
+ifeq ($(filter clean help deps,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
+$(error missing build packages ($(shell pkg-config --print-errors \
+	--exists $(PKGS) 2>&1 | grep -o "'[a-z0-9]*'" | sort -u | \
+	tr '\n' ' ')); run 'make deps' (or scripts/install-deps) first)
+endif
+pkg_libs = $(shell pkg-config --libs $(1)) -lpthread -lm
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+LIBS_ALL := $(call pkg_libs,$(PKGS))
+LIBS_FLEETD := $(call pkg_libs,$(PKGS_FLEETD))
+LIBS_FLEETCTL := $(call pkg_libs,$(PKGS_FLEETCTL))
+LIBS_AGENT := $(call pkg_libs,$(PKGS_AGENT))
+endif
 
 CC ?= cc
-WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+# -Werror for developers and CI; packagers building with another compiler
+# turn it off with make WERROR=0 (README, docs/decisions.md).
+WERROR ?= 1
+WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter -Wvla -Wpointer-arith -Wno-format-truncation
 CPPFLAGS_ALL := -D_GNU_SOURCE -DFLEET_VERSION='"$(VERSION)"' \
 	-Icommon -Isigning -Iserver-stub -Icli -Iagent $(PKG_CFLAGS)
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong \
 	-D_FORTIFY_SOURCE=2 -fPIE $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
-LIBS_ALL := $(PKG_LIBS) -lpthread -lm
 
 # Libraries: every .c in the directory except the program entry points.
 objs = $(patsubst %.c,$(B)/%.o,$(1))
@@ -106,8 +129,9 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 .SECONDARY:
 all: $(PROGS) $(PLUGIN)
 
+# install-deps already ran while this Makefile was read (see the top)
 deps:
-	scripts/install-deps
+	@echo "build, test and demo packages are installed"
 
 ifeq ($(V),1)
 Q :=
@@ -147,25 +171,25 @@ $(LIB_AGENT_HOOKS): $(call hook_objs,$(AGENT_SRC))
 
 $(B)/fleetd: $(B)/server-stub/main.o $(LIB_SRV) $(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
-$(B)/fleetctl: $(B)/cli/fleetctl.o $(LIB_CLI) $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_FLEETD)
+$(B)/fleetctl: $(B)/cli/fleetctl.o $(LIB_CLI) $(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_FLEETCTL)
 $(B)/fleet-agent: $(B)/agent/main.o $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_AGENT)
 $(B)/fleet-sim: $(B)/agent/sim_main.o $(LIB_AGENT) $(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_AGENT)
 
 $(B)/tests/tools/fleetd-test: $(B)/server-stub/main.o $(LIB_SRV_HOOKS) \
 		$(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_FLEETD)
 $(B)/tests/tools/fleet-agent-test: $(B)/agent/main.o $(LIB_AGENT_HOOKS) \
 		$(LIB_SIGN) $(LIB_COMMON)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_AGENT)
 
 # fleetd-test finds the broker plugin next to itself, like fleetd
 $(B)/tests/tools/fleet_revoke.so: $(PLUGIN)
@@ -232,6 +256,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

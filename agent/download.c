@@ -33,6 +33,7 @@
 
 #include "agent_mqtt.h"
 #include "download.h"
+#include "http.h"
 #include "log.h"
 #include "util.h"
 
@@ -85,13 +86,6 @@ struct agent_dl {
 	char errbody[ERRBODY_MAX + 1];
 	size_t errbody_len;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static uint32_t rnd32(void)
 {
@@ -305,21 +299,13 @@ static void setup_easy(struct agent_dl *d)
 {
 	CURL *c = d->easy;
 
-	curl_easy_setopt(c, CURLOPT_URL, d->o.url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_CAINFO, d->o.ca_file);
-	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (d->o.cert_file) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, d->o.cert_file);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, d->o.key_file);
-	}
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 d->o.connect_timeout_ms ? d->o.connect_timeout_ms
-						 : 10000L);
+	fl_curl_secure(c, &(struct fl_curl_tls){
+				  .url = d->o.url,
+				  .ca_file = d->o.ca_file,
+				  .cert_file = d->o.cert_file,
+				  .key_file = d->o.key_file,
+				  .connect_timeout_ms = d->o.connect_timeout_ms,
+			  });
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 d->o.stall_timeout_s ? d->o.stall_timeout_s : 30L);
@@ -682,7 +668,7 @@ int agent_dl_open(const struct agent_dl_opts *o, struct agent_dl **ret,
 		return fl_fail(err, FL_EINVAL,
 			       "download: an https URL, a CA, a partial file "
 			       "and a size are required");
-	pthread_once(&curl_once, curl_init_once);
+	fl_curl_init();
 	d = fl_xcalloc(1, sizeof(*d));
 	d->fd = -1;
 	copy_opts(d, o);

@@ -22,19 +22,25 @@
 #include "log.h"
 #include "ota.h"
 #include "proc.h"
+#include "subcmd.h"
 #include "trust.h"
 #include "util.h"
 #include "validate.h"
 
 #define REBOOT_COMMAND_TIMEOUT_MS 60000
 
-struct cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv, const struct cmd *self);
+/* What a command's arguments may be (its table entry is in cmds[]). */
+struct args {
 	const int *opts; /* options it takes, 0-terminated */
 	int nargs;	 /* positional arguments it takes */
-	const char *usage;
-	const char *summary;
+};
+
+static const struct fl_cmd_prog prog = {
+	.name = "fleet-agent",
+	.page = "fleet-agent(8)",
+	.list_usage = "COMMAND [OPTIONS]",
+	.width = 10,
+	.help_word = true,
 };
 
 /* Options every command may take; unused ones stay NULL. */
@@ -64,7 +70,6 @@ enum {
 	O_SIM,
 	O_IMAGE,
 	O_BOOTLIMIT,
-	O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -82,52 +87,52 @@ static const struct option long_opts[] = {
     {"sim", required_argument, NULL, O_SIM},
     {"image", required_argument, NULL, O_IMAGE},
     {"bootlimit", required_argument, NULL, O_BOOTLIMIT},
-    {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
 
-static int cmd_enroll(int argc, char **argv, const struct cmd *self);
-static int cmd_run(int argc, char **argv, const struct cmd *self);
-static int cmd_sim_init(int argc, char **argv, const struct cmd *self);
-static int cmd_status(int argc, char **argv, const struct cmd *self);
-static int cmd_version(int argc, char **argv, const struct cmd *self);
+static int cmd_enroll(int argc, char **argv, void *ctx);
+static int cmd_run(int argc, char **argv, void *ctx);
+static int cmd_sim_init(int argc, char **argv, void *ctx);
+static int cmd_status(int argc, char **argv, void *ctx);
+static int cmd_version(int argc, char **argv, void *ctx);
 
-static const int enroll_opts[] = {O_CONFIG, O_OUTPUT, O_SERVER, O_CA,
-				  O_TOKEN, O_TOKEN_FILE, O_ID, O_STATE,
-				  O_MQTT, O_LEVEL, O_FORMAT, 0};
-static const int run_opts[] = {O_CONFIG, O_LEVEL, O_FORMAT, O_SIM, 0};
-static const int sim_init_opts[] = {O_IMAGE, O_BOOTLIMIT, 0};
-static const int status_opts[] = {O_CONFIG, O_OUTPUT, O_SIM, 0};
-static const int no_opts[] = {0};
+static const struct args enroll_args = {
+	(const int[]){O_CONFIG, O_OUTPUT, O_SERVER, O_CA, O_TOKEN, O_TOKEN_FILE,
+		      O_ID, O_STATE, O_MQTT, O_LEVEL, O_FORMAT, 0},
+	0};
+static const struct args run_args = {
+	(const int[]){O_CONFIG, O_LEVEL, O_FORMAT, O_SIM, 0}, 0};
+static const struct args sim_init_args = {
+	(const int[]){O_IMAGE, O_BOOTLIMIT, 0}, 1};
+static const struct args status_args = {
+	(const int[]){O_CONFIG, O_OUTPUT, O_SIM, 0}, 0};
+static const struct args no_args = {(const int[]){0}, 0};
 
-static const struct cmd cmds[] = {
-    {"enroll", cmd_enroll, enroll_opts, 0,
-     "fleet-agent enroll --server URL --ca FILE (--token-file F|- | --token T)\n"
+/* options: the long ones its usage shows (completions, t9001) */
+static const struct fl_cmd cmds[] = {
+    {"enroll", cmd_enroll, 0,
+     "enroll --server URL --ca FILE (--token-file F|- | --token T)\n"
      "                   [--id ID] [--state DIR] [--mqtt URL] [--config FILE]\n"
      "                   [-o text|json] [--log-level L] [--log-format F]",
-     "create the device key, enrol with a claim token, write agent.conf"},
-    {"run", cmd_run, run_opts, 0,
-     "fleet-agent run [--config FILE] [--sim DIR] [--log-level LEVEL]\n"
+     "create the device key, enrol with a claim token, write agent.conf",
+     "--server --ca --token-file --token --id --state --mqtt --config "
+     "--log-level --log-format", NULL},
+    {"run", cmd_run, 0,
+     "run [--config FILE] [--sim DIR] [--log-level LEVEL]\n"
      "                [--log-format text|json|syslog]",
-     "run the daemon: MQTT session, commands, updates, certificate renewal"},
-    {"sim-init", cmd_sim_init, sim_init_opts, 1,
-     "fleet-agent sim-init DIR --image FW [--bootlimit N]",
-     "make DIR a simulated device whose slot a holds firmware FW"},
-    {"status", cmd_status, status_opts, 0,
-     "fleet-agent status [--config FILE] [--sim DIR] [-o text|json]",
-     "show the device identity, slots, bootloader state and current job"},
-    {"version", cmd_version, no_opts, 0, "fleet-agent version",
-     "print the version"},
+     "run the daemon: MQTT session, commands, updates, certificate renewal",
+     "--config --sim --log-level --log-format", NULL},
+    {"sim-init", cmd_sim_init, 0,
+     "sim-init DIR --image FW [--bootlimit N]",
+     "make DIR a simulated device whose slot a holds firmware FW",
+     "--image --bootlimit", NULL},
+    {"status", cmd_status, 0,
+     "status [--config FILE] [--sim DIR] [-o text|json]",
+     "show the device identity, slots, bootloader state and current job",
+     "--config --sim", NULL},
+    {"version", cmd_version, 0, "version", "print the version", "", NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };
-
-static void usage_all(FILE *f)
-{
-	fprintf(f, "usage: fleet-agent COMMAND [OPTIONS]\n\ncommands:\n");
-	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
-		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
-	fprintf(f, "\n'fleet-agent COMMAND --help' shows a command's options; "
-		   "see fleet-agent(8).\n");
-}
 
 static int die(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -143,14 +148,13 @@ static int die(int code, const char *fmt, ...)
 	return fl_exit_code(code);
 }
 
-static int usage_err(const struct cmd *c, const char *msg)
+static int usage_err(const char *msg)
 {
-	fprintf(stderr, "fleet-agent: error: %s\nusage: %s\n", msg, c->usage);
-	return FL_EUSAGE;
+	return fl_cmd_usage(&prog, "%s", msg);
 }
 
 /* Does @c take option @o? */
-static bool takes(const struct cmd *c, int o)
+static bool takes(const struct args *c, int o)
 {
 	for (const int *p = c->opts; *p; p++)
 		if (*p == o)
@@ -191,8 +195,8 @@ static int set_opt(struct opts *o, int c, const char *arg)
 	return 0;
 }
 
-/* Parse @argv for @c; 0, 1 after printing --help, or a usage error. */
-static int parse(int argc, char **argv, const struct cmd *c, struct opts *o)
+/* Parse @argv for @c; 0 or a usage error. */
+static int parse(int argc, char **argv, const struct args *c, struct opts *o)
 {
 	int ch;
 
@@ -200,19 +204,15 @@ static int parse(int argc, char **argv, const struct cmd *c, struct opts *o)
 			   .level = FL_LOG_INFO, .bootlimit = 3};
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "c:o:", long_opts, NULL)) != -1) {
-		if (ch == O_HELP) {
-			printf("usage: %s\n\n%s\n", c->usage, c->summary);
-			return 1;
-		}
 		if (ch == '?' || !takes(c, ch))
-			return usage_err(c, "unknown option or missing value");
+			return usage_err("unknown option or missing value");
 		if (set_opt(o, ch, optarg))
-			return usage_err(c, "bad option value");
+			return usage_err("bad option value");
 	}
 	if (argc - optind > c->nargs)
-		return usage_err(c, "unexpected argument");
+		return usage_err("unexpected argument");
 	if (argc - optind < c->nargs)
-		return usage_err(c, "missing argument");
+		return usage_err("missing argument");
 	if (c->nargs)
 		o->arg = argv[optind];
 	fl_log_setup("fleet-agent", o->level, (enum fl_log_format)o->format);
@@ -323,16 +323,16 @@ struct enroll_plan {
 };
 
 static int plan_enroll(const struct opts *o, const struct agent_config *cfg,
-		       struct enroll_plan *p, const struct cmd *self)
+		       struct enroll_plan *p)
 {
 	if (pick_id(o, cfg, p->id, sizeof(p->id)))
-		return usage_err(self, "no valid device id (use --id ID)");
+		return usage_err("no valid device id (use --id ID)");
 	p->server = o->server ? o->server : cfg ? cfg->server_url : NULL;
 	p->ca = o->ca;
 	if (!p->server || !p->ca || (!o->token && !o->token_file && !env_token()))
-		return usage_err(self, "--server, --ca and a token are needed");
+		return usage_err("--server, --ca and a token are needed");
 	if (o->token && o->token_file)
-		return usage_err(self, "give --token or --token-file, not both");
+		return usage_err("give --token or --token-file, not both");
 	if (o->state)
 		p->state = fl_xstrdup(o->state);
 	else
@@ -393,7 +393,7 @@ static int enroll_with(const struct opts *o, const struct agent_config *cfg,
 	return rc ? die(rc, "enrolled, but agent.conf: %s", err.msg) : 0;
 }
 
-static int cmd_enroll(int argc, char **argv, const struct cmd *self)
+static int cmd_enroll(int argc, char **argv, void *ctx)
 {
 	struct enroll_plan p = {0};
 	struct agent_config *cfg = NULL;
@@ -401,13 +401,13 @@ static int cmd_enroll(int argc, char **argv, const struct cmd *self)
 	struct opts o;
 	int rc;
 
-	rc = parse(argc, argv, self, &o);
+	rc = parse(argc, argv, &enroll_args, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc;
 	rc = agent_config_load(o.config, &cfg, &err);
 	if (rc && rc != FL_ENOTFOUND)
 		return die(rc, "%s", err.msg);
-	rc = plan_enroll(&o, cfg, &p, self);
+	rc = plan_enroll(&o, cfg, &p);
 	if (!rc)
 		rc = enroll_with(&o, cfg, &p);
 	free(p.state);
@@ -522,7 +522,7 @@ static int take_lock(const struct agent_config *cfg, int *ret_fd,
 	return rc;
 }
 
-static int cmd_run(int argc, char **argv, const struct cmd *self)
+static int cmd_run(int argc, char **argv, void *ctx)
 {
 	struct agent_config *cfg = NULL;
 	struct agent *a = NULL;
@@ -531,9 +531,9 @@ static int cmd_run(int argc, char **argv, const struct cmd *self)
 	int rc, lock_fd = -1;
 	struct opts o;
 
-	rc = parse(argc, argv, self, &o);
+	rc = parse(argc, argv, &run_args, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc;
 	install_signals();
 	rc = load_config(&o, &cfg, &err);
 	if (!rc)
@@ -555,17 +555,17 @@ static int cmd_run(int argc, char **argv, const struct cmd *self)
 	return rc ? die(rc, "%s", err.msg) : 0;
 }
 
-static int cmd_sim_init(int argc, char **argv, const struct cmd *self)
+static int cmd_sim_init(int argc, char **argv, void *ctx)
 {
 	struct fl_error err = {0};
 	struct opts o;
 	int rc;
 
-	rc = parse(argc, argv, self, &o);
+	rc = parse(argc, argv, &sim_init_args, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc;
 	if (!o.image)
-		return usage_err(self, "--image FW is required");
+		return usage_err("--image FW is required");
 	rc = agent_sim_init(o.arg, o.image, (unsigned)o.bootlimit, &err);
 	if (rc)
 		return die(rc, "%s", err.msg);
@@ -592,7 +592,7 @@ static void print_status_text(const json_t *j)
 	}
 }
 
-static int cmd_status(int argc, char **argv, const struct cmd *self)
+static int cmd_status(int argc, char **argv, void *ctx)
 {
 	struct agent_config *cfg = NULL;
 	struct fl_error err = {0};
@@ -601,9 +601,9 @@ static int cmd_status(int argc, char **argv, const struct cmd *self)
 	char *s;
 	int rc;
 
-	rc = parse(argc, argv, self, &o);
+	rc = parse(argc, argv, &status_args, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc;
 	rc = load_config(&o, &cfg, &err);
 	if (!rc)
 		rc = agent_status_json(cfg, &j, &err);
@@ -621,13 +621,13 @@ static int cmd_status(int argc, char **argv, const struct cmd *self)
 	return 0;
 }
 
-static int cmd_version(int argc, char **argv, const struct cmd *self)
+static int cmd_version(int argc, char **argv, void *ctx)
 {
 	struct opts o;
-	int rc = parse(argc, argv, self, &o);
+	int rc = parse(argc, argv, &no_args, &o);
 
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc;
 	printf("fleet-agent %s\n", FLEET_VERSION);
 	return 0;
 }
@@ -638,23 +638,9 @@ int main(int argc, char **argv)
 	 * little, and their own arenas would only add resident memory */
 	mallopt(M_ARENA_MAX, 1);
 	saved_argv = argv;
-	if (argc < 2) {
-		usage_all(stderr);
-		return FL_EUSAGE;
-	}
-	if (fl_streq(argv[1], "--help") || fl_streq(argv[1], "-h") ||
-	    fl_streq(argv[1], "help")) {
-		usage_all(stdout);
-		return 0;
-	}
-	if (fl_streq(argv[1], "--version")) {
+	if (argc >= 2 && fl_streq(argv[1], "--version")) {
 		printf("fleet-agent %s\n", FLEET_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
-		if (fl_streq(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1, &cmds[i]);
-	fprintf(stderr, "fleet-agent: error: unknown command '%s'\n", argv[1]);
-	usage_all(stderr);
-	return FL_EUSAGE;
+	return fl_cmd_dispatch(&prog, cmds, argc - 1, argv + 1, NULL);
 }

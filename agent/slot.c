@@ -25,7 +25,8 @@ struct agent_slot_writer {
 	uint64_t written;
 	/* [buf_off, buf_off + fill) waits in buf[cur]; the writer thread
 	 * has the other buffer */
-	struct agent_bgw *bgw;
+	struct fl_bgw_fd bgw_fd; /* what the writer thread writes to */
+	struct fl_bgw *bgw;
 	unsigned char *buf[2];
 	int cur;
 	size_t fill;
@@ -68,7 +69,8 @@ int agent_slot_open(const struct agent_slot_opts *o,
 	/* a file is overwritten in place (its blocks are allocated
 	 * already, which is faster than new ones) and cut to size at the
 	 * end; what it holds meanwhile is untrusted anyway */
-	if (agent_bgw_start(fd, 1, &w->bgw, err)) {
+	w->bgw_fd = (struct fl_bgw_fd){.fd = fd, .writeback = true};
+	if (fl_bgw_start(fl_bgw_pwrite, &w->bgw_fd, &w->bgw, err)) {
 		agent_slot_free(w);
 		return FL_ERR;
 	}
@@ -100,7 +102,7 @@ static int sink_begin(void *ctx, size_t index, const struct fsig_payload *p,
 static int submit(struct agent_slot_writer *w, struct fl_error *err)
 {
 	int rc =
-	    agent_bgw_submit(w->bgw, w->buf[w->cur], w->fill, w->buf_off, err);
+	    fl_bgw_submit(w->bgw, w->buf[w->cur], w->fill, w->buf_off, err);
 
 	if (rc)
 		return fl_fail(err, rc, "cannot write slot '%s'", w->path);
@@ -152,7 +154,7 @@ int agent_slot_finish(struct agent_slot_writer *w, struct fl_error *err)
 	int rc = submit(w, err);
 
 	if (!rc)
-		rc = agent_bgw_wait(w->bgw, err);
+		rc = fl_bgw_wait(w->bgw, err);
 	if (rc)
 		return fl_fail(err, rc, "cannot write slot '%s'", w->path);
 	if (w->is_file && ftruncate(w->fd, (off_t)w->written) < 0)
@@ -171,7 +173,7 @@ void agent_slot_free(struct agent_slot_writer *w)
 {
 	if (!w)
 		return;
-	agent_bgw_stop(w->bgw);
+	fl_bgw_finish(w->bgw, NULL);
 	if (w->fd >= 0)
 		close(w->fd);
 	free(w->buf[0]);

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "http.h"
+#include "subcmd.h"
 
 /*
  * fleetctl's shared command context and command tables (STYLE.md: one
@@ -27,31 +28,16 @@ struct cli_ctx {
 	bool quiet;
 	struct fl_http *http; /* set for commands flagged CLI_NEED_SERVER */
 	struct fl_error err;
-	const char *cmd_path; /* "token create", for messages */
 };
 
+/* fleetctl's flags in its command tables (common/subcmd.h) */
 enum {
-	CLI_NEED_SERVER = 1 << 0, /* connect (server, CA, token) first */
-	CLI_HIDDEN = 1 << 1,      /* not listed in help */
+	CLI_NEED_SERVER = FL_CMD_PROG, /* connect (server, CA, token) first */
+	CLI_HIDDEN = FL_CMD_HIDDEN,    /* not listed in help */
 };
 
-struct cli_cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv, struct cli_ctx *ctx);
-	unsigned flags;
-	const char *usage;   /* "token create NAME --role ROLE [--ttl D]" */
-	const char *summary; /* one line */
-	const char *options; /* long options for completion: "--role --ttl" */
-	const struct cli_cmd *sub; /* second level table, NULL-terminated */
-};
-
-/* Dispatch argv[0] in @table (argv[0] is the command name). */
-int cli_dispatch(const struct cli_cmd *table, const char *prefix, int argc,
-		 char **argv, struct cli_ctx *ctx);
-
-/* Print "fleetctl --list-commands" lines for @table under @prefix. */
-void cli_list_commands(const struct cli_cmd *table, const char *prefix,
-		       FILE *f);
+/* fleetctl as common/subcmd.c sees it: its name, help and connect hook */
+extern const struct fl_cmd_prog cli_prog;
 
 /* Usage error: prints the message and the command's usage; FL_EUSAGE. */
 int cli_usage(struct cli_ctx *ctx, const char *fmt, ...)
@@ -140,24 +126,24 @@ char *cli_config_path(void);
 char *cli_context_section(const char *name);
 
 /* --- command tables and handlers, one file per area --- */
-extern const struct cli_cmd cli_commands[];
-extern const struct cli_cmd cli_token_cmds[];
-extern const struct cli_cmd cli_config_cmds[];
-extern const struct cli_cmd cli_devices_cmds[];
-extern const struct cli_cmd cli_keys_cmds[];
-extern const struct cli_cmd cli_root_cmds[];
-extern const struct cli_cmd cli_bundle_cmds[];
-extern const struct cli_cmd cli_bundles_cmds[];
-extern const struct cli_cmd cli_jobs_cmds[];
+extern const struct fl_cmd cli_commands[];
+extern const struct fl_cmd cli_token_cmds[];
+extern const struct fl_cmd cli_config_cmds[];
+extern const struct fl_cmd cli_devices_cmds[];
+extern const struct fl_cmd cli_keys_cmds[];
+extern const struct fl_cmd cli_root_cmds[];
+extern const struct fl_cmd cli_bundle_cmds[];
+extern const struct fl_cmd cli_bundles_cmds[];
+extern const struct fl_cmd cli_jobs_cmds[];
 
-int cmd_version(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_status(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_login(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_completion(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_provision(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_update(int argc, char **argv, struct cli_ctx *ctx);
-int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_version(int argc, char **argv, void *arg);
+int cmd_whoami(int argc, char **argv, void *arg);
+int cmd_status(int argc, char **argv, void *arg);
+int cmd_login(int argc, char **argv, void *arg);
+int cmd_completion(int argc, char **argv, void *arg);
+int cmd_rotate(int argc, char **argv, void *arg);
+int cmd_provision(int argc, char **argv, void *arg);
+int cmd_update(int argc, char **argv, void *arg);
+int cmd_rollback(int argc, char **argv, void *arg);
 
 #endif

@@ -11,8 +11,9 @@
 #include "fsutil.h"
 #include "util.h"
 
-int cmd_version(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_version(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *j;
 	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
 
@@ -28,8 +29,9 @@ int cmd_version(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-int cmd_whoami(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_whoami(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col fields[] = {
 		{"id", "id"}, {"name", "name"}, {"role", "role"}, {NULL, NULL}};
 	json_t *me;
@@ -60,8 +62,9 @@ static void flatten(json_t *to, const char *prefix, const json_t *from)
 	}
 }
 
-int cmd_status(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_status(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col fields[] = {
 		{"version", "version"},
 		{"mqtt", "mqtt_connected"},
@@ -104,8 +107,9 @@ int cmd_status(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 /* Check the settings work, then store them as a context (0600). */
-int cmd_login(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_login(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"server", required_argument, NULL, 's'},
 		{"ca", required_argument, NULL, 'c'},

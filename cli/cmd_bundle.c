@@ -123,8 +123,9 @@ static int parse_create(int argc, char **argv, struct cli_ctx *ctx,
 	return 0;
 }
 
-static int cmd_bundle_create(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_bundle_create(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	struct create_args a = {0};
 	struct fsig_git_info git = {0};
 	struct fsig_provenance prov = {0};
@@ -234,8 +235,9 @@ static int parse_verify(int argc, char **argv, struct cli_ctx *ctx,
 	return 0;
 }
 
-static int cmd_bundle_verify(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_bundle_verify(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	struct verify_args a = {0};
 	struct fsig_root *root = NULL;
 	struct fsig_manifest *m = NULL;
@@ -266,8 +268,9 @@ static int cmd_bundle_verify(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-static int cmd_bundle_inspect(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_bundle_inspect(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	struct fsig_reader *r = NULL;
 	json_t *j = NULL;
 	int fd, rc;
@@ -304,8 +307,9 @@ static const struct cli_col bundle_cols[] = {
 	{"HARDWARE", "hardware"}, {"SIZE", "size"},
 	{"CREATED", "created"},	 {NULL, NULL}};
 
-static int cmd_bundle_upload(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_bundle_upload(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *resp = NULL;
 	int rc;
 
@@ -326,8 +330,9 @@ static int cmd_bundle_upload(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-static int cmd_bundles_list(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_bundles_list(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *rows;
 	int rc;
 
@@ -342,8 +347,9 @@ static int cmd_bundles_list(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-static int cmd_bundles_show(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_bundles_show(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *b;
 	char *path;
 	int rc;
@@ -374,7 +380,7 @@ static int cmd_bundles_show(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-const struct cli_cmd cli_bundle_cmds[] = {
+const struct fl_cmd cli_bundle_cmds[] = {
 	{"create", cmd_bundle_create, 0,
 	 "bundle create --image F... --name N --version V --security-version S\n"
 	 "                     --hardware H... (--key K | --pkcs11 URI)...\n"
@@ -402,7 +408,7 @@ const struct cli_cmd cli_bundle_cmds[] = {
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };
 
-const struct cli_cmd cli_bundles_cmds[] = {
+const struct fl_cmd cli_bundles_cmds[] = {
 	{"list", cmd_bundles_list, CLI_NEED_SERVER, "bundles list [-o json]",
 	 "list the bundles fleetd stores", "--output", NULL},
 	{"show", cmd_bundles_show, CLI_NEED_SERVER,

@@ -61,8 +61,9 @@ static json_t *contexts_json(const struct fl_ini *ini)
 	return arr;
 }
 
-static int cmd_config_show(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_config_show(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col cols[] = {
 		{"CURRENT", "current"}, {"NAME", "name"}, {"SERVER", "server"},
 		{"CA", "ca"},	     {NULL, NULL}};
@@ -124,17 +125,21 @@ static int edit(int argc, char **argv, struct cli_ctx *ctx, bool del)
 	return rc;
 }
 
-static int cmd_config_use(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_config_use(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
+
 	return edit(argc, argv, ctx, false);
 }
 
-static int cmd_config_delete(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_config_delete(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
+
 	return edit(argc, argv, ctx, true);
 }
 
-const struct cli_cmd cli_config_cmds[] = {
+const struct fl_cmd cli_config_cmds[] = {
 	{"delete", cmd_config_delete, 0, "config delete NAME [-o json]",
 	 "remove a context", "--output", NULL},
 	{"show", cmd_config_show, 0, "config show [-o json]",

@@ -46,8 +46,9 @@ static void add_query(char **q, const char *key, const char *value)
 	*q = n;
 }
 
-static int cmd_devices_list(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_devices_list(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"group", required_argument, NULL, 'g'},
 		{"label", required_argument, NULL, 'l'},
@@ -160,8 +161,9 @@ static int show_device(struct cli_ctx *ctx, json_t *dev)
 	return 0;
 }
 
-static int cmd_devices_show(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_devices_show(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	const char *id;
 	char *path;
 	json_t *dev;
@@ -180,8 +182,9 @@ static int cmd_devices_show(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 /* devices label ID key=value... -key... */
-static int cmd_devices_label(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_devices_label(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *set = json_object(), *rm = json_array(), *req, *dev = NULL;
 	char *path;
 	int rc = 0;
@@ -220,9 +223,9 @@ out:
 	return rc;
 }
 
-static int cmd_devices_decommission(int argc, char **argv,
-				    struct cli_ctx *ctx)
+static int cmd_devices_decommission(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *req, *resp = NULL;
 	const char *id;
 	char *path;
@@ -244,7 +247,7 @@ static int cmd_devices_decommission(int argc, char **argv,
 	return rc;
 }
 
-const struct cli_cmd cli_devices_cmds[] = {
+const struct fl_cmd cli_devices_cmds[] = {
 	{"decommission", cmd_devices_decommission, CLI_NEED_SERVER,
 	 "devices decommission ID",
 	 "revoke a device's certificates and end its broker session",

@@ -283,8 +283,9 @@ static int request(struct cli_ctx *ctx, const char *id, const char *group,
 	return rc;
 }
 
-int cmd_provision(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_provision(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"group", required_argument, NULL, 'g'},
 		{"out", required_argument, NULL, 'O'},

@@ -64,8 +64,9 @@ static struct fsig_role_spec role_of(const struct keyset *ks)
 				       ks->threshold ? ks->threshold : 1};
 }
 
-static int cmd_keys_generate(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_keys_generate(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"alg", required_argument, NULL, 'a'},
 		{"out", required_argument, NULL, 'O'},
@@ -204,8 +205,9 @@ static int sign_and_save(struct cli_ctx *ctx, struct fsig_root *root,
 	return 0;
 }
 
-static int cmd_root_init(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_root_init(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	struct root_args a = {0};
 	struct fsig_root *root = NULL;
 	struct fsig_role_spec rr, tr;
@@ -228,8 +230,9 @@ static int cmd_root_init(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-static int cmd_root_rotate(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_root_rotate(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	struct root_args a = {0};
 	struct fsig_root *prev = NULL, *next = NULL;
 	struct fsig_role_spec rr, tr;
@@ -253,8 +256,9 @@ static int cmd_root_rotate(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-static int cmd_root_sign(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_root_sign(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"key", required_argument, NULL, 'k'},
 		{"out", required_argument, NULL, 'O'},
@@ -287,8 +291,9 @@ static int cmd_root_sign(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-static int cmd_root_show(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_root_show(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	struct fsig_root *root = NULL;
 	json_t *j;
 	int rc;
@@ -313,8 +318,9 @@ static int cmd_root_show(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 /* Send a root to fleetd, which accepts only a valid next version. */
-static int cmd_root_push(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_root_push(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *j = NULL, *resp = NULL;
 	int rc;
 
@@ -335,7 +341,7 @@ static int cmd_root_push(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-const struct cli_cmd cli_keys_cmds[] = {
+const struct fl_cmd cli_keys_cmds[] = {
 	{"generate", cmd_keys_generate, 0,
 	 "keys generate [--alg ed25519|p256] --out FILE [-o json]",
 	 "make a signing key pair (FILE, 0600, and FILE.pub)",
@@ -343,7 +349,7 @@ const struct cli_cmd cli_keys_cmds[] = {
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };
 
-const struct cli_cmd cli_root_cmds[] = {
+const struct fl_cmd cli_root_cmds[] = {
 	{"init", cmd_root_init, 0,
 	 "root init --root-key K... [--root-threshold N] --targets-key K...\n"
 	 "                [--targets-threshold N] [--expires D] --out ROOT.json",

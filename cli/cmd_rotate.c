@@ -142,8 +142,9 @@ static int wait_all(struct cli_ctx *ctx, json_t *cmds, int64_t timeout)
 	return 0;
 }
 
-int cmd_rotate(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_rotate(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col cols[] = {
 		{"DEVICE", "device"}, {"COMMAND", "command"},
 		{"OLD SERIAL", "old_serial"}, {"RESULT", "result"},

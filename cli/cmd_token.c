@@ -66,8 +66,9 @@ static int parse_token_create(int argc, char **argv, struct cli_ctx *ctx,
 	return 0;
 }
 
-static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_token_create(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col fields[] = {
 		{"id", "id"},	    {"name", "name"},	{"kind", "kind"},
 		{"role", "role"},   {"group", "group"}, {"uses", "uses"},
@@ -101,8 +102,9 @@ static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_token_list(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col cols[] = {
 		{"ID", "id"},		{"NAME", "name"},
 		{"KIND", "kind"},	{"ROLE", "role"},
@@ -124,8 +126,9 @@ static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_token_revoke(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	json_t *done;
 	int rc;
 
@@ -154,7 +157,7 @@ static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-const struct cli_cmd cli_token_cmds[] = {
+const struct fl_cmd cli_token_cmds[] = {
 	{"create", cmd_token_create, CLI_NEED_SERVER,
 	 "token create NAME (--role ROLE | --enroll [--group G] [--uses N])\n"
 	 "                      [--ttl DURATION] [-o json]",

@@ -166,8 +166,9 @@ static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
 	return rc;
 }
 
-int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_update(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"bundle", required_argument, NULL, 'b'},
 		{"wait", no_argument, NULL, 'w'},
@@ -216,8 +217,9 @@ int cmd_update(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-int cmd_rollback(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_rollback(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"device", required_argument, NULL, 'd'},
 		{"wait", no_argument, NULL, 'w'},
@@ -288,8 +290,9 @@ static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
 	return cli_usage(ctx, "unknown job state '%s'", v);
 }
 
-static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_jobs_list(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
 		{"device", required_argument, NULL, 'd'},
 		{"state", required_argument, NULL, 's'},
@@ -339,8 +342,9 @@ static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_jobs_show(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col f[] = {
 		{"job", "id"},	      {"device", "device"},
 		{"type", "type"},     {"bundle", "bundle"},
@@ -379,8 +383,9 @@ static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 /* jobs cancel JOB: fleetd stops waiting for it; the device is free. */
-static int cmd_jobs_cancel(int argc, char **argv, struct cli_ctx *ctx)
+static int cmd_jobs_cancel(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
 	static const struct cli_col f[] = {
 		{"job", "id"},	      {"device", "device"},
 		{"state", "state"},   {"stage", "stage"},
@@ -406,7 +411,7 @@ static int cmd_jobs_cancel(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-const struct cli_cmd cli_jobs_cmds[] = {
+const struct fl_cmd cli_jobs_cmds[] = {
 	{"cancel", cmd_jobs_cancel, CLI_NEED_SERVER, "jobs cancel JOB [-o json]",
 	 "stop a job that has not finished (the device is free again)",
 	 "--output", NULL},

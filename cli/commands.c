@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const struct cli_cmd completion_cmds[] = {
+static const struct fl_cmd completion_cmds[] = {
 	{"bash", cmd_completion, 0, "completion bash",
 	 "print the bash completion script", "", NULL},
 	{"fish", cmd_completion, 0, "completion fish",
@@ -18,7 +18,7 @@ static const struct cli_cmd completion_cmds[] = {
  * live in the area's own file.  `fleetctl --list-commands`, the shell
  * completions and a test (t9001) are all driven by this table.
  */
-const struct cli_cmd cli_commands[] = {
+const struct fl_cmd cli_commands[] = {
 	{"bundle", NULL, 0, "bundle create|verify|inspect|upload",
 	 "build, sign, check and upload firmware bundles", NULL,
 	 cli_bundle_cmds},

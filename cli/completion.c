@@ -14,9 +14,9 @@
 #define GLOBAL_OPTS "--server --token --ca --context --output -o -q --help"
 
 /* One line per leaf: "cmd path|option ..." */
-static void emit_lines(const struct cli_cmd *t, const char *prefix)
+static void emit_lines(const struct fl_cmd *t, const char *prefix)
 {
-	for (const struct cli_cmd *c = t; c->name; c++) {
+	for (const struct fl_cmd *c = t; c->name; c++) {
 		char *path = fl_xasprintf("%s%s%s", prefix, *prefix ? " " : "",
 					  c->name);
 
@@ -127,10 +127,10 @@ static void fish_quote(const char *s)
 }
 
 /* fish: one `complete` line per command word and per option. */
-static void fish_level(const struct cli_cmd *t, const char *parent,
+static void fish_level(const struct fl_cmd *t, const char *parent,
 		       const char *siblings)
 {
-	for (const struct cli_cmd *c = t; c->name; c++) {
+	for (const struct fl_cmd *c = t; c->name; c++) {
 		if (c->flags & CLI_HIDDEN)
 			continue;
 		if (!*parent)
@@ -145,14 +145,14 @@ static void fish_level(const struct cli_cmd *t, const char *parent,
 		fish_quote(c->summary);
 		putchar('\n');
 	}
-	for (const struct cli_cmd *c = t; c->name; c++) {
+	for (const struct fl_cmd *c = t; c->name; c++) {
 		char names[512] = "";
 		size_t o = 0;
 
 		if (c->flags & CLI_HIDDEN)
 			continue;
 		if (c->sub) {
-			for (const struct cli_cmd *s = c->sub; s->name; s++)
+			for (const struct fl_cmd *s = c->sub; s->name; s++)
 				o += (size_t)snprintf(names + o, sizeof(names) - o,
 						      "%s%s", o ? " " : "",
 						      s->name);
@@ -188,8 +188,10 @@ static void gen_fish(void)
 	fish_level(cli_commands, "", "");
 }
 
-int cmd_completion(int argc, char **argv, struct cli_ctx *ctx)
+int cmd_completion(int argc, char **argv, void *arg)
 {
+	struct cli_ctx *ctx = arg;
+
 	if (argc != 1)
 		return cli_usage(ctx, "unexpected argument '%s'", argv[1]);
 	if (!strcmp(argv[0], "bash"))

@@ -4,6 +4,7 @@
  * table (cli/commands.c); everything else lives in libfleetctl.a.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@ static const char usage_text[] =
 	"[--ca FILE]\n"
 	"                [--context NAME] [-o table|json] [-q] COMMAND "
 	"[ARGS]\n";
+
+/* parse_globals: the option (--help, --version, ...) did it all */
+#define DONE INT_MIN
 
 static int parse_globals(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -48,15 +52,18 @@ static int parse_globals(int argc, char **argv, struct cli_ctx *ctx)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			cli_dispatch(cli_commands, "", 1, (char *[]){"--help"},
-				     ctx);
-			return -1;
+			fl_cmd_dispatch(&cli_prog, cli_commands, 1,
+					(char *[]){"--help"}, ctx);
+			return DONE;
 		case 'V':
 			printf("fleetctl %s\n", FLEET_VERSION);
-			return -1;
+			return DONE;
 		case 'L':
-			cli_list_commands(cli_commands, "", stdout);
-			return -1;
+			return fl_cmd_dispatch(&cli_prog, cli_commands, 1,
+					       (char *[]){"--list-commands"},
+					       ctx)
+				       ? -FL_ERR
+				       : DONE;
 		default:
 			fputs(usage_text, stderr);
 			return -FL_EUSAGE;
@@ -72,9 +79,11 @@ int main(int argc, char **argv)
 
 	first = parse_globals(argc, argv, &ctx);
 	if (first < 0)
-		return first == -1 ? 0 : -first;
-	rc = cli_dispatch(cli_commands, "", argc - first, argv + first, &ctx);
-	if (rc && (ctx.err.msg[0] || ctx.err.code != FL_EUSAGE))
+		return first == DONE ? 0 : fl_exit_code(-first);
+	rc = fl_cmd_dispatch(&cli_prog, cli_commands, argc - first,
+			     argv + first, &ctx);
+	/* a usage error without a message was printed with its usage */
+	if (rc && (ctx.err.msg[0] || rc != FL_EUSAGE))
 		fprintf(stderr, "fleetctl: error: %s\n",
 			ctx.err.msg[0] ? ctx.err.msg : fl_err_name(rc));
 	cli_ctx_release(&ctx);

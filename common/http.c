@@ -36,6 +36,31 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+void fl_curl_init(void)
+{
+	pthread_once(&curl_once, curl_init_once);
+}
+
+void fl_curl_secure(CURL *c, const struct fl_curl_tls *t)
+{
+	fl_curl_init();
+	curl_easy_setopt(c, CURLOPT_URL, t->url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_CAINFO, t->ca_file);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (t->cert_file) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, t->cert_file);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, t->key_file);
+	}
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 t->connect_timeout_ms ? t->connect_timeout_ms
+					       : 10000L);
+}
+
 static char *dup_opt(const char *s)
 {
 	return s ? fl_xstrdup(s) : NULL;
@@ -53,7 +78,7 @@ int fl_http_new(const struct fl_http_opts *o, struct fl_http **ret,
 	if (!o->ca_file)
 		return fl_fail(err, FL_EINVAL,
 			       "no CA file to verify the server (use --ca)");
-	pthread_once(&curl_once, curl_init_once);
+	fl_curl_init();
 	h = fl_xcalloc(1, sizeof(*h));
 	h->curl = curl_easy_init();
 	if (!h->curl) {
@@ -180,20 +205,14 @@ static void setup(struct fl_http *h, const char *method, const char *url,
 	CURL *c = h->curl;
 
 	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	fl_curl_secure(c, &(struct fl_curl_tls){
+				  .url = url,
+				  .ca_file = h->ca_file,
+				  .cert_file = h->cert_file,
+				  .key_file = h->key_file,
+				  .connect_timeout_ms = h->connect_timeout_ms,
+			  });
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (h->cert_file) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, h->cert_file);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, h->key_file);
-	}
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "err.h"
@@ -56,5 +57,23 @@ long fl_http_status(const struct fl_http *h);
 
 /* Map an HTTP status and optional server error code string. */
 int fl_http_map_status(long status, const char *code);
+
+/*
+ * The one TLS setup of every Fleet HTTPS request (fl_http here, the
+ * agent's resumable download): https only, the server verified against
+ * the pinned @ca_file alone (no system store), optional client
+ * certificate, no redirects, no signals, the connect timeout (0 = 10 s).
+ * Strings are borrowed until the transfer ends.  Also runs
+ * curl_global_init once per process.
+ */
+struct fl_curl_tls {
+	const char *url, *ca_file;
+	const char *cert_file, *key_file; /* mTLS; NULL for none */
+	long connect_timeout_ms;
+};
+void fl_curl_secure(CURL *c, const struct fl_curl_tls *t);
+
+/* curl_global_init, once per process (thread-safe). */
+void fl_curl_init(void);
 
 #endif

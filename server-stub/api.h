@@ -2,7 +2,7 @@
 #ifndef SRV_API_H
 #define SRV_API_H
 
-#include "http.h"
+#include "httpd.h"
 
 /* Handlers of the route table (server-stub/routes.c), one file per area. */
 

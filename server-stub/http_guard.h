@@ -19,7 +19,7 @@
  *    per SRV_AUDIT_WINDOW_S; the rest are counted and written as one
  *    summary row per address when its window ends.
  *
- * Internal to http.c.
+ * Internal to httpd.c.
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -13,20 +13,22 @@
 
 #include "broker.h"
 #include "ca.h"
-#include "http.h"
+#include "httpd.h"
 #include "log.h"
 #include "serve.h"
 #include "srv.h"
+#include "subcmd.h"
 #include "util.h"
 #include "validate.h"
 
 #define MAX_SANS 16
 
-struct cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv, const struct cmd *self);
-	const char *usage;
-	const char *summary;
+static const struct fl_cmd_prog prog = {
+	.name = "fleetd",
+	.page = "fleetd(8)",
+	.list_usage = "COMMAND [OPTIONS]",
+	.width = 14,
+	.help_word = true,
 };
 
 static int die(int code, const char *fmt, ...)
@@ -43,10 +45,9 @@ static int die(int code, const char *fmt, ...)
 	return fl_exit_code(code);
 }
 
-static int usage_err(const struct cmd *c, const char *msg)
+static int usage_err(const char *msg)
 {
-	fprintf(stderr, "fleetd: error: %s\nusage: %s\n", msg, c->usage);
-	return FL_EUSAGE;
+	return fl_cmd_usage(&prog, "%s", msg);
 }
 
 /* --state DIR [--san NAME]... from optind on: the options of init and
@@ -56,8 +57,7 @@ struct state_sans {
 	size_t nsans;
 };
 
-static int parse_state_sans(int argc, char **argv, const struct cmd *self,
-			    struct state_sans *ret)
+static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
@@ -72,21 +72,21 @@ static int parse_state_sans(int argc, char **argv, const struct cmd *self,
 		else if (c == 'n' && ret->nsans < MAX_SANS)
 			ret->sans[ret->nsans++] = optarg;
 		else
-			return usage_err(self, c == 'n' ? "too many --san"
+			return usage_err(c == 'n' ? "too many --san"
 							: "bad option");
 	}
 	if (!ret->state || optind != argc)
-		return usage_err(self, "--state DIR is required");
+		return usage_err("--state DIR is required");
 	return 0;
 }
 
-static int cmd_init(int argc, char **argv, const struct cmd *self)
+static int cmd_init(int argc, char **argv, void *ctx)
 {
 	struct state_sans o = {0};
 	struct fl_error err = {0};
 	char *token = NULL;
 
-	if (parse_state_sans(argc, argv, self, &o))
+	if (parse_state_sans(argc, argv, &o))
 		return FL_EUSAGE;
 	if (srv_init_state(o.state, o.sans, o.nsans, &token, &err))
 		return die(err.code, "%s", err.msg);
@@ -97,11 +97,11 @@ static int cmd_init(int argc, char **argv, const struct cmd *self)
 	return 0;
 }
 
-static int check_listen(const struct cmd *c, const char *listen)
+static int check_listen(const char *listen)
 {
 	struct fl_error err = {0};
 
-	return srv_http_check_listen(listen, &err) ? usage_err(c, err.msg) : 0;
+	return srv_http_check_listen(listen, &err) ? usage_err(err.msg) : 0;
 }
 
 struct serve_opts {
@@ -110,8 +110,7 @@ struct serve_opts {
 	int level, format;
 };
 
-static int parse_serve(int argc, char **argv, const struct cmd *self,
-		       struct serve_opts *o)
+static int parse_serve(int argc, char **argv, struct serve_opts *o)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
@@ -135,21 +134,21 @@ static int parse_serve(int argc, char **argv, const struct cmd *self,
 		case 'v':
 			o->level = fl_log_level_parse(optarg);
 			if (o->level < 0)
-				return usage_err(self, "bad --log-level");
+				return usage_err("bad --log-level");
 			break;
 		case 'f':
 			o->format = fl_log_format_parse(optarg);
 			if (o->format < 0)
-				return usage_err(self, "bad --log-format");
+				return usage_err("bad --log-format");
 			break;
 		default:
-			return usage_err(self, "bad option");
+			return usage_err("bad option");
 		}
 	}
 	if (!o->state || optind != argc)
-		return usage_err(self, "--state DIR is required");
-	return check_listen(self, o->s.listen) ?:
-		       (o->s.mqtt_listen ? check_listen(self, o->s.mqtt_listen)
+		return usage_err("--state DIR is required");
+	return check_listen(o->s.listen) ?:
+		       (o->s.mqtt_listen ? check_listen(o->s.mqtt_listen)
 					 : 0);
 }
 
@@ -159,14 +158,14 @@ static void print_ready(const char *line)
 	fflush(stdout);
 }
 
-static int cmd_serve(int argc, char **argv, const struct cmd *self)
+static int cmd_serve(int argc, char **argv, void *ctx)
 {
 	struct fl_error err = {0};
 	struct serve_opts o;
 	struct srv *srv = NULL;
 	int rc;
 
-	rc = parse_serve(argc, argv, self, &o);
+	rc = parse_serve(argc, argv, &o);
 	if (rc)
 		return rc;
 	fl_log_setup("fleetd", o.level, (enum fl_log_format)o.format);
@@ -178,7 +177,7 @@ static int cmd_serve(int argc, char **argv, const struct cmd *self)
 	return rc ? die(rc, "%s", err.msg) : 0;
 }
 
-static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
+static int cmd_broker_config(int argc, char **argv, void *ctx)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
@@ -197,11 +196,11 @@ static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
 		else if (c == 'l')
 			listen = optarg;
 		else
-			return usage_err(self, "bad option");
+			return usage_err("bad option");
 	}
 	if (!state || optind != argc)
-		return usage_err(self, "--state DIR is required");
-	if (listen && check_listen(self, listen))
+		return usage_err("--state DIR is required");
+	if (listen && check_listen(listen))
 		return FL_EUSAGE;
 	rc = srv_open(state, &srv, &err);
 	if (!rc)
@@ -218,7 +217,7 @@ static int cmd_broker_config(int argc, char **argv, const struct cmd *self)
 }
 
 /* fleetd ca export-root --state DIR --out FILE [--remove] */
-static int cmd_ca(int argc, char **argv, const struct cmd *self)
+static int cmd_ca(int argc, char **argv, void *ctx)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
@@ -232,7 +231,7 @@ static int cmd_ca(int argc, char **argv, const struct cmd *self)
 	int c;
 
 	if (argc < 2 || strcmp(argv[1], "export-root") != 0)
-		return usage_err(self, "the only ca command is export-root");
+		return usage_err("the only ca command is export-root");
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 's')
@@ -242,10 +241,10 @@ static int cmd_ca(int argc, char **argv, const struct cmd *self)
 		else if (c == 'r')
 			remove = true;
 		else
-			return usage_err(self, "bad option");
+			return usage_err("bad option");
 	}
 	if (!state || !out || optind != argc)
-		return usage_err(self, "--state DIR and --out FILE are required");
+		return usage_err("--state DIR and --out FILE are required");
 	if (srv_ca_export_root(state, out, remove, &err))
 		return die(err.code, "%s", err.msg);
 	printf("wrote the root CA key and certificate to %s%s\n", out,
@@ -258,15 +257,15 @@ static int cmd_ca(int argc, char **argv, const struct cmd *self)
  * certificate with other names, for a server that moved or gained a
  * name after init.
  */
-static int cmd_cert(int argc, char **argv, const struct cmd *self)
+static int cmd_cert(int argc, char **argv, void *ctx)
 {
 	struct state_sans o = {0};
 	struct fl_error err = {0};
 
 	if (argc < 2 || strcmp(argv[1], "server") != 0)
-		return usage_err(self, "the only cert command is server");
+		return usage_err("the only cert command is server");
 	optind = 2;
-	if (parse_state_sans(argc, argv, self, &o))
+	if (parse_state_sans(argc, argv, &o))
 		return FL_EUSAGE;
 	if (srv_ca_reissue_server(o.state, o.sans, o.nsans, &err))
 		return die(err.code, "%s", err.msg);
@@ -283,7 +282,7 @@ static int cmd_cert(int argc, char **argv, const struct cmd *self)
  * The local recovery path: mints an operator token straight into the
  * store (fleetd may be running; SQLite arbitrates).  Prints the secret.
  */
-static int cmd_token(int argc, char **argv, const struct cmd *self)
+static int cmd_token(int argc, char **argv, void *ctx)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
@@ -302,7 +301,7 @@ static int cmd_token(int argc, char **argv, const struct cmd *self)
 	int c, rc;
 
 	if (argc < 2 || strcmp(argv[1], "create") != 0)
-		return usage_err(self, "the only token command is create");
+		return usage_err("the only token command is create");
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 's')
@@ -315,10 +314,10 @@ static int cmd_token(int argc, char **argv, const struct cmd *self)
 							NULL) && spec.ttl >= 60)
 			continue;
 		else
-			return usage_err(self, "bad option or value");
+			return usage_err("bad option or value");
 	}
 	if (!state || optind != argc)
-		return usage_err(self, "--state DIR is required");
+		return usage_err("--state DIR is required");
 	rc = srv_open(state, &srv, &err);
 	if (!rc)
 		rc = srv_token_create(srv, &spec, "local:fleetd", &secret,
@@ -335,76 +334,47 @@ static int cmd_token(int argc, char **argv, const struct cmd *self)
 	return 0;
 }
 
-static int cmd_version(int argc, char **argv, const struct cmd *self)
+static int cmd_version(int argc, char **argv, void *ctx)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
 	return 0;
 }
 
-static const struct cmd cmds[] = {
-	{"broker-config", cmd_broker_config,
-	 "fleetd broker-config --state DIR [--listen HOST:PORT]",
-	 "write mosquitto.conf, ACL and dynsec.json into DIR/broker"},
-	{"ca", cmd_ca,
-	 "fleetd ca export-root --state DIR --out FILE [--remove]",
-	 "export the root CA key for offline keeping (and remove it)"},
-	{"cert", cmd_cert, "fleetd cert server --state DIR [--san NAME]...",
-	 "reissue the server certificate with other names (SANs)"},
-	{"init", cmd_init, "fleetd init --state DIR [--san NAME]...",
-	 "create a state dir: database, CA, TLS certificate, admin token"},
-	{"serve", cmd_serve,
-	 "fleetd serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
+static const struct fl_cmd cmds[] = {
+	{"broker-config", cmd_broker_config, 0,
+	 "broker-config --state DIR [--listen HOST:PORT]",
+	 "write mosquitto.conf, ACL and dynsec.json into DIR/broker",
+	 "--state --listen", NULL},
+	{"ca", cmd_ca, 0, "ca export-root --state DIR --out FILE [--remove]",
+	 "export the root CA key for offline keeping (and remove it)",
+	 "--state --out --remove", NULL},
+	{"cert", cmd_cert, 0, "cert server --state DIR [--san NAME]...",
+	 "reissue the server certificate with other names (SANs)",
+	 "--state --san", NULL},
+	{"init", cmd_init, 0, "init --state DIR [--san NAME]...",
+	 "create a state dir: database, CA, TLS certificate, admin token",
+	 "--state --san", NULL},
+	{"serve", cmd_serve, 0,
+	 "serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
 	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"
 	 "             [--log-format text|json]",
-	 "run the HTTPS API (and a supervised local mosquitto)"},
-	{"token", cmd_token,
-	 "fleetd token create --state DIR [--role ROLE] [--name NAME]\n"
+	 "run the HTTPS API (and a supervised local mosquitto)",
+	 "--state --listen --with-broker --mqtt-listen --log-level "
+	 "--log-format",
+	 NULL},
+	{"token", cmd_token, 0,
+	 "token create --state DIR [--role ROLE] [--name NAME]\n"
 	 "             [--ttl DURATION]",
-	 "mint an operator token locally (recovery; default role admin)"},
-	{"version", cmd_version, "fleetd version", "print the version"},
+	 "mint an operator token locally (recovery; default role admin)",
+	 "--state --role --name --ttl", NULL},
+	{"version", cmd_version, 0, "version", "print the version", "", NULL},
+	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };
-
-static void usage_all(FILE *f)
-{
-	fprintf(f, "usage: fleetd COMMAND [OPTIONS]\n\ncommands:\n");
-	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++)
-		fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].summary);
-	fprintf(f, "\n'fleetd COMMAND --help' shows a command's options; "
-		   "see fleetd(8).\n");
-}
-
-static bool want_help(int argc, char **argv, const struct cmd *c)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: %s\n\n%s\n", c->usage, c->summary);
-			return true;
-		}
-	return false;
-}
 
 int main(int argc, char **argv)
 {
 	umask(077); /* state files hold keys and tokens */
-	if (argc < 2) {
-		usage_all(stderr);
-		return FL_EUSAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-	    !strcmp(argv[1], "help")) {
-		usage_all(stdout);
-		return 0;
-	}
-	if (!strcmp(argv[1], "--version"))
+	if (argc >= 2 && fl_streq(argv[1], "--version"))
 		return cmd_version(0, NULL, NULL);
-	for (size_t i = 0; i < FL_ARRAY_SIZE(cmds); i++) {
-		if (strcmp(argv[1], cmds[i].name) != 0)
-			continue;
-		if (want_help(argc - 1, argv + 1, &cmds[i]))
-			return 0;
-		return cmds[i].fn(argc - 1, argv + 1, &cmds[i]);
-	}
-	fprintf(stderr, "fleetd: error: unknown command '%s'\n", argv[1]);
-	usage_all(stderr);
-	return FL_EUSAGE;
+	return fl_cmd_dispatch(&prog, cmds, argc - 1, argv + 1, NULL);
 }

@@ -15,7 +15,7 @@
 /*
  * Every endpoint fleetd serves, with the roles allowed to call it.
  * Authentication, role checks, body caps and auditing are applied by
- * http.c from this table alone (docs/protocol.md, fleetd(8)).
+ * httpd.c from this table alone (docs/protocol.md, fleetd(8)).
  */
 const struct srv_route srv_routes[] = {
 	PUBLIC("GET", "/healthz", api_healthz),

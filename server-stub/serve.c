@@ -8,7 +8,7 @@
 #include "broker.h"
 #include "ca.h"
 #include "fsutil.h"
-#include "http.h"
+#include "httpd.h"
 #include "jobs.h"
 #include "log.h"
 #include "mqtt.h"

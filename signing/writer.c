@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 #include <zstd.h>
 
-#include "copier.h"
+#include "bgwrite.h"
 #include "fsutil.h"
 #include "sigs.h"
 #include "tar.h"
@@ -392,14 +392,14 @@ static int zstd_start(struct writer *w, const struct pl_state *p,
 	return 0;
 }
 
-static int copier_write(void *ctx, const void *buf, size_t len,
-			struct fl_error *err)
+static int bgw_write(void *ctx, const void *buf, size_t len,
+			uint64_t off, struct fl_error *err)
 {
 	return out_write(ctx, buf, len, err);
 }
 
 /*
- * An uncompressed payload: this thread reads and hashes while a copier
+ * An uncompressed payload: this thread reads and hashes while a writer
  * thread writes the previous buffer, alternating two buffers, so the
  * cost is about max(hash, copy) rather than their sum.
  */
@@ -407,19 +407,19 @@ static int stream_plain(struct writer *w, struct pl_state *p, EVP_MD_CTX *raw,
 			struct fl_error *err)
 {
 	unsigned char *bufs[2] = {w->buf, w->buf2};
-	struct fsig_copier *cp = NULL;
+	struct fl_bgw *cp = NULL;
 	uint64_t off = 0;
 	int k = 0, rc = 0, rc2;
 
 	if (!w->out.discard && p->raw_size > CHUNK)
-		rc = fsig_copier_start(copier_write, &w->out, &cp, err);
+		rc = fl_bgw_start(bgw_write, &w->out, &cp, err);
 	while (!rc && off < p->raw_size) {
 		size_t n =
 		    p->raw_size - off < CHUNK ? p->raw_size - off : CHUNK;
 
 		rc = read_chunk(p, off, bufs[k], n, err);
 		if (!rc)
-			rc = cp ? fsig_copier_submit(cp, bufs[k], n, err)
+			rc = cp ? fl_bgw_submit(cp, bufs[k], n, off, err)
 				: out_write(&w->out, bufs[k], n, err);
 		if (rc)
 			break;
@@ -427,7 +427,7 @@ static int stream_plain(struct writer *w, struct pl_state *p, EVP_MD_CTX *raw,
 		off += n;
 		k ^= 1;
 	}
-	rc2 = fsig_copier_finish(cp, err);
+	rc2 = fl_bgw_finish(cp, err);
 	p->size = off;
 	return rc ? rc : rc2;
 }

@@ -32,12 +32,27 @@ for sh in bash zsh fish; do
 	fleetctl completion "$sh" >"$T/gen.$sh"
 	check "$f is up to date (make completions)" cmp "$T/gen.$sh" "$f"
 done
-# fleetd and fleet-agent: completions generated from their --help, and
-# every command and option in their man page
+# fleetd and fleet-agent: completions generated from their command
+# tables (--list-commands), and every command and option in their man page
 mkdir -p "$T/comp"
 scripts/gen-completions "$FLEET_BUILD" "$T/comp"
 for f in fleetd.bash _fleetd fleetd.fish fleet-agent.bash _fleet-agent fleet-agent.fish; do
 	check "completions/$f is up to date (make completions)" cmp "$T/comp/$f" "completions/$f"
+done
+# the tables pass their rules (sorted, unique, every leaf has usage and
+# options: --list-commands refuses otherwise), and each command's
+# options in the table are the long options its usage shows
+for prog in fleetctl fleetd fleet-agent; do
+	check "$prog --list-commands accepts its table" "$prog" --list-commands
+done
+for prog in fleetd fleet-agent; do
+	"$prog" --list-commands >"$T/$prog.cmds"
+	while read -r c opts; do
+		want=$(echo "$opts" | tr ' ' '\n' | grep . | sort -u | tr '\n' ' ')
+		got=$("$prog" "$c" --help | grep -o -- '--[a-z][a-z-]*' | sort -u | tr '\n' ' ')
+		[ "$want" = "$got" ] ||
+			fail "$prog $c: table options '$want' differ from its usage '$got'"
+	done <"$T/$prog.cmds"
 done
 for prog in fleetd fleet-agent; do
 	case $prog in fleetd) page=man/fleetd.8 ;; *) page=man/fleet-agent.8 ;; esac

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * agent/agent_config: agent.conf loading with defaults, relative paths
+ * common/agent_config: agent.conf loading with defaults, relative paths
  * resolved against the file's directory, unknown and repeated keys,
  * every kind of bad value, caps, cross-field rules, the MQTT URL parser
  * and the renderer's round trip (what fleetctl provision writes).

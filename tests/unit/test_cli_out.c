@@ -59,7 +59,7 @@ static void test_rows_missing_columns(void **state)
 	json_decref(rows);
 }
 
-/* Server URLs: https:// only, trailing slashes dropped (cli/dispatch.c). */
+/* Server URLs: https:// only, trailing slashes dropped (cli/cli.c). */
 static void test_server_url(void **state)
 {
 	static const char *const bad[] = {"http://h:1", "ftp://h", "h:443",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server-stub/http_guard: the audit rate limit for refused anonymous
- * requests and the connection deadlines; and the store checks http.c
+ * requests and the connection deadlines; and the store checks httpd.c
  * relies on: the last admin token cannot be revoked, a device principal
  * needs an unrevoked certificate of an active device.
  */

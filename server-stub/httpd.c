@@ -13,7 +13,7 @@
 
 #include "ca.h"
 #include "fsutil.h"
-#include "http.h"
+#include "httpd.h"
 #include "http_guard.h"
 #include "json.h"
 #include "log.h"

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,38 +10,26 @@
 #include "bgwrite.h"
 #include "util.h"
 
-struct agent_bgw {
-	int fd, writeback;
+struct fl_bgw {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	fl_bgw_fn fn;
+	void *ctx;
 	const void *buf; /* the job; NULL when idle */
 	size_t len;
 	uint64_t off;
-	int err_no; /* errno of the first failed write */
 	bool quit;
+	int rc; /* first failed write */
+	struct fl_error err;
 };
 
-static int write_all_at(int fd, const char *p, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pwrite(fd, p + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? errno : EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
+/* The thread: take a job, write it unlocked (only this thread uses the
+ * sink), record the first failure, signal idle. */
 static void *run(void *arg)
 {
-	struct agent_bgw *w = arg;
-	int e;
+	struct fl_bgw *w = arg;
+	int rc;
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -51,13 +38,10 @@ static void *run(void *arg)
 		if (!w->buf)
 			break;
 		pthread_mutex_unlock(&w->lock);
-		e = write_all_at(w->fd, w->buf, w->len, w->off);
-		if (!e && w->writeback)
-			sync_file_range(w->fd, (off64_t)w->off, (off64_t)w->len,
-					SYNC_FILE_RANGE_WRITE);
+		rc = w->fn(w->ctx, w->buf, w->len, w->off, &w->err);
 		pthread_mutex_lock(&w->lock);
-		if (e && !w->err_no)
-			w->err_no = e;
+		if (rc && !w->rc)
+			w->rc = rc;
 		w->buf = NULL;
 		pthread_cond_broadcast(&w->cond);
 	}
@@ -65,13 +49,13 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int agent_bgw_start(int fd, int writeback, struct agent_bgw **ret,
-		    struct fl_error *err)
+int fl_bgw_start(fl_bgw_fn fn, void *ctx, struct fl_bgw **ret,
+		 struct fl_error *err)
 {
-	struct agent_bgw *w = fl_xcalloc(1, sizeof(*w));
+	struct fl_bgw *w = fl_xcalloc(1, sizeof(*w));
 
-	w->fd = fd;
-	w->writeback = writeback;
+	w->fn = fn;
+	w->ctx = ctx;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	if (pthread_create(&w->thread, NULL, run, w)) {
@@ -84,20 +68,16 @@ int agent_bgw_start(int fd, int writeback, struct agent_bgw **ret,
 	return 0;
 }
 
-/* Wait until idle (lock held); the first error. */
-static int idle(struct agent_bgw *w, struct fl_error *err)
+/* Wait until idle (lock held); the first failure, copied to @err. */
+static int idle(struct fl_bgw *w, struct fl_error *err)
 {
 	while (w->buf)
 		pthread_cond_wait(&w->cond, &w->lock);
-	if (w->err_no) {
-		errno = w->err_no;
-		return fl_fail_errno(err, FL_EIO, "write failed");
-	}
-	return 0;
+	return w->rc ? fl_fail(err, w->rc, "%s", w->err.msg) : 0;
 }
 
-int agent_bgw_submit(struct agent_bgw *w, const void *buf, size_t len,
-		     uint64_t off, struct fl_error *err)
+int fl_bgw_submit(struct fl_bgw *w, const void *buf, size_t len,
+		  uint64_t off, struct fl_error *err)
 {
 	int rc;
 
@@ -113,7 +93,7 @@ int agent_bgw_submit(struct agent_bgw *w, const void *buf, size_t len,
 	return rc;
 }
 
-int agent_bgw_wait(struct agent_bgw *w, struct fl_error *err)
+int fl_bgw_wait(struct fl_bgw *w, struct fl_error *err)
 {
 	int rc;
 
@@ -123,13 +103,14 @@ int agent_bgw_wait(struct agent_bgw *w, struct fl_error *err)
 	return rc;
 }
 
-void agent_bgw_stop(struct agent_bgw *w)
+int fl_bgw_finish(struct fl_bgw *w, struct fl_error *err)
 {
+	int rc;
+
 	if (!w)
-		return;
+		return 0;
 	pthread_mutex_lock(&w->lock);
-	while (w->buf)
-		pthread_cond_wait(&w->cond, &w->lock);
+	rc = idle(w, err);
 	w->quit = true;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -137,4 +118,30 @@ void agent_bgw_stop(struct agent_bgw *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w);
+	return rc;
+}
+
+int fl_bgw_pwrite(void *ctx, const void *buf, size_t len, uint64_t off,
+		  struct fl_error *err)
+{
+	const struct fl_bgw_fd *f = ctx;
+	const char *p = buf;
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pwrite(f->fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return fl_fail_errno(err, FL_EIO, "write failed");
+		}
+		done += (size_t)n;
+	}
+	if (f->writeback)
+		sync_file_range(f->fd, (off64_t)off, (off64_t)len,
+				SYNC_FILE_RANGE_WRITE);
+	return 0;
 }
