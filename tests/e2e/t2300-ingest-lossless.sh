@@ -14,6 +14,14 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
+# the tool's own input checks: usage errors are 2
+check_exit 2 "mqtt-burst without its options is a usage error" mqtt-burst
+printf 'b1 j-1\nb/+ j-2\n' >"$T/bad.spec"
+check_exit 2 "mqtt-burst refuses a spec line that is no \"ID JOB\"" mqtt-burst \
+	--host 127.0.0.1 --port 1 --cafile /dev/null --dir "$T" --spec "$T/bad.spec"
+check_exit 2 "mqtt-burst refuses --events 0" mqtt-burst --host 127.0.0.1 --port 1 \
+	--cafile /dev/null --dir "$T" --spec "$T/bad.spec" --events 0
+
 NDEV=${NDEV:-50}
 NEV=${NEV:-400}
 # the burst is the point here, not the per-device budget (t2004)
@@ -64,11 +72,19 @@ burst() {
 	track "$BURST_PID"
 }
 burst_ended() { test -s "$T/$1.rc"; }
+# cancel_open RUN: cancel the jobs of RUN that are still open
+cancel_open() {
+	local j
+	for j in $(jq -r '.[] | select(.final != true) | .id' "$T/$1.list.json"); do
+		grep -qw "$j" "$T/$1.spec" && fleetctl -q jobs cancel "$j"
+	done
+}
 # after RUN ALL: the checks every run makes; ALL=1: every event stored
 after() {
 	local run=$1 all=$2 open
 	check_exit 0 "($run) mqtt-burst ended" wait_until 40 burst_ended "$run"
 	log "($run) mqtt-burst: $(cat "$T/$run.out") exit $(cat "$T/$run.rc" 2>/dev/null)"
+	[ -s "$T/$run.err" ] && tail -n 30 "$T/$run.err" | sed 's/^/#   mqtt-burst: /'
 	check_true "($run) mqtt-burst saw every final acked by fleetd (exit 0)" \
 		test "$(cat "$T/$run.rc" 2>/dev/null)" = 0
 	fleetctl -o json jobs list --limit 1000 >"$T/$run.list.json"
@@ -77,6 +93,7 @@ after() {
 		"$T/$run.list.json")
 	log "($run) stored $(stored "$run") of $((NDEV * NEV)) events; $open of $NDEV jobs open"
 	check_true "($run) every job is final (jobs list -o json)" test "$open" = 0
+	cancel_open "$run" # so that the next run can start its own jobs
 	check "($run) ... and failed (jobs list -o json)" jq -e --slurpfile s \
 		<(jq -R 'split(" ")[1]' "$T/$run.spec") \
 		'[.[] | select(.id as $i | $s | index($i)) | select(.state == "failed")] | length == '"$NDEV" \
@@ -127,6 +144,7 @@ check_exit 0 "(c) half the burst is stored" wait_until 60 half_stored c
 BROKER=$(broker_pid "$T/fleetd.log")
 track "$BROKER"
 kill -KILL "$FLEETD_PID"
+wait "$FLEETD_PID" 2>/dev/null # (reaped quietly: no "Killed" line)
 check_exit 0 "(c) fleetd is gone" wait_until 10 sh -c "! kill -0 $FLEETD_PID"
 check_exit 0 "(c) its mosquitto (pid $BROKER) outlived it" kill -0 "$BROKER"
 kill -TERM "$BROKER"

@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <openssl/crypto.h>
 
 #include "util.h"
 #include "validate.h"
@@ -303,19 +304,21 @@ static int dev_setup(struct dev *d)
 	return rc ? -1 : 0;
 }
 
-/* Connect (blocking TCP and TLS; the CONNACK comes in the loop). */
-static void dev_connect(struct dev *d, bool first)
+/*
+ * Connect (blocking TCP and TLS; the CONNACK comes in the loop).  Every
+ * time with the session expiry: mosquitto_reconnect() of libmosquitto
+ * 2.0 sends a CONNECT without the properties of the first one, which
+ * would end the session at the next disconnect.
+ */
+static void dev_connect(struct dev *d)
 {
 	mosquitto_property *props = NULL;
 	int rc;
 
 	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
 				     SESSION_EXPIRY);
-	if (first)
-		rc = mosquitto_connect_bind_v5(d->mosq, o.host, o.port,
-					       KEEPALIVE, NULL, props);
-	else
-		rc = mosquitto_reconnect(d->mosq);
+	rc = mosquitto_connect_bind_v5(d->mosq, o.host, o.port, KEEPALIVE,
+				       NULL, props);
 	mosquitto_property_free_all(&props);
 	if (rc != MOSQ_ERR_SUCCESS)
 		d->reconnect_at_ms = fl_now_ms() + RECONNECT_MS;
@@ -358,7 +361,7 @@ static void round_once(struct worker *w, struct pollfd *pfd)
 		struct dev *d = &w->devs[i];
 
 		if (d->reconnect_at_ms && now >= d->reconnect_at_ms)
-			dev_connect(d, false);
+			dev_connect(d);
 		pfd[i].fd = d->reconnect_at_ms ? -1 : mosquitto_socket(d->mosq);
 		pfd[i].events = POLLIN;
 		if (pfd[i].fd >= 0 && mosquitto_want_write(d->mosq))
@@ -379,7 +382,7 @@ static void *worker_main(void *arg)
 	struct pollfd *pfd = fl_xcalloc(w->n, sizeof(*pfd));
 
 	for (size_t i = 0; i < w->n && !finished(); i++)
-		dev_connect(&w->devs[i], true);
+		dev_connect(&w->devs[i]);
 	while (!finished())
 		round_once(w, pfd);
 	for (size_t i = 0; i < w->n; i++)
@@ -389,6 +392,9 @@ static void *worker_main(void *arg)
 		for (size_t i = 0; i < w->n; i++)
 			mosquitto_loop_write(w->devs[i].mosq, 1);
 	free(pfd);
+	/* the TLS errors of lost connections sit in this thread's OpenSSL
+	 * error state, which is not freed at thread exit otherwise */
+	OPENSSL_thread_stop();
 	return NULL;
 }
 
