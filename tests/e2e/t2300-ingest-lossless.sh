@@ -64,7 +64,9 @@ jobs_sql() { awk '{printf "%s'\''%s'\''", (NR > 1 ? "," : ""), $2}' "$T/$1.spec"
 stored() { db "SELECT count(*) FROM job_events WHERE job IN ($(jobs_sql "$1"))"; }
 # burst RUN START_SEQ: mqtt-burst in the background; $BURST_PID, rc in RUN.rc
 burst() {
-	(mqtt-burst --host "$MQTT_HOST" --port "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
+	# (LeakSanitizer sees a few hundred bytes that libcrypto allocates
+	# in mqtt-burst and never frees, with no frame of ours: not checked)
+	(ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 mqtt-burst --host "$MQTT_HOST" --port "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
 		--dir "$T/dev" --spec "$T/$1.spec" --events "$NEV" --start-seq "$2" \
 		--resend-ms 1000 --timeout $((30 * WAIT_SCALE)) >"$T/$1.out" 2>"$T/$1.err"
 	 echo $? >"$T/$1.rc") &
