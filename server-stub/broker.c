@@ -256,11 +256,9 @@ int srv_broker_write_config(struct srv *srv, const char *listen,
 }
 
 /*
- * The child must not inherit fleetd's blocked signals (SIGHUP would
- * never reload it, SIGTERM never stop it) nor its ignored SIGPIPE.
- */
-/*
- * In the child, before exec (async-signal-safe calls only): die with
+ * In the child, before exec (async-signal-safe calls only).  It must not
+ * inherit fleetd's blocked signals (SIGHUP would never reload it, SIGTERM
+ * never stop it) nor its ignored SIGPIPE; and it dies with
  * fleetd.  When fleetd is killed (-9, a crash), SIGTERM makes mosquitto
  * save its sessions and queued messages and free the port, so a
  * restarted fleetd starts its broker again and loses nothing.

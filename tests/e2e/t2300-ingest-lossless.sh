@@ -7,10 +7,14 @@
 #   (a) a plain burst;
 #   (b) fleetd stopped (SIGSTOP) for 10 s in the middle of the burst;
 #   (c) fleetd killed (-9) in the middle and restarted on the same state
-#       dir and ports.
+#       dir and ports;
+#   (d) on an external broker that restarted once (fleetd reconnected),
+#       fleetd killed (-9), the whole burst sent while it is down, then
+#       fleetd restarted.
 # After each: mqtt-burst saw every final acked (exit 0); every job is
 # final and failed (fleetctl jobs list, table and JSON); job_events holds
-# no (job, seq) twice, and for (a) and (b) all 400 events of every job.
+# no (job, seq) twice, and for (a), (b) and (d) all 400 events of every
+# job.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
@@ -133,12 +137,9 @@ kill -CONT "$FLEETD_PID"
 after b 1
 
 # --- (c) fleetd killed -9 in the middle, restarted on the same state ---------
-# fleetd's mosquitto is its child, and a kill -9 orphans it: it keeps the
-# port and the sessions (the devices' and fleetd's own, with what is
-# queued for fleetd), and a new fleetd refuses to start while the port
-# is taken.  Under systemd the rest of the unit's processes get SIGTERM
-# when its main process dies; so does the orphan here (mosquitto saves
-# its sessions and queues at SIGTERM: persistence is on).
+# fleetd's mosquitto is its child and gets SIGTERM when fleetd dies (as
+# the rest of a systemd unit would): it saves its sessions and queues
+# (persistence is on), and the restarted fleetd's broker loads them.
 broker_pid() { sed -n 's/.*mosquitto (pid \([0-9]*\)) listening.*/\1/p' "$1" | tail -n 1; }
 check "(c) an update job per device" new_jobs c
 burst c $((2 * NEV + 1))
@@ -148,9 +149,8 @@ track "$BROKER"
 kill -KILL "$FLEETD_PID"
 wait "$FLEETD_PID" 2>/dev/null # (reaped quietly: no "Killed" line)
 check_exit 0 "(c) fleetd is gone" wait_until 10 sh -c "! kill -0 $FLEETD_PID"
-check_exit 0 "(c) its mosquitto (pid $BROKER) outlived it" kill -0 "$BROKER"
-kill -TERM "$BROKER"
-check_exit 0 "(c) the orphaned mosquitto ends at SIGTERM" wait_until 20 sh -c "! kill -0 $BROKER"
+check_exit 0 "(c) its mosquitto (pid $BROKER) ends with it" \
+	wait_until 20 sh -c "! kill -0 $BROKER"
 : >"$T/fleetd2.out"
 fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
 	--mqtt-listen "127.0.0.1:$MQTT_PORT" --with-broker --log-level debug \
@@ -161,6 +161,57 @@ check_exit 0 "(c) fleetd restarts on the same state dir and ports" \
 	wait_until 30 grep -q "^ready https=$FLEET_URL mqtt=$MQTT_URL" "$T/fleetd2.out"
 track "$(broker_pid "$T/fleetd2.log")"
 after c 0
-check_exit 0 "the restarted fleetd and its broker are up at the end" \
-	kill -0 "$FLEETD_PID"
+
+# --- (d) an external broker restarts; then fleetd dies; devices go on -------
+# With an external broker ([mqtt] url), a fleetd killed -9 leaves the
+# broker up, and what devices publish meanwhile waits in fleetd's session
+# for the restarted fleetd.  The session must keep its expiry across
+# fleetd's reconnects too (a session without one ends at the next
+# disconnect; with SESSION_EXPIRY 0 in mqtt.c this run stores 50 of the
+# 20000): so the broker restarts first, fleetd reconnects, and only
+# then is fleetd killed and the burst sent.
+OLD_BROKER=$(broker_pid "$T/fleetd2.log")
+kill -TERM "$FLEETD_PID"
+check_exit 0 "(d) fleetd and its mosquitto stop at SIGTERM" wait_until 30 \
+	sh -c "! kill -0 $FLEETD_PID 2>/dev/null && ! kill -0 $OLD_BROKER 2>/dev/null"
+wait "$FLEETD_PID" 2>/dev/null
+# ext_broker N: mosquitto on fleetd's own broker config (the operator's
+# way, docs/broker.md), the Nth start: wait for its Nth "running" line
+ext_broker() {
+	mosquitto -c "$FLEETD_STATE/broker/mosquitto.conf" >>"$T/ext-broker.log" 2>&1 &
+	EXT_BROKER=$!
+	track "$EXT_BROKER"
+	wait_until 20 sh -c "[ \$(grep -c ' running\$' '$T/ext-broker.log') -ge $1 ]"
+}
+# fleetd_up LOG: fleetd on the external broker, same state and ports
+fleetd_up() {
+	: >"$T/$1.out"
+	fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
+		--log-level debug >"$T/$1.out" 2>"$T/$1.log" &
+	FLEETD_PID=$!
+	track "$FLEETD_PID"
+	wait_until 30 grep -q "^ready https=$FLEET_URL mqtt=$MQTT_URL" "$T/$1.out"
+}
+connects() { [ "$(grep -c 'connected to the broker' "$T/$1.log")" -ge "$2" ]; }
+printf '%s\nurl = %s\n' "$FLEETD_CONF" "$MQTT_URL" >"$FLEETD_STATE/fleetd.conf"
+check_exit 0 "(d) an external mosquitto on fleetd's broker config" ext_broker 1
+check_exit 0 "(d) fleetd starts on it ([mqtt] url)" fleetd_up fleetd3
+check_exit 0 "(d) ... and connects" wait_until 20 connects fleetd3 1
+check "(d) an update job per device" new_jobs d
+kill -TERM "$EXT_BROKER"
+check_exit 0 "(d) the broker stops (SIGTERM)" wait_until 20 sh -c "! kill -0 $EXT_BROKER"
+wait "$EXT_BROKER" 2>/dev/null
+check_exit 0 "(d) ... and starts again" ext_broker 2
+check_exit 0 "(d) fleetd reconnects to it" wait_until 60 connects fleetd3 2
+kill -KILL "$FLEETD_PID"
+wait "$FLEETD_PID" 2>/dev/null
+check_exit 0 "(d) fleetd is killed (-9); the broker stays" kill -0 "$EXT_BROKER"
+burst d $((3 * NEV + 1))
+took() { grep -q 'the broker took all' "$T/d.err"; }
+check_exit 0 "(d) the broker PUBACKed the whole burst while fleetd was down" \
+	wait_until 60 took
+check_exit 0 "(d) fleetd restarts" fleetd_up fleetd4
+after d 1
+check_exit 0 "fleetd and the external broker are up at the end" \
+	kill -0 "$FLEETD_PID" "$EXT_BROKER"
 finish

@@ -84,6 +84,8 @@ static struct dev *devs;
 static size_t ndevs;
 static int64_t deadline_ms;
 static atomic_llong n_published, n_pubacked, n_refused, n_acked, n_resends;
+/* devices all of whose first sends the broker has PUBACKed */
+static atomic_llong n_all_pubacked;
 static atomic_llong n_done; /* devices finished (see dev_done) */
 static atomic_llong last_done_ms;
 static atomic_llong first_pub_ms; /* the rate is timed from here */
@@ -103,7 +105,9 @@ static const char usage[] =
 	"  --timeout S      give up after S seconds (default 120)\n"
 	"  --threads T      event loop threads (default 4)\n"
 	"Prints one JSON line: devices, published, pubacked, acked, resends,\n"
-	"elapsed_s, rate.  Exit 0 done, 1 not done in time or error, 2 usage.\n";
+	"elapsed_s, rate; on stderr, a line when the broker has PUBACKed every\n"
+	"first send (\"the broker took all N events\").  Exit 0 done, 1 not\n"
+	"done in time or error, 2 usage.\n";
 
 /* ---- events ---------------------------------------------------------- */
 
@@ -223,8 +227,10 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid,
 		return;
 	}
 	atomic_fetch_add(&n_pubacked, 1);
-	if (d->pubacked < o.events)
-		d->pubacked++;
+	if (d->pubacked < o.events && ++d->pubacked == o.events &&
+	    (size_t)atomic_fetch_add(&n_all_pubacked, 1) + 1 == ndevs)
+		fprintf(stderr, "mqtt-burst: the broker took all %lld events\n",
+			(long long)ndevs * (long long)o.events);
 	check_done(d, was_done);
 }
 
@@ -305,10 +311,8 @@ static int dev_setup(struct dev *d)
 }
 
 /*
- * Connect (blocking TCP and TLS; the CONNACK comes in the loop).  Every
- * time with the session expiry: mosquitto_reconnect() of libmosquitto
- * 2.0 sends a CONNECT without the properties of the first one, which
- * would end the session at the next disconnect.
+ * Connect (blocking TCP and TLS; the CONNACK comes in the loop), every
+ * time with the session expiry.
  */
 static void dev_connect(struct dev *d)
 {
