@@ -20,6 +20,7 @@
 # Never part of make check.  Figures go to docs/performance.md.
 #
 #   bench/ingest.sh           (BENCH_DEVICES=1000 BENCH_EVENTS=20)
+#   BENCH_PERF=/tmp/p.data bench/ingest.sh    also perf record fleetd
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -106,6 +107,11 @@ CPU0=$(ticks)
  done) &
 POLL=$!
 track $POLL
+# BENCH_PERF=FILE: perf record fleetd during the burst (where its CPU goes)
+if [ -n "${BENCH_PERF:-}" ]; then
+	perf record -g -o "$BENCH_PERF" -p "$FLEETD_PID" 2>"$T/perf.err" &
+	PERF=$!
+fi
 mqtt-burst --host "$MQTT_HOST" --port "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
 	--dir "$T/dev" --spec "$T/spec" --events "$NEV" --start-seq 2 \
 	--resend-ms 0 --timeout 300 >"$T/burst.out" || echo "# mqtt-burst: exit $?"
@@ -113,6 +119,7 @@ echo "# mqtt-burst: $(cat "$T/burst.out")"
 wait_until 120 sh -c "! kill -0 $POLL" || echo "# fleetd did not store all in time"
 kill "$POLL" 2>/dev/null
 CPU1=$(ticks)
+[ -n "${PERF:-}" ] && kill -INT "$PERF" && wait "$PERF" 2>/dev/null
 wait_until 30 sh -c "[ \$(wc -l <'$T/sub.ts') -ge $((BASE_SUB + TOTAL)) ]" ||
 	echo "# mosquitto_sub did not receive all in time"
 
