@@ -47,6 +47,11 @@ rotated() {
 check_exit 0 "fleetd stored the rotate event from acme/dev-a/events" \
 	wait_until 15 rotated
 
+check "factory provisioning under acme" \
+	fleetctl provision dev-p --out "$T/dev-p.tar.gz"
+check_grep '^topic_prefix = acme$' "... writes the prefix into the archive's agent.conf" \
+	tar -xzOf "$T/dev-p.tar.gz" dev-p/agent.conf
+
 # --- the acl confines a device to acme/ID/... ------------------------------
 check_grep '^201$' "enrol dev-x over HTTPS" enroll_curl dev-x "$TOK"
 check_grep '"topic_prefix": *"acme"' "the enrol answer names the prefix" \
