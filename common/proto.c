@@ -9,15 +9,15 @@
 #include "util.h"
 
 static const struct fl_topic_info topics[FL_TOPIC_NKINDS] = {
-	{FL_TOPIC_PRESENCE, "presence", FL_TOPIC_UP, false},
-	{FL_TOPIC_STATUS, "status", FL_TOPIC_UP, false},
-	{FL_TOPIC_EVENTS, "events", FL_TOPIC_UP, false},
-	{FL_TOPIC_CMD, "cmd", FL_TOPIC_DOWN, false},
-	{FL_TOPIC_SHADOW_REPORTED, "shadow/reported", FL_TOPIC_UP, false},
-	{FL_TOPIC_SHADOW_DESIRED, "shadow/desired", FL_TOPIC_DOWN, false},
-	{FL_TOPIC_DIAG_REQ, "diag/req", FL_TOPIC_DOWN, false},
-	{FL_TOPIC_DIAG_RESP, "diag/resp", FL_TOPIC_UP, true},
-	{FL_TOPIC_TELEMETRY, "telemetry", FL_TOPIC_UP, false},
+    {FL_TOPIC_PRESENCE, "presence", FL_TOPIC_UP, false},
+    {FL_TOPIC_STATUS, "status", FL_TOPIC_UP, false},
+    {FL_TOPIC_EVENTS, "events", FL_TOPIC_UP, false},
+    {FL_TOPIC_CMD, "cmd", FL_TOPIC_DOWN, false},
+    {FL_TOPIC_SHADOW_REPORTED, "shadow/reported", FL_TOPIC_UP, false},
+    {FL_TOPIC_SHADOW_DESIRED, "shadow/desired", FL_TOPIC_DOWN, false},
+    {FL_TOPIC_DIAG_REQ, "diag/req", FL_TOPIC_DOWN, false},
+    {FL_TOPIC_DIAG_RESP, "diag/resp", FL_TOPIC_UP, true},
+    {FL_TOPIC_TELEMETRY, "telemetry", FL_TOPIC_UP, false},
 };
 
 const struct fl_topic_info *fl_topic_info(enum fl_topic_kind kind)
@@ -48,9 +48,8 @@ int fl_topic_check_prefix(const char *prefix, const char *what,
 		       FL_TOPIC_PREFIX_MAX);
 }
 
-int fl_topic_build(const char *prefix, const char *id,
-		   enum fl_topic_kind kind, const char *sub, char **ret,
-		   struct fl_error *err)
+int fl_topic_build(const char *prefix, const char *id, enum fl_topic_kind kind,
+		   const char *sub, char **ret, struct fl_error *err)
 {
 	const struct fl_topic_info *t = fl_topic_info(kind);
 	int rc = fl_topic_check_prefix(prefix, "topic prefix", err);
@@ -130,13 +129,14 @@ int fl_topic_parse(const char *prefix, const char *topic,
 		return fl_fail(err, FL_ELIMIT, "topic over %d bytes",
 			       FL_TOPIC_MAX);
 	if (strncmp(topic, prefix, plen) != 0 || topic[plen] != '/')
-		return fl_fail(err, FL_EPARSE, "topic '%.100s' is not under %s/",
-			       topic, prefix);
+		return fl_fail(err, FL_EPARSE,
+			       "topic '%.100s' is not under %s/", topic,
+			       prefix);
 	id = topic + plen + 1;
 	slash = strchr(id, '/');
 	if (!slash || slash == id || (size_t)(slash - id) > FL_ID_MAX)
-		return fl_fail(err, FL_EPARSE, "topic '%.100s' has no device id",
-			       topic);
+		return fl_fail(err, FL_EPARSE,
+			       "topic '%.100s' has no device id", topic);
 	memcpy(buf, id, (size_t)(slash - id));
 	buf[slash - id] = '\0';
 	if (!fl_valid_id(buf))
@@ -162,19 +162,19 @@ static const struct {
 	const char *name;
 	unsigned flags;
 } states[FL_JOB_STATE_END] = {
-	[FL_JOB_QUEUED] = {"queued", DEV | FL_JOB_SERVER},
-	[FL_JOB_DOWNLOADING] = {"downloading", DEV},
-	[FL_JOB_VERIFYING] = {"verifying", DEV},
-	[FL_JOB_INSTALLING] = {"installing", DEV},
-	[FL_JOB_INSTALLED] = {"installed", DEV},
-	[FL_JOB_REBOOTING] = {"rebooting", DEV},
-	[FL_JOB_HEALTH_CHECK] = {"health-check", DEV},
-	[FL_JOB_REVERTING] = {"reverting", FL_JOB_LOCAL},
-	[FL_JOB_SUCCEEDED] = {"succeeded", DEV | FL_JOB_FINAL},
-	[FL_JOB_FAILED] = {"failed", DEV | FL_JOB_SERVER | FL_JOB_FINAL},
-	[FL_JOB_ROLLED_BACK] = {"rolled-back", DEV | FL_JOB_FINAL},
-	[FL_JOB_CANCELLED] = {"cancelled", FL_JOB_SERVER | FL_JOB_FINAL},
-	[FL_JOB_EXPIRED] = {"expired", FL_JOB_SERVER | FL_JOB_FINAL},
+    [FL_JOB_QUEUED] = {"queued", DEV | FL_JOB_SERVER},
+    [FL_JOB_DOWNLOADING] = {"downloading", DEV},
+    [FL_JOB_VERIFYING] = {"verifying", DEV},
+    [FL_JOB_INSTALLING] = {"installing", DEV},
+    [FL_JOB_INSTALLED] = {"installed", DEV},
+    [FL_JOB_REBOOTING] = {"rebooting", DEV},
+    [FL_JOB_HEALTH_CHECK] = {"health-check", DEV},
+    [FL_JOB_REVERTING] = {"reverting", FL_JOB_LOCAL},
+    [FL_JOB_SUCCEEDED] = {"succeeded", DEV | FL_JOB_FINAL},
+    [FL_JOB_FAILED] = {"failed", DEV | FL_JOB_SERVER | FL_JOB_FINAL},
+    [FL_JOB_ROLLED_BACK] = {"rolled-back", DEV | FL_JOB_FINAL},
+    [FL_JOB_CANCELLED] = {"cancelled", FL_JOB_SERVER | FL_JOB_FINAL},
+    [FL_JOB_EXPIRED] = {"expired", FL_JOB_SERVER | FL_JOB_FINAL},
 };
 #undef DEV
 

@@ -22,8 +22,8 @@
 #define FL_TOPIC_PREFIX_MAX 64 /* bytes of a prefix */
 #define FL_TOPIC_LEAF_MAX 32   /* bytes of a kind's leaf ("shadow/desired") */
 /* bytes of any topic fleet uses: PREFIX/ID/LEAF[/ID] */
-#define FL_TOPIC_MAX                                                       \
-	(FL_TOPIC_PREFIX_MAX + 1 + FL_ID_MAX + 1 + FL_TOPIC_LEAF_MAX + 1 +  \
+#define FL_TOPIC_MAX                                                           \
+	(FL_TOPIC_PREFIX_MAX + 1 + FL_ID_MAX + 1 + FL_TOPIC_LEAF_MAX + 1 +     \
 	 FL_ID_MAX)
 
 enum fl_topic_kind {
@@ -47,7 +47,7 @@ enum fl_topic_dir {
 
 struct fl_topic_info {
 	enum fl_topic_kind kind;
-	const char *leaf;  /* "presence", "shadow/reported", "diag/resp" */
+	const char *leaf; /* "presence", "shadow/reported", "diag/resp" */
 	enum fl_topic_dir dir;
 	bool sub_level; /* a last level follows the leaf (diag/resp/REQ) */
 };
@@ -72,9 +72,8 @@ int fl_topic_check_prefix(const char *prefix, const char *what,
  * FL_TOPIC_DIAG_RESP @sub names the last level (an id, fl_valid_id);
  * otherwise @sub must be NULL.  Returns 0, FL_EINVAL.
  */
-int fl_topic_build(const char *prefix, const char *id,
-		   enum fl_topic_kind kind, const char *sub, char **ret,
-		   struct fl_error *err);
+int fl_topic_build(const char *prefix, const char *id, enum fl_topic_kind kind,
+		   const char *sub, char **ret, struct fl_error *err);
 
 /*
  * The subscription filter for @kind of every device: "PREFIX/+/LEAF"

@@ -21,8 +21,8 @@ static void test_prefix_valid(void **state)
 {
 	static const char *const good[] = {"fleet", "acme", "A-b_9", "x"};
 	static const char *const bad[] = {
-		"", "fleet/", "/fleet", "a/b", "fleet/#", "#", "+", "a+",
-		"$SYS", "fleet.eu", "a b", "fl\xc3\xa9", "a\n", "fleet\t",
+	    "",	  "fleet/", "/fleet",	"a/b", "fleet/#",    "#",   "+",
+	    "a+", "$SYS",   "fleet.eu", "a b", "fl\xc3\xa9", "a\n", "fleet\t",
 	};
 	char longest[FL_TOPIC_PREFIX_MAX + 2];
 
@@ -47,9 +47,8 @@ static void test_build(void **state)
 	struct fl_error err = {0};
 	char *t = NULL;
 
-	assert_int_equal(fl_topic_build("acme", "dev-1", FL_TOPIC_CMD, NULL,
-					&t, &err),
-			 0);
+	assert_int_equal(
+	    fl_topic_build("acme", "dev-1", FL_TOPIC_CMD, NULL, &t, &err), 0);
 	assert_string_equal(t, "acme/dev-1/cmd");
 	free(t);
 	assert_int_equal(fl_topic_build("fleet", "d.2", FL_TOPIC_SHADOW_DESIRED,
@@ -66,8 +65,8 @@ static void test_build(void **state)
 
 static void test_build_refuses(void **state)
 {
-	static const char *const ids[] = {"+", "#", "a/b", "dev+", "de#v",
-					  "", "Dev", "-a", "a b"};
+	static const char *const ids[] = {"+", "#",   "a/b", "dev+", "de#v",
+					  "",  "Dev", "-a",  "a b"};
 	char *t = (char *)"untouched";
 	struct fl_error err = {0};
 
@@ -76,29 +75,30 @@ static void test_build_refuses(void **state)
 		assert_int_equal(fl_topic_build("fleet", ids[i], FL_TOPIC_CMD,
 						NULL, &t, NULL),
 				 FL_EINVAL);
-		assert_int_equal(fl_topic_build("fleet", "d", FL_TOPIC_DIAG_RESP,
-						ids[i], &t, NULL),
+		assert_int_equal(fl_topic_build("fleet", "d",
+						FL_TOPIC_DIAG_RESP, ids[i], &t,
+						NULL),
 				 FL_EINVAL);
 	}
-	assert_int_equal(fl_topic_build("fleet", NULL, FL_TOPIC_CMD, NULL, &t,
-					NULL),
-			 FL_EINVAL);
-	assert_int_equal(fl_topic_build("a/b", "d", FL_TOPIC_CMD, NULL, &t,
-					&err),
-			 FL_EINVAL);
+	assert_int_equal(
+	    fl_topic_build("fleet", NULL, FL_TOPIC_CMD, NULL, &t, NULL),
+	    FL_EINVAL);
+	assert_int_equal(
+	    fl_topic_build("a/b", "d", FL_TOPIC_CMD, NULL, &t, &err),
+	    FL_EINVAL);
 	assert_non_null(strstr(err.msg, "a/b"));
-	assert_int_equal(fl_topic_build("fleet", "d", FL_TOPIC_NKINDS, NULL,
-					&t, NULL),
-			 FL_EINVAL);
+	assert_int_equal(
+	    fl_topic_build("fleet", "d", FL_TOPIC_NKINDS, NULL, &t, NULL),
+	    FL_EINVAL);
 	assert_int_equal(fl_topic_build("fleet", "d", -1, NULL, &t, NULL),
 			 FL_EINVAL);
 	/* a last level only where the kind has one */
-	assert_int_equal(fl_topic_build("fleet", "d", FL_TOPIC_CMD, "x", &t,
-					NULL),
-			 FL_EINVAL);
-	assert_int_equal(fl_topic_build("fleet", "d", FL_TOPIC_DIAG_RESP, NULL,
-					&t, NULL),
-			 FL_EINVAL);
+	assert_int_equal(
+	    fl_topic_build("fleet", "d", FL_TOPIC_CMD, "x", &t, NULL),
+	    FL_EINVAL);
+	assert_int_equal(
+	    fl_topic_build("fleet", "d", FL_TOPIC_DIAG_RESP, NULL, &t, NULL),
+	    FL_EINVAL);
 	assert_string_equal(t, "untouched");
 }
 
@@ -139,9 +139,8 @@ static void test_round_trip(void **state)
 						ti->sub_level ? "req-1" : NULL,
 						&t, NULL),
 				 0);
-		assert_int_equal(fl_topic_parse("acme", t, id, &kind, &sub,
-						NULL),
-				 0);
+		assert_int_equal(
+		    fl_topic_parse("acme", t, id, &kind, &sub, NULL), 0);
 		assert_string_equal(id, "dev-9");
 		assert_int_equal(kind, k);
 		if (ti->sub_level)
@@ -149,9 +148,9 @@ static void test_round_trip(void **state)
 		else
 			assert_null(sub);
 		/* another prefix is another fleet */
-		assert_int_equal(fl_topic_parse("fleet", t, id, &kind, NULL,
-						NULL),
-				 FL_EPARSE);
+		assert_int_equal(
+		    fl_topic_parse("fleet", t, id, &kind, NULL, NULL),
+		    FL_EPARSE);
 		free(t);
 	}
 	assert_null(fl_topic_info(FL_TOPIC_NKINDS));
@@ -160,33 +159,33 @@ static void test_round_trip(void **state)
 static void test_parse_refuses(void **state)
 {
 	static const char *const bad[] = {
-		"acme",
-		"acme/",
-		"acme/dev",
-		"acme//status",
-		"acme/+/status",
-		"acme/#",
-		"acme/Dev/status",
-		"acme/dev/status/",
-		"acme/dev/statusx",
-		"acme/dev/stat",
-		"acme/dev/diag/resp",
-		"acme/dev/diag/resp/",
-		"acme/dev/diag/resp/+",
-		"acme/dev/diag/resp/a/b",
-		"acmex/dev/status",
-		"acm/dev/status",
-		"fleet/dev/status",
-		"/acme/dev/status",
-		"acme/dev/unknown",
+	    "acme",
+	    "acme/",
+	    "acme/dev",
+	    "acme//status",
+	    "acme/+/status",
+	    "acme/#",
+	    "acme/Dev/status",
+	    "acme/dev/status/",
+	    "acme/dev/statusx",
+	    "acme/dev/stat",
+	    "acme/dev/diag/resp",
+	    "acme/dev/diag/resp/",
+	    "acme/dev/diag/resp/+",
+	    "acme/dev/diag/resp/a/b",
+	    "acmex/dev/status",
+	    "acm/dev/status",
+	    "fleet/dev/status",
+	    "/acme/dev/status",
+	    "acme/dev/unknown",
 	};
 	char id[FL_ID_MAX + 1] = "keep", big[FL_TOPIC_MAX + 64];
 	enum fl_topic_kind kind = FL_TOPIC_NKINDS;
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++)
-		assert_int_equal(fl_topic_parse("acme", bad[i], id, &kind, NULL,
-						NULL),
-				 FL_EPARSE);
+		assert_int_equal(
+		    fl_topic_parse("acme", bad[i], id, &kind, NULL, NULL),
+		    FL_EPARSE);
 	/* an id one over the cap */
 	snprintf(big, sizeof(big), "acme/%0*d/status", FL_ID_MAX + 1, 0);
 	assert_int_equal(fl_topic_parse("acme", big, id, &kind, NULL, NULL),
@@ -207,11 +206,10 @@ static void test_parse_refuses(void **state)
 
 		memset(prefix, 'p', FL_TOPIC_PREFIX_MAX);
 		prefix[FL_TOPIC_PREFIX_MAX] = '\0';
-		snprintf(topic, sizeof(topic), "%s/%0*d/diag/resp/%0*d",
-			 prefix, FL_ID_MAX, 0, FL_ID_MAX, 1);
-		assert_int_equal(fl_topic_parse(prefix, topic, id, &kind, &sub,
-						NULL),
-				 0);
+		snprintf(topic, sizeof(topic), "%s/%0*d/diag/resp/%0*d", prefix,
+			 FL_ID_MAX, 0, FL_ID_MAX, 1);
+		assert_int_equal(
+		    fl_topic_parse(prefix, topic, id, &kind, &sub, NULL), 0);
 		assert_int_equal(kind, FL_TOPIC_DIAG_RESP);
 		assert_int_equal(strlen(sub), FL_ID_MAX);
 	}
@@ -219,9 +217,8 @@ static void test_parse_refuses(void **state)
 
 static void test_job_states(void **state)
 {
-	static const char *const finals[] = {"succeeded", "failed",
-					     "rolled-back", "cancelled",
-					     "expired"};
+	static const char *const finals[] = {
+	    "succeeded", "failed", "rolled-back", "cancelled", "expired"};
 	size_t n_final = 0;
 
 	for (int s = FL_JOB_QUEUED; s < FL_JOB_STATE_END; s++) {
@@ -258,13 +255,13 @@ static void test_job_states(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_prefix_valid),
-		cmocka_unit_test(test_build),
-		cmocka_unit_test(test_build_refuses),
-		cmocka_unit_test(test_filters),
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_parse_refuses),
-		cmocka_unit_test(test_job_states),
+	    cmocka_unit_test(test_prefix_valid),
+	    cmocka_unit_test(test_build),
+	    cmocka_unit_test(test_build_refuses),
+	    cmocka_unit_test(test_filters),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_parse_refuses),
+	    cmocka_unit_test(test_job_states),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
