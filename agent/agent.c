@@ -17,6 +17,7 @@
 #include "journal.h"
 #include "json.h"
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 #include "validate.h"
 
@@ -31,11 +32,6 @@ uint32_t agent_rand32(void)
 	if (fl_random(&r, sizeof(r), NULL))
 		r = (uint32_t)fl_now_ms() * 2654435761u;
 	return r;
-}
-
-static char *topic(const struct agent *a, const char *leaf)
-{
-	return fl_xasprintf("%s/%s/%s", a->cfg->topic_prefix, a->cfg->id, leaf);
 }
 
 static void now_text(char buf[static 21])
@@ -533,8 +529,13 @@ static int make_mqtt(struct agent *a, struct fl_error *err)
 	return agent_mqtt_new(&o, &a->mqtt, err);
 }
 
-static void init_fields(struct agent *a, const struct agent_config *cfg)
+/* Paths and topics (PREFIX/ID/KIND, proto.h) from @cfg. */
+static int init_fields(struct agent *a, const struct agent_config *cfg,
+		       struct fl_error *err)
 {
+	const char *p = cfg->topic_prefix;
+	int rc;
+
 	a->cfg = cfg;
 	agent_identity_paths(cfg->state_dir, false, &a->cur);
 	agent_identity_paths(cfg->state_dir, true, &a->staged);
@@ -543,14 +544,22 @@ static void init_fields(struct agent *a, const struct agent_config *cfg)
 	    .ca_file = cfg->ca_file,
 	    .timeout_ms = cfg->http_timeout_s * 1000,
 	};
-	a->t_presence = topic(a, "presence");
-	a->t_status = topic(a, "status");
-	a->t_events = topic(a, "events");
-	a->t_cmd = topic(a, "cmd");
 	a->seq_path = fl_path_join(cfg->state_dir, AGENT_SEQ_FILE);
 	a->confirm_path = fl_path_join(cfg->state_dir, AGENT_CONFIRM_FILE);
 	a->confirm_backoff = (struct agent_backoff){5000, 600000, 0};
 	a->renew_backoff = (struct agent_backoff){10000, 3600000, 0};
+	rc = fl_topic_build(p, cfg->id, FL_TOPIC_PRESENCE, NULL,
+			    &a->t_presence, err);
+	if (!rc)
+		rc = fl_topic_build(p, cfg->id, FL_TOPIC_STATUS, NULL,
+				    &a->t_status, err);
+	if (!rc)
+		rc = fl_topic_build(p, cfg->id, FL_TOPIC_EVENTS, NULL,
+				    &a->t_events, err);
+	if (!rc)
+		rc = fl_topic_build(p, cfg->id, FL_TOPIC_CMD, NULL, &a->t_cmd,
+				    err);
+	return rc;
 }
 
 static void release_fields(struct agent *a)
@@ -628,8 +637,9 @@ int agent_new(const struct agent_config *cfg, struct agent **ret,
 	struct agent *a = fl_xcalloc(1, sizeof(*a));
 	int rc;
 
-	init_fields(a, cfg);
-	rc = open_state(a, err);
+	rc = init_fields(a, cfg, err);
+	if (!rc)
+		rc = open_state(a, err);
 	if (!rc)
 		rc = make_mqtt(a, err);
 	if (rc) {
@@ -775,8 +785,9 @@ int agent_status_json(const struct agent_config *cfg, json_t **ret,
 	rc = agent_identity_check(cfg->state_dir, cfg->id, &info, err);
 	if (rc)
 		return rc;
-	init_fields(&a, cfg);
-	rc = seq_load(&a, err);
+	rc = init_fields(&a, cfg, err);
+	if (!rc)
+		rc = seq_load(&a, err);
 	if (!rc && fl_path_exists(a.confirm_path))
 		rc = fl_json_load_file(a.confirm_path, 4096, &confirm, err);
 	if (!rc) {

@@ -16,39 +16,23 @@
 #define NUM_MAX ((UINT64_C(1) << 53) - 1) /* exact in JSON */
 #define ATTEMPTS_MAX 1000000
 
-static const char *const state_names[] = {
-    [AGENT_JOB_QUEUED] = "queued",
-    [AGENT_JOB_DOWNLOADING] = "downloading",
-    [AGENT_JOB_VERIFYING] = "verifying",
-    [AGENT_JOB_INSTALLING] = "installing",
-    [AGENT_JOB_INSTALLED] = "installed",
-    [AGENT_JOB_REBOOTING] = "rebooting",
-    [AGENT_JOB_HEALTH_CHECK] = "health-check",
-    [AGENT_JOB_REVERTING] = "reverting",
-    [AGENT_JOB_SUCCEEDED] = "succeeded",
-    [AGENT_JOB_FAILED] = "failed",
-    [AGENT_JOB_ROLLED_BACK] = "rolled-back",
-};
-
 const char *agent_job_state_name(enum agent_job_state s)
 {
-	if ((size_t)s < FL_ARRAY_SIZE(state_names) && state_names[s])
-		return state_names[s];
-	return "unknown";
+	return fl_job_state_name((enum fl_job_state)s);
 }
 
 enum agent_job_state agent_job_state_parse(const char *name)
 {
-	for (size_t i = 1; name && i < FL_ARRAY_SIZE(state_names); i++)
-		if (fl_streq(state_names[i], name))
-			return (enum agent_job_state)i;
+	enum fl_job_state s = fl_job_state_parse(name);
+
+	if (fl_job_state_flags(s) & (FL_JOB_DEVICE | FL_JOB_LOCAL))
+		return (enum agent_job_state)s;
 	return 0;
 }
 
 bool agent_job_state_final(enum agent_job_state s)
 {
-	return s == AGENT_JOB_SUCCEEDED || s == AGENT_JOB_FAILED ||
-	       s == AGENT_JOB_ROLLED_BACK;
+	return fl_job_state_final((enum fl_job_state)s);
 }
 
 const char *agent_job_type_name(enum agent_job_type t)

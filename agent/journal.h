@@ -32,6 +32,7 @@
 #include "cmd.h"
 #include "err.h"
 #include "manifest.h"
+#include "proto.h"
 
 #define AGENT_JOURNAL_FILE "ota.json"
 #define AGENT_JOURNAL_MAX (16 * 1024)	   /* bytes of ota.json */
@@ -49,22 +50,23 @@ enum agent_job_type {
 };
 
 /*
- * Job states in order.  The names are the protocol's (docs/protocol.md)
- * except REVERTING, which only the journal knows: the health check
- * failed and the device is on its way back to the previous slot.
+ * Job states in order: the protocol's (proto.h, docs/protocol.md), under
+ * the agent's names.  REVERTING is the journal's only (FL_JOB_LOCAL): the
+ * health check failed and the device is on its way back to the previous
+ * slot.  fleetd's own cancelled and expired never reach a journal.
  */
 enum agent_job_state {
-	AGENT_JOB_QUEUED = 1,
-	AGENT_JOB_DOWNLOADING,
-	AGENT_JOB_VERIFYING,
-	AGENT_JOB_INSTALLING,
-	AGENT_JOB_INSTALLED,
-	AGENT_JOB_REBOOTING,
-	AGENT_JOB_HEALTH_CHECK,
-	AGENT_JOB_REVERTING,
-	AGENT_JOB_SUCCEEDED,   /* final */
-	AGENT_JOB_FAILED,      /* final */
-	AGENT_JOB_ROLLED_BACK, /* final */
+	AGENT_JOB_QUEUED = FL_JOB_QUEUED,
+	AGENT_JOB_DOWNLOADING = FL_JOB_DOWNLOADING,
+	AGENT_JOB_VERIFYING = FL_JOB_VERIFYING,
+	AGENT_JOB_INSTALLING = FL_JOB_INSTALLING,
+	AGENT_JOB_INSTALLED = FL_JOB_INSTALLED,
+	AGENT_JOB_REBOOTING = FL_JOB_REBOOTING,
+	AGENT_JOB_HEALTH_CHECK = FL_JOB_HEALTH_CHECK,
+	AGENT_JOB_REVERTING = FL_JOB_REVERTING,
+	AGENT_JOB_SUCCEEDED = FL_JOB_SUCCEEDED,	    /* final */
+	AGENT_JOB_FAILED = FL_JOB_FAILED,	    /* final */
+	AGENT_JOB_ROLLED_BACK = FL_JOB_ROLLED_BACK, /* final */
 };
 
 /* What the device knows about the firmware in one slot. */
@@ -119,7 +121,8 @@ struct agent_journal {
 /* "queued", ..., "reverting", "succeeded", "failed", "rolled-back". */
 const char *agent_job_state_name(enum agent_job_state s);
 
-/* The state named @name; 0 for an unknown name. */
+/* The state named @name; 0 for an unknown name or one only fleetd
+ * sets. */
 enum agent_job_state agent_job_state_parse(const char *name);
 
 /* succeeded, failed and rolled-back are final. */

@@ -262,11 +262,12 @@ static int read_token(const struct opts *o, char **ret, struct fl_error *err)
 
 /* Write a new agent.conf for the enrolled device. */
 static int write_config(const char *path, const char *id, const char *server,
-			const char *mqtt, const char *state,
+			const char *mqtt, const char *prefix, const char *state,
 			struct fl_error *err)
 {
 	struct agent_config_template t = {.id = id, .server_url = server,
-					  .mqtt_url = mqtt, .state_dir = state};
+					  .mqtt_url = mqtt, .state_dir = state,
+					  .topic_prefix = prefix};
 	char *text = NULL, *dir = fl_xstrdup(path), *slash;
 	int rc;
 
@@ -385,6 +386,8 @@ static int enroll_with(const struct opts *o, const struct agent_config *cfg,
 			     "fleetd sent no mqtt_url; give --mqtt URL");
 	else if (!cfg)
 		rc = write_config(o->config, p->id, p->server, mqtt,
+				  json_string_value(
+					  json_object_get(resp, "topic_prefix")),
 				  abs ? abs : p->state, &err);
 	if (!rc)
 		print_enrolled(o, p->id, abs ? abs : p->state, resp, !cfg);

@@ -202,7 +202,9 @@ static int build(struct cli_ctx *ctx, const char *id, struct out_file *out,
 	struct agent_config_template t = {
 		.id = id,
 		.server_url = json_string_value(json_object_get(resp, "server_url")),
-		.mqtt_url = mqtt};
+		.mqtt_url = mqtt,
+		.topic_prefix =
+			json_string_value(json_object_get(resp, "topic_prefix"))};
 	char *key_pem = NULL, *conf = NULL, *root = NULL;
 	int rc;
 

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "proto.h"
 #include "util.h"
 #include "validate.h"
 
@@ -63,6 +64,13 @@ static void copy_fields(json_t *dst, const json_t *src)
 		json_object_set(dst, keys[i], json_object_get(src, keys[i]));
 }
 
+/* A job (fleetd's JSON) that ended in "succeeded". */
+static bool succeeded(const json_t *job)
+{
+	return fl_job_state_parse(json_string_value(
+		       json_object_get(job, "state"))) == FL_JOB_SUCCEEDED;
+}
+
 /* Poll the jobs in @jobs ([{"job", "device"}]) until all are final. */
 static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
 {
@@ -85,9 +93,7 @@ static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
 				copy_fields(j, cur);
 				if (json_is_true(json_object_get(cur, "final"))) {
 					left--;
-					bad += !fl_streq(json_string_value(json_object_get(
-								 cur, "state")),
-							 "succeeded");
+					bad += !succeeded(cur);
 				}
 			}
 			fl_error_clear(&ctx->err);
@@ -265,17 +271,12 @@ int cmd_rollback(int argc, char **argv, void *arg)
 }
 
 /*
- * A jobs list filter value fleetd could match: the job states of
- * fleet-protocol (and the ones fleetd sets itself), a limit of 1..10000.
+ * A jobs list filter value fleetd could match: a job state (proto.h: the
+ * protocol's and the ones fleetd sets itself), a limit of 1..10000.
  * Anything else is a usage error, never an empty list.
  */
 static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
 {
-	static const char *const states[] = {
-		"queued",	"downloading", "verifying", "installing",
-		"installed",	"rebooting",   "health-check", "reverting",
-		"succeeded",	"failed",      "rolled-back", "cancelled",
-		"expired"};
 	uint64_t n;
 
 	if (c == 'l' && (fl_parse_uint(v, 10000, &n, NULL) || n == 0))
@@ -284,9 +285,8 @@ static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
 		return cli_usage(ctx, "invalid device id '%s'", v);
 	if (c != 's')
 		return 0;
-	for (size_t i = 0; i < FL_ARRAY_SIZE(states); i++)
-		if (fl_streq(v, states[i]))
-			return 0;
+	if (fl_job_state_parse(v))
+		return 0;
 	return cli_usage(ctx, "unknown job state '%s'", v);
 }
 

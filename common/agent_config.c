@@ -4,7 +4,6 @@
  * loading, the unknown-key check, defaults and rendering, so a new key is
  * one line here and one in fleet-agent(8).
  */
-#include <ctype.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "agent_config.h"
 #include "config.h"
 #include "fsutil.h"
+#include "proto.h"
 #include "util.h"
 #include "validate.h"
 
@@ -22,7 +22,7 @@ enum kind {
 	K_PATH,	  /* a path, resolved against the file's directory */
 	K_HTTPS,  /* https:// URL */
 	K_MQTTS,  /* mqtts:// URL */
-	K_PREFIX, /* MQTT topic prefix: one or more literal levels */
+	K_PREFIX, /* MQTT topic prefix: one literal level (proto.h) */
 	K_TEXT,	  /* printable text */
 	K_DUR,	  /* duration in seconds, "90", "15m", "7d" */
 	K_UINT,	  /* unsigned integer */
@@ -52,7 +52,7 @@ static const struct spec specs[] = {
     {"server", "timeout", K_DUR, F(http_timeout_s), 1, 600, "30s", false},
     {"mqtt", "url", K_MQTTS, F(mqtt_url), 0, 0, NULL, true},
     {"mqtt", "topic_prefix", K_PREFIX, F(topic_prefix), 0, 0,
-     AGENT_CONFIG_DEFAULT_PREFIX, false},
+     FL_TOPIC_PREFIX_DEFAULT, false},
     {"mqtt", "keepalive", K_DUR, F(keepalive_s), 5, 3600, "60s", false},
     {"mqtt", "session_expiry", K_DUR, F(session_expiry_s), 0, 365 * DAY,
      "7d", false},
@@ -190,20 +190,6 @@ static bool valid_https(const char *v)
 	       !strpbrk(h, "?#@ \t") && v[strlen(v) - 1] != '/';
 }
 
-/* "fleet", "site-1/fleet": literal levels without wildcards. */
-static bool valid_prefix(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n > AGENT_CONFIG_PREFIX_MAX || v[0] == '/' ||
-	    v[n - 1] == '/' || strstr(v, "//") || v[0] == '$')
-		return false;
-	for (const char *p = v; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("._-/", *p))
-			return false;
-	return true;
-}
-
 static char *resolve(const char *base, const char *v)
 {
 	if (v[0] == '/' || !base)
@@ -234,7 +220,7 @@ static int set_string(struct agent_config *c, const struct spec *s,
 			goto bad;
 		break;
 	case K_PREFIX:
-		if (!valid_prefix(v))
+		if (!fl_topic_prefix_valid(v))
 			goto bad;
 		break;
 	case K_TEXT:

@@ -24,7 +24,6 @@
 
 /* Caps on values. */
 #define AGENT_CONFIG_URL_MAX 512	  /* server and MQTT URLs */
-#define AGENT_CONFIG_PREFIX_MAX 64	  /* MQTT topic prefix */
 #define AGENT_CONFIG_CMD_MAX 1024	  /* health command */
 #define AGENT_CONFIG_BOOTLIMIT_MAX 100	  /* as AGENT_BOOT_LIMIT_MAX */
 #define AGENT_CONFIG_OUTBOX_MSGS_MAX 1000000
@@ -33,7 +32,6 @@
 /* Defaults. */
 #define AGENT_CONFIG_DEFAULT_PATH "/etc/fleet/agent.conf"
 #define AGENT_CONFIG_DEFAULT_STATE "/var/lib/fleet-agent"
-#define AGENT_CONFIG_DEFAULT_PREFIX "fleet"
 
 struct agent_config {
 	char *path; /* agent.conf as given */

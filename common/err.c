@@ -89,34 +89,96 @@ void fl_error_clear(struct fl_error *err)
 	err->msg[0] = '\0';
 }
 
+/*
+ * Every code once.  fleetctl's EXIT STATUS (man/fleetctl.1) is checked
+ * against exit_text by tests/unit/test_err.c.
+ */
+static const struct fl_err_info codes[] = {
+	{FL_OK, "ok", 0, 200, "success"},
+	{FL_ERR, "error", 1, 500, "error"},
+	{FL_EUSAGE, "usage", 2, 400, "usage error"},
+	{FL_ENOTFOUND, "not found", 3, 404, "not found"},
+	{FL_EDENIED, "denied", 4, 403, "denied"},
+	{FL_ECONFLICT, "conflict", 5, 409, "conflict"},
+	{FL_EVERIFY, "verification failed", 6, 422, "verification failed"},
+	{FL_ETIMEOUT, "timeout", 7, 504, "timeout"},
+	{FL_EUNREACH, "unreachable", 8, 500, "server unreachable"},
+	{FL_EIO, "i/o error", 1, 500, NULL},
+	{FL_EPARSE, "malformed input", 1, 400, NULL},
+	{FL_ELIMIT, "over limit", 1, 413, NULL},
+	{FL_ENOMEM, "out of memory", 1, 500, NULL},
+	{FL_EINVAL, "invalid argument", 1, 400, NULL},
+};
+
+/*
+ * The HTTP error answers of the API (docs/api.md): status, error code,
+ * and the code a client turns it into; by_status when the status alone,
+ * without an error code, says as much (a proxy's 422 does not).
+ */
+static const struct {
+	int status;
+	const char *api;
+	int code;
+	bool by_status;
+} answers[] = {
+	{400, "bad_request", FL_ERR, false},
+	{401, "unauthorized", FL_EDENIED, true},
+	{403, "forbidden", FL_EDENIED, true},
+	{404, "not_found", FL_ENOTFOUND, true},
+	{409, "conflict", FL_ECONFLICT, true},
+	{413, "too_large", FL_ELIMIT, true},
+	{422, "verification_failed", FL_EVERIFY, false},
+	{429, "too_many_requests", FL_ERR, false},
+	{500, "internal", FL_ERR, false},
+	{504, "timeout", FL_ETIMEOUT, true},
+};
+
+static const struct fl_err_info *find(int code)
+{
+	for (size_t i = 0; i < FL_ARRAY_SIZE(codes); i++)
+		if (codes[i].code == code)
+			return &codes[i];
+	return NULL;
+}
+
+const struct fl_err_info *fl_err_table(size_t *ret_n)
+{
+	*ret_n = FL_ARRAY_SIZE(codes);
+	return codes;
+}
+
 int fl_exit_code(int code)
 {
-	if (code >= 0 && code <= FL_EUNREACH)
-		return code;
-	return 1;
+	const struct fl_err_info *e = find(code);
+
+	return e ? e->exit : 1;
 }
 
 const char *fl_err_name(int code)
 {
-	static const char *const names[] = {
-		[FL_OK] = "ok",
-		[FL_ERR] = "error",
-		[FL_EUSAGE] = "usage",
-		[FL_ENOTFOUND] = "not found",
-		[FL_EDENIED] = "denied",
-		[FL_ECONFLICT] = "conflict",
-		[FL_EVERIFY] = "verification failed",
-		[FL_ETIMEOUT] = "timeout",
-		[FL_EUNREACH] = "unreachable",
-		[FL_EIO] = "i/o error",
-		[FL_EPARSE] = "malformed input",
-		[FL_ELIMIT] = "over limit",
-		[FL_ENOMEM] = "out of memory",
-		[FL_EINVAL] = "invalid argument",
-	};
+	const struct fl_err_info *e = find(code);
 
-	if (code < 0 || (size_t)code >= sizeof(names) / sizeof(names[0]) ||
-	    !names[code])
-		return "error";
-	return names[code];
+	return e ? e->name : "error";
+}
+
+int fl_err_http(int code, const char **ret_api)
+{
+	const struct fl_err_info *e = find(code);
+	int status = e && e->http_status >= 400 ? e->http_status : 500;
+
+	for (size_t i = 0; ret_api && i < FL_ARRAY_SIZE(answers); i++)
+		if (answers[i].status == status)
+			*ret_api = answers[i].api;
+	return status;
+}
+
+int fl_err_from_http(long status, const char *api)
+{
+	for (size_t i = 0; api && i < FL_ARRAY_SIZE(answers); i++)
+		if (strcmp(api, answers[i].api) == 0)
+			return answers[i].code;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(answers); i++)
+		if (answers[i].status == status && answers[i].by_status)
+			return answers[i].code;
+	return FL_ERR;
 }

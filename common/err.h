@@ -7,7 +7,8 @@
 
 /*
  * Error codes.  The values 1..8 are also fleetctl's exit codes
- * (DESIGN §8); the others are finer causes that exit with 1.
+ * (DESIGN §8); the others are finer causes that exit with 1.  What each
+ * means outside (exit status, HTTP status) is in fl_err_table.
  */
 enum fl_err {
 	FL_OK = 0,
@@ -61,10 +62,42 @@ void fl_error_prefix(struct fl_error *err, const char *fmt, ...)
 /* Forget a recorded error. */
 void fl_error_clear(struct fl_error *err);
 
+/*
+ * The one table of what a code means to the outside (issue 9 item 3):
+ * its name, the exit status the programs end with (fleetctl(1) EXIT
+ * STATUS lists every one), and the HTTP status fleetd answers with.
+ */
+struct fl_err_info {
+	int code;
+	const char *name;      /* fl_err_name */
+	int exit;              /* fl_exit_code */
+	int http_status;       /* fleetd's answer (fl_err_http) */
+	const char *exit_text; /* codes that are their own exit status:
+				* how fleetctl(1) EXIT STATUS starts to
+				* describe it; NULL for the others */
+};
+
+/* The table, one row per code in increasing order; *@ret_n rows. */
+const struct fl_err_info *fl_err_table(size_t *ret_n);
+
 /* The exit status for a code: 0..8 as is, anything else 1. */
 int fl_exit_code(int code);
 
 /* A short lowercase name for a code ("not found", "denied"). */
 const char *fl_err_name(int code);
+
+/*
+ * The HTTP status fleetd answers a failure with @code (500 for codes
+ * without one), and the API error code for it in *@ret_api ("not_found";
+ * @ret_api may be NULL).
+ */
+int fl_err_http(int code, const char **ret_api);
+
+/*
+ * What a client makes of an HTTP error answer: the code for the API
+ * error code @api (may be NULL), else for @status alone where the status
+ * says enough (401, 403, 404, 409, 413, 504), else FL_ERR.
+ */
+int fl_err_from_http(long status, const char *api);
 
 #endif

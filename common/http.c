@@ -138,39 +138,6 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
-int fl_http_map_status(long status, const char *code)
-{
-	static const struct {
-		const char *code;
-		int err;
-	} codes[] = {
-		{"unauthorized", FL_EDENIED}, {"forbidden", FL_EDENIED},
-		{"not_found", FL_ENOTFOUND},  {"conflict", FL_ECONFLICT},
-		{"verification_failed", FL_EVERIFY},
-		{"timeout", FL_ETIMEOUT},     {"bad_request", FL_ERR},
-		{"too_large", FL_ELIMIT},
-	};
-
-	for (size_t i = 0; code && i < FL_ARRAY_SIZE(codes); i++)
-		if (strcmp(code, codes[i].code) == 0)
-			return codes[i].err;
-	switch (status) {
-	case 401:
-	case 403:
-		return FL_EDENIED;
-	case 404:
-		return FL_ENOTFOUND;
-	case 409:
-		return FL_ECONFLICT;
-	case 413:
-		return FL_ELIMIT;
-	case 504:
-		return FL_ETIMEOUT;
-	default:
-		return FL_ERR;
-	}
-}
-
 static int map_curl(CURLcode c, const char *errbuf, const char *url,
 		    struct fl_error *err)
 {
@@ -255,7 +222,7 @@ static int finish(struct fl_http *h, CURLcode cc, const char *errbuf,
 	e = json_object_get(j, "error");
 	code = json_string_value(json_object_get(e, "code"));
 	msg = json_string_value(json_object_get(e, "message"));
-	rc = fl_fail(err, fl_http_map_status(h->status, code),
+	rc = fl_fail(err, fl_err_from_http(h->status, code),
 		     "server: %s (HTTP %ld)", msg ? msg : "request failed",
 		     h->status);
 	json_decref(j);

@@ -55,9 +55,6 @@ int fl_http_upload(struct fl_http *h, const char *method, const char *path,
 /* Status of the last response (0 if none). */
 long fl_http_status(const struct fl_http *h);
 
-/* Map an HTTP status and optional server error code string. */
-int fl_http_map_status(long status, const char *code);
-
 /*
  * The one TLS setup of every Fleet HTTPS request (fl_http here, the
  * agent's resumable download): https only, the server verified against

@@ -11,6 +11,7 @@
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
+#include "proto.h"
 #include "util.h"
 #include "validate.h"
 
@@ -27,10 +28,12 @@ static int check_device_id(const char *id, struct fl_error *err)
 	return 0;
 }
 
-/* Add the URLs and group a device needs to an issue response. */
+/* Add the URLs, group and (when not the default) topic prefix a device
+ * needs to an issue response. */
 static void add_urls(struct srv_req *r, json_t *resp, const char *group)
 {
 	const char *mqtt = r->srv->cfg.mqtt_url;
+	const char *prefix = r->srv->cfg.topic_prefix;
 
 	json_object_set_new(resp, "server_url",
 			    json_string(srv_public_url(r->srv)));
@@ -38,6 +41,8 @@ static void add_urls(struct srv_req *r, json_t *resp, const char *group)
 						   : json_null());
 	json_object_set_new(resp, "group", group && *group ? json_string(group)
 							    : json_null());
+	if (prefix && !fl_streq(prefix, FL_TOPIC_PREFIX_DEFAULT))
+		json_object_set_new(resp, "topic_prefix", json_string(prefix));
 }
 
 /* Ask the broker to know (and not disable) this client. */

@@ -34,21 +34,6 @@
 	":+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"     \
 	":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
-static const struct {
-	int code, status;
-	const char *name;
-} err_map[] = {
-	{FL_ENOTFOUND, 404, "not_found"},
-	{FL_EDENIED, 403, "forbidden"},
-	{FL_ECONFLICT, 409, "conflict"},
-	{FL_EVERIFY, 422, "verification_failed"},
-	{FL_EPARSE, 400, "bad_request"},
-	{FL_EINVAL, 400, "bad_request"},
-	{FL_EUSAGE, 400, "bad_request"},
-	{FL_ELIMIT, 413, "too_large"},
-	{FL_ETIMEOUT, 504, "timeout"},
-};
-
 static int queue_text(struct srv_req *r, int status, char *text)
 {
 	struct MHD_Response *resp;
@@ -144,13 +129,13 @@ int srv_reply_error(struct srv_req *r, int status, const char *code,
 					"message", msg));
 }
 
+/* The status and API code come from the one table (err.h). */
 int srv_reply_fail(struct srv_req *r, const struct fl_error *err)
 {
-	for (size_t i = 0; i < FL_ARRAY_SIZE(err_map); i++)
-		if (err_map[i].code == err->code)
-			return srv_reply_error(r, err_map[i].status,
-					       err_map[i].name, "%s", err->msg);
-	return srv_reply_error(r, 500, "internal", "%s", err->msg);
+	const char *api = "internal";
+	int status = fl_err_http(err->code, &api);
+
+	return srv_reply_error(r, status, api, "%s", err->msg);
 }
 
 json_t *srv_req_json(struct srv_req *r)

@@ -11,6 +11,7 @@
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 #include "validate.h"
 
@@ -186,7 +187,7 @@ static bool final_job_event(const struct srv_ingest_item *it)
 {
 	return it->msg && it->kind == SRV_INGEST_EVENT && it->result &&
 	       json_is_string(json_object_get(it->msg, "job")) &&
-	       srv_job_state_final(
+	       fl_job_state_name_final(
 		       json_string_value(json_object_get(it->msg, "state")));
 }
 

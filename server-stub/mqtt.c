@@ -24,18 +24,29 @@
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
+#include "proto.h"
 #include "srv.h"
 #include "util.h"
 #include "validate.h"
 
 #define SESSION_EXPIRY (7 * 86400)
-/* fleetd's own presence, retained; the will says offline */
-#define PRESENCE_TOPIC "fleet/" SRV_MQTT_USER "/presence"
+/* fleetd's own presence (PREFIX/fleetd/presence) is retained; the will
+ * says offline */
 #define OFFLINE "{\"online\":false}"
 #define KEEPALIVE 30
 /* QoS 1/2 messages the broker may have in flight to fleetd */
 #define RECEIVE_MAXIMUM 200
 #define DYNSEC_TOPIC "$CONTROL/dynamic-security/v1"
+
+/* What fleetd subscribes to, and where each goes. */
+static const struct {
+	enum fl_topic_kind kind;
+	enum srv_ingest_kind ingest;
+} kinds[] = {
+	{FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE},
+	{FL_TOPIC_STATUS, SRV_INGEST_STATUS},
+	{FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
+};
 
 struct srv_mqtt {
 	struct srv *srv;
@@ -51,6 +62,10 @@ struct srv_mqtt {
 	struct srv_ingest *ingest; /* queue and writer to the store */
 	uint64_t over_budget;      /* messages dropped by the budget */
 	int64_t broker_dropped;    /* the broker's own count; -1 unknown */
+	const char *prefix;        /* topic prefix (srv->cfg) */
+	char *presence;            /* fleetd's own presence topic */
+	char *all;                 /* PREFIX/#: what a muted device loses */
+	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -60,32 +75,6 @@ static void lib_init(void)
 	mosquitto_lib_init();
 }
 
-/* "fleet/ID/KIND" -> ID and KIND, validated. */
-static bool split_topic(const char *topic, char id[FL_ID_MAX + 1],
-			const char **kind)
-{
-	const char *p, *slash;
-
-	if (!fl_startswith(topic, "fleet/"))
-		return false;
-	p = topic + 6;
-	slash = strchr(p, '/');
-	if (!slash || slash == p || (size_t)(slash - p) > FL_ID_MAX)
-		return false;
-	memcpy(id, p, (size_t)(slash - p));
-	id[slash - p] = '\0';
-	*kind = slash + 1;
-	return fl_valid_id(id);
-}
-
-static const struct {
-	const char *kind;
-	enum srv_ingest_kind ingest;
-} kinds[] = {
-	{"presence", SRV_INGEST_PRESENCE},
-	{"status", SRV_INGEST_STATUS},
-	{"events", SRV_INGEST_EVENT},
-};
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
 static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
@@ -184,20 +173,21 @@ static void on_message(struct mosquitto *mosq, void *obj,
 {
 	struct srv_mqtt *m = obj;
 	char id[FL_ID_MAX + 1];
-	const char *kind;
+	enum fl_topic_kind kind;
 
 	if (strcmp(msg->topic, SRV_BROKER_DROPPED_TOPIC) == 0) {
 		on_broker_dropped(m, msg);
 		return;
 	}
-	if (!split_topic(msg->topic, id, &kind) || fl_streq(id, SRV_MQTT_USER))
+	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, NULL, NULL) ||
+	    fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (!within_budget(m, id))
 		return;
 	if (msg->payloadlen <= 0) /* a cleared retained message */
 		return;
 	for (size_t i = 0; i < FL_ARRAY_SIZE(kinds); i++)
-		if (strcmp(kind, kinds[i].kind) == 0 &&
+		if (kind == kinds[i].kind &&
 		    !srv_ingest_push(m->ingest, kinds[i].ingest, id,
 				     msg->payload, (size_t)msg->payloadlen))
 			fl_warn("%s: fleetd is stopping: message dropped",
@@ -219,11 +209,13 @@ static void ack(void *arg, const char *device, int64_t seq, const char *job,
 	cmd = json_pack("{s:s, s:s, s:{s:I, s:s, s:s}, s:s}", "id", id, "type",
 			"ack", "args", "seq", (json_int_t)seq, "job", job,
 			"state", state, "ts", ts);
-	topic = fl_xasprintf("fleet/%s/cmd", device);
-	if (publish(m, topic, cmd, 1, &err))
-		fl_warn("confirming event %lld to %s: %s", (long long)seq,
-			device, err.msg);
-	free(topic);
+	if (!fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
+			    &err)) {
+		if (publish(m, topic, cmd, 1, &err))
+			fl_warn("confirming event %lld to %s: %s",
+				(long long)seq, device, err.msg);
+		free(topic);
+	}
 	json_decref(cmd);
 }
 
@@ -236,7 +228,7 @@ static void publish_presence(struct srv_mqtt *m, bool online)
 				     "\"ts\":\"%s\"}",
 				     FLEET_VERSION, ts)
 		      : fl_xstrdup(OFFLINE);
-	mosquitto_publish_v5(m->mosq, NULL, PRESENCE_TOPIC, (int)strlen(text),
+	mosquitto_publish_v5(m->mosq, NULL, m->presence, (int)strlen(text),
 			     text, 1, true, NULL);
 	free(text);
 }
@@ -260,7 +252,7 @@ static void send_policy(struct srv_mqtt *m)
 		cmds, json_pack("{s:s, s:s, s:[{s:s, s:s, s:b}]}", "command",
 				"createRole", "rolename", SRV_DYNSEC_MUTED_ROLE,
 				"acls", "acltype", "publishClientSend",
-				"topic", "fleet/#", "allow", 0));
+				"topic", m->all, "allow", 0));
 	json_array_append_new(cmds, srv_dynsec_policy_cmd());
 	srv_devlimit_expire(m->limit, fl_now_ms(), true, NULL, NULL);
 	if (dynsec_send(m, cmds, &err))
@@ -270,8 +262,6 @@ static void send_policy(struct srv_mqtt *m)
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
-	static char *const subs[] = {"fleet/+/presence", "fleet/+/status",
-				     "fleet/+/events"};
 	static char *const sys[] = {SRV_BROKER_DROPPED_TOPIC};
 	struct srv_mqtt *m = obj;
 
@@ -279,7 +269,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		fl_warn("broker refused fleetd: %s", mosquitto_reason_string(rc));
 		return;
 	}
-	mosquitto_subscribe_multiple(mosq, NULL, 3, subs, 1, 0, NULL);
+	mosquitto_subscribe_multiple(mosq, NULL, (int)FL_ARRAY_SIZE(m->subs),
+				     m->subs, 1, 0, NULL);
 	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
@@ -430,6 +421,30 @@ static int connect_broker(struct srv_mqtt *m, const char *url,
 	return 0;
 }
 
+/* The topics fleetd uses, all under @prefix (proto.h). */
+static int make_topics(struct srv_mqtt *m, const char *prefix,
+		       struct fl_error *err)
+{
+	int rc;
+
+	m->prefix = prefix;
+	rc = fl_topic_build(prefix, SRV_MQTT_USER, FL_TOPIC_PRESENCE, NULL,
+			    &m->presence, err);
+	if (!rc)
+		rc = fl_topic_all(prefix, &m->all, err);
+	for (size_t i = 0; !rc && i < FL_ARRAY_SIZE(kinds); i++)
+		rc = fl_topic_filter(prefix, kinds[i].kind, &m->subs[i], err);
+	return rc;
+}
+
+static void free_topics(struct srv_mqtt *m)
+{
+	free(m->presence);
+	free(m->all);
+	for (size_t i = 0; i < FL_ARRAY_SIZE(m->subs); i++)
+		free(m->subs[i]);
+}
+
 int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 		   struct fl_error *err)
 {
@@ -441,9 +456,14 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	m->broker_dropped = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	rc = make_topics(m, srv->cfg.topic_prefix, err);
+	if (rc) {
+		srv_mqtt_stop(m);
+		return rc;
+	}
 	m->mosq = mosquitto_new(SRV_MQTT_USER, false, m);
 	if (!m->mosq) {
-		free(m);
+		srv_mqtt_stop(m);
 		return fl_fail(err, FL_ENOMEM, "cannot create MQTT client");
 	}
 	m->limit = srv_devlimit_new(&(struct srv_devlimit_cfg){
@@ -469,7 +489,7 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM,
 			     RECEIVE_MAXIMUM);
 	mosquitto_threaded_set(m->mosq, true);
-	mosquitto_will_set_v5(m->mosq, PRESENCE_TOPIC, (int)strlen(OFFLINE),
+	mosquitto_will_set_v5(m->mosq, m->presence, (int)strlen(OFFLINE),
 			      OFFLINE, 1, true, NULL);
 	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
@@ -519,6 +539,7 @@ void srv_mqtt_stop(struct srv_mqtt *m)
 	srv_ingest_stop(m->ingest);
 	mosquitto_destroy(m->mosq);
 	srv_devlimit_free(m->limit);
+	free_topics(m);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -581,7 +602,7 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 		      struct fl_error *err)
 {
 	unsigned char raw[12];
-	char hex[25], ts[21], *topic;
+	char hex[25], ts[21], *topic = NULL;
 	json_t *cmd;
 	int rc;
 
@@ -598,8 +619,10 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 	cmd = json_pack("{s:s, s:s, s:o, s:s}", "id", ret_id, "type", type,
 			"args", args ? json_incref(args) : json_object(), "ts",
 			ts);
-	topic = fl_xasprintf("fleet/%s/cmd", device);
-	rc = publish(m, topic, cmd, 2, err);
+	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
+			    err);
+	if (!rc)
+		rc = publish(m, topic, cmd, 2, err);
 	free(topic);
 	json_decref(cmd);
 	return rc;

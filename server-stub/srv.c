@@ -8,6 +8,7 @@
 #include "devlimit.h"
 #include "fsutil.h"
 #include "ingest.h"
+#include "proto.h"
 #include "srv.h"
 #include "util.h"
 
@@ -18,7 +19,8 @@ static const struct fl_ini_key conf_keys[] = {
 	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
 	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
 	{"mqtt", "device_mute"}, {"mqtt", "ingest_queue"},
-	{"mqtt", "ingest_batch"}, {"http", "max_connections"},
+	{"mqtt", "ingest_batch"}, {"mqtt", "topic_prefix"},
+	{"http", "max_connections"},
 	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
 	{"http", "request_timeout"}, {"http", "upload_timeout"},
 	{"http", "idle_timeout"}, {NULL, NULL},
@@ -173,6 +175,11 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = load_http_limits(ini, &srv->cfg.http, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
+	srv->cfg.topic_prefix = conf_str(ini, "mqtt", "topic_prefix",
+					 FL_TOPIC_PREFIX_DEFAULT);
+	if (!rc)
+		rc = fl_topic_check_prefix(srv->cfg.topic_prefix,
+					   "[mqtt] topic_prefix", err);
 	srv->cfg.broker_listen =
 		conf_str(ini, "broker", "listen", "127.0.0.1:8883");
 	srv->cfg.mosquitto =
@@ -236,6 +243,7 @@ void srv_close(struct srv *srv)
 	srv_ca_close(srv->ca);
 	free(srv->cfg.public_url);
 	free(srv->cfg.mqtt_url);
+	free(srv->cfg.topic_prefix);
 	free(srv->cfg.broker_listen);
 	free(srv->cfg.mosquitto);
 	free(srv->https_url);

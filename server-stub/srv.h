@@ -26,6 +26,7 @@ struct srv_config {
 	int64_t device_mute;     /* [mqtt] device_mute: seconds */
 	uint64_t ingest_queue;   /* [mqtt] ingest_queue: messages held */
 	uint64_t ingest_batch;   /* [mqtt] ingest_batch: per transaction */
+	char *topic_prefix;      /* [mqtt] topic_prefix, default "fleet" */
 	struct srv_http_limits {  /* [http]: bounds on each client */
 		uint64_t max_connections;        /* default 1000 */
 		uint64_t max_connections_per_ip; /* default 64 */

@@ -339,9 +339,7 @@ int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
 
 /* --- update jobs (store_jobs.c) --- */
 
-/* True for succeeded, failed, rolled-back, cancelled and expired: the
- * states a job never leaves. */
-bool srv_job_state_final(const char *state);
+/* (Which job states are final: fl_job_state_name_final, proto.h.) */
 
 /* A job to create. */
 struct srv_job {

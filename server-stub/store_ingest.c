@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "json.h"
+#include "proto.h"
 #include "store.h"
 #include "store_db.h"
 #include "util.h"
@@ -106,7 +107,7 @@ static int job_event(struct srv_store *s, int64_t now, int64_t seq,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
 	const char *state = str(it->msg, "state", 64);
-	bool final = srv_job_state_final(state);
+	bool final = fl_job_state_name_final(state);
 	json_t *row = NULL;
 	int n = 0, rc;
 

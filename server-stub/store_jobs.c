@@ -17,18 +17,6 @@
 	" " DB_TIME("created") " AS created, " DB_TIME("updated")          \
 	" AS updated, created_by, " DB_TIME("expires") " AS expires"
 
-bool srv_job_state_final(const char *state)
-{
-	static const char *const finals[] = {"succeeded", "failed",
-					     "rolled-back", "cancelled",
-					     "expired"};
-
-	for (size_t i = 0; i < FL_ARRAY_SIZE(finals); i++)
-		if (fl_streq(state, finals[i]))
-			return true;
-	return false;
-}
-
 int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 		      struct fl_error *err)
 {

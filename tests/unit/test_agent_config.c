@@ -93,7 +93,7 @@ static void test_relative_paths(void **state)
 static void test_full(void **state)
 {
 	struct agent_config *c = parse_ok(
-	    MINIMAL "[mqtt]\ntopic_prefix = site-1/fleet\nkeepalive = 2m\n"
+	    MINIMAL "[mqtt]\ntopic_prefix = site-1_Fleet\nkeepalive = 2m\n"
 		    "session_expiry = 0\nreconnect_min = 2\nreconnect_max = 1h\n"
 		    "status_interval = 30s\n"
 		    "[identity]\nauto_renew = no\nrotate_timeout = 10s\n"
@@ -103,7 +103,7 @@ static void test_full(void **state)
 		    "[outbox]\nmax_messages = 50\nmax_bytes = 65536\n",
 	    "/d");
 
-	assert_string_equal(c->topic_prefix, "site-1/fleet");
+	assert_string_equal(c->topic_prefix, "site-1_Fleet");
 	assert_int_equal(c->keepalive_s, 120);
 	assert_int_equal(c->session_expiry_s, 0);
 	assert_int_equal(c->reconnect_min_s, 2);
@@ -154,6 +154,9 @@ static void test_bad_values(void **state)
 	    "[mqtt]\ntopic_prefix = /fleet\n",
 	    "[mqtt]\ntopic_prefix = a//b\n",
 	    "[mqtt]\ntopic_prefix = $SYS\n",
+	    /* one level only, as fleetd's [mqtt] topic_prefix (proto.h) */
+	    "[mqtt]\ntopic_prefix = site-1/fleet\n",
+	    "[mqtt]\ntopic_prefix = fleet.eu\n",
 	    "[mqtt]\nkeepalive = 1\n",
 	    "[mqtt]\nkeepalive = soon\n",
 	    "[mqtt]\nsession_expiry = 400d\n",

@@ -656,16 +656,16 @@ static void test_status_mapping(void **state)
 
 static void test_map_status_table(void **state)
 {
-	assert_int_equal(fl_http_map_status(403, NULL), FL_EDENIED);
-	assert_int_equal(fl_http_map_status(401, NULL), FL_EDENIED);
-	assert_int_equal(fl_http_map_status(404, NULL), FL_ENOTFOUND);
-	assert_int_equal(fl_http_map_status(409, NULL), FL_ECONFLICT);
-	assert_int_equal(fl_http_map_status(422, NULL), FL_ERR);
-	assert_int_equal(fl_http_map_status(422, "verification_failed"),
+	assert_int_equal(fl_err_from_http(403, NULL), FL_EDENIED);
+	assert_int_equal(fl_err_from_http(401, NULL), FL_EDENIED);
+	assert_int_equal(fl_err_from_http(404, NULL), FL_ENOTFOUND);
+	assert_int_equal(fl_err_from_http(409, NULL), FL_ECONFLICT);
+	assert_int_equal(fl_err_from_http(422, NULL), FL_ERR);
+	assert_int_equal(fl_err_from_http(422, "verification_failed"),
 			 FL_EVERIFY);
-	assert_int_equal(fl_http_map_status(404, "conflict"), FL_ECONFLICT);
-	assert_int_equal(fl_http_map_status(500, "bad_request"), FL_ERR);
-	assert_int_equal(fl_http_map_status(500, "unknown"), FL_ERR);
+	assert_int_equal(fl_err_from_http(404, "conflict"), FL_ECONFLICT);
+	assert_int_equal(fl_err_from_http(500, "bad_request"), FL_ERR);
+	assert_int_equal(fl_err_from_http(500, "unknown"), FL_ERR);
 }
 
 static void test_response_cap(void **state)

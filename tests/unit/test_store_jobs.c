@@ -16,6 +16,7 @@
 #include "tmpdir.h"
 
 #include "fsutil.h"
+#include "proto.h"
 #include "store.h"
 #include "util.h"
 
@@ -78,8 +79,8 @@ static void test_cancel(void **state)
 	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "token:t1", &err),
 			 0);
 	job_is(f, "j-1", "cancelled", true);
-	assert_int_equal(srv_job_state_final("cancelled"), true);
-	assert_int_equal(srv_job_state_final("expired"), true);
+	assert_int_equal(fl_job_state_name_final("cancelled"), true);
+	assert_int_equal(fl_job_state_name_final("expired"), true);
 	/* final: a second cancel and a late event are refused */
 	assert_int_equal(srv_store_job_cancel(f->s, "j-1", "x", &err),
 			 FL_ECONFLICT);
