@@ -8,6 +8,7 @@
 #include "api.h"
 #include "broker.h"
 #include "ca.h"
+#include "jobs.h"
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
@@ -369,11 +370,17 @@ static int rotate_targets(struct srv_req *r, json_t *body, json_t **ret,
 	return 0;
 }
 
+/*
+ * POST /api/v1/rotate: a rotate job per active device named (joining
+ * one under way).  The first device whose job cannot start ends the
+ * request with its error; the jobs started before it stay.
+ */
 int api_rotate(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *devs = NULL, *dev, *out;
+	json_t *body = srv_req_json(r), *devs = NULL, *dev, *out, *job;
 	struct fl_error err = {0};
 	size_t i;
+	int rc = 0;
 
 	if (!body)
 		return 0;
@@ -381,23 +388,18 @@ int api_rotate(struct srv_req *r)
 		return srv_reply_fail(r, &err);
 	out = json_array();
 	json_array_foreach(devs, i, dev) {
-		const char *id = json_string_value(json_object_get(dev, "id"));
-		char cmd[48];
-
 		if (!fl_streq(json_string_value(json_object_get(dev, "state")),
 			      "active"))
 			continue;
-		if (srv_mqtt_send_cmd(r->srv->mqtt, id, "rotate", NULL, cmd,
-				      &err)) {
-			json_decref(out);
-			json_decref(devs);
-			return srv_reply_fail(r, &err);
-		}
-		json_array_append_new(
-			out, json_pack("{s:s, s:s, s:O}", "device", id,
-				       "command", cmd, "old_serial",
-				       json_object_get(dev, "cert_serial")));
+		rc = srv_job_rotate(r->srv, dev, srv_req_actor(r), &job, &err);
+		if (rc)
+			break;
+		json_array_append_new(out, job);
 	}
 	json_decref(devs);
+	if (rc) {
+		json_decref(out);
+		return srv_reply_fail(r, &err);
+	}
 	return srv_reply_json(r, 200, json_pack("{s:o}", "commands", out));
 }
