@@ -8,6 +8,7 @@
 #include "api.h"
 #include "broker.h"
 #include "ca.h"
+#include "devices_svc.h"
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
@@ -193,23 +194,6 @@ int api_reenroll(struct srv_req *r)
 	return rc;
 }
 
-/*
- * End the broker sessions of decommissioned @id: a CRL reload does not
- * end a live TLS session.  Dynsec kicks a client's sessions when it is
- * disabled; the CRL reload (SIGHUP, sent first) runs in the broker's
- * loop before the kicked client can finish a new handshake.
- */
-static void broker_kick(struct srv *srv, const char *id)
-{
-	static const char *const kick[] = {"createClient", "disableClient"};
-	struct fl_error err = {0};
-
-	srv_broker_reload(srv->broker, true);
-	if (srv_mqtt_dynsec(srv->mqtt, kick, 2, id, &err))
-		fl_warn("device %s: cannot end its broker session: %s", id,
-			err.msg);
-}
-
 int api_reenroll_confirm(struct srv_req *r)
 {
 	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
@@ -236,16 +220,12 @@ int api_reenroll_confirm(struct srv_req *r)
 
 int api_device_decommission(struct srv_req *r)
 {
-	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
 	const char *id = r->params[0];
 	struct fl_error err = {0};
 	json_t *revoked = NULL;
 
-	if (srv_store_device_decommission(r->srv->store, id, &hook, &revoked,
-					  &err))
+	if (srv_device_decommission(r->srv, id, &revoked, &err))
 		return srv_reply_fail(r, &err);
-	broker_kick(r->srv, id);
-	fl_info("decommissioned device %s", id);
 	return srv_reply_json(r, 200,
 			      json_pack("{s:s, s:s, s:o}", "id", id, "state",
 					"decommissioned", "revoked", revoked));
