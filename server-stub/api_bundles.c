@@ -4,21 +4,16 @@
  * through bundles_svc.c (blob storage); downloads support HTTP Range so
  * agents resume.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "bundles_svc.h"
-#include "fsutil.h"
 #include "json.h"
 #include "log.h"
-#include "reader.h"
 #include "root.h"
 #include "util.h"
 #include "validate.h"
