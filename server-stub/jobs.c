@@ -37,13 +37,12 @@ static const char *const update_states[] = {
 	"queued",    "downloading", "verifying",    "installing",
 	"installed", "rebooting",   "health-check", "succeeded",
 	"failed",    "rolled-back", NULL};
-/* a restart repeats the install pass from downloading (docs/ota.md) */
+/* a restart repeats the install pass from downloading (docs/ota.md).
+ * A rollback is "reported like an update" (docs/protocol.md): the same
+ * table, though today's agent goes queued, rebooting, health-check. */
 static const char *const update_back[] = {
 	"verifying",  "downloading", "installing", "downloading",
 	"installing", "verifying",   NULL};
-static const char *const rollback_states[] = {
-	"queued", "rebooting", "health-check", "succeeded",
-	"failed", "rolled-back", NULL};
 /* the agent reports a rotation only when it ends */
 static const char *const rotate_states[] = {"queued", "succeeded", "failed",
 					    NULL};
@@ -52,7 +51,7 @@ static const char *const ota_lane[] = {"update", "rollback", NULL};
 static const char *const identity_lane[] = {"rotate", NULL};
 
 static const struct job_type types[] = {
-	{"rollback", rollback_states, no_back, ota_lane},
+	{"rollback", update_states, update_back, ota_lane},
 	{"rotate", rotate_states, no_back, identity_lane},
 	{"update", update_states, update_back, ota_lane},
 };

@@ -124,7 +124,9 @@ static int find_job(struct srv_store *s, const struct srv_ingest_item *it,
 	return rc ? db_fail(s, err, "job") : 0;
 }
 
-/* What becomes of @state, an event @seq of job @row (jobs.c rules). */
+/* What becomes of @state, an event @seq of job @row (jobs.c rules).  An
+ * event naming another job type is refused; an unknown "type" is not
+ * judged (fleetd never required one). */
 static enum srv_ingest_result judge(const json_t *row, int64_t seq,
 				    const char *state, const char *type)
 {
@@ -133,7 +135,7 @@ static enum srv_ingest_result judge(const json_t *row, int64_t seq,
 
 	if (json_integer_value(json_object_get(row, "final")))
 		return SRV_INGEST_REJECTED;
-	if (type && !fl_streq(type, jtype))
+	if (srv_job_type_known(type) && !fl_streq(type, jtype))
 		return SRV_INGEST_ILLEGAL;
 	if (!srv_job_state_final(state) &&
 	    seq <= json_integer_value(json_object_get(row, "seq")))
