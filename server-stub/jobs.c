@@ -219,29 +219,47 @@ static json_t *copy_or_null(const json_t *o, const char *key)
 	return v ? json_incref(v) : json_null();
 }
 
+/*
+ * End @device's open rotate job: a new rotation supersedes it (every
+ * rotate request sends a command, as before rotations were jobs).
+ */
+static void supersede_rotation(struct srv *srv, const char *device,
+			       const char *actor)
+{
+	char *who = fl_xasprintf("%s (a new rotation)", actor);
+	json_t *open = NULL;
+
+	if (!srv_store_job_open(srv->store, device, "rotate", &open, NULL) &&
+	    !srv_store_job_cancel(srv->store,
+				  json_string_value(json_object_get(open, "id")),
+				  who, NULL))
+		fl_info("job %s: superseded by a new rotation of %s",
+			json_string_value(json_object_get(open, "id")), device);
+	json_decref(open);
+	free(who);
+}
+
 int srv_job_rotate(struct srv *srv, const json_t *dev, const char *created_by,
 		   json_t **ret, struct fl_error *err)
 {
 	const char *id = json_string_value(json_object_get(dev, "id"));
 	json_t *job = NULL;
-	int rc;
+	int rc = FL_ECONFLICT;
 
-	rc = srv_job_start(srv, id, "rotate", NULL, NULL, created_by, 0, &job,
-			   err);
-	if (rc == FL_ECONFLICT) {
-		/* one rotation at a time: join the one under way */
-		if (srv_store_job_open(srv->store, id, "rotate", &job, NULL))
-			return rc;
-		json_object_set(job, "job", json_object_get(job, "id"));
-		fl_error_clear(err);
-		rc = 0;
+	for (int i = 0; i < 3 && rc == FL_ECONFLICT; i++) {
+		if (i) {
+			fl_error_clear(err);
+			supersede_rotation(srv, id, created_by);
+		}
+		rc = srv_job_start(srv, id, "rotate", NULL, NULL, created_by,
+				   0, &job, err);
 	}
 	if (rc)
 		return rc;
-	*ret = json_pack("{s:s, s:o, s:o, s:o}", "device", id, "command",
-			 copy_or_null(job, "command"), "old_serial",
+	*ret = json_pack("{s:s, s:O, s:o, s:O}", "device", id, "command",
+			 json_object_get(job, "command"), "old_serial",
 			 copy_or_null(dev, "cert_serial"), "job",
-			 copy_or_null(job, "job"));
+			 json_object_get(job, "job"));
 	json_decref(job);
 	return 0;
 }

@@ -63,9 +63,10 @@ int srv_job_start(struct srv *srv, const char *device, const char *type,
 		  struct fl_error *err);
 
 /*
- * Rotate the certificate of @dev (a device object from the store): join
- * its open rotate job, or start one.  *ret gets {"device", "job",
- * "command", "old_serial"}.  Codes of srv_job_start.
+ * Rotate the certificate of @dev (a device object from the store): start
+ * a rotate job; one still open is cancelled first (superseded: every
+ * request sends a command).  *ret gets {"device", "command",
+ * "old_serial", "job"}.  Codes of srv_job_start.
  */
 int srv_job_rotate(struct srv *srv, const json_t *dev, const char *created_by,
 		   json_t **ret, struct fl_error *err);

@@ -102,12 +102,14 @@ check "dev-bad's is a failed one, at the stage the agent named" sh -c \
 # a device's events the rotate job's state machine refuses are counted,
 # not recorded: an illegal state, then an event older than the job's last
 agent_stop dev-03 >/dev/null 2>&1
+J3A=$(fleetctl -o json rotate dev-03 2>/dev/null | jq -r '.[0].job')
+check_true "rotate dev-03 (stopped) started job $J3A" test "${J3A#j-}" != "$J3A"
 fleetctl -o json rotate dev-03 2>/dev/null >"$T/r3.json"
 J3=$(jq -r '.[0].job' "$T/r3.json")
 C3=$(jq -r '.[0].command' "$T/r3.json")
-check_true "rotate dev-03 (stopped) started job $J3" test "${J3#j-}" != "$J3"
-check "rotating dev-03 again joins the open job" sh -c \
-	"fleetctl -o json rotate dev-03 2>/dev/null | jq -e '.[0].job == \"$J3\" and .[0].command == \"$C3\"'"
+check_true "rotating it again starts a new job ($J3)" sh -c "test '${J3#j-}' != '$J3' && test '$J3' != '$J3A'"
+check "... and cancels the one it supersedes" sh -c \
+	"fleetctl -o json jobs show $J3A | jq -e '.state == \"cancelled\" and .final == true'"
 D3=$(agent_dir dev-03)
 dev03_pub() {
 	mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 -q 1 --cafile "$FLEET_CA_FILE" \
