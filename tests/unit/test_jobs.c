@@ -43,31 +43,18 @@ static const struct {
 	{"update", "installed", " installed rebooting health-check" FINALS},
 	{"update", "rebooting", " rebooting health-check" FINALS},
 	{"update", "health-check", " health-check" FINALS},
-	/* "reported like an update" (docs/protocol.md) */
-	{"rollback", "queued",
-	 " queued downloading verifying installing installed rebooting"
-	 " health-check" FINALS},
-	{"rollback", "downloading",
-	 " downloading verifying installing installed rebooting"
-	 " health-check" FINALS},
-	{"rollback", "verifying",
-	 " downloading verifying installing installed rebooting"
-	 " health-check" FINALS},
-	{"rollback", "installing",
-	 " downloading verifying installing installed rebooting"
-	 " health-check" FINALS},
-	{"rollback", "installed", " installed rebooting health-check" FINALS},
-	{"rollback", "rebooting", " rebooting health-check" FINALS},
-	{"rollback", "health-check", " health-check" FINALS},
 	{"rotate", "queued", " queued succeeded failed "},
 };
 
 static const char *const types[] = {"update", "rollback", "rotate", "diag",
 				    NULL};
 
-/* The legal moves out of @from for @type ("" when none). */
+/* The legal moves out of @from for @type ("" when none).  A rollback is
+ * "reported like an update" (docs/protocol.md). */
 static const char *legal_from(const char *type, const char *from)
 {
+	if (strcmp(type, "rollback") == 0)
+		type = "update";
 	for (size_t i = 0; i < FL_ARRAY_SIZE(legal); i++)
 		if (strcmp(legal[i].type, type) == 0 &&
 		    strcmp(legal[i].from, from) == 0)
