@@ -82,6 +82,8 @@ int cmd_status(int argc, char **argv, void *arg)
 		{"queue-capacity", "ingest_queue_capacity"},
 		{"backpressure-waits", "ingest_waits"},
 		{"backpressure-ms", "ingest_wait_ms"},
+		{"illegal-transitions", "jobs_illegal_transitions"},
+		{"stale-events", "jobs_stale_events"},
 		{NULL, NULL}};
 	json_t *st, *flat;
 	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
@@ -99,6 +101,7 @@ int cmd_status(int argc, char **argv, void *arg)
 				 json_object_get(st, "version"));
 		flatten(flat, "mqtt_", json_object_get(st, "mqtt"));
 		flatten(flat, "ingest_", json_object_get(st, "ingest"));
+		flatten(flat, "jobs_", json_object_get(st, "jobs"));
 		cli_print_object(ctx, flat, fields);
 		json_decref(flat);
 	}

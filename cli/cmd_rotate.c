@@ -2,9 +2,10 @@
 /*
  * fleetctl rotate ID... | --group G | --all [--wait [--timeout D]]
  *
- * fleetd sends each device a rotate command; with --wait we poll until
- * every device runs on a new certificate and its old one is revoked, or
- * its agent reported the rotation failed, or time runs out.
+ * fleetd starts a rotate job per device (docs/protocol.md); with --wait
+ * we poll the jobs until each is over (succeeded: the device runs on its
+ * new certificate and fleetd revoked the old one; failed, cancelled or
+ * expired), or time runs out.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -76,30 +77,57 @@ static json_t *request(int argc, char **argv, const struct rotate_args *a)
 	return json_pack("{s:o}", "ids", ids);
 }
 
-/* "done", "failed: reason" or NULL while still rotating. */
-static const char *progress(const json_t *dev, const json_t *cmd,
-			    char *buf, size_t len)
+/* The serial a rotation's job ended on: its last event's. */
+static json_t *new_serial(const json_t *job)
 {
-	const char *old = json_string_value(json_object_get(cmd, "old_serial"));
-	const char *cur = json_string_value(json_object_get(dev, "cert_serial"));
-	json_t *active = json_object_get(dev, "active_certs");
-	json_t *ev = json_object_get(dev, "last_event");
+	json_t *evs = json_object_get(job, "events");
+	size_t n = json_array_size(evs);
 
-	if (fl_streq(json_string_value(json_object_get(ev, "cmd")),
-		     json_string_value(json_object_get(cmd, "command"))) &&
-	    fl_streq(json_string_value(json_object_get(ev, "state")),
-		     "failed")) {
-		snprintf(buf, len, "failed: %s",
-			 json_string_value(json_object_get(ev, "reason"))
-				 ?: "unknown");
-		return buf;
-	}
-	if (cur && !fl_streq(cur, old) && json_array_size(active) == 1)
-		return "done";
-	return NULL;
+	return n ? json_object_get(json_array_get(evs, n - 1), "serial")
+		 : NULL;
 }
 
-/* Poll every device until all are done or failed, or time runs out. */
+/* "done", "STATE: reason" or NULL while the rotate job is open. */
+static const char *progress(const json_t *job, char *buf, size_t len)
+{
+	const char *state = json_string_value(json_object_get(job, "state"));
+
+	if (!json_is_true(json_object_get(job, "final")))
+		return NULL;
+	if (fl_streq(state, "succeeded"))
+		return "done";
+	snprintf(buf, len, "%s: %s", state ? state : "?",
+		 json_string_value(json_object_get(job, "reason")) ?: "unknown");
+	return buf;
+}
+
+/* Ask fleetd about @cmd's job once; true when it is over. */
+static bool poll_one(struct cli_ctx *ctx, json_t *cmd)
+{
+	const char *id = json_string_value(json_object_get(cmd, "job"));
+	char buf[256], *path;
+	const char *st = NULL;
+	json_t *job = NULL;
+
+	if (!id) {
+		json_object_set_new(cmd, "result",
+				    json_string("failed: fleetd started no job"));
+		return true;
+	}
+	path = fl_xasprintf("/api/v1/jobs/%s", id);
+	if (!fl_http_json(ctx->http, "GET", path, NULL, &job, &ctx->err) &&
+	    (st = progress(job, buf, sizeof(buf)))) {
+		json_object_set_new(cmd, "result", json_string(st));
+		json_object_set(cmd, "new_serial",
+				new_serial(job) ?: json_null());
+	}
+	fl_error_clear(&ctx->err);
+	json_decref(job);
+	free(path);
+	return st != NULL;
+}
+
+/* Poll every device's rotate job until all are over, or time runs out. */
 static int wait_all(struct cli_ctx *ctx, json_t *cmds, int64_t timeout)
 {
 	int64_t deadline = fl_now_ms() + timeout * 1000;
@@ -109,27 +137,16 @@ static int wait_all(struct cli_ctx *ctx, json_t *cmds, int64_t timeout)
 	while (left && fl_now_ms() < deadline) {
 		sleep(1);
 		json_array_foreach(cmds, i, cmd) {
-			const char *id = json_string_value(json_object_get(cmd, "device"));
-			char buf[256], *path;
-			const char *st;
-			json_t *dev = NULL;
+			const char *res;
 
-			if (json_object_get(cmd, "result"))
+			if (json_object_get(cmd, "result") || !poll_one(ctx, cmd))
 				continue;
-			path = fl_xasprintf("/api/v1/devices/%s", id);
-			if (!fl_http_json(ctx->http, "GET", path, NULL, &dev,
-					  &ctx->err) &&
-			    (st = progress(dev, cmd, buf, sizeof(buf)))) {
-				json_object_set_new(cmd, "result", json_string(st));
-				json_object_set(cmd, "new_serial",
-						json_object_get(dev, "cert_serial"));
-				failed += strcmp(st, "done") != 0;
-				left--;
-				cli_note(ctx, "%s: %s", id, st);
-			}
-			fl_error_clear(&ctx->err);
-			json_decref(dev);
-			free(path);
+			res = json_string_value(json_object_get(cmd, "result"));
+			failed += strcmp(res, "done") != 0;
+			left--;
+			cli_note(ctx, "%s: %s",
+				 json_string_value(json_object_get(cmd, "device")),
+				 res);
 		}
 	}
 	if (left)

@@ -57,6 +57,14 @@ static json_t *ingest_json(const struct srv_ingest_stats *s)
 			 "queue_capacity", (json_int_t)s->capacity);
 }
 
+/* Device events the job state machine refused (issue 9 item 2). */
+static json_t *jobs_json(const struct srv_ingest_stats *s)
+{
+	return json_pack("{s:I, s:I}", "illegal_transitions",
+			 (json_int_t)s->job_illegal, "stale_events",
+			 (json_int_t)s->job_stale);
+}
+
 /* What fleetd is doing: its MQTT side and what it took in (issue 17). */
 int api_status(struct srv_req *r)
 {
@@ -65,12 +73,13 @@ int api_status(struct srv_req *r)
 	srv_mqtt_stats(r->srv->mqtt, &st);
 	return srv_reply_json(
 		r, 200,
-		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o}", "version",
+		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o}", "version",
 			  FLEET_VERSION, "mqtt", "enabled", r->srv->mqtt != NULL,
 			  "connected", st.connected, "over_budget",
 			  (json_int_t)st.over_budget, "broker_dropped",
 			  st.broker_dropped >= 0
 				  ? json_integer(st.broker_dropped)
 				  : json_null(),
-			  "ingest", ingest_json(&st.ingest)));
+			  "ingest", ingest_json(&st.ingest), "jobs",
+			  jobs_json(&st.ingest)));
 }

@@ -1,174 +1,51 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bundles and the trust root on fleetd (issue 4): uploads stream to a
- * temporary file and are verified against fleetd's trust root before
- * they are stored; downloads support HTTP Range so agents resume.
+ * The bundles and trust root API (issue 4): uploads and downloads go
+ * through bundles_svc.c (blob storage); downloads support HTTP Range so
+ * agents resume.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
-#include "fsutil.h"
+#include "bundles_svc.h"
 #include "json.h"
 #include "log.h"
-#include "reader.h"
 #include "root.h"
 #include "util.h"
 #include "validate.h"
 
-struct upload {
-	int fd;
-	char *path;
-};
-
 static void upload_free(void *p)
 {
-	struct upload *u = p;
-
-	if (!u)
-		return;
-	if (u->fd >= 0)
-		close(u->fd);
-	if (u->path)
-		unlink(u->path);
-	free(u->path);
-	free(u);
+	srv_upload_free(p);
 }
 
-static int upload_chunk(struct srv_req *r, const char *data, size_t len,
-			struct fl_error *err)
+int api_bundle_upload_body(struct srv_req *r, const char *data, size_t len,
+			   struct fl_error *err)
 {
-	struct upload *u = r->ctx;
+	if (!r->ctx) {
+		struct srv_upload *u = NULL;
+		int rc = srv_upload_begin(r->srv, &u, err);
 
-	if (!u) {
-		char *dir = srv_path(r->srv, "bundles");
-		int rc = fl_mkdir_p(dir, 0700, err);
-
-		u = fl_xcalloc(1, sizeof(*u));
-		u->fd = -1;
-		u->path = fl_xasprintf("%s/.upload.XXXXXX", dir);
-		free(dir);
-		r->ctx = u;
-		r->ctx_free = upload_free;
-		if (!rc && (u->fd = mkostemp(u->path, O_CLOEXEC)) < 0)
-			rc = fl_fail_errno(err, FL_EIO, "cannot store upload");
 		if (rc)
 			return rc;
+		r->ctx = u;
+		r->ctx_free = upload_free;
 	}
-	return fl_write_all(u->fd, data, len, err);
-}
-
-/* The newest trust root fleetd has (caller frees). */
-static int current_root(struct srv *srv, struct fsig_root **ret,
-			struct fl_error *err)
-{
-	char *text = NULL;
-	int rc = srv_store_root_get(srv->store, 0, &text, err);
-
-	if (rc == FL_ENOTFOUND) {
-		fl_error_clear(err);
-		return fl_fail(err, FL_ECONFLICT,
-			       "fleetd has no trust root yet "
-			       "(fleetctl root push ROOT.json)");
-	}
-	if (!rc)
-		rc = fsig_root_parse(text, strlen(text), ret, err);
-	free(text);
-	return rc;
-}
-
-/* Verify the uploaded file completely (signatures, layout, hashes). */
-static int verify_upload(struct srv *srv, int fd, struct fsig_manifest **ret_m,
-			 char sha[65], struct fl_error *err)
-{
-	struct fsig_root *root = NULL;
-	struct fsig_reader *rd = NULL;
-	int rc;
-
-	rc = current_root(srv, &root, err);
-	if (!rc && lseek(fd, 0, SEEK_SET) < 0)
-		rc = fl_fail_errno(err, FL_EIO, "seek");
-	if (!rc)
-		rc = fsig_reader_open_fd(fd, &rd, err);
-	if (!rc)
-		rc = fsig_reader_verify(rd, root, NULL, err);
-	if (!rc)
-		rc = fsig_reader_stream(rd, NULL, err);
-	if (!rc) {
-		fl_strlcpy(sha, fsig_reader_manifest_sha256(rd), 65);
-		*ret_m = fsig_reader_take_manifest(rd);
-	}
-	fsig_reader_free(rd);
-	fsig_root_free(root);
-	return rc;
-}
-
-static json_t *hardware_json(const struct fsig_manifest *m)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < m->n_hardware; i++)
-		json_array_append_new(a, json_string(m->hardware[i]));
-	return a;
-}
-
-/* Move the verified upload into place and record it. */
-static int store_bundle(struct srv_req *r, struct upload *u,
-			const struct fsig_manifest *m, const char *sha,
-			json_t **ret, struct fl_error *err)
-{
-	char id[17], *dest;
-	json_t *hw = hardware_json(m);
-	struct stat st;
-	bool existed = false;
-	struct srv_bundle b = {.id = id, .sha256 = sha, .name = m->name,
-			       .version = m->version,
-			       .security_version = m->security_version,
-			       .hardware = hw, .manifest = m->json};
-	int rc;
-
-	fl_strlcpy(id, sha, sizeof(id));
-	dest = fl_xasprintf("%s/bundles/%s.fwb", r->srv->state_dir, id);
-	rc = fstat(u->fd, &st) < 0 || fsync(u->fd) < 0
-		     ? fl_fail_errno(err, FL_EIO, "cannot sync upload")
-		     : 0;
-	b.size = (uint64_t)st.st_size;
-	if (!rc)
-		rc = srv_store_bundle_add(r->srv->store, &b, srv_req_actor(r),
-					  &existed, err);
-	if (!rc && !existed && rename(u->path, dest) < 0)
-		rc = fl_fail_errno(err, FL_EIO, "cannot store bundle");
-	if (!rc && !existed)
-		rc = fl_fsync_parent(dest, err);
-	if (!rc)
-		rc = srv_store_bundle_get(r->srv->store, id, ret, err);
-	json_decref(hw);
-	free(dest);
-	return rc;
+	return srv_upload_write(r->ctx, data, len, err);
 }
 
 int api_bundle_upload(struct srv_req *r)
 {
-	struct upload *u = r->ctx;
-	struct fsig_manifest *m = NULL;
 	struct fl_error err = {0};
 	json_t *info = NULL;
-	char sha[65];
-	int rc;
 
-	if (!u)
+	if (!r->ctx)
 		return srv_reply_error(r, 400, "bad_request", "empty upload");
-	rc = verify_upload(r->srv, u->fd, &m, sha, &err);
-	if (!rc)
-		rc = store_bundle(r, u, m, sha, &info, &err);
-	fsig_manifest_free(m);
-	if (rc) {
+	if (srv_upload_finish(r->srv, r->ctx, srv_req_actor(r), &info, &err)) {
 		fl_warn("upload by %s refused: %s", srv_req_actor(r), err.msg);
 		return srv_reply_fail(r, &err);
 	}
@@ -177,12 +54,6 @@ int api_bundle_upload(struct srv_req *r)
 		json_string_value(json_object_get(info, "version")),
 		json_string_value(json_object_get(info, "id")), srv_req_actor(r));
 	return srv_reply_json(r, 201, info);
-}
-
-int api_bundle_upload_body(struct srv_req *r, const char *data, size_t len,
-			   struct fl_error *err)
-{
-	return upload_chunk(r, data, len, err);
 }
 
 /* A bundle reference: hex id prefix or NAME@VERSION. */
@@ -248,37 +119,25 @@ int api_bundle_download(struct srv_req *r)
 {
 	const char *range = srv_req_header(r, "Range");
 	struct fl_error err = {0};
-	uint64_t start = 0, end = 0;
-	char *path, cr[96];
-	struct stat st;
-	json_t *b;
-	int fd, pr;
+	uint64_t start = 0, end = 0, size = 0;
+	char cr[96];
+	int fd = -1, pr;
 
 	if (!valid_ref(r->params[0]))
 		return srv_reply_error(r, 400, "bad_request", "bad bundle id");
-	if (srv_store_bundle_get(r->srv->store, r->params[0], &b, &err))
+	if (srv_bundle_open(r->srv, r->params[0], &fd, &size, &err))
 		return srv_reply_fail(r, &err);
-	path = fl_xasprintf("%s/bundles/%s.fwb", r->srv->state_dir,
-			    json_string_value(json_object_get(b, "id")));
-	json_decref(b);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return srv_reply_error(r, 500, "internal", "bundle file missing");
-	}
-	pr = parse_range(range, (uint64_t)st.st_size, &start, &end);
+	pr = parse_range(range, size, &start, &end);
 	if (pr < 0) {
 		close(fd);
 		return srv_reply_error(r, 416, "range_not_satisfiable",
-				       "range %s outside %lld bytes", range,
-				       (long long)st.st_size);
+				       "range %s outside %llu bytes", range,
+				       (unsigned long long)size);
 	}
 	if (pr > 0)
-		return srv_reply_file(r, 200, fd, 0, (uint64_t)st.st_size, NULL);
-	snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%lld", start,
-		 end, (long long)st.st_size);
+		return srv_reply_file(r, 200, fd, 0, size, NULL);
+	snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+		 start, end, size);
 	return srv_reply_file(r, 206, fd, start, end - start + 1, cr);
 }
 
@@ -299,7 +158,7 @@ int api_root_push(struct srv_req *r)
 	if (!srv_req_json(r))
 		return 0;
 	rc = fsig_root_parse(r->body, r->body_len, &cand, &err);
-	if (!rc && (rc = current_root(r->srv, &cur, &err)) == FL_ECONFLICT) {
+	if (!rc && (rc = srv_trust_root_current(r->srv, &cur, &err)) == FL_ECONFLICT) {
 		fl_error_clear(&err);
 		rc = fsig_root_check_self(cand, &why, &err);
 		if (!rc && fsig_root_expired(cand, 0))

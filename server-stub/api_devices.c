@@ -8,6 +8,8 @@
 #include "api.h"
 #include "broker.h"
 #include "ca.h"
+#include "devices_svc.h"
+#include "jobs.h"
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
@@ -197,23 +199,6 @@ int api_reenroll(struct srv_req *r)
 	return rc;
 }
 
-/*
- * End the broker sessions of decommissioned @id: a CRL reload does not
- * end a live TLS session.  Dynsec kicks a client's sessions when it is
- * disabled; the CRL reload (SIGHUP, sent first) runs in the broker's
- * loop before the kicked client can finish a new handshake.
- */
-static void broker_kick(struct srv *srv, const char *id)
-{
-	static const char *const kick[] = {"createClient", "disableClient"};
-	struct fl_error err = {0};
-
-	srv_broker_reload(srv->broker, true);
-	if (srv_mqtt_dynsec(srv->mqtt, kick, 2, id, &err))
-		fl_warn("device %s: cannot end its broker session: %s", id,
-			err.msg);
-}
-
 int api_reenroll_confirm(struct srv_req *r)
 {
 	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
@@ -240,16 +225,12 @@ int api_reenroll_confirm(struct srv_req *r)
 
 int api_device_decommission(struct srv_req *r)
 {
-	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
 	const char *id = r->params[0];
 	struct fl_error err = {0};
 	json_t *revoked = NULL;
 
-	if (srv_store_device_decommission(r->srv->store, id, &hook, &revoked,
-					  &err))
+	if (srv_device_decommission(r->srv, id, &revoked, &err))
 		return srv_reply_fail(r, &err);
-	broker_kick(r->srv, id);
-	fl_info("decommissioned device %s", id);
 	return srv_reply_json(r, 200,
 			      json_pack("{s:s, s:s, s:o}", "id", id, "state",
 					"decommissioned", "revoked", revoked));
@@ -374,11 +355,17 @@ static int rotate_targets(struct srv_req *r, json_t *body, json_t **ret,
 	return 0;
 }
 
+/*
+ * POST /api/v1/rotate: a rotate job per active device named (joining
+ * one under way).  The first device whose job cannot start ends the
+ * request with its error; the jobs started before it stay.
+ */
 int api_rotate(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *devs = NULL, *dev, *out;
+	json_t *body = srv_req_json(r), *devs = NULL, *dev, *out, *job;
 	struct fl_error err = {0};
 	size_t i;
+	int rc = 0;
 
 	if (!body)
 		return 0;
@@ -386,23 +373,18 @@ int api_rotate(struct srv_req *r)
 		return srv_reply_fail(r, &err);
 	out = json_array();
 	json_array_foreach(devs, i, dev) {
-		const char *id = json_string_value(json_object_get(dev, "id"));
-		char cmd[48];
-
 		if (!fl_streq(json_string_value(json_object_get(dev, "state")),
 			      "active"))
 			continue;
-		if (srv_mqtt_send_cmd(r->srv->mqtt, id, "rotate", NULL, cmd,
-				      &err)) {
-			json_decref(out);
-			json_decref(devs);
-			return srv_reply_fail(r, &err);
-		}
-		json_array_append_new(
-			out, json_pack("{s:s, s:s, s:O}", "device", id,
-				       "command", cmd, "old_serial",
-				       json_object_get(dev, "cert_serial")));
+		rc = srv_job_rotate(r->srv, dev, srv_req_actor(r), &job, &err);
+		if (rc)
+			break;
+		json_array_append_new(out, job);
 	}
 	json_decref(devs);
+	if (rc) {
+		json_decref(out);
+		return srv_reply_fail(r, &err);
+	}
 	return srv_reply_json(r, 200, json_pack("{s:o}", "commands", out));
 }

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Updates and jobs (issue 5, docs/protocol.md): one job per device, one
- * command per job; the device's events move the job forward.  Rollouts
- * will create the same jobs.
+ * The jobs API (issue 5, docs/protocol.md): updates, rollbacks, cancel,
+ * list and show.  Jobs themselves live in jobs.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,98 +17,6 @@
 #include "validate.h"
 
 #define MAX_TARGETS 10000
-
-static void new_id(char *buf, size_t len, const char *prefix)
-{
-	unsigned char raw[8];
-	char hex[17];
-
-	fl_random(raw, sizeof(raw), NULL);
-	fl_hex(raw, sizeof(raw), hex);
-	snprintf(buf, len, "%s%s", prefix, hex);
-}
-
-/* The bundle part of an update command. */
-static json_t *bundle_args(const json_t *b)
-{
-	const char *id = json_string_value(json_object_get(b, "id"));
-	char *url = fl_xasprintf("/api/v1/bundles/%s/download", id);
-	json_t *j = json_pack("{s:s, s:O, s:O, s:O, s:O, s:s}", "id", id,
-			      "name", json_object_get(b, "name"), "version",
-			      json_object_get(b, "version"), "sha256",
-			      json_object_get(b, "sha256"), "size",
-			      json_object_get(b, "size"), "url", url);
-
-	free(url);
-	return j;
-}
-
-int srv_job_start(struct srv *srv, const char *device, const char *type,
-		  const json_t *bundle, const char *rollout,
-		  const char *created_by, int64_t expire, json_t **ret,
-		  struct fl_error *err)
-{
-	struct srv_job j = {.device = device, .type = type,
-			    .rollout = rollout, .created_by = created_by};
-	char job[24], cmd[48], when[32];
-	json_t *args;
-	int rc;
-
-	new_id(job, sizeof(job), "j-");
-	j.id = job;
-	j.expires = time(NULL) + (expire > 0 ? expire : srv->cfg.job_expire);
-	if (bundle) {
-		j.bundle = json_string_value(json_object_get(bundle, "id"));
-		j.to_version = json_string_value(json_object_get(bundle, "version"));
-	}
-	rc = srv_store_job_add(srv->store, &j, err);
-	if (rc)
-		return rc;
-	args = json_pack("{s:s}", "job", job);
-	if (bundle)
-		json_object_set_new(args, "bundle", bundle_args(bundle));
-	rc = srv_mqtt_send_cmd(srv->mqtt, device, type, args, cmd, err);
-	json_decref(args);
-	if (rc) {
-		srv_store_job_fail(srv->store, job, "queued", err->msg, NULL);
-		return rc;
-	}
-	srv_store_job_command(srv->store, job, cmd, NULL);
-	fl_info("job %s: %s of %s%s%s", job, type, device, bundle ? " to " : "",
-		j.to_version ? j.to_version : "");
-	fl_time_rfc3339(j.expires, when);
-	*ret = json_pack("{s:s, s:s, s:s, s:s}", "device", device, "job", job,
-			 "command", cmd, "expires", when);
-	return 0;
-}
-
-int srv_job_device(struct srv *srv, const char *device, json_t **ret_dev,
-		   struct fl_error *err)
-{
-	json_t *dev = NULL;
-	int rc = srv_store_device_get(srv->store, device, &dev, err);
-
-	if (!rc && !fl_streq(json_string_value(json_object_get(dev, "state")),
-			     "active"))
-		rc = fl_fail(err, FL_ECONFLICT, "device %s is %s", device,
-			     json_string_value(json_object_get(dev, "state")));
-	if (!rc && ret_dev)
-		*ret_dev = dev;
-	else
-		json_decref(dev);
-	return rc;
-}
-
-void srv_jobs_expire_tick(struct srv *srv)
-{
-	struct fl_error err = {0};
-	int n = 0;
-
-	if (srv_store_jobs_expire(srv->store, time(NULL), &n, &err))
-		fl_warn("expiring jobs: %s", err.msg);
-	else if (n)
-		fl_info("%d job(s) expired without a result", n);
-}
 
 /* Validate the "devices" array of a request. */
 static int target_list(json_t *body, json_t **ret, struct fl_error *err)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "jobs.h"
 #include "json.h"
 #include "log.h"
 #include "proto.h"
@@ -201,8 +202,9 @@ static void confirm(struct srv_ingest *q, const struct srv_ingest_item *it)
 
 static void log_event(const struct srv_ingest_item *it)
 {
-	static const char *const results[] = {"lost", "stored", "duplicate",
-					      "rejected"};
+	static const char *const results[] = {"lost",     "stored",
+					      "duplicate", "rejected",
+					      "stale",    "illegal"};
 	const json_t *m = it->msg;
 
 	fl_debug("event from %s: type=%s state=%s%s%s (seq %lld: %s)",
@@ -224,6 +226,8 @@ static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
 		q->st.stored += items[i].result == SRV_INGEST_STORED;
 		q->st.duplicates += items[i].result == SRV_INGEST_DUPLICATE;
 		q->st.rejected += items[i].result == SRV_INGEST_REJECTED;
+		q->st.job_stale += items[i].result == SRV_INGEST_STALE;
+		q->st.job_illegal += items[i].result == SRV_INGEST_ILLEGAL;
 		q->st.seq_gaps += (uint64_t)items[i].gap;
 	}
 	q->st.batches++;

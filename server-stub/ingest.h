@@ -39,6 +39,9 @@ struct srv_ingest_stats {
 	uint64_t stored;     /* applied */
 	uint64_t duplicates; /* seen before: nothing to do */
 	uint64_t rejected;   /* malformed, unknown device, closed job */
+	uint64_t job_stale;   /* job events older than their job's newest */
+	uint64_t job_illegal; /* job events their job's state machine
+			       * refused (jobs.h) */
 	uint64_t seq_gaps;   /* event seq numbers skipped by devices'
 			      * streams (lost before fleetd, or coalesced
 			      * by an older agent) */

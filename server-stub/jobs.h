@@ -2,23 +2,72 @@
 #ifndef SRV_JOBS_H
 #define SRV_JOBS_H
 
+/*
+ * Jobs (docs/protocol.md "Updates and jobs", docs/decisions.md "One job
+ * state machine"): one command to one device, followed through the
+ * device's events.  Job types: update, rollback (the OTA lane) and
+ * rotate (the identity lane).  A device holds at most one open job per
+ * lane.  This module owns job start, the transition table and what the
+ * store asks of it when a device reports a state.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "err.h"
-#include "srv.h"
+
+struct srv;
+
+/* --- the state machine (pure functions, no I/O) --- */
+
+/* True for a known job type: "update", "rollback", "rotate". */
+bool srv_job_type_known(const char *type);
+
+/* (The states a job never leaves: fl_job_state_name_final, proto.h.) */
+
+/*
+ * May a device move a job of @type from state @from to state @to?
+ * False for an unknown type or state, a state the type does not have,
+ * any move out of a final state, the states only fleetd sets
+ * (cancelled, expired) and a move back (except the restart of an
+ * update's install pass: verifying or installing back to downloading).
+ * Moving forward past states never seen is legal (events lost before
+ * fleetd, or coalesced by an older agent), and so is repeating the
+ * current state (progress, the repeat after a reconnect).
+ */
+bool srv_job_transition_ok(const char *type, const char *from,
+			   const char *to);
+
+/*
+ * The job types a new job of @type cannot start beside (open jobs of
+ * the same lane), NULL-terminated; NULL for an unknown type.
+ */
+const char *const *srv_job_lane(const char *type);
+
+/* --- starting jobs (fleetd) --- */
 
 /*
  * Start a job on @device: record it (FL_ECONFLICT when the device has an
- * unfinished job), send the command (update with @bundle, a bundle row
- * from the store, or rollback with @bundle NULL).  *ret gets {"device",
- * "job", "command", "expires"}.  A command that cannot be sent fails the
- * job.  @rollout may be NULL.  fleetd gives up on the job @expire
- * seconds from now (0: [jobs] expire of fleetd.conf).
+ * open job of the same lane), send the command (update with @bundle, a
+ * bundle row from the store; rollback and rotate with @bundle NULL).
+ * *ret gets {"device", "job", "command", "expires"}.  A command that
+ * cannot be sent fails the job.  @rollout may be NULL.  fleetd gives up
+ * on the job @expire seconds from now (0: [jobs] expire of fleetd.conf).
  */
 int srv_job_start(struct srv *srv, const char *device, const char *type,
 		  const json_t *bundle, const char *rollout,
 		  const char *created_by, int64_t expire, json_t **ret,
 		  struct fl_error *err);
+
+/*
+ * Rotate the certificate of @dev (a device object from the store): start
+ * a rotate job; one still open is cancelled first (superseded: every
+ * request sends a command).  *ret gets {"device", "command",
+ * "old_serial", "job"}.  Codes of srv_job_start.
+ */
+int srv_job_rotate(struct srv *srv, const json_t *dev, const char *created_by,
+		   json_t **ret, struct fl_error *err);
 
 /*
  * Look up @device for a new job: FL_ENOTFOUND when unknown, FL_ECONFLICT

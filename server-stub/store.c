@@ -147,6 +147,40 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE jobs SET seq = coalesce((SELECT max(seq) FROM job_events"
 	" WHERE job = jobs.id), 0);",
+	/* 9: rotation is a job type (issue 9 item 2); its events name the
+	 * job by its command.  SQLite cannot change a CHECK constraint: the
+	 * table is rebuilt, rows and rowids (the list's tie-break) kept */
+	"CREATE TABLE jobs_new ("
+	" id TEXT PRIMARY KEY,"
+	" device TEXT NOT NULL,"
+	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback', 'rotate')),"
+	" bundle TEXT,"
+	" command TEXT,"
+	" rollout TEXT,"
+	" state TEXT NOT NULL,"
+	" final INTEGER NOT NULL DEFAULT 0,"
+	" stage TEXT,"
+	" reason TEXT,"
+	" from_version TEXT,"
+	" to_version TEXT,"
+	" bytes INTEGER,"
+	" total INTEGER,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" created_by TEXT,"
+	" expires INTEGER NOT NULL DEFAULT 0,"
+	" seq INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO jobs_new (rowid, id, device, type, bundle, command,"
+	" rollout, state, final, stage, reason, from_version, to_version,"
+	" bytes, total, created, updated, created_by, expires, seq)"
+	" SELECT rowid, id, device, type, bundle, command, rollout, state,"
+	" final, stage, reason, from_version, to_version, bytes, total,"
+	" created, updated, created_by, expires, seq FROM jobs;"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_new RENAME TO jobs;"
+	"CREATE INDEX jobs_device ON jobs(device, created);"
+	"CREATE INDEX jobs_open ON jobs(final, expires);"
+	"CREATE INDEX jobs_command ON jobs(device, command);",
 };
 
 static const struct {

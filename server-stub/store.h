@@ -262,6 +262,11 @@ enum srv_ingest_result {
 	SRV_INGEST_REJECTED,  /* unknown or decommissioned device; an event
 			       * for a job that is not this device's or is
 			       * already final */
+	SRV_INGEST_STALE,     /* a job event older than the job's newest:
+			       * refused, not recorded */
+	SRV_INGEST_ILLEGAL,   /* a job event the job's state machine does
+			       * not allow (srv_job_transition_ok):
+			       * refused, not recorded */
 };
 
 /* One message, already parsed and checked by its kind's rules. */
@@ -277,9 +282,12 @@ struct srv_ingest_item {
 /*
  * Apply @n messages in one transaction, in order.  Idempotent: an event
  * is stored once per (device, seq) as the device's last event and once
- * per (job, seq) in its job's history, and only an event newer than the
- * job's last moves its state (a final state always does).  Each item's
- * result is set; an error (the database failed) rolls back the batch.
+ * per (job, seq) in its job's history.  An event names its job by "job",
+ * or by "cmd" (the command that started it: rotations).  Only an event
+ * newer than the job's last, or a final one, whose move the job's type
+ * allows, is recorded and moves the job; the others are refused
+ * (SRV_INGEST_STALE, SRV_INGEST_ILLEGAL).  Each item's result is set; an
+ * error (the database failed) rolls back the batch.
  */
 int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
 		     size_t n, struct fl_error *err);
@@ -337,19 +345,19 @@ int srv_store_root_list(struct srv_store *s, json_t **ret,
 int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
 		       struct fl_error *err);
 
-/* --- update jobs (store_jobs.c) --- */
-
-/* (Which job states are final: fl_job_state_name_final, proto.h.) */
+/* --- jobs (store_jobs.c; their rules: jobs.h) --- */
 
 /* A job to create. */
 struct srv_job {
 	const char *id, *device, *type, *bundle, *command, *rollout;
 	const char *to_version, *created_by;
 	int64_t expires; /* Unix time after which fleetd gives up; 0 never */
+	const char *const *lane; /* job types it cannot start beside,
+				  * NULL-terminated (srv_job_lane) */
 };
 
 /* Create a job in state "queued".  FL_ECONFLICT when the device has a
- * job that is not final. */
+ * job of a type in @j->lane that is not final. */
 int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 		      struct fl_error *err);
 
@@ -386,6 +394,10 @@ struct srv_job_filter {
 
 int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
 		       json_t **ret, struct fl_error *err);
+
+/* The device's open job of @type (the newest); FL_ENOTFOUND. */
+int srv_store_job_open(struct srv_store *s, const char *device,
+		       const char *type, json_t **ret, struct fl_error *err);
 
 /* One job with its event history; FL_ENOTFOUND. */
 int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,

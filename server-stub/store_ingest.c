@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jobs.h"
 #include "json.h"
 #include "proto.h"
 #include "store.h"
@@ -100,74 +101,135 @@ static int device_mark(struct srv_store *s, int64_t now, int64_t seq,
 		      "siis", text, now, seq, it->device);
 }
 
-/* Append the event to its job's history once per (job, seq); move the
- * job when the event is newer than its last, or final. */
+/*
+ * The job @it names: by "job", or by "cmd", the command that started it
+ * (rotations: the agent's events carry no job id).  *ret_row gets {id,
+ * type, state, seq, final}, NULL when there is none.
+ */
+static int find_job(struct srv_store *s, const struct srv_ingest_item *it,
+		    json_t **ret_row, struct fl_error *err)
+{
+	const char *job = str(it->msg, "job", 64);
+	const char *cmd = job ? NULL : str(it->msg, "cmd", 64);
+	int rc;
+
+	*ret_row = NULL;
+	if (!job && !cmd)
+		return 0;
+	rc = db_query_one(s, ret_row, NULL,
+			  "SELECT id, type, state, seq, final FROM jobs"
+			  " WHERE device = ?1 AND (id = ?2 OR command = ?3)",
+			  "sss", it->device, job, cmd);
+	if (rc == FL_ENOTFOUND)
+		return 0;
+	return rc ? db_fail(s, err, "job") : 0;
+}
+
+/* What becomes of @state, an event @seq of job @row (jobs.c rules).  An
+ * event naming another job type is refused; an unknown "type" is not
+ * judged (fleetd never required one). */
+static enum srv_ingest_result judge(const json_t *row, int64_t seq,
+				    const char *state, const char *type)
+{
+	const char *jtype = json_string_value(json_object_get(row, "type"));
+	const char *cur = json_string_value(json_object_get(row, "state"));
+
+	if (json_integer_value(json_object_get(row, "final")))
+		return SRV_INGEST_REJECTED;
+	if (srv_job_type_known(type) && !fl_streq(type, jtype))
+		return SRV_INGEST_ILLEGAL;
+	if (!fl_job_state_name_final(state) &&
+	    seq <= json_integer_value(json_object_get(row, "seq")))
+		return SRV_INGEST_STALE;
+	return srv_job_transition_ok(jtype, cur, state) ? SRV_INGEST_STORED
+							: SRV_INGEST_ILLEGAL;
+}
+
+/* Record the event in its job's history and move the job. */
+static int job_move(struct srv_store *s, int64_t now, int64_t seq,
+		    const char *job, const char *state, const char *text,
+		    const struct srv_ingest_item *it, struct fl_error *err)
+{
+	int rc;
+
+	rc = db_run(s, NULL, err,
+		    "INSERT INTO job_events (job, seq, ts, state, event)"
+		    " VALUES (?, ?, ?, ?, ?)",
+		    "siiss", job, seq, now, state, text);
+	if (!rc)
+		rc = db_run(s, NULL, err,
+			    "UPDATE jobs SET state = ?, final = ?, stage = ?,"
+			    " reason = ?, bytes = coalesce(?, bytes),"
+			    " total = coalesce(?, total),"
+			    " from_version = coalesce(from_version, ?),"
+			    " updated = ?, seq = max(seq, ?) WHERE id = ?",
+			    "sdssnnsiis", state,
+			    (int)fl_job_state_name_final(state),
+			    str(it->msg, "stage", 512),
+			    str(it->msg, "reason", 512),
+			    int_or_null(it->msg, "bytes"),
+			    int_or_null(it->msg, "total"),
+			    str(it->msg, "from_version", 64), now, seq, job);
+	return rc;
+}
+
+/*
+ * An event of a job: recorded once per (job, seq) and moving the job
+ * when the job's state machine allows it (judge); a repeat is a
+ * duplicate, the rest is refused.
+ */
 static int job_event(struct srv_store *s, int64_t now, int64_t seq,
-		     const char *job, const char *text,
+		     const json_t *row, const char *text,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
+	const char *job = json_string_value(json_object_get(row, "id"));
 	const char *state = str(it->msg, "state", 64);
-	bool final = fl_job_state_name_final(state);
-	json_t *row = NULL;
-	int n = 0, rc;
+	json_t *seen = NULL;
+	int rc;
 
 	if (!state) {
 		it->result = SRV_INGEST_REJECTED;
 		return 0;
 	}
-	rc = db_run(s, &n, err,
-		    "INSERT INTO job_events (job, seq, ts, state, event)"
-		    " SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM jobs"
-		    "  WHERE id = ?1 AND device = ?6 AND final = 0)"
-		    " ON CONFLICT (job, seq) DO NOTHING",
-		    "siisss", job, seq, now, state, text, it->device);
-	if (!rc && n == 1) {
-		it->result = SRV_INGEST_STORED;
-		return db_run(s, NULL, err,
-			      "UPDATE jobs SET state = ?, final = ?, stage = ?,"
-			      " reason = ?, bytes = coalesce(?, bytes),"
-			      " total = coalesce(?, total),"
-			      " from_version = coalesce(from_version, ?),"
-			      " updated = ?, seq = ? WHERE id = ? AND final = 0"
-			      " AND (seq < ? OR ?)",
-			      "sdssnnsiisid", state, (int)final,
-			      str(it->msg, "stage", 512),
-			      str(it->msg, "reason", 512),
-			      int_or_null(it->msg, "bytes"),
-			      int_or_null(it->msg, "total"),
-			      str(it->msg, "from_version", 64), now, seq, job,
-			      seq, (int)final);
-	}
-	if (rc)
-		return rc;
-	rc = db_query_one(s, &row, NULL,
+	rc = db_query_one(s, &seen, NULL,
 			  "SELECT 1 FROM job_events WHERE job = ? AND seq = ?",
 			  "si", job, seq);
-	json_decref(row);
-	if (rc && rc != FL_ENOTFOUND)
+	json_decref(seen);
+	if (rc == 0) {
+		it->result = SRV_INGEST_DUPLICATE;
+		return 0;
+	}
+	if (rc != FL_ENOTFOUND)
 		return db_fail(s, err, "job event");
-	it->result = rc ? SRV_INGEST_REJECTED : SRV_INGEST_DUPLICATE;
-	return 0;
+	it->result = judge(row, seq, state, str(it->msg, "type", 64));
+	if (it->result != SRV_INGEST_STORED)
+		return 0;
+	return job_move(s, now, seq, job, state, text, it, err);
 }
 
 static int event(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
 		 struct fl_error *err)
 {
 	int64_t seq = json_integer_value(json_object_get(it->msg, "seq"));
-	const char *job = str(it->msg, "job", 64);
 	char *text = fl_json_dumps(it->msg);
+	json_t *job = NULL;
 	bool newer = false;
 	int rc;
 
 	rc = device_mark(s, now, seq, text, it, &newer, err);
+	if (!rc)
+		rc = find_job(s, it, &job, err);
 	if (rc == FL_ENOTFOUND) {
 		it->result = SRV_INGEST_REJECTED;
 		rc = 0;
 	} else if (!rc && job) {
 		rc = job_event(s, now, seq, job, text, it, err);
+	} else if (!rc && str(it->msg, "job", 64)) {
+		it->result = SRV_INGEST_REJECTED; /* not a job of this device */
 	} else if (!rc) {
 		it->result = newer ? SRV_INGEST_STORED : SRV_INGEST_DUPLICATE;
 	}
+	json_decref(job);
 	free(text);
 	return rc;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Update jobs: one per device and bundle (or rollback), moved forward by
- * the device's events. */
+/* Jobs: created, failed, cancelled, expired and read here; the device's
+ * events move them in store_ingest.c, by jobs.c's rules. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +17,48 @@
 	" " DB_TIME("created") " AS created, " DB_TIME("updated")          \
 	" AS updated, created_by, " DB_TIME("expires") " AS expires"
 
+/* The open job of @device that @j cannot start beside: its id into
+ * *ret_busy (caller frees), or NULL.  Called in a transaction. */
+static int busy_job(struct srv_store *s, const struct srv_job *j,
+		    char **ret_busy, struct fl_error *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	*ret_busy = NULL;
+	rc = db_query_json(s, &rows, err,
+			   "SELECT id, type FROM jobs WHERE device = ?"
+			   " AND final = 0 ORDER BY created",
+			   "s", j->device);
+	json_array_foreach(rows, i, row) {
+		const char *type = json_string_value(json_object_get(row, "type"));
+		bool busy = !j->lane;
+
+		for (size_t k = 0; !busy && j->lane[k]; k++)
+			busy = fl_streq(j->lane[k], type);
+		if (!rc && busy && !*ret_busy)
+			*ret_busy = fl_xstrdup(
+				json_string_value(json_object_get(row, "id")));
+	}
+	json_decref(rows);
+	return rc;
+}
+
 int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 		      struct fl_error *err)
 {
-	json_t *busy = NULL;
 	int64_t now = time(NULL);
+	char *busy = NULL;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	if (!rc && db_query_one(s, &busy, NULL,
-				"SELECT id FROM jobs WHERE device = ? AND final = 0",
-				"s", j->device) == 0)
+	if (!rc)
+		rc = busy_job(s, j, &busy, err);
+	if (!rc && busy)
 		rc = fl_fail(err, FL_ECONFLICT, "device %s is busy with job %s",
-			     j->device,
-			     json_string_value(json_object_get(busy, "id")));
+			     j->device, busy);
 	if (!rc)
 		rc = db_run(s, NULL, err,
 			    "INSERT INTO jobs (id, device, type, bundle, command,"
@@ -44,7 +71,7 @@ int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 			    j->created_by, j->expires);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
-	json_decref(busy);
+	free(busy);
 	return rc;
 }
 
@@ -121,6 +148,12 @@ static void fix_jobs(json_t *rows)
 	db_json_bools(rows, "final");
 }
 
+static void fix_jobs_one(json_t *job)
+{
+	json_object_set_new(job, "final",
+			    json_boolean(json_integer_value(json_object_get(job, "final"))));
+}
+
 int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
 		       json_t **ret, struct fl_error *err)
 {
@@ -137,6 +170,26 @@ int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
 	if (!rc)
 		fix_jobs(*ret);
 	return rc;
+}
+
+int srv_store_job_open(struct srv_store *s, const char *device,
+		       const char *type, json_t **ret, struct fl_error *err)
+{
+	json_t *job = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_query_one(s, &job, err,
+			  "SELECT " JOB_COLS " FROM jobs WHERE device = ?"
+			  " AND type = ? AND final = 0"
+			  " ORDER BY created DESC, rowid DESC LIMIT 1",
+			  "ss", device, type);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return rc;
+	fix_jobs_one(job);
+	*ret = job;
+	return 0;
 }
 
 int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,
@@ -163,8 +216,7 @@ int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,
 		json_decref(job);
 		return rc;
 	}
-	json_object_set_new(job, "final",
-			    json_boolean(json_integer_value(json_object_get(job, "final"))));
+	fix_jobs_one(job);
 	json_array_foreach(events, i, ev) {
 		const char *t = json_string_value(json_object_get(ev, "event"));
 

@@ -94,5 +94,41 @@ check_true "dev-bad is still running" kill -0 "${AGENT_PID[dev-bad]}"
 if wait_until 10 dev_online dev-bad; then pass "dev-bad is still online"; else fail "dev-bad is still online"; fi
 check_grep 'certificate rejected|rejected' "the agent says why" cat "$(agent_dir dev-bad)/agent.log"
 
+# --- rotation is a job (issue 9 item 2) ---------------------------------------
+check "dev-01's rotation is a succeeded rotate job" sh -c \
+	"fleetctl -o json jobs list --device dev-01 | jq -e '[.[] | select(.type == \"rotate\")] | length == 1 and .[0].state == \"succeeded\" and .[0].final == true'"
+check "dev-bad's is a failed one, at the stage the agent named" sh -c \
+	"fleetctl -o json jobs list --device dev-bad | jq -e '.[0].type == \"rotate\" and .[0].state == \"failed\" and .[0].stage == \"reenroll\"'"
+# a device's events the rotate job's state machine refuses are counted,
+# not recorded: an illegal state, then an event older than the job's last
+agent_stop dev-03 >/dev/null 2>&1
+J3A=$(fleetctl -o json rotate dev-03 2>/dev/null | jq -r '.[0].job')
+check_true "rotate dev-03 (stopped) started job $J3A" test "${J3A#j-}" != "$J3A"
+fleetctl -o json rotate dev-03 2>/dev/null >"$T/r3.json"
+J3=$(jq -r '.[0].job' "$T/r3.json")
+C3=$(jq -r '.[0].command' "$T/r3.json")
+check_true "rotating it again starts a new job ($J3)" sh -c "test '${J3#j-}' != '$J3' && test '$J3' != '$J3A'"
+check "... and cancels the one it supersedes" sh -c \
+	"fleetctl -o json jobs show $J3A | jq -e '.state == \"cancelled\" and .final == true'"
+D3=$(agent_dir dev-03)
+dev03_pub() {
+	mosquitto_pub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 -q 1 --cafile "$FLEET_CA_FILE" \
+		--cert "$D3/state/cert.pem" --key "$D3/state/key.pem" -t fleet/dev-03/events -m "$1"
+}
+pub_refused_then_legal() {
+	dev03_pub "{\"seq\": 1000, \"cmd\": \"$C3\", \"type\": \"rotate\", \"state\": \"rolled-back\"}" &&
+		dev03_pub "{\"seq\": 1002, \"cmd\": \"$C3\", \"type\": \"rotate\", \"state\": \"queued\"}" &&
+		dev03_pub "{\"seq\": 1001, \"cmd\": \"$C3\", \"type\": \"rotate\", \"state\": \"queued\"}"
+}
+check "dev-03 publishes rolled-back (no rotate state), queued, an older queued" \
+	pub_refused_then_legal
+counted() {
+	fleetctl -o json status | jq -e '.jobs.illegal_transitions == 1 and .jobs.stale_events == 1' >/dev/null
+}
+if wait_until 10 counted; then pass "status counts one illegal transition and one stale event"; else fail "status counts one illegal transition and one stale event"; fi
+check "the job recorded only the legal event and is still open" sh -c \
+	"fleetctl -o json jobs show $J3 | jq -e '.state == \"queued\" and .final == false and (.events | length) == 1 and .events[0].seq == 1002'"
+check_grep '^illegal-transitions: +1$' "fleetctl status shows the counter" fleetctl status
+
 for i in $(seq -f %02g 1 $N) bad; do agent_stop "dev-$i" >/dev/null 2>&1; done
 finish

@@ -223,12 +223,58 @@ static void test_bad_and_repeated(void **state)
 	assert_int_equal(acks.n, 2);
 }
 
+static void push_text(struct srv_ingest *q, const char *dev, int seq,
+		      const char *state)
+{
+	char text[160];
+
+	snprintf(text, sizeof(text),
+		 "{\"seq\": %d, \"job\": \"j-2\", \"type\": \"update\","
+		 " \"state\": \"%s\"}",
+		 seq, state);
+	assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, dev, text,
+				    strlen(text)));
+}
+
+/* Stale events and illegal moves are refused and counted apart from the
+ * rejected ones (fleetctl status "jobs"). */
+static void test_job_counters(void **state)
+{
+	struct fixture *f = *state;
+	struct acks acks = {.f = f};
+	struct srv_ingest_cfg cfg = {
+		.queue = 64, .max_bytes = 1 << 20, .batch = 64,
+		.max_payload = 256};
+	struct srv_ingest_stats st;
+	struct srv_ingest *q = NULL;
+
+	setup_fleet(f);
+	assert_int_equal(srv_ingest_start(f->s, &cfg, on_ack, &acks, &q, NULL),
+			 0);
+	push_text(q, "dev-2", 5, "installing");
+	push_text(q, "dev-2", 4, "downloading"); /* stale */
+	push_text(q, "dev-2", 6, "queued");	  /* back to the start */
+	push_text(q, "dev-2", 7, "reverting");	  /* never published */
+	push_text(q, "dev-2", 8, "installed");
+	assert_true(srv_ingest_drain(q, 30000));
+	srv_ingest_stats(q, &st);
+	srv_ingest_stop(q);
+	assert_int_equal(st.stored, 2);
+	assert_int_equal(st.job_stale, 1);
+	assert_int_equal(st.job_illegal, 2);
+	assert_int_equal(st.rejected, 0);
+	assert_int_equal(st.duplicates, 0);
+	assert_int_equal(acks.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_backpressure_loses_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_and_repeated, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_job_counters, setup,
 						teardown),
 	};
 

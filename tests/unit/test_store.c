@@ -784,6 +784,16 @@ static void test_decommission_atomic(void **state)
 			 FL_ENOTFOUND);
 }
 
+/* The jobs table as migration 4 made it (later ones rebuild it). */
+#define JOBS_V4                                                              \
+	"CREATE TABLE jobs (id TEXT PRIMARY KEY, device TEXT NOT NULL,"      \
+	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback')),"        \
+	" bundle TEXT, command TEXT, rollout TEXT, state TEXT NOT NULL,"     \
+	" final INTEGER NOT NULL DEFAULT 0, stage TEXT, reason TEXT,"        \
+	" from_version TEXT, to_version TEXT, bytes INTEGER, total INTEGER," \
+	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"               \
+	" created_by TEXT"
+
 /* Migration 6 on certificates from before "pending": per device the
  * oldest unrevoked stays, the newest becomes pending, the ones between
  * are revoked; a device with one certificate is left alone. */
@@ -804,8 +814,7 @@ static void test_migrate_pending(void **state)
 		 " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
 	    NULL, 0);
 	/* later migrations touch jobs too */
-	sql(old, "CREATE TABLE jobs (id TEXT, final INTEGER NOT NULL DEFAULT 0)",
-	    NULL, 0);
+	sql(old, JOBS_V4 ")", NULL, 0);
 	sql(old, "CREATE TABLE job_events (job TEXT, seq INTEGER)", NULL, 0);
 	sql(old, "CREATE INDEX job_events_job ON job_events(job, seq)", NULL, 0);
 	sql(old, "INSERT INTO certs (serial, device, not_before, not_after,"
@@ -826,6 +835,52 @@ static void test_migrate_pending(void **state)
 		 " WHERE reason = 'superseded' ORDER BY serial)", out,
 	    sizeof(out));
 	assert_string_equal(out, "a2,a3");
+	srv_store_close(s);
+	free(old);
+}
+
+/* Migration 9 rebuilds jobs for the rotate type: every row, column and
+ * rowid (the list's tie-break) is kept, and rotate jobs can be added. */
+static void test_migrate_rotate_type(void **state)
+{
+	struct fixture *f = *state;
+	char *old = fl_path_join(f->dir, "v8.db"), out[128];
+	struct srv_job j = {.id = "j-r", .device = "d1", .type = "rotate"};
+	struct srv_store *s = NULL;
+	struct fl_error err = {0};
+	json_t *rows = NULL;
+	struct srv_job_filter all = {.limit = 10};
+
+	assert_int_equal(srv_store_open(old, &s, &err), 0);
+	srv_store_close(s);
+	sql(old, "DROP TABLE jobs", NULL, 0);
+	sql(old, JOBS_V4 ", expires INTEGER NOT NULL DEFAULT 0,"
+		 " seq INTEGER NOT NULL DEFAULT 0)", NULL, 0);
+	sql(old, "INSERT INTO jobs (rowid, id, device, type, bundle, command,"
+		 " state, final, stage, reason, created, updated, expires, seq)"
+		 " VALUES (7, 'j-a', 'd1', 'update', 'b1', 'c-a', 'failed', 1,"
+		 " 'verifying', 'bad', 100, 110, 500, 4),"
+		 " (3, 'j-b', 'd2', 'rollback', NULL, 'c-b', 'queued', 0, NULL,"
+		 " NULL, 100, 100, 0, 0)", NULL, 0);
+	sql(old, "PRAGMA user_version = 8", NULL, 0);
+	assert_int_equal(srv_store_open(old, &s, &err), 0);
+	assert_int_equal(srv_store_schema_version(s), 9);
+	sql(old, "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
+		 " || ',' || type || ',' || state || ',' || final || ',' ||"
+		 " stage || ',' || reason || ',' || expires || ',' || seq AS x"
+		 " FROM jobs WHERE id = 'j-a')", out, sizeof(out));
+	assert_string_equal(out, "7,j-a,update,failed,1,verifying,bad,500,4");
+	sql(old, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+		 " AND name IN ('jobs_device', 'jobs_open', 'jobs_command')",
+	    out, sizeof(out));
+	assert_string_equal(out, "3");
+	/* same created: the higher rowid is listed first, as before */
+	assert_int_equal(srv_store_job_list(s, &all, &rows, &err), 0);
+	assert_int_equal(json_array_size(rows), 2);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(rows, 0), "id")), "j-a");
+	json_decref(rows);
+	assert_int_equal(srv_store_job_add(s, &j, &err), 0);
 	srv_store_close(s);
 	free(old);
 }
@@ -908,6 +963,7 @@ int main(void)
 		T(test_confirm_newest_only),
 		T(test_decommission_atomic),
 		T(test_migrate_pending),
+		T(test_migrate_rotate_type),
 		T(test_reenroll_cost_flat),
 		cmocka_unit_test(test_roles),
 	};

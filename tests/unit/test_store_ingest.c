@@ -14,6 +14,8 @@
 
 #include "store_fixture.h"
 
+#include "jobs.h"
+
 static void device(struct fixture *f, const char *id, const char *serial)
 {
 	struct srv_cert c = {serial, id, time(NULL), time(NULL) + 3600};
@@ -96,8 +98,8 @@ static void test_events_stored_once(void **state)
 	json_decref(j);
 }
 
-/* A late, older progress event joins the history but does not move the
- * job back; a final one always closes it. */
+/* A late, older progress event is refused as stale (not recorded, the
+ * job does not move back); a final one always closes the job. */
 static void test_order_by_seq(void **state)
 {
 	struct fixture *f = *state;
@@ -108,13 +110,15 @@ static void test_order_by_seq(void **state)
 	job(f, "j2", "dev-2");
 	evs[0] = ev(5, "j2", "installing");
 	evs[1] = ev(4, "j2", "downloading");
-	apply(f, "dev-2", evs, 2, r, NULL);
+	evs[2] = ev(5, "j2", "installing"); /* a repeat stays a duplicate */
+	apply(f, "dev-2", evs, 3, r, NULL);
 	assert_int_equal(r[0], SRV_INGEST_STORED);
-	assert_int_equal(r[1], SRV_INGEST_STORED);
+	assert_int_equal(r[1], SRV_INGEST_STALE);
+	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
 	j = job_get(f, "j2");
 	assert_string_equal(json_string_value(json_object_get(j, "state")),
 			    "installing");
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
 	json_decref(j);
 	evs[0] = ev(3, "j2", "failed");
 	evs[1] = ev(6, "j2", "downloading"); /* after the final: refused */
@@ -124,6 +128,68 @@ static void test_order_by_seq(void **state)
 	j = job_get(f, "j2");
 	assert_string_equal(json_string_value(json_object_get(j, "state")),
 			    "failed");
+	json_decref(j);
+}
+
+/* Moves the job's state machine does not allow are refused and leave
+ * the job as it was; the legal move after them goes through. */
+static void test_illegal_refused(void **state)
+{
+	struct fixture *f = *state;
+	enum srv_ingest_result r[8];
+	json_t *evs[8], *j;
+
+	device(f, "dev-5", "05");
+	job(f, "j5", "dev-5");
+	evs[0] = ev(1, "j5", "installed");
+	evs[1] = ev(2, "j5", "downloading"); /* back past the install */
+	evs[2] = ev(3, "j5", "cancelled");   /* fleetd's own final */
+	evs[3] = ev(4, "j5", "reverting");   /* never published */
+	evs[4] = ev(5, "j5", "installed");
+	json_object_set_new(evs[4], "type", json_string("rollback"));
+	evs[5] = ev(6, "j5", "rebooting");
+	apply(f, "dev-5", evs, 6, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_STORED);
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(r[i], SRV_INGEST_ILLEGAL);
+	assert_int_equal(r[5], SRV_INGEST_STORED);
+	j = job_get(f, "j5");
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "rebooting");
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
+	assert_false(json_is_true(json_object_get(j, "final")));
+	json_decref(j);
+}
+
+/* A rotation's events name its command, not the job: they move the
+ * rotate job, by the rotate type's rules. */
+static void test_rotate_by_command(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_job rj = {.id = "j6", .device = "dev-6", .type = "rotate",
+			     .lane = srv_job_lane("rotate")};
+	enum srv_ingest_result r[4];
+	json_t *evs[4], *j;
+
+	device(f, "dev-6", "06");
+	assert_int_equal(srv_store_job_add(f->s, &rj, NULL), 0);
+	assert_int_equal(srv_store_job_command(f->s, "j6", "c-6", NULL), 0);
+	evs[0] = json_pack("{s:i, s:s, s:s, s:s}", "seq", 1, "cmd", "c-6",
+			   "type", "rotate", "state", "rolled-back");
+	evs[1] = json_pack("{s:i, s:s, s:s, s:s, s:s}", "seq", 2, "cmd",
+			   "c-6", "type", "rotate", "state", "succeeded",
+			   "serial", "07");
+	evs[2] = json_pack("{s:i, s:s, s:s, s:s}", "seq", 3, "cmd", "c-other",
+			   "type", "rotate", "state", "failed");
+	apply(f, "dev-6", evs, 3, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_ILLEGAL);
+	assert_int_equal(r[1], SRV_INGEST_STORED);
+	assert_int_equal(r[2], SRV_INGEST_STORED); /* no job: the device's */
+	j = job_get(f, "j6");
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "succeeded");
+	assert_true(json_is_true(json_object_get(j, "final")));
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
 	json_decref(j);
 }
 
@@ -192,6 +258,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_events_stored_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_illegal_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_by_command, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_seq, setup,
 						teardown),

@@ -22,6 +22,8 @@
 
 #include "store_fixture.h"
 
+#include "jobs.h"
+
 static int add(struct fixture *f, const char *id, const char *dev,
 	       int64_t expires)
 {
@@ -131,11 +133,49 @@ static void test_expire(void **state)
 	assert_int_equal(add(f, "j-4", "dev-a", 0), 0);
 }
 
+static int add_typed(struct fixture *f, const char *id, const char *dev,
+		     const char *type)
+{
+	struct srv_job j = {.id = id, .device = dev, .type = type,
+			    .lane = srv_job_lane(type)};
+
+	return srv_store_job_add(f->s, &j, NULL);
+}
+
+/* One open job per lane: a rotation runs beside an update, not beside
+ * another rotation; an update not beside a rollback. */
+static void test_lanes(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j = NULL;
+
+	enroll(f, "dev-l", "0c");
+	assert_int_equal(add_typed(f, "j-u", "dev-l", "update"), 0);
+	assert_int_equal(add_typed(f, "j-r", "dev-l", "rotate"), 0);
+	assert_int_equal(add_typed(f, "j-r2", "dev-l", "rotate"),
+			 FL_ECONFLICT);
+	assert_int_equal(add_typed(f, "j-b", "dev-l", "rollback"),
+			 FL_ECONFLICT);
+	assert_int_equal(add(f, "j-any", "dev-l", 0), FL_ECONFLICT);
+	assert_int_equal(srv_store_job_open(f->s, "dev-l", "rotate", &j, NULL),
+			 0);
+	assert_string_equal(json_string_value(json_object_get(j, "id")), "j-r");
+	assert_false(json_is_true(json_object_get(j, "final")));
+	json_decref(j);
+	assert_int_equal(srv_store_job_cancel(f->s, "j-r", "x", NULL), 0);
+	assert_int_equal(srv_store_job_open(f->s, "dev-l", "rotate", &j, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(add_typed(f, "j-r3", "dev-l", "rotate"), 0);
+	assert_int_equal(srv_store_job_cancel(f->s, "j-u", "x", NULL), 0);
+	assert_int_equal(add_typed(f, "j-b2", "dev-l", "rollback"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
