@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
@@ -147,7 +148,7 @@ static int store_bundle(struct srv_req *r, struct upload *u,
 	if (!rc && !existed)
 		rc = fl_fsync_parent(dest, err);
 	if (!rc)
-		rc = srv_store_bundle_get(r->srv->store, id, ret, err);
+		rc = api_bundle_fetch(r->srv->store, id, ret, err);
 	json_decref(hw);
 	free(dest);
 	return rc;
@@ -198,12 +199,15 @@ static bool valid_ref(const char *ref)
 
 int api_bundle_list(struct srv_req *r)
 {
+	struct srv_bundle_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	if (srv_store_bundle_list(r->srv->store, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_bundles_json(&rows);
+	srv_bundle_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_bundle_get(struct srv_req *r)
@@ -214,7 +218,7 @@ int api_bundle_get(struct srv_req *r)
 	if (!valid_ref(r->params[0]))
 		return srv_reply_error(r, 400, "bad_request",
 				       "bundle reference is an id or NAME@VERSION");
-	if (srv_store_bundle_get(r->srv->store, r->params[0], &b, &err))
+	if (api_bundle_fetch(r->srv->store, r->params[0], &b, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, b);
 }
@@ -250,17 +254,16 @@ int api_bundle_download(struct srv_req *r)
 	struct fl_error err = {0};
 	uint64_t start = 0, end = 0;
 	char *path, cr[96];
+	struct srv_bundle_row b = {0};
 	struct stat st;
-	json_t *b;
 	int fd, pr;
 
 	if (!valid_ref(r->params[0]))
 		return srv_reply_error(r, 400, "bad_request", "bad bundle id");
 	if (srv_store_bundle_get(r->srv->store, r->params[0], &b, &err))
 		return srv_reply_fail(r, &err);
-	path = fl_xasprintf("%s/bundles/%s.fwb", r->srv->state_dir,
-			    json_string_value(json_object_get(b, "id")));
-	json_decref(b);
+	path = fl_xasprintf("%s/bundles/%s.fwb", r->srv->state_dir, b.id);
+	srv_bundle_row_free(&b);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -345,12 +348,15 @@ int api_root_push(struct srv_req *r)
 
 int api_root_list(struct srv_req *r)
 {
+	struct srv_root_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	if (srv_store_root_list(r->srv->store, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_roots_json(&rows);
+	srv_root_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_root_get(struct srv_req *r)

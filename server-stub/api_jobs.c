@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
@@ -87,7 +88,7 @@ int srv_job_device(struct srv *srv, const char *device, json_t **ret_dev,
 		   struct fl_error *err)
 {
 	json_t *dev = NULL;
-	int rc = srv_store_device_get(srv->store, device, &dev, err);
+	int rc = api_device_fetch(srv->store, device, &dev, err);
 
 	if (!rc && !fl_streq(json_string_value(json_object_get(dev, "state")),
 			     "active"))
@@ -179,7 +180,7 @@ int api_update(struct srv_req *r)
 	if (target_list(body, &devs, &err) ||
 	    fl_json_str(body, "bundle", 200, &ref, &err) ||
 	    expire_arg(body, &expire, &err) ||
-	    srv_store_bundle_get(r->srv->store, ref, &bundle, &err)) {
+	    api_bundle_fetch(r->srv->store, ref, &bundle, &err)) {
 		srv_reply_fail(r, &err);
 		goto out;
 	}
@@ -251,7 +252,7 @@ int api_job_cancel(struct srv_req *r)
 
 	if (srv_store_job_cancel(r->srv->store, r->params[0], srv_req_actor(r),
 				 &err) ||
-	    srv_store_job_get(r->srv->store, r->params[0], &job, &err))
+	    api_job_fetch(r->srv->store, r->params[0], &job, &err))
 		return srv_reply_fail(r, &err);
 	tell_device(r->srv, job);
 	fl_info("job %s cancelled by %s", r->params[0], srv_req_actor(r));
@@ -263,15 +264,18 @@ int api_job_list(struct srv_req *r)
 	struct srv_job_filter f = {.device = srv_req_query(r, "device"),
 				   .state = srv_req_query(r, "state"),
 				   .rollout = srv_req_query(r, "rollout")};
+	struct srv_job_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	f.limit = srv_req_limit(r, 100, 10000);
 	if (!f.limit)
 		return 0;
 	if (srv_store_job_list(r->srv->store, &f, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_jobs_json(&rows);
+	srv_job_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_job_get(struct srv_req *r)
@@ -279,7 +283,7 @@ int api_job_get(struct srv_req *r)
 	struct fl_error err = {0};
 	json_t *job;
 
-	if (srv_store_job_get(r->srv->store, r->params[0], &job, &err))
+	if (api_job_fetch(r->srv->store, r->params[0], &job, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, job);
 }

@@ -13,7 +13,7 @@
 
 #include "json.h"
 #include "store.h"
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 static const char *str(const json_t *o, const char *key, size_t max)
@@ -39,7 +39,7 @@ static int changed(int n, struct srv_ingest_item *it)
 	return 0;
 }
 
-static int presence(struct srv_store *s, int64_t now,
+static int presence(struct srv_store_be *s, int64_t now,
 		    struct srv_ingest_item *it, struct fl_error *err)
 {
 	int n = 0, rc;
@@ -54,7 +54,7 @@ static int presence(struct srv_store *s, int64_t now,
 	return rc ? rc : changed(n, it);
 }
 
-static int status(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
+static int status(struct srv_store_be *s, int64_t now, struct srv_ingest_item *it,
 		  struct fl_error *err)
 {
 	int n = 0, rc;
@@ -71,7 +71,7 @@ static int status(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
 
 /* The device's newest event: last_event, last_seq; it->gap.  Sets
  * FL_ENOTFOUND (no message) for an unknown or decommissioned device. */
-static int device_mark(struct srv_store *s, int64_t now, int64_t seq,
+static int device_mark(struct srv_store_be *s, int64_t now, int64_t seq,
 		       const char *text, struct srv_ingest_item *it,
 		       bool *ret_newer, struct fl_error *err)
 {
@@ -101,7 +101,7 @@ static int device_mark(struct srv_store *s, int64_t now, int64_t seq,
 
 /* Append the event to its job's history once per (job, seq); move the
  * job when the event is newer than its last, or final. */
-static int job_event(struct srv_store *s, int64_t now, int64_t seq,
+static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 		     const char *job, const char *text,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
@@ -149,7 +149,7 @@ static int job_event(struct srv_store *s, int64_t now, int64_t seq,
 	return 0;
 }
 
-static int event(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
+static int event(struct srv_store_be *s, int64_t now, struct srv_ingest_item *it,
 		 struct fl_error *err)
 {
 	int64_t seq = json_integer_value(json_object_get(it->msg, "seq"));
@@ -171,7 +171,7 @@ static int event(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
 	return rc;
 }
 
-int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
+int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 		     size_t n, struct fl_error *err)
 {
 	int64_t now = (int64_t)time(NULL);

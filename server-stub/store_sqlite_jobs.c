@@ -8,14 +8,13 @@
 
 #include "json.h"
 #include "store.h"
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 #define JOB_COLS                                                           \
-	"id, device, type, bundle, command, rollout, state, final != 0 AS"  \
-	" final, stage, reason, from_version, to_version, bytes, total,"   \
-	" " DB_TIME("created") " AS created, " DB_TIME("updated")          \
-	" AS updated, created_by, " DB_TIME("expires") " AS expires"
+	"id, device, type, bundle, command, rollout, state, final, stage,"  \
+	" reason, from_version, to_version, bytes, total, created, updated," \
+	" created_by, expires"
 
 bool srv_job_state_final(const char *state)
 {
@@ -29,7 +28,7 @@ bool srv_job_state_final(const char *state)
 	return false;
 }
 
-int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
+int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
 		      struct fl_error *err)
 {
 	json_t *busy = NULL;
@@ -60,7 +59,7 @@ int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 	return rc;
 }
 
-int srv_store_job_command(struct srv_store *s, const char *job,
+int sq_job_command(struct srv_store_be *s, const char *job,
 			  const char *command, struct fl_error *err)
 {
 	int rc;
@@ -70,7 +69,7 @@ int srv_store_job_command(struct srv_store *s, const char *job,
 	return rc;
 }
 
-int srv_store_job_fail(struct srv_store *s, const char *job,
+int sq_job_fail(struct srv_store_be *s, const char *job,
 		       const char *stage, const char *reason,
 		       struct fl_error *err)
 {
@@ -83,7 +82,7 @@ int srv_store_job_fail(struct srv_store *s, const char *job,
 	return rc;
 }
 
-int srv_store_job_cancel(struct srv_store *s, const char *job,
+int sq_job_cancel(struct srv_store_be *s, const char *job,
 			 const char *actor, struct fl_error *err)
 {
 	json_t *row = NULL;
@@ -112,7 +111,7 @@ int srv_store_job_cancel(struct srv_store *s, const char *job,
 	return rc;
 }
 
-int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
+int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
 			  struct fl_error *err)
 {
 	int n = 0, rc;
@@ -128,61 +127,67 @@ int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
 	return rc;
 }
 
-static void fix_jobs(json_t *rows)
+static int job_row(sqlite3_stmt *st, void *ctx)
 {
-	db_json_bools(rows, "final");
+	struct srv_job_row *j = DB_PUSH((struct srv_job_list *)ctx);
+	char **strs[] = {&j->id,      &j->device,  &j->type,
+			 &j->bundle,  &j->command, &j->rollout,
+			 &j->state};
+
+	for (int i = 0; i < (int)FL_ARRAY_SIZE(strs); i++)
+		*strs[i] = db_col_str(st, i);
+	j->final = db_col_int(st, 7) != 0;
+	j->stage = db_col_str(st, 8);
+	j->reason = db_col_str(st, 9);
+	j->from_version = db_col_str(st, 10);
+	j->to_version = db_col_str(st, 11);
+	j->bytes = db_col_int_or(st, 12, -1);
+	j->total = db_col_int_or(st, 13, -1);
+	j->created = db_col_int(st, 14);
+	j->updated = db_col_int(st, 15);
+	j->created_by = db_col_str(st, 16);
+	j->expires = db_col_int(st, 17);
+	return 0;
 }
 
-int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
-		       json_t **ret, struct fl_error *err)
+int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
+		struct srv_job_list *ret, struct fl_error *err)
 {
+	struct srv_job_list l = {0};
 	int rc;
 
-	rc = db_lquery_json(s, ret, err,
-			   "SELECT " JOB_COLS " FROM jobs"
-			   " WHERE (?1 IS NULL OR device = ?1)"
-			   " AND (?2 IS NULL OR state = ?2)"
-			   " AND (?3 IS NULL OR rollout = ?3)"
-			   " ORDER BY created DESC, rowid DESC LIMIT ?4",
-			   "sssd", f->device, f->state, f->rollout,
-			   f->limit > 0 ? f->limit : 100);
-	if (!rc)
-		fix_jobs(*ret);
-	return rc;
+	rc = db_lquery_rows(s, job_row, &l, err,
+			    "SELECT " JOB_COLS " FROM jobs"
+			    " WHERE (?1 IS NULL OR device = ?1)"
+			    " AND (?2 IS NULL OR state = ?2)"
+			    " AND (?3 IS NULL OR rollout = ?3)"
+			    " ORDER BY created DESC, rowid DESC LIMIT ?4",
+			    "sssd", f->device, f->state, f->rollout,
+			    f->limit > 0 ? f->limit : 100);
+	return DB_GIVE(rc, l, ret, srv_job_list_free);
 }
 
-int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,
-		      struct fl_error *err)
+int sq_job_get(struct srv_store_be *s, const char *id,
+	       struct srv_job_row *ret, struct fl_error *err)
 {
-	json_t *job = NULL, *events = NULL, *ev;
-	size_t i;
+	struct srv_job_list l = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_query_one(s, &job, err, "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
-			  "s", id);
+	rc = db_query_rows(s, job_row, &l, err,
+			   "SELECT " JOB_COLS " FROM jobs WHERE id = ?", "s", id);
+	if (!rc && l.n == 0)
+		rc = fl_fail(err, FL_ENOTFOUND, "no job '%s'", id);
 	if (!rc)
-		rc = db_query_json(s, &events, err,
+		rc = db_query_rows(s, db_row_strv, &l.v[0].events, err,
 				   "SELECT event FROM job_events WHERE job = ?"
 				   " ORDER BY seq",
 				   "s", id);
 	pthread_mutex_unlock(&s->lock);
-	if (rc == FL_ENOTFOUND) {
-		fl_error_clear(err);
-		rc = fl_fail(err, FL_ENOTFOUND, "no job '%s'", id);
+	if (!rc) {
+		*ret = l.v[0];
+		l.n = 0;
 	}
-	if (rc) {
-		json_decref(job);
-		return rc;
-	}
-	json_object_set_new(job, "final",
-			    json_boolean(json_integer_value(json_object_get(job, "final"))));
-	json_array_foreach(events, i, ev) {
-		const char *t = json_string_value(json_object_get(ev, "event"));
-
-		json_array_set_new(events, i, json_loads(t, 0, NULL) ?: json_null());
-	}
-	json_object_set_new(job, "events", events);
-	*ret = job;
-	return 0;
+	srv_job_list_free(&l);
+	return rc;
 }

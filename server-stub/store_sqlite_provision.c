@@ -8,11 +8,11 @@
 
 #include "json.h"
 #include "store.h"
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 /* Inside a transaction: the device may be undone, or why not. */
-static int undo_allowed(struct srv_store *s, const char *id,
+static int undo_allowed(struct srv_store_be *s, const char *id,
 			const char *serial, struct fl_error *err)
 {
 	json_t *dev = NULL, *cert = NULL;
@@ -55,7 +55,7 @@ static int undo_allowed(struct srv_store *s, const char *id,
  * provisioned (a decommissioned one stays retired), so nothing older is
  * lost; the revoked certificate row stays for the CRL.
  */
-static int forget_device(struct srv_store *s, const char *id,
+static int forget_device(struct srv_store_be *s, const char *id,
 			 struct fl_error *err)
 {
 	int rc;
@@ -68,7 +68,7 @@ static int forget_device(struct srv_store *s, const char *id,
 	return rc;
 }
 
-int srv_store_provision_undo(struct srv_store *s, const char *id,
+int sq_provision_undo(struct srv_store_be *s, const char *id,
 			     const char *serial, struct fl_error *err)
 {
 	int rc;
