@@ -57,9 +57,9 @@ static void apply(struct fixture *f, const char *dev, json_t **evs, size_t n,
 	}
 }
 
-static json_t *job_get(struct fixture *f, const char *id)
+static struct srv_job_row job_get(struct fixture *f, const char *id)
 {
-	json_t *j = NULL;
+	struct srv_job_row j = {0};
 
 	assert_int_equal(srv_store_job_get(f->s, id, &j, NULL), 0);
 	return j;
@@ -70,7 +70,8 @@ static void test_events_stored_once(void **state)
 {
 	struct fixture *f = *state;
 	enum srv_ingest_result r[16];
-	json_t *evs[16], *j;
+	struct srv_job_row j;
+	json_t *evs[16];
 
 	device(f, "dev-1", "01");
 	job(f, "j1", "dev-1");
@@ -89,11 +90,10 @@ static void test_events_stored_once(void **state)
 	assert_int_equal(r[1], SRV_INGEST_DUPLICATE);
 	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
 	j = job_get(f, "j1");
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 10);
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "failed");
-	assert_true(json_is_true(json_object_get(j, "final")));
-	json_decref(j);
+	assert_int_equal(j.events.n, 10);
+	assert_string_equal(j.state, "failed");
+	assert_true(j.final);
+	srv_job_row_free(&j);
 }
 
 /* A late, older progress event joins the history but does not move the
@@ -102,7 +102,8 @@ static void test_order_by_seq(void **state)
 {
 	struct fixture *f = *state;
 	enum srv_ingest_result r[4];
-	json_t *evs[4], *j;
+	struct srv_job_row j;
+	json_t *evs[4];
 
 	device(f, "dev-2", "02");
 	job(f, "j2", "dev-2");
@@ -112,19 +113,17 @@ static void test_order_by_seq(void **state)
 	assert_int_equal(r[0], SRV_INGEST_STORED);
 	assert_int_equal(r[1], SRV_INGEST_STORED);
 	j = job_get(f, "j2");
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "installing");
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
-	json_decref(j);
+	assert_string_equal(j.state, "installing");
+	assert_int_equal(j.events.n, 2);
+	srv_job_row_free(&j);
 	evs[0] = ev(3, "j2", "failed");
 	evs[1] = ev(6, "j2", "downloading"); /* after the final: refused */
 	apply(f, "dev-2", evs, 2, r, NULL);
 	assert_int_equal(r[0], SRV_INGEST_STORED);
 	assert_int_equal(r[1], SRV_INGEST_REJECTED);
 	j = job_get(f, "j2");
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "failed");
-	json_decref(j);
+	assert_string_equal(j.state, "failed");
+	srv_job_row_free(&j);
 }
 
 /* Unknown devices, other devices' jobs and unknown jobs are refused;
@@ -169,7 +168,7 @@ static void test_presence_status(void **state)
 		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5", .msg = off},
 		{.kind = SRV_INGEST_STATUS, .device = "ghost", .msg = st},
 	};
-	json_t *d = NULL;
+	struct srv_device_row d = {0};
 
 	device(f, "dev-5", "05");
 	assert_int_equal(srv_store_ingest(f->s, it, 4, NULL), 0);
@@ -177,12 +176,10 @@ static void test_presence_status(void **state)
 	assert_int_equal(it[2].result, SRV_INGEST_STORED);
 	assert_int_equal(it[3].result, SRV_INGEST_REJECTED);
 	assert_int_equal(srv_store_device_get(f->s, "dev-5", &d, NULL), 0);
-	assert_false(json_is_true(json_object_get(d, "online")));
-	assert_string_equal(json_string_value(json_object_get(d, "firmware")),
-			    "3.1");
-	assert_string_equal(json_string_value(json_object_get(d, "agent")),
-			    "1.2");
-	json_decref(d);
+	assert_false(d.online);
+	assert_string_equal(d.firmware, "3.1");
+	assert_string_equal(d.agent, "1.2");
+	srv_device_row_free(&d);
 	json_decref(on);
 	json_decref(st);
 	json_decref(off);
