@@ -171,13 +171,20 @@ void srv_root_list_free(struct srv_root_list *l)
 
 void srv_job_row_free(struct srv_job_row *j)
 {
-	char **strs[] = {&j->id,	   &j->device,	    &j->type,
-			 &j->bundle,	   &j->command,	    &j->rollout,
-			 &j->state,	   &j->stage,	    &j->reason,
-			 &j->from_version, &j->to_version, &j->created_by};
-
-	for (size_t i = 0; i < FL_ARRAY_SIZE(strs); i++)
-		free(*strs[i]);
+	if (!j)
+		return;
+	free(j->id);
+	free(j->device);
+	free(j->type);
+	free(j->bundle);
+	free(j->command);
+	free(j->rollout);
+	free(j->state);
+	free(j->stage);
+	free(j->reason);
+	free(j->from_version);
+	free(j->to_version);
+	free(j->created_by);
 	srv_strv_free(&j->events);
 	memset(j, 0, sizeof(*j));
 }
