@@ -42,14 +42,14 @@ json_t *api_strv_json(const struct srv_strv *l)
 }
 
 /* json_t *NAME(const struct LIST *l): the array of ROW_JSON(&l->v[i]). */
-#define LIST_JSON(name, list, row_json)                                    \
-	json_t *name(const struct list *l)                                 \
-	{                                                                  \
-		json_t *a = json_array();                                  \
-									   \
-		for (size_t i = 0; i < l->n; i++)                          \
-			json_array_append_new(a, row_json(&l->v[i]));      \
-		return a;                                                  \
+#define LIST_JSON(name, list, row_json)                                        \
+	json_t *name(const struct list *l)                                     \
+	{                                                                      \
+		json_t *a = json_array();                                      \
+                                                                               \
+		for (size_t i = 0; i < l->n; i++)                              \
+			json_array_append_new(a, row_json(&l->v[i]));          \
+		return a;                                                      \
 	}
 
 static json_t *labels_json(const struct srv_label_list *l)
@@ -91,15 +91,14 @@ LIST_JSON(api_devices_json, srv_device_list, api_device_json)
 static json_t *token_json(const struct srv_token_row *t)
 {
 	return json_pack(
-		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o}",
-		"id", str(t->id), "name", str(t->name), "kind", str(t->kind),
-		"role", t->role ? json_string(srv_role_name(t->role)) : json_null(),
-		"group", str(t->group), "uses_left",
-		t->uses_left >= 0 ? json_integer(t->uses_left) : json_null(),
-		"created", api_time_json(t->created), "expires",
-		api_time_json(t->expires), "last_used",
-		api_time_json(t->last_used), "revoked", t->revoked,
-		"created_by", str(t->created_by));
+	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "id",
+	    str(t->id), "name", str(t->name), "kind", str(t->kind), "role",
+	    t->role ? json_string(srv_role_name(t->role)) : json_null(),
+	    "group", str(t->group), "uses_left",
+	    t->uses_left >= 0 ? json_integer(t->uses_left) : json_null(),
+	    "created", api_time_json(t->created), "expires",
+	    api_time_json(t->expires), "last_used", api_time_json(t->last_used),
+	    "revoked", t->revoked, "created_by", str(t->created_by));
 }
 
 LIST_JSON(api_tokens_json, srv_token_list, token_json)
@@ -118,16 +117,16 @@ LIST_JSON(api_audit_json, srv_audit_list, audit_row_json)
 json_t *api_bundle_json(const struct srv_bundle_row *b)
 {
 	json_t *o = json_pack(
-		"{s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o}", "id",
-		str(b->id), "sha256", str(b->sha256), "name", str(b->name),
-		"version", str(b->version), "security_version",
-		(json_int_t)b->security_version, "hardware",
-		api_strv_json(&b->hardware), "size", (json_int_t)b->size,
-		"created", api_time_json(b->created), "uploaded_by",
-		str(b->uploaded_by));
+	    "{s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o}", "id", str(b->id),
+	    "sha256", str(b->sha256), "name", str(b->name), "version",
+	    str(b->version), "security_version",
+	    (json_int_t)b->security_version, "hardware",
+	    api_strv_json(&b->hardware), "size", (json_int_t)b->size, "created",
+	    api_time_json(b->created), "uploaded_by", str(b->uploaded_by));
 
 	if (b->manifest)
-		json_object_set_new(o, "manifest", doc(b->manifest, json_null()));
+		json_object_set_new(o, "manifest",
+				    doc(b->manifest, json_null()));
 	return o;
 }
 
@@ -161,17 +160,17 @@ static json_t *events_json(const struct srv_strv *l)
 json_t *api_job_json(const struct srv_job_row *j, bool events)
 {
 	json_t *o = json_pack(
-		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o,"
-		" s:o, s:o, s:o, s:o, s:o, s:o}",
-		"id", str(j->id), "device", str(j->device), "type",
-		str(j->type), "bundle", str(j->bundle), "command",
-		str(j->command), "rollout", str(j->rollout), "state",
-		str(j->state), "final", j->final, "stage", str(j->stage),
-		"reason", str(j->reason), "from_version", str(j->from_version),
-		"to_version", str(j->to_version), "bytes", count(j->bytes),
-		"total", count(j->total), "created", api_time_json(j->created),
-		"updated", api_time_json(j->updated), "created_by",
-		str(j->created_by), "expires", api_time_json(j->expires));
+	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o,"
+	    " s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "id", str(j->id), "device", str(j->device), "type", str(j->type),
+	    "bundle", str(j->bundle), "command", str(j->command), "rollout",
+	    str(j->rollout), "state", str(j->state), "final", j->final, "stage",
+	    str(j->stage), "reason", str(j->reason), "from_version",
+	    str(j->from_version), "to_version", str(j->to_version), "bytes",
+	    count(j->bytes), "total", count(j->total), "created",
+	    api_time_json(j->created), "updated", api_time_json(j->updated),
+	    "created_by", str(j->created_by), "expires",
+	    api_time_json(j->expires));
 
 	if (events)
 		json_object_set_new(o, "events", events_json(&j->events));

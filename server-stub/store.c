@@ -21,9 +21,9 @@ static const struct {
 	const char *scheme;
 	const struct srv_store_ops *ops;
 } backends[] = {
-	{"sqlite:", &srv_store_sqlite_ops},
-	{"postgres://", NULL},
-	{"postgresql://", NULL},
+    {"sqlite:", &srv_store_sqlite_ops},
+    {"postgres://", NULL},
+    {"postgresql://", NULL},
 };
 
 /* The backend for @url and the part it opens; a plain path is SQLite. */
@@ -45,8 +45,8 @@ static int pick_backend(const char *url, const struct srv_store_ops **ret,
 		return 0;
 	}
 	if (strstr(url, "://"))
-		return fl_fail(err, FL_EINVAL,
-			       "database '%s': unknown scheme", url);
+		return fl_fail(err, FL_EINVAL, "database '%s': unknown scheme",
+			       url);
 	*ret = &srv_store_sqlite_ops;
 	*ret_rest = url;
 	return 0;
@@ -89,97 +89,130 @@ int srv_store_schema_version(struct srv_store *s)
 	return s->ops->schema_version(s->be);
 }
 
-int srv_store_token_add(struct srv_store *s, const struct srv_token *t, const char *hash_hex, const char *group, const char *created_by, struct fl_error *err)
+int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
+			const char *hash_hex, const char *group,
+			const char *created_by, struct fl_error *err)
 {
 	return s->ops->token_add(s->be, t, hash_hex, group, created_by, err);
 }
 
-int srv_store_token_find(struct srv_store *s, const char *hash_hex, struct srv_token *ret, struct fl_error *err)
+int srv_store_token_find(struct srv_store *s, const char *hash_hex,
+			 struct srv_token *ret, struct fl_error *err)
 {
 	return s->ops->token_find(s->be, hash_hex, ret, err);
 }
 
-int srv_store_token_list(struct srv_store *s, struct srv_token_list *ret, struct fl_error *err)
+int srv_store_token_list(struct srv_store *s, struct srv_token_list *ret,
+			 struct fl_error *err)
 {
 	return s->ops->token_list(s->be, ret, err);
 }
 
-int srv_store_token_revoke(struct srv_store *s, const char *id, struct fl_error *err)
+int srv_store_token_revoke(struct srv_store *s, const char *id,
+			   struct fl_error *err)
 {
 	return s->ops->token_revoke(s->be, id, err);
 }
 
-int srv_store_device_principal(struct srv_store *s, const char *serial, const char *device, struct fl_error *err)
+int srv_store_device_principal(struct srv_store *s, const char *serial,
+			       const char *device, struct fl_error *err)
 {
 	return s->ops->device_principal(s->be, serial, device, err);
 }
 
-int srv_store_audit(struct srv_store *s, const char *actor, const char *method, const char *path, int status, const char *remote, struct fl_error *err)
+int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
+		    const char *path, int status, const char *remote,
+		    struct fl_error *err)
 {
 	return s->ops->audit(s->be, actor, method, path, status, remote, err);
 }
 
-int srv_store_audit_list(struct srv_store *s, int limit, struct srv_audit_list *ret, struct fl_error *err)
+int srv_store_audit_list(struct srv_store *s, int limit,
+			 struct srv_audit_list *ret, struct fl_error *err)
 {
 	return s->ops->audit_list(s->be, limit, ret, err);
 }
 
-int srv_store_device_enroll(struct srv_store *s, const char *id, const char *group, const char *enrolled_by, const char *token_hash, bool allow_existing, const struct srv_cert *cert, struct fl_error *err)
+int srv_store_device_enroll(struct srv_store *s, const char *id,
+			    const char *group, const char *enrolled_by,
+			    const char *token_hash, bool allow_existing,
+			    const struct srv_cert *cert, struct fl_error *err)
 {
-	return s->ops->device_enroll(s->be, id, group, enrolled_by, token_hash, allow_existing, cert, err);
+	return s->ops->device_enroll(s->be, id, group, enrolled_by, token_hash,
+				     allow_existing, cert, err);
 }
 
-int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re, struct srv_strv *ret_superseded, int64_t *ret_retry_after, struct fl_error *err)
+int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
+		       struct srv_strv *ret_superseded,
+		       int64_t *ret_retry_after, struct fl_error *err)
 {
-	return s->ops->cert_add(s->be, re, ret_superseded, ret_retry_after, err);
+	return s->ops->cert_add(s->be, re, ret_superseded, ret_retry_after,
+				err);
 }
 
-int srv_store_reenroll_check(struct srv_store *s, const char *device, const struct srv_reenroll_limits *lim, int64_t *ret_retry_after, struct fl_error *err)
+int srv_store_reenroll_check(struct srv_store *s, const char *device,
+			     const struct srv_reenroll_limits *lim,
+			     int64_t *ret_retry_after, struct fl_error *err)
 {
 	return s->ops->reenroll_check(s->be, device, lim, ret_retry_after, err);
 }
 
-int srv_store_cert_confirm(struct srv_store *s, const char *device, const char *serial, const struct srv_crl_hook *crl, struct srv_strv *ret_revoked, struct fl_error *err)
+int srv_store_cert_confirm(struct srv_store *s, const char *device,
+			   const char *serial, const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err)
 {
-	return s->ops->cert_confirm(s->be, device, serial, crl, ret_revoked, err);
+	return s->ops->cert_confirm(s->be, device, serial, crl, ret_revoked,
+				    err);
 }
 
-int srv_store_cert_get(struct srv_store *s, const char *serial, struct srv_cert_row *ret, struct fl_error *err)
+int srv_store_cert_get(struct srv_store *s, const char *serial,
+		       struct srv_cert_row *ret, struct fl_error *err)
 {
 	return s->ops->cert_get(s->be, serial, ret, err);
 }
 
-int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl, struct fl_error *err)
+int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl,
+			  struct fl_error *err)
 {
 	return s->ops->crl_publish(s->be, crl, err);
 }
 
-int srv_store_device_list(struct srv_store *s, const struct srv_device_filter *f, struct srv_device_list *ret, struct fl_error *err)
+int srv_store_device_list(struct srv_store *s,
+			  const struct srv_device_filter *f,
+			  struct srv_device_list *ret, struct fl_error *err)
 {
 	return s->ops->device_list(s->be, f, ret, err);
 }
 
-int srv_store_device_get(struct srv_store *s, const char *id, struct srv_device_row *ret, struct fl_error *err)
+int srv_store_device_get(struct srv_store *s, const char *id,
+			 struct srv_device_row *ret, struct fl_error *err)
 {
 	return s->ops->device_get(s->be, id, ret, err);
 }
 
-int srv_store_device_labels(struct srv_store *s, const char *id, const struct srv_label_list *set, const struct srv_strv *remove, struct fl_error *err)
+int srv_store_device_labels(struct srv_store *s, const char *id,
+			    const struct srv_label_list *set,
+			    const struct srv_strv *remove, struct fl_error *err)
 {
 	return s->ops->device_labels(s->be, id, set, remove, err);
 }
 
-int srv_store_device_decommission(struct srv_store *s, const char *id, const struct srv_crl_hook *crl, struct srv_strv *ret_revoked, struct fl_error *err)
+int srv_store_device_decommission(struct srv_store *s, const char *id,
+				  const struct srv_crl_hook *crl,
+				  struct srv_strv *ret_revoked,
+				  struct fl_error *err)
 {
 	return s->ops->device_decommission(s->be, id, crl, ret_revoked, err);
 }
 
-int srv_store_provision_undo(struct srv_store *s, const char *id, const char *serial, struct fl_error *err)
+int srv_store_provision_undo(struct srv_store *s, const char *id,
+			     const char *serial, struct fl_error *err)
 {
 	return s->ops->provision_undo(s->be, id, serial, err);
 }
 
-int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items, size_t n, struct fl_error *err)
+int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
+		     size_t n, struct fl_error *err)
 {
 	return s->ops->ingest(s->be, items, n, err);
 }
@@ -189,72 +222,91 @@ int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err)
 	return s->ops->devices_all_offline(s->be, err);
 }
 
-int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex, char ret_id[17], char *ret_group, size_t group_len, struct fl_error *err)
+int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
+				 char ret_id[17], char *ret_group,
+				 size_t group_len, struct fl_error *err)
 {
-	return s->ops->enroll_token_check(s->be, hash_hex, ret_id, ret_group, group_len, err);
+	return s->ops->enroll_token_check(s->be, hash_hex, ret_id, ret_group,
+					  group_len, err);
 }
 
-int srv_store_bundle_add(struct srv_store *s, const struct srv_bundle *b, const char *uploaded_by, bool *ret_existed, struct fl_error *err)
+int srv_store_bundle_add(struct srv_store *s, const struct srv_bundle *b,
+			 const char *uploaded_by, bool *ret_existed,
+			 struct fl_error *err)
 {
 	return s->ops->bundle_add(s->be, b, uploaded_by, ret_existed, err);
 }
 
-int srv_store_bundle_list(struct srv_store *s, struct srv_bundle_list *ret, struct fl_error *err)
+int srv_store_bundle_list(struct srv_store *s, struct srv_bundle_list *ret,
+			  struct fl_error *err)
 {
 	return s->ops->bundle_list(s->be, ret, err);
 }
 
-int srv_store_bundle_get(struct srv_store *s, const char *ref, struct srv_bundle_row *ret, struct fl_error *err)
+int srv_store_bundle_get(struct srv_store *s, const char *ref,
+			 struct srv_bundle_row *ret, struct fl_error *err)
 {
 	return s->ops->bundle_get(s->be, ref, ret, err);
 }
 
-int srv_store_root_add(struct srv_store *s, uint64_t version, const char *envelope, int64_t expires, const char *added_by, struct fl_error *err)
+int srv_store_root_add(struct srv_store *s, uint64_t version,
+		       const char *envelope, int64_t expires,
+		       const char *added_by, struct fl_error *err)
 {
-	return s->ops->root_add(s->be, version, envelope, expires, added_by, err);
+	return s->ops->root_add(s->be, version, envelope, expires, added_by,
+				err);
 }
 
-int srv_store_root_list(struct srv_store *s, struct srv_root_list *ret, struct fl_error *err)
+int srv_store_root_list(struct srv_store *s, struct srv_root_list *ret,
+			struct fl_error *err)
 {
 	return s->ops->root_list(s->be, ret, err);
 }
 
-int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret, struct fl_error *err)
+int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
+		       struct fl_error *err)
 {
 	return s->ops->root_get(s->be, version, ret, err);
 }
 
-int srv_store_job_add(struct srv_store *s, const struct srv_job *j, struct fl_error *err)
+int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
+		      struct fl_error *err)
 {
 	return s->ops->job_add(s->be, j, err);
 }
 
-int srv_store_job_command(struct srv_store *s, const char *job, const char *command, struct fl_error *err)
+int srv_store_job_command(struct srv_store *s, const char *job,
+			  const char *command, struct fl_error *err)
 {
 	return s->ops->job_command(s->be, job, command, err);
 }
 
-int srv_store_job_fail(struct srv_store *s, const char *job, const char *stage, const char *reason, struct fl_error *err)
+int srv_store_job_fail(struct srv_store *s, const char *job, const char *stage,
+		       const char *reason, struct fl_error *err)
 {
 	return s->ops->job_fail(s->be, job, stage, reason, err);
 }
 
-int srv_store_job_cancel(struct srv_store *s, const char *job, const char *actor, struct fl_error *err)
+int srv_store_job_cancel(struct srv_store *s, const char *job,
+			 const char *actor, struct fl_error *err)
 {
 	return s->ops->job_cancel(s->be, job, actor, err);
 }
 
-int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count, struct fl_error *err)
+int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
+			  struct fl_error *err)
 {
 	return s->ops->jobs_expire(s->be, now, ret_count, err);
 }
 
-int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f, struct srv_job_list *ret, struct fl_error *err)
+int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
+		       struct srv_job_list *ret, struct fl_error *err)
 {
 	return s->ops->job_list(s->be, f, ret, err);
 }
 
-int srv_store_job_get(struct srv_store *s, const char *id, struct srv_job_row *ret, struct fl_error *err)
+int srv_store_job_get(struct srv_store *s, const char *id,
+		      struct srv_job_row *ret, struct fl_error *err)
 {
 	return s->ops->job_get(s->be, id, ret, err);
 }

@@ -10,9 +10,11 @@ static const struct {
 	int role;
 	const char *name;
 } roles[] = {
-	{SRV_ROLE_ADMIN, "admin"},	   {SRV_ROLE_OPERATOR, "operator"},
-	{SRV_ROLE_TECHNICIAN, "technician"}, {SRV_ROLE_VIEWER, "viewer"},
-	{SRV_ROLE_CI, "ci"},
+    {SRV_ROLE_ADMIN, "admin"},
+    {SRV_ROLE_OPERATOR, "operator"},
+    {SRV_ROLE_TECHNICIAN, "technician"},
+    {SRV_ROLE_VIEWER, "viewer"},
+    {SRV_ROLE_CI, "ci"},
 };
 
 int srv_role_parse(const char *s)
@@ -32,15 +34,15 @@ const char *srv_role_name(int role)
 }
 
 /* Free each row of @list with @row_free, then the array; zero it. */
-#define LIST_FREE(list, row_free)                                          \
-	do {                                                               \
-		if (!(list))                                               \
-			break;                                             \
-		for (size_t i_ = 0; i_ < (list)->n; i_++)                  \
-			row_free(&(list)->v[i_]);                          \
-		free((list)->v);                                           \
-		(list)->v = NULL;                                          \
-		(list)->n = 0;                                             \
+#define LIST_FREE(list, row_free)                                              \
+	do {                                                                   \
+		if (!(list))                                                   \
+			break;                                                 \
+		for (size_t i_ = 0; i_ < (list)->n; i_++)                      \
+			row_free(&(list)->v[i_]);                              \
+		free((list)->v);                                               \
+		(list)->v = NULL;                                              \
+		(list)->n = 0;                                                 \
 	} while (0)
 
 static void str_free(char **p)

@@ -9,17 +9,17 @@
 #include "store_sqlite.h"
 #include "util.h"
 
-int sq_audit(struct srv_store_be *s, const char *actor,
-		    const char *method, const char *path, int status,
-		    const char *remote, struct fl_error *err)
+int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
+	     const char *path, int status, const char *remote,
+	     struct fl_error *err)
 {
 	int rc;
 
-	rc = db_lrun(s, NULL, err,
-		      "INSERT INTO audit (ts, actor, method, path, status, remote)"
-		      " VALUES (?, ?, ?, ?, ?, ?)",
-		      "isssds", (int64_t)time(NULL), actor, method, path, status,
-		      remote);
+	rc = db_lrun(
+	    s, NULL, err,
+	    "INSERT INTO audit (ts, actor, method, path, status, remote)"
+	    " VALUES (?, ?, ?, ?, ?, ?)",
+	    "isssds", (int64_t)time(NULL), actor, method, path, status, remote);
 	return rc;
 }
 
@@ -37,8 +37,8 @@ static int audit_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_audit_list(struct srv_store_be *s, int limit,
-		  struct srv_audit_list *ret, struct fl_error *err)
+int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret,
+		  struct fl_error *err)
 {
 	struct srv_audit_list l = {0};
 	int rc;

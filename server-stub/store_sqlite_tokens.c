@@ -10,18 +10,18 @@
 #include "util.h"
 
 int sq_token_add(struct srv_store_be *s, const struct srv_token *t,
-			const char *hash_hex, const char *group,
-			const char *created_by, struct fl_error *err)
+		 const char *hash_hex, const char *group,
+		 const char *created_by, struct fl_error *err)
 {
 	int rc;
 
 	rc = db_lrun(s, NULL, err,
-		      "INSERT INTO tokens (id, hash, kind, name, role, grp,"
-		      " uses_left, created, expires, created_by)"
-		      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		      "ssssdsiiis", t->id, hash_hex, t->kind, t->name, t->role,
-		      group, t->uses_left, (int64_t)time(NULL), t->expires,
-		      created_by);
+		     "INSERT INTO tokens (id, hash, kind, name, role, grp,"
+		     " uses_left, created, expires, created_by)"
+		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		     "ssssdsiiis", t->id, hash_hex, t->kind, t->name, t->role,
+		     group, t->uses_left, (int64_t)time(NULL), t->expires,
+		     created_by);
 	return rc;
 }
 
@@ -41,7 +41,7 @@ static void token_from_json(const json_t *row, struct srv_token *t)
 }
 
 int sq_token_find(struct srv_store_be *s, const char *hash_hex,
-			 struct srv_token *ret, struct fl_error *err)
+		  struct srv_token *ret, struct fl_error *err)
 {
 	json_t *row;
 	int rc;
@@ -126,7 +126,7 @@ static int check_not_last_admin(struct srv_store_be *s, const char *id,
 }
 
 int sq_token_revoke(struct srv_store_be *s, const char *id,
-			   struct fl_error *err)
+		    struct fl_error *err)
 {
 	int rc, n = 0;
 

@@ -43,13 +43,20 @@ static void test_device(void **state)
 	char *certs[] = {"0b", "0a"};
 	struct srv_label lab[] = {{labels_k[0], labels_v[0]},
 				  {labels_k[1], labels_v[1]}};
-	struct srv_device_row d = {
-		.id = "dev-1", .group = "line-1", .state = "active",
-		.online = true, .last_seen = T0, .firmware = "1.2.0",
-		.created = T0, .enrolled_by = "token:abc",
-		.labels = {2, lab}, .cert_serial = "0a", .cert_expires = T0,
-		.active_certs = {2, certs},
-		.last_event = "{\"seq\":3,\"state\":\"idle\"}"};
+	struct srv_device_row d = {.id = "dev-1",
+				   .group = "line-1",
+				   .state = "active",
+				   .online = true,
+				   .last_seen = T0,
+				   .firmware = "1.2.0",
+				   .created = T0,
+				   .enrolled_by = "token:abc",
+				   .labels = {2, lab},
+				   .cert_serial = "0a",
+				   .cert_expires = T0,
+				   .active_certs = {2, certs},
+				   .last_event =
+				       "{\"seq\":3,\"state\":\"idle\"}"};
 	struct srv_device_row bare = {.id = "dev-2", .state = "decommissioned"};
 	json_t *j;
 
@@ -59,8 +66,9 @@ static void test_device(void **state)
 	     "\"online\":true,\"last_seen\":\"" T0S "\",\"firmware\":\"1.2.0\","
 	     "\"slot\":null,\"health\":null,\"agent\":null,\"created\":\"" T0S
 	     "\",\"enrolled_by\":\"token:abc\",\"labels\":{\"rack\":\"r1\","
-	     "\"site\":\"berlin\"},\"cert_serial\":\"0a\",\"cert_expires\":\""
-	     T0S "\",\"active_certs\":[\"0b\",\"0a\"],\"last_event\":{\"seq\":"
+	     "\"site\":\"berlin\"},\"cert_serial\":\"0a\",\"cert_expires\":"
+	     "\"" T0S
+	     "\",\"active_certs\":[\"0b\",\"0a\"],\"last_event\":{\"seq\":"
 	     "3,\"state\":\"idle\"}}");
 	same(api_device_json(&bare),
 	     "{\"id\":\"dev-2\",\"group\":null,\"state\":\"decommissioned\","
@@ -77,16 +85,28 @@ static void test_device(void **state)
 
 static void test_lists(void **state)
 {
-	struct srv_token_row t[] = {
-		{.id = "t1", .name = "alice", .kind = "operator",
-		 .role = SRV_ROLE_ADMIN, .uses_left = -1, .created = T0,
-		 .created_by = "init"},
-		{.id = "t2", .name = "line", .kind = "enroll", .group = "g",
-		 .uses_left = 0, .created = T0, .expires = T0, .last_used = T0,
-		 .revoked = true}};
+	struct srv_token_row t[] = {{.id = "t1",
+				     .name = "alice",
+				     .kind = "operator",
+				     .role = SRV_ROLE_ADMIN,
+				     .uses_left = -1,
+				     .created = T0,
+				     .created_by = "init"},
+				    {.id = "t2",
+				     .name = "line",
+				     .kind = "enroll",
+				     .group = "g",
+				     .uses_left = 0,
+				     .created = T0,
+				     .expires = T0,
+				     .last_used = T0,
+				     .revoked = true}};
 	struct srv_token_list tl = {2, t};
-	struct srv_audit_row a = {.id = 7, .time = T0, .actor = "token:t1",
-				  .method = "POST", .path = "/api/v1/tokens",
+	struct srv_audit_row a = {.id = 7,
+				  .time = T0,
+				  .actor = "token:t1",
+				  .method = "POST",
+				  .path = "/api/v1/tokens",
 				  .status = 201};
 	struct srv_audit_list al = {1, &a};
 	struct srv_root_row r = {.version = 2, .expires = T0, .added = T0};
@@ -99,8 +119,8 @@ static void test_lists(void **state)
 	     "\"created\":\"" T0S "\",\"expires\":null,\"last_used\":null,"
 	     "\"revoked\":false,\"created_by\":\"init\"},"
 	     "{\"id\":\"t2\",\"name\":\"line\",\"kind\":\"enroll\","
-	     "\"role\":null,\"group\":\"g\",\"uses_left\":0,\"created\":\""
-	     T0S "\",\"expires\":\"" T0S "\",\"last_used\":\"" T0S "\","
+	     "\"role\":null,\"group\":\"g\",\"uses_left\":0,\"created\":\"" T0S
+	     "\",\"expires\":\"" T0S "\",\"last_used\":\"" T0S "\","
 	     "\"revoked\":true,\"created_by\":null}]");
 	same(api_audit_json(&al),
 	     "[{\"id\":7,\"time\":\"" T0S "\",\"actor\":\"token:t1\","
@@ -114,16 +134,21 @@ static void test_lists(void **state)
 static void test_bundle(void **state)
 {
 	char *hw[] = {"board-a", "board-b"};
-	struct srv_bundle_row b = {
-		.id = "0123456789abcdef", .sha256 = "ff", .name = "fw",
-		.version = "1.0", .security_version = 3, .hardware = {2, hw},
-		.size = 4096, .created = T0, .uploaded_by = "token:ci"};
+	struct srv_bundle_row b = {.id = "0123456789abcdef",
+				   .sha256 = "ff",
+				   .name = "fw",
+				   .version = "1.0",
+				   .security_version = 3,
+				   .hardware = {2, hw},
+				   .size = 4096,
+				   .created = T0,
+				   .uploaded_by = "token:ci"};
 	struct srv_bundle_list l = {1, &b};
 	const char *head =
-		"{\"id\":\"0123456789abcdef\",\"sha256\":\"ff\",\"name\":\"fw\","
-		"\"version\":\"1.0\",\"security_version\":3,\"hardware\":"
-		"[\"board-a\",\"board-b\"],\"size\":4096,\"created\":\"" T0S
-		"\",\"uploaded_by\":\"token:ci\"";
+	    "{\"id\":\"0123456789abcdef\",\"sha256\":\"ff\",\"name\":\"fw\","
+	    "\"version\":\"1.0\",\"security_version\":3,\"hardware\":"
+	    "[\"board-a\",\"board-b\"],\"size\":4096,\"created\":\"" T0S
+	    "\",\"uploaded_by\":\"token:ci\"";
 	char want[1024];
 
 	(void)state;
@@ -138,21 +163,29 @@ static void test_bundle(void **state)
 static void test_job(void **state)
 {
 	char *ev[] = {"{\"seq\":1,\"state\":\"downloading\"}", "bad"};
-	struct srv_job_row j = {
-		.id = "j1", .device = "dev-1", .type = "update", .bundle = "b1",
-		.command = "c1", .state = "downloading", .from_version = "1.0",
-		.to_version = "1.1", .bytes = 10, .total = -1, .created = T0,
-		.updated = T0, .created_by = "token:t1",
-		.events = {2, ev}};
+	struct srv_job_row j = {.id = "j1",
+				.device = "dev-1",
+				.type = "update",
+				.bundle = "b1",
+				.command = "c1",
+				.state = "downloading",
+				.from_version = "1.0",
+				.to_version = "1.1",
+				.bytes = 10,
+				.total = -1,
+				.created = T0,
+				.updated = T0,
+				.created_by = "token:t1",
+				.events = {2, ev}};
 	struct srv_job_list l = {1, &j};
 	const char *head =
-		"{\"id\":\"j1\",\"device\":\"dev-1\",\"type\":\"update\","
-		"\"bundle\":\"b1\",\"command\":\"c1\",\"rollout\":null,"
-		"\"state\":\"downloading\",\"final\":false,\"stage\":null,"
-		"\"reason\":null,\"from_version\":\"1.0\",\"to_version\":"
-		"\"1.1\",\"bytes\":10,\"total\":null,\"created\":\"" T0S
-		"\",\"updated\":\"" T0S "\",\"created_by\":\"token:t1\","
-		"\"expires\":null";
+	    "{\"id\":\"j1\",\"device\":\"dev-1\",\"type\":\"update\","
+	    "\"bundle\":\"b1\",\"command\":\"c1\",\"rollout\":null,"
+	    "\"state\":\"downloading\",\"final\":false,\"stage\":null,"
+	    "\"reason\":null,\"from_version\":\"1.0\",\"to_version\":"
+	    "\"1.1\",\"bytes\":10,\"total\":null,\"created\":\"" T0S
+	    "\",\"updated\":\"" T0S "\",\"created_by\":\"token:t1\","
+	    "\"expires\":null";
 	char want[1024];
 
 	(void)state;
@@ -167,9 +200,9 @@ static void test_job(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_time),   cmocka_unit_test(test_device),
-		cmocka_unit_test(test_lists),  cmocka_unit_test(test_bundle),
-		cmocka_unit_test(test_job),
+	    cmocka_unit_test(test_time),  cmocka_unit_test(test_device),
+	    cmocka_unit_test(test_lists), cmocka_unit_test(test_bundle),
+	    cmocka_unit_test(test_job),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,8 +25,11 @@
 static void test_sqlite_urls(void **state)
 {
 	struct fixture *f = *state;
-	struct srv_token t = {.id = "t1", .name = "n", .kind = "operator",
-			      .role = SRV_ROLE_ADMIN, .uses_left = -1};
+	struct srv_token t = {.id = "t1",
+			      .name = "n",
+			      .kind = "operator",
+			      .role = SRV_ROLE_ADMIN,
+			      .uses_left = -1};
 	struct srv_store *s = NULL;
 	struct srv_token got = {0};
 	char *url = fl_xasprintf("sqlite:%s", f->db);
@@ -47,9 +50,9 @@ static void test_sqlite_urls(void **state)
 /* Schemes without a backend here are refused before anything is made. */
 static void test_unknown_schemes(void **state)
 {
-	static const char *const urls[] = {
-		"postgresql://fleet@127.0.0.1/fleet", "postgres://x/y",
-		"mysql://x/y", "http://127.0.0.1/db"};
+	static const char *const urls[] = {"postgresql://fleet@127.0.0.1/fleet",
+					   "postgres://x/y", "mysql://x/y",
+					   "http://127.0.0.1/db"};
 	struct fixture *f = *state;
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(urls); i++) {
@@ -93,11 +96,10 @@ static void test_row_free(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sqlite_urls, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_schemes, setup,
-						teardown),
-		cmocka_unit_test(test_row_free),
+	    cmocka_unit_test_setup_teardown(test_sqlite_urls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_schemes, setup,
+					    teardown),
+	    cmocka_unit_test(test_row_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,16 +93,13 @@ static void test_roots(void **state)
 	struct srv_root_list l = {0};
 	char *env = NULL;
 
-	assert_int_equal(srv_store_root_get(f->s, 0, &env, NULL),
-			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_root_get(f->s, 0, &env, NULL), FL_ENOTFOUND);
 	assert_int_equal(srv_store_root_list(f->s, &l, NULL), 0);
 	assert_int_equal(l.n, 0);
-	assert_int_equal(srv_store_root_add(f->s, 1, "{\"v\":1}", 2000,
-					    "token:a", NULL),
-			 0);
-	assert_int_equal(srv_store_root_add(f->s, 2, "{\"v\":2}", 3000, NULL,
-					    NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_root_add(f->s, 1, "{\"v\":1}", 2000, "token:a", NULL), 0);
+	assert_int_equal(
+	    srv_store_root_add(f->s, 2, "{\"v\":2}", 3000, NULL, NULL), 0);
 	assert_int_equal(srv_store_root_add(f->s, 2, "{}", 1, NULL, NULL),
 			 FL_ECONFLICT);
 	assert_int_equal(srv_store_root_list(f->s, &l, NULL), 0);
@@ -119,15 +116,14 @@ static void test_roots(void **state)
 	assert_int_equal(srv_store_root_get(f->s, 1, &env, NULL), 0);
 	assert_string_equal(env, "{\"v\":1}");
 	free(env);
-	assert_int_equal(srv_store_root_get(f->s, 3, &env, NULL),
-			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_root_get(f->s, 3, &env, NULL), FL_ENOTFOUND);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bundles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_roots, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bundles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_roots, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,8 +44,8 @@ static void labels(struct fixture *f, const char *id, const char *k,
 			 want);
 }
 
-static void ingest(struct fixture *f, enum srv_ingest_kind kind,
-		   const char *id, json_t *msg)
+static void ingest(struct fixture *f, enum srv_ingest_kind kind, const char *id,
+		   json_t *msg)
 {
 	struct srv_ingest_item it = {.kind = kind, .device = id, .msg = msg};
 
@@ -130,10 +130,10 @@ static void test_list_filters(void **state)
 	labels(f, "dev-b", "site", "paris", NULL, 0);
 	ingest(f, SRV_INGEST_PRESENCE, "dev-b",
 	       json_pack("{s:b, s:s}", "online", 1, "firmware", "2.0"));
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-d", NULL,
-						       NULL, NULL),
-			 0);
-	assert_string_equal(ids(f, &all, buf, sizeof(buf)), "dev-a,dev-b,dev-c");
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-d", NULL, NULL, NULL), 0);
+	assert_string_equal(ids(f, &all, buf, sizeof(buf)),
+			    "dev-a,dev-b,dev-c");
 	flt = all;
 	flt.include_decommissioned = true;
 	assert_string_equal(ids(f, &flt, buf, sizeof(buf)),
@@ -189,9 +189,8 @@ static void test_labels(void **state)
 	labels(f, "dev-l", "a-65th", "v", "k00", 0);
 	srv_device_row_free(&d);
 	labels(f, "nobody", "k", "v", NULL, FL_ENOTFOUND);
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-l", NULL,
-						       NULL, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-l", NULL, NULL, NULL), 0);
 	labels(f, "dev-l", "k", "v", NULL, FL_ENOTFOUND);
 }
 
@@ -206,15 +205,14 @@ static void test_certs_and_principal(void **state)
 	struct srv_strv revoked = {0};
 
 	enroll(f, "dev-p", NULL, "0b01");
-	assert_int_equal(srv_store_device_principal(f->s, "0b01", "dev-p",
-						    NULL),
-			 0);
-	assert_int_equal(srv_store_device_principal(f->s, "0b01", "dev-q",
-						    NULL),
-			 FL_EDENIED);
-	assert_int_equal(srv_store_device_principal(f->s, "ffff", "dev-p",
-						    NULL),
-			 FL_EDENIED);
+	assert_int_equal(
+	    srv_store_device_principal(f->s, "0b01", "dev-p", NULL), 0);
+	assert_int_equal(
+	    srv_store_device_principal(f->s, "0b01", "dev-q", NULL),
+	    FL_EDENIED);
+	assert_int_equal(
+	    srv_store_device_principal(f->s, "ffff", "dev-p", NULL),
+	    FL_EDENIED);
 	assert_int_equal(srv_store_cert_add(f->s, &re, NULL, NULL, NULL), 0);
 	assert_int_equal(srv_store_device_get(f->s, "dev-p", &d, NULL), 0);
 	assert_string_equal(d.cert_serial, "0b02");
@@ -223,18 +221,18 @@ static void test_certs_and_principal(void **state)
 	assert_string_equal(d.active_certs.v[0], "0b01"); /* confirmed first */
 	assert_string_equal(d.active_certs.v[1], "0b02");
 	srv_device_row_free(&d);
-	assert_int_equal(srv_store_cert_confirm(f->s, "dev-p", "0b02", NULL,
-						&revoked, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_cert_confirm(f->s, "dev-p", "0b02", NULL, &revoked, NULL),
+	    0);
 	assert_int_equal(revoked.n, 1);
 	assert_string_equal(revoked.v[0], "0b01");
 	srv_strv_free(&revoked);
-	assert_int_equal(srv_store_device_principal(f->s, "0b01", "dev-p",
-						    NULL),
-			 FL_EDENIED);
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-p", NULL,
-						       &revoked, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_device_principal(f->s, "0b01", "dev-p", NULL),
+	    FL_EDENIED);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-p", NULL, &revoked, NULL),
+	    0);
 	assert_int_equal(revoked.n, 1);
 	srv_strv_free(&revoked);
 	assert_int_equal(srv_store_device_get(f->s, "dev-p", &d, NULL), 0);
@@ -247,12 +245,11 @@ static void test_certs_and_principal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_get_row, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_filters, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_labels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_certs_and_principal,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get_row, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_labels, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_certs_and_principal, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

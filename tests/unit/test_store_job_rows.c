@@ -34,22 +34,26 @@ static void enroll(struct fixture *f, const char *dev, const char *serial)
 static void add(struct fixture *f, const char *id, const char *dev,
 		const char *rollout)
 {
-	struct srv_job j = {.id = id, .device = dev, .type = "update",
-			    .bundle = "b1", .rollout = rollout,
-			    .to_version = "2.0", .created_by = "token:t",
+	struct srv_job j = {.id = id,
+			    .device = dev,
+			    .type = "update",
+			    .bundle = "b1",
+			    .rollout = rollout,
+			    .to_version = "2.0",
+			    .created_by = "token:t",
 			    .expires = 4102444800LL};
 
 	assert_int_equal(srv_store_job_add(f->s, &j, NULL), 0);
 }
 
-static void event(struct fixture *f, const char *dev, const char *job,
-		  int seq, const char *state, int bytes)
+static void event(struct fixture *f, const char *dev, const char *job, int seq,
+		  const char *state, int bytes)
 {
-	json_t *ev = json_pack("{s:i, s:s, s:s, s:i, s:i}", "seq", seq, "job",
-			       job, "state", state, "bytes", bytes, "total",
-			       100);
+	json_t *ev =
+	    json_pack("{s:i, s:s, s:s, s:i, s:i}", "seq", seq, "job", job,
+		      "state", state, "bytes", bytes, "total", 100);
 	struct srv_ingest_item it = {
-		.kind = SRV_INGEST_EVENT, .device = dev, .msg = ev};
+	    .kind = SRV_INGEST_EVENT, .device = dev, .msg = ev};
 
 	assert_int_equal(srv_store_ingest(f->s, &it, 1, NULL), 0);
 	json_decref(ev);
@@ -147,8 +151,8 @@ static void test_list(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_row, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_row, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
