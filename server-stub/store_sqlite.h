@@ -110,52 +110,95 @@ int db_row_strv(sqlite3_stmt *st, void *ctx);
 void *db_grow(void *v, size_t n, size_t size);
 
 /* A new zeroed element at the end of typed list @l ({n, v}). */
-#define DB_PUSH(l)                                                         \
+#define DB_PUSH(l)                                                             \
 	((l)->v = db_grow((l)->v, (l)->n, sizeof(*(l)->v)), &(l)->v[(l)->n++])
 
 /* End of a list query: on success hand @l to *@ret, else free it with
  * @list_free.  Evaluates to @rc. */
-#define DB_GIVE(rc, l, ret, list_free)                                     \
+#define DB_GIVE(rc, l, ret, list_free)                                         \
 	((rc) ? list_free(&(l)) : (void)(*(ret) = (l)), (rc))
 
 /* The backend's functions, as in store.h with the backend's handle. */
-int sq_open(const char *path, struct srv_store_be **ret,
-	    struct fl_error *err);
+int sq_open(const char *path, struct srv_store_be **ret, struct fl_error *err);
 void sq_close(struct srv_store_be *s);
 int sq_schema_version(struct srv_store_be *s);
-int sq_token_add(struct srv_store_be *s, const struct srv_token *t, const char *hash_hex, const char *group, const char *created_by, struct fl_error *err);
-int sq_token_find(struct srv_store_be *s, const char *hash_hex, struct srv_token *ret, struct fl_error *err);
-int sq_token_list(struct srv_store_be *s, struct srv_token_list *ret, struct fl_error *err);
-int sq_token_revoke(struct srv_store_be *s, const char *id, struct fl_error *err);
-int sq_device_principal(struct srv_store_be *s, const char *serial, const char *device, struct fl_error *err);
-int sq_audit(struct srv_store_be *s, const char *actor, const char *method, const char *path, int status, const char *remote, struct fl_error *err);
-int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret, struct fl_error *err);
-int sq_device_enroll(struct srv_store_be *s, const char *id, const char *group, const char *enrolled_by, const char *token_hash, bool allow_existing, const struct srv_cert *cert, struct fl_error *err);
-int sq_cert_add(struct srv_store_be *s, const struct srv_reenroll *re, struct srv_strv *ret_superseded, int64_t *ret_retry_after, struct fl_error *err);
-int sq_reenroll_check(struct srv_store_be *s, const char *device, const struct srv_reenroll_limits *lim, int64_t *ret_retry_after, struct fl_error *err);
-int sq_cert_confirm(struct srv_store_be *s, const char *device, const char *serial, const struct srv_crl_hook *crl, struct srv_strv *ret_revoked, struct fl_error *err);
-int sq_cert_get(struct srv_store_be *s, const char *serial, struct srv_cert_row *ret, struct fl_error *err);
-int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl, struct fl_error *err);
-int sq_device_list(struct srv_store_be *s, const struct srv_device_filter *f, struct srv_device_list *ret, struct fl_error *err);
-int sq_device_get(struct srv_store_be *s, const char *id, struct srv_device_row *ret, struct fl_error *err);
-int sq_device_labels(struct srv_store_be *s, const char *id, const struct srv_label_list *set, const struct srv_strv *remove, struct fl_error *err);
-int sq_device_decommission(struct srv_store_be *s, const char *id, const struct srv_crl_hook *crl, struct srv_strv *ret_revoked, struct fl_error *err);
-int sq_provision_undo(struct srv_store_be *s, const char *id, const char *serial, struct fl_error *err);
-int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n, struct fl_error *err);
+int sq_token_add(struct srv_store_be *s, const struct srv_token *t,
+		 const char *hash_hex, const char *group,
+		 const char *created_by, struct fl_error *err);
+int sq_token_find(struct srv_store_be *s, const char *hash_hex,
+		  struct srv_token *ret, struct fl_error *err);
+int sq_token_list(struct srv_store_be *s, struct srv_token_list *ret,
+		  struct fl_error *err);
+int sq_token_revoke(struct srv_store_be *s, const char *id,
+		    struct fl_error *err);
+int sq_device_principal(struct srv_store_be *s, const char *serial,
+			const char *device, struct fl_error *err);
+int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
+	     const char *path, int status, const char *remote,
+	     struct fl_error *err);
+int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret,
+		  struct fl_error *err);
+int sq_device_enroll(struct srv_store_be *s, const char *id, const char *group,
+		     const char *enrolled_by, const char *token_hash,
+		     bool allow_existing, const struct srv_cert *cert,
+		     struct fl_error *err);
+int sq_cert_add(struct srv_store_be *s, const struct srv_reenroll *re,
+		struct srv_strv *ret_superseded, int64_t *ret_retry_after,
+		struct fl_error *err);
+int sq_reenroll_check(struct srv_store_be *s, const char *device,
+		      const struct srv_reenroll_limits *lim,
+		      int64_t *ret_retry_after, struct fl_error *err);
+int sq_cert_confirm(struct srv_store_be *s, const char *device,
+		    const char *serial, const struct srv_crl_hook *crl,
+		    struct srv_strv *ret_revoked, struct fl_error *err);
+int sq_cert_get(struct srv_store_be *s, const char *serial,
+		struct srv_cert_row *ret, struct fl_error *err);
+int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
+		   struct fl_error *err);
+int sq_device_list(struct srv_store_be *s, const struct srv_device_filter *f,
+		   struct srv_device_list *ret, struct fl_error *err);
+int sq_device_get(struct srv_store_be *s, const char *id,
+		  struct srv_device_row *ret, struct fl_error *err);
+int sq_device_labels(struct srv_store_be *s, const char *id,
+		     const struct srv_label_list *set,
+		     const struct srv_strv *remove, struct fl_error *err);
+int sq_device_decommission(struct srv_store_be *s, const char *id,
+			   const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err);
+int sq_provision_undo(struct srv_store_be *s, const char *id,
+		      const char *serial, struct fl_error *err);
+int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
+	      struct fl_error *err);
 int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err);
-int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex, char ret_id[17], char *ret_group, size_t group_len, struct fl_error *err);
-int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b, const char *uploaded_by, bool *ret_existed, struct fl_error *err);
-int sq_bundle_list(struct srv_store_be *s, struct srv_bundle_list *ret, struct fl_error *err);
-int sq_bundle_get(struct srv_store_be *s, const char *ref, struct srv_bundle_row *ret, struct fl_error *err);
-int sq_root_add(struct srv_store_be *s, uint64_t version, const char *envelope, int64_t expires, const char *added_by, struct fl_error *err);
-int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret, struct fl_error *err);
-int sq_root_get(struct srv_store_be *s, uint64_t version, char **ret, struct fl_error *err);
-int sq_job_add(struct srv_store_be *s, const struct srv_job *j, struct fl_error *err);
-int sq_job_command(struct srv_store_be *s, const char *job, const char *command, struct fl_error *err);
-int sq_job_fail(struct srv_store_be *s, const char *job, const char *stage, const char *reason, struct fl_error *err);
-int sq_job_cancel(struct srv_store_be *s, const char *job, const char *actor, struct fl_error *err);
-int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count, struct fl_error *err);
-int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f, struct srv_job_list *ret, struct fl_error *err);
-int sq_job_get(struct srv_store_be *s, const char *id, struct srv_job_row *ret, struct fl_error *err);
+int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
+			  char ret_id[17], char *ret_group, size_t group_len,
+			  struct fl_error *err);
+int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
+		  const char *uploaded_by, bool *ret_existed,
+		  struct fl_error *err);
+int sq_bundle_list(struct srv_store_be *s, struct srv_bundle_list *ret,
+		   struct fl_error *err);
+int sq_bundle_get(struct srv_store_be *s, const char *ref,
+		  struct srv_bundle_row *ret, struct fl_error *err);
+int sq_root_add(struct srv_store_be *s, uint64_t version, const char *envelope,
+		int64_t expires, const char *added_by, struct fl_error *err);
+int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret,
+		 struct fl_error *err);
+int sq_root_get(struct srv_store_be *s, uint64_t version, char **ret,
+		struct fl_error *err);
+int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
+	       struct fl_error *err);
+int sq_job_command(struct srv_store_be *s, const char *job, const char *command,
+		   struct fl_error *err);
+int sq_job_fail(struct srv_store_be *s, const char *job, const char *stage,
+		const char *reason, struct fl_error *err);
+int sq_job_cancel(struct srv_store_be *s, const char *job, const char *actor,
+		  struct fl_error *err);
+int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
+		   struct fl_error *err);
+int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
+		struct srv_job_list *ret, struct fl_error *err);
+int sq_job_get(struct srv_store_be *s, const char *id, struct srv_job_row *ret,
+	       struct fl_error *err);
 
 #endif

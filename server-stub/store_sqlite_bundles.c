@@ -47,8 +47,8 @@ static int bundle_row(sqlite3_stmt *st, void *ctx)
 }
 
 int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
-			 const char *uploaded_by, bool *ret_existed,
-			 struct fl_error *err)
+		  const char *uploaded_by, bool *ret_existed,
+		  struct fl_error *err)
 {
 	char *hw = fl_json_dumps(b->hardware), *man = fl_json_dumps(b->manifest);
 	json_t *row = NULL;
@@ -125,8 +125,8 @@ int sq_bundle_get(struct srv_store_be *s, const char *ref,
 }
 
 int sq_root_add(struct srv_store_be *s, uint64_t version,
-		       const char *envelope, int64_t expires,
-		       const char *added_by, struct fl_error *err)
+		const char *envelope, int64_t expires,
+		const char *added_by, struct fl_error *err)
 {
 	int rc;
 
@@ -163,7 +163,7 @@ int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret,
 }
 
 int sq_root_get(struct srv_store_be *s, uint64_t version, char **ret,
-		       struct fl_error *err)
+		struct fl_error *err)
 {
 	json_t *row = NULL;
 	int rc;

@@ -11,8 +11,8 @@
 
 
 int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
-				 char ret_id[17], char *ret_group,
-				 size_t group_len, struct fl_error *err)
+			  char ret_id[17], char *ret_group,
+			  size_t group_len, struct fl_error *err)
 {
 	json_t *row = NULL;
 	int rc;
@@ -115,9 +115,9 @@ static int upsert_device(struct srv_store_be *s, const char *id,
 }
 
 int sq_device_enroll(struct srv_store_be *s, const char *id,
-			    const char *group, const char *enrolled_by,
-			    const char *token_hash, bool allow_existing,
-			    const struct srv_cert *cert, struct fl_error *err)
+		     const char *group, const char *enrolled_by,
+		     const char *token_hash, bool allow_existing,
+		     const struct srv_cert *cert, struct fl_error *err)
 {
 	int rc;
 
@@ -139,8 +139,8 @@ out:
 }
 
 /* Inside a transaction: the device's state, FL_ENOTFOUND if unknown. */
-static int device_state(struct srv_store_be *s, const char *id, bool *ret_active,
-			struct fl_error *err)
+static int device_state(struct srv_store_be *s, const char *id,
+			bool *ret_active, struct fl_error *err)
 {
 	json_t *row = NULL;
 	int rc;
@@ -336,8 +336,8 @@ static int cert_add_tx(struct srv_store_be *s, const struct srv_reenroll *re,
 }
 
 int sq_reenroll_check(struct srv_store_be *s, const char *device,
-			     const struct srv_reenroll_limits *lim,
-			     int64_t *ret_retry_after, struct fl_error *err)
+		      const struct srv_reenroll_limits *lim,
+		      int64_t *ret_retry_after, struct fl_error *err)
 {
 	int64_t retry = 0;
 	bool active = false;
@@ -433,8 +433,8 @@ int sq_cert_confirm(struct srv_store_be *s, const char *device,
 }
 
 int sq_device_decommission(struct srv_store_be *s, const char *id,
-			 const struct srv_crl_hook *crl,
-			 struct srv_strv *ret_revoked, struct fl_error *err)
+			   const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err)
 {
 	struct srv_strv revoked = {0};
 	int n = 0, rc;
@@ -490,7 +490,7 @@ int sq_cert_get(struct srv_store_be *s, const char *serial,
 }
 
 int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
-			  struct fl_error *err)
+		   struct fl_error *err)
 {
 	int rc;
 

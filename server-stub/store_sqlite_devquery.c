@@ -194,7 +194,7 @@ int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err)
 }
 
 int sq_device_principal(struct srv_store_be *s, const char *serial,
-			       const char *device, struct fl_error *err)
+			const char *device, struct fl_error *err)
 {
 	json_t *row;
 	int rc;

@@ -54,8 +54,8 @@ static int presence(struct srv_store_be *s, int64_t now,
 	return rc ? rc : changed(n, it);
 }
 
-static int status(struct srv_store_be *s, int64_t now, struct srv_ingest_item *it,
-		  struct fl_error *err)
+static int status(struct srv_store_be *s, int64_t now,
+		  struct srv_ingest_item *it, struct fl_error *err)
 {
 	int n = 0, rc;
 
@@ -149,8 +149,8 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 	return 0;
 }
 
-static int event(struct srv_store_be *s, int64_t now, struct srv_ingest_item *it,
-		 struct fl_error *err)
+static int event(struct srv_store_be *s, int64_t now,
+		 struct srv_ingest_item *it, struct fl_error *err)
 {
 	int64_t seq = json_integer_value(json_object_get(it->msg, "seq"));
 	const char *job = str(it->msg, "job", 64);
@@ -172,7 +172,7 @@ static int event(struct srv_store_be *s, int64_t now, struct srv_ingest_item *it
 }
 
 int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
-		     size_t n, struct fl_error *err)
+	      size_t n, struct fl_error *err)
 {
 	int64_t now = (int64_t)time(NULL);
 	int rc;

@@ -29,7 +29,7 @@ bool srv_job_state_final(const char *state)
 }
 
 int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
-		      struct fl_error *err)
+	       struct fl_error *err)
 {
 	json_t *busy = NULL;
 	int64_t now = time(NULL);
@@ -60,7 +60,7 @@ int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
 }
 
 int sq_job_command(struct srv_store_be *s, const char *job,
-			  const char *command, struct fl_error *err)
+		   const char *command, struct fl_error *err)
 {
 	int rc;
 
@@ -70,8 +70,8 @@ int sq_job_command(struct srv_store_be *s, const char *job,
 }
 
 int sq_job_fail(struct srv_store_be *s, const char *job,
-		       const char *stage, const char *reason,
-		       struct fl_error *err)
+		const char *stage, const char *reason,
+		struct fl_error *err)
 {
 	int rc;
 
@@ -83,7 +83,7 @@ int sq_job_fail(struct srv_store_be *s, const char *job,
 }
 
 int sq_job_cancel(struct srv_store_be *s, const char *job,
-			 const char *actor, struct fl_error *err)
+		  const char *actor, struct fl_error *err)
 {
 	json_t *row = NULL;
 	char *reason = fl_xasprintf("cancelled by %s", actor);
@@ -112,7 +112,7 @@ int sq_job_cancel(struct srv_store_be *s, const char *job,
 }
 
 int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
-			  struct fl_error *err)
+		   struct fl_error *err)
 {
 	int n = 0, rc;
 

@@ -69,7 +69,7 @@ static int forget_device(struct srv_store_be *s, const char *id,
 }
 
 int sq_provision_undo(struct srv_store_be *s, const char *id,
-			     const char *serial, struct fl_error *err)
+		      const char *serial, struct fl_error *err)
 {
 	int rc;
 

@@ -209,7 +209,7 @@ static int migrate(struct srv_store_be *s, struct fl_error *err)
 }
 
 int sq_open(const char *path, struct srv_store_be **ret,
-		   struct fl_error *err)
+	    struct fl_error *err)
 {
 	struct srv_store_be *s = fl_xcalloc(1, sizeof(*s));
 	int rc;
