@@ -54,8 +54,9 @@ int db_run(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
 	   const char *sql, const char *types, ...);
 
 /* Run a query and collect every row as a JSON object keyed by column
- * name (INTEGER -> integer, REAL -> real, TEXT -> string, NULL -> null).
- * Caller holds the lock. */
+ * name.  Kept for the job and ingest code while issue 9's job state
+ * machine (jobs.c) lands; new code reads typed columns with
+ * db_query_rows or db_query_first.  Caller holds the lock. */
 int db_query_json(struct srv_store_be *s, json_t **ret, struct fl_error *err,
 		  const char *sql, const char *types, ...);
 
@@ -63,14 +64,30 @@ int db_query_json(struct srv_store_be *s, json_t **ret, struct fl_error *err,
 int db_query_one(struct srv_store_be *s, json_t **ret, struct fl_error *err,
 		 const char *sql, const char *types, ...);
 
-/* As db_run, db_query_json and db_query_one, taking the store's lock
- * around the one statement (callers that need more hold it themselves). */
+/* The first row of a query: each column as an integer (0 for NULL) and
+ * as owned text (NULL for NULL), up to DB_FIRST_MAX columns. */
+#define DB_FIRST_MAX 6
+
+struct db_first {
+	bool found;
+	int64_t i[DB_FIRST_MAX];
+	char *t[DB_FIRST_MAX];
+};
+void db_first_free(struct db_first *r);
+
+/* Run a query and keep its first row in *ret (freed with db_first_free
+ * also on failure): FL_ENOTFOUND when there is none.  db_lquery_first
+ * takes the lock; db_query_first: the caller holds it. */
+int db_query_first(struct srv_store_be *s, struct db_first *ret,
+		   struct fl_error *err, const char *sql, const char *types,
+		   ...);
+int db_lquery_first(struct srv_store_be *s, struct db_first *ret,
+		    struct fl_error *err, const char *sql, const char *types,
+		    ...);
+
+/* As db_run, taking the store's lock around the one statement. */
 int db_lrun(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
 	    const char *sql, const char *types, ...);
-int db_lquery_json(struct srv_store_be *s, json_t **ret, struct fl_error *err,
-		   const char *sql, const char *types, ...);
-int db_lquery_one(struct srv_store_be *s, json_t **ret, struct fl_error *err,
-		  const char *sql, const char *types, ...);
 
 /* BEGIN IMMEDIATE; and its end: COMMIT when @rc is 0, else ROLLBACK.
  * db_end returns @rc or the commit's error.  Caller holds the lock. */
@@ -117,6 +134,13 @@ void *db_grow(void *v, size_t n, size_t size);
  * @list_free.  Evaluates to @rc. */
 #define DB_GIVE(rc, l, ret, list_free)                                         \
 	((rc) ? list_free(&(l)) : (void)(*(ret) = (l)), (rc))
+
+/* End of a query for one row: on success move the first row of @l to
+ * *@ret; free the rest of @l.  Evaluates to @rc. */
+#define DB_GIVE_FIRST(rc, l, ret, list_free)                               \
+	((rc) ? (void)0                                                    \
+	      : (void)(*(ret) = (l).v[0], (l).v[0] = (l).v[--(l).n]),      \
+	 list_free(&(l)), (rc))
 
 /* The backend's functions, as in store.h with the backend's handle. */
 int sq_open(const char *path, struct srv_store_be **ret, struct fl_error *err);

@@ -51,13 +51,14 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 		  struct fl_error *err)
 {
 	char *hw = fl_json_dumps(b->hardware), *man = fl_json_dumps(b->manifest);
-	json_t *row = NULL;
+	struct db_first row;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	*ret_existed = db_query_one(s, &row, NULL,
-				    "SELECT id FROM bundles WHERE sha256 = ?",
-				    "s", b->sha256) == 0;
+	*ret_existed = db_query_first(s, &row, NULL,
+				      "SELECT id FROM bundles WHERE sha256 = ?",
+				      "s", b->sha256) == 0;
+	db_first_free(&row);
 	rc = *ret_existed ? 0
 			  : db_run(s, NULL, err,
 				   "INSERT INTO bundles (id, sha256, name, version,"
@@ -75,7 +76,6 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 			     "a different bundle %s %s is already stored",
 			     b->name, b->version);
 	}
-	json_decref(row);
 	free(hw);
 	free(man);
 	return rc;
@@ -114,14 +114,9 @@ int sq_bundle_get(struct srv_store_be *s, const char *ref,
 	else if (!rc && l.n > 1)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "bundle id prefix '%s' is ambiguous", ref);
-	if (!rc) {
-		*ret = l.v[0];
-		l.n = 0;
-	}
-	srv_bundle_list_free(&l);
 	free(prefix);
 	free(name);
-	return rc;
+	return DB_GIVE_FIRST(rc, l, ret, srv_bundle_list_free);
 }
 
 int sq_root_add(struct srv_store_be *s, uint64_t version,
@@ -165,19 +160,22 @@ int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret,
 int sq_root_get(struct srv_store_be *s, uint64_t version, char **ret,
 		struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first row;
 	int rc;
 
-	rc = db_lquery_one(s, &row, NULL,
-			  "SELECT envelope FROM roots WHERE ?1 = 0 OR version = ?1"
-			  " ORDER BY version DESC LIMIT 1",
-			  "i", (int64_t)version);
-	if (rc)
+	rc = db_lquery_first(s, &row, NULL,
+			     "SELECT envelope FROM roots WHERE ?1 = 0 OR"
+			     " version = ?1 ORDER BY version DESC LIMIT 1",
+			     "i", (int64_t)version);
+	if (rc) {
+		db_first_free(&row);
 		return fl_fail(err, FL_ENOTFOUND,
 			       version ? "no trust root version %llu"
 				       : "no trust root yet%.0llu",
 			       (unsigned long long)version);
-	*ret = fl_xstrdup(json_string_value(json_object_get(row, "envelope")));
-	json_decref(row);
+	}
+	*ret = row.t[0];
+	row.t[0] = NULL;
+	db_first_free(&row);
 	return 0;
 }

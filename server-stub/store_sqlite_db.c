@@ -240,20 +240,6 @@ int db_query_json(struct srv_store_be *s, json_t **ret, struct fl_error *err,
 	return rc;
 }
 
-int db_lquery_json(struct srv_store_be *s, json_t **ret, struct fl_error *err,
-		   const char *sql, const char *types, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	pthread_mutex_lock(&s->lock);
-	rc = query_v(s, ret, err, sql, types, ap);
-	pthread_mutex_unlock(&s->lock);
-	va_end(ap);
-	return rc;
-}
-
 /* The single row of @rows as *ret (FL_ENOTFOUND when none); consumes
  * @rows. */
 static int one_row(json_t *rows, json_t **ret, struct fl_error *err)
@@ -276,21 +262,6 @@ int db_query_one(struct srv_store_be *s, json_t **ret, struct fl_error *err,
 
 	va_start(ap, types);
 	rc = query_v(s, &rows, err, sql, types, ap);
-	va_end(ap);
-	return rc ? rc : one_row(rows, ret, err);
-}
-
-int db_lquery_one(struct srv_store_be *s, json_t **ret, struct fl_error *err,
-		  const char *sql, const char *types, ...)
-{
-	json_t *rows;
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	pthread_mutex_lock(&s->lock);
-	rc = query_v(s, &rows, err, sql, types, ap);
-	pthread_mutex_unlock(&s->lock);
 	va_end(ap);
 	return rc ? rc : one_row(rows, ret, err);
 }
@@ -353,6 +324,69 @@ int db_lquery_rows(struct srv_store_be *s, int (*row)(sqlite3_stmt *, void *),
 	pthread_mutex_unlock(&s->lock);
 	va_end(ap);
 	return rc;
+}
+
+static int first_row(sqlite3_stmt *st, void *ctx)
+{
+	struct db_first *r = ctx;
+	int n = sqlite3_column_count(st);
+
+	if (r->found)
+		return 0;
+	r->found = true;
+	for (int i = 0; i < n && i < DB_FIRST_MAX; i++) {
+		r->i[i] = db_col_int(st, i);
+		r->t[i] = db_col_str(st, i);
+	}
+	return 0;
+}
+
+static int first_v(struct srv_store_be *s, struct db_first *ret,
+		   struct fl_error *err, const char *sql, const char *types,
+		   va_list ap)
+{
+	int rc;
+
+	*ret = (struct db_first){0};
+	rc = rows_v(s, first_row, ret, err, sql, types, ap);
+	if (!rc && !ret->found)
+		rc = fl_fail(err, FL_ENOTFOUND, "not found");
+	return rc;
+}
+
+int db_query_first(struct srv_store_be *s, struct db_first *ret,
+		   struct fl_error *err, const char *sql, const char *types,
+		   ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = first_v(s, ret, err, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_lquery_first(struct srv_store_be *s, struct db_first *ret,
+		    struct fl_error *err, const char *sql, const char *types,
+		    ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->lock);
+	rc = first_v(s, ret, err, sql, types, ap);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
+	return rc;
+}
+
+void db_first_free(struct db_first *r)
+{
+	for (int i = 0; i < DB_FIRST_MAX; i++)
+		free(r->t[i]);
+	*r = (struct db_first){0};
 }
 
 char *db_col_str(sqlite3_stmt *st, int i)

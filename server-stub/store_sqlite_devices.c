@@ -14,35 +14,29 @@ int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
 			  char ret_id[17], char *ret_group,
 			  size_t group_len, struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first r;
 	int rc;
 
-	rc = db_lquery_one(s, &row, NULL,
-			  "SELECT id, grp, kind, revoked, uses_left, expires"
-			  " FROM tokens WHERE hash = ?",
-			  "s", hash_hex);
+	/* 0 id, 1 grp, 2 kind, 3 revoked, 4 uses_left, 5 expires */
+	rc = db_lquery_first(s, &r, NULL,
+			     "SELECT id, grp, kind, revoked, uses_left, expires"
+			     " FROM tokens WHERE hash = ?",
+			     "s", hash_hex);
 	if (rc)
-		return fl_fail(err, FL_EDENIED, "unknown enrolment token");
-	if (!fl_streq(json_string_value(json_object_get(row, "kind")),
-		      "enroll"))
+		rc = fl_fail(err, FL_EDENIED, "unknown enrolment token");
+	else if (!fl_streq(r.t[2], "enroll"))
 		rc = fl_fail(err, FL_EDENIED, "not an enrolment token");
-	else if (json_integer_value(json_object_get(row, "revoked")))
+	else if (r.i[3])
 		rc = fl_fail(err, FL_EDENIED, "enrolment token is revoked");
-	else if (json_integer_value(json_object_get(row, "uses_left")) == 0)
+	else if (r.i[4] == 0)
 		rc = fl_fail(err, FL_EDENIED, "enrolment token is used up");
-	else if (json_integer_value(json_object_get(row, "expires")) &&
-		 json_integer_value(json_object_get(row, "expires")) <=
-			 time(NULL))
+	else if (r.i[5] && r.i[5] <= time(NULL))
 		rc = fl_fail(err, FL_EDENIED, "enrolment token has expired");
 	if (!rc) {
-		fl_strlcpy(ret_group,
-			   json_string_value(json_object_get(row, "grp"))
-				   ?: "",
-			   group_len);
-		fl_strlcpy(ret_id,
-			   json_string_value(json_object_get(row, "id")), 17);
+		fl_strlcpy(ret_group, r.t[1] ?: "", group_len);
+		fl_strlcpy(ret_id, r.t[0], 17);
 	}
-	json_decref(row);
+	db_first_free(&r);
 	return rc;
 }
 
@@ -90,19 +84,18 @@ static int upsert_device(struct srv_store_be *s, const char *id,
 			 const char *group, const char *by,
 			 bool allow_existing, struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first row;
 	int rc;
 
-	rc = db_query_one(s, &row, NULL,
-			  "SELECT state FROM devices WHERE id = ?", "s", id);
+	rc = db_query_first(s, &row, NULL,
+			    "SELECT state FROM devices WHERE id = ?", "s", id);
 	if (rc) /* new device */
 		return db_run(s, NULL, err,
 			      "INSERT INTO devices (id, grp, created, enrolled_by)"
 			      " VALUES (?, ?, ?, ?)",
 			      "ssis", id, group && *group ? group : NULL,
 			      (int64_t)time(NULL), by);
-	if (!fl_streq(json_string_value(json_object_get(row, "state")),
-		      "active"))
+	if (!fl_streq(row.t[0], "active"))
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device id '%s' was decommissioned and cannot be"
 			     " enrolled again: use a new id",
@@ -110,7 +103,7 @@ static int upsert_device(struct srv_store_be *s, const char *id,
 	else if (!allow_existing)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device '%s' is already enrolled", id);
-	json_decref(row);
+	db_first_free(&row);
 	return rc;
 }
 
@@ -142,18 +135,16 @@ out:
 static int device_state(struct srv_store_be *s, const char *id,
 			bool *ret_active, struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first row;
 	int rc;
 
-	rc = db_query_one(s, &row, NULL,
-			  "SELECT state = 'active' AS active FROM devices"
-			  " WHERE id = ?",
-			  "s", id);
-	if (rc)
-		return fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
-	*ret_active = json_integer_value(json_object_get(row, "active")) != 0;
-	json_decref(row);
-	return 0;
+	rc = db_query_first(s, &row, NULL,
+			    "SELECT state = 'active' FROM devices WHERE id = ?",
+			    "s", id);
+	if (!rc)
+		*ret_active = row.i[0] != 0;
+	db_first_free(&row);
+	return rc ? fl_fail(err, FL_ENOTFOUND, "no device '%s'", id) : 0;
 }
 
 /* Inside a transaction: one integer from a query of one row. */
@@ -161,12 +152,12 @@ static int query_int(struct srv_store_be *s, int64_t *ret, struct fl_error *err,
 		     const char *sql, const char *types, const char *a,
 		     int64_t b)
 {
-	json_t *row = NULL;
-	int rc = db_query_one(s, &row, err, sql, types, a, b);
+	struct db_first row;
+	int rc = db_query_first(s, &row, err, sql, types, a, b);
 
 	if (!rc)
-		*ret = json_integer_value(json_object_get(row, "n"));
-	json_decref(row);
+		*ret = row.i[0];
+	db_first_free(&row);
 	return rc;
 }
 

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "json.h"
 #include "store.h"
 #include "store_sqlite.h"
 #include "util.h"
@@ -119,25 +118,22 @@ int sq_device_get(struct srv_store_be *s, const char *id,
 	pthread_mutex_unlock(&s->lock);
 	if (!rc && l.n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
-	if (!rc) {
-		*ret = l.v[0];
-		l.n = 0;
-	}
-	srv_device_list_free(&l);
-	return rc;
+	return DB_GIVE_FIRST(rc, l, ret, srv_device_list_free);
 }
 
 static int exists_active(struct srv_store_be *s, const char *id,
 			 struct fl_error *err)
 {
-	json_t *row;
+	struct db_first row;
+	int rc;
 
-	if (db_query_one(s, &row, NULL,
-			 "SELECT 1 FROM devices WHERE id = ? AND state = 'active'",
-			 "s", id))
-		return fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
-	json_decref(row);
-	return 0;
+	rc = db_query_first(s, &row, NULL,
+			    "SELECT 1 FROM devices WHERE id = ?"
+			    " AND state = 'active'",
+			    "s", id);
+	db_first_free(&row);
+	return rc ? fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id)
+		  : 0;
 }
 
 static int apply_labels(struct srv_store_be *s, const char *id,
@@ -163,7 +159,7 @@ int sq_device_labels(struct srv_store_be *s, const char *id,
 		     const struct srv_label_list *set,
 		     const struct srv_strv *remove, struct fl_error *err)
 {
-	json_t *count = NULL;
+	struct db_first count = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -173,13 +169,13 @@ int sq_device_labels(struct srv_store_be *s, const char *id,
 	if (!rc)
 		rc = apply_labels(s, id, set, remove, err);
 	if (!rc)
-		rc = db_query_one(s, &count, err,
-				  "SELECT count(*) AS n FROM device_labels"
-				  " WHERE device = ?",
-				  "s", id);
-	if (!rc && json_integer_value(json_object_get(count, "n")) > MAX_LABELS)
+		rc = db_query_first(s, &count, err,
+				    "SELECT count(*) FROM device_labels"
+				    " WHERE device = ?",
+				    "s", id);
+	if (!rc && count.i[0] > MAX_LABELS)
 		rc = fl_fail(err, FL_ELIMIT, "more than %d labels", MAX_LABELS);
-	json_decref(count);
+	db_first_free(&count);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -196,33 +192,28 @@ int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err)
 int sq_device_principal(struct srv_store_be *s, const char *serial,
 			const char *device, struct fl_error *err)
 {
-	json_t *row;
+	struct db_first row;
 	int rc;
 
-	rc = db_lquery_one(s, &row, err,
-			   "SELECT c.device, c.revoked, c.not_after, d.state"
-			   " FROM certs c"
-			   " LEFT JOIN devices d ON d.id = c.device"
-			   " WHERE c.serial = ?",
-			   "s", serial);
+	/* 0 device, 1 revoked, 2 not_after, 3 state */
+	rc = db_lquery_first(s, &row, err,
+			     "SELECT c.device, c.revoked, c.not_after, d.state"
+			     " FROM certs c"
+			     " LEFT JOIN devices d ON d.id = c.device"
+			     " WHERE c.serial = ?",
+			     "s", serial);
 	if (rc == FL_ENOTFOUND)
-		return fl_fail(err, FL_EDENIED,
-			       "client certificate %s is unknown", serial);
-	if (rc)
-		return rc;
-	if (!fl_streq(json_string_value(json_object_get(row, "device")),
-		      device) ||
-	    json_integer_value(json_object_get(row, "revoked")) ||
-	    json_integer_value(json_object_get(row, "not_after")) <
-		    (json_int_t)time(NULL))
+		rc = fl_fail(err, FL_EDENIED,
+			     "client certificate %s is unknown", serial);
+	else if (!rc && (!fl_streq(row.t[0], device) || row.i[1] ||
+			 row.i[2] < (int64_t)time(NULL)))
 		rc = fl_fail(err, FL_EDENIED,
 			     "client certificate %s is revoked, expired or "
 			     "unknown",
 			     serial);
-	else if (!fl_streq(json_string_value(json_object_get(row, "state")),
-			   "active"))
+	else if (!rc && !fl_streq(row.t[3], "active"))
 		rc = fl_fail(err, FL_EDENIED, "device %s is not active",
 			     device);
-	json_decref(row);
+	db_first_free(&row);
 	return rc;
 }

@@ -184,10 +184,5 @@ int sq_job_get(struct srv_store_be *s, const char *id,
 				   " ORDER BY seq",
 				   "s", id);
 	pthread_mutex_unlock(&s->lock);
-	if (!rc) {
-		*ret = l.v[0];
-		l.n = 0;
-	}
-	srv_job_list_free(&l);
-	return rc;
+	return DB_GIVE_FIRST(rc, l, ret, srv_job_list_free);
 }

@@ -25,35 +25,47 @@ int sq_token_add(struct srv_store_be *s, const struct srv_token *t,
 	return rc;
 }
 
-static void token_from_json(const json_t *row, struct srv_token *t)
+struct token_found {
+	struct srv_token t;
+	bool found;
+};
+
+/* Columns: id, name, kind, role, expires, uses_left, revoked. */
+static int token_auth_row(sqlite3_stmt *st, void *ctx)
 {
-	memset(t, 0, sizeof(*t));
-	fl_strlcpy(t->id, json_string_value(json_object_get(row, "id")),
-		   sizeof(t->id));
-	fl_strlcpy(t->name, json_string_value(json_object_get(row, "name")),
-		   sizeof(t->name));
-	fl_strlcpy(t->kind, json_string_value(json_object_get(row, "kind")),
-		   sizeof(t->kind));
-	t->role = (int)json_integer_value(json_object_get(row, "role"));
-	t->expires = json_integer_value(json_object_get(row, "expires"));
-	t->uses_left = json_integer_value(json_object_get(row, "uses_left"));
-	t->revoked = json_integer_value(json_object_get(row, "revoked"));
+	struct token_found *f = ctx;
+	struct srv_token *t = &f->t;
+	const char *text;
+
+	f->found = true;
+	text = (const char *)sqlite3_column_text(st, 0);
+	fl_strlcpy(t->id, text ? text : "", sizeof(t->id));
+	text = (const char *)sqlite3_column_text(st, 1);
+	fl_strlcpy(t->name, text ? text : "", sizeof(t->name));
+	text = (const char *)sqlite3_column_text(st, 2);
+	fl_strlcpy(t->kind, text ? text : "", sizeof(t->kind));
+	t->role = (int)db_col_int(st, 3);
+	t->expires = db_col_int(st, 4);
+	t->uses_left = db_col_int(st, 5);
+	t->revoked = db_col_int(st, 6) != 0;
+	return 0;
 }
 
 int sq_token_find(struct srv_store_be *s, const char *hash_hex,
 		  struct srv_token *ret, struct fl_error *err)
 {
-	json_t *row;
+	struct token_found f = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_query_one(s, &row, err,
-			  "SELECT id, name, kind, role, expires, uses_left,"
-			  " revoked FROM tokens WHERE hash = ?",
-			  "s", hash_hex);
+	rc = db_query_rows(s, token_auth_row, &f, err,
+			   "SELECT id, name, kind, role, expires, uses_left,"
+			   " revoked FROM tokens WHERE hash = ?",
+			   "s", hash_hex);
+	if (!rc && !f.found)
+		rc = fl_fail(err, FL_ENOTFOUND, "not found");
 	if (!rc) {
-		token_from_json(row, ret);
-		json_decref(row);
+		*ret = f.t;
 		db_run(s, NULL, NULL,
 		       "UPDATE tokens SET last_used = ? WHERE hash = ?", "is",
 		       (int64_t)time(NULL), hash_hex);
@@ -99,29 +111,27 @@ static int check_not_last_admin(struct srv_store_be *s, const char *id,
 				struct fl_error *err)
 {
 	int64_t now = (int64_t)time(NULL);
-	json_t *row;
+	struct db_first row;
 	int rc;
 
-	rc = db_query_one(s, &row, err,
-			  "SELECT count(*) AS others,"
-			  " (SELECT count(*) FROM tokens WHERE id = ?1"
-			  "  AND kind = 'operator' AND role = ?2"
-			  "  AND revoked = 0"
-			  "  AND (expires = 0 OR expires > ?3)) AS self"
-			  " FROM tokens WHERE id != ?1 AND kind = 'operator'"
-			  " AND role = ?2 AND revoked = 0"
-			  " AND (expires = 0 OR expires > ?3)",
-			  "sdi", id, SRV_ROLE_ADMIN, now);
-	if (rc)
-		return rc;
-	if (json_integer_value(json_object_get(row, "self")) &&
-	    !json_integer_value(json_object_get(row, "others")))
+	/* 0 others, 1 self */
+	rc = db_query_first(s, &row, err,
+			    "SELECT count(*),"
+			    " (SELECT count(*) FROM tokens WHERE id = ?1"
+			    "  AND kind = 'operator' AND role = ?2"
+			    "  AND revoked = 0"
+			    "  AND (expires = 0 OR expires > ?3))"
+			    " FROM tokens WHERE id != ?1 AND kind = 'operator'"
+			    " AND role = ?2 AND revoked = 0"
+			    " AND (expires = 0 OR expires > ?3)",
+			    "sdi", id, SRV_ROLE_ADMIN, now);
+	if (!rc && row.i[1] && !row.i[0])
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "token '%s' is the last admin token; create "
 			     "another admin token first (or, on the server, "
 			     "'fleetd token create --state DIR')",
 			     id);
-	json_decref(row);
+	db_first_free(&row);
 	return rc;
 }
 
