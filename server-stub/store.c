@@ -26,27 +26,40 @@ static const struct {
     {"postgresql://", NULL},
 };
 
-/* The backend for @url and the part it opens; a plain path is SQLite. */
+/* Length of @url's "scheme://" prefix (RFC 3986 scheme), 0 if none. */
+static size_t scheme_len(const char *url)
+{
+	size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+
+	return n && strncmp(url + n, "://", 3) == 0 ? n + 3 : 0;
+}
+
+/*
+ * The backend for @url and the part it opens; a plain path is SQLite.
+ * Messages name the scheme only: a database URL may carry a password.
+ */
 static int pick_backend(const char *url, const struct srv_store_ops **ret,
 			const char **ret_rest, struct fl_error *err)
 {
-	for (size_t i = 0; i < FL_ARRAY_SIZE(backends); i++) {
-		size_t n = strlen(backends[i].scheme);
+	size_t n;
 
+	for (size_t i = 0; i < FL_ARRAY_SIZE(backends); i++) {
+		n = strlen(backends[i].scheme);
 		if (strncmp(url, backends[i].scheme, n) != 0)
 			continue;
 		if (!backends[i].ops)
 			return fl_fail(err, FL_EINVAL,
-				       "database '%s': no %s backend in this"
-				       " fleetd",
-				       url, backends[i].scheme);
+				       "database: no %s backend in this fleetd",
+				       backends[i].scheme);
 		*ret = backends[i].ops;
 		*ret_rest = url + n;
 		return 0;
 	}
-	if (strstr(url, "://"))
-		return fl_fail(err, FL_EINVAL, "database '%s': unknown scheme",
-			       url);
+	n = scheme_len(url);
+	if (n)
+		return fl_fail(err, FL_EINVAL,
+			       "database: unknown scheme '%.*s'", (int)n, url);
 	*ret = &srv_store_sqlite_ops;
 	*ret_rest = url;
 	return 0;

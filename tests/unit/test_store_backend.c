@@ -62,8 +62,25 @@ static void test_unknown_schemes(void **state)
 		assert_int_equal(srv_store_open(urls[i], &s, &err), FL_EINVAL);
 		assert_int_equal(err.code, FL_EINVAL);
 		assert_null(s);
+		assert_null(strstr(err.msg, "fleet@")); /* no credentials */
 	}
 	(void)f;
+}
+
+/* A path with "://" further on is still a path. */
+static void test_path_with_colons(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = fl_path_join(f->dir, "a:");
+	char *path = fl_xasprintf("%s//b.db", dir) /* DIR/a://b.db */;
+	struct srv_store *s = NULL;
+
+	assert_int_equal(fl_mkdir_p(dir, 0700, NULL), 0);
+	assert_int_equal(srv_store_open(path, &s, NULL), 0);
+	assert_true(srv_store_schema_version(s) >= 8);
+	srv_store_close(s);
+	free(path);
+	free(dir);
 }
 
 /* _free frees what a row owns and zeroes it: twice, or on a zeroed
@@ -98,6 +115,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_sqlite_urls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_schemes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_path_with_colons, setup,
 					    teardown),
 	    cmocka_unit_test(test_row_free),
 	};
