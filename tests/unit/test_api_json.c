@@ -49,6 +49,9 @@ static void test_device(void **state)
 				   .online = true,
 				   .last_seen = T0,
 				   .firmware = "1.2.0",
+				   .slot = "b",
+				   .health = "good",
+				   .agent = "0.9",
 				   .created = T0,
 				   .enrolled_by = "token:abc",
 				   .labels = {2, lab},
@@ -64,7 +67,8 @@ static void test_device(void **state)
 	same(api_device_json(&d),
 	     "{\"id\":\"dev-1\",\"group\":\"line-1\",\"state\":\"active\","
 	     "\"online\":true,\"last_seen\":\"" T0S "\",\"firmware\":\"1.2.0\","
-	     "\"slot\":null,\"health\":null,\"agent\":null,\"created\":\"" T0S
+	     "\"slot\":\"b\",\"health\":\"good\",\"agent\":\"0.9\","
+	     "\"created\":\"" T0S
 	     "\",\"enrolled_by\":\"token:abc\",\"labels\":{\"rack\":\"r1\","
 	     "\"site\":\"berlin\"},\"cert_serial\":\"0a\",\"cert_expires\":"
 	     "\"" T0S
