@@ -110,28 +110,20 @@ static int verify_upload(struct srv *srv, int fd, struct fsig_manifest **ret_m,
 	return rc;
 }
 
-static json_t *hardware_json(const struct fsig_manifest *m)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < m->n_hardware; i++)
-		json_array_append_new(a, json_string(m->hardware[i]));
-	return a;
-}
-
 /* Move the verified upload into place and record it. */
 static int store_bundle(struct srv_req *r, struct upload *u,
 			const struct fsig_manifest *m, const char *sha,
 			json_t **ret, struct fl_error *err)
 {
-	char id[17], *dest;
-	json_t *hw = hardware_json(m);
+	char id[17], *dest, *manifest = fl_json_dumps(m->json);
 	struct stat st;
 	bool existed = false;
 	struct srv_bundle b = {.id = id, .sha256 = sha, .name = m->name,
 			       .version = m->version,
 			       .security_version = m->security_version,
-			       .hardware = hw, .manifest = m->json};
+			       .hardware = m->hardware,
+			       .n_hardware = m->n_hardware,
+			       .manifest = manifest};
 	int rc;
 
 	fl_strlcpy(id, sha, sizeof(id));
@@ -149,7 +141,7 @@ static int store_bundle(struct srv_req *r, struct upload *u,
 		rc = fl_fsync_parent(dest, err);
 	if (!rc)
 		rc = api_bundle_fetch(r->srv->store, id, ret, err);
-	json_decref(hw);
+	free(manifest);
 	free(dest);
 	return rc;
 }

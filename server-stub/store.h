@@ -404,9 +404,10 @@ struct srv_bundle {
 	const char *sha256; /* of the exact manifest bytes */
 	const char *name, *version;
 	uint64_t security_version;
-	const json_t *hardware; /* array of strings */
-	uint64_t size;          /* bytes of the .fwb file */
-	const json_t *manifest;
+	const char *const *hardware; /* @n_hardware board names */
+	size_t n_hardware;
+	uint64_t size;        /* bytes of the .fwb file */
+	const char *manifest; /* JSON text, kept as given */
 };
 
 /* Record a bundle.  FL_ECONFLICT when another bundle has the same name

@@ -27,6 +27,19 @@ static void hardware_parse(const char *text, struct srv_strv *ret)
 	json_decref(arr);
 }
 
+/* The stored form of a bundle's hardware list: a JSON array. */
+static char *hardware_text(const struct srv_bundle *b)
+{
+	json_t *a = json_array();
+	char *text;
+
+	for (size_t i = 0; i < b->n_hardware; i++)
+		json_array_append_new(a, json_string(b->hardware[i]));
+	text = fl_json_dumps(a);
+	json_decref(a);
+	return text;
+}
+
 /* A bundle row; column 9, when present, is the manifest. */
 static int bundle_row(sqlite3_stmt *st, void *ctx)
 {
@@ -50,7 +63,7 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 		  const char *uploaded_by, bool *ret_existed,
 		  struct fl_error *err)
 {
-	char *hw = fl_json_dumps(b->hardware), *man = fl_json_dumps(b->manifest);
+	char *hw = hardware_text(b);
 	struct db_first row;
 	int rc;
 
@@ -67,7 +80,7 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 				   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 				   "ssssisisis", b->id, b->sha256, b->name,
 				   b->version, (int64_t)b->security_version, hw,
-				   (int64_t)b->size, man, (int64_t)time(NULL),
+				   (int64_t)b->size, b->manifest, (int64_t)time(NULL),
 				   uploaded_by);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == FL_ECONFLICT) {
@@ -77,7 +90,6 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 			     b->name, b->version);
 	}
 	free(hw);
-	free(man);
 	return rc;
 }
 
