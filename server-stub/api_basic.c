@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "mqtt.h"
 #include "util.h"
 
@@ -30,14 +31,17 @@ int api_whoami(struct srv_req *r)
 int api_audit_list(struct srv_req *r)
 {
 	int limit = srv_req_limit(r, 100, 10000);
+	struct srv_audit_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	if (!limit)
 		return 0;
 	if (srv_store_audit_list(r->srv->store, limit, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_audit_json(&rows);
+	srv_audit_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 static json_t *ingest_json(const struct srv_ingest_stats *s)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "bundles_svc.h"
 #include "json.h"
 #include "log.h"
@@ -40,19 +41,20 @@ int api_bundle_upload_body(struct srv_req *r, const char *data, size_t len,
 
 int api_bundle_upload(struct srv_req *r)
 {
+	struct srv_bundle_row b = {0};
 	struct fl_error err = {0};
-	json_t *info = NULL;
+	json_t *info;
 
 	if (!r->ctx)
 		return srv_reply_error(r, 400, "bad_request", "empty upload");
-	if (srv_upload_finish(r->srv, r->ctx, srv_req_actor(r), &info, &err)) {
+	if (srv_upload_finish(r->srv, r->ctx, srv_req_actor(r), &b, &err)) {
 		fl_warn("upload by %s refused: %s", srv_req_actor(r), err.msg);
 		return srv_reply_fail(r, &err);
 	}
-	fl_info("stored bundle %s %s (%s) from %s",
-		json_string_value(json_object_get(info, "name")),
-		json_string_value(json_object_get(info, "version")),
-		json_string_value(json_object_get(info, "id")), srv_req_actor(r));
+	fl_info("stored bundle %s %s (%s) from %s", b.name, b.version, b.id,
+		srv_req_actor(r));
+	info = api_bundle_json(&b);
+	srv_bundle_row_free(&b);
 	return srv_reply_json(r, 201, info);
 }
 
@@ -69,12 +71,15 @@ static bool valid_ref(const char *ref)
 
 int api_bundle_list(struct srv_req *r)
 {
+	struct srv_bundle_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	if (srv_store_bundle_list(r->srv->store, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_bundles_json(&rows);
+	srv_bundle_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_bundle_get(struct srv_req *r)
@@ -85,7 +90,7 @@ int api_bundle_get(struct srv_req *r)
 	if (!valid_ref(r->params[0]))
 		return srv_reply_error(r, 400, "bad_request",
 				       "bundle reference is an id or NAME@VERSION");
-	if (srv_store_bundle_get(r->srv->store, r->params[0], &b, &err))
+	if (api_bundle_fetch(r->srv->store, r->params[0], &b, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, b);
 }
@@ -204,12 +209,15 @@ int api_root_push(struct srv_req *r)
 
 int api_root_list(struct srv_req *r)
 {
+	struct srv_root_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	if (srv_store_root_list(r->srv->store, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_roots_json(&rows);
+	srv_root_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_root_get(struct srv_req *r)

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "broker.h"
 #include "ca.h"
 #include "devices_svc.h"
@@ -147,24 +148,24 @@ static int record_pending(struct srv_req *r, const struct srv_issued *iss,
 			     iss->not_after};
 	struct srv_reenroll re = {&c, r->who.serial, &r->srv->cfg.reenroll,
 				  &hook};
-	json_t *superseded = NULL;
+	struct srv_strv superseded = {0};
 	int rc;
 
 	rc = srv_store_cert_add(r->srv->store, &re, &superseded, ret_retry,
 				err);
-	if (!rc && json_array_size(superseded)) {
+	if (!rc && superseded.n) {
 		fl_info("device %s: pending certificate %s superseded",
-			r->who.id,
-			json_string_value(json_array_get(superseded, 0)));
+			r->who.id, superseded.v[0]);
 		srv_broker_reload(r->srv->broker, false);
 	}
-	json_decref(superseded);
+	srv_strv_free(&superseded);
 	return rc;
 }
 
 int api_reenroll(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *dev = NULL;
+	json_t *body = srv_req_json(r);
+	struct srv_device_row dev = {0};
 	struct srv_issued iss = {0};
 	struct fl_error err = {0};
 	int64_t retry = 0;
@@ -181,13 +182,12 @@ int api_reenroll(struct srv_req *r)
 	    srv_store_device_get(r->srv->store, r->who.id, &dev, &err) ||
 	    srv_ca_issue_device(r->srv->ca, csr, strlen(csr), r->who.id, true,
 				&iss, &err)) {
-		json_decref(dev);
+		srv_device_row_free(&dev);
 		return srv_reply_fail(r, &err);
 	}
 	rc = record_pending(r, &iss, &retry, &err);
 	if (!rc) {
-		add_urls(r, iss.json,
-			 json_string_value(json_object_get(dev, "group")));
+		add_urls(r, iss.json, dev.group);
 		fl_info("re-enrolled device %s: new serial %s", r->who.id,
 			iss.serial);
 		rc = srv_reply_json(r, 201, json_incref(iss.json));
@@ -195,15 +195,16 @@ int api_reenroll(struct srv_req *r)
 		rc = reply_limited(r, &err, retry);
 	}
 	srv_issued_release(&iss);
-	json_decref(dev);
+	srv_device_row_free(&dev);
 	return rc;
 }
 
 int api_reenroll_confirm(struct srv_req *r)
 {
 	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
+	struct srv_strv revoked = {0};
 	struct fl_error err = {0};
-	json_t *revoked = NULL;
+	json_t *out;
 
 	if (srv_store_cert_confirm(r->srv->store, r->who.id, r->who.serial,
 				   &hook, &revoked, &err))
@@ -216,24 +217,28 @@ int api_reenroll_confirm(struct srv_req *r)
 	 * makes the broker refuse the old certificate's handshakes, and
 	 * fleet_revoke.so deny any session still on it everything.
 	 */
-	if (json_array_size(revoked))
+	if (revoked.n)
 		srv_broker_reload(r->srv->broker, true);
 	fl_info("device %s confirmed serial %s; revoked %zu old", r->who.id,
-		r->who.serial, json_array_size(revoked));
-	return srv_reply_json(r, 200, json_pack("{s:o}", "revoked", revoked));
+		r->who.serial, revoked.n);
+	out = json_pack("{s:o}", "revoked", api_strv_json(&revoked));
+	srv_strv_free(&revoked);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_device_decommission(struct srv_req *r)
 {
 	const char *id = r->params[0];
+	struct srv_strv revoked = {0};
 	struct fl_error err = {0};
-	json_t *revoked = NULL;
+	json_t *out;
 
 	if (srv_device_decommission(r->srv, id, &revoked, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200,
-			      json_pack("{s:s, s:s, s:o}", "id", id, "state",
-					"decommissioned", "revoked", revoked));
+	out = json_pack("{s:s, s:s, s:o}", "id", id, "state", "decommissioned",
+			"revoked", api_strv_json(&revoked));
+	srv_strv_free(&revoked);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_device_list(struct srv_req *r)
@@ -241,9 +246,10 @@ int api_device_list(struct srv_req *r)
 	struct srv_device_filter f = {.online = -1};
 	const char *online = srv_req_query(r, "online");
 	const char *label = srv_req_query(r, "label");
+	struct srv_device_list rows = {0};
 	struct fl_error err = {0};
 	char key[65] = "";
-	json_t *rows;
+	json_t *out;
 
 	f.group = srv_req_query(r, "group");
 	f.firmware = srv_req_query(r, "version");
@@ -264,7 +270,9 @@ int api_device_list(struct srv_req *r)
 	}
 	if (srv_store_device_list(r->srv->store, &f, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_devices_json(&rows);
+	srv_device_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_device_get(struct srv_req *r)
@@ -272,7 +280,7 @@ int api_device_get(struct srv_req *r)
 	struct fl_error err = {0};
 	json_t *dev;
 
-	if (srv_store_device_get(r->srv->store, r->params[0], &dev, &err))
+	if (api_device_fetch(r->srv->store, r->params[0], &dev, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, dev);
 }
@@ -300,29 +308,57 @@ static int check_labels(const json_t *set, const json_t *remove,
 	return 0;
 }
 
+/* The validated "set" and "remove" members as the store takes them. */
+static void labels_from_json(const json_t *set, const json_t *remove,
+			     struct srv_label_list *ret_set,
+			     struct srv_strv *ret_remove)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	ret_set->v = fl_xcalloc(json_object_size(set) + 1, sizeof(*ret_set->v));
+	json_object_foreach((json_t *)set, k, v)
+		ret_set->v[ret_set->n++] = (struct srv_label){
+			fl_xstrdup(k), fl_xstrdup(json_string_value(v))};
+	ret_remove->v = fl_xcalloc(json_array_size(remove) + 1,
+				   sizeof(*ret_remove->v));
+	json_array_foreach(remove, i, v)
+		ret_remove->v[ret_remove->n++] =
+			fl_xstrdup(json_string_value(v));
+}
+
 int api_device_labels(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *dev;
+	json_t *body = srv_req_json(r), *set, *remove, *dev;
+	struct srv_label_list ls = {0};
+	struct srv_strv rm = {0};
 	struct fl_error err = {0};
+	int rc;
 
 	if (!body)
 		return 0;
-	if (check_labels(json_object_get(body, "set"),
-			 json_object_get(body, "remove"), &err) ||
-	    srv_store_device_labels(r->srv->store, r->params[0],
-				    json_object_get(body, "set"),
-				    json_object_get(body, "remove"), &err) ||
-	    srv_store_device_get(r->srv->store, r->params[0], &dev, &err))
+	set = json_object_get(body, "set");
+	remove = json_object_get(body, "remove");
+	if (check_labels(set, remove, &err))
+		return srv_reply_fail(r, &err);
+	labels_from_json(set, remove, &ls, &rm);
+	rc = srv_store_device_labels(r->srv->store, r->params[0], &ls, &rm,
+				     &err);
+	srv_label_list_free(&ls);
+	srv_strv_free(&rm);
+	if (rc || api_device_fetch(r->srv->store, r->params[0], &dev, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, dev);
 }
 
 /* The devices a rotate request names: ids, a group, or all. */
-static int rotate_targets(struct srv_req *r, json_t *body, json_t **ret,
-			  struct fl_error *err)
+static int rotate_targets(struct srv_req *r, json_t *body,
+			  struct srv_device_list *ret, struct fl_error *err)
 {
 	struct srv_device_filter f = {.online = -1};
-	json_t *ids = json_object_get(body, "ids"), *v, *out;
+	json_t *ids = json_object_get(body, "ids"), *v;
+	struct srv_device_list l = {0};
 	size_t i;
 	int rc;
 
@@ -337,21 +373,20 @@ static int rotate_targets(struct srv_req *r, json_t *body, json_t **ret,
 	}
 	if (!json_is_array(ids) || json_array_size(ids) > 10000)
 		return fl_fail(err, FL_EINVAL, "'ids' must be an array of ids");
-	out = json_array();
+	l.v = fl_xcalloc(json_array_size(ids) + 1, sizeof(*l.v));
 	json_array_foreach(ids, i, v) {
-		json_t *dev = NULL;
-
-		rc = json_is_string(v) ? srv_store_device_get(r->srv->store,
-							     json_string_value(v),
-							     &dev, err)
-				       : fl_fail(err, FL_EINVAL, "bad id");
+		rc = json_is_string(v)
+			     ? srv_store_device_get(r->srv->store,
+						    json_string_value(v),
+						    &l.v[l.n], err)
+			     : fl_fail(err, FL_EINVAL, "bad id");
 		if (rc) {
-			json_decref(out);
+			srv_device_list_free(&l);
 			return rc;
 		}
-		json_array_append_new(out, dev);
+		l.n++;
 	}
-	*ret = out;
+	*ret = l;
 	return 0;
 }
 
@@ -362,9 +397,9 @@ static int rotate_targets(struct srv_req *r, json_t *body, json_t **ret,
  */
 int api_rotate(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *devs = NULL, *dev, *out, *job;
+	json_t *body = srv_req_json(r), *out, *job;
+	struct srv_device_list devs = {0};
 	struct fl_error err = {0};
-	size_t i;
 	int rc = 0;
 
 	if (!body)
@@ -372,16 +407,15 @@ int api_rotate(struct srv_req *r)
 	if (rotate_targets(r, body, &devs, &err))
 		return srv_reply_fail(r, &err);
 	out = json_array();
-	json_array_foreach(devs, i, dev) {
-		if (!fl_streq(json_string_value(json_object_get(dev, "state")),
-			      "active"))
+	for (size_t i = 0; i < devs.n && !rc; i++) {
+		if (!fl_streq(devs.v[i].state, "active"))
 			continue;
-		rc = srv_job_rotate(r->srv, dev, srv_req_actor(r), &job, &err);
-		if (rc)
-			break;
-		json_array_append_new(out, job);
+		rc = srv_job_rotate(r->srv, &devs.v[i], srv_req_actor(r), &job,
+				    &err);
+		if (!rc)
+			json_array_append_new(out, job);
 	}
-	json_decref(devs);
+	srv_device_list_free(&devs);
 	if (rc) {
 		json_decref(out);
 		return srv_reply_fail(r, &err);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
@@ -46,16 +47,17 @@ static int expire_arg(json_t *body, int64_t *ret, struct fl_error *err)
 
 /* Start one device's update; its job or error goes into @jobs/@errors. */
 static void update_one(struct srv_req *r, const char *id,
-		       const json_t *bundle, int64_t expire, json_t *jobs,
-		       json_t *errors)
+		       const struct srv_bundle_row *bundle, int64_t expire,
+		       json_t *jobs, json_t *errors)
 {
-	json_t *dev = NULL, *job = NULL;
+	struct srv_device_row dev = {0};
 	struct fl_error e = {0};
+	json_t *job = NULL;
 
 	if (!srv_job_device(r->srv, id, &dev, &e) &&
 	    !srv_job_start(r->srv, id, "update", bundle, NULL,
 			   srv_req_actor(r), expire, &job, &e)) {
-		json_object_set(job, "online", json_object_get(dev, "online"));
+		json_object_set_new(job, "online", json_boolean(dev.online));
 		json_array_append_new(jobs, job);
 	} else {
 		json_array_append_new(errors,
@@ -63,7 +65,7 @@ static void update_one(struct srv_req *r, const char *id,
 						"error", e.msg, "not_found",
 						e.code == FL_ENOTFOUND));
 	}
-	json_decref(dev);
+	srv_device_row_free(&dev);
 }
 
 /*
@@ -74,8 +76,9 @@ static void update_one(struct srv_req *r, const char *id,
  */
 int api_update(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *devs, *bundle = NULL, *v, *first;
+	json_t *body = srv_req_json(r), *devs, *v, *first;
 	json_t *jobs = json_array(), *errors = json_array();
+	struct srv_bundle_row bundle = {0};
 	struct fl_error err = {0};
 	const char *ref;
 	int64_t expire;
@@ -91,13 +94,14 @@ int api_update(struct srv_req *r)
 		goto out;
 	}
 	json_array_foreach(devs, i, v)
-		update_one(r, json_string_value(v), bundle, expire, jobs,
+		update_one(r, json_string_value(v), &bundle, expire, jobs,
 			   errors);
 	first = json_array_get(errors, 0);
 	if (json_array_size(jobs))
 		srv_reply_json(r, 201,
-			       json_pack("{s:O, s:O, s:O}", "bundle", bundle,
-					 "jobs", jobs, "errors", errors));
+			       json_pack("{s:o, s:O, s:O}", "bundle",
+					 api_bundle_json(&bundle), "jobs", jobs,
+					 "errors", errors));
 	else if (json_is_true(json_object_get(first, "not_found")))
 		srv_reply_error(r, 404, "not_found", "no device could start: %s",
 				json_string_value(json_object_get(first, "error")));
@@ -105,7 +109,7 @@ int api_update(struct srv_req *r)
 		srv_reply_error(r, 409, "conflict", "no device could start: %s",
 				json_string_value(json_object_get(first, "error")));
 out:
-	json_decref(bundle);
+	srv_bundle_row_free(&bundle);
 	json_decref(jobs);
 	json_decref(errors);
 	return 0;
@@ -113,7 +117,8 @@ out:
 
 int api_device_rollback(struct srv_req *r)
 {
-	json_t *body = srv_req_json(r), *dev = NULL, *job = NULL;
+	json_t *body = srv_req_json(r), *job = NULL;
+	struct srv_device_row dev = {0};
 	struct fl_error err = {0};
 	int64_t expire;
 
@@ -123,11 +128,11 @@ int api_device_rollback(struct srv_req *r)
 	    srv_job_device(r->srv, r->params[0], &dev, &err) ||
 	    srv_job_start(r->srv, r->params[0], "rollback", NULL, NULL,
 			  srv_req_actor(r), expire, &job, &err)) {
-		json_decref(dev);
+		srv_device_row_free(&dev);
 		return srv_reply_fail(r, &err);
 	}
-	json_object_set(job, "online", json_object_get(dev, "online"));
-	json_decref(dev);
+	json_object_set_new(job, "online", json_boolean(dev.online));
+	srv_device_row_free(&dev);
 	return srv_reply_json(r, 201, job);
 }
 
@@ -158,7 +163,7 @@ int api_job_cancel(struct srv_req *r)
 
 	if (srv_store_job_cancel(r->srv->store, r->params[0], srv_req_actor(r),
 				 &err) ||
-	    srv_store_job_get(r->srv->store, r->params[0], &job, &err))
+	    api_job_fetch(r->srv->store, r->params[0], &job, &err))
 		return srv_reply_fail(r, &err);
 	tell_device(r->srv, job);
 	fl_info("job %s cancelled by %s", r->params[0], srv_req_actor(r));
@@ -170,15 +175,18 @@ int api_job_list(struct srv_req *r)
 	struct srv_job_filter f = {.device = srv_req_query(r, "device"),
 				   .state = srv_req_query(r, "state"),
 				   .rollout = srv_req_query(r, "rollout")};
+	struct srv_job_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	f.limit = srv_req_limit(r, 100, 10000);
 	if (!f.limit)
 		return 0;
 	if (srv_store_job_list(r->srv->store, &f, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_jobs_json(&rows);
+	srv_job_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_job_get(struct srv_req *r)
@@ -186,7 +194,7 @@ int api_job_get(struct srv_req *r)
 	struct fl_error err = {0};
 	json_t *job;
 
-	if (srv_store_job_get(r->srv->store, r->params[0], &job, &err))
+	if (api_job_fetch(r->srv->store, r->params[0], &job, &err))
 		return srv_reply_fail(r, &err);
 	return srv_reply_json(r, 200, job);
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_json.h"
 #include "json.h"
 #include "util.h"
 #include "validate.h"
@@ -81,12 +82,15 @@ int api_token_create(struct srv_req *r)
 
 int api_token_list(struct srv_req *r)
 {
+	struct srv_token_list rows = {0};
 	struct fl_error err = {0};
-	json_t *rows;
+	json_t *out;
 
 	if (srv_store_token_list(r->srv->store, &rows, &err))
 		return srv_reply_fail(r, &err);
-	return srv_reply_json(r, 200, rows);
+	out = api_tokens_json(&rows);
+	srv_token_list_free(&rows);
+	return srv_reply_json(r, 200, out);
 }
 
 int api_token_revoke(struct srv_req *r)

@@ -114,28 +114,21 @@ static int verify(struct srv *srv, int fd, struct fsig_manifest **ret_m,
 	return rc;
 }
 
-static json_t *hardware_json(const struct fsig_manifest *m)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < m->n_hardware; i++)
-		json_array_append_new(a, json_string(m->hardware[i]));
-	return a;
-}
-
 /* Move the verified upload into place and record it. */
 static int store(struct srv *srv, struct srv_upload *u,
 		 const struct fsig_manifest *m, const char *sha,
-		 const char *actor, json_t **ret, struct fl_error *err)
+		 const char *actor, struct srv_bundle_row *ret,
+		 struct fl_error *err)
 {
-	char id[17], *dest;
-	json_t *hw = hardware_json(m);
+	char id[17], *dest, *manifest = fl_json_dumps(m->json);
 	struct stat st;
 	bool existed = false;
 	struct srv_bundle b = {.id = id, .sha256 = sha, .name = m->name,
 			       .version = m->version,
 			       .security_version = m->security_version,
-			       .hardware = hw, .manifest = m->json};
+			       .hardware = m->hardware,
+			       .n_hardware = m->n_hardware,
+			       .manifest = manifest};
 	int rc;
 
 	fl_strlcpy(id, sha, sizeof(id));
@@ -152,13 +145,14 @@ static int store(struct srv *srv, struct srv_upload *u,
 		rc = fl_fsync_parent(dest, err);
 	if (!rc)
 		rc = srv_store_bundle_get(srv->store, id, ret, err);
-	json_decref(hw);
+	free(manifest);
 	free(dest);
 	return rc;
 }
 
 int srv_upload_finish(struct srv *srv, struct srv_upload *u,
-		      const char *actor, json_t **ret, struct fl_error *err)
+		      const char *actor, struct srv_bundle_row *ret,
+		      struct fl_error *err)
 {
 	struct fsig_manifest *m = NULL;
 	char sha[65];
@@ -174,7 +168,7 @@ int srv_upload_finish(struct srv *srv, struct srv_upload *u,
 int srv_bundle_open(struct srv *srv, const char *ref, int *ret_fd,
 		    uint64_t *ret_size, struct fl_error *err)
 {
-	json_t *b = NULL;
+	struct srv_bundle_row b = {0};
 	struct stat st;
 	char *path;
 	int fd, rc;
@@ -182,8 +176,8 @@ int srv_bundle_open(struct srv *srv, const char *ref, int *ret_fd,
 	rc = srv_store_bundle_get(srv->store, ref, &b, err);
 	if (rc)
 		return rc;
-	path = blob_path(srv, json_string_value(json_object_get(b, "id")));
-	json_decref(b);
+	path = blob_path(srv, b.id);
+	srv_bundle_row_free(&b);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
 	if (fd < 0 || fstat(fd, &st) < 0) {

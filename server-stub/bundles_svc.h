@@ -18,6 +18,7 @@
 #include "root.h"
 
 struct srv;
+struct srv_bundle_row;
 struct srv_upload;
 
 /*
@@ -43,7 +44,8 @@ int srv_upload_write(struct srv_upload *u, const void *data, size_t len,
  * trust root, or another bundle has its name and version), FL_EIO.
  */
 int srv_upload_finish(struct srv *srv, struct srv_upload *u,
-		      const char *actor, json_t **ret, struct fl_error *err);
+		      const char *actor, struct srv_bundle_row *ret,
+		      struct fl_error *err);
 
 /* Drop the upload and its temporary file.  NULL is fine. */
 void srv_upload_free(struct srv_upload *u);

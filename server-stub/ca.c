@@ -386,26 +386,22 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 	return rc;
 }
 
-/* Turn the store's rows into fl_pki_revoked entries (borrowing). */
-static struct fl_pki_revoked *revoked_list(const json_t *rows)
+/* The store's entries as fl_pki_revoked ones (borrowing the serials). */
+static struct fl_pki_revoked *revoked_list(const struct srv_crl_list *l)
 {
-	struct fl_pki_revoked *list =
-		fl_xcalloc(json_array_size(rows) + 1, sizeof(*list));
-	const json_t *row;
-	size_t i;
+	struct fl_pki_revoked *list = fl_xcalloc(l->n + 1, sizeof(*list));
 
-	json_array_foreach((json_t *)rows, i, row) {
-		list[i].serial = json_string_value(json_object_get(row, "serial"));
-		list[i].when = (time_t)json_integer_value(
-			json_object_get(row, "revoked"));
+	for (size_t i = 0; i < l->n; i++) {
+		list[i].serial = l->v[i].serial;
+		list[i].when = (time_t)l->v[i].revoked;
 	}
 	return list;
 }
 
 /* The store's CRL hook: build, sign and write the CRL of @entries and
  * reload the verifier, all before the store commits. */
-static int publish_hook(void *ctx, const json_t *entries, uint64_t number,
-			struct fl_error *err)
+static int publish_hook(void *ctx, const struct srv_crl_list *entries,
+			uint64_t number, struct fl_error *err)
 {
 	struct srv_ca *ca = ctx;
 	struct fl_pki_revoked *list = revoked_list(entries);
@@ -413,7 +409,7 @@ static int publish_hook(void *ctx, const json_t *entries, uint64_t number,
 	int rc;
 
 	pthread_mutex_lock(&ca->crl_lock);
-	rc = fl_pki_crl_build(&ca->issuing, list, json_array_size(entries),
+	rc = fl_pki_crl_build(&ca->issuing, list, entries->n,
 			      number, FL_PKI_CRL_LIFETIME, &crl, err);
 	if (!rc)
 		rc = fl_pki_crl_save(ca->crl_path, crl, err);

@@ -27,19 +27,17 @@ void srv_device_kick(struct srv *srv, const char *id)
 }
 
 int srv_device_decommission(struct srv *srv, const char *id,
-			    json_t **ret_revoked, struct fl_error *err)
+			    struct srv_strv *ret_revoked, struct fl_error *err)
 {
 	struct srv_crl_hook hook = srv_ca_crl_hook(srv->ca);
-	json_t *revoked = NULL;
 	int rc;
 
-	rc = srv_store_device_decommission(srv->store, id, &hook, &revoked,
+	rc = srv_store_device_decommission(srv->store, id, &hook, ret_revoked,
 					   err);
 	if (rc)
 		return rc;
 	srv_device_kick(srv, id);
 	fl_info("decommissioned device %s", id);
-	*ret_revoked = revoked;
 	return 0;
 }
 

@@ -7,21 +7,21 @@
  * fleetd's MQTT client (issue 9 item 2), so that the HTTP handlers and
  * the rollout engine take them the same way.
  */
-#include <jansson.h>
-
 #include "err.h"
 
 struct srv;
+struct srv_strv;
 
 /*
  * Decommission @id: the device row is marked, its certificates revoked
  * and the CRL published (in one store change, srv_ca_crl_hook), then the
  * broker reloads the CRL and the device's session is ended
- * (srv_device_kick).  *ret_revoked gets the revoked serials.
+ * (srv_device_kick).  *ret_revoked gets the revoked serials (free with
+ * srv_strv_free).
  * FL_ENOTFOUND, FL_ECONFLICT (already decommissioned), FL_EIO.
  */
 int srv_device_decommission(struct srv *srv, const char *id,
-			    json_t **ret_revoked, struct fl_error *err);
+			    struct srv_strv *ret_revoked, struct fl_error *err);
 
 /*
  * End the broker sessions of @id: a CRL reload does not end a live TLS

@@ -277,6 +277,7 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 		items[k] = (struct srv_ingest_item){.kind = msgs[i].kind,
 						    .device = msgs[i].device,
 						    .msg = j,
+						    .text = msgs[i].payload,
 						    .result = SRV_INGEST_STORED};
 		if (failpoint_lose(&items[k])) {
 			json_decref(j);

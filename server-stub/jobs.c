@@ -126,15 +126,13 @@ static void new_id(char *buf, size_t len, const char *prefix)
 }
 
 /* The bundle part of an update command. */
-static json_t *bundle_args(const json_t *b)
+static json_t *bundle_args(const struct srv_bundle_row *b)
 {
-	const char *id = json_string_value(json_object_get(b, "id"));
-	char *url = fl_xasprintf("/api/v1/bundles/%s/download", id);
-	json_t *j = json_pack("{s:s, s:O, s:O, s:O, s:O, s:s}", "id", id,
-			      "name", json_object_get(b, "name"), "version",
-			      json_object_get(b, "version"), "sha256",
-			      json_object_get(b, "sha256"), "size",
-			      json_object_get(b, "size"), "url", url);
+	char *url = fl_xasprintf("/api/v1/bundles/%s/download", b->id);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", b->id,
+			      "name", b->name, "version", b->version, "sha256",
+			      b->sha256, "size", (json_int_t)b->size, "url",
+			      url);
 
 	free(url);
 	return j;
@@ -142,7 +140,7 @@ static json_t *bundle_args(const json_t *b)
 
 /* Send @j's command; a command that cannot be sent fails the job. */
 static int send_command(struct srv *srv, const struct srv_job *j,
-			const json_t *bundle, char cmd[48],
+			const struct srv_bundle_row *bundle, char cmd[48],
 			struct fl_error *err)
 {
 	json_t *args = json_pack("{s:s}", "job", j->id);
@@ -161,7 +159,7 @@ static int send_command(struct srv *srv, const struct srv_job *j,
 }
 
 int srv_job_start(struct srv *srv, const char *device, const char *type,
-		  const json_t *bundle, const char *rollout,
+		  const struct srv_bundle_row *bundle, const char *rollout,
 		  const char *created_by, int64_t expire, json_t **ret,
 		  struct fl_error *err)
 {
@@ -177,8 +175,8 @@ int srv_job_start(struct srv *srv, const char *device, const char *type,
 	j.id = job;
 	j.expires = time(NULL) + (expire > 0 ? expire : srv->cfg.job_expire);
 	if (bundle) {
-		j.bundle = json_string_value(json_object_get(bundle, "id"));
-		j.to_version = json_string_value(json_object_get(bundle, "version"));
+		j.bundle = bundle->id;
+		j.to_version = bundle->version;
 	}
 	rc = srv_store_job_add(srv->store, &j, err);
 	if (!rc)
@@ -193,14 +191,6 @@ int srv_job_start(struct srv *srv, const char *device, const char *type,
 	return 0;
 }
 
-/* A new reference to member @key of @o, or JSON null. */
-static json_t *copy_or_null(const json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	return v ? json_incref(v) : json_null();
-}
-
 /*
  * End @device's open rotate job: a new rotation supersedes it (every
  * rotate request sends a command, as before rotations were jobs).
@@ -209,57 +199,54 @@ static void supersede_rotation(struct srv *srv, const char *device,
 			       const char *actor)
 {
 	char *who = fl_xasprintf("%s (a new rotation)", actor);
-	json_t *open = NULL;
+	struct srv_job_row open = {0};
 
 	if (!srv_store_job_open(srv->store, device, "rotate", &open, NULL) &&
-	    !srv_store_job_cancel(srv->store,
-				  json_string_value(json_object_get(open, "id")),
-				  who, NULL))
-		fl_info("job %s: superseded by a new rotation of %s",
-			json_string_value(json_object_get(open, "id")), device);
-	json_decref(open);
+	    !srv_store_job_cancel(srv->store, open.id, who, NULL))
+		fl_info("job %s: superseded by a new rotation of %s", open.id,
+			device);
+	srv_job_row_free(&open);
 	free(who);
 }
 
-int srv_job_rotate(struct srv *srv, const json_t *dev, const char *created_by,
-		   json_t **ret, struct fl_error *err)
+int srv_job_rotate(struct srv *srv, const struct srv_device_row *dev,
+		   const char *created_by, json_t **ret, struct fl_error *err)
 {
-	const char *id = json_string_value(json_object_get(dev, "id"));
 	json_t *job = NULL;
 	int rc = FL_ECONFLICT;
 
 	for (int i = 0; i < 3 && rc == FL_ECONFLICT; i++) {
 		if (i) {
 			fl_error_clear(err);
-			supersede_rotation(srv, id, created_by);
+			supersede_rotation(srv, dev->id, created_by);
 		}
-		rc = srv_job_start(srv, id, "rotate", NULL, NULL, created_by,
-				   0, &job, err);
+		rc = srv_job_start(srv, dev->id, "rotate", NULL, NULL,
+				   created_by, 0, &job, err);
 	}
 	if (rc)
 		return rc;
-	*ret = json_pack("{s:s, s:O, s:o, s:O}", "device", id, "command",
+	*ret = json_pack("{s:s, s:O, s:o, s:O}", "device", dev->id, "command",
 			 json_object_get(job, "command"), "old_serial",
-			 copy_or_null(dev, "cert_serial"), "job",
-			 json_object_get(job, "job"));
+			 dev->cert_serial ? json_string(dev->cert_serial)
+					  : json_null(),
+			 "job", json_object_get(job, "job"));
 	json_decref(job);
 	return 0;
 }
 
-int srv_job_device(struct srv *srv, const char *device, json_t **ret_dev,
-		   struct fl_error *err)
+int srv_job_device(struct srv *srv, const char *device,
+		   struct srv_device_row *ret_dev, struct fl_error *err)
 {
-	json_t *dev = NULL;
+	struct srv_device_row dev = {0};
 	int rc = srv_store_device_get(srv->store, device, &dev, err);
 
-	if (!rc && !fl_streq(json_string_value(json_object_get(dev, "state")),
-			     "active"))
+	if (!rc && !fl_streq(dev.state, "active"))
 		rc = fl_fail(err, FL_ECONFLICT, "device %s is %s", device,
-			     json_string_value(json_object_get(dev, "state")));
+			     dev.state);
 	if (!rc && ret_dev)
 		*ret_dev = dev;
 	else
-		json_decref(dev);
+		srv_device_row_free(&dev);
 	return rc;
 }
 

@@ -18,6 +18,8 @@
 #include "err.h"
 
 struct srv;
+struct srv_bundle_row;
+struct srv_device_row;
 
 /* --- the state machine (pure functions, no I/O) --- */
 
@@ -56,26 +58,26 @@ const char *const *srv_job_lane(const char *type);
  * on the job @expire seconds from now (0: [jobs] expire of fleetd.conf).
  */
 int srv_job_start(struct srv *srv, const char *device, const char *type,
-		  const json_t *bundle, const char *rollout,
+		  const struct srv_bundle_row *bundle, const char *rollout,
 		  const char *created_by, int64_t expire, json_t **ret,
 		  struct fl_error *err);
 
 /*
- * Rotate the certificate of @dev (a device object from the store): start
+ * Rotate the certificate of @dev (a device row from the store): start
  * a rotate job; one still open is cancelled first (superseded: every
  * request sends a command).  *ret gets {"device", "command",
  * "old_serial", "job"}.  Codes of srv_job_start.
  */
-int srv_job_rotate(struct srv *srv, const json_t *dev, const char *created_by,
-		   json_t **ret, struct fl_error *err);
+int srv_job_rotate(struct srv *srv, const struct srv_device_row *dev,
+		   const char *created_by, json_t **ret, struct fl_error *err);
 
 /*
  * Look up @device for a new job: FL_ENOTFOUND when unknown, FL_ECONFLICT
  * when it is not active (decommissioned devices get no commands).
- * *ret_dev (may be NULL) gets the device object.
+ * *ret_dev (may be NULL) gets the device row (srv_device_row_free).
  */
-int srv_job_device(struct srv *srv, const char *device, json_t **ret_dev,
-		   struct fl_error *err);
+int srv_job_device(struct srv *srv, const char *device,
+		   struct srv_device_row *ret_dev, struct fl_error *err);
 
 /* Expire the jobs past their deadline (called from the main loop). */
 void srv_jobs_expire_tick(struct srv *srv);

@@ -1,506 +1,332 @@
 /* SPDX-License-Identifier: MIT */
-#include <stdint.h>
+/*
+ * The store's front: picks a backend by the database URL at open and
+ * hands every call to it (store_ops.h), so callers never see which one.
+ */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "store.h"
-#include "store_db.h"
+#include "store_ops.h"
 #include "util.h"
 
-/*
- * Numbered migrations: entry i takes the schema from version i to i + 1.
- * Append only; never edit a released entry.
- */
-static const char *const migrations[] = {
-	/* 1: operator and enrolment tokens, audit log */
-	"CREATE TABLE tokens ("
-	" id TEXT PRIMARY KEY,"
-	" hash TEXT NOT NULL UNIQUE,"
-	" kind TEXT NOT NULL CHECK (kind IN ('operator', 'enroll')),"
-	" name TEXT NOT NULL,"
-	" role INTEGER NOT NULL,"
-	" grp TEXT,"
-	" uses_left INTEGER NOT NULL DEFAULT -1,"
-	" created INTEGER NOT NULL,"
-	" expires INTEGER NOT NULL DEFAULT 0,"
-	" last_used INTEGER NOT NULL DEFAULT 0,"
-	" revoked INTEGER NOT NULL DEFAULT 0,"
-	" created_by TEXT);"
-	"CREATE TABLE audit ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" ts INTEGER NOT NULL,"
-	" actor TEXT NOT NULL,"
-	" method TEXT NOT NULL,"
-	" path TEXT NOT NULL,"
-	" status INTEGER NOT NULL,"
-	" remote TEXT);",
-	/* 2: devices, their labels and certificates, the CRL counter */
-	"CREATE TABLE devices ("
-	" id TEXT PRIMARY KEY,"
-	" grp TEXT,"
-	" state TEXT NOT NULL DEFAULT 'active'"
-	"  CHECK (state IN ('active', 'decommissioned')),"
-	" created INTEGER NOT NULL,"
-	" enrolled_by TEXT,"
-	" online INTEGER NOT NULL DEFAULT 0,"
-	" last_seen INTEGER NOT NULL DEFAULT 0,"
-	" firmware TEXT,"
-	" slot TEXT,"
-	" health TEXT,"
-	" agent TEXT,"
-	" last_event TEXT,"
-	" last_seq INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE device_labels ("
-	" device TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
-	" key TEXT NOT NULL,"
-	" value TEXT NOT NULL,"
-	" PRIMARY KEY (device, key));"
-	"CREATE TABLE certs ("
-	" serial TEXT PRIMARY KEY,"
-	" device TEXT NOT NULL,"
-	" not_before INTEGER NOT NULL,"
-	" not_after INTEGER NOT NULL,"
-	" issued INTEGER NOT NULL,"
-	" revoked INTEGER NOT NULL DEFAULT 0,"
-	" reason TEXT);"
-	"CREATE INDEX certs_device ON certs(device);"
-	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT INTO counters VALUES ('crl_number', 1);",
-	/* 3: signed bundles and the trust root chain */
-	"CREATE TABLE bundles ("
-	" id TEXT PRIMARY KEY,"
-	" sha256 TEXT NOT NULL UNIQUE,"
-	" name TEXT NOT NULL,"
-	" version TEXT NOT NULL,"
-	" security_version INTEGER NOT NULL,"
-	" hardware TEXT NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" manifest TEXT NOT NULL,"
-	" created INTEGER NOT NULL,"
-	" uploaded_by TEXT,"
-	" UNIQUE (name, version));"
-	"CREATE TABLE roots ("
-	" version INTEGER PRIMARY KEY,"
-	" envelope TEXT NOT NULL,"
-	" expires INTEGER NOT NULL,"
-	" added INTEGER NOT NULL,"
-	" added_by TEXT);",
-	/* 4: update jobs and their event history */
-	"CREATE TABLE jobs ("
-	" id TEXT PRIMARY KEY,"
-	" device TEXT NOT NULL,"
-	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback')),"
-	" bundle TEXT,"
-	" command TEXT,"
-	" rollout TEXT,"
-	" state TEXT NOT NULL,"
-	" final INTEGER NOT NULL DEFAULT 0,"
-	" stage TEXT,"
-	" reason TEXT,"
-	" from_version TEXT,"
-	" to_version TEXT,"
-	" bytes INTEGER,"
-	" total INTEGER,"
-	" created INTEGER NOT NULL,"
-	" updated INTEGER NOT NULL,"
-	" created_by TEXT);"
-	"CREATE INDEX jobs_device ON jobs(device, created);"
-	"CREATE TABLE job_events ("
-	" job TEXT NOT NULL,"
-	" seq INTEGER NOT NULL,"
-	" ts INTEGER NOT NULL,"
-	" state TEXT NOT NULL,"
-	" event TEXT NOT NULL);"
-	"CREATE INDEX job_events_job ON job_events(job, seq);",
-	/* 5: at most one pending certificate per device (issue 8); indexes
-	 * so re-enrolment and the CRL never scan a device's history */
-	"ALTER TABLE certs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
-	"CREATE INDEX certs_device_live ON certs(device, revoked, pending);"
-	"CREATE INDEX certs_device_issued ON certs(device, issued);"
-	"CREATE INDEX certs_device_crl ON certs(device, not_after)"
-	" WHERE revoked > 0;"
-	"CREATE INDEX certs_crl ON certs(not_after) WHERE revoked > 0;",
-	/* 6: certificates issued before pending existed: of a device's
-	 * unrevoked ones the oldest stays confirmed, the newest becomes the
-	 * pending one, and those in between (abandoned re-enrolments) are
-	 * revoked; fleetd publishes the CRL when it starts */
-	"CREATE TEMP TABLE live AS SELECT rowid AS r, device,"
-	" row_number() OVER (PARTITION BY device ORDER BY issued, rowid) AS n,"
-	" count(*) OVER (PARTITION BY device) AS total"
-	" FROM certs WHERE revoked = 0;"
-	"UPDATE certs SET pending = 1 WHERE rowid IN"
-	" (SELECT r FROM live WHERE total > 1 AND n = total);"
-	"UPDATE certs SET revoked = CAST(strftime('%s', 'now') AS INTEGER),"
-	" reason = 'superseded' WHERE rowid IN"
-	" (SELECT r FROM live WHERE n > 1 AND n < total);"
-	"DROP TABLE live;",
-	/* 7: job deadlines (issue 8 item 14); 0 = none */
-	"ALTER TABLE jobs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
-	"CREATE INDEX jobs_open ON jobs(final, expires);",
-	/* 8: lossless ingestion (issue 17): a job's history holds each seq
-	 * once, and the job remembers the newest seq that moved it */
-	"DELETE FROM job_events WHERE rowid NOT IN"
-	" (SELECT min(rowid) FROM job_events GROUP BY job, seq);"
-	"DROP INDEX job_events_job;"
-	"CREATE UNIQUE INDEX job_events_seq ON job_events(job, seq);"
-	"ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
-	"UPDATE jobs SET seq = coalesce((SELECT max(seq) FROM job_events"
-	" WHERE job = jobs.id), 0);",
-	/* 9: rotation is a job type (issue 9 item 2); its events name the
-	 * job by its command.  SQLite cannot change a CHECK constraint: the
-	 * table is rebuilt, rows and rowids (the list's tie-break) kept */
-	"CREATE TABLE jobs_new ("
-	" id TEXT PRIMARY KEY,"
-	" device TEXT NOT NULL,"
-	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback', 'rotate')),"
-	" bundle TEXT,"
-	" command TEXT,"
-	" rollout TEXT,"
-	" state TEXT NOT NULL,"
-	" final INTEGER NOT NULL DEFAULT 0,"
-	" stage TEXT,"
-	" reason TEXT,"
-	" from_version TEXT,"
-	" to_version TEXT,"
-	" bytes INTEGER,"
-	" total INTEGER,"
-	" created INTEGER NOT NULL,"
-	" updated INTEGER NOT NULL,"
-	" created_by TEXT,"
-	" expires INTEGER NOT NULL DEFAULT 0,"
-	" seq INTEGER NOT NULL DEFAULT 0);"
-	"INSERT INTO jobs_new (rowid, id, device, type, bundle, command,"
-	" rollout, state, final, stage, reason, from_version, to_version,"
-	" bytes, total, created, updated, created_by, expires, seq)"
-	" SELECT rowid, id, device, type, bundle, command, rollout, state,"
-	" final, stage, reason, from_version, to_version, bytes, total,"
-	" created, updated, created_by, expires, seq FROM jobs;"
-	"DROP TABLE jobs;"
-	"ALTER TABLE jobs_new RENAME TO jobs;"
-	"CREATE INDEX jobs_device ON jobs(device, created);"
-	"CREATE INDEX jobs_open ON jobs(final, expires);"
-	"CREATE INDEX jobs_command ON jobs(device, command);",
+struct srv_store {
+	const struct srv_store_ops *ops;
+	struct srv_store_be *be;
 };
 
+/* URL schemes and their backends; a NULL backend is known but not built
+ * into this fleetd. */
 static const struct {
-	int role;
-	const char *name;
-} roles[] = {
-	{SRV_ROLE_ADMIN, "admin"},	   {SRV_ROLE_OPERATOR, "operator"},
-	{SRV_ROLE_TECHNICIAN, "technician"}, {SRV_ROLE_VIEWER, "viewer"},
-	{SRV_ROLE_CI, "ci"},
+	const char *scheme;
+	const struct srv_store_ops *ops;
+} backends[] = {
+    {"sqlite:", &srv_store_sqlite_ops},
+    {"postgres://", NULL},
+    {"postgresql://", NULL},
 };
 
-int srv_role_parse(const char *s)
+/* Length of @url's "scheme://" prefix (RFC 3986 scheme), 0 if none. */
+static size_t scheme_len(const char *url)
 {
-	for (size_t i = 0; s && i < FL_ARRAY_SIZE(roles); i++)
-		if (strcmp(s, roles[i].name) == 0)
-			return roles[i].role;
-	return 0;
+	size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+
+	return n && strncmp(url + n, "://", 3) == 0 ? n + 3 : 0;
 }
 
-const char *srv_role_name(int role)
+/*
+ * The backend for @url and the part it opens; a plain path is SQLite.
+ * Messages name the scheme only: a database URL may carry a password.
+ */
+static int pick_backend(const char *url, const struct srv_store_ops **ret,
+			const char **ret_rest, struct fl_error *err)
 {
-	for (size_t i = 0; i < FL_ARRAY_SIZE(roles); i++)
-		if (roles[i].role == role)
-			return roles[i].name;
-	return "none";
-}
+	size_t n;
 
-static int exec(struct srv_store *s, const char *sql, struct fl_error *err)
-{
-	char *msg = NULL;
-	int rc = 0;
-
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		rc = fl_fail(err, FL_EIO, "database: %s",
-			     msg ? msg : sqlite3_errmsg(s->db));
-	sqlite3_free(msg);
-	return rc;
-}
-
-int srv_store_schema_version(struct srv_store *s)
-{
-	sqlite3_stmt *st;
-	int v = -1;
-
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-/* Apply each pending migration in its own transaction. */
-static int migrate(struct srv_store *s, struct fl_error *err)
-{
-	int v = srv_store_schema_version(s), n = (int)FL_ARRAY_SIZE(migrations);
-
-	if (v < 0)
-		return db_fail(s, err, "reading schema version");
-	if (v > n)
-		return fl_fail(err, FL_ECONFLICT,
-			       "database schema %d is newer than this fleetd (%d)",
-			       v, n);
-	for (; v < n; v++) {
-		char *bump = fl_xasprintf("PRAGMA user_version = %d", v + 1);
-		int rc = exec(s, "BEGIN IMMEDIATE", err);
-
-		if (!rc)
-			rc = exec(s, migrations[v], err);
-		if (!rc)
-			rc = exec(s, bump, err);
-		free(bump);
-		if (!rc)
-			rc = exec(s, "COMMIT", err);
-		if (rc) {
-			exec(s, "ROLLBACK", NULL);
-			fl_error_prefix(err, "migration %d", v + 1);
-			return rc;
-		}
+	for (size_t i = 0; i < FL_ARRAY_SIZE(backends); i++) {
+		n = strlen(backends[i].scheme);
+		if (strncmp(url, backends[i].scheme, n) != 0)
+			continue;
+		if (!backends[i].ops)
+			return fl_fail(err, FL_EINVAL,
+				       "database: no %s backend in this fleetd",
+				       backends[i].scheme);
+		*ret = backends[i].ops;
+		*ret_rest = url + n;
+		return 0;
 	}
+	n = scheme_len(url);
+	if (n)
+		return fl_fail(err, FL_EINVAL,
+			       "database: unknown scheme '%.*s'", (int)n, url);
+	*ret = &srv_store_sqlite_ops;
+	*ret_rest = url;
 	return 0;
 }
 
 int srv_store_open(const char *path, struct srv_store **ret,
 		   struct fl_error *err)
 {
-	struct srv_store *s = fl_xcalloc(1, sizeof(*s));
+	const struct srv_store_ops *ops = NULL;
+	struct srv_store_be *be = NULL;
+	const char *rest = NULL;
 	int rc;
 
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_mutex_init(&s->cache_lock, NULL);
-	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				    SQLITE_OPEN_FULLMUTEX,
-			    NULL) != SQLITE_OK) {
-		rc = fl_fail(err, FL_EIO, "cannot open database '%s': %s", path,
-			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
-		goto out_close;
-	}
-	sqlite3_busy_timeout(s->db, 5000);
-	rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-		     "PRAGMA foreign_keys = ON;",
-		  err);
+	rc = pick_backend(path, &ops, &rest, err);
 	if (!rc)
-		rc = migrate(s, err);
+		rc = ops->open(rest, &be, err);
 	if (rc)
-		goto out_close;
-	*ret = s;
+		return rc;
+	*ret = fl_xcalloc(1, sizeof(**ret));
+	(*ret)->ops = ops;
+	(*ret)->be = be;
 	return 0;
-out_close:
-	srv_store_close(s);
-	return rc;
 }
 
 void srv_store_close(struct srv_store *s)
 {
 	if (!s)
 		return;
-	db_cache_clear(s);
-	sqlite3_close(s->db);
-	pthread_mutex_destroy(&s->lock);
-	pthread_mutex_destroy(&s->cache_lock);
+	s->ops->close(s->be);
 	free(s);
+}
+
+struct srv_store_be *srv_store_backend(struct srv_store *s)
+{
+	return s->be;
+}
+
+int srv_store_schema_version(struct srv_store *s)
+{
+	return s->ops->schema_version(s->be);
 }
 
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
 			const char *hash_hex, const char *group,
 			const char *created_by, struct fl_error *err)
 {
-	int rc;
-
-	rc = db_lrun(s, NULL, err,
-		      "INSERT INTO tokens (id, hash, kind, name, role, grp,"
-		      " uses_left, created, expires, created_by)"
-		      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		      "ssssdsiiis", t->id, hash_hex, t->kind, t->name, t->role,
-		      group, t->uses_left, (int64_t)time(NULL), t->expires,
-		      created_by);
-	return rc;
-}
-
-static void token_from_json(const json_t *row, struct srv_token *t)
-{
-	memset(t, 0, sizeof(*t));
-	fl_strlcpy(t->id, json_string_value(json_object_get(row, "id")),
-		   sizeof(t->id));
-	fl_strlcpy(t->name, json_string_value(json_object_get(row, "name")),
-		   sizeof(t->name));
-	fl_strlcpy(t->kind, json_string_value(json_object_get(row, "kind")),
-		   sizeof(t->kind));
-	t->role = (int)json_integer_value(json_object_get(row, "role"));
-	t->expires = json_integer_value(json_object_get(row, "expires"));
-	t->uses_left = json_integer_value(json_object_get(row, "uses_left"));
-	t->revoked = json_integer_value(json_object_get(row, "revoked"));
+	return s->ops->token_add(s->be, t, hash_hex, group, created_by, err);
 }
 
 int srv_store_token_find(struct srv_store *s, const char *hash_hex,
 			 struct srv_token *ret, struct fl_error *err)
 {
-	json_t *row;
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_one(s, &row, err,
-			  "SELECT id, name, kind, role, expires, uses_left,"
-			  " revoked FROM tokens WHERE hash = ?",
-			  "s", hash_hex);
-	if (!rc) {
-		token_from_json(row, ret);
-		json_decref(row);
-		db_run(s, NULL, NULL,
-		       "UPDATE tokens SET last_used = ? WHERE hash = ?", "is",
-		       (int64_t)time(NULL), hash_hex);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return s->ops->token_find(s->be, hash_hex, ret, err);
 }
 
-int srv_store_token_list(struct srv_store *s, json_t **ret,
+int srv_store_token_list(struct srv_store *s, struct srv_token_list *ret,
 			 struct fl_error *err)
 {
-	size_t i;
-	json_t *row;
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = db_query_json(s, ret, err,
-			   "SELECT id, name, kind, role, grp AS \"group\","
-			   " CASE WHEN uses_left >= 0 THEN uses_left END"
-			   " AS uses_left,"
-			   " " DB_TIME("created") " AS created,"
-			   " " DB_TIME("expires") " AS expires,"
-			   " " DB_TIME("last_used") " AS last_used,"
-			   " revoked, created_by FROM tokens ORDER BY created, id",
-			   NULL);
-	pthread_mutex_unlock(&s->lock);
-	if (rc)
-		return rc;
-	db_json_bools(*ret, "revoked");
-	json_array_foreach(*ret, i, row) {
-		int role = (int)json_integer_value(json_object_get(row, "role"));
-
-		json_object_set_new(row, "role",
-				    role ? json_string(srv_role_name(role))
-					 : json_null());
-	}
-	return 0;
-}
-
-/* Would revoking @id leave no active, unexpired admin token?  Lock held. */
-static int check_not_last_admin(struct srv_store *s, const char *id,
-				struct fl_error *err)
-{
-	int64_t now = (int64_t)time(NULL);
-	json_t *row;
-	int rc;
-
-	rc = db_query_one(s, &row, err,
-			  "SELECT count(*) AS others,"
-			  " (SELECT count(*) FROM tokens WHERE id = ?1"
-			  "  AND kind = 'operator' AND role = ?2"
-			  "  AND revoked = 0"
-			  "  AND (expires = 0 OR expires > ?3)) AS self"
-			  " FROM tokens WHERE id != ?1 AND kind = 'operator'"
-			  " AND role = ?2 AND revoked = 0"
-			  " AND (expires = 0 OR expires > ?3)",
-			  "sdi", id, SRV_ROLE_ADMIN, now);
-	if (rc)
-		return rc;
-	if (json_integer_value(json_object_get(row, "self")) &&
-	    !json_integer_value(json_object_get(row, "others")))
-		rc = fl_fail(err, FL_ECONFLICT,
-			     "token '%s' is the last admin token; create "
-			     "another admin token first (or, on the server, "
-			     "'fleetd token create --state DIR')",
-			     id);
-	json_decref(row);
-	return rc;
+	return s->ops->token_list(s->be, ret, err);
 }
 
 int srv_store_token_revoke(struct srv_store *s, const char *id,
 			   struct fl_error *err)
 {
-	int rc, n = 0;
-
-	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
-	if (rc)
-		goto out_unlock;
-	rc = check_not_last_admin(s, id, err);
-	if (!rc)
-		rc = db_run(s, &n, err,
-			    "UPDATE tokens SET revoked = 1 WHERE id = ?", "s",
-			    id);
-	if (!rc && n == 0)
-		rc = fl_fail(err, FL_ENOTFOUND, "no token with id '%s'", id);
-	rc = db_end(s, rc, err);
-out_unlock:
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return s->ops->token_revoke(s->be, id, err);
 }
 
 int srv_store_device_principal(struct srv_store *s, const char *serial,
 			       const char *device, struct fl_error *err)
 {
-	json_t *row;
-	int rc;
-
-	rc = db_lquery_one(s, &row, err,
-			   "SELECT c.device, c.revoked, c.not_after, d.state"
-			   " FROM certs c"
-			   " LEFT JOIN devices d ON d.id = c.device"
-			   " WHERE c.serial = ?",
-			   "s", serial);
-	if (rc == FL_ENOTFOUND)
-		return fl_fail(err, FL_EDENIED,
-			       "client certificate %s is unknown", serial);
-	if (rc)
-		return rc;
-	if (!fl_streq(json_string_value(json_object_get(row, "device")),
-		      device) ||
-	    json_integer_value(json_object_get(row, "revoked")) ||
-	    json_integer_value(json_object_get(row, "not_after")) <
-		    (json_int_t)time(NULL))
-		rc = fl_fail(err, FL_EDENIED,
-			     "client certificate %s is revoked, expired or "
-			     "unknown",
-			     serial);
-	else if (!fl_streq(json_string_value(json_object_get(row, "state")),
-			   "active"))
-		rc = fl_fail(err, FL_EDENIED, "device %s is not active",
-			     device);
-	json_decref(row);
-	return rc;
+	return s->ops->device_principal(s->be, serial, device, err);
 }
 
-int srv_store_audit(struct srv_store *s, const char *actor,
-		    const char *method, const char *path, int status,
-		    const char *remote, struct fl_error *err)
+int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
+		    const char *path, int status, const char *remote,
+		    struct fl_error *err)
 {
-	int rc;
-
-	rc = db_lrun(s, NULL, err,
-		      "INSERT INTO audit (ts, actor, method, path, status, remote)"
-		      " VALUES (?, ?, ?, ?, ?, ?)",
-		      "isssds", (int64_t)time(NULL), actor, method, path, status,
-		      remote);
-	return rc;
+	return s->ops->audit(s->be, actor, method, path, status, remote, err);
 }
 
-int srv_store_audit_list(struct srv_store *s, int limit, json_t **ret,
+int srv_store_audit_list(struct srv_store *s, int limit,
+			 struct srv_audit_list *ret, struct fl_error *err)
+{
+	return s->ops->audit_list(s->be, limit, ret, err);
+}
+
+int srv_store_device_enroll(struct srv_store *s, const char *id,
+			    const char *group, const char *enrolled_by,
+			    const char *token_hash, bool allow_existing,
+			    const struct srv_cert *cert, struct fl_error *err)
+{
+	return s->ops->device_enroll(s->be, id, group, enrolled_by, token_hash,
+				     allow_existing, cert, err);
+}
+
+int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
+		       struct srv_strv *ret_superseded,
+		       int64_t *ret_retry_after, struct fl_error *err)
+{
+	return s->ops->cert_add(s->be, re, ret_superseded, ret_retry_after,
+				err);
+}
+
+int srv_store_reenroll_check(struct srv_store *s, const char *device,
+			     const struct srv_reenroll_limits *lim,
+			     int64_t *ret_retry_after, struct fl_error *err)
+{
+	return s->ops->reenroll_check(s->be, device, lim, ret_retry_after, err);
+}
+
+int srv_store_cert_confirm(struct srv_store *s, const char *device,
+			   const char *serial, const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err)
+{
+	return s->ops->cert_confirm(s->be, device, serial, crl, ret_revoked,
+				    err);
+}
+
+int srv_store_cert_get(struct srv_store *s, const char *serial,
+		       struct srv_cert_row *ret, struct fl_error *err)
+{
+	return s->ops->cert_get(s->be, serial, ret, err);
+}
+
+int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl,
+			  struct fl_error *err)
+{
+	return s->ops->crl_publish(s->be, crl, err);
+}
+
+int srv_store_device_list(struct srv_store *s,
+			  const struct srv_device_filter *f,
+			  struct srv_device_list *ret, struct fl_error *err)
+{
+	return s->ops->device_list(s->be, f, ret, err);
+}
+
+int srv_store_device_get(struct srv_store *s, const char *id,
+			 struct srv_device_row *ret, struct fl_error *err)
+{
+	return s->ops->device_get(s->be, id, ret, err);
+}
+
+int srv_store_device_labels(struct srv_store *s, const char *id,
+			    const struct srv_label_list *set,
+			    const struct srv_strv *remove, struct fl_error *err)
+{
+	return s->ops->device_labels(s->be, id, set, remove, err);
+}
+
+int srv_store_device_decommission(struct srv_store *s, const char *id,
+				  const struct srv_crl_hook *crl,
+				  struct srv_strv *ret_revoked,
+				  struct fl_error *err)
+{
+	return s->ops->device_decommission(s->be, id, crl, ret_revoked, err);
+}
+
+int srv_store_provision_undo(struct srv_store *s, const char *id,
+			     const char *serial, struct fl_error *err)
+{
+	return s->ops->provision_undo(s->be, id, serial, err);
+}
+
+int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
+		     size_t n, struct fl_error *err)
+{
+	return s->ops->ingest(s->be, items, n, err);
+}
+
+int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err)
+{
+	return s->ops->devices_all_offline(s->be, err);
+}
+
+int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
+				 char ret_id[17], char *ret_group,
+				 size_t group_len, struct fl_error *err)
+{
+	return s->ops->enroll_token_check(s->be, hash_hex, ret_id, ret_group,
+					  group_len, err);
+}
+
+int srv_store_bundle_add(struct srv_store *s, const struct srv_bundle *b,
+			 const char *uploaded_by, bool *ret_existed,
 			 struct fl_error *err)
 {
-	int rc;
+	return s->ops->bundle_add(s->be, b, uploaded_by, ret_existed, err);
+}
 
-	rc = db_lquery_json(s, ret, err,
-			   "SELECT id, " DB_TIME("ts") " AS time, actor, method,"
-			   " path, status, remote FROM audit"
-			   " ORDER BY id DESC LIMIT ?",
-			   "d", limit);
-	return rc;
+int srv_store_bundle_list(struct srv_store *s, struct srv_bundle_list *ret,
+			  struct fl_error *err)
+{
+	return s->ops->bundle_list(s->be, ret, err);
+}
+
+int srv_store_bundle_get(struct srv_store *s, const char *ref,
+			 struct srv_bundle_row *ret, struct fl_error *err)
+{
+	return s->ops->bundle_get(s->be, ref, ret, err);
+}
+
+int srv_store_root_add(struct srv_store *s, uint64_t version,
+		       const char *envelope, int64_t expires,
+		       const char *added_by, struct fl_error *err)
+{
+	return s->ops->root_add(s->be, version, envelope, expires, added_by,
+				err);
+}
+
+int srv_store_root_list(struct srv_store *s, struct srv_root_list *ret,
+			struct fl_error *err)
+{
+	return s->ops->root_list(s->be, ret, err);
+}
+
+int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
+		       struct fl_error *err)
+{
+	return s->ops->root_get(s->be, version, ret, err);
+}
+
+int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
+		      struct fl_error *err)
+{
+	return s->ops->job_add(s->be, j, err);
+}
+
+int srv_store_job_command(struct srv_store *s, const char *job,
+			  const char *command, struct fl_error *err)
+{
+	return s->ops->job_command(s->be, job, command, err);
+}
+
+int srv_store_job_fail(struct srv_store *s, const char *job, const char *stage,
+		       const char *reason, struct fl_error *err)
+{
+	return s->ops->job_fail(s->be, job, stage, reason, err);
+}
+
+int srv_store_job_cancel(struct srv_store *s, const char *job,
+			 const char *actor, struct fl_error *err)
+{
+	return s->ops->job_cancel(s->be, job, actor, err);
+}
+
+int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
+			  struct fl_error *err)
+{
+	return s->ops->jobs_expire(s->be, now, ret_count, err);
+}
+
+int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
+		       struct srv_job_list *ret, struct fl_error *err)
+{
+	return s->ops->job_list(s->be, f, ret, err);
+}
+
+int srv_store_job_open(struct srv_store *s, const char *device,
+		       const char *type, struct srv_job_row *ret,
+		       struct fl_error *err)
+{
+	return s->ops->job_open(s->be, device, type, ret, err);
+}
+
+int srv_store_job_get(struct srv_store *s, const char *id,
+		      struct srv_job_row *ret, struct fl_error *err)
+{
+	return s->ops->job_get(s->be, id, ret, err);
 }

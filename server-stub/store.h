@@ -3,6 +3,7 @@
 #define SRV_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -10,13 +11,34 @@
 #include "err.h"
 
 /*
- * fleetd's persistent store: one SQLite database in WAL mode, schema
- * upgraded by numbered migrations (PRAGMA user_version).  Every function
- * takes the store's lock, so a handle is shared by all server threads.
- * Functions that list return JSON arrays ready for the API (caller
- * decrefs).  Times are Unix seconds.
+ * fleetd's persistent store.  Callers see typed rows and lists; the
+ * backend behind a handle is chosen at open by the database URL
+ * (store_ops.h; today SQLite, in WAL mode, schema upgraded by numbered
+ * migrations).  A handle is shared by all server threads.  Rows own
+ * their strings: a row or list filled by a function here is freed with
+ * its _free function, which frees what it owns (not the struct itself)
+ * and zeroes it, so freeing twice or freeing a zeroed row is harmless.
+ * Times are Unix seconds, 0 = never/unknown; the API formats them.
  */
 struct srv_store;
+
+/* Owned strings. */
+struct srv_strv {
+	size_t n;
+	char **v;
+};
+void srv_strv_free(struct srv_strv *l);
+
+/* One device label. */
+struct srv_label {
+	char *key, *value;
+};
+
+struct srv_label_list {
+	size_t n;
+	struct srv_label *v;
+};
+void srv_label_list_free(struct srv_label_list *l);
 
 /* Operator roles (DESIGN §3).  Bits, so routes can allow any set. */
 enum srv_role {
@@ -43,7 +65,11 @@ struct srv_token {
 	bool revoked;
 };
 
-/* Open (creating if needed) and migrate the database at @path. */
+/*
+ * Open (creating if needed) and migrate the database @url: a path or
+ * "sqlite:PATH" for SQLite; FL_EINVAL for a scheme no backend here
+ * handles (e.g. "postgresql://", issue 14).
+ */
 int srv_store_open(const char *path, struct srv_store **ret,
 		   struct fl_error *err);
 void srv_store_close(struct srv_store *s);
@@ -60,8 +86,26 @@ int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
 int srv_store_token_find(struct srv_store *s, const char *hash_hex,
 			 struct srv_token *ret, struct fl_error *err);
 
-/* All tokens (never the secret or its hash). */
-int srv_store_token_list(struct srv_store *s, json_t **ret,
+/* A token as listed (never its secret or hash). */
+struct srv_token_row {
+	char *id, *name, *kind; /* kind "operator" or "enroll" */
+	int role;               /* enum srv_role; 0 for enrolment tokens */
+	char *group;            /* NULL: none */
+	int64_t uses_left;      /* -1 = unlimited */
+	int64_t created, expires, last_used; /* 0 = never */
+	bool revoked;
+	char *created_by; /* NULL: unknown */
+};
+
+struct srv_token_list {
+	size_t n;
+	struct srv_token_row *v;
+};
+void srv_token_row_free(struct srv_token_row *t);
+void srv_token_list_free(struct srv_token_list *l);
+
+/* All tokens, oldest first. */
+int srv_store_token_list(struct srv_store *s, struct srv_token_list *ret,
 			 struct fl_error *err);
 
 /*
@@ -86,9 +130,23 @@ int srv_store_audit(struct srv_store *s, const char *actor,
 		    const char *method, const char *path, int status,
 		    const char *remote, struct fl_error *err);
 
+struct srv_audit_row {
+	int64_t id, time;
+	char *actor, *method, *path;
+	int status;
+	char *remote; /* NULL: unknown */
+};
+
+struct srv_audit_list {
+	size_t n;
+	struct srv_audit_row *v;
+};
+void srv_audit_row_free(struct srv_audit_row *a);
+void srv_audit_list_free(struct srv_audit_list *l);
+
 /* Newest @limit audit rows, newest first. */
-int srv_store_audit_list(struct srv_store *s, int limit, json_t **ret,
-			 struct fl_error *err);
+int srv_store_audit_list(struct srv_store *s, int limit,
+			 struct srv_audit_list *ret, struct fl_error *err);
 
 
 /* --- devices and certificates (store_devices.c) --- */
@@ -113,17 +171,29 @@ int srv_store_device_enroll(struct srv_store *s, const char *id,
 			    const char *token_hash, bool allow_existing,
 			    const struct srv_cert *cert, struct fl_error *err);
 
+/* One entry of the CRL: a revoked certificate and when. */
+struct srv_crl_entry {
+	char *serial;
+	int64_t revoked;
+};
+
+struct srv_crl_list {
+	size_t n;
+	struct srv_crl_entry *v;
+};
+void srv_crl_list_free(struct srv_crl_list *l);
+
 /*
  * How a change that revokes certificates publishes the CRL: @publish is
  * called inside the store's transaction, with the lock held, with every
- * entry the CRL must hold once the change commits ([{"serial",
- * "revoked"}], revoked = Unix time) and the next CRL number.  A non-zero
- * return rolls the whole change back, so the store never says revoked
- * (or decommissioned) what the published CRL does not.
+ * entry the CRL must hold once the change commits (oldest revocation
+ * first) and the next CRL number.  A non-zero return rolls the whole
+ * change back, so the store never says revoked (or decommissioned) what
+ * the published CRL does not.
  */
 struct srv_crl_hook {
-	int (*publish)(void *ctx, const json_t *entries, uint64_t number,
-		       struct fl_error *err);
+	int (*publish)(void *ctx, const struct srv_crl_list *entries,
+		       uint64_t number, struct fl_error *err);
 	void *ctx;
 };
 
@@ -162,8 +232,8 @@ struct srv_reenroll {
  * *ret_superseded (may be NULL) gets the revoked serials.
  */
 int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
-		       json_t **ret_superseded, int64_t *ret_retry_after,
-		       struct fl_error *err);
+		       struct srv_strv *ret_superseded,
+		       int64_t *ret_retry_after, struct fl_error *err);
 
 /*
  * The device and limit checks of srv_store_cert_add alone, without
@@ -185,12 +255,19 @@ int srv_store_reenroll_check(struct srv_store *s, const char *device,
  */
 int srv_store_cert_confirm(struct srv_store *s, const char *device,
 			   const char *serial, const struct srv_crl_hook *crl,
-			   json_t **ret_revoked, struct fl_error *err);
+			   struct srv_strv *ret_revoked, struct fl_error *err);
 
-/* Look up a certificate: FL_ENOTFOUND if unknown.  *ret gets
- * {"serial", "device", "revoked": bool, "pending": bool, "not_after"}. */
-int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
-		       struct fl_error *err);
+/* A certificate as recorded. */
+struct srv_cert_row {
+	char *serial, *device;
+	bool revoked, pending;
+	int64_t not_after;
+};
+void srv_cert_row_free(struct srv_cert_row *c);
+
+/* Look up a certificate: FL_ENOTFOUND if unknown. */
+int srv_store_cert_get(struct srv_store *s, const char *serial,
+		       struct srv_cert_row *ret, struct fl_error *err);
 
 /*
  * Publish a fresh CRL of every revoked certificate that has not been
@@ -208,18 +285,43 @@ struct srv_device_filter {
 	bool include_decommissioned;
 };
 
-/* Devices as API objects (see docs/protocol.md). */
+/* A device with its labels and certificates. */
+struct srv_device_row {
+	char *id, *group, *state; /* group NULL: none; "active" or
+				   * "decommissioned" */
+	bool online;
+	int64_t last_seen; /* 0: never */
+	char *firmware, *slot, *health, *agent; /* NULL: not reported */
+	int64_t created;
+	char *enrolled_by;
+	struct srv_label_list labels; /* sorted by key */
+	char *cert_serial;  /* newest unrevoked certificate; NULL: none */
+	int64_t cert_expires; /* its not_after */
+	struct srv_strv active_certs; /* every unrevoked serial */
+	char *last_event; /* JSON text of the last event; NULL: none */
+};
+
+struct srv_device_list {
+	size_t n;
+	struct srv_device_row *v;
+};
+void srv_device_row_free(struct srv_device_row *d);
+void srv_device_list_free(struct srv_device_list *l);
+
+/* Devices matching @f, by id. */
 int srv_store_device_list(struct srv_store *s,
-			  const struct srv_device_filter *f, json_t **ret,
-			  struct fl_error *err);
+			  const struct srv_device_filter *f,
+			  struct srv_device_list *ret, struct fl_error *err);
 
-/* One device with labels and its current certificate; FL_ENOTFOUND. */
-int srv_store_device_get(struct srv_store *s, const char *id, json_t **ret,
-			 struct fl_error *err);
+/* One device; FL_ENOTFOUND. */
+int srv_store_device_get(struct srv_store *s, const char *id,
+			 struct srv_device_row *ret, struct fl_error *err);
 
-/* Set and remove labels in one transaction; FL_ENOTFOUND. */
+/* Set @set and remove the keys @remove (either may be NULL) in one
+ * transaction; FL_ENOTFOUND, FL_ELIMIT over 64 labels. */
 int srv_store_device_labels(struct srv_store *s, const char *id,
-			    const json_t *set, const json_t *remove,
+			    const struct srv_label_list *set,
+			    const struct srv_strv *remove,
 			    struct fl_error *err);
 
 /*
@@ -230,7 +332,8 @@ int srv_store_device_labels(struct srv_store *s, const char *id,
  */
 int srv_store_device_decommission(struct srv_store *s, const char *id,
 				  const struct srv_crl_hook *crl,
-				  json_t **ret_revoked, struct fl_error *err);
+				  struct srv_strv *ret_revoked,
+				  struct fl_error *err);
 
 /* How long after a provision the CLI may still undo it (seconds). */
 #define SRV_PROVISION_UNDO_WINDOW 600
@@ -274,6 +377,7 @@ struct srv_ingest_item {
 	enum srv_ingest_kind kind;
 	const char *device;
 	const json_t *msg;
+	const char *text; /* @msg as received, stored as is; NULL: dumped */
 	/* out */
 	enum srv_ingest_result result;
 	int64_t gap; /* events: seq numbers skipped since the last one seen */
@@ -309,9 +413,10 @@ struct srv_bundle {
 	const char *sha256; /* of the exact manifest bytes */
 	const char *name, *version;
 	uint64_t security_version;
-	const json_t *hardware; /* array of strings */
-	uint64_t size;          /* bytes of the .fwb file */
-	const json_t *manifest;
+	const char *const *hardware; /* @n_hardware board names */
+	size_t n_hardware;
+	uint64_t size;        /* bytes of the .fwb file */
+	const char *manifest; /* JSON text, kept as given */
 };
 
 /* Record a bundle.  FL_ECONFLICT when another bundle has the same name
@@ -321,14 +426,32 @@ int srv_store_bundle_add(struct srv_store *s, const struct srv_bundle *b,
 			 const char *uploaded_by, bool *ret_existed,
 			 struct fl_error *err);
 
+/* A bundle as stored. */
+struct srv_bundle_row {
+	char *id, *sha256, *name, *version;
+	uint64_t security_version;
+	struct srv_strv hardware;
+	uint64_t size;
+	int64_t created;
+	char *uploaded_by;
+	char *manifest; /* JSON text; NULL in lists */
+};
+
+struct srv_bundle_list {
+	size_t n;
+	struct srv_bundle_row *v;
+};
+void srv_bundle_row_free(struct srv_bundle_row *b);
+void srv_bundle_list_free(struct srv_bundle_list *l);
+
 /* Bundles without their manifests, newest first. */
-int srv_store_bundle_list(struct srv_store *s, json_t **ret,
+int srv_store_bundle_list(struct srv_store *s, struct srv_bundle_list *ret,
 			  struct fl_error *err);
 
 /* One bundle by id, id prefix (>= 6 hex) or NAME@VERSION, with its
  * manifest; FL_ENOTFOUND, FL_ECONFLICT for an ambiguous prefix. */
-int srv_store_bundle_get(struct srv_store *s, const char *ref, json_t **ret,
-			 struct fl_error *err);
+int srv_store_bundle_get(struct srv_store *s, const char *ref,
+			 struct srv_bundle_row *ret, struct fl_error *err);
 
 /* Add root version @version (its envelope text).  FL_ECONFLICT if that
  * version exists. */
@@ -336,8 +459,21 @@ int srv_store_root_add(struct srv_store *s, uint64_t version,
 		       const char *envelope, int64_t expires,
 		       const char *added_by, struct fl_error *err);
 
-/* All root versions [{"version", "expires", "added"}], oldest first. */
-int srv_store_root_list(struct srv_store *s, json_t **ret,
+/* A trust root version as stored (without its envelope). */
+struct srv_root_row {
+	uint64_t version;
+	int64_t expires, added;
+	char *added_by;
+};
+
+struct srv_root_list {
+	size_t n;
+	struct srv_root_row *v;
+};
+void srv_root_list_free(struct srv_root_list *l);
+
+/* All root versions, oldest first. */
+int srv_store_root_list(struct srv_store *s, struct srv_root_list *ret,
 			struct fl_error *err);
 
 /* The envelope text of @version (0: the newest); FL_ENOTFOUND.  Caller
@@ -392,15 +528,36 @@ struct srv_job_filter {
 	int limit;
 };
 
+/* A job as stored. */
+struct srv_job_row {
+	char *id, *device, *type, *bundle, *command, *rollout, *state;
+	bool final;
+	char *stage, *reason, *from_version, *to_version; /* NULL: none */
+	int64_t bytes, total; /* -1: not reported */
+	int64_t created, updated;
+	char *created_by;
+	int64_t expires; /* 0: no deadline */
+	struct srv_strv events; /* JSON texts by seq; srv_store_job_get only */
+};
+
+struct srv_job_list {
+	size_t n;
+	struct srv_job_row *v;
+};
+void srv_job_row_free(struct srv_job_row *j);
+void srv_job_list_free(struct srv_job_list *l);
+
+/* Jobs matching @f, newest first, at most f->limit (default 100). */
 int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
-		       json_t **ret, struct fl_error *err);
+		       struct srv_job_list *ret, struct fl_error *err);
 
 /* The device's open job of @type (the newest); FL_ENOTFOUND. */
 int srv_store_job_open(struct srv_store *s, const char *device,
-		       const char *type, json_t **ret, struct fl_error *err);
+		       const char *type, struct srv_job_row *ret,
+		       struct fl_error *err);
 
 /* One job with its event history; FL_ENOTFOUND. */
-int srv_store_job_get(struct srv_store *s, const char *id, json_t **ret,
-		      struct fl_error *err);
+int srv_store_job_get(struct srv_store *s, const char *id,
+		      struct srv_job_row *ret, struct fl_error *err);
 
 #endif

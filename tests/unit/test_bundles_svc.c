@@ -68,7 +68,8 @@ static void push_root(struct srv_fixture *f, struct fsig_key *key)
 }
 
 /* Upload @path in 1000-byte chunks; the code of srv_upload_finish. */
-static int upload(struct srv_fixture *f, const char *path, json_t **ret)
+static int upload(struct srv_fixture *f, const char *path,
+		  struct srv_bundle_row *ret)
 {
 	struct srv_upload *u = NULL;
 	char buf[1000];
@@ -80,6 +81,7 @@ static int upload(struct srv_fixture *f, const char *path, json_t **ret)
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		assert_int_equal(srv_upload_write(u, buf, (size_t)n, NULL), 0);
 	close(fd);
+	srv_bundle_row_free(ret);
 	rc = srv_upload_finish(f->srv, u, "test", ret, NULL);
 	srv_upload_free(u);
 	return rc;
@@ -106,7 +108,7 @@ static void test_store_and_open(void **state)
 	struct srv_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "fw.fwb");
 	struct fsig_key *key = NULL;
-	json_t *b = NULL;
+	struct srv_bundle_row b = {0};
 	uint64_t size = 0;
 	struct stat st;
 	int fd = -1;
@@ -117,18 +119,18 @@ static void test_store_and_open(void **state)
 	assert_int_equal(blob_files(f), 0);
 	push_root(f, key);
 	assert_int_equal(upload(f, path, &b), 0);
-	assert_string_equal(json_string_value(json_object_get(b, "version")),
+	assert_string_equal(b.version,
 			    "1.2.3");
 	assert_int_equal(srv_bundle_open(f->srv,
-					 json_string_value(json_object_get(b, "id")),
+					 b.id,
 					 &fd, &size, NULL),
 			 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(size, (uint64_t)st.st_size);
 	close(fd);
-	json_decref(b);
+	srv_bundle_row_free(&b);
 	assert_int_equal(upload(f, path, &b), 0); /* the same one again */
-	json_decref(b);
+	srv_bundle_row_free(&b);
 	assert_int_equal(blob_files(f), 1);
 	assert_int_equal(srv_bundle_open(f->srv, "fw@1.2.3", &fd, &size, NULL),
 			 0);
@@ -146,7 +148,8 @@ static void test_refused_leave_nothing(void **state)
 	struct srv_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "fw.fwb");
 	struct fsig_key *key = NULL, *other = NULL;
-	json_t *b = NULL, *list = NULL;
+	struct srv_bundle_row b = {0};
+	struct srv_bundle_list list = {0};
 	struct stat st;
 	int fd;
 
@@ -165,8 +168,8 @@ static void test_refused_leave_nothing(void **state)
 	assert_int_equal(upload(f, path, &b), FL_EVERIFY);
 	assert_int_equal(blob_files(f), 0);
 	assert_int_equal(srv_store_bundle_list(f->srv->store, &list, NULL), 0);
-	assert_int_equal(json_array_size(list), 0);
-	json_decref(list);
+	assert_int_equal(list.n, 0);
+	srv_bundle_list_free(&list);
 	fsig_key_free(key);
 	fsig_key_free(other);
 	free(path);
@@ -178,7 +181,7 @@ static void test_missing_blob(void **state)
 	struct srv_fixture *f = *state;
 	char *path = fl_path_join(f->dir, "fw.fwb"), *blob;
 	struct fsig_key *key = NULL;
-	json_t *b = NULL;
+	struct srv_bundle_row b = {0};
 	uint64_t size;
 	int fd;
 
@@ -187,11 +190,11 @@ static void test_missing_blob(void **state)
 	make_bundle(f, key, path, 100);
 	assert_int_equal(upload(f, path, &b), 0);
 	blob = fl_xasprintf("%s/bundles/%s.fwb", f->state,
-			    json_string_value(json_object_get(b, "id")));
+			    b.id);
 	assert_int_equal(unlink(blob), 0);
 	assert_int_equal(srv_bundle_open(f->srv, "fw@1.2.3", &fd, &size, NULL),
 			 FL_EIO);
-	json_decref(b);
+	srv_bundle_row_free(&b);
 	free(blob);
 	fsig_key_free(key);
 	free(path);

@@ -60,12 +60,12 @@ static bool on_crl(struct srv_fixture *f, const char *serial)
 static const char *state_of(struct srv_fixture *f, const char *id,
 			    char buf[32])
 {
-	json_t *dev = NULL;
+	struct srv_device_row dev = {0};
 
 	assert_int_equal(srv_store_device_get(f->srv->store, id, &dev, NULL),
 			 0);
-	fl_strlcpy(buf, json_string_value(json_object_get(dev, "state")), 32);
-	json_decref(dev);
+	fl_strlcpy(buf, dev.state, 32);
+	srv_device_row_free(&dev);
 	return buf;
 }
 
@@ -75,7 +75,7 @@ static void test_decommission(void **state)
 {
 	struct srv_fixture *f = *state;
 	struct fl_error err = {0};
-	json_t *revoked = NULL;
+	struct srv_strv revoked = {0};
 	char buf[32];
 
 	enroll(f, "dev-1", "0a1b");
@@ -84,10 +84,9 @@ static void test_decommission(void **state)
 	assert_int_equal(srv_device_decommission(f->srv, "dev-1", &revoked,
 						 &err),
 			 0);
-	assert_int_equal(json_array_size(revoked), 1);
-	assert_string_equal(json_string_value(json_array_get(revoked, 0)),
-			    "0a1b");
-	json_decref(revoked);
+	assert_int_equal(revoked.n, 1);
+	assert_string_equal(revoked.v[0], "0a1b");
+	srv_strv_free(&revoked);
 	assert_true(on_crl(f, "0a1b"));
 	assert_false(on_crl(f, "0c2d"));
 	assert_string_equal(state_of(f, "dev-1", buf), "decommissioned");
@@ -105,7 +104,7 @@ static void test_decommission(void **state)
 static void test_provision_undo(void **state)
 {
 	struct srv_fixture *f = *state;
-	json_t *dev = NULL;
+	struct srv_device_row dev = {0};
 
 	enroll(f, "dev-p", "0e3f");
 	assert_int_equal(srv_device_provision_undo(f->srv, "dev-p", "0e3f",

@@ -64,19 +64,15 @@ static int teardown(void **state)
 static int audit_rows(struct srv_store *s, const char *remote, int status)
 {
 	struct fl_error err = {0};
-	json_t *rows, *row;
-	size_t i;
+	struct srv_audit_list rows = {0};
 	int n = 0;
 
 	assert_int_equal(srv_store_audit_list(s, 10000, &rows, &err), 0);
-	json_array_foreach(rows, i, row) {
-		if (fl_streq(json_string_value(json_object_get(row, "remote")),
-			     remote) &&
-		    json_integer_value(json_object_get(row, "status")) ==
-			    status)
+	for (size_t i = 0; i < rows.n; i++)
+		if (fl_streq(rows.v[i].remote, remote) &&
+		    rows.v[i].status == status)
 			n++;
-	}
-	json_decref(rows);
+	srv_audit_list_free(&rows);
 	return n;
 }
 

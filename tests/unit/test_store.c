@@ -21,7 +21,9 @@
 #include <sqlite3.h>
 
 #include "store.h"
-#include "store_db.h"
+#include "api_json.h"
+#include "store_ops.h"
+#include "store_sqlite.h"
 #include "fsutil.h"
 #include "util.h"
 
@@ -75,6 +77,31 @@ static json_t *find_row(json_t *list, const char *id)
 			return row;
 	fail_msg("no row with id %s", id);
 	return NULL;
+}
+
+/* The token list as the API shows it (store rows through api_json). */
+static int token_list(struct srv_store *s, json_t **ret, struct fl_error *err)
+{
+	struct srv_token_list l = {0};
+	int rc = srv_store_token_list(s, &l, err);
+
+	if (!rc)
+		*ret = api_tokens_json(&l);
+	srv_token_list_free(&l);
+	return rc;
+}
+
+/* The audit log as the API shows it. */
+static int audit_list(struct srv_store *s, int limit, json_t **ret,
+		      struct fl_error *err)
+{
+	struct srv_audit_list l = {0};
+	int rc = srv_store_audit_list(s, limit, &l, err);
+
+	if (!rc)
+		*ret = api_audit_json(&l);
+	srv_audit_list_free(&l);
+	return rc;
 }
 
 /* Add an operator token without a device group. */
@@ -236,7 +263,7 @@ static void test_token_add_find(void **state)
 	assert_int_equal((unsigned char)got.id[0], 0x5a); /* untouched */
 
 	/* the list shows the group and enrolment uses */
-	assert_int_equal(srv_store_token_list(f->s, &list, NULL), 0);
+	assert_int_equal(token_list(f->s, &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 2);
 	row = find_row(list, "enr0001");
 	assert_string_equal(json_string_value(json_object_get(row, "group")),
@@ -272,7 +299,7 @@ static void test_token_duplicates(void **state)
 	assert_int_equal(add_token(f->s, &b, h1, "x", &err),
 			 FL_ECONFLICT);
 	assert_int_equal(err.code, FL_ECONFLICT);
-	assert_int_equal(srv_store_token_list(f->s, &list, NULL), 0);
+	assert_int_equal(token_list(f->s, &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 1);
 	json_decref(list);
 }
@@ -321,7 +348,7 @@ static void test_token_list(void **state)
 	}
 	assert_int_equal(srv_store_token_find(f->s, hashes[1], &got, &err),
 			 0);
-	assert_int_equal(srv_store_token_list(f->s, &list, &err), 0);
+	assert_int_equal(token_list(f->s, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 3);
 	json_array_foreach(list, i, row) {
 		assert_string_equal(
@@ -382,7 +409,7 @@ static void test_token_revoke(void **state)
 	assert_int_equal(srv_store_token_revoke(f->s, "rv", NULL),
 			 FL_ENOTFOUND);
 
-	assert_int_equal(srv_store_token_list(f->s, &list, NULL), 0);
+	assert_int_equal(token_list(f->s, &list, NULL), 0);
 	assert_true(json_is_true(
 		json_object_get(json_array_get(list, 0), "revoked")));
 	assert_true(json_is_false(
@@ -398,7 +425,7 @@ static void test_audit(void **state)
 	char path[32];
 	size_t i;
 
-	assert_int_equal(srv_store_audit_list(f->s, 10, &list, &err), 0);
+	assert_int_equal(audit_list(f->s, 10, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 0);
 	json_decref(list);
 
@@ -411,7 +438,7 @@ static void test_audit(void **state)
 				 0);
 	}
 	/* newest first, cut at the limit */
-	assert_int_equal(srv_store_audit_list(f->s, 3, &list, &err), 0);
+	assert_int_equal(audit_list(f->s, 3, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 3);
 	json_array_foreach(list, i, row) {
 		int n = 5 - (int)i;
@@ -437,13 +464,13 @@ static void test_audit(void **state)
 			    "127.0.0.1");
 	json_decref(list);
 
-	assert_int_equal(srv_store_audit_list(f->s, 100, &list, &err), 0);
+	assert_int_equal(audit_list(f->s, 100, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 5);
 	assert_int_equal(json_integer_value(json_object_get(
 				 json_array_get(list, 4), "status")),
 			 201);
 	json_decref(list);
-	assert_int_equal(srv_store_audit_list(f->s, 0, &list, &err), 0);
+	assert_int_equal(audit_list(f->s, 0, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 0);
 	json_decref(list);
 }
@@ -460,7 +487,7 @@ static void test_audit_time(void **state)
 					 NULL),
 			 0);
 	after = time(NULL);
-	assert_int_equal(srv_store_audit_list(f->s, 1, &list, NULL), 0);
+	assert_int_equal(audit_list(f->s, 1, &list, NULL), 0);
 	when = json_string_value(
 		json_object_get(json_array_get(list, 0), "time"));
 	assert_non_null(when);
@@ -503,7 +530,7 @@ static void test_shared_between_threads(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		assert_int_equal(w[i].failures, 0);
 	}
-	assert_int_equal(srv_store_audit_list(f->s, 1000, &list, NULL), 0);
+	assert_int_equal(audit_list(f->s, 1000, &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 200);
 	json_decref(list);
 }
@@ -542,13 +569,13 @@ struct hook_log {
 	int fail; /* code to return */
 };
 
-static int log_publish(void *ctx, const json_t *entries, uint64_t number,
-		       struct fl_error *err)
+static int log_publish(void *ctx, const struct srv_crl_list *entries,
+		       uint64_t number, struct fl_error *err)
 {
 	struct hook_log *l = ctx;
 
 	l->calls++;
-	l->last_entries = json_array_size(entries);
+	l->last_entries = entries->n;
 	l->last_number = number;
 	return l->fail ? fl_fail(err, l->fail, "cannot write the CRL") : 0;
 }
@@ -586,12 +613,12 @@ static int reenroll(struct srv_store *s, const char *id, const char *caller,
 
 static bool cert_revoked(struct srv_store *s, const char *serial)
 {
-	json_t *c = NULL;
+	struct srv_cert_row c = {0};
 	bool r;
 
 	assert_int_equal(srv_store_cert_get(s, serial, &c, NULL), 0);
-	r = json_is_true(json_object_get(c, "revoked"));
-	json_decref(c);
+	r = c.revoked;
+	srv_cert_row_free(&c);
 	return r;
 }
 
@@ -603,7 +630,8 @@ static void test_cert_add_needs_active(void **state)
 	struct hook_log log = {0};
 	struct srv_crl_hook hook = {log_publish, &log};
 	struct fl_error err = {0};
-	json_t *revoked = NULL, *c = NULL;
+	struct srv_strv revoked = {0};
+	struct srv_cert_row c = {0};
 
 	enroll(f->s, "dev-a", "aa01");
 	assert_int_equal(reenroll(f->s, "dev-a", "aa01", "aa02", NULL, &log,
@@ -612,10 +640,10 @@ static void test_cert_add_needs_active(void **state)
 	assert_int_equal(srv_store_device_decommission(f->s, "dev-a", &hook,
 						       &revoked, &err),
 			 0);
-	assert_int_equal(json_array_size(revoked), 2);
+	assert_int_equal(revoked.n, 2);
 	assert_int_equal(log.calls, 1);
 	assert_int_equal(log.last_entries, 2);
-	json_decref(revoked);
+	srv_strv_free(&revoked);
 	assert_int_equal(reenroll(f->s, "dev-a", "aa02", "aa03", NULL, &log,
 				  NULL),
 			 FL_ECONFLICT);
@@ -642,7 +670,7 @@ static void test_enroll_decommissioned_id(void **state)
 	assert_int_equal(srv_store_device_enroll(f->s, "dev-b", "other",
 						 "test", NULL, true, &c, &err),
 			 FL_ECONFLICT);
-	assert_int_equal(srv_store_cert_get(f->s, "bb02", &(json_t *){0},
+	assert_int_equal(srv_store_cert_get(f->s, "bb02", &(struct srv_cert_row){0},
 					    NULL),
 			 FL_ENOTFOUND);
 }
@@ -673,7 +701,7 @@ static void test_one_pending(void **state)
 				  NULL),
 			 FL_EIO);
 	assert_false(cert_revoked(f->s, "cc03"));
-	assert_int_equal(srv_store_cert_get(f->s, "cc04", &(json_t *){0},
+	assert_int_equal(srv_store_cert_get(f->s, "cc04", &(struct srv_cert_row){0},
 					    NULL),
 			 FL_ENOTFOUND);
 }
@@ -720,8 +748,8 @@ static void test_confirm_newest_only(void **state)
 	struct fixture *f = *state;
 	struct hook_log log = {0};
 	struct srv_crl_hook hook = {log_publish, &log};
+	struct srv_strv revoked = {0};
 	struct fl_error err = {0};
-	json_t *revoked = NULL;
 
 	enroll(f->s, "dev-f", "ff01");
 	assert_int_equal(reenroll(f->s, "dev-f", "ff01", "ff02", NULL, &log,
@@ -742,17 +770,16 @@ static void test_confirm_newest_only(void **state)
 	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff02", &hook,
 						&revoked, &err),
 			 0);
-	assert_int_equal(json_array_size(revoked), 1);
-	assert_string_equal(json_string_value(json_array_get(revoked, 0)),
-			    "ff01");
-	json_decref(revoked);
+	assert_int_equal(revoked.n, 1);
+	assert_string_equal(revoked.v[0], "ff01");
+	srv_strv_free(&revoked);
 	assert_true(cert_revoked(f->s, "ff01"));
 	/* repeated: nothing pending, nothing revoked */
 	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff02", &hook,
 						&revoked, &err),
 			 0);
-	assert_int_equal(json_array_size(revoked), 0);
-	json_decref(revoked);
+	assert_int_equal(revoked.n, 0);
+	srv_strv_free(&revoked);
 }
 
 /* Item 4: a decommission whose CRL cannot be published changes nothing. */
@@ -761,8 +788,8 @@ static void test_decommission_atomic(void **state)
 	struct fixture *f = *state;
 	struct hook_log log = {.fail = FL_EIO};
 	struct srv_crl_hook hook = {log_publish, &log};
+	struct srv_device_row dev = {0};
 	struct fl_error err = {0};
-	json_t *dev = NULL;
 
 	enroll(f->s, "dev-g", "gg01");
 	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
@@ -771,9 +798,8 @@ static void test_decommission_atomic(void **state)
 	assert_int_equal(log.calls, 1);
 	assert_false(cert_revoked(f->s, "gg01"));
 	assert_int_equal(srv_store_device_get(f->s, "dev-g", &dev, &err), 0);
-	assert_string_equal(json_string_value(json_object_get(dev, "state")),
-			    "active");
-	json_decref(dev);
+	assert_string_equal(dev.state, "active");
+	srv_device_row_free(&dev);
 	log.fail = 0;
 	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
 						       NULL, &err),
@@ -848,7 +874,7 @@ static void test_migrate_rotate_type(void **state)
 	struct srv_job j = {.id = "j-r", .device = "d1", .type = "rotate"};
 	struct srv_store *s = NULL;
 	struct fl_error err = {0};
-	json_t *rows = NULL;
+	struct srv_job_list rows = {0};
 	struct srv_job_filter all = {.limit = 10};
 
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
@@ -876,10 +902,9 @@ static void test_migrate_rotate_type(void **state)
 	assert_string_equal(out, "3");
 	/* same created: the higher rowid is listed first, as before */
 	assert_int_equal(srv_store_job_list(s, &all, &rows, &err), 0);
-	assert_int_equal(json_array_size(rows), 2);
-	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(rows, 0), "id")), "j-a");
-	json_decref(rows);
+	assert_int_equal(rows.n, 2);
+	assert_string_equal(rows.v[0].id, "j-a");
+	srv_job_list_free(&rows);
 	assert_int_equal(srv_store_job_add(s, &j, &err), 0);
 	srv_store_close(s);
 	free(old);
@@ -902,19 +927,22 @@ static int64_t rotation_steps(struct srv_store *s, const char *id,
 {
 	struct srv_reenroll_limits lim = {.per_hour = 6, .max_revoked = 16};
 	struct hook_log log = {0};
+	sqlite3 *db = srv_store_backend(s)->db;
+	struct srv_device_row d = {0};
+	struct srv_strv revoked = {0};
 	struct fl_error err = {0};
-	json_t *j = NULL;
 	int64_t steps = 0;
 
-	sqlite3_trace_v2(s->db, SQLITE_TRACE_PROFILE, count_steps, &steps);
+	sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, count_steps, &steps);
 	assert_int_equal(srv_store_reenroll_check(s, id, &lim, NULL, &err), 0);
 	assert_int_equal(reenroll(s, id, old, neu, &lim, &log, NULL), 0);
-	assert_int_equal(srv_store_cert_confirm(s, id, neu, NULL, &j, &err),
+	assert_int_equal(srv_store_cert_confirm(s, id, neu, NULL, &revoked,
+						&err),
 			 0);
-	json_decref(j);
-	assert_int_equal(srv_store_device_get(s, id, &j, &err), 0);
-	json_decref(j);
-	sqlite3_trace_v2(s->db, 0, NULL, NULL);
+	srv_strv_free(&revoked);
+	assert_int_equal(srv_store_device_get(s, id, &d, &err), 0);
+	srv_device_row_free(&d);
+	sqlite3_trace_v2(db, 0, NULL, NULL);
 	return steps;
 }
 

@@ -59,9 +59,9 @@ static void apply(struct fixture *f, const char *dev, json_t **evs, size_t n,
 	}
 }
 
-static json_t *job_get(struct fixture *f, const char *id)
+static struct srv_job_row job_get(struct fixture *f, const char *id)
 {
-	json_t *j = NULL;
+	struct srv_job_row j = {0};
 
 	assert_int_equal(srv_store_job_get(f->s, id, &j, NULL), 0);
 	return j;
@@ -72,7 +72,8 @@ static void test_events_stored_once(void **state)
 {
 	struct fixture *f = *state;
 	enum srv_ingest_result r[16];
-	json_t *evs[16], *j;
+	struct srv_job_row j;
+	json_t *evs[16];
 
 	device(f, "dev-1", "01");
 	job(f, "j1", "dev-1");
@@ -91,11 +92,10 @@ static void test_events_stored_once(void **state)
 	assert_int_equal(r[1], SRV_INGEST_DUPLICATE);
 	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
 	j = job_get(f, "j1");
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 10);
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "failed");
-	assert_true(json_is_true(json_object_get(j, "final")));
-	json_decref(j);
+	assert_int_equal(j.events.n, 10);
+	assert_string_equal(j.state, "failed");
+	assert_true(j.final);
+	srv_job_row_free(&j);
 }
 
 /* A late, older progress event is refused as stale (not recorded, the
@@ -104,7 +104,8 @@ static void test_order_by_seq(void **state)
 {
 	struct fixture *f = *state;
 	enum srv_ingest_result r[4];
-	json_t *evs[4], *j;
+	struct srv_job_row j;
+	json_t *evs[4];
 
 	device(f, "dev-2", "02");
 	job(f, "j2", "dev-2");
@@ -116,19 +117,17 @@ static void test_order_by_seq(void **state)
 	assert_int_equal(r[1], SRV_INGEST_STALE);
 	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
 	j = job_get(f, "j2");
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "installing");
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
-	json_decref(j);
+	assert_string_equal(j.state, "installing");
+	assert_int_equal(j.events.n, 1);
+	srv_job_row_free(&j);
 	evs[0] = ev(3, "j2", "failed");
 	evs[1] = ev(6, "j2", "downloading"); /* after the final: refused */
 	apply(f, "dev-2", evs, 2, r, NULL);
 	assert_int_equal(r[0], SRV_INGEST_STORED);
 	assert_int_equal(r[1], SRV_INGEST_REJECTED);
 	j = job_get(f, "j2");
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "failed");
-	json_decref(j);
+	assert_string_equal(j.state, "failed");
+	srv_job_row_free(&j);
 }
 
 /* Moves the job's state machine does not allow are refused and leave
@@ -137,7 +136,8 @@ static void test_illegal_refused(void **state)
 {
 	struct fixture *f = *state;
 	enum srv_ingest_result r[8];
-	json_t *evs[8], *j;
+	struct srv_job_row j;
+	json_t *evs[8];
 
 	device(f, "dev-5", "05");
 	job(f, "j5", "dev-5");
@@ -154,11 +154,10 @@ static void test_illegal_refused(void **state)
 		assert_int_equal(r[i], SRV_INGEST_ILLEGAL);
 	assert_int_equal(r[5], SRV_INGEST_STORED);
 	j = job_get(f, "j5");
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "rebooting");
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
-	assert_false(json_is_true(json_object_get(j, "final")));
-	json_decref(j);
+	assert_string_equal(j.state, "rebooting");
+	assert_int_equal(j.events.n, 2);
+	assert_false(j.final);
+	srv_job_row_free(&j);
 }
 
 /* A rotation's events name its command, not the job: they move the
@@ -169,7 +168,8 @@ static void test_rotate_by_command(void **state)
 	struct srv_job rj = {.id = "j6", .device = "dev-6", .type = "rotate",
 			     .lane = srv_job_lane("rotate")};
 	enum srv_ingest_result r[4];
-	json_t *evs[4], *j;
+	struct srv_job_row j;
+	json_t *evs[4];
 
 	device(f, "dev-6", "06");
 	assert_int_equal(srv_store_job_add(f->s, &rj, NULL), 0);
@@ -186,11 +186,10 @@ static void test_rotate_by_command(void **state)
 	assert_int_equal(r[1], SRV_INGEST_STORED);
 	assert_int_equal(r[2], SRV_INGEST_STORED); /* no job: the device's */
 	j = job_get(f, "j6");
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    "succeeded");
-	assert_true(json_is_true(json_object_get(j, "final")));
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
-	json_decref(j);
+	assert_string_equal(j.state, "succeeded");
+	assert_true(j.final);
+	assert_int_equal(j.events.n, 1);
+	srv_job_row_free(&j);
 }
 
 /* Unknown devices, other devices' jobs and unknown jobs are refused;
@@ -235,7 +234,7 @@ static void test_presence_status(void **state)
 		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5", .msg = off},
 		{.kind = SRV_INGEST_STATUS, .device = "ghost", .msg = st},
 	};
-	json_t *d = NULL;
+	struct srv_device_row d = {0};
 
 	device(f, "dev-5", "05");
 	assert_int_equal(srv_store_ingest(f->s, it, 4, NULL), 0);
@@ -243,12 +242,10 @@ static void test_presence_status(void **state)
 	assert_int_equal(it[2].result, SRV_INGEST_STORED);
 	assert_int_equal(it[3].result, SRV_INGEST_REJECTED);
 	assert_int_equal(srv_store_device_get(f->s, "dev-5", &d, NULL), 0);
-	assert_false(json_is_true(json_object_get(d, "online")));
-	assert_string_equal(json_string_value(json_object_get(d, "firmware")),
-			    "3.1");
-	assert_string_equal(json_string_value(json_object_get(d, "agent")),
-			    "1.2");
-	json_decref(d);
+	assert_false(d.online);
+	assert_string_equal(d.firmware, "3.1");
+	assert_string_equal(d.agent, "1.2");
+	srv_device_row_free(&d);
 	json_decref(on);
 	json_decref(st);
 	json_decref(off);

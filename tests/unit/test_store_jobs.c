@@ -37,13 +37,12 @@ static int add(struct fixture *f, const char *id, const char *dev,
 static void job_is(struct fixture *f, const char *id, const char *state,
 		   bool final)
 {
-	json_t *j = NULL;
+	struct srv_job_row j = {0};
 
 	assert_int_equal(srv_store_job_get(f->s, id, &j, NULL), 0);
-	assert_string_equal(json_string_value(json_object_get(j, "state")),
-			    state);
-	assert_int_equal(json_is_true(json_object_get(j, "final")), final);
-	json_decref(j);
+	assert_string_equal(j.state, state);
+	assert_int_equal(j.final, final);
+	srv_job_row_free(&j);
 }
 
 /* A device event as fleetd's ingest path applies it; its result. */
@@ -73,7 +72,7 @@ static void test_cancel(void **state)
 {
 	struct fixture *f = *state;
 	struct fl_error err = {0};
-	json_t *j = NULL;
+	struct srv_job_row j = {0};
 
 	enroll(f, "dev-a", "0a");
 	assert_int_equal(add(f, "j-1", "dev-a", 0), 0);
@@ -90,12 +89,10 @@ static void test_cancel(void **state)
 			 SRV_INGEST_REJECTED);
 	job_is(f, "j-1", "cancelled", true);
 	assert_int_equal(srv_store_job_get(f->s, "j-1", &j, NULL), 0);
-	assert_int_equal(json_array_size(json_object_get(j, "events")), 0);
-	assert_non_null(strstr(json_string_value(json_object_get(j, "reason")),
-			       "token:t1"));
-	assert_string_equal(json_string_value(json_object_get(j, "stage")),
-			    "queued");
-	json_decref(j);
+	assert_int_equal(j.events.n, 0);
+	assert_non_null(strstr(j.reason, "token:t1"));
+	assert_string_equal(j.stage, "queued");
+	srv_job_row_free(&j);
 	/* the device is free again */
 	assert_int_equal(add(f, "j-2", "dev-a", 0), 0);
 	fl_error_clear(&err);
@@ -147,7 +144,7 @@ static int add_typed(struct fixture *f, const char *id, const char *dev,
 static void test_lanes(void **state)
 {
 	struct fixture *f = *state;
-	json_t *j = NULL;
+	struct srv_job_row j = {0};
 
 	enroll(f, "dev-l", "0c");
 	assert_int_equal(add_typed(f, "j-u", "dev-l", "update"), 0);
@@ -159,9 +156,10 @@ static void test_lanes(void **state)
 	assert_int_equal(add(f, "j-any", "dev-l", 0), FL_ECONFLICT);
 	assert_int_equal(srv_store_job_open(f->s, "dev-l", "rotate", &j, NULL),
 			 0);
-	assert_string_equal(json_string_value(json_object_get(j, "id")), "j-r");
-	assert_false(json_is_true(json_object_get(j, "final")));
-	json_decref(j);
+	assert_string_equal(j.id, "j-r");
+	assert_string_equal(j.type, "rotate");
+	assert_false(j.final);
+	srv_job_row_free(&j);
 	assert_int_equal(srv_store_job_cancel(f->s, "j-r", "x", NULL), 0);
 	assert_int_equal(srv_store_job_open(f->s, "dev-l", "rotate", &j, NULL),
 			 FL_ENOTFOUND);

@@ -31,24 +31,24 @@ static int provision(struct fixture *f, const char *id, const char *serial)
 
 static bool revoked(struct fixture *f, const char *serial)
 {
-	json_t *c = NULL;
+	struct srv_cert_row c = {0};
 	bool r;
 
 	assert_int_equal(srv_store_cert_get(f->s, serial, &c, NULL), 0);
-	r = json_is_true(json_object_get(c, "revoked"));
-	json_decref(c);
+	r = c.revoked;
+	srv_cert_row_free(&c);
 	return r;
 }
 
 static const char *state_of(struct fixture *f, const char *id, char *buf,
 			    size_t len)
 {
-	json_t *d = NULL;
+	struct srv_device_row d = {0};
 
 	if (srv_store_device_get(f->s, id, &d, NULL))
 		return NULL;
-	fl_strlcpy(buf, json_string_value(json_object_get(d, "state")), len);
-	json_decref(d);
+	fl_strlcpy(buf, d.state, len);
+	srv_device_row_free(&d);
 	return buf;
 }
 

@@ -6,47 +6,47 @@
 #include <string.h>
 #include <time.h>
 
-#include "json.h"
 #include "store.h"
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 /* Inside a transaction: the device may be undone, or why not. */
-static int undo_allowed(struct srv_store *s, const char *id,
+static int undo_allowed(struct srv_store_be *s, const char *id,
 			const char *serial, struct fl_error *err)
 {
-	json_t *dev = NULL, *cert = NULL;
+	struct db_first dev, cert = {0};
 	int rc;
 
-	if (db_query_one(s, &dev, NULL,
-			 "SELECT state, online, last_seen FROM devices"
-			 " WHERE id = ?",
-			 "s", id))
-		return fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
-	rc = db_query_one(s, &cert, NULL,
-			  "SELECT issued, (SELECT count(*) FROM certs WHERE"
-			  " device = ?1 AND revoked = 0) AS live FROM certs"
-			  " WHERE device = ?1 AND serial = ?2 AND revoked = 0",
-			  "ss", id, serial);
+	/* dev: 0 state, 1 online, 2 last_seen; cert: 0 issued, 1 live */
+	rc = db_query_first(s, &dev, NULL,
+			    "SELECT state, online, last_seen FROM devices"
+			    " WHERE id = ?",
+			    "s", id);
+	if (rc) {
+		rc = fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
+		goto out;
+	}
+	rc = db_query_first(s, &cert, NULL,
+			    "SELECT issued, (SELECT count(*) FROM certs WHERE"
+			    " device = ?1 AND revoked = 0) FROM certs"
+			    " WHERE device = ?1 AND serial = ?2 AND revoked = 0",
+			    "ss", id, serial);
 	if (rc)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "'%s' is not device %s's live certificate", serial,
 			     id);
-	else if (!fl_streq(json_string_value(json_object_get(dev, "state")),
-			   "active") ||
-		 json_integer_value(json_object_get(dev, "online")) ||
-		 json_integer_value(json_object_get(dev, "last_seen")) ||
-		 json_integer_value(json_object_get(cert, "live")) != 1)
+	else if (!fl_streq(dev.t[0], "active") || dev.i[1] || dev.i[2] ||
+		 cert.i[1] != 1)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device %s has been used: decommission it instead",
 			     id);
-	else if (json_integer_value(json_object_get(cert, "issued")) <
-		 (json_int_t)time(NULL) - SRV_PROVISION_UNDO_WINDOW)
+	else if (cert.i[0] < (int64_t)time(NULL) - SRV_PROVISION_UNDO_WINDOW)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device %s was provisioned too long ago to undo",
 			     id);
-	json_decref(dev);
-	json_decref(cert);
+out:
+	db_first_free(&dev);
+	db_first_free(&cert);
 	return rc;
 }
 
@@ -55,7 +55,7 @@ static int undo_allowed(struct srv_store *s, const char *id,
  * provisioned (a decommissioned one stays retired), so nothing older is
  * lost; the revoked certificate row stays for the CRL.
  */
-static int forget_device(struct srv_store *s, const char *id,
+static int forget_device(struct srv_store_be *s, const char *id,
 			 struct fl_error *err)
 {
 	int rc;
@@ -68,8 +68,8 @@ static int forget_device(struct srv_store *s, const char *id,
 	return rc;
 }
 
-int srv_store_provision_undo(struct srv_store *s, const char *id,
-			     const char *serial, struct fl_error *err)
+int sq_provision_undo(struct srv_store_be *s, const char *id,
+		      const char *serial, struct fl_error *err)
 {
 	int rc;
 

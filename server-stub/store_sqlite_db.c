@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
-int db_fail(struct srv_store *s, struct fl_error *err, const char *what)
+int db_fail(struct srv_store_be *s, struct fl_error *err, const char *what)
 {
 	int ext = sqlite3_extended_errcode(s->db);
 	int code = FL_EIO;
@@ -17,7 +17,7 @@ int db_fail(struct srv_store *s, struct fl_error *err, const char *what)
 		       sqlite3_errmsg(s->db));
 }
 
-static int bind_all(struct srv_store *s, sqlite3_stmt *st, const char *types,
+static int bind_all(struct srv_store_be *s, sqlite3_stmt *st, const char *types,
 		    va_list ap, struct fl_error *err)
 {
 	int rc = SQLITE_OK;
@@ -66,7 +66,7 @@ static uint64_t sql_hash(const char *sql)
 
 /* A free cached statement for @sql, or a new one cached when a slot is
  * free, or (cache full) a new one the caller finalizes. */
-static sqlite3_stmt *stmt_get(struct srv_store *s, const char *sql)
+static sqlite3_stmt *stmt_get(struct srv_store_be *s, const char *sql)
 {
 	uint64_t h = sql_hash(sql);
 	struct db_cached *slot = NULL;
@@ -96,7 +96,7 @@ static sqlite3_stmt *stmt_get(struct srv_store *s, const char *sql)
 }
 
 /* Give @st back: reset for its next use, or finalize an uncached one. */
-static void stmt_release(struct srv_store *s, sqlite3_stmt *st)
+static void stmt_release(struct srv_store_be *s, sqlite3_stmt *st)
 {
 	pthread_mutex_lock(&s->cache_lock);
 	for (size_t i = 0; i < DB_CACHE_SIZE; i++)
@@ -111,7 +111,7 @@ static void stmt_release(struct srv_store *s, sqlite3_stmt *st)
 	sqlite3_finalize(st);
 }
 
-void db_cache_clear(struct srv_store *s)
+void db_cache_clear(struct srv_store_be *s)
 {
 	for (size_t i = 0; i < DB_CACHE_SIZE; i++) {
 		sqlite3_finalize(s->cache[i].st);
@@ -120,7 +120,7 @@ void db_cache_clear(struct srv_store *s)
 	}
 }
 
-static int prepare(struct srv_store *s, const char *sql, const char *types,
+static int prepare(struct srv_store_be *s, const char *sql, const char *types,
 		   va_list ap, sqlite3_stmt **ret, struct fl_error *err)
 {
 	sqlite3_stmt *st = stmt_get(s, sql);
@@ -137,7 +137,7 @@ static int prepare(struct srv_store *s, const char *sql, const char *types,
 	return 0;
 }
 
-static int run_v(struct srv_store *s, int *ret_changes, struct fl_error *err,
+static int run_v(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
 		 const char *sql, const char *types, va_list ap)
 {
 	sqlite3_stmt *st;
@@ -158,7 +158,7 @@ static int run_v(struct srv_store *s, int *ret_changes, struct fl_error *err,
 	return rc;
 }
 
-int db_run(struct srv_store *s, int *ret_changes, struct fl_error *err,
+int db_run(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
 	   const char *sql, const char *types, ...)
 {
 	va_list ap;
@@ -170,7 +170,7 @@ int db_run(struct srv_store *s, int *ret_changes, struct fl_error *err,
 	return rc;
 }
 
-int db_lrun(struct srv_store *s, int *ret_changes, struct fl_error *err,
+int db_lrun(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
 	    const char *sql, const char *types, ...)
 {
 	va_list ap;
@@ -184,123 +184,12 @@ int db_lrun(struct srv_store *s, int *ret_changes, struct fl_error *err,
 	return rc;
 }
 
-static json_t *column_json(sqlite3_stmt *st, int i)
-{
-	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_INTEGER:
-		return json_integer(sqlite3_column_int64(st, i));
-	case SQLITE_FLOAT:
-		return json_real(sqlite3_column_double(st, i));
-	case SQLITE_TEXT:
-		return json_stringn((const char *)sqlite3_column_text(st, i),
-				    (size_t)sqlite3_column_bytes(st, i));
-	default:
-		return json_null();
-	}
-}
-
-static int query_v(struct srv_store *s, json_t **ret, struct fl_error *err,
-		   const char *sql, const char *types, va_list ap)
-{
-	json_t *rows = json_array();
-	sqlite3_stmt *st;
-	int rc;
-
-	rc = prepare(s, sql, types, ap, &st, err);
-	if (rc)
-		goto out_rows;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *row = json_object();
-
-		for (int i = 0; i < sqlite3_column_count(st); i++)
-			json_object_set_new(row, sqlite3_column_name(st, i),
-					    column_json(st, i));
-		json_array_append_new(rows, row);
-	}
-	rc = rc == SQLITE_DONE ? 0 : db_fail(s, err, "query");
-	stmt_release(s, st);
-	if (rc)
-		goto out_rows;
-	*ret = rows;
-	return 0;
-out_rows:
-	json_decref(rows);
-	return rc;
-}
-
-int db_query_json(struct srv_store *s, json_t **ret, struct fl_error *err,
-		  const char *sql, const char *types, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	rc = query_v(s, ret, err, sql, types, ap);
-	va_end(ap);
-	return rc;
-}
-
-int db_lquery_json(struct srv_store *s, json_t **ret, struct fl_error *err,
-		   const char *sql, const char *types, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	pthread_mutex_lock(&s->lock);
-	rc = query_v(s, ret, err, sql, types, ap);
-	pthread_mutex_unlock(&s->lock);
-	va_end(ap);
-	return rc;
-}
-
-/* The single row of @rows as *ret (FL_ENOTFOUND when none); consumes
- * @rows. */
-static int one_row(json_t *rows, json_t **ret, struct fl_error *err)
-{
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		return fl_fail(err, FL_ENOTFOUND, "not found");
-	}
-	*ret = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	return 0;
-}
-
-int db_query_one(struct srv_store *s, json_t **ret, struct fl_error *err,
-		 const char *sql, const char *types, ...)
-{
-	json_t *rows;
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	rc = query_v(s, &rows, err, sql, types, ap);
-	va_end(ap);
-	return rc ? rc : one_row(rows, ret, err);
-}
-
-int db_lquery_one(struct srv_store *s, json_t **ret, struct fl_error *err,
-		  const char *sql, const char *types, ...)
-{
-	json_t *rows;
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	pthread_mutex_lock(&s->lock);
-	rc = query_v(s, &rows, err, sql, types, ap);
-	pthread_mutex_unlock(&s->lock);
-	va_end(ap);
-	return rc ? rc : one_row(rows, ret, err);
-}
-
-int db_begin(struct srv_store *s, struct fl_error *err)
+int db_begin(struct srv_store_be *s, struct fl_error *err)
 {
 	return db_run(s, NULL, err, "BEGIN IMMEDIATE", NULL);
 }
 
-int db_end(struct srv_store *s, int rc, struct fl_error *err)
+int db_end(struct srv_store_be *s, int rc, struct fl_error *err)
 {
 	if (!rc)
 		rc = db_run(s, NULL, err, "COMMIT", NULL);
@@ -309,16 +198,149 @@ int db_end(struct srv_store *s, int rc, struct fl_error *err)
 	return rc;
 }
 
-void db_json_bools(json_t *arr, const char *key)
+static int rows_v(struct srv_store_be *s, int (*row)(sqlite3_stmt *, void *),
+		  void *ctx, struct fl_error *err, const char *sql,
+		  const char *types, va_list ap)
 {
-	size_t i;
-	json_t *row;
+	sqlite3_stmt *st;
+	int rc, step;
 
-	json_array_foreach(arr, i, row) {
-		json_t *v = json_object_get(row, key);
+	rc = prepare(s, sql, types, ap, &st, err);
+	if (rc)
+		return rc;
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+		rc = row(st, ctx);
+	if (!rc && step != SQLITE_DONE)
+		rc = db_fail(s, err, "query");
+	stmt_release(s, st);
+	return rc;
+}
 
-		if (json_is_integer(v))
-			json_object_set_new(row, key,
-					    json_boolean(json_integer_value(v)));
+int db_query_rows(struct srv_store_be *s, int (*row)(sqlite3_stmt *, void *),
+		  void *ctx, struct fl_error *err, const char *sql,
+		  const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = rows_v(s, row, ctx, err, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_lquery_rows(struct srv_store_be *s, int (*row)(sqlite3_stmt *, void *),
+		   void *ctx, struct fl_error *err, const char *sql,
+		   const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->lock);
+	rc = rows_v(s, row, ctx, err, sql, types, ap);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
+	return rc;
+}
+
+static int first_row(sqlite3_stmt *st, void *ctx)
+{
+	struct db_first *r = ctx;
+	int n = sqlite3_column_count(st);
+
+	if (r->found)
+		return 0;
+	r->found = true;
+	for (int i = 0; i < n && i < DB_FIRST_MAX; i++) {
+		r->i[i] = db_col_int(st, i);
+		r->t[i] = db_col_str(st, i);
 	}
+	return 0;
+}
+
+static int first_v(struct srv_store_be *s, struct db_first *ret,
+		   struct fl_error *err, const char *sql, const char *types,
+		   va_list ap)
+{
+	int rc;
+
+	*ret = (struct db_first){0};
+	rc = rows_v(s, first_row, ret, err, sql, types, ap);
+	if (!rc && !ret->found)
+		rc = fl_fail(err, FL_ENOTFOUND, "not found");
+	return rc;
+}
+
+int db_query_first(struct srv_store_be *s, struct db_first *ret,
+		   struct fl_error *err, const char *sql, const char *types,
+		   ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = first_v(s, ret, err, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_lquery_first(struct srv_store_be *s, struct db_first *ret,
+		    struct fl_error *err, const char *sql, const char *types,
+		    ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->lock);
+	rc = first_v(s, ret, err, sql, types, ap);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
+	return rc;
+}
+
+void db_first_free(struct db_first *r)
+{
+	for (int i = 0; i < DB_FIRST_MAX; i++)
+		free(r->t[i]);
+	*r = (struct db_first){0};
+}
+
+char *db_col_str(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? fl_xstrdup((const char *)t) : NULL;
+}
+
+int64_t db_col_int(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_int64(st, i);
+}
+
+int64_t db_col_int_or(sqlite3_stmt *st, int i, int64_t def)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL
+		       ? def
+		       : sqlite3_column_int64(st, i);
+}
+
+void *db_grow(void *v, size_t n, size_t size)
+{
+	if (n == 0 || (n & (n - 1)) == 0)
+		v = fl_xrealloc(v, (n ? 2 * n : 1) * size);
+	memset((char *)v + n * size, 0, size);
+	return v;
+}
+
+void db_strv_add(struct srv_strv *l, const char *str)
+{
+	*DB_PUSH(l) = fl_xstrdup(str);
+}
+
+int db_row_strv(sqlite3_stmt *st, void *ctx)
+{
+	db_strv_add(ctx, (const char *)sqlite3_column_text(st, 0));
+	return 0;
 }

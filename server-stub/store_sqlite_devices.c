@@ -6,50 +6,44 @@
 
 #include "json.h"
 #include "store.h"
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 
-int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
-				 char ret_id[17], char *ret_group,
-				 size_t group_len, struct fl_error *err)
+int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
+			  char ret_id[17], char *ret_group,
+			  size_t group_len, struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first r;
 	int rc;
 
-	rc = db_lquery_one(s, &row, NULL,
-			  "SELECT id, grp, kind, revoked, uses_left, expires"
-			  " FROM tokens WHERE hash = ?",
-			  "s", hash_hex);
+	/* 0 id, 1 grp, 2 kind, 3 revoked, 4 uses_left, 5 expires */
+	rc = db_lquery_first(s, &r, NULL,
+			     "SELECT id, grp, kind, revoked, uses_left, expires"
+			     " FROM tokens WHERE hash = ?",
+			     "s", hash_hex);
 	if (rc)
-		return fl_fail(err, FL_EDENIED, "unknown enrolment token");
-	if (!fl_streq(json_string_value(json_object_get(row, "kind")),
-		      "enroll"))
+		rc = fl_fail(err, FL_EDENIED, "unknown enrolment token");
+	else if (!fl_streq(r.t[2], "enroll"))
 		rc = fl_fail(err, FL_EDENIED, "not an enrolment token");
-	else if (json_integer_value(json_object_get(row, "revoked")))
+	else if (r.i[3])
 		rc = fl_fail(err, FL_EDENIED, "enrolment token is revoked");
-	else if (json_integer_value(json_object_get(row, "uses_left")) == 0)
+	else if (r.i[4] == 0)
 		rc = fl_fail(err, FL_EDENIED, "enrolment token is used up");
-	else if (json_integer_value(json_object_get(row, "expires")) &&
-		 json_integer_value(json_object_get(row, "expires")) <=
-			 time(NULL))
+	else if (r.i[5] && r.i[5] <= time(NULL))
 		rc = fl_fail(err, FL_EDENIED, "enrolment token has expired");
 	if (!rc) {
-		fl_strlcpy(ret_group,
-			   json_string_value(json_object_get(row, "grp"))
-				   ?: "",
-			   group_len);
-		fl_strlcpy(ret_id,
-			   json_string_value(json_object_get(row, "id")), 17);
+		fl_strlcpy(ret_group, r.t[1] ?: "", group_len);
+		fl_strlcpy(ret_id, r.t[0], 17);
 	}
-	json_decref(row);
+	db_first_free(&r);
 	return rc;
 }
 
 /* Inside a transaction: insert @c only while its device is active, in
  * the same statement, so no certificate is ever recorded for a device
  * that is decommissioned (or gone). */
-static int insert_cert(struct srv_store *s, const struct srv_cert *c,
+static int insert_cert(struct srv_store_be *s, const struct srv_cert *c,
 		       bool pending, struct fl_error *err)
 {
 	int n = 0, rc;
@@ -69,7 +63,7 @@ static int insert_cert(struct srv_store *s, const struct srv_cert *c,
 }
 
 /* Inside a transaction: consume one token use or fail FL_EDENIED. */
-static int consume_token(struct srv_store *s, const char *hash,
+static int consume_token(struct srv_store_be *s, const char *hash,
 			 struct fl_error *err)
 {
 	int n = 0, rc;
@@ -86,23 +80,22 @@ static int consume_token(struct srv_store *s, const char *hash,
 }
 
 /* Inside a transaction: create the device or allow a re-enrolment. */
-static int upsert_device(struct srv_store *s, const char *id,
+static int upsert_device(struct srv_store_be *s, const char *id,
 			 const char *group, const char *by,
 			 bool allow_existing, struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first row;
 	int rc;
 
-	rc = db_query_one(s, &row, NULL,
-			  "SELECT state FROM devices WHERE id = ?", "s", id);
+	rc = db_query_first(s, &row, NULL,
+			    "SELECT state FROM devices WHERE id = ?", "s", id);
 	if (rc) /* new device */
 		return db_run(s, NULL, err,
 			      "INSERT INTO devices (id, grp, created, enrolled_by)"
 			      " VALUES (?, ?, ?, ?)",
 			      "ssis", id, group && *group ? group : NULL,
 			      (int64_t)time(NULL), by);
-	if (!fl_streq(json_string_value(json_object_get(row, "state")),
-		      "active"))
+	if (!fl_streq(row.t[0], "active"))
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device id '%s' was decommissioned and cannot be"
 			     " enrolled again: use a new id",
@@ -110,14 +103,14 @@ static int upsert_device(struct srv_store *s, const char *id,
 	else if (!allow_existing)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device '%s' is already enrolled", id);
-	json_decref(row);
+	db_first_free(&row);
 	return rc;
 }
 
-int srv_store_device_enroll(struct srv_store *s, const char *id,
-			    const char *group, const char *enrolled_by,
-			    const char *token_hash, bool allow_existing,
-			    const struct srv_cert *cert, struct fl_error *err)
+int sq_device_enroll(struct srv_store_be *s, const char *id,
+		     const char *group, const char *enrolled_by,
+		     const char *token_hash, bool allow_existing,
+		     const struct srv_cert *cert, struct fl_error *err)
 {
 	int rc;
 
@@ -139,34 +132,32 @@ out:
 }
 
 /* Inside a transaction: the device's state, FL_ENOTFOUND if unknown. */
-static int device_state(struct srv_store *s, const char *id, bool *ret_active,
-			struct fl_error *err)
+static int device_state(struct srv_store_be *s, const char *id,
+			bool *ret_active, struct fl_error *err)
 {
-	json_t *row = NULL;
+	struct db_first row;
 	int rc;
 
-	rc = db_query_one(s, &row, NULL,
-			  "SELECT state = 'active' AS active FROM devices"
-			  " WHERE id = ?",
-			  "s", id);
-	if (rc)
-		return fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
-	*ret_active = json_integer_value(json_object_get(row, "active")) != 0;
-	json_decref(row);
-	return 0;
+	rc = db_query_first(s, &row, NULL,
+			    "SELECT state = 'active' FROM devices WHERE id = ?",
+			    "s", id);
+	if (!rc)
+		*ret_active = row.i[0] != 0;
+	db_first_free(&row);
+	return rc ? fl_fail(err, FL_ENOTFOUND, "no device '%s'", id) : 0;
 }
 
 /* Inside a transaction: one integer from a query of one row. */
-static int query_int(struct srv_store *s, int64_t *ret, struct fl_error *err,
+static int query_int(struct srv_store_be *s, int64_t *ret, struct fl_error *err,
 		     const char *sql, const char *types, const char *a,
 		     int64_t b)
 {
-	json_t *row = NULL;
-	int rc = db_query_one(s, &row, err, sql, types, a, b);
+	struct db_first row;
+	int rc = db_query_first(s, &row, err, sql, types, a, b);
 
 	if (!rc)
-		*ret = json_integer_value(json_object_get(row, "n"));
-	json_decref(row);
+		*ret = row.i[0];
+	db_first_free(&row);
 	return rc;
 }
 
@@ -175,7 +166,7 @@ static int query_int(struct srv_store *s, int64_t *ret, struct fl_error *err,
  * query walks an index on (device, ...), so the cost does not grow with
  * the device's history.
  */
-static int check_limits(struct srv_store *s, const char *device,
+static int check_limits(struct srv_store_be *s, const char *device,
 			const struct srv_reenroll_limits *lim,
 			int64_t *ret_retry, struct fl_error *err)
 {
@@ -222,14 +213,13 @@ static int check_limits(struct srv_store *s, const char *device,
 /* Inside a transaction: revoke @device's certificates matching @which
  * (an SQL condition on certs, no parameters) except @keep (may be NULL),
  * appending the serials to @serials. */
-static int revoke_where(struct srv_store *s, const char *device,
+static int revoke_where(struct srv_store_be *s, const char *device,
 			const char *which, const char *keep,
-			const char *reason, json_t *serials,
+			const char *reason, struct srv_strv *serials,
 			struct fl_error *err)
 {
-	json_t *rows = NULL, *row;
+	size_t before = serials->n;
 	char *q, *u;
-	size_t i;
 	int rc;
 
 	q = fl_xasprintf("SELECT serial FROM certs WHERE device = ?1"
@@ -239,13 +229,11 @@ static int revoke_where(struct srv_store *s, const char *device,
 			 " pending = 0 WHERE device = ?1 AND revoked = 0"
 			 " AND serial IS NOT ?2 AND %s",
 			 which);
-	rc = db_query_json(s, &rows, err, q, "ss", device, keep);
-	if (!rc && json_array_size(rows))
+	rc = db_query_rows(s, db_row_strv, serials, err, q, "ss", device,
+			   keep);
+	if (!rc && serials->n > before)
 		rc = db_run(s, NULL, err, u, "ssis", device, keep,
 			    (int64_t)time(NULL), reason);
-	json_array_foreach(rows, i, row)
-		json_array_append(serials, json_object_get(row, "serial"));
-	json_decref(rows);
 	free(q);
 	free(u);
 	return rc;
@@ -253,10 +241,20 @@ static int revoke_where(struct srv_store *s, const char *device,
 
 /* Inside a transaction: the CRL as it stands in this transaction, handed
  * to @crl (nothing to do without one). */
-static int publish_in_tx(struct srv_store *s, const struct srv_crl_hook *crl,
+static int crl_row(sqlite3_stmt *st, void *ctx)
+{
+	struct srv_crl_entry *e = DB_PUSH((struct srv_crl_list *)ctx);
+
+	e->serial = db_col_str(st, 0);
+	e->revoked = db_col_int(st, 1);
+	return 0;
+}
+
+static int publish_in_tx(struct srv_store_be *s, const struct srv_crl_hook *crl,
 			 struct fl_error *err)
 {
-	json_t *num = NULL, *rows = NULL;
+	struct srv_crl_list entries = {0};
+	int64_t number = 0;
 	int rc;
 
 	if (!crl)
@@ -266,38 +264,34 @@ static int publish_in_tx(struct srv_store *s, const struct srv_crl_hook *crl,
 		    " WHERE name = 'crl_number'",
 		    NULL);
 	if (!rc)
-		rc = db_query_one(s, &num, err,
-				  "SELECT value FROM counters"
-				  " WHERE name = 'crl_number'",
-				  NULL);
+		rc = query_int(s, &number, err,
+			       "SELECT value AS n FROM counters WHERE name = ?",
+			       "s", "crl_number", 0);
 	if (!rc)
-		rc = db_query_json(s, &rows, err,
+		rc = db_query_rows(s, crl_row, &entries, err,
 				   "SELECT serial, revoked FROM certs"
 				   " WHERE revoked > 0 AND not_after > ?"
 				   " ORDER BY revoked",
 				   "i", (int64_t)time(NULL) - SRV_CRL_GRACE);
 	if (!rc)
-		rc = crl->publish(crl->ctx, rows,
-				  (uint64_t)json_integer_value(
-					  json_object_get(num, "value")),
-				  err);
-	json_decref(rows);
-	json_decref(num);
+		rc = crl->publish(crl->ctx, &entries, (uint64_t)number, err);
+	srv_crl_list_free(&entries);
 	return rc;
 }
 
 /* Hand @serials to *@ret (may be NULL) on success, else drop them. */
-static int give_serials(int rc, json_t *serials, json_t **ret)
+static int give_serials(int rc, struct srv_strv *serials,
+			struct srv_strv *ret)
 {
 	if (!rc && ret)
-		*ret = serials;
+		*ret = *serials;
 	else
-		json_decref(serials);
+		srv_strv_free(serials);
 	return rc;
 }
 
-static int cert_add_tx(struct srv_store *s, const struct srv_reenroll *re,
-		       json_t *superseded, int64_t *retry,
+static int cert_add_tx(struct srv_store_be *s, const struct srv_reenroll *re,
+		       struct srv_strv *superseded, int64_t *retry,
 		       struct fl_error *err)
 {
 	const char *dev = re->cert->device;
@@ -327,14 +321,14 @@ static int cert_add_tx(struct srv_store *s, const struct srv_reenroll *re,
 			     dev, (long long)live);
 	if (!rc)
 		rc = insert_cert(s, re->cert, true, err);
-	if (!rc && json_array_size(superseded))
+	if (!rc && superseded->n)
 		rc = publish_in_tx(s, re->crl, err);
 	return rc;
 }
 
-int srv_store_reenroll_check(struct srv_store *s, const char *device,
-			     const struct srv_reenroll_limits *lim,
-			     int64_t *ret_retry_after, struct fl_error *err)
+int sq_reenroll_check(struct srv_store_be *s, const char *device,
+		      const struct srv_reenroll_limits *lim,
+		      int64_t *ret_retry_after, struct fl_error *err)
 {
 	int64_t retry = 0;
 	bool active = false;
@@ -353,31 +347,30 @@ int srv_store_reenroll_check(struct srv_store *s, const char *device,
 	return rc;
 }
 
-int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
-		       json_t **ret_superseded, int64_t *ret_retry_after,
-		       struct fl_error *err)
+int sq_cert_add(struct srv_store_be *s, const struct srv_reenroll *re,
+		struct srv_strv *ret_superseded, int64_t *ret_retry_after,
+		struct fl_error *err)
 {
-	json_t *superseded = json_array();
+	struct srv_strv superseded = {0};
 	int64_t retry = 0;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
 	if (!rc)
-		rc = db_end(s, cert_add_tx(s, re, superseded, &retry, err),
+		rc = db_end(s, cert_add_tx(s, re, &superseded, &retry, err),
 			    err);
 	pthread_mutex_unlock(&s->lock);
 	if (ret_retry_after)
 		*ret_retry_after = rc == FL_ELIMIT ? retry : 0;
-	return give_serials(rc, superseded, ret_superseded);
+	return give_serials(rc, &superseded, ret_superseded);
 }
 
-static int confirm_tx(struct srv_store *s, const char *device,
+static int confirm_tx(struct srv_store_be *s, const char *device,
 		      const char *serial, const struct srv_crl_hook *crl,
-		      json_t *revoked, struct fl_error *err)
+		      struct srv_strv *revoked, struct fl_error *err)
 {
-	json_t *rows = NULL;
-	const char *newest;
+	struct srv_strv newest = {0};
 	bool active = false;
 	int rc;
 
@@ -386,19 +379,15 @@ static int confirm_tx(struct srv_store *s, const char *device,
 		rc = fl_fail(err, FL_ECONFLICT, "device '%s' is not active",
 			     device);
 	if (!rc)
-		rc = db_query_json(s, &rows, err,
+		rc = db_query_rows(s, db_row_strv, &newest, err,
 				   "SELECT serial FROM certs WHERE device = ?"
 				   " AND revoked = 0 AND pending = 1"
 				   /* '+': walk the live index, not the history */
 				   " ORDER BY +issued DESC, +rowid DESC LIMIT 1",
 				   "s", device);
-	if (rc || json_array_size(rows) == 0) { /* nothing pending */
-		json_decref(rows);
-		return rc;
-	}
-	newest = json_string_value(json_object_get(json_array_get(rows, 0),
-						   "serial"));
-	if (!fl_streq(newest, serial))
+	if (rc || newest.n == 0) /* nothing pending */
+		goto out;
+	if (!fl_streq(newest.v[0], serial))
 		rc = fl_fail(err, FL_EDENIED,
 			     "certificate %s is not the newest pending"
 			     " certificate of '%s': only that one confirms",
@@ -410,34 +399,35 @@ static int confirm_tx(struct srv_store *s, const char *device,
 	if (!rc)
 		rc = revoke_where(s, device, "1", serial, "superseded",
 				  revoked, err);
-	if (!rc && json_array_size(revoked))
+	if (!rc && revoked->n)
 		rc = publish_in_tx(s, crl, err);
-	json_decref(rows);
+out:
+	srv_strv_free(&newest);
 	return rc;
 }
 
-int srv_store_cert_confirm(struct srv_store *s, const char *device,
-			   const char *serial, const struct srv_crl_hook *crl,
-			   json_t **ret_revoked, struct fl_error *err)
+int sq_cert_confirm(struct srv_store_be *s, const char *device,
+		    const char *serial, const struct srv_crl_hook *crl,
+		    struct srv_strv *ret_revoked, struct fl_error *err)
 {
-	json_t *revoked = json_array();
+	struct srv_strv revoked = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
 	if (!rc)
 		rc = db_end(s,
-			    confirm_tx(s, device, serial, crl, revoked, err),
+			    confirm_tx(s, device, serial, crl, &revoked, err),
 			    err);
 	pthread_mutex_unlock(&s->lock);
-	return give_serials(rc, revoked, ret_revoked);
+	return give_serials(rc, &revoked, ret_revoked);
 }
 
-int srv_store_device_decommission(struct srv_store *s, const char *id,
-				  const struct srv_crl_hook *crl,
-				  json_t **ret_revoked, struct fl_error *err)
+int sq_device_decommission(struct srv_store_be *s, const char *id,
+			   const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err)
 {
-	json_t *revoked = json_array();
+	struct srv_strv revoked = {0};
 	int n = 0, rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -451,39 +441,47 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 	if (!rc && n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
 	if (!rc)
-		rc = revoke_where(s, id, "1", NULL, "decommissioned", revoked,
+		rc = revoke_where(s, id, "1", NULL, "decommissioned", &revoked,
 				  err);
 	if (!rc)
 		rc = publish_in_tx(s, crl, err);
 	rc = db_end(s, rc, err);
 out:
 	pthread_mutex_unlock(&s->lock);
-	return give_serials(rc, revoked, ret_revoked);
+	return give_serials(rc, &revoked, ret_revoked);
 }
 
-int srv_store_cert_get(struct srv_store *s, const char *serial, json_t **ret,
-		       struct fl_error *err)
+static int cert_row(sqlite3_stmt *st, void *ctx)
 {
+	struct srv_cert_row *c = ctx;
+
+	c->serial = db_col_str(st, 0);
+	c->device = db_col_str(st, 1);
+	c->revoked = db_col_int(st, 2) != 0;
+	c->pending = db_col_int(st, 3) != 0;
+	c->not_after = db_col_int(st, 4);
+	return 0;
+}
+
+int sq_cert_get(struct srv_store_be *s, const char *serial,
+		struct srv_cert_row *ret, struct fl_error *err)
+{
+	struct srv_cert_row c = {0};
 	int rc;
 
-	rc = db_lquery_one(s, ret, err,
-			  "SELECT serial, device, revoked != 0 AS revoked,"
-			  " pending != 0 AS pending, not_after FROM certs"
-			  " WHERE serial = ?",
-			  "s", serial);
-	if (!rc) {
-		json_t *a = json_array();
-
-		json_array_append(a, *ret);
-		db_json_bools(a, "revoked");
-		db_json_bools(a, "pending");
-		json_decref(a);
-	}
+	rc = db_lquery_rows(s, cert_row, &c, err,
+			    "SELECT serial, device, revoked, pending, not_after"
+			    " FROM certs WHERE serial = ?",
+			    "s", serial);
+	if (!rc && !c.serial)
+		rc = fl_fail(err, FL_ENOTFOUND, "no certificate '%s'", serial);
+	if (!rc)
+		*ret = c;
 	return rc;
 }
 
-int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl,
-			  struct fl_error *err)
+int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
+		   struct fl_error *err)
 {
 	int rc;
 

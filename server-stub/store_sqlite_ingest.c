@@ -15,7 +15,7 @@
 #include "json.h"
 #include "proto.h"
 #include "store.h"
-#include "store_db.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 static const char *str(const json_t *o, const char *key, size_t max)
@@ -41,7 +41,7 @@ static int changed(int n, struct srv_ingest_item *it)
 	return 0;
 }
 
-static int presence(struct srv_store *s, int64_t now,
+static int presence(struct srv_store_be *s, int64_t now,
 		    struct srv_ingest_item *it, struct fl_error *err)
 {
 	int n = 0, rc;
@@ -56,8 +56,8 @@ static int presence(struct srv_store *s, int64_t now,
 	return rc ? rc : changed(n, it);
 }
 
-static int status(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
-		  struct fl_error *err)
+static int status(struct srv_store_be *s, int64_t now,
+		  struct srv_ingest_item *it, struct fl_error *err)
 {
 	int n = 0, rc;
 
@@ -71,24 +71,30 @@ static int status(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
 	return rc ? rc : changed(n, it);
 }
 
+/* One integer column: the row's value into *(int64_t *)ctx. */
+static int int_row(sqlite3_stmt *st, void *ctx)
+{
+	*(int64_t *)ctx = db_col_int(st, 0);
+	return 0;
+}
+
 /* The device's newest event: last_event, last_seq; it->gap.  Sets
  * FL_ENOTFOUND (no message) for an unknown or decommissioned device. */
-static int device_mark(struct srv_store *s, int64_t now, int64_t seq,
+static int device_mark(struct srv_store_be *s, int64_t now, int64_t seq,
 		       const char *text, struct srv_ingest_item *it,
 		       bool *ret_newer, struct fl_error *err)
 {
-	json_t *row = NULL;
-	int64_t last;
+	int64_t last = -1;
 	int rc;
 
-	rc = db_query_one(s, &row, NULL,
-			  "SELECT last_seq FROM devices"
-			  " WHERE id = ? AND state = 'active'",
-			  "s", it->device);
+	rc = db_query_rows(s, int_row, &last, err,
+			   "SELECT last_seq FROM devices"
+			   " WHERE id = ? AND state = 'active'",
+			   "s", it->device);
 	if (rc)
-		return rc == FL_ENOTFOUND ? rc : db_fail(s, err, "device");
-	last = json_integer_value(json_object_get(row, "last_seq"));
-	json_decref(row);
+		return rc;
+	if (last < 0)
+		return FL_ENOTFOUND;
 	*ret_newer = seq > last;
 	it->gap = seq > last + 1 ? seq - last - 1 : 0;
 	if (!*ret_newer)
@@ -101,118 +107,137 @@ static int device_mark(struct srv_store *s, int64_t now, int64_t seq,
 		      "siis", text, now, seq, it->device);
 }
 
+/* The job an event names, as the state machine needs it. */
+struct job_ref {
+	bool found, final;
+	char id[65], type[16], state[32];
+	int64_t seq;
+};
+
+static int job_ref_row(sqlite3_stmt *st, void *ctx)
+{
+	struct job_ref *j = ctx;
+	const char *id = (const char *)sqlite3_column_text(st, 0);
+	const char *type = (const char *)sqlite3_column_text(st, 1);
+	const char *state = (const char *)sqlite3_column_text(st, 2);
+
+	j->found = true;
+	fl_strlcpy(j->id, id ? id : "", sizeof(j->id));
+	fl_strlcpy(j->type, type ? type : "", sizeof(j->type));
+	fl_strlcpy(j->state, state ? state : "", sizeof(j->state));
+	j->seq = db_col_int(st, 3);
+	j->final = db_col_int(st, 4) != 0;
+	return 0;
+}
+
 /*
  * The job @it names: by "job", or by "cmd", the command that started it
- * (rotations: the agent's events carry no job id).  *ret_row gets {id,
- * type, state, seq, final}, NULL when there is none.
+ * (rotations: the agent's events carry no job id).  j->found is false
+ * when there is none.
  */
-static int find_job(struct srv_store *s, const struct srv_ingest_item *it,
-		    json_t **ret_row, struct fl_error *err)
+static int find_job(struct srv_store_be *s, const struct srv_ingest_item *it,
+		    struct job_ref *j, struct fl_error *err)
 {
 	const char *job = str(it->msg, "job", 64);
 	const char *cmd = job ? NULL : str(it->msg, "cmd", 64);
-	int rc;
 
-	*ret_row = NULL;
+	*j = (struct job_ref){0};
 	if (!job && !cmd)
 		return 0;
-	rc = db_query_one(s, ret_row, NULL,
-			  "SELECT id, type, state, seq, final FROM jobs"
-			  " WHERE device = ?1 AND (id = ?2 OR command = ?3)",
-			  "sss", it->device, job, cmd);
-	if (rc == FL_ENOTFOUND)
-		return 0;
-	return rc ? db_fail(s, err, "job") : 0;
+	return db_query_rows(s, job_ref_row, j, err,
+			     "SELECT id, type, state, seq, final FROM jobs"
+			     " WHERE device = ?1 AND (id = ?2 OR command = ?3)"
+			     " LIMIT 1",
+			     "sss", it->device, job, cmd);
 }
 
-/* What becomes of @state, an event @seq of job @row (jobs.c rules).  An
+/* What becomes of @state, an event @seq of job @j (jobs.c rules).  An
  * event naming another job type is refused; an unknown "type" is not
  * judged (fleetd never required one). */
-static enum srv_ingest_result judge(const json_t *row, int64_t seq,
+static enum srv_ingest_result judge(const struct job_ref *j, int64_t seq,
 				    const char *state, const char *type)
 {
-	const char *jtype = json_string_value(json_object_get(row, "type"));
-	const char *cur = json_string_value(json_object_get(row, "state"));
-
-	if (json_integer_value(json_object_get(row, "final")))
+	if (j->final)
 		return SRV_INGEST_REJECTED;
-	if (srv_job_type_known(type) && !fl_streq(type, jtype))
+	if (srv_job_type_known(type) && !fl_streq(type, j->type))
 		return SRV_INGEST_ILLEGAL;
-	if (!fl_job_state_name_final(state) &&
-	    seq <= json_integer_value(json_object_get(row, "seq")))
+	if (!fl_job_state_name_final(state) && seq <= j->seq)
 		return SRV_INGEST_STALE;
-	return srv_job_transition_ok(jtype, cur, state) ? SRV_INGEST_STORED
-							: SRV_INGEST_ILLEGAL;
+	return srv_job_transition_ok(j->type, j->state, state)
+		       ? SRV_INGEST_STORED
+		       : SRV_INGEST_ILLEGAL;
 }
 
-/* Record the event in its job's history and move the job. */
-static int job_move(struct srv_store *s, int64_t now, int64_t seq,
+/* Record the event in its job's history (once per seq: *ret_new) and
+ * move the job. */
+static int job_move(struct srv_store_be *s, int64_t now, int64_t seq,
 		    const char *job, const char *state, const char *text,
-		    const struct srv_ingest_item *it, struct fl_error *err)
+		    const struct srv_ingest_item *it, bool *ret_new,
+		    struct fl_error *err)
 {
-	int rc;
+	int n = 0, rc;
 
-	rc = db_run(s, NULL, err,
+	rc = db_run(s, &n, err,
 		    "INSERT INTO job_events (job, seq, ts, state, event)"
-		    " VALUES (?, ?, ?, ?, ?)",
+		    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, seq) DO NOTHING",
 		    "siiss", job, seq, now, state, text);
-	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "UPDATE jobs SET state = ?, final = ?, stage = ?,"
-			    " reason = ?, bytes = coalesce(?, bytes),"
-			    " total = coalesce(?, total),"
-			    " from_version = coalesce(from_version, ?),"
-			    " updated = ?, seq = max(seq, ?) WHERE id = ?",
-			    "sdssnnsiis", state,
-			    (int)fl_job_state_name_final(state),
-			    str(it->msg, "stage", 512),
-			    str(it->msg, "reason", 512),
-			    int_or_null(it->msg, "bytes"),
-			    int_or_null(it->msg, "total"),
-			    str(it->msg, "from_version", 64), now, seq, job);
-	return rc;
+	*ret_new = n == 1;
+	if (rc || n != 1)
+		return rc;
+	return db_run(s, NULL, err,
+		      "UPDATE jobs SET state = ?, final = ?, stage = ?,"
+		      " reason = ?, bytes = coalesce(?, bytes),"
+		      " total = coalesce(?, total),"
+		      " from_version = coalesce(from_version, ?),"
+		      " updated = ?, seq = max(seq, ?) WHERE id = ?",
+		      "sdssnnsiis", state, (int)fl_job_state_name_final(state),
+		      str(it->msg, "stage", 512), str(it->msg, "reason", 512),
+		      int_or_null(it->msg, "bytes"),
+		      int_or_null(it->msg, "total"),
+		      str(it->msg, "from_version", 64), now, seq, job);
 }
 
 /*
  * An event of a job: recorded once per (job, seq) and moving the job
  * when the job's state machine allows it (judge); a repeat is a
- * duplicate, the rest is refused.
+ * duplicate, the rest is refused.  The common case (a new, legal event)
+ * costs the insert and the job's update; only a refused one asks whether
+ * it is a repeat.
  */
-static int job_event(struct srv_store *s, int64_t now, int64_t seq,
-		     const json_t *row, const char *text,
+static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
+		     const struct job_ref *j, const char *text,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
-	const char *job = json_string_value(json_object_get(row, "id"));
 	const char *state = str(it->msg, "state", 64);
-	json_t *seen = NULL;
+	int64_t seen = 0;
+	bool fresh = false;
 	int rc;
 
 	if (!state) {
 		it->result = SRV_INGEST_REJECTED;
 		return 0;
 	}
-	rc = db_query_one(s, &seen, NULL,
-			  "SELECT 1 FROM job_events WHERE job = ? AND seq = ?",
-			  "si", job, seq);
-	json_decref(seen);
-	if (rc == 0) {
-		it->result = SRV_INGEST_DUPLICATE;
-		return 0;
+	it->result = judge(j, seq, state, str(it->msg, "type", 64));
+	if (it->result == SRV_INGEST_STORED) {
+		rc = job_move(s, now, seq, j->id, state, text, it, &fresh, err);
+		if (rc || fresh)
+			return rc;
 	}
-	if (rc != FL_ENOTFOUND)
-		return db_fail(s, err, "job event");
-	it->result = judge(row, seq, state, str(it->msg, "type", 64));
-	if (it->result != SRV_INGEST_STORED)
-		return 0;
-	return job_move(s, now, seq, job, state, text, it, err);
+	rc = db_query_rows(s, int_row, &seen, err,
+			   "SELECT 1 FROM job_events WHERE job = ? AND seq = ?",
+			   "si", j->id, seq);
+	if (!rc && seen)
+		it->result = SRV_INGEST_DUPLICATE;
+	return rc;
 }
 
-static int event(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
-		 struct fl_error *err)
+static int event(struct srv_store_be *s, int64_t now,
+		 struct srv_ingest_item *it, struct fl_error *err)
 {
 	int64_t seq = json_integer_value(json_object_get(it->msg, "seq"));
-	char *text = fl_json_dumps(it->msg);
-	json_t *job = NULL;
+	char *dumped = it->text ? NULL : fl_json_dumps(it->msg);
+	const char *text = it->text ? it->text : dumped;
+	struct job_ref job = {0};
 	bool newer = false;
 	int rc;
 
@@ -222,20 +247,19 @@ static int event(struct srv_store *s, int64_t now, struct srv_ingest_item *it,
 	if (rc == FL_ENOTFOUND) {
 		it->result = SRV_INGEST_REJECTED;
 		rc = 0;
-	} else if (!rc && job) {
-		rc = job_event(s, now, seq, job, text, it, err);
+	} else if (!rc && job.found) {
+		rc = job_event(s, now, seq, &job, text, it, err);
 	} else if (!rc && str(it->msg, "job", 64)) {
 		it->result = SRV_INGEST_REJECTED; /* not a job of this device */
 	} else if (!rc) {
 		it->result = newer ? SRV_INGEST_STORED : SRV_INGEST_DUPLICATE;
 	}
-	json_decref(job);
-	free(text);
+	free(dumped);
 	return rc;
 }
 
-int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
-		     size_t n, struct fl_error *err)
+int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
+	      size_t n, struct fl_error *err)
 {
 	int64_t now = (int64_t)time(NULL);
 	int rc;

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_STORE_OPS_H
+#define SRV_STORE_OPS_H
+
+/*
+ * The store's backend interface.  store.c keeps a handle's backend and
+ * its state; every srv_store_* function of store.h calls the matching
+ * member here with that state.  A backend (store_sqlite*.c today,
+ * PostgreSQL next) defines struct srv_store_be for itself, fills one
+ * struct srv_store_ops, and adds itself to the scheme table in store.c.
+ * Each backend owns its schema and numbers its own migrations.  Only
+ * store.c and backends include this header.
+ */
+#include "store.h"
+
+struct srv_store_be;
+
+struct srv_store_ops {
+	const char *name; /* "sqlite" */
+	int (*open)(const char *path, struct srv_store_be **ret,
+		    struct fl_error *err);
+	void (*close)(struct srv_store_be *s);
+	int (*schema_version)(struct srv_store_be *s);
+	int (*token_add)(struct srv_store_be *s, const struct srv_token *t,
+			 const char *hash_hex, const char *group,
+			 const char *created_by, struct fl_error *err);
+	int (*token_find)(struct srv_store_be *s, const char *hash_hex,
+			  struct srv_token *ret, struct fl_error *err);
+	int (*token_list)(struct srv_store_be *s, struct srv_token_list *ret,
+			  struct fl_error *err);
+	int (*token_revoke)(struct srv_store_be *s, const char *id,
+			    struct fl_error *err);
+	int (*device_principal)(struct srv_store_be *s, const char *serial,
+				const char *device, struct fl_error *err);
+	int (*audit)(struct srv_store_be *s, const char *actor,
+		     const char *method, const char *path, int status,
+		     const char *remote, struct fl_error *err);
+	int (*audit_list)(struct srv_store_be *s, int limit,
+			  struct srv_audit_list *ret, struct fl_error *err);
+	int (*device_enroll)(struct srv_store_be *s, const char *id,
+			     const char *group, const char *enrolled_by,
+			     const char *token_hash, bool allow_existing,
+			     const struct srv_cert *cert, struct fl_error *err);
+	int (*cert_add)(struct srv_store_be *s, const struct srv_reenroll *re,
+			struct srv_strv *ret_superseded,
+			int64_t *ret_retry_after, struct fl_error *err);
+	int (*reenroll_check)(struct srv_store_be *s, const char *device,
+			      const struct srv_reenroll_limits *lim,
+			      int64_t *ret_retry_after, struct fl_error *err);
+	int (*cert_confirm)(struct srv_store_be *s, const char *device,
+			    const char *serial, const struct srv_crl_hook *crl,
+			    struct srv_strv *ret_revoked, struct fl_error *err);
+	int (*cert_get)(struct srv_store_be *s, const char *serial,
+			struct srv_cert_row *ret, struct fl_error *err);
+	int (*crl_publish)(struct srv_store_be *s,
+			   const struct srv_crl_hook *crl,
+			   struct fl_error *err);
+	int (*device_list)(struct srv_store_be *s,
+			   const struct srv_device_filter *f,
+			   struct srv_device_list *ret, struct fl_error *err);
+	int (*device_get)(struct srv_store_be *s, const char *id,
+			  struct srv_device_row *ret, struct fl_error *err);
+	int (*device_labels)(struct srv_store_be *s, const char *id,
+			     const struct srv_label_list *set,
+			     const struct srv_strv *remove,
+			     struct fl_error *err);
+	int (*device_decommission)(struct srv_store_be *s, const char *id,
+				   const struct srv_crl_hook *crl,
+				   struct srv_strv *ret_revoked,
+				   struct fl_error *err);
+	int (*provision_undo)(struct srv_store_be *s, const char *id,
+			      const char *serial, struct fl_error *err);
+	int (*ingest)(struct srv_store_be *s, struct srv_ingest_item *items,
+		      size_t n, struct fl_error *err);
+	int (*devices_all_offline)(struct srv_store_be *s,
+				   struct fl_error *err);
+	int (*enroll_token_check)(struct srv_store_be *s, const char *hash_hex,
+				  char ret_id[17], char *ret_group,
+				  size_t group_len, struct fl_error *err);
+	int (*bundle_add)(struct srv_store_be *s, const struct srv_bundle *b,
+			  const char *uploaded_by, bool *ret_existed,
+			  struct fl_error *err);
+	int (*bundle_list)(struct srv_store_be *s, struct srv_bundle_list *ret,
+			   struct fl_error *err);
+	int (*bundle_get)(struct srv_store_be *s, const char *ref,
+			  struct srv_bundle_row *ret, struct fl_error *err);
+	int (*root_add)(struct srv_store_be *s, uint64_t version,
+			const char *envelope, int64_t expires,
+			const char *added_by, struct fl_error *err);
+	int (*root_list)(struct srv_store_be *s, struct srv_root_list *ret,
+			 struct fl_error *err);
+	int (*root_get)(struct srv_store_be *s, uint64_t version, char **ret,
+			struct fl_error *err);
+	int (*job_add)(struct srv_store_be *s, const struct srv_job *j,
+		       struct fl_error *err);
+	int (*job_command)(struct srv_store_be *s, const char *job,
+			   const char *command, struct fl_error *err);
+	int (*job_fail)(struct srv_store_be *s, const char *job,
+			const char *stage, const char *reason,
+			struct fl_error *err);
+	int (*job_cancel)(struct srv_store_be *s, const char *job,
+			  const char *actor, struct fl_error *err);
+	int (*jobs_expire)(struct srv_store_be *s, int64_t now, int *ret_count,
+			   struct fl_error *err);
+	int (*job_list)(struct srv_store_be *s, const struct srv_job_filter *f,
+			struct srv_job_list *ret, struct fl_error *err);
+	int (*job_open)(struct srv_store_be *s, const char *device,
+			const char *type, struct srv_job_row *ret,
+			struct fl_error *err);
+	int (*job_get)(struct srv_store_be *s, const char *id,
+		       struct srv_job_row *ret, struct fl_error *err);
+};
+
+extern const struct srv_store_ops srv_store_sqlite_ops;
+
+/* The backend state of @s (for a backend's own tests). */
+struct srv_store_be *srv_store_backend(struct srv_store *s);
+
+#endif

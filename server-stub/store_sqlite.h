@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SRV_STORE_DB_H
+#define SRV_STORE_DB_H
+
+/*
+ * Internal to the SQLite backend: its handle, the small SQLite helpers
+ * shared by the store_sqlite*.c files, and the functions its ops table
+ * (store_sqlite_schema.c) points at.  Not for use outside them.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "err.h"
+#include "store.h"
+
+/* Prepared statements kept for reuse, keyed by their SQL text: the
+ * ingest path runs the same few statements thousands of times a second,
+ * and preparing costs more than running them. */
+#define DB_CACHE_SIZE 64
+
+struct db_cached {
+	uint64_t hash; /* 0: empty slot */
+	char *sql;
+	sqlite3_stmt *st;
+	bool busy; /* handed out, not yet released */
+};
+
+struct srv_store_be {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	pthread_mutex_t cache_lock;
+	struct db_cached cache[DB_CACHE_SIZE];
+};
+
+/* Finalize every cached statement (before sqlite3_close). */
+void db_cache_clear(struct srv_store_be *s);
+
+/*
+ * Bind types for the helpers below, one letter per argument:
+ *   s  const char * (NULL binds SQL NULL)
+ *   i  int64_t
+ *   d  int
+ *   n  int64_t, negative binds SQL NULL
+ */
+
+/* Run a statement that returns no rows; *ret_changes (may be NULL) gets
+ * the number of rows changed.  Caller holds the lock. */
+int db_run(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
+	   const char *sql, const char *types, ...);
+
+/* The first row of a query: each column as an integer (0 for NULL) and
+ * as owned text (NULL for NULL), up to DB_FIRST_MAX columns. */
+#define DB_FIRST_MAX 6
+
+struct db_first {
+	bool found;
+	int64_t i[DB_FIRST_MAX];
+	char *t[DB_FIRST_MAX];
+};
+void db_first_free(struct db_first *r);
+
+/* Run a query and keep its first row in *ret (freed with db_first_free
+ * also on failure): FL_ENOTFOUND when there is none.  db_lquery_first
+ * takes the lock; db_query_first: the caller holds it. */
+int db_query_first(struct srv_store_be *s, struct db_first *ret,
+		   struct fl_error *err, const char *sql, const char *types,
+		   ...);
+int db_lquery_first(struct srv_store_be *s, struct db_first *ret,
+		    struct fl_error *err, const char *sql, const char *types,
+		    ...);
+
+/* As db_run, taking the store's lock around the one statement. */
+int db_lrun(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
+	    const char *sql, const char *types, ...);
+
+/* BEGIN IMMEDIATE; and its end: COMMIT when @rc is 0, else ROLLBACK.
+ * db_end returns @rc or the commit's error.  Caller holds the lock. */
+int db_begin(struct srv_store_be *s, struct fl_error *err);
+int db_end(struct srv_store_be *s, int rc, struct fl_error *err);
+
+/* Fail with the database's message. */
+int db_fail(struct srv_store_be *s, struct fl_error *err, const char *what);
+
+/*
+ * Run a query and hand each result row to @row (columns by index, read
+ * with db_col_*); a non-zero return from @row stops and is returned.
+ * db_query_rows: caller holds the lock; db_lquery_rows takes it.
+ */
+int db_query_rows(struct srv_store_be *s, int (*row)(sqlite3_stmt *, void *),
+		  void *ctx, struct fl_error *err, const char *sql,
+		  const char *types, ...);
+int db_lquery_rows(struct srv_store_be *s, int (*row)(sqlite3_stmt *, void *),
+		   void *ctx, struct fl_error *err, const char *sql,
+		   const char *types, ...);
+
+/* Column @i as an owned string (NULL for SQL NULL), an integer (0 for
+ * NULL), or an integer with @def for NULL. */
+char *db_col_str(sqlite3_stmt *st, int i);
+int64_t db_col_int(sqlite3_stmt *st, int i);
+int64_t db_col_int_or(sqlite3_stmt *st, int i, int64_t def);
+
+/* Append a copy of @str to @l. */
+void db_strv_add(struct srv_strv *l, const char *str);
+
+/* A db_query_rows callback: appends column 0 (text) to the srv_strv
+ * @ctx. */
+int db_row_strv(sqlite3_stmt *st, void *ctx);
+
+/* Grow array @v of @n elements of @size to hold one more, zeroed (the
+ * capacity doubles at powers of two). */
+void *db_grow(void *v, size_t n, size_t size);
+
+/* A new zeroed element at the end of typed list @l ({n, v}). */
+#define DB_PUSH(l)                                                             \
+	((l)->v = db_grow((l)->v, (l)->n, sizeof(*(l)->v)), &(l)->v[(l)->n++])
+
+/* End of a list query: on success hand @l to *@ret, else free it with
+ * @list_free.  Evaluates to @rc. */
+#define DB_GIVE(rc, l, ret, list_free)                                         \
+	((rc) ? list_free(&(l)) : (void)(*(ret) = (l)), (rc))
+
+/* End of a query for one row: on success move the first row of @l to
+ * *@ret; free the rest of @l.  Evaluates to @rc. */
+#define DB_GIVE_FIRST(rc, l, ret, list_free)                               \
+	((rc) ? (void)0                                                    \
+	      : (void)(*(ret) = (l).v[0], (l).v[0] = (l).v[--(l).n]),      \
+	 list_free(&(l)), (rc))
+
+/* The backend's functions, as in store.h with the backend's handle. */
+int sq_open(const char *path, struct srv_store_be **ret, struct fl_error *err);
+void sq_close(struct srv_store_be *s);
+int sq_schema_version(struct srv_store_be *s);
+int sq_token_add(struct srv_store_be *s, const struct srv_token *t,
+		 const char *hash_hex, const char *group,
+		 const char *created_by, struct fl_error *err);
+int sq_token_find(struct srv_store_be *s, const char *hash_hex,
+		  struct srv_token *ret, struct fl_error *err);
+int sq_token_list(struct srv_store_be *s, struct srv_token_list *ret,
+		  struct fl_error *err);
+int sq_token_revoke(struct srv_store_be *s, const char *id,
+		    struct fl_error *err);
+int sq_device_principal(struct srv_store_be *s, const char *serial,
+			const char *device, struct fl_error *err);
+int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
+	     const char *path, int status, const char *remote,
+	     struct fl_error *err);
+int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret,
+		  struct fl_error *err);
+int sq_device_enroll(struct srv_store_be *s, const char *id, const char *group,
+		     const char *enrolled_by, const char *token_hash,
+		     bool allow_existing, const struct srv_cert *cert,
+		     struct fl_error *err);
+int sq_cert_add(struct srv_store_be *s, const struct srv_reenroll *re,
+		struct srv_strv *ret_superseded, int64_t *ret_retry_after,
+		struct fl_error *err);
+int sq_reenroll_check(struct srv_store_be *s, const char *device,
+		      const struct srv_reenroll_limits *lim,
+		      int64_t *ret_retry_after, struct fl_error *err);
+int sq_cert_confirm(struct srv_store_be *s, const char *device,
+		    const char *serial, const struct srv_crl_hook *crl,
+		    struct srv_strv *ret_revoked, struct fl_error *err);
+int sq_cert_get(struct srv_store_be *s, const char *serial,
+		struct srv_cert_row *ret, struct fl_error *err);
+int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
+		   struct fl_error *err);
+int sq_device_list(struct srv_store_be *s, const struct srv_device_filter *f,
+		   struct srv_device_list *ret, struct fl_error *err);
+int sq_device_get(struct srv_store_be *s, const char *id,
+		  struct srv_device_row *ret, struct fl_error *err);
+int sq_device_labels(struct srv_store_be *s, const char *id,
+		     const struct srv_label_list *set,
+		     const struct srv_strv *remove, struct fl_error *err);
+int sq_device_decommission(struct srv_store_be *s, const char *id,
+			   const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err);
+int sq_provision_undo(struct srv_store_be *s, const char *id,
+		      const char *serial, struct fl_error *err);
+int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
+	      struct fl_error *err);
+int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err);
+int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
+			  char ret_id[17], char *ret_group, size_t group_len,
+			  struct fl_error *err);
+int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
+		  const char *uploaded_by, bool *ret_existed,
+		  struct fl_error *err);
+int sq_bundle_list(struct srv_store_be *s, struct srv_bundle_list *ret,
+		   struct fl_error *err);
+int sq_bundle_get(struct srv_store_be *s, const char *ref,
+		  struct srv_bundle_row *ret, struct fl_error *err);
+int sq_root_add(struct srv_store_be *s, uint64_t version, const char *envelope,
+		int64_t expires, const char *added_by, struct fl_error *err);
+int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret,
+		 struct fl_error *err);
+int sq_root_get(struct srv_store_be *s, uint64_t version, char **ret,
+		struct fl_error *err);
+int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
+	       struct fl_error *err);
+int sq_job_command(struct srv_store_be *s, const char *job, const char *command,
+		   struct fl_error *err);
+int sq_job_fail(struct srv_store_be *s, const char *job, const char *stage,
+		const char *reason, struct fl_error *err);
+int sq_job_cancel(struct srv_store_be *s, const char *job, const char *actor,
+		  struct fl_error *err);
+int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
+		   struct fl_error *err);
+int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
+		struct srv_job_list *ret, struct fl_error *err);
+int sq_job_open(struct srv_store_be *s, const char *device,
+		const char *type, struct srv_job_row *ret, struct fl_error *err);
+int sq_job_get(struct srv_store_be *s, const char *id, struct srv_job_row *ret,
+	       struct fl_error *err);
+
+#endif

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/* SQLite schema: numbered migrations (PRAGMA user_version), open, close. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+#include "store_sqlite.h"
+#include "util.h"
+
+
+/*
+ * Numbered migrations: entry i takes the schema from version i to i + 1.
+ * Append only; never edit a released entry.
+ */
+static const char *const migrations[] = {
+	/* 1: operator and enrolment tokens, audit log */
+	"CREATE TABLE tokens ("
+	" id TEXT PRIMARY KEY,"
+	" hash TEXT NOT NULL UNIQUE,"
+	" kind TEXT NOT NULL CHECK (kind IN ('operator', 'enroll')),"
+	" name TEXT NOT NULL,"
+	" role INTEGER NOT NULL,"
+	" grp TEXT,"
+	" uses_left INTEGER NOT NULL DEFAULT -1,"
+	" created INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL DEFAULT 0,"
+	" last_used INTEGER NOT NULL DEFAULT 0,"
+	" revoked INTEGER NOT NULL DEFAULT 0,"
+	" created_by TEXT);"
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" method TEXT NOT NULL,"
+	" path TEXT NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" remote TEXT);",
+	/* 2: devices, their labels and certificates, the CRL counter */
+	"CREATE TABLE devices ("
+	" id TEXT PRIMARY KEY,"
+	" grp TEXT,"
+	" state TEXT NOT NULL DEFAULT 'active'"
+	"  CHECK (state IN ('active', 'decommissioned')),"
+	" created INTEGER NOT NULL,"
+	" enrolled_by TEXT,"
+	" online INTEGER NOT NULL DEFAULT 0,"
+	" last_seen INTEGER NOT NULL DEFAULT 0,"
+	" firmware TEXT,"
+	" slot TEXT,"
+	" health TEXT,"
+	" agent TEXT,"
+	" last_event TEXT,"
+	" last_seq INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE device_labels ("
+	" device TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (device, key));"
+	"CREATE TABLE certs ("
+	" serial TEXT PRIMARY KEY,"
+	" device TEXT NOT NULL,"
+	" not_before INTEGER NOT NULL,"
+	" not_after INTEGER NOT NULL,"
+	" issued INTEGER NOT NULL,"
+	" revoked INTEGER NOT NULL DEFAULT 0,"
+	" reason TEXT);"
+	"CREATE INDEX certs_device ON certs(device);"
+	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT INTO counters VALUES ('crl_number', 1);",
+	/* 3: signed bundles and the trust root chain */
+	"CREATE TABLE bundles ("
+	" id TEXT PRIMARY KEY,"
+	" sha256 TEXT NOT NULL UNIQUE,"
+	" name TEXT NOT NULL,"
+	" version TEXT NOT NULL,"
+	" security_version INTEGER NOT NULL,"
+	" hardware TEXT NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" manifest TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" uploaded_by TEXT,"
+	" UNIQUE (name, version));"
+	"CREATE TABLE roots ("
+	" version INTEGER PRIMARY KEY,"
+	" envelope TEXT NOT NULL,"
+	" expires INTEGER NOT NULL,"
+	" added INTEGER NOT NULL,"
+	" added_by TEXT);",
+	/* 4: update jobs and their event history */
+	"CREATE TABLE jobs ("
+	" id TEXT PRIMARY KEY,"
+	" device TEXT NOT NULL,"
+	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback')),"
+	" bundle TEXT,"
+	" command TEXT,"
+	" rollout TEXT,"
+	" state TEXT NOT NULL,"
+	" final INTEGER NOT NULL DEFAULT 0,"
+	" stage TEXT,"
+	" reason TEXT,"
+	" from_version TEXT,"
+	" to_version TEXT,"
+	" bytes INTEGER,"
+	" total INTEGER,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" created_by TEXT);"
+	"CREATE INDEX jobs_device ON jobs(device, created);"
+	"CREATE TABLE job_events ("
+	" job TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" ts INTEGER NOT NULL,"
+	" state TEXT NOT NULL,"
+	" event TEXT NOT NULL);"
+	"CREATE INDEX job_events_job ON job_events(job, seq);",
+	/* 5: at most one pending certificate per device (issue 8); indexes
+	 * so re-enrolment and the CRL never scan a device's history */
+	"ALTER TABLE certs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX certs_device_live ON certs(device, revoked, pending);"
+	"CREATE INDEX certs_device_issued ON certs(device, issued);"
+	"CREATE INDEX certs_device_crl ON certs(device, not_after)"
+	" WHERE revoked > 0;"
+	"CREATE INDEX certs_crl ON certs(not_after) WHERE revoked > 0;",
+	/* 6: certificates issued before pending existed: of a device's
+	 * unrevoked ones the oldest stays confirmed, the newest becomes the
+	 * pending one, and those in between (abandoned re-enrolments) are
+	 * revoked; fleetd publishes the CRL when it starts */
+	"CREATE TEMP TABLE live AS SELECT rowid AS r, device,"
+	" row_number() OVER (PARTITION BY device ORDER BY issued, rowid) AS n,"
+	" count(*) OVER (PARTITION BY device) AS total"
+	" FROM certs WHERE revoked = 0;"
+	"UPDATE certs SET pending = 1 WHERE rowid IN"
+	" (SELECT r FROM live WHERE total > 1 AND n = total);"
+	"UPDATE certs SET revoked = CAST(strftime('%s', 'now') AS INTEGER),"
+	" reason = 'superseded' WHERE rowid IN"
+	" (SELECT r FROM live WHERE n > 1 AND n < total);"
+	"DROP TABLE live;",
+	/* 7: job deadlines (issue 8 item 14); 0 = none */
+	"ALTER TABLE jobs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_open ON jobs(final, expires);",
+	/* 8: lossless ingestion (issue 17): a job's history holds each seq
+	 * once, and the job remembers the newest seq that moved it */
+	"DELETE FROM job_events WHERE rowid NOT IN"
+	" (SELECT min(rowid) FROM job_events GROUP BY job, seq);"
+	"DROP INDEX job_events_job;"
+	"CREATE UNIQUE INDEX job_events_seq ON job_events(job, seq);"
+	"ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE jobs SET seq = coalesce((SELECT max(seq) FROM job_events"
+	" WHERE job = jobs.id), 0);",
+	/* 9: rotation is a job type (issue 9 item 2); its events name the
+	 * job by its command.  SQLite cannot change a CHECK constraint: the
+	 * table is rebuilt, rows and rowids (the list's tie-break) kept */
+	"CREATE TABLE jobs_new ("
+	" id TEXT PRIMARY KEY,"
+	" device TEXT NOT NULL,"
+	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback', 'rotate')),"
+	" bundle TEXT,"
+	" command TEXT,"
+	" rollout TEXT,"
+	" state TEXT NOT NULL,"
+	" final INTEGER NOT NULL DEFAULT 0,"
+	" stage TEXT,"
+	" reason TEXT,"
+	" from_version TEXT,"
+	" to_version TEXT,"
+	" bytes INTEGER,"
+	" total INTEGER,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" created_by TEXT,"
+	" expires INTEGER NOT NULL DEFAULT 0,"
+	" seq INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO jobs_new (rowid, id, device, type, bundle, command,"
+	" rollout, state, final, stage, reason, from_version, to_version,"
+	" bytes, total, created, updated, created_by, expires, seq)"
+	" SELECT rowid, id, device, type, bundle, command, rollout, state,"
+	" final, stage, reason, from_version, to_version, bytes, total,"
+	" created, updated, created_by, expires, seq FROM jobs;"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_new RENAME TO jobs;"
+	"CREATE INDEX jobs_device ON jobs(device, created);"
+	"CREATE INDEX jobs_open ON jobs(final, expires);"
+	"CREATE INDEX jobs_command ON jobs(device, command);",
+};
+
+static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)
+{
+	char *msg = NULL;
+	int rc = 0;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		rc = fl_fail(err, FL_EIO, "database: %s",
+			     msg ? msg : sqlite3_errmsg(s->db));
+	sqlite3_free(msg);
+	return rc;
+}
+
+int sq_schema_version(struct srv_store_be *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Apply each pending migration in its own transaction. */
+static int migrate(struct srv_store_be *s, struct fl_error *err)
+{
+	int v = sq_schema_version(s), n = (int)FL_ARRAY_SIZE(migrations);
+
+	if (v < 0)
+		return db_fail(s, err, "reading schema version");
+	if (v > n)
+		return fl_fail(err, FL_ECONFLICT,
+			       "database schema %d is newer than this fleetd (%d)",
+			       v, n);
+	for (; v < n; v++) {
+		char *bump = fl_xasprintf("PRAGMA user_version = %d", v + 1);
+		int rc = exec(s, "BEGIN IMMEDIATE", err);
+
+		if (!rc)
+			rc = exec(s, migrations[v], err);
+		if (!rc)
+			rc = exec(s, bump, err);
+		free(bump);
+		if (!rc)
+			rc = exec(s, "COMMIT", err);
+		if (rc) {
+			exec(s, "ROLLBACK", NULL);
+			fl_error_prefix(err, "migration %d", v + 1);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int sq_open(const char *path, struct srv_store_be **ret,
+	    struct fl_error *err)
+{
+	struct srv_store_be *s = fl_xcalloc(1, sizeof(*s));
+	int rc;
+
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->cache_lock, NULL);
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				    SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK) {
+		rc = fl_fail(err, FL_EIO, "cannot open database '%s': %s", path,
+			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto out_close;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+		     "PRAGMA foreign_keys = ON;",
+		  err);
+	if (!rc)
+		rc = migrate(s, err);
+	if (rc)
+		goto out_close;
+	*ret = s;
+	return 0;
+out_close:
+	sq_close(s);
+	return rc;
+}
+
+void sq_close(struct srv_store_be *s)
+{
+	if (!s)
+		return;
+	db_cache_clear(s);
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->cache_lock);
+	free(s);
+}
