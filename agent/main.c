@@ -20,7 +20,7 @@
 #include "identity.h"
 #include "json.h"
 #include "log.h"
-#include "ota.h"
+#include "simdev.h"
 #include "proc.h"
 #include "subcmd.h"
 #include "trust.h"
@@ -455,8 +455,8 @@ static int load_config(const struct opts *o, struct agent_config **ret,
 /* Sim mode: each start is a power-on; the bootloader step comes first. */
 static int sim_power_on(const struct agent_config *cfg, struct fl_error *err)
 {
-	struct agent_sim_boot b;
-	int rc = agent_sim_power_on(cfg->sim_dir, &b, err);
+	struct agent_simdev_boot b;
+	int rc = agent_simdev_power_on(cfg->sim_dir, &b, err);
 
 	if (!rc)
 		fl_info("sim: power-on %llu: booted slot %s%s (bootcount %u)",
@@ -566,7 +566,7 @@ static int cmd_sim_init(int argc, char **argv, void *ctx)
 		return rc;
 	if (!o.image)
 		return usage_err("--image FW is required");
-	rc = agent_sim_init(o.arg, o.image, (unsigned)o.bootlimit, &err);
+	rc = agent_simdev_init(o.arg, o.image, (unsigned)o.bootlimit, &err);
 	if (rc)
 		return die(rc, "%s", err.msg);
 	printf("simulated device %s: slot a holds %s, bootlimit %llu\n", o.arg,

@@ -138,6 +138,7 @@ AFX void afx_pki(struct afx *f)
 	afx_leaf(f, &f->iss, FL_PKI_SERVER, "broker", "noname",
 		 "elsewhere.invalid", true);
 	afx_leaf(f, &f->iss, FL_PKI_CLIENT, "dev-1", "dev-1", NULL, false);
+	afx_leaf(f, &f->iss, FL_PKI_CLIENT, "dev-2", "dev-2", NULL, false);
 	afx_leaf(f, &f->iss, FL_PKI_CLIENT, "observer", "observer", NULL,
 		 false);
 	assert_int_equal(fl_pki_keygen_p256(&rogue.key, &err), 0);
@@ -304,7 +305,7 @@ AFX void afx_obs_connect(void *user, bool session_present)
 }
 
 AFX void afx_obs_message(void *user, const char *topic, const void *payload,
-			 size_t len)
+			 size_t len, const struct agent_msg_props *props)
 {
 	struct afx_observer *o = user;
 

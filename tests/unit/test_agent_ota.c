@@ -17,9 +17,11 @@
 #include "agent.h"
 #include "agent_config.h"
 #include "boot.h"
+#include "feature.h"
 #include "journal.h"
 #include "json.h"
 #include "ota.h"
+#include "simdev.h"
 #include "trust.h"
 
 #define EVENTS "fleet/dev-1/events"
@@ -113,7 +115,7 @@ static int setup(void **state)
 	o->journal = fl_path_join(o->state, AGENT_JOURNAL_FILE);
 	o->partial = fl_path_join(o->state, AGENT_PARTIAL_FILE);
 	fw = firmware(o, "fw-1.0.0", "1.0.0", true);
-	assert_int_equal(agent_sim_init(o->sim, fw, 3, NULL), 0);
+	assert_int_equal(agent_simdev_init(o->sim, fw, 3, NULL), 0);
 	free(fw);
 	o->key = new_key(FSIG_ALG_ED25519);
 	keys[0] = o->key;
@@ -285,11 +287,11 @@ static void boot_do(struct ofx *o, int what)
 
 static void power_on(struct ofx *o)
 {
-	struct agent_sim_boot b;
+	struct agent_simdev_boot b;
 
 	agent_free(o->a);
 	o->a = NULL;
-	assert_int_equal(agent_sim_power_on(o->sim, &b, NULL), 0);
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL), 0);
 }
 
 static void start(struct ofx *o)
@@ -513,9 +515,9 @@ static void installed_at(struct ofx *o, enum agent_job_state state,
 static void test_rebooting_no_switch_yet(void **state)
 {
 	struct ofx *o = *state;
-	struct agent_sim_boot b;
+	struct agent_simdev_boot b;
 
-	assert_int_equal(agent_sim_power_on(o->sim, &b, NULL), 0); /* sim-1 */
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL), 0); /* sim-1 */
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-1");
 	start(o);
 	assert_true(run_to(o, AGENT_JOB_REBOOTING));
@@ -667,12 +669,12 @@ static void test_commands_refused(void **state)
 {
 	struct ofx *o = *state;
 	char sha[65], *cmd;
-	struct agent_sim_boot b;
+	struct agent_simdev_boot b;
 	struct fl_error err = {0};
 
 	memset(sha, 'a', 64);
 	sha[64] = '\0';
-	assert_int_equal(agent_sim_power_on(o->sim, &b, NULL), 0); /* sim-1 */
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL), 0); /* sim-1 */
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-1");
 	start(o);
 	run_to(o, AGENT_JOB_REBOOTING);
@@ -786,10 +788,16 @@ static int cancel(struct ofx *o, const char *job)
 {
 	struct agent_cmd cmd = {.id = "c-x", .type = "cancel"};
 	struct agent_cmd_outcome out = {.fields = json_object()};
+	const struct agent_feature *f = NULL;
+	const struct agent_feature_cmd *c = NULL;
 	int rc;
 
+	assert_true(agent_feature_find_cmd(agent_features, agent_n_features,
+					   "cancel", &f, &c));
+	assert_ptr_equal(f, &agent_feature_ota);
 	cmd.args = json_pack("{s:s}", "job", job);
-	rc = agent_cmd_cancel(o->a, &cmd, &out, NULL);
+	rc = c->run(agent_host_of(o->a), agent_feature_state(o->a, f), &cmd,
+		    &out, NULL);
 	json_decref(cmd.args);
 	json_decref(out.fields);
 	return rc;
