@@ -175,7 +175,8 @@ static void log_event(const struct agent *a, const json_t *ev, bool again)
 	long long seq = (long long)json_integer_value(json_object_get(ev, "seq"));
 
 	if (again)
-		fl_debug("event %lld again (not confirmed yet): %s %s", seq, type, state);
+		fl_debug("event %lld again (not confirmed yet): %s %s", seq,
+			 type, state);
 	else
 		fl_info("event %lld: %s %s", seq, type, state);
 }
@@ -246,8 +247,7 @@ static int final_event(struct agent *a, const char *job, json_t *ev,
 	json_object_set_new(ev, "seq", json_integer((json_int_t)seq));
 	rc = agent_evq_final(a->evq, job, ev, &kerr);
 	if (rc)
-		fl_warn("event %llu: %s",
-			(unsigned long long)seq, kerr.msg);
+		fl_warn("event %llu: %s", (unsigned long long)seq, kerr.msg);
 	if (rc == FL_ELIMIT) {
 		publish_json(a, a->t_events, ev, 1, false);
 		log_event(a, ev, false);
@@ -295,17 +295,15 @@ void agent_cmd_complete(struct agent *a, const char *cmd_id,
 	json_t *ev = NULL;
 
 	if (reason)
-		fl_warn("command %s (%s) %s at %s: %s",
-			cmd_id ? cmd_id : "-", type, state,
-			stage ? stage : "-", reason);
+		fl_warn("command %s (%s) %s at %s: %s", cmd_id ? cmd_id : "-",
+			type, state, stage ? stage : "-", reason);
 	if (stage)
 		json_object_set_new(extra, "stage", json_string(stage));
 	if (reason)
 		json_object_set_new(extra, "reason", json_string(reason));
 	if (agent_publish_event(a, cmd_id, type, state, extra, &ev, &err) ||
 	    (cmd_id && agent_cmd_log_finish(a->cmds, cmd_id, ev, &err)))
-		fl_error("command %s: %s",
-			 cmd_id ? cmd_id : "-", err.msg);
+		fl_error("command %s: %s", cmd_id ? cmd_id : "-", err.msg);
 	json_decref(ev);
 	json_decref(extra);
 }
@@ -367,20 +365,19 @@ static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 	if (!rc && !fl_valid_label(job))
 		rc = fl_fail(&err, FL_EPARSE, "bad 'job'");
 	if (rc) {
-		fl_warn("dropped a bad ack %s: %s", cmd->id,
-			err.msg);
+		fl_warn("dropped a bad ack %s: %s", cmd->id, err.msg);
 		return;
 	}
 	rc = agent_evq_ack(a->evq, job, (uint64_t)seq, &err);
 	if (rc == FL_ENOTFOUND)
 		fl_debug("ack for event %lld of %s matches nothing; "
-			 "ignored", (long long)seq, job);
+			 "ignored",
+			 (long long)seq, job);
 	else if (rc)
-		fl_warn("ack for event %lld: %s",
-			(long long)seq, err.msg);
+		fl_warn("ack for event %lld: %s", (long long)seq, err.msg);
 	else
-		fl_info("event %lld of %s confirmed by fleetd",
-			(long long)seq, job);
+		fl_info("event %lld of %s confirmed by fleetd", (long long)seq,
+			job);
 }
 
 /* A payload from fleet/ID/cmd: drop bad ones, answer repeats. */
@@ -410,8 +407,8 @@ static void handle_command(struct agent *a, const char *payload, size_t len,
 	agent_cmd_release(&cmd);
 }
 
-bool agent_inbox_has(const struct agent *a, const char *type,
-		     const char *key, const char *value)
+bool agent_inbox_has(const struct agent *a, const char *type, const char *key,
+		     const char *value)
 {
 	bool found = false;
 
@@ -422,7 +419,7 @@ bool agent_inbox_has(const struct agent *a, const char *type,
 				    NULL) == 0)
 			found = fl_streq(cmd.type, type) &&
 				fl_streq(json_string_value(
-						 json_object_get(cmd.args, key)),
+					     json_object_get(cmd.args, key)),
 					 value);
 		agent_cmd_release(&cmd);
 	}
@@ -438,8 +435,7 @@ static void drain_inbox(struct agent *a)
 	memcpy(msgs, a->inbox, n * sizeof(msgs[0]));
 	a->n_inbox = 0;
 	for (size_t i = 0; i < n; i++) {
-		handle_command(a, msgs[i].payload, msgs[i].len,
-			       &msgs[i].props);
+		handle_command(a, msgs[i].payload, msgs[i].len, &msgs[i].props);
 		free(msgs[i].payload);
 		agent_msg_props_release(&msgs[i].props);
 	}
@@ -493,9 +489,8 @@ static void subscribe_features(struct agent *a)
 	struct fl_error err = {0};
 
 	for (size_t i = 0; i < a->n_features; i++)
-		for (size_t k = 0; k < AGENT_FEATURE_TOPICS_MAX &&
-				   a->f_topics[i][k];
-		     k++)
+		for (size_t k = 0;
+		     k < AGENT_FEATURE_TOPICS_MAX && a->f_topics[i][k]; k++)
 			if (agent_mqtt_subscribe(a->mqtt, a->f_topics[i][k], 1,
 						 &err))
 				fl_warn("%s", err.msg);
@@ -507,9 +502,8 @@ static bool route_to_feature(struct agent *a, const char *t,
 			     const struct agent_msg_props *props)
 {
 	for (size_t i = 0; i < a->n_features; i++)
-		for (size_t k = 0; k < AGENT_FEATURE_TOPICS_MAX &&
-				   a->f_topics[i][k];
-		     k++)
+		for (size_t k = 0;
+		     k < AGENT_FEATURE_TOPICS_MAX && a->f_topics[i][k]; k++)
 			if (fl_streq(t, a->f_topics[i][k])) {
 				if (a->features[i]->on_message)
 					a->features[i]->on_message(
@@ -670,15 +664,14 @@ static int open_state(struct agent *a, struct fl_error *err)
 static int init_features(struct agent *a, const struct agent_feature *const *f,
 			 size_t n, struct fl_error *err)
 {
-	int rc = 0;
+	int rc = agent_features_check(f, n, err);
 
-	if (n > AGENT_FEATURES_MAX)
-		return fl_fail(err, FL_ELIMIT, "%zu features (at most %d)", n,
-			       AGENT_FEATURES_MAX);
+	if (rc)
+		return rc;
 	a->features = f;
 	for (size_t i = 0; i < n && !rc; i++) {
-		for (size_t k = 0; k < AGENT_FEATURE_TOPICS_MAX && f[i]->topics[k];
-		     k++)
+		for (size_t k = 0;
+		     k < AGENT_FEATURE_TOPICS_MAX && f[i]->topics[k]; k++)
 			a->f_topics[i][k] = topic(a, f[i]->topics[k]);
 		a->n_features = i + 1;
 		if (f[i]->init)
@@ -726,8 +719,7 @@ int agent_new_with(const struct agent_config *cfg,
 int agent_new(const struct agent_config *cfg, struct agent **ret,
 	      struct fl_error *err)
 {
-	return agent_new_with(cfg, agent_features, agent_n_features, ret,
-			      err);
+	return agent_new_with(cfg, agent_features, agent_n_features, ret, err);
 }
 
 void agent_free(struct agent *a)
@@ -777,8 +769,8 @@ int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
 		agent_step(a, 200, stop);
 	/* before a reboot, let the events of the job get out */
 	for (int64_t end = fl_now_ms() + REBOOT_CONNECT_MS;
-	     !*stop && a->reboot_requested &&
-	     !agent_mqtt_connected(a->mqtt) && fl_now_ms() < end;)
+	     !*stop && a->reboot_requested && !agent_mqtt_connected(a->mqtt) &&
+	     fl_now_ms() < end;)
 		agent_step(a, 100, stop);
 	fl_info("stopping%s", a->reboot_requested ? " to reboot" : "");
 	agent_stop(a, STOP_TIMEOUT_MS);
@@ -824,8 +816,7 @@ uint64_t agent_seq(const struct agent *a)
 	return a->seq;
 }
 
-void *agent_feature_state(const struct agent *a,
-			  const struct agent_feature *f)
+void *agent_feature_state(const struct agent *a, const struct agent_feature *f)
 {
 	for (size_t i = 0; i < a->n_features; i++)
 		if (a->features[i] == f)

@@ -7,8 +7,8 @@
  * everything (configuration, identity, MQTT session, command log, event
  * counter, timers, its features); there is no global mutable state, and
  * log lines carry the agent's id through a per-thread log context, so
- * fleet-sim can run many agents in one process.  A single thread drives an agent with
- * agent_step (or agent_run, which loops until asked to stop).
+ * fleet-sim can run many agents in one process.  A single thread drives an
+ * agent with agent_step (or agent_run, which loops until asked to stop).
  *
  * What it does: connects to the broker with the device certificate,
  * publishes retained presence (the will says offline), status on connect
@@ -66,13 +66,11 @@ struct agent_feature;
  */
 int agent_new_with(const struct agent_config *cfg,
 		   const struct agent_feature *const *features,
-		   size_t n_features, struct agent **ret,
-		   struct fl_error *err);
+		   size_t n_features, struct agent **ret, struct fl_error *err);
 
 /* The state @f's init returned in this agent, or NULL (not one of its
  * features). */
-void *agent_feature_state(const struct agent *a,
-			  const struct agent_feature *f);
+void *agent_feature_state(const struct agent *a, const struct agent_feature *f);
 
 /* Free the agent without saying goodbye (the broker publishes the
  * will); call agent_stop first for a clean end.  NULL is fine. */

@@ -62,8 +62,8 @@ void agent_events_flush(struct agent *a, bool force);
 
 /* agent.c: a command of @type whose args.@key is @value waits in the
  * inbox (received, not dispatched yet). */
-bool agent_inbox_has(const struct agent *a, const char *type,
-		     const char *key, const char *value);
+bool agent_inbox_has(const struct agent *a, const char *type, const char *key,
+		     const char *value);
 
 /* agent.c: publish status now and reset the status timer. */
 void agent_publish_status(struct agent *a);

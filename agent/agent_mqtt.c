@@ -164,10 +164,10 @@ static void read_props(const mosquitto_property *props,
 		p->correlation = NULL;
 		p->correlation_len = 0;
 	}
-	for (it = props; p->n_user < AGENT_MSG_USER_PROPS_MAX &&
-			 (it = mosquitto_property_read_string_pair(
-			      it, MQTT_PROP_USER_PROPERTY, &name, &value,
-			      it != props));) {
+	for (it = props;
+	     p->n_user < AGENT_MSG_USER_PROPS_MAX &&
+	     (it = mosquitto_property_read_string_pair(
+		  it, MQTT_PROP_USER_PROPERTY, &name, &value, it != props));) {
 		if (strlen(name) + strlen(value) > AGENT_MSG_PROP_MAX) {
 			free(name);
 			free(value);
@@ -186,8 +186,8 @@ static void on_message(struct mosquitto *mosq, void *obj,
 	struct agent_msg_props p = {0};
 
 	if (msg->payloadlen < 0 || (size_t)msg->payloadlen > m->o.max_payload) {
-		fl_warn("dropped a %d-byte message on '%.80s' (cap %zu)", msg->payloadlen, msg->topic,
-			m->o.max_payload);
+		fl_warn("dropped a %d-byte message on '%.80s' (cap %zu)",
+			msg->payloadlen, msg->topic, m->o.max_payload);
 		return;
 	}
 	if (!m->o.on_message)
@@ -436,8 +436,8 @@ int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
 
 /* @p as a libmosquitto property list (NULL for none); FL_EINVAL when
  * libmosquitto refuses one (bad UTF-8, ...). */
-static int make_props(const struct agent_msg_props *p,
-		      mosquitto_property **ret, struct fl_error *err)
+static int make_props(const struct agent_msg_props *p, mosquitto_property **ret,
+		      struct fl_error *err)
 {
 	int mrc = 0;
 
@@ -488,8 +488,8 @@ int agent_mqtt_publish_props(struct agent_mqtt *m, const char *topic,
 		return fl_fail(err, FL_EUNREACH, "no MQTT client");
 	if (make_props(props, &pl, err))
 		return FL_EINVAL;
-	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload,
-				   qos, retain, pl);
+	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, qos,
+				   retain, pl);
 	mosquitto_property_free_all(&pl);
 	/* libmosquitto keeps a QoS 1/2 message queued for the next
 	 * connection even when it reports that it is not connected */

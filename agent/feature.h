@@ -32,7 +32,7 @@
 #include "msgprops.h"
 #include "pki.h"
 
-#define AGENT_FEATURES_MAX 16	/* features one agent can hold */
+#define AGENT_FEATURES_MAX 16	   /* features one agent can hold */
 #define AGENT_FEATURE_TOPICS_MAX 8 /* topics one feature subscribes */
 
 /* The agent, as its features see it. */
@@ -79,8 +79,8 @@ struct agent_feature {
 	bool (*owns_running)(void *state, const char *cmd_id);
 	void (*on_connect)(struct agent_host *h, void *state);
 	const char *topics[AGENT_FEATURE_TOPICS_MAX + 1]; /* NULL-ended */
-	void (*on_message)(struct agent_host *h, void *state,
-			   const char *leaf, const void *payload, size_t len,
+	void (*on_message)(struct agent_host *h, void *state, const char *leaf,
+			   const void *payload, size_t len,
 			   const struct agent_msg_props *props);
 	void (*tick)(struct agent_host *h, void *state);
 	void (*report)(void *state, json_t *into);
@@ -98,6 +98,15 @@ extern const size_t agent_n_features;
 /* The features built in (their files). */
 extern const struct agent_feature agent_feature_rotate; /* rotate.c */
 extern const struct agent_feature agent_feature_ota;	/* ota.c */
+
+/*
+ * Check a feature table: at most AGENT_FEATURES_MAX, names given and
+ * unique, every command type with a handler and owned by exactly one
+ * feature, none claiming fleetd's "ack" (the host's).  agent_new_with
+ * refuses a table that fails.  Returns 0, FL_ELIMIT, FL_EINVAL.
+ */
+int agent_features_check(const struct agent_feature *const *f, size_t n,
+			 struct fl_error *err);
 
 /*
  * The command @type in @features (@n of them): its owner in *@ret_f
@@ -135,9 +144,8 @@ int agent_host_publish_event(struct agent_host *h, const char *cmd_id,
 
 /* Finish a pending command (agent_cmd_complete in agent.h). */
 void agent_host_complete(struct agent_host *h, const char *cmd_id,
-			 const char *type, const char *state,
-			 const char *stage, const char *reason,
-			 const json_t *fields);
+			 const char *type, const char *state, const char *stage,
+			 const char *reason, const json_t *fields);
 
 /* The state of command @cmd_id in the command log: 0 and *@ret, or
  * FL_ENOTFOUND. */
@@ -161,8 +169,7 @@ int agent_host_publish(struct agent_host *h, const char *topic,
  * to @timeout_ms for traffic).  Commands that arrive stay queued for the
  * next step.  Returns 0, or FL_ERR when the agent is stopping.
  */
-int agent_host_pump(struct agent_host *h, int timeout_ms,
-		    struct fl_error *err);
+int agent_host_pump(struct agent_host *h, int timeout_ms, struct fl_error *err);
 
 /* True when a command of @type whose args.@key is the string @value
  * waits in the queue (a "cancel" for a running job). */
@@ -183,9 +190,8 @@ const struct agent_http_target *agent_host_http(const struct agent_host *h);
  * reconnecting after a failed try.  @info (may be NULL) is the new
  * current certificate after a commit.  Codes of agent_mqtt.h.
  */
-int agent_host_use_identity(struct agent_host *h, bool staged,
-			    bool reconnect, int timeout_ms,
-			    struct fl_error *err);
+int agent_host_use_identity(struct agent_host *h, bool staged, bool reconnect,
+			    int timeout_ms, struct fl_error *err);
 void agent_host_resume(struct agent_host *h);
 void agent_host_set_cert(struct agent_host *h,
 			 const struct fl_pki_cert_info *info);

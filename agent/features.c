@@ -38,6 +38,49 @@ bool agent_feature_find_cmd(const struct agent_feature *const *features,
 	return false;
 }
 
+/* Does any feature of @f[0..n) other than @self own @type? */
+static bool owned_elsewhere(const struct agent_feature *const *f, size_t n,
+			    const struct agent_feature_cmd *self,
+			    const char *type)
+{
+	for (size_t i = 0; i < n; i++)
+		for (const struct agent_feature_cmd *c = f[i]->cmds;
+		     c && c->type; c++)
+			if (c != self && strcmp(c->type, type) == 0)
+				return true;
+	return false;
+}
+
+int agent_features_check(const struct agent_feature *const *f, size_t n,
+			 struct fl_error *err)
+{
+	if (n > AGENT_FEATURES_MAX)
+		return fl_fail(err, FL_ELIMIT, "%zu features (at most %d)", n,
+			       AGENT_FEATURES_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (!f[i]->name)
+			return fl_fail(err, FL_EINVAL, "feature %zu: no name",
+				       i);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(f[k]->name, f[i]->name) == 0)
+				return fl_fail(err, FL_EINVAL,
+					       "feature '%s' twice",
+					       f[i]->name);
+		for (const struct agent_feature_cmd *c = f[i]->cmds;
+		     c && c->type; c++) {
+			if (!c->run || strcmp(c->type, AGENT_ACK_TYPE) == 0)
+				return fl_fail(err, FL_EINVAL,
+					       "feature '%s': bad command '%s'",
+					       f[i]->name, c->type);
+			if (owned_elsewhere(f, n, c, c->type))
+				return fl_fail(err, FL_EINVAL,
+					       "command '%s' has two owners",
+					       c->type);
+		}
+	}
+	return 0;
+}
+
 uint32_t agent_rand32(void)
 {
 	uint32_t r = 0;
@@ -86,14 +129,13 @@ int agent_host_publish_event(struct agent_host *h, const char *cmd_id,
 			     const json_t *fields, json_t **ret_event,
 			     struct fl_error *err)
 {
-	return agent_publish_event(h->a, cmd_id, type, state, fields,
-				   ret_event, err);
+	return agent_publish_event(h->a, cmd_id, type, state, fields, ret_event,
+				   err);
 }
 
 void agent_host_complete(struct agent_host *h, const char *cmd_id,
-			 const char *type, const char *state,
-			 const char *stage, const char *reason,
-			 const json_t *fields)
+			 const char *type, const char *state, const char *stage,
+			 const char *reason, const json_t *fields)
 {
 	agent_cmd_complete(h->a, cmd_id, type, state, stage, reason, fields);
 }
@@ -123,8 +165,7 @@ int agent_host_publish(struct agent_host *h, const char *topic,
 					retain, props, err);
 }
 
-int agent_host_pump(struct agent_host *h, int timeout_ms,
-		    struct fl_error *err)
+int agent_host_pump(struct agent_host *h, int timeout_ms, struct fl_error *err)
 {
 	agent_mqtt_step(h->a->mqtt, timeout_ms);
 	agent_events_flush(h->a, false);
@@ -155,13 +196,12 @@ const struct agent_http_target *agent_host_http(const struct agent_host *h)
 	return &h->a->http;
 }
 
-int agent_host_use_identity(struct agent_host *h, bool staged,
-			    bool reconnect, int timeout_ms,
-			    struct fl_error *err)
+int agent_host_use_identity(struct agent_host *h, bool staged, bool reconnect,
+			    int timeout_ms, struct fl_error *err)
 {
 	const struct agent_identity_paths *p = agent_host_identity(h, staged);
-	int rc = agent_mqtt_set_identity(h->a->mqtt, p->cert, p->key,
-					 reconnect, err);
+	int rc = agent_mqtt_set_identity(h->a->mqtt, p->cert, p->key, reconnect,
+					 err);
 
 	if (!rc && reconnect)
 		rc = agent_mqtt_connect_wait(h->a->mqtt, timeout_ms, h->a->stop,

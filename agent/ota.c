@@ -147,8 +147,9 @@ void ota_event(struct agent_ota *o, const char *state, const json_t *extra)
 
 	if (extra)
 		json_object_update(f, (json_t *)extra);
-	if (agent_host_publish_event(o->h, job->cmd, agent_job_type_name(job->type),
-				state, f, NULL, &err))
+	if (agent_host_publish_event(o->h, job->cmd,
+				     agent_job_type_name(job->type), state, f,
+				     NULL, &err))
 		fl_error("%s", err.msg);
 	json_decref(f);
 }
@@ -243,11 +244,10 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 			: "ok";
 	f = job_fields(o);
 	agent_host_complete(o->h, job->cmd, agent_job_type_name(job->type),
-			   agent_job_state_name(state), stage,
-			   *job->reason ? job->reason : NULL, f);
+			    agent_job_state_name(state), stage,
+			    *job->reason ? job->reason : NULL, f);
 	json_decref(f);
-	fl_info("job %s %s", job->id,
-		agent_job_state_name(state));
+	fl_info("job %s %s", job->id, agent_job_state_name(state));
 	agent_host_publish_status(o->h);
 }
 
@@ -544,8 +544,8 @@ static void tick(struct agent_host *h, void *state)
 		rc = step(o, &err);
 		if (rc) {
 			if (!agent_host_stopping(h))
-				fl_warn("job %s: %s (retrying)",
-					o->j.job.id, err.msg);
+				fl_warn("job %s: %s (retrying)", o->j.job.id,
+					err.msg);
 			o->next_run_ms = agent_host_now_ms(h) + RETRY_MS;
 			return;
 		}
@@ -702,9 +702,9 @@ static void reconcile(struct agent_ota *o)
 		return;
 	f = job_fields(o);
 	agent_host_complete(o->h, job->cmd, agent_job_type_name(job->type),
-			   agent_job_state_name(job->state),
-			   *job->stage ? job->stage : NULL,
-			   *job->reason ? job->reason : NULL, f);
+			    agent_job_state_name(job->state),
+			    *job->stage ? job->stage : NULL,
+			    *job->reason ? job->reason : NULL, f);
 	json_decref(f);
 }
 

@@ -100,7 +100,9 @@ static void request_reboot(struct agent_ota *o)
 	o->reboot_requested = true;
 	agent_host_request_reboot(o->h);
 	fl_info("job %s: rebooting%s", o->j.job.id,
-		agent_host_config(o->h)->sim_dir ? " (sim: power cycle and restart)" : "");
+		agent_host_config(o->h)->sim_dir
+		    ? " (sim: power cycle and restart)"
+		    : "");
 }
 
 /* Point the bootloader at the target slot, as a trial. */
@@ -210,7 +212,8 @@ static int wait_broker(struct agent_ota *o, int64_t deadline,
 			    err, FL_EVERIFY,
 			    "health check: the broker was not reachable "
 			    "within %llds",
-			    (long long)agent_host_config(o->h)->health_timeout_s);
+			    (long long)agent_host_config(o->h)
+				->health_timeout_s);
 		rc = agent_host_pump(o->h, 100, err);
 		if (!rc)
 			rc = ota_pump(o, err);
@@ -296,8 +299,8 @@ int ota_health(struct agent_ota *o, struct fl_error *err)
 		return healthy(o, err);
 	if (rc != FL_EVERIFY)
 		return fl_fail(err, rc, "%s", why.msg);
-	fl_warn("job %s: %s; going back to slot %s", job->id,
-		why.msg, job->from_slot);
+	fl_warn("job %s: %s; going back to slot %s", job->id, why.msg,
+		job->from_slot);
 	o->health = "failed";
 	agent_job_set_outcome(job, NULL, why.msg);
 	job->attempts = 0;
@@ -315,7 +318,8 @@ static int reverted(struct agent_ota *o, struct fl_error *err)
 
 	if (check_health(o, &why) == FL_EVERIFY)
 		fl_warn("the previous slot %s: %s (marking it good "
-			"anyway: it is the known-good one)", o->booted, why.msg);
+			"anyway: it is the known-good one)",
+			o->booted, why.msg);
 	rc = agent_boot_mark_good(o->boot, err);
 	if (rc)
 		return rc;
@@ -375,7 +379,8 @@ void ota_boot_cleanup(struct agent_ota *o)
 	switch (agent_boot_phase(&st)) {
 	case AGENT_BOOT_FELL_BACK:
 		fl_info("acknowledging the bootloader's fall-back to "
-			"slot %s", st.slot);
+			"slot %s",
+			st.slot);
 		if (agent_boot_mark_good(o->boot, &err))
 			fl_error("%s", err.msg);
 		else
@@ -386,7 +391,8 @@ void ota_boot_cleanup(struct agent_ota *o)
 		break;
 	case AGENT_BOOT_TRYING:
 		fl_warn("slot %s is on trial but no job owns it; the "
-			"bootloader decides", st.slot);
+			"bootloader decides",
+			st.slot);
 		break;
 	default:
 		break;

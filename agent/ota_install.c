@@ -278,8 +278,7 @@ static int verify_meta(struct install *in, struct fl_error *err)
 		return rc;
 	if (agent_trust_update(agent_host_http(h), agent_host_state_dir(h),
 			       &updated, &e2)) {
-		fl_warn("cannot update the trust root: %s",
-			e2.msg);
+		fl_warn("cannot update the trust root: %s", e2.msg);
 		return rc;
 	}
 	if (!updated)
@@ -398,8 +397,7 @@ static int finish_install(struct install *in, struct fl_error *err)
 	unlink(o->partial_path);
 	fl_info("job %s: slot %s holds %s (%" PRIu64
 		" bytes from the network for this job)",
-		job->id, job->target_slot, job->to_version,
-		job->fetched);
+		job->id, job->target_slot, job->to_version, job->fetched);
 	ota_failpoint(o, "installed");
 	return 0;
 }
@@ -450,7 +448,8 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 	}
 	if (rc && in.stopped) {
 		ota_save(o, NULL);
-		fl_info("job %s: stopped; it goes on at the next start", o->j.job.id);
+		fl_info("job %s: stopped; it goes on at the next start",
+			o->j.job.id);
 		return rc;
 	}
 	if (rc)

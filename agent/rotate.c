@@ -109,8 +109,8 @@ static int confirm_load(struct rotate *r, struct fl_error *err)
 	if (!rc)
 		rc = fl_json_str_opt(j, "cmd", AGENT_CMD_ID_MAX, &cmd, err);
 	if (rc) {
-		fl_warn("dropping a corrupt '%s': %s",
-			r->confirm_path, err ? err->msg : "");
+		fl_warn("dropping a corrupt '%s': %s", r->confirm_path,
+			err ? err->msg : "");
 		fl_error_clear(err);
 		confirm_clear(r);
 		json_decref(j);
@@ -143,7 +143,8 @@ static int try_new_identity(struct rotate *r, struct fl_error *err)
 	    (int)agent_host_config(r->h)->rotate_timeout_s * 1000, err);
 	if (!rc)
 		return 0;
-	fl_warn("new certificate refused, keeping the old one: %s", err ? err->msg : "");
+	fl_warn("new certificate refused, keeping the old one: %s",
+		err ? err->msg : "");
 	if (agent_host_use_identity(r->h, false, false, 0, &e2))
 		fl_error("%s", e2.msg);
 	agent_host_resume(r->h);
@@ -180,7 +181,8 @@ static int commit_new(struct rotate *r, const struct fl_pki_cert_info *info,
 
 static int confirm_now(struct rotate *r, struct fl_error *err)
 {
-	int rc = agent_reenroll_confirm(agent_host_http(r->h), agent_host_state_dir(r->h), err);
+	int rc = agent_reenroll_confirm(agent_host_http(r->h),
+					agent_host_state_dir(r->h), err);
 
 	if (rc) {
 		r->confirm_next_ms =
@@ -205,8 +207,8 @@ static int rotate(struct rotate *r, const char *cmd_id,
 
 	fl_info("rotating certificate %s", agent_host_cert(r->h)->serial);
 	out->stage = "reenroll";
-	rc = agent_reenroll(agent_host_http(r->h), agent_host_state_dir(r->h), agent_host_config(r->h)->id, &info,
-			    err);
+	rc = agent_reenroll(agent_host_http(r->h), agent_host_state_dir(r->h),
+			    agent_host_config(r->h)->id, &info, err);
 	if (rc)
 		return rc;
 	out->stage = "connect";
@@ -222,8 +224,7 @@ static int rotate(struct rotate *r, const char *cmd_id,
 	out->stage = NULL;
 	json_object_set_new(out->fields, "serial", json_string(info.serial));
 	if (confirm_now(r, &cerr)) {
-		fl_warn("confirmation failed, will retry: %s",
-			cerr.msg);
+		fl_warn("confirmation failed, will retry: %s", cerr.msg);
 		out->pending = true;
 	}
 	return 0;
@@ -255,11 +256,11 @@ static void confirmed(struct rotate *r, const char *cmd_id)
 
 	if (cmd_id && *cmd_id) {
 		agent_host_complete(r->h, cmd_id, "rotate", "succeeded", NULL,
-				   NULL, f);
+				    NULL, f);
 	} else {
 		json_object_set_new(f, "trigger", json_string("renewal"));
-		if (agent_host_publish_event(r->h, NULL, "rotate", "succeeded", f,
-					NULL, &err))
+		if (agent_host_publish_event(r->h, NULL, "rotate", "succeeded",
+					     f, NULL, &err))
 			fl_error("%s", err.msg);
 	}
 	json_decref(f);
@@ -272,8 +273,7 @@ static void retry_confirm(struct rotate *r)
 
 	fl_strlcpy(cmd, r->confirm_cmd, sizeof(cmd));
 	if (confirm_now(r, &err)) {
-		fl_warn("confirmation failed, will retry: %s",
-			err.msg);
+		fl_warn("confirmation failed, will retry: %s", err.msg);
 		return;
 	}
 	fl_info("fleetd confirmed certificate %s",
@@ -288,25 +288,28 @@ static void renew(struct rotate *r)
 	int rc;
 
 	fl_info("renewing certificate %s (expires in %llds)",
-		agent_host_cert(r->h)->serial, (long long)(agent_host_cert(r->h)->not_after - agent_host_time(r->h)));
+		agent_host_cert(r->h)->serial,
+		(long long)(agent_host_cert(r->h)->not_after -
+			    agent_host_time(r->h)));
 	json_object_set_new(out.fields, "trigger", json_string("renewal"));
 	rc = rotate(r, NULL, &out, &err);
 	if (rc) {
 		int64_t delay =
 		    agent_backoff_next(&r->renew_backoff, agent_rand32());
 
-		fl_warn("renewal failed (%s), retrying in %llds", err.msg, (long long)delay / 1000);
+		fl_warn("renewal failed (%s), retrying in %llds", err.msg,
+			(long long)delay / 1000);
 		r->renew_next_ms = agent_host_now_ms(r->h) + delay;
 		json_object_set_new(out.fields, "stage",
 				    json_string(out.stage ? out.stage : "run"));
 		json_object_set_new(out.fields, "reason", json_string(err.msg));
 		fl_error_clear(&err);
-		if (agent_host_publish_event(r->h, NULL, "rotate", "failed", out.fields,
-					NULL, &err))
+		if (agent_host_publish_event(r->h, NULL, "rotate", "failed",
+					     out.fields, NULL, &err))
 			fl_error("%s", err.msg);
 	} else if (!out.pending &&
 		   agent_host_publish_event(r->h, NULL, "rotate", "succeeded",
-				       out.fields, NULL, &err)) {
+					    out.fields, NULL, &err)) {
 		fl_error("%s", err.msg);
 	}
 	json_decref(out.fields);

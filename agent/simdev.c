@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The sim device (simdev.h), the simulated device of sim mode
- * (DESIGN §6): a directory with the "sim" bootloader environment, slot-a and slot-b (the sample firmware
- * programs) and a boot counter.  `fleet-agent run --sim DIR` is a power
- * on: the bootloader step runs first (boot count, fall-back), then the
- * agent; a "reboot" restarts the program.
+ * (DESIGN §6): a directory with the "sim" bootloader environment, slot-a and
+ * slot-b (the sample firmware programs) and a boot counter.  `fleet-agent run
+ * --sim DIR` is a power on: the bootloader step runs first (boot count,
+ * fall-back), then the agent; a "reboot" restarts the program.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +63,7 @@ out:
 }
 
 int agent_simdev_init(const char *dir, const char *image, unsigned bootlimit,
-		   struct fl_error *err)
+		      struct fl_error *err)
 {
 	struct agent_boot_opts bo = {.backend = "sim", .path = dir};
 	struct agent_boot *boot = NULL;
@@ -121,7 +121,7 @@ static int count_boot(const char *dir, unsigned long long *ret,
 }
 
 int agent_simdev_power_on(const char *dir, struct agent_simdev_boot *ret,
-		       struct fl_error *err)
+			  struct fl_error *err)
 {
 	struct agent_boot_opts bo = {.backend = "sim", .path = dir};
 	struct agent_boot *boot = NULL;

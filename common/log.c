@@ -78,8 +78,9 @@ static void write_json(int level, const char *func, const char *ts,
 }
 
 /*
- * Format once (the thread's context first), then write the whole line under a lock so lines from
- * different threads never interleave.  Debug lines carry the function.
+ * Format once (the thread's context first), then write the whole line under a
+ * lock so lines from different threads never interleave.  Debug lines carry the
+ * function.
  */
 void fl_log_write(int level, const char *func, const char *fmt, ...)
 {

@@ -517,7 +517,8 @@ static void test_rebooting_no_switch_yet(void **state)
 	struct ofx *o = *state;
 	struct agent_simdev_boot b;
 
-	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL), 0); /* sim-1 */
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL),
+			 0); /* sim-1 */
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-1");
 	start(o);
 	assert_true(run_to(o, AGENT_JOB_REBOOTING));
@@ -674,7 +675,8 @@ static void test_commands_refused(void **state)
 
 	memset(sha, 'a', 64);
 	sha[64] = '\0';
-	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL), 0); /* sim-1 */
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL),
+			 0); /* sim-1 */
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-1");
 	start(o);
 	run_to(o, AGENT_JOB_REBOOTING);
