@@ -150,6 +150,20 @@ AFX void afx_pki(struct afx *f)
 	EVP_PKEY_free(rogue.key);
 }
 
+/* Copy the fixture file @from to DIR/@to with @mode (enrolled state). */
+AFX void afx_copy_file(struct afx *f, const char *from, const char *dir,
+		       const char *to, mode_t mode)
+{
+	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
+	size_t len;
+
+	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, NULL), 0);
+	assert_int_equal(fl_write_atomic(dst, buf, len, mode, NULL), 0);
+	free(buf);
+	free(src);
+	free(dst);
+}
+
 AFX int afx_free_port(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};

@@ -114,19 +114,6 @@ struct fx {
 	struct afx_observer obs;
 };
 
-static void copy_file(struct afx *f, const char *from, const char *dir,
-		      const char *to, mode_t mode)
-{
-	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
-	size_t len;
-
-	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, NULL), 0);
-	assert_int_equal(fl_write_atomic(dst, buf, len, mode, NULL), 0);
-	free(buf);
-	free(src);
-	free(dst);
-}
-
 /* Enrolled state for @id (dev-1, dev-2) and its configuration. */
 static struct agent_config *device(struct afx *f, const char *id)
 {
@@ -135,10 +122,10 @@ static struct agent_config *device(struct afx *f, const char *id)
 	struct agent_config *cfg = NULL;
 
 	assert_int_equal(fl_mkdir_p(state, 0700, NULL), 0);
-	copy_file(f, key, state, "key.pem", 0600);
-	copy_file(f, pem, state, "cert.pem", 0644);
-	copy_file(f, "issuing.pem", state, "chain.pem", 0644);
-	copy_file(f, "root.pem", state, "ca.pem", 0644);
+	afx_copy_file(f, key, state, "key.pem", 0600);
+	afx_copy_file(f, pem, state, "cert.pem", 0644);
+	afx_copy_file(f, "issuing.pem", state, "chain.pem", 0644);
+	afx_copy_file(f, "root.pem", state, "ca.pem", 0644);
 	text = fl_xasprintf("[device]\nid = %s\nstate_dir = %s\n"
 			    "[server]\nurl = https://127.0.0.1:%d\n"
 			    "timeout = 2s\n"

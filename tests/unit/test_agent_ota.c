@@ -52,19 +52,6 @@ struct ofx {
 
 /* ---- set-up ---- */
 
-static void copy_to(struct afx *f, const char *from, const char *dir,
-		    const char *to, mode_t mode)
-{
-	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
-	size_t len;
-
-	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, NULL), 0);
-	assert_int_equal(fl_write_atomic(dst, buf, len, mode, NULL), 0);
-	free(buf);
-	free(src);
-	free(dst);
-}
-
 /* A firmware "program": a shell script answering --version/--selftest. */
 static char *firmware(struct ofx *o, const char *name, const char *version,
 		      bool healthy)
@@ -108,10 +95,10 @@ static int setup(void **state)
 	o->state = afx_path(o->f, "state");
 	o->sim = afx_path(o->f, "sim");
 	assert_int_equal(fl_mkdir_p(o->state, 0700, NULL), 0);
-	copy_to(o->f, "dev-1.key", o->state, "key.pem", 0600);
-	copy_to(o->f, "dev-1.pem", o->state, "cert.pem", 0644);
-	copy_to(o->f, "issuing.pem", o->state, "chain.pem", 0644);
-	copy_to(o->f, "root.pem", o->state, "ca.pem", 0644);
+	afx_copy_file(o->f, "dev-1.key", o->state, "key.pem", 0600);
+	afx_copy_file(o->f, "dev-1.pem", o->state, "cert.pem", 0644);
+	afx_copy_file(o->f, "issuing.pem", o->state, "chain.pem", 0644);
+	afx_copy_file(o->f, "root.pem", o->state, "ca.pem", 0644);
 	o->journal = fl_path_join(o->state, AGENT_JOURNAL_FILE);
 	o->partial = fl_path_join(o->state, AGENT_PARTIAL_FILE);
 	fw = firmware(o, "fw-1.0.0", "1.0.0", true);
@@ -500,7 +487,7 @@ static void installed_at(struct ofx *o, enum agent_job_state state,
 	journal_update(o, bundle, sha, "1.1.0", state);
 	unlink(o->partial);
 	slot_b = fl_path_join(o->sim, "slot-b");
-	copy_to(o->f, "fw-1.1.0", o->sim, "slot-b", 0755);
+	afx_copy_file(o->f, "fw-1.1.0", o->sim, "slot-b", 0755);
 	j = journal(o);
 	fl_strlcpy(j.slots[1].version, "1.1.0", sizeof(j.slots[1].version));
 	fl_strlcpy(j.job.reboot_from, reboot_from, sizeof(j.job.reboot_from));
