@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The agent core: start-up (recovery, identity, command log, seq), the
- * MQTT callbacks (presence, subscription, inbox), the step loop,
- * events and command dispatch, and the clean stop.  Rotation and
- * renewal live in rotate.c.
+ * The agent core, the host of the features (feature.h): start-up
+ * (recovery, identity, command log, seq, the features), the MQTT
+ * callbacks (presence, subscriptions, inbox), the step loop, events and
+ * command dispatch to the feature that owns the type, and the clean
+ * stop.  Every public entry sets the agent's log context (log.h).  The
+ * host interface features call is in features.c.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -25,14 +27,9 @@
 #define STOP_TIMEOUT_MS 3000
 #define REBOOT_CONNECT_MS 5000 /* wait for the broker before a reboot */
 
-uint32_t agent_rand32(void)
-{
-	uint32_t r = 0;
-
-	if (fl_random(&r, sizeof(r), NULL))
-		r = (uint32_t)fl_now_ms() * 2654435761u;
-	return r;
-}
+/* Enter and leave an agent's log context around a public entry. */
+#define LOG_ENTER(a) const char *log_prev_ = fl_log_context_set((a)->cfg->id)
+#define LOG_LEAVE() fl_log_context_set(log_prev_)
 
 static void now_text(char buf[static 21])
 {
@@ -92,43 +89,50 @@ static void publish_json(struct agent *a, const char *t, const json_t *j,
 
 	if (agent_mqtt_publish(a->mqtt, t, text, strlen(text), qos, retain,
 			       &err))
-		fl_warn("%s: %s", a->cfg->id, err.msg);
+		fl_warn("%s", err.msg);
 	free(text);
 }
 
-static json_t *str_or_null(const char *s)
+/* What the features report for status (feature.h "report"). */
+static json_t *features_report(struct agent *a)
 {
-	return s ? json_string(s) : json_null();
+	json_t *j = json_object();
+
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->report)
+			a->features[i]->report(a->fstate[i], j);
+	return j;
 }
 
 static void publish_presence(struct agent *a, bool online)
 {
+	json_t *r = features_report(a), *fw = json_object_get(r, "firmware");
 	char ts[21];
 	json_t *j;
 
 	now_text(ts);
-	j = json_pack("{s:b, s:s, s:s, s:o}", "online", online, "ts", ts,
+	j = json_pack("{s:b, s:s, s:s, s:O}", "online", online, "ts", ts,
 		      "agent", FLEET_VERSION, "firmware",
-		      str_or_null(agent_ota_firmware(a->ota)));
+		      fw ? fw : json_null());
 	publish_json(a, a->t_presence, j, 1, true);
 	json_decref(j);
+	json_decref(r);
 }
 
+/* Status: the time and the certificate, then what features report. */
 void agent_publish_status(struct agent *a)
 {
 	char ts[21], expires[21];
-	json_t *j;
+	json_t *j, *r = features_report(a);
 
 	now_text(ts);
 	fl_time_rfc3339(a->cert.not_after, expires);
-	j = json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:o}", "ts", ts,
-		      "firmware", str_or_null(agent_ota_firmware(a->ota)),
-		      "slot", str_or_null(agent_ota_slot(a->ota)), "health",
-		      str_or_null(agent_ota_health(a->ota)), "cert_serial",
-		      a->cert.serial, "cert_expires", expires, "job",
-		      agent_ota_job_brief(a->ota));
+	j = json_pack("{s:s, s:s, s:s}", "ts", ts, "cert_serial",
+		      a->cert.serial, "cert_expires", expires);
+	json_object_update(j, r);
 	publish_json(a, a->t_status, j, 1, false);
 	json_decref(j);
+	json_decref(r);
 	a->next_status_ms = fl_now_ms() + a->cfg->status_interval_s * 1000;
 }
 
@@ -167,10 +171,10 @@ static void log_event(const struct agent *a, const json_t *ev, bool again)
 	long long seq = (long long)json_integer_value(json_object_get(ev, "seq"));
 
 	if (again)
-		fl_debug("%s: event %lld again (not confirmed yet): %s %s",
-			 a->cfg->id, seq, type, state);
+		fl_debug("event %lld again (not confirmed yet): %s %s", seq,
+			 type, state);
 	else
-		fl_info("%s: event %lld: %s %s", a->cfg->id, seq, type, state);
+		fl_info("event %lld: %s %s", seq, type, state);
 }
 
 /* Take the next seq for @ev and publish it (progress, other events). */
@@ -194,7 +198,7 @@ static int sink_progress(void *user, json_t *ev)
 	int rc = send_event(a, ev, &err);
 
 	if (rc)
-		fl_error("%s: %s", a->cfg->id, err.msg);
+		fl_error("%s", err.msg);
 	return rc;
 }
 
@@ -239,8 +243,7 @@ static int final_event(struct agent *a, const char *job, json_t *ev,
 	json_object_set_new(ev, "seq", json_integer((json_int_t)seq));
 	rc = agent_evq_final(a->evq, job, ev, &kerr);
 	if (rc)
-		fl_warn("%s: event %llu: %s", a->cfg->id,
-			(unsigned long long)seq, kerr.msg);
+		fl_warn("event %llu: %s", (unsigned long long)seq, kerr.msg);
 	if (rc == FL_ELIMIT) {
 		publish_json(a, a->t_events, ev, 1, false);
 		log_event(a, ev, false);
@@ -288,17 +291,15 @@ void agent_cmd_complete(struct agent *a, const char *cmd_id,
 	json_t *ev = NULL;
 
 	if (reason)
-		fl_warn("%s: command %s (%s) %s at %s: %s", a->cfg->id,
-			cmd_id ? cmd_id : "-", type, state,
-			stage ? stage : "-", reason);
+		fl_warn("command %s (%s) %s at %s: %s", cmd_id ? cmd_id : "-",
+			type, state, stage ? stage : "-", reason);
 	if (stage)
 		json_object_set_new(extra, "stage", json_string(stage));
 	if (reason)
 		json_object_set_new(extra, "reason", json_string(reason));
 	if (agent_publish_event(a, cmd_id, type, state, extra, &ev, &err) ||
 	    (cmd_id && agent_cmd_log_finish(a->cmds, cmd_id, ev, &err)))
-		fl_error("%s: command %s: %s", a->cfg->id,
-			 cmd_id ? cmd_id : "-", err.msg);
+		fl_error("command %s: %s", cmd_id ? cmd_id : "-", err.msg);
 	json_decref(ev);
 	json_decref(extra);
 }
@@ -310,22 +311,24 @@ void agent_cmd_complete(struct agent *a, const char *cmd_id,
 /* Run a new command through its handler and report the outcome. */
 static void dispatch(struct agent *a, const struct agent_cmd *cmd)
 {
-	const struct agent_cmd_handler *h = agent_cmd_find(cmd->type);
+	const struct agent_feature *f = NULL;
+	const struct agent_feature_cmd *h = NULL;
 	struct agent_cmd_outcome out = {.fields = json_object()};
 	struct fl_error err = {0};
 	int rc;
 
 	if (agent_cmd_log_begin(a->cmds, cmd->id, cmd->type, &err)) {
-		fl_error("%s: command %s: %s", a->cfg->id, cmd->id, err.msg);
+		fl_error("command %s: %s", cmd->id, err.msg);
 		goto out;
 	}
-	fl_info("%s: command %s: %s", a->cfg->id, cmd->id, cmd->type);
-	if (!h) {
+	fl_info("command %s: %s", cmd->id, cmd->type);
+	if (!agent_feature_find_cmd(a->features, a->n_features, cmd->type, &f,
+				    &h)) {
 		agent_cmd_complete(a, cmd->id, cmd->type, "failed", "dispatch",
 				   "unknown command type", NULL);
 		goto out;
 	}
-	rc = h->run(a, cmd, &out, &err);
+	rc = h->run(&a->host, agent_feature_state(a, f), cmd, &out, &err);
 	if (out.pending)
 		goto out;
 	if (rc)
@@ -358,25 +361,24 @@ static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 	if (!rc && !fl_valid_label(job))
 		rc = fl_fail(&err, FL_EPARSE, "bad 'job'");
 	if (rc) {
-		fl_warn("%s: dropped a bad ack %s: %s", a->cfg->id, cmd->id,
-			err.msg);
+		fl_warn("dropped a bad ack %s: %s", cmd->id, err.msg);
 		return;
 	}
 	rc = agent_evq_ack(a->evq, job, (uint64_t)seq, &err);
 	if (rc == FL_ENOTFOUND)
-		fl_debug("%s: ack for event %lld of %s matches nothing; "
+		fl_debug("ack for event %lld of %s matches nothing; "
 			 "ignored",
-			 a->cfg->id, (long long)seq, job);
+			 (long long)seq, job);
 	else if (rc)
-		fl_warn("%s: ack for event %lld: %s", a->cfg->id,
-			(long long)seq, err.msg);
+		fl_warn("ack for event %lld: %s", (long long)seq, err.msg);
 	else
-		fl_info("%s: event %lld of %s confirmed by fleetd", a->cfg->id,
-			(long long)seq, job);
+		fl_info("event %lld of %s confirmed by fleetd", (long long)seq,
+			job);
 }
 
 /* A payload from fleet/ID/cmd: drop bad ones, answer repeats. */
-static void handle_command(struct agent *a, const char *payload, size_t len)
+static void handle_command(struct agent *a, const char *payload, size_t len,
+			   const struct agent_msg_props *props)
 {
 	struct agent_cmd cmd = {0};
 	struct fl_error err = {0};
@@ -384,13 +386,14 @@ static void handle_command(struct agent *a, const char *payload, size_t len)
 	const json_t *ev;
 
 	if (agent_cmd_parse(payload, len, &cmd, &err)) {
-		fl_warn("%s: dropped a bad command: %s", a->cfg->id, err.msg);
+		fl_warn("dropped a bad command: %s", err.msg);
 		return;
 	}
+	cmd.props = props;
 	if (fl_streq(cmd.type, AGENT_ACK_TYPE))
 		handle_ack(a, &cmd);
 	else if (agent_cmd_log_get(a->cmds, cmd.id, &st, &ev) == 0) {
-		fl_info("%s: command %s seen before%s", a->cfg->id, cmd.id,
+		fl_info("command %s seen before%s", cmd.id,
 			st == AGENT_CMD_DONE ? ": repeating its outcome" : "");
 		if (st == AGENT_CMD_DONE)
 			publish_json(a, a->t_events, ev, 1, false);
@@ -400,7 +403,8 @@ static void handle_command(struct agent *a, const char *payload, size_t len)
 	agent_cmd_release(&cmd);
 }
 
-bool agent_inbox_cancels(const struct agent *a, const char *job)
+bool agent_inbox_has(const struct agent *a, const char *type, const char *key,
+		     const char *value)
 {
 	bool found = false;
 
@@ -409,10 +413,10 @@ bool agent_inbox_cancels(const struct agent *a, const char *job)
 
 		if (agent_cmd_parse(a->inbox[i].payload, a->inbox[i].len, &cmd,
 				    NULL) == 0)
-			found = fl_streq(cmd.type, "cancel") &&
+			found = fl_streq(cmd.type, type) &&
 				fl_streq(json_string_value(
-						 json_object_get(cmd.args, "job")),
-					 job);
+					     json_object_get(cmd.args, key)),
+					 value);
 		agent_cmd_release(&cmd);
 	}
 	return found;
@@ -427,13 +431,24 @@ static void drain_inbox(struct agent *a)
 	memcpy(msgs, a->inbox, n * sizeof(msgs[0]));
 	a->n_inbox = 0;
 	for (size_t i = 0; i < n; i++) {
-		handle_command(a, msgs[i].payload, msgs[i].len);
+		handle_command(a, msgs[i].payload, msgs[i].len, &msgs[i].props);
 		free(msgs[i].payload);
+		agent_msg_props_release(&msgs[i].props);
 	}
 }
 
-/* Finish commands that a restart interrupted (not a pending rotation,
- * not the running update or rollback). */
+/* Does a feature still carry @id on (feature.h owns_running)? */
+static bool carried_on(const struct agent *a, const char *id)
+{
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->owns_running &&
+		    a->features[i]->owns_running(a->fstate[i], id))
+			return true;
+	return false;
+}
+
+/* Finish commands that a restart interrupted (not those a feature still
+ * carries on: a pending rotation, the running update or rollback). */
 static void fail_interrupted(struct agent *a)
 {
 	const char *id, *type;
@@ -442,8 +457,7 @@ static void fail_interrupted(struct agent *a)
 	size_t n = 0;
 
 	while ((id = agent_cmd_log_next_running(a->cmds, &it, &type))) {
-		if ((a->confirm_pending && fl_streq(id, a->confirm_cmd)) ||
-		    agent_ota_owns_cmd(a->ota, id))
+		if (carried_on(a, id))
 			continue;
 		ids = fl_xrealloc(ids, (n + 1) * sizeof(*ids));
 		types = fl_xrealloc(types, (n + 1) * sizeof(*types));
@@ -465,6 +479,38 @@ static void fail_interrupted(struct agent *a)
 /* MQTT callbacks                                                     */
 /* ------------------------------------------------------------------ */
 
+/* The features' own topics (QoS 1). */
+static void subscribe_features(struct agent *a)
+{
+	struct fl_error err = {0};
+
+	for (size_t i = 0; i < a->n_features; i++)
+		for (size_t k = 0;
+		     k < AGENT_FEATURE_TOPICS_MAX && a->f_topics[i][k]; k++)
+			if (agent_mqtt_subscribe(a->mqtt, a->f_topics[i][k], 1,
+						 &err))
+				fl_warn("%s", err.msg);
+}
+
+/* A message on a feature's topic goes to its on_message. */
+static bool route_to_feature(struct agent *a, const char *t,
+			     const void *payload, size_t len,
+			     const struct agent_msg_props *props)
+{
+	for (size_t i = 0; i < a->n_features; i++)
+		for (size_t k = 0;
+		     k < AGENT_FEATURE_TOPICS_MAX && a->f_topics[i][k]; k++)
+			if (fl_streq(t, a->f_topics[i][k])) {
+				if (a->features[i]->on_message)
+					a->features[i]->on_message(
+					    &a->host, a->fstate[i],
+					    a->features[i]->topics[k], payload,
+					    len, props);
+				return true;
+			}
+	return false;
+}
+
 static void on_connect(void *user, bool session_present)
 {
 	struct agent *a = user;
@@ -472,26 +518,30 @@ static void on_connect(void *user, bool session_present)
 
 	publish_presence(a, true);
 	if (agent_mqtt_subscribe(a->mqtt, a->t_cmd, 2, &err))
-		fl_warn("%s: %s", a->cfg->id, err.msg);
+		fl_warn("%s", err.msg);
+	subscribe_features(a);
 	agent_publish_status(a);
-	agent_ota_on_connect(a);
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->on_connect)
+			a->features[i]->on_connect(&a->host, a->fstate[i]);
 	agent_evq_on_connect(a->evq);
 	agent_events_flush(a, false);
 }
 
 static void on_message(void *user, const char *t, const void *payload,
-		       size_t len)
+		       size_t len, const struct agent_msg_props *props)
 {
 	struct agent *a = user;
 	struct agent_inbox_msg *m;
 
+	if (route_to_feature(a, t, payload, len, props))
+		return;
 	if (!fl_streq(t, a->t_cmd)) {
-		fl_debug("%s: ignored a message on '%.80s'", a->cfg->id, t);
+		fl_debug("ignored a message on '%.80s'", t);
 		return;
 	}
 	if (a->n_inbox == AGENT_INBOX_MAX) {
-		fl_warn("%s: too many queued commands; dropped one",
-			a->cfg->id);
+		fl_warn("too many queued commands; dropped one");
 		return;
 	}
 	m = &a->inbox[a->n_inbox++];
@@ -499,6 +549,7 @@ static void on_message(void *user, const char *t, const void *payload,
 	memcpy(m->payload, payload, len);
 	m->payload[len] = '\0';
 	m->len = len;
+	agent_msg_props_copy(&m->props, props);
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,6 +588,7 @@ static int init_fields(struct agent *a, const struct agent_config *cfg,
 	int rc;
 
 	a->cfg = cfg;
+	a->host.a = a;
 	agent_identity_paths(cfg->state_dir, false, &a->cur);
 	agent_identity_paths(cfg->state_dir, true, &a->staged);
 	a->http = (struct agent_http_target){
@@ -545,9 +597,6 @@ static int init_fields(struct agent *a, const struct agent_config *cfg,
 	    .timeout_ms = cfg->http_timeout_s * 1000,
 	};
 	a->seq_path = fl_path_join(cfg->state_dir, AGENT_SEQ_FILE);
-	a->confirm_path = fl_path_join(cfg->state_dir, AGENT_CONFIRM_FILE);
-	a->confirm_backoff = (struct agent_backoff){5000, 600000, 0};
-	a->renew_backoff = (struct agent_backoff){10000, 3600000, 0};
 	rc = fl_topic_build(p, cfg->id, FL_TOPIC_PRESENCE, NULL,
 			    &a->t_presence, err);
 	if (!rc)
@@ -571,7 +620,9 @@ static void release_fields(struct agent *a)
 	free(a->t_events);
 	free(a->t_cmd);
 	free(a->seq_path);
-	free(a->confirm_path);
+	for (size_t i = 0; i < AGENT_FEATURES_MAX; i++)
+		for (size_t k = 0; k < AGENT_FEATURE_TOPICS_MAX; k++)
+			free(a->f_topics[i][k]);
 }
 
 /* The unconfirmed final events; a file that does not load is kept
@@ -585,7 +636,7 @@ static int open_evq(struct agent *a, struct fl_error *err)
 	rc = agent_evq_open(path, retry_ms, &a->evq, err);
 	if (rc == FL_EPARSE || rc == FL_ELIMIT) {
 		aside = fl_xasprintf("%s.corrupt", path);
-		fl_error("%s: %s; moved to '%s'", a->cfg->id, err->msg, aside);
+		fl_error("%s; moved to '%s'", err->msg, aside);
 		rename(path, aside);
 		free(aside);
 		fl_error_clear(err);
@@ -604,8 +655,7 @@ static int open_state(struct agent *a, struct fl_error *err)
 
 	rc = agent_identity_recover(dir, &forward, err);
 	if (!rc && forward)
-		fl_info("%s: finished an interrupted identity swap",
-			a->cfg->id);
+		fl_info("finished an interrupted identity swap");
 	if (!rc)
 		rc = agent_identity_check(dir, a->cfg->id, &a->cert, err);
 	if (!rc)
@@ -614,25 +664,44 @@ static int open_state(struct agent *a, struct fl_error *err)
 	if (!rc)
 		rc = seq_load(a, err);
 	if (!rc)
-		rc = agent_confirm_load(a, err);
-	if (!rc)
 		rc = open_evq(a, err);
 	free(log_path);
 	return rc;
 }
 
-/* Updates: a bootloader that cannot be read disables them (logged),
- * the agent still runs for everything else. */
-static void open_ota(struct agent *a)
+/* PREFIX/ID/LEAF for a feature's @leaf (the prefix is checked at
+ * config load; leaves are constants of the feature table). */
+static char *feature_topic(const struct agent *a, const char *leaf)
 {
-	struct fl_error err = {0};
-
-	if (agent_ota_new(a, &a->ota, &err))
-		fl_error("%s: updates are disabled: %s", a->cfg->id, err.msg);
+	return fl_xasprintf("%s/%s/%s", a->cfg->topic_prefix, a->cfg->id, leaf);
 }
 
-int agent_new(const struct agent_config *cfg, struct agent **ret,
-	      struct fl_error *err)
+/* Start the features in table order (their topics too). */
+static int init_features(struct agent *a, const struct agent_feature *const *f,
+			 size_t n, struct fl_error *err)
+{
+	int rc = agent_features_check(f, n, err);
+
+	if (rc)
+		return rc;
+	a->features = f;
+	for (size_t i = 0; i < n && !rc; i++) {
+		for (size_t k = 0;
+		     k < AGENT_FEATURE_TOPICS_MAX && f[i]->topics[k]; k++)
+			a->f_topics[i][k] = feature_topic(a, f[i]->topics[k]);
+		a->n_features = i + 1;
+		if (f[i]->init)
+			rc = f[i]->init(&a->host, &a->fstate[i], err);
+		if (rc)
+			fl_error_prefix(err, "%s", f[i]->name);
+	}
+	return rc;
+}
+
+static int new_agent(const struct agent_config *cfg,
+		     const struct agent_feature *const *features,
+		     size_t n_features, struct agent **ret,
+		     struct fl_error *err)
 {
 	struct agent *a = fl_xcalloc(1, sizeof(*a));
 	int rc;
@@ -642,35 +711,58 @@ int agent_new(const struct agent_config *cfg, struct agent **ret,
 		rc = open_state(a, err);
 	if (!rc)
 		rc = make_mqtt(a, err);
+	if (!rc)
+		rc = init_features(a, features, n_features, err);
 	if (rc) {
 		agent_free(a);
 		return rc;
 	}
-	open_ota(a);
-	agent_schedule_renewal(a);
-	agent_ota_reconcile(a);
 	fail_interrupted(a);
 	*ret = a;
 	return 0;
+}
+
+int agent_new_with(const struct agent_config *cfg,
+		   const struct agent_feature *const *features,
+		   size_t n_features, struct agent **ret, struct fl_error *err)
+{
+	const char *log_prev_ = fl_log_context_set(cfg->id);
+	int rc = new_agent(cfg, features, n_features, ret, err);
+
+	LOG_LEAVE();
+	return rc;
+}
+
+int agent_new(const struct agent_config *cfg, struct agent **ret,
+	      struct fl_error *err)
+{
+	return agent_new_with(cfg, agent_features, agent_n_features, ret, err);
 }
 
 void agent_free(struct agent *a)
 {
 	if (!a)
 		return;
-	agent_ota_free(a->ota);
+	LOG_ENTER(a);
+	for (size_t i = a->n_features; i-- > 0;)
+		if (a->features[i]->free)
+			a->features[i]->free(a->fstate[i]);
 	agent_mqtt_free(a->mqtt);
 	agent_cmd_log_free(a->cmds);
 	agent_evq_free(a->evq);
-	for (size_t i = 0; i < a->n_inbox; i++)
+	for (size_t i = 0; i < a->n_inbox; i++) {
 		free(a->inbox[i].payload);
+		agent_msg_props_release(&a->inbox[i].props);
+	}
 	release_fields(a);
 	free(a);
+	LOG_LEAVE();
 }
 
 void agent_step(struct agent *a, int timeout_ms,
 		const volatile sig_atomic_t *stop)
 {
+	LOG_ENTER(a);
 	a->stop = stop;
 	agent_mqtt_step(a->mqtt, timeout_ms);
 	if (a->n_inbox)
@@ -678,47 +770,52 @@ void agent_step(struct agent *a, int timeout_ms,
 	if (agent_mqtt_connected(a->mqtt) && fl_now_ms() >= a->next_status_ms)
 		agent_publish_status(a);
 	agent_events_flush(a, false);
-	agent_rotate_tick(a);
-	agent_ota_tick(a);
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->tick)
+			a->features[i]->tick(&a->host, a->fstate[i]);
+	LOG_LEAVE();
 }
 
 int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
 	      struct fl_error *err)
 {
-	fl_info("%s: running (broker %s:%d, server %s)", a->cfg->id,
-		a->cfg->mqtt_host, a->cfg->mqtt_port, a->cfg->server_url);
-	while (!*stop && !agent_ota_reboot_requested(a->ota))
+	LOG_ENTER(a);
+	fl_info("running (broker %s:%d, server %s)", a->cfg->mqtt_host,
+		a->cfg->mqtt_port, a->cfg->server_url);
+	while (!*stop && !a->reboot_requested)
 		agent_step(a, 200, stop);
 	/* before a reboot, let the events of the job get out */
 	for (int64_t end = fl_now_ms() + REBOOT_CONNECT_MS;
-	     !*stop && agent_ota_reboot_requested(a->ota) &&
-	     !agent_mqtt_connected(a->mqtt) && fl_now_ms() < end;)
+	     !*stop && a->reboot_requested && !agent_mqtt_connected(a->mqtt) &&
+	     fl_now_ms() < end;)
 		agent_step(a, 100, stop);
-	fl_info("%s: stopping%s", a->cfg->id,
-		agent_ota_reboot_requested(a->ota) ? " to reboot" : "");
+	fl_info("stopping%s", a->reboot_requested ? " to reboot" : "");
 	agent_stop(a, STOP_TIMEOUT_MS);
+	LOG_LEAVE();
 	return 0;
 }
 
 int agent_stop(struct agent *a, int timeout_ms)
 {
 	int rc = 0;
+	LOG_ENTER(a);
 
 	if (agent_mqtt_connected(a->mqtt)) {
 		agent_events_flush(a, true);
 		publish_presence(a, false);
 		rc = agent_mqtt_flush(a->mqtt, timeout_ms);
-		fl_debug("%s: offline presence %s", a->cfg->id,
+		fl_debug("offline presence %s",
 			 rc ? "not acknowledged" : "acknowledged");
 	}
 	agent_mqtt_disconnect(a->mqtt);
-	fl_debug("%s: disconnected", a->cfg->id);
+	fl_debug("disconnected");
+	LOG_LEAVE();
 	return rc;
 }
 
 bool agent_reboot_requested(const struct agent *a)
 {
-	return agent_ota_reboot_requested(a->ota);
+	return a->reboot_requested;
 }
 
 bool agent_online(const struct agent *a)
@@ -731,36 +828,27 @@ const struct fl_pki_cert_info *agent_cert(const struct agent *a)
 	return &a->cert;
 }
 
-time_t agent_renew_at(const struct agent *a)
-{
-	return a->renew_at;
-}
-
-void agent_renew_soon(struct agent *a)
-{
-	a->renew_at = time(NULL);
-	a->renew_next_ms = 0;
-}
-
 uint64_t agent_seq(const struct agent *a)
 {
 	return a->seq;
+}
+
+void *agent_feature_state(const struct agent *a, const struct agent_feature *f)
+{
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i] == f)
+			return a->fstate[i];
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* fleet-agent status                                                 */
 /* ------------------------------------------------------------------ */
 
-static void add_time(json_t *j, const char *key, time_t t)
-{
-	char buf[21];
-
-	fl_time_rfc3339(t, buf);
-	json_object_set_new(j, key, json_string(buf));
-}
-
 /* Final events fleetd has not confirmed yet (null: unreadable file). */
-static void unconfirmed_status(const struct agent_config *cfg, json_t *j)
+static int events_status(const struct agent_config *cfg,
+			 const struct fl_pki_cert_info *cert, json_t *j,
+			 struct fl_error *err)
 {
 	char *path = fl_path_join(cfg->state_dir, AGENT_EVQ_FILE);
 	struct agent_evq *q = NULL;
@@ -772,14 +860,21 @@ static void unconfirmed_status(const struct agent_config *cfg, json_t *j)
 				    : json_null());
 	agent_evq_free(q);
 	free(path);
+	return 0;
 }
+
+/* The host's own event queue, as a table entry for its status only. */
+const struct agent_feature agent_feature_events = {
+    .name = "events",
+    .status = events_status,
+};
 
 int agent_status_json(const struct agent_config *cfg, json_t **ret,
 		      struct fl_error *err)
 {
 	struct fl_pki_cert_info info;
 	struct agent a = {0};
-	json_t *j, *confirm = NULL;
+	json_t *j = NULL;
 	int rc;
 
 	rc = agent_identity_check(cfg->state_dir, cfg->id, &info, err);
@@ -788,31 +883,19 @@ int agent_status_json(const struct agent_config *cfg, json_t **ret,
 	rc = init_fields(&a, cfg, err);
 	if (!rc)
 		rc = seq_load(&a, err);
-	if (!rc && fl_path_exists(a.confirm_path))
-		rc = fl_json_load_file(a.confirm_path, 4096, &confirm, err);
-	if (!rc) {
-		j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "id",
-			      cfg->id, "state_dir", cfg->state_dir,
-			      "server_url", cfg->server_url, "mqtt_url",
-			      cfg->mqtt_url, "cert_serial", info.serial, "seq",
-			      (json_int_t)a.seq, "confirm_pending",
-			      confirm ? json_incref(confirm) : json_null());
-		add_time(j, "cert_not_before", info.not_before);
-		add_time(j, "cert_expires", info.not_after);
-		add_time(j, "renew_from",
-			 agent_identity_renew_at(info.not_before,
-						 info.not_after, 0));
-		add_time(j, "renew_until",
-			 agent_identity_renew_at(info.not_before,
-						 info.not_after, UINT32_MAX));
-		unconfirmed_status(cfg, j);
-		rc = agent_ota_status(cfg, j, err);
-		if (rc)
-			json_decref(j);
-		else
-			*ret = j;
-	}
-	json_decref(confirm);
+	if (!rc)
+		j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", cfg->id,
+			      "state_dir", cfg->state_dir, "server_url",
+			      cfg->server_url, "mqtt_url", cfg->mqtt_url,
+			      "cert_serial", info.serial, "seq",
+			      (json_int_t)a.seq);
+	for (size_t i = 0; !rc && i < agent_n_features; i++)
+		if (agent_features[i]->status)
+			rc = agent_features[i]->status(cfg, &info, j, err);
+	if (rc)
+		json_decref(j);
+	else
+		*ret = j;
 	release_fields(&a);
 	return rc;
 }

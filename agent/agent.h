@@ -5,17 +5,18 @@
 /*
  * The agent core (DESIGN §6): one struct agent per device holds
  * everything (configuration, identity, MQTT session, command log, event
- * counter, timers); there is no global mutable state, so fleet-sim can
- * run many agents in one process.  A single thread drives an agent with
- * agent_step (or agent_run, which loops until asked to stop).
+ * counter, timers, its features); there is no global mutable state, and
+ * log lines carry the agent's id through a per-thread log context, so
+ * fleet-sim can run many agents in one process.  A single thread drives an
+ * agent with agent_step (or agent_run, which loops until asked to stop).
  *
  * What it does: connects to the broker with the device certificate,
  * publishes retained presence (the will says offline), status on connect
  * and every status_interval, handles commands from fleet/ID/cmd through
- * the table in cmd.c (idempotent by command id), publishes events with a
- * persisted per-device seq, rotates its certificate on command and
- * renews it at 2/3 of its life, and on stop publishes offline presence
- * and disconnects cleanly.
+ * the feature that owns their type (feature.h; idempotent by command
+ * id), publishes events with a persisted per-device seq, and on stop
+ * publishes offline presence and disconnects cleanly.  Updates (ota.c)
+ * and certificate rotation and renewal (rotate.c) are features.
  *
  * State dir files besides the identity (identity.h): commands.json
  * (command log), seq (last event seq), confirm.json (a committed new
@@ -54,6 +55,22 @@ struct agent;
  */
 int agent_new(const struct agent_config *cfg, struct agent **ret,
 	      struct fl_error *err);
+
+struct agent_feature;
+
+/*
+ * agent_new with the features @features (@n_features of them, borrowed:
+ * they must outlive the agent) instead of the built-in table
+ * (agent_features, feature.h); tests and fleet-sim add their own.
+ * FL_ELIMIT for more than AGENT_FEATURES_MAX; a feature's init code.
+ */
+int agent_new_with(const struct agent_config *cfg,
+		   const struct agent_feature *const *features,
+		   size_t n_features, struct agent **ret, struct fl_error *err);
+
+/* The state @f's init returned in this agent, or NULL (not one of its
+ * features). */
+void *agent_feature_state(const struct agent *a, const struct agent_feature *f);
 
 /* Free the agent without saying goodbye (the broker publishes the
  * will); call agent_stop first for a clean end.  NULL is fine. */
@@ -128,22 +145,6 @@ void agent_cmd_complete(struct agent *a, const char *cmd_id,
 			const char *type, const char *state,
 			const char *stage, const char *reason,
 			const json_t *fields);
-
-/* Command handler for "rotate" (rotate.c; see docs/protocol.md). */
-int agent_cmd_rotate(struct agent *a, const struct agent_cmd *cmd,
-		     struct agent_cmd_outcome *out, struct fl_error *err);
-
-/* Command handlers for "update" and "rollback" (ota.c; docs/ota.md):
- * they record the job as queued and leave it pending; agent_step
- * carries it on and completes the command at its final state. */
-int agent_cmd_update(struct agent *a, const struct agent_cmd *cmd,
-		     struct agent_cmd_outcome *out, struct fl_error *err);
-int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
-		       struct agent_cmd_outcome *out, struct fl_error *err);
-/* "cancel" {"job"}: fleetd gave up on the job; stop it unless it has
- * switched slots already (then FL_ECONFLICT). */
-int agent_cmd_cancel(struct agent *a, const struct agent_cmd *cmd,
-		     struct agent_cmd_outcome *out, struct fl_error *err);
 
 /*
  * True when a job asked for a reboot: agent_run has returned for it and

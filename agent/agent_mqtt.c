@@ -79,7 +79,7 @@ static void schedule_retry(struct agent_mqtt *m)
 	int64_t delay = agent_backoff_next(&m->backoff, rnd32());
 
 	m->next_ms = fl_now_ms() + delay;
-	fl_info("%s: reconnecting in %lld ms", m->client_id, (long long)delay);
+	fl_info("reconnecting in %lld ms", (long long)delay);
 }
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
@@ -88,7 +88,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	struct agent_mqtt *m = obj;
 
 	if (rc != 0) {
-		fl_warn("%s: broker refused the connection: %s", m->client_id,
+		fl_warn("broker refused the connection: %s",
 			mosquitto_reason_string(rc));
 		m->refused = true;
 		mosquitto_disconnect(mosq);
@@ -97,7 +97,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	m->state = ST_CONNECTED;
 	m->refused = false;
 	agent_backoff_reset(&m->backoff);
-	fl_info("%s: connected to %s:%d%s", m->client_id, m->host, m->o.port,
+	fl_info("connected to %s:%d%s", m->host, m->o.port,
 		(flags & 1) ? " (session resumed)" : "");
 	if (m->o.on_connect)
 		m->o.on_connect(m->o.user, flags & 1);
@@ -113,7 +113,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 		return;
 	m->state = ST_DISCONNECTED;
 	if (rc != 0)
-		fl_warn("%s: connection lost: %s", m->client_id,
+		fl_warn("connection lost: %s",
 			rc > 0 && rc < 128 ? mosquitto_strerror(rc)
 					   : mosquitto_reason_string(rc));
 	if (!m->paused)
@@ -130,8 +130,52 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid,
 	if (m->inflight > 0)
 		m->inflight--;
 	if (reason >= 128)
-		fl_warn("%s: broker refused message %d: %s", m->client_id, mid,
+		fl_warn("broker refused message %d: %s", mid,
 			mosquitto_reason_string(reason));
+}
+
+/* A string property within AGENT_MSG_PROP_MAX, or NULL (freed). */
+static char *capped(char *s)
+{
+	if (s && strlen(s) > AGENT_MSG_PROP_MAX) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Response topic, correlation data and user properties of a message
+ * (each capped; what is over a cap is left out). */
+static void read_props(const mosquitto_property *props,
+		       struct agent_msg_props *p)
+{
+	const mosquitto_property *it;
+	uint16_t len = 0;
+	char *name, *value;
+
+	if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC,
+					   &p->response_topic, false))
+		p->response_topic = capped(p->response_topic);
+	if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA,
+					   &p->correlation, &len, false))
+		p->correlation_len = len;
+	if (len > AGENT_MSG_PROP_MAX) {
+		free(p->correlation);
+		p->correlation = NULL;
+		p->correlation_len = 0;
+	}
+	for (it = props;
+	     p->n_user < AGENT_MSG_USER_PROPS_MAX &&
+	     (it = mosquitto_property_read_string_pair(
+		  it, MQTT_PROP_USER_PROPERTY, &name, &value, it != props));) {
+		if (strlen(name) + strlen(value) > AGENT_MSG_PROP_MAX) {
+			free(name);
+			free(value);
+			continue;
+		}
+		p->user[p->n_user].name = name;
+		p->user[p->n_user++].value = value;
+	}
 }
 
 static void on_message(struct mosquitto *mosq, void *obj,
@@ -139,25 +183,26 @@ static void on_message(struct mosquitto *mosq, void *obj,
 		       const mosquitto_property *props)
 {
 	struct agent_mqtt *m = obj;
+	struct agent_msg_props p = {0};
 
 	if (msg->payloadlen < 0 || (size_t)msg->payloadlen > m->o.max_payload) {
-		fl_warn("%s: dropped a %d-byte message on '%.80s' (cap %zu)",
-			m->client_id, msg->payloadlen, msg->topic,
-			m->o.max_payload);
+		fl_warn("dropped a %d-byte message on '%.80s' (cap %zu)",
+			msg->payloadlen, msg->topic, m->o.max_payload);
 		return;
 	}
-	if (m->o.on_message)
-		m->o.on_message(m->o.user, msg->topic, msg->payload,
-				(size_t)msg->payloadlen);
+	if (!m->o.on_message)
+		return;
+	read_props(props, &p);
+	m->o.on_message(m->o.user, msg->topic, msg->payload,
+			(size_t)msg->payloadlen, &p);
+	agent_msg_props_release(&p);
 }
 
 static void on_log(struct mosquitto *mosq, void *obj, int level,
 		   const char *str)
 {
-	struct agent_mqtt *m = obj;
-
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-		fl_debug("%s: libmosquitto: %s", m->client_id, str);
+		fl_debug("libmosquitto: %s", str);
 }
 
 /* ------------------------------------------------------------------ */
@@ -321,7 +366,7 @@ static void pump(struct agent_mqtt *m, int timeout_ms)
 		return;
 	if (mrc == MOSQ_ERR_TLS || mrc == MOSQ_ERR_PROTOCOL)
 		m->refused = true;
-	fl_debug("%s: loop: %s", m->client_id, mosquitto_strerror(mrc));
+	fl_debug("loop: %s", mosquitto_strerror(mrc));
 	mosquitto_disconnect(m->mosq);
 	on_disconnect(m->mosq, m, mrc, NULL);
 }
@@ -342,13 +387,13 @@ void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
 			return;
 		}
 		if (start_connect(m, &err)) {
-			fl_warn("%s: %s", m->client_id, err.msg);
+			fl_warn("%s", err.msg);
 			schedule_retry(m);
 			return;
 		}
 	}
 	if (m->state == ST_CONNECTING && now > m->deadline_ms) {
-		fl_warn("%s: no CONNACK from the broker", m->client_id);
+		fl_warn("no CONNACK from the broker");
 		mosquitto_disconnect(m->mosq);
 		on_disconnect(m->mosq, m, MOSQ_ERR_CONN_LOST, NULL);
 		return;
@@ -389,10 +434,50 @@ int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
 	return rc;
 }
 
+/* @p as a libmosquitto property list (NULL for none); FL_EINVAL when
+ * libmosquitto refuses one (bad UTF-8, ...). */
+static int make_props(const struct agent_msg_props *p, mosquitto_property **ret,
+		      struct fl_error *err)
+{
+	int mrc = 0;
+
+	*ret = NULL;
+	if (!p)
+		return 0;
+	if (p->response_topic)
+		mrc = mosquitto_property_add_string(
+		    ret, MQTT_PROP_RESPONSE_TOPIC, p->response_topic);
+	if (!mrc && p->correlation_len)
+		mrc = mosquitto_property_add_binary(
+		    ret, MQTT_PROP_CORRELATION_DATA, p->correlation,
+		    (uint16_t)p->correlation_len);
+	for (size_t i = 0; !mrc && i < p->n_user; i++)
+		mrc = mosquitto_property_add_string_pair(
+		    ret, MQTT_PROP_USER_PROPERTY, p->user[i].name,
+		    p->user[i].value);
+	if (!mrc && p->correlation_len > AGENT_MSG_PROP_MAX)
+		mrc = MOSQ_ERR_INVAL;
+	if (!mrc)
+		return 0;
+	mosquitto_property_free_all(ret);
+	return fl_fail(err, FL_EINVAL, "bad message properties: %s",
+		       mosquitto_strerror(mrc));
+}
+
 int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
 		       const void *payload, size_t len, int qos, bool retain,
 		       struct fl_error *err)
 {
+	return agent_mqtt_publish_props(m, topic, payload, len, qos, retain,
+					NULL, err);
+}
+
+int agent_mqtt_publish_props(struct agent_mqtt *m, const char *topic,
+			     const void *payload, size_t len, int qos,
+			     bool retain, const struct agent_msg_props *props,
+			     struct fl_error *err)
+{
+	mosquitto_property *pl = NULL;
 	int mrc, mid = 0;
 
 	if (len > m->o.max_payload)
@@ -401,13 +486,15 @@ int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
 			       topic, m->o.max_payload);
 	if (!m->mosq)
 		return fl_fail(err, FL_EUNREACH, "no MQTT client");
-	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload,
-				   qos, retain, NULL);
+	if (make_props(props, &pl, err))
+		return FL_EINVAL;
+	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, qos,
+				   retain, pl);
+	mosquitto_property_free_all(&pl);
 	/* libmosquitto keeps a QoS 1/2 message queued for the next
 	 * connection even when it reports that it is not connected */
 	if (mrc == MOSQ_ERR_NO_CONN && qos > 0) {
-		fl_debug("%s: queued a message for '%s' until reconnected",
-			 m->client_id, topic);
+		fl_debug("queued a message for '%s' until reconnected", topic);
 		mrc = MOSQ_ERR_SUCCESS;
 	}
 	if (mrc == MOSQ_ERR_NO_CONN)

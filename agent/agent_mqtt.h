@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "msgprops.h"
 
 #define AGENT_MQTT_MAX_PAYLOAD (64 * 1024) /* inbound and outbound */
 #define AGENT_MQTT_CONNACK_TIMEOUT_MS 30000
@@ -48,9 +49,10 @@ struct agent_mqtt_opts {
 	void (*on_connect)(void *user, bool session_present);
 	void (*on_disconnect)(void *user);
 	/* A message within the payload cap (bigger ones are dropped and
-	 * logged); @topic and @payload are valid during the call only. */
+	 * logged) with its MQTT v5 properties (msgprops.h, capped); all
+	 * are valid during the call only. */
 	void (*on_message)(void *user, const char *topic, const void *payload,
-			   size_t len);
+			   size_t len, const struct agent_msg_props *props);
 };
 
 /*
@@ -99,6 +101,14 @@ int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
 int agent_mqtt_publish(struct agent_mqtt *m, const char *topic,
 		       const void *payload, size_t len, int qos, bool retain,
 		       struct fl_error *err);
+
+/* agent_mqtt_publish with MQTT v5 properties (@props may be NULL):
+ * response topic, correlation data, user properties.  FL_EINVAL when
+ * one is refused (not UTF-8, over AGENT_MSG_PROP_MAX). */
+int agent_mqtt_publish_props(struct agent_mqtt *m, const char *topic,
+			     const void *payload, size_t len, int qos,
+			     bool retain, const struct agent_msg_props *props,
+			     struct fl_error *err);
 
 /* Subscribe to @topic.  Returns 0, FL_EUNREACH (not connected), FL_ERR. */
 int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos,

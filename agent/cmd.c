@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Command parsing, the dispatch table and the persisted command log.
+ * Command parsing and the persisted command log (the command types are
+ * owned by the features: feature.h).
  * The log is a JSON file rewritten atomically on every change; it is
  * small (a few hundred entries of at most AGENT_EVENT_MAX bytes).
  */
@@ -8,28 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
 #include "cmd.h"
 #include "fsutil.h"
 #include "json.h"
 #include "util.h"
 #include "validate.h"
-
-/* One line per command type, sorted. */
-static const struct agent_cmd_handler handlers[] = {
-    {"cancel", agent_cmd_cancel},
-    {"rollback", agent_cmd_rollback},
-    {"rotate", agent_cmd_rotate},
-    {"update", agent_cmd_update},
-};
-
-const struct agent_cmd_handler *agent_cmd_find(const char *type)
-{
-	for (size_t i = 0; type && i < FL_ARRAY_SIZE(handlers); i++)
-		if (strcmp(handlers[i].type, type) == 0)
-			return &handlers[i];
-	return NULL;
-}
 
 static bool valid_type(const char *s)
 {

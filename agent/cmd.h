@@ -7,7 +7,7 @@
  *
  *   {"id": CMD_ID, "type": TYPE, "args": {...}, "ts": ...}
  *
- * Parsing with caps, the dispatch table by type, and the command log
+ * Parsing with caps and the command log
  * that makes commands idempotent: a bounded set of handled ids, persisted
  * in the state dir, each with the outcome event it produced, so a
  * repeated id is answered with the stored event instead of acting again.
@@ -34,6 +34,8 @@ struct agent_cmd {
 	char id[AGENT_CMD_ID_MAX + 1];	   /* [A-Za-z0-9._:-], 1..64 */
 	char type[AGENT_CMD_TYPE_MAX + 1]; /* [a-z0-9_-], 1..32 */
 	json_t *args;			   /* owned: an object, maybe empty */
+	/* the message's MQTT v5 properties (borrowed; NULL: none known) */
+	const struct agent_msg_props *props;
 };
 
 /*
@@ -41,7 +43,8 @@ struct agent_cmd {
  * *@ret (release with agent_cmd_release).  Returns 0, FL_ELIMIT (over
  * AGENT_CMD_MAX_PAYLOAD, over-long id or type), FL_EPARSE (not a JSON
  * object, missing or malformed id or type, args not an object).  An
- * unknown type is not a parse error: agent_cmd_find tells.
+ * unknown type is not a parse error: the feature table tells
+ * (agent_feature_find_cmd, feature.h).
  */
 int agent_cmd_parse(const void *payload, size_t len, struct agent_cmd *ret,
 		    struct fl_error *err);
@@ -49,7 +52,7 @@ int agent_cmd_parse(const void *payload, size_t len, struct agent_cmd *ret,
 /* Drop the args reference; the struct may be reused.  NULL is fine. */
 void agent_cmd_release(struct agent_cmd *cmd);
 
-struct agent;
+struct agent_msg_props;
 
 /*
  * What a handler reports besides its return code.  @fields starts as an
@@ -58,24 +61,15 @@ struct agent;
  * static string naming the step that failed); the error message becomes
  * the event's "reason".  A handler that finishes later (rotation waiting
  * for fleetd's confirmation) sets @pending and publishes the outcome
- * itself with agent_cmd_complete.
+ * itself with agent_host_complete.  Handlers (struct agent_feature_cmd,
+ * feature.h) return 0 for success, else an fl_err code with @err
+ * saying why.
  */
 struct agent_cmd_outcome {
 	json_t *fields;
 	const char *stage;
 	bool pending;
 };
-
-struct agent_cmd_handler {
-	const char *type;
-	/* 0: succeeded; an fl_err code: failed, @err says why. */
-	int (*run)(struct agent *a, const struct agent_cmd *cmd,
-		   struct agent_cmd_outcome *out, struct fl_error *err);
-};
-
-/* The handler for @type, or NULL for an unknown type.  The table is in
- * cmd.c: one line per command type. */
-const struct agent_cmd_handler *agent_cmd_find(const char *type);
 
 /* ------------------------------------------------------------------ */
 /* Command log (idempotency)                                          */

@@ -11,23 +11,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/reboot.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "agent_config.h"
+#include "enroll.h"
 #include "fsutil.h"
 #include "identity.h"
 #include "json.h"
 #include "log.h"
-#include "ota.h"
-#include "proc.h"
+#include "simdev.h"
+#include "reboot.h"
 #include "subcmd.h"
-#include "trust.h"
 #include "util.h"
 #include "validate.h"
-
-#define REBOOT_COMMAND_TIMEOUT_MS 60000
 
 /* What a command's arguments may be (its table entry is in cmds[]). */
 struct args {
@@ -223,22 +220,6 @@ static int parse(int argc, char **argv, const struct args *c, struct opts *o)
 /* enroll                                                             */
 /* ------------------------------------------------------------------ */
 
-/* The device id: --id, agent.conf, or the host name. */
-static int pick_id(const struct opts *o, const struct agent_config *cfg,
-		   char *buf, size_t size)
-{
-	if (o->id)
-		fl_strlcpy(buf, o->id, size);
-	else if (cfg)
-		fl_strlcpy(buf, cfg->id, size);
-	else if (gethostname(buf, size) < 0)
-		return -1;
-	buf[size - 1] = '\0';
-	for (char *p = buf; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return fl_valid_id(buf) ? 0 : -1;
-}
-
 /* The enrolment token given in the environment, or NULL. */
 static const char *env_token(void)
 {
@@ -260,37 +241,12 @@ static int read_token(const struct opts *o, char **ret, struct fl_error *err)
 	return 0;
 }
 
-/* Write a new agent.conf for the enrolled device. */
-static int write_config(const char *path, const char *id, const char *server,
-			const char *mqtt, const char *prefix, const char *state,
-			struct fl_error *err)
-{
-	struct agent_config_template t = {.id = id, .server_url = server,
-					  .mqtt_url = mqtt, .state_dir = state,
-					  .topic_prefix = prefix};
-	char *text = NULL, *dir = fl_xstrdup(path), *slash;
-	int rc;
-
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		rc = fl_mkdir_p(dir, 0755, err);
-		if (rc)
-			goto out;
-	}
-	rc = agent_config_render(&t, &text, err);
-	if (!rc)
-		rc = fl_write_atomic_str(path, text, 0644, err);
-out:
-	free(text);
-	free(dir);
-	return rc;
-}
-
 static void print_enrolled(const struct opts *o, const char *id,
-			   const char *state, const json_t *resp,
-			   bool wrote_config)
+			   const struct agent_enroll_result *r)
 {
+	const char *state = r->state_dir;
+	const json_t *resp = r->resp;
+	bool wrote_config = r->wrote_config;
 	const char *group = json_string_value(json_object_get(resp, "group"));
 	const char *serial = json_string_value(json_object_get(resp, "serial"));
 	const char *exp = json_string_value(json_object_get(resp, "expires"));
@@ -326,7 +282,7 @@ struct enroll_plan {
 static int plan_enroll(const struct opts *o, const struct agent_config *cfg,
 		       struct enroll_plan *p)
 {
-	if (pick_id(o, cfg, p->id, sizeof(p->id)))
+	if (agent_enroll_pick_id(o->id, cfg, p->id, sizeof(p->id)))
 		return usage_err("no valid device id (use --id ID)");
 	p->server = o->server ? o->server : cfg ? cfg->server_url : NULL;
 	p->ca = o->ca;
@@ -342,58 +298,51 @@ static int plan_enroll(const struct opts *o, const struct agent_config *cfg,
 	return 0;
 }
 
-/*
- * The bundle trust root, trusted on first use over the channel just
- * authenticated (docs/ota.md); without one yet it comes with the first
- * update.  Never fails the enrolment.
- */
-static void fetch_trust_root(const struct agent_http_target *t,
-			     const char *state)
+/* The trust root came with the enrolment, or why not (never fatal;
+ * docs/ota.md). */
+static void note_trust_root(const struct agent_enroll_result *r)
 {
-	struct fl_error err = {0};
-	int rc = agent_trust_fetch_first(t, state, &err);
-
-	if (rc == FL_ENOTFOUND)
+	if (r->trust_rc == FL_ENOTFOUND)
 		fprintf(stderr, "fleet-agent: note: fleetd has no trust root "
 				"yet; it is fetched with the first update\n");
-	else if (rc)
-		fprintf(stderr, "fleet-agent: warning: trust root not "
-				"fetched: %s\n", err.msg);
+	else if (r->trust_rc)
+		fprintf(stderr,
+			"fleet-agent: warning: trust root not "
+			"fetched: %s\n",
+			r->trust_err.msg);
 }
 
 static int enroll_with(const struct opts *o, const struct agent_config *cfg,
 		       const struct enroll_plan *p)
 {
-	struct agent_http_target t = {.server_url = p->server, .ca_file = p->ca};
+	struct agent_enroll_req req = {
+	    .id = p->id,
+	    .server_url = p->server,
+	    .ca_file = p->ca,
+	    .state_dir = p->state,
+	    .mqtt_url = o->mqtt,
+	    .config_path = cfg ? NULL : o->config,
+	};
+	struct agent_enroll_result r = {0};
 	struct fl_error err = {0};
-	json_t *resp = NULL;
-	const char *mqtt;
-	char *token = NULL, *abs = NULL;
+	char *token = NULL;
 	int rc;
 
 	rc = read_token(o, &token, &err);
+	req.token = token;
 	if (!rc)
-		rc = agent_enroll(&t, p->state, p->id, token, &resp, &err);
+		rc = agent_enroll_device(&req, &r, &err);
 	fl_free_secret(token);
-	if (rc)
-		return die(rc, "%s", err.msg);
-	fetch_trust_root(&t, p->state);
-	abs = realpath(p->state, NULL);
-	mqtt = o->mqtt ? o->mqtt
-		       : json_string_value(json_object_get(resp, "mqtt_url"));
-	if (!cfg && !mqtt)
-		rc = fl_fail(&err, FL_EPARSE,
-			     "fleetd sent no mqtt_url; give --mqtt URL");
-	else if (!cfg)
-		rc = write_config(o->config, p->id, p->server, mqtt,
-				  json_string_value(
-					  json_object_get(resp, "topic_prefix")),
-				  abs ? abs : p->state, &err);
+	if (r.enrolled)
+		note_trust_root(&r);
 	if (!rc)
-		print_enrolled(o, p->id, abs ? abs : p->state, resp, !cfg);
-	free(abs);
-	json_decref(resp);
-	return rc ? die(rc, "enrolled, but agent.conf: %s", err.msg) : 0;
+		print_enrolled(o, p->id, &r);
+	if (rc && r.enrolled)
+		rc = die(rc, "enrolled, but agent.conf: %s", err.msg);
+	else if (rc)
+		rc = die(rc, "%s", err.msg);
+	agent_enroll_result_release(&r);
+	return rc;
 }
 
 static int cmd_enroll(int argc, char **argv, void *ctx)
@@ -458,49 +407,14 @@ static int load_config(const struct opts *o, struct agent_config **ret,
 /* Sim mode: each start is a power-on; the bootloader step comes first. */
 static int sim_power_on(const struct agent_config *cfg, struct fl_error *err)
 {
-	struct agent_sim_boot b;
-	int rc = agent_sim_power_on(cfg->sim_dir, &b, err);
+	struct agent_simdev_boot b;
+	int rc = agent_simdev_power_on(cfg->sim_dir, &b, err);
 
 	if (!rc)
 		fl_info("sim: power-on %llu: booted slot %s%s (bootcount %u)",
 			b.boot, b.step.booted,
 			b.step.fell_back ? " after falling back" : "",
 			b.step.bootcount);
-	return rc;
-}
-
-/*
- * A job asked for a reboot.  Sim: start this program again (same pid,
- * same arguments), which powers the simulated device on.  Real: sync,
- * then [boot] reboot_command or reboot(2).
- */
-static int do_reboot(const struct agent_config *cfg, struct fl_error *err)
-{
-	const char *argv[] = {"/bin/sh", "-c", cfg->reboot_command, NULL};
-	struct agent_proc_opts po = {.argv = argv,
-				     .timeout_ms = REBOOT_COMMAND_TIMEOUT_MS};
-	struct agent_proc_result r;
-	int rc;
-
-	fflush(NULL);
-	if (cfg->sim_dir) {
-		/* the real path, so the process keeps its name */
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-		self[n > 0 ? n : 0] = '\0';
-		execv(n > 0 ? self : "/proc/self/exe", saved_argv);
-		return fl_fail_errno(err, FL_EIO, "cannot restart myself");
-	}
-	sync();
-	if (!cfg->reboot_command) {
-		reboot(RB_AUTOBOOT);
-		return fl_fail_errno(err, FL_EIO, "cannot reboot");
-	}
-	rc = agent_proc_run(&po, &r, err);
-	if (!rc && r.status)
-		rc = fl_fail(err, FL_ERR, "reboot command failed (exit %d): %s",
-			     r.status, agent_proc_last_line(r.output));
 	return rc;
 }
 
@@ -547,10 +461,10 @@ static int cmd_run(int argc, char **argv, void *ctx)
 		rc = agent_new(cfg, &a, &err);
 	if (!rc)
 		rc = agent_run(a, &stop_requested, &err);
-	reboot = !rc && !stop_requested && agent_reboot_requested(a);
+	reboot = agent_reboot_due(a, rc, stop_requested);
 	agent_free(a);
-	if (reboot)
-		rc = do_reboot(cfg, &err); /* the exec closes the lock */
+	if (reboot) /* the exec of a sim reboot closes the lock */
+		rc = agent_reboot(cfg, saved_argv, &err);
 	fl_lock_release(lock_fd);
 	agent_config_free(cfg);
 	if (rc == FL_ENOTFOUND)
@@ -569,7 +483,7 @@ static int cmd_sim_init(int argc, char **argv, void *ctx)
 		return rc;
 	if (!o.image)
 		return usage_err("--image FW is required");
-	rc = agent_sim_init(o.arg, o.image, (unsigned)o.bootlimit, &err);
+	rc = agent_simdev_init(o.arg, o.image, (unsigned)o.bootlimit, &err);
 	if (rc)
 		return die(rc, "%s", err.msg);
 	printf("simulated device %s: slot a holds %s, bootlimit %llu\n", o.arg,

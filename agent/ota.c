@@ -31,7 +31,7 @@
 
 const char *ota_slot_path(const struct agent_ota *o, const char *slot)
 {
-	const struct agent_config *c = o->a->cfg;
+	const struct agent_config *c = agent_host_config(o->h);
 
 	return fl_streq(slot, "b") ? c->slot_b : c->slot_a;
 }
@@ -41,7 +41,7 @@ int ota_save(struct agent_ota *o, struct fl_error *err)
 	int rc = agent_journal_save(o->journal_path, &o->j, err);
 
 	if (rc)
-		fl_error("%s: %s", o->a->cfg->id, err ? err->msg : "journal");
+		fl_error("%s", err ? err->msg : "journal");
 	return rc;
 }
 
@@ -68,7 +68,7 @@ static bool failpoint_hit(const char *name, bool at, uint64_t value)
 
 static void failpoint_stop(const struct agent_ota *o, const char *name)
 {
-	fl_warn("%s: failpoint %s: stopping (SIGSTOP)", o->a->cfg->id, name);
+	fl_warn("failpoint %s: stopping (SIGSTOP)", name);
 	fflush(stderr);
 	raise(SIGSTOP);
 }
@@ -97,14 +97,19 @@ void ota_failpoint_at(const struct agent_ota *o, const char *name,
 		failpoint_stop(o, name);
 }
 
+/* A "cancel" for the job waits in the agent's queue. */
+static bool cancel_waiting(const struct agent_ota *o)
+{
+	return agent_host_cmd_waiting(o->h, "cancel", "job", o->j.job.id);
+}
+
 int ota_pump(struct agent_ota *o, struct fl_error *err)
 {
-	agent_mqtt_step(o->a->mqtt, 0);
-	agent_events_flush(o->a, false);
-	if (o->a->stop && *o->a->stop)
-		return fl_fail(err, FL_ERR, "the agent is stopping");
-	if (!o->cancel && o->j.has_job &&
-	    agent_inbox_cancels(o->a, o->j.job.id))
+	int rc = agent_host_pump(o->h, 0, err);
+
+	if (rc)
+		return rc;
+	if (!o->cancel && o->j.has_job && cancel_waiting(o))
 		o->cancel = true;
 	if (o->cancel)
 		return fl_fail(err, FL_ECONFLICT, OTA_CANCELLED);
@@ -142,9 +147,10 @@ void ota_event(struct agent_ota *o, const char *state, const json_t *extra)
 
 	if (extra)
 		json_object_update(f, (json_t *)extra);
-	if (agent_publish_event(o->a, job->cmd, agent_job_type_name(job->type),
-				state, f, NULL, &err))
-		fl_error("%s: %s", o->a->cfg->id, err.msg);
+	if (agent_host_publish_event(o->h, job->cmd,
+				     agent_job_type_name(job->type), state, f,
+				     NULL, &err))
+		fl_error("%s", err.msg);
 	json_decref(f);
 }
 
@@ -173,7 +179,7 @@ int ota_enter(struct agent_ota *o, enum agent_job_state state,
 						   : job->bytes));
 	ota_event(o, public_state(state), extra);
 	json_decref(extra);
-	o->a->next_status_ms = 0; /* status carries the job */
+	agent_host_status_soon(o->h); /* status carries the job */
 	return 0;
 }
 
@@ -214,7 +220,7 @@ void ota_mark_booted_good(struct agent_ota *o, const char *left_slot)
 	if (l && l != b)
 		l->good = false;
 	if (ota_save(o, &err))
-		fl_error("%s: %s", o->a->cfg->id, err.msg);
+		fl_error("%s", err.msg);
 }
 
 void ota_finish(struct agent_ota *o, enum agent_job_state state,
@@ -237,13 +243,12 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 			? "failed"
 			: "ok";
 	f = job_fields(o);
-	agent_cmd_complete(o->a, job->cmd, agent_job_type_name(job->type),
-			   agent_job_state_name(state), stage,
-			   *job->reason ? job->reason : NULL, f);
+	agent_host_complete(o->h, job->cmd, agent_job_type_name(job->type),
+			    agent_job_state_name(state), stage,
+			    *job->reason ? job->reason : NULL, f);
 	json_decref(f);
-	fl_info("%s: job %s %s", o->a->cfg->id, job->id,
-		agent_job_state_name(state));
-	agent_publish_status(o->a);
+	fl_info("job %s %s", job->id, agent_job_state_name(state));
+	agent_host_publish_status(o->h);
 }
 
 /* ------------------------------------------------------------------ */
@@ -363,7 +368,7 @@ static int start_job(struct agent_ota *o, const struct agent_job *job,
 	}
 	o->next_run_ms = 0;
 	out->pending = true;
-	fl_info("%s: job %s: %s %s -> %s (slot %s)", o->a->cfg->id, job->id,
+	fl_info("job %s: %s %s -> %s (slot %s)", job->id,
 		agent_job_type_name(job->type),
 		*job->from_version ? job->from_version : "?",
 		*job->to_version ? job->to_version : "?", job->target_slot);
@@ -379,8 +384,11 @@ static int job_id_arg(const struct agent_cmd *cmd, struct agent_job *job,
 		       fl_valid_label, err);
 }
 
-int agent_cmd_update(struct agent *a, const struct agent_cmd *cmd,
-		     struct agent_cmd_outcome *out, struct fl_error *err)
+/* "update": record the job as queued and leave it pending; the tick
+ * carries it on and completes the command at its final state. */
+static int cmd_update(struct agent_host *h, void *state,
+		      const struct agent_cmd *cmd,
+		      struct agent_cmd_outcome *out, struct fl_error *err)
 {
 	struct agent_job job = {.type = AGENT_JOB_UPDATE};
 	int rc;
@@ -393,17 +401,19 @@ int agent_cmd_update(struct agent *a, const struct agent_cmd *cmd,
 		rc = parse_bundle(json_object_get(cmd->args, "bundle"), &job,
 				  err);
 	if (!rc)
-		rc = can_start(a->ota, &job, err);
+		rc = can_start(state, &job, err);
 	if (!rc)
-		rc = start_job(a->ota, &job, out, err);
+		rc = start_job(state, &job, out, err);
 	return rc;
 }
 
-int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
-		       struct agent_cmd_outcome *out, struct fl_error *err)
+/* "rollback": like update, to the other slot's known-good firmware. */
+static int cmd_rollback(struct agent_host *h, void *state,
+			const struct agent_cmd *cmd,
+			struct agent_cmd_outcome *out, struct fl_error *err)
 {
 	struct agent_job job = {.type = AGENT_JOB_ROLLBACK};
-	struct agent_ota *o = a->ota;
+	struct agent_ota *o = state;
 	const struct agent_slot_info *si;
 	int rc;
 
@@ -442,10 +452,11 @@ int agent_cmd_rollback(struct agent *a, const struct agent_cmd *cmd,
  * OTA_CANCELLED while nothing has switched yet; past the switch it ends
  * on its own (FL_ECONFLICT).  Another job, or none, is left alone.
  */
-int agent_cmd_cancel(struct agent *a, const struct agent_cmd *cmd,
-		     struct agent_cmd_outcome *out, struct fl_error *err)
+static int cmd_cancel(struct agent_host *h, void *state,
+		      const struct agent_cmd *cmd,
+		      struct agent_cmd_outcome *out, struct fl_error *err)
 {
-	struct agent_ota *o = a->ota;
+	struct agent_ota *o = state;
 	struct agent_job *job;
 	char id[AGENT_JOB_ID_MAX + 1];
 	int rc = str_arg(cmd->args, "job", id, sizeof(id), fl_valid_label, err);
@@ -465,7 +476,7 @@ int agent_cmd_cancel(struct agent *a, const struct agent_cmd *cmd,
 			       "job %s is past the switch to slot %s; it ends "
 			       "on its own",
 			       id, job->target_slot);
-	fl_info("%s: job %s: cancelled by fleetd", a->cfg->id, id);
+	fl_info("job %s: cancelled by fleetd", id);
 	if (o->installing) /* ota_install stops at its next pump */
 		o->cancel = true;
 	else
@@ -484,7 +495,7 @@ static int step(struct agent_ota *o, struct fl_error *err)
 	const struct agent_job *job = &o->j.job;
 
 	if (job->state < AGENT_JOB_REBOOTING &&
-	    agent_inbox_cancels(o->a, job->id)) { /* before any switch */
+	    cancel_waiting(o)) { /* before any switch */
 		ota_finish(o, AGENT_JOB_FAILED, agent_job_state_name(job->state),
 			   OTA_CANCELLED);
 		return 0;
@@ -517,32 +528,36 @@ static bool runnable(const struct agent_ota *o)
 	       !agent_job_state_final(o->j.job.state) && !o->reboot_requested;
 }
 
-void agent_ota_tick(struct agent *a)
+/* Carry the running job forward (may block for a download or a health
+ * check, pumping MQTT meanwhile). */
+static void tick(struct agent_host *h, void *state)
 {
-	struct agent_ota *o = a->ota;
+	struct agent_ota *o = state;
 	struct fl_error err = {0};
 	enum agent_job_state prev;
 	int rc;
 
-	if (!runnable(o) || fl_now_ms() < o->next_run_ms)
+	if (!runnable(o) || agent_host_now_ms(h) < o->next_run_ms)
 		return;
 	do {
 		prev = o->j.job.state;
 		rc = step(o, &err);
 		if (rc) {
-			if (!(a->stop && *a->stop))
-				fl_warn("%s: job %s: %s (retrying)", a->cfg->id,
-					o->j.job.id, err.msg);
-			o->next_run_ms = fl_now_ms() + RETRY_MS;
+			if (!agent_host_stopping(h))
+				fl_warn("job %s: %s (retrying)", o->j.job.id,
+					err.msg);
+			o->next_run_ms = agent_host_now_ms(h) + RETRY_MS;
 			return;
 		}
 	} while (runnable(o) && o->j.job.state != prev &&
-		 !(a->stop && *a->stop));
+		 !agent_host_stopping(h));
 }
 
-void agent_ota_on_connect(struct agent *a)
+/* After every (re)connect: queue the current state of a job that is
+ * not final as a progress event again (final events: evq.h). */
+static void on_connect(struct agent_host *h, void *state)
 {
-	struct agent_ota *o = a->ota;
+	struct agent_ota *o = state;
 	const struct agent_job *job;
 	json_t *extra;
 
@@ -579,7 +594,7 @@ static void load_journal(struct agent_ota *o)
 	if (!agent_journal_load(o->journal_path, &o->j, &err))
 		return;
 	aside = fl_xasprintf("%s.corrupt", o->journal_path);
-	fl_error("%s: %s; moved to '%s'", o->a->cfg->id, err.msg, aside);
+	fl_error("%s; moved to '%s'", err.msg, aside);
 	rename(o->journal_path, aside);
 	free(aside);
 	memset(&o->j, 0, sizeof(o->j));
@@ -588,7 +603,7 @@ static void load_journal(struct agent_ota *o)
 /* Open the bootloader backend and read where the device booted. */
 static int open_boot(struct agent_ota *o, struct fl_error *err)
 {
-	const struct agent_config *c = o->a->cfg;
+	const struct agent_config *c = agent_host_config(o->h);
 	struct agent_boot_opts bo = {
 	    .backend = c->boot_backend,
 	    .path = c->boot_path,
@@ -612,13 +627,21 @@ static int open_boot(struct agent_ota *o, struct fl_error *err)
 	return rc;
 }
 
-int agent_ota_new(struct agent *a, struct agent_ota **ret, struct fl_error *err)
+/*
+ * Open the bootloader backend when [boot] and [slots] are configured,
+ * load the journal, learn the booted slot, the boot ids and what the
+ * slots hold.  A journal that does not load is kept aside as
+ * ota.json.corrupt and replaced by an empty one.  Returns 0, or the
+ * bootloader's codes (FL_EPARSE, FL_EIO, ...) when it cannot be read.
+ */
+static int ota_new(struct agent_host *h, struct agent_ota **ret,
+		   struct fl_error *err)
 {
-	const struct agent_config *c = a->cfg;
+	const struct agent_config *c = agent_host_config(h);
 	struct agent_ota *o = fl_xcalloc(1, sizeof(*o));
 	int rc = 0;
 
-	o->a = a;
+	o->h = h;
 	o->journal_path = fl_path_join(c->state_dir, AGENT_JOURNAL_FILE);
 	o->partial_path = fl_path_join(c->state_dir, AGENT_PARTIAL_FILE);
 	load_journal(o);
@@ -635,15 +658,17 @@ int agent_ota_new(struct agent *a, struct agent_ota **ret, struct fl_error *err)
 	ota_read_boot_ids(o);
 	ota_probe_version(o, o->booted);
 	if (o->j.has_job && !agent_job_state_final(o->j.job.state))
-		fl_info("%s: job %s was %s; going on", c->id, o->j.job.id,
+		fl_info("job %s was %s; going on", o->j.job.id,
 			agent_job_state_name(o->j.job.state));
 	else
 		ota_boot_cleanup(o);
 	return 0;
 }
 
-void agent_ota_free(struct agent_ota *o)
+static void ota_free(void *state)
 {
+	struct agent_ota *o = state;
+
 	if (!o)
 		return;
 	agent_boot_close(o->boot);
@@ -652,15 +677,19 @@ void agent_ota_free(struct agent_ota *o)
 	free(o);
 }
 
-bool agent_ota_owns_cmd(const struct agent_ota *o, const char *cmd_id)
+/* The command of the running job is not interrupted. */
+static bool owns_running(void *state, const char *cmd_id)
 {
+	const struct agent_ota *o = state;
+
 	return o && o->j.has_job && !agent_job_state_final(o->j.job.state) &&
 	       fl_streq(o->j.job.cmd, cmd_id);
 }
 
-void agent_ota_reconcile(struct agent *a)
+/* At start-up: finish the command of a job that reached its final
+ * state without the command being completed. */
+static void reconcile(struct agent_ota *o)
 {
-	struct agent_ota *o = a->ota;
 	const struct agent_job *job;
 	enum agent_cmd_state st;
 	json_t *f;
@@ -668,23 +697,18 @@ void agent_ota_reconcile(struct agent *a)
 	if (!o || !o->j.has_job || !agent_job_state_final(o->j.job.state))
 		return;
 	job = &o->j.job;
-	if (agent_cmd_log_get(a->cmds, job->cmd, &st, NULL) ||
+	if (agent_host_cmd_state(o->h, job->cmd, &st) ||
 	    st != AGENT_CMD_RUNNING)
 		return;
 	f = job_fields(o);
-	agent_cmd_complete(a, job->cmd, agent_job_type_name(job->type),
-			   agent_job_state_name(job->state),
-			   *job->stage ? job->stage : NULL,
-			   *job->reason ? job->reason : NULL, f);
+	agent_host_complete(o->h, job->cmd, agent_job_type_name(job->type),
+			    agent_job_state_name(job->state),
+			    *job->stage ? job->stage : NULL,
+			    *job->reason ? job->reason : NULL, f);
 	json_decref(f);
 }
 
-bool agent_ota_reboot_requested(const struct agent_ota *o)
-{
-	return o && o->reboot_requested;
-}
-
-const char *agent_ota_firmware(const struct agent_ota *o)
+static const char *firmware(const struct agent_ota *o)
 {
 	const char *v;
 
@@ -694,17 +718,17 @@ const char *agent_ota_firmware(const struct agent_ota *o)
 	return *v ? v : NULL;
 }
 
-const char *agent_ota_slot(const struct agent_ota *o)
+static const char *slot_now(const struct agent_ota *o)
 {
 	return o && o->enabled ? o->booted : NULL;
 }
 
-const char *agent_ota_health(const struct agent_ota *o)
+static const char *health(const struct agent_ota *o)
 {
 	return o && o->enabled ? o->health : NULL;
 }
 
-json_t *agent_ota_job_brief(const struct agent_ota *o)
+static json_t *job_brief(const struct agent_ota *o)
 {
 	const struct agent_job *job;
 	json_t *j;
@@ -774,8 +798,15 @@ static int boot_status(const struct agent_config *c, json_t **ret,
 	return rc;
 }
 
-int agent_ota_status(const struct agent_config *cfg, json_t *into,
-		     struct fl_error *err)
+/*
+ * What `fleet-agent status` shows about updates: the bootloader
+ * variables and phase, the slots with their versions, the floor, the
+ * trust root version, the job.  Reads only.  Returns 0, or the
+ * journal's and bootloader's codes.
+ */
+static int status(const struct agent_config *cfg,
+		  const struct fl_pki_cert_info *cert, json_t *into,
+		  struct fl_error *err)
 {
 	char *path = fl_path_join(cfg->state_dir, AGENT_JOURNAL_FILE);
 	struct agent_journal *j = fl_xcalloc(1, sizeof(*j));
@@ -825,3 +856,56 @@ out:
 	free(path);
 	return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* The feature                                                        */
+/* ------------------------------------------------------------------ */
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* Status and presence: firmware, slot, health and the job. */
+static void report(void *state, json_t *into)
+{
+	const struct agent_ota *o = state;
+
+	json_object_set_new(into, "firmware", str_or_null(firmware(o)));
+	json_object_set_new(into, "slot", str_or_null(slot_now(o)));
+	json_object_set_new(into, "health", str_or_null(health(o)));
+	json_object_set_new(into, "job", job_brief(o));
+}
+
+/* A bootloader that cannot be read disables updates (logged); the
+ * agent still runs for everything else. */
+static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
+{
+	struct fl_error e = {0};
+	struct agent_ota *o = NULL;
+
+	if (ota_new(h, &o, &e))
+		fl_error("updates are disabled: %s", e.msg);
+	reconcile(o);
+	*ret_state = o;
+	return 0;
+}
+
+static const struct agent_feature_cmd cmds[] = {
+    {"cancel", cmd_cancel},
+    {"rollback", cmd_rollback},
+    {"update", cmd_update},
+    {NULL, NULL},
+};
+
+const struct agent_feature agent_feature_ota = {
+    .name = "ota",
+    .init = init,
+    .owns_running = owns_running,
+    .on_connect = on_connect,
+    .tick = tick,
+    .report = report,
+    .status = status,
+    .cmds = cmds,
+    .free = ota_free,
+};

@@ -22,6 +22,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "ota_internal.h"
+#include "simdev.h"
 #include "proc.h"
 #include "util.h"
 #include "validate.h"
@@ -53,7 +54,7 @@ static void read_id(const char *path, const char *prefix, char *buf,
 
 void ota_read_boot_ids(struct agent_ota *o)
 {
-	const char *sim = o->a->cfg->sim_dir;
+	const char *sim = agent_host_config(o->h)->sim_dir;
 	char *path;
 
 	read_id(KERNEL_BOOT_ID, "", o->kernel_boot, sizeof(o->kernel_boot),
@@ -62,7 +63,7 @@ void ota_read_boot_ids(struct agent_ota *o)
 		fl_strlcpy(o->boot_id, o->kernel_boot, sizeof(o->boot_id));
 		return;
 	}
-	path = fl_path_join(sim, AGENT_SIM_BOOT_FILE);
+	path = fl_path_join(sim, AGENT_SIMDEV_BOOT_FILE);
 	read_id(path, "sim-", o->boot_id, sizeof(o->boot_id), "sim-0");
 	free(path);
 }
@@ -72,12 +73,12 @@ void ota_probe_version(struct agent_ota *o, const char *slot)
 	struct agent_slot_info *si = agent_journal_slot(&o->j, slot);
 	const char *argv[] = {ota_slot_path(o, slot), "--version", NULL};
 	struct agent_proc_opts po = {
-	    .argv = argv, .timeout_ms = AGENT_SIM_VERSION_TIMEOUT_MS};
+	    .argv = argv, .timeout_ms = AGENT_SIMDEV_VERSION_TIMEOUT_MS};
 	struct agent_proc_result r;
 	struct fl_error err = {0};
 	const char *v;
 
-	if (!o->a->cfg->sim_dir || !si || *si->version ||
+	if (!agent_host_config(o->h)->sim_dir || !si || *si->version ||
 	    access(argv[0], X_OK) < 0)
 		return;
 	if (agent_proc_run(&po, &r, &err) || r.status != 0)
@@ -86,7 +87,7 @@ void ota_probe_version(struct agent_ota *o, const char *slot)
 	if (!fsig_valid_semver(v))
 		return;
 	fl_strlcpy(si->version, v, sizeof(si->version));
-	fl_info("%s: slot %s holds firmware %s", o->a->cfg->id, slot, v);
+	fl_info("slot %s holds firmware %s", slot, v);
 	ota_save(o, &err);
 }
 
@@ -97,8 +98,11 @@ void ota_probe_version(struct agent_ota *o, const char *slot)
 static void request_reboot(struct agent_ota *o)
 {
 	o->reboot_requested = true;
-	fl_info("%s: job %s: rebooting%s", o->a->cfg->id, o->j.job.id,
-		o->a->cfg->sim_dir ? " (sim: power cycle and restart)" : "");
+	agent_host_request_reboot(o->h);
+	fl_info("job %s: rebooting%s", o->j.job.id,
+		agent_host_config(o->h)->sim_dir
+		    ? " (sim: power cycle and restart)"
+		    : "");
 }
 
 /* Point the bootloader at the target slot, as a trial. */
@@ -151,7 +155,7 @@ static int fell_back(struct agent_ota *o, const struct agent_boot_state *st,
 		 o->j.job.target_slot, st->bootlimit);
 	ota_finish(o, AGENT_JOB_ROLLED_BACK, NULL, why);
 	if (agent_boot_mark_good(o->boot, err))
-		fl_error("%s: %s", o->a->cfg->id, err->msg);
+		fl_error("%s", err->msg);
 	return 0;
 }
 
@@ -200,17 +204,19 @@ static int health_tick(void *user, struct fl_error *err)
 static int wait_broker(struct agent_ota *o, int64_t deadline,
 		       struct fl_error *err)
 {
-	struct agent *a = o->a;
 	int rc;
 
-	while (!agent_mqtt_connected(a->mqtt)) {
-		if (fl_now_ms() >= deadline)
-			return fl_fail(err, FL_EVERIFY,
-				       "health check: the broker was not "
-				       "reachable within %llds",
-				       (long long)a->cfg->health_timeout_s);
-		agent_mqtt_step(a->mqtt, 100);
-		rc = ota_pump(o, err);
+	while (!agent_host_online(o->h)) {
+		if (agent_host_now_ms(o->h) >= deadline)
+			return fl_fail(
+			    err, FL_EVERIFY,
+			    "health check: the broker was not reachable "
+			    "within %llds",
+			    (long long)agent_host_config(o->h)
+				->health_timeout_s);
+		rc = agent_host_pump(o->h, 100, err);
+		if (!rc)
+			rc = ota_pump(o, err);
 		if (rc)
 			return rc;
 	}
@@ -225,7 +231,7 @@ static int wait_broker(struct agent_ota *o, int64_t deadline,
  */
 static int check_health(struct agent_ota *o, struct fl_error *err)
 {
-	const struct agent_config *c = o->a->cfg;
+	const struct agent_config *c = agent_host_config(o->h);
 	const char *path = ota_slot_path(o, o->booted);
 	char *env[3] = {fl_xasprintf("FLEET_SLOT=%s", o->booted),
 			fl_xasprintf("FLEET_SLOT_PATH=%s", path), NULL};
@@ -286,15 +292,15 @@ int ota_health(struct agent_ota *o, struct fl_error *err)
 	if (agent_boot_phase(&st) == AGENT_BOOT_STABLE)
 		return healthy(o, err); /* marked good before a restart */
 	o->health = "checking";
-	agent_publish_status(o->a);
+	agent_host_publish_status(o->h);
 	ota_failpoint(o, "health-check");
 	rc = check_health(o, &why);
 	if (!rc)
 		return healthy(o, err);
 	if (rc != FL_EVERIFY)
 		return fl_fail(err, rc, "%s", why.msg);
-	fl_warn("%s: job %s: %s; going back to slot %s", o->a->cfg->id, job->id,
-		why.msg, job->from_slot);
+	fl_warn("job %s: %s; going back to slot %s", job->id, why.msg,
+		job->from_slot);
 	o->health = "failed";
 	agent_job_set_outcome(job, NULL, why.msg);
 	job->attempts = 0;
@@ -311,9 +317,9 @@ static int reverted(struct agent_ota *o, struct fl_error *err)
 	int rc;
 
 	if (check_health(o, &why) == FL_EVERIFY)
-		fl_warn("%s: the previous slot %s: %s (marking it good "
+		fl_warn("the previous slot %s: %s (marking it good "
 			"anyway: it is the known-good one)",
-			o->a->cfg->id, o->booted, why.msg);
+			o->booted, why.msg);
 	rc = agent_boot_mark_good(o->boot, err);
 	if (rc)
 		return rc;
@@ -367,16 +373,16 @@ void ota_boot_cleanup(struct agent_ota *o)
 	struct fl_error err = {0};
 
 	if (agent_boot_read(o->boot, &st, &err)) {
-		fl_error("%s: %s", o->a->cfg->id, err.msg);
+		fl_error("%s", err.msg);
 		return;
 	}
 	switch (agent_boot_phase(&st)) {
 	case AGENT_BOOT_FELL_BACK:
-		fl_info("%s: acknowledging the bootloader's fall-back to "
+		fl_info("acknowledging the bootloader's fall-back to "
 			"slot %s",
-			o->a->cfg->id, st.slot);
+			st.slot);
 		if (agent_boot_mark_good(o->boot, &err))
-			fl_error("%s: %s", o->a->cfg->id, err.msg);
+			fl_error("%s", err.msg);
 		else
 			ota_mark_booted_good(o, st.try_slot);
 		break;
@@ -384,9 +390,9 @@ void ota_boot_cleanup(struct agent_ota *o)
 		ota_mark_booted_good(o, NULL);
 		break;
 	case AGENT_BOOT_TRYING:
-		fl_warn("%s: slot %s is on trial but no job owns it; the "
+		fl_warn("slot %s is on trial but no job owns it; the "
 			"bootloader decides",
-			o->a->cfg->id, st.slot);
+			st.slot);
 		break;
 	default:
 		break;

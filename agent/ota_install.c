@@ -62,7 +62,7 @@ static int dl_tick(void *user, struct fl_error *err)
 {
 	struct install *in = user;
 	struct agent_ota *o = in->o;
-	int64_t now = fl_now_ms();
+	int64_t now = agent_host_now_ms(o->h);
 	json_t *f;
 	int rc;
 
@@ -164,22 +164,24 @@ static int slot_progress(void *user, uint64_t written, struct fl_error *err)
 static int begin_download(struct install *in, struct fl_error *err)
 {
 	struct agent_ota *o = in->o;
-	struct agent *a = o->a;
+	const struct agent_config *c = agent_host_config(o->h);
+	const struct agent_identity_paths *id =
+	    agent_host_identity(o->h, false);
 	struct agent_job *job = &o->j.job;
-	char *url = fl_xasprintf("%s%s", a->cfg->server_url, job->url);
+	char *url = fl_xasprintf("%s%s", c->server_url, job->url);
 	struct agent_dl_opts d = {
 	    .url = url,
-	    .ca_file = a->cfg->ca_file,
-	    .cert_file = a->cur.cert,
-	    .key_file = a->cur.key,
+	    .ca_file = c->ca_file,
+	    .cert_file = id->cert,
+	    .key_file = id->key,
 	    .partial = o->partial_path,
 	    .size = job->size,
 	    .trust_file = *job->partial_boot &&
 			  fl_streq(job->partial_boot, o->kernel_boot),
 	    .durable = job->bytes,
-	    .rate_limit = a->cfg->download_rate_limit,
-	    .retries = (unsigned)a->cfg->download_retries,
-	    .stall_timeout_s = (long)a->cfg->http_timeout_s,
+	    .rate_limit = c->download_rate_limit,
+	    .retries = (unsigned)c->download_retries,
+	    .stall_timeout_s = (long)c->http_timeout_s,
 	    .checkpoint = dl_checkpoint,
 	    .tick = dl_tick,
 	    .user = in,
@@ -204,10 +206,10 @@ static int begin_download(struct install *in, struct fl_error *err)
 	rc = ota_enter(o, AGENT_JOB_DOWNLOADING, err);
 	if (rc)
 		return rc;
-	fl_info("%s: job %s: bundle of %" PRIu64 " bytes, %" PRIu64
+	fl_info("job %s: bundle of %" PRIu64 " bytes, %" PRIu64
 		" already here (download resumes at byte %" PRIu64 ")",
-		a->cfg->id, job->id, job->size, kept, kept);
-	o->last_progress_ms = fl_now_ms();
+		job->id, job->size, kept, kept);
+	o->last_progress_ms = agent_host_now_ms(o->h);
 	ota_failpoint(o, "downloading");
 	return 0;
 }
@@ -215,20 +217,20 @@ static int begin_download(struct install *in, struct fl_error *err)
 /* The device's root; fetched from fleetd the first time (TOFU). */
 static int load_root(struct install *in, struct fl_error *err)
 {
-	struct agent *a = in->o->a;
+	struct agent_host *h = in->o->h;
 	int rc;
 
 	fsig_root_free(in->root);
 	in->root = NULL;
-	rc = agent_trust_load(a->cfg->state_dir, &in->root, err);
+	rc = agent_trust_load(agent_host_state_dir(h), &in->root, err);
 	if (rc != FL_ENOTFOUND)
 		return rc;
 	fl_error_clear(err);
-	fl_info("%s: no trust root yet: fetching version 1 from fleetd",
-		a->cfg->id);
-	rc = agent_trust_fetch_first(&a->http, a->cfg->state_dir, err);
+	fl_info("no trust root yet: fetching version 1 from fleetd");
+	rc = agent_trust_fetch_first(agent_host_http(h),
+				     agent_host_state_dir(h), err);
 	if (!rc)
-		rc = agent_trust_load(a->cfg->state_dir, &in->root, err);
+		rc = agent_trust_load(agent_host_state_dir(h), &in->root, err);
 	if (rc)
 		fl_error_prefix(err, "no trust root");
 	return rc;
@@ -237,7 +239,7 @@ static int load_root(struct install *in, struct fl_error *err)
 /* Step 1 from byte 0 of the download. */
 static int verify_once(struct install *in, struct fl_error *err)
 {
-	const struct agent_config *c = in->o->a->cfg;
+	const struct agent_config *c = agent_host_config(in->o->h);
 	struct fsig_policy pol = {
 	    .hardware = c->hardware,
 	    .min_security_version = in->o->j.floor,
@@ -263,7 +265,7 @@ static bool root_may_help(enum fsig_reason why)
 /* Signature and policy; with a newer root from fleetd when needed. */
 static int verify_meta(struct install *in, struct fl_error *err)
 {
-	struct agent *a = in->o->a;
+	struct agent_host *h = in->o->h;
 	struct fl_error e2 = {0};
 	bool updated = false;
 	int rc;
@@ -274,9 +276,9 @@ static int verify_meta(struct install *in, struct fl_error *err)
 		rc = verify_once(in, err);
 	if (rc != FL_EVERIFY || !root_may_help(fsig_reader_reason(in->r)))
 		return rc;
-	if (agent_trust_update(&a->http, a->cfg->state_dir, &updated, &e2)) {
-		fl_warn("%s: cannot update the trust root: %s", a->cfg->id,
-			e2.msg);
+	if (agent_trust_update(agent_host_http(h), agent_host_state_dir(h),
+			       &updated, &e2)) {
+		fl_warn("cannot update the trust root: %s", e2.msg);
 		return rc;
 	}
 	if (!updated)
@@ -284,9 +286,9 @@ static int verify_meta(struct install *in, struct fl_error *err)
 	fl_error_clear(err);
 	rc = load_root(in, err);
 	if (!rc) {
-		fl_info("%s: trust root is now version %" PRIu64
+		fl_info("trust root is now version %" PRIu64
 			"; checking the bundle again",
-			a->cfg->id, fsig_root_version(in->root));
+			fsig_root_version(in->root));
 		rc = verify_once(in, err);
 	}
 	return rc;
@@ -343,7 +345,7 @@ static int stream_slot(struct install *in, struct fl_error *err)
 	struct agent_ota *o = in->o;
 	struct agent_slot_opts so = {
 	    .path = ota_slot_path(o, o->j.job.target_slot),
-	    .executable = o->a->cfg->sim_dir != NULL,
+	    .executable = agent_host_config(o->h)->sim_dir != NULL,
 	    .progress = slot_progress,
 	    .user = in,
 	};
@@ -393,10 +395,9 @@ static int finish_install(struct install *in, struct fl_error *err)
 	if (rc)
 		return rc;
 	unlink(o->partial_path);
-	fl_info("%s: job %s: slot %s holds %s (%" PRIu64
+	fl_info("job %s: slot %s holds %s (%" PRIu64
 		" bytes from the network for this job)",
-		o->a->cfg->id, job->id, job->target_slot, job->to_version,
-		job->fetched);
+		job->id, job->target_slot, job->to_version, job->fetched);
 	ota_failpoint(o, "installed");
 	return 0;
 }
@@ -430,7 +431,7 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 		rc = stream_slot(&in, err);
 	if (!rc)
 		rc = finish_install(&in, err);
-	in.stopped |= rc && o->a->stop && *o->a->stop;
+	in.stopped |= rc && agent_host_stopping(o->h);
 	if (rc && in.dl) /* going on later: what is durable; failed: all */
 		count_fetched(&in, in.stopped ? o->j.job.bytes
 					      : agent_dl_have(in.dl));
@@ -447,8 +448,8 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 	}
 	if (rc && in.stopped) {
 		ota_save(o, NULL);
-		fl_info("%s: job %s: stopped; it goes on at the next start",
-			o->a->cfg->id, o->j.job.id);
+		fl_info("job %s: stopped; it goes on at the next start",
+			o->j.job.id);
 		return rc;
 	}
 	if (rc)

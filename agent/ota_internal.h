@@ -8,13 +8,13 @@
  */
 #include <stdint.h>
 
-#include "agent_internal.h"
+#include "feature.h"
 #include "boot.h"
 #include "journal.h"
 #include "ota.h"
 
 struct agent_ota {
-	struct agent *a;
+	struct agent_host *h;
 	bool enabled; /* [boot] and [slots] configured, backend open */
 	struct agent_boot *boot;
 	char *journal_path, *partial_path;

@@ -13,28 +13,52 @@
  * the old certificate.  A failed confirmation is retried with backoff
  * (confirm.json survives restarts); the outcome event is published when
  * it succeeds.
+ *
+ * A feature (feature.h): owns "rotate", keeps the renewal and the
+ * confirmation timers in its tick, adds the certificate's renewal
+ * window and a pending confirmation to `fleet-agent status`.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "agent_internal.h"
+#include "agent_mqtt.h" /* agent_backoff */
+#include "feature.h"
+#include "rotate.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
 
-void agent_schedule_renewal(struct agent *a)
+#define CONFIRM_FILE "confirm.json"
+
+struct rotate {
+	struct agent_host *h;
+	char *confirm_path;
+	time_t renew_at;
+
+	/* a committed certificate fleetd has not confirmed yet */
+	bool confirm_pending;
+	char confirm_cmd[AGENT_CMD_ID_MAX + 1]; /* "" for a renewal */
+	int64_t confirm_next_ms;
+	struct agent_backoff confirm_backoff;
+
+	/* renewal retries after a failure */
+	int64_t renew_next_ms;
+	struct agent_backoff renew_backoff;
+};
+
+static void schedule_renewal(struct rotate *r)
 {
 	char when[21];
 
-	a->renew_at = agent_identity_renew_at(a->cert.not_before,
-					      a->cert.not_after,
+	r->renew_at = agent_identity_renew_at(agent_host_cert(r->h)->not_before,
+					      agent_host_cert(r->h)->not_after,
 					      agent_rand32());
-	a->renew_next_ms = 0;
-	agent_backoff_reset(&a->renew_backoff);
-	fl_time_rfc3339(a->renew_at, when);
-	fl_debug("%s: certificate %s renews at %s", a->cfg->id, a->cert.serial,
+	r->renew_next_ms = 0;
+	agent_backoff_reset(&r->renew_backoff);
+	fl_time_rfc3339(r->renew_at, when);
+	fl_debug("certificate %s renews at %s", agent_host_cert(r->h)->serial,
 		 when);
 }
 
@@ -42,27 +66,27 @@ void agent_schedule_renewal(struct agent *a)
 /* confirm.json                                                       */
 /* ------------------------------------------------------------------ */
 
-static int confirm_save(struct agent *a, const char *serial,
+static int confirm_save(struct rotate *r, const char *serial,
 			const char *cmd_id, struct fl_error *err)
 {
 	json_t *j = json_pack("{s:s, s:o}", "serial", serial, "cmd",
 			      cmd_id ? json_string(cmd_id) : json_null());
-	int rc = fl_json_save_file(j, a->confirm_path, 0600, err);
+	int rc = fl_json_save_file(j, r->confirm_path, 0600, err);
 
 	json_decref(j);
 	return rc;
 }
 
-static void confirm_clear(struct agent *a)
+static void confirm_clear(struct rotate *r)
 {
 	struct fl_error err = {0};
 
-	if (unlink(a->confirm_path) < 0 && fl_path_exists(a->confirm_path))
-		fl_error("%s: cannot remove '%s'", a->cfg->id, a->confirm_path);
-	else if (fl_fsync_parent(a->confirm_path, &err))
-		fl_warn("%s: %s", a->cfg->id, err.msg);
-	a->confirm_pending = false;
-	a->confirm_cmd[0] = '\0';
+	if (unlink(r->confirm_path) < 0 && fl_path_exists(r->confirm_path))
+		fl_error("cannot remove '%s'", r->confirm_path);
+	else if (fl_fsync_parent(r->confirm_path, &err))
+		fl_warn("%s", err.msg);
+	r->confirm_pending = false;
+	r->confirm_cmd[0] = '\0';
 }
 
 /*
@@ -70,35 +94,35 @@ static void confirm_clear(struct agent *a)
  * confirmation is still owed; one for another serial is left over from
  * a rotation that never committed and is dropped.
  */
-int agent_confirm_load(struct agent *a, struct fl_error *err)
+static int confirm_load(struct rotate *r, struct fl_error *err)
 {
 	const char *serial, *cmd = NULL;
 	json_t *j = NULL;
 	int rc;
 
-	if (!fl_path_exists(a->confirm_path))
+	if (!fl_path_exists(r->confirm_path))
 		return 0;
-	rc = fl_json_load_file(a->confirm_path, 4096, &j, err);
+	rc = fl_json_load_file(r->confirm_path, 4096, &j, err);
 	if (!rc)
 		rc = fl_json_str(j, "serial", FL_PKI_SERIAL_HEX_MAX, &serial,
 				 err);
 	if (!rc)
 		rc = fl_json_str_opt(j, "cmd", AGENT_CMD_ID_MAX, &cmd, err);
 	if (rc) {
-		fl_warn("%s: dropping a corrupt '%s': %s", a->cfg->id,
-			a->confirm_path, err ? err->msg : "");
+		fl_warn("dropping a corrupt '%s': %s", r->confirm_path,
+			err ? err->msg : "");
 		fl_error_clear(err);
-		confirm_clear(a);
+		confirm_clear(r);
 		json_decref(j);
 		return 0;
 	}
-	if (fl_streq(serial, a->cert.serial)) {
-		a->confirm_pending = true;
-		fl_strlcpy(a->confirm_cmd, cmd ? cmd : "",
-			   sizeof(a->confirm_cmd));
-		a->confirm_next_ms = 0;
+	if (fl_streq(serial, agent_host_cert(r->h)->serial)) {
+		r->confirm_pending = true;
+		fl_strlcpy(r->confirm_cmd, cmd ? cmd : "",
+			   sizeof(r->confirm_cmd));
+		r->confirm_next_ms = 0;
 	} else {
-		confirm_clear(a);
+		confirm_clear(r);
 	}
 	json_decref(j);
 	return 0;
@@ -109,68 +133,64 @@ int agent_confirm_load(struct agent *a, struct fl_error *err)
 /* ------------------------------------------------------------------ */
 
 /* Reconnect with the staged files; on failure go back to the old ones. */
-static int try_new_identity(struct agent *a, struct fl_error *err)
+static int try_new_identity(struct rotate *r, struct fl_error *err)
 {
 	struct fl_error e2 = {0};
 	int rc;
 
-	rc = agent_mqtt_set_identity(a->mqtt, a->staged.cert, a->staged.key,
-				     true, err);
-	if (!rc)
-		rc = agent_mqtt_connect_wait(
-		    a->mqtt, (int)a->cfg->rotate_timeout_s * 1000, a->stop,
-		    err);
+	rc = agent_host_use_identity(
+	    r->h, true, true,
+	    (int)agent_host_config(r->h)->rotate_timeout_s * 1000, err);
 	if (!rc)
 		return 0;
-	fl_warn("%s: new certificate refused, keeping the old one: %s",
-		a->cfg->id, err ? err->msg : "");
-	if (agent_mqtt_set_identity(a->mqtt, a->cur.cert, a->cur.key, true,
-				    &e2))
-		fl_error("%s: %s", a->cfg->id, e2.msg);
-	agent_mqtt_resume(a->mqtt);
+	fl_warn("new certificate refused, keeping the old one: %s",
+		err ? err->msg : "");
+	if (agent_host_use_identity(r->h, false, false, 0, &e2))
+		fl_error("%s", e2.msg);
+	agent_host_resume(r->h);
 	return rc;
 }
 
 /* Make the staged identity current and owe fleetd a confirmation. */
-static int commit_new(struct agent *a, const struct fl_pki_cert_info *info,
+static int commit_new(struct rotate *r, const struct fl_pki_cert_info *info,
 		      const char *cmd_id, struct fl_error *err)
 {
-	const char *dir = a->cfg->state_dir;
+	const char *dir = agent_host_state_dir(r->h);
 	int rc;
 
-	rc = confirm_save(a, info->serial, cmd_id, err);
+	rc = confirm_save(r, info->serial, cmd_id, err);
 	if (!rc)
 		rc = agent_identity_commit(dir, err);
 	if (rc) {
-		confirm_clear(a);
+		confirm_clear(r);
 		return rc;
 	}
-	a->cert = *info;
-	a->confirm_pending = true;
-	fl_strlcpy(a->confirm_cmd, cmd_id ? cmd_id : "",
-		   sizeof(a->confirm_cmd));
-	agent_backoff_reset(&a->confirm_backoff);
-	if (agent_mqtt_set_identity(a->mqtt, a->cur.cert, a->cur.key, false,
-				    err))
-		fl_error("%s: %s", a->cfg->id, err->msg);
+	agent_host_set_cert(r->h, info);
+	r->confirm_pending = true;
+	fl_strlcpy(r->confirm_cmd, cmd_id ? cmd_id : "",
+		   sizeof(r->confirm_cmd));
+	agent_backoff_reset(&r->confirm_backoff);
+	if (agent_host_use_identity(r->h, false, false, 0, err))
+		fl_error("%s", err->msg);
 	fl_error_clear(err);
-	agent_schedule_renewal(a);
-	agent_publish_status(a);
-	fl_info("%s: now using certificate %s", a->cfg->id, info->serial);
+	schedule_renewal(r);
+	agent_host_publish_status(r->h);
+	fl_info("now using certificate %s", info->serial);
 	return 0;
 }
 
-static int confirm_now(struct agent *a, struct fl_error *err)
+static int confirm_now(struct rotate *r, struct fl_error *err)
 {
-	int rc = agent_reenroll_confirm(&a->http, a->cfg->state_dir, err);
+	int rc = agent_reenroll_confirm(agent_host_http(r->h),
+					agent_host_state_dir(r->h), err);
 
 	if (rc) {
-		a->confirm_next_ms =
-		    fl_now_ms() +
-		    agent_backoff_next(&a->confirm_backoff, agent_rand32());
+		r->confirm_next_ms =
+		    agent_host_now_ms(r->h) +
+		    agent_backoff_next(&r->confirm_backoff, agent_rand32());
 		return rc;
 	}
-	confirm_clear(a);
+	confirm_clear(r);
 	return 0;
 }
 
@@ -178,48 +198,50 @@ static int confirm_now(struct agent *a, struct fl_error *err)
  * The whole rotation.  Returns 0 when the new certificate is in use;
  * out->pending when fleetd has not confirmed yet (retried by the tick).
  */
-static int rotate(struct agent *a, const char *cmd_id,
+static int rotate(struct rotate *r, const char *cmd_id,
 		  struct agent_cmd_outcome *out, struct fl_error *err)
 {
 	struct fl_pki_cert_info info;
 	struct fl_error cerr = {0};
 	int rc;
 
-	fl_info("%s: rotating certificate %s", a->cfg->id, a->cert.serial);
+	fl_info("rotating certificate %s", agent_host_cert(r->h)->serial);
 	out->stage = "reenroll";
-	rc = agent_reenroll(&a->http, a->cfg->state_dir, a->cfg->id, &info,
-			    err);
+	rc = agent_reenroll(agent_host_http(r->h), agent_host_state_dir(r->h),
+			    agent_host_config(r->h)->id, &info, err);
 	if (rc)
 		return rc;
 	out->stage = "connect";
-	rc = try_new_identity(a, err);
+	rc = try_new_identity(r, err);
 	if (rc) {
-		agent_identity_discard(a->cfg->state_dir);
+		agent_identity_discard(agent_host_state_dir(r->h));
 		return rc;
 	}
 	out->stage = "commit";
-	rc = commit_new(a, &info, cmd_id, err);
+	rc = commit_new(r, &info, cmd_id, err);
 	if (rc)
 		return rc;
 	out->stage = NULL;
 	json_object_set_new(out->fields, "serial", json_string(info.serial));
-	if (confirm_now(a, &cerr)) {
-		fl_warn("%s: confirmation failed, will retry: %s", a->cfg->id,
-			cerr.msg);
+	if (confirm_now(r, &cerr)) {
+		fl_warn("confirmation failed, will retry: %s", cerr.msg);
 		out->pending = true;
 	}
 	return 0;
 }
 
-int agent_cmd_rotate(struct agent *a, const struct agent_cmd *cmd,
-		     struct agent_cmd_outcome *out, struct fl_error *err)
+static int cmd_rotate(struct agent_host *h, void *state,
+		      const struct agent_cmd *cmd,
+		      struct agent_cmd_outcome *out, struct fl_error *err)
 {
-	if (a->confirm_pending && confirm_now(a, err)) {
+	struct rotate *r = state;
+
+	if (r->confirm_pending && confirm_now(r, err)) {
 		out->stage = "confirm";
 		return fl_fail(err, FL_ECONFLICT,
 			       "the previous rotation is not confirmed yet");
 	}
-	return rotate(a, cmd->id, out, err);
+	return rotate(r, cmd->id, out, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -227,81 +249,187 @@ int agent_cmd_rotate(struct agent *a, const struct agent_cmd *cmd,
 /* ------------------------------------------------------------------ */
 
 /* The confirmation came through: publish the owed outcome. */
-static void confirmed(struct agent *a, const char *cmd_id)
+static void confirmed(struct rotate *r, const char *cmd_id)
 {
-	json_t *f = json_pack("{s:s}", "serial", a->cert.serial);
+	json_t *f = json_pack("{s:s}", "serial", agent_host_cert(r->h)->serial);
 	struct fl_error err = {0};
 
 	if (cmd_id && *cmd_id) {
-		agent_cmd_complete(a, cmd_id, "rotate", "succeeded", NULL,
-				   NULL, f);
+		agent_host_complete(r->h, cmd_id, "rotate", "succeeded", NULL,
+				    NULL, f);
 	} else {
 		json_object_set_new(f, "trigger", json_string("renewal"));
-		if (agent_publish_event(a, NULL, "rotate", "succeeded", f,
-					NULL, &err))
-			fl_error("%s: %s", a->cfg->id, err.msg);
+		if (agent_host_publish_event(r->h, NULL, "rotate", "succeeded",
+					     f, NULL, &err))
+			fl_error("%s", err.msg);
 	}
 	json_decref(f);
 }
 
-static void retry_confirm(struct agent *a)
+static void retry_confirm(struct rotate *r)
 {
 	char cmd[AGENT_CMD_ID_MAX + 1];
 	struct fl_error err = {0};
 
-	fl_strlcpy(cmd, a->confirm_cmd, sizeof(cmd));
-	if (confirm_now(a, &err)) {
-		fl_warn("%s: confirmation failed, will retry: %s", a->cfg->id,
-			err.msg);
+	fl_strlcpy(cmd, r->confirm_cmd, sizeof(cmd));
+	if (confirm_now(r, &err)) {
+		fl_warn("confirmation failed, will retry: %s", err.msg);
 		return;
 	}
-	fl_info("%s: fleetd confirmed certificate %s", a->cfg->id,
-		a->cert.serial);
-	confirmed(a, cmd);
+	fl_info("fleetd confirmed certificate %s",
+		agent_host_cert(r->h)->serial);
+	confirmed(r, cmd);
 }
 
-static void renew(struct agent *a)
+static void renew(struct rotate *r)
 {
 	struct agent_cmd_outcome out = {.fields = json_object()};
 	struct fl_error err = {0};
 	int rc;
 
-	fl_info("%s: renewing certificate %s (expires in %llds)", a->cfg->id,
-		a->cert.serial, (long long)(a->cert.not_after - time(NULL)));
+	fl_info("renewing certificate %s (expires in %llds)",
+		agent_host_cert(r->h)->serial,
+		(long long)(agent_host_cert(r->h)->not_after -
+			    agent_host_time(r->h)));
 	json_object_set_new(out.fields, "trigger", json_string("renewal"));
-	rc = rotate(a, NULL, &out, &err);
+	rc = rotate(r, NULL, &out, &err);
 	if (rc) {
 		int64_t delay =
-		    agent_backoff_next(&a->renew_backoff, agent_rand32());
+		    agent_backoff_next(&r->renew_backoff, agent_rand32());
 
-		fl_warn("%s: renewal failed (%s), retrying in %llds",
-			a->cfg->id, err.msg, (long long)delay / 1000);
-		a->renew_next_ms = fl_now_ms() + delay;
+		fl_warn("renewal failed (%s), retrying in %llds", err.msg,
+			(long long)delay / 1000);
+		r->renew_next_ms = agent_host_now_ms(r->h) + delay;
 		json_object_set_new(out.fields, "stage",
 				    json_string(out.stage ? out.stage : "run"));
 		json_object_set_new(out.fields, "reason", json_string(err.msg));
 		fl_error_clear(&err);
-		if (agent_publish_event(a, NULL, "rotate", "failed", out.fields,
-					NULL, &err))
-			fl_error("%s: %s", a->cfg->id, err.msg);
+		if (agent_host_publish_event(r->h, NULL, "rotate", "failed",
+					     out.fields, NULL, &err))
+			fl_error("%s", err.msg);
 	} else if (!out.pending &&
-		   agent_publish_event(a, NULL, "rotate", "succeeded",
-				       out.fields, NULL, &err)) {
-		fl_error("%s: %s", a->cfg->id, err.msg);
+		   agent_host_publish_event(r->h, NULL, "rotate", "succeeded",
+					    out.fields, NULL, &err)) {
+		fl_error("%s", err.msg);
 	}
 	json_decref(out.fields);
 }
 
-void agent_rotate_tick(struct agent *a)
+static void tick(struct agent_host *h, void *state)
 {
-	int64_t now = fl_now_ms();
+	struct rotate *r = state;
+	int64_t now = agent_host_now_ms(r->h);
 
-	if (a->confirm_pending) {
-		if (now >= a->confirm_next_ms)
-			retry_confirm(a);
+	if (r->confirm_pending) {
+		if (now >= r->confirm_next_ms)
+			retry_confirm(r);
 		return;
 	}
-	if (a->cfg->auto_renew && agent_mqtt_connected(a->mqtt) &&
-	    time(NULL) >= a->renew_at && now >= a->renew_next_ms)
-		renew(a);
+	if (agent_host_config(r->h)->auto_renew && agent_host_online(r->h) &&
+	    agent_host_time(r->h) >= r->renew_at && now >= r->renew_next_ms)
+		renew(r);
 }
+
+/* ------------------------------------------------------------------ */
+/* The feature                                                        */
+/* ------------------------------------------------------------------ */
+
+static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
+{
+	struct rotate *r = fl_xcalloc(1, sizeof(*r));
+	int rc;
+
+	r->h = h;
+	r->confirm_path = fl_path_join(agent_host_state_dir(h), CONFIRM_FILE);
+	r->confirm_backoff = (struct agent_backoff){5000, 600000, 0};
+	r->renew_backoff = (struct agent_backoff){10000, 3600000, 0};
+	*ret_state = r;
+	rc = confirm_load(r, err);
+	if (!rc)
+		schedule_renewal(r);
+	return rc;
+}
+
+static void rotate_free(void *state)
+{
+	struct rotate *r = state;
+
+	if (!r)
+		return;
+	free(r->confirm_path);
+	free(r);
+}
+
+/* A rotation waiting for fleetd's confirmation is not interrupted. */
+static bool owns_running(void *state, const char *cmd_id)
+{
+	const struct rotate *r = state;
+
+	return r->confirm_pending && fl_streq(cmd_id, r->confirm_cmd);
+}
+
+static void add_time(json_t *j, const char *key, time_t t)
+{
+	char buf[21];
+
+	fl_time_rfc3339(t, buf);
+	json_object_set_new(j, key, json_string(buf));
+}
+
+/* `fleet-agent status`: a pending confirmation, validity, renewal. */
+static int status(const struct agent_config *cfg,
+		  const struct fl_pki_cert_info *cert, json_t *into,
+		  struct fl_error *err)
+{
+	char *path = fl_path_join(cfg->state_dir, CONFIRM_FILE);
+	json_t *confirm = NULL;
+	int rc = 0;
+
+	if (fl_path_exists(path))
+		rc = fl_json_load_file(path, 4096, &confirm, err);
+	free(path);
+	if (rc)
+		return rc;
+	json_object_set_new(into, "confirm_pending",
+			    confirm ? confirm : json_null());
+	add_time(into, "cert_not_before", cert->not_before);
+	add_time(into, "cert_expires", cert->not_after);
+	add_time(into, "renew_from",
+		 agent_identity_renew_at(cert->not_before, cert->not_after, 0));
+	add_time(into, "renew_until",
+		 agent_identity_renew_at(cert->not_before, cert->not_after,
+					 UINT32_MAX));
+	return 0;
+}
+
+time_t agent_rotate_renew_at(const void *state)
+{
+	const struct rotate *r = state;
+
+	return r ? r->renew_at : 0;
+}
+
+void agent_rotate_renew_soon(void *state)
+{
+	struct rotate *r = state;
+
+	if (!r)
+		return;
+	r->renew_at = agent_host_time(r->h);
+	r->renew_next_ms = 0;
+}
+
+static const struct agent_feature_cmd cmds[] = {
+    {"rotate", cmd_rotate},
+    {NULL, NULL},
+};
+
+const struct agent_feature agent_feature_rotate = {
+    .name = "rotate",
+    .init = init,
+    .owns_running = owns_running,
+    .tick = tick,
+    .status = status,
+    .cmds = cmds,
+    .free = rotate_free,
+};

@@ -19,6 +19,20 @@ static const char *log_ident = "fleet";
 static enum fl_log_format log_format = FL_LOG_TEXT;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static __thread const char *log_context;
+
+const char *fl_log_context_set(const char *name)
+{
+	const char *prev = log_context;
+
+	log_context = name;
+	return prev;
+}
+
+const char *fl_log_context(void)
+{
+	return log_context;
+}
 
 void fl_log_setup(const char *ident, int level, enum fl_log_format format)
 {
@@ -64,8 +78,9 @@ static void write_json(int level, const char *func, const char *ts,
 }
 
 /*
- * Format once, then write the whole line under a lock so lines from
- * different threads never interleave.  Debug lines carry the function.
+ * Format once (the thread's context first), then write the whole line under a
+ * lock so lines from different threads never interleave.  Debug lines carry the
+ * function.
  */
 void fl_log_write(int level, const char *func, const char *fmt, ...)
 {
@@ -74,11 +89,14 @@ void fl_log_write(int level, const char *func, const char *fmt, ...)
 	struct timeval tv;
 	struct tm tm;
 	va_list ap;
+	int n = 0;
 
 	if (level < 0 || level > FL_LOG_DEBUG)
 		level = FL_LOG_ERROR;
+	if (log_context)
+		n = snprintf(msg, sizeof(msg), "%.64s: ", log_context);
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (log_format == FL_LOG_SYSLOG) {
 		syslog(prio[level], "%s", msg);

@@ -31,6 +31,19 @@ int fl_log_level_parse(const char *s);
 /* Parse "text|json|syslog"; returns -1 when unknown. */
 int fl_log_format_parse(const char *s);
 
+/*
+ * The calling thread's log context: a short name (an agent's device
+ * id) that starts every message as "NAME: ...", so several agents can
+ * log from one process without formatting their id into each line.
+ * @name is borrowed (it must live until the context is set again) and
+ * may be NULL for none.  Returns the previous context, which the caller
+ * restores when it is done (contexts nest).
+ */
+const char *fl_log_context_set(const char *name);
+
+/* The calling thread's log context, or NULL. */
+const char *fl_log_context(void);
+
 void fl_log_write(int level, const char *func, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -138,6 +138,7 @@ AFX void afx_pki(struct afx *f)
 	afx_leaf(f, &f->iss, FL_PKI_SERVER, "broker", "noname",
 		 "elsewhere.invalid", true);
 	afx_leaf(f, &f->iss, FL_PKI_CLIENT, "dev-1", "dev-1", NULL, false);
+	afx_leaf(f, &f->iss, FL_PKI_CLIENT, "dev-2", "dev-2", NULL, false);
 	afx_leaf(f, &f->iss, FL_PKI_CLIENT, "observer", "observer", NULL,
 		 false);
 	assert_int_equal(fl_pki_keygen_p256(&rogue.key, &err), 0);
@@ -147,6 +148,20 @@ AFX void afx_pki(struct afx *f)
 	afx_leaf(f, &rogue, FL_PKI_CLIENT, "dev-1", "rogue", NULL, false);
 	X509_free(rogue.cert);
 	EVP_PKEY_free(rogue.key);
+}
+
+/* Copy the fixture file @from to DIR/@to with @mode (enrolled state). */
+AFX void afx_copy_file(struct afx *f, const char *from, const char *dir,
+		       const char *to, mode_t mode)
+{
+	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
+	size_t len;
+
+	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, NULL), 0);
+	assert_int_equal(fl_write_atomic(dst, buf, len, mode, NULL), 0);
+	free(buf);
+	free(src);
+	free(dst);
 }
 
 AFX int afx_free_port(void)
@@ -304,7 +319,7 @@ AFX void afx_obs_connect(void *user, bool session_present)
 }
 
 AFX void afx_obs_message(void *user, const char *topic, const void *payload,
-			 size_t len)
+			 size_t len, const struct agent_msg_props *props)
 {
 	struct afx_observer *o = user;
 

@@ -39,19 +39,6 @@ struct ack {
 	int barriers;
 };
 
-static void copy_file(struct afx *f, const char *from, const char *dir,
-		      const char *to, mode_t mode)
-{
-	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
-	size_t len;
-
-	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, NULL), 0);
-	assert_int_equal(fl_write_atomic(dst, buf, len, mode, NULL), 0);
-	free(buf);
-	free(src);
-	free(dst);
-}
-
 static void ack_init(struct ack *c, struct afx *f)
 {
 	struct fl_error err = {0};
@@ -60,10 +47,10 @@ static void ack_init(struct ack *c, struct afx *f)
 	c->f = f;
 	c->state = afx_path(f, "state");
 	assert_int_equal(fl_mkdir_p(c->state, 0700, &err), 0);
-	copy_file(f, "dev-1.key", c->state, "key.pem", 0600);
-	copy_file(f, "dev-1.pem", c->state, "cert.pem", 0644);
-	copy_file(f, "issuing.pem", c->state, "chain.pem", 0644);
-	copy_file(f, "root.pem", c->state, "ca.pem", 0644);
+	afx_copy_file(f, "dev-1.key", c->state, "key.pem", 0600);
+	afx_copy_file(f, "dev-1.pem", c->state, "cert.pem", 0644);
+	afx_copy_file(f, "issuing.pem", c->state, "chain.pem", 0644);
+	afx_copy_file(f, "root.pem", c->state, "ca.pem", 0644);
 	text = fl_xasprintf("[device]\nid = dev-1\nstate_dir = state\n"
 			    "[server]\nurl = https://127.0.0.1:%d\n"
 			    "[mqtt]\nurl = mqtts://127.0.0.1:%d\n"

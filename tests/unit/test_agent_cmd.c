@@ -155,18 +155,6 @@ static void test_parse_caps(void **state)
 	agent_cmd_release(&c);
 }
 
-static void test_dispatch_table(void **state)
-{
-	const struct agent_cmd_handler *h = agent_cmd_find("rotate");
-
-	assert_non_null(h);
-	assert_string_equal(h->type, "rotate");
-	assert_non_null(h->run);
-	assert_null(agent_cmd_find("self-destruct"));
-	assert_null(agent_cmd_find(""));
-	assert_null(agent_cmd_find(NULL));
-}
-
 static json_t *event(int seq, const char *state)
 {
 	return json_pack("{s:i, s:s, s:s}", "seq", seq, "type", "rotate",
@@ -301,7 +289,6 @@ int main(void)
 	    cmocka_unit_test(test_parse_ok),
 	    cmocka_unit_test(test_parse_refusals),
 	    cmocka_unit_test(test_parse_caps),
-	    cmocka_unit_test(test_dispatch_table),
 	    cmocka_unit_test_setup_teardown(test_log_idempotency, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_log_bound_and_running, setup,

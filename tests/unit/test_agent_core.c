@@ -28,20 +28,6 @@ struct core {
 	char *state;
 };
 
-static void copy_file(struct afx *f, const char *from, const char *dir,
-		      const char *to, mode_t mode)
-{
-	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
-	struct fl_error err = {0};
-	size_t len;
-
-	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, &err), 0);
-	assert_int_equal(fl_write_atomic(dst, buf, len, mode, &err), 0);
-	free(buf);
-	free(src);
-	free(dst);
-}
-
 static void core_init(struct core *c, struct afx *f)
 {
 	struct fl_error err = {0};
@@ -50,10 +36,10 @@ static void core_init(struct core *c, struct afx *f)
 	c->f = f;
 	c->state = afx_path(f, "state");
 	assert_int_equal(fl_mkdir_p(c->state, 0700, &err), 0);
-	copy_file(f, "dev-1.key", c->state, "key.pem", 0600);
-	copy_file(f, "dev-1.pem", c->state, "cert.pem", 0644);
-	copy_file(f, "issuing.pem", c->state, "chain.pem", 0644);
-	copy_file(f, "root.pem", c->state, "ca.pem", 0644);
+	afx_copy_file(f, "dev-1.key", c->state, "key.pem", 0600);
+	afx_copy_file(f, "dev-1.pem", c->state, "cert.pem", 0644);
+	afx_copy_file(f, "issuing.pem", c->state, "chain.pem", 0644);
+	afx_copy_file(f, "root.pem", c->state, "ca.pem", 0644);
 	text = fl_xasprintf("[device]\nid = dev-1\nstate_dir = state\n"
 			    "[server]\nurl = https://127.0.0.1:%d\n"
 			    "timeout = 2s\n"

@@ -17,9 +17,11 @@
 #include "agent.h"
 #include "agent_config.h"
 #include "boot.h"
+#include "feature.h"
 #include "journal.h"
 #include "json.h"
 #include "ota.h"
+#include "simdev.h"
 #include "trust.h"
 
 #define EVENTS "fleet/dev-1/events"
@@ -49,19 +51,6 @@ struct ofx {
 };
 
 /* ---- set-up ---- */
-
-static void copy_to(struct afx *f, const char *from, const char *dir,
-		    const char *to, mode_t mode)
-{
-	char *src = afx_path(f, from), *dst = fl_path_join(dir, to), *buf;
-	size_t len;
-
-	assert_int_equal(fl_read_file(src, 1 << 20, &buf, &len, NULL), 0);
-	assert_int_equal(fl_write_atomic(dst, buf, len, mode, NULL), 0);
-	free(buf);
-	free(src);
-	free(dst);
-}
 
 /* A firmware "program": a shell script answering --version/--selftest. */
 static char *firmware(struct ofx *o, const char *name, const char *version,
@@ -106,14 +95,14 @@ static int setup(void **state)
 	o->state = afx_path(o->f, "state");
 	o->sim = afx_path(o->f, "sim");
 	assert_int_equal(fl_mkdir_p(o->state, 0700, NULL), 0);
-	copy_to(o->f, "dev-1.key", o->state, "key.pem", 0600);
-	copy_to(o->f, "dev-1.pem", o->state, "cert.pem", 0644);
-	copy_to(o->f, "issuing.pem", o->state, "chain.pem", 0644);
-	copy_to(o->f, "root.pem", o->state, "ca.pem", 0644);
+	afx_copy_file(o->f, "dev-1.key", o->state, "key.pem", 0600);
+	afx_copy_file(o->f, "dev-1.pem", o->state, "cert.pem", 0644);
+	afx_copy_file(o->f, "issuing.pem", o->state, "chain.pem", 0644);
+	afx_copy_file(o->f, "root.pem", o->state, "ca.pem", 0644);
 	o->journal = fl_path_join(o->state, AGENT_JOURNAL_FILE);
 	o->partial = fl_path_join(o->state, AGENT_PARTIAL_FILE);
 	fw = firmware(o, "fw-1.0.0", "1.0.0", true);
-	assert_int_equal(agent_sim_init(o->sim, fw, 3, NULL), 0);
+	assert_int_equal(agent_simdev_init(o->sim, fw, 3, NULL), 0);
 	free(fw);
 	o->key = new_key(FSIG_ALG_ED25519);
 	keys[0] = o->key;
@@ -285,11 +274,11 @@ static void boot_do(struct ofx *o, int what)
 
 static void power_on(struct ofx *o)
 {
-	struct agent_sim_boot b;
+	struct agent_simdev_boot b;
 
 	agent_free(o->a);
 	o->a = NULL;
-	assert_int_equal(agent_sim_power_on(o->sim, &b, NULL), 0);
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL), 0);
 }
 
 static void start(struct ofx *o)
@@ -498,7 +487,7 @@ static void installed_at(struct ofx *o, enum agent_job_state state,
 	journal_update(o, bundle, sha, "1.1.0", state);
 	unlink(o->partial);
 	slot_b = fl_path_join(o->sim, "slot-b");
-	copy_to(o->f, "fw-1.1.0", o->sim, "slot-b", 0755);
+	afx_copy_file(o->f, "fw-1.1.0", o->sim, "slot-b", 0755);
 	j = journal(o);
 	fl_strlcpy(j.slots[1].version, "1.1.0", sizeof(j.slots[1].version));
 	fl_strlcpy(j.job.reboot_from, reboot_from, sizeof(j.job.reboot_from));
@@ -513,9 +502,10 @@ static void installed_at(struct ofx *o, enum agent_job_state state,
 static void test_rebooting_no_switch_yet(void **state)
 {
 	struct ofx *o = *state;
-	struct agent_sim_boot b;
+	struct agent_simdev_boot b;
 
-	assert_int_equal(agent_sim_power_on(o->sim, &b, NULL), 0); /* sim-1 */
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL),
+			 0); /* sim-1 */
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-1");
 	start(o);
 	assert_true(run_to(o, AGENT_JOB_REBOOTING));
@@ -667,12 +657,13 @@ static void test_commands_refused(void **state)
 {
 	struct ofx *o = *state;
 	char sha[65], *cmd;
-	struct agent_sim_boot b;
+	struct agent_simdev_boot b;
 	struct fl_error err = {0};
 
 	memset(sha, 'a', 64);
 	sha[64] = '\0';
-	assert_int_equal(agent_sim_power_on(o->sim, &b, NULL), 0); /* sim-1 */
+	assert_int_equal(agent_simdev_power_on(o->sim, &b, NULL),
+			 0); /* sim-1 */
 	installed_at(o, AGENT_JOB_REBOOTING, "sim-1");
 	start(o);
 	run_to(o, AGENT_JOB_REBOOTING);
@@ -786,10 +777,16 @@ static int cancel(struct ofx *o, const char *job)
 {
 	struct agent_cmd cmd = {.id = "c-x", .type = "cancel"};
 	struct agent_cmd_outcome out = {.fields = json_object()};
+	const struct agent_feature *f = NULL;
+	const struct agent_feature_cmd *c = NULL;
 	int rc;
 
+	assert_true(agent_feature_find_cmd(agent_features, agent_n_features,
+					   "cancel", &f, &c));
+	assert_ptr_equal(f, &agent_feature_ota);
 	cmd.args = json_pack("{s:s}", "job", job);
-	rc = agent_cmd_cancel(o->a, &cmd, &out, NULL);
+	rc = c->run(agent_host_of(o->a), agent_feature_state(o->a, f), &cmd,
+		    &out, NULL);
 	json_decref(cmd.args);
 	json_decref(out.fields);
 	return rc;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The simulated device of sim mode (DESIGN §6): a directory with the
- * "sim" bootloader environment, slot-a and slot-b (the sample firmware
- * programs) and a boot counter.  `fleet-agent run --sim DIR` is a power
- * on: the bootloader step runs first (boot count, fall-back), then the
- * agent; a "reboot" restarts the program.
+ * The sim device (simdev.h), the simulated device of sim mode
+ * (DESIGN §6): a directory with the "sim" bootloader environment, slot-a and
+ * slot-b (the sample firmware programs) and a boot counter.  `fleet-agent run
+ * --sim DIR` is a power on: the bootloader step runs first (boot count,
+ * fall-back), then the agent; a "reboot" restarts the program.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 
 #include "boot.h"
 #include "fsutil.h"
-#include "ota.h"
+#include "simdev.h"
 #include "util.h"
 
 #define COPY_BUF (64 * 1024)
@@ -62,8 +62,8 @@ out:
 	return rc;
 }
 
-int agent_sim_init(const char *dir, const char *image, unsigned bootlimit,
-		   struct fl_error *err)
+int agent_simdev_init(const char *dir, const char *image, unsigned bootlimit,
+		      struct fl_error *err)
 {
 	struct agent_boot_opts bo = {.backend = "sim", .path = dir};
 	struct agent_boot *boot = NULL;
@@ -96,7 +96,7 @@ out:
 static int count_boot(const char *dir, unsigned long long *ret,
 		      struct fl_error *err)
 {
-	char *path = fl_path_join(dir, AGENT_SIM_BOOT_FILE), *text = NULL;
+	char *path = fl_path_join(dir, AGENT_SIMDEV_BOOT_FILE), *text = NULL;
 	char buf[32];
 	uint64_t n = 0;
 	int rc;
@@ -120,12 +120,12 @@ static int count_boot(const char *dir, unsigned long long *ret,
 	return rc;
 }
 
-int agent_sim_power_on(const char *dir, struct agent_sim_boot *ret,
-		       struct fl_error *err)
+int agent_simdev_power_on(const char *dir, struct agent_simdev_boot *ret,
+			  struct fl_error *err)
 {
 	struct agent_boot_opts bo = {.backend = "sim", .path = dir};
 	struct agent_boot *boot = NULL;
-	struct agent_sim_boot r = {0};
+	struct agent_simdev_boot r = {0};
 	char *slot_a = fl_path_join(dir, "slot-a");
 	int rc = 0;
 
