@@ -136,6 +136,8 @@ CPU_US=$(awk -v t=$((CPU1 - CPU0)) -v hz="$(getconf CLK_TCK)" -v n="$STORED" \
 	'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
 RATIO=$(awk -v a="$OURS_RATE" -v b="$SUB_RATE" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 echo "# fleetd stored $STORED of $TOTAL events at $OURS_RATE/s; mosquitto_sub received $SUB_N at $SUB_RATE/s"
+fleetctl -o json status >"$T/status.json" &&
+	jq -r '.ingest | "# fleetd: \(.batches) batches (\(.stored) stored, queue high water \(.queue_high_water))"' "$T/status.json"
 echo "# fleetd CPU $((CPU1 - CPU0)) ticks ($(getconf CLK_TCK)/s) for $STORED events"
 echo "metric: ingest_lost $LOST events (target 0) $(verdict "$LOST" 0 le)"
 echo "metric: ingest_rate_vs_mosquitto_sub $RATIO x (target >= 0.8 x; fleetd $OURS_RATE/s, mosquitto_sub $SUB_RATE/s) $(verdict "$RATIO" 0.8 ge)"

@@ -78,26 +78,69 @@ static int int_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-/* The device's newest event: last_event, last_seq; it->gap.  Sets
- * FL_ENOTFOUND (no message) for an unknown or decommissioned device. */
-static int device_mark(struct srv_store_be *s, int64_t now, int64_t seq,
-		       const char *text, struct srv_ingest_item *it,
-		       bool *ret_newer, struct fl_error *err)
-{
-	int64_t last = -1;
-	int rc;
+/* What an event needs to know first: its device (active) and the job
+ * it names, as the state machine needs it. */
+struct event_ctx {
+	bool device; /* known and active */
+	int64_t last_seq;
+	bool job, final;
+	char id[65], type[16], state[32];
+	int64_t seq;
+};
 
-	rc = db_query_rows(s, int_row, &last, err,
-			   "SELECT last_seq FROM devices"
-			   " WHERE id = ? AND state = 'active'",
-			   "s", it->device);
-	if (rc)
-		return rc;
-	if (last < 0)
-		return FL_ENOTFOUND;
-	*ret_newer = seq > last;
+static void copy_col(sqlite3_stmt *st, int i, char *buf, size_t len)
+{
+	const char *v = (const char *)sqlite3_column_text(st, i);
+
+	fl_strlcpy(buf, v ? v : "", len);
+}
+
+static int event_ctx_row(sqlite3_stmt *st, void *ctx)
+{
+	struct event_ctx *e = ctx;
+
+	e->device = true;
+	e->last_seq = db_col_int(st, 0);
+	e->job = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	copy_col(st, 1, e->id, sizeof(e->id));
+	copy_col(st, 2, e->type, sizeof(e->type));
+	copy_col(st, 3, e->state, sizeof(e->state));
+	e->seq = db_col_int(st, 4);
+	e->final = db_col_int(st, 5) != 0;
+	return 0;
+}
+
+/*
+ * One query for both: the device's last seq (e->device false for an
+ * unknown or decommissioned device) and the job the event names, by
+ * "job" or by "cmd", the command that started it (rotations: the
+ * agent's events carry no job id).
+ */
+static int event_lookup(struct srv_store_be *s,
+			const struct srv_ingest_item *it, struct event_ctx *e,
+			struct fl_error *err)
+{
+	const char *job = str(it->msg, "job", 64);
+	const char *cmd = job ? NULL : str(it->msg, "cmd", 64);
+
+	*e = (struct event_ctx){0};
+	return db_query_rows(s, event_ctx_row, e, err,
+			     "SELECT d.last_seq, j.id, j.type, j.state, j.seq,"
+			     " j.final FROM devices d LEFT JOIN jobs j"
+			     " ON j.device = d.id AND (j.id = ?2 OR j.command = ?3)"
+			     " WHERE d.id = ?1 AND d.state = 'active' LIMIT 1",
+			     "sss", it->device, job, cmd);
+}
+
+/* The device's newest event: last_event, last_seq; it->gap. */
+static int device_mark(struct srv_store_be *s, int64_t now, int64_t seq,
+		       const char *text, const struct event_ctx *e,
+		       struct srv_ingest_item *it, struct fl_error *err)
+{
+	int64_t last = e->last_seq;
+
 	it->gap = seq > last + 1 ? seq - last - 1 : 0;
-	if (!*ret_newer)
+	if (seq <= last)
 		return db_run(s, NULL, err,
 			      "UPDATE devices SET last_seen = ? WHERE id = ?",
 			      "is", now, it->device);
@@ -107,54 +150,10 @@ static int device_mark(struct srv_store_be *s, int64_t now, int64_t seq,
 		      "siis", text, now, seq, it->device);
 }
 
-/* The job an event names, as the state machine needs it. */
-struct job_ref {
-	bool found, final;
-	char id[65], type[16], state[32];
-	int64_t seq;
-};
-
-static int job_ref_row(sqlite3_stmt *st, void *ctx)
-{
-	struct job_ref *j = ctx;
-	const char *id = (const char *)sqlite3_column_text(st, 0);
-	const char *type = (const char *)sqlite3_column_text(st, 1);
-	const char *state = (const char *)sqlite3_column_text(st, 2);
-
-	j->found = true;
-	fl_strlcpy(j->id, id ? id : "", sizeof(j->id));
-	fl_strlcpy(j->type, type ? type : "", sizeof(j->type));
-	fl_strlcpy(j->state, state ? state : "", sizeof(j->state));
-	j->seq = db_col_int(st, 3);
-	j->final = db_col_int(st, 4) != 0;
-	return 0;
-}
-
-/*
- * The job @it names: by "job", or by "cmd", the command that started it
- * (rotations: the agent's events carry no job id).  j->found is false
- * when there is none.
- */
-static int find_job(struct srv_store_be *s, const struct srv_ingest_item *it,
-		    struct job_ref *j, struct fl_error *err)
-{
-	const char *job = str(it->msg, "job", 64);
-	const char *cmd = job ? NULL : str(it->msg, "cmd", 64);
-
-	*j = (struct job_ref){0};
-	if (!job && !cmd)
-		return 0;
-	return db_query_rows(s, job_ref_row, j, err,
-			     "SELECT id, type, state, seq, final FROM jobs"
-			     " WHERE device = ?1 AND (id = ?2 OR command = ?3)"
-			     " LIMIT 1",
-			     "sss", it->device, job, cmd);
-}
-
 /* What becomes of @state, an event @seq of job @j (jobs.c rules).  An
  * event naming another job type is refused; an unknown "type" is not
  * judged (fleetd never required one). */
-static enum srv_ingest_result judge(const struct job_ref *j, int64_t seq,
+static enum srv_ingest_result judge(const struct event_ctx *j, int64_t seq,
 				    const char *state, const char *type)
 {
 	if (j->final)
@@ -167,6 +166,12 @@ static enum srv_ingest_result judge(const struct job_ref *j, int64_t seq,
 		       ? SRV_INGEST_STORED
 		       : SRV_INGEST_ILLEGAL;
 }
+
+#define JOB_MOVE                                                           \
+	"UPDATE jobs SET state = ?, stage = ?, reason = ?,"                \
+	" bytes = coalesce(?, bytes), total = coalesce(?, total),"         \
+	" from_version = coalesce(from_version, ?), updated = ?,"          \
+	" seq = max(seq, ?)"
 
 /* Record the event in its job's history (once per seq: *ret_new) and
  * move the job. */
@@ -184,15 +189,13 @@ static int job_move(struct srv_store_be *s, int64_t now, int64_t seq,
 	*ret_new = n == 1;
 	if (rc || n != 1)
 		return rc;
+	/* "final" (indexed: jobs_open) is written only when it changes */
 	return db_run(s, NULL, err,
-		      "UPDATE jobs SET state = ?, final = ?, stage = ?,"
-		      " reason = ?, bytes = coalesce(?, bytes),"
-		      " total = coalesce(?, total),"
-		      " from_version = coalesce(from_version, ?),"
-		      " updated = ?, seq = max(seq, ?) WHERE id = ?",
-		      "sdssnnsiis", state, (int)fl_job_state_name_final(state),
-		      str(it->msg, "stage", 512), str(it->msg, "reason", 512),
-		      int_or_null(it->msg, "bytes"),
+		      fl_job_state_name_final(state)
+			      ? JOB_MOVE ", final = 1 WHERE id = ?"
+			      : JOB_MOVE " WHERE id = ?",
+		      "sssnnsiis", state, str(it->msg, "stage", 512),
+		      str(it->msg, "reason", 512), int_or_null(it->msg, "bytes"),
 		      int_or_null(it->msg, "total"),
 		      str(it->msg, "from_version", 64), now, seq, job);
 }
@@ -205,7 +208,7 @@ static int job_move(struct srv_store_be *s, int64_t now, int64_t seq,
  * it is a repeat.
  */
 static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
-		     const struct job_ref *j, const char *text,
+		     const struct event_ctx *j, const char *text,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
 	const char *state = str(it->msg, "state", 64);
@@ -237,22 +240,21 @@ static int event(struct srv_store_be *s, int64_t now,
 	int64_t seq = json_integer_value(json_object_get(it->msg, "seq"));
 	char *dumped = it->text ? NULL : fl_json_dumps(it->msg);
 	const char *text = it->text ? it->text : dumped;
-	struct job_ref job = {0};
-	bool newer = false;
+	struct event_ctx e;
 	int rc;
 
-	rc = device_mark(s, now, seq, text, it, &newer, err);
-	if (!rc)
-		rc = find_job(s, it, &job, err);
-	if (rc == FL_ENOTFOUND) {
+	rc = event_lookup(s, it, &e, err);
+	if (!rc && !e.device) {
 		it->result = SRV_INGEST_REJECTED;
-		rc = 0;
-	} else if (!rc && job.found) {
-		rc = job_event(s, now, seq, &job, text, it, err);
-	} else if (!rc && str(it->msg, "job", 64)) {
-		it->result = SRV_INGEST_REJECTED; /* not a job of this device */
 	} else if (!rc) {
-		it->result = newer ? SRV_INGEST_STORED : SRV_INGEST_DUPLICATE;
+		rc = device_mark(s, now, seq, text, &e, it, err);
+		if (!rc && e.job)
+			rc = job_event(s, now, seq, &e, text, it, err);
+		else if (!rc && str(it->msg, "job", 64))
+			it->result = SRV_INGEST_REJECTED; /* not this device's */
+		else if (!rc)
+			it->result = seq > e.last_seq ? SRV_INGEST_STORED
+						      : SRV_INGEST_DUPLICATE;
 	}
 	free(dumped);
 	return rc;

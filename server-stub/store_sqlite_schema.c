@@ -197,7 +197,7 @@ static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)
 	return rc;
 }
 
-int sq_schema_version(struct srv_store_be *s)
+static int schema_version(struct srv_store_be *s)
 {
 	sqlite3_stmt *st;
 	int v = -1;
@@ -211,10 +211,20 @@ int sq_schema_version(struct srv_store_be *s)
 	return v;
 }
 
+int sq_schema_version(struct srv_store_be *s)
+{
+	int v;
+
+	pthread_mutex_lock(&s->lock);
+	v = schema_version(s);
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
 /* Apply each pending migration in its own transaction. */
 static int migrate(struct srv_store_be *s, struct fl_error *err)
 {
-	int v = sq_schema_version(s), n = (int)FL_ARRAY_SIZE(migrations);
+	int v = schema_version(s), n = (int)FL_ARRAY_SIZE(migrations);
 
 	if (v < 0)
 		return db_fail(s, err, "reading schema version");
@@ -242,17 +252,33 @@ static int migrate(struct srv_store_be *s, struct fl_error *err)
 	return 0;
 }
 
+/*
+ * Before SQLite's first use in the process: no allocation statistics
+ * (each of SQLite's mallocs would take a global mutex for them).
+ */
+static void lib_init(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+/*
+ * The connection is opened without SQLite's own mutexes: every use of it
+ * holds s->lock (the sq_* functions take it, db_l* helpers too), so they
+ * would only be taken a dozen times per statement for nothing.
+ */
 int sq_open(const char *path, struct srv_store_be **ret,
 	    struct fl_error *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct srv_store_be *s = fl_xcalloc(1, sizeof(*s));
 	int rc;
 
+	pthread_once(&once, lib_init);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->cache_lock, NULL);
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				    SQLITE_OPEN_FULLMUTEX,
+				    SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		rc = fl_fail(err, FL_EIO, "cannot open database '%s': %s", path,
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
