@@ -25,6 +25,7 @@ struct msg {
 	char device[FL_ID_MAX + 1];
 	char *payload;
 	size_t len;
+	json_t *j; /* parsed and checked by the pushing thread; NULL: bad */
 };
 
 struct srv_ingest {
@@ -42,6 +43,51 @@ struct srv_ingest {
 };
 
 /* ------------------------------------------------------------------ */
+/* Parsing: every payload is untrusted                                */
+/* ------------------------------------------------------------------ */
+
+static int check_event(const json_t *j, struct fl_error *err)
+{
+	const json_t *job = json_object_get(j, "job");
+	const json_t *state = json_object_get(j, "state");
+	int64_t seq;
+	int rc = fl_json_int(j, "seq", 1, SEQ_MAX, &seq, err);
+
+	if (!rc && job && !json_is_null(job) &&
+	    !(json_is_string(job) && fl_valid_id(json_string_value(job))))
+		rc = fl_fail(err, FL_EPARSE, "'job' is not an id");
+	if (!rc && state && !json_is_null(state) &&
+	    !(json_is_string(state) &&
+	      fl_valid_text(json_string_value(state), 64)))
+		rc = fl_fail(err, FL_EPARSE, "'state' is not a short text");
+	return rc;
+}
+
+/* The message, parsed and checked; NULL when it is not acceptable. */
+static json_t *parse(const struct srv_ingest *q, enum srv_ingest_kind kind,
+		     const char *device, const void *payload, size_t len)
+{
+	struct fl_error err = {0};
+	json_t *j = NULL;
+	bool online;
+	int rc;
+
+	rc = fl_json_parse(payload, len, q->cfg.max_payload, &j, &err);
+	if (!rc)
+		rc = fl_json_require_object(j, "payload", &err);
+	if (!rc && kind == SRV_INGEST_PRESENCE)
+		rc = fl_json_bool(j, "online", &online, &err);
+	if (!rc && kind == SRV_INGEST_EVENT)
+		rc = check_event(j, &err);
+	if (rc) {
+		fl_debug("message from %s dropped: %s", device, err.msg);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* ------------------------------------------------------------------ */
 /* The queue                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -54,6 +100,9 @@ static bool full(const struct srv_ingest *q, size_t len)
 bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 		     const char *device, const void *payload, size_t len)
 {
+	/* parsed here, in the network thread, so that the writer's
+	 * single thread does only the store's part */
+	json_t *j = parse(q, kind, device, payload, len);
 	struct msg *m;
 	int64_t since = 0;
 
@@ -67,6 +116,7 @@ bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 	}
 	if (q->stopping) {
 		pthread_mutex_unlock(&q->lock);
+		json_decref(j);
 		return false;
 	}
 	m = &q->ring[(q->head + q->count) % q->cfg.queue];
@@ -76,6 +126,7 @@ bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 	memcpy(m->payload, payload, len);
 	m->payload[len] = '\0';
 	m->len = len;
+	m->j = j;
 	q->count++;
 	q->bytes += len;
 	q->st.received++;
@@ -106,49 +157,6 @@ static size_t take(struct srv_ingest *q, struct msg *out)
 	pthread_cond_broadcast(&q->not_full);
 	pthread_mutex_unlock(&q->lock);
 	return n;
-}
-
-/* ------------------------------------------------------------------ */
-/* Parsing: every payload is untrusted                                */
-/* ------------------------------------------------------------------ */
-
-static int check_event(const json_t *j, struct fl_error *err)
-{
-	const json_t *job = json_object_get(j, "job");
-	const json_t *state = json_object_get(j, "state");
-	int64_t seq;
-	int rc = fl_json_int(j, "seq", 1, SEQ_MAX, &seq, err);
-
-	if (!rc && job && !json_is_null(job) &&
-	    !(json_is_string(job) && fl_valid_id(json_string_value(job))))
-		rc = fl_fail(err, FL_EPARSE, "'job' is not an id");
-	if (!rc && state && !json_is_null(state) &&
-	    !(json_is_string(state) &&
-	      fl_valid_text(json_string_value(state), 64)))
-		rc = fl_fail(err, FL_EPARSE, "'state' is not a short text");
-	return rc;
-}
-
-static json_t *parse(const struct srv_ingest *q, const struct msg *m)
-{
-	struct fl_error err = {0};
-	json_t *j = NULL;
-	bool online;
-	int rc;
-
-	rc = fl_json_parse(m->payload, m->len, q->cfg.max_payload, &j, &err);
-	if (!rc)
-		rc = fl_json_require_object(j, "payload", &err);
-	if (!rc && m->kind == SRV_INGEST_PRESENCE)
-		rc = fl_json_bool(j, "online", &online, &err);
-	if (!rc && m->kind == SRV_INGEST_EVENT)
-		rc = check_event(j, &err);
-	if (rc) {
-		fl_debug("message from %s dropped: %s", m->device, err.msg);
-		json_decref(j);
-		return NULL;
-	}
-	return j;
 }
 
 /* ------------------------------------------------------------------ */
@@ -270,8 +278,9 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 	size_t k = 0, lost = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		json_t *j = parse(q, &msgs[i]);
+		json_t *j = msgs[i].j;
 
+		msgs[i].j = NULL;
 		if (!j)
 			continue;
 		items[k] = (struct srv_ingest_item){.kind = msgs[i].kind,

@@ -4,8 +4,9 @@
 
 /*
  * The path from fleetd's MQTT network thread to the store (issue 17):
- * a bounded queue of raw device messages and one writer thread that
- * parses them and applies them in batches, many per transaction
+ * a bounded queue of device messages (parsed and checked by the thread
+ * that pushes them) and one writer thread that applies them in batches,
+ * many per transaction
  * (srv_store_ingest).  When the queue is full the network thread waits
  * in srv_ingest_push: it stops reading, so the broker stops sending and
  * keeps the messages in fleetd's session instead of fleetd dropping
@@ -64,8 +65,9 @@ int srv_ingest_start(struct srv_store *store, const struct srv_ingest_cfg *cfg,
 		     struct srv_ingest **ret, struct fl_error *err);
 
 /*
- * Queue a copy of one message from @device (a valid id).  Waits while
- * the queue is full; false (nothing queued) once stopping.
+ * Parse and queue a copy of one message from @device (a valid id); one
+ * that does not parse is queued too, to be counted as rejected in order.
+ * Waits while the queue is full; false (nothing queued) once stopping.
  */
 bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 		     const char *device, const void *payload, size_t len);
