@@ -476,6 +476,7 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 			      &(struct srv_ingest_cfg){
 				      .queue = srv->cfg.ingest_queue,
 				      .batch = srv->cfg.ingest_batch,
+				      .linger_ms = SRV_INGEST_LINGER_MS,
 				      .max_bytes = SRV_INGEST_BYTES_MAX,
 				      .max_payload = SRV_MQTT_MAX_PAYLOAD,
 			      },
