@@ -134,12 +134,15 @@ report() {
 W=$(mktemp -d "${TMPDIR:-/tmp}/fleet-footprint.XXXXXX")
 WT=
 cleanup_top() {
+	local rc=$?
+	set +e
 	if [ -n "$WT" ]; then
 		git -C "$top" worktree remove --force "$WT" 2>/dev/null
 		rm -rf "$WT"
 		git -C "$top" worktree prune
 	fi
 	rm -rf "$W"
+	exit "$rc"
 }
 trap cleanup_top EXIT
 trap 'exit 130' INT TERM
