@@ -285,8 +285,12 @@ int sq_open(const char *path, struct srv_store_be **ret,
 		goto out_close;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	/* a checkpoint every 8000 pages (32 MiB of WAL), not SQLite's 1000:
+	 * the same device and job pages are rewritten by every batch of a
+	 * burst, and each checkpoint copies them to the database again */
 	rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-		     "PRAGMA foreign_keys = ON;",
+		     "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8000;"
+		     "PRAGMA journal_size_limit = 67108864;",
 		  err);
 	if (!rc)
 		rc = migrate(s, err);
