@@ -23,9 +23,10 @@
 struct msg {
 	enum srv_ingest_kind kind;
 	char device[FL_ID_MAX + 1];
-	char *payload;
+	char *buf; /* the payload, then the strings @f points to */
 	size_t len;
-	json_t *j; /* parsed and checked by the pushing thread; NULL: bad */
+	bool ok;   /* parsed and checked by the pushing thread */
+	struct srv_ingest_fields f;
 };
 
 struct srv_ingest {
@@ -87,6 +88,88 @@ static json_t *parse(const struct srv_ingest *q, enum srv_ingest_kind kind,
 	return j;
 }
 
+/* Member @key of @o when it is a string of at most @max bytes. */
+static const char *str(const json_t *o, const char *key, size_t max)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v && strlen(v) <= max ? v : NULL;
+}
+
+/* A non-negative integer member, or -1. */
+static int64_t int_or_none(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) && json_integer_value(v) >= 0
+		       ? json_integer_value(v)
+		       : -1;
+}
+
+void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
+{
+	*f = (struct srv_ingest_fields){
+	    .seq = json_integer_value(json_object_get(j, "seq")),
+	    .bytes = int_or_none(j, "bytes"),
+	    .total = int_or_none(j, "total"),
+	    .online = json_is_true(json_object_get(j, "online")),
+	    .job = str(j, "job", 64),
+	    .cmd = str(j, "cmd", 64),
+	    .type = str(j, "type", 64),
+	    .state = str(j, "state", 64),
+	    .stage = str(j, "stage", 512),
+	    .reason = str(j, "reason", 512),
+	    .from_version = str(j, "from_version", 64),
+	    .agent = str(j, "agent", 64),
+	    .firmware = str(j, "firmware", 64),
+	    .slot = str(j, "slot", 64),
+	    .health = str(j, "health", 64)};
+}
+
+char *srv_ingest_item_json(struct srv_ingest_item *it, const json_t *j)
+{
+	char *text = fl_json_dumps(j);
+
+	srv_ingest_fields_get(j, &it->f);
+	it->text = text;
+	return text;
+}
+
+/*
+ * @m's buffer: the payload and, after it, copies of the strings of its
+ * fields (repointed there), so that the JSON is freed on this side and
+ * the writer touches no JSON at all.
+ */
+static void pack(struct msg *m, const void *payload, const json_t *j)
+{
+	const char **strs[] = {&m->f.job,    &m->f.cmd,   &m->f.type,
+			       &m->f.state,  &m->f.stage, &m->f.reason,
+			       &m->f.from_version, &m->f.agent,
+			       &m->f.firmware, &m->f.slot, &m->f.health};
+	size_t size = m->len + 1;
+	char *p;
+
+	if (j)
+		srv_ingest_fields_get(j, &m->f);
+	for (size_t i = 0; j && i < FL_ARRAY_SIZE(strs); i++)
+		size += *strs[i] ? strlen(*strs[i]) + 1 : 0;
+	m->buf = fl_xmalloc(size);
+	memcpy(m->buf, payload, m->len);
+	m->buf[m->len] = '\0';
+	p = m->buf + m->len + 1;
+	for (size_t i = 0; j && i < FL_ARRAY_SIZE(strs); i++) {
+		size_t n;
+
+		if (!*strs[i])
+			continue;
+		n = strlen(*strs[i]) + 1;
+		memcpy(p, *strs[i], n);
+		*strs[i] = p;
+		p += n;
+	}
+	m->ok = j != NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* The queue                                                          */
 /* ------------------------------------------------------------------ */
@@ -103,8 +186,12 @@ bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 	/* parsed here, in the network thread, so that the writer's
 	 * single thread does only the store's part */
 	json_t *j = parse(q, kind, device, payload, len);
-	struct msg *m;
+	struct msg m = {.kind = kind, .len = len};
 	int64_t since = 0;
+
+	fl_strlcpy(m.device, device, sizeof(m.device));
+	pack(&m, payload, j);
+	json_decref(j);
 
 	pthread_mutex_lock(&q->lock);
 	if (full(q, len) && !q->stopping) {
@@ -116,17 +203,10 @@ bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 	}
 	if (q->stopping) {
 		pthread_mutex_unlock(&q->lock);
-		json_decref(j);
+		free(m.buf);
 		return false;
 	}
-	m = &q->ring[(q->head + q->count) % q->cfg.queue];
-	m->kind = kind;
-	fl_strlcpy(m->device, device, sizeof(m->device));
-	m->payload = fl_xmalloc(len + 1);
-	memcpy(m->payload, payload, len);
-	m->payload[len] = '\0';
-	m->len = len;
-	m->j = j;
+	q->ring[(q->head + q->count) % q->cfg.queue] = m;
 	q->count++;
 	q->bytes += len;
 	q->st.received++;
@@ -214,18 +294,13 @@ static void apply(struct srv_ingest *q, struct srv_ingest_item *items,
 
 static bool final_job_event(const struct srv_ingest_item *it)
 {
-	return it->msg && it->kind == SRV_INGEST_EVENT && it->result &&
-	       json_is_string(json_object_get(it->msg, "job")) &&
-	       fl_job_state_name_final(
-		       json_string_value(json_object_get(it->msg, "state")));
+	return it->kind == SRV_INGEST_EVENT && it->result && it->f.job &&
+	       fl_job_state_name_final(it->f.state);
 }
 
 static void confirm(struct srv_ingest *q, const struct srv_ingest_item *it)
 {
-	q->ack(q->ack_arg, it->device,
-	       json_integer_value(json_object_get(it->msg, "seq")),
-	       json_string_value(json_object_get(it->msg, "job")),
-	       json_string_value(json_object_get(it->msg, "state")));
+	q->ack(q->ack_arg, it->device, it->f.seq, it->f.job, it->f.state);
 }
 
 static void log_event(const struct srv_ingest_item *it)
@@ -233,16 +308,12 @@ static void log_event(const struct srv_ingest_item *it)
 	static const char *const results[] = {"lost",     "stored",
 					      "duplicate", "rejected",
 					      "stale",    "illegal"};
-	const json_t *m = it->msg;
+	const struct srv_ingest_fields *f = &it->f;
 
 	fl_debug("event from %s: type=%s state=%s%s%s (seq %lld: %s)",
-		 it->device,
-		 json_string_value(json_object_get(m, "type")) ?: "?",
-		 json_string_value(json_object_get(m, "state")) ?: "?",
-		 json_is_string(json_object_get(m, "reason")) ? " reason=" : "",
-		 json_string_value(json_object_get(m, "reason")) ?: "",
-		 (long long)json_integer_value(json_object_get(m, "seq")),
-		 results[it->result]);
+		 it->device, f->type ?: "?", f->state ?: "?",
+		 f->reason ? " reason=" : "", f->reason ?: "",
+		 (long long)f->seq, results[it->result]);
 }
 
 static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
@@ -278,8 +349,7 @@ static bool failpoint_lose(const struct srv_ingest_item *it)
 	    !final_job_event(it))
 		return false;
 	lost = true;
-	fl_warn("failpoint: event %lld from %s lost",
-		(long long)json_integer_value(json_object_get(it->msg, "seq")),
+	fl_warn("failpoint: event %lld from %s lost", (long long)it->f.seq,
 		it->device);
 	return true;
 }
@@ -298,18 +368,14 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 	size_t k = 0, lost = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		json_t *j = msgs[i].j;
-
-		msgs[i].j = NULL;
-		if (!j)
+		if (!msgs[i].ok)
 			continue;
 		items[k] = (struct srv_ingest_item){.kind = msgs[i].kind,
 						    .device = msgs[i].device,
-						    .msg = j,
-						    .text = msgs[i].payload,
+						    .f = msgs[i].f,
+						    .text = msgs[i].buf,
 						    .result = SRV_INGEST_STORED};
 		if (failpoint_lose(&items[k])) {
-			json_decref(j);
 			lost++; /* neither stored nor rejected */
 			continue;
 		}
@@ -326,10 +392,8 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 		}
 	}
 	count(q, items, n - lost, k, &d);
-	for (size_t i = 0; i < k; i++)
-		json_decref((json_t *)items[i].msg);
 	for (size_t i = 0; i < n; i++)
-		free(msgs[i].payload);
+		free(msgs[i].buf);
 }
 
 static void *writer(void *arg)

@@ -82,4 +82,13 @@ void srv_ingest_stats(struct srv_ingest *q, struct srv_ingest_stats *ret);
 /* Apply what is queued, then stop the writer and free.  NULL is fine. */
 void srv_ingest_stop(struct srv_ingest *q);
 
+/* The fields of message @j (strings borrowed from @j, each within its
+ * cap, else NULL). */
+void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f);
+
+/* For a caller that holds a message as JSON: @it's fields from @j and
+ * its text, @j dumped; returns that text (caller frees it after the
+ * store call, and keeps @j until then). */
+char *srv_ingest_item_json(struct srv_ingest_item *it, const json_t *j);
+
 #endif

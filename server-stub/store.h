@@ -372,12 +372,22 @@ enum srv_ingest_result {
 			       * refused, not recorded */
 };
 
+/* What one message says, by its kind's rules (ingest.c takes it from
+ * the JSON; the strings are the caller's, each within its cap). */
+struct srv_ingest_fields {
+	int64_t seq;          /* events: >= 1 */
+	int64_t bytes, total; /* events: -1 when absent */
+	bool online;          /* presence */
+	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
+	const char *agent, *firmware, *slot, *health; /* NULL: absent */
+};
+
 /* One message, already parsed and checked by its kind's rules. */
 struct srv_ingest_item {
 	enum srv_ingest_kind kind;
 	const char *device;
-	const json_t *msg;
-	const char *text; /* @msg as received, stored as is; NULL: dumped */
+	struct srv_ingest_fields f;
+	const char *text; /* the message as received, stored as is */
 	/* out */
 	enum srv_ingest_result result;
 	int64_t gap; /* events: seq numbers skipped since the last one seen */

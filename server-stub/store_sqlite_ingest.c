@@ -12,28 +12,10 @@
 #include <time.h>
 
 #include "jobs.h"
-#include "json.h"
 #include "proto.h"
 #include "store.h"
 #include "store_sqlite.h"
 #include "util.h"
-
-static const char *str(const json_t *o, const char *key, size_t max)
-{
-	const char *v = json_string_value(json_object_get(o, key));
-
-	return v && strlen(v) <= max ? v : NULL;
-}
-
-/* A non-negative integer member, or -1 (binds NULL). */
-static int64_t int_or_null(const json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	return json_is_integer(v) && json_integer_value(v) >= 0
-		       ? json_integer_value(v)
-		       : -1;
-}
 
 static int changed(int n, struct srv_ingest_item *it)
 {
@@ -50,8 +32,8 @@ static int presence(struct srv_store_be *s, int64_t now,
 		    "UPDATE devices SET online = ?, last_seen = ?,"
 		    " agent = coalesce(?, agent), firmware = coalesce(?, firmware)"
 		    " WHERE id = ? AND state = 'active'",
-		    "disss", (int)json_is_true(json_object_get(it->msg, "online")),
-		    now, str(it->msg, "agent", 64), str(it->msg, "firmware", 64),
+		    "disss", (int)it->f.online,
+		    now, it->f.agent, it->f.firmware,
 		    it->device);
 	return rc ? rc : changed(n, it);
 }
@@ -65,8 +47,8 @@ static int status(struct srv_store_be *s, int64_t now,
 		    "UPDATE devices SET last_seen = ?,"
 		    " firmware = coalesce(?, firmware), slot = coalesce(?, slot),"
 		    " health = coalesce(?, health) WHERE id = ? AND state = 'active'",
-		    "issss", now, str(it->msg, "firmware", 64),
-		    str(it->msg, "slot", 64), str(it->msg, "health", 64),
+		    "issss", now, it->f.firmware,
+		    it->f.slot, it->f.health,
 		    it->device);
 	return rc ? rc : changed(n, it);
 }
@@ -120,8 +102,8 @@ static int event_lookup(struct srv_store_be *s,
 			const struct srv_ingest_item *it, struct event_ctx *e,
 			struct fl_error *err)
 {
-	const char *job = str(it->msg, "job", 64);
-	const char *cmd = job ? NULL : str(it->msg, "cmd", 64);
+	const char *job = it->f.job;
+	const char *cmd = job ? NULL : it->f.cmd;
 
 	*e = (struct event_ctx){0};
 	return db_query_rows(s, event_ctx_row, e, err,
@@ -194,10 +176,10 @@ static int job_move(struct srv_store_be *s, int64_t now, int64_t seq,
 		      fl_job_state_name_final(state)
 			      ? JOB_MOVE ", final = 1 WHERE id = ?"
 			      : JOB_MOVE " WHERE id = ?",
-		      "sssnnsiis", state, str(it->msg, "stage", 512),
-		      str(it->msg, "reason", 512), int_or_null(it->msg, "bytes"),
-		      int_or_null(it->msg, "total"),
-		      str(it->msg, "from_version", 64), now, seq, job);
+		      "sssnnsiis", state, it->f.stage,
+		      it->f.reason, it->f.bytes,
+		      it->f.total,
+		      it->f.from_version, now, seq, job);
 }
 
 /*
@@ -211,7 +193,7 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 		     const struct event_ctx *j, const char *text,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
-	const char *state = str(it->msg, "state", 64);
+	const char *state = it->f.state;
 	int64_t seen = 0;
 	bool fresh = false;
 	int rc;
@@ -220,7 +202,7 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 		it->result = SRV_INGEST_REJECTED;
 		return 0;
 	}
-	it->result = judge(j, seq, state, str(it->msg, "type", 64));
+	it->result = judge(j, seq, state, it->f.type);
 	if (it->result == SRV_INGEST_STORED) {
 		rc = job_move(s, now, seq, j->id, state, text, it, &fresh, err);
 		if (rc || fresh)
@@ -237,9 +219,8 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 static int event(struct srv_store_be *s, int64_t now,
 		 struct srv_ingest_item *it, struct fl_error *err)
 {
-	int64_t seq = json_integer_value(json_object_get(it->msg, "seq"));
-	char *dumped = it->text ? NULL : fl_json_dumps(it->msg);
-	const char *text = it->text ? it->text : dumped;
+	int64_t seq = it->f.seq;
+	const char *text = it->text;
 	struct event_ctx e;
 	int rc;
 
@@ -250,13 +231,12 @@ static int event(struct srv_store_be *s, int64_t now,
 		rc = device_mark(s, now, seq, text, &e, it, err);
 		if (!rc && e.job)
 			rc = job_event(s, now, seq, &e, text, it, err);
-		else if (!rc && str(it->msg, "job", 64))
+		else if (!rc && it->f.job)
 			it->result = SRV_INGEST_REJECTED; /* not this device's */
 		else if (!rc)
 			it->result = seq > e.last_seq ? SRV_INGEST_STORED
 						      : SRV_INGEST_DUPLICATE;
 	}
-	free(dumped);
 	return rc;
 }
 

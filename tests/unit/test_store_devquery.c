@@ -17,6 +17,7 @@
 #include "tmpdir.h"
 
 #include "fsutil.h"
+#include "ingest.h"
 #include "store.h"
 #include "util.h"
 
@@ -47,10 +48,12 @@ static void labels(struct fixture *f, const char *id, const char *k,
 static void ingest(struct fixture *f, enum srv_ingest_kind kind, const char *id,
 		   json_t *msg)
 {
-	struct srv_ingest_item it = {.kind = kind, .device = id, .msg = msg};
+	struct srv_ingest_item it = {.kind = kind, .device = id};
+	char *text = srv_ingest_item_json(&it, msg);
 
 	assert_int_equal(srv_store_ingest(f->s, &it, 1, NULL), 0);
 	assert_int_equal(it.result, SRV_INGEST_STORED);
+	free(text);
 	json_decref(msg);
 }
 

@@ -14,6 +14,7 @@
 
 #include "store_fixture.h"
 
+#include "ingest.h"
 #include "jobs.h"
 
 static void device(struct fixture *f, const char *id, const char *serial)
@@ -45,16 +46,20 @@ static void apply(struct fixture *f, const char *dev, json_t **evs, size_t n,
 		  enum srv_ingest_result *res, int64_t *gaps)
 {
 	struct srv_ingest_item it[16];
+	char *text[16];
 
 	assert_true(n <= 16);
-	for (size_t i = 0; i < n; i++)
-		it[i] = (struct srv_ingest_item){
-			.kind = SRV_INGEST_EVENT, .device = dev, .msg = evs[i]};
+	for (size_t i = 0; i < n; i++) {
+		it[i] = (struct srv_ingest_item){.kind = SRV_INGEST_EVENT,
+						 .device = dev};
+		text[i] = srv_ingest_item_json(&it[i], evs[i]);
+	}
 	assert_int_equal(srv_store_ingest(f->s, it, n, NULL), 0);
 	for (size_t i = 0; i < n; i++) {
 		res[i] = it[i].result;
 		if (gaps)
 			gaps[i] = it[i].gap;
+		free(text[i]);
 		json_decref(evs[i]);
 	}
 }
@@ -229,15 +234,21 @@ static void test_presence_status(void **state)
 	json_t *st = json_pack("{s:s, s:s}", "firmware", "3.1", "slot", "b");
 	json_t *off = json_pack("{s:b}", "online", 0);
 	struct srv_ingest_item it[] = {
-		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5", .msg = on},
-		{.kind = SRV_INGEST_STATUS, .device = "dev-5", .msg = st},
-		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5", .msg = off},
-		{.kind = SRV_INGEST_STATUS, .device = "ghost", .msg = st},
+		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5"},
+		{.kind = SRV_INGEST_STATUS, .device = "dev-5"},
+		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5"},
+		{.kind = SRV_INGEST_STATUS, .device = "ghost"},
 	};
+	json_t *msgs[] = {on, st, off, st};
+	char *text[4];
 	struct srv_device_row d = {0};
 
+	for (int i = 0; i < 4; i++)
+		text[i] = srv_ingest_item_json(&it[i], msgs[i]);
 	device(f, "dev-5", "05");
 	assert_int_equal(srv_store_ingest(f->s, it, 4, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		free(text[i]);
 	assert_int_equal(it[0].result, SRV_INGEST_STORED);
 	assert_int_equal(it[2].result, SRV_INGEST_STORED);
 	assert_int_equal(it[3].result, SRV_INGEST_REJECTED);

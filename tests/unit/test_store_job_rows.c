@@ -17,6 +17,7 @@
 #include "tmpdir.h"
 
 #include "fsutil.h"
+#include "ingest.h"
 #include "store.h"
 #include "util.h"
 
@@ -52,10 +53,11 @@ static void event(struct fixture *f, const char *dev, const char *job, int seq,
 	json_t *ev =
 	    json_pack("{s:i, s:s, s:s, s:i, s:i}", "seq", seq, "job", job,
 		      "state", state, "bytes", bytes, "total", 100);
-	struct srv_ingest_item it = {
-	    .kind = SRV_INGEST_EVENT, .device = dev, .msg = ev};
+	struct srv_ingest_item it = {.kind = SRV_INGEST_EVENT, .device = dev};
+	char *text = srv_ingest_item_json(&it, ev);
 
 	assert_int_equal(srv_store_ingest(f->s, &it, 1, NULL), 0);
+	free(text);
 	json_decref(ev);
 }
 

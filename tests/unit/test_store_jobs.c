@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "proto.h"
+#include "ingest.h"
 #include "store.h"
 #include "util.h"
 
@@ -51,10 +52,11 @@ static int event(struct fixture *f, const char *dev, const char *job,
 {
 	json_t *ev = json_pack("{s:i, s:s, s:s}", "seq", seq, "job", job,
 			       "state", state);
-	struct srv_ingest_item it = {
-		.kind = SRV_INGEST_EVENT, .device = dev, .msg = ev};
+	struct srv_ingest_item it = {.kind = SRV_INGEST_EVENT, .device = dev};
+	char *text = srv_ingest_item_json(&it, ev);
 	int rc = srv_store_ingest(f->s, &it, 1, NULL);
 
+	free(text);
 	json_decref(ev);
 	return rc ? -1 : (int)it.result;
 }

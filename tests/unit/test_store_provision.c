@@ -16,6 +16,7 @@
 #include "tmpdir.h"
 
 #include "fsutil.h"
+#include "ingest.h"
 #include "store.h"
 #include "util.h"
 
@@ -78,10 +79,11 @@ static void test_undo_new(void **state)
 static int presence(struct fixture *f, const char *id, bool online)
 {
 	json_t *msg = json_pack("{s:b}", "online", online);
-	struct srv_ingest_item it = {
-		.kind = SRV_INGEST_PRESENCE, .device = id, .msg = msg};
+	struct srv_ingest_item it = {.kind = SRV_INGEST_PRESENCE, .device = id};
+	char *text = srv_ingest_item_json(&it, msg);
 	int rc = srv_store_ingest(f->s, &it, 1, NULL);
 
+	free(text);
 	json_decref(msg);
 	return rc ? -1 : (int)it.result;
 }
