@@ -114,22 +114,86 @@ static int event_lookup(struct srv_store_be *s,
 			     "sss", it->device, job, cmd);
 }
 
-/* The device's newest event: last_event, last_seq; it->gap. */
-static int device_mark(struct srv_store_be *s, int64_t now, int64_t seq,
-		       const char *text, const struct event_ctx *e,
-		       struct srv_ingest_item *it, struct fl_error *err)
+/*
+ * A batch's view of its devices' newest events.  The device rows are
+ * written once per device when the batch ends, not once per event: the
+ * batch holds the store's lock, so nothing else writes them meanwhile.
+ */
+struct dev_mark {
+	const char *device; /* NULL: a free slot */
+	int64_t last_seq;   /* after the batch's events so far */
+	const char *text;   /* the newest event, if newer than the row's */
+};
+
+struct marks {
+	struct dev_mark *v;
+	size_t cap; /* a power of two, at least twice the batch */
+};
+
+static void marks_init(struct marks *m, size_t n)
 {
-	int64_t last = e->last_seq;
+	m->cap = 16;
+	while (m->cap < 2 * n)
+		m->cap *= 2;
+	m->v = fl_xcalloc(m->cap, sizeof(*m->v));
+}
+
+/* @device's mark, made from the row's @row_seq when it has none yet. */
+static struct dev_mark *mark_get(struct marks *m, const char *device,
+				 int64_t row_seq)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	size_t i;
+
+	for (const char *p = device; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (i = h & (m->cap - 1); m->v[i].device; i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->v[i].device, device) == 0)
+			return &m->v[i];
+	m->v[i] = (struct dev_mark){.device = device, .last_seq = row_seq};
+	return &m->v[i];
+}
+
+/* The event against its device's newest: it->gap, and whether it is
+ * newer (then it becomes the device's last event). */
+static bool device_mark(struct marks *m, int64_t seq, const char *text,
+			const struct event_ctx *e, struct srv_ingest_item *it)
+{
+	struct dev_mark *d = mark_get(m, it->device, e->last_seq);
+	int64_t last = d->last_seq;
 
 	it->gap = seq > last + 1 ? seq - last - 1 : 0;
 	if (seq <= last)
-		return db_run(s, NULL, err,
-			      "UPDATE devices SET last_seen = ? WHERE id = ?",
-			      "is", now, it->device);
-	return db_run(s, NULL, err,
-		      "UPDATE devices SET last_event = ?, last_seen = ?,"
-		      " last_seq = ? WHERE id = ?",
-		      "siis", text, now, seq, it->device);
+		return false;
+	d->last_seq = seq;
+	d->text = text;
+	return true;
+}
+
+/* Write every marked device: last seen now, and its newest event. */
+static int marks_flush(struct srv_store_be *s, const struct marks *m,
+		       int64_t now, struct fl_error *err)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < m->cap && !rc; i++) {
+		const struct dev_mark *d = &m->v[i];
+
+		if (!d->device)
+			continue;
+		if (d->text)
+			rc = db_run(s, NULL, err,
+				    "UPDATE devices SET last_event = ?,"
+				    " last_seen = ?, last_seq = ? WHERE id = ?",
+				    "siis", d->text, now, d->last_seq,
+				    d->device);
+		else
+			rc = db_run(s, NULL, err,
+				    "UPDATE devices SET last_seen = ?"
+				    " WHERE id = ?",
+				    "is", now, d->device);
+	}
+	return rc;
 }
 
 /* What becomes of @state, an event @seq of job @j (jobs.c rules).  An
@@ -216,36 +280,38 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 	return rc;
 }
 
-static int event(struct srv_store_be *s, int64_t now,
+static int event(struct srv_store_be *s, int64_t now, struct marks *m,
 		 struct srv_ingest_item *it, struct fl_error *err)
 {
 	int64_t seq = it->f.seq;
 	const char *text = it->text;
 	struct event_ctx e;
+	bool newer;
 	int rc;
 
 	rc = event_lookup(s, it, &e, err);
-	if (!rc && !e.device) {
+	if (rc || !e.device) {
 		it->result = SRV_INGEST_REJECTED;
-	} else if (!rc) {
-		rc = device_mark(s, now, seq, text, &e, it, err);
-		if (!rc && e.job)
-			rc = job_event(s, now, seq, &e, text, it, err);
-		else if (!rc && it->f.job)
-			it->result = SRV_INGEST_REJECTED; /* not this device's */
-		else if (!rc)
-			it->result = seq > e.last_seq ? SRV_INGEST_STORED
-						      : SRV_INGEST_DUPLICATE;
+		return rc;
 	}
-	return rc;
+	newer = device_mark(m, seq, text, &e, it);
+	if (e.job)
+		return job_event(s, now, seq, &e, text, it, err);
+	if (it->f.job)
+		it->result = SRV_INGEST_REJECTED; /* not this device's */
+	else
+		it->result = newer ? SRV_INGEST_STORED : SRV_INGEST_DUPLICATE;
+	return 0;
 }
 
 int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 	      size_t n, struct fl_error *err)
 {
 	int64_t now = (int64_t)time(NULL);
+	struct marks m;
 	int rc;
 
+	marks_init(&m, n);
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -260,11 +326,14 @@ int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 			rc = status(s, now, it, err);
 			break;
 		case SRV_INGEST_EVENT:
-			rc = event(s, now, it, err);
+			rc = event(s, now, &m, it, err);
 			break;
 		}
 	}
+	if (!rc)
+		rc = marks_flush(s, &m, now, err);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
+	free(m.v);
 	return rc;
 }

@@ -197,6 +197,41 @@ static void test_rotate_by_command(void **state)
 	srv_job_row_free(&j);
 }
 
+/* The device's last event is its newest, whatever order a batch brings
+ * them in; a second batch compares with what the first left. */
+static void test_device_last_event(void **state)
+{
+	struct fixture *f = *state;
+	enum srv_ingest_result r[4];
+	struct srv_device_row d = {0};
+	int64_t gaps[4];
+	json_t *evs[4];
+
+	device(f, "dev-7", "07");
+	evs[0] = json_pack("{s:i, s:s}", "seq", 7, "type", "boot");
+	evs[1] = json_pack("{s:i, s:s}", "seq", 9, "type", "newest");
+	evs[2] = json_pack("{s:i, s:s}", "seq", 8, "type", "late");
+	apply(f, "dev-7", evs, 3, r, gaps);
+	assert_int_equal(r[0], SRV_INGEST_STORED);
+	assert_int_equal(r[1], SRV_INGEST_STORED);
+	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
+	assert_int_equal(gaps[0], 6);
+	assert_int_equal(gaps[1], 1);
+	assert_int_equal(gaps[2], 0);
+	assert_int_equal(srv_store_device_get(f->s, "dev-7", &d, NULL), 0);
+	assert_non_null(strstr(d.last_event, "\"newest\""));
+	srv_device_row_free(&d);
+	evs[0] = json_pack("{s:i, s:s}", "seq", 9, "type", "again");
+	evs[1] = json_pack("{s:i, s:s}", "seq", 12, "type", "later");
+	apply(f, "dev-7", evs, 2, r, gaps);
+	assert_int_equal(r[0], SRV_INGEST_DUPLICATE);
+	assert_int_equal(r[1], SRV_INGEST_STORED);
+	assert_int_equal(gaps[1], 2);
+	assert_int_equal(srv_store_device_get(f->s, "dev-7", &d, NULL), 0);
+	assert_non_null(strstr(d.last_event, "\"later\""));
+	srv_device_row_free(&d);
+}
+
 /* Unknown devices, other devices' jobs and unknown jobs are refused;
  * skipped seq numbers are reported as the gap. */
 static void test_rejects_and_gaps(void **state)
@@ -270,6 +305,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_illegal_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_by_command, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_device_last_event, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_seq, setup,
 						teardown),
