@@ -115,18 +115,25 @@ static int event_lookup(struct srv_store_be *s,
 }
 
 /*
- * A batch's view of its devices' newest events.  The device rows are
- * written once per device when the batch ends, not once per event: the
- * batch holds the store's lock, so nothing else writes them meanwhile.
+ * A batch's view of its devices and jobs.  Their rows are written once
+ * per batch, when it ends, not once per event: the batch holds the
+ * store's lock, so nothing else writes them meanwhile and the view is
+ * exact.
  */
-struct dev_mark {
-	const char *device; /* NULL: a free slot */
-	int64_t last_seq;   /* after the batch's events so far */
-	const char *text;   /* the newest event, if newer than the row's */
+struct mark {
+	const char *key; /* device or job id; NULL: a free slot */
+	/* a device */
+	int64_t last_seq; /* after the batch's events so far */
+	const char *text; /* the newest event, if newer than the row's */
+	/* a job: the state machine's view, and the move to write */
+	struct event_ctx job;
+	bool moved;
+	const char *stage, *reason, *from_version;
+	int64_t bytes, total;
 };
 
 struct marks {
-	struct dev_mark *v;
+	struct mark *v;
 	size_t cap; /* a power of two, at least twice the batch */
 };
 
@@ -138,19 +145,21 @@ static void marks_init(struct marks *m, size_t n)
 	m->v = fl_xcalloc(m->cap, sizeof(*m->v));
 }
 
-/* @device's mark, made from the row's @row_seq when it has none yet. */
-static struct dev_mark *mark_get(struct marks *m, const char *device,
-				 int64_t row_seq)
+/* @key's mark; *ret_new when it was not marked yet (then only its key
+ * is set: the caller fills it and may repoint the key). */
+static struct mark *mark_get(struct marks *m, const char *key, bool *ret_new)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 	size_t i;
 
-	for (const char *p = device; *p; p++)
+	for (const char *p = key; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	for (i = h & (m->cap - 1); m->v[i].device; i = (i + 1) & (m->cap - 1))
-		if (strcmp(m->v[i].device, device) == 0)
+	*ret_new = false;
+	for (i = h & (m->cap - 1); m->v[i].key; i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->v[i].key, key) == 0)
 			return &m->v[i];
-	m->v[i] = (struct dev_mark){.device = device, .last_seq = row_seq};
+	*ret_new = true;
+	m->v[i] = (struct mark){.key = key};
 	return &m->v[i];
 }
 
@@ -159,8 +168,13 @@ static struct dev_mark *mark_get(struct marks *m, const char *device,
 static bool device_mark(struct marks *m, int64_t seq, const char *text,
 			const struct event_ctx *e, struct srv_ingest_item *it)
 {
-	struct dev_mark *d = mark_get(m, it->device, e->last_seq);
-	int64_t last = d->last_seq;
+	bool fresh;
+	struct mark *d = mark_get(m, it->device, &fresh);
+	int64_t last;
+
+	if (fresh)
+		d->last_seq = e->last_seq;
+	last = d->last_seq;
 
 	it->gap = seq > last + 1 ? seq - last - 1 : 0;
 	if (seq <= last)
@@ -171,27 +185,27 @@ static bool device_mark(struct marks *m, int64_t seq, const char *text,
 }
 
 /* Write every marked device: last seen now, and its newest event. */
-static int marks_flush(struct srv_store_be *s, const struct marks *m,
+static int devices_flush(struct srv_store_be *s, const struct marks *m,
 		       int64_t now, struct fl_error *err)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < m->cap && !rc; i++) {
-		const struct dev_mark *d = &m->v[i];
+		const struct mark *d = &m->v[i];
 
-		if (!d->device)
+		if (!d->key)
 			continue;
 		if (d->text)
 			rc = db_run(s, NULL, err,
 				    "UPDATE devices SET last_event = ?,"
 				    " last_seen = ?, last_seq = ? WHERE id = ?",
 				    "siis", d->text, now, d->last_seq,
-				    d->device);
+				    d->key);
 		else
 			rc = db_run(s, NULL, err,
 				    "UPDATE devices SET last_seen = ?"
 				    " WHERE id = ?",
-				    "is", now, d->device);
+				    "is", now, d->key);
 	}
 	return rc;
 }
@@ -213,75 +227,110 @@ static enum srv_ingest_result judge(const struct event_ctx *j, int64_t seq,
 		       : SRV_INGEST_ILLEGAL;
 }
 
+/* The batch's view of job @e (as the lookup read it, the first time). */
+static struct mark *job_mark(struct marks *jobs, const struct event_ctx *e)
+{
+	bool fresh;
+	struct mark *j = mark_get(jobs, e->id, &fresh);
+
+	if (fresh) {
+		j->job = *e;
+		j->key = j->job.id;
+		j->bytes = j->total = -1;
+	}
+	return j;
+}
+
+/* A legal event moves the job in the batch's view (its row is written
+ * by jobs_flush): the last event's state, stage and reason, the newest
+ * bytes and total given, the first from_version, the highest seq. */
+static void job_moved(struct mark *j, int64_t seq, const char *state,
+		      const struct srv_ingest_fields *f)
+{
+	fl_strlcpy(j->job.state, state, sizeof(j->job.state));
+	j->job.seq = seq > j->job.seq ? seq : j->job.seq;
+	j->job.final |= fl_job_state_name_final(state);
+	j->stage = f->stage;
+	j->reason = f->reason;
+	if (f->bytes >= 0)
+		j->bytes = f->bytes;
+	if (f->total >= 0)
+		j->total = f->total;
+	if (!j->from_version)
+		j->from_version = f->from_version;
+	j->moved = true;
+}
+
 #define JOB_MOVE                                                           \
 	"UPDATE jobs SET state = ?, stage = ?, reason = ?,"                \
 	" bytes = coalesce(?, bytes), total = coalesce(?, total),"         \
 	" from_version = coalesce(from_version, ?), updated = ?,"          \
 	" seq = max(seq, ?)"
 
-/* Record the event in its job's history (once per seq: *ret_new) and
- * move the job. */
-static int job_move(struct srv_store_be *s, int64_t now, int64_t seq,
-		    const char *job, const char *state, const char *text,
-		    const struct srv_ingest_item *it, bool *ret_new,
-		    struct fl_error *err)
+/* Write every job the batch moved. */
+static int jobs_flush(struct srv_store_be *s, const struct marks *m,
+		      int64_t now, struct fl_error *err)
 {
-	int n = 0, rc;
+	int rc = 0;
 
-	rc = db_run(s, &n, err,
-		    "INSERT INTO job_events (job, seq, ts, state, event)"
-		    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, seq) DO NOTHING",
-		    "siiss", job, seq, now, state, text);
-	*ret_new = n == 1;
-	if (rc || n != 1)
-		return rc;
-	/* "final" (indexed: jobs_open) is written only when it changes */
-	return db_run(s, NULL, err,
-		      fl_job_state_name_final(state)
-			      ? JOB_MOVE ", final = 1 WHERE id = ?"
-			      : JOB_MOVE " WHERE id = ?",
-		      "sssnnsiis", state, it->f.stage,
-		      it->f.reason, it->f.bytes,
-		      it->f.total,
-		      it->f.from_version, now, seq, job);
+	for (size_t i = 0; i < m->cap && !rc; i++) {
+		const struct mark *j = &m->v[i];
+
+		if (!j->key || !j->moved)
+			continue;
+		/* "final" (indexed: jobs_open) is written only when it is */
+		rc = db_run(s, NULL, err,
+			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?"
+					 : JOB_MOVE " WHERE id = ?",
+			    "sssnnsiis", j->job.state, j->stage, j->reason,
+			    j->bytes, j->total, j->from_version, now,
+			    j->job.seq, j->job.id);
+	}
+	return rc;
 }
 
 /*
  * An event of a job: recorded once per (job, seq) and moving the job
- * when the job's state machine allows it (judge); a repeat is a
- * duplicate, the rest is refused.  The common case (a new, legal event)
- * costs the insert and the job's update; only a refused one asks whether
- * it is a repeat.
+ * when the job's state machine allows it (judge, against the batch's
+ * view of the job); a repeat is a duplicate, the rest is refused.  The
+ * common case (a new, legal event) costs the history insert; only a
+ * refused one asks whether it is a repeat.
  */
 static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
-		     const struct event_ctx *j, const char *text,
+		     struct mark *j, const char *text,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
 	const char *state = it->f.state;
 	int64_t seen = 0;
-	bool fresh = false;
-	int rc;
+	int n = 0, rc;
 
 	if (!state) {
 		it->result = SRV_INGEST_REJECTED;
 		return 0;
 	}
-	it->result = judge(j, seq, state, it->f.type);
+	it->result = judge(&j->job, seq, state, it->f.type);
 	if (it->result == SRV_INGEST_STORED) {
-		rc = job_move(s, now, seq, j->id, state, text, it, &fresh, err);
-		if (rc || fresh)
+		rc = db_run(s, &n, err,
+			    "INSERT INTO job_events (job, seq, ts, state, event)"
+			    " VALUES (?, ?, ?, ?, ?)"
+			    " ON CONFLICT (job, seq) DO NOTHING",
+			    "siiss", j->job.id, seq, now, state, text);
+		if (!rc && n == 1)
+			job_moved(j, seq, state, &it->f);
+		if (rc || n == 1)
 			return rc;
 	}
 	rc = db_query_rows(s, int_row, &seen, err,
 			   "SELECT 1 FROM job_events WHERE job = ? AND seq = ?",
-			   "si", j->id, seq);
+			   "si", j->job.id, seq);
 	if (!rc && seen)
 		it->result = SRV_INGEST_DUPLICATE;
 	return rc;
 }
 
 static int event(struct srv_store_be *s, int64_t now, struct marks *m,
-		 struct srv_ingest_item *it, struct fl_error *err)
+		 struct marks *jobs, struct srv_ingest_item *it,
+		 struct fl_error *err)
 {
 	int64_t seq = it->f.seq;
 	const char *text = it->text;
@@ -296,7 +345,8 @@ static int event(struct srv_store_be *s, int64_t now, struct marks *m,
 	}
 	newer = device_mark(m, seq, text, &e, it);
 	if (e.job)
-		return job_event(s, now, seq, &e, text, it, err);
+		return job_event(s, now, seq, job_mark(jobs, &e), text, it,
+				 err);
 	if (it->f.job)
 		it->result = SRV_INGEST_REJECTED; /* not this device's */
 	else
@@ -308,10 +358,11 @@ int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 	      size_t n, struct fl_error *err)
 {
 	int64_t now = (int64_t)time(NULL);
-	struct marks m;
+	struct marks m, jobs;
 	int rc;
 
 	marks_init(&m, n);
+	marks_init(&jobs, n);
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -326,14 +377,17 @@ int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 			rc = status(s, now, it, err);
 			break;
 		case SRV_INGEST_EVENT:
-			rc = event(s, now, &m, it, err);
+			rc = event(s, now, &m, &jobs, it, err);
 			break;
 		}
 	}
 	if (!rc)
-		rc = marks_flush(s, &m, now, err);
+		rc = devices_flush(s, &m, now, err);
+	if (!rc)
+		rc = jobs_flush(s, &jobs, now, err);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	free(m.v);
+	free(jobs.v);
 	return rc;
 }

@@ -232,6 +232,44 @@ static void test_device_last_event(void **state)
 	srv_device_row_free(&d);
 }
 
+/* One batch moves a job as the same events one by one would: the last
+ * state, stage and reason, the newest bytes given, the first
+ * from_version, and a stale event judged against the batch's own moves. */
+static void test_job_moves_in_one_batch(void **state)
+{
+	struct fixture *f = *state;
+	enum srv_ingest_result r[5];
+	struct srv_job_row j;
+	json_t *evs[5];
+
+	device(f, "dev-8", "08");
+	job(f, "j8", "dev-8");
+	evs[0] = ev(1, "j8", "downloading"); /* bytes 10 */
+	json_object_set_new(evs[0], "from_version", json_string("1.0"));
+	json_object_set_new(evs[0], "stage", json_string("fetch"));
+	evs[1] = ev(2, "j8", "verifying"); /* bytes 20 */
+	json_object_set_new(evs[1], "from_version", json_string("9.9"));
+	evs[2] = ev(2, "j8", "installing"); /* same seq: a repeat */
+	evs[3] = json_pack("{s:i, s:s, s:s, s:s}", "seq", 3, "job", "j8",
+			   "state", "failed", "reason", "disk full");
+	evs[4] = ev(4, "j8", "downloading"); /* after the final */
+	apply(f, "dev-8", evs, 5, r, NULL);
+	assert_int_equal(r[0], SRV_INGEST_STORED);
+	assert_int_equal(r[1], SRV_INGEST_STORED);
+	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
+	assert_int_equal(r[3], SRV_INGEST_STORED);
+	assert_int_equal(r[4], SRV_INGEST_REJECTED);
+	j = job_get(f, "j8");
+	assert_string_equal(j.state, "failed");
+	assert_true(j.final);
+	assert_null(j.stage);
+	assert_string_equal(j.reason, "disk full");
+	assert_int_equal(j.bytes, 20);
+	assert_string_equal(j.from_version, "1.0");
+	assert_int_equal(j.events.n, 3);
+	srv_job_row_free(&j);
+}
+
 /* Unknown devices, other devices' jobs and unknown jobs are refused;
  * skipped seq numbers are reported as the gap. */
 static void test_rejects_and_gaps(void **state)
@@ -308,6 +346,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_device_last_event, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_job_moves_in_one_batch,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_seq, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rejects_and_gaps, setup,
