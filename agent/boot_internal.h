@@ -60,4 +60,8 @@ extern const struct boot_ops boot_uboot_ops;
 extern const struct boot_ops boot_sim_ops;
 extern const struct boot_ops boot_grub_ops;
 
+/* Map libubootenv for one access (agent/lazy_ubootenv.c). */
+int boot_ubootenv_hold(struct fl_error *err);
+void boot_ubootenv_drop(void);
+
 #endif

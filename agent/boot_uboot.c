@@ -36,21 +36,29 @@ struct uboot_priv {
 	char *env[2];	   /* "sim" only: the two environment files */
 };
 
-/* A libubootenv context for @config, not yet opened. */
+/*
+ * A libubootenv context for @config, not yet opened; the library is
+ * mapped from here to ctx_free (agent/lazy_ubootenv.c).
+ */
 static int ctx_new(const char *config, struct uboot_ctx **ret,
 		   struct fl_error *err)
 {
 	struct uboot_ctx *ctx = NULL;
 	int r;
 
+	if (boot_ubootenv_hold(err))
+		return FL_ERR;
 	r = libuboot_initialize(&ctx, NULL);
-	if (r < 0)
+	if (r < 0) {
+		boot_ubootenv_drop();
 		return fl_fail(err, FL_EIO,
 			       "libubootenv: cannot initialise: %s",
 			       strerror(-r));
+	}
 	r = libuboot_read_config(ctx, config);
 	if (r < 0) {
 		libuboot_exit(ctx);
+		boot_ubootenv_drop();
 		return fl_fail(err, FL_EPARSE,
 			       "libubootenv rejects '%s' (or cannot open the "
 			       "devices it names): %s",
@@ -65,6 +73,7 @@ static void ctx_free(struct uboot_ctx *ctx, bool opened)
 	if (opened)
 		libuboot_close(ctx);
 	libuboot_exit(ctx);
+	boot_ubootenv_drop();
 }
 
 /* Open the stored environment; FL_EPARSE when no copy is valid. */

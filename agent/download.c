@@ -668,7 +668,8 @@ int agent_dl_open(const struct agent_dl_opts *o, struct agent_dl **ret,
 		return fl_fail(err, FL_EINVAL,
 			       "download: an https URL, a CA, a partial file "
 			       "and a size are required");
-	fl_curl_init();
+	if (fl_curl_init(err))
+		return FL_ERR;
 	d = fl_xcalloc(1, sizeof(*d));
 	d->fd = -1;
 	copy_opts(d, o);

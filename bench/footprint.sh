@@ -88,6 +88,8 @@ measure() (
 		echo "agent_needed $(readelf -d "$FLEET_BUILD/fleet-agent" |
 			sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 		costs "$pid" "$FLEET_BUILD/fleet-agent"
+		echo "agent_top $(sort -k3,3nr "$T/objs" | head -n 10 |
+			awk '{ printf "%s %d/%d, ", $1, $2, $3 }')"
 	} >>"$out"
 	agent_stop dev-bench >/dev/null
 )
@@ -129,6 +131,7 @@ report() {
 	echo "# $2: agent maps: $(get "$1" agent_libs)"
 	echo "# $2: what each NEEDED library alone brings into the agent (RSS kB, PSS kB):"
 	get "$1" cost | awk -v s="$2" '{ printf "#   %-22s %6d %6d\n", $1, $2, $3 }'
+	echo "# $2: agent's largest mappings (RSS/PSS kB): $(get "$1" agent_top)"
 }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/fleet-footprint.XXXXXX")

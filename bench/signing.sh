@@ -56,21 +56,6 @@ ln img rauc-in/rootfs.img
 printf '[update]\ncompatible=gw\nversion=1.0.0\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.img\n' \
 	>rauc-in/manifest.raucm
 
-# The same verifier linked as a device build could be: libarchive
-# statically (only its tar reader comes along, not libxml2/ICU/libstdc++
-# for formats bundles never use) and no libgit2 (creation only).
-lib=/usr/lib/x86_64-linux-gnu
-lean=$W/fsig-verify-lean
-make -s -C "$top" "${build#"$top"/}/libfleetsign.a" \
-	"${build#"$top"/}/libfleetcommon.a"
-# shellcheck disable=SC2046
-cc -O2 -D_GNU_SOURCE -I"$top/common" -I"$top/signing" \
-	$(pkg-config --cflags jansson libarchive) \
-	"$top/tests/tools/fsig-verify.c" "$build/libfleetsign.a" \
-	"$build/libfleetcommon.a" -Wl,--as-needed "$lib/libarchive.a" \
-	-lnettle "$lib/libacl.so.1" -llzma -lzstd -lbz2 "$lib/liblz4.so.1" \
-	-lz -lxml2 -lcrypto -ljansson -lgit2 -lpthread -o "$lean"
-
 if [ "$OURS" = fleetctl ]; then ours=$fleetctl; sub="bundle "; else ours=$tool; sub=; fi
 ours_create() { # IMAGE OUT: the command line
 	echo "$ours ${sub}create --image $1 --name fw --version 1.0.0" \
@@ -92,7 +77,6 @@ verify_cmds=(
 	"openssl|:|openssl dgst -sha256 -verify p256.pub -signature img.sig img"
 	"mender|:|mender-artifact validate -k p256.pub out.mender"
 	"rauc|:|rauc info --keyring=cert.pem out.raucb"
-	"lean|:|$lean root.json out.fwb gw"
 )
 
 declare -A T R
@@ -123,8 +107,6 @@ for n in ours openssl mender rauc; do
 	printf '%-10s %12.3f %12.3f %12s %12s\n' "$n" "${T[create-$n]}" \
 		"${T[verify-$n]}" "$(mb "${R[create-$n]}")" "$(mb "${R[verify-$n]}")"
 done
-printf '%-10s %12s %12.3f %12s %12s   (static libarchive, no libgit2)\n' \
-	"ours-lean" - "${T[verify-lean]}" - "$(mb "${R[verify-lean]}")"
 for n in openssl mender rauc; do
 	printf 'ours/%-5s %11sx %11sx\n' "$n" \
 		"$(ratio "${T[create-ours]}" "${T[create-$n]}")" \
@@ -161,6 +143,4 @@ echo "metric: create_sign_vs_openssl $cr x (target <= 1.3 x) $(verdict "$cr" 1.3
 echo "metric: verify_vs_openssl $vr x (target <= 1.2 x) $(verdict "$vr" 1.2)"
 echo "metric: create_peak_rss $cm MB (target <= 8 MB) $(verdict "$cm" 8)"
 echo "metric: verify_peak_rss $vm MB (target <= 8 MB) $(verdict "$vm" 8)"
-lm=$(mb "${R[verify-lean]}")
-echo "metric: verify_peak_rss_lean_link $lm MB (target <= 8 MB) $(verdict "$lm" 8)"
 echo "metric: verify_rss_growth_16MiB_to_${BIG}MiB $growth MB (target <= 1 MB, flat) $(verdict "$growth" 1)"

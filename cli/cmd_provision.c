@@ -137,10 +137,13 @@ static int write_archive(struct out_file *o, const char *id,
 			 const struct file *files, size_t n,
 			 struct fl_error *err)
 {
-	struct archive *a = archive_write_new();
+	struct archive *a;
 	char *p;
-	int rc = 0;
+	int rc = cli_archive_load(err);
 
+	if (rc)
+		return rc;
+	a = archive_write_new();
 	archive_write_set_format_pax_restricted(a);
 	archive_write_add_filter_gzip(a);
 	if (archive_write_open_fd(a, o->fd) != ARCHIVE_OK)

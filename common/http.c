@@ -29,21 +29,8 @@ struct body_buf {
 	bool too_big;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-void fl_curl_init(void)
-{
-	pthread_once(&curl_once, curl_init_once);
-}
-
 void fl_curl_secure(CURL *c, const struct fl_curl_tls *t)
 {
-	fl_curl_init();
 	curl_easy_setopt(c, CURLOPT_URL, t->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c, CURLOPT_CAINFO, t->ca_file);
@@ -78,7 +65,8 @@ int fl_http_new(const struct fl_http_opts *o, struct fl_http **ret,
 	if (!o->ca_file)
 		return fl_fail(err, FL_EINVAL,
 			       "no CA file to verify the server (use --ca)");
-	fl_curl_init();
+	if (fl_curl_init(err))
+		return FL_ERR;
 	h = fl_xcalloc(1, sizeof(*h));
 	h->curl = curl_easy_init();
 	if (!h->curl) {

@@ -60,8 +60,8 @@ long fl_http_status(const struct fl_http *h);
  * agent's resumable download): https only, the server verified against
  * the pinned @ca_file alone (no system store), optional client
  * certificate, no redirects, no signals, the connect timeout (0 = 10 s).
- * Strings are borrowed until the transfer ends.  Also runs
- * curl_global_init once per process.
+ * Strings are borrowed until the transfer ends.  @c came from
+ * curl_easy_init after fl_curl_init.
  */
 struct fl_curl_tls {
 	const char *url, *ca_file;
@@ -70,7 +70,11 @@ struct fl_curl_tls {
 };
 void fl_curl_secure(CURL *c, const struct fl_curl_tls *t);
 
-/* curl_global_init, once per process (thread-safe). */
-void fl_curl_init(void);
+/*
+ * Load libcurl (it is not linked: common/lazylib.h) and run
+ * curl_global_init, once per process (thread-safe).  Before any curl_*
+ * call.
+ */
+int fl_curl_init(struct fl_error *err);
 
 #endif

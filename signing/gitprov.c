@@ -128,6 +128,8 @@ int fsig_git_info_read(const char *dir, bool allow_dirty,
 	git_repository *repo;
 	int rc;
 
+	if (fsig_git_load(err))
+		return FL_ERR;
 	git_libgit2_init();
 	if (git_repository_open_ext(&repo, dir, 0, NULL) < 0) {
 		rc = git_fail(err, FL_ENOTFOUND, "not a git repository");

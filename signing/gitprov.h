@@ -25,6 +25,9 @@ struct fsig_git_info {
  * when @dir is not in a repository or HEAD has no commit.  On success
  * the caller releases @out with fsig_git_info_release.
  */
+/* Load libgit2 (not linked: common/lazylib.h); fsig_git_info_read does. */
+int fsig_git_load(struct fl_error *err);
+
 int fsig_git_info_read(const char *dir, bool allow_dirty,
 		       struct fsig_git_info *out, struct fl_error *err);
 

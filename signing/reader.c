@@ -6,12 +6,11 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <openssl/evp.h>
 #include <zstd.h>
 
 #include "reader.h"
+#include "tar.h"
 #include "util.h"
 
 #define IOBUF (64 * 1024)
@@ -26,12 +25,12 @@ enum reader_state {
 };
 
 struct fsig_reader {
-	struct archive *a;
+	struct fsig_tar_in tar;
+	struct fsig_tar_entry ent; /* the current entry */
 	fsig_read_fn read_fn;
 	void *read_ctx;
 	int fd;
 	unsigned char *iobuf;
-	struct fl_error *cur_err; /* the caller's err during a step */
 	bool io_failed;
 	enum reader_state state;
 	bool verified;
@@ -64,24 +63,19 @@ static int fd_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
 	return 0;
 }
 
-/* libarchive's read callback: pull from the caller's source. */
-static la_ssize_t archive_read_cb(struct archive *a, void *client,
-				  const void **buf)
+/* The tar reader's byte source: the caller's, with its failure kept. */
+static int tar_fill(void *ctx, void *buf, size_t cap, size_t *ret_len,
+		    struct fl_error *err)
 {
-	struct fsig_reader *r = client;
-	size_t n = 0;
-	int rc;
+	struct fsig_reader *r = ctx;
+	int rc = r->read_fn(r->read_ctx, buf, cap, ret_len, err);
 
-	rc = r->read_fn(r->read_ctx, r->iobuf, IOBUF, &n, r->cur_err);
 	if (rc) {
 		r->io_failed = true;
-		if (r->cur_err && !r->cur_err->code)
-			fl_fail(r->cur_err, rc, "cannot read bundle");
-		archive_set_error(a, EIO, "read callback failed");
-		return -1;
+		if (!err->code)
+			fl_fail(err, rc, "cannot read bundle");
 	}
-	*buf = r->iobuf;
-	return (la_ssize_t)n;
+	return rc;
 }
 
 static int reader_new(fsig_read_fn fn, void *ctx, int fd,
@@ -95,30 +89,9 @@ static int reader_new(fsig_read_fn fn, void *ctx, int fd,
 	if (fn == fd_read)
 		r->read_ctx = &r->fd;
 	r->iobuf = fl_xmalloc(IOBUF);
-	r->a = archive_read_new();
-	/* tar only: no compression filters, no other formats */
-	if (!r->a || archive_read_support_format_tar(r->a) != ARCHIVE_OK) {
-		fsig_reader_free(r);
-		return fl_fail(err, FL_ENOMEM, "cannot set up libarchive");
-	}
+	fsig_tar_in_init(&r->tar, tar_fill, r, r->iobuf, IOBUF);
 	*ret = r;
 	return 0;
-}
-
-/*
- * Open the archive at the start of step 1, not in the constructor:
- * libarchive reads the first block to detect the format, and that read
- * (and its verdict) belongs to a step with the caller's error report.
- */
-static int archive_start(struct fsig_reader *r, struct fl_error *err)
-{
-	if (archive_read_open(r->a, r, NULL, archive_read_cb, NULL) ==
-	    ARCHIVE_OK)
-		return 0;
-	if (r->io_failed)
-		return FL_EIO;
-	return fsig_reject(err, &r->reason, FSIG_R_NOT_BUNDLE, "%s",
-			   archive_error_string(r->a));
 }
 
 int fsig_reader_open_fd(int fd, struct fsig_reader **ret, struct fl_error *err)
@@ -217,64 +190,68 @@ static int check_name(struct fsig_reader *r, const char *name, size_t pos,
 		      name, want[0] ? want : "the end of the archive");
 }
 
-static int check_type(struct fsig_reader *r, struct archive_entry *e,
+/* Tar extension headers (pax, GNU long names): never in a bundle. */
+static bool type_is_extension(char type)
+{
+	return type == 'x' || type == 'g' || type == 'L' || type == 'K';
+}
+
+static int check_type(struct fsig_reader *r, const struct fsig_tar_entry *e,
 		      struct fl_error *err)
 {
-	const char *name = archive_entry_pathname(e);
+	const char *what = e->type == '1'   ? "a hard link"
+			   : e->type == '2' ? "a symbolic link"
+			   : e->type == 'S' ? "a sparse file"
+					    : "not a regular file";
 
-	if (archive_entry_hardlink(e))
-		return REJECT(r, err, FSIG_R_ENTRY_TYPE,
-			      "entry '%.80s' is a hard link", name);
-	if (archive_entry_symlink(e) || archive_entry_filetype(e) == AE_IFLNK)
-		return REJECT(r, err, FSIG_R_ENTRY_TYPE,
-			      "entry '%.80s' is a symbolic link", name);
-	if (archive_entry_filetype(e) != AE_IFREG)
-		return REJECT(r, err, FSIG_R_ENTRY_TYPE,
-			      "entry '%.80s' is not a regular file", name);
-	if (archive_entry_sparse_count(e) > 0)
-		return REJECT(r, err, FSIG_R_ENTRY_TYPE,
-			      "entry '%.80s' is a sparse file", name);
-	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
-		return REJECT(r, err, FSIG_R_MALFORMED,
-			      "entry '%.80s' has no size", name);
-	return 0;
+	if (e->type == '0')
+		return 0;
+	return REJECT(r, err, FSIG_R_ENTRY_TYPE, "entry '%.80s' is %s",
+		      e->name, what);
+}
+
+/* The tar reader's verdict on a header as a rejection (or I/O error). */
+static int tar_failed(struct fsig_reader *r, enum fsig_tar_status st,
+		      size_t pos, struct fl_error *err)
+{
+	if (st == FSIG_TAR_IO)
+		return FL_EIO;
+	if (pos == 0)
+		return REJECT(r, err, FSIG_R_NOT_BUNDLE,
+			      "not a bundle (tar): %s", r->tar.why);
+	return REJECT(r, err,
+		      st == FSIG_TAR_BAD ? FSIG_R_MALFORMED : FSIG_R_TRUNCATED,
+		      "entry %zu: %s", pos + 1, r->tar.why);
 }
 
 /*
- * Read the header of the entry at position @pos and check its name and
- * type.  *ret is NULL at the end of the archive.
+ * Read the header of the entry at position @pos into r->ent and check
+ * its name and type.  *ret is NULL at the end of the archive.
  */
 static int next_entry(struct fsig_reader *r, size_t pos,
-		      struct archive_entry **ret, struct fl_error *err)
+		      const struct fsig_tar_entry **ret, struct fl_error *err)
 {
-	struct archive_entry *e;
-	const char *name;
-	int ar;
+	enum fsig_tar_status st = fsig_tar_next(&r->tar, &r->ent, err);
 
-	ar = archive_read_next_header(r->a, &e);
-	if (ar == ARCHIVE_EOF) {
-		*ret = NULL;
+	*ret = NULL;
+	if (st == FSIG_TAR_END)
 		return 0;
-	}
-	if (ar == ARCHIVE_WARN)
-		return REJECT(r, err, FSIG_R_MALFORMED, "entry header: %s",
-			      archive_error_string(r->a));
-	if (ar != ARCHIVE_OK)
-		return REJECT(r, err,
-			      pos == 0 ? FSIG_R_NOT_BUNDLE : FSIG_R_TRUNCATED,
-			      "%s", archive_error_string(r->a));
-	name = archive_entry_pathname(e);
-	if (!name)
-		return REJECT(r, err, FSIG_R_BAD_NAME, "entry without a name");
-	*ret = e;
-	if (check_name(r, name, pos, err))
+	if (st)
+		return tar_failed(r, st, pos, err);
+	if (type_is_extension(r->ent.type))
+		return REJECT(r, err, FSIG_R_ENTRY_TYPE,
+			      "entry %zu is a tar extension header ('%c'); "
+			      "bundles hold plain ustar entries",
+			      pos + 1, r->ent.type);
+	*ret = &r->ent;
+	if (check_name(r, r->ent.name, pos, err))
 		return FL_EVERIFY;
-	return check_type(r, e, err);
+	return check_type(r, &r->ent, err);
 }
 
 /* The next entry must exist (else: truncated). */
 static int need_entry(struct fsig_reader *r, size_t pos,
-		      struct archive_entry **ret, struct fl_error *err)
+		      const struct fsig_tar_entry **ret, struct fl_error *err)
 {
 	char want[FSIG_NAME_MAX + 16];
 	int rc = next_entry(r, pos, ret, err);
@@ -291,19 +268,22 @@ static int read_small(struct fsig_reader *r, const char *name, size_t size,
 		      char **ret, struct fl_error *err)
 {
 	char *buf = fl_xmalloc(size + 1);
-	size_t got = 0;
+	size_t got = 0, n = 1;
+	const void *p;
 
-	while (got < size) {
-		la_ssize_t n = archive_read_data(r->a, buf + got, size - got);
+	while (n > 0) {
+		enum fsig_tar_status st = fsig_tar_data(&r->tar, &p, &n, err);
 
-		if (n <= 0) {
+		if (st) {
 			free(buf);
-			return REJECT(r, err, FSIG_R_TRUNCATED,
-				      "'%s' ends after %zu of %zu bytes%s%s",
-				      name, got, size, n < 0 ? ": " : "",
-				      n < 0 ? archive_error_string(r->a) : "");
+			return st == FSIG_TAR_IO
+				   ? FL_EIO
+				   : REJECT(r, err, FSIG_R_TRUNCATED,
+					    "'%s' ends after %zu of %zu bytes",
+					    name, got, size);
 		}
-		got += (size_t)n;
+		memcpy(buf + got, p, n);
+		got += n;
 	}
 	buf[size] = '\0';
 	*ret = buf;
@@ -313,22 +293,20 @@ static int read_small(struct fsig_reader *r, const char *name, size_t size,
 static int read_capped(struct fsig_reader *r, size_t pos, size_t cap,
 		       char **ret, size_t *ret_len, struct fl_error *err)
 {
-	struct archive_entry *e;
+	const struct fsig_tar_entry *e;
 	const char *name;
-	int64_t size;
 	int rc;
 
 	rc = need_entry(r, pos, &e, err);
 	if (rc)
 		return rc;
 	name = pos == 0 ? "manifest.json" : "manifest.sig";
-	size = archive_entry_size(e);
-	if (size > (int64_t)cap)
+	if (e->size > cap)
 		return REJECT(r, err, FSIG_R_TOO_LARGE,
-			      "'%s' is %lld bytes, over the %zu byte cap", name,
-			      (long long)size, cap);
-	*ret_len = (size_t)size;
-	return read_small(r, name, (size_t)size, ret, err);
+			      "'%s' is %llu bytes, over the %zu byte cap", name,
+			      (unsigned long long)e->size, cap);
+	*ret_len = (size_t)e->size;
+	return read_small(r, name, (size_t)e->size, ret, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -342,10 +320,7 @@ static int read_meta(struct fsig_reader *r, struct fl_error *err)
 	size_t slen;
 	int rc;
 
-	rc = archive_start(r, err);
-	if (!rc)
-		rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes, &r->mlen,
-				 err);
+	rc = read_capped(r, 0, FSIG_MANIFEST_MAX, &r->mbytes, &r->mlen, err);
 	if (!rc)
 		rc = read_capped(r, 1, FSIG_SIGFILE_MAX, &sig, &slen, err);
 	if (!rc && fsig_siglist_parse(sig, slen, &r->sigs, &why))
@@ -393,7 +368,6 @@ static int check_signatures(struct fsig_reader *r, const struct fsig_root *root,
 
 static int step1_end(struct fsig_reader *r, int rc)
 {
-	r->cur_err = NULL;
 	r->state = rc ? ST_FAILED : ST_META;
 	return rc;
 }
@@ -406,7 +380,6 @@ int fsig_reader_verify(struct fsig_reader *r, const struct fsig_root *root,
 
 	if (r->state != ST_OPEN) /* a second call leaves the state alone */
 		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
-	r->cur_err = err;
 	rc = read_meta(r, err);
 	if (!rc)
 		rc = check_signatures(r, root, pol, err);
@@ -425,7 +398,6 @@ int fsig_reader_inspect(struct fsig_reader *r, struct fl_error *err)
 
 	if (r->state != ST_OPEN)
 		return fl_fail(err, FL_EINVAL, "bundle metadata already read");
-	r->cur_err = err;
 	rc = read_meta(r, err);
 	if (!rc)
 		rc = parse_meta(r, err);
@@ -516,6 +488,8 @@ static int zstd_finish(struct fsig_reader *r, struct pl_run *run,
 static int zstd_setup(struct fsig_reader *r, struct fl_error *err)
 {
 	if (!r->dctx) {
+		if (fsig_zstd_load(err))
+			return FL_ERR;
 		r->dctx = ZSTD_createDCtx();
 		r->zout_len = ZSTD_DStreamOutSize();
 		r->zout = fl_xmalloc(r->zout_len);
@@ -532,24 +506,19 @@ static int zstd_setup(struct fsig_reader *r, struct fl_error *err)
 static int pump(struct fsig_reader *r, struct pl_run *run, struct fl_error *err)
 {
 	bool z = run->p->compression == FSIG_COMP_ZSTD;
+	enum fsig_tar_status st;
 	const void *buf;
 	size_t len;
-	la_int64_t off;
-	int ar, rc;
+	int rc;
 
 	for (;;) {
-		ar = archive_read_data_block(r->a, &buf, &len, &off);
-		if (ar == ARCHIVE_EOF)
+		st = fsig_tar_data(&r->tar, &buf, &len, err);
+		if (st == FSIG_TAR_IO)
+			return FL_EIO;
+		if (st) /* payload_check names the shortfall */
 			return 0;
-		if (ar != ARCHIVE_OK)
-			return REJECT(r, err, FSIG_R_TRUNCATED,
-				      "payload '%s': %s", run->p->name,
-				      archive_error_string(r->a));
-		if (off < 0 || (uint64_t)off != run->stored_n ||
-		    len > run->p->size - run->stored_n)
-			return REJECT(r, err, FSIG_R_PAYLOAD_SIZE,
-				      "payload '%s' data is not contiguous",
-				      run->p->name);
+		if (len == 0)
+			return 0;
 		run->stored_n += len;
 		EVP_DigestUpdate(run->stored, buf, len);
 		rc = z ? zstd_block(r, run, buf, len, err)
@@ -603,7 +572,7 @@ static int stream_one(struct fsig_reader *r, size_t i,
 		      const struct fsig_sink *sink, struct fl_error *err)
 {
 	struct pl_run run = {.p = &r->m->payloads[i], .sink = sink, .zret = 1};
-	struct archive_entry *e;
+	const struct fsig_tar_entry *e;
 	int rc;
 
 	if (run.p->delta_from)
@@ -614,14 +583,14 @@ static int stream_one(struct fsig_reader *r, size_t i,
 	rc = need_entry(r, 2 + i, &e, err);
 	if (rc)
 		return rc;
-	if ((uint64_t)archive_entry_size(e) != run.p->size)
+	if (e->size != run.p->size)
 		return REJECT(r, err, FSIG_R_PAYLOAD_SIZE,
-			      "payload '%s' entry has %lld bytes, the manifest "
+			      "payload '%s' entry has %llu bytes, the manifest "
 			      "says %llu",
-			      run.p->name, (long long)archive_entry_size(e),
+			      run.p->name, (unsigned long long)e->size,
 			      (unsigned long long)run.p->size);
-	if (run.p->compression == FSIG_COMP_ZSTD && zstd_setup(r, err))
-		return FL_ENOMEM;
+	if (run.p->compression == FSIG_COMP_ZSTD && (rc = zstd_setup(r, err)))
+		return rc;
 	run.stored = EVP_MD_CTX_new();
 	run.raw = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(run.stored, EVP_sha256(), NULL);
@@ -643,23 +612,20 @@ static int stream_one(struct fsig_reader *r, size_t i,
 int fsig_reader_stream(struct fsig_reader *r, const struct fsig_sink *sink,
 		       struct fl_error *err)
 {
-	struct archive_entry *e;
+	const struct fsig_tar_entry *e;
 	int rc = 0;
 
 	if (r->state != ST_META)
 		return fl_fail(err, FL_EINVAL,
 			       "bundle payloads can be read once, after its "
 			       "manifest");
-	r->cur_err = err;
 	for (size_t i = 0; !rc && i < r->m->n_payloads; i++)
 		rc = stream_one(r, i, sink, err);
 	if (!rc)
 		rc = next_entry(r, 2 + r->m->n_payloads, &e, err);
 	if (!rc && e)
 		rc = REJECT(r, err, FSIG_R_EXTRA,
-			    "entry '%.80s' follows the last payload",
-			    archive_entry_pathname(e));
-	r->cur_err = NULL;
+			    "entry '%.80s' follows the last payload", e->name);
 	r->state = rc ? ST_FAILED : ST_DONE;
 	return rc;
 }
@@ -718,10 +684,9 @@ void fsig_reader_free(struct fsig_reader *r)
 {
 	if (!r)
 		return;
-	if (r->a)
-		archive_read_free(r->a);
 	fsig_manifest_free(r->m);
-	ZSTD_freeDCtx(r->dctx);
+	if (r->dctx)
+		ZSTD_freeDCtx(r->dctx);
 	free(r->zout);
 	free(r->mbytes);
 	free(r->iobuf);

@@ -157,4 +157,8 @@ int fsig_bundle_verify_file(const char *path, const struct fsig_root *root,
 			    struct fsig_manifest **ret_manifest,
 			    enum fsig_reason *ret_reason, struct fl_error *err);
 
+/* Load libzstd (not linked: common/lazylib.h); the reader and writer
+ * do before their first compressed payload. */
+int fsig_zstd_load(struct fl_error *err);
+
 #endif

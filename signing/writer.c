@@ -17,6 +17,7 @@
 #include "tar.h"
 #include "util.h"
 #include "validate.h"
+#include "reader.h"
 #include "writer.h"
 
 #define CHUNK (256 * 1024)
@@ -380,6 +381,8 @@ static int zstd_start(struct writer *w, const struct pl_state *p,
 	    w->spec->zstd_level ? w->spec->zstd_level : ZSTD_LEVEL_DEFAULT;
 
 	if (!w->cctx) {
+		if (fsig_zstd_load(err))
+			return FL_ERR;
 		w->cctx = ZSTD_createCCtx();
 		w->zbuf_len = ZSTD_CStreamOutSize();
 		w->zbuf = fl_xmalloc(w->zbuf_len);
@@ -650,7 +653,8 @@ static void writer_release(struct writer *w)
 	for (size_t i = 0; i < w->spec->n_payloads; i++)
 		if (w->pl[i].fd >= 0)
 			close(w->pl[i].fd);
-	ZSTD_freeCCtx(w->cctx);
+	if (w->cctx)
+		ZSTD_freeCCtx(w->cctx);
 	free(w->buf);
 	free(w->buf2);
 	free(w->zbuf);

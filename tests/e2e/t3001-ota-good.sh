@@ -32,12 +32,24 @@ check_true "fw_printenv: slot a" test "$(sim_var dev-a fleet_slot)" = a
 check_true "fw_printenv: bootlimit 3" test "$(sim_var dev-a bootlimit)" = 3
 check_true "fw_printenv: no trial" test "$(sim_var dev-a upgrade_available)" = 0
 
-agent_start_sim dev-a
+AGENT_ENV="LD_DEBUG=files LD_DEBUG_OUTPUT=$T/agent-ld" agent_start_sim dev-a
 PID=${AGENT_PID[dev-a]}
 wait_until 15 dev_online dev-a || fail "dev-a comes online"
 dev_fw() { dev_json dev-a | jq -e ".firmware == \"$1\" and .slot == \"$2\"" >/dev/null; }
 if wait_until 10 dev_fw 1.0.0 a; then pass "fleetd sees firmware 1.0.0 in slot a"
 else fail "fleetd sees firmware 1.0.0 in slot a"; fi
+
+# Libraries load on first use (common/lazylib.h): libcurl with the first
+# download, libzstd with a compressed payload; libubootenv (and its zlib)
+# only while the boot environment is read or written, as at start.
+check_exit 1 "the idle agent maps none of the libraries loaded on first use" \
+	grep -E 'libcurl\.so|libarchive\.so|libgit2\.so|libzstd\.so|libubootenv\.so|libz\.so' \
+	"/proc/$PID/maps"
+check_grep 'libmosquitto\.so' "positive control: its maps list libmosquitto" \
+	cat "/proc/$PID/maps"
+check_grep 'file=/.*/libubootenv\.so\.0 \[0\]; +destroying link map' \
+	"positive control: the agent opened libubootenv at start, then closed it" \
+	cat "$T"/agent-ld.*
 
 # --- a good update ------------------------------------------------------------
 check "update dev-a to 1.1.0 --wait" \

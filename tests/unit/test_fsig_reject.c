@@ -577,6 +577,44 @@ static void test_not_a_bundle(void **state)
 	free(sig);
 }
 
+/*
+ * Tar constructs a bundle never holds: an extension header (libarchive's
+ * pax writer adds one for a name too long for ustar) and damaged headers,
+ * first
+ * (not a bundle at all) and later (a malformed bundle).
+ */
+static void test_tar_extensions_and_damage(void **state)
+{
+	struct ctx *c = *state;
+	struct craft e[4];
+	char *m, *sig, longname[140];
+	FILE *f;
+
+	memset(longname, 'b', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	memcpy(longname, "payload/", 8);
+	std_entries(c, e, &m, &sig, c->tk);
+	e[3].name = longname;
+	craft_and_expect(c, e, 4, FSIG_R_ENTRY_TYPE);
+	e[3].name = "payload/b";
+	craft_tar(c->bundle, e, 4);
+	f = fopen(c->bundle, "r+b");
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	assert_int_equal(fputc('X', f), 'X'); /* manifest header checksum */
+	fclose(f);
+	expect(c, NULL, NULL, FSIG_R_NOT_BUNDLE);
+	craft_tar(c->bundle, e, 4);
+	f = fopen(c->bundle, "r+b");
+	assert_int_equal(fseek(f, (long)(512 + (strlen(m) + 511) / 512 * 512),
+			       SEEK_SET),
+			 0);
+	assert_int_equal(fputc('X', f), 'X'); /* manifest.sig's header */
+	fclose(f);
+	expect(c, NULL, NULL, FSIG_R_MALFORMED);
+	free(m);
+	free(sig);
+}
+
 static void test_signed_but_malformed(void **state)
 {
 	struct ctx *c = *state;
@@ -702,6 +740,7 @@ int main(void)
 	    cmocka_unit_test(test_payload_longer_than_declared),
 	    cmocka_unit_test(test_signature_from_another_bundle),
 	    cmocka_unit_test(test_not_a_bundle),
+	    cmocka_unit_test(test_tar_extensions_and_damage),
 	    cmocka_unit_test(test_signed_but_malformed),
 	    cmocka_unit_test(test_root_expired),
 	    cmocka_unit_test(test_refused_before_payload),
