@@ -233,6 +233,7 @@ enum fsig_tar_status fsig_tar_data(struct fsig_tar_in *t, const void **ret,
 	enum fsig_tar_status st;
 	size_t k;
 
+	*ret = t->buf + t->pos; /* a valid pointer even for no bytes */
 	*ret_len = 0;
 	if (t->left == 0)
 		return FSIG_TAR_OK;
