@@ -20,7 +20,7 @@
 set -u
 : "${FLEET_BUILD:?run through 'make check'}"
 : "${FLEET_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
-export PATH="$FLEET_BUILD:$FLEET_BUILD/tests/tools:$PATH"
+export PATH="$FLEET_SRC/tests/e2e/bin:$FLEET_BUILD:$FLEET_BUILD/tests/tools:$PATH"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fleet-e2e.XXXXXX")
 export FLEETCTL_CONFIG=$T/fleetctl.conf
