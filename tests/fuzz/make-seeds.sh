@@ -5,6 +5,8 @@
 #                                fuzz_root start from; built into the
 #                                targets (embed.sh), so seeds signed by
 #                                its keys pass signature verification
+#   tests/fuzz/data/bundle.fwb   a bundle it verifies (fw@1.0.0), which
+#                                the fleetd targets upload at start-up
 #   tests/fuzz/corpus/bundle/    bundles signed by that root's targets
 #                                keys: plain, zstd, two payloads, P-256,
 #                                provenance, and the policy refusals
@@ -76,6 +78,8 @@ mk untrusted.fwb --version 1.0.2 --key evil --image small.img
 	--hardware gw --key ed --image small.img -o "$out/bundle/floor.fwb"
 "$tool" create --name fw --version 1.0.4 --security-version 2 \
 	--hardware x86 --key ed --image small.img -o "$out/bundle/otherhw.fwb"
+# fuzz_http and fuzz_mqtt upload it into their fleetd at start-up
+cp "$out/bundle/plain.fwb" "$data/bundle.fwb"
 for b in "$out"/bundle/*.fwb; do
 	tar -xOf "$b" manifest.json >"$out/manifest/$(basename "$b" .fwb).json"
 done
