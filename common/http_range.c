@@ -65,8 +65,8 @@ int fl_content_range_parse(const char *h, uint64_t *ret_start,
 	if (strncmp(p, "bytes ", 6) != 0)
 		goto bad;
 	p += 6;
-	if (!digits(&p, &a) || *p++ != '-' || !digits(&p, &b) ||
-	    *p++ != '/' || !digits(&p, &total) || *skip_blanks(p))
+	if (!digits(&p, &a) || *p++ != '-' || !digits(&p, &b) || *p++ != '/' ||
+	    !digits(&p, &total) || *skip_blanks(p))
 		goto bad;
 	if (b < a || b >= total)
 		goto bad;
@@ -75,8 +75,7 @@ int fl_content_range_parse(const char *h, uint64_t *ret_start,
 	*ret_total = total;
 	return 0;
 bad:
-	return fl_fail(err, FL_EPARSE, "bad Content-Range '%.80s'",
-		       h ? h : "");
+	return fl_fail(err, FL_EPARSE, "bad Content-Range '%.80s'", h ? h : "");
 }
 
 void fl_content_range_format(char buf[static FL_CONTENT_RANGE_MAX],

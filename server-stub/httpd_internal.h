@@ -18,8 +18,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 				    const char *version, const char *data,
 				    size_t *data_size, void **con_cls);
 
-void srv_http_on_completed(void *cls, struct MHD_Connection *c,
-			   void **con_cls,
+void srv_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			   enum MHD_RequestTerminationCode toe);
 
 #endif

@@ -76,13 +76,13 @@ static inline char *fuzz_strndup(const struct fuzz_part *part)
 }
 
 /* Abort with a message: an invariant of the code under test broke. */
-#define FUZZ_ASSERT(cond)                                                  \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "fuzz: %s:%d: %s does not hold\n", \
-				__FILE__, __LINE__, #cond);                \
-			__builtin_trap();                                  \
-		}                                                          \
+#define FUZZ_ASSERT(cond)                                                      \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz: %s:%d: %s does not hold\n",     \
+				__FILE__, __LINE__, #cond);                    \
+			__builtin_trap();                                      \
+		}                                                              \
 	} while (0)
 
 /*

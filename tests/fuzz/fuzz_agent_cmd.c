@@ -39,8 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static struct agent_cmd_log *open_log(const struct fuzz_part *file,
-				      size_t cap)
+static struct agent_cmd_log *open_log(const struct fuzz_part *file, size_t cap)
 {
 	struct agent_cmd_log *log = NULL;
 	int rc;
@@ -93,9 +92,9 @@ static void handle(struct agent_cmd_log *log, const struct fuzz_part *p,
 	FUZZ_ASSERT(agent_cmd_log_get(log, cmd.id, &st, &ev) == 0 &&
 		    st == AGENT_CMD_RUNNING && ev == NULL);
 	if (finish) {
-		out = json_pack("{s:s, s:s, s:s, s:O}", "cmd", cmd.id, "type",
-				cmd.type, "state", "succeeded", "args",
-				cmd.args);
+		out =
+		    json_pack("{s:s, s:s, s:s, s:O}", "cmd", cmd.id, "type",
+			      cmd.type, "state", "succeeded", "args", cmd.args);
 		rc = agent_cmd_log_finish(log, cmd.id, out, NULL);
 		FUZZ_ASSERT(rc == 0 || rc == FL_ELIMIT);
 		FUZZ_ASSERT(agent_cmd_log_get(log, cmd.id, &st, &ev) == 0);

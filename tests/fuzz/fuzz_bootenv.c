@@ -123,8 +123,7 @@ static void step(struct agent_boot *b, const struct agent_boot_state *before)
 	check_state(&after);
 	FUZZ_ASSERT(fl_streq(s.booted, after.slot));
 	if (!before->upgrade_available) {
-		FUZZ_ASSERT(!s.fell_back &&
-			    fl_streq(after.slot, before->slot));
+		FUZZ_ASSERT(!s.fell_back && fl_streq(after.slot, before->slot));
 		return;
 	}
 	if (s.fell_back)

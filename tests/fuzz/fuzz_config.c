@@ -51,7 +51,8 @@ static void ini_round_trip(const char *text)
 	}
 	FUZZ_ASSERT(again->n == ini->n);
 	for (size_t i = 0; i < ini->n; i++) {
-		FUZZ_ASSERT(strcmp(ini->v[i].section, again->v[i].section) == 0);
+		FUZZ_ASSERT(strcmp(ini->v[i].section, again->v[i].section) ==
+			    0);
 		FUZZ_ASSERT(strcmp(ini->v[i].key, again->v[i].key) == 0);
 		FUZZ_ASSERT(strcmp(ini->v[i].value, again->v[i].value) == 0);
 	}
@@ -79,16 +80,17 @@ static void render_round_trip(const struct agent_config_template *t)
 		return;
 	}
 	if (agent_config_parse(text, "/", NULL, &c, &err)) {
-		fprintf(stderr, "fuzz: rendered agent.conf does not load: "
-				"%s\n%s\n",
+		fprintf(stderr,
+			"fuzz: rendered agent.conf does not load: "
+			"%s\n%s\n",
 			err.msg, text);
 		__builtin_trap();
 	}
 	FUZZ_ASSERT(same(c->id, t->id));
 	FUZZ_ASSERT(same(c->server_url, t->server_url));
 	FUZZ_ASSERT(same(c->mqtt_url, t->mqtt_url));
-	FUZZ_ASSERT(same(c->topic_prefix, t->topic_prefix ? t->topic_prefix
-							   : "fleet"));
+	FUZZ_ASSERT(
+	    same(c->topic_prefix, t->topic_prefix ? t->topic_prefix : "fleet"));
 	/* relative paths are relative to the file's directory, here "/" */
 	if (t->state_dir && t->state_dir[0] == '/')
 		FUZZ_ASSERT(same(c->state_dir, t->state_dir));
@@ -139,8 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	for (size_t i = 0; i < 6; i++)
 		f[i] = parts[i + 1].len ? fuzz_strndup(&parts[i + 1]) : NULL;
-	render_round_trip(&(struct agent_config_template){
-	    f[0], f[1], f[2], f[3], f[4], f[5]});
+	render_round_trip(&(struct agent_config_template){f[0], f[1], f[2],
+							  f[3], f[4], f[5]});
 	for (size_t i = 0; i < 6; i++)
 		free(f[i]);
 	return 0;

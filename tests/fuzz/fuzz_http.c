@@ -58,13 +58,12 @@ static void quiet(void *cls, const char *fmt, va_list ap)
 static void start(void)
 {
 	fuzz_srv_open(&fs, "");
-	mhd = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0,
-			       NULL, NULL, srv_http_on_request, fs.srv,
-			       MHD_OPTION_NOTIFY_COMPLETED,
-			       srv_http_on_completed, fs.srv,
-			       MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			       (size_t)(32 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
-			       quiet, NULL, MHD_OPTION_END);
+	mhd = MHD_start_daemon(
+	    MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	    srv_http_on_request, fs.srv, MHD_OPTION_NOTIFY_COMPLETED,
+	    srv_http_on_completed, fs.srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(32 * 1024), MHD_OPTION_EXTERNAL_LOGGER, quiet, NULL,
+	    MHD_OPTION_END);
 	if (!mhd)
 		abort();
 }

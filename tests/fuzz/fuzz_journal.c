@@ -95,7 +95,8 @@ static void round_trip(const struct agent_journal *j)
 
 	json_decref(doc);
 	if (agent_journal_parse(text, strlen(text), &again, &err)) {
-		fprintf(stderr, "fuzz: written journal does not parse: %s\n%s\n",
+		fprintf(stderr,
+			"fuzz: written journal does not parse: %s\n%s\n",
 			err.msg, text);
 		__builtin_trap();
 	}

@@ -18,9 +18,10 @@
 /* Versions every parsed one is ordered against (SemVer 2.0.0 §11's
  * example chain, in order). */
 static const char *const ladder[] = {
-    "1.0.0-alpha",	"1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
-    "1.0.0-beta.2",	"1.0.0-beta.11", "1.0.0-rc.1",	     "1.0.0",
-    "1.0.1-0",		"1.0.1",	 "2.0.0",	     "10.0.0",
+    "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta",
+    "1.0.0-beta",  "1.0.0-beta.2",  "1.0.0-beta.11",
+    "1.0.0-rc.1",  "1.0.0",	    "1.0.1-0",
+    "1.0.1",	   "2.0.0",	    "10.0.0",
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -115,7 +116,8 @@ static void round_trip(const struct fsig_manifest *m)
 
 	json_decref(j);
 	if (fsig_manifest_parse(text, strlen(text), &again, NULL, &err)) {
-		fprintf(stderr, "fuzz: written manifest does not parse: %s\n%s\n",
+		fprintf(stderr,
+			"fuzz: written manifest does not parse: %s\n%s\n",
 			err.msg, text);
 		__builtin_trap();
 	}
@@ -142,7 +144,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = fsig_manifest_check_policy(m, &pol, &why, NULL);
 	FUZZ_ASSERT(rc == 0 || rc == FL_EVERIFY);
 	for (size_t i = 0; i < m->n_payloads; i++) {
-		FUZZ_ASSERT(fsig_manifest_find(m, m->payloads[i].name) == (int)i);
+		FUZZ_ASSERT(fsig_manifest_find(m, m->payloads[i].name) ==
+			    (int)i);
 		check_order(m->version, m->payloads[i].delta_from);
 	}
 	round_trip(m);

@@ -30,7 +30,7 @@
 #include "util.h"
 #include "validate.h"
 
-static struct srv_ca *ca;		/* issues */
+static struct srv_ca *ca;	      /* issues */
 static struct fl_pki_verifier *judge; /* the committed CA */
 static char *ca_file, *crl_file;
 
@@ -46,11 +46,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_log_setup();
 	ca_file = fl_path_join(dir, "pki-ca.pem");
 	crl_file = fl_path_join(dir, "pki-crl.pem");
-	fuzz_write_file(ca_file, fuzz_data_pki_ca_pem, fuzz_data_pki_ca_pem_len);
+	fuzz_write_file(ca_file, fuzz_data_pki_ca_pem,
+			fuzz_data_pki_ca_pem_len);
 	fuzz_write_file(crl_file, fuzz_data_pki_crl_pem,
 			fuzz_data_pki_crl_pem_len);
-	now = fl_xstrndup((const char *)fuzz_data_pki_now,
-			  fuzz_data_pki_now_len);
+	now =
+	    fl_xstrndup((const char *)fuzz_data_pki_now, fuzz_data_pki_now_len);
 	if (fl_pki_verifier_new(ca_file, crl_file, &judge, &err) ||
 	    srv_init_state(state, NULL, 0, &token, &err) ||
 	    srv_ca_open(state, FL_PKI_DEVICE_LIFETIME, &ca, &err)) {
@@ -79,7 +80,7 @@ static void check_info(X509 *cert)
 static void enrol(const char *pem, size_t len, const char *want_id)
 {
 	char cn[FL_PKI_CN_MAX + 1];
-	const char *id = want_id;
+	const char *id = want_id, *text;
 	struct srv_issued iss = {0};
 	struct fl_pki_cert_info info;
 	unsigned char *der = NULL;
@@ -107,11 +108,9 @@ static void enrol(const char *pem, size_t len, const char *want_id)
 	}
 	FUZZ_ASSERT(fl_streq(cn, id));
 	/* the certificate we issue is one we accept, for that device */
-	FUZZ_ASSERT(fl_pki_cert_from_pem(json_string_value(json_object_get(
-					     iss.json, "cert")),
-					 strlen(json_string_value(json_object_get(
-					     iss.json, "cert"))),
-					 &cert, NULL) == 0);
+	text = json_string_value(json_object_get(iss.json, "cert"));
+	FUZZ_ASSERT(text != NULL);
+	FUZZ_ASSERT(fl_pki_cert_from_pem(text, strlen(text), &cert, NULL) == 0);
 	FUZZ_ASSERT(fl_pki_cert_to_der(cert, &der, &dlen, NULL) == 0);
 	FUZZ_ASSERT(fl_pki_verify_der(ca->verifier, der, dlen,
 				      FL_PKI_PURPOSE_CLIENT, &info, NULL,

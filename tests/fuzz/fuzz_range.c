@@ -53,8 +53,7 @@ static bool number(const char *s, size_t n, uint64_t *ret)
 }
 
 /* The oracle for Range: 1, -1 or 0 with the range. */
-static int expect_range(const char *h, uint64_t size, uint64_t *a,
-			uint64_t *b)
+static int expect_range(const char *h, uint64_t size, uint64_t *a, uint64_t *b)
 {
 	size_t n1, n2;
 	uint64_t end = UINT64_MAX;
@@ -136,7 +135,9 @@ static void check_content_range(const char *h, uint64_t size, uint64_t have)
 		return;
 	}
 	FUZZ_ASSERT(a == ea && b == eb && t == et);
-	FUZZ_ASSERT(check == (t != size ? FL_EVERIFY : a != have ? FL_EPARSE : 0));
+	FUZZ_ASSERT(check == (t != size	  ? FL_EVERIFY
+			      : a != have ? FL_EPARSE
+					  : 0));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -92,8 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
-		if (fsig_root_parse(parts[i].p, parts[i].len, &cand[k],
-				    NULL) == 0)
+		if (fsig_root_parse(parts[i].p, parts[i].len, &cand[k], NULL) ==
+		    0)
 			one_root(cand[k++]);
 	rc = fsig_root_update(trusted, cand, k, FUZZ_NOW, &newest, &why, NULL);
 	if (rc == 0) {

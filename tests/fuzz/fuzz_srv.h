@@ -52,8 +52,10 @@ static inline void fuzz_srv_fail(const char *what, const struct fl_error *err)
 static inline void fuzz_srv_token(struct fuzz_srv *f, int slot,
 				  const char *name, int role, bool enroll)
 {
-	struct srv_token_spec spec = {.name = name, .role = role,
-				      .enroll = enroll, .group = "g1",
+	struct srv_token_spec spec = {.name = name,
+				      .role = role,
+				      .enroll = enroll,
+				      .group = "g1",
 				      .uses = 1000000};
 	struct fl_error err = {0};
 	json_t *info = NULL;
@@ -93,8 +95,7 @@ static inline void fuzz_srv_job(struct fuzz_srv *f, int slot,
 	struct fl_error err = {0};
 	json_t *job = NULL;
 
-	if (srv_job_start(f->srv, device, type, b, NULL, "fuzz", 0, &job,
-			  &err))
+	if (srv_job_start(f->srv, device, type, b, NULL, "fuzz", 0, &job, &err))
 		fuzz_srv_fail("job", &err);
 	f->values[slot] =
 	    fl_xstrdup(json_string_value(json_object_get(job, "job")));
@@ -108,9 +109,10 @@ static inline void fuzz_srv_bundle(struct fuzz_srv *f, int slot)
 	struct fl_error err = {0};
 	struct fsig_root *root = NULL;
 
-	if (fsig_root_parse(fuzz_data_root_json, fuzz_data_root_json_len,
-			    &root, &err) ||
-	    srv_store_root_add(f->srv->store, 1, (const char *)fuzz_data_root_json,
+	if (fsig_root_parse(fuzz_data_root_json, fuzz_data_root_json_len, &root,
+			    &err) ||
+	    srv_store_root_add(f->srv->store, 1,
+			       (const char *)fuzz_data_root_json,
 			       fsig_root_expires(root), "fuzz", &err) ||
 	    srv_upload_begin(f->srv, &u, &err) ||
 	    srv_upload_write(u, fuzz_data_bundle_fwb, fuzz_data_bundle_fwb_len,
@@ -128,8 +130,8 @@ static inline void fuzz_srv_bundle(struct fuzz_srv *f, int slot)
 static inline void fuzz_srv_open(struct fuzz_srv *f, const char *conf)
 {
 	static const char *const names[FUZZ_SRV_SUBST] = {
-	    "@admin@",	 "@operator@", "@technician@", "@viewer@", "@ci@",
-	    "@enroll@", "@job1@",     "@job2@",	    "@job3@",	"@bundle@"};
+	    "@admin@",	"@operator@", "@technician@", "@viewer@", "@ci@",
+	    "@enroll@", "@job1@",     "@job2@",	      "@job3@",	  "@bundle@"};
 	struct fl_error err = {0};
 	char *path;
 
