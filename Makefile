@@ -6,6 +6,9 @@
 #   make check SAN=1     the same with ASan+UBSan, in build-san/
 #   make demo            a local fleet, narrated
 #   make fuzz            libFuzzer targets (clang) in build-fuzz/
+#   make fuzz-smoke [T=NAME]  each target on its corpus + FUZZ_SMOKE_SECS (30) s
+#   make fuzz-long T=NAME [SECS=3600] [RUNS=N]  a campaign, under nice -n 19
+#   make fuzz-cov T=NAME coverage report of NAME's corpus in build-fuzz-cov/
 #   make completions     regenerate completions/ from the command tables
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -23,9 +26,10 @@ SAN ?= 0
 # (scripts/install-deps, fast when nothing is) before pkg-config is asked
 # anything; a plain make or make install never installs, it only checks
 # that the build packages are there and names make deps when not.
-ifneq ($(filter check demo deps,$(MAKECMDGOALS)),)
+ifneq ($(filter check demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
 ifndef FLEET_DEPS_DONE
-DEPS_STATUS := $(shell scripts/install-deps >&2 && echo ok)
+DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz)
+DEPS_STATUS := $(shell scripts/install-deps $(DEPS_FLAGS) >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps failed; see the messages above)
 endif
@@ -131,7 +135,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all check demo fuzz install clean help deps firmware completions
+.PHONY: all check demo fuzz fuzz-smoke fuzz-long fuzz-cov install clean help deps \
+	firmware completions
 .SECONDARY:
 all: $(PROGS) $(PLUGIN)
 
@@ -233,8 +238,25 @@ check: all $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS) $(HOOK_PROGS)
 demo: all
 	@FLEET_BUILD=$(CURDIR)/$(B) scripts/demo
 
+# Fuzzing (docs/testing.md): the targets build with clang in their own
+# dirs, whatever SAN and BUILD say; one target runs at a time.
+FUZZ_SMOKE_SECS ?= 30
+SECS ?= 3600
+RUNS ?= -1
 fuzz:
 	$(MAKE) -f tests/fuzz/Makefile B=build-fuzz
+
+fuzz-smoke: fuzz
+	tests/fuzz/run.sh smoke $(FUZZ_SMOKE_SECS) $(T)
+
+fuzz-long: fuzz
+	@test -n "$(T)" || { echo "make fuzz-long T=NAME [SECS=3600] [RUNS=N]" >&2; exit 2; }
+	nice -n 19 tests/fuzz/run.sh long $(T) $(SECS) $(RUNS)
+
+fuzz-cov:
+	@test -n "$(T)" || { echo "make fuzz-cov T=NAME" >&2; exit 2; }
+	$(MAKE) -f tests/fuzz/Makefile B=build-fuzz-cov COV=1 build-fuzz-cov/fuzz_$(T)
+	tests/fuzz/run.sh cov $(T)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
@@ -259,9 +281,9 @@ install: all
 	done
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-fuzz-cov
 
 help:
-	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -33,6 +33,8 @@
 
 #include "agent_mqtt.h"
 #include "download.h"
+#include "download_internal.h"
+#include "http_range.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -135,6 +137,27 @@ static int att_abort(struct agent_dl *d, int code, const char *fmt, ...)
 	return -1;
 }
 
+int agent_dl_check_content_range(const char *value, uint64_t have,
+				 uint64_t size, struct fl_error *err)
+{
+	uint64_t a, b, total;
+
+	if (fl_content_range_parse(value, &a, &b, &total, NULL))
+		return fl_fail(err, FL_EPARSE,
+			       "download: bad Content-Range '%.80s'", value);
+	if (total != size)
+		return fl_fail(err, FL_EVERIFY,
+			       "download: the server's file has %" PRIu64
+			       " bytes, not %" PRIu64,
+			       total, size);
+	if (a != have)
+		return fl_fail(err, FL_EPARSE,
+			       "download: asked for byte %" PRIu64
+			       ", got '%.80s'",
+			       have, value);
+	return 0;
+}
+
 /*
  * The first body bytes of an attempt: is this the answer we asked for?
  * 206 must start at HAVE and name our size; a 200 answer (the server
@@ -143,7 +166,8 @@ static int att_abort(struct agent_dl *d, int code, const char *fmt, ...)
  */
 static int check_response(struct agent_dl *d, uint64_t have)
 {
-	unsigned long long a, b, total;
+	struct fl_error e = {0};
+	int rc;
 
 	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &d->status);
 	d->checked = true;
@@ -153,22 +177,9 @@ static int check_response(struct agent_dl *d, uint64_t have)
 	}
 	if (d->status != 206)
 		return 0; /* an error; its body is collected */
-	if (sscanf(d->content_range, " bytes %llu-%llu/%llu", &a, &b, &total) !=
-	    3)
-		return att_abort(d, FL_EPARSE,
-				 "download: bad Content-Range '%s'",
-				 d->content_range);
-	if (total != d->o.size)
-		return att_abort(d, FL_EVERIFY,
-				 "download: the server's file has %llu bytes, "
-				 "not %" PRIu64,
-				 total, d->o.size);
-	if (a != have)
-		return att_abort(d, FL_EPARSE,
-				 "download: asked for byte %" PRIu64
-				 ", got '%s'",
-				 have, d->content_range);
-	return 0;
+	rc = agent_dl_check_content_range(d->content_range, have, d->o.size,
+					  &e);
+	return rc ? att_abort(d, rc, "%s", e.msg) : 0;
 }
 
 static void keep_errbody(struct agent_dl *d, const char *p, size_t len)

@@ -57,6 +57,8 @@ static int on_entry(void *user, const char *section, const char *key,
 
 	if (!key) /* new-section notification of some inih builds */
 		return 1;
+	if (!*key) /* "= value": libinih passes an empty name */
+		return 0;
 	if (ctx->ini->n >= FL_INI_MAX_ENTRIES) {
 		ctx->too_many = true;
 		return 0;
@@ -65,18 +67,67 @@ static int on_entry(void *user, const char *section, const char *key,
 	return 1;
 }
 
-static int check_lines(const char *text, struct fl_error *err)
+#define BOM "\xEF\xBB\xBF"
+
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/*
+ * What libinih would read differently from what the file says, refused
+ * before it parses (each a line number in the message):
+ *  - lines over FL_INI_MAX_LINE bytes, which it splits;
+ *  - indented lines, which it takes as the continuation of the previous
+ *    key's value ("    state_dir = x" under "id = a" became a second
+ *    value of id);
+ *  - section names of INIH_MAX_SECTION bytes or more, which it cuts
+ *    short, and anything but a comment after the ']', which it drops;
+ *  - a byte order mark anywhere but at the very start, which it would
+ *    skip once written back there.
+ */
+static int check_syntax(const char *text, struct fl_error *err)
 {
 	int line = 1;
 
 	for (const char *p = text; *p; line++) {
-		const char *nl = strchr(p, '\n');
+		const char *nl = strchr(p, '\n'), *q = p, *close;
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 
 		if (len > FL_INI_MAX_LINE)
 			return fl_fail(err, FL_ELIMIT,
 				       "line %d is longer than %d bytes", line,
 				       FL_INI_MAX_LINE);
+		if (line == 1 && len >= 3 && memcmp(q, BOM, 3) == 0)
+			q += 3; /* libinih skips a UTF-8 BOM there */
+		if ((size_t)(p + len - q) >= 3 && memcmp(q, BOM, 3) == 0)
+			return fl_fail(err, FL_EPARSE,
+				       "line %d starts with a byte order mark",
+				       line);
+		while (q < p + len && blank(*q))
+			q++;
+		if (q > p && blank(q[-1]) && q < p + len && *q != ';' &&
+		    *q != '#')
+			return fl_fail(err, FL_EPARSE,
+				       "line %d is indented (continuation lines "
+				       "are not supported)",
+				       line);
+		close = *q == '[' ? memchr(q, ']', (size_t)(p + len - q))
+				  : NULL;
+		if (close && close - q - 1 >= INIH_MAX_SECTION)
+			return fl_fail(err, FL_ELIMIT,
+				       "line %d: section name longer than %d "
+				       "bytes",
+				       line, INIH_MAX_SECTION - 1);
+		if (close) {
+			for (q = close + 1; q < p + len && blank(*q); q++)
+				;
+			if (q < p + len && *q != ';' && *q != '#')
+				return fl_fail(err, FL_EPARSE,
+					       "line %d: text after the "
+					       "section name",
+					       line);
+		}
 		if (!nl)
 			break;
 		p = nl + 1;
@@ -92,7 +143,7 @@ int fl_ini_parse(const char *text, struct fl_ini **ret, struct fl_error *err)
 	if (strlen(text) > FL_INI_MAX_BYTES)
 		return fl_fail(err, FL_ELIMIT, "INI text is over %d bytes",
 			       FL_INI_MAX_BYTES);
-	rc = check_lines(text, err);
+	rc = check_syntax(text, err);
 	if (rc)
 		return rc;
 	ctx.ini = fl_ini_new();
@@ -290,7 +341,15 @@ char *fl_ini_format(const struct fl_ini *ini)
 					e->section);
 			cur = e->section;
 		}
-		fprintf(f, "%s = %s\n", e->key, e->value);
+		/* "k = ;x" would read back as an empty value (an inline
+		 * comment), and " = " may not fit where "=" did */
+		fprintf(f,
+			e->value[0] == ';' ||
+				strlen(e->key) + 3 + strlen(e->value) >
+				    FL_INI_MAX_LINE
+			    ? "%s=%s\n"
+			    : "%s = %s\n",
+			e->key, e->value);
 	}
 	fclose(f);
 	return out;

@@ -13,6 +13,7 @@
 #include "api.h"
 #include "api_json.h"
 #include "bundles_svc.h"
+#include "http_range.h"
 #include "json.h"
 #include "log.h"
 #include "root.h"
@@ -95,44 +96,19 @@ int api_bundle_get(struct srv_req *r)
 	return srv_reply_json(r, 200, b);
 }
 
-/*
- * "bytes=START-" or "bytes=START-END" (one range).  Returns 0 with the
- * range, 1 when there is none to honour, -1 when unsatisfiable.
- */
-static int parse_range(const char *h, uint64_t size, uint64_t *start,
-		       uint64_t *end)
-{
-	char tail;
-	unsigned long long a, b;
-	int n;
-
-	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-		return 1;
-	n = sscanf(h + 6, "%llu-%llu%c", &a, &b, &tail);
-	if (n == 1 && h[strlen(h) - 1] == '-')
-		b = size ? size - 1 : 0;
-	else if (n != 2)
-		return 1;
-	if (a >= size || b < a)
-		return -1;
-	*start = a;
-	*end = b < size ? b : size - 1;
-	return 0;
-}
-
 int api_bundle_download(struct srv_req *r)
 {
 	const char *range = srv_req_header(r, "Range");
 	struct fl_error err = {0};
 	uint64_t start = 0, end = 0, size = 0;
-	char cr[96];
+	char cr[FL_CONTENT_RANGE_MAX];
 	int fd = -1, pr;
 
 	if (!valid_ref(r->params[0]))
 		return srv_reply_error(r, 400, "bad_request", "bad bundle id");
 	if (srv_bundle_open(r->srv, r->params[0], &fd, &size, &err))
 		return srv_reply_fail(r, &err);
-	pr = parse_range(range, size, &start, &end);
+	pr = fl_range_parse(range, size, &start, &end);
 	if (pr < 0) {
 		close(fd);
 		return srv_reply_error(r, 416, "range_not_satisfiable",
@@ -141,8 +117,7 @@ int api_bundle_download(struct srv_req *r)
 	}
 	if (pr > 0)
 		return srv_reply_file(r, 200, fd, 0, size, NULL);
-	snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
-		 start, end, size);
+	fl_content_range_format(cr, start, end, size);
 	return srv_reply_file(r, 206, fd, start, end - start + 1, cr);
 }
 

@@ -14,6 +14,7 @@
 #include "ca.h"
 #include "fsutil.h"
 #include "httpd.h"
+#include "httpd_internal.h"
 #include "http_guard.h"
 #include "json.h"
 #include "log.h"
@@ -537,10 +538,10 @@ static bool start_deadline(struct srv_req *r)
 					     : l->request_timeout);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-				  const char *url, const char *method,
-				  const char *version, const char *data,
-				  size_t *data_size, void **con_cls)
+enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
+				    const char *url, const char *method,
+				    const char *version, const char *data,
+				    size_t *data_size, void **con_cls)
 {
 	struct srv_req *r = *con_cls;
 
@@ -594,8 +595,9 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 		*socket_context = srv_guard_conn_new(srv->http, ci->connect_fd);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+void srv_http_on_completed(void *cls, struct MHD_Connection *c,
+			   void **con_cls,
+			   enum MHD_RequestTerminationCode toe)
 {
 	struct srv_req *r = *con_cls;
 
@@ -700,7 +702,7 @@ static struct MHD_Daemon *start_mhd(struct srv *srv, const struct sockaddr *sa,
 	return MHD_start_daemon(
 		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
 			MHD_USE_ERROR_LOG | MHD_USE_POLL,
-		0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+		0, NULL, NULL, srv_http_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
 		on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, sa,
 		MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
 		MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_HTTPS_PRIORITIES,
@@ -711,7 +713,8 @@ static struct MHD_Daemon *start_mhd(struct srv *srv, const struct sockaddr *sa,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->idle_timeout,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_COMPLETED, srv_http_on_completed, srv,
+		MHD_OPTION_END);
 }
 
 int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)

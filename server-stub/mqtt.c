@@ -24,6 +24,7 @@
 #include "json.h"
 #include "log.h"
 #include "mqtt.h"
+#include "mqtt_internal.h"
 #include "proto.h"
 #include "srv.h"
 #include "util.h"
@@ -167,11 +168,9 @@ static void on_broker_dropped(struct srv_mqtt *m,
 			(long long)((int64_t)v - was), (unsigned long long)v);
 }
 
-static void on_message(struct mosquitto *mosq, void *obj,
-		       const struct mosquitto_message *msg,
-		       const mosquitto_property *props)
+void srv_mqtt_on_message(struct srv_mqtt *m,
+			 const struct mosquitto_message *msg)
 {
-	struct srv_mqtt *m = obj;
 	char id[FL_ID_MAX + 1];
 	enum fl_topic_kind kind;
 
@@ -192,6 +191,13 @@ static void on_message(struct mosquitto *mosq, void *obj,
 				     msg->payload, (size_t)msg->payloadlen))
 			fl_warn("%s: fleetd is stopping: message dropped",
 				msg->topic);
+}
+
+static void on_message(struct mosquitto *mosq, void *obj,
+		       const struct mosquitto_message *msg,
+		       const mosquitto_property *props)
+{
+	srv_mqtt_on_message(obj, msg);
 }
 
 /* After the commit: tell the device its final event is stored, so it
@@ -445,8 +451,7 @@ static void free_topics(struct srv_mqtt *m)
 		free(m->subs[i]);
 }
 
-int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
-		   struct fl_error *err)
+int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err)
 {
 	struct srv_mqtt *m = fl_xcalloc(1, sizeof(*m));
 	int rc;
@@ -495,7 +500,19 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(m->mosq, on_message);
-	rc = setup_tls(m, err);
+	*ret = m;
+	return 0;
+}
+
+int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
+		   struct fl_error *err)
+{
+	struct srv_mqtt *m = NULL;
+	int rc;
+
+	rc = srv_mqtt_new(srv, &m, err);
+	if (!rc)
+		rc = setup_tls(m, err);
 	if (!rc)
 		rc = connect_broker(m, url, err);
 	if (rc) {
@@ -504,6 +521,11 @@ int srv_mqtt_start(struct srv *srv, const char *url, struct srv_mqtt **ret,
 	}
 	*ret = m;
 	return 0;
+}
+
+bool srv_mqtt_drain(struct srv_mqtt *m, int ms)
+{
+	return srv_ingest_drain(m->ingest, ms);
 }
 
 /* Wait up to @ms for the session to be down. */

@@ -439,6 +439,71 @@ void fsig_manifest_free(struct fsig_manifest *m)
 	free(m);
 }
 
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+
+static json_t *payload_to_json(const struct fsig_payload *p)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", p->name,
+			      "type", p->type, "compression",
+			      fsig_compression_name(p->compression), "size",
+			      (json_int_t)p->size, "sha256", p->sha256);
+
+	if (p->compression != FSIG_COMP_NONE) {
+		json_object_set_new(o, "raw_size",
+				    json_integer((json_int_t)p->raw_size));
+		json_object_set_new(o, "raw_sha256",
+				    json_string(p->raw_sha256));
+	}
+	if (p->delta_from)
+		json_object_set_new(o, "delta_from",
+				    json_string(p->delta_from));
+	return o;
+}
+
+static json_t *provenance_to_json(const struct fsig_provenance *pv)
+{
+	json_t *o = json_object();
+
+	if (pv->commit)
+		json_object_set_new(o, "commit", json_string(pv->commit));
+	if (pv->describe)
+		json_object_set_new(o, "describe", json_string(pv->describe));
+	json_object_set_new(o, "dirty", json_boolean(pv->dirty));
+	if (pv->remote)
+		json_object_set_new(o, "remote", json_string(pv->remote));
+	if (pv->builder)
+		json_object_set_new(o, "builder", json_string(pv->builder));
+	return o;
+}
+
+json_t *fsig_manifest_to_json(const struct fsig_manifest *m)
+{
+	json_t *hw = json_array(), *pls = json_array(), *o;
+	char when[21];
+
+	for (size_t i = 0; i < m->n_hardware; i++)
+		json_array_append_new(hw, json_string(m->hardware[i]));
+	for (size_t i = 0; i < m->n_payloads; i++)
+		json_array_append_new(pls, payload_to_json(&m->payloads[i]));
+	fl_time_rfc3339(m->created, when);
+	o = json_pack("{s:i, s:s, s:s, s:I, s:o, s:s}", "format", m->format,
+		      "name", m->name, "version", m->version,
+		      "security_version", (json_int_t)m->security_version,
+		      "hardware", hw, "created", when);
+	if (!o)
+		abort(); /* jansson fails only on allocation or NULL strings */
+	if (m->expires) {
+		fl_time_rfc3339(m->expires, when);
+		json_object_set_new(o, "expires", json_string(when));
+	}
+	if (m->has_provenance)
+		json_object_set_new(o, "provenance",
+				    provenance_to_json(&m->provenance));
+	json_object_set_new(o, "payloads", pls);
+	return o;
+}
+
 int fsig_manifest_find(const struct fsig_manifest *m, const char *name)
 {
 	for (size_t i = 0; i < m->n_payloads; i++)

@@ -96,6 +96,16 @@ int fsig_manifest_parse(const void *buf, size_t len, struct fsig_manifest **ret,
 /* Free a manifest (NULL is fine). */
 void fsig_manifest_free(struct fsig_manifest *m);
 
+/*
+ * The manifest JSON object for the values in @m (its @json member is
+ * not used): what the bundle writer signs, so a parsed manifest written
+ * out again parses to the same values.  Members in the writer's order;
+ * "expires" only when set, "provenance" only when @has_provenance,
+ * "raw_size" and "raw_sha256" only for compressed payloads, "delta_from"
+ * only when set.  Caller decrefs.
+ */
+json_t *fsig_manifest_to_json(const struct fsig_manifest *m);
+
 /* Index of payload @name, or -1. */
 int fsig_manifest_find(const struct fsig_manifest *m, const char *name);
 

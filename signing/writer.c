@@ -195,70 +195,52 @@ static int open_payload(struct writer *w, size_t i, struct fl_error *err)
 static const char placeholder_hash[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-static json_t *payload_json(const struct pl_state *p, bool placeholder)
+/* One payload as the manifest describes it; the placeholder (for the
+ * reserved length) has the largest size and zero digests. */
+static void payload_view(const struct pl_state *p, bool placeholder,
+			 struct fsig_payload *ret)
 {
 	bool z = p->spec->compression == FSIG_COMP_ZSTD;
-	uint64_t size = placeholder && z ? FSIG_PAYLOAD_SIZE_MAX : p->size;
-	json_t *o;
 
-	if (placeholder && !z)
-		size = p->raw_size;
-	o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", p->name, "type",
-		      p->type, "compression",
-		      fsig_compression_name(p->spec->compression), "size",
-		      (json_int_t)size, "sha256",
-		      placeholder ? placeholder_hash : p->sha256);
-	if (z) {
-		json_object_set_new(o, "raw_size",
-				    json_integer((json_int_t)p->raw_size));
-		json_object_set_new(o, "raw_sha256",
-				    json_string(placeholder ? placeholder_hash
-							    : p->raw_sha256));
-	}
-	return o;
+	*ret = (struct fsig_payload){
+	    .name = p->name,
+	    .type = p->type,
+	    .compression = p->spec->compression,
+	    .size = placeholder ? (z ? FSIG_PAYLOAD_SIZE_MAX : p->raw_size)
+				: p->size,
+	    .raw_size = p->raw_size,
+	    .sha256 = placeholder ? placeholder_hash : p->sha256,
+	    .raw_sha256 = placeholder ? placeholder_hash : p->raw_sha256,
+	};
 }
 
-static json_t *provenance_json(const struct fsig_provenance *pv)
-{
-	json_t *o = json_object();
-
-	if (pv->commit)
-		json_object_set_new(o, "commit", json_string(pv->commit));
-	if (pv->describe)
-		json_object_set_new(o, "describe", json_string(pv->describe));
-	json_object_set_new(o, "dirty", json_boolean(pv->dirty));
-	if (pv->remote)
-		json_object_set_new(o, "remote", json_string(pv->remote));
-	if (pv->builder)
-		json_object_set_new(o, "builder", json_string(pv->builder));
-	return o;
-}
-
+/* The manifest through fsig_manifest_to_json, the one serialisation
+ * that a parsed manifest also goes through (fuzz_manifest checks that
+ * it reads back the same). */
 static json_t *manifest_json(const struct writer *w, bool placeholder)
 {
 	const struct fsig_bundle_spec *s = w->spec;
-	json_t *hw = json_array(), *pls = json_array(), *m;
-	char when[21];
+	struct fsig_manifest *m = fl_xcalloc(1, sizeof(*m));
+	json_t *j;
 
+	m->format = FSIG_FORMAT;
+	m->name = s->name;
+	m->version = s->version;
+	m->security_version = s->security_version;
+	m->n_hardware = s->n_hardware;
 	for (size_t i = 0; i < s->n_hardware; i++)
-		json_array_append_new(hw, json_string(s->hardware[i]));
-	for (size_t i = 0; i < s->n_payloads; i++)
-		json_array_append_new(pls,
-				      payload_json(&w->pl[i], placeholder));
-	fl_time_rfc3339(w->created, when);
-	m = json_pack("{s:i, s:s, s:s, s:I, s:o, s:s}", "format", FSIG_FORMAT,
-		      "name", s->name, "version", s->version,
-		      "security_version", (json_int_t)s->security_version,
-		      "hardware", hw, "created", when);
-	if (s->expires) {
-		fl_time_rfc3339(s->expires, when);
-		json_object_set_new(m, "expires", json_string(when));
-	}
+		m->hardware[i] = s->hardware[i];
+	m->created = w->created;
+	m->expires = s->expires;
+	m->has_provenance = s->provenance != NULL;
 	if (s->provenance)
-		json_object_set_new(m, "provenance",
-				    provenance_json(s->provenance));
-	json_object_set_new(m, "payloads", pls);
-	return m;
+		m->provenance = *s->provenance;
+	m->n_payloads = s->n_payloads;
+	for (size_t i = 0; i < s->n_payloads; i++)
+		payload_view(&w->pl[i], placeholder, &m->payloads[i]);
+	j = fsig_manifest_to_json(m);
+	free(m);
+	return j;
 }
 
 /*

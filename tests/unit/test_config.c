@@ -158,6 +158,83 @@ static void test_line_cap(void **state)
 	free(split);
 }
 
+/* What the format writes, the parser reads back the same (issue 18:
+ * fuzz_config's round trip).  Each of these texts went wrong once. */
+static void assert_round_trip(const char *text)
+{
+	struct fl_ini *ini = parse_ok(text), *again;
+	char *out = fl_ini_format(ini);
+
+	again = parse_ok(out);
+	assert_int_equal(again->n, ini->n);
+	for (size_t i = 0; i < ini->n; i++)
+		assert_entry(again, i, ini->v[i].section, ini->v[i].key,
+			     ini->v[i].value);
+	fl_ini_free(again);
+	fl_ini_free(ini);
+	free(out);
+}
+
+static void test_format_reads_back(void **state)
+{
+	/* 199 bytes as "k=v..." do not fit as "k = v..." */
+	char *full = line_of(FL_INI_MAX_LINE, "k=");
+	struct fl_ini *ini;
+
+	/* "k = ;x" would be an empty value and an inline comment */
+	ini = parse_ok("[s]\nk=;x\n");
+	assert_entry(ini, 0, "s", "k", ";x");
+	fl_ini_free(ini);
+	assert_round_trip("[s]\nk=;x\nsemi = a;b\n");
+	assert_round_trip(full);
+	assert_round_trip("top = 1\n[s]\na = 2\n[]\nb = 3\n");
+	free(full);
+}
+
+/* Text libinih would read as something else is refused, naming the
+ * line: indentation (a continuation of the previous value), an empty
+ * key, a section name it would cut short or text it would drop after
+ * it, a byte order mark it would skip once written back first. */
+static void test_refused_syntax(void **state)
+{
+	static const struct {
+		const char *text;
+		int code;
+		const char *where;
+	} bad[] = {
+	    {"[device]\nid = a\n    state_dir = /x\n", FL_EPARSE, "line 3"},
+	    {"[device]\nid = a\n\tstate_dir = /x\n", FL_EPARSE, "line 3"},
+	    {"[s]\na = 1\n= v\n", FL_EPARSE, "line 3"},
+	    {"[s]\na = 1\n: v\n", FL_EPARSE, "line 3"},
+	    {"[s] x = 1\na = 1\n", FL_EPARSE, "line 1"},
+	    {"[s]\na = 1\n\xEF\xBB\xBFk = v\n", FL_EPARSE, "line 3"},
+	    {"\xEF\xBB\xBF\xEF\xBB\xBFk = v\n", FL_EPARSE, "line 1"},
+	    {"[s]\na = 1\n[aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]"
+	     "\n",
+	     FL_ELIMIT, "line 3"},
+	};
+	struct fl_ini *ini;
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++) {
+		struct fl_error err = {0};
+
+		ini = NULL;
+		assert_int_equal(fl_ini_parse(bad[i].text, &ini, &err),
+				 bad[i].code);
+		assert_null(ini);
+		assert_non_null(strstr(err.msg, bad[i].where));
+	}
+	/* still fine: indented comments, a comment after a section, a BOM
+	 * first, a section name of 49 bytes */
+	ini = parse_ok("\xEF\xBB\xBF[s] ; the first\n  ; note\nk = v\n"
+		       "[aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"
+		       "x = 1\n");
+	assert_entry(ini, 0, "s", "k", "v");
+	assert_entry(ini, 1, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		     "x", "1");
+	fl_ini_free(ini);
+}
+
 static char *entries(size_t n)
 {
 	char *out = NULL;
@@ -597,6 +674,8 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_syntax_error_line),
 		cmocka_unit_test(test_line_cap),
+		cmocka_unit_test(test_format_reads_back),
+		cmocka_unit_test(test_refused_syntax),
 		cmocka_unit_test(test_entry_cap),
 		cmocka_unit_test(test_byte_cap),
 		cmocka_unit_test(test_last_value_wins),
