@@ -413,6 +413,13 @@ int srv_store_lease_take(struct srv_store *s, const char *name,
 				  err);
 }
 
+int srv_store_rollout_pending(struct srv_store *s, const char *id,
+			      int64_t wave, int limit, struct srv_strv *ret,
+			      struct fl_error *err)
+{
+	return s->ops->rollout_pending(s->be, id, wave, limit, ret, err);
+}
+
 int srv_store_rollout_watch(struct srv_store *s, const char *id,
 			    int64_t healthy_wave, bool all,
 			    struct srv_rollout_watch_list *ret,
@@ -431,9 +438,9 @@ int srv_store_rollout_apply(struct srv_store *s, const char *id,
 
 int srv_store_rollout_command(struct srv_store *s, const char *id,
 			      struct srv_rollout_cmd *cmds, size_t n,
-			      int64_t now, struct fl_error *err)
+			      int64_t now, int64_t clock, struct fl_error *err)
 {
-	return s->ops->rollout_command(s->be, id, cmds, n, now, err);
+	return s->ops->rollout_command(s->be, id, cmds, n, now, clock, err);
 }
 
 int srv_store_rollout_sent(struct srv_store *s, const char *id,

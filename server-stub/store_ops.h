@@ -143,6 +143,9 @@ struct srv_store_ops {
 	int (*lease_take)(struct srv_store_be *s, const char *name,
 			  const char *holder, int64_t now, int64_t ttl,
 			  char **ret_holder, struct fl_error *err);
+	int (*rollout_pending)(struct srv_store_be *s, const char *id,
+			       int64_t wave, int limit, struct srv_strv *ret,
+			       struct fl_error *err);
 	int (*rollout_watch)(struct srv_store_be *s, const char *id,
 			     int64_t healthy_wave, bool all,
 			     struct srv_rollout_watch_list *ret,
@@ -153,7 +156,8 @@ struct srv_store_ops {
 			     struct fl_error *err);
 	int (*rollout_command)(struct srv_store_be *s, const char *id,
 			       struct srv_rollout_cmd *cmds, size_t n,
-			       int64_t now, struct fl_error *err);
+			       int64_t now, int64_t clock,
+			       struct fl_error *err);
 	int (*rollout_sent)(struct srv_store_be *s, const char *id,
 			    const char *const *devices, size_t n, int64_t now,
 			    struct fl_error *err);

@@ -83,7 +83,7 @@ struct srv_rollout_row {
 	bool tripped;                      /* paused by its gate */
 	int64_t base_failed, base_finished; /* accepted at a resume */
 	int64_t soak_until;  /* 0: the current wave's soak has not begun */
-	int64_t last_command; /* when a device was last commanded */
+	int64_t last_command; /* the rate limit's clock, in ms */
 	int64_t created, updated, finished;
 	int64_t devices; /* rows */
 };
@@ -212,6 +212,11 @@ int srv_store_lease_take(struct srv_store *s, const char *name,
 			 const char *holder, int64_t now, int64_t ttl,
 			 char **ret_holder, struct fl_error *err);
 
+/* The ids of up to @limit pending devices of @wave, in rollout order. */
+int srv_store_rollout_pending(struct srv_store *s, const char *id,
+			      int64_t wave, int limit, struct srv_strv *ret,
+			      struct fl_error *err);
+
 /* A device row as the engine watches it, with its jobs and device. */
 struct srv_rollout_watch_row {
 	char *device, *state, *reason;
@@ -286,13 +291,14 @@ struct srv_rollout_cmd {
  * Write each command in @cmds in one transaction: the job row (state
  * queued, its command id already set) and the device row (commanded or
  * rolling-back, with the job, from_version, commanded now, not sent),
- * and the log.  Only then may the caller send the commands.  The whole
+ * and the log, and sets the rollout's rate clock (last_command) to
+ * @clock.  Only then may the caller send the commands.  The whole
  * batch fails with FL_ECONFLICT when the rollout left the state that
  * commands need (running; rolling-back for rollbacks).
  */
 int srv_store_rollout_command(struct srv_store *s, const char *id,
 			      struct srv_rollout_cmd *cmds, size_t n,
-			      int64_t now, struct fl_error *err);
+			      int64_t now, int64_t clock, struct fl_error *err);
 
 /* The command of each of @devices went out at @now (sends + 1). */
 int srv_store_rollout_sent(struct srv_store *s, const char *id,

@@ -54,6 +54,7 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .rollout_action = sq_rollout_action,
     .rollout_candidates = sq_rollout_candidates,
     .lease_take = sq_lease_take,
+    .rollout_pending = sq_rollout_pending,
     .rollout_watch = sq_rollout_watch,
     .rollout_apply = sq_rollout_apply,
     .rollout_command = sq_rollout_command,

@@ -241,6 +241,8 @@ int sq_rollout_candidates(struct srv_store_be *s, const char *group,
 int sq_lease_take(struct srv_store_be *s, const char *name, const char *holder,
 		  int64_t now, int64_t ttl, char **ret_holder,
 		  struct fl_error *err);
+int sq_rollout_pending(struct srv_store_be *s, const char *id, int64_t wave,
+		       int limit, struct srv_strv *ret, struct fl_error *err);
 int sq_rollout_watch(struct srv_store_be *s, const char *id,
 		     int64_t healthy_wave, bool all,
 		     struct srv_rollout_watch_list *ret, struct fl_error *err);
@@ -249,7 +251,7 @@ int sq_rollout_apply(struct srv_store_be *s, const char *id,
 		     size_t *ret_applied, struct fl_error *err);
 int sq_rollout_command(struct srv_store_be *s, const char *id,
 		       struct srv_rollout_cmd *cmds, size_t n, int64_t now,
-		       struct fl_error *err);
+		       int64_t clock, struct fl_error *err);
 int sq_rollout_sent(struct srv_store_be *s, const char *id,
 		    const char *const *devices, size_t n, int64_t now,
 		    struct fl_error *err);

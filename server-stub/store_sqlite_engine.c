@@ -45,6 +45,20 @@ int sq_lease_take(struct srv_store_be *s, const char *name, const char *holder,
 	return rc;
 }
 
+int sq_rollout_pending(struct srv_store_be *s, const char *id, int64_t wave,
+		       int limit, struct srv_strv *ret, struct fl_error *err)
+{
+	struct srv_strv l = {0};
+	int rc;
+
+	rc = db_lquery_rows(s, db_row_strv, &l, err,
+			    "SELECT device FROM rollout_devices WHERE"
+			    " rollout = ? AND state = 'pending' AND wave = ?"
+			    " ORDER BY pos LIMIT ?",
+			    "sid", id, wave, limit);
+	return DB_GIVE(rc, l, ret, srv_strv_free);
+}
+
 static int watch_row(sqlite3_stmt *st, void *ctx)
 {
 	struct srv_rollout_watch_row *w =
@@ -237,7 +251,7 @@ static int command_one(struct srv_store_be *s, const char *id,
 
 int sq_rollout_command(struct srv_store_be *s, const char *id,
 		       struct srv_rollout_cmd *cmds, size_t n, int64_t now,
-		       struct fl_error *err)
+		       int64_t clock, struct fl_error *err)
 {
 	const char *want = n && fl_streq(cmds[0].job->type, "rollback")
 				   ? "rolling-back" : "running";
@@ -257,9 +271,9 @@ int sq_rollout_command(struct srv_store_be *s, const char *id,
 		rc = command_one(s, id, &cmds[i], now, err);
 	if (!rc)
 		rc = db_run(s, NULL, err,
-			    "UPDATE rollouts SET last_command = ?, updated = ?1"
+			    "UPDATE rollouts SET last_command = ?, updated = ?"
 			    " WHERE id = ?",
-			    "is", now, id);
+			    "iis", clock, now, id);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	db_first_free(&row);

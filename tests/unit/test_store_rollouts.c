@@ -242,7 +242,7 @@ static void test_command_once(void **state)
 	fleet3(f);
 	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
 	assert_int_equal(srv_store_rollout_command(f->s, "r-1", &c, 1, NOW + 1,
-						   NULL),
+						   NOW + 1, NULL),
 			 0);
 	assert_int_equal(c.result, 0);
 	assert_int_equal(srv_store_job_get(f->s, "j-a1", &jr, NULL), 0);
@@ -253,7 +253,7 @@ static void test_command_once(void **state)
 	/* the row is commanded: a second command writes nothing */
 	c = (struct srv_rollout_cmd){.device = "a", .job = &j2};
 	assert_int_equal(srv_store_rollout_command(f->s, "r-1", &c, 1, NOW + 2,
-						   NULL),
+						   NOW + 2, NULL),
 			 0);
 	assert_int_equal(c.result, FL_ENOTFOUND);
 	assert_int_equal(srv_store_job_get(f->s, "j-a2", &jr, NULL),
@@ -308,7 +308,7 @@ static void test_command_refused(void **state)
 	assert_int_equal(srv_store_job_add(f->s, &other, NULL), 0);
 	/* b is busy: skipped with the reason; c goes ahead */
 	assert_int_equal(srv_store_rollout_command(f->s, "r-1", c, 2, NOW,
-						   NULL),
+						   NOW, NULL),
 			 0);
 	assert_int_equal(c[0].result, FL_ECONFLICT);
 	assert_int_equal(c[1].result, 0);
@@ -322,7 +322,8 @@ static void test_command_refused(void **state)
 	srv_rollout_device_list_free(&d);
 	/* a rollback command needs a rollout rolling back */
 	c[0] = (struct srv_rollout_cmd){.device = "c", .job = &rb};
-	assert_int_equal(srv_store_rollout_command(f->s, "r-1", c, 1, NOW, &err),
+	assert_int_equal(srv_store_rollout_command(f->s, "r-1", c, 1, NOW, NOW,
+						   &err),
 			 FL_ECONFLICT);
 	assert_non_null(strstr(err.msg, "is running, not rolling-back"));
 	/* a paused rollout commands nobody; nothing is written */
@@ -336,7 +337,7 @@ static void test_command_refused(void **state)
 
 		c[0].job = &ja;
 		assert_int_equal(srv_store_rollout_command(f->s, "r-1", c, 1,
-							   NOW, NULL),
+							   NOW, NOW, NULL),
 				 FL_ECONFLICT);
 	}
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM jobs WHERE id = 'j-a'"),
@@ -488,7 +489,7 @@ static void test_actions(void **state)
 						  "t", NOW, NULL, NULL),
 			 0);
 	assert_int_equal(srv_store_rollout_command(f->s, "r-1", &c, 1, NOW,
-						   NULL),
+						   NOW, NULL),
 			 0);
 	/* abort: a's open job is cancelled, b and c skipped, all released */
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_ABORT,
