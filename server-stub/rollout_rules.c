@@ -6,6 +6,11 @@
 #include "rollout_rules.h"
 #include "util.h"
 
+const char *const srv_rollout_device_states[] = {
+	"pending",   "commanded", "updated",      "healthy",     "failed",
+	"skipped",   "cancelled", "rolling-back", "rolled-back",
+	"rollback-failed", NULL};
+
 void srv_rollout_gate_eval(struct srv_rollout_gate *g)
 {
 	g->needed = g->min_sample < g->started ? g->min_sample : g->started;

@@ -13,6 +13,10 @@
 
 #include "store.h"
 
+/* Every state of a rollout's device row (store_rollouts.h), in the
+ * order the API lists their counts; NULL-terminated. */
+extern const char *const srv_rollout_device_states[];
+
 /* A device offline this long during its health window or soak fails
  * (shorter gaps: a reboot, fleetd or the broker restarting). */
 #define SRV_ROLLOUT_OFFLINE_GRACE 30
