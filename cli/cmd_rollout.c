@@ -257,7 +257,7 @@ static int parse_spec(struct cli_ctx *ctx, int argc, char **argv,
 static int cmd_rollout_plan(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
-	json_t *spec, *plan = NULL;
+	json_t *spec = NULL, *plan = NULL;
 	int rc;
 
 	rc = parse_spec(ctx, argc, argv, &spec);
@@ -274,7 +274,7 @@ static int cmd_rollout_plan(int argc, char **argv, void *arg)
 static int cmd_rollout_create(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
-	json_t *spec, *r = NULL;
+	json_t *spec = NULL, *r = NULL;
 	int rc;
 
 	rc = parse_spec(ctx, argc, argv, &spec);

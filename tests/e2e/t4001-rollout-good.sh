@@ -56,8 +56,8 @@ cp "$T/last.out" "$T/watch.out"
 check_grep '^spring running wave 1/2' "... plain lines when not on a TTY" cat "$T/watch.out"
 check_grep '^spring completed wave 2/2: 4/4 done \(4 healthy, 0 failed' "... ending with completed" cat "$T/watch.out"
 check_true "... one line per change, not per poll" test "$(wc -l <"$T/watch.out")" -lt 40
-wait_until 10 all_on 1.1.0 || fail "every device reports 1.1.0"
-pass "every device runs 1.1.0"
+if wait_until 10 all_on 1.1.0; then pass "every device runs 1.1.0"
+else fail "every device runs 1.1.0"; fi
 check "status -o json: completed, 4 healthy, gate untouched" sh -c \
 	"fleetctl -o json rollout status spring | jq -e '.state == \"completed\" and .counts.healthy == 4 and .counts.failed == 0 and .gate.tripped == false and .gate.finished == 4 and .wave == 2 and .waves_total == 2 and .finished != null and (.waves | map(.done != null) | all)'"
 for d in $DEVS; do
