@@ -228,71 +228,119 @@ static int trip(struct tick *t, const struct srv_rollout_gate *g,
 	return step(t, &st, err);
 }
 
+/* Jobs for a batch of devices, ids chosen up front. */
+struct batch {
+	size_t n;
+	struct srv_rollout_cmd *cmds;
+	struct srv_job *jobs;
+	char (*ids)[2][40]; /* job id, command id */
+};
+
+static void batch_init(struct batch *b, size_t cap)
+{
+	b->n = 0;
+	b->cmds = fl_xcalloc(cap + 1, sizeof(*b->cmds));
+	b->jobs = fl_xcalloc(cap + 1, sizeof(*b->jobs));
+	b->ids = fl_xcalloc(cap + 1, sizeof(*b->ids));
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->cmds);
+	free(b->jobs);
+	free(b->ids);
+}
+
+/* A job of @type (to @to_version) for @device, borrowed strings. */
+static void batch_add(struct batch *b, const struct tick *t,
+		      const char *device, const char *type,
+		      const char *to_version)
+{
+	size_t i = b->n++;
+
+	srv_job_new_ids(b->ids[i][0], b->ids[i][1]);
+	b->jobs[i] = (struct srv_job){
+		.id = b->ids[i][0], .device = device, .type = type,
+		.bundle = fl_streq(type, "update") ? t->bundle.id : NULL,
+		.command = b->ids[i][1], .rollout = t->r->id,
+		.to_version = to_version, .created_by = t->actor,
+		.expires = t->now + t->r->device_timeout_s,
+		.lane = srv_job_lane(type)};
+	b->cmds[i] = (struct srv_rollout_cmd){device, &b->jobs[i], 0};
+}
+
+/* Write the batch's decisions (and the rate clock), then send. */
+static int batch_run(struct tick *t, struct batch *b, int64_t clock,
+		     struct fl_error *err)
+{
+	struct outbox o = {0};
+	int rc;
+
+	rc = srv_store_rollout_command(t->srv->store, t->r->id, b->cmds, b->n,
+				       t->now, clock, err);
+	for (size_t i = 0; !rc && i < b->n; i++)
+		if (!b->cmds[i].result)
+			out_add(&o, b->cmds[i].device, b->jobs[i].type,
+				b->ids[i][0], b->ids[i][1], false);
+	if (!rc)
+		rc = flush(t, &o, err);
+	free(o.v);
+	return rc;
+}
+
+/*
+ * How many of @pending devices may be commanded now, by the concurrency
+ * cap (@open devices at work) and the rate; *@clock gets the rate clock
+ * after them (ms: 60000 / rate per device, at most a second's worth, or
+ * one device, of backlog).
+ */
+static int64_t budget_of(const struct tick *t, int64_t pending, int64_t open,
+			 int64_t *clock)
+{
+	const struct srv_rollout_row *r = t->r;
+	int64_t budget = pending, now_ms = t->now * 1000, step, back;
+
+	*clock = now_ms;
+	if (r->concurrency && budget > r->concurrency - open)
+		budget = r->concurrency - open;
+	if (budget > SRV_ROLLOUT_BATCH)
+		budget = SRV_ROLLOUT_BATCH;
+	if (!r->rate_per_min || budget <= 0)
+		return budget;
+	step = 60000 / r->rate_per_min;
+	back = step > 1000 ? step : 1000;
+	*clock = r->last_command > now_ms - back ? r->last_command
+						 : now_ms - back;
+	if (budget > (now_ms - *clock) * r->rate_per_min / 60000)
+		budget = (now_ms - *clock) * r->rate_per_min / 60000;
+	*clock += (budget * 60000 + r->rate_per_min - 1) / r->rate_per_min;
+	return budget;
+}
+
 /* Command the next pending devices of wave @wave, within the rate and
  * concurrency limits; @open devices are commanded and unfinished. */
 static int command(struct tick *t, int64_t wave, int64_t pending,
 		   int64_t open, struct fl_error *err)
 {
-	const struct srv_rollout_row *r = t->r;
-	int64_t budget = pending, now_ms = t->now * 1000, clock = now_ms;
 	struct srv_strv devs = {0};
-	struct srv_rollout_cmd *cmds;
-	struct srv_job *jobs;
-	char (*ids)[2][40];
-	struct outbox o = {0};
+	struct batch b;
+	int64_t clock, budget = budget_of(t, pending, open, &clock);
 	int rc;
 
-	if (r->concurrency && budget > r->concurrency - open)
-		budget = r->concurrency - open;
-	if (r->rate_per_min) {
-		int64_t burst = 60000 / r->rate_per_min;
-
-		clock = r->last_command;
-		if (clock < now_ms - (burst > 1000 ? burst : 1000))
-			clock = now_ms - (burst > 1000 ? burst : 1000);
-		if (budget > (now_ms - clock) * r->rate_per_min / 60000)
-			budget = (now_ms - clock) * r->rate_per_min / 60000;
-	}
-	if (budget > SRV_ROLLOUT_BATCH)
-		budget = SRV_ROLLOUT_BATCH;
 	if (budget <= 0)
 		return 0;
-	if (r->rate_per_min)
-		clock += (budget * 60000 + r->rate_per_min - 1) /
-			 r->rate_per_min;
 	rc = bundle(t, err);
 	if (!rc)
-		rc = srv_store_rollout_pending(t->srv->store, r->id, wave,
+		rc = srv_store_rollout_pending(t->srv->store, t->r->id, wave,
 					       (int)budget, &devs, err);
 	if (rc || !devs.n)
-		goto out_devs;
-	cmds = fl_xcalloc(devs.n, sizeof(*cmds));
-	jobs = fl_xcalloc(devs.n, sizeof(*jobs));
-	ids = fl_xcalloc(devs.n, sizeof(*ids));
-	for (size_t i = 0; i < devs.n; i++) {
-		srv_job_new_ids(ids[i][0], ids[i][1]);
-		jobs[i] = (struct srv_job){
-			.id = ids[i][0], .device = devs.v[i], .type = "update",
-			.bundle = t->bundle.id, .command = ids[i][1],
-			.rollout = r->id, .to_version = r->version,
-			.created_by = t->actor,
-			.expires = t->now + r->device_timeout_s,
-			.lane = srv_job_lane("update")};
-		cmds[i] = (struct srv_rollout_cmd){devs.v[i], &jobs[i], 0};
-	}
-	rc = srv_store_rollout_command(t->srv->store, r->id, cmds, devs.n,
-				       t->now, clock, err);
-	for (size_t i = 0; !rc && i < devs.n; i++)
-		if (!cmds[i].result)
-			out_add(&o, devs.v[i], "update", ids[i][0], ids[i][1],
-				false);
-	if (!rc)
-		rc = flush(t, &o, err);
-	free(o.v);
-	free(ids);
-	free(jobs);
-	free(cmds);
-out_devs:
+		goto out;
+	batch_init(&b, devs.n);
+	for (size_t i = 0; i < devs.n; i++)
+		batch_add(&b, t, devs.v[i], "update", t->r->version);
+	rc = batch_run(t, &b, clock, err);
+	batch_free(&b);
+out:
 	srv_strv_free(&devs);
 	return rc;
 }
@@ -377,16 +425,30 @@ static int run_tick(struct tick *t, struct fl_error *err)
 	return rc;
 }
 
+/* Rolling back, nothing left in flight: the end. */
+static int rolled_back(struct tick *t, size_t done, size_t failed,
+		       struct fl_error *err)
+{
+	char detail[96];
+	struct srv_rollout_step st = step_new("rolling-back", "rolled-back");
+
+	st.to = "rolled-back";
+	st.skip_pending = st.release = true;
+	st.detail = detail;
+	snprintf(detail, sizeof(detail),
+		 "%zu device(s) rolled back, %zu rollback(s) failed", done,
+		 failed);
+	fl_info("rollout %s: rolled back (%s)", t->r->id, detail);
+	return step(t, &st, err);
+}
+
 /* Rolling back: command a rollback for each device that needs one, and
  * end when none is left in flight. */
 static int rollback_tick(struct tick *t, struct fl_error *err)
 {
 	struct srv_rollout_watch_list l = {0};
-	struct srv_rollout_cmd *cmds;
-	struct srv_job *jobs;
-	char (*ids)[2][40];
-	struct outbox o = {0};
-	size_t n = 0, busy = 0, done = 0, failed = 0;
+	size_t busy = 0, done = 0, failed = 0;
+	struct batch b;
 	int rc;
 
 	rc = watch(t, -1, true, err);
@@ -395,9 +457,7 @@ static int rollback_tick(struct tick *t, struct fl_error *err)
 					     &l, err);
 	if (rc)
 		return rc;
-	cmds = fl_xcalloc(l.n + 1, sizeof(*cmds));
-	jobs = fl_xcalloc(l.n + 1, sizeof(*jobs));
-	ids = fl_xcalloc(l.n + 1, sizeof(*ids));
+	batch_init(&b, l.n);
 	for (size_t i = 0; i < l.n; i++) {
 		const struct srv_rollout_watch_row *w = &l.v[i];
 
@@ -405,47 +465,16 @@ static int rollback_tick(struct tick *t, struct fl_error *err)
 			fl_streq(w->state, "rolling-back");
 		done += fl_streq(w->state, "rolled-back");
 		failed += fl_streq(w->state, "rollback-failed");
-		if (n == SRV_ROLLOUT_BATCH || w->rb_job ||
-		    !srv_rollout_needs_rollback(w, t->r->version))
-			continue;
-		srv_job_new_ids(ids[n][0], ids[n][1]);
-		jobs[n] = (struct srv_job){
-			.id = ids[n][0], .device = w->device, .type = "rollback",
-			.command = ids[n][1], .rollout = t->r->id,
-			.to_version = w->from_version, .created_by = t->actor,
-			.expires = t->now + t->r->device_timeout_s,
-			.lane = srv_job_lane("rollback")};
-		cmds[n] = (struct srv_rollout_cmd){w->device, &jobs[n], 0};
-		n++;
+		if (b.n < SRV_ROLLOUT_BATCH && !w->rb_job &&
+		    srv_rollout_needs_rollback(w, t->r->version))
+			batch_add(&b, t, w->device, "rollback",
+				  w->from_version);
 	}
-	if (n) {
-		rc = srv_store_rollout_command(t->srv->store, t->r->id, cmds,
-					       n, t->now, t->r->last_command,
-					       err);
-		for (size_t i = 0; !rc && i < n; i++)
-			if (!cmds[i].result)
-				out_add(&o, cmds[i].device, "rollback",
-					ids[i][0], ids[i][1], false);
-		if (!rc)
-			rc = flush(t, &o, err);
-	} else if (!busy) {
-		char detail[96];
-		struct srv_rollout_step st = step_new("rolling-back",
-						      "rolled-back");
-
-		st.to = "rolled-back";
-		st.skip_pending = st.release = true;
-		st.detail = detail;
-		snprintf(detail, sizeof(detail),
-			 "%zu device(s) rolled back, %zu rollback(s) failed",
-			 done, failed);
-		fl_info("rollout %s: rolled back (%s)", t->r->id, detail);
-		rc = step(t, &st, err);
-	}
-	free(o.v);
-	free(ids);
-	free(jobs);
-	free(cmds);
+	if (b.n)
+		rc = batch_run(t, &b, t->r->last_command, err);
+	else if (!busy)
+		rc = rolled_back(t, done, failed, err);
+	batch_free(&b);
 	srv_rollout_watch_list_free(&l);
 	return rc;
 }
