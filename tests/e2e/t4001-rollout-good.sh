@@ -84,6 +84,13 @@ audited() {
 		and .path == "/api/v1/rollouts/spring/completed")] | length == 1'
 }
 check "engine decisions are audited (method ENGINE)" audited
+# on a terminal (script gives it one): the live view, redrawn
+tty_watch() { script -qec "fleetctl rollout watch spring --interval 1s" /dev/null; }
+check_exit 0 "watch on a TTY exits 0 for the completed rollout" tty_watch
+check_grep 'rollout spring  \[#{30}\] 4/4  completed' "... drawing a progress bar" tty_watch
+check_grep $'\033\\[H\033\\[2J' "... over a cleared screen" tty_watch
+check_grep '^WAVE +STOP +DEVICES +PENDING' "... with the waves' counts" tty_watch
+check_exit 1 "positive control: plain lines draw no bar" grep -q '\[####' "$T/watch.out"
 check_exit 5 "a completed rollout cannot be paused (exit 5)" fleetctl rollout pause spring
 check_exit 3 "an unknown rollout is not found (exit 3)" fleetctl rollout status nosuch
 for d in $DEVS; do agent_stop "$d"; done
