@@ -35,8 +35,9 @@ void cli_rollout_print_list(struct cli_ctx *ctx, const json_t *rows);
 /*
  * Follow rollout @id until it is completed, rolled back, aborted or
  * paused, polling every @interval seconds for at most @timeout (0: no
- * bound): a live view on a TTY, a plain line per change otherwise
- * (stderr with -o json, which prints the last state as one document).
+ * bound; while fleetd is unreachable, a restart, it keeps trying): a
+ * live view on a TTY, a plain line per change otherwise (stderr with
+ * -o json, which prints the last state as one document).
  * 0 when it ends in state @want; else FL_ERR (rolled back, unless that
  * was wanted), FL_ECONFLICT (aborted, paused), FL_ETIMEOUT.
  */

@@ -333,11 +333,22 @@ int cli_rollout_follow(struct cli_ctx *ctx, const char *id, int64_t timeout,
 	int rc;
 
 	for (;;) {
-		json_decref(r);
-		r = NULL;
-		rc = cli_rollout_get(ctx, id, false, &r);
+		json_t *cur = NULL;
+
+		rc = cli_rollout_get(ctx, id, false, &cur);
+		if (rc == FL_EUNREACH && (!timeout || fl_now_ms() < deadline)) {
+			/* fleetd restarting: the rollout goes on without it */
+			if (!ctx->quiet)
+				fprintf(stderr, "fleetctl: %s; trying again\n",
+					ctx->err.msg);
+			fl_error_clear(&ctx->err);
+			usleep((useconds_t)(interval * 1000000));
+			continue;
+		}
 		if (rc)
 			break;
+		json_decref(r);
+		r = cur;
 		if (tty) {
 			live(ctx, r);
 		} else if (!ctx->quiet || out == stdout) {

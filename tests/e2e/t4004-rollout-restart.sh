@@ -54,12 +54,20 @@ count_of() { fleetctl -o json rollout status rs | jq -e ".wave == $1 and .counts
 check "create rollout rs: 1.1.0 in three waves" fleetctl -q rollout create \
 	--bundle fleet-sample@1.1.0 --group g1 --waves 1,50%,100% --soak 0s \
 	--health-window 1s --id rs
+# a watch started now follows the rollout across both restarts
+timeout 200 fleetctl rollout watch rs --interval 1s --timeout 180s \
+	>"$T/watch.out" 2>"$T/watch.err" &
+WATCH=$!
+track "$WATCH"
 wait_until 30 count_of 1 commanded 1 || fail "the canary is commanded"
 restart
 wait_until 90 count_of 3 commanded 1 || fail "the last wave is commanded"
 restart
 check_exit 0 "the rollout completes after both restarts (watch exits 0)" \
 	timeout 200 fleetctl rollout watch rs --interval 1s --timeout 180s
+wait "$WATCH"
+check_true "the watch started before the kills exits 0 too" test $? -eq 0
+check_grep '^rs completed' "... ending with completed" cat "$T/watch.out"
 if wait_until 15 all_on 1.1.0; then pass "every device runs 1.1.0"
 else fail "every device runs 1.1.0"; fi
 done_ok() { fleetctl -o json rollout status rs | jq -e '.counts.healthy == 4 and .counts.failed == 0'; }
