@@ -17,6 +17,7 @@
 
 #include "jobs.h"
 #include "log.h"
+#include "mqtt.h"
 #include "rollouts.h"
 #include "srv.h"
 #include "util.h"
@@ -30,6 +31,7 @@ struct tick {
 	char engine[320];	    /* "engine:HOLDER": the audit's actor */
 	struct srv_bundle_row bundle; /* loaded for update commands */
 	bool have_bundle;
+	bool presence; /* fleetd's MQTT link is up (or there is none) */
 };
 
 /* Commands to send after their decisions are written. */
@@ -170,7 +172,7 @@ static int watch(struct tick *t, int64_t healthy_wave, bool all,
 		bool rb = fl_streq(w->state, "rolling-back");
 
 		srv_rollout_judge(w, t->r->version, t->r->health_window_s,
-				  t->now, &v[i]);
+				  t->now, t->presence, &v[i]);
 		if (change_of(w, &v[i], &c[n]))
 			n++;
 		if (v[i].resend && (rb || !rolling_back))
@@ -482,9 +484,14 @@ static int rollback_tick(struct tick *t, struct fl_error *err)
 static int rollout_tick(struct srv *srv, const struct srv_rollout_row *r,
 			int64_t now, struct fl_error *err)
 {
-	struct tick t = {.srv = srv, .r = r, .now = now};
+	struct tick t = {.srv = srv, .r = r, .now = now, .presence = true};
+	struct srv_mqtt_stats ms;
 	int rc;
 
+	if (srv->mqtt) {
+		srv_mqtt_stats(srv->mqtt, &ms);
+		t.presence = ms.connected;
+	}
 	snprintf(t.actor, sizeof(t.actor), "rollout:%s", r->id);
 	snprintf(t.engine, sizeof(t.engine), "engine:%.300s",
 		 srv->engine_id ? srv->engine_id : "fleetd");

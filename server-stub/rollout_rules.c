@@ -75,7 +75,7 @@ static bool resend(const struct srv_rollout_watch_row *w, int64_t seq,
  * reason) when it failed; offline_since is tracked either way.
  */
 static bool watch_fails(const struct srv_rollout_watch_row *w,
-			const char *version, int64_t now,
+			const char *version, int64_t now, bool presence,
 			struct srv_rollout_verdict *v)
 {
 	const char *when = fl_streq(w->state, "updated")
@@ -91,14 +91,14 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 	else if (w->dev_firmware && !fl_streq(w->dev_firmware, version))
 		snprintf(v->reason, sizeof(v->reason),
 			 "back on firmware %s %s", w->dev_firmware, when);
-	else if (!w->dev_online && w->offline_since &&
+	else if (presence && !w->dev_online && w->offline_since &&
 		 now - w->offline_since >= SRV_ROLLOUT_OFFLINE_GRACE)
 		snprintf(v->reason, sizeof(v->reason), "offline for %llds %s",
 			 (long long)(now - w->offline_since), when);
 	else {
-		if (!w->dev_online && !w->offline_since)
+		if (presence && !w->dev_online && !w->offline_since)
 			v->offline_since = now;
-		else if (w->dev_online && w->offline_since)
+		else if (presence && w->dev_online && w->offline_since)
 			v->offline_since = 0;
 		return false;
 	}
@@ -143,7 +143,7 @@ static void judge_rollback(const struct srv_rollout_watch_row *w,
 
 void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		       const char *version, int64_t window, int64_t now,
-		       struct srv_rollout_verdict *v)
+		       bool presence, struct srv_rollout_verdict *v)
 {
 	*v = (struct srv_rollout_verdict){.offline_since = -1};
 	if (fl_streq(w->state, "commanded")) {
@@ -152,7 +152,7 @@ void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		judge_rollback(w, now, v);
 	} else if (fl_streq(w->state, "updated") ||
 		   fl_streq(w->state, "healthy")) {
-		if (watch_fails(w, version, now, v))
+		if (watch_fails(w, version, now, presence, v))
 			v->kind = SRV_VERDICT_FAILED;
 		else if (fl_streq(w->state, "updated") &&
 			 now >= w->finished + window && w->dev_online)

@@ -82,11 +82,13 @@ struct srv_rollout_verdict {
  *     and it is online.
  *   rolling-back: its rollback job final -> rolled-back (succeeded) or
  *     rollback-failed; resends as for commanded.
- * Other states: nothing.
+ * Other states: nothing.  With @presence false (fleetd's MQTT link is
+ * down, so presence is not being learnt) being offline neither fails a
+ * device nor starts or clears its offline time.
  */
 void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		       const char *version, int64_t window, int64_t now,
-		       struct srv_rollout_verdict *v);
+		       bool presence, struct srv_rollout_verdict *v);
 
 /*
  * Does this rollout's device need a rollback to leave @version?  An

@@ -113,7 +113,7 @@ static struct srv_rollout_verdict judge(const struct srv_rollout_watch_row *w,
 {
 	struct srv_rollout_verdict v;
 
-	srv_rollout_judge(w, "1.1.0", 60, now, &v);
+	srv_rollout_judge(w, "1.1.0", 60, now, true, &v);
 	return v;
 }
 
@@ -212,6 +212,16 @@ static void test_judge_watch(void **state)
 	assert_int_equal(v.kind, SRV_VERDICT_FAILED);
 	assert_string_equal(v.reason, "offline for 30s during its health "
 				      "window");
+	/* fleetd's MQTT link down: presence is not learnt, offline means
+	 * nothing (neither fails nor is tracked) */
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  false, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_NONE);
+	assert_int_equal(v.offline_since, -1);
+	w.offline_since = 0;
+	srv_rollout_judge(&w, "1.1.0", 60, 1010, false, &v);
+	assert_int_equal(v.offline_since, -1);
+	w.offline_since = 1010;
 	/* back online within the grace: cleared */
 	w.dev_online = true;
 	v = judge(&w, 1020);
