@@ -11,6 +11,7 @@
  * a second job in one rollout (the store commands a row only from
  * "pending").
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,27 @@ static void batch_add(struct batch *b, const struct tick *t,
 	b->cmds[i] = (struct srv_rollout_cmd){device, &b->jobs[i], 0};
 }
 
+#ifdef FLEET_TEST_HOOKS
+/*
+ * Test builds only (fleetd-test): FLEETD_FAILPOINTS=rollout-before-send
+ * stops fleetd (SIGSTOP) right after a batch of commands was written and
+ * before any of them is sent, so a test can kill -9 it exactly there.
+ */
+static void failpoint_before_send(void)
+{
+	const char *fp = getenv("FLEETD_FAILPOINTS");
+
+	if (fp && fl_streq(fp, "rollout-before-send")) {
+		fl_warn("failpoint rollout-before-send: stopping (SIGSTOP)");
+		raise(SIGSTOP);
+	}
+}
+#else
+static void failpoint_before_send(void)
+{
+}
+#endif
+
 /* Write the batch's decisions (and the rate clock), then send. */
 static int batch_run(struct tick *t, struct batch *b, int64_t clock,
 		     struct fl_error *err)
@@ -280,6 +302,8 @@ static int batch_run(struct tick *t, struct batch *b, int64_t clock,
 
 	rc = srv_store_rollout_command(t->srv->store, t->r->id, b->cmds, b->n,
 				       t->now, clock, err);
+	if (!rc)
+		failpoint_before_send();
 	for (size_t i = 0; !rc && i < b->n; i++)
 		if (!b->cmds[i].result)
 			out_add(&o, b->cmds[i].device, b->jobs[i].type,
