@@ -313,6 +313,8 @@ static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
 		return cli_usage(ctx, "--limit takes 1 to 10000, not '%s'", v);
 	if (c == 'd' && !fl_valid_id(v))
 		return cli_usage(ctx, "invalid device id '%s'", v);
+	if (c == 'r' && !fl_valid_id(v))
+		return cli_usage(ctx, "invalid rollout id '%s'", v);
 	if (c != 's')
 		return 0;
 	if (fl_job_state_parse(v))
@@ -327,6 +329,7 @@ static int cmd_jobs_list(int argc, char **argv, void *arg)
 		{"device", required_argument, NULL, 'd'},
 		{"state", required_argument, NULL, 's'},
 		{"limit", required_argument, NULL, 'l'},
+		{"rollout", required_argument, NULL, 'r'},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
@@ -341,7 +344,8 @@ static int cmd_jobs_list(int argc, char **argv, void *arg)
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		const char *key = c == 'd' ? "device" : c == 's' ? "state"
-					     : c == 'l' ? "limit" : NULL;
+					     : c == 'l' ? "limit"
+					     : c == 'r' ? "rollout" : NULL;
 		char *esc;
 
 		if (!key) {
@@ -446,9 +450,10 @@ const struct fl_cmd cli_jobs_cmds[] = {
 	 "stop a job that has not finished (the device is free again)",
 	 "--output", NULL},
 	{"list", cmd_jobs_list, CLI_NEED_SERVER,
-	 "jobs list [--device ID] [--state S] [--limit N] [-o json]",
+	 "jobs list [--device ID] [--state S] [--rollout R] [--limit N]"
+	 " [-o json]",
 	 "update and rollback jobs, newest first",
-	 "--device --state --limit --output", NULL},
+	 "--device --state --rollout --limit --output", NULL},
 	{"show", cmd_jobs_show, CLI_NEED_SERVER, "jobs show JOB [-o json]",
 	 "one job with every state it went through", "--output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},

@@ -17,7 +17,7 @@ devices label| --help
 devices list|--group --label --online --offline --version --all --output --help
 devices show|--output --help
 jobs cancel|--output --help
-jobs list|--device --state --limit --output --help
+jobs list|--device --state --rollout --limit --output --help
 jobs show|--output --help
 keys generate|--alg --out --output --help
 login|--server --ca --token-file --token --context --output --help

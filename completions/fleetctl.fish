@@ -82,6 +82,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_s
 complete -c fleetctl -n '__fish_seen_subcommand_from cancel' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l device
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l rollout
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output

@@ -63,6 +63,8 @@ for d in dev-a dev-b dev-d; do
 	check_exit 1 "$d's slot b never held 1.2.0" holds "$d" b 1.2.0
 	check_exit 1 "$d's agent never heard of 1.2.0" grep -q '1\.2\.0' "$(agent_dir "$d")/agent.log"
 done
+check "the rollout made one job in all: dev-c's (jobs list --rollout)" sh -c \
+	"fleetctl -o json jobs list --rollout bad | jq -e 'length == 1 and .[0].device == \"dev-c\"'"
 check_grep '1\.2\.0' "positive control: dev-c's agent did" cat "$(agent_dir dev-c)/agent.log"
 check_exit 0 "positive control: dev-c's slot b holds the rejected 1.2.0" holds dev-c b 1.2.0
 if wait_until 15 on_fw dev-c 1.0.0; then pass "dev-c is back on 1.0.0"

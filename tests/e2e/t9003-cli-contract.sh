@@ -151,6 +151,7 @@ case_rollback() {
 case_jobs_list() {
 	run "$1" 0 data jobs list
 	run "$1" 0 data jobs list --device off-1 --state queued --limit 5
+	run "$1" 0 data jobs list --rollout nosuch
 }
 case_jobs_show() {
 	local job
