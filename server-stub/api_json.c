@@ -369,9 +369,10 @@ static json_t *rollout_base(const struct srv_rollout_row *r,
 }
 
 json_t *api_rollout_summary_json(const struct srv_rollout_row *r,
+				 const char *bundle_name,
 				 const struct srv_rollout_count_list *c)
 {
-	return rollout_base(r, NULL, c);
+	return rollout_base(r, bundle_name, c);
 }
 
 json_t *api_rollout_json(const struct srv_rollout_view *v,

@@ -45,8 +45,10 @@ json_t *api_rollout_plan_json(const struct srv_rollout_preview *p);
 json_t *api_rollout_json(const struct srv_rollout_view *v,
 			 const char *bundle_name);
 
-/* A rollout in a list: the row and its counts by state. */
+/* A rollout in a list: the row and its counts by state; @bundle_name
+ * may be NULL. */
 json_t *api_rollout_summary_json(const struct srv_rollout_row *r,
+				 const char *bundle_name,
 				 const struct srv_rollout_count_list *c);
 
 /* srv_store_device_get and srv_store_bundle_get as API objects, for

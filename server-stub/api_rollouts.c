@@ -93,11 +93,15 @@ int api_rollout_list(struct srv_req *r)
 	out = json_array();
 	for (size_t i = 0; i < l.n && (int)json_array_size(out) < limit; i++) {
 		struct srv_rollout_count_list c = {0};
+		struct srv_bundle_row b = {0};
 
 		if (state && !fl_streq(l.v[i].state, state))
 			continue;
 		srv_store_rollout_counts(r->srv->store, l.v[i].id, &c, NULL);
-		json_array_append_new(out, api_rollout_summary_json(&l.v[i], &c));
+		srv_store_bundle_get(r->srv->store, l.v[i].bundle, &b, NULL);
+		json_array_append_new(out,
+				      api_rollout_summary_json(&l.v[i], b.name, &c));
+		srv_bundle_row_free(&b);
 		srv_rollout_count_list_free(&c);
 	}
 	srv_rollout_list_free(&l);

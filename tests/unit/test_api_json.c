@@ -274,13 +274,13 @@ static void test_rollout(void **state)
 	snprintf(
 	    want, sizeof(want),
 	    "{\"id\":\"r1\",\"state\":\"running\",\"reason\":null,\"wave\":2,"
-	    "\"waves_total\":2,\"bundle\":{\"id\":\"b1\",\"name\":null,"
+	    "\"waves_total\":2,\"bundle\":{\"id\":\"b1\",\"name\":\"fw\","
 	    "\"version\":\"1.1\"},\"total\":3,\"counts\":{\"pending\":0,"
 	    "\"commanded\":1,\"updated\":0,\"healthy\":1,\"failed\":1,"
 	    "\"skipped\":0,\"cancelled\":0,\"rolling-back\":0,\"rolled-back\":0,"
 	    "\"rollback-failed\":0},\"created\":\"" T0S "\",\"updated\":\"" T0S
 	    "\",\"finished\":null,\"created_by\":\"token:t\"}");
-	same(api_rollout_summary_json(&v.row, &v.counts), want);
+	same(api_rollout_summary_json(&v.row, "fw", &v.counts), want);
 }
 
 static void test_rollout_plan(void **state)
