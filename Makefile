@@ -116,7 +116,8 @@ endif
 # (make check builds them; make and make demo never do): the files that
 # hold the hooks are rebuilt with -DFLEET_TEST_HOOKS into $(B)/test-hooks
 # and replace their production objects in copies of the libraries.
-HOOK_SRC := server-stub/ca.c server-stub/ingest.c agent/ota.c
+HOOK_SRC := server-stub/ca.c server-stub/ingest.c server-stub/rollout_engine.c \
+	agent/ota.c
 HB := $(B)/test-hooks
 hook_objs = $(patsubst %.c,$(HB)/%.o,$(filter $(HOOK_SRC),$(1))) \
 	$(call objs,$(filter-out $(HOOK_SRC),$(1)))

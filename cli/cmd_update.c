@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fleetctl update DEVICE... --bundle REF [--wait] [--expire D], rollback
- * --device ID, jobs list|show|cancel (issues 5 and 8).  With --wait,
+ * --device ID (or ROLLOUT: cmd_rollout.c), jobs list|show|cancel (issues
+ * 5 and 8).  With --wait,
  * progress goes to stderr and the exit code says whether every device
  * ended in "succeeded".  Offline devices are named at once: their jobs
  * wait for them until fleetd's deadline (--expire).
@@ -15,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "cli_rollout.h"
 #include "proto.h"
 #include "util.h"
 #include "validate.h"
@@ -223,6 +225,32 @@ int cmd_update(int argc, char **argv, void *arg)
 	return rc;
 }
 
+/*
+ * rollback ROLLOUT: every device the rollout updated goes back (fleetd's
+ * engine does it); with --wait, follow it until it is rolled back.
+ */
+static int rollback_rollout(struct cli_ctx *ctx, const char *id,
+			    const struct wait_opts *w)
+{
+	json_t *r = NULL;
+	int rc;
+
+	if (!fl_valid_id(id))
+		return cli_usage(ctx, "invalid rollout id '%s'", id);
+	if (w->expire)
+		return cli_usage(ctx, "--expire is for --device only");
+	rc = cli_rollout_act(ctx, id, "rollback", &r);
+	if (!rc) {
+		cli_note(ctx, "rollout %s is rolling back", id);
+		if (!w->wait)
+			cli_rollout_print(ctx, r, false);
+	}
+	json_decref(r);
+	if (!rc && w->wait)
+		rc = cli_rollout_follow(ctx, id, w->timeout, 2, "rolled-back");
+	return rc;
+}
+
 int cmd_rollback(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
@@ -252,8 +280,10 @@ int cmd_rollback(int argc, char **argv, void *arg)
 		if (rc)
 			return rc;
 	}
+	if (!dev && optind + 1 == argc)
+		return rollback_rollout(ctx, argv[optind], &w);
 	if (!dev || optind != argc || !fl_valid_id(dev))
-		return cli_usage(ctx, "expected --device ID");
+		return cli_usage(ctx, "expected ROLLOUT or --device ID");
 	path = fl_xasprintf("/api/v1/devices/%s/rollback", dev);
 	req = json_object();
 	if (w.expire)
@@ -283,6 +313,8 @@ static int job_filter_ok(struct cli_ctx *ctx, int c, const char *v)
 		return cli_usage(ctx, "--limit takes 1 to 10000, not '%s'", v);
 	if (c == 'd' && !fl_valid_id(v))
 		return cli_usage(ctx, "invalid device id '%s'", v);
+	if (c == 'r' && !fl_valid_id(v))
+		return cli_usage(ctx, "invalid rollout id '%s'", v);
 	if (c != 's')
 		return 0;
 	if (fl_job_state_parse(v))
@@ -297,6 +329,7 @@ static int cmd_jobs_list(int argc, char **argv, void *arg)
 		{"device", required_argument, NULL, 'd'},
 		{"state", required_argument, NULL, 's'},
 		{"limit", required_argument, NULL, 'l'},
+		{"rollout", required_argument, NULL, 'r'},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
@@ -311,7 +344,8 @@ static int cmd_jobs_list(int argc, char **argv, void *arg)
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		const char *key = c == 'd' ? "device" : c == 's' ? "state"
-					     : c == 'l' ? "limit" : NULL;
+					     : c == 'l' ? "limit"
+					     : c == 'r' ? "rollout" : NULL;
 		char *esc;
 
 		if (!key) {
@@ -416,9 +450,10 @@ const struct fl_cmd cli_jobs_cmds[] = {
 	 "stop a job that has not finished (the device is free again)",
 	 "--output", NULL},
 	{"list", cmd_jobs_list, CLI_NEED_SERVER,
-	 "jobs list [--device ID] [--state S] [--limit N] [-o json]",
+	 "jobs list [--device ID] [--state S] [--rollout R] [--limit N]"
+	 " [-o json]",
 	 "update and rollback jobs, newest first",
-	 "--device --state --limit --output", NULL},
+	 "--device --state --rollout --limit --output", NULL},
 	{"show", cmd_jobs_show, CLI_NEED_SERVER, "jobs show JOB [-o json]",
 	 "one job with every state it went through", "--output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},

@@ -17,12 +17,20 @@ devices label| --help
 devices list|--group --label --online --offline --version --all --output --help
 devices show|--output --help
 jobs cancel|--output --help
-jobs list|--device --state --limit --output --help
+jobs list|--device --state --rollout --limit --output --help
 jobs show|--output --help
 keys generate|--alg --out --output --help
 login|--server --ca --token-file --token --context --output --help
 provision|--group --out --force --help
 rollback|--device --wait --timeout --expire --output --help
+rollout abort|--output --help
+rollout create|--bundle --group --label --hardware --from-version --device --waves --canary --soak --max-failures --min-sample --health-window --device-timeout --rate --concurrency --no-auto-rollback --id --output --help
+rollout list|--state --limit --output --help
+rollout pause|--output --help
+rollout plan|--bundle --group --label --hardware --from-version --device --waves --canary --soak --max-failures --min-sample --health-window --device-timeout --rate --concurrency --no-auto-rollback --id --output --help
+rollout resume|--output --help
+rollout status|--devices --output --help
+rollout watch|--timeout --interval --output --help
 root init|--root-key --root-threshold --targets-key --targets-threshold --sign-key --expires --out --help
 root push|--output --help
 root rotate|--from --root-key --root-threshold --targets-key --targets-threshold --sign-key --expires --out --help

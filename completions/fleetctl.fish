@@ -16,7 +16,8 @@ complete -c fleetctl -n __fish_use_subcommand -a jobs -d 'update and rollback jo
 complete -c fleetctl -n __fish_use_subcommand -a keys -d 'make signing keys'
 complete -c fleetctl -n __fish_use_subcommand -a login -d 'check a server and token, then save them as a context'
 complete -c fleetctl -n __fish_use_subcommand -a provision -d 'make a device identity for a factory image (key made here)'
-complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'switch a device back to its last known good slot'
+complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'roll back every device a rollout updated, or one device'
+complete -c fleetctl -n __fish_use_subcommand -a rollout -d 'staged rollouts of a bundle, in waves behind a failure gate'
 complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
 complete -c fleetctl -n __fish_use_subcommand -a status -d 'show fleetd\'s MQTT side: connection, messages taken in and stored'
@@ -81,6 +82,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_s
 complete -c fleetctl -n '__fish_seen_subcommand_from cancel' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l device
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l rollout
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
@@ -102,6 +104,61 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l expire
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a abort -d 'stop a rollout for good: open updates cancelled, nothing rolled back'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a create -d 'start a staged rollout of a bundle'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a list -d 'rollouts, newest first'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a pause -d 'command no more devices (those at work finish)'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a plan -d 'show each wave\'s devices, before anything is sent'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a resume -d 'go on with a paused rollout (a gate\'s failures are accepted)'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a status -d 'a rollout\'s waves, counts, gate and latest failures'
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a watch -d 'follow a rollout to its end; the exit status says how it ended'
+complete -c fleetctl -n '__fish_seen_subcommand_from abort' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l bundle
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l label
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l hardware
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l from-version
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l device
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l waves
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l canary
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l soak
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l max-failures
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l min-sample
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l health-window
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l device-timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l rate
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l concurrency
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l no-auto-rollback
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l id
+complete -c fleetctl -n '__fish_seen_subcommand_from create' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from pause' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l bundle
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l label
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l hardware
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l from-version
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l device
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l waves
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l canary
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l soak
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l max-failures
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l min-sample
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l health-window
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l device-timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l rate
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l concurrency
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l no-auto-rollback
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l id
+complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from resume' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from status' -l devices
+complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from watch' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from watch' -l interval
+complete -c fleetctl -n '__fish_seen_subcommand_from watch' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a init -d 'create and sign trust root version 1'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a rotate -d 'make the next root version, signed by old and new root keys'

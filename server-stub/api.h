@@ -49,4 +49,14 @@ int api_job_list(struct srv_req *r);
 int api_job_get(struct srv_req *r);
 int api_job_cancel(struct srv_req *r);
 
+/* api_rollouts.c */
+int api_rollout_plan(struct srv_req *r);
+int api_rollout_create(struct srv_req *r);
+int api_rollout_list(struct srv_req *r);
+int api_rollout_get(struct srv_req *r);
+int api_rollout_pause(struct srv_req *r);
+int api_rollout_resume(struct srv_req *r);
+int api_rollout_abort(struct srv_req *r);
+int api_rollout_rollback(struct srv_req *r);
+
 #endif

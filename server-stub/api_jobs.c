@@ -144,15 +144,12 @@ static void tell_device(struct srv *srv, const json_t *job)
 {
 	const char *dev = json_string_value(json_object_get(job, "device"));
 	const char *id = json_string_value(json_object_get(job, "id"));
-	json_t *args = json_pack("{s:s}", "job", id);
 	struct fl_error err = {0};
-	char cmd[48];
 
 	if (json_is_string(json_object_get(job, "command")) &&
-	    srv_mqtt_send_cmd(srv->mqtt, dev, "cancel", args, cmd, &err))
+	    srv_job_tell_cancel(srv, dev, id, &err))
 		fl_warn("job %s: cannot tell %s it is cancelled: %s", id, dev,
 			err.msg);
-	json_decref(args);
 }
 
 /* POST /api/v1/jobs/:id/cancel: the job ends as "cancelled". */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "api_json.h"
+#include "rollouts.h"
 #include "util.h"
 
 json_t *api_time_json(int64_t t)
@@ -218,4 +219,177 @@ int api_job_fetch(struct srv_store *s, const char *id, json_t **ret,
 		*ret = api_job_json(&j, true);
 	srv_job_row_free(&j);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rollouts                                                           */
+/* ------------------------------------------------------------------ */
+
+json_t *api_rollout_plan_json(const struct srv_rollout_preview *p)
+{
+	const struct srv_rollout_plan *pl = &p->plan;
+	json_t *waves = json_array(), *excl = json_array();
+	char stop[FL_WAVE_STOP_TEXT];
+
+	for (size_t k = 0; k < pl->n_waves; k++) {
+		json_t *devs = json_array();
+
+		for (size_t i = 0; i < pl->waves[k].count; i++)
+			json_array_append_new(
+			    devs, json_string(pl->order[pl->waves[k].first + i]));
+		fl_wave_stop_format(&pl->waves[k].stop, stop);
+		json_array_append_new(waves,
+				      json_pack("{s:I, s:s, s:o}", "wave",
+						(json_int_t)k + 1, "stop", stop,
+						"devices", devs));
+	}
+	for (size_t i = 0; i < pl->n_excluded; i++)
+		json_array_append_new(excl,
+				      json_pack("{s:s, s:s}", "device",
+						pl->excluded[i].device, "reason",
+						pl->excluded[i].reason));
+	return json_pack("{s:s, s:b, s:{s:s, s:s, s:s}, s:O, s:I, s:o, s:o,"
+			 " s:o, s:o}",
+			 "id", p->id, "id_generated", p->generated, "bundle",
+			 "id", p->bundle.id, "name", p->bundle.name, "version",
+			 p->bundle.version, "spec", p->spec, "total",
+			 (json_int_t)pl->n, "waves", waves, "excluded", excl,
+			 "busy", api_strv_json(&p->busy), "notes",
+			 api_strv_json(&pl->notes));
+}
+
+/* {state: n} for every device state, of wave @wave (-1: all). */
+static json_t *counts_json(const struct srv_rollout_count_list *c,
+			   int64_t wave)
+{
+	json_t *o = json_object();
+
+	for (size_t s = 0; srv_rollout_device_states[s]; s++) {
+		json_int_t n = 0;
+
+		for (size_t i = 0; i < c->n; i++)
+			if ((wave < 0 || c->v[i].wave == wave) &&
+			    fl_streq(c->v[i].state, srv_rollout_device_states[s]))
+				n += c->v[i].n;
+		json_object_set_new(o, srv_rollout_device_states[s],
+				    json_integer(n));
+	}
+	return o;
+}
+
+static json_t *waves_json(const struct srv_rollout_view *v)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < v->waves.n; i++) {
+		const struct srv_rollout_wave_row *w = &v->waves.v[i];
+
+		json_array_append_new(
+		    a, json_pack("{s:I, s:s, s:I, s:o, s:o, s:o}", "wave",
+				 (json_int_t)w->index + 1, "stop", w->stop,
+				 "devices", (json_int_t)w->devices, "started",
+				 api_time_json(w->started), "done",
+				 api_time_json(w->done), "counts",
+				 counts_json(&v->counts, w->index)));
+	}
+	return a;
+}
+
+static json_t *gate_json(const struct srv_rollout_gate *g)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "failed",
+			 (json_int_t)g->failed, "finished",
+			 (json_int_t)g->finished, "percent",
+			 (json_int_t)(g->finished ? g->failed * 100 / g->finished
+						  : 0),
+			 "threshold", (json_int_t)g->percent, "min_sample",
+			 (json_int_t)g->min_sample, "needed",
+			 (json_int_t)g->needed, "started",
+			 (json_int_t)g->started, "tripped", g->tripped);
+}
+
+static json_t *rollout_device_json(const struct srv_rollout_device_row *d)
+{
+	return json_pack(
+	    "{s:s, s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o,"
+	    " s:o}",
+	    "device", d->device, "wave", (json_int_t)d->wave + 1, "order",
+	    (json_int_t)d->pos + 1, "state", d->state, "job", str(d->job),
+	    "rollback_job", str(d->rollback_job), "from_version",
+	    str(d->from_version), "reason", str(d->reason), "commanded",
+	    api_time_json(d->commanded), "sent", api_time_json(d->sent),
+	    "sends", (json_int_t)d->sends, "finished",
+	    api_time_json(d->finished), "updated", api_time_json(d->updated));
+}
+
+static LIST_JSON(rollout_devices_json, srv_rollout_device_list,
+		 rollout_device_json)
+
+static json_t *rollout_event_json(const struct srv_rollout_event *e)
+{
+	return json_pack("{s:I, s:o, s:s, s:o, s:o, s:o}", "id",
+			 (json_int_t)e->id, "time", api_time_json(e->time),
+			 "kind", e->kind, "wave",
+			 e->wave >= 0 ? json_integer(e->wave + 1) : json_null(),
+			 "device", str(e->device), "detail", str(e->detail));
+}
+
+static LIST_JSON(rollout_events_json, srv_rollout_event_list,
+		 rollout_event_json)
+
+static json_t *failures_json(const struct srv_rollout_device_list *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->n; i++)
+		json_array_append_new(
+		    a, json_pack("{s:s, s:I, s:s, s:o, s:o}", "device",
+				 l->v[i].device, "wave",
+				 (json_int_t)l->v[i].wave + 1, "state",
+				 l->v[i].state, "reason", str(l->v[i].reason),
+				 "time", api_time_json(l->v[i].updated)));
+	return a;
+}
+
+/* The members a rollout has in lists and alone. */
+static json_t *rollout_base(const struct srv_rollout_row *r,
+			    const char *bundle_name,
+			    const struct srv_rollout_count_list *c)
+{
+	return json_pack(
+	    "{s:s, s:s, s:o, s:I, s:I, s:{s:s, s:o, s:s}, s:I, s:o, s:o, s:o,"
+	    " s:o, s:o}",
+	    "id", r->id, "state", r->state, "reason", str(r->reason), "wave",
+	    (json_int_t)r->wave + 1, "waves_total", (json_int_t)r->n_waves,
+	    "bundle", "id", r->bundle, "name", str(bundle_name), "version",
+	    r->version, "total", (json_int_t)r->devices, "counts",
+	    counts_json(c, -1), "created", api_time_json(r->created),
+	    "updated", api_time_json(r->updated), "finished",
+	    api_time_json(r->finished), "created_by", str(r->created_by));
+}
+
+json_t *api_rollout_summary_json(const struct srv_rollout_row *r,
+				 const char *bundle_name,
+				 const struct srv_rollout_count_list *c)
+{
+	return rollout_base(r, bundle_name, c);
+}
+
+json_t *api_rollout_json(const struct srv_rollout_view *v,
+			 const char *bundle_name)
+{
+	json_t *o = rollout_base(&v->row, bundle_name, &v->counts);
+
+	json_object_set_new(o, "soak_until", api_time_json(v->row.soak_until));
+	json_object_set_new(o, "gate", gate_json(&v->gate));
+	json_object_set_new(o, "waves", waves_json(v));
+	json_object_set_new(o, "failures", failures_json(&v->failures));
+	json_object_set_new(o, "spec", doc(v->row.spec, json_null()));
+	if (v->with_devices)
+		json_object_set_new(o, "devices",
+				    rollout_devices_json(&v->devices));
+	if (v->with_events)
+		json_object_set_new(o, "events",
+				    rollout_events_json(&v->events));
+	return o;
 }

@@ -30,6 +30,27 @@ json_t *api_roots_json(const struct srv_root_list *l);
 json_t *api_job_json(const struct srv_job_row *j, bool events);
 json_t *api_jobs_json(const struct srv_job_list *l);
 
+/* --- rollouts (docs/protocol.md "Rollouts") --- */
+struct srv_rollout_preview;
+struct srv_rollout_view;
+
+/* POST /api/v1/rollouts/plan: {"id", "id_generated", "bundle", "spec",
+ * "total", "waves": [{"wave", "stop", "devices": [ID...]}], "excluded":
+ * [{"device", "reason"}], "busy": ["ID (rollout R)"...], "notes"}. */
+json_t *api_rollout_plan_json(const struct srv_rollout_preview *p);
+
+/* One rollout with its waves, counts, gate, latest failures and, when
+ * the view has them, its device rows and decision log; @bundle_name may
+ * be NULL. */
+json_t *api_rollout_json(const struct srv_rollout_view *v,
+			 const char *bundle_name);
+
+/* A rollout in a list: the row and its counts by state; @bundle_name
+ * may be NULL. */
+json_t *api_rollout_summary_json(const struct srv_rollout_row *r,
+				 const char *bundle_name,
+				 const struct srv_rollout_count_list *c);
+
 /* srv_store_device_get and srv_store_bundle_get as API objects, for
  * handlers that pass the object on. */
 int api_device_fetch(struct srv_store *s, const char *id, json_t **ret,

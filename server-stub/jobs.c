@@ -250,6 +250,49 @@ int srv_job_device(struct srv *srv, const char *device,
 	return rc;
 }
 
+void srv_job_new_ids(char job[24], char command[40])
+{
+	new_id(job, 24, "j-");
+	srv_mqtt_new_cmd_id(command);
+}
+
+/* A command to @device with the id @id, through srv->send_cmd or MQTT. */
+static int publish_cmd(struct srv *srv, const char *device, const char *type,
+		       json_t *args, const char *id, struct fl_error *err)
+{
+	if (srv->send_cmd)
+		return srv->send_cmd(srv->send_ctx, device, type, args, id,
+				     err);
+	return srv_mqtt_send_cmd_id(srv->mqtt, device, type, args, id, err);
+}
+
+int srv_job_send(struct srv *srv, const char *device, const char *type,
+		 const char *job, const char *command,
+		 const struct srv_bundle_row *bundle, struct fl_error *err)
+{
+	json_t *args = json_pack("{s:s}", "job", job);
+	int rc;
+
+	if (bundle)
+		json_object_set_new(args, "bundle", bundle_args(bundle));
+	rc = publish_cmd(srv, device, type, args, command, err);
+	json_decref(args);
+	return rc;
+}
+
+int srv_job_tell_cancel(struct srv *srv, const char *device, const char *job,
+			struct fl_error *err)
+{
+	json_t *args = json_pack("{s:s}", "job", job);
+	char id[40];
+	int rc;
+
+	srv_mqtt_new_cmd_id(id);
+	rc = publish_cmd(srv, device, "cancel", args, id, err);
+	json_decref(args);
+	return rc;
+}
+
 void srv_jobs_expire_tick(struct srv *srv)
 {
 	struct fl_error err = {0};

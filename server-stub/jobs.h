@@ -79,6 +79,29 @@ int srv_job_rotate(struct srv *srv, const struct srv_device_row *dev,
 int srv_job_device(struct srv *srv, const char *device,
 		   struct srv_device_row *ret_dev, struct fl_error *err);
 
+/* New ids for a job ("j-" and 16 hex digits) and its command. */
+void srv_job_new_ids(char job[24], char command[40]);
+
+/*
+ * Send job @job's command again, or for the first time, with the command
+ * id @command already recorded for it (the rollout engine writes the job
+ * before it sends: docs/decisions.md): an update of @bundle (a bundle
+ * row from the store), or a rollback (@bundle NULL).  Nothing is written
+ * to the store; a failure leaves the job as it is.  Goes to
+ * srv->send_cmd when set, else the MQTT client.  FL_EUNREACH.
+ */
+int srv_job_send(struct srv *srv, const char *device, const char *type,
+		 const char *job, const char *command,
+		 const struct srv_bundle_row *bundle, struct fl_error *err);
+
+/*
+ * Tell @device to stop job @job: a "cancel" command, best effort (the
+ * agent stops a job it has not switched slots for and reports it
+ * failed).  FL_EUNREACH.
+ */
+int srv_job_tell_cancel(struct srv *srv, const char *device, const char *job,
+			struct fl_error *err);
+
 /* Expire the jobs past their deadline (called from the main loop). */
 void srv_jobs_expire_tick(struct srv *srv);
 

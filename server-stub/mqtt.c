@@ -620,12 +620,21 @@ static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
 	return 0;
 }
 
-int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
-		      const char *type, json_t *args, char *ret_id,
-		      struct fl_error *err)
+void srv_mqtt_new_cmd_id(char ret_id[40])
 {
 	unsigned char raw[12];
-	char hex[25], ts[21], *topic = NULL;
+	char hex[25];
+
+	fl_random(raw, sizeof(raw), NULL);
+	fl_hex(raw, sizeof(raw), hex);
+	snprintf(ret_id, 40, "c-%s", hex);
+}
+
+int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
+			 const char *type, json_t *args, const char *id,
+			 struct fl_error *err)
+{
+	char ts[21], *topic = NULL;
 	json_t *cmd;
 	int rc;
 
@@ -633,13 +642,8 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker "
 						 "(serve with --with-broker or "
 						 "[mqtt] url)");
-	rc = fl_random(raw, sizeof(raw), err);
-	if (rc)
-		return rc;
-	fl_hex(raw, sizeof(raw), hex);
-	snprintf(ret_id, 40, "c-%s", hex);
 	fl_time_rfc3339(time(NULL), ts);
-	cmd = json_pack("{s:s, s:s, s:o, s:s}", "id", ret_id, "type", type,
+	cmd = json_pack("{s:s, s:s, s:o, s:s}", "id", id, "type", type,
 			"args", args ? json_incref(args) : json_object(), "ts",
 			ts);
 	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
@@ -649,6 +653,18 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 	free(topic);
 	json_decref(cmd);
 	return rc;
+}
+
+int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
+		      const char *type, json_t *args, char *ret_id,
+		      struct fl_error *err)
+{
+	if (!m)
+		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker "
+						 "(serve with --with-broker or "
+						 "[mqtt] url)");
+	srv_mqtt_new_cmd_id(ret_id);
+	return srv_mqtt_send_cmd_id(m, device, type, args, ret_id, err);
 }
 
 /* Publish {"commands": @cmds} to the plugin; takes @cmds. */

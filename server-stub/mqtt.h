@@ -47,6 +47,17 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
 		      const char *type, json_t *args, char *ret_id,
 		      struct fl_error *err);
 
+/* A new command id ("c-" and 24 hex digits) into @ret_id. */
+void srv_mqtt_new_cmd_id(char ret_id[40]);
+
+/*
+ * As srv_mqtt_send_cmd with the command id @id chosen by the caller: a
+ * command sent again keeps its id, and agents run a command id once.
+ */
+int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
+			 const char *type, json_t *args, const char *id,
+			 struct fl_error *err);
+
 /* Send dynamic-security commands for broker client @username:
  * e.g. {"createClient", "enableClient"}; errors of individual commands
  * (client exists) are the broker's business.  NULL @m does nothing. */

@@ -12,6 +12,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "mqtt.h"
+#include "rollouts.h"
 #include "serve.h"
 #include "util.h"
 
@@ -45,7 +46,8 @@ static void republish_crl(struct srv *srv)
 		srv_broker_reload(srv->broker, false);
 }
 
-/* Wait for signals; keep the broker alive and the CRL fresh. */
+/* Wait for signals; keep the broker alive and the CRL fresh; tick the
+ * rollout engine. */
 static void loop(struct srv *srv)
 {
 	struct timespec tick = {.tv_sec = 1};
@@ -66,6 +68,7 @@ static void loop(struct srv *srv)
 		}
 		srv_broker_supervise(srv->broker);
 		srv_jobs_expire_tick(srv);
+		srv_rollouts_tick(srv, time(NULL));
 		if (fl_now_ms() - last_crl > CRL_REPUBLISH_S * 1000LL) {
 			republish_crl(srv);
 			last_crl = fl_now_ms();

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ca.h"
 #include "config.h"
@@ -201,6 +202,21 @@ char *srv_path(const struct srv *srv, const char *name)
 	return fl_path_join(srv->state_dir, name);
 }
 
+/* "HOST:/abs/state/dir": one fleetd serves a state dir at a time
+ * (fleetd.lock), so a restarted fleetd takes its own lease back at once
+ * and another fleetd on a shared database waits for it to expire. */
+static char *engine_id(const char *state_dir)
+{
+	char host[256] = "localhost", *abs = realpath(state_dir, NULL);
+	char *id;
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	id = fl_xasprintf("%s:%s", host, abs ? abs : state_dir);
+	free(abs);
+	return id;
+}
+
 int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 {
 	struct srv *srv = fl_xcalloc(1, sizeof(*srv));
@@ -219,6 +235,7 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 	}
 	rc = load_config(srv, err);
 	srv->max_upload = srv->cfg.max_bundle;
+	srv->engine_id = engine_id(state_dir);
 	if (!rc)
 		rc = srv_store_open(db, &srv->store, err);
 	if (!rc)
@@ -247,6 +264,7 @@ void srv_close(struct srv *srv)
 	free(srv->cfg.broker_listen);
 	free(srv->cfg.mosquitto);
 	free(srv->https_url);
+	free(srv->engine_id);
 	free(srv->state_dir);
 	free(srv);
 }

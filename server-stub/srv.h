@@ -57,6 +57,14 @@ struct srv {
 	char *https_url;      /* "https://127.0.0.1:8443" once listening */
 	size_t max_json_body; /* request body cap for JSON calls */
 	uint64_t max_upload;  /* bundle upload cap ([bundles] max_size) */
+	/* who holds the rollout engine's lease when this fleetd does:
+	 * "HOST:STATE_DIR", the same across restarts of one fleetd */
+	char *engine_id;
+	/* Where jobs' commands go (srv_job_send); NULL: the MQTT client.
+	 * Unit tests of the engine put their recorder here. */
+	int (*send_cmd)(void *ctx, const char *device, const char *type,
+			json_t *args, const char *id, struct fl_error *err);
+	void *send_ctx;
 };
 
 #define SRV_CONF_FILE "fleetd.conf"

@@ -330,3 +330,129 @@ int srv_store_job_get(struct srv_store *s, const char *id,
 {
 	return s->ops->job_get(s->be, id, ret, err);
 }
+
+/* --- rollouts --- */
+
+int srv_store_rollout_add(struct srv_store *s, const struct srv_rollout *r,
+			  int64_t now, struct srv_strv *ret_busy,
+			  struct fl_error *err)
+{
+	return s->ops->rollout_add(s->be, r, now, ret_busy, err);
+}
+
+int srv_store_rollout_busy(struct srv_store *s, const char *const *devices,
+			   size_t n, struct srv_strv *ret_busy,
+			   struct fl_error *err)
+{
+	return s->ops->rollout_busy(s->be, devices, n, ret_busy, err);
+}
+
+int srv_store_rollout_candidates(struct srv_store *s, const char *group,
+				 const char *const *ids, size_t n_ids,
+				 struct srv_device_list *ret,
+				 struct fl_error *err)
+{
+	return s->ops->rollout_candidates(s->be, group, ids, n_ids, ret, err);
+}
+
+int srv_store_rollout_get(struct srv_store *s, const char *id,
+			  struct srv_rollout_row *ret, struct fl_error *err)
+{
+	return s->ops->rollout_get(s->be, id, ret, err);
+}
+
+int srv_store_rollout_list(struct srv_store *s, bool active, int limit,
+			   struct srv_rollout_list *ret, struct fl_error *err)
+{
+	return s->ops->rollout_list(s->be, active, limit, ret, err);
+}
+
+int srv_store_rollout_waves(struct srv_store *s, const char *id,
+			    struct srv_rollout_wave_list *ret,
+			    struct fl_error *err)
+{
+	return s->ops->rollout_waves(s->be, id, ret, err);
+}
+
+int srv_store_rollout_counts(struct srv_store *s, const char *id,
+			     struct srv_rollout_count_list *ret,
+			     struct fl_error *err)
+{
+	return s->ops->rollout_counts(s->be, id, ret, err);
+}
+
+int srv_store_rollout_devices(struct srv_store *s, const char *id,
+			      bool failures, int limit,
+			      struct srv_rollout_device_list *ret,
+			      struct fl_error *err)
+{
+	return s->ops->rollout_devices(s->be, id, failures, limit, ret, err);
+}
+
+int srv_store_rollout_events(struct srv_store *s, const char *id, int limit,
+			     struct srv_rollout_event_list *ret,
+			     struct fl_error *err)
+{
+	return s->ops->rollout_events(s->be, id, limit, ret, err);
+}
+
+int srv_store_rollout_action(struct srv_store *s, const char *id, int action,
+			     const char *actor, int64_t now,
+			     struct srv_strv *ret_cancelled,
+			     struct fl_error *err)
+{
+	return s->ops->rollout_action(s->be, id, action, actor, now,
+				      ret_cancelled, err);
+}
+
+int srv_store_lease_take(struct srv_store *s, const char *name,
+			 const char *holder, int64_t now, int64_t ttl,
+			 char **ret_holder, struct fl_error *err)
+{
+	return s->ops->lease_take(s->be, name, holder, now, ttl, ret_holder,
+				  err);
+}
+
+int srv_store_rollout_pending(struct srv_store *s, const char *id,
+			      int64_t wave, int limit, struct srv_strv *ret,
+			      struct fl_error *err)
+{
+	return s->ops->rollout_pending(s->be, id, wave, limit, ret, err);
+}
+
+int srv_store_rollout_watch(struct srv_store *s, const char *id,
+			    int64_t healthy_wave, bool all,
+			    struct srv_rollout_watch_list *ret,
+			    struct fl_error *err)
+{
+	return s->ops->rollout_watch(s->be, id, healthy_wave, all, ret, err);
+}
+
+int srv_store_rollout_apply(struct srv_store *s, const char *id,
+			    const struct srv_rollout_change *c, size_t n,
+			    int64_t now, size_t *ret_applied,
+			    struct fl_error *err)
+{
+	return s->ops->rollout_apply(s->be, id, c, n, now, ret_applied, err);
+}
+
+int srv_store_rollout_command(struct srv_store *s, const char *id,
+			      struct srv_rollout_cmd *cmds, size_t n,
+			      int64_t now, int64_t clock, struct fl_error *err)
+{
+	return s->ops->rollout_command(s->be, id, cmds, n, now, clock, err);
+}
+
+int srv_store_rollout_sent(struct srv_store *s, const char *id,
+			   const char *const *devices, size_t n, int64_t now,
+			   struct fl_error *err)
+{
+	return s->ops->rollout_sent(s->be, id, devices, n, now, err);
+}
+
+int srv_store_rollout_step(struct srv_store *s, const char *id,
+			   const struct srv_rollout_step *st, int64_t now,
+			   struct fl_error *err)
+{
+	return s->ops->rollout_step(s->be, id, st, now, err);
+}

@@ -570,4 +570,7 @@ int srv_store_job_open(struct srv_store *s, const char *device,
 int srv_store_job_get(struct srv_store *s, const char *id,
 		      struct srv_job_row *ret, struct fl_error *err);
 
+/* --- rollouts (store_rollouts.h) --- */
+#include "store_rollouts.h"
+
 #endif

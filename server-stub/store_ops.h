@@ -109,6 +109,61 @@ struct srv_store_ops {
 			struct fl_error *err);
 	int (*job_get)(struct srv_store_be *s, const char *id,
 		       struct srv_job_row *ret, struct fl_error *err);
+	int (*rollout_add)(struct srv_store_be *s, const struct srv_rollout *r,
+			   int64_t now, struct srv_strv *ret_busy,
+			   struct fl_error *err);
+	int (*rollout_busy)(struct srv_store_be *s, const char *const *devices,
+			    size_t n, struct srv_strv *ret_busy,
+			    struct fl_error *err);
+	int (*rollout_get)(struct srv_store_be *s, const char *id,
+			   struct srv_rollout_row *ret, struct fl_error *err);
+	int (*rollout_list)(struct srv_store_be *s, bool active, int limit,
+			    struct srv_rollout_list *ret, struct fl_error *err);
+	int (*rollout_waves)(struct srv_store_be *s, const char *id,
+			     struct srv_rollout_wave_list *ret,
+			     struct fl_error *err);
+	int (*rollout_counts)(struct srv_store_be *s, const char *id,
+			      struct srv_rollout_count_list *ret,
+			      struct fl_error *err);
+	int (*rollout_devices)(struct srv_store_be *s, const char *id,
+			       bool failures, int limit,
+			       struct srv_rollout_device_list *ret,
+			       struct fl_error *err);
+	int (*rollout_events)(struct srv_store_be *s, const char *id, int limit,
+			      struct srv_rollout_event_list *ret,
+			      struct fl_error *err);
+	int (*rollout_action)(struct srv_store_be *s, const char *id,
+			      int action, const char *actor, int64_t now,
+			      struct srv_strv *ret_cancelled,
+			      struct fl_error *err);
+	int (*rollout_candidates)(struct srv_store_be *s, const char *group,
+				  const char *const *ids, size_t n_ids,
+				  struct srv_device_list *ret,
+				  struct fl_error *err);
+	int (*lease_take)(struct srv_store_be *s, const char *name,
+			  const char *holder, int64_t now, int64_t ttl,
+			  char **ret_holder, struct fl_error *err);
+	int (*rollout_pending)(struct srv_store_be *s, const char *id,
+			       int64_t wave, int limit, struct srv_strv *ret,
+			       struct fl_error *err);
+	int (*rollout_watch)(struct srv_store_be *s, const char *id,
+			     int64_t healthy_wave, bool all,
+			     struct srv_rollout_watch_list *ret,
+			     struct fl_error *err);
+	int (*rollout_apply)(struct srv_store_be *s, const char *id,
+			     const struct srv_rollout_change *c, size_t n,
+			     int64_t now, size_t *ret_applied,
+			     struct fl_error *err);
+	int (*rollout_command)(struct srv_store_be *s, const char *id,
+			       struct srv_rollout_cmd *cmds, size_t n,
+			       int64_t now, int64_t clock,
+			       struct fl_error *err);
+	int (*rollout_sent)(struct srv_store_be *s, const char *id,
+			    const char *const *devices, size_t n, int64_t now,
+			    struct fl_error *err);
+	int (*rollout_step)(struct srv_store_be *s, const char *id,
+			    const struct srv_rollout_step *st, int64_t now,
+			    struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops;

@@ -195,3 +195,90 @@ void srv_job_list_free(struct srv_job_list *l)
 {
 	LIST_FREE(l, srv_job_row_free);
 }
+
+void srv_rollout_row_free(struct srv_rollout_row *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->bundle);
+	free(r->version);
+	free(r->state);
+	free(r->reason);
+	free(r->spec);
+	free(r->created_by);
+	*r = (struct srv_rollout_row){0};
+}
+
+void srv_rollout_list_free(struct srv_rollout_list *l)
+{
+	LIST_FREE(l, srv_rollout_row_free);
+}
+
+static void wave_row_free(struct srv_rollout_wave_row *w)
+{
+	free(w->stop);
+}
+
+void srv_rollout_wave_list_free(struct srv_rollout_wave_list *l)
+{
+	LIST_FREE(l, wave_row_free);
+}
+
+static void count_free(struct srv_rollout_count *c)
+{
+	free(c->state);
+}
+
+void srv_rollout_count_list_free(struct srv_rollout_count_list *l)
+{
+	LIST_FREE(l, count_free);
+}
+
+void srv_rollout_device_row_free(struct srv_rollout_device_row *d)
+{
+	if (!d)
+		return;
+	free(d->device);
+	free(d->state);
+	free(d->job);
+	free(d->rollback_job);
+	free(d->from_version);
+	free(d->reason);
+	*d = (struct srv_rollout_device_row){0};
+}
+
+void srv_rollout_device_list_free(struct srv_rollout_device_list *l)
+{
+	LIST_FREE(l, srv_rollout_device_row_free);
+}
+
+static void event_free(struct srv_rollout_event *e)
+{
+	free(e->kind);
+	free(e->device);
+	free(e->detail);
+}
+
+void srv_rollout_event_list_free(struct srv_rollout_event_list *l)
+{
+	LIST_FREE(l, event_free);
+}
+
+static void watch_row_free(struct srv_rollout_watch_row *w)
+{
+	char **strs[] = {&w->device,	 &w->state,	  &w->reason,
+			 &w->from_version, &w->job,	  &w->command,
+			 &w->job_state,	 &w->job_stage,	  &w->job_reason,
+			 &w->rb_job,	 &w->rb_command,  &w->rb_state,
+			 &w->rb_stage,	 &w->rb_reason,	  &w->dev_state,
+			 &w->dev_firmware, &w->dev_health};
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(strs); i++)
+		free(*strs[i]);
+}
+
+void srv_rollout_watch_list_free(struct srv_rollout_watch_list *l)
+{
+	LIST_FREE(l, watch_row_free);
+}

@@ -23,6 +23,15 @@ int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
 	return rc;
 }
 
+int db_audit(struct srv_store_be *s, const char *actor, const char *method,
+	     const char *path, int status, int64_t now, struct fl_error *err)
+{
+	return db_run(s, NULL, err,
+		      "INSERT INTO audit (ts, actor, method, path, status)"
+		      " VALUES (?, ?, ?, ?, ?)",
+		      "isssd", now, actor, method, path, status);
+}
+
 static int audit_row(sqlite3_stmt *st, void *ctx)
 {
 	struct srv_audit_row *a = DB_PUSH((struct srv_audit_list *)ctx);

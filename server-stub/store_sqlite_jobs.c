@@ -49,17 +49,13 @@ static int busy_job(struct srv_store_be *s, const struct srv_job *j,
 	return rc;
 }
 
-int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
-	       struct fl_error *err)
+int db_job_insert(struct srv_store_be *s, const struct srv_job *j, int64_t now,
+		  char **ret_busy, struct fl_error *err)
 {
-	int64_t now = time(NULL);
 	char *busy = NULL;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
-	if (!rc)
-		rc = busy_job(s, j, &busy, err);
+	rc = busy_job(s, j, &busy, err);
 	if (!rc && busy)
 		rc = fl_fail(err, FL_ECONFLICT, "device %s is busy with job %s",
 			     j->device, busy);
@@ -73,9 +69,24 @@ int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
 			    "sssssssiisi", j->id, j->device, j->type, j->bundle,
 			    j->command, j->rollout, j->to_version, now, now,
 			    j->created_by, j->expires);
+	if (ret_busy)
+		*ret_busy = busy;
+	else
+		free(busy);
+	return rc;
+}
+
+int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
+	       struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (!rc)
+		rc = db_job_insert(s, j, time(NULL), NULL, err);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
-	free(busy);
 	return rc;
 }
 

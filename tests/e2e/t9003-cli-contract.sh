@@ -151,6 +151,7 @@ case_rollback() {
 case_jobs_list() {
 	run "$1" 0 data jobs list
 	run "$1" 0 data jobs list --device off-1 --state queued --limit 5
+	run "$1" 0 data jobs list --rollout nosuch
 }
 case_jobs_show() {
 	local job
@@ -168,6 +169,36 @@ case_jobs_cancel() {
 	run "$1" 0 action jobs cancel "$job"
 }
 case_provision() { run "$1" 0 action provision "prov-$1" --out "$T/prov-$1.tar.gz"; }
+# rollouts (issue 10): ro-MODE over prov-MODE (provisioned, never online,
+# no job) stays running, so it can be paused, resumed and aborted;
+# ro-w-MODE over dev-on completes and is rolled back by hand (both
+# followed to their end)
+case_rollout_plan() {
+	run "$1" 0 data rollout plan --bundle fleet-sample@1.1.2 --device off-1 --device off-2
+	run "$1" 0 data rollout plan --bundle fleet-sample@1.1.2 --group g1 --id p1
+}
+case_rollout_create() {
+	run "$1" 0 data rollout create --bundle fleet-sample@1.1.2 \
+		--device "prov-$1" --waves 100% --id "ro-$1"
+}
+case_rollout_list() {
+	run "$1" 0 data rollout list
+	run "$1" 0 data rollout list --state running --limit 5
+}
+case_rollout_status() {
+	run "$1" 0 data rollout status "ro-$1"
+	run "$1" 0 data rollout status "ro-$1" --devices
+}
+case_rollout_pause() { run "$1" 0 data rollout pause "ro-$1"; }
+case_rollout_resume() { run "$1" 0 data rollout resume "ro-$1"; }
+case_rollout_abort() { run "$1" 0 data rollout abort "ro-$1"; }
+case_rollout_watch() {
+	check "create ro-w-$1 over dev-on" fleetctl -q rollout create \
+		--bundle fleet-sample@1.1.2 --device dev-on --waves 100% --soak 0s \
+		--health-window 0s --id "ro-w-$1"
+	run "$1" 0 data rollout watch "ro-w-$1" --timeout $((120 * WAIT_SCALE))s --interval 1s
+	run "$1" 0 data rollback "ro-w-$1" --wait --timeout $((120 * WAIT_SCALE))s
+}
 case_rotate() {
 	run "$1" 0 data rotate off-1
 	run "$1" 0 data rotate --group g1 --wait --timeout $((60 * WAIT_SCALE))s
@@ -179,7 +210,9 @@ ORDER="version whoami status keys_generate root_init root_sign root_show root_ro
 root_push bundle_create bundle_inspect bundle_verify bundle_upload bundles_list
 bundles_show provision devices_label devices_list devices_show
 devices_decommission update rollback jobs_list jobs_show rotate token_create
-token_list token_revoke login config_show config_use config_delete"
+token_list token_revoke login config_show config_use config_delete
+jobs_cancel rollout_plan rollout_create rollout_list rollout_status rollout_pause
+rollout_resume rollout_abort rollout_watch"
 fleetctl --list-commands | awk '{ s = $1; for (i = 2; i <= NF && $i !~ /^--/; i++) s = s "_" $i; print s }' >"$T/cmds"
 check_true "--list-commands lists the commands" test "$(wc -l <"$T/cmds")" -ge 20
 for c in $(cat "$T/cmds"); do

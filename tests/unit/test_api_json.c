@@ -15,6 +15,7 @@
 
 #include "api_json.h"
 #include "json.h"
+#include "rollouts.h"
 
 #define T0 1700000000 /* 2023-11-14T22:13:20Z */
 #define T0S "2023-11-14T22:13:20Z"
@@ -201,12 +202,123 @@ static void test_job(void **state)
 	same(api_job_json(&j, true), want);
 }
 
+/* The rollout documents (docs/protocol.md "Rollouts"): the dashboard
+ * and scripts read them, so every key, its order and its nulls are
+ * pinned. */
+static void test_rollout(void **state)
+{
+	struct srv_rollout_wave_row waves[] = {{0, "1", 1, T0, T0},
+					       {1, "100%", 2, T0, 0}};
+	struct srv_rollout_count counts[] = {{0, "healthy", 1},
+					     {1, "failed", 1},
+					     {1, "commanded", 1}};
+	struct srv_rollout_device_row devs[] = {
+		{"d2", "failed", "j2", NULL, "1.0", "update failed", 1, 1, T0,
+		 T0, 1, T0, T0}};
+	struct srv_rollout_event ev[] = {{7, T0, 1, "failed", "d2", "why"},
+					 {6, T0, -1, "created", NULL, NULL}};
+	struct srv_rollout_view v = {
+		.row = {.id = "r1", .bundle = "b1", .version = "1.1",
+			.state = "running", .spec = "{\"id\":\"r1\"}",
+			.created_by = "token:t", .wave = 1, .n_waves = 2,
+			.created = T0, .updated = T0, .devices = 3},
+		.waves = {2, waves},
+		.counts = {3, counts},
+		.gate = {.failed = 1, .finished = 2, .started = 3,
+			 .percent = 10, .min_sample = 5, .needed = 3},
+		.failures = {1, devs},
+		.devices = {1, devs},
+		.events = {2, ev},
+		.with_devices = true,
+		.with_events = true};
+	const char *counts_a =
+	    "{\"pending\":0,\"commanded\":0,\"updated\":0,\"healthy\":1,"
+	    "\"failed\":0,\"skipped\":0,\"cancelled\":0,\"rolling-back\":0,"
+	    "\"rolled-back\":0,\"rollback-failed\":0}";
+	const char *counts_b =
+	    "{\"pending\":0,\"commanded\":1,\"updated\":0,\"healthy\":0,"
+	    "\"failed\":1,\"skipped\":0,\"cancelled\":0,\"rolling-back\":0,"
+	    "\"rolled-back\":0,\"rollback-failed\":0}";
+	char want[4096];
+
+	(void)state;
+	snprintf(
+	    want, sizeof(want),
+	    "{\"id\":\"r1\",\"state\":\"running\",\"reason\":null,\"wave\":2,"
+	    "\"waves_total\":2,\"bundle\":{\"id\":\"b1\",\"name\":\"fw\","
+	    "\"version\":\"1.1\"},\"total\":3,\"counts\":{\"pending\":0,"
+	    "\"commanded\":1,\"updated\":0,\"healthy\":1,\"failed\":1,"
+	    "\"skipped\":0,\"cancelled\":0,\"rolling-back\":0,\"rolled-back\":0,"
+	    "\"rollback-failed\":0},\"created\":\"" T0S "\",\"updated\":\"" T0S
+	    "\",\"finished\":null,\"created_by\":\"token:t\",\"soak_until\":null,"
+	    "\"gate\":{\"failed\":1,\"finished\":2,\"percent\":50,\"threshold\":"
+	    "10,\"min_sample\":5,\"needed\":3,\"started\":3,\"tripped\":false},"
+	    "\"waves\":[{\"wave\":1,\"stop\":\"1\",\"devices\":1,\"started\":\""
+	    T0S "\",\"done\":\"" T0S "\",\"counts\":%s},{\"wave\":2,\"stop\":"
+	    "\"100%%\",\"devices\":2,\"started\":\"" T0S "\",\"done\":null,"
+	    "\"counts\":%s}],\"failures\":[{\"device\":\"d2\",\"wave\":2,"
+	    "\"state\":\"failed\",\"reason\":\"update failed\",\"time\":\"" T0S
+	    "\"}],\"spec\":{\"id\":\"r1\"},\"devices\":[{\"device\":\"d2\","
+	    "\"wave\":2,\"order\":2,\"state\":\"failed\",\"job\":\"j2\","
+	    "\"rollback_job\":null,\"from_version\":\"1.0\",\"reason\":"
+	    "\"update failed\",\"commanded\":\"" T0S "\",\"sent\":\"" T0S
+	    "\",\"sends\":1,\"finished\":\"" T0S "\",\"updated\":\"" T0S
+	    "\"}],\"events\":[{\"id\":7,\"time\":\"" T0S "\",\"kind\":"
+	    "\"failed\",\"wave\":2,\"device\":\"d2\",\"detail\":\"why\"},"
+	    "{\"id\":6,\"time\":\"" T0S "\",\"kind\":\"created\",\"wave\":"
+	    "null,\"device\":null,\"detail\":null}]}",
+	    counts_a, counts_b);
+	same(api_rollout_json(&v, "fw"), want);
+	v.with_devices = v.with_events = false;
+	want[0] = '\0';
+	snprintf(
+	    want, sizeof(want),
+	    "{\"id\":\"r1\",\"state\":\"running\",\"reason\":null,\"wave\":2,"
+	    "\"waves_total\":2,\"bundle\":{\"id\":\"b1\",\"name\":\"fw\","
+	    "\"version\":\"1.1\"},\"total\":3,\"counts\":{\"pending\":0,"
+	    "\"commanded\":1,\"updated\":0,\"healthy\":1,\"failed\":1,"
+	    "\"skipped\":0,\"cancelled\":0,\"rolling-back\":0,\"rolled-back\":0,"
+	    "\"rollback-failed\":0},\"created\":\"" T0S "\",\"updated\":\"" T0S
+	    "\",\"finished\":null,\"created_by\":\"token:t\"}");
+	same(api_rollout_summary_json(&v.row, "fw", &v.counts), want);
+}
+
+static void test_rollout_plan(void **state)
+{
+	char *order[] = {"d3", "d1", "d2"};
+	char *notes[] = {"wave 2 (10%) is empty and was dropped"};
+	char *busy[] = {"d1 (rollout r0)"};
+	struct srv_plan_excluded ex[] = {{"d9", "already on 1.1"}};
+	struct srv_rollout_preview p = {
+		.id = "r-1",
+		.generated = true,
+		.bundle = {.id = "b1", .name = "fw", .version = "1.1"},
+		.plan = {.n = 3, .order = order, .n_waves = 2,
+			 .waves = {{{false, 1}, 0, 1}, {{true, 10000}, 1, 2}},
+			 .n_excluded = 1, .excluded = ex,
+			 .notes = {1, notes}},
+		.busy = {1, busy}};
+
+	(void)state;
+	p.spec = json_pack("{s:s}", "id", "r-1");
+	same(api_rollout_plan_json(&p),
+	     "{\"id\":\"r-1\",\"id_generated\":true,\"bundle\":{\"id\":"
+	     "\"b1\",\"name\":\"fw\",\"version\":\"1.1\"},\"spec\":{\"id\":"
+	     "\"r-1\"},\"total\":3,\"waves\":[{\"wave\":1,\"stop\":\"1\","
+	     "\"devices\":[\"d3\"]},{\"wave\":2,\"stop\":\"100%\",\"devices\":"
+	     "[\"d1\",\"d2\"]}],\"excluded\":[{\"device\":\"d9\",\"reason\":"
+	     "\"already on 1.1\"}],\"busy\":[\"d1 (rollout r0)\"],\"notes\":"
+	     "[\"wave 2 (10%) is empty and was dropped\"]}");
+	json_decref(p.spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_time),  cmocka_unit_test(test_device),
 	    cmocka_unit_test(test_lists), cmocka_unit_test(test_bundle),
-	    cmocka_unit_test(test_job),
+	    cmocka_unit_test(test_job),	  cmocka_unit_test(test_rollout),
+	    cmocka_unit_test(test_rollout_plan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
