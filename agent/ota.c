@@ -790,6 +790,7 @@ void agent_ota_brief(const void *state, struct agent_ota_brief *ret)
 	if (!o || !o->j.has_job)
 		return;
 	ret->job_id = o->j.job.id;
+	ret->job_type = o->j.job.type;
 	ret->job_state = o->j.job.state;
 	ret->job_final = agent_job_state_final(o->j.job.state);
 }

@@ -35,6 +35,7 @@
 struct agent_ota_brief {
 	const char *firmware;
 	const char *job_id;
+	enum agent_job_type job_type;
 	enum agent_job_state job_state;
 	bool job_final;
 };
