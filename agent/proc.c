@@ -9,12 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.h"
 #include "util.h"
 
 #define TICK_MS 100
+#define EXEC_BUSY_TRIES 50		   /* exec retries on ETXTBSY, */
+#define EXEC_BUSY_PAUSE_NS (10 * 1000000L) /* this far apart */
 
 extern char **environ;
 
@@ -45,9 +48,16 @@ static char **make_env(const char *const *extra)
 	return env;
 }
 
-/* In the child: plumbing, then exec; never returns. */
+/*
+ * In the child: plumbing, then exec; never returns.  ETXTBSY means the
+ * program file is still open for writing somewhere: in a process with
+ * threads (fleet-sim) that is typically the child of another thread's
+ * fork, which inherited a writer of the file (a slot just written) and
+ * drops it at its own exec within milliseconds, so try again a little.
+ */
 static void child(const struct agent_proc_opts *o, char **env, int out)
 {
+	const struct timespec pause = {0, EXEC_BUSY_PAUSE_NS};
 	int null = open("/dev/null", O_RDONLY);
 
 	setpgid(0, 0);
@@ -57,7 +67,12 @@ static void child(const struct agent_proc_opts *o, char **env, int out)
 	    dup2(out, 2) < 0)
 		_exit(126);
 	close_range(3, ~0U, 0);
-	execvpe(o->argv[0], (char *const *)o->argv, env);
+	for (int i = 0; i < EXEC_BUSY_TRIES; i++) {
+		execvpe(o->argv[0], (char *const *)o->argv, env);
+		if (errno != ETXTBSY)
+			break;
+		nanosleep(&pause, NULL);
+	}
 	_exit(127);
 }
 
