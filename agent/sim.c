@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fleet-sim's event loop (sim.h): one poll() over every running
+ * fleet-sim's event loop (sim.h): one epoll set over every running
  * device's MQTT socket, a sweep that gives each device's timers a turn
  * about once a second, a cap on TLS handshakes in flight, the hand-over
  * of devices with blocking work to the worker pool, the counts in
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -33,6 +34,9 @@
 #define STOP_FLUSH_MS 3000     /* offline presence acknowledged */
 #define FDS_PER_WORKER 16      /* a download, a health check, files */
 #define FDS_SPARE 64
+#define EVENTS_MAX 256	       /* epoll events per turn */
+#define EV_POOL UINT64_MAX     /* epoll data of the pool's eventfd */
+#define EV_WAKE (UINT64_MAX - 1) /* and of the wake-up */
 
 /* ------------------------------------------------------------------ */
 /* Connection counts and the connect cap                              */
@@ -74,6 +78,76 @@ static struct sim_dev *connect_dequeue(struct sim *s)
 	return d;
 }
 
+/* ------------------------------------------------------------------ */
+/* The epoll set                                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A registration carries the device's index and a generation, so that
+ * an event of a registration we have since dropped (the kernel keeps
+ * one while a forked child still holds the socket) is recognised and
+ * ignored.  Sockets come and go inside libmosquitto and on workers, so
+ * the loop re-reads a device's socket after each of its turns
+ * (poll_sync) and forgets it before a worker takes the device
+ * (poll_forget).  A DEL by a number that no longer names our socket
+ * fails harmlessly: registrations are keyed by the open socket, not
+ * the number.
+ */
+static uint64_t reg_data(const struct sim *s, const struct sim_dev *d)
+{
+	return (uint64_t)(d - s->devs) << 32 | d->reg_gen;
+}
+
+static uint32_t epoll_events(short ev)
+{
+	return EPOLLIN | (ev & POLLOUT ? EPOLLOUT : 0);
+}
+
+static short poll_events(uint32_t ev)
+{
+	return (short)((ev & EPOLLIN ? POLLIN : 0) |
+		       (ev & EPOLLOUT ? POLLOUT : 0) |
+		       (ev & EPOLLERR ? POLLERR : 0) |
+		       (ev & EPOLLHUP ? POLLHUP : 0));
+}
+
+static void poll_forget(struct sim *s, struct sim_dev *d)
+{
+	if (d->reg_fd < 0)
+		return;
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, d->reg_fd, NULL);
+	d->reg_fd = -1;
+}
+
+static void poll_sync(struct sim *s, struct sim_dev *d)
+{
+	struct epoll_event e;
+	short ev = 0;
+	int fd = d->state == SD_ON && d->a ? agent_poll_fd(d->a, &ev) : -1;
+
+	if (d->reg_fd >= 0 && fd != d->reg_fd)
+		poll_forget(s, d);
+	if (fd < 0 || (fd == d->reg_fd && ev == d->reg_ev))
+		return;
+	if (fd == d->reg_fd) { /* only the events changed */
+		e = (struct epoll_event){epoll_events(ev), {.u64 = reg_data(s, d)}};
+		if (!epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e)) {
+			d->reg_ev = ev;
+			return;
+		}
+	}
+	d->reg_gen++;
+	e = (struct epoll_event){epoll_events(ev), {.u64 = reg_data(s, d)}};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) < 0 &&
+	    (errno != EEXIST || epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e) < 0)) {
+		fl_warn("epoll: %s", strerror(errno));
+		d->reg_fd = -1;
+		return;
+	}
+	d->reg_fd = fd;
+	d->reg_ev = ev;
+}
+
 /* agent_service for @d (connecting only under the cap; a device held
  * back waits in the connect queue, served as handshakes end). */
 static void dev_service(struct sim *s, struct sim_dev *d, short revents)
@@ -86,6 +160,7 @@ static void dev_service(struct sim *s, struct sim_dev *d, short revents)
 	set_link(s, d, l);
 	if (l == AGENT_LINK_DUE && !may)
 		connect_enqueue(s, d);
+	poll_sync(s, d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -94,6 +169,7 @@ static void dev_service(struct sim *s, struct sim_dev *d, short revents)
 
 static void submit(struct sim *s, struct sim_dev *d, enum sim_task_kind k)
 {
+	poll_forget(s, d);
 	d->busy_online = d->link == AGENT_LINK_UP;
 	set_link(s, d, AGENT_LINK_DOWN); /* the worker's, meanwhile */
 	d->kind = k;
@@ -135,6 +211,7 @@ static void dev_crash(struct sim *s, struct sim_dev *d)
 
 	fl_info("sim: power cut during the trial boot (--crash-in-soak)");
 	fl_log_context_set(prev);
+	poll_forget(s, d);
 	set_link(s, d, AGENT_LINK_DOWN);
 	agent_free(d->a);
 	d->a = NULL;
@@ -274,43 +351,46 @@ static void sweep(struct sim *s)
 	}
 }
 
-/* poll() over the pool, the wake-up and every running device's socket
- * (only @only's when not NULL: a predicate for the stop), then service
- * the devices that have events. */
-static void poll_turn(struct sim *s, int timeout_ms,
-		      bool (*only)(const struct sim_dev *d))
+/* The device an event is for, or NULL (a registration since dropped). */
+static struct sim_dev *event_dev(struct sim *s, uint64_t data)
 {
-	nfds_t n = 2;
+	uint64_t i = data >> 32;
+	struct sim_dev *d;
+
+	if (i >= s->n)
+		return NULL;
+	d = &s->devs[i];
+	if (d->state != SD_ON || d->reg_fd < 0 ||
+	    d->reg_gen != (uint32_t)data)
+		return NULL;
+	return d;
+}
+
+/* Wait for events (the pool, the wake-up, the devices' sockets: epoll,
+ * so the cost is the number of events, not of devices) and service the
+ * devices that have some. */
+static void poll_turn(struct sim *s, int timeout_ms)
+{
+	struct epoll_event ev[EVENTS_MAX];
+	int n = epoll_wait(s->epfd, ev, EVENTS_MAX, timeout_ms);
 	uint64_t v;
 
-	s->pfd[0] = (struct pollfd){sim_pool_fd(s->pool), POLLIN, 0};
-	s->pfd[1] = (struct pollfd){s->wake_fd, POLLIN, 0};
-	for (unsigned i = 0; i < s->n; i++) {
-		struct sim_dev *d = &s->devs[i];
-		short ev = 0;
-		int fd;
+	for (int i = 0; i < n; i++) {
+		struct sim_dev *d;
 
-		if (d->state != SD_ON || (only && !only(d)))
+		if (ev[i].data.u64 == EV_POOL)
+			continue; /* collect() reads it */
+		if (ev[i].data.u64 == EV_WAKE) {
+			if (read(s->wake_fd, &v, sizeof(v)) < 0 &&
+			    errno != EAGAIN)
+				fl_debug("wake-up: %s", strerror(errno));
 			continue;
-		fd = agent_poll_fd(d->a, &ev);
-		if (fd < 0)
+		}
+		d = event_dev(s, ev[i].data.u64);
+		if (!d)
 			continue;
-		s->pfd[n] = (struct pollfd){fd, ev, 0};
-		s->pdev[n++] = d;
-	}
-	if (poll(s->pfd, n, timeout_ms) <= 0)
-		return;
-	if (s->pfd[1].revents && read(s->wake_fd, &v, sizeof(v)) < 0 &&
-	    errno != EAGAIN)
-		fl_debug("wake-up: %s", strerror(errno));
-	for (nfds_t i = 2; i < n; i++) {
-		struct sim_dev *d = s->pdev[i];
-
-		if (!s->pfd[i].revents || d->state != SD_ON)
-			continue;
-		dev_service(s, d, s->pfd[i].revents);
-		if (!only)
-			dev_check(s, d);
+		dev_service(s, d, poll_events(ev[i].events));
+		dev_check(s, d);
 	}
 }
 
@@ -409,15 +489,20 @@ static void turn(struct sim *s)
 {
 	collect(s);
 	drain_connects(s);
-	poll_turn(s, TURN_MS, NULL);
+	poll_turn(s, TURN_MS);
 	collect(s);
 	sweep(s);
 	stats_turn(s);
 }
 
-static bool stopping_dev(const struct sim_dev *d)
+/* Every running device's offline presence is acknowledged. */
+static bool all_flushed(const struct sim *s)
 {
-	return d->a && !agent_stop_flushed(d->a);
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->devs[i].state == SD_ON &&
+		    !agent_stop_flushed(s->devs[i].a))
+			return false;
+	return true;
 }
 
 /*
@@ -443,21 +528,15 @@ static int stop_all(struct sim *s, struct fl_error *err)
 	for (unsigned i = 0; i < s->n; i++)
 		if (s->devs[i].state == SD_ON)
 			agent_stop_begin(s->devs[i].a);
-	for (end = fl_now_ms() + STOP_FLUSH_MS; fl_now_ms() < end;) {
-		bool all = true;
-
-		for (unsigned i = 0; i < s->n && all; i++)
-			all = s->devs[i].state != SD_ON ||
-			      !stopping_dev(&s->devs[i]);
-		if (all)
-			break;
-		poll_turn(s, TURN_MS, stopping_dev);
-	}
+	for (end = fl_now_ms() + STOP_FLUSH_MS;
+	     !all_flushed(s) && fl_now_ms() < end;)
+		poll_turn(s, TURN_MS);
 	for (unsigned i = 0; i < s->n; i++) {
 		struct sim_dev *d = &s->devs[i];
 
 		if (d->state != SD_ON)
 			continue;
+		poll_forget(s, d);
 		agent_stop_finish(d->a);
 		set_link(s, d, AGENT_LINK_DOWN);
 		agent_free(d->a);
@@ -570,11 +649,25 @@ static int open_devices(struct sim *s, struct fl_error *err)
 		return rc;
 	s->n = s->o.count;
 	s->devs = fl_xcalloc(s->n, sizeof(*s->devs));
-	for (unsigned i = 0; i < s->n; i++)
+	for (unsigned i = 0; i < s->n; i++) {
 		sim_dev_init(s, &s->devs[i], i + 1);
-	s->pfd = fl_xcalloc(s->n + 2, sizeof(*s->pfd));
-	s->pdev = fl_xcalloc(s->n + 2, sizeof(*s->pdev));
+		s->devs[i].reg_fd = -1;
+	}
 	return check_enrol_opts(s, err);
+}
+
+/* The epoll set with the pool's and the wake-up's descriptors. */
+static int open_epoll(struct sim *s, struct fl_error *err)
+{
+	struct epoll_event pool = {EPOLLIN, {.u64 = EV_POOL}};
+	struct epoll_event wake = {EPOLLIN, {.u64 = EV_WAKE}};
+
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, sim_pool_fd(s->pool), &pool) ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &wake))
+		return fl_fail_errno(err, FL_ERR, "epoll");
+	return 0;
 }
 
 int sim_new(const struct sim_opts *o, struct sim **ret, struct fl_error *err)
@@ -587,7 +680,7 @@ int sim_new(const struct sim_opts *o, struct sim **ret, struct fl_error *err)
 			       "a directory and 1 to %d devices are needed",
 			       SIM_DEVICES_MAX);
 	s = fl_xcalloc(1, sizeof(*s));
-	s->lock_fd = s->wake_fd = -1;
+	s->lock_fd = s->wake_fd = s->epfd = -1;
 	copy_opts(s, o);
 	rc = open_devices(s, err);
 	if (!rc)
@@ -599,6 +692,8 @@ int sim_new(const struct sim_opts *o, struct sim **ret, struct fl_error *err)
 	}
 	if (!rc)
 		rc = sim_pool_new(s->o.workers, &s->pool, err);
+	if (!rc)
+		rc = open_epoll(s, err);
 	if (rc) {
 		sim_free(s);
 		return rc;
@@ -624,8 +719,8 @@ void sim_free(struct sim *s)
 	for (unsigned i = 0; i < s->n; i++)
 		sim_dev_release(&s->devs[i]);
 	free(s->devs);
-	free(s->pfd);
-	free(s->pdev);
+	if (s->epfd >= 0)
+		close(s->epfd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	fl_lock_release(s->lock_fd);

@@ -61,6 +61,9 @@ struct sim_dev {
 
 	/* the loop's view of the connection (for the cap and counts) */
 	enum agent_link link;
+	int reg_fd;	    /* registered with the epoll set, or -1 */
+	short reg_ev;	    /* with these poll events */
+	uint32_t reg_gen;   /* which registration (stale events differ) */
 	bool busy_online; /* online when it went to a worker */
 	bool in_connect_q;
 	struct sim_dev *connect_next;
@@ -101,9 +104,8 @@ struct sim {
 	int64_t sweep_ms;
 	double sweep_quota;
 
-	/* poll() arrays, sized n + 2 */
-	struct pollfd *pfd;
-	struct sim_dev **pdev;
+	/* every running device's socket in one epoll set */
+	int epfd;
 
 	int64_t started_ms, next_stats_ms, next_summary_ms;
 	struct sim_counts c;
