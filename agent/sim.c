@@ -48,8 +48,8 @@ static void set_link(struct sim *s, struct sim_dev *d, enum agent_link l)
 	if (d->link == AGENT_LINK_CONNECTING)
 		s->connecting--;
 	d->link = l;
-	if (l == AGENT_LINK_CONNECTING)
-		s->connecting++;
+	if (l == AGENT_LINK_CONNECTING && ++s->connecting > s->connecting_peak)
+		s->connecting_peak = s->connecting;
 }
 
 static void connect_enqueue(struct sim *s, struct sim_dev *d)
@@ -429,12 +429,13 @@ static json_t *stats_json(struct sim *s, bool running)
 	}
 	fl_time_rfc3339(time(NULL), ts);
 	return json_pack(
-	    "{s:s, s:b, s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i,"
+	    "{s:s, s:b, s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i,"
 	    " s:o, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
 	    "ts", ts, "running", running, "pid", (int)getpid(), "uptime_ms",
 	    (json_int_t)(fl_now_ms() - s->started_ms), "devices", (int)s->n,
 	    "enrolled", (int)enrolled, "online", (int)online, "connecting",
-	    (int)s->connecting, "running_devices", (int)st[SD_ON], "busy",
+	    (int)s->connecting, "connecting_peak", (int)s->connecting_peak,
+	    "running_devices", (int)st[SD_ON], "busy",
 	    (int)st[SD_BUSY], "off", (int)(st[SD_OFF] + st[SD_NEW]), "dead",
 	    (int)st[SD_DEAD], "firmware", fw, "jobs", "succeeded",
 	    (json_int_t)s->c.succeeded, "failed", (json_int_t)s->c.failed,

@@ -96,7 +96,7 @@ struct sim {
 	struct sim_dev *devs;
 
 	/* the connect cap */
-	unsigned connecting;
+	unsigned connecting, connecting_peak;
 	struct sim_dev *connect_head, *connect_tail;
 
 	/* the sweep: every device's timers about once a second */
