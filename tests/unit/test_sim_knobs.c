@@ -59,6 +59,11 @@ static void test_picks_deterministic(void **state)
 	assert_string_equal(picked, "sim-0004 sim-0018 sim-0051 sim-0053 "
 				    "sim-0055 sim-0072 sim-0076 sim-0087 "
 				    "sim-0092 sim-0099 ");
+	/* t4902 names these */
+	for (unsigned i = 1; i <= 6; i++) {
+		id_of(i, id);
+		assert_int_equal(sim_pick(0, "crash", id, 50), i == 1 || i == 6);
+	}
 	assert_int_not_equal(sim_hash(0, "fail", "sim-0001"),
 			     sim_hash(1, "fail", "sim-0001"));
 	assert_int_not_equal(sim_hash(0, "fail", "sim-0001"),
