@@ -390,10 +390,53 @@ static void loop_result(struct agent_mqtt *m, int mrc)
 	on_disconnect(m->mosq, m, mrc, NULL);
 }
 
-/* Service the socket once; a failure closes the connection. */
+/*
+ * What mosquitto_loop does after its wait, without the wait: read (a
+ * TLS handshake in progress is driven from there too), write what is
+ * queued (also what the callbacks of the read just queued), then the
+ * keepalive and timeouts.  Each step may end the connection.
+ */
+static void io(struct agent_mqtt *m, short revents)
+{
+	int mrc = MOSQ_ERR_SUCCESS;
+
+	if (revents & (POLLIN | POLLERR | POLLHUP))
+		mrc = mosquitto_loop_read(m->mosq, 1);
+	if (!mrc && m->state != ST_DISCONNECTED &&
+	    mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq))
+		mrc = mosquitto_loop_write(m->mosq, 1);
+	if (!mrc && m->state != ST_DISCONNECTED &&
+	    mosquitto_socket(m->mosq) >= 0)
+		mrc = mosquitto_loop_misc(m->mosq);
+	if (!mrc && m->state != ST_DISCONNECTED &&
+	    mosquitto_socket(m->mosq) < 0)
+		mrc = MOSQ_ERR_CONN_LOST; /* closed without telling us */
+	loop_result(m, mrc);
+}
+
+/*
+ * Wait up to @timeout_ms for the socket, then service it once; a
+ * failure closes the connection.  Not mosquitto_loop(): it waits with
+ * select(), which refuses a socket numbered FD_SETSIZE (1024) or more,
+ * and fleet-sim's devices have thousands of sockets.
+ */
 static void pump(struct agent_mqtt *m, int timeout_ms)
 {
-	loop_result(m, mosquitto_loop(m->mosq, timeout_ms, 1));
+	int fd = mosquitto_socket(m->mosq);
+	struct pollfd p = {fd, POLLIN, 0};
+
+	if (fd < 0) {
+		loop_result(m, MOSQ_ERR_NO_CONN);
+		return;
+	}
+	if (mosquitto_want_write(m->mosq))
+		p.events |= POLLOUT;
+	if (poll(&p, 1, timeout_ms) < 0) {
+		if (errno != EINTR)
+			loop_result(m, MOSQ_ERR_ERRNO);
+		return;
+	}
+	io(m, p.revents);
 }
 
 /* Start a connection (its failure is logged and retried later);
@@ -466,37 +509,16 @@ int agent_mqtt_poll_fd(const struct agent_mqtt *m, short *ret_events)
 	return fd;
 }
 
-/*
- * What mosquitto_loop does after its wait, without the wait: read (a
- * TLS handshake in progress is driven from there too), write what is
- * queued (also what the callbacks of the read just queued), then the
- * keepalive and timeouts.  Each step may end the connection.
- */
 void agent_mqtt_service(struct agent_mqtt *m, short revents, bool may_connect)
 {
-	int64_t now = fl_now_ms();
-	int mrc = MOSQ_ERR_SUCCESS;
-
 	if (m->state == ST_DISCONNECTED) {
 		if (!may_connect || !agent_mqtt_connect_due(m) ||
 		    !connect_now(m))
 			return;
 		revents = 0;
 	}
-	if (connack_late(m, now))
-		return;
-	if (revents & (POLLIN | POLLERR | POLLHUP))
-		mrc = mosquitto_loop_read(m->mosq, 1);
-	if (!mrc && m->state != ST_DISCONNECTED &&
-	    mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq))
-		mrc = mosquitto_loop_write(m->mosq, 1);
-	if (!mrc && m->state != ST_DISCONNECTED &&
-	    mosquitto_socket(m->mosq) >= 0)
-		mrc = mosquitto_loop_misc(m->mosq);
-	if (!mrc && m->state != ST_DISCONNECTED &&
-	    mosquitto_socket(m->mosq) < 0)
-		mrc = MOSQ_ERR_CONN_LOST; /* closed without telling us */
-	loop_result(m, mrc);
+	if (!connack_late(m, fl_now_ms()))
+		io(m, revents);
 }
 
 void agent_mqtt_drop(struct agent_mqtt *m)

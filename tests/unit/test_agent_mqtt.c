@@ -43,6 +43,13 @@ static void dev_start(struct afx *f, struct dev *d, bool will)
 	assert_true(agent_mqtt_connected(d->m));
 }
 
+static int mosquitto_socket_of_dev(struct dev *d)
+{
+	short ev;
+
+	return agent_mqtt_poll_fd(d->m, &ev);
+}
+
 static void dev_free(struct dev *d)
 {
 	agent_mqtt_free(d->m);
@@ -453,6 +460,47 @@ static void test_polled_sessions(void **state)
 	agent_mqtt_set_client_hook(NULL);
 }
 
+/*
+ * A socket numbered above FD_SETSIZE (1024): fleet-sim's devices have
+ * thousands.  libmosquitto's own mosquitto_loop() uses select() and
+ * refuses such a socket (MOSQ_ERR_INVAL, "connection lost"), so
+ * agent_mqtt_step must not depend on it.
+ */
+static void test_high_descriptor(void **state)
+{
+	struct afx *f = *state;
+	int low[1100], n = 0, fd;
+	struct afx_observer obs = {0};
+	struct fl_error err = {0};
+	struct dev d = {0};
+	const char *msg = "{\"id\":\"c9\"}";
+
+	while (n < (int)FL_ARRAY_SIZE(low) && (fd = open("/dev/null", O_RDONLY)) >= 0 &&
+	       fd < 1100)
+		low[n++] = fd;
+	if (fd >= 1100)
+		close(fd);
+	afx_observer_start(f, &obs, CMD);
+	dev_start(f, &d, false);
+	assert_true(mosquitto_socket_of_dev(&d) >= 1024);
+	assert_int_equal(agent_mqtt_subscribe(d.m, CMD, 2, &err), 0);
+	afx_pump(d.m, obs.m, 300);
+	assert_int_equal(agent_mqtt_publish(obs.m, CMD, msg, strlen(msg), 1,
+					    false, &err),
+			 0);
+	for (int i = 0; i < 100 && afx_find(&d.rx, CMD, "c9") < 0; i++) {
+		agent_mqtt_step(d.m, 20);
+		agent_mqtt_step(obs.m, 20);
+	}
+	assert_true(afx_find(&d.rx, CMD, "c9") >= 0);
+	assert_true(agent_mqtt_connected(d.m));
+	assert_int_equal(d.rx.connects, 1); /* never dropped */
+	afx_observer_stop(&obs);
+	dev_free(&d);
+	while (n)
+		close(low[--n]);
+}
+
 static void test_bad_options(void **state)
 {
 	struct agent_mqtt_opts o = {0};
@@ -490,6 +538,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unreachable_and_reconnect,
 					    afx_setup, afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_polled_sessions, afx_setup,
+					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_high_descriptor, afx_setup,
 					    afx_teardown),
 	};
 
