@@ -221,7 +221,12 @@ static void dev_crash(struct sim *s, struct sim_dev *d)
 	s->c.crashes++;
 }
 
-/* After a turn of @d on the loop: its crash, or work for a worker. */
+/*
+ * After a turn of @d on the loop: its crash, or work for a worker.  A
+ * device whose connection is being set up (or waits for its turn under
+ * the cap) finishes that here first: the work after a power-on (the
+ * health check) wants the broker, and a worker would only wait for it.
+ */
 static void dev_check(struct sim *s, struct sim_dev *d)
 {
 	if (d->state != SD_ON || s->stopping)
@@ -230,7 +235,9 @@ static void dev_check(struct sim *s, struct sim_dev *d)
 		dev_crash(s, d);
 		return;
 	}
-	if (!d->crash_ms && agent_work_due(d->a))
+	if (d->crash_ms || d->link == AGENT_LINK_CONNECTING || d->in_connect_q)
+		return;
+	if (agent_work_due(d->a))
 		submit(s, d, TK_STEP);
 }
 
