@@ -4,12 +4,15 @@
  * the tail of its output, the kill at the bound, the tick that stops
  * it, a program that is missing, and a program file still open for
  * writing when it is started (ETXTBSY, as in fleet-sim when another
- * thread's fork holds a slot it just wrote): it runs once the writer
- * lets go.
+ * thread's child holds a slot it just wrote): it runs once the writer
+ * lets go; the child starts clean (signals, descriptors, its own
+ * process group).
  */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,6 +101,43 @@ static void test_bound_and_missing(void **state)
 	assert_int_equal(run(f, 1000, &r, NULL), FL_EIO);
 }
 
+/* The child starts clean: no blocked or ignored signals, only stdin,
+ * stdout and stderr open, its own process group. */
+static void test_clean_start(void **state)
+{
+	struct fx *f = *state;
+	struct agent_proc_result r;
+	sigset_t usr1, old;
+	const char *ign;
+	int fd = open("/dev/null", O_RDONLY); /* not for the child */
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, &old);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	write_prog(f, "grep -E '^Sig(Blk|Ign):' /proc/self/status; "
+		      "ls /proc/self/fd | tr '\\n' ' '; echo; "
+		      "ps -o pgid= -p $$ | tr -d ' '; echo $$");
+	assert_int_equal(run(f, 5000, &r, NULL), 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	signal(SIGHUP, SIG_DFL);
+	close(fd);
+	assert_non_null(strstr(r.output, "SigBlk:\t0000000000000000"));
+	/* none of the standard signals ignored (glibc leaves its own two
+	 * real-time ones, 32 and 33, ignored in a spawned child) */
+	assert_non_null(ign = strstr(r.output, "SigIgn:\t"));
+	assert_true((strtoull(ign + 8, NULL, 16) & 0x7fffffffULL) == 0);
+	/* 0 1 2, and ls's own directory descriptor (3) */
+	assert_non_null(strstr(r.output, "\n0 1 2 3 \n"));
+	{
+		char *nl = strstr(r.output, "3 \n") + 3, pgid[16], pid[16];
+
+		assert_int_equal(sscanf(nl, "%15s %15s", pgid, pid), 2);
+		assert_string_equal(pgid, pid); /* its own group */
+	}
+}
+
 struct closer {
 	int fd;
 	int ms;
@@ -140,6 +180,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_text_busy_then_runs, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_clean_start, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
