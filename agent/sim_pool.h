@@ -7,9 +7,9 @@
  * work of simulated devices that may block (an enrolment over HTTPS, a
  * download and install, a health check, a rotation, a power cycle),
  * while the event loop keeps every other device's MQTT moving.  However
- * many devices there are, the process has 1 + @workers threads (and one
- * more per download in progress: download.c's network thread, so at
- * most 1 + 2 * @workers).
+ * many devices there are, the process has 1 + @workers threads, and two
+ * more per install in progress (download.c's network thread and the
+ * slot's background writer), so at most 1 + 3 * @workers.
  *
  * Tasks are intrusive (struct sim_task inside the caller's object): no
  * allocation per task, no cap on the queue beyond the number of
