@@ -6,7 +6,8 @@
  * (with the broker stopped, two hang in their handshake and the others
  * wait; once it runs, all get through, never more than two at once); a command
  * to one device is carried out on a worker and answered while the
- * others stay on the loop; a device with an unreadable identity is
+ * others stay on the loop, also while another device's rotation hangs
+ * on an HTTPS server that never answers; a device with an unreadable identity is
  * counted as failed and left alone; the stop sends every device's
  * offline presence (a clean one, not the will) and ends with exit 0
  * and the final counts.
@@ -34,6 +35,7 @@ static const char fw[] = "#!/bin/sh\n"
 struct sfx {
 	struct afx *f;
 	char *dir, *fw;
+	int hole, hole_port; /* a TCP listener that never answers */
 	struct sim *sim;
 	pthread_t thread;
 	bool running; /* the thread runs sim_run */
@@ -80,11 +82,15 @@ static void provision(struct sfx *x, unsigned i)
 	}
 	afx_copy_file(x->f, "issuing.pem", state, "chain.pem", 0644);
 	afx_copy_file(x->f, "root.pem", state, "ca.pem", 0644);
+	/* sim-0001's fleetd is a black hole: HTTPS connects, nothing
+	 * answers (for 3 s); the others' refuses at once */
 	conf = fl_xasprintf("[device]\nid = %s\nstate_dir = state\n"
 			    "[server]\nurl = https://127.0.0.1:%d\n"
+			    "timeout = 3s\n"
 			    "[mqtt]\nurl = mqtts://127.0.0.1:%d\n"
 			    "reconnect_min = 1\nreconnect_max = 2\n",
-			    id, afx_free_port(), x->f->port);
+			    id, i == 1 ? x->hole_port : afx_free_port(),
+			    x->f->port);
 	free(dev);
 	dev = fl_path_join(x->dir, id);
 	{
@@ -109,6 +115,19 @@ static int setup(void **state)
 	x->dir = afx_path(x->f, "sims");
 	x->fw = afx_path(x->f, "fw");
 	assert_int_equal(fl_write_atomic_str(x->fw, fw, 0755, NULL), 0);
+	x->hole = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	{
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof(sa);
+
+		assert_int_equal(bind(x->hole, (struct sockaddr *)&sa, len), 0);
+		assert_int_equal(listen(x->hole, 16), 0);
+		assert_int_equal(getsockname(x->hole, (struct sockaddr *)&sa,
+					     &len),
+				 0);
+		x->hole_port = ntohs(sa.sin_port);
+	}
 	for (unsigned i = 1; i <= N; i++)
 		provision(x, i);
 	agent_mqtt_set_client_hook(agent_sim_nopair_hook);
@@ -135,6 +154,7 @@ static int teardown(void **state)
 	}
 	afx_observer_stop(&x->obs);
 	agent_mqtt_set_client_hook(NULL);
+	close(x->hole);
 	free(x->dir);
 	free(x->fw);
 	free(x);
@@ -268,6 +288,63 @@ static void test_loop(void **state)
 	x->sim = NULL;
 }
 
+static bool rotation_failed(struct sfx *x)
+{
+	return afx_find(&x->obs, "fleet/sim-0001/events", "\"rotate\"") >= 0;
+}
+
+static bool answered_5(struct sfx *x)
+{
+	return afx_find(&x->obs, "fleet/sim-0005/events", "frobnicate") >= 0;
+}
+
+static bool all_online_now(struct sfx *x)
+{
+	return stat_int(x, "online") == N - 1;
+}
+
+/*
+ * A device that blocks does not stall the others: sim-0001's rotation
+ * waits 3 s on an HTTPS server that never answers, on a worker; a
+ * command to sim-0005 sent meanwhile is answered at once, and every
+ * other device stays online.
+ */
+static void test_blocked_device_stalls_no_other(void **state)
+{
+	struct sfx *x = *state;
+	struct sim_opts o = {.dir = x->dir, .count = N, .workers = 2};
+	struct fl_error err = {0};
+	const char *rot = "{\"id\":\"r-1\",\"type\":\"rotate\"}";
+	const char *cmd = "{\"id\":\"c-5\",\"type\":\"frobnicate\"}";
+	int64_t t0, answered_ms;
+
+	stop = 0;
+	assert_int_equal(sim_new(&o, &x->sim, &err), 0);
+	assert_int_equal(pthread_create(&x->thread, NULL, run_sim, x), 0);
+	x->running = true;
+	assert_true(watch(x, all_online, 20000));
+	afx_pump(x->obs.m, NULL, 300);
+	t0 = fl_now_ms();
+	assert_int_equal(agent_mqtt_publish(x->obs.m, "fleet/sim-0001/cmd", rot,
+					    strlen(rot), 1, false, &err),
+			 0);
+	afx_pump(x->obs.m, NULL, 300); /* the rotation is under way */
+	assert_false(rotation_failed(x));
+	assert_int_equal(agent_mqtt_publish(x->obs.m, "fleet/sim-0005/cmd", cmd,
+					    strlen(cmd), 1, false, &err),
+			 0);
+	assert_true(watch(x, answered_5, 2000));
+	answered_ms = fl_now_ms() - t0;
+	assert_true(answered_ms < 2000);
+	assert_false(rotation_failed(x)); /* still blocked meanwhile */
+	assert_true(all_online_now(x));
+	/* and the rotation ends, failed, when its HTTPS call times out */
+	assert_true(watch(x, rotation_failed, 10000));
+	assert_true(fl_now_ms() - t0 >= 2500);
+	assert_true(afx_find(&x->obs, "fleet/sim-0001/events",
+			     "\"stage\":\"reenroll\"") >= 0);
+}
+
 /* One fleet-sim per directory; options checked. */
 static void test_refusals(void **state)
 {
@@ -292,6 +369,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blocked_device_stalls_no_other,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	};
 
