@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "boot.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
@@ -698,6 +699,8 @@ int sim_new(const struct sim_opts *o, struct sim **ret, struct fl_error *err)
 		if (s->wake_fd < 0)
 			rc = fl_fail_errno(err, FL_ERR, "eventfd");
 	}
+	if (!rc)
+		rc = agent_boot_keep_loaded(err);
 	if (!rc)
 		rc = sim_pool_new(s->o.workers, &s->pool, err);
 	if (!rc)
