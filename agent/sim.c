@@ -26,17 +26,17 @@
 #include "sim_internal.h"
 #include "util.h"
 
-#define SWEEP_PERIOD_MS 1000   /* every device's timers, about */
-#define TURN_MS 50	       /* longest poll() wait */
-#define CRASH_OFF_MS 300       /* off time of a power cut */
+#define SWEEP_PERIOD_MS 1000 /* every device's timers, about */
+#define TURN_MS 50	     /* longest epoll wait */
+#define CRASH_OFF_MS 300     /* off time of a power cut */
 #define STATS_EVERY_MS 1000
 #define SUMMARY_EVERY_MS 10000
-#define STOP_WORK_MS 30000     /* running tasks to end at a stop */
-#define STOP_FLUSH_MS 3000     /* offline presence acknowledged */
-#define FDS_PER_WORKER 16      /* a download, a health check, files */
+#define STOP_WORK_MS 30000 /* running tasks to end at a stop */
+#define STOP_FLUSH_MS 3000 /* offline presence acknowledged */
+#define FDS_PER_WORKER 16  /* a download, a health check, files */
 #define FDS_SPARE 64
-#define EVENTS_MAX 256	       /* epoll events per turn */
-#define EV_POOL UINT64_MAX     /* epoll data of the pool's eventfd */
+#define EVENTS_MAX 256		 /* epoll events per turn */
+#define EV_POOL UINT64_MAX	 /* epoll data of the pool's eventfd */
 #define EV_WAKE (UINT64_MAX - 1) /* and of the wake-up */
 
 /* ------------------------------------------------------------------ */
@@ -131,7 +131,8 @@ static void poll_sync(struct sim *s, struct sim_dev *d)
 	if (fd < 0 || (fd == d->reg_fd && ev == d->reg_ev))
 		return;
 	if (fd == d->reg_fd) { /* only the events changed */
-		e = (struct epoll_event){epoll_events(ev), {.u64 = reg_data(s, d)}};
+		e = (struct epoll_event){epoll_events(ev),
+					 {.u64 = reg_data(s, d)}};
 		if (!epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e)) {
 			d->reg_ev = ev;
 			return;
@@ -140,7 +141,8 @@ static void poll_sync(struct sim *s, struct sim_dev *d)
 	d->reg_gen++;
 	e = (struct epoll_event){epoll_events(ev), {.u64 = reg_data(s, d)}};
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) < 0 &&
-	    (errno != EEXIST || epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e) < 0)) {
+	    (errno != EEXIST ||
+	     epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e) < 0)) {
 		fl_warn("epoll: %s", strerror(errno));
 		d->reg_fd = -1;
 		return;
@@ -278,9 +280,9 @@ static void dev_returned(struct sim *s, struct sim_dev *d)
 	d->link = AGENT_LINK_DOWN;
 	note_job(s, d);
 	if (k->flap_every_ms && !d->flap_ms)
-		d->flap_ms = fl_now_ms() +
-			     sim_spread(sim_hash(k->seed, "flap", d->id),
-					k->flap_every_ms);
+		d->flap_ms =
+		    fl_now_ms() + sim_spread(sim_hash(k->seed, "flap", d->id),
+					     k->flap_every_ms);
 	dev_service(s, d, 0);
 	dev_check(s, d);
 }
@@ -346,8 +348,8 @@ static void sweep(struct sim *s)
 	int64_t now = fl_now_ms();
 	unsigned k;
 
-	s->sweep_quota += (double)s->n * (double)(now - s->sweep_ms) /
-			  SWEEP_PERIOD_MS;
+	s->sweep_quota +=
+	    (double)s->n * (double)(now - s->sweep_ms) / SWEEP_PERIOD_MS;
 	s->sweep_ms = now;
 	if (s->sweep_quota > s->n)
 		s->sweep_quota = s->n;
@@ -368,8 +370,7 @@ static struct sim_dev *event_dev(struct sim *s, uint64_t data)
 	if (i >= s->n)
 		return NULL;
 	d = &s->devs[i];
-	if (d->state != SD_ON || d->reg_fd < 0 ||
-	    d->reg_gen != (uint32_t)data)
+	if (d->state != SD_ON || d->reg_fd < 0 || d->reg_gen != (uint32_t)data)
 		return NULL;
 	return d;
 }
@@ -429,9 +430,9 @@ static json_t *stats_json(struct sim *s, bool running)
 
 		st[d->state]++;
 		enrolled += d->enrolled;
-		online += d->state == SD_ON ? d->link == AGENT_LINK_UP
-					    : d->state == SD_BUSY &&
-						  d->busy_online;
+		online += d->state == SD_ON
+			      ? d->link == AGENT_LINK_UP
+			      : d->state == SD_BUSY && d->busy_online;
 		if (d->state == SD_ON || d->state == SD_BUSY)
 			count_firmware(fw, d);
 	}
@@ -443,11 +444,11 @@ static json_t *stats_json(struct sim *s, bool running)
 	    (json_int_t)(fl_now_ms() - s->started_ms), "devices", (int)s->n,
 	    "enrolled", (int)enrolled, "online", (int)online, "connecting",
 	    (int)s->connecting, "connecting_peak", (int)s->connecting_peak,
-	    "running_devices", (int)st[SD_ON], "busy",
-	    (int)st[SD_BUSY], "off", (int)(st[SD_OFF] + st[SD_NEW]), "dead",
-	    (int)st[SD_DEAD], "firmware", fw, "jobs", "succeeded",
-	    (json_int_t)s->c.succeeded, "failed", (json_int_t)s->c.failed,
-	    "rolled-back", (json_int_t)s->c.rolled_back, "enrolled_now",
+	    "running_devices", (int)st[SD_ON], "busy", (int)st[SD_BUSY], "off",
+	    (int)(st[SD_OFF] + st[SD_NEW]), "dead", (int)st[SD_DEAD],
+	    "firmware", fw, "jobs", "succeeded", (json_int_t)s->c.succeeded,
+	    "failed", (json_int_t)s->c.failed, "rolled-back",
+	    (json_int_t)s->c.rolled_back, "enrolled_now",
 	    (json_int_t)s->c.enrolled, "enrol_failed",
 	    (json_int_t)s->c.enrol_failed, "start_failed",
 	    (json_int_t)s->c.start_failed, "power_ons",
@@ -563,8 +564,7 @@ int sim_run(struct sim *s, const volatile sig_atomic_t *stop,
 
 	s->stop = stop;
 	s->started_ms = s->sweep_ms = now;
-	fl_info("%u devices in '%s', %u workers", s->n, s->o.dir,
-		s->o.workers);
+	fl_info("%u devices in '%s', %u workers", s->n, s->o.dir, s->o.workers);
 	while (!*stop)
 		turn(s);
 	return stop_all(s, err);
@@ -578,21 +578,21 @@ int sim_run(struct sim *s, const volatile sig_atomic_t *stop,
  * raised to the hard one. */
 static int raise_nofile(const struct sim_opts *o, struct fl_error *err)
 {
-	rlim_t need = (rlim_t)o->count + (rlim_t)o->workers * FDS_PER_WORKER +
-		      FDS_SPARE;
+	rlim_t need =
+	    (rlim_t)o->count + (rlim_t)o->workers * FDS_PER_WORKER + FDS_SPARE;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return fl_fail_errno(err, FL_ERR, "getrlimit");
 	if (rl.rlim_max != RLIM_INFINITY && need > rl.rlim_max)
-		return fl_fail(err, FL_ELIMIT,
-			       "%u devices need about %llu file descriptors (one "
-			       "MQTT socket each, %d per worker, %d spare); the "
-			       "hard limit is %llu: raise it (ulimit -Hn, "
-			       "systemd LimitNOFILE=) or run fewer devices",
-			       o->count, (unsigned long long)need,
-			       FDS_PER_WORKER, FDS_SPARE,
-			       (unsigned long long)rl.rlim_max);
+		return fl_fail(
+		    err, FL_ELIMIT,
+		    "%u devices need about %llu file descriptors (one "
+		    "MQTT socket each, %d per worker, %d spare); the "
+		    "hard limit is %llu: raise it (ulimit -Hn, "
+		    "systemd LimitNOFILE=) or run fewer devices",
+		    o->count, (unsigned long long)need, FDS_PER_WORKER,
+		    FDS_SPARE, (unsigned long long)rl.rlim_max);
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -633,8 +633,8 @@ static int check_enrol_opts(struct sim *s, struct fl_error *err)
 
 	for (unsigned i = 0; i < s->n; i++)
 		todo += s->devs[i].state == SD_NEW;
-	if (!todo || (s->o.server_url && s->o.ca_file && s->o.token &&
-		      s->o.image))
+	if (!todo ||
+	    (s->o.server_url && s->o.ca_file && s->o.token && s->o.image))
 		return 0;
 	return fl_fail(err, FL_EINVAL,
 		       "%u of the %u devices are not enrolled yet: that needs "

@@ -27,11 +27,10 @@
 #include "trust.h"
 #include "util.h"
 
-#define STEP_TURNS 32		/* agent_step calls per task, at most */
-#define REBOOT_CONNECT_MS 5000	/* as agent_run: events out before */
-#define STOP_TIMEOUT_MS 3000	/* as agent_run */
-#define CRASH_AFTER_MS 1000	/* a crashing build dies about this
-				 * long after it booted */
+#define STEP_TURNS 32	       /* agent_step calls per task, at most */
+#define REBOOT_CONNECT_MS 5000 /* as agent_run: events out before */
+#define STOP_TIMEOUT_MS 3000   /* as agent_run */
+#define CRASH_AFTER_MS 1000    /* a crashing build dies after ~this */
 
 void sim_dev_init(struct sim *s, struct sim_dev *d, unsigned index)
 {
@@ -63,9 +62,8 @@ void sim_dev_release(struct sim_dev *d)
 
 void sim_dev_brief(const struct sim_dev *d, struct agent_ota_brief *ret)
 {
-	agent_ota_brief(d->a ? agent_feature_state(d->a, &agent_feature_ota)
-			     : NULL,
-			ret);
+	agent_ota_brief(
+	    d->a ? agent_feature_state(d->a, &agent_feature_ota) : NULL, ret);
 }
 
 /* ------------------------------------------------------------------ */
@@ -94,8 +92,8 @@ static int write_conf(struct sim_dev *d, const char *path, const json_t *resp,
 	    .server_url = d->sim->o.server_url,
 	    .mqtt_url = json_string_value(json_object_get(resp, "mqtt_url")),
 	    .state_dir = "state",
-	    .topic_prefix = json_string_value(
-		json_object_get(resp, "topic_prefix")),
+	    .topic_prefix =
+		json_string_value(json_object_get(resp, "topic_prefix")),
 	};
 
 	if (!t.mqtt_url)

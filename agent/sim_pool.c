@@ -91,7 +91,8 @@ int sim_pool_new(unsigned workers, struct sim_pool **ret, struct fl_error *err)
 		return fl_fail_errno(err, FL_ERR, "eventfd");
 	}
 	for (; p->n_threads < workers; p->n_threads++)
-		if (pthread_create(&p->threads[p->n_threads], NULL, worker, p)) {
+		if (pthread_create(&p->threads[p->n_threads], NULL, worker,
+				   p)) {
 			sim_pool_free(p);
 			return fl_fail(err, FL_ERR, "cannot start a worker");
 		}
