@@ -275,9 +275,6 @@ static int read_token(struct opts *o, char **ret, struct fl_error *err)
 	const char *env = getenv("FLEET_ENROLL_TOKEN");
 
 	*ret = NULL;
-	if (o->sim.token && o->token_file)
-		return fl_cmd_usage(&prog,
-				    "give --token or --token-file, not both");
 	if (o->token_file)
 		return fl_read_secret(o->token_file, ret, err);
 	if (o->sim.token)
@@ -300,9 +297,10 @@ static int cmd_run(int argc, char **argv, void *ctx)
 		return rc;
 	if (!o.sim.count || !o.sim.dir)
 		return fl_cmd_usage(&prog, "--count N and --dir DIR are needed");
+	if (o.sim.token && o.token_file)
+		return fl_cmd_usage(&prog,
+				    "give --token or --token-file, not both");
 	rc = read_token(&o, &token, &err);
-	if (rc == FL_EUSAGE)
-		return rc;
 	if (rc)
 		return die(rc, "%s", err.msg);
 	o.sim.token = token;

@@ -28,6 +28,13 @@ check_grep 'not enrolled yet: that needs --server, --ca, a token and --image' \
 	"devices to enrol need the enrolment options (exit 2)" \
 	fleet-sim run --count 2 --dir "$T/x"
 check_exit 2 "... with exit 2" fleet-sim run --count 2 --dir "$T/x"
+check_exit 2 "--token and --token-file together are refused" \
+	fleet-sim run --count 1 --dir "$T/x" --token a --token-file "$T/tok"
+printf 'one two\n' >"$T/two-tokens"
+check_grep "holds more than one token" "a token file with two tokens is refused, saying why" \
+	fleet-sim run --count 1 --dir "$T/x" --token-file "$T/two-tokens"
+check_exit 2 "... with exit 2" \
+	fleet-sim run --count 1 --dir "$T/x" --token-file "$T/two-tokens"
 check_exit 3 "status where fleet-sim never ran is not found (exit 3)" \
 	fleet-sim status --dir "$T/x"
 # more devices than file descriptors: refused with the numbers
@@ -71,7 +78,8 @@ stat_is() { fleet-sim status --dir "$S" -o json | jq -e "$1" >/dev/null; }
 sim_env() { fw_printenv -n -c "$S/$1/sim/fw_env.config" "$2" 2>/dev/null; }
 
 # --- enrolment by token, online -----------------------------------------------
-sim_start --server "$FLEET_URL" --ca "$FLEET_CA_FILE" --token "$TOK" \
+printf '%s\n' "$TOK" >"$T/token"
+sim_start --server "$FLEET_URL" --ca "$FLEET_CA_FILE" --token-file "$T/token" \
 	--image "$T/fw/fw-1.0.0"
 if wait_until 90 all_online; then pass "$N simulated devices enrol and come online in fleetd"
 else fail "$N simulated devices enrol and come online in fleetd"; fi
