@@ -272,7 +272,7 @@ install: all
 	for m in man/*.[158]; do \
 		s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
 	done
-	for p in fleetctl fleetd fleet-agent; do \
+	for p in fleetctl fleetd fleet-agent fleet-sim; do \
 		install -m 0644 completions/$$p.bash \
 			$(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$p; \
 		install -m 0644 completions/_$$p \

@@ -795,14 +795,23 @@ int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
 	return 0;
 }
 
+/* The first half of a clean stop: what is queued goes out, and the
+ * retained offline presence after it.  False when not connected. */
+static bool stop_begin(struct agent *a)
+{
+	if (!agent_mqtt_connected(a->mqtt))
+		return false;
+	agent_events_flush(a, true);
+	publish_presence(a, false);
+	return true;
+}
+
 int agent_stop(struct agent *a, int timeout_ms)
 {
 	int rc = 0;
 	LOG_ENTER(a);
 
-	if (agent_mqtt_connected(a->mqtt)) {
-		agent_events_flush(a, true);
-		publish_presence(a, false);
+	if (stop_begin(a)) {
 		rc = agent_mqtt_flush(a->mqtt, timeout_ms);
 		fl_debug("offline presence %s",
 			 rc ? "not acknowledged" : "acknowledged");
@@ -811,6 +820,84 @@ int agent_stop(struct agent *a, int timeout_ms)
 	fl_debug("disconnected");
 	LOG_LEAVE();
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Driven from an event loop (fleet-sim)                              */
+/* ------------------------------------------------------------------ */
+
+int agent_poll_fd(const struct agent *a, short *ret_events)
+{
+	return agent_mqtt_poll_fd(a->mqtt, ret_events);
+}
+
+/*
+ * The part of agent_step that never blocks: MQTT as far as the socket
+ * allows now (commands land in the inbox), the status timer, queued
+ * events.  Commands and the features' due work are agent_step's.
+ */
+void agent_service(struct agent *a, short revents, bool may_connect)
+{
+	LOG_ENTER(a);
+	agent_mqtt_service(a->mqtt, revents, may_connect);
+	if (agent_mqtt_connected(a->mqtt) && fl_now_ms() >= a->next_status_ms)
+		agent_publish_status(a);
+	agent_events_flush(a, false);
+	LOG_LEAVE();
+}
+
+bool agent_work_due(const struct agent *a)
+{
+	if (a->n_inbox)
+		return true;
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->due &&
+		    a->features[i]->due(&a->host, a->fstate[i]))
+			return true;
+	return false;
+}
+
+enum agent_link agent_link(const struct agent *a)
+{
+	if (agent_mqtt_connected(a->mqtt))
+		return AGENT_LINK_UP;
+	if (agent_mqtt_connecting(a->mqtt))
+		return AGENT_LINK_CONNECTING;
+	return agent_mqtt_connect_due(a->mqtt) ? AGENT_LINK_DUE
+					       : AGENT_LINK_DOWN;
+}
+
+void agent_flap(struct agent *a)
+{
+	LOG_ENTER(a);
+	if (agent_mqtt_connected(a->mqtt))
+		fl_info("dropping the connection (sim: network flap)");
+	agent_mqtt_drop(a->mqtt);
+	LOG_LEAVE();
+}
+
+bool agent_stop_begin(struct agent *a)
+{
+	bool rc;
+	LOG_ENTER(a);
+
+	rc = stop_begin(a);
+	LOG_LEAVE();
+	return rc;
+}
+
+bool agent_stop_flushed(const struct agent *a)
+{
+	return !agent_mqtt_connected(a->mqtt) ||
+	       agent_mqtt_inflight(a->mqtt) == 0;
+}
+
+void agent_stop_finish(struct agent *a)
+{
+	LOG_ENTER(a);
+	agent_mqtt_disconnect_now(a->mqtt);
+	fl_debug("disconnected");
+	LOG_LEAVE();
 }
 
 bool agent_reboot_requested(const struct agent *a)

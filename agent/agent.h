@@ -102,6 +102,59 @@ int agent_stop(struct agent *a, int timeout_ms);
 /* True while the MQTT session is up. */
 bool agent_online(const struct agent *a);
 
+/* ------------------------------------------------------------------ */
+/* Many agents on one event loop (fleet-sim)                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Instead of agent_step, which waits on the agent's own socket, a loop
+ * that runs many agents polls all their sockets (agent_poll_fd) and
+ * calls agent_service, which never blocks, for each one with events and
+ * for each one on a timer (once a second is enough: keepalive, status,
+ * reconnect delays).  When agent_work_due says a command or a feature's
+ * tick (an update, a rotation) is waiting, the loop gives the agent to
+ * a worker thread that calls agent_step until the work is done, and
+ * takes it back then: one thread at a time per agent.
+ */
+
+/* The MQTT socket and the poll events it waits for, or -1 (no
+ * connection). */
+int agent_poll_fd(const struct agent *a, short *ret_events);
+
+/* The non-blocking part of agent_step: MQTT as @revents (from poll; 0
+ * on a timer) allow, connecting only when @may_connect, the status
+ * timer, queued events.  Commands stay queued for agent_step. */
+void agent_service(struct agent *a, short revents, bool may_connect);
+
+/* A command is queued or a feature has work (feature.h "due"): time for
+ * agent_step, which may block. */
+bool agent_work_due(const struct agent *a);
+
+enum agent_link {
+	AGENT_LINK_DOWN,       /* no connection, none due yet */
+	AGENT_LINK_DUE,	       /* agent_service would connect now */
+	AGENT_LINK_CONNECTING, /* TLS and CONNECT under way */
+	AGENT_LINK_UP,
+};
+
+/* Where the MQTT connection stands (for a cap on handshakes). */
+enum agent_link agent_link(const struct agent *a);
+
+/* Lose the connection as the network would (the broker publishes the
+ * will; the agent reconnects with its backoff). */
+void agent_flap(struct agent *a);
+
+/*
+ * agent_stop in three steps, so that a loop stops many agents at once:
+ * agent_stop_begin sends what is queued and the retained offline
+ * presence (false: not connected, nothing sent); agent_stop_flushed is
+ * true once the broker acknowledged all of it (or the connection is
+ * gone); agent_stop_finish disconnects without waiting.
+ */
+bool agent_stop_begin(struct agent *a);
+bool agent_stop_flushed(const struct agent *a);
+void agent_stop_finish(struct agent *a);
+
 /* The current certificate's information (borrowed). */
 const struct fl_pki_cert_info *agent_cert(const struct agent *a);
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -35,6 +36,20 @@ struct agent_mqtt {
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+/* agent_mqtt_set_client_hook: set once at start, read-only after */
+static void (*client_hook)(bool entering);
+
+static void hook(bool entering)
+{
+	if (client_hook)
+		client_hook(entering);
+}
+
+void agent_mqtt_set_client_hook(void (*fn)(bool entering))
+{
+	client_hook = fn;
+}
 
 static void lib_init(void)
 {
@@ -220,7 +235,9 @@ static int build_client(struct agent_mqtt *m, struct fl_error *err)
 	struct mosquitto *mosq;
 	int mrc;
 
+	hook(true);
 	mosq = mosquitto_new(m->client_id, false, m);
+	hook(false);
 	if (!mosq)
 		return fl_fail(err, FL_ERR, "cannot create an MQTT client");
 	mrc = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
@@ -340,9 +357,12 @@ static int start_connect(struct agent_mqtt *m, struct fl_error *err)
 		mrc = mosquitto_property_add_int32(
 		    &props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
 		    (uint32_t)(m->o.max_payload + 4096));
-	if (!mrc)
+	if (!mrc) {
+		hook(true);
 		mrc = mosquitto_connect_bind_v5(m->mosq, m->host, m->o.port,
 						m->o.keepalive_s, NULL, props);
+		hook(false);
+	}
 	mosquitto_property_free_all(&props);
 	if (mrc) {
 		rc = fl_fail(err,
@@ -357,11 +377,10 @@ static int start_connect(struct agent_mqtt *m, struct fl_error *err)
 	return 0;
 }
 
-/* Service the socket once; a failure closes the connection. */
-static void pump(struct agent_mqtt *m, int timeout_ms)
+/* What a libmosquitto loop call returned: a failure closes the
+ * connection (when libmosquitto has not already said so). */
+static void loop_result(struct agent_mqtt *m, int mrc)
 {
-	int mrc = mosquitto_loop(m->mosq, timeout_ms, 1);
-
 	if (mrc == MOSQ_ERR_SUCCESS || m->state == ST_DISCONNECTED)
 		return;
 	if (mrc == MOSQ_ERR_TLS || mrc == MOSQ_ERR_PROTOCOL)
@@ -371,9 +390,81 @@ static void pump(struct agent_mqtt *m, int timeout_ms)
 	on_disconnect(m->mosq, m, mrc, NULL);
 }
 
-void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
+/*
+ * What mosquitto_loop does after its wait, without the wait: read (a
+ * TLS handshake in progress is driven from there too), write what is
+ * queued (also what the callbacks of the read just queued), then the
+ * keepalive and timeouts.  Each step may end the connection.
+ */
+static void io(struct agent_mqtt *m, short revents)
+{
+	int mrc = MOSQ_ERR_SUCCESS;
+
+	if (revents & (POLLIN | POLLERR | POLLHUP))
+		mrc = mosquitto_loop_read(m->mosq, 1);
+	if (!mrc && m->state != ST_DISCONNECTED &&
+	    mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq))
+		mrc = mosquitto_loop_write(m->mosq, 1);
+	if (!mrc && m->state != ST_DISCONNECTED &&
+	    mosquitto_socket(m->mosq) >= 0)
+		mrc = mosquitto_loop_misc(m->mosq);
+	if (!mrc && m->state != ST_DISCONNECTED &&
+	    mosquitto_socket(m->mosq) < 0)
+		mrc = MOSQ_ERR_CONN_LOST; /* closed without telling us */
+	loop_result(m, mrc);
+}
+
+/*
+ * Wait up to @timeout_ms for the socket, then service it once; a
+ * failure closes the connection.  Not mosquitto_loop(): it waits with
+ * select(), which refuses a socket numbered FD_SETSIZE (1024) or more,
+ * and fleet-sim's devices have thousands of sockets.
+ */
+static void pump(struct agent_mqtt *m, int timeout_ms)
+{
+	int fd = mosquitto_socket(m->mosq);
+	struct pollfd p = {fd, POLLIN, 0};
+
+	if (fd < 0) {
+		loop_result(m, MOSQ_ERR_NO_CONN);
+		return;
+	}
+	if (mosquitto_want_write(m->mosq))
+		p.events |= POLLOUT;
+	if (poll(&p, 1, timeout_ms) < 0) {
+		if (errno != EINTR)
+			loop_result(m, MOSQ_ERR_ERRNO);
+		return;
+	}
+	io(m, p.revents);
+}
+
+/* Start a connection (its failure is logged and retried later);
+ * false when there is none to service now. */
+static bool connect_now(struct agent_mqtt *m)
 {
 	struct fl_error err = {0};
+
+	if (!start_connect(m, &err))
+		return true;
+	fl_warn("%s", err.msg);
+	schedule_retry(m);
+	return false;
+}
+
+/* Give up on a CONNACK that did not come in time; true when it did. */
+static bool connack_late(struct agent_mqtt *m, int64_t now)
+{
+	if (m->state != ST_CONNECTING || now <= m->deadline_ms)
+		return false;
+	fl_warn("no CONNACK from the broker");
+	mosquitto_disconnect(m->mosq);
+	on_disconnect(m->mosq, m, MOSQ_ERR_CONN_LOST, NULL);
+	return true;
+}
+
+void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
+{
 	int64_t now = fl_now_ms();
 
 	if (m->state == ST_DISCONNECTED) {
@@ -386,19 +477,61 @@ void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
 				poll(NULL, 0, (int)wait);
 			return;
 		}
-		if (start_connect(m, &err)) {
-			fl_warn("%s", err.msg);
-			schedule_retry(m);
+		if (!connect_now(m))
 			return;
-		}
 	}
-	if (m->state == ST_CONNECTING && now > m->deadline_ms) {
-		fl_warn("no CONNACK from the broker");
-		mosquitto_disconnect(m->mosq);
-		on_disconnect(m->mosq, m, MOSQ_ERR_CONN_LOST, NULL);
+	if (!connack_late(m, now))
+		pump(m, timeout_ms);
+}
+
+bool agent_mqtt_connect_due(const struct agent_mqtt *m)
+{
+	return m->state == ST_DISCONNECTED && !m->paused &&
+	       fl_now_ms() >= m->next_ms;
+}
+
+bool agent_mqtt_connecting(const struct agent_mqtt *m)
+{
+	return m->state == ST_CONNECTING;
+}
+
+int agent_mqtt_poll_fd(const struct agent_mqtt *m, short *ret_events)
+{
+	int fd;
+
+	if (!m->mosq || m->state == ST_DISCONNECTED)
+		return -1;
+	fd = mosquitto_socket(m->mosq);
+	if (fd >= 0)
+		*ret_events = (short)(POLLIN | (mosquitto_want_write(m->mosq)
+						    ? POLLOUT
+						    : 0));
+	return fd;
+}
+
+void agent_mqtt_service(struct agent_mqtt *m, short revents, bool may_connect)
+{
+	if (m->state == ST_DISCONNECTED) {
+		if (!may_connect || !agent_mqtt_connect_due(m) ||
+		    !connect_now(m))
+			return;
+		revents = 0;
+	}
+	if (!connack_late(m, fl_now_ms()))
+		io(m, revents);
+}
+
+void agent_mqtt_drop(struct agent_mqtt *m)
+{
+	int fd;
+
+	if (!m->mosq || m->state == ST_DISCONNECTED)
 		return;
-	}
-	pump(m, timeout_ms);
+	fd = mosquitto_socket(m->mosq);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	/* the read sees the end of the stream: connection lost */
+	agent_mqtt_service(m, POLLIN, false);
 }
 
 int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
@@ -547,6 +680,20 @@ void agent_mqtt_disconnect(struct agent_mqtt *m)
 	/* write the DISCONNECT packet out and see the socket close */
 	for (int i = 0; i < 20 && m->state != ST_DISCONNECTED; i++)
 		pump(m, 50);
+	m->state = ST_DISCONNECTED;
+}
+
+void agent_mqtt_disconnect_now(struct agent_mqtt *m)
+{
+	m->paused = true;
+	if (!m->mosq || m->state == ST_DISCONNECTED)
+		return;
+	/* written at once when the socket takes it; after the packet
+	 * libmosquitto closes the connection and says so */
+	mosquitto_disconnect_v5(m->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
+	if (m->state != ST_DISCONNECTED && mosquitto_socket(m->mosq) >= 0 &&
+	    mosquitto_want_write(m->mosq))
+		mosquitto_loop_write(m->mosq, 1);
 	m->state = ST_DISCONNECTED;
 }
 

@@ -143,6 +143,68 @@ int agent_mqtt_set_identity(struct agent_mqtt *m, const char *cert_file,
 			    struct fl_error *err);
 
 /* ------------------------------------------------------------------ */
+/* Driven from the owner's poll loop (fleet-sim)                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Many sessions in one thread: instead of agent_mqtt_step, which waits
+ * on its one socket, the owner polls the sockets of all its sessions
+ * and hands each what poll() reported.  Both ways may be mixed on one
+ * session (fleet-sim hands a session that has long work to do to a
+ * worker thread, which uses agent_mqtt_step), one thread at a time.
+ */
+
+/*
+ * The socket to poll and the events it waits for in *@ret_events
+ * (POLLIN, and POLLOUT while output is queued), or -1 when there is no
+ * connection (then only timers matter: call agent_mqtt_service with 0
+ * when the owner's timer for this session runs).
+ */
+int agent_mqtt_poll_fd(const struct agent_mqtt *m, short *ret_events);
+
+/*
+ * agent_mqtt_step without waiting: @revents is what poll() reported for
+ * agent_mqtt_poll_fd's socket (0 for a call on a timer).  Starts a
+ * connection when one is due and @may_connect (the owner's cap on
+ * handshakes in progress), reads and writes what the socket takes now,
+ * sends keepalives, gives up on a missing CONNACK.  Callbacks run
+ * inside.  Never waits, but for the TCP connect() to the broker, which
+ * libmosquitto makes blocking (immediate on loopback).
+ */
+void agent_mqtt_service(struct agent_mqtt *m, short revents, bool may_connect);
+
+/* The session is disconnected, not paused, and its reconnect delay has
+ * passed: agent_mqtt_service would start a connection now. */
+bool agent_mqtt_connect_due(const struct agent_mqtt *m);
+
+/* A connection is being set up (TCP, TLS, CONNECT sent, no CONNACK). */
+bool agent_mqtt_connecting(const struct agent_mqtt *m);
+
+/*
+ * Lose the connection as a network failure would: the socket is shut
+ * down without a DISCONNECT (so the broker publishes the will), the
+ * session notices at once and reconnects with its backoff, and the QoS
+ * 1 and 2 messages not yet acknowledged are sent again then.  Nothing
+ * happens when not connected.
+ */
+void agent_mqtt_drop(struct agent_mqtt *m);
+
+/* agent_mqtt_disconnect without waiting: the DISCONNECT goes out if the
+ * socket takes it now (else the broker sees the connection close and
+ * publishes the will). */
+void agent_mqtt_disconnect_now(struct agent_mqtt *m);
+
+/*
+ * A function called with true before and false after every
+ * mosquitto_new() and connect of every session in the process (NULL:
+ * none), on the calling thread.  fleet-sim refuses there the socket
+ * pair libmosquitto opens per client to wake its own network thread,
+ * which a loop that polls the sockets itself never uses (sim_nopair.c).
+ * Set it once at start, before any session exists.
+ */
+void agent_mqtt_set_client_hook(void (*hook)(bool entering));
+
+/* ------------------------------------------------------------------ */
 /* Backoff: capped exponential with "equal jitter"                    */
 /* ------------------------------------------------------------------ */
 

@@ -173,4 +173,14 @@ int agent_boot_rollback(struct agent_boot *boot, char ret_slot[2],
 int agent_boot_sim_step(struct agent_boot *boot, struct agent_boot_step *ret,
 			struct fl_error *err);
 
+/*
+ * Keep the U-Boot environment library (libubootenv, loaded on first use
+ * and unmapped after each access: lazy_ubootenv.c) mapped for the rest
+ * of the process.  For fleet-sim, whose thousands of devices access
+ * their environments all the time: a dlopen and dlclose per access
+ * would cost more than the access.  Returns 0 or FL_ERR (the library
+ * cannot be loaded).
+ */
+int agent_boot_keep_loaded(struct fl_error *err);
+
 #endif

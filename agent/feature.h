@@ -66,7 +66,13 @@ struct agent_feature_cmd {
  *           work, do not block.  Commands on PREFIX/ID/cmd are the
  *           host's: they reach the feature that owns their type.
  * tick      each agent_step (may block for a long job, calling
- *           agent_host_pump meanwhile).
+ *           agent_host_pump meanwhile).  A feature whose tick may block
+ *           says when it has such work through due; fleet-sim then runs
+ *           the agent's step on a worker thread, and without that work
+ *           keeps the agent on its event loop, where ticks do not run.
+ * due       true when tick has work to do now (may be NULL: the tick
+ *           has none, ever).  Cheap and without side effects: fleet-sim
+ *           asks it for every agent on its loop.
  * report    add fields to the status published on PREFIX/ID/status
  *           (presence takes "firmware" from it).
  * status    add fields to `fleet-agent status` from @cfg's state dir
@@ -83,6 +89,7 @@ struct agent_feature {
 			   const void *payload, size_t len,
 			   const struct agent_msg_props *props);
 	void (*tick)(struct agent_host *h, void *state);
+	bool (*due)(const struct agent_host *h, const void *state);
 	void (*report)(void *state, json_t *into);
 	int (*status)(const struct agent_config *cfg,
 		      const struct fl_pki_cert_info *cert, json_t *into,

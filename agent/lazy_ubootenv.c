@@ -9,6 +9,7 @@
 
 #include <libuboot.h>
 
+#include "boot.h"
 #include "boot_internal.h"
 #include "lazylib.h"
 
@@ -23,6 +24,12 @@ int boot_ubootenv_hold(struct fl_error *err)
 void boot_ubootenv_drop(void)
 {
 	fl_lazylib_drop(&libubootenv);
+}
+
+/* One hold that is never dropped (boot.h). */
+int agent_boot_keep_loaded(struct fl_error *err)
+{
+	return fl_lazylib_hold(&libubootenv, err);
 }
 
 FL_LAZY_HELD(libubootenv, int, libuboot_initialize,

@@ -489,10 +489,34 @@ static int cmd_cancel(struct agent_host *h, void *state,
 /* Dispatch                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * fleet-sim's install delay (agent_config sim_install_delay_ms; 0 in
+ * fleet-agent): an installed job waits that long before the switch,
+ * like a slow flash or a maintenance window, and the tick is not due
+ * meanwhile.  In memory only: a restart waits the delay again.
+ */
+static bool hold_installed(struct agent_ota *o)
+{
+	int64_t delay = agent_host_config(o->h)->sim_install_delay_ms;
+	int64_t now = agent_host_now_ms(o->h);
+
+	if (delay <= 0)
+		return false;
+	if (!o->installed_ms)
+		o->installed_ms = now;
+	if (now >= o->installed_ms + delay)
+		return false;
+	o->next_run_ms = o->installed_ms + delay;
+	return true;
+}
+
 /* One step of the job from its current state. */
 static int step(struct agent_ota *o, struct fl_error *err)
 {
 	const struct agent_job *job = &o->j.job;
+
+	if (job->state != AGENT_JOB_INSTALLED)
+		o->installed_ms = 0;
 
 	if (job->state < AGENT_JOB_REBOOTING &&
 	    cancel_waiting(o)) { /* before any switch */
@@ -510,6 +534,8 @@ static int step(struct agent_ota *o, struct fl_error *err)
 	case AGENT_JOB_INSTALLING:
 		return ota_install(o, err);
 	case AGENT_JOB_INSTALLED:
+		if (hold_installed(o))
+			return 0;
 		return ota_switch(o, err);
 	case AGENT_JOB_REBOOTING:
 		return ota_after_reboot(o, err);
@@ -528,6 +554,14 @@ static bool runnable(const struct agent_ota *o)
 	       !agent_job_state_final(o->j.job.state) && !o->reboot_requested;
 }
 
+/* A job to carry on, and no retry delay or hold in the way. */
+static bool due(const struct agent_host *h, const void *state)
+{
+	const struct agent_ota *o = state;
+
+	return runnable(o) && agent_host_now_ms(h) >= o->next_run_ms;
+}
+
 /* Carry the running job forward (may block for a download or a health
  * check, pumping MQTT meanwhile). */
 static void tick(struct agent_host *h, void *state)
@@ -537,7 +571,7 @@ static void tick(struct agent_host *h, void *state)
 	enum agent_job_state prev;
 	int rc;
 
-	if (!runnable(o) || agent_host_now_ms(h) < o->next_run_ms)
+	if (!due(h, o))
 		return;
 	do {
 		prev = o->j.job.state;
@@ -748,6 +782,19 @@ static json_t *job_brief(const struct agent_ota *o)
 	return j;
 }
 
+void agent_ota_brief(const void *state, struct agent_ota_brief *ret)
+{
+	const struct agent_ota *o = state;
+
+	*ret = (struct agent_ota_brief){.firmware = firmware(o)};
+	if (!o || !o->j.has_job)
+		return;
+	ret->job_id = o->j.job.id;
+	ret->job_type = o->j.job.type;
+	ret->job_state = o->j.job.state;
+	ret->job_final = agent_job_state_final(o->j.job.state);
+}
+
 /* ------------------------------------------------------------------ */
 /* fleet-agent status                                                 */
 /* ------------------------------------------------------------------ */
@@ -904,6 +951,7 @@ const struct agent_feature agent_feature_ota = {
     .owns_running = owns_running,
     .on_connect = on_connect,
     .tick = tick,
+    .due = due,
     .report = report,
     .status = status,
     .cmds = cmds,

@@ -22,7 +22,27 @@
  * reboot, health check, fall-back), simdev.c (the simulated device).
  */
 
+#include <stdbool.h>
+
+#include "journal.h"
+
 #define AGENT_PARTIAL_FILE "bundle.partial"
+
+/* What fleet-sim counts of a device: the booted firmware (NULL when
+ * unknown or updates are off) and the current or last job (job_id NULL:
+ * none).  The strings point into the feature's state: valid until the
+ * agent's next step. */
+struct agent_ota_brief {
+	const char *firmware;
+	const char *job_id;
+	enum agent_job_type job_type;
+	enum agent_job_state job_state;
+	bool job_final;
+};
+
+/* The brief of the OTA feature's @state (agent_feature_state with
+ * agent_feature_ota; NULL is fine). */
+void agent_ota_brief(const void *state, struct agent_ota_brief *ret);
 
 /* The feature (feature.h) is agent_feature_ota: it owns "update",
  * "rollback" and "cancel". */

@@ -29,6 +29,7 @@ struct agent_ota {
 	const char *health;	  /* "ok", "checking", "failed" or NULL */
 	bool installing; /* inside ota_install (commands come via ota_pump) */
 	bool cancel;	 /* fleetd cancelled the job: stop the install */
+	int64_t installed_ms; /* fleet-sim's hold at "installed" began */
 };
 
 /* The reason a job cancelled by fleetd ends with. */

@@ -4,22 +4,26 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.h"
 #include "util.h"
 
 #define TICK_MS 100
+#define EXEC_BUSY_TRIES 50		   /* exec retries on ETXTBSY, */
+#define EXEC_BUSY_PAUSE_NS (10 * 1000000L) /* this far apart */
 
 extern char **environ;
 
-/* The environment plus @extra (built before fork: the child must not
- * allocate, another thread may hold malloc's lock at the fork). */
+/* The environment plus @extra (the child gets it as it is: nothing is
+ * allocated between the spawn and the exec). */
 static char **make_env(const char *const *extra)
 {
 	size_t n = 0, k = 0;
@@ -45,20 +49,56 @@ static char **make_env(const char *const *extra)
 	return env;
 }
 
-/* In the child: plumbing, then exec; never returns. */
-static void child(const struct agent_proc_opts *o, char **env, int out)
+/*
+ * Start @o->argv in its own process group with stdin from /dev/null,
+ * stdout and stderr into @out, no other descriptor, an empty signal
+ * mask and default dispositions (docs/decisions.md, "Child processes
+ * get a clean signal mask").  posix_spawn, not fork: the child shares
+ * the parent's memory until its exec (vfork), so starting it costs the
+ * same whatever the parent's size; fleet-sim with thousands of devices
+ * has hundreds of megabytes to copy page tables of.
+ *
+ * ETXTBSY means the program file is still open for writing somewhere:
+ * in a process with threads (fleet-sim) that is typically a child of
+ * another thread that inherited a writer of the file (a slot just
+ * written) and drops it at its own exec within milliseconds, so try
+ * again a little.  Returns 0 or the errno of the failed start.
+ */
+static int spawn(const struct agent_proc_opts *o, char **env, int out,
+		 pid_t *ret)
 {
-	int null = open("/dev/null", O_RDONLY);
+	const struct timespec pause = {0, EXEC_BUSY_PAUSE_NS};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	int e = 0;
 
-	setpgid(0, 0);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
-	    dup2(out, 2) < 0)
-		_exit(126);
-	close_range(3, ~0U, 0);
-	execvpe(o->argv[0], (char *const *)o->argv, env);
-	_exit(127);
+	sigemptyset(&none);
+	sigfillset(&def);
+	sigdelset(&def, SIGKILL);
+	sigdelset(&def, SIGSTOP);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out, 1);
+	posix_spawn_file_actions_adddup2(&fa, out, 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+					  POSIX_SPAWN_SETSIGMASK |
+					  POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	for (int i = 0; i < EXEC_BUSY_TRIES; i++) {
+		e = posix_spawnp(ret, o->argv[0], &fa, &at,
+				 (char *const *)o->argv, env);
+		if (e != ETXTBSY)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return e;
 }
 
 /* Keep the last AGENT_PROC_OUTPUT_MAX bytes of what arrives. */
@@ -137,7 +177,7 @@ int agent_proc_run(const struct agent_proc_opts *o,
 		   struct agent_proc_result *ret, struct fl_error *err)
 {
 	struct agent_proc_result r = {0};
-	int pipefd[2], rc;
+	int pipefd[2], rc, e;
 	char **env;
 	pid_t pid;
 
@@ -146,22 +186,16 @@ int agent_proc_run(const struct agent_proc_opts *o,
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return fl_fail_errno(err, FL_EIO, "cannot make a pipe");
 	env = make_env(o->env);
-	pid = fork();
-	if (pid < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		free(env);
-		return fl_fail_errno(err, FL_EIO, "cannot fork");
-	}
-	if (pid == 0)
-		child(o, env, pipefd[1]);
+	e = spawn(o, env, pipefd[1], &pid);
 	free(env);
-	setpgid(pid, pid);
 	close(pipefd[1]);
+	if (e) {
+		close(pipefd[0]);
+		return fl_fail(err, FL_EIO, "cannot run '%s': %s", o->argv[0],
+			       strerror(e));
+	}
 	rc = wait_child(o, pid, pipefd[0], &r, err);
 	close(pipefd[0]);
-	if (!rc && r.status == 127 && !r.output[0])
-		return fl_fail(err, FL_EIO, "cannot run '%s'", o->argv[0]);
 	*ret = r;
 	return rc;
 }

@@ -315,18 +315,28 @@ static void renew(struct rotate *r)
 	json_decref(out.fields);
 }
 
+/* A confirmation to retry, or a renewal (while online) whose time
+ * has come. */
+static bool due(const struct agent_host *h, const void *state)
+{
+	const struct rotate *r = state;
+	int64_t now = agent_host_now_ms(h);
+
+	if (r->confirm_pending)
+		return now >= r->confirm_next_ms;
+	return agent_host_config(h)->auto_renew && agent_host_online(h) &&
+	       agent_host_time(h) >= r->renew_at && now >= r->renew_next_ms;
+}
+
 static void tick(struct agent_host *h, void *state)
 {
 	struct rotate *r = state;
-	int64_t now = agent_host_now_ms(r->h);
 
-	if (r->confirm_pending) {
-		if (now >= r->confirm_next_ms)
-			retry_confirm(r);
+	if (!due(h, r))
 		return;
-	}
-	if (agent_host_config(r->h)->auto_renew && agent_host_online(r->h) &&
-	    agent_host_time(r->h) >= r->renew_at && now >= r->renew_next_ms)
+	if (r->confirm_pending)
+		retry_confirm(r);
+	else
 		renew(r);
 }
 
@@ -429,6 +439,7 @@ const struct agent_feature agent_feature_rotate = {
     .init = init,
     .owns_running = owns_running,
     .tick = tick,
+    .due = due,
     .status = status,
     .cmds = cmds,
     .free = rotate_free,

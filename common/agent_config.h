@@ -92,6 +92,9 @@ struct agent_config {
 
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;
+	/* not in the file: fleet-sim's --install-delay, how long an
+	 * installed update waits before the switch (0: none) */
+	int64_t sim_install_delay_ms;
 };
 
 /*

@@ -8,9 +8,18 @@
  *   fw               print "fleet-sample-firmware VERSION"
  *   fw --version     print VERSION
  *   fw --selftest    check the "device"; exit 0 healthy, 1 unhealthy
+ *
+ * A simulated device can have a faulty sensor bus: fleet-sim
+ * --fail-rate puts a file "fault-sensor-bus" next to the device's slots
+ * (the agent's health check names the slot in FLEET_SLOT_PATH), and
+ * every build's self test then fails on that device, as on hardware
+ * with a broken bus.
  */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef FW_VERSION
 #define FW_VERSION "0.0.0"
@@ -25,9 +34,26 @@ static const char *check_storage(void)
 	return NULL;
 }
 
+/* A fault file next to the slot (fleet-sim --fail-rate)? */
+static int bus_fault(void)
+{
+	const char *slot = getenv("FLEET_SLOT_PATH");
+	const char *slash = slot ? strrchr(slot, '/') : NULL;
+	char path[PATH_MAX];
+
+	if (!slash || (size_t)(slash - slot) + 20 > sizeof(path))
+		return 0;
+	snprintf(path, sizeof(path), "%.*s/fault-sensor-bus",
+		 (int)(slash - slot), slot);
+	return access(path, F_OK) == 0;
+}
+
 static const char *check_sensor_bus(void)
 {
-	return FW_HEALTHY ? NULL : "sensor bus does not answer (timeout)";
+	if (!FW_HEALTHY)
+		return "sensor bus does not answer (timeout)";
+	return bus_fault() ? "sensor bus does not answer (hardware fault)"
+			   : NULL;
 }
 
 static int selftest(void)

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib-agent.sh"
 
 lazy='libcurl\.so|libarchive\.so|libgit2\.so|libzstd\.so|libubootenv\.so'
-for p in fleetd fleetctl fleet-agent; do
+for p in fleetd fleetctl fleet-agent fleet-sim; do
 	check_exit 1 "$p NEEDs none of the libraries loaded on first use" \
 		sh -c "readelf -d '$FLEET_BUILD/$p' | grep NEEDED | grep -E '$lazy'"
 done

@@ -36,16 +36,17 @@ done
 # tables (--list-commands), and every command and option in their man page
 mkdir -p "$T/comp"
 scripts/gen-completions "$FLEET_BUILD" "$T/comp"
-for f in fleetd.bash _fleetd fleetd.fish fleet-agent.bash _fleet-agent fleet-agent.fish; do
+for f in fleetd.bash _fleetd fleetd.fish fleet-agent.bash _fleet-agent fleet-agent.fish \
+	fleet-sim.bash _fleet-sim fleet-sim.fish; do
 	check "completions/$f is up to date (make completions)" cmp "$T/comp/$f" "completions/$f"
 done
 # the tables pass their rules (sorted, unique, every leaf has usage and
 # options: --list-commands refuses otherwise), and each command's
 # options in the table are the long options its usage shows
-for prog in fleetctl fleetd fleet-agent; do
+for prog in fleetctl fleetd fleet-agent fleet-sim; do
 	check "$prog --list-commands accepts its table" "$prog" --list-commands
 done
-for prog in fleetd fleet-agent; do
+for prog in fleetd fleet-agent fleet-sim; do
 	"$prog" --list-commands >"$T/$prog.cmds"
 	while read -r c opts; do
 		want=$(echo "$opts" | tr ' ' '\n' | grep . | sort -u | tr '\n' ' ')
@@ -54,8 +55,9 @@ for prog in fleetd fleet-agent; do
 			fail "$prog $c: table options '$want' differ from its usage '$got'"
 	done <"$T/$prog.cmds"
 done
-for prog in fleetd fleet-agent; do
-	case $prog in fleetd) page=man/fleetd.8 ;; *) page=man/fleet-agent.8 ;; esac
+for prog in fleetd fleet-agent fleet-sim; do
+	case $prog in fleetd) page=man/fleetd.8 ;; fleet-sim) page=man/fleet-sim.1 ;;
+	*) page=man/fleet-agent.8 ;; esac
 	for c in $("$prog" --help | awk '/^commands:/{f=1; next} f && !NF {exit} f {print $1}'); do
 		grep -q "Cm $c\b" "$page" || fail "$page has no entry for '$c'"
 		for o in $("$prog" "$c" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do

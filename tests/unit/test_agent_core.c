@@ -218,13 +218,16 @@ static void test_presence_commands_and_seq(void **state)
 	json_decref(e);
 	/* renewal: fails like the rotation, with a renewal event */
 	want_events = count(&c, EVENTS) + 1;
+	assert_false(agent_work_due(c.a)); /* fleet-sim: stays on its loop */
 	agent_renew_soon(c.a);
+	assert_true(agent_work_due(c.a)); /* ... until a renewal is due */
 	assert_true(run_until(&c, have_events));
 	e = event(&c, want_events - 1);
 	assert_event(e, 4, NULL, "failed", "reenroll");
 	assert_string_equal(json_string_value(json_object_get(e, "trigger")),
 			    "renewal");
 	json_decref(e);
+	assert_false(agent_work_due(c.a)); /* the retry waits its backoff */
 	assert_true(agent_renew_at(c.a) > 0);
 	stop_agent(&c);
 	core_release(&c);

@@ -5,11 +5,17 @@
  * on a clean disconnect, the persistent session keeping QoS 2 commands
  * across a disconnect, payload caps both ways, a refused certificate and
  * the switch back (the rotation fallback), broker host verification,
- * reconnecting after a broker restart, and the backoff arithmetic.
+ * reconnecting after a broker restart, and the backoff arithmetic;
+ * fleet-sim's way: several sessions on one poll loop with one file
+ * descriptor each, a connect cap, and a network flap that fires the will
+ * and reconnects.
  */
 #include "agent_fixture.h"
 
+#include <dirent.h>
 #include <mosquitto.h>
+
+#include "sim_nopair.h"
 
 #define PRESENCE "fleet/dev-1/presence"
 #define CMD "fleet/dev-1/cmd"
@@ -35,6 +41,13 @@ static void dev_start(struct afx *f, struct dev *d, bool will)
 	assert_int_equal(agent_mqtt_new(&o, &d->m, &err), 0);
 	assert_true(afx_pump_until(d->m, NULL, &d->rx.connected, 10000));
 	assert_true(agent_mqtt_connected(d->m));
+}
+
+static int mosquitto_socket_of_dev(struct dev *d)
+{
+	short ev;
+
+	return agent_mqtt_poll_fd(d->m, &ev);
 }
 
 static void dev_free(struct dev *d)
@@ -304,6 +317,190 @@ static void test_unreachable_and_reconnect(void **state)
 	dev_free(&d);
 }
 
+/* ------------------------------------------------------------------ */
+/* Sessions on one poll loop (fleet-sim)                              */
+/* ------------------------------------------------------------------ */
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own */
+}
+
+/* One turn of a poll loop over @n sessions: poll their sockets, then
+ * service each, with what poll saw or on its timer. */
+static void poll_turn(struct agent_mqtt **m, size_t n, bool may_connect,
+		      int ms)
+{
+	struct pollfd p[4];
+	size_t idx[4], k = 0;
+	bool seen[4] = {false};
+
+	for (size_t i = 0; i < n; i++) {
+		short ev = 0;
+		int fd = agent_mqtt_poll_fd(m[i], &ev);
+
+		if (fd >= 0) {
+			p[k] = (struct pollfd){fd, ev, 0};
+			idx[k++] = i;
+		}
+	}
+	poll(p, k, ms);
+	for (size_t j = 0; j < k; j++) {
+		agent_mqtt_service(m[idx[j]], p[j].revents, may_connect);
+		seen[idx[j]] = true;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!seen[i])
+			agent_mqtt_service(m[i], 0, may_connect);
+}
+
+/* Turns until *@flag or @ms pass. */
+static bool poll_until(struct agent_mqtt **m, size_t n, bool may_connect,
+		       const bool *flag, int ms)
+{
+	int64_t end = fl_now_ms() + ms;
+
+	while (!*flag && fl_now_ms() < end)
+		poll_turn(m, n, may_connect, 20);
+	return *flag;
+}
+
+static void poll_for(struct agent_mqtt **m, size_t n, bool may_connect, int ms)
+{
+	bool never = false;
+
+	poll_until(m, n, may_connect, &never, ms);
+}
+
+static void test_polled_sessions(void **state)
+{
+	struct afx *f = *state;
+	struct afx_observer rx[2] = {{0}}, obs = {0};
+	const char *ids[2] = {"dev-1", "dev-2"}, *msg = "{\"id\":\"c1\"}";
+	struct agent_mqtt *m[2];
+	struct fl_error err = {0};
+	char *paths[2][3];
+	int fds0;
+
+	agent_mqtt_set_client_hook(agent_sim_nopair_hook);
+	afx_observer_start(f, &obs, "fleet/dev-1/presence");
+	fds0 = count_fds();
+	for (int i = 0; i < 2; i++) {
+		struct agent_mqtt_opts o = afx_opts(f, ids[i], ids[i], paths[i]);
+
+		o.user = &rx[i];
+		o.on_connect = afx_obs_connect;
+		o.on_message = afx_obs_message;
+		o.will_topic = i == 0 ? PRESENCE : NULL;
+		o.will_payload = i == 0 ? "{\"online\":false}" : NULL;
+		assert_int_equal(agent_mqtt_new(&o, &m[i], &err), 0);
+	}
+	/* no socket pair per client: nothing open before connecting */
+	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(agent_mqtt_poll_fd(m[0], &(short){0}), -1);
+	/* the cap holds a due connection back */
+	assert_true(agent_mqtt_connect_due(m[0]));
+	poll_for(m, 2, false, 300);
+	assert_false(agent_mqtt_connected(m[0]) || agent_mqtt_connecting(m[0]));
+	assert_true(poll_until(m, 2, true, &rx[0].connected, 10000));
+	assert_true(poll_until(m, 2, true, &rx[1].connected, 10000));
+	/* one socket each, and nothing else */
+	assert_int_equal(count_fds(), fds0 + 2);
+	assert_int_equal(agent_mqtt_subscribe(m[1], "fleet/dev-2/cmd", 2, &err),
+			 0);
+	poll_for(m, 2, true, 300);
+	assert_int_equal(agent_mqtt_publish(m[0], "fleet/dev-2/cmd", msg,
+					    strlen(msg), 1, false, &err),
+			 0);
+	for (int i = 0; i < 100 && afx_find(&rx[1], "fleet/dev-2/cmd", "c1") < 0;
+	     i++)
+		poll_turn(m, 2, true, 20);
+	assert_true(afx_find(&rx[1], "fleet/dev-2/cmd", "c1") >= 0);
+	for (int i = 0; i < 100 && agent_mqtt_inflight(m[0]); i++)
+		poll_turn(m, 2, true, 20);
+	assert_int_equal(agent_mqtt_inflight(m[0]), 0); /* PUBACK came */
+
+	/* a flap: the connection drops at once, the broker publishes the
+	 * will, and the session comes back by itself */
+	agent_mqtt_drop(m[0]);
+	assert_false(agent_mqtt_connected(m[0]));
+	rx[0].connected = false;
+	for (int i = 0; i < 50 && afx_find(&obs, PRESENCE, "false") < 0; i++) {
+		poll_turn(m, 2, false, 20);
+		agent_mqtt_step(obs.m, 20);
+	}
+	assert_true(afx_find(&obs, PRESENCE, "false") >= 0);
+	assert_true(poll_until(m, 2, true, &rx[0].connected, 10000));
+	assert_int_equal(rx[0].connects, 2);
+	assert_int_equal(rx[1].connects, 1);
+
+	/* a clean end without waiting: no will */
+	afx_obs_clear(&obs);
+	agent_mqtt_disconnect_now(m[0]);
+	assert_false(agent_mqtt_connected(m[0]));
+	for (int i = 0; i < 25; i++) {
+		poll_turn(m, 2, true, 20);
+		agent_mqtt_step(obs.m, 20);
+	}
+	assert_int_equal(afx_find(&obs, PRESENCE, NULL), -1);
+	assert_false(agent_mqtt_connected(m[0])); /* and it stays down */
+	for (int i = 0; i < 2; i++) {
+		agent_mqtt_free(m[i]);
+		afx_obs_clear(&rx[i]);
+		afx_free_paths(paths[i]);
+	}
+	afx_observer_stop(&obs);
+	agent_mqtt_set_client_hook(NULL);
+}
+
+/*
+ * A socket numbered above FD_SETSIZE (1024): fleet-sim's devices have
+ * thousands.  libmosquitto's own mosquitto_loop() uses select() and
+ * refuses such a socket (MOSQ_ERR_INVAL, "connection lost"), so
+ * agent_mqtt_step must not depend on it.
+ */
+static void test_high_descriptor(void **state)
+{
+	struct afx *f = *state;
+	int low[1100], n = 0, fd;
+	struct afx_observer obs = {0};
+	struct fl_error err = {0};
+	struct dev d = {0};
+	const char *msg = "{\"id\":\"c9\"}";
+
+	while (n < (int)FL_ARRAY_SIZE(low) && (fd = open("/dev/null", O_RDONLY)) >= 0 &&
+	       fd < 1100)
+		low[n++] = fd;
+	if (fd >= 1100)
+		close(fd);
+	afx_observer_start(f, &obs, CMD);
+	dev_start(f, &d, false);
+	assert_true(mosquitto_socket_of_dev(&d) >= 1024);
+	assert_int_equal(agent_mqtt_subscribe(d.m, CMD, 2, &err), 0);
+	afx_pump(d.m, obs.m, 300);
+	assert_int_equal(agent_mqtt_publish(obs.m, CMD, msg, strlen(msg), 1,
+					    false, &err),
+			 0);
+	for (int i = 0; i < 100 && afx_find(&d.rx, CMD, "c9") < 0; i++) {
+		agent_mqtt_step(d.m, 20);
+		agent_mqtt_step(obs.m, 20);
+	}
+	assert_true(afx_find(&d.rx, CMD, "c9") >= 0);
+	assert_true(agent_mqtt_connected(d.m));
+	assert_int_equal(d.rx.connects, 1); /* never dropped */
+	afx_observer_stop(&obs);
+	dev_free(&d);
+	while (n)
+		close(low[--n]);
+}
+
 static void test_bad_options(void **state)
 {
 	struct agent_mqtt_opts o = {0};
@@ -340,6 +537,10 @@ int main(void)
 					    afx_setup, afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_and_reconnect,
 					    afx_setup, afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_polled_sessions, afx_setup,
+					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_high_descriptor, afx_setup,
+					    afx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

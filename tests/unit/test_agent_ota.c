@@ -650,6 +650,86 @@ static void wait_online(struct ofx *o)
 		agent_step(o->a, 20, NULL);
 }
 
+/* ---- fleet-sim's way: the agent on a poll loop, work on agent_step ---- */
+
+/* One turn of a poll loop over the agent alone: poll its socket, then
+ * agent_service (never blocks, never runs the job). */
+static void service_turn(struct ofx *o)
+{
+	short ev = 0;
+	int fd = agent_poll_fd(o->a, &ev);
+	struct pollfd p = {fd, ev, 0};
+
+	if (fd >= 0)
+		poll(&p, 1, 20);
+	else
+		poll(NULL, 0, 20);
+	agent_service(o->a, fd >= 0 ? p.revents : 0, true);
+	agent_mqtt_step(o->obs.m, 5);
+}
+
+static void test_loop_service_and_install_hold(void **state)
+{
+	struct ofx *o = *state;
+	char *fw = firmware(o, "fw-1.1.0", "1.1.0", true);
+	char *bundle = afx_path(o->f, "b.fwb"), sha[65];
+	struct agent_ota_brief b;
+	int64_t t0, end;
+
+	make_bundle(o, fw, "1.1.0", bundle, sha);
+	journal_update(o, bundle, sha, "1.1.0", AGENT_JOB_DOWNLOADING);
+	log_running(o);
+	o->cfg->sim_install_delay_ms = 1500;
+	start(o);
+	/* the loop's part connects and reports, and leaves the job alone */
+	assert_true(agent_work_due(o->a));
+	for (end = fl_now_ms() + 10000; !agent_online(o->a) && fl_now_ms() < end;)
+		service_turn(o);
+	assert_true(agent_online(o->a));
+	for (end = fl_now_ms() + 300; fl_now_ms() < end;)
+		service_turn(o);
+	assert_int_equal(journal(o).job.state, AGENT_JOB_DOWNLOADING);
+	assert_true(agent_work_due(o->a));
+	agent_ota_brief(agent_feature_state(o->a, &agent_feature_ota), &b);
+	assert_string_equal(b.firmware, "1.0.0");
+	assert_string_equal(b.job_id, "j-1");
+	assert_int_equal(b.job_state, AGENT_JOB_DOWNLOADING);
+	assert_false(b.job_final);
+	/* a worker's agent_step runs it up to "installed", where it waits */
+	t0 = fl_now_ms();
+	agent_step(o->a, 0, NULL);
+	assert_int_equal(journal(o).job.state, AGENT_JOB_INSTALLED);
+	assert_false(agent_work_due(o->a));
+	for (end = t0 + 1000; fl_now_ms() < end;) {
+		agent_step(o->a, 20, NULL);
+		assert_false(agent_reboot_requested(o->a));
+	}
+	assert_int_equal(journal(o).job.state, AGENT_JOB_INSTALLED);
+	/* due again once the delay has passed; then the switch */
+	for (end = fl_now_ms() + 3000; !agent_work_due(o->a) && fl_now_ms() < end;)
+		service_turn(o);
+	assert_true(agent_work_due(o->a));
+	assert_true(fl_now_ms() - t0 >= 1500);
+	agent_step(o->a, 0, NULL);
+	assert_true(agent_reboot_requested(o->a));
+	assert_int_equal(journal(o).job.state, AGENT_JOB_REBOOTING);
+	/* the stop in three steps: offline presence out, acknowledged,
+	 * disconnected, and no will */
+	assert_true(agent_stop_begin(o->a));
+	for (end = fl_now_ms() + 3000;
+	     !agent_stop_flushed(o->a) && fl_now_ms() < end;)
+		service_turn(o);
+	assert_true(agent_stop_flushed(o->a));
+	agent_stop_finish(o->a);
+	assert_false(agent_online(o->a));
+	afx_pump(o->obs.m, NULL, 300);
+	assert_true(afx_find(&o->obs, "fleet/dev-1/presence",
+			     "\"online\":false,\"ts\"") >= 0);
+	assert_true(saw_event(o, "rebooting"));
+	free(fw);
+	free(bundle);
+}
+
 /* Commands: no second job while one runs; a device without [boot]
  * refuses updates; a rollback needs firmware it knows in the other
  * slot. */
@@ -887,6 +967,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_journal, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_service_and_install_hold,
+					    setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

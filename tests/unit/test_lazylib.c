@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "boot_internal.h"
 #include "http.h"
 #include "lazylib.h"
@@ -134,6 +135,19 @@ static void test_held(void **state)
 	assert_int_equal(WEXITSTATUS(status), 1);
 }
 
+/* fleet-sim's agent_boot_keep_loaded: one hold never dropped, so the
+ * library stays after every session ends (runs after test_held). */
+static void test_keep_loaded(void **state)
+{
+	struct fl_error err = {0};
+
+	assert_false(mapped("libubootenv.so"));
+	assert_int_equal(agent_boot_keep_loaded(&err), 0);
+	assert_int_equal(boot_ubootenv_hold(&err), 0);
+	boot_ubootenv_drop();
+	assert_true(mapped("libubootenv.so"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +155,7 @@ int main(void)
 	    cmocka_unit_test(test_missing),
 	    cmocka_unit_test(test_curl_variadic),
 	    cmocka_unit_test(test_held),
+	    cmocka_unit_test(test_keep_loaded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
