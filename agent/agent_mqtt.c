@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,11 +28,12 @@ struct agent_mqtt {
 	char *will_topic, *will_payload;
 	struct mosquitto *mosq;
 	enum state state;
-	bool paused;	   /* agent_mqtt_disconnect: no reconnecting */
-	bool refused;	   /* last attempt: CONNACK refused or TLS error */
-	int64_t next_ms;   /* earliest next attempt */
+	bool paused;	     /* agent_mqtt_disconnect: no reconnecting */
+	bool refused;	     /* last attempt: CONNACK refused or TLS error */
+	char why[96];	     /* how the last attempt or connection ended */
+	int64_t next_ms;     /* earliest next attempt */
 	int64_t deadline_ms; /* CONNACK wait */
-	int inflight;	   /* published, not yet acknowledged */
+	int inflight;	     /* published, not yet acknowledged */
 	struct agent_backoff backoff;
 };
 
@@ -103,8 +105,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	struct agent_mqtt *m = obj;
 
 	if (rc != 0) {
-		fl_warn("broker refused the connection: %s",
-			mosquitto_reason_string(rc));
+		snprintf(m->why, sizeof(m->why), "refused: %s",
+			 mosquitto_reason_string(rc));
+		fl_warn("broker %s", m->why);
 		m->refused = true;
 		mosquitto_disconnect(mosq);
 		return;
@@ -127,18 +130,20 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 	if (m->state == ST_DISCONNECTED)
 		return;
 	m->state = ST_DISCONNECTED;
-	if (rc != 0)
-		fl_warn("connection lost: %s",
-			rc > 0 && rc < 128 ? mosquitto_strerror(rc)
-					   : mosquitto_reason_string(rc));
+	if (rc != 0 && !m->refused) {
+		snprintf(m->why, sizeof(m->why), "connection lost: %s",
+			 rc > 0 && rc < 128 ? mosquitto_strerror(rc)
+					    : mosquitto_reason_string(rc));
+		fl_warn("%s", m->why);
+	}
 	if (!m->paused)
 		schedule_retry(m);
 	if (was && m->o.on_disconnect)
 		m->o.on_disconnect(m->o.user);
 }
 
-static void on_publish(struct mosquitto *mosq, void *obj, int mid,
-		       int reason, const mosquitto_property *props)
+static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
+		       const mosquitto_property *props)
 {
 	struct agent_mqtt *m = obj;
 
@@ -304,7 +309,8 @@ int agent_mqtt_new(const struct agent_mqtt_opts *o, struct agent_mqtt **ret,
 	m->will_payload = dup_or_null(o->will_payload);
 	if (!m->o.max_payload || m->o.max_payload > AGENT_MQTT_MAX_PAYLOAD)
 		m->o.max_payload = AGENT_MQTT_MAX_PAYLOAD;
-	m->backoff.min_ms = o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 1000;
+	m->backoff.min_ms =
+	    o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 1000;
 	m->backoff.max_ms = o->reconnect_max_ms >= m->backoff.min_ms
 				? o->reconnect_max_ms
 				: 300000;
@@ -350,9 +356,9 @@ static int start_connect(struct agent_mqtt *m, struct fl_error *err)
 	if (!m->mosq && (rc = build_client(m, err)))
 		return rc;
 	m->refused = false;
-	mrc = mosquitto_property_add_int32(&props,
-					   MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-					   m->o.session_expiry_s);
+	m->why[0] = '\0';
+	mrc = mosquitto_property_add_int32(
+	    &props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, m->o.session_expiry_s);
 	if (!mrc)
 		mrc = mosquitto_property_add_int32(
 		    &props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
@@ -365,11 +371,11 @@ static int start_connect(struct agent_mqtt *m, struct fl_error *err)
 	}
 	mosquitto_property_free_all(&props);
 	if (mrc) {
-		rc = fl_fail(err,
-			     mrc == MOSQ_ERR_TLS ? FL_EDENIED : FL_EUNREACH,
-			     "cannot connect to %s:%d: %s", m->host, m->o.port,
-			     mrc == MOSQ_ERR_ERRNO ? strerror(errno)
-						   : mosquitto_strerror(mrc));
+		rc =
+		    fl_fail(err, mrc == MOSQ_ERR_TLS ? FL_EDENIED : FL_EUNREACH,
+			    "cannot connect to %s:%d: %s", m->host, m->o.port,
+			    mrc == MOSQ_ERR_ERRNO ? strerror(errno)
+						  : mosquitto_strerror(mrc));
 		return rc;
 	}
 	m->state = ST_CONNECTING;
@@ -385,6 +391,9 @@ static void loop_result(struct agent_mqtt *m, int mrc)
 		return;
 	if (mrc == MOSQ_ERR_TLS || mrc == MOSQ_ERR_PROTOCOL)
 		m->refused = true;
+	if (m->refused && !m->why[0])
+		snprintf(m->why, sizeof(m->why), "refused: %s",
+			 mosquitto_strerror(mrc));
 	fl_debug("loop: %s", mosquitto_strerror(mrc));
 	mosquitto_disconnect(m->mosq);
 	on_disconnect(m->mosq, m, mrc, NULL);
@@ -469,7 +478,8 @@ void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
 
 	if (m->state == ST_DISCONNECTED) {
 		if (m->paused || now < m->next_ms) {
-			int64_t wait = m->paused ? timeout_ms : m->next_ms - now;
+			int64_t wait =
+			    m->paused ? timeout_ms : m->next_ms - now;
 
 			if (wait > timeout_ms)
 				wait = timeout_ms;
@@ -503,9 +513,9 @@ int agent_mqtt_poll_fd(const struct agent_mqtt *m, short *ret_events)
 		return -1;
 	fd = mosquitto_socket(m->mosq);
 	if (fd >= 0)
-		*ret_events = (short)(POLLIN | (mosquitto_want_write(m->mosq)
-						    ? POLLOUT
-						    : 0));
+		*ret_events =
+		    (short)(POLLIN |
+			    (mosquitto_want_write(m->mosq) ? POLLOUT : 0));
 	return fd;
 }
 
@@ -559,8 +569,9 @@ int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
 	if (!rc && m->state != ST_CONNECTED)
 		rc = fl_fail(err, m->refused ? FL_EDENIED : FL_EUNREACH,
 			     "the broker at %s:%d did not accept the "
-			     "connection",
-			     m->host, m->o.port);
+			     "connection (%s)",
+			     m->host, m->o.port,
+			     m->why[0] ? m->why : "closed before CONNACK");
 	m->paused = false;
 	if (rc)
 		m->next_ms = fl_now_ms();

@@ -18,6 +18,7 @@
  * confirmation timers in its tick, adds the certificate's renewal
  * window and a pending confirmation to `fleet-agent status`.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -132,15 +133,42 @@ static int confirm_load(struct rotate *r, struct fl_error *err)
 /* Steps                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Reconnect with the staged files; on failure go back to the old ones. */
+/*
+ * Reconnect with the staged files; on failure go back to the old ones.
+ * A connection that drops before its CONNACK is tried again (at most
+ * NEW_IDENTITY_TRIES in all, within the rotation timeout): a busy
+ * broker must not cost the device its rotation.  The error names how
+ * the last attempt ended.
+ */
+#define NEW_IDENTITY_TRIES 3
+#define NEW_IDENTITY_PAUSE_MS 250
+
+static int connect_new(struct rotate *r, struct fl_error *err)
+{
+	int64_t end = fl_now_ms() +
+		      (int64_t)agent_host_config(r->h)->rotate_timeout_s * 1000;
+	int rc;
+
+	for (int i = 1;; i++) {
+		int64_t left = end - fl_now_ms();
+
+		rc = agent_host_use_identity(r->h, true, true, (int)left, err);
+		if (!rc || rc == FL_ETIMEOUT || i == NEW_IDENTITY_TRIES ||
+		    agent_host_stopping(r->h) ||
+		    left <= NEW_IDENTITY_PAUSE_MS * i)
+			return rc;
+		fl_warn("new certificate, attempt %d of %d: %s", i,
+			NEW_IDENTITY_TRIES, err ? err->msg : "");
+		fl_error_clear(err);
+		poll(NULL, 0, NEW_IDENTITY_PAUSE_MS * i);
+	}
+}
+
 static int try_new_identity(struct rotate *r, struct fl_error *err)
 {
 	struct fl_error e2 = {0};
-	int rc;
+	int rc = connect_new(r, err);
 
-	rc = agent_host_use_identity(
-	    r->h, true, true,
-	    (int)agent_host_config(r->h)->rotate_timeout_s * 1000, err);
 	if (!rc)
 		return 0;
 	fl_warn("new certificate refused, keeping the old one: %s",
