@@ -216,7 +216,7 @@ void agent_events_flush(struct agent *a, bool force)
 	unsigned room = 0;
 	int inflight;
 
-	if (agent_mqtt_connected(a->mqtt)) {
+	if (agent_mqtt_connected(a->mqtt) && !a->in_connect) {
 		inflight = agent_mqtt_inflight(a->mqtt);
 		room = force ? UINT_MAX
 		       : inflight < AGENT_EVENTS_INFLIGHT_MAX
@@ -511,11 +511,20 @@ static bool route_to_feature(struct agent *a, const char *t,
 	return false;
 }
 
+/*
+ * A new connection.  Events queued here (a job's current state, the
+ * unconfirmed finals) wait for the flush after the MQTT step: libmosquitto
+ * resends the events the lost connection left unacknowledged only after
+ * this callback returns, and newer events sent here overtook them, so
+ * that fleetd refused the older ones as stale and they were missing from
+ * the job's history (t4008: the broker killed during a rollout).
+ */
 static void on_connect(void *user, bool session_present)
 {
 	struct agent *a = user;
 	struct fl_error err = {0};
 
+	a->in_connect = true;
 	publish_presence(a, true);
 	if (agent_mqtt_subscribe(a->mqtt, a->t_cmd, 2, &err))
 		fl_warn("%s", err.msg);
@@ -525,7 +534,7 @@ static void on_connect(void *user, bool session_present)
 		if (a->features[i]->on_connect)
 			a->features[i]->on_connect(&a->host, a->fstate[i]);
 	agent_evq_on_connect(a->evq);
-	agent_events_flush(a, false);
+	a->in_connect = false;
 }
 
 static void on_message(void *user, const char *t, const void *payload,

@@ -48,6 +48,7 @@ struct agent {
 	size_t n_inbox;
 	const volatile sig_atomic_t *stop;
 	bool reboot_requested;
+	bool in_connect; /* in the connect callback: events wait (agent.c) */
 
 	/* the features (feature.h) and their states, in table order */
 	const struct agent_feature *const *features;
@@ -57,7 +58,8 @@ struct agent {
 };
 
 /* agent.c: hand queued events to MQTT (evq.h): when connected, as many
- * as the in-flight limit allows, or all of them with @force. */
+ * as the in-flight limit allows, or all of them with @force; none during
+ * the connect callback. */
 void agent_events_flush(struct agent *a, bool force);
 
 /* agent.c: a command of @type whose args.@key is @value waits in the

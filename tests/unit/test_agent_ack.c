@@ -13,7 +13,8 @@
  * A final job event without fleetd: an "update" with bad arguments
  * fails at "queued" with its "job" (docs/protocol.md).  A barrier: a
  * command of an unknown type, answered "failed" in order after what
- * was sent before it.
+ * was sent before it.  After a broker crash, the events the lost
+ * connection left unacknowledged go out before newer ones.
  */
 #include "agent_fixture.h"
 
@@ -22,6 +23,7 @@
 #include "agent.h"
 #include "agent_config.h"
 #include "cmd.h"
+#include "journal.h"
 #include "json.h"
 
 #define EVENTS "fleet/dev-1/events"
@@ -432,6 +434,91 @@ static void test_progress_coalesced(void **state)
 	ack_release(&c);
 }
 
+/* Kill the (stopped) broker with -9 and start it again on its port; the
+ * observer reconnects and subscribes again (a new broker: no session). */
+static void broker_crash(struct ack *c)
+{
+	int connects = c->obs.connects;
+	int64_t end = fl_now_ms() + 10000;
+
+	kill(c->f->broker, SIGKILL);
+	waitpid(c->f->broker, NULL, 0);
+	afx_broker_start(c->f, "server");
+	while (c->obs.connects == connects && fl_now_ms() < end)
+		agent_mqtt_step(c->obs.m, 20);
+	assert_int_not_equal(c->obs.connects, connects);
+	assert_int_equal(
+	    agent_mqtt_subscribe(c->obs.m, "fleet/dev-1/+", 2, NULL), 0);
+	afx_pump(c->obs.m, NULL, 300);
+}
+
+/* A rollback job j-7 the journal says is rebooting: the OTA feature
+ * queues its state again at every connect, from the connect callback
+ * (without [boot] the job is never carried on). */
+static void journal_j7(struct ack *c)
+{
+	char *path = fl_path_join(c->state, AGENT_JOURNAL_FILE);
+
+	assert_int_equal(
+	    fl_write_atomic_str(
+		path,
+		"{\"format\": 1, \"floor\": 1, \"slots\": {"
+		"\"a\": {\"version\": \"1.0.0\", \"security_version\": null,"
+		" \"good\": true}, \"b\": {\"version\": null,"
+		" \"security_version\": null, \"good\": false}},"
+		" \"job\": {\"id\": \"j-7\", \"cmd\": \"c-7\","
+		" \"type\": \"rollback\", \"state\": \"rebooting\","
+		" \"bundle\": null, \"security_version\": null,"
+		" \"from_slot\": \"b\", \"target_slot\": \"a\","
+		" \"from_version\": null, \"to_version\": null, \"bytes\": 0,"
+		" \"fetched\": 0, \"attempts\": 0, \"partial_boot\": null,"
+		" \"reboot_from\": null, \"stage\": null, \"reason\": null,"
+		" \"started\": \"2026-01-01T00:00:00Z\","
+		" \"updated\": \"2026-01-01T00:00:00Z\"}}\n",
+		0600, NULL),
+	    0);
+	free(path);
+}
+
+/* (e) What a lost connection left unacknowledged goes out again before
+ * anything newer: a progress event of j-5 sent while the broker hangs
+ * (never acknowledged), the connection lost, j-5's final queued
+ * offline, the broker killed and started again.  At the reconnect the
+ * events arrive in seq order, up to j-7's state queued at the connect.
+ * Sent from the connect callback, the final and j-7's state overtook
+ * the progress and fleetd refused it as stale (t4008). */
+static void test_resent_before_newer(void **state)
+{
+	struct ack c = {0};
+	long long seq, prev = 0, s;
+	size_t k;
+	json_t *e;
+
+	ack_init(&c, *state);
+	journal_j7(&c);
+	start_agent(&c);
+	kill(c.f->broker, SIGSTOP);
+	publish(&c, "j-5", "downloading", 1);
+	seq = (long long)agent_seq(c.a);
+	agent_flap(c.a);
+	assert_false(agent_online(c.a));
+	publish(&c, "j-5", "failed", 1);
+	broker_crash(&c);
+	afx_obs_clear(&c.obs);
+	/* j-5's final, then j-7's state, which takes its seq when sent */
+	assert_true(wait_copies(&c, seq + 2, "j-7", 1, 10000));
+	for (k = 0; (e = event(&c, k)); k++) {
+		s = (long long)json_integer_value(json_object_get(e, "seq"));
+		json_decref(e);
+		assert_true(s > prev);
+		prev = s;
+		if (s == seq + 2)
+			break;
+	}
+	assert_int_equal(copies(&c, seq, "j-5"), 1);
+	ack_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +529,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ack_not_a_command, afx_setup,
 					    afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_progress_coalesced, afx_setup,
+					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_resent_before_newer, afx_setup,
 					    afx_teardown),
 	};
 
