@@ -384,6 +384,12 @@ static int wait_ready(struct srv_broker *b, struct fl_error *err)
 		       b->host, b->port);
 }
 
+static void log_listening(const struct srv_broker *b)
+{
+	fl_info("mosquitto (pid %d) listening on %s:%d", (int)b->pid, b->host,
+		b->port);
+}
+
 int srv_broker_start(struct srv *srv, struct srv_broker **ret,
 		     struct fl_error *err)
 {
@@ -407,8 +413,7 @@ int srv_broker_start(struct srv *srv, struct srv_broker **ret,
 		srv_broker_stop(b);
 		return rc;
 	}
-	fl_info("mosquitto (pid %d) listening on %s:%d", (int)b->pid, b->host,
-		b->port);
+	log_listening(b);
 	*ret = b;
 	return 0;
 }
@@ -475,6 +480,17 @@ void srv_broker_supervise(struct srv_broker *b)
 		sleep(5);
 	if (spawn(b, &err) || wait_ready(b, &err))
 		fl_error("restarting mosquitto: %s", err.msg);
+	else
+		log_listening(b);
+}
+
+void srv_broker_save(struct srv_broker *b)
+{
+	if (!b || b->pid <= 0)
+		return;
+	kill(b->pid, SIGUSR1);
+	fl_debug("mosquitto (pid %d): saving its database (fleetd subscribed)",
+		 (int)b->pid);
 }
 
 void srv_broker_stop(struct srv_broker *b)

@@ -46,6 +46,17 @@ void srv_broker_supervise(struct srv_broker *b);
  */
 void srv_broker_reload(struct srv_broker *b, bool urgent);
 
+/*
+ * Make mosquitto write its persistence database now (SIGUSR1), so that
+ * fleetd's session and subscriptions are in it: a broker that dies
+ * (kill -9, a crash) and is started again then keeps the devices' events
+ * for fleetd from its first second, instead of dropping them until
+ * fleetd has reconnected and subscribed.  Call once fleetd's
+ * subscriptions were granted (srv_mqtt_take_subscribed).  NULL does
+ * nothing.
+ */
+void srv_broker_save(struct srv_broker *b);
+
 /* Stop mosquitto (SIGTERM, bounded wait, SIGKILL). */
 void srv_broker_stop(struct srv_broker *b);
 

@@ -57,7 +57,9 @@ struct srv_mqtt {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool connected, stopping;
+	bool subscribed; /* a SUBACK for subs[] not taken yet */
 	/* owned by the network thread (callbacks run there too) */
+	int sub_mid; /* the SUBSCRIBE of subs[] */
 	struct srv_devlimit *limit;
 	int64_t last_expire_ms;
 	struct srv_ingest *ingest; /* queue and writer to the store */
@@ -275,8 +277,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 		fl_warn("broker refused fleetd: %s", mosquitto_reason_string(rc));
 		return;
 	}
-	mosquitto_subscribe_multiple(mosq, NULL, (int)FL_ARRAY_SIZE(m->subs),
-				     m->subs, 1, 0, NULL);
+	mosquitto_subscribe_multiple(mosq, &m->sub_mid,
+				     (int)FL_ARRAY_SIZE(m->subs), m->subs, 1, 0,
+				     NULL);
 	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
@@ -284,7 +287,28 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	m->connected = true;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
-	fl_info("connected to the broker");
+	fl_info("connected to the broker%s",
+		(flags & 1) ? " (session resumed)" : "");
+}
+
+/* The broker granted fleetd's subscriptions (srv_mqtt_take_subscribed). */
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid,
+			 int qos_count, const int *granted_qos,
+			 const mosquitto_property *props)
+{
+	struct srv_mqtt *m = obj;
+
+	if (mid != m->sub_mid)
+		return;
+	for (int i = 0; i < qos_count; i++)
+		if (granted_qos[i] > 2) {
+			fl_warn("the broker refused fleetd's subscription: %s",
+				mosquitto_reason_string(granted_qos[i]));
+			return;
+		}
+	pthread_mutex_lock(&m->lock);
+	m->subscribed = true;
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
@@ -498,6 +522,7 @@ int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err)
 	mosquitto_will_set_v5(m->mosq, m->presence, (int)strlen(OFFLINE),
 			      OFFLINE, 1, true, NULL);
 	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
+	mosquitto_subscribe_v5_callback_set(m->mosq, on_subscribe);
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(m->mosq, on_message);
 	*ret = m;
@@ -566,6 +591,19 @@ void srv_mqtt_stop(struct srv_mqtt *m)
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
+}
+
+bool srv_mqtt_take_subscribed(struct srv_mqtt *m)
+{
+	bool rc;
+
+	if (!m)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	rc = m->subscribed;
+	m->subscribed = false;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret)

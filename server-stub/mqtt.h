@@ -35,6 +35,11 @@ struct srv_mqtt_stats {
 /* Counters for fleetctl status; zeros for a NULL @m (no MQTT). */
 void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret);
 
+/* True once after each connect whose subscriptions the broker granted
+ * (the main loop then has the broker save them: srv_broker_save); false
+ * for a NULL @m. */
+bool srv_mqtt_take_subscribed(struct srv_mqtt *m);
+
 /* Wait up to @ms for the first CONNACK; FL_ETIMEOUT otherwise. */
 int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err);
 

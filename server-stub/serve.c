@@ -67,6 +67,8 @@ static void loop(struct srv *srv)
 			republish_crl(srv);
 		}
 		srv_broker_supervise(srv->broker);
+		if (srv_mqtt_take_subscribed(srv->mqtt))
+			srv_broker_save(srv->broker);
 		srv_jobs_expire_tick(srv);
 		srv_rollouts_tick(srv, time(NULL));
 		if (fl_now_ms() - last_crl > CRL_REPUBLISH_S * 1000LL) {
