@@ -149,8 +149,8 @@ static void assert_event(json_t *e, int64_t seq, const char *cmd,
 {
 	assert_int_equal(json_integer_value(json_object_get(e, "seq")), seq);
 	if (cmd)
-		assert_string_equal(json_string_value(json_object_get(e, "cmd")),
-				    cmd);
+		assert_string_equal(
+		    json_string_value(json_object_get(e, "cmd")), cmd);
 	else
 		assert_true(json_is_null(json_object_get(e, "cmd")));
 	assert_string_equal(json_string_value(json_object_get(e, "state")),
