@@ -376,6 +376,28 @@ static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 			job);
 }
 
+/*
+ * fleet-sim's record of what reached the device: one line "ID TYPE JOB"
+ * per command, a repeat too, appended to STATE_DIR/commands.received.
+ */
+static void record_command(const struct agent *a, const struct agent_cmd *cmd)
+{
+	const char *job = json_string_value(json_object_get(cmd->args, "job"));
+	char *path = fl_path_join(a->cfg->state_dir, AGENT_CMD_RECORD_FILE);
+	FILE *f = fopen(path, "a");
+	int rc = f ? 0 : -1;
+
+	if (!job || !fl_valid_label(job))
+		job = "-";
+	if (f && fprintf(f, "%s %s %s\n", cmd->id, cmd->type, job) < 0)
+		rc = -1;
+	if (f && fclose(f))
+		rc = -1;
+	if (rc)
+		fl_warn("%s: cannot record command %s", path, cmd->id);
+	free(path);
+}
+
 /* A payload from fleet/ID/cmd: drop bad ones, answer repeats. */
 static void handle_command(struct agent *a, const char *payload, size_t len,
 			   const struct agent_msg_props *props)
@@ -390,6 +412,8 @@ static void handle_command(struct agent *a, const char *payload, size_t len,
 		return;
 	}
 	cmd.props = props;
+	if (a->cfg->sim_record_commands && !fl_streq(cmd.type, AGENT_ACK_TYPE))
+		record_command(a, &cmd);
 	if (fl_streq(cmd.type, AGENT_ACK_TYPE))
 		handle_ack(a, &cmd);
 	else if (agent_cmd_log_get(a->cmds, cmd.id, &st, &ev) == 0) {
