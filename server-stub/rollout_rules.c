@@ -7,14 +7,15 @@
 #include "util.h"
 
 const char *const srv_rollout_device_states[] = {
-	"pending",   "commanded", "updated",      "healthy",     "failed",
-	"skipped",   "cancelled", "rolling-back", "rolled-back",
-	"rollback-failed", NULL};
+    "pending",	   "commanded",	      "updated",   "healthy",
+    "failed",	   "skipped",	      "cancelled", "rolling-back",
+    "rolled-back", "rollback-failed", NULL};
 
 void srv_rollout_gate_eval(struct srv_rollout_gate *g)
 {
 	g->needed = g->min_sample < g->started ? g->min_sample : g->started;
-	g->tripped = g->failed >= 1 && g->failed * 100 > g->percent * g->finished &&
+	g->tripped = g->failed >= 1 &&
+		     g->failed * 100 > g->percent * g->finished &&
 		     g->finished >= g->needed;
 }
 
@@ -59,8 +60,8 @@ static void job_outcome(struct srv_rollout_verdict *v, const char *type,
 			const char *reason)
 {
 	snprintf(v->reason, sizeof(v->reason), "%s %s%s%s%s%s", type,
-		 state ? state : "lost", stage ? " at " : "", stage ? stage : "",
-		 reason ? ": " : "", reason ? reason : "");
+		 state ? state : "lost", stage ? " at " : "",
+		 stage ? stage : "", reason ? ": " : "", reason ? reason : "");
 }
 
 static bool resend(const struct srv_rollout_watch_row *w, int64_t seq,
@@ -79,8 +80,8 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 			struct srv_rollout_verdict *v)
 {
 	const char *when = fl_streq(w->state, "updated")
-				   ? "during its health window"
-				   : "during the soak";
+			       ? "during its health window"
+			       : "during the soak";
 
 	if (!fl_streq(w->dev_state, "active"))
 		snprintf(v->reason, sizeof(v->reason), "decommissioned %s",
@@ -89,8 +90,8 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 		snprintf(v->reason, sizeof(v->reason), "reported unhealthy %s",
 			 when);
 	else if (w->dev_firmware && !fl_streq(w->dev_firmware, version))
-		snprintf(v->reason, sizeof(v->reason),
-			 "back on firmware %s %s", w->dev_firmware, when);
+		snprintf(v->reason, sizeof(v->reason), "back on firmware %s %s",
+			 w->dev_firmware, when);
 	else if (presence && !w->dev_online && w->offline_since &&
 		 now - w->offline_since >= SRV_ROLLOUT_OFFLINE_GRACE)
 		snprintf(v->reason, sizeof(v->reason), "offline for %llds %s",
@@ -105,16 +106,16 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 	return true;
 }
 
-static void judge_commanded(const struct srv_rollout_watch_row *w,
-			    int64_t now, struct srv_rollout_verdict *v)
+static void judge_commanded(const struct srv_rollout_watch_row *w, int64_t now,
+			    struct srv_rollout_verdict *v)
 {
 	if (!w->job) {
 		v->kind = SRV_VERDICT_FAILED;
 		snprintf(v->reason, sizeof(v->reason), "its job is missing");
 	} else if (w->job_final) {
 		v->kind = fl_streq(w->job_state, "succeeded")
-				  ? SRV_VERDICT_UPDATED
-				  : SRV_VERDICT_FAILED;
+			      ? SRV_VERDICT_UPDATED
+			      : SRV_VERDICT_FAILED;
 		if (v->kind == SRV_VERDICT_FAILED)
 			job_outcome(v, "update", w->job_state, w->job_stage,
 				    w->job_reason);
@@ -127,10 +128,11 @@ static void judge_commanded(const struct srv_rollout_watch_row *w,
 	}
 }
 
-static void judge_rollback(const struct srv_rollout_watch_row *w,
-			   int64_t now, struct srv_rollout_verdict *v)
+static void judge_rollback(const struct srv_rollout_watch_row *w, int64_t now,
+			   struct srv_rollout_verdict *v)
 {
-	if (!w->rb_job || (w->rb_final && !fl_streq(w->rb_state, "succeeded"))) {
+	if (!w->rb_job ||
+	    (w->rb_final && !fl_streq(w->rb_state, "succeeded"))) {
 		v->kind = SRV_VERDICT_ROLLBACK_FAILED;
 		job_outcome(v, "rollback", w->rb_state, w->rb_stage,
 			    w->rb_reason);

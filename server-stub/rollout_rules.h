@@ -53,11 +53,11 @@ void srv_rollout_gate_text(const struct srv_rollout_gate *g, char *buf,
 
 /* What the engine decides about one watched row. */
 enum srv_rollout_verdict_kind {
-	SRV_VERDICT_NONE = 0,	   /* nothing changes (see offline_since) */
-	SRV_VERDICT_UPDATED,	   /* commanded -> updated */
-	SRV_VERDICT_HEALTHY,	   /* updated -> healthy */
-	SRV_VERDICT_FAILED,	   /* -> failed, with the reason */
-	SRV_VERDICT_ROLLED_BACK,   /* rolling-back -> rolled-back */
+	SRV_VERDICT_NONE = 0,	     /* nothing changes (see offline_since) */
+	SRV_VERDICT_UPDATED,	     /* commanded -> updated */
+	SRV_VERDICT_HEALTHY,	     /* updated -> healthy */
+	SRV_VERDICT_FAILED,	     /* -> failed, with the reason */
+	SRV_VERDICT_ROLLED_BACK,     /* rolling-back -> rolled-back */
 	SRV_VERDICT_ROLLBACK_FAILED, /* rolling-back -> rollback-failed */
 };
 
