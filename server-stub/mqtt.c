@@ -57,6 +57,7 @@ struct srv_mqtt {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool connected, stopping;
+	int64_t connected_since; /* the last CONNACK, Unix s */
 	/* owned by the network thread (callbacks run there too) */
 	struct srv_devlimit *limit;
 	int64_t last_expire_ms;
@@ -282,6 +283,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
 	m->connected = true;
+	m->connected_since = time(NULL);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	fl_info("connected to the broker");
@@ -577,6 +579,7 @@ void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret)
 		return;
 	pthread_mutex_lock(&m->lock);
 	ret->connected = m->connected;
+	ret->connected_since = m->connected_since;
 	pthread_mutex_unlock(&m->lock);
 	ret->over_budget = __atomic_load_n(&m->over_budget, __ATOMIC_RELAXED);
 	ret->broker_dropped =

@@ -3,6 +3,7 @@
 #define SRV_MQTT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -27,8 +28,9 @@ void srv_mqtt_stop(struct srv_mqtt *m);
 
 struct srv_mqtt_stats {
 	bool connected;
-	uint64_t over_budget;	/* dropped by devices' budgets (devlimit.h) */
-	int64_t broker_dropped; /* the broker's own count ($SYS); -1 unknown */
+	int64_t connected_since; /* Unix s of the last CONNACK; 0: never */
+	uint64_t over_budget;	 /* dropped by devices' budgets (devlimit.h) */
+	int64_t broker_dropped;	 /* the broker's own count ($SYS); -1 unknown */
 	struct srv_ingest_stats ingest;
 };
 

@@ -32,7 +32,9 @@ struct tick {
 	char engine[320];	      /* "engine:HOLDER": the audit's actor */
 	struct srv_bundle_row bundle; /* loaded for update commands */
 	bool have_bundle;
-	bool presence; /* fleetd's MQTT link is up (or there is none) */
+	/* presence learnt since (rollout_rules.h): fleetd's MQTT link up
+	 * since then, -1 down, 0 no link (tests) */
+	int64_t presence_since;
 };
 
 /* Commands to send after their decisions are written. */
@@ -174,7 +176,7 @@ static int watch(struct tick *t, int64_t healthy_wave, bool all,
 		bool rb = fl_streq(w->state, "rolling-back");
 
 		srv_rollout_judge(w, t->r->version, t->r->health_window_s,
-				  t->now, t->presence, &v[i]);
+				  t->now, t->presence_since, &v[i]);
 		if (change_of(w, &v[i], &c[n]))
 			n++;
 		if (v[i].resend && (rb || !rolling_back))
@@ -518,13 +520,13 @@ static int rollback_tick(struct tick *t, struct fl_error *err)
 static int rollout_tick(struct srv *srv, const struct srv_rollout_row *r,
 			int64_t now, struct fl_error *err)
 {
-	struct tick t = {.srv = srv, .r = r, .now = now, .presence = true};
+	struct tick t = {.srv = srv, .r = r, .now = now};
 	struct srv_mqtt_stats ms;
 	int rc;
 
 	if (srv->mqtt) {
 		srv_mqtt_stats(srv->mqtt, &ms);
-		t.presence = ms.connected;
+		t.presence_since = ms.connected ? ms.connected_since : -1;
 	}
 	snprintf(t.actor, sizeof(t.actor), "rollout:%s", r->id);
 	snprintf(t.engine, sizeof(t.engine), "engine:%.300s",

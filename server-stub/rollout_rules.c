@@ -76,12 +76,16 @@ static bool resend(const struct srv_rollout_watch_row *w, int64_t seq,
  * reason) when it failed; offline_since is tracked either way.
  */
 static bool watch_fails(const struct srv_rollout_watch_row *w,
-			const char *version, int64_t now, bool presence,
-			struct srv_rollout_verdict *v)
+			const char *version, int64_t now,
+			int64_t presence_since, struct srv_rollout_verdict *v)
 {
 	const char *when = fl_streq(w->state, "updated")
 			       ? "during its health window"
 			       : "during the soak";
+	bool presence = presence_since >= 0;
+	int64_t off =
+	    now - (w->offline_since > presence_since ? w->offline_since
+						     : presence_since);
 
 	if (!fl_streq(w->dev_state, "active"))
 		snprintf(v->reason, sizeof(v->reason), "decommissioned %s",
@@ -93,9 +97,9 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 		snprintf(v->reason, sizeof(v->reason), "back on firmware %s %s",
 			 w->dev_firmware, when);
 	else if (presence && !w->dev_online && w->offline_since &&
-		 now - w->offline_since >= SRV_ROLLOUT_OFFLINE_GRACE)
+		 off >= SRV_ROLLOUT_OFFLINE_GRACE)
 		snprintf(v->reason, sizeof(v->reason), "offline for %llds %s",
-			 (long long)(now - w->offline_since), when);
+			 (long long)off, when);
 	else {
 		if (presence && !w->dev_online && !w->offline_since)
 			v->offline_since = now;
@@ -145,7 +149,7 @@ static void judge_rollback(const struct srv_rollout_watch_row *w, int64_t now,
 
 void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		       const char *version, int64_t window, int64_t now,
-		       bool presence, struct srv_rollout_verdict *v)
+		       int64_t presence_since, struct srv_rollout_verdict *v)
 {
 	*v = (struct srv_rollout_verdict){.offline_since = -1};
 	if (fl_streq(w->state, "commanded")) {
@@ -154,7 +158,7 @@ void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		judge_rollback(w, now, v);
 	} else if (fl_streq(w->state, "updated") ||
 		   fl_streq(w->state, "healthy")) {
-		if (watch_fails(w, version, now, presence, v))
+		if (watch_fails(w, version, now, presence_since, v))
 			v->kind = SRV_VERDICT_FAILED;
 		else if (fl_streq(w->state, "updated") &&
 			 now >= w->finished + window && w->dev_online)

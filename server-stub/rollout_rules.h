@@ -82,13 +82,17 @@ struct srv_rollout_verdict {
  *     and it is online.
  *   rolling-back: its rollback job final -> rolled-back (succeeded) or
  *     rollback-failed; resends as for commanded.
- * Other states: nothing.  With @presence false (fleetd's MQTT link is
- * down, so presence is not being learnt) being offline neither fails a
- * device nor starts or clears its offline time.
+ * Other states: nothing.  @presence_since: since when fleetd has learnt
+ * presence without a break (its MQTT link up since then; 0: always), or
+ * -1 while it learns none (the link is down): then being offline
+ * neither fails a device nor starts or clears its offline time.  The
+ * grace counts from offline_since or @presence_since, the later: a
+ * fleetd that restarted or got its broker back gives every device the
+ * whole grace to come back.
  */
 void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		       const char *version, int64_t window, int64_t now,
-		       bool presence, struct srv_rollout_verdict *v);
+		       int64_t presence_since, struct srv_rollout_verdict *v);
 
 /*
  * Does this rollout's device need a rollback to leave @version?  An

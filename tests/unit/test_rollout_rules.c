@@ -119,7 +119,7 @@ static struct srv_rollout_verdict judge(const struct srv_rollout_watch_row *w,
 {
 	struct srv_rollout_verdict v;
 
-	srv_rollout_judge(w, "1.1.0", 60, now, true, &v);
+	srv_rollout_judge(w, "1.1.0", 60, now, 0, &v);
 	return v;
 }
 
@@ -220,14 +220,32 @@ static void test_judge_watch(void **state)
 				      "window");
 	/* fleetd's MQTT link down: presence is not learnt, offline means
 	 * nothing (neither fails nor is tracked) */
-	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
-			  false, &v);
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE, -1,
+			  &v);
 	assert_int_equal(v.kind, SRV_VERDICT_NONE);
 	assert_int_equal(v.offline_since, -1);
 	w.offline_since = 0;
-	srv_rollout_judge(&w, "1.1.0", 60, 1010, false, &v);
+	srv_rollout_judge(&w, "1.1.0", 60, 1010, -1, &v);
 	assert_int_equal(v.offline_since, -1);
 	w.offline_since = 1010;
+	/* the link came back at 1025 (fleetd restarted, or its broker):
+	 * the grace counts from then, not from 1010 */
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  1025, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_NONE);
+	assert_int_equal(v.offline_since, -1);
+	srv_rollout_judge(&w, "1.1.0", 60, 1025 + SRV_ROLLOUT_OFFLINE_GRACE - 1,
+			  1025, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_NONE);
+	srv_rollout_judge(&w, "1.1.0", 60, 1025 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  1025, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_FAILED);
+	assert_string_equal(v.reason, "offline for 30s during its health "
+				      "window");
+	/* a link up since before the device went offline changes nothing */
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  900, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_FAILED);
 	/* back online within the grace: cleared */
 	w.dev_online = true;
 	v = judge(&w, 1020);
