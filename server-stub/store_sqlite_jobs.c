@@ -49,13 +49,47 @@ static int busy_job(struct srv_store_be *s, const struct srv_job *j,
 	return rc;
 }
 
+/*
+ * A device in an active rollout gets its update and rollback jobs from
+ * that rollout only, until the rollout ends: FL_ECONFLICT for any other.
+ * Called in a transaction.
+ */
+static int in_rollout(struct srv_store_be *s, const struct srv_job *j,
+		      struct fl_error *err)
+{
+	struct db_first row = {0};
+	struct fl_error e = {0};
+	int rc;
+
+	if (j->rollout ||
+	    !(fl_streq(j->type, "update") || fl_streq(j->type, "rollback")))
+		return 0;
+	rc = db_query_first(s, &row, &e,
+			    "SELECT r.id, r.state FROM rollout_devices rd"
+			    " JOIN rollouts r ON r.id = rd.rollout"
+			    " WHERE rd.device = ? AND rd.active = 1",
+			    "s", j->device);
+	if (!rc)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device %s is in rollout %s (%s) until it ends",
+			     j->device, row.t[0], row.t[1]);
+	else if (rc == FL_ENOTFOUND)
+		rc = 0;
+	else
+		rc = fl_fail(err, rc, "%s", e.msg);
+	db_first_free(&row);
+	return rc;
+}
+
 int db_job_insert(struct srv_store_be *s, const struct srv_job *j, int64_t now,
 		  char **ret_busy, struct fl_error *err)
 {
 	char *busy = NULL;
 	int rc;
 
-	rc = busy_job(s, j, &busy, err);
+	rc = in_rollout(s, j, err);
+	if (!rc)
+		rc = busy_job(s, j, &busy, err);
 	if (!rc && busy)
 		rc = fl_fail(err, FL_ECONFLICT, "device %s is busy with job %s",
 			     j->device, busy);

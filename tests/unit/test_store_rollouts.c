@@ -244,6 +244,46 @@ static struct srv_job job(const char *id, const char *dev, const char *type,
 				.lane = ota_lane};
 }
 
+/* A device in an active rollout gets update and rollback jobs from it
+ * only, until it ends; other lanes (rotate) are not held */
+static void test_manual_job_refused(void **state)
+{
+	static const char *const identity_lane[] = {"rotate", NULL};
+	struct fixture *f = *state;
+	struct srv_job up = job("j-m1", "a", "update", NULL);
+	struct srv_job rb = job("j-m2", "b", "rollback", NULL);
+	struct srv_job rot = job("j-m3", "a", "rotate", NULL);
+	struct srv_job mine = job("j-r1", "a", "update", "r-1");
+	struct fl_error err = {0};
+
+	fleet3(f);
+	rot.lane = identity_lane;
+	assert_int_equal(add_rollout(f, "r-1", devs3, 2, NULL, NULL), 0);
+	assert_int_equal(srv_store_job_add(f->s, &up, &err), FL_ECONFLICT);
+	assert_string_equal(
+	    err.msg, "device a is in rollout r-1 (running) until it ends");
+	assert_int_equal(srv_store_job_add(f->s, &rb, NULL), FL_ECONFLICT);
+	assert_int_equal(srv_store_job_add(f->s, &rot, NULL), 0);
+	assert_int_equal(srv_store_job_add(f->s, &mine, NULL), 0);
+	/* paused still holds it; c is in no rollout */
+	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_PAUSE,
+						  "t", NOW, NULL, NULL),
+			 0);
+	fl_error_clear(&err);
+	assert_int_equal(srv_store_job_add(f->s, &rb, &err), FL_ECONFLICT);
+	assert_non_null(strstr(err.msg, "(paused)"));
+	up.device = "c";
+	assert_int_equal(srv_store_job_add(f->s, &up, NULL), 0);
+	/* the rollout ended: free */
+	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_ABORT,
+						  "t", NOW, NULL, NULL),
+			 0);
+	assert_int_equal(srv_store_job_add(f->s, &rb, NULL), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM jobs WHERE rollout"
+				    " IS NULL AND type != 'rotate'"),
+			 2);
+}
+
 static void test_command_once(void **state)
 {
 	struct fixture *f = *state;
@@ -318,7 +358,15 @@ static void test_command_refused(void **state)
 
 	fleet3(f);
 	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
-	assert_int_equal(srv_store_job_add(f->s, &other, NULL), 0);
+	/* b is busy with a job the rollout did not make (fleetd refuses
+	 * those now: one an older fleetd wrote) */
+	assert_int_equal(srv_store_job_add(f->s, &other, NULL), FL_ECONFLICT);
+	assert_int_equal(sql_run(f,
+				 "INSERT INTO jobs (id, device, type, state,"
+				 " created, updated, created_by, expires)"
+				 " VALUES ('j-o', 'b', 'update', 'queued', 0,"
+				 " 0, 't', 9999999999)"),
+			 SQLITE_OK);
 	/* b is busy: skipped with the reason; c goes ahead */
 	assert_int_equal(
 	    srv_store_rollout_command(f->s, "r-1", c, 2, NOW, NOW, NULL), 0);
@@ -668,6 +716,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_add_and_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_manual_job_refused, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_command_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_command_refused, setup,
 					    teardown),
