@@ -555,9 +555,11 @@ void srv_rollouts_tick(struct srv *srv, int64_t now)
 		srv_store_jobs_expire(srv->store, now, NULL, NULL);
 		for (size_t i = 0; i < l.n; i++) {
 			fl_error_clear(&err);
+			pthread_mutex_lock(&srv->rollouts_lock);
 			if (rollout_tick(srv, &l.v[i], now, &err) &&
 			    err.code != FL_ECONFLICT)
 				fl_warn("rollout %s: %s", l.v[i].id, err.msg);
+			pthread_mutex_unlock(&srv->rollouts_lock);
 		}
 	} else if (l.n) {
 		fl_debug("rollouts: %s", err.msg);

@@ -212,13 +212,15 @@ int srv_rollout_act(struct srv *srv, const char *id,
 	struct srv_strv cancelled = {0};
 	int rc;
 
+	pthread_mutex_lock(&srv->rollouts_lock);
 	rc = srv_store_rollout_action(srv->store, id, (int)action, actor, now,
 				      &cancelled, err);
-	if (rc)
-		return rc;
-	fl_info("rollout %s: %s by %s", id, fl_rollout_action_name(action),
-		actor);
-	tell_cancelled(srv, &cancelled);
+	if (!rc) {
+		fl_info("rollout %s: %s by %s", id,
+			fl_rollout_action_name(action), actor);
+		tell_cancelled(srv, &cancelled);
+	}
+	pthread_mutex_unlock(&srv->rollouts_lock);
 	srv_strv_free(&cancelled);
-	return 0;
+	return rc;
 }

@@ -237,6 +237,7 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 
 	srv->state_dir = fl_xstrdup(state_dir);
 	srv->max_json_body = SRV_MAX_JSON_BODY;
+	pthread_mutex_init(&srv->rollouts_lock, NULL);
 	db = srv_path(srv, SRV_DB_FILE);
 	if (!fl_path_exists(db)) {
 		rc = fl_fail(err, FL_ENOTFOUND,
@@ -278,6 +279,7 @@ void srv_close(struct srv *srv)
 	free(srv->https_url);
 	free(srv->engine_id);
 	free(srv->state_dir);
+	pthread_mutex_destroy(&srv->rollouts_lock);
 	free(srv);
 }
 

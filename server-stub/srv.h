@@ -2,6 +2,7 @@
 #ifndef SRV_H
 #define SRV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -65,6 +66,10 @@ struct srv {
 	int (*send_cmd)(void *ctx, const char *device, const char *type,
 			json_t *args, const char *id, struct fl_error *err);
 	void *send_ctx;
+	/* held by the engine while it decides and sends for a rollout, and
+	 * by an operator's move (srv_rollout_act) with its cancels: no
+	 * command of a wave goes out after an abort returned */
+	pthread_mutex_t rollouts_lock;
 };
 
 #define SRV_CONF_FILE "fleetd.conf"

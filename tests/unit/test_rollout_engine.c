@@ -11,6 +11,8 @@
  * "command sent" (a forked child killed at the send): after a restart
  * the same job's same command goes out and no device gets a second job.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,9 +47,47 @@ struct rec {
 	bool fail;	      /* refuse every send (the broker is away) */
 	char fail_device[16]; /* refuse sends to this device */
 	bool die;	      /* _exit at the first send: fleetd killed there */
+	/* at the first update sent, an operator aborts rollout r1 from
+	 * another thread (race_abort) */
+	struct srv *race;
+	pthread_t racer;
+	bool racing, aborted;
+	int abort_rc;
+	size_t abort_at; /* sends recorded when the abort returned */
 };
 
 static struct rec rec;
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rec_cond = PTHREAD_COND_INITIALIZER;
+
+static void *abort_r1(void *arg)
+{
+	int rc = srv_rollout_act(arg, "r1", FL_ROLLOUT_ABORT, "token:op",
+				 T0 + 1, NULL);
+
+	pthread_mutex_lock(&rec_lock);
+	rec.abort_rc = rc;
+	rec.aborted = true;
+	rec.abort_at = rec.n;
+	pthread_cond_broadcast(&rec_cond);
+	pthread_mutex_unlock(&rec_lock);
+	return NULL;
+}
+
+/* rec_lock held: start the abort and give it 300 ms to return before
+ * this send goes on (it cannot while the engine holds the rollout) */
+static void race_abort(void)
+{
+	struct timespec ts;
+
+	rec.racing = true;
+	if (pthread_create(&rec.racer, NULL, abort_r1, rec.race))
+		abort();
+	fl_deadline(&ts, 300);
+	while (!rec.aborted &&
+	       pthread_cond_timedwait(&rec_cond, &rec_lock, &ts) != ETIMEDOUT)
+		;
+}
 
 static int record(void *ctx, const char *device, const char *type, json_t *args,
 		  const char *id, struct fl_error *err)
@@ -60,7 +100,11 @@ static int record(void *ctx, const char *device, const char *type, json_t *args,
 		_exit(0);
 	if (rec.fail || strcmp(rec.fail_device, device) == 0)
 		return fl_fail(err, FL_EUNREACH, "no broker");
-	assert_true(rec.n < FL_ARRAY_SIZE(rec.v));
+	pthread_mutex_lock(&rec_lock);
+	if (rec.race && !rec.racing && strcmp(type, "update") == 0)
+		race_abort();
+	if (rec.n >= FL_ARRAY_SIZE(rec.v))
+		abort();
 	s = &rec.v[rec.n++];
 	fl_strlcpy(s->device, device, sizeof(s->device));
 	fl_strlcpy(s->type, type, sizeof(s->type));
@@ -71,6 +115,7 @@ static int record(void *ctx, const char *device, const char *type, json_t *args,
 		fl_strlcpy(s->version,
 			   json_string_value(json_object_get(b, "version")),
 			   sizeof(s->version));
+	pthread_mutex_unlock(&rec_lock);
 	return 0;
 }
 
@@ -662,6 +707,48 @@ static void test_abort(void **state)
 			 FL_ENOTFOUND);
 }
 
+/*
+ * An operator's abort while the engine sends a wave: the abort wins.  It
+ * returns only once the wave's commands went out, cancels each of their
+ * jobs and tells each device after its update; nothing is sent after it
+ * returned, and the engine sends nothing more.
+ */
+static void test_abort_races_a_wave(void **state)
+{
+	struct srv_fixture *f = *state;
+	char o[4][16], want[200];
+
+	fleet(f, 4);
+	create(f, "{\"id\": \"r1\", \"bundle\": \"fw@1.1.0\", \"waves\":"
+		  " [\"100%\"]}");
+	order(f, o, 4);
+	rec.race = f->srv;
+	tick(f, 0);
+	pthread_join(rec.racer, NULL);
+	assert_true(rec.racing);
+	assert_int_equal(rec.abort_rc, 0);
+	state_is(f, "aborted");
+	snprintf(want, sizeof(want),
+		 "%s:cancelled %s:cancelled %s:cancelled "
+		 "%s:cancelled",
+		 o[0], o[1], o[2], o[3]);
+	rows_are(f, want);
+	assert_int_equal(rec.n, 8);
+	for (size_t i = rec.abort_at; i < rec.n; i++)
+		if (strcmp(rec.v[i].type, "cancel"))
+			fail_msg("%s to %s after the abort returned",
+				 rec.v[i].type, rec.v[i].device);
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(rec.v[i].type, "update") ||
+		    strcmp(rec.v[4 + i].type, "cancel") ||
+		    strcmp(rec.v[4 + i].job, rec.v[i].job))
+			fail_msg("send %zu: %s %s, then %s %s", i,
+				 rec.v[i].type, rec.v[i].job, rec.v[4 + i].type,
+				 rec.v[4 + i].job);
+	tick(f, 2);
+	assert_int_equal(rec.n, 8);
+}
+
 /* Another fleetd holding the lease keeps this one from acting until its
  * lease runs out. */
 static void test_lease(void **state)
@@ -838,6 +925,8 @@ int main(void)
 					    srv_teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup, srv_teardown),
 	    cmocka_unit_test_setup_teardown(test_abort, setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_races_a_wave, setup,
+					    srv_teardown),
 	    cmocka_unit_test_setup_teardown(test_lease, setup, srv_teardown),
 	    cmocka_unit_test_setup_teardown(test_send_fails, setup,
 					    srv_teardown),
