@@ -64,11 +64,19 @@ static void job_outcome(struct srv_rollout_verdict *v, const char *type,
 		 stage ? stage : "", reason ? ": " : "", reason ? reason : "");
 }
 
+/*
+ * Send the open command again: never sent; or not answered (@seq 0) by
+ * a device online, SRV_ROLLOUT_RESEND after it went out, or at once when
+ * it went out before fleetd's MQTT link came up (@presence_since): a
+ * QoS 2 message the broker did not release before fleetd died (or lost
+ * the broker) never reaches the device, and the store cannot tell.
+ */
 static bool resend(const struct srv_rollout_watch_row *w, int64_t seq,
-		   int64_t now)
+		   int64_t now, int64_t presence_since)
 {
 	return w->sent == 0 || (seq == 0 && w->dev_online &&
-				now - w->sent >= SRV_ROLLOUT_RESEND);
+				(now - w->sent >= SRV_ROLLOUT_RESEND ||
+				 w->sent < presence_since));
 }
 
 /*
@@ -111,6 +119,7 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 }
 
 static void judge_commanded(const struct srv_rollout_watch_row *w, int64_t now,
+			    int64_t presence_since,
 			    struct srv_rollout_verdict *v)
 {
 	if (!w->job) {
@@ -128,11 +137,12 @@ static void judge_commanded(const struct srv_rollout_watch_row *w, int64_t now,
 		snprintf(v->reason, sizeof(v->reason),
 			 "decommissioned during its update");
 	} else {
-		v->resend = resend(w, w->job_seq, now);
+		v->resend = resend(w, w->job_seq, now, presence_since);
 	}
 }
 
 static void judge_rollback(const struct srv_rollout_watch_row *w, int64_t now,
+			   int64_t presence_since,
 			   struct srv_rollout_verdict *v)
 {
 	if (!w->rb_job ||
@@ -143,7 +153,7 @@ static void judge_rollback(const struct srv_rollout_watch_row *w, int64_t now,
 	} else if (w->rb_final) {
 		v->kind = SRV_VERDICT_ROLLED_BACK;
 	} else {
-		v->resend = resend(w, w->rb_seq, now);
+		v->resend = resend(w, w->rb_seq, now, presence_since);
 	}
 }
 
@@ -153,9 +163,9 @@ void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 {
 	*v = (struct srv_rollout_verdict){.offline_since = -1};
 	if (fl_streq(w->state, "commanded")) {
-		judge_commanded(w, now, v);
+		judge_commanded(w, now, presence_since, v);
 	} else if (fl_streq(w->state, "rolling-back")) {
-		judge_rollback(w, now, v);
+		judge_rollback(w, now, presence_since, v);
 	} else if (fl_streq(w->state, "updated") ||
 		   fl_streq(w->state, "healthy")) {
 		if (watch_fails(w, version, now, presence_since, v))

@@ -74,7 +74,9 @@ struct srv_rollout_verdict {
  *   commanded: its job final -> updated (succeeded) or failed (with the
  *     job's state, stage and reason); a decommissioned device fails; an
  *     open job's command is resent when never sent, or when the device
- *     is online, never reported on it, and SRV_ROLLOUT_RESEND passed.
+ *     is online, never reported on it, and SRV_ROLLOUT_RESEND passed or
+ *     it went out before @presence_since (before fleetd's MQTT link
+ *     came up: it may have died with fleetd or the broker).
  *   updated, healthy: fails when the device reports health "failed",
  *     firmware other than @version, is decommissioned, or stays offline
  *     SRV_ROLLOUT_OFFLINE_GRACE seconds (offline_since tracks it); an

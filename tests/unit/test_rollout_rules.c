@@ -143,8 +143,22 @@ static void test_judge_commanded(void **state)
 	w.dev_online = false;
 	assert_false(judge(&w, 100 + SRV_ROLLOUT_RESEND).resend);
 	w.dev_online = true;
+	/* sent before fleetd's MQTT link came up (fleetd restarted): at
+	 * once, and only then */
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 105, &v);
+	assert_true(v.resend);
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 100, &v);
+	assert_false(v.resend);
+	srv_rollout_judge(&w, "1.1.0", 60, 110, -1, &v);
+	assert_false(v.resend);
+	w.dev_online = false;
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 105, &v);
+	assert_false(v.resend);
+	w.dev_online = true;
 	w.job_seq = 3; /* it answered: never again */
 	assert_false(judge(&w, 100 + 10 * SRV_ROLLOUT_RESEND).resend);
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 105, &v);
+	assert_false(v.resend);
 	/* final */
 	w.job_final = true;
 	w.job_state = "succeeded";
