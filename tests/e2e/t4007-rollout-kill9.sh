@@ -145,7 +145,7 @@ check "every device boots slot b, which holds the signed 1.1.0" slots_on_b
 MIDWAY=0
 mark
 check "rollback ok: every device it updated goes back" fleetctl -q rollback ok
-kill_rounds ok 4 300 1500
+kill_rounds ok 4 100 800
 check_true "positive control: kills found ok rolling back ($MIDWAY of 4)" test "$MIDWAY" -ge 2
 check_exit 1 "ok ends rolled back after the kills (watch exits 1)" \
 	timeout 200 fleetctl rollout watch ok --interval 1s --timeout 180s
