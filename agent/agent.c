@@ -168,7 +168,8 @@ static void log_event(const struct agent *a, const json_t *ev, bool again)
 {
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
-	long long seq = (long long)json_integer_value(json_object_get(ev, "seq"));
+	long long seq =
+	    (long long)json_integer_value(json_object_get(ev, "seq"));
 
 	if (again)
 		fl_debug("event %lld again (not confirmed yet): %s %s", seq,
@@ -281,10 +282,9 @@ size_t agent_unconfirmed_events(const struct agent *a)
 	return agent_evq_unconfirmed(a->evq);
 }
 
-void agent_cmd_complete(struct agent *a, const char *cmd_id,
-			const char *type, const char *state,
-			const char *stage, const char *reason,
-			const json_t *fields)
+void agent_cmd_complete(struct agent *a, const char *cmd_id, const char *type,
+			const char *state, const char *stage,
+			const char *reason, const json_t *fields)
 {
 	struct fl_error err = {0};
 	json_t *extra = fields ? json_deep_copy(fields) : json_object();
@@ -356,8 +356,8 @@ static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 
 	rc = fl_json_int(cmd->args, "seq", 1, (int64_t)SEQ_MAX, &seq, &err);
 	if (!rc)
-		rc = fl_json_str(cmd->args, "job", AGENT_JOB_ID_MAX, &job,
-				 &err);
+		rc =
+		    fl_json_str(cmd->args, "job", AGENT_JOB_ID_MAX, &job, &err);
 	if (!rc && !fl_valid_label(job))
 		rc = fl_fail(&err, FL_EPARSE, "bad 'job'");
 	if (rc) {
@@ -376,6 +376,28 @@ static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 			job);
 }
 
+/*
+ * fleet-sim's record of what reached the device: one line "ID TYPE JOB"
+ * per command, a repeat too, appended to STATE_DIR/commands.received.
+ */
+static void record_command(const struct agent *a, const struct agent_cmd *cmd)
+{
+	const char *job = json_string_value(json_object_get(cmd->args, "job"));
+	char *path = fl_path_join(a->cfg->state_dir, AGENT_CMD_RECORD_FILE);
+	FILE *f = fopen(path, "a");
+	int rc = f ? 0 : -1;
+
+	if (!job || !fl_valid_label(job))
+		job = "-";
+	if (f && fprintf(f, "%s %s %s\n", cmd->id, cmd->type, job) < 0)
+		rc = -1;
+	if (f && fclose(f))
+		rc = -1;
+	if (rc)
+		fl_warn("%s: cannot record command %s", path, cmd->id);
+	free(path);
+}
+
 /* A payload from fleet/ID/cmd: drop bad ones, answer repeats. */
 static void handle_command(struct agent *a, const char *payload, size_t len,
 			   const struct agent_msg_props *props)
@@ -390,6 +412,8 @@ static void handle_command(struct agent *a, const char *payload, size_t len,
 		return;
 	}
 	cmd.props = props;
+	if (a->cfg->sim_record_commands && !fl_streq(cmd.type, AGENT_ACK_TYPE))
+		record_command(a, &cmd);
 	if (fl_streq(cmd.type, AGENT_ACK_TYPE))
 		handle_ack(a, &cmd);
 	else if (agent_cmd_log_get(a->cmds, cmd.id, &st, &ev) == 0) {
@@ -569,21 +593,21 @@ static int make_mqtt(struct agent *a, struct fl_error *err)
 {
 	const struct agent_config *c = a->cfg;
 	struct agent_mqtt_opts o = {
-		.client_id = c->id,
-		.host = c->mqtt_host,
-		.port = c->mqtt_port,
-		.ca_file = c->ca_file,
-		.cert_file = a->cur.cert,
-		.key_file = a->cur.key,
-		.keepalive_s = (int)c->keepalive_s,
-		.session_expiry_s = (uint32_t)c->session_expiry_s,
-		.will_topic = a->t_presence,
-		.will_payload = "{\"online\":false}",
-		.reconnect_min_ms = c->reconnect_min_s * 1000,
-		.reconnect_max_ms = c->reconnect_max_s * 1000,
-		.user = a,
-		.on_connect = on_connect,
-		.on_message = on_message,
+	    .client_id = c->id,
+	    .host = c->mqtt_host,
+	    .port = c->mqtt_port,
+	    .ca_file = c->ca_file,
+	    .cert_file = a->cur.cert,
+	    .key_file = a->cur.key,
+	    .keepalive_s = (int)c->keepalive_s,
+	    .session_expiry_s = (uint32_t)c->session_expiry_s,
+	    .will_topic = a->t_presence,
+	    .will_payload = "{\"online\":false}",
+	    .reconnect_min_ms = c->reconnect_min_s * 1000,
+	    .reconnect_max_ms = c->reconnect_max_s * 1000,
+	    .user = a,
+	    .on_connect = on_connect,
+	    .on_message = on_message,
 	};
 
 	return agent_mqtt_new(&o, &a->mqtt, err);
@@ -606,8 +630,8 @@ static int init_fields(struct agent *a, const struct agent_config *cfg,
 	    .timeout_ms = cfg->http_timeout_s * 1000,
 	};
 	a->seq_path = fl_path_join(cfg->state_dir, AGENT_SEQ_FILE);
-	rc = fl_topic_build(p, cfg->id, FL_TOPIC_PRESENCE, NULL,
-			    &a->t_presence, err);
+	rc = fl_topic_build(p, cfg->id, FL_TOPIC_PRESENCE, NULL, &a->t_presence,
+			    err);
 	if (!rc)
 		rc = fl_topic_build(p, cfg->id, FL_TOPIC_STATUS, NULL,
 				    &a->t_status, err);
@@ -949,11 +973,11 @@ static int events_status(const struct agent_config *cfg,
 	char *path = fl_path_join(cfg->state_dir, AGENT_EVQ_FILE);
 	struct agent_evq *q = NULL;
 
-	json_object_set_new(j, "unconfirmed_events",
-			    agent_evq_open(path, 1000, &q, NULL) == 0
-				    ? json_integer((json_int_t)
-							   agent_evq_unconfirmed(q))
-				    : json_null());
+	json_object_set_new(
+	    j, "unconfirmed_events",
+	    agent_evq_open(path, 1000, &q, NULL) == 0
+		? json_integer((json_int_t)agent_evq_unconfirmed(q))
+		: json_null());
 	agent_evq_free(q);
 	free(path);
 	return 0;

@@ -39,6 +39,9 @@
 #include "pki.h"
 
 #define AGENT_SEQ_FILE "seq"
+/* fleet-sim only (agent_config sim_record_commands): "ID TYPE JOB" per
+ * command received, repeats included */
+#define AGENT_CMD_RECORD_FILE "commands.received"
 #define AGENT_CONFIRM_FILE "confirm.json"
 #define AGENT_INBOX_MAX 16 /* commands queued between two steps */
 

@@ -166,8 +166,10 @@ static int load_config(struct sim_dev *d, struct fl_error *err)
 	rc = agent_config_load(conf, &d->cfg, err);
 	if (!rc)
 		rc = agent_config_set_sim(d->cfg, simdir, err);
-	if (!rc)
+	if (!rc) {
 		d->cfg->sim_install_delay_ms = d->sim->o.knobs.install_delay_ms;
+		d->cfg->sim_record_commands = true;
+	}
 	if (rc) {
 		agent_config_free(d->cfg);
 		d->cfg = NULL;

@@ -95,6 +95,10 @@ struct agent_config {
 	/* not in the file: fleet-sim's --install-delay, how long an
 	 * installed update waits before the switch (0: none) */
 	int64_t sim_install_delay_ms;
+	/* not in the file: fleet-sim appends each command the device
+	 * receives to STATE_DIR/commands.received (agent.h), so a test can
+	 * count deliveries on the device side */
+	bool sim_record_commands;
 };
 
 /*

@@ -44,9 +44,9 @@ static const struct {
 	enum fl_topic_kind kind;
 	enum srv_ingest_kind ingest;
 } kinds[] = {
-	{FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE},
-	{FL_TOPIC_STATUS, SRV_INGEST_STATUS},
-	{FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
+    {FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE},
+    {FL_TOPIC_STATUS, SRV_INGEST_STATUS},
+    {FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
 };
 
 struct srv_mqtt {
@@ -58,16 +58,17 @@ struct srv_mqtt {
 	pthread_cond_t cond;
 	bool connected, stopping;
 	bool subscribed; /* a SUBACK for subs[] not taken yet */
+	int64_t connected_since; /* the last CONNACK, Unix s */
 	/* owned by the network thread (callbacks run there too) */
 	int sub_mid; /* the SUBSCRIBE of subs[] */
 	struct srv_devlimit *limit;
 	int64_t last_expire_ms;
 	struct srv_ingest *ingest; /* queue and writer to the store */
-	uint64_t over_budget;      /* messages dropped by the budget */
-	int64_t broker_dropped;    /* the broker's own count; -1 unknown */
-	const char *prefix;        /* topic prefix (srv->cfg) */
-	char *presence;            /* fleetd's own presence topic */
-	char *all;                 /* PREFIX/#: what a muted device loses */
+	uint64_t over_budget;	   /* messages dropped by the budget */
+	int64_t broker_dropped;	   /* the broker's own count; -1 unknown */
+	const char *prefix;	   /* topic prefix (srv->cfg) */
+	char *presence;		   /* fleetd's own presence topic */
+	char *all;		   /* PREFIX/#: what a muted device loses */
 	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
 };
 
@@ -77,7 +78,6 @@ static void lib_init(void)
 {
 	mosquitto_lib_init();
 }
-
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
 static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
@@ -253,14 +253,14 @@ static void send_policy(struct srv_mqtt *m)
 	struct fl_error err = {0};
 	json_t *cmds = json_array();
 
-	json_array_append_new(cmds, json_pack("{s:s, s:s}", "command",
-					      "deleteRole", "rolename",
-					      SRV_DYNSEC_MUTED_ROLE));
+	json_array_append_new(cmds,
+			      json_pack("{s:s, s:s}", "command", "deleteRole",
+					"rolename", SRV_DYNSEC_MUTED_ROLE));
 	json_array_append_new(
-		cmds, json_pack("{s:s, s:s, s:[{s:s, s:s, s:b}]}", "command",
-				"createRole", "rolename", SRV_DYNSEC_MUTED_ROLE,
-				"acls", "acltype", "publishClientSend",
-				"topic", m->all, "allow", 0));
+	    cmds, json_pack("{s:s, s:s, s:[{s:s, s:s, s:b}]}", "command",
+			    "createRole", "rolename", SRV_DYNSEC_MUTED_ROLE,
+			    "acls", "acltype", "publishClientSend", "topic",
+			    m->all, "allow", 0));
 	json_array_append_new(cmds, srv_dynsec_policy_cmd());
 	srv_devlimit_expire(m->limit, fl_now_ms(), true, NULL, NULL);
 	if (dynsec_send(m, cmds, &err))
@@ -274,7 +274,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	struct srv_mqtt *m = obj;
 
 	if (rc) {
-		fl_warn("broker refused fleetd: %s", mosquitto_reason_string(rc));
+		fl_warn("broker refused fleetd: %s",
+			mosquitto_reason_string(rc));
 		return;
 	}
 	mosquitto_subscribe_multiple(mosq, &m->sub_mid,
@@ -285,6 +286,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	publish_presence(m, true);
 	pthread_mutex_lock(&m->lock);
 	m->connected = true;
+	m->connected_since = time(NULL);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	fl_info("connected to the broker%s",
@@ -334,13 +336,15 @@ static int parse_url(const char *url, char *host, size_t hlen, int *port,
 
 	if (!fl_startswith(url, "mqtts://"))
 		return fl_fail(err, FL_EINVAL,
-			       "broker URL '%s' must be mqtts://HOST:PORT", url);
+			       "broker URL '%s' must be mqtts://HOST:PORT",
+			       url);
 	p = url + 8;
 	colon = strrchr(p, ':');
 	if (!colon || colon == p || (size_t)(colon - p) >= hlen ||
 	    fl_parse_uint(colon + 1, 65535, &v, NULL) || v == 0)
 		return fl_fail(err, FL_EINVAL,
-			       "broker URL '%s' must be mqtts://HOST:PORT", url);
+			       "broker URL '%s' must be mqtts://HOST:PORT",
+			       url);
 	memcpy(host, p, (size_t)(colon - p));
 	host[colon - p] = '\0';
 	*port = (int)v;
@@ -496,18 +500,18 @@ int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err)
 		return fl_fail(err, FL_ENOMEM, "cannot create MQTT client");
 	}
 	m->limit = srv_devlimit_new(&(struct srv_devlimit_cfg){
-		.rate = srv->cfg.device_rate,
-		.burst = srv->cfg.device_burst,
-		.mute_after = SRV_DEVLIMIT_MUTE_AFTER,
-		.mute_ms = srv->cfg.device_mute * 1000,
+	    .rate = srv->cfg.device_rate,
+	    .burst = srv->cfg.device_burst,
+	    .mute_after = SRV_DEVLIMIT_MUTE_AFTER,
+	    .mute_ms = srv->cfg.device_mute * 1000,
 	});
 	rc = srv_ingest_start(srv->store,
 			      &(struct srv_ingest_cfg){
-				      .queue = srv->cfg.ingest_queue,
-				      .batch = srv->cfg.ingest_batch,
-				      .linger_ms = SRV_INGEST_LINGER_MS,
-				      .max_bytes = SRV_INGEST_BYTES_MAX,
-				      .max_payload = SRV_MQTT_MAX_PAYLOAD,
+				  .queue = srv->cfg.ingest_queue,
+				  .batch = srv->cfg.ingest_batch,
+				  .linger_ms = SRV_INGEST_LINGER_MS,
+				  .max_bytes = SRV_INGEST_BYTES_MAX,
+				  .max_payload = SRV_MQTT_MAX_PAYLOAD,
 			      },
 			      ack, m, &m->ingest, err);
 	if (rc) {
@@ -613,10 +617,11 @@ void srv_mqtt_stats(struct srv_mqtt *m, struct srv_mqtt_stats *ret)
 		return;
 	pthread_mutex_lock(&m->lock);
 	ret->connected = m->connected;
+	ret->connected_since = m->connected_since;
 	pthread_mutex_unlock(&m->lock);
 	ret->over_budget = __atomic_load_n(&m->over_budget, __ATOMIC_RELAXED);
 	ret->broker_dropped =
-		__atomic_load_n(&m->broker_dropped, __ATOMIC_RELAXED);
+	    __atomic_load_n(&m->broker_dropped, __ATOMIC_RELAXED);
 	srv_ingest_stats(m->ingest, &ret->ingest);
 }
 
@@ -632,8 +637,8 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
 	rc = m->connected ? 0 : FL_ETIMEOUT;
 	pthread_mutex_unlock(&m->lock);
 	if (rc)
-		return fl_fail(err, rc, "no connection to the broker after %d ms",
-			       ms);
+		return fl_fail(err, rc,
+			       "no connection to the broker after %d ms", ms);
 	return 0;
 }
 
@@ -677,15 +682,14 @@ int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 	int rc;
 
 	if (!m)
-		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker "
-						 "(serve with --with-broker or "
-						 "[mqtt] url)");
+		return fl_fail(err, FL_EUNREACH,
+			       "fleetd has no MQTT broker "
+			       "(serve with --with-broker or "
+			       "[mqtt] url)");
 	fl_time_rfc3339(time(NULL), ts);
-	cmd = json_pack("{s:s, s:s, s:o, s:s}", "id", id, "type", type,
-			"args", args ? json_incref(args) : json_object(), "ts",
-			ts);
-	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
-			    err);
+	cmd = json_pack("{s:s, s:s, s:o, s:s}", "id", id, "type", type, "args",
+			args ? json_incref(args) : json_object(), "ts", ts);
+	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic, err);
 	if (!rc)
 		rc = publish(m, topic, cmd, 2, err);
 	free(topic);
@@ -693,14 +697,14 @@ int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 	return rc;
 }
 
-int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
-		      const char *type, json_t *args, char *ret_id,
-		      struct fl_error *err)
+int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device, const char *type,
+		      json_t *args, char *ret_id, struct fl_error *err)
 {
 	if (!m)
-		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker "
-						 "(serve with --with-broker or "
-						 "[mqtt] url)");
+		return fl_fail(err, FL_EUNREACH,
+			       "fleetd has no MQTT broker "
+			       "(serve with --with-broker or "
+			       "[mqtt] url)");
 	srv_mqtt_new_cmd_id(ret_id);
 	return srv_mqtt_send_cmd_id(m, device, type, args, ret_id, err);
 }
@@ -716,8 +720,8 @@ static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err)
 	return rc;
 }
 
-int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
-		    size_t n, const char *username, struct fl_error *err)
+int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands, size_t n,
+		    const char *username, struct fl_error *err)
 {
 	json_t *cmds;
 
@@ -725,9 +729,8 @@ int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
 		return 0;
 	cmds = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(cmds,
-				      json_pack("{s:s, s:s}", "command",
-						commands[i], "username",
-						username));
+		json_array_append_new(cmds, json_pack("{s:s, s:s}", "command",
+						      commands[i], "username",
+						      username));
 	return dynsec_send(m, cmds, err);
 }

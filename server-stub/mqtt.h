@@ -3,6 +3,7 @@
 #define SRV_MQTT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -27,8 +28,9 @@ void srv_mqtt_stop(struct srv_mqtt *m);
 
 struct srv_mqtt_stats {
 	bool connected;
-	uint64_t over_budget; /* dropped by devices' budgets (devlimit.h) */
-	int64_t broker_dropped; /* the broker's own count ($SYS); -1 unknown */
+	int64_t connected_since; /* Unix s of the last CONNACK; 0: never */
+	uint64_t over_budget;	 /* dropped by devices' budgets (devlimit.h) */
+	int64_t broker_dropped;	 /* the broker's own count ($SYS); -1 unknown */
 	struct srv_ingest_stats ingest;
 };
 
@@ -48,9 +50,8 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err);
  * with QoS 2.  The new command id is copied to @ret_id (>= 40 bytes).
  * @args may be NULL; borrowed.
  */
-int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device,
-		      const char *type, json_t *args, char *ret_id,
-		      struct fl_error *err);
+int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device, const char *type,
+		      json_t *args, char *ret_id, struct fl_error *err);
 
 /* A new command id ("c-" and 24 hex digits) into @ret_id. */
 void srv_mqtt_new_cmd_id(char ret_id[40]);
@@ -66,7 +67,7 @@ int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 /* Send dynamic-security commands for broker client @username:
  * e.g. {"createClient", "enableClient"}; errors of individual commands
  * (client exists) are the broker's business.  NULL @m does nothing. */
-int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands,
-		    size_t n, const char *username, struct fl_error *err);
+int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands, size_t n,
+		    const char *username, struct fl_error *err);
 
 #endif

@@ -28,11 +28,13 @@ struct tick {
 	struct srv *srv;
 	const struct srv_rollout_row *r;
 	int64_t now;
-	char actor[FL_ID_MAX + 16]; /* "rollout:ID": its jobs' creator */
-	char engine[320];	    /* "engine:HOLDER": the audit's actor */
+	char actor[FL_ID_MAX + 16];   /* "rollout:ID": its jobs' creator */
+	char engine[320];	      /* "engine:HOLDER": the audit's actor */
 	struct srv_bundle_row bundle; /* loaded for update commands */
 	bool have_bundle;
-	bool presence; /* fleetd's MQTT link is up (or there is none) */
+	/* presence learnt since (rollout_rules.h): fleetd's MQTT link up
+	 * since then, -1 down, 0 no link (tests) */
+	int64_t presence_since;
 };
 
 /* Commands to send after their decisions are written. */
@@ -41,7 +43,7 @@ struct outbox {
 	struct out {
 		const char *device, *type, *job, *command;
 		bool cancel;
-	} *v;
+	} * v;
 };
 
 static void out_add(struct outbox *o, const char *device, const char *type,
@@ -84,8 +86,8 @@ static int flush(struct tick *t, struct outbox *o, struct fl_error *err)
 			rc = e.code;
 		else
 			rc = srv_job_send(t->srv, c->device, c->type, c->job,
-					  c->command, update ? &t->bundle : NULL,
-					  &e);
+					  c->command,
+					  update ? &t->bundle : NULL, &e);
 		if (rc)
 			fl_warn("rollout %s: %s %s to %s: %s", t->r->id,
 				c->cancel ? "cancel of" : "command", c->job,
@@ -110,14 +112,15 @@ static bool change_of(const struct srv_rollout_watch_row *w,
 		const char *to;
 		bool finished;
 	} moves[] = {
-		{SRV_VERDICT_UPDATED, "updated", true},
-		{SRV_VERDICT_HEALTHY, "healthy", false},
-		{SRV_VERDICT_FAILED, "failed", true},
-		{SRV_VERDICT_ROLLED_BACK, "rolled-back", true},
-		{SRV_VERDICT_ROLLBACK_FAILED, "rollback-failed", true},
+	    {SRV_VERDICT_UPDATED, "updated", true},
+	    {SRV_VERDICT_HEALTHY, "healthy", false},
+	    {SRV_VERDICT_FAILED, "failed", true},
+	    {SRV_VERDICT_ROLLED_BACK, "rolled-back", true},
+	    {SRV_VERDICT_ROLLBACK_FAILED, "rollback-failed", true},
 	};
 
-	*c = (struct srv_rollout_change){.device = w->device, .from = w->state,
+	*c = (struct srv_rollout_change){.device = w->device,
+					 .from = w->state,
 					 .offline_since = v->offline_since};
 	for (size_t i = 0; i < FL_ARRAY_SIZE(moves); i++)
 		if (moves[i].kind == v->kind) {
@@ -162,8 +165,8 @@ static int watch(struct tick *t, int64_t healthy_wave, bool all,
 	size_t n = 0;
 	int rc;
 
-	rc = srv_store_rollout_watch(t->srv->store, t->r->id, healthy_wave,
-				     all, &l, err);
+	rc = srv_store_rollout_watch(t->srv->store, t->r->id, healthy_wave, all,
+				     &l, err);
 	if (rc)
 		return rc;
 	v = fl_xcalloc(l.n + 1, sizeof(*v));
@@ -173,7 +176,7 @@ static int watch(struct tick *t, int64_t healthy_wave, bool all,
 		bool rb = fl_streq(w->state, "rolling-back");
 
 		srv_rollout_judge(w, t->r->version, t->r->health_window_s,
-				  t->now, t->presence, &v[i]);
+				  t->now, t->presence_since, &v[i]);
 		if (change_of(w, &v[i], &c[n]))
 			n++;
 		if (v[i].resend && (rb || !rolling_back))
@@ -182,9 +185,11 @@ static int watch(struct tick *t, int64_t healthy_wave, bool all,
 				rb ? w->rb_command : w->command, false);
 		if (rolling_back && !v[i].kind && !w->cancel_sent &&
 		    fl_streq(w->state, "commanded")) {
-			c[n++] = (struct srv_rollout_change){
-				.device = w->device, .from = w->state,
-				.offline_since = -1, .cancel_sent = true};
+			c[n++] =
+			    (struct srv_rollout_change){.device = w->device,
+							.from = w->state,
+							.offline_since = -1,
+							.cancel_sent = true};
 			stop_update(t, w, &o);
 		}
 	}
@@ -210,9 +215,12 @@ static int step(struct tick *t, struct srv_rollout_step *st,
 /* A step that changes nothing yet: set what it changes. */
 static struct srv_rollout_step step_new(const char *from, const char *event)
 {
-	return (struct srv_rollout_step){.from = from, .wave = -1,
-					 .soak_until = -1, .wave_done = -1,
-					 .tripped = -1, .event = event};
+	return (struct srv_rollout_step){.from = from,
+					 .wave = -1,
+					 .soak_until = -1,
+					 .wave_done = -1,
+					 .tripped = -1,
+					 .event = event};
 }
 
 /* The gate tripped: paused, or rolling back with auto_rollback. */
@@ -255,20 +263,23 @@ static void batch_free(struct batch *b)
 }
 
 /* A job of @type (to @to_version) for @device, borrowed strings. */
-static void batch_add(struct batch *b, const struct tick *t,
-		      const char *device, const char *type,
-		      const char *to_version)
+static void batch_add(struct batch *b, const struct tick *t, const char *device,
+		      const char *type, const char *to_version)
 {
 	size_t i = b->n++;
 
 	srv_job_new_ids(b->ids[i][0], b->ids[i][1]);
 	b->jobs[i] = (struct srv_job){
-		.id = b->ids[i][0], .device = device, .type = type,
-		.bundle = fl_streq(type, "update") ? t->bundle.id : NULL,
-		.command = b->ids[i][1], .rollout = t->r->id,
-		.to_version = to_version, .created_by = t->actor,
-		.expires = t->now + t->r->device_timeout_s,
-		.lane = srv_job_lane(type)};
+	    .id = b->ids[i][0],
+	    .device = device,
+	    .type = type,
+	    .bundle = fl_streq(type, "update") ? t->bundle.id : NULL,
+	    .command = b->ids[i][1],
+	    .rollout = t->r->id,
+	    .to_version = to_version,
+	    .created_by = t->actor,
+	    .expires = t->now + t->r->device_timeout_s,
+	    .lane = srv_job_lane(type)};
 	b->cmds[i] = (struct srv_rollout_cmd){device, &b->jobs[i], 0};
 }
 
@@ -335,8 +346,8 @@ static int64_t budget_of(const struct tick *t, int64_t pending, int64_t open,
 		return budget;
 	step = 60000 / r->rate_per_min;
 	back = step > 1000 ? step : 1000;
-	*clock = r->last_command > now_ms - back ? r->last_command
-						 : now_ms - back;
+	*clock =
+	    r->last_command > now_ms - back ? r->last_command : now_ms - back;
 	if (budget > (now_ms - *clock) * r->rate_per_min / 60000)
 		budget = (now_ms - *clock) * r->rate_per_min / 60000;
 	*clock += (budget * 60000 + r->rate_per_min - 1) / r->rate_per_min;
@@ -345,8 +356,8 @@ static int64_t budget_of(const struct tick *t, int64_t pending, int64_t open,
 
 /* Command the next pending devices of wave @wave, within the rate and
  * concurrency limits; @open devices are commanded and unfinished. */
-static int command(struct tick *t, int64_t wave, int64_t pending,
-		   int64_t open, struct fl_error *err)
+static int command(struct tick *t, int64_t wave, int64_t pending, int64_t open,
+		   struct fl_error *err)
 {
 	struct srv_strv devs = {0};
 	struct batch b;
@@ -395,7 +406,8 @@ static int advance(struct tick *t, struct fl_error *err)
 
 	if (!until) {
 		until = t->now + r->soak_s;
-		snprintf(detail, sizeof(detail), "wave %lld finished; soak %llds",
+		snprintf(detail, sizeof(detail),
+			 "wave %lld finished; soak %llds",
 			 (long long)r->wave + 1, (long long)r->soak_s);
 		st = step_new("running", "wave-finished");
 		st.soak_until = until;
@@ -508,13 +520,13 @@ static int rollback_tick(struct tick *t, struct fl_error *err)
 static int rollout_tick(struct srv *srv, const struct srv_rollout_row *r,
 			int64_t now, struct fl_error *err)
 {
-	struct tick t = {.srv = srv, .r = r, .now = now, .presence = true};
+	struct tick t = {.srv = srv, .r = r, .now = now};
 	struct srv_mqtt_stats ms;
 	int rc;
 
 	if (srv->mqtt) {
 		srv_mqtt_stats(srv->mqtt, &ms);
-		t.presence = ms.connected;
+		t.presence_since = ms.connected ? ms.connected_since : -1;
 	}
 	snprintf(t.actor, sizeof(t.actor), "rollout:%s", r->id);
 	snprintf(t.engine, sizeof(t.engine), "engine:%.300s",
@@ -536,17 +548,18 @@ void srv_rollouts_tick(struct srv *srv, int64_t now)
 		fl_warn("rollouts: %s", err.msg);
 		return;
 	}
-	if (l.n && !srv_store_lease_take(srv->store, SRV_ROLLOUT_LEASE,
-					 srv->engine_id ? srv->engine_id
-							: "fleetd",
-					 now, SRV_ROLLOUT_LEASE_TTL, NULL,
-					 &err)) {
+	if (l.n &&
+	    !srv_store_lease_take(srv->store, SRV_ROLLOUT_LEASE,
+				  srv->engine_id ? srv->engine_id : "fleetd",
+				  now, SRV_ROLLOUT_LEASE_TTL, NULL, &err)) {
 		srv_store_jobs_expire(srv->store, now, NULL, NULL);
 		for (size_t i = 0; i < l.n; i++) {
 			fl_error_clear(&err);
+			pthread_mutex_lock(&srv->rollouts_lock);
 			if (rollout_tick(srv, &l.v[i], now, &err) &&
 			    err.code != FL_ECONFLICT)
 				fl_warn("rollout %s: %s", l.v[i].id, err.msg);
+			pthread_mutex_unlock(&srv->rollouts_lock);
 		}
 	} else if (l.n) {
 		fl_debug("rollouts: %s", err.msg);

@@ -7,14 +7,15 @@
 #include "util.h"
 
 const char *const srv_rollout_device_states[] = {
-	"pending",   "commanded", "updated",      "healthy",     "failed",
-	"skipped",   "cancelled", "rolling-back", "rolled-back",
-	"rollback-failed", NULL};
+    "pending",	   "commanded",	      "updated",   "healthy",
+    "failed",	   "skipped",	      "cancelled", "rolling-back",
+    "rolled-back", "rollback-failed", NULL};
 
 void srv_rollout_gate_eval(struct srv_rollout_gate *g)
 {
 	g->needed = g->min_sample < g->started ? g->min_sample : g->started;
-	g->tripped = g->failed >= 1 && g->failed * 100 > g->percent * g->finished &&
+	g->tripped = g->failed >= 1 &&
+		     g->failed * 100 > g->percent * g->finished &&
 		     g->finished >= g->needed;
 }
 
@@ -59,15 +60,23 @@ static void job_outcome(struct srv_rollout_verdict *v, const char *type,
 			const char *reason)
 {
 	snprintf(v->reason, sizeof(v->reason), "%s %s%s%s%s%s", type,
-		 state ? state : "lost", stage ? " at " : "", stage ? stage : "",
-		 reason ? ": " : "", reason ? reason : "");
+		 state ? state : "lost", stage ? " at " : "",
+		 stage ? stage : "", reason ? ": " : "", reason ? reason : "");
 }
 
+/*
+ * Send the open command again: never sent; or not answered (@seq 0) by
+ * a device online, SRV_ROLLOUT_RESEND after it went out, or at once when
+ * it went out before fleetd's MQTT link came up (@presence_since): a
+ * QoS 2 message the broker did not release before fleetd died (or lost
+ * the broker) never reaches the device, and the store cannot tell.
+ */
 static bool resend(const struct srv_rollout_watch_row *w, int64_t seq,
-		   int64_t now)
+		   int64_t now, int64_t presence_since)
 {
 	return w->sent == 0 || (seq == 0 && w->dev_online &&
-				now - w->sent >= SRV_ROLLOUT_RESEND);
+				(now - w->sent >= SRV_ROLLOUT_RESEND ||
+				 w->sent < presence_since));
 }
 
 /*
@@ -75,12 +84,16 @@ static bool resend(const struct srv_rollout_watch_row *w, int64_t seq,
  * reason) when it failed; offline_since is tracked either way.
  */
 static bool watch_fails(const struct srv_rollout_watch_row *w,
-			const char *version, int64_t now, bool presence,
-			struct srv_rollout_verdict *v)
+			const char *version, int64_t now,
+			int64_t presence_since, struct srv_rollout_verdict *v)
 {
 	const char *when = fl_streq(w->state, "updated")
-				   ? "during its health window"
-				   : "during the soak";
+			       ? "during its health window"
+			       : "during the soak";
+	bool presence = presence_since >= 0;
+	int64_t off =
+	    now - (w->offline_since > presence_since ? w->offline_since
+						     : presence_since);
 
 	if (!fl_streq(w->dev_state, "active"))
 		snprintf(v->reason, sizeof(v->reason), "decommissioned %s",
@@ -89,12 +102,12 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 		snprintf(v->reason, sizeof(v->reason), "reported unhealthy %s",
 			 when);
 	else if (w->dev_firmware && !fl_streq(w->dev_firmware, version))
-		snprintf(v->reason, sizeof(v->reason),
-			 "back on firmware %s %s", w->dev_firmware, when);
+		snprintf(v->reason, sizeof(v->reason), "back on firmware %s %s",
+			 w->dev_firmware, when);
 	else if (presence && !w->dev_online && w->offline_since &&
-		 now - w->offline_since >= SRV_ROLLOUT_OFFLINE_GRACE)
+		 off >= SRV_ROLLOUT_OFFLINE_GRACE)
 		snprintf(v->reason, sizeof(v->reason), "offline for %llds %s",
-			 (long long)(now - w->offline_since), when);
+			 (long long)off, when);
 	else {
 		if (presence && !w->dev_online && !w->offline_since)
 			v->offline_since = now;
@@ -105,16 +118,17 @@ static bool watch_fails(const struct srv_rollout_watch_row *w,
 	return true;
 }
 
-static void judge_commanded(const struct srv_rollout_watch_row *w,
-			    int64_t now, struct srv_rollout_verdict *v)
+static void judge_commanded(const struct srv_rollout_watch_row *w, int64_t now,
+			    int64_t presence_since,
+			    struct srv_rollout_verdict *v)
 {
 	if (!w->job) {
 		v->kind = SRV_VERDICT_FAILED;
 		snprintf(v->reason, sizeof(v->reason), "its job is missing");
 	} else if (w->job_final) {
 		v->kind = fl_streq(w->job_state, "succeeded")
-				  ? SRV_VERDICT_UPDATED
-				  : SRV_VERDICT_FAILED;
+			      ? SRV_VERDICT_UPDATED
+			      : SRV_VERDICT_FAILED;
 		if (v->kind == SRV_VERDICT_FAILED)
 			job_outcome(v, "update", w->job_state, w->job_stage,
 				    w->job_reason);
@@ -123,36 +137,38 @@ static void judge_commanded(const struct srv_rollout_watch_row *w,
 		snprintf(v->reason, sizeof(v->reason),
 			 "decommissioned during its update");
 	} else {
-		v->resend = resend(w, w->job_seq, now);
+		v->resend = resend(w, w->job_seq, now, presence_since);
 	}
 }
 
-static void judge_rollback(const struct srv_rollout_watch_row *w,
-			   int64_t now, struct srv_rollout_verdict *v)
+static void judge_rollback(const struct srv_rollout_watch_row *w, int64_t now,
+			   int64_t presence_since,
+			   struct srv_rollout_verdict *v)
 {
-	if (!w->rb_job || (w->rb_final && !fl_streq(w->rb_state, "succeeded"))) {
+	if (!w->rb_job ||
+	    (w->rb_final && !fl_streq(w->rb_state, "succeeded"))) {
 		v->kind = SRV_VERDICT_ROLLBACK_FAILED;
 		job_outcome(v, "rollback", w->rb_state, w->rb_stage,
 			    w->rb_reason);
 	} else if (w->rb_final) {
 		v->kind = SRV_VERDICT_ROLLED_BACK;
 	} else {
-		v->resend = resend(w, w->rb_seq, now);
+		v->resend = resend(w, w->rb_seq, now, presence_since);
 	}
 }
 
 void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		       const char *version, int64_t window, int64_t now,
-		       bool presence, struct srv_rollout_verdict *v)
+		       int64_t presence_since, struct srv_rollout_verdict *v)
 {
 	*v = (struct srv_rollout_verdict){.offline_since = -1};
 	if (fl_streq(w->state, "commanded")) {
-		judge_commanded(w, now, v);
+		judge_commanded(w, now, presence_since, v);
 	} else if (fl_streq(w->state, "rolling-back")) {
-		judge_rollback(w, now, v);
+		judge_rollback(w, now, presence_since, v);
 	} else if (fl_streq(w->state, "updated") ||
 		   fl_streq(w->state, "healthy")) {
-		if (watch_fails(w, version, now, presence, v))
+		if (watch_fails(w, version, now, presence_since, v))
 			v->kind = SRV_VERDICT_FAILED;
 		else if (fl_streq(w->state, "updated") &&
 			 now >= w->finished + window && w->dev_online)

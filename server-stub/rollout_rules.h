@@ -53,11 +53,11 @@ void srv_rollout_gate_text(const struct srv_rollout_gate *g, char *buf,
 
 /* What the engine decides about one watched row. */
 enum srv_rollout_verdict_kind {
-	SRV_VERDICT_NONE = 0,	   /* nothing changes (see offline_since) */
-	SRV_VERDICT_UPDATED,	   /* commanded -> updated */
-	SRV_VERDICT_HEALTHY,	   /* updated -> healthy */
-	SRV_VERDICT_FAILED,	   /* -> failed, with the reason */
-	SRV_VERDICT_ROLLED_BACK,   /* rolling-back -> rolled-back */
+	SRV_VERDICT_NONE = 0,	     /* nothing changes (see offline_since) */
+	SRV_VERDICT_UPDATED,	     /* commanded -> updated */
+	SRV_VERDICT_HEALTHY,	     /* updated -> healthy */
+	SRV_VERDICT_FAILED,	     /* -> failed, with the reason */
+	SRV_VERDICT_ROLLED_BACK,     /* rolling-back -> rolled-back */
 	SRV_VERDICT_ROLLBACK_FAILED, /* rolling-back -> rollback-failed */
 };
 
@@ -74,7 +74,9 @@ struct srv_rollout_verdict {
  *   commanded: its job final -> updated (succeeded) or failed (with the
  *     job's state, stage and reason); a decommissioned device fails; an
  *     open job's command is resent when never sent, or when the device
- *     is online, never reported on it, and SRV_ROLLOUT_RESEND passed.
+ *     is online, never reported on it, and SRV_ROLLOUT_RESEND passed or
+ *     it went out before @presence_since (before fleetd's MQTT link
+ *     came up: it may have died with fleetd or the broker).
  *   updated, healthy: fails when the device reports health "failed",
  *     firmware other than @version, is decommissioned, or stays offline
  *     SRV_ROLLOUT_OFFLINE_GRACE seconds (offline_since tracks it); an
@@ -82,13 +84,17 @@ struct srv_rollout_verdict {
  *     and it is online.
  *   rolling-back: its rollback job final -> rolled-back (succeeded) or
  *     rollback-failed; resends as for commanded.
- * Other states: nothing.  With @presence false (fleetd's MQTT link is
- * down, so presence is not being learnt) being offline neither fails a
- * device nor starts or clears its offline time.
+ * Other states: nothing.  @presence_since: since when fleetd has learnt
+ * presence without a break (its MQTT link up since then; 0: always), or
+ * -1 while it learns none (the link is down): then being offline
+ * neither fails a device nor starts or clears its offline time.  The
+ * grace counts from offline_since or @presence_since, the later: a
+ * fleetd that restarted or got its broker back gives every device the
+ * whole grace to come back.
  */
 void srv_rollout_judge(const struct srv_rollout_watch_row *w,
 		       const char *version, int64_t window, int64_t now,
-		       bool presence, struct srv_rollout_verdict *v);
+		       int64_t presence_since, struct srv_rollout_verdict *v);
 
 /*
  * Does this rollout's device need a rollback to leave @version?  An

@@ -89,17 +89,25 @@ static int record(struct srv *srv, const struct srv_rollout_spec *s,
 	size_t sizes[FL_WAVES_MAX];
 	size_t *wave = fl_xcalloc(pl->n + 1, sizeof(*wave));
 	char *spec = fl_json_dumps(p->spec);
-	struct srv_rollout r = {
-		.id = p->id, .bundle = p->bundle.id,
-		.version = p->bundle.version, .spec = spec, .created_by = actor,
-		.soak_s = s->soak_s, .health_window_s = s->health_window_s,
-		.device_timeout_s = s->device_timeout_s,
-		.fail_percent = s->fail_percent, .min_sample = s->min_sample,
-		.rate_per_min = s->rate_per_min, .concurrency = s->concurrency,
-		.auto_rollback = s->auto_rollback, .n_waves = pl->n_waves,
-		.wave_stops = stop_v, .wave_sizes = sizes,
-		.n_devices = pl->n,
-		.devices = (const char *const *)pl->order, .device_wave = wave};
+	struct srv_rollout r = {.id = p->id,
+				.bundle = p->bundle.id,
+				.version = p->bundle.version,
+				.spec = spec,
+				.created_by = actor,
+				.soak_s = s->soak_s,
+				.health_window_s = s->health_window_s,
+				.device_timeout_s = s->device_timeout_s,
+				.fail_percent = s->fail_percent,
+				.min_sample = s->min_sample,
+				.rate_per_min = s->rate_per_min,
+				.concurrency = s->concurrency,
+				.auto_rollback = s->auto_rollback,
+				.n_waves = pl->n_waves,
+				.wave_stops = stop_v,
+				.wave_sizes = sizes,
+				.n_devices = pl->n,
+				.devices = (const char *const *)pl->order,
+				.device_wave = wave};
 	int rc;
 
 	for (size_t k = 0; k < pl->n_waves; k++) {
@@ -115,9 +123,8 @@ static int record(struct srv *srv, const struct srv_rollout_spec *s,
 	return rc;
 }
 
-int srv_rollout_create(struct srv *srv, const json_t *body,
-		       const char *actor, int64_t now, char *ret_id,
-		       struct fl_error *err)
+int srv_rollout_create(struct srv *srv, const json_t *body, const char *actor,
+		       int64_t now, char *ret_id, struct fl_error *err)
 {
 	struct srv_rollout_preview p = {0};
 	struct srv_rollout_spec s;
@@ -153,9 +160,8 @@ void srv_rollout_view_release(struct srv_rollout_view *v)
 	srv_rollout_event_list_free(&v->events);
 }
 
-int srv_rollout_view(struct srv *srv, const char *id, bool devices,
-		     bool events, struct srv_rollout_view *ret,
-		     struct fl_error *err)
+int srv_rollout_view(struct srv *srv, const char *id, bool devices, bool events,
+		     struct srv_rollout_view *ret, struct fl_error *err)
 {
 	struct srv_rollout_view v = {.with_devices = devices,
 				     .with_events = events};
@@ -206,13 +212,15 @@ int srv_rollout_act(struct srv *srv, const char *id,
 	struct srv_strv cancelled = {0};
 	int rc;
 
+	pthread_mutex_lock(&srv->rollouts_lock);
 	rc = srv_store_rollout_action(srv->store, id, (int)action, actor, now,
 				      &cancelled, err);
-	if (rc)
-		return rc;
-	fl_info("rollout %s: %s by %s", id, fl_rollout_action_name(action),
-		actor);
-	tell_cancelled(srv, &cancelled);
+	if (!rc) {
+		fl_info("rollout %s: %s by %s", id,
+			fl_rollout_action_name(action), actor);
+		tell_cancelled(srv, &cancelled);
+	}
+	pthread_mutex_unlock(&srv->rollouts_lock);
 	srv_strv_free(&cancelled);
-	return 0;
+	return rc;
 }

@@ -54,9 +54,8 @@ int srv_rollout_plan(struct srv *srv, const json_t *body,
  * codes of srv_rollout_plan, and FL_ECONFLICT for an existing id or busy
  * devices (named in the message).
  */
-int srv_rollout_create(struct srv *srv, const json_t *body,
-		       const char *actor, int64_t now, char *ret_id,
-		       struct fl_error *err);
+int srv_rollout_create(struct srv *srv, const json_t *body, const char *actor,
+		       int64_t now, char *ret_id, struct fl_error *err);
 
 /* What GET /api/v1/rollouts/:id shows (api_rollout_json). */
 struct srv_rollout_view {
@@ -72,9 +71,8 @@ struct srv_rollout_view {
 void srv_rollout_view_release(struct srv_rollout_view *v);
 
 /* Read rollout @id for showing; FL_ENOTFOUND. */
-int srv_rollout_view(struct srv *srv, const char *id, bool devices,
-		     bool events, struct srv_rollout_view *ret,
-		     struct fl_error *err);
+int srv_rollout_view(struct srv *srv, const char *id, bool devices, bool events,
+		     struct srv_rollout_view *ret, struct fl_error *err);
 
 /*
  * An operator's @action on rollout @id (store_rollouts.h

@@ -14,17 +14,28 @@
 #include "util.h"
 
 static const struct fl_ini_key conf_keys[] = {
-	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
-	{"broker", "listen"},     {"broker", "mosquitto"},
-	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
-	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
-	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
-	{"mqtt", "device_mute"}, {"mqtt", "ingest_queue"},
-	{"mqtt", "ingest_batch"}, {"mqtt", "topic_prefix"},
-	{"http", "max_connections"},
-	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
-	{"http", "request_timeout"}, {"http", "upload_timeout"},
-	{"http", "idle_timeout"}, {NULL, NULL},
+    {"server", "public_url"},
+    {"ca", "device_lifetime"},
+    {"mqtt", "url"},
+    {"broker", "listen"},
+    {"broker", "mosquitto"},
+    {"bundles", "max_size"},
+    {"ca", "reenroll_per_hour"},
+    {"ca", "reenroll_max_revoked"},
+    {"jobs", "expire"},
+    {"mqtt", "device_rate"},
+    {"mqtt", "device_burst"},
+    {"mqtt", "device_mute"},
+    {"mqtt", "ingest_queue"},
+    {"mqtt", "ingest_batch"},
+    {"mqtt", "topic_prefix"},
+    {"http", "max_connections"},
+    {"http", "max_connections_per_ip"},
+    {"http", "header_timeout"},
+    {"http", "request_timeout"},
+    {"http", "upload_timeout"},
+    {"http", "idle_timeout"},
+    {NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -36,8 +47,8 @@ static char *conf_str(const struct fl_ini *ini, const char *sec,
 }
 
 /* A duration key of [@sec] in 1 s..@max s; @def when absent. */
-static int conf_secs(const struct fl_ini *ini, const char *sec,
-		     const char *key, int64_t def, int64_t max, int64_t *ret,
+static int conf_secs(const struct fl_ini *ini, const char *sec, const char *key,
+		     int64_t def, int64_t max, int64_t *ret,
 		     struct fl_error *err)
 {
 	const char *v = fl_ini_get(ini, sec, key);
@@ -62,8 +73,8 @@ static int load_reenroll_limits(const struct fl_ini *ini,
 	uint64_t per_hour = 0, revoked = 0;
 	int rc;
 
-	rc = fl_ini_get_uint(ini, "ca", "reenroll_per_hour", 3600, 6,
-			     &per_hour, err);
+	rc = fl_ini_get_uint(ini, "ca", "reenroll_per_hour", 3600, 6, &per_hour,
+			     err);
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "ca", "reenroll_max_revoked", 10000,
 				     16, &revoked, err);
@@ -85,7 +96,8 @@ static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
 
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "mqtt", "device_rate", 1000000,
-			     SRV_DEVLIMIT_RATE, &srv->cfg.device_rate, err);
+				     SRV_DEVLIMIT_RATE, &srv->cfg.device_rate,
+				     err);
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "mqtt", "device_burst", 1000000,
 				     SRV_DEVLIMIT_BURST, &srv->cfg.device_burst,
@@ -95,12 +107,13 @@ static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
 			     "[mqtt] device_rate and device_burst must be at "
 			     "least 1");
 	if (!rc)
-		rc = fl_ini_get_uint(ini, "mqtt", "ingest_queue",
-				     SRV_INGEST_QUEUE_MAX, SRV_INGEST_QUEUE_DEFAULT,
-				     &srv->cfg.ingest_queue, err);
+		rc = fl_ini_get_uint(
+		    ini, "mqtt", "ingest_queue", SRV_INGEST_QUEUE_MAX,
+		    SRV_INGEST_QUEUE_DEFAULT, &srv->cfg.ingest_queue, err);
 	if (!rc)
 		rc = fl_ini_get_uint(ini, "mqtt", "ingest_batch", 10000,
-				     SRV_INGEST_BATCH, &srv->cfg.ingest_batch, err);
+				     SRV_INGEST_BATCH, &srv->cfg.ingest_batch,
+				     err);
 	if (!rc && (!srv->cfg.ingest_queue || !srv->cfg.ingest_batch))
 		rc = fl_fail(err, FL_EINVAL,
 			     "[mqtt] ingest_queue and ingest_batch must be at "
@@ -108,10 +121,9 @@ static int load_mqtt_limits(struct srv *srv, const struct fl_ini *ini,
 	return rc;
 }
 
-
 /* [http]: connection limits and deadlines (fleetd(8) LIMITS). */
-static int load_http_limits(const struct fl_ini *ini,
-			    struct srv_http_limits *l, struct fl_error *err)
+static int load_http_limits(const struct fl_ini *ini, struct srv_http_limits *l,
+			    struct fl_error *err)
 {
 	int rc = fl_ini_get_uint(ini, "http", "max_connections", 100000, 1000,
 				 &l->max_connections, err);
@@ -176,15 +188,15 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = load_http_limits(ini, &srv->cfg.http, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
-	srv->cfg.topic_prefix = conf_str(ini, "mqtt", "topic_prefix",
-					 FL_TOPIC_PREFIX_DEFAULT);
+	srv->cfg.topic_prefix =
+	    conf_str(ini, "mqtt", "topic_prefix", FL_TOPIC_PREFIX_DEFAULT);
 	if (!rc)
 		rc = fl_topic_check_prefix(srv->cfg.topic_prefix,
 					   "[mqtt] topic_prefix", err);
 	srv->cfg.broker_listen =
-		conf_str(ini, "broker", "listen", "127.0.0.1:8883");
+	    conf_str(ini, "broker", "listen", "127.0.0.1:8883");
 	srv->cfg.mosquitto =
-		conf_str(ini, "broker", "mosquitto", "/usr/sbin/mosquitto");
+	    conf_str(ini, "broker", "mosquitto", "/usr/sbin/mosquitto");
 	if (rc)
 		fl_error_prefix(err, "%s", path);
 	fl_ini_free(ini);
@@ -225,6 +237,7 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 
 	srv->state_dir = fl_xstrdup(state_dir);
 	srv->max_json_body = SRV_MAX_JSON_BODY;
+	pthread_mutex_init(&srv->rollouts_lock, NULL);
 	db = srv_path(srv, SRV_DB_FILE);
 	if (!fl_path_exists(db)) {
 		rc = fl_fail(err, FL_ENOTFOUND,
@@ -266,6 +279,7 @@ void srv_close(struct srv *srv)
 	free(srv->https_url);
 	free(srv->engine_id);
 	free(srv->state_dir);
+	pthread_mutex_destroy(&srv->rollouts_lock);
 	free(srv);
 }
 
@@ -300,8 +314,7 @@ int srv_token_create(struct srv *srv, const struct srv_token_spec *spec,
 		fl_time_rfc3339(t.expires, expires);
 	*ret_info = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "id", t.id, "name",
 			      spec->name, "kind", t.kind, "expires",
-			      t.expires ? expires : NULL, "group",
-			      spec->group);
+			      t.expires ? expires : NULL, "group", spec->group);
 	if (spec->enroll)
 		json_object_set_new(*ret_info, "uses",
 				    spec->uses < 0 ? json_null()

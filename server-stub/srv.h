@@ -2,6 +2,7 @@
 #ifndef SRV_H
 #define SRV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -13,27 +14,27 @@
 /* Settings from STATE/fleetd.conf (INI; every key optional). */
 struct srv_config {
 	int64_t device_lifetime; /* [ca] device_lifetime, default 30d */
-	char *public_url;        /* [server] public_url: advertised HTTPS */
-	char *mqtt_url;          /* [mqtt] url: advertised to devices */
-	char *broker_listen;     /* [broker] listen, for --with-broker */
-	char *mosquitto;         /* [broker] mosquitto: program path */
-	uint64_t max_bundle;     /* [bundles] max_size, default 4 GiB */
+	char *public_url;	 /* [server] public_url: advertised HTTPS */
+	char *mqtt_url;		 /* [mqtt] url: advertised to devices */
+	char *broker_listen;	 /* [broker] listen, for --with-broker */
+	char *mosquitto;	 /* [broker] mosquitto: program path */
+	uint64_t max_bundle;	 /* [bundles] max_size, default 4 GiB */
 	/* [ca] reenroll_per_hour, reenroll_max_revoked */
 	struct srv_reenroll_limits reenroll;
-	int64_t job_expire;      /* [jobs] expire: a job's default deadline */
-	uint64_t device_rate;    /* [mqtt] device_rate: messages/s a device */
-	uint64_t device_burst;   /* [mqtt] device_burst */
-	int64_t device_mute;     /* [mqtt] device_mute: seconds */
-	uint64_t ingest_queue;   /* [mqtt] ingest_queue: messages held */
-	uint64_t ingest_batch;   /* [mqtt] ingest_batch: per transaction */
-	char *topic_prefix;      /* [mqtt] topic_prefix, default "fleet" */
-	struct srv_http_limits {  /* [http]: bounds on each client */
-		uint64_t max_connections;        /* default 1000 */
+	int64_t job_expire;	 /* [jobs] expire: a job's default deadline */
+	uint64_t device_rate;	 /* [mqtt] device_rate: messages/s a device */
+	uint64_t device_burst;	 /* [mqtt] device_burst */
+	int64_t device_mute;	 /* [mqtt] device_mute: seconds */
+	uint64_t ingest_queue;	 /* [mqtt] ingest_queue: messages held */
+	uint64_t ingest_batch;	 /* [mqtt] ingest_batch: per transaction */
+	char *topic_prefix;	 /* [mqtt] topic_prefix, default "fleet" */
+	struct srv_http_limits { /* [http]: bounds on each client */
+		uint64_t max_connections;	 /* default 1000 */
 		uint64_t max_connections_per_ip; /* default 64 */
-		int64_t header_timeout;  /* s to send request headers: 10 */
+		int64_t header_timeout;	 /* s to send request headers: 10 */
 		int64_t request_timeout; /* s for headers + body: 60 */
-		int64_t upload_timeout;  /* s for an upload request: 3600 */
-		int64_t idle_timeout;    /* s without traffic: 60 */
+		int64_t upload_timeout;	 /* s for an upload request: 3600 */
+		int64_t idle_timeout;	 /* s without traffic: 60 */
 	} http;
 };
 
@@ -51,12 +52,12 @@ struct srv {
 	struct srv_store *store;
 	struct srv_ca *ca;
 	struct srv_broker *broker; /* local mosquitto, with --with-broker */
-	struct srv_mqtt *mqtt;     /* fleetd's MQTT client */
+	struct srv_mqtt *mqtt;	   /* fleetd's MQTT client */
 	struct MHD_Daemon *mhd;
 	struct srv_http *http; /* connection deadlines, audit limits */
-	char *https_url;      /* "https://127.0.0.1:8443" once listening */
-	size_t max_json_body; /* request body cap for JSON calls */
-	uint64_t max_upload;  /* bundle upload cap ([bundles] max_size) */
+	char *https_url;       /* "https://127.0.0.1:8443" once listening */
+	size_t max_json_body;  /* request body cap for JSON calls */
+	uint64_t max_upload;   /* bundle upload cap ([bundles] max_size) */
 	/* who holds the rollout engine's lease when this fleetd does:
 	 * "HOST:STATE_DIR", the same across restarts of one fleetd */
 	char *engine_id;
@@ -65,6 +66,10 @@ struct srv {
 	int (*send_cmd)(void *ctx, const char *device, const char *type,
 			json_t *args, const char *id, struct fl_error *err);
 	void *send_ctx;
+	/* held by the engine while it decides and sends for a rollout, and
+	 * by an operator's move (srv_rollout_act) with its cancels: no
+	 * command of a wave goes out after an abort returned */
+	pthread_mutex_t rollouts_lock;
 };
 
 #define SRV_CONF_FILE "fleetd.conf"
@@ -94,17 +99,17 @@ char *srv_path(const struct srv *srv, const char *name);
  * admin token, whose text is returned in *ret_token (free with
  * fl_free_secret).  FL_ECONFLICT if already initialised.
  */
-int srv_init_state(const char *state_dir, const char *const *sans,
-		   size_t nsans, char **ret_token, struct fl_error *err);
+int srv_init_state(const char *state_dir, const char *const *sans, size_t nsans,
+		   char **ret_token, struct fl_error *err);
 
 /* What a new token is. */
 struct srv_token_spec {
 	const char *name;
-	bool enroll;       /* enrolment token instead of operator token */
-	int role;          /* operator tokens */
+	bool enroll;	   /* enrolment token instead of operator token */
+	int role;	   /* operator tokens */
 	const char *group; /* enrolment tokens: group of enrolled devices */
-	int64_t uses;      /* enrolment tokens: -1 = unlimited */
-	int64_t ttl;       /* seconds; 0 = never expires */
+	int64_t uses;	   /* enrolment tokens: -1 = unlimited */
+	int64_t ttl;	   /* seconds; 0 = never expires */
 };
 
 /*

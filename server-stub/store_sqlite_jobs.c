@@ -10,9 +10,9 @@
 #include "store_sqlite.h"
 #include "util.h"
 
-#define JOB_COLS                                                           \
-	"id, device, type, bundle, command, rollout, state, final, stage,"  \
-	" reason, from_version, to_version, bytes, total, created, updated," \
+#define JOB_COLS                                                               \
+	"id, device, type, bundle, command, rollout, state, final, stage,"     \
+	" reason, from_version, to_version, bytes, total, created, updated,"   \
 	" created_by, expires"
 
 struct busy {
@@ -49,26 +49,61 @@ static int busy_job(struct srv_store_be *s, const struct srv_job *j,
 	return rc;
 }
 
+/*
+ * A device in an active rollout gets its update and rollback jobs from
+ * that rollout only, until the rollout ends: FL_ECONFLICT for any other.
+ * Called in a transaction.
+ */
+static int in_rollout(struct srv_store_be *s, const struct srv_job *j,
+		      struct fl_error *err)
+{
+	struct db_first row = {0};
+	struct fl_error e = {0};
+	int rc;
+
+	if (j->rollout ||
+	    !(fl_streq(j->type, "update") || fl_streq(j->type, "rollback")))
+		return 0;
+	rc = db_query_first(s, &row, &e,
+			    "SELECT r.id, r.state FROM rollout_devices rd"
+			    " JOIN rollouts r ON r.id = rd.rollout"
+			    " WHERE rd.device = ? AND rd.active = 1",
+			    "s", j->device);
+	if (!rc)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "device %s is in rollout %s (%s) until it ends",
+			     j->device, row.t[0], row.t[1]);
+	else if (rc == FL_ENOTFOUND)
+		rc = 0;
+	else
+		rc = fl_fail(err, rc, "%s", e.msg);
+	db_first_free(&row);
+	return rc;
+}
+
 int db_job_insert(struct srv_store_be *s, const struct srv_job *j, int64_t now,
 		  char **ret_busy, struct fl_error *err)
 {
 	char *busy = NULL;
 	int rc;
 
-	rc = busy_job(s, j, &busy, err);
+	rc = in_rollout(s, j, err);
+	if (!rc)
+		rc = busy_job(s, j, &busy, err);
 	if (!rc && busy)
 		rc = fl_fail(err, FL_ECONFLICT, "device %s is busy with job %s",
 			     j->device, busy);
 	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "INSERT INTO jobs (id, device, type, bundle, command,"
-			    " rollout, state, from_version, to_version, created,"
-			    " updated, created_by, expires) VALUES (?, ?, ?, ?, ?,"
-			    " ?, 'queued', (SELECT firmware FROM devices WHERE"
-			    " id = ?2), ?, ?, ?, ?, ?)",
-			    "sssssssiisi", j->id, j->device, j->type, j->bundle,
-			    j->command, j->rollout, j->to_version, now, now,
-			    j->created_by, j->expires);
+		rc = db_run(
+		    s, NULL, err,
+		    "INSERT INTO jobs (id, device, type, bundle, command,"
+		    " rollout, state, from_version, to_version, created,"
+		    " updated, created_by, expires) VALUES (?, ?, ?, ?, ?,"
+		    " ?, 'queued', (SELECT firmware FROM devices WHERE"
+		    " id = ?2), ?, ?, ?, ?, ?)",
+		    "sssssssiisi", j->id, j->device, j->type, j->bundle,
+		    j->command, j->rollout, j->to_version, now, now,
+		    j->created_by, j->expires);
 	if (ret_busy)
 		*ret_busy = busy;
 	else
@@ -90,31 +125,30 @@ int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
 	return rc;
 }
 
-int sq_job_command(struct srv_store_be *s, const char *job,
-		   const char *command, struct fl_error *err)
+int sq_job_command(struct srv_store_be *s, const char *job, const char *command,
+		   struct fl_error *err)
 {
 	int rc;
 
 	rc = db_lrun(s, NULL, err, "UPDATE jobs SET command = ? WHERE id = ?",
-		      "ss", command, job);
+		     "ss", command, job);
 	return rc;
 }
 
-int sq_job_fail(struct srv_store_be *s, const char *job,
-		const char *stage, const char *reason,
-		struct fl_error *err)
+int sq_job_fail(struct srv_store_be *s, const char *job, const char *stage,
+		const char *reason, struct fl_error *err)
 {
 	int rc;
 
 	rc = db_lrun(s, NULL, err,
-		      "UPDATE jobs SET state = 'failed', final = 1, stage = ?,"
-		      " reason = ?, updated = ? WHERE id = ? AND final = 0",
-		      "ssis", stage, reason, (int64_t)time(NULL), job);
+		     "UPDATE jobs SET state = 'failed', final = 1, stage = ?,"
+		     " reason = ?, updated = ? WHERE id = ? AND final = 0",
+		     "ssis", stage, reason, (int64_t)time(NULL), job);
 	return rc;
 }
 
-int sq_job_cancel(struct srv_store_be *s, const char *job,
-		  const char *actor, struct fl_error *err)
+int sq_job_cancel(struct srv_store_be *s, const char *job, const char *actor,
+		  struct fl_error *err)
 {
 	struct db_first row = {0};
 	char *reason = fl_xasprintf("cancelled by %s", actor);
@@ -161,9 +195,8 @@ int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
 static int job_row(sqlite3_stmt *st, void *ctx)
 {
 	struct srv_job_row *j = DB_PUSH((struct srv_job_list *)ctx);
-	char **strs[] = {&j->id,      &j->device,  &j->type,
-			 &j->bundle,  &j->command, &j->rollout,
-			 &j->state};
+	char **strs[] = {&j->id,      &j->device,  &j->type, &j->bundle,
+			 &j->command, &j->rollout, &j->state};
 
 	for (int i = 0; i < (int)FL_ARRAY_SIZE(strs); i++)
 		*strs[i] = db_col_str(st, i);
@@ -198,8 +231,8 @@ int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
 	return DB_GIVE(rc, l, ret, srv_job_list_free);
 }
 
-int sq_job_open(struct srv_store_be *s, const char *device,
-		const char *type, struct srv_job_row *ret, struct fl_error *err)
+int sq_job_open(struct srv_store_be *s, const char *device, const char *type,
+		struct srv_job_row *ret, struct fl_error *err)
 {
 	struct srv_job_list l = {0};
 	int rc;
@@ -215,15 +248,16 @@ int sq_job_open(struct srv_store_be *s, const char *device,
 	return DB_GIVE_FIRST(rc, l, ret, srv_job_list_free);
 }
 
-int sq_job_get(struct srv_store_be *s, const char *id,
-	       struct srv_job_row *ret, struct fl_error *err)
+int sq_job_get(struct srv_store_be *s, const char *id, struct srv_job_row *ret,
+	       struct fl_error *err)
 {
 	struct srv_job_list l = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_query_rows(s, job_row, &l, err,
-			   "SELECT " JOB_COLS " FROM jobs WHERE id = ?", "s", id);
+			   "SELECT " JOB_COLS " FROM jobs WHERE id = ?", "s",
+			   id);
 	if (!rc && l.n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no job '%s'", id);
 	if (!rc)

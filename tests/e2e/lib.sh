@@ -15,6 +15,11 @@
 #                            FLEETD_CONF: text of STATE/fleetd.conf;
 #                            FLEETD=fleetd-test: the build with the
 #                            FLEETD_FAILPOINTS test hooks)
+#   fleetd_kill9             kill -9 fleetd; true once it and its broker
+#                            are gone
+#   fleetd_restart [args]    serve $FLEETD_STATE again on the same ports
+#                            (FLEETD_PID; the old log is appended to
+#                            $T/fleetd-old.log); true once it is ready
 #   finish                   print the summary; exit 1 on any failure
 
 set -u
@@ -143,6 +148,28 @@ start_fleetd() {
 	MQTT_HOST=$(echo "$MQTT_URL" | sed -n 's|^mqtts://\(.*\):[0-9]*$|\1|p')
 	MQTT_PORT=$(echo "$MQTT_URL" | sed -n 's|^mqtts://.*:\([0-9]*\)$|\1|p')
 	export ADMIN_TOKEN FLEET_CA_FILE FLEET_URL FLEETD_STATE MQTT_URL MQTT_HOST MQTT_PORT
+}
+
+fleetd_kill9() {
+	local broker
+	broker=$(sed -n 's/.*mosquitto (pid \([0-9]*\)) listening.*/\1/p' "$T/fleetd.log" | tail -n 1)
+	[ -n "$broker" ] && track "$broker"
+	kill -KILL "$FLEETD_PID" || return 1
+	wait "$FLEETD_PID" 2>/dev/null
+	wait_until 10 sh -c "! kill -0 $FLEETD_PID" || return 1
+	[ -z "$broker" ] || wait_until 20 sh -c "! kill -0 $broker"
+}
+
+fleetd_restart() {
+	cat "$T/fleetd.log" >>"$T/fleetd-old.log"
+	: >"$T/fleetd.out"
+	"${FLEETD:-fleetd}" serve --state "$FLEETD_STATE" \
+		--listen "127.0.0.1:${FLEET_URL##*:}" \
+		${MQTT_PORT:+--mqtt-listen "127.0.0.1:$MQTT_PORT"} \
+		--log-level debug "$@" >"$T/fleetd.out" 2>"$T/fleetd.log" &
+	FLEETD_PID=$!
+	track "$FLEETD_PID"
+	wait_until 30 grep -q "^ready https=$FLEET_URL" "$T/fleetd.out"
 }
 
 # Log fleetctl in as admin (writes $FLEETCTL_CONFIG).

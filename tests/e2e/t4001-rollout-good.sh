@@ -5,7 +5,9 @@
 # devices, order and waves the engine then runs; `rollout watch` follows
 # it to "completed" (exit 0) in plain lines; every device ends on 1.1.0
 # with exactly one job of the rollout; status, list and the device rows
-# in table mode and with -o json.
+# in table mode and with -o json.  While the rollout runs its devices
+# take no manual update or rollback (exit 5, naming the rollout); once it
+# completed they do.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
@@ -50,6 +52,14 @@ check_grep '^state: +running' "... prints the rollout, running" cat "$T/create.t
 fleetctl -o json rollout status spring --devices >"$T/run0.json"
 jq -r '.devices | sort_by(.order)[] | "\(.wave) \(.device)"' "$T/run0.json" >"$T/run.order"
 check "plan == run: same devices, same order, same waves" cmp "$T/plan.order" "$T/run.order"
+# its devices take update and rollback jobs from the rollout only: one
+# still pending in wave 2 has no job yet, and still gets none by hand
+W2=$(awk '$1 == 2 {print $2}' "$T/plan.order" | tail -n 1)
+check_exit 5 "a manual update of $W2 (pending in the rollout) is refused (exit 5)" \
+	fleetctl update "$W2" --bundle fleet-sample@1.1.0
+check_grep "device $W2 is in rollout spring \\(running\\) until it ends" \
+	"... saying which rollout holds it" fleetctl update "$W2" --bundle fleet-sample@1.1.0
+check_exit 5 "... so is a manual rollback (exit 5)" fleetctl rollback --device "$W2"
 check_exit 0 "rollout watch follows it to completed (exit 0)" \
 	timeout 120 fleetctl rollout watch spring --interval 1s --timeout 100s
 cp "$T/last.out" "$T/watch.out"
@@ -92,6 +102,8 @@ check_grep $'\033\\[H\033\\[2J' "... over a cleared screen" tty_watch
 check_grep '^WAVE +STOP +DEVICES +PENDING' "... with the waves' counts" tty_watch
 check_exit 1 "positive control: plain lines draw no bar" grep -q '\[####' "$T/watch.out"
 check_exit 5 "a completed rollout cannot be paused (exit 5)" fleetctl rollout pause spring
+check "its devices are free again: a manual rollback of $W2 succeeds" \
+	fleetctl rollback --device "$W2" --wait --timeout 60s
 check_exit 3 "an unknown rollout is not found (exit 3)" fleetctl rollout status nosuch
 for d in $DEVS; do agent_stop "$d"; done
 finish

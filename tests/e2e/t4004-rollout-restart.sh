@@ -12,7 +12,6 @@
 
 start_fleetd --with-broker
 login_admin
-HTTPS_PORT=${FLEET_URL##*:}
 check "build the sample firmware and its bundles" ota_firmware
 check "push the trust root" fleetctl root push "$T/fw/root.json"
 check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
@@ -28,25 +27,11 @@ on_fw() { dev_json "$1" | jq -e ".firmware == \"$2\"" >/dev/null; }
 all_on() { for d in $DEVS; do on_fw "$d" "$1" || return 1; done; }
 wait_until 15 all_on 1.0.0 || fail "fleetd sees 1.0.0 on every device"
 
-broker_pid() { sed -n 's/.*mosquitto (pid \([0-9]*\)) listening.*/\1/p' "$1" | tail -n 1; }
 n=1
 restart() {
-	local broker
-	broker=$(broker_pid "$T/fleetd.log")
-	[ -n "$broker" ] && track "$broker"
-	kill -KILL "$FLEETD_PID"
-	wait "$FLEETD_PID" 2>/dev/null
-	check_exit 0 "kill -9 #$n: fleetd is gone" wait_until 10 sh -c "! kill -0 $FLEETD_PID"
-	[ -n "$broker" ] && wait_until 20 sh -c "! kill -0 $broker"
-	: >"$T/fleetd.out"
-	cat "$T/fleetd.log" >>"$T/fleetd-old.log"
-	fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
-		--mqtt-listen "127.0.0.1:$MQTT_PORT" --with-broker --log-level debug \
-		>"$T/fleetd.out" 2>"$T/fleetd.log" &
-	FLEETD_PID=$!
-	track "$FLEETD_PID"
+	check_exit 0 "kill -9 #$n: fleetd is gone, its broker too" fleetd_kill9
 	check_exit 0 "kill -9 #$n: fleetd restarts on the same state and ports" \
-		wait_until 30 grep -q "^ready https=$FLEET_URL mqtt=$MQTT_URL" "$T/fleetd.out"
+		fleetd_restart --with-broker
 	n=$((n + 1))
 }
 count_of() { fleetctl -o json rollout status rs | jq -e ".wave == $1 and .counts.$2 >= $3" >/dev/null; }

@@ -13,7 +13,6 @@ export FLEETD_FAILPOINTS=rollout-before-send
 FLEETD=fleetd-test start_fleetd --with-broker
 unset FLEETD_FAILPOINTS
 login_admin
-HTTPS_PORT=${FLEET_URL##*:}
 check "build the sample firmware and its bundles" ota_firmware
 check "push the trust root" fleetctl root push "$T/fw/root.json"
 check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
@@ -33,24 +32,13 @@ proc_stopped() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
 check_exit 0 "fleetd-test stops after writing the canary's command" \
 	wait_until 30 proc_stopped "$FLEETD_PID"
 check_grep 'failpoint rollout-before-send' "... at the failpoint" cat "$T/fleetd.log"
-BROKER=$(sed -n 's/.*mosquitto (pid \([0-9]*\)) listening.*/\1/p' "$T/fleetd.log" | tail -n 1)
-track "$BROKER"
-kill -KILL "$FLEETD_PID"
-wait "$FLEETD_PID" 2>/dev/null
-wait_until 20 sh -c "! kill -0 $BROKER" || fail "its broker ends with it"
+check_exit 0 "kill -9 there: fleetd-test is gone, its broker too" fleetd_kill9
 for d in $DEVS; do
 	check_exit 1 "$d never heard the command before the kill" \
 		grep -q 'command c-[0-9a-f]*: update' "$(agent_dir "$d")/agent.log"
 done
-cat "$T/fleetd.log" >"$T/fleetd-test.log"
-: >"$T/fleetd.out"
-fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
-	--mqtt-listen "127.0.0.1:$MQTT_PORT" --with-broker --log-level debug \
-	>"$T/fleetd.out" 2>"$T/fleetd.log" &
-FLEETD_PID=$!
-track "$FLEETD_PID"
 check_exit 0 "the production fleetd restarts on the same state and ports" \
-	wait_until 30 grep -q "^ready https=$FLEET_URL mqtt=$MQTT_URL" "$T/fleetd.out"
+	fleetd_restart --with-broker
 check_exit 0 "the rollout completes" \
 	timeout 200 fleetctl rollout watch cw --interval 1s --timeout 180s
 CANARY=$(fleetctl -o json rollout status cw --devices | jq -r '.devices[] | select(.order == 1) | .device')

@@ -149,8 +149,8 @@ static void assert_event(json_t *e, int64_t seq, const char *cmd,
 {
 	assert_int_equal(json_integer_value(json_object_get(e, "seq")), seq);
 	if (cmd)
-		assert_string_equal(json_string_value(json_object_get(e, "cmd")),
-				    cmd);
+		assert_string_equal(
+		    json_string_value(json_object_get(e, "cmd")), cmd);
 	else
 		assert_true(json_is_null(json_object_get(e, "cmd")));
 	assert_string_equal(json_string_value(json_object_get(e, "state")),
@@ -295,6 +295,46 @@ static void test_interrupted_and_pending(void **state)
 	core_release(&c);
 }
 
+/* fleet-sim's record: every command received, a repeat too, with its
+ * job; neither an ack nor a payload that is not a command */
+static void test_record_commands(void **state)
+{
+	struct core c = {0};
+	struct fl_error err = {0};
+	char *path, *text = NULL;
+	json_t *e;
+
+	core_init(&c, *state);
+	c.cfg->sim_record_commands = true;
+	path = fl_path_join(c.state, AGENT_CMD_RECORD_FILE);
+	start_agent(&c);
+	send_cmd(&c, "{\"id\":\"k1\",\"type\":\"ack\",\"args\":"
+		     "{\"seq\":1,\"job\":\"j-1\"}}");
+	send_cmd(&c, "garbage");
+	for (int i = 0; i < 2; i++) {
+		e = command(&c, "{\"id\":\"c1\",\"type\":\"frobnicate\","
+				"\"args\":{\"job\":\"j-1\"}}");
+		json_decref(e);
+	}
+	e = command(&c, "{\"id\":\"c2\",\"type\":\"frobnicate\","
+			"\"args\":{\"job\":\"../x y\"}}");
+	json_decref(e);
+	assert_int_equal(fl_read_file(path, 4096, &text, NULL, &err), 0);
+	assert_string_equal(text, "c1 frobnicate j-1\nc1 frobnicate j-1\n"
+				  "c2 frobnicate -\n");
+	free(text);
+	stop_agent(&c);
+	/* off (fleet-agent): nothing recorded */
+	assert_int_equal(unlink(path), 0);
+	c.cfg->sim_record_commands = false;
+	start_agent(&c);
+	json_decref(command(&c, "{\"id\":\"c3\",\"type\":\"frobnicate\"}"));
+	assert_false(fl_path_exists(path));
+	stop_agent(&c);
+	free(path);
+	core_release(&c);
+}
+
 static void test_not_enrolled(void **state)
 {
 	struct afx *f = *state;
@@ -323,6 +363,8 @@ int main(void)
 					    afx_setup, afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupted_and_pending,
 					    afx_setup, afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_commands, afx_setup,
+					    afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_not_enrolled, afx_setup,
 					    afx_teardown),
 	};

@@ -11,6 +11,8 @@
  * "command sent" (a forked child killed at the send): after a restart
  * the same job's same command goes out and no device gets a second job.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,15 +44,53 @@ struct sent {
 struct rec {
 	size_t n;
 	struct sent v[256];
-	bool fail;	 /* refuse every send (the broker is away) */
+	bool fail;	      /* refuse every send (the broker is away) */
 	char fail_device[16]; /* refuse sends to this device */
-	bool die;	 /* _exit at the first send: fleetd killed there */
+	bool die;	      /* _exit at the first send: fleetd killed there */
+	/* at the first update sent, an operator aborts rollout r1 from
+	 * another thread (race_abort) */
+	struct srv *race;
+	pthread_t racer;
+	bool racing, aborted;
+	int abort_rc;
+	size_t abort_at; /* sends recorded when the abort returned */
 };
 
 static struct rec rec;
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rec_cond = PTHREAD_COND_INITIALIZER;
 
-static int record(void *ctx, const char *device, const char *type,
-		  json_t *args, const char *id, struct fl_error *err)
+static void *abort_r1(void *arg)
+{
+	int rc = srv_rollout_act(arg, "r1", FL_ROLLOUT_ABORT, "token:op",
+				 T0 + 1, NULL);
+
+	pthread_mutex_lock(&rec_lock);
+	rec.abort_rc = rc;
+	rec.aborted = true;
+	rec.abort_at = rec.n;
+	pthread_cond_broadcast(&rec_cond);
+	pthread_mutex_unlock(&rec_lock);
+	return NULL;
+}
+
+/* rec_lock held: start the abort and give it 300 ms to return before
+ * this send goes on (it cannot while the engine holds the rollout) */
+static void race_abort(void)
+{
+	struct timespec ts;
+
+	rec.racing = true;
+	if (pthread_create(&rec.racer, NULL, abort_r1, rec.race))
+		abort();
+	fl_deadline(&ts, 300);
+	while (!rec.aborted &&
+	       pthread_cond_timedwait(&rec_cond, &rec_lock, &ts) != ETIMEDOUT)
+		;
+}
+
+static int record(void *ctx, const char *device, const char *type, json_t *args,
+		  const char *id, struct fl_error *err)
 {
 	struct sent *s;
 	json_t *b = json_object_get(args, "bundle");
@@ -60,7 +100,11 @@ static int record(void *ctx, const char *device, const char *type,
 		_exit(0);
 	if (rec.fail || strcmp(rec.fail_device, device) == 0)
 		return fl_fail(err, FL_EUNREACH, "no broker");
-	assert_true(rec.n < FL_ARRAY_SIZE(rec.v));
+	pthread_mutex_lock(&rec_lock);
+	if (rec.race && !rec.racing && strcmp(type, "update") == 0)
+		race_abort();
+	if (rec.n >= FL_ARRAY_SIZE(rec.v))
+		abort();
 	s = &rec.v[rec.n++];
 	fl_strlcpy(s->device, device, sizeof(s->device));
 	fl_strlcpy(s->type, type, sizeof(s->type));
@@ -71,6 +115,7 @@ static int record(void *ctx, const char *device, const char *type,
 		fl_strlcpy(s->version,
 			   json_string_value(json_object_get(b, "version")),
 			   sizeof(s->version));
+	pthread_mutex_unlock(&rec_lock);
 	return 0;
 }
 
@@ -99,8 +144,11 @@ static const struct sent *last_send(const char *device, const char *type)
 static int setup(void **state)
 {
 	struct srv_fixture *f;
-	struct srv_bundle b = {.id = "0123456789abcdef", .sha256 = "aa11", .name = "fw",
-			       .version = "1.1.0", .size = 10,
+	struct srv_bundle b = {.id = "0123456789abcdef",
+			       .sha256 = "aa11",
+			       .name = "fw",
+			       .version = "1.1.0",
+			       .size = 10,
 			       .manifest = "{}"};
 	bool existed;
 	int rc = srv_setup(state);
@@ -224,13 +272,13 @@ static char *rows(struct srv_fixture *f)
 	char buf[1024] = "";
 	size_t o = 0;
 
-	assert_int_equal(srv_store_rollout_devices(f->srv->store, "r1", false,
-						   0, &l, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->srv->store, "r1", false, 0, &l, NULL),
+	    0);
 	for (size_t i = 0; i < l.n; i++)
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s:%s",
-				      i ? " " : "", l.v[i].device,
-				      l.v[i].state);
+		o +=
+		    (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s:%s",
+				     i ? " " : "", l.v[i].device, l.v[i].state);
 	srv_rollout_device_list_free(&l);
 	return fl_xstrdup(buf);
 }
@@ -275,19 +323,19 @@ static void order(struct srv_fixture *f, char out[][16], size_t n)
 {
 	struct srv_rollout_device_list l = {0};
 
-	assert_int_equal(srv_store_rollout_devices(f->srv->store, "r1", false,
-						   0, &l, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->srv->store, "r1", false, 0, &l, NULL),
+	    0);
 	assert_int_equal(l.n, n);
 	for (size_t i = 0; i < n; i++)
 		fl_strlcpy(out[i], l.v[i].device, 16);
 	srv_rollout_device_list_free(&l);
 }
 
-#define GOOD                                                                \
-	"{\"id\": \"r1\", \"bundle\": \"fw@1.1.0\", \"target\": {\"group\":" \
-	" \"g\"}, \"waves\": [1, \"100%\"], \"soak_s\": 10,"                 \
-	" \"health_window_s\": 5, \"failure\": {\"percent\": 10,"            \
+#define GOOD                                                                   \
+	"{\"id\": \"r1\", \"bundle\": \"fw@1.1.0\", \"target\": {\"group\":"   \
+	" \"g\"}, \"waves\": [1, \"100%\"], \"soak_s\": 10,"                   \
+	" \"health_window_s\": 5, \"failure\": {\"percent\": 10,"              \
 	" \"min_sample\": 2}"
 
 static void test_completes(void **state)
@@ -319,15 +367,17 @@ static void test_completes(void **state)
 	assert_int_equal(rec.n, 1);
 	updates(f, o[0]);
 	tick(f, 2);
-	snprintf(want, sizeof(want), "%s:updated %s:pending %s:pending %s:pending",
-		 o[0], o[1], o[2], o[3]);
+	snprintf(want, sizeof(want),
+		 "%s:updated %s:pending %s:pending %s:pending", o[0], o[1],
+		 o[2], o[3]);
 	rows_are(f, want);
 	tick(f, 6); /* health window (5 s) not over */
 	assert_int_equal(rec.n, 1);
 	rows_are(f, want);
 	tick(f, 7); /* healthy; wave 1 done, soak until 17 */
-	snprintf(want, sizeof(want), "%s:healthy %s:pending %s:pending %s:pending",
-		 o[0], o[1], o[2], o[3]);
+	snprintf(want, sizeof(want),
+		 "%s:healthy %s:pending %s:pending %s:pending", o[0], o[1],
+		 o[2], o[3]);
 	rows_are(f, want);
 	tick(f, 16);
 	assert_int_equal(rec.n, 1);
@@ -352,9 +402,9 @@ static void test_completes(void **state)
 		static const char *const d0[] = {"d0"};
 		struct srv_strv busy = {0};
 
-		assert_int_equal(srv_store_rollout_busy(f->srv->store, d0, 1,
-							&busy, NULL),
-				 0);
+		assert_int_equal(
+		    srv_store_rollout_busy(f->srv->store, d0, 1, &busy, NULL),
+		    0);
 		assert_int_equal(busy.n, 0);
 	}
 }
@@ -387,8 +437,8 @@ static void test_trips_in_wave_1(void **state)
 	tick(f, 2); /* nothing to roll back: the device went back itself */
 	state_is(f, "rolled-back");
 	snprintf(want, sizeof(want),
-		 "%s:failed %s:skipped %s:skipped %s:skipped", o[0], o[1],
-		 o[2], o[3]);
+		 "%s:failed %s:skipped %s:skipped %s:skipped", o[0], o[1], o[2],
+		 o[3]);
 	rows_are(f, want);
 	assert_int_equal(rec.n, 1); /* only the canary ever got the bundle */
 	r = row_of(f);
@@ -455,7 +505,7 @@ static void test_rollback_stops_open_updates(void **state)
 	assert_int_equal(rec.n, 3); /* o3's command did not go out */
 	report(f, o[0], "update", "failed");
 	report(f, o[1], "update", "downloading"); /* at work */
-	tick(f, 1); /* trips on o0 */
+	tick(f, 1);				  /* trips on o0 */
 	state_is(f, "rolling-back");
 	rec.fail_device[0] = '\0';
 	tick(f, 2); /* o3's update is never sent now, only stopped */
@@ -549,22 +599,22 @@ static void test_health_window(void **state)
 	for (int i = 0; i < 3; i++)
 		updates(f, o[i]);
 	tick(f, 1);
-	status(f, o[0], "1.0.0", "ok");     /* crashed back to the old slot */
+	status(f, o[0], "1.0.0", "ok");	   /* crashed back to the old slot */
 	presence(f, o[1], false, "1.1.0"); /* gone */
 	tick(f, 2);
 	tick(f, 2 + SRV_ROLLOUT_OFFLINE_GRACE - 1);
-	assert_int_equal(srv_store_rollout_devices(f->srv->store, "r1", true, 0,
-						   &l, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->srv->store, "r1", true, 0, &l, NULL),
+	    0);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].device, o[0]);
 	assert_string_equal(l.v[0].reason,
 			    "back on firmware 1.0.0 during its health window");
 	srv_rollout_device_list_free(&l);
 	tick(f, 2 + SRV_ROLLOUT_OFFLINE_GRACE);
-	assert_int_equal(srv_store_rollout_devices(f->srv->store, "r1", true, 0,
-						   &l, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->srv->store, "r1", true, 0, &l, NULL),
+	    0);
 	assert_int_equal(l.n, 2);
 	srv_rollout_device_list_free(&l);
 	tick(f, 101);
@@ -643,8 +693,8 @@ static void test_abort(void **state)
 			 0);
 	assert_int_equal(sends(o[0], "cancel"), 1);
 	state_is(f, "aborted");
-	snprintf(want, sizeof(want), "%s:cancelled %s:skipped %s:skipped",
-		 o[0], o[1], o[2]);
+	snprintf(want, sizeof(want), "%s:cancelled %s:skipped %s:skipped", o[0],
+		 o[1], o[2]);
 	rows_are(f, want);
 	tick(f, 2); /* over: the engine leaves it alone */
 	assert_int_equal(rec.n, 2);
@@ -655,6 +705,48 @@ static void test_abort(void **state)
 	assert_int_equal(srv_rollout_act(f->srv, "nope", FL_ROLLOUT_PAUSE,
 					 "token:op", T0 + 3, NULL),
 			 FL_ENOTFOUND);
+}
+
+/*
+ * An operator's abort while the engine sends a wave: the abort wins.  It
+ * returns only once the wave's commands went out, cancels each of their
+ * jobs and tells each device after its update; nothing is sent after it
+ * returned, and the engine sends nothing more.
+ */
+static void test_abort_races_a_wave(void **state)
+{
+	struct srv_fixture *f = *state;
+	char o[4][16], want[200];
+
+	fleet(f, 4);
+	create(f, "{\"id\": \"r1\", \"bundle\": \"fw@1.1.0\", \"waves\":"
+		  " [\"100%\"]}");
+	order(f, o, 4);
+	rec.race = f->srv;
+	tick(f, 0);
+	pthread_join(rec.racer, NULL);
+	assert_true(rec.racing);
+	assert_int_equal(rec.abort_rc, 0);
+	state_is(f, "aborted");
+	snprintf(want, sizeof(want),
+		 "%s:cancelled %s:cancelled %s:cancelled "
+		 "%s:cancelled",
+		 o[0], o[1], o[2], o[3]);
+	rows_are(f, want);
+	assert_int_equal(rec.n, 8);
+	for (size_t i = rec.abort_at; i < rec.n; i++)
+		if (strcmp(rec.v[i].type, "cancel"))
+			fail_msg("%s to %s after the abort returned",
+				 rec.v[i].type, rec.v[i].device);
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(rec.v[i].type, "update") ||
+		    strcmp(rec.v[4 + i].type, "cancel") ||
+		    strcmp(rec.v[4 + i].job, rec.v[i].job))
+			fail_msg("send %zu: %s %s, then %s %s", i,
+				 rec.v[i].type, rec.v[i].job, rec.v[4 + i].type,
+				 rec.v[4 + i].job);
+	tick(f, 2);
+	assert_int_equal(rec.n, 8);
 }
 
 /* Another fleetd holding the lease keeps this one from acting until its
@@ -695,9 +787,9 @@ static void test_send_fails(void **state)
 	rec.fail = false;
 	tick(f, 2);
 	assert_int_equal(rec.n, 1);
-	assert_int_equal(srv_store_rollout_devices(f->srv->store, "r1", false, 0,
-						   &l, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->srv->store, "r1", false, 0, &l, NULL),
+	    0);
 	assert_string_equal(rec.v[0].job, l.v[0].job);
 	assert_int_equal(l.v[0].sends, 1);
 	assert_string_equal(rec.v[0].id, command_of(f, l.v[0].job));
@@ -751,9 +843,9 @@ static void test_crash_between_decision_and_send(void **state)
 	srv_close(f->srv);
 	assert_int_equal(srv_open(f->state, &f->srv, NULL), 0);
 	f->srv->send_cmd = record;
-	assert_int_equal(srv_store_rollout_devices(f->srv->store, "r1", false, 0,
-						   &l, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->srv->store, "r1", false, 0, &l, NULL),
+	    0);
 	assert_string_equal(l.v[0].state, "commanded"); /* written before */
 	assert_string_equal(l.v[1].state, "commanded");
 	assert_int_equal(l.v[0].sends, 0); /* ... the send that never was */
@@ -808,8 +900,8 @@ static void test_manual_rollback(void **state)
 	{
 		char want[100];
 
-		snprintf(want, sizeof(want), "%s:rolled-back %s:rollback-failed",
-			 o[0], o[1]);
+		snprintf(want, sizeof(want),
+			 "%s:rolled-back %s:rollback-failed", o[0], o[1]);
 		rows_are(f, want);
 	}
 }
@@ -817,30 +909,31 @@ static void test_manual_rollback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_completes, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_trips_in_wave_1, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_rolls_back_updated, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_stops_open_updates,
-						setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_pause_on_trip_and_resume,
-						setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_health_window, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_device_timeout, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_limits, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_abort, setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_lease, setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_send_fails, setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_crash_between_decision_and_send, setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_manual_rollback, setup,
-						srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_completes, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_trips_in_wave_1, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_rolls_back_updated, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_stops_open_updates,
+					    setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_pause_on_trip_and_resume,
+					    setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_health_window, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_device_timeout, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_limits, setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_abort, setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_races_a_wave, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_lease, setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_send_fails, setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_crash_between_decision_and_send, setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_manual_rollback, setup,
+					    srv_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

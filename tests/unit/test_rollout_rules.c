@@ -24,39 +24,39 @@ static void test_gate(void **state)
 		int64_t needed;
 		bool tripped;
 	} cases[] = {
-		/* nothing failed: never */
-		{0, 10, 10, 0, 1, 1, false},
-		{0, 0, 0, 10, 5, 0, false},
-		/* one canary of one fails: min(5, 1) = 1 finished is enough */
-		{1, 1, 1, 10, 5, 1, true},
-		/* wave 2 started: 5 devices, only 2 finished, 1 failed */
-		{1, 2, 5, 10, 5, 5, false},
-		{1, 5, 5, 10, 5, 5, true},
-		/* exactly at the threshold is not over it */
-		{1, 10, 10, 10, 5, 5, false},
-		{2, 10, 10, 10, 5, 5, true},
-		{1, 9, 10, 10, 5, 5, true},
-		/* zero tolerance: the first failure trips once sampled */
-		{1, 100, 100, 0, 1, 1, true},
-		{1, 1, 100, 0, 5, 5, false},
-		/* 100% never trips */
-		{10, 10, 10, 100, 1, 1, false},
-		/* the sample: min_sample over the started devices */
-		{3, 3, 50, 50, 4, 4, false},
-		{3, 4, 50, 50, 4, 4, true},
+	    /* nothing failed: never */
+	    {0, 10, 10, 0, 1, 1, false},
+	    {0, 0, 0, 10, 5, 0, false},
+	    /* one canary of one fails: min(5, 1) = 1 finished is enough */
+	    {1, 1, 1, 10, 5, 1, true},
+	    /* wave 2 started: 5 devices, only 2 finished, 1 failed */
+	    {1, 2, 5, 10, 5, 5, false},
+	    {1, 5, 5, 10, 5, 5, true},
+	    /* exactly at the threshold is not over it */
+	    {1, 10, 10, 10, 5, 5, false},
+	    {2, 10, 10, 10, 5, 5, true},
+	    {1, 9, 10, 10, 5, 5, true},
+	    /* zero tolerance: the first failure trips once sampled */
+	    {1, 100, 100, 0, 1, 1, true},
+	    {1, 1, 100, 0, 5, 5, false},
+	    /* 100% never trips */
+	    {10, 10, 10, 100, 1, 1, false},
+	    /* the sample: min_sample over the started devices */
+	    {3, 3, 50, 50, 4, 4, false},
+	    {3, 4, 50, 50, 4, 4, true},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < FL_ARRAY_SIZE(cases); i++) {
-		struct srv_rollout_gate g = {
-			.failed = cases[i].failed,
-			.finished = cases[i].finished,
-			.started = cases[i].started,
-			.percent = cases[i].percent,
-			.min_sample = cases[i].min_sample};
+		struct srv_rollout_gate g = {.failed = cases[i].failed,
+					     .finished = cases[i].finished,
+					     .started = cases[i].started,
+					     .percent = cases[i].percent,
+					     .min_sample = cases[i].min_sample};
 
 		srv_rollout_gate_eval(&g);
-		if (g.needed != cases[i].needed || g.tripped != cases[i].tripped)
+		if (g.needed != cases[i].needed ||
+		    g.tripped != cases[i].tripped)
 			fail_msg("case %zu: needed %lld tripped %d", i,
 				 (long long)g.needed, g.tripped);
 	}
@@ -65,13 +65,13 @@ static void test_gate(void **state)
 static void test_gate_of(void **state)
 {
 	struct srv_rollout_count counts[] = {
-		{0, "healthy", 1},   {0, "failed", 1},	 {1, "commanded", 2},
-		{1, "failed", 1},    {1, "skipped", 3},	 {1, "healthy", 2},
-		{1, "pending", 4},   {2, "pending", 50},
+	    {0, "healthy", 1}, {0, "failed", 1},   {1, "commanded", 2},
+	    {1, "failed", 1},  {1, "skipped", 3},  {1, "healthy", 2},
+	    {1, "pending", 4}, {2, "pending", 50},
 	};
 	struct srv_rollout_count_list c = {FL_ARRAY_SIZE(counts), counts};
-	struct srv_rollout_row r = {.wave = 1, .fail_percent = 30,
-				    .min_sample = 20};
+	struct srv_rollout_row r = {
+	    .wave = 1, .fail_percent = 30, .min_sample = 20};
 	struct srv_rollout_gate g;
 	char text[200];
 
@@ -101,11 +101,17 @@ static void test_gate_of(void **state)
 /* A commanded row of an online, active device on 1.0.0. */
 static struct srv_rollout_watch_row row(const char *state)
 {
-	return (struct srv_rollout_watch_row){
-		.device = "d", .state = (char *)state, .from_version = "1.0.0",
-		.job = "j-1", .job_state = "queued", .commanded = 100,
-		.sent = 100, .dev_state = "active", .dev_firmware = "1.0.0",
-		.dev_health = "ok", .dev_online = true};
+	return (struct srv_rollout_watch_row){.device = "d",
+					      .state = (char *)state,
+					      .from_version = "1.0.0",
+					      .job = "j-1",
+					      .job_state = "queued",
+					      .commanded = 100,
+					      .sent = 100,
+					      .dev_state = "active",
+					      .dev_firmware = "1.0.0",
+					      .dev_health = "ok",
+					      .dev_online = true};
 }
 
 static struct srv_rollout_verdict judge(const struct srv_rollout_watch_row *w,
@@ -113,7 +119,7 @@ static struct srv_rollout_verdict judge(const struct srv_rollout_watch_row *w,
 {
 	struct srv_rollout_verdict v;
 
-	srv_rollout_judge(w, "1.1.0", 60, now, true, &v);
+	srv_rollout_judge(w, "1.1.0", 60, now, 0, &v);
 	return v;
 }
 
@@ -137,8 +143,22 @@ static void test_judge_commanded(void **state)
 	w.dev_online = false;
 	assert_false(judge(&w, 100 + SRV_ROLLOUT_RESEND).resend);
 	w.dev_online = true;
+	/* sent before fleetd's MQTT link came up (fleetd restarted): at
+	 * once, and only then */
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 105, &v);
+	assert_true(v.resend);
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 100, &v);
+	assert_false(v.resend);
+	srv_rollout_judge(&w, "1.1.0", 60, 110, -1, &v);
+	assert_false(v.resend);
+	w.dev_online = false;
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 105, &v);
+	assert_false(v.resend);
+	w.dev_online = true;
 	w.job_seq = 3; /* it answered: never again */
 	assert_false(judge(&w, 100 + 10 * SRV_ROLLOUT_RESEND).resend);
+	srv_rollout_judge(&w, "1.1.0", 60, 110, 105, &v);
+	assert_false(v.resend);
 	/* final */
 	w.job_final = true;
 	w.job_state = "succeeded";
@@ -214,14 +234,32 @@ static void test_judge_watch(void **state)
 				      "window");
 	/* fleetd's MQTT link down: presence is not learnt, offline means
 	 * nothing (neither fails nor is tracked) */
-	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
-			  false, &v);
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE, -1,
+			  &v);
 	assert_int_equal(v.kind, SRV_VERDICT_NONE);
 	assert_int_equal(v.offline_since, -1);
 	w.offline_since = 0;
-	srv_rollout_judge(&w, "1.1.0", 60, 1010, false, &v);
+	srv_rollout_judge(&w, "1.1.0", 60, 1010, -1, &v);
 	assert_int_equal(v.offline_since, -1);
 	w.offline_since = 1010;
+	/* the link came back at 1025 (fleetd restarted, or its broker):
+	 * the grace counts from then, not from 1010 */
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  1025, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_NONE);
+	assert_int_equal(v.offline_since, -1);
+	srv_rollout_judge(&w, "1.1.0", 60, 1025 + SRV_ROLLOUT_OFFLINE_GRACE - 1,
+			  1025, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_NONE);
+	srv_rollout_judge(&w, "1.1.0", 60, 1025 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  1025, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_FAILED);
+	assert_string_equal(v.reason, "offline for 30s during its health "
+				      "window");
+	/* a link up since before the device went offline changes nothing */
+	srv_rollout_judge(&w, "1.1.0", 60, 1010 + SRV_ROLLOUT_OFFLINE_GRACE,
+			  900, &v);
+	assert_int_equal(v.kind, SRV_VERDICT_FAILED);
 	/* back online within the grace: cleared */
 	w.dev_online = true;
 	v = judge(&w, 1020);
@@ -302,9 +340,9 @@ static void test_needs_rollback(void **state)
 	w.dev_firmware = "1.1.0";
 	assert_true(srv_rollout_needs_rollback(&w, "1.1.0"));
 	/* never touched, or already handled */
-	static const char *const no[] = {"pending", "commanded", "skipped",
-					 "cancelled", "rolling-back",
-					 "rolled-back", "rollback-failed"};
+	static const char *const no[] = {
+	    "pending",	    "commanded",   "skipped",	     "cancelled",
+	    "rolling-back", "rolled-back", "rollback-failed"};
 	for (size_t i = 0; i < FL_ARRAY_SIZE(no); i++) {
 		w = row(no[i]);
 		w.dev_firmware = "1.1.0";
@@ -316,12 +354,12 @@ static void test_needs_rollback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gate),
-		cmocka_unit_test(test_gate_of),
-		cmocka_unit_test(test_judge_commanded),
-		cmocka_unit_test(test_judge_watch),
-		cmocka_unit_test(test_judge_rollback),
-		cmocka_unit_test(test_needs_rollback),
+	    cmocka_unit_test(test_gate),
+	    cmocka_unit_test(test_gate_of),
+	    cmocka_unit_test(test_judge_commanded),
+	    cmocka_unit_test(test_judge_watch),
+	    cmocka_unit_test(test_judge_rollback),
+	    cmocka_unit_test(test_needs_rollback),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,8 +46,8 @@ static int64_t sql_int(struct fixture *f, const char *q)
 	sqlite3_stmt *st;
 	int64_t v = -1;
 
-	assert_int_equal(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(h, 5000);
 	assert_int_equal(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -63,8 +63,8 @@ static int sql_run(struct fixture *f, const char *q)
 	sqlite3 *h = NULL;
 	int rc;
 
-	assert_int_equal(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(h, 5000);
 	rc = sqlite3_exec(h, q, NULL, NULL, NULL);
 	sqlite3_close(h);
@@ -73,18 +73,28 @@ static int sql_run(struct fixture *f, const char *q)
 
 /* Rollout @id over @n devices, two waves (first 1 device). */
 static int add_rollout(struct fixture *f, const char *id,
-		       const char *const *devs, size_t n,
-		       struct srv_strv *busy, struct fl_error *err)
+		       const char *const *devs, size_t n, struct srv_strv *busy,
+		       struct fl_error *err)
 {
 	static const char *const stops[] = {"1", "100%"};
 	size_t sizes[2] = {1, n - 1}, wave[16];
-	struct srv_rollout r = {
-		.id = id, .bundle = "b1", .version = "1.1.0", .spec = "{}",
-		.created_by = "token:t", .soak_s = 5, .health_window_s = 10,
-		.device_timeout_s = 60, .fail_percent = 10, .min_sample = 2,
-		.auto_rollback = true, .n_waves = 2, .wave_stops = stops,
-		.wave_sizes = sizes, .n_devices = n, .devices = devs,
-		.device_wave = wave};
+	struct srv_rollout r = {.id = id,
+				.bundle = "b1",
+				.version = "1.1.0",
+				.spec = "{}",
+				.created_by = "token:t",
+				.soak_s = 5,
+				.health_window_s = 10,
+				.device_timeout_s = 60,
+				.fail_percent = 10,
+				.min_sample = 2,
+				.auto_rollback = true,
+				.n_waves = 2,
+				.wave_stops = stops,
+				.wave_sizes = sizes,
+				.n_devices = n,
+				.devices = devs,
+				.device_wave = wave};
 
 	for (size_t i = 0; i < n; i++)
 		wave[i] = i ? 1 : 0;
@@ -136,9 +146,8 @@ static void test_add_and_read(void **state)
 	assert_int_equal(c.v[1].wave, 1);
 	assert_string_equal(c.v[1].state, "pending");
 	assert_int_equal(c.v[1].n, 2);
-	assert_int_equal(srv_store_rollout_devices(f->s, "r-1", false, 0, &d,
-						   NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->s, "r-1", false, 0, &d, NULL), 0);
 	assert_int_equal(d.n, 3);
 	assert_string_equal(d.v[2].device, "c");
 	assert_int_equal(d.v[2].pos, 2);
@@ -162,8 +171,8 @@ static void test_busy(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const second[] = {"c", "d", "a"};
-	struct srv_job j = {.id = "j-1", .device = "d", .type = "update",
-			    .created_by = "t"};
+	struct srv_job j = {
+	    .id = "j-1", .device = "d", .type = "update", .created_by = "t"};
 	struct srv_strv busy = {0};
 	struct fl_error err = {0};
 	struct srv_rollout_row r = {0};
@@ -198,22 +207,24 @@ static void test_busy(void **state)
 	assert_non_null(strstr(err.msg, "rollout r-1 exists"));
 	/* the index itself: a second active row for a device is refused by
 	 * the database, whatever writes it */
-	assert_int_equal(sql_run(f, "INSERT INTO rollouts (id, bundle, version,"
-				    " spec, state, waves, soak_s, health_window_s,"
-				    " device_timeout_s, fail_percent, min_sample,"
-				    " rate_per_min, concurrency, auto_rollback,"
-				    " created, updated) VALUES ('r-raw', 'b', 'v',"
-				    " '{}', 'running', 1, 0, 0, 1, 0, 1, 0, 0, 1,"
-				    " 0, 0)"),
+	assert_int_equal(sql_run(f,
+				 "INSERT INTO rollouts (id, bundle, version,"
+				 " spec, state, waves, soak_s, health_window_s,"
+				 " device_timeout_s, fail_percent, min_sample,"
+				 " rate_per_min, concurrency, auto_rollback,"
+				 " created, updated) VALUES ('r-raw', 'b', 'v',"
+				 " '{}', 'running', 1, 0, 0, 1, 0, 1, 0, 0, 1,"
+				 " 0, 0)"),
 			 SQLITE_OK);
 	assert_int_equal(sql_run(f, "INSERT INTO rollout_devices (rollout,"
 				    " device, wave, pos, state, updated) VALUES"
 				    " ('r-raw', 'a', 0, 0, 'pending', 0)"),
 			 SQLITE_CONSTRAINT);
-	assert_int_equal(sql_run(f, "INSERT INTO rollout_devices (rollout,"
-				    " device, wave, pos, state, active, updated)"
-				    " VALUES ('r-raw', 'a', 0, 0, 'pending', 0, 0)"),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sql_run(f, "INSERT INTO rollout_devices (rollout,"
+		       " device, wave, pos, state, active, updated)"
+		       " VALUES ('r-raw', 'a', 0, 0, 'pending', 0, 0)"),
+	    SQLITE_OK);
 }
 
 static const char *const ota_lane[] = {"update", "rollback", NULL};
@@ -221,11 +232,56 @@ static const char *const ota_lane[] = {"update", "rollback", NULL};
 static struct srv_job job(const char *id, const char *dev, const char *type,
 			  const char *rollout)
 {
-	return (struct srv_job){.id = id, .device = dev, .type = type,
-				.command = "c-x", .rollout = rollout,
-				.created_by = "engine", .bundle = "b1",
-				.to_version = "1.1.0", .expires = NOW + 60,
+	return (struct srv_job){.id = id,
+				.device = dev,
+				.type = type,
+				.command = "c-x",
+				.rollout = rollout,
+				.created_by = "engine",
+				.bundle = "b1",
+				.to_version = "1.1.0",
+				.expires = NOW + 60,
 				.lane = ota_lane};
+}
+
+/* A device in an active rollout gets update and rollback jobs from it
+ * only, until it ends; other lanes (rotate) are not held */
+static void test_manual_job_refused(void **state)
+{
+	static const char *const identity_lane[] = {"rotate", NULL};
+	struct fixture *f = *state;
+	struct srv_job up = job("j-m1", "a", "update", NULL);
+	struct srv_job rb = job("j-m2", "b", "rollback", NULL);
+	struct srv_job rot = job("j-m3", "a", "rotate", NULL);
+	struct srv_job mine = job("j-r1", "a", "update", "r-1");
+	struct fl_error err = {0};
+
+	fleet3(f);
+	rot.lane = identity_lane;
+	assert_int_equal(add_rollout(f, "r-1", devs3, 2, NULL, NULL), 0);
+	assert_int_equal(srv_store_job_add(f->s, &up, &err), FL_ECONFLICT);
+	assert_string_equal(
+	    err.msg, "device a is in rollout r-1 (running) until it ends");
+	assert_int_equal(srv_store_job_add(f->s, &rb, NULL), FL_ECONFLICT);
+	assert_int_equal(srv_store_job_add(f->s, &rot, NULL), 0);
+	assert_int_equal(srv_store_job_add(f->s, &mine, NULL), 0);
+	/* paused still holds it; c is in no rollout */
+	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_PAUSE,
+						  "t", NOW, NULL, NULL),
+			 0);
+	fl_error_clear(&err);
+	assert_int_equal(srv_store_job_add(f->s, &rb, &err), FL_ECONFLICT);
+	assert_non_null(strstr(err.msg, "(paused)"));
+	up.device = "c";
+	assert_int_equal(srv_store_job_add(f->s, &up, NULL), 0);
+	/* the rollout ended: free */
+	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_ABORT,
+						  "t", NOW, NULL, NULL),
+			 0);
+	assert_int_equal(srv_store_job_add(f->s, &rb, NULL), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM jobs WHERE rollout"
+				    " IS NULL AND type != 'rotate'"),
+			 2);
 }
 
 static void test_command_once(void **state)
@@ -265,12 +321,10 @@ static void test_command_once(void **state)
 	assert_int_equal(r.last_command, NOW + 2);
 	srv_rollout_row_free(&r);
 	/* watched with its job; sent once */
-	assert_int_equal(srv_store_rollout_sent(f->s, "r-1", sent, 1, NOW + 3,
-						NULL),
-			 0);
-	assert_int_equal(srv_store_rollout_watch(f->s, "r-1", -1, false, &w,
-						 NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_sent(f->s, "r-1", sent, 1, NOW + 3, NULL), 0);
+	assert_int_equal(
+	    srv_store_rollout_watch(f->s, "r-1", -1, false, &w, NULL), 0);
 	assert_int_equal(w.n, 1);
 	assert_string_equal(w.v[0].device, "a");
 	assert_string_equal(w.v[0].state, "commanded");
@@ -284,9 +338,8 @@ static void test_command_once(void **state)
 	assert_string_equal(w.v[0].dev_state, "active");
 	assert_null(w.v[0].rb_job);
 	srv_rollout_watch_list_free(&w);
-	assert_int_equal(srv_store_rollout_watch(f->s, "r-1", -1, true, &w,
-						 NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_watch(f->s, "r-1", -1, true, &w, NULL), 0);
 	assert_int_equal(w.n, 3);
 	srv_rollout_watch_list_free(&w);
 }
@@ -305,16 +358,22 @@ static void test_command_refused(void **state)
 
 	fleet3(f);
 	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
-	assert_int_equal(srv_store_job_add(f->s, &other, NULL), 0);
+	/* b is busy with a job the rollout did not make (fleetd refuses
+	 * those now: one an older fleetd wrote) */
+	assert_int_equal(srv_store_job_add(f->s, &other, NULL), FL_ECONFLICT);
+	assert_int_equal(sql_run(f,
+				 "INSERT INTO jobs (id, device, type, state,"
+				 " created, updated, created_by, expires)"
+				 " VALUES ('j-o', 'b', 'update', 'queued', 0,"
+				 " 0, 't', 9999999999)"),
+			 SQLITE_OK);
 	/* b is busy: skipped with the reason; c goes ahead */
-	assert_int_equal(srv_store_rollout_command(f->s, "r-1", c, 2, NOW,
-						   NOW, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_command(f->s, "r-1", c, 2, NOW, NOW, NULL), 0);
 	assert_int_equal(c[0].result, FL_ECONFLICT);
 	assert_int_equal(c[1].result, 0);
-	assert_int_equal(srv_store_rollout_devices(f->s, "r-1", false, 0, &d,
-						   NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->s, "r-1", false, 0, &d, NULL), 0);
 	assert_string_equal(d.v[1].state, "skipped");
 	assert_string_equal(d.v[1].reason, "busy with job j-o");
 	assert_null(d.v[1].job);
@@ -322,9 +381,9 @@ static void test_command_refused(void **state)
 	srv_rollout_device_list_free(&d);
 	/* a rollback command needs a rollout rolling back */
 	c[0] = (struct srv_rollout_cmd){.device = "c", .job = &rb};
-	assert_int_equal(srv_store_rollout_command(f->s, "r-1", c, 1, NOW, NOW,
-						   &err),
-			 FL_ECONFLICT);
+	assert_int_equal(
+	    srv_store_rollout_command(f->s, "r-1", c, 1, NOW, NOW, &err),
+	    FL_ECONFLICT);
 	assert_non_null(strstr(err.msg, "is running, not rolling-back"));
 	/* a paused rollout commands nobody; nothing is written */
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_PAUSE,
@@ -340,32 +399,36 @@ static void test_command_refused(void **state)
 							   NOW, NOW, NULL),
 				 FL_ECONFLICT);
 	}
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM jobs WHERE id = 'j-a'"),
-			 0);
+	assert_int_equal(
+	    sql_int(f, "SELECT count(*) FROM jobs WHERE id = 'j-a'"), 0);
 }
 
 static void test_apply_guarded(void **state)
 {
 	struct fixture *f = *state;
 	struct srv_rollout_change ch[2] = {
-		{.device = "a", .from = "pending", .to = "failed",
-		 .reason = "boom", .finished = true, .offline_since = -1,
-		 .event = "failed"},
-		{.device = "b", .from = "commanded", .to = "failed",
-		 .offline_since = -1},
+	    {.device = "a",
+	     .from = "pending",
+	     .to = "failed",
+	     .reason = "boom",
+	     .finished = true,
+	     .offline_since = -1,
+	     .event = "failed"},
+	    {.device = "b",
+	     .from = "commanded",
+	     .to = "failed",
+	     .offline_since = -1},
 	};
 	struct srv_rollout_device_list d = {0};
 	size_t n = 9;
 
 	fleet3(f);
 	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
-	assert_int_equal(srv_store_rollout_apply(f->s, "r-1", ch, 2, NOW + 5,
-						 &n, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_apply(f->s, "r-1", ch, 2, NOW + 5, &n, NULL), 0);
 	assert_int_equal(n, 1); /* b is not commanded: untouched */
-	assert_int_equal(srv_store_rollout_devices(f->s, "r-1", true, 0, &d,
-						   NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_devices(f->s, "r-1", true, 0, &d, NULL), 0);
 	assert_int_equal(d.n, 1);
 	assert_string_equal(d.v[0].device, "a");
 	assert_string_equal(d.v[0].reason, "boom");
@@ -376,25 +439,22 @@ static void test_apply_guarded(void **state)
 				    " wave = 0 AND detail = 'boom'"),
 			 1);
 	/* offline_since: set, kept, cleared */
-	ch[0] = (struct srv_rollout_change){.device = "a", .from = "failed",
-					    .offline_since = 77};
-	assert_int_equal(srv_store_rollout_apply(f->s, "r-1", ch, 1, NOW, NULL,
-						 NULL),
-			 0);
+	ch[0] = (struct srv_rollout_change){
+	    .device = "a", .from = "failed", .offline_since = 77};
+	assert_int_equal(
+	    srv_store_rollout_apply(f->s, "r-1", ch, 1, NOW, NULL, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT offline_since FROM rollout_devices"
 				    " WHERE device = 'a'"),
 			 77);
 	ch[0].offline_since = -1;
-	assert_int_equal(srv_store_rollout_apply(f->s, "r-1", ch, 1, NOW, NULL,
-						 NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_apply(f->s, "r-1", ch, 1, NOW, NULL, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT offline_since FROM rollout_devices"
 				    " WHERE device = 'a'"),
 			 77);
 	ch[0].offline_since = 0;
-	assert_int_equal(srv_store_rollout_apply(f->s, "r-1", ch, 1, NOW, NULL,
-						 NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_apply(f->s, "r-1", ch, 1, NOW, NULL, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT offline_since FROM rollout_devices"
 				    " WHERE device = 'a'"),
 			 0);
@@ -403,14 +463,22 @@ static void test_apply_guarded(void **state)
 static void test_step(void **state)
 {
 	struct fixture *f = *state;
-	struct srv_rollout_step next = {.from = "running", .wave = 1,
-					.soak_until = 0, .wave_done = 0,
-					.tripped = -1, .event = "wave-started",
-					.detail = "wave 2", .actor = "engine:x"};
-	struct srv_rollout_step end = {.from = "running", .to = "completed",
-				       .wave = -1, .soak_until = -1,
-				       .wave_done = -1, .tripped = -1,
-				       .skip_pending = true, .release = true,
+	struct srv_rollout_step next = {.from = "running",
+					.wave = 1,
+					.soak_until = 0,
+					.wave_done = 0,
+					.tripped = -1,
+					.event = "wave-started",
+					.detail = "wave 2",
+					.actor = "engine:x"};
+	struct srv_rollout_step end = {.from = "running",
+				       .to = "completed",
+				       .wave = -1,
+				       .soak_until = -1,
+				       .wave_done = -1,
+				       .tripped = -1,
+				       .skip_pending = true,
+				       .release = true,
 				       .event = "completed"};
 	struct srv_rollout_row r = {0};
 	struct srv_rollout_wave_list w = {0};
@@ -418,9 +486,8 @@ static void test_step(void **state)
 
 	fleet3(f);
 	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
-	assert_int_equal(srv_store_rollout_step(f->s, "r-1", &next, NOW + 9,
-						NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_step(f->s, "r-1", &next, NOW + 9, NULL), 0);
 	assert_int_equal(srv_store_rollout_get(f->s, "r-1", &r, NULL), 0);
 	assert_int_equal(r.wave, 1);
 	assert_string_equal(r.state, "running");
@@ -429,13 +496,13 @@ static void test_step(void **state)
 	assert_int_equal(w.v[0].done, NOW + 9);
 	assert_int_equal(w.v[1].started, NOW + 9);
 	srv_rollout_wave_list_free(&w);
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit WHERE actor ="
-				    " 'engine:x' AND method = 'ENGINE' AND path ="
-				    " '/api/v1/rollouts/r-1/wave-started'"),
+	assert_int_equal(sql_int(f,
+				 "SELECT count(*) FROM audit WHERE actor ="
+				 " 'engine:x' AND method = 'ENGINE' AND path ="
+				 " '/api/v1/rollouts/r-1/wave-started'"),
 			 1);
-	assert_int_equal(srv_store_rollout_step(f->s, "r-1", &end, NOW + 10,
-						NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_step(f->s, "r-1", &end, NOW + 10, NULL), 0);
 	assert_int_equal(srv_store_rollout_get(f->s, "r-1", &r, NULL), 0);
 	assert_string_equal(r.state, "completed");
 	assert_int_equal(r.finished, NOW + 10);
@@ -444,9 +511,9 @@ static void test_step(void **state)
 				    " state = 'skipped' AND active = 0"),
 			 3);
 	/* the guard: the rollout is no longer running */
-	assert_int_equal(srv_store_rollout_step(f->s, "r-1", &next, NOW + 11,
-						&err),
-			 FL_ECONFLICT);
+	assert_int_equal(
+	    srv_store_rollout_step(f->s, "r-1", &next, NOW + 11, &err),
+	    FL_ECONFLICT);
 	assert_non_null(strstr(err.msg, "is completed, not running"));
 	assert_int_equal(srv_store_rollout_step(f->s, "r-x", &next, NOW, NULL),
 			 FL_ENOTFOUND);
@@ -471,10 +538,12 @@ static void test_actions(void **state)
 	assert_int_equal(srv_store_rollout_action(f->s, "r-x", FL_ROLLOUT_PAUSE,
 						  "t", NOW, NULL, NULL),
 			 FL_ENOTFOUND);
-	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_RESUME,
-						  "t", NOW, NULL, &err),
+	assert_int_equal(srv_store_rollout_action(f->s, "r-1",
+						  FL_ROLLOUT_RESUME, "t", NOW,
+						  NULL, &err),
 			 FL_ECONFLICT);
-	assert_non_null(strstr(err.msg, "rollout r-1 is running: cannot resume"));
+	assert_non_null(
+	    strstr(err.msg, "rollout r-1 is running: cannot resume"));
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_PAUSE,
 						  "token:op", NOW, NULL, NULL),
 			 0);
@@ -485,16 +554,16 @@ static void test_actions(void **state)
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_PAUSE,
 						  "t", NOW, NULL, NULL),
 			 FL_ECONFLICT);
-	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_RESUME,
-						  "t", NOW, NULL, NULL),
+	assert_int_equal(srv_store_rollout_action(f->s, "r-1",
+						  FL_ROLLOUT_RESUME, "t", NOW,
+						  NULL, NULL),
 			 0);
-	assert_int_equal(srv_store_rollout_command(f->s, "r-1", &c, 1, NOW,
-						   NOW, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_command(f->s, "r-1", &c, 1, NOW, NOW, NULL), 0);
 	/* abort: a's open job is cancelled, b and c skipped, all released */
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1", FL_ROLLOUT_ABORT,
-						  "token:op", NOW + 1, &cancelled,
-						  NULL),
+						  "token:op", NOW + 1,
+						  &cancelled, NULL),
 			 0);
 	assert_int_equal(cancelled.n, 1);
 	assert_string_equal(cancelled.v[0], "j-a");
@@ -514,8 +583,8 @@ static void test_actions(void **state)
 				    " 'cancelled') OR state = 'skipped')"),
 			 3);
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1",
-						  FL_ROLLOUT_ROLLBACK, "t",
-						  NOW, NULL, NULL),
+						  FL_ROLLOUT_ROLLBACK, "t", NOW,
+						  NULL, NULL),
 			 FL_ECONFLICT);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM rollout_events WHERE"
 				    " kind IN ('pause', 'resume', 'abort')"),
@@ -527,9 +596,12 @@ static void test_actions(void **state)
 static void test_rollback_completed(void **state)
 {
 	struct fixture *f = *state;
-	struct srv_rollout_step end = {.from = "running", .to = "completed",
-				       .wave = -1, .soak_until = -1,
-				       .wave_done = -1, .tripped = -1,
+	struct srv_rollout_step end = {.from = "running",
+				       .to = "completed",
+				       .wave = -1,
+				       .soak_until = -1,
+				       .wave_done = -1,
+				       .tripped = -1,
 				       .release = true};
 	static const char *const only_a[] = {"a", "x"};
 	struct fl_error err = {0};
@@ -544,16 +616,16 @@ static void test_rollback_completed(void **state)
 			 0);
 	assert_int_equal(add_rollout(f, "r-2", only_a, 2, NULL, NULL), 0);
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1",
-						  FL_ROLLOUT_ROLLBACK, "t",
-						  NOW, NULL, &err),
+						  FL_ROLLOUT_ROLLBACK, "t", NOW,
+						  NULL, &err),
 			 FL_ECONFLICT);
 	assert_non_null(strstr(err.msg, "a (rollout r-2)"));
 	assert_int_equal(srv_store_rollout_action(f->s, "r-2", FL_ROLLOUT_ABORT,
 						  "t", NOW, NULL, NULL),
 			 0);
 	assert_int_equal(srv_store_rollout_action(f->s, "r-1",
-						  FL_ROLLOUT_ROLLBACK, "t",
-						  NOW, NULL, NULL),
+						  FL_ROLLOUT_ROLLBACK, "t", NOW,
+						  NULL, NULL),
 			 0);
 	assert_int_equal(sql_int(f, "SELECT group_concat(device) FROM"
 				    " rollout_devices WHERE rollout = 'r-1' AND"
@@ -569,9 +641,9 @@ static void test_lease(void **state)
 	struct fixture *f = *state;
 	char *holder = NULL;
 
-	assert_int_equal(srv_store_lease_take(f->s, "rollouts", "A", NOW, 15,
-					      NULL, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_lease_take(f->s, "rollouts", "A", NOW, 15, NULL, NULL),
+	    0);
 	assert_int_equal(srv_store_lease_take(f->s, "rollouts", "A", NOW + 10,
 					      15, NULL, NULL),
 			 0); /* renewed to NOW + 25 */
@@ -586,9 +658,9 @@ static void test_lease(void **state)
 	assert_int_equal(srv_store_lease_take(f->s, "rollouts", "A", NOW + 26,
 					      15, NULL, NULL),
 			 FL_ECONFLICT);
-	assert_int_equal(srv_store_lease_take(f->s, "other", "A", NOW + 26, 15,
-					      NULL, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_lease_take(f->s, "other", "A", NOW + 26, 15, NULL, NULL),
+	    0);
 }
 
 static void test_candidates(void **state)
@@ -602,13 +674,12 @@ static void test_candidates(void **state)
 	fleet3(f);
 	set.n = 2;
 	set.v = lab;
-	assert_int_equal(srv_store_device_labels(f->s, "a", &set, NULL, NULL), 0);
-	assert_int_equal(srv_store_device_decommission(f->s, "b", NULL, NULL,
-						       NULL),
+	assert_int_equal(srv_store_device_labels(f->s, "a", &set, NULL, NULL),
 			 0);
-	assert_int_equal(srv_store_rollout_candidates(f->s, NULL, NULL, 0, &l,
-						      NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "b", NULL, NULL, NULL), 0);
+	assert_int_equal(
+	    srv_store_rollout_candidates(f->s, NULL, NULL, 0, &l, NULL), 0);
 	assert_int_equal(l.n, 2); /* a and c: b is decommissioned */
 	assert_string_equal(l.v[0].id, "a");
 	assert_int_equal(l.v[0].labels.n, 2);
@@ -617,15 +688,13 @@ static void test_candidates(void **state)
 	assert_string_equal(l.v[0].labels.v[1].key, "site");
 	assert_string_equal(l.v[0].group, "g");
 	srv_device_list_free(&l);
-	assert_int_equal(srv_store_rollout_candidates(f->s, "h", NULL, 0, &l,
-						      NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_candidates(f->s, "h", NULL, 0, &l, NULL), 0);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].id, "c");
 	srv_device_list_free(&l);
-	assert_int_equal(srv_store_rollout_candidates(f->s, NULL, ids, 3, &l,
-						      NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_rollout_candidates(f->s, NULL, ids, 3, &l, NULL), 0);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.v[0].id, "c");
 	assert_string_equal(l.v[1].id, "a");
@@ -633,9 +702,9 @@ static void test_candidates(void **state)
 	{
 		static const char *const gone[] = {"b"};
 
-		assert_int_equal(srv_store_rollout_candidates(f->s, NULL, gone,
-							      1, &l, NULL),
-				 0);
+		assert_int_equal(
+		    srv_store_rollout_candidates(f->s, NULL, gone, 1, &l, NULL),
+		    0);
 		assert_int_equal(l.n, 1);
 		assert_string_equal(l.v[0].state, "decommissioned");
 		srv_device_list_free(&l);
@@ -645,22 +714,21 @@ static void test_candidates(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_add_and_read, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_command_once, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_command_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_apply_guarded, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_step, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_completed, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_candidates, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_add_and_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_manual_job_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_command_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_command_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_guarded, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_step, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_completed, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_candidates, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
