@@ -151,7 +151,7 @@ printf '\nuser bench-observer\ntopic read fleet/+/events\n' >>"$FLEETD_STATE/bro
 BROKER=$(broker_pid)
 [ -n "$BROKER" ] || die "no broker pid in fleetd's log"
 kill -HUP "$BROKER"
-(mq_sub bench-observer -t 'fleet/+/events' -q 1 -F '%U %t' >"$T/sub.ts" 2>"$T/sub.err") &
+(mq_sub bench-observer -t 'fleet/+/events' -q 1 -F '%U %t %p' >"$T/sub.ts" 2>"$T/sub.err") &
 track $!
 # a probe from another identity (the broker takes the identity as the
 # client id) with no job: fleetd stores nothing for it
@@ -160,15 +160,23 @@ probe() {
 	[ -s "$T/sub.ts" ]
 }
 wait_until 20 probe || die "mosquitto_sub receives nothing (acl reload?)"
-# the devices' events: every line but the probes'
-sub_events() { grep -v ' fleet/bench-probe/' "$T/sub.ts"; }
+# the devices' events: every line but the probes', as "time job seq"
+# (a device sends an event again when it missed fleetd's PUBACK)
+sub_events() {
+	grep -v ' fleet/bench-probe/' "$T/sub.ts" | awk '{
+		j = match($0, /"job": *"[^"]*"/) ? substr($0, RSTART, RLENGTH) : "-"
+		s = match($0, /"seq": *[0-9]+/) ? substr($0, RSTART, RLENGTH) : "-"
+		gsub(/[^0-9]/, "", s); gsub(/^"job": *"|"$/, "", j)
+		print $1, j, s }'
+}
+sub_distinct() { sub_events | awk '!seen[$2 " " $3]++' | wc -l; }
 
 # --- connect: a started fleet-sim until every device is online -------------
 online() { q "SELECT count(*) FROM devices WHERE grp = 'bench' AND online = 1"; }
 [ "$(q "SELECT count(*) FROM devices WHERE grp = 'bench'")" = "$N" ] ||
 	die "the cache has not $N devices in group bench"
-wait_until 30 sh -c "[ \$(sqlite3 -readonly '$DB' \"SELECT count(*) FROM devices WHERE online = 1 AND grp = 'bench'\") = 0 ]" ||
-	die "devices online before fleet-sim started"
+none_online() { [ "$(online)" = 0 ]; }
+wait_until 30 none_online || die "devices online before fleet-sim started"
 C0=$(date +%s%N)
 (exec fleet-sim run --count "$N" --dir "$SIM" --prefix bench --workers "$WORKERS" \
 	>"$T/sim.out" 2>"$T/sim.log") &
@@ -185,7 +193,12 @@ echo "# connect: $N devices online in fleetd $(secs "$C0" "$C1") s after fleet-s
 # CPU ticks (utime + stime, every thread) of a process
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 HZ=$(getconf CLK_TCK)
+# ns a process's threads were runnable but waited for a CPU (schedstat's
+# second field; threads that end in between are not counted): how much
+# the machine held them back
+waited() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f", s }'; }
 F0=$(ticks "$FLEETD_PID") B0=$(ticks "$BROKER") S0=$(ticks "$SIM_PID")
+W0=$(($(waited "$FLEETD_PID") + $(waited "$BROKER") + $(waited "$SIM_PID")))
 # poll the database: "epoch-ns events state" whenever they changed,
 # until the rollout is in one of the states it ends or stops in
 ENDS='^(completed|rolled-back|paused|aborted)$'
@@ -210,6 +223,7 @@ fleetctl -q rollout create --bundle fleet-sample@1.1.0 --group bench \
 wait_until $((N / 10 + 300)) sh -c "! kill -0 $POLL" || echo "# the rollout did not end in time"
 kill "$POLL" 2>/dev/null
 F1=$(ticks "$FLEETD_PID") B1=$(ticks "$BROKER") S1=$(ticks "$SIM_PID")
+W1=$(($(waited "$FLEETD_PID") + $(waited "$BROKER") + $(waited "$SIM_PID")))
 [ -n "${PERF:-}" ] && kill -INT "$PERF" && wait "$PERF" 2>/dev/null
 R1=$(awk -v e="$ENDS" '$3 ~ e { print $1; exit }' "$T/poll")
 R1=${R1:-$(date +%s%N)}
@@ -220,16 +234,19 @@ HWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$FLEETD_PID/status")
 final() { q "SELECT count(*) FROM jobs WHERE rollout = 'bench' AND final = 1"; }
 sim_done() { sim_stat '.jobs.succeeded + .jobs.failed + .jobs["rolled-back"]' "$SIM"; }
 # fleet-sim writes its counts every second; fleetd's side may still land
-wait_until 30 sh -c "[ \"\$(jq '.jobs.succeeded + .jobs.failed + .jobs[\"rolled-back\"]' '$SIM/stats.json')\" -le \"\$(sqlite3 -readonly '$DB' \"SELECT count(*) FROM jobs WHERE rollout = 'bench' AND final = 1\")\" ] && [ \"\$(jq '.jobs.succeeded + .jobs.failed + .jobs[\"rolled-back\"]' '$SIM/stats.json')\" -gt 0 ]" ||
-	echo "# fleetd lacks final states fleet-sim has"
+fleetd_has_all() { local n; n=$(sim_done); [ "${n:-0}" -gt 0 ] && [ "$n" -le "$(final)" ]; }
+wait_until 30 fleetd_has_all || echo "# fleetd lacks final states fleet-sim has"
 STORED=$(q "SELECT count(*) FROM job_events")
-wait_until 30 sh -c "[ \$(grep -vc ' fleet/bench-probe/' '$T/sub.ts') -ge $STORED ]" ||
-	echo "# mosquitto_sub received fewer events than fleetd stored"
+sub_has_all() { [ "$(sub_distinct)" -ge "$STORED" ]; }
+wait_until 30 sub_has_all || echo "# mosquitto_sub received fewer events than fleetd stored"
+sub_events >"$T/sub.events"
 SIM_DONE=$(sim_done)
 FINAL=$(final)
 SUCCEEDED=$(q "SELECT count(*) FROM jobs WHERE rollout = 'bench' AND state = 'succeeded'")
 LOST=$((SIM_DONE > FINAL ? SIM_DONE - FINAL : 0))
-SUB_N=$(sub_events | wc -l)
+SUB_N=$(wc -l <"$T/sub.events")
+# distinct (job, seq), and when the last new one came
+read -r SUB_D SUB_LAST < <(awk '!seen[$2 " " $3]++ { n++; t = $1 } END { print n + 0, t }' "$T/sub.events")
 
 echo "# fleetctl rollout status bench:"
 fleetctl rollout status bench | sed 's/^/#   /'
@@ -241,18 +258,19 @@ echo "# rollout $STATE in $(secs "$R0" "$R1") s: $SUCCEEDED of $N updates succee
 	"firmware $(sim_stat '.firmware | tostring' "$SIM")); fleetd has $FINAL final"
 cpu_s() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 echo "# CPU over the rollout: fleetd $(cpu_s $((F1 - F0))) s, its mosquitto" \
-	"$(cpu_s $((B1 - B0))) s, fleet-sim $(cpu_s $((S1 - S0))) s"
+	"$(cpu_s $((B1 - B0))) s, fleet-sim $(cpu_s $((S1 - S0))) s; their threads waited" \
+	"$(secs "$W0" "$W1") s for a CPU ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "# fleetd peak RSS (VmHWM) $((HWM / 1024)) MB for $N devices online and the rollout"
 
 # ingestion: both from mosquitto_sub's first device event to each side's last
-T0=$(sub_events | awk 'NR == 1 { print $1 }')
-SUB_LAST=$(sub_events | awk '{ t = $1 } END { print t }')
+T0=$(awk 'NR == 1 { print $1 }' "$T/sub.events")
 OURS_LAST=$(awk -v n="$STORED" '$2 >= n { printf "%.3f", $1 / 1e9; exit }' "$T/poll")
 OURS_LAST=${OURS_LAST:-$(date +%s.%N)}
 OURS_RATE=$(awk -v n="$STORED" -v a="$T0" -v b="$OURS_LAST" 'BEGIN { printf "%.0f", (b > a ? n / (b - a) : 0) }')
-SUB_RATE=$(awk -v n="$SUB_N" -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.0f", (b > a ? n / (b - a) : 0) }')
+SUB_RATE=$(awk -v n="$SUB_D" -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.0f", (b > a ? n / (b - a) : 0) }')
 echo "# events: fleetd stored $STORED at $OURS_RATE/s (last seen $(awk -v a="$T0" -v b="$OURS_LAST" 'BEGIN { printf "%.1f", b - a }') s" \
-	"after mosquitto_sub's first); mosquitto_sub received $SUB_N at $SUB_RATE/s (last $(awk -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.1f", b - a }') s)"
+	"after mosquitto_sub's first); mosquitto_sub received $SUB_N, $SUB_D distinct (job, seq) at $SUB_RATE/s" \
+	"(last new $(awk -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.1f", b - a }') s); distinct events fleetd lacks: $((SUB_D > STORED ? SUB_D - STORED : 0))"
 fleetctl -o json status >"$T/status.json" &&
 	jq -r '.ingest | "# fleetd ingest: \(.batches) batches (\(.stored) stored, queue high water \(.queue_high_water))"' "$T/status.json"
 
