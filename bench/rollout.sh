@@ -242,7 +242,9 @@ wait_until 30 sub_has_all || echo "# mosquitto_sub received fewer events than fl
 sub_events >"$T/sub.events"
 SIM_DONE=$(sim_done)
 FINAL=$(final)
-SUCCEEDED=$(q "SELECT count(*) FROM jobs WHERE rollout = 'bench' AND state = 'succeeded'")
+SUCCEEDED=$(q "SELECT count(*) FROM jobs WHERE rollout = 'bench' AND type = 'update' AND state = 'succeeded'")
+ROLLBACKS=$(q "SELECT count(*) FROM jobs WHERE rollout = 'bench' AND type = 'rollback'")
+REASON=$(q "SELECT reason FROM rollouts WHERE id = 'bench'")
 LOST=$((SIM_DONE > FINAL ? SIM_DONE - FINAL : 0))
 SUB_N=$(wc -l <"$T/sub.events")
 # distinct (job, seq), and when the last new one came
@@ -251,9 +253,11 @@ read -r SUB_D SUB_LAST < <(awk '!seen[$2 " " $3]++ { n++; t = $1 } END { print n
 echo "# fleetctl rollout status bench:"
 fleetctl rollout status bench | sed 's/^/#   /'
 q "SELECT wave + 1, devices, started, done FROM rollout_waves WHERE rollout = 'bench' ORDER BY wave" |
-	awk -F'|' -v t0="$R0" '{ printf "# wave %d: %d devices, started %+d s, done %+d s (s after create)\n",
-		$1, $2, $3 - int(t0 / 1e9), $4 - int(t0 / 1e9) }'
-echo "# rollout $STATE in $(secs "$R0" "$R1") s: $SUCCEEDED of $N updates succeeded;" \
+	awk -F'|' -v t0="$R0" '{ t = int(t0 / 1e9)
+		printf "# wave %d: %d devices, started %+d s, %s (s after create)\n", $1, $2, $3 - t,
+			$4 ? sprintf("done %+d s", $4 - t) : "not done" }'
+echo "# rollout $STATE in $(secs "$R0" "$R1") s: $SUCCEEDED of $N updates succeeded," \
+	"$ROLLBACKS rollback jobs${REASON:+ ($REASON)};" \
 	"fleet-sim finished $SIM_DONE jobs ($(sim_stat '.jobs | tostring' "$SIM")," \
 	"firmware $(sim_stat '.firmware | tostring' "$SIM")); fleetd has $FINAL final"
 cpu_s() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
@@ -270,9 +274,12 @@ OURS_RATE=$(awk -v n="$STORED" -v a="$T0" -v b="$OURS_LAST" 'BEGIN { printf "%.0
 SUB_RATE=$(awk -v n="$SUB_D" -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.0f", (b > a ? n / (b - a) : 0) }')
 echo "# events: fleetd stored $STORED at $OURS_RATE/s (last seen $(awk -v a="$T0" -v b="$OURS_LAST" 'BEGIN { printf "%.1f", b - a }') s" \
 	"after mosquitto_sub's first); mosquitto_sub received $SUB_N, $SUB_D distinct (job, seq) at $SUB_RATE/s" \
-	"(last new $(awk -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.1f", b - a }') s); distinct events fleetd lacks: $((SUB_D > STORED ? SUB_D - STORED : 0))"
+	"(last new $(awk -v a="$T0" -v b="$SUB_LAST" 'BEGIN { printf "%.1f", b - a }') s); distinct ones fleetd did not store: $((SUB_D > STORED ? SUB_D - STORED : 0))"
 fleetctl -o json status >"$T/status.json" &&
-	jq -r '.ingest | "# fleetd ingest: \(.batches) batches (\(.stored) stored, queue high water \(.queue_high_water))"' "$T/status.json"
+	jq -r '"# fleetd ingest: \(.ingest.batches) batches (\(.ingest.stored) stored, queue high" +
+		" water \(.ingest.queue_high_water)); refused: \(.ingest.duplicates) duplicates," +
+		" \(.ingest.rejected) rejected, \(.jobs.illegal_transitions) illegal transitions," +
+		" \(.jobs.stale_events) stale events; over budget \(.mqtt.over_budget)"' "$T/status.json"
 
 RATE=$(per_min "$SUCCEEDED" $((R1 - R0)))
 CPU_MS=$(awk -v t=$((F1 - F0)) -v hz="$HZ" -v n="$SUCCEEDED" \
