@@ -86,8 +86,9 @@ make_cache() (
 	fleetctl -q root push "$T/fw/root.json"
 	fleetctl -q bundle upload "$T/fw/fw-1.1.0.fwb" >/dev/null
 	fleetctl -o json token create bench --enroll --group bench --uses "$N" \
-		--ttl 2h | jq -r .token >"$T/token"
-	tok=$(fleetctl -o json token create observer --enroll --uses 2 --ttl 1h | jq -r .token)
+		--ttl 2h 2>/dev/null | jq -r .token >"$T/token"
+	tok=$(fleetctl -o json token create observer --enroll --uses 2 --ttl 1h 2>/dev/null |
+		jq -r .token)
 	[ "$(enroll_curl bench-observer "$tok")" = 201 ] || die "observer not enrolled"
 	[ "$(enroll_curl bench-probe "$tok")" = 201 ] || die "probe not enrolled"
 	(exec fleet-sim run --count "$N" --dir "$new/sim" --prefix bench \
