@@ -73,7 +73,8 @@ static int issue_and_record(struct srv_req *r, json_t *body, const char *id,
 	    srv_ca_issue_device(r->srv->ca, csr, strlen(csr), id, false, &iss,
 				&err))
 		return srv_reply_fail(r, &err);
-	c = (struct srv_cert){iss.serial, id, iss.not_before, iss.not_after};
+	c = (struct srv_cert){iss.serial, id, iss.not_before, iss.not_after,
+			      iss.sha256[0] ? iss.sha256 : NULL};
 	rc = srv_store_device_enroll(r->srv->store, id, group,
 				     srv_req_actor(r), token_hash, false, &c,
 				     &err);
@@ -145,7 +146,8 @@ static int record_pending(struct srv_req *r, const struct srv_issued *iss,
 {
 	struct srv_crl_hook hook = srv_ca_crl_hook(r->srv->ca);
 	struct srv_cert c = {iss->serial, r->who.id, iss->not_before,
-			     iss->not_after};
+			     iss->not_after,
+			     iss->sha256[0] ? iss->sha256 : NULL};
 	struct srv_reenroll re = {&c, r->who.serial, &r->srv->cfg.reenroll,
 				  &hook};
 	struct srv_strv superseded = {0};

@@ -342,6 +342,7 @@ static int describe(X509 *cert, const char *id, const struct srv_ca *ca,
 	if (rc)
 		return rc;
 	fl_strlcpy(ret->serial, info.serial, sizeof(ret->serial));
+	fl_strlcpy(ret->sha256, info.sha256, sizeof(ret->sha256));
 	ret->not_before = info.not_before;
 	ret->not_after = info.not_after;
 	fl_time_rfc3339(info.not_after, expires);
@@ -379,6 +380,8 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 		rc = fl_pki_leaf_issue(issuer, &pol, pub, &cert, err);
 	if (!rc)
 		rc = describe(cert, id, ca, ret, err);
+	if (!rc && issuer != &ca->issuing)
+		ret->sha256[0] = '\0';
 	X509_free(cert);
 	EVP_PKEY_free(pub);
 	X509_free(rogue.cert);

@@ -92,14 +92,18 @@ void srv_ca_close(struct srv_ca *ca);
 /* An issued device certificate, as the API returns it. */
 struct srv_issued {
 	char serial[FL_PKI_SERIAL_HEX_MAX];
+	char sha256[FL_PKI_FPR_HEX]; /* of the DER; "" when not our CA's */
 	time_t not_before, not_after;
 	json_t *json; /* {"id", "cert", "chain", "ca", "serial", "expires"} */
 };
 
 /*
  * Check an untrusted PEM CSR for device @id (P-256, self-signature, CN =
- * @id) and issue a client certificate from policy.  Codes of
- * fl_pki_csr_parse (FL_EPARSE, FL_EINVAL, FL_EVERIFY, FL_ELIMIT).
+ * @id) and issue a client certificate from policy.  Its digest is set
+ * only when fleetd's issuing CA signed it (always, but for a test
+ * build's rogue issuer): a certificate the store knows by its digest is
+ * accepted without verifying it again.  Codes of fl_pki_csr_parse
+ * (FL_EPARSE, FL_EINVAL, FL_EVERIFY, FL_ELIMIT).
  */
 int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 			const char *id, bool reenroll, struct srv_issued *ret,

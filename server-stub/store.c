@@ -133,6 +133,12 @@ int srv_store_device_principal(struct srv_store *s, const char *serial,
 	return s->ops->device_principal(s->be, serial, device, err);
 }
 
+int srv_store_device_by_cert(struct srv_store *s, const char *sha256,
+			     struct srv_cert_holder *ret, struct fl_error *err)
+{
+	return s->ops->device_by_cert(s->be, sha256, ret, err);
+}
+
 int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
 		    const char *path, int status, const char *remote,
 		    struct fl_error *err)

@@ -125,6 +125,23 @@ int srv_store_token_revoke(struct srv_store *s, const char *id,
 int srv_store_device_principal(struct srv_store *s, const char *serial,
 			       const char *device, struct fl_error *err);
 
+/* Who a client certificate speaks for. */
+struct srv_cert_holder {
+	char serial[41]; /* hex, FL_PKI_SERIAL_HEX_MAX */
+	char device[64];
+};
+
+/*
+ * The certificate fleetd issued whose DER has the SHA-256 @sha256 (hex),
+ * if its holder may act now: as srv_store_device_principal, and within
+ * the certificate's validity.  FL_ENOTFOUND when fleetd recorded no
+ * certificate with that digest (one issued before digests were kept, or
+ * not by fleetd): the caller verifies the certificate itself then.
+ * FL_EDENIED with the reason when its holder may not act.
+ */
+int srv_store_device_by_cert(struct srv_store *s, const char *sha256,
+			     struct srv_cert_holder *ret, struct fl_error *err);
+
 /* One audit row for a mutating request. */
 int srv_store_audit(struct srv_store *s, const char *actor,
 		    const char *method, const char *path, int status,
@@ -156,6 +173,7 @@ struct srv_cert {
 	const char *serial; /* hex */
 	const char *device;
 	int64_t not_before, not_after;
+	const char *sha256; /* of its DER, hex; NULL: not recorded */
 };
 
 /*

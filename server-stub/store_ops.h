@@ -32,6 +32,9 @@ struct srv_store_ops {
 			    struct fl_error *err);
 	int (*device_principal)(struct srv_store_be *s, const char *serial,
 				const char *device, struct fl_error *err);
+	int (*device_by_cert)(struct srv_store_be *s, const char *sha256,
+			      struct srv_cert_holder *ret,
+			      struct fl_error *err);
 	int (*audit)(struct srv_store_be *s, const char *actor,
 		     const char *method, const char *path, int status,
 		     const char *remote, struct fl_error *err);

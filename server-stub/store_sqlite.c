@@ -13,6 +13,7 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .token_list = sq_token_list,
     .token_revoke = sq_token_revoke,
     .device_principal = sq_device_principal,
+    .device_by_cert = sq_device_by_cert,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
     .device_enroll = sq_device_enroll,

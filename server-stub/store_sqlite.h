@@ -144,6 +144,8 @@ int sq_token_list(struct srv_store_be *s, struct srv_token_list *ret,
 		  struct fl_error *err);
 int sq_token_revoke(struct srv_store_be *s, const char *id,
 		    struct fl_error *err);
+int sq_device_by_cert(struct srv_store_be *s, const char *sha256,
+		      struct srv_cert_holder *ret, struct fl_error *err);
 int sq_device_principal(struct srv_store_be *s, const char *serial,
 			const char *device, struct fl_error *err);
 int sq_audit(struct srv_store_be *s, const char *actor, const char *method,

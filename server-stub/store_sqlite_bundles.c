@@ -111,22 +111,25 @@ int sq_bundle_get(struct srv_store_be *s, const char *ref,
 {
 	const char *at = strchr(ref, '@');
 	char *name = at ? fl_xstrndup(ref, (size_t)(at - ref)) : NULL;
-	char *prefix = fl_xasprintf("%s%%", ref);
 	struct srv_bundle_list l = {0};
 	int rc;
 
-	rc = db_lquery_rows(s, bundle_row, &l, err,
-			    "SELECT " BUNDLE_COLS ", manifest FROM bundles"
-			    " WHERE (?1 IS NOT NULL AND name = ?1 AND version = ?2)"
-			    " OR (?1 IS NULL AND length(?3) >= 6"
-			    " AND id LIKE ?4 ESCAPE '\\')",
-			    "ssss", name, at ? at + 1 : NULL, ref, prefix);
+	/* a prefix compared with substr, not LIKE: SQLite prepares a
+	 * statement whose LIKE pattern is a parameter again at every run
+	 * (every bundle download), and LIKE would read '_' and '%' in
+	 * @ref as wildcards */
+	rc = db_lquery_rows(
+	    s, bundle_row, &l, err,
+	    "SELECT " BUNDLE_COLS ", manifest FROM bundles"
+	    " WHERE (?1 IS NOT NULL AND name = ?1 AND version = ?2)"
+	    " OR (?1 IS NULL AND length(?3) >= 6"
+	    " AND substr(id, 1, length(?3)) = ?3)",
+	    "sss", name, at ? at + 1 : NULL, ref);
 	if (!rc && l.n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no bundle '%s'", ref);
 	else if (!rc && l.n > 1)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "bundle id prefix '%s' is ambiguous", ref);
-	free(prefix);
 	free(name);
 	return DB_GIVE_FIRST(rc, l, ret, srv_bundle_list_free);
 }

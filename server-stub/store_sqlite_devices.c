@@ -50,11 +50,12 @@ static int insert_cert(struct srv_store_be *s, const struct srv_cert *c,
 
 	rc = db_run(s, &n, err,
 		    "INSERT INTO certs (serial, device, not_before, not_after,"
-		    " issued, pending) SELECT ?1, ?2, ?3, ?4, ?5, ?6"
+		    " issued, pending, sha256)"
+		    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
 		    " WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?2"
 		    " AND state = 'active')",
-		    "ssiiid", c->serial, c->device, c->not_before,
-		    c->not_after, (int64_t)time(NULL), (int)pending);
+		    "ssiiids", c->serial, c->device, c->not_before,
+		    c->not_after, (int64_t)time(NULL), (int)pending, c->sha256);
 	if (!rc && n != 1)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device '%s' is not active: no certificate issued",

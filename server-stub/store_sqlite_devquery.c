@@ -189,6 +189,36 @@ int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err)
 	return rc;
 }
 
+int sq_device_by_cert(struct srv_store_be *s, const char *sha256,
+		      struct srv_cert_holder *ret, struct fl_error *err)
+{
+	int64_t now = time(NULL);
+	struct db_first row;
+	int rc;
+
+	/* 0 serial, 1 device, 2 revoked, 3 not_before, 4 not_after, 5 state */
+	rc = db_lquery_first(s, &row, err,
+			     "SELECT c.serial, c.device, c.revoked,"
+			     " c.not_before, c.not_after, d.state FROM certs c"
+			     " LEFT JOIN devices d ON d.id = c.device"
+			     " WHERE c.sha256 = ?",
+			     "s", sha256);
+	if (!rc && (row.i[2] || row.i[3] > now || row.i[4] < now))
+		rc =
+		    fl_fail(err, FL_EDENIED,
+			    "client certificate %s is revoked or not valid now",
+			    row.t[0]);
+	else if (!rc && !fl_streq(row.t[5], "active"))
+		rc = fl_fail(err, FL_EDENIED, "device %s is not active",
+			     row.t[1]);
+	if (!rc) {
+		fl_strlcpy(ret->serial, row.t[0], sizeof(ret->serial));
+		fl_strlcpy(ret->device, row.t[1], sizeof(ret->device));
+	}
+	db_first_free(&row);
+	return rc;
+}
+
 int sq_device_principal(struct srv_store_be *s, const char *serial,
 			const char *device, struct fl_error *err)
 {

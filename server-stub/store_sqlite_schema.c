@@ -262,6 +262,11 @@ static const char *const migrations[] = {
 	" holder TEXT NOT NULL,"
 	" expires INTEGER NOT NULL);"
 	"CREATE INDEX jobs_rollout ON jobs(rollout) WHERE rollout IS NOT NULL;",
+	/* 11: the SHA-256 of each certificate's DER, so a device's HTTPS
+	 * request is recognised by it (issue 10); NULL for older ones */
+	"ALTER TABLE certs ADD COLUMN sha256 TEXT;"
+	"CREATE UNIQUE INDEX certs_sha256 ON certs(sha256)"
+	" WHERE sha256 IS NOT NULL;",
 };
 
 static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)

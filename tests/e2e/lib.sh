@@ -20,6 +20,8 @@
 #   fleetd_restart [args]    serve $FLEETD_STATE again on the same ports
 #                            (FLEETD_PID; the old log is appended to
 #                            $T/fleetd-old.log); true once it is ready
+#   serve_fleetd [serve args] the same on the state dir $T/state holds
+#                            already (a copy), with ADMIN_TOKEN set
 #   finish                   print the summary; exit 1 on any failure
 
 set -u
@@ -120,7 +122,7 @@ wait_until() {
 
 # start_fleetd [serve args]: init a state dir and serve it.
 start_fleetd() {
-	local state=$T/state out=$T/fleetd.out
+	local state=$T/state
 	# shellcheck disable=SC2086
 	fleetd init --state "$state" ${FLEETD_INIT_ARGS:-} >"$T/init.out" 2>&1 || {
 		cat "$T/init.out"
@@ -129,6 +131,14 @@ start_fleetd() {
 	}
 	[ -n "${FLEETD_CONF:-}" ] && printf '%s\n' "$FLEETD_CONF" >"$state/fleetd.conf"
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out" | tail -n 1)
+	serve_fleetd "$@"
+}
+
+# serve_fleetd [serve args]: serve the state dir $T/state that is there
+# already (start_fleetd's, or a copy), on fresh ports; ADMIN_TOKEN must
+# be set by the caller.
+serve_fleetd() {
+	local state=$T/state out=$T/fleetd.out
 	FLEET_CA_FILE=$state/ca.pem
 	FLEETD_STATE=$state
 	# empty it here: the background redirect truncates it only once the

@@ -79,7 +79,8 @@ static inline void fuzz_srv_device(struct fuzz_srv *f, const char *id)
 	    srv_ca_issue_device(f->srv->ca, csr, strlen(csr), id, false, &iss,
 				&err))
 		fuzz_srv_fail("device certificate", &err);
-	c = (struct srv_cert){iss.serial, id, iss.not_before, iss.not_after};
+	c = (struct srv_cert){iss.serial, id, iss.not_before, iss.not_after,
+			      iss.sha256};
 	if (srv_store_device_enroll(f->srv->store, id, "g1", "fuzz", NULL,
 				    false, &c, &err))
 		fuzz_srv_fail("enrol", &err);

@@ -106,7 +106,7 @@ static void fleet(struct srv *srv, char **ids)
 
 	for (size_t i = 0; i < n_dev; i++) {
 		struct srv_cert c = {ids[i], ids[i], time(NULL),
-				     time(NULL) + 86400};
+				     time(NULL) + 86400, NULL};
 
 		srv_store_device_enroll(srv->store, ids[i], "g", "bench", NULL,
 					false, &c, NULL);

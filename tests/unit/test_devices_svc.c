@@ -24,7 +24,7 @@
 
 static void enroll(struct srv_fixture *f, const char *id, const char *serial)
 {
-	struct srv_cert c = {serial, id, time(NULL), time(NULL) + 3600};
+	struct srv_cert c = {serial, id, time(NULL), time(NULL) + 3600, NULL};
 
 	assert_int_equal(srv_store_device_enroll(f->srv->store, id, NULL,
 						 "token:t", NULL, false, &c,

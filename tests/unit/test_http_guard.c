@@ -177,9 +177,9 @@ static void test_last_admin_token(void **state)
 static void test_device_principal(void **state)
 {
 	struct srv_store *s = ((struct fixture *)*state)->srv.store;
-	struct srv_cert c1 = {"01aa", "dev1", 0, INT64_MAX / 2};
-	struct srv_cert c2 = {"02bb", "dev2", 0, INT64_MAX / 2};
-	struct srv_cert c3 = {"03cc", "dev2", 0, INT64_MAX / 2};
+	struct srv_cert c1 = {"01aa", "dev1", 0, INT64_MAX / 2, NULL};
+	struct srv_cert c2 = {"02bb", "dev2", 0, INT64_MAX / 2, NULL};
+	struct srv_cert c3 = {"03cc", "dev2", 0, INT64_MAX / 2, NULL};
 	struct srv_reenroll re = {&c3, "02bb", NULL, NULL};
 	struct fl_error err = {0};
 
@@ -214,14 +214,82 @@ static void test_device_principal(void **state)
 			 0);
 }
 
+/* A certificate's digest: @c repeated, 64 hex digits. */
+#define SHA(c) c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+
+/* The holder of a certificate the store recorded with its digest may act
+ * as srv_store_device_principal says, and only within its validity; a
+ * digest the store does not know is FL_ENOTFOUND (verified elsewhere). */
+static void test_device_by_cert(void **state)
+{
+	struct srv_store *s = ((struct fixture *)*state)->srv.store;
+	int64_t now = time(NULL);
+	struct srv_cert c1 = {"01aa", "dev1", now - 60, now + 60, SHA("11")};
+	struct srv_cert c2 = {"02bb", "dev2", now - 60, now + 60, SHA("22")};
+	struct srv_cert c3 = {"03cc", "dev2", now - 60, now + 60, SHA("33")};
+	struct srv_cert early = {"04dd", "dev3", now + 60, now + 120,
+				 SHA("44")};
+	struct srv_cert late = {"05ee", "dev4", now - 120, now - 60, SHA("55")};
+	struct srv_cert none = {"06ff", "dev5", now - 60, now + 60, NULL};
+	struct srv_reenroll re = {&c3, "02bb", NULL, NULL};
+	struct srv_cert_holder h = {{0}, {0}};
+	struct fl_error err = {0};
+
+	assert_int_equal(srv_store_device_enroll(s, "dev1", NULL, "test", NULL,
+						 false, &c1, &err),
+			 0);
+	assert_int_equal(srv_store_device_enroll(s, "dev2", NULL, "test", NULL,
+						 false, &c2, &err),
+			 0);
+	assert_int_equal(srv_store_device_enroll(s, "dev3", NULL, "test", NULL,
+						 false, &early, &err),
+			 0);
+	assert_int_equal(srv_store_device_enroll(s, "dev4", NULL, "test", NULL,
+						 false, &late, &err),
+			 0);
+	assert_int_equal(srv_store_device_enroll(s, "dev5", NULL, "test", NULL,
+						 false, &none, &err),
+			 0);
+	assert_int_equal(srv_store_device_by_cert(s, SHA("11"), &h, &err), 0);
+	assert_string_equal(h.serial, "01aa");
+	assert_string_equal(h.device, "dev1");
+	assert_int_equal(srv_store_device_by_cert(s, SHA("ff"), &h, &err),
+			 FL_ENOTFOUND);
+	fl_error_clear(&err);
+	assert_int_equal(srv_store_device_by_cert(s, SHA("44"), &h, &err),
+			 FL_EDENIED); /* not valid yet */
+	fl_error_clear(&err);
+	assert_int_equal(srv_store_device_by_cert(s, SHA("55"), &h, &err),
+			 FL_EDENIED); /* expired */
+	fl_error_clear(&err);
+	/* a rotation: the pending one acts, the old one once revoked not */
+	assert_int_equal(srv_store_cert_add(s, &re, NULL, NULL, &err), 0);
+	assert_int_equal(srv_store_device_by_cert(s, SHA("33"), &h, &err), 0);
+	assert_string_equal(h.serial, "03cc");
+	assert_int_equal(srv_store_device_by_cert(s, SHA("22"), &h, &err), 0);
+	assert_int_equal(
+	    srv_store_cert_confirm(s, "dev2", "03cc", NULL, NULL, &err), 0);
+	assert_int_equal(srv_store_device_by_cert(s, SHA("22"), &h, &err),
+			 FL_EDENIED);
+	fl_error_clear(&err);
+	assert_int_equal(
+	    srv_store_device_decommission(s, "dev1", NULL, NULL, &err), 0);
+	assert_int_equal(srv_store_device_by_cert(s, SHA("11"), &h, &err),
+			 FL_EDENIED);
+	fl_error_clear(&err);
+	/* dev5's certificate has no digest: found by its serial only */
+	assert_int_equal(srv_store_device_principal(s, "06ff", "dev5", &err),
+			 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_audit_per_address), T(test_audit_global),
-		T(test_deadline_shuts_socket), T(test_last_admin_token),
-		T(test_device_principal),
+	    T(test_audit_per_address),	   T(test_audit_global),
+	    T(test_deadline_shuts_socket), T(test_last_admin_token),
+	    T(test_device_principal),	   T(test_device_by_cert),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

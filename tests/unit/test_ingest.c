@@ -67,7 +67,8 @@ static void setup_fleet(struct fixture *f)
 {
 	for (int d = 0; d < DEVICES; d++) {
 		char id[16], serial[8], job[16];
-		struct srv_cert c = {serial, id, time(NULL), time(NULL) + 60};
+		struct srv_cert c = {serial, id, time(NULL), time(NULL) + 60,
+				     NULL};
 		struct srv_job j = {.id = job, .device = id, .type = "update"};
 
 		snprintf(id, sizeof(id), "dev-%d", d);

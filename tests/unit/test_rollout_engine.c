@@ -217,7 +217,7 @@ static void fleet(struct srv_fixture *f, int n)
 {
 	for (int i = 0; i < n; i++) {
 		char id[16];
-		struct srv_cert c = {id, id, time(NULL), time(NULL) + 60};
+		struct srv_cert c = {id, id, time(NULL), time(NULL) + 60, NULL};
 
 		snprintf(id, sizeof(id), "d%d", i);
 		assert_int_equal(srv_store_device_enroll(f->srv->store, id, "g",

@@ -584,7 +584,7 @@ static struct srv_cert cert_of(const char *serial, const char *device)
 {
 	int64_t now = time(NULL);
 
-	return (struct srv_cert){serial, device, now - 60, now + 3600};
+	return (struct srv_cert){serial, device, now - 60, now + 3600, NULL};
 }
 
 /* Enrol @id with certificate @serial (no token). */
@@ -883,7 +883,7 @@ static void test_migrate_rotate_type(void **state)
 
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
 	srv_store_close(s);
-	/* back to version 8: what migrations 9 and 10 made goes */
+	/* back to version 8: what migrations 9, 10 and 11 made goes */
 	for (size_t i = 0; i < FL_ARRAY_SIZE(v10_tables); i++) {
 		char *drop = fl_xasprintf("DROP TABLE %s", v10_tables[i]);
 
@@ -899,9 +899,11 @@ static void test_migrate_rotate_type(void **state)
 		 " 'verifying', 'bad', 100, 110, 500, 4),"
 		 " (3, 'j-b', 'd2', 'rollback', NULL, 'c-b', 'queued', 0, NULL,"
 		 " NULL, 100, 100, 0, 0)", NULL, 0);
+	sql(old, "DROP INDEX certs_sha256", NULL, 0); /* and 11's */
+	sql(old, "ALTER TABLE certs DROP COLUMN sha256", NULL, 0);
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	assert_int_equal(srv_store_schema_version(s), 10);
+	assert_int_equal(srv_store_schema_version(s), 11);
 	sql(old, "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
 		 " || ',' || type || ',' || state || ',' || final || ',' ||"
 		 " stage || ',' || reason || ',' || expires || ',' || seq AS x"

@@ -79,6 +79,13 @@ static void test_bundles(void **state)
 	srv_bundle_row_free(&b);
 	assert_int_equal(srv_store_bundle_get(f->s, "aaaa", &b, NULL),
 			 FL_ENOTFOUND); /* prefix too short */
+	/* a prefix is matched as it is: no SQL wildcards */
+	assert_int_equal(srv_store_bundle_get(f->s, "aaaa1_", &b, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_bundle_get(f->s, "aaaa1%", &b, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_bundle_get(f->s, "aaaa11", &b, NULL), 0);
+	srv_bundle_row_free(&b);
 	assert_int_equal(add(f, "aaaa0000cccc0000", "fw", "1.2", NULL), 0);
 	assert_int_equal(srv_store_bundle_get(f->s, "aaaa0000", &b, NULL),
 			 FL_ECONFLICT);

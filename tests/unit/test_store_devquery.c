@@ -26,7 +26,8 @@
 static void enroll(struct fixture *f, const char *id, const char *group,
 		   const char *serial)
 {
-	struct srv_cert c = {serial, id, time(NULL) - 60, time(NULL) + 3600};
+	struct srv_cert c = {serial, id, time(NULL) - 60, time(NULL) + 3600,
+			     NULL};
 
 	assert_int_equal(srv_store_device_enroll(f->s, id, group, "token:t",
 						 NULL, false, &c, NULL),
@@ -202,7 +203,8 @@ static void test_labels(void **state)
 static void test_certs_and_principal(void **state)
 {
 	struct fixture *f = *state;
-	struct srv_cert neu = {"0b02", "dev-p", time(NULL), time(NULL) + 60};
+	struct srv_cert neu = {"0b02", "dev-p", time(NULL), time(NULL) + 60,
+			       NULL};
 	struct srv_reenroll re = {&neu, "0b01", NULL, NULL};
 	struct srv_device_row d = {0};
 	struct srv_strv revoked = {0};

@@ -63,7 +63,7 @@ static int event(struct fixture *f, const char *dev, const char *job,
 
 static void enroll(struct fixture *f, const char *dev, const char *serial)
 {
-	struct srv_cert c = {serial, dev, time(NULL), time(NULL) + 60};
+	struct srv_cert c = {serial, dev, time(NULL), time(NULL) + 60, NULL};
 
 	assert_int_equal(srv_store_device_enroll(f->s, dev, NULL, "token:t",
 						 NULL, false, &c, NULL),

@@ -24,7 +24,7 @@
 
 static int provision(struct fixture *f, const char *id, const char *serial)
 {
-	struct srv_cert c = {serial, id, time(NULL), time(NULL) + 3600};
+	struct srv_cert c = {serial, id, time(NULL), time(NULL) + 3600, NULL};
 
 	return srv_store_device_enroll(f->s, id, "line-1", "token:op", NULL,
 				       false, &c, NULL);

@@ -32,7 +32,7 @@
 
 static void enroll(struct fixture *f, const char *dev, const char *group)
 {
-	struct srv_cert c = {dev, dev, time(NULL), time(NULL) + 60};
+	struct srv_cert c = {dev, dev, time(NULL), time(NULL) + 60, NULL};
 
 	assert_int_equal(srv_store_device_enroll(f->s, dev, group, "token:t",
 						 NULL, false, &c, NULL),
