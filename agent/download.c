@@ -39,6 +39,7 @@
 #define TICK_MS 100
 #define WINDOW_MIN (64u * 1024)
 #define RING AGENT_DL_WINDOW_MAX
+#define WAKE (64u * 1024) /* bytes a waiting reader is woken for */
 #define ERRBODY_MAX 1024
 
 enum dl_state {
@@ -59,6 +60,8 @@ struct agent_dl {
 	enum dl_state state;
 	uint64_t have, pos, fetched;
 	size_t window;
+	size_t want;	   /* the reader waits for this many bytes */
+	bool writer_waits; /* the network thread waits for room */
 	unsigned attempts;
 	bool cancel;
 	struct fl_error fail;
@@ -171,8 +174,8 @@ static int check_response(struct agent_dl *d, uint64_t have)
 	}
 	if (d->status != 206)
 		return 0; /* an error; its body is collected */
-	rc = agent_dl_check_content_range(d->content_range, have, d->o.size,
-					  &e);
+	rc =
+	    agent_dl_check_content_range(d->content_range, have, d->o.size, &e);
 	return rc ? att_abort(d, rc, "%s", e.msg) : 0;
 }
 
@@ -200,8 +203,11 @@ static int put(struct agent_dl *d, const char *p, size_t len)
 
 	while (len) {
 		pthread_mutex_lock(&d->lock);
-		while (!d->cancel && d->have - d->pos >= d->window)
+		while (!d->cancel && d->have - d->pos >= d->window) {
+			d->writer_waits = true;
 			pthread_cond_wait(&d->cond, &d->lock);
+		}
+		d->writer_waits = false;
 		cancel = d->cancel;
 		at = d->have;
 		k = d->window - (size_t)(at - d->pos);
@@ -216,7 +222,8 @@ static int put(struct agent_dl *d, const char *p, size_t len)
 		pthread_mutex_lock(&d->lock);
 		d->have += k;
 		d->fetched += k;
-		pthread_cond_broadcast(&d->cond);
+		if (d->want && d->have - d->pos >= d->want)
+			pthread_cond_broadcast(&d->cond); /* the reader waits */
 		pthread_mutex_unlock(&d->lock);
 		d->att_bytes += k;
 		p += k;
@@ -276,11 +283,11 @@ static void setup_easy(struct agent_dl *d)
 	CURL *c = d->easy;
 
 	fl_curl_secure(c, &(struct fl_curl_tls){
-				  .url = d->o.url,
-				  .ca_file = d->o.ca_file,
-				  .cert_file = d->o.cert_file,
-				  .key_file = d->o.key_file,
-				  .connect_timeout_ms = d->o.connect_timeout_ms,
+			      .url = d->o.url,
+			      .ca_file = d->o.ca_file,
+			      .cert_file = d->o.cert_file,
+			      .key_file = d->o.key_file,
+			      .connect_timeout_ms = d->o.connect_timeout_ms,
 			  });
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
@@ -506,24 +513,29 @@ static int start_thread(struct agent_dl *d, struct fl_error *err)
 	return 0;
 }
 
-/* Wait until bytes past the reader arrived, the end, or failure;
- * returns bytes available (0 at the end). */
-static int wait_bytes(struct agent_dl *d, uint64_t *ret_avail,
+/* Wait until @want bytes past the reader arrived (any, on a slow link,
+ * once a tick passed), the end, or failure; returns bytes available (0
+ * at the end).  The network thread wakes the reader only for @want. */
+static int wait_bytes(struct agent_dl *d, size_t want, uint64_t *ret_avail,
 		      struct fl_error *err)
 {
 	struct timespec ts;
+	bool late;
 	int rc = 0;
 
 	pthread_mutex_lock(&d->lock);
-	while (d->pos == d->have && d->state == DL_RUNNING) {
+	while (d->have - d->pos < want && d->state == DL_RUNNING) {
+		d->want = want;
 		fl_deadline(&ts, TICK_MS);
-		pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+		late = pthread_cond_timedwait(&d->cond, &d->lock, &ts) ==
+		       ETIMEDOUT;
 		pthread_mutex_unlock(&d->lock);
 		rc = periodic(d, err);
 		pthread_mutex_lock(&d->lock);
-		if (rc)
+		if (rc || (late && d->have > d->pos)) /* a slow link */
 			break;
 	}
+	d->want = 0;
 	if (!rc && d->pos == d->have && d->state == DL_FAILED)
 		rc = fl_fail(err, d->fail.code, "%s", d->fail.msg);
 	*ret_avail = d->have - d->pos;
@@ -542,7 +554,7 @@ int agent_dl_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
 	if (!rc && !d->started)
 		rc = start_thread(d, err);
 	if (!rc)
-		rc = wait_bytes(d, &avail, err);
+		rc = wait_bytes(d, cap < WAKE ? cap : WAKE, &avail, err);
 	if (rc)
 		return rc;
 	pos = agent_dl_pos(d);
@@ -553,7 +565,8 @@ int agent_dl_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
 	memcpy(buf, d->ring + pos % RING, cap);
 	pthread_mutex_lock(&d->lock);
 	d->pos += cap;
-	pthread_cond_broadcast(&d->cond); /* the window moved */
+	if (d->writer_waits && d->have - d->pos <= d->window - d->window / 4)
+		pthread_cond_broadcast(&d->cond); /* room for the network */
 	pthread_mutex_unlock(&d->lock);
 	*ret_len = cap; /* 0: every byte was read, the end */
 	return 0;
