@@ -393,10 +393,12 @@ static void stop_checkpoint(struct install *in)
 int ota_install(struct agent_ota *o, struct fl_error *err)
 {
 	struct install in = {.o = o, .stage = "downloading"};
+	const char *stage;
 	int rc;
 
 	o->installing = true;
 	rc = run(&in, err);
+	stage = rc ? failure_stage(&in, rc) : "installed";
 	in.stopped |= rc && agent_host_stopping(o->h);
 	if (rc && in.stopped && !o->cancel)
 		stop_checkpoint(&in);
@@ -406,9 +408,7 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 	fsig_root_free(in.root);
 	o->installing = false;
 	if (o->cancel) { /* fleetd cancelled it meanwhile; not switched */
-		ota_finish(o, AGENT_JOB_FAILED,
-			   rc ? failure_stage(&in, rc) : "installed",
-			   OTA_CANCELLED);
+		ota_finish(o, AGENT_JOB_FAILED, stage, OTA_CANCELLED);
 		return 0;
 	}
 	if (rc && in.stopped) {
@@ -418,7 +418,7 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 		return rc;
 	}
 	if (rc)
-		ota_finish(o, AGENT_JOB_FAILED, failure_stage(&in, rc),
+		ota_finish(o, AGENT_JOB_FAILED, stage,
 			   err ? err->msg : "install failed");
 	return 0;
 }
