@@ -104,6 +104,11 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 : >"$T/curl.s"
 : >"$T/growth.kb"
 : >"$T/state.kb"
+: >"$T/ours.cpu"
+: >"$T/curl.cpu"
+
+# CPU time (user + system, clock ticks) a process used so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # the state dir's size every 0.1 s, until killed
 sample_state() {
@@ -118,7 +123,7 @@ sample_state() {
 # appends seconds to $T/curl.s and $T/ours.s and the RSS growth (kB) to
 # $T/growth.kb; "sampled": no curl, and the state dir is sampled
 install() {
-	local version=$1 mib=$2 b url lines before job q d spid=
+	local version=$1 mib=$2 b url lines before job q d spid= cpu0
 	ota_pad "$T/fw/fw-1.1.0" "$mib" "$T/img"
 	b=$(ota_bundle "$T/img" "$version" 1)
 	fleetctl -q bundle upload "$b" >/dev/null 2>&1
@@ -130,7 +135,8 @@ install() {
 	if [ -z "${3:-}" ]; then
 		sync
 		sleep 1
-		curl -sS -o /dev/null --cacert "$FLEET_CA_FILE" --cert "$A/state/cert.pem" \
+		/usr/bin/time -f '%U %S' -a -o "$T/curl.cpu" \
+			curl -sS -o /dev/null --cacert "$FLEET_CA_FILE" --cert "$A/state/cert.pem" \
 			--key "$A/state/key.pem" -w '%{time_total}\n' "$url" >>"$T/curl.s"
 	fi
 	sync
@@ -141,8 +147,10 @@ install() {
 		nice -n 19 bash -c "$(declare -f sample_state); A='$A' T='$T' sample_state" &
 		spid=$!
 	fi
+	cpu0=$(cpu_ticks "$PID")
 	job=$(update_job dev-bench "fleet-sample@$version")
 	wait_until 600 proc_stopped "$PID" || { echo "no install"; exit 1; }
+	[ -z "${3:-}" ] && echo $(($(cpu_ticks "$PID") - cpu0)) >>"$T/ours.cpu"
 	[ -n "$spid" ] && kill "$spid" && wait "$spid" 2>/dev/null
 	echo $(($(hwm_kb "$PID") - before)) >>"$T/growth.kb"
 	kill -CONT "$PID"
@@ -172,6 +180,9 @@ FLAT=$((BIG_GROWTH - SMALL_GROWTH))
 STATE_KB=$(sort -n "$T/state.kb" | tail -n 1)
 
 echo "# install of $((MIB << 20)) bytes + the sample firmware, seconds per run: ours $(tr '\n' ' ' <"$T/ours.s")curl $(tr '\n' ' ' <"$T/curl.s")"
+# CPU seconds per run (user + system): on a loaded machine the wall
+# times move with the neighbours, the work does not
+echo "# CPU seconds per run: ours $(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f ", $1 / t }' "$T/ours.cpu")curl $(awk '{ printf "%.2f ", $1 + $2 }' "$T/curl.cpu")"
 echo "# agent RSS growth during an install (VmHWM - VmRSS before): 16 MiB ${SMALL_GROWTH} kB, ${MIB} MiB ${MIB_GROWTH}kB, ${BIG_MIB} MiB ($BIG_SIZE bytes) ${BIG_GROWTH} kB"
 echo "# state dir during the 16 MiB and ${BIG_MIB} MiB installs: $(wc -l <"$T/state.kb") samples, largest ${STATE_KB} kB"
 RATIO=$(awk -v a="$OURS_S" -v b="$CURL_S" 'BEGIN { printf "%.2f", a / b }')
