@@ -22,8 +22,8 @@
  * (command log), seq (last event seq), confirm.json (a committed new
  * certificate that fleetd has not confirmed yet), unconfirmed.json
  * (final job events fleetd has not acknowledged, evq.h), ota.json
- * (the update journal, journal.h), bundle.partial (a download in
- * progress) and root.json (the bundle trust root, trust.h).
+ * (the update journal, journal.h), bundle.head (the head of a bundle
+ * being installed, stream.h) and root.json (the bundle trust root, trust.h).
  */
 #include <signal.h>
 #include <stdbool.h>

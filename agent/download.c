@@ -1,33 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Resumable download into a partial file, read back as a stream (see
- * download.h).
+ * An HTTPS download read as a stream, from any offset (see download.h).
  *
  * A network thread runs the transfer (libcurl easy interface): each
- * attempt asks for "Range: bytes=HAVE-", the write callback stages what
- * arrives and appends it to the partial file in STAGE-sized writes, and
- * only then publishes the new length (@have).  The reader (the caller's
- * thread, which also keeps MQTT alive through the tick) reads the file
- * up to @have.  When the network is a window ahead of the reader, the
+ * attempt asks for "Range: bytes=HAVE-" (HAVE: the first byte not
+ * received yet), the write callback copies what arrives into a ring
+ * buffer and publishes the new end (@have).  The reader (the caller's
+ * thread, which also keeps MQTT alive through the tick) copies out up
+ * to @have.  When the network is a window ahead of the reader, the
  * write callback waits until the reader catches up: a bounded buffer,
- * so memory stays constant whatever the size.  Decrypting and writing
- * on one core while the other hashes and writes the slot is what keeps
- * an install close to the time of the transfer alone.
+ * so memory stays constant whatever the size.  Decrypting on one core
+ * while the other hashes and writes the slot is what keeps an install
+ * close to the time of the transfer alone.
  *
  * Shared fields are under @lock; the network thread is the only writer
- * of the file and of @have, the reader the only writer of @pos.
+ * of the ring's free part and of @have, the reader the only writer of
+ * @pos; the bytes [pos, have) belong to the reader.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -41,42 +38,42 @@
 
 #define TICK_MS 100
 #define WINDOW_MIN (64u * 1024)
-#define STAGE (128u * 1024) /* bytes appended to the file at once */
+#define RING AGENT_DL_WINDOW_MAX
+#define WAKE (64u * 1024) /* bytes a waiting reader is woken for */
 #define ERRBODY_MAX 1024
 
 enum dl_state {
 	DL_IDLE,    /* no network thread yet */
 	DL_RUNNING, /* the thread is fetching */
-	DL_DONE,    /* every byte is in the file */
+	DL_DONE,    /* every byte was received */
 	DL_FAILED,  /* the thread gave up: @fail */
 };
 
 struct agent_dl {
 	struct agent_dl_opts o;
-	int fd;
+	unsigned char *ring; /* byte OFF at ring[OFF % RING] */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 
 	/* shared, under @lock */
 	enum dl_state state;
-	uint64_t have, pos, durable, fetched;
+	uint64_t have, pos, fetched;
 	size_t window;
+	size_t want;	   /* the reader waits for this many bytes */
+	bool writer_waits; /* the network thread waits for room */
 	unsigned attempts;
 	bool cancel;
 	struct fl_error fail;
 
 	/* the reader's */
 	bool started; /* the network thread runs (or ran) */
-	uint64_t kept;
-	int64_t last_tick_ms, last_checkpoint_ms;
+	int64_t last_tick_ms;
 
 	/* the network thread's */
 	CURL *easy;
 	struct agent_backoff backoff;
 	unsigned failures;
-	unsigned char *stage;
-	size_t stage_len;
 	char errbuf[CURL_ERROR_SIZE];
 	long status;		 /* of the attempt */
 	bool checked;		 /* status and range looked at */
@@ -177,8 +174,8 @@ static int check_response(struct agent_dl *d, uint64_t have)
 	}
 	if (d->status != 206)
 		return 0; /* an error; its body is collected */
-	rc = agent_dl_check_content_range(d->content_range, have, d->o.size,
-					  &e);
+	rc =
+	    agent_dl_check_content_range(d->content_range, have, d->o.size, &e);
 	return rc ? att_abort(d, rc, "%s", e.msg) : 0;
 }
 
@@ -193,75 +190,59 @@ static void keep_errbody(struct agent_dl *d, const char *p, size_t len)
 	d->errbody[d->errbody_len] = '\0';
 }
 
-/* The staged bytes into the file, then published to the reader. */
-static int flush(struct agent_dl *d)
+/*
+ * @len body bytes into the ring, each piece published to the reader as
+ * soon as it is there; waits while the network is a window ahead.  -1
+ * when the reader is gone (cancel).
+ */
+static int put(struct agent_dl *d, const char *p, size_t len)
 {
-	size_t done = 0;
 	uint64_t at;
-	ssize_t n;
+	bool cancel;
+	size_t k;
 
-	if (!d->stage_len)
-		return 0;
-	pthread_mutex_lock(&d->lock);
-	at = d->have;
-	pthread_mutex_unlock(&d->lock);
-	while (done < d->stage_len) {
-		n = pwrite(d->fd, d->stage + done, d->stage_len - done,
-			   (off_t)(at + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return att_abort(d, FL_EIO, "cannot write '%s': %s",
-					 d->o.partial, strerror(errno));
-		done += (size_t)n;
+	while (len) {
+		pthread_mutex_lock(&d->lock);
+		while (!d->cancel && d->have - d->pos >= d->window) {
+			d->writer_waits = true;
+			pthread_cond_wait(&d->cond, &d->lock);
+		}
+		d->writer_waits = false;
+		cancel = d->cancel;
+		at = d->have;
+		k = d->window - (size_t)(at - d->pos);
+		pthread_mutex_unlock(&d->lock);
+		if (cancel)
+			return att_abort(d, FL_ERR, "download cancelled");
+		if (k > len)
+			k = len;
+		if (k > RING - at % RING)
+			k = RING - at % RING;
+		memcpy(d->ring + at % RING, p, k);
+		pthread_mutex_lock(&d->lock);
+		d->have += k;
+		d->fetched += k;
+		if (d->want && d->have - d->pos >= d->want)
+			pthread_cond_broadcast(&d->cond); /* the reader waits */
+		pthread_mutex_unlock(&d->lock);
+		d->att_bytes += k;
+		p += k;
+		len -= k;
 	}
-	pthread_mutex_lock(&d->lock);
-	d->have += d->stage_len;
-	d->fetched += d->stage_len;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-	d->att_bytes += d->stage_len;
-	d->stage_len = 0;
 	return 0;
 }
 
 /*
- * Room for @len more bytes within the window: when the network is a
- * window ahead of the reader, publish what is staged (so the reader
- * can go on) and wait.  -1 when the reader is gone (cancel).
- */
-static int wait_room(struct agent_dl *d, size_t len)
-{
-	bool full, cancel;
-
-	pthread_mutex_lock(&d->lock);
-	full = d->have + d->stage_len + len - d->pos > d->window;
-	pthread_mutex_unlock(&d->lock);
-	if (full && flush(d))
-		return -1;
-	pthread_mutex_lock(&d->lock);
-	while (!d->cancel && d->have + len - d->pos > d->window &&
-	       d->have > d->pos)
-		pthread_cond_wait(&d->cond, &d->lock);
-	cancel = d->cancel;
-	pthread_mutex_unlock(&d->lock);
-	return cancel ? att_abort(d, FL_ERR, "download cancelled") : 0;
-}
-
-/*
  * Body bytes: drop what a 200 answer repeats, refuse anything past the
- * expected size, wait for the window, stage the rest.
+ * expected size, hand the rest to the reader.
  */
 static size_t on_write(char *p, size_t sz, size_t nm, void *user)
 {
 	struct agent_dl *d = user;
-	size_t len = sz * nm, drop, n, piece;
-	uint64_t have;
+	size_t len = sz * nm, drop, n;
+	uint64_t have = agent_dl_have(d);
 
-	pthread_mutex_lock(&d->lock);
-	have = d->have;
-	pthread_mutex_unlock(&d->lock);
-	if (!d->checked && check_response(d, have + d->stage_len))
+	if (!d->checked && check_response(d, have))
 		return 0;
 	if (d->status != 200 && d->status != 206) {
 		keep_errbody(d, p, len);
@@ -270,23 +251,14 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *user)
 	drop = len < d->skip ? len : (size_t)d->skip;
 	d->skip -= drop;
 	n = len - drop;
-	if (n > d->o.size - have - d->stage_len) {
+	if (n > d->o.size - have) {
 		att_abort(d, FL_ELIMIT,
 			  "download: the server sends more than the %" PRIu64
 			  " bytes expected",
 			  d->o.size);
 		return 0;
 	}
-	if (n && wait_room(d, n))
-		return 0;
-	for (p += drop; n; p += piece, n -= piece) {
-		piece = STAGE - d->stage_len < n ? STAGE - d->stage_len : n;
-		memcpy(d->stage + d->stage_len, p, piece);
-		d->stage_len += piece;
-		if (d->stage_len == STAGE && flush(d))
-			return 0;
-	}
-	return len;
+	return n && put(d, p + drop, n) ? 0 : len;
 }
 
 /* Called by curl while it waits: abort when the reader is gone. */
@@ -311,11 +283,11 @@ static void setup_easy(struct agent_dl *d)
 	CURL *c = d->easy;
 
 	fl_curl_secure(c, &(struct fl_curl_tls){
-				  .url = d->o.url,
-				  .ca_file = d->o.ca_file,
-				  .cert_file = d->o.cert_file,
-				  .key_file = d->o.key_file,
-				  .connect_timeout_ms = d->o.connect_timeout_ms,
+			      .url = d->o.url,
+			      .ca_file = d->o.ca_file,
+			      .cert_file = d->o.cert_file,
+			      .key_file = d->o.key_file,
+			      .connect_timeout_ms = d->o.connect_timeout_ms,
 			  });
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
@@ -431,8 +403,6 @@ static int attempt(struct agent_dl *d, bool *permanent, struct fl_error *err)
 	snprintf(range, sizeof(range), "%" PRIu64 "-", have);
 	curl_easy_setopt(d->easy, CURLOPT_RANGE, have ? range : NULL);
 	cc = curl_easy_perform(d->easy);
-	if (!d->att_rc)
-		flush(d);
 	*permanent = true;
 	pthread_mutex_lock(&d->lock);
 	have = d->have;
@@ -517,36 +487,15 @@ static void *net_main(void *arg)
 /* Reader                                                             */
 /* ------------------------------------------------------------------ */
 
-static int checkpoint(struct agent_dl *d, struct fl_error *err)
-{
-	int rc;
-
-	rc = agent_dl_sync(d, NULL, err);
-	if (!rc && d->o.checkpoint)
-		rc = d->o.checkpoint(d->o.user, d->durable, err);
-	d->last_checkpoint_ms = fl_now_ms();
-	return rc;
-}
-
-/* The periodic work: the owner's tick and the checkpoint. */
+/* The owner's tick, about every TICK_MS. */
 static int periodic(struct agent_dl *d, struct fl_error *err)
 {
 	int64_t now = fl_now_ms();
-	int64_t every = d->o.checkpoint_ms ? d->o.checkpoint_ms : 5000;
-	uint64_t have;
-	int rc = 0;
 
-	if (now - d->last_tick_ms >= TICK_MS) {
-		d->last_tick_ms = now;
-		if (d->o.tick)
-			rc = d->o.tick(d->o.user, err);
-	}
-	pthread_mutex_lock(&d->lock);
-	have = d->have;
-	pthread_mutex_unlock(&d->lock);
-	if (!rc && now - d->last_checkpoint_ms >= every && have > d->durable)
-		rc = checkpoint(d, err);
-	return rc;
+	if (now - d->last_tick_ms < TICK_MS || !d->o.tick)
+		return 0;
+	d->last_tick_ms = now;
+	return d->o.tick(d->o.user, err);
 }
 
 static int start_thread(struct agent_dl *d, struct fl_error *err)
@@ -564,24 +513,29 @@ static int start_thread(struct agent_dl *d, struct fl_error *err)
 	return 0;
 }
 
-/* Wait until the file has bytes past the reader, the end, or failure;
- * returns bytes available (0 at the end). */
-static int wait_bytes(struct agent_dl *d, uint64_t *ret_avail,
+/* Wait until @want bytes past the reader arrived (any, on a slow link,
+ * once a tick passed), the end, or failure; returns bytes available (0
+ * at the end).  The network thread wakes the reader only for @want. */
+static int wait_bytes(struct agent_dl *d, size_t want, uint64_t *ret_avail,
 		      struct fl_error *err)
 {
 	struct timespec ts;
+	bool late;
 	int rc = 0;
 
 	pthread_mutex_lock(&d->lock);
-	while (d->pos == d->have && d->state == DL_RUNNING) {
+	while (d->have - d->pos < want && d->state == DL_RUNNING) {
+		d->want = want;
 		fl_deadline(&ts, TICK_MS);
-		pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+		late = pthread_cond_timedwait(&d->cond, &d->lock, &ts) ==
+		       ETIMEDOUT;
 		pthread_mutex_unlock(&d->lock);
 		rc = periodic(d, err);
 		pthread_mutex_lock(&d->lock);
-		if (rc)
+		if (rc || (late && d->have > d->pos)) /* a slow link */
 			break;
 	}
+	d->want = 0;
 	if (!rc && d->pos == d->have && d->state == DL_FAILED)
 		rc = fl_fail(err, d->fail.code, "%s", d->fail.msg);
 	*ret_avail = d->have - d->pos;
@@ -593,67 +547,34 @@ int agent_dl_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
 		  struct fl_error *err)
 {
 	struct agent_dl *d = ctx;
-	uint64_t avail;
-	ssize_t n;
+	uint64_t avail, pos;
 	int rc;
 
 	rc = periodic(d, err);
-	if (!rc && !d->started && d->have < d->o.size)
+	if (!rc && !d->started)
 		rc = start_thread(d, err);
 	if (!rc)
-		rc = wait_bytes(d, &avail, err);
+		rc = wait_bytes(d, cap < WAKE ? cap : WAKE, &avail, err);
 	if (rc)
 		return rc;
-	if (avail == 0) {
-		*ret_len = 0; /* exactly size bytes: the end */
-		return 0;
-	}
+	pos = agent_dl_pos(d);
 	if (cap > avail)
 		cap = (size_t)avail;
-	do
-		n = pread(d->fd, buf, cap, (off_t)d->pos);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return fl_fail_errno(err, FL_EIO, "cannot read '%s'",
-				     d->o.partial);
+	if (cap > RING - pos % RING)
+		cap = RING - pos % RING;
+	memcpy(buf, d->ring + pos % RING, cap);
 	pthread_mutex_lock(&d->lock);
-	d->pos += (uint64_t)n;
-	pthread_cond_broadcast(&d->cond); /* the window moved */
+	d->pos += cap;
+	if (d->writer_waits && d->have - d->pos <= d->window - d->window / 4)
+		pthread_cond_broadcast(&d->cond); /* room for the network */
 	pthread_mutex_unlock(&d->lock);
-	*ret_len = (size_t)n;
+	*ret_len = cap; /* 0: every byte was read, the end */
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                         */
 /* ------------------------------------------------------------------ */
-
-/* Open the partial file and decide how much of it to keep. */
-static int open_partial(struct agent_dl *d, struct fl_error *err)
-{
-	struct stat st;
-	uint64_t keep;
-
-	d->fd = open(d->o.partial, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (d->fd < 0)
-		return fl_fail_errno(err, FL_EIO, "cannot open '%s'",
-				     d->o.partial);
-	if (fstat(d->fd, &st) < 0)
-		return fl_fail_errno(err, FL_EIO, "cannot stat '%s'",
-				     d->o.partial);
-	keep = (uint64_t)st.st_size;
-	if (!d->o.trust_file && keep > d->o.durable)
-		keep = d->o.durable;
-	if (keep > d->o.size)
-		keep = d->o.size;
-	if (keep != (uint64_t)st.st_size && ftruncate(d->fd, (off_t)keep) < 0)
-		return fl_fail_errno(err, FL_EIO, "cannot truncate '%s'",
-				     d->o.partial);
-	d->have = d->kept = keep;
-	d->durable = d->o.trust_file ? 0 : keep;
-	d->state = keep == d->o.size ? DL_DONE : DL_IDLE;
-	return 0;
-}
 
 static void copy_opts(struct agent_dl *d, const struct agent_dl_opts *o)
 {
@@ -662,7 +583,6 @@ static void copy_opts(struct agent_dl *d, const struct agent_dl_opts *o)
 	d->o.ca_file = fl_xstrdup(o->ca_file);
 	d->o.cert_file = o->cert_file ? fl_xstrdup(o->cert_file) : NULL;
 	d->o.key_file = o->key_file ? fl_xstrdup(o->key_file) : NULL;
-	d->o.partial = fl_xstrdup(o->partial);
 	d->backoff = (struct agent_backoff){
 	    o->backoff_min_ms ? o->backoff_min_ms : 1000,
 	    o->backoff_max_ms ? o->backoff_max_ms : 60000, 0};
@@ -672,28 +592,22 @@ int agent_dl_open(const struct agent_dl_opts *o, struct agent_dl **ret,
 		  struct fl_error *err)
 {
 	struct agent_dl *d;
-	int rc;
 
 	if (!o->url || !fl_startswith(o->url, "https://") || !o->ca_file ||
-	    !o->partial || !o->size)
+	    o->offset >= o->size)
 		return fl_fail(err, FL_EINVAL,
-			       "download: an https URL, a CA, a partial file "
-			       "and a size are required");
+			       "download: an https URL, a CA and an offset "
+			       "below the size are required");
 	if (fl_curl_init(err))
 		return FL_ERR;
 	d = fl_xcalloc(1, sizeof(*d));
-	d->fd = -1;
 	copy_opts(d, o);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
 	d->window = WINDOW_MIN;
-	d->stage = fl_xmalloc(STAGE);
-	d->last_tick_ms = d->last_checkpoint_ms = fl_now_ms();
-	rc = open_partial(d, err);
-	if (rc) {
-		agent_dl_free(d);
-		return rc;
-	}
+	d->ring = fl_xmalloc(RING);
+	d->have = d->pos = o->offset;
+	d->last_tick_ms = fl_now_ms();
 	*ret = d;
 	return 0;
 }
@@ -701,15 +615,10 @@ int agent_dl_open(const struct agent_dl_opts *o, struct agent_dl **ret,
 void agent_dl_set_window(struct agent_dl *dl, size_t bytes)
 {
 	pthread_mutex_lock(&dl->lock);
-	dl->window = bytes < WINDOW_MIN ? WINDOW_MIN : bytes;
+	dl->window = bytes < WINDOW_MIN ? WINDOW_MIN
+		     : bytes > RING	? RING
+					: bytes;
 	pthread_cond_broadcast(&dl->cond);
-	pthread_mutex_unlock(&dl->lock);
-}
-
-void agent_dl_rewind(struct agent_dl *dl)
-{
-	pthread_mutex_lock(&dl->lock);
-	dl->pos = 0;
 	pthread_mutex_unlock(&dl->lock);
 }
 
@@ -734,11 +643,6 @@ uint64_t agent_dl_pos(const struct agent_dl *dl)
 	return locked_u64(dl, &dl->pos);
 }
 
-uint64_t agent_dl_kept(const struct agent_dl *dl)
-{
-	return dl->kept;
-}
-
 uint64_t agent_dl_fetched(const struct agent_dl *dl)
 {
 	return locked_u64(dl, &dl->fetched);
@@ -752,20 +656,6 @@ unsigned agent_dl_attempts(const struct agent_dl *dl)
 	r = dl->attempts;
 	pthread_mutex_unlock((pthread_mutex_t *)&dl->lock);
 	return r;
-}
-
-int agent_dl_sync(struct agent_dl *dl, uint64_t *ret_durable,
-		  struct fl_error *err)
-{
-	uint64_t have = agent_dl_have(dl);
-
-	if (fdatasync(dl->fd) < 0)
-		return fl_fail_errno(err, FL_EIO, "cannot sync '%s'",
-				     dl->o.partial);
-	dl->durable = have;
-	if (ret_durable)
-		*ret_durable = have;
-	return 0;
 }
 
 void agent_dl_free(struct agent_dl *dl)
@@ -782,13 +672,10 @@ void agent_dl_free(struct agent_dl *dl)
 	curl_easy_cleanup(dl->easy);
 	pthread_mutex_destroy(&dl->lock);
 	pthread_cond_destroy(&dl->cond);
-	if (dl->fd >= 0)
-		close(dl->fd);
-	free(dl->stage);
+	free(dl->ring);
 	free((char *)dl->o.url);
 	free((char *)dl->o.ca_file);
 	free((char *)dl->o.cert_file);
 	free((char *)dl->o.key_file);
-	free((char *)dl->o.partial);
 	free(dl);
 }

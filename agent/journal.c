@@ -261,6 +261,7 @@ static int parse_job_body(const json_t *o, struct agent_job *job,
 			  struct fl_error *err)
 {
 	uint64_t att = 0;
+	bool has;
 	int rc;
 
 	rc = get_str(o, "from_slot", job->from_slot, sizeof(job->from_slot),
@@ -281,14 +282,12 @@ static int parse_job_body(const json_t *o, struct agent_job *job,
 	if (!rc)
 		rc = get_num(o, "bytes", NUM_MAX, &job->bytes, err);
 	if (!rc)
+		rc = get_opt_num(o, "slot_bytes", &has, &job->slot_bytes, err);
+	if (!rc)
 		rc = get_num(o, "fetched", NUM_MAX, &job->fetched, err);
 	if (!rc)
 		rc = get_num(o, "attempts", ATTEMPTS_MAX, &att, err);
 	job->attempts = (unsigned)att;
-	if (!rc)
-		rc = get_str(o, "partial_boot", job->partial_boot,
-			     sizeof(job->partial_boot), true, fl_valid_label,
-			     err);
 	if (!rc)
 		rc = get_str(o, "reboot_from", job->reboot_from,
 			     sizeof(job->reboot_from), true, fl_valid_label,
@@ -329,6 +328,9 @@ static int parse_job(const json_t *o, struct agent_job *job,
 	if (!rc && job->type == AGENT_JOB_UPDATE && job->bytes > job->size)
 		rc = fl_fail(err, FL_EPARSE,
 			     "journal: more bytes than the bundle has");
+	if (!rc && job->slot_bytes > job->bytes)
+		rc = fl_fail(err, FL_EPARSE,
+			     "journal: more bytes in the slot than held");
 	return rc;
 }
 
@@ -426,10 +428,11 @@ json_t *agent_job_to_json(const struct agent_job *job)
 	    str_or_null(job->to_version));
 
 	json_object_set_new(o, "bytes", json_integer((json_int_t)job->bytes));
+	json_object_set_new(o, "slot_bytes",
+			    json_integer((json_int_t)job->slot_bytes));
 	json_object_set_new(o, "fetched",
 			    json_integer((json_int_t)job->fetched));
 	json_object_set_new(o, "attempts", json_integer(job->attempts));
-	json_object_set_new(o, "partial_boot", str_or_null(job->partial_boot));
 	json_object_set_new(o, "reboot_from", str_or_null(job->reboot_from));
 	json_object_set_new(o, "stage", str_or_null(job->stage));
 	json_object_set_new(o, "reason", str_or_null(job->reason));

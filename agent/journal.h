@@ -97,17 +97,20 @@ struct agent_job {
 	char from_version[FSIG_VERSION_MAX + 1]; /* "" unknown */
 	char to_version[FSIG_VERSION_MAX + 1];
 
-	uint64_t bytes;	   /* bytes of the partial download known durable */
-	uint64_t fetched;  /* bytes taken from the network for this job */
+	/* the last checkpoint of the download (stream.h): the device
+	 * holds the bundle's first @bytes durably, its head in
+	 * STATE_DIR/bundle.head and then @slot_bytes of the payload in
+	 * the target slot (absent in older journals: 0) */
+	uint64_t bytes, slot_bytes;
+	uint64_t fetched;  /* bytes taken from the network for this job and
+			    * kept (up to each pass's last checkpoint) */
 	unsigned attempts; /* failed download attempts in a row, or
 			    * switches back while reverting */
-	char partial_boot[AGENT_BOOT_ID_MAX + 1]; /* kernel boot id of the
-						   * last partial writer */
-	char reboot_from[AGENT_BOOT_ID_MAX + 1];  /* boot id when a reboot
-						   * was requested */
-	char stage[AGENT_STAGE_MAX + 1];	  /* failed: where */
-	char reason[AGENT_REASON_MAX + 1];	  /* failed, rolled-back,
-						   * reverting: why */
+	char reboot_from[AGENT_BOOT_ID_MAX + 1]; /* boot id when a reboot
+						  * was requested */
+	char stage[AGENT_STAGE_MAX + 1];	 /* failed: where */
+	char reason[AGENT_REASON_MAX + 1];	 /* failed, rolled-back,
+						  * reverting: why */
 	time_t started, updated;
 };
 

@@ -238,7 +238,7 @@ void ota_finish(struct agent_ota *o, enum agent_job_state state,
 	    job->has_security_version && job->security_version > o->j.floor)
 		o->j.floor = job->security_version;
 	ota_save(o, &err);
-	unlink(o->partial_path);
+	unlink(o->head_path);
 	o->health = state == AGENT_JOB_FAILED && fl_streq(stage, "health-check")
 			? "failed"
 			: "ok";
@@ -352,7 +352,7 @@ static int start_job(struct agent_ota *o, const struct agent_job *job,
 {
 	int rc;
 
-	unlink(o->partial_path);
+	unlink(o->head_path);
 	o->progress = 0;
 	o->cancel = false;
 	o->j.has_job = true;
@@ -677,7 +677,7 @@ static int ota_new(struct agent_host *h, struct agent_ota **ret,
 
 	o->h = h;
 	o->journal_path = fl_path_join(c->state_dir, AGENT_JOURNAL_FILE);
-	o->partial_path = fl_path_join(c->state_dir, AGENT_PARTIAL_FILE);
+	o->head_path = fl_path_join(c->state_dir, AGENT_HEAD_FILE);
 	load_journal(o);
 	o->health = "ok";
 	*ret = o;
@@ -707,7 +707,7 @@ static void ota_free(void *state)
 		return;
 	agent_boot_close(o->boot);
 	free(o->journal_path);
-	free(o->partial_path);
+	free(o->head_path);
 	free(o);
 }
 

@@ -26,7 +26,9 @@
 
 #include "journal.h"
 
-#define AGENT_PARTIAL_FILE "bundle.partial"
+/* The head of the bundle being installed (stream.h): its bytes before
+ * the payload, kept for a resumed download. */
+#define AGENT_HEAD_FILE "bundle.head"
 
 /* What fleet-sim counts of a device: the booted firmware (NULL when
  * unknown or updates are off) and the current or last job (job_id NULL:

@@ -57,10 +57,9 @@ void ota_read_boot_ids(struct agent_ota *o)
 	const char *sim = agent_host_config(o->h)->sim_dir;
 	char *path;
 
-	read_id(KERNEL_BOOT_ID, "", o->kernel_boot, sizeof(o->kernel_boot),
-		"unknown");
 	if (!sim) {
-		fl_strlcpy(o->boot_id, o->kernel_boot, sizeof(o->boot_id));
+		read_id(KERNEL_BOOT_ID, "", o->boot_id, sizeof(o->boot_id),
+			"unknown");
 		return;
 	}
 	path = fl_path_join(sim, AGENT_SIMDEV_BOOT_FILE);

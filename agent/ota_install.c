@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The install pipeline of an update (docs/ota.md): one pass that
- * downloads the bundle into the partial file and, through the same
- * bytes, checks its signature and policy (before any payload byte is
- * fetched: the download runs only a small window ahead until then) and
- * streams the payload into the inactive slot while hashing it.  After a
- * restart the pass starts again from byte 0: the bytes already in the
- * partial file are verified and written again locally, and only the
- * rest is fetched, with Range.
+ * streams the bundle from fleetd straight into the inactive slot
+ * (stream.h), checking its signature and policy on the first bytes
+ * (before any payload byte is fetched: the download runs only a small
+ * window ahead until then) and hashing the payload on its way.  The
+ * pass checkpoints into the journal; after a restart it starts from the
+ * last checkpoint: the bytes the device holds are read back and checked
+ * again, and only the rest is fetched, with Range.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,11 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "download.h"
 #include "log.h"
 #include "ota_internal.h"
 #include "reader.h"
-#include "slot.h"
+#include "stream.h"
 #include "trust.h"
 #include "util.h"
 
@@ -28,35 +27,17 @@
 
 struct install {
 	struct agent_ota *o;
-	struct agent_dl *dl;
+	struct agent_stream *s;
 	struct fsig_root *root;
-	struct fsig_reader *r;
-	struct agent_slot_writer *w;
-	struct fsig_sink slot_sink;
-	const char *stage; /* where a failure is reported */
-	uint64_t fetched_base;
-	bool stopped, source_failed, sink_failed, verified, all_in;
+	const char *stage;	       /* where a failure is reported */
+	uint64_t fetched_base;	       /* job's fetched when the pass began */
+	struct agent_stream_ckpt from; /* where the pass began */
+	bool stopped, verified, all_in;
 };
 
 /* ------------------------------------------------------------------ */
 /* Callbacks                                                          */
 /* ------------------------------------------------------------------ */
-
-/*
- * Bytes the network added to the partial file for this job, counted up
- * to @upto, which is what the journal's "bytes" says at the same time
- * (what a checkpoint made durable; everything once installed): each
- * attempt resumes at the file's length, so that is what came from the
- * network beyond what the file held when this pass opened it.  After a
- * kill, begin_download adds what the file holds beyond "bytes".
- */
-static void count_fetched(struct install *in, uint64_t upto)
-{
-	uint64_t kept = agent_dl_kept(in->dl);
-
-	in->o->j.job.fetched =
-	    in->fetched_base + (upto > kept ? upto - kept : 0);
-}
 
 static int dl_tick(void *user, struct fl_error *err)
 {
@@ -71,81 +52,61 @@ static int dl_tick(void *user, struct fl_error *err)
 		in->stopped = true;
 		return rc;
 	}
-	o->progress = agent_dl_have(in->dl);
+	o->progress = agent_stream_have(in->s);
 	if (now - o->last_progress_ms >= PROGRESS_MS && !in->all_in) {
 		o->last_progress_ms = now;
-		f = json_pack("{s:I}", "bytes",
-			      (json_int_t)agent_dl_have(in->dl));
+		f = json_pack("{s:I}", "bytes", (json_int_t)o->progress);
 		ota_event(o, "downloading", f);
 		json_decref(f);
 	}
 	return 0;
 }
 
-static int dl_checkpoint(void *user, uint64_t durable, struct fl_error *err)
+/*
+ * The device holds the bundle up to @c durably: the journal says so.
+ * "fetched" counts what the network brought for the job up to there:
+ * the bytes it brought after a checkpoint and before a kill are fetched
+ * again by the next pass and counted once.
+ */
+static int st_checkpoint(void *user, const struct agent_stream_ckpt *c,
+			 struct fl_error *err)
 {
 	struct install *in = user;
-
-	in->o->j.job.bytes = durable;
-	count_fetched(in, durable);
-	return ota_save(in->o, err);
-}
-
-/* Every byte is in the partial file: it is synced, and the job says
- * "verifying" while the reader reaches its verdict. */
-static int all_in(struct install *in, struct fl_error *err)
-{
 	struct agent_job *job = &in->o->j.job;
 	int rc;
 
-	/* not synced: after a power cut the bytes since the last
-	 * checkpoint come again, and syncing would cost as much as the
-	 * rest of the install */
+	job->bytes = c->bytes;
+	job->slot_bytes = c->slot_bytes;
+	job->fetched = in->fetched_base + (c->bytes - in->from.bytes);
+	rc = ota_save(in->o, err);
+	if (!rc)
+		ota_failpoint_at(in->o, "checkpoint", c->bytes);
+	return rc;
+}
+
+/* Every byte came: the job says "verifying" while the reader reaches
+ * its verdict. */
+static int all_in(struct install *in, struct fl_error *err)
+{
+	int rc;
+
 	in->all_in = true;
-	in->o->progress = agent_dl_have(in->dl);
-	(void)job;
+	in->o->progress = agent_stream_have(in->s);
 	rc = ota_enter(in->o, AGENT_JOB_VERIFYING, err);
 	if (!rc)
 		ota_failpoint(in->o, "verifying");
 	return rc;
 }
 
-static int src_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
-		    struct fl_error *err)
+static int st_read(void *user, struct fl_error *err)
 {
-	struct install *in = ctx;
-	int rc;
+	struct install *in = user;
+	uint64_t have = agent_stream_have(in->s);
 
-	rc = agent_dl_read(in->dl, buf, cap, ret_len, err);
-	if (rc) {
-		in->source_failed = true;
-		return rc;
-	}
-	ota_failpoint_at(in->o, "bytes", agent_dl_have(in->dl));
-	if (in->verified && !in->all_in &&
-	    agent_dl_have(in->dl) == in->o->j.job.size)
-		rc = all_in(in, err);
-	return rc;
-}
-
-static int sk_begin(void *ctx, size_t index, const struct fsig_payload *p,
-		    struct fl_error *err)
-{
-	struct install *in = ctx;
-	int rc = in->slot_sink.begin(in->slot_sink.ctx, index, p, err);
-
-	in->sink_failed = rc != 0;
-	return rc;
-}
-
-static int sk_write(void *ctx, const void *buf, size_t len,
-		    struct fl_error *err)
-{
-	struct install *in = ctx;
-	int rc = in->slot_sink.write(in->slot_sink.ctx, buf, len, err);
-
-	in->sink_failed = rc != 0 && !in->stopped;
-	return rc;
+	ota_failpoint_at(in->o, "bytes", have);
+	if (in->verified && !in->all_in && have == in->o->j.job.size)
+		return all_in(in, err);
+	return 0;
 }
 
 static int slot_progress(void *user, uint64_t written, struct fl_error *err)
@@ -160,7 +121,7 @@ static int slot_progress(void *user, uint64_t written, struct fl_error *err)
 /* Phases                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Open the download (keeping what may be kept) and say "downloading". */
+/* Open the stream from the journal's checkpoint; say "downloading". */
 static int begin_download(struct install *in, struct fl_error *err)
 {
 	struct agent_ota *o = in->o;
@@ -169,46 +130,52 @@ static int begin_download(struct install *in, struct fl_error *err)
 	    agent_host_identity(o->h, false);
 	struct agent_job *job = &o->j.job;
 	char *url = fl_xasprintf("%s%s", c->server_url, job->url);
-	struct agent_dl_opts d = {
-	    .url = url,
-	    .ca_file = c->ca_file,
-	    .cert_file = id->cert,
-	    .key_file = id->key,
-	    .partial = o->partial_path,
-	    .size = job->size,
-	    .trust_file = *job->partial_boot &&
-			  fl_streq(job->partial_boot, o->kernel_boot),
-	    .durable = job->bytes,
-	    .rate_limit = c->download_rate_limit,
-	    .retries = (unsigned)c->download_retries,
-	    .stall_timeout_s = (long)c->http_timeout_s,
-	    .checkpoint = dl_checkpoint,
-	    .tick = dl_tick,
+	struct agent_stream_opts so = {
+	    .dl =
+		{
+		    .url = url,
+		    .ca_file = c->ca_file,
+		    .cert_file = id->cert,
+		    .key_file = id->key,
+		    .size = job->size,
+		    .rate_limit = c->download_rate_limit,
+		    .retries = (unsigned)c->download_retries,
+		    .stall_timeout_s = (long)c->http_timeout_s,
+		    .tick = dl_tick,
+		    .user = in,
+		},
+	    .head_path = o->head_path,
+	    .slot =
+		{
+		    .path = ota_slot_path(o, job->target_slot),
+		    .executable = c->sim_dir != NULL,
+		    .progress = slot_progress,
+		    .user = in,
+		},
+	    .from = {job->bytes, job->slot_bytes},
+	    .checkpoint = st_checkpoint,
+	    .on_read = st_read,
 	    .user = in,
 	};
-	uint64_t kept;
 	int rc;
 
-	rc = agent_dl_open(&d, &in->dl, err);
+	rc = agent_stream_open(&so, &in->s, err);
 	free(url);
-	if (!rc && d.trust_file)
-		rc = agent_dl_sync(in->dl, NULL, err);
 	if (rc)
 		return rc;
-	kept = agent_dl_kept(in->dl);
-	if (kept > job->bytes) /* fetched before, after the checkpoint */
-		job->fetched += kept - job->bytes;
-	job->bytes = kept;
-	o->progress = kept;
+	in->from = agent_stream_from(in->s);
+	job->bytes = in->from.bytes;
+	job->slot_bytes = in->from.slot_bytes;
+	o->progress = job->bytes;
 	in->fetched_base = job->fetched;
-	fl_strlcpy(job->partial_boot, o->kernel_boot,
-		   sizeof(job->partial_boot));
 	rc = ota_enter(o, AGENT_JOB_DOWNLOADING, err);
 	if (rc)
 		return rc;
 	fl_info("job %s: bundle of %" PRIu64 " bytes, %" PRIu64
-		" already here (download resumes at byte %" PRIu64 ")",
-		job->id, job->size, kept, kept);
+		" held (%" PRIu64
+		" in slot %s; download resumes at byte %" PRIu64 ")",
+		job->id, job->size, job->bytes, job->slot_bytes,
+		job->target_slot, job->bytes);
 	o->last_progress_ms = agent_host_now_ms(o->h);
 	ota_failpoint(o, "downloading");
 	return 0;
@@ -236,7 +203,7 @@ static int load_root(struct install *in, struct fl_error *err)
 	return rc;
 }
 
-/* Step 1 from byte 0 of the download. */
+/* Step 1 from byte 0 of the bundle. */
 static int verify_once(struct install *in, struct fl_error *err)
 {
 	const struct agent_config *c = agent_host_config(in->o->h);
@@ -244,15 +211,8 @@ static int verify_once(struct install *in, struct fl_error *err)
 	    .hardware = c->hardware,
 	    .min_security_version = in->o->j.floor,
 	};
-	int rc;
 
-	fsig_reader_free(in->r);
-	in->r = NULL;
-	agent_dl_rewind(in->dl);
-	rc = fsig_reader_open_cb(src_read, in, &in->r, err);
-	if (!rc)
-		rc = fsig_reader_verify(in->r, in->root, &pol, err);
-	return rc;
+	return agent_stream_verify(in->s, in->root, &pol, err);
 }
 
 /* Would a newer trust root help with this rejection? */
@@ -274,7 +234,8 @@ static int verify_meta(struct install *in, struct fl_error *err)
 	rc = load_root(in, err);
 	if (!rc)
 		rc = verify_once(in, err);
-	if (rc != FL_EVERIFY || !root_may_help(fsig_reader_reason(in->r)))
+	if (rc != FL_EVERIFY || !agent_stream_reader(in->s) ||
+	    !root_may_help(fsig_reader_reason(agent_stream_reader(in->s))))
 		return rc;
 	if (agent_trust_update(agent_host_http(h), agent_host_state_dir(h),
 			       &updated, &e2)) {
@@ -309,8 +270,9 @@ static uint64_t size_bound(const struct fsig_manifest *m)
 static int check_manifest(struct install *in, struct fl_error *err)
 {
 	struct agent_job *job = &in->o->j.job;
-	const struct fsig_manifest *m = fsig_reader_manifest(in->r);
-	const char *sha = fsig_reader_manifest_sha256(in->r);
+	const struct fsig_reader *r = agent_stream_reader(in->s);
+	const struct fsig_manifest *m = fsig_reader_manifest(r);
+	const char *sha = fsig_reader_manifest_sha256(r);
 
 	if (!fl_streq(sha, job->sha256))
 		return fl_fail(err, FL_EVERIFY,
@@ -342,28 +304,10 @@ static int check_manifest(struct install *in, struct fl_error *err)
 /* Step 2: the payload into the inactive slot, hashed on the way. */
 static int stream_slot(struct install *in, struct fl_error *err)
 {
-	struct agent_ota *o = in->o;
-	struct agent_slot_opts so = {
-	    .path = ota_slot_path(o, o->j.job.target_slot),
-	    .executable = agent_host_config(o->h)->sim_dir != NULL,
-	    .progress = slot_progress,
-	    .user = in,
-	};
-	struct fsig_sink sink = {
-	    .begin = sk_begin,
-	    .write = sk_write,
-	    .ctx = in,
-	};
 	int rc;
 
-	in->stage = "installing";
-	rc = agent_slot_open(&so, &in->w, err);
-	if (rc)
-		return rc;
-	agent_slot_sink(in->w, &in->slot_sink);
-	agent_dl_set_window(in->dl, AGENT_DL_WINDOW_DEFAULT);
 	in->stage = "downloading";
-	rc = fsig_reader_stream(in->r, &sink, err);
+	rc = agent_stream_payload(in->s, err);
 	if (!rc && !in->all_in)
 		rc = all_in(in, err);
 	return rc;
@@ -381,20 +325,20 @@ static int finish_install(struct install *in, struct fl_error *err)
 	rc = ota_enter(o, AGENT_JOB_INSTALLING, err);
 	if (!rc) {
 		ota_failpoint(o, "installing");
-		rc = agent_slot_finish(in->w, err);
+		rc = agent_stream_finish(in->s, err);
 	}
 	if (rc)
 		return rc;
 	si = agent_journal_slot(&o->j, job->target_slot);
 	fl_strlcpy(si->version, job->to_version, sizeof(si->version));
-	job->bytes = agent_dl_have(in->dl); /* no resume needed any more */
-	count_fetched(in, job->bytes);
+	job->bytes = job->size; /* no resume needed any more */
+	job->fetched = in->fetched_base + (job->size - in->from.bytes);
 	si->has_security_version = true;
 	si->security_version = job->security_version;
 	rc = ota_enter(o, AGENT_JOB_INSTALLED, err);
 	if (rc)
 		return rc;
-	unlink(o->partial_path);
+	unlink(o->head_path);
 	fl_info("job %s: slot %s holds %s (%" PRIu64
 		" bytes from the network for this job)",
 		job->id, job->target_slot, job->to_version, job->fetched);
@@ -405,45 +349,66 @@ static int finish_install(struct install *in, struct fl_error *err)
 /* Where did it fail?  Verification wins over the step it showed in. */
 static const char *failure_stage(const struct install *in, int rc)
 {
-	if (rc == FL_EVERIFY && !in->sink_failed)
+	enum agent_stream_fault f =
+	    in->s ? agent_stream_fault(in->s) : AGENT_STREAM_OK;
+
+	if (rc == FL_EVERIFY && f != AGENT_STREAM_SLOT)
 		return "verifying";
-	if (in->sink_failed)
+	if (f == AGENT_STREAM_SLOT)
 		return "installing";
-	if (in->source_failed)
+	if (f == AGENT_STREAM_SOURCE)
 		return "downloading";
 	return in->stage;
+}
+
+/* The phases, until one fails. */
+static int run(struct install *in, struct fl_error *err)
+{
+	int rc;
+
+	rc = begin_download(in, err);
+	if (!rc)
+		rc = verify_meta(in, err);
+	if (!rc) {
+		in->verified = true;
+		rc = check_manifest(in, err);
+	}
+	if (!rc)
+		rc = stream_slot(in, err);
+	if (!rc)
+		rc = finish_install(in, err);
+	return rc;
+}
+
+/* Stopped (SIGTERM): keep what came so far with a last checkpoint. */
+static void stop_checkpoint(struct install *in)
+{
+	struct fl_error e = {0};
+
+	if (in->s && agent_stream_checkpoint(in->s, &e))
+		fl_warn("job %s: no checkpoint at the stop: %s",
+			in->o->j.job.id, e.msg);
 }
 
 int ota_install(struct agent_ota *o, struct fl_error *err)
 {
 	struct install in = {.o = o, .stage = "downloading"};
+	const char *stage;
 	int rc;
 
 	o->installing = true;
-	rc = begin_download(&in, err);
-	if (!rc)
-		rc = verify_meta(&in, err);
-	if (!rc) {
-		in.verified = true;
-		rc = check_manifest(&in, err);
-	}
-	if (!rc)
-		rc = stream_slot(&in, err);
-	if (!rc)
-		rc = finish_install(&in, err);
+	rc = run(&in, err);
+	stage = rc ? failure_stage(&in, rc) : "installed";
 	in.stopped |= rc && agent_host_stopping(o->h);
-	if (rc && in.dl) /* going on later: what is durable; failed: all */
-		count_fetched(&in, in.stopped ? o->j.job.bytes
-					      : agent_dl_have(in.dl));
-	agent_slot_free(in.w);
-	fsig_reader_free(in.r);
+	if (rc && in.stopped && !o->cancel)
+		stop_checkpoint(&in);
+	else if (rc && in.s) /* failed: every byte it took counts */
+		o->j.job.fetched = in.fetched_base + agent_stream_fetched(in.s);
+	agent_stream_free(in.s);
 	fsig_root_free(in.root);
-	agent_dl_free(in.dl);
 	o->installing = false;
 	if (o->cancel) { /* fleetd cancelled it meanwhile; not switched */
-		ota_finish(o, AGENT_JOB_FAILED,
-			   rc ? failure_stage(&in, rc) : "installed",
-			   OTA_CANCELLED);
+		ota_finish(o, AGENT_JOB_FAILED, stage, OTA_CANCELLED);
 		return 0;
 	}
 	if (rc && in.stopped) {
@@ -453,7 +418,7 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 		return rc;
 	}
 	if (rc)
-		ota_finish(o, AGENT_JOB_FAILED, failure_stage(&in, rc),
+		ota_finish(o, AGENT_JOB_FAILED, stage,
 			   err ? err->msg : "install failed");
 	return 0;
 }

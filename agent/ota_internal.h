@@ -17,11 +17,10 @@ struct agent_ota {
 	struct agent_host *h;
 	bool enabled; /* [boot] and [slots] configured, backend open */
 	struct agent_boot *boot;
-	char *journal_path, *partial_path;
+	char *journal_path, *head_path;
 	struct agent_journal j;
 	char booted[2];				 /* slot running now */
-	char boot_id[AGENT_BOOT_ID_MAX + 1];	 /* changes at each boot */
-	char kernel_boot[AGENT_BOOT_ID_MAX + 1]; /* the real kernel's */
+	char boot_id[AGENT_BOOT_ID_MAX + 1]; /* changes at each boot */
 	bool reboot_requested;
 	int64_t next_run_ms;	  /* retry after an error of the tick */
 	int64_t last_progress_ms; /* last download progress event */
@@ -87,7 +86,7 @@ int ota_revert(struct agent_ota *o, struct fl_error *err);
  * fall-back the journal already reported. */
 void ota_boot_cleanup(struct agent_ota *o);
 
-/* ota_boot.c: the boot ids (sim-aware and kernel) into @o. */
+/* ota_boot.c: the boot id (the kernel's, or the sim device's) into @o. */
 void ota_read_boot_ids(struct agent_ota *o);
 
 /* ota_boot.c: learn the version of a slot whose version is unknown

@@ -122,6 +122,15 @@ static int sink_write(void *ctx, const void *buf, size_t len,
 
 	if (len > w->capacity - w->written)
 		return fl_fail(err, FL_ELIMIT, "slot '%s' is full", w->path);
+	if (w->written < w->o.resume) { /* there already */
+		n = w->o.resume - w->written < len
+			? (size_t)(w->o.resume - w->written)
+			: len;
+		w->written += n;
+		w->buf_off = w->written;
+		p += n;
+		len -= n;
+	}
 	w->written += len;
 	while (len) {
 		n = CHUNK - w->fill < len ? CHUNK - w->fill : len;
@@ -149,14 +158,32 @@ uint64_t agent_slot_written(const struct agent_slot_writer *w)
 	return w->written;
 }
 
-int agent_slot_finish(struct agent_slot_writer *w, struct fl_error *err)
+/* What was handed to the sink, in the slot (not yet synced). */
+static int drain(struct agent_slot_writer *w, struct fl_error *err)
 {
 	int rc = submit(w, err);
 
 	if (!rc)
 		rc = fl_bgw_wait(w->bgw, err);
+	return rc ? fl_fail(err, rc, "cannot write slot '%s'", w->path) : 0;
+}
+
+int agent_slot_sync(struct agent_slot_writer *w, struct fl_error *err)
+{
+	int rc = drain(w, err);
+
+	if (!rc && fdatasync(w->fd) < 0)
+		rc = fl_fail_errno(err, FL_EIO, "cannot sync slot '%s'",
+				   w->path);
+	return rc;
+}
+
+int agent_slot_finish(struct agent_slot_writer *w, struct fl_error *err)
+{
+	int rc = drain(w, err);
+
 	if (rc)
-		return fl_fail(err, rc, "cannot write slot '%s'", w->path);
+		return rc;
 	if (w->is_file && ftruncate(w->fd, (off_t)w->written) < 0)
 		return fl_fail_errno(err, FL_EIO, "cannot size slot '%s'",
 				     w->path);

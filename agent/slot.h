@@ -26,6 +26,10 @@ struct agent_slot_opts {
 	const char *path; /* the slot: regular file or block device */
 	bool executable;  /* a regular file gets mode 0755 (sim: the slot
 			   * is the firmware program), else 0644 */
+	/* The first @resume bytes the sink receives are in the slot
+	 * already (a resumed install reads them back from it to hash
+	 * them): they are counted, not written again. */
+	uint64_t resume;
 	/* Called after each write with the bytes written so far (may be
 	 * NULL); a non-zero return stops the reader with that code. */
 	int (*progress)(void *user, uint64_t written, struct fl_error *err);
@@ -50,6 +54,13 @@ void agent_slot_sink(struct agent_slot_writer *w, struct fsig_sink *ret);
 
 /* Bytes written so far. */
 uint64_t agent_slot_written(const struct agent_slot_writer *w);
+
+/*
+ * A checkpoint: hand over what is buffered, wait for it and sync, so
+ * that the first agent_slot_written() bytes survive a power cut.
+ * Returns 0 or FL_EIO.
+ */
+int agent_slot_sync(struct agent_slot_writer *w, struct fl_error *err);
 
 /*
  * After the reader succeeded: make what was written durable (fsync; a

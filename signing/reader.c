@@ -648,6 +648,11 @@ const char *fsig_reader_manifest_sha256(const struct fsig_reader *r)
 	return r->msha;
 }
 
+uint64_t fsig_reader_offset(const struct fsig_reader *r)
+{
+	return fsig_tar_offset(&r->tar);
+}
+
 bool fsig_reader_verified(const struct fsig_reader *r)
 {
 	return r->verified;

@@ -102,6 +102,13 @@ const struct fsig_siglist *fsig_reader_signatures(const struct fsig_reader *r);
  */
 const char *fsig_reader_manifest_sha256(const struct fsig_reader *r);
 
+/*
+ * Bytes of the bundle the reader has consumed (not merely buffered):
+ * in a sink's @begin, the offset of the payload's first byte, which is
+ * where a consumer that keeps the payload (a slot) can resume from.
+ */
+uint64_t fsig_reader_offset(const struct fsig_reader *r);
+
 /* True once fsig_reader_verify() succeeded. */
 bool fsig_reader_verified(const struct fsig_reader *r);
 

@@ -104,6 +104,7 @@ static enum fsig_tar_status take(struct fsig_tar_in *t, unsigned char *out,
 		if (out)
 			memcpy(out + *got, t->buf + t->pos, k);
 		t->pos += k;
+		t->off += k;
 		*got += k;
 		n -= k;
 	}
@@ -246,6 +247,7 @@ enum fsig_tar_status fsig_tar_data(struct fsig_tar_in *t, const void **ret,
 	*ret = t->buf + t->pos;
 	*ret_len = k;
 	t->pos += k;
+	t->off += k;
 	t->left -= k;
 	return FSIG_TAR_OK;
 }

@@ -74,6 +74,7 @@ struct fsig_tar_in {
 	unsigned char *buf; /* the caller's I/O buffer of @cap bytes */
 	size_t cap, pos, len; /* unread input: buf[pos..len) */
 	uint64_t left, pad;   /* of the current entry: data, then padding */
+	uint64_t off;	      /* input bytes consumed: headers, data, padding */
 	bool ended;
 	char why[96]; /* what FSIG_TAR_SHORT or FSIG_TAR_BAD found */
 };
@@ -88,6 +89,13 @@ void fsig_tar_in_init(struct fsig_tar_in *t, fsig_tar_fill_fn fill, void *ctx,
 enum fsig_tar_status fsig_tar_next(struct fsig_tar_in *t,
 				   struct fsig_tar_entry *e,
 				   struct fl_error *err);
+
+/* Input bytes consumed so far: after fsig_tar_next, the offset of the
+ * entry's first data byte in the archive. */
+static inline uint64_t fsig_tar_offset(const struct fsig_tar_in *t)
+{
+	return t->off;
+}
 
 /*
  * The current entry's next bytes: *ret points into the I/O buffer and

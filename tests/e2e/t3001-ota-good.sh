@@ -83,7 +83,7 @@ status_ok() {
 	.job.state == "succeeded" and .job.fetched == $size and .trust_root == 1'
 }
 check "agent status: firmware, slot, floor, job" status_ok
-check_true "no partial download is left" test ! -e "$A/state/bundle.partial"
+check_true "no bundle head is left in the state dir" test ! -e "$A/state/bundle.head"
 check "status as text names the slots" sh -c \
 	"fleet-agent status --config '$A/agent.conf' --sim '$A/sim' | grep -q '^slots '"
 

@@ -4,10 +4,11 @@
 # killed with SIGKILL there, then started again (each start of a sim
 # device is a power-on, which the simulated bootloader counts).  After
 # every kill the bootloader boots a good slot or falls back to one; the
-# download resumes where it stopped instead of starting again (bytes
-# from the network counted); every job ends in a truthful final state.
-# Then fleetd goes away in the middle of a download: the agent retries
-# and resumes with Range.
+# download resumes from its last checkpoint instead of starting again
+# (issue 11: what the slot already holds is read back, the rest fetched
+# with Range), and the state dir never holds a copy of the bundle; every
+# job ends in a truthful final state.  Then fleetd goes away in the
+# middle of a download: the agent retries and resumes with Range.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
@@ -15,17 +16,18 @@ start_fleetd --with-broker
 login_admin
 check "build the sample firmware and its bundles" ota_firmware
 check "push the trust root" fleetctl root push "$T/fw/root.json"
-# a 4 MiB firmware 1.1.1 (1.1.0 with random bytes after it: it still runs)
-check "make a 4 MiB firmware" ota_pad "$T/fw/fw-1.1.0" 4 "$T/fw/big"
+# a 32 MiB firmware 1.1.1 (1.1.0 with random bytes after it: it still runs)
+check "make a 32 MiB firmware" ota_pad "$T/fw/fw-1.1.0" 32 "$T/fw/big"
 BIG=$(ota_bundle "$T/fw/big" 1.1.1 1)
-check "upload the 4 MiB bundle 1.1.1" fleetctl bundle upload "$BIG"
+check "upload the 32 MiB bundle 1.1.1" fleetctl bundle upload "$BIG"
 check "upload the unhealthy 1.2.0" fleetctl bundle upload "$T/fw/fw-1.2.0.fwb"
 SIZE=$(stat -c %s "$BIG")
 TOK=$(fleetctl -o json token create ota --enroll --uses 2 --ttl 1h | jq -r .token)
 A=$(agent_dir dev-a)
 check "enrol dev-a as a simulated device" sim_agent dev-a "$TOK"
-# 2 MiB/s, so that a download lasts long enough to be cut in the middle
-printf '[download]\nmax_download_rate = 2097152\n' >>"$A/agent.conf"
+# 8 MiB/s, so that a download lasts long enough to be cut in the middle;
+# a checkpoint comes a second after the payload began, then every 8 MiB
+printf '[download]\nmax_download_rate = 8388608\n' >>"$A/agent.conf"
 
 # crash ID POINT: kill -9 at POINT, then the bootloader must be safe.
 crash() {
@@ -33,6 +35,18 @@ crash() {
 	check "after the kill at $1 the bootloader has a good slot" env_safe dev-a "$GOOD_A" "$GOOD_B"
 }
 resumed_at() { grep -o 'download resumes at byte [0-9]*' "$A/agent.log" | tail -n 1 | grep -o '[0-9]*$'; }
+ckpt() { agent_json dev-a | jq -r ".job.$1"; }
+# the state dir in KiB (du), each sample kept; the largest is checked
+state_kib() { du -sk "$A/state" | cut -f1 | tee -a "$T/state.kib"; }
+small_state() { test "$(state_kib)" -le 1024; }
+# resume_check CKPT: the pass after a kill started at the checkpoint
+# the journal held, CKPT (the agent logs it once it reads the journal)
+resume_check() {
+	local r
+	wait_until 30 grep -q "download resumes at byte $1\b" "$A/agent.log"
+	r=$(resumed_at)
+	check_true "the download resumed at byte $r, the last checkpoint ($1)" test "${r:-x}" = "$1"
+}
 
 # --- job 1: 1.0.0 -> 1.1.1, killed in every state ---------------------------
 GOOD_A=$T/fw/fw-1.0.0 GOOD_B=$T/fw/big
@@ -47,17 +61,28 @@ check "after the kill at queued the bootloader has a good slot" env_safe dev-a "
 
 crash downloading
 crash bytes=1000000
-PART=$(stat -c %s "$A/state/bundle.partial")
-check_true "the partial download holds at least 1000000 bytes ($PART)" test "$PART" -ge 1000000
-crash written=2000000
-R=$(resumed_at)
-check_true "the download resumed at byte $R (>= $PART), not at 0" test "${R:-0}" -ge "$PART"
-crash bytes=3000000
+C1=$(ckpt bytes)
+check "the state dir stays small with 1 MB of the bundle in ($(state_kib) KiB)" small_state
+crash checkpoint=1
+C2=$(ckpt bytes) S2=$(ckpt slot_bytes)
+resume_check "$C1"
+check_true "stopped right after the pass's first checkpoint, at byte $C2 (> $C1)" test "$C2" -gt "$C1"
+check_true "... which has $S2 payload bytes in slot b" test "$S2" -gt 0
+check_true "... and slot b holds them" test "$(stat -c %s "$A/sim/slot-b")" -ge "$S2"
+check "... while the state dir stays small ($(state_kib) KiB)" small_state
+check_true "the head of the bundle is kept ($(stat -c %s "$A/state/bundle.head") bytes)" \
+	test "$(stat -c %s "$A/state/bundle.head")" -eq $((C2 - S2))
+# between two checkpoints: 3 MB more in the slot (a checkpoint needs 8 MiB)
+crash written=$((S2 + 3000000))
+resume_check "$C2"
+C3=$(ckpt bytes)
+check_true "killed between checkpoints: the journal holds $C3 (>= $C2)" test "$C3" -ge "$C2"
 crash verifying
-check_true "all bytes were in at verifying" test "$(stat -c %s "$A/state/bundle.partial")" -eq "$SIZE"
+resume_check "$C3"
+check "at verifying the state dir holds no copy of the bundle ($(state_kib) KiB)" small_state
 crash installing
 crash installed
-check_true "the partial download is gone once installed" test ! -e "$A/state/bundle.partial"
+check_true "the head is gone once installed" test ! -e "$A/state/bundle.head"
 check_true "still on slot a before the switch" test "$(sim_var dev-a fleet_slot)" = a
 crash rebooting
 check_true "killed before the switch: still slot a, no trial" \
@@ -72,10 +97,11 @@ check_true "killed after marking good: slot b, stable" \
 agent_start_sim dev-a
 if wait_until 30 job_final "$JOB"; then pass "job 1 ends"; else fail "job 1 ends"; fi
 check_true "job 1 succeeded (fleetd: $(job_state "$JOB"))" test "$(job_state "$JOB")" = succeeded
-check "slot b holds exactly the 4 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
+check "slot b holds exactly the 32 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
 F=$(agent_json dev-a | jq .job.fetched)
-check_true "every byte came from the network once: fetched $F == $SIZE" test "$F" = "$SIZE"
+check_true "progress survived the kills: each byte counted once, fetched $F == $SIZE" test "$F" = "$SIZE"
 check "agent status: 1.1.1 on slot b" sh -c "fleet-agent status -o json --config '$A/agent.conf' --sim '$A/sim' | jq -e '.firmware == \"1.1.1\" and .slot == \"b\"'"
+check_grep "$JOB +.*succeeded" "fleetctl lists job 1 as succeeded" fleetctl jobs list --device dev-a
 agent_stop dev-a
 
 # --- job 2: 1.1.1 -> 1.2.0 (unhealthy), killed on the way back --------------
@@ -105,7 +131,7 @@ check "job 2 is rolled-back because the health check failed" sh -c \
 	"fleetctl -o json jobs show $JOB2 | jq -e '.state == \"rolled-back\" and (.reason | test(\"health check failed\"))'"
 check_true "fw_printenv: slot b, stable" \
 	test "$(sim_var dev-a fleet_slot)$(sim_var dev-a upgrade_available)" = b0
-check "slot b still holds the 4 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
+check "slot b still holds the 32 MiB firmware" cmp "$A/sim/slot-b" "$T/fw/big"
 check "the agent says so too" sh -c "fleet-agent status -o json --config '$A/agent.conf' --sim '$A/sim' | jq -e '.firmware == \"1.1.1\" and .job.state == \"rolled-back\"'"
 agent_stop dev-a
 
@@ -122,8 +148,8 @@ sed -i 's/^max_download_rate = .*/max_download_rate = 8388608/' "$A/agent.conf"
 agent_start_sim dev-a
 wait_until 15 dev_online dev-a || fail "dev-a comes online (job 3)"
 JOB3=$(update_job dev-a fleet-sample@1.3.0)
-partial_at() { [ "$(stat -c %s "$A/state/bundle.partial" 2>/dev/null || echo 0)" -ge "$1" ]; }
-if wait_until 30 partial_at 4000000; then pass "the download is under way"
+held_at() { state_kib >/dev/null; [ "$(ckpt bytes)" -ge "$1" ]; }
+if wait_until 30 held_at 4000000; then pass "the download is under way"
 else fail "the download is under way"; fi
 HTTPS_PORT=${FLEET_URL##*:}
 kill -TERM "$FLEETD_PID"
@@ -139,7 +165,12 @@ FLEETD_PID=$!
 track "$FLEETD_PID"
 if wait_until 30 grep -q '^ready ' "$T/fleetd2.out"; then pass "fleetd is back on the same ports"
 else fail "fleetd is back on the same ports"; fi
-if wait_until 90 job_final "$JOB3"; then pass "job 3 ends"; else fail "job 3 ends"; fi
+# the state dir sampled (du) every 0.1 s until the job ends (and above)
+final_small() { state_kib >/dev/null; job_final "$1"; }
+if wait_until 90 final_small "$JOB3"; then pass "job 3 ends"; else fail "job 3 ends"; fi
+MAXK=$(sort -n "$T/state.kib" | tail -n 1)
+check_true "the state dir stayed under 1 MiB in $(wc -l <"$T/state.kib") samples (largest $MAXK KiB)" \
+	test "$MAXK" -le 1024
 check_true "job 3 succeeded (fleetd: $(job_state "$JOB3"))" test "$(job_state "$JOB3")" = succeeded
 check_grep 'trying again in [0-9]+ ms from byte [1-9]' \
 	"the agent retried from where the transfer broke off" cat "$A/agent.log"

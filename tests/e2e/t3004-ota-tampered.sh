@@ -70,7 +70,7 @@ check_true "the slot written on the way is not recorded as holding firmware" \
 	test "$(agent_json dev-a | jq -r .slots.b.version)" = null
 check_exit 1 "so there is nothing to roll back to" \
 	fleetctl rollback --device dev-a --wait --timeout 30s
-check_true "no partial download is left" test ! -e "$A/state/bundle.partial"
+check_true "no bundle head is left in the state dir" test ! -e "$A/state/bundle.head"
 
 # --- the anti-rollback floor ------------------------------------------------------
 upload 2.0.0 sim 2 >/dev/null

@@ -65,8 +65,8 @@ static void same_job(const struct agent_job *a, const struct agent_job *b,
 	SAME_STR(a->from_version, b->from_version);
 	SAME_STR(a->to_version, b->to_version);
 	FUZZ_ASSERT(a->bytes == b->bytes && a->fetched == b->fetched);
+	FUZZ_ASSERT(a->slot_bytes == b->slot_bytes);
 	FUZZ_ASSERT(a->attempts == b->attempts);
-	SAME_STR(a->partial_boot, b->partial_boot);
 	SAME_STR(a->reboot_from, b->reboot_from);
 	SAME_STR(a->stage, b->stage);
 	SAME_STR(a->reason, b->reason);

@@ -69,10 +69,9 @@ static void sample(struct agent_journal *j)
 	fl_strlcpy(job->from_version, "1.0.0", sizeof(job->from_version));
 	fl_strlcpy(job->to_version, "1.1.0-rc.1", sizeof(job->to_version));
 	job->bytes = 4194304;
+	job->slot_bytes = 4124160;
 	job->fetched = 5000000;
 	job->attempts = 2;
-	fl_strlcpy(job->partial_boot, "df57223a-8a3f-46ff-984c-6c5497ae996f",
-		   sizeof(job->partial_boot));
 	fl_strlcpy(job->reboot_from, "sim-4", sizeof(job->reboot_from));
 	job->started = 1764132660;
 }
@@ -109,7 +108,7 @@ static void test_round_trip(void **state)
 	memset(&j.job.bundle_id, 0, sizeof(j.job.bundle_id));
 	j.job.type = AGENT_JOB_ROLLBACK;
 	j.job.size = 0;
-	j.job.bytes = 0;
+	j.job.bytes = j.job.slot_bytes = 0;
 	assert_int_equal(agent_journal_save(p, &j, &err), 0);
 	assert_int_equal(agent_journal_load(p, &back, &err), 0);
 	assert_int_equal(back.job.type, AGENT_JOB_ROLLBACK);
@@ -192,7 +191,12 @@ static void test_refusals(void **state)
 	refuse("bytes", "-1", FL_EPARSE);
 	refuse("fetched", "9007199254740993", FL_EPARSE);
 	refuse("attempts", "1000001", FL_EPARSE);
-	refuse("partial_boot", "\"a b\"", FL_EPARSE);
+	refuse("slot_bytes", "4194305", FL_EPARSE); /* more than held */
+	refuse("slot_bytes", "-1", FL_EPARSE);
+	/* journals written before slot_bytes, with the partial file's
+	 * boot id: they load, as a checkpoint with nothing in the slot */
+	refuse("slot_bytes", NULL, 0);
+	refuse("partial_boot", "\"df57223a-8a3f-46ff-984c-6c5497ae996f\"", 0);
 	refuse("reason", "\"line\\nbreak\"", FL_EPARSE);
 	refuse("stage", "\"Verifying\"", FL_EPARSE);
 	refuse("started", "\"yesterday\"", FL_EPARSE);

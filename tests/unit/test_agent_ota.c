@@ -3,14 +3,15 @@
  * agent/ota: the update state machine in one process, with a real
  * mosquitto (agent_fixture.h), a simulated device (sim.c) and bundles
  * signed in the test.  fleetd is not running: a job starts from a
- * journal whose download is already complete in the partial file, so
- * the install pass runs locally (exactly what happens after a restart).
+ * journal (as after a restart), and the bundle comes from an HTTPS
+ * server in the test (https_fixture.h) with the broker's certificate.
  * Then the decisions after a restart: every combination of journal
  * state, bootloader variables and "has a reboot happened" that kill -9
  * or a power cut can leave, and what the agent makes of it.
  */
 #include "agent_fixture.h"
 #include "fsig_fixture.h"
+#include "https_fixture.h"
 
 #include <jansson.h>
 
@@ -42,12 +43,13 @@ static const char fw_bad[] = "#!/bin/sh\n"
 
 struct ofx {
 	struct afx *f;
-	char *state, *sim, *journal, *partial;
+	char *state, *sim, *journal, *head;
+	struct hfx_server srv; /* serves @served */
+	char *served;
 	struct agent_config *cfg;
 	struct agent *a;
 	struct afx_observer obs;
 	struct fsig_key *key;
-	char kernel_boot[64];
 };
 
 /* ---- set-up ---- */
@@ -75,7 +77,7 @@ static void make_config(struct ofx *o, const char *extra)
 			    "[mqtt]\nurl = mqtts://127.0.0.1:%d\n"
 			    "reconnect_min = 1\nreconnect_max = 2\n"
 			    "[health]\ntimeout = 20s\n%s",
-			    afx_free_port(), o->f->port, extra ? extra : "");
+			    hfx_port(&o->srv), o->f->port, extra ? extra : "");
 	agent_config_free(o->cfg);
 	o->cfg = NULL;
 	assert_int_equal(
@@ -84,12 +86,23 @@ static void make_config(struct ofx *o, const char *extra)
 	free(text);
 }
 
+/* A file of the fixture (the broker's key and certificate, which the
+ * download server reuses: the agent pins their root). */
+static char *read_fixture(struct ofx *o, const char *name)
+{
+	char *p = afx_path(o->f, name), *text = NULL;
+
+	assert_int_equal(fl_read_file(p, 1 << 16, &text, NULL, NULL), 0);
+	free(p);
+	return text;
+}
+
 static int setup(void **state)
 {
 	struct ofx *o = fl_xcalloc(1, sizeof(*o));
 	struct fsig_root *root;
 	struct fsig_key *keys[1];
-	char *fw, *rootp, *text = NULL;
+	char *fw, *rootp;
 
 	afx_setup((void **)&o->f);
 	o->state = afx_path(o->f, "state");
@@ -100,7 +113,7 @@ static int setup(void **state)
 	afx_copy_file(o->f, "issuing.pem", o->state, "chain.pem", 0644);
 	afx_copy_file(o->f, "root.pem", o->state, "ca.pem", 0644);
 	o->journal = fl_path_join(o->state, AGENT_JOURNAL_FILE);
-	o->partial = fl_path_join(o->state, AGENT_PARTIAL_FILE);
+	o->head = fl_path_join(o->state, AGENT_HEAD_FILE);
 	fw = firmware(o, "fw-1.0.0", "1.0.0", true);
 	assert_int_equal(agent_simdev_init(o->sim, fw, 3, NULL), 0);
 	free(fw);
@@ -111,12 +124,9 @@ static int setup(void **state)
 	assert_int_equal(fsig_root_save(root, rootp, NULL), 0);
 	fsig_root_free(root);
 	free(rootp);
-	assert_int_equal(fl_read_file("/proc/sys/kernel/random/boot_id", 64,
-				      &text, NULL, NULL),
-			 0);
-	text[strcspn(text, "\n")] = '\0';
-	fl_strlcpy(o->kernel_boot, text, sizeof(o->kernel_boot));
-	free(text);
+	o->srv.key_pem = read_fixture(o, "server.key");
+	o->srv.cert_pem = read_fixture(o, "server.pem"); /* with its chain */
+	hfx_start(&o->srv, NULL, 0);
 	make_config(o, NULL);
 	afx_observer_start(o->f, &o->obs, "fleet/#");
 	*state = o;
@@ -135,7 +145,9 @@ static int teardown(void **state)
 	free(o->state);
 	free(o->sim);
 	free(o->journal);
-	free(o->partial);
+	free(o->head);
+	hfx_stop(&o->srv);
+	free(o->served);
 	free(o);
 	return afx_teardown(&f);
 }
@@ -173,20 +185,21 @@ static void make_bundle(struct ofx *o, const char *payload, const char *version,
 	close(fd);
 }
 
-/* A journal whose update of @bundle (copied to the partial file, all
- * of it) is at @state. */
+/* A journal whose update of @bundle (served by the test's HTTPS
+ * server from now on) is at @state, nothing of it downloaded yet. */
 static void journal_update(struct ofx *o, const char *bundle, const char *sha,
 			   const char *version, enum agent_job_state state)
 {
 	struct agent_journal j = {0};
 	struct agent_job *job = &j.job;
 	struct stat st;
-	char *buf;
 	size_t len;
 
-	assert_int_equal(fl_read_file(bundle, 1 << 26, &buf, &len, NULL), 0);
-	assert_int_equal(fl_write_atomic(o->partial, buf, len, 0600, NULL), 0);
-	free(buf);
+	free(o->served);
+	assert_int_equal(fl_read_file(bundle, 1 << 26, &o->served, &len, NULL),
+			 0);
+	o->srv.data = (unsigned char *)o->served;
+	o->srv.size = len;
 	assert_int_equal(stat(bundle, &st), 0);
 	fl_strlcpy(j.slots[0].version, "1.0.0", sizeof(j.slots[0].version));
 	j.has_job = true;
@@ -204,10 +217,6 @@ static void journal_update(struct ofx *o, const char *bundle, const char *sha,
 	fl_strlcpy(job->target_slot, "b", sizeof(job->target_slot));
 	fl_strlcpy(job->from_version, "1.0.0", sizeof(job->from_version));
 	fl_strlcpy(job->to_version, version, sizeof(job->to_version));
-	job->bytes = job->size;
-	job->fetched = job->size;
-	fl_strlcpy(job->partial_boot, o->kernel_boot,
-		   sizeof(job->partial_boot));
 	assert_int_equal(agent_journal_save(o->journal, &j, NULL), 0);
 }
 
@@ -366,7 +375,8 @@ static void test_update_succeeds(void **state)
 	assert_true(st.upgrade_available);
 	j = journal(o);
 	assert_string_equal(j.slots[1].version, "1.1.0");
-	assert_int_equal(access(o->partial, F_OK), -1);
+	assert_int_equal(access(o->head, F_OK), -1);
+	assert_int_equal(j.job.fetched, j.job.size);
 	/* the reboot */
 	power_on(o);
 	start(o);
@@ -390,19 +400,14 @@ static void test_bad_hash_never_bootable(void **state)
 	char *bundle = afx_path(o->f, "b.fwb"), sha[65];
 	struct agent_boot_state st;
 	struct agent_journal j;
-	char *buf, *hit;
-	size_t len;
+	char *hit;
 
 	make_bundle(o, fw, "1.1.0", bundle, sha);
 	journal_update(o, bundle, sha, "1.1.0", AGENT_JOB_DOWNLOADING);
-	/* one byte of the payload (the script's text) */
-	assert_int_equal(fl_read_file(o->partial, 1 << 20, &buf, &len, NULL),
-			 0);
-	hit = memmem(buf, len, "selftest) echo ok", 17);
+	/* one byte of the payload (the script's text), on the server */
+	hit = memmem(o->served, o->srv.size, "selftest) echo ok", 17);
 	assert_non_null(hit);
 	hit[0] = 'S';
-	assert_int_equal(fl_write_atomic(o->partial, buf, len, 0600, NULL), 0);
-	free(buf);
 	start(o);
 	assert_true(run_to(o, AGENT_JOB_FAILED));
 	j = journal(o);
@@ -414,7 +419,7 @@ static void test_bad_hash_never_bootable(void **state)
 	assert_false(st.upgrade_available);
 	assert_string_equal(st.try_slot, "");
 	assert_false(agent_reboot_requested(o->a));
-	assert_int_equal(access(o->partial, F_OK), -1);
+	assert_int_equal(access(o->head, F_OK), -1);
 	free(fw);
 	free(bundle);
 }
@@ -485,7 +490,6 @@ static void installed_at(struct ofx *o, enum agent_job_state state,
 
 	make_bundle(o, fw, "1.1.0", bundle, sha);
 	journal_update(o, bundle, sha, "1.1.0", state);
-	unlink(o->partial);
 	slot_b = fl_path_join(o->sim, "slot-b");
 	afx_copy_file(o->f, "fw-1.1.0", o->sim, "slot-b", 0755);
 	j = journal(o);
@@ -683,7 +687,8 @@ static void test_loop_service_and_install_hold(void **state)
 	start(o);
 	/* the loop's part connects and reports, and leaves the job alone */
 	assert_true(agent_work_due(o->a));
-	for (end = fl_now_ms() + 10000; !agent_online(o->a) && fl_now_ms() < end;)
+	for (end = fl_now_ms() + 10000;
+	     !agent_online(o->a) && fl_now_ms() < end;)
 		service_turn(o);
 	assert_true(agent_online(o->a));
 	for (end = fl_now_ms() + 300; fl_now_ms() < end;)
@@ -706,7 +711,8 @@ static void test_loop_service_and_install_hold(void **state)
 	}
 	assert_int_equal(journal(o).job.state, AGENT_JOB_INSTALLED);
 	/* due again once the delay has passed; then the switch */
-	for (end = fl_now_ms() + 3000; !agent_work_due(o->a) && fl_now_ms() < end;)
+	for (end = fl_now_ms() + 3000;
+	     !agent_work_due(o->a) && fl_now_ms() < end;)
 		service_turn(o);
 	assert_true(agent_work_due(o->a));
 	assert_true(fl_now_ms() - t0 >= 1500);

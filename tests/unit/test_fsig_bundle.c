@@ -138,6 +138,65 @@ static void test_round_trip_plain_and_zstd(void **state)
 	free(bundle);
 }
 
+/* A sink's begin learns where the payload's bytes start in the bundle
+ * (what a resumable install records): there are exactly its bytes. */
+struct at_begin {
+	struct fsig_reader *r;
+	uint64_t off[2];
+};
+
+static int note_offset(void *ctx, size_t index, const struct fsig_payload *p,
+		       struct fl_error *err)
+{
+	struct at_begin *b = ctx;
+
+	b->off[index] = fsig_reader_offset(b->r);
+	return 0;
+}
+
+static int discard(void *ctx, const void *buf, size_t len, struct fl_error *err)
+{
+	return 0;
+}
+
+static void test_payload_offset(void **state)
+{
+	struct ctx *c = *state;
+	char *a = image(c, "a.img", 70001, 3), *b = image(c, "b.img", 513, 4);
+	char *bundle = tpath(c->dir, "o.fwb"), *img, *data;
+	struct fsig_payload_spec ps[2] = {{.path = a}, {.path = b}};
+	struct at_begin at = {0};
+	struct fsig_sink sink = {
+	    .begin = note_offset, .write = discard, .ctx = &at};
+	struct fsig_bundle_spec s;
+	size_t len, ilen;
+	int fd;
+
+	spec_init(&s, ps, 2, &c->ed, 1);
+	assert_int_equal(fsig_bundle_create(&s, bundle, NULL), 0);
+	fd = open(bundle, O_RDONLY);
+	assert_int_equal(fsig_reader_open_fd(fd, &at.r, NULL), 0);
+	assert_int_equal(fsig_reader_verify(at.r, c->root, NULL, NULL), 0);
+	assert_int_equal(fsig_reader_stream(at.r, &sink, NULL), 0);
+	data = read_whole(bundle, &len);
+	img = read_whole(a, &ilen);
+	assert_true(at.off[0] + ilen <= len);
+	assert_memory_equal(data + at.off[0], img, ilen);
+	free(img);
+	img = read_whole(b, &ilen);
+	assert_int_equal(at.off[1], at.off[0] + 70144 + 512);
+	assert_memory_equal(data + at.off[1], img, ilen);
+	/* the first of the two zero blocks ends the archive */
+	assert_int_equal(fsig_reader_offset(at.r), len - 512);
+	fsig_reader_free(at.r);
+	close(fd);
+	free(img);
+	free(data);
+	free(a);
+	free(b);
+	free(bundle);
+}
+
 /* Writes a bundle into a pipe from a thread while the test reads it. */
 struct pipe_job {
 	const struct fsig_bundle_spec *spec;
@@ -529,6 +588,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_round_trip_plain_and_zstd,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_payload_offset, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pipe_output, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spec_checks, setup, teardown),
