@@ -18,6 +18,7 @@ const struct agent_feature *const agent_features[] = {
     &agent_feature_rotate,
     &agent_feature_events,
     &agent_feature_ota,
+    &agent_feature_diag,
 };
 const size_t agent_n_features = FL_ARRAY_SIZE(agent_features);
 
