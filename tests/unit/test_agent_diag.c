@@ -781,6 +781,7 @@ static void test_config(void **state)
 			      "[outbox]\nPassword = hunter2\n",
 			      text);
 	assert_int_equal(fl_write_atomic_str(x->conf, edited, 0600, NULL), 0);
+	free(text);
 	res = ask_ok(x, "{\"check\":\"config\"}");
 	text = fl_json_dumps(res);
 	assert_null(strstr(text, "flt_s3cret"));
