@@ -530,7 +530,7 @@ static void take(struct diag *d, const char *topic,
 			 d->n_slots);
 		answer(d, topic, props, req.check, DIAG_BUSY, msg, 0);
 	} else if (start(d, job, &req, check, topic, props)) {
-		answer(d, topic, props, req.check, DIAG_FAILED,
+		answer(d, topic, props, "", DIAG_FAILED,
 		       "cannot start a thread", 0);
 	} else {
 		fl_debug("diag %s from %s: started", job->req.check,

@@ -22,7 +22,7 @@ chmod 755 "$T/fw"
 check "make it a simulated device" fleet-agent sim-init "$A/sim" --image "$T/fw"
 
 # operator checks: echo prints its arguments and leaves a marker; hang
-# starts a sleeping child and sleeps
+# starts a child that waits for ever, and waits for ever
 mkdir -p "$A/checks"
 cat >"$A/checks/echo" <<EOF
 #!/bin/sh
@@ -31,9 +31,9 @@ touch "$T/echo-ran"
 EOF
 cat >"$A/checks/hang" <<EOF
 #!/bin/sh
-sleep 120 &
+tail -f /dev/null &
 echo \$! > "$T/hang.child"
-sleep 120
+exec tail -f /dev/null
 EOF
 chmod 755 "$A/checks/echo" "$A/checks/hang"
 seq -f 'app line %g' 1 20 >"$T/app.log"
