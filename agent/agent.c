@@ -7,6 +7,7 @@
  * stop.  Every public entry sets the agent's log context (log.h).  The
  * host interface features call is in features.c.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -739,6 +740,7 @@ static int new_agent(const struct agent_config *cfg,
 	struct agent *a = fl_xcalloc(1, sizeof(*a));
 	int rc;
 
+	a->wake_fd = -1;
 	rc = init_fields(a, cfg, err);
 	if (!rc)
 		rc = open_state(a, err);
@@ -788,8 +790,22 @@ void agent_free(struct agent *a)
 		agent_msg_props_release(&a->inbox[i].props);
 	}
 	release_fields(a);
+	if (a->wake_fd >= 0)
+		close(a->wake_fd);
 	free(a);
 	LOG_LEAVE();
+}
+
+void agent_services(struct agent *a)
+{
+	uint64_t v;
+
+	if (a->wake_fd >= 0 && read(a->wake_fd, &v, sizeof(v)) < 0 &&
+	    errno != EAGAIN)
+		fl_debug("wake-up: %s", strerror(errno));
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->service)
+			a->features[i]->service(&a->host, a->fstate[i]);
 }
 
 void agent_step(struct agent *a, int timeout_ms,
@@ -798,6 +814,7 @@ void agent_step(struct agent *a, int timeout_ms,
 	LOG_ENTER(a);
 	a->stop = stop;
 	agent_mqtt_step(a->mqtt, timeout_ms);
+	agent_services(a);
 	if (a->n_inbox)
 		drain_inbox(a);
 	if (agent_mqtt_connected(a->mqtt) && fl_now_ms() >= a->next_status_ms)
@@ -873,6 +890,7 @@ void agent_service(struct agent *a, short revents, bool may_connect)
 {
 	LOG_ENTER(a);
 	agent_mqtt_service(a->mqtt, revents, may_connect);
+	agent_services(a);
 	if (agent_mqtt_connected(a->mqtt) && fl_now_ms() >= a->next_status_ms)
 		agent_publish_status(a);
 	agent_events_flush(a, false);

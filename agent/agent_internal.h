@@ -49,6 +49,7 @@ struct agent {
 	const volatile sig_atomic_t *stop;
 	bool reboot_requested;
 	bool in_connect; /* in the connect callback: events wait (agent.c) */
+	int wake_fd; /* agent_host_wake_init's eventfd, or -1 */
 
 	/* the features (feature.h) and their states, in table order */
 	const struct agent_feature *const *features;
@@ -66,6 +67,10 @@ void agent_events_flush(struct agent *a, bool force);
  * inbox (received, not dispatched yet). */
 bool agent_inbox_has(const struct agent *a, const char *type, const char *key,
 		     const char *value);
+
+/* agent.c: the features' service hooks (feature.h), after draining a
+ * wake-up. */
+void agent_services(struct agent *a);
 
 /* agent.c: publish status now and reset the status timer. */
 void agent_publish_status(struct agent *a);

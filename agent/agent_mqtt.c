@@ -35,6 +35,7 @@ struct agent_mqtt {
 	int64_t deadline_ms; /* CONNACK wait */
 	int inflight;	     /* published, not yet acknowledged */
 	struct agent_backoff backoff;
+	int wake_fd; /* agent_mqtt_set_wake_fd, or -1 */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -300,6 +301,7 @@ int agent_mqtt_new(const struct agent_mqtt_opts *o, struct agent_mqtt **ret,
 	pthread_once(&lib_once, lib_init);
 	m = fl_xcalloc(1, sizeof(*m));
 	m->o = *o;
+	m->wake_fd = -1;
 	m->client_id = fl_xstrdup(o->client_id);
 	m->host = fl_xstrdup(o->host);
 	m->ca_file = fl_xstrdup(o->ca_file);
@@ -424,28 +426,29 @@ static void io(struct agent_mqtt *m, short revents)
 }
 
 /*
- * Wait up to @timeout_ms for the socket, then service it once; a
- * failure closes the connection.  Not mosquitto_loop(): it waits with
- * select(), which refuses a socket numbered FD_SETSIZE (1024) or more,
- * and fleet-sim's devices have thousands of sockets.
+ * Wait up to @timeout_ms for the socket (or @wake, when >= 0, to become
+ * readable), then service it once; a failure closes the connection.
+ * Not mosquitto_loop(): it waits with select(), which refuses a socket
+ * numbered FD_SETSIZE (1024) or more, and fleet-sim's devices have
+ * thousands of sockets.
  */
-static void pump(struct agent_mqtt *m, int timeout_ms)
+static void pump(struct agent_mqtt *m, int timeout_ms, int wake)
 {
 	int fd = mosquitto_socket(m->mosq);
-	struct pollfd p = {fd, POLLIN, 0};
+	struct pollfd p[2] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}};
 
 	if (fd < 0) {
 		loop_result(m, MOSQ_ERR_NO_CONN);
 		return;
 	}
 	if (mosquitto_want_write(m->mosq))
-		p.events |= POLLOUT;
-	if (poll(&p, 1, timeout_ms) < 0) {
+		p[0].events |= POLLOUT;
+	if (poll(p, 2, timeout_ms) < 0) {
 		if (errno != EINTR)
 			loop_result(m, MOSQ_ERR_ERRNO);
 		return;
 	}
-	io(m, p.revents);
+	io(m, p[0].revents);
 }
 
 /* Start a connection (its failure is logged and retried later);
@@ -481,17 +484,24 @@ void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms)
 			int64_t wait =
 			    m->paused ? timeout_ms : m->next_ms - now;
 
+			struct pollfd p = {m->wake_fd, POLLIN, 0};
+
 			if (wait > timeout_ms)
 				wait = timeout_ms;
 			if (wait > 0)
-				poll(NULL, 0, (int)wait);
+				poll(&p, 1, (int)wait);
 			return;
 		}
 		if (!connect_now(m))
 			return;
 	}
 	if (!connack_late(m, now))
-		pump(m, timeout_ms);
+		pump(m, timeout_ms, m->wake_fd);
+}
+
+void agent_mqtt_set_wake_fd(struct agent_mqtt *m, int fd)
+{
+	m->wake_fd = fd;
 }
 
 bool agent_mqtt_connect_due(const struct agent_mqtt *m)
@@ -564,7 +574,7 @@ int agent_mqtt_connect_wait(struct agent_mqtt *m, int timeout_ms,
 				     m->host, m->o.port, timeout_ms);
 			break;
 		}
-		pump(m, 100);
+		pump(m, 100, -1);
 	}
 	if (!rc && m->state != ST_CONNECTED)
 		rc = fl_fail(err, m->refused ? FL_EDENIED : FL_EUNREACH,
@@ -677,7 +687,7 @@ int agent_mqtt_flush(struct agent_mqtt *m, int timeout_ms)
 	while (m->inflight > 0 && m->state == ST_CONNECTED) {
 		if (fl_now_ms() >= end)
 			return FL_ETIMEOUT;
-		pump(m, 50);
+		pump(m, 50, -1);
 	}
 	return m->inflight > 0 ? FL_ETIMEOUT : 0;
 }
@@ -690,7 +700,7 @@ void agent_mqtt_disconnect(struct agent_mqtt *m)
 	mosquitto_disconnect_v5(m->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
 	/* write the DISCONNECT packet out and see the socket close */
 	for (int i = 0; i < 20 && m->state != ST_DISCONNECTED; i++)
-		pump(m, 50);
+		pump(m, 50, -1);
 	m->state = ST_DISCONNECTED;
 }
 

@@ -76,6 +76,10 @@ void agent_mqtt_free(struct agent_mqtt *m);
  */
 void agent_mqtt_step(struct agent_mqtt *m, int timeout_ms);
 
+/* agent_mqtt_step's wait also ends when @fd (-1: none) is readable;
+ * the owner drains it.  Other waits (connect, flush) ignore it. */
+void agent_mqtt_set_wake_fd(struct agent_mqtt *m, int fd);
+
 /* True after a successful CONNACK, until the connection drops. */
 bool agent_mqtt_connected(const struct agent_mqtt *m);
 

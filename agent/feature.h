@@ -73,6 +73,10 @@ struct agent_feature_cmd {
  * due       true when tick has work to do now (may be NULL: the tick
  *           has none, ever).  Cheap and without side effects: fleet-sim
  *           asks it for every agent on its loop.
+ * service   short work that must not wait for another feature's long
+ *           tick (the replies of checks that ran on other threads):
+ *           on every agent_step, agent_host_pump and agent_service
+ *           turn.  Never blocks.
  * report    add fields to the status published on PREFIX/ID/status
  *           (presence takes "firmware" from it).
  * status    add fields to `fleet-agent status` from @cfg's state dir
@@ -90,6 +94,7 @@ struct agent_feature {
 			   const struct agent_msg_props *props);
 	void (*tick)(struct agent_host *h, void *state);
 	bool (*due)(const struct agent_host *h, const void *state);
+	void (*service)(struct agent_host *h, void *state);
 	void (*report)(void *state, json_t *into);
 	int (*status)(const struct agent_config *cfg,
 		      const struct fl_pki_cert_info *cert, json_t *into,
@@ -104,7 +109,9 @@ extern const size_t agent_n_features;
 
 /* The features built in (their files). */
 extern const struct agent_feature agent_feature_rotate; /* rotate.c */
+extern const struct agent_feature agent_feature_events; /* agent.c */
 extern const struct agent_feature agent_feature_ota;	/* ota.c */
+extern const struct agent_feature agent_feature_diag;	/* diag.c */
 
 /*
  * Check a feature table: at most AGENT_FEATURES_MAX, names given and
@@ -202,6 +209,17 @@ int agent_host_use_identity(struct agent_host *h, bool staged, bool reconnect,
 void agent_host_resume(struct agent_host *h);
 void agent_host_set_cert(struct agent_host *h,
 			 const struct fl_pki_cert_info *info);
+
+/*
+ * Let another thread wake the agent: agent_host_wake_init (on the
+ * agent's thread, at init) gives the agent a wake-up descriptor that
+ * its waits in agent_step also watch; agent_host_wake, safe from any
+ * thread, ends the current or next such wait, so the service hooks run
+ * at once.  Returns 0 or FL_EIO.  Without init, a wake does nothing and
+ * services run at the next turn (fleet-sim's loop: about a second).
+ */
+int agent_host_wake_init(struct agent_host *h, struct fl_error *err);
+void agent_host_wake(struct agent_host *h);
 
 /* A job needs the device rebooted: agent_run returns and the program
  * reboots (agent_reboot). */

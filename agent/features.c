@@ -4,19 +4,21 @@
  * may ask of the agent, implemented on struct agent so that they never
  * see it.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "agent_internal.h"
 #include "rotate.h"
 #include "util.h"
-
-extern const struct agent_feature agent_feature_events; /* agent.c */
 
 /* In this order: status output keeps its key order by it. */
 const struct agent_feature *const agent_features[] = {
     &agent_feature_rotate,
     &agent_feature_events,
     &agent_feature_ota,
+    &agent_feature_diag,
 };
 const size_t agent_n_features = FL_ARRAY_SIZE(agent_features);
 
@@ -168,6 +170,7 @@ int agent_host_publish(struct agent_host *h, const char *topic,
 int agent_host_pump(struct agent_host *h, int timeout_ms, struct fl_error *err)
 {
 	agent_mqtt_step(h->a->mqtt, timeout_ms);
+	agent_services(h->a);
 	agent_events_flush(h->a, false);
 	if (agent_host_stopping(h))
 		return fl_fail(err, FL_ERR, "the agent is stopping");
@@ -218,6 +221,25 @@ void agent_host_set_cert(struct agent_host *h,
 			 const struct fl_pki_cert_info *info)
 {
 	h->a->cert = *info;
+}
+
+int agent_host_wake_init(struct agent_host *h, struct fl_error *err)
+{
+	if (h->a->wake_fd >= 0)
+		return 0;
+	h->a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->a->wake_fd < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot make an eventfd");
+	agent_mqtt_set_wake_fd(h->a->mqtt, h->a->wake_fd);
+	return 0;
+}
+
+void agent_host_wake(struct agent_host *h)
+{
+	uint64_t one = 1;
+
+	if (h->a->wake_fd >= 0 && write(h->a->wake_fd, &one, sizeof(one)) < 0)
+		fl_debug("wake-up: %s", strerror(errno));
 }
 
 void agent_host_request_reboot(struct agent_host *h)

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "agent_config.h"
+#include "diag.h"
 #include "enroll.h"
 #include "fsutil.h"
 #include "identity.h"
@@ -451,6 +452,7 @@ static int cmd_run(int argc, char **argv, void *ctx)
 	rc = parse(argc, argv, &run_args, &o);
 	if (rc)
 		return rc;
+	fl_log_keep(DIAG_LOG_KEEP); /* for the "logs" check and bundles */
 	install_signals();
 	rc = load_config(&o, &cfg, &err);
 	if (!rc)

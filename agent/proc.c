@@ -22,14 +22,15 @@
 
 extern char **environ;
 
-/* The environment plus @extra (the child gets it as it is: nothing is
- * allocated between the spawn and the exec). */
-static char **make_env(const char *const *extra)
+/* The environment plus @extra, or @extra alone with @clean (the child
+ * gets it as it is: nothing is allocated between the spawn and the
+ * exec). */
+static char **make_env(const char *const *extra, bool clean)
 {
 	size_t n = 0, k = 0;
 	char **env;
 
-	while (environ && environ[n])
+	while (!clean && environ && environ[n])
 		n++;
 	while (extra && extra[k])
 		k++;
@@ -51,12 +52,12 @@ static char **make_env(const char *const *extra)
 
 /*
  * Start @o->argv in its own process group with stdin from /dev/null,
- * stdout and stderr into @out, no other descriptor, an empty signal
- * mask and default dispositions (docs/decisions.md, "Child processes
- * get a clean signal mask").  posix_spawn, not fork: the child shares
- * the parent's memory until its exec (vfork), so starting it costs the
- * same whatever the parent's size; fleet-sim with thousands of devices
- * has hundreds of megabytes to copy page tables of.
+ * stdout into @out and stderr into @errout, no other descriptor, an empty
+ * signal mask and default dispositions (docs/decisions.md, "Child processes get
+ * a clean signal mask").  posix_spawn, not fork: the child shares the parent's
+ * memory until its exec (vfork), so starting it costs the same whatever the
+ * parent's size; fleet-sim with thousands of devices has hundreds of megabytes
+ * to copy page tables of.
  *
  * ETXTBSY means the program file is still open for writing somewhere:
  * in a process with threads (fleet-sim) that is typically a child of
@@ -65,7 +66,7 @@ static char **make_env(const char *const *extra)
  * again a little.  Returns 0 or the errno of the failed start.
  */
 static int spawn(const struct agent_proc_opts *o, char **env, int out,
-		 pid_t *ret)
+		 int errout, pid_t *ret)
 {
 	const struct timespec pause = {0, EXEC_BUSY_PAUSE_NS};
 	posix_spawn_file_actions_t fa;
@@ -80,7 +81,7 @@ static int spawn(const struct agent_proc_opts *o, char **env, int out,
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out, 1);
-	posix_spawn_file_actions_adddup2(&fa, out, 2);
+	posix_spawn_file_actions_adddup2(&fa, errout, 2);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	posix_spawnattr_init(&at);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
@@ -123,6 +124,56 @@ static void collect(struct agent_proc_result *r, size_t *len, const char *buf,
 	r->output[*len] = '\0';
 }
 
+/* Keep the first c->max bytes of what arrives. */
+static void capture(struct agent_proc_capture *c, const char *buf, size_t n)
+{
+	size_t room = c->max - c->len;
+
+	if (!c->data)
+		c->data = fl_xcalloc(1, c->max + 1);
+	if (n > room) {
+		c->truncated = true;
+		n = room;
+	}
+	memcpy(c->data + c->len, buf, n);
+	c->len += n;
+	c->data[c->len] = '\0';
+}
+
+/* The child's output: a pipe and where what it brings goes. */
+struct stream {
+	int fd;				/* -1 once at its end */
+	struct agent_proc_capture *cap; /* NULL: the shared tail */
+};
+
+/* Read what the pipes have within TICK_MS; false when none is open. */
+static bool read_streams(struct stream *st, size_t n,
+			 struct agent_proc_result *r, size_t *len)
+{
+	struct pollfd p[2];
+	char buf[4096];
+	ssize_t got;
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct pollfd){st[i].fd, POLLIN, 0};
+	if (st[0].fd < 0 && (n < 2 || st[1].fd < 0))
+		return false;
+	if (poll(p, (nfds_t)n, TICK_MS) <= 0)
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		if (st[i].fd < 0 || !p[i].revents)
+			continue;
+		got = read(st[i].fd, buf, sizeof(buf));
+		if (got > 0 && st[i].cap)
+			capture(st[i].cap, buf, (size_t)got);
+		else if (got > 0)
+			collect(r, len, buf, (size_t)got);
+		else if (got == 0 || errno != EINTR)
+			st[i].fd = -1; /* EOF: only the exit is missing */
+	}
+	return true;
+}
+
 static int status_of(int ws)
 {
 	if (WIFEXITED(ws))
@@ -133,29 +184,21 @@ static int status_of(int ws)
 }
 
 /* Read output and reap the child until it ends, the bound or a tick. */
-static int wait_child(const struct agent_proc_opts *o, pid_t pid, int fd,
-		      struct agent_proc_result *r, struct fl_error *err)
+static int wait_child(const struct agent_proc_opts *o, pid_t pid,
+		      struct stream *st, size_t n, struct agent_proc_result *r,
+		      struct fl_error *err)
 {
 	int64_t end = fl_now_ms() + o->timeout_ms;
 	size_t len = 0;
-	char buf[4096];
 	int ws, rc = 0;
-	ssize_t n;
 
 	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
-
-		if (fd >= 0 && poll(&p, 1, TICK_MS) > 0) {
-			n = read(fd, buf, sizeof(buf));
-			if (n > 0)
-				collect(r, &len, buf, (size_t)n);
-			else if (n == 0 || errno != EINTR)
-				fd = -1; /* EOF: only the exit is missing */
-		} else if (fd < 0) {
+		if (!read_streams(st, n, r, &len))
 			poll(NULL, 0, 20);
-		}
 		if (waitpid(pid, &ws, WNOHANG) == pid) {
 			r->status = status_of(ws);
+			if (o->kill_group)
+				kill(-pid, SIGKILL);
 			return 0;
 		}
 		if (fl_now_ms() >= end)
@@ -173,30 +216,56 @@ static int wait_child(const struct agent_proc_opts *o, pid_t pid, int fd,
 	return rc;
 }
 
+/* One pipe for both streams, or one each with captures. */
+static int open_pipes(const struct agent_proc_opts *o, int fds[2][2],
+		      struct fl_error *err)
+{
+	if (pipe2(fds[0], O_CLOEXEC) < 0)
+		return fl_fail_errno(err, FL_EIO, "cannot make a pipe");
+	if (!o->out) {
+		fds[1][0] = -1;
+		fds[1][1] = fds[0][1];
+		return 0;
+	}
+	if (pipe2(fds[1], O_CLOEXEC) < 0) {
+		close(fds[0][0]);
+		close(fds[0][1]);
+		return fl_fail_errno(err, FL_EIO, "cannot make a pipe");
+	}
+	return 0;
+}
+
 int agent_proc_run(const struct agent_proc_opts *o,
 		   struct agent_proc_result *ret, struct fl_error *err)
 {
 	struct agent_proc_result r = {0};
-	int pipefd[2], rc, e;
+	int fds[2][2], rc, e;
+	size_t n = o->out ? 2 : 1;
 	char **env;
 	pid_t pid;
 
-	if (!o->argv || !o->argv[0])
+	if (!o->argv || !o->argv[0] || !o->out != !o->errout)
 		return fl_fail(err, FL_EINVAL, "no program to run");
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return fl_fail_errno(err, FL_EIO, "cannot make a pipe");
-	env = make_env(o->env);
-	e = spawn(o, env, pipefd[1], &pid);
+	if (open_pipes(o, fds, err))
+		return FL_EIO;
+	env = make_env(o->env, o->clean_env);
+	e = spawn(o, env, fds[0][1], fds[1][1], &pid);
 	free(env);
-	close(pipefd[1]);
-	if (e) {
-		close(pipefd[0]);
-		return fl_fail(err, FL_EIO, "cannot run '%s': %s", o->argv[0],
-			       strerror(e));
-	}
-	rc = wait_child(o, pid, pipefd[0], &r, err);
-	close(pipefd[0]);
-	*ret = r;
+	close(fds[0][1]);
+	if (o->out)
+		close(fds[1][1]);
+	if (e)
+		rc = fl_fail(err, FL_EIO, "cannot run '%s': %s", o->argv[0],
+			     strerror(e));
+	else
+		rc = wait_child(o, pid,
+				(struct stream[]){{fds[0][0], o->out},
+						  {fds[1][0], o->errout}},
+				n, &r, err);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i][0]);
+	if (!e)
+		*ret = r;
 	return rc;
 }
 

@@ -691,6 +691,7 @@ int sim_new(const struct sim_opts *o, struct sim **ret, struct fl_error *err)
 	s = fl_xcalloc(1, sizeof(*s));
 	s->lock_fd = s->wake_fd = s->epfd = -1;
 	copy_opts(s, o);
+	sim_dev_features(s);
 	rc = open_devices(s, err);
 	if (!rc)
 		rc = raise_nofile(&s->o, err);

@@ -15,6 +15,7 @@
 
 #include "agent_config.h"
 #include "boot.h"
+#include "diag.h"
 #include "enroll.h"
 #include "feature.h"
 #include "fsutil.h"
@@ -48,6 +49,17 @@ void sim_dev_init(struct sim *s, struct sim_dev *d, unsigned index)
 	d->enrolled = fl_path_exists(conf);
 	d->state = d->enrolled ? SD_OFF : SD_NEW;
 	free(conf);
+}
+
+/* Checks that fit a simulated device run in the tick, on the pool
+ * (diag.h), not on a thread of each device's own. */
+void sim_dev_features(struct sim *s)
+{
+	for (size_t i = 0; i < agent_n_features; i++)
+		s->features[s->n_features++] =
+		    agent_features[i] == &agent_feature_diag
+			? &agent_feature_diag_sim
+			: agent_features[i];
 }
 
 void sim_dev_release(struct sim_dev *d)
@@ -250,7 +262,8 @@ static int power_on(struct sim_dev *d, struct fl_error *err)
 	fl_info("sim: power-on %llu: booted slot %s%s (bootcount %u)", b.boot,
 		b.step.booted, b.step.fell_back ? " after falling back" : "",
 		b.step.bootcount);
-	rc = agent_new(d->cfg, &d->a, err);
+	rc = agent_new_with(d->cfg, d->sim->features, d->sim->n_features, &d->a,
+			    err);
 	if (!rc)
 		plan_crash(d);
 	return rc;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "agent.h"
+#include "feature.h"
 #include "journal.h"
 #include "sim.h"
 #include "sim_pool.h"
@@ -109,7 +110,15 @@ struct sim {
 
 	int64_t started_ms, next_stats_ms, next_summary_ms;
 	struct sim_counts c;
+
+	/* the agent's features, with fleet-sim's diagnostics */
+	const struct agent_feature *features[AGENT_FEATURES_MAX];
+	size_t n_features;
 };
+
+/* sim_dev.c: the features of every device into @s: agent_features,
+ * with agent_feature_diag_sim in diagnostics' place. */
+void sim_dev_features(struct sim *s);
 
 /* sim_dev.c: a worker's task for the device (sim_task.run). */
 void sim_dev_task(struct sim_task *t);

@@ -144,8 +144,6 @@ int cmd_login(int argc, char **argv, void *arg);
 int cmd_completion(int argc, char **argv, void *arg);
 int cmd_rotate(int argc, char **argv, void *arg);
 int cmd_provision(int argc, char **argv, void *arg);
-/* Load libarchive (not linked: common/lazylib.h); provision does. */
-int cli_archive_load(struct fl_error *err);
 int cmd_update(int argc, char **argv, void *arg);
 int cmd_rollback(int argc, char **argv, void *arg);
 

@@ -8,8 +8,6 @@
  * so `fleet-agent run --config ID/agent.conf` starts from it unchanged;
  * and root.json, fleetd's first bundle trust root, when it has one.
  */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +23,7 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "pki.h"
+#include "tgz.h"
 #include "util.h"
 #include "validate.h"
 
@@ -33,26 +32,6 @@ struct file {
 	const char *data;
 	mode_t mode;
 };
-
-static int add_entry(struct archive *a, const char *path, const char *data,
-		     mode_t type_mode, struct fl_error *err)
-{
-	struct archive_entry *e = archive_entry_new();
-	size_t len = data ? strlen(data) : 0;
-	int rc = 0;
-
-	archive_entry_set_pathname(e, path);
-	archive_entry_set_mode(e, type_mode);
-	archive_entry_set_size(e, (la_int64_t)len);
-	archive_entry_set_mtime(e, time(NULL), 0);
-	archive_entry_set_uname(e, "root");
-	archive_entry_set_gname(e, "root");
-	if (archive_write_header(a, e) != ARCHIVE_OK ||
-	    (len && archive_write_data(a, data, len) != (la_ssize_t)len))
-		rc = fl_fail(err, FL_EIO, "archive: %s", archive_error_string(a));
-	archive_entry_free(e);
-	return rc;
-}
 
 /*
  * The archive's file: created before fleetd is asked anything, so a bad
@@ -137,30 +116,22 @@ static int write_archive(struct out_file *o, const char *id,
 			 const struct file *files, size_t n,
 			 struct fl_error *err)
 {
-	struct archive *a;
+	struct fl_tgz *t = NULL;
 	char *p;
-	int rc = cli_archive_load(err);
+	int rc = fl_tgz_open(o->fd, &t, err);
 
-	if (rc)
-		return rc;
-	a = archive_write_new();
-	archive_write_set_format_pax_restricted(a);
-	archive_write_add_filter_gzip(a);
-	if (archive_write_open_fd(a, o->fd) != ARCHIVE_OK)
-		rc = fl_fail(err, FL_EIO, "cannot write '%s': %s", o->path,
-			     archive_error_string(a));
 	if (!rc)
-		rc = add_entry(a, id, NULL, AE_IFDIR | 0700, err);
+		rc = fl_tgz_add(t, id, NULL, 0, 0700, err);
 	for (size_t i = 0; i < n && !rc; i++) {
 		p = fl_xasprintf("%s/%s", id, files[i].name);
-		rc = add_entry(a, p, files[i].data, AE_IFREG | files[i].mode,
-			       err);
+		rc = fl_tgz_add(t, p, files[i].data, strlen(files[i].data),
+				files[i].mode, err);
 		free(p);
 	}
-	if (archive_write_close(a) != ARCHIVE_OK && !rc)
-		rc = fl_fail(err, FL_EIO, "cannot write '%s': %s", o->path,
-			     archive_error_string(a));
-	archive_write_free(a);
+	if (fl_tgz_close(t, err) && !rc)
+		rc = FL_EIO;
+	if (rc == FL_EIO)
+		fl_error_prefix(err, "cannot write '%s'", o->path);
 	if (!rc)
 		rc = out_commit(o, err);
 	return rc;

@@ -6,6 +6,7 @@
  */
 #include <libgen.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,11 +85,28 @@ static const struct spec specs[] = {
     {"download", "retries", K_UINT, F(download_retries), 0, 1000, "10",
      false},
     {"diag", "checks_dir", K_PATH, F(diag_checks_dir), 0, 0, NULL, false},
+    {"diag", "rate_per_min", K_UINT, F(diag_rate_per_min), 1, 6000, "60",
+     false},
+    {"diag", "concurrent", K_UINT, F(diag_concurrent), 1, 16, "2", false},
+    {"diag", "max_timeout", K_DUR, F(diag_max_timeout_s), 1, 300, "2m", false},
+    {"diag", "bundle_max", K_UINT, F(diag_bundle_max), 65536,
+     1024 * 1024 * 1024, "16777216", false},
     {"outbox", "max_messages", K_UINT, F(outbox_max_messages), 1,
      AGENT_CONFIG_OUTBOX_MSGS_MAX, "10000", false},
     {"outbox", "max_bytes", K_UINT, F(outbox_max_bytes), 1024,
      (int64_t)AGENT_CONFIG_OUTBOX_BYTES_MAX, "16777216", false},
 };
+
+/* The keys of [diag.check.NAME] and [diag.log.NAME] (diag_sections). */
+#define DIAG_CHECK "diag.check."
+#define DIAG_LOG "diag.log."
+static const struct fl_ini_key diag_keys[] = {
+    {DIAG_CHECK "*", "args"},
+    {DIAG_CHECK "*", "timeout"},
+    {DIAG_CHECK "*", "output_max"},
+    {DIAG_LOG "*", "path"},
+};
+#define DIAG_OUTPUT_DEFAULT "16384"
 
 static char **str_field(struct agent_config *c, const struct spec *s)
 {
@@ -105,6 +123,12 @@ void agent_config_free(struct agent_config *cfg)
 		if (k != K_DUR && k != K_UINT && k != K_BOOL)
 			free(*str_field(cfg, &specs[i]));
 	}
+	for (size_t i = 0; i < cfg->n_diag_checks; i++)
+		free(cfg->diag_checks[i].args);
+	for (size_t i = 0; i < cfg->n_diag_logs; i++)
+		free(cfg->diag_logs[i].path);
+	free(cfg->diag_checks);
+	free(cfg->diag_logs);
 	free(cfg->path);
 	free(cfg->dir);
 	free(cfg->mqtt_host);
@@ -137,23 +161,23 @@ int agent_config_set_sim(struct agent_config *cfg, const char *dir,
 	return 0;
 }
 
-/* Host and port of "mqtts://HOST[:PORT]", IPv6 literals in brackets. */
-int agent_config_parse_mqtt_url(const char *url, char **ret_host,
-				int *ret_port, struct fl_error *err)
+/* Host and port of "SCHEME://HOST[:PORT]" (@scheme with its "://"),
+ * IPv6 literals in brackets. */
+int agent_config_split_url(const char *url, const char *scheme, int def_port,
+			   char **ret_host, int *ret_port, struct fl_error *err)
 {
 	const char *h, *end, *colon;
-	uint64_t port = 8883;
+	uint64_t port = (uint64_t)def_port;
 	char *host;
 
-	if (!url || !fl_startswith(url, "mqtts://") ||
+	if (!url || !fl_startswith(url, scheme) ||
 	    strlen(url) > AGENT_CONFIG_URL_MAX)
-		return fl_fail(err, FL_EINVAL,
-			       "MQTT URL must be mqtts://HOST[:PORT]");
-	h = url + strlen("mqtts://");
+		return fl_fail(err, FL_EINVAL, "URL must be %sHOST[:PORT]",
+			       scheme);
+	h = url + strlen(scheme);
 	if (strpbrk(h, "/?#@ \t"))
 		return fl_fail(err, FL_EINVAL,
-			       "MQTT URL '%s' must not have a path or user",
-			       url);
+			       "URL '%s' must not have a path or user", url);
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (!end)
@@ -163,7 +187,7 @@ int agent_config_parse_mqtt_url(const char *url, char **ret_host,
 		colon = end[1] == ':' ? end + 1 : NULL;
 		if (end[1] && !colon) {
 			free(host);
-			return fl_fail(err, FL_EINVAL, "bad MQTT URL '%s'", url);
+			return fl_fail(err, FL_EINVAL, "bad URL '%s'", url);
 		}
 	} else {
 		colon = strchr(h, ':');
@@ -180,6 +204,13 @@ int agent_config_parse_mqtt_url(const char *url, char **ret_host,
 	*ret_host = host;
 	*ret_port = (int)port;
 	return 0;
+}
+
+int agent_config_parse_mqtt_url(const char *url, char **ret_host, int *ret_port,
+				struct fl_error *err)
+{
+	return agent_config_split_url(url, "mqtts://", 8883, ret_host, ret_port,
+				      err);
 }
 
 static bool valid_https(const char *v)
@@ -250,10 +281,10 @@ bad:
 		       s->section, s->key, v);
 }
 
-static int set_value(struct agent_config *c, const struct spec *s,
-		     const char *v, struct fl_error *err)
+/* A K_DUR, K_UINT or K_BOOL value of @s into @f. */
+static int set_scalar(const struct spec *s, const char *section, const char *v,
+		      void *f, struct fl_error *err)
 {
-	void *f = (char *)c + s->off;
 	uint64_t u;
 	int64_t d;
 
@@ -263,8 +294,8 @@ static int set_value(struct agent_config *c, const struct spec *s,
 			return fl_fail(err, FL_EINVAL,
 				       "[%s] %s: '%.40s' is not a duration "
 				       "from %llds to %llds",
-				       s->section, s->key, v,
-				       (long long)s->min, (long long)s->max);
+				       section, s->key, v, (long long)s->min,
+				       (long long)s->max);
 		*(int64_t *)f = d;
 		return 0;
 	case K_UINT:
@@ -273,11 +304,11 @@ static int set_value(struct agent_config *c, const struct spec *s,
 			return fl_fail(err, FL_EINVAL,
 				       "[%s] %s: '%.40s' is not a number "
 				       "from %lld to %lld",
-				       s->section, s->key, v,
-				       (long long)s->min, (long long)s->max);
+				       section, s->key, v, (long long)s->min,
+				       (long long)s->max);
 		*(uint64_t *)f = u;
 		return 0;
-	case K_BOOL:
+	default:
 		if (fl_streq(v, "yes") || fl_streq(v, "true") ||
 		    fl_streq(v, "1"))
 			*(bool *)f = true;
@@ -287,22 +318,32 @@ static int set_value(struct agent_config *c, const struct spec *s,
 		else
 			return fl_fail(err, FL_EINVAL,
 				       "[%s] %s: '%.40s' is not yes or no",
-				       s->section, s->key, v);
+				       section, s->key, v);
 		return 0;
-	default:
-		return set_string(c, s, v, err);
 	}
+}
+
+static int set_value(struct agent_config *c, const struct spec *s,
+		     const char *v, struct fl_error *err)
+{
+	if (s->kind == K_DUR || s->kind == K_UINT || s->kind == K_BOOL)
+		return set_scalar(s, s->section, v, (char *)c + s->off, err);
+	return set_string(c, s, v, err);
 }
 
 /* Refuse unknown keys (typos) and keys given twice. */
 static int check_keys(const struct fl_ini *ini, struct fl_error *err)
 {
-	struct fl_ini_key allowed[FL_ARRAY_SIZE(specs) + 1];
+	const size_t n = FL_ARRAY_SIZE(specs), nd = FL_ARRAY_SIZE(diag_keys);
+	struct fl_ini_key
+	    allowed[FL_ARRAY_SIZE(specs) + FL_ARRAY_SIZE(diag_keys) + 1];
 	int rc;
 
-	for (size_t i = 0; i < FL_ARRAY_SIZE(specs); i++)
-		allowed[i] = (struct fl_ini_key){specs[i].section, specs[i].key};
-	allowed[FL_ARRAY_SIZE(specs)] = (struct fl_ini_key){NULL, NULL};
+	for (size_t i = 0; i < n; i++)
+		allowed[i] =
+		    (struct fl_ini_key){specs[i].section, specs[i].key};
+	memcpy(&allowed[n], diag_keys, sizeof(diag_keys));
+	allowed[n + nd] = (struct fl_ini_key){NULL, NULL};
 	rc = fl_ini_check_keys(ini, allowed, err);
 	if (rc)
 		return rc;
@@ -339,6 +380,124 @@ static int finish(struct agent_config *c, struct fl_error *err)
 	return 0;
 }
 
+bool agent_diag_name_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > AGENT_DIAG_NAME_MAX)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+int agent_diag_args_compile(const char *ere, regex_t *ret, struct fl_error *err)
+{
+	char *anchored = fl_xasprintf("^(%s)$", ere);
+	int rc = regcomp(ret, anchored, REG_EXTENDED | REG_NOSUB);
+
+	free(anchored);
+	if (rc)
+		return fl_fail(err, FL_EINVAL, "bad pattern '%.80s'", ere);
+	return 0;
+}
+
+const struct agent_diag_check *
+agent_config_diag_check(const struct agent_config *cfg, const char *name)
+{
+	for (size_t i = 0; name && i < cfg->n_diag_checks; i++)
+		if (fl_streq(cfg->diag_checks[i].name, name))
+			return &cfg->diag_checks[i];
+	return NULL;
+}
+
+const struct agent_diag_log *
+agent_config_diag_log(const struct agent_config *cfg, const char *name)
+{
+	for (size_t i = 0; name && i < cfg->n_diag_logs; i++)
+		if (fl_streq(cfg->diag_logs[i].name, name))
+			return &cfg->diag_logs[i];
+	return NULL;
+}
+
+/* [diag.check.NAME]: its allow-list compiles, its numbers fit. */
+static int add_check(struct agent_config *c, const struct fl_ini *ini,
+		     const char *section, struct fl_error *err)
+{
+	static const struct spec timeout = {
+	    .key = "timeout", .kind = K_DUR, .min = 1, .max = 300};
+	static const struct spec out = {
+	    .key = "output_max", .kind = K_UINT, .max = AGENT_DIAG_OUTPUT_MAX};
+	const char *args = fl_ini_get(ini, section, "args");
+	const char *t = fl_ini_get(ini, section, "timeout");
+	const char *o = fl_ini_get(ini, section, "output_max");
+	struct agent_diag_check k = {.timeout_s = c->diag_max_timeout_s};
+	regex_t re;
+	int rc = 0;
+
+	fl_strlcpy(k.name, section + strlen(DIAG_CHECK), sizeof(k.name));
+	if (args && !(rc = agent_diag_args_compile(args, &re, err)))
+		regfree(&re);
+	if (!rc && t)
+		rc = set_scalar(&timeout, section, t, &k.timeout_s, err);
+	if (!rc)
+		rc = set_scalar(&out, section, o ? o : DIAG_OUTPUT_DEFAULT,
+				&k.output_max, err);
+	if (rc)
+		return rc;
+	k.args = args ? fl_xstrdup(args) : NULL;
+	c->diag_checks =
+	    fl_xrealloc(c->diag_checks, (c->n_diag_checks + 1) * sizeof(k));
+	c->diag_checks[c->n_diag_checks++] = k;
+	return 0;
+}
+
+static int add_log(struct agent_config *c, const struct fl_ini *ini,
+		   const char *section, struct fl_error *err)
+{
+	const char *path = fl_ini_get(ini, section, "path");
+	struct agent_diag_log l = {0};
+
+	if (!path || !*path || strlen(path) >= PATH_MAX)
+		return fl_fail(err, FL_EINVAL, "[%s] needs a path", section);
+	fl_strlcpy(l.name, section + strlen(DIAG_LOG), sizeof(l.name));
+	l.path = resolve(c->dir, path);
+	c->diag_logs =
+	    fl_xrealloc(c->diag_logs, (c->n_diag_logs + 1) * sizeof(l));
+	c->diag_logs[c->n_diag_logs++] = l;
+	return 0;
+}
+
+/* Each [diag.check.NAME] and [diag.log.NAME] once, with a valid NAME
+ * and within the caps. */
+static int diag_sections(struct agent_config *c, const struct fl_ini *ini,
+			 struct fl_error *err)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < ini->n; i++) {
+		const char *sec = ini->v[i].section;
+		bool check = fl_startswith(sec, DIAG_CHECK);
+		const char *name = sec + strlen(check ? DIAG_CHECK : DIAG_LOG);
+
+		if (!check && !fl_startswith(sec, DIAG_LOG))
+			continue;
+		if (!agent_diag_name_valid(name))
+			return fl_fail(err, FL_EINVAL,
+				       "[%s]: a name is 1 to %d of a-z 0-9 _ -",
+				       sec, AGENT_DIAG_NAME_MAX);
+		if (check ? agent_config_diag_check(c, name) != NULL
+			  : agent_config_diag_log(c, name) != NULL)
+			continue;
+		if (check ? c->n_diag_checks == AGENT_DIAG_CHECKS_MAX
+			  : c->n_diag_logs == AGENT_DIAG_LOGS_MAX)
+			return fl_fail(err, FL_ELIMIT,
+				       "too many [%s*] sections",
+				       check ? DIAG_CHECK : DIAG_LOG);
+		rc = check ? add_check(c, ini, sec, err)
+			   : add_log(c, ini, sec, err);
+	}
+	return rc;
+}
+
 static int apply(struct agent_config *c, const struct fl_ini *ini,
 		 struct fl_error *err)
 {
@@ -357,6 +516,8 @@ static int apply(struct agent_config *c, const struct fl_ini *ini,
 		if (v)
 			rc = set_value(c, s, v, err);
 	}
+	if (!rc)
+		rc = diag_sections(c, ini, err);
 	return rc ? rc : finish(c, err);
 }
 

@@ -29,9 +29,31 @@
 #define AGENT_CONFIG_OUTBOX_MSGS_MAX 1000000
 #define AGENT_CONFIG_OUTBOX_BYTES_MAX (1024ull * 1024 * 1024)
 
+#define AGENT_DIAG_NAME_MAX 32	 /* bytes of a check or log name */
+#define AGENT_DIAG_CHECKS_MAX 64 /* [diag.check.NAME] sections */
+#define AGENT_DIAG_LOGS_MAX 32	 /* [diag.log.NAME] sections */
+#define AGENT_DIAG_OUTPUT_MAX                                                  \
+	(48 * 1024) /* output_max cap: the reply                               \
+		     * must fit 64 KiB */
+
 /* Defaults. */
 #define AGENT_CONFIG_DEFAULT_PATH "/etc/fleet/agent.conf"
 #define AGENT_CONFIG_DEFAULT_STATE "/var/lib/fleet-agent"
+
+/* [diag.check.NAME]: how an operator check may be run. */
+struct agent_diag_check {
+	char name[AGENT_DIAG_NAME_MAX + 1];
+	char *args;	     /* POSIX ERE each argument must match whole;
+			      * NULL: the check takes no arguments */
+	int64_t timeout_s;   /* its bound (the request's is clamped to it) */
+	uint64_t output_max; /* bytes kept of stdout, and of stderr */
+};
+
+/* [diag.log.NAME]: a file the "logs" check may read (file:NAME). */
+struct agent_diag_log {
+	char name[AGENT_DIAG_NAME_MAX + 1];
+	char *path;
+};
 
 struct agent_config {
 	char *path; /* agent.conf as given */
@@ -84,7 +106,15 @@ struct agent_config {
 	uint64_t download_retries;    /* failed attempts in a row allowed */
 
 	/* [diag] */
-	char *diag_checks_dir;
+	char *diag_checks_dir;		      /* operator checks; NULL: none */
+	uint64_t diag_rate_per_min;	      /* requests answered a minute */
+	uint64_t diag_concurrent;	      /* checks running at once */
+	int64_t diag_max_timeout_s;	      /* bound on any check */
+	uint64_t diag_bundle_max;	      /* bytes of a support bundle */
+	struct agent_diag_check *diag_checks; /* [diag.check.NAME] */
+	size_t n_diag_checks;
+	struct agent_diag_log *diag_logs; /* [diag.log.NAME] */
+	size_t n_diag_logs;
 
 	/* [outbox] */
 	uint64_t outbox_max_messages;
@@ -131,6 +161,25 @@ int agent_config_parse(const char *text, const char *base_dir,
 int agent_config_set_sim(struct agent_config *cfg, const char *dir,
 			 struct fl_error *err);
 
+/* A diagnostic check or log name: 1..AGENT_DIAG_NAME_MAX bytes of
+ * [a-z0-9_-]. */
+bool agent_diag_name_valid(const char *s);
+
+/*
+ * Compile @ere, the args allow-list of a [diag.check.NAME], anchored so
+ * that an argument must match it whole ("^(ERE)$", POSIX extended,
+ * REG_NOSUB) into *@ret (regfree it).  Returns 0 or FL_EINVAL.
+ */
+#include <regex.h>
+int agent_diag_args_compile(const char *ere, regex_t *ret,
+			    struct fl_error *err);
+
+/* The [diag.check.NAME] or [diag.log.NAME] of @cfg, or NULL. */
+const struct agent_diag_check *
+agent_config_diag_check(const struct agent_config *cfg, const char *name);
+const struct agent_diag_log *
+agent_config_diag_log(const struct agent_config *cfg, const char *name);
+
 /* Free a config; NULL is fine. */
 void agent_config_free(struct agent_config *cfg);
 
@@ -165,5 +214,11 @@ int agent_config_render(const struct agent_config_template *t,
  */
 int agent_config_parse_mqtt_url(const char *url, char **ret_host,
 				int *ret_port, struct fl_error *err);
+
+/* As agent_config_parse_mqtt_url for "SCHEME://HOST[:PORT]" (@scheme
+ * with its "://", e.g. "https://"), @def_port when absent. */
+int agent_config_split_url(const char *url, const char *scheme, int def_port,
+			   char **ret_host, int *ret_port,
+			   struct fl_error *err);
 
 #endif

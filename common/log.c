@@ -21,6 +21,14 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static __thread const char *log_context;
 
+/* fl_log_keep: a ring of the last lines, under log_lock */
+struct kept_line {
+	char context[65];
+	char text[FL_LOG_KEEP_LINE];
+};
+static struct kept_line *kept;
+static size_t kept_cap, kept_n, kept_next;
+
 const char *fl_log_context_set(const char *name)
 {
 	const char *prev = log_context;
@@ -77,6 +85,61 @@ static void write_json(int level, const char *func, const char *ts,
 	json_decref(o);
 }
 
+void fl_log_keep(unsigned lines)
+{
+	struct kept_line *ring = NULL, *old;
+
+	if (lines > FL_LOG_KEEP_MAX)
+		lines = FL_LOG_KEEP_MAX;
+	if (lines)
+		ring = fl_xcalloc(lines, sizeof(*ring));
+	pthread_mutex_lock(&log_lock);
+	old = kept;
+	kept = ring;
+	kept_cap = lines;
+	kept_n = kept_next = 0;
+	pthread_mutex_unlock(&log_lock);
+	free(old);
+}
+
+/* Remember a line (under log_lock). */
+static void keep_line(int level, const char *ts, const char *msg)
+{
+	struct kept_line *k;
+
+	if (!kept_cap)
+		return;
+	k = &kept[kept_next];
+	kept_next = (kept_next + 1) % kept_cap;
+	if (kept_n < kept_cap)
+		kept_n++;
+	fl_strlcpy(k->context, log_context ? log_context : "",
+		   sizeof(k->context));
+	snprintf(k->text, sizeof(k->text), "%s %s: %s", ts, level_names[level],
+		 msg);
+}
+
+size_t fl_log_kept(const char *context, size_t n,
+		   void (*fn)(void *user, const char *line), void *user)
+{
+	size_t *pick, k = 0;
+
+	pthread_mutex_lock(&log_lock);
+	pick = fl_xcalloc(kept_n + 1, sizeof(*pick));
+	for (size_t i = 0; i < kept_n && k < n; i++) {
+		size_t at = (kept_next + kept_cap - 1 - i) % kept_cap;
+
+		if (!context || !kept[at].context[0] ||
+		    strcmp(kept[at].context, context) == 0)
+			pick[k++] = at;
+	}
+	for (size_t i = k; i-- > 0;)
+		fn(user, kept[pick[i]].text);
+	pthread_mutex_unlock(&log_lock);
+	free(pick);
+	return k;
+}
+
 /*
  * Format once (the thread's context first), then write the whole line under a
  * lock so lines from different threads never interleave.  Debug lines carry the
@@ -98,17 +161,16 @@ void fl_log_write(int level, const char *func, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	va_end(ap);
-	if (log_format == FL_LOG_SYSLOG) {
-		syslog(prio[level], "%s", msg);
-		return;
-	}
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec, (long)tv.tv_usec / 1000);
 	pthread_mutex_lock(&log_lock);
-	if (log_format == FL_LOG_JSON)
+	keep_line(level, ts, msg);
+	if (log_format == FL_LOG_SYSLOG)
+		syslog(prio[level], "%s", msg);
+	else if (log_format == FL_LOG_JSON)
 		write_json(level, func, ts, msg);
 	else if (level == FL_LOG_DEBUG)
 		fprintf(stderr, "%s %s %s: %s: %s\n", ts, log_ident,

@@ -44,6 +44,25 @@ const char *fl_log_context_set(const char *name);
 /* The calling thread's log context, or NULL. */
 const char *fl_log_context(void);
 
+/*
+ * Keep the last @lines lines logged (at most FL_LOG_KEEP_MAX; 0 stops
+ * and forgets) in memory, whatever the format, so that a running
+ * program can show its own recent log (the agent's "logs" diagnostic).
+ * Lines are kept as "TIME LEVEL: MESSAGE", cut to FL_LOG_KEEP_LINE
+ * bytes, with the thread's log context.  Thread-safe.
+ */
+#define FL_LOG_KEEP_MAX 4096
+#define FL_LOG_KEEP_LINE 320
+void fl_log_keep(unsigned lines);
+
+/*
+ * Call @fn with each of the last @n kept lines whose context is
+ * @context or none (@context NULL: every line), oldest first, under the
+ * log's lock (@fn must not log).  Returns how many it passed.
+ */
+size_t fl_log_kept(const char *context, size_t n,
+		   void (*fn)(void *user, const char *line), void *user);
+
 void fl_log_write(int level, const char *func, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

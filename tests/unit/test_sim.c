@@ -345,6 +345,86 @@ static void test_blocked_device_stalls_no_other(void **state)
 			     "\"stage\":\"reenroll\"") >= 0);
 }
 
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	struct dirent *e;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static unsigned diag_answers(struct sfx *x, const char *needle)
+{
+	return count_msgs(x, "/diag/resp/fleetd", needle);
+}
+
+static bool all_pong(struct sfx *x)
+{
+	return diag_answers(x, "\"pong\":true") == N - 1;
+}
+
+static bool all_slots(struct sfx *x)
+{
+	return diag_answers(x, "\"booted\":\"a\"") == N - 1;
+}
+
+/* Ask every running device @check, as fleetd's fan-out would. */
+static void fan_out(struct sfx *x, const char *check)
+{
+	char topic[64], resp[64],
+	    *req = fl_xasprintf("{\"check\":\"%s\"}", check);
+
+	afx_obs_clear(&x->obs); /* room for the answers */
+	for (unsigned i = 1; i < N; i++) {
+		struct agent_msg_props p = {.response_topic = resp,
+					    .correlation = "c",
+					    .correlation_len = 1};
+
+		snprintf(topic, sizeof(topic), "fleet/sim-%04u/diag/req", i);
+		snprintf(resp, sizeof(resp), "fleet/sim-%04u/diag/resp/fleetd",
+			 i);
+		assert_int_equal(agent_mqtt_publish_props(x->obs.m, topic, req,
+							  strlen(req), 1, false,
+							  &p, NULL),
+				 0);
+	}
+	free(req);
+}
+
+/*
+ * Every simulated device answers diagnostics from its own state (a
+ * fan-out of ping and slots to all of them), on the loop and the
+ * pool: no thread per device; what fits only a real device is refused.
+ */
+static void test_diag_fan_out(void **state)
+{
+	struct sfx *x = *state;
+	struct sim_opts o = {.dir = x->dir, .count = N, .workers = 2};
+	struct fl_error err = {0};
+	int threads;
+
+	stop = 0;
+	assert_int_equal(sim_new(&o, &x->sim, &err), 0);
+	assert_int_equal(pthread_create(&x->thread, NULL, run_sim, x), 0);
+	x->running = true;
+	assert_true(watch(x, all_online, 20000));
+	afx_pump(x->obs.m, NULL, 300); /* subscriptions in place */
+	threads = count_threads();
+	fan_out(x, "ping");
+	assert_true(watch(x, all_pong, 10000));
+	fan_out(x, "slots");
+	assert_true(watch(x, all_slots, 10000));
+	assert_true(count_threads() <= threads);
+	fan_out(x, "net");
+	afx_pump(x->obs.m, NULL, 1500);
+	assert_int_equal(diag_answers(x, "\"code\":\"unknown-check\""), N - 1);
+}
+
 /* One fleet-sim per directory; options checked. */
 static void test_refusals(void **state)
 {
@@ -371,6 +451,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blocked_device_stalls_no_other,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diag_fan_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	};
 
