@@ -262,6 +262,9 @@ static const char *const migrations[] = {
 	" holder TEXT NOT NULL,"
 	" expires INTEGER NOT NULL);"
 	"CREATE INDEX jobs_rollout ON jobs(rollout) WHERE rollout IS NOT NULL;",
+	/* 11: what an audited request did beyond method and path, JSON
+	 * (issue 12: a diag call's device or target, check, arguments) */
+	"ALTER TABLE audit ADD COLUMN detail TEXT;",
 };
 
 static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)
