@@ -259,8 +259,8 @@ int api_diag_fanout(struct srv_req *r)
 			       &err) ||
 	    parse_target(json_object_get(body, "target"), &f, key, &err))
 		return srv_reply_fail(r, &err);
-	detail =
-	    srv_diag_req_json(&x->q, "target", json_object_get(body, "target"));
+	detail = srv_diag_req_json(
+	    &x->q, "target", json_incref(json_object_get(body, "target")));
 	set_audit(r, json_incref(detail));
 	if (reply_unavailable(r) ||
 	    srv_store_device_list(r->srv->store, &f, &l, &err)) {

@@ -117,7 +117,7 @@ json_t *srv_diag_req_json(const struct srv_diag_req *q, const char *key,
 			      q->args, "timeout_s", (json_int_t)q->timeout_s);
 
 	if (key)
-		json_object_set(o, key, what);
+		json_object_set_new(o, key, what);
 	return o;
 }
 

@@ -45,8 +45,8 @@ int srv_diag_req_parse(const json_t *body, const char *extra,
 void srv_diag_req_release(struct srv_diag_req *q);
 
 /* {"check", "args", "timeout_s"}: what the device gets, and the audit
- * row's detail (with @what added: "device" or "target" and its value,
- * borrowed). */
+ * row's detail (with @key added: "device" or "target", its value @what,
+ * a reference stolen; @key NULL: none). */
 json_t *srv_diag_req_json(const struct srv_diag_req *q, const char *key,
 			  json_t *what);
 
