@@ -22,6 +22,8 @@
 #include "json.h"
 #include "util.h"
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
 static const struct srv_diag_limits lim = {
     .max_calls = 4, .max_per_caller = 2, .max_bytes = 4096};
 
@@ -37,13 +39,14 @@ static void on_done(struct srv_diag_call *c, void *arg)
 {
 	struct seen *s = arg;
 
+	/* it left the table before done ran (checked first: once done
+	 * tells, the waiting test may free the call) */
+	assert_false(c->in_table);
 	pthread_mutex_lock(&s->lock);
 	s->done++;
 	s->last = c;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	/* it left the table before done ran */
-	assert_false(c->in_table);
 }
 
 static struct seen *seen_new(void)
@@ -419,8 +422,11 @@ static void test_fanout_scale(void **state)
 
 	(void)state;
 	fanout_ms(10000);
+	/* the faster of two runs: a busy moment does not count */
 	small = fanout_ms(5000);
+	small = MIN(small, fanout_ms(5000));
 	large = fanout_ms(40000);
+	large = MIN(large, fanout_ms(40000));
 	print_message("fan-out: 5,000 replies %lld ms, 40,000 %lld ms\n",
 		      (long long)small, (long long)large);
 	assert_true(large < 20 * (small > 0 ? small : 1));
