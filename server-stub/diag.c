@@ -95,13 +95,16 @@ static void unlink_call(struct srv_diag *d, struct srv_diag_call *c)
 
 void srv_diag_call_free(struct srv_diag_call *c)
 {
+	struct srv_diag *d;
+
 	if (!c)
 		return;
-	if (c->d) {
-		pthread_mutex_lock(&c->d->lock);
+	d = __atomic_load_n(&c->d, __ATOMIC_ACQUIRE);
+	if (d) { /* not completed: the table is there */
+		pthread_mutex_lock(&d->lock);
 		if (c->in_table)
-			unlink_call(c->d, c);
-		pthread_mutex_unlock(&c->d->lock);
+			unlink_call(d, c);
+		pthread_mutex_unlock(&d->lock);
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		json_decref(c->t[i].reply);
@@ -123,6 +126,8 @@ static void take(struct srv_diag *d, struct srv_diag_call *c)
 		if (c->t[i].state == SRV_DIAG_PENDING)
 			c->t[i].state = SRV_DIAG_TIMED_OUT;
 	c->pending = 0;
+	/* done with the table: freeing the call needs none */
+	__atomic_store_n(&c->d, NULL, __ATOMIC_RELEASE);
 	d->completing++;
 }
 

@@ -89,7 +89,7 @@ struct srv_diag_call {
 	bool stopped;		   /* completed because the relay stopped */
 	srv_diag_done_fn done;
 	void *arg;
-	/* the table's */
+	/* the table's: its table until it completes */
 	struct srv_diag *d;
 	bool in_table;
 };
@@ -123,7 +123,8 @@ struct srv_diag_call *srv_diag_call_new(const char *caller, const char *check,
 
 /*
  * Free @c; one still in the table is taken out first (done does not
- * run then).  NULL is fine.
+ * run then).  A completed call no longer refers to its table, so it may
+ * outlive it.  NULL is fine.
  */
 void srv_diag_call_free(struct srv_diag_call *c);
 

@@ -148,10 +148,11 @@ void srv_diag_svc_stop(struct srv *srv)
 
 void srv_diag_svc_free(struct srv *srv)
 {
-	srv_diag_free(srv->diag);
-	srv->diag = NULL;
+	/* the bundles' calls first: freeing a call looks at its table */
 	srv_diag_bundles_free(srv->bundles);
 	srv->bundles = NULL;
+	srv_diag_free(srv->diag);
+	srv->diag = NULL;
 }
 
 int srv_diag_available(struct srv *srv, struct fl_error *err)
