@@ -17,6 +17,8 @@
 #include "util.h"
 #include "validate.h"
 
+/* Device ids a fan-out's audit row lists (the count is always there). */
+#define AUDIT_IDS_MAX 100
 /* A support bundle's default time to be gathered and uploaded (s). */
 #define BUNDLE_TIMEOUT_DEFAULT 60
 
@@ -214,6 +216,18 @@ static int parse_target(const json_t *target, struct srv_device_filter *f,
 	return 0;
 }
 
+/* The audit row of a fan-out names how many devices it reached and, up
+ * to AUDIT_IDS_MAX of them, which (the first by id). */
+static void add_audit_devices(json_t *detail, const struct srv_device_list *l)
+{
+	json_t *ids = json_array();
+
+	for (size_t i = 0; i < l->n && i < AUDIT_IDS_MAX; i++)
+		json_array_append_new(ids, json_string(l->v[i].id));
+	json_object_set_new(detail, "devices", json_integer((json_int_t)l->n));
+	json_object_set_new(detail, "device_ids", ids);
+}
+
 /* A call over @l: every device, the offline ones not to be asked. */
 static struct srv_diag_call *fanout_call(struct srv_req *r, const char *check,
 					 const struct srv_device_list *l)
@@ -267,7 +281,7 @@ int api_diag_fanout(struct srv_req *r)
 		json_decref(detail);
 		return r->status ? 0 : srv_reply_fail(r, &err);
 	}
-	json_object_set_new(detail, "devices", json_integer((json_int_t)l.n));
+	add_audit_devices(detail, &l);
 	set_audit(r, detail);
 	if (!l.n || l.n > SRV_DIAG_FANOUT_MAX) {
 		srv_device_list_free(&l);

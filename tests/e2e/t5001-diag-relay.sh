@@ -163,9 +163,10 @@ check "... as offline with when it was last seen" jq -e \
 check_exit 3 "fan-out to a group nobody is in: exit 3" tech diag --group nobody ping
 check_exit 4 "a viewer may not fan out" viewer diag --all ping
 api GET '/api/v1/audit?limit=50' -H "Authorization: Bearer $ADMIN_TOKEN" >"$T/audit2.json"
-check "a fan-out is audited with its target and device count" jq -e --arg a "token:$TECH_ID" \
+check "a fan-out is audited with its target and devices" jq -e --arg a "token:$TECH_ID" \
 	'any(.[]; .actor == $a and .path == "/api/v1/diag" and .detail.target == {"label": "site=a"}
-	 and .detail.devices == 2 and .detail.check == "fail")' "$T/audit2.json"
+	 and .detail.devices == 2 and .detail.device_ids == ["d1", "d2"]
+	 and .detail.check == "fail")' "$T/audit2.json"
 
 # --- waiting calls hold no thread; [diag] max_pending_per_caller = 2 ----------
 # fleetd's HTTP side has 4 threads: six calls waiting for silent devices
