@@ -419,16 +419,6 @@ static int64_t next_deadline(const struct srv_diag *d)
 	return next;
 }
 
-int64_t srv_diag_next_deadline(struct srv_diag *d)
-{
-	int64_t next;
-
-	pthread_mutex_lock(&d->lock);
-	next = next_deadline(d);
-	pthread_mutex_unlock(&d->lock);
-	return next;
-}
-
 void srv_diag_stop(struct srv_diag *d)
 {
 	bool join;
@@ -482,6 +472,9 @@ int srv_diag_start_timer(struct srv_diag *d, struct fl_error *err)
 
 void srv_diag_stats(struct srv_diag *d, struct srv_diag_stats *ret)
 {
+	memset(ret, 0, sizeof(*ret));
+	if (!d)
+		return;
 	pthread_mutex_lock(&d->lock);
 	ret->calls = d->n;
 	ret->replies = d->replies;

@@ -176,9 +176,6 @@ enum srv_diag_match srv_diag_reply(struct srv_diag *d, const char *device,
 /* Complete every call whose deadline is at or before @now. */
 void srv_diag_expire(struct srv_diag *d, int64_t now);
 
-/* The earliest deadline in the table; INT64_MAX when it is empty. */
-int64_t srv_diag_next_deadline(struct srv_diag *d);
-
 /*
  * Refuse new calls and complete every waiting one (stopped, pending
  * targets timed out), waiting for completions other threads are running.
@@ -189,6 +186,7 @@ void srv_diag_stop(struct srv_diag *d);
 /* Run a thread that calls srv_diag_expire on time, until stop. */
 int srv_diag_start_timer(struct srv_diag *d, struct fl_error *err);
 
+/* The counters (fleetctl status); zeros for a NULL @d. */
 void srv_diag_stats(struct srv_diag *d, struct srv_diag_stats *ret);
 
 #endif

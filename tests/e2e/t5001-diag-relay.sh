@@ -89,6 +89,9 @@ said 'malformed reply' "... saying the reply was malformed"
 check_exit 0 "a device that answers twice: the first answer counts" tech diag d1 dup
 check_exit 0 "... the second is ignored (fleetd logs it)" wait_until 10 \
 	grep -q 'd1: diag reply matches no waiting request' "$T/fleetd.log"
+check "... and counts it (fleetctl status -o json)" sh -c \
+	"fleetctl -o json status | jq -e '.diag.ignored == 1 and .diag.replies >= 1 and .diag.waiting == 0'"
+check_grep '^diag-ignored: +1$' "... also in the table" fleetctl status
 check_exit 3 "an unknown device exits 3" tech diag nosuch ping
 check_exit 2 "a bad check name is a usage error" tech diag d1 'Bad!'
 
