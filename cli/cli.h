@@ -113,8 +113,35 @@ void cli_print_result(struct cli_ctx *ctx, json_t *j);
 int cli_legacy_out(struct cli_ctx *ctx, const char *value,
 		   const char **ret_out);
 
+/* A --group G ('g') or --label K[=V] ('l') value fleetd could ever
+ * match. */
+bool cli_filter_ok(int c, const char *v);
+
 /* Text of a JSON scalar for tables ("-" for null/absent). */
 const char *cli_cell(const json_t *v, char *buf, size_t len);
+
+/* --- files written with --out (cli/out_file.c) --- */
+
+/*
+ * The file a command writes: a fresh 0600 temp file next to @path, moved
+ * there only by cli_out_commit (link(2): never over an existing file;
+ * with @force rename(2)).  cli_out_open fails before anything is asked
+ * of fleetd: FL_EUSAGE for no file name, FL_ECONFLICT when @path exists
+ * and not @force, FL_EIO.
+ */
+struct cli_out_file {
+	const char *path; /* borrowed */
+	char *tmp;
+	int fd; /* write here */
+	bool force;
+};
+int cli_out_open(struct cli_out_file *o, const char *path, bool force,
+		 struct fl_error *err);
+/* Sync and move into place, then close: FL_ECONFLICT, FL_EIO. */
+int cli_out_commit(struct cli_out_file *o, struct fl_error *err);
+/* Close and remove the temp file (after a failure; after a commit it
+ * does nothing). */
+void cli_out_close(struct cli_out_file *o);
 
 /* --- config file (cli/config.c) --- */
 
@@ -146,5 +173,7 @@ int cmd_rotate(int argc, char **argv, void *arg);
 int cmd_provision(int argc, char **argv, void *arg);
 int cmd_update(int argc, char **argv, void *arg);
 int cmd_rollback(int argc, char **argv, void *arg);
+int cmd_diag(int argc, char **argv, void *arg);
+extern const struct fl_cmd cli_diag_cmds[];
 
 #endif

@@ -84,6 +84,9 @@ int cmd_status(int argc, char **argv, void *arg)
 		{"backpressure-ms", "ingest_wait_ms"},
 		{"illegal-transitions", "jobs_illegal_transitions"},
 		{"stale-events", "jobs_stale_events"},
+		{"diag-waiting", "diag_waiting"},
+		{"diag-replies", "diag_replies"},
+		{"diag-ignored", "diag_ignored"},
 		{NULL, NULL}};
 	json_t *st, *flat;
 	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
@@ -102,6 +105,7 @@ int cmd_status(int argc, char **argv, void *arg)
 		flatten(flat, "mqtt_", json_object_get(st, "mqtt"));
 		flatten(flat, "ingest_", json_object_get(st, "ingest"));
 		flatten(flat, "jobs_", json_object_get(st, "jobs"));
+		flatten(flat, "diag_", json_object_get(st, "diag"));
 		cli_print_object(ctx, flat, fields);
 		json_decref(flat);
 	}

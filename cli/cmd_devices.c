@@ -18,8 +18,7 @@ static const struct cli_col device_cols[] = {
 	{"LAST SEEN", "last_seen"}, {"CERT EXPIRES", "cert_expires"},
 	{NULL, NULL}};
 
-/* --group G and --label K[=V] values fleetd could ever match. */
-static bool filter_ok(int c, const char *v)
+bool cli_filter_ok(int c, const char *v)
 {
 	char key[80];
 	const char *eq = strchr(v, '=');
@@ -64,7 +63,7 @@ static int cmd_devices_list(int argc, char **argv, void *arg)
 	int c, rc, presence = 0;
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		if ((c == 'g' || c == 'l') && !filter_ok(c, optarg)) {
+		if ((c == 'g' || c == 'l') && !cli_filter_ok(c, optarg)) {
 			free(q);
 			return cli_usage(ctx, "bad --%s '%s'",
 					 c == 'g' ? "group" : "label", optarg);

@@ -33,86 +33,7 @@ struct file {
 	mode_t mode;
 };
 
-/*
- * The archive's file: created before fleetd is asked anything, so a bad
- * --out stores nothing.  It is a fresh 0600 file with an unpredictable
- * name next to OUT (mkstemp: O_CREAT|O_EXCL, so no planted file or
- * symlink is ever followed), moved to OUT only when complete: link(2),
- * which never replaces OUT, or rename(2) with --force, which replaces
- * OUT itself (a symlink there, not its target).
- */
-struct out_file {
-	const char *path;
-	char *tmp;
-	int fd;
-	bool force;
-};
-
-static int out_open(struct out_file *o, const char *path, bool force,
-		    struct fl_error *err)
-{
-	const char *slash = strrchr(path, '/');
-	struct stat st;
-
-	o->path = path;
-	o->force = force;
-	o->fd = -1;
-	if (!*path || (slash && !slash[1]))
-		return fl_fail(err, FL_EUSAGE, "--out needs a file name");
-	if (lstat(path, &st) == 0 && (!force || S_ISDIR(st.st_mode)))
-		return fl_fail(err, FL_ECONFLICT,
-			       "'%s' exists (use --force to replace it)", path);
-	if (slash)
-		o->tmp = fl_xasprintf("%.*s/.%s.XXXXXX", (int)(slash - path),
-				      path, slash + 1);
-	else
-		o->tmp = fl_xasprintf(".%s.XXXXXX", path);
-	o->fd = mkostemp(o->tmp, O_CLOEXEC);
-	if (o->fd < 0 || fchmod(o->fd, 0600) < 0) {
-		int rc = fl_fail_errno(err, FL_EIO, "cannot create '%s'", path);
-
-		free(o->tmp);
-		o->tmp = NULL;
-		return rc;
-	}
-	return 0;
-}
-
-/* Drop the temp file (after a failure, or after it was moved). */
-static void out_close(struct out_file *o)
-{
-	if (o->fd >= 0)
-		close(o->fd);
-	o->fd = -1;
-	if (o->tmp)
-		unlink(o->tmp);
-	free(o->tmp);
-	o->tmp = NULL;
-}
-
-static int out_commit(struct out_file *o, struct fl_error *err)
-{
-	int rc = 0;
-
-	if (fsync(o->fd) < 0)
-		rc = fl_fail_errno(err, FL_EIO, "cannot write '%s'", o->path);
-	else if (o->force ? rename(o->tmp, o->path) < 0
-			  : link(o->tmp, o->path) < 0)
-		rc = fl_fail_errno(err, errno == EEXIST ? FL_ECONFLICT : FL_EIO,
-				   "cannot create '%s'", o->path);
-	if (!rc && o->force) { /* renamed: nothing left to unlink */
-		free(o->tmp);
-		o->tmp = NULL;
-	}
-	/* OUT is in place now: a failed directory sync must not undo it */
-	if (!rc && fl_fsync_parent(o->path, NULL))
-		fprintf(stderr, "fleetctl: warning: cannot sync the directory "
-				"of '%s'\n", o->path);
-	out_close(o);
-	return rc;
-}
-
-static int write_archive(struct out_file *o, const char *id,
+static int write_archive(struct cli_out_file *o, const char *id,
 			 const struct file *files, size_t n,
 			 struct fl_error *err)
 {
@@ -133,7 +54,7 @@ static int write_archive(struct out_file *o, const char *id,
 	if (rc == FL_EIO)
 		fl_error_prefix(err, "cannot write '%s'", o->path);
 	if (!rc)
-		rc = out_commit(o, err);
+		rc = cli_out_commit(o, err);
 	return rc;
 }
 
@@ -168,7 +89,7 @@ static char *first_root(struct cli_ctx *ctx)
 	return text;
 }
 
-static int build(struct cli_ctx *ctx, const char *id, struct out_file *out,
+static int build(struct cli_ctx *ctx, const char *id, struct cli_out_file *out,
 		 EVP_PKEY *key, json_t *resp)
 {
 	const char *cert = json_string_value(json_object_get(resp, "cert"));
@@ -269,7 +190,7 @@ int cmd_provision(int argc, char **argv, void *arg)
 		{NULL, 0, NULL, 0},
 	};
 	const char *group = NULL, *outp = NULL, *id;
-	struct out_file out = {.fd = -1};
+	struct cli_out_file out = {.fd = -1};
 	EVP_PKEY *key = NULL;
 	json_t *resp = NULL;
 	bool force = false;
@@ -291,7 +212,7 @@ int cmd_provision(int argc, char **argv, void *arg)
 	if (!fl_valid_id(id) || (group && !fl_valid_id(group)))
 		return cli_usage(ctx, "invalid device id or group");
 	/* the file first: nothing is stored on fleetd if it cannot exist */
-	rc = out_open(&out, outp, force, &ctx->err);
+	rc = cli_out_open(&out, outp, force, &ctx->err);
 	if (!rc)
 		rc = request(ctx, id, group, &key, &resp);
 	if (!rc) {
@@ -299,7 +220,7 @@ int cmd_provision(int argc, char **argv, void *arg)
 		if (rc)
 			undo(ctx, id, resp);
 	}
-	out_close(&out);
+	cli_out_close(&out);
 	if (!rc)
 		cli_note(ctx, "wrote %s: unpack it on the device and run "
 			      "'fleet-agent run --config %s/agent.conf'",

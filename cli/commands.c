@@ -31,6 +31,11 @@ const struct fl_cmd cli_commands[] = {
 	{"devices", NULL, 0, "devices list|show|label|decommission",
 	 "list, inspect, label and decommission devices", NULL,
 	 cli_devices_cmds},
+	{"diag", cmd_diag, CLI_NEED_SERVER,
+	 "diag ID CHECK [ARG...] | diag --group G|--label K=V|--all CHECK "
+	 "[ARG...]\n       [--timeout D] [-o json]",
+	 "run a diagnostic check on devices, relayed by fleetd",
+	 "--group --label --all --timeout --output", cli_diag_cmds},
 	{"jobs", NULL, 0, "jobs list|show|cancel", "update and rollback jobs",
 	 NULL,
 	 cli_jobs_cmds},

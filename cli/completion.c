@@ -13,18 +13,18 @@
 
 #define GLOBAL_OPTS "--server --token --ca --context --output -o -q --help"
 
-/* One line per leaf: "cmd path|option ..." */
+/* One line per command that runs: "cmd path|option ..." */
 static void emit_lines(const struct fl_cmd *t, const char *prefix)
 {
 	for (const struct fl_cmd *c = t; c->name; c++) {
 		char *path = fl_xasprintf("%s%s%s", prefix, *prefix ? " " : "",
 					  c->name);
 
-		if (c->sub)
-			emit_lines(c->sub, path);
-		else if (!(c->flags & CLI_HIDDEN))
+		if (c->fn && !(c->flags & CLI_HIDDEN))
 			printf("%s|%s --help\n", path,
 			       c->options ? c->options : "");
+		if (c->sub)
+			emit_lines(c->sub, path);
 		free(path);
 	}
 }
@@ -126,6 +126,23 @@ static void fish_quote(const char *s)
 	putchar('\'');
 }
 
+/* fish: a command's long options, after its word. */
+static void fish_options(const struct fl_cmd *c)
+{
+	char *opts, *save = NULL;
+
+	if (!c->options || !*c->options)
+		return;
+	opts = fl_xstrdup(c->options);
+	for (char *w = strtok_r(opts, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save))
+		if (fl_startswith(w, "--"))
+			printf("complete -c fleetctl -n "
+			       "'__fish_seen_subcommand_from %s' -l %s\n",
+			       c->name, w + 2);
+	free(opts);
+}
+
 /* fish: one `complete` line per command word and per option. */
 static void fish_level(const struct fl_cmd *t, const char *parent,
 		       const char *siblings)
@@ -157,19 +174,9 @@ static void fish_level(const struct fl_cmd *t, const char *parent,
 						      "%s%s", o ? " " : "",
 						      s->name);
 			fish_level(c->sub, c->name, names);
-			continue;
 		}
-		if (!c->options || !*c->options)
-			continue;
-		char *opts = fl_xstrdup(c->options), *save = NULL;
-
-		for (char *w = strtok_r(opts, " ", &save); w;
-		     w = strtok_r(NULL, " ", &save))
-			if (fl_startswith(w, "--"))
-				printf("complete -c fleetctl -n "
-				       "'__fish_seen_subcommand_from %s' -l %s\n",
-				       c->name, w + 2);
-		free(opts);
+		if (c->fn)
+			fish_options(c);
 	}
 }
 

@@ -111,9 +111,10 @@ static const struct fl_err_info codes[] = {
 };
 
 /*
- * The HTTP error answers of the API (docs/api.md): status, error code,
+ * The HTTP error answers of the API (fleetd(8) API): status, error code,
  * and the code a client turns it into; by_status when the status alone,
- * without an error code, says as much (a proxy's 422 does not).
+ * without an error code, says as much (a proxy's 422 does not).  The
+ * first row of a status is the answer fleetd gives for it (fl_err_http).
  */
 static const struct {
 	int status;
@@ -126,6 +127,9 @@ static const struct {
 	{403, "forbidden", FL_EDENIED, true},
 	{404, "not_found", FL_ENOTFOUND, true},
 	{409, "conflict", FL_ECONFLICT, true},
+	/* a diag request to a device that is not online: it would only
+	 * wait out its timeout, so the client exits as for one (issue 12) */
+	{409, "offline", FL_ETIMEOUT, false},
 	{413, "too_large", FL_ELIMIT, true},
 	{422, "verification_failed", FL_EVERIFY, false},
 	{429, "too_many_requests", FL_ERR, false},
@@ -167,8 +171,10 @@ int fl_err_http(int code, const char **ret_api)
 	int status = e && e->http_status >= 400 ? e->http_status : 500;
 
 	for (size_t i = 0; ret_api && i < FL_ARRAY_SIZE(answers); i++)
-		if (answers[i].status == status)
+		if (answers[i].status == status) {
 			*ret_api = answers[i].api;
+			break;
+		}
 	return status;
 }
 

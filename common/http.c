@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "fsutil.h"
 #include "http.h"
 #include "json.h"
 #include "util.h"
@@ -245,6 +246,77 @@ int fl_http_json(struct fl_http *h, const char *method, const char *path,
 	curl_slist_free_all(hdrs);
 	fl_free_secret(payload); /* may carry an enrolment token */
 	free(resp.data);
+	free(url);
+	return rc;
+}
+
+void fl_http_set_limits(struct fl_http *h, long timeout_ms, size_t max_response)
+{
+	h->timeout_ms = timeout_ms ? timeout_ms : 60000;
+	h->max_response = max_response ? max_response : DEFAULT_MAX_RESPONSE;
+}
+
+/* Where fl_http_get_file puts a body: a 200's into the file, any
+ * other (JSON: 202, errors) into @json. */
+struct file_sink {
+	CURL *curl;
+	int fd;
+	uint64_t written, max;
+	bool too_big, io_error;
+	struct body_buf json;
+};
+
+static size_t on_file_body(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct file_sink *s = user;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return on_body(ptr, size, nmemb, &s->json);
+	if (s->written + n > s->max) {
+		s->too_big = true;
+		return 0;
+	}
+	if (fl_write_all(s->fd, ptr, n, NULL)) {
+		s->io_error = true;
+		return 0;
+	}
+	s->written += n;
+	return n;
+}
+
+int fl_http_get_file(struct fl_http *h, const char *path, int fd, uint64_t max,
+		     long *ret_status, struct fl_error *err)
+{
+	struct file_sink sink = {.curl = h->curl,
+				 .fd = fd,
+				 .max = max,
+				 .json = {.max = h->max_response}};
+	char *url = fl_xasprintf("%s%s", h->base_url, path);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	CURLcode cc;
+	int rc;
+
+	if (h->auth_header)
+		hdrs = curl_slist_append(hdrs, h->auth_header);
+	setup(h, "GET", url, hdrs, &sink.json, errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_file_body);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
+	cc = curl_easy_perform(h->curl);
+	if (sink.too_big)
+		rc = fl_fail(err, FL_ELIMIT, "%s is larger than %llu bytes",
+			     url, (unsigned long long)max);
+	else if (sink.io_error)
+		rc = fl_fail_errno(err, FL_EIO, "writing the body of %s", url);
+	else
+		rc = finish(h, cc, errbuf, url, &sink.json, NULL, err);
+	if (!rc)
+		*ret_status = h->status;
+	curl_slist_free_all(hdrs);
+	free(sink.json.data);
 	free(url);
 	return rc;
 }

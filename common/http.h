@@ -52,6 +52,21 @@ int fl_http_json(struct fl_http *h, const char *method, const char *path,
 int fl_http_upload(struct fl_http *h, const char *method, const char *path,
 		   const char *file, json_t **ret, struct fl_error *err);
 
+/*
+ * GET @path, writing the body of a 200 answer to the open file @fd (at
+ * most @max bytes: FL_ELIMIT beyond, with part of it written); the body
+ * of another 2xx answer (202: not ready yet) is not written.
+ * *@ret_status gets the status of a 2xx answer.  Errors as
+ * fl_http_json.
+ */
+int fl_http_get_file(struct fl_http *h, const char *path, int fd,
+		     uint64_t max, long *ret_status, struct fl_error *err);
+
+/* Whole-request timeout (0 = 60 s) and response cap (0 = 4 MiB) of the
+ * requests made from now on. */
+void fl_http_set_limits(struct fl_http *h, long timeout_ms,
+			size_t max_response);
+
 /* Status of the last response (0 if none). */
 long fl_http_status(const struct fl_http *h);
 

@@ -59,6 +59,12 @@ static int run_leaf(const struct fl_cmd_prog *prog, const struct fl_cmd *c,
 	if (wants_help(argc, argv)) {
 		printf("usage: %s %s\n\n%s\n", prog->name, c->usage,
 		       c->summary);
+		if (c->sub)
+			printf("\ncommands:\n");
+		for (const struct fl_cmd *s = c->sub; s && s->name; s++)
+			if (!(s->flags & FL_CMD_HIDDEN))
+				printf("  %-*s %s\n", prog->width, s->name,
+				       s->summary);
 		if (prog->help_extra)
 			prog->help_extra(c);
 		return 0;
@@ -82,6 +88,16 @@ static int list_or_fail(const struct fl_cmd_prog *prog,
 	if (rc)
 		fprintf(stderr, "%s: error: %s\n", prog->name, err.msg);
 	return rc;
+}
+
+/* Does argv[1] name a command of @sub?  (A command with a function and
+ * subcommands runs itself otherwise.) */
+static bool is_verb(const struct fl_cmd *sub, int argc, char **argv)
+{
+	for (const struct fl_cmd *s = sub; argc > 1 && s->name; s++)
+		if (fl_streq(s->name, argv[1]))
+			return true;
+	return false;
 }
 
 static int dispatch(const struct fl_cmd_prog *prog, const struct fl_cmd *table,
@@ -112,7 +128,7 @@ static int dispatch(const struct fl_cmd_prog *prog, const struct fl_cmd *table,
 		list_table(prog, table, prefix, stderr);
 		return FL_EUSAGE;
 	}
-	if (!c->sub)
+	if (!c->sub || (c->fn && !is_verb(c->sub, argc, argv)))
 		return run_leaf(prog, c, argc, argv, ctx);
 	path = join(prefix, c->name);
 	rc = dispatch(prog, c->sub, path, argc - 1, argv + 1, ctx);
@@ -155,11 +171,11 @@ static void list_lines(const struct fl_cmd *table, const char *prefix,
 	for (const struct fl_cmd *c = table; c->name; c++) {
 		char *path = join(prefix, c->name);
 
-		if (c->sub)
-			list_lines(c->sub, path, f);
-		else
+		if (c->fn)
 			fprintf(f, "%s%s%s\n", path, *c->options ? " " : "",
 				c->options);
+		if (c->sub)
+			list_lines(c->sub, path, f);
 		free(path);
 	}
 }
@@ -180,13 +196,11 @@ static int check_entry(const struct fl_cmd *c, const char *path,
 	if (!c->summary || !*c->summary)
 		return fl_fail(err, FL_ERR, "command '%s' has no summary",
 			       path);
-	if (c->sub)
-		return c->fn || !c->sub->name
-			       ? fl_fail(err, FL_ERR,
-					 "command '%s' has a function and "
-					 "subcommands, or an empty table",
-					 path)
-			       : 0;
+	if (c->sub && !c->sub->name)
+		return fl_fail(err, FL_ERR, "command '%s' has an empty table",
+			       path);
+	if (c->sub && !c->fn)
+		return 0;
 	if (!c->fn || !c->usage || !*c->usage || !c->options)
 		return fl_fail(err, FL_ERR,
 			       "command '%s' lacks a function, usage or "

@@ -29,7 +29,10 @@ struct fl_cmd {
 	const char *usage;   /* after the program name: "token create NAME" */
 	const char *summary; /* one line */
 	const char *options; /* its long options, "--role --ttl"; "" none */
-	const struct fl_cmd *sub; /* next level (then no fn), {NULL} ends */
+	/* next level, {NULL} ends.  With fn too, the command runs itself
+	 * unless its first argument names one of these ("diag ID CHECK"
+	 * and "diag bundle ID"); it then needs usage and options too. */
+	const struct fl_cmd *sub;
 };
 
 /* What differs between the programs. */
@@ -71,8 +74,9 @@ int fl_cmd_vusage(const struct fl_cmd_prog *prog, const char *fmt,
 const struct fl_cmd *fl_cmd_current(void);
 
 /*
- * "--list-commands": one line per leaf, hidden ones too: its path, then
- * its options ("token create --role --ttl").  Refuses a bad table
+ * "--list-commands": one line per leaf and per branch with a function,
+ * hidden ones too: its path, then its options ("token create --role
+ * --ttl").  Refuses a bad table
  * (fl_cmd_check) with FL_ERR and prints nothing then.
  */
 int fl_cmd_list(const struct fl_cmd *table, FILE *f, struct fl_error *err);
@@ -80,8 +84,9 @@ int fl_cmd_list(const struct fl_cmd *table, FILE *f, struct fl_error *err);
 /*
  * The table's rules: names sorted (strcmp) and unique per level, every
  * entry has a name and summary, a leaf has fn, usage and options (maybe
- * ""), a branch has no fn and a non-empty sub-table.  0 or FL_ERR naming
- * the first entry that breaks one.
+ * ""), a branch has a non-empty sub-table and, when it has fn too, usage
+ * and options like a leaf.  0 or FL_ERR naming the first entry that
+ * breaks one.
  */
 int fl_cmd_check(const struct fl_cmd *table, struct fl_error *err);
 

@@ -16,6 +16,8 @@ devices decommission|--output --help
 devices label| --help
 devices list|--group --label --online --offline --version --all --output --help
 devices show|--output --help
+diag|--group --label --all --timeout --output --help
+diag bundle|--out --timeout --force --output --help
 jobs cancel|--output --help
 jobs list|--device --state --rollout --limit --output --help
 jobs show|--output --help

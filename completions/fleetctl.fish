@@ -12,6 +12,7 @@ complete -c fleetctl -n __fish_use_subcommand -a bundles -d 'the bundles stored 
 complete -c fleetctl -n __fish_use_subcommand -a completion -d 'print a shell completion script'
 complete -c fleetctl -n __fish_use_subcommand -a config -d 'show and switch saved contexts'
 complete -c fleetctl -n __fish_use_subcommand -a devices -d 'list, inspect, label and decommission devices'
+complete -c fleetctl -n __fish_use_subcommand -a diag -d 'run a diagnostic check on devices, relayed by fleetd'
 complete -c fleetctl -n __fish_use_subcommand -a jobs -d 'update and rollback jobs'
 complete -c fleetctl -n __fish_use_subcommand -a keys -d 'make signing keys'
 complete -c fleetctl -n __fish_use_subcommand -a login -d 'check a server and token, then save them as a context'
@@ -76,6 +77,16 @@ complete -c fleetctl -n '__fish_seen_subcommand_from list' -l version
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from diag; and not __fish_seen_subcommand_from bundle' -a bundle -d 'have a device gather and upload a support bundle, then save it'
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l force
+complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l label
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l all
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l timeout
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a cancel -d 'stop a job that has not finished (the device is free again)'
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a list -d 'update and rollback jobs, newest first'
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a show -d 'one job with every state it went through'

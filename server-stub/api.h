@@ -59,4 +59,14 @@ int api_rollout_resume(struct srv_req *r);
 int api_rollout_abort(struct srv_req *r);
 int api_rollout_rollback(struct srv_req *r);
 
+/* api_diag.c */
+int api_diag_device(struct srv_req *r);
+int api_diag_fanout(struct srv_req *r);
+int api_diag_bundle_request(struct srv_req *r);
+int api_diag_bundle_get(struct srv_req *r);
+int api_diag_bundle_put(struct srv_req *r);
+int api_diag_bundle_body(struct srv_req *r, const char *data, size_t len,
+			 struct fl_error *err);
+uint64_t api_diag_bundle_max(const struct srv *srv);
+
 #endif

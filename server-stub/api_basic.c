@@ -3,6 +3,7 @@
 
 #include "api.h"
 #include "api_json.h"
+#include "diag.h"
 #include "mqtt.h"
 #include "util.h"
 
@@ -70,6 +71,18 @@ static json_t *jobs_json(const struct srv_ingest_stats *s)
 }
 
 /* What fleetd is doing: its MQTT side and what it took in (issue 17). */
+/* The diag relay: calls waiting now, replies matched and ignored
+ * (unknown, late, stray, repeated) since fleetd started. */
+static json_t *diag_json(struct srv_diag *d)
+{
+	struct srv_diag_stats st;
+
+	srv_diag_stats(d, &st);
+	return json_pack("{s:I, s:I, s:I}", "waiting", (json_int_t)st.calls,
+			 "replies", (json_int_t)st.replies, "ignored",
+			 (json_int_t)st.ignored);
+}
+
 int api_status(struct srv_req *r)
 {
 	struct srv_mqtt_stats st;
@@ -77,13 +90,15 @@ int api_status(struct srv_req *r)
 	srv_mqtt_stats(r->srv->mqtt, &st);
 	return srv_reply_json(
 		r, 200,
-		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o}", "version",
-			  FLEET_VERSION, "mqtt", "enabled", r->srv->mqtt != NULL,
-			  "connected", st.connected, "over_budget",
-			  (json_int_t)st.over_budget, "broker_dropped",
+		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o}",
+			  "version", FLEET_VERSION, "mqtt", "enabled",
+			  r->srv->mqtt != NULL, "connected", st.connected,
+			  "over_budget", (json_int_t)st.over_budget,
+			  "broker_dropped",
 			  st.broker_dropped >= 0
 				  ? json_integer(st.broker_dropped)
 				  : json_null(),
 			  "ingest", ingest_json(&st.ingest), "jobs",
-			  jobs_json(&st.ingest)));
+			  jobs_json(&st.ingest), "diag",
+			  diag_json(r->srv->diag)));
 }

@@ -20,13 +20,22 @@
 
 #define CSR_FIELD_MAX (16 * 1024)
 
-/* Device ids fleetd keeps for itself (its broker username). */
+/*
+ * Device ids fleetd keeps for itself: its broker username, and the
+ * "tech-" prefix, which names technicians (their certificates' CN is
+ * their diag requester: docs/protocol.md "Diagnostics").
+ */
 static int check_device_id(const char *id, struct fl_error *err)
 {
 	if (fl_check_id(id, "device id", err))
 		return FL_EINVAL;
 	if (fl_streq(id, SRV_MQTT_USER))
 		return fl_fail(err, FL_EINVAL, "device id '%s' is reserved",
+			       id);
+	if (fl_startswith(id, SRV_TECH_PREFIX))
+		return fl_fail(err, FL_EINVAL,
+			       "device id '%s' is reserved: ids starting with "
+			       "'" SRV_TECH_PREFIX "' name technicians",
 			       id);
 	return 0;
 }

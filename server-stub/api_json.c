@@ -104,13 +104,16 @@ static json_t *token_json(const struct srv_token_row *t)
 
 LIST_JSON(api_tokens_json, srv_token_list, token_json)
 
+/* "detail" is the row's JSON text parsed back (null: none). */
 static json_t *audit_row_json(const struct srv_audit_row *a)
 {
-	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:i, s:o}", "id",
-			 (json_int_t)a->id, "time", api_time_json(a->time),
-			 "actor", str(a->actor), "method", str(a->method),
-			 "path", str(a->path), "status", a->status, "remote",
-			 str(a->remote));
+	json_t *detail = a->detail ? json_loads(a->detail, 0, NULL) : NULL;
+
+	return json_pack(
+	    "{s:I, s:o, s:o, s:o, s:o, s:i, s:o, s:o}", "id", (json_int_t)a->id,
+	    "time", api_time_json(a->time), "actor", str(a->actor), "method",
+	    str(a->method), "path", str(a->path), "status", a->status, "remote",
+	    str(a->remote), "detail", detail ? detail : json_null());
 }
 
 LIST_JSON(api_audit_json, srv_audit_list, audit_row_json)

@@ -37,6 +37,9 @@
 
 /* fleetd's broker username; never a device id (enrolment refuses it). */
 #define SRV_MQTT_USER "fleetd"
+/* Technicians' certificate CNs start with it; never a device id's start
+ * (issue 12: their diag requester is their CN). */
+#define SRV_TECH_PREFIX "tech-"
 
 /* The running CA: the issuing CA's key and a verifier for client
  * certificates (issuing + root, current CRL). */

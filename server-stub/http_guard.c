@@ -148,7 +148,7 @@ static void audit_summary(struct srv_http *h, const char *remote,
 		(unsigned long long)dropped,
 		remote ? remote : "many addresses");
 	if (srv_store_audit(h->srv->store, "anonymous", "-", path, 429, remote,
-			    &err))
+			    NULL, &err))
 		fl_error("audit: %s", err.msg);
 }
 

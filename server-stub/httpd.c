@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,10 @@
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL"           \
 	":+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"     \
 	":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+
+/* Orders srv_req_defer's suspend before srv_req_wake's resume (MHD
+ * must never resume a connection it has not suspended). */
+static pthread_mutex_t defer_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int queue_text(struct srv_req *r, int status, char *text)
 {
@@ -419,8 +424,10 @@ static void remote_addr(struct MHD_Connection *c, char *buf, size_t len)
 
 static uint64_t body_cap(const struct srv_req *r)
 {
-	return r->route && r->route->on_body ? r->srv->max_upload
-					     : r->srv->max_json_body;
+	if (!r->route || !r->route->on_body)
+		return r->srv->max_json_body;
+	return r->route->body_max ? r->route->body_max(r->srv)
+				  : r->srv->max_upload;
 }
 
 /* First call for a request: route, authenticate, check declared size. */
@@ -463,9 +470,9 @@ static void add_body(struct srv_req *r, const char *data, size_t n)
 
 	r->seen += n;
 	if (!r->status && r->route->on_body) {
-		if (r->seen > r->srv->max_upload)
+		if (r->seen > body_cap(r))
 			fl_fail(&err, FL_ELIMIT, "upload over %llu bytes",
-				(unsigned long long)r->srv->max_upload);
+				(unsigned long long)body_cap(r));
 		else
 			r->route->on_body(r, data, n, &err);
 		if (err.code)
@@ -501,6 +508,13 @@ static bool is_mutating(const char *method)
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
+/* Does @r get an audit row? */
+static bool audited(const struct srv_req *r)
+{
+	return is_mutating(r->method) ||
+	       (r->route && (r->route->flags & SRV_AUDIT));
+}
+
 /*
  * Audit a mutating request.  Refused anonymous requests cost an attacker
  * nothing, so their rows are rate-limited per source address
@@ -520,32 +534,62 @@ static void audit(struct srv_req *r)
 				     "(audit rate limit reached: further "
 				     "refused requests from this address are "
 				     "counted, not recorded)",
-				     429, r->remote, &err);
+				     429, r->remote, NULL, &err);
 	} else {
-		rc = srv_store_audit(r->srv->store, srv_req_actor(r),
-				     r->method, r->path, r->status, r->remote,
-				     &err);
+		rc = srv_store_audit(r->srv->store, srv_req_actor(r), r->method,
+				     r->path, r->status, r->remote,
+				     r->audit_detail, &err);
 	}
 	if (rc)
 		fl_error("audit: %s", err.msg);
 }
 
+void srv_req_defer(struct srv_req *r, int (*on_wake)(struct srv_req *r))
+{
+	pthread_mutex_lock(&defer_lock);
+	r->on_wake = on_wake;
+	if (!r->woken) {
+		r->waiting = true;
+		r->suspended = true;
+		MHD_suspend_connection(r->conn);
+	}
+	pthread_mutex_unlock(&defer_lock);
+}
+
+void srv_req_wake(struct srv_req *r)
+{
+	pthread_mutex_lock(&defer_lock);
+	r->woken = true;
+	if (r->suspended) {
+		r->suspended = false;
+		MHD_resume_connection(r->conn); /* @r may go any time now */
+	}
+	pthread_mutex_unlock(&defer_lock);
+}
+
 /*
  * Last call: authorise again (the principal may have lost its rights
- * while the body arrived), run the handler, audit mutating requests.
+ * while the body arrived), run the handler, audit requests that change
+ * state.  A handler that deferred its reply leaves the connection
+ * suspended; MHD calls again once it is woken, and the reply is made.
  */
 static void finish(struct srv_req *r)
 {
 	if (r->finished)
 		return;
-	r->finished = true;
-	if (!r->status && !authorize(r)) {
-		r->route->fn(r);
-		if (!r->status)
-			srv_reply_error(r, 500, "internal",
-					"handler sent no response");
+	if (!r->handled) {
+		r->handled = true;
+		if (!r->status && !authorize(r))
+			r->route->fn(r);
+		if (r->waiting)
+			return;
 	}
-	if (is_mutating(r->method))
+	if (r->on_wake)
+		r->on_wake(r);
+	r->finished = true;
+	if (!r->status)
+		srv_reply_error(r, 500, "internal", "handler sent no response");
+	if (audited(r))
 		audit(r);
 	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
 }
@@ -590,7 +634,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		r->hold = body_to_drain(c);
 		*con_cls = r;
 		begin(r);
-		if (r->status && is_mutating(method))
+		if (r->status && audited(r))
 			finish(r); /* audit the refusal */
 		return start_deadline(r) ? MHD_YES : MHD_NO;
 	}
@@ -643,6 +687,7 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *c,
 	free(r->path);
 	free(r->body);
 	free(r->held);
+	free(r->audit_detail);
 	json_decref(r->json);
 	if (r->ctx_free)
 		r->ctx_free(r->ctx);
@@ -735,7 +780,8 @@ static struct MHD_Daemon *start_mhd(struct srv *srv, const struct sockaddr *sa,
 
 	return MHD_start_daemon(
 		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
-			MHD_USE_ERROR_LOG | MHD_USE_POLL,
+			MHD_USE_ERROR_LOG | MHD_USE_POLL |
+			MHD_ALLOW_SUSPEND_RESUME,
 		0, NULL, NULL, srv_http_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
 		on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, sa,
 		MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,

@@ -57,11 +57,21 @@ struct srv_req {
 	/* Per-request state of a handler, freed when the request ends. */
 	void *ctx;
 	void (*ctx_free)(void *ctx);
+	/* What the audit row adds to method and path (JSON text; freed
+	 * with the request); NULL: nothing. */
+	char *audit_detail;
+	/* A reply made later (srv_req_defer). */
+	int (*on_wake)(struct srv_req *r);
+	bool handled;	/* the handler ran */
+	bool waiting;	/* deferred: the handler left it suspended */
+	bool suspended; /* under the defer lock: MHD suspended, not woken */
+	bool woken;	/* under the defer lock */
 };
 
 /* Route flags. */
 enum {
 	SRV_PUBLIC = 1 << 0, /* no authentication */
+	SRV_AUDIT = 1 << 1,  /* audited also when it is a GET */
 };
 
 struct srv_route {
@@ -75,6 +85,8 @@ struct srv_route {
 	 * replies with @err and drains the rest. */
 	int (*on_body)(struct srv_req *r, const char *data, size_t len,
 		       struct fl_error *err);
+	/* Streaming routes: their own body cap; NULL: srv->max_upload. */
+	uint64_t (*body_max)(const struct srv *srv);
 };
 
 /* Role sets. */
@@ -101,6 +113,17 @@ int srv_http_check_listen(const char *listen, struct fl_error *err);
  */
 int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err);
 void srv_http_stop(struct srv *srv);
+
+/*
+ * Reply later, without holding a thread: the handler calls this last and
+ * returns; the request waits (its connection suspended) until
+ * srv_req_wake(@r), then @on_wake runs in an HTTP thread and replies.
+ * srv_req_wake must be called exactly once per srv_req_defer, from any
+ * thread, before or after it; @r must not be touched after that call.
+ * fleetd wakes every waiting request before it stops HTTP.
+ */
+void srv_req_defer(struct srv_req *r, int (*on_wake)(struct srv_req *r));
+void srv_req_wake(struct srv_req *r);
 
 /* Reply with @body (reference stolen; NULL sends an empty body). */
 int srv_reply_json(struct srv_req *r, int status, json_t *body);

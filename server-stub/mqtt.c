@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "ca.h"
 #include "devlimit.h"
+#include "diag.h"
 #include "dynsec.h"
 #include "ingest.h"
 #include "json.h"
@@ -70,6 +71,7 @@ struct srv_mqtt {
 	char *presence;		   /* fleetd's own presence topic */
 	char *all;		   /* PREFIX/#: what a muted device loses */
 	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
+	char *diag_sub; /* PREFIX/+/diag/resp/fleetd: replies to fleetd */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -170,23 +172,59 @@ static void on_broker_dropped(struct srv_mqtt *m,
 			(long long)((int64_t)v - was), (unsigned long long)v);
 }
 
+/*
+ * A device's reply to one of fleetd's diag requests: to the relay
+ * (diag.h), which matches it by its correlation data and ignores what
+ * matches nothing.  Replies meant for another requester are not ours.
+ */
+static void on_diag_reply(struct srv_mqtt *m, const char *id,
+			  const char *requester,
+			  const struct mosquitto_message *msg,
+			  const mosquitto_property *props)
+{
+	void *corr = NULL;
+	uint16_t len = 0;
+	enum srv_diag_match match;
+
+	if (!m->srv->diag || !props || !fl_streq(requester, SRV_MQTT_USER))
+		return;
+	if (!mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA,
+					    &corr, &len, false)) {
+		fl_debug("%s: diag reply without correlation data", id);
+		return;
+	}
+	match = srv_diag_reply(m->srv->diag, id, corr, len, msg->payload,
+			       (size_t)msg->payloadlen, fl_now_ms());
+	if (match != SRV_DIAG_MATCHED)
+		fl_debug("%s: diag reply matches no waiting request (%d): "
+			 "ignored",
+			 id, (int)match);
+	free(corr);
+}
+
 void srv_mqtt_on_message(struct srv_mqtt *m,
-			 const struct mosquitto_message *msg)
+			 const struct mosquitto_message *msg,
+			 const mosquitto_property *props)
 {
 	char id[FL_ID_MAX + 1];
 	enum fl_topic_kind kind;
+	const char *sub = NULL;
 
 	if (strcmp(msg->topic, SRV_BROKER_DROPPED_TOPIC) == 0) {
 		on_broker_dropped(m, msg);
 		return;
 	}
-	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, NULL, NULL) ||
+	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, &sub, NULL) ||
 	    fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (!within_budget(m, id))
 		return;
 	if (msg->payloadlen <= 0) /* a cleared retained message */
 		return;
+	if (kind == FL_TOPIC_DIAG_RESP) {
+		on_diag_reply(m, id, sub, msg, props);
+		return;
+	}
 	for (size_t i = 0; i < FL_ARRAY_SIZE(kinds); i++)
 		if (kind == kinds[i].kind &&
 		    !srv_ingest_push(m->ingest, kinds[i].ingest, id,
@@ -199,7 +237,7 @@ static void on_message(struct mosquitto *mosq, void *obj,
 		       const struct mosquitto_message *msg,
 		       const mosquitto_property *props)
 {
-	srv_mqtt_on_message(obj, msg);
+	srv_mqtt_on_message(obj, msg, props);
 }
 
 /* After the commit: tell the device its final event is stored, so it
@@ -281,6 +319,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	mosquitto_subscribe_multiple(mosq, &m->sub_mid,
 				     (int)FL_ARRAY_SIZE(m->subs), m->subs, 1, 0,
 				     NULL);
+	mosquitto_subscribe_v5(mosq, NULL, m->diag_sub, 1, 0, NULL);
 	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
@@ -468,6 +507,10 @@ static int make_topics(struct srv_mqtt *m, const char *prefix,
 		rc = fl_topic_all(prefix, &m->all, err);
 	for (size_t i = 0; !rc && i < FL_ARRAY_SIZE(kinds); i++)
 		rc = fl_topic_filter(prefix, kinds[i].kind, &m->subs[i], err);
+	if (!rc)
+		m->diag_sub = fl_xasprintf(
+		    "%s/+/%s/%s", prefix,
+		    fl_topic_info(FL_TOPIC_DIAG_RESP)->leaf, SRV_MQTT_USER);
 	return rc;
 }
 
@@ -475,6 +518,7 @@ static void free_topics(struct srv_mqtt *m)
 {
 	free(m->presence);
 	free(m->all);
+	free(m->diag_sub);
 	for (size_t i = 0; i < FL_ARRAY_SIZE(m->subs); i++)
 		free(m->subs[i]);
 }
@@ -707,6 +751,44 @@ int srv_mqtt_send_cmd(struct srv_mqtt *m, const char *device, const char *type,
 			       "[mqtt] url)");
 	srv_mqtt_new_cmd_id(ret_id);
 	return srv_mqtt_send_cmd_id(m, device, type, args, ret_id, err);
+}
+
+int srv_mqtt_diag_send(struct srv_mqtt *m, const char *device,
+		       const unsigned char *corr, size_t corr_len,
+		       const char *payload, uint32_t expiry_s,
+		       struct fl_error *err)
+{
+	mosquitto_property *props = NULL;
+	char *topic = NULL, *resp = NULL;
+	int rc;
+
+	rc = fl_topic_build(m->prefix, device, FL_TOPIC_DIAG_REQ, NULL, &topic,
+			    err);
+	if (!rc)
+		rc = fl_topic_build(m->prefix, device, FL_TOPIC_DIAG_RESP,
+				    SRV_MQTT_USER, &resp, err);
+	if (rc)
+		goto out;
+	mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, resp);
+	mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr,
+				      (uint16_t)corr_len);
+	mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
+				     expiry_s);
+	rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(payload),
+				  payload, 1, false, props);
+	/* offline, libmosquitto queues it for the reconnect; its expiry
+	 * keeps a late delivery from running a stale request */
+	if (rc == MOSQ_ERR_NO_CONN)
+		rc = MOSQ_ERR_SUCCESS;
+	rc = rc == MOSQ_ERR_SUCCESS
+		 ? 0
+		 : fl_fail(err, FL_EUNREACH, "publish to %s: %s", topic,
+			   mosquitto_strerror(rc));
+out:
+	mosquitto_property_free_all(&props);
+	free(topic);
+	free(resp);
+	return rc;
 }
 
 /* Publish {"commands": @cmds} to the plugin; takes @cmds. */

@@ -3,6 +3,7 @@
 #define SRV_MQTT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -63,6 +64,18 @@ void srv_mqtt_new_cmd_id(char ret_id[40]);
 int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 			 const char *type, json_t *args, const char *id,
 			 struct fl_error *err);
+
+/*
+ * Publish the diag request @payload to PREFIX/@device/diag/req with QoS
+ * 1, Response Topic PREFIX/@device/diag/resp/fleetd, Correlation Data
+ * @corr and a Message Expiry of @expiry_s (docs/protocol.md
+ * "Diagnostics").  FL_EINVAL for a bad id, FL_EUNREACH when the client
+ * refuses it.
+ */
+int srv_mqtt_diag_send(struct srv_mqtt *m, const char *device,
+		       const unsigned char *corr, size_t corr_len,
+		       const char *payload, uint32_t expiry_s,
+		       struct fl_error *err);
 
 /* Send dynamic-security commands for broker client @username:
  * e.g. {"createClient", "enableClient"}; errors of individual commands

@@ -26,10 +26,13 @@ int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err);
 /*
  * What fleetd does with a message from the broker (the client's message
  * callback): the broker's own counters, or a device's presence, status
- * or event checked (topic, budget) and queued for the writer.
+ * or event checked (topic, budget) and queued for the writer, or its
+ * reply to a diag request handed to the relay (needs the correlation
+ * data in @props; NULL: none).
  */
 void srv_mqtt_on_message(struct srv_mqtt *m,
-			 const struct mosquitto_message *msg);
+			 const struct mosquitto_message *msg,
+			 const mosquitto_property *props);
 
 /* Wait up to @ms until every queued message is stored (srv_ingest_drain). */
 bool srv_mqtt_drain(struct srv_mqtt *m, int ms);

@@ -3,14 +3,24 @@
 
 #include "api.h"
 
-#define R(method, pattern, roles, fn) {method, pattern, roles, fn, 0, NULL}
-#define PUBLIC(method, pattern, fn) {method, pattern, 0, fn, SRV_PUBLIC, NULL}
+#define R(method, pattern, roles, fn)                                       \
+	{method, pattern, roles, fn, 0, NULL, NULL}
+#define PUBLIC(method, pattern, fn)                                        \
+	{method, pattern, 0, fn, SRV_PUBLIC, NULL, NULL}
 #define UPLOAD(method, pattern, roles, fn, body)                           \
-	{method, pattern, roles, fn, 0, body}
+	{method, pattern, roles, fn, 0, body, NULL}
+/* audited even as a GET */
+#define AUDITED(method, pattern, roles, fn)                                \
+	{method, pattern, roles, fn, SRV_AUDIT, NULL, NULL}
+/* an upload with its own size cap */
+#define UPLOAD_CAP(method, pattern, roles, fn, body, max)                  \
+	{method, pattern, roles, fn, 0, body, max}
 
 /* Who may read device and bundle data. */
 #define READERS SRV_ROLES_READ
 #define DEVICE SRV_ROLE_DEVICE
+/* Who may run diagnostics on devices (issue 12). */
+#define DIAG (SRV_ROLES_OPS | SRV_ROLE_TECHNICIAN)
 
 /*
  * Every endpoint fleetd serves, with the roles allowed to call it.
@@ -44,6 +54,17 @@ const struct srv_route srv_routes[] = {
 	  api_device_decommission),
 	R("POST", "/api/v1/devices/:id/rollback", SRV_ROLES_OPS,
 	  api_device_rollback),
+	/* diagnostics: relayed over MQTT, support bundles uploaded by the
+	 * device itself */
+	R("POST", "/api/v1/diag", DIAG, api_diag_fanout),
+	R("POST", "/api/v1/devices/:id/diag", DIAG, api_diag_device),
+	R("POST", "/api/v1/devices/:id/diag-bundle", DIAG,
+	  api_diag_bundle_request),
+	AUDITED("GET", "/api/v1/devices/:id/diag-bundles/:upload", DIAG,
+		api_diag_bundle_get),
+	UPLOAD_CAP("PUT", "/api/v1/devices/:id/diag-bundles/:upload", DEVICE,
+		   api_diag_bundle_put, api_diag_bundle_body,
+		   api_diag_bundle_max),
 	/* updates and jobs */
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),
@@ -73,5 +94,5 @@ const struct srv_route srv_routes[] = {
 	R("GET", "/api/v1/roots", SRV_ROLES_ALL | DEVICE, api_root_list),
 	R("GET", "/api/v1/roots/:version", SRV_ROLES_ALL | DEVICE,
 	  api_root_get),
-	{NULL, NULL, 0, NULL, 0, NULL},
+	{NULL, NULL, 0, NULL, 0, NULL, NULL},
 };

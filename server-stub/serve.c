@@ -7,6 +7,8 @@
 
 #include "broker.h"
 #include "ca.h"
+#include "diag_bundles.h"
+#include "diag_svc.h"
 #include "fsutil.h"
 #include "httpd.h"
 #include "jobs.h"
@@ -71,6 +73,7 @@ static void loop(struct srv *srv)
 			srv_broker_save(srv->broker);
 		srv_jobs_expire_tick(srv);
 		srv_rollouts_tick(srv, time(NULL));
+		srv_diag_bundles_tick(srv->bundles, fl_now_ms());
 		if (fl_now_ms() - last_crl > CRL_REPUBLISH_S * 1000LL) {
 			republish_crl(srv);
 			last_crl = fl_now_ms();
@@ -118,6 +121,9 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	}
 	if (!rc && o->with_broker)
 		rc = start_broker(srv, o, err);
+	/* before the MQTT client: its session may hold replies already */
+	if (!rc)
+		rc = srv_diag_svc_start(srv, err);
 	if (!rc && srv->cfg.mqtt_url)
 		rc = srv_mqtt_start(srv, srv->cfg.mqtt_url, &srv->mqtt, err);
 	if (!rc && srv->broker)
@@ -134,9 +140,13 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 		free(line);
 		loop(srv);
 	}
+	/* waiting diag requests are answered first: MHD cannot stop with
+	 * a suspended connection */
+	srv_diag_svc_stop(srv);
 	srv_http_stop(srv);
 	srv_mqtt_stop(srv->mqtt);
 	srv->mqtt = NULL;
+	srv_diag_svc_free(srv);
 	srv_broker_stop(srv->broker);
 	srv->broker = NULL;
 	fl_lock_release(lock_fd);

@@ -7,6 +7,7 @@
 #include "ca.h"
 #include "config.h"
 #include "devlimit.h"
+#include "diag.h"
 #include "fsutil.h"
 #include "ingest.h"
 #include "proto.h"
@@ -14,28 +15,19 @@
 #include "util.h"
 
 static const struct fl_ini_key conf_keys[] = {
-    {"server", "public_url"},
-    {"ca", "device_lifetime"},
-    {"mqtt", "url"},
-    {"broker", "listen"},
-    {"broker", "mosquitto"},
-    {"bundles", "max_size"},
-    {"ca", "reenroll_per_hour"},
-    {"ca", "reenroll_max_revoked"},
-    {"jobs", "expire"},
-    {"mqtt", "device_rate"},
-    {"mqtt", "device_burst"},
-    {"mqtt", "device_mute"},
-    {"mqtt", "ingest_queue"},
-    {"mqtt", "ingest_batch"},
-    {"mqtt", "topic_prefix"},
-    {"http", "max_connections"},
-    {"http", "max_connections_per_ip"},
-    {"http", "header_timeout"},
-    {"http", "request_timeout"},
-    {"http", "upload_timeout"},
-    {"http", "idle_timeout"},
-    {NULL, NULL},
+	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
+	{"broker", "listen"},     {"broker", "mosquitto"},
+	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
+	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
+	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
+	{"mqtt", "device_mute"}, {"mqtt", "ingest_queue"},
+	{"mqtt", "ingest_batch"}, {"mqtt", "topic_prefix"},
+	{"http", "max_connections"},
+	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
+	{"http", "request_timeout"}, {"http", "upload_timeout"},
+	{"http", "idle_timeout"}, {"diag", "max_pending"},
+	{"diag", "max_pending_per_caller"}, {"diag", "bundle_max"},
+	{NULL, NULL},
 };
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
@@ -152,6 +144,28 @@ static int load_http_limits(const struct fl_ini *ini, struct srv_http_limits *l,
 	return rc;
 }
 
+/* [diag]: the diag relay's bounds (fleetd(8) LIMITS). */
+static int load_diag_limits(const struct fl_ini *ini, struct srv_diag_config *d,
+			    struct fl_error *err)
+{
+	int rc = fl_ini_get_uint(ini, "diag", "max_pending", 100000,
+				 SRV_DIAG_MAX_CALLS, &d->max_pending, err);
+
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "diag", "max_pending_per_caller",
+				     100000, SRV_DIAG_MAX_PER_CALLER,
+				     &d->max_per_caller, err);
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "diag", "bundle_max", 1ULL << 30,
+				     SRV_DIAG_BUNDLE_MAX, &d->bundle_max, err);
+	if (!rc && (!d->max_pending || !d->max_per_caller ||
+		    d->max_per_caller > d->max_pending || !d->bundle_max))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[diag] max_pending, bundle_max must be at least "
+			     "1 and max_pending_per_caller 1..max_pending");
+	return rc;
+}
+
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
 static int load_config(struct srv *srv, struct fl_error *err)
 {
@@ -186,6 +200,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = load_mqtt_limits(srv, ini, err);
 	if (!rc)
 		rc = load_http_limits(ini, &srv->cfg.http, err);
+	if (!rc)
+		rc = load_diag_limits(ini, &srv->cfg.diag, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.topic_prefix =

@@ -36,6 +36,11 @@ struct srv_config {
 		int64_t upload_timeout;	 /* s for an upload request: 3600 */
 		int64_t idle_timeout;	 /* s without traffic: 60 */
 	} http;
+	struct srv_diag_config { /* [diag]: the relay's bounds (diag.h) */
+		uint64_t max_pending;	 /* diag calls waiting at once */
+		uint64_t max_per_caller; /* of them, one caller's */
+		uint64_t bundle_max;	 /* bytes of a support bundle */
+	} diag;
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */
@@ -52,7 +57,9 @@ struct srv {
 	struct srv_store *store;
 	struct srv_ca *ca;
 	struct srv_broker *broker; /* local mosquitto, with --with-broker */
-	struct srv_mqtt *mqtt;	   /* fleetd's MQTT client */
+	struct srv_mqtt *mqtt;     /* fleetd's MQTT client */
+	struct srv_diag *diag;	   /* the diag relay, while serving */
+	struct srv_diag_bundles *bundles; /* support bundles, while serving */
 	struct MHD_Daemon *mhd;
 	struct srv_http *http; /* connection deadlines, audit limits */
 	char *https_url;       /* "https://127.0.0.1:8443" once listening */

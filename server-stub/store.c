@@ -141,9 +141,10 @@ int srv_store_device_by_cert(struct srv_store *s, const char *sha256,
 
 int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
 		    const char *path, int status, const char *remote,
-		    struct fl_error *err)
+		    const char *detail, struct fl_error *err)
 {
-	return s->ops->audit(s->be, actor, method, path, status, remote, err);
+	return s->ops->audit(s->be, actor, method, path, status, remote,
+			     detail, err);
 }
 
 int srv_store_audit_list(struct srv_store *s, int limit,

@@ -142,16 +142,20 @@ struct srv_cert_holder {
 int srv_store_device_by_cert(struct srv_store *s, const char *sha256,
 			     struct srv_cert_holder *ret, struct fl_error *err);
 
-/* One audit row for a mutating request. */
+/* One audit row for a mutating request; @detail (NULL: none) is what
+ * the request did beyond its method and path, as JSON text (the diag
+ * calls: device or target, check, arguments). */
 int srv_store_audit(struct srv_store *s, const char *actor,
 		    const char *method, const char *path, int status,
-		    const char *remote, struct fl_error *err);
+		    const char *remote, const char *detail,
+		    struct fl_error *err);
 
 struct srv_audit_row {
 	int64_t id, time;
 	char *actor, *method, *path;
 	int status;
 	char *remote; /* NULL: unknown */
+	char *detail; /* NULL: none */
 };
 
 struct srv_audit_list {

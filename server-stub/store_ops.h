@@ -37,7 +37,8 @@ struct srv_store_ops {
 			      struct fl_error *err);
 	int (*audit)(struct srv_store_be *s, const char *actor,
 		     const char *method, const char *path, int status,
-		     const char *remote, struct fl_error *err);
+		     const char *remote, const char *detail,
+		     struct fl_error *err);
 	int (*audit_list)(struct srv_store_be *s, int limit,
 			  struct srv_audit_list *ret, struct fl_error *err);
 	int (*device_enroll)(struct srv_store_be *s, const char *id,

@@ -91,6 +91,7 @@ void srv_audit_row_free(struct srv_audit_row *a)
 	free(a->method);
 	free(a->path);
 	free(a->remote);
+	free(a->detail);
 	memset(a, 0, sizeof(*a));
 }
 

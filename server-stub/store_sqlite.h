@@ -150,7 +150,7 @@ int sq_device_principal(struct srv_store_be *s, const char *serial,
 			const char *device, struct fl_error *err);
 int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
 	     const char *path, int status, const char *remote,
-	     struct fl_error *err);
+	     const char *detail, struct fl_error *err);
 int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret,
 		  struct fl_error *err);
 int sq_device_enroll(struct srv_store_be *s, const char *id, const char *group,

@@ -11,16 +11,14 @@
 
 int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
 	     const char *path, int status, const char *remote,
-	     struct fl_error *err)
+	     const char *detail, struct fl_error *err)
 {
-	int rc;
-
-	rc = db_lrun(
-	    s, NULL, err,
-	    "INSERT INTO audit (ts, actor, method, path, status, remote)"
-	    " VALUES (?, ?, ?, ?, ?, ?)",
-	    "isssds", (int64_t)time(NULL), actor, method, path, status, remote);
-	return rc;
+	return db_lrun(s, NULL, err,
+		       "INSERT INTO audit"
+		       " (ts, actor, method, path, status, remote, detail)"
+		       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+		       "isssdss", (int64_t)time(NULL), actor, method, path,
+		       status, remote, detail);
 }
 
 int db_audit(struct srv_store_be *s, const char *actor, const char *method,
@@ -43,6 +41,7 @@ static int audit_row(sqlite3_stmt *st, void *ctx)
 	a->path = db_col_str(st, 4);
 	a->status = (int)db_col_int(st, 5);
 	a->remote = db_col_str(st, 6);
+	a->detail = db_col_str(st, 7);
 	return 0;
 }
 
@@ -52,9 +51,10 @@ int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret,
 	struct srv_audit_list l = {0};
 	int rc;
 
-	rc = db_lquery_rows(s, audit_row, &l, err,
-			    "SELECT id, ts, actor, method, path, status, remote"
-			    " FROM audit ORDER BY id DESC LIMIT ?",
-			    "d", limit);
+	rc =
+	    db_lquery_rows(s, audit_row, &l, err,
+			   "SELECT id, ts, actor, method, path, status, remote,"
+			   " detail FROM audit ORDER BY id DESC LIMIT ?",
+			   "d", limit);
 	return DB_GIVE(rc, l, ret, srv_audit_list_free);
 }

@@ -267,6 +267,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE certs ADD COLUMN sha256 TEXT;"
 	"CREATE UNIQUE INDEX certs_sha256 ON certs(sha256)"
 	" WHERE sha256 IS NOT NULL;",
+	/* 12: what an audited request did beyond method and path, JSON
+	 * (issue 12: a diag call's device or target, check, arguments) */
+	"ALTER TABLE audit ADD COLUMN detail TEXT;",
 };
 
 static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)

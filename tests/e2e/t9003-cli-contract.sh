@@ -56,6 +56,21 @@ done
 check "decommission gone" fleetctl -q devices decommission gone
 DEV_STATES=$(fleetctl -o json devices list --all | jq -r '[.[] | "\(.id):\(.state // "?"):\(.online)"] | join(" ")')
 log "devices: $DEV_STATES"
+# diag-1 answers diag requests (tests/tools/diag-responder, with its
+# provisioned identity) and uploads support bundles
+check "provision diag-1" fleetctl -q provision diag-1 --out "$T/diag-1.tar.gz"
+mkdir -p "$T/dr" "$T/drdev" "$T/drsrc"
+tar -xzf "$T/diag-1.tar.gz" -C "$T/dr"
+cp "$T/dr/diag-1/cert.pem" "$T/drdev/diag-1.pem"
+cp "$T/dr/diag-1/key.pem" "$T/drdev/diag-1.key"
+echo log >"$T/drsrc/agent.log"
+tar -czf "$T/drsrc.tar.gz" -C "$T/drsrc" agent.log
+diag-responder --host "$MQTT_HOST" --port "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
+	--dir "$T/drdev" --server "$FLEET_URL" --bundle "$T/drsrc.tar.gz" diag-1 \
+	>"$T/dr.log" 2>&1 &
+track $!
+check "label diag-1 diag=yes" fleetctl -q devices label diag-1 diag=yes
+check_exit 0 "diag-1 comes online" wait_until 20 dev_online diag-1
 
 # --- one case per command: case_<path with _> MODE ------------------------------
 n=0
@@ -199,6 +214,12 @@ case_rollout_watch() {
 	run "$1" 0 data rollout watch "ro-w-$1" --timeout $((120 * WAIT_SCALE))s --interval 1s
 	run "$1" 0 data rollback "ro-w-$1" --wait --timeout $((120 * WAIT_SCALE))s
 }
+case_diag() {
+	run "$1" 0 data diag diag-1 ping
+	run "$1" 0 data diag --label diag=yes ping
+	run "$1" 7 data diag off-1 ping
+}
+case_diag_bundle() { run "$1" 0 action diag bundle diag-1 --out "$T/diag-$1.tar.gz"; }
 case_rotate() {
 	run "$1" 0 data rotate off-1
 	run "$1" 0 data rotate --group g1 --wait --timeout $((60 * WAIT_SCALE))s

@@ -64,7 +64,7 @@ static void deliver(const struct fuzz_part *p)
 		msg.payload = (void *)(nl + 1);
 		msg.payloadlen = (int)(len - (size_t)(nl + 1 - text));
 		msg.qos = 1;
-		srv_mqtt_on_message(fs.srv->mqtt, &msg);
+		srv_mqtt_on_message(fs.srv->mqtt, &msg, NULL);
 	}
 	free(text);
 }

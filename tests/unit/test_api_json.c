@@ -130,7 +130,7 @@ static void test_lists(void **state)
 	same(api_audit_json(&al),
 	     "[{\"id\":7,\"time\":\"" T0S "\",\"actor\":\"token:t1\","
 	     "\"method\":\"POST\",\"path\":\"/api/v1/tokens\",\"status\":201,"
-	     "\"remote\":null}]");
+	     "\"remote\":null,\"detail\":null}]");
 	same(api_roots_json(&rl),
 	     "[{\"version\":2,\"expires\":\"" T0S "\",\"added\":\"" T0S
 	     "\",\"added_by\":null}]");

@@ -238,6 +238,11 @@ static void test_http_round_trip(void **state)
 	assert_int_equal(fl_err_from_http(429, "too_many_requests"), FL_ERR);
 	assert_int_equal(fl_err_from_http(429, NULL), FL_ERR);
 	assert_int_equal(fl_err_from_http(504, NULL), FL_ETIMEOUT);
+	/* a diag request to an offline device ends like a timeout; a
+	 * plain 409 stays a conflict, and fleetd's own 409 says conflict */
+	assert_int_equal(fl_err_from_http(409, "offline"), FL_ETIMEOUT);
+	assert_int_equal(fl_err_from_http(409, NULL), FL_ECONFLICT);
+	assert_int_equal(fl_err_from_http(409, "conflict"), FL_ECONFLICT);
 	assert_int_equal(fl_err_from_http(413, NULL), FL_ELIMIT);
 	assert_int_equal(fl_err_from_http(0, NULL), FL_ERR);
 }

@@ -6,6 +6,7 @@
  * unreachable servers, timeouts and streamed uploads.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -209,6 +210,9 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *c,
 		return reply(c, 200, "text/plain", "hello, not json");
 	if (strcmp(url, "/scalar") == 0)
 		return reply(c, 200, "application/json", "42");
+	if (strcmp(url, "/pending") == 0)
+		return reply(c, 202, "application/json",
+			     "{\"state\":\"pending\"}");
 	if (strcmp(url, "/big") == 0) {
 		size_t len;
 		char *b = big_body(&len);
@@ -870,6 +874,55 @@ static void test_upload_errors(void **state)
 	fl_http_free(h);
 }
 
+/* The body of @path fetched into a fresh file: its text, or NULL. */
+static char *get_file(struct fl_http *h, const char *dir, const char *path,
+		      uint64_t max, long *ret_status, int *ret_rc)
+{
+	char *file = fl_path_join(dir, "got"), *text = NULL;
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	*ret_rc = fl_http_get_file(h, path, fd, max, ret_status, NULL);
+	close(fd);
+	assert_int_equal(fl_read_file(file, 1 << 20, &text, NULL, NULL), 0);
+	unlink(file);
+	free(file);
+	return text;
+}
+
+/* A 200's body goes to the file, whole and capped; a 202's does not;
+ * errors map as for JSON calls. */
+static void test_get_file(void **state)
+{
+	struct fixture *f = *state;
+	struct fl_http *h = client(f->main.url, f->ca_file, TOKEN, 0, 0);
+	size_t len;
+	char *expect = big_body(&len), *got;
+	long status = 0;
+	int rc;
+
+	got = get_file(h, f->dir, "/big", len, &status, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(status, 200);
+	assert_string_equal(got, expect);
+	free(got);
+	got = get_file(h, f->dir, "/big", len - 1, &status, &rc);
+	assert_int_equal(rc, FL_ELIMIT);
+	free(got);
+	status = 0;
+	got = get_file(h, f->dir, "/pending", len, &status, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(status, 202);
+	assert_string_equal(got, "");
+	free(got);
+	got = get_file(h, f->dir, "/notfound", len, &status, &rc);
+	assert_int_equal(rc, FL_ENOTFOUND);
+	assert_string_equal(got, "");
+	free(got);
+	free(expect);
+	fl_http_free(h);
+}
+
 static void test_new_refuses(void **state)
 {
 	struct fixture *f = *state;
@@ -916,6 +969,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_upload),
 		cmocka_unit_test(test_upload_errors),
+		cmocka_unit_test(test_get_file),
 		cmocka_unit_test(test_new_refuses),
 	};
 

@@ -434,6 +434,8 @@ static void test_audit(void **state)
 		assert_int_equal(srv_store_audit(f->s, "alice", "POST", path,
 						 200 + n,
 						 n == 3 ? NULL : "127.0.0.1",
+						 n == 5 ? "{\"check\":\"ping\"}"
+							: NULL,
 						 &err),
 				 0);
 	}
@@ -462,6 +464,13 @@ static void test_audit(void **state)
 	assert_string_equal(json_string_value(json_object_get(
 				    json_array_get(list, 0), "remote")),
 			    "127.0.0.1");
+	/* the detail comes back as JSON, null where there is none */
+	assert_string_equal(
+	    json_string_value(json_object_get(
+		json_object_get(json_array_get(list, 0), "detail"), "check")),
+	    "ping");
+	assert_true(
+	    json_is_null(json_object_get(json_array_get(list, 1), "detail")));
 	json_decref(list);
 
 	assert_int_equal(audit_list(f->s, 100, &list, &err), 0);
@@ -484,7 +493,7 @@ static void test_audit_time(void **state)
 	const char *when;
 
 	assert_int_equal(srv_store_audit(f->s, "a", "DELETE", "/x", 204, NULL,
-					 NULL),
+					 NULL, NULL),
 			 0);
 	after = time(NULL);
 	assert_int_equal(audit_list(f->s, 1, &list, NULL), 0);
@@ -507,7 +516,7 @@ static void *audit_worker(void *arg)
 
 	for (int i = 0; i < 50; i++)
 		if (srv_store_audit(w->s, "thread", "POST", "/p", w->id, NULL,
-				    NULL))
+				    NULL, NULL))
 			w->failures++;
 	return NULL;
 }
@@ -839,8 +848,9 @@ static void test_migrate_pending(void **state)
 		 " not_after INTEGER NOT NULL, issued INTEGER NOT NULL,"
 		 " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
 	    NULL, 0);
-	/* later migrations touch jobs too */
+	/* later migrations touch jobs and the audit log too */
 	sql(old, JOBS_V4 ")", NULL, 0);
+	sql(old, "CREATE TABLE audit (id INTEGER PRIMARY KEY)", NULL, 0);
 	sql(old, "CREATE TABLE job_events (job TEXT, seq INTEGER)", NULL, 0);
 	sql(old, "CREATE INDEX job_events_job ON job_events(job, seq)", NULL, 0);
 	sql(old, "INSERT INTO certs (serial, device, not_before, not_after,"
@@ -883,7 +893,8 @@ static void test_migrate_rotate_type(void **state)
 
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
 	srv_store_close(s);
-	/* back to version 8: what migrations 9, 10 and 11 made goes */
+	/* back to version 8: what migrations 9 to 12 made goes */
+	sql(old, "ALTER TABLE audit DROP COLUMN detail", NULL, 0);
 	for (size_t i = 0; i < FL_ARRAY_SIZE(v10_tables); i++) {
 		char *drop = fl_xasprintf("DROP TABLE %s", v10_tables[i]);
 
@@ -903,7 +914,7 @@ static void test_migrate_rotate_type(void **state)
 	sql(old, "ALTER TABLE certs DROP COLUMN sha256", NULL, 0);
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	assert_int_equal(srv_store_schema_version(s), 11);
+	assert_int_equal(srv_store_schema_version(s), 12);
 	sql(old, "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
 		 " || ',' || type || ',' || state || ',' || final || ',' ||"
 		 " stage || ',' || reason || ',' || expires || ',' || seq AS x"

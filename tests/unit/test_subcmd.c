@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -42,8 +44,22 @@ static const struct fl_cmd sub[] = {
 	END,
 };
 
+static int fn_other(int argc, char **argv, void *ctx)
+{
+	calls += 100;
+	return 0;
+}
+
+/* "h X" runs h itself, "h x" its subcommand (like "diag ID CHECK" and
+ * "diag bundle ID") */
+static const struct fl_cmd hsub[] = {
+	{"x", fn_other, 0, "h x", "the verb", "--y", NULL},
+	END,
+};
+
 static const struct fl_cmd good[] = {
 	{"a", fn_count, 0, "a", "first", "", NULL},
+	{"h", fn_count, 0, "h ARG | h x", "both", "--z", hsub},
 	{"t", NULL, 0, "t add|del", "nested", NULL, sub},
 	{"z", fn_count, FL_CMD_HIDDEN, "z", "hidden", "--q", NULL},
 	END,
@@ -147,6 +163,36 @@ static void test_dispatch(void **state)
 	assert_int_equal(run(1, "z"), 0); /* hidden still runs */
 }
 
+/* A command with a function and subcommands: its verbs go down, any
+ * other first argument (or none) runs the command itself. */
+static void test_hybrid(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	calls = 0;
+	assert_int_equal(run(2, "h", "x"), 0);
+	assert_int_equal(calls, 100);
+	assert_int_equal(run(3, "h", "gw-1", "ping"), 0);
+	assert_int_equal(calls, 101);
+	assert_string_equal(last_arg, "gw-1");
+	assert_int_equal(run(1, "h"), 0);
+	assert_int_equal(calls, 102);
+	/* "--" lets an argument named like a verb through */
+	assert_int_equal(run(3, "h", "--", "x"), 0);
+	assert_int_equal(calls, 103);
+	assert_int_equal(run(2, "h", "--help"), 0);
+	assert_int_equal(run(3, "h", "x", "--help"), 0);
+	assert_int_equal(calls, 103);
+	/* both are listed, each with its options */
+	f = open_memstream(&text, &len);
+	assert_int_equal(fl_cmd_list(good, f, NULL), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "\nh --z\nh x --y\n"));
+	free(text);
+}
+
 static void test_usage_error(void **state)
 {
 	assert_int_equal(fl_cmd_usage(&prog, "bad %s", "x"), FL_EUSAGE);
@@ -158,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_fleetctl_tables),
 		cmocka_unit_test(test_broken_tables),
 		cmocka_unit_test(test_dispatch),
+		cmocka_unit_test(test_hybrid),
 		cmocka_unit_test(test_usage_error),
 	};
 
