@@ -3,7 +3,7 @@
 
 #include "api.h"
 #include "api_json.h"
-#include "diag.h"
+#include "diag_relay.h"
 #include "mqtt.h"
 #include "util.h"
 

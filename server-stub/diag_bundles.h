@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diag.h"
+#include "diag_relay.h"
 #include "err.h"
 
 #define SRV_DIAG_BUNDLE_KEEP_S 3600

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "diag.h"
+#include "diag_relay.h"
 #include "err.h"
 #include "srv.h"
 

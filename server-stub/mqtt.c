@@ -19,7 +19,7 @@
 #include "broker.h"
 #include "ca.h"
 #include "devlimit.h"
-#include "diag.h"
+#include "diag_relay.h"
 #include "dynsec.h"
 #include "ingest.h"
 #include "json.h"

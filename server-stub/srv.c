@@ -7,7 +7,7 @@
 #include "ca.h"
 #include "config.h"
 #include "devlimit.h"
-#include "diag.h"
+#include "diag_relay.h"
 #include "fsutil.h"
 #include "ingest.h"
 #include "proto.h"

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "diag.h"
+#include "diag_relay.h"
 #include "diag_svc.h"
 #include "json.h"
 #include "util.h"

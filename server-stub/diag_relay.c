@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "diag.h"
+#include "diag_relay.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
