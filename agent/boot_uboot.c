@@ -144,6 +144,54 @@ static int start_fresh(struct uboot_ctx *ctx, const struct uboot_priv *p,
 
 static int sim_make_files(const struct uboot_priv *p, struct fl_error *err);
 
+/*
+ * The environment size of the first device line of fw_env.config
+ * ("device offset size ..."; libubootenv reads the size as hex), or 0.
+ */
+static size_t config_env_size(const char *config)
+{
+	char *text = NULL, *line, *save = NULL;
+	size_t size = 0;
+
+	if (fl_read_file(config, 64 * 1024, &text, NULL, NULL))
+		return 0;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		line += strspn(line, " \t");
+		if (*line == '#' || *line == '\0')
+			continue;
+		if (sscanf(line, "%*s %*s %zx", &size) != 1)
+			size = 0;
+		break;
+	}
+	free(text);
+	return size;
+}
+
+/*
+ * Refuse a store whose variables do not fit the environment before
+ * libubootenv sees it: its libuboot_env_store (0.3.2) returns -ENOMEM
+ * for that without freeing its image buffer (a leak per attempt, found
+ * by fuzz_bootenv).  Each variable takes name=value and a NUL; the list
+ * ends with one more NUL, after the CRC and the redundant flags byte.
+ */
+static int check_fits(struct uboot_ctx *ctx, const char *config,
+		      struct fl_error *err)
+{
+	size_t size = config_env_size(config), need = 1 + 5;
+	void *e = NULL;
+
+	while ((e = libuboot_iterator(ctx, e)))
+		need += strlen(libuboot_getname(e)) +
+			strlen(libuboot_getvalue(e)) + 2;
+	if (size && need > size)
+		return fl_fail(err, FL_ELIMIT,
+			       "the U-Boot environment of '%s' is full: its "
+			       "variables need %zu bytes of its %zu",
+			       config, need, size);
+	return 0;
+}
+
 static int uboot_store(struct agent_boot *b, const struct boot_vars *vars,
 		       bool fresh, struct fl_error *err)
 {
@@ -177,6 +225,9 @@ static int uboot_store(struct agent_boot *b, const struct boot_vars *vars,
 			goto out_ctx;
 		}
 	}
+	rc = check_fits(ctx, p->config, err);
+	if (rc)
+		goto out_ctx;
 	r = libuboot_env_store(ctx);
 	if (r < 0) {
 		rc = fl_fail(err, FL_EIO,

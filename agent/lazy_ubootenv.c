@@ -48,5 +48,11 @@ FL_LAZY_HELD(libubootenv, int, libuboot_load_file,
 FL_LAZY_HELD(libubootenv, int, libuboot_set_env,
 	     (struct uboot_ctx *ctx, const char *name, const char *value),
 	     (ctx, name, value))
+FL_LAZY_HELD(libubootenv, void *, libuboot_iterator,
+	     (struct uboot_ctx *ctx, void *next), (ctx, next))
+FL_LAZY_HELD(libubootenv, const char *, libuboot_getname, (void *entry),
+	     (entry))
+FL_LAZY_HELD(libubootenv, const char *, libuboot_getvalue, (void *entry),
+	     (entry))
 FL_LAZY_HELD(libubootenv, int, libuboot_env_store, (struct uboot_ctx *ctx),
 	     (ctx))

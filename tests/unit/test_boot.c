@@ -102,7 +102,8 @@ static void write_zeros(const char *path, size_t len)
 static void tool_get(struct fixture *fx, const char *name, char *buf,
 		     size_t cap)
 {
-	char out[4096], *line;
+	static char out[64 * 1024];
+	char *line;
 
 	buf[0] = '\0';
 	if (fx->kind == K_GRUB) {
@@ -582,6 +583,62 @@ static void test_uboot_no_default(void **state)
 	assert_tool_value(fx, "fleet_slot", "a");
 }
 
+/*
+ * An environment with no room left: the agent's store is refused with a
+ * clear error and the environment stays as it was (libubootenv 0.3.2
+ * would leak its image buffer on this path; found by fuzz_bootenv).
+ */
+static void test_uboot_full_env(void **state)
+{
+	static const char *const unfill[] = {"f00="};
+	static char out[64 * 1024];
+	char *fill[64];
+	size_t n;
+	struct fixture *fx = *state;
+	size_t size = fx->kind == K_SIM ? 0x2000 : ENV_SIZE, used = 0;
+	char *base = fl_path_join(fx->dir, "base.env"), *line;
+	char *set[] = {"fw_setenv", "-c", fx->config, "-f", base,
+		       "bootdelay", "0",  NULL};
+	char *print[] = {"fw_printenv", "-c", fx->config, NULL};
+	struct fl_error err = {0};
+
+	/* a valid environment made by the tool, then filled to the brim */
+	write_file(base, "bootcmd=boot\n", 13);
+	assert_int_equal(run(set, NULL, 0), 0);
+	assert_int_equal(run(print, out, sizeof(out)), 0);
+	for (line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+		used += strlen(line) + 1;
+	/*
+	 * name=value and a NUL each, a final NUL, CRC and flags byte; the
+	 * tool takes values of up to about 1 KiB, so fNN=<=900 x's>...
+	 */
+	used += 6;
+	for (n = 0; used < size; n++) {
+		size_t rem = size - used, v = rem - 5;
+
+		if (v > 900)
+			v = v - 900 < 5 ? 890 : 900;
+		assert_true(n < 64 && rem >= 5);
+		fill[n] = fl_xcalloc(1, v + 8);
+		snprintf(fill[n], 8, "f%02zu=", n);
+		memset(fill[n] + 4, 'x', v);
+		used += v + 5;
+	}
+	assert_int_equal(used, size);
+	tool_set(fx, (const char *const *)fill, n);
+	assert_int_equal(agent_boot_init(fx->boot, "a", 3, &err), FL_ELIMIT);
+	assert_non_null(strstr(err.msg, "is full"));
+	assert_tool_value(fx, "bootdelay", "0");
+	assert_tool_value(fx, "fleet_slot", "");
+	/* with the filler gone the same init goes through */
+	tool_set(fx, unfill, 1);
+	init_ok(fx);
+	assert_tool_value(fx, "fleet_slot", "a");
+	while (n)
+		free(fill[--n]);
+	free(base);
+}
+
 /* ---- GRUB specifics ---- */
 
 static void test_grub_tmp_and_failure(void **state)
@@ -731,6 +788,8 @@ int main(void)
 	    ONE(test_torn_write, K_SIM),
 	    ONE(test_torn_write, K_UBOOT),
 	    ONE(test_uboot_no_default, K_UBOOT),
+	    ONE(test_uboot_full_env, K_SIM),
+	    ONE(test_uboot_full_env, K_UBOOT),
 	    ONE(test_grub_tmp_and_failure, K_GRUB),
 	    ONE(test_grub_timeout, K_GRUB),
 	};
