@@ -96,6 +96,16 @@ static const char *str(const json_t *o, const char *key, size_t max)
 	return v && strlen(v) <= max ? v : NULL;
 }
 
+/*
+ * A reported state member: its string as str() takes it, "" when the
+ * device says null (it no longer knows: the store clears the column), or
+ * NULL when absent (the store keeps what it has).
+ */
+static const char *reported(const json_t *o, const char *key, size_t max)
+{
+	return json_is_null(json_object_get(o, key)) ? "" : str(o, key, max);
+}
+
 /* A non-negative integer member, or -1. */
 static int64_t int_or_none(const json_t *o, const char *key)
 {
@@ -121,9 +131,9 @@ void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
 	    .reason = str(j, "reason", 512),
 	    .from_version = str(j, "from_version", 64),
 	    .agent = str(j, "agent", 64),
-	    .firmware = str(j, "firmware", 64),
-	    .slot = str(j, "slot", 64),
-	    .health = str(j, "health", 64)};
+	    .firmware = reported(j, "firmware", 64),
+	    .slot = reported(j, "slot", 64),
+	    .health = reported(j, "health", 64)};
 }
 
 char *srv_ingest_item_json(struct srv_ingest_item *it, const json_t *j)

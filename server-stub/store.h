@@ -401,7 +401,8 @@ struct srv_ingest_fields {
 	int64_t bytes, total; /* events: -1 when absent */
 	bool online;          /* presence */
 	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
-	const char *agent, *firmware, *slot, *health; /* NULL: absent */
+	const char *agent;		      /* NULL: absent */
+	const char *firmware, *slot, *health; /* NULL: absent, "": null */
 };
 
 /* One message, already parsed and checked by its kind's rules. */
