@@ -78,8 +78,6 @@ check_exit 1 "an unknown check: exit 1, the device's error" direct alice dev-a n
 check_grep 'unknown check' "... which says so" direct alice dev-a nosuch
 check_exit 7 "a device nobody answers for: exit 7 at the timeout" \
 	direct alice --timeout 2s ghost ping
-check_exit 0 "the agent took a tech-* requester (its log has no refusal)" \
-	sh -c "! grep -q 'response topic' '$A/agent.log'"
 
 # --- the broker's acl, with mosquitto_pub/sub on the certificates ---------
 tq() { local who=$1 d; d=$T/$who/tech-$who; shift
@@ -130,10 +128,10 @@ stdbuf -oL mosquitto_sub "${ALQ[@]}" -d -q 1 -t 'fleet/+/diag/resp/tech-alice' \
 ASUB=$!
 track $ASUB
 check_exit 0 "alice holds a session" wait_until 10 grep -q 'SUBACK' "$T/alice-sub.out"
-: >"$T/alice-sub.mark"
 check "technician revoke alice" fleetctl -q technician revoke alice
 check_exit 0 "... her live session was ended" wait_until 10 \
-	grep -q 'tech-alice.*\(disconnected\|not authorised\|kicked\)' "$FLEETD_STATE/broker/mosquitto.log"
+	grep -q 'Client tech-alice been disconnected by administrative action' \
+	"$FLEETD_STATE/broker/mosquitto.log"
 kill $ASUB 2>/dev/null
 check_exit 0 "... a new connection with her certificate is refused" \
 	mq_refused "${ALQ[@]}" -q 1 -t fleet/dev-a/diag/req -m '{"check":"ping"}'
