@@ -294,12 +294,13 @@ static int connect_broker(struct mosquitto *m, const char *url,
 		mosquitto_void_option(m, MOSQ_OPT_SSL_CTX, *ssl);
 		mrc = mosquitto_connect_bind_v5(m, host, port, KEEPALIVE_S,
 						NULL, NULL);
-		if (mrc == MOSQ_ERR_TLS)
+		if (mrc == MOSQ_ERR_TLS || mrc == MOSQ_ERR_PROTOCOL ||
+		    mrc == MOSQ_ERR_CONN_LOST)
 			rc = fl_fail(err, FL_EDENIED,
 				     "the broker at %s refused the TLS "
-				     "handshake: the certificate may be "
+				     "handshake (%s): the certificate may be "
 				     "revoked",
-				     url);
+				     url, mosquitto_strerror(mrc));
 		else if (mrc)
 			rc = fl_fail(err, FL_EUNREACH,
 				     "cannot reach the broker at %s: %s", url,

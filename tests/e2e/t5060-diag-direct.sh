@@ -78,6 +78,7 @@ check_exit 1 "an unknown check: exit 1, the device's error" direct alice dev-a n
 check_grep 'unknown check' "... which says so" direct alice dev-a nosuch
 check_exit 7 "a device nobody answers for: exit 7 at the timeout" \
 	direct alice --timeout 2s ghost ping
+check_exit 8 "no broker at --broker: exit 8" direct alice --broker mqtts://127.0.0.1:1 dev-a ping
 
 # --- the broker's acl, with mosquitto_pub/sub on the certificates ---------
 tq() { local who=$1 d; d=$T/$who/tech-$who; shift
