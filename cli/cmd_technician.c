@@ -12,6 +12,7 @@
  * URL, topic prefix, expiry).
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,25 @@ static int request(struct cli_ctx *ctx, const char *name, int64_t ttl,
 	return rc;
 }
 
+/* The certificate was issued but its archive not written: the key is
+ * lost with it, so revoke it (NAME may be issued again at once). */
+static void undo(struct cli_ctx *ctx, const char *name)
+{
+	char *path = fl_xasprintf("/api/v1/technicians/%s/revoke", name);
+	struct fl_error err = {0};
+
+	if (fl_http_json(ctx->http, "POST", path, NULL, NULL, &err))
+		fprintf(stderr,
+			"fleetctl: warning: technician %s holds a certificate "
+			"nobody has (%s); revoke it with 'fleetctl technician "
+			"revoke %s'\n",
+			name, err.msg, name);
+	else
+		cli_note(ctx, "nothing kept: the certificate of %s was revoked",
+			 name);
+	free(path);
+}
+
 static int parse_issue(struct cli_ctx *ctx, int argc, char **argv, int64_t *ttl,
 		       const char **outp, bool *force)
 {
@@ -173,11 +193,7 @@ static int cmd_tech_issue(int argc, char **argv, void *arg)
 			      json_object_get(resp, "serial"), "expires",
 			      json_object_get(resp, "expires"), "file", outp));
 	} else if (resp) {
-		fprintf(stderr,
-			"fleetctl: warning: technician %s holds a certificate "
-			"nobody has; revoke it with 'fleetctl technician "
-			"revoke %s'\n",
-			name, name);
+		undo(ctx, name);
 	}
 	json_decref(resp);
 	EVP_PKEY_free(key);

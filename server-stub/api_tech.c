@@ -23,14 +23,6 @@
 
 #define CSR_FIELD_MAX (16 * 1024)
 
-/* What the audit row says besides method and path; takes @detail. */
-static void set_audit(struct srv_req *r, json_t *detail)
-{
-	free(r->audit_detail);
-	r->audit_detail = fl_json_dumps(detail);
-	json_decref(detail);
-}
-
 /* The technician's CN from the route's NAME or the body's; FL_EINVAL. */
 static int tech_cn(const char *name, char cn[FL_ID_MAX + 1],
 		   struct fl_error *err)
@@ -80,16 +72,17 @@ int api_tech_issue(struct srv_req *r)
 	     fl_json_int(body, "ttl_s", FL_TECH_TTL_MIN, FL_TECH_TTL_MAX, &ttl,
 			 &err)))
 		return srv_reply_fail(r, &err);
-	set_audit(r, json_pack("{s:s, s:I}", "technician", name, "ttl_s",
-			       (json_int_t)ttl));
+	srv_req_audit(r, json_pack("{s:s, s:I}", "technician", name, "ttl_s",
+				   (json_int_t)ttl));
 	if (srv_ca_issue_tech(r->srv->ca, csr, strlen(csr), cn, ttl, &iss,
 			      &err) ||
 	    record(r, cn, &iss, &err)) {
 		srv_issued_release(&iss);
 		return srv_reply_fail(r, &err);
 	}
-	set_audit(r, json_pack("{s:s, s:I, s:s}", "technician", name, "ttl_s",
-			       (json_int_t)ttl, "serial", iss.serial));
+	srv_req_audit(r,
+		      json_pack("{s:s, s:I, s:s}", "technician", name, "ttl_s",
+				(json_int_t)ttl, "serial", iss.serial));
 	json_object_set_new(iss.json, "name", json_string(name));
 	json_object_set_new(iss.json, "mqtt_url",
 			    r->srv->cfg.mqtt_url
@@ -163,7 +156,7 @@ int api_tech_revoke(struct srv_req *r)
 	for (size_t i = 0; i < revoked.n; i++)
 		json_array_append_new(serials, json_string(revoked.v[i]));
 	srv_strv_free(&revoked);
-	set_audit(
+	srv_req_audit(
 	    r, json_pack("{s:s, s:O}", "technician", name, "revoked", serials));
 	fl_info("technician %s revoked by %s", cn, srv_req_actor(r));
 	return srv_reply_json(

@@ -42,6 +42,13 @@ check_exit 4 "a technician token may not issue certificates" \
 check_exit 4 "... nor list them" fleetctl --token "$TECH" technician list
 
 # --- issue ----------------------------------------------------------------
+# a write that fails after fleetd issued (RLIMIT_FSIZE of 1 KiB) revokes
+small_fs() { (trap '' XFSZ; ulimit -f 1; exec "$@"); }
+check_exit 1 "an archive that cannot be written fails (exit 1)" \
+	small_fs fleetctl technician issue alice --out "$T/alice.tgz"
+cp "$T/last.out" "$T/undo.out"
+check_grep 'certificate of alice was revoked' "... and the certificate is revoked" cat "$T/undo.out"
+check_true "... no archive is left" test ! -e "$T/alice.tgz"
 check "issue alice (default ttl 8h)" fleetctl -q technician issue alice --out "$T/alice.tgz"
 check "issue bob" fleetctl -q technician issue bob --ttl 2h --out "$T/bob.tgz"
 check_grep '^600$' "the bundle is 0600" stat -c %a "$T/alice.tgz"
@@ -63,8 +70,8 @@ check "technician list -o json" sh -c "fleetctl -o json technician list >'$T/lis
 check "... bob valid, with his serial" jq -e \
 	".[] | select(.name == \"bob\") | .state == \"valid\" and .serial == \"$(openssl x509 -in "$BO/cert.pem" -noout -serial | cut -d= -f2 | tr A-F a-f | sed 's/^0*//')\"" "$T/list.json"
 audit() { api GET /api/v1/audit -H "Authorization: Bearer $ADMIN_TOKEN"; }
-check "the issue is audited with its caller and detail" sh -c \
-	"$(declare -f api audit); audit | jq -e '[.[] | select(.path == \"/api/v1/technicians\" and .status == 201 and .detail.technician == \"alice\" and .detail.ttl_s == 28800)] | length == 1'"
+check "issue and revocation are audited with caller and detail" sh -c \
+	"$(declare -f api audit); audit | jq -e '([.[] | select(.path == \"/api/v1/technicians\" and .status == 201 and .detail.technician == \"alice\" and .detail.ttl_s == 28800 and (.actor | startswith(\"token:\")))] | length == 2) and ([.[] | select(.path == \"/api/v1/technicians/alice/revoke\" and .status == 200 and (.detail.revoked | length == 1))] | length == 1)'"
 check_grep '^401$' "fleetd's HTTPS refuses a technician certificate" \
 	api GET /api/v1/roots --cert "$BO/cert.pem" --key "$BO/key.pem" -o /dev/null -w '%{http_code}\n'
 
