@@ -8,6 +8,7 @@
  * (docs/broker.md), so the request names that topic as its response
  * topic, with 16 random bytes of correlation data.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,7 @@ struct call {
 	unsigned char corr[CORR_LEN];
 	int64_t sent_ms;
 	json_t *reply;
+	bool connected; /* CONNACK came */
 	bool done;
 	int rc;
 	struct fl_error err;
@@ -234,6 +236,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 {
 	struct call *c = obj;
 
+	c->connected = true;
 	if (rc) {
 		c->done = true;
 		c->rc = fl_fail(&c->err, FL_EDENIED,
@@ -277,6 +280,29 @@ static int prepare(struct call *c, const struct tech *t, struct fl_error *err)
 	return rc;
 }
 
+/* What a libmosquitto error @mrc means here: no broker (exit 8), or a
+ * broker that refused us (TLS alert, closed connection: exit 4). */
+static int broker_error(int mrc, const char *url, bool connected,
+			struct fl_error *err)
+{
+	bool unreach =
+	    !connected &&
+	    (mrc == MOSQ_ERR_EAI || mrc == MOSQ_ERR_NO_CONN ||
+	     (mrc == MOSQ_ERR_ERRNO && errno != ECONNRESET && errno != EPIPE));
+
+	if (unreach)
+		return fl_fail(err, FL_EUNREACH,
+			       "cannot reach the broker at %s: %s", url,
+			       mosquitto_strerror(mrc));
+	return fl_fail(err, FL_EDENIED,
+		       "the broker at %s %s (%s): the certificate may be "
+		       "revoked",
+		       url, connected ? "closed the connection" : "refused us",
+		       mosquitto_strerror(mrc));
+}
+
+/* Start connecting (TCP, then TLS and CONNECT in the loop), so that
+ * --timeout bounds all of it. */
 static int connect_broker(struct mosquitto *m, const char *url,
 			  const struct tech *t, SSL_CTX **ssl,
 			  struct fl_error *err)
@@ -292,19 +318,10 @@ static int connect_broker(struct mosquitto *m, const char *url,
 				     MQTT_PROTOCOL_V5);
 		mosquitto_int_option(m, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
 		mosquitto_void_option(m, MOSQ_OPT_SSL_CTX, *ssl);
-		mrc = mosquitto_connect_bind_v5(m, host, port, KEEPALIVE_S,
-						NULL, NULL);
-		if (mrc == MOSQ_ERR_TLS || mrc == MOSQ_ERR_PROTOCOL ||
-		    mrc == MOSQ_ERR_CONN_LOST)
-			rc = fl_fail(err, FL_EDENIED,
-				     "the broker at %s refused the TLS "
-				     "handshake (%s): the certificate may be "
-				     "revoked",
-				     url, mosquitto_strerror(mrc));
-		else if (mrc)
-			rc = fl_fail(err, FL_EUNREACH,
-				     "cannot reach the broker at %s: %s", url,
-				     mosquitto_strerror(mrc));
+		mrc = mosquitto_connect_bind_async(m, host, port, KEEPALIVE_S,
+						   NULL);
+		if (mrc)
+			rc = broker_error(mrc, url, false, err);
 	}
 	free(host);
 	return rc;
@@ -320,19 +337,20 @@ static int wait_answer(struct mosquitto *m, struct call *c, const char *url,
 		int64_t left = deadline - fl_now_ms();
 		int mrc;
 
+		if (left <= 0 && !c->connected)
+			return fl_fail(err, FL_EUNREACH,
+				       "the broker at %s did not answer "
+				       "within %lld s",
+				       url, (long long)c->d->timeout_s);
 		if (left <= 0)
-			return fl_fail(
-			    err, FL_ETIMEOUT,
-			    "%s did not answer %s within %lld s (offline, "
-			    "or another prefix)",
-			    c->d->device, c->d->check,
-			    (long long)c->d->timeout_s);
+			return fl_fail(err, FL_ETIMEOUT,
+				       "%s did not answer %s within %lld s "
+				       "(offline, or another prefix)",
+				       c->d->device, c->d->check,
+				       (long long)c->d->timeout_s);
 		mrc = mosquitto_loop(m, (int)(left < 200 ? left : 200), 1);
 		if (mrc && !c->done)
-			return fl_fail(err, FL_EDENIED,
-				       "the broker at %s closed the connection "
-				       "(%s): the certificate may be revoked",
-				       url, mosquitto_strerror(mrc));
+			return broker_error(mrc, url, c->connected, err);
 	}
 	if (c->rc)
 		return fl_fail(err, c->rc, "%s", c->err.msg);

@@ -34,10 +34,10 @@ FL_LAZY(libmosquitto, int, mosquitto_int_option,
 	(struct mosquitto * m, enum mosq_opt_t o, int v), (m, o, v))
 FL_LAZY(libmosquitto, int, mosquitto_void_option,
 	(struct mosquitto * m, enum mosq_opt_t o, void *v), (m, o, v))
-FL_LAZY(libmosquitto, int, mosquitto_connect_bind_v5,
+FL_LAZY(libmosquitto, int, mosquitto_connect_bind_async,
 	(struct mosquitto * m, const char *host, int port, int keepalive,
-	 const char *bind, const mosquitto_property *p),
-	(m, host, port, keepalive, bind, p))
+	 const char *bind),
+	(m, host, port, keepalive, bind))
 FL_LAZY(libmosquitto, int, mosquitto_disconnect_v5,
 	(struct mosquitto * m, int reason, const mosquitto_property *p),
 	(m, reason, p))

@@ -86,6 +86,16 @@ check_grep 'unknown check' "... which says so" direct alice dev-a nosuch
 check_exit 7 "a device nobody answers for: exit 7 at the timeout" \
 	direct alice --timeout 2s ghost ping
 check_exit 8 "no broker at --broker: exit 8" direct alice --broker mqtts://127.0.0.1:1 dev-a ping
+# a listener that accepts and never speaks: --timeout bounds the handshake too
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); time.sleep(120)' >"$T/mute.port" &
+track $!
+wait_until 10 test -s "$T/mute.port" || fail "the mute listener starts"
+SECONDS=0
+check_exit 8 "a broker that never answers: exit 8 at --timeout" \
+	direct alice --broker "mqtts://127.0.0.1:$(cat "$T/mute.port")" --timeout 2s dev-a ping
+check_true "... after about 2 s, not a TCP timeout" test "$SECONDS" -lt $((10 * WAIT_SCALE))
 
 # --- the broker's acl, with mosquitto_pub/sub on the certificates ---------
 tq() { local who=$1 d; d=$T/$who/tech-$who; shift
