@@ -281,14 +281,18 @@ static int prepare(struct call *c, const struct tech *t, struct fl_error *err)
 }
 
 /* What a libmosquitto error @mrc means here: no broker (exit 8), or a
- * broker that refused us (TLS alert, closed connection: exit 4). */
+ * broker that refused us (exit 4: a TLS alert, which libmosquitto
+ * reports as errno EPROTO, or a closed connection). */
 static int broker_error(int mrc, const char *url, bool connected,
 			struct fl_error *err)
 {
+	int e = errno;
 	bool unreach =
 	    !connected &&
 	    (mrc == MOSQ_ERR_EAI || mrc == MOSQ_ERR_NO_CONN ||
-	     (mrc == MOSQ_ERR_ERRNO && errno != ECONNRESET && errno != EPIPE));
+	     (mrc == MOSQ_ERR_ERRNO &&
+	      (e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH ||
+	       e == ETIMEDOUT || e == EADDRNOTAVAIL)));
 
 	if (unreach)
 		return fl_fail(err, FL_EUNREACH,
