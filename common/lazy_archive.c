@@ -49,8 +49,8 @@ FL_LAZY(libarchive, void, archive_entry_set_size,
 	(struct archive_entry * e, la_int64_t n), (e, n))
 FL_LAZY(libarchive, struct archive *, archive_read_new, (void), ())
 FL_LAZY(libarchive, int, archive_read_free, (struct archive * a), (a))
-FL_LAZY(libarchive, int, archive_read_support_filter_gzip,
-	(struct archive * a), (a))
+FL_LAZY(libarchive, int, archive_read_support_filter_gzip, (struct archive * a),
+	(a))
 FL_LAZY(libarchive, int, archive_read_support_format_tar, (struct archive * a),
 	(a))
 FL_LAZY(libarchive, int, archive_read_open_filename,

@@ -5,9 +5,10 @@
 /*
  * A small .tar.gz (POSIX pax, gzip) written from entries held in
  * memory: fleetctl provision's device archive, the agent's support
- * bundle, a technician's certificate bundle (also read back).  libarchive is loaded on first use (common/lazylib.h,
- * lazy_archive.c), so no program links it.  Entries belong to root,
- * with the time they were added.
+ * bundle, a technician's certificate bundle (also read back).
+ * libarchive is loaded on first use (common/lazylib.h, lazy_archive.c),
+ * so no program links it.  Entries belong to root, with the time they
+ * were added.
  */
 #include <stddef.h>
 #include <sys/types.h>
