@@ -70,8 +70,8 @@ check "technician list -o json" sh -c "fleetctl -o json technician list >'$T/lis
 check "... bob valid, with his serial" jq -e \
 	".[] | select(.name == \"bob\") | .state == \"valid\" and .serial == \"$(openssl x509 -in "$BO/cert.pem" -noout -serial | cut -d= -f2 | tr A-F a-f | sed 's/^0*//')\"" "$T/list.json"
 audit() { api GET /api/v1/audit -H "Authorization: Bearer $ADMIN_TOKEN"; }
-check "issue and revocation are audited with caller and detail" sh -c \
-	"$(declare -f api audit); audit | jq -e '([.[] | select(.path == \"/api/v1/technicians\" and .status == 201 and .detail.technician == \"alice\" and .detail.ttl_s == 28800 and (.actor | startswith(\"token:\")))] | length == 2) and ([.[] | select(.path == \"/api/v1/technicians/alice/revoke\" and .status == 200 and (.detail.revoked | length == 1))] | length == 1)'"
+audited() { audit | jq -e '([.[] | select(.path == "/api/v1/technicians" and .status == 201 and .detail.technician == "alice" and .detail.ttl_s == 28800 and (.actor | startswith("token:")))] | length == 2) and ([.[] | select(.path == "/api/v1/technicians/alice/revoke" and .status == 200 and (.detail.revoked | length == 1))] | length == 1)'; }
+check "issue and revocation are audited with caller and detail" audited
 check_grep '^401$' "fleetd's HTTPS refuses a technician certificate" \
 	api GET /api/v1/roots --cert "$BO/cert.pem" --key "$BO/key.pem" -o /dev/null -w '%{http_code}\n'
 
@@ -79,7 +79,8 @@ check_grep '^401$' "fleetd's HTTPS refuses a technician certificate" \
 direct() { local who=$1; shift; fleetctl diag --direct --cert-bundle "$T/$who.tgz" "$@"; }
 check_grep '^  pong: yes' "direct ping (table) answers pong" direct alice dev-a ping
 check_grep '^device: +dev-a' "... naming the device" direct alice dev-a ping
-check "direct sysinfo -o json" sh -c "$(declare -f direct); direct alice -o json dev-a sysinfo >'$T/sys.json'"
+sysinfo_json() { direct alice -o json dev-a sysinfo >"$T/sys.json"; }
+check "direct sysinfo -o json" sysinfo_json
 check "... with this machine's kernel" jq -e ".ok == true and .device == \"dev-a\" and .result.kernel == \"$(uname -r)\"" "$T/sys.json"
 check_exit 1 "an unknown check: exit 1, the device's error" direct alice dev-a nosuch
 check_grep 'unknown check' "... which says so" direct alice dev-a nosuch
