@@ -65,6 +65,11 @@ const struct srv_route srv_routes[] = {
 	UPLOAD_CAP("PUT", "/api/v1/devices/:id/diag-bundles/:upload", DEVICE,
 		   api_diag_bundle_put, api_diag_bundle_body,
 		   api_diag_bundle_max),
+	/* technicians' certificates for diag --direct (issue 12) */
+	R("POST", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_issue),
+	R("GET", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_list),
+	R("POST", "/api/v1/technicians/:name/revoke", SRV_ROLES_OPS,
+	  api_tech_revoke),
 	/* updates and jobs */
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),
