@@ -163,6 +163,7 @@ extern const struct fl_cmd cli_bundle_cmds[];
 extern const struct fl_cmd cli_bundles_cmds[];
 extern const struct fl_cmd cli_jobs_cmds[];
 extern const struct fl_cmd cli_rollout_cmds[];
+extern const struct fl_cmd cli_shadow_cmds[];
 
 int cmd_version(int argc, char **argv, void *arg);
 int cmd_whoami(int argc, char **argv, void *arg);

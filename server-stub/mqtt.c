@@ -27,6 +27,7 @@
 #include "mqtt.h"
 #include "mqtt_internal.h"
 #include "proto.h"
+#include "shadow_svc.h"
 #include "srv.h"
 #include "util.h"
 #include "validate.h"
@@ -72,6 +73,7 @@ struct srv_mqtt {
 	char *all;		   /* PREFIX/#: what a muted device loses */
 	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
 	char *diag_sub; /* PREFIX/+/diag/resp/fleetd: replies to fleetd */
+	char *shadow_sub; /* PREFIX/+/shadow/reported */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -82,8 +84,9 @@ static void lib_init(void)
 }
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
-static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
-		   int qos, struct fl_error *err);
+static int publish(struct srv_mqtt *m, const char *topic,
+		   const json_t *payload, int qos, bool retain,
+		   struct fl_error *err);
 
 /* A dynsec command on the mute role for @username. */
 static json_t *role_cmd(const char *command, const char *username)
@@ -225,6 +228,11 @@ void srv_mqtt_on_message(struct srv_mqtt *m,
 		on_diag_reply(m, id, sub, msg, props);
 		return;
 	}
+	if (kind == FL_TOPIC_SHADOW_REPORTED) {
+		srv_shadow_reported(m->srv, id, msg->payload,
+				    (size_t)msg->payloadlen);
+		return;
+	}
 	for (size_t i = 0; i < FL_ARRAY_SIZE(kinds); i++)
 		if (kind == kinds[i].kind &&
 		    !srv_ingest_push(m->ingest, kinds[i].ingest, id,
@@ -257,7 +265,7 @@ static void ack(void *arg, const char *device, int64_t seq, const char *job,
 			"state", state, "ts", ts);
 	if (!fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
 			    &err)) {
-		if (publish(m, topic, cmd, 1, &err))
+		if (publish(m, topic, cmd, 1, false, &err))
 			fl_warn("confirming event %lld to %s: %s",
 				(long long)seq, device, err.msg);
 		free(topic);
@@ -320,6 +328,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 				     (int)FL_ARRAY_SIZE(m->subs), m->subs, 1, 0,
 				     NULL);
 	mosquitto_subscribe_v5(mosq, NULL, m->diag_sub, 1, 0, NULL);
+	mosquitto_subscribe_v5(mosq, NULL, m->shadow_sub, 1, 0, NULL);
 	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
@@ -511,6 +520,9 @@ static int make_topics(struct srv_mqtt *m, const char *prefix,
 		m->diag_sub = fl_xasprintf(
 		    "%s/+/%s/%s", prefix,
 		    fl_topic_info(FL_TOPIC_DIAG_RESP)->leaf, SRV_MQTT_USER);
+	if (!rc)
+		rc = fl_topic_filter(prefix, FL_TOPIC_SHADOW_REPORTED,
+				     &m->shadow_sub, err);
 	return rc;
 }
 
@@ -519,6 +531,7 @@ static void free_topics(struct srv_mqtt *m)
 	free(m->presence);
 	free(m->all);
 	free(m->diag_sub);
+	free(m->shadow_sub);
 	for (size_t i = 0; i < FL_ARRAY_SIZE(m->subs); i++)
 		free(m->subs[i]);
 }
@@ -686,14 +699,15 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
 	return 0;
 }
 
-static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
-		   int qos, struct fl_error *err)
+static int publish(struct srv_mqtt *m, const char *topic,
+		   const json_t *payload, int qos, bool retain,
+		   struct fl_error *err)
 {
 	char *text = fl_json_dumps(payload);
 	int rc;
 
 	rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(text), text,
-				  qos, false, NULL);
+				  qos, retain, NULL);
 	free(text);
 	/* offline, libmosquitto queues QoS 1/2 messages and sends them on
 	 * reconnect, yet says "no connection": that is a success for us */
@@ -735,7 +749,7 @@ int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 			args ? json_incref(args) : json_object(), "ts", ts);
 	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic, err);
 	if (!rc)
-		rc = publish(m, topic, cmd, 2, err);
+		rc = publish(m, topic, cmd, 2, false, err);
 	free(topic);
 	json_decref(cmd);
 	return rc;
@@ -797,7 +811,7 @@ static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err)
 	json_t *body = json_pack("{s:o}", "commands", cmds);
 	int rc;
 
-	rc = publish(m, DYNSEC_TOPIC, body, 1, err);
+	rc = publish(m, DYNSEC_TOPIC, body, 1, false, err);
 	json_decref(body);
 	return rc;
 }
@@ -815,4 +829,20 @@ int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands, size_t n,
 						      commands[i], "username",
 						      username));
 	return dynsec_send(m, cmds, err);
+}
+
+int srv_mqtt_shadow_desired(struct srv_mqtt *m, const char *device,
+			    const json_t *msg, struct fl_error *err)
+{
+	char *topic = NULL;
+	int rc;
+
+	if (!m)
+		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker");
+	rc = fl_topic_build(m->prefix, device, FL_TOPIC_SHADOW_DESIRED, NULL,
+			    &topic, err);
+	if (!rc)
+		rc = publish(m, topic, msg, 1, true, err);
+	free(topic);
+	return rc;
 }

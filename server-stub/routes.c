@@ -12,6 +12,9 @@
 /* audited even as a GET */
 #define AUDITED(method, pattern, roles, fn)                                \
 	{method, pattern, roles, fn, SRV_AUDIT, NULL, NULL}
+/* a JSON call with its own body cap */
+#define CAPPED(method, pattern, roles, fn, max)                            \
+	{method, pattern, roles, fn, 0, NULL, max}
 /* an upload with its own size cap */
 #define UPLOAD_CAP(method, pattern, roles, fn, body, max)                  \
 	{method, pattern, roles, fn, 0, body, max}
@@ -65,6 +68,12 @@ const struct srv_route srv_routes[] = {
 	UPLOAD_CAP("PUT", "/api/v1/devices/:id/diag-bundles/:upload", DEVICE,
 		   api_diag_bundle_put, api_diag_bundle_body,
 		   api_diag_bundle_max),
+	/* device shadows (docs/shadow.md) */
+	R("GET", "/api/v1/devices/:id/shadow", READERS, api_shadow_get),
+	CAPPED("POST", "/api/v1/devices/:id/shadow", SRV_ROLES_OPS,
+	       api_shadow_set, api_shadow_body_max),
+	CAPPED("POST", "/api/v1/shadow", SRV_ROLES_OPS, api_shadow_group,
+	       api_shadow_body_max),
 	/* updates and jobs */
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),

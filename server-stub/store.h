@@ -593,6 +593,57 @@ int srv_store_job_open(struct srv_store *s, const char *device,
 int srv_store_job_get(struct srv_store *s, const char *id,
 		      struct srv_job_row *ret, struct fl_error *err);
 
+/* --- device shadows (store_sqlite_shadow.c; rules: common/shadow.h) --- */
+
+/*
+ * A device's shadow (docs/shadow.md): the desired document operators
+ * write, with the version each key was last written at (@desired_meta,
+ * deleted keys included), and the reported one the device sends with
+ * what it refused and why.  A device without any yet has empty objects
+ * and versions 0.  The json_t members are owned references.
+ */
+struct srv_shadow_row {
+	char *device;
+	json_t *desired, *desired_meta; /* objects */
+	int64_t desired_version, desired_updated;
+	json_t *reported, *refused; /* objects; refused: key -> reason */
+	int64_t reported_version, reported_updated;
+};
+void srv_shadow_row_free(struct srv_shadow_row *r);
+
+/* The shadow of device @id; FL_ENOTFOUND when no such device. */
+int srv_store_shadow_get(struct srv_store *s, const char *id,
+			 struct srv_shadow_row *ret, struct fl_error *err);
+
+/* A write of desired keys (a patch: null deletes a key). */
+struct srv_shadow_write {
+	const json_t *patch;  /* checked with fl_shadow_check */
+	int64_t if_version;   /* the version it must find; -1: any */
+	size_t max_size;      /* bytes the merged document may have */
+};
+
+/*
+ * Merge @w->patch into @id's desired document at the next version, in
+ * one transaction: FL_ENOTFOUND for no active device @id, FL_ECONFLICT
+ * when its version is not @w->if_version, FL_ELIMIT when the merged
+ * document would be over @w->max_size; nothing changes then.  *@ret
+ * (may be NULL) gets the shadow as committed.
+ */
+int srv_store_shadow_update(struct srv_store *s, const char *id,
+			    const struct srv_shadow_write *w,
+			    struct srv_shadow_row *ret, struct fl_error *err);
+
+/*
+ * Device @id reports @state (what it runs on) and @refused (may be
+ * NULL) for desired version @version: stored, replacing the last report,
+ * unless that one was for a newer version (*@ret_stored, may be NULL,
+ * false then).  FL_ENOTFOUND for no active device @id.
+ */
+int srv_store_shadow_report(struct srv_store *s, const char *id,
+			    int64_t version, const json_t *state,
+			    const json_t *refused, bool *ret_stored,
+			    struct fl_error *err);
+
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"
 
