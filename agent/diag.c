@@ -560,6 +560,13 @@ static void on_message(struct agent_host *h, void *state, const char *leaf,
 						      : "");
 		return;
 	}
+	if (agent_host_live(h)->diag_off) {
+		answer(d, props->response_topic, props, "", DIAG_FAILED,
+		       "diagnostics are off on this device (shadow key "
+		       "'diagnostics')",
+		       0);
+		return;
+	}
 	if (window_take(&d->rate, now)) {
 		take(d, props->response_topic, props, payload, len);
 		return;
