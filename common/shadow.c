@@ -41,6 +41,37 @@ int fl_shadow_check(const json_t *doc, bool patch_nulls, struct fl_error *err)
 	return 0;
 }
 
+/* The "refused" member: an object of key -> reason (text). */
+static int check_refused(const json_t *refused, struct fl_error *err)
+{
+	const char *k;
+	json_t *v;
+
+	if (!refused)
+		return 0;
+	if (!json_is_object(refused) ||
+	    json_object_size(refused) > FL_SHADOW_KEYS_MAX)
+		return fl_fail(err, FL_EINVAL, "'refused' is not an object");
+	json_object_foreach((json_t *)refused, k, v) if (
+	    !json_is_string(
+		v)) return fl_fail(err, FL_EINVAL,
+				   "refused '%.64s': reason is no string", k);
+	return 0;
+}
+
+int fl_shadow_check_report(const json_t *report, struct fl_error *err)
+{
+	int64_t version;
+	int rc = fl_json_int(report, "version", 0, INT64_MAX, &version, err);
+
+	if (!rc)
+		rc = fl_shadow_check(json_object_get(report, "state"), false,
+				     err);
+	if (!rc)
+		rc = check_refused(json_object_get(report, "refused"), err);
+	return rc;
+}
+
 size_t fl_shadow_merge(json_t *state, json_t *meta, const json_t *patch,
 		       int64_t version)
 {

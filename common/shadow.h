@@ -45,6 +45,12 @@ int fl_shadow_check(const json_t *doc, bool patch_nulls, struct fl_error *err);
 size_t fl_shadow_merge(json_t *state, json_t *meta, const json_t *patch,
 		       int64_t version);
 
+/*
+ * A device's report: {"version": N >= 0, "state": {...} (checked, no
+ * nulls), "refused"?: {KEY: REASON (text)}}.  FL_EINVAL, FL_EPARSE.
+ */
+int fl_shadow_check_report(const json_t *report, struct fl_error *err);
+
 /* Serialised size of @doc (compact JSON) in bytes. */
 size_t fl_shadow_size(const json_t *doc);
 

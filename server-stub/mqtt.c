@@ -27,7 +27,6 @@
 #include "mqtt.h"
 #include "mqtt_internal.h"
 #include "proto.h"
-#include "shadow_svc.h"
 #include "srv.h"
 #include "util.h"
 #include "validate.h"
@@ -49,6 +48,7 @@ static const struct {
     {FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE},
     {FL_TOPIC_STATUS, SRV_INGEST_STATUS},
     {FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
+    {FL_TOPIC_SHADOW_REPORTED, SRV_INGEST_SHADOW},
 };
 
 struct srv_mqtt {
@@ -73,7 +73,6 @@ struct srv_mqtt {
 	char *all;		   /* PREFIX/#: what a muted device loses */
 	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
 	char *diag_sub; /* PREFIX/+/diag/resp/fleetd: replies to fleetd */
-	char *shadow_sub; /* PREFIX/+/shadow/reported */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -84,9 +83,8 @@ static void lib_init(void)
 }
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
-static int publish(struct srv_mqtt *m, const char *topic,
-		   const json_t *payload, int qos, bool retain,
-		   struct fl_error *err);
+static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
+		   int qos, bool retain, struct fl_error *err);
 
 /* A dynsec command on the mute role for @username. */
 static json_t *role_cmd(const char *command, const char *username)
@@ -228,11 +226,6 @@ void srv_mqtt_on_message(struct srv_mqtt *m,
 		on_diag_reply(m, id, sub, msg, props);
 		return;
 	}
-	if (kind == FL_TOPIC_SHADOW_REPORTED) {
-		srv_shadow_reported(m->srv, id, msg->payload,
-				    (size_t)msg->payloadlen);
-		return;
-	}
 	for (size_t i = 0; i < FL_ARRAY_SIZE(kinds); i++)
 		if (kind == kinds[i].kind &&
 		    !srv_ingest_push(m->ingest, kinds[i].ingest, id,
@@ -328,7 +321,6 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 				     (int)FL_ARRAY_SIZE(m->subs), m->subs, 1, 0,
 				     NULL);
 	mosquitto_subscribe_v5(mosq, NULL, m->diag_sub, 1, 0, NULL);
-	mosquitto_subscribe_v5(mosq, NULL, m->shadow_sub, 1, 0, NULL);
 	mosquitto_subscribe_multiple(mosq, NULL, 1, sys, 0, 0, NULL);
 	send_policy(m);
 	publish_presence(m, true);
@@ -520,9 +512,6 @@ static int make_topics(struct srv_mqtt *m, const char *prefix,
 		m->diag_sub = fl_xasprintf(
 		    "%s/+/%s/%s", prefix,
 		    fl_topic_info(FL_TOPIC_DIAG_RESP)->leaf, SRV_MQTT_USER);
-	if (!rc)
-		rc = fl_topic_filter(prefix, FL_TOPIC_SHADOW_REPORTED,
-				     &m->shadow_sub, err);
 	return rc;
 }
 
@@ -531,7 +520,6 @@ static void free_topics(struct srv_mqtt *m)
 	free(m->presence);
 	free(m->all);
 	free(m->diag_sub);
-	free(m->shadow_sub);
 	for (size_t i = 0; i < FL_ARRAY_SIZE(m->subs); i++)
 		free(m->subs[i]);
 }
@@ -699,9 +687,8 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
 	return 0;
 }
 
-static int publish(struct srv_mqtt *m, const char *topic,
-		   const json_t *payload, int qos, bool retain,
-		   struct fl_error *err)
+static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
+		   int qos, bool retain, struct fl_error *err)
 {
 	char *text = fl_json_dumps(payload);
 	int rc;

@@ -24,6 +24,8 @@
 #define DEVICE SRV_ROLE_DEVICE
 /* Who may run diagnostics on devices (issue 12). */
 #define DIAG (SRV_ROLES_OPS | SRV_ROLE_TECHNICIAN)
+/* Who may write device shadows (issue 13): technicians too. */
+#define SHADOW (SRV_ROLES_OPS | SRV_ROLE_TECHNICIAN)
 
 /*
  * Every endpoint fleetd serves, with the roles allowed to call it.
@@ -70,9 +72,9 @@ const struct srv_route srv_routes[] = {
 		   api_diag_bundle_max),
 	/* device shadows (docs/shadow.md) */
 	R("GET", "/api/v1/devices/:id/shadow", READERS, api_shadow_get),
-	CAPPED("POST", "/api/v1/devices/:id/shadow", SRV_ROLES_OPS,
-	       api_shadow_set, api_shadow_body_max),
-	CAPPED("POST", "/api/v1/shadow", SRV_ROLES_OPS, api_shadow_group,
+	CAPPED("POST", "/api/v1/devices/:id/shadow", SHADOW, api_shadow_set,
+	       api_shadow_body_max),
+	CAPPED("POST", "/api/v1/shadow", SHADOW, api_shadow_group,
 	       api_shadow_body_max),
 	/* updates and jobs */
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),

@@ -4,8 +4,9 @@
 
 /*
  * fleetd's device shadows (issue 13, docs/shadow.md): a desired write
- * stored (store.h) and then published, retained, to the device; a
- * device's report checked and stored; the API's JSON of a shadow.
+ * stored (store.h) and then published, retained, to the device; the
+ * API's JSON of a shadow.  Reports come in through the ingest queue
+ * (ingest.h, SRV_INGEST_SHADOW).
  */
 #include <stddef.h>
 
@@ -26,15 +27,6 @@
 int srv_shadow_write(struct srv *srv, const char *id, const json_t *patch,
 		     int64_t if_version, struct srv_shadow_row *ret,
 		     struct fl_error *err);
-
-/*
- * A message on PREFIX/@id/shadow/reported: {"version": N, "state":
- * {...}, "refused"?: {KEY: REASON}}, checked and stored (a report for
- * an older version than the stored one is dropped).  Logs what it
- * drops.
- */
-void srv_shadow_reported(struct srv *srv, const char *id, const void *payload,
-			 size_t len);
 
 /* The API object of a shadow: {"device", "desired": {"version",
  * "updated", "state"}, "reported": {"version", "updated", "state",

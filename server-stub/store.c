@@ -476,12 +476,3 @@ int srv_store_shadow_update(struct srv_store *s, const char *id,
 {
 	return s->ops->shadow_update(s->be, id, w, ret, err);
 }
-
-int srv_store_shadow_report(struct srv_store *s, const char *id,
-			    int64_t version, const json_t *state,
-			    const json_t *refused, bool *ret_stored,
-			    struct fl_error *err)
-{
-	return s->ops->shadow_report(s->be, id, version, state, refused,
-				     ret_stored, err);
-}

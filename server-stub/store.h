@@ -378,6 +378,8 @@ enum srv_ingest_kind {
 	SRV_INGEST_PRESENCE, /* {"online": bool, "agent"?, "firmware"?} */
 	SRV_INGEST_STATUS,   /* {"firmware"?, "slot"?, "health"?} */
 	SRV_INGEST_EVENT,    /* {"seq": N >= 1, "job"?, "state"?, ...} */
+	SRV_INGEST_SHADOW,   /* {"version": N >= 0, "state": {...},
+			      * "refused"?: {...}} (fl_shadow_check_report) */
 };
 
 enum srv_ingest_result {
@@ -398,6 +400,7 @@ enum srv_ingest_result {
  * the JSON; the strings are the caller's, each within its cap). */
 struct srv_ingest_fields {
 	int64_t seq;          /* events: >= 1 */
+	int64_t version;      /* shadow reports: the desired version */
 	int64_t bytes, total; /* events: -1 when absent */
 	bool online;          /* presence */
 	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
@@ -599,8 +602,11 @@ int srv_store_job_get(struct srv_store *s, const char *id,
  * A device's shadow (docs/shadow.md): the desired document operators
  * write, with the version each key was last written at (@desired_meta,
  * deleted keys included), and the reported one the device sends with
- * what it refused and why.  A device without any yet has empty objects
- * and versions 0.  The json_t members are owned references.
+ * what it refused and why (stored by srv_store_ingest, kind
+ * SRV_INGEST_SHADOW: a report replaces the stored one unless that is for
+ * a newer version, SRV_INGEST_DUPLICATE then).  A device without any yet
+ * has empty objects and versions 0.  The json_t members are owned
+ * references.
  */
 struct srv_shadow_row {
 	char *device;
@@ -632,17 +638,6 @@ struct srv_shadow_write {
 int srv_store_shadow_update(struct srv_store *s, const char *id,
 			    const struct srv_shadow_write *w,
 			    struct srv_shadow_row *ret, struct fl_error *err);
-
-/*
- * Device @id reports @state (what it runs on) and @refused (may be
- * NULL) for desired version @version: stored, replacing the last report,
- * unless that one was for a newer version (*@ret_stored, may be NULL,
- * false then).  FL_ENOTFOUND for no active device @id.
- */
-int srv_store_shadow_report(struct srv_store *s, const char *id,
-			    int64_t version, const json_t *state,
-			    const json_t *refused, bool *ret_stored,
-			    struct fl_error *err);
 
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"

@@ -173,10 +173,6 @@ struct srv_store_ops {
 	int (*shadow_update)(struct srv_store_be *s, const char *id,
 			     const struct srv_shadow_write *w,
 			     struct srv_shadow_row *ret, struct fl_error *err);
-	int (*shadow_report)(struct srv_store_be *s, const char *id,
-			     int64_t version, const json_t *state,
-			     const json_t *refused, bool *ret_stored,
-			     struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops;

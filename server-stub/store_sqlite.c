@@ -63,5 +63,4 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .rollout_step = sq_rollout_step,
     .shadow_get = sq_shadow_get,
     .shadow_update = sq_shadow_update,
-    .shadow_report = sq_shadow_report,
 };

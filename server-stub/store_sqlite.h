@@ -266,9 +266,9 @@ int sq_shadow_get(struct srv_store_be *s, const char *id,
 int sq_shadow_update(struct srv_store_be *s, const char *id,
 		     const struct srv_shadow_write *w,
 		     struct srv_shadow_row *ret, struct fl_error *err);
-int sq_shadow_report(struct srv_store_be *s, const char *id, int64_t version,
-		     const json_t *state, const json_t *refused,
-		     bool *ret_stored, struct fl_error *err);
+/* A shadow report (SRV_INGEST_SHADOW), in the caller's transaction. */
+int db_shadow_report(struct srv_store_be *s, int64_t now,
+		     struct srv_ingest_item *it, struct fl_error *err);
 
 /* FL_ENOTFOUND "no active device" unless @id is an active device, in
  * the caller's transaction. */

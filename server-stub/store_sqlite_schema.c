@@ -271,7 +271,8 @@ static const char *const migrations[] = {
 	 * (issue 12: a diag call's device or target, check, arguments) */
 	"ALTER TABLE audit ADD COLUMN detail TEXT;",
 	/* 13: device shadows (issue 13): desired and reported JSON objects
-	 * with their versions; desired_meta: key -> version last written */
+	 * with their versions; desired_meta: key -> version last written;
+	 * reported: the device's report as received */
 	"CREATE TABLE shadows ("
 	" device TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,"
 	" desired TEXT NOT NULL DEFAULT '{}',"
@@ -279,7 +280,6 @@ static const char *const migrations[] = {
 	" desired_version INTEGER NOT NULL DEFAULT 0,"
 	" desired_updated INTEGER NOT NULL DEFAULT 0,"
 	" reported TEXT NOT NULL DEFAULT '{}',"
-	" refused TEXT NOT NULL DEFAULT '{}',"
 	" reported_version INTEGER NOT NULL DEFAULT 0,"
 	" reported_updated INTEGER NOT NULL DEFAULT 0);",
 };

@@ -23,19 +23,29 @@ static json_t *col_object(sqlite3_stmt *st, int i)
 	return json_object();
 }
 
+/* Member @key of @o when it is an object, else a new empty one. */
+static json_t *member(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_object(v) ? json_incref(v) : json_object();
+}
+
 static int shadow_row(sqlite3_stmt *st, void *ctx)
 {
 	struct srv_shadow_row *r = ctx;
+	json_t *report = col_object(st, 5);
 
 	r->device = db_col_str(st, 0);
 	r->desired = col_object(st, 1);
 	r->desired_meta = col_object(st, 2);
 	r->desired_version = db_col_int(st, 3);
 	r->desired_updated = db_col_int(st, 4);
-	r->reported = col_object(st, 5);
-	r->refused = col_object(st, 6);
-	r->reported_version = db_col_int(st, 7);
-	r->reported_updated = db_col_int(st, 8);
+	r->reported = member(report, "state");
+	r->refused = member(report, "refused");
+	r->reported_version = db_col_int(st, 6);
+	r->reported_updated = db_col_int(st, 7);
+	json_decref(report);
 	return 0;
 }
 
@@ -50,7 +60,7 @@ static int load(struct srv_store_be *s, const char *id,
 	rc = db_query_rows(s, shadow_row, &r, err,
 			   "SELECT d.id, h.desired, h.desired_meta,"
 			   " h.desired_version, h.desired_updated, h.reported,"
-			   " h.refused, h.reported_version, h.reported_updated"
+			   " h.reported_version, h.reported_updated"
 			   " FROM devices d LEFT JOIN shadows h"
 			   " ON h.device = d.id WHERE d.id = ?",
 			   "s", id);
@@ -150,37 +160,26 @@ int sq_shadow_update(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_shadow_report(struct srv_store_be *s, const char *id, int64_t version,
-		     const json_t *state, const json_t *refused,
-		     bool *ret_stored, struct fl_error *err)
+int db_shadow_report(struct srv_store_be *s, int64_t now,
+		     struct srv_ingest_item *it, struct fl_error *err)
 {
-	char *doc = fl_json_dumps(state);
-	char *why = refused ? fl_json_dumps(refused) : fl_xstrdup("{}");
-	int changes = 0, rc;
+	int n = 0, rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
+	if (db_device_active(s, it->device, NULL)) {
+		it->result = SRV_INGEST_REJECTED;
+		return 0;
+	}
+	rc = db_run(s, &n, err,
+		    "INSERT INTO shadows (device, reported, reported_version,"
+		    " reported_updated) VALUES (?, ?, ?, ?)"
+		    " ON CONFLICT (device) DO UPDATE SET"
+		    " reported = excluded.reported,"
+		    " reported_version = excluded.reported_version,"
+		    " reported_updated = excluded.reported_updated"
+		    " WHERE shadows.reported_version <="
+		    " excluded.reported_version",
+		    "ssii", it->device, it->text, it->f.version, now);
 	if (!rc)
-		rc = db_device_active(s, id, err);
-	if (!rc)
-		rc =
-		    db_run(s, &changes, err,
-			   "INSERT INTO shadows (device, reported, refused,"
-			   " reported_version, reported_updated)"
-			   " VALUES (?, ?, ?, ?, ?)"
-			   " ON CONFLICT (device) DO UPDATE SET"
-			   " reported = excluded.reported,"
-			   " refused = excluded.refused,"
-			   " reported_version = excluded.reported_version,"
-			   " reported_updated = excluded.reported_updated"
-			   " WHERE shadows.reported_version <="
-			   " excluded.reported_version",
-			   "sssii", id, doc, why, version, (int64_t)time(NULL));
-	rc = db_end(s, rc, err);
-	pthread_mutex_unlock(&s->lock);
-	free(doc);
-	free(why);
-	if (ret_stored)
-		*ret_stored = !rc && changes > 0;
+		it->result = n ? SRV_INGEST_STORED : SRV_INGEST_DUPLICATE;
 	return rc;
 }

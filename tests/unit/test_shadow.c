@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "ingest.h"
 #include "json.h"
 #include "shadow.h"
 
@@ -96,6 +97,27 @@ static void test_delta(void **unused)
 	json_decref(r);
 }
 
+static void test_check_report(void **unused)
+{
+	const char *bad[] = {
+	    "{\"state\": {}}",
+	    "{\"version\": -1, \"state\": {}}",
+	    "{\"version\": 1}",
+	    "{\"version\": 1, \"state\": {\"a\": null}}",
+	    "{\"version\": 1, \"state\": {}, \"refused\": {\"a\": 1}}",
+	    "{\"version\": 1, \"state\": {}, \"refused\": []}"};
+	json_t *j = J("{\"version\": 0, \"state\": {\"a\": [1]}, "
+		      "\"refused\": {\"b\": \"unknown key\"}}");
+
+	assert_int_equal(fl_shadow_check_report(j, NULL), 0);
+	json_decref(j);
+	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++) {
+		j = J(bad[i]);
+		assert_int_not_equal(fl_shadow_check_report(j, NULL), 0);
+		json_decref(j);
+	}
+}
+
 static void test_check(void **unused)
 {
 	const char *bad[] = {"[1]", "{\"a/b\": 1}", "{\"\": 1}", "{\"a+\": 1}"};
@@ -167,18 +189,24 @@ static void test_store_write(void **state)
 	srv_shadow_row_free(&r);
 }
 
-static void report(struct fixture *f, int64_t version, const char *state,
-		   bool want_stored)
+/* A report through the ingest path, as fleetd's MQTT side stores it. */
+static void report(struct fixture *f, const char *device, int64_t version,
+		   const char *state, enum srv_ingest_result want)
 {
-	json_t *s = J(state), *why = J("{\"x\": \"unknown key\"}");
-	bool stored = !want_stored;
+	char *text = fl_xasprintf("{\"version\": %lld, \"state\": %s, "
+				  "\"refused\": {\"x\": \"unknown key\"}}",
+				  (long long)version, state);
+	json_t *j = J(text);
+	struct srv_ingest_item it = {.kind = SRV_INGEST_SHADOW,
+				     .device = device};
 
-	assert_int_equal(
-	    srv_store_shadow_report(f->s, "d1", version, s, why, &stored, NULL),
-	    0);
-	assert_int_equal(stored, want_stored);
-	json_decref(s);
-	json_decref(why);
+	assert_int_equal(fl_shadow_check_report(j, NULL), 0);
+	it.f.version = version;
+	it.text = text;
+	assert_int_equal(srv_store_ingest(f->s, &it, 1, NULL), 0);
+	assert_int_equal(it.result, want);
+	json_decref(j);
+	free(text);
 }
 
 static void test_store_report(void **state)
@@ -187,9 +215,12 @@ static void test_store_report(void **state)
 	struct srv_shadow_row r = {0};
 
 	enroll(f, "d1");
-	report(f, 3, "{\"a\": 3}", true);
-	report(f, 2, "{\"a\": 2}", false); /* late, older: dropped */
-	report(f, 3, "{\"a\": 4}", true);  /* the same version again */
+	report(f, "d1", 3, "{\"a\": 3}", SRV_INGEST_STORED);
+	/* late, older: dropped */
+	report(f, "d1", 2, "{\"a\": 2}", SRV_INGEST_DUPLICATE);
+	/* the same version again: the newer report */
+	report(f, "d1", 3, "{\"a\": 4}", SRV_INGEST_STORED);
+	report(f, "nosuch", 3, "{}", SRV_INGEST_REJECTED);
 	get(f, &r);
 	assert_int_equal(r.reported_version, 3);
 	assert_json(r.reported, "{\"a\": 4}");
@@ -203,6 +234,7 @@ int main(void)
 	    cmocka_unit_test(test_merge_rule),
 	    cmocka_unit_test(test_delta),
 	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_check_report),
 	    cmocka_unit_test_setup_teardown(test_store_write, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_report, setup, teardown),
 	};
