@@ -31,11 +31,14 @@ const struct fl_cmd cli_commands[] = {
 	{"devices", NULL, 0, "devices list|show|label|decommission",
 	 "list, inspect, label and decommission devices", NULL,
 	 cli_devices_cmds},
-	{"diag", cmd_diag, CLI_NEED_SERVER,
+	{"diag", cmd_diag, 0,
 	 "diag ID CHECK [ARG...] | diag --group G|--label K=V|--all CHECK "
-	 "[ARG...]\n       [--timeout D] [-o json]",
-	 "run a diagnostic check on devices, relayed by fleetd",
-	 "--group --label --all --timeout --output", cli_diag_cmds},
+	 "[ARG...]\n       | diag --direct --cert-bundle F.tar.gz "
+	 "[--broker URL] ID CHECK [ARG...]\n       [--timeout D] [-o json]",
+	 "run a diagnostic check on devices, relayed by fleetd or direct",
+	 "--group --label --all --direct --broker --cert-bundle --timeout "
+	 "--output",
+	 cli_diag_cmds},
 	{"jobs", NULL, 0, "jobs list|show|cancel", "update and rollback jobs",
 	 NULL,
 	 cli_jobs_cmds},
@@ -71,6 +74,9 @@ const struct fl_cmd cli_commands[] = {
 	{"status", cmd_status, CLI_NEED_SERVER, "status [-o json]",
 	 "show fleetd's MQTT side: connection, messages taken in and stored",
 	 "--output", NULL},
+	{"technician", NULL, 0, "technician issue|list|revoke",
+	 "certificates for technicians' diag --direct", NULL,
+	 cli_technician_cmds},
 	{"token", NULL, 0, "token create|list|revoke",
 	 "manage operator tokens", NULL, cli_token_cmds},
 	{"update", cmd_update, CLI_NEED_SERVER,

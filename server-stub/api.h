@@ -31,6 +31,11 @@ int api_rotate(struct srv_req *r);
 /* api_provision.c */
 int api_provision_undo(struct srv_req *r);
 
+/* api_tech.c */
+int api_tech_issue(struct srv_req *r);
+int api_tech_list(struct srv_req *r);
+int api_tech_revoke(struct srv_req *r);
+
 /* api_bundles.c */
 int api_bundle_upload(struct srv_req *r);
 int api_bundle_upload_body(struct srv_req *r, const char *data, size_t len,

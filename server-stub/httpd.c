@@ -187,6 +187,13 @@ const char *srv_req_query(struct srv_req *r, const char *key)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+void srv_req_audit(struct srv_req *r, json_t *detail)
+{
+	free(r->audit_detail);
+	r->audit_detail = detail ? fl_json_dumps(detail) : NULL;
+	json_decref(detail);
+}
+
 const char *srv_req_actor(const struct srv_req *r)
 {
 	static __thread char buf[80];

@@ -147,6 +147,10 @@ int srv_reply_fail(struct srv_req *r, const struct fl_error *err);
 /* The parsed JSON object body, or NULL after replying 400. */
 json_t *srv_req_json(struct srv_req *r);
 
+/* What @r's audit row says besides method and path (r->audit_detail);
+ * takes @detail (NULL: nothing). */
+void srv_req_audit(struct srv_req *r, json_t *detail);
+
 /* The "limit" query argument (1..@max, default @def); 0 after replying
  * 400 to a bad one. */
 int srv_req_limit(struct srv_req *r, int def, int max);

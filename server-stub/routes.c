@@ -76,6 +76,11 @@ const struct srv_route srv_routes[] = {
 	       api_shadow_body_max),
 	CAPPED("POST", "/api/v1/shadow", SHADOW, api_shadow_group,
 	       api_shadow_body_max),
+	/* technicians' certificates for diag --direct (issue 12) */
+	R("POST", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_issue),
+	R("GET", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_list),
+	R("POST", "/api/v1/technicians/:name/revoke", SRV_ROLES_OPS,
+	  api_tech_revoke),
 	/* updates and jobs */
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),

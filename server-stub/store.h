@@ -372,6 +372,51 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 int srv_store_provision_undo(struct srv_store *s, const char *id,
 			     const char *serial, struct fl_error *err);
 
+/* --- technicians' certificates (issue 12) --- */
+
+/*
+ * A technician's certificate is a certs row whose device is its CN,
+ * "tech-NAME" (ca.h SRV_TECH_PREFIX; never a device id), so the CRL
+ * holds it like any other once revoked.  No devices row: fleetd's HTTPS
+ * side refuses it.
+ */
+struct srv_tech_row {
+	char *cn, *serial;
+	int64_t issued, not_after;
+	int64_t revoked; /* when; 0: not revoked */
+};
+
+struct srv_tech_list {
+	size_t n;
+	struct srv_tech_row *v;
+};
+void srv_tech_list_free(struct srv_tech_list *l);
+
+/* Technicians' certificates listed at most. */
+#define SRV_TECH_LIST_MAX 1000
+
+/*
+ * Record @cert, whose device is a technician's CN.  FL_ECONFLICT when
+ * that technician holds a certificate neither revoked nor expired (one
+ * at a time: the broker forces client id = CN, so two would kick each
+ * other).
+ */
+int srv_store_tech_add(struct srv_store *s, const struct srv_cert *cert,
+		       struct fl_error *err);
+
+/* Technicians' certificates, newest first, at most SRV_TECH_LIST_MAX. */
+int srv_store_tech_list(struct srv_store *s, struct srv_tech_list *ret,
+			struct fl_error *err);
+
+/*
+ * Revoke every unrevoked certificate of technician @cn and publish the
+ * CRL through @crl, in one transaction; *@ret_revoked (may be NULL) gets
+ * the serials.  FL_ENOTFOUND when there is none to revoke.
+ */
+int srv_store_tech_revoke(struct srv_store *s, const char *cn,
+			  const struct srv_crl_hook *crl,
+			  struct srv_strv *ret_revoked, struct fl_error *err);
+
 /* --- what devices report over MQTT (store_ingest.c) --- */
 
 enum srv_ingest_kind {

@@ -74,6 +74,13 @@ struct srv_store_ops {
 				   struct fl_error *err);
 	int (*provision_undo)(struct srv_store_be *s, const char *id,
 			      const char *serial, struct fl_error *err);
+	int (*tech_add)(struct srv_store_be *s, const struct srv_cert *cert,
+			struct fl_error *err);
+	int (*tech_list)(struct srv_store_be *s, struct srv_tech_list *ret,
+			 struct fl_error *err);
+	int (*tech_revoke)(struct srv_store_be *s, const char *cn,
+			   const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err);
 	int (*ingest)(struct srv_store_be *s, struct srv_ingest_item *items,
 		      size_t n, struct fl_error *err);
 	int (*devices_all_offline)(struct srv_store_be *s,

@@ -55,6 +55,17 @@ void srv_strv_free(struct srv_strv *l)
 	LIST_FREE(l, str_free);
 }
 
+static void tech_row_free(struct srv_tech_row *t)
+{
+	free(t->cn);
+	free(t->serial);
+}
+
+void srv_tech_list_free(struct srv_tech_list *l)
+{
+	LIST_FREE(l, tech_row_free);
+}
+
 static void label_free(struct srv_label *l)
 {
 	free(l->key);

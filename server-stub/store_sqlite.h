@@ -182,6 +182,13 @@ int sq_device_decommission(struct srv_store_be *s, const char *id,
 			   struct srv_strv *ret_revoked, struct fl_error *err);
 int sq_provision_undo(struct srv_store_be *s, const char *id,
 		      const char *serial, struct fl_error *err);
+int sq_tech_add(struct srv_store_be *s, const struct srv_cert *cert,
+		struct fl_error *err);
+int sq_tech_list(struct srv_store_be *s, struct srv_tech_list *ret,
+		 struct fl_error *err);
+int sq_tech_revoke(struct srv_store_be *s, const char *cn,
+		   const struct srv_crl_hook *crl, struct srv_strv *ret_revoked,
+		   struct fl_error *err);
 int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
 	      struct fl_error *err);
 int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err);
