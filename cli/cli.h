@@ -180,6 +180,7 @@ extern const struct fl_cmd cli_bundle_cmds[];
 extern const struct fl_cmd cli_bundles_cmds[];
 extern const struct fl_cmd cli_jobs_cmds[];
 extern const struct fl_cmd cli_rollout_cmds[];
+extern const struct fl_cmd cli_shadow_cmds[];
 extern const struct fl_cmd cli_technician_cmds[];
 
 int cmd_version(int argc, char **argv, void *arg);

@@ -39,6 +39,8 @@ root rotate|--from --root-key --root-threshold --targets-key --targets-threshold
 root show|--output --help
 root sign|--key --out --output --help
 rotate|--group --all --wait --timeout --output --help
+shadow get|--output --help
+shadow set|--file --group --if-version --output --help
 status|--output --help
 technician issue|--ttl --out --force --output --help
 technician list|--output --help

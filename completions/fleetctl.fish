@@ -21,6 +21,7 @@ complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'roll back every de
 complete -c fleetctl -n __fish_use_subcommand -a rollout -d 'staged rollouts of a bundle, in waves behind a failure gate'
 complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
+complete -c fleetctl -n __fish_use_subcommand -a shadow -d 'a device\'s desired and reported state (device shadow)'
 complete -c fleetctl -n __fish_use_subcommand -a status -d 'show fleetd\'s MQTT side: connection, messages taken in and stored'
 complete -c fleetctl -n __fish_use_subcommand -a technician -d 'certificates for technicians\' diag --direct'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
@@ -204,6 +205,13 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and not __fish_seen_subcommand_from get set' -a get -d 'show a device\'s desired and reported state and their delta'
+complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and not __fish_seen_subcommand_from get set' -a set -d 'change desired keys (VALUE as JSON, else text; null deletes)'
+complete -c fleetctl -n '__fish_seen_subcommand_from get' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l file
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l if-version
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a issue -d 'make a short-lived technician certificate for diag --direct (key made here)'
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a list -d 'list technicians\' certificates and their state'

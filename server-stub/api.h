@@ -74,4 +74,10 @@ int api_diag_bundle_body(struct srv_req *r, const char *data, size_t len,
 			 struct fl_error *err);
 uint64_t api_diag_bundle_max(const struct srv *srv);
 
+/* api_shadow.c */
+int api_shadow_get(struct srv_req *r);
+int api_shadow_set(struct srv_req *r);
+int api_shadow_group(struct srv_req *r);
+uint64_t api_shadow_body_max(const struct srv *srv);
+
 #endif

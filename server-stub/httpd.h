@@ -85,7 +85,8 @@ struct srv_route {
 	 * replies with @err and drains the rest. */
 	int (*on_body)(struct srv_req *r, const char *data, size_t len,
 		       struct fl_error *err);
-	/* Streaming routes: their own body cap; NULL: srv->max_upload. */
+	/* Their own body cap (uploads: NULL is srv->max_upload; JSON
+	 * calls: NULL is srv->max_json_body). */
 	uint64_t (*body_max)(const struct srv *srv);
 };
 

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "proto.h"
+#include "shadow.h"
 #include "util.h"
 #include "validate.h"
 
@@ -80,6 +81,8 @@ static json_t *parse(const struct srv_ingest *q, enum srv_ingest_kind kind,
 		rc = fl_json_bool(j, "online", &online, &err);
 	if (!rc && kind == SRV_INGEST_EVENT)
 		rc = check_event(j, &err);
+	if (!rc && kind == SRV_INGEST_SHADOW)
+		rc = fl_shadow_check_report(j, &err);
 	if (rc) {
 		fl_debug("message from %s dropped: %s", device, err.msg);
 		json_decref(j);
@@ -120,6 +123,7 @@ void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
 {
 	*f = (struct srv_ingest_fields){
 	    .seq = json_integer_value(json_object_get(j, "seq")),
+	    .version = json_integer_value(json_object_get(j, "version")),
 	    .bytes = int_or_none(j, "bytes"),
 	    .total = int_or_none(j, "total"),
 	    .online = json_is_true(json_object_get(j, "online")),

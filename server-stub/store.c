@@ -482,3 +482,16 @@ int srv_store_rollout_step(struct srv_store *s, const char *id,
 {
 	return s->ops->rollout_step(s->be, id, st, now, err);
 }
+
+int srv_store_shadow_get(struct srv_store *s, const char *id,
+			 struct srv_shadow_row *ret, struct fl_error *err)
+{
+	return s->ops->shadow_get(s->be, id, ret, err);
+}
+
+int srv_store_shadow_update(struct srv_store *s, const char *id,
+			    const struct srv_shadow_write *w,
+			    struct srv_shadow_row *ret, struct fl_error *err)
+{
+	return s->ops->shadow_update(s->be, id, w, ret, err);
+}

@@ -423,6 +423,8 @@ enum srv_ingest_kind {
 	SRV_INGEST_PRESENCE, /* {"online": bool, "agent"?, "firmware"?} */
 	SRV_INGEST_STATUS,   /* {"firmware"?, "slot"?, "health"?} */
 	SRV_INGEST_EVENT,    /* {"seq": N >= 1, "job"?, "state"?, ...} */
+	SRV_INGEST_SHADOW,   /* {"version": N >= 0, "state": {...},
+			      * "refused"?: {...}} (fl_shadow_check_report) */
 };
 
 enum srv_ingest_result {
@@ -443,6 +445,7 @@ enum srv_ingest_result {
  * the JSON; the strings are the caller's, each within its cap). */
 struct srv_ingest_fields {
 	int64_t seq;          /* events: >= 1 */
+	int64_t version;      /* shadow reports: the desired version */
 	int64_t bytes, total; /* events: -1 when absent */
 	bool online;          /* presence */
 	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
@@ -637,6 +640,49 @@ int srv_store_job_open(struct srv_store *s, const char *device,
 /* One job with its event history; FL_ENOTFOUND. */
 int srv_store_job_get(struct srv_store *s, const char *id,
 		      struct srv_job_row *ret, struct fl_error *err);
+
+/* --- device shadows (store_sqlite_shadow.c; rules: common/shadow.h) --- */
+
+/*
+ * A device's shadow (docs/shadow.md): the desired document operators
+ * write, with the version each key was last written at (@desired_meta,
+ * deleted keys included), and the reported one the device sends with
+ * what it refused and why (stored by srv_store_ingest, kind
+ * SRV_INGEST_SHADOW: a report replaces the stored one unless that is for
+ * a newer version, SRV_INGEST_DUPLICATE then).  A device without any yet
+ * has empty objects and versions 0.  The json_t members are owned
+ * references.
+ */
+struct srv_shadow_row {
+	char *device;
+	json_t *desired, *desired_meta; /* objects */
+	int64_t desired_version, desired_updated;
+	json_t *reported, *refused; /* objects; refused: key -> reason */
+	int64_t reported_version, reported_updated;
+};
+void srv_shadow_row_free(struct srv_shadow_row *r);
+
+/* The shadow of device @id; FL_ENOTFOUND when no such device. */
+int srv_store_shadow_get(struct srv_store *s, const char *id,
+			 struct srv_shadow_row *ret, struct fl_error *err);
+
+/* A write of desired keys (a patch: null deletes a key). */
+struct srv_shadow_write {
+	const json_t *patch;  /* checked with fl_shadow_check */
+	int64_t if_version;   /* the version it must find; -1: any */
+	size_t max_size;      /* bytes the merged document may have */
+};
+
+/*
+ * Merge @w->patch into @id's desired document at the next version, in
+ * one transaction: FL_ENOTFOUND for no active device @id, FL_ECONFLICT
+ * when its version is not @w->if_version, FL_ELIMIT when the merged
+ * document would be over @w->max_size; nothing changes then.  *@ret
+ * (may be NULL) gets the shadow as committed.
+ */
+int srv_store_shadow_update(struct srv_store *s, const char *id,
+			    const struct srv_shadow_write *w,
+			    struct srv_shadow_row *ret, struct fl_error *err);
 
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"

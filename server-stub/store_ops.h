@@ -175,6 +175,11 @@ struct srv_store_ops {
 	int (*rollout_step)(struct srv_store_be *s, const char *id,
 			    const struct srv_rollout_step *st, int64_t now,
 			    struct fl_error *err);
+	int (*shadow_get)(struct srv_store_be *s, const char *id,
+			  struct srv_shadow_row *ret, struct fl_error *err);
+	int (*shadow_update)(struct srv_store_be *s, const char *id,
+			     const struct srv_shadow_write *w,
+			     struct srv_shadow_row *ret, struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops;

@@ -294,3 +294,15 @@ void srv_rollout_watch_list_free(struct srv_rollout_watch_list *l)
 {
 	LIST_FREE(l, watch_row_free);
 }
+
+void srv_shadow_row_free(struct srv_shadow_row *r)
+{
+	if (!r)
+		return;
+	free(r->device);
+	json_decref(r->desired);
+	json_decref(r->desired_meta);
+	json_decref(r->reported);
+	json_decref(r->refused);
+	memset(r, 0, sizeof(*r));
+}

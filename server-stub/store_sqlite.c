@@ -64,4 +64,6 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .rollout_command = sq_rollout_command,
     .rollout_sent = sq_rollout_sent,
     .rollout_step = sq_rollout_step,
+    .shadow_get = sq_shadow_get,
+    .shadow_update = sq_shadow_update,
 };

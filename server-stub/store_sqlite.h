@@ -268,6 +268,20 @@ int sq_rollout_step(struct srv_store_be *s, const char *id,
 		    const struct srv_rollout_step *st, int64_t now,
 		    struct fl_error *err);
 
+int sq_shadow_get(struct srv_store_be *s, const char *id,
+		  struct srv_shadow_row *ret, struct fl_error *err);
+int sq_shadow_update(struct srv_store_be *s, const char *id,
+		     const struct srv_shadow_write *w,
+		     struct srv_shadow_row *ret, struct fl_error *err);
+/* A shadow report (SRV_INGEST_SHADOW), in the caller's transaction. */
+int db_shadow_report(struct srv_store_be *s, int64_t now,
+		     struct srv_ingest_item *it, struct fl_error *err);
+
+/* FL_ENOTFOUND "no active device" unless @id is an active device, in
+ * the caller's transaction. */
+int db_device_active(struct srv_store_be *s, const char *id,
+		     struct fl_error *err);
+
 /* Insert job @j (state queued, created @now) after the lane check, in
  * the caller's transaction: FL_ECONFLICT "device X is busy with job Y"
  * (*@ret_busy, may be NULL, gets Y; caller frees). */

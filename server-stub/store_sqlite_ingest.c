@@ -389,6 +389,9 @@ int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 		case SRV_INGEST_EVENT:
 			rc = event(s, now, &m, &jobs, it, err);
 			break;
+		case SRV_INGEST_SHADOW:
+			rc = db_shadow_report(s, now, it, err);
+			break;
 		}
 	}
 	if (!rc)
