@@ -94,6 +94,11 @@ void cli_print_json(const json_t *j);
 void cli_print_rows(struct cli_ctx *ctx, const json_t *rows,
 		    const struct cli_col *cols);
 
+/* A list command with no arguments: GET @path, its rows as
+ * cli_print_rows prints them.  0 or the error's code. */
+int cli_list_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *path,
+		 const struct cli_col *cols);
+
 /* An object as "key: value" lines, or JSON with -o json. */
 void cli_print_object(struct cli_ctx *ctx, const json_t *obj,
 		      const struct cli_col *fields);

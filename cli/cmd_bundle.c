@@ -333,18 +333,8 @@ static int cmd_bundle_upload(int argc, char **argv, void *arg)
 static int cmd_bundles_list(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
-	json_t *rows;
-	int rc;
 
-	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
-		return rc;
-	rc = fl_http_json(ctx->http, "GET", "/api/v1/bundles", NULL, &rows,
-			  &ctx->err);
-	if (rc)
-		return rc;
-	cli_print_rows(ctx, rows, bundle_cols);
-	json_decref(rows);
-	return 0;
+	return cli_list_cmd(ctx, argc, argv, "/api/v1/bundles", bundle_cols);
 }
 
 static int cmd_bundles_show(int argc, char **argv, void *arg)

@@ -210,18 +210,8 @@ static int cmd_tech_list(int argc, char **argv, void *arg)
 					      {"SERIAL", "serial"},
 					      {NULL, NULL}};
 	struct cli_ctx *ctx = arg;
-	json_t *rows;
-	int rc;
 
-	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
-		return rc;
-	rc = fl_http_json(ctx->http, "GET", "/api/v1/technicians", NULL, &rows,
-			  &ctx->err);
-	if (rc)
-		return rc;
-	cli_print_rows(ctx, rows, cols);
-	json_decref(rows);
-	return 0;
+	return cli_list_cmd(ctx, argc, argv, "/api/v1/technicians", cols);
 }
 
 static int cmd_tech_revoke(int argc, char **argv, void *arg)

@@ -112,18 +112,8 @@ static int cmd_token_list(int argc, char **argv, void *arg)
 		{"CREATED", "created"}, {"EXPIRES", "expires"},
 		{"LAST USED", "last_used"}, {"REVOKED", "revoked"},
 		{NULL, NULL}};
-	json_t *rows;
-	int rc;
 
-	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
-		return rc;
-	rc = fl_http_json(ctx->http, "GET", "/api/v1/tokens", NULL, &rows,
-			  &ctx->err);
-	if (rc)
-		return rc;
-	cli_print_rows(ctx, rows, cols);
-	json_decref(rows);
-	return 0;
+	return cli_list_cmd(ctx, argc, argv, "/api/v1/tokens", cols);
 }
 
 static int cmd_token_revoke(int argc, char **argv, void *arg)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "http.h"
 #include "util.h"
 
 #define MAX_COLS 16
@@ -139,4 +140,20 @@ void cli_print_object(struct cli_ctx *ctx, const json_t *obj,
 			 0, true);
 		putchar('\n');
 	}
+}
+
+int cli_list_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *path,
+		 const struct cli_col *cols)
+{
+	json_t *rows;
+	int rc;
+
+	if ((rc = cli_args(ctx, argc, argv, 0, 0, "no arguments")))
+		return rc;
+	rc = fl_http_json(ctx->http, "GET", path, NULL, &rows, &ctx->err);
+	if (rc)
+		return rc;
+	cli_print_rows(ctx, rows, cols);
+	json_decref(rows);
+	return 0;
 }
