@@ -43,7 +43,7 @@ vm_dump() {
 	debugfs -R "cat /agent.log" "$VM_DIR/disk.img?offset=$((data * 512))" 2>/dev/null |
 		tail -n 300 | sed 's/^/#   /'
 }
-trap 'vm_dump; cleanup' EXIT
+trap 'rc=$?; vm_dump; (exit $rc); cleanup' EXIT
 
 vm_keys() {
 	local k

@@ -9,7 +9,7 @@
 #                agent's libraries, grub-editenv, fw_printenv) with a small
 #                initramfs; HASH covers make_base and the package list,
 #                so editing the rest of this script does not download again.
-#   img-HASH/    HASH covers this whole script, the base and AGENT:
+#   img-HASH/    HASH covers this script, grub.cfg, the base and AGENT:
 #                slot-V.ext4  one root filesystem per firmware release
 #                             (1.0.0 factory, 1.1.0 good, 1.2.0 unhealthy,
 #                             1.3.0 unbootable: its init exits, the kernel
@@ -62,7 +62,7 @@ if [ ! -e "$base/.done" ]; then
 	mv "$base.tmp" "$base"
 fi
 
-key=$( (cat "$self" "$agent"; echo "$base_key") | hash_of)
+key=$( (cat "$self" "$(dirname "$self")/grub.cfg" "$agent"; echo "$base_key") | hash_of)
 out=$cache/img-$key
 if [ -e "$out/.done" ]; then
 	echo "$out"
@@ -139,7 +139,7 @@ make_slot() {
 	chmod 755 "$work/usr/local/sbin/fleet-health"
 	mib=$(($(du -sm "$work" | cut -f1) * 11 / 10 + 24))
 	[ "$mib" -le "$SLOT_MIB" ] || { say "root filesystem of $mib MiB > $SLOT_MIB"; exit 1; }
-	mkfs.ext4 -q -F -L "fleet-$v" -d "$work" "$img" "${mib}M"
+	mkfs.ext4 -q -F -L "fleet-$v" -d "$work" "$img" "${mib}M" >&2
 	rm -rf "$work"
 }
 
@@ -157,7 +157,7 @@ mkdir -p "$work/grub"
 cp "$(dirname "$self")/grub.cfg" "$work/grub/grub.cfg"
 grub-editenv "$work/grub/grubenv" create
 grub-editenv "$work/grub/grubenv" set fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2
-mkfs.ext4 -q -F -L fleet-boot -d "$work" "$out.tmp/boot.ext4" "${BOOT_MIB}M"
+mkfs.ext4 -q -F -L fleet-boot -d "$work" "$out.tmp/boot.ext4" "${BOOT_MIB}M" >&2
 rm -rf "$work"
 
 # Partition table: 1 MiB for MBR + GRUB core, boot, slot a, slot b; the

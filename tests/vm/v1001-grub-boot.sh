@@ -11,7 +11,7 @@
 check "fleetd, trust root, bundles, dev-vm enrolled, disk made" vm_setup
 vm_start
 vm_up 1 || fail "the guest comes up"
-check_grep '^grub: fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2' \
+check_grep 'grub: fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2' \
 	"GRUB read grubenv: slot a, no trial" cat "$VM_DIR/console.log"
 check_grep 'fleet-vm: slot=a release=1.0.0' "the guest booted slot a (1.0.0)" \
 	cat "$VM_DIR/console.log"
@@ -22,7 +22,7 @@ check_grep '^fleet_slot=a' "guest grub-editenv: fleet_slot=a" \
 wait_until $((60 * VM_SCALE)) dev_online "$VM_ID" || fail "dev-vm comes online in fleetd"
 check "fleetd: dev-vm online on slot a" sh -c \
 	"fleetctl -o json devices show $VM_ID | jq -e '.online == true and .slot == \"a\"'"
-check_grep '^slot +a$' "fleetctl devices show (table): slot a" fleetctl devices show "$VM_ID"
+check_grep '^slot: +a$' "fleetctl devices show (table): slot a" fleetctl devices show "$VM_ID"
 check "guest fleet-agent status: slot a, grub, stable" sh -c \
 	"$(declare -f vm_sh); VM_DIR=$VM_DIR FLEET_SRC=$FLEET_SRC VM_SCALE=$VM_SCALE; \
 	vm_sh 'fleet-agent status -o json --config /data/agent.conf' |

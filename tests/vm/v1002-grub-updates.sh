@@ -51,10 +51,10 @@ check_grep 'succeeded' "fleetctl jobs show (table) says succeeded" fleetctl jobs
 check_true "the guest rebooted once" test "$(vm_boots)" -eq 2
 check_grep 'fleet-vm: slot=b release=1.1.0' "the guest booted slot b holding 1.1.0" \
 	cat "$VM_DIR/console.log"
-check_grep '^grub: fleet_slot=b upgrade_available=1 bootcount=1' \
+check_grep 'grub: fleet_slot=b upgrade_available=1 bootcount=1' \
 	"GRUB counted the trial boot of b" cat "$VM_DIR/console.log"
 check "guest and fleetd agree: slot b, 1.1.0, trial over" views_agree b 1.1.0
-check_grep '^slot +b$' "fleetctl devices show (table): slot b" fleetctl devices show "$VM_ID"
+check_grep '^slot: +b$' "fleetctl devices show (table): slot b" fleetctl devices show "$VM_ID"
 
 # --- unhealthy ---------------------------------------------------------------------
 check "update to 1.2.0 ends" run_update 1.2.0
@@ -71,8 +71,8 @@ check "update to 1.3.0 ends" run_update 1.3.0
 check "... rolled-back: the bootloader fell back" sh -c \
 	"fleetctl -o json jobs show $JOB | jq -e '.state == \"rolled-back\" and (.reason | test(\"bootloader fell back\"))'"
 check_grep 'Kernel panic' "1.3.0's kernel panicked" cat "$VM_DIR/console.log"
-check_grep '^grub: fleet_slot=b upgrade_available=0 bootcount=0 bootlimit=2' \
-	"GRUB fell back to b by itself" sh -c "grep '^grub:' '$VM_DIR/console.log' | tail -n 1"
+check_grep 'grub: fleet_slot=b upgrade_available=0 bootcount=0 bootlimit=2' \
+	"GRUB fell back to b by itself" sh -c "grep -a 'grub:' '$VM_DIR/console.log' | tail -n 1"
 check_true "after the fall-back the guest came up once more" test "$(vm_boots)" -eq 5
 check "guest and fleetd agree: slot b, 1.1.0" views_agree b 1.1.0
 
