@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers of the VM scenarios (tests/vm/vNNNN-*.sh), sourced after
 # tests/e2e/lib.sh and lib-agent.sh.  tests/vm/run sets FLEET_VM_IMG (the
 # image directory, tests/vm/mkimage.sh) and FLEET_VM_ACCEL (kvm or tcg).
@@ -43,6 +44,7 @@ vm_dump() {
 	debugfs -R "cat /agent.log" "$VM_DIR/disk.img?offset=$((data * 512))" 2>/dev/null |
 		tail -n 300 | sed 's/^/#   /'
 }
+# shellcheck disable=SC2154 # rc is the trap's own
 trap 'rc=$?; vm_dump; (exit $rc); cleanup' EXIT
 
 vm_keys() {
@@ -89,8 +91,8 @@ vm_disk() {
 	mkdir -p "$VM_DIR/data"
 	cp -a "$d/state" "$VM_DIR/data/state"
 	vm_agent_conf "$d" >"$VM_DIR/data/agent.conf" || return 1
-	eval "$(sed 's/ /; /g' "$FLEET_VM_IMG/layout")"
-	n=$data_sectors
+	data=$(sed -n 's/.* data=\([0-9]*\) .*/\1/p' "$FLEET_VM_IMG/layout")
+	n=$(sed -n 's/.* data_sectors=\([0-9]*\).*/\1/p' "$FLEET_VM_IMG/layout")
 	cp --sparse=always "$FLEET_VM_IMG/disk.img" "$VM_DIR/disk.img" &&
 		mkfs.ext4 -q -F -L fleet-data -d "$VM_DIR/data" "$VM_DIR/data.ext4" $((n / 2))k &&
 		dd if="$VM_DIR/data.ext4" of="$VM_DIR/disk.img" bs=512 seek="$data" \

@@ -45,6 +45,7 @@ make_base() {
 	local dir=$1
 	debootstrap --variant=minbase --include="$BASE_PKGS" "$SUITE" "$dir" "$MIRROR" >&2
 	echo "MODULES=list" >"$dir/etc/initramfs-tools/conf.d/fleet-vm"
+	# shellcheck disable=SC2086 # a list
 	printf '%s\n' $INITRD_MODULES >"$dir/etc/initramfs-tools/modules"
 	chroot "$dir" update-initramfs -u -k all >&2
 	rm -rf "$dir"/usr/share/{doc,man,info,locale} "$dir"/var/cache/apt/* \
@@ -183,6 +184,7 @@ rm "$out.tmp/boot.ext4"
 # GRUB for BIOS: boot.img's code in the MBR (the partition table kept),
 # core.img right after it (boot.img reads sector 1; grub-mkimage wrote
 # core.img's own length into its first sector).
+# shellcheck disable=SC2086 # a list
 grub-mkimage -O i386-pc -p '(hd0,msdos1)/grub' -o "$out.tmp/core.img" $GRUB_MODULES
 [ "$(stat -c %s "$out.tmp/core.img")" -lt $(((boot_s - 1) * 512)) ]
 dd if=/usr/lib/grub/i386-pc/boot.img of="$disk" bs=440 count=1 conv=notrunc status=none
