@@ -77,19 +77,26 @@ check_true "after the fall-back the guest came up once more" test "$(vm_boots)" 
 check "guest and fleetd agree: slot b, 1.1.0" views_agree b 1.1.0
 
 # --- tampered ----------------------------------------------------------------------
-vm_keys_rogue() {
-	fleetctl -q keys generate --alg ed25519 --out "$T/fw/keys/rogue" >/dev/null &&
-		fleetctl -q bundle create --image "$FLEET_VM_IMG/slot-1.1.0.ext4" --name fleet-vm \
-			--version 9.0.0 --security-version 1 --hardware "$VM_HW" \
-			--key "$T/fw/keys/rogue" --out "$T/fw/rogue.fwb" >/dev/null &&
-		fleetctl -q bundle upload "$T/fw/rogue.fwb" >/dev/null
+# 1.1.0's image signed as 1.4.0, uploaded, then one byte in the middle of
+# the payload changed in fleetd's store: the signature still verifies, the
+# whole payload streams into slot a, and only its hash at the end fails.
+tampered() {
+	local id f
+	fleetctl -q bundle create --image "$FLEET_VM_IMG/slot-1.1.0.ext4" --name fleet-vm \
+		--version 1.4.0 --security-version 1 --hardware "$VM_HW" \
+		--key "$T/fw/keys/targets" --out "$T/fw/fleet-vm-1.4.0.fwb" >/dev/null &&
+		id=$(fleetctl bundle upload "$T/fw/fleet-vm-1.4.0.fwb" | tail -n 1) &&
+		f=$FLEETD_STATE/bundles/$id.fwb && test -f "$f" &&
+		printf 'X' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null
 }
-check "a bundle signed with a key the trust root does not list" vm_keys_rogue
+check "1.4.0 uploaded, then a payload byte changed on the server" tampered
 ENV_BEFORE=$(vm_sh "grub-editenv $VM_GRUBENV list")
-check "update to it ends" run_update 9.0.0
-check "... failed at verifying" sh -c \
+check "update to 1.4.0 ends" run_update 1.4.0
+check "... failed at verifying: the payload's hash" sh -c \
 	"fleetctl -o json jobs show $JOB | jq -e '.state == \"failed\" and .stage == \"verifying\"'"
-check_true "grubenv untouched" test "$(vm_sh "grub-editenv $VM_GRUBENV list")" = "$ENV_BEFORE"
+check_grep 'failed' "fleetctl jobs show (table) says failed" fleetctl jobs show "$JOB"
+check_true "grubenv untouched: slot a never made bootable" \
+	test "$(vm_sh "grub-editenv $VM_GRUBENV list")" = "$ENV_BEFORE"
 check_true "no reboot" test "$(vm_boots)" -eq 5
 check "guest and fleetd agree: slot b, 1.1.0" views_agree b 1.1.0
 finish
