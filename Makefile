@@ -131,7 +131,8 @@ HOOK_PROGS := $(B)/tests/tools/fleetd-test $(B)/tests/tools/fleet-agent-test \
 # The broker plugin (docs/broker.md): loaded by mosquitto, so never built
 # with the sanitizers (mosquitto is not) and never linked into libfleetd.
 PLUGIN := $(B)/fleet_revoke.so
-PLUGIN_SRC := broker-plugin/fleet_revoke.c broker-plugin/crlset.c
+PLUGIN_SRC := broker-plugin/fleet_revoke.c broker-plugin/crlset.c \
+	broker-plugin/techacl.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
@@ -217,7 +218,7 @@ $(B)/tests/tools/%: $(B)/tests/tools/%.o $(ALL_LIBS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
-$(PLUGIN): $(PLUGIN_SRC) broker-plugin/crlset.h
+$(PLUGIN): $(PLUGIN_SRC) broker-plugin/crlset.h broker-plugin/techacl.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  PLUGIN  $@")
 	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -fPIC -shared \

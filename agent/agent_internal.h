@@ -50,6 +50,7 @@ struct agent {
 	bool reboot_requested;
 	bool in_connect; /* in the connect callback: events wait (agent.c) */
 	int wake_fd; /* agent_host_wake_init's eventfd, or -1 */
+	struct agent_live live; /* the shadow's settings (feature.h) */
 
 	/* the features (feature.h) and their states, in table order */
 	const struct agent_feature *const *features;

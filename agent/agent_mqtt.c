@@ -18,6 +18,7 @@
 
 #include "agent_mqtt.h"
 #include "log.h"
+#include "tlsid.h"
 #include "util.h"
 
 enum state { ST_DISCONNECTED, ST_CONNECTING, ST_CONNECTED };
@@ -235,6 +236,31 @@ static int mosq_fail(struct fl_error *err, int mrc, const char *what)
 	return fl_fail(err, FL_ERR, "%s: %s", what, mosquitto_strerror(mrc));
 }
 
+/*
+ * The TLS context of @mosq: made once per identity (tlsid.h: a device's
+ * key decoded at every connection cost fleet-sim a quarter of its CPU),
+ * used as it is (no libmosquitto defaults on top): TLS 1.2 or later,
+ * the broker's certificate verified against the CA file and for the
+ * host.  MOSQ_ERR_TLS when the files do not load (in @err).
+ */
+static int use_tls(struct agent_mqtt *m, struct mosquitto *mosq,
+		   struct fl_error *err)
+{
+	SSL_CTX *ctx = NULL;
+	int mrc;
+
+	if (agent_tlsid_client_ctx(m->ca_file, m->cert_file, m->key_file,
+				   m->host, &ctx, err)) {
+		fl_error_prefix(err, "MQTT TLS identity");
+		return MOSQ_ERR_TLS;
+	}
+	mrc = mosquitto_int_option(mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+	if (!mrc) /* libmosquitto takes its own reference */
+		mrc = mosquitto_void_option(mosq, MOSQ_OPT_SSL_CTX, ctx);
+	SSL_CTX_free(ctx);
+	return mrc;
+}
+
 /* Set up a fresh libmosquitto client from the options. */
 static int build_client(struct agent_mqtt *m, struct fl_error *err)
 {
@@ -249,12 +275,11 @@ static int build_client(struct agent_mqtt *m, struct fl_error *err)
 	mrc = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
 				   MQTT_PROTOCOL_V5);
 	if (!mrc)
-		mrc = mosquitto_tls_set(mosq, m->ca_file, NULL, m->cert_file,
-					m->key_file, NULL);
-	if (!mrc)
-		mrc = mosquitto_tls_opts_set(mosq, 1, NULL, NULL);
-	if (!mrc)
-		mrc = mosquitto_tls_insecure_set(mosq, false);
+		mrc = use_tls(m, mosq, err);
+	if (mrc == MOSQ_ERR_TLS) {
+		mosquitto_destroy(mosq);
+		return FL_ERR;
+	}
 	if (!mrc && m->will_topic)
 		mrc = mosquitto_will_set_v5(mosq, m->will_topic,
 					    (int)strlen(m->will_payload),
@@ -728,8 +753,6 @@ int agent_mqtt_set_identity(struct agent_mqtt *m, const char *cert_file,
 			    const char *key_file, bool reconnect,
 			    struct fl_error *err)
 {
-	int mrc;
-
 	if (!cert_file || !key_file)
 		return fl_fail(err, FL_EINVAL, "no certificate or key");
 	free(m->cert_file);
@@ -744,7 +767,5 @@ int agent_mqtt_set_identity(struct agent_mqtt *m, const char *cert_file,
 		m->paused = paused;
 		return build_client(m, err);
 	}
-	mrc = mosquitto_tls_set(m->mosq, m->ca_file, NULL, m->cert_file,
-				m->key_file, NULL);
-	return mrc ? mosq_fail(err, mrc, "MQTT TLS files") : 0;
+	return 0; /* the same key and certificate: the context holds them */
 }

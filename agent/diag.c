@@ -523,6 +523,11 @@ static void take(struct diag *d, const char *topic,
 
 	if (diag_req_parse(payload, len, &req, &code, &err)) {
 		answer(d, topic, props, req.check, code, err.msg, 0);
+	} else if (agent_host_live(d->h)->diag_off) {
+		answer(d, topic, props, req.check, DIAG_FAILED,
+		       "diagnostics are off on this device (shadow key "
+		       "'diagnostics')",
+		       0);
 	} else if ((code = find_check(d, &req, &check, msg, sizeof(msg)))) {
 		answer(d, topic, props, req.check, code, msg, 0);
 	} else if (!(job = free_slot(d))) {

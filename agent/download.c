@@ -34,6 +34,7 @@
 #include "http_range.h"
 #include "http.h"
 #include "log.h"
+#include "tlsid.h"
 #include "util.h"
 
 #define TICK_MS 100
@@ -278,6 +279,19 @@ static int on_progress(void *user, curl_off_t a, curl_off_t b, curl_off_t c,
 /* Network thread: attempts                                           */
 /* ------------------------------------------------------------------ */
 
+/* libcurl's TLS context gets the device's identity decoded once
+ * (tlsid.h), not read from its files at every download. */
+static CURLcode use_identity(CURL *c, void *ssl_ctx, void *user)
+{
+	struct agent_dl *d = user;
+	struct fl_error err = {0};
+
+	if (!agent_tlsid_use(ssl_ctx, d->o.cert_file, d->o.key_file, &err))
+		return CURLE_OK;
+	fl_warn("%s", err.msg);
+	return CURLE_SSL_CERTPROBLEM;
+}
+
 static void setup_easy(struct agent_dl *d)
 {
 	CURL *c = d->easy;
@@ -285,10 +299,12 @@ static void setup_easy(struct agent_dl *d)
 	fl_curl_secure(c, &(struct fl_curl_tls){
 			      .url = d->o.url,
 			      .ca_file = d->o.ca_file,
-			      .cert_file = d->o.cert_file,
-			      .key_file = d->o.key_file,
 			      .connect_timeout_ms = d->o.connect_timeout_ms,
 			  });
+	if (d->o.cert_file) {
+		curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, use_identity);
+		curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, d);
+	}
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 d->o.stall_timeout_s ? d->o.stall_timeout_s : 30L);

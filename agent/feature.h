@@ -112,6 +112,7 @@ extern const struct agent_feature agent_feature_rotate; /* rotate.c */
 extern const struct agent_feature agent_feature_events; /* agent.c */
 extern const struct agent_feature agent_feature_ota;	/* ota.c */
 extern const struct agent_feature agent_feature_diag;	/* diag.c */
+extern const struct agent_feature agent_feature_shadow; /* shadow.c */
 
 /*
  * Check a feature table: at most AGENT_FEATURES_MAX, names given and
@@ -135,6 +136,23 @@ bool agent_feature_find_cmd(const struct agent_feature *const *features,
 /* ------------------------------------------------------------------ */
 /* The host interface                                                 */
 /* ------------------------------------------------------------------ */
+
+/*
+ * Settings the device shadow (shadow.c, docs/shadow.md) changes while
+ * the agent runs, over agent.conf's: the features that use one read it
+ * here each time.  Zeroed: agent.conf's values.
+ */
+struct agent_live {
+	bool diag_off;		      /* "diagnostics": false */
+	bool rate_set;		      /* "download_rate" given: */
+	uint64_t download_rate;	      /* bytes/s, 0 = unlimited */
+	int64_t telemetry_interval_s; /* 0: the default (telemetry, later) */
+	char maintenance_window[12];  /* "HH:MM-HH:MM"; "": any time (updates,
+				       * later) */
+};
+
+/* The agent's live settings (writable: the shadow feature's). */
+struct agent_live *agent_host_live(struct agent_host *h);
 
 /* The agent's configuration (borrowed) and its state dir. */
 const struct agent_config *agent_host_config(const struct agent_host *h);

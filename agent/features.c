@@ -19,6 +19,7 @@ const struct agent_feature *const agent_features[] = {
     &agent_feature_events,
     &agent_feature_ota,
     &agent_feature_diag,
+    &agent_feature_shadow,
 };
 const size_t agent_n_features = FL_ARRAY_SIZE(agent_features);
 
@@ -99,6 +100,11 @@ uint32_t agent_rand32(void)
 const struct agent_config *agent_host_config(const struct agent_host *h)
 {
 	return h->a->cfg;
+}
+
+struct agent_live *agent_host_live(struct agent_host *h)
+{
+	return &h->a->live;
 }
 
 const char *agent_host_state_dir(const struct agent_host *h)

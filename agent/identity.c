@@ -21,6 +21,7 @@
 #include "http.h"
 #include "identity.h"
 #include "json.h"
+#include "tlsid.h"
 #include "util.h"
 #include "validate.h"
 
@@ -87,9 +88,7 @@ int agent_identity_check(const char *state_dir, const char *id,
 	int rc;
 
 	agent_identity_paths(state_dir, false, &p);
-	rc = fl_pki_cert_load(p.cert, &cert, err);
-	if (!rc)
-		rc = fl_pki_key_load(p.key, &key, err);
+	rc = agent_tlsid_pair(p.cert, p.key, &key, &cert, err);
 	if (!rc)
 		rc = check_pair(key, cert, id, ret, err);
 	if (rc == FL_ENOTFOUND)

@@ -126,6 +126,7 @@ static int begin_download(struct install *in, struct fl_error *err)
 {
 	struct agent_ota *o = in->o;
 	const struct agent_config *c = agent_host_config(o->h);
+	const struct agent_live *live = agent_host_live(o->h);
 	const struct agent_identity_paths *id =
 	    agent_host_identity(o->h, false);
 	struct agent_job *job = &o->j.job;
@@ -138,7 +139,8 @@ static int begin_download(struct install *in, struct fl_error *err)
 		    .cert_file = id->cert,
 		    .key_file = id->key,
 		    .size = job->size,
-		    .rate_limit = c->download_rate_limit,
+		    .rate_limit = live->rate_set ? live->download_rate
+						 : c->download_rate_limit,
 		    .retries = (unsigned)c->download_retries,
 		    .stall_timeout_s = (long)c->http_timeout_s,
 		    .tick = dl_tick,

@@ -53,28 +53,33 @@ static void set_link(struct sim *s, struct sim_dev *d, enum agent_link l)
 		s->connecting_peak = s->connecting;
 }
 
-static void connect_enqueue(struct sim *s, struct sim_dev *d)
+static void enqueue(struct sim *s, enum sim_queue q, struct sim_dev *d)
 {
-	if (d->in_connect_q)
+	struct sim_fifo *f = &s->q[q];
+
+	if (d->in_q[q])
 		return;
-	d->in_connect_q = true;
-	d->connect_next = NULL;
-	if (s->connect_tail)
-		s->connect_tail->connect_next = d;
+	d->in_q[q] = true;
+	d->q_next[q] = NULL;
+	if (f->tail)
+		f->tail->q_next[q] = d;
 	else
-		s->connect_head = d;
-	s->connect_tail = d;
+		f->head = d;
+	f->tail = d;
+	f->n++;
 }
 
-static struct sim_dev *connect_dequeue(struct sim *s)
+static struct sim_dev *dequeue(struct sim *s, enum sim_queue q)
 {
-	struct sim_dev *d = s->connect_head;
+	struct sim_fifo *f = &s->q[q];
+	struct sim_dev *d = f->head;
 
 	if (d) {
-		s->connect_head = d->connect_next;
-		if (!s->connect_head)
-			s->connect_tail = NULL;
-		d->in_connect_q = false;
+		f->head = d->q_next[q];
+		if (!f->head)
+			f->tail = NULL;
+		d->in_q[q] = false;
+		f->n--;
 	}
 	return d;
 }
@@ -162,7 +167,7 @@ static void dev_service(struct sim *s, struct sim_dev *d, short revents)
 	l = agent_link(d->a);
 	set_link(s, d, l);
 	if (l == AGENT_LINK_DUE && !may)
-		connect_enqueue(s, d);
+		enqueue(s, SQ_CONNECT, d);
 	poll_sync(s, d);
 }
 
@@ -224,12 +229,19 @@ static void dev_crash(struct sim *s, struct sim_dev *d)
 	s->c.crashes++;
 }
 
-/*
- * After a turn of @d on the loop: its crash, or work for a worker.  A
- * device whose connection is being set up (or waits for its turn under
- * the cap) finishes that here first: the work after a power-on (the
- * health check) wants the broker, and a worker would only wait for it.
- */
+/* @d has work for a worker now.  A device whose connection is being
+ * set up (or waits for its turn under the cap) finishes that on the
+ * loop first: the work after a power-on (the health check) wants the
+ * broker, and a worker would only wait for it. */
+static bool work_ready(const struct sim *s, const struct sim_dev *d)
+{
+	return d->state == SD_ON && !s->stopping && !d->crash_ms &&
+	       d->link != AGENT_LINK_CONNECTING && !d->in_q[SQ_CONNECT] &&
+	       agent_work_due(d->a);
+}
+
+/* After a turn of @d on the loop: its crash, or its place in the queue
+ * for a worker. */
 static void dev_check(struct sim *s, struct sim_dev *d)
 {
 	if (d->state != SD_ON || s->stopping)
@@ -238,10 +250,8 @@ static void dev_check(struct sim *s, struct sim_dev *d)
 		dev_crash(s, d);
 		return;
 	}
-	if (d->crash_ms || d->link == AGENT_LINK_CONNECTING || d->in_connect_q)
-		return;
-	if (agent_work_due(d->a))
-		submit(s, d, TK_STEP);
+	if (work_ready(s, d))
+		enqueue(s, SQ_WORK, d);
 }
 
 /* A worker handed @d back. */
@@ -300,11 +310,29 @@ static void drain_connects(struct sim *s)
 {
 	struct sim_dev *d;
 
-	while (s->connecting < s->o.connecting && (d = connect_dequeue(s)))
+	while (s->connecting < s->o.connecting && (d = dequeue(s, SQ_CONNECT)))
 		if (d->state == SD_ON && agent_link(d->a) == AGENT_LINK_DUE) {
 			dev_service(s, d, 0);
 			dev_check(s, d);
 		}
+}
+
+/*
+ * Hand devices with work to the workers while one is free.  A device
+ * waits for a worker here, on the loop, with its MQTT session serviced
+ * (keepalive, acknowledgements), not in the pool's queue, where nothing
+ * would service it: a wave of thousands of devices queued for 16
+ * workers outlived its keepalive there, and the broker cut the
+ * sessions.  What changed while it waited is checked again.
+ */
+static void drain_work(struct sim *s)
+{
+	struct sim_dev *d;
+
+	while (sim_pool_pending(s->pool) < s->o.workers &&
+	       (d = dequeue(s, SQ_WORK)))
+		if (work_ready(s, d))
+			submit(s, d, TK_STEP);
 }
 
 /* ------------------------------------------------------------------ */
@@ -454,7 +482,7 @@ static json_t *stats_json(struct sim *s, bool running)
 	    (json_int_t)s->c.start_failed, "power_ons",
 	    (json_int_t)s->c.power_ons, "crashes", (json_int_t)s->c.crashes,
 	    "flaps", (json_int_t)s->c.flaps, "workers", (int)s->o.workers,
-	    "queued", (int)sim_pool_queued(s->pool));
+	    "queued", (int)(s->q[SQ_WORK].n + sim_pool_queued(s->pool)));
 }
 
 static void write_stats(struct sim *s, bool running, bool summary)
@@ -499,9 +527,11 @@ static void turn(struct sim *s)
 {
 	collect(s);
 	drain_connects(s);
+	drain_work(s);
 	poll_turn(s, TURN_MS);
 	collect(s);
 	sweep(s);
+	drain_work(s);
 	stats_turn(s);
 }
 

@@ -38,6 +38,19 @@ enum sim_task_kind {
 	TK_STEP,     /* agent_step while work is due; a reboot if asked */
 };
 
+/* The loop's queues of devices (FIFO): waiting for a handshake slot
+ * under the connect cap, waiting for a free worker. */
+enum sim_queue {
+	SQ_CONNECT,
+	SQ_WORK,
+	SIM_Q_N,
+};
+
+struct sim_fifo {
+	struct sim_dev *head, *tail;
+	unsigned n;
+};
+
 struct sim_dev {
 	struct sim_task task; /* first: the pool hands it back */
 	struct sim *sim;
@@ -66,8 +79,8 @@ struct sim_dev {
 	short reg_ev;	    /* with these poll events */
 	uint32_t reg_gen;   /* which registration (stale events differ) */
 	bool busy_online; /* online when it went to a worker */
-	bool in_connect_q;
-	struct sim_dev *connect_next;
+	bool in_q[SIM_Q_N]; /* in the loop's queues (sim.c) */
+	struct sim_dev *q_next[SIM_Q_N];
 
 	/* what a worker task reports back */
 	int rc;
@@ -98,7 +111,7 @@ struct sim {
 
 	/* the connect cap */
 	unsigned connecting, connecting_peak;
-	struct sim_dev *connect_head, *connect_tail;
+	struct sim_fifo q[SIM_Q_N];
 
 	/* the sweep: every device's timers about once a second */
 	unsigned sweep_at;

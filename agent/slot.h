@@ -10,8 +10,10 @@
  * returns 0; the slot becomes bootable only through the bootloader
  * variables, which the caller changes only after agent_slot_finish.
  *
- * Writeback is started every few MiB (sync_file_range) so that the
- * final fsync in agent_slot_finish has little left to do.
+ * Whole aligned blocks are written with O_DIRECT (no page cache copy,
+ * which dominated an install's CPU time); the rest goes through the
+ * page cache, whose writeback is started after each write
+ * (sync_file_range) so that the final fsync has little left to do.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +56,11 @@ void agent_slot_sink(struct agent_slot_writer *w, struct fsig_sink *ret);
 
 /* Bytes written so far. */
 uint64_t agent_slot_written(const struct agent_slot_writer *w);
+
+/* Of those, the bytes that went to the slot with O_DIRECT, bypassing
+ * the page cache (whole aligned blocks, where the file system allows
+ * it); exact after agent_slot_sync or agent_slot_finish. */
+uint64_t agent_slot_direct_bytes(const struct agent_slot_writer *w);
 
 /*
  * A checkpoint: hand over what is buffered, wait for it and sync, so

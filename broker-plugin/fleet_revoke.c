@@ -9,8 +9,16 @@
  * the same device (a rotation) may already hold.  A revoked client keeps
  * its socket until its keepalive runs out, and can do nothing with it.
  *
+ * Technicians' certificates (CN "tech-NAME", issue 12) are the one case
+ * where it grants: the acl_file's per-device patterns would give them
+ * PREFIX/tech-NAME/... and none of what they need, so for them this
+ * plugin decides every check, granting exactly techacl.h's list and
+ * denying the rest (mosquitto asks no later plugin nor the acl_file
+ * once one answers).
+ *
  *   plugin /path/fleet_revoke.so
  *   plugin_opt_crl_file /state/ca/crl.pem
+ *   plugin_opt_topic_prefix fleet
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -21,10 +29,12 @@
 #include <mosquitto_plugin.h>
 
 #include "crlset.h"
+#include "techacl.h"
 
 struct fr_state {
 	mosquitto_plugin_id_t *id;
 	char *crl_path;
+	char *prefix; /* the fleet's topic prefix */
 	struct fr_crlset set;
 	bool closed;		/* no good CRL yet: deny everything */
 };
@@ -66,21 +76,32 @@ static bool client_revoked(struct fr_state *st, const struct mosquitto *c)
 	return bad;
 }
 
+static int deny(const struct mosquitto_evt_acl_check *ev, const char *why)
+{
+	mosquitto_log_printf(MOSQ_LOG_NOTICE,
+			     "fleet_revoke: denied access %d to %s for "
+			     "client %s: %s",
+			     ev->access, ev->topic ? ev->topic : "-",
+			     mosquitto_client_id(ev->client), why);
+	return MOSQ_ERR_ACL_DENIED;
+}
+
 static int on_acl(int event, void *data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ev = data;
 	struct fr_state *st = userdata;
+	const char *user = mosquitto_client_username(ev->client);
 
 	if (st->closed)
 		return MOSQ_ERR_ACL_DENIED;
-	if (!client_revoked(st, ev->client))
+	if (client_revoked(st, ev->client))
+		return deny(ev, "certificate revoked");
+	if (!fr_tech_user(user))
 		return MOSQ_ERR_PLUGIN_DEFER;
-	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     "fleet_revoke: denied access %d to %s for "
-			     "client %s: certificate revoked",
-			     ev->access, ev->topic ? ev->topic : "-",
-			     mosquitto_client_id(ev->client));
-	return MOSQ_ERR_ACL_DENIED;
+	if (!fr_tech_allowed(st->prefix, user, ev->topic, ev->access,
+			     ev->retain))
+		return deny(ev, "not for a technician");
+	return MOSQ_ERR_SUCCESS;
 }
 
 static int on_reload(int event, void *data, void *userdata)
@@ -103,6 +124,7 @@ static void state_free(struct fr_state *st)
 		return;
 	fr_crlset_free(&st->set);
 	free(st->crl_path);
+	free(st->prefix);
 	free(st);
 }
 
@@ -118,12 +140,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata,
 			  struct mosquitto_opt *o, int n)
 {
 	const char *path = opt(o, n, "crl_file");
+	const char *prefix = opt(o, n, "topic_prefix");
 	struct fr_state *st = calloc(1, sizeof(*st));
 
 	if (!st)
 		return MOSQ_ERR_NOMEM;
 	st->id = id;
-	if (!path || !(st->crl_path = strdup(path))) {
+	if (!path || !(st->crl_path = strdup(path)) ||
+	    !(st->prefix = strdup(prefix ? prefix : "fleet"))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "fleet_revoke: "
 				     "plugin_opt_crl_file is required");
 		state_free(st);

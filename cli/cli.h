@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -143,6 +144,22 @@ int cli_out_commit(struct cli_out_file *o, struct fl_error *err);
  * does nothing). */
 void cli_out_close(struct cli_out_file *o);
 
+/* An entry of an archive written by cli_write_tgz. */
+struct cli_tgz_file {
+	const char *name;
+	const char *data; /* text */
+	mode_t mode;
+};
+
+/*
+ * Write @files under directory @dir (0700) as a .tar.gz into @o, then
+ * commit it (cli_out_commit).  FL_ENOTFOUND (no libarchive), FL_EIO,
+ * FL_ECONFLICT.
+ */
+int cli_write_tgz(struct cli_out_file *o, const char *dir,
+		  const struct cli_tgz_file *files, size_t n,
+		  struct fl_error *err);
+
 /* --- config file (cli/config.c) --- */
 
 /* The config file path: FLEETCTL_CONFIG, else
@@ -163,6 +180,8 @@ extern const struct fl_cmd cli_bundle_cmds[];
 extern const struct fl_cmd cli_bundles_cmds[];
 extern const struct fl_cmd cli_jobs_cmds[];
 extern const struct fl_cmd cli_rollout_cmds[];
+extern const struct fl_cmd cli_shadow_cmds[];
+extern const struct fl_cmd cli_technician_cmds[];
 
 int cmd_version(int argc, char **argv, void *arg);
 int cmd_whoami(int argc, char **argv, void *arg);

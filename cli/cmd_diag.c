@@ -2,7 +2,8 @@
 /*
  * fleetctl diag ID CHECK [ARG...] [--timeout D]
  * fleetctl diag --group G | --label K=V | --all CHECK [ARG...] [--timeout D]
- * fleetctl diag bundle ID --out FILE.tar.gz [--timeout D] [--force]
+ * fleetctl diag --direct --cert-bundle F.tar.gz [--broker URL] ID CHECK
+ * [ARG...] fleetctl diag bundle ID --out FILE.tar.gz [--timeout D] [--force]
  *
  * Diagnostics through fleetd (issue 12, docs/diagnostics.md): fleetd
  * relays the check to the device over MQTT and answers with its reply
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "diag_direct.h"
 #include "util.h"
 #include "validate.h"
 
@@ -35,6 +37,8 @@
 struct diag_args {
 	const char *group, *label;
 	bool all;
+	bool direct;
+	const char *broker, *bundle; /* --direct's */
 	int64_t timeout;
 	const char *device; /* NULL for a fan-out */
 	int check;	    /* argv index of CHECK; ARGs follow */
@@ -68,6 +72,12 @@ static int parse_words(int argc, char **argv, struct cli_ctx *ctx,
 	if (named > 1)
 		return cli_usage(ctx, "--group, --label and --all exclude "
 				      "each other");
+	if (a->direct && (named || !a->bundle))
+		return cli_usage(ctx, "--direct asks one device and needs "
+				      "--cert-bundle FILE.tar.gz");
+	if (!a->direct && (a->bundle || a->broker))
+		return cli_usage(ctx, "--cert-bundle and --broker go with "
+				      "--direct");
 	if (argc - optind < need)
 		return cli_usage(ctx, named ? "expected CHECK [ARG...]"
 					    : "expected a device ID and CHECK "
@@ -92,6 +102,9 @@ static int parse(int argc, char **argv, struct cli_ctx *ctx,
 	    {"group", required_argument, NULL, 'g'},
 	    {"label", required_argument, NULL, 'l'},
 	    {"all", no_argument, NULL, 'a'},
+	    {"direct", no_argument, NULL, 'd'},
+	    {"broker", required_argument, NULL, 'b'},
+	    {"cert-bundle", required_argument, NULL, 'c'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"output", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
@@ -112,6 +125,15 @@ static int parse(int argc, char **argv, struct cli_ctx *ctx,
 			break;
 		case 'a':
 			a->all = true;
+			break;
+		case 'd':
+			a->direct = true;
+			break;
+		case 'b':
+			a->broker = optarg;
+			break;
+		case 'c':
+			a->bundle = optarg;
 			break;
 		case 't':
 			if (parse_timeout(ctx, optarg, &a->timeout))
@@ -267,25 +289,55 @@ static int print_fanout(struct cli_ctx *ctx, json_t *resp)
 	    ctx->output == CLI_OUT_JSON ? "" : " (-o json lists each)");
 }
 
+/* --direct: the same answer, asked through the broker with a
+ * technician's certificate. */
+static int ask_direct(struct cli_ctx *ctx, int argc, char **argv,
+		      const struct diag_args *a, json_t **resp)
+{
+	struct cli_direct d = {.bundle = a->bundle,
+			       .broker = a->broker,
+			       .device = a->device,
+			       .check = argv[a->check],
+			       .args = argv + a->check + 1,
+			       .nargs = argc - a->check - 1,
+			       .timeout_s = a->timeout};
+
+	return cli_diag_direct(&d, resp, &ctx->err);
+}
+
+/* Through fleetd: one device or a fan-out. */
+static int ask_fleetd(struct cli_ctx *ctx, int argc, char **argv,
+		      const struct diag_args *a, json_t **resp)
+{
+	json_t *req;
+	char *path;
+	int rc = cli_connect(ctx);
+
+	if (rc)
+		return rc;
+	req = request(argc, argv, a);
+	path = a->device ? fl_xasprintf("/api/v1/devices/%s/diag", a->device)
+			 : fl_xstrdup("/api/v1/diag");
+	fl_http_set_limits(ctx->http, (a->timeout + SLACK_S) * 1000,
+			   FANOUT_RESPONSE_MAX);
+	rc = fl_http_json(ctx->http, "POST", path, req, resp, &ctx->err);
+	free(path);
+	json_decref(req);
+	return rc;
+}
+
 int cmd_diag(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	struct diag_args a = {0};
-	json_t *req, *resp = NULL;
-	char *path;
+	json_t *resp = NULL;
 	int rc;
 
 	rc = parse(argc, argv, ctx, &a);
 	if (rc)
 		return rc;
-	req = request(argc, argv, &a);
-	path = a.device ? fl_xasprintf("/api/v1/devices/%s/diag", a.device)
-			: fl_xstrdup("/api/v1/diag");
-	fl_http_set_limits(ctx->http, (a.timeout + SLACK_S) * 1000,
-			   FANOUT_RESPONSE_MAX);
-	rc = fl_http_json(ctx->http, "POST", path, req, &resp, &ctx->err);
-	free(path);
-	json_decref(req);
+	rc = a.direct ? ask_direct(ctx, argc, argv, &a, &resp)
+		      : ask_fleetd(ctx, argc, argv, &a, &resp);
 	if (rc)
 		return rc;
 	if (!a.device)

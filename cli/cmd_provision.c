@@ -23,40 +23,8 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "pki.h"
-#include "tgz.h"
 #include "util.h"
 #include "validate.h"
-
-struct file {
-	const char *name;
-	const char *data;
-	mode_t mode;
-};
-
-static int write_archive(struct cli_out_file *o, const char *id,
-			 const struct file *files, size_t n,
-			 struct fl_error *err)
-{
-	struct fl_tgz *t = NULL;
-	char *p;
-	int rc = fl_tgz_open(o->fd, &t, err);
-
-	if (!rc)
-		rc = fl_tgz_add(t, id, NULL, 0, 0700, err);
-	for (size_t i = 0; i < n && !rc; i++) {
-		p = fl_xasprintf("%s/%s", id, files[i].name);
-		rc = fl_tgz_add(t, p, files[i].data, strlen(files[i].data),
-				files[i].mode, err);
-		free(p);
-	}
-	if (fl_tgz_close(t, err) && !rc)
-		rc = FL_EIO;
-	if (rc == FL_EIO)
-		fl_error_prefix(err, "cannot write '%s'", o->path);
-	if (!rc)
-		rc = cli_out_commit(o, err);
-	return rc;
-}
 
 /* The certificate fleetd returned must be for our key. */
 static int check_cert(EVP_PKEY *key, const char *pem, struct fl_error *err)
@@ -115,7 +83,7 @@ static int build(struct cli_ctx *ctx, const char *id, struct cli_out_file *out,
 	if (!rc)
 		root = first_root(ctx);
 	if (!rc) {
-		const struct file files[] = {
+		const struct cli_tgz_file files[] = {
 			{"key.pem", key_pem, 0600},
 			{"cert.pem", cert, 0644},
 			{"chain.pem",
@@ -126,7 +94,7 @@ static int build(struct cli_ctx *ctx, const char *id, struct cli_out_file *out,
 			{"root.json", root, 0644},
 		};
 
-		rc = write_archive(out, id, files,
+		rc = cli_write_tgz(out, id, files,
 				   FL_ARRAY_SIZE(files) - (root ? 0 : 1),
 				   &ctx->err);
 	}

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "fsutil.h"
+#include "tgz.h"
 #include "util.h"
 
 int cli_out_open(struct cli_out_file *o, const char *path, bool force,
@@ -81,5 +82,30 @@ int cli_out_commit(struct cli_out_file *o, struct fl_error *err)
 			"of '%s'\n",
 			o->path);
 	cli_out_close(o);
+	return rc;
+}
+
+int cli_write_tgz(struct cli_out_file *o, const char *dir,
+		  const struct cli_tgz_file *files, size_t n,
+		  struct fl_error *err)
+{
+	struct fl_tgz *t = NULL;
+	char *p;
+	int rc = fl_tgz_open(o->fd, &t, err);
+
+	if (!rc)
+		rc = fl_tgz_add(t, dir, NULL, 0, 0700, err);
+	for (size_t i = 0; i < n && !rc; i++) {
+		p = fl_xasprintf("%s/%s", dir, files[i].name);
+		rc = fl_tgz_add(t, p, files[i].data, strlen(files[i].data),
+				files[i].mode, err);
+		free(p);
+	}
+	if (fl_tgz_close(t, err) && !rc)
+		rc = FL_EIO;
+	if (rc == FL_EIO)
+		fl_error_prefix(err, "cannot write '%s'", o->path);
+	if (!rc)
+		rc = cli_out_commit(o, err);
 	return rc;
 }

@@ -2,7 +2,7 @@
 /*
  * libarchive, loaded on first use (common/lazylib.h): tgz.c writes
  * `fleetctl provision`'s device archive and the agent's support bundle
- * with it.
+ * with it, and reads a technician's certificate bundle.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -47,3 +47,21 @@ FL_LAZY(libarchive, void, archive_entry_set_mtime,
 	(struct archive_entry * e, time_t t, long ns), (e, t, ns))
 FL_LAZY(libarchive, void, archive_entry_set_size,
 	(struct archive_entry * e, la_int64_t n), (e, n))
+FL_LAZY(libarchive, struct archive *, archive_read_new, (void), ())
+FL_LAZY(libarchive, int, archive_read_free, (struct archive * a), (a))
+FL_LAZY(libarchive, int, archive_read_support_filter_gzip, (struct archive * a),
+	(a))
+FL_LAZY(libarchive, int, archive_read_support_format_tar, (struct archive * a),
+	(a))
+FL_LAZY(libarchive, int, archive_read_open_filename,
+	(struct archive * a, const char *path, size_t block), (a, path, block))
+FL_LAZY(libarchive, int, archive_read_next_header,
+	(struct archive * a, struct archive_entry **e), (a, e))
+FL_LAZY(libarchive, la_ssize_t, archive_read_data,
+	(struct archive * a, void *p, size_t n), (a, p, n))
+FL_LAZY(libarchive, const char *, archive_entry_pathname,
+	(struct archive_entry * e), (e))
+FL_LAZY(libarchive, __LA_MODE_T, archive_entry_filetype,
+	(struct archive_entry * e), (e))
+FL_LAZY(libarchive, la_int64_t, archive_entry_size, (struct archive_entry * e),
+	(e))

@@ -5,9 +5,10 @@
 /*
  * A small .tar.gz (POSIX pax, gzip) written from entries held in
  * memory: fleetctl provision's device archive, the agent's support
- * bundle.  libarchive is loaded on first use (common/lazylib.h,
- * lazy_archive.c), so no program links it.  Entries belong to root,
- * with the time they were added.
+ * bundle, a technician's certificate bundle (also read back).
+ * libarchive is loaded on first use (common/lazylib.h, lazy_archive.c),
+ * so no program links it.  Entries belong to root, with the time they
+ * were added.
  */
 #include <stddef.h>
 #include <sys/types.h>
@@ -35,5 +36,24 @@ int fl_tgz_add(struct fl_tgz *t, const char *path, const void *data, size_t len,
 /* Write the end of the archive and free @t (NULL is fine).  Returns 0
  * or FL_EIO (then the file is incomplete). */
 int fl_tgz_close(struct fl_tgz *t, struct fl_error *err);
+
+/* A regular file read from a .tar.gz: its path and bytes (NUL-ended). */
+struct fl_tgz_entry {
+	char *path;
+	char *data;
+	size_t len;
+};
+
+/*
+ * Read every regular file of the .tar.gz (or plain tar) at @path into
+ * memory: at most @max_files of them, @max_bytes in all (FL_ELIMIT
+ * beyond).  Other entries (directories) are skipped.  Returns 0,
+ * FL_ENOTFOUND (no file, or no libarchive), FL_EPARSE (not an archive),
+ * FL_ELIMIT.  Free with fl_tgz_entries_free, which wipes the bytes
+ * (they may hold a key).
+ */
+int fl_tgz_read(const char *path, size_t max_files, size_t max_bytes,
+		struct fl_tgz_entry **ret, size_t *ret_n, struct fl_error *err);
+void fl_tgz_entries_free(struct fl_tgz_entry *v, size_t n);
 
 #endif

@@ -35,6 +35,28 @@ int fl_check_id(const char *s, const char *what, struct fl_error *err)
 		       what, s ? s : "");
 }
 
+bool fl_valid_tech_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > FL_TECH_NAME_MAX || !in_set(s[0], ""))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!in_set(s[i], "_-"))
+			return false;
+	return true;
+}
+
+int fl_check_tech_name(const char *s, struct fl_error *err)
+{
+	if (fl_valid_tech_name(s))
+		return 0;
+	return fl_fail(err, FL_EINVAL,
+		       "invalid technician name '%.80s' (want 1-%d of a-z 0-9 "
+		       "_ -, starting with a letter or digit)",
+		       s ? s : "", FL_TECH_NAME_MAX);
+}
+
 static bool all_in(const char *s, size_t max, const char *extra)
 {
 	size_t n = s ? strlen(s) : 0;

@@ -20,6 +20,22 @@ bool fl_valid_id(const char *s);
 int fl_check_id(const char *s, const char *what, struct fl_error *err);
 
 /*
+ * A technician's name (issue 12): ^[a-z0-9][a-z0-9_-]{0,31}$.  Its
+ * certificate's CN is "tech-" NAME, which is both a valid id and a diag
+ * requester (no '.', which a response topic's last level may not hold).
+ */
+#define FL_TECH_NAME_MAX 32
+bool fl_valid_tech_name(const char *s);
+
+/* A technician certificate's life, seconds: short by design. */
+#define FL_TECH_TTL_MIN 10
+#define FL_TECH_TTL_MAX (24 * 3600)
+#define FL_TECH_TTL_DEFAULT (8 * 3600)
+
+/* As fl_valid_tech_name, failing with FL_EINVAL and the rule. */
+int fl_check_tech_name(const char *s, struct fl_error *err);
+
+/*
  * A single file name taken from untrusted input (bundle payload names,
  * archive entries): 1..128 bytes of [A-Za-z0-9._+-], not "." or "..",
  * not starting with '.', never '/'.

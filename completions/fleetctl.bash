@@ -16,7 +16,7 @@ devices decommission|--output --help
 devices label| --help
 devices list|--group --label --online --offline --version --all --output --help
 devices show|--output --help
-diag|--group --label --all --timeout --output --help
+diag|--group --label --all --direct --broker --cert-bundle --timeout --output --help
 diag bundle|--out --timeout --force --output --help
 jobs cancel|--output --help
 jobs list|--device --state --rollout --limit --output --help
@@ -39,7 +39,12 @@ root rotate|--from --root-key --root-threshold --targets-key --targets-threshold
 root show|--output --help
 root sign|--key --out --output --help
 rotate|--group --all --wait --timeout --output --help
+shadow get|--output --help
+shadow set|--file --group --if-version --output --help
 status|--output --help
+technician issue|--ttl --out --force --output --help
+technician list|--output --help
+technician revoke|--output --help
 token create|--role --enroll --group --uses --ttl --output --help
 token list|--output --help
 token revoke|--output --help

@@ -12,7 +12,7 @@ complete -c fleetctl -n __fish_use_subcommand -a bundles -d 'the bundles stored 
 complete -c fleetctl -n __fish_use_subcommand -a completion -d 'print a shell completion script'
 complete -c fleetctl -n __fish_use_subcommand -a config -d 'show and switch saved contexts'
 complete -c fleetctl -n __fish_use_subcommand -a devices -d 'list, inspect, label and decommission devices'
-complete -c fleetctl -n __fish_use_subcommand -a diag -d 'run a diagnostic check on devices, relayed by fleetd'
+complete -c fleetctl -n __fish_use_subcommand -a diag -d 'run a diagnostic check on devices, relayed by fleetd or direct'
 complete -c fleetctl -n __fish_use_subcommand -a jobs -d 'update and rollback jobs'
 complete -c fleetctl -n __fish_use_subcommand -a keys -d 'make signing keys'
 complete -c fleetctl -n __fish_use_subcommand -a login -d 'check a server and token, then save them as a context'
@@ -21,7 +21,9 @@ complete -c fleetctl -n __fish_use_subcommand -a rollback -d 'roll back every de
 complete -c fleetctl -n __fish_use_subcommand -a rollout -d 'staged rollouts of a bundle, in waves behind a failure gate'
 complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that says who may sign bundles'
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
+complete -c fleetctl -n __fish_use_subcommand -a shadow -d 'a device\'s desired and reported state (device shadow)'
 complete -c fleetctl -n __fish_use_subcommand -a status -d 'show fleetd\'s MQTT side: connection, messages taken in and stored'
+complete -c fleetctl -n __fish_use_subcommand -a technician -d 'certificates for technicians\' diag --direct'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
 complete -c fleetctl -n __fish_use_subcommand -a update -d 'install a stored bundle on devices; --wait follows each job'
 complete -c fleetctl -n __fish_use_subcommand -a version -d 'print fleetctl\'s version'
@@ -85,6 +87,9 @@ complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l label
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l all
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l direct
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l broker
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l cert-bundle
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a cancel -d 'stop a job that has not finished (the device is free again)'
@@ -200,7 +205,23 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and not __fish_seen_subcommand_from get set' -a get -d 'show a device\'s desired and reported state and their delta'
+complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and not __fish_seen_subcommand_from get set' -a set -d 'change desired keys (VALUE as JSON, else text; null deletes)'
+complete -c fleetctl -n '__fish_seen_subcommand_from get' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l file
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l group
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l if-version
+complete -c fleetctl -n '__fish_seen_subcommand_from set' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a issue -d 'make a short-lived technician certificate for diag --direct (key made here)'
+complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a list -d 'list technicians\' certificates and their state'
+complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a revoke -d 'revoke a technician\'s certificate and end its broker session'
+complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l ttl
+complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l out
+complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l force
+complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from revoke' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator or enrolment token (admin only); printed once'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a list -d 'list tokens (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a revoke -d 'revoke tokens by id (admin only)'

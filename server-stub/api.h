@@ -31,6 +31,11 @@ int api_rotate(struct srv_req *r);
 /* api_provision.c */
 int api_provision_undo(struct srv_req *r);
 
+/* api_tech.c */
+int api_tech_issue(struct srv_req *r);
+int api_tech_list(struct srv_req *r);
+int api_tech_revoke(struct srv_req *r);
+
 /* api_bundles.c */
 int api_bundle_upload(struct srv_req *r);
 int api_bundle_upload_body(struct srv_req *r, const char *data, size_t len,
@@ -68,5 +73,11 @@ int api_diag_bundle_put(struct srv_req *r);
 int api_diag_bundle_body(struct srv_req *r, const char *data, size_t len,
 			 struct fl_error *err);
 uint64_t api_diag_bundle_max(const struct srv *srv);
+
+/* api_shadow.c */
+int api_shadow_get(struct srv_req *r);
+int api_shadow_set(struct srv_req *r);
+int api_shadow_group(struct srv_req *r);
+uint64_t api_shadow_body_max(const struct srv *srv);
 
 #endif

@@ -52,14 +52,6 @@ static void wake(struct srv_diag_call *c, void *arg)
 	srv_req_wake(arg);
 }
 
-/* What the audit row says besides method and path; takes @detail. */
-static void set_audit(struct srv_req *r, json_t *detail)
-{
-	free(r->audit_detail);
-	r->audit_detail = fl_json_dumps(detail);
-	json_decref(detail);
-}
-
 /* A device that can be asked: active and online; else the answer. */
 static int check_device(struct srv_req *r, const char *id,
 			struct srv_device_row *dev)
@@ -175,7 +167,7 @@ int api_diag_device(struct srv_req *r)
 	if (srv_diag_req_parse(body, NULL, SRV_DIAG_TIMEOUT_DEFAULT, &x->q,
 			       &err))
 		return srv_reply_fail(r, &err);
-	set_audit(r, srv_diag_req_json(&x->q, "device", json_string(id)));
+	srv_req_audit(r, srv_diag_req_json(&x->q, "device", json_string(id)));
 	rc = check_device(r, id, &dev);
 	srv_device_row_free(&dev);
 	if (rc || reply_unavailable(r))
@@ -275,14 +267,14 @@ int api_diag_fanout(struct srv_req *r)
 		return srv_reply_fail(r, &err);
 	detail = srv_diag_req_json(
 	    &x->q, "target", json_incref(json_object_get(body, "target")));
-	set_audit(r, json_incref(detail));
+	srv_req_audit(r, json_incref(detail));
 	if (reply_unavailable(r) ||
 	    srv_store_device_list(r->srv->store, &f, &l, &err)) {
 		json_decref(detail);
 		return r->status ? 0 : srv_reply_fail(r, &err);
 	}
 	add_audit_devices(detail, &l);
-	set_audit(r, detail);
+	srv_req_audit(r, detail);
 	if (!l.n || l.n > SRV_DIAG_FANOUT_MAX) {
 		srv_device_list_free(&l);
 		return l.n ? srv_reply_error(r, 413, "too_large",
@@ -321,7 +313,7 @@ static int send_bundle(struct srv_req *r, struct srv_diag_req *q,
 		return srv_reply_error(r, 503, "unavailable", "%s", err.msg);
 	}
 	json_array_append_new(q->args, json_string(upload));
-	set_audit(r, srv_diag_req_json(q, "device", json_string(id)));
+	srv_req_audit(r, srv_diag_req_json(q, "device", json_string(id)));
 	a = srv_diag_begin(r->srv->diag, c, fl_now_ms(),
 			   q->timeout_s * 1000 + SRV_DIAG_GRACE_MS);
 	if (a != SRV_DIAG_ADMITTED) {

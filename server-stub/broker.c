@@ -203,6 +203,8 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"# first: asked before dynsec on every ACL check\n"
 		"plugin %s\n"
 		"plugin_opt_crl_file %s/" SRV_CA_CRL "\n"
+		"# technicians (CN tech-NAME) get only their diag topics\n"
+		"plugin_opt_topic_prefix %s\n"
 		"plugin %s\n"
 		"plugin_opt_config_file %s/broker/dynsec.json\n"
 		"log_dest stderr\n"
@@ -221,7 +223,7 @@ static char *render_conf(struct srv *srv, const char *host, int port,
 		"use_username_as_clientid true\n",
 		pw ? pw->pw_name : "root", d, SRV_MQTT_MAX_PAYLOAD + 4096,
 		MAX_QUEUED_MESSAGES, MAX_QUEUED_BYTES, d, revoke, d,
-		plugin, d, port, host, d, d, d, d);
+		srv->cfg.topic_prefix, plugin, d, port, host, d, d, d, d);
 }
 
 /* Write or migrate dynsec.json (mosquitto keeps its clients there). */

@@ -389,6 +389,28 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 	return rc;
 }
 
+int srv_ca_issue_tech(struct srv_ca *ca, const char *csr_pem, size_t len,
+		      const char *cn, int64_t lifetime_s,
+		      struct srv_issued *ret, struct fl_error *err)
+{
+	struct fl_pki_policy pol = {
+	    .kind = FL_PKI_CLIENT, .cn = cn, .lifetime_s = lifetime_s};
+	char got[FL_PKI_CN_MAX + 1];
+	EVP_PKEY *pub = NULL;
+	X509 *cert = NULL;
+	int rc;
+
+	rc = fl_pki_csr_parse(csr_pem, len, cn, FL_PKI_CSR_DEVICE_ID, got, &pub,
+			      err);
+	if (!rc)
+		rc = fl_pki_leaf_issue(&ca->issuing, &pol, pub, &cert, err);
+	if (!rc)
+		rc = describe(cert, cn, ca, ret, err);
+	X509_free(cert);
+	EVP_PKEY_free(pub);
+	return rc;
+}
+
 /* The store's entries as fl_pki_revoked ones (borrowing the serials). */
 static struct fl_pki_revoked *revoked_list(const struct srv_crl_list *l)
 {

@@ -112,6 +112,14 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 			const char *id, bool reenroll, struct srv_issued *ret,
 			struct fl_error *err);
 
+/*
+ * As srv_ca_issue_device for a technician's certificate (issue 12): CN
+ * @cn ("tech-NAME"), living @lifetime_s seconds from now.
+ */
+int srv_ca_issue_tech(struct srv_ca *ca, const char *csr_pem, size_t len,
+		      const char *cn, int64_t lifetime_s,
+		      struct srv_issued *ret, struct fl_error *err);
+
 /* Free what srv_ca_issue_device put in @iss. */
 void srv_issued_release(struct srv_issued *iss);
 

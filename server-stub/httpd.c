@@ -144,14 +144,16 @@ int srv_reply_fail(struct srv_req *r, const struct fl_error *err)
 	return srv_reply_error(r, status, api, "%s", err->msg);
 }
 
+static uint64_t body_cap(const struct srv_req *r);
+
 json_t *srv_req_json(struct srv_req *r)
 {
 	struct fl_error err = {0};
 
 	if (r->json)
 		return r->json;
-	if (fl_json_parse(r->body ? r->body : "", r->body_len,
-			  r->srv->max_json_body, &r->json, &err) ||
+	if (fl_json_parse(r->body ? r->body : "", r->body_len, body_cap(r),
+			  &r->json, &err) ||
 	    fl_json_require_object(r->json, "request body", &err)) {
 		json_decref(r->json);
 		r->json = NULL;
@@ -183,6 +185,13 @@ const char *srv_req_header(struct srv_req *r, const char *name)
 const char *srv_req_query(struct srv_req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+void srv_req_audit(struct srv_req *r, json_t *detail)
+{
+	free(r->audit_detail);
+	r->audit_detail = detail ? fl_json_dumps(detail) : NULL;
+	json_decref(detail);
 }
 
 const char *srv_req_actor(const struct srv_req *r)
@@ -422,9 +431,10 @@ static void remote_addr(struct MHD_Connection *c, char *buf, size_t len)
 			    buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST);
 }
 
+/* A route's body_max: its uploads' cap, or its JSON bodies' cap. */
 static uint64_t body_cap(const struct srv_req *r)
 {
-	if (!r->route || !r->route->on_body)
+	if (!r->route || (!r->route->on_body && !r->route->body_max))
 		return r->srv->max_json_body;
 	return r->route->body_max ? r->route->body_max(r->srv)
 				  : r->srv->max_upload;
@@ -488,10 +498,10 @@ static void add_body(struct srv_req *r, const char *data, size_t n)
 	}
 	if (r->status)
 		return; /* refused already: drain */
-	if (r->body_len + n > r->srv->max_json_body) {
+	if (r->body_len + n > body_cap(r)) {
 		srv_reply_error(r, 413, "too_large",
-				"request body over %zu bytes",
-				r->srv->max_json_body);
+				"request body over %llu bytes",
+				(unsigned long long)body_cap(r));
 		return;
 	}
 	if (r->body_len + n + 1 > r->body_cap) {

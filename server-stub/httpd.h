@@ -85,7 +85,8 @@ struct srv_route {
 	 * replies with @err and drains the rest. */
 	int (*on_body)(struct srv_req *r, const char *data, size_t len,
 		       struct fl_error *err);
-	/* Streaming routes: their own body cap; NULL: srv->max_upload. */
+	/* Their own body cap (uploads: NULL is srv->max_upload; JSON
+	 * calls: NULL is srv->max_json_body). */
 	uint64_t (*body_max)(const struct srv *srv);
 };
 
@@ -145,6 +146,10 @@ int srv_reply_fail(struct srv_req *r, const struct fl_error *err);
 
 /* The parsed JSON object body, or NULL after replying 400. */
 json_t *srv_req_json(struct srv_req *r);
+
+/* What @r's audit row says besides method and path (r->audit_detail);
+ * takes @detail (NULL: nothing). */
+void srv_req_audit(struct srv_req *r, json_t *detail);
 
 /* The "limit" query argument (1..@max, default @def); 0 after replying
  * 400 to a bad one. */

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "proto.h"
+#include "shadow.h"
 #include "util.h"
 #include "validate.h"
 
@@ -80,6 +81,8 @@ static json_t *parse(const struct srv_ingest *q, enum srv_ingest_kind kind,
 		rc = fl_json_bool(j, "online", &online, &err);
 	if (!rc && kind == SRV_INGEST_EVENT)
 		rc = check_event(j, &err);
+	if (!rc && kind == SRV_INGEST_SHADOW)
+		rc = fl_shadow_check_report(j, &err);
 	if (rc) {
 		fl_debug("message from %s dropped: %s", device, err.msg);
 		json_decref(j);
@@ -96,6 +99,16 @@ static const char *str(const json_t *o, const char *key, size_t max)
 	return v && strlen(v) <= max ? v : NULL;
 }
 
+/*
+ * A reported state member: its string as str() takes it, "" when the
+ * device says null (it no longer knows: the store clears the column), or
+ * NULL when absent (the store keeps what it has).
+ */
+static const char *reported(const json_t *o, const char *key, size_t max)
+{
+	return json_is_null(json_object_get(o, key)) ? "" : str(o, key, max);
+}
+
 /* A non-negative integer member, or -1. */
 static int64_t int_or_none(const json_t *o, const char *key)
 {
@@ -110,6 +123,7 @@ void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
 {
 	*f = (struct srv_ingest_fields){
 	    .seq = json_integer_value(json_object_get(j, "seq")),
+	    .version = json_integer_value(json_object_get(j, "version")),
 	    .bytes = int_or_none(j, "bytes"),
 	    .total = int_or_none(j, "total"),
 	    .online = json_is_true(json_object_get(j, "online")),
@@ -121,9 +135,9 @@ void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
 	    .reason = str(j, "reason", 512),
 	    .from_version = str(j, "from_version", 64),
 	    .agent = str(j, "agent", 64),
-	    .firmware = str(j, "firmware", 64),
-	    .slot = str(j, "slot", 64),
-	    .health = str(j, "health", 64)};
+	    .firmware = reported(j, "firmware", 64),
+	    .slot = reported(j, "slot", 64),
+	    .health = reported(j, "health", 64)};
 }
 
 char *srv_ingest_item_json(struct srv_ingest_item *it, const json_t *j)

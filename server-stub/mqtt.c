@@ -48,6 +48,7 @@ static const struct {
     {FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE},
     {FL_TOPIC_STATUS, SRV_INGEST_STATUS},
     {FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
+    {FL_TOPIC_SHADOW_REPORTED, SRV_INGEST_SHADOW},
 };
 
 struct srv_mqtt {
@@ -82,8 +83,8 @@ static void lib_init(void)
 }
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
-static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
-		   int qos, struct fl_error *err);
+static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
+		   int qos, bool retain, struct fl_error *err);
 
 /* A dynsec command on the mute role for @username. */
 static json_t *role_cmd(const char *command, const char *username)
@@ -257,7 +258,7 @@ static void ack(void *arg, const char *device, int64_t seq, const char *job,
 			"state", state, "ts", ts);
 	if (!fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
 			    &err)) {
-		if (publish(m, topic, cmd, 1, &err))
+		if (publish(m, topic, cmd, 1, false, &err))
 			fl_warn("confirming event %lld to %s: %s",
 				(long long)seq, device, err.msg);
 		free(topic);
@@ -686,14 +687,14 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
 	return 0;
 }
 
-static int publish(struct srv_mqtt *m, const char *topic, json_t *payload,
-		   int qos, struct fl_error *err)
+static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
+		   int qos, bool retain, struct fl_error *err)
 {
 	char *text = fl_json_dumps(payload);
 	int rc;
 
 	rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(text), text,
-				  qos, false, NULL);
+				  qos, retain, NULL);
 	free(text);
 	/* offline, libmosquitto queues QoS 1/2 messages and sends them on
 	 * reconnect, yet says "no connection": that is a success for us */
@@ -735,7 +736,7 @@ int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 			args ? json_incref(args) : json_object(), "ts", ts);
 	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic, err);
 	if (!rc)
-		rc = publish(m, topic, cmd, 2, err);
+		rc = publish(m, topic, cmd, 2, false, err);
 	free(topic);
 	json_decref(cmd);
 	return rc;
@@ -797,7 +798,7 @@ static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err)
 	json_t *body = json_pack("{s:o}", "commands", cmds);
 	int rc;
 
-	rc = publish(m, DYNSEC_TOPIC, body, 1, err);
+	rc = publish(m, DYNSEC_TOPIC, body, 1, false, err);
 	json_decref(body);
 	return rc;
 }
@@ -815,4 +816,20 @@ int srv_mqtt_dynsec(struct srv_mqtt *m, const char *const *commands, size_t n,
 						      commands[i], "username",
 						      username));
 	return dynsec_send(m, cmds, err);
+}
+
+int srv_mqtt_shadow_desired(struct srv_mqtt *m, const char *device,
+			    const json_t *msg, struct fl_error *err)
+{
+	char *topic = NULL;
+	int rc;
+
+	if (!m)
+		return fl_fail(err, FL_EUNREACH, "fleetd has no MQTT broker");
+	rc = fl_topic_build(m->prefix, device, FL_TOPIC_SHADOW_DESIRED, NULL,
+			    &topic, err);
+	if (!rc)
+		rc = publish(m, topic, msg, 1, true, err);
+	free(topic);
+	return rc;
 }

@@ -77,6 +77,14 @@ int srv_mqtt_diag_send(struct srv_mqtt *m, const char *device,
 		       const char *payload, uint32_t expiry_s,
 		       struct fl_error *err);
 
+/*
+ * Publish the desired shadow message @msg (borrowed) to
+ * PREFIX/@device/shadow/desired, QoS 1, retained: a device that comes
+ * back gets the newest.  FL_EUNREACH without MQTT.
+ */
+int srv_mqtt_shadow_desired(struct srv_mqtt *m, const char *device,
+			    const json_t *msg, struct fl_error *err);
+
 /* Send dynamic-security commands for broker client @username:
  * e.g. {"createClient", "enableClient"}; errors of individual commands
  * (client exists) are the broker's business.  NULL @m does nothing. */

@@ -12,6 +12,9 @@
 /* audited even as a GET */
 #define AUDITED(method, pattern, roles, fn)                                \
 	{method, pattern, roles, fn, SRV_AUDIT, NULL, NULL}
+/* a JSON call with its own body cap */
+#define CAPPED(method, pattern, roles, fn, max)                            \
+	{method, pattern, roles, fn, 0, NULL, max}
 /* an upload with its own size cap */
 #define UPLOAD_CAP(method, pattern, roles, fn, body, max)                  \
 	{method, pattern, roles, fn, 0, body, max}
@@ -21,6 +24,8 @@
 #define DEVICE SRV_ROLE_DEVICE
 /* Who may run diagnostics on devices (issue 12). */
 #define DIAG (SRV_ROLES_OPS | SRV_ROLE_TECHNICIAN)
+/* Who may write device shadows (issue 13): technicians too. */
+#define SHADOW (SRV_ROLES_OPS | SRV_ROLE_TECHNICIAN)
 
 /*
  * Every endpoint fleetd serves, with the roles allowed to call it.
@@ -65,6 +70,17 @@ const struct srv_route srv_routes[] = {
 	UPLOAD_CAP("PUT", "/api/v1/devices/:id/diag-bundles/:upload", DEVICE,
 		   api_diag_bundle_put, api_diag_bundle_body,
 		   api_diag_bundle_max),
+	/* device shadows (docs/shadow.md) */
+	R("GET", "/api/v1/devices/:id/shadow", READERS, api_shadow_get),
+	CAPPED("POST", "/api/v1/devices/:id/shadow", SHADOW, api_shadow_set,
+	       api_shadow_body_max),
+	CAPPED("POST", "/api/v1/shadow", SHADOW, api_shadow_group,
+	       api_shadow_body_max),
+	/* technicians' certificates for diag --direct (issue 12) */
+	R("POST", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_issue),
+	R("GET", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_list),
+	R("POST", "/api/v1/technicians/:name/revoke", SRV_ROLES_OPS,
+	  api_tech_revoke),
 	/* updates and jobs */
 	R("POST", "/api/v1/updates", SRV_ROLES_OPS, api_update),
 	R("GET", "/api/v1/jobs", READERS, api_job_list),

@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "proto.h"
 #include "srv.h"
+#include "shadow.h"
 #include "util.h"
 
 static const struct fl_ini_key conf_keys[] = {
@@ -27,6 +28,7 @@ static const struct fl_ini_key conf_keys[] = {
 	{"http", "request_timeout"}, {"http", "upload_timeout"},
 	{"http", "idle_timeout"}, {"diag", "max_pending"},
 	{"diag", "max_pending_per_caller"}, {"diag", "bundle_max"},
+	{"shadow", "max_size"},
 	{NULL, NULL},
 };
 
@@ -202,6 +204,12 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = load_http_limits(ini, &srv->cfg.http, err);
 	if (!rc)
 		rc = load_diag_limits(ini, &srv->cfg.diag, err);
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "shadow", "max_size",
+				     FL_SHADOW_MAX_DEFAULT, FL_SHADOW_MAX_DEFAULT,
+				     &srv->cfg.shadow_max, err);
+	if (!rc && srv->cfg.shadow_max < 256)
+		rc = fl_fail(err, FL_EINVAL, "[shadow] max_size under 256");
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.topic_prefix =
@@ -254,6 +262,7 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 	srv->state_dir = fl_xstrdup(state_dir);
 	srv->max_json_body = SRV_MAX_JSON_BODY;
 	pthread_mutex_init(&srv->rollouts_lock, NULL);
+	pthread_mutex_init(&srv->shadow_lock, NULL);
 	db = srv_path(srv, SRV_DB_FILE);
 	if (!fl_path_exists(db)) {
 		rc = fl_fail(err, FL_ENOTFOUND,
@@ -296,6 +305,7 @@ void srv_close(struct srv *srv)
 	free(srv->engine_id);
 	free(srv->state_dir);
 	pthread_mutex_destroy(&srv->rollouts_lock);
+	pthread_mutex_destroy(&srv->shadow_lock);
 	free(srv);
 }
 

@@ -41,6 +41,7 @@ struct srv_config {
 		uint64_t max_per_caller; /* of them, one caller's */
 		uint64_t bundle_max;	 /* bytes of a support bundle */
 	} diag;
+	uint64_t shadow_max; /* [shadow] max_size: bytes of a desired doc */
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */
@@ -77,6 +78,9 @@ struct srv {
 	 * by an operator's move (srv_rollout_act) with its cancels: no
 	 * command of a wave goes out after an abort returned */
 	pthread_mutex_t rollouts_lock;
+	/* held from a desired shadow write to its publish, so the broker
+	 * retains each device's newest version (shadow_svc.c) */
+	pthread_mutex_t shadow_lock;
 };
 
 #define SRV_CONF_FILE "fleetd.conf"

@@ -231,6 +231,25 @@ int srv_store_provision_undo(struct srv_store *s, const char *id,
 	return s->ops->provision_undo(s->be, id, serial, err);
 }
 
+int srv_store_tech_add(struct srv_store *s, const struct srv_cert *cert,
+		       struct fl_error *err)
+{
+	return s->ops->tech_add(s->be, cert, err);
+}
+
+int srv_store_tech_list(struct srv_store *s, struct srv_tech_list *ret,
+			struct fl_error *err)
+{
+	return s->ops->tech_list(s->be, ret, err);
+}
+
+int srv_store_tech_revoke(struct srv_store *s, const char *cn,
+			  const struct srv_crl_hook *crl,
+			  struct srv_strv *ret_revoked, struct fl_error *err)
+{
+	return s->ops->tech_revoke(s->be, cn, crl, ret_revoked, err);
+}
+
 int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
 		     size_t n, struct fl_error *err)
 {
@@ -462,4 +481,17 @@ int srv_store_rollout_step(struct srv_store *s, const char *id,
 			   struct fl_error *err)
 {
 	return s->ops->rollout_step(s->be, id, st, now, err);
+}
+
+int srv_store_shadow_get(struct srv_store *s, const char *id,
+			 struct srv_shadow_row *ret, struct fl_error *err)
+{
+	return s->ops->shadow_get(s->be, id, ret, err);
+}
+
+int srv_store_shadow_update(struct srv_store *s, const char *id,
+			    const struct srv_shadow_write *w,
+			    struct srv_shadow_row *ret, struct fl_error *err)
+{
+	return s->ops->shadow_update(s->be, id, w, ret, err);
 }

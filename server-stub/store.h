@@ -372,12 +372,59 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 int srv_store_provision_undo(struct srv_store *s, const char *id,
 			     const char *serial, struct fl_error *err);
 
+/* --- technicians' certificates (issue 12) --- */
+
+/*
+ * A technician's certificate is a certs row whose device is its CN,
+ * "tech-NAME" (ca.h SRV_TECH_PREFIX; never a device id), so the CRL
+ * holds it like any other once revoked.  No devices row: fleetd's HTTPS
+ * side refuses it.
+ */
+struct srv_tech_row {
+	char *cn, *serial;
+	int64_t issued, not_after;
+	int64_t revoked; /* when; 0: not revoked */
+};
+
+struct srv_tech_list {
+	size_t n;
+	struct srv_tech_row *v;
+};
+void srv_tech_list_free(struct srv_tech_list *l);
+
+/* Technicians' certificates listed at most. */
+#define SRV_TECH_LIST_MAX 1000
+
+/*
+ * Record @cert, whose device is a technician's CN.  FL_ECONFLICT when
+ * that technician holds a certificate neither revoked nor expired (one
+ * at a time: the broker forces client id = CN, so two would kick each
+ * other).
+ */
+int srv_store_tech_add(struct srv_store *s, const struct srv_cert *cert,
+		       struct fl_error *err);
+
+/* Technicians' certificates, newest first, at most SRV_TECH_LIST_MAX. */
+int srv_store_tech_list(struct srv_store *s, struct srv_tech_list *ret,
+			struct fl_error *err);
+
+/*
+ * Revoke every unrevoked certificate of technician @cn and publish the
+ * CRL through @crl, in one transaction; *@ret_revoked (may be NULL) gets
+ * the serials.  FL_ENOTFOUND when there is none to revoke.
+ */
+int srv_store_tech_revoke(struct srv_store *s, const char *cn,
+			  const struct srv_crl_hook *crl,
+			  struct srv_strv *ret_revoked, struct fl_error *err);
+
 /* --- what devices report over MQTT (store_ingest.c) --- */
 
 enum srv_ingest_kind {
 	SRV_INGEST_PRESENCE, /* {"online": bool, "agent"?, "firmware"?} */
 	SRV_INGEST_STATUS,   /* {"firmware"?, "slot"?, "health"?} */
 	SRV_INGEST_EVENT,    /* {"seq": N >= 1, "job"?, "state"?, ...} */
+	SRV_INGEST_SHADOW,   /* {"version": N >= 0, "state": {...},
+			      * "refused"?: {...}} (fl_shadow_check_report) */
 };
 
 enum srv_ingest_result {
@@ -398,10 +445,12 @@ enum srv_ingest_result {
  * the JSON; the strings are the caller's, each within its cap). */
 struct srv_ingest_fields {
 	int64_t seq;          /* events: >= 1 */
+	int64_t version;      /* shadow reports: the desired version */
 	int64_t bytes, total; /* events: -1 when absent */
 	bool online;          /* presence */
 	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
-	const char *agent, *firmware, *slot, *health; /* NULL: absent */
+	const char *agent;		      /* NULL: absent */
+	const char *firmware, *slot, *health; /* NULL: absent, "": null */
 };
 
 /* One message, already parsed and checked by its kind's rules. */
@@ -591,6 +640,49 @@ int srv_store_job_open(struct srv_store *s, const char *device,
 /* One job with its event history; FL_ENOTFOUND. */
 int srv_store_job_get(struct srv_store *s, const char *id,
 		      struct srv_job_row *ret, struct fl_error *err);
+
+/* --- device shadows (store_sqlite_shadow.c; rules: common/shadow.h) --- */
+
+/*
+ * A device's shadow (docs/shadow.md): the desired document operators
+ * write, with the version each key was last written at (@desired_meta,
+ * deleted keys included), and the reported one the device sends with
+ * what it refused and why (stored by srv_store_ingest, kind
+ * SRV_INGEST_SHADOW: a report replaces the stored one unless that is for
+ * a newer version, SRV_INGEST_DUPLICATE then).  A device without any yet
+ * has empty objects and versions 0.  The json_t members are owned
+ * references.
+ */
+struct srv_shadow_row {
+	char *device;
+	json_t *desired, *desired_meta; /* objects */
+	int64_t desired_version, desired_updated;
+	json_t *reported, *refused; /* objects; refused: key -> reason */
+	int64_t reported_version, reported_updated;
+};
+void srv_shadow_row_free(struct srv_shadow_row *r);
+
+/* The shadow of device @id; FL_ENOTFOUND when no such device. */
+int srv_store_shadow_get(struct srv_store *s, const char *id,
+			 struct srv_shadow_row *ret, struct fl_error *err);
+
+/* A write of desired keys (a patch: null deletes a key). */
+struct srv_shadow_write {
+	const json_t *patch;  /* checked with fl_shadow_check */
+	int64_t if_version;   /* the version it must find; -1: any */
+	size_t max_size;      /* bytes the merged document may have */
+};
+
+/*
+ * Merge @w->patch into @id's desired document at the next version, in
+ * one transaction: FL_ENOTFOUND for no active device @id, FL_ECONFLICT
+ * when its version is not @w->if_version, FL_ELIMIT when the merged
+ * document would be over @w->max_size; nothing changes then.  *@ret
+ * (may be NULL) gets the shadow as committed.
+ */
+int srv_store_shadow_update(struct srv_store *s, const char *id,
+			    const struct srv_shadow_write *w,
+			    struct srv_shadow_row *ret, struct fl_error *err);
 
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"

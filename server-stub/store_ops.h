@@ -74,6 +74,13 @@ struct srv_store_ops {
 				   struct fl_error *err);
 	int (*provision_undo)(struct srv_store_be *s, const char *id,
 			      const char *serial, struct fl_error *err);
+	int (*tech_add)(struct srv_store_be *s, const struct srv_cert *cert,
+			struct fl_error *err);
+	int (*tech_list)(struct srv_store_be *s, struct srv_tech_list *ret,
+			 struct fl_error *err);
+	int (*tech_revoke)(struct srv_store_be *s, const char *cn,
+			   const struct srv_crl_hook *crl,
+			   struct srv_strv *ret_revoked, struct fl_error *err);
 	int (*ingest)(struct srv_store_be *s, struct srv_ingest_item *items,
 		      size_t n, struct fl_error *err);
 	int (*devices_all_offline)(struct srv_store_be *s,
@@ -168,6 +175,11 @@ struct srv_store_ops {
 	int (*rollout_step)(struct srv_store_be *s, const char *id,
 			    const struct srv_rollout_step *st, int64_t now,
 			    struct fl_error *err);
+	int (*shadow_get)(struct srv_store_be *s, const char *id,
+			  struct srv_shadow_row *ret, struct fl_error *err);
+	int (*shadow_update)(struct srv_store_be *s, const char *id,
+			     const struct srv_shadow_write *w,
+			     struct srv_shadow_row *ret, struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops;

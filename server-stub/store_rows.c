@@ -55,6 +55,17 @@ void srv_strv_free(struct srv_strv *l)
 	LIST_FREE(l, str_free);
 }
 
+static void tech_row_free(struct srv_tech_row *t)
+{
+	free(t->cn);
+	free(t->serial);
+}
+
+void srv_tech_list_free(struct srv_tech_list *l)
+{
+	LIST_FREE(l, tech_row_free);
+}
+
 static void label_free(struct srv_label *l)
 {
 	free(l->key);
@@ -282,4 +293,16 @@ static void watch_row_free(struct srv_rollout_watch_row *w)
 void srv_rollout_watch_list_free(struct srv_rollout_watch_list *l)
 {
 	LIST_FREE(l, watch_row_free);
+}
+
+void srv_shadow_row_free(struct srv_shadow_row *r)
+{
+	if (!r)
+		return;
+	free(r->device);
+	json_decref(r->desired);
+	json_decref(r->desired_meta);
+	json_decref(r->reported);
+	json_decref(r->refused);
+	memset(r, 0, sizeof(*r));
 }

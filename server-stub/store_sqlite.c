@@ -27,6 +27,9 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .device_labels = sq_device_labels,
     .device_decommission = sq_device_decommission,
     .provision_undo = sq_provision_undo,
+    .tech_add = sq_tech_add,
+    .tech_list = sq_tech_list,
+    .tech_revoke = sq_tech_revoke,
     .ingest = sq_ingest,
     .devices_all_offline = sq_devices_all_offline,
     .enroll_token_check = sq_enroll_token_check,
@@ -61,4 +64,6 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .rollout_command = sq_rollout_command,
     .rollout_sent = sq_rollout_sent,
     .rollout_step = sq_rollout_step,
+    .shadow_get = sq_shadow_get,
+    .shadow_update = sq_shadow_update,
 };

@@ -182,6 +182,13 @@ int sq_device_decommission(struct srv_store_be *s, const char *id,
 			   struct srv_strv *ret_revoked, struct fl_error *err);
 int sq_provision_undo(struct srv_store_be *s, const char *id,
 		      const char *serial, struct fl_error *err);
+int sq_tech_add(struct srv_store_be *s, const struct srv_cert *cert,
+		struct fl_error *err);
+int sq_tech_list(struct srv_store_be *s, struct srv_tech_list *ret,
+		 struct fl_error *err);
+int sq_tech_revoke(struct srv_store_be *s, const char *cn,
+		   const struct srv_crl_hook *crl, struct srv_strv *ret_revoked,
+		   struct fl_error *err);
 int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
 	      struct fl_error *err);
 int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err);
@@ -260,6 +267,20 @@ int sq_rollout_sent(struct srv_store_be *s, const char *id,
 int sq_rollout_step(struct srv_store_be *s, const char *id,
 		    const struct srv_rollout_step *st, int64_t now,
 		    struct fl_error *err);
+
+int sq_shadow_get(struct srv_store_be *s, const char *id,
+		  struct srv_shadow_row *ret, struct fl_error *err);
+int sq_shadow_update(struct srv_store_be *s, const char *id,
+		     const struct srv_shadow_write *w,
+		     struct srv_shadow_row *ret, struct fl_error *err);
+/* A shadow report (SRV_INGEST_SHADOW), in the caller's transaction. */
+int db_shadow_report(struct srv_store_be *s, int64_t now,
+		     struct srv_ingest_item *it, struct fl_error *err);
+
+/* FL_ENOTFOUND "no active device" unless @id is an active device, in
+ * the caller's transaction. */
+int db_device_active(struct srv_store_be *s, const char *id,
+		     struct fl_error *err);
 
 /* Insert job @j (state queued, created @now) after the lane check, in
  * the caller's transaction: FL_ECONFLICT "device X is busy with job Y"

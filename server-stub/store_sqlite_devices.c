@@ -493,3 +493,95 @@ int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
+
+/* ---- technicians' certificates (issue 12) ------------------------------ */
+
+/* Technicians' rows: device in ['tech-', 'tech.'), SRV_TECH_PREFIX's range
+ * ('.' follows '-'), so the certs_device index serves it. */
+#define TECH_RANGE "device >= 'tech-' AND device < 'tech.'"
+
+static int tech_add_tx(struct srv_store_be *s, const struct srv_cert *c,
+		       struct fl_error *err)
+{
+	int64_t live = 0;
+	int rc;
+
+	rc = query_int(s, &live, err,
+		       "SELECT count(*) AS n FROM certs WHERE device = ?"
+		       " AND revoked = 0 AND not_after > ?",
+		       "si", c->device, (int64_t)time(NULL));
+	if (!rc && live)
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "%s holds a valid certificate; revoke it first",
+			     c->device);
+	if (!rc)
+		rc = db_run(s, NULL, err,
+			    "INSERT INTO certs (serial, device, not_before,"
+			    " not_after, issued, sha256)"
+			    " VALUES (?, ?, ?, ?, ?, ?)",
+			    "ssiiis", c->serial, c->device, c->not_before,
+			    c->not_after, (int64_t)time(NULL), c->sha256);
+	return rc;
+}
+
+int sq_tech_add(struct srv_store_be *s, const struct srv_cert *cert,
+		struct fl_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (!rc)
+		rc = db_end(s, tech_add_tx(s, cert, err), err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int tech_row(sqlite3_stmt *st, void *ctx)
+{
+	struct srv_tech_row *t = DB_PUSH((struct srv_tech_list *)ctx);
+
+	t->cn = db_col_str(st, 0);
+	t->serial = db_col_str(st, 1);
+	t->issued = db_col_int(st, 2);
+	t->not_after = db_col_int(st, 3);
+	t->revoked = db_col_int(st, 4);
+	return 0;
+}
+
+int sq_tech_list(struct srv_store_be *s, struct srv_tech_list *ret,
+		 struct fl_error *err)
+{
+	struct srv_tech_list l = {0};
+	int rc;
+
+	rc = db_lquery_rows(s, tech_row, &l, err,
+			    "SELECT device, serial, issued, not_after, revoked"
+			    " FROM certs WHERE " TECH_RANGE
+			    " ORDER BY issued DESC, rowid DESC LIMIT ?",
+			    "i", (int64_t)SRV_TECH_LIST_MAX);
+	return DB_GIVE(rc, l, ret, srv_tech_list_free);
+}
+
+int sq_tech_revoke(struct srv_store_be *s, const char *cn,
+		   const struct srv_crl_hook *crl, struct srv_strv *ret_revoked,
+		   struct fl_error *err)
+{
+	struct srv_strv revoked = {0};
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = db_begin(s, err);
+	if (rc)
+		goto out;
+	rc = revoke_where(s, cn, "1", NULL, "revoked", &revoked, err);
+	if (!rc && !revoked.n)
+		rc = fl_fail(err, FL_ENOTFOUND,
+			     "%s has no certificate to revoke", cn);
+	if (!rc)
+		rc = publish_in_tx(s, crl, err);
+	rc = db_end(s, rc, err);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return give_serials(rc, &revoked, ret_revoked);
+}

@@ -121,7 +121,7 @@ int sq_device_get(struct srv_store_be *s, const char *id,
 	return DB_GIVE_FIRST(rc, l, ret, srv_device_list_free);
 }
 
-static int exists_active(struct srv_store_be *s, const char *id,
+int db_device_active(struct srv_store_be *s, const char *id,
 			 struct fl_error *err)
 {
 	struct db_first row;
@@ -165,7 +165,7 @@ int sq_device_labels(struct srv_store_be *s, const char *id,
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
 	if (!rc)
-		rc = exists_active(s, id, err);
+		rc = db_device_active(s, id, err);
 	if (!rc)
 		rc = apply_labels(s, id, set, remove, err);
 	if (!rc)

@@ -23,18 +23,33 @@ static int changed(int n, struct srv_ingest_item *it)
 	return 0;
 }
 
+/* A reported column: kept when the parameter is NULL (not reported),
+ * cleared when it is "" (reported as null), else set (store.h). */
+/* clang-format off */
+#define KEEP_OR(p, col) \
+	"CASE WHEN " p " IS NULL THEN " col " ELSE nullif(" p ", '') END"
+
+static const char presence_sql[] =
+    "UPDATE devices SET online = ?1, last_seen = ?2,"
+    " agent = coalesce(?3, agent),"
+    " firmware = " KEEP_OR("?4", "firmware")
+    " WHERE id = ?5 AND state = 'active'";
+
+static const char status_sql[] =
+    "UPDATE devices SET last_seen = ?1,"
+    " firmware = " KEEP_OR("?2", "firmware") ","
+    " slot = " KEEP_OR("?3", "slot") ","
+    " health = " KEEP_OR("?4", "health")
+    " WHERE id = ?5 AND state = 'active'";
+/* clang-format on */
+
 static int presence(struct srv_store_be *s, int64_t now,
 		    struct srv_ingest_item *it, struct fl_error *err)
 {
 	int n = 0, rc;
 
-	rc = db_run(s, &n, err,
-		    "UPDATE devices SET online = ?, last_seen = ?,"
-		    " agent = coalesce(?, agent), firmware = coalesce(?, firmware)"
-		    " WHERE id = ? AND state = 'active'",
-		    "disss", (int)it->f.online,
-		    now, it->f.agent, it->f.firmware,
-		    it->device);
+	rc = db_run(s, &n, err, presence_sql, "disss", (int)it->f.online, now,
+		    it->f.agent, it->f.firmware, it->device);
 	return rc ? rc : changed(n, it);
 }
 
@@ -43,13 +58,8 @@ static int status(struct srv_store_be *s, int64_t now,
 {
 	int n = 0, rc;
 
-	rc = db_run(s, &n, err,
-		    "UPDATE devices SET last_seen = ?,"
-		    " firmware = coalesce(?, firmware), slot = coalesce(?, slot),"
-		    " health = coalesce(?, health) WHERE id = ? AND state = 'active'",
-		    "issss", now, it->f.firmware,
-		    it->f.slot, it->f.health,
-		    it->device);
+	rc = db_run(s, &n, err, status_sql, "issss", now, it->f.firmware,
+		    it->f.slot, it->f.health, it->device);
 	return rc ? rc : changed(n, it);
 }
 
@@ -378,6 +388,9 @@ int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 			break;
 		case SRV_INGEST_EVENT:
 			rc = event(s, now, &m, &jobs, it, err);
+			break;
+		case SRV_INGEST_SHADOW:
+			rc = db_shadow_report(s, now, it, err);
 			break;
 		}
 	}

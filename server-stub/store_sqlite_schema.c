@@ -270,6 +270,18 @@ static const char *const migrations[] = {
 	/* 12: what an audited request did beyond method and path, JSON
 	 * (issue 12: a diag call's device or target, check, arguments) */
 	"ALTER TABLE audit ADD COLUMN detail TEXT;",
+	/* 13: device shadows (issue 13): desired and reported JSON objects
+	 * with their versions; desired_meta: key -> version last written;
+	 * reported: the device's report as received */
+	"CREATE TABLE shadows ("
+	" device TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,"
+	" desired TEXT NOT NULL DEFAULT '{}',"
+	" desired_meta TEXT NOT NULL DEFAULT '{}',"
+	" desired_version INTEGER NOT NULL DEFAULT 0,"
+	" desired_updated INTEGER NOT NULL DEFAULT 0,"
+	" reported TEXT NOT NULL DEFAULT '{}',"
+	" reported_version INTEGER NOT NULL DEFAULT 0,"
+	" reported_updated INTEGER NOT NULL DEFAULT 0);",
 };
 
 static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)

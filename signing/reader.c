@@ -31,7 +31,7 @@ struct fsig_reader {
 	void *read_ctx;
 	int fd;
 	unsigned char *iobuf;
-	bool io_failed;
+	int io_rc; /* the byte source's failure (fl_err), 0: none */
 	enum reader_state state;
 	bool verified;
 	enum fsig_reason reason;
@@ -71,7 +71,7 @@ static int tar_fill(void *ctx, void *buf, size_t cap, size_t *ret_len,
 	int rc = r->read_fn(r->read_ctx, buf, cap, ret_len, err);
 
 	if (rc) {
-		r->io_failed = true;
+		r->io_rc = rc;
 		if (!err->code)
 			fl_fail(err, rc, "cannot read bundle");
 	}
@@ -108,10 +108,13 @@ int fsig_reader_open_cb(fsig_read_fn fn, void *ctx, struct fsig_reader **ret,
 /* ------------------------------------------------------------------ */
 /* Entries                                                             */
 
+/* The byte source's own failure (a timeout stays a timeout). */
+#define IO_RC(r) ((r)->io_rc ? (r)->io_rc : FL_EIO)
+
 /* Reject with @reason (FL_EVERIFY) unless an I/O error came first. */
 #define REJECT(r, err, why, ...)                                               \
-	((r)->io_failed ? FL_EIO                                               \
-			: fsig_reject(err, &(r)->reason, why, __VA_ARGS__))
+	((r)->io_rc ? (r)->io_rc                                               \
+		    : fsig_reject(err, &(r)->reason, why, __VA_ARGS__))
 
 /* Name of the entry expected at position @pos (0 manifest, 1 sig, 2+ a
  * payload) into @buf. */
@@ -215,7 +218,7 @@ static int tar_failed(struct fsig_reader *r, enum fsig_tar_status st,
 		      size_t pos, struct fl_error *err)
 {
 	if (st == FSIG_TAR_IO)
-		return FL_EIO;
+		return IO_RC(r);
 	if (pos == 0)
 		return REJECT(r, err, FSIG_R_NOT_BUNDLE,
 			      "not a bundle (tar): %s", r->tar.why);
@@ -277,7 +280,7 @@ static int read_small(struct fsig_reader *r, const char *name, size_t size,
 		if (st) {
 			free(buf);
 			return st == FSIG_TAR_IO
-				   ? FL_EIO
+				   ? IO_RC(r)
 				   : REJECT(r, err, FSIG_R_TRUNCATED,
 					    "'%s' ends after %zu of %zu bytes",
 					    name, got, size);
@@ -514,7 +517,7 @@ static int pump(struct fsig_reader *r, struct pl_run *run, struct fl_error *err)
 	for (;;) {
 		st = fsig_tar_data(&r->tar, &buf, &len, err);
 		if (st == FSIG_TAR_IO)
-			return FL_EIO;
+			return IO_RC(r);
 		if (st) /* payload_check names the shortfall */
 			return 0;
 		if (len == 0)

@@ -159,3 +159,29 @@ env_safe() {
 	good() { if [ "$1" = a ]; then slot_good "$id" a "$2"; else slot_good "$id" b "$3"; fi; }
 	good "$slot" "$2" "$3" || { [ "$up" = 1 ] && good "$other" "$2" "$3"; }
 }
+
+# sim_start NAME COUNT PREFIX GROUP [fleet-sim run ARGS...]: COUNT
+# fleet-sim devices PREFIX-0001... enrolling into GROUP by a token of
+# their own, on the sample firmware (ota_firmware), in $T/NAME (dir, .out,
+# .log); the process id in SIM_PID, tracked for cleanup.  ARGS go to
+# fleet-sim run (e.g. --install-delay 4s).
+sim_start() {
+	local name=$1 n=$2 prefix=$3 group=$4
+	shift 4
+	fleetctl -o json token create "$name" --enroll --group "$group" \
+		--uses "$n" --ttl 1h | jq -r .token >"$T/$name.token"
+	(exec fleet-sim run --count "$n" --prefix "$prefix" --dir "$T/$name" \
+		--server "$FLEET_URL" --ca "$FLEET_CA_FILE" \
+		--token-file "$T/$name.token" --image "$T/fw/fw-1.0.0" \
+		--log-level info "$@" >"$T/$name.out" 2>"$T/$name.log") &
+	SIM_PID=$!
+	track "$SIM_PID"
+}
+
+# sim_stop PID: SIGTERM, and its exit status once it stopped (1 when it
+# did not within 15 s)
+sim_stop() {
+	kill -TERM "$1" 2>/dev/null
+	wait_until 15 sh -c "! kill -0 $1 2>/dev/null" || return 1
+	wait "$1"
+}

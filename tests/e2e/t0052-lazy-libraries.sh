@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Libraries load on first use (issue 9's footprint; common/lazylib.h):
 # no program NEEDs libcurl, libarchive, libgit2, libzstd or libubootenv,
-# and `fleetctl bundle verify` of an uncompressed bundle opens none of
-# them.  Positive controls, proving the LD_DEBUG probe sees a dlopen: a
-# command that talks to fleetd opens libcurl, `provision` libarchive,
-# `bundle create --git` libgit2, a zstd bundle libzstd, and each of
-# those commands still works.  (The agent's idle maps: t3001.)
+# fleetctl not libmosquitto either, and `fleetctl bundle verify` of an
+# uncompressed bundle opens none of them.  Positive controls, proving the
+# LD_DEBUG probe sees a dlopen: a command that talks to fleetd opens
+# libcurl, `provision` libarchive, `bundle create --git` libgit2, a zstd
+# bundle libzstd, `diag --direct` libmosquitto, and each of those
+# commands still works.  (The agent's idle maps: t3001.)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
@@ -14,6 +15,8 @@ for p in fleetd fleetctl fleet-agent fleet-sim; do
 	check_exit 1 "$p NEEDs none of the libraries loaded on first use" \
 		sh -c "readelf -d '$FLEET_BUILD/$p' | grep NEEDED | grep -E '$lazy'"
 done
+check_exit 1 "fleetctl NEEDs no libmosquitto (only diag --direct speaks MQTT)" \
+	sh -c "readelf -d '$FLEET_BUILD/fleetctl' | grep NEEDED | grep libmosquitto"
 check_grep 'NEEDED.*libcrypto\.so' "positive control: readelf shows fleetctl's NEEDED" \
 	readelf -d "$FLEET_BUILD/fleetctl"
 
@@ -52,14 +55,19 @@ login_admin
 opened "$T/list" fleetctl devices list
 succeeded "$T/list" "devices list succeeds"
 check_grep 'file=libcurl\.so\.4' "devices list opens libcurl" cat "$T/list"
-check_exit 1 "devices list opens neither libarchive nor libgit2" \
-	grep -E 'libarchive\.so|libgit2\.so' "$T/list"
+check_exit 1 "devices list opens neither libarchive, libgit2 nor libmosquitto" \
+	grep -E 'libarchive\.so|libgit2\.so|libmosquitto\.so' "$T/list"
 
 opened "$T/prov" fleetctl provision dev-lazy --out "$T/dev-lazy.tar.gz"
 succeeded "$T/prov" "provision succeeds"
 check_grep 'file=libarchive\.so' "provision opens libarchive" cat "$T/prov"
 check_grep '^dev-lazy/agent\.conf$' "its tar.gz lists the agent.conf" \
 	tar -tzf "$T/dev-lazy.tar.gz"
+
+check "issue a technician certificate" fleetctl -q technician issue lazy --out "$T/lazy.tgz"
+opened "$T/direct" fleetctl diag --direct --cert-bundle "$T/lazy.tgz" --timeout 1s ghost ping
+check_grep '^7$' "diag --direct reaches the broker (no device: timeout)" cat "$T/direct.rc"
+check_grep 'file=libmosquitto\.so' "diag --direct opens libmosquitto" cat "$T/direct"
 
 R=$T/repo
 git init -q "$R"

@@ -22,13 +22,7 @@ check "push the trust root" fleetctl root push "$T/fw/root.json"
 for v in 1.1.0 1.2.0; do
 	check "upload fleet-sample $v" fleetctl bundle upload "$T/fw/fw-$v.fwb"
 done
-fleetctl -o json token create w50 --enroll --group g50 --uses $N --ttl 1h |
-	jq -r .token >"$T/token"
-(exec fleet-sim run --count $N --prefix w --dir "$S" --server "$FLEET_URL" \
-	--ca "$FLEET_CA_FILE" --token-file "$T/token" --image "$T/fw/fw-1.0.0" \
-	--log-level info >"$T/sim.out" 2>"$T/sim.log") &
-SIM_PID=$!
-track "$SIM_PID"
+sim_start sim $N w g50
 DEVS=$(seq -f 'w-%04g' 1 $N)
 on_fw_count() {
 	fleetctl -o json devices list |

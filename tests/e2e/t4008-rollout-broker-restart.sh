@@ -22,13 +22,7 @@ login_admin
 check "build the sample firmware and its bundles" ota_firmware
 check "push the trust root" fleetctl root push "$T/fw/root.json"
 check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
-fleetctl -o json token create b30 --enroll --group g30 --uses $N --ttl 1h |
-	jq -r .token >"$T/token"
-(exec fleet-sim run --count $N --prefix b --dir "$S" --server "$FLEET_URL" \
-	--ca "$FLEET_CA_FILE" --token-file "$T/token" --image "$T/fw/fw-1.0.0" \
-	--install-delay 4s --log-level info >"$T/sim.out" 2>"$T/sim.log") &
-SIM_PID=$!
-track "$SIM_PID"
+sim_start sim $N b g30 --install-delay 4s
 DEVS=$(seq -f 'b-%04g' 1 $N)
 on_fw_count() {
 	fleetctl -o json devices list |

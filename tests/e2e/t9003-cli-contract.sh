@@ -220,6 +220,24 @@ case_diag() {
 	run "$1" 7 data diag off-1 ping
 }
 case_diag_bundle() { run "$1" 0 action diag bundle diag-1 --out "$T/diag-$1.tar.gz"; }
+case_shadow_set() {
+	run "$1" 0 action shadow set dev-on "mode=$1"
+	run "$1" 0 data shadow set --group g1 telemetry_interval=30
+	run "$1" 5 action shadow set dev-on --if-version 0 mode=x
+	run "$1" 3 action shadow set nosuch mode=x
+}
+case_shadow_get() {
+	run "$1" 0 data shadow get dev-on
+	run "$1" 3 data shadow get nosuch
+}
+# technicians (issue 12): the bundle issued works for diag --direct
+case_technician_issue() {
+	run "$1" 0 action technician issue "t-$1" --out "$T/tech-$1.tar.gz"
+	run "$1" 0 data diag --direct --cert-bundle "$T/tech-$1.tar.gz" diag-1 ping
+	run "$1" 7 data diag --direct --cert-bundle "$T/tech-$1.tar.gz" --timeout 1s off-1 ping
+}
+case_technician_list() { run "$1" 0 data technician list; }
+case_technician_revoke() { run "$1" 0 action technician revoke "t-$1"; }
 case_rotate() {
 	run "$1" 0 data rotate off-1
 	run "$1" 0 data rotate --group g1 --wait --timeout $((60 * WAIT_SCALE))s

@@ -288,6 +288,54 @@ static void test_final_until_ack(void **state)
 	ack_release(&c);
 }
 
+static bool inbox_busy(struct ack *c)
+{
+	return agent_work_due(c->a);
+}
+
+/* Drive the agent as fleet-sim's loop does: agent_service on its
+ * socket's events, never agent_step. */
+static void service_for(struct ack *c, bool (*pred)(struct ack *), int ms)
+{
+	int64_t end = fl_now_ms() + ms;
+
+	while (!(pred && pred(c)) && fl_now_ms() < end) {
+		short ev = 0;
+		int fd = agent_poll_fd(c->a, &ev);
+		struct pollfd p = {fd, ev, 0};
+
+		if (fd >= 0 && poll(&p, 1, 20) < 0)
+			p.revents = 0;
+		agent_service(c->a, p.revents, true);
+		agent_mqtt_step(c->obs.m, 5);
+	}
+}
+
+/* (a2) An ack waiting in the inbox for agent_step holds the resends
+ * back: agent_service alone (fleet-sim's loop, a device waiting for a
+ * worker) does not send the event again; agent_step applies the ack. */
+static void test_no_resend_over_an_ack(void **state)
+{
+	struct ack c = {0};
+	long long seq;
+	size_t n;
+
+	ack_init(&c, *state);
+	start_agent(&c);
+	seq = final_j1(&c);
+	ack_for(&c, seq, "j-1");
+	service_for(&c, inbox_busy, 5000);
+	assert_true(agent_work_due(c.a));
+	n = copies(&c, seq, "j-1");
+	/* 1 s retries with jitter: two or more within 3.5 s, without it */
+	service_for(&c, NULL, 3500);
+	assert_int_equal(copies(&c, seq, "j-1"), n);
+	assert_int_equal(agent_unconfirmed_events(c.a), 1);
+	barrier(&c);
+	assert_int_equal(agent_unconfirmed_events(c.a), 0);
+	ack_release(&c);
+}
+
 /* (b) Acks for another seq or job, or malformed ones, confirm nothing
  * (the event keeps coming); the right one does. */
 static void test_wrong_ack(void **state)
@@ -524,6 +572,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_final_until_ack, afx_setup,
 					    afx_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_resend_over_an_ack,
+					    afx_setup, afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_ack, afx_setup,
 					    afx_teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_not_a_command, afx_setup,

@@ -695,28 +695,69 @@ static void test_refused_before_payload(void **state)
 	free(sig);
 }
 
-/* An I/O error of the source is not a verification failure. */
-static int failing_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
-			struct fl_error *err)
+/*
+ * A source that fails, after @limit bytes, with @code: an I/O error of
+ * the source is not a verification failure, and keeps its own code (a
+ * download's timeout stays a timeout).
+ */
+struct cut {
+	int fd;
+	size_t limit, pulled;
+	int code;
+};
+
+static int cut_read(void *ctx, void *buf, size_t cap, size_t *ret_len,
+		    struct fl_error *err)
 {
-	(void)ctx;
-	(void)buf;
-	(void)cap;
-	(void)ret_len;
-	return fl_fail(err, FL_EIO, "network down");
+	struct cut *c = ctx;
+	ssize_t n;
+
+	if (c->pulled >= c->limit)
+		return fl_fail(err, c->code, "network: %s",
+			       c->code == FL_ETIMEOUT ? "timed out" : "down");
+	n = read(c->fd, buf, cap < c->limit - c->pulled ? cap
+							: c->limit - c->pulled);
+	if (n < 0)
+		return FL_EIO;
+	c->pulled += (size_t)n;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static void source_fails(struct ctx *c, size_t limit, int code)
+{
+	struct cut cut = {-1, limit, 0, code};
+	struct fsig_reader *r = NULL;
+	struct fl_error err = {0};
+	struct craft e[4];
+	char *m, *sig;
+	int rc;
+
+	std_entries(c, e, &m, &sig, c->tk);
+	craft_tar(c->bundle, e, 4);
+	cut.fd = open(c->bundle, O_RDONLY);
+	assert_int_equal(fsig_reader_open_cb(cut_read, &cut, &r, NULL), 0);
+	rc = fsig_reader_verify(r, c->root, NULL, &err);
+	if (limit > 64 * 1024) {
+		/* the manifest and signatures came through: the payload not */
+		assert_int_equal(rc, 0);
+		rc = fsig_reader_stream(r, NULL, &err);
+	}
+	assert_int_equal(rc, code);
+	assert_int_equal(err.code, code);
+	assert_int_equal(fsig_reader_reason(r), FSIG_R_NONE);
+	fsig_reader_free(r);
+	close(cut.fd);
+	free(m);
+	free(sig);
 }
 
 static void test_source_error_is_io(void **state)
 {
-	struct fsig_reader *r = NULL;
-	struct fl_error err = {0};
-	struct ctx *c = *state;
-
-	assert_int_equal(fsig_reader_open_cb(failing_read, NULL, &r, NULL), 0);
-	assert_int_equal(fsig_reader_verify(r, c->root, NULL, &err), FL_EIO);
-	assert_int_equal(err.code, FL_EIO);
-	assert_int_equal(fsig_reader_reason(r), FSIG_R_NONE);
-	fsig_reader_free(r);
+	source_fails(*state, 0, FL_EIO);
+	source_fails(*state, 0, FL_ETIMEOUT);
+	source_fails(*state, 100, FL_EUNREACH);
+	source_fails(*state, LEN_A / 2, FL_ETIMEOUT);
 }
 
 int main(void)

@@ -7,7 +7,8 @@
  * wait; once it runs, all get through, never more than two at once); a command
  * to one device is carried out on a worker and answered while the
  * others stay on the loop, also while another device's rotation hangs
- * on an HTTPS server that never answers; a device with an unreadable identity is
+ * on an HTTPS server that never answers; a device waiting for the one
+ * worker longer than its keepalive keeps its session; a device with an unreadable identity is
  * counted as failed and left alone; the stop sends every device's
  * offline presence (a clean one, not the will) and ends with exit 0
  * and the final counts.
@@ -58,9 +59,31 @@ static int count_fds(void)
 	return n;
 }
 
+/* sim-000@i's agent.conf: sim-0001's fleetd is a black hole (HTTPS
+ * connects, nothing answers for @timeout_s); the others' refuses at
+ * once. */
+static void write_conf(struct sfx *x, unsigned i, int timeout_s,
+		       int keepalive_s)
+{
+	char *conf, *path;
+
+	conf = fl_xasprintf("[device]\nid = sim-%04u\nstate_dir = state\n"
+			    "[server]\nurl = https://127.0.0.1:%d\n"
+			    "timeout = %ds\n"
+			    "[mqtt]\nurl = mqtts://127.0.0.1:%d\n"
+			    "keepalive = %ds\n"
+			    "reconnect_min = 1\nreconnect_max = 2\n",
+			    i, i == 1 ? x->hole_port : afx_free_port(),
+			    timeout_s, x->f->port, keepalive_s);
+	path = fl_xasprintf("%s/sim-%04u/agent.conf", x->dir, i);
+	assert_int_equal(fl_write_atomic_str(path, conf, 0644, NULL), 0);
+	free(path);
+	free(conf);
+}
+
 static void provision(struct sfx *x, unsigned i)
 {
-	char id[32], *dev, *state, *simdir, *conf;
+	char id[32], *dev, *state, *simdir;
 
 	snprintf(id, sizeof(id), "sim-%04u", i);
 	afx_leaf(x->f, &x->f->iss, FL_PKI_CLIENT, id, id, NULL, false);
@@ -82,26 +105,8 @@ static void provision(struct sfx *x, unsigned i)
 	}
 	afx_copy_file(x->f, "issuing.pem", state, "chain.pem", 0644);
 	afx_copy_file(x->f, "root.pem", state, "ca.pem", 0644);
-	/* sim-0001's fleetd is a black hole: HTTPS connects, nothing
-	 * answers (for 3 s); the others' refuses at once */
-	conf = fl_xasprintf("[device]\nid = %s\nstate_dir = state\n"
-			    "[server]\nurl = https://127.0.0.1:%d\n"
-			    "timeout = 3s\n"
-			    "[mqtt]\nurl = mqtts://127.0.0.1:%d\n"
-			    "reconnect_min = 1\nreconnect_max = 2\n",
-			    id, i == 1 ? x->hole_port : afx_free_port(),
-			    x->f->port);
-	free(dev);
-	dev = fl_path_join(x->dir, id);
-	{
-		char *path = fl_path_join(dev, "agent.conf");
-
-		assert_int_equal(fl_write_atomic_str(path, conf, 0644, NULL),
-				 0);
-		free(path);
-	}
+	write_conf(x, i, 3, 60);
 	assert_int_equal(agent_simdev_init(simdir, x->fw, 3, NULL), 0);
-	free(conf);
 	free(dev);
 	free(state);
 	free(simdir);
@@ -345,6 +350,47 @@ static void test_blocked_device_stalls_no_other(void **state)
 			     "\"stage\":\"reenroll\"") >= 0);
 }
 
+static bool will_of_5(struct sfx *x)
+{
+	return afx_find(&x->obs, "fleet/sim-0005/presence",
+			"{\"online\":false}") >= 0;
+}
+
+/*
+ * A device waiting for a worker keeps its session: with one worker,
+ * held 12 s by sim-0001's rotation, sim-0005's command waits longer
+ * than its keepalive (5 s) allows the broker (7.5 s); the loop keeps
+ * servicing it meanwhile, so the broker never fires its will, and the
+ * command is carried out once the worker is free.
+ */
+static void test_waiting_device_stays_connected(void **state)
+{
+	struct sfx *x = *state;
+	struct sim_opts o = {.dir = x->dir, .count = N, .workers = 1};
+	struct fl_error err = {0};
+	const char *rot = "{\"id\":\"r-1\",\"type\":\"rotate\"}";
+	const char *cmd = "{\"id\":\"c-5\",\"type\":\"frobnicate\"}";
+
+	write_conf(x, 1, 12, 60);
+	write_conf(x, 5, 3, 5);
+	stop = 0;
+	assert_int_equal(sim_new(&o, &x->sim, &err), 0);
+	assert_int_equal(pthread_create(&x->thread, NULL, run_sim, x), 0);
+	x->running = true;
+	assert_true(watch(x, all_online, 20000));
+	assert_int_equal(agent_mqtt_publish(x->obs.m, "fleet/sim-0001/cmd", rot,
+					    strlen(rot), 1, false, &err),
+			 0);
+	afx_pump(x->obs.m, NULL, 300); /* the rotation holds the worker */
+	assert_int_equal(agent_mqtt_publish(x->obs.m, "fleet/sim-0005/cmd", cmd,
+					    strlen(cmd), 1, false, &err),
+			 0);
+	assert_true(watch(x, rotation_failed, 20000));
+	assert_true(watch(x, answered_5, 5000));
+	assert_false(will_of_5(x));
+	assert_true(all_online_now(x));
+}
+
 static int count_threads(void)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -449,6 +495,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_waiting_device_stays_connected,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blocked_device_stalls_no_other,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_diag_fan_out, setup, teardown),

@@ -335,10 +335,54 @@ static void test_presence_status(void **state)
 	json_decref(off);
 }
 
+/* The status of @id after one status message @j (JSON text). */
+static void status_then(struct fixture *f, const char *id, const char *j,
+			struct srv_device_row *d)
+{
+	struct srv_ingest_item it = {.kind = SRV_INGEST_STATUS, .device = id};
+	json_t *msg = json_loads(j, 0, NULL);
+	char *text = srv_ingest_item_json(&it, msg);
+
+	assert_int_equal(srv_store_ingest(f->s, &it, 1, NULL), 0);
+	assert_int_equal(it.result, SRV_INGEST_STORED);
+	free(text);
+	json_decref(msg);
+	srv_device_row_free(d);
+	*d = (struct srv_device_row){0};
+	assert_int_equal(srv_store_device_get(f->s, id, d, NULL), 0);
+}
+
+/* A member left out keeps the stored value; one reported as null (the
+ * device no longer knows, e.g. a slot with no recorded version) clears
+ * it instead of leaving a stale one. */
+static void test_status_null_clears(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_device_row d = {0};
+
+	device(f, "dev-6", "06");
+	status_then(f, "dev-6",
+		    "{\"firmware\": \"3.1\", \"slot\": \"b\", "
+		    "\"health\": \"ok\"}",
+		    &d);
+	assert_string_equal(d.firmware, "3.1");
+	status_then(f, "dev-6", "{\"slot\": \"a\"}", &d);
+	assert_string_equal(d.firmware, "3.1");
+	assert_string_equal(d.slot, "a");
+	assert_string_equal(d.health, "ok");
+	status_then(f, "dev-6", "{\"firmware\": null, \"health\": null}", &d);
+	assert_null(d.firmware);
+	assert_null(d.health);
+	assert_string_equal(d.slot, "a");
+	srv_device_row_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_events_stored_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_status_null_clears, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_illegal_refused, setup,
 						teardown),
