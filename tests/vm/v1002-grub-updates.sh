@@ -7,8 +7,9 @@
 #   1.3.0 unbootable: into slot a, its init exits and the kernel panics
 #     (panic=3 reboots), GRUB counts the boots and falls back to b past
 #     bootlimit (2): rolled-back, "bootloader fell back";
-#   a bundle signed with a key fleetd's trust root does not list: refused
-#     at verifying, grubenv untouched.
+#   a bundle changed on the server after signing (one payload byte):
+#     streamed into slot a, refused at verifying when the hash fails at
+#     the end, grubenv untouched, no reboot.
 # Each ends with the guest's view (grub-editenv, kernel command line,
 # fleet-agent status) compared with fleetd's.
 . "$(dirname "$0")/../e2e/lib.sh"
