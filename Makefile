@@ -4,6 +4,7 @@
 #   make check           unit + end-to-end tests; last line "N passed, N failed"
 #   make check T=PAT     only tests whose names contain PAT
 #   make check SAN=1     the same with ASan+UBSan, in build-san/
+#   make check-vm [T=PAT] the board-in-a-box scenarios under QEMU (tests/vm/)
 #   make demo            a local fleet, narrated
 #   make fuzz            libFuzzer targets (clang) in build-fuzz/
 #   make fuzz-smoke [T=NAME]  each target on its corpus + FUZZ_SMOKE_SECS (30) s
@@ -26,9 +27,10 @@ SAN ?= 0
 # (scripts/install-deps, fast when nothing is) before pkg-config is asked
 # anything; a plain make or make install never installs, it only checks
 # that the build packages are there and names make deps when not.
-ifneq ($(filter check demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
+ifneq ($(filter check check-vm demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
 ifndef FLEET_DEPS_DONE
-DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz)
+DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz) \
+	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm)
 DEPS_STATUS := $(shell scripts/install-deps $(DEPS_FLAGS) >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps failed; see the messages above)
@@ -137,7 +139,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all check demo fuzz fuzz-smoke fuzz-long fuzz-cov install clean help deps \
+.PHONY: all check check-vm demo fuzz fuzz-smoke fuzz-long fuzz-cov install clean help deps \
 	firmware completions
 .SECONDARY:
 all: $(PROGS) $(PLUGIN)
@@ -237,6 +239,11 @@ firmware:
 check: all $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS) $(HOOK_PROGS)
 	@FLEET_BUILD=$(CURDIR)/$(B) FLEET_SAN=$(SAN) tests/run "$(T)"
 
+# One guest at a time; builds the image on first use (debootstrap, cached
+# in ~/.cache/fleet-vm).  docs/bootloader.md, "The VM harness".
+check-vm: all $(PLUGIN)
+	@FLEET_BUILD=$(CURDIR)/$(B) tests/vm/run "$(T)"
+
 demo: all
 	@FLEET_BUILD=$(CURDIR)/$(B) scripts/demo
 
@@ -286,6 +293,6 @@ clean:
 	rm -rf build build-san build-fuzz build-fuzz-cov
 
 help:
-	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

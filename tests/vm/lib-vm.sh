@@ -1,0 +1,155 @@
+# shellcheck shell=bash
+# Helpers of the VM scenarios (tests/vm/vNNNN-*.sh), sourced after
+# tests/e2e/lib.sh and lib-agent.sh.  tests/vm/run sets FLEET_VM_IMG (the
+# image directory, tests/vm/mkimage.sh) and FLEET_VM_ACCEL (kvm or tcg).
+#
+# One guest per test, in $T/vm: disk.img (a copy of the image with the
+# device's data partition p4), console.log (the first serial port, every
+# boot appended; printed into the test log at exit), cmd.sock (the second
+# serial port: the guest runs one shell line at a time from it).  The
+# guest reaches fleetd and its broker on 127.0.0.1 through QEMU's user
+# network, where the host is 10.0.2.2; nothing else is reachable.
+#
+#   vm_setup               fleetd (--san 10.0.2.2) with broker, a trust root,
+#                          bundles fleet-vm 1.1.0 (good), 1.2.0 (health check
+#                          fails), 1.3.0 (never boots) uploaded; dev-vm
+#                          enrolled and its state on the data partition
+#   vm_start / vm_kill9    power on (QEMU in the background) / pull the plug
+#   vm_up N                wait until the guest came up N times since the
+#                          test began (its init printed "fleet-vm: up")
+#   vm_sh CMD [SECS]       run CMD in the guest; its output, its status
+#   vm_env NAME            a variable of the guest's grubenv (grub-editenv)
+#   vm_update VER          start an update of dev-vm to VER; prints the job
+#   vm_job_done JOB        fleetd's job is final
+
+VM_ID=dev-vm
+VM_HW=qemu-x86_64
+VM_DIR=$T/vm
+VM_GRUBENV=/boot/part/grub/grubenv
+: "${FLEET_VM_IMG:?run through make check-vm}"
+: "${FLEET_VM_ACCEL:=tcg}"
+# bounds: a TCG boot of Debian's kernel takes 30-60 s here, KVM a few
+if [ "$FLEET_VM_ACCEL" = kvm ]; then VM_SCALE=1; else VM_SCALE=6; fi
+mkdir -p "$VM_DIR"
+
+# Show the guest's console and the agent's log (read from the data
+# partition of the disk, so it works after a kill -9 too) in the test log.
+vm_dump() {
+	local data
+	[ -f "$VM_DIR/disk.img" ] || return 0
+	echo "# ---- guest console ($VM_DIR/console.log) ----"
+	sed 's/^/#   /' "$VM_DIR/console.log" 2>/dev/null | tr -d '\r' | tail -n 400
+	echo "# ---- guest /data/agent.log ----"
+	data=$(sed -n 's/.* data=\([0-9]*\) .*/\1/p' "$FLEET_VM_IMG/layout")
+	debugfs -R "cat /agent.log" "$VM_DIR/disk.img?offset=$((data * 512))" 2>/dev/null |
+		tail -n 300 | sed 's/^/#   /'
+}
+# shellcheck disable=SC2154 # rc is the trap's own
+trap 'rc=$?; vm_dump; (exit $rc); cleanup' EXIT
+
+vm_keys() {
+	local k
+	mkdir -p "$T/fw/keys"
+	for k in root targets; do
+		fleetctl -q keys generate --alg ed25519 --out "$T/fw/keys/$k" >/dev/null || return 1
+	done
+	fleetctl -q root init --root-key "$T/fw/keys/root" \
+		--targets-key "$T/fw/keys/targets.pub" --expires 3650d --out "$T/fw/root.json"
+}
+
+# vm_bundle VER [KEY]: the slot image of release VER signed as fleet-vm VER
+vm_bundle() {
+	fleetctl -q bundle create --image "$FLEET_VM_IMG/slot-$1.ext4" --name fleet-vm \
+		--version "$1" --security-version 1 --hardware "$VM_HW" \
+		--key "${2:-$T/fw/keys/targets}" --out "$T/fw/fleet-vm-$1.fwb" >/dev/null
+}
+
+# The agent's configuration in the guest: enrolled on the host, then
+# pointed at 10.0.2.2 and the guest's paths.
+vm_agent_conf() {
+	local d=$1
+	sed -e 's/127\.0\.0\.1/10.0.2.2/g' -e "s#$d/state#/data/state#g" "$d/agent.conf"
+	cat <<EOF
+[boot]
+backend = grub
+path = $VM_GRUBENV
+bootlimit = 2
+
+[slots]
+a = /dev/vda2
+b = /dev/vda3
+
+[health]
+command = /usr/local/sbin/fleet-health
+timeout = 5m
+EOF
+}
+
+# The device's data partition (p4): agent.conf and the state dir.
+vm_disk() {
+	local d=$1 data n
+	mkdir -p "$VM_DIR/data"
+	cp -a "$d/state" "$VM_DIR/data/state"
+	vm_agent_conf "$d" >"$VM_DIR/data/agent.conf" || return 1
+	data=$(sed -n 's/.* data=\([0-9]*\) .*/\1/p' "$FLEET_VM_IMG/layout")
+	n=$(sed -n 's/.* data_sectors=\([0-9]*\).*/\1/p' "$FLEET_VM_IMG/layout")
+	cp --sparse=always "$FLEET_VM_IMG/disk.img" "$VM_DIR/disk.img" &&
+		mkfs.ext4 -q -F -L fleet-data -d "$VM_DIR/data" "$VM_DIR/data.ext4" $((n / 2))k &&
+		dd if="$VM_DIR/data.ext4" of="$VM_DIR/disk.img" bs=512 seek="$data" \
+			conv=notrunc,sparse status=none
+}
+
+vm_setup() {
+	local tok v
+	FLEETD_INIT_ARGS="--san 10.0.2.2" start_fleetd --with-broker
+	login_admin
+	vm_keys || return 1
+	fleetctl -q root push "$T/fw/root.json" >/dev/null || return 1
+	for v in 1.1.0 1.2.0 1.3.0; do
+		vm_bundle "$v" && fleetctl -q bundle upload "$T/fw/fleet-vm-$v.fwb" >/dev/null ||
+			return 1
+	done
+	tok=$(fleetctl -o json token create vm --enroll --uses 1 --ttl 1h | jq -r .token)
+	agent_enroll "$VM_ID" "$tok" || return 1
+	vm_disk "$(agent_dir "$VM_ID")"
+}
+
+VM_PID=
+vm_start() {
+	rm -f "$VM_DIR/cmd.sock"
+	qemu-system-x86_64 -accel "$FLEET_VM_ACCEL" -machine pc -m 512 -smp 1 \
+		-no-user-config -nodefaults -display none \
+		-chardev file,id=con,path="$VM_DIR/console.log",append=on -serial chardev:con \
+		-chardev socket,id=cmd,path="$VM_DIR/cmd.sock",server=on,wait=off \
+		-serial chardev:cmd \
+		-drive file="$VM_DIR/disk.img",format=raw,if=virtio \
+		-netdev user,id=net0,net=10.0.2.0/24,host=10.0.2.2 \
+		-device virtio-net-pci,netdev=net0 >>"$VM_DIR/qemu.log" 2>&1 &
+	VM_PID=$!
+	track "$VM_PID"
+	log "power on: qemu pid $VM_PID ($FLEET_VM_ACCEL)"
+}
+
+# Pull the plug: SIGKILL to QEMU, so what the guest had not written out
+# is lost; true once QEMU is gone.
+vm_kill9() {
+	kill -KILL "$VM_PID" 2>/dev/null
+	wait "$VM_PID" 2>/dev/null
+	! kill -0 "$VM_PID" 2>/dev/null
+}
+
+vm_boots() { grep -c 'fleet-vm: up' "$VM_DIR/console.log" 2>/dev/null; }
+vm_up_n() { [ "$(vm_boots)" -ge "$1" ]; }
+vm_up() { wait_until $((60 * VM_SCALE)) vm_up_n "$1"; }
+
+vm_sh() {
+	python3 "$FLEET_SRC/tests/vm/vmsh.py" "$VM_DIR/cmd.sock" "${2:-$((10 * VM_SCALE))}" "$1"
+}
+
+vm_env() { vm_sh "grub-editenv $VM_GRUBENV list" | tr -d '\r' | sed -n "s/^$1=//p"; }
+
+vm_update() {
+	fleetctl -o json update "$VM_ID" --bundle "fleet-vm@$1" | jq -r '.[0].job'
+}
+
+vm_job_done() { job_final "$1"; }
