@@ -34,6 +34,7 @@ struct uboot_priv {
 	char *config;	   /* fw_env.config path */
 	char *default_env; /* "uboot" only, optional */
 	char *env[2];	   /* "sim" only: the two environment files */
+	size_t env_size;   /* of the config's first device; 0: unknown */
 };
 
 /*
@@ -175,10 +176,10 @@ static size_t config_env_size(const char *config)
  * by fuzz_bootenv).  Each variable takes name=value and a NUL; the list
  * ends with one more NUL, after the CRC and the redundant flags byte.
  */
-static int check_fits(struct uboot_ctx *ctx, const char *config,
+static int check_fits(struct uboot_ctx *ctx, const struct uboot_priv *p,
 		      struct fl_error *err)
 {
-	size_t size = config_env_size(config), need = 1 + 5;
+	size_t size = p->env_size, need = 1 + 5;
 	void *e = NULL;
 
 	while ((e = libuboot_iterator(ctx, e)))
@@ -188,7 +189,7 @@ static int check_fits(struct uboot_ctx *ctx, const char *config,
 		return fl_fail(err, FL_ELIMIT,
 			       "the U-Boot environment of '%s' is full: its "
 			       "variables need %zu bytes of its %zu",
-			       config, need, size);
+			       p->config, need, size);
 	return 0;
 }
 
@@ -225,7 +226,7 @@ static int uboot_store(struct agent_boot *b, const struct boot_vars *vars,
 			goto out_ctx;
 		}
 	}
-	rc = check_fits(ctx, p->config, err);
+	rc = check_fits(ctx, p, err);
 	if (rc)
 		goto out_ctx;
 	r = libuboot_env_store(ctx);
@@ -280,6 +281,7 @@ static int uboot_open(struct agent_boot *b, const struct agent_boot_opts *o,
 		p->default_env = fl_xstrdup(o->default_env);
 	b->priv = p;
 	rc = check_config(p->config, err);
+	p->env_size = config_env_size(p->config);
 	if (rc)
 		uboot_close(b);
 	return rc;
@@ -362,6 +364,7 @@ static int sim_open(struct agent_boot *b, const struct agent_boot_opts *o,
 	rc = sim_make_files(p, err);
 	if (!rc)
 		rc = check_config(p->config, err);
+	p->env_size = SIM_ENV_SIZE;
 	if (rc)
 		uboot_close(b);
 	return rc;

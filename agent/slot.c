@@ -58,27 +58,18 @@ static int slot_pwrite(void *ctx, const void *buf, size_t len, uint64_t off,
 		       struct fl_error *err)
 {
 	struct agent_slot_writer *w = ctx;
-	size_t done = 0;
-	ssize_t n;
 
 	if (w->direct_fd < 0 || off % DIRECT_ALIGN || len % DIRECT_ALIGN)
 		return fl_bgw_pwrite(&w->bgw_fd, buf, len, off, err);
-	while (done < len) {
-		n = pwrite(w->direct_fd, (const char *)buf + done, len - done,
-			   (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EINVAL && done == 0) {
-			close(w->direct_fd);
-			w->direct_fd = -1;
-			return fl_bgw_pwrite(&w->bgw_fd, buf, len, off, err);
-		}
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return fl_fail_errno(err, FL_EIO, "write failed");
-		}
-		done += (size_t)n;
+	if (fl_pwrite_all(w->direct_fd, buf, len, off, err)) {
+		if (errno != EINVAL)
+			return FL_EIO;
+		/* refused by the file system: the page cache from now on
+		 * (the chunk again from its start: same bytes, same place) */
+		fl_error_clear(err);
+		close(w->direct_fd);
+		w->direct_fd = -1;
+		return fl_bgw_pwrite(&w->bgw_fd, buf, len, off, err);
 	}
 	w->direct_bytes += len;
 	return 0;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bgwrite.h"
+#include "fsutil.h"
 #include "util.h"
 
 struct fl_bgw {
@@ -125,21 +126,9 @@ int fl_bgw_pwrite(void *ctx, const void *buf, size_t len, uint64_t off,
 		  struct fl_error *err)
 {
 	const struct fl_bgw_fd *f = ctx;
-	const char *p = buf;
-	size_t done = 0;
-	ssize_t n;
 
-	while (done < len) {
-		n = pwrite(f->fd, p + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return fl_fail_errno(err, FL_EIO, "write failed");
-		}
-		done += (size_t)n;
-	}
+	if (fl_pwrite_all(f->fd, buf, len, off, err))
+		return FL_EIO;
 	if (f->writeback)
 		sync_file_range(f->fd, (off64_t)off, (off64_t)len,
 				SYNC_FILE_RANGE_WRITE);

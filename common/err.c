@@ -42,6 +42,7 @@ int fl_fail_errno(struct fl_error *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	set_msg(err, code, strerror(saved), fmt, ap);
 	va_end(ap);
+	errno = saved; /* the caller may still look at it */
 	return code;
 }
 

@@ -82,6 +82,27 @@ int fl_write_all(int fd, const void *buf, size_t len, struct fl_error *err)
 	return 0;
 }
 
+int fl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off,
+		  struct fl_error *err)
+{
+	const char *p = buf;
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return fl_fail_errno(err, FL_EIO, "write failed");
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 int fl_fsync_parent(const char *path, struct fl_error *err)
 {
 	char *copy = fl_xstrdup(path);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -39,6 +40,11 @@ bool fl_path_exists(const char *path);
 
 /* Write all @len bytes to @fd, retrying on EINTR and short writes. */
 int fl_write_all(int fd, const void *buf, size_t len, struct fl_error *err);
+
+/* The same at offset @off (pwrite): FL_EIO with errno kept on failure
+ * (a write that makes no progress is EIO). */
+int fl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off,
+		  struct fl_error *err);
 
 /*
  * Read a token from @path ("-" for stdin): its only line, without the
