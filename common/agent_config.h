@@ -119,6 +119,11 @@ struct agent_config {
 	/* [outbox] */
 	uint64_t outbox_max_messages;
 	uint64_t outbox_max_bytes;
+	int64_t outbox_max_age_s; /* telemetry older than this is dropped */
+
+	/* [telemetry] */
+	int64_t telemetry_interval_s; /* 0: no sampling (the shadow's
+				       * telemetry_interval overrides) */
 
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;
