@@ -583,6 +583,35 @@ int agent_outbox_acked(struct agent_outbox *ob, int mid, uint64_t *ret_seq,
 	return 0;
 }
 
+int agent_outbox_discard(struct agent_outbox *ob, uint64_t seq,
+			 struct fl_error *err)
+{
+	sqlite3_stmt *st;
+	uint64_t len = 0, pts = 0;
+	int rc = exec(ob, "BEGIN IMMEDIATE", err);
+
+	if (rc)
+		return rc;
+	st = prep(ob,
+		  "SELECT length(body), weight + dropped FROM msg"
+		  " WHERE seq = ?",
+		  1, (const int64_t[]){(int64_t)seq});
+	rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+	if (rc == SQLITE_ROW) {
+		len = (uint64_t)sqlite3_column_int64(st, 0);
+		pts = (uint64_t)sqlite3_column_int64(st, 1) % COUNT_MAX;
+	}
+	sqlite3_finalize(st);
+	rc = rc == SQLITE_ROW	 ? drop_row(ob, seq, len, pts, err)
+	     : rc == SQLITE_DONE ? 0
+				 : db_fail(ob, err, "select");
+	if (!rc)
+		rc = exec(ob, "COMMIT", err);
+	if (rc)
+		reload(ob);
+	return rc;
+}
+
 uint64_t agent_outbox_depth(const struct agent_outbox *ob)
 {
 	return ob->n;

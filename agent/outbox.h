@@ -116,6 +116,11 @@ void agent_outbox_unsent(struct agent_outbox *ob, uint64_t seq);
 int agent_outbox_acked(struct agent_outbox *ob, int mid, uint64_t *ret_seq,
 		       struct fl_error *err);
 
+/* Delete message @seq, which cannot be sent (its body breaks the
+ * contract), counting its points as dropped.  Returns 0, FL_EIO. */
+int agent_outbox_discard(struct agent_outbox *ob, uint64_t seq,
+			 struct fl_error *err);
+
 /* A new connection: nothing is in flight, the next message is the
  * oldest again. */
 void agent_outbox_rewind(struct agent_outbox *ob);

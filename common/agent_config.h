@@ -134,6 +134,11 @@ struct agent_config {
 	 * receives to STATE_DIR/commands.received (agent.h), so a test can
 	 * count deliveries on the device side */
 	bool sim_record_commands;
+	/* not in the file: a fleet-sim device, whose telemetry is synthetic
+	 * (sim_telemetry_rate points a second, 0: none) in an in-memory
+	 * outbox (telemetry.h) */
+	bool sim_telemetry;
+	double sim_telemetry_rate;
 };
 
 /*
