@@ -196,12 +196,16 @@ static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
 		size_t k = n - i < AGENT_TLM_BATCH ? n - i : AGENT_TLM_BATCH;
 		char *body = agent_tlm_points_json(p + i, k);
 		struct fl_error err = {0};
+		uint64_t seq = 0;
 		int rc = agent_outbox_put(t->ob, AGENT_OUTBOX_TELEMETRY, body,
 					  strlen(body), (unsigned)k,
-					  agent_tlm_now_ms(), NULL, &err);
+					  agent_tlm_now_ms(), &seq, &err);
 
 		if (rc)
 			fl_warn("telemetry: %s", err.msg);
+		else
+			fl_debug("telemetry: message %llu queued, %zu points",
+				 (unsigned long long)seq, k);
 		free(body);
 	}
 }
