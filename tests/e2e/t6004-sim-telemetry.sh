@@ -28,10 +28,8 @@ stdbuf -oL mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
 track $!
 # the messages as JSON lines {"id", "seq", "n", "dropped"}
 msgs() {
-	sed -n 's|^fleet/\([^/]*\)/telemetry \(.*\)$|\1 \2|p' "$T/sub.out" |
-		while read -r id json; do
-			jq -c --arg id "$id" '{id: $id, seq, n: (.points | length), dropped}' <<<"$json"
-		done >"$T/msgs.json"
+	sed -n 's|^fleet/\([^/ ]*\)/telemetry \(.*\)$|{"id": "\1", "m": \2}|p' "$T/sub.out" |
+		jq -c '{id, seq: .m.seq, n: (.m.points | length), dropped: .m.dropped}' >"$T/msgs.json"
 }
 points_each() { msgs && jq -e -s --argjson n "$N" --argjson min "$1" \
 	'group_by(.id) | length == $n and all(map(.n) | add >= $min)' "$T/msgs.json"; }
