@@ -37,9 +37,9 @@ struct tlm {
 	struct agent_tlm_cpu cpu;
 	int64_t next_ms; /* monotonic: the next sample */
 	struct agent_tlm_point local[AGENT_TLM_LOCAL_POINTS_MAX];
-	size_t n_local;
-	int64_t rl_sec; /* datagram rate limit: this second, */
-	unsigned rl_n;	/* datagrams read in it */
+	size_t n_local, n_names; /* local points and their names */
+	int64_t rl_sec;		 /* datagram rate limit: this second, */
+	unsigned rl_n;		 /* datagrams read in it */
 	unsigned refused_logged;
 	double sim_acc; /* fleet-sim: points owed */
 	int64_t sim_last_ms;
@@ -61,24 +61,17 @@ static void refused(struct tlm *t, const char *src, const char *line,
 			"logged");
 }
 
-/* Room for a point named @metric: the caps on points and names. */
-static const char *local_room(const struct tlm *t, const char *metric)
+/* Room for a point named @metric: the caps on points and names;
+ * *@ret_new tells whether the name is a new one this interval. */
+static const char *local_room(const struct tlm *t, const char *metric,
+			      bool *ret_new)
 {
-	size_t names = 0;
-
 	if (t->n_local >= AGENT_TLM_LOCAL_POINTS_MAX)
 		return "too many local points this interval";
-	for (size_t i = 0; i < t->n_local; i++) {
-		bool first = true;
-
-		if (strcmp(t->local[i].metric, metric) == 0)
-			return NULL;
-		for (size_t k = 0; k < i && first; k++)
-			first =
-			    strcmp(t->local[k].metric, t->local[i].metric) != 0;
-		names += first;
-	}
-	return names >= AGENT_TLM_LOCAL_NAMES_MAX
+	*ret_new = true;
+	for (size_t i = 0; i < t->n_local && *ret_new; i++)
+		*ret_new = strcmp(t->local[i].metric, metric) != 0;
+	return *ret_new && t->n_names >= AGENT_TLM_LOCAL_NAMES_MAX
 		   ? "too many local names this interval"
 		   : NULL;
 }
@@ -89,16 +82,18 @@ static void local_line(struct tlm *t, const char *src, const char *line,
 	struct fl_error err = {0};
 	struct agent_tlm_point p;
 	const char *why;
+	bool new_name = false;
 
 	if (agent_tlm_parse_line(line, len, agent_tlm_now_ms(), &p, &err)) {
 		refused(t, src, line, len, err.msg);
 		return;
 	}
-	if ((why = local_room(t, p.metric))) {
+	if ((why = local_room(t, p.metric, &new_name))) {
 		refused(t, src, line, len, why);
 		return;
 	}
 	t->local[t->n_local++] = p;
+	t->n_names += new_name;
 }
 
 /* Lines of one datagram or file (empty lines skipped). */
@@ -222,6 +217,7 @@ static void sample(struct agent_host *h, struct tlm *t)
 	memcpy(all + n, t->local, t->n_local * sizeof(t->local[0]));
 	n += t->n_local;
 	t->n_local = 0;
+	t->n_names = 0;
 	t->refused_logged = 0;
 	queue_points(t, all, n);
 }
@@ -292,7 +288,7 @@ static void flush(struct agent_host *h, struct tlm *t)
 {
 	struct agent_outbox_msg m = {0};
 	struct fl_error err = {0};
-	int rc;
+	int rc = FL_ENOTFOUND;
 
 	while (t->ob && agent_host_online(h) &&
 	       !(rc = agent_outbox_next(t->ob, agent_tlm_now_ms(), &m, &err))) {
@@ -315,6 +311,8 @@ static void service(struct agent_host *h, void *state)
 	struct tlm *t = state;
 	int64_t now = agent_host_now_ms(h), iv = interval_s(h) * 1000;
 
+	if (!t->ob) /* telemetry off: init said why */
+		return;
 	if (agent_host_config(h)->sim_telemetry) {
 		sim_points(h, t, now);
 	} else if (iv > 0) {
