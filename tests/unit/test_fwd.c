@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "fwd.h"
+#include "fwd_internal.h"
 #include "util.h"
 
 /* Load @text's [influx] and [postgres]; the code, configs in @ret. */
@@ -145,6 +145,28 @@ static void test_pg_password(void **state)
 	}
 }
 
+/* password_file: its first line, without the line end; a missing file
+ * is an error, no file set is no password. */
+static void test_password_file(void **state)
+{
+	char path[] = "/tmp/test_fwd.XXXXXX", *pw = NULL;
+	struct srv_fwd_config cfg = {.password_file = path};
+	struct fl_error err = {0};
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "s3cret\r\nsecond\n", 15), 15);
+	close(fd);
+	assert_int_equal(srv_fwd_password(&cfg, &pw, &err), 0);
+	assert_string_equal(pw, "s3cret");
+	fl_free_secret(pw);
+	unlink(path);
+	assert_int_equal(srv_fwd_password(&cfg, &pw, &err), FL_ENOTFOUND);
+	cfg.password_file = NULL;
+	assert_int_equal(srv_fwd_password(&cfg, &pw, &err), 0);
+	assert_null(pw);
+}
+
 /* A listening socket nobody accepts on: connections hang, then time
  * out.  Returns the fd; *ret_port its port. */
 static int black_hole(int *ret_port)
@@ -240,6 +262,7 @@ int main(void)
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_names_and_urls),
 	    cmocka_unit_test(test_pg_password),
+	    cmocka_unit_test(test_password_file),
 	    cmocka_unit_test(test_queue_bound),
 	};
 
