@@ -12,10 +12,15 @@
 #    oldest waiting points are dropped and counted; both started again:
 #    everything within the bound arrives, in full, once;
 #  - stop while the databases are down ends within its bound and counts
-#    what it leaves.
+#    what it leaves;
+#  - with password authentication, [postgres] password_file is how the
+#    password gets in (without it nothing is stored), and it is never
+#    written to a log.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-pg.sh"
 . "$(dirname "$0")/lib-influx.sh"
+unset PGPASSWORD
+export PGPASSFILE=$T/no-passfile
 
 pg_start || { cat "$T/postgres.log"; exit 1; }
 influx_start || { cat "$T/influxd.log"; exit 1; }
@@ -176,4 +181,29 @@ check_exit 0 "the stop kept to its bound (1 s wait + a 2 s request, each forward
 	awk '$1 == "stopped_ms" { exit !($2 < 7000) }' "$T/drive.out"
 check_exit 0 "both forwarders say the 10 points were not sent" \
 	test "$(grep -c 'stopped with 10 points not sent' "$T/drive.log")" -eq 2
+
+# --- 4. the password comes from password_file ---------------------------------
+check_exit 0 "postgres started for the password checks" pg_restart
+PW=fleet-pw-$RANDOM$RANDOM
+check_exit 0 "the role gets a password" pg_psql -c "ALTER ROLE fleet PASSWORD '$PW'"
+printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$PG_DIR/data/pg_hba.conf"
+check_exit 0 "TCP connections now need it" pg_psql -c "SELECT pg_reload_conf()"
+check_exit 2 "positive control: psql without the password is refused" pg_psql -c "SELECT 1"
+printf '%s\n' "$PW" >"$T/pg.pw"
+pw_run() { # NAME [password_file]: 5 points of device NAME, then stop
+	{
+		printf '[postgres]\nconninfo = %s\nbatch = 10\nlinger_ms = 50\n' "$PG_CONNINFO"
+		printf 'timeout_ms = 2000\nretry_min_ms = 50\nretry_max_ms = 200\n'
+		[ -n "${2:-}" ] && printf 'password_file = %s\n' "$2"
+	} >"$T/$1.conf"
+	printf 'gen\t%s\tcpu.percent\t5\t%s\nsubmit\n' "$1" "$TS" |
+		fwd-drive "$T/$1.conf" 1000 >"$T/$1.out" 2>"$T/$1.log"
+}
+rows_of() { PGPASSWORD=$PW pg_psql -c "SELECT count(*) FROM telemetry WHERE device = '$1'"; }
+check_exit 0 "with password_file the points are stored" pw_run dev-pw "$T/pg.pw"
+check_grep '^5$' "all 5 of them" rows_of dev-pw
+check_exit 0 "without it fwd-drive still stops in time" pw_run dev-nopw
+check_grep 'password' "and says why it could not send" cat "$T/dev-nopw.log"
+check_grep '^0$' "nothing stored without the password" rows_of dev-nopw
+check_exit 1 "the password is in no log" grep -rlF "$PW" "$T" --include='*.log' --include='*.out'
 finish
