@@ -64,8 +64,7 @@ struct srv_fwd_stats {
 	uint64_t queued_bytes; /* their bytes */
 	uint64_t sent;	       /* points the database acknowledged */
 	uint64_t retries;      /* failed attempts that are retried */
-	uint64_t dropped;      /* oldest points dropped past the bound,
-				* and points left at stop */
+	uint64_t dropped;      /* oldest points dropped past the bound */
 	uint64_t refused;      /* points refused as malformed */
 	char last_error[256];  /* newest failure, "" if none */
 };

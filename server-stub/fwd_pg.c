@@ -8,7 +8,8 @@
  * made a TimescaleDB hypertable when the extension can be had, a plain
  * table otherwise; a batch is one multi-row INSERT ... ON CONFLICT DO
  * NOTHING (one statement: one transaction), so a retried batch stores
- * nothing twice.  A lost connection is reopened on the next attempt.
+ * nothing twice.  After a failure that is not the data's, the next
+ * attempt opens a new connection (and checks the table again).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,7 +211,13 @@ static int pg_send(void *ctx, struct fwd_pt *const *pts, size_t n,
 	struct pg *pg = ctx;
 	int rc = pg->conn ? 0 : connect_db(pg, err);
 
-	return rc ? rc : pg_insert(pg, pts, n, err);
+	if (!rc)
+		rc = pg_insert(pg, pts, n, err);
+	/* anything but bad data: start afresh next time, so a table
+	 * dropped or a grant fixed meanwhile is seen by CREATE TABLE */
+	if (rc && rc != FWD_BAD_BATCH && pg->conn)
+		disconnect(pg);
+	return rc;
 }
 
 static void pg_close(void *ctx)
