@@ -5,12 +5,24 @@
  *
  * Reading parses the block directly (bounded, strict for our variables).
  * Writing goes through grub-editenv, the tool that owns the format, but
- * never on the live file: grub-editenv truncates and rewrites in place,
- * so a crash in the middle would leave an empty block.  Instead the
- * block is copied to a temporary file beside it, changed there with ONE
- * `grub-editenv TMP set ...`, read back and checked, fsynced and renamed
- * over the original, and the directory fsynced.  The rename is the single
- * step that commits every variable at once.
+ * never on the live file: grub-editenv truncates and rewrites it, so a
+ * crash in the middle would leave an empty block.  Instead the block is
+ * copied to a temporary file beside it, changed there with ONE
+ * `grub-editenv TMP set ...` and read back and checked; then its bytes
+ * are written over the live block IN PLACE (same file, same size, same
+ * disk blocks) and fsynced.
+ *
+ * Not a rename: GRUB reads /boot with its own ext4 driver, which does not
+ * replay the journal.  After a rename, the directory entry and the inodes
+ * GRUB would need may sit in the journal for minutes; a power cut then
+ * leaves GRUB a directory entry naming the freed inode ("invalid
+ * environment block"), and grub.cfg boots slot a whatever it holds
+ * (tests/vm/v1003 found it).  Overwriting allocated blocks changes no
+ * metadata GRUB reads, which is also how GRUB's own save_env writes.  The
+ * write is one 1024-byte pwrite; our variables sit in its first 512-byte
+ * sector, which a disk writes whole, so a cut leaves the old or the new
+ * variables (a store that changes bytes past the first sector is logged).
+ * Only a missing or unreadable grubenv is created by a rename.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +39,7 @@
 
 #include "boot_internal.h"
 #include "fsutil.h"
+#include "log.h"
 #include "util.h"
 
 #define GRUB_HEADER "# GRUB Environment Block\n"
@@ -312,9 +325,10 @@ static int fill_tmp(const struct grub_priv *p, int fd, const char *tmp,
 	return rc;
 }
 
-/* fsync @tmp, rename it over the grubenv, fsync the directory. */
-static int commit_tmp(const struct grub_priv *p, const char *tmp,
-		      struct fl_error *err)
+/* A new grubenv (none, or not readable): fsync @tmp, rename it over,
+ * fsync the directory. */
+static int create_from_tmp(const struct grub_priv *p, const char *tmp,
+			   struct fl_error *err)
 {
 	int fd, rc = 0;
 
@@ -329,6 +343,56 @@ static int commit_tmp(const struct grub_priv *p, const char *tmp,
 		return fl_fail_errno(err, FL_EIO, "cannot rename '%s' to '%s'",
 				     tmp, p->path);
 	return fl_fsync_parent(p->path, err);
+}
+
+/* Log a store whose change crosses the first 512-byte sector. */
+static void note_sectors(const char *path, const char *old, const char *new,
+			 size_t len)
+{
+	size_t last = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (old[i] != new[i])
+			last = i;
+	if (last >= 512)
+		fl_warn(
+		    "%s: this store changes bytes past the first sector "
+		    "(byte %zu): a power cut during it could tear the block",
+		    path, last);
+}
+
+/* Write @tmp's bytes over the live grubenv in place and fsync it. */
+static int overwrite_live(const struct grub_priv *p, const char *tmp,
+			  struct fl_error *err)
+{
+	char *old = NULL, *new = NULL;
+	size_t olen = 0, nlen = 0;
+	int fd = -1, rc;
+
+	rc = fl_read_file(p->path, AGENT_BOOT_GRUBENV_MAX, &old, &olen, err);
+	if (!rc)
+		rc =
+		    fl_read_file(tmp, AGENT_BOOT_GRUBENV_MAX, &new, &nlen, err);
+	if (!rc && olen != nlen)
+		rc =
+		    fl_fail(err, FL_EIO, "'%s' is %zu bytes, the new block %zu",
+			    p->path, olen, nlen);
+	if (!rc) {
+		note_sectors(p->path, old, new, nlen);
+		fd = open(p->path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			rc = fl_fail_errno(err, FL_EIO, "cannot open '%s'",
+					   p->path);
+	}
+	if (!rc)
+		rc = fl_pwrite_all(fd, new, nlen, 0, err);
+	if (!rc && fsync(fd) < 0)
+		rc = fl_fail_errno(err, FL_EIO, "cannot sync '%s'", p->path);
+	if (fd >= 0)
+		close(fd);
+	free(old);
+	free(new);
+	return rc;
 }
 
 static int grub_store(struct agent_boot *b, const struct boot_vars *vars,
@@ -352,9 +416,11 @@ static int grub_store(struct agent_boot *b, const struct boot_vars *vars,
 		rc = editenv_set(p, tmp, vars, err);
 	if (!rc)
 		rc = verify_tmp(tmp, vars, err);
-	if (!rc)
-		rc = commit_tmp(p, tmp, err);
-	if (rc)
+	if (!rc && fresh)
+		rc = create_from_tmp(p, tmp, err);
+	else if (!rc)
+		rc = overwrite_live(p, tmp, err);
+	if (rc || !fresh)
 		unlink(tmp);
 	free(tmp);
 	return rc;

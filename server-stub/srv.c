@@ -9,6 +9,7 @@
 #include "devlimit.h"
 #include "diag_relay.h"
 #include "fsutil.h"
+#include "fwd.h"
 #include "ingest.h"
 #include "proto.h"
 #include "srv.h"
@@ -31,6 +32,24 @@ static const struct fl_ini_key conf_keys[] = {
 	{"shadow", "max_size"},
 	{NULL, NULL},
 };
+
+/* Fail naming the first key of @ini that is neither in conf_keys nor
+ * one of the forwarders' (fwd.h). */
+static int check_conf_keys(const struct fl_ini *ini, struct fl_error *err)
+{
+	size_t n = FL_ARRAY_SIZE(conf_keys) - 1, m = 0;
+	struct fl_ini_key *all;
+	int rc;
+
+	while (srv_fwd_conf_keys[m].section)
+		m++;
+	all = fl_xcalloc(n + m + 1, sizeof(*all));
+	memcpy(all, conf_keys, n * sizeof(*all));
+	memcpy(all + n, srv_fwd_conf_keys, (m + 1) * sizeof(*all));
+	rc = fl_ini_check_keys(ini, all, err);
+	free(all);
+	return rc;
+}
 
 static char *conf_str(const struct fl_ini *ini, const char *sec,
 		      const char *key, const char *def)
@@ -183,7 +202,7 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = 0;
 	}
 	if (!rc)
-		rc = fl_ini_check_keys(ini, conf_keys, err);
+		rc = check_conf_keys(ini, err);
 	srv->cfg.device_lifetime = 30 * 86400;
 	life = fl_ini_get(ini, "ca", "device_lifetime");
 	if (!rc && life)
@@ -210,6 +229,9 @@ static int load_config(struct srv *srv, struct fl_error *err)
 				     &srv->cfg.shadow_max, err);
 	if (!rc && srv->cfg.shadow_max < 256)
 		rc = fl_fail(err, FL_EINVAL, "[shadow] max_size under 256");
+	if (!rc)
+		rc = srv_fwd_config_load(ini, &srv->cfg.fwd_influx,
+					 &srv->cfg.fwd_pg, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.topic_prefix =
@@ -301,6 +323,8 @@ void srv_close(struct srv *srv)
 	free(srv->cfg.topic_prefix);
 	free(srv->cfg.broker_listen);
 	free(srv->cfg.mosquitto);
+	srv_fwd_config_free(srv->cfg.fwd_influx);
+	srv_fwd_config_free(srv->cfg.fwd_pg);
 	free(srv->https_url);
 	free(srv->engine_id);
 	free(srv->state_dir);

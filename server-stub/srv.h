@@ -11,6 +11,8 @@
 #include "err.h"
 #include "store.h"
 
+struct srv_fwd_config;
+
 /* Settings from STATE/fleetd.conf (INI; every key optional). */
 struct srv_config {
 	int64_t device_lifetime; /* [ca] device_lifetime, default 30d */
@@ -42,6 +44,9 @@ struct srv_config {
 		uint64_t bundle_max;	 /* bytes of a support bundle */
 	} diag;
 	uint64_t shadow_max; /* [shadow] max_size: bytes of a desired doc */
+	/* [influx], [postgres]: telemetry forwarding (fwd.h); NULL when
+	 * not configured.  Started by whoever wires ingestion to them. */
+	struct srv_fwd_config *fwd_influx, *fwd_pg;
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */

@@ -23,6 +23,11 @@
 #   serve_fleetd [serve args] the same on the state dir $T/state holds
 #                            already (a copy), with ADMIN_TOKEN set
 #   finish                   print the summary; exit 1 on any failure
+#   free_port                print a TCP port free on 127.0.0.1 now
+#   proc_gone PID            true once PID is gone or a zombie
+#   at_exit CMD...           run CMD in the cleanup trap, after the
+#                            tracked processes are gone (removing what a
+#                            test made outside $T)
 
 set -u
 : "${FLEET_BUILD:?run through 'make check'}"
@@ -33,6 +38,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/fleet-e2e.XXXXXX")
 export FLEETCTL_CONFIG=$T/fleetctl.conf
 unset FLEET_SERVER FLEET_TOKEN FLEET_CA FLEET_CONTEXT
 _pids=()
+_at_exit=()
 _fails=0
 _checks=0
 # Timeouts are longer under the sanitizers, which slow everything down.
@@ -57,6 +63,9 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null
 	done
+	for p in "${_at_exit[@]+"${_at_exit[@]}"}"; do
+		eval "$p"
+	done
 	# a sanitizer report in a daemon's log (written at its exit) fails the test
 	[ "${FLEET_SAN:-0}" = 1 ] && ! san_clean && dirty=1
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
@@ -68,6 +77,19 @@ trap 'exit 130' INT TERM
 
 # Remember a background process for the cleanup trap.
 track() { _pids+=("$1"); }
+
+at_exit() { _at_exit+=("$(printf '%q ' "$@")"); }
+
+# proc_gone PID: true once process $1 is gone or a zombie (a child not yet reaped).
+proc_gone() {
+	local s
+	s=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+	[[ $s == Z* ]]
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 log() { printf '# %s\n' "$*"; }
 

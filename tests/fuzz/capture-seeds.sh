@@ -28,7 +28,7 @@ cap=$(mktemp -d)
 trap 'rm -rf "$cap"' EXIT
 mkdir -p "$cap/raw" "$cap/tmp"
 cc -shared -fPIC -O2 -Wall -o "$cap/capture.so" tests/fuzz/capture/preload.c -ldl
-for t in t0001 t1100 t2100 t2101 t2200 t3001 t3002 t3005; do
+for t in t0001 t1100 t2100 t2101 t2200 t3001 t3002 t3005 t4001 t4003 t5001 t5060 t6001; do
 	echo "capture-seeds: $t" >&2
 	FLEET_CAPTURE_DIR=$cap/raw LD_PRELOAD=$cap/capture.so KEEP_TMP=1 \
 		TMPDIR=$cap/tmp FLEET_BUILD=$build FLEET_JOBS=1 \

@@ -597,8 +597,8 @@ static void test_uboot_full_env(void **state)
 	struct fixture *fx = *state;
 	size_t size = fx->kind == K_SIM ? 0x2000 : ENV_SIZE, used = 0;
 	char *base = fl_path_join(fx->dir, "base.env"), *line;
-	char *set[] = {"fw_setenv", "-c", fx->config, "-f", base,
-		       "bootdelay", "0",  NULL};
+	char *set[] = {"fw_setenv", "-c",	 fx->config, "-f",
+		       base,	    "bootdelay", "0",	     NULL};
 	char *print[] = {"fw_printenv", "-c", fx->config, NULL};
 	struct fl_error err = {0};
 
@@ -736,6 +736,43 @@ static void test_grub_timeout(void **state)
 	free(script);
 }
 
+/*
+ * Every store after the first overwrites the grubenv in place: the same
+ * inode and size, so the metadata GRUB's ext4 reader sees (it does not
+ * replay the journal) never changes (docs/bootloader.md); no temporary
+ * file stays.
+ */
+static void test_grub_in_place(void **state)
+{
+	struct fixture *fx = *state;
+	struct agent_boot_state st;
+	struct fl_error err = {0};
+	struct stat before, after;
+	DIR *d;
+	int entries = 0;
+
+	init_ok(fx);
+	assert_int_equal(stat(fx->env[0], &before), 0);
+	/* each store on its own (a file system may hand a freed inode
+	 * number out again at the next store) */
+	assert_int_equal(agent_boot_prepare_switch(fx->boot, "b", &err), 0);
+	assert_int_equal(stat(fx->env[0], &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	assert_int_equal(agent_boot_mark_good(fx->boot, &err), 0);
+	assert_int_equal(stat(fx->env[0], &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	assert_int_equal(after.st_size, 1024);
+	read_ok(fx, &st);
+	assert_string_equal(st.slot, "b");
+	assert_false(st.upgrade_available);
+	d = opendir(fx->dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		entries += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(entries, 1);
+}
+
 /* ---- generic ---- */
 
 static void test_helpers(void **state)
@@ -792,6 +829,7 @@ int main(void)
 	    ONE(test_uboot_full_env, K_UBOOT),
 	    ONE(test_grub_tmp_and_failure, K_GRUB),
 	    ONE(test_grub_timeout, K_GRUB),
+	    ONE(test_grub_in_place, K_GRUB),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@ import sys
 SEP = b"\n%%\n"
 raw_dir, tmp_dir, out_dir = sys.argv[1:4]
 corpus = os.path.join(out_dir, "corpus")
-LIMIT = {"http": 80, "mqtt": 40, "agent_cmd": 40, "journal": 40,
+LIMIT = {"http": 120, "mqtt": 60, "agent_cmd": 40, "journal": 40,
          "config": 20, "range": 10, "bootenv": 10, "pki": 30}
 written = {}
 
