@@ -16,6 +16,8 @@ check "build the sample firmware" ota_firmware
 sim_start sims $N tl line --telemetry-rate $RATE
 online() { [ "$(fleetctl -o json devices list | jq '[.[] | select(.online)] | length')" = "$N" ]; }
 check_exit 0 "$N simulated devices come online" wait_until 60 online
+check_exit 0 "... each in the table of devices list" sh -c \
+	"fleetctl devices list | grep -c '^tl-000[1-$N] ' | grep -qx $N"
 check "fleetd and its broker stop" fleetd_kill9
 mosquitto -c "$FLEETD_STATE/broker/mosquitto.conf" >>"$T/broker.log" 2>&1 &
 track $!
