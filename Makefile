@@ -55,7 +55,7 @@ endif
 PKGS_FLEETD := openssl jansson inih sqlite3 libmicrohttpd gnutls \
 	libmosquitto
 PKGS_FLEETCTL := openssl jansson inih
-PKGS_AGENT := openssl jansson inih libmosquitto
+PKGS_AGENT := openssl jansson inih libmosquitto sqlite3
 include mk/lazylibs.mk
 # The unit tests also craft hostile tar files with libarchive's writer
 # (an implementation independent of the bundle reader they attack) and

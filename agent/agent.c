@@ -586,6 +586,17 @@ static void on_message(void *user, const char *t, const void *payload,
 	agent_msg_props_copy(&m->props, props);
 }
 
+/* A PUBACK: to the features that publish with a mid (feature.h). */
+static void on_publish(void *user, int mid, int reason)
+{
+	struct agent *a = user;
+
+	for (size_t i = 0; i < a->n_features; i++)
+		if (a->features[i]->on_puback)
+			a->features[i]->on_puback(&a->host, a->fstate[i], mid,
+						  reason < 128);
+}
+
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                         */
 /* ------------------------------------------------------------------ */
@@ -609,6 +620,7 @@ static int make_mqtt(struct agent *a, struct fl_error *err)
 	    .user = a,
 	    .on_connect = on_connect,
 	    .on_message = on_message,
+	    .on_publish = on_publish,
 	};
 
 	return agent_mqtt_new(&o, &a->mqtt, err);

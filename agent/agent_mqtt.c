@@ -154,6 +154,8 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	if (reason >= 128)
 		fl_warn("broker refused message %d: %s", mid,
 			mosquitto_reason_string(reason));
+	if (m->o.on_publish)
+		m->o.on_publish(m->o.user, mid, reason);
 }
 
 /* A string property within AGENT_MSG_PROP_MAX, or NULL (freed). */
@@ -683,6 +685,28 @@ int agent_mqtt_publish_props(struct agent_mqtt *m, const char *topic,
 			       "cannot publish to '%s': %s", topic,
 			       mosquitto_strerror(mrc));
 	m->inflight++;
+	return 0;
+}
+
+int agent_mqtt_publish_mid(struct agent_mqtt *m, const char *topic,
+			   const void *payload, size_t len, int *ret_mid,
+			   struct fl_error *err)
+{
+	int mrc, mid = 0;
+
+	if (len > m->o.max_payload)
+		return fl_fail(err, FL_ELIMIT,
+			       "message of %zu bytes for '%s' (cap %zu)", len,
+			       topic, m->o.max_payload);
+	if (m->state != ST_CONNECTED)
+		return fl_fail(err, FL_EUNREACH, "not connected");
+	mrc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, 1,
+				   false, NULL);
+	if (mrc)
+		return fl_fail(err, FL_ERR, "cannot publish to '%s': %s", topic,
+			       mosquitto_strerror(mrc));
+	m->inflight++;
+	*ret_mid = mid;
 	return 0;
 }
 

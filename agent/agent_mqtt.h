@@ -53,6 +53,9 @@ struct agent_mqtt_opts {
 	 * are valid during the call only. */
 	void (*on_message)(void *user, const char *topic, const void *payload,
 			   size_t len, const struct agent_msg_props *props);
+	/* The broker acknowledged QoS 1/2 message @mid (PUBACK, PUBCOMP)
+	 * with MQTT v5 @reason (>= 128: refused). */
+	void (*on_publish)(void *user, int mid, int reason);
 };
 
 /*
@@ -113,6 +116,13 @@ int agent_mqtt_publish_props(struct agent_mqtt *m, const char *topic,
 			     const void *payload, size_t len, int qos,
 			     bool retain, const struct agent_msg_props *props,
 			     struct fl_error *err);
+
+/* agent_mqtt_publish at QoS 1 while connected, the message id in
+ * *@ret_mid (on_publish names it); FL_EUNREACH when not connected
+ * (nothing is queued). */
+int agent_mqtt_publish_mid(struct agent_mqtt *m, const char *topic,
+			   const void *payload, size_t len, int *ret_mid,
+			   struct fl_error *err);
 
 /* Subscribe to @topic.  Returns 0, FL_EUNREACH (not connected), FL_ERR. */
 int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos,

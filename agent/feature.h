@@ -77,6 +77,9 @@ struct agent_feature_cmd {
  *           tick (the replies of checks that ran on other threads):
  *           on every agent_step, agent_host_pump and agent_service
  *           turn.  Never blocks.
+ * on_puback the broker acknowledged the QoS 1 message @mid (any
+ *           message's: a feature ignores the mids it did not publish
+ *           with agent_host_publish_mid); @ok false: it refused it.
  * report    add fields to the status published on PREFIX/ID/status
  *           (presence takes "firmware" from it).
  * status    add fields to `fleet-agent status` from @cfg's state dir
@@ -95,6 +98,7 @@ struct agent_feature {
 	void (*tick)(struct agent_host *h, void *state);
 	bool (*due)(const struct agent_host *h, const void *state);
 	void (*service)(struct agent_host *h, void *state);
+	void (*on_puback)(struct agent_host *h, void *state, int mid, bool ok);
 	void (*report)(void *state, json_t *into);
 	int (*status)(const struct agent_config *cfg,
 		      const struct fl_pki_cert_info *cert, json_t *into,
@@ -108,11 +112,12 @@ extern const struct agent_feature *const agent_features[];
 extern const size_t agent_n_features;
 
 /* The features built in (their files). */
-extern const struct agent_feature agent_feature_rotate; /* rotate.c */
-extern const struct agent_feature agent_feature_events; /* agent.c */
-extern const struct agent_feature agent_feature_ota;	/* ota.c */
-extern const struct agent_feature agent_feature_diag;	/* diag.c */
-extern const struct agent_feature agent_feature_shadow; /* shadow.c */
+extern const struct agent_feature agent_feature_rotate;	   /* rotate.c */
+extern const struct agent_feature agent_feature_events;	   /* agent.c */
+extern const struct agent_feature agent_feature_ota;	   /* ota.c */
+extern const struct agent_feature agent_feature_diag;	   /* diag.c */
+extern const struct agent_feature agent_feature_shadow;	   /* shadow.c */
+extern const struct agent_feature agent_feature_telemetry; /* telemetry.c */
 
 /*
  * Check a feature table: at most AGENT_FEATURES_MAX, names given and
@@ -146,7 +151,7 @@ struct agent_live {
 	bool diag_off;		      /* "diagnostics": false */
 	bool rate_set;		      /* "download_rate" given: */
 	uint64_t download_rate;	      /* bytes/s, 0 = unlimited */
-	int64_t telemetry_interval_s; /* 0: the default (telemetry, later) */
+	int64_t telemetry_interval_s; /* 0: agent.conf's (telemetry.c) */
 	char maintenance_window[12];  /* "HH:MM-HH:MM"; "": any time (updates,
 				       * later) */
 };
@@ -195,6 +200,12 @@ int agent_host_publish(struct agent_host *h, const char *topic,
 		       const void *payload, size_t len, int qos, bool retain,
 		       const struct agent_msg_props *props,
 		       struct fl_error *err);
+
+/* Publish at QoS 1 now (connected only: FL_EUNREACH), the message id in
+ * *@ret_mid for on_puback; codes of agent_mqtt_publish_mid. */
+int agent_host_publish_mid(struct agent_host *h, const char *topic,
+			   const void *payload, size_t len, int *ret_mid,
+			   struct fl_error *err);
 
 /*
  * Keep MQTT and the event queue moving while a long step runs (waits up

@@ -20,6 +20,7 @@ const struct agent_feature *const agent_features[] = {
     &agent_feature_ota,
     &agent_feature_diag,
     &agent_feature_shadow,
+    &agent_feature_telemetry,
 };
 const size_t agent_n_features = FL_ARRAY_SIZE(agent_features);
 
@@ -171,6 +172,14 @@ int agent_host_publish(struct agent_host *h, const char *topic,
 {
 	return agent_mqtt_publish_props(h->a->mqtt, topic, payload, len, qos,
 					retain, props, err);
+}
+
+int agent_host_publish_mid(struct agent_host *h, const char *topic,
+			   const void *payload, size_t len, int *ret_mid,
+			   struct fl_error *err)
+{
+	return agent_mqtt_publish_mid(h->a->mqtt, topic, payload, len, ret_mid,
+				      err);
 }
 
 int agent_host_pump(struct agent_host *h, int timeout_ms, struct fl_error *err)

@@ -24,6 +24,7 @@
 #include "ota_internal.h"
 #include "simdev.h"
 #include "proc.h"
+#include "telemetry.h"
 #include "util.h"
 #include "validate.h"
 
@@ -225,15 +226,20 @@ static int wait_broker(struct agent_ota *o, int64_t deadline,
 /*
  * The health check of the booted slot: broker reachable, then the
  * configured command (sim: SLOT --selftest), all within
- * [health] timeout.  0 healthy; FL_EVERIFY unhealthy (the message is
+ * [health] timeout.  The command finds the telemetry drop dir in
+ * FLEET_TELEMETRY_DIR (docs/telemetry.md).  0 healthy; FL_EVERIFY unhealthy (the message is
  * the reason); other codes when it could not be run.
  */
 static int check_health(struct agent_ota *o, struct fl_error *err)
 {
 	const struct agent_config *c = agent_host_config(o->h);
 	const char *path = ota_slot_path(o, o->booted);
-	char *env[3] = {fl_xasprintf("FLEET_SLOT=%s", o->booted),
-			fl_xasprintf("FLEET_SLOT_PATH=%s", path), NULL};
+	char *env[4] = {fl_xasprintf("FLEET_SLOT=%s", o->booted),
+			fl_xasprintf("FLEET_SLOT_PATH=%s", path),
+			fl_xasprintf("FLEET_TELEMETRY_DIR=%s/%s",
+				     agent_host_state_dir(o->h),
+				     AGENT_TLM_DROP_DIR),
+			NULL};
 	const char *sh[] = {"/bin/sh", "-c", c->health_command, NULL};
 	const char *sim[] = {path, "--selftest", NULL};
 	int64_t deadline = fl_now_ms() + c->health_timeout_s * 1000;
@@ -259,8 +265,8 @@ static int check_health(struct agent_ota *o, struct fl_error *err)
 				     r.status, tail);
 		}
 	}
-	free(env[0]);
-	free(env[1]);
+	for (size_t i = 0; env[i]; i++)
+		free(env[i]);
 	return rc;
 }
 

@@ -181,6 +181,8 @@ static int load_config(struct sim_dev *d, struct fl_error *err)
 	if (!rc) {
 		d->cfg->sim_install_delay_ms = d->sim->o.knobs.install_delay_ms;
 		d->cfg->sim_record_commands = true;
+		d->cfg->sim_telemetry = true;
+		d->cfg->sim_telemetry_rate = d->sim->o.knobs.telemetry_rate;
 	}
 	if (rc) {
 		agent_config_free(d->cfg);

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* fleet-sim's knobs: deterministic picks, jitter, parsing (sim_knobs.h). */
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim_knobs.h"
@@ -96,6 +99,20 @@ int sim_parse_pct(const char *s, unsigned *ret, struct fl_error *err)
 		return fl_fail(err, FL_EINVAL,
 			       "bad percentage '%.40s' (0 to 100)", s ? s : "");
 	*ret = (unsigned)v;
+	return 0;
+}
+
+int sim_parse_rate(const char *s, double *ret, struct fl_error *err)
+{
+	char *end = NULL;
+	double v = s && *s && !isspace((unsigned char)*s) ? strtod(s, &end)
+							  : -1;
+
+	if (!end || *end || !isfinite(v) || v < 0 || v > SIM_TELEMETRY_RATE_MAX)
+		return fl_fail(err, FL_EINVAL,
+			       "bad rate '%.40s' (points a second, 0 to %g)",
+			       s ? s : "", SIM_TELEMETRY_RATE_MAX);
+	*ret = v;
 	return 0;
 }
 

@@ -22,7 +22,10 @@ struct sim_knobs {
 	unsigned crash_pct;	  /* power cycles while on a trial boot */
 	int64_t install_delay_ms; /* installed -> switch, per update */
 	int64_t flap_every_ms;	  /* mean time between network flaps; 0 */
+	double telemetry_rate;	  /* points a second per device; 0 */
 };
+
+#define SIM_TELEMETRY_RATE_MAX 1000.0 /* points a second per device */
 
 /*
  * 64 bits of hash of (@seed, @knob, @id): FNV-1a over the knob name, a
@@ -49,6 +52,10 @@ int sim_parse_duration_ms(const char *s, int64_t *ret, struct fl_error *err);
 
 /* Parse a percentage 0..100 (an integer).  0 or FL_EINVAL. */
 int sim_parse_pct(const char *s, unsigned *ret, struct fl_error *err);
+
+/* Parse a rate of points a second, 0..SIM_TELEMETRY_RATE_MAX ("1",
+ * "0.5").  0 or FL_EINVAL. */
+int sim_parse_rate(const char *s, double *ret, struct fl_error *err);
 
 /* The id of device @index (1-based) for @prefix: PREFIX-NNNN, at least
  * four digits ("sim-0001", ..., "sim-10000") into @buf.  FL_EINVAL when

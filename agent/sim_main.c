@@ -45,6 +45,7 @@ enum {
 	O_FAIL_RATE,
 	O_INSTALL_DELAY,
 	O_FLAP_EVERY,
+	O_TELEMETRY_RATE,
 	O_CRASH,
 	O_SEED,
 	O_WORKERS,
@@ -68,6 +69,7 @@ static const struct option long_opts[] = {
     {"fail-rate", required_argument, NULL, O_FAIL_RATE},
     {"install-delay", required_argument, NULL, O_INSTALL_DELAY},
     {"flap-every", required_argument, NULL, O_FLAP_EVERY},
+    {"telemetry-rate", required_argument, NULL, O_TELEMETRY_RATE},
     {"crash-in-soak", required_argument, NULL, O_CRASH},
     {"seed", required_argument, NULL, O_SEED},
     {"workers", required_argument, NULL, O_WORKERS},
@@ -95,7 +97,8 @@ static const int run_opts[] = {
     O_COUNT,	   O_DIR,	  O_SERVER,	O_CA,	     O_TOKEN,
     O_TOKEN_FILE,  O_PREFIX,	  O_IMAGE,	O_FAIL_RATE, O_INSTALL_DELAY,
     O_FLAP_EVERY,  O_CRASH,	  O_SEED,	O_WORKERS,   O_CONNECTING,
-    O_BOOTLIMIT,   O_STATS_FILE, O_LEVEL,	O_FORMAT,    0};
+    O_BOOTLIMIT,   O_STATS_FILE, O_LEVEL,	O_FORMAT,    O_TELEMETRY_RATE,
+    0};
 static const int status_opts[] = {O_DIR, O_STATS_FILE, O_OUTPUT, 0};
 static const int no_opts[] = {0};
 
@@ -105,11 +108,13 @@ static const struct fl_cmd cmds[] = {
      "                (--token T | --token-file F|-) --image FW]\n"
      "                [--prefix ID] [--fail-rate PCT] [--install-delay DUR]\n"
      "                [--flap-every DUR] [--crash-in-soak PCT] [--seed S]\n"
+     "                [--telemetry-rate PTS_PER_S]\n"
      "                [--workers N] [--max-connecting N] [--bootlimit N]\n"
      "                [--stats-file F] [--log-level L] [--log-format F]",
      "run N simulated devices until SIGTERM, enrolling the missing ones",
      "--count --dir --server --ca --token --token-file --prefix --image "
      "--fail-rate --install-delay --flap-every --crash-in-soak --seed "
+     "--telemetry-rate "
      "--workers --max-connecting --bootlimit --stats-file --log-level "
      "--log-format",
      NULL},
@@ -164,6 +169,8 @@ static int set_knob(struct sim_knobs *k, int c, const char *arg)
 		if (sim_parse_duration_ms(arg, &k->flap_every_ms, NULL))
 			return -1;
 		return k->flap_every_ms >= 100 ? 0 : -1;
+	case O_TELEMETRY_RATE:
+		return sim_parse_rate(arg, &k->telemetry_rate, NULL);
 	case O_SEED:
 		return fl_parse_uint(arg, UINT64_MAX - 1, &k->seed, NULL) ? -1
 									   : 0;

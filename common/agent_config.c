@@ -95,6 +95,10 @@ static const struct spec specs[] = {
      AGENT_CONFIG_OUTBOX_MSGS_MAX, "10000", false},
     {"outbox", "max_bytes", K_UINT, F(outbox_max_bytes), 1024,
      (int64_t)AGENT_CONFIG_OUTBOX_BYTES_MAX, "16777216", false},
+    {"outbox", "max_age", K_DUR, F(outbox_max_age_s), 60, 365 * DAY, "7d",
+     false},
+    {"telemetry", "interval", K_DUR, F(telemetry_interval_s), 0, DAY, "1m",
+     false},
 };
 
 /* The keys of [diag.check.NAME] and [diag.log.NAME] (diag_sections). */

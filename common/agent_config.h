@@ -119,6 +119,11 @@ struct agent_config {
 	/* [outbox] */
 	uint64_t outbox_max_messages;
 	uint64_t outbox_max_bytes;
+	int64_t outbox_max_age_s; /* telemetry older than this is dropped */
+
+	/* [telemetry] */
+	int64_t telemetry_interval_s; /* 0: no sampling (the shadow's
+				       * telemetry_interval overrides) */
 
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;
@@ -129,6 +134,11 @@ struct agent_config {
 	 * receives to STATE_DIR/commands.received (agent.h), so a test can
 	 * count deliveries on the device side */
 	bool sim_record_commands;
+	/* not in the file: a fleet-sim device, whose telemetry is synthetic
+	 * (sim_telemetry_rate points a second, 0: none) in an in-memory
+	 * outbox (telemetry.h) */
+	bool sim_telemetry;
+	double sim_telemetry_rate;
 };
 
 /*

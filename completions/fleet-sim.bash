@@ -6,7 +6,7 @@ _fleet_sim() {
 		COMPREPLY=($(compgen -W 'run status version --help' -- "$cur")); return
 	fi
 	case ${COMP_WORDS[1]} in
-	run) opts='--bootlimit --ca --count --crash-in-soak --dir --fail-rate --flap-every --image --install-delay --log-format --log-level --max-connecting --prefix --seed --server --stats-file --token --token-file --workers ' ;;
+	run) opts='--bootlimit --ca --count --crash-in-soak --dir --fail-rate --flap-every --image --install-delay --log-format --log-level --max-connecting --prefix --seed --server --stats-file --telemetry-rate --token --token-file --workers ' ;;
 	status) opts='--dir --stats-file ' ;;
 	version) opts='' ;;
 	*) opts='' ;;

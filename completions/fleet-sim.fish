@@ -17,6 +17,7 @@ complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l prefix
 complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l seed
 complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l server
 complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l stats-file
+complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l telemetry-rate
 complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l token
 complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l token-file
 complete -c fleet-sim -n '__fish_seen_subcommand_from run' -l workers

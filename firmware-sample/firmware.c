@@ -14,6 +14,10 @@
  * (the agent's health check names the slot in FLEET_SLOT_PATH), and
  * every build's self test then fails on that device, as on hardware
  * with a broken bus.
+ *
+ * The self test's result is a telemetry value too (docs/telemetry.md):
+ * "fw.selftest 1" (ok) or 0 in a file of the agent's drop dir, named by
+ * FLEET_TELEMETRY_DIR when the agent runs the health check.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -56,6 +60,26 @@ static const char *check_sensor_bus(void)
 			   : NULL;
 }
 
+/* "fw.selftest 1|0" into the agent's telemetry drop dir, written under
+ * another name and renamed, so the agent never reads half a file. */
+static void publish_result(int ok)
+{
+	const char *dir = getenv("FLEET_TELEMETRY_DIR");
+	char tmp[PATH_MAX], path[PATH_MAX];
+	FILE *f;
+
+	if (!dir || strlen(dir) + 32 > sizeof(tmp))
+		return;
+	snprintf(tmp, sizeof(tmp), "%s/fw-selftest.tmp", dir);
+	snprintf(path, sizeof(path), "%s/fw-selftest.tlm", dir);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "fw.selftest %d\n", ok);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
 static int selftest(void)
 {
 	static const char *(*const checks[])(void) = {check_storage,
@@ -71,6 +95,7 @@ static int selftest(void)
 		}
 	}
 	printf("selftest %s: %s\n", FW_VERSION, failed ? "FAILED" : "ok");
+	publish_result(!failed);
 	return failed;
 }
 

@@ -70,6 +70,8 @@ static void test_minimal_defaults(void **state)
 	assert_null(c->boot_backend);
 	assert_null(c->slot_a);
 	assert_int_equal(c->outbox_max_messages, 10000);
+	assert_int_equal(c->outbox_max_age_s, 7 * 24 * 3600);
+	assert_int_equal(c->telemetry_interval_s, 60);
 	assert_int_equal(c->download_rate_limit, 0);
 	agent_config_free(c);
 }
@@ -100,7 +102,8 @@ static void test_full(void **state)
 		    "[boot]\nbackend = sim\npath = boot\nbootlimit = 5\n"
 		    "[health]\ncommand = /usr/bin/fw --selftest\ntimeout = 30\n"
 		    "[download]\nmax_download_rate = 1048576\n"
-		    "[outbox]\nmax_messages = 50\nmax_bytes = 65536\n",
+		    "[outbox]\nmax_messages = 50\nmax_bytes = 65536\n"
+		    "max_age = 2h\n[telemetry]\ninterval = 0\n",
 	    "/d");
 
 	assert_string_equal(c->topic_prefix, "site-1_Fleet");
@@ -119,6 +122,8 @@ static void test_full(void **state)
 	assert_int_equal(c->download_rate_limit, 1048576);
 	assert_int_equal(c->outbox_max_messages, 50);
 	assert_int_equal(c->outbox_max_bytes, 65536);
+	assert_int_equal(c->outbox_max_age_s, 7200);
+	assert_int_equal(c->telemetry_interval_s, 0);
 	agent_config_free(c);
 }
 
@@ -174,6 +179,9 @@ static void test_bad_values(void **state)
 	    "[outbox]\nmax_messages = 0\n",
 	    "[outbox]\nmax_messages = 1000001\n",
 	    "[outbox]\nmax_bytes = 1023\n",
+	    "[outbox]\nmax_age = 59\n",
+	    "[outbox]\nmax_age = 366d\n",
+	    "[telemetry]\ninterval = 2d\n",
 	    "[health]\ncommand = \n",
 	};
 

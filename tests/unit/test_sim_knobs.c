@@ -118,6 +118,10 @@ static void test_parse(void **state)
 			     "1 s", "s1", "169h", NULL};
 	int64_t v;
 	unsigned p;
+	static const char *const bad_rate[] = {"",    " 1",  "-1",  "1001",
+					       "nan", "inf", "1x", "0x",
+					       NULL};
+	double r = 0;
 	char id[32];
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(ok); i++) {
@@ -135,6 +139,13 @@ static void test_parse(void **state)
 	assert_int_equal(sim_parse_pct("101", &p, NULL), FL_EINVAL);
 	assert_int_equal(sim_parse_pct("5%", &p, NULL), FL_EINVAL);
 	assert_int_equal(sim_parse_pct("-1", &p, NULL), FL_EINVAL);
+	/* telemetry rates */
+	assert_int_equal(sim_parse_rate("0.5", &r, NULL), 0);
+	assert_true(r == 0.5);
+	assert_int_equal(sim_parse_rate("1000", &r, NULL), 0);
+	for (size_t i = 0; bad_rate[i]; i++)
+		assert_int_equal(sim_parse_rate(bad_rate[i], &r, NULL),
+				 FL_EINVAL);
 	/* ids: four digits at least, then as many as needed */
 	assert_int_equal(sim_device_id("sim", 1, id, sizeof(id), NULL), 0);
 	assert_string_equal(id, "sim-0001");
