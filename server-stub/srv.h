@@ -42,6 +42,8 @@ struct srv_config {
 		uint64_t bundle_max;	 /* bytes of a support bundle */
 	} diag;
 	uint64_t shadow_max; /* [shadow] max_size: bytes of a desired doc */
+	/* [telemetry] keep_points, keep_hours: each device's window */
+	struct srv_telemetry_window telemetry;
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */
@@ -81,6 +83,11 @@ struct srv {
 	/* held from a desired shadow write to its publish, so the broker
 	 * retains each device's newest version (shadow_svc.c) */
 	pthread_mutex_t shadow_lock;
+	/* Called by the ingest writer after each commit with the telemetry
+	 * points it stored (telemetry.h); NULL: nobody.  Set before the
+	 * MQTT side starts. */
+	srv_tpoints_fn on_points;
+	void *on_points_arg;
 };
 
 #define SRV_CONF_FILE "fleetd.conf"
