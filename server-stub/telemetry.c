@@ -8,6 +8,7 @@
 #include "json.h"
 #include "telemetry.h"
 #include "util.h"
+#include "validate.h"
 
 int64_t srv_telemetry_now_ms(void)
 {
@@ -15,15 +16,6 @@ int64_t srv_telemetry_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool srv_telemetry_metric_valid(const char *metric)
-{
-	size_t n = metric ? strlen(metric) : 0;
-
-	return n > 0 && n <= SRV_TELEMETRY_METRIC_MAX &&
-	       strspn(metric, "abcdefghijklmnopqrstuvwxyz"
-			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == n;
 }
 
 /* Point @i of the message: an object with a valid metric, a finite
@@ -37,11 +29,11 @@ static int check_point(const json_t *p, size_t i, int64_t now_ms,
 
 	if (!json_is_object(p))
 		return fl_fail(err, FL_EPARSE, "point %zu is not an object", i);
-	if (!srv_telemetry_metric_valid(json_string_value(metric)))
+	if (!fl_valid_metric(json_string_value(metric)))
 		return fl_fail(err, FL_EPARSE,
 			       "point %zu: 'metric' is not 1..%d characters "
 			       "A-Z a-z 0-9 _ . : -",
-			       i, SRV_TELEMETRY_METRIC_MAX);
+			       i, FL_METRIC_MAX);
 	if (!json_is_number(value) || !isfinite(json_number_value(value)))
 		return fl_fail(err, FL_EPARSE,
 			       "point %zu: 'value' is not a finite number", i);

@@ -17,7 +17,7 @@
 #include "err.h"
 
 #define SRV_TELEMETRY_POINTS_MAX 64 /* points in one message */
-#define SRV_TELEMETRY_METRIC_MAX 64 /* bytes of a metric name */
+/* metric names: fl_valid_metric (common/validate.h) */
 /* 2020-01-01T00:00:00Z: a sample time before it is refused */
 #define SRV_TELEMETRY_TS_MIN INT64_C(1577836800000)
 /* how far ahead of fleetd's clock a sample time may be */
@@ -53,9 +53,6 @@ struct srv_tmsg {
 
 /* The wall clock in ms since the epoch (sample times are on it). */
 int64_t srv_telemetry_now_ms(void);
-
-/* A metric name: 1..SRV_TELEMETRY_METRIC_MAX bytes of [A-Za-z0-9_.:-]. */
-bool srv_telemetry_metric_valid(const char *metric);
 
 /*
  * Check the message @j by every rule of the wire contract, sample times
