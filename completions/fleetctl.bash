@@ -42,6 +42,7 @@ rotate|--group --all --wait --timeout --output --help
 shadow get|--output --help
 shadow set|--file --group --if-version --output --help
 status|--output --help
+telemetry|--since --metric --limit --output --help
 technician issue|--ttl --out --force --output --help
 technician list|--output --help
 technician revoke|--output --help
