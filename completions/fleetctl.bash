@@ -42,10 +42,10 @@ rotate|--group --all --wait --timeout --output --help
 shadow get|--output --help
 shadow set|--file --group --if-version --output --help
 status|--output --help
-telemetry|--since --metric --limit --output --help
 technician issue|--ttl --out --force --output --help
 technician list|--output --help
 technician revoke|--output --help
+telemetry|--since --metric --limit --output --help
 token create|--role --enroll --group --uses --ttl --output --help
 token list|--output --help
 token revoke|--output --help

@@ -23,8 +23,8 @@ complete -c fleetctl -n __fish_use_subcommand -a root -d 'the trust root that sa
 complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new keys and certificates, then revoke the old ones'
 complete -c fleetctl -n __fish_use_subcommand -a shadow -d 'a device\'s desired and reported state (device shadow)'
 complete -c fleetctl -n __fish_use_subcommand -a status -d 'show fleetd\'s MQTT side: connection, messages taken in and stored'
-complete -c fleetctl -n __fish_use_subcommand -a telemetry -d 'a device\'s recent telemetry, oldest first'
 complete -c fleetctl -n __fish_use_subcommand -a technician -d 'certificates for technicians\' diag --direct'
+complete -c fleetctl -n __fish_use_subcommand -a telemetry -d 'a device\'s recent telemetry, oldest first'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
 complete -c fleetctl -n __fish_use_subcommand -a update -d 'install a stored bundle on devices; --wait follows each job'
 complete -c fleetctl -n __fish_use_subcommand -a version -d 'print fleetctl\'s version'
@@ -214,10 +214,6 @@ complete -c fleetctl -n '__fish_seen_subcommand_from set' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from set' -l if-version
 complete -c fleetctl -n '__fish_seen_subcommand_from set' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
-complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l since
-complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l metric
-complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l limit
-complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a issue -d 'make a short-lived technician certificate for diag --direct (key made here)'
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a list -d 'list technicians\' certificates and their state'
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a revoke -d 'revoke a technician\'s certificate and end its broker session'
@@ -227,6 +223,10 @@ complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l force
 complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from revoke' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l since
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l metric
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l limit
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator or enrolment token (admin only); printed once'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a list -d 'list tokens (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a revoke -d 'revoke tokens by id (admin only)'
