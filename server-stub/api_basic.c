@@ -99,17 +99,15 @@ int api_status(struct srv_req *r)
 
 	srv_mqtt_stats(r->srv->mqtt, &st);
 	return srv_reply_json(
-		r, 200,
-		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, s:o}",
-			  "version", FLEET_VERSION, "mqtt", "enabled",
-			  r->srv->mqtt != NULL, "connected", st.connected,
-			  "over_budget", (json_int_t)st.over_budget,
-			  "broker_dropped",
-			  st.broker_dropped >= 0
-				  ? json_integer(st.broker_dropped)
-				  : json_null(),
-			  "ingest", ingest_json(&st.ingest), "jobs",
-			  jobs_json(&st.ingest), "diag",
-			  diag_json(r->srv->diag), "telemetry",
-			  telemetry_json(&st.ingest)));
+	    r, 200,
+	    json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, s:o}",
+		      "version", FLEET_VERSION, "mqtt", "enabled",
+		      r->srv->mqtt != NULL, "connected", st.connected,
+		      "over_budget", (json_int_t)st.over_budget,
+		      "broker_dropped",
+		      st.broker_dropped >= 0 ? json_integer(st.broker_dropped)
+					     : json_null(),
+		      "ingest", ingest_json(&st.ingest), "jobs",
+		      jobs_json(&st.ingest), "diag", diag_json(r->srv->diag),
+		      "telemetry", telemetry_json(&st.ingest)));
 }

@@ -453,8 +453,8 @@ static void hand_points(struct srv_ingest *q,
 			continue;
 		if (total + m->n > q->pts_cap) {
 			q->pts_cap = 2 * (total + m->n);
-			q->pts = fl_xrealloc(q->pts,
-					     q->pts_cap * sizeof(*q->pts));
+			q->pts =
+			    fl_xrealloc(q->pts, q->pts_cap * sizeof(*q->pts));
 		}
 		for (size_t p = 0; p < m->n; p++) {
 			q->pts[total] = m->points[p];
@@ -472,8 +472,8 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 	size_t k = 0, lost = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		d.tele_rejected += !msgs[i].ok &&
-				   msgs[i].kind == SRV_INGEST_TELEMETRY;
+		d.tele_rejected +=
+		    !msgs[i].ok && msgs[i].kind == SRV_INGEST_TELEMETRY;
 		if (!msgs[i].ok)
 			continue;
 		items[k] = (struct srv_ingest_item){.kind = msgs[i].kind,

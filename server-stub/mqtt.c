@@ -2,9 +2,9 @@
 /*
  * fleetd's MQTT side (DESIGN §5, docs/protocol.md): an MQTT v5 client
  * with fleetd's own certificate that learns presence, status, events,
- * shadow reports and telemetry from every device and sends commands.  Every payload is untrusted:
- * capped, parsed as JSON, checked field by field, and dropped (logged)
- * when wrong.
+ * shadow reports and telemetry from every device and sends commands.  Every
+ * payload is untrusted: capped, parsed as JSON, checked field by field, and
+ * dropped (logged) when wrong.
  */
 #include <pthread.h>
 #include <stdint.h>

@@ -421,11 +421,11 @@ int srv_store_tech_revoke(struct srv_store *s, const char *cn,
 /* --- what devices report over MQTT (store_ingest.c) --- */
 
 enum srv_ingest_kind {
-	SRV_INGEST_PRESENCE, /* {"online": bool, "agent"?, "firmware"?} */
-	SRV_INGEST_STATUS,   /* {"firmware"?, "slot"?, "health"?} */
-	SRV_INGEST_EVENT,    /* {"seq": N >= 1, "job"?, "state"?, ...} */
-	SRV_INGEST_SHADOW,   /* {"version": N >= 0, "state": {...},
-			      * "refused"?: {...}} (fl_shadow_check_report) */
+	SRV_INGEST_PRESENCE,  /* {"online": bool, "agent"?, "firmware"?} */
+	SRV_INGEST_STATUS,    /* {"firmware"?, "slot"?, "health"?} */
+	SRV_INGEST_EVENT,     /* {"seq": N >= 1, "job"?, "state"?, ...} */
+	SRV_INGEST_SHADOW,    /* {"version": N >= 0, "state": {...},
+			       * "refused"?: {...}} (fl_shadow_check_report) */
 	SRV_INGEST_TELEMETRY, /* {"seq", "points", "dropped"?}
 			       * (srv_telemetry_parse) */
 };

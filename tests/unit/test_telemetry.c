@@ -134,9 +134,9 @@ static void test_parse_point_count(void **unused)
 
 static void test_parse_metric_rules(void **unused)
 {
-	static const char *const bad[] = {
-	    "\"\"",	   "\"a b\"",	    "\"a/b\"", "\"a+\"", "\"a#\"",
-	    "\"\\u00e9\"", "\"a\\tb\"", "1",       "null"};
+	static const char *const bad[] = {"\"\"",      "\"a b\"", "\"a/b\"",
+					  "\"a+\"",    "\"a#\"",  "\"\\u00e9\"",
+					  "\"a\\tb\"", "1",	  "null"};
 	char name[80], point[200];
 
 	(void)unused;
