@@ -198,6 +198,7 @@ int cmd_provision(int argc, char **argv, void *arg);
 int cmd_update(int argc, char **argv, void *arg);
 int cmd_rollback(int argc, char **argv, void *arg);
 int cmd_diag(int argc, char **argv, void *arg);
+int cmd_telemetry(int argc, char **argv, void *arg);
 extern const struct fl_cmd cli_diag_cmds[];
 
 #endif

@@ -87,6 +87,11 @@ int cmd_status(int argc, char **argv, void *arg)
 		{"diag-waiting", "diag_waiting"},
 		{"diag-replies", "diag_replies"},
 		{"diag-ignored", "diag_ignored"},
+		{"telemetry-points", "telemetry_points"},
+		{"telemetry-duplicates", "telemetry_duplicates"},
+		{"telemetry-rejected", "telemetry_rejected"},
+		{"telemetry-dropped-by-devices",
+		 "telemetry_dropped_by_devices"},
 		{NULL, NULL}};
 	json_t *st, *flat;
 	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
@@ -106,6 +111,7 @@ int cmd_status(int argc, char **argv, void *arg)
 		flatten(flat, "ingest_", json_object_get(st, "ingest"));
 		flatten(flat, "jobs_", json_object_get(st, "jobs"));
 		flatten(flat, "diag_", json_object_get(st, "diag"));
+		flatten(flat, "telemetry_", json_object_get(st, "telemetry"));
 		cli_print_object(ctx, flat, fields);
 		json_decref(flat);
 	}

@@ -82,6 +82,15 @@ bool fl_valid_label(const char *s)
 	return all_in(s, 64, "._:-");
 }
 
+bool fl_valid_metric(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n > 0 && n <= FL_METRIC_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == n;
+}
+
 bool fl_valid_text(const char *s, size_t max)
 {
 	size_t n = s ? strlen(s) : 0;

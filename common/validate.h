@@ -48,4 +48,9 @@ bool fl_valid_label(const char *s);
 /* Printable ASCII without control characters, at most @max bytes. */
 bool fl_valid_text(const char *s, size_t max);
 
+/* A telemetry metric name (docs/protocol.md "Telemetry"): 1..64 bytes
+ * of [A-Za-z0-9_.:-]. */
+#define FL_METRIC_MAX 64
+bool fl_valid_metric(const char *s);
+
 #endif

@@ -45,6 +45,7 @@ status|--output --help
 technician issue|--ttl --out --force --output --help
 technician list|--output --help
 technician revoke|--output --help
+telemetry|--since --metric --limit --output --help
 token create|--role --enroll --group --uses --ttl --output --help
 token list|--output --help
 token revoke|--output --help

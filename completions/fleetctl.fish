@@ -24,6 +24,7 @@ complete -c fleetctl -n __fish_use_subcommand -a rotate -d 'give devices new key
 complete -c fleetctl -n __fish_use_subcommand -a shadow -d 'a device\'s desired and reported state (device shadow)'
 complete -c fleetctl -n __fish_use_subcommand -a status -d 'show fleetd\'s MQTT side: connection, messages taken in and stored'
 complete -c fleetctl -n __fish_use_subcommand -a technician -d 'certificates for technicians\' diag --direct'
+complete -c fleetctl -n __fish_use_subcommand -a telemetry -d 'a device\'s recent telemetry, oldest first'
 complete -c fleetctl -n __fish_use_subcommand -a token -d 'manage operator tokens'
 complete -c fleetctl -n __fish_use_subcommand -a update -d 'install a stored bundle on devices; --wait follows each job'
 complete -c fleetctl -n __fish_use_subcommand -a version -d 'print fleetctl\'s version'
@@ -222,6 +223,10 @@ complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l force
 complete -c fleetctl -n '__fish_seen_subcommand_from issue' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from revoke' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l since
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l metric
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l limit
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator or enrolment token (admin only); printed once'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a list -d 'list tokens (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a revoke -d 'revoke tokens by id (admin only)'

@@ -78,6 +78,9 @@ uint64_t api_diag_bundle_max(const struct srv *srv);
 int api_shadow_get(struct srv_req *r);
 int api_shadow_set(struct srv_req *r);
 int api_shadow_group(struct srv_req *r);
+
+/* api_telemetry.c */
+int api_telemetry_get(struct srv_req *r);
 uint64_t api_shadow_body_max(const struct srv *srv);
 
 #endif

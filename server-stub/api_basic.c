@@ -45,6 +45,16 @@ int api_audit_list(struct srv_req *r)
 	return srv_reply_json(r, 200, out);
 }
 
+/* Telemetry taken in (docs/protocol.md "Telemetry"). */
+static json_t *telemetry_json(const struct srv_ingest_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I}", "points",
+			 (json_int_t)s->tele_points, "duplicates",
+			 (json_int_t)s->tele_duplicates, "rejected",
+			 (json_int_t)s->tele_rejected, "dropped_by_devices",
+			 (json_int_t)s->tele_dropped);
+}
+
 static json_t *ingest_json(const struct srv_ingest_stats *s)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
@@ -89,16 +99,15 @@ int api_status(struct srv_req *r)
 
 	srv_mqtt_stats(r->srv->mqtt, &st);
 	return srv_reply_json(
-		r, 200,
-		json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o}",
-			  "version", FLEET_VERSION, "mqtt", "enabled",
-			  r->srv->mqtt != NULL, "connected", st.connected,
-			  "over_budget", (json_int_t)st.over_budget,
-			  "broker_dropped",
-			  st.broker_dropped >= 0
-				  ? json_integer(st.broker_dropped)
-				  : json_null(),
-			  "ingest", ingest_json(&st.ingest), "jobs",
-			  jobs_json(&st.ingest), "diag",
-			  diag_json(r->srv->diag)));
+	    r, 200,
+	    json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, s:o}",
+		      "version", FLEET_VERSION, "mqtt", "enabled",
+		      r->srv->mqtt != NULL, "connected", st.connected,
+		      "over_budget", (json_int_t)st.over_budget,
+		      "broker_dropped",
+		      st.broker_dropped >= 0 ? json_integer(st.broker_dropped)
+					     : json_null(),
+		      "ingest", ingest_json(&st.ingest), "jobs",
+		      jobs_json(&st.ingest), "diag", diag_json(r->srv->diag),
+		      "telemetry", telemetry_json(&st.ingest)));
 }

@@ -14,12 +14,16 @@
 #include "log.h"
 #include "proto.h"
 #include "shadow.h"
+#include "telemetry.h"
 #include "util.h"
 #include "validate.h"
 
 #define RETRIES 4	   /* whole-batch attempts after the first */
 #define RETRY_BASE_MS 100 /* doubling */
 #define SEQ_MAX (INT64_C(1) << 53)
+/* rejected telemetry is logged once a minute per slot of devices */
+#define WARN_SLOTS 256
+#define WARN_EVERY_MS 60000
 
 struct msg {
 	enum srv_ingest_kind kind;
@@ -28,6 +32,7 @@ struct msg {
 	size_t len;
 	bool ok;   /* parsed and checked by the pushing thread */
 	struct srv_ingest_fields f;
+	struct srv_tmsg *tele; /* telemetry: its points (f.tele) */
 };
 
 struct srv_ingest {
@@ -42,6 +47,10 @@ struct srv_ingest {
 	size_t head, count, bytes;
 	bool stopping, busy;
 	struct srv_ingest_stats st;
+	int64_t warned[WARN_SLOTS]; /* when a rejection was logged, by
+				     * device hash (atomics) */
+	struct srv_tpoint *pts;	    /* the writer's, for cfg.on_points */
+	size_t pts_cap;
 };
 
 /* ------------------------------------------------------------------ */
@@ -65,9 +74,35 @@ static int check_event(const json_t *j, struct fl_error *err)
 	return rc;
 }
 
-/* The message, parsed and checked; NULL when it is not acceptable. */
-static json_t *parse(const struct srv_ingest *q, enum srv_ingest_kind kind,
-		     const char *device, const void *payload, size_t len)
+/*
+ * Log that telemetry from @device was refused: at most once a minute per
+ * device (devices whose ids hash alike share the minute).  Any thread.
+ */
+static void warn_rejected(struct srv_ingest *q, const char *device,
+			  const char *why)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	int64_t now = fl_now_ms(), last;
+	int64_t *slot;
+
+	for (const char *p = device; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	slot = &q->warned[h % WARN_SLOTS];
+	last = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	if ((last && now - last < WARN_EVERY_MS) ||
+	    !__atomic_compare_exchange_n(slot, &last, now, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	fl_warn("telemetry from %s rejected: %s (logged once a minute at "
+		"most)",
+		device, why);
+}
+
+/* The message, parsed and checked; NULL when it is not acceptable.
+ * Telemetry's points go to *@ret_tele. */
+static json_t *parse(struct srv_ingest *q, enum srv_ingest_kind kind,
+		     const char *device, const void *payload, size_t len,
+		     struct srv_tmsg **ret_tele)
 {
 	struct fl_error err = {0};
 	json_t *j = NULL;
@@ -83,6 +118,11 @@ static json_t *parse(const struct srv_ingest *q, enum srv_ingest_kind kind,
 		rc = check_event(j, &err);
 	if (!rc && kind == SRV_INGEST_SHADOW)
 		rc = fl_shadow_check_report(j, &err);
+	if (!rc && kind == SRV_INGEST_TELEMETRY)
+		rc = srv_telemetry_parse(j, srv_telemetry_now_ms(), ret_tele,
+					 &err);
+	if (rc && kind == SRV_INGEST_TELEMETRY)
+		warn_rejected(q, device, err.msg);
 	if (rc) {
 		fl_debug("message from %s dropped: %s", device, err.msg);
 		json_decref(j);
@@ -199,12 +239,13 @@ bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 {
 	/* parsed here, in the network thread, so that the writer's
 	 * single thread does only the store's part */
-	json_t *j = parse(q, kind, device, payload, len);
 	struct msg m = {.kind = kind, .len = len};
+	json_t *j = parse(q, kind, device, payload, len, &m.tele);
 	int64_t since = 0;
 
 	fl_strlcpy(m.device, device, sizeof(m.device));
 	pack(&m, payload, j);
+	m.f.tele = m.tele;
 	json_decref(j);
 
 	pthread_mutex_lock(&q->lock);
@@ -218,6 +259,7 @@ bool srv_ingest_push(struct srv_ingest *q, enum srv_ingest_kind kind,
 	if (q->stopping) {
 		pthread_mutex_unlock(&q->lock);
 		free(m.buf);
+		free(m.tele);
 		return false;
 	}
 	q->ring[(q->head + q->count) % q->cfg.queue] = m;
@@ -347,6 +389,10 @@ static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
 	q->st.retries += d->retries;
 	q->st.failed += d->failed;
 	q->st.acks += d->acks;
+	q->st.tele_points += d->tele_points;
+	q->st.tele_duplicates += d->tele_duplicates;
+	q->st.tele_rejected += d->tele_rejected;
+	q->st.tele_dropped += d->tele_dropped;
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -375,6 +421,50 @@ static bool failpoint_lose(const struct srv_ingest_item *it)
 }
 #endif
 
+/* A telemetry item's outcome into @d; a refused one is logged. */
+static void tally_telemetry(struct srv_ingest *q,
+			    const struct srv_ingest_item *it,
+			    struct srv_ingest_stats *d)
+{
+	if (it->kind != SRV_INGEST_TELEMETRY)
+		return;
+	if (it->result == SRV_INGEST_STORED) {
+		d->tele_points += it->f.tele->n;
+		d->tele_dropped += (uint64_t)it->f.tele->dropped;
+	}
+	d->tele_duplicates += it->result == SRV_INGEST_DUPLICATE;
+	if (it->result == SRV_INGEST_REJECTED) {
+		d->tele_rejected++;
+		warn_rejected(q, it->device, "no active device by that id");
+	}
+}
+
+/* Hand every point the batch stored to cfg.on_points, in one call. */
+static void hand_points(struct srv_ingest *q,
+			const struct srv_ingest_item *items, size_t n)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; q->cfg.on_points && i < n; i++) {
+		const struct srv_tmsg *m = items[i].f.tele;
+
+		if (items[i].kind != SRV_INGEST_TELEMETRY ||
+		    items[i].result != SRV_INGEST_STORED)
+			continue;
+		if (total + m->n > q->pts_cap) {
+			q->pts_cap = 2 * (total + m->n);
+			q->pts =
+			    fl_xrealloc(q->pts, q->pts_cap * sizeof(*q->pts));
+		}
+		for (size_t p = 0; p < m->n; p++) {
+			q->pts[total] = m->points[p];
+			q->pts[total++].device = items[i].device;
+		}
+	}
+	if (total)
+		q->cfg.on_points(q->cfg.on_points_arg, q->pts, total);
+}
+
 static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 			struct srv_ingest_item *items)
 {
@@ -382,6 +472,8 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 	size_t k = 0, lost = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		d.tele_rejected +=
+		    !msgs[i].ok && msgs[i].kind == SRV_INGEST_TELEMETRY;
 		if (!msgs[i].ok)
 			continue;
 		items[k] = (struct srv_ingest_item){.kind = msgs[i].kind,
@@ -404,10 +496,14 @@ static void write_batch(struct srv_ingest *q, struct msg *msgs, size_t n,
 			confirm(q, &items[i]);
 			d.acks++;
 		}
+		tally_telemetry(q, &items[i], &d);
 	}
+	hand_points(q, items, k);
 	count(q, items, n - lost, k, &d);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(msgs[i].buf);
+		free(msgs[i].tele);
+	}
 }
 
 static void *writer(void *arg)
@@ -496,5 +592,6 @@ void srv_ingest_stop(struct srv_ingest *q)
 	pthread_cond_destroy(&q->not_full);
 	pthread_cond_destroy(&q->idle);
 	free(q->ring);
+	free(q->pts);
 	free(q);
 }

@@ -34,6 +34,8 @@ struct srv_ingest_cfg {
 	size_t batch;     /* messages per transaction at most (>= 1) */
 	int linger_ms;    /* wait for a fuller batch at most (0: never) */
 	size_t max_payload;
+	srv_tpoints_fn on_points; /* NULL: none (telemetry.h) */
+	void *on_points_arg;
 };
 
 /* Counters since start; see fleetctl status. */
@@ -53,6 +55,12 @@ struct srv_ingest_stats {
 	uint64_t waits;   /* pushes that had to wait for room */
 	uint64_t wait_ms; /* time the network thread spent waiting */
 	uint64_t acks;    /* final events confirmed to devices */
+	/* telemetry (docs/protocol.md "Telemetry"); its messages count in
+	 * received, stored, duplicates and rejected above too */
+	uint64_t tele_points;	  /* points stored */
+	uint64_t tele_duplicates; /* messages whose seq was stored before */
+	uint64_t tele_rejected;	  /* messages refused whole */
+	uint64_t tele_dropped;	  /* points devices' outboxes dropped */
 	size_t depth, high_water, capacity;
 };
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fleetd's MQTT side (DESIGN §5, docs/protocol.md): an MQTT v5 client
- * with fleetd's own certificate that learns presence, status and events
- * from every device and sends commands.  Every payload is untrusted:
- * capped, parsed as JSON, checked field by field, and dropped (logged)
- * when wrong.
+ * with fleetd's own certificate that learns presence, status, events,
+ * shadow reports and telemetry from every device and sends commands.  Every
+ * payload is untrusted: capped, parsed as JSON, checked field by field, and
+ * dropped (logged) when wrong.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -49,6 +49,7 @@ static const struct {
     {FL_TOPIC_STATUS, SRV_INGEST_STATUS},
     {FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
     {FL_TOPIC_SHADOW_REPORTED, SRV_INGEST_SHADOW},
+    {FL_TOPIC_TELEMETRY, SRV_INGEST_TELEMETRY},
 };
 
 struct srv_mqtt {
@@ -557,6 +558,8 @@ int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err)
 				  .linger_ms = SRV_INGEST_LINGER_MS,
 				  .max_bytes = SRV_INGEST_BYTES_MAX,
 				  .max_payload = SRV_MQTT_MAX_PAYLOAD,
+				  .on_points = srv->on_points,
+				  .on_points_arg = srv->on_points_arg,
 			      },
 			      ack, m, &m->ingest, err);
 	if (rc) {

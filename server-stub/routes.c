@@ -76,6 +76,8 @@ const struct srv_route srv_routes[] = {
 	       api_shadow_body_max),
 	CAPPED("POST", "/api/v1/shadow", SHADOW, api_shadow_group,
 	       api_shadow_body_max),
+	/* telemetry: each device's recent window (issue 13) */
+	R("GET", "/api/v1/devices/:id/telemetry", READERS, api_telemetry_get),
 	/* technicians' certificates for diag --direct (issue 12) */
 	R("POST", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_issue),
 	R("GET", "/api/v1/technicians", SRV_ROLES_OPS, api_tech_list),

@@ -30,6 +30,7 @@ static const struct fl_ini_key conf_keys[] = {
 	{"http", "idle_timeout"}, {"diag", "max_pending"},
 	{"diag", "max_pending_per_caller"}, {"diag", "bundle_max"},
 	{"shadow", "max_size"},
+	{"telemetry", "keep_points"}, {"telemetry", "keep_hours"},
 	{NULL, NULL},
 };
 
@@ -187,6 +188,29 @@ static int load_diag_limits(const struct fl_ini *ini, struct srv_diag_config *d,
 	return rc;
 }
 
+/* [telemetry] keep_points (1..1,000,000) and keep_hours (1..8760): the
+ * window of points kept per device (store.h). */
+static int load_telemetry(const struct fl_ini *ini,
+			  struct srv_telemetry_window *w, struct fl_error *err)
+{
+	uint64_t points = 0, hours = 0;
+	int rc = fl_ini_get_uint(ini, "telemetry", "keep_points",
+				 SRV_TELEMETRY_KEEP_POINTS_MAX,
+				 SRV_TELEMETRY_KEEP_POINTS, &points, err);
+
+	if (!rc)
+		rc = fl_ini_get_uint(ini, "telemetry", "keep_hours",
+				     SRV_TELEMETRY_KEEP_HOURS_MAX,
+				     SRV_TELEMETRY_KEEP_HOURS, &hours, err);
+	if (!rc && (!points || !hours))
+		rc = fl_fail(err, FL_EINVAL,
+			     "[telemetry] keep_points and keep_hours must be "
+			     "at least 1");
+	w->keep_points = (int64_t)points;
+	w->keep_ms = (int64_t)hours * 3600 * 1000;
+	return rc;
+}
+
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
 static int load_config(struct srv *srv, struct fl_error *err)
 {
@@ -229,6 +253,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 				     &srv->cfg.shadow_max, err);
 	if (!rc && srv->cfg.shadow_max < 256)
 		rc = fl_fail(err, FL_EINVAL, "[shadow] max_size under 256");
+	if (!rc)
+		rc = load_telemetry(ini, &srv->cfg.telemetry, err);
 	if (!rc)
 		rc = srv_fwd_config_load(ini, &srv->cfg.fwd_influx,
 					 &srv->cfg.fwd_pg, err);
@@ -298,6 +324,8 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 	srv->engine_id = engine_id(state_dir);
 	if (!rc)
 		rc = srv_store_open(db, &srv->store, err);
+	if (!rc)
+		srv_store_telemetry_window(srv->store, &srv->cfg.telemetry);
 	if (!rc)
 		rc = srv_ca_open(state_dir, srv->cfg.device_lifetime, &srv->ca,
 				 err);

@@ -47,6 +47,8 @@ struct srv_config {
 	/* [influx], [postgres]: telemetry forwarding (fwd.h); NULL when
 	 * not configured.  Started by whoever wires ingestion to them. */
 	struct srv_fwd_config *fwd_influx, *fwd_pg;
+	/* [telemetry] keep_points, keep_hours: each device's window */
+	struct srv_telemetry_window telemetry;
 };
 
 /* A job's deadline: the default and the longest allowed (seconds). */
@@ -86,6 +88,11 @@ struct srv {
 	/* held from a desired shadow write to its publish, so the broker
 	 * retains each device's newest version (shadow_svc.c) */
 	pthread_mutex_t shadow_lock;
+	/* Called by the ingest writer after each commit with the telemetry
+	 * points it stored (telemetry.h); NULL: nobody.  Set before the
+	 * MQTT side starts. */
+	srv_tpoints_fn on_points;
+	void *on_points_arg;
 };
 
 #define SRV_CONF_FILE "fleetd.conf"

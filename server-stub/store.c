@@ -495,3 +495,17 @@ int srv_store_shadow_update(struct srv_store *s, const char *id,
 {
 	return s->ops->shadow_update(s->be, id, w, ret, err);
 }
+
+void srv_store_telemetry_window(struct srv_store *s,
+				const struct srv_telemetry_window *w)
+{
+	s->ops->telemetry_window(s->be, w);
+}
+
+int srv_store_telemetry_get(struct srv_store *s,
+			    const struct srv_telemetry_query *q,
+			    struct srv_telemetry_list *ret,
+			    struct fl_error *err)
+{
+	return s->ops->telemetry_get(s->be, q, ret, err);
+}

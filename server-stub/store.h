@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "telemetry.h"
 
 /*
  * fleetd's persistent store.  Callers see typed rows and lists; the
@@ -420,11 +421,13 @@ int srv_store_tech_revoke(struct srv_store *s, const char *cn,
 /* --- what devices report over MQTT (store_ingest.c) --- */
 
 enum srv_ingest_kind {
-	SRV_INGEST_PRESENCE, /* {"online": bool, "agent"?, "firmware"?} */
-	SRV_INGEST_STATUS,   /* {"firmware"?, "slot"?, "health"?} */
-	SRV_INGEST_EVENT,    /* {"seq": N >= 1, "job"?, "state"?, ...} */
-	SRV_INGEST_SHADOW,   /* {"version": N >= 0, "state": {...},
-			      * "refused"?: {...}} (fl_shadow_check_report) */
+	SRV_INGEST_PRESENCE,  /* {"online": bool, "agent"?, "firmware"?} */
+	SRV_INGEST_STATUS,    /* {"firmware"?, "slot"?, "health"?} */
+	SRV_INGEST_EVENT,     /* {"seq": N >= 1, "job"?, "state"?, ...} */
+	SRV_INGEST_SHADOW,    /* {"version": N >= 0, "state": {...},
+			       * "refused"?: {...}} (fl_shadow_check_report) */
+	SRV_INGEST_TELEMETRY, /* {"seq", "points", "dropped"?}
+			       * (srv_telemetry_parse) */
 };
 
 enum srv_ingest_result {
@@ -451,6 +454,7 @@ struct srv_ingest_fields {
 	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
 	const char *agent;		      /* NULL: absent */
 	const char *firmware, *slot, *health; /* NULL: absent, "": null */
+	const struct srv_tmsg *tele;	      /* telemetry */
 };
 
 /* One message, already parsed and checked by its kind's rules. */
@@ -683,6 +687,58 @@ struct srv_shadow_write {
 int srv_store_shadow_update(struct srv_store *s, const char *id,
 			    const struct srv_shadow_write *w,
 			    struct srv_shadow_row *ret, struct fl_error *err);
+
+/* --- telemetry (store_sqlite_telemetry.c; docs/protocol.md) --- */
+
+/*
+ * The recent window kept per device ([telemetry] in fleetd.conf): at
+ * most @keep_points points, none sampled more than @keep_ms before now.
+ * srv_store_ingest stores a telemetry message's points once (by the
+ * device's seq high-water mark, srv_telemetry_seq) and trims that
+ * device's window in the same transaction; devices that went silent are
+ * trimmed a few at a time by later batches, at most once a minute.
+ */
+struct srv_telemetry_window {
+	int64_t keep_points;
+	int64_t keep_ms;
+};
+
+#define SRV_TELEMETRY_KEEP_POINTS 10000
+#define SRV_TELEMETRY_KEEP_POINTS_MAX 1000000
+#define SRV_TELEMETRY_KEEP_HOURS 24
+#define SRV_TELEMETRY_KEEP_HOURS_MAX 8760
+
+/* Set the window (before ingestion starts; the default is 10,000 points
+ * and 24 hours). */
+void srv_store_telemetry_window(struct srv_store *s,
+				const struct srv_telemetry_window *w);
+
+/* Which points of a device to read. */
+struct srv_telemetry_query {
+	const char *device;
+	int64_t since_ms;   /* sampled at or after */
+	const char *metric; /* NULL: all */
+	int limit;	    /* the newest @limit of them */
+};
+
+struct srv_telemetry_row {
+	char *metric;
+	double value;
+	int64_t ts_ms;
+};
+
+struct srv_telemetry_list {
+	size_t n;
+	struct srv_telemetry_row *v; /* oldest first */
+	int64_t dropped; /* points the device said its outbox dropped */
+};
+void srv_telemetry_list_free(struct srv_telemetry_list *l);
+
+/* The points @q asks for, oldest first; FL_ENOTFOUND for no device. */
+int srv_store_telemetry_get(struct srv_store *s,
+			    const struct srv_telemetry_query *q,
+			    struct srv_telemetry_list *ret,
+			    struct fl_error *err);
 
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"

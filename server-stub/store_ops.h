@@ -180,6 +180,12 @@ struct srv_store_ops {
 	int (*shadow_update)(struct srv_store_be *s, const char *id,
 			     const struct srv_shadow_write *w,
 			     struct srv_shadow_row *ret, struct fl_error *err);
+	void (*telemetry_window)(struct srv_store_be *s,
+				 const struct srv_telemetry_window *w);
+	int (*telemetry_get)(struct srv_store_be *s,
+			     const struct srv_telemetry_query *q,
+			     struct srv_telemetry_list *ret,
+			     struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops;

@@ -306,3 +306,13 @@ void srv_shadow_row_free(struct srv_shadow_row *r)
 	json_decref(r->refused);
 	memset(r, 0, sizeof(*r));
 }
+
+static void telemetry_row_free(struct srv_telemetry_row *r)
+{
+	free(r->metric);
+}
+
+void srv_telemetry_list_free(struct srv_telemetry_list *l)
+{
+	LIST_FREE(l, telemetry_row_free);
+}

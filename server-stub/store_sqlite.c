@@ -66,4 +66,6 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .rollout_step = sq_rollout_step,
     .shadow_get = sq_shadow_get,
     .shadow_update = sq_shadow_update,
+    .telemetry_window = sq_telemetry_window,
+    .telemetry_get = sq_telemetry_get,
 };

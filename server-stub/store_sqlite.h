@@ -35,6 +35,8 @@ struct srv_store_be {
 	pthread_mutex_t lock;
 	pthread_mutex_t cache_lock;
 	struct db_cached cache[DB_CACHE_SIZE];
+	struct srv_telemetry_window tw; /* under @lock */
+	int64_t tw_swept_ms;		/* the last sweep of silent devices */
 };
 
 /* Finalize every cached statement (before sqlite3_close). */
@@ -46,6 +48,7 @@ void db_cache_clear(struct srv_store_be *s);
  *   i  int64_t
  *   d  int
  *   n  int64_t, negative binds SQL NULL
+ *   f  double
  */
 
 /* Run a statement that returns no rows; *ret_changes (may be NULL) gets
@@ -276,6 +279,24 @@ int sq_shadow_update(struct srv_store_be *s, const char *id,
 /* A shadow report (SRV_INGEST_SHADOW), in the caller's transaction. */
 int db_shadow_report(struct srv_store_be *s, int64_t now,
 		     struct srv_ingest_item *it, struct fl_error *err);
+
+void sq_telemetry_window(struct srv_store_be *s,
+			 const struct srv_telemetry_window *w);
+int sq_telemetry_get(struct srv_store_be *s,
+		     const struct srv_telemetry_query *q,
+		     struct srv_telemetry_list *ret, struct fl_error *err);
+/* A telemetry message (SRV_INGEST_TELEMETRY): its points stored once and
+ * its device's window trimmed, in the caller's transaction. */
+int db_telemetry(struct srv_store_be *s, int64_t now_ms,
+		 struct srv_ingest_item *it, struct fl_error *err);
+/* Trim a few silent devices' windows, at most once a minute, in the
+ * caller's transaction. */
+int db_telemetry_sweep(struct srv_store_be *s, int64_t now_ms,
+		       struct fl_error *err);
+/* Mark @device's telemetry stream for a restart (it enrolled again), in
+ * the caller's transaction. */
+int db_telemetry_reenrolled(struct srv_store_be *s, const char *device,
+			    struct fl_error *err);
 
 /* FL_ENOTFOUND "no active device" unless @id is an active device, in
  * the caller's transaction. */

@@ -38,6 +38,9 @@ static int bind_all(struct srv_store_be *s, sqlite3_stmt *st, const char *types,
 		case 'd':
 			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int));
 			break;
+		case 'f':
+			rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+			break;
 		case 'n': {
 			int64_t v = va_arg(ap, int64_t);
 

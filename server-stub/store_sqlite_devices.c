@@ -126,6 +126,8 @@ int sq_device_enroll(struct srv_store_be *s, const char *id,
 				   err);
 	if (!rc)
 		rc = insert_cert(s, cert, false, err);
+	if (!rc) /* an id enrolled again: a new telemetry stream */
+		rc = db_telemetry_reenrolled(s, id, err);
 	rc = db_end(s, rc, err);
 out:
 	pthread_mutex_unlock(&s->lock);
@@ -416,10 +418,13 @@ int sq_cert_confirm(struct srv_store_be *s, const char *device,
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	if (!rc)
-		rc = db_end(s,
-			    confirm_tx(s, device, serial, crl, &revoked, err),
-			    err);
+	if (!rc) {
+		rc = confirm_tx(s, device, serial, crl, &revoked, err);
+		/* re-enrolled: its next telemetry may start a new stream */
+		if (!rc)
+			rc = db_telemetry_reenrolled(s, device, err);
+		rc = db_end(s, rc, err);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return give_serials(rc, &revoked, ret_revoked);
 }

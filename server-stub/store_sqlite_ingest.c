@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What devices report over MQTT, applied in batches (server-stub/ingest.c
- * feeds it): presence, status, and events with their jobs.  Every
+ * feeds it): presence, status, events with their jobs, shadow reports
+ * and telemetry (store_sqlite_telemetry.c).  Every
  * statement is idempotent, so a message the broker delivers twice, or a
  * final event the device publishes again until fleetd confirms it,
  * changes nothing the second time.
@@ -367,7 +368,7 @@ static int event(struct srv_store_be *s, int64_t now, struct marks *m,
 int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 	      size_t n, struct fl_error *err)
 {
-	int64_t now = (int64_t)time(NULL);
+	int64_t now_ms = srv_telemetry_now_ms(), now = now_ms / 1000;
 	struct marks m, jobs;
 	int rc;
 
@@ -392,8 +393,13 @@ int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
 		case SRV_INGEST_SHADOW:
 			rc = db_shadow_report(s, now, it, err);
 			break;
+		case SRV_INGEST_TELEMETRY:
+			rc = db_telemetry(s, now_ms, it, err);
+			break;
 		}
 	}
+	if (!rc)
+		rc = db_telemetry_sweep(s, now_ms, err);
 	if (!rc)
 		rc = devices_flush(s, &m, now, err);
 	if (!rc)

@@ -282,6 +282,26 @@ static const char *const migrations[] = {
 	" reported TEXT NOT NULL DEFAULT '{}',"
 	" reported_version INTEGER NOT NULL DEFAULT 0,"
 	" reported_updated INTEGER NOT NULL DEFAULT 0);",
+	/* 14: device telemetry (issue 13): each device's recent window of
+	 * points, and its stream's state: the seq high-water mark, whether
+	 * it enrolled again since, the points its outbox dropped, and how
+	 * many points it holds from which sample time on (the trim) */
+	"CREATE TABLE telemetry_state ("
+	" device TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,"
+	" seq INTEGER NOT NULL DEFAULT 0,"
+	" reenrolled INTEGER NOT NULL DEFAULT 0,"
+	" dropped INTEGER NOT NULL DEFAULT 0,"
+	" points INTEGER NOT NULL DEFAULT 0,"
+	" oldest INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX telemetry_state_oldest ON telemetry_state(oldest)"
+	" WHERE points > 0;"
+	"CREATE TABLE telemetry ("
+	" device TEXT NOT NULL,"
+	" metric TEXT NOT NULL,"
+	" ts INTEGER NOT NULL,"
+	" value REAL NOT NULL,"
+	" seq INTEGER NOT NULL);"
+	"CREATE INDEX telemetry_device_ts ON telemetry(device, ts);",
 };
 
 static int exec(struct srv_store_be *s, const char *sql, struct fl_error *err)
@@ -375,6 +395,8 @@ int sq_open(const char *path, struct srv_store_be **ret,
 	pthread_once(&once, lib_init);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->cache_lock, NULL);
+	s->tw = (struct srv_telemetry_window){
+	    SRV_TELEMETRY_KEEP_POINTS, SRV_TELEMETRY_KEEP_HOURS * 3600000LL};
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				    SQLITE_OPEN_NOMUTEX,

@@ -230,6 +230,12 @@ case_shadow_get() {
 	run "$1" 0 data shadow get dev-on
 	run "$1" 3 data shadow get nosuch
 }
+case_telemetry() {
+	run "$1" 0 data telemetry dev-on
+	run "$1" 0 data telemetry dev-on --since -1h --metric cpu.percent --limit 5
+	run "$1" 3 data telemetry nosuch
+	run "$1" 2 data telemetry dev-on --since yesterday
+}
 # technicians (issue 12): the bundle issued works for diag --direct
 case_technician_issue() {
 	run "$1" 0 action technician issue "t-$1" --out "$T/tech-$1.tar.gz"

@@ -913,9 +913,11 @@ static void test_migrate_rotate_type(void **state)
 	sql(old, "DROP INDEX certs_sha256", NULL, 0); /* and 11's */
 	sql(old, "ALTER TABLE certs DROP COLUMN sha256", NULL, 0);
 	sql(old, "DROP TABLE shadows", NULL, 0); /* 13's */
+	sql(old, "DROP TABLE telemetry", NULL, 0); /* and 14's */
+	sql(old, "DROP TABLE telemetry_state", NULL, 0);
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	assert_int_equal(srv_store_schema_version(s), 13);
+	assert_int_equal(srv_store_schema_version(s), 14);
 	sql(old, "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
 		 " || ',' || type || ',' || state || ',' || final || ',' ||"
 		 " stage || ',' || reason || ',' || expires || ',' || seq AS x"
