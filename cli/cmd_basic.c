@@ -33,7 +33,7 @@ int cmd_whoami(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct cli_col fields[] = {
-		{"id", "id"}, {"name", "name"}, {"role", "role"}, {NULL, NULL}};
+	    {"id", "id"}, {"name", "name"}, {"role", "role"}, {NULL, NULL}};
 	json_t *me;
 	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
 
@@ -54,7 +54,8 @@ static void flatten(json_t *to, const char *prefix, const json_t *from)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)from, key, v) {
+	json_object_foreach((json_t *)from, key, v)
+	{
 		char *name = fl_xasprintf("%s%s", prefix, key);
 
 		json_object_set(to, name, v);
@@ -62,38 +63,48 @@ static void flatten(json_t *to, const char *prefix, const json_t *from)
 	}
 }
 
+/* A telemetry forwarder's rows in fleetctl status ("-": not configured). */
+#define FORWARD_ROWS(b)                                                        \
+	{b "-sent", b "_sent"}, {b "-queued", b "_queued"},                    \
+	    {b "-retries", b "_retries"}, {b "-dropped", b "_dropped"},        \
+	    {b "-refused", b "_refused"},                                      \
+	{                                                                      \
+		b "-last-error", b "_last_error"                               \
+	}
+
 int cmd_status(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct cli_col fields[] = {
-		{"version", "version"},
-		{"mqtt", "mqtt_connected"},
-		{"over-budget", "mqtt_over_budget"},
-		{"broker-dropped", "mqtt_broker_dropped"},
-		{"received", "ingest_received"},
-		{"stored", "ingest_stored"},
-		{"duplicates", "ingest_duplicates"},
-		{"rejected", "ingest_rejected"},
-		{"seq-gaps", "ingest_seq_gaps"},
-		{"failed", "ingest_failed"},
-		{"acks", "ingest_acks"},
-		{"queued", "ingest_queued"},
-		{"queue-high-water", "ingest_queue_high_water"},
-		{"queue-capacity", "ingest_queue_capacity"},
-		{"backpressure-waits", "ingest_waits"},
-		{"backpressure-ms", "ingest_wait_ms"},
-		{"illegal-transitions", "jobs_illegal_transitions"},
-		{"stale-events", "jobs_stale_events"},
-		{"diag-waiting", "diag_waiting"},
-		{"diag-replies", "diag_replies"},
-		{"diag-ignored", "diag_ignored"},
-		{"telemetry-points", "telemetry_points"},
-		{"telemetry-duplicates", "telemetry_duplicates"},
-		{"telemetry-rejected", "telemetry_rejected"},
-		{"telemetry-dropped-by-devices",
-		 "telemetry_dropped_by_devices"},
-		{NULL, NULL}};
-	json_t *st, *flat;
+	    {"version", "version"},
+	    {"mqtt", "mqtt_connected"},
+	    {"over-budget", "mqtt_over_budget"},
+	    {"broker-dropped", "mqtt_broker_dropped"},
+	    {"received", "ingest_received"},
+	    {"stored", "ingest_stored"},
+	    {"duplicates", "ingest_duplicates"},
+	    {"rejected", "ingest_rejected"},
+	    {"seq-gaps", "ingest_seq_gaps"},
+	    {"failed", "ingest_failed"},
+	    {"acks", "ingest_acks"},
+	    {"queued", "ingest_queued"},
+	    {"queue-high-water", "ingest_queue_high_water"},
+	    {"queue-capacity", "ingest_queue_capacity"},
+	    {"backpressure-waits", "ingest_waits"},
+	    {"backpressure-ms", "ingest_wait_ms"},
+	    {"illegal-transitions", "jobs_illegal_transitions"},
+	    {"stale-events", "jobs_stale_events"},
+	    {"diag-waiting", "diag_waiting"},
+	    {"diag-replies", "diag_replies"},
+	    {"diag-ignored", "diag_ignored"},
+	    {"telemetry-points", "telemetry_points"},
+	    {"telemetry-duplicates", "telemetry_duplicates"},
+	    {"telemetry-rejected", "telemetry_rejected"},
+	    {"telemetry-dropped-by-devices", "telemetry_dropped_by_devices"},
+	    FORWARD_ROWS("influx"),
+	    FORWARD_ROWS("postgres"),
+	    {NULL, NULL}};
+	json_t *st, *flat, *forward;
 	int rc = cli_args(ctx, argc, argv, 0, 0, "no arguments");
 
 	if (rc)
@@ -112,6 +123,10 @@ int cmd_status(int argc, char **argv, void *arg)
 		flatten(flat, "jobs_", json_object_get(st, "jobs"));
 		flatten(flat, "diag_", json_object_get(st, "diag"));
 		flatten(flat, "telemetry_", json_object_get(st, "telemetry"));
+		forward = json_object_get(st, "forward");
+		flatten(flat, "influx_", json_object_get(forward, "influx"));
+		flatten(flat, "postgres_",
+			json_object_get(forward, "postgres"));
 		cli_print_object(ctx, flat, fields);
 		json_decref(flat);
 	}
@@ -124,13 +139,13 @@ int cmd_login(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
-		{"server", required_argument, NULL, 's'},
-		{"ca", required_argument, NULL, 'c'},
-		{"token", required_argument, NULL, 't'},
-		{"token-file", required_argument, NULL, 'T'},
-		{"context", required_argument, NULL, 'x'},
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"server", required_argument, NULL, 's'},
+	    {"ca", required_argument, NULL, 'c'},
+	    {"token", required_argument, NULL, 't'},
+	    {"token-file", required_argument, NULL, 'T'},
+	    {"context", required_argument, NULL, 'x'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *name = ctx->context ? ctx->context : "default";
 	char *path = NULL, *dir = NULL, *section = NULL, ca_abs[PATH_MAX];
@@ -141,24 +156,36 @@ int cmd_login(int argc, char **argv, void *arg)
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': ctx->server = optarg; break;
-		case 'c': ctx->ca = optarg; break;
-		case 't': ctx->token = optarg; break;
-		case 'T': ctx->token_file = optarg; break;
-		case 'x': name = optarg; break;
+		case 's':
+			ctx->server = optarg;
+			break;
+		case 'c':
+			ctx->ca = optarg;
+			break;
+		case 't':
+			ctx->token = optarg;
+			break;
+		case 'T':
+			ctx->token_file = optarg;
+			break;
+		case 'x':
+			name = optarg;
+			break;
 		case 'o':
 			if (cli_set_output(ctx, optarg))
 				return FL_EUSAGE;
 			break;
-		default: return cli_usage(ctx, "unknown option");
+		default:
+			return cli_usage(ctx, "unknown option");
 		}
 	}
 	rc = cli_token(ctx);
 	if (rc)
 		return rc;
 	if (!ctx->server || !ctx->ca || !ctx->token || optind != argc)
-		return cli_usage(ctx, "--server, --ca and a token (--token-file, "
-				      "FLEET_TOKEN or --token) are required");
+		return cli_usage(ctx,
+				 "--server, --ca and a token (--token-file, "
+				 "FLEET_TOKEN or --token) are required");
 	if (!realpath(ctx->ca, ca_abs))
 		return fl_fail_errno(&ctx->err, FL_ENOTFOUND,
 				     "cannot find CA file '%s'", ctx->ca);
@@ -204,12 +231,11 @@ int cmd_login(int argc, char **argv, void *arg)
 	cli_note(ctx, "logged in to %s as %s (%s); context '%s' saved in %s",
 		 ctx->server, json_string_value(json_object_get(me, "name")),
 		 json_string_value(json_object_get(me, "role")), name, path);
-	cli_print_result(ctx, json_pack("{s:s, s:s, s:s, s:O?, s:O?, s:s}",
-					"context", name, "server", ctx->server,
-					"ca", ca_abs, "name",
-					json_object_get(me, "name"), "role",
-					json_object_get(me, "role"), "config",
-					path));
+	cli_print_result(
+	    ctx, json_pack("{s:s, s:s, s:s, s:O?, s:O?, s:s}", "context", name,
+			   "server", ctx->server, "ca", ca_abs, "name",
+			   json_object_get(me, "name"), "role",
+			   json_object_get(me, "role"), "config", path));
 out:
 	json_decref(me);
 	fl_ini_free(ini);

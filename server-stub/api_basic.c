@@ -4,6 +4,7 @@
 #include "api.h"
 #include "api_json.h"
 #include "diag_relay.h"
+#include "fwd.h"
 #include "mqtt.h"
 #include "util.h"
 
@@ -14,11 +15,10 @@ int api_healthz(struct srv_req *r)
 
 int api_version(struct srv_req *r)
 {
-	return srv_reply_json(r, 200,
-			      json_pack("{s:s, s:i, s:s}", "version",
-					FLEET_VERSION, "schema",
-					srv_store_schema_version(r->srv->store),
-					"api", "v1"));
+	return srv_reply_json(
+	    r, 200,
+	    json_pack("{s:s, s:i, s:s}", "version", FLEET_VERSION, "schema",
+		      srv_store_schema_version(r->srv->store), "api", "v1"));
 }
 
 int api_whoami(struct srv_req *r)
@@ -57,19 +57,18 @@ static json_t *telemetry_json(const struct srv_ingest_stats *s)
 
 static json_t *ingest_json(const struct srv_ingest_stats *s)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-			 " s:I, s:I, s:I, s:I}",
-			 "received", (json_int_t)s->received, "stored",
-			 (json_int_t)s->stored, "duplicates",
-			 (json_int_t)s->duplicates, "rejected",
-			 (json_int_t)s->rejected, "seq_gaps",
-			 (json_int_t)s->seq_gaps, "failed", (json_int_t)s->failed,
-			 "acks", (json_int_t)s->acks, "batches",
-			 (json_int_t)s->batches, "retries", (json_int_t)s->retries,
-			 "waits", (json_int_t)s->waits, "wait_ms",
-			 (json_int_t)s->wait_ms, "queued", (json_int_t)s->depth,
-			 "queue_high_water", (json_int_t)s->high_water,
-			 "queue_capacity", (json_int_t)s->capacity);
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	    " s:I, s:I, s:I, s:I}",
+	    "received", (json_int_t)s->received, "stored",
+	    (json_int_t)s->stored, "duplicates", (json_int_t)s->duplicates,
+	    "rejected", (json_int_t)s->rejected, "seq_gaps",
+	    (json_int_t)s->seq_gaps, "failed", (json_int_t)s->failed, "acks",
+	    (json_int_t)s->acks, "batches", (json_int_t)s->batches, "retries",
+	    (json_int_t)s->retries, "waits", (json_int_t)s->waits, "wait_ms",
+	    (json_int_t)s->wait_ms, "queued", (json_int_t)s->depth,
+	    "queue_high_water", (json_int_t)s->high_water, "queue_capacity",
+	    (json_int_t)s->capacity);
 }
 
 /* Device events the job state machine refused (issue 9 item 2). */
@@ -93,6 +92,20 @@ static json_t *diag_json(struct srv_diag *d)
 			 (json_int_t)st.ignored);
 }
 
+/* The telemetry forwarders' counters by backend; {} with none. */
+static json_t *forward_json(const struct srv *srv)
+{
+	json_t *o = json_object();
+
+	if (srv->fwd_influx)
+		json_object_set_new(o, "influx",
+				    srv_fwd_stats_json(srv->fwd_influx));
+	if (srv->fwd_pg)
+		json_object_set_new(o, "postgres",
+				    srv_fwd_stats_json(srv->fwd_pg));
+	return o;
+}
+
 int api_status(struct srv_req *r)
 {
 	struct srv_mqtt_stats st;
@@ -100,7 +113,7 @@ int api_status(struct srv_req *r)
 	srv_mqtt_stats(r->srv->mqtt, &st);
 	return srv_reply_json(
 	    r, 200,
-	    json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, s:o}",
+	    json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, s:o, s:o}",
 		      "version", FLEET_VERSION, "mqtt", "enabled",
 		      r->srv->mqtt != NULL, "connected", st.connected,
 		      "over_budget", (json_int_t)st.over_budget,
@@ -109,5 +122,6 @@ int api_status(struct srv_req *r)
 					     : json_null(),
 		      "ingest", ingest_json(&st.ingest), "jobs",
 		      jobs_json(&st.ingest), "diag", diag_json(r->srv->diag),
-		      "telemetry", telemetry_json(&st.ingest)));
+		      "telemetry", telemetry_json(&st.ingest), "forward",
+		      forward_json(r->srv)));
 }

@@ -51,7 +51,7 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-static struct fwd_pt *pt_copy(const struct srv_fwd_point *in)
+static struct fwd_pt *pt_copy(const struct srv_tpoint *in)
 {
 	size_t dl = strlen(in->device), ml = strlen(in->metric);
 	struct fwd_pt *p = fl_xmalloc(sizeof(*p) + dl + ml + 2);
@@ -112,8 +112,7 @@ static void ring_push(struct srv_fwd *f, struct fwd_pt *p)
 	f->ring_bytes += b;
 }
 
-void srv_fwd_submit(struct srv_fwd *f, const struct srv_fwd_point *pts,
-		    size_t n)
+void srv_fwd_submit(struct srv_fwd *f, const struct srv_tpoint *pts, size_t n)
 {
 	uint64_t dropped;
 

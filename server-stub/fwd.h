@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "telemetry.h"
 
 enum srv_fwd_kind {
 	SRV_FWD_INFLUX,
@@ -51,13 +52,6 @@ struct srv_fwd_config {
 	uint64_t retry_min_ms, retry_max_ms; /* backoff range */
 };
 
-/* A telemetry point as ingestion stored it (borrowed strings). */
-struct srv_fwd_point {
-	const char *device, *metric;
-	int64_t ts_ms; /* milliseconds since the epoch */
-	double value;
-};
-
 /* A forwarder's counters. */
 struct srv_fwd_stats {
 	uint64_t queued;       /* points waiting or in flight now */
@@ -76,6 +70,8 @@ struct srv_fwd_stats {
 #define SRV_FWD_TIMEOUT_MAX (300 * 1000)
 #define SRV_FWD_LINGER_MAX (60 * 1000)
 #define SRV_FWD_RETRY_MAX (3600 * 1000)
+/* How long a stopping fleetd lets each forwarder send what it holds. */
+#define SRV_FWD_STOP_MS 5000
 
 /* The fleetd.conf keys of both sections, {NULL, NULL} terminated. */
 extern const struct fl_ini_key srv_fwd_conf_keys[];
@@ -108,8 +104,7 @@ int srv_fwd_start(const struct srv_fwd_config *cfg, struct srv_fwd **ret,
  * printable ASCII, or a value that is not finite, are counted as
  * refused.  Past the bound the oldest waiting points are dropped.
  */
-void srv_fwd_submit(struct srv_fwd *f, const struct srv_fwd_point *pts,
-		    size_t n);
+void srv_fwd_submit(struct srv_fwd *f, const struct srv_tpoint *pts, size_t n);
 
 /* "influx" or "postgres". */
 const char *srv_fwd_name(const struct srv_fwd *f);

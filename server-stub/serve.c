@@ -10,6 +10,7 @@
 #include "diag_bundles.h"
 #include "diag_svc.h"
 #include "fsutil.h"
+#include "fwd.h"
 #include "httpd.h"
 #include "jobs.h"
 #include "log.h"
@@ -89,8 +90,8 @@ static int start_broker(struct srv *srv, const struct srv_serve_opts *o,
 	int rc;
 
 	rc = srv_broker_write_config(
-		srv, o->mqtt_listen ? o->mqtt_listen : srv->cfg.broker_listen,
-		&url, err);
+	    srv, o->mqtt_listen ? o->mqtt_listen : srv->cfg.broker_listen, &url,
+	    err);
 	if (!rc)
 		rc = srv_broker_start(srv, &srv->broker, err);
 	if (!rc && !srv->cfg.mqtt_url)
@@ -98,6 +99,43 @@ static int start_broker(struct srv *srv, const struct srv_serve_opts *o,
 	else
 		free(url);
 	return rc;
+}
+
+/* The ingest writer's hook: every stored point to each forwarder. */
+static void forward_points(void *arg, const struct srv_tpoint *pts, size_t n)
+{
+	struct srv *srv = arg;
+
+	if (srv->fwd_influx)
+		srv_fwd_submit(srv->fwd_influx, pts, n);
+	if (srv->fwd_pg)
+		srv_fwd_submit(srv->fwd_pg, pts, n);
+}
+
+/* Start the forwarders fleetd.conf names; before the MQTT side, whose
+ * writer calls the hook. */
+static int start_forwarders(struct srv *srv, struct fl_error *err)
+{
+	int rc = 0;
+
+	if (srv->cfg.fwd_influx)
+		rc = srv_fwd_start(srv->cfg.fwd_influx, &srv->fwd_influx, err);
+	if (!rc && srv->cfg.fwd_pg)
+		rc = srv_fwd_start(srv->cfg.fwd_pg, &srv->fwd_pg, err);
+	if (!rc && (srv->fwd_influx || srv->fwd_pg)) {
+		srv->on_points = forward_points;
+		srv->on_points_arg = srv;
+	}
+	return rc;
+}
+
+/* After the MQTT side: what is queued gets SRV_FWD_STOP_MS to go out. */
+static void stop_forwarders(struct srv *srv)
+{
+	srv->on_points = NULL;
+	srv_fwd_stop(srv->fwd_influx, SRV_FWD_STOP_MS);
+	srv_fwd_stop(srv->fwd_pg, SRV_FWD_STOP_MS);
+	srv->fwd_influx = srv->fwd_pg = NULL;
 }
 
 int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
@@ -124,6 +162,8 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	/* before the MQTT client: its session may hold replies already */
 	if (!rc)
 		rc = srv_diag_svc_start(srv, err);
+	if (!rc)
+		rc = start_forwarders(srv, err);
 	if (!rc && srv->cfg.mqtt_url)
 		rc = srv_mqtt_start(srv, srv->cfg.mqtt_url, &srv->mqtt, err);
 	if (!rc && srv->broker)
@@ -133,9 +173,9 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	if (!rc) {
 		fl_info("listening on %s", srv->https_url);
 		line = srv->cfg.mqtt_url
-			       ? fl_xasprintf("ready https=%s mqtt=%s",
-					      srv->https_url, srv->cfg.mqtt_url)
-			       : fl_xasprintf("ready https=%s", srv->https_url);
+			   ? fl_xasprintf("ready https=%s mqtt=%s",
+					  srv->https_url, srv->cfg.mqtt_url)
+			   : fl_xasprintf("ready https=%s", srv->https_url);
 		ready(line);
 		free(line);
 		loop(srv);
@@ -146,6 +186,7 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	srv_http_stop(srv);
 	srv_mqtt_stop(srv->mqtt);
 	srv->mqtt = NULL;
+	stop_forwarders(srv);
 	srv_diag_svc_free(srv);
 	srv_broker_stop(srv->broker);
 	srv->broker = NULL;

@@ -66,6 +66,8 @@ struct srv {
 	struct srv_ca *ca;
 	struct srv_broker *broker; /* local mosquitto, with --with-broker */
 	struct srv_mqtt *mqtt;     /* fleetd's MQTT client */
+	/* telemetry forwarders while serving ([influx], [postgres]) */
+	struct srv_fwd *fwd_influx, *fwd_pg;
 	struct srv_diag *diag;	   /* the diag relay, while serving */
 	struct srv_diag_bundles *bundles; /* support bundles, while serving */
 	struct MHD_Daemon *mhd;

@@ -36,7 +36,7 @@
 struct drive {
 	struct srv_fwd *fwd[MAX_FWD];
 	size_t nfwd;
-	struct srv_fwd_point *pts;
+	struct srv_tpoint *pts;
 	char **strs; /* the pending points' strings */
 	size_t n, cap;
 	int64_t submit_max_ms;
@@ -74,8 +74,8 @@ static void add(struct drive *d, const char *dev, const char *metric,
 	}
 	d->strs[2 * d->n] = fl_xstrdup(dev);
 	d->strs[2 * d->n + 1] = fl_xstrdup(metric);
-	d->pts[d->n] = (struct srv_fwd_point){d->strs[2 * d->n],
-					      d->strs[2 * d->n + 1], ts, value};
+	d->pts[d->n] = (struct srv_tpoint){d->strs[2 * d->n],
+					   d->strs[2 * d->n + 1], ts, value};
 	d->n++;
 }
 

@@ -186,11 +186,10 @@ static int black_hole(int *ret_port)
 
 static void submit_n(struct srv_fwd *f, int n, int64_t ts0)
 {
-	struct srv_fwd_point *p = fl_xcalloc((size_t)n, sizeof(*p));
+	struct srv_tpoint *p = fl_xcalloc((size_t)n, sizeof(*p));
 
 	for (int i = 0; i < n; i++)
-		p[i] =
-		    (struct srv_fwd_point){"dev-1", "cpu.percent", ts0 + i, i};
+		p[i] = (struct srv_tpoint){"dev-1", "cpu.percent", ts0 + i, i};
 	srv_fwd_submit(f, p, (size_t)n);
 	free(p);
 }
@@ -224,7 +223,7 @@ static void test_queue_bound(void **state)
 	char text[512];
 	int port, fd = black_hole(&port);
 	int64_t t0;
-	const struct srv_fwd_point badp[] = {
+	const struct srv_tpoint badp[] = {
 	    {"dev\n1", "m", 1, 1},  {"dev-1", "", 1, 1},
 	    {"dev-1", "m", 1, NAN}, {"dev-1", "m", 1, INFINITY},
 	    {"dév", "m", 1, 1},
