@@ -24,7 +24,7 @@
 #include "ota_internal.h"
 #include "simdev.h"
 #include "proc.h"
-#include "telemetry.h"
+#include "agent_telemetry.h"
 #include "util.h"
 #include "validate.h"
 

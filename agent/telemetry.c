@@ -23,7 +23,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "proto.h"
-#include "telemetry.h"
+#include "agent_telemetry.h"
 #include "util.h"
 
 #define BUILTIN_MAX 32	   /* built-in points a sample */

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "fsutil.h"
-#include "telemetry.h"
+#include "agent_telemetry.h"
 #include "util.h"
 
 #define PROC_READ_MAX 65536 /* bytes read of one /proc or /sys file */

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "fsutil.h"
-#include "telemetry.h"
+#include "agent_telemetry.h"
 #include "tmpdir.h"
 #include "util.h"
 

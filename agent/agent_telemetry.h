@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef AGENT_TELEMETRY_H
-#define AGENT_TELEMETRY_H
+#ifndef AGENT_AGENT_TELEMETRY_H
+#define AGENT_AGENT_TELEMETRY_H
 
 /*
  * Telemetry (issue 13, docs/telemetry.md): the agent feature that samples
