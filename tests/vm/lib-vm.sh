@@ -153,3 +153,85 @@ vm_update() {
 }
 
 vm_job_done() { job_final "$1"; }
+
+# bound of one update, reboots included
+BOUND=$((100 * VM_SCALE))
+
+# views_agree SLOT FW: the guest runs SLOT, its grubenv has no trial on
+# SLOT, its agent says firmware FW on SLOT, and fleetd says the same.
+views_agree() {
+	local slot=$1 fw=$2 env st
+	env=$(vm_sh "grub-editenv $VM_GRUBENV list") || return 1
+	printf '%s\n' "$env"
+	grep -qx "fleet_slot=$slot" <<<"$env" && grep -qx upgrade_available=0 <<<"$env" &&
+		grep -qx bootcount=0 <<<"$env" && ! grep -q '^fleet_try=.' <<<"$env" || return 1
+	vm_sh "cat /proc/cmdline" | grep -q "fleet\.slot=$slot " || return 1
+	st=$(vm_sh "fleet-agent status -o json --config /data/agent.conf") || return 1
+	jq -e --arg s "$slot" --arg f "$fw" \
+		'.slot == $s and .firmware == $f and .boot.phase == "stable"' <<<"$st" || return 1
+	fleetctl -o json devices show "$VM_ID" |
+		jq -e --arg s "$slot" --arg f "$fw" '.slot == $s and .firmware == $f'
+}
+
+# run_update VER: start it, wait for fleetd's final state; the job id in JOB
+run_update() {
+	JOB=$(vm_update "$1")
+	[ -n "$JOB" ] && [ "$JOB" != null ] && wait_until "$BOUND" vm_job_done "$JOB"
+}
+
+# --- power cuts (v1003, v1004) ------------------------------------------------------
+# Good releases to go back and forth between: 1.1.0's image, also signed
+# as 2.0.0, so that every good update is to another version.
+vm_bundle_as() { # vm_bundle_as VER IMAGE_VER: IMAGE_VER's slot image signed as VER
+	fleetctl -q bundle create --image "$FLEET_VM_IMG/slot-$2.ext4" --name fleet-vm \
+		--version "$1" --security-version 1 --hardware "$VM_HW" \
+		--key "$T/fw/keys/targets" --out "$T/fw/fleet-vm-$1.fwb" >/dev/null &&
+		fleetctl -q bundle upload "$T/fw/fleet-vm-$1.fwb" >/dev/null
+}
+
+# The moments to cut at, each a condition on what fleetd or the console
+# says about job $JOB (polled by wait_until, so the cut comes within a
+# poll of the moment; the log says where it really fell).
+job_in() { # job_in STATE...: fleetd's state of $JOB is one of them
+	local s
+	s=$(job_state "$JOB") || return 1
+	for w in "$@"; do [ "$s" = "$w" ] && return 0; done
+	return 1
+}
+job_pct() { # job_pct N: downloading, at least N % of the bundle fetched
+	job_json "$JOB" | jq -e --argjson n "$1" \
+		'.state == "downloading" and .total > 0 and .bytes * 100 >= .total * $n' >/dev/null
+}
+console_n() { # console_n N PATTERN: the console has at least N lines matching
+	[ "$(grep -ac "$2" "$VM_DIR/console.log")" -ge "$1" ]
+}
+
+vm_restart() { # power on again and wait until the guest is up once more
+	local n
+	n=$(vm_boots)
+	vm_start
+	vm_up $((n + 1))
+}
+
+# cut_when WHAT COND...: wait (bounded) for COND, pull the plug, power on
+# again; the log records fleetd's view of $JOB at the cut.  A COND that
+# never holds fails the test (the moment was missed).
+cut_when() {
+	local what=$1
+	shift
+	if ! wait_until "$BOUND" "$@"; then
+		fail "the moment to cut at ($what) came"
+		return 1
+	fi
+	log "power cut $what: fleetd says $(job_json "$JOB" | jq -c '{state, bytes, total}')"
+	check "power cut $what" vm_kill9
+	check "the guest boots again after the cut $what" vm_restart
+}
+
+# after_cut STATE SLOT FW: $JOB ends STATE, and guest and fleetd agree that
+# SLOT runs FW with no trial pending.
+after_cut() {
+	check "... the job ends" wait_until "$BOUND" vm_job_done "$JOB"
+	check "... $JOB $1" sh -c "fleetctl -o json jobs show $JOB | jq -e '.state == \"$1\"'"
+	check "... guest and fleetd agree: slot $2, $3, trial over" views_agree "$2" "$3"
+}

@@ -16,30 +16,6 @@
 . "$(dirname "$0")/../e2e/lib-agent.sh"
 . "$(dirname "$0")/lib-vm.sh"
 
-BOUND=$((100 * VM_SCALE))
-
-# views_agree SLOT FW: the guest runs SLOT, its grubenv has no trial on
-# SLOT, its agent says firmware FW on SLOT, and fleetd says the same.
-views_agree() {
-	local slot=$1 fw=$2 env st
-	env=$(vm_sh "grub-editenv $VM_GRUBENV list") || return 1
-	printf '%s\n' "$env"
-	grep -qx "fleet_slot=$slot" <<<"$env" && grep -qx upgrade_available=0 <<<"$env" &&
-		grep -qx bootcount=0 <<<"$env" && ! grep -q '^fleet_try=.' <<<"$env" || return 1
-	vm_sh "cat /proc/cmdline" | grep -q "fleet\.slot=$slot " || return 1
-	st=$(vm_sh "fleet-agent status -o json --config /data/agent.conf") || return 1
-	jq -e --arg s "$slot" --arg f "$fw" \
-		'.slot == $s and .firmware == $f and .boot.phase == "stable"' <<<"$st" || return 1
-	fleetctl -o json devices show "$VM_ID" |
-		jq -e --arg s "$slot" --arg f "$fw" '.slot == $s and .firmware == $f'
-}
-
-# run_update VER: start it, wait for fleetd's final state; the job id in JOB
-run_update() {
-	JOB=$(vm_update "$1")
-	[ -n "$JOB" ] && [ "$JOB" != null ] && wait_until "$BOUND" vm_job_done "$JOB"
-}
-
 check "fleetd, trust root, bundles, dev-vm enrolled, disk made" vm_setup
 vm_start
 vm_up 1 || fail "the guest comes up"
