@@ -185,3 +185,19 @@ sim_stop() {
 	wait_until 15 sh -c "! kill -0 $1 2>/dev/null" || return 1
 	wait "$1"
 }
+
+# An external mosquitto on fleetd's own broker configuration
+# ($FLEETD_STATE/broker/mosquitto.conf), which a test stops and starts
+# itself (fleetd restarts the broker it runs): broker_start, broker_stop
+# (true once nothing listens), broker_up.
+broker_up() { bash -c "exec 3<>/dev/tcp/$MQTT_HOST/$MQTT_PORT" 2>/dev/null; }
+broker_start() {
+	mosquitto -c "$FLEETD_STATE/broker/mosquitto.conf" >>"$T/broker.log" 2>&1 &
+	BROKER_PID=$!
+	track "$BROKER_PID"
+	wait_until 20 broker_up
+}
+broker_stop() {
+	kill -TERM "$BROKER_PID" && wait "$BROKER_PID" 2>/dev/null
+	! broker_up
+}

@@ -28,18 +28,6 @@ EOF
 sed -i 's/^\[mqtt\]$/[mqtt]\nreconnect_max = 2s/' "$A/agent.conf"
 check "fleetd and its broker stop" fleetd_kill9
 
-CONF=$FLEETD_STATE/broker/mosquitto.conf
-broker_up() { bash -c "exec 3<>/dev/tcp/$MQTT_HOST/$MQTT_PORT" 2>/dev/null; }
-broker_start() {
-	mosquitto -c "$CONF" >>"$T/broker.log" 2>&1 &
-	BROKER_PID=$!
-	track "$BROKER_PID"
-	wait_until 20 broker_up
-}
-broker_stop() {
-	kill -TERM "$BROKER_PID" && wait "$BROKER_PID" 2>/dev/null
-	! broker_up
-}
 check "our mosquitto with fleetd's configuration" broker_start
 # fleetd's identity sees every device topic; a persistent session (QoS 1,
 # session expiry) keeps what arrives while it reconnects

@@ -19,10 +19,7 @@ check_exit 0 "$N simulated devices come online" wait_until 60 online
 check_exit 0 "... each in the table of devices list" sh -c \
 	"fleetctl devices list | grep -c '^tl-000[1-$N] ' | grep -qx $N"
 check "fleetd and its broker stop" fleetd_kill9
-mosquitto -c "$FLEETD_STATE/broker/mosquitto.conf" >>"$T/broker.log" 2>&1 &
-track $!
-broker_up() { bash -c "exec 3<>/dev/tcp/$MQTT_HOST/$MQTT_PORT" 2>/dev/null; }
-check_exit 0 "our mosquitto with fleetd's configuration" wait_until 20 broker_up
+check_exit 0 "our mosquitto with fleetd's configuration" broker_start
 stdbuf -oL mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -V 5 \
 	--cafile "$FLEET_CA_FILE" --cert "$FLEETD_STATE/mqtt/fleetd.pem" \
 	--key "$FLEETD_STATE/mqtt/fleetd.key" -q 1 -v -t 'fleet/+/telemetry' \

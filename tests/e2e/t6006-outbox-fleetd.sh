@@ -50,17 +50,6 @@ kill -TERM "$FLEETD_PID"
 check_exit 0 "fleetd and its own mosquitto stop" wait_until 30 \
 	sh -c "! kill -0 $FLEETD_PID 2>/dev/null && ! kill -0 $OLD_BROKER 2>/dev/null"
 wait "$FLEETD_PID" 2>/dev/null
-broker_up() { bash -c "exec 3<>/dev/tcp/$MQTT_HOST/$MQTT_PORT" 2>/dev/null; }
-broker_start() {
-	mosquitto -c "$FLEETD_STATE/broker/mosquitto.conf" >>"$T/broker.log" 2>&1 &
-	BROKER_PID=$!
-	track "$BROKER_PID"
-	wait_until 20 broker_up
-}
-broker_stop() {
-	kill -TERM "$BROKER_PID" && wait "$BROKER_PID" 2>/dev/null
-	! broker_up
-}
 printf '[mqtt]\nurl = %s\n' "$MQTT_URL" >"$FLEETD_STATE/fleetd.conf"
 check "mosquitto on fleetd's broker configuration" broker_start
 cat "$T/fleetd.log" >>"$T/fleetd-old.log"

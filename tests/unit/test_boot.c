@@ -639,6 +639,19 @@ static void test_uboot_full_env(void **state)
 	free(base);
 }
 
+/* The entries of @dir but "." and "..". */
+static int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 /* ---- GRUB specifics ---- */
 
 static void test_grub_tmp_and_failure(void **state)
@@ -663,20 +676,13 @@ static void test_grub_tmp_and_failure(void **state)
 	struct fl_error err = {0};
 	struct stat sb;
 	char *before, *after;
-	int entries = 0;
-	DIR *d;
 
 	init_ok(fx);
 	assert_int_equal(stat(fx->env[0], &sb), 0);
 	assert_int_equal(sb.st_size, 1024);
 	assert_int_equal(sb.st_mode & 0777, 0644);
 	/* no temporary file is left next to the grubenv */
-	d = opendir(fx->dir);
-	assert_non_null(d);
-	for (struct dirent *e; (e = readdir(d));)
-		entries += e->d_name[0] != '.';
-	closedir(d);
-	assert_int_equal(entries, 1);
+	assert_int_equal(dir_entries(fx->dir), 1);
 	/* a failing grub-editenv leaves the grubenv untouched */
 	assert_int_equal(fl_read_file(fx->env[0], 4096, &before, NULL, NULL),
 			 0);
@@ -713,8 +719,6 @@ static void test_grub_timeout(void **state)
 	struct agent_boot_state st;
 	struct fl_error err = {0};
 	int64_t t0;
-	DIR *d;
-	int entries = 0;
 
 	init_ok(fx);
 	write_file(script, "#!/bin/sh\nexec sleep 30\n", 24);
@@ -727,12 +731,7 @@ static void test_grub_timeout(void **state)
 	read_ok(fx, &st);
 	assert_string_equal(st.slot, "a");
 	assert_false(st.upgrade_available);
-	d = opendir(fx->dir);
-	assert_non_null(d);
-	for (struct dirent *e; (e = readdir(d));)
-		entries += e->d_name[0] != '.';
-	closedir(d);
-	assert_int_equal(entries, 2); /* grubenv and the script */
+	assert_int_equal(dir_entries(fx->dir), 2); /* grubenv and the script */
 	free(script);
 }
 
@@ -748,8 +747,6 @@ static void test_grub_in_place(void **state)
 	struct agent_boot_state st;
 	struct fl_error err = {0};
 	struct stat before, after;
-	DIR *d;
-	int entries = 0;
 
 	init_ok(fx);
 	assert_int_equal(stat(fx->env[0], &before), 0);
@@ -765,12 +762,7 @@ static void test_grub_in_place(void **state)
 	read_ok(fx, &st);
 	assert_string_equal(st.slot, "b");
 	assert_false(st.upgrade_available);
-	d = opendir(fx->dir);
-	assert_non_null(d);
-	for (struct dirent *e; (e = readdir(d));)
-		entries += e->d_name[0] != '.';
-	closedir(d);
-	assert_int_equal(entries, 1);
+	assert_int_equal(dir_entries(fx->dir), 1);
 }
 
 /* ---- generic ---- */
