@@ -79,7 +79,8 @@ fleet_cache() {
 
 # fleet_up: (after lib.sh is sourced) a copy of the enrolled fleet in
 # $SIM (on /dev/shm, removed at exit), fleetd on fresh ports serving the
-# copy of its state, the devices' agent.conf pointed at them; q SQL runs
+# copy of its state (FLEETD_CONF, when set, as its fleetd.conf), the
+# devices' agent.conf pointed at them; q SQL runs
 # a read-only query on fleetd's database
 fleet_up() {
 	SIM=$(mktemp -d /dev/shm/fleet-bench-sim.XXXXXX)
@@ -88,6 +89,7 @@ fleet_up() {
 	cp -a "$CACHE/state" "$CACHE/dev" "$T/"
 	cp -a "$CACHE/sim/." "$SIM/"
 	ADMIN_TOKEN=$(cat "$CACHE/admin-token")
+	[ -z "${FLEETD_CONF:-}" ] || printf '%s\n' "$FLEETD_CONF" >"$T/state/fleetd.conf"
 	# info, as in production: a debug line per event would be measured too
 	serve_fleetd --with-broker --log-level info >/dev/null
 	login_admin
@@ -110,8 +112,9 @@ fleet_exit() {
 	cleanup
 }
 
-# fleet_connect: fleet-sim started on the copy until fleetd has every
-# device online; C0 and C1 the start and end (ns), SIM_PID fleet-sim
+# fleet_connect [ARGS...]: fleet-sim started on the copy (ARGS added to
+# its command line) until fleetd has every device online; C0 and C1 the
+# start and end (ns), SIM_PID fleet-sim
 online() { q "SELECT count(*) FROM devices WHERE grp = 'bench' AND online = 1"; }
 fleet_connect() {
 	[ "$(q "SELECT count(*) FROM devices WHERE grp = 'bench'")" = "$N" ] ||
@@ -119,7 +122,7 @@ fleet_connect() {
 	none_online() { [ "$(online)" = 0 ]; }
 	wait_until 30 none_online || die "devices online before fleet-sim started"
 	C0=$(date +%s%N)
-	(exec fleet-sim run --count "$N" --dir "$SIM" --prefix bench --workers "$WORKERS" \
+	(exec fleet-sim run --count "$N" --dir "$SIM" --prefix bench --workers "$WORKERS" "$@" \
 		>"$T/sim.out" 2>"$T/sim.log") &
 	SIM_PID=$!
 	track "$SIM_PID"
