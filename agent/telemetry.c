@@ -43,6 +43,7 @@ struct tlm {
 	unsigned refused_logged;
 	double sim_acc; /* fleet-sim: points owed */
 	int64_t sim_last_ms;
+	int64_t sim_ts; /* the newest sample time given */
 	uint64_t sim_n;
 };
 
@@ -230,11 +231,27 @@ static int64_t interval_s(struct agent_host *h)
 	return live > 0 ? live : agent_host_config(h)->telemetry_interval_s;
 }
 
+/*
+ * A sample time for the next of @owed points due by @now at @rate: spread
+ * back over the time they fell due, and always after the previous one, so
+ * no two samples of a device share a millisecond (a database keeps one
+ * point per device, metric and time).
+ */
+static int64_t sim_ts(struct tlm *t, int64_t now, double rate, double owed)
+{
+	int64_t ts = now - (int64_t)((owed - 1.0) * 1000.0 / rate);
+
+	if (ts <= t->sim_ts)
+		ts = t->sim_ts + 1;
+	return t->sim_ts = ts;
+}
+
 /* fleet-sim: the points owed at the configured rate since last time. */
 static void sim_points(struct agent_host *h, struct tlm *t, int64_t now)
 {
 	struct agent_tlm_point p[AGENT_TLM_BATCH];
 	double rate = agent_host_config(h)->sim_telemetry_rate;
+	int64_t wall = agent_tlm_now_ms();
 	size_t n = 0;
 
 	if (t->sim_last_ms)
@@ -245,7 +262,7 @@ static void sim_points(struct agent_host *h, struct tlm *t, int64_t now)
 	for (; t->sim_acc >= 1.0; t->sim_acc -= 1.0) {
 		snprintf(p[n].metric, sizeof(p[n].metric), "sim.value");
 		p[n].value = (double)(++t->sim_n % 1000);
-		p[n++].ts_ms = agent_tlm_now_ms();
+		p[n++].ts_ms = sim_ts(t, wall, rate, floor(t->sim_acc));
 		if (n == AGENT_TLM_BATCH) {
 			queue_points(t, p, n);
 			n = 0;

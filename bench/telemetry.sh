@@ -102,8 +102,8 @@ sub_points() {
 		END { print n + 0 }'
 }
 # distinct (device, metric, ts) received: a database keeps one point per
-# key (InfluxDB's series and time, PostgreSQL's primary key), and
-# fleet-sim stamps the points it catches up on in one go with the same ms
+# key (InfluxDB's series and time, PostgreSQL's primary key); fleet-sim
+# gives each of a device's points its own ms, so this equals the points
 sub_keys() {
 	grep -v ' fleet/bench-probe/' "$T/sub.ts" | awk '{
 		split($2, tp, "/"); rest = $0

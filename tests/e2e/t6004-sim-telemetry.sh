@@ -42,5 +42,9 @@ check_exit 0 "... each device's seq one up from the last, in arrival order; noth
 	 . as $s | [range(1; length) | $s[.] == $s[. - 1] + 1] | all))' \
 	"$T/msgs.json"
 check_exit 0 "... at most 64 points a message" jq -e -s 'all(.n >= 1 and .n <= 64)' "$T/msgs.json"
+# (a database keeps one point per device, metric and millisecond)
+check_exit 0 "... each device's sample times all different" sh -c \
+	"sed -n 's|^fleet/\([^/ ]*\)/telemetry \(.*\)\$|{\"id\": \"\1\", \"m\": \2}|p' '$T/sub.out' |
+	 jq -e -s 'unique_by([.id, .m.seq]) | group_by(.id) | all([.[].m.points[].ts] | length == (unique | length))'"
 check_exit 0 "fleet-sim stops cleanly" sim_stop "$SIM_PID"
 finish
