@@ -133,3 +133,23 @@ fleet_connect() {
 		"($(per_min "$N" $((C1 - C0))) a minute; identities reused, no enrolment)"
 	[ "$(sim_stat '.enrolled_now' "$SIM")" = 0 ] || die "fleet-sim enrolled devices"
 }
+
+# fleet_observe KIND PROBE: "bench-observer" may read fleet/+/KIND (acl,
+# broker reloaded), mosquitto_sub records it in $T/sub.ts as "time topic
+# payload"; true once a PROBE payload from the identity "bench-probe"
+# (which fleetd must refuse or ignore) came through
+fleet_observe() {
+	local kind=$1 probe=$2 broker
+	printf '\nuser bench-observer\ntopic read fleet/+/%s\n' "$kind" >>"$FLEETD_STATE/broker/acl"
+	broker=$(broker_pid)
+	[ -n "$broker" ] || die "no broker pid in fleetd's log"
+	kill -HUP "$broker"
+	(mq_sub bench-observer -t "fleet/+/$kind" -q 1 -F '%U %t %p' >"$T/sub.ts" 2>"$T/sub.err") &
+	track $!
+	# shellcheck disable=SC2317 # called through wait_until
+	probed() {
+		mq_pub bench-probe -t "fleet/bench-probe/$kind" -q 1 -m "$probe"
+		[ -s "$T/sub.ts" ]
+	}
+	wait_until 20 probed || die "mosquitto_sub receives nothing (acl reload?)"
+}

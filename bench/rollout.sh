@@ -60,19 +60,9 @@ set -u
 fleet_up
 
 # --- the observer may read every device's events -------------------------
-printf '\nuser bench-observer\ntopic read fleet/+/events\n' >>"$FLEETD_STATE/broker/acl"
-BROKER=$(broker_pid)
-[ -n "$BROKER" ] || die "no broker pid in fleetd's log"
-kill -HUP "$BROKER"
-(mq_sub bench-observer -t 'fleet/+/events' -q 1 -F '%U %t %p' >"$T/sub.ts" 2>"$T/sub.err") &
-track $!
 # a probe from another identity (the broker takes the identity as the
 # client id) with no job: fleetd stores nothing for it
-probe() {
-	mq_pub bench-probe -t fleet/bench-probe/events -q 1 -m '{"seq":1,"type":"probe"}'
-	[ -s "$T/sub.ts" ]
-}
-wait_until 20 probe || die "mosquitto_sub receives nothing (acl reload?)"
+fleet_observe events '{"seq":1,"type":"probe"}'
 # the devices' events: every line but the probes', as "time job seq"
 # (a device sends an event again when it missed fleetd's PUBACK)
 sub_events() {

@@ -75,18 +75,8 @@ conninfo = $PG_CONNINFO"
 fleet_up
 
 # --- the observer may read every device's telemetry -------------------------
-printf '\nuser bench-observer\ntopic read fleet/+/telemetry\n' >>"$FLEETD_STATE/broker/acl"
-BROKER=$(broker_pid)
-[ -n "$BROKER" ] || die "no broker pid in fleetd's log"
-kill -HUP "$BROKER"
-(mq_sub bench-observer -t 'fleet/+/telemetry' -q 1 -F '%U %t %p' >"$T/sub.ts" 2>"$T/sub.err") &
-track $!
 # a probe that fleetd refuses (no seq, no points): it stores nothing of it
-probe() {
-	mq_pub bench-probe -t fleet/bench-probe/telemetry -q 1 -m '{"probe":1}'
-	[ -s "$T/sub.ts" ]
-}
-wait_until 20 probe || die "mosquitto_sub receives nothing (acl reload?)"
+fleet_observe telemetry '{"probe":1}'
 # the devices' messages as "time device seq points" (a resend repeats a
 # message: the same device and seq)
 sub_msgs() {

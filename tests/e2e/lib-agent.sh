@@ -201,3 +201,8 @@ broker_stop() {
 	kill -TERM "$BROKER_PID" && wait "$BROKER_PID" 2>/dev/null
 	! broker_up
 }
+
+# The newest telemetry message the agent of $A queued in its outbox (its
+# log), and whether it is at least N: queued_seq, queued_past N.
+queued_seq() { sed -n 's/.*telemetry: message \([0-9]*\) queued.*/\1/p' "$A/agent.log" | tail -n 1; }
+queued_past() { [ "$(queued_seq)" -ge "$1" ]; }

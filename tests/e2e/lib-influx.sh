@@ -11,6 +11,8 @@
 #   influx_restart      influx_start again on the same dirs and ports
 #   influx_query DB Q   GET /query (epoch=ms): the JSON answer
 #   influx_admin Q      POST /query (CREATE DATABASE ...)
+#   influx_rows [DB]    fleetd's telemetry measurement in DB (fleet) as sorted
+#                       "DEVICE<TAB>METRIC<TAB>TS_MS<TAB>VALUE" lines (%.17g)
 
 _influx_init() {
 	local d=$T/influx
@@ -79,4 +81,10 @@ influx_query() {
 
 influx_admin() {
 	curl -sS --max-time 20 -XPOST "$INFLUX_URL/query" --data-urlencode "q=$1"
+}
+
+influx_rows() {
+	influx_query "${1:-fleet}" 'SELECT device, metric, value FROM telemetry' |
+		jq -r '.results[0].series[0].values[]? | [.[1], .[2], (.[0] | tostring), (.[3] | tostring)] | join("\t")' |
+		awk -F'\t' -v OFS='\t' '{ $4 = sprintf("%.17g", $4); print }' | LC_ALL=C sort
 }

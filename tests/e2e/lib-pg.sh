@@ -9,6 +9,8 @@
 #   pg_stop             fast shutdown; true once postgres is gone
 #   pg_restart          pg_start again on the same data dir and port
 #   pg_psql ARGS...     psql -X -A -t -q against it (ON_ERROR_STOP)
+#   pg_rows             fleetd's telemetry table as sorted
+#                       "DEVICE<TAB>METRIC<TAB>TS_MS<TAB>VALUE" lines (%.17g)
 #
 # postgres refuses to run as root: when the tests run as root the
 # server runs as "nobody" (setpriv, no fork, so PG_PID is postgres
@@ -62,4 +64,9 @@ pg_stop() {
 
 pg_psql() {
 	psql -X -A -t -q -v ON_ERROR_STOP=1 "$PG_CONNINFO" "$@"
+}
+
+pg_rows() {
+	pg_psql -F $'\t' -c "SELECT device, metric, (extract(epoch FROM ts) * 1000)::bigint, value FROM telemetry" |
+		awk -F'\t' -v OFS='\t' '{ $4 = sprintf("%.17g", $4); print }' | LC_ALL=C sort
 }

@@ -80,21 +80,19 @@ check_exit 1 "... and none of them arrives" jq -e -s \
 check_true "the agent still runs" kill -0 "${AGENT_PID[dev-a]}"
 
 # --- offline: the bound, kill -9, restart, broker back --------------------------
-queued_seq() { sed -n 's/.*telemetry: message \([0-9]*\) queued.*/\1/p' "$A/agent.log" | tail -n 1; }
 wait_until 20 got 6
 check "the broker stops" broker_stop
 S0=$(queued_seq)
 tlm
 R0=$(jq -s '[.[].seq] | max' "$T/tlm.out")
-past() { [ "$(queued_seq)" -ge "$1" ]; }
 check_exit 0 "the agent samples on while offline, past the bound" \
-	wait_until 60 past $((S0 + CAP + 4))
+	wait_until 60 queued_past $((S0 + CAP + 4))
 check "kill -9 the agent while offline" kill -KILL "${AGENT_PID[dev-a]}"
 wait "${AGENT_PID[dev-a]}" 2>/dev/null
 S1=$(queued_seq)
 agent_start dev-a
 check_exit 0 "restarted offline, the seq goes on after $S1" \
-	wait_until 20 past $((S1 + 2))
+	wait_until 20 queued_past $((S1 + 2))
 check "the broker starts again" broker_start
 S2=$(queued_seq)
 arrived() { tlm && jq -e -s "[.[].seq] | max >= $1" "$T/tlm.out"; }

@@ -83,7 +83,6 @@ check_exit 0 "fleetctl telemetry (table): a header, then mem.used_bytes rows" aw
 JOB=$(update_job dev-a "fleet-sample@1.1.1")
 downloading() { [ "$(job_state "$JOB")" = downloading ]; }
 check_exit 0 "update job $JOB: fleetd sees it downloading" wait_until 30 downloading
-queued_seq() { sed -n 's/.*telemetry: message \([0-9]*\) queued.*/\1/p' "$A/agent.log" | tail -n 1; }
 check "the broker stops" broker_stop
 STOP_MS=$(($(date +%s%N) / 1000000))
 R0=$(stored_max)
@@ -104,9 +103,8 @@ check_exit 0 "fleet-agent status: the job failed, its final event unconfirmed" j
 	--arg j "$JOB" '.job.id == $j and .job.state == "failed" and .unconfirmed_events == 1' \
 	"$T/off.json"
 check_true "fleetd still sees it downloading" downloading
-past() { [ "$(queued_seq)" -ge "$1" ]; }
 check_exit 0 "the agent samples on while offline, past the bound" \
-	wait_until 60 past $((S0 + CAP + 12))
+	wait_until 60 queued_past $((S0 + CAP + 12))
 
 # --- 3. kill -9 while offline, restart offline --------------------------------
 check "kill -9 the agent while offline" kill -KILL "${AGENT_PID[dev-a]}"
@@ -114,7 +112,7 @@ wait "${AGENT_PID[dev-a]}" 2>/dev/null
 S1=$(queued_seq)
 agent_start_sim dev-a
 check_exit 0 "restarted offline, the telemetry seq goes on after $S1" \
-	wait_until 20 past $((S1 + 2))
+	wait_until 20 queued_past $((S1 + 2))
 check_exit 0 "the final event is still unconfirmed after the kill" sh -c \
 	"fleet-agent status -o json --config '$A/agent.conf' --sim '$A/sim' | jq -e '.unconfirmed_events == 1'"
 

@@ -82,16 +82,8 @@ stats() {
 }
 stat_is() { stats && jq -e "$1" "$T/st.json" >/dev/null; }
 
-# The rows each database holds, in the form of the want files, sorted.
-influx_rows() {
-	influx_query fleet 'SELECT device, metric, value FROM telemetry' |
-		jq -r '.results[0].series[0].values[]? | [.[1], .[2], (.[0] | tostring), (.[3] | tostring)] | join("\t")' |
-		awk -F'\t' -v OFS='\t' '{ $4 = sprintf("%.17g", $4); print }' | LC_ALL=C sort
-}
-pg_rows() {
-	pg_psql -F $'\t' -c "SELECT device, metric, (extract(epoch FROM ts) * 1000)::bigint, value FROM telemetry" |
-		awk -F'\t' -v OFS='\t' '{ $4 = sprintf("%.17g", $4); print }' | LC_ALL=C sort
-}
+# The rows each database holds (influx_rows, pg_rows), in the form of the
+# want files, sorted.
 want_influx() { LC_ALL=C sort "$T/want-both"; }
 want_pg() { cat "$T/want-both" "$T/want-pg-only" | LC_ALL=C sort; }
 same_rows() {
