@@ -29,8 +29,12 @@ SAN ?= 0
 # that the build packages are there and names make deps when not.
 ifneq ($(filter check check-vm demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
 ifndef FLEET_DEPS_DONE
+# Chromium (big) only when make check runs the dashboard's test (t9030).
+DASH_TEST := e2e/t9030-dashboard
 DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz) \
-	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm)
+	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm) \
+	$(if $(filter check,$(MAKECMDGOALS)),$(if $(T),$(if $(findstring \
+	$(T),$(DASH_TEST)),--dashboard),--dashboard))
 DEPS_STATUS := $(shell scripts/install-deps $(DEPS_FLAGS) >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps failed; see the messages above)

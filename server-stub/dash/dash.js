@@ -5,7 +5,7 @@
 'use strict';
 (function () {
 	const POLL_MS = 3000;
-	const PAGE = 50;
+	const PAGE = 50; /* devices a page; #/devices?size=N for others */
 	const SVG = 'http://www.w3.org/2000/svg';
 	const STATES = ['healthy', 'updated', 'commanded', 'pending', 'failed',
 		'rolled-back', 'rolling-back', 'rollback-failed', 'skipped',
@@ -234,10 +234,10 @@
 			if (q.get(f))
 				p.set(f, q.get(f));
 		const devs = await api('/api/v1/devices?' + p.toString());
-		const pages = Math.max(1, Math.ceil(devs.length / PAGE));
-		const page = Math.min(pages, Math.max(1,
-			parseInt(q.get('page') || '1', 10) || 1));
-		const rows = devs.slice((page - 1) * PAGE, page * PAGE);
+		const size = Math.min(500, Math.max(1, num(q.get('size'), PAGE)));
+		const pages = Math.max(1, Math.ceil(devs.length / size));
+		const page = Math.min(pages, Math.max(1, num(q.get('page'), 1)));
+		const rows = devs.slice((page - 1) * size, page * size);
 		return view => {
 			if (!$('search'))
 				view.replaceChildren(el('h1', null, 'Devices'),
@@ -256,6 +256,8 @@
 			pager(q, page, pages));
 		};
 	}
+
+	function num(s, def) { return parseInt(s || '', 10) || def; }
 
 	function labels(l) {
 		return Object.entries(l || {}).map(e => e[0] + '=' + e[1])
@@ -351,7 +353,7 @@
 		const parts = STATES.filter(st => w.counts[st]).map(st =>
 			st + ' ' + w.counts[st]);
 		return el('div', {class: 'wave'}, el('div', null, 'Wave ' + w.wave +
-			' (' + w.stop + ', ' + w.devices + ' devices): ' +
+			' (up to ' + w.stop + ', ' + w.devices + ' devices): ' +
 			(parts.join(', ') || 'not started')), s);
 	}
 

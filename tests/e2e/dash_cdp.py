@@ -5,6 +5,8 @@ test (t9020): no library beyond python3's own, the protocol over
 
     dash_cdp.py BASE_URL OUT_DIR STEPS_FILE > results.json
 
+(CDP_PROFILE: Chromium's profile dir, made empty; default a temp dir.)
+
 Chromium reaches nothing but BASE_URL's origin: every other host goes to a
 proxy on a closed 127.0.0.1 port (loopback included, `<-loopback>`),
 host names do not resolve, and every request the page makes is recorded
@@ -21,6 +23,7 @@ line); the results are {NAME: {"ok": bool, "value": ...}}:
     eval JS            the value of the expression JS
     click SELECTOR     click the first element matching SELECTOR
     shot FILE          a full-page PNG screenshot into OUT_DIR/FILE
+    run COMMAND        run COMMAND (sh -c), e.g. to change what a page shows
     cookies -          the browser's cookies
 Also in the results: "console_errors" (console.error, exceptions, error
 log entries such as CSP violations or failed loads), "failed_requests"
@@ -204,6 +207,10 @@ class Browser:
             with open(os.path.join(out_dir, arg), "wb") as f:
                 f.write(base64.b64decode(png["data"]))
             return True, None
+        if action == "run":
+            rc = subprocess.run(["sh", "-c", arg], timeout=WAIT,
+                                stdout=subprocess.DEVNULL).returncode
+            return rc == 0, rc
         if action == "cookies":
             return True, self.call("Network.getCookies")["cookies"]
         raise RuntimeError("unknown action " + action)
@@ -231,7 +238,8 @@ class Browser:
 def main():
     base, out_dir, steps = sys.argv[1:4]
     results = {}
-    profile = tempfile.mkdtemp(prefix="chromium.", dir=out_dir)
+    profile = os.environ.get("CDP_PROFILE") or tempfile.mkdtemp()
+    os.makedirs(profile, exist_ok=True)
     b = Browser(base, profile)
     try:
         for line in open(steps):
