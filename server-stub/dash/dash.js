@@ -41,7 +41,7 @@
 	function rolloutLink(id) {
 		return id ? link('#/rollout/' + encodeURIComponent(id), id) : '';
 	}
-	function when(t) { return t ? t.replace('T', ' ').replace('Z', '') : '—'; }
+	function when(t) { return t ? t.replace('T', ' ').replace('Z', ' UTC') : '—'; }
 	function yesno(b) {
 		return el('span', {class: b ? 'online' : 'offline'},
 			b ? 'online' : 'offline');
@@ -139,12 +139,12 @@
 	/* Each page loads its data and returns what draws it into the view
 	 * (nothing is drawn when the view changed meanwhile). */
 	async function overview() {
-		const [devs, jobs, rollouts] = await Promise.all([
+		const [devs, jobs, rollouts, running] = await Promise.all([
 			api('/api/v1/devices'), api('/api/v1/jobs?limit=1000'),
-			api('/api/v1/rollouts?limit=20')]);
+			api('/api/v1/rollouts?limit=20'),
+			api('/api/v1/rollouts?state=running&limit=1000')]);
 		const online = devs.filter(d => d.online).length;
 		const open = jobs.filter(j => !j.final);
-		const running = rollouts.filter(r => r.state === 'running');
 		const versions = {};
 		for (const d of devs)
 			versions[d.firmware || '(none)'] =

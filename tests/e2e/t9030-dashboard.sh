@@ -121,7 +121,7 @@ shot-bad shot rollout-bad.png
 cookies cookies -
 js-cookie eval document.cookie
 EOF
-CDP_PROFILE=$T/chromium python3 "$FLEET_SRC/tests/e2e/dash_cdp.py" "$FLEET_URL" "$SHOTS" "$T/steps" \
+CDP_PROFILE=$T/chromium CDP_WAIT=$((20 * WAIT_SCALE)) python3 "$FLEET_SRC/tests/e2e/dash_cdp.py" "$FLEET_URL" "$SHOTS" "$T/steps" \
 	>"$T/results.json" 2>"$T/cdp.err"
 check "the Chromium run finished" test -s "$T/results.json"
 cp "$T/results.json" "$SHOTS/"
