@@ -37,7 +37,8 @@ die() { echo "bench/complete.sh: $*" >&2; exit 1; }
 # cli_ccache_path: the first 16 hex digits of the URL's SHA-256
 hash=$(printf %s "$FLEET_SERVER" | sha256sum | cut -c1-16)
 cache=$XDG_CACHE_HOME/fleet/complete-$hash.devices
-mkdir -p -m 0700 "$XDG_CACHE_HOME/fleet"
+mkdir -p "$XDG_CACHE_HOME/fleet"
+chmod 0700 "$XDG_CACHE_HOME/fleet"
 { echo fleet-complete-v1; seq -f 'dev-%06.0f' 0 $((IDS - 1)); } >"$cache"
 chmod 0600 "$cache"
 fresh() { touch "$cache"; } # before each run: within the 60 s TTL
