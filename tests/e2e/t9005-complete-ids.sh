@@ -9,7 +9,6 @@
 . "$(dirname "$0")/lib.sh"
 cd "$FLEET_SRC" || exit 1
 
-export XDG_CACHE_HOME=$T/cache
 start_fleetd --with-broker
 login_admin
 
