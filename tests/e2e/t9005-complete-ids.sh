@@ -70,6 +70,11 @@ check_true "bash: 'devices list <TAB>' offers no ids" \
 	test -z "$(bash_complete fleetctl devices list "")"
 check_grep '^gw-13' "fish: 'fleetctl devices show gw-1' completes ids" \
 	fish -c 'source completions/fleetctl.fish; complete -C "fleetctl devices show gw-1"'
+# zsh: compadd and compdef stood in for by functions that print
+check_grep '^gw-12$' "zsh: 'fleetctl devices show gw<TAB>' offers fleetd's ids" \
+	zsh -fc 'compdef() { :; }; compadd() { [[ $1 == -- ]] && shift; print -l -- "$@"; }
+		source completions/_fleetctl
+		words=(fleetctl devices show gw); CURRENT=4; _fleetctl'
 
 # fleetd gone: the cache still answers, stale or not; errors are silent
 kill "$FLEETD_PID"
