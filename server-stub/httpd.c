@@ -19,6 +19,7 @@
 #include "http_guard.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define MAX_PATH_LEN 1024
@@ -36,11 +37,14 @@
 	":+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"     \
 	":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
+#define JSON_TYPE "application/json"
+
 /* Orders srv_req_defer's suspend before srv_req_wake's resume (MHD
  * must never resume a connection it has not suspended). */
 static pthread_mutex_t defer_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int queue_text(struct srv_req *r, int status, char *text)
+static int queue_text(struct srv_req *r, int status, char *text,
+		      const char *type)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
@@ -51,7 +55,7 @@ static int queue_text(struct srv_req *r, int status, char *text)
 		free(text);
 		return FL_ENOMEM;
 	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Type", type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	if (r->retry_after) {
 		char secs[16];
@@ -99,7 +103,7 @@ static void flush_held(struct srv_req *r)
 	r->held = NULL;
 	r->hold = false;
 	if (text)
-		queue_text(r, r->status, text);
+		queue_text(r, r->status, text, JSON_TYPE);
 }
 
 int srv_reply_json(struct srv_req *r, int status, json_t *body)
@@ -116,7 +120,17 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body)
 		r->held = text;
 		return 0;
 	}
-	return queue_text(r, status, text);
+	return queue_text(r, status, text, JSON_TYPE);
+}
+
+int srv_reply_text(struct srv_req *r, int status, const char *type, char *text)
+{
+	if (r->status) {
+		free(text);
+		return 0;
+	}
+	r->status = status;
+	return queue_text(r, status, text, type);
 }
 
 int srv_reply_error(struct srv_req *r, int status, const char *code,
@@ -599,6 +613,7 @@ static void finish(struct srv_req *r)
 	r->finished = true;
 	if (!r->status)
 		srv_reply_error(r, 500, "internal", "handler sent no response");
+	srv_metrics_http(r->route, r->status, srv_metrics_now_ns() - r->t0);
 	if (audited(r))
 		audit(r);
 	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
@@ -637,6 +652,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		r = fl_xcalloc(1, sizeof(*r));
 		r->srv = cls;
 		r->conn = c;
+		r->t0 = srv_metrics_now_ns();
 		r->sock = conn_state(c);
 		r->method = method;
 		r->path = fl_xstrdup(url);
