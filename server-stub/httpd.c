@@ -591,6 +591,16 @@ void srv_req_wake(struct srv_req *r)
 	pthread_mutex_unlock(&defer_lock);
 }
 
+/* Count @r in the metrics once, when its reply is made (before it is
+ * sent, so a client that got it finds it counted). */
+static void count(struct srv_req *r)
+{
+	if (r->counted || !r->status)
+		return;
+	r->counted = true;
+	srv_metrics_http(r->route, r->status, srv_metrics_now_ns() - r->t0);
+}
+
 /*
  * Last call: authorise again (the principal may have lost its rights
  * while the body arrived), run the handler, audit requests that change
@@ -613,7 +623,7 @@ static void finish(struct srv_req *r)
 	r->finished = true;
 	if (!r->status)
 		srv_reply_error(r, 500, "internal", "handler sent no response");
-	srv_metrics_http(r->route, r->status, srv_metrics_now_ns() - r->t0);
+	count(r);
 	if (audited(r))
 		audit(r);
 	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
@@ -662,6 +672,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		begin(r);
 		if (r->status && audited(r))
 			finish(r); /* audit the refusal */
+		count(r);	   /* a refusal: MHD may not call again */
 		return start_deadline(r) ? MHD_YES : MHD_NO;
 	}
 	if (r->sock && !srv_guard_in_time(r->srv->http, r->sock)) {

@@ -49,6 +49,7 @@ struct srv_req {
 	uint64_t t0; /* when the headers arrived (srv_metrics_now_ns) */
 	unsigned retry_after; /* > 0: a Retry-After header, in seconds */
 	bool finished; /* handler ran and the request was audited */
+	bool counted;  /* in the metrics (metrics.h) */
 	/* While a body is still arriving an early refusal is held back and
 	 * the body drained, so the client can read the reply (closing with
 	 * unread data would reset the connection). */

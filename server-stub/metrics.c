@@ -144,14 +144,28 @@ static void put_escaped(FILE *f, const char *s, bool quote)
 	}
 }
 
+/* The fewest digits (15..17) that read back as @v. */
+static const char *shortest(double v, char *buf, size_t len)
+{
+	for (int prec = 15; prec < 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return buf;
+	}
+	snprintf(buf, len, "%.17g", v);
+	return buf;
+}
+
 /* Integers exactly (counts), anything else with full precision. */
 static void put_value(FILE *f, double v)
 {
+	char buf[32];
+
 	if (v == (double)(int64_t)v && v < 9007199254740992.0 &&
 	    v > -9007199254740992.0)
 		fprintf(f, "%lld", (long long)v);
 	else
-		fprintf(f, "%.17g", v);
+		fputs(shortest(v, buf, sizeof(buf)), f);
 }
 
 void srv_prom_head(FILE *f, const char *name, const char *type,
