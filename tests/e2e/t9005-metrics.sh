@@ -129,7 +129,10 @@ hist_ok() {
 		for (k in inf) { n++; if (!(k in cnt) || cnt[k] != inf[k]) bad = bad " count:" k }
 		if (bad != "" || n == 0) { print "bad:" bad; exit 1 }
 		print n " histograms, " nb " buckets"
-	}' "$T/m.txt" | tee "$T/hist.out"
+	}' "$T/m.txt" >"$T/hist.out"
+	local rc=$?
+	cat "$T/hist.out"
+	return $rc
 }
 check_exit 0 "every histogram's buckets are cumulative, +Inf == _count" hist_ok
 check_exit 0 "... the checker saw them: 2 routes and the store's at least" \
