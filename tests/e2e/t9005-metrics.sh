@@ -137,5 +137,19 @@ hist_ok() {
 check_exit 0 "every histogram's buckets are cumulative, +Inf == _count" hist_ok
 check_exit 0 "... the checker saw them: 2 routes and the store's at least" \
 	awk '$1 >= 3 { ok = 1 } END { exit !ok }' "$T/hist.out"
+
+# --- the docs and the sample dashboard name what is there ------------------
+sed -n 's/^| `\([a-z_]*\)` | \(counter\|gauge\|histogram\) .*/\1 \2/p' \
+	"$FLEET_SRC/docs/metrics.md" | sort >"$T/doc.names"
+sed -n 's/^# TYPE \([a-z_]*\) \([a-z]*\)$/\1 \2/p' "$T/m.txt" | sort >"$T/out.names"
+check_exit 0 "docs/metrics.md names every metric served, with its type, and no other" \
+	diff "$T/doc.names" "$T/out.names"
+check_exit 0 "the sample Grafana dashboard is valid JSON with panels" \
+	jq -e '.panels | length > 10' "$FLEET_SRC/docs/grafana-fleetd.json"
+jq -r '.. | .expr? // empty' "$FLEET_SRC/docs/grafana-fleetd.json" |
+	grep -oE '\b(fleetd|process)_[a-z_]+' | sed -E 's/_(bucket|sum|count)$//' |
+	sort -u >"$T/dash.names"
+check_exit 0 "... and queries only metrics fleetd serves" \
+	sh -c "cut -d' ' -f1 '$T/out.names' | comm -23 '$T/dash.names' - | grep -c . | grep -qx 0"
 check_exit 0 "fleet-sim stops cleanly" sim_stop "$SIM_PID"
 finish
