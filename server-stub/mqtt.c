@@ -214,16 +214,14 @@ void srv_mqtt_on_message(struct srv_mqtt *m,
 	enum fl_topic_kind kind;
 	const char *sub = NULL;
 
+	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, &sub, NULL))
+		kind = FL_TOPIC_NKINDS; /* "other" in the metrics */
+	srv_metrics_mqtt(SRV_MQTT_IN, kind);
 	if (strcmp(msg->topic, SRV_BROKER_DROPPED_TOPIC) == 0) {
 		on_broker_dropped(m, msg);
 		return;
 	}
-	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, &sub, NULL)) {
-		srv_metrics_mqtt(SRV_MQTT_IN, FL_TOPIC_NKINDS);
-		return;
-	}
-	srv_metrics_mqtt(SRV_MQTT_IN, kind);
-	if (fl_streq(id, SRV_MQTT_USER))
+	if (kind == FL_TOPIC_NKINDS || fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (!within_budget(m, id))
 		return;
