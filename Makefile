@@ -29,8 +29,12 @@ SAN ?= 0
 # that the build packages are there and names make deps when not.
 ifneq ($(filter check check-vm demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
 ifndef FLEET_DEPS_DONE
+# Chromium (big) only when make check runs the dashboard's test (t9030).
+DASH_TEST := e2e/t9030-dashboard
 DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz) \
-	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm)
+	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm) \
+	$(if $(filter check,$(MAKECMDGOALS)),$(if $(T),$(if $(findstring \
+	$(T),$(DASH_TEST)),--dashboard),--dashboard))
 DEPS_STATUS := $(shell scripts/install-deps $(DEPS_FLAGS) >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps failed; see the messages above)
@@ -85,7 +89,8 @@ WERROR ?= 1
 WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter -Wvla -Wpointer-arith -Wno-format-truncation
 CPPFLAGS_ALL := -D_GNU_SOURCE -DFLEET_VERSION='"$(VERSION)"' \
-	-Icommon -Isigning -Iserver-stub -Icli -Iagent $(PKG_CFLAGS) $(LAZY_DEFS)
+	-Icommon -Isigning -Iserver-stub -Icli -Iagent -I$(B)/gen $(PKG_CFLAGS) \
+	$(LAZY_DEFS)
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong \
 	-D_FORTIFY_SOURCE=2 -fPIE $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
@@ -163,6 +168,13 @@ $(HB)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS_ALL) -DFLEET_TEST_HOOKS $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# The web dashboard's files, compiled into fleetd (docs/dashboard.md).
+DASH_FILES := $(sort $(wildcard server-stub/dash/*))
+$(B)/gen/dash_files.h: $(DASH_FILES) scripts/embed-assets
+	@mkdir -p $(dir $@)
+	$(Q)scripts/embed-assets $(DASH_FILES) >$@.tmp && mv $@.tmp $@
+$(B)/server-stub/api_dash.o: $(B)/gen/dash_files.h
 
 define lib_rule
 $(1): $(call objs,$(2))

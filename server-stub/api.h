@@ -86,4 +86,11 @@ int api_shadow_group(struct srv_req *r);
 int api_telemetry_get(struct srv_req *r);
 uint64_t api_shadow_body_max(const struct srv *srv);
 
+/* api_dash.c: the web dashboard */
+int api_dash_index(struct srv_req *r);
+int api_dash_file(struct srv_req *r);
+int api_dash_session(struct srv_req *r);
+int api_dash_login(struct srv_req *r);
+int api_dash_logout(struct srv_req *r);
+
 #endif

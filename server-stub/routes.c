@@ -114,5 +114,12 @@ const struct srv_route srv_routes[] = {
 	R("GET", "/api/v1/roots", SRV_ROLES_ALL | DEVICE, api_root_list),
 	R("GET", "/api/v1/roots/:version", SRV_ROLES_ALL | DEVICE,
 	  api_root_get),
+	/* the web dashboard (docs/dashboard.md): its files and its login;
+	 * the pages read the routes above with a session cookie */
+	PUBLIC("GET", "/", api_dash_index),
+	PUBLIC("GET", "/dash/session", api_dash_session),
+	PUBLIC("POST", "/dash/login", api_dash_login),
+	PUBLIC("POST", "/dash/logout", api_dash_logout),
+	PUBLIC("GET", "/dash/:file", api_dash_file),
 	{NULL, NULL, 0, NULL, 0, NULL, NULL},
 };
