@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "jobs.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "rollouts.h"
 #include "serve.h"
@@ -150,6 +151,7 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	free(lock);
 	if (rc)
 		return rc;
+	srv_metrics_start();
 	rc = srv_store_devices_all_offline(srv->store, err);
 	/* the CRL from the database, before the broker loads it: a migration
 	 * may have revoked, or a commit failed after the CRL was written */
