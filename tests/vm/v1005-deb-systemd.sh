@@ -7,7 +7,8 @@
 # devices list (table), fleet-agent.service skipped before enrolment and
 # then running with an enrolled device, the watchdog restarting a
 # SIGSTOPped fleetd, a clean stop, dpkg -r leaving no program or unit.
-# Each guest check comes back on the console as "VMCHECK RC WHAT".
+# Each guest check comes back on the console as "VMCHECK RC WHAT" (after
+# journald's "[time] fleet-pkgtest[pid]: " prefix).
 . "$(dirname "$0")/../e2e/lib.sh"
 
 : "${FLEET_VM_ACCEL:=tcg}"
@@ -27,9 +28,10 @@ qemu-system-x86_64 -accel "$FLEET_VM_ACCEL" -m 1024 -smp 2 -nodefaults -display 
 QEMU=$!
 track "$QEMU"
 # TCG: systemd's boot, the installs and 45 s of watchdog take minutes
-check_exit 0 "the guest ran its checks to the end (VMDONE)" wait_until 1500 grep -q '^VMDONE' "$C"
+check_exit 0 "the guest ran its checks to the end (VMDONE)" \
+	wait_until 1500 grep -q 'fleet-pkgtest\[[0-9]*\]: VMDONE' "$C"
 check_exit 0 "... and powered off" wait_until 120 proc_gone "$QEMU"
-tr -d '\r' <"$C" | grep '^VMCHECK ' >"$T/checks"
+tr -d '\r' <"$C" | sed -n 's/.*fleet-pkgtest\[[0-9]*\]: \(VMCHECK .*\)/\1/p' >"$T/checks"
 check_true "the guest made its checks" test "$(wc -l <"$T/checks")" -ge 20
 while read -r _ rc what; do
 	if [ "$rc" = 0 ]; then pass "guest: $what"; else fail "guest: $what (exit $rc)"; fi
