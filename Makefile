@@ -34,7 +34,7 @@ ifneq ($(filter check check-vm check-deb deb demo deps fuzz fuzz-smoke fuzz-long
 ifndef FLEET_DEPS_DONE
 DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz) \
 	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm) \
-	$(if $(filter deb check-deb,$(MAKECMDGOALS)),--pkg)
+	$(if $(filter deb check-deb check-vm,$(MAKECMDGOALS)),--pkg)
 DEPS_STATUS := $(shell scripts/install-deps $(DEPS_FLAGS) >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps failed; see the messages above)
