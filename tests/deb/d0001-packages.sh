@@ -6,7 +6,8 @@
 # units; Depends name the libraries the programs dlopen (invisible to
 # dpkg-shlibdeps), fleetd's its broker and adduser; fleetd's postinst
 # creates the user fleet before dh_installsystemd's part enables and
-# starts the unit; fleet-agent's enables its unit.
+# starts the unit; fleet-agent's enables its unit; the version is the
+# Makefile's.
 . "$(dirname "$0")/../e2e/lib.sh"
 
 D=$FLEET_SRC/build-deb
@@ -14,6 +15,9 @@ deb() { echo "$D/$1_"*_*.deb; }
 for p in fleetctl fleetd fleet-agent fleet-sim; do
 	check_true "$p was built" test -f "$(deb "$p")"
 done
+version=$(sed -n 's/^VERSION := //p' "$FLEET_SRC/Makefile")
+check_grep "^$version\$" "the packages carry the Makefile's VERSION (debian/changelog)" \
+	dpkg-deb -f "$(deb fleetd)" Version
 check_exit 0 "lintian: no error in any package" lintian --fail-on error "$D"/*.deb
 
 dpkg-deb -R "$(deb fleetctl)" "$T/bad"
