@@ -13,6 +13,9 @@ int api_status(struct srv_req *r);
 int api_whoami(struct srv_req *r);
 int api_audit_list(struct srv_req *r);
 
+/* metrics_http.c */
+int api_metrics(struct srv_req *r);
+
 /* api_tokens.c */
 int api_token_create(struct srv_req *r);
 int api_token_list(struct srv_req *r);

@@ -20,6 +20,7 @@
 #include "http_guard.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define MAX_PATH_LEN 1024
@@ -36,6 +37,8 @@
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL"           \
 	":+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"     \
 	":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+
+#define JSON_TYPE "application/json"
 
 /* On every reply: the dashboard's pages run only fleetd's own files
  * (no inline script or style), in no frame (docs/security.md). */
@@ -55,7 +58,8 @@ static void add_security_headers(struct MHD_Response *resp)
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 }
 
-static int queue_text(struct srv_req *r, int status, char *text)
+static int queue_text(struct srv_req *r, int status, char *text,
+		      const char *type)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
@@ -66,7 +70,7 @@ static int queue_text(struct srv_req *r, int status, char *text)
 		free(text);
 		return FL_ENOMEM;
 	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Type", type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	add_security_headers(resp);
 	if (r->set_cookie)
@@ -143,7 +147,7 @@ static void flush_held(struct srv_req *r)
 	r->held = NULL;
 	r->hold = false;
 	if (text)
-		queue_text(r, r->status, text);
+		queue_text(r, r->status, text, JSON_TYPE);
 }
 
 int srv_reply_json(struct srv_req *r, int status, json_t *body)
@@ -160,7 +164,17 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body)
 		r->held = text;
 		return 0;
 	}
-	return queue_text(r, status, text);
+	return queue_text(r, status, text, JSON_TYPE);
+}
+
+int srv_reply_text(struct srv_req *r, int status, const char *type, char *text)
+{
+	if (r->status) {
+		free(text);
+		return 0;
+	}
+	r->status = status;
+	return queue_text(r, status, text, type);
 }
 
 int srv_reply_error(struct srv_req *r, int status, const char *code,
@@ -672,6 +686,16 @@ void srv_req_wake(struct srv_req *r)
 	pthread_mutex_unlock(&defer_lock);
 }
 
+/* Count @r in the metrics once, when its reply is made (before it is
+ * sent, so a client that got it finds it counted). */
+static void count(struct srv_req *r)
+{
+	if (r->counted || !r->status)
+		return;
+	r->counted = true;
+	srv_metrics_http(r->route, r->status, srv_metrics_now_ns() - r->t0);
+}
+
 /*
  * Last call: authorise again (the principal may have lost its rights
  * while the body arrived), run the handler, audit requests that change
@@ -694,6 +718,7 @@ static void finish(struct srv_req *r)
 	r->finished = true;
 	if (!r->status)
 		srv_reply_error(r, 500, "internal", "handler sent no response");
+	count(r);
 	if (audited(r))
 		audit(r);
 	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
@@ -732,6 +757,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		r = fl_xcalloc(1, sizeof(*r));
 		r->srv = cls;
 		r->conn = c;
+		r->t0 = srv_metrics_now_ns();
 		r->sock = conn_state(c);
 		r->method = method;
 		r->path = fl_xstrdup(url);
@@ -741,6 +767,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		begin(r);
 		if (r->status && audited(r))
 			finish(r); /* audit the refusal */
+		count(r);	   /* a refusal: MHD may not call again */
 		return start_deadline(r) ? MHD_YES : MHD_NO;
 	}
 	if (r->sock && !srv_guard_in_time(r->srv->http, r->sock)) {

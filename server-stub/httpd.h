@@ -46,8 +46,10 @@ struct srv_req {
 	json_t *json;
 	char remote[64];
 	int status; /* status sent, 0 until replied */
+	uint64_t t0; /* when the headers arrived (srv_metrics_now_ns) */
 	unsigned retry_after; /* > 0: a Retry-After header, in seconds */
 	bool finished; /* handler ran and the request was audited */
+	bool counted;  /* in the metrics (metrics.h) */
 	/* While a body is still arriving an early refusal is held back and
 	 * the body drained, so the client can read the reply (closing with
 	 * unread data would reset the connection). */
@@ -139,6 +141,9 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body);
  */
 int srv_reply_file(struct srv_req *r, int status, int fd, uint64_t offset,
 		   uint64_t len, const char *content_range);
+
+/* Reply with @text (taken, freed) as Content-Type @type. */
+int srv_reply_text(struct srv_req *r, int status, const char *type, char *text);
 
 /*
  * Reply 200 with @len bytes at @data, which must outlive the reply (the

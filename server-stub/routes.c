@@ -35,6 +35,8 @@
 const struct srv_route srv_routes[] = {
 	PUBLIC("GET", "/healthz", api_healthz),
 	PUBLIC("GET", "/api/v1/version", api_version),
+	/* Prometheus metrics (docs/metrics.md): readers, never ci */
+	R("GET", "/metrics", READERS, api_metrics),
 	R("GET", "/api/v1/whoami", SRV_ROLES_ALL, api_whoami),
 	R("GET", "/api/v1/status", READERS, api_status),
 	R("GET", "/api/v1/audit", SRV_ROLE_ADMIN, api_audit_list),

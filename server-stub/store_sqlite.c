@@ -68,4 +68,5 @@ const struct srv_store_ops srv_store_sqlite_ops = {
     .shadow_update = sq_shadow_update,
     .telemetry_window = sq_telemetry_window,
     .telemetry_get = sq_telemetry_get,
+    .fleet_counts = sq_fleet_counts,
 };

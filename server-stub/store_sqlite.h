@@ -285,6 +285,8 @@ void sq_telemetry_window(struct srv_store_be *s,
 int sq_telemetry_get(struct srv_store_be *s,
 		     const struct srv_telemetry_query *q,
 		     struct srv_telemetry_list *ret, struct fl_error *err);
+int sq_fleet_counts(struct srv_store_be *s, struct srv_fleet_counts *ret,
+		    struct fl_error *err);
 /* A telemetry message (SRV_INGEST_TELEMETRY): its points stored once and
  * its device's window trimmed, in the caller's transaction. */
 int db_telemetry(struct srv_store_be *s, int64_t now_ms,
