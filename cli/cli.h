@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "complete_cache.h"
 #include "err.h"
 #include "http.h"
 #include "subcmd.h"
@@ -35,14 +36,20 @@ struct cli_ctx {
 enum {
 	CLI_NEED_SERVER = FL_CMD_PROG, /* connect (server, CA, token) first */
 	CLI_HIDDEN = FL_CMD_HIDDEN,    /* not listed in help */
+	CLI_ARG_SHIFT = 12,	       /* bits 12-15: CLI_ARG */
 };
+
+/* A command's positional arguments are ids of @kind (enum cli_arg_kind,
+ * cli/complete_cache.h): shell completion offers them. */
+#define CLI_ARG(kind) ((unsigned)(kind) << CLI_ARG_SHIFT)
+#define CLI_ARG_KIND(flags) ((int)(((flags) >> CLI_ARG_SHIFT) & 0xfu))
 
 /* fleetctl as common/subcmd.c sees it: its name, help and connect hook */
 extern const struct fl_cmd_prog cli_prog;
 
 /* Usage error: prints the message and the command's usage; FL_EUSAGE. */
 int cli_usage(struct cli_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /*
  * For commands whose only option is -o/--output: parse it, then require
@@ -73,12 +80,16 @@ int cli_token(struct cli_ctx *ctx);
 /* Load context settings and create ctx->http. */
 int cli_connect(struct cli_ctx *ctx);
 
+/* The server URL cli_connect would use (*@ret a new string), without
+ * connecting or reading the token.  FL_EUSAGE when there is none. */
+int cli_server(struct cli_ctx *ctx, char **ret);
+
 /* Release what the context holds. */
 void cli_ctx_release(struct cli_ctx *ctx);
 
 /* stderr message unless -q. */
 void cli_note(struct cli_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* --- output (cli/out.c) --- */
 
@@ -193,6 +204,7 @@ int cmd_whoami(int argc, char **argv, void *arg);
 int cmd_status(int argc, char **argv, void *arg);
 int cmd_login(int argc, char **argv, void *arg);
 int cmd_completion(int argc, char **argv, void *arg);
+int cmd_complete(int argc, char **argv, void *arg);
 int cmd_rotate(int argc, char **argv, void *arg);
 int cmd_provision(int argc, char **argv, void *arg);
 int cmd_update(int argc, char **argv, void *arg);

@@ -401,7 +401,7 @@ const struct fl_cmd cli_bundle_cmds[] = {
 const struct fl_cmd cli_bundles_cmds[] = {
 	{"list", cmd_bundles_list, CLI_NEED_SERVER, "bundles list [-o json]",
 	 "list the bundles fleetd stores", "--output", NULL},
-	{"show", cmd_bundles_show, CLI_NEED_SERVER,
+	{"show", cmd_bundles_show, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_BUNDLES),
 	 "bundles show ID|NAME@VERSION [-o json]",
 	 "show one stored bundle and its manifest", "--output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},

@@ -247,11 +247,13 @@ static int cmd_devices_decommission(int argc, char **argv, void *arg)
 }
 
 const struct fl_cmd cli_devices_cmds[] = {
-	{"decommission", cmd_devices_decommission, CLI_NEED_SERVER,
+	{"decommission", cmd_devices_decommission,
+	 CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
 	 "devices decommission ID",
 	 "revoke a device's certificates and end its broker session",
 	 "--output", NULL},
-	{"label", cmd_devices_label, CLI_NEED_SERVER,
+	{"label", cmd_devices_label,
+	 CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
 	 "devices label ID KEY=VALUE... [-KEY...]",
 	 "set or remove labels", "", NULL},
 	{"list", cmd_devices_list, CLI_NEED_SERVER,
@@ -260,7 +262,9 @@ const struct fl_cmd cli_devices_cmds[] = {
 	 "list devices", "--group --label --online --offline --version --all "
 			 "--output",
 	 NULL},
-	{"show", cmd_devices_show, CLI_NEED_SERVER, "devices show ID [-o json]",
+	{"show", cmd_devices_show,
+	 CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
+	 "devices show ID [-o json]",
 	 "show a device: certificate, last seen, groups, labels", "--output",
 	 NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},

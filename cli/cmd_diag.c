@@ -503,7 +503,7 @@ static int cmd_diag_bundle(int argc, char **argv, void *arg)
 }
 
 const struct fl_cmd cli_diag_cmds[] = {
-    {"bundle", cmd_diag_bundle, CLI_NEED_SERVER,
+    {"bundle", cmd_diag_bundle, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
      "diag bundle ID --out FILE.tar.gz [--timeout D] [--force] [-o json]",
      "have a device gather and upload a support bundle, then save it",
      "--out --timeout --force --output", NULL},

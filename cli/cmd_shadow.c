@@ -275,10 +275,11 @@ static int cmd_shadow_set(int argc, char **argv, void *arg)
 }
 
 const struct fl_cmd cli_shadow_cmds[] = {
-    {"get", cmd_shadow_get, CLI_NEED_SERVER, "shadow get ID [-o json]",
+    {"get", cmd_shadow_get, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
+     "shadow get ID [-o json]",
      "show a device's desired and reported state and their delta", "--output",
      NULL},
-    {"set", cmd_shadow_set, CLI_NEED_SERVER,
+    {"set", cmd_shadow_set, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
      "shadow set ID|--group G KEY=VALUE... | --file F [--if-version N]"
      " [-o json]",
      "change desired keys (VALUE as JSON, else text; null deletes)",

@@ -446,7 +446,8 @@ static int cmd_jobs_cancel(int argc, char **argv, void *arg)
 }
 
 const struct fl_cmd cli_jobs_cmds[] = {
-	{"cancel", cmd_jobs_cancel, CLI_NEED_SERVER, "jobs cancel JOB [-o json]",
+	{"cancel", cmd_jobs_cancel,
+	 CLI_NEED_SERVER | CLI_ARG(CLI_KIND_JOBS), "jobs cancel JOB [-o json]",
 	 "stop a job that has not finished (the device is free again)",
 	 "--output", NULL},
 	{"list", cmd_jobs_list, CLI_NEED_SERVER,
@@ -454,7 +455,8 @@ const struct fl_cmd cli_jobs_cmds[] = {
 	 " [-o json]",
 	 "update and rollback jobs, newest first",
 	 "--device --state --rollout --limit --output", NULL},
-	{"show", cmd_jobs_show, CLI_NEED_SERVER, "jobs show JOB [-o json]",
+	{"show", cmd_jobs_show,
+	 CLI_NEED_SERVER | CLI_ARG(CLI_KIND_JOBS), "jobs show JOB [-o json]",
 	 "one job with every state it went through", "--output", NULL},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };

@@ -19,6 +19,10 @@ static const struct fl_cmd completion_cmds[] = {
  * completions and a test (t9001) are all driven by this table.
  */
 const struct fl_cmd cli_commands[] = {
+	{"__complete", cmd_complete, CLI_HIDDEN, "__complete KIND [PREFIX]",
+	 "ids for shell completion, from a local cache (KIND: devices, "
+	 "groups, labels, bundles, rollouts, jobs)",
+	 "", NULL},
 	{"bundle", NULL, 0, "bundle create|verify|inspect|upload",
 	 "build, sign, check and upload firmware bundles", NULL,
 	 cli_bundle_cmds},
@@ -31,7 +35,7 @@ const struct fl_cmd cli_commands[] = {
 	{"devices", NULL, 0, "devices list|show|label|decommission",
 	 "list, inspect, label and decommission devices", NULL,
 	 cli_devices_cmds},
-	{"diag", cmd_diag, 0,
+	{"diag", cmd_diag, CLI_ARG(CLI_KIND_DEVICES),
 	 "diag ID CHECK [ARG...] | diag --group G|--label K=V|--all CHECK "
 	 "[ARG...]\n       | diag --direct --cert-bundle F.tar.gz "
 	 "[--broker URL] ID CHECK [ARG...]\n       [--timeout D] [-o json]",
@@ -53,7 +57,7 @@ const struct fl_cmd cli_commands[] = {
 	 "provision ID [--group G] --out FILE.tar.gz [--force]",
 	 "make a device identity for a factory image (key made here)",
 	 "--group --out --force", NULL},
-	{"rollback", cmd_rollback, CLI_NEED_SERVER,
+	{"rollback", cmd_rollback, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_ROLLOUTS),
 	 "rollback ROLLOUT | --device ID [--wait] [--timeout D] [--expire D]",
 	 "roll back every device a rollout updated, or one device",
 	 "--device --wait --timeout --expire --output", NULL},
@@ -64,7 +68,7 @@ const struct fl_cmd cli_commands[] = {
 	{"root", NULL, 0, "root init|sign|rotate|show|push",
 	 "the trust root that says who may sign bundles", NULL,
 	 cli_root_cmds},
-	{"rotate", cmd_rotate, CLI_NEED_SERVER,
+	{"rotate", cmd_rotate, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
 	 "rotate ID... | --group G | --all [--wait] [--timeout DURATION]",
 	 "give devices new keys and certificates, then revoke the old ones",
 	 "--group --all --wait --timeout --output", NULL},
@@ -77,13 +81,14 @@ const struct fl_cmd cli_commands[] = {
 	{"technician", NULL, 0, "technician issue|list|revoke",
 	 "certificates for technicians' diag --direct", NULL,
 	 cli_technician_cmds},
-	{"telemetry", cmd_telemetry, CLI_NEED_SERVER,
+	{"telemetry", cmd_telemetry,
+	 CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
 	 "telemetry ID [--since T] [--metric M] [--limit N] [-o json]",
 	 "a device's recent telemetry, oldest first",
 	 "--since --metric --limit --output", NULL},
 	{"token", NULL, 0, "token create|list|revoke",
 	 "manage operator tokens", NULL, cli_token_cmds},
-	{"update", cmd_update, CLI_NEED_SERVER,
+	{"update", cmd_update, CLI_NEED_SERVER | CLI_ARG(CLI_KIND_DEVICES),
 	 "update DEVICE... --bundle ID|NAME@VERSION [--wait] [--timeout D]"
 	 " [--expire D]",
 	 "install a stored bundle on devices; --wait follows each job",

@@ -13,15 +13,16 @@
 
 #define GLOBAL_OPTS "--server --token --ca --context --output -o -q --help"
 
-/* One line per command that runs: "cmd path|option ..." */
+/* One line per command that runs: "cmd path|ARGKIND|option ..." */
 static void emit_lines(const struct fl_cmd *t, const char *prefix)
 {
 	for (const struct fl_cmd *c = t; c->name; c++) {
-		char *path = fl_xasprintf("%s%s%s", prefix, *prefix ? " " : "",
-					  c->name);
+		char *path =
+		    fl_xasprintf("%s%s%s", prefix, *prefix ? " " : "", c->name);
+		const char *kind = cli_kind_name(CLI_ARG_KIND(c->flags));
 
 		if (c->fn && !(c->flags & CLI_HIDDEN))
-			printf("%s|%s --help\n", path,
+			printf("%s|%s|%s --help\n", path, kind ? kind : "",
 			       c->options ? c->options : "");
 		if (c->sub)
 			emit_lines(c->sub, path);
@@ -29,40 +30,87 @@ static void emit_lines(const struct fl_cmd *t, const char *prefix)
 	}
 }
 
+/* Options whose value is an id, offered from `fleetctl __complete`. */
+static const struct {
+	const char *opt;
+	int kind;
+} id_opts[] = {
+    {"device", CLI_KIND_DEVICES},   {"group", CLI_KIND_GROUPS},
+    {"label", CLI_KIND_LABELS},	    {"bundle", CLI_KIND_BUNDLES},
+    {"rollout", CLI_KIND_ROLLOUTS},
+};
+
 /*
  * bash and zsh share one algorithm: the words typed so far (without
  * options and their values) are the prefix; offer the next command
- * word of every line that extends it, or that line's options.
+ * word of every line that extends it, or that line's options.  Where
+ * an argument (of the longest command the words start with, or of
+ * --device, --group, --label, --bundle, --rollout) is an id, ask
+ * `fleetctl __complete KIND CUR` (cli/cmd_complete.c), with the
+ * server options typed; its ids never pass through compgen -W, which
+ * would expand them.
  */
+/* Where the case on the previous word gets "\t--device) k=devices ;;"
+ * and so on for each of id_opts (print_fn). */
+#define ID_OPTS "@ID_OPTS@\n"
+
 static const char bash_fn[] =
-	"_fleetctl() {\n"
-	"\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
-	"\tlocal i w typed='' cands='' line path opts n\n"
-	"\tcase $prev in\n"
-	"\t-o|--output) COMPREPLY=($(compgen -W 'table json' -- \"$cur\")); return ;;\n"
-	"\t--ca|--out|--image|--key|--config|--root) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
-	"\tesac\n"
-	"\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
-	"\t\tw=${COMP_WORDS[i]}\n"
-	"\t\tcase $w in\n"
-	"\t\t--server|--token|--ca|--context|-o|--output) ((i++)) ;;\n"
-	"\t\t-*) ;;\n"
-	"\t\t*) typed=\"$typed$w \" ;;\n"
-	"\t\tesac\n"
-	"\tdone\n"
-	"\twhile IFS='|' read -r path opts; do\n"
-	"\t\tif [[ \"$path \" == \"$typed\" ]]; then\n"
-	"\t\t\t[[ $cur == -* ]] && cands=\"$cands $opts\"\n"
-	"\t\telif [[ \"$path \" == \"$typed\"* ]]; then\n"
-	"\t\t\tn=${path#\"$typed\"}\n"
-	"\t\t\tn=${n%% *}\n"
-	"\t\t\t[[ \" $cands \" == *\" $n \"* ]] || cands=\"$cands $n\"\n"
-	"\t\tfi\n"
-	"\tdone <<< \"$_fleetctl_commands\"\n"
-	"\t[[ -z $typed && $cur == -* ]] && cands=\"" GLOBAL_OPTS "\"\n"
-	"\tCOMPREPLY=($(compgen -W \"$cands\" -- \"$cur\"))\n"
-	"}\n"
-	"complete -o default -F _fleetctl fleetctl\n";
+    "_fleetctl() {\n"
+    "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+    "\tlocal i w typed='' cands='' line path kind opts n k='' best=-1\n"
+    "\tlocal -a g=()\n"
+    "\tcase $prev in\n"
+    "\t-o|--output) COMPREPLY=($(compgen -W 'table json' -- \"$cur\")); return "
+    ";;\n"
+    "\t--ca|--out|--image|--key|--config|--root) COMPREPLY=($(compgen -f -- "
+    "\"$cur\")); return ;;\n" ID_OPTS "\tesac\n"
+    "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
+    "\t\tw=${COMP_WORDS[i]}\n"
+    "\t\tcase $w in\n"
+    "\t\t--server|--token|--ca|--context) g+=(\"$w\" \"${COMP_WORDS[i+1]}\"); "
+    "((i++)) ;;\n"
+    "\t\t--token-file|-o|--output) ((i++)) ;;\n"
+    "\t\t-*) ;;\n"
+    "\t\t*) typed=\"$typed$w \" ;;\n"
+    "\t\tesac\n"
+    "\tdone\n"
+    "\tif [[ -n $k ]]; then\n"
+    "\t\tmapfile -t COMPREPLY < <(fleetctl \"${g[@]}\" __complete \"$k\" "
+    "\"$cur\" 2>/dev/null)\n"
+    "\t\treturn\n"
+    "\tfi\n"
+    "\twhile IFS='|' read -r path kind opts; do\n"
+    "\t\tif [[ \"$path \" == \"$typed\" ]]; then\n"
+    "\t\t\t[[ $cur == -* ]] && cands=\"$cands $opts\"\n"
+    "\t\telif [[ \"$path \" == \"$typed\"* ]]; then\n"
+    "\t\t\tn=${path#\"$typed\"}\n"
+    "\t\t\tn=${n%% *}\n"
+    "\t\t\t[[ \" $cands \" == *\" $n \"* ]] || cands=\"$cands $n\"\n"
+    "\t\tfi\n"
+    "\t\tif [[ $typed == \"$path \"* ]] && ((${#path} > best)); then\n"
+    "\t\t\tbest=${#path}; k=$kind\n"
+    "\t\tfi\n"
+    "\tdone <<< \"$_fleetctl_commands\"\n"
+    "\t[[ -z $typed && $cur == -* ]] && cands=\"" GLOBAL_OPTS "\"\n"
+    "\tCOMPREPLY=($(compgen -W \"$cands\" -- \"$cur\"))\n"
+    "\tif [[ -n $k && $cur != -* ]]; then\n"
+    "\t\tmapfile -t -O ${#COMPREPLY[@]} COMPREPLY < <(fleetctl \"${g[@]}\" "
+    "__complete \"$k\" \"$cur\" 2>/dev/null)\n"
+    "\tfi\n"
+    "}\n"
+    "complete -o default -F _fleetctl fleetctl\n";
+
+/* A shell function, its ID_OPTS marker replaced by the case lines. */
+static void print_fn(const char *fn)
+{
+	const char *m = strstr(fn, ID_OPTS);
+
+	printf("%.*s", (int)(m - fn), fn);
+	for (size_t i = 0; i < sizeof(id_opts) / sizeof(id_opts[0]); i++)
+		printf("\t--%s) k=%s ;;\n", id_opts[i].opt,
+		       cli_kind_name(id_opts[i].kind));
+	fputs(m + strlen(ID_OPTS), stdout);
+}
 
 static void gen_bash(void)
 {
@@ -70,39 +118,53 @@ static void gen_bash(void)
 	       "# Generated by 'fleetctl completion bash'; do not edit.\n"
 	       "_fleetctl_commands='");
 	emit_lines(cli_commands, "");
-	printf("'\n%s", bash_fn);
+	printf("'\n");
+	print_fn(bash_fn);
 }
 
 static const char zsh_fn[] =
-	"_fleetctl() {\n"
-	"\tlocal -a cands lines\n"
-	"\tlocal typed='' w path opts n i\n"
-	"\tlines=(${(f)_fleetctl_commands})\n"
-	"\tcase ${words[CURRENT-1]} in\n"
-	"\t-o|--output) compadd table json; return ;;\n"
-	"\t--ca|--out|--image|--key|--config|--root) _files; return ;;\n"
-	"\tesac\n"
-	"\tfor ((i = 2; i < CURRENT; i++)); do\n"
-	"\t\tw=${words[i]}\n"
-	"\t\tcase $w in\n"
-	"\t\t--server|--token|--ca|--context|-o|--output) ((i++)) ;;\n"
-	"\t\t-*) ;;\n"
-	"\t\t*) typed=\"$typed$w \" ;;\n"
-	"\t\tesac\n"
-	"\tdone\n"
-	"\tfor line in $lines; do\n"
-	"\t\tpath=${line%%|*}; opts=${line#*|}\n"
-	"\t\tif [[ \"$path \" == \"$typed\" ]]; then\n"
-	"\t\t\t[[ ${words[CURRENT]} == -* ]] && cands+=(${=opts})\n"
-	"\t\telif [[ \"$path \" == \"$typed\"* ]]; then\n"
-	"\t\t\tn=${path#$typed}\n"
-	"\t\t\tcands+=(${n%% *})\n"
-	"\t\tfi\n"
-	"\tdone\n"
-	"\t[[ -z $typed && ${words[CURRENT]} == -* ]] && cands=(" GLOBAL_OPTS ")\n"
-	"\tcompadd -- ${(u)cands}\n"
-	"}\n"
-	"compdef _fleetctl fleetctl\n";
+    "_fleetctl() {\n"
+    "\tlocal -a cands lines g\n"
+    "\tlocal typed='' w cmd kind opts n i k='' best=-1\n"
+    "\tlines=(${(f)_fleetctl_commands})\n"
+    "\tcase ${words[CURRENT-1]} in\n"
+    "\t-o|--output) compadd table json; return ;;\n"
+    "\t--ca|--out|--image|--key|--config|--root) _files; return ;;\n" ID_OPTS
+    "\tesac\n"
+    "\tfor ((i = 2; i < CURRENT; i++)); do\n"
+    "\t\tw=${words[i]}\n"
+    "\t\tcase $w in\n"
+    "\t\t--server|--token|--ca|--context) g+=($w ${words[i+1]}); ((i++)) ;;\n"
+    "\t\t--token-file|-o|--output) ((i++)) ;;\n"
+    "\t\t-*) ;;\n"
+    "\t\t*) typed=\"$typed$w \" ;;\n"
+    "\t\tesac\n"
+    "\tdone\n"
+    "\tif [[ -n $k ]]; then\n"
+    "\t\tcompadd -- ${(f)\"$(fleetctl $g __complete $k ${words[CURRENT]} "
+    "2>/dev/null)\"}\n"
+    "\t\treturn\n"
+    "\tfi\n"
+    "\tfor line in $lines; do\n"
+    "\t\tcmd=${line%%|*}; opts=${line#*|}\n"
+    "\t\tkind=${opts%%|*}; opts=${opts#*|}\n"
+    "\t\tif [[ \"$cmd \" == \"$typed\" ]]; then\n"
+    "\t\t\t[[ ${words[CURRENT]} == -* ]] && cands+=(${=opts})\n"
+    "\t\telif [[ \"$cmd \" == \"$typed\"* ]]; then\n"
+    "\t\t\tn=${cmd#$typed}\n"
+    "\t\t\tcands+=(${n%% *})\n"
+    "\t\tfi\n"
+    "\t\tif [[ $typed == \"$cmd \"* ]] && ((${#cmd} > best)); then\n"
+    "\t\t\tbest=${#cmd}; k=$kind\n"
+    "\t\tfi\n"
+    "\tdone\n"
+    "\t[[ -z $typed && ${words[CURRENT]} == -* ]] && cands=(" GLOBAL_OPTS ")\n"
+    "\tcompadd -- ${(u)cands}\n"
+    "\t[[ -n $k && ${words[CURRENT]} != -* ]] &&\n"
+    "\t\tcompadd -- ${(f)\"$(fleetctl $g __complete $k ${words[CURRENT]} "
+    "2>/dev/null)\"}\n"
+    "}\n"
+    "compdef _fleetctl fleetctl\n";
 
 static void gen_zsh(void)
 {
@@ -111,8 +173,12 @@ static void gen_zsh(void)
 	       "# Generated by 'fleetctl completion zsh'; do not edit.\n"
 	       "_fleetctl_commands='");
 	emit_lines(cli_commands, "");
-	printf("'\n%s", zsh_fn);
+	printf("'\n");
+	print_fn(zsh_fn);
 }
+
+/* fish: a command substitution asking __complete for ids of a kind */
+#define FISH_IDS "'(fleetctl __complete %s (commandline -ct) 2>/dev/null)'"
 
 /* A fish single-quoted string. */
 static void fish_quote(const char *s)
@@ -143,6 +209,16 @@ static void fish_options(const struct fl_cmd *c)
 	free(opts);
 }
 
+/* fish: the ids `fleetctl __complete` offers after command @c. */
+static void fish_ids(const struct fl_cmd *c, const char *parent)
+{
+	printf("complete -c fleetctl -n '");
+	if (*parent)
+		printf("__fish_seen_subcommand_from %s; and ", parent);
+	printf("__fish_seen_subcommand_from %s' -a " FISH_IDS "\n", c->name,
+	       cli_kind_name(CLI_ARG_KIND(c->flags)));
+}
+
 /* fish: one `complete` line per command word and per option. */
 static void fish_level(const struct fl_cmd *t, const char *parent,
 		       const char *siblings)
@@ -155,7 +231,8 @@ static void fish_level(const struct fl_cmd *t, const char *parent,
 			       "-a %s -d ",
 			       c->name);
 		else
-			printf("complete -c fleetctl -n '__fish_seen_subcommand_from "
+			printf("complete -c fleetctl -n "
+			       "'__fish_seen_subcommand_from "
 			       "%s; and not __fish_seen_subcommand_from %s' "
 			       "-a %s -d ",
 			       parent, siblings, c->name);
@@ -170,13 +247,15 @@ static void fish_level(const struct fl_cmd *t, const char *parent,
 			continue;
 		if (c->sub) {
 			for (const struct fl_cmd *s = c->sub; s->name; s++)
-				o += (size_t)snprintf(names + o, sizeof(names) - o,
-						      "%s%s", o ? " " : "",
-						      s->name);
+				o += (size_t)snprintf(names + o,
+						      sizeof(names) - o, "%s%s",
+						      o ? " " : "", s->name);
 			fish_level(c->sub, c->name, names);
 		}
 		if (c->fn)
 			fish_options(c);
+		if (c->fn && cli_kind_name(CLI_ARG_KIND(c->flags)))
+			fish_ids(c, parent);
 	}
 }
 
@@ -192,6 +271,9 @@ static void gen_fish(void)
 	       "complete -c fleetctl -s o -l output -x -a 'table json' "
 	       "-d 'output format'\n"
 	       "complete -c fleetctl -s q -d 'quiet'\n");
+	for (size_t i = 0; i < sizeof(id_opts) / sizeof(id_opts[0]); i++)
+		printf("complete -c fleetctl -l %s -x -a " FISH_IDS "\n",
+		       id_opts[i].opt, cli_kind_name(id_opts[i].kind));
 	fish_level(cli_commands, "", "");
 }
 

@@ -65,19 +65,18 @@ int cli_token(struct cli_ctx *ctx)
 }
 
 /*
- * Settings come from, in order: global flags, FLEET_* environment, the
- * chosen context of the config file.  The context is --context, else
- * FLEET_CONTEXT, else the file's current-context, else "default".
+ * The config file and the section of the chosen context: --context,
+ * else FLEET_CONTEXT, else the file's current-context, else "default".
+ * *@ini may be NULL (no file).
  */
-int cli_connect(struct cli_ctx *ctx)
+static int load_context(struct cli_ctx *ctx, struct fl_ini **ini,
+			char **section)
 {
-	struct fl_http_opts o = {0};
-	struct fl_ini *ini = NULL;
-	char *path = cli_config_path(), *section = NULL, *url = NULL;
+	char *path = cli_config_path();
 	const char *name;
 	int rc;
 
-	rc = fl_ini_load(path, &ini, &ctx->err);
+	rc = fl_ini_load(path, ini, &ctx->err);
 	if (rc == FL_ENOTFOUND) {
 		fl_error_clear(&ctx->err);
 		rc = 0;
@@ -86,35 +85,68 @@ int cli_connect(struct cli_ctx *ctx)
 		goto out;
 	name = ctx->context ? ctx->context : getenv("FLEET_CONTEXT");
 	if (!name || !*name)
-		name = fl_ini_get(ini, "fleetctl", "current-context");
-	section = cli_context_section(name && *name ? name : "default");
-	if (ctx->context && !fl_ini_get(ini, section, "server")) {
+		name = fl_ini_get(*ini, "fleetctl", "current-context");
+	*section = cli_context_section(name && *name ? name : "default");
+	if (ctx->context && !fl_ini_get(*ini, *section, "server"))
 		rc = fl_fail(&ctx->err, FL_EUSAGE,
 			     "no context '%s' in %s (see 'fleetctl login')",
 			     name, path);
-		goto out;
-	}
-	o.base_url = pick(ctx->server, "FLEET_SERVER", ini, section, "server");
-	rc = cli_token(ctx);
+out:
+	free(path);
+	return rc;
+}
+
+/* The server URL of @ini's @section, flags and environment first. */
+static int server_url(struct cli_ctx *ctx, const struct fl_ini *ini,
+		      const char *section, char **ret)
+{
+	const char *s =
+	    pick(ctx->server, "FLEET_SERVER", ini, section, "server");
+
+	if (!s)
+		return fl_fail(&ctx->err, FL_EUSAGE,
+			       "no server configured (use 'fleetctl login', "
+			       "--server or FLEET_SERVER)");
+	return cli_server_url(ctx, s, ret);
+}
+
+int cli_server(struct cli_ctx *ctx, char **ret)
+{
+	struct fl_ini *ini = NULL;
+	char *section = NULL;
+	int rc = load_context(ctx, &ini, &section);
+
+	if (!rc)
+		rc = server_url(ctx, ini, section, ret);
+	fl_ini_free(ini);
+	free(section);
+	return rc;
+}
+
+/* Settings come from, in order: global flags, FLEET_* environment, the
+ * chosen context of the config file (load_context). */
+int cli_connect(struct cli_ctx *ctx)
+{
+	struct fl_http_opts o = {0};
+	struct fl_ini *ini = NULL;
+	char *section = NULL, *url = NULL;
+	int rc;
+
+	rc = load_context(ctx, &ini, &section);
+	if (!rc)
+		rc = server_url(ctx, ini, section, &url);
+	if (!rc)
+		rc = cli_token(ctx);
 	if (rc)
 		goto out;
+	o.base_url = url;
 	o.token = pick(ctx->token, "FLEET_TOKEN", ini, section, "token");
 	o.ca_file = pick(ctx->ca, "FLEET_CA", ini, section, "ca");
-	if (!o.base_url) {
-		rc = fl_fail(&ctx->err, FL_EUSAGE,
-			     "no server configured (use 'fleetctl login', "
-			     "--server or FLEET_SERVER)");
-		goto out;
-	}
-	rc = cli_server_url(ctx, o.base_url, &url);
-	o.base_url = url;
-	if (!rc)
-		rc = fl_http_new(&o, &ctx->http, &ctx->err);
+	rc = fl_http_new(&o, &ctx->http, &ctx->err);
 out:
 	free(url);
 	fl_ini_free(ini);
 	free(section);
-	free(path);
 	return rc;
 }
 

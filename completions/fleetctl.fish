@@ -7,6 +7,11 @@ complete -c fleetctl -l ca -r -F -d 'CA file to pin'
 complete -c fleetctl -l context -r -d 'saved context'
 complete -c fleetctl -s o -l output -x -a 'table json' -d 'output format'
 complete -c fleetctl -s q -d 'quiet'
+complete -c fleetctl -l device -x -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
+complete -c fleetctl -l group -x -a '(fleetctl __complete groups (commandline -ct) 2>/dev/null)'
+complete -c fleetctl -l label -x -a '(fleetctl __complete labels (commandline -ct) 2>/dev/null)'
+complete -c fleetctl -l bundle -x -a '(fleetctl __complete bundles (commandline -ct) 2>/dev/null)'
+complete -c fleetctl -l rollout -x -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n __fish_use_subcommand -a bundle -d 'build, sign, check and upload firmware bundles'
 complete -c fleetctl -n __fish_use_subcommand -a bundles -d 'the bundles stored on fleetd'
 complete -c fleetctl -n __fish_use_subcommand -a completion -d 'print a shell completion script'
@@ -58,6 +63,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from bundles; and not __fish_see
 complete -c fleetctl -n '__fish_seen_subcommand_from bundles; and not __fish_seen_subcommand_from list show' -a show -d 'show one stored bundle and its manifest'
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from bundles; and __fish_seen_subcommand_from show' -a '(fleetctl __complete bundles (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash fish zsh' -a bash -d 'print the bash completion script'
 complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash fish zsh' -a fish -d 'print the fish completion script'
 complete -c fleetctl -n '__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash fish zsh' -a zsh -d 'print the zsh completion script'
@@ -72,6 +78,8 @@ complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_see
 complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a list -d 'list devices'
 complete -c fleetctl -n '__fish_seen_subcommand_from devices; and not __fish_seen_subcommand_from decommission label list show' -a show -d 'show a device: certificate, last seen, groups, labels'
 complete -c fleetctl -n '__fish_seen_subcommand_from decommission' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and __fish_seen_subcommand_from decommission' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and __fish_seen_subcommand_from label' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l label
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l online
@@ -80,11 +88,13 @@ complete -c fleetctl -n '__fish_seen_subcommand_from list' -l version
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from devices; and __fish_seen_subcommand_from show' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from diag; and not __fish_seen_subcommand_from bundle' -a bundle -d 'have a device gather and upload a support bundle, then save it'
 complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l out
 complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l force
 complete -c fleetctl -n '__fish_seen_subcommand_from bundle' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from diag; and __fish_seen_subcommand_from bundle' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l label
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l all
@@ -93,16 +103,19 @@ complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l broker
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l cert-bundle
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from diag' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from diag' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a cancel -d 'stop a job that has not finished (the device is free again)'
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a list -d 'update and rollback jobs, newest first'
 complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and not __fish_seen_subcommand_from cancel list show' -a show -d 'one job with every state it went through'
 complete -c fleetctl -n '__fish_seen_subcommand_from cancel' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and __fish_seen_subcommand_from cancel' -a '(fleetctl __complete jobs (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l device
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l rollout
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from show' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from jobs; and __fish_seen_subcommand_from show' -a '(fleetctl __complete jobs (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from keys; and not __fish_seen_subcommand_from generate' -a generate -d 'make a signing key pair (FILE, 0600, and FILE.pub)'
 complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l alg
 complete -c fleetctl -n '__fish_seen_subcommand_from generate' -l out
@@ -121,6 +134,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l expire
 complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollback' -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a abort -d 'stop a rollout for good: open updates cancelled, nothing rolled back'
 complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a create -d 'start a staged rollout of a bundle'
 complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a list -d 'rollouts, newest first'
@@ -130,6 +144,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_see
 complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a status -d 'a rollout\'s waves, counts, gate and latest failures'
 complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from abort create list pause plan resume status watch' -a watch -d 'follow a rollout to its end; the exit status says how it ended'
 complete -c fleetctl -n '__fish_seen_subcommand_from abort' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and __fish_seen_subcommand_from abort' -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l bundle
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from create' -l label
@@ -152,6 +167,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from list' -l state
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l limit
 complete -c fleetctl -n '__fish_seen_subcommand_from list' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from pause' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and __fish_seen_subcommand_from pause' -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l bundle
 complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l label
@@ -171,11 +187,14 @@ complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l no-auto-rollback
 complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l id
 complete -c fleetctl -n '__fish_seen_subcommand_from plan' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from resume' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and __fish_seen_subcommand_from resume' -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from status' -l devices
 complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and __fish_seen_subcommand_from status' -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from watch' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from watch' -l interval
 complete -c fleetctl -n '__fish_seen_subcommand_from watch' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rollout; and __fish_seen_subcommand_from watch' -a '(fleetctl __complete rollouts (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a init -d 'create and sign trust root version 1'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a push -d 'give fleetd a trust root (the first, or the next version)'
 complete -c fleetctl -n '__fish_seen_subcommand_from root; and not __fish_seen_subcommand_from init push rotate show sign' -a rotate -d 'make the next root version, signed by old and new root keys'
@@ -206,13 +225,16 @@ complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l all
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from rotate' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and not __fish_seen_subcommand_from get set' -a get -d 'show a device\'s desired and reported state and their delta'
 complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and not __fish_seen_subcommand_from get set' -a set -d 'change desired keys (VALUE as JSON, else text; null deletes)'
 complete -c fleetctl -n '__fish_seen_subcommand_from get' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and __fish_seen_subcommand_from get' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from set' -l file
 complete -c fleetctl -n '__fish_seen_subcommand_from set' -l group
 complete -c fleetctl -n '__fish_seen_subcommand_from set' -l if-version
 complete -c fleetctl -n '__fish_seen_subcommand_from set' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from shadow; and __fish_seen_subcommand_from set' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from status' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a issue -d 'make a short-lived technician certificate for diag --direct (key made here)'
 complete -c fleetctl -n '__fish_seen_subcommand_from technician; and not __fish_seen_subcommand_from issue list revoke' -a list -d 'list technicians\' certificates and their state'
@@ -227,6 +249,7 @@ complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l since
 complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l metric
 complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l limit
 complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from telemetry' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a create -d 'create an operator or enrolment token (admin only); printed once'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a list -d 'list tokens (admin only)'
 complete -c fleetctl -n '__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from create list revoke' -a revoke -d 'revoke tokens by id (admin only)'
@@ -243,5 +266,6 @@ complete -c fleetctl -n '__fish_seen_subcommand_from update' -l wait
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l timeout
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l expire
 complete -c fleetctl -n '__fish_seen_subcommand_from update' -l output
+complete -c fleetctl -n '__fish_seen_subcommand_from update' -a '(fleetctl __complete devices (commandline -ct) 2>/dev/null)'
 complete -c fleetctl -n '__fish_seen_subcommand_from version' -l output
 complete -c fleetctl -n '__fish_seen_subcommand_from whoami' -l output

@@ -36,6 +36,7 @@ export PATH="$FLEET_SRC/tests/e2e/bin:$FLEET_BUILD:$FLEET_BUILD/tests/tools:$PAT
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fleet-e2e.XXXXXX")
 export FLEETCTL_CONFIG=$T/fleetctl.conf
+export XDG_CACHE_HOME=$T/cache # fleetctl's completion cache
 unset FLEET_SERVER FLEET_TOKEN FLEET_CA FLEET_CONTEXT
 _pids=()
 _at_exit=()

@@ -85,6 +85,8 @@ case_login() {
 case_config_show() { run "$1" 0 data config show; }
 case_config_use() { run "$1" 0 action config use "ctx-$1"; }
 case_config_delete() { run "$1" 0 action config delete "ctx-$1"; }
+# the hidden one the completions call: ids, one a line (no JSON)
+case___complete() { run "$1" 0 script __complete rollouts; }
 case_completion_bash() { run "$1" 0 script completion bash; }
 case_completion_zsh() { run "$1" 0 script completion zsh; }
 case_completion_fish() { run "$1" 0 script completion fish; }
