@@ -106,6 +106,26 @@ check_exit 0 "... the route's latency histogram _count up by exactly 7" \
 	test "$(value "fleetd_http_request_duration_seconds_count$DEV}")" = $((${bcnt:-0} + 7))
 check_exit 0 "no raw path in any label" sh -c "! grep -E 'nobody-|mx-0002' '$T/m.txt'"
 
+# --- a rollout: the gauge follows its state, the counters move -------------
+DONE0=$(value 'fleetd_jobs_finished_total{state="succeeded"}')
+check_exit 0 "no rollout yet" is 'fleetd_rollouts{state="running"}' 0
+check "a rollout of 1.1.0 to the devices of group line still on 1.0.0" \
+	fleetctl rollout create --bundle fleet-sample@1.1.0 --group line \
+	--from-version 1.0.0 --waves 100% --soak 5s --health-window 1s --id mx-spring
+check_exit 0 "... counted running while it soaks" \
+	wait_until 30 is 'fleetd_rollouts{state="running"}' 1
+rollout_done() {
+	is 'fleetd_rollouts{state="completed"}' 1 &&
+		[ "$(value 'fleetd_rollouts{state="running"}')" = 0 ]
+}
+check_exit 0 "... then completed, no longer running" wait_until 120 rollout_done
+check_exit 0 "... as fleetctl's table says" sh -c \
+	"fleetctl rollout list | grep -E '^mx-spring +completed'"
+check_exit 0 "... its device's job counted: succeeded up by exactly 1" \
+	is 'fleetd_jobs_finished_total{state="succeeded"}' $((DONE0 + 1))
+check_exit 0 "... both devices on 1.1.0 now" \
+	is 'fleetd_devices_firmware{version="1.1.0"}' 2
+
 # --- the whole exposition ---------------------------------------------------
 promtool_ok() { promtool check metrics <"$T/m.txt"; }
 check_exit 0 "promtool check metrics accepts the whole exposition" promtool_ok
