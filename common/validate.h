@@ -53,4 +53,16 @@ bool fl_valid_text(const char *s, size_t max);
 #define FL_METRIC_MAX 64
 bool fl_valid_metric(const char *s);
 
+/*
+ * A bundle mirror's URL (docs/ota.md "Mirrors"): https://HOST[:PORT]/PATH
+ * of at most FL_MIRROR_URL_MAX bytes; HOST of [A-Za-z0-9.-] (a name or
+ * an IPv4 address), PORT 1..65535, PATH starting with '/' of
+ * [A-Za-z0-9/._~-] without ".." or "//".  So no userinfo ('@'), query,
+ * fragment, percent-escapes or IPv6 literals.  With @base (fleetd's
+ * [bundles] mirror_url) PATH ends with '/'; without (the command's
+ * `mirror`, a file) it must not.
+ */
+#define FL_MIRROR_URL_MAX 512
+bool fl_valid_mirror_url(const char *s, bool base);
+
 #endif
