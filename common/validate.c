@@ -127,7 +127,7 @@ static bool valid_origin(const char *s, size_t n)
 	return port <= 65535;
 }
 
-bool fl_valid_mirror_url(const char *s, bool base)
+static bool valid_mirror(const char *s, bool base)
 {
 	size_t n = s ? strlen(s) : 0;
 	const char *o, *path;
@@ -144,4 +144,14 @@ bool fl_valid_mirror_url(const char *s, bool base)
 	    strstr(path, "..") || strstr(path, "//"))
 		return false;
 	return (s[n - 1] == '/') == base;
+}
+
+bool fl_valid_mirror_url(const char *s)
+{
+	return valid_mirror(s, false);
+}
+
+bool fl_valid_mirror_base(const char *s)
+{
+	return valid_mirror(s, true);
 }

@@ -233,7 +233,7 @@ static int load_mirror(const struct fl_ini *ini, char **ret,
 	const char *v = fl_ini_get(ini, "bundles", "mirror_url");
 
 	if (v &&
-	    (!fl_valid_mirror_url(v, true) || strlen(v) > SRV_MIRROR_BASE_MAX))
+	    (!fl_valid_mirror_base(v) || strlen(v) > SRV_MIRROR_BASE_MAX))
 		return fl_fail(err, FL_EINVAL,
 			       "[bundles] mirror_url '%.80s': want "
 			       "https://HOST[:PORT]/PATH/ ending with '/', "

@@ -92,23 +92,23 @@ static void test_mirror_url(void **state)
 	};
 	char big[FL_MIRROR_URL_MAX + 2];
 
-	assert_true(fl_valid_mirror_url("https://m.example/", true));
-	assert_true(fl_valid_mirror_url("https://127.0.0.1:8443/b-1/", true));
+	assert_true(fl_valid_mirror_base("https://m.example/"));
+	assert_true(fl_valid_mirror_base("https://127.0.0.1:8443/b-1/"));
 	assert_true(
-	    fl_valid_mirror_url("https://cdn.example/fw/x_1.fwb", false));
-	assert_false(fl_valid_mirror_url("https://cdn.example/fw/", false));
-	assert_false(fl_valid_mirror_url("https://cdn.example/fw/a", true));
+	    fl_valid_mirror_url("https://cdn.example/fw/x_1.fwb"));
+	assert_false(fl_valid_mirror_url("https://cdn.example/fw/"));
+	assert_false(fl_valid_mirror_base("https://cdn.example/fw/a"));
 	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++)
-		assert_false(fl_valid_mirror_url(bad[i], true));
-	assert_false(fl_valid_mirror_url(NULL, true));
+		assert_false(fl_valid_mirror_base(bad[i]));
+	assert_false(fl_valid_mirror_base(NULL));
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	memcpy(big, "https://m.example/", 18);
 	big[sizeof(big) - 2] = '/';
-	assert_false(fl_valid_mirror_url(big, true));
+	assert_false(fl_valid_mirror_base(big));
 	big[sizeof(big) - 3] = '\0';
 	big[sizeof(big) - 4] = '/';
-	assert_true(fl_valid_mirror_url(big, true));
+	assert_true(fl_valid_mirror_base(big));
 }
 
 int main(void)
