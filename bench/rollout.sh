@@ -84,6 +84,7 @@ fi
 # a probe from another identity (the broker takes the identity as the
 # client id) with no job: fleetd stores nothing for it
 fleet_observe events '{"seq":1,"type":"probe"}'
+BROKER=$(broker_pid)
 # the devices' events: every line but the probes', as "time job seq"
 # (a device sends an event again when it missed fleetd's PUBACK)
 sub_events() {
