@@ -186,10 +186,10 @@ static int begin_download(struct install *in, struct fl_error *err)
 	if (rc)
 		return rc;
 	fl_info("job %s: bundle of %" PRIu64 " bytes, %" PRIu64
-		" held (%" PRIu64 " in slot %s; download from %s resumes at "
-		"byte %" PRIu64 ")",
+		" held (%" PRIu64
+		" in slot %s; download resumes at byte %" PRIu64 " from %s)",
 		job->id, job->size, job->bytes, job->slot_bytes,
-		job->target_slot, mirror ? job->mirror : "fleetd", job->bytes);
+		job->target_slot, job->bytes, mirror ? job->mirror : "fleetd");
 	o->last_progress_ms = agent_host_now_ms(o->h);
 	ota_failpoint(o, "downloading");
 	return 0;

@@ -110,7 +110,7 @@ check_true "the journal holds a checkpoint at byte $C" test "${C:-0}" -gt 0
 agent_start_sim dev-a
 wait_until 90 job_final "$JOB" || fail "1.1.3: the job ends"
 check_true "1.1.3 after kill -9: the job succeeded" test "$(job_state "$JOB")" = succeeded
-check_grep "download from https://127.0.0.1:$MIRROR_PORT/bundles/$ID4.fwb resumes at byte $C\b" \
+check_grep "download resumes at byte $C from https://127.0.0.1:$MIRROR_PORT/bundles/$ID4.fwb\)" \
 	"the pass after the kill resumed from the mirror at the checkpoint" cat "$A/agent.log"
 check_true "nginx answered the resume with 206" test "$(mirror_served "$ID4" 206)" -ge 1
 check_grep "CN=dev-a 206 \"GET /bundles/$ID4.fwb [^\"]*\" [0-9]* \"bytes=$C-\"" \
