@@ -222,6 +222,11 @@ static int parse_bundle(const json_t *b, struct agent_job *job,
 	if (!rc)
 		rc = get_str(b, "url", job->url, sizeof(job->url), false,
 			     valid_url_path, err);
+	if (!rc)
+		rc = get_str(b, "mirror", job->mirror, sizeof(job->mirror),
+			     true, fl_valid_mirror_url, err);
+	job->mirror_off =
+	    *job->mirror && json_is_true(json_object_get(b, "mirror_off"));
 	return rc;
 }
 
@@ -408,11 +413,19 @@ static json_t *time_json(time_t t)
 
 static json_t *bundle_json(const struct agent_job *job)
 {
+	json_t *b;
+
 	if (job->type != AGENT_JOB_UPDATE)
 		return json_null();
-	return json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", job->bundle_id,
-			 "name", job->bundle_name, "sha256", job->sha256,
-			 "size", (json_int_t)job->size, "url", job->url);
+	b = json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", job->bundle_id, "name",
+		      job->bundle_name, "sha256", job->sha256, "size",
+		      (json_int_t)job->size, "url", job->url);
+	if (*job->mirror) {
+		json_object_set_new(b, "mirror", json_string(job->mirror));
+		json_object_set_new(b, "mirror_off",
+				    json_boolean(job->mirror_off));
+	}
+	return b;
 }
 
 json_t *agent_job_to_json(const struct agent_job *job)

@@ -33,6 +33,7 @@
 #include "err.h"
 #include "manifest.h"
 #include "proto.h"
+#include "validate.h"
 
 #define AGENT_JOURNAL_FILE "ota.json"
 #define AGENT_JOURNAL_MAX (16 * 1024)	   /* bytes of ota.json */
@@ -90,7 +91,12 @@ struct agent_job {
 	char sha256[65];		  /* of the exact manifest bytes */
 	uint64_t size;			  /* bytes of the bundle file */
 	char url[AGENT_URL_PATH_MAX + 1]; /* path on the server */
-	bool has_security_version;	  /* known once verified */
+	/* the same file on a mirror ("" none; docs/ota.md "Mirrors"),
+	 * tried first; @mirror_off once it failed: fleetd's url for the
+	 * rest of the job */
+	char mirror[FL_MIRROR_URL_MAX + 1];
+	bool mirror_off;
+	bool has_security_version; /* known once verified */
 	uint64_t security_version;
 
 	char from_slot[2], target_slot[2];

@@ -177,6 +177,10 @@ int ota_enter(struct agent_ota *o, enum agent_job_state state,
 				  (json_int_t)(o->progress > job->bytes
 						   ? o->progress
 						   : job->bytes));
+	if (extra && state == AGENT_JOB_DOWNLOADING && *job->mirror)
+		json_object_set_new(
+		    extra, "source",
+		    json_string(job->mirror_off ? "fleetd" : "mirror"));
 	ota_event(o, public_state(state), extra);
 	json_decref(extra);
 	agent_host_status_soon(o->h); /* status carries the job */
@@ -211,7 +215,7 @@ void ota_mark_booted_good(struct agent_ota *o, const char *left_slot)
 {
 	struct agent_slot_info *b = agent_journal_slot(&o->j, o->booted);
 	struct agent_slot_info *l =
-		left_slot ? agent_journal_slot(&o->j, left_slot) : NULL;
+	    left_slot ? agent_journal_slot(&o->j, left_slot) : NULL;
 	struct fl_error err = {0};
 
 	if (!b || (b->good && (!l || l == b || !l->good)))
@@ -276,9 +280,23 @@ static int str_arg(const json_t *o, const char *key, char *buf, size_t size,
 	return rc;
 }
 
-/* args.bundle of an update command. */
-static int parse_bundle(const json_t *b, struct agent_job *job,
+/* args.bundle.mirror, optional: any string fl_valid_mirror_url refuses
+ * (its length included) is FL_EPARSE. */
+static int parse_mirror(const json_t *b, struct agent_job *job,
 			struct fl_error *err)
+{
+	const char *v;
+	int rc = fl_json_str_opt(b, "mirror", 0, &v, err);
+
+	if (!rc && v && !fl_valid_mirror_url(v))
+		rc = fl_fail(err, FL_EPARSE, "bad 'mirror' in the command");
+	if (!rc && v)
+		fl_strlcpy(job->mirror, v, sizeof(job->mirror));
+	return rc;
+}
+
+int ota_parse_bundle(const json_t *b, struct agent_job *job,
+		     struct fl_error *err)
 {
 	char sha[72];
 	int64_t size;
@@ -313,6 +331,8 @@ static int parse_bundle(const json_t *b, struct agent_job *job,
 			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") !=
 		 strlen(job->url)))
 		rc = fl_fail(err, FL_EPARSE, "bad 'url' in the command");
+	if (!rc)
+		rc = parse_mirror(b, job, err);
 	return rc;
 }
 
@@ -398,8 +418,8 @@ static int cmd_update(struct agent_host *h, void *state,
 	if (!rc)
 		json_object_set_new(out->fields, "job", json_string(job.id));
 	if (!rc)
-		rc = parse_bundle(json_object_get(cmd->args, "bundle"), &job,
-				  err);
+		rc = ota_parse_bundle(json_object_get(cmd->args, "bundle"),
+				      &job, err);
 	if (!rc)
 		rc = can_start(state, &job, err);
 	if (!rc)
@@ -480,8 +500,8 @@ static int cmd_cancel(struct agent_host *h, void *state,
 	if (o->installing) /* ota_install stops at its next pump */
 		o->cancel = true;
 	else
-		ota_finish(o, AGENT_JOB_FAILED, agent_job_state_name(job->state),
-			   OTA_CANCELLED);
+		ota_finish(o, AGENT_JOB_FAILED,
+			   agent_job_state_name(job->state), OTA_CANCELLED);
 	return 0;
 }
 
@@ -520,8 +540,8 @@ static int step(struct agent_ota *o, struct fl_error *err)
 
 	if (job->state < AGENT_JOB_REBOOTING &&
 	    cancel_waiting(o)) { /* before any switch */
-		ota_finish(o, AGENT_JOB_FAILED, agent_job_state_name(job->state),
-			   OTA_CANCELLED);
+		ota_finish(o, AGENT_JOB_FAILED,
+			   agent_job_state_name(job->state), OTA_CANCELLED);
 		return 0;
 	}
 	switch (job->state) {

@@ -7,7 +7,9 @@
  * window ahead until then) and hashing the payload on its way.  The
  * pass checkpoints into the journal; after a restart it starts from the
  * last checkpoint: the bytes the device holds are read back and checked
- * again, and only the rest is fetched, with Range.
+ * again, and only the rest is fetched, with Range.  A job whose command
+ * names a mirror downloads from it until it fails once, then from
+ * fleetd again from byte 0 (docs/ota.md "Mirrors").
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -121,7 +123,14 @@ static int slot_progress(void *user, uint64_t written, struct fl_error *err)
 /* Phases                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Open the stream from the journal's checkpoint; say "downloading". */
+/* Does this pass download from the mirror?  Until it failed once. */
+static bool use_mirror(const struct agent_job *job)
+{
+	return *job->mirror && !job->mirror_off;
+}
+
+/* Open the stream from the journal's checkpoint; say "downloading".
+ * The mirror gets no retry: its first failed attempt ends the pass. */
 static int begin_download(struct install *in, struct fl_error *err)
 {
 	struct agent_ota *o = in->o;
@@ -130,18 +139,21 @@ static int begin_download(struct install *in, struct fl_error *err)
 	const struct agent_identity_paths *id =
 	    agent_host_identity(o->h, false);
 	struct agent_job *job = &o->j.job;
-	char *url = fl_xasprintf("%s%s", c->server_url, job->url);
+	bool mirror = use_mirror(job);
+	char *url = mirror ? fl_xstrdup(job->mirror)
+			   : fl_xasprintf("%s%s", c->server_url, job->url);
 	struct agent_stream_opts so = {
 	    .dl =
 		{
 		    .url = url,
-		    .ca_file = c->ca_file,
+		    .ca_file =
+			mirror && c->mirror_ca ? c->mirror_ca : c->ca_file,
 		    .cert_file = id->cert,
 		    .key_file = id->key,
 		    .size = job->size,
 		    .rate_limit = live->rate_set ? live->download_rate
 						 : c->download_rate_limit,
-		    .retries = (unsigned)c->download_retries,
+		    .retries = mirror ? 0 : (unsigned)c->download_retries,
 		    .stall_timeout_s = (long)c->http_timeout_s,
 		    .tick = dl_tick,
 		    .user = in,
@@ -175,9 +187,9 @@ static int begin_download(struct install *in, struct fl_error *err)
 		return rc;
 	fl_info("job %s: bundle of %" PRIu64 " bytes, %" PRIu64
 		" held (%" PRIu64
-		" in slot %s; download resumes at byte %" PRIu64 ")",
+		" in slot %s; download resumes at byte %" PRIu64 " from %s)",
 		job->id, job->size, job->bytes, job->slot_bytes,
-		job->target_slot, job->bytes);
+		job->target_slot, job->bytes, mirror ? job->mirror : "fleetd");
 	o->last_progress_ms = agent_host_now_ms(o->h);
 	ota_failpoint(o, "downloading");
 	return 0;
@@ -382,6 +394,50 @@ static int run(struct install *in, struct fl_error *err)
 	return rc;
 }
 
+/* Did the mirror fail this pass?  Any failure of a mirror pass but a
+ * stop, a cancel or the device's own slot: fleetd's bytes decide. */
+static bool mirror_failed(const struct install *in)
+{
+	struct agent_ota *o = in->o;
+
+	return use_mirror(&o->j.job) && !in->stopped && !o->cancel &&
+	       !agent_host_stopping(o->h) &&
+	       (!in->s || agent_stream_fault(in->s) != AGENT_STREAM_SLOT);
+}
+
+/*
+ * The mirror failed: the rest of the job downloads from fleetd, from
+ * byte 0 (nothing the mirror gave is kept, not even bytes before a
+ * checkpoint), and the job's event says why.
+ */
+static int fall_back(struct install *in, struct fl_error *err)
+{
+	struct agent_ota *o = in->o;
+	struct agent_job *job = &o->j.job;
+	char *detail = fl_xasprintf("mirror failed (%s); downloading from "
+				    "fleetd",
+				    err && *err->msg ? err->msg : "error");
+	json_t *f;
+
+	if (in->s)
+		job->fetched = in->fetched_base + agent_stream_fetched(in->s);
+	agent_stream_free(in->s);
+	fsig_root_free(in->root);
+	*in = (struct install){.o = o, .stage = "downloading"};
+	job->mirror_off = true;
+	job->bytes = job->slot_bytes = 0;
+	unlink(o->head_path);
+	fl_warn("job %s: %s", job->id, detail);
+	fl_error_clear(err);
+	if (strlen(detail) > AGENT_REASON_MAX)
+		detail[AGENT_REASON_MAX] = '\0';
+	f = json_pack("{s:s, s:s}", "source", "fleetd", "detail", detail);
+	ota_event(o, "downloading", f);
+	json_decref(f);
+	free(detail);
+	return ota_save(o, err);
+}
+
 /* Stopped (SIGTERM): keep what came so far with a last checkpoint. */
 static void stop_checkpoint(struct install *in)
 {
@@ -400,6 +456,11 @@ int ota_install(struct agent_ota *o, struct fl_error *err)
 
 	o->installing = true;
 	rc = run(&in, err);
+	if (rc && mirror_failed(&in)) {
+		rc = fall_back(&in, err);
+		if (!rc)
+			rc = run(&in, err);
+	}
 	stage = rc ? failure_stage(&in, rc) : "installed";
 	in.stopped |= rc && agent_host_stopping(o->h);
 	if (rc && in.stopped && !o->cancel)

@@ -19,7 +19,7 @@ struct agent_ota {
 	struct agent_boot *boot;
 	char *journal_path, *head_path;
 	struct agent_journal j;
-	char booted[2];				 /* slot running now */
+	char booted[2];			     /* slot running now */
 	char boot_id[AGENT_BOOT_ID_MAX + 1]; /* changes at each boot */
 	bool reboot_requested;
 	int64_t next_run_ms;	  /* retry after an error of the tick */
@@ -33,6 +33,13 @@ struct agent_ota {
 
 /* The reason a job cancelled by fleetd ends with. */
 #define OTA_CANCELLED "cancelled by fleetd"
+
+/* ota.c: args.bundle of an update command into @job's bundle fields
+ * (id, name, version, sha256, size, url, mirror).  FL_EPARSE (also for
+ * a `mirror` fl_valid_mirror_url refuses, however long), FL_ELIMIT (a
+ * field longer than its buffer). */
+int ota_parse_bundle(const json_t *b, struct agent_job *job,
+		     struct fl_error *err);
 
 /* ota.c: persist the journal; logs and returns the error. */
 int ota_save(struct agent_ota *o, struct fl_error *err);

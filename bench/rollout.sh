@@ -20,6 +20,16 @@
 #              to each side's last
 #   lost       devices whose update fleet-sim finished but whose final
 #              state fleetd lacks
+#   mirror     BENCH_MIRROR=1: fleetd's [bundles] mirror_url names an
+#              nginx (Debian nginx-light, tests/e2e/lib-nginx.sh) on a
+#              free 127.0.0.1 port, TLS with a certificate of the fleet
+#              CA, ssl_verify_client on against it, serving fleetd's
+#              bundle directory read-only: the devices download from it
+#              (docs/ota.md "Mirrors"), and its CPU (master and worker)
+#              over the rollout per update is printed on its own line
+#              (the work moved, it did not vanish), with how many
+#              downloads nginx answered and where the devices'
+#              downloading events say their bytes came from
 #
 # The enrolled fleet is kept in BENCH_CACHE (default
 # /dev/shm/fleet-bench-rollout-N) and every run works on a copy of it
@@ -35,6 +45,7 @@
 #   nice -n 5 bench/rollout.sh     (BENCH_DEVICES=10000 BENCH_WORKERS=16)
 #   BENCH_DEVICES=1000 bench/rollout.sh                   a quick try
 #   BENCH_PERF=/tmp/p.data bench/rollout.sh     also perf record fleetd
+#   BENCH_MIRROR=1 nice -n 5 bench/rollout.sh   bundles from the mirror
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -56,13 +67,24 @@ fleet_cache
 set +eu
 . tests/e2e/lib.sh
 . tests/e2e/lib-agent.sh
+. tests/e2e/lib-nginx.sh
 set -u
+MIRROR=${BENCH_MIRROR:-0}
+if [ "$MIRROR" = 1 ]; then
+	mirror_port
+	FLEETD_CONF=$(printf '[bundles]\nmirror_url = %s' "$MIRROR_URL")
+fi
 fleet_up
+if [ "$MIRROR" = 1 ]; then
+	mirror_start "$FLEETD_STATE/bundles" || die "the mirror (nginx) did not start: $(cat "$T/nginx/error.log")"
+	echo "# mirror: nginx $(nginx -v 2>&1 | sed 's|.*/||') on $MIRROR_URL, 1 worker, mTLS"
+fi
 
 # --- the observer may read every device's events -------------------------
 # a probe from another identity (the broker takes the identity as the
 # client id) with no job: fleetd stores nothing for it
 fleet_observe events '{"seq":1,"type":"probe"}'
+BROKER=$(broker_pid)
 # the devices' events: every line but the probes', as "time job seq"
 # (a device sends an event again when it missed fleetd's PUBACK)
 sub_events() {
@@ -85,7 +107,16 @@ HZ=$(getconf CLK_TCK)
 # second field; threads that end in between are not counted): how much
 # the machine held them back
 waited() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f", s }'; }
-F0=$(ticks "$FLEETD_PID") B0=$(ticks "$BROKER") S0=$(ticks "$SIM_PID")
+# nginx's master and its workers
+nginx_ticks() {
+	local p t=0
+	[ "$MIRROR" = 1 ] || { echo 0; return; }
+	for p in "$MIRROR_PID" $(pgrep -P "$MIRROR_PID"); do
+		t=$((t + $(ticks "$p")))
+	done
+	echo "$t"
+}
+F0=$(ticks "$FLEETD_PID") B0=$(ticks "$BROKER") S0=$(ticks "$SIM_PID") N0=$(nginx_ticks)
 W0=$(($(waited "$FLEETD_PID") + $(waited "$BROKER") + $(waited "$SIM_PID")))
 # poll the database: "epoch-ns events state" whenever they changed,
 # until the rollout is in one of the states it ends or stops in
@@ -110,7 +141,7 @@ fleetctl -q rollout create --bundle fleet-sample@1.1.0 --group bench \
 	>"$T/create.out" || die "rollout create failed"
 wait_until $((N / 10 + 300)) sh -c "! kill -0 $POLL" || echo "# the rollout did not end in time"
 kill "$POLL" 2>/dev/null
-F1=$(ticks "$FLEETD_PID") B1=$(ticks "$BROKER") S1=$(ticks "$SIM_PID")
+F1=$(ticks "$FLEETD_PID") B1=$(ticks "$BROKER") S1=$(ticks "$SIM_PID") N1=$(nginx_ticks)
 W1=$(($(waited "$FLEETD_PID") + $(waited "$BROKER") + $(waited "$SIM_PID")))
 [ -n "${PERF:-}" ] && kill -INT "$PERF" && wait "$PERF" 2>/dev/null
 R1=$(awk -v e="$ENDS" '$3 ~ e { print $1; exit }' "$T/poll")
@@ -153,6 +184,15 @@ echo "# CPU over the rollout: fleetd $(cpu_s $((F1 - F0))) s, its mosquitto" \
 	"$(cpu_s $((B1 - B0))) s, fleet-sim $(cpu_s $((S1 - S0))) s; their threads waited" \
 	"$(secs "$W0" "$W1") s for a CPU ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "# fleetd peak RSS (VmHWM) $((HWM / 1024)) MB for $N devices online and the rollout"
+if [ "$MIRROR" = 1 ]; then
+	# the devices' downloading events say where their bytes came from
+	echo "# mirror: nginx answered $(grep -c ' 200 "GET /bundles/' "$T/nginx/access.log") downloads" \
+		"($(grep -c ' 206 "GET /bundles/' "$T/nginx/access.log") resumed); downloading events" \
+		"from the mirror $(grep -c '"source": *"mirror"' "$T/sub.ts"), from fleetd" \
+		"$(grep -c '"source": *"fleetd"' "$T/sub.ts") (fall-backs $(grep -c '"detail": *"mirror failed' "$T/sub.ts"))"
+	echo "# nginx CPU per update: $(awk -v t=$((N1 - N0)) -v hz="$HZ" -v n="$SUCCEEDED" \
+		'BEGIN { printf "%.3f", (n > 0 ? t * 1000 / hz / n : 0) }') ms ($(cpu_s $((N1 - N0))) s over the rollout)"
+fi
 
 # ingestion: both from mosquitto_sub's first device event to each side's last
 T0=$(awk 'NR == 1 { print $1 }' "$T/sub.events")
@@ -176,4 +216,6 @@ RATIO=$(awk -v a="$OURS_RATE" -v b="$SUB_RATE" 'BEGIN { printf "%.2f", (b > 0 ? 
 echo "metric: rollout_lost_reports $LOST devices (target 0; fleet-sim finished $SIM_DONE, fleetd has $FINAL final) $(verdict "$LOST" 0 le)"
 echo "metric: rollout_updates_per_min $RATE /min (target >= 10000 /min, AWS IoT Jobs 1000 /min; $SUCCEEDED updates in $(secs "$R0" "$R1") s) $(verdict "$RATE" 10000 ge)"
 echo "metric: rollout_ingest_vs_mosquitto_sub $RATIO x (target >= 0.8 x; fleetd $OURS_RATE/s, mosquitto_sub $SUB_RATE/s) $(verdict "$RATIO" 0.8 ge)"
-echo "metric: fleetd_cpu_per_update $CPU_MS ms (target <= 1 ms) $(verdict "$CPU_MS" 1 le)"
+WHERE=fleetd
+[ "$MIRROR" = 1 ] && WHERE="the mirror (nginx), not fleetd"
+echo "metric: fleetd_cpu_per_update $CPU_MS ms (target <= 1 ms; bundles served by $WHERE) $(verdict "$CPU_MS" 1 le)"

@@ -22,15 +22,14 @@
 #include "validate.h"
 
 static const struct cli_col job_cols[] = {
-	{"JOB", "job"},	      {"DEVICE", "device"},
-	{"TYPE", "type"},     {"STATE", "state"},
-	{"FROM", "from_version"}, {"TO", "to_version"},
-	{"REASON", "reason"}, {NULL, NULL}};
+    {"JOB", "job"},	      {"DEVICE", "device"},
+    {"TYPE", "type"},	      {"STATE", "state"},
+    {"FROM", "from_version"}, {"TO", "to_version"},
+    {"REASON", "reason"},     {NULL, NULL}};
 
 /* What fleetd answers when it starts a job (no --wait). */
 static const struct cli_col started_cols[] = {
-	{"JOB", "job"}, {"DEVICE", "device"}, {"COMMAND", "command"},
-	{NULL, NULL}};
+    {"JOB", "job"}, {"DEVICE", "device"}, {"COMMAND", "command"}, {NULL, NULL}};
 
 /* Print a progress line when a job's state or percentage changes. */
 static void progress(struct cli_ctx *ctx, json_t *slot, const json_t *job)
@@ -51,16 +50,16 @@ static void progress(struct cli_ctx *ctx, json_t *slot, const json_t *job)
 		snprintf(line, sizeof(line), "%s", state ? state : "?");
 	if (!fl_streq(json_string_value(json_object_get(slot, "last")), line)) {
 		cli_note(ctx, "%s: %s",
-			 json_string_value(json_object_get(job, "device")), line);
+			 json_string_value(json_object_get(job, "device")),
+			 line);
 		json_object_set_new(slot, "last", json_string(line));
 	}
 }
 
 static void copy_fields(json_t *dst, const json_t *src)
 {
-	static const char *const keys[] = {"type",	 "state",
-					   "final",	 "reason",
-					   "from_version", "to_version"};
+	static const char *const keys[] = {
+	    "type", "state", "final", "reason", "from_version", "to_version"};
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(keys); i++)
 		json_object_set(dst, keys[i], json_object_get(src, keys[i]));
@@ -70,7 +69,7 @@ static void copy_fields(json_t *dst, const json_t *src)
 static bool succeeded(const json_t *job)
 {
 	return fl_job_state_parse(json_string_value(
-		       json_object_get(job, "state"))) == FL_JOB_SUCCEEDED;
+		   json_object_get(job, "state"))) == FL_JOB_SUCCEEDED;
 }
 
 /* Poll the jobs in @jobs ([{"job", "device"}]) until all are final. */
@@ -81,8 +80,10 @@ static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
 	json_t *j;
 
 	while (left && fl_now_ms() < deadline) {
-		json_array_foreach(jobs, i, j) {
-			const char *id = json_string_value(json_object_get(j, "job"));
+		json_array_foreach(jobs, i, j)
+		{
+			const char *id =
+			    json_string_value(json_object_get(j, "job"));
 			char *path;
 			json_t *cur = NULL;
 
@@ -93,7 +94,8 @@ static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
 					  &ctx->err)) {
 				progress(ctx, j, cur);
 				copy_fields(j, cur);
-				if (json_is_true(json_object_get(cur, "final"))) {
+				if (json_is_true(
+					json_object_get(cur, "final"))) {
 					left--;
 					bad += !succeeded(cur);
 				}
@@ -110,8 +112,9 @@ static int wait_jobs(struct cli_ctx *ctx, json_t *jobs, int64_t timeout)
 			       "%zu job(s) unfinished after %llds", left,
 			       (long long)timeout);
 	if (bad)
-		return fl_fail(&ctx->err, FL_ERR, "%zu of %zu job(s) did not succeed",
-			       bad, json_array_size(jobs));
+		return fl_fail(&ctx->err, FL_ERR,
+			       "%zu of %zu job(s) did not succeed", bad,
+			       json_array_size(jobs));
 	return 0;
 }
 
@@ -142,14 +145,14 @@ static void note_offline(const json_t *jobs)
 	size_t i;
 	json_t *j;
 
-	json_array_foreach(jobs, i, j)
-		if (json_is_false(json_object_get(j, "online")))
-			fprintf(stderr,
-				"fleetctl: %s is offline: its job starts when it "
-				"connects; fleetd gives up at %s\n",
-				json_string_value(json_object_get(j, "device")),
-				json_string_value(json_object_get(j, "expires"))
-					?: "its deadline");
+	json_array_foreach(jobs, i,
+			   j) if (json_is_false(json_object_get(j, "online")))
+	    fprintf(stderr,
+		    "fleetctl: %s is offline: its job starts when it "
+		    "connects; fleetd gives up at %s\n",
+		    json_string_value(json_object_get(j, "device")),
+		    json_string_value(json_object_get(j, "expires"))
+			?: "its deadline");
 }
 
 /* Print what was started, or the final states after --wait. */
@@ -161,9 +164,9 @@ static int report(struct cli_ctx *ctx, json_t *jobs, json_t *errors,
 	int rc = 0;
 
 	json_array_foreach(errors, i, e)
-		fprintf(stderr, "fleetctl: %s: %s\n",
-			json_string_value(json_object_get(e, "device")),
-			json_string_value(json_object_get(e, "error")));
+	    fprintf(stderr, "fleetctl: %s: %s\n",
+		    json_string_value(json_object_get(e, "device")),
+		    json_string_value(json_object_get(e, "error")));
 	note_offline(jobs);
 	if (w->wait && json_array_size(jobs))
 		rc = wait_jobs(ctx, jobs, w->timeout);
@@ -178,12 +181,12 @@ int cmd_update(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
-		{"bundle", required_argument, NULL, 'b'},
-		{"wait", no_argument, NULL, 'w'},
-		{"timeout", required_argument, NULL, 't'},
-		{"expire", required_argument, NULL, 'e'},
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"bundle", required_argument, NULL, 'b'},
+	    {"wait", no_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"expire", required_argument, NULL, 'e'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *bundle = NULL;
 	struct wait_opts w = {.timeout = 1800};
@@ -208,7 +211,8 @@ int cmd_update(int argc, char **argv, void *arg)
 	for (int i = optind; i < argc; i++) {
 		if (!fl_valid_id(argv[i])) {
 			json_decref(devs);
-			return cli_usage(ctx, "invalid device id '%s'", argv[i]);
+			return cli_usage(ctx, "invalid device id '%s'",
+					 argv[i]);
 		}
 		json_array_append_new(devs, json_string(argv[i]));
 	}
@@ -255,12 +259,12 @@ int cmd_rollback(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
-		{"device", required_argument, NULL, 'd'},
-		{"wait", no_argument, NULL, 'w'},
-		{"timeout", required_argument, NULL, 't'},
-		{"expire", required_argument, NULL, 'e'},
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"device", required_argument, NULL, 'd'},
+	    {"wait", no_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"expire", required_argument, NULL, 'e'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *dev = NULL;
 	struct wait_opts w = {.timeout = 900};
@@ -300,6 +304,20 @@ int cmd_rollback(int argc, char **argv, void *arg)
 	return rc;
 }
 
+/* One event of `jobs show`: time, state and why (a final state's
+ * reason, or a note such as the mirror's failure). */
+static void print_event(const json_t *ev)
+{
+	const char *why = json_string_value(json_object_get(ev, "reason"));
+
+	if (!why)
+		why = json_string_value(json_object_get(ev, "detail"));
+	printf("  %s  %s%s%s\n",
+	       json_string_value(json_object_get(ev, "ts")) ?: "-",
+	       json_string_value(json_object_get(ev, "state")) ?: "?",
+	       why ? ": " : "", why ? why : "");
+}
+
 /*
  * A jobs list filter value fleetd could match: a job state (proto.h: the
  * protocol's and the ones fleetd sets itself), a limit of 1..10000.
@@ -326,26 +344,27 @@ static int cmd_jobs_list(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct option opts[] = {
-		{"device", required_argument, NULL, 'd'},
-		{"state", required_argument, NULL, 's'},
-		{"limit", required_argument, NULL, 'l'},
-		{"rollout", required_argument, NULL, 'r'},
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"device", required_argument, NULL, 'd'},
+	    {"state", required_argument, NULL, 's'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"rollout", required_argument, NULL, 'r'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	static const struct cli_col cols[] = {
-		{"JOB", "id"},	      {"DEVICE", "device"},
-		{"TYPE", "type"},     {"STATE", "state"},
-		{"TO", "to_version"}, {"UPDATED", "updated"},
-		{"REASON", "reason"}, {NULL, NULL}};
+	    {"JOB", "id"},	  {"DEVICE", "device"}, {"TYPE", "type"},
+	    {"STATE", "state"},	  {"TO", "to_version"}, {"UPDATED", "updated"},
+	    {"REASON", "reason"}, {NULL, NULL}};
 	char *q = fl_xstrdup(""), *path, *n;
 	json_t *rows;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		const char *key = c == 'd' ? "device" : c == 's' ? "state"
-					     : c == 'l' ? "limit"
-					     : c == 'r' ? "rollout" : NULL;
+		const char *key = c == 'd'   ? "device"
+				  : c == 's' ? "state"
+				  : c == 'l' ? "limit"
+				  : c == 'r' ? "rollout"
+					     : NULL;
 		char *esc;
 
 		if (!key) {
@@ -379,14 +398,19 @@ static int cmd_jobs_list(int argc, char **argv, void *arg)
 static int cmd_jobs_show(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
-	static const struct cli_col f[] = {
-		{"job", "id"},	      {"device", "device"},
-		{"type", "type"},     {"bundle", "bundle"},
-		{"state", "state"},   {"stage", "stage"},
-		{"reason", "reason"}, {"from", "from_version"},
-		{"to", "to_version"}, {"created", "created"},
-		{"updated", "updated"}, {"expires", "expires"},
-		{NULL, NULL}};
+	static const struct cli_col f[] = {{"job", "id"},
+					   {"device", "device"},
+					   {"type", "type"},
+					   {"bundle", "bundle"},
+					   {"state", "state"},
+					   {"stage", "stage"},
+					   {"reason", "reason"},
+					   {"from", "from_version"},
+					   {"to", "to_version"},
+					   {"created", "created"},
+					   {"updated", "updated"},
+					   {"expires", "expires"},
+					   {NULL, NULL}};
 	json_t *job, *ev;
 	char *path;
 	size_t i;
@@ -405,12 +429,7 @@ static int cmd_jobs_show(int argc, char **argv, void *arg)
 	if (ctx->output != CLI_OUT_JSON) {
 		printf("events:\n");
 		json_array_foreach(json_object_get(job, "events"), i, ev)
-			printf("  %s  %s%s%s\n",
-			       json_string_value(json_object_get(ev, "ts")) ?: "-",
-			       json_string_value(json_object_get(ev, "state")) ?: "?",
-			       json_is_string(json_object_get(ev, "reason"))
-				       ? ": " : "",
-			       json_string_value(json_object_get(ev, "reason")) ?: "");
+		    print_event(ev);
 	}
 	json_decref(job);
 	return 0;
@@ -421,9 +440,8 @@ static int cmd_jobs_cancel(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
 	static const struct cli_col f[] = {
-		{"job", "id"},	      {"device", "device"},
-		{"state", "state"},   {"stage", "stage"},
-		{"reason", "reason"}, {NULL, NULL}};
+	    {"job", "id"},	{"device", "device"}, {"state", "state"},
+	    {"stage", "stage"}, {"reason", "reason"}, {NULL, NULL}};
 	json_t *req, *job = NULL;
 	char *path;
 	int rc;

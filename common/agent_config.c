@@ -55,35 +55,33 @@ static const struct spec specs[] = {
     {"mqtt", "topic_prefix", K_PREFIX, F(topic_prefix), 0, 0,
      FL_TOPIC_PREFIX_DEFAULT, false},
     {"mqtt", "keepalive", K_DUR, F(keepalive_s), 5, 3600, "60s", false},
-    {"mqtt", "session_expiry", K_DUR, F(session_expiry_s), 0, 365 * DAY,
-     "7d", false},
-    {"mqtt", "reconnect_min", K_DUR, F(reconnect_min_s), 1, 3600, "1s",
+    {"mqtt", "session_expiry", K_DUR, F(session_expiry_s), 0, 365 * DAY, "7d",
      false},
-    {"mqtt", "reconnect_max", K_DUR, F(reconnect_max_s), 1, DAY, "5m",
-     false},
+    {"mqtt", "reconnect_min", K_DUR, F(reconnect_min_s), 1, 3600, "1s", false},
+    {"mqtt", "reconnect_max", K_DUR, F(reconnect_max_s), 1, DAY, "5m", false},
     {"mqtt", "status_interval", K_DUR, F(status_interval_s), 10, DAY, "5m",
      false},
     {"mqtt", "event_retry", K_DUR, F(event_retry_s), 1, 300, "10s", false},
     {"identity", "auto_renew", K_BOOL, F(auto_renew), 0, 0, "yes", false},
-    {"identity", "rotate_timeout", K_DUR, F(rotate_timeout_s), 1, 600,
-     "30s", false},
+    {"identity", "rotate_timeout", K_DUR, F(rotate_timeout_s), 1, 600, "30s",
+     false},
     {"boot", "backend", K_BOOT, F(boot_backend), 0, 0, NULL, false},
     {"boot", "path", K_PATH, F(boot_path), 0, 0, NULL, false},
     {"boot", "default_env", K_PATH, F(boot_default_env), 0, 0, NULL, false},
     {"boot", "editenv", K_PATH, F(boot_editenv), 0, 0, NULL, false},
-    {"boot", "bootlimit", K_UINT, F(bootlimit), 1,
-     AGENT_CONFIG_BOOTLIMIT_MAX, "3", false},
+    {"boot", "bootlimit", K_UINT, F(bootlimit), 1, AGENT_CONFIG_BOOTLIMIT_MAX,
+     "3", false},
     {"boot", "reboot_command", K_TEXT, F(reboot_command), 0,
      AGENT_CONFIG_CMD_MAX, NULL, false},
     {"slots", "a", K_PATH, F(slot_a), 0, 0, NULL, false},
     {"slots", "b", K_PATH, F(slot_b), 0, 0, NULL, false},
-    {"health", "command", K_TEXT, F(health_command), 0,
-     AGENT_CONFIG_CMD_MAX, NULL, false},
+    {"health", "command", K_TEXT, F(health_command), 0, AGENT_CONFIG_CMD_MAX,
+     NULL, false},
     {"health", "timeout", K_DUR, F(health_timeout_s), 1, 3600, "2m", false},
     {"download", "max_download_rate", K_UINT, F(download_rate_limit), 0,
      INT64_MAX, "0", false},
-    {"download", "retries", K_UINT, F(download_retries), 0, 1000, "10",
-     false},
+    {"download", "retries", K_UINT, F(download_retries), 0, 1000, "10", false},
+    {"update", "mirror_ca", K_PATH, F(mirror_ca), 0, 0, NULL, false},
     {"diag", "checks_dir", K_PATH, F(diag_checks_dir), 0, 0, NULL, false},
     {"diag", "rate_per_min", K_UINT, F(diag_rate_per_min), 1, 6000, "60",
      false},
@@ -185,8 +183,8 @@ int agent_config_split_url(const char *url, const char *scheme, int def_port,
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (!end)
-			return fl_fail(err, FL_EINVAL, "bad IPv6 literal in '%s'",
-				       url);
+			return fl_fail(err, FL_EINVAL,
+				       "bad IPv6 literal in '%s'", url);
 		host = fl_xstrndup(h + 1, (size_t)(end - h - 1));
 		colon = end[1] == ':' ? end + 1 : NULL;
 		if (end[1] && !colon) {
@@ -195,15 +193,13 @@ int agent_config_split_url(const char *url, const char *scheme, int def_port,
 		}
 	} else {
 		colon = strchr(h, ':');
-		host = colon ? fl_xstrndup(h, (size_t)(colon - h))
-			     : fl_xstrdup(h);
+		host =
+		    colon ? fl_xstrndup(h, (size_t)(colon - h)) : fl_xstrdup(h);
 	}
-	if (!*host ||
-	    (colon && fl_parse_uint(colon + 1, 65535, &port, NULL)) ||
+	if (!*host || (colon && fl_parse_uint(colon + 1, 65535, &port, NULL)) ||
 	    port == 0) {
 		free(host);
-		return fl_fail(err, FL_EINVAL, "bad host or port in '%s'",
-			       url);
+		return fl_fail(err, FL_EINVAL, "bad host or port in '%s'", url);
 	}
 	*ret_host = host;
 	*ret_port = (int)port;
@@ -250,8 +246,8 @@ static int set_string(struct agent_config *c, const struct spec *s,
 			goto bad;
 		break;
 	case K_MQTTS:
-		if (agent_config_parse_mqtt_url(v, &c->mqtt_host,
-						&c->mqtt_port, NULL))
+		if (agent_config_parse_mqtt_url(v, &c->mqtt_host, &c->mqtt_port,
+						NULL))
 			goto bad;
 		break;
 	case K_PREFIX:
@@ -355,10 +351,9 @@ static int check_keys(const struct fl_ini *ini, struct fl_error *err)
 		for (size_t j = i + 1; j < ini->n; j++)
 			if (fl_streq(ini->v[i].section, ini->v[j].section) &&
 			    fl_streq(ini->v[i].key, ini->v[j].key))
-				return fl_fail(err, FL_EPARSE,
-					       "[%s] %s is set twice",
-					       ini->v[i].section,
-					       ini->v[i].key);
+				return fl_fail(
+				    err, FL_EPARSE, "[%s] %s is set twice",
+				    ini->v[i].section, ini->v[i].key);
 	return 0;
 }
 
@@ -374,8 +369,8 @@ static int finish(struct agent_config *c, struct fl_error *err)
 	if (c->boot_backend && !c->boot_path)
 		return fl_fail(err, FL_EINVAL,
 			       "[boot] backend needs [boot] path");
-	if (!c->boot_backend && (c->boot_path || c->boot_default_env ||
-				 c->boot_editenv))
+	if (!c->boot_backend &&
+	    (c->boot_path || c->boot_default_env || c->boot_editenv))
 		return fl_fail(err, FL_EINVAL,
 			       "[boot] settings without [boot] backend");
 	if (!c->slot_a != !c->slot_b)
@@ -586,8 +581,8 @@ static int put(struct fl_ini *ini, const char *section, const char *key,
 	return value ? fl_ini_set(ini, section, key, value, err) : 0;
 }
 
-int agent_config_render(const struct agent_config_template *t,
-			char **ret_text, struct fl_error *err)
+int agent_config_render(const struct agent_config_template *t, char **ret_text,
+			struct fl_error *err)
 {
 	struct fl_ini *ini = fl_ini_new();
 	struct agent_config *check = NULL;

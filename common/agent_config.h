@@ -23,9 +23,9 @@
 #include "err.h"
 
 /* Caps on values. */
-#define AGENT_CONFIG_URL_MAX 512	  /* server and MQTT URLs */
-#define AGENT_CONFIG_CMD_MAX 1024	  /* health command */
-#define AGENT_CONFIG_BOOTLIMIT_MAX 100	  /* as AGENT_BOOT_LIMIT_MAX */
+#define AGENT_CONFIG_URL_MAX 512       /* server and MQTT URLs */
+#define AGENT_CONFIG_CMD_MAX 1024      /* health command */
+#define AGENT_CONFIG_BOOTLIMIT_MAX 100 /* as AGENT_BOOT_LIMIT_MAX */
 #define AGENT_CONFIG_OUTBOX_MSGS_MAX 1000000
 #define AGENT_CONFIG_OUTBOX_BYTES_MAX (1024ull * 1024 * 1024)
 
@@ -66,29 +66,29 @@ struct agent_config {
 			  * sim mode) */
 
 	/* [server] */
-	char *server_url;    /* https://HOST[:PORT] */
-	char *ca_file;	     /* trust anchor for fleetd and the broker */
+	char *server_url; /* https://HOST[:PORT] */
+	char *ca_file;	  /* trust anchor for fleetd and the broker */
 	int64_t http_timeout_s;
 
 	/* [mqtt] */
-	char *mqtt_url;	      /* mqtts://HOST[:PORT] */
-	char *mqtt_host;      /* parsed from mqtt_url */
-	int mqtt_port;	      /* parsed from mqtt_url, default 8883 */
-	char *topic_prefix;   /* "fleet" */
+	char *mqtt_url;		  /* mqtts://HOST[:PORT] */
+	char *mqtt_host;	  /* parsed from mqtt_url */
+	int mqtt_port;		  /* parsed from mqtt_url, default 8883 */
+	char *topic_prefix;	  /* "fleet" */
 	int64_t keepalive_s;	  /* MQTT keepalive */
 	int64_t session_expiry_s; /* persistent session lifetime */
 	int64_t reconnect_min_s, reconnect_max_s; /* backoff bounds */
 	int64_t status_interval_s; /* periodic status publishing */
-	int64_t event_retry_s; /* first delay before a final job event
-				* without fleetd's ack goes out again */
+	int64_t event_retry_s;	   /* first delay before a final job event
+				    * without fleetd's ack goes out again */
 
 	/* [identity] */
-	bool auto_renew;	   /* renew at 2/3 of the certificate life */
+	bool auto_renew;	  /* renew at 2/3 of the certificate life */
 	int64_t rotate_timeout_s; /* bound on the new-certificate connect */
 
 	/* [boot] (used by the OTA code, issue 5) */
-	char *boot_backend;  /* "uboot", "grub", "sim" or NULL */
-	char *boot_path;     /* fw_env.config, grubenv or sim directory */
+	char *boot_backend; /* "uboot", "grub", "sim" or NULL */
+	char *boot_path;    /* fw_env.config, grubenv or sim directory */
 	char *boot_default_env;
 	char *boot_editenv;
 	uint64_t bootlimit;
@@ -104,6 +104,9 @@ struct agent_config {
 	/* [download] */
 	uint64_t download_rate_limit; /* bytes per second, 0 = unlimited */
 	uint64_t download_retries;    /* failed attempts in a row allowed */
+
+	/* [update] */
+	char *mirror_ca; /* trust anchor for bundle mirrors; NULL: ca_file */
 
 	/* [diag] */
 	char *diag_checks_dir;		      /* operator checks; NULL: none */
@@ -198,11 +201,11 @@ void agent_config_free(struct agent_config *cfg);
  * fields are left out of the file, so their defaults apply.
  */
 struct agent_config_template {
-	const char *id;		/* required, fl_valid_id */
-	const char *server_url; /* required, https:// */
-	const char *mqtt_url;	/* required, mqtts:// */
-	const char *state_dir;	/* NULL: "." (the file's own directory) */
-	const char *ca_file;	/* NULL: STATE_DIR/ca.pem */
+	const char *id;		  /* required, fl_valid_id */
+	const char *server_url;	  /* required, https:// */
+	const char *mqtt_url;	  /* required, mqtts:// */
+	const char *state_dir;	  /* NULL: "." (the file's own directory) */
+	const char *ca_file;	  /* NULL: STATE_DIR/ca.pem */
 	const char *topic_prefix; /* NULL: "fleet" */
 };
 
@@ -214,16 +217,16 @@ struct agent_config_template {
  * *@ret_text is allocated; the caller frees it.  Returns 0 or FL_EINVAL
  * (a value agent_config_load would refuse).
  */
-int agent_config_render(const struct agent_config_template *t,
-			char **ret_text, struct fl_error *err);
+int agent_config_render(const struct agent_config_template *t, char **ret_text,
+			struct fl_error *err);
 
 /*
  * Split "mqtts://HOST[:PORT]" ("[v6]:PORT" for IPv6) into a new host
  * string (caller frees) and port (8883 when absent).  FL_EINVAL for any
  * other scheme, a path, user info, an empty host or a bad port.
  */
-int agent_config_parse_mqtt_url(const char *url, char **ret_host,
-				int *ret_port, struct fl_error *err);
+int agent_config_parse_mqtt_url(const char *url, char **ret_host, int *ret_port,
+				struct fl_error *err);
 
 /* As agent_config_parse_mqtt_url for "SCHEME://HOST[:PORT]" (@scheme
  * with its "://", e.g. "https://"), @def_port when absent. */

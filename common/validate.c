@@ -102,3 +102,56 @@ bool fl_valid_text(const char *s, size_t max)
 			return false;
 	return true;
 }
+
+/* HOST[:PORT] of a mirror URL, @n bytes at @s. */
+static bool valid_origin(const char *s, size_t n)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t h = colon ? (size_t)(colon - s) : n, p = n - h;
+	unsigned long port = 0;
+
+	if (h == 0 || h > 253 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789.-") < h)
+		return false;
+	if (!colon)
+		return true;
+	if (p < 2 || p > 6 || s[h + 1] == '0')
+		return false;
+	for (size_t i = h + 1; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		port = port * 10 + (unsigned long)(s[i] - '0');
+	}
+	return port <= 65535;
+}
+
+static bool valid_mirror(const char *s, bool base)
+{
+	size_t n = s ? strlen(s) : 0;
+	const char *o, *path;
+
+	if (!s || n > FL_MIRROR_URL_MAX || !fl_startswith(s, "https://"))
+		return false;
+	o = s + strlen("https://");
+	path = strchr(o, '/');
+	if (!path || !valid_origin(o, (size_t)(path - o)))
+		return false;
+	if (strspn(path, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._~-") !=
+		strlen(path) ||
+	    strstr(path, "..") || strstr(path, "//"))
+		return false;
+	return (s[n - 1] == '/') == base;
+}
+
+bool fl_valid_mirror_url(const char *s)
+{
+	return valid_mirror(s, false);
+}
+
+bool fl_valid_mirror_base(const char *s)
+{
+	return valid_mirror(s, true);
+}

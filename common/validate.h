@@ -53,4 +53,18 @@ bool fl_valid_text(const char *s, size_t max);
 #define FL_METRIC_MAX 64
 bool fl_valid_metric(const char *s);
 
+/*
+ * A bundle mirror's URL (docs/ota.md "Mirrors"): https://HOST[:PORT]/PATH
+ * of at most FL_MIRROR_URL_MAX bytes; HOST of [A-Za-z0-9.-] (a name or
+ * an IPv4 address), PORT 1..65535, PATH starting with '/' of
+ * [A-Za-z0-9/._~-] without ".." or "//".  So no userinfo ('@'), query,
+ * fragment, percent-escapes or IPv6 literals.  fl_valid_mirror_url: a
+ * file (an update command's `mirror`), PATH not ending with '/';
+ * fl_valid_mirror_base: a directory (fleetd's [bundles] mirror_url),
+ * PATH ending with '/'.
+ */
+#define FL_MIRROR_URL_MAX 512
+bool fl_valid_mirror_url(const char *s);
+bool fl_valid_mirror_base(const char *s);
+
 #endif

@@ -123,7 +123,9 @@ static int store(struct srv *srv, struct srv_upload *u,
 	char id[17], *dest, *manifest = fl_json_dumps(m->json);
 	struct stat st;
 	bool existed = false;
-	struct srv_bundle b = {.id = id, .sha256 = sha, .name = m->name,
+	struct srv_bundle b = {.id = id,
+			       .sha256 = sha,
+			       .name = m->name,
 			       .version = m->version,
 			       .security_version = m->security_version,
 			       .hardware = m->hardware,
@@ -134,8 +136,8 @@ static int store(struct srv *srv, struct srv_upload *u,
 	fl_strlcpy(id, sha, sizeof(id));
 	dest = blob_path(srv, id);
 	rc = fstat(u->fd, &st) < 0 || fsync(u->fd) < 0
-		     ? fl_fail_errno(err, FL_EIO, "cannot sync upload")
-		     : 0;
+		 ? fl_fail_errno(err, FL_EIO, "cannot sync upload")
+		 : 0;
 	b.size = (uint64_t)st.st_size;
 	if (!rc)
 		rc = srv_store_bundle_add(srv->store, &b, actor, &existed, err);
@@ -150,9 +152,8 @@ static int store(struct srv *srv, struct srv_upload *u,
 	return rc;
 }
 
-int srv_upload_finish(struct srv *srv, struct srv_upload *u,
-		      const char *actor, struct srv_bundle_row *ret,
-		      struct fl_error *err)
+int srv_upload_finish(struct srv *srv, struct srv_upload *u, const char *actor,
+		      struct srv_bundle_row *ret, struct fl_error *err)
 {
 	struct fsig_manifest *m = NULL;
 	char sha[65];
@@ -163,6 +164,13 @@ int srv_upload_finish(struct srv *srv, struct srv_upload *u,
 		rc = store(srv, u, m, sha, actor, ret, err);
 	fsig_manifest_free(m);
 	return rc;
+}
+
+char *srv_bundle_mirror_url(const struct srv *srv, const char *id)
+{
+	if (!srv->cfg.mirror_url)
+		return NULL;
+	return fl_xasprintf("%s%s.fwb", srv->cfg.mirror_url, id);
 }
 
 int srv_bundle_open(struct srv *srv, const char *ref, int *ret_fd,

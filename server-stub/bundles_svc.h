@@ -43,9 +43,8 @@ int srv_upload_write(struct srv_upload *u, const void *data, size_t len,
  * of fsig_reader_verify (FL_EVERIFY, FL_EPARSE, ...), FL_ECONFLICT (no
  * trust root, or another bundle has its name and version), FL_EIO.
  */
-int srv_upload_finish(struct srv *srv, struct srv_upload *u,
-		      const char *actor, struct srv_bundle_row *ret,
-		      struct fl_error *err);
+int srv_upload_finish(struct srv *srv, struct srv_upload *u, const char *actor,
+		      struct srv_bundle_row *ret, struct fl_error *err);
 
 /* Drop the upload and its temporary file.  NULL is fine. */
 void srv_upload_free(struct srv_upload *u);
@@ -57,5 +56,12 @@ void srv_upload_free(struct srv_upload *u);
  */
 int srv_bundle_open(struct srv *srv, const char *ref, int *ret_fd,
 		    uint64_t *ret_size, struct fl_error *err);
+
+/*
+ * The URL of bundle @id's file on the mirror ([bundles] mirror_url +
+ * "ID.fwb", the file's name in STATE/bundles); NULL when fleetd has no
+ * mirror.  Caller frees.
+ */
+char *srv_bundle_mirror_url(const struct srv *srv, const char *id);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bundles_svc.h"
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
@@ -35,15 +36,15 @@ struct job_type {
 };
 
 static const char *const update_states[] = {
-	"queued",    "downloading", "verifying",    "installing",
-	"installed", "rebooting",   "health-check", "succeeded",
-	"failed",    "rolled-back", NULL};
+    "queued",	 "downloading",	 "verifying", "installing", "installed",
+    "rebooting", "health-check", "succeeded", "failed",	    "rolled-back",
+    NULL};
 /* a restart repeats the install pass from downloading (docs/ota.md).
  * A rollback is "reported like an update" (docs/protocol.md): the same
  * table, though today's agent goes queued, rebooting, health-check. */
 static const char *const update_back[] = {
-	"verifying",  "downloading", "installing", "downloading",
-	"installing", "verifying",   NULL};
+    "verifying",  "downloading", "installing", "downloading",
+    "installing", "verifying",	 NULL};
 /* the agent reports a rotation only when it ends */
 static const char *const rotate_states[] = {"queued", "succeeded", "failed",
 					    NULL};
@@ -52,9 +53,9 @@ static const char *const ota_lane[] = {"update", "rollback", NULL};
 static const char *const identity_lane[] = {"rotate", NULL};
 
 static const struct job_type types[] = {
-	{"rollback", update_states, update_back, ota_lane},
-	{"rotate", rotate_states, no_back, identity_lane},
-	{"update", update_states, update_back, ota_lane},
+    {"rollback", update_states, update_back, ota_lane},
+    {"rotate", rotate_states, no_back, identity_lane},
+    {"update", update_states, update_back, ota_lane},
 };
 
 static const struct job_type *find_type(const char *name)
@@ -79,8 +80,7 @@ bool srv_job_type_known(const char *type)
 	return find_type(type) != NULL;
 }
 
-static bool back_ok(const struct job_type *t, const char *from,
-		    const char *to)
+static bool back_ok(const struct job_type *t, const char *from, const char *to)
 {
 	for (size_t i = 0; t->back[i]; i += 2)
 		if (strcmp(t->back[i], from) == 0 &&
@@ -89,8 +89,7 @@ static bool back_ok(const struct job_type *t, const char *from,
 	return false;
 }
 
-bool srv_job_transition_ok(const char *type, const char *from,
-			   const char *to)
+bool srv_job_transition_ok(const char *type, const char *from, const char *to)
 {
 	const struct job_type *t = find_type(type);
 	int f, n;
@@ -125,15 +124,21 @@ static void new_id(char *buf, size_t len, const char *prefix)
 	snprintf(buf, len, "%s%s", prefix, hex);
 }
 
-/* The bundle part of an update command. */
-static json_t *bundle_args(const struct srv_bundle_row *b)
+/* The bundle part of an update command: fleetd's own url, and the
+ * mirror's when fleetd has one. */
+static json_t *bundle_args(const struct srv *srv,
+			   const struct srv_bundle_row *b)
 {
 	char *url = fl_xasprintf("/api/v1/bundles/%s/download", b->id);
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", b->id,
-			      "name", b->name, "version", b->version, "sha256",
-			      b->sha256, "size", (json_int_t)b->size, "url",
-			      url);
+	char *mirror = srv_bundle_mirror_url(srv, b->id);
+	json_t *j =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", b->id, "name",
+		      b->name, "version", b->version, "sha256", b->sha256,
+		      "size", (json_int_t)b->size, "url", url);
 
+	if (mirror)
+		json_object_set_new(j, "mirror", json_string(mirror));
+	free(mirror);
 	free(url);
 	return j;
 }
@@ -147,7 +152,7 @@ static int send_command(struct srv *srv, const struct srv_job *j,
 	int rc;
 
 	if (bundle)
-		json_object_set_new(args, "bundle", bundle_args(bundle));
+		json_object_set_new(args, "bundle", bundle_args(srv, bundle));
 	rc = srv_mqtt_send_cmd(srv->mqtt, j->device, j->type, args, cmd, err);
 	json_decref(args);
 	if (rc) {
@@ -163,8 +168,10 @@ int srv_job_start(struct srv *srv, const char *device, const char *type,
 		  const char *created_by, int64_t expire, json_t **ret,
 		  struct fl_error *err)
 {
-	struct srv_job j = {.device = device, .type = type,
-			    .rollout = rollout, .created_by = created_by,
+	struct srv_job j = {.device = device,
+			    .type = type,
+			    .rollout = rollout,
+			    .created_by = created_by,
 			    .lane = srv_job_lane(type)};
 	char job[24], cmd[48], when[32];
 	int rc;
@@ -274,7 +281,7 @@ int srv_job_send(struct srv *srv, const char *device, const char *type,
 	int rc;
 
 	if (bundle)
-		json_object_set_new(args, "bundle", bundle_args(bundle));
+		json_object_set_new(args, "bundle", bundle_args(srv, bundle));
 	rc = publish_cmd(srv, device, type, args, command, err);
 	json_decref(args);
 	return rc;

@@ -15,23 +15,38 @@
 #include "srv.h"
 #include "shadow.h"
 #include "util.h"
+#include "validate.h"
 
 static const struct fl_ini_key conf_keys[] = {
-	{"server", "public_url"}, {"ca", "device_lifetime"}, {"mqtt", "url"},
-	{"broker", "listen"},     {"broker", "mosquitto"},
-	{"bundles", "max_size"},  {"ca", "reenroll_per_hour"},
-	{"ca", "reenroll_max_revoked"}, {"jobs", "expire"},
-	{"mqtt", "device_rate"}, {"mqtt", "device_burst"},
-	{"mqtt", "device_mute"}, {"mqtt", "ingest_queue"},
-	{"mqtt", "ingest_batch"}, {"mqtt", "topic_prefix"},
-	{"http", "max_connections"},
-	{"http", "max_connections_per_ip"}, {"http", "header_timeout"},
-	{"http", "request_timeout"}, {"http", "upload_timeout"},
-	{"http", "idle_timeout"}, {"diag", "max_pending"},
-	{"diag", "max_pending_per_caller"}, {"diag", "bundle_max"},
-	{"shadow", "max_size"},
-	{"telemetry", "keep_points"}, {"telemetry", "keep_hours"},
-	{NULL, NULL},
+    {"server", "public_url"},
+    {"ca", "device_lifetime"},
+    {"mqtt", "url"},
+    {"broker", "listen"},
+    {"broker", "mosquitto"},
+    {"bundles", "max_size"},
+    {"bundles", "mirror_url"},
+    {"ca", "reenroll_per_hour"},
+    {"ca", "reenroll_max_revoked"},
+    {"jobs", "expire"},
+    {"mqtt", "device_rate"},
+    {"mqtt", "device_burst"},
+    {"mqtt", "device_mute"},
+    {"mqtt", "ingest_queue"},
+    {"mqtt", "ingest_batch"},
+    {"mqtt", "topic_prefix"},
+    {"http", "max_connections"},
+    {"http", "max_connections_per_ip"},
+    {"http", "header_timeout"},
+    {"http", "request_timeout"},
+    {"http", "upload_timeout"},
+    {"http", "idle_timeout"},
+    {"diag", "max_pending"},
+    {"diag", "max_pending_per_caller"},
+    {"diag", "bundle_max"},
+    {"shadow", "max_size"},
+    {"telemetry", "keep_points"},
+    {"telemetry", "keep_hours"},
+    {NULL, NULL},
 };
 
 /* Fail naming the first key of @ini that is neither in conf_keys nor
@@ -211,6 +226,25 @@ static int load_telemetry(const struct fl_ini *ini,
 	return rc;
 }
 
+/* [bundles] mirror_url (validate.h), at most SRV_MIRROR_BASE_MAX bytes. */
+static int load_mirror(const struct fl_ini *ini, char **ret,
+		       struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, "bundles", "mirror_url");
+
+	if (v &&
+	    (!fl_valid_mirror_base(v) || strlen(v) > SRV_MIRROR_BASE_MAX))
+		return fl_fail(err, FL_EINVAL,
+			       "[bundles] mirror_url '%.80s': want "
+			       "https://HOST[:PORT]/PATH/ ending with '/', "
+			       "no user, query or fragment, a path of "
+			       "A-Z a-z 0-9 / . _ ~ - without '..', at most "
+			       "%d bytes",
+			       v, SRV_MIRROR_BASE_MAX);
+	*ret = v ? fl_xstrdup(v) : NULL;
+	return 0;
+}
+
 /* Read STATE/fleetd.conf; a missing file means all defaults. */
 static int load_config(struct srv *srv, struct fl_error *err)
 {
@@ -237,6 +271,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = fl_ini_get_uint(ini, "bundles", "max_size", UINT64_MAX / 2,
 				     4ULL << 30, &srv->cfg.max_bundle, err);
 	if (!rc)
+		rc = load_mirror(ini, &srv->cfg.mirror_url, err);
+	if (!rc)
 		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
 	if (!rc)
 		rc = conf_secs(ini, "jobs", "expire", SRV_JOB_EXPIRE_DEFAULT,
@@ -248,9 +284,9 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = load_diag_limits(ini, &srv->cfg.diag, err);
 	if (!rc)
-		rc = fl_ini_get_uint(ini, "shadow", "max_size",
-				     FL_SHADOW_MAX_DEFAULT, FL_SHADOW_MAX_DEFAULT,
-				     &srv->cfg.shadow_max, err);
+		rc = fl_ini_get_uint(
+		    ini, "shadow", "max_size", FL_SHADOW_MAX_DEFAULT,
+		    FL_SHADOW_MAX_DEFAULT, &srv->cfg.shadow_max, err);
 	if (!rc && srv->cfg.shadow_max < 256)
 		rc = fl_fail(err, FL_EINVAL, "[shadow] max_size under 256");
 	if (!rc)
@@ -347,6 +383,7 @@ void srv_close(struct srv *srv)
 	srv_store_close(srv->store);
 	srv_ca_close(srv->ca);
 	free(srv->cfg.public_url);
+	free(srv->cfg.mirror_url);
 	free(srv->cfg.mqtt_url);
 	free(srv->cfg.topic_prefix);
 	free(srv->cfg.broker_listen);

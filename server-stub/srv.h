@@ -21,6 +21,8 @@ struct srv_config {
 	char *broker_listen;	 /* [broker] listen, for --with-broker */
 	char *mosquitto;	 /* [broker] mosquitto: program path */
 	uint64_t max_bundle;	 /* [bundles] max_size, default 4 GiB */
+	char *mirror_url; /* [bundles] mirror_url: https://HOST/PATH/ that
+			   * serves STATE/bundles as-is; NULL: none */
 	/* [ca] reenroll_per_hour, reenroll_max_revoked */
 	struct srv_reenroll_limits reenroll;
 	int64_t job_expire;	 /* [jobs] expire: a job's default deadline */
@@ -38,8 +40,8 @@ struct srv_config {
 		int64_t upload_timeout;	 /* s for an upload request: 3600 */
 		int64_t idle_timeout;	 /* s without traffic: 60 */
 	} http;
-	struct srv_diag_config { /* [diag]: the relay's bounds (diag.h) */
-		uint64_t max_pending;	 /* diag calls waiting at once */
+	struct srv_diag_config {      /* [diag]: the relay's bounds (diag.h) */
+		uint64_t max_pending; /* diag calls waiting at once */
 		uint64_t max_per_caller; /* of them, one caller's */
 		uint64_t bundle_max;	 /* bytes of a support bundle */
 	} diag;
@@ -65,10 +67,10 @@ struct srv {
 	struct srv_store *store;
 	struct srv_ca *ca;
 	struct srv_broker *broker; /* local mosquitto, with --with-broker */
-	struct srv_mqtt *mqtt;     /* fleetd's MQTT client */
+	struct srv_mqtt *mqtt;	   /* fleetd's MQTT client */
 	/* telemetry forwarders while serving ([influx], [postgres]) */
 	struct srv_fwd *fwd_influx, *fwd_pg;
-	struct srv_diag *diag;	   /* the diag relay, while serving */
+	struct srv_diag *diag;		  /* the diag relay, while serving */
 	struct srv_diag_bundles *bundles; /* support bundles, while serving */
 	struct MHD_Daemon *mhd;
 	struct srv_http *http; /* connection deadlines, audit limits */
@@ -99,6 +101,10 @@ struct srv {
 };
 
 #define SRV_CONF_FILE "fleetd.conf"
+
+/* Bytes of [bundles] mirror_url: it fits one line of fleetd.conf, and
+ * a bundle's file name after it stays far below FL_MIRROR_URL_MAX. */
+#define SRV_MIRROR_BASE_MAX 160
 
 /* Paths inside the state dir (DESIGN: layout documented in fleetd.8). */
 #define SRV_DB_FILE "fleetd.db"

@@ -64,6 +64,10 @@ static void sample(struct agent_journal *j)
 	job->size = 10003968;
 	fl_strlcpy(job->url, "/api/v1/bundles/3c857450b3b0e7b9/download",
 		   sizeof(job->url));
+	fl_strlcpy(job->mirror,
+		   "https://mirror.example:8443/fleet/3c857450b3b0e7b9.fwb",
+		   sizeof(job->mirror));
+	job->mirror_off = true;
 	fl_strlcpy(job->from_slot, "a", sizeof(job->from_slot));
 	fl_strlcpy(job->target_slot, "b", sizeof(job->target_slot));
 	fl_strlcpy(job->from_version, "1.0.0", sizeof(job->from_version));
@@ -154,7 +158,9 @@ static char *sample_with(const char *key, const char *value)
 		    strchr(key, '.') ? json_object_get(job, "bundle") : job,
 		    strchr(key, '.') ? strchr(key, '.') + 1 : key, v);
 	} else {
-		json_object_del(job, key);
+		json_object_del(
+		    strchr(key, '.') ? json_object_get(job, "bundle") : job,
+		    strchr(key, '.') ? strchr(key, '.') + 1 : key);
 	}
 	s = fl_json_dumps(doc);
 	json_decref(doc);
@@ -204,6 +210,11 @@ static void test_refusals(void **state)
 	refuse("bundle.id", "\"../../etc\"", FL_EPARSE);
 	refuse("bundle.url", "\"/api/v1/../../x\"", FL_EPARSE);
 	refuse("bundle.url", "\"https://evil.example/x\"", FL_EPARSE);
+	refuse("bundle.mirror", "\"http://m.example/a.fwb\"", FL_EPARSE);
+	refuse("bundle.mirror", "\"https://u@m.example/a.fwb\"", FL_EPARSE);
+	refuse("bundle.mirror", "\"https://m.example/../a.fwb\"", FL_EPARSE);
+	refuse("bundle.mirror", NULL, 0); /* journals before mirrors */
+	refuse("bundle.mirror_off", NULL, 0);
 	refuse("bundle.size", "0", FL_EPARSE);
 	refuse("bundle.size", "4398046511105", FL_EPARSE);
 	refuse("bundle.name", "\"a/b\"", FL_EPARSE);

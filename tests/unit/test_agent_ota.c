@@ -22,6 +22,7 @@
 #include "journal.h"
 #include "json.h"
 #include "ota.h"
+#include "ota_internal.h"
 #include "simdev.h"
 #include "trust.h"
 
@@ -941,9 +942,61 @@ static void test_corrupt_journal(void **state)
 	free(aside);
 }
 
+/* args.bundle.mirror: optional; an https URL of a file on an origin
+ * with a plain path, anything else is a parse error, never a job. */
+static void test_parse_mirror(void **state)
+{
+	static const char *const bad[] = {
+	    "http://m.example/fw/a.fwb",
+	    "https://u:p@m.example/a.fwb",
+	    "https://m.example/../a.fwb",
+	    "https://m.example/fw/a.fwb?x",
+	    "https://m.example/a.fwb#x",
+	    "https://m.example/fw/",
+	    "file:///etc/passwd",
+	    "https://m.example:99999/a.fwb",
+	    "",
+	};
+	char *text = fl_xasprintf(
+		 "{\"id\":\"abcdef01\",\"name\":\"fw\",\"version\":"
+		 "\"1.1.0\",\"sha256\":\"%064d\",\"size\":100,"
+		 "\"url\":\"/api/v1/b/abcdef01\"}",
+		 0),
+	     *big;
+	struct agent_job job = {0};
+	json_t *b = NULL;
+
+	assert_int_equal(fl_json_parse(text, strlen(text), 4096, &b, NULL), 0);
+	assert_int_equal(ota_parse_bundle(b, &job, NULL), 0);
+	assert_string_equal(job.mirror, "");
+	json_object_set_new(b, "mirror",
+			    json_string("https://m.example:8443/fw/ab.fwb"));
+	assert_int_equal(ota_parse_bundle(b, &job, NULL), 0);
+	assert_string_equal(job.mirror, "https://m.example:8443/fw/ab.fwb");
+	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++) {
+		json_object_set_new(b, "mirror", json_string(bad[i]));
+		assert_int_equal(ota_parse_bundle(b, &job, NULL), FL_EPARSE);
+	}
+	json_object_set_new(b, "mirror", json_integer(1));
+	assert_int_equal(ota_parse_bundle(b, &job, NULL), FL_EPARSE);
+	big = fl_xcalloc(1, FL_MIRROR_URL_MAX + 2);
+	memset(big, 'a', FL_MIRROR_URL_MAX + 1);
+	memcpy(big, "https://m.example/", 18);
+	json_object_set_new(b, "mirror", json_string(big)); /* one too long */
+	assert_int_equal(ota_parse_bundle(b, &job, NULL), FL_EPARSE);
+	big[FL_MIRROR_URL_MAX] = '\0';
+	json_object_set_new(b, "mirror", json_string(big));
+	assert_int_equal(ota_parse_bundle(b, &job, NULL), 0);
+	assert_string_equal(job.mirror, big);
+	free(big);
+	free(text);
+	json_decref(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse_mirror),
 	    cmocka_unit_test_setup_teardown(test_update_succeeds, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_hash_never_bootable, setup,

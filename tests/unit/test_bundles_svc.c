@@ -22,9 +22,11 @@
 #include "srv_fixture.h"
 
 #include "bundles_svc.h"
+#include "jobs.h"
 #include "keys.h"
 #include "root.h"
 #include "store.h"
+#include "validate.h"
 #include "writer.h"
 
 static const char *const hw[] = {"gw-v1"};
@@ -36,10 +38,15 @@ static void make_bundle(struct srv_fixture *f, struct fsig_key *key,
 	char *img = fl_path_join(f->dir, "image");
 	char *buf = fl_xcalloc(1, size);
 	struct fsig_payload_spec ps = {.path = img, .name = "rootfs"};
-	struct fsig_bundle_spec s = {
-		.name = "fw", .version = "1.2.3", .security_version = 1,
-		.hardware = hw, .n_hardware = 1, .payloads = &ps,
-		.n_payloads = 1, .keys = &key, .n_keys = 1};
+	struct fsig_bundle_spec s = {.name = "fw",
+				     .version = "1.2.3",
+				     .security_version = 1,
+				     .hardware = hw,
+				     .n_hardware = 1,
+				     .payloads = &ps,
+				     .n_payloads = 1,
+				     .keys = &key,
+				     .n_keys = 1};
 
 	for (size_t i = 0; i < size; i++)
 		buf[i] = (char)(i * 7);
@@ -56,9 +63,8 @@ static void push_root(struct srv_fixture *f, struct fsig_key *key)
 	struct fsig_root *root = NULL;
 	const char *text;
 
-	assert_int_equal(fsig_root_init(&rs, &rs, time(NULL) + 86400, &root,
-					NULL),
-			 0);
+	assert_int_equal(
+	    fsig_root_init(&rs, &rs, time(NULL) + 86400, &root, NULL), 0);
 	assert_int_equal(fsig_root_sign(root, key, NULL), 0);
 	text = fsig_root_text(root, NULL);
 	assert_int_equal(srv_store_root_add(f->srv->store, 1, text,
@@ -96,7 +102,8 @@ static int blob_files(struct srv_fixture *f)
 	int n = 0;
 
 	while (d && (e = readdir(d)))
-		n += e->d_name[0] != '.' || strncmp(e->d_name, ".upload", 7) == 0;
+		n += e->d_name[0] != '.' ||
+		     strncmp(e->d_name, ".upload", 7) == 0;
 	if (d)
 		closedir(d);
 	free(dir);
@@ -119,12 +126,8 @@ static void test_store_and_open(void **state)
 	assert_int_equal(blob_files(f), 0);
 	push_root(f, key);
 	assert_int_equal(upload(f, path, &b), 0);
-	assert_string_equal(b.version,
-			    "1.2.3");
-	assert_int_equal(srv_bundle_open(f->srv,
-					 b.id,
-					 &fd, &size, NULL),
-			 0);
+	assert_string_equal(b.version, "1.2.3");
+	assert_int_equal(srv_bundle_open(f->srv, b.id, &fd, &size, NULL), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(size, (uint64_t)st.st_size);
 	close(fd);
@@ -189,8 +192,7 @@ static void test_missing_blob(void **state)
 	push_root(f, key);
 	make_bundle(f, key, path, 100);
 	assert_int_equal(upload(f, path, &b), 0);
-	blob = fl_xasprintf("%s/bundles/%s.fwb", f->state,
-			    b.id);
+	blob = fl_xasprintf("%s/bundles/%s.fwb", f->state, b.id);
 	assert_int_equal(unlink(blob), 0);
 	assert_int_equal(srv_bundle_open(f->srv, "fw@1.2.3", &fd, &size, NULL),
 			 FL_EIO);
@@ -200,15 +202,120 @@ static void test_missing_blob(void **state)
 	free(path);
 }
 
+/* Reopen the fixture's state dir with @conf as its fleetd.conf. */
+static int reopen(struct srv_fixture *f, const char *conf)
+{
+	char *path = fl_path_join(f->state, SRV_CONF_FILE);
+	struct fl_error err = {0};
+	int rc;
+
+	assert_int_equal(fl_write_atomic(path, conf, strlen(conf), 0600, NULL),
+			 0);
+	free(path);
+	srv_close(f->srv);
+	f->srv = NULL;
+	rc = srv_open(f->state, &f->srv, &err);
+	if (rc)
+		assert_non_null(strstr(err.msg, "mirror_url"));
+	return rc;
+}
+
+/* [bundles] mirror_url is checked when fleetd opens its state: https,
+ * no userinfo, query, fragment or "..", a trailing '/', and short
+ * enough for a bundle's file name after it. */
+static void test_mirror_config(void **state)
+{
+	static const char *const bad[] = {
+	    "http://m.example/b/",	"https://u@m.example/b/",
+	    "https://m.example/b/?a=/", "https://m.example/b/#/",
+	    "https://m.example/../b/",	"https://m.example/b",
+	    "https://m.example",	"ftp://m.example/b/",
+	};
+	struct srv_fixture *f = *state;
+	char conf[SRV_MIRROR_BASE_MAX + 64], *url;
+	int n, max;
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++) {
+		snprintf(conf, sizeof(conf), "[bundles]\nmirror_url = %s\n",
+			 bad[i]);
+		assert_int_equal(reopen(f, conf), FL_EINVAL);
+	}
+	/* "https://m/" + k * 'a' + "/": 11 + k bytes, at most max */
+	n = snprintf(conf, sizeof(conf), "[bundles]\nmirror_url = https://m/");
+	max = SRV_MIRROR_BASE_MAX;
+	memset(conf + n, 'a', max - 10);
+	memcpy(conf + n + max - 10, "/\n", 3);
+	assert_int_equal(reopen(f, conf), FL_EINVAL); /* one byte too long */
+	memcpy(conf + n + max - 11, "/\n", 3);
+	assert_int_equal(reopen(f, conf), 0);
+	assert_int_equal(reopen(f, "[bundles]\nmirror_url = "
+				   "https://127.0.0.1:8443/fw/\n"),
+			 0);
+	url = srv_bundle_mirror_url(f->srv, "ca4ee575a82a9198");
+	assert_string_equal(url,
+			    "https://127.0.0.1:8443/fw/ca4ee575a82a9198.fwb");
+	free(url);
+	assert_int_equal(reopen(f, "[bundles]\nmax_size = 1000000\n"), 0);
+	assert_null(srv_bundle_mirror_url(f->srv, "ca4ee575a82a9198"));
+}
+
+static json_t *sent;
+
+static int record(void *ctx, const char *device, const char *type, json_t *args,
+		  const char *id, struct fl_error *err)
+{
+	json_decref(sent);
+	sent = json_incref(args);
+	return 0;
+}
+
+/* An update command carries fleetd's url always and the mirror's when
+ * fleetd has one. */
+static void test_mirror_in_command(void **state)
+{
+	struct srv_fixture *f = *state;
+	struct srv_bundle_row b = {.id = "ca4ee575a82a9198",
+				   .name = "fw",
+				   .version = "1.2.3",
+				   .size = 1000,
+				   .sha256 = "00"};
+	const json_t *jb;
+
+	f->srv->send_cmd = record;
+	assert_int_equal(
+	    srv_job_send(f->srv, "gw-1", "update", "j-1", "c-1", &b, NULL), 0);
+	jb = json_object_get(sent, "bundle");
+	assert_string_equal(json_string_value(json_object_get(jb, "url")),
+			    "/api/v1/bundles/ca4ee575a82a9198/download");
+	assert_null(json_object_get(jb, "mirror"));
+	assert_int_equal(reopen(f, "[bundles]\nmirror_url = "
+				   "https://mirror.example/fleet/\n"),
+			 0);
+	f->srv->send_cmd = record;
+	assert_int_equal(
+	    srv_job_send(f->srv, "gw-1", "update", "j-1", "c-1", &b, NULL), 0);
+	jb = json_object_get(sent, "bundle");
+	assert_string_equal(
+	    json_string_value(json_object_get(jb, "mirror")),
+	    "https://mirror.example/fleet/ca4ee575a82a9198.fwb");
+	assert_non_null(json_object_get(jb, "url"));
+	json_decref(sent);
+	sent = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_store_and_open, srv_setup,
-						srv_teardown),
-		cmocka_unit_test_setup_teardown(test_refused_leave_nothing,
-						srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_missing_blob, srv_setup,
-						srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_and_open, srv_setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_leave_nothing,
+					    srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_blob, srv_setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_mirror_config, srv_setup,
+					    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_mirror_in_command, srv_setup,
+					    srv_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -13,9 +14,17 @@ static void test_ids(void **state)
 {
 	static const char *const good[] = {"a", "gw-01", "farm.7_b", "0abc"};
 	static const char *const bad[] = {
-		"",      "-a",     ".a",  "A1",   "dev/1", "dev+",
-		"dev#",  "dev 1",  "dév", "_x",
-		"a123456789012345678901234567890123456789012345678901234567890123",
+	    "",
+	    "-a",
+	    ".a",
+	    "A1",
+	    "dev/1",
+	    "dev+",
+	    "dev#",
+	    "dev 1",
+	    "dév",
+	    "_x",
+	    "a123456789012345678901234567890123456789012345678901234567890123",
 	};
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(good); i++)
@@ -25,7 +34,7 @@ static void test_ids(void **state)
 	assert_false(fl_valid_id(NULL));
 	/* exactly 63 characters is the longest allowed */
 	assert_true(fl_valid_id(
-		"a12345678901234567890123456789012345678901234567890123456789012"));
+	    "a12345678901234567890123456789012345678901234567890123456789012"));
 }
 
 static void test_check_id_error(void **state)
@@ -57,13 +66,59 @@ static void test_text(void **state)
 	assert_false(fl_valid_text("bell\a", 20));
 }
 
+/* Mirror URLs: https, an origin, a plain path; a base ends with '/',
+ * a file does not. */
+static void test_mirror_url(void **state)
+{
+	static const char *const bad[] = {
+	    "http://m.example/fw/",
+	    "https://",
+	    "https:///fw/",
+	    "https://m.example",
+	    "https://u:p@m.example/fw/",
+	    "https://m.example/fw/?x=1/",
+	    "https://m.example/fw/#a/",
+	    "https://m.example/a/../b/",
+	    "https://m.example//fw/",
+	    "https://m.example:0/",
+	    "https://m.example:65536/",
+	    "https://m.example:/fw/",
+	    "https://m.example:08/fw/",
+	    "https://[::1]:443/fw/",
+	    "https://m.example/a%2f/",
+	    "https://m ex/fw/",
+	    "https://m.example/fw/\n/",
+	    "ftp://m.example/fw/",
+	};
+	char big[FL_MIRROR_URL_MAX + 2];
+
+	assert_true(fl_valid_mirror_base("https://m.example/"));
+	assert_true(fl_valid_mirror_base("https://127.0.0.1:8443/b-1/"));
+	assert_true(
+	    fl_valid_mirror_url("https://cdn.example/fw/x_1.fwb"));
+	assert_false(fl_valid_mirror_url("https://cdn.example/fw/"));
+	assert_false(fl_valid_mirror_base("https://cdn.example/fw/a"));
+	for (size_t i = 0; i < FL_ARRAY_SIZE(bad); i++)
+		assert_false(fl_valid_mirror_base(bad[i]));
+	assert_false(fl_valid_mirror_base(NULL));
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "https://m.example/", 18);
+	big[sizeof(big) - 2] = '/';
+	assert_false(fl_valid_mirror_base(big));
+	big[sizeof(big) - 3] = '\0';
+	big[sizeof(big) - 4] = '/';
+	assert_true(fl_valid_mirror_base(big));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_check_id_error),
-		cmocka_unit_test(test_filenames),
-		cmocka_unit_test(test_text),
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_check_id_error),
+	    cmocka_unit_test(test_filenames),
+	    cmocka_unit_test(test_text),
+	    cmocka_unit_test(test_mirror_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
