@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Build the U-Boot board in a box (docs/bootloader.md, "The VM harness"):
+# an arm64 Debian 12 guest for qemu-system-aarch64 -M virt with Debian's
+# U-Boot (u-boot-qemu, qemu_arm64) as firmware, from Debian packages only.
+#
+#   tests/vm/mkimage-uboot.sh AGENT CACHE    prints the image directory
+#
+# AGENT is an arm64 fleet-agent (tests/vm/cross-agent.sh).  Cached under
+# CACHE like mkimage.sh:
+#   ubase-HASH/  debootstrap --arch=arm64 --foreign of Debian 12 (minbase,
+#                Debian's arm64 kernel, the agent's libraries,
+#                fw_printenv); every downloaded package unpacked with
+#                dpkg-deb (no qemu-user or binfmt on the host: maintainer
+#                scripts never run; the guest needs none of their output
+#                but /etc/passwd); /boot/vmlinuz and /boot/initrd: a
+#                busybox initramfs with the kernel's virtio, ext4 and MTD
+#                modules.  Debian's arm64 kernel has no CFI flash driver
+#                (CONFIG_MTD_CFI, CONFIG_MTD_PHYSMAP unset), so the CFI
+#                probe, Intel command set and physmap modules are built
+#                from Debian's linux-source-6.1 against its headers.
+#   uimg-HASH/   slot-V.ext4 per release (1.0.0, 1.1.0 good, 1.2.0
+#                unhealthy, 1.3.0 unbootable: its gzipped kernel is cut
+#                short, so U-Boot's booti fails to unpack it and the
+#                script resets); disk.img: MBR, p1
+#                spare, p2 slot a = 1.0.0, p3 slot b empty (the test
+#                appends p4); flash1.img: QEMU's second CFI flash bank
+#                (64 MiB) with U-Boot's environment (uboot-env.txt) at its
+#                start; layout.
+# Needs root (debootstrap) and Debian's mirror for the base only.
+set -euo pipefail
+
+SUITE=bookworm
+MIRROR=http://deb.debian.org/debian
+KVER=6.1.0-50-arm64
+KPKG_VER=6.1.176-1
+BASE_PKGS=linux-image-$KVER,busybox-static,libssl3,libjansson4,libinih1,libmosquitto1,libcurl4,libarchive13,libzstd1,libubootenv0.1,libubootenv-tool,libsqlite3-0,ca-certificates
+# (the flash's chip driver before physmap: nothing in the initramfs loads
+# modules on request)
+INITRD_MODULES="virtio_pci virtio_blk virtio_net virtio_console ext4 crc32c_generic
+cfi_probe cfi_cmdset_0001 physmap"
+MTD_SRC="chips/cfi_probe.c chips/gen_probe.c chips/cfi_util.c chips/cfi_cmdset_0001.c
+chips/fwh_lock.h maps/physmap-core.c maps/physmap-gemini.h maps/physmap-ixp4xx.h
+maps/physmap-versatile.h maps/physmap-bt1-rom.h"
+SLOT_MIB=256
+BOOT_MIB=15
+FLASH_MIB=64
+ENV_SIZE=0x40000
+
+agent=${1:?usage: mkimage-uboot.sh AGENT [CACHE]}
+cache=${2:-${XDG_CACHE_HOME:-$HOME/.cache}/fleet-vm}
+self=$(readlink -f "$0")
+here=$(dirname "$self")
+mkdir -p "$cache"
+
+say() { echo "mkimage-uboot: $*" >&2; }
+hash_of() { sha256sum | cut -c1-16; }
+
+# mtd_modules DIR: the CFI flash modules Debian's kernel lacks, built in
+# DIR from Debian's source and headers of that kernel (kbuild of the host)
+mtd_modules() {
+	local d=$1 k f
+	mkdir -p "$d/deb" "$d/x" "$d/m"
+	(cd "$d/deb" && apt-get download -q linux-source-6.1="$KPKG_VER" \
+		linux-headers-$KVER:arm64="$KPKG_VER" linux-headers-${KVER%-arm64}-common="$KPKG_VER" \
+		linux-kbuild-6.1="$KPKG_VER") >&2
+	for f in "$d"/deb/linux-{headers,kbuild}*.deb; do dpkg-deb -x "$f" "$d/x"; done
+	k=$d/x/usr/src
+	sed -i "s#/usr/src/#$k/#" "$k/linux-headers-$KVER/Makefile"
+	dpkg-deb --fsys-tarfile "$d"/deb/linux-source-*.deb |
+		tar -xO ./usr/src/linux-source-6.1.tar.xz |
+		tar -xJ -C "$d" $(printf 'linux-source-6.1/drivers/mtd/%s ' $MTD_SRC)
+	for f in $MTD_SRC; do cp "$d/linux-source-6.1/drivers/mtd/$f" "$d/m/"; done
+	cat >"$d/m/Kbuild" <<'EOF'
+obj-m := cfi_probe.o gen_probe.o cfi_util.o cfi_cmdset_0001.o physmap.o
+physmap-y := physmap-core.o
+ccflags-y := -DCONFIG_MTD_CFI=1 -DCONFIG_MTD_GEN_PROBE=1 -DCONFIG_MTD_CFI_INTELEXT=1 \
+	-DCONFIG_MTD_CFI_UTIL=1 -DCONFIG_MTD_PHYSMAP=1 -DCONFIG_MTD_PHYSMAP_OF=1
+EOF
+	make -s -C "$k/linux-headers-$KVER" M="$d/m" ARCH=arm64 \
+		CROSS_COMPILE=aarch64-linux-gnu- modules >&2
+}
+
+# make_initrd ROOT: ROOT/boot/initrd, a busybox initramfs that loads
+# INITRD_MODULES (and what they depend on) and starts ROOT's
+# /sbin/fleet-init from the root= of the kernel command line
+make_initrd() {
+	local r=$1 i=$1/tmp/initrd m p
+	mkdir -p "$i"/{bin,dev,proc,sys,newroot,mod}
+	cp "$r/usr/bin/busybox" "$i/bin/busybox"
+	: >"$i/modules"
+	for m in $INITRD_MODULES; do
+		modprobe -d "$r" -S "$KVER" --show-depends "$m" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
+	done | awk '!seen[$0]++' | while read -r p; do
+		cp "$p" "$i/mod/"
+		basename "$p" >>"$i/modules"
+	done
+	cat >"$i/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules); do insmod "/mod/$m" || echo "initrd: insmod $m failed"; done
+root=$(sed -n 's/.*root=\([^ ]*\).*/\1/p' /proc/cmdline)
+n=0
+while [ ! -b "$root" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+mount -t ext4 -o ro "$root" /newroot || { echo "initrd: cannot mount $root"; exit 1; }
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/fleet-init
+EOF
+	chmod 755 "$i/init"
+	(cd "$i" && find . | cpio -o -H newc --quiet | gzip -9) >"$r/boot/initrd"
+	rm -rf "$i"
+}
+
+make_base() {
+	local dir=$1 f
+	debootstrap --arch=arm64 --foreign --variant=minbase --include="$BASE_PKGS" \
+		"$SUITE" "$dir" "$MIRROR" >&2
+	# (keeping merged /usr: /bin, /lib and /sbin stay links into /usr)
+	for f in "$dir"/var/cache/apt/archives/*.deb; do
+		dpkg-deb --fsys-tarfile "$f" | tar -x --keep-directory-symlink -C "$dir"
+	done
+	cp "$dir/usr/share/base-passwd/passwd.master" "$dir/etc/passwd"
+	cp "$dir/usr/share/base-passwd/group.master" "$dir/etc/group"
+	mtd_modules "$dir/tmp/mtd"
+	mkdir -p "$dir/lib/modules/$KVER/extra"
+	cp "$dir"/tmp/mtd/m/*.ko "$dir/lib/modules/$KVER/extra/"
+	depmod -b "$dir" "$KVER"
+	cp "$dir/boot/vmlinuz-$KVER" "$dir/boot/vmlinuz"
+	make_initrd "$dir"
+	rm -rf "$dir"/usr/share/{doc,man,info,locale} "$dir"/var/cache/apt/* \
+		"$dir"/var/lib/apt/lists/* "$dir"/lib/modules "$dir"/usr/lib/firmware \
+		"$dir"/debootstrap "$dir"/tmp/* "$dir/boot/vmlinuz-$KVER" "$dir"/boot/System.map-*
+}
+
+base_key=$( (declare -f make_base mtd_modules make_initrd; echo "$SUITE $BASE_PKGS $INITRD_MODULES $KVER $KPKG_VER $MTD_SRC") | hash_of)
+base=$cache/ubase-$base_key
+if [ ! -e "$base/.done" ]; then
+	say "debootstrap $SUITE (arm64) into $base (once; a few minutes)"
+	for old in "$cache"/ubase-*; do [ -e "$old" ] && rm -rf "$old"; done
+	make_base "$base.tmp"
+	touch "$base.tmp/.done"
+	mv "$base.tmp" "$base"
+fi
+
+key=$( (cat "$self" "$here/mkimage.sh" "$here/uboot-env.txt" "$agent"; echo "$base_key") | hash_of)
+out=$cache/uimg-$key
+if [ -e "$out/.done" ]; then
+	echo "$out"
+	exit 0
+fi
+for old in "$cache"/uimg-*; do [ -e "$old" ] && rm -rf "$old"; done
+mkdir -p "$out.tmp"
+work=$out.tmp/root
+trap 'rm -rf "$out.tmp"' EXIT
+
+# the guest's init and the slots: mkimage.sh's, on this base, with
+# libubootenv's configuration (the environment in the flash: mtd0 is both
+# banks, the second at 64 MiB; one 256 KiB sector), the kernel gzipped
+# (Debian's arm64 vmlinuz is a plain Image; booti unpacks it) and no
+# device trees (QEMU passes its own)
+slot_hook() {
+	echo "/dev/mtd0 0x4000000 $ENV_SIZE $ENV_SIZE" >"$1/etc/fw_env.config"
+	gzip -9 "$1/boot/vmlinuz"
+	mv "$1/boot/vmlinuz.gz" "$1/boot/vmlinuz"
+	rm -rf "$1"/usr/lib/linux-image-*
+}
+# shellcheck source=tests/vm/mkimage.sh
+MKIMAGE_LIB=1 . "$here/mkimage.sh"
+
+say "slot images in $out"
+make_slot 1.0.0
+make_slot 1.1.0
+make_slot 1.2.0 unhealthy
+make_slot 1.3.0 nokernel
+cp "$base/boot/vmlinuz" "$out.tmp/vmlinuz"
+
+# p1: spare (the guest's init mounts it at /boot/part, as on the GRUB disk)
+mkdir -p "$work"
+mkfs.ext4 -q -F -L fleet-boot -d "$work" "$out.tmp/boot.ext4" "${BOOT_MIB}M" >&2
+rm -rf "$work"
+s=2048
+boot_s=$s
+slot_a=$((boot_s + BOOT_MIB * 2048))
+slot_b=$((slot_a + SLOT_MIB * 2048))
+data=$((slot_b + SLOT_MIB * 2048))
+data_n=$((32 * 2048))
+disk=$out.tmp/disk.img
+truncate -s $(((data + data_n) * 512)) "$disk"
+sfdisk -q "$disk" <<EOF
+label: dos
+$boot_s,$((BOOT_MIB * 2048)),83
+$slot_a,$((SLOT_MIB * 2048)),83
+$slot_b,$((SLOT_MIB * 2048)),83
+$data,$data_n,83
+EOF
+dd if="$out.tmp/boot.ext4" of="$disk" bs=512 seek=$boot_s conv=notrunc,sparse status=none
+dd if="$out.tmp/slot-1.0.0.ext4" of="$disk" bs=512 seek=$slot_a conv=notrunc,sparse status=none
+rm "$out.tmp/boot.ext4"
+
+# The second flash bank: U-Boot's environment at its start (Debian's
+# qemu_arm64: CONFIG_ENV_IS_IN_FLASH, one copy of ENV_SIZE bytes), the
+# rest erased
+dd if=/dev/zero bs=1M count=$FLASH_MIB status=none | tr '\0' '\377' >"$out.tmp/flash1.img"
+grep -v '^#' "$here/uboot-env.txt" | mkenvimage -s $ENV_SIZE -o "$out.tmp/env.bin" -
+dd if="$out.tmp/env.bin" of="$out.tmp/flash1.img" conv=notrunc status=none
+rm "$out.tmp/env.bin"
+echo "boot=$boot_s slot_a=$slot_a slot_b=$slot_b slot_sectors=$((SLOT_MIB * 2048)) data=$data data_sectors=$data_n" >"$out.tmp/layout"
+touch "$out.tmp/.done"
+trap - EXIT
+mv "$out.tmp" "$out"
+echo "$out"
