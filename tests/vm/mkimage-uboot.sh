@@ -12,39 +12,32 @@
 #                fw_printenv); every downloaded package unpacked with
 #                dpkg-deb (no qemu-user or binfmt on the host: maintainer
 #                scripts never run; the guest needs none of their output
-#                but /etc/passwd); /boot/vmlinuz and /boot/initrd: a
-#                busybox initramfs with the kernel's virtio, ext4 and MTD
-#                modules.  Debian's arm64 kernel has no CFI flash driver
-#                (CONFIG_MTD_CFI, CONFIG_MTD_PHYSMAP unset), so the CFI
-#                probe, Intel command set and physmap modules are built
-#                from Debian's linux-source-6.1 against its headers.
+#                but /etc/passwd); /boot/vmlinuz (gzipped) and /boot/initrd:
+#                a busybox initramfs with the kernel's virtio, ext4 and
+#                vfat modules.
 #   uimg-HASH/   slot-V.ext4 per release (1.0.0, 1.1.0 good, 1.2.0
 #                unhealthy, 1.3.0 unbootable: its gzipped kernel is cut
 #                short, so U-Boot's booti fails to unpack it and the
-#                script resets); disk.img: MBR, p1
-#                spare, p2 slot a = 1.0.0, p3 slot b empty (the test
-#                appends p4); flash1.img: QEMU's second CFI flash bank
-#                (64 MiB) with U-Boot's environment (uboot-env.txt) at its
-#                start; layout.
+#                script resets); disk.img: MBR, p1 FAT with uboot.env (the
+#                boot variables, U-Boot's single-copy format), p2 slot a =
+#                1.0.0, p3 slot b empty (the test appends p4);
+#                flash1.img: QEMU's second flash bank (64 MiB) with
+#                U-Boot's own environment (uboot-env.txt: the boot script)
+#                at its start; layout.
 # Needs root (debootstrap) and Debian's mirror for the base only.
 set -euo pipefail
 
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 KVER=6.1.0-50-arm64
-KPKG_VER=6.1.176-1
 BASE_PKGS=linux-image-$KVER,busybox-static,libssl3,libjansson4,libinih1,libmosquitto1,libcurl4,libarchive13,libzstd1,libubootenv0.1,libubootenv-tool,libsqlite3-0,ca-certificates
-# (the flash's chip driver before physmap: nothing in the initramfs loads
-# modules on request)
 INITRD_MODULES="virtio_pci virtio_blk virtio_net virtio_console ext4 crc32c_generic
-cfi_probe cfi_cmdset_0001 physmap"
-MTD_SRC="chips/cfi_probe.c chips/gen_probe.c chips/cfi_util.c chips/cfi_cmdset_0001.c
-chips/fwh_lock.h maps/physmap-core.c maps/physmap-gemini.h maps/physmap-ixp4xx.h
-maps/physmap-versatile.h maps/physmap-bt1-rom.h"
+vfat nls_cp437 nls_ascii nls_utf8"
 SLOT_MIB=256
 BOOT_MIB=15
 FLASH_MIB=64
 ENV_SIZE=0x40000
+FLEET_ENV_SIZE=0x4000
 
 agent=${1:?usage: mkimage-uboot.sh AGENT [CACHE]}
 cache=${2:-${XDG_CACHE_HOME:-$HOME/.cache}/fleet-vm}
@@ -54,31 +47,6 @@ mkdir -p "$cache"
 
 say() { echo "mkimage-uboot: $*" >&2; }
 hash_of() { sha256sum | cut -c1-16; }
-
-# mtd_modules DIR: the CFI flash modules Debian's kernel lacks, built in
-# DIR from Debian's source and headers of that kernel (kbuild of the host)
-mtd_modules() {
-	local d=$1 k f
-	mkdir -p "$d/deb" "$d/x" "$d/m"
-	(cd "$d/deb" && apt-get download -q linux-source-6.1="$KPKG_VER" \
-		linux-headers-$KVER:arm64="$KPKG_VER" linux-headers-${KVER%-arm64}-common="$KPKG_VER" \
-		linux-kbuild-6.1="$KPKG_VER") >&2
-	for f in "$d"/deb/linux-{headers,kbuild}*.deb; do dpkg-deb -x "$f" "$d/x"; done
-	k=$d/x/usr/src
-	sed -i "s#/usr/src/#$k/#" "$k/linux-headers-$KVER/Makefile"
-	dpkg-deb --fsys-tarfile "$d"/deb/linux-source-*.deb |
-		tar -xO ./usr/src/linux-source-6.1.tar.xz |
-		tar -xJ -C "$d" $(printf 'linux-source-6.1/drivers/mtd/%s ' $MTD_SRC)
-	for f in $MTD_SRC; do cp "$d/linux-source-6.1/drivers/mtd/$f" "$d/m/"; done
-	cat >"$d/m/Kbuild" <<'EOF'
-obj-m := cfi_probe.o gen_probe.o cfi_util.o cfi_cmdset_0001.o physmap.o
-physmap-y := physmap-core.o
-ccflags-y := -DCONFIG_MTD_CFI=1 -DCONFIG_MTD_GEN_PROBE=1 -DCONFIG_MTD_CFI_INTELEXT=1 \
-	-DCONFIG_MTD_CFI_UTIL=1 -DCONFIG_MTD_PHYSMAP=1 -DCONFIG_MTD_PHYSMAP_OF=1
-EOF
-	make -s -C "$k/linux-headers-$KVER" M="$d/m" ARCH=arm64 \
-		CROSS_COMPILE=aarch64-linux-gnu- modules >&2
-}
 
 # make_initrd ROOT: ROOT/boot/initrd, a busybox initramfs that loads
 # INITRD_MODULES (and what they depend on) and starts ROOT's
@@ -125,18 +93,20 @@ make_base() {
 	done
 	cp "$dir/usr/share/base-passwd/passwd.master" "$dir/etc/passwd"
 	cp "$dir/usr/share/base-passwd/group.master" "$dir/etc/group"
-	mtd_modules "$dir/tmp/mtd"
-	mkdir -p "$dir/lib/modules/$KVER/extra"
-	cp "$dir"/tmp/mtd/m/*.ko "$dir/lib/modules/$KVER/extra/"
 	depmod -b "$dir" "$KVER"
-	cp "$dir/boot/vmlinuz-$KVER" "$dir/boot/vmlinuz"
+	# Debian's arm64 vmlinuz is a plain Image: gzipped, booti unpacks it
+	gzip -9 -c "$dir/boot/vmlinuz-$KVER" >"$dir/boot/vmlinuz"
 	make_initrd "$dir"
+	# debootstrap --foreign leaves /proc a link to the host's
+	rm "$dir/proc"
+	mkdir "$dir/proc"
+	# no device trees: QEMU passes its own
 	rm -rf "$dir"/usr/share/{doc,man,info,locale} "$dir"/var/cache/apt/* \
 		"$dir"/var/lib/apt/lists/* "$dir"/lib/modules "$dir"/usr/lib/firmware \
-		"$dir"/debootstrap "$dir"/tmp/* "$dir/boot/vmlinuz-$KVER" "$dir"/boot/System.map-*
+		"$dir"/debootstrap "$dir"/tmp/* "$dir"/boot/*-"$KVER" "$dir"/usr/lib/linux-image-*
 }
 
-base_key=$( (declare -f make_base mtd_modules make_initrd; echo "$SUITE $BASE_PKGS $INITRD_MODULES $KVER $KPKG_VER $MTD_SRC") | hash_of)
+base_key=$( (declare -f make_base make_initrd; echo "$SUITE $BASE_PKGS $INITRD_MODULES $KVER") | hash_of)
 base=$cache/ubase-$base_key
 if [ ! -e "$base/.done" ]; then
 	say "debootstrap $SUITE (arm64) into $base (once; a few minutes)"
@@ -158,15 +128,10 @@ work=$out.tmp/root
 trap 'rm -rf "$out.tmp"' EXIT
 
 # the guest's init and the slots: mkimage.sh's, on this base, with
-# libubootenv's configuration (the environment in the flash: mtd0 is both
-# banks, the second at 64 MiB; one 256 KiB sector), the kernel gzipped
-# (Debian's arm64 vmlinuz is a plain Image; booti unpacks it) and no
-# device trees (QEMU passes its own)
+# libubootenv's configuration: the boot variables in /boot/part/uboot.env
+# (p1, where U-Boot's script keeps them)
 slot_hook() {
-	echo "/dev/mtd0 0x4000000 $ENV_SIZE $ENV_SIZE" >"$1/etc/fw_env.config"
-	gzip -9 "$1/boot/vmlinuz"
-	mv "$1/boot/vmlinuz.gz" "$1/boot/vmlinuz"
-	rm -rf "$1"/usr/lib/linux-image-*
+	echo "/boot/part/uboot.env 0x0 $FLEET_ENV_SIZE" >"$1/etc/fw_env.config"
 }
 # shellcheck source=tests/vm/mkimage.sh
 MKIMAGE_LIB=1 . "$here/mkimage.sh"
@@ -178,10 +143,14 @@ make_slot 1.2.0 unhealthy
 make_slot 1.3.0 nokernel
 cp "$base/boot/vmlinuz" "$out.tmp/vmlinuz"
 
-# p1: spare (the guest's init mounts it at /boot/part, as on the GRUB disk)
-mkdir -p "$work"
-mkfs.ext4 -q -F -L fleet-boot -d "$work" "$out.tmp/boot.ext4" "${BOOT_MIB}M" >&2
-rm -rf "$work"
+# p1 (FAT: U-Boot's fatwrite; the guest mounts it at /boot/part): the boot
+# variables, written by U-Boot's script and the agent alike
+printf '%s\n' fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2 |
+	mkenvimage -s $FLEET_ENV_SIZE -o "$out.tmp/uboot.env" -
+truncate -s "${BOOT_MIB}M" "$out.tmp/boot.img"
+mkfs.vfat -n FLEETBOOT "$out.tmp/boot.img" >&2
+mcopy -i "$out.tmp/boot.img" "$out.tmp/uboot.env" ::/uboot.env
+rm "$out.tmp/uboot.env"
 s=2048
 boot_s=$s
 slot_a=$((boot_s + BOOT_MIB * 2048))
@@ -192,18 +161,19 @@ disk=$out.tmp/disk.img
 truncate -s $(((data + data_n) * 512)) "$disk"
 sfdisk -q "$disk" <<EOF
 label: dos
-$boot_s,$((BOOT_MIB * 2048)),83
+$boot_s,$((BOOT_MIB * 2048)),c
 $slot_a,$((SLOT_MIB * 2048)),83
 $slot_b,$((SLOT_MIB * 2048)),83
 $data,$data_n,83
 EOF
-dd if="$out.tmp/boot.ext4" of="$disk" bs=512 seek=$boot_s conv=notrunc,sparse status=none
+dd if="$out.tmp/boot.img" of="$disk" bs=512 seek=$boot_s conv=notrunc,sparse status=none
 dd if="$out.tmp/slot-1.0.0.ext4" of="$disk" bs=512 seek=$slot_a conv=notrunc,sparse status=none
-rm "$out.tmp/boot.ext4"
+rm "$out.tmp/boot.img"
 
 # The second flash bank: U-Boot's environment at its start (Debian's
 # qemu_arm64: CONFIG_ENV_IS_IN_FLASH, one copy of ENV_SIZE bytes), the
-# rest erased
+# rest erased.  Read only: U-Boot's saveenv cannot write this flash under
+# Debian 12's QEMU 7.2 (docs/bootloader.md)
 dd if=/dev/zero bs=1M count=$FLASH_MIB status=none | tr '\0' '\377' >"$out.tmp/flash1.img"
 grep -v '^#' "$here/uboot-env.txt" | mkenvimage -s $ENV_SIZE -o "$out.tmp/env.bin" -
 dd if="$out.tmp/env.bin" of="$out.tmp/flash1.img" conv=notrunc status=none

@@ -68,8 +68,10 @@ n=0
 while [ ! -e /dev/hvc0 ] && [ ! -e /dev/ttyS1 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 chan=/dev/ttyS1
 [ -e /dev/hvc0 ] && chan=/dev/hvc0
-stty -F $chan raw -echo 115200
-(while read -r cmd; do
+# (stty on the open channel: a virtio console forgets its settings at
+# the last close)
+(stty raw -echo 115200
+while read -r cmd; do
 	sh -c "$cmd" </dev/null 2>&1
 	echo "@@rc=$?"
 done) <$chan >$chan 2>&1 &
