@@ -204,7 +204,7 @@ views_agree() {
 	printf '%s\n' "$env"
 	grep -qx "fleet_slot=$slot" <<<"$env" && grep -qx upgrade_available=0 <<<"$env" &&
 		grep -qx bootcount=0 <<<"$env" && ! grep -q '^fleet_try=.' <<<"$env" || return 1
-	vm_sh "cat /proc/cmdline" | grep -q "fleet\.slot=$slot " || return 1
+	vm_sh "cat /proc/cmdline" | grep -Eq "fleet\.slot=$slot( |\$)" || return 1
 	st=$(vm_sh "fleet-agent status -o json --config /data/agent.conf") || return 1
 	jq -e --arg s "$slot" --arg f "$fw" \
 		'.slot == $s and .firmware == $f and .boot.phase == "stable"' <<<"$st" || return 1

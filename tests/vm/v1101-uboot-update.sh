@@ -2,16 +2,16 @@
 # A good update through U-Boot on a real kernel (issue 11): the arm64 guest
 # (qemu-system-aarch64 -M virt) boots Debian's U-Boot (u-boot-qemu,
 # qemu_arm64), whose environment in the CFI flash runs the counting script
-# of tests/vm/uboot-env.txt; the agent's uboot backend reads and writes
-# that environment through libubootenv on /dev/mtd0.
-#   boot: U-Boot boots slot a from its environment, fw_printenv in the
-#     guest reads the same;
+# of tests/vm/uboot-env.txt on the boot variables in p1's uboot.env; the
+# agent's uboot backend reads and writes that file through libubootenv.
+#   boot: U-Boot boots slot a from uboot.env, fw_printenv in the guest
+#     reads the same;
 #   1.1.0 good: streamed into slot b, the environment switched, a real
-#     reboot, U-Boot counts the trial boot (setexpr + saveenv), the new
+#     reboot, U-Boot counts the trial boot (setexpr + fatwrite), the new
 #     root's health command passes, marked good: succeeded.
 # Ends with the guest's view (fw_printenv, kernel command line,
 # fleet-agent status) compared with fleetd's.
-VM_BOOT=uboot
+export VM_BOOT=uboot
 . "$(dirname "$0")/../e2e/lib.sh"
 . "$(dirname "$0")/../e2e/lib-agent.sh"
 . "$(dirname "$0")/lib-vm.sh"
@@ -20,10 +20,10 @@ check "fleetd, trust root, bundles, dev-vm enrolled, disk and flash made" vm_set
 vm_start
 vm_up 1 || fail "the guest comes up"
 check_grep 'uboot: fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2' \
-	"U-Boot read its environment from flash: slot a, no trial" cat "$VM_DIR/console.log"
+	"U-Boot imported uboot.env: slot a, no trial" cat "$VM_DIR/console.log"
 check_grep 'fleet-vm: slot=a release=1.0.0' "the guest booted slot a (1.0.0)" \
 	cat "$VM_DIR/console.log"
-check_grep '^fleet_slot=a$' "guest fw_printenv (/dev/mtd0): fleet_slot=a" \
+check_grep '^fleet_slot=a$' "guest fw_printenv (libubootenv on uboot.env): fleet_slot=a" \
 	vm_sh "fw_printenv fleet_slot"
 wait_until $((60 * VM_SCALE)) dev_online "$VM_ID" || fail "dev-vm comes online in fleetd"
 check "guest and fleetd agree: slot a, no trial" sh -c \
