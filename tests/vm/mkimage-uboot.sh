@@ -29,8 +29,7 @@ set -euo pipefail
 
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
-KVER=6.1.0-50-arm64
-BASE_PKGS=linux-image-$KVER,busybox-static,libssl3,libjansson4,libinih1,libmosquitto1,libcurl4,libarchive13,libzstd1,libubootenv0.1,libubootenv-tool,libsqlite3-0,ca-certificates
+BASE_PKGS=linux-image-arm64,busybox-static,libssl3,libjansson4,libinih1,libmosquitto1,libcurl4,libarchive13,libzstd1,libubootenv0.1,libubootenv-tool,libsqlite3-0,ca-certificates
 INITRD_MODULES="virtio_pci virtio_blk virtio_net virtio_console ext4 crc32c_generic
 vfat nls_cp437 nls_ascii nls_utf8"
 SLOT_MIB=256
@@ -48,16 +47,16 @@ mkdir -p "$cache"
 say() { echo "mkimage-uboot: $*" >&2; }
 hash_of() { sha256sum | cut -c1-16; }
 
-# make_initrd ROOT: ROOT/boot/initrd, a busybox initramfs that loads
+# make_initrd ROOT KVER: ROOT/boot/initrd, a busybox initramfs that loads
 # INITRD_MODULES (and what they depend on) and starts ROOT's
 # /sbin/fleet-init from the root= of the kernel command line
 make_initrd() {
-	local r=$1 i=$1/tmp/initrd m p
+	local r=$1 kver=$2 i=$1/tmp/initrd m p
 	mkdir -p "$i"/{bin,dev,proc,sys,newroot,mod}
 	cp "$r/usr/bin/busybox" "$i/bin/busybox"
 	: >"$i/modules"
 	for m in $INITRD_MODULES; do
-		modprobe -d "$r" -S "$KVER" --show-depends "$m" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
+		modprobe -d "$r" -S "$kver" --show-depends "$m" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
 	done | awk '!seen[$0]++' | while read -r p; do
 		cp "$p" "$i/mod/"
 		basename "$p" >>"$i/modules"
@@ -84,7 +83,7 @@ EOF
 }
 
 make_base() {
-	local dir=$1 f
+	local dir=$1 f kver
 	debootstrap --arch=arm64 --foreign --variant=minbase --include="$BASE_PKGS" \
 		"$SUITE" "$dir" "$MIRROR" >&2
 	# (keeping merged /usr: /bin, /lib and /sbin stay links into /usr)
@@ -93,20 +92,22 @@ make_base() {
 	done
 	cp "$dir/usr/share/base-passwd/passwd.master" "$dir/etc/passwd"
 	cp "$dir/usr/share/base-passwd/group.master" "$dir/etc/group"
-	depmod -b "$dir" "$KVER"
+	kver=$(basename "$dir"/boot/vmlinuz-*)
+	kver=${kver#vmlinuz-}
+	depmod -b "$dir" "$kver"
 	# Debian's arm64 vmlinuz is a plain Image: gzipped, booti unpacks it
-	gzip -9 -c "$dir/boot/vmlinuz-$KVER" >"$dir/boot/vmlinuz"
-	make_initrd "$dir"
+	gzip -9 -c "$dir/boot/vmlinuz-$kver" >"$dir/boot/vmlinuz"
+	make_initrd "$dir" "$kver"
 	# debootstrap --foreign leaves /proc a link to the host's
 	rm "$dir/proc"
 	mkdir "$dir/proc"
 	# no device trees: QEMU passes its own
 	rm -rf "$dir"/usr/share/{doc,man,info,locale} "$dir"/var/cache/apt/* \
 		"$dir"/var/lib/apt/lists/* "$dir"/lib/modules "$dir"/usr/lib/firmware \
-		"$dir"/debootstrap "$dir"/tmp/* "$dir"/boot/*-"$KVER" "$dir"/usr/lib/linux-image-*
+		"$dir"/debootstrap "$dir"/tmp/* "$dir"/boot/*-"$kver" "$dir"/usr/lib/linux-image-*
 }
 
-base_key=$( (declare -f make_base make_initrd; echo "$SUITE $BASE_PKGS $INITRD_MODULES $KVER") | hash_of)
+base_key=$( (declare -f make_base make_initrd; echo "$SUITE $BASE_PKGS $INITRD_MODULES") | hash_of)
 base=$cache/ubase-$base_key
 if [ ! -e "$base/.done" ]; then
 	say "debootstrap $SUITE (arm64) into $base (once; a few minutes)"
@@ -124,6 +125,7 @@ if [ -e "$out/.done" ]; then
 fi
 for old in "$cache"/uimg-*; do [ -e "$old" ] && rm -rf "$old"; done
 mkdir -p "$out.tmp"
+# shellcheck disable=SC2034 # mkimage.sh's make_slot works there
 work=$out.tmp/root
 trap 'rm -rf "$out.tmp"' EXIT
 
