@@ -1,7 +1,10 @@
 # shellcheck shell=bash
 # Helpers of the VM scenarios (tests/vm/vNNNN-*.sh), sourced after
 # tests/e2e/lib.sh and lib-agent.sh.  tests/vm/run sets FLEET_VM_IMG (the
-# image directory, tests/vm/mkimage.sh) and FLEET_VM_ACCEL (kvm or tcg).
+# GRUB image directory, tests/vm/mkimage.sh), FLEET_VM_IMG_UBOOT (the
+# U-Boot one, tests/vm/mkimage-uboot.sh) and FLEET_VM_ACCEL (kvm or tcg).
+# A scenario sets VM_BOOT=uboot before sourcing this for the arm64 guest
+# with U-Boot (v11xx); the default is the x86-64 guest with GRUB (v10xx).
 #
 # One guest per test, in $T/vm: disk.img (a copy of the image with the
 # device's data partition p4), console.log (the first serial port, every
@@ -18,18 +21,29 @@
 #   vm_up N                wait until the guest came up N times since the
 #                          test began (its init printed "fleet-vm: up")
 #   vm_sh CMD [SECS]       run CMD in the guest; its output, its status
-#   vm_env NAME            a variable of the guest's grubenv (grub-editenv)
+#   vm_env NAME            a variable of the guest's bootloader environment
+#                          (grub-editenv or fw_printenv)
 #   vm_update VER          start an update of dev-vm to VER; prints the job
 #   vm_job_done JOB        fleetd's job is final
 
 VM_ID=dev-vm
-VM_HW=qemu-x86_64
 VM_DIR=$T/vm
 VM_GRUBENV=/boot/part/grub/grubenv
-: "${FLEET_VM_IMG:?run through make check-vm}"
 : "${FLEET_VM_ACCEL:=tcg}"
 # bounds: a TCG boot of Debian's kernel takes 30-60 s here, KVM a few
 if [ "$FLEET_VM_ACCEL" = kvm ]; then VM_SCALE=1; else VM_SCALE=6; fi
+if [ "${VM_BOOT:=grub}" = uboot ]; then
+	: "${FLEET_VM_IMG_UBOOT:?run through make check-vm}"
+	FLEET_VM_IMG=$FLEET_VM_IMG_UBOOT
+	VM_HW=qemu-arm64
+	VM_ENV_LIST="fw_printenv fleet_slot fleet_try upgrade_available bootcount bootlimit"
+	FLEET_VM_ACCEL=tcg # an arm64 guest on this x86-64 host: emulated
+	VM_SCALE=10
+else
+	: "${FLEET_VM_IMG:?run through make check-vm}"
+	VM_HW=qemu-x86_64
+	VM_ENV_LIST="grub-editenv $VM_GRUBENV list"
+fi
 mkdir -p "$VM_DIR"
 
 # Show the guest's console and the agent's log (read from the data
@@ -69,10 +83,12 @@ vm_bundle() {
 vm_agent_conf() {
 	local d=$1
 	sed -e 's/127\.0\.0\.1/10.0.2.2/g' -e "s#$d/state#/data/state#g" "$d/agent.conf"
+	if [ "$VM_BOOT" = uboot ]; then
+		printf '[boot]\nbackend = uboot\npath = /etc/fw_env.config\n'
+	else
+		printf '[boot]\nbackend = grub\npath = %s\n' "$VM_GRUBENV"
+	fi
 	cat <<EOF
-[boot]
-backend = grub
-path = $VM_GRUBENV
 bootlimit = 2
 
 [slots]
@@ -93,6 +109,7 @@ vm_disk() {
 	vm_agent_conf "$d" >"$VM_DIR/data/agent.conf" || return 1
 	data=$(sed -n 's/.* data=\([0-9]*\) .*/\1/p' "$FLEET_VM_IMG/layout")
 	n=$(sed -n 's/.* data_sectors=\([0-9]*\).*/\1/p' "$FLEET_VM_IMG/layout")
+	if [ "$VM_BOOT" = uboot ]; then cp "$FLEET_VM_IMG/flash1.img" "$VM_DIR/" || return 1; fi
 	cp --sparse=always "$FLEET_VM_IMG/disk.img" "$VM_DIR/disk.img" &&
 		mkfs.ext4 -q -F -L fleet-data -d "$VM_DIR/data" "$VM_DIR/data.ext4" $((n / 2))k &&
 		dd if="$VM_DIR/data.ext4" of="$VM_DIR/disk.img" bs=512 seek="$data" \
@@ -114,14 +131,35 @@ vm_setup() {
 	vm_disk "$(agent_dir "$VM_ID")"
 }
 
+# The machine: x86-64 PC with SeaBIOS, GRUB in the MBR, the command channel
+# on the second serial port; or arm64 "virt" with Debian's U-Boot as
+# firmware in the first flash bank, its environment in the second (the
+# device's copy, $VM_DIR/flash1.img) and the command channel on a virtio
+# console.
+vm_machine() {
+	if [ "$VM_BOOT" = uboot ]; then
+		echo qemu-system-aarch64 -accel tcg -machine virt -cpu cortex-a57 -m 768
+	else
+		echo qemu-system-x86_64 -accel "$FLEET_VM_ACCEL" -machine pc -m 512
+	fi
+}
+vm_board() {
+	if [ "$VM_BOOT" = uboot ]; then
+		echo -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin \
+			-drive "if=pflash,format=raw,index=1,file=$VM_DIR/flash1.img" \
+			-device virtio-serial-pci -device virtconsole,chardev=cmd
+	else
+		echo -serial chardev:cmd
+	fi
+}
+
 VM_PID=
 vm_start() {
 	rm -f "$VM_DIR/cmd.sock"
-	qemu-system-x86_64 -accel "$FLEET_VM_ACCEL" -machine pc -m 512 -smp 1 \
-		-no-user-config -nodefaults -display none \
+	# shellcheck disable=SC2046 # words (no blanks in $VM_DIR)
+	$(vm_machine) -smp 1 -no-user-config -nodefaults -display none \
 		-chardev file,id=con,path="$VM_DIR/console.log",append=on -serial chardev:con \
-		-chardev socket,id=cmd,path="$VM_DIR/cmd.sock",server=on,wait=off \
-		-serial chardev:cmd \
+		-chardev socket,id=cmd,path="$VM_DIR/cmd.sock",server=on,wait=off $(vm_board) \
 		-drive file="$VM_DIR/disk.img",format=raw,if=virtio \
 		-netdev user,id=net0,net=10.0.2.0/24,host=10.0.2.2 \
 		-device virtio-net-pci,netdev=net0 >>"$VM_DIR/qemu.log" 2>&1 &
@@ -146,7 +184,7 @@ vm_sh() {
 	python3 "$FLEET_SRC/tests/vm/vmsh.py" "$VM_DIR/cmd.sock" "${2:-$((10 * VM_SCALE))}" "$1"
 }
 
-vm_env() { vm_sh "grub-editenv $VM_GRUBENV list" | tr -d '\r' | sed -n "s/^$1=//p"; }
+vm_env() { vm_sh "$VM_ENV_LIST" | tr -d '\r' | sed -n "s/^$1=//p"; }
 
 vm_update() {
 	fleetctl -o json update "$VM_ID" --bundle "fleet-vm@$1" | jq -r '.[0].job'
@@ -157,15 +195,16 @@ vm_job_done() { job_final "$1"; }
 # bound of one update, reboots included
 BOUND=$((100 * VM_SCALE))
 
-# views_agree SLOT FW: the guest runs SLOT, its grubenv has no trial on
-# SLOT, its agent says firmware FW on SLOT, and fleetd says the same.
+# views_agree SLOT FW: the guest runs SLOT, its bootloader environment has
+# no trial on SLOT, its agent says firmware FW on SLOT, and fleetd says the
+# same.
 views_agree() {
 	local slot=$1 fw=$2 env st
-	env=$(vm_sh "grub-editenv $VM_GRUBENV list") || return 1
+	env=$(vm_sh "$VM_ENV_LIST" | tr -d '\r')
 	printf '%s\n' "$env"
 	grep -qx "fleet_slot=$slot" <<<"$env" && grep -qx upgrade_available=0 <<<"$env" &&
 		grep -qx bootcount=0 <<<"$env" && ! grep -q '^fleet_try=.' <<<"$env" || return 1
-	vm_sh "cat /proc/cmdline" | grep -q "fleet\.slot=$slot " || return 1
+	vm_sh "cat /proc/cmdline" | grep -Eq "fleet\.slot=$slot( |\$)" || return 1
 	st=$(vm_sh "fleet-agent status -o json --config /data/agent.conf") || return 1
 	jq -e --arg s "$slot" --arg f "$fw" \
 		'.slot == $s and .firmware == $f and .boot.phase == "stable"' <<<"$st" || return 1

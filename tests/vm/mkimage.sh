@@ -31,6 +31,91 @@ SLOT_MIB=256
 BOOT_MIB=15
 GRUB_MODULES="biosdisk part_msdos ext2 normal linux loadenv test echo configfile serial terminal"
 
+# The guest's init: mounts, network (QEMU user mode: the host is
+# 10.0.2.2), a command channel on the second serial port for the test
+# (tests/vm/lib-vm.sh vm_sh), and the agent, started again when it exits.
+# BROKEN=1 makes the unbootable release: init exits, the kernel panics
+# (panic=3 on the command line reboots it, and GRUB counts the boot).
+write_init() {
+	cat >"$1" <<'EOF'
+#!/bin/sh
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+# the initramfs has moved /proc, /sys and /dev here already
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sys /sys
+mountpoint -q /dev || mount -t devtmpfs dev /dev
+mount -t tmpfs run /run
+mount -t tmpfs tmp /tmp
+mkdir -p /run/lock
+slot=$(sed -n 's/.*fleet\.slot=\([ab]\).*/\1/p' /proc/cmdline)
+echo "fleet-vm: slot=$slot release=$(cat /etc/fleet-release)"
+EOF
+	if [ "${BROKEN:-0}" = 1 ]; then
+		echo 'echo "fleet-vm: this release cannot start (init exits)"; exit 1' >>"$1"
+	else
+		cat >>"$1" <<'EOF'
+mount -o rw /dev/vda1 /boot/part
+mount -o rw /dev/vda4 /data
+busybox ip link set lo up
+busybox ip link set eth0 up
+busybox ip addr add 10.0.2.15/24 dev eth0
+busybox ip route add default via 10.0.2.2
+echo "fleet-vm: up"
+# the test's command channel (the second serial port on x86, a virtio
+# console on arm64): one line in, its output and "@@rc=N" out
+n=0
+while [ ! -e /dev/hvc0 ] && [ ! -e /dev/ttyS1 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+chan=/dev/ttyS1
+[ -e /dev/hvc0 ] && chan=/dev/hvc0
+# (stty on the open channel: a virtio console forgets its settings at
+# the last close)
+(stty raw -echo 115200
+while read -r cmd; do
+	sh -c "$cmd" </dev/null 2>&1
+	echo "@@rc=$?"
+done) <$chan >$chan 2>&1 &
+while :; do
+	fleet-agent run --config /data/agent.conf --log-level debug >>/data/agent.log 2>&1
+	echo "fleet-vm: fleet-agent exited $?"
+	sleep 1
+done
+EOF
+	fi
+	chmod 755 "$1"
+}
+
+# make_slot VERSION [unhealthy|broken|nokernel]: slot-VERSION.ext4
+# (nokernel: /boot/vmlinuz cut in half, for the U-Boot image)
+make_slot() {
+	local v=$1 kind=${2:-good} img=$out.tmp/slot-$1.ext4 mib
+	rm -rf "$work"
+	cp -a "$base" "$work"
+	rm -f "$work/.done"
+	mkdir -p "$work/data" "$work/boot/part" "$work/usr/local/sbin" "$work/usr/local/bin"
+	install -m 755 "$agent" "$work/usr/local/bin/fleet-agent"
+	echo "$v" >"$work/etc/fleet-release"
+	echo "fleet-vm" >"$work/etc/hostname"
+	BROKEN=$([ "$kind" = broken ] && echo 1 || echo 0) write_init "$work/sbin/fleet-init"
+	if [ "$kind" = unhealthy ]; then
+		printf '#!/bin/sh\necho "release %s: service self-test failed"\nexit 1\n' "$v"
+	else
+		printf '#!/bin/sh\necho "release %s: healthy"\n' "$v"
+	fi >"$work/usr/local/sbin/fleet-health"
+	chmod 755 "$work/usr/local/sbin/fleet-health"
+	if [ "$(type -t slot_hook)" = function ]; then slot_hook "$work"; fi
+	if [ "$kind" = nokernel ]; then
+		truncate -s $(($(stat -c %s "$work/boot/vmlinuz") / 2)) "$work/boot/vmlinuz"
+	fi
+	mib=$(($(du -sm "$work" | cut -f1) * 11 / 10 + 24))
+	[ "$mib" -le "$SLOT_MIB" ] || { say "root filesystem of $mib MiB > $SLOT_MIB"; exit 1; }
+	mkfs.ext4 -q -F -L "fleet-$v" -d "$work" "$img" "${mib}M" >&2
+	rm -rf "$work"
+}
+
+# mkimage-uboot.sh takes the functions above
+[ "${MKIMAGE_LIB:-}" = 1 ] && return 0
+
 agent=${1:?usage: mkimage.sh AGENT [CACHE]}
 cache=${2:-${XDG_CACHE_HOME:-$HOME/.cache}/fleet-vm}
 self=$(readlink -f "$0")
@@ -73,76 +158,6 @@ rm -rf "$out" "$out.tmp"
 mkdir -p "$out.tmp"
 work=$out.tmp/root
 trap 'rm -rf "$out.tmp"' EXIT
-
-# The guest's init: mounts, network (QEMU user mode: the host is
-# 10.0.2.2), a command channel on the second serial port for the test
-# (tests/vm/lib-vm.sh vm_sh), and the agent, started again when it exits.
-# BROKEN=1 makes the unbootable release: init exits, the kernel panics
-# (panic=3 on the command line reboots it, and GRUB counts the boot).
-write_init() {
-	cat >"$1" <<'EOF'
-#!/bin/sh
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-# the initramfs has moved /proc, /sys and /dev here already
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sys /sys
-mountpoint -q /dev || mount -t devtmpfs dev /dev
-mount -t tmpfs run /run
-mount -t tmpfs tmp /tmp
-mkdir -p /run/lock
-slot=$(sed -n 's/.*fleet\.slot=\([ab]\).*/\1/p' /proc/cmdline)
-echo "fleet-vm: slot=$slot release=$(cat /etc/fleet-release)"
-EOF
-	if [ "${BROKEN:-0}" = 1 ]; then
-		echo 'echo "fleet-vm: this release cannot start (init exits)"; exit 1' >>"$1"
-	else
-		cat >>"$1" <<'EOF'
-mount -o rw /dev/vda1 /boot/part
-mount -o rw /dev/vda4 /data
-busybox ip link set lo up
-busybox ip link set eth0 up
-busybox ip addr add 10.0.2.15/24 dev eth0
-busybox ip route add default via 10.0.2.2
-echo "fleet-vm: up"
-# the test's command channel: one line in, its output and "@@rc=N" out
-stty -F /dev/ttyS1 raw -echo 115200
-(while read -r cmd; do
-	sh -c "$cmd" </dev/null 2>&1
-	echo "@@rc=$?"
-done) </dev/ttyS1 >/dev/ttyS1 2>&1 &
-while :; do
-	fleet-agent run --config /data/agent.conf --log-level debug >>/data/agent.log 2>&1
-	echo "fleet-vm: fleet-agent exited $?"
-	sleep 1
-done
-EOF
-	fi
-	chmod 755 "$1"
-}
-
-# make_slot VERSION [unhealthy|broken]: slot-VERSION.ext4
-make_slot() {
-	local v=$1 kind=${2:-good} img=$out.tmp/slot-$1.ext4 mib
-	rm -rf "$work"
-	cp -a "$base" "$work"
-	rm -f "$work/.done"
-	mkdir -p "$work/data" "$work/boot/part" "$work/usr/local/sbin"
-	install -m 755 "$agent" "$work/usr/local/bin/fleet-agent"
-	echo "$v" >"$work/etc/fleet-release"
-	echo "fleet-vm" >"$work/etc/hostname"
-	BROKEN=$([ "$kind" = broken ] && echo 1 || echo 0) write_init "$work/sbin/fleet-init"
-	if [ "$kind" = unhealthy ]; then
-		printf '#!/bin/sh\necho "release %s: service self-test failed"\nexit 1\n' "$v"
-	else
-		printf '#!/bin/sh\necho "release %s: healthy"\n' "$v"
-	fi >"$work/usr/local/sbin/fleet-health"
-	chmod 755 "$work/usr/local/sbin/fleet-health"
-	mib=$(($(du -sm "$work" | cut -f1) * 11 / 10 + 24))
-	[ "$mib" -le "$SLOT_MIB" ] || { say "root filesystem of $mib MiB > $SLOT_MIB"; exit 1; }
-	mkfs.ext4 -q -F -L "fleet-$v" -d "$work" "$img" "${mib}M" >&2
-	rm -rf "$work"
-}
 
 say "slot images in $out"
 make_slot 1.0.0

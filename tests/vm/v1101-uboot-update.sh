@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A good update through U-Boot on a real kernel (issue 11): the arm64 guest
+# (qemu-system-aarch64 -M virt) boots Debian's U-Boot (u-boot-qemu,
+# qemu_arm64), whose environment in the CFI flash runs the counting script
+# of tests/vm/uboot-env.txt on the boot variables in p1's uboot.env; the
+# agent's uboot backend reads and writes that file through libubootenv.
+#   boot: U-Boot boots slot a from uboot.env, fw_printenv in the guest
+#     reads the same;
+#   1.1.0 good: streamed into slot b, the environment switched, a real
+#     reboot, U-Boot counts the trial boot (setexpr + fatwrite), the new
+#     root's health command passes, marked good: succeeded.
+# Ends with the guest's view (fw_printenv, kernel command line,
+# fleet-agent status) compared with fleetd's.
+export VM_BOOT=uboot
+. "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/../e2e/lib-agent.sh"
+. "$(dirname "$0")/lib-vm.sh"
+
+check "fleetd, trust root, bundles, dev-vm enrolled, disk and flash made" vm_setup
+vm_start
+vm_up 1 || fail "the guest comes up"
+check_grep 'uboot: fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2' \
+	"U-Boot imported uboot.env: slot a, no trial" cat "$VM_DIR/console.log"
+check_grep 'fleet-vm: slot=a release=1.0.0' "the guest booted slot a (1.0.0)" \
+	cat "$VM_DIR/console.log"
+check_grep '^fleet_slot=a$' "guest fw_printenv (libubootenv on uboot.env): fleet_slot=a" \
+	vm_sh "fw_printenv fleet_slot"
+wait_until $((60 * VM_SCALE)) dev_online "$VM_ID" || fail "dev-vm comes online in fleetd"
+check "guest and fleetd agree: slot a, no trial" sh -c \
+	"fleetctl -o json devices show $VM_ID | jq -e '.online == true and .slot == \"a\"'"
+
+check "update to 1.1.0 ends" run_update 1.1.0
+check "... succeeded" sh -c "fleetctl -o json jobs show $JOB | jq -e '.state == \"succeeded\" and .to_version == \"1.1.0\"'"
+check_grep 'succeeded' "fleetctl jobs show (table) says succeeded" fleetctl jobs show "$JOB"
+check_true "the guest rebooted once" test "$(vm_boots)" -eq 2
+check_grep 'fleet-vm: slot=b release=1.1.0' "the guest booted slot b holding 1.1.0" \
+	cat "$VM_DIR/console.log"
+check_grep 'uboot: fleet_slot=b upgrade_available=1 bootcount=1 ' \
+	"U-Boot counted the trial boot of b" cat "$VM_DIR/console.log"
+check "guest and fleetd agree: slot b, 1.1.0, trial over" views_agree b 1.1.0
+check_grep '^slot: +b$' "fleetctl devices show (table): slot b" fleetctl devices show "$VM_ID"
+finish
