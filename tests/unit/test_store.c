@@ -954,7 +954,7 @@ static int64_t rotation_steps(struct srv_store *s, const char *id,
 {
 	struct srv_reenroll_limits lim = {.per_hour = 6, .max_revoked = 16};
 	struct hook_log log = {0};
-	sqlite3 *db = srv_store_backend(s)->db;
+	sqlite3 *db = sq_conn(srv_store_backend(s))->db;
 	struct srv_device_row d = {0};
 	struct srv_strv revoked = {0};
 	struct fl_error err = {0};

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server-stub/store_sqlite_rollouts and _engine: rollouts in a real
+ * server-stub/store_sql_rollouts and _engine: rollouts in a real
  * SQLite file.  Creating one is all or nothing (busy devices named, the
  * one-active-rollout index holds even against raw SQL), commanding a row
  * is possible once, every guard refuses a decision on a state that moved
