@@ -16,14 +16,16 @@ struct srv_store {
 };
 
 /* URL schemes and their backends; a NULL backend is known but not built
- * into this fleetd. */
+ * into this fleetd.  @whole: the backend opens the whole URL, else what
+ * follows the scheme. */
 static const struct {
 	const char *scheme;
 	const struct srv_store_ops *ops;
+	bool whole;
 } backends[] = {
-    {"sqlite:", &srv_store_sqlite_ops},
-    {"postgres://", NULL},
-    {"postgresql://", NULL},
+    {"sqlite:", &srv_store_sqlite_ops, false},
+    {"postgres://", &srv_store_pg_ops, true},
+    {"postgresql://", &srv_store_pg_ops, true},
 };
 
 /* Length of @url's "scheme://" prefix (RFC 3986 scheme), 0 if none. */
@@ -53,7 +55,7 @@ static int pick_backend(const char *url, const struct srv_store_ops **ret,
 				       "database: no %s backend in this fleetd",
 				       backends[i].scheme);
 		*ret = backends[i].ops;
-		*ret_rest = url + n;
+		*ret_rest = backends[i].whole ? url : url + n;
 		return 0;
 	}
 	n = scheme_len(url);
@@ -143,8 +145,8 @@ int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
 		    const char *path, int status, const char *remote,
 		    const char *detail, struct fl_error *err)
 {
-	return s->ops->audit(s->be, actor, method, path, status, remote,
-			     detail, err);
+	return s->ops->audit(s->be, actor, method, path, status, remote, detail,
+			     err);
 }
 
 int srv_store_audit_list(struct srv_store *s, int limit,
@@ -439,8 +441,8 @@ int srv_store_lease_take(struct srv_store *s, const char *name,
 				  err);
 }
 
-int srv_store_rollout_pending(struct srv_store *s, const char *id,
-			      int64_t wave, int limit, struct srv_strv *ret,
+int srv_store_rollout_pending(struct srv_store *s, const char *id, int64_t wave,
+			      int limit, struct srv_strv *ret,
 			      struct fl_error *err)
 {
 	return s->ops->rollout_pending(s->be, id, wave, limit, ret, err);

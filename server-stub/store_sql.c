@@ -53,6 +53,12 @@ static int open_sqlite(const char *path, struct srv_store_be **ret,
 	return sql_open(&db_sqlite_driver, path, ret, err);
 }
 
+static int open_pg(const char *url, struct srv_store_be **ret,
+		   struct fl_error *err)
+{
+	return sql_open(&db_pg_driver, url, ret, err);
+}
+
 /* The ops every SQL backend shares (all but open). */
 #define SQL_OPS                                                                \
 	.close = sql_close, .schema_version = sql_schema_version,              \
@@ -96,3 +102,6 @@ static int open_sqlite(const char *path, struct srv_store_be **ret,
 
 const struct srv_store_ops srv_store_sqlite_ops = {
     .name = "sqlite", .open = open_sqlite, SQL_OPS};
+
+const struct srv_store_ops srv_store_pg_ops = {
+    .name = "postgresql", .open = open_pg, SQL_OPS};

@@ -59,7 +59,7 @@ struct db_driver {
 	int (*col_count)(struct db_row *r);
 };
 
-extern const struct db_driver db_sqlite_driver;
+extern const struct db_driver db_sqlite_driver, db_pg_driver;
 
 struct srv_store_be {
 	const struct db_driver *drv;

@@ -227,12 +227,13 @@ static int revoke_where(struct srv_store_be *s, const char *device,
 	char *q, *u;
 	int rc;
 
-	q = fl_xasprintf("SELECT serial FROM certs WHERE device = ?1"
-			 " AND revoked = 0 AND serial IS NOT ?2 AND %s",
-			 which);
+	q = fl_xasprintf(
+	    "SELECT serial FROM certs WHERE device = ?1"
+	    " AND revoked = 0 AND serial IS DISTINCT FROM ?2 AND %s",
+	    which);
 	u = fl_xasprintf("UPDATE certs SET revoked = ?3, reason = ?4,"
 			 " pending = 0 WHERE device = ?1 AND revoked = 0"
-			 " AND serial IS NOT ?2 AND %s",
+			 " AND serial IS DISTINCT FROM ?2 AND %s",
 			 which);
 	rc = db_query_rows(s, db_row_strv, serials, err, q, "ss", device, keep);
 	if (!rc && serials->n > before)
@@ -402,7 +403,7 @@ static int confirm_tx(struct srv_store_be *s, const char *device,
 			    "UPDATE certs SET pending = 0 WHERE serial = ?",
 			    "s", serial);
 	if (!rc)
-		rc = revoke_where(s, device, "1", serial, "superseded", revoked,
+		rc = revoke_where(s, device, "TRUE", serial, "superseded", revoked,
 				  err);
 	if (!rc && revoked->n)
 		rc = publish_in_tx(s, crl, err);
@@ -449,7 +450,7 @@ int sql_device_decommission(struct srv_store_be *s, const char *id,
 	if (!rc && n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
 	if (!rc)
-		rc = revoke_where(s, id, "1", NULL, "decommissioned", &revoked,
+		rc = revoke_where(s, id, "TRUE", NULL, "decommissioned", &revoked,
 				  err);
 	if (!rc)
 		rc = publish_in_tx(s, crl, err);
@@ -581,7 +582,7 @@ int sql_tech_revoke(struct srv_store_be *s, const char *cn,
 	rc = db_begin(s, err);
 	if (rc)
 		goto out;
-	rc = revoke_where(s, cn, "1", NULL, "revoked", &revoked, err);
+	rc = revoke_where(s, cn, "TRUE", NULL, "revoked", &revoked, err);
 	if (!rc && !revoked.n)
 		rc = fl_fail(err, FL_ENOTFOUND,
 			     "%s has no certificate to revoke", cn);

@@ -96,7 +96,7 @@ int sql_device_list(struct srv_store_be *s, const struct srv_device_filter *f,
 	    "?3)))"
 	    " AND (?4 < 0 OR d.online = ?4)"
 	    " AND (?5 IS NULL OR d.firmware = ?5)"
-	    " AND (?6 OR d.state = 'active')"
+	    " AND (?6 <> 0 OR d.state = 'active')"
 	    " ORDER BY d.id",
 	    "sssdsd", f->group, f->label_key, f->label_value, f->online,
 	    f->firmware, (int)f->include_decommissioned);
@@ -145,8 +145,9 @@ static int apply_labels(struct srv_store_be *s, const char *id,
 
 	for (size_t i = 0; !rc && set && i < set->n; i++)
 		rc = db_run(s, NULL, err,
-			    "INSERT OR REPLACE INTO device_labels"
-			    " (device, key, value) VALUES (?, ?, ?)",
+			    "INSERT INTO device_labels (device, key, value)"
+			    " VALUES (?, ?, ?) ON CONFLICT (device, key)"
+			    " DO UPDATE SET value = excluded.value",
 			    "sss", id, set->v[i].key, set->v[i].value);
 	for (size_t i = 0; !rc && remove && i < remove->n; i++)
 		rc = db_run(s, NULL, err,

@@ -120,7 +120,7 @@ int sql_rollout_watch(struct srv_store_be *s, const char *id,
 	    " LEFT JOIN jobs j ON j.id = rd.job"
 	    " LEFT JOIN jobs rb ON rb.id = rd.rollback_job"
 	    " LEFT JOIN devices d ON d.id = rd.device"
-	    " WHERE rd.rollout = ?1 AND (?3 OR rd.state IN ('commanded',"
+	    " WHERE rd.rollout = ?1 AND (?3 <> 0 OR rd.state IN ('commanded',"
 	    " 'updated', 'rolling-back') OR (rd.state = 'healthy'"
 	    " AND rd.wave = ?2)) ORDER BY rd.pos",
 	    "sid", id, healthy_wave, (int)all);
@@ -136,9 +136,10 @@ static int apply_one(struct srv_store_be *s, const char *id,
 	rc = db_run(s, &n, err,
 		    "UPDATE rollout_devices SET state = coalesce(?3, state),"
 		    " reason = coalesce(?4, reason),"
-		    " finished = CASE WHEN ?5 THEN ?7 ELSE finished END,"
+		    " finished = CASE WHEN ?5 <> 0 THEN ?7 ELSE finished END,"
 		    " offline_since = CASE WHEN ?6 < 0 THEN offline_since"
-		    " ELSE ?6 END, cancel_sent = max(cancel_sent, ?8),"
+		    " ELSE ?6 END, cancel_sent = CASE WHEN ?8 > cancel_sent"
+		    " THEN ?8 ELSE cancel_sent END,"
 		    " updated = ?7 WHERE rollout = ?1 AND device = ?2"
 		    " AND state = ?9",
 		    "ssssdiids", id, c->device, c->to, c->reason,
@@ -380,7 +381,7 @@ int sql_rollout_step(struct srv_store_be *s, const char *id,
 		    " soak_until = CASE WHEN ?5 < 0 THEN soak_until ELSE ?5 "
 		    "END,"
 		    " tripped = CASE WHEN ?6 < 0 THEN tripped ELSE ?6 END,"
-		    " finished = CASE WHEN ?7 THEN ?8 ELSE finished END,"
+		    " finished = CASE WHEN ?7 <> 0 THEN ?8 ELSE finished END,"
 		    " updated = ?8 WHERE id = ?1",
 		    "sssiiddi", id, st->to, st->reason, st->wave,
 		    st->soak_until, st->tripped, (int)st->release, now);

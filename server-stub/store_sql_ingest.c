@@ -273,10 +273,10 @@ static void job_moved(struct mark *j, int64_t seq, const char *state,
 }
 
 #define JOB_MOVE                                                               \
-	"UPDATE jobs SET state = ?, stage = ?, reason = ?,"                    \
-	" bytes = coalesce(?, bytes), total = coalesce(?, total),"             \
-	" from_version = coalesce(from_version, ?), updated = ?,"              \
-	" seq = max(seq, ?)"
+	"UPDATE jobs SET state = ?1, stage = ?2, reason = ?3,"                 \
+	" bytes = coalesce(?4, bytes), total = coalesce(?5, total),"           \
+	" from_version = coalesce(from_version, ?6), updated = ?7,"            \
+	" seq = CASE WHEN seq > ?8 THEN seq ELSE ?8 END"
 
 /* Write every job the batch moved. */
 static int jobs_flush(struct srv_store_be *s, const struct marks *m,
@@ -291,8 +291,8 @@ static int jobs_flush(struct srv_store_be *s, const struct marks *m,
 			continue;
 		/* "final" (indexed: jobs_open) is written only when it is */
 		rc = db_run(s, NULL, err,
-			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?"
-					 : JOB_MOVE " WHERE id = ?",
+			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?9"
+					 : JOB_MOVE " WHERE id = ?9",
 			    "sssnnsiis", j->job.state, j->stage, j->reason,
 			    j->bytes, j->total, j->from_version, now,
 			    j->job.seq, j->job.id);

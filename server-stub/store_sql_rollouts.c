@@ -4,6 +4,7 @@
  * transaction, read for the API, and moved by operators.  The engine's
  * own writes are in store_sql_engine.c.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,13 +336,13 @@ int sql_rollout_devices(struct srv_store_be *s, const char *id, bool failures,
 				   " WHERE rollout = ? AND state IN ('failed',"
 				   " 'rollback-failed')"
 				   " ORDER BY updated DESC, pos LIMIT ?",
-				   "sd", id, limit > 0 ? limit : -1);
+				   "sd", id, limit > 0 ? limit : INT_MAX);
 	else
 		rc =
 		    db_lquery_rows(s, device_row, &l, err,
 				   "SELECT " DEVICE_COLS " FROM rollout_devices"
 				   " WHERE rollout = ? ORDER BY pos LIMIT ?",
-				   "sd", id, limit > 0 ? limit : -1);
+				   "sd", id, limit > 0 ? limit : INT_MAX);
 	return DB_GIVE(rc, l, ret, srv_rollout_device_list_free);
 }
 
@@ -373,7 +374,7 @@ int sql_rollout_events(struct srv_store_be *s, const char *id, int limit,
 	return DB_GIVE(rc, l, ret, srv_rollout_event_list_free);
 }
 
-/* Labels as "k=v" lines (group_concat) into @d. */
+/* Labels as "k=v" lines (LABELS_*) into @d. */
 static void labels_parse(const char *text, struct srv_device_row *d)
 {
 	const char *p = text;
@@ -407,11 +408,20 @@ static int candidate_row(struct db_row *st, void *ctx)
 	return 0;
 }
 
-#define CANDIDATE_SELECT                                                       \
+/* A device's labels as "k=v" lines in key order: the aggregate is the
+ * one statement text the two dialects spell differently. */
+#define LABELS_SQLITE "group_concat(key || '=' || value, char(10))"
+#define LABELS_PG "string_agg(key || '=' || value, chr(10) ORDER BY key)"
+#define CANDIDATE_SELECT(LABELS)                                               \
 	"SELECT d.id, d.grp, d.state, d.online, d.firmware, d.health,"         \
-	" (SELECT group_concat(key || '=' || value, char(10)) FROM"            \
+	" (SELECT " LABELS " FROM"                                             \
 	"  (SELECT key, value FROM device_labels WHERE device = d.id"          \
-	"   ORDER BY key)) FROM devices d"
+	"   ORDER BY key) AS l) FROM devices d"
+#define CANDIDATES_ALL(LABELS)                                                 \
+	CANDIDATE_SELECT(LABELS)                                               \
+	" WHERE d.state = 'active'"                                            \
+	" AND (?1 IS NULL OR d.grp = ?1) ORDER BY d.id"
+#define CANDIDATES_ONE(LABELS) CANDIDATE_SELECT(LABELS) " WHERE d.id = ?"
 
 int sql_rollout_candidates(struct srv_store_be *s, const char *group,
 			   const char *const *ids, size_t n_ids,
@@ -422,16 +432,15 @@ int sql_rollout_candidates(struct srv_store_be *s, const char *group,
 
 	pthread_mutex_lock(&s->lock);
 	if (!ids)
-		rc = db_query_rows(
-		    s, candidate_row, &l, err,
-		    CANDIDATE_SELECT
-		    " WHERE d.state = 'active'"
-		    " AND (?1 IS NULL OR d.grp = ?1) ORDER BY d.id",
-		    "s", group);
+		rc = db_query_rows(s, candidate_row, &l, err,
+				   DB_DIALECT(s, CANDIDATES_ALL(LABELS_SQLITE),
+					      CANDIDATES_ALL(LABELS_PG)),
+				   "s", group);
 	for (size_t i = 0; ids && !rc && i < n_ids; i++)
 		rc = db_query_rows(s, candidate_row, &l, err,
-				   CANDIDATE_SELECT " WHERE d.id = ?", "s",
-				   ids[i]);
+				   DB_DIALECT(s, CANDIDATES_ONE(LABELS_SQLITE),
+					      CANDIDATES_ONE(LABELS_PG)),
+				   "s", ids[i]);
 	pthread_mutex_unlock(&s->lock);
 	return DB_GIVE(rc, l, ret, srv_device_list_free);
 }
