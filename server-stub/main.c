@@ -53,8 +53,9 @@ static int usage_err(const char *msg)
 /* --state DIR [--san NAME]... from optind on: the options of init and
  * cert server.  A usage error (exit 2) when DIR is missing. */
 struct state_sans {
-	const char *state, *sans[MAX_SANS];
+	const char *state, *store, *sans[MAX_SANS];
 	size_t nsans;
+	bool allow_store; /* init takes --store */
 };
 
 static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
@@ -62,6 +63,7 @@ static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"san", required_argument, NULL, 'n'},
+		{"store", required_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -69,6 +71,8 @@ static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 's')
 			ret->state = optarg;
+		else if (c == 'd' && ret->allow_store)
+			ret->store = optarg;
 		else if (c == 'n' && ret->nsans < MAX_SANS)
 			ret->sans[ret->nsans++] = optarg;
 		else
@@ -82,13 +86,13 @@ static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 
 static int cmd_init(int argc, char **argv, void *ctx)
 {
-	struct state_sans o = {0};
+	struct state_sans o = {.allow_store = true};
 	struct fl_error err = {0};
 	char *token = NULL;
 
 	if (parse_state_sans(argc, argv, &o))
 		return FL_EUSAGE;
-	if (srv_init_state(o.state, o.sans, o.nsans, &token, &err))
+	if (srv_init_state(o.state, o.sans, o.nsans, o.store, &token, &err))
 		return die(err.code, "%s", err.msg);
 	printf("initialised %s\nclients pin the CA in %s/ca.pem\n", o.state,
 	       o.state);
@@ -106,7 +110,7 @@ static int check_listen(const char *listen)
 
 struct serve_opts {
 	struct srv_serve_opts s;
-	const char *state;
+	const char *state, *store;
 	int level, format;
 };
 
@@ -119,6 +123,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{"mqtt-listen", required_argument, NULL, 'm'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"log-format", required_argument, NULL, 'f'},
+		{"store", required_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -128,6 +133,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->state = optarg; break;
+		case 'd': o->store = optarg; break;
 		case 'l': o->s.listen = optarg; break;
 		case 'b': o->s.with_broker = true; break;
 		case 'm': o->s.mqtt_listen = optarg; break;
@@ -170,7 +176,7 @@ static int cmd_serve(int argc, char **argv, void *ctx)
 		return rc;
 	fl_log_setup("fleetd", o.level, (enum fl_log_format)o.format);
 	srv_block_signals();
-	rc = srv_open(o.state, &srv, &err);
+	rc = srv_open_store(o.state, o.store, &srv, &err);
 	if (!rc)
 		rc = srv_serve(srv, &o.s, print_ready, &err);
 	srv_close(srv);
@@ -351,16 +357,16 @@ static const struct fl_cmd cmds[] = {
 	{"cert", cmd_cert, 0, "cert server --state DIR [--san NAME]...",
 	 "reissue the server certificate with other names (SANs)",
 	 "--state --san", NULL},
-	{"init", cmd_init, 0, "init --state DIR [--san NAME]...",
+	{"init", cmd_init, 0, "init --state DIR [--san NAME]... [--store URL]",
 	 "create a state dir: database, CA, TLS certificate, admin token",
-	 "--state --san", NULL},
+	 "--state --san --store", NULL},
 	{"serve", cmd_serve, 0,
 	 "serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
 	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"
-	 "             [--log-format text|json]",
+	 "             [--log-format text|json] [--store URL]",
 	 "run the HTTPS API (and a supervised local mosquitto)",
 	 "--state --listen --with-broker --mqtt-listen --log-level "
-	 "--log-format",
+	 "--log-format --store",
 	 NULL},
 	{"token", cmd_token, 0,
 	 "token create --state DIR [--role ROLE] [--name NAME]\n"
