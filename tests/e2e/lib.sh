@@ -26,6 +26,9 @@
 #                            $T/fleetd-old.log); true once it is ready
 #   serve_fleetd [serve args] the same on the state dir $T/state holds
 #                            already (a copy), with ADMIN_TOKEN set
+#   store_sql SQL            run SQL on fleetd's store (STATE/fleetd.db or,
+#                            FLEET_STORE=pg, its PostgreSQL): rows as
+#                            "a|b" lines either way
 #   finish                   print the summary; exit 1 on any failure
 #   free_port                print a TCP port free on 127.0.0.1 now
 #   proc_gone PID            true once PID is gone or a zombie
@@ -226,6 +229,14 @@ fleetd_restart() {
 	FLEETD_PID=$!
 	track "$FLEETD_PID"
 	wait_until 30 grep -q "^ready https=$FLEET_URL" "$T/fleetd.out"
+}
+
+store_sql() {
+	if [ -n "${FLEET_STORE_URL:-}" ]; then
+		psql -X -A -t -q -v ON_ERROR_STOP=1 "$FLEET_STORE_URL" -c "$1"
+	else
+		sqlite3 "$FLEETD_STATE/fleetd.db" "$1"
+	fi
 }
 
 # Log fleetctl in as admin (writes $FLEETCTL_CONFIG).

@@ -34,8 +34,7 @@ start_fleetd --with-broker
 login_admin
 HTTPS_PORT=${FLEET_URL##*:}
 HTTPS_PORT=${HTTPS_PORT%%/*}
-DB=$FLEETD_STATE/fleetd.db
-db() { sqlite3 -readonly "$DB" "$@"; }
+db() { store_sql "$1"; }
 
 # --- devices and a bundle -----------------------------------------------
 TOK=$(fleetctl -o json token create burst --enroll --uses "$NDEV" --ttl 1h | jq -r .token)

@@ -64,8 +64,7 @@ check_exit 0 "fleetd serves on it ([mqtt] url), same state and ports" \
 # --- 1. positive control: telemetry reaches fleetd -----------------------------
 agent_start_sim dev-a
 check_exit 0 "dev-a comes online" wait_until 20 dev_online dev-a
-DB=$FLEETD_STATE/fleetd.db
-db() { sqlite3 -readonly "$DB" "$@"; }
+db() { store_sql "$1"; }
 # the highest telemetry seq fleetd stored for dev-a
 stored_max() { db "SELECT coalesce(max(seq), 0) FROM telemetry WHERE device = 'dev-a'"; }
 stored_ge() { [ "$(stored_max)" -ge "$1" ]; }
