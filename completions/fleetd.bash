@@ -9,8 +9,8 @@ _fleetd() {
 	broker-config) opts='--listen --state ' ;;
 	ca) opts='--out --remove --state ' ;;
 	cert) opts='--san --state ' ;;
-	init) opts='--san --state ' ;;
-	serve) opts='--listen --log-format --log-level --mqtt-listen --state --with-broker ' ;;
+	init) opts='--san --state --store ' ;;
+	serve) opts='--listen --log-format --log-level --mqtt-listen --state --store --with-broker ' ;;
 	token) opts='--name --role --state --ttl ' ;;
 	version) opts='' ;;
 	*) opts='' ;;

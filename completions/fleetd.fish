@@ -10,11 +10,13 @@ complete -c fleetd -n '__fish_seen_subcommand_from cert' -l san
 complete -c fleetd -n '__fish_seen_subcommand_from cert' -l state
 complete -c fleetd -n '__fish_seen_subcommand_from init' -l san
 complete -c fleetd -n '__fish_seen_subcommand_from init' -l state
+complete -c fleetd -n '__fish_seen_subcommand_from init' -l store
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l listen
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l log-format
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l log-level
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l mqtt-listen
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l state
+complete -c fleetd -n '__fish_seen_subcommand_from serve' -l store
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l with-broker
 complete -c fleetd -n '__fish_seen_subcommand_from token' -l name
 complete -c fleetd -n '__fish_seen_subcommand_from token' -l role

@@ -276,15 +276,20 @@ static int authenticate(struct srv_req *r)
 {
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						    "Authorization");
+	struct fl_error err = {0};
 	struct srv_token t;
 	char hash[65];
+	int rc;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) > 256)
 		return srv_reply_error(r, 401, "unauthorized",
 				       "missing bearer token") ?: FL_EDENIED;
 	fl_sha256_hex(h + 7, strlen(h + 7), hash);
-	if (srv_store_token_find(r->srv->store, hash, &t, NULL) ||
-	    strcmp(t.kind, "operator") != 0)
+	rc = srv_store_token_find(r->srv->store, hash, &t, &err);
+	if (rc && rc != FL_ENOTFOUND) /* the database, not the token */
+		return srv_reply_error(r, 503, "unavailable", "%s", err.msg)
+			   ?: rc;
+	if (rc || strcmp(t.kind, "operator") != 0)
 		return srv_reply_error(r, 401, "unauthorized",
 				       "unknown token") ?: FL_EDENIED;
 	if (t.revoked)
