@@ -340,6 +340,42 @@ static int cmd_token(int argc, char **argv, void *ctx)
 	return 0;
 }
 
+static int cmd_migrate(int argc, char **argv, void *ctx)
+{
+	static const struct option opts[] = {
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *from = NULL, *to = NULL;
+	struct srv_store *src = NULL, *dst = NULL;
+	struct fl_error err = {0};
+	long rows = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'f')
+			from = optarg;
+		else if (c == 't')
+			to = optarg;
+		else
+			return usage_err("bad option");
+	}
+	if (!from || !to || optind != argc)
+		return usage_err("--from URL and --to URL are required");
+	rc = srv_store_open(from, &src, &err);
+	if (!rc)
+		rc = srv_store_open(to, &dst, &err);
+	if (!rc)
+		rc = srv_store_copy(dst, src, &rows, &err);
+	srv_store_close(dst);
+	srv_store_close(src);
+	if (rc)
+		return die(rc, "%s", err.msg);
+	printf("copied %ld rows\n", rows);
+	return 0;
+}
+
 static int cmd_version(int argc, char **argv, void *ctx)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
@@ -360,6 +396,9 @@ static const struct fl_cmd cmds[] = {
 	{"init", cmd_init, 0, "init --state DIR [--san NAME]... [--store URL]",
 	 "create a state dir: database, CA, TLS certificate, admin token",
 	 "--state --san --store", NULL},
+	{"migrate", cmd_migrate, 0, "migrate --from URL --to URL",
+	 "copy a store into a new database (sqlite:PATH to postgresql://...)",
+	 "--from --to", NULL},
 	{"serve", cmd_serve, 0,
 	 "serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
 	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"

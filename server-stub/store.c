@@ -104,6 +104,13 @@ int srv_store_schema_version(struct srv_store *s)
 	return s->ops->schema_version(s->be);
 }
 
+int srv_store_copy(struct srv_store *dst, struct srv_store *src,
+		   long *ret_rows, struct fl_error *err)
+{
+	*ret_rows = 0;
+	return dst->ops->copy_from(dst->be, src->be, ret_rows, err);
+}
+
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
 			const char *hash_hex, const char *group,
 			const char *created_by, struct fl_error *err)

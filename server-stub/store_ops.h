@@ -181,6 +181,9 @@ struct srv_store_ops {
 	int (*shadow_update)(struct srv_store_be *s, const char *id,
 			     const struct srv_shadow_write *w,
 			     struct srv_shadow_row *ret, struct fl_error *err);
+	/* Copy @src's rows into @dst: backends of one family only. */
+	int (*copy_from)(struct srv_store_be *dst, struct srv_store_be *src,
+			 long *ret_rows, struct fl_error *err);
 	void (*telemetry_window)(struct srv_store_be *s,
 				 const struct srv_telemetry_window *w);
 	int (*telemetry_get)(struct srv_store_be *s,

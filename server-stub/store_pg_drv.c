@@ -8,7 +8,8 @@
  * a parameter in SQLite and text here); each is prepared once per
  * connection under a name and kept, keyed by its text and bind types.
  * Parameters go as text with the types their bind letters say (s text,
- * i/d/n bigint, f double precision), so PostgreSQL never guesses one.
+ * i/d/n bigint, f double precision), so PostgreSQL never guesses one
+ * (run_text's, letter u, have none: each takes its column's type).
  *
  * Errors read as SQLite's do: a constraint violation (SQLSTATE class 23)
  * is FL_ECONFLICT.  A serialisation failure or deadlock outside a
@@ -148,6 +149,7 @@ static Oid *param_types(const char *types, int n)
 	for (int i = 0; i < n; i++)
 		t[i] = types[i] == 's'	 ? OID_TEXT
 		       : types[i] == 'f' ? OID_FLOAT8
+		       : types[i] == 'u' ? 0
 					 : OID_INT8;
 	return t;
 }
@@ -261,7 +263,8 @@ static bool retryable(PGresult *res)
 
 /* One try of a statement; *ret the result on success (caller clears). */
 static int exec_once(struct pg_conn *c, const char *sql, const char *types,
-		     const char **vals, PGresult **ret, struct fl_error *err)
+		     const char *const *vals, PGresult **ret,
+		     struct fl_error *err)
 {
 	int n = types ? (int)strlen(types) : 0, rc;
 	char name[16];
@@ -349,6 +352,21 @@ static int rows_v(struct srv_store_be *s, int (*row)(struct db_row *, void *),
 	for (r.i = 0; !rc && r.i < n; r.i++)
 		rc = row(&r, ctx);
 	PQclear(res);
+	return rc;
+}
+
+static int run_text(struct srv_store_be *s, const char *sql, int n,
+		    const char *const *vals, struct fl_error *err)
+{
+	char *types = fl_xmalloc((size_t)n + 1);
+	PGresult *res = NULL;
+	int rc;
+
+	memset(types, 'u', (size_t)n);
+	types[n] = '\0';
+	rc = exec_once(pg_conn(s), sql, types, vals, &res, err);
+	PQclear(res);
+	free(types);
 	return rc;
 }
 
@@ -538,6 +556,7 @@ const struct db_driver db_pg_driver = {
     .schema_version = pg_schema_version,
     .run = run_v,
     .rows = rows_v,
+    .run_text = run_text,
     .begin_sql = "BEGIN",
     .col_text = col_text,
     .col_int = col_int,

@@ -51,6 +51,10 @@ struct db_driver {
 	int (*rows)(struct srv_store_be *s, int (*row)(struct db_row *, void *),
 		    void *ctx, struct fl_error *err, const char *sql,
 		    const char *types, va_list ap);
+	/* Run @sql with @n parameters as text of no stated type (the
+	 * database converts each to its column's), NULL for SQL NULL. */
+	int (*run_text)(struct srv_store_be *s, const char *sql, int n,
+			const char *const *vals, struct fl_error *err);
 	const char *begin_sql; /* a write transaction's BEGIN */
 	const char *(*col_text)(struct db_row *r, int i);
 	int64_t (*col_int)(struct db_row *r, int i);
@@ -310,6 +314,11 @@ int sql_rollout_sent(struct srv_store_be *s, const char *id,
 int sql_rollout_step(struct srv_store_be *s, const char *id,
 		     const struct srv_rollout_step *st, int64_t now,
 		     struct fl_error *err);
+
+/* Copy every row of @src into the empty store @dst (store.h
+ * srv_store_copy), in one transaction of @dst; *@ret_rows counts them. */
+int sql_copy_from(struct srv_store_be *dst, struct srv_store_be *src,
+		  long *ret_rows, struct fl_error *err);
 
 int sql_shadow_get(struct srv_store_be *s, const char *id,
 		   struct srv_shadow_row *ret, struct fl_error *err);

@@ -195,6 +195,25 @@ static int rows_v(struct srv_store_be *be, int (*row)(struct db_row *, void *),
 	return rc;
 }
 
+static int run_text(struct srv_store_be *be, const char *sql, int n,
+		    const char *const *vals, struct fl_error *err)
+{
+	struct sq_conn *s = sq_conn(be);
+	sqlite3_stmt *st = stmt_get(s, sql);
+	int rc = st ? 0 : sq_fail(s, err, "prepare");
+
+	for (int i = 0; !rc && i < n; i++)
+		if ((vals[i] ? sqlite3_bind_text(st, i + 1, vals[i], -1,
+						 SQLITE_TRANSIENT)
+			     : sqlite3_bind_null(st, i + 1)) != SQLITE_OK)
+			rc = sq_fail(s, err, "bind");
+	if (!rc && sqlite3_step(st) != SQLITE_DONE)
+		rc = sq_fail(s, err, "step");
+	if (st)
+		stmt_release(s, st);
+	return rc;
+}
+
 static const char *col_text(struct db_row *r, int i)
 {
 	return (const char *)sqlite3_column_text(r->res, i);
@@ -228,6 +247,7 @@ const struct db_driver db_sqlite_driver = {
     .schema_version = sq_schema_version,
     .run = run_v,
     .rows = rows_v,
+    .run_text = run_text,
     .begin_sql = "BEGIN IMMEDIATE",
     .col_text = col_text,
     .col_int = col_int,
