@@ -186,6 +186,7 @@ ext_broker() {
 fleetd_up() {
 	: >"$T/$1.out"
 	fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
+		${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
 		--log-level debug >"$T/$1.out" 2>"$T/$1.log" &
 	FLEETD_PID=$!
 	track "$FLEETD_PID"

@@ -55,6 +55,7 @@ check "mosquitto on fleetd's broker configuration" broker_start
 cat "$T/fleetd.log" >>"$T/fleetd-old.log"
 : >"$T/fleetd.out"
 fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:${FLEET_URL##*:}" \
+	${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
 	--log-level debug >"$T/fleetd.out" 2>"$T/fleetd.log" &
 FLEETD_PID=$!
 track "$FLEETD_PID"
@@ -150,7 +151,7 @@ check_true "fleetctl jobs show (table): the same history (queued downloading fai
 db "SELECT seq FROM telemetry WHERE device = 'dev-a' AND seq <= $S2
 	GROUP BY seq ORDER BY min(rowid)" >"$T/seqs"
 check_true "no point stored twice" test "$(db "SELECT count(*) FROM (SELECT 1 FROM
-	telemetry WHERE device = 'dev-a' GROUP BY seq, metric, ts HAVING count(*) > 1)")" = 0
+	telemetry WHERE device = 'dev-a' GROUP BY seq, metric, ts HAVING count(*) > 1) AS d")" = 0
 check "seqs stored in increasing order (by arrival)" sort -n -C "$T/seqs"
 comm -23 <(seq 1 "$S2" | sort) <(sort "$T/seqs") | sort -n >"$T/missing"
 log "missing seqs: $(paste -sd' ' "$T/missing")"
