@@ -181,7 +181,9 @@ static int stmt_prepare(struct pg_conn *c, const char *sql, const char *types,
 	if (!text)
 		return fl_fail(err, FL_ERR,
 			       "database: a parameter inside a quoted literal");
-	snprintf(ret_name, 16, slot < 0 ? "" : "fl%d", slot);
+	ret_name[0] = '\0';
+	if (slot >= 0)
+		snprintf(ret_name, 16, "fl%d", slot);
 	oids = param_types(types ? types : "", n);
 	res = PQprepare(c->conn, ret_name, text, n, oids);
 	free(oids);
