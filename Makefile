@@ -11,7 +11,9 @@
 #   make fuzz-long T=NAME [SECS=3600] [RUNS=N]  a campaign, under nice -n 19
 #   make fuzz-cov T=NAME coverage report of NAME's corpus in build-fuzz-cov/
 #   make completions     regenerate completions/ from the command tables
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR= [UNITDIR=PREFIX/lib/systemd/system]
+#   make deb             Debian packages into build-deb/ (docs/install.md)
+#   make check-deb       make deb, then lintian on the packages
 #   make clean
 #   make V=1             show compiler command lines
 #   make BUILD=dir       build somewhere else than build/ (build-san/)
@@ -21,16 +23,22 @@
 VERSION := 0.1.0
 PREFIX ?= /usr/local
 DESTDIR ?=
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 SAN ?= 0
 
 # check, demo and deps install the Debian packages that are missing
 # (scripts/install-deps, fast when nothing is) before pkg-config is asked
 # anything; a plain make or make install never installs, it only checks
 # that the build packages are there and names make deps when not.
-ifneq ($(filter check check-vm demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
+ifneq ($(filter check check-vm check-deb deb demo deps fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),)
 ifndef FLEET_DEPS_DONE
+# Chromium (big) only when make check runs the dashboard's test (t9030).
+DASH_TEST := e2e/t9030-dashboard
 DEPS_FLAGS := $(if $(filter fuzz fuzz-smoke fuzz-long fuzz-cov,$(MAKECMDGOALS)),--fuzz) \
-	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm)
+	$(if $(filter check-vm,$(MAKECMDGOALS)),--vm) \
+	$(if $(filter check,$(MAKECMDGOALS)),$(if $(T),$(if $(findstring \
+	$(T),$(DASH_TEST)),--dashboard),--dashboard)) \
+	$(if $(filter deb check-deb check-vm,$(MAKECMDGOALS)),--pkg)
 DEPS_STATUS := $(shell scripts/install-deps $(DEPS_FLAGS) >&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps failed; see the messages above)
@@ -85,7 +93,8 @@ WERROR ?= 1
 WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter -Wvla -Wpointer-arith -Wno-format-truncation
 CPPFLAGS_ALL := -D_GNU_SOURCE -DFLEET_VERSION='"$(VERSION)"' \
-	-Icommon -Isigning -Iserver-stub -Icli -Iagent $(PKG_CFLAGS) $(LAZY_DEFS)
+	-Icommon -Isigning -Iserver-stub -Icli -Iagent -I$(B)/gen $(PKG_CFLAGS) \
+	$(LAZY_DEFS)
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong \
 	-D_FORTIFY_SOURCE=2 -fPIE $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
@@ -139,8 +148,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all check check-vm demo fuzz fuzz-smoke fuzz-long fuzz-cov install clean help deps \
-	firmware completions
+.PHONY: all check check-vm check-deb deb demo fuzz fuzz-smoke fuzz-long fuzz-cov install \
+	clean help deps firmware completions
 .SECONDARY:
 all: $(PROGS) $(PLUGIN)
 
@@ -163,6 +172,13 @@ $(HB)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS_ALL) -DFLEET_TEST_HOOKS $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# The web dashboard's files, compiled into fleetd (docs/dashboard.md).
+DASH_FILES := $(sort $(wildcard server-stub/dash/*))
+$(B)/gen/dash_files.h: $(DASH_FILES) scripts/embed-assets
+	@mkdir -p $(dir $@)
+	$(Q)scripts/embed-assets $(DASH_FILES) >$@.tmp && mv $@.tmp $@
+$(B)/server-stub/api_dash.o: $(B)/gen/dash_files.h
 
 define lib_rule
 $(1): $(call objs,$(2))
@@ -288,11 +304,32 @@ install: all
 		install -m 0644 completions/$$p.fish \
 			$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$p.fish; \
 	done
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in fleetd fleet-agent; do \
+		sed 's|@BINDIR@|$(PREFIX)/bin|g' packaging/systemd/$$u.service.in \
+			> $(DESTDIR)$(UNITDIR)/$$u.service; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service; \
+	done
+
+# Debian packages (debian/, debhelper) built in a copy of the tree, so
+# the .debs land in build-deb/ and the build in build-deb/src/build.
+DEB_SRC := build-deb/src/fleet-$(VERSION)
+deb:
+	rm -rf build-deb && mkdir -p $(DEB_SRC)
+	git ls-files -z --cached --others --exclude-standard | \
+		tar --null -T - -cf - | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc -j2 >../build.log 2>&1 || \
+		{ tail -40 ../build.log; exit 1; }
+	mv build-deb/src/*.deb build-deb/
+	ls build-deb/*.deb
+
+check-deb: deb
+	@FLEET_BUILD=$(CURDIR)/$(B) bash tests/deb/d0001-packages.sh
 
 clean:
-	rm -rf build build-san build-fuzz build-fuzz-cov
+	rm -rf build build-san build-fuzz build-fuzz-cov build-deb
 
 help:
-	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,21p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "proto.h"
+#include "sdnotify.h"
 #include "util.h"
 #include "validate.h"
 
@@ -838,14 +839,27 @@ void agent_step(struct agent *a, int timeout_ms,
 	LOG_LEAVE();
 }
 
+/* Tell the service manager, if any (a no-op without fl_sd_init). */
+static void notify(const char *state)
+{
+	struct fl_error err = {0};
+
+	if (fl_sd_notify(state, &err))
+		fl_warn("%s", err.msg);
+}
+
 int agent_run(struct agent *a, const volatile sig_atomic_t *stop,
 	      struct fl_error *err)
 {
 	LOG_ENTER(a);
 	fl_info("running (broker %s:%d, server %s)", a->cfg->mqtt_host,
 		a->cfg->mqtt_port, a->cfg->server_url);
-	while (!*stop && !a->reboot_requested)
+	notify("READY=1");
+	while (!*stop && !a->reboot_requested) {
 		agent_step(a, 200, stop);
+		fl_sd_watchdog(fl_now_ms());
+	}
+	notify("STOPPING=1");
 	/* before a reboot, let the events of the job get out */
 	for (int64_t end = fl_now_ms() + REBOOT_CONNECT_MS;
 	     !*stop && a->reboot_requested && !agent_mqtt_connected(a->mqtt) &&

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "simdev.h"
 #include "reboot.h"
+#include "sdnotify.h"
 #include "subcmd.h"
 #include "util.h"
 #include "validate.h"
@@ -453,6 +454,9 @@ static int cmd_run(int argc, char **argv, void *ctx)
 	if (rc)
 		return rc;
 	fl_log_keep(DIAG_LOG_KEEP); /* for the "logs" check and bundles */
+	/* the environment stays: a simulated reboot's exec is the same
+	 * service; other children cannot notify (NotifyAccess=main) */
+	fl_sd_init(false);
 	install_signals();
 	rc = load_config(&o, &cfg, &err);
 	if (!rc)

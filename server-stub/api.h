@@ -13,6 +13,9 @@ int api_status(struct srv_req *r);
 int api_whoami(struct srv_req *r);
 int api_audit_list(struct srv_req *r);
 
+/* metrics_http.c */
+int api_metrics(struct srv_req *r);
+
 /* api_tokens.c */
 int api_token_create(struct srv_req *r);
 int api_token_list(struct srv_req *r);
@@ -82,5 +85,12 @@ int api_shadow_group(struct srv_req *r);
 /* api_telemetry.c */
 int api_telemetry_get(struct srv_req *r);
 uint64_t api_shadow_body_max(const struct srv *srv);
+
+/* api_dash.c: the web dashboard */
+int api_dash_index(struct srv_req *r);
+int api_dash_file(struct srv_req *r);
+int api_dash_session(struct srv_req *r);
+int api_dash_login(struct srv_req *r);
+int api_dash_logout(struct srv_req *r);
 
 #endif

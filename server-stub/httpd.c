@@ -13,12 +13,14 @@
 #include <microhttpd.h>
 
 #include "ca.h"
+#include "dash.h"
 #include "fsutil.h"
 #include "httpd.h"
 #include "httpd_internal.h"
 #include "http_guard.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define MAX_PATH_LEN 1024
@@ -36,11 +38,28 @@
 	":+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"     \
 	":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
+#define JSON_TYPE "application/json"
+
+/* On every reply: the dashboard's pages run only fleetd's own files
+ * (no inline script or style), in no frame (docs/security.md). */
+#define CSP                                                                \
+	"default-src 'self'; base-uri 'none'; form-action 'self'; "        \
+	"object-src 'none'; frame-ancestors 'none'"
+
 /* Orders srv_req_defer's suspend before srv_req_wake's resume (MHD
  * must never resume a connection it has not suspended). */
 static pthread_mutex_t defer_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int queue_text(struct srv_req *r, int status, char *text)
+static void add_security_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+}
+
+static int queue_text(struct srv_req *r, int status, char *text,
+		      const char *type)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
@@ -51,8 +70,11 @@ static int queue_text(struct srv_req *r, int status, char *text)
 		free(text);
 		return FL_ENOMEM;
 	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Type", type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	add_security_headers(resp);
+	if (r->set_cookie)
+		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
 	if (r->retry_after) {
 		char secs[16];
 
@@ -83,11 +105,37 @@ int srv_reply_file(struct srv_req *r, int status, int fd, uint64_t offset,
 	MHD_add_response_header(resp, "Content-Type",
 				"application/octet-stream");
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	add_security_headers(resp);
 	if (content_range)
 		MHD_add_response_header(resp, "Content-Range", content_range);
 	ok = MHD_queue_response(r->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	r->status = status;
+	return ok == MHD_YES ? 0 : FL_EIO;
+}
+
+int srv_reply_static(struct srv_req *r, const void *data, size_t len,
+		     const char *type, const char *etag)
+{
+	const char *inm = srv_req_header(r, "If-None-Match");
+	bool same = inm && fl_streq(inm, etag);
+	struct MHD_Response *resp;
+	enum MHD_Result ok;
+
+	if (r->status)
+		return 0;
+	resp = MHD_create_response_from_buffer(same ? 0 : len, (void *)data,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return srv_reply_error(r, 500, "internal",
+				       "cannot create a response");
+	MHD_add_response_header(resp, "Content-Type", type);
+	MHD_add_response_header(resp, "ETag", etag);
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	add_security_headers(resp);
+	r->status = same ? 304 : 200;
+	ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
 	return ok == MHD_YES ? 0 : FL_EIO;
 }
 
@@ -99,7 +147,7 @@ static void flush_held(struct srv_req *r)
 	r->held = NULL;
 	r->hold = false;
 	if (text)
-		queue_text(r, r->status, text);
+		queue_text(r, r->status, text, JSON_TYPE);
 }
 
 int srv_reply_json(struct srv_req *r, int status, json_t *body)
@@ -116,7 +164,17 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body)
 		r->held = text;
 		return 0;
 	}
-	return queue_text(r, status, text);
+	return queue_text(r, status, text, JSON_TYPE);
+}
+
+int srv_reply_text(struct srv_req *r, int status, const char *type, char *text)
+{
+	if (r->status) {
+		free(text);
+		return 0;
+	}
+	r->status = status;
+	return queue_text(r, status, text, type);
 }
 
 int srv_reply_error(struct srv_req *r, int status, const char *code,
@@ -271,37 +329,85 @@ static int route(struct srv_req *r)
 			       r->path) ?: FL_ENOTFOUND;
 }
 
+int srv_token_principal(struct srv *srv, const char *hash,
+			struct srv_principal *ret, struct fl_error *err)
+{
+	struct srv_token t;
+	int rc = srv_store_token_find(srv->store, hash, &t, err);
+
+	if (rc && rc != FL_ENOTFOUND)
+		return rc; /* the database failed, not the token */
+	if (rc || strcmp(t.kind, "operator") != 0)
+		return fl_fail(err, FL_EDENIED, "unknown token");
+	if (t.revoked)
+		return fl_fail(err, FL_EDENIED, "token %s is revoked", t.id);
+	if (t.expires && t.expires <= time(NULL))
+		return fl_fail(err, FL_EDENIED, "token %s has expired", t.id);
+	memset(ret, 0, sizeof(*ret));
+	ret->kind = SRV_TOKEN;
+	ret->role = t.role;
+	fl_strlcpy(ret->id, t.id, sizeof(ret->id));
+	fl_strlcpy(ret->name, t.name, sizeof(ret->name));
+	return 0;
+}
+
+/* The operator token whose SHA-256 hex is @hash into r->who; reply 401
+ * when it is unknown, revoked or expired, 503 when the store failed. */
+static int token_by_hash(struct srv_req *r, const char *hash)
+{
+	struct fl_error err = {0};
+	int rc = srv_token_principal(r->srv, hash, &r->who, &err);
+
+	if (rc == FL_EDENIED)
+		return srv_reply_error(r, 401, "unauthorized", "%s", err.msg)
+			   ?: FL_EDENIED;
+	if (rc)
+		return srv_reply_error(r, 503, "unavailable", "%s", err.msg)
+			   ?: rc;
+	return 0;
+}
+
 /* Resolve the bearer token into r->who; reply 401 on failure. */
 static int authenticate(struct srv_req *r)
 {
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						    "Authorization");
-	struct fl_error err = {0};
-	struct srv_token t;
 	char hash[65];
-	int rc;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) > 256)
 		return srv_reply_error(r, 401, "unauthorized",
 				       "missing bearer token") ?: FL_EDENIED;
 	fl_sha256_hex(h + 7, strlen(h + 7), hash);
-	rc = srv_store_token_find(r->srv->store, hash, &t, &err);
-	if (rc && rc != FL_ENOTFOUND) /* the database, not the token */
-		return srv_reply_error(r, 503, "unavailable", "%s", err.msg)
-			   ?: rc;
-	if (rc || strcmp(t.kind, "operator") != 0)
+	return token_by_hash(r, hash);
+}
+
+/*
+ * A dashboard session (dash.h) stands for the token that logged in, with
+ * a viewer's rights whatever the token's role, and only to read: with a
+ * cookie and no bearer token, anything but GET is refused, so no other
+ * site can make a browser change state (CSRF).  The token is checked
+ * again on every request: revoking it ends its sessions.
+ */
+static int authenticate_session(struct srv_req *r, const char *id)
+{
+	char hash[65];
+
+	if (strcmp(r->method, "GET") != 0)
+		return srv_reply_error(r, 403, "forbidden",
+				       "a dashboard session may only read; "
+				       "use a bearer token") ?: FL_EDENIED;
+	if (!r->srv->dash ||
+	    !srv_dash_lookup(r->srv->dash, id, time(NULL), hash))
 		return srv_reply_error(r, 401, "unauthorized",
-				       "unknown token") ?: FL_EDENIED;
-	if (t.revoked)
-		return srv_reply_error(r, 401, "unauthorized",
-				       "token %s is revoked", t.id) ?: FL_EDENIED;
-	if (t.expires && t.expires <= time(NULL))
-		return srv_reply_error(r, 401, "unauthorized",
-				       "token %s has expired", t.id) ?: FL_EDENIED;
-	r->who.kind = SRV_TOKEN;
-	r->who.role = t.role;
-	fl_strlcpy(r->who.id, t.id, sizeof(r->who.id));
-	fl_strlcpy(r->who.name, t.name, sizeof(r->who.name));
+				       "no such session (expired or logged "
+				       "out)") ?: FL_EDENIED;
+	if (token_by_hash(r, hash))
+		return FL_EDENIED;
+	if (!(r->who.role & SRV_ROLES_READ))
+		return srv_reply_error(r, 403, "forbidden",
+				       "role %s may not use the dashboard",
+				       srv_role_name(r->who.role)) ?: FL_EDENIED;
+	r->who.role = SRV_ROLE_VIEWER;
 	return 0;
 }
 
@@ -404,10 +510,14 @@ static int authorize(struct srv_req *r)
 {
 	bool bearer = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						  "Authorization") != NULL;
+	char sid[SRV_DASH_ID_LEN + 1];
 
 	if (r->route->flags & SRV_PUBLIC)
 		return 0;
-	if (!bearer && (r->route->roles & SRV_ROLE_DEVICE)) {
+	if (!bearer && srv_dash_cookie_id(srv_req_header(r, "Cookie"), sid)) {
+		if (authenticate_session(r, sid))
+			return FL_EDENIED;
+	} else if (!bearer && (r->route->roles & SRV_ROLE_DEVICE)) {
 		if (authenticate_device(r))
 			return FL_EDENIED;
 	} else if (authenticate(r)) {
@@ -582,6 +692,16 @@ void srv_req_wake(struct srv_req *r)
 	pthread_mutex_unlock(&defer_lock);
 }
 
+/* Count @r in the metrics once, when its reply is made (before it is
+ * sent, so a client that got it finds it counted). */
+static void count(struct srv_req *r)
+{
+	if (r->counted || !r->status)
+		return;
+	r->counted = true;
+	srv_metrics_http(r->route, r->status, srv_metrics_now_ns() - r->t0);
+}
+
 /*
  * Last call: authorise again (the principal may have lost its rights
  * while the body arrived), run the handler, audit requests that change
@@ -604,6 +724,7 @@ static void finish(struct srv_req *r)
 	r->finished = true;
 	if (!r->status)
 		srv_reply_error(r, 500, "internal", "handler sent no response");
+	count(r);
 	if (audited(r))
 		audit(r);
 	fl_debug("%s %s %s -> %d", r->remote, r->method, r->path, r->status);
@@ -642,6 +763,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		r = fl_xcalloc(1, sizeof(*r));
 		r->srv = cls;
 		r->conn = c;
+		r->t0 = srv_metrics_now_ns();
 		r->sock = conn_state(c);
 		r->method = method;
 		r->path = fl_xstrdup(url);
@@ -651,6 +773,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *c,
 		begin(r);
 		if (r->status && audited(r))
 			finish(r); /* audit the refusal */
+		count(r);	   /* a refusal: MHD may not call again */
 		return start_deadline(r) ? MHD_YES : MHD_NO;
 	}
 	if (r->sock && !srv_guard_in_time(r->srv->http, r->sock)) {
@@ -703,6 +826,7 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *c,
 	free(r->body);
 	free(r->held);
 	free(r->audit_detail);
+	free(r->set_cookie);
 	json_decref(r->json);
 	if (r->ctx_free)
 		r->ctx_free(r->ctx);
@@ -823,6 +947,8 @@ int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)
 	if (!rc)
 		rc = load_tls(srv, &key, &cert, &trust, err);
 	if (!rc)
+		srv->dash = srv_dash_new(SRV_DASH_MAX_SESSIONS, SRV_DASH_TTL);
+	if (!rc)
 		rc = srv_guard_start(srv, err);
 	if (rc)
 		goto out;
@@ -854,4 +980,6 @@ void srv_http_stop(struct srv *srv)
 		MHD_stop_daemon(srv->mhd);
 	srv->mhd = NULL;
 	srv_guard_stop(srv);
+	srv_dash_free(srv->dash);
+	srv->dash = NULL;
 }

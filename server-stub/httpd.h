@@ -46,8 +46,10 @@ struct srv_req {
 	json_t *json;
 	char remote[64];
 	int status; /* status sent, 0 until replied */
+	uint64_t t0; /* when the headers arrived (srv_metrics_now_ns) */
 	unsigned retry_after; /* > 0: a Retry-After header, in seconds */
 	bool finished; /* handler ran and the request was audited */
+	bool counted;  /* in the metrics (metrics.h) */
 	/* While a body is still arriving an early refusal is held back and
 	 * the body drained, so the client can read the reply (closing with
 	 * unread data would reset the connection). */
@@ -60,6 +62,9 @@ struct srv_req {
 	/* What the audit row adds to method and path (JSON text; freed
 	 * with the request); NULL: nothing. */
 	char *audit_detail;
+	/* The reply's Set-Cookie header (dashboard login and logout); NULL:
+	 * none.  Freed with the request. */
+	char *set_cookie;
 	/* A reply made later (srv_req_defer). */
 	int (*on_wake)(struct srv_req *r);
 	bool handled;	/* the handler ran */
@@ -137,6 +142,18 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body);
 int srv_reply_file(struct srv_req *r, int status, int fd, uint64_t offset,
 		   uint64_t len, const char *content_range);
 
+/* Reply with @text (taken, freed) as Content-Type @type. */
+int srv_reply_text(struct srv_req *r, int status, const char *type, char *text);
+
+/*
+ * Reply 200 with @len bytes at @data, which must outlive the reply (the
+ * dashboard's compiled-in files), as @type with the ETag @etag (quoted)
+ * and Cache-Control no-cache; 304 without a body when the request's
+ * If-None-Match is @etag.
+ */
+int srv_reply_static(struct srv_req *r, const void *data, size_t len,
+		     const char *type, const char *etag);
+
 /* Reply {"error":{"code":@code,"message":...}}. */
 int srv_reply_error(struct srv_req *r, int status, const char *code,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -154,6 +171,13 @@ void srv_req_audit(struct srv_req *r, json_t *detail);
 /* The "limit" query argument (1..@max, default @def); 0 after replying
  * 400 to a bad one. */
 int srv_req_limit(struct srv_req *r, int def, int max);
+
+/*
+ * The operator token whose SHA-256 hex is @hash as a principal in *@ret;
+ * FL_EDENIED when it is unknown, revoked or expired.
+ */
+int srv_token_principal(struct srv *srv, const char *hash,
+			struct srv_principal *ret, struct fl_error *err);
 
 /* Request header or NULL. */
 const char *srv_req_header(struct srv_req *r, const char *name);

@@ -15,6 +15,7 @@
 #include "ca.h"
 #include "httpd.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "serve.h"
 #include "srv.h"
 #include "subcmd.h"
@@ -158,10 +159,16 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 					 : 0);
 }
 
+/* Serving: the API listens and the store is open; tell whoever waits
+ * for the line, and systemd (Type=notify). */
 static void print_ready(const char *line)
 {
+	struct fl_error err = {0};
+
 	printf("%s\n", line);
 	fflush(stdout);
+	if (fl_sd_notify("READY=1", &err))
+		fl_error("%s", err.msg);
 }
 
 static int cmd_serve(int argc, char **argv, void *ctx)
@@ -175,6 +182,7 @@ static int cmd_serve(int argc, char **argv, void *ctx)
 	if (rc)
 		return rc;
 	fl_log_setup("fleetd", o.level, (enum fl_log_format)o.format);
+	fl_sd_init(true); /* the broker must not notify in fleetd's name */
 	srv_block_signals();
 	rc = srv_open_store(o.state, o.store, &srv, &err);
 	if (!rc)

@@ -24,6 +24,7 @@
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "mqtt_internal.h"
 #include "proto.h"
@@ -84,8 +85,9 @@ static void lib_init(void)
 }
 
 static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err);
-static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
-		   int qos, bool retain, struct fl_error *err);
+static int publish(struct srv_mqtt *m, enum fl_topic_kind kind,
+		   const char *topic, const json_t *payload, int qos,
+		   bool retain, struct fl_error *err);
 
 /* A dynsec command on the mute role for @username. */
 static json_t *role_cmd(const char *command, const char *username)
@@ -212,12 +214,14 @@ void srv_mqtt_on_message(struct srv_mqtt *m,
 	enum fl_topic_kind kind;
 	const char *sub = NULL;
 
+	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, &sub, NULL))
+		kind = FL_TOPIC_NKINDS; /* "other" in the metrics */
+	srv_metrics_mqtt(SRV_MQTT_IN, kind);
 	if (strcmp(msg->topic, SRV_BROKER_DROPPED_TOPIC) == 0) {
 		on_broker_dropped(m, msg);
 		return;
 	}
-	if (fl_topic_parse(m->prefix, msg->topic, id, &kind, &sub, NULL) ||
-	    fl_streq(id, SRV_MQTT_USER))
+	if (kind == FL_TOPIC_NKINDS || fl_streq(id, SRV_MQTT_USER))
 		return;
 	if (!within_budget(m, id))
 		return;
@@ -259,7 +263,7 @@ static void ack(void *arg, const char *device, int64_t seq, const char *job,
 			"state", state, "ts", ts);
 	if (!fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
 			    &err)) {
-		if (publish(m, topic, cmd, 1, false, &err))
+		if (publish(m, FL_TOPIC_CMD, topic, cmd, 1, false, &err))
 			fl_warn("confirming event %lld to %s: %s",
 				(long long)seq, device, err.msg);
 		free(topic);
@@ -690,8 +694,11 @@ int srv_mqtt_wait_connected(struct srv_mqtt *m, int ms, struct fl_error *err)
 	return 0;
 }
 
-static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
-		   int qos, bool retain, struct fl_error *err)
+/* Publish @payload on @topic, of @kind (FL_TOPIC_NKINDS: another
+ * topic), counted in the metrics once the library took it. */
+static int publish(struct srv_mqtt *m, enum fl_topic_kind kind,
+		   const char *topic, const json_t *payload, int qos,
+		   bool retain, struct fl_error *err)
 {
 	char *text = fl_json_dumps(payload);
 	int rc;
@@ -703,11 +710,12 @@ static int publish(struct srv_mqtt *m, const char *topic, const json_t *payload,
 	 * reconnect, yet says "no connection": that is a success for us */
 	if (rc == MOSQ_ERR_NO_CONN && qos > 0) {
 		fl_warn("broker offline: %s queued until it is back", topic);
-		return 0;
+		rc = MOSQ_ERR_SUCCESS;
 	}
 	if (rc != MOSQ_ERR_SUCCESS)
 		return fl_fail(err, FL_EUNREACH, "publish to %s: %s", topic,
 			       mosquitto_strerror(rc));
+	srv_metrics_mqtt(SRV_MQTT_OUT, kind);
 	return 0;
 }
 
@@ -739,7 +747,7 @@ int srv_mqtt_send_cmd_id(struct srv_mqtt *m, const char *device,
 			args ? json_incref(args) : json_object(), "ts", ts);
 	rc = fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic, err);
 	if (!rc)
-		rc = publish(m, topic, cmd, 2, false, err);
+		rc = publish(m, FL_TOPIC_CMD, topic, cmd, 2, false, err);
 	free(topic);
 	json_decref(cmd);
 	return rc;
@@ -784,6 +792,8 @@ int srv_mqtt_diag_send(struct srv_mqtt *m, const char *device,
 	 * keeps a late delivery from running a stale request */
 	if (rc == MOSQ_ERR_NO_CONN)
 		rc = MOSQ_ERR_SUCCESS;
+	if (rc == MOSQ_ERR_SUCCESS)
+		srv_metrics_mqtt(SRV_MQTT_OUT, FL_TOPIC_DIAG_REQ);
 	rc = rc == MOSQ_ERR_SUCCESS
 		 ? 0
 		 : fl_fail(err, FL_EUNREACH, "publish to %s: %s", topic,
@@ -801,7 +811,7 @@ static int dynsec_send(struct srv_mqtt *m, json_t *cmds, struct fl_error *err)
 	json_t *body = json_pack("{s:o}", "commands", cmds);
 	int rc;
 
-	rc = publish(m, DYNSEC_TOPIC, body, 1, false, err);
+	rc = publish(m, FL_TOPIC_NKINDS, DYNSEC_TOPIC, body, 1, false, err);
 	json_decref(body);
 	return rc;
 }
@@ -832,7 +842,8 @@ int srv_mqtt_shadow_desired(struct srv_mqtt *m, const char *device,
 	rc = fl_topic_build(m->prefix, device, FL_TOPIC_SHADOW_DESIRED, NULL,
 			    &topic, err);
 	if (!rc)
-		rc = publish(m, topic, msg, 1, true, err);
+		rc = publish(m, FL_TOPIC_SHADOW_DESIRED, topic, msg, 1, true,
+			     err);
 	free(topic);
 	return rc;
 }

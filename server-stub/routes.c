@@ -35,6 +35,8 @@
 const struct srv_route srv_routes[] = {
 	PUBLIC("GET", "/healthz", api_healthz),
 	PUBLIC("GET", "/api/v1/version", api_version),
+	/* Prometheus metrics (docs/metrics.md): readers, never ci */
+	R("GET", "/metrics", READERS, api_metrics),
 	R("GET", "/api/v1/whoami", SRV_ROLES_ALL, api_whoami),
 	R("GET", "/api/v1/status", READERS, api_status),
 	R("GET", "/api/v1/audit", SRV_ROLE_ADMIN, api_audit_list),
@@ -112,5 +114,12 @@ const struct srv_route srv_routes[] = {
 	R("GET", "/api/v1/roots", SRV_ROLES_ALL | DEVICE, api_root_list),
 	R("GET", "/api/v1/roots/:version", SRV_ROLES_ALL | DEVICE,
 	  api_root_get),
+	/* the web dashboard (docs/dashboard.md): its files and its login;
+	 * the pages read the routes above with a session cookie */
+	PUBLIC("GET", "/", api_dash_index),
+	PUBLIC("GET", "/dash/session", api_dash_session),
+	PUBLIC("POST", "/dash/login", api_dash_login),
+	PUBLIC("POST", "/dash/logout", api_dash_logout),
+	PUBLIC("GET", "/dash/:file", api_dash_file),
 	{NULL, NULL, 0, NULL, 0, NULL, NULL},
 };

@@ -14,8 +14,10 @@
 #include "httpd.h"
 #include "jobs.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "rollouts.h"
+#include "sdnotify.h"
 #include "serve.h"
 #include "util.h"
 
@@ -50,7 +52,8 @@ static void republish_crl(struct srv *srv)
 }
 
 /* Wait for signals; keep the broker alive and the CRL fresh; tick the
- * rollout engine. */
+ * rollout engine; each pass tells the service manager's watchdog that
+ * the loop is alive. */
 static void loop(struct srv *srv)
 {
 	struct timespec tick = {.tv_sec = 1};
@@ -63,6 +66,7 @@ static void loop(struct srv *srv)
 
 		if (sig == SIGTERM || sig == SIGINT) {
 			fl_info("signal %d: shutting down", sig);
+			fl_sd_notify("STOPPING=1", NULL);
 			return;
 		}
 		if (sig == SIGHUP) {
@@ -79,6 +83,7 @@ static void loop(struct srv *srv)
 			republish_crl(srv);
 			last_crl = fl_now_ms();
 		}
+		fl_sd_watchdog(fl_now_ms());
 	}
 }
 
@@ -150,6 +155,7 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	free(lock);
 	if (rc)
 		return rc;
+	srv_metrics_start();
 	rc = srv_store_devices_all_offline(srv->store, err);
 	/* the CRL from the database, before the broker loads it: a migration
 	 * may have revoked, or a commit failed after the CRL was written */

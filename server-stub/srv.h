@@ -73,6 +73,7 @@ struct srv {
 	struct srv_diag_bundles *bundles; /* support bundles, while serving */
 	struct MHD_Daemon *mhd;
 	struct srv_http *http; /* connection deadlines, audit limits */
+	struct srv_dash *dash; /* dashboard sessions, while serving */
 	char *https_url;       /* "https://127.0.0.1:8443" once listening */
 	size_t max_json_body;  /* request body cap for JSON calls */
 	uint64_t max_upload;   /* bundle upload cap ([bundles] max_size) */

@@ -6,9 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "store.h"
 #include "store_ops.h"
 #include "util.h"
+
+/* Evaluate the backend call @call and count its time in the store's
+ * latency histogram (metrics.h). */
+#define TIMED(call)                                                            \
+	({                                                                     \
+		uint64_t t0_ = srv_metrics_now_ns();                           \
+		__typeof__(call) rc_ = (call);                                 \
+		srv_metrics_store(srv_metrics_now_ns() - t0_);                 \
+		rc_;                                                           \
+	})
 
 struct srv_store {
 	const struct srv_store_ops *ops;
@@ -101,7 +112,7 @@ struct srv_store_be *srv_store_backend(struct srv_store *s)
 
 int srv_store_schema_version(struct srv_store *s)
 {
-	return s->ops->schema_version(s->be);
+	return TIMED(s->ops->schema_version(s->be));
 }
 
 int srv_store_copy(struct srv_store *dst, struct srv_store *src,
@@ -115,51 +126,52 @@ int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
 			const char *hash_hex, const char *group,
 			const char *created_by, struct fl_error *err)
 {
-	return s->ops->token_add(s->be, t, hash_hex, group, created_by, err);
+	return TIMED(
+	    s->ops->token_add(s->be, t, hash_hex, group, created_by, err));
 }
 
 int srv_store_token_find(struct srv_store *s, const char *hash_hex,
 			 struct srv_token *ret, struct fl_error *err)
 {
-	return s->ops->token_find(s->be, hash_hex, ret, err);
+	return TIMED(s->ops->token_find(s->be, hash_hex, ret, err));
 }
 
 int srv_store_token_list(struct srv_store *s, struct srv_token_list *ret,
 			 struct fl_error *err)
 {
-	return s->ops->token_list(s->be, ret, err);
+	return TIMED(s->ops->token_list(s->be, ret, err));
 }
 
 int srv_store_token_revoke(struct srv_store *s, const char *id,
 			   struct fl_error *err)
 {
-	return s->ops->token_revoke(s->be, id, err);
+	return TIMED(s->ops->token_revoke(s->be, id, err));
 }
 
 int srv_store_device_principal(struct srv_store *s, const char *serial,
 			       const char *device, struct fl_error *err)
 {
-	return s->ops->device_principal(s->be, serial, device, err);
+	return TIMED(s->ops->device_principal(s->be, serial, device, err));
 }
 
 int srv_store_device_by_cert(struct srv_store *s, const char *sha256,
 			     struct srv_cert_holder *ret, struct fl_error *err)
 {
-	return s->ops->device_by_cert(s->be, sha256, ret, err);
+	return TIMED(s->ops->device_by_cert(s->be, sha256, ret, err));
 }
 
 int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
 		    const char *path, int status, const char *remote,
 		    const char *detail, struct fl_error *err)
 {
-	return s->ops->audit(s->be, actor, method, path, status, remote, detail,
-			     err);
+	return TIMED(s->ops->audit(s->be, actor, method, path, status, remote,
+				   detail, err));
 }
 
 int srv_store_audit_list(struct srv_store *s, int limit,
 			 struct srv_audit_list *ret, struct fl_error *err)
 {
-	return s->ops->audit_list(s->be, limit, ret, err);
+	return TIMED(s->ops->audit_list(s->be, limit, ret, err));
 }
 
 int srv_store_device_enroll(struct srv_store *s, const char *id,
@@ -167,63 +179,65 @@ int srv_store_device_enroll(struct srv_store *s, const char *id,
 			    const char *token_hash, bool allow_existing,
 			    const struct srv_cert *cert, struct fl_error *err)
 {
-	return s->ops->device_enroll(s->be, id, group, enrolled_by, token_hash,
-				     allow_existing, cert, err);
+	return TIMED(s->ops->device_enroll(s->be, id, group, enrolled_by,
+					   token_hash, allow_existing, cert,
+					   err));
 }
 
 int srv_store_cert_add(struct srv_store *s, const struct srv_reenroll *re,
 		       struct srv_strv *ret_superseded,
 		       int64_t *ret_retry_after, struct fl_error *err)
 {
-	return s->ops->cert_add(s->be, re, ret_superseded, ret_retry_after,
-				err);
+	return TIMED(
+	    s->ops->cert_add(s->be, re, ret_superseded, ret_retry_after, err));
 }
 
 int srv_store_reenroll_check(struct srv_store *s, const char *device,
 			     const struct srv_reenroll_limits *lim,
 			     int64_t *ret_retry_after, struct fl_error *err)
 {
-	return s->ops->reenroll_check(s->be, device, lim, ret_retry_after, err);
+	return TIMED(
+	    s->ops->reenroll_check(s->be, device, lim, ret_retry_after, err));
 }
 
 int srv_store_cert_confirm(struct srv_store *s, const char *device,
 			   const char *serial, const struct srv_crl_hook *crl,
 			   struct srv_strv *ret_revoked, struct fl_error *err)
 {
-	return s->ops->cert_confirm(s->be, device, serial, crl, ret_revoked,
-				    err);
+	return TIMED(
+	    s->ops->cert_confirm(s->be, device, serial, crl, ret_revoked, err));
 }
 
 int srv_store_cert_get(struct srv_store *s, const char *serial,
 		       struct srv_cert_row *ret, struct fl_error *err)
 {
-	return s->ops->cert_get(s->be, serial, ret, err);
+	return TIMED(s->ops->cert_get(s->be, serial, ret, err));
 }
 
 int srv_store_crl_publish(struct srv_store *s, const struct srv_crl_hook *crl,
 			  struct fl_error *err)
 {
-	return s->ops->crl_publish(s->be, crl, err);
+	return TIMED(s->ops->crl_publish(s->be, crl, err));
 }
 
 int srv_store_device_list(struct srv_store *s,
 			  const struct srv_device_filter *f,
 			  struct srv_device_list *ret, struct fl_error *err)
 {
-	return s->ops->device_list(s->be, f, ret, err);
+	return TIMED(s->ops->device_list(s->be, f, ret, err));
 }
 
 int srv_store_device_get(struct srv_store *s, const char *id,
 			 struct srv_device_row *ret, struct fl_error *err)
 {
-	return s->ops->device_get(s->be, id, ret, err);
+	return TIMED(s->ops->device_get(s->be, id, ret, err));
 }
 
 int srv_store_device_labels(struct srv_store *s, const char *id,
 			    const struct srv_label_list *set,
 			    const struct srv_strv *remove, struct fl_error *err)
 {
-	return s->ops->device_labels(s->be, id, set, remove, err);
+	return TIMED(s->ops->device_labels(s->be, id, set, remove, err));
 }
 
 int srv_store_device_decommission(struct srv_store *s, const char *id,
@@ -231,139 +245,141 @@ int srv_store_device_decommission(struct srv_store *s, const char *id,
 				  struct srv_strv *ret_revoked,
 				  struct fl_error *err)
 {
-	return s->ops->device_decommission(s->be, id, crl, ret_revoked, err);
+	return TIMED(
+	    s->ops->device_decommission(s->be, id, crl, ret_revoked, err));
 }
 
 int srv_store_provision_undo(struct srv_store *s, const char *id,
 			     const char *serial, struct fl_error *err)
 {
-	return s->ops->provision_undo(s->be, id, serial, err);
+	return TIMED(s->ops->provision_undo(s->be, id, serial, err));
 }
 
 int srv_store_tech_add(struct srv_store *s, const struct srv_cert *cert,
 		       struct fl_error *err)
 {
-	return s->ops->tech_add(s->be, cert, err);
+	return TIMED(s->ops->tech_add(s->be, cert, err));
 }
 
 int srv_store_tech_list(struct srv_store *s, struct srv_tech_list *ret,
 			struct fl_error *err)
 {
-	return s->ops->tech_list(s->be, ret, err);
+	return TIMED(s->ops->tech_list(s->be, ret, err));
 }
 
 int srv_store_tech_revoke(struct srv_store *s, const char *cn,
 			  const struct srv_crl_hook *crl,
 			  struct srv_strv *ret_revoked, struct fl_error *err)
 {
-	return s->ops->tech_revoke(s->be, cn, crl, ret_revoked, err);
+	return TIMED(s->ops->tech_revoke(s->be, cn, crl, ret_revoked, err));
 }
 
 int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
 		     size_t n, struct fl_error *err)
 {
-	return s->ops->ingest(s->be, items, n, err);
+	return TIMED(s->ops->ingest(s->be, items, n, err));
 }
 
 int srv_store_devices_all_offline(struct srv_store *s, struct fl_error *err)
 {
-	return s->ops->devices_all_offline(s->be, err);
+	return TIMED(s->ops->devices_all_offline(s->be, err));
 }
 
 int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
 				 char ret_id[17], char *ret_group,
 				 size_t group_len, struct fl_error *err)
 {
-	return s->ops->enroll_token_check(s->be, hash_hex, ret_id, ret_group,
-					  group_len, err);
+	return TIMED(s->ops->enroll_token_check(s->be, hash_hex, ret_id,
+						ret_group, group_len, err));
 }
 
 int srv_store_bundle_add(struct srv_store *s, const struct srv_bundle *b,
 			 const char *uploaded_by, bool *ret_existed,
 			 struct fl_error *err)
 {
-	return s->ops->bundle_add(s->be, b, uploaded_by, ret_existed, err);
+	return TIMED(
+	    s->ops->bundle_add(s->be, b, uploaded_by, ret_existed, err));
 }
 
 int srv_store_bundle_list(struct srv_store *s, struct srv_bundle_list *ret,
 			  struct fl_error *err)
 {
-	return s->ops->bundle_list(s->be, ret, err);
+	return TIMED(s->ops->bundle_list(s->be, ret, err));
 }
 
 int srv_store_bundle_get(struct srv_store *s, const char *ref,
 			 struct srv_bundle_row *ret, struct fl_error *err)
 {
-	return s->ops->bundle_get(s->be, ref, ret, err);
+	return TIMED(s->ops->bundle_get(s->be, ref, ret, err));
 }
 
 int srv_store_root_add(struct srv_store *s, uint64_t version,
 		       const char *envelope, int64_t expires,
 		       const char *added_by, struct fl_error *err)
 {
-	return s->ops->root_add(s->be, version, envelope, expires, added_by,
-				err);
+	return TIMED(
+	    s->ops->root_add(s->be, version, envelope, expires, added_by, err));
 }
 
 int srv_store_root_list(struct srv_store *s, struct srv_root_list *ret,
 			struct fl_error *err)
 {
-	return s->ops->root_list(s->be, ret, err);
+	return TIMED(s->ops->root_list(s->be, ret, err));
 }
 
 int srv_store_root_get(struct srv_store *s, uint64_t version, char **ret,
 		       struct fl_error *err)
 {
-	return s->ops->root_get(s->be, version, ret, err);
+	return TIMED(s->ops->root_get(s->be, version, ret, err));
 }
 
 int srv_store_job_add(struct srv_store *s, const struct srv_job *j,
 		      struct fl_error *err)
 {
-	return s->ops->job_add(s->be, j, err);
+	return TIMED(s->ops->job_add(s->be, j, err));
 }
 
 int srv_store_job_command(struct srv_store *s, const char *job,
 			  const char *command, struct fl_error *err)
 {
-	return s->ops->job_command(s->be, job, command, err);
+	return TIMED(s->ops->job_command(s->be, job, command, err));
 }
 
 int srv_store_job_fail(struct srv_store *s, const char *job, const char *stage,
 		       const char *reason, struct fl_error *err)
 {
-	return s->ops->job_fail(s->be, job, stage, reason, err);
+	return TIMED(s->ops->job_fail(s->be, job, stage, reason, err));
 }
 
 int srv_store_job_cancel(struct srv_store *s, const char *job,
 			 const char *actor, struct fl_error *err)
 {
-	return s->ops->job_cancel(s->be, job, actor, err);
+	return TIMED(s->ops->job_cancel(s->be, job, actor, err));
 }
 
 int srv_store_jobs_expire(struct srv_store *s, int64_t now, int *ret_count,
 			  struct fl_error *err)
 {
-	return s->ops->jobs_expire(s->be, now, ret_count, err);
+	return TIMED(s->ops->jobs_expire(s->be, now, ret_count, err));
 }
 
 int srv_store_job_list(struct srv_store *s, const struct srv_job_filter *f,
 		       struct srv_job_list *ret, struct fl_error *err)
 {
-	return s->ops->job_list(s->be, f, ret, err);
+	return TIMED(s->ops->job_list(s->be, f, ret, err));
 }
 
 int srv_store_job_open(struct srv_store *s, const char *device,
 		       const char *type, struct srv_job_row *ret,
 		       struct fl_error *err)
 {
-	return s->ops->job_open(s->be, device, type, ret, err);
+	return TIMED(s->ops->job_open(s->be, device, type, ret, err));
 }
 
 int srv_store_job_get(struct srv_store *s, const char *id,
 		      struct srv_job_row *ret, struct fl_error *err)
 {
-	return s->ops->job_get(s->be, id, ret, err);
+	return TIMED(s->ops->job_get(s->be, id, ret, err));
 }
 
 /* --- rollouts --- */
@@ -372,14 +388,14 @@ int srv_store_rollout_add(struct srv_store *s, const struct srv_rollout *r,
 			  int64_t now, struct srv_strv *ret_busy,
 			  struct fl_error *err)
 {
-	return s->ops->rollout_add(s->be, r, now, ret_busy, err);
+	return TIMED(s->ops->rollout_add(s->be, r, now, ret_busy, err));
 }
 
 int srv_store_rollout_busy(struct srv_store *s, const char *const *devices,
 			   size_t n, struct srv_strv *ret_busy,
 			   struct fl_error *err)
 {
-	return s->ops->rollout_busy(s->be, devices, n, ret_busy, err);
+	return TIMED(s->ops->rollout_busy(s->be, devices, n, ret_busy, err));
 }
 
 int srv_store_rollout_candidates(struct srv_store *s, const char *group,
@@ -387,33 +403,34 @@ int srv_store_rollout_candidates(struct srv_store *s, const char *group,
 				 struct srv_device_list *ret,
 				 struct fl_error *err)
 {
-	return s->ops->rollout_candidates(s->be, group, ids, n_ids, ret, err);
+	return TIMED(
+	    s->ops->rollout_candidates(s->be, group, ids, n_ids, ret, err));
 }
 
 int srv_store_rollout_get(struct srv_store *s, const char *id,
 			  struct srv_rollout_row *ret, struct fl_error *err)
 {
-	return s->ops->rollout_get(s->be, id, ret, err);
+	return TIMED(s->ops->rollout_get(s->be, id, ret, err));
 }
 
 int srv_store_rollout_list(struct srv_store *s, bool active, int limit,
 			   struct srv_rollout_list *ret, struct fl_error *err)
 {
-	return s->ops->rollout_list(s->be, active, limit, ret, err);
+	return TIMED(s->ops->rollout_list(s->be, active, limit, ret, err));
 }
 
 int srv_store_rollout_waves(struct srv_store *s, const char *id,
 			    struct srv_rollout_wave_list *ret,
 			    struct fl_error *err)
 {
-	return s->ops->rollout_waves(s->be, id, ret, err);
+	return TIMED(s->ops->rollout_waves(s->be, id, ret, err));
 }
 
 int srv_store_rollout_counts(struct srv_store *s, const char *id,
 			     struct srv_rollout_count_list *ret,
 			     struct fl_error *err)
 {
-	return s->ops->rollout_counts(s->be, id, ret, err);
+	return TIMED(s->ops->rollout_counts(s->be, id, ret, err));
 }
 
 int srv_store_rollout_devices(struct srv_store *s, const char *id,
@@ -421,14 +438,15 @@ int srv_store_rollout_devices(struct srv_store *s, const char *id,
 			      struct srv_rollout_device_list *ret,
 			      struct fl_error *err)
 {
-	return s->ops->rollout_devices(s->be, id, failures, limit, ret, err);
+	return TIMED(
+	    s->ops->rollout_devices(s->be, id, failures, limit, ret, err));
 }
 
 int srv_store_rollout_events(struct srv_store *s, const char *id, int limit,
 			     struct srv_rollout_event_list *ret,
 			     struct fl_error *err)
 {
-	return s->ops->rollout_events(s->be, id, limit, ret, err);
+	return TIMED(s->ops->rollout_events(s->be, id, limit, ret, err));
 }
 
 int srv_store_rollout_action(struct srv_store *s, const char *id, int action,
@@ -436,23 +454,23 @@ int srv_store_rollout_action(struct srv_store *s, const char *id, int action,
 			     struct srv_strv *ret_cancelled,
 			     struct fl_error *err)
 {
-	return s->ops->rollout_action(s->be, id, action, actor, now,
-				      ret_cancelled, err);
+	return TIMED(s->ops->rollout_action(s->be, id, action, actor, now,
+					    ret_cancelled, err));
 }
 
 int srv_store_lease_take(struct srv_store *s, const char *name,
 			 const char *holder, int64_t now, int64_t ttl,
 			 char **ret_holder, struct fl_error *err)
 {
-	return s->ops->lease_take(s->be, name, holder, now, ttl, ret_holder,
-				  err);
+	return TIMED(
+	    s->ops->lease_take(s->be, name, holder, now, ttl, ret_holder, err));
 }
 
 int srv_store_rollout_pending(struct srv_store *s, const char *id, int64_t wave,
 			      int limit, struct srv_strv *ret,
 			      struct fl_error *err)
 {
-	return s->ops->rollout_pending(s->be, id, wave, limit, ret, err);
+	return TIMED(s->ops->rollout_pending(s->be, id, wave, limit, ret, err));
 }
 
 int srv_store_rollout_watch(struct srv_store *s, const char *id,
@@ -460,7 +478,8 @@ int srv_store_rollout_watch(struct srv_store *s, const char *id,
 			    struct srv_rollout_watch_list *ret,
 			    struct fl_error *err)
 {
-	return s->ops->rollout_watch(s->be, id, healthy_wave, all, ret, err);
+	return TIMED(
+	    s->ops->rollout_watch(s->be, id, healthy_wave, all, ret, err));
 }
 
 int srv_store_rollout_apply(struct srv_store *s, const char *id,
@@ -468,41 +487,43 @@ int srv_store_rollout_apply(struct srv_store *s, const char *id,
 			    int64_t now, size_t *ret_applied,
 			    struct fl_error *err)
 {
-	return s->ops->rollout_apply(s->be, id, c, n, now, ret_applied, err);
+	return TIMED(
+	    s->ops->rollout_apply(s->be, id, c, n, now, ret_applied, err));
 }
 
 int srv_store_rollout_command(struct srv_store *s, const char *id,
 			      struct srv_rollout_cmd *cmds, size_t n,
 			      int64_t now, int64_t clock, struct fl_error *err)
 {
-	return s->ops->rollout_command(s->be, id, cmds, n, now, clock, err);
+	return TIMED(
+	    s->ops->rollout_command(s->be, id, cmds, n, now, clock, err));
 }
 
 int srv_store_rollout_sent(struct srv_store *s, const char *id,
 			   const char *const *devices, size_t n, int64_t now,
 			   struct fl_error *err)
 {
-	return s->ops->rollout_sent(s->be, id, devices, n, now, err);
+	return TIMED(s->ops->rollout_sent(s->be, id, devices, n, now, err));
 }
 
 int srv_store_rollout_step(struct srv_store *s, const char *id,
 			   const struct srv_rollout_step *st, int64_t now,
 			   struct fl_error *err)
 {
-	return s->ops->rollout_step(s->be, id, st, now, err);
+	return TIMED(s->ops->rollout_step(s->be, id, st, now, err));
 }
 
 int srv_store_shadow_get(struct srv_store *s, const char *id,
 			 struct srv_shadow_row *ret, struct fl_error *err)
 {
-	return s->ops->shadow_get(s->be, id, ret, err);
+	return TIMED(s->ops->shadow_get(s->be, id, ret, err));
 }
 
 int srv_store_shadow_update(struct srv_store *s, const char *id,
 			    const struct srv_shadow_write *w,
 			    struct srv_shadow_row *ret, struct fl_error *err)
 {
-	return s->ops->shadow_update(s->be, id, w, ret, err);
+	return TIMED(s->ops->shadow_update(s->be, id, w, ret, err));
 }
 
 void srv_store_telemetry_window(struct srv_store *s,
@@ -516,5 +537,11 @@ int srv_store_telemetry_get(struct srv_store *s,
 			    struct srv_telemetry_list *ret,
 			    struct fl_error *err)
 {
-	return s->ops->telemetry_get(s->be, q, ret, err);
+	return TIMED(s->ops->telemetry_get(s->be, q, ret, err));
+}
+
+int srv_store_fleet_counts(struct srv_store *s, struct srv_fleet_counts *ret,
+			   struct fl_error *err)
+{
+	return TIMED(s->ops->fleet_counts(s->be, ret, err));
 }

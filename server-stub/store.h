@@ -747,6 +747,39 @@ int srv_store_telemetry_get(struct srv_store *s,
 			    struct srv_telemetry_list *ret,
 			    struct fl_error *err);
 
+/* --- counts for the metrics (docs/metrics.md) --- */
+
+/* How many rows have one value of a column. */
+struct srv_count {
+	char *name;
+	int64_t n;
+};
+
+struct srv_count_list {
+	size_t n;
+	struct srv_count *v;
+};
+
+/* The most firmware versions counted one by one; the rest are summed. */
+#define SRV_COUNT_VERSIONS_MAX 50
+
+struct srv_fleet_counts {
+	struct srv_count_list devices; /* by state */
+	int64_t online;		       /* active devices online */
+	/* active devices by firmware ("" never reported), the most common
+	 * SRV_COUNT_VERSIONS_MAX first; @firmware_other: the others */
+	struct srv_count_list firmware;
+	int64_t firmware_other;
+	struct srv_count_list rollouts;	  /* by state */
+	struct srv_count_list jobs_final; /* jobs in a final state, by it */
+};
+void srv_fleet_counts_free(struct srv_fleet_counts *c);
+
+/* The fleet's numbers for a scrape: a few GROUP BY queries, each under
+ * the store's lock on its own. */
+int srv_store_fleet_counts(struct srv_store *s, struct srv_fleet_counts *ret,
+			   struct fl_error *err);
+
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"
 

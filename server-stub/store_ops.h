@@ -190,6 +190,8 @@ struct srv_store_ops {
 			     const struct srv_telemetry_query *q,
 			     struct srv_telemetry_list *ret,
 			     struct fl_error *err);
+	int (*fleet_counts)(struct srv_store_be *s,
+			    struct srv_fleet_counts *ret, struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops, srv_store_pg_ops;

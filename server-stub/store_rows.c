@@ -316,3 +316,19 @@ void srv_telemetry_list_free(struct srv_telemetry_list *l)
 {
 	LIST_FREE(l, telemetry_row_free);
 }
+
+static void count_row_free(struct srv_count *c)
+{
+	free(c->name);
+}
+
+void srv_fleet_counts_free(struct srv_fleet_counts *c)
+{
+	if (!c)
+		return;
+	LIST_FREE(&c->devices, count_row_free);
+	LIST_FREE(&c->firmware, count_row_free);
+	LIST_FREE(&c->rollouts, count_row_free);
+	LIST_FREE(&c->jobs_final, count_row_free);
+	c->online = c->firmware_other = 0;
+}

@@ -62,9 +62,9 @@ static int open_pg(const char *url, struct srv_store_be **ret,
 /* The ops every SQL backend shares (all but open). */
 #define SQL_OPS                                                                \
 	.close = sql_close, .schema_version = sql_schema_version,              \
-	.copy_from = sql_copy_from, .token_add = sql_token_add,                \
-	.token_find = sql_token_find, .token_list = sql_token_list,            \
-	.token_revoke = sql_token_revoke,                                      \
+	.copy_from = sql_copy_from, .fleet_counts = sql_fleet_counts,          \
+	.token_add = sql_token_add, .token_find = sql_token_find,              \
+	.token_list = sql_token_list, .token_revoke = sql_token_revoke,        \
 	.device_principal = sql_device_principal,                              \
 	.device_by_cert = sql_device_by_cert, .audit = sql_audit,              \
 	.audit_list = sql_audit_list, .device_enroll = sql_device_enroll,      \

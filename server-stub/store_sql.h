@@ -315,6 +315,12 @@ int sql_rollout_step(struct srv_store_be *s, const char *id,
 		     const struct srv_rollout_step *st, int64_t now,
 		     struct fl_error *err);
 
+int sql_fleet_counts(struct srv_store_be *s, struct srv_fleet_counts *ret,
+		     struct fl_error *err);
+
+int sql_fleet_counts(struct srv_store_be *s, struct srv_fleet_counts *ret,
+		     struct fl_error *err);
+
 /* Copy every row of @src into the empty store @dst (store.h
  * srv_store_copy), in one transaction of @dst; *@ret_rows counts them. */
 int sql_copy_from(struct srv_store_be *dst, struct srv_store_be *src,
