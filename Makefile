@@ -253,7 +253,7 @@ firmware:
 	$(MAKE) -C firmware-sample OUT=$(CURDIR)/$(B)/firmware
 
 check: all $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS) $(HOOK_PROGS)
-	@FLEET_BUILD=$(CURDIR)/$(B) FLEET_SAN=$(SAN) tests/run "$(T)"
+	@FLEET_BUILD=$(CURDIR)/$(B) FLEET_SAN=$(SAN) FLEET_STORE=$(STORE) tests/run "$(T)"
 
 # One guest at a time; builds the image on first use (debootstrap, cached
 # in ~/.cache/fleet-vm).  docs/bootloader.md, "The VM harness".

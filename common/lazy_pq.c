@@ -53,3 +53,19 @@ FL_LAZY(libpq, PGresult *, PQexecParams,
 	 const int *paramFormats, int resultFormat),
 	(conn, command, nParams, paramTypes, paramValues, paramLengths,
 	 paramFormats, resultFormat))
+FL_LAZY(libpq, PGresult *, PQprepare,
+	(PGconn * conn, const char *stmtName, const char *query, int nParams,
+	 const Oid *paramTypes),
+	(conn, stmtName, query, nParams, paramTypes))
+FL_LAZY(libpq, PGresult *, PQexecPrepared,
+	(PGconn * conn, const char *stmtName, int nParams,
+	 const char *const *paramValues, const int *paramLengths,
+	 const int *paramFormats, int resultFormat),
+	(conn, stmtName, nParams, paramValues, paramLengths, paramFormats,
+	 resultFormat))
+FL_LAZY(libpq, char *, PQcmdTuples, (PGresult * res), (res))
+FL_LAZY(libpq, int, PQgetisnull,
+	(const PGresult *res, int tup_num, int field_num),
+	(res, tup_num, field_num))
+FL_LAZY(libpq, int, PQnfields, (const PGresult *res), (res))
+FL_LAZY(libpq, void, PQreset, (PGconn * conn), (conn))

@@ -3,14 +3,15 @@
 _fleetd() {
 	local cur=${COMP_WORDS[COMP_CWORD]} opts
 	if [[ $COMP_CWORD -eq 1 ]]; then
-		COMPREPLY=($(compgen -W 'broker-config ca cert init serve token version --help' -- "$cur")); return
+		COMPREPLY=($(compgen -W 'broker-config ca cert init migrate serve token version --help' -- "$cur")); return
 	fi
 	case ${COMP_WORDS[1]} in
 	broker-config) opts='--listen --state ' ;;
 	ca) opts='--out --remove --state ' ;;
 	cert) opts='--san --state ' ;;
-	init) opts='--san --state ' ;;
-	serve) opts='--listen --log-format --log-level --mqtt-listen --state --with-broker ' ;;
+	init) opts='--san --state --store ' ;;
+	migrate) opts='--from --to ' ;;
+	serve) opts='--listen --log-format --log-level --mqtt-listen --state --store --with-broker ' ;;
 	token) opts='--name --role --state --ttl ' ;;
 	version) opts='' ;;
 	*) opts='' ;;

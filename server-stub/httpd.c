@@ -333,9 +333,11 @@ int srv_token_principal(struct srv *srv, const char *hash,
 			struct srv_principal *ret, struct fl_error *err)
 {
 	struct srv_token t;
+	int rc = srv_store_token_find(srv->store, hash, &t, err);
 
-	if (srv_store_token_find(srv->store, hash, &t, NULL) ||
-	    strcmp(t.kind, "operator") != 0)
+	if (rc && rc != FL_ENOTFOUND)
+		return rc; /* the database failed, not the token */
+	if (rc || strcmp(t.kind, "operator") != 0)
 		return fl_fail(err, FL_EDENIED, "unknown token");
 	if (t.revoked)
 		return fl_fail(err, FL_EDENIED, "token %s is revoked", t.id);
@@ -350,14 +352,18 @@ int srv_token_principal(struct srv *srv, const char *hash,
 }
 
 /* The operator token whose SHA-256 hex is @hash into r->who; reply 401
- * when it is unknown, revoked or expired. */
+ * when it is unknown, revoked or expired, 503 when the store failed. */
 static int token_by_hash(struct srv_req *r, const char *hash)
 {
 	struct fl_error err = {0};
+	int rc = srv_token_principal(r->srv, hash, &r->who, &err);
 
-	if (srv_token_principal(r->srv, hash, &r->who, &err))
+	if (rc == FL_EDENIED)
 		return srv_reply_error(r, 401, "unauthorized", "%s", err.msg)
 			   ?: FL_EDENIED;
+	if (rc)
+		return srv_reply_error(r, 503, "unavailable", "%s", err.msg)
+			   ?: rc;
 	return 0;
 }
 

@@ -54,8 +54,9 @@ static int usage_err(const char *msg)
 /* --state DIR [--san NAME]... from optind on: the options of init and
  * cert server.  A usage error (exit 2) when DIR is missing. */
 struct state_sans {
-	const char *state, *sans[MAX_SANS];
+	const char *state, *store, *sans[MAX_SANS];
 	size_t nsans;
+	bool allow_store; /* init takes --store */
 };
 
 static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
@@ -63,6 +64,7 @@ static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"san", required_argument, NULL, 'n'},
+		{"store", required_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -70,6 +72,8 @@ static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 's')
 			ret->state = optarg;
+		else if (c == 'd' && ret->allow_store)
+			ret->store = optarg;
 		else if (c == 'n' && ret->nsans < MAX_SANS)
 			ret->sans[ret->nsans++] = optarg;
 		else
@@ -83,13 +87,13 @@ static int parse_state_sans(int argc, char **argv, struct state_sans *ret)
 
 static int cmd_init(int argc, char **argv, void *ctx)
 {
-	struct state_sans o = {0};
+	struct state_sans o = {.allow_store = true};
 	struct fl_error err = {0};
 	char *token = NULL;
 
 	if (parse_state_sans(argc, argv, &o))
 		return FL_EUSAGE;
-	if (srv_init_state(o.state, o.sans, o.nsans, &token, &err))
+	if (srv_init_state(o.state, o.sans, o.nsans, o.store, &token, &err))
 		return die(err.code, "%s", err.msg);
 	printf("initialised %s\nclients pin the CA in %s/ca.pem\n", o.state,
 	       o.state);
@@ -107,7 +111,7 @@ static int check_listen(const char *listen)
 
 struct serve_opts {
 	struct srv_serve_opts s;
-	const char *state;
+	const char *state, *store;
 	int level, format;
 };
 
@@ -120,6 +124,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{"mqtt-listen", required_argument, NULL, 'm'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"log-format", required_argument, NULL, 'f'},
+		{"store", required_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -129,6 +134,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->state = optarg; break;
+		case 'd': o->store = optarg; break;
 		case 'l': o->s.listen = optarg; break;
 		case 'b': o->s.with_broker = true; break;
 		case 'm': o->s.mqtt_listen = optarg; break;
@@ -178,7 +184,7 @@ static int cmd_serve(int argc, char **argv, void *ctx)
 	fl_log_setup("fleetd", o.level, (enum fl_log_format)o.format);
 	fl_sd_init(true); /* the broker must not notify in fleetd's name */
 	srv_block_signals();
-	rc = srv_open(o.state, &srv, &err);
+	rc = srv_open_store(o.state, o.store, &srv, &err);
 	if (!rc)
 		rc = srv_serve(srv, &o.s, print_ready, &err);
 	srv_close(srv);
@@ -342,6 +348,42 @@ static int cmd_token(int argc, char **argv, void *ctx)
 	return 0;
 }
 
+static int cmd_migrate(int argc, char **argv, void *ctx)
+{
+	static const struct option opts[] = {
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *from = NULL, *to = NULL;
+	struct srv_store *src = NULL, *dst = NULL;
+	struct fl_error err = {0};
+	long rows = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'f')
+			from = optarg;
+		else if (c == 't')
+			to = optarg;
+		else
+			return usage_err("bad option");
+	}
+	if (!from || !to || optind != argc)
+		return usage_err("--from URL and --to URL are required");
+	rc = srv_store_open(from, &src, &err);
+	if (!rc)
+		rc = srv_store_open(to, &dst, &err);
+	if (!rc)
+		rc = srv_store_copy(dst, src, &rows, &err);
+	srv_store_close(dst);
+	srv_store_close(src);
+	if (rc)
+		return die(rc, "%s", err.msg);
+	printf("copied %ld rows\n", rows);
+	return 0;
+}
+
 static int cmd_version(int argc, char **argv, void *ctx)
 {
 	printf("fleetd %s\n", FLEET_VERSION);
@@ -359,16 +401,19 @@ static const struct fl_cmd cmds[] = {
 	{"cert", cmd_cert, 0, "cert server --state DIR [--san NAME]...",
 	 "reissue the server certificate with other names (SANs)",
 	 "--state --san", NULL},
-	{"init", cmd_init, 0, "init --state DIR [--san NAME]...",
+	{"init", cmd_init, 0, "init --state DIR [--san NAME]... [--store URL]",
 	 "create a state dir: database, CA, TLS certificate, admin token",
-	 "--state --san", NULL},
+	 "--state --san --store", NULL},
+	{"migrate", cmd_migrate, 0, "migrate --from URL --to URL",
+	 "copy a store into a new database (sqlite:PATH to postgresql://...)",
+	 "--from --to", NULL},
 	{"serve", cmd_serve, 0,
 	 "serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
 	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"
-	 "             [--log-format text|json]",
+	 "             [--log-format text|json] [--store URL]",
 	 "run the HTTPS API (and a supervised local mosquitto)",
 	 "--state --listen --with-broker --mqtt-listen --log-level "
-	 "--log-format",
+	 "--log-format --store",
 	 NULL},
 	{"token", cmd_token, 0,
 	 "token create --state DIR [--role ROLE] [--name NAME]\n"

@@ -46,6 +46,7 @@ static const struct fl_ini_key conf_keys[] = {
     {"shadow", "max_size"},
     {"telemetry", "keep_points"},
     {"telemetry", "keep_hours"},
+    {"store", "url"},
     {NULL, NULL},
 };
 
@@ -295,6 +296,7 @@ static int load_config(struct srv *srv, struct fl_error *err)
 		rc = srv_fwd_config_load(ini, &srv->cfg.fwd_influx,
 					 &srv->cfg.fwd_pg, err);
 	srv->cfg.public_url = conf_str(ini, "server", "public_url", NULL);
+	srv->cfg.store_url = conf_str(ini, "store", "url", NULL);
 	srv->cfg.mqtt_url = conf_str(ini, "mqtt", "url", NULL);
 	srv->cfg.topic_prefix =
 	    conf_str(ini, "mqtt", "topic_prefix", FL_TOPIC_PREFIX_DEFAULT);
@@ -337,25 +339,45 @@ static char *engine_id(const char *state_dir)
 	return id;
 }
 
+/* The database @srv opens: @store, [store] url, or fleetd.db; caller
+ * frees.  An initialised state dir has fleetd.db or, on another
+ * database, ca.pem. */
+static int store_of(struct srv *srv, const char *store, char **ret,
+		    struct fl_error *err)
+{
+	const char *url = store ? store : srv->cfg.store_url;
+	char *mark = srv_path(srv, url ? SRV_CA_FILE : SRV_DB_FILE);
+	bool ok = fl_path_exists(mark);
+
+	free(mark);
+	if (!ok)
+		return fl_fail(err, FL_ENOTFOUND,
+			       "'%s' is not an initialised state dir "
+			       "(run 'fleetd init --state %s')",
+			       srv->state_dir, srv->state_dir);
+	*ret = url ? fl_xstrdup(url) : srv_path(srv, SRV_DB_FILE);
+	return 0;
+}
+
 int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 {
+	return srv_open_store(state_dir, NULL, ret, err);
+}
+
+int srv_open_store(const char *state_dir, const char *store, struct srv **ret,
+		   struct fl_error *err)
+{
 	struct srv *srv = fl_xcalloc(1, sizeof(*srv));
-	char *db;
+	char *db = NULL;
 	int rc;
 
 	srv->state_dir = fl_xstrdup(state_dir);
 	srv->max_json_body = SRV_MAX_JSON_BODY;
 	pthread_mutex_init(&srv->rollouts_lock, NULL);
 	pthread_mutex_init(&srv->shadow_lock, NULL);
-	db = srv_path(srv, SRV_DB_FILE);
-	if (!fl_path_exists(db)) {
-		rc = fl_fail(err, FL_ENOTFOUND,
-			     "'%s' is not an initialised state dir "
-			     "(run 'fleetd init --state %s')",
-			     state_dir, state_dir);
-		goto out_free;
-	}
 	rc = load_config(srv, err);
+	if (!rc)
+		rc = store_of(srv, store, &db, err);
 	srv->max_upload = srv->cfg.max_bundle;
 	srv->engine_id = engine_id(state_dir);
 	if (!rc)
@@ -365,15 +387,13 @@ int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err)
 	if (!rc)
 		rc = srv_ca_open(state_dir, srv->cfg.device_lifetime, &srv->ca,
 				 err);
-	if (rc)
-		goto out_free;
 	free(db);
+	if (rc) {
+		srv_close(srv);
+		return rc;
+	}
 	*ret = srv;
 	return 0;
-out_free:
-	free(db);
-	srv_close(srv);
-	return rc;
 }
 
 void srv_close(struct srv *srv)
@@ -384,6 +404,7 @@ void srv_close(struct srv *srv)
 	srv_ca_close(srv->ca);
 	free(srv->cfg.public_url);
 	free(srv->cfg.mirror_url);
+	free(srv->cfg.store_url);
 	free(srv->cfg.mqtt_url);
 	free(srv->cfg.topic_prefix);
 	free(srv->cfg.broker_listen);

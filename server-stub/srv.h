@@ -17,6 +17,7 @@ struct srv_fwd_config;
 struct srv_config {
 	int64_t device_lifetime; /* [ca] device_lifetime, default 30d */
 	char *public_url;	 /* [server] public_url: advertised HTTPS */
+	char *store_url;	 /* [store] url: the database, else fleetd.db */
 	char *mqtt_url;		 /* [mqtt] url: advertised to devices */
 	char *broker_listen;	 /* [broker] listen, for --with-broker */
 	char *mosquitto;	 /* [broker] mosquitto: program path */
@@ -117,6 +118,10 @@ struct srv {
 
 /* Open the state in @state_dir (must have been initialised). */
 int srv_open(const char *state_dir, struct srv **ret, struct fl_error *err);
+/* The same on the database @store (a store URL, store.h) when not NULL,
+ * instead of [store] url of fleetd.conf or else STATE/fleetd.db. */
+int srv_open_store(const char *state_dir, const char *store, struct srv **ret,
+		   struct fl_error *err);
 void srv_close(struct srv *srv);
 
 /* The HTTPS URL devices and tools are told to use. */
@@ -129,10 +134,12 @@ char *srv_path(const struct srv *srv, const char *name);
  * Initialise a state dir: create it 0700, the database, the TLS key and
  * certificate (with @sans extra DNS names or IPs), ca.pem, and a first
  * admin token, whose text is returned in *ret_token (free with
- * fl_free_secret).  FL_ECONFLICT if already initialised.
+ * fl_free_secret).  The database is @store (a store URL, store.h, kept
+ * as [store] url in a new fleetd.conf) when not NULL, else fleetd.db.
+ * FL_ECONFLICT if already initialised.
  */
 int srv_init_state(const char *state_dir, const char *const *sans, size_t nsans,
-		   char **ret_token, struct fl_error *err);
+		   const char *store, char **ret_token, struct fl_error *err);
 
 /* What a new token is. */
 struct srv_token_spec {

@@ -9,14 +9,17 @@
 #include "ca.h"
 #include "util.h"
 
-/* Create @dir 0700, refusing a dir that already holds a database. */
+/* Create @dir 0700, refusing a dir that already holds a database or a
+ * CA (whose database may be elsewhere: [store] url). */
 static int make_state_dir(const char *dir, struct fl_error *err)
 {
 	char *db = fl_path_join(dir, SRV_DB_FILE);
-	bool exists = fl_path_exists(db);
+	char *ca = fl_path_join(dir, SRV_CA_FILE);
+	bool exists = fl_path_exists(db) || fl_path_exists(ca);
 	int rc;
 
 	free(db);
+	free(ca);
 	if (exists)
 		return fl_fail(err, FL_ECONFLICT,
 			       "'%s' is already initialised", dir);
@@ -31,19 +34,27 @@ static int make_state_dir(const char *dir, struct fl_error *err)
 	return rc;
 }
 
-static int create_db(const char *dir, struct fl_error *err)
+/* The database: fleetd.db, or @store, named in a new fleetd.conf. */
+static int create_db(const char *dir, const char *store, struct fl_error *err)
 {
-	char *db = fl_path_join(dir, SRV_DB_FILE);
+	char *db = store ? fl_xstrdup(store) : fl_path_join(dir, SRV_DB_FILE);
+	char *conf = fl_path_join(dir, SRV_CONF_FILE);
+	char *text = fl_xasprintf("[store]\nurl = %s\n", store ? store : "");
 	struct srv_store *st = NULL;
-	int rc = srv_store_open(db, &st, err);
+	int rc = store ? fl_write_atomic_str(conf, text, 0600, err) : 0;
 
+	if (!rc)
+		rc = srv_store_open(db, &st, err);
 	srv_store_close(st);
+	free(text);
+	free(conf);
 	free(db);
 	return rc;
 }
 
 int srv_init_state(const char *state_dir, const char *const *sans,
-		   size_t nsans, char **ret_token, struct fl_error *err)
+		   size_t nsans, const char *store, char **ret_token,
+		   struct fl_error *err)
 {
 	struct srv *srv = NULL;
 	json_t *info = NULL;
@@ -53,7 +64,7 @@ int srv_init_state(const char *state_dir, const char *const *sans,
 	if (!rc)
 		rc = srv_ca_init(state_dir, sans, nsans, err);
 	if (!rc)
-		rc = create_db(state_dir, err);
+		rc = create_db(state_dir, store, err);
 	if (!rc)
 		rc = srv_open(state_dir, &srv, err);
 	if (!rc)

@@ -27,14 +27,16 @@ struct srv_store {
 };
 
 /* URL schemes and their backends; a NULL backend is known but not built
- * into this fleetd. */
+ * into this fleetd.  @whole: the backend opens the whole URL, else what
+ * follows the scheme. */
 static const struct {
 	const char *scheme;
 	const struct srv_store_ops *ops;
+	bool whole;
 } backends[] = {
-    {"sqlite:", &srv_store_sqlite_ops},
-    {"postgres://", NULL},
-    {"postgresql://", NULL},
+    {"sqlite:", &srv_store_sqlite_ops, false},
+    {"postgres://", &srv_store_pg_ops, true},
+    {"postgresql://", &srv_store_pg_ops, true},
 };
 
 /* Length of @url's "scheme://" prefix (RFC 3986 scheme), 0 if none. */
@@ -64,7 +66,7 @@ static int pick_backend(const char *url, const struct srv_store_ops **ret,
 				       "database: no %s backend in this fleetd",
 				       backends[i].scheme);
 		*ret = backends[i].ops;
-		*ret_rest = url + n;
+		*ret_rest = backends[i].whole ? url : url + n;
 		return 0;
 	}
 	n = scheme_len(url);
@@ -111,6 +113,13 @@ struct srv_store_be *srv_store_backend(struct srv_store *s)
 int srv_store_schema_version(struct srv_store *s)
 {
 	return TIMED(s->ops->schema_version(s->be));
+}
+
+int srv_store_copy(struct srv_store *dst, struct srv_store *src,
+		   long *ret_rows, struct fl_error *err)
+{
+	*ret_rows = 0;
+	return dst->ops->copy_from(dst->be, src->be, ret_rows, err);
 }
 
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
@@ -457,8 +466,8 @@ int srv_store_lease_take(struct srv_store *s, const char *name,
 	    s->ops->lease_take(s->be, name, holder, now, ttl, ret_holder, err));
 }
 
-int srv_store_rollout_pending(struct srv_store *s, const char *id,
-			      int64_t wave, int limit, struct srv_strv *ret,
+int srv_store_rollout_pending(struct srv_store *s, const char *id, int64_t wave,
+			      int limit, struct srv_strv *ret,
 			      struct fl_error *err)
 {
 	return TIMED(s->ops->rollout_pending(s->be, id, wave, limit, ret, err));

@@ -78,6 +78,13 @@ void srv_store_close(struct srv_store *s);
 /* Schema version after migration. */
 int srv_store_schema_version(struct srv_store *s);
 
+/* Copy every row of @src into @dst, a new store (no tokens, no devices)
+ * of the same schema version, in one transaction of @dst (fleetd
+ * migrate); *@ret_rows counts the rows.  FL_ECONFLICT when @dst holds
+ * data or the versions differ. */
+int srv_store_copy(struct srv_store *dst, struct srv_store *src,
+		   long *ret_rows, struct fl_error *err);
+
 /* Insert a token given the SHA-256 hex of its secret text. */
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
 			const char *hash_hex, const char *group,

@@ -5,11 +5,12 @@
 /*
  * The store's backend interface.  store.c keeps a handle's backend and
  * its state; every srv_store_* function of store.h calls the matching
- * member here with that state.  A backend (store_sqlite*.c today,
- * PostgreSQL next) defines struct srv_store_be for itself, fills one
- * struct srv_store_ops, and adds itself to the scheme table in store.c.
- * Each backend owns its schema and numbers its own migrations.  Only
- * store.c and backends include this header.
+ * member here with that state.  A backend defines struct srv_store_be
+ * for itself, fills one struct srv_store_ops, and adds itself to the
+ * scheme table in store.c.  Today both backends are the SQL ops
+ * (store_sql.h) on a driver: SQLite and PostgreSQL, one schema version
+ * numbering with a migration list each.  Only store.c and backends
+ * include this header.
  */
 #include "store.h"
 
@@ -180,6 +181,9 @@ struct srv_store_ops {
 	int (*shadow_update)(struct srv_store_be *s, const char *id,
 			     const struct srv_shadow_write *w,
 			     struct srv_shadow_row *ret, struct fl_error *err);
+	/* Copy @src's rows into @dst: backends of one family only. */
+	int (*copy_from)(struct srv_store_be *dst, struct srv_store_be *src,
+			 long *ret_rows, struct fl_error *err);
 	void (*telemetry_window)(struct srv_store_be *s,
 				 const struct srv_telemetry_window *w);
 	int (*telemetry_get)(struct srv_store_be *s,
@@ -190,7 +194,7 @@ struct srv_store_ops {
 			    struct srv_fleet_counts *ret, struct fl_error *err);
 };
 
-extern const struct srv_store_ops srv_store_sqlite_ops;
+extern const struct srv_store_ops srv_store_sqlite_ops, srv_store_pg_ops;
 
 /* The backend state of @s (for a backend's own tests). */
 struct srv_store_be *srv_store_backend(struct srv_store *s);

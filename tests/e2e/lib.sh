@@ -14,7 +14,11 @@
 #                            (FLEETD_INIT_ARGS: extra init arguments;
 #                            FLEETD_CONF: text of STATE/fleetd.conf;
 #                            FLEETD=fleetd-test: the build with the
-#                            FLEETD_FAILPOINTS test hooks)
+#                            FLEETD_FAILPOINTS test hooks).  With
+#                            FLEET_STORE=pg (make check STORE=pg) the
+#                            store is a PostgreSQL of its own, started
+#                            here (lib-pg.sh): FLEET_STORE_URL, passed
+#                            as --store to init, serve and restarts
 #   fleetd_kill9             kill -9 fleetd; true once it and its broker
 #                            are gone
 #   fleetd_restart [args]    serve $FLEETD_STATE again on the same ports
@@ -22,6 +26,9 @@
 #                            $T/fleetd-old.log); true once it is ready
 #   serve_fleetd [serve args] the same on the state dir $T/state holds
 #                            already (a copy), with ADMIN_TOKEN set
+#   store_sql SQL            run SQL on fleetd's store (STATE/fleetd.db or,
+#                            FLEET_STORE=pg, its PostgreSQL): rows as
+#                            "a|b" lines either way
 #   finish                   print the summary; exit 1 on any failure
 #   free_port                print a TCP port free on 127.0.0.1 now
 #   proc_gone PID            true once PID is gone or a zombie
@@ -143,16 +150,34 @@ wait_until() {
 	return 1
 }
 
+# FLEET_STORE=pg: a PostgreSQL for fleetd's store (FLEET_STORE_URL),
+# apart from any the test starts itself with lib-pg.sh's globals.
+store_pg_start() {
+	local PG_DIR='' PG_PORT='' PG_PID='' PG_CONNINFO=''
+	. "$FLEET_SRC/tests/e2e/lib-pg.sh"
+	pg_start || {
+		cat "$T/postgres.log" >&2
+		echo "PostgreSQL for the store did not start" >&2
+		exit 1
+	}
+	FLEET_STORE_URL="postgresql://fleet@127.0.0.1:$PG_PORT/postgres"
+	export FLEET_STORE_URL
+}
+
 # start_fleetd [serve args]: init a state dir and serve it.
 start_fleetd() {
 	local state=$T/state
+	[ "${FLEET_STORE:-}" = pg ] && store_pg_start
 	# shellcheck disable=SC2086
-	fleetd init --state "$state" ${FLEETD_INIT_ARGS:-} >"$T/init.out" 2>&1 || {
+	fleetd init --state "$state" ${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
+		${FLEETD_INIT_ARGS:-} >"$T/init.out" 2>&1 || {
 		cat "$T/init.out"
 		echo "fleetd init failed" >&2
 		exit 1
 	}
 	[ -n "${FLEETD_CONF:-}" ] && printf '%s\n' "$FLEETD_CONF" >"$state/fleetd.conf"
+	[ -n "${FLEETD_CONF:-}" ] && [ -n "${FLEET_STORE_URL:-}" ] &&
+		printf '[store]\nurl = %s\n' "$FLEET_STORE_URL" >>"$state/fleetd.conf"
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out" | tail -n 1)
 	serve_fleetd "$@"
 }
@@ -168,7 +193,8 @@ serve_fleetd() {
 	# child runs, and a second start_fleetd would read the old ready line
 	: >"$out"
 	"${FLEETD:-fleetd}" serve --state "$state" --listen 127.0.0.1:0 \
-		--mqtt-listen 127.0.0.1:0 --log-level debug "$@" >"$out" 2>"$T/fleetd.log" &
+		--mqtt-listen 127.0.0.1:0 --log-level debug \
+		${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} "$@" >"$out" 2>"$T/fleetd.log" &
 	FLEETD_PID=$!
 	track "$FLEETD_PID"
 	if ! wait_until 30 grep -q '^ready ' "$out"; then
@@ -199,10 +225,19 @@ fleetd_restart() {
 	"${FLEETD:-fleetd}" serve --state "$FLEETD_STATE" \
 		--listen "127.0.0.1:${FLEET_URL##*:}" \
 		${MQTT_PORT:+--mqtt-listen "127.0.0.1:$MQTT_PORT"} \
+		${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
 		--log-level debug "$@" >"$T/fleetd.out" 2>"$T/fleetd.log" &
 	FLEETD_PID=$!
 	track "$FLEETD_PID"
 	wait_until 30 grep -q "^ready https=$FLEET_URL" "$T/fleetd.out"
+}
+
+store_sql() {
+	if [ -n "${FLEET_STORE_URL:-}" ]; then
+		psql -X -A -t -q -v ON_ERROR_STOP=1 "$FLEET_STORE_URL" -c "$1"
+	else
+		sqlite3 "$FLEETD_STATE/fleetd.db" "$1"
+	fi
 }
 
 # Log fleetctl in as admin (writes $FLEETCTL_CONFIG).

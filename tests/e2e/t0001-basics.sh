@@ -49,7 +49,7 @@ check_grep 'revoked' "revoked token says so" fleetctl --token "$VIEWER" whoami
 check_exit 3 "revoking an unknown token is not found (exit 3)" \
 	fleetctl token revoke 0123456789abcdef
 fleetctl -o json token create short --role operator --ttl 1h >"$T/short.json"
-sqlite3 "$FLEETD_STATE/fleetd.db" \
+store_sql \
 	"UPDATE tokens SET expires = 1000 WHERE id = '$(jq -r .id "$T/short.json")'"
 check_exit 4 "expired token (exit 4)" \
 	fleetctl --token "$(jq -r .token "$T/short.json")" whoami

@@ -46,7 +46,7 @@ fleetctl -o json token create t2 --enroll --uses 5 >"$T/tok2.json"
 fleetctl token revoke "$(jq -r .id "$T/tok2.json")"
 check_grep '^401$' "revoked enrolment token is refused" enroll_curl dev-c "$(jq -r .token "$T/tok2.json")"
 fleetctl -o json token create t3 --enroll --ttl 1h >"$T/tok3.json"
-sqlite3 "$FLEETD_STATE/fleetd.db" "UPDATE tokens SET expires = 1000 WHERE id = '$(jq -r .id "$T/tok3.json")'"
+store_sql "UPDATE tokens SET expires = 1000 WHERE id = '$(jq -r .id "$T/tok3.json")'"
 check_grep '^401$' "expired enrolment token is refused" enroll_curl dev-c "$(jq -r .token "$T/tok3.json")"
 check_exit 2 "operator tokens need a role" fleetctl token create t4
 check_exit 2 "--group needs --enroll" fleetctl token create t4 --role viewer --group g

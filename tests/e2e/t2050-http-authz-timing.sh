@@ -53,8 +53,8 @@ mint_body minted-by-expired
 slow_start expired /api/v1/tokens "$T/minted-by-expired.req" \
 	--header "Authorization: Bearer $EXP_SECRET"
 # the clock is injected: the token's expiry moves into the past
-check "expire the token while its request is pending" sqlite3 "$FLEETD_STATE/fleetd.db" \
-	"UPDATE tokens SET expires = strftime('%s','now') - 1 WHERE name = 'expiring'"
+check "expire the token while its request is pending" store_sql \
+	"UPDATE tokens SET expires = $(($(date +%s) - 1)) WHERE name = 'expiring'"
 check_grep '^401 ' "the pending request of the expired token is refused" slow_finish expired
 check_exit 1 "... and minted nothing" minted minted-by-expired
 
@@ -73,7 +73,7 @@ ENROLL=$(as_admin -o json token create line --enroll --uses 3 2>/dev/null | jq -
 check_grep '^201$' "enrol dev-gone" enroll_curl dev-gone "$ENROLL"
 check_grep '^201$' "enrol dev-stays" enroll_curl dev-stays "$ENROLL"
 check_grep '^201$' "enrol dev-parked" enroll_curl dev-parked "$ENROLL"
-certs() { sqlite3 "$FLEETD_STATE/fleetd.db" "SELECT count(*) FROM certs WHERE device = '$1'"; }
+certs() { store_sql "SELECT count(*) FROM certs WHERE device = '$1'"; }
 for d in dev-gone dev-stays; do
 	make_csr "$d-new" "$d"
 	jq -n --rawfile c "$T/dev/$d-new.csr" '{csr: $c}' >"$T/$d-reenroll.req"
@@ -97,9 +97,9 @@ dev_get() {
 		-o /dev/null -w '%{http_code}\n'
 }
 check_grep '^200$' "an active device reads the trust roots" dev_get dev-parked
-sqlite3 "$FLEETD_STATE/fleetd.db" \
+store_sql \
 	"UPDATE devices SET state = 'decommissioned' WHERE id = 'dev-parked'"
 check_true "its certificate is still unrevoked" test \
-	"$(sqlite3 "$FLEETD_STATE/fleetd.db" "SELECT revoked FROM certs WHERE device = 'dev-parked'")" = 0
+	"$(store_sql "SELECT revoked FROM certs WHERE device = 'dev-parked'")" = 0
 check_grep '^401$' "the same device, no longer active, is refused" dev_get dev-parked
 finish

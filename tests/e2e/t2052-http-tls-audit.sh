@@ -56,6 +56,6 @@ kill -TERM "$FLEETD_PID"
 wait_until 20 sh -c "! kill -0 $FLEETD_PID" || fail "fleetd did not stop"
 check_grep '^1\|\(20 refused requests not recorded: audit rate limit\)$' \
 	"fleetd recorded how many refusals it did not record" \
-	sqlite3 "$FLEETD_STATE/fleetd.db" \
-	"SELECT count(*), path FROM audit WHERE remote = '127.0.0.1' AND path LIKE '(%refused requests not recorded%'"
+	store_sql "SELECT count(*), path FROM audit WHERE remote = '127.0.0.1'
+	AND path LIKE '(%refused requests not recorded%' GROUP BY path"
 finish

@@ -7,7 +7,6 @@
 
 start_fleetd
 login_admin
-DB=$FLEETD_STATE/fleetd.db
 whoami() { api GET /api/v1/whoami -H "Authorization: Bearer $1"; }
 ADMIN_ID=$(whoami "$ADMIN_TOKEN" | jq -r .id)
 revoke_as() { fleetctl --token "$1" token revoke "$2"; }
@@ -16,7 +15,7 @@ revoke_as() { fleetctl --token "$1" token revoke "$2"; }
 # revoked admin
 fleetctl -o json token create ro --role viewer >/dev/null 2>&1
 EXP_ID=$(fleetctl -o json token create old-admin --role admin --ttl 1h 2>/dev/null | jq -r .id)
-sqlite3 "$DB" "UPDATE tokens SET expires = strftime('%s','now') - 1 WHERE id = '$EXP_ID'"
+store_sql "UPDATE tokens SET expires = $(($(date +%s) - 1)) WHERE id = '$EXP_ID'"
 REV_ID=$(fleetctl -o json token create gone-admin --role admin 2>/dev/null | jq -r .id)
 check "revoking another admin token works while one remains" fleetctl token revoke "$REV_ID"
 
@@ -24,7 +23,7 @@ check_exit 5 "the last admin token cannot revoke itself" revoke_as "$ADMIN_TOKEN
 check_grep 'last admin token' "... saying why" revoke_as "$ADMIN_TOKEN" "$ADMIN_ID"
 check_grep '"role": *"admin"' "... and it still works" whoami "$ADMIN_TOKEN"
 check_true "... and it is not revoked" \
-	test "$(sqlite3 "$DB" "SELECT revoked FROM tokens WHERE id = '$ADMIN_ID'")" = 0
+	test "$(store_sql "SELECT revoked FROM tokens WHERE id = '$ADMIN_ID'")" = 0
 
 # positive control: with a second admin token the first may go
 SECOND=$(fleetctl -o json token create second --role admin 2>/dev/null | jq -r .token)
@@ -45,8 +44,8 @@ RESCUE=$(cat "$T/rescue.out")
 check_grep '"role": *"admin"' "the recovery token is an admin token fleetd accepts at once" \
 	whoami "$RESCUE"
 check "with it, the second admin token can be revoked" revoke_as "$RESCUE" "$SECOND_ID"
-check "the token records its local creator" sh -c \
-	"sqlite3 '$DB' \"SELECT created_by FROM tokens WHERE name = 'rescue'\" | grep -qx local:fleetd"
+check_grep '^local:fleetd$' "the token records its local creator" \
+	store_sql "SELECT created_by FROM tokens WHERE name = 'rescue'"
 VIEW=$(fleetd token create --state "$FLEETD_STATE" --role viewer --name ro2 --ttl 1h 2>/dev/null)
 check_grep '"role": *"viewer"' "fleetd token create --role viewer" whoami "$VIEW"
 

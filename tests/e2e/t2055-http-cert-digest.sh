@@ -10,8 +10,7 @@
 
 start_fleetd
 login_admin
-DB=$FLEETD_STATE/fleetd.db
-q() { sqlite3 "$DB" "$1"; }
+q() { store_sql "$1"; }
 der_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 # GET /api/v1/roots as device ID with its certificate STEM: the status
 roots_as() {

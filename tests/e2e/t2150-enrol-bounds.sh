@@ -18,7 +18,7 @@ start_fleetd --with-broker
 login_admin
 TOK=$(fleetctl -o json token create bounds --enroll --group g1 --uses 10 --ttl 1h | jq -r .token)
 OTHER=$(fleetctl -o json token create other --enroll --group g2 --uses 5 --ttl 1h | jq -r .token)
-db() { sqlite3 "$FLEETD_STATE/fleetd.db" "$@"; }
+db() { store_sql "$1"; }
 crl_count() { openssl crl -in "$FLEETD_STATE/ca/crl.pem" -noout -text | grep -c 'Serial Number:'; }
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr A-F a-f; }
 
@@ -70,7 +70,7 @@ done
 check_true "a burst of 20 more gets 20 times 429 ($n429)" test "$n429" -eq 20
 check_true "the device has 3 certificates in all" test "$(db "SELECT count(*) FROM certs WHERE device = 'dev-a'")" -eq 3
 check_true "exactly one pending certificate, the newest" \
-	test "$(db "SELECT group_concat(serial) FROM certs WHERE device = 'dev-a' AND pending = 1 AND revoked = 0")" = "$A2"
+	test "$(db "SELECT min(serial) || '/' || count(*) FROM certs WHERE device = 'dev-a' AND pending = 1 AND revoked = 0")" = "$A2/1"
 check_true "the CRL holds only the superseded one ($(crl_count))" test "$(crl_count)" -eq 1
 check_grep "$(echo "$A1" | tr a-f A-F)" "... which is a1" openssl crl -in "$FLEETD_STATE/ca/crl.pem" -noout -text
 

@@ -34,8 +34,7 @@ start_fleetd --with-broker
 login_admin
 HTTPS_PORT=${FLEET_URL##*:}
 HTTPS_PORT=${HTTPS_PORT%%/*}
-DB=$FLEETD_STATE/fleetd.db
-db() { sqlite3 -readonly "$DB" "$@"; }
+db() { store_sql "$1"; }
 
 # --- devices and a bundle -----------------------------------------------
 TOK=$(fleetctl -o json token create burst --enroll --uses "$NDEV" --ttl 1h | jq -r .token)
@@ -187,6 +186,7 @@ ext_broker() {
 fleetd_up() {
 	: >"$T/$1.out"
 	fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:$HTTPS_PORT" \
+		${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
 		--log-level debug >"$T/$1.out" 2>"$T/$1.log" &
 	FLEETD_PID=$!
 	track "$FLEETD_PID"

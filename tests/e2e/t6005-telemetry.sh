@@ -94,7 +94,7 @@ check "dev-a publishes seq 3: 3 more points" pub dev-a \
 check "the window is trimmed to the 5 newest" wait_until 20 sh -c \
 	"fleetctl -o json telemetry dev-a | jq -e '[.points[] | \"\(.metric)=\(.value)\"] == [\"temp.cpu_c=-3.25\", \"disk.state_free_bytes=7340032\", \"cpu.percent=20\", \"cpu.percent=30\", \"cpu.percent=40\"]'"
 check_true "and the database holds no more than that" \
-	test "$(sqlite3 -readonly "$FLEETD_STATE/fleetd.db" "SELECT count(*) FROM telemetry WHERE device = 'dev-a'")" -eq 5
+	test "$(store_sql "SELECT count(*) FROM telemetry WHERE device = 'dev-a'")" -eq 5
 
 # --- --since, --metric, --limit -----------------------------------------
 check "--since -1h: all five" sh -c "fleetctl -o json telemetry dev-a --since -1h | jq -e '.points | length == 5'"

@@ -55,6 +55,7 @@ check "mosquitto on fleetd's broker configuration" broker_start
 cat "$T/fleetd.log" >>"$T/fleetd-old.log"
 : >"$T/fleetd.out"
 fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:${FLEET_URL##*:}" \
+	${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
 	--log-level debug >"$T/fleetd.out" 2>"$T/fleetd.log" &
 FLEETD_PID=$!
 track "$FLEETD_PID"
@@ -64,8 +65,7 @@ check_exit 0 "fleetd serves on it ([mqtt] url), same state and ports" \
 # --- 1. positive control: telemetry reaches fleetd -----------------------------
 agent_start_sim dev-a
 check_exit 0 "dev-a comes online" wait_until 20 dev_online dev-a
-DB=$FLEETD_STATE/fleetd.db
-db() { sqlite3 -readonly "$DB" "$@"; }
+db() { store_sql "$1"; }
 # the highest telemetry seq fleetd stored for dev-a
 stored_max() { db "SELECT coalesce(max(seq), 0) FROM telemetry WHERE device = 'dev-a'"; }
 stored_ge() { [ "$(stored_max)" -ge "$1" ]; }
@@ -151,7 +151,7 @@ check_true "fleetctl jobs show (table): the same history (queued downloading fai
 db "SELECT seq FROM telemetry WHERE device = 'dev-a' AND seq <= $S2
 	GROUP BY seq ORDER BY min(rowid)" >"$T/seqs"
 check_true "no point stored twice" test "$(db "SELECT count(*) FROM (SELECT 1 FROM
-	telemetry WHERE device = 'dev-a' GROUP BY seq, metric, ts HAVING count(*) > 1)")" = 0
+	telemetry WHERE device = 'dev-a' GROUP BY seq, metric, ts HAVING count(*) > 1) AS d")" = 0
 check "seqs stored in increasing order (by arrival)" sort -n -C "$T/seqs"
 comm -23 <(seq 1 "$S2" | sort) <(sort "$T/seqs") | sort -n >"$T/missing"
 log "missing seqs: $(paste -sd' ' "$T/missing")"

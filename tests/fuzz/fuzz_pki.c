@@ -53,7 +53,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	now =
 	    fl_xstrndup((const char *)fuzz_data_pki_now, fuzz_data_pki_now_len);
 	if (fl_pki_verifier_new(ca_file, crl_file, &judge, &err) ||
-	    srv_init_state(state, NULL, 0, &token, &err) ||
+	    srv_init_state(state, NULL, 0, NULL, &token, &err) ||
 	    srv_ca_open(state, FL_PKI_DEVICE_LIFETIME, &ca, &err)) {
 		fprintf(stderr, "fuzz_pki: %s\n", err.msg);
 		abort();

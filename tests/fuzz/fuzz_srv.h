@@ -138,7 +138,7 @@ static inline void fuzz_srv_open(struct fuzz_srv *f, const char *conf)
 
 	memcpy(f->names, names, sizeof(names));
 	f->dir = fl_xasprintf("%s/state-%u", fuzz_tmpdir(), f->generation++);
-	if (srv_init_state(f->dir, NULL, 0, &f->values[0], &err))
+	if (srv_init_state(f->dir, NULL, 0, NULL, &f->values[0], &err))
 		fuzz_srv_fail("init", &err);
 	path = fl_path_join(f->dir, SRV_CONF_FILE);
 	fuzz_write_file(path, conf, strlen(conf));

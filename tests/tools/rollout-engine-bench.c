@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 	}
 	n_dev = argc == 3 ? strtoul(argv[2], NULL, 10) : 10000;
 	if (n_dev < 1 || n_dev > 1000000 ||
-	    srv_init_state(argv[1], NULL, 0, &token, &err) ||
+	    srv_init_state(argv[1], NULL, 0, NULL, &token, &err) ||
 	    srv_open(argv[1], &srv, &err)) {
 		fprintf(stderr, "rollout-engine-bench: %s\n", err.msg);
 		return 1;

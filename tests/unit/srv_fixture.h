@@ -31,7 +31,7 @@ static int srv_setup(void **state)
 	if (test_mkdtemp(f->dir, "srv"))
 		return -1;
 	f->state = fl_path_join(f->dir, "state");
-	rc = srv_init_state(f->state, NULL, 0, &token, NULL);
+	rc = srv_init_state(f->state, NULL, 0, NULL, &token, NULL);
 	fl_free_secret(token);
 	return rc || srv_open(f->state, &f->srv, NULL) ? -1 : 0;
 }

@@ -32,24 +32,14 @@ struct acks {
 
 static bool committed(struct fixture *f, const char *job, int64_t seq)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	bool found;
+	char *q = fl_xasprintf("SELECT 1 FROM job_events WHERE job = '%s'"
+			       " AND seq = %lld",
+			       job, (long long)seq);
+	int rc = fx_sql(f->db, q, NULL, 0);
 
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY,
-					 NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT 1 FROM job_events WHERE"
-					    " job = ? AND seq = ?",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, seq);
-	found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return found;
+	free(q);
+	assert_true(rc >= 0);
+	return rc == 1;
 }
 
 static void on_ack(void *arg, const char *device, int64_t seq, const char *job,
@@ -90,8 +80,8 @@ static void push_event(struct srv_ingest *q, int d, int seq)
 		 "{\"seq\": %d, \"job\": \"j-%d\", \"type\": \"update\","
 		 " \"state\": \"%s\", \"bytes\": %d}",
 		 seq, d, seq == EVENTS ? "failed" : "downloading", seq);
-	assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, id, text,
-				    strlen(text)));
+	assert_true(
+	    srv_ingest_push(q, SRV_INGEST_EVENT, id, text, strlen(text)));
 }
 
 struct pusher {
@@ -112,19 +102,7 @@ static void *push_all(void *arg)
 
 static int64_t count_rows(struct fixture *f, const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t n = -1;
-
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY,
-					 NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	return fx_sql_int(f->db, sql);
 }
 
 /* While another process holds the database, a small queue fills and the
@@ -135,8 +113,7 @@ static void test_backpressure_loses_nothing(void **state)
 	struct fixture *f = *state;
 	struct acks acks = {.f = f};
 	struct srv_ingest_cfg cfg = {
-		.queue = 16, .max_bytes = 1 << 20, .batch = 8,
-		.max_payload = 4096};
+	    .queue = 16, .max_bytes = 1 << 20, .batch = 8, .max_payload = 4096};
 	struct srv_ingest_stats st;
 	struct srv_ingest *q = NULL;
 	struct pusher p = {0};
@@ -144,11 +121,12 @@ static void test_backpressure_loses_nothing(void **state)
 	pthread_t t;
 	int i;
 
+	FX_SQLITE_ONLY(f); /* another process holding SQLite's file */
 	setup_fleet(f);
 	assert_int_equal(sqlite3_open(f->db, &blocker), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(blocker, "BEGIN EXCLUSIVE", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(blocker, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	    SQLITE_OK);
 	assert_int_equal(srv_ingest_start(f->s, &cfg, on_ack, &acks, &q, NULL),
 			 0);
 	p.q = q;
@@ -190,12 +168,15 @@ static void test_bad_and_repeated(void **state)
 	struct fixture *f = *state;
 	struct acks acks = {.f = f};
 	struct srv_ingest_cfg cfg = {
-		.queue = 64, .max_bytes = 1 << 20, .batch = 64,
-		.max_payload = 256};
+	    .queue = 64, .max_bytes = 1 << 20, .batch = 64, .max_payload = 256};
 	static const char *const bad[] = {
-		"", "not json", "[1]", "{\"seq\": 0}", "{\"seq\": \"1\"}",
-		"{\"seq\": 1, \"job\": \"../x\"}",
-		"{\"seq\": 9007199254740993}",
+	    "",
+	    "not json",
+	    "[1]",
+	    "{\"seq\": 0}",
+	    "{\"seq\": \"1\"}",
+	    "{\"seq\": 1, \"job\": \"../x\"}",
+	    "{\"seq\": 9007199254740993}",
 	};
 	char big[400];
 	struct srv_ingest_stats st;
@@ -209,8 +190,8 @@ static void test_bad_and_repeated(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, "dev-0",
 					    bad[i], strlen(bad[i])));
-	assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, "dev-0", big,
-				    sizeof(big)));
+	assert_true(
+	    srv_ingest_push(q, SRV_INGEST_EVENT, "dev-0", big, sizeof(big)));
 	assert_true(srv_ingest_push(q, SRV_INGEST_PRESENCE, "dev-0",
 				    "{\"online\": 1}", 13));
 	push_event(q, 1, EVENTS);
@@ -233,8 +214,8 @@ static void push_text(struct srv_ingest *q, const char *dev, int seq,
 		 "{\"seq\": %d, \"job\": \"j-2\", \"type\": \"update\","
 		 " \"state\": \"%s\"}",
 		 seq, state);
-	assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, dev, text,
-				    strlen(text)));
+	assert_true(
+	    srv_ingest_push(q, SRV_INGEST_EVENT, dev, text, strlen(text)));
 }
 
 /* Stale events and illegal moves are refused and counted apart from the
@@ -244,8 +225,7 @@ static void test_job_counters(void **state)
 	struct fixture *f = *state;
 	struct acks acks = {.f = f};
 	struct srv_ingest_cfg cfg = {
-		.queue = 64, .max_bytes = 1 << 20, .batch = 64,
-		.max_payload = 256};
+	    .queue = 64, .max_bytes = 1 << 20, .batch = 64, .max_payload = 256};
 	struct srv_ingest_stats st;
 	struct srv_ingest *q = NULL;
 
@@ -254,8 +234,8 @@ static void test_job_counters(void **state)
 			 0);
 	push_text(q, "dev-2", 5, "installing");
 	push_text(q, "dev-2", 4, "downloading"); /* stale */
-	push_text(q, "dev-2", 6, "queued");	  /* back to the start */
-	push_text(q, "dev-2", 7, "reverting");	  /* never published */
+	push_text(q, "dev-2", 6, "queued");	 /* back to the start */
+	push_text(q, "dev-2", 7, "reverting");	 /* never published */
 	push_text(q, "dev-2", 8, "installed");
 	assert_true(srv_ingest_drain(q, 30000));
 	srv_ingest_stats(q, &st);
@@ -271,12 +251,11 @@ static void test_job_counters(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_backpressure_loses_nothing,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_and_repeated, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_job_counters, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_backpressure_loses_nothing,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_and_repeated, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_job_counters, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

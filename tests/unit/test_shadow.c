@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The device shadow's rules (common/shadow.h) and their store
- * (store_sqlite_shadow.c): per-key last writer wins by version, null
+ * (store_sql_shadow.c): per-key last writer wins by version, null
  * deletes, the delta; a write's version check and size cap in one
  * transaction that changes nothing when it fails; reports older than
  * the stored one dropped.

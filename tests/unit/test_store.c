@@ -33,22 +33,11 @@
  * the first row as text into @out (may be NULL). */
 static void sql(const char *db, const char *q, char *out, size_t size)
 {
-	sqlite3 *h = NULL;
-	sqlite3_stmt *st;
-	int rc;
+	int rc = fx_sql(db, q, out, size);
 
-	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL),
-			 SQLITE_OK);
-	sqlite3_busy_timeout(h, 5000);
-	assert_int_equal(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK);
-	rc = sqlite3_step(st);
-	assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
-	if (out) {
-		assert_int_equal(rc, SQLITE_ROW);
-		fl_strlcpy(out, (const char *)sqlite3_column_text(st, 0), size);
-	}
-	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_close(h), SQLITE_OK);
+	assert_true(rc >= 0);
+	if (out)
+		assert_int_equal(rc, 1);
 }
 
 static struct srv_token token(const char *id, const char *name, int role)
@@ -72,9 +61,10 @@ static json_t *find_row(json_t *list, const char *id)
 	json_t *row;
 	size_t i;
 
-	json_array_foreach(list, i, row)
-		if (fl_streq(json_string_value(json_object_get(row, "id")), id))
-			return row;
+	json_array_foreach(
+	    list, i,
+	    row) if (fl_streq(json_string_value(json_object_get(row, "id")),
+			      id)) return row;
 	fail_msg("no row with id %s", id);
 	return NULL;
 }
@@ -112,6 +102,19 @@ static int add_token(struct srv_store *s, const struct srv_token *t,
 	return srv_store_token_add(s, t, hash, NULL, created_by, err);
 }
 
+/* The schema version's query, and its setter to append a number to. */
+static const char *version_get(struct fixture *f)
+{
+	return f->pg ? "SELECT version FROM schema_version"
+		     : "PRAGMA user_version";
+}
+
+static const char *version_set(struct fixture *f)
+{
+	return f->pg ? "UPDATE schema_version SET version = "
+		     : "PRAGMA user_version = ";
+}
+
 /*
  * A new database is at the newest schema: it has the tables, and its
  * version is the number of migrations, which is checked from both
@@ -126,26 +129,30 @@ static void test_open_creates_schema(void **state)
 	char out[64], *q;
 
 	assert_true(v >= 1);
-	sql(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-		   " AND name IN ('tokens', 'audit')",
+	sql(f->db,
+	    f->pg ? "SELECT count(*) FROM information_schema.tables"
+		    " WHERE table_name IN ('tokens', 'audit')"
+		  : "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+		    " AND name IN ('tokens', 'audit')",
 	    out, sizeof(out));
 	assert_string_equal(out, "2");
-	sql(f->db, "PRAGMA user_version", out, sizeof(out));
+	sql(f->db, version_get(f), out, sizeof(out));
 	assert_int_equal(atoi(out), v);
 
 	srv_store_close(f->s);
 	f->s = NULL;
-	q = fl_xasprintf("PRAGMA user_version = %d", v + 1);
+	q = fl_xasprintf("%s%d", version_set(f), v + 1);
 	sql(f->db, q, NULL, 0);
 	free(q);
 	assert_int_equal(srv_store_open(f->db, &s, &err), FL_ECONFLICT);
 	assert_int_equal(err.code, FL_ECONFLICT);
+	assert_non_null(strstr(err.msg, "newer than this fleetd"));
 	assert_null(s);
 	/* the refused database is left as it was */
-	sql(f->db, "PRAGMA user_version", out, sizeof(out));
+	sql(f->db, version_get(f), out, sizeof(out));
 	assert_int_equal(atoi(out), v + 1);
 
-	q = fl_xasprintf("PRAGMA user_version = %d", v);
+	q = fl_xasprintf("%s%d", version_set(f), v);
 	sql(f->db, q, NULL, 0);
 	free(q);
 	fl_error_clear(&err);
@@ -193,13 +200,14 @@ static void test_open_errors(void **state)
 	assert_int_equal(srv_store_open(nodir, &s, &err), FL_EIO);
 	assert_int_equal(err.code, FL_EIO);
 	assert_null(s);
-	assert_int_equal(fl_write_atomic_str(junk, "this is not a database, "
-						   "just some text padded "
-						   "out to a few hundred "
-						   "bytes..................."
-						   ".........................."
-						   ".........................."
-						   "..........................",
+	assert_int_equal(fl_write_atomic_str(junk,
+					     "this is not a database, "
+					     "just some text padded "
+					     "out to a few hundred "
+					     "bytes..................."
+					     ".........................."
+					     ".........................."
+					     "..........................",
 					     0600, NULL),
 			 0);
 	fl_error_clear(&err);
@@ -215,6 +223,7 @@ static void test_wal(void **state)
 	struct fixture *f = *state;
 	char mode[16];
 
+	FX_SQLITE_ONLY(f);
 	sql(f->db, "PRAGMA journal_mode", mode, sizeof(mode));
 	assert_string_equal(mode, "wal");
 }
@@ -236,9 +245,8 @@ static void test_token_add_find(void **state)
 	fl_strlcpy(e.kind, "enroll", sizeof(e.kind));
 	e.uses_left = 5;
 	assert_int_equal(add_token(f->s, &t, h1, "root", &err), 0);
-	assert_int_equal(srv_store_token_add(f->s, &e, h2, "line-3", NULL,
-					     &err),
-			 0);
+	assert_int_equal(
+	    srv_store_token_add(f->s, &e, h2, "line-3", NULL, &err), 0);
 
 	memset(&got, 0xa5, sizeof(got));
 	assert_int_equal(srv_store_token_find(f->s, h1, &got, &err), 0);
@@ -291,13 +299,11 @@ static void test_token_duplicates(void **state)
 	hash_of("one", h1);
 	hash_of("two", h2);
 	assert_int_equal(add_token(f->s, &a, h1, "x", &err), 0);
-	assert_int_equal(add_token(f->s, &a, h2, "x", &err),
-			 FL_ECONFLICT);
+	assert_int_equal(add_token(f->s, &a, h2, "x", &err), FL_ECONFLICT);
 	assert_int_equal(err.code, FL_ECONFLICT);
 	/* the same secret under another id is a conflict too */
 	fl_error_clear(&err);
-	assert_int_equal(add_token(f->s, &b, h1, "x", &err),
-			 FL_ECONFLICT);
+	assert_int_equal(add_token(f->s, &b, h1, "x", &err), FL_ECONFLICT);
 	assert_int_equal(err.code, FL_ECONFLICT);
 	assert_int_equal(token_list(f->s, &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 1);
@@ -313,14 +319,13 @@ static bool json_has_string(const json_t *j, const char *s)
 	if (json_is_string(j))
 		return strstr(json_string_value(j), s) != NULL;
 	if (json_is_object(j)) {
-		json_object_foreach((json_t *)j, k, v)
-			if (strstr(k, s) || json_has_string(v, s))
-				return true;
+		json_object_foreach((json_t *)j, k,
+				    v) if (strstr(k, s) ||
+					   json_has_string(v, s)) return true;
 	}
 	if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
-			if (json_has_string(v, s))
-				return true;
+		json_array_foreach(j, i,
+				   v) if (json_has_string(v, s)) return true;
 	}
 	return false;
 }
@@ -342,30 +347,28 @@ static void test_token_list(void **state)
 
 		snprintf(secret, sizeof(secret), "secret-%zu", i);
 		hash_of(secret, hashes[i]);
-		assert_int_equal(add_token(f->s, &t, hashes[i],
-						     "admin", &err),
+		assert_int_equal(add_token(f->s, &t, hashes[i], "admin", &err),
 				 0);
 	}
-	assert_int_equal(srv_store_token_find(f->s, hashes[1], &got, &err),
-			 0);
+	assert_int_equal(srv_store_token_find(f->s, hashes[1], &got, &err), 0);
 	assert_int_equal(token_list(f->s, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 3);
-	json_array_foreach(list, i, row) {
+	json_array_foreach(list, i, row)
+	{
 		assert_string_equal(
-			json_string_value(json_object_get(row, "id")), ids[i]);
+		    json_string_value(json_object_get(row, "id")), ids[i]);
 		assert_string_equal(
-			json_string_value(json_object_get(row, "role")),
-			srv_role_name(roles[i]));
+		    json_string_value(json_object_get(row, "role")),
+		    srv_role_name(roles[i]));
 		assert_true(json_is_false(json_object_get(row, "revoked")));
 		assert_string_equal(
-			json_string_value(json_object_get(row, "created_by")),
-			"admin");
+		    json_string_value(json_object_get(row, "created_by")),
+		    "admin");
 		assert_true(json_is_string(json_object_get(row, "created")));
 		assert_true(json_is_null(json_object_get(row, "expires")));
 		/* only the token that was used has a last_used time */
 		assert_int_equal(
-			json_is_string(json_object_get(row, "last_used")),
-			i == 1);
+		    json_is_string(json_object_get(row, "last_used")), i == 1);
 		assert_null(json_object_get(row, "hash"));
 	}
 	/* neither the hash nor the secret appears anywhere */
@@ -410,10 +413,10 @@ static void test_token_revoke(void **state)
 			 FL_ENOTFOUND);
 
 	assert_int_equal(token_list(f->s, &list, NULL), 0);
-	assert_true(json_is_true(
-		json_object_get(json_array_get(list, 0), "revoked")));
-	assert_true(json_is_false(
-		json_object_get(json_array_get(list, 1), "revoked")));
+	assert_true(
+	    json_is_true(json_object_get(json_array_get(list, 0), "revoked")));
+	assert_true(
+	    json_is_false(json_object_get(json_array_get(list, 1), "revoked")));
 	json_decref(list);
 }
 
@@ -431,38 +434,36 @@ static void test_audit(void **state)
 
 	for (int n = 1; n <= 5; n++) {
 		snprintf(path, sizeof(path), "/api/v1/tokens/%d", n);
-		assert_int_equal(srv_store_audit(f->s, "alice", "POST", path,
-						 200 + n,
-						 n == 3 ? NULL : "127.0.0.1",
-						 n == 5 ? "{\"check\":\"ping\"}"
-							: NULL,
-						 &err),
-				 0);
+		assert_int_equal(
+		    srv_store_audit(f->s, "alice", "POST", path, 200 + n,
+				    n == 3 ? NULL : "127.0.0.1",
+				    n == 5 ? "{\"check\":\"ping\"}" : NULL,
+				    &err),
+		    0);
 	}
 	/* newest first, cut at the limit */
 	assert_int_equal(audit_list(f->s, 3, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 3);
-	json_array_foreach(list, i, row) {
+	json_array_foreach(list, i, row)
+	{
 		int n = 5 - (int)i;
 
 		snprintf(path, sizeof(path), "/api/v1/tokens/%d", n);
 		assert_string_equal(
-			json_string_value(json_object_get(row, "path")), path);
+		    json_string_value(json_object_get(row, "path")), path);
 		assert_int_equal(
-			json_integer_value(json_object_get(row, "status")),
-			200 + n);
+		    json_integer_value(json_object_get(row, "status")),
+		    200 + n);
 		assert_string_equal(
-			json_string_value(json_object_get(row, "actor")),
-			"alice");
+		    json_string_value(json_object_get(row, "actor")), "alice");
 		assert_string_equal(
-			json_string_value(json_object_get(row, "method")),
-			"POST");
+		    json_string_value(json_object_get(row, "method")), "POST");
 		assert_true(json_is_string(json_object_get(row, "time")));
 	}
-	assert_true(json_is_null(
-		json_object_get(json_array_get(list, 2), "remote")));
+	assert_true(
+	    json_is_null(json_object_get(json_array_get(list, 2), "remote")));
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(list, 0), "remote")),
+				json_array_get(list, 0), "remote")),
 			    "127.0.0.1");
 	/* the detail comes back as JSON, null where there is none */
 	assert_string_equal(
@@ -476,7 +477,7 @@ static void test_audit(void **state)
 	assert_int_equal(audit_list(f->s, 100, &list, &err), 0);
 	assert_int_equal(json_array_size(list), 5);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_array_get(list, 4), "status")),
+			     json_array_get(list, 4), "status")),
 			 201);
 	json_decref(list);
 	assert_int_equal(audit_list(f->s, 0, &list, &err), 0);
@@ -492,13 +493,13 @@ static void test_audit_time(void **state)
 	json_t *list = NULL;
 	const char *when;
 
-	assert_int_equal(srv_store_audit(f->s, "a", "DELETE", "/x", 204, NULL,
-					 NULL, NULL),
-			 0);
+	assert_int_equal(
+	    srv_store_audit(f->s, "a", "DELETE", "/x", 204, NULL, NULL, NULL),
+	    0);
 	after = time(NULL);
 	assert_int_equal(audit_list(f->s, 1, &list, NULL), 0);
-	when = json_string_value(
-		json_object_get(json_array_get(list, 0), "time"));
+	when =
+	    json_string_value(json_object_get(json_array_get(list, 0), "time"));
 	assert_non_null(when);
 	assert_int_equal(fl_parse_rfc3339(when, &t, NULL), 0);
 	assert_true(t >= before && t <= after);
@@ -531,9 +532,8 @@ static void test_shared_between_threads(void **state)
 
 	for (int i = 0; i < 4; i++) {
 		w[i] = (struct worker){.s = f->s, .id = i};
-		assert_int_equal(pthread_create(&th[i], NULL, audit_worker,
-						&w[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, audit_worker, &w[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(pthread_join(th[i], NULL), 0);
@@ -563,9 +563,8 @@ static void test_roles(void **state)
 	assert_int_equal(srv_role_parse(""), 0);
 	assert_int_equal(srv_role_parse(NULL), 0);
 	assert_int_equal(srv_role_parse(srv_role_name(0)), 0);
-	assert_int_equal(srv_role_parse(
-				 srv_role_name(SRV_ROLE_ADMIN | SRV_ROLE_CI)),
-			 0);
+	assert_int_equal(
+	    srv_role_parse(srv_role_name(SRV_ROLE_ADMIN | SRV_ROLE_CI)), 0);
 }
 
 /* --- certificates: active devices only, one pending, bounded --- */
@@ -602,9 +601,9 @@ static void enroll(struct srv_store *s, const char *id, const char *serial)
 	struct srv_cert c = cert_of(serial, id);
 	struct fl_error err = {0};
 
-	assert_int_equal(srv_store_device_enroll(s, id, "g", "test", NULL,
-						 false, &c, &err),
-			 0);
+	assert_int_equal(
+	    srv_store_device_enroll(s, id, "g", "test", NULL, false, &c, &err),
+	    0);
 }
 
 /* Re-enrol @id, calling with @caller, for certificate @serial. */
@@ -643,24 +642,23 @@ static void test_cert_add_needs_active(void **state)
 	struct srv_cert_row c = {0};
 
 	enroll(f->s, "dev-a", "aa01");
-	assert_int_equal(reenroll(f->s, "dev-a", "aa01", "aa02", NULL, &log,
-				  NULL),
-			 0);
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-a", &hook,
-						       &revoked, &err),
-			 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-a", "aa01", "aa02", NULL, &log, NULL), 0);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-a", &hook, &revoked, &err),
+	    0);
 	assert_int_equal(revoked.n, 2);
 	assert_int_equal(log.calls, 1);
 	assert_int_equal(log.last_entries, 2);
 	srv_strv_free(&revoked);
-	assert_int_equal(reenroll(f->s, "dev-a", "aa02", "aa03", NULL, &log,
-				  NULL),
-			 FL_ECONFLICT);
+	assert_int_equal(
+	    reenroll(f->s, "dev-a", "aa02", "aa03", NULL, &log, NULL),
+	    FL_ECONFLICT);
 	assert_int_equal(srv_store_cert_get(f->s, "aa03", &c, NULL),
 			 FL_ENOTFOUND);
-	assert_int_equal(reenroll(f->s, "nobody", "x", "aa04", NULL, &log,
-				  NULL),
-			 FL_ENOTFOUND);
+	assert_int_equal(
+	    reenroll(f->s, "nobody", "x", "aa04", NULL, &log, NULL),
+	    FL_ENOTFOUND);
 	assert_int_equal(srv_store_cert_get(f->s, "aa04", &c, NULL),
 			 FL_ENOTFOUND);
 }
@@ -673,15 +671,14 @@ static void test_enroll_decommissioned_id(void **state)
 	struct fl_error err = {0};
 
 	enroll(f->s, "dev-b", "bb01");
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-b", NULL,
-						       NULL, &err),
-			 0);
-	assert_int_equal(srv_store_device_enroll(f->s, "dev-b", "other",
-						 "test", NULL, true, &c, &err),
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-b", NULL, NULL, &err), 0);
+	assert_int_equal(srv_store_device_enroll(f->s, "dev-b", "other", "test",
+						 NULL, true, &c, &err),
 			 FL_ECONFLICT);
-	assert_int_equal(srv_store_cert_get(f->s, "bb02", &(struct srv_cert_row){0},
-					    NULL),
-			 FL_ENOTFOUND);
+	assert_int_equal(
+	    srv_store_cert_get(f->s, "bb02", &(struct srv_cert_row){0}, NULL),
+	    FL_ENOTFOUND);
 }
 
 /* Item 4: a new re-enrolment supersedes the pending one (revoked, CRL
@@ -692,13 +689,11 @@ static void test_one_pending(void **state)
 	struct hook_log log = {0};
 
 	enroll(f->s, "dev-c", "cc01");
-	assert_int_equal(reenroll(f->s, "dev-c", "cc01", "cc02", NULL, &log,
-				  NULL),
-			 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-c", "cc01", "cc02", NULL, &log, NULL), 0);
 	assert_int_equal(log.calls, 0); /* nothing superseded */
-	assert_int_equal(reenroll(f->s, "dev-c", "cc01", "cc03", NULL, &log,
-				  NULL),
-			 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-c", "cc01", "cc03", NULL, &log, NULL), 0);
 	assert_int_equal(log.calls, 1);
 	assert_int_equal(log.last_entries, 1);
 	assert_true(cert_revoked(f->s, "cc02"));
@@ -706,13 +701,12 @@ static void test_one_pending(void **state)
 	assert_false(cert_revoked(f->s, "cc03"));
 	/* a failed CRL publish leaves everything as it was */
 	log.fail = FL_EIO;
-	assert_int_equal(reenroll(f->s, "dev-c", "cc01", "cc04", NULL, &log,
-				  NULL),
-			 FL_EIO);
+	assert_int_equal(
+	    reenroll(f->s, "dev-c", "cc01", "cc04", NULL, &log, NULL), FL_EIO);
 	assert_false(cert_revoked(f->s, "cc03"));
-	assert_int_equal(srv_store_cert_get(f->s, "cc04", &(struct srv_cert_row){0},
-					    NULL),
-			 FL_ENOTFOUND);
+	assert_int_equal(
+	    srv_store_cert_get(f->s, "cc04", &(struct srv_cert_row){0}, NULL),
+	    FL_ENOTFOUND);
 }
 
 /* Item 4: per hour and revoked-in-CRL bounds, with a retry time. */
@@ -724,29 +718,26 @@ static void test_reenroll_limits(void **state)
 	int64_t retry = 0;
 
 	enroll(f->s, "dev-d", "dd01");
-	assert_int_equal(reenroll(f->s, "dev-d", "dd01", "dd02", &lim, &log,
-				  &retry),
-			 0);
-	assert_int_equal(reenroll(f->s, "dev-d", "dd01", "dd03", &lim, &log,
-				  &retry),
-			 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-d", "dd01", "dd02", &lim, &log, &retry), 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-d", "dd01", "dd03", &lim, &log, &retry), 0);
 	assert_int_equal(retry, 0);
-	assert_int_equal(reenroll(f->s, "dev-d", "dd01", "dd04", &lim, &log,
-				  &retry),
-			 FL_ELIMIT);
+	assert_int_equal(
+	    reenroll(f->s, "dev-d", "dd01", "dd04", &lim, &log, &retry),
+	    FL_ELIMIT);
 	assert_true(retry > 3500 && retry <= 3601);
 	/* the bound on revoked certificates still in the CRL */
 	lim = (struct srv_reenroll_limits){.per_hour = 100, .max_revoked = 1};
 	enroll(f->s, "dev-e", "ee01");
-	assert_int_equal(reenroll(f->s, "dev-e", "ee01", "ee02", &lim, &log,
-				  &retry),
-			 0);
-	assert_int_equal(reenroll(f->s, "dev-e", "ee01", "ee03", &lim, &log,
-				  &retry),
-			 0); /* ee02 revoked: 1 in the CRL */
-	assert_int_equal(reenroll(f->s, "dev-e", "ee01", "ee04", &lim, &log,
-				  &retry),
-			 FL_ELIMIT);
+	assert_int_equal(
+	    reenroll(f->s, "dev-e", "ee01", "ee02", &lim, &log, &retry), 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-e", "ee01", "ee03", &lim, &log, &retry),
+	    0); /* ee02 revoked: 1 in the CRL */
+	assert_int_equal(
+	    reenroll(f->s, "dev-e", "ee01", "ee04", &lim, &log, &retry),
+	    FL_ELIMIT);
 	assert_true(retry > 3600 + SRV_CRL_GRACE - 100);
 }
 
@@ -761,9 +752,8 @@ static void test_confirm_newest_only(void **state)
 	struct fl_error err = {0};
 
 	enroll(f->s, "dev-f", "ff01");
-	assert_int_equal(reenroll(f->s, "dev-f", "ff01", "ff02", NULL, &log,
-				  NULL),
-			 0);
+	assert_int_equal(
+	    reenroll(f->s, "dev-f", "ff01", "ff02", NULL, &log, NULL), 0);
 	assert_int_equal(srv_store_cert_confirm(f->s, "dev-f", "ff01", &hook,
 						&revoked, &err),
 			 FL_EDENIED);
@@ -801,32 +791,31 @@ static void test_decommission_atomic(void **state)
 	struct fl_error err = {0};
 
 	enroll(f->s, "dev-g", "gg01");
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
-						       NULL, &err),
-			 FL_EIO);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-g", &hook, NULL, &err),
+	    FL_EIO);
 	assert_int_equal(log.calls, 1);
 	assert_false(cert_revoked(f->s, "gg01"));
 	assert_int_equal(srv_store_device_get(f->s, "dev-g", &dev, &err), 0);
 	assert_string_equal(dev.state, "active");
 	srv_device_row_free(&dev);
 	log.fail = 0;
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
-						       NULL, &err),
-			 0);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-g", &hook, NULL, &err), 0);
 	assert_true(cert_revoked(f->s, "gg01"));
-	assert_int_equal(srv_store_device_decommission(f->s, "dev-g", &hook,
-						       NULL, &err),
-			 FL_ENOTFOUND);
+	assert_int_equal(
+	    srv_store_device_decommission(f->s, "dev-g", &hook, NULL, &err),
+	    FL_ENOTFOUND);
 }
 
 /* The jobs table as migration 4 made it (later ones rebuild it). */
-#define JOBS_V4                                                              \
-	"CREATE TABLE jobs (id TEXT PRIMARY KEY, device TEXT NOT NULL,"      \
-	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback')),"        \
-	" bundle TEXT, command TEXT, rollout TEXT, state TEXT NOT NULL,"     \
-	" final INTEGER NOT NULL DEFAULT 0, stage TEXT, reason TEXT,"        \
-	" from_version TEXT, to_version TEXT, bytes INTEGER, total INTEGER," \
-	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"               \
+#define JOBS_V4                                                                \
+	"CREATE TABLE jobs (id TEXT PRIMARY KEY, device TEXT NOT NULL,"        \
+	" type TEXT NOT NULL CHECK (type IN ('update', 'rollback')),"          \
+	" bundle TEXT, command TEXT, rollout TEXT, state TEXT NOT NULL,"       \
+	" final INTEGER NOT NULL DEFAULT 0, stage TEXT, reason TEXT,"          \
+	" from_version TEXT, to_version TEXT, bytes INTEGER, total INTEGER,"   \
+	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"                 \
 	" created_by TEXT"
 
 /* Migration 6 on certificates from before "pending": per device the
@@ -843,33 +832,41 @@ static void test_migrate_pending(void **state)
 
 	assert_non_null(fp);
 	fclose(fp);
-	sql(old, "CREATE TABLE certs (serial TEXT PRIMARY KEY,"
-		 " device TEXT NOT NULL, not_before INTEGER NOT NULL,"
-		 " not_after INTEGER NOT NULL, issued INTEGER NOT NULL,"
-		 " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
+	sql(old,
+	    "CREATE TABLE certs (serial TEXT PRIMARY KEY,"
+	    " device TEXT NOT NULL, not_before INTEGER NOT NULL,"
+	    " not_after INTEGER NOT NULL, issued INTEGER NOT NULL,"
+	    " revoked INTEGER NOT NULL DEFAULT 0, reason TEXT)",
 	    NULL, 0);
 	/* later migrations touch jobs and the audit log too */
 	sql(old, JOBS_V4 ")", NULL, 0);
 	sql(old, "CREATE TABLE audit (id INTEGER PRIMARY KEY)", NULL, 0);
 	sql(old, "CREATE TABLE job_events (job TEXT, seq INTEGER)", NULL, 0);
-	sql(old, "CREATE INDEX job_events_job ON job_events(job, seq)", NULL, 0);
-	sql(old, "INSERT INTO certs (serial, device, not_before, not_after,"
-		 " issued, revoked) VALUES"
-		 " ('a1', 'a', 0, 9e9, 10, 0), ('a2', 'a', 0, 9e9, 20, 0),"
-		 " ('a3', 'a', 0, 9e9, 30, 0), ('a4', 'a', 0, 9e9, 40, 0),"
-		 " ('a0', 'a', 0, 9e9, 5, 7), ('b1', 'b', 0, 9e9, 10, 0)",
+	sql(old, "CREATE INDEX job_events_job ON job_events(job, seq)", NULL,
+	    0);
+	sql(old,
+	    "INSERT INTO certs (serial, device, not_before, not_after,"
+	    " issued, revoked) VALUES"
+	    " ('a1', 'a', 0, 9e9, 10, 0), ('a2', 'a', 0, 9e9, 20, 0),"
+	    " ('a3', 'a', 0, 9e9, 30, 0), ('a4', 'a', 0, 9e9, 40, 0),"
+	    " ('a0', 'a', 0, 9e9, 5, 7), ('b1', 'b', 0, 9e9, 10, 0)",
 	    NULL, 0);
 	sql(old, "PRAGMA user_version = 4", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
-		 " WHERE pending = 1 ORDER BY serial)", out, sizeof(out));
+	sql(old,
+	    "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+	    " WHERE pending = 1 ORDER BY serial)",
+	    out, sizeof(out));
 	assert_string_equal(out, "a4");
-	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
-		 " WHERE revoked = 0 ORDER BY serial)", out, sizeof(out));
+	sql(old,
+	    "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+	    " WHERE revoked = 0 ORDER BY serial)",
+	    out, sizeof(out));
 	assert_string_equal(out, "a1,a4,b1");
-	sql(old, "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
-		 " WHERE reason = 'superseded' ORDER BY serial)", out,
-	    sizeof(out));
+	sql(old,
+	    "SELECT group_concat(serial) FROM (SELECT serial FROM certs"
+	    " WHERE reason = 'superseded' ORDER BY serial)",
+	    out, sizeof(out));
 	assert_string_equal(out, "a2,a3");
 	srv_store_close(s);
 	free(old);
@@ -902,29 +899,36 @@ static void test_migrate_rotate_type(void **state)
 		free(drop);
 	}
 	sql(old, "DROP TABLE jobs", NULL, 0);
-	sql(old, JOBS_V4 ", expires INTEGER NOT NULL DEFAULT 0,"
-		 " seq INTEGER NOT NULL DEFAULT 0)", NULL, 0);
-	sql(old, "INSERT INTO jobs (rowid, id, device, type, bundle, command,"
-		 " state, final, stage, reason, created, updated, expires, seq)"
-		 " VALUES (7, 'j-a', 'd1', 'update', 'b1', 'c-a', 'failed', 1,"
-		 " 'verifying', 'bad', 100, 110, 500, 4),"
-		 " (3, 'j-b', 'd2', 'rollback', NULL, 'c-b', 'queued', 0, NULL,"
-		 " NULL, 100, 100, 0, 0)", NULL, 0);
+	sql(old,
+	    JOBS_V4 ", expires INTEGER NOT NULL DEFAULT 0,"
+		    " seq INTEGER NOT NULL DEFAULT 0)",
+	    NULL, 0);
+	sql(old,
+	    "INSERT INTO jobs (rowid, id, device, type, bundle, command,"
+	    " state, final, stage, reason, created, updated, expires, seq)"
+	    " VALUES (7, 'j-a', 'd1', 'update', 'b1', 'c-a', 'failed', 1,"
+	    " 'verifying', 'bad', 100, 110, 500, 4),"
+	    " (3, 'j-b', 'd2', 'rollback', NULL, 'c-b', 'queued', 0, NULL,"
+	    " NULL, 100, 100, 0, 0)",
+	    NULL, 0);
 	sql(old, "DROP INDEX certs_sha256", NULL, 0); /* and 11's */
 	sql(old, "ALTER TABLE certs DROP COLUMN sha256", NULL, 0);
-	sql(old, "DROP TABLE shadows", NULL, 0); /* 13's */
+	sql(old, "DROP TABLE shadows", NULL, 0);   /* 13's */
 	sql(old, "DROP TABLE telemetry", NULL, 0); /* and 14's */
 	sql(old, "DROP TABLE telemetry_state", NULL, 0);
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
 	assert_int_equal(srv_store_schema_version(s), 14);
-	sql(old, "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
-		 " || ',' || type || ',' || state || ',' || final || ',' ||"
-		 " stage || ',' || reason || ',' || expires || ',' || seq AS x"
-		 " FROM jobs WHERE id = 'j-a')", out, sizeof(out));
+	sql(old,
+	    "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
+	    " || ',' || type || ',' || state || ',' || final || ',' ||"
+	    " stage || ',' || reason || ',' || expires || ',' || seq AS x"
+	    " FROM jobs WHERE id = 'j-a')",
+	    out, sizeof(out));
 	assert_string_equal(out, "7,j-a,update,failed,1,verifying,bad,500,4");
-	sql(old, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-		 " AND name IN ('jobs_device', 'jobs_open', 'jobs_command')",
+	sql(old,
+	    "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	    " AND name IN ('jobs_device', 'jobs_open', 'jobs_command')",
 	    out, sizeof(out));
 	assert_string_equal(out, "3");
 	/* same created: the higher rowid is listed first, as before */
@@ -944,7 +948,7 @@ static int count_steps(unsigned type, void *ctx, void *p, void *x)
 	(void)x;
 	if (type == SQLITE_TRACE_PROFILE)
 		*(int64_t *)ctx += sqlite3_stmt_status(
-			(sqlite3_stmt *)p, SQLITE_STMTSTATUS_VM_STEP, 1);
+		    (sqlite3_stmt *)p, SQLITE_STMTSTATUS_VM_STEP, 1);
 	return 0;
 }
 
@@ -954,7 +958,7 @@ static int64_t rotation_steps(struct srv_store *s, const char *id,
 {
 	struct srv_reenroll_limits lim = {.per_hour = 6, .max_revoked = 16};
 	struct hook_log log = {0};
-	sqlite3 *db = srv_store_backend(s)->db;
+	sqlite3 *db = sq_conn(srv_store_backend(s))->db;
 	struct srv_device_row d = {0};
 	struct srv_strv revoked = {0};
 	struct fl_error err = {0};
@@ -963,9 +967,8 @@ static int64_t rotation_steps(struct srv_store *s, const char *id,
 	sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, count_steps, &steps);
 	assert_int_equal(srv_store_reenroll_check(s, id, &lim, NULL, &err), 0);
 	assert_int_equal(reenroll(s, id, old, neu, &lim, &log, NULL), 0);
-	assert_int_equal(srv_store_cert_confirm(s, id, neu, NULL, &revoked,
-						&err),
-			 0);
+	assert_int_equal(
+	    srv_store_cert_confirm(s, id, neu, NULL, &revoked, &err), 0);
 	srv_strv_free(&revoked);
 	assert_int_equal(srv_store_device_get(s, id, &d, &err), 0);
 	srv_device_row_free(&d);
@@ -980,13 +983,15 @@ static void test_reenroll_cost_flat(void **state)
 	struct fixture *f = *state;
 	int64_t fresh, old;
 
+	FX_SQLITE_ONLY(f);
 	enroll(f->s, "dev-n", "nn01");
 	enroll(f->s, "dev-h", "hh01");
-	sql(f->db, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1"
-		   " FROM k WHERE i < 20000) INSERT INTO certs (serial, device,"
-		   " not_before, not_after, issued, revoked, reason)"
-		   " SELECT printf('old%05d', i), 'dev-h', 1, 1000 + i, 1000 + i,"
-		   " 1000 + i, 'superseded' FROM k",
+	sql(f->db,
+	    "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+	    " FROM k WHERE i < 20000) INSERT INTO certs (serial, device,"
+	    " not_before, not_after, issued, revoked, reason)"
+	    " SELECT printf('old%05d', i), 'dev-h', 1, 1000 + i, 1000 + i,"
+	    " 1000 + i, 'superseded' FROM k",
 	    NULL, 0);
 	fresh = rotation_steps(f->s, "dev-n", "nn01", "nn02");
 	old = rotation_steps(f->s, "dev-h", "hh01", "hh02");
@@ -1000,27 +1005,27 @@ static void test_reenroll_cost_flat(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_open_creates_schema),
-		T(test_reopen_idempotent),
-		T(test_open_errors),
-		T(test_wal),
-		T(test_token_add_find),
-		T(test_token_duplicates),
-		T(test_token_list),
-		T(test_token_revoke),
-		T(test_audit),
-		T(test_audit_time),
-		T(test_shared_between_threads),
-		T(test_cert_add_needs_active),
-		T(test_enroll_decommissioned_id),
-		T(test_one_pending),
-		T(test_reenroll_limits),
-		T(test_confirm_newest_only),
-		T(test_decommission_atomic),
-		T(test_migrate_pending),
-		T(test_migrate_rotate_type),
-		T(test_reenroll_cost_flat),
-		cmocka_unit_test(test_roles),
+	    T(test_open_creates_schema),
+	    T(test_reopen_idempotent),
+	    T(test_open_errors),
+	    T(test_wal),
+	    T(test_token_add_find),
+	    T(test_token_duplicates),
+	    T(test_token_list),
+	    T(test_token_revoke),
+	    T(test_audit),
+	    T(test_audit_time),
+	    T(test_shared_between_threads),
+	    T(test_cert_add_needs_active),
+	    T(test_enroll_decommissioned_id),
+	    T(test_one_pending),
+	    T(test_reenroll_limits),
+	    T(test_confirm_newest_only),
+	    T(test_decommission_atomic),
+	    T(test_migrate_pending),
+	    T(test_migrate_rotate_type),
+	    T(test_reenroll_cost_flat),
+	    cmocka_unit_test(test_roles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

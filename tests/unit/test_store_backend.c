@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "store.h"
 #include "store_ops.h"
+#include "store_pg.h"
 #include "util.h"
 
 #include "store_fixture.h"
@@ -32,8 +33,10 @@ static void test_sqlite_urls(void **state)
 			      .uses_left = -1};
 	struct srv_store *s = NULL;
 	struct srv_token got = {0};
-	char *url = fl_xasprintf("sqlite:%s", f->db);
+	char *url;
 
+	FX_SQLITE_ONLY(f);
+	url = fl_xasprintf("sqlite:%s", f->db);
 	assert_string_equal(srv_store_sqlite_ops.name, "sqlite");
 	assert_int_equal(srv_store_token_add(f->s, &t, "h1", NULL, NULL, NULL),
 			 0);
@@ -50,8 +53,7 @@ static void test_sqlite_urls(void **state)
 /* Schemes without a backend here are refused before anything is made. */
 static void test_unknown_schemes(void **state)
 {
-	static const char *const urls[] = {"postgresql://fleet@127.0.0.1/fleet",
-					   "postgres://x/y", "mysql://x/y",
+	static const char *const urls[] = {"mysql://fleet@127.0.0.1/fleet",
 					   "http://127.0.0.1/db"};
 	struct fixture *f = *state;
 
@@ -65,6 +67,61 @@ static void test_unknown_schemes(void **state)
 		assert_null(strstr(err.msg, "fleet@")); /* no credentials */
 	}
 	(void)f;
+}
+
+/* PostgreSQL URLs reach the PostgreSQL backend: one that cannot be
+ * reached fails with FL_EUNREACH naming host, port and database, never
+ * the password; one libpq cannot parse is FL_EINVAL. */
+static void test_pg_url_errors(void **state)
+{
+	static const char *const urls[] = {
+	    "postgresql://fleet:s3cret-pw@127.0.0.1:1/fleetdb",
+	    "postgres://fleet:s3cret-pw@127.0.0.1:1/fleetdb"};
+	struct srv_store *s = NULL;
+	struct fl_error err = {0};
+
+	(void)state;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(urls); i++) {
+		fl_error_clear(&err);
+		assert_int_equal(srv_store_open(urls[i], &s, &err),
+				 FL_EUNREACH);
+		assert_null(s);
+		assert_non_null(strstr(err.msg, "127.0.0.1:1/fleetdb"));
+		assert_null(strstr(err.msg, "s3cret-pw"));
+	}
+	fl_error_clear(&err);
+	assert_int_equal(
+	    srv_store_open("postgresql://fleet:s3cret-pw@[::1/x", &s, &err),
+	    FL_EINVAL);
+	assert_null(strstr(err.msg, "s3cret-pw"));
+}
+
+/* The PostgreSQL driver's parameters: `?` numbered as SQLite numbers
+ * them, `?N` kept, quoted text untouched, a `?` inside quotes refused. */
+static void test_pg_translate(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"SELECT 1", "SELECT 1"},
+	    {"a = ? AND b = ?", "a = $1 AND b = $2"},
+	    {"a = ?2 OR b = ?1 OR c = ?2", "a = $2 OR b = $1 OR c = $2"},
+	    {"a = ?3, b = ?", "a = $3, b = $4"},
+	    {"x || 'it''s' || ?", "x || 'it''s' || $1"},
+	    {"\"we?ird\" = 1", NULL},
+	    {"a = 'what?' AND b = ?", NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(cases); i++) {
+		char *got = pg_translate(cases[i].in);
+
+		if (cases[i].out)
+			assert_string_equal(got, cases[i].out);
+		else
+			assert_null(got);
+		free(got);
+	}
 }
 
 /* A path with "://" further on is still a path. */
@@ -119,6 +176,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_path_with_colons, setup,
 					    teardown),
 	    cmocka_unit_test(test_row_free),
+	    cmocka_unit_test(test_pg_url_errors),
+	    cmocka_unit_test(test_pg_translate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

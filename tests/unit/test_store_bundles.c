@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server-stub/store_sqlite_bundles: bundles and trust roots as typed
+ * server-stub/store_sql_bundles: bundles and trust roots as typed
  * rows, on a real SQLite file.
  */
 #include <setjmp.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server-stub/store_sqlite_devquery: devices as typed rows (list
+ * server-stub/store_sql_devquery: devices as typed rows (list
  * filters, labels, certificates, last event) and the device principal
  * check, on a real SQLite file.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server-stub/store_sqlite_jobs: jobs as typed rows (list filters and
+ * server-stub/store_sql_jobs: jobs as typed rows (list filters and
  * order, the row of one job with its history), on a real SQLite file.
  * Job logic (transitions, cancel, expiry) is test_store_jobs.c.
  */

@@ -15,15 +15,12 @@
 #include <cmocka.h>
 
 #include "store_fixture.h"
-#include "store_ops.h"
-#include "store_sqlite.h"
 
-static void sql(struct srv_store *s, const char *text)
+/* Raw SQL on the fixture's database (SQLite or PostgreSQL). */
+static void sql(struct fixture *f, const char *text)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(srv_store_backend(s)->db, text, NULL, NULL, &msg))
-		fail_msg("%s: %s", text, msg);
+	if (fx_sql(f->db, text, NULL, 0) < 0)
+		fail_msg("%s", text);
 }
 
 static int64_t count_of(const struct srv_count_list *l, const char *name)
@@ -34,7 +31,7 @@ static int64_t count_of(const struct srv_count_list *l, const char *name)
 	return -1;
 }
 
-static void add_device(struct srv_store *s, const char *id, const char *state,
+static void add_device(struct fixture *f, const char *id, const char *state,
 		       int online, const char *firmware)
 {
 	char q[256];
@@ -43,7 +40,7 @@ static void add_device(struct srv_store *s, const char *id, const char *state,
 		 "INSERT INTO devices (id, state, created, online, firmware)"
 		 " VALUES ('%s', '%s', 1, %d, %s)",
 		 id, state, online, firmware);
-	sql(s, q);
+	sql(f, q);
 }
 
 static void test_devices(void **state)
@@ -52,15 +49,15 @@ static void test_devices(void **state)
 	struct srv_fleet_counts c = {0};
 	char id[32], fw[32];
 
-	add_device(f->s, "a", "active", 1, "'1.0'");
-	add_device(f->s, "b", "active", 0, "'1.0'");
-	add_device(f->s, "c", "active", 1, "NULL");
-	add_device(f->s, "d", "decommissioned", 1, "'1.0'");
+	add_device(f, "a", "active", 1, "'1.0'");
+	add_device(f, "b", "active", 0, "'1.0'");
+	add_device(f, "c", "active", 1, "NULL");
+	add_device(f, "d", "decommissioned", 1, "'1.0'");
 	/* 55 more versions, one device each: only 50 are named in all */
 	for (int i = 0; i < 55; i++) {
 		snprintf(id, sizeof(id), "v%02d", i);
 		snprintf(fw, sizeof(fw), "'2.%02d'", i);
-		add_device(f->s, id, "active", 0, fw);
+		add_device(f, id, "active", 0, fw);
 	}
 	assert_int_equal(srv_store_fleet_counts(f->s, &c, NULL), 0);
 	assert_int_equal(count_of(&c.devices, "active"), 58);
@@ -82,20 +79,18 @@ static void test_rollouts_and_final_jobs(void **state)
 	struct fixture *f = *state;
 	struct srv_fleet_counts c = {0};
 
-	sql(f->s,
-	    "INSERT INTO jobs (id, device, type, state, final, created,"
-	    " updated) VALUES ('j1', 'a', 'update', 'succeeded', 1, 1, 1),"
-	    " ('j2', 'a', 'update', 'succeeded', 1, 1, 1),"
-	    " ('j3', 'a', 'update', 'failed', 1, 1, 1),"
-	    " ('j4', 'a', 'update', 'downloading', 0, 1, 1)");
-	sql(f->s,
-	    "INSERT INTO rollouts (id, bundle, version, spec, state,"
-	    " waves, soak_s, health_window_s, device_timeout_s,"
-	    " fail_percent, min_sample, rate_per_min, concurrency,"
-	    " auto_rollback, created, updated) VALUES"
-	    " ('r1', 'b', '1', '{}', 'running', 1, 0, 0, 0, 0, 0, 0, 0, 0,"
-	    " 1, 1), ('r2', 'b', '1', '{}', 'completed', 1, 0, 0, 0, 0, 0,"
-	    " 0, 0, 0, 1, 1)");
+	sql(f, "INSERT INTO jobs (id, device, type, state, final, created,"
+	       " updated) VALUES ('j1', 'a', 'update', 'succeeded', 1, 1, 1),"
+	       " ('j2', 'a', 'update', 'succeeded', 1, 1, 1),"
+	       " ('j3', 'a', 'update', 'failed', 1, 1, 1),"
+	       " ('j4', 'a', 'update', 'downloading', 0, 1, 1)");
+	sql(f, "INSERT INTO rollouts (id, bundle, version, spec, state,"
+	       " waves, soak_s, health_window_s, device_timeout_s,"
+	       " fail_percent, min_sample, rate_per_min, concurrency,"
+	       " auto_rollback, created, updated) VALUES"
+	       " ('r1', 'b', '1', '{}', 'running', 1, 0, 0, 0, 0, 0, 0, 0, 0,"
+	       " 1, 1), ('r2', 'b', '1', '{}', 'completed', 1, 0, 0, 0, 0, 0,"
+	       " 0, 0, 0, 1, 1)");
 	assert_int_equal(srv_store_fleet_counts(f->s, &c, NULL), 0);
 	assert_int_equal(count_of(&c.jobs_final, "succeeded"), 2);
 	assert_int_equal(count_of(&c.jobs_final, "failed"), 1);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Telemetry on fleetd's side (server-stub/telemetry.c and
- * store_sqlite_telemetry.c; docs/protocol.md "Telemetry"): every rule of
+ * store_sql_telemetry.c; docs/protocol.md "Telemetry"): every rule of
  * the wire message, the seq rule with its restarts, the store's
  * once-only points and its trimmed window, and the ingest queue's
  * counters and on_points hook.

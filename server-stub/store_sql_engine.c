@@ -11,42 +11,45 @@
 #include <string.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
-int sq_lease_take(struct srv_store_be *s, const char *name, const char *holder,
-		  int64_t now, int64_t ttl, char **ret_holder,
-		  struct fl_error *err)
+int sql_lease_take(struct srv_store_be *s, const char *name, const char *holder,
+		   int64_t now, int64_t ttl, char **ret_holder,
+		   struct fl_error *err)
 {
 	struct db_first row = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	if (!rc && !db_query_first(s, &row, NULL,
-				   "SELECT holder, expires FROM leases"
-				   " WHERE name = ?",
-				   "s", name) &&
+	if (!rc &&
+	    !db_query_first(s, &row, NULL,
+			    "SELECT holder, expires FROM leases"
+			    " WHERE name = ?",
+			    "s", name) &&
 	    !fl_streq(row.t[0], holder) && row.i[1] > now) {
-		rc = fl_fail(err, FL_ECONFLICT, "lease %s is held by %s until %lld",
-			     name, row.t[0], (long long)row.i[1]);
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "lease %s is held by %s until %lld", name,
+			     row.t[0], (long long)row.i[1]);
 		if (ret_holder)
 			*ret_holder = fl_xstrdup(row.t[0]);
 	}
 	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "INSERT INTO leases (name, holder, expires)"
-			    " VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-			    " holder = excluded.holder, expires = excluded.expires",
-			    "ssi", name, holder, now + ttl);
+		rc = db_run(
+		    s, NULL, err,
+		    "INSERT INTO leases (name, holder, expires)"
+		    " VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+		    " holder = excluded.holder, expires = excluded.expires",
+		    "ssi", name, holder, now + ttl);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
 	db_first_free(&row);
 	return rc;
 }
 
-int sq_rollout_pending(struct srv_store_be *s, const char *id, int64_t wave,
-		       int limit, struct srv_strv *ret, struct fl_error *err)
+int sql_rollout_pending(struct srv_store_be *s, const char *id, int64_t wave,
+			int limit, struct srv_strv *ret, struct fl_error *err)
 {
 	struct srv_strv l = {0};
 	int rc;
@@ -59,10 +62,10 @@ int sq_rollout_pending(struct srv_store_be *s, const char *id, int64_t wave,
 	return DB_GIVE(rc, l, ret, srv_strv_free);
 }
 
-static int watch_row(sqlite3_stmt *st, void *ctx)
+static int watch_row(struct db_row *st, void *ctx)
 {
 	struct srv_rollout_watch_row *w =
-		DB_PUSH((struct srv_rollout_watch_list *)ctx);
+	    DB_PUSH((struct srv_rollout_watch_list *)ctx);
 	int c = 0;
 
 	w->device = db_col_str(st, c++);
@@ -98,9 +101,9 @@ static int watch_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_rollout_watch(struct srv_store_be *s, const char *id,
-		     int64_t healthy_wave, bool all,
-		     struct srv_rollout_watch_list *ret, struct fl_error *err)
+int sql_rollout_watch(struct srv_store_be *s, const char *id,
+		      int64_t healthy_wave, bool all,
+		      struct srv_rollout_watch_list *ret, struct fl_error *err)
 {
 	struct srv_rollout_watch_list l = {0};
 	int rc;
@@ -117,7 +120,7 @@ int sq_rollout_watch(struct srv_store_be *s, const char *id,
 	    " LEFT JOIN jobs j ON j.id = rd.job"
 	    " LEFT JOIN jobs rb ON rb.id = rd.rollback_job"
 	    " LEFT JOIN devices d ON d.id = rd.device"
-	    " WHERE rd.rollout = ?1 AND (?3 OR rd.state IN ('commanded',"
+	    " WHERE rd.rollout = ?1 AND (?3 <> 0 OR rd.state IN ('commanded',"
 	    " 'updated', 'rolling-back') OR (rd.state = 'healthy'"
 	    " AND rd.wave = ?2)) ORDER BY rd.pos",
 	    "sid", id, healthy_wave, (int)all);
@@ -133,14 +136,15 @@ static int apply_one(struct srv_store_be *s, const char *id,
 	rc = db_run(s, &n, err,
 		    "UPDATE rollout_devices SET state = coalesce(?3, state),"
 		    " reason = coalesce(?4, reason),"
-		    " finished = CASE WHEN ?5 THEN ?7 ELSE finished END,"
+		    " finished = CASE WHEN ?5 <> 0 THEN ?7 ELSE finished END,"
 		    " offline_since = CASE WHEN ?6 < 0 THEN offline_since"
-		    " ELSE ?6 END, cancel_sent = max(cancel_sent, ?8),"
+		    " ELSE ?6 END, cancel_sent = CASE WHEN ?8 > cancel_sent"
+		    " THEN ?8 ELSE cancel_sent END,"
 		    " updated = ?7 WHERE rollout = ?1 AND device = ?2"
 		    " AND state = ?9",
 		    "ssssdiids", id, c->device, c->to, c->reason,
-		    (int)c->finished, c->offline_since, now, (int)c->cancel_sent,
-		    c->from);
+		    (int)c->finished, c->offline_since, now,
+		    (int)c->cancel_sent, c->from);
 	if (!rc && n && c->event)
 		rc = db_run(s, NULL, err,
 			    "INSERT INTO rollout_events (rollout, ts, kind,"
@@ -152,9 +156,9 @@ static int apply_one(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_rollout_apply(struct srv_store_be *s, const char *id,
-		     const struct srv_rollout_change *c, size_t n, int64_t now,
-		     size_t *ret_applied, struct fl_error *err)
+int sql_rollout_apply(struct srv_store_be *s, const char *id,
+		      const struct srv_rollout_change *c, size_t n, int64_t now,
+		      size_t *ret_applied, struct fl_error *err)
 {
 	size_t applied = 0;
 	int rc;
@@ -185,8 +189,8 @@ static int busy_row(struct srv_store_be *s, const char *id,
 		    "ssiss", rollback ? "rollback-failed" : "skipped", why, now,
 		    id, c->device);
 	if (!rc)
-		rc = db_rollout_event(s, id, rollback ? "rollback-failed"
-						      : "skipped",
+		rc = db_rollout_event(s, id,
+				      rollback ? "rollback-failed" : "skipped",
 				      c->device, -1, why, now, err);
 	free(why);
 	return rc;
@@ -208,11 +212,11 @@ static int command_one(struct srv_store_be *s, const char *id,
 			    " WHERE rollout = ? AND device = ?",
 			    "ss", id, c->device);
 	c->result = FL_ENOTFOUND;
-	if (rc || (rollback ? row.t[1] != NULL ||
-				      !(fl_streq(row.t[0], "updated") ||
-					fl_streq(row.t[0], "healthy") ||
-					fl_streq(row.t[0], "failed"))
-			    : !fl_streq(row.t[0], "pending"))) {
+	if (rc ||
+	    (rollback ? row.t[1] != NULL || !(fl_streq(row.t[0], "updated") ||
+					      fl_streq(row.t[0], "healthy") ||
+					      fl_streq(row.t[0], "failed"))
+		      : !fl_streq(row.t[0], "pending"))) {
 		db_first_free(&row);
 		return 0;
 	}
@@ -224,45 +228,47 @@ static int command_one(struct srv_store_be *s, const char *id,
 		rc = fl_fail(err, c->result, "%s", e.msg);
 	else
 		rc = db_run(s, NULL, err,
-			    rollback ? "UPDATE rollout_devices SET state ="
-				       " 'rolling-back', rollback_job = ?3,"
-				       " commanded = ?4, sent = 0, sends = 0,"
-				       " cancel_sent = 0, updated = ?4"
-				       " WHERE rollout = ?1 AND device = ?2"
-				     : "UPDATE rollout_devices SET state ="
-				       " 'commanded', job = ?3, from_version ="
-				       " (SELECT from_version FROM jobs WHERE"
-				       " id = ?3), reason = NULL, commanded = ?4,"
-				       " sent = 0, sends = 0, cancel_sent = 0,"
-				       " updated = ?4 WHERE rollout = ?1"
-				       " AND device = ?2",
+			    rollback
+				? "UPDATE rollout_devices SET state ="
+				  " 'rolling-back', rollback_job = ?3,"
+				  " commanded = ?4, sent = 0, sends = 0,"
+				  " cancel_sent = 0, updated = ?4"
+				  " WHERE rollout = ?1 AND device = ?2"
+				: "UPDATE rollout_devices SET state ="
+				  " 'commanded', job = ?3, from_version ="
+				  " (SELECT from_version FROM jobs WHERE"
+				  " id = ?3), reason = NULL, commanded = ?4,"
+				  " sent = 0, sends = 0, cancel_sent = 0,"
+				  " updated = ?4 WHERE rollout = ?1"
+				  " AND device = ?2",
 			    "sssi", id, c->device, c->job->id, now);
 	free(busy);
 	if (rc || c->result)
 		return rc;
-	detail = fl_xasprintf("job %s, command %s", c->job->id,
-			      c->job->command);
-	rc = db_rollout_event(s, id, rollback ? "rollback-commanded"
-					      : "commanded",
+	detail =
+	    fl_xasprintf("job %s, command %s", c->job->id, c->job->command);
+	rc = db_rollout_event(s, id,
+			      rollback ? "rollback-commanded" : "commanded",
 			      c->device, -1, detail, now, err);
 	free(detail);
 	return rc;
 }
 
-int sq_rollout_command(struct srv_store_be *s, const char *id,
-		       struct srv_rollout_cmd *cmds, size_t n, int64_t now,
-		       int64_t clock, struct fl_error *err)
+int sql_rollout_command(struct srv_store_be *s, const char *id,
+			struct srv_rollout_cmd *cmds, size_t n, int64_t now,
+			int64_t clock, struct fl_error *err)
 {
 	const char *want = n && fl_streq(cmds[0].job->type, "rollback")
-				   ? "rolling-back" : "running";
+			       ? "rolling-back"
+			       : "running";
 	struct db_first row = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	if (!rc && db_query_first(s, &row, NULL,
-				  "SELECT state FROM rollouts WHERE id = ?",
-				  "s", id))
+	if (!rc &&
+	    db_query_first(s, &row, NULL,
+			   "SELECT state FROM rollouts WHERE id = ?", "s", id))
 		rc = fl_fail(err, FL_ENOTFOUND, "no rollout '%s'", id);
 	if (!rc && !fl_streq(row.t[0], want))
 		rc = fl_fail(err, FL_ECONFLICT, "rollout %s is %s, not %s", id,
@@ -280,9 +286,9 @@ int sq_rollout_command(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_rollout_sent(struct srv_store_be *s, const char *id,
-		    const char *const *devices, size_t n, int64_t now,
-		    struct fl_error *err)
+int sql_rollout_sent(struct srv_store_be *s, const char *id,
+		     const char *const *devices, size_t n, int64_t now,
+		     struct fl_error *err)
 {
 	int rc;
 
@@ -340,8 +346,8 @@ static int step_log(struct srv_store_be *s, const char *id,
 	char *path = fl_xasprintf("/api/v1/rollouts/%s/%s", id, st->event);
 	int rc;
 
-	rc = db_rollout_event(s, id, st->event, NULL, st->wave, st->detail,
-			      now, err);
+	rc = db_rollout_event(s, id, st->event, NULL, st->wave, st->detail, now,
+			      err);
 	if (!rc)
 		rc = db_audit(s, st->actor ? st->actor : "fleetd", "ENGINE",
 			      path, 200, now, err);
@@ -349,18 +355,18 @@ static int step_log(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_rollout_step(struct srv_store_be *s, const char *id,
-		    const struct srv_rollout_step *st, int64_t now,
-		    struct fl_error *err)
+int sql_rollout_step(struct srv_store_be *s, const char *id,
+		     const struct srv_rollout_step *st, int64_t now,
+		     struct fl_error *err)
 {
 	struct db_first row = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	if (!rc && db_query_first(s, &row, NULL,
-				  "SELECT state FROM rollouts WHERE id = ?",
-				  "s", id))
+	if (!rc &&
+	    db_query_first(s, &row, NULL,
+			   "SELECT state FROM rollouts WHERE id = ?", "s", id))
 		rc = fl_fail(err, FL_ENOTFOUND, "no rollout '%s'", id);
 	if (!rc && st->from && !fl_streq(row.t[0], st->from))
 		rc = fl_fail(err, FL_ECONFLICT, "rollout %s is %s, not %s", id,
@@ -372,12 +378,13 @@ int sq_rollout_step(struct srv_store_be *s, const char *id,
 		    " reason = CASE WHEN ?3 IS NULL THEN reason"
 		    " ELSE nullif(?3, '') END,"
 		    " wave = CASE WHEN ?4 < 0 THEN wave ELSE ?4 END,"
-		    " soak_until = CASE WHEN ?5 < 0 THEN soak_until ELSE ?5 END,"
+		    " soak_until = CASE WHEN ?5 < 0 THEN soak_until ELSE ?5 "
+		    "END,"
 		    " tripped = CASE WHEN ?6 < 0 THEN tripped ELSE ?6 END,"
-		    " finished = CASE WHEN ?7 THEN ?8 ELSE finished END,"
+		    " finished = CASE WHEN ?7 <> 0 THEN ?8 ELSE finished END,"
 		    " updated = ?8 WHERE id = ?1",
-		    "sssiiddi", id, st->to, st->reason, st->wave, st->soak_until,
-		    st->tripped, (int)st->release, now);
+		    "sssiiddi", id, st->to, st->reason, st->wave,
+		    st->soak_until, st->tripped, (int)st->release, now);
 	if (!rc)
 		rc = step_rows(s, id, st, now, err);
 	if (!rc && st->event)

@@ -6,13 +6,12 @@
 
 #include "json.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
-
-int sq_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
-			  char ret_id[17], char *ret_group,
-			  size_t group_len, struct fl_error *err)
+int sql_enroll_token_check(struct srv_store_be *s, const char *hash_hex,
+			   char ret_id[17], char *ret_group, size_t group_len,
+			   struct fl_error *err)
 {
 	struct db_first r;
 	int rc;
@@ -82,8 +81,8 @@ static int consume_token(struct srv_store_be *s, const char *hash,
 
 /* Inside a transaction: create the device or allow a re-enrolment. */
 static int upsert_device(struct srv_store_be *s, const char *id,
-			 const char *group, const char *by,
-			 bool allow_existing, struct fl_error *err)
+			 const char *group, const char *by, bool allow_existing,
+			 struct fl_error *err)
 {
 	struct db_first row;
 	int rc;
@@ -91,11 +90,12 @@ static int upsert_device(struct srv_store_be *s, const char *id,
 	rc = db_query_first(s, &row, NULL,
 			    "SELECT state FROM devices WHERE id = ?", "s", id);
 	if (rc) /* new device */
-		return db_run(s, NULL, err,
-			      "INSERT INTO devices (id, grp, created, enrolled_by)"
-			      " VALUES (?, ?, ?, ?)",
-			      "ssis", id, group && *group ? group : NULL,
-			      (int64_t)time(NULL), by);
+		return db_run(
+		    s, NULL, err,
+		    "INSERT INTO devices (id, grp, created, enrolled_by)"
+		    " VALUES (?, ?, ?, ?)",
+		    "ssis", id, group && *group ? group : NULL,
+		    (int64_t)time(NULL), by);
 	if (!fl_streq(row.t[0], "active"))
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device id '%s' was decommissioned and cannot be"
@@ -108,10 +108,10 @@ static int upsert_device(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_device_enroll(struct srv_store_be *s, const char *id,
-		     const char *group, const char *enrolled_by,
-		     const char *token_hash, bool allow_existing,
-		     const struct srv_cert *cert, struct fl_error *err)
+int sql_device_enroll(struct srv_store_be *s, const char *id, const char *group,
+		      const char *enrolled_by, const char *token_hash,
+		      bool allow_existing, const struct srv_cert *cert,
+		      struct fl_error *err)
 {
 	int rc;
 
@@ -186,17 +186,19 @@ static int check_limits(struct srv_store_be *s, const char *device,
 			       " WHERE device = ? AND issued > ?",
 			       "si", device, now - 3600);
 		*ret_retry = rc ? 3600 : oldest + 3600 - now + 1;
-		return rc ? rc : fl_fail(err, FL_ELIMIT,
-					 "device '%s' re-enrolled %lld times in"
-					 " the last hour (limit %lld)",
-					 device, (long long)n,
-					 (long long)lim->per_hour);
+		return rc ? rc
+			  : fl_fail(err, FL_ELIMIT,
+				    "device '%s' re-enrolled %lld times in"
+				    " the last hour (limit %lld)",
+				    device, (long long)n,
+				    (long long)lim->per_hour);
 	}
 	if (!rc)
-		rc = query_int(s, &n, err,
-			       "SELECT count(*) AS n FROM certs WHERE device = ?"
-			       " AND revoked > 0 AND not_after > ?",
-			       "si", device, now - SRV_CRL_GRACE);
+		rc =
+		    query_int(s, &n, err,
+			      "SELECT count(*) AS n FROM certs WHERE device = ?"
+			      " AND revoked > 0 AND not_after > ?",
+			      "si", device, now - SRV_CRL_GRACE);
 	if (!rc && n >= lim->max_revoked) {
 		rc = query_int(s, &oldest, err,
 			       "SELECT min(not_after) AS n FROM certs"
@@ -204,11 +206,12 @@ static int check_limits(struct srv_store_be *s, const char *device,
 			       " AND not_after > ?",
 			       "si", device, now - SRV_CRL_GRACE);
 		*ret_retry = rc ? 3600 : oldest + SRV_CRL_GRACE - now + 1;
-		return rc ? rc : fl_fail(err, FL_ELIMIT,
-					 "device '%s' has %lld revoked"
-					 " certificates in the CRL (limit %lld)",
-					 device, (long long)n,
-					 (long long)lim->max_revoked);
+		return rc ? rc
+			  : fl_fail(err, FL_ELIMIT,
+				    "device '%s' has %lld revoked"
+				    " certificates in the CRL (limit %lld)",
+				    device, (long long)n,
+				    (long long)lim->max_revoked);
 	}
 	return rc;
 }
@@ -217,23 +220,22 @@ static int check_limits(struct srv_store_be *s, const char *device,
  * (an SQL condition on certs, no parameters) except @keep (may be NULL),
  * appending the serials to @serials. */
 static int revoke_where(struct srv_store_be *s, const char *device,
-			const char *which, const char *keep,
-			const char *reason, struct srv_strv *serials,
-			struct fl_error *err)
+			const char *which, const char *keep, const char *reason,
+			struct srv_strv *serials, struct fl_error *err)
 {
 	size_t before = serials->n;
 	char *q, *u;
 	int rc;
 
-	q = fl_xasprintf("SELECT serial FROM certs WHERE device = ?1"
-			 " AND revoked = 0 AND serial IS NOT ?2 AND %s",
-			 which);
+	q = fl_xasprintf(
+	    "SELECT serial FROM certs WHERE device = ?1"
+	    " AND revoked = 0 AND serial IS DISTINCT FROM ?2 AND %s",
+	    which);
 	u = fl_xasprintf("UPDATE certs SET revoked = ?3, reason = ?4,"
 			 " pending = 0 WHERE device = ?1 AND revoked = 0"
-			 " AND serial IS NOT ?2 AND %s",
+			 " AND serial IS DISTINCT FROM ?2 AND %s",
 			 which);
-	rc = db_query_rows(s, db_row_strv, serials, err, q, "ss", device,
-			   keep);
+	rc = db_query_rows(s, db_row_strv, serials, err, q, "ss", device, keep);
 	if (!rc && serials->n > before)
 		rc = db_run(s, NULL, err, u, "ssis", device, keep,
 			    (int64_t)time(NULL), reason);
@@ -244,7 +246,7 @@ static int revoke_where(struct srv_store_be *s, const char *device,
 
 /* Inside a transaction: the CRL as it stands in this transaction, handed
  * to @crl (nothing to do without one). */
-static int crl_row(sqlite3_stmt *st, void *ctx)
+static int crl_row(struct db_row *st, void *ctx)
 {
 	struct srv_crl_entry *e = DB_PUSH((struct srv_crl_list *)ctx);
 
@@ -283,8 +285,7 @@ static int publish_in_tx(struct srv_store_be *s, const struct srv_crl_hook *crl,
 }
 
 /* Hand @serials to *@ret (may be NULL) on success, else drop them. */
-static int give_serials(int rc, struct srv_strv *serials,
-			struct srv_strv *ret)
+static int give_serials(int rc, struct srv_strv *serials, struct srv_strv *ret)
 {
 	if (!rc && ret)
 		*ret = *serials;
@@ -313,10 +314,11 @@ static int cert_add_tx(struct srv_store_be *s, const struct srv_reenroll *re,
 		rc = revoke_where(s, dev, "pending = 1", re->caller_serial,
 				  "superseded", superseded, err);
 	if (!rc)
-		rc = query_int(s, &live, err,
-			       "SELECT count(*) AS n FROM certs WHERE device = ?"
-			       " AND revoked = 0 AND not_after > ?",
-			       "si", dev, (int64_t)time(NULL));
+		rc =
+		    query_int(s, &live, err,
+			      "SELECT count(*) AS n FROM certs WHERE device = ?"
+			      " AND revoked = 0 AND not_after > ?",
+			      "si", dev, (int64_t)time(NULL));
 	if (!rc && live >= SRV_MAX_LIVE_CERTS)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "device '%s' has %lld valid certificates: confirm"
@@ -329,9 +331,9 @@ static int cert_add_tx(struct srv_store_be *s, const struct srv_reenroll *re,
 	return rc;
 }
 
-int sq_reenroll_check(struct srv_store_be *s, const char *device,
-		      const struct srv_reenroll_limits *lim,
-		      int64_t *ret_retry_after, struct fl_error *err)
+int sql_reenroll_check(struct srv_store_be *s, const char *device,
+		       const struct srv_reenroll_limits *lim,
+		       int64_t *ret_retry_after, struct fl_error *err)
 {
 	int64_t retry = 0;
 	bool active = false;
@@ -350,9 +352,9 @@ int sq_reenroll_check(struct srv_store_be *s, const char *device,
 	return rc;
 }
 
-int sq_cert_add(struct srv_store_be *s, const struct srv_reenroll *re,
-		struct srv_strv *ret_superseded, int64_t *ret_retry_after,
-		struct fl_error *err)
+int sql_cert_add(struct srv_store_be *s, const struct srv_reenroll *re,
+		 struct srv_strv *ret_superseded, int64_t *ret_retry_after,
+		 struct fl_error *err)
 {
 	struct srv_strv superseded = {0};
 	int64_t retry = 0;
@@ -382,12 +384,13 @@ static int confirm_tx(struct srv_store_be *s, const char *device,
 		rc = fl_fail(err, FL_ECONFLICT, "device '%s' is not active",
 			     device);
 	if (!rc)
-		rc = db_query_rows(s, db_row_strv, &newest, err,
-				   "SELECT serial FROM certs WHERE device = ?"
-				   " AND revoked = 0 AND pending = 1"
-				   /* '+': walk the live index, not the history */
-				   " ORDER BY +issued DESC, +rowid DESC LIMIT 1",
-				   "s", device);
+		rc = db_query_rows(
+		    s, db_row_strv, &newest, err,
+		    "SELECT serial FROM certs WHERE device = ?"
+		    " AND revoked = 0 AND pending = 1"
+		    /* '+': walk the live index, not the history */
+		    " ORDER BY +issued DESC, +rowid DESC LIMIT 1",
+		    "s", device);
 	if (rc || newest.n == 0) /* nothing pending */
 		goto out;
 	if (!fl_streq(newest.v[0], serial))
@@ -400,8 +403,8 @@ static int confirm_tx(struct srv_store_be *s, const char *device,
 			    "UPDATE certs SET pending = 0 WHERE serial = ?",
 			    "s", serial);
 	if (!rc)
-		rc = revoke_where(s, device, "1", serial, "superseded",
-				  revoked, err);
+		rc = revoke_where(s, device, "TRUE", serial, "superseded", revoked,
+				  err);
 	if (!rc && revoked->n)
 		rc = publish_in_tx(s, crl, err);
 out:
@@ -409,9 +412,9 @@ out:
 	return rc;
 }
 
-int sq_cert_confirm(struct srv_store_be *s, const char *device,
-		    const char *serial, const struct srv_crl_hook *crl,
-		    struct srv_strv *ret_revoked, struct fl_error *err)
+int sql_cert_confirm(struct srv_store_be *s, const char *device,
+		     const char *serial, const struct srv_crl_hook *crl,
+		     struct srv_strv *ret_revoked, struct fl_error *err)
 {
 	struct srv_strv revoked = {0};
 	int rc;
@@ -429,9 +432,9 @@ int sq_cert_confirm(struct srv_store_be *s, const char *device,
 	return give_serials(rc, &revoked, ret_revoked);
 }
 
-int sq_device_decommission(struct srv_store_be *s, const char *id,
-			   const struct srv_crl_hook *crl,
-			   struct srv_strv *ret_revoked, struct fl_error *err)
+int sql_device_decommission(struct srv_store_be *s, const char *id,
+			    const struct srv_crl_hook *crl,
+			    struct srv_strv *ret_revoked, struct fl_error *err)
 {
 	struct srv_strv revoked = {0};
 	int n = 0, rc;
@@ -447,7 +450,7 @@ int sq_device_decommission(struct srv_store_be *s, const char *id,
 	if (!rc && n == 0)
 		rc = fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id);
 	if (!rc)
-		rc = revoke_where(s, id, "1", NULL, "decommissioned", &revoked,
+		rc = revoke_where(s, id, "TRUE", NULL, "decommissioned", &revoked,
 				  err);
 	if (!rc)
 		rc = publish_in_tx(s, crl, err);
@@ -457,7 +460,7 @@ out:
 	return give_serials(rc, &revoked, ret_revoked);
 }
 
-static int cert_row(sqlite3_stmt *st, void *ctx)
+static int cert_row(struct db_row *st, void *ctx)
 {
 	struct srv_cert_row *c = ctx;
 
@@ -469,8 +472,8 @@ static int cert_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_cert_get(struct srv_store_be *s, const char *serial,
-		struct srv_cert_row *ret, struct fl_error *err)
+int sql_cert_get(struct srv_store_be *s, const char *serial,
+		 struct srv_cert_row *ret, struct fl_error *err)
 {
 	struct srv_cert_row c = {0};
 	int rc;
@@ -486,8 +489,8 @@ int sq_cert_get(struct srv_store_be *s, const char *serial,
 	return rc;
 }
 
-int sq_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
-		   struct fl_error *err)
+int sql_crl_publish(struct srv_store_be *s, const struct srv_crl_hook *crl,
+		    struct fl_error *err)
 {
 	int rc;
 
@@ -529,8 +532,8 @@ static int tech_add_tx(struct srv_store_be *s, const struct srv_cert *c,
 	return rc;
 }
 
-int sq_tech_add(struct srv_store_be *s, const struct srv_cert *cert,
-		struct fl_error *err)
+int sql_tech_add(struct srv_store_be *s, const struct srv_cert *cert,
+		 struct fl_error *err)
 {
 	int rc;
 
@@ -542,7 +545,7 @@ int sq_tech_add(struct srv_store_be *s, const struct srv_cert *cert,
 	return rc;
 }
 
-static int tech_row(sqlite3_stmt *st, void *ctx)
+static int tech_row(struct db_row *st, void *ctx)
 {
 	struct srv_tech_row *t = DB_PUSH((struct srv_tech_list *)ctx);
 
@@ -554,8 +557,8 @@ static int tech_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_tech_list(struct srv_store_be *s, struct srv_tech_list *ret,
-		 struct fl_error *err)
+int sql_tech_list(struct srv_store_be *s, struct srv_tech_list *ret,
+		  struct fl_error *err)
 {
 	struct srv_tech_list l = {0};
 	int rc;
@@ -568,9 +571,9 @@ int sq_tech_list(struct srv_store_be *s, struct srv_tech_list *ret,
 	return DB_GIVE(rc, l, ret, srv_tech_list_free);
 }
 
-int sq_tech_revoke(struct srv_store_be *s, const char *cn,
-		   const struct srv_crl_hook *crl, struct srv_strv *ret_revoked,
-		   struct fl_error *err)
+int sql_tech_revoke(struct srv_store_be *s, const char *cn,
+		    const struct srv_crl_hook *crl,
+		    struct srv_strv *ret_revoked, struct fl_error *err)
 {
 	struct srv_strv revoked = {0};
 	int rc;
@@ -579,7 +582,7 @@ int sq_tech_revoke(struct srv_store_be *s, const char *cn,
 	rc = db_begin(s, err);
 	if (rc)
 		goto out;
-	rc = revoke_where(s, cn, "1", NULL, "revoked", &revoked, err);
+	rc = revoke_where(s, cn, "TRUE", NULL, "revoked", &revoked, err);
 	if (!rc && !revoked.n)
 		rc = fl_fail(err, FL_ENOTFOUND,
 			     "%s has no certificate to revoke", cn);

@@ -8,13 +8,13 @@
 #include "json.h"
 #include "shadow.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 /* A stored document: an object, whatever the column holds. */
-static json_t *col_object(sqlite3_stmt *st, int i)
+static json_t *col_object(struct db_row *st, int i)
 {
-	const char *text = (const char *)sqlite3_column_text(st, i);
+	const char *text = db_col_text(st, i);
 	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
 
 	if (json_is_object(j))
@@ -31,7 +31,7 @@ static json_t *member(const json_t *o, const char *key)
 	return json_is_object(v) ? json_incref(v) : json_object();
 }
 
-static int shadow_row(sqlite3_stmt *st, void *ctx)
+static int shadow_row(struct db_row *st, void *ctx)
 {
 	struct srv_shadow_row *r = ctx;
 	json_t *report = col_object(st, 5);
@@ -73,8 +73,8 @@ static int load(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_shadow_get(struct srv_store_be *s, const char *id,
-		  struct srv_shadow_row *ret, struct fl_error *err)
+int sql_shadow_get(struct srv_store_be *s, const char *id,
+		   struct srv_shadow_row *ret, struct fl_error *err)
 {
 	int rc;
 
@@ -134,9 +134,9 @@ static int merge(struct srv_shadow_row *r, const struct srv_shadow_write *w,
 	return 0;
 }
 
-int sq_shadow_update(struct srv_store_be *s, const char *id,
-		     const struct srv_shadow_write *w,
-		     struct srv_shadow_row *ret, struct fl_error *err)
+int sql_shadow_update(struct srv_store_be *s, const char *id,
+		      const struct srv_shadow_write *w,
+		      struct srv_shadow_row *ret, struct fl_error *err)
 {
 	struct srv_shadow_row r = {0};
 	int rc;

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 /* Inside a transaction: the device may be undone, or why not. */
@@ -26,11 +26,12 @@ static int undo_allowed(struct srv_store_be *s, const char *id,
 		rc = fl_fail(err, FL_ENOTFOUND, "no device '%s'", id);
 		goto out;
 	}
-	rc = db_query_first(s, &cert, NULL,
-			    "SELECT issued, (SELECT count(*) FROM certs WHERE"
-			    " device = ?1 AND revoked = 0) FROM certs"
-			    " WHERE device = ?1 AND serial = ?2 AND revoked = 0",
-			    "ss", id, serial);
+	rc =
+	    db_query_first(s, &cert, NULL,
+			   "SELECT issued, (SELECT count(*) FROM certs WHERE"
+			   " device = ?1 AND revoked = 0) FROM certs"
+			   " WHERE device = ?1 AND serial = ?2 AND revoked = 0",
+			   "ss", id, serial);
 	if (rc)
 		rc = fl_fail(err, FL_ECONFLICT,
 			     "'%s' is not device %s's live certificate", serial,
@@ -68,8 +69,8 @@ static int forget_device(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_provision_undo(struct srv_store_be *s, const char *id,
-		      const char *serial, struct fl_error *err)
+int sql_provision_undo(struct srv_store_be *s, const char *id,
+		       const char *serial, struct fl_error *err)
 {
 	int rc;
 

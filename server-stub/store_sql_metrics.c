@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 
-static int count_row(sqlite3_stmt *st, void *ctx)
+static int count_row(struct db_row *st, void *ctx)
 {
 	struct srv_count *c = DB_PUSH((struct srv_count_list *)ctx);
 
@@ -29,8 +29,8 @@ static int64_t firmware_other(const struct srv_fleet_counts *c)
 	return n;
 }
 
-int sq_fleet_counts(struct srv_store_be *s, struct srv_fleet_counts *ret,
-		    struct fl_error *err)
+int sql_fleet_counts(struct srv_store_be *s, struct srv_fleet_counts *ret,
+		     struct fl_error *err)
 {
 	struct srv_fleet_counts c = {0};
 	struct db_first on = {0};

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 #define MAX_LABELS 64
@@ -15,17 +15,17 @@
  * their own (device_extras).  The certificate subqueries walk the
  * (device, revoked) index: '+issued' keeps SQLite from walking a
  * device's whole history in issue order instead. */
-#define DEVICE_SELECT                                                      \
-	"SELECT d.id, d.grp, d.state, d.online, d.last_seen, d.firmware,"  \
-	" d.slot, d.health, d.agent, d.created, d.enrolled_by,"            \
-	" (SELECT serial FROM certs WHERE device = d.id AND revoked = 0"   \
-	"  ORDER BY +issued DESC, +rowid DESC LIMIT 1) AS cert_serial,"    \
-	" (SELECT not_after FROM certs WHERE device = d.id AND revoked = 0" \
-	"  ORDER BY +issued DESC, +rowid DESC LIMIT 1) AS cert_expires,"   \
-	" d.last_event"                                                    \
+#define DEVICE_SELECT                                                          \
+	"SELECT d.id, d.grp, d.state, d.online, d.last_seen, d.firmware,"      \
+	" d.slot, d.health, d.agent, d.created, d.enrolled_by,"                \
+	" (SELECT serial FROM certs WHERE device = d.id AND revoked = 0"       \
+	"  ORDER BY +issued DESC, +rowid DESC LIMIT 1) AS cert_serial,"        \
+	" (SELECT not_after FROM certs WHERE device = d.id AND revoked = 0"    \
+	"  ORDER BY +issued DESC, +rowid DESC LIMIT 1) AS cert_expires,"       \
+	" d.last_event"                                                        \
 	" FROM devices d"
 
-static int device_row(sqlite3_stmt *st, void *ctx)
+static int device_row(struct db_row *st, void *ctx)
 {
 	struct srv_device_row *d = DB_PUSH((struct srv_device_list *)ctx);
 
@@ -46,7 +46,7 @@ static int device_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-static int label_row(sqlite3_stmt *st, void *ctx)
+static int label_row(struct db_row *st, void *ctx)
 {
 	struct srv_label *l = DB_PUSH((struct srv_label_list *)ctx);
 
@@ -70,49 +70,51 @@ static int device_extras(struct srv_store_be *s, struct srv_device_list *l,
 				   " WHERE device = ? ORDER BY key",
 				   "s", d->id);
 		if (!rc)
-			rc = db_query_rows(s, db_row_strv, &d->active_certs, err,
-					   "SELECT serial FROM certs"
-					   " WHERE device = ? AND revoked = 0"
-					   " ORDER BY pending, rowid",
-					   "s", d->id);
+			rc =
+			    db_query_rows(s, db_row_strv, &d->active_certs, err,
+					  "SELECT serial FROM certs"
+					  " WHERE device = ? AND revoked = 0"
+					  " ORDER BY pending, rowid",
+					  "s", d->id);
 	}
 	return rc;
 }
 
-int sq_device_list(struct srv_store_be *s, const struct srv_device_filter *f,
-		   struct srv_device_list *ret, struct fl_error *err)
+int sql_device_list(struct srv_store_be *s, const struct srv_device_filter *f,
+		    struct srv_device_list *ret, struct fl_error *err)
 {
 	struct srv_device_list l = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_query_rows(
-		s, device_row, &l, err,
-		DEVICE_SELECT
-		" WHERE (?1 IS NULL OR d.grp = ?1)"
-		" AND (?2 IS NULL OR EXISTS (SELECT 1 FROM device_labels"
-		"  WHERE device = d.id AND key = ?2 AND (?3 IS NULL OR value = ?3)))"
-		" AND (?4 < 0 OR d.online = ?4)"
-		" AND (?5 IS NULL OR d.firmware = ?5)"
-		" AND (?6 OR d.state = 'active')"
-		" ORDER BY d.id",
-		"sssdsd", f->group, f->label_key, f->label_value, f->online,
-		f->firmware, (int)f->include_decommissioned);
+	    s, device_row, &l, err,
+	    DEVICE_SELECT
+	    " WHERE (?1 IS NULL OR d.grp = ?1)"
+	    " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM device_labels"
+	    "  WHERE device = d.id AND key = ?2 AND (?3 IS NULL OR value = "
+	    "?3)))"
+	    " AND (?4 < 0 OR d.online = ?4)"
+	    " AND (?5 IS NULL OR d.firmware = ?5)"
+	    " AND (?6 <> 0 OR d.state = 'active')"
+	    " ORDER BY d.id",
+	    "sssdsd", f->group, f->label_key, f->label_value, f->online,
+	    f->firmware, (int)f->include_decommissioned);
 	if (!rc)
 		rc = device_extras(s, &l, err);
 	pthread_mutex_unlock(&s->lock);
 	return DB_GIVE(rc, l, ret, srv_device_list_free);
 }
 
-int sq_device_get(struct srv_store_be *s, const char *id,
-		  struct srv_device_row *ret, struct fl_error *err)
+int sql_device_get(struct srv_store_be *s, const char *id,
+		   struct srv_device_row *ret, struct fl_error *err)
 {
 	struct srv_device_list l = {0};
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_query_rows(s, device_row, &l, err, DEVICE_SELECT " WHERE d.id = ?",
-			   "s", id);
+	rc = db_query_rows(s, device_row, &l, err,
+			   DEVICE_SELECT " WHERE d.id = ?", "s", id);
 	if (!rc)
 		rc = device_extras(s, &l, err);
 	pthread_mutex_unlock(&s->lock);
@@ -122,7 +124,7 @@ int sq_device_get(struct srv_store_be *s, const char *id,
 }
 
 int db_device_active(struct srv_store_be *s, const char *id,
-			 struct fl_error *err)
+		     struct fl_error *err)
 {
 	struct db_first row;
 	int rc;
@@ -132,8 +134,7 @@ int db_device_active(struct srv_store_be *s, const char *id,
 			    " AND state = 'active'",
 			    "s", id);
 	db_first_free(&row);
-	return rc ? fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id)
-		  : 0;
+	return rc ? fl_fail(err, FL_ENOTFOUND, "no active device '%s'", id) : 0;
 }
 
 static int apply_labels(struct srv_store_be *s, const char *id,
@@ -144,8 +145,9 @@ static int apply_labels(struct srv_store_be *s, const char *id,
 
 	for (size_t i = 0; !rc && set && i < set->n; i++)
 		rc = db_run(s, NULL, err,
-			    "INSERT OR REPLACE INTO device_labels"
-			    " (device, key, value) VALUES (?, ?, ?)",
+			    "INSERT INTO device_labels (device, key, value)"
+			    " VALUES (?, ?, ?) ON CONFLICT (device, key)"
+			    " DO UPDATE SET value = excluded.value",
 			    "sss", id, set->v[i].key, set->v[i].value);
 	for (size_t i = 0; !rc && remove && i < remove->n; i++)
 		rc = db_run(s, NULL, err,
@@ -155,9 +157,9 @@ static int apply_labels(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_device_labels(struct srv_store_be *s, const char *id,
-		     const struct srv_label_list *set,
-		     const struct srv_strv *remove, struct fl_error *err)
+int sql_device_labels(struct srv_store_be *s, const char *id,
+		      const struct srv_label_list *set,
+		      const struct srv_strv *remove, struct fl_error *err)
 {
 	struct db_first count = {0};
 	int rc;
@@ -181,7 +183,7 @@ int sq_device_labels(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err)
+int sql_devices_all_offline(struct srv_store_be *s, struct fl_error *err)
 {
 	int rc;
 
@@ -189,8 +191,8 @@ int sq_devices_all_offline(struct srv_store_be *s, struct fl_error *err)
 	return rc;
 }
 
-int sq_device_by_cert(struct srv_store_be *s, const char *sha256,
-		      struct srv_cert_holder *ret, struct fl_error *err)
+int sql_device_by_cert(struct srv_store_be *s, const char *sha256,
+		       struct srv_cert_holder *ret, struct fl_error *err)
 {
 	int64_t now = time(NULL);
 	struct db_first row;
@@ -219,8 +221,8 @@ int sq_device_by_cert(struct srv_store_be *s, const char *sha256,
 	return rc;
 }
 
-int sq_device_principal(struct srv_store_be *s, const char *serial,
-			const char *device, struct fl_error *err)
+int sql_device_principal(struct srv_store_be *s, const char *serial,
+			 const char *device, struct fl_error *err)
 {
 	struct db_first row;
 	int rc;
@@ -242,8 +244,8 @@ int sq_device_principal(struct srv_store_be *s, const char *serial,
 			     "unknown",
 			     serial);
 	else if (!rc && !fl_streq(row.t[3], "active"))
-		rc = fl_fail(err, FL_EDENIED, "device %s is not active",
-			     device);
+		rc =
+		    fl_fail(err, FL_EDENIED, "device %s is not active", device);
 	db_first_free(&row);
 	return rc;
 }

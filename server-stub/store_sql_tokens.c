@@ -6,12 +6,12 @@
 #include <time.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
-int sq_token_add(struct srv_store_be *s, const struct srv_token *t,
-		 const char *hash_hex, const char *group,
-		 const char *created_by, struct fl_error *err)
+int sql_token_add(struct srv_store_be *s, const struct srv_token *t,
+		  const char *hash_hex, const char *group,
+		  const char *created_by, struct fl_error *err)
 {
 	int rc;
 
@@ -31,18 +31,18 @@ struct token_found {
 };
 
 /* Columns: id, name, kind, role, expires, uses_left, revoked. */
-static int token_auth_row(sqlite3_stmt *st, void *ctx)
+static int token_auth_row(struct db_row *st, void *ctx)
 {
 	struct token_found *f = ctx;
 	struct srv_token *t = &f->t;
 	const char *text;
 
 	f->found = true;
-	text = (const char *)sqlite3_column_text(st, 0);
+	text = db_col_text(st, 0);
 	fl_strlcpy(t->id, text ? text : "", sizeof(t->id));
-	text = (const char *)sqlite3_column_text(st, 1);
+	text = db_col_text(st, 1);
 	fl_strlcpy(t->name, text ? text : "", sizeof(t->name));
-	text = (const char *)sqlite3_column_text(st, 2);
+	text = db_col_text(st, 2);
 	fl_strlcpy(t->kind, text ? text : "", sizeof(t->kind));
 	t->role = (int)db_col_int(st, 3);
 	t->expires = db_col_int(st, 4);
@@ -51,8 +51,8 @@ static int token_auth_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_token_find(struct srv_store_be *s, const char *hash_hex,
-		  struct srv_token *ret, struct fl_error *err)
+int sql_token_find(struct srv_store_be *s, const char *hash_hex,
+		   struct srv_token *ret, struct fl_error *err)
 {
 	struct token_found f = {0};
 	int rc;
@@ -74,7 +74,7 @@ int sq_token_find(struct srv_store_be *s, const char *hash_hex,
 	return rc;
 }
 
-static int token_row(sqlite3_stmt *st, void *ctx)
+static int token_row(struct db_row *st, void *ctx)
 {
 	struct srv_token_row *t = DB_PUSH((struct srv_token_list *)ctx);
 
@@ -92,8 +92,8 @@ static int token_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_token_list(struct srv_store_be *s, struct srv_token_list *ret,
-		  struct fl_error *err)
+int sql_token_list(struct srv_store_be *s, struct srv_token_list *ret,
+		   struct fl_error *err)
 {
 	struct srv_token_list l = {0};
 	int rc;
@@ -135,8 +135,8 @@ static int check_not_last_admin(struct srv_store_be *s, const char *id,
 	return rc;
 }
 
-int sq_token_revoke(struct srv_store_be *s, const char *id,
-		    struct fl_error *err)
+int sql_token_revoke(struct srv_store_be *s, const char *id,
+		     struct fl_error *err)
 {
 	int rc, n = 0;
 

@@ -7,23 +7,22 @@
 
 #include "json.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
-#define BUNDLE_COLS                                                        \
-	"id, sha256, name, version, security_version, hardware, size,"    \
+#define BUNDLE_COLS                                                            \
+	"id, sha256, name, version, security_version, hardware, size,"         \
 	" created, uploaded_by"
 
 /* Stored hardware lists are JSON arrays of strings (written by
- * sq_bundle_add); anything else reads as an empty list. */
+ * sql_bundle_add); anything else reads as an empty list. */
 static void hardware_parse(const char *text, struct srv_strv *ret)
 {
 	json_t *arr = text ? json_loads(text, 0, NULL) : NULL, *v;
 	size_t i;
 
-	json_array_foreach(arr, i, v)
-		if (json_is_string(v))
-			db_strv_add(ret, json_string_value(v));
+	json_array_foreach(arr, i, v) if (json_is_string(v))
+	    db_strv_add(ret, json_string_value(v));
 	json_decref(arr);
 }
 
@@ -41,7 +40,7 @@ static char *hardware_text(const struct srv_bundle *b)
 }
 
 /* A bundle row; column 9, when present, is the manifest. */
-static int bundle_row(sqlite3_stmt *st, void *ctx)
+static int bundle_row(struct db_row *st, void *ctx)
 {
 	struct srv_bundle_row *b = DB_PUSH((struct srv_bundle_list *)ctx);
 
@@ -50,18 +49,18 @@ static int bundle_row(sqlite3_stmt *st, void *ctx)
 	b->name = db_col_str(st, 2);
 	b->version = db_col_str(st, 3);
 	b->security_version = (uint64_t)db_col_int(st, 4);
-	hardware_parse((const char *)sqlite3_column_text(st, 5), &b->hardware);
+	hardware_parse(db_col_text(st, 5), &b->hardware);
 	b->size = (uint64_t)db_col_int(st, 6);
 	b->created = db_col_int(st, 7);
 	b->uploaded_by = db_col_str(st, 8);
-	if (sqlite3_column_count(st) > 9)
+	if (db_col_count(st) > 9)
 		b->manifest = db_col_str(st, 9);
 	return 0;
 }
 
-int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
-		  const char *uploaded_by, bool *ret_existed,
-		  struct fl_error *err)
+int sql_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
+		   const char *uploaded_by, bool *ret_existed,
+		   struct fl_error *err)
 {
 	char *hw = hardware_text(b);
 	struct db_first row;
@@ -72,16 +71,16 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 				      "SELECT id FROM bundles WHERE sha256 = ?",
 				      "s", b->sha256) == 0;
 	db_first_free(&row);
-	rc = *ret_existed ? 0
-			  : db_run(s, NULL, err,
-				   "INSERT INTO bundles (id, sha256, name, version,"
-				   " security_version, hardware, size, manifest,"
-				   " created, uploaded_by)"
-				   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				   "ssssisisis", b->id, b->sha256, b->name,
-				   b->version, (int64_t)b->security_version, hw,
-				   (int64_t)b->size, b->manifest, (int64_t)time(NULL),
-				   uploaded_by);
+	rc = *ret_existed
+		 ? 0
+		 : db_run(s, NULL, err,
+			  "INSERT INTO bundles (id, sha256, name, version,"
+			  " security_version, hardware, size, manifest,"
+			  " created, uploaded_by)"
+			  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			  "ssssisisis", b->id, b->sha256, b->name, b->version,
+			  (int64_t)b->security_version, hw, (int64_t)b->size,
+			  b->manifest, (int64_t)time(NULL), uploaded_by);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == FL_ECONFLICT) {
 		fl_error_clear(err);
@@ -93,8 +92,8 @@ int sq_bundle_add(struct srv_store_be *s, const struct srv_bundle *b,
 	return rc;
 }
 
-int sq_bundle_list(struct srv_store_be *s, struct srv_bundle_list *ret,
-		   struct fl_error *err)
+int sql_bundle_list(struct srv_store_be *s, struct srv_bundle_list *ret,
+		    struct fl_error *err)
 {
 	struct srv_bundle_list l = {0};
 	int rc;
@@ -106,8 +105,8 @@ int sq_bundle_list(struct srv_store_be *s, struct srv_bundle_list *ret,
 	return DB_GIVE(rc, l, ret, srv_bundle_list_free);
 }
 
-int sq_bundle_get(struct srv_store_be *s, const char *ref,
-		  struct srv_bundle_row *ret, struct fl_error *err)
+int sql_bundle_get(struct srv_store_be *s, const char *ref,
+		   struct srv_bundle_row *ret, struct fl_error *err)
 {
 	const char *at = strchr(ref, '@');
 	char *name = at ? fl_xstrndup(ref, (size_t)(at - ref)) : NULL;
@@ -134,21 +133,20 @@ int sq_bundle_get(struct srv_store_be *s, const char *ref,
 	return DB_GIVE_FIRST(rc, l, ret, srv_bundle_list_free);
 }
 
-int sq_root_add(struct srv_store_be *s, uint64_t version,
-		const char *envelope, int64_t expires,
-		const char *added_by, struct fl_error *err)
+int sql_root_add(struct srv_store_be *s, uint64_t version, const char *envelope,
+		 int64_t expires, const char *added_by, struct fl_error *err)
 {
 	int rc;
 
 	rc = db_lrun(s, NULL, err,
-		      "INSERT INTO roots (version, envelope, expires, added,"
-		      " added_by) VALUES (?, ?, ?, ?, ?)",
-		      "isiis", (int64_t)version, envelope, expires,
-		      (int64_t)time(NULL), added_by);
+		     "INSERT INTO roots (version, envelope, expires, added,"
+		     " added_by) VALUES (?, ?, ?, ?, ?)",
+		     "isiis", (int64_t)version, envelope, expires,
+		     (int64_t)time(NULL), added_by);
 	return rc;
 }
 
-static int root_row(sqlite3_stmt *st, void *ctx)
+static int root_row(struct db_row *st, void *ctx)
 {
 	struct srv_root_row *r = DB_PUSH((struct srv_root_list *)ctx);
 
@@ -159,8 +157,8 @@ static int root_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret,
-		 struct fl_error *err)
+int sql_root_list(struct srv_store_be *s, struct srv_root_list *ret,
+		  struct fl_error *err)
 {
 	struct srv_root_list l = {0};
 	int rc;
@@ -172,8 +170,8 @@ int sq_root_list(struct srv_store_be *s, struct srv_root_list *ret,
 	return DB_GIVE(rc, l, ret, srv_root_list_free);
 }
 
-int sq_root_get(struct srv_store_be *s, uint64_t version, char **ret,
-		struct fl_error *err)
+int sql_root_get(struct srv_store_be *s, uint64_t version, char **ret,
+		 struct fl_error *err)
 {
 	struct db_first row;
 	int rc;

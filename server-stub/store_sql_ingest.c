@@ -2,7 +2,7 @@
 /*
  * What devices report over MQTT, applied in batches (server-stub/ingest.c
  * feeds it): presence, status, events with their jobs, shadow reports
- * and telemetry (store_sqlite_telemetry.c).  Every
+ * and telemetry (store_sql_telemetry.c).  Every
  * statement is idempotent, so a message the broker delivers twice, or a
  * final event the device publishes again until fleetd confirms it,
  * changes nothing the second time.
@@ -15,7 +15,7 @@
 #include "jobs.h"
 #include "proto.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 static int changed(int n, struct srv_ingest_item *it)
@@ -65,7 +65,7 @@ static int status(struct srv_store_be *s, int64_t now,
 }
 
 /* One integer column: the row's value into *(int64_t *)ctx. */
-static int int_row(sqlite3_stmt *st, void *ctx)
+static int int_row(struct db_row *st, void *ctx)
 {
 	*(int64_t *)ctx = db_col_int(st, 0);
 	return 0;
@@ -81,20 +81,20 @@ struct event_ctx {
 	int64_t seq;
 };
 
-static void copy_col(sqlite3_stmt *st, int i, char *buf, size_t len)
+static void copy_col(struct db_row *st, int i, char *buf, size_t len)
 {
-	const char *v = (const char *)sqlite3_column_text(st, i);
+	const char *v = db_col_text(st, i);
 
 	fl_strlcpy(buf, v ? v : "", len);
 }
 
-static int event_ctx_row(sqlite3_stmt *st, void *ctx)
+static int event_ctx_row(struct db_row *st, void *ctx)
 {
 	struct event_ctx *e = ctx;
 
 	e->device = true;
 	e->last_seq = db_col_int(st, 0);
-	e->job = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	e->job = !db_col_null(st, 1);
 	copy_col(st, 1, e->id, sizeof(e->id));
 	copy_col(st, 2, e->type, sizeof(e->type));
 	copy_col(st, 3, e->state, sizeof(e->state));
@@ -117,12 +117,13 @@ static int event_lookup(struct srv_store_be *s,
 	const char *cmd = job ? NULL : it->f.cmd;
 
 	*e = (struct event_ctx){0};
-	return db_query_rows(s, event_ctx_row, e, err,
-			     "SELECT d.last_seq, j.id, j.type, j.state, j.seq,"
-			     " j.final FROM devices d LEFT JOIN jobs j"
-			     " ON j.device = d.id AND (j.id = ?2 OR j.command = ?3)"
-			     " WHERE d.id = ?1 AND d.state = 'active' LIMIT 1",
-			     "sss", it->device, job, cmd);
+	return db_query_rows(
+	    s, event_ctx_row, e, err,
+	    "SELECT d.last_seq, j.id, j.type, j.state, j.seq,"
+	    " j.final FROM devices d LEFT JOIN jobs j"
+	    " ON j.device = d.id AND (j.id = ?2 OR j.command = ?3)"
+	    " WHERE d.id = ?1 AND d.state = 'active' LIMIT 1",
+	    "sss", it->device, job, cmd);
 }
 
 /*
@@ -197,7 +198,7 @@ static bool device_mark(struct marks *m, int64_t seq, const char *text,
 
 /* Write every marked device: last seen now, and its newest event. */
 static int devices_flush(struct srv_store_be *s, const struct marks *m,
-		       int64_t now, struct fl_error *err)
+			 int64_t now, struct fl_error *err)
 {
 	int rc = 0;
 
@@ -210,8 +211,7 @@ static int devices_flush(struct srv_store_be *s, const struct marks *m,
 			rc = db_run(s, NULL, err,
 				    "UPDATE devices SET last_event = ?,"
 				    " last_seen = ?, last_seq = ? WHERE id = ?",
-				    "siis", d->text, now, d->last_seq,
-				    d->key);
+				    "siis", d->text, now, d->last_seq, d->key);
 		else
 			rc = db_run(s, NULL, err,
 				    "UPDATE devices SET last_seen = ?"
@@ -234,8 +234,8 @@ static enum srv_ingest_result judge(const struct event_ctx *j, int64_t seq,
 	if (!fl_job_state_name_final(state) && seq <= j->seq)
 		return SRV_INGEST_STALE;
 	return srv_job_transition_ok(j->type, j->state, state)
-		       ? SRV_INGEST_STORED
-		       : SRV_INGEST_ILLEGAL;
+		   ? SRV_INGEST_STORED
+		   : SRV_INGEST_ILLEGAL;
 }
 
 /* The batch's view of job @e (as the lookup read it, the first time). */
@@ -272,11 +272,11 @@ static void job_moved(struct mark *j, int64_t seq, const char *state,
 	j->moved = true;
 }
 
-#define JOB_MOVE                                                           \
-	"UPDATE jobs SET state = ?, stage = ?, reason = ?,"                \
-	" bytes = coalesce(?, bytes), total = coalesce(?, total),"         \
-	" from_version = coalesce(from_version, ?), updated = ?,"          \
-	" seq = max(seq, ?)"
+#define JOB_MOVE                                                               \
+	"UPDATE jobs SET state = ?1, stage = ?2, reason = ?3,"                 \
+	" bytes = coalesce(?4, bytes), total = coalesce(?5, total),"           \
+	" from_version = coalesce(from_version, ?6), updated = ?7,"            \
+	" seq = CASE WHEN seq > ?8 THEN seq ELSE ?8 END"
 
 /* Write every job the batch moved. */
 static int jobs_flush(struct srv_store_be *s, const struct marks *m,
@@ -291,8 +291,8 @@ static int jobs_flush(struct srv_store_be *s, const struct marks *m,
 			continue;
 		/* "final" (indexed: jobs_open) is written only when it is */
 		rc = db_run(s, NULL, err,
-			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?"
-					 : JOB_MOVE " WHERE id = ?",
+			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?9"
+					 : JOB_MOVE " WHERE id = ?9",
 			    "sssnnsiis", j->job.state, j->stage, j->reason,
 			    j->bytes, j->total, j->from_version, now,
 			    j->job.seq, j->job.id);
@@ -321,11 +321,12 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 	}
 	it->result = judge(&j->job, seq, state, it->f.type);
 	if (it->result == SRV_INGEST_STORED) {
-		rc = db_run(s, &n, err,
-			    "INSERT INTO job_events (job, seq, ts, state, event)"
-			    " VALUES (?, ?, ?, ?, ?)"
-			    " ON CONFLICT (job, seq) DO NOTHING",
-			    "siiss", j->job.id, seq, now, state, text);
+		rc =
+		    db_run(s, &n, err,
+			   "INSERT INTO job_events (job, seq, ts, state, event)"
+			   " VALUES (?, ?, ?, ?, ?)"
+			   " ON CONFLICT (job, seq) DO NOTHING",
+			   "siiss", j->job.id, seq, now, state, text);
 		if (!rc && n == 1)
 			job_moved(j, seq, state, &it->f);
 		if (rc || n == 1)
@@ -365,8 +366,8 @@ static int event(struct srv_store_be *s, int64_t now, struct marks *m,
 	return 0;
 }
 
-int sq_ingest(struct srv_store_be *s, struct srv_ingest_item *items,
-	      size_t n, struct fl_error *err)
+int sql_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
+	       struct fl_error *err)
 {
 	int64_t now_ms = srv_telemetry_now_ms(), now = now_ms / 1000;
 	struct marks m, jobs;

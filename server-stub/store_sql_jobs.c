@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 #define JOB_COLS                                                               \
@@ -20,10 +20,10 @@ struct busy {
 	char *id; /* the first open job in @j's lane */
 };
 
-static int busy_row(sqlite3_stmt *st, void *ctx)
+static int busy_row(struct db_row *st, void *ctx)
 {
 	struct busy *b = ctx;
-	const char *type = (const char *)sqlite3_column_text(st, 1);
+	const char *type = db_col_text(st, 1);
 	bool busy = !b->j->lane;
 
 	for (size_t k = 0; !busy && b->j->lane[k]; k++)
@@ -111,8 +111,8 @@ int db_job_insert(struct srv_store_be *s, const struct srv_job *j, int64_t now,
 	return rc;
 }
 
-int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
-	       struct fl_error *err)
+int sql_job_add(struct srv_store_be *s, const struct srv_job *j,
+		struct fl_error *err)
 {
 	int rc;
 
@@ -125,8 +125,8 @@ int sq_job_add(struct srv_store_be *s, const struct srv_job *j,
 	return rc;
 }
 
-int sq_job_command(struct srv_store_be *s, const char *job, const char *command,
-		   struct fl_error *err)
+int sql_job_command(struct srv_store_be *s, const char *job,
+		    const char *command, struct fl_error *err)
 {
 	int rc;
 
@@ -135,8 +135,8 @@ int sq_job_command(struct srv_store_be *s, const char *job, const char *command,
 	return rc;
 }
 
-int sq_job_fail(struct srv_store_be *s, const char *job, const char *stage,
-		const char *reason, struct fl_error *err)
+int sql_job_fail(struct srv_store_be *s, const char *job, const char *stage,
+		 const char *reason, struct fl_error *err)
 {
 	int rc;
 
@@ -147,8 +147,8 @@ int sq_job_fail(struct srv_store_be *s, const char *job, const char *stage,
 	return rc;
 }
 
-int sq_job_cancel(struct srv_store_be *s, const char *job, const char *actor,
-		  struct fl_error *err)
+int sql_job_cancel(struct srv_store_be *s, const char *job, const char *actor,
+		   struct fl_error *err)
 {
 	struct db_first row = {0};
 	char *reason = fl_xasprintf("cancelled by %s", actor);
@@ -176,8 +176,8 @@ int sq_job_cancel(struct srv_store_be *s, const char *job, const char *actor,
 	return rc;
 }
 
-int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
-		   struct fl_error *err)
+int sql_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
+		    struct fl_error *err)
 {
 	int n = 0, rc;
 
@@ -192,7 +192,7 @@ int sq_jobs_expire(struct srv_store_be *s, int64_t now, int *ret_count,
 	return rc;
 }
 
-static int job_row(sqlite3_stmt *st, void *ctx)
+static int job_row(struct db_row *st, void *ctx)
 {
 	struct srv_job_row *j = DB_PUSH((struct srv_job_list *)ctx);
 	char **strs[] = {&j->id,      &j->device,  &j->type, &j->bundle,
@@ -214,8 +214,8 @@ static int job_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
-		struct srv_job_list *ret, struct fl_error *err)
+int sql_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
+		 struct srv_job_list *ret, struct fl_error *err)
 {
 	struct srv_job_list l = {0};
 	int rc;
@@ -231,8 +231,8 @@ int sq_job_list(struct srv_store_be *s, const struct srv_job_filter *f,
 	return DB_GIVE(rc, l, ret, srv_job_list_free);
 }
 
-int sq_job_open(struct srv_store_be *s, const char *device, const char *type,
-		struct srv_job_row *ret, struct fl_error *err)
+int sql_job_open(struct srv_store_be *s, const char *device, const char *type,
+		 struct srv_job_row *ret, struct fl_error *err)
 {
 	struct srv_job_list l = {0};
 	int rc;
@@ -248,8 +248,8 @@ int sq_job_open(struct srv_store_be *s, const char *device, const char *type,
 	return DB_GIVE_FIRST(rc, l, ret, srv_job_list_free);
 }
 
-int sq_job_get(struct srv_store_be *s, const char *id, struct srv_job_row *ret,
-	       struct fl_error *err)
+int sql_job_get(struct srv_store_be *s, const char *id, struct srv_job_row *ret,
+		struct fl_error *err)
 {
 	struct srv_job_list l = {0};
 	int rc;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 /* Silent devices trimmed per sweep, and how often a sweep runs. */
@@ -26,7 +26,7 @@ struct tstate {
 	int64_t seq, dropped, points, oldest;
 };
 
-static int state_row(sqlite3_stmt *st, void *ctx)
+static int state_row(struct db_row *st, void *ctx)
 {
 	struct tstate *t = ctx;
 
@@ -156,9 +156,9 @@ int db_telemetry(struct srv_store_be *s, int64_t now_ms,
 	return rc;
 }
 
-static int sweep_row(sqlite3_stmt *st, void *ctx)
+static int sweep_row(struct db_row *st, void *ctx)
 {
-	db_strv_add(ctx, (const char *)sqlite3_column_text(st, 0));
+	db_strv_add(ctx, db_col_text(st, 0));
 	return 0;
 }
 
@@ -205,21 +205,21 @@ int db_telemetry_reenrolled(struct srv_store_be *s, const char *device,
 		      "s", device);
 }
 
-void sq_telemetry_window(struct srv_store_be *s,
-			 const struct srv_telemetry_window *w)
+void sql_telemetry_window(struct srv_store_be *s,
+			  const struct srv_telemetry_window *w)
 {
 	pthread_mutex_lock(&s->lock);
 	s->tw = *w;
 	pthread_mutex_unlock(&s->lock);
 }
 
-static int point_row(sqlite3_stmt *st, void *ctx)
+static int point_row(struct db_row *st, void *ctx)
 {
 	struct srv_telemetry_list *l = ctx;
 	struct srv_telemetry_row *r = DB_PUSH(l);
 
 	r->metric = db_col_str(st, 0);
-	r->value = sqlite3_column_double(st, 1);
+	r->value = db_col_double(st, 1);
 	r->ts_ms = db_col_int(st, 2);
 	return 0;
 }
@@ -253,9 +253,9 @@ static int device_dropped(struct srv_store_be *s, const char *device,
 	return rc ? fl_fail(err, FL_ENOTFOUND, "no device '%s'", device) : 0;
 }
 
-int sq_telemetry_get(struct srv_store_be *s,
-		     const struct srv_telemetry_query *q,
-		     struct srv_telemetry_list *ret, struct fl_error *err)
+int sql_telemetry_get(struct srv_store_be *s,
+		      const struct srv_telemetry_query *q,
+		      struct srv_telemetry_list *ret, struct fl_error *err)
 {
 	struct srv_telemetry_list l = {0};
 	int rc;

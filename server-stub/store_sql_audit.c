@@ -6,12 +6,12 @@
 #include <time.h>
 
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
-int sq_audit(struct srv_store_be *s, const char *actor, const char *method,
-	     const char *path, int status, const char *remote,
-	     const char *detail, struct fl_error *err)
+int sql_audit(struct srv_store_be *s, const char *actor, const char *method,
+	      const char *path, int status, const char *remote,
+	      const char *detail, struct fl_error *err)
 {
 	return db_lrun(s, NULL, err,
 		       "INSERT INTO audit"
@@ -30,7 +30,7 @@ int db_audit(struct srv_store_be *s, const char *actor, const char *method,
 		      "isssd", now, actor, method, path, status);
 }
 
-static int audit_row(sqlite3_stmt *st, void *ctx)
+static int audit_row(struct db_row *st, void *ctx)
 {
 	struct srv_audit_row *a = DB_PUSH((struct srv_audit_list *)ctx);
 
@@ -45,8 +45,8 @@ static int audit_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_audit_list(struct srv_store_be *s, int limit, struct srv_audit_list *ret,
-		  struct fl_error *err)
+int sql_audit_list(struct srv_store_be *s, int limit,
+		   struct srv_audit_list *ret, struct fl_error *err)
 {
 	struct srv_audit_list l = {0};
 	int rc;

@@ -2,8 +2,9 @@
 /*
  * Rollouts in SQLite (store_rollouts.h): created with their plan in one
  * transaction, read for the API, and moved by operators.  The engine's
- * own writes are in store_sqlite_engine.c.
+ * own writes are in store_sql_engine.c.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 
 #include "rollout.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 /* Busy devices named in a conflict message. */
@@ -45,17 +46,17 @@ static int busy_list(struct srv_store_be *s, const char *const *devices,
 		    " 'rollback') ORDER BY created LIMIT 1)",
 		    "s", devices[i]);
 		if (!rc && (row.t[0] || row.t[1]))
-			*DB_PUSH(ret) = fl_xasprintf(
-			    "%s (%s %s)", devices[i],
-			    row.t[0] ? "rollout" : "job",
-			    row.t[0] ? row.t[0] : row.t[1]);
+			*DB_PUSH(ret) =
+			    fl_xasprintf("%s (%s %s)", devices[i],
+					 row.t[0] ? "rollout" : "job",
+					 row.t[0] ? row.t[0] : row.t[1]);
 		db_first_free(&row);
 	}
 	return rc;
 }
 
-int sq_rollout_busy(struct srv_store_be *s, const char *const *devices,
-		    size_t n, struct srv_strv *ret_busy, struct fl_error *err)
+int sql_rollout_busy(struct srv_store_be *s, const char *const *devices,
+		     size_t n, struct srv_strv *ret_busy, struct fl_error *err)
 {
 	struct srv_strv l = {0};
 	int rc;
@@ -73,8 +74,8 @@ static int busy_fail(const struct srv_strv *busy, struct fl_error *err)
 	size_t o = 0;
 
 	for (size_t i = 0; i < busy->n && i < BUSY_NAMED; i++)
-		o += (size_t)snprintf(names + o, o < sizeof(names)
-						      ? sizeof(names) - o : 0,
+		o += (size_t)snprintf(names + o,
+				      o < sizeof(names) ? sizeof(names) - o : 0,
 				      "%s%s", i ? ", " : "", busy->v[i]);
 	return fl_fail(err, FL_ECONFLICT, "%zu device(s) busy: %s%s", busy->n,
 		       names, busy->n > BUSY_NAMED ? ", ..." : "");
@@ -109,29 +110,31 @@ static int insert_plan(struct srv_store_be *s, const struct srv_rollout *r,
 			    "sisii", r->id, (int64_t)k, r->wave_stops[k],
 			    (int64_t)r->wave_sizes[k], k ? (int64_t)0 : now);
 	for (size_t i = 0; !rc && i < r->n_devices; i++)
-		rc = db_run(s, NULL, err,
-			    "INSERT INTO rollout_devices (rollout, device, wave,"
-			    " pos, state, updated) VALUES (?, ?, ?, ?,"
-			    " 'pending', ?)",
-			    "ssiii", r->id, r->devices[i],
-			    (int64_t)r->device_wave[i], (int64_t)i, now);
+		rc =
+		    db_run(s, NULL, err,
+			   "INSERT INTO rollout_devices (rollout, device, wave,"
+			   " pos, state, updated) VALUES (?, ?, ?, ?,"
+			   " 'pending', ?)",
+			   "ssiii", r->id, r->devices[i],
+			   (int64_t)r->device_wave[i], (int64_t)i, now);
 	return rc;
 }
 
-int sq_rollout_add(struct srv_store_be *s, const struct srv_rollout *r,
-		   int64_t now, struct srv_strv *ret_busy, struct fl_error *err)
+int sql_rollout_add(struct srv_store_be *s, const struct srv_rollout *r,
+		    int64_t now, struct srv_strv *ret_busy,
+		    struct fl_error *err)
 {
 	struct srv_strv busy = {0};
 	struct db_first row = {0};
-	char *detail = fl_xasprintf("%zu devices in %zu waves", r->n_devices,
-				    r->n_waves);
+	char *detail =
+	    fl_xasprintf("%zu devices in %zu waves", r->n_devices, r->n_waves);
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	if (!rc && !db_query_first(s, &row, NULL,
-				   "SELECT 1 FROM rollouts WHERE id = ?", "s",
-				   r->id))
+	if (!rc &&
+	    !db_query_first(s, &row, NULL,
+			    "SELECT 1 FROM rollouts WHERE id = ?", "s", r->id))
 		rc = fl_fail(err, FL_ECONFLICT, "rollout %s exists", r->id);
 	if (!rc)
 		rc = busy_list(s, r->devices, r->n_devices, &busy, err);
@@ -142,8 +145,8 @@ int sq_rollout_add(struct srv_store_be *s, const struct srv_rollout *r,
 	if (!rc)
 		rc = insert_plan(s, r, now, err);
 	if (!rc)
-		rc = db_rollout_event(s, r->id, "created", NULL, -1, detail, now,
-				      err);
+		rc = db_rollout_event(s, r->id, "created", NULL, -1, detail,
+				      now, err);
 	if (!rc)
 		rc = db_rollout_event(s, r->id, "wave-started", NULL, 0, NULL,
 				      now, err);
@@ -162,24 +165,28 @@ int sq_rollout_add(struct srv_store_be *s, const struct srv_rollout *r,
 /* Reading                                                            */
 /* ------------------------------------------------------------------ */
 
-#define ROLLOUT_COLS                                                       \
-	"r.id, r.bundle, r.version, r.state, r.reason, r.spec,"            \
-	" r.created_by, r.wave, r.waves, r.soak_s, r.health_window_s,"     \
-	" r.device_timeout_s, r.fail_percent, r.min_sample,"               \
-	" r.rate_per_min, r.concurrency, r.auto_rollback, r.tripped,"      \
-	" r.base_failed, r.base_finished, r.soak_until, r.last_command,"   \
-	" r.created, r.updated, r.finished,"                               \
+#define ROLLOUT_COLS                                                           \
+	"r.id, r.bundle, r.version, r.state, r.reason, r.spec,"                \
+	" r.created_by, r.wave, r.waves, r.soak_s, r.health_window_s,"         \
+	" r.device_timeout_s, r.fail_percent, r.min_sample,"                   \
+	" r.rate_per_min, r.concurrency, r.auto_rollback, r.tripped,"          \
+	" r.base_failed, r.base_finished, r.soak_until, r.last_command,"       \
+	" r.created, r.updated, r.finished,"                                   \
 	" (SELECT count(*) FROM rollout_devices WHERE rollout = r.id)"
 
-static int rollout_row(sqlite3_stmt *st, void *ctx)
+static int rollout_row(struct db_row *st, void *ctx)
 {
 	struct srv_rollout_row *r = DB_PUSH((struct srv_rollout_list *)ctx);
-	char **strs[] = {&r->id,     &r->bundle, &r->version,   &r->state,
+	char **strs[] = {&r->id,     &r->bundle, &r->version,	&r->state,
 			 &r->reason, &r->spec,	 &r->created_by};
-	int64_t *ints[] = {&r->wave,	      &r->n_waves,
-			   &r->soak_s,	      &r->health_window_s,
-			   &r->device_timeout_s, &r->fail_percent,
-			   &r->min_sample,    &r->rate_per_min,
+	int64_t *ints[] = {&r->wave,
+			   &r->n_waves,
+			   &r->soak_s,
+			   &r->health_window_s,
+			   &r->device_timeout_s,
+			   &r->fail_percent,
+			   &r->min_sample,
+			   &r->rate_per_min,
 			   &r->concurrency};
 	int c = 0;
 
@@ -200,8 +207,8 @@ static int rollout_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_rollout_get(struct srv_store_be *s, const char *id,
-		   struct srv_rollout_row *ret, struct fl_error *err)
+int sql_rollout_get(struct srv_store_be *s, const char *id,
+		    struct srv_rollout_row *ret, struct fl_error *err)
 {
 	struct srv_rollout_list l = {0};
 	int rc;
@@ -215,19 +222,20 @@ int sq_rollout_get(struct srv_store_be *s, const char *id,
 	return DB_GIVE_FIRST(rc, l, ret, srv_rollout_list_free);
 }
 
-int sq_rollout_list(struct srv_store_be *s, bool active, int limit,
-		    struct srv_rollout_list *ret, struct fl_error *err)
+int sql_rollout_list(struct srv_store_be *s, bool active, int limit,
+		     struct srv_rollout_list *ret, struct fl_error *err)
 {
 	struct srv_rollout_list l = {0};
 	int rc;
 
 	if (active)
-		rc = db_lquery_rows(s, rollout_row, &l, err,
-				    "SELECT " ROLLOUT_COLS " FROM rollouts r"
-				    " WHERE r.state IN ('running', 'paused',"
-				    " 'rolling-back') ORDER BY r.created, r.rowid"
-				    " LIMIT ?",
-				    "d", limit > 0 ? limit : 100);
+		rc = db_lquery_rows(
+		    s, rollout_row, &l, err,
+		    "SELECT " ROLLOUT_COLS " FROM rollouts r"
+		    " WHERE r.state IN ('running', 'paused',"
+		    " 'rolling-back') ORDER BY r.created, r.rowid"
+		    " LIMIT ?",
+		    "d", limit > 0 ? limit : 100);
 	else
 		rc = db_lquery_rows(s, rollout_row, &l, err,
 				    "SELECT " ROLLOUT_COLS " FROM rollouts r"
@@ -237,10 +245,10 @@ int sq_rollout_list(struct srv_store_be *s, bool active, int limit,
 	return DB_GIVE(rc, l, ret, srv_rollout_list_free);
 }
 
-static int wave_row(sqlite3_stmt *st, void *ctx)
+static int wave_row(struct db_row *st, void *ctx)
 {
 	struct srv_rollout_wave_row *w =
-		DB_PUSH((struct srv_rollout_wave_list *)ctx);
+	    DB_PUSH((struct srv_rollout_wave_list *)ctx);
 
 	w->index = db_col_int(st, 0);
 	w->stop = db_col_str(st, 1);
@@ -250,23 +258,24 @@ static int wave_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_rollout_waves(struct srv_store_be *s, const char *id,
-		     struct srv_rollout_wave_list *ret, struct fl_error *err)
+int sql_rollout_waves(struct srv_store_be *s, const char *id,
+		      struct srv_rollout_wave_list *ret, struct fl_error *err)
 {
 	struct srv_rollout_wave_list l = {0};
 	int rc;
 
-	rc = db_lquery_rows(s, wave_row, &l, err,
-			    "SELECT wave, stop, devices, started, done"
-			    " FROM rollout_waves WHERE rollout = ? ORDER BY wave",
-			    "s", id);
+	rc = db_lquery_rows(
+	    s, wave_row, &l, err,
+	    "SELECT wave, stop, devices, started, done"
+	    " FROM rollout_waves WHERE rollout = ? ORDER BY wave",
+	    "s", id);
 	return DB_GIVE(rc, l, ret, srv_rollout_wave_list_free);
 }
 
-static int count_row(sqlite3_stmt *st, void *ctx)
+static int count_row(struct db_row *st, void *ctx)
 {
 	struct srv_rollout_count *c =
-		DB_PUSH((struct srv_rollout_count_list *)ctx);
+	    DB_PUSH((struct srv_rollout_count_list *)ctx);
 
 	c->wave = db_col_int(st, 0);
 	c->state = db_col_str(st, 1);
@@ -274,8 +283,8 @@ static int count_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_rollout_counts(struct srv_store_be *s, const char *id,
-		      struct srv_rollout_count_list *ret, struct fl_error *err)
+int sql_rollout_counts(struct srv_store_be *s, const char *id,
+		       struct srv_rollout_count_list *ret, struct fl_error *err)
 {
 	struct srv_rollout_count_list l = {0};
 	int rc;
@@ -288,10 +297,10 @@ int sq_rollout_counts(struct srv_store_be *s, const char *id,
 	return DB_GIVE(rc, l, ret, srv_rollout_count_list_free);
 }
 
-static int device_row(sqlite3_stmt *st, void *ctx)
+static int device_row(struct db_row *st, void *ctx)
 {
 	struct srv_rollout_device_row *d =
-		DB_PUSH((struct srv_rollout_device_list *)ctx);
+	    DB_PUSH((struct srv_rollout_device_list *)ctx);
 
 	d->device = db_col_str(st, 0);
 	d->state = db_col_str(st, 1);
@@ -309,36 +318,38 @@ static int device_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-#define DEVICE_COLS                                                        \
-	"device, state, job, rollback_job, from_version, reason, wave, pos," \
+#define DEVICE_COLS                                                            \
+	"device, state, job, rollback_job, from_version, reason, wave, pos,"   \
 	" commanded, sent, sends, finished, updated"
 
-int sq_rollout_devices(struct srv_store_be *s, const char *id, bool failures,
-		       int limit, struct srv_rollout_device_list *ret,
-		       struct fl_error *err)
+int sql_rollout_devices(struct srv_store_be *s, const char *id, bool failures,
+			int limit, struct srv_rollout_device_list *ret,
+			struct fl_error *err)
 {
 	struct srv_rollout_device_list l = {0};
 	int rc;
 
 	if (failures)
-		rc = db_lquery_rows(s, device_row, &l, err,
-				    "SELECT " DEVICE_COLS " FROM rollout_devices"
-				    " WHERE rollout = ? AND state IN ('failed',"
-				    " 'rollback-failed')"
-				    " ORDER BY updated DESC, pos LIMIT ?",
-				    "sd", id, limit > 0 ? limit : -1);
+		rc =
+		    db_lquery_rows(s, device_row, &l, err,
+				   "SELECT " DEVICE_COLS " FROM rollout_devices"
+				   " WHERE rollout = ? AND state IN ('failed',"
+				   " 'rollback-failed')"
+				   " ORDER BY updated DESC, pos LIMIT ?",
+				   "sd", id, limit > 0 ? limit : INT_MAX);
 	else
-		rc = db_lquery_rows(s, device_row, &l, err,
-				    "SELECT " DEVICE_COLS " FROM rollout_devices"
-				    " WHERE rollout = ? ORDER BY pos LIMIT ?",
-				    "sd", id, limit > 0 ? limit : -1);
+		rc =
+		    db_lquery_rows(s, device_row, &l, err,
+				   "SELECT " DEVICE_COLS " FROM rollout_devices"
+				   " WHERE rollout = ? ORDER BY pos LIMIT ?",
+				   "sd", id, limit > 0 ? limit : INT_MAX);
 	return DB_GIVE(rc, l, ret, srv_rollout_device_list_free);
 }
 
-static int event_row(sqlite3_stmt *st, void *ctx)
+static int event_row(struct db_row *st, void *ctx)
 {
 	struct srv_rollout_event *e =
-		DB_PUSH((struct srv_rollout_event_list *)ctx);
+	    DB_PUSH((struct srv_rollout_event_list *)ctx);
 
 	e->id = db_col_int(st, 0);
 	e->time = db_col_int(st, 1);
@@ -349,8 +360,8 @@ static int event_row(sqlite3_stmt *st, void *ctx)
 	return 0;
 }
 
-int sq_rollout_events(struct srv_store_be *s, const char *id, int limit,
-		      struct srv_rollout_event_list *ret, struct fl_error *err)
+int sql_rollout_events(struct srv_store_be *s, const char *id, int limit,
+		       struct srv_rollout_event_list *ret, struct fl_error *err)
 {
 	struct srv_rollout_event_list l = {0};
 	int rc;
@@ -363,7 +374,7 @@ int sq_rollout_events(struct srv_store_be *s, const char *id, int limit,
 	return DB_GIVE(rc, l, ret, srv_rollout_event_list_free);
 }
 
-/* Labels as "k=v" lines (group_concat) into @d. */
+/* Labels as "k=v" lines (LABELS_*) into @d. */
 static void labels_parse(const char *text, struct srv_device_row *d)
 {
 	const char *p = text;
@@ -376,13 +387,14 @@ static void labels_parse(const char *text, struct srv_device_row *d)
 			struct srv_label *l = DB_PUSH(&d->labels);
 
 			l->key = fl_xstrndup(p, (size_t)(eq - p));
-			l->value = fl_xstrndup(eq + 1, len - (size_t)(eq - p) - 1);
+			l->value =
+			    fl_xstrndup(eq + 1, len - (size_t)(eq - p) - 1);
 		}
 		p += len + (p[len] == '\n');
 	}
 }
 
-static int candidate_row(sqlite3_stmt *st, void *ctx)
+static int candidate_row(struct db_row *st, void *ctx)
 {
 	struct srv_device_row *d = DB_PUSH((struct srv_device_list *)ctx);
 
@@ -392,19 +404,28 @@ static int candidate_row(sqlite3_stmt *st, void *ctx)
 	d->online = db_col_int(st, 3) != 0;
 	d->firmware = db_col_str(st, 4);
 	d->health = db_col_str(st, 5);
-	labels_parse((const char *)sqlite3_column_text(st, 6), d);
+	labels_parse(db_col_text(st, 6), d);
 	return 0;
 }
 
-#define CANDIDATE_SELECT                                                   \
-	"SELECT d.id, d.grp, d.state, d.online, d.firmware, d.health,"     \
-	" (SELECT group_concat(key || '=' || value, char(10)) FROM"        \
-	"  (SELECT key, value FROM device_labels WHERE device = d.id"      \
-	"   ORDER BY key)) FROM devices d"
+/* A device's labels as "k=v" lines in key order: the aggregate is the
+ * one statement text the two dialects spell differently. */
+#define LABELS_SQLITE "group_concat(key || '=' || value, char(10))"
+#define LABELS_PG "string_agg(key || '=' || value, chr(10) ORDER BY key)"
+#define CANDIDATE_SELECT(LABELS)                                               \
+	"SELECT d.id, d.grp, d.state, d.online, d.firmware, d.health,"         \
+	" (SELECT " LABELS " FROM"                                             \
+	"  (SELECT key, value FROM device_labels WHERE device = d.id"          \
+	"   ORDER BY key) AS l) FROM devices d"
+#define CANDIDATES_ALL(LABELS)                                                 \
+	CANDIDATE_SELECT(LABELS)                                               \
+	" WHERE d.state = 'active'"                                            \
+	" AND (?1 IS NULL OR d.grp = ?1) ORDER BY d.id"
+#define CANDIDATES_ONE(LABELS) CANDIDATE_SELECT(LABELS) " WHERE d.id = ?"
 
-int sq_rollout_candidates(struct srv_store_be *s, const char *group,
-			  const char *const *ids, size_t n_ids,
-			  struct srv_device_list *ret, struct fl_error *err)
+int sql_rollout_candidates(struct srv_store_be *s, const char *group,
+			   const char *const *ids, size_t n_ids,
+			   struct srv_device_list *ret, struct fl_error *err)
 {
 	struct srv_device_list l = {0};
 	int rc = 0;
@@ -412,13 +433,14 @@ int sq_rollout_candidates(struct srv_store_be *s, const char *group,
 	pthread_mutex_lock(&s->lock);
 	if (!ids)
 		rc = db_query_rows(s, candidate_row, &l, err,
-				   CANDIDATE_SELECT " WHERE d.state = 'active'"
-				   " AND (?1 IS NULL OR d.grp = ?1) ORDER BY d.id",
+				   DB_DIALECT(s, CANDIDATES_ALL(LABELS_SQLITE),
+					      CANDIDATES_ALL(LABELS_PG)),
 				   "s", group);
 	for (size_t i = 0; ids && !rc && i < n_ids; i++)
 		rc = db_query_rows(s, candidate_row, &l, err,
-				   CANDIDATE_SELECT " WHERE d.id = ?", "s",
-				   ids[i]);
+				   DB_DIALECT(s, CANDIDATES_ONE(LABELS_SQLITE),
+					      CANDIDATES_ONE(LABELS_PG)),
+				   "s", ids[i]);
 	pthread_mutex_unlock(&s->lock);
 	return DB_GIVE(rc, l, ret, srv_device_list_free);
 }
@@ -435,11 +457,12 @@ static int gate_counts(struct srv_store_be *s, const char *id,
 	struct db_first row = {0};
 	int rc;
 
-	rc = db_query_first(s, &row, err,
-			    "SELECT count(*) FILTER (WHERE state = 'failed'),"
-			    " count(*) FILTER (WHERE state IN ('failed',"
-			    " 'healthy')) FROM rollout_devices WHERE rollout = ?",
-			    "s", id);
+	rc = db_query_first(
+	    s, &row, err,
+	    "SELECT count(*) FILTER (WHERE state = 'failed'),"
+	    " count(*) FILTER (WHERE state IN ('failed',"
+	    " 'healthy')) FROM rollout_devices WHERE rollout = ?",
+	    "s", id);
 	*ret_failed = row.i[0];
 	*ret_finished = row.i[1];
 	db_first_free(&row);
@@ -460,10 +483,11 @@ static int do_resume(struct srv_store_be *s, const char *id, bool tripped,
 			    " base_finished = ? WHERE id = ?",
 			    "iis", failed, finished, id);
 	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "UPDATE rollouts SET state = 'running', reason = NULL,"
-			    " tripped = 0, updated = ? WHERE id = ?",
-			    "is", now, id);
+		rc = db_run(
+		    s, NULL, err,
+		    "UPDATE rollouts SET state = 'running', reason = NULL,"
+		    " tripped = 0, updated = ? WHERE id = ?",
+		    "is", now, id);
 	return rc;
 }
 
@@ -471,8 +495,8 @@ static int do_abort(struct srv_store_be *s, const char *id, const char *actor,
 		    int64_t now, struct srv_strv *cancelled,
 		    struct fl_error *err)
 {
-	char *why = fl_xasprintf("cancelled by %s (rollout %s aborted)", actor,
-				 id);
+	char *why =
+	    fl_xasprintf("cancelled by %s (rollout %s aborted)", actor, id);
 	char *reason = fl_xasprintf("aborted by %s", actor);
 	int rc;
 
@@ -491,13 +515,14 @@ static int do_abort(struct srv_store_be *s, const char *id, const char *actor,
 			    " state = 'commanded')",
 			    "sis", why, now, id);
 	if (!rc)
-		rc = db_run(s, NULL, err,
-			    "UPDATE rollout_devices SET state = CASE state"
-			    " WHEN 'commanded' THEN 'cancelled' ELSE 'skipped' END,"
-			    " reason = 'the rollout was aborted', updated = ?"
-			    " WHERE rollout = ? AND state IN ('commanded',"
-			    " 'pending')",
-			    "is", now, id);
+		rc = db_run(
+		    s, NULL, err,
+		    "UPDATE rollout_devices SET state = CASE state"
+		    " WHEN 'commanded' THEN 'cancelled' ELSE 'skipped' END,"
+		    " reason = 'the rollout was aborted', updated = ?"
+		    " WHERE rollout = ? AND state IN ('commanded',"
+		    " 'pending')",
+		    "is", now, id);
 	if (!rc)
 		rc = db_run(s, NULL, err,
 			    "UPDATE rollout_devices SET active = 0"
@@ -521,14 +546,15 @@ static int reactivate(struct srv_store_be *s, const char *id,
 	struct srv_strv busy = {0};
 	int rc;
 
-	rc = db_query_rows(s, db_row_strv, &busy, err,
-			   "SELECT rd.device || ' (rollout ' || o.rollout || ')'"
-			   " FROM rollout_devices rd JOIN rollout_devices o"
-			   " ON o.device = rd.device AND o.active = 1"
-			   " AND o.rollout != rd.rollout WHERE rd.rollout = ?"
-			   " AND rd.state IN ('updated', 'healthy', 'failed')"
-			   " ORDER BY rd.pos",
-			   "s", id);
+	rc =
+	    db_query_rows(s, db_row_strv, &busy, err,
+			  "SELECT rd.device || ' (rollout ' || o.rollout || ')'"
+			  " FROM rollout_devices rd JOIN rollout_devices o"
+			  " ON o.device = rd.device AND o.active = 1"
+			  " AND o.rollout != rd.rollout WHERE rd.rollout = ?"
+			  " AND rd.state IN ('updated', 'healthy', 'failed')"
+			  " ORDER BY rd.pos",
+			  "s", id);
 	if (!rc && busy.n)
 		rc = busy_fail(&busy, err);
 	if (!rc)
@@ -567,19 +593,20 @@ static int do_move(struct srv_store_be *s, const char *id, int action,
 			rc = reactivate(s, id, err);
 		why = fl_xasprintf("rollback by %s", actor);
 		if (!rc)
-			rc = db_run(s, NULL, err,
-				    "UPDATE rollouts SET state = 'rolling-back',"
-				    " reason = ?, tripped = 0, finished = 0,"
-				    " updated = ? WHERE id = ?",
-				    "sis", why, now, id);
+			rc =
+			    db_run(s, NULL, err,
+				   "UPDATE rollouts SET state = 'rolling-back',"
+				   " reason = ?, tripped = 0, finished = 0,"
+				   " updated = ? WHERE id = ?",
+				   "sis", why, now, id);
 		free(why);
 		return rc;
 	}
 }
 
-int sq_rollout_action(struct srv_store_be *s, const char *id, int action,
-		      const char *actor, int64_t now,
-		      struct srv_strv *ret_cancelled, struct fl_error *err)
+int sql_rollout_action(struct srv_store_be *s, const char *id, int action,
+		       const char *actor, int64_t now,
+		       struct srv_strv *ret_cancelled, struct fl_error *err)
 {
 	struct srv_strv cancelled = {0};
 	struct db_first row = {0};
