@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "gitprov.h"
 #include "reader.h"
 #include "root.h"
@@ -310,13 +311,16 @@ static const struct cli_col bundle_cols[] = {
 static int cmd_bundle_upload(int argc, char **argv, void *arg)
 {
 	struct cli_ctx *ctx = arg;
+	struct cli_progress bar;
 	json_t *resp = NULL;
 	int rc;
 
 	if ((rc = cli_args(ctx, argc, argv, 1, 1, "one FILE.fwb")))
 		return rc;
+	cli_progress_start(ctx, &bar, "upload");
 	rc = fl_http_upload(ctx->http, "POST", "/api/v1/bundles", argv[optind],
 			    &resp, &ctx->err);
+	cli_progress_end(ctx, &bar);
 	if (rc)
 		return rc;
 	if (ctx->output == CLI_OUT_JSON)

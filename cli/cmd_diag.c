@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "diag_direct.h"
 #include "util.h"
 #include "validate.h"
@@ -435,6 +436,7 @@ static int fetch_bundle(struct cli_ctx *ctx, const char *id, const char *upload,
 	char *path =
 	    fl_xasprintf("/api/v1/devices/%s/diag-bundles/%s", id, upload);
 	int64_t deadline = fl_now_ms() + (a->timeout + SLACK_S) * 1000;
+	struct cli_progress bar;
 	long status = 0;
 	off_t end;
 	int rc;
@@ -445,8 +447,10 @@ static int fetch_bundle(struct cli_ctx *ctx, const char *id, const char *upload,
 					   o->path);
 			break;
 		}
+		cli_progress_start(ctx, &bar, "download");
 		rc = fl_http_get_file(ctx->http, path, o->fd, BUNDLE_MAX,
 				      &status, &ctx->err);
+		cli_progress_end(ctx, &bar);
 		if (rc || status == 200)
 			break;
 		if (fl_now_ms() >= deadline) {

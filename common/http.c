@@ -22,6 +22,8 @@ struct fl_http {
 	char *base_url, *ca_file, *auth_header, *cert_file, *key_file;
 	long connect_timeout_ms, timeout_ms, status;
 	size_t max_response;
+	fl_http_progress_fn progress;
+	void *progress_arg;
 };
 
 struct body_buf {
@@ -287,6 +289,35 @@ static size_t on_file_body(char *ptr, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
+void fl_http_set_progress(struct fl_http *h, fl_http_progress_fn fn,
+			  void *arg)
+{
+	h->progress = fn;
+	h->progress_arg = arg;
+}
+
+static int on_xferinfo(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct fl_http *h = arg;
+
+	if (ultotal > 0 || ulnow > 0)
+		h->progress(h->progress_arg, (uint64_t)ulnow, (uint64_t)ultotal);
+	else
+		h->progress(h->progress_arg, (uint64_t)dlnow, (uint64_t)dltotal);
+	return 0;
+}
+
+/* Report the transfer's progress to h->progress, when one is set. */
+static void setup_progress(struct fl_http *h)
+{
+	if (!h->progress)
+		return;
+	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+	curl_easy_setopt(h->curl, CURLOPT_XFERINFODATA, h);
+}
+
 int fl_http_get_file(struct fl_http *h, const char *path, int fd, uint64_t max,
 		     long *ret_status, struct fl_error *err)
 {
@@ -305,6 +336,7 @@ int fl_http_get_file(struct fl_http *h, const char *path, int fd, uint64_t max,
 	setup(h, "GET", url, hdrs, &sink.json, errbuf);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_file_body);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
+	setup_progress(h);
 	cc = curl_easy_perform(h->curl);
 	if (sink.too_big)
 		rc = fl_fail(err, FL_ELIMIT, "%s is larger than %llu bytes",
@@ -356,6 +388,7 @@ int fl_http_upload(struct fl_http *h, const char *method, const char *path,
 	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME,
 			 (h->timeout_ms + 999) / 1000);
+	setup_progress(h);
 	cc = curl_easy_perform(h->curl);
 	rc = finish(h, cc, errbuf, url, &resp, ret, err);
 	curl_slist_free_all(hdrs);

@@ -62,6 +62,16 @@ int fl_http_upload(struct fl_http *h, const char *method, const char *path,
 int fl_http_get_file(struct fl_http *h, const char *path, int fd,
 		     uint64_t max, long *ret_status, struct fl_error *err);
 
+/*
+ * Progress of the transfers of fl_http_upload and fl_http_get_file from
+ * now on: @fn gets the bytes sent (upload) or received (download) and
+ * the total (0 while unknown), a few times a second at most as libcurl
+ * calls back.  NULL turns it off.
+ */
+typedef void (*fl_http_progress_fn)(void *arg, uint64_t done, uint64_t total);
+void fl_http_set_progress(struct fl_http *h, fl_http_progress_fn fn,
+			  void *arg);
+
 /* Whole-request timeout (0 = 60 s) and response cap (0 = 4 MiB) of the
  * requests made from now on. */
 void fl_http_set_limits(struct fl_http *h, long timeout_ms,

@@ -3,8 +3,10 @@
 # fits its width (TIOCGWINSZ, or COLUMNS), the widest column cut with an
 # ellipsis; piped or redirected, every cell is whole whatever COLUMNS
 # says, and no escape code is written.  The terminal is a real pty
-# (python3's os.openpty with its window size set).
+# (python3's os.openpty with its window size set).  An upload draws a
+# progress bar on a terminal's stderr, and nothing when stderr is not one.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-agent.sh"
 
 start_fleetd --with-broker
 login_admin
@@ -51,5 +53,23 @@ COLUMNS=40 fleetctl devices list >"$T/piped"
 check_grep "^gw-1 +$long " "piped (COLUMNS=40 set): the group is whole" cat "$T/piped"
 check_true "piped: no ellipsis" sh -c "! grep -q '…' '$T/piped'"
 check_true "piped: no escape codes" sh -c "! grep -q \$'\\033' '$T/piped' '$T/narrow'"
+
+# --- the progress bar of an upload ------------------------------------------
+check "build the sample firmware and its bundles" ota_firmware
+check "push the firmware's trust root" fleetctl root push "$T/fw/root.json"
+check "a 24 MiB image" ota_pad "$T/fw/fw-1.1.0" 24 "$T/fw/big"
+check "... signed as fleet-sample 1.5.0" ota_bundle "$T/fw/big" 1.5.0 1
+check_exit 0 "an upload on a terminal succeeds" \
+	on_pty 100 fleetctl bundle upload "$T/fw/fleet-sample-1.5.0.fwb"
+tr '\r' '\n' <"$T/last.out" >"$T/up.lines"
+check_grep '^upload \[#{30}\] 100%  24\.[0-9] MiB of 24\.[0-9] MiB  .*/s' \
+	"... its stderr showed a full bar at 100 %" cat "$T/up.lines"
+check_true "... no line wider than the terminal" test "$(widest "$T/up.lines")" -lt 100
+check_grep '^[0-9a-f]{16}$' "... and stdout the bundle's id" cat "$T/up.lines"
+check_exit 0 "an upload with stderr redirected succeeds" sh -c \
+	"fleetctl bundle upload '$T/fw/fw-1.1.0.fwb' >'$T/up.out' 2>'$T/up.err'"
+check_grep '^[0-9a-f]{16}$' "... its id on stdout" cat "$T/up.out"
+check_true "... and draws no bar" sh -c "! grep -q 'upload \[' '$T/up.err'"
+check_true "... nor any carriage return" sh -c "! grep -q \$'\\r' '$T/up.err' '$T/up.out'"
 
 finish
