@@ -18,6 +18,7 @@
  * until the op's ROLLBACK.  Messages name host, port and database, never
  * the password.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +133,12 @@ char *pg_translate(const char *sql)
 			*o++ = *p;
 			continue;
 		}
-		n = strtol(p + 1, &end, 10);
-		p = end - 1;
+		n = 0;
+		if (isdigit((unsigned char)p[1])) { /* ?N; strtol alone would
+						     * take "?-1" and "? 5" */
+			n = strtol(p + 1, &end, 10);
+			p = end - 1;
+		}
 		n = n > 0 ? n : max + 1;
 		max = n > max ? n : max;
 		o += snprintf(o, cap - (size_t)(o - out), "$%ld", n);

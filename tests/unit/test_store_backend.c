@@ -107,6 +107,9 @@ static void test_pg_translate(void **state)
 	    {"a = ? AND b = ?", "a = $1 AND b = $2"},
 	    {"a = ?2 OR b = ?1 OR c = ?2", "a = $2 OR b = $1 OR c = $2"},
 	    {"a = ?3, b = ?", "a = $3, b = $4"},
+	    /* only digits right after the ? number it: no sign, no blank */
+	    {"n = ?-1 AND m = ? 5", "n = $1-1 AND m = $2 5"},
+	    {"n = ?+2", "n = $1+2"},
 	    {"x || 'it''s' || ?", "x || 'it''s' || $1"},
 	    {"\"we?ird\" = 1", NULL},
 	    {"a = 'what?' AND b = ?", NULL},
