@@ -22,6 +22,8 @@
 #
 #   bench/ingest.sh           (BENCH_DEVICES=1000 BENCH_EVENTS=20)
 #   BENCH_PERF=/tmp/p.data bench/ingest.sh    also perf record fleetd
+#   BENCH_INSN=1 bench/ingest.sh              also count its instructions
+#   FLEET_STORE=pg bench/ingest.sh            fleetd on a PostgreSQL
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -40,7 +42,7 @@ set +eu
 . tests/e2e/lib.sh
 . tests/e2e/lib-agent.sh
 set -u
-echo "# work dir $T, $NDEV devices x $NEV events"
+echo "# work dir $T, $NDEV devices x $NEV events, store ${FLEET_STORE:-sqlite}"
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" \
 	'BEGIN { print ((op == "le" ? v <= t : v >= t) ? "PASS" : "MISS") }'; }
 die() { echo "bench: $*" >&2; exit 1; }
@@ -52,8 +54,16 @@ fi
 # info, as in production: a debug line per event would be measured too
 start_fleetd --with-broker --log-level info >/dev/null
 login_admin
-DB=$FLEETD_STATE/fleetd.db
-stored() { sqlite3 -readonly "$DB" 'SELECT count(*) FROM job_events'; }
+# FLEET_STORE=pg: fleetd's store on a PostgreSQL (lib.sh); its server's
+# CPU is reported beside fleetd's
+stored() { store_sql 'SELECT count(*) FROM job_events'; }
+db_pids() {
+	local port pm
+	[ -n "${FLEET_STORE_URL:-}" ] || return 0
+	port=${FLEET_STORE_URL##*:}
+	pm=$(pgrep -f -- "postgres -D .* -p ${port%%/*} ") || return 0
+	echo "$pm" $(pgrep -P "$pm")
+}
 
 # --- devices, the observer, one job each -----------------------------------
 TOK=$(fleetctl -o json token create bench --enroll --uses $((NDEV + 1)) --ttl 1h | jq -r .token)
@@ -98,8 +108,11 @@ TOTAL=$((NDEV * NEV))
 # fleetd's CPU time in ns: the sum over its threads (schedstat's first
 # field; /proc/PID/stat's utime+stime count 10 ms ticks, half a
 # microsecond per event at 20,000 events)
-cpu_ns() { cat /proc/"$FLEETD_PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
-CPU0=$(cpu_ns)
+cpu_ns() { for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done 2>/dev/null |
+	awk '{ s += $1 } END { printf "%.0f", s }'; }
+DB_PIDS=$(db_pids)
+CPU0=$(cpu_ns "$FLEETD_PID")
+DB0=$(cpu_ns $DB_PIDS)
 : >"$T/stored.ts"
 # poll the database: "epoch-ns count" whenever the count changed
 (last=-1
@@ -111,6 +124,12 @@ CPU0=$(cpu_ns)
  done) &
 POLL=$!
 track $POLL
+# BENCH_INSN=1: count fleetd's user-space instructions during the burst
+# (perf stat; unlike its CPU time, hardly changed by the machine's load)
+if [ -n "${BENCH_INSN:-}" ]; then
+	perf stat -x, -e instructions:u -p "$FLEETD_PID" -o "$T/insn.csv" &
+	INSN=$!
+fi
 # BENCH_PERF=FILE: perf record fleetd during the burst (where its CPU goes)
 if [ -n "${BENCH_PERF:-}" ]; then
 	perf record -g -o "$BENCH_PERF" -p "$FLEETD_PID" 2>"$T/perf.err" &
@@ -122,8 +141,10 @@ mqtt-burst --host "$MQTT_HOST" --port "$MQTT_PORT" --cafile "$FLEET_CA_FILE" \
 echo "# mqtt-burst: $(cat "$T/burst.out")"
 wait_until 120 sh -c "! kill -0 $POLL" || echo "# fleetd did not store all in time"
 kill "$POLL" 2>/dev/null
-CPU1=$(cpu_ns)
+CPU1=$(cpu_ns "$FLEETD_PID")
+DB1=$(cpu_ns $DB_PIDS)
 [ -n "${PERF:-}" ] && kill -INT "$PERF" && wait "$PERF" 2>/dev/null
+[ -n "${INSN:-}" ] && kill -INT "$INSN" && wait "$INSN" 2>/dev/null
 wait_until 30 sh -c "[ \$(wc -l <'$T/sub.ts') -ge $((BASE_SUB + TOTAL)) ]" ||
 	echo "# mosquitto_sub did not receive all in time"
 
@@ -153,6 +174,10 @@ echo "# fleetd stored $STORED of $TOTAL events at $OURS_RATE/s; mosquitto_sub re
 fleetctl -o json status >"$T/status.json" &&
 	jq -r '.ingest | "# fleetd: \(.batches) batches (\(.stored) stored, queue high water \(.queue_high_water))"' "$T/status.json"
 echo "# fleetd CPU $(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') s for $STORED events"
+[ -n "$DB_PIDS" ] &&
+	echo "# PostgreSQL CPU $(awk -v a="$DB0" -v b="$DB1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') s (its server processes; fsync off, as in the tests)"
+[ -n "${INSN:-}" ] && awk -F, -v n="$STORED" '$3 ~ /instructions/ && n > 0 {
+	printf "# fleetd: %.0f instructions (user) per event\n", $1 / n }' "$T/insn.csv"
 echo "metric: ingest_lost $LOST events (target 0) $(verdict "$LOST" 0 le)"
 echo "metric: ingest_rate_vs_mosquitto_sub $RATIO x (target >= 0.8 x; fleetd $OURS_RATE/s, mosquitto_sub $SUB_RATE/s) $(verdict "$RATIO" 0.8 ge)"
 echo "metric: fleetd_cpu_per_event $CPU_US us (target <= 20 us) $(verdict "$CPU_US" 20 le)"

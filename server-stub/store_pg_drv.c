@@ -332,18 +332,31 @@ static int exec_v(struct srv_store_be *s, const char *sql, const char *types,
 	return rc;
 }
 
+/* @res's rows to @row (NULL: none expected), *@ret_changes (may be
+ * NULL) the rows it changed; @res cleared. */
+static int res_rows(PGresult *res, int (*row)(struct db_row *, void *),
+		    void *ctx, int *ret_changes)
+{
+	struct db_row r = {&db_pg_driver, res, 0};
+	int n = PQntuples(res), rc = 0;
+
+	for (r.i = 0; row && !rc && r.i < n; r.i++)
+		rc = row(&r, ctx);
+	if (!rc && ret_changes)
+		*ret_changes = PQresultStatus(res) == PGRES_TUPLES_OK
+				   ? n
+				   : atoi(PQcmdTuples(res));
+	PQclear(res);
+	return rc;
+}
+
 static int run_v(struct srv_store_be *s, int *ret_changes, struct fl_error *err,
 		 const char *sql, const char *types, va_list ap)
 {
 	PGresult *res = NULL;
 	int rc = exec_v(s, sql, types, ap, &res, err);
 
-	if (!rc && ret_changes)
-		*ret_changes = PQresultStatus(res) == PGRES_TUPLES_OK
-				   ? PQntuples(res)
-				   : atoi(PQcmdTuples(res));
-	PQclear(res);
-	return rc;
+	return rc ? rc : res_rows(res, NULL, NULL, ret_changes);
 }
 
 static int rows_v(struct srv_store_be *s, int (*row)(struct db_row *, void *),
@@ -351,14 +364,38 @@ static int rows_v(struct srv_store_be *s, int (*row)(struct db_row *, void *),
 		  const char *types, va_list ap)
 {
 	PGresult *res = NULL;
-	struct db_row r = {&db_pg_driver, NULL, 0};
-	int rc = exec_v(s, sql, types, ap, &res, err), n;
+	int rc = exec_v(s, sql, types, ap, &res, err);
 
-	n = rc ? 0 : PQntuples(res);
-	r.res = res;
-	for (r.i = 0; !rc && r.i < n; r.i++)
-		rc = row(&r, ctx);
-	PQclear(res);
+	return rc ? rc : res_rows(res, row, ctx, NULL);
+}
+
+static int rows_args(struct srv_store_be *s,
+		     int (*row)(struct db_row *, void *), void *ctx,
+		     int *ret_changes, struct fl_error *err, const char *sql,
+		     size_t n, const struct db_arg *args)
+{
+	char *types = fl_xmalloc(n + 1);
+	const char **vals = fl_xcalloc(n + 1, sizeof(*vals));
+	char(*buf)[24] = fl_xcalloc(n + 1, sizeof(*buf));
+	PGresult *res = NULL;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		types[i] = args[i].type;
+		vals[i] = args[i].s;
+		if (args[i].type == 's' ||
+		    (args[i].type == 'n' && args[i].i < 0))
+			continue;
+		snprintf(buf[i], sizeof(buf[i]), "%lld", (long long)args[i].i);
+		vals[i] = buf[i];
+	}
+	types[n] = '\0';
+	rc = exec_once(pg_conn(s), sql, types, vals, &res, err);
+	if (!rc)
+		rc = res_rows(res, row, ctx, ret_changes);
+	free(types);
+	free(vals);
+	free(buf);
 	return rc;
 }
 
@@ -564,6 +601,7 @@ const struct db_driver db_pg_driver = {
     .run = run_v,
     .rows = rows_v,
     .run_text = run_text,
+    .rows_args = rows_args,
     .begin_sql = "BEGIN",
     .col_text = col_text,
     .col_int = col_int,

@@ -35,6 +35,15 @@ struct db_row {
 
 struct srv_store_be;
 
+/* A parameter collected at run time (struct db_args): type 's' (text,
+ * NULL for SQL NULL), 'i' (an integer) or 'n' (an integer, NULL when
+ * negative). */
+struct db_arg {
+	char type;
+	const char *s;
+	int64_t i;
+};
+
 /* A database driver: connection, statements, result columns. */
 struct db_driver {
 	const char *name;
@@ -55,6 +64,13 @@ struct db_driver {
 	 * database converts each to its column's), NULL for SQL NULL. */
 	int (*run_text)(struct srv_store_be *s, const char *sql, int n,
 			const char *const *vals, struct fl_error *err);
+	/* Run @sql with the @n parameters @args: each row to @row (NULL
+	 * when it returns none), *@ret_changes (may be NULL) the rows it
+	 * changed. */
+	int (*rows_args)(struct srv_store_be *s,
+			 int (*row)(struct db_row *, void *), void *ctx,
+			 int *ret_changes, struct fl_error *err,
+			 const char *sql, size_t n, const struct db_arg *args);
 	const char *begin_sql; /* a write transaction's BEGIN */
 	const char *(*col_text)(struct db_row *r, int i);
 	int64_t (*col_int)(struct db_row *r, int i);
@@ -148,6 +164,29 @@ int64_t db_col_int_or(struct db_row *r, int i, int64_t def);
 double db_col_double(struct db_row *r, int i);
 bool db_col_null(struct db_row *r, int i);
 int db_col_count(struct db_row *r);
+
+/*
+ * Statements whose number of parameters follows the data: a VALUES list
+ * of @rows rows of @cols parameters each (`?`), between @head and
+ * @tail, as a new string.  Its rows read as a table whose columns are
+ * named column1, column2... in both databases.
+ */
+char *db_values_sql(const char *head, int cols, size_t rows, const char *tail);
+
+/* Their parameters, collected with db_args_str/int (in the order of the
+ * statement's `?`), run with db_args_rows (row NULL: a statement that
+ * returns none) and freed with db_args_free.  Text is borrowed: it must
+ * outlive the run.  Caller holds the lock. */
+struct db_args {
+	struct db_arg *v;
+	size_t n;
+};
+void db_args_str(struct db_args *a, const char *s);
+void db_args_int(struct db_args *a, char type, int64_t i);
+int db_args_rows(struct srv_store_be *s, int (*row)(struct db_row *, void *),
+		 void *ctx, int *ret_changes, struct fl_error *err,
+		 const char *sql, struct db_args *a);
+void db_args_free(struct db_args *a);
 
 /* Append a copy of @str to @l. */
 void db_strv_add(struct srv_strv *l, const char *str);

@@ -4,6 +4,7 @@
  * handing each to the store's driver.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,4 +196,48 @@ int db_row_strv(struct db_row *st, void *ctx)
 {
 	db_strv_add(ctx, db_col_text(st, 0));
 	return 0;
+}
+
+char *db_values_sql(const char *head, int cols, size_t rows, const char *tail)
+{
+	size_t hl = strlen(head), tl = strlen(tail), rl = 3 * (size_t)cols + 1;
+	char *sql = fl_xmalloc(hl + rows * rl + tl + 1), *p = sql + hl;
+	char *row = fl_xmalloc(rl + 1);
+
+	/* ",(?, ?, ?)": the first row's comma becomes a space */
+	memcpy(row, ",(?", 3);
+	for (int c = 1; c < cols; c++)
+		memcpy(row + 3 * c, ", ?", 3);
+	memcpy(row + rl - 1, ")", 2);
+	memcpy(sql, head, hl);
+	for (size_t r = 0; r < rows; r++, p += rl)
+		memcpy(p, row, rl);
+	sql[hl] = ' ';
+	memcpy(p, tail, tl + 1);
+	free(row);
+	return sql;
+}
+
+void db_args_str(struct db_args *a, const char *s)
+{
+	*DB_PUSH(a) = (struct db_arg){.type = 's', .s = s};
+}
+
+void db_args_int(struct db_args *a, char type, int64_t i)
+{
+	*DB_PUSH(a) = (struct db_arg){.type = type, .i = i};
+}
+
+int db_args_rows(struct srv_store_be *s, int (*row)(struct db_row *, void *),
+		 void *ctx, int *ret_changes, struct fl_error *err,
+		 const char *sql, struct db_args *a)
+{
+	return s->drv->rows_args(s, row, ctx, ret_changes, err, sql, a->n,
+				 a->v);
+}
+
+void db_args_free(struct db_args *a)
+{
+	free(a->v);
+	*a = (struct db_args){0};
 }

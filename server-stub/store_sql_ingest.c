@@ -6,6 +6,14 @@
  * statement is idempotent, so a message the broker delivers twice, or a
  * final event the device publishes again until fleetd confirms it,
  * changes nothing the second time.
+ *
+ * A batch costs a few statements per table, not a few per message (a
+ * round trip each on PostgreSQL): the devices and jobs its events name
+ * are read together (batch_lookup), new events are inserted and devices
+ * and jobs updated with one multi-row statement per kind at its end.  On
+ * PostgreSQL the lookup locks the batch's device rows, in id order, so
+ * that replicas sharing the database apply one device's messages one
+ * batch at a time and each batch's view stays exact.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +21,7 @@
 #include <time.h>
 
 #include "jobs.h"
+#include "log.h"
 #include "proto.h"
 #include "store.h"
 #include "store_sql.h"
@@ -88,49 +97,145 @@ static void copy_col(struct db_row *st, int i, char *buf, size_t len)
 	fl_strlcpy(buf, v ? v : "", len);
 }
 
-static int event_ctx_row(struct db_row *st, void *ctx)
+/* A batch_lookup row: the event_ctx of the item in column 0 (the first
+ * row of an item wins). */
+static int lookup_row(struct db_row *st, void *ctx)
 {
-	struct event_ctx *e = ctx;
+	struct event_ctx *e = (struct event_ctx *)ctx + db_col_int(st, 0);
 
+	if (e->device)
+		return 0;
 	e->device = true;
-	e->last_seq = db_col_int(st, 0);
-	e->job = !db_col_null(st, 1);
-	copy_col(st, 1, e->id, sizeof(e->id));
-	copy_col(st, 2, e->type, sizeof(e->type));
-	copy_col(st, 3, e->state, sizeof(e->state));
-	e->seq = db_col_int(st, 4);
-	e->final = db_col_int(st, 5) != 0;
+	e->last_seq = db_col_int(st, 1);
+	e->job = !db_col_null(st, 2);
+	copy_col(st, 2, e->id, sizeof(e->id));
+	copy_col(st, 3, e->type, sizeof(e->type));
+	copy_col(st, 4, e->state, sizeof(e->state));
+	e->seq = db_col_int(st, 5);
+	e->final = db_col_int(st, 6) != 0;
 	return 0;
 }
 
+/* Multi-row statements take their rows in chunks of 64, 16, 4 or 1, so
+ * that a few texts per statement are prepared and kept. */
+#define CHUNK_MAX 64
+
+static size_t chunk(size_t left)
+{
+	size_t c = CHUNK_MAX;
+
+	while (c > left)
+		c /= 4;
+	return c;
+}
+
+/* Run the multi-row statement @head VALUES... @tail for the rows of
+ * @cols parameters each in @a, in chunks; *@ret_changes (may be NULL)
+ * the rows changed. */
+static int run_chunked(struct srv_store_be *s, const char *head,
+		       const char *tail, int cols, const struct db_args *a,
+		       int (*row)(struct db_row *, void *), void *ctx,
+		       int *ret_changes, struct fl_error *err)
+{
+	size_t rows = a->n / (size_t)cols, done = 0;
+	int rc = 0, total = 0;
+
+	while (done < rows && !rc) {
+		size_t n = chunk(rows - done);
+		char *sql = db_values_sql(head, cols, n, tail);
+		struct db_args c = {a->v + done * (size_t)cols,
+				    n * (size_t)cols};
+		int changed = 0;
+
+		rc = db_args_rows(s, row, ctx, &changed, err, sql, &c);
+		total += changed;
+		done += n;
+		free(sql);
+	}
+	if (ret_changes)
+		*ret_changes = total;
+	return rc;
+}
+
+static int by_device(const void *a, const void *b)
+{
+	const struct srv_ingest_item *const *x = a, *const *y = b;
+
+	return strcmp((*x)->device, (*y)->device);
+}
+
 /*
- * One query for both: the device's last seq (e->device false for an
- * unknown or decommissioned device) and the job the event names, by
- * "job" or by "cmd", the command that started it (rotations: the
- * agent's events carry no job id).
+ * PostgreSQL: lock the rows of the devices in @order (sorted by id) in
+ * that order, so that a replica sharing the database waits for this
+ * batch before it reads or writes them (none can deadlock with another
+ * on these locks: both take them in id order).
  */
-static int event_lookup(struct srv_store_be *s,
-			const struct srv_ingest_item *it, struct event_ctx *e,
+static int lock_devices(struct srv_store_be *s,
+			const struct srv_ingest_item **order, size_t n,
 			struct fl_error *err)
 {
-	const char *job = it->f.job;
-	const char *cmd = job ? NULL : it->f.cmd;
+	struct db_args a = {0};
+	int rc;
 
-	*e = (struct event_ctx){0};
-	return db_query_rows(
-	    s, event_ctx_row, e, err,
-	    "SELECT d.last_seq, j.id, j.type, j.state, j.seq,"
-	    " j.final FROM devices d LEFT JOIN jobs j"
-	    " ON j.device = d.id AND (j.id = ?2 OR j.command = ?3)"
-	    " WHERE d.id = ?1 AND d.state = 'active' LIMIT 1",
-	    "sss", it->device, job, cmd);
+	for (size_t i = 0; i < n; i++)
+		if (!i || strcmp(order[i]->device, order[i - 1]->device))
+			db_args_str(&a, order[i]->device);
+	rc = run_chunked(s, "SELECT d.id FROM (VALUES",
+			 ") AS k JOIN devices d ON d.id = k.column1"
+			 " ORDER BY d.id FOR UPDATE OF d",
+			 1, &a, NULL, NULL, NULL, err);
+	db_args_free(&a);
+	return rc;
+}
+
+/*
+ * What every event needs to know first, read for the whole batch: its
+ * device (active) and the job it names, by "job" or by
+ * "cmd", the command that started it (rotations: the agent's events
+ * carry no job id).  ctx[i] for @items[i].
+ */
+static int batch_lookup(struct srv_store_be *s, struct srv_ingest_item *items,
+			size_t n, struct event_ctx *ctx, struct fl_error *err)
+{
+	const struct srv_ingest_item **order = fl_xcalloc(n, sizeof(*order));
+	struct db_args a = {0};
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		order[i] = &items[i];
+	qsort(order, n, sizeof(*order), by_device);
+	if (s->drv->dialect == DB_PG)
+		rc = lock_devices(s, order, n, err);
+	for (size_t i = 0; i < n; i++) {
+		const struct srv_ingest_item *it = order[i];
+
+		if (it->kind != SRV_INGEST_EVENT)
+			continue;
+		db_args_int(&a, 'i', it - items);
+		db_args_str(&a, it->device);
+		db_args_str(&a, it->f.job);
+		db_args_str(&a, it->f.job ? NULL : it->f.cmd);
+	}
+	if (!rc)
+		rc = run_chunked(
+		    s,
+		    "SELECT k.column1, d.last_seq, j.id, j.type, j.state,"
+		    " j.seq, j.final FROM (VALUES",
+		    ") AS k JOIN devices d ON d.id = k.column2"
+		    " AND d.state = 'active' LEFT JOIN jobs j"
+		    " ON j.device = d.id AND (j.id = k.column3"
+		    " OR j.command = k.column4)",
+		    4, &a, lookup_row, ctx, NULL, err);
+	db_args_free(&a);
+	free(order);
+	return rc;
 }
 
 /*
  * A batch's view of its devices and jobs.  Their rows are written once
  * per batch, when it ends, not once per event: the batch holds the
- * store's lock, so nothing else writes them meanwhile and the view is
- * exact.
+ * store's lock, and on PostgreSQL its devices' rows (lock_devices), so
+ * no other batch writes them meanwhile and the view is exact.
  */
 struct mark {
 	const char *key; /* device or job id; NULL: a free slot */
@@ -200,24 +305,28 @@ static bool device_mark(struct marks *m, int64_t seq, const char *text,
 static int devices_flush(struct srv_store_be *s, const struct marks *m,
 			 int64_t now, struct fl_error *err)
 {
-	int rc = 0;
+	struct db_args a = {0};
+	int rc;
 
-	for (size_t i = 0; i < m->cap && !rc; i++) {
+	for (size_t i = 0; i < m->cap; i++) {
 		const struct mark *d = &m->v[i];
 
 		if (!d->key)
 			continue;
-		if (d->text)
-			rc = db_run(s, NULL, err,
-				    "UPDATE devices SET last_event = ?,"
-				    " last_seen = ?, last_seq = ? WHERE id = ?",
-				    "siis", d->text, now, d->last_seq, d->key);
-		else
-			rc = db_run(s, NULL, err,
-				    "UPDATE devices SET last_seen = ?"
-				    " WHERE id = ?",
-				    "is", now, d->key);
+		db_args_str(&a, d->key);
+		db_args_str(&a, d->text);
+		db_args_int(&a, 'n', d->text ? d->last_seq : -1);
+		db_args_int(&a, 'i', now);
 	}
+	rc =
+	    run_chunked(s,
+			"UPDATE devices SET last_seen = v.column4,"
+			" last_event = coalesce(v.column2, devices.last_event),"
+			" last_seq = coalesce(v.column3, devices.last_seq)"
+			" FROM (VALUES",
+			") AS v WHERE devices.id = v.column1", 4, &a, NULL,
+			NULL, NULL, err);
+	db_args_free(&a);
 	return rc;
 }
 
@@ -273,46 +382,105 @@ static void job_moved(struct mark *j, int64_t seq, const char *state,
 }
 
 #define JOB_MOVE                                                               \
-	"UPDATE jobs SET state = ?1, stage = ?2, reason = ?3,"                 \
-	" bytes = coalesce(?4, bytes), total = coalesce(?5, total),"           \
-	" from_version = coalesce(from_version, ?6), updated = ?7,"            \
-	" seq = CASE WHEN seq > ?8 THEN seq ELSE ?8 END"
+	"UPDATE jobs SET updated = v.column9, state = v.column2,"              \
+	" stage = v.column3,"                                                  \
+	" reason = v.column4, bytes = coalesce(v.column5, jobs.bytes),"        \
+	" total = coalesce(v.column6, jobs.total),"                            \
+	" from_version = coalesce(jobs.from_version, v.column7),"              \
+	" seq = CASE WHEN jobs.seq > v.column8 THEN jobs.seq"                  \
+	" ELSE v.column8 END"
+#define FROM_V " FROM (VALUES"
 
-/* Write every job the batch moved. */
-static int jobs_flush(struct srv_store_be *s, const struct marks *m,
-		      int64_t now, struct fl_error *err)
+/* Write the jobs the batch moved (to a final state when @final: only
+ * then is the indexed column "final" written, see jobs_open). */
+static int jobs_flush_some(struct srv_store_be *s, const struct marks *m,
+			   int64_t now, bool final, struct fl_error *err)
 {
-	int rc = 0;
+	struct db_args a = {0};
+	int rc;
 
-	for (size_t i = 0; i < m->cap && !rc; i++) {
+	for (size_t i = 0; i < m->cap; i++) {
 		const struct mark *j = &m->v[i];
 
-		if (!j->key || !j->moved)
+		if (!j->key || !j->moved || j->job.final != final)
 			continue;
-		/* "final" (indexed: jobs_open) is written only when it is */
-		rc = db_run(s, NULL, err,
-			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?9"
-					 : JOB_MOVE " WHERE id = ?9",
-			    "sssnnsiis", j->job.state, j->stage, j->reason,
-			    j->bytes, j->total, j->from_version, now,
-			    j->job.seq, j->job.id);
+		db_args_str(&a, j->job.id);
+		db_args_str(&a, j->job.state);
+		db_args_str(&a, j->stage);
+		db_args_str(&a, j->reason);
+		db_args_int(&a, 'n', j->bytes);
+		db_args_int(&a, 'n', j->total);
+		db_args_str(&a, j->from_version);
+		db_args_int(&a, 'i', j->job.seq);
+		db_args_int(&a, 'i', now);
 	}
+	rc = run_chunked(
+	    s, final ? JOB_MOVE ", final = 1" FROM_V : JOB_MOVE FROM_V,
+	    ") AS v WHERE jobs.id = v.column1", 9, &a, NULL, NULL, NULL, err);
+	db_args_free(&a);
+	return rc;
+}
+
+/* A batch: its view of the devices and jobs it touches, what
+ * batch_lookup read for each item, the events it stores. */
+struct batch {
+	int64_t now, now_ms;
+	struct marks devices, jobs;
+	struct event_ctx *ctx; /* ctx[i] for item i */
+	struct db_args events; /* job_events rows: EVENT_COLS each */
+};
+
+#define EVENT_COLS 5
+
+static void event_add(struct batch *b, const char *job, int64_t seq,
+		      const char *state, const char *text)
+{
+	db_args_str(&b->events, job);
+	db_args_int(&b->events, 'i', seq);
+	db_args_int(&b->events, 'i', b->now);
+	db_args_str(&b->events, state);
+	db_args_str(&b->events, text);
+}
+
+static bool event_pending(const struct batch *b, const char *job, int64_t seq)
+{
+	for (size_t i = 0; i < b->events.n; i += EVENT_COLS)
+		if (b->events.v[i + 1].i == seq &&
+		    strcmp(b->events.v[i].s, job) == 0)
+			return true;
+	return false;
+}
+
+/* Insert the batch's new events. */
+static int events_flush(struct srv_store_be *s, struct batch *b,
+			struct fl_error *err)
+{
+	int n = 0, rc;
+
+	rc = run_chunked(s,
+			 "INSERT INTO job_events (job, seq, ts, state, event)"
+			 " VALUES",
+			 " ON CONFLICT (job, seq) DO NOTHING", EVENT_COLS,
+			 &b->events, NULL, NULL, &n, err);
+	if (!rc && (size_t)n != b->events.n / EVENT_COLS)
+		fl_warn("ingest: %zu new job events, %d stored",
+			b->events.n / EVENT_COLS, n);
 	return rc;
 }
 
 /*
  * An event of a job: recorded once per (job, seq) and moving the job
  * when the job's state machine allows it (judge, against the batch's
- * view of the job); a repeat is a duplicate, the rest is refused.  The
- * common case (a new, legal event) costs the history insert; only a
- * refused one asks whether it is a repeat.
+ * view of the job); a repeat is a duplicate, the rest is refused.  A
+ * legal event newer than any of its job cannot be a repeat (a job's seq
+ * is its events' highest): it is kept for events_flush.  Only a refused
+ * one asks the database whether it is a repeat.
  */
-static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
-		     struct mark *j, const char *text,
+static int job_event(struct srv_store_be *s, struct batch *b, struct mark *j,
 		     struct srv_ingest_item *it, struct fl_error *err)
 {
 	const char *state = it->f.state;
-	int64_t seen = 0;
+	int64_t seq = it->f.seq, seen = 0;
 	int n = 0, rc;
 
 	if (!state) {
@@ -320,13 +488,22 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 		return 0;
 	}
 	it->result = judge(&j->job, seq, state, it->f.type);
-	if (it->result == SRV_INGEST_STORED) {
+	if (it->result == SRV_INGEST_STORED && seq > j->job.seq) {
+		event_add(b, j->job.id, seq, state, it->text);
+		job_moved(j, seq, state, &it->f);
+		return 0;
+	}
+	if (event_pending(b, j->job.id, seq)) {
+		it->result = SRV_INGEST_DUPLICATE;
+		return 0;
+	}
+	if (it->result == SRV_INGEST_STORED) { /* a final, older than the job */
 		rc =
 		    db_run(s, &n, err,
 			   "INSERT INTO job_events (job, seq, ts, state, event)"
 			   " VALUES (?, ?, ?, ?, ?)"
 			   " ON CONFLICT (job, seq) DO NOTHING",
-			   "siiss", j->job.id, seq, now, state, text);
+			   "siiss", j->job.id, seq, b->now, state, it->text);
 		if (!rc && n == 1)
 			job_moved(j, seq, state, &it->f);
 		if (rc || n == 1)
@@ -340,25 +517,19 @@ static int job_event(struct srv_store_be *s, int64_t now, int64_t seq,
 	return rc;
 }
 
-static int event(struct srv_store_be *s, int64_t now, struct marks *m,
-		 struct marks *jobs, struct srv_ingest_item *it,
+static int event(struct srv_store_be *s, struct batch *b,
+		 struct srv_ingest_item *it, const struct event_ctx *e,
 		 struct fl_error *err)
 {
-	int64_t seq = it->f.seq;
-	const char *text = it->text;
-	struct event_ctx e;
 	bool newer;
-	int rc;
 
-	rc = event_lookup(s, it, &e, err);
-	if (rc || !e.device) {
+	if (!e->device) {
 		it->result = SRV_INGEST_REJECTED;
-		return rc;
+		return 0;
 	}
-	newer = device_mark(m, seq, text, &e, it);
-	if (e.job)
-		return job_event(s, now, seq, job_mark(jobs, &e), text, it,
-				 err);
+	newer = device_mark(&b->devices, it->f.seq, it->text, e, it);
+	if (e->job)
+		return job_event(s, b, job_mark(&b->jobs, e), it, err);
 	if (it->f.job)
 		it->result = SRV_INGEST_REJECTED; /* not this device's */
 	else
@@ -366,48 +537,65 @@ static int event(struct srv_store_be *s, int64_t now, struct marks *m,
 	return 0;
 }
 
+static int item(struct srv_store_be *s, struct batch *b, size_t i,
+		struct srv_ingest_item *it, struct fl_error *err)
+{
+	it->gap = 0;
+	switch (it->kind) {
+	case SRV_INGEST_PRESENCE:
+		return presence(s, b->now, it, err);
+	case SRV_INGEST_STATUS:
+		return status(s, b->now, it, err);
+	case SRV_INGEST_EVENT:
+		return event(s, b, it, &b->ctx[i], err);
+	case SRV_INGEST_SHADOW:
+		return db_shadow_report(s, b->now, it, err);
+	case SRV_INGEST_TELEMETRY:
+		return db_telemetry(s, b->now_ms, it, err);
+	}
+	return 0;
+}
+
+/* The batch's writes, in one transaction (caller holds the lock). */
+static int apply(struct srv_store_be *s, struct batch *b,
+		 struct srv_ingest_item *items, size_t n, struct fl_error *err)
+{
+	int rc = batch_lookup(s, items, n, b->ctx, err);
+
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = item(s, b, i, &items[i], err);
+	if (!rc)
+		rc = db_telemetry_sweep(s, b->now_ms, err);
+	if (!rc)
+		rc = events_flush(s, b, err);
+	if (!rc)
+		rc = devices_flush(s, &b->devices, b->now, err);
+	if (!rc)
+		rc = jobs_flush_some(s, &b->jobs, b->now, false, err);
+	if (!rc)
+		rc = jobs_flush_some(s, &b->jobs, b->now, true, err);
+	return rc;
+}
+
 int sql_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
 	       struct fl_error *err)
 {
-	int64_t now_ms = srv_telemetry_now_ms(), now = now_ms / 1000;
-	struct marks m, jobs;
+	struct batch b = {.now_ms = srv_telemetry_now_ms()};
 	int rc;
 
-	marks_init(&m, n);
-	marks_init(&jobs, n);
+	b.now = b.now_ms / 1000;
+	b.ctx = fl_xcalloc(n ? n : 1, sizeof(*b.ctx));
+	marks_init(&b.devices, n);
+	marks_init(&b.jobs, n);
 	pthread_mutex_lock(&s->lock);
 	rc = db_begin(s, err);
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct srv_ingest_item *it = &items[i];
-
-		it->gap = 0;
-		switch (it->kind) {
-		case SRV_INGEST_PRESENCE:
-			rc = presence(s, now, it, err);
-			break;
-		case SRV_INGEST_STATUS:
-			rc = status(s, now, it, err);
-			break;
-		case SRV_INGEST_EVENT:
-			rc = event(s, now, &m, &jobs, it, err);
-			break;
-		case SRV_INGEST_SHADOW:
-			rc = db_shadow_report(s, now, it, err);
-			break;
-		case SRV_INGEST_TELEMETRY:
-			rc = db_telemetry(s, now_ms, it, err);
-			break;
-		}
-	}
 	if (!rc)
-		rc = db_telemetry_sweep(s, now_ms, err);
-	if (!rc)
-		rc = devices_flush(s, &m, now, err);
-	if (!rc)
-		rc = jobs_flush(s, &jobs, now, err);
+		rc = apply(s, &b, items, n, err);
 	rc = db_end(s, rc, err);
 	pthread_mutex_unlock(&s->lock);
-	free(m.v);
-	free(jobs.v);
+	free(b.devices.v);
+	free(b.jobs.v);
+	free(b.ctx);
+	db_args_free(&b.events);
 	return rc;
 }

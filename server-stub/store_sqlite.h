@@ -17,7 +17,7 @@
 /* Prepared statements kept for reuse, keyed by their SQL text: the
  * ingest path runs the same few statements thousands of times a second,
  * and preparing costs more than running them. */
-#define DB_CACHE_SIZE 64
+#define DB_CACHE_SIZE 128
 
 struct db_cached {
 	uint64_t hash; /* 0: empty slot */

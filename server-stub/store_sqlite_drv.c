@@ -151,6 +151,26 @@ static int prepare(struct sq_conn *s, const char *sql, const char *types,
 	return 0;
 }
 
+/* Step @st to its end: each row to @row (NULL: none expected),
+ * *@ret_changes (may be NULL) the rows it changed; @st released. */
+static int step_all(struct sq_conn *s, sqlite3_stmt *st,
+		    int (*row)(struct db_row *, void *), void *ctx,
+		    int *ret_changes, struct fl_error *err)
+{
+	struct db_row r = {&db_sqlite_driver, st, 0};
+	int rc = 0, step;
+
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && row &&
+	       !(rc = row(&r, ctx)))
+		;
+	if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = sq_fail(s, err, row ? "query" : "step");
+	if (!rc && ret_changes)
+		*ret_changes = sqlite3_changes(s->db);
+	stmt_release(s, st);
+	return rc;
+}
+
 static int run_v(struct srv_store_be *be, int *ret_changes,
 		 struct fl_error *err, const char *sql, const char *types,
 		 va_list ap)
@@ -160,18 +180,7 @@ static int run_v(struct srv_store_be *be, int *ret_changes,
 	int rc;
 
 	rc = prepare(s, sql, types, ap, &st, err);
-	if (rc)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		rc = sq_fail(s, err, "step");
-	} else {
-		rc = 0;
-		if (ret_changes)
-			*ret_changes = sqlite3_changes(s->db);
-	}
-	stmt_release(s, st);
-	return rc;
+	return rc ? rc : step_all(s, st, NULL, NULL, ret_changes, err);
 }
 
 static int rows_v(struct srv_store_be *be, int (*row)(struct db_row *, void *),
@@ -179,20 +188,38 @@ static int rows_v(struct srv_store_be *be, int (*row)(struct db_row *, void *),
 		  const char *types, va_list ap)
 {
 	struct sq_conn *s = sq_conn(be);
-	struct db_row r = {&db_sqlite_driver, NULL, 0};
 	sqlite3_stmt *st;
-	int rc, step;
+	int rc;
 
 	rc = prepare(s, sql, types, ap, &st, err);
-	if (rc)
-		return rc;
-	r.res = st;
-	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
-		rc = row(&r, ctx);
-	if (!rc && step != SQLITE_DONE)
-		rc = sq_fail(s, err, "query");
-	stmt_release(s, st);
-	return rc;
+	return rc ? rc : step_all(s, st, row, ctx, NULL, err);
+}
+
+static int bind_arg(sqlite3_stmt *st, int k, const struct db_arg *a)
+{
+	if (a->type == 's')
+		return a->s ? sqlite3_bind_text(st, k, a->s, -1, SQLITE_STATIC)
+			    : sqlite3_bind_null(st, k);
+	return a->type == 'n' && a->i < 0 ? sqlite3_bind_null(st, k)
+					  : sqlite3_bind_int64(st, k, a->i);
+}
+
+static int rows_args(struct srv_store_be *be,
+		     int (*row)(struct db_row *, void *), void *ctx,
+		     int *ret_changes, struct fl_error *err, const char *sql,
+		     size_t n, const struct db_arg *args)
+{
+	struct sq_conn *s = sq_conn(be);
+	sqlite3_stmt *st = stmt_get(s, sql);
+
+	if (!st)
+		return sq_fail(s, err, "prepare");
+	for (size_t i = 0; i < n; i++)
+		if (bind_arg(st, (int)i + 1, &args[i]) != SQLITE_OK) {
+			stmt_release(s, st);
+			return sq_fail(s, err, "bind");
+		}
+	return step_all(s, st, row, ctx, ret_changes, err);
 }
 
 static int run_text(struct srv_store_be *be, const char *sql, int n,
@@ -248,6 +275,7 @@ const struct db_driver db_sqlite_driver = {
     .run = run_v,
     .rows = rows_v,
     .run_text = run_text,
+    .rows_args = rows_args,
     .begin_sql = "BEGIN IMMEDIATE",
     .col_text = col_text,
     .col_int = col_int,
