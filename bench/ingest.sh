@@ -22,7 +22,6 @@
 #
 #   bench/ingest.sh           (BENCH_DEVICES=1000 BENCH_EVENTS=20)
 #   BENCH_PERF=/tmp/p.data bench/ingest.sh    also perf record fleetd
-#   BENCH_INSN=1 bench/ingest.sh              also count its instructions
 #   FLEET_STORE=pg bench/ingest.sh            fleetd on a PostgreSQL
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -124,12 +123,6 @@ DB0=$(cpu_ns $DB_PIDS)
  done) &
 POLL=$!
 track $POLL
-# BENCH_INSN=1: count fleetd's user-space instructions during the burst
-# (perf stat; unlike its CPU time, hardly changed by the machine's load)
-if [ -n "${BENCH_INSN:-}" ]; then
-	perf stat -x, -e instructions:u -p "$FLEETD_PID" -o "$T/insn.csv" &
-	INSN=$!
-fi
 # BENCH_PERF=FILE: perf record fleetd during the burst (where its CPU goes)
 if [ -n "${BENCH_PERF:-}" ]; then
 	perf record -g -o "$BENCH_PERF" -p "$FLEETD_PID" 2>"$T/perf.err" &
@@ -144,7 +137,6 @@ kill "$POLL" 2>/dev/null
 CPU1=$(cpu_ns "$FLEETD_PID")
 DB1=$(cpu_ns $DB_PIDS)
 [ -n "${PERF:-}" ] && kill -INT "$PERF" && wait "$PERF" 2>/dev/null
-[ -n "${INSN:-}" ] && kill -INT "$INSN" && wait "$INSN" 2>/dev/null
 wait_until 30 sh -c "[ \$(wc -l <'$T/sub.ts') -ge $((BASE_SUB + TOTAL)) ]" ||
 	echo "# mosquitto_sub did not receive all in time"
 
@@ -176,8 +168,6 @@ fleetctl -o json status >"$T/status.json" &&
 echo "# fleetd CPU $(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') s for $STORED events"
 [ -n "$DB_PIDS" ] &&
 	echo "# PostgreSQL CPU $(awk -v a="$DB0" -v b="$DB1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') s (its server processes; fsync off, as in the tests)"
-[ -n "${INSN:-}" ] && awk -F, -v n="$STORED" '$3 ~ /instructions/ && n > 0 {
-	printf "# fleetd: %.0f instructions (user) per event\n", $1 / n }' "$T/insn.csv"
 echo "metric: ingest_lost $LOST events (target 0) $(verdict "$LOST" 0 le)"
 echo "metric: ingest_rate_vs_mosquitto_sub $RATIO x (target >= 0.8 x; fleetd $OURS_RATE/s, mosquitto_sub $SUB_RATE/s) $(verdict "$RATIO" 0.8 ge)"
 echo "metric: fleetd_cpu_per_event $CPU_US us (target <= 20 us) $(verdict "$CPU_US" 20 le)"
