@@ -28,8 +28,11 @@ static void device(struct fixture *f, const char *id, const char *serial)
 
 static void job(struct fixture *f, const char *id, const char *dev)
 {
-	struct srv_job j = {.id = id, .device = dev, .type = "update",
-			    .bundle = "b1", .to_version = "2.0"};
+	struct srv_job j = {.id = id,
+			    .device = dev,
+			    .type = "update",
+			    .bundle = "b1",
+			    .to_version = "2.0"};
 
 	assert_int_equal(srv_store_job_add(f->s, &j, NULL), 0);
 }
@@ -170,7 +173,9 @@ static void test_illegal_refused(void **state)
 static void test_rotate_by_command(void **state)
 {
 	struct fixture *f = *state;
-	struct srv_job rj = {.id = "j6", .device = "dev-6", .type = "rotate",
+	struct srv_job rj = {.id = "j6",
+			     .device = "dev-6",
+			     .type = "rotate",
 			     .lane = srv_job_lane("rotate")};
 	enum srv_ingest_result r[4];
 	struct srv_job_row j;
@@ -181,9 +186,9 @@ static void test_rotate_by_command(void **state)
 	assert_int_equal(srv_store_job_command(f->s, "j6", "c-6", NULL), 0);
 	evs[0] = json_pack("{s:i, s:s, s:s, s:s}", "seq", 1, "cmd", "c-6",
 			   "type", "rotate", "state", "rolled-back");
-	evs[1] = json_pack("{s:i, s:s, s:s, s:s, s:s}", "seq", 2, "cmd",
-			   "c-6", "type", "rotate", "state", "succeeded",
-			   "serial", "07");
+	evs[1] =
+	    json_pack("{s:i, s:s, s:s, s:s, s:s}", "seq", 2, "cmd", "c-6",
+		      "type", "rotate", "state", "succeeded", "serial", "07");
 	evs[2] = json_pack("{s:i, s:s, s:s, s:s}", "seq", 3, "cmd", "c-other",
 			   "type", "rotate", "state", "failed");
 	apply(f, "dev-6", evs, 3, r, NULL);
@@ -270,6 +275,54 @@ static void test_job_moves_in_one_batch(void **state)
 	srv_job_row_free(&j);
 }
 
+/*
+ * A batch of many devices, interleaved (the writer reads and writes them
+ * in multi-row chunks of 64, 16, 4 and 1): 71 events of 5 devices, each
+ * device's own events in order, one of them naming another device's job;
+ * every item gets its own verdict and every job its own last state.
+ */
+static void test_many_devices_in_one_batch(void **state)
+{
+	struct fixture *f = *state;
+	enum { NDEV = 5, NEV = 71 };
+	struct srv_ingest_item it[NEV];
+	char *text[NEV], dev[NDEV][8], jid[NDEV][8];
+	json_t *evs[NEV]; /* the items' fields point into them */
+	int seq[NDEV] = {0};
+
+	for (int d = 0; d < NDEV; d++) {
+		snprintf(dev[d], sizeof(dev[d]), "m-%d", d);
+		snprintf(jid[d], sizeof(jid[d]), "jm-%d", d);
+		device(f, dev[d], dev[d]);
+		job(f, jid[d], dev[d]);
+	}
+	for (int i = 0; i < NEV; i++) {
+		int d = (i * 3) % NDEV; /* interleaved */
+		json_t *e = evs[i] = ev(++seq[d], jid[d], "downloading");
+
+		it[i] = (struct srv_ingest_item){.kind = SRV_INGEST_EVENT,
+						 .device = dev[d]};
+		if (i == 40) /* m-0 naming m-1's job */
+			json_object_set_new(e, "job", json_string(jid[1]));
+		text[i] = srv_ingest_item_json(&it[i], e);
+	}
+	assert_int_equal(srv_store_ingest(f->s, it, NEV, NULL), 0);
+	for (int i = 0; i < NEV; i++) {
+		assert_int_equal(it[i].result, i == 40 ? SRV_INGEST_REJECTED
+						       : SRV_INGEST_STORED);
+		free(text[i]);
+		json_decref(evs[i]);
+	}
+	for (int d = 0; d < NDEV; d++) {
+		struct srv_job_row j = job_get(f, jid[d]);
+
+		assert_string_equal(j.state, "downloading");
+		assert_int_equal(j.bytes, 10 * seq[d]);
+		assert_int_equal(j.events.n, seq[d] - (d == 0));
+		srv_job_row_free(&j);
+	}
+}
+
 /* Unknown devices, other devices' jobs and unknown jobs are refused;
  * skipped seq numbers are reported as the gap. */
 static void test_rejects_and_gaps(void **state)
@@ -307,10 +360,10 @@ static void test_presence_status(void **state)
 	json_t *st = json_pack("{s:s, s:s}", "firmware", "3.1", "slot", "b");
 	json_t *off = json_pack("{s:b}", "online", 0);
 	struct srv_ingest_item it[] = {
-		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5"},
-		{.kind = SRV_INGEST_STATUS, .device = "dev-5"},
-		{.kind = SRV_INGEST_PRESENCE, .device = "dev-5"},
-		{.kind = SRV_INGEST_STATUS, .device = "ghost"},
+	    {.kind = SRV_INGEST_PRESENCE, .device = "dev-5"},
+	    {.kind = SRV_INGEST_STATUS, .device = "dev-5"},
+	    {.kind = SRV_INGEST_PRESENCE, .device = "dev-5"},
+	    {.kind = SRV_INGEST_STATUS, .device = "ghost"},
 	};
 	json_t *msgs[] = {on, st, off, st};
 	char *text[4];
@@ -380,24 +433,25 @@ static void test_status_null_clears(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_events_stored_once, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_status_null_clears, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_illegal_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_rotate_by_command, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_device_last_event, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_job_moves_in_one_batch,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_order_by_seq, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_rejects_and_gaps, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_presence_status, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_events_stored_once, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_status_null_clears, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_illegal_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_by_command, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_device_last_event, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_job_moves_in_one_batch, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_order_by_seq, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_devices_in_one_batch,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rejects_and_gaps, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_presence_status, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
