@@ -44,7 +44,7 @@ all_targets() {
 # heap every run; LeakSanitizer still checks at exit.
 flags() {
 	local f=(-timeout=10 -rss_limit_mb=2560 -print_final_stats=1)
-	[ -s "tests/fuzz/dict/$1.dict" ] && f+=("-dict=tests/fuzz/dict/$1.dict")
+	[ -s "$top/tests/fuzz/dict/$1.dict" ] && f+=("-dict=$top/tests/fuzz/dict/$1.dict")
 	case $1 in http | mqtt | pki) f+=(-detect_leaks=0) ;; esac
 	echo "${f[@]}"
 }
