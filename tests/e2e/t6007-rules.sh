@@ -7,8 +7,8 @@
 # broker stopped the rule still runs its program, and its events reach
 # fleetd once the broker is back, in the order they were queued; a bad
 # rule text through the shadow is refused with its line in the reported
-# shadow and the old rules keep firing; a good one replaces them without
-# a restart.  fleetd runs on an external mosquitto the test stops and
+# shadow and the rules before it keep firing; a good one replaces them
+# without a restart.  fleetd runs on an external mosquitto the test stops and
 # starts (as t6006: the broker of `serve --with-broker` is restarted by
 # fleetd within a second).
 . "$(dirname "$0")/lib.sh"
@@ -147,22 +147,10 @@ check "fleetd stored the outbox messages the agent queued, each once" \
 	diff "$T/agent.seq" "$T/fleetd.seq"
 check "... in queue order (seqs increase with time)" sort -n -C "$T/fleetd.seq"
 
-# --- 4. a bad rule text through the shadow: refused, the old rules stay ---------
+# --- 4. a good rule text through the shadow: applied without a restart -------
 reported_rules() {
 	fleetctl -o json shadow get dev-a | jq -e "$1" >/dev/null
 }
-printf '[rule "hot"]\nkind = threshold\ncolour = red\n' | jq -Rs '{rules: .}' >"$T/bad.json"
-check_exit 0 "an operator sets a rule text with an unknown key" \
-	fleetctl shadow set dev-a --file "$T/bad.json"
-check_exit 0 "the agent refuses it, naming the line" wait_until 20 reported_rules \
-	'.reported.refused.rules == "shadow rules:3: unknown key '"'colour'"'"'
-check_grep "^rules .* refused: shadow rules:3: unknown key 'colour'$" \
-	"shadow get (table): rules refused, why" fleetctl shadow get dev-a
-check "a crossing after the refusal: 40, 62" send_temps 40 62
-check_exit 0 "the old rule still fires: its program ran a 5th time" wait_until 20 execs_are 5
-check_exit 0 "... and fleetd has its 5th event" wait_until 30 events_are hot 5
-
-# --- 5. a good rule text through the shadow: applied without a restart -------
 cat >"$T/cold.rules" <<EOF
 [rule "cold"]
 kind = threshold
@@ -177,11 +165,29 @@ check_exit 0 "the agent applies it" wait_until 20 reported_rules \
 	'.reported.refused == {} and (.reported.state.rules | startswith("[rule \"cold\"]"))'
 check_exit 0 "... at once, without a restart" wait_until 20 grep -q \
 	"rules: 1 rules in force (the shadow)" "$A/agent.log"
-check "values that crossed both rules: 40 70 5" send_temps 40 70 5
+check "values that cross both rules: 40 70 5" send_temps 40 70 5
 check_exit 0 "the new rule fires: its event in fleetd" wait_until 30 events_are cold 1
-check_exit 0 "... and its program ran (from exec_dir)" wait_until 20 execs_are 6
+check_exit 0 "... and its program ran (from exec_dir)" wait_until 20 execs_are 5
 check_true "... as the shadow's rule" test "$(tail -n 1 "$T/exec.out")" = "shadow cold tank.temp 5"
-check_true "the old rule is gone: still 5 events of hot" events_are hot 5
+check_true "the file's rule is gone: still 4 events of hot" events_are hot 4
 check_true "the agent never restarted (one start in its log)" \
 	test "$(grep -c 'rules in force (.*rules.conf)' "$A/agent.log")" -eq 1
+
+# --- 5. a bad rule text through the shadow: refused, the rules before stay -----
+printf '[rule "hot"]\nkind = threshold\ncolour = red\n' | jq -Rs '{rules: .}' >"$T/bad.json"
+check_exit 0 "an operator sets a rule text with an unknown key" \
+	fleetctl shadow set dev-a --file "$T/bad.json"
+check_exit 0 "the agent refuses it, naming the line" wait_until 20 reported_rules \
+	'.reported.refused.rules == "shadow rules:3: unknown key '"'colour'"'"'
+check_grep "^rules .* refused: shadow rules:3: unknown key 'colour'$" \
+	"shadow get (table): rules refused, why" fleetctl shadow get dev-a
+check "crossings after the refusal: 20 re-arms cold, 70, 4" send_temps 20 70 4
+check_exit 0 "the shadow's rule before it still fires: its program ran a 6th time" \
+	wait_until 20 execs_are 6
+check_true "... as rule cold" test "$(tail -n 1 "$T/exec.out")" = "shadow cold tank.temp 4"
+check_exit 0 "... and fleetd has its 2nd event" wait_until 30 events_are cold 2
+check "a marker value after them" send_line "probe.two 1"
+check_exit 0 "the marker reaches fleetd" wait_until 30 has_point probe.two
+check_true "neither the file's rule nor the refused text came back: 4 events of hot" \
+	events_are hot 4
 finish
