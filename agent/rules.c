@@ -193,14 +193,31 @@ static bool in_dir(const char *path, const char *dir)
 	       path[n + 1] != '\0' && !strchr(path + n + 1, '/');
 }
 
+/* Absolute, and no empty, "." or ".." component. */
+static bool path_clean(const char *path)
+{
+	const char *c = path;
+
+	if (path[0] != '/')
+		return false;
+	while (*c == '/') {
+		size_t n = strcspn(c + 1, "/");
+
+		if (n == 0 || (n == 1 && c[1] == '.') ||
+		    (n == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+		c += n + 1;
+	}
+	return true;
+}
+
 static int exec_path(struct parser *p, const char *path)
 {
 	if (p->o->no_exec)
 		return bad(p, p->line, FL_EPARSE,
 			   "exec actions are not allowed here (agent.conf "
 			   "[rules] exec_dir)");
-	if (path[0] != '/' || strstr(path, "/../") || strstr(path, "/./") ||
-	    strstr(path, "//"))
+	if (!path_clean(path))
 		return bad(p, p->line, FL_EPARSE,
 			   "exec needs an absolute path, not '%.60s'", path);
 	if (p->o->exec_dir && !in_dir(path, p->o->exec_dir))
@@ -365,19 +382,22 @@ static int finish_rule(struct parser *p)
 	if (r->kind == AGENT_RULE_STALE && !r->after_ms)
 		return bad(p, r->line, FL_EPARSE, "rule '%s' needs after",
 			   r->name);
-	if (r->kind == AGENT_RULE_ZSCORE)
-		return r->limit <= 0 ? bad(p, p->key_line[K_ABOVE], FL_EPARSE,
-					   "a z-score limit must be above 0")
-		       : !r->samples ? bad(p, r->line, FL_EPARSE,
-					   "rule '%s' needs samples", r->name)
-		       : r->min_samples > r->samples
-			   ? bad(p, p->key_line[K_MIN_SAMPLES], FL_EPARSE,
-				 "min_samples above samples")
-			   : 0;
-	return r->n_act ? 0
-			: bad(p, r->line, FL_EPARSE,
-			      "rule '%s' has no action (event, write, exec)",
-			      r->name);
+	if (!r->n_act)
+		return bad(p, r->line, FL_EPARSE,
+			   "rule '%s' has no action (event, write, exec)",
+			   r->name);
+	if (r->kind != AGENT_RULE_ZSCORE)
+		return 0;
+	if (r->limit <= 0)
+		return bad(p, p->key_line[K_ABOVE], FL_EPARSE,
+			   "a z-score limit must be above 0");
+	if (!r->samples)
+		return bad(p, r->line, FL_EPARSE, "rule '%s' needs samples",
+			   r->name);
+	if (r->min_samples > r->samples)
+		return bad(p, p->key_line[K_MIN_SAMPLES], FL_EPARSE,
+			   "min_samples above samples");
+	return 0;
 }
 
 static int finish_target(struct parser *p)
@@ -484,10 +504,22 @@ static int header(struct parser *p, char *s)
 	return new_section(p, trim(s + 1), q1 + 1);
 }
 
+/* Cut an inline comment: ';' or '#' after a space or tab. */
+static void uncomment(char *s)
+{
+	for (char *c = s; *c; c++)
+		if ((*c == ';' || *c == '#') && c > s &&
+		    (c[-1] == ' ' || c[-1] == '\t')) {
+			*c = '\0';
+			return;
+		}
+}
+
 static int line(struct parser *p, char *s)
 {
 	char *eq;
 
+	uncomment(s);
 	s = trim(s);
 	if (!*s || *s == ';' || *s == '#')
 		return 0;

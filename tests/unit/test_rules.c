@@ -58,8 +58,8 @@ static void test_parse_good(void **unused)
 	struct agent_rules *r = parse_ok(
 	    "; comment\n"
 	    "[write \"plc.fan\"]\nmin = 0\nmax = 1\n\n"
-	    "[rule \"hot\"]\nkind = threshold\nmetric = room.temp\n"
-	    "above = 30\nhysteresis = 0.5\nevent = yes\n"
+	    "[rule \"hot\"]  ; inline\nkind = threshold\nmetric = room.temp\n"
+	    "above = 30\t# inline\nhysteresis = 0.5 ;\nevent = yes\n"
 	    "write = plc.fan 1\nexec = /bin/echo  hot  1\ntimeout = 5s\n"
 	    "[rule \"fast\"]\nkind = rate\nmetric = p.x\nbelow = -2\n"
 	    "window = 1m\nevent = yes\n"
@@ -100,6 +100,55 @@ static void test_parse_good(void **unused)
 	assert_int_equal(v[3].min_samples, 10); /* the default */
 	agent_rules_free(r);
 	agent_rules_free(parse_ok("")); /* no rules */
+}
+
+/* The example of docs/rules.md, as it is there. */
+static void test_parse_doc_example(void **unused)
+{
+	struct agent_rules *r =
+	    parse_ok("; the targets rules may write, and their limits\n"
+		     "[write \"plc.fan\"]\n"
+		     "min = 0\n"
+		     "max = 1\n"
+		     "\n"
+		     "[rule \"tank-hot\"]\n"
+		     "kind = threshold\n"
+		     "metric = tank.temp\n"
+		     "above = 80\n"
+		     "hysteresis = 5          ; re-armed once below 75\n"
+		     "event = yes\n"
+		     "write = plc.fan 1\n"
+		     "exec = /usr/lib/fleet/rules/notify tank-hot\n"
+		     "\n"
+		     "[rule \"pressure-rising\"]\n"
+		     "kind = rate\n"
+		     "metric = line.pressure\n"
+		     "above = 0.5             ; more than 0.5 a second\n"
+		     "window = 30s\n"
+		     "event = yes\n"
+		     "\n"
+		     "[rule \"meter-silent\"]\n"
+		     "kind = stale\n"
+		     "metric = meter.kwh\n"
+		     "after = 5m\n"
+		     "event = yes\n"
+		     "\n"
+		     "[rule \"vibration-odd\"]\n"
+		     "kind = zscore\n"
+		     "metric = motor.vib\n"
+		     "above = 4               ; |z| > 4\n"
+		     "samples = 120           ; against the last 120 values\n"
+		     "min_samples = 30        ; not before 30 are there "
+		     "(default: 10 or samples)\n"
+		     "event = yes\n");
+
+	assert_int_equal(r->n, 4);
+	assert_true(r->v[0].limit == 80 && r->v[0].hysteresis == 5);
+	assert_int_equal(r->v[0].n_act, 3);
+	assert_true(r->v[1].limit == 0.5);
+	assert_int_equal(r->v[2].after_ms, 300000);
+	assert_int_equal(r->v[3].min_samples, 30);
+	agent_rules_free(r);
 }
 
 static void test_parse_errors(void **unused)
@@ -148,6 +197,15 @@ static void test_parse_errors(void **unused)
 	assert_int_equal(
 	    parse_bad(RULE("kind = threshold\nhysteresis = -1\n"), 3, NULL),
 	    FL_EPARSE);
+	/* no action, for each kind (zscore's was let through: fuzz_rules) */
+	assert_int_equal(parse_bad(RULE("kind = zscore\nmetric = a.b\nabove = "
+					"3\nsamples = 5\n"),
+				   1, NULL),
+			 FL_EPARSE);
+	assert_int_equal(parse_bad(RULE("kind = stale\nmetric = a.b\nafter = "
+					"5\n"),
+				   1, NULL),
+			 FL_EPARSE);
 	/* the same name twice, at the second header */
 	assert_int_equal(parse_bad(RULE("kind = stale\nmetric = a.b\nafter = "
 					"5\nevent = yes\n") RULE(""),
@@ -252,6 +310,14 @@ static void test_parse_exec(void **unused)
 	assert_int_equal(parse_bad(text, 5, NULL), FL_EPARSE);
 	snprintf(text, sizeof(text), "%sexec = /usr/lib/fleet/../../bin/sh\n",
 		 rule);
+	assert_int_equal(parse_bad(text, 5, NULL), FL_EPARSE);
+	snprintf(text, sizeof(text), "%sexec = /usr/lib/fleet/..\n", rule);
+	assert_int_equal(parse_bad(text, 5, NULL), FL_EPARSE);
+	snprintf(text, sizeof(text), "%sexec = /usr//bin/x\n", rule);
+	assert_int_equal(parse_bad(text, 5, NULL), FL_EPARSE);
+	snprintf(text, sizeof(text), "%sexec = /usr/./bin/x\n", rule);
+	assert_int_equal(parse_bad(text, 5, NULL), FL_EPARSE);
+	snprintf(text, sizeof(text), "%sexec = /\n", rule);
 	assert_int_equal(parse_bad(text, 5, NULL), FL_EPARSE);
 	snprintf(text, sizeof(text), "%sexec = /bin/sh -c x\n", rule);
 	assert_int_equal(parse_bad(text, 5, &dir), FL_EPARSE);
@@ -505,6 +571,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_good),
+	    cmocka_unit_test(test_parse_doc_example),
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_parse_caps),
 	    cmocka_unit_test(test_parse_writes),
