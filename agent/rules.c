@@ -595,7 +595,9 @@ int agent_rules_parse(const char *text, size_t len, const char *file,
 	p.r = fl_xcalloc(1, sizeof(*p.r));
 	p.r->v = fl_xcalloc(AGENT_RULES_MAX, sizeof(*p.r->v));
 	p.r->w = fl_xcalloc(AGENT_RULES_WRITES_MAX, sizeof(*p.r->w));
-	copy = fl_xstrndup(text, len);
+	copy = fl_xmalloc(len + 1); /* @text need not end in a NUL */
+	memcpy(copy, text, len);
+	copy[len] = '\0';
 	rc = parse_lines(&p, copy);
 	if (!rc)
 		rc = check_writes(&p);

@@ -25,6 +25,7 @@ struct run {
 	bool used;
 	atomic_bool done;
 	const atomic_bool *stop; /* the agent stops: kill it */
+	const char *log_id;	 /* the device id its log lines start with */
 	char *argv[AGENT_RULE_ARGV_MAX + 1];
 	char *env[ENV_MAX + 1];
 	char rule[AGENT_RULE_NAME_MAX + 1];
@@ -113,6 +114,7 @@ static void *run_main(void *arg)
 				    .tick = run_tick,
 				    .user = x};
 	struct agent_proc_result *res = fl_xcalloc(1, sizeof(*res));
+	const char *prev = fl_log_context_set(x->log_id);
 	struct fl_error err = {0};
 
 	if (agent_proc_run(&o, res, &err))
@@ -122,6 +124,7 @@ static void *run_main(void *arg)
 			res->status, *res->output ? ": " : "",
 			agent_proc_last_line(res->output));
 	free(res);
+	fl_log_context_set(prev);
 	atomic_store(&x->done, true);
 	return NULL;
 }
@@ -172,6 +175,7 @@ static void on_exec(void *ctx, const struct agent_rule *r,
 	snprintf(x->rule, sizeof(x->rule), "%s", r->name);
 	x->timeout_ms = (int)r->timeout_ms;
 	x->stop = &rt->stop;
+	x->log_id = rt->cfg->id;
 	atomic_store(&x->done, false);
 	x->used = true;
 	if (pthread_create(&x->thread, NULL, run_main, x)) {

@@ -7,8 +7,8 @@
 # broker stopped the rule still runs its program, and its events reach
 # fleetd once the broker is back, in the order they were queued; a bad
 # rule text through the shadow is refused with its line in the reported
-# shadow and the rules before it keep firing; a good one replaces them
-# without a restart.  fleetd runs on an external mosquitto the test stops and
+# shadow and the rules before it keep firing, and so is a write outside
+# its declared limits; a good one replaces them without a restart.  fleetd runs on an external mosquitto the test stops and
 # starts (as t6006: the broker of `serve --with-broker` is restarted by
 # fleetd within a second).
 . "$(dirname "$0")/lib.sh"
@@ -190,4 +190,16 @@ check "a marker value after them" send_line "probe.two 1"
 check_exit 0 "the marker reaches fleetd" wait_until 30 has_point probe.two
 check_true "neither the file's rule nor the refused text came back: 4 events of hot" \
 	events_are hot 4
+
+# --- 6. a write outside its declared limits: refused at load ------------------
+printf '[write "plc.fan"]\nmin = 0\nmax = 1\n[rule "w"]\nkind = threshold\nmetric = tank.temp\nabove = 90\nwrite = plc.fan 2\n' |
+	jq -Rs '{rules: .}' >"$T/limits.json"
+check_exit 0 "an operator sets a rule that writes 2 to a target of 0..1" \
+	fleetctl shadow set dev-a --file "$T/limits.json"
+check_exit 0 "the agent refuses it at load, naming the line and the limits" \
+	wait_until 20 reported_rules \
+	'.reported.refused.rules == "shadow rules:8: 2 is outside plc.fan'"'"'s limits 0..1"'
+check "crossings after it: 20 re-arms cold, 3" send_temps 20 3
+check_exit 0 "the rules before it still run: cold fires a 3rd time" \
+	wait_until 30 events_are cold 3
 finish
