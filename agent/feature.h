@@ -154,6 +154,9 @@ struct agent_live {
 	int64_t telemetry_interval_s; /* 0: agent.conf's (telemetry.c) */
 	char maintenance_window[12];  /* "HH:MM-HH:MM"; "": any time (updates,
 				       * later) */
+	const char *rules_text;	      /* "rules": the rule file's text (borrowed
+				       * from the shadow feature until its next
+				       * apply); NULL: agent.conf's [rules] file */
 };
 
 /* The agent's live settings (writable: the shadow feature's). */

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "log.h"
 #include "proto.h"
+#include "rules_agent.h"
 #include "shadow.h"
 #include "util.h"
 
@@ -30,6 +31,9 @@ struct shadow {
 	int64_t version; /* of the desired document applied; 0: none */
 	json_t *applied; /* key -> value now in effect */
 	json_t *refused; /* key -> reason */
+	const struct agent_config *cfg;
+	json_t *rules_good; /* the last "rules" applied; NULL: none */
+	char rules_why[FL_ERR_MSG_MAX]; /* why "rules" was refused */
 };
 
 /* ------------------------------------------------------------------ */
@@ -115,6 +119,29 @@ static bool set_maintenance_window(struct shadow *sh, struct agent_live *live,
 	return true;
 }
 
+/* "rules": rule text that parses (rules.h); refused, the rules applied
+ * before stay. */
+static bool set_rules(struct shadow *sh, struct agent_live *live,
+		      const json_t *v, const char **why)
+{
+	struct agent_rules *r = NULL;
+	struct fl_error err = {0};
+	const char *text = json_string_value(v);
+
+	if (!text || agent_rules_load_text(sh->cfg, text, true, &r, &err)) {
+		snprintf(sh->rules_why, sizeof(sh->rules_why), "%s",
+			 text ? err.msg : "not a string of rules");
+		*why = sh->rules_why;
+		live->rules_text = json_string_value(sh->rules_good);
+		return false;
+	}
+	agent_rules_free(r);
+	json_decref(sh->rules_good);
+	sh->rules_good = json_incref((json_t *)v);
+	live->rules_text = text;
+	return true;
+}
+
 static const struct {
 	const char *key;
 	apply_fn apply;
@@ -123,6 +150,7 @@ static const struct {
     {"download_rate", set_download_rate},
     {"log_level", set_log_level},
     {"maintenance_window", set_maintenance_window},
+    {"rules", set_rules},
     {"telemetry_interval", set_telemetry_interval},
 };
 
@@ -150,6 +178,10 @@ static void apply(struct shadow *sh, struct agent_host *h,
 			json_object_set(sh->applied, k, v);
 		else
 			json_object_set_new(sh->refused, k, json_string(why));
+	}
+	if (!json_object_get(desired, "rules")) { /* deleted: the file's */
+		json_decref(sh->rules_good);
+		sh->rules_good = NULL;
 	}
 	*agent_host_live(h) = live;
 	fl_info("shadow: desired version %lld applied (%zu keys, %zu refused)",
@@ -263,6 +295,7 @@ static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
 	int rc;
 
 	sh->path = fl_path_join(agent_host_state_dir(h), SHADOW_FILE);
+	sh->cfg = cfg;
 	sh->log_default = fl_log_threshold;
 	sh->applied = json_object();
 	sh->refused = json_object();
@@ -284,6 +317,7 @@ static void shadow_free(void *state)
 	free(sh->reported);
 	json_decref(sh->applied);
 	json_decref(sh->refused);
+	json_decref(sh->rules_good);
 	free(sh);
 }
 

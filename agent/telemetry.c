@@ -24,6 +24,7 @@
 #include "outbox.h"
 #include "proto.h"
 #include "agent_telemetry.h"
+#include "rules_agent.h"
 #include "util.h"
 
 #define BUILTIN_MAX 32	   /* built-in points a sample */
@@ -33,7 +34,8 @@
 struct tlm {
 	struct agent_outbox *ob; /* NULL: the outbox could not open */
 	char *topic, *db_path, *sock_path, *drop_dir;
-	int sock; /* -1: none */
+	int sock;		      /* -1: none */
+	struct agent_rules_rt *rules; /* NULL: fleet-sim */
 	struct agent_tlm_cpu cpu;
 	int64_t next_ms; /* monotonic: the next sample */
 	struct agent_tlm_point local[AGENT_TLM_LOCAL_POINTS_MAX];
@@ -95,6 +97,8 @@ static void local_line(struct tlm *t, const char *src, const char *line,
 	}
 	t->local[t->n_local++] = p;
 	t->n_names += new_name;
+	if (t->rules)
+		agent_rules_rt_feed(t->rules, &p, 1, fl_now_ms());
 }
 
 /* Lines of one datagram or file (empty lines skipped). */
@@ -215,6 +219,8 @@ static void sample(struct agent_host *h, struct tlm *t)
 	n = agent_tlm_sample("", agent_host_state_dir(h), &t->cpu,
 			     agent_outbox_depth(t->ob), agent_tlm_now_ms(), all,
 			     BUILTIN_MAX);
+	if (t->rules)
+		agent_rules_rt_feed(t->rules, all, n, agent_host_now_ms(h));
 	memcpy(all + n, t->local, t->n_local * sizeof(t->local[0]));
 	n += t->n_local;
 	t->n_local = 0;
@@ -328,6 +334,11 @@ static void service(struct agent_host *h, void *state)
 	struct tlm *t = state;
 	int64_t now = agent_host_now_ms(h), iv = interval_s(h) * 1000;
 
+	if (t->rules) {
+		agent_rules_rt_use(t->rules, agent_host_live(h)->rules_text,
+				   now);
+		agent_rules_rt_tick(t->rules, now);
+	}
 	if (!t->ob) /* telemetry off: init said why */
 		return;
 	if (agent_host_config(h)->sim_telemetry) {
@@ -440,11 +451,22 @@ static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
 	t->sock_path = fl_path_join(dir, AGENT_TLM_SOCK);
 	t->drop_dir = fl_path_join(dir, AGENT_TLM_DROP_DIR);
 	open_outbox(h, t);
+	t->rules = agent_rules_rt_new(c, t->ob, agent_host_now_ms(h));
+	agent_rules_rt_use(t->rules, agent_host_live(h)->rules_text,
+			   agent_host_now_ms(h));
 	open_socket(t);
 	if (mkdir(t->drop_dir, 0770) != 0 && errno != EEXIST)
 		fl_warn("telemetry: %s: %s", t->drop_dir, strerror(errno));
 	agent_tlm_sample("", dir, &t->cpu, 0, 0, NULL, 0); /* cpu baseline */
 	return 0;
+}
+
+static void report(void *state, json_t *into)
+{
+	struct tlm *t = state;
+
+	if (t->rules)
+		agent_rules_rt_report(t->rules, into);
 }
 
 static void tlm_free(void *state)
@@ -457,6 +479,7 @@ static void tlm_free(void *state)
 		close(t->sock);
 		unlink(t->sock_path);
 	}
+	agent_rules_rt_free(t->rules);
 	agent_outbox_free(t->ob);
 	free(t->topic);
 	free(t->db_path);
@@ -471,5 +494,6 @@ const struct agent_feature agent_feature_telemetry = {
     .on_connect = on_connect,
     .service = service,
     .on_puback = on_puback,
+    .report = report,
     .free = tlm_free,
 };

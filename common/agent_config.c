@@ -97,6 +97,8 @@ static const struct spec specs[] = {
      false},
     {"telemetry", "interval", K_DUR, F(telemetry_interval_s), 0, DAY, "1m",
      false},
+    {"rules", "file", K_PATH, F(rules_file), 0, 0, NULL, false},
+    {"rules", "exec_dir", K_PATH, F(rules_exec_dir), 0, 0, NULL, false},
 };
 
 /* The keys of [diag.check.NAME] and [diag.log.NAME] (diag_sections). */

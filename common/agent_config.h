@@ -128,6 +128,12 @@ struct agent_config {
 	int64_t telemetry_interval_s; /* 0: no sampling (the shadow's
 				       * telemetry_interval overrides) */
 
+	/* [rules] (agent/rules.h, docs/rules.md) */
+	char *rules_file;     /* local rules; NULL: none */
+	char *rules_exec_dir; /* exec actions only from here; NULL: any
+			       * absolute path in rules_file, none in the
+			       * shadow's rules */
+
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;
 	/* not in the file: fleet-sim's --install-delay, how long an
