@@ -97,6 +97,7 @@ static const struct spec specs[] = {
      false},
     {"telemetry", "interval", K_DUR, F(telemetry_interval_s), 0, DAY, "1m",
      false},
+    {"modbus", "map", K_PATH, F(modbus_map), 0, 0, NULL, false},
 };
 
 /* The keys of [diag.check.NAME] and [diag.log.NAME] (diag_sections). */

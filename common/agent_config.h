@@ -128,6 +128,9 @@ struct agent_config {
 	int64_t telemetry_interval_s; /* 0: no sampling (the shadow's
 				       * telemetry_interval overrides) */
 
+	/* [modbus] */
+	char *modbus_map; /* register map file (docs/modbus.md); NULL: none */
+
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;
 	/* not in the file: fleet-sim's --install-delay, how long an
