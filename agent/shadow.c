@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_modbus.h"
 #include "agent_mqtt.h"
 #include "feature.h"
 #include "fsutil.h"
@@ -24,12 +25,14 @@
 #define LEAF "shadow/desired"
 
 struct shadow {
-	char *path;	 /* STATE/shadow.json: the last desired message */
-	char *reported;	 /* PREFIX/ID/shadow/reported */
-	int log_default; /* the log level the agent started with */
-	int64_t version; /* of the desired document applied; 0: none */
-	json_t *applied; /* key -> value now in effect */
-	json_t *refused; /* key -> reason */
+	char *path;	      /* STATE/shadow.json: the last desired message */
+	char *reported;	      /* PREFIX/ID/shadow/reported */
+	int log_default;      /* the log level the agent started with */
+	int64_t version;      /* of the desired document applied; 0: none */
+	json_t *applied;      /* key -> value now in effect */
+	json_t *refused;      /* key -> reason */
+	struct agent_host *h; /* while applying */
+	char why[FL_ERR_MSG_MAX]; /* a reason made up while applying */
 };
 
 /* ------------------------------------------------------------------ */
@@ -89,6 +92,27 @@ static bool set_telemetry_interval(struct shadow *sh, struct agent_live *live,
 	return true;
 }
 
+/* The Modbus map's text (agent_modbus.h): parsed and in force, or
+ * refused with the map's own message and the old map kept. */
+static bool set_modbus(struct shadow *sh, struct agent_live *live,
+		       const json_t *v, const char **why)
+{
+	struct fl_error err = {0};
+	struct agent_modbus *mb =
+	    agent_host_feature(sh->h, &agent_feature_modbus);
+
+	if (!json_is_string(v)) {
+		*why = "not the text of a Modbus map";
+		return false;
+	}
+	if (agent_modbus_use(mb, json_string_value(v), &err)) {
+		snprintf(sh->why, sizeof(sh->why), "%s", err.msg);
+		*why = sh->why;
+		return false;
+	}
+	return true;
+}
+
 /* "HH:MM-HH:MM", each a valid time of day (the window may wrap
  * midnight). */
 static bool window_ok(const char *s)
@@ -123,6 +147,7 @@ static const struct {
     {"download_rate", set_download_rate},
     {"log_level", set_log_level},
     {"maintenance_window", set_maintenance_window},
+    {"modbus", set_modbus},
     {"telemetry_interval", set_telemetry_interval},
 };
 
@@ -135,6 +160,7 @@ static void apply(struct shadow *sh, struct agent_host *h,
 	const char *k, *why;
 	json_t *v;
 
+	sh->h = h;
 	fl_log_threshold = sh->log_default;
 	json_object_clear(sh->applied);
 	json_object_clear(sh->refused);
@@ -151,6 +177,9 @@ static void apply(struct shadow *sh, struct agent_host *h,
 		else
 			json_object_set_new(sh->refused, k, json_string(why));
 	}
+	if (!json_object_get(desired, "modbus")) /* agent.conf's map again */
+		agent_modbus_use(agent_host_feature(h, &agent_feature_modbus),
+				 NULL, NULL);
 	*agent_host_live(h) = live;
 	fl_info("shadow: desired version %lld applied (%zu keys, %zu refused)",
 		(long long)sh->version, json_object_size(sh->applied),

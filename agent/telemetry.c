@@ -206,6 +206,15 @@ static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
 	}
 }
 
+void agent_tlm_submit(struct agent_host *h, const struct agent_tlm_point *p,
+		      size_t n)
+{
+	struct tlm *t = agent_host_feature(h, &agent_feature_telemetry);
+
+	if (t)
+		queue_points(t, p, n);
+}
+
 static void sample(struct agent_host *h, struct tlm *t)
 {
 	struct agent_tlm_point all[BUILTIN_MAX + AGENT_TLM_LOCAL_POINTS_MAX];
