@@ -606,6 +606,25 @@ int agent_modbus_write(struct agent_modbus *mb, const char *source,
 	return rc;
 }
 
+/* Wall-clock @ms as RFC 3339 text, or null for 0 (never). */
+static json_t *time_json(int64_t ms)
+{
+	char buf[21];
+
+	if (!ms)
+		return json_null();
+	fl_time_rfc3339((time_t)(ms / 1000), buf);
+	return json_string(buf);
+}
+
+/* A value as telemetry sends it: whole ones as integers. */
+static json_t *num_json(double v)
+{
+	if (v == trunc(v) && fabs(v) < 9007199254740992.0)
+		return json_integer((json_int_t)v);
+	return json_real(v);
+}
+
 /* One source for diag.  Under the lock. */
 static json_t *src_json(const struct src *x)
 {
@@ -620,13 +639,13 @@ static json_t *src_json(const struct src *x)
 	for (size_t i = 0; i < s->n_regs; i++)
 		if (x->have[i])
 			json_object_set_new(values, s->regs[i].name,
-					    json_real(x->cur[i]));
-	return json_pack("{s:s, s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, "
+					    num_json(x->cur[i]));
+	return json_pack("{s:s, s:s, s:s, s:i, s:b, s:o, s:o, s:I, s:I, "
 			 "s:s, s:o}",
 			 "name", s->name, "kind", *s->host ? "tcp" : "rtu",
 			 "target", target, "unit_id", s->unit_id, "up", x->up,
-			 "last_poll_ms", (json_int_t)x->last_poll_ms,
-			 "last_ok_ms", (json_int_t)x->last_ok_ms, "polls",
+			 "last_poll", time_json(x->last_poll_ms), "last_ok",
+			 time_json(x->last_ok_ms), "polls",
 			 (json_int_t)x->polls, "errors", (json_int_t)x->errors,
 			 "last_error", x->last_error, "values", values);
 }

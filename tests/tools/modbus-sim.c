@@ -18,6 +18,8 @@
  *   holding 300..309 uint16 writable, 0 at start
  *   input 0         uint16  ramp: whole seconds since the epoch % 100
  *   input 1         int16   sine: round(1000 sin(2 pi t / 20 s))
+ *   input 2..5      uint16  the ramp again (aggregation tests: one read
+ *                           gives the raw ramp and its copies)
  *   coil 0          square: 1 in the first half of each 10 s, else 0
  *   coils 1..15     writable, 0 at start
  *   discrete 0      1
@@ -92,7 +94,8 @@ static void waves(modbus_mapping_t *m)
 
 	gettimeofday(&tv, NULL);
 	t = (double)tv.tv_sec + tv.tv_usec / 1e6;
-	m->tab_input_registers[0] = (uint16_t)(tv.tv_sec % 100);
+	for (int i = 0; i < 6; i++)
+		m->tab_input_registers[i] = (uint16_t)(tv.tv_sec % 100);
 	m->tab_input_registers[1] =
 	    (uint16_t)(int16_t)lround(1000 * sin(2 * M_PI * t / 20));
 	m->tab_bits[0] = (tv.tv_sec % 10) < 5;
@@ -225,7 +228,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	m = modbus_mapping_new(16, 1, 400, 2);
+	m = modbus_mapping_new(16, 1, 400, 6);
 	constants(m);
 	for (int i = 0; i < n; i++) {
 		d[i].ctx = modbus_new_tcp("127.0.0.1", port + i);
