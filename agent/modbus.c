@@ -309,6 +309,22 @@ static bool poll_keep(struct src *x, modbus_t *ctx, double *v, uint8_t *ok)
 	return rc == 0;
 }
 
+/* The next wait after a failure: 1 s, doubling, capped. */
+static int64_t backoff_next(int64_t b)
+{
+	b = b ? b * 2 : 1000;
+	return b > AGENT_MB_BACKOFF_MAX ? AGENT_MB_BACKOFF_MAX : b;
+}
+
+static void ctx_close(modbus_t **ctx)
+{
+	if (*ctx) {
+		modbus_close(*ctx);
+		modbus_free(*ctx);
+	}
+	*ctx = NULL;
+}
+
 static void *poller(void *arg)
 {
 	struct src *x = arg;
@@ -320,28 +336,21 @@ static void *poller(void *arg)
 
 	while (!stopping(x->mb)) {
 		if (!ctx && !(ctx = open_ctx(x))) {
-			backoff = backoff ? backoff * 2 : 1000;
-			if (backoff > AGENT_MB_BACKOFF_MAX)
-				backoff = AGENT_MB_BACKOFF_MAX;
-			nap(x, backoff);
+			nap(x, backoff = backoff_next(backoff));
 			continue;
 		}
 		next = mono_ms() + s->interval_ms;
 		if (!do_writes(x, ctx) || !poll_keep(x, ctx, v, ok)) {
-			modbus_close(ctx);
-			modbus_free(ctx);
-			ctx = NULL;
-			continue; /* reconnect at once, then back off */
+			ctx_close(&ctx); /* a new connection after the wait */
+			nap(x, backoff = backoff_next(backoff));
+			continue;
 		}
 		backoff = 0;
 		while (!stopping(x->mb) && mono_ms() < next)
 			if (nap(x, next - mono_ms()) && !do_writes(x, ctx))
 				break;
 	}
-	if (ctx) {
-		modbus_close(ctx);
-		modbus_free(ctx);
-	}
+	ctx_close(&ctx);
 	free(v);
 	free(ok);
 	return NULL;
