@@ -89,9 +89,9 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sleep @ms, or less when the agent stops or a write is queued;
- * true when writes wait. */
-static bool nap(struct src *x, int64_t ms)
+/* Sleep @ms, or less when the agent stops or (@writes) a write is
+ * queued; true when writes wait. */
+static bool nap(struct src *x, int64_t ms, bool writes_wake)
 {
 	struct agent_modbus *mb = x->mb;
 	int64_t end = mono_ms() + ms;
@@ -99,7 +99,7 @@ static bool nap(struct src *x, int64_t ms)
 	bool writes;
 
 	pthread_mutex_lock(&mb->lock);
-	while (!mb->stop && !x->n_writes &&
+	while (!mb->stop && !(writes_wake && x->n_writes) &&
 	       pthread_cond_timedwait(&mb->cond, &mb->lock, &ts) != ETIMEDOUT)
 		;
 	writes = x->n_writes > 0;
@@ -336,18 +336,19 @@ static void *poller(void *arg)
 
 	while (!stopping(x->mb)) {
 		if (!ctx && !(ctx = open_ctx(x))) {
-			nap(x, backoff = backoff_next(backoff));
+			nap(x, backoff = backoff_next(backoff), false);
 			continue;
 		}
 		next = mono_ms() + s->interval_ms;
 		if (!do_writes(x, ctx) || !poll_keep(x, ctx, v, ok)) {
 			ctx_close(&ctx); /* a new connection after the wait */
-			nap(x, backoff = backoff_next(backoff));
+			nap(x, backoff = backoff_next(backoff), false);
 			continue;
 		}
 		backoff = 0;
 		while (!stopping(x->mb) && mono_ms() < next)
-			if (nap(x, next - mono_ms()) && !do_writes(x, ctx))
+			if (nap(x, next - mono_ms(), true) &&
+			    !do_writes(x, ctx))
 				break;
 	}
 	ctx_close(&ctx);
