@@ -7,7 +7,8 @@
  * the sources of a register map (modbus_map.h) and hands their values to
  * telemetry as points named SOURCE.NAME (raw, or one a window when the
  * register aggregates), plus SOURCE.up (1 answering, 0 not) whenever
- * that changes.
+ * that changes, as an outbox EVENT message (the modbus.up / modbus.down
+ * events: never dropped past the outbox's bounds).
  *
  * Each source has its own poller thread (libmodbus, loaded on first use:
  * lazy_modbus.c) that connects, reads the map's requests every interval,

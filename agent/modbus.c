@@ -523,14 +523,15 @@ static void sample(struct points *pts, const struct agent_mb_source *s,
 	a->last = v;
 }
 
-/* The polls @x kept, as points in @pts.  Under the lock. */
-static uint64_t take(struct src *x, struct points *pts)
+/* The polls @x kept, as points in @pts, a change of SOURCE.up in @ev.
+ * Under the lock. */
+static uint64_t take(struct src *x, struct points *pts, struct points *ev)
 {
 	const struct agent_mb_source *s = x->s;
 	uint64_t read = 0;
 
 	if (x->up_pending >= 0)
-		add(pts, s->name, "up", x->up_pending, x->up_ts);
+		add(ev, s->name, "up", x->up_pending, x->up_ts);
 	x->up_pending = -1;
 	for (; x->n_ring; x->n_ring--) {
 		size_t slot = x->head;
@@ -564,20 +565,23 @@ static void close_windows(struct src *x, struct points *pts, int64_t now)
 static void service(struct agent_host *h, void *state)
 {
 	struct agent_modbus *mb = state;
-	struct points pts = {0};
+	struct points pts = {0}, ev = {0};
 	int64_t now = agent_tlm_now_ms();
 
 	if (!mb->running)
 		start_all(mb);
 	pthread_mutex_lock(&mb->lock);
 	for (size_t i = 0; i < mb->n_src; i++) {
-		mb->samples += take(&mb->src[i], &pts);
+		mb->samples += take(&mb->src[i], &pts, &ev);
 		close_windows(&mb->src[i], &pts, now);
 	}
-	mb->points += pts.n;
+	mb->points += pts.n + ev.n;
 	pthread_mutex_unlock(&mb->lock);
+	if (ev.n) /* modbus.down / modbus.up: never dropped */
+		agent_tlm_submit(h, ev.p, ev.n, true);
 	if (pts.n)
-		agent_tlm_submit(h, pts.p, pts.n);
+		agent_tlm_submit(h, pts.p, pts.n, false);
+	free(ev.p);
 	free(pts.p);
 }
 

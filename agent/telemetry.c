@@ -184,18 +184,18 @@ static void read_drop_dir(struct tlm *t)
 /* Sampling and queueing                                              */
 /* ------------------------------------------------------------------ */
 
-/* Queue @n points, AGENT_TLM_BATCH a message. */
-static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
-			 size_t n)
+/* Queue @n points as @kind messages, AGENT_TLM_BATCH a message. */
+static void queue_kind(struct tlm *t, enum agent_outbox_kind kind,
+		       const struct agent_tlm_point *p, size_t n)
 {
 	for (size_t i = 0; i < n && t->ob; i += AGENT_TLM_BATCH) {
 		size_t k = n - i < AGENT_TLM_BATCH ? n - i : AGENT_TLM_BATCH;
 		char *body = agent_tlm_points_json(p + i, k);
 		struct fl_error err = {0};
 		uint64_t seq = 0;
-		int rc = agent_outbox_put(t->ob, AGENT_OUTBOX_TELEMETRY, body,
-					  strlen(body), (unsigned)k,
-					  agent_tlm_now_ms(), &seq, &err);
+		int rc = agent_outbox_put(t->ob, kind, body, strlen(body),
+					  (unsigned)k, agent_tlm_now_ms(), &seq,
+					  &err);
 
 		if (rc)
 			fl_warn("telemetry: %s", err.msg);
@@ -206,13 +206,21 @@ static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
 	}
 }
 
+static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
+			 size_t n)
+{
+	queue_kind(t, AGENT_OUTBOX_TELEMETRY, p, n);
+}
+
 void agent_tlm_submit(struct agent_host *h, const struct agent_tlm_point *p,
-		      size_t n)
+		      size_t n, bool event)
 {
 	struct tlm *t = agent_host_feature(h, &agent_feature_telemetry);
 
 	if (t)
-		queue_points(t, p, n);
+		queue_kind(t,
+			   event ? AGENT_OUTBOX_EVENT : AGENT_OUTBOX_TELEMETRY,
+			   p, n);
 }
 
 static void sample(struct agent_host *h, struct tlm *t)
