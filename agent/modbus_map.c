@@ -461,6 +461,8 @@ static int handler(void *user, const char *section, const char *k,
 {
 	struct parse *ps = user;
 
+	if (ps->rc) /* libinih reads on after an error: nothing more */
+		return 0;
 	if (strcmp(section, ps->section) != 0) {
 		ps->cur = NULL;
 		ps->regs = false;

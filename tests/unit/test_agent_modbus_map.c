@@ -29,7 +29,8 @@ static void test_good(void **state)
 {
 	const char *text =
 	    "; a comment\n"
-	    "[source plc]\nhost = 127.0.0.1\nport = 1502\nunit_id = 7\n"
+	    "[source plc]\nhost = 127.0.0.1   ; inline comment\nport = 1502\n"
+	    "unit_id = 7\n"
 	    "interval = 250ms\ntimeout = 100ms\n"
 	    "[registers plc]\n"
 	    "b = holding 11 type=float32 order=cdab\n"
@@ -48,6 +49,7 @@ static void test_good(void **state)
 	assert_int_equal(m->n_regs, 5);
 	s = agent_mb_source(m, "plc");
 	assert_non_null(s);
+	assert_string_equal(s->host, "127.0.0.1");
 	assert_int_equal(s->port, 1502);
 	assert_int_equal(s->unit_id, 7);
 	assert_int_equal(s->interval_ms, 250);
@@ -157,6 +159,10 @@ static void test_refused(void **state)
 	refused(SRC "parity = X\n", FL_EPARSE, 3);
 	refused(SRC "colour = red\n", FL_EPARSE, 3);
 	refused(SRC "[plc]\nx = 1\n", FL_EPARSE, 4);
+	/* keys go on after the error: the rest is not read */
+	refused("[plc]\nx = 1\ny = 2\n", FL_EPARSE, 2);
+	refused("[registers nosuch]\na = holding 1\nb = holding 2\n", FL_EPARSE,
+		2);
 	refused(SRC "[source bad.name]\nhost = x\n", FL_EPARSE, 4);
 	refused(SRC "no equals sign here\n", FL_EPARSE, 3);
 }
