@@ -28,8 +28,9 @@ struct parse {
 	struct agent_mb_map *m;
 	struct agent_mb_source *cur; /* the source the section is about */
 	bool regs;		     /* [registers NAME], else [source] */
-	struct fl_error *err;
-	int rc;
+	int rc;			     /* the first error: its code, */
+	int err_line;		     /* line */
+	char msg[256];		     /* and message */
 };
 
 static const char *const fn_names[] = {"coil", "discrete", "holding", "input"};
@@ -62,16 +63,16 @@ static int perr(struct parse *ps, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int perr(struct parse *ps, int code, const char *fmt, ...)
 {
-	char msg[256];
 	va_list ap;
 
+	if (ps->rc)
+		return 0;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(ps->msg, sizeof(ps->msg), fmt, ap);
 	va_end(ap);
-	if (!ps->rc)
-		ps->rc = fl_fail(ps->err, code, "%s:%d: %s", ps->name, ps->line,
-				 msg);
-	return 0; /* stops libinih */
+	ps->rc = code;
+	ps->err_line = ps->line;
+	return 0; /* libinih goes on, handler() ignores the rest */
 }
 
 /* ------------------------------------------------------------------ */
@@ -469,6 +470,8 @@ static int handler(void *user, const char *section, const char *k,
 		if (!enter_section(ps, section))
 			return 0;
 	}
+	if (!ps->cur) /* before any section, or after a broken header */
+		return perr(ps, FL_EPARSE, "'%s' outside a section", k);
 	return ps->regs ? reg_line(ps, k, v) : source_key(ps, k, v);
 }
 
@@ -541,34 +544,41 @@ static void make_groups(struct agent_mb_source *s)
 	}
 }
 
+/* Parse the text into ps->m: 0 or the first error in ps. */
+static int parse_text(struct parse *ps)
+{
+	int rc = ini_parse_stream(reader, ps, handler, ps);
+
+	if (rc > 0 && (!ps->rc || rc < ps->err_line)) {
+		ps->rc = 0; /* a syntax error before the first of ours */
+		ps->line = rc;
+		perr(ps, FL_EPARSE, "not INI syntax");
+	} else if (ps->too_long) {
+		perr(ps, FL_EPARSE, "line over %d bytes", INI_MAX_LINE - 2);
+	}
+	for (size_t i = 0; !ps->rc && i < ps->m->n_src; i++)
+		if (source_done(ps, &ps->m->src[i])) {
+			make_groups(&ps->m->src[i]);
+			ps->m->n_regs += ps->m->src[i].n_regs;
+		}
+	return ps->rc;
+}
+
 int agent_mb_map_parse(const char *name, const char *text, size_t len,
 		       struct agent_mb_map **ret, struct fl_error *err)
 {
-	struct parse ps = {
-	    .name = name, .p = text, .end = text + len, .err = err};
+	struct parse ps = {.name = name, .p = text, .end = text + len};
 	int rc;
 
-	ps.m = fl_xcalloc(1, sizeof(*ps.m));
 	if (len > AGENT_MB_TEXT_MAX)
-		ps.rc = fl_fail(err, FL_ELIMIT, "%s: over %d bytes", name,
-				AGENT_MB_TEXT_MAX);
-	else if (memchr(text, '\0', len))
-		ps.rc = fl_fail(err, FL_EPARSE, "%s: a NUL byte", name);
-	rc = ps.rc ? -1 : ini_parse_stream(reader, &ps, handler, &ps);
-	if (!ps.rc && ps.too_long)
-		perr(&ps, FL_EPARSE, "line over %d bytes", INI_MAX_LINE - 2);
-	else if (!ps.rc && rc) {
-		ps.line = rc;
-		perr(&ps, FL_EPARSE, "not INI syntax");
-	}
-	for (size_t i = 0; !ps.rc && i < ps.m->n_src; i++)
-		if (source_done(&ps, &ps.m->src[i])) {
-			make_groups(&ps.m->src[i]);
-			ps.m->n_regs += ps.m->src[i].n_regs;
-		}
-	if (ps.rc) {
+		return fl_fail(err, FL_ELIMIT, "%s: over %d bytes", name,
+			       AGENT_MB_TEXT_MAX);
+	if (memchr(text, '\0', len))
+		return fl_fail(err, FL_EPARSE, "%s: a NUL byte", name);
+	ps.m = fl_xcalloc(1, sizeof(*ps.m));
+	if ((rc = parse_text(&ps))) {
 		agent_mb_map_free(ps.m);
-		return ps.rc;
+		return fl_fail(err, rc, "%s:%d: %s", name, ps.err_line, ps.msg);
 	}
 	*ret = ps.m;
 	return 0;

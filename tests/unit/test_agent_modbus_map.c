@@ -159,6 +159,8 @@ static void test_refused(void **state)
 	refused(SRC "parity = X\n", FL_EPARSE, 3);
 	refused(SRC "colour = red\n", FL_EPARSE, 3);
 	refused(SRC "[plc]\nx = 1\n", FL_EPARSE, 4);
+	refused("a = 1\n", FL_EPARSE, 1);
+	refused("[source x\nhost = h\n", FL_EPARSE, 1); /* no ']' */
 	/* keys go on after the error: the rest is not read */
 	refused("[plc]\nx = 1\ny = 2\n", FL_EPARSE, 2);
 	refused("[registers nosuch]\na = holding 1\nb = holding 2\n", FL_EPARSE,
