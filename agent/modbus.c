@@ -406,7 +406,9 @@ static void start_all(struct agent_modbus *mb)
 	mb->running = true;
 	if (!mb->map || !mb->map->n_src)
 		return;
-	if (agent_modbus_lib_hold(&err)) {
+	/* the pollers wake the agent; made only here, where there are
+	 * pollers: fleet-sim's thousands of devices need no descriptor */
+	if (agent_host_wake_init(mb->h, &err) || agent_modbus_lib_hold(&err)) {
 		fl_error("modbus: %s", err.msg);
 		return;
 	}
@@ -707,7 +709,7 @@ static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
 	if (path && agent_mb_map_load(path, &mb->file_map, &e))
 		fl_error("modbus: no sources: %s", e.msg);
 	mb->map = mb->file_map;
-	return agent_host_wake_init(h, err);
+	return 0;
 }
 
 static void mb_free(void *state)
