@@ -222,6 +222,12 @@ $(B)/tests/tools/fleet-agent-test: $(B)/agent/main.o $(LIB_AGENT_HOOKS) \
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_AGENT)
 
+# The Modbus simulator links libmodbus itself (the agent's archive
+# only has the lazily loading shims of agent/lazy_modbus.c)
+$(B)/tests/tools/modbus-sim: $(B)/tests/tools/modbus-sim.o
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs libmodbus) -lm
+
 # fleetd-test finds the broker plugin next to itself, like fleetd
 $(B)/tests/tools/fleet_revoke.so: $(PLUGIN)
 	@mkdir -p $(dir $@)

@@ -85,6 +85,17 @@ size_t agent_tlm_sample(const char *root, const char *state_dir,
 			int64_t now_ms, struct agent_tlm_point *out,
 			size_t max);
 
+/*
+ * Queue @n points another feature produced (Modbus sources: modbus.c)
+ * in the outbox, AGENT_TLM_BATCH a message, like the sampled ones, or
+ * with @event as EVENT messages (never dropped past the outbox's
+ * bounds: outbox.h); nothing when telemetry is off (its outbox did not
+ * open).
+ */
+struct agent_host;
+void agent_tlm_submit(struct agent_host *h, const struct agent_tlm_point *p,
+		      size_t n, bool event);
+
 /* Wall-clock milliseconds. */
 int64_t agent_tlm_now_ms(void);
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_modbus.h"
 #include "diag_internal.h"
 #include "feature.h"
 #include "json.h"
@@ -497,6 +498,7 @@ static int start(struct diag *d, struct diag_job *job, struct diag_req *req,
 	    .up_since_ms = d->up_since_ms,
 	    .sim = d->sim,
 	    .cancel = &d->cancel,
+	    .modbus = agent_host_feature(d->h, &agent_feature_modbus),
 	};
 	if (d->sim) {
 		job->state = JOB_QUEUED;

@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "agent_modbus.h"
 #include "diag_internal.h"
 #include "fsutil.h"
 #include "log.h"
@@ -495,14 +496,28 @@ static int check_config(const struct diag_run *r, json_t **ret,
 }
 
 /* ------------------------------------------------------------------ */
+/* modbus                                                             */
+/* ------------------------------------------------------------------ */
+
+static int check_modbus(const struct diag_run *r, json_t **ret,
+			struct fl_error *err)
+{
+	if (!r->modbus)
+		return fl_fail(err, FL_ERR, "no Modbus feature");
+	*ret = agent_modbus_diag(r->modbus);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* The table                                                          */
 /* ------------------------------------------------------------------ */
 
 static const struct diag_check builtins[] = {
     {"bundle", diag_bundle_run, 1, false}, {"cert", check_cert, 0, true},
     {"config", check_config, 0, true},	   {"logs", check_logs, 2, false},
-    {"net", diag_check_net, 0, false},	   {"ping", check_ping, 0, true},
-    {"slots", check_slots, 0, true},	   {"sysinfo", check_sysinfo, 0, true},
+    {"modbus", check_modbus, 0, false},	   {"net", diag_check_net, 0, false},
+    {"ping", check_ping, 0, true},	   {"slots", check_slots, 0, true},
+    {"sysinfo", check_sysinfo, 0, true},
 };
 
 const struct diag_check *diag_builtin(const char *name, bool sim)

@@ -29,6 +29,7 @@ struct diag_run {
 	int64_t up_since_ms;	      /* monotonic: the agent's start */
 	bool sim;		      /* a fleet-sim device */
 	const volatile int *cancel;   /* non-zero: give up now */
+	struct agent_modbus *modbus;  /* agent_modbus_diag (thread-safe) */
 };
 
 /*

@@ -10,14 +10,18 @@
 #include <unistd.h>
 
 #include "agent_internal.h"
+#include "agent_modbus.h"
 #include "rotate.h"
 #include "util.h"
 
-/* In this order: status output keeps its key order by it. */
+/* In this order: status output keeps its key order by it.  modbus
+ * before diag (its checks read modbus: freed after diag joined them) and
+ * before shadow (which sets its map). */
 const struct agent_feature *const agent_features[] = {
     &agent_feature_rotate,
     &agent_feature_events,
     &agent_feature_ota,
+    &agent_feature_modbus,
     &agent_feature_diag,
     &agent_feature_shadow,
     &agent_feature_telemetry,

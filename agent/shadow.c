@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_modbus.h"
 #include "agent_mqtt.h"
 #include "feature.h"
 #include "fsutil.h"
@@ -25,15 +26,16 @@
 #define LEAF "shadow/desired"
 
 struct shadow {
-	char *path;	 /* STATE/shadow.json: the last desired message */
-	char *reported;	 /* PREFIX/ID/shadow/reported */
-	int log_default; /* the log level the agent started with */
-	int64_t version; /* of the desired document applied; 0: none */
-	json_t *applied; /* key -> value now in effect */
-	json_t *refused; /* key -> reason */
 	const struct agent_config *cfg;
-	json_t *rules_good; /* the last "rules" applied; NULL: none */
-	char rules_why[FL_ERR_MSG_MAX]; /* why "rules" was refused */
+	json_t *rules_good;   /* the last "rules" applied; NULL: none */
+	char *path;	      /* STATE/shadow.json: the last desired message */
+	char *reported;	      /* PREFIX/ID/shadow/reported */
+	int log_default;      /* the log level the agent started with */
+	int64_t version;      /* of the desired document applied; 0: none */
+	json_t *applied;      /* key -> value now in effect */
+	json_t *refused;      /* key -> reason */
+	struct agent_host *h; /* while applying */
+	char why[FL_ERR_MSG_MAX]; /* a reason made up while applying */
 };
 
 /* ------------------------------------------------------------------ */
@@ -93,6 +95,27 @@ static bool set_telemetry_interval(struct shadow *sh, struct agent_live *live,
 	return true;
 }
 
+/* The Modbus map's text (agent_modbus.h): parsed and in force, or
+ * refused with the map's own message and the old map kept. */
+static bool set_modbus(struct shadow *sh, struct agent_live *live,
+		       const json_t *v, const char **why)
+{
+	struct fl_error err = {0};
+	struct agent_modbus *mb =
+	    agent_host_feature(sh->h, &agent_feature_modbus);
+
+	if (!json_is_string(v)) {
+		*why = "not the text of a Modbus map";
+		return false;
+	}
+	if (agent_modbus_use(mb, json_string_value(v), &err)) {
+		snprintf(sh->why, sizeof(sh->why), "%s", err.msg);
+		*why = sh->why;
+		return false;
+	}
+	return true;
+}
+
 /* "HH:MM-HH:MM", each a valid time of day (the window may wrap
  * midnight). */
 static bool window_ok(const char *s)
@@ -129,9 +152,9 @@ static bool set_rules(struct shadow *sh, struct agent_live *live,
 	const char *text = json_string_value(v);
 
 	if (!text || agent_rules_load_text(sh->cfg, text, true, &r, &err)) {
-		snprintf(sh->rules_why, sizeof(sh->rules_why), "%s",
+		snprintf(sh->why, sizeof(sh->why), "%s",
 			 text ? err.msg : "not a string of rules");
-		*why = sh->rules_why;
+		*why = sh->why;
 		live->rules_text = json_string_value(sh->rules_good);
 		return false;
 	}
@@ -151,6 +174,7 @@ static const struct {
     {"log_level", set_log_level},
     {"maintenance_window", set_maintenance_window},
     {"rules", set_rules},
+    {"modbus", set_modbus},
     {"telemetry_interval", set_telemetry_interval},
 };
 
@@ -163,6 +187,7 @@ static void apply(struct shadow *sh, struct agent_host *h,
 	const char *k, *why;
 	json_t *v;
 
+	sh->h = h;
 	fl_log_threshold = sh->log_default;
 	json_object_clear(sh->applied);
 	json_object_clear(sh->refused);
@@ -183,6 +208,9 @@ static void apply(struct shadow *sh, struct agent_host *h,
 		json_decref(sh->rules_good);
 		sh->rules_good = NULL;
 	}
+	if (!json_object_get(desired, "modbus")) /* agent.conf's map again */
+		agent_modbus_use(agent_host_feature(h, &agent_feature_modbus),
+				 NULL, NULL);
 	*agent_host_live(h) = live;
 	fl_info("shadow: desired version %lld applied (%zu keys, %zu refused)",
 		(long long)sh->version, json_object_size(sh->applied),

@@ -24,6 +24,7 @@
 #include "outbox.h"
 #include "proto.h"
 #include "agent_telemetry.h"
+#include "agent_modbus.h"
 #include "rules_agent.h"
 #include "util.h"
 
@@ -188,18 +189,18 @@ static void read_drop_dir(struct tlm *t)
 /* Sampling and queueing                                              */
 /* ------------------------------------------------------------------ */
 
-/* Queue @n points, AGENT_TLM_BATCH a message. */
-static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
-			 size_t n)
+/* Queue @n points as @kind messages, AGENT_TLM_BATCH a message. */
+static void queue_kind(struct tlm *t, enum agent_outbox_kind kind,
+		       const struct agent_tlm_point *p, size_t n)
 {
 	for (size_t i = 0; i < n && t->ob; i += AGENT_TLM_BATCH) {
 		size_t k = n - i < AGENT_TLM_BATCH ? n - i : AGENT_TLM_BATCH;
 		char *body = agent_tlm_points_json(p + i, k);
 		struct fl_error err = {0};
 		uint64_t seq = 0;
-		int rc = agent_outbox_put(t->ob, AGENT_OUTBOX_TELEMETRY, body,
-					  strlen(body), (unsigned)k,
-					  agent_tlm_now_ms(), &seq, &err);
+		int rc = agent_outbox_put(t->ob, kind, body, strlen(body),
+					  (unsigned)k, agent_tlm_now_ms(), &seq,
+					  &err);
 
 		if (rc)
 			fl_warn("telemetry: %s", err.msg);
@@ -208,6 +209,38 @@ static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
 				 (unsigned long long)seq, k);
 		free(body);
 	}
+}
+
+static void queue_points(struct tlm *t, const struct agent_tlm_point *p,
+			 size_t n)
+{
+	queue_kind(t, AGENT_OUTBOX_TELEMETRY, p, n);
+}
+
+void agent_tlm_submit(struct agent_host *h, const struct agent_tlm_point *p,
+		      size_t n, bool event)
+{
+	struct tlm *t = agent_host_feature(h, &agent_feature_telemetry);
+
+	if (!t)
+		return;
+	if (t->rules) /* Modbus values (and their SOURCE.up) meet the rules */
+		agent_rules_rt_feed(t->rules, p, n, agent_host_now_ms(h));
+	queue_kind(t, event ? AGENT_OUTBOX_EVENT : AGENT_OUTBOX_TELEMETRY, p,
+		   n);
+}
+
+/* The rules' write actions: a Modbus write (agent_modbus.h), through the
+ * Modbus feature as it is when the action runs. */
+static int modbus_writer(void *ctx, const char *source, const char *name,
+			 double value, struct fl_error *err)
+{
+	struct agent_modbus *mb =
+	    agent_host_feature(ctx, &agent_feature_modbus);
+
+	if (!mb)
+		return fl_fail(err, FL_ENOTFOUND, "no Modbus sources");
+	return agent_modbus_write(mb, source, name, value, err);
 }
 
 static void sample(struct agent_host *h, struct tlm *t)
@@ -452,6 +485,7 @@ static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
 	t->drop_dir = fl_path_join(dir, AGENT_TLM_DROP_DIR);
 	open_outbox(h, t);
 	t->rules = agent_rules_rt_new(c, t->ob, agent_host_now_ms(h));
+	agent_rules_rt_set_writer(t->rules, modbus_writer, h);
 	agent_rules_rt_use(t->rules, agent_host_live(h)->rules_text,
 			   agent_host_now_ms(h));
 	open_socket(t);

@@ -215,6 +215,49 @@ static void print_member(const char *key, const json_t *v)
 	putchar('\n');
 }
 
+/* The "modbus" check's result (table output): its counters, a row per
+ * source, then every current value as SOURCE.NAME. */
+static void print_modbus(struct cli_ctx *ctx, const json_t *result)
+{
+	static const struct cli_col src_cols[] = {{"SOURCE", "name"},
+						  {"TARGET", "target"},
+						  {"UP", "up"},
+						  {"LAST-POLL", "last_poll"},
+						  {"POLLS", "polls"},
+						  {"ERRORS", "errors"},
+						  {"LAST-ERROR", "last_error"},
+						  {NULL, NULL}};
+	static const struct cli_col val_cols[] = {
+	    {"VALUE-NAME", "name"}, {"VALUE", "value"}, {NULL, NULL}};
+	const json_t *sources = json_object_get(result, "sources"), *src, *v;
+	json_t *vals = json_array();
+	const char *key;
+	size_t i;
+
+	print_member("map", json_object_get(result, "map"));
+	print_member("samples_read", json_object_get(result, "samples_read"));
+	print_member("points_sent", json_object_get(result, "points_sent"));
+	cli_print_rows(ctx, sources, src_cols);
+	json_array_foreach(sources, i, src)
+	{
+		const char *name =
+		    json_string_value(json_object_get(src, "name"));
+
+		json_object_foreach(json_object_get(src, "values"), key, v)
+		{
+			char *full = fl_xasprintf("%s.%s", name, key);
+
+			json_array_append_new(
+			    vals,
+			    json_pack("{s:s, s:O}", "name", full, "value", v));
+			free(full);
+		}
+	}
+	if (json_array_size(vals))
+		cli_print_rows(ctx, vals, val_cols);
+	json_decref(vals);
+}
+
 static void print_answer(struct cli_ctx *ctx, const json_t *resp)
 {
 	static const struct cli_col fields[] = {
@@ -229,6 +272,12 @@ static void print_answer(struct cli_ctx *ctx, const json_t *resp)
 	if (ctx->output == CLI_OUT_JSON || !result)
 		return;
 	printf("result:\n");
+	if (fl_streq(json_string_value(json_object_get(resp, "check")),
+		     "modbus") &&
+	    json_is_array(json_object_get(result, "sources"))) {
+		print_modbus(ctx, result);
+		return;
+	}
 	if (!json_is_object(result)) {
 		print_member("value", result);
 		return;

@@ -99,6 +99,7 @@ static const struct spec specs[] = {
      false},
     {"rules", "file", K_PATH, F(rules_file), 0, 0, NULL, false},
     {"rules", "exec_dir", K_PATH, F(rules_exec_dir), 0, 0, NULL, false},
+    {"modbus", "map", K_PATH, F(modbus_map), 0, 0, NULL, false},
 };
 
 /* The keys of [diag.check.NAME] and [diag.log.NAME] (diag_sections). */

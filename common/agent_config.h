@@ -133,6 +133,8 @@ struct agent_config {
 	char *rules_exec_dir; /* exec actions only from here; NULL: any
 			       * absolute path in rules_file, none in the
 			       * shadow's rules */
+	/* [modbus] */
+	char *modbus_map; /* register map file (docs/modbus.md); NULL: none */
 
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;

@@ -46,7 +46,7 @@ dep() { dpkg-deb -f "$(deb "$1")" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//'
 for l in mosquitto adduser libmicrohttpd12 libcurl4 libpq5; do
 	check_grep "^$l\$" "fleetd depends on $l" dep fleetd
 done
-for l in libcurl4 libzstd1 libarchive13 libubootenv0.1 libmosquitto1; do
+for l in libcurl4 libzstd1 libarchive13 libubootenv0.1 libmosquitto1 libmodbus5; do
 	check_grep "^$l\$" "fleet-agent depends on $l" dep fleet-agent
 done
 for l in libcurl4 libgit2-[0-9.]+ libmosquitto1; do

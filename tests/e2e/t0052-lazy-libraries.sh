@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Libraries load on first use (issue 9's footprint; common/lazylib.h):
-# no program NEEDs libcurl, libarchive, libgit2, libzstd, libubootenv or
+# no program NEEDs libcurl, libarchive, libgit2, libzstd, libubootenv,
+# libmodbus (the agent's Modbus sources, agent/lazy_modbus.c) or
 # libpq (telemetry forwarding to PostgreSQL, fwd_pg.c),
 # fleetctl not libmosquitto either, and `fleetctl bundle verify` of an
 # uncompressed bundle opens none of them.  Positive controls, proving the
@@ -11,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
-lazy='libcurl\.so|libarchive\.so|libgit2\.so|libzstd\.so|libubootenv\.so|libpq\.so'
+lazy='libcurl\.so|libarchive\.so|libgit2\.so|libzstd\.so|libubootenv\.so|libpq\.so|libmodbus\.so'
 for p in fleetd fleetctl fleet-agent fleet-sim; do
 	check_exit 1 "$p NEEDs none of the libraries loaded on first use" \
 		sh -c "readelf -d '$FLEET_BUILD/$p' | grep NEEDED | grep -E '$lazy'"
