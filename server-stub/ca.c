@@ -13,9 +13,9 @@
 #define MAX_SANS 24
 
 /* Split @sans into DNS names and IP literals, after the defaults. */
-static int split_sans(const char *const *sans, size_t nsans,
-		      const char **dns, size_t *ndns, const char **ips,
-		      size_t *nips, struct fl_error *err)
+static int split_sans(const char *const *sans, size_t nsans, const char **dns,
+		      size_t *ndns, const char **ips, size_t *nips,
+		      struct fl_error *err)
 {
 	unsigned char buf[16];
 
@@ -40,7 +40,8 @@ static int save_pair(const char *dir, const char *cert_name,
 		     const char *key_name, X509 *const *certs, size_t n,
 		     EVP_PKEY *key, struct fl_error *err)
 {
-	char *cp = fl_path_join(dir, cert_name), *kp = fl_path_join(dir, key_name);
+	char *cp = fl_path_join(dir, cert_name),
+	     *kp = fl_path_join(dir, key_name);
 	int rc = fl_pki_key_save(kp, key, err);
 
 	if (!rc)
@@ -70,10 +71,9 @@ static int make_cas(const char *dir, struct fl_pki_issuer *issuing,
 	if (!rc)
 		rc = fl_pki_keygen_p256(&issuing->key, err);
 	if (!rc)
-		rc = fl_pki_issuing_create(&root, issuing->key,
-					   "Fleet Issuing CA",
-					   FL_PKI_ISSUING_LIFETIME,
-					   &issuing->cert, err);
+		rc = fl_pki_issuing_create(
+		    &root, issuing->key, "Fleet Issuing CA",
+		    FL_PKI_ISSUING_LIFETIME, &issuing->cert, err);
 	if (!rc)
 		rc = save_pair(dir, SRV_CA_ISSUING_CERT, SRV_CA_ISSUING_KEY,
 			       &issuing->cert, 1, issuing->key, err);
@@ -110,12 +110,14 @@ static int make_server_cert(const char *dir, const struct fl_pki_issuer *ca,
 	return rc;
 }
 
-/* fleetd's own MQTT client certificate (CN fleetd, clientAuth). */
+/* An MQTT client certificate of fleetd's (clientAuth) with CN @cn, in
+ * @cert_name and @key_name under @dir. */
 static int make_mqtt_cert(const char *dir, const struct fl_pki_issuer *ca,
-			  struct fl_error *err)
+			  const char *cn, const char *cert_name,
+			  const char *key_name, struct fl_error *err)
 {
 	struct fl_pki_policy pol = {.kind = FL_PKI_CLIENT,
-				    .cn = SRV_MQTT_USER,
+				    .cn = cn,
 				    .lifetime_s = FL_PKI_SERVER_LIFETIME};
 	char *mdir = fl_path_join(dir, "mqtt");
 	EVP_PKEY *key = NULL;
@@ -128,8 +130,7 @@ static int make_mqtt_cert(const char *dir, const struct fl_pki_issuer *ca,
 	if (!rc)
 		rc = fl_pki_leaf_issue(ca, &pol, key, &chain[0], err);
 	if (!rc)
-		rc = save_pair(dir, SRV_MQTT_CERT, SRV_MQTT_KEY, chain, 2, key,
-			       err);
+		rc = save_pair(dir, cert_name, key_name, chain, 2, key, err);
 	X509_free(chain[0]);
 	EVP_PKEY_free(key);
 	free(mdir);
@@ -170,7 +171,8 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 	if (!rc)
 		rc = make_server_cert(state_dir, &issuing, sans, nsans, err);
 	if (!rc)
-		rc = make_mqtt_cert(state_dir, &issuing, err);
+		rc = make_mqtt_cert(state_dir, &issuing, SRV_MQTT_USER,
+				    SRV_MQTT_CERT, SRV_MQTT_KEY, err);
 	if (!rc)
 		rc = make_trust(state_dir, &issuing, err);
 	if (!rc)
@@ -215,9 +217,9 @@ int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
 	char *key = NULL, *cert = NULL, *both = NULL;
 	int rc;
 
-	rc = fl_path_exists(out) ? fl_fail(err, FL_ECONFLICT,
-					   "'%s' already exists", out)
-				 : 0;
+	rc = fl_path_exists(out)
+		 ? fl_fail(err, FL_ECONFLICT, "'%s' already exists", out)
+		 : 0;
 	if (!rc)
 		rc = fl_read_file(kp, FL_PKI_PEM_MAX, &key, NULL, err);
 	if (rc == FL_ENOTFOUND)
@@ -276,7 +278,8 @@ int srv_ca_open(const char *state_dir, int64_t device_lifetime,
 	ca->bad_cert_for = failpoint_bad_cert_for();
 	rc = fl_pki_issuer_load(cert, key, &ca->issuing, err);
 	if (!rc)
-		rc = fl_read_file(root, FL_PKI_PEM_MAX, &ca->root_pem, NULL, err);
+		rc = fl_read_file(root, FL_PKI_PEM_MAX, &ca->root_pem, NULL,
+				  err);
 	if (!rc)
 		rc = fl_read_file(cert, FL_PKI_PEM_MAX, &ca->chain_pem, NULL,
 				  err);
@@ -346,10 +349,10 @@ static int describe(X509 *cert, const char *id, const struct srv_ca *ca,
 	ret->not_before = info.not_before;
 	ret->not_after = info.not_after;
 	fl_time_rfc3339(info.not_after, expires);
-	ret->json = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id,
-			      "cert", pem, "chain", ca->chain_pem, "ca",
-			      ca->root_pem, "serial", info.serial, "expires",
-			      expires);
+	ret->json =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "cert", pem,
+		      "chain", ca->chain_pem, "ca", ca->root_pem, "serial",
+		      info.serial, "expires", expires);
 	free(pem);
 	return 0;
 }
@@ -358,9 +361,8 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 			const char *id, bool reenroll, struct srv_issued *ret,
 			struct fl_error *err)
 {
-	struct fl_pki_policy pol = {.kind = FL_PKI_CLIENT,
-				    .cn = id,
-				    .lifetime_s = ca->device_lifetime};
+	struct fl_pki_policy pol = {
+	    .kind = FL_PKI_CLIENT, .cn = id, .lifetime_s = ca->device_lifetime};
 	struct fl_pki_issuer rogue = {0};
 	const struct fl_pki_issuer *issuer = &ca->issuing;
 	char cn[FL_PKI_CN_MAX + 1];
@@ -434,8 +436,8 @@ static int publish_hook(void *ctx, const struct srv_crl_list *entries,
 	int rc;
 
 	pthread_mutex_lock(&ca->crl_lock);
-	rc = fl_pki_crl_build(&ca->issuing, list, entries->n,
-			      number, FL_PKI_CRL_LIFETIME, &crl, err);
+	rc = fl_pki_crl_build(&ca->issuing, list, entries->n, number,
+			      FL_PKI_CRL_LIFETIME, &crl, err);
 	if (!rc)
 		rc = fl_pki_crl_save(ca->crl_path, crl, err);
 	if (!rc)
@@ -459,4 +461,27 @@ int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
 	struct srv_crl_hook hook = srv_ca_crl_hook(ca);
 
 	return srv_store_crl_publish(store, &hook, err);
+}
+
+int srv_ca_mqtt_identity(const struct srv_ca *ca, const char *state_dir,
+			 const char *cn, char **ret_cert, char **ret_key,
+			 struct fl_error *err)
+{
+	char *cert = fl_xasprintf("mqtt/%s.pem", cn);
+	char *key = fl_xasprintf("mqtt/%s.key", cn);
+	char *path = fl_path_join(state_dir, cert);
+	int rc = 0;
+
+	if (!fl_path_exists(path))
+		rc =
+		    make_mqtt_cert(state_dir, &ca->issuing, cn, cert, key, err);
+	free(path);
+	if (rc) {
+		free(cert);
+		free(key);
+		return rc;
+	}
+	*ret_cert = cert;
+	*ret_key = key;
+	return 0;
 }

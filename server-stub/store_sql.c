@@ -34,6 +34,8 @@ void sql_close(struct srv_store_be *s)
 		return;
 	s->drv->close(s);
 	pthread_mutex_destroy(&s->lock);
+	free(s->fence_name);
+	free(s->fence_holder);
 	free(s);
 }
 

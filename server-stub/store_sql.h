@@ -71,6 +71,9 @@ struct srv_store_be {
 	pthread_mutex_t lock;
 	struct srv_telemetry_window tw; /* under @lock */
 	int64_t tw_swept_ms;		/* the last sweep of silent devices */
+	/* the lease this handle took last (sql_lease_take): the engine's
+	 * decisions commit only while it still holds it (fencing) */
+	char *fence_name, *fence_holder;
 };
 
 /* Open a store on @drv (store_sql.c). */
