@@ -20,8 +20,9 @@
 #    every event, and this fails);
 #  - /readyz, fleetctl status and fleetd_engine_holder say which
 #    replica holds the engine, before and after;
-#  - A restarted answers as B does (table and JSON); B stopped cleanly
-#    hands the lease back and A takes it at once.
+#  - A restarted answers as B does (table and JSON); a dashboard cookie
+#    made on A works on B, and a logout on B ends it on A; B stopped
+#    cleanly hands the lease back and A takes it at once.
 # Skipped, saying so, only where PostgreSQL is not installed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
@@ -192,9 +193,19 @@ check "rollout status r1 -o json: the same" same -o json rollout status r1
 check "devices list (table): the same" same devices list --group g
 check "jobs list --rollout r1 -o json: the same" same -o json jobs list --rollout r1 --limit 1000
 check_grep ":$SB\$" "B keeps the engine (A waits for the lease)" holder
-check_grep '^fleetd_engine_holder 0$' "A's metrics: fleetd_engine_holder 0" \
-	curl -sS --cacert "$FLEET_CA_FILE" -H "Authorization: Bearer $ADMIN_TOKEN" "$A_URL/metrics"
-check_grep '^engine: +no$' "fleetctl status (table) on A: engine no" fa status
+
+# --- a dashboard cookie from A works on B ------------------------------------
+jq -n --arg t "$ADMIN_TOKEN" '{token: $t}' >"$T/login.json"
+curl -sS --cacert "$FLEET_CA_FILE" -D "$T/login.h" -o /dev/null -H 'Content-Type: application/json' \
+	--data-binary @"$T/login.json" "$A_URL/dash/login"
+COOKIE=$(tr -d '\r' <"$T/login.h" | sed -n 's/^Set-Cookie: __Host-fleet_session=\([^;]*\);.*/\1/p')
+check_true "a dashboard login on A sets a session cookie" test -n "$COOKIE"
+session() { curl -sS --cacert "$FLEET_CA_FILE" -H "Cookie: __Host-fleet_session=$COOKIE" "$@"; }
+check_grep '"logged_in": *true' "... which B accepts (its sessions are in the store)" session "$B_URL/dash/session"
+check_grep '"id": *"r-0001"' "... and B answers the dashboard's reads with it" \
+	session "$B_URL/api/v1/devices/r-0001"
+session -o /dev/null -X POST "$B_URL/dash/logout"
+check_grep '"logged_in": *false' "a logout on B ends the session on A too" session "$A_URL/dash/session"
 kill -TERM "$PID_b"
 check "B stops (SIGTERM) and hands the lease back: A takes the engine at once" \
 	wait_until 5 holder_is "$SA"
