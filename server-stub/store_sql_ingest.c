@@ -207,11 +207,17 @@ static int devices_flush(struct srv_store_be *s, const struct marks *m,
 
 		if (!d->key)
 			continue;
+		/* never back: another fleetd on the database (a replica)
+		 * may have stored a newer event of the device meanwhile */
 		if (d->text)
-			rc = db_run(s, NULL, err,
-				    "UPDATE devices SET last_event = ?,"
-				    " last_seen = ?, last_seq = ? WHERE id = ?",
-				    "siis", d->text, now, d->last_seq, d->key);
+			rc =
+			    db_run(s, NULL, err,
+				   "UPDATE devices SET last_event = CASE WHEN"
+				   " last_seq < ?3 THEN ?1 ELSE last_event END,"
+				   " last_seen = ?2, last_seq = CASE WHEN"
+				   " last_seq < ?3 THEN ?3 ELSE last_seq END"
+				   " WHERE id = ?4",
+				   "siis", d->text, now, d->last_seq, d->key);
 		else
 			rc = db_run(s, NULL, err,
 				    "UPDATE devices SET last_seen = ?"
@@ -289,13 +295,18 @@ static int jobs_flush(struct srv_store_be *s, const struct marks *m,
 
 		if (!j->key || !j->moved)
 			continue;
-		/* "final" (indexed: jobs_open) is written only when it is */
-		rc = db_run(s, NULL, err,
-			    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?9"
-					 : JOB_MOVE " WHERE id = ?9",
-			    "sssnnsiis", j->job.state, j->stage, j->reason,
-			    j->bytes, j->total, j->from_version, now,
-			    j->job.seq, j->job.id);
+		/* "final" (indexed: jobs_open) is written only when it is.
+		 * Alone, the batch's view is exact and these conditions
+		 * hold; a replica's writer may find the row moved on by
+		 * another's (final, or a newer seq), and leaves it. */
+		rc = db_run(
+		    s, NULL, err,
+		    j->job.final ? JOB_MOVE ", final = 1 WHERE id = ?9"
+					    " AND final = 0"
+				 : JOB_MOVE " WHERE id = ?9 AND final = 0"
+					    " AND seq < ?8",
+		    "sssnnsiis", j->job.state, j->stage, j->reason, j->bytes,
+		    j->total, j->from_version, now, j->job.seq, j->job.id);
 	}
 	return rc;
 }

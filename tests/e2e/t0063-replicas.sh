@@ -136,11 +136,14 @@ check_grep '^fleetd_engine_holder 1$' "B's metrics: fleetd_engine_holder 1" \
 check_exit 0 "B finishes the rollout (watch through B exits 0)" \
 	timeout 400 fleetctl --server "$B_URL" --ca "$FLEET_CA_FILE" \
 	--token "$ADMIN_TOKEN" rollout watch r1 --interval 1s --timeout 380s
-check "r1: completed, all $N healthy" sh -c \
-	"fleetctl --server '$B_URL' --ca '$FLEET_CA_FILE' --token '$ADMIN_TOKEN' -o json rollout status r1 | jq -e '.state == \"completed\" and .counts.healthy == $N'"
+fb -o json rollout status r1 >"$T/r1.json"
+log "r1: $(jq -c '{state, counts: (.counts | with_entries(select(.value > 0))), failures: [.failures[] | {device, reason}]}' "$T/r1.json")"
+check "r1: completed, all $N healthy" \
+	jq -e ".state == \"completed\" and .counts.healthy == $N" "$T/r1.json"
 
 # --- every device updated exactly once ----------------------------------------
 fb -o json jobs list --rollout r1 --limit 1000 >"$T/jobs.json"
+log "jobs not succeeded: $(jq -c '[.[] | select(.state != "succeeded") | {device, state}]' "$T/jobs.json")"
 check "one job per device in r1, $N in all, every one succeeded" jq -e \
 	"length == $N and ([.[].device] | unique | length) == $N and all(.state == \"succeeded\")" "$T/jobs.json"
 once() {
