@@ -21,8 +21,11 @@
 #  - /readyz, fleetctl status and fleetd_engine_holder say which
 #    replica holds the engine, before and after;
 #  - A restarted answers as B does (table and JSON); a dashboard cookie
-#    made on A works on B, and a logout on B ends it on A; B stopped
-#    cleanly hands the lease back and A takes it at once.
+#    made on A works on B, and a logout on B ends it on A; B paused
+#    (SIGSTOP) past its lease loses the engine to A and, continued,
+#    knows it; A stopped cleanly hands the lease back and B takes it at
+#    once.  (That a paused holder's decisions are refused once it lost
+#    the lease: test_store_rollouts, test_fence.)
 # Skipped, saying so, only where PostgreSQL is not installed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
@@ -209,7 +212,15 @@ check_grep '"id": *"r-0001"' "... and B answers the dashboard's reads with it" \
 	session "$B_URL/api/v1/devices/r-0001"
 session -o /dev/null -X POST "$B_URL/dash/logout"
 check_grep '"logged_in": *false' "a logout on B ends the session on A too" session "$A_URL/dash/session"
-kill -TERM "$PID_b"
-check "B stops (SIGTERM) and hands the lease back: A takes the engine at once" \
-	wait_until 5 holder_is "$SA"
+# --- the holder paused past its lease, then a clean stop ------------------------
+kill -STOP "$PID_b"
+check "B paused (SIGSTOP): A takes the engine's lease once B's ran out" \
+	wait_until 40 holder_is "$SA"
+kill -CONT "$PID_b"
+b_standby() { curl -sS --cacert "$FLEET_CA_FILE" "$B_URL/readyz" | jq -e '.engine == false'; }
+check "B continued: it sees it lost the engine (/readyz)" wait_until 10 b_standby
+check "... and A keeps it" holder_is "$SA"
+kill -TERM "$PID_a"
+check "A stops (SIGTERM) and hands the lease back: B takes the engine at once" \
+	wait_until 5 holder_is "$SB"
 finish
