@@ -59,7 +59,7 @@ static inline bool srv_mqtt_user_is_fleetd(const char *id)
 struct srv_ca {
 	struct fl_pki_issuer issuing;
 	struct fl_pki_verifier *verifier;
-	char *root_pem;	 /* ca.pem text, for enrolment responses */
+	char *root_pem;  /* ca.pem text, for enrolment responses */
 	char *chain_pem; /* issuing CA text */
 	char *crl_path;
 	int64_t device_lifetime;

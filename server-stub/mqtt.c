@@ -68,7 +68,7 @@ struct srv_mqtt {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool connected, stopping;
-	bool subscribed;	 /* a SUBACK for subs[] not taken yet */
+	bool subscribed; /* a SUBACK for subs[] not taken yet */
 	int64_t connected_since; /* the last CONNACK, Unix s */
 	/* owned by the network thread (callbacks run there too) */
 	int sub_mid; /* the SUBSCRIBE of subs[] */
@@ -81,7 +81,7 @@ struct srv_mqtt {
 	/* SRV_MQTT_USER, or "fleetd.NAME" for replica NAME: the broker
 	 * makes the certificate's CN the client id */
 	char *user;
-	bool shared;	/* a replica: shared subscriptions, clean session */
+	bool shared;	/* a replica: shared subscriptions */
 	char *presence; /* this fleetd's own presence topic */
 	char *all;	/* PREFIX/#: what a muted device loses */
 	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
