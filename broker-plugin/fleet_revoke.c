@@ -14,7 +14,9 @@
  * PREFIX/tech-NAME/... and none of what they need, so for them this
  * plugin decides every check, granting exactly techacl.h's list and
  * denying the rest (mosquitto asks no later plugin nor the acl_file
- * once one answers).
+ * once one answers).  So are fleetd's replicas (CN "fleetd.NAME", issue
+ * 14), each with a client id of its own: fleetd's rights, which the
+ * acl_file gives the one username "fleetd".
  *
  *   plugin /path/fleet_revoke.so
  *   plugin_opt_crl_file /state/ca/crl.pem
@@ -96,6 +98,10 @@ static int on_acl(int event, void *data, void *userdata)
 		return MOSQ_ERR_ACL_DENIED;
 	if (client_revoked(st, ev->client))
 		return deny(ev, "certificate revoked");
+	if (fr_replica_user(user))
+		return fr_replica_allowed(st->prefix, ev->topic, ev->access)
+			   ? MOSQ_ERR_SUCCESS
+			   : deny(ev, "not for fleetd");
 	if (!fr_tech_user(user))
 		return MOSQ_ERR_PLUGIN_DEFER;
 	if (!fr_tech_allowed(st->prefix, user, ev->topic, ev->access,

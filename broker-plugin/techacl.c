@@ -24,7 +24,8 @@ static bool device_level(const char *s)
 		return false;
 	if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
 		return false;
-	return strcmp(s, "fleetd") != 0 && !fr_tech_user(s);
+	return strcmp(s, "fleetd") != 0 && !fr_tech_user(s) &&
+	       !fr_replica_user(s);
 }
 
 /* Split @topic into @buf's levels; their count, or -1 when over
@@ -67,4 +68,40 @@ bool fr_tech_allowed(const char *prefix, const char *user, const char *topic,
 		(access == MOSQ_ACL_SUBSCRIBE && !strcmp(lv[1], "+"))) &&
 	       !strcmp(lv[2], "diag") && !strcmp(lv[3], "resp") &&
 	       !strcmp(lv[4], user);
+}
+
+bool fr_replica_user(const char *user)
+{
+	return user &&
+	       !strncmp(user, FR_REPLICA_PREFIX, strlen(FR_REPLICA_PREFIX)) &&
+	       user[strlen(FR_REPLICA_PREFIX)] != '\0';
+}
+
+/* @topic without a shared subscription's "$share/GROUP/" (a filter
+ * only), or NULL when it is one with no GROUP or no topic after it. */
+static const char *unshare(const char *topic, int access)
+{
+	const char *group;
+
+	if (strncmp(topic, "$share/", 7) != 0)
+		return topic;
+	if (access != MOSQ_ACL_SUBSCRIBE && access != MOSQ_ACL_UNSUBSCRIBE)
+		return NULL;
+	group = strchr(topic + 7, '/');
+	return group && group > topic + 7 && group[1] ? group + 1 : NULL;
+}
+
+bool fr_replica_allowed(const char *prefix, const char *topic, int access)
+{
+	size_t n = prefix ? strlen(prefix) : 0;
+	bool reading = access == MOSQ_ACL_READ || access == MOSQ_ACL_SUBSCRIBE;
+
+	if (!topic || !prefix || !(topic = unshare(topic, access)))
+		return false;
+	if (!strncmp(topic, prefix, n) && topic[n] == '/')
+		return true;
+	if (!strncmp(topic, "$CONTROL/dynamic-security/", 26))
+		return true;
+	return reading &&
+	       !strcmp(topic, "$SYS/broker/publish/messages/dropped");
 }

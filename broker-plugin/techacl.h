@@ -23,4 +23,20 @@ bool fr_tech_user(const char *user);
 bool fr_tech_allowed(const char *prefix, const char *user, const char *topic,
 		     int access, bool retain);
 
+/* fleetd's replicas (fleetd serve --replica NAME, issue 14): username
+ * "fleetd.NAME", which enrolment never gives a device. */
+#define FR_REPLICA_PREFIX "fleetd."
+
+/* Is @user one of fleetd's replicas? */
+bool fr_replica_user(const char *user);
+
+/*
+ * May a replica do @access on @topic?  What the acl_file gives fleetd
+ * (broker.c): everything under PREFIX/, the dynamic-security plugin's
+ * $CONTROL/dynamic-security/ topics, reading the broker's dropped count;
+ * and subscribing to (or leaving) PREFIX/ topics through a shared
+ * subscription "$share/GROUP/...".  Nothing else.
+ */
+bool fr_replica_allowed(const char *prefix, const char *topic, int access);
+
 #endif

@@ -77,6 +77,8 @@ int cmd_status(int argc, char **argv, void *arg)
 	struct cli_ctx *ctx = arg;
 	static const struct cli_col fields[] = {
 	    {"version", "version"},
+	    {"replica", "replica"},
+	    {"engine", "engine"},
 	    {"mqtt", "mqtt_connected"},
 	    {"over-budget", "mqtt_over_budget"},
 	    {"broker-dropped", "mqtt_broker_dropped"},
@@ -116,8 +118,8 @@ int cmd_status(int argc, char **argv, void *arg)
 	if (ctx->output == CLI_OUT_JSON) {
 		cli_print_json(st);
 	} else {
-		flat = json_pack("{s:O}", "version",
-				 json_object_get(st, "version"));
+		flat = json_object();
+		flatten(flat, "", st); /* version, replica, engine */
 		flatten(flat, "mqtt_", json_object_get(st, "mqtt"));
 		flatten(flat, "ingest_", json_object_get(st, "ingest"));
 		flatten(flat, "jobs_", json_object_get(st, "jobs"));

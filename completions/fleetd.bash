@@ -11,7 +11,7 @@ _fleetd() {
 	cert) opts='--san --state ' ;;
 	init) opts='--san --state --store ' ;;
 	migrate) opts='--from --to ' ;;
-	serve) opts='--listen --log-format --log-level --mqtt-listen --state --store --with-broker ' ;;
+	serve) opts='--listen --log-format --log-level --mqtt-listen --replica --state --store --with-broker ' ;;
 	token) opts='--name --role --state --ttl ' ;;
 	version) opts='' ;;
 	*) opts='' ;;

@@ -17,6 +17,7 @@ complete -c fleetd -n '__fish_seen_subcommand_from serve' -l listen
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l log-format
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l log-level
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l mqtt-listen
+complete -c fleetd -n '__fish_seen_subcommand_from serve' -l replica
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l state
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l store
 complete -c fleetd -n '__fish_seen_subcommand_from serve' -l with-broker

@@ -8,6 +8,7 @@
 
 /* api_basic.c */
 int api_healthz(struct srv_req *r);
+int api_ready(struct srv_req *r);
 int api_version(struct srv_req *r);
 int api_status(struct srv_req *r);
 int api_whoami(struct srv_req *r);

@@ -6,11 +6,38 @@
 #include "diag_relay.h"
 #include "fwd.h"
 #include "mqtt.h"
+#include "store_rollouts.h"
 #include "util.h"
 
 int api_healthz(struct srv_req *r)
 {
 	return srv_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/*
+ * GET /readyz, for a load balancer (no token, like /healthz): 200 when
+ * this fleetd's store answers and its broker link is up (when it has
+ * one), else 503; and whether it holds the rollout engine, which a
+ * replica on standby does not need to be ready (docs/scale.md).
+ */
+int api_ready(struct srv_req *r)
+{
+	struct srv_rollout_list l = {0};
+	struct srv_mqtt_stats st;
+	bool store, broker;
+
+	store = !srv_store_rollout_list(r->srv->store, true, 1, &l, NULL);
+	srv_rollout_list_free(&l);
+	srv_mqtt_stats(r->srv->mqtt, &st);
+	broker = !r->srv->mqtt || st.connected;
+	return srv_reply_json(
+	    r, store && broker ? 200 : 503,
+	    json_pack("{s:b, s:b, s:b, s:b, s:o}", "ready", store && broker,
+		      "store", store, "broker", broker, "engine",
+		      __atomic_load_n(&r->srv->engine_held, __ATOMIC_RELAXED),
+		      "replica",
+		      r->srv->replica ? json_string(r->srv->replica)
+				      : json_null()));
 }
 
 int api_version(struct srv_req *r)
@@ -113,15 +140,19 @@ int api_status(struct srv_req *r)
 	srv_mqtt_stats(r->srv->mqtt, &st);
 	return srv_reply_json(
 	    r, 200,
-	    json_pack("{s:s, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, s:o, s:o}",
-		      "version", FLEET_VERSION, "mqtt", "enabled",
-		      r->srv->mqtt != NULL, "connected", st.connected,
-		      "over_budget", (json_int_t)st.over_budget,
-		      "broker_dropped",
-		      st.broker_dropped >= 0 ? json_integer(st.broker_dropped)
-					     : json_null(),
-		      "ingest", ingest_json(&st.ingest), "jobs",
-		      jobs_json(&st.ingest), "diag", diag_json(r->srv->diag),
-		      "telemetry", telemetry_json(&st.ingest), "forward",
-		      forward_json(r->srv)));
+	    json_pack(
+		"{s:s, s:o, s:b, s:{s:b, s:b, s:I, s:o}, s:o, s:o, s:o, "
+		"s:o, s:o}",
+		"version", FLEET_VERSION, "replica",
+		r->srv->replica ? json_string(r->srv->replica) : json_null(),
+		"engine",
+		__atomic_load_n(&r->srv->engine_held, __ATOMIC_RELAXED), "mqtt",
+		"enabled", r->srv->mqtt != NULL, "connected", st.connected,
+		"over_budget", (json_int_t)st.over_budget, "broker_dropped",
+		st.broker_dropped >= 0 ? json_integer(st.broker_dropped)
+				       : json_null(),
+		"ingest", ingest_json(&st.ingest), "jobs",
+		jobs_json(&st.ingest), "diag", diag_json(r->srv->diag),
+		"telemetry", telemetry_json(&st.ingest), "forward",
+		forward_json(r->srv)));
 }

@@ -21,7 +21,8 @@
 #define CSR_FIELD_MAX (16 * 1024)
 
 /*
- * Device ids fleetd keeps for itself: its broker username, and the
+ * Device ids fleetd keeps for itself: its broker username and its
+ * replicas' ("fleetd.NAME"), and the
  * "tech-" prefix, which names technicians (their certificates' CN is
  * their diag requester: docs/protocol.md "Diagnostics").
  */
@@ -29,7 +30,7 @@ static int check_device_id(const char *id, struct fl_error *err)
 {
 	if (fl_check_id(id, "device id", err))
 		return FL_EINVAL;
-	if (fl_streq(id, SRV_MQTT_USER))
+	if (srv_mqtt_user_is_fleetd(id))
 		return fl_fail(err, FL_EINVAL, "device id '%s' is reserved",
 			       id);
 	if (fl_startswith(id, SRV_TECH_PREFIX))

@@ -110,12 +110,14 @@ static int make_server_cert(const char *dir, const struct fl_pki_issuer *ca,
 	return rc;
 }
 
-/* fleetd's own MQTT client certificate (CN fleetd, clientAuth). */
+/* An MQTT client certificate of fleetd's (clientAuth) with CN @cn, in
+ * @cert_name and @key_name under @dir. */
 static int make_mqtt_cert(const char *dir, const struct fl_pki_issuer *ca,
-			  struct fl_error *err)
+			  const char *cn, const char *cert_name,
+			  const char *key_name, struct fl_error *err)
 {
 	struct fl_pki_policy pol = {.kind = FL_PKI_CLIENT,
-				    .cn = SRV_MQTT_USER,
+				    .cn = cn,
 				    .lifetime_s = FL_PKI_SERVER_LIFETIME};
 	char *mdir = fl_path_join(dir, "mqtt");
 	EVP_PKEY *key = NULL;
@@ -128,8 +130,7 @@ static int make_mqtt_cert(const char *dir, const struct fl_pki_issuer *ca,
 	if (!rc)
 		rc = fl_pki_leaf_issue(ca, &pol, key, &chain[0], err);
 	if (!rc)
-		rc = save_pair(dir, SRV_MQTT_CERT, SRV_MQTT_KEY, chain, 2, key,
-			       err);
+		rc = save_pair(dir, cert_name, key_name, chain, 2, key, err);
 	X509_free(chain[0]);
 	EVP_PKEY_free(key);
 	free(mdir);
@@ -170,7 +171,8 @@ int srv_ca_init(const char *state_dir, const char *const *sans, size_t nsans,
 	if (!rc)
 		rc = make_server_cert(state_dir, &issuing, sans, nsans, err);
 	if (!rc)
-		rc = make_mqtt_cert(state_dir, &issuing, err);
+		rc = make_mqtt_cert(state_dir, &issuing, SRV_MQTT_USER,
+				    SRV_MQTT_CERT, SRV_MQTT_KEY, err);
 	if (!rc)
 		rc = make_trust(state_dir, &issuing, err);
 	if (!rc)
@@ -459,4 +461,27 @@ int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
 	struct srv_crl_hook hook = srv_ca_crl_hook(ca);
 
 	return srv_store_crl_publish(store, &hook, err);
+}
+
+int srv_ca_mqtt_identity(const struct srv_ca *ca, const char *state_dir,
+			 const char *cn, char **ret_cert, char **ret_key,
+			 struct fl_error *err)
+{
+	char *cert = fl_xasprintf("mqtt/%s.pem", cn);
+	char *key = fl_xasprintf("mqtt/%s.key", cn);
+	char *path = fl_path_join(state_dir, cert);
+	int rc = 0;
+
+	if (!fl_path_exists(path))
+		rc =
+		    make_mqtt_cert(state_dir, &ca->issuing, cn, cert, key, err);
+	free(path);
+	if (rc) {
+		free(cert);
+		free(key);
+		return rc;
+	}
+	*ret_cert = cert;
+	*ret_key = key;
+	return 0;
 }

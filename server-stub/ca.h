@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -37,6 +38,18 @@
 
 /* fleetd's broker username; never a device id (enrolment refuses it). */
 #define SRV_MQTT_USER "fleetd"
+/* A replica's username is "fleetd.NAME" (fleetd serve --replica NAME):
+ * a client id of its own, the rights of SRV_MQTT_USER (the broker
+ * plugin grants them); enrolment refuses such ids too. */
+#define SRV_MQTT_REPLICA_PREFIX SRV_MQTT_USER "."
+
+/* Is @id fleetd's username or a replica's? */
+static inline bool srv_mqtt_user_is_fleetd(const char *id)
+{
+	return strcmp(id, SRV_MQTT_USER) == 0 ||
+	       strncmp(id, SRV_MQTT_REPLICA_PREFIX,
+		       sizeof(SRV_MQTT_REPLICA_PREFIX) - 1) == 0;
+}
 /* Technicians' certificate CNs start with it; never a device id's start
  * (issue 12: their diag requester is their CN). */
 #define SRV_TECH_PREFIX "tech-"
@@ -137,5 +150,15 @@ struct srv_crl_hook srv_ca_crl_hook(struct srv_ca *ca);
  */
 int srv_ca_publish_crl(struct srv_ca *ca, struct srv_store *store,
 		       struct fl_error *err);
+
+/*
+ * The MQTT identity of fleetd's CN @cn (SRV_MQTT_USER, or a replica's
+ * "fleetd.NAME"): its certificate and key paths, relative to
+ * @state_dir (caller frees both), issued by @ca into mqtt/CN.pem and
+ * mqtt/CN.key when not there yet.
+ */
+int srv_ca_mqtt_identity(const struct srv_ca *ca, const char *state_dir,
+			 const char *cn, char **ret_cert, char **ret_key,
+			 struct fl_error *err);
 
 #endif

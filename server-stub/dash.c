@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "dash.h"
+#include "store.h"
 #include "util.h"
 
 struct dash_session {
@@ -19,6 +20,7 @@ struct srv_dash {
 	pthread_mutex_t lock;
 	int64_t ttl;
 	size_t max;
+	struct srv_store *store; /* a replica's: the sessions live there */
 	struct dash_session v[];
 };
 
@@ -30,6 +32,11 @@ struct srv_dash *srv_dash_new(size_t max, int64_t ttl)
 	d->ttl = ttl;
 	d->max = max;
 	return d;
+}
+
+void srv_dash_use_store(struct srv_dash *d, struct srv_store *store)
+{
+	d->store = store;
 }
 
 void srv_dash_free(struct srv_dash *d)
@@ -71,6 +78,13 @@ int srv_dash_login(struct srv_dash *d, const char *token_hash, int64_t now,
 		return FL_EIO;
 	fl_hex(raw, sizeof(raw), ret_id);
 	OPENSSL_cleanse(raw, sizeof(raw));
+	if (d->store) {
+		char hash[65];
+
+		fl_sha256_hex(ret_id, SRV_DASH_ID_LEN, hash);
+		return srv_store_dash_put(d->store, hash, token_hash, now,
+					  d->ttl, (int64_t)d->max, err);
+	}
 	pthread_mutex_lock(&d->lock);
 	s = slot_for_new(d, now);
 	fl_sha256_hex(ret_id, SRV_DASH_ID_LEN, s->id_hash);
@@ -98,8 +112,16 @@ bool srv_dash_lookup(struct srv_dash *d, const char *id, int64_t now,
 		     char ret_hash[65])
 {
 	struct dash_session *s;
+	char hash[65];
 	bool ok;
 
+	if (d->store) {
+		if (strlen(id) != SRV_DASH_ID_LEN)
+			return false;
+		fl_sha256_hex(id, SRV_DASH_ID_LEN, hash);
+		return !srv_store_dash_get(d->store, hash, now, d->ttl,
+					   ret_hash, NULL);
+	}
 	pthread_mutex_lock(&d->lock);
 	s = find(d, id);
 	ok = s && live(d, s, now);
@@ -112,7 +134,15 @@ bool srv_dash_lookup(struct srv_dash *d, const char *id, int64_t now,
 void srv_dash_logout(struct srv_dash *d, const char *id)
 {
 	struct dash_session *s;
+	char hash[65];
 
+	if (d->store) {
+		if (strlen(id) != SRV_DASH_ID_LEN)
+			return;
+		fl_sha256_hex(id, SRV_DASH_ID_LEN, hash);
+		srv_store_dash_del(d->store, hash, NULL);
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
 	s = find(d, id);
 	if (s)

@@ -15,6 +15,8 @@
  * table keeps only the SHA-256 of each id.  A session ends at its
  * expiry, at logout, or when the table is full and a newer login takes
  * the oldest slot; fleetd's restart ends them all.  Thread-safe.
+ * A replica's sessions live in the store instead (srv_dash_use_store),
+ * so every replica knows every cookie and a restart ends none.
  */
 
 /* The cookie: "__Host-" makes browsers insist on Secure, Path=/ and no
@@ -26,10 +28,15 @@
 #define SRV_DASH_TTL (8 * 3600)
 
 struct srv_dash;
+struct srv_store;
 
 /* A table of at most @max sessions that live @ttl seconds each. */
 struct srv_dash *srv_dash_new(size_t max, int64_t ttl);
 void srv_dash_free(struct srv_dash *d);
+
+/* Keep @d's sessions in @store (borrowed; it outlives @d) from now on:
+ * login, lookup and logout go there (store.h, srv_store_dash_*). */
+void srv_dash_use_store(struct srv_dash *d, struct srv_store *store);
 
 /*
  * Start a session at @now for the token whose SHA-256 hex is
@@ -46,7 +53,7 @@ bool srv_dash_lookup(struct srv_dash *d, const char *id, int64_t now,
 /* End the session @id (nothing when there is none). */
 void srv_dash_logout(struct srv_dash *d, const char *id);
 
-/* Live sessions at @now. */
+/* Live sessions at @now, in memory (not a store's). */
 size_t srv_dash_count(struct srv_dash *d, int64_t now);
 
 /*

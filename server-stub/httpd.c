@@ -948,6 +948,8 @@ int srv_http_start(struct srv *srv, const char *listen, struct fl_error *err)
 		rc = load_tls(srv, &key, &cert, &trust, err);
 	if (!rc)
 		srv->dash = srv_dash_new(SRV_DASH_MAX_SESSIONS, SRV_DASH_TTL);
+	if (!rc && srv->replica) /* a cookie works on every replica */
+		srv_dash_use_store(srv->dash, srv->store);
 	if (!rc)
 		rc = srv_guard_start(srv, err);
 	if (rc)

@@ -125,6 +125,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{"log-level", required_argument, NULL, 'v'},
 		{"log-format", required_argument, NULL, 'f'},
 		{"store", required_argument, NULL, 'd'},
+		{"replica", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -138,6 +139,12 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case 'l': o->s.listen = optarg; break;
 		case 'b': o->s.with_broker = true; break;
 		case 'm': o->s.mqtt_listen = optarg; break;
+		case 'r':
+			if (!fl_valid_tech_name(optarg))
+				return usage_err("bad --replica (want 1-32 of "
+						 "a-z 0-9 _ -)");
+			o->s.replica = optarg;
+			break;
 		case 'v':
 			o->level = fl_log_level_parse(optarg);
 			if (o->level < 0)
@@ -410,10 +417,11 @@ static const struct fl_cmd cmds[] = {
 	{"serve", cmd_serve, 0,
 	 "serve --state DIR [--listen HOST:PORT] [--with-broker]\n"
 	 "             [--mqtt-listen HOST:PORT] [--log-level LEVEL]\n"
-	 "             [--log-format text|json] [--store URL]",
+	 "             [--log-format text|json] [--store URL]\n"
+	 "             [--replica NAME]",
 	 "run the HTTPS API (and a supervised local mosquitto)",
 	 "--state --listen --with-broker --mqtt-listen --log-level "
-	 "--log-format --store",
+	 "--log-format --store --replica",
 	 NULL},
 	{"token", cmd_token, 0,
 	 "token create --state DIR [--role ROLE] [--name NAME]\n"

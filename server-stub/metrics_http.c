@@ -124,6 +124,11 @@ static void write_fleet(FILE *f, struct srv *srv)
 	srv_prom_head(f, "fleetd_mqtt_connected", "gauge",
 		      "1 while fleetd's MQTT client is connected.");
 	srv_prom_sample(f, "fleetd_mqtt_connected", NULL, 0, st.connected);
+	srv_prom_head(f, "fleetd_engine_holder", "gauge",
+		      "1 while this fleetd holds the rollout engine's lease.");
+	srv_prom_sample(
+	    f, "fleetd_engine_holder", NULL, 0,
+	    __atomic_load_n(&srv->engine_held, __ATOMIC_RELAXED) ? 1 : 0);
 	srv_prom_head(f, "fleetd_ingest_queue_depth", "gauge",
 		      "Device messages received and not stored yet.");
 	srv_prom_sample(f, "fleetd_ingest_queue_depth", NULL, 0,

@@ -41,16 +41,23 @@
 #define RECEIVE_MAXIMUM 200
 #define DYNSEC_TOPIC "$CONTROL/dynamic-security/v1"
 
-/* What fleetd subscribes to, and where each goes. */
+/* Replicas share these subscriptions: the broker hands each message to
+ * one of them (MQTT v5 shared subscriptions, docs/scale.md). */
+#define SHARE_GROUP "$share/fleetd/"
+
+/* What fleetd subscribes to, and where each goes; @split: shared
+ * between replicas (presence is retained, which a shared subscription
+ * is never sent, and every replica takes it in). */
 static const struct {
 	enum fl_topic_kind kind;
 	enum srv_ingest_kind ingest;
+	bool split;
 } kinds[] = {
-    {FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE},
-    {FL_TOPIC_STATUS, SRV_INGEST_STATUS},
-    {FL_TOPIC_EVENTS, SRV_INGEST_EVENT},
-    {FL_TOPIC_SHADOW_REPORTED, SRV_INGEST_SHADOW},
-    {FL_TOPIC_TELEMETRY, SRV_INGEST_TELEMETRY},
+    {FL_TOPIC_PRESENCE, SRV_INGEST_PRESENCE, false},
+    {FL_TOPIC_STATUS, SRV_INGEST_STATUS, true},
+    {FL_TOPIC_EVENTS, SRV_INGEST_EVENT, true},
+    {FL_TOPIC_SHADOW_REPORTED, SRV_INGEST_SHADOW, true},
+    {FL_TOPIC_TELEMETRY, SRV_INGEST_TELEMETRY, true},
 };
 
 struct srv_mqtt {
@@ -71,8 +78,12 @@ struct srv_mqtt {
 	uint64_t over_budget;	   /* messages dropped by the budget */
 	int64_t broker_dropped;	   /* the broker's own count; -1 unknown */
 	const char *prefix;	   /* topic prefix (srv->cfg) */
-	char *presence;		   /* fleetd's own presence topic */
-	char *all;		   /* PREFIX/#: what a muted device loses */
+	/* SRV_MQTT_USER, or "fleetd.NAME" for replica NAME: the broker
+	 * makes the certificate's CN the client id */
+	char *user;
+	bool shared;	/* a replica: shared subscriptions */
+	char *presence; /* this fleetd's own presence topic */
+	char *all;	/* PREFIX/#: what a muted device loses */
 	char *subs[FL_ARRAY_SIZE(kinds)]; /* PREFIX/+/KIND of kinds[] */
 	char *diag_sub; /* PREFIX/+/diag/resp/fleetd: replies to fleetd */
 };
@@ -221,7 +232,7 @@ void srv_mqtt_on_message(struct srv_mqtt *m,
 		on_broker_dropped(m, msg);
 		return;
 	}
-	if (kind == FL_TOPIC_NKINDS || fl_streq(id, SRV_MQTT_USER))
+	if (kind == FL_TOPIC_NKINDS || srv_mqtt_user_is_fleetd(id))
 		return;
 	if (!within_budget(m, id))
 		return;
@@ -396,16 +407,26 @@ static int parse_url(const char *url, char *host, size_t hlen, int *port,
 	return 0;
 }
 
+/* TLS with this fleetd's identity: a replica's is issued at its first
+ * start (ca.h). */
 static int setup_tls(struct srv_mqtt *m, struct fl_error *err)
 {
-	char *ca = srv_path(m->srv, SRV_CA_FILE);
-	char *cert = srv_path(m->srv, SRV_MQTT_CERT);
-	char *key = srv_path(m->srv, SRV_MQTT_KEY);
-	int rc = mosquitto_tls_set(m->mosq, ca, NULL, cert, key, NULL);
+	char *ca = srv_path(m->srv, SRV_CA_FILE), *cname, *kname, *cert, *key;
+	int rc = srv_ca_mqtt_identity(m->srv->ca, m->srv->state_dir, m->user,
+				      &cname, &kname, err);
 
+	if (rc) {
+		free(ca);
+		return rc;
+	}
+	cert = srv_path(m->srv, cname);
+	key = srv_path(m->srv, kname);
+	rc = mosquitto_tls_set(m->mosq, ca, NULL, cert, key, NULL);
 	free(ca);
 	free(cert);
 	free(key);
+	free(cname);
+	free(kname);
 	if (rc != MOSQ_ERR_SUCCESS)
 		return fl_fail(err, FL_EIO, "MQTT TLS setup: %s",
 			       mosquitto_strerror(rc));
@@ -486,8 +507,12 @@ static int connect_broker(struct srv_mqtt *m, const char *url,
 	rc = parse_url(url, host, sizeof(host), &port, err);
 	if (rc)
 		return rc;
-	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-				     SESSION_EXPIRY);
+	/* a replica's session ends with its connection: the broker hands
+	 * the shared messages to the replicas still there, instead of
+	 * queueing a share for a dead one (docs/scale.md) */
+	if (!m->shared)
+		mosquitto_property_add_int32(
+		    &props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, SESSION_EXPIRY);
 	rc = mosquitto_connect_bind_v5(m->mosq, host, port, KEEPALIVE, NULL,
 				       props);
 	mosquitto_property_free_all(&props);
@@ -507,12 +532,19 @@ static int make_topics(struct srv_mqtt *m, const char *prefix,
 	int rc;
 
 	m->prefix = prefix;
-	rc = fl_topic_build(prefix, SRV_MQTT_USER, FL_TOPIC_PRESENCE, NULL,
+	rc = fl_topic_build(prefix, m->user, FL_TOPIC_PRESENCE, NULL,
 			    &m->presence, err);
 	if (!rc)
 		rc = fl_topic_all(prefix, &m->all, err);
-	for (size_t i = 0; !rc && i < FL_ARRAY_SIZE(kinds); i++)
+	for (size_t i = 0; !rc && i < FL_ARRAY_SIZE(kinds); i++) {
 		rc = fl_topic_filter(prefix, kinds[i].kind, &m->subs[i], err);
+		if (!rc && m->shared && kinds[i].split) {
+			char *plain = m->subs[i];
+
+			m->subs[i] = fl_xasprintf(SHARE_GROUP "%s", plain);
+			free(plain);
+		}
+	}
 	if (!rc)
 		m->diag_sub = fl_xasprintf(
 		    "%s/+/%s/%s", prefix,
@@ -522,6 +554,7 @@ static int make_topics(struct srv_mqtt *m, const char *prefix,
 
 static void free_topics(struct srv_mqtt *m)
 {
+	free(m->user);
 	free(m->presence);
 	free(m->all);
 	free(m->diag_sub);
@@ -537,6 +570,10 @@ int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err)
 	pthread_once(&lib_once, lib_init);
 	m->srv = srv;
 	m->broker_dropped = -1;
+	m->shared = srv->replica != NULL;
+	m->user = m->shared
+		      ? fl_xasprintf(SRV_MQTT_REPLICA_PREFIX "%s", srv->replica)
+		      : fl_xstrdup(SRV_MQTT_USER);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	rc = make_topics(m, srv->cfg.topic_prefix, err);
@@ -544,7 +581,7 @@ int srv_mqtt_new(struct srv *srv, struct srv_mqtt **ret, struct fl_error *err)
 		srv_mqtt_stop(m);
 		return rc;
 	}
-	m->mosq = mosquitto_new(SRV_MQTT_USER, false, m);
+	m->mosq = mosquitto_new(m->user, m->shared, m);
 	if (!m->mosq) {
 		srv_mqtt_stop(m);
 		return fl_fail(err, FL_ENOMEM, "cannot create MQTT client");

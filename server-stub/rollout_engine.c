@@ -539,6 +539,32 @@ static int rollout_tick(struct srv *srv, const struct srv_rollout_row *r,
 	return rc;
 }
 
+/* The lease this fleetd holds the engine by. */
+static const char *holder(const struct srv *srv)
+{
+	return srv->engine_id ? srv->engine_id : "fleetd";
+}
+
+/* Take or renew the engine's lease when there is work, or always for a
+ * replica; true when this fleetd may run the engine now. */
+static bool take_lease(struct srv *srv, size_t active, int64_t now)
+{
+	struct fl_error err = {0};
+	bool held;
+
+	if (!active && !srv->replica) {
+		__atomic_store_n(&srv->engine_held, true, __ATOMIC_RELAXED);
+		return false;
+	}
+	held = !srv_store_lease_take(srv->store, SRV_ROLLOUT_LEASE, holder(srv),
+				     now, SRV_ROLLOUT_LEASE_TTL, NULL, &err);
+	if (held !=
+	    __atomic_exchange_n(&srv->engine_held, held, __ATOMIC_RELAXED))
+		fl_info("rollout engine: %s",
+			held ? "this fleetd holds it" : err.msg);
+	return held && active;
+}
+
 void srv_rollouts_tick(struct srv *srv, int64_t now)
 {
 	struct srv_rollout_list l = {0};
@@ -548,10 +574,7 @@ void srv_rollouts_tick(struct srv *srv, int64_t now)
 		fl_warn("rollouts: %s", err.msg);
 		return;
 	}
-	if (l.n &&
-	    !srv_store_lease_take(srv->store, SRV_ROLLOUT_LEASE,
-				  srv->engine_id ? srv->engine_id : "fleetd",
-				  now, SRV_ROLLOUT_LEASE_TTL, NULL, &err)) {
+	if (take_lease(srv, l.n, now)) {
 		srv_store_jobs_expire(srv->store, now, NULL, NULL);
 		for (size_t i = 0; i < l.n; i++) {
 			fl_error_clear(&err);
@@ -561,8 +584,15 @@ void srv_rollouts_tick(struct srv *srv, int64_t now)
 				fl_warn("rollout %s: %s", l.v[i].id, err.msg);
 			pthread_mutex_unlock(&srv->rollouts_lock);
 		}
-	} else if (l.n) {
-		fl_debug("rollouts: %s", err.msg);
 	}
 	srv_rollout_list_free(&l);
+}
+
+void srv_rollouts_release(struct srv *srv, int64_t now)
+{
+	/* a lease that ends now is free to take (or not ours: refused) */
+	if (srv->replica &&
+	    !srv_store_lease_take(srv->store, SRV_ROLLOUT_LEASE, holder(srv),
+				  now, 0, NULL, NULL))
+		fl_info("rollout engine: lease handed back");
 }

@@ -87,8 +87,14 @@ int srv_rollout_act(struct srv *srv, const char *id,
  * One pass of the engine at @now, when this fleetd holds (or takes) the
  * engine's lease: every running, paused or rolling-back rollout is
  * brought forward from what the store says (rollout_engine.c).  Errors
- * are logged; the next tick tries again.
+ * are logged; the next tick tries again.  A replica takes or renews
+ * the lease at every tick, rollouts or not, so that one of them is
+ * always the engine (srv->engine_held says whether it is this one).
  */
 void srv_rollouts_tick(struct srv *srv, int64_t now);
+
+/* A replica's engine lease handed back at @now (fleetd stops): another
+ * replica takes the engine over at its next tick, not after the TTL. */
+void srv_rollouts_release(struct srv *srv, int64_t now);
 
 #endif

@@ -34,6 +34,7 @@
  */
 const struct srv_route srv_routes[] = {
 	PUBLIC("GET", "/healthz", api_healthz),
+	PUBLIC("GET", "/readyz", api_ready),
 	PUBLIC("GET", "/api/v1/version", api_version),
 	/* Prometheus metrics (docs/metrics.md): readers, never ci */
 	R("GET", "/metrics", READERS, api_metrics),

@@ -156,7 +156,11 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 	if (rc)
 		return rc;
 	srv_metrics_start();
-	rc = srv_store_devices_all_offline(srv->store, err);
+	srv->replica = o->replica;
+	/* alone, fleetd re-learns presence from the retained messages; a
+	 * replica does too, but the others keep the store's view meanwhile */
+	if (!srv->replica)
+		rc = srv_store_devices_all_offline(srv->store, err);
 	/* the CRL from the database, before the broker loads it: a migration
 	 * may have revoked, or a commit failed after the CRL was written */
 	if (!rc && srv_ca_publish_crl(srv->ca, srv->store, err)) {
@@ -185,6 +189,7 @@ int srv_serve(struct srv *srv, const struct srv_serve_opts *o,
 		ready(line);
 		free(line);
 		loop(srv);
+		srv_rollouts_release(srv, time(NULL));
 	}
 	/* waiting diag requests are answered first: MHD cannot stop with
 	 * a suspended connection */

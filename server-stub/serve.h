@@ -11,6 +11,7 @@ struct srv_serve_opts {
 	const char *listen;      /* HTTPS "HOST:PORT" */
 	bool with_broker;        /* run a local mosquitto */
 	const char *mqtt_listen; /* its listener; NULL = [broker] listen */
+	const char *replica;     /* --replica NAME; NULL: fleetd is alone */
 };
 
 /*

@@ -82,6 +82,12 @@ struct srv {
 	/* who holds the rollout engine's lease when this fleetd does:
 	 * "HOST:STATE_DIR", the same across restarts of one fleetd */
 	char *engine_id;
+	/* serve --replica NAME: one of several fleetds on one database and
+	 * broker (docs/scale.md); NULL: alone.  Borrowed. */
+	const char *replica;
+	/* this fleetd held the engine's lease at its last tick (a replica),
+	 * or is alone and was not refused it; read with __atomic */
+	bool engine_held;
 	/* Where jobs' commands go (srv_job_send); NULL: the MQTT client.
 	 * Unit tests of the engine put their recorder here. */
 	int (*send_cmd)(void *ctx, const char *device, const char *type,

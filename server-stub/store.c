@@ -458,6 +458,28 @@ int srv_store_rollout_action(struct srv_store *s, const char *id, int action,
 					    ret_cancelled, err));
 }
 
+int srv_store_dash_put(struct srv_store *s, const char *id_hash,
+		       const char *token_hash, int64_t now, int64_t ttl,
+		       int64_t max, struct fl_error *err)
+{
+	return TIMED(
+	    s->ops->dash_put(s->be, id_hash, token_hash, now, ttl, max, err));
+}
+
+int srv_store_dash_get(struct srv_store *s, const char *id_hash, int64_t now,
+		       int64_t ttl, char ret_token_hash[65],
+		       struct fl_error *err)
+{
+	return TIMED(
+	    s->ops->dash_get(s->be, id_hash, now, ttl, ret_token_hash, err));
+}
+
+int srv_store_dash_del(struct srv_store *s, const char *id_hash,
+		       struct fl_error *err)
+{
+	return TIMED(s->ops->dash_del(s->be, id_hash, err));
+}
+
 int srv_store_lease_take(struct srv_store *s, const char *name,
 			 const char *holder, int64_t now, int64_t ttl,
 			 char **ret_holder, struct fl_error *err)

@@ -780,6 +780,23 @@ void srv_fleet_counts_free(struct srv_fleet_counts *c);
 int srv_store_fleet_counts(struct srv_store *s, struct srv_fleet_counts *ret,
 			   struct fl_error *err);
 
+/*
+ * Dashboard sessions in the store, for fleetd's replicas (dash.h): a
+ * cookie made on one replica works on every other.  Each session is the
+ * SHA-256 hex of its id (@id_hash) and of the token that logged in; it
+ * lives @ttl seconds from its creation.  put stores one at @now, drops
+ * the expired ones and, past @max, the oldest; get gives the token hash
+ * of a live one (FL_ENOTFOUND: none); del ends one (none is fine).
+ */
+int srv_store_dash_put(struct srv_store *s, const char *id_hash,
+		       const char *token_hash, int64_t now, int64_t ttl,
+		       int64_t max, struct fl_error *err);
+int srv_store_dash_get(struct srv_store *s, const char *id_hash, int64_t now,
+		       int64_t ttl, char ret_token_hash[65],
+		       struct fl_error *err);
+int srv_store_dash_del(struct srv_store *s, const char *id_hash,
+		       struct fl_error *err);
+
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"
 

@@ -192,6 +192,14 @@ struct srv_store_ops {
 			     struct fl_error *err);
 	int (*fleet_counts)(struct srv_store_be *s,
 			    struct srv_fleet_counts *ret, struct fl_error *err);
+	int (*dash_put)(struct srv_store_be *s, const char *id_hash,
+			const char *token_hash, int64_t now, int64_t ttl,
+			int64_t max, struct fl_error *err);
+	int (*dash_get)(struct srv_store_be *s, const char *id_hash,
+			int64_t now, int64_t ttl, char ret_token_hash[65],
+			struct fl_error *err);
+	int (*dash_del)(struct srv_store_be *s, const char *id_hash,
+			struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops, srv_store_pg_ops;

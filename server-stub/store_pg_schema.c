@@ -232,6 +232,12 @@ static const char *const migrations[] = {
     " seq BIGINT NOT NULL,"
     " rowid BIGINT GENERATED ALWAYS AS IDENTITY);"
     "CREATE INDEX telemetry_device_ts ON telemetry(device, ts);",
+    /* 15: dashboard sessions shared by fleetd's replicas (issue 14) */
+    "CREATE TABLE dash_sessions ("
+    " id_hash TEXT PRIMARY KEY,"
+    " token_hash TEXT NOT NULL,"
+    " created BIGINT NOT NULL);"
+    "CREATE INDEX dash_sessions_created ON dash_sessions(created);",
 };
 
 const char *pg_migration(int v)

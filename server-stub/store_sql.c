@@ -34,6 +34,8 @@ void sql_close(struct srv_store_be *s)
 		return;
 	s->drv->close(s);
 	pthread_mutex_destroy(&s->lock);
+	free(s->fence_name);
+	free(s->fence_holder);
 	free(s);
 }
 
@@ -99,7 +101,8 @@ static int open_pg(const char *url, struct srv_store_be **ret,
 	.rollout_sent = sql_rollout_sent, .rollout_step = sql_rollout_step,    \
 	.shadow_get = sql_shadow_get, .shadow_update = sql_shadow_update,      \
 	.telemetry_window = sql_telemetry_window,                              \
-	.telemetry_get = sql_telemetry_get,
+	.telemetry_get = sql_telemetry_get, .dash_put = sql_dash_put,          \
+	.dash_get = sql_dash_get, .dash_del = sql_dash_del,
 
 const struct srv_store_ops srv_store_sqlite_ops = {
     .name = "sqlite", .open = open_sqlite, SQL_OPS};

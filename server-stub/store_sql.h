@@ -87,6 +87,9 @@ struct srv_store_be {
 	pthread_mutex_t lock;
 	struct srv_telemetry_window tw; /* under @lock */
 	int64_t tw_swept_ms;		/* the last sweep of silent devices */
+	/* the lease this handle took last (sql_lease_take): the engine's
+	 * decisions commit only while it still holds it (fencing) */
+	char *fence_name, *fence_holder;
 };
 
 /* Open a store on @drv (store_sql.c). */
@@ -333,6 +336,13 @@ int sql_rollout_action(struct srv_store_be *s, const char *id, int action,
 int sql_rollout_candidates(struct srv_store_be *s, const char *group,
 			   const char *const *ids, size_t n_ids,
 			   struct srv_device_list *ret, struct fl_error *err);
+int sql_dash_put(struct srv_store_be *s, const char *id_hash,
+		 const char *token_hash, int64_t now, int64_t ttl, int64_t max,
+		 struct fl_error *err);
+int sql_dash_get(struct srv_store_be *s, const char *id_hash, int64_t now,
+		 int64_t ttl, char ret_token_hash[65], struct fl_error *err);
+int sql_dash_del(struct srv_store_be *s, const char *id_hash,
+		 struct fl_error *err);
 int sql_lease_take(struct srv_store_be *s, const char *name, const char *holder,
 		   int64_t now, int64_t ttl, char **ret_holder,
 		   struct fl_error *err);

@@ -14,38 +14,84 @@
 #include "store_sql.h"
 #include "util.h"
 
+/* Lock held: remember that this handle holds lease @name as @holder. */
+static void fence_set(struct srv_store_be *s, const char *name,
+		      const char *holder)
+{
+	if (fl_streq(s->fence_name, name) && fl_streq(s->fence_holder, holder))
+		return;
+	free(s->fence_name);
+	free(s->fence_holder);
+	s->fence_name = fl_xstrdup(name);
+	s->fence_holder = fl_xstrdup(holder);
+}
+
+/*
+ * One statement takes or renews the lease, so two fleetds that both saw
+ * it expire cannot both get it: the update applies only where the row
+ * is @holder's or has run out (PostgreSQL re-checks that condition on
+ * the row it locked).
+ */
 int sql_lease_take(struct srv_store_be *s, const char *name, const char *holder,
 		   int64_t now, int64_t ttl, char **ret_holder,
 		   struct fl_error *err)
 {
 	struct db_first row = {0};
-	int rc;
+	int rc, changes = 0;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
-	if (!rc &&
-	    !db_query_first(s, &row, NULL,
-			    "SELECT holder, expires FROM leases"
-			    " WHERE name = ?",
-			    "s", name) &&
-	    !fl_streq(row.t[0], holder) && row.i[1] > now) {
-		rc = fl_fail(err, FL_ECONFLICT,
-			     "lease %s is held by %s until %lld", name,
-			     row.t[0], (long long)row.i[1]);
-		if (ret_holder)
-			*ret_holder = fl_xstrdup(row.t[0]);
-	}
-	if (!rc)
-		rc = db_run(
-		    s, NULL, err,
+	rc = db_run(s, &changes, err,
 		    "INSERT INTO leases (name, holder, expires)"
 		    " VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-		    " holder = excluded.holder, expires = excluded.expires",
-		    "ssi", name, holder, now + ttl);
-	rc = db_end(s, rc, err);
+		    " holder = excluded.holder, expires = excluded.expires"
+		    " WHERE leases.holder = excluded.holder"
+		    " OR leases.expires <= ?",
+		    "ssii", name, holder, now + ttl, now);
+	if (!rc && changes == 0) {
+		db_query_first(s, &row, NULL,
+			       "SELECT holder, expires FROM leases"
+			       " WHERE name = ?",
+			       "s", name);
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "lease %s is held by %s until %lld", name,
+			     row.t[0] ? row.t[0] : "?", (long long)row.i[1]);
+		if (ret_holder)
+			*ret_holder = fl_xstrdup(row.t[0] ? row.t[0] : "?");
+	}
+	if (!rc)
+		fence_set(s, name, holder);
 	pthread_mutex_unlock(&s->lock);
 	db_first_free(&row);
 	return rc;
+}
+
+/*
+ * Lock held: BEGIN an engine decision (end it with db_end either way), which
+ * goes on only while this handle still holds the lease it took last (a fleetd
+ * paused past its lease, then continued, must not act on what it saw before).
+ * On PostgreSQL the lease row is read FOR SHARE: a takeover waits until this
+ * decision has committed, and then sees it.
+ */
+static int engine_begin(struct srv_store_be *s, struct fl_error *err)
+{
+	struct db_first row = {0};
+	int rc = db_begin(s, err);
+
+	if (rc || !s->fence_name)
+		return rc;
+	db_query_first(s, &row, NULL,
+		       DB_DIALECT(s,
+				  "SELECT holder FROM leases"
+				  " WHERE name = ?",
+				  "SELECT holder FROM leases"
+				  " WHERE name = ? FOR SHARE"),
+		       "s", s->fence_name);
+	if (!fl_streq(row.t[0], s->fence_holder))
+		rc = fl_fail(err, FL_ECONFLICT,
+			     "lease %s is now %s's: decision dropped",
+			     s->fence_name, row.t[0] ? row.t[0] : "nobody");
+	db_first_free(&row);
+	return rc; /* the caller's db_end rolls back */
 }
 
 int sql_rollout_pending(struct srv_store_be *s, const char *id, int64_t wave,
@@ -164,7 +210,7 @@ int sql_rollout_apply(struct srv_store_be *s, const char *id,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
+	rc = engine_begin(s, err);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = apply_one(s, id, &c[i], now, &applied, err);
 	rc = db_end(s, rc, err);
@@ -265,7 +311,7 @@ int sql_rollout_command(struct srv_store_be *s, const char *id,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
+	rc = engine_begin(s, err);
 	if (!rc &&
 	    db_query_first(s, &row, NULL,
 			   "SELECT state FROM rollouts WHERE id = ?", "s", id))
@@ -293,7 +339,7 @@ int sql_rollout_sent(struct srv_store_be *s, const char *id,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
+	rc = engine_begin(s, err);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = db_run(s, NULL, err,
 			    "UPDATE rollout_devices SET sent = ?, sends ="
@@ -363,7 +409,7 @@ int sql_rollout_step(struct srv_store_be *s, const char *id,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = db_begin(s, err);
+	rc = engine_begin(s, err);
 	if (!rc &&
 	    db_query_first(s, &row, NULL,
 			   "SELECT state FROM rollouts WHERE id = ?", "s", id))

@@ -301,7 +301,8 @@ static bool device_mark(struct marks *m, int64_t seq, const char *text,
 	return true;
 }
 
-/* Write every marked device: last seen now, and its newest event. */
+/* Write every marked device: last seen now, and its newest event
+ * (never an older one over a newer: see jobs_flush_some). */
 static int devices_flush(struct srv_store_be *s, const struct marks *m,
 			 int64_t now, struct fl_error *err)
 {
@@ -318,14 +319,15 @@ static int devices_flush(struct srv_store_be *s, const struct marks *m,
 		db_args_int(&a, 'n', d->text ? d->last_seq : -1);
 		db_args_int(&a, 'i', now);
 	}
-	rc =
-	    run_chunked(s,
-			"UPDATE devices SET last_seen = v.column4,"
-			" last_event = coalesce(v.column2, devices.last_event),"
-			" last_seq = coalesce(v.column3, devices.last_seq)"
-			" FROM (VALUES",
-			") AS v WHERE devices.id = v.column1", 4, &a, NULL,
-			NULL, NULL, err);
+	rc = run_chunked(s,
+			 "UPDATE devices SET last_seen = v.column4,"
+			 " last_event = CASE WHEN v.column3 > devices.last_seq"
+			 " THEN v.column2 ELSE devices.last_event END,"
+			 " last_seq = CASE WHEN v.column3 > devices.last_seq"
+			 " THEN v.column3 ELSE devices.last_seq END"
+			 " FROM (VALUES",
+			 ") AS v WHERE devices.id = v.column1", 4, &a, NULL,
+			 NULL, NULL, err);
 	db_args_free(&a);
 	return rc;
 }
@@ -414,9 +416,16 @@ static int jobs_flush_some(struct srv_store_be *s, const struct marks *m,
 		db_args_int(&a, 'i', j->job.seq);
 		db_args_int(&a, 'i', now);
 	}
+	/* Alone, or with replicas behind lock_devices, the batch's view is
+	 * exact and these conditions hold; they keep a job from moving back
+	 * should a row have moved on (final, or at a newer seq) anyway. */
 	rc = run_chunked(
 	    s, final ? JOB_MOVE ", final = 1" FROM_V : JOB_MOVE FROM_V,
-	    ") AS v WHERE jobs.id = v.column1", 9, &a, NULL, NULL, NULL, err);
+	    final ? ") AS v WHERE jobs.id = v.column1"
+		    " AND jobs.final = 0"
+		  : ") AS v WHERE jobs.id = v.column1"
+		    " AND jobs.final = 0 AND jobs.seq < v.column8",
+	    9, &a, NULL, NULL, NULL, err);
 	db_args_free(&a);
 	return rc;
 }

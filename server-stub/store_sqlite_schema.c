@@ -301,6 +301,13 @@ static const char *const migrations[] = {
     " value REAL NOT NULL,"
     " seq INTEGER NOT NULL);"
     "CREATE INDEX telemetry_device_ts ON telemetry(device, ts);",
+    /* 15: dashboard sessions shared by fleetd's replicas (issue 14,
+     * dash.h): the SHA-256 of each session id, never the id */
+    "CREATE TABLE dash_sessions ("
+    " id_hash TEXT PRIMARY KEY,"
+    " token_hash TEXT NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX dash_sessions_created ON dash_sessions(created);",
 };
 
 static int exec(struct sq_conn *c, const char *sql, struct fl_error *err)

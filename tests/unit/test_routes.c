@@ -26,10 +26,15 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH",
  * enrolment token in the body) and the dashboard's files, login (a token
  * in the body), logout and session check (the cookie, if any).  Adding
  * one is a decision. */
-static const char *const public_routes[] = {
-	"GET /healthz",	      "GET /api/v1/version", "POST /api/v1/enroll",
-	"GET /",	      "GET /dash/session",   "POST /dash/login",
-	"POST /dash/logout", "GET /dash/:file"};
+static const char *const public_routes[] = {"GET /healthz",
+					    "GET /readyz",
+					    "GET /api/v1/version",
+					    "POST /api/v1/enroll",
+					    "GET /",
+					    "GET /dash/session",
+					    "POST /dash/login",
+					    "POST /dash/logout",
+					    "GET /dash/:file"};
 
 static size_t n_routes(void)
 {

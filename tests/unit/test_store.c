@@ -916,9 +916,10 @@ static void test_migrate_rotate_type(void **state)
 	sql(old, "DROP TABLE shadows", NULL, 0);   /* 13's */
 	sql(old, "DROP TABLE telemetry", NULL, 0); /* and 14's */
 	sql(old, "DROP TABLE telemetry_state", NULL, 0);
+	sql(old, "DROP TABLE dash_sessions", NULL, 0); /* 15's */
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	assert_int_equal(srv_store_schema_version(s), 14);
+	assert_int_equal(srv_store_schema_version(s), 15);
 	sql(old,
 	    "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
 	    " || ',' || type || ',' || state || ',' || final || ',' ||"
@@ -1000,12 +1001,65 @@ static void test_reenroll_cost_flat(void **state)
 	assert_true(old < fresh + 100);
 }
 
+/*
+ * Dashboard sessions in the store (issue 14): a session made through
+ * one handle is found through another (two replicas), until it expires
+ * or is ended; past the bound the oldest go, never the new one.
+ */
+static void test_dash_sessions(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_store *b = NULL;
+	char hash[65], id[65], tok[65];
+
+	memset(tok, 't', 64);
+	tok[64] = '\0';
+	assert_int_equal(srv_store_open(f->db, &b, NULL), 0);
+	assert_int_equal(
+	    srv_store_dash_put(f->s, "h1", tok, 1000, 100, 3, NULL), 0);
+	assert_int_equal(srv_store_dash_get(b, "h1", 1050, 100, hash, NULL), 0);
+	assert_string_equal(hash, tok);
+	assert_int_equal(srv_store_dash_get(b, "h1", 1100, 100, hash, NULL),
+			 FL_ENOTFOUND); /* expired */
+	assert_int_equal(srv_store_dash_get(b, "h1", 999, 100, hash, NULL),
+			 FL_ENOTFOUND); /* not yet made */
+	assert_int_equal(srv_store_dash_get(b, "hx", 1050, 100, hash, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_dash_del(b, "h1", NULL), 0);
+	assert_int_equal(srv_store_dash_get(f->s, "h1", 1050, 100, hash, NULL),
+			 FL_ENOTFOUND); /* logged out on the other */
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		assert_int_equal(
+		    srv_store_dash_put(b, id, tok, 2000 + i / 2, 100, 3, NULL),
+		    0);
+	}
+	/* s4 (the newest) and the two next newest are kept */
+	assert_int_equal(srv_store_dash_get(f->s, "s4", 2002, 100, hash, NULL),
+			 0);
+	assert_int_equal(srv_store_dash_get(f->s, "s3", 2002, 100, hash, NULL),
+			 0);
+	assert_int_equal(srv_store_dash_get(f->s, "s2", 2002, 100, hash, NULL),
+			 0);
+	assert_int_equal(srv_store_dash_get(f->s, "s1", 2002, 100, hash, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_dash_get(f->s, "s0", 2002, 100, hash, NULL),
+			 FL_ENOTFOUND);
+	/* a put drops what has expired */
+	assert_int_equal(srv_store_dash_put(b, "late", tok, 3000, 100, 3, NULL),
+			 0);
+	assert_int_equal(
+	    fx_sql_int(f->db, "SELECT count(*) FROM dash_sessions"), 1);
+	srv_store_close(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_open_creates_schema),
+	    T(test_dash_sessions),
 	    T(test_reopen_idempotent),
 	    T(test_open_errors),
 	    T(test_wal),

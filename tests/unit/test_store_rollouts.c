@@ -643,6 +643,58 @@ static void test_lease(void **state)
 	    0);
 }
 
+/*
+ * Fencing (issue 14): a fleetd whose lease another took (it was paused
+ * past its TTL) has its engine decisions refused, nothing written; the
+ * new holder's go through.  A lease handed back (TTL 0) is free at once.
+ */
+static void test_fence(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_rollout_step next = {.from = "running",
+					.wave = 1,
+					.soak_until = 0,
+					.wave_done = 0,
+					.tripped = -1,
+					.event = "wave-started",
+					.actor = "engine:x"};
+	struct srv_store *b = NULL;
+	struct srv_rollout_row r = {0};
+	struct fl_error err = {0};
+
+	fleet3(f);
+	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
+	assert_int_equal(srv_store_open(f->db, &b, NULL), 0);
+	assert_int_equal(
+	    srv_store_lease_take(f->s, "engine", "A", NOW, 15, NULL, NULL), 0);
+	assert_int_equal(
+	    srv_store_lease_take(b, "engine", "B", NOW + 20, 15, NULL, NULL),
+	    0);
+	assert_int_equal(
+	    srv_store_rollout_step(f->s, "r-1", &next, NOW + 21, &err),
+	    FL_ECONFLICT);
+	assert_non_null(strstr(err.msg, "is now B's"));
+	assert_int_equal(srv_store_rollout_get(b, "r-1", &r, NULL), 0);
+	assert_int_equal(r.wave, 0);
+	srv_rollout_row_free(&r);
+	assert_int_equal(
+	    srv_store_rollout_step(b, "r-1", &next, NOW + 21, NULL), 0);
+	assert_int_equal(srv_store_rollout_get(f->s, "r-1", &r, NULL), 0);
+	assert_int_equal(r.wave, 1);
+	srv_rollout_row_free(&r);
+	/* B hands it back; A takes it at once, and B's writes stop */
+	assert_int_equal(
+	    srv_store_lease_take(b, "engine", "B", NOW + 22, 0, NULL, NULL), 0);
+	assert_int_equal(
+	    srv_store_lease_take(f->s, "engine", "A", NOW + 22, 15, NULL, NULL),
+	    0);
+	next.wave = 2;
+	assert_int_equal(
+	    srv_store_rollout_step(b, "r-1", &next, NOW + 23, NULL),
+	    FL_ECONFLICT);
+	srv_store_close(b);
+}
+
 static void test_candidates(void **state)
 {
 	struct fixture *f = *state;
@@ -708,6 +760,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rollback_completed, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_candidates, setup, teardown),
 	};
 

@@ -79,6 +79,38 @@ static void test_everything_else(void **state)
 	assert_false(may(NULL, R));
 }
 
+/* fleetd's replicas (issue 14): fleetd's rights, shared subscriptions
+ * to them, nothing else. */
+static void test_replicas(void **state)
+{
+	assert_true(fr_replica_user("fleetd.a"));
+	assert_false(fr_replica_user("fleetd."));
+	assert_false(fr_replica_user("fleetd"));
+	assert_false(fr_replica_user("fleetdx"));
+	assert_false(fr_replica_user(NULL));
+	assert_true(fr_replica_allowed("fleet", "fleet/dev-a/cmd", W));
+	assert_true(fr_replica_allowed("fleet", "fleet/+/events", S));
+	assert_true(
+	    fr_replica_allowed("fleet", "$share/fleetd/fleet/+/events", S));
+	assert_false(fr_replica_allowed("fleet", "$share/fleetd/fleet/x", W));
+	assert_false(fr_replica_allowed("fleet", "$share//fleet/+/events", S));
+	assert_false(fr_replica_allowed("fleet", "$share/fleetd/", S));
+	assert_false(fr_replica_allowed("fleet", "$share/fleetd/#", S));
+	assert_true(
+	    fr_replica_allowed("fleet", "$CONTROL/dynamic-security/v1", W));
+	assert_true(fr_replica_allowed(
+	    "fleet", "$SYS/broker/publish/messages/dropped", S));
+	assert_false(fr_replica_allowed(
+	    "fleet", "$SYS/broker/publish/messages/dropped", W));
+	assert_false(fr_replica_allowed("fleet", "$SYS/#", S));
+	assert_false(fr_replica_allowed("fleet", "#", S));
+	assert_false(fr_replica_allowed("fleet", "fleetx/a", R));
+	assert_false(fr_replica_allowed("fleet", "acme/dev-a/cmd", W));
+	assert_false(fr_replica_allowed("fleet", NULL, R));
+	/* a technician may not ask a replica's "device" */
+	assert_false(may("fleet/fleetd.a/diag/req", W));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -86,6 +118,7 @@ int main(void)
 	    cmocka_unit_test(test_requests),
 	    cmocka_unit_test(test_answers),
 	    cmocka_unit_test(test_everything_else),
+	    cmocka_unit_test(test_replicas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
