@@ -206,3 +206,41 @@ broker_stop() {
 # log), and whether it is at least N: queued_seq, queued_past N.
 queued_seq() { sed -n 's/.*telemetry: message \([0-9]*\) queued.*/\1/p' "$A/agent.log" | tail -n 1; }
 queued_past() { [ "$(queued_seq)" -ge "$1" ]; }
+
+# fleetd_external_broker: fleetd (of start_fleetd --with-broker) and its
+# own mosquitto stopped, a mosquitto started on fleetd's broker
+# configuration (broker_start), and fleetd served again on the same state
+# and ports against it ([mqtt] url): a broker the test stops and starts
+# without fleetd restarting it.
+fleetd_external_broker() {
+	local old
+	old=$(sed -n 's/.*mosquitto (pid \([0-9]*\)) listening.*/\1/p' "$T/fleetd.log" | tail -n 1)
+	kill -TERM "$FLEETD_PID"
+	check_exit 0 "fleetd and its own mosquitto stop" wait_until 30 \
+		sh -c "! kill -0 $FLEETD_PID 2>/dev/null && ! kill -0 $old 2>/dev/null"
+	wait "$FLEETD_PID" 2>/dev/null
+	printf '[mqtt]\nurl = %s\n' "$MQTT_URL" >"$FLEETD_STATE/fleetd.conf"
+	check "mosquitto on fleetd's broker configuration" broker_start
+	cat "$T/fleetd.log" >>"$T/fleetd-old.log"
+	: >"$T/fleetd.out"
+	fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:${FLEET_URL##*:}" \
+		${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
+		--log-level debug >"$T/fleetd.out" 2>"$T/fleetd.log" &
+	FLEETD_PID=$!
+	track "$FLEETD_PID"
+	check_exit 0 "fleetd serves on it ([mqtt] url), same state and ports" \
+		wait_until 30 grep -q "^ready https=$FLEET_URL mqtt=$MQTT_URL" "$T/fleetd.out"
+}
+
+# sim_device ID: ID enrolled with a token of its own (agent_enroll) and
+# made a simulated device on a trivial firmware image ($T/fw, version
+# 1.0.0, healthy); A its agent dir.
+sim_device() {
+	local tok
+	tok=$(fleetctl -o json token create "e2e-$1" --enroll --uses 1 | jq -r .token)
+	check "enrol $1" agent_enroll "$1" "$tok"
+	A=$(agent_dir "$1")
+	printf '#!/bin/sh\ncase "$1" in --version) echo 1.0.0;; esac\nexit 0\n' >"$T/fw"
+	chmod 755 "$T/fw"
+	check "make it a simulated device" fleet-agent sim-init "$A/sim" --image "$T/fw"
+}

@@ -14,12 +14,7 @@
 
 start_fleetd --with-broker
 login_admin
-TOK=$(fleetctl -o json token create e2e --enroll --uses 1 | jq -r .token)
-check "enrol dev-a" agent_enroll dev-a "$TOK"
-A=$(agent_dir dev-a)
-printf '#!/bin/sh\ncase "$1" in --version) echo 1.0.0;; esac\nexit 0\n' >"$T/fw"
-chmod 755 "$T/fw"
-check "make it a simulated device" fleet-agent sim-init "$A/sim" --image "$T/fw"
+sim_device dev-a
 
 # operator checks: echo prints its arguments and leaves a marker; hang
 # starts a child that waits for ever, and waits for ever

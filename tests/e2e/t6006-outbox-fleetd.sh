@@ -45,22 +45,7 @@ EOF
 sed -i 's/^\[mqtt\]$/[mqtt]\nreconnect_max = 2s/' "$A/agent.conf"
 
 # --- fleetd on an external broker it does not restart ------------------------
-OLD_BROKER=$(sed -n 's/.*mosquitto (pid \([0-9]*\)) listening.*/\1/p' "$T/fleetd.log" | tail -n 1)
-kill -TERM "$FLEETD_PID"
-check_exit 0 "fleetd and its own mosquitto stop" wait_until 30 \
-	sh -c "! kill -0 $FLEETD_PID 2>/dev/null && ! kill -0 $OLD_BROKER 2>/dev/null"
-wait "$FLEETD_PID" 2>/dev/null
-printf '[mqtt]\nurl = %s\n' "$MQTT_URL" >"$FLEETD_STATE/fleetd.conf"
-check "mosquitto on fleetd's broker configuration" broker_start
-cat "$T/fleetd.log" >>"$T/fleetd-old.log"
-: >"$T/fleetd.out"
-fleetd serve --state "$FLEETD_STATE" --listen "127.0.0.1:${FLEET_URL##*:}" \
-	${FLEET_STORE_URL:+--store "$FLEET_STORE_URL"} \
-	--log-level debug >"$T/fleetd.out" 2>"$T/fleetd.log" &
-FLEETD_PID=$!
-track "$FLEETD_PID"
-check_exit 0 "fleetd serves on it ([mqtt] url), same state and ports" \
-	wait_until 30 grep -q "^ready https=$FLEET_URL mqtt=$MQTT_URL" "$T/fleetd.out"
+fleetd_external_broker
 
 # --- 1. positive control: telemetry reaches fleetd -----------------------------
 agent_start_sim dev-a

@@ -11,12 +11,7 @@
 
 start_fleetd --with-broker
 login_admin
-TOK=$(fleetctl -o json token create e2e --enroll --uses 1 | jq -r .token)
-check "enrol dev-a" agent_enroll dev-a "$TOK"
-A=$(agent_dir dev-a)
-printf '#!/bin/sh\nexit 0\n' >"$T/fw"
-chmod 755 "$T/fw"
-check "make it a simulated device" fleet-agent sim-init "$A/sim" --image "$T/fw"
+sim_device dev-a
 
 PORT=$(free_port)
 modbus-sim --port "$PORT" >"$T/sim.log" 2>&1 &
