@@ -145,8 +145,11 @@ check "every device boots slot b, which holds the signed 1.1.0" slots_on_b
 MIDWAY=0
 mark
 check "rollback ok: every device it updated goes back" fleetctl -q rollback ok
-kill_rounds ok 4 100 800
-check_true "positive control: kills found ok rolling back ($MIDWAY of 4)" test "$MIDWAY" -ge 2
+# rolling 30 devices back takes 1-3 s (a SAN run on 182cea2 had it done
+# in under 1.5 s, before the second kill): kills 0.1-0.5 s apart, and
+# the control asks that at least the first found it at work
+kill_rounds ok 4 100 400
+check_true "positive control: kills found ok rolling back ($MIDWAY of 4)" test "$MIDWAY" -ge 1
 check_exit 1 "ok ends rolled back after the kills (watch exits 1)" \
 	timeout 200 fleetctl rollout watch ok --interval 1s --timeout 180s
 check "ok: rolled-back, all $N devices" sh -c \
