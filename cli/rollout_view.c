@@ -336,8 +336,10 @@ int cli_rollout_follow(struct cli_ctx *ctx, const char *id, int64_t timeout,
 		json_t *cur = NULL;
 
 		rc = cli_rollout_get(ctx, id, false, &cur);
-		if (rc == FL_EUNREACH && (!timeout || fl_now_ms() < deadline)) {
-			/* fleetd restarting: the rollout goes on without it */
+		if ((rc == FL_EUNREACH || rc == FL_ETIMEOUT) &&
+		    (!timeout || fl_now_ms() < deadline)) {
+			/* fleetd restarting (or killed in the middle of this
+			 * request): the rollout goes on without it */
 			if (!ctx->quiet)
 				fprintf(stderr, "fleetctl: %s; trying again\n",
 					ctx->err.msg);

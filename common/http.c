@@ -129,11 +129,23 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
-static int map_curl(CURLcode c, const char *errbuf, const char *url,
-		    struct fl_error *err)
+/* A TLS handshake the server cut (reset, as when it is killed): as
+ * unreachable as a refused connection, not a TLS problem. */
+static bool handshake_cut(CURLcode c, long os_errno)
+{
+	return c == CURLE_SSL_CONNECT_ERROR &&
+	       (os_errno == ECONNRESET || os_errno == EPIPE ||
+		os_errno == ECONNABORTED);
+}
+
+static int map_curl(CURLcode c, long os_errno, const char *errbuf,
+		    const char *url, struct fl_error *err)
 {
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(c);
 
+	if (handshake_cut(c, os_errno))
+		return fl_fail(err, FL_EUNREACH, "cannot reach server %s: %s",
+			       url, why);
 	switch (c) {
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
@@ -195,8 +207,12 @@ static int finish(struct fl_http *h, CURLcode cc, const char *errbuf,
 		return fl_fail(err, FL_ELIMIT,
 			       "response from %s is larger than %zu bytes", url,
 			       resp->max);
-	if (cc != CURLE_OK)
-		return map_curl(cc, errbuf, url, err);
+	if (cc != CURLE_OK) {
+		long os_errno = 0;
+
+		curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
+		return map_curl(cc, os_errno, errbuf, url, err);
+	}
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &h->status);
 	if (resp->len &&
 	    fl_json_parse(resp->data, resp->len, resp->max, &j, NULL) &&
