@@ -70,3 +70,12 @@ pg_rows() {
 	pg_psql -F $'\t' -c "SELECT device, metric, (extract(epoch FROM ts) * 1000)::bigint, value FROM telemetry" |
 		awk -F'\t' -v OFS='\t' '{ $4 = sprintf("%.17g", $4); print }' | LC_ALL=C sort
 }
+
+# pg_required: end the test as skipped, saying so, where PostgreSQL is
+# not installed (scripts/install-deps installs it).
+pg_required() {
+	if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/postgres" ]; then
+		echo "# SKIP: PostgreSQL is not installed (scripts/install-deps)"
+		exit 0
+	fi
+}

@@ -7,10 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-pg.sh"
 
-if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/postgres" ]; then
-	echo "# SKIP: PostgreSQL is not installed (scripts/install-deps)"
-	exit 0
-fi
+pg_required
 pg_start || { cat "$T/postgres.log"; exit 1; }
 export FLEET_TEST_PG="postgresql://fleet@127.0.0.1:$PG_PORT/postgres"
 

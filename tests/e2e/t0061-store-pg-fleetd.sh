@@ -13,10 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-pg.sh"
 
-if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/postgres" ]; then
-	echo "# SKIP: PostgreSQL is not installed (scripts/install-deps)"
-	exit 0
-fi
+pg_required
 unset FLEET_STORE_URL
 pg_start || { cat "$T/postgres.log"; exit 1; }
 URL="postgresql://fleet@127.0.0.1:$PG_PORT/postgres"

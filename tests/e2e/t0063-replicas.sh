@@ -31,10 +31,7 @@
 . "$(dirname "$0")/lib-agent.sh"
 . "$(dirname "$0")/lib-pg.sh"
 
-if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/postgres" ]; then
-	echo "# SKIP: PostgreSQL is not installed (scripts/install-deps)"
-	exit 0
-fi
+pg_required
 unset FLEET_STORE_URL
 N=${N:-200}
 pg_start || { cat "$T/postgres.log"; exit 1; }
