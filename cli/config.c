@@ -142,6 +142,7 @@ int cli_connect(struct cli_ctx *ctx)
 	o.base_url = url;
 	o.token = pick(ctx->token, "FLEET_TOKEN", ini, section, "token");
 	o.ca_file = pick(ctx->ca, "FLEET_CA", ini, section, "ca");
+	o.retries = 3; /* safe: fleetd keeps the answer of each key */
 	rc = fl_http_new(&o, &ctx->http, &ctx->err);
 out:
 	free(url);

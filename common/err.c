@@ -131,6 +131,10 @@ static const struct {
 	/* a diag request to a device that is not online: it would only
 	 * wait out its timeout, so the client exits as for one (issue 12) */
 	{409, "offline", FL_ETIMEOUT, false},
+	/* Idempotency-Key (fleetd's idem.h): the first request with the key
+	 * still running; the key on another request */
+	{409, "in_progress", FL_ECONFLICT, false},
+	{422, "key_reused", FL_ECONFLICT, false},
 	{413, "too_large", FL_ELIMIT, true},
 	{422, "verification_failed", FL_EVERIFY, false},
 	{429, "too_many_requests", FL_ERR, false},

@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "http.h"
 #include "json.h"
+#include "log.h"
 #include "util.h"
 
 #define DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
@@ -22,6 +23,8 @@ struct fl_http {
 	char *base_url, *ca_file, *auth_header, *cert_file, *key_file;
 	long connect_timeout_ms, timeout_ms, status;
 	size_t max_response;
+	int retries;
+	char api[32]; /* the error code of the last answer, "" if none */
 	fl_http_progress_fn progress;
 	void *progress_arg;
 };
@@ -82,12 +85,13 @@ int fl_http_new(const struct fl_http_opts *o, struct fl_http **ret,
 	h->key_file = dup_opt(o->key_file);
 	if (o->token)
 		h->auth_header =
-			fl_xasprintf("Authorization: Bearer %s", o->token);
-	h->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms
-						      : 10000;
+		    fl_xasprintf("Authorization: Bearer %s", o->token);
+	h->connect_timeout_ms =
+	    o->connect_timeout_ms ? o->connect_timeout_ms : 10000;
 	h->timeout_ms = o->timeout_ms ? o->timeout_ms : 60000;
-	h->max_response = o->max_response ? o->max_response
-					  : DEFAULT_MAX_RESPONSE;
+	h->max_response =
+	    o->max_response ? o->max_response : DEFAULT_MAX_RESPONSE;
+	h->retries = o->retries > 0 ? o->retries : 0;
 	*ret = h;
 	return 0;
 }
@@ -174,13 +178,15 @@ static void setup(struct fl_http *h, const char *method, const char *url,
 {
 	CURL *c = h->curl;
 
+	h->status = 0;
+	h->api[0] = '\0';
 	curl_easy_reset(c);
 	fl_curl_secure(c, &(struct fl_curl_tls){
-				  .url = url,
-				  .ca_file = h->ca_file,
-				  .cert_file = h->cert_file,
-				  .key_file = h->key_file,
-				  .connect_timeout_ms = h->connect_timeout_ms,
+			      .url = url,
+			      .ca_file = h->ca_file,
+			      .cert_file = h->cert_file,
+			      .key_file = h->key_file,
+			      .connect_timeout_ms = h->connect_timeout_ms,
 			  });
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
@@ -229,6 +235,7 @@ static int finish(struct fl_http *h, CURLcode cc, const char *errbuf,
 	e = json_object_get(j, "error");
 	code = json_string_value(json_object_get(e, "code"));
 	msg = json_string_value(json_object_get(e, "message"));
+	fl_strlcpy(h->api, code ? code : "", sizeof(h->api));
 	rc = fl_fail(err, fl_err_from_http(h->status, code),
 		     "server: %s (HTTP %ld)", msg ? msg : "request failed",
 		     h->status);
@@ -236,35 +243,108 @@ static int finish(struct fl_http *h, CURLcode cc, const char *errbuf,
 	return rc;
 }
 
-int fl_http_json(struct fl_http *h, const char *method, const char *path,
-		 const json_t *body, json_t **ret, struct fl_error *err)
+/* Whether the failed try @rc may go again (fl_http_opts.retries). */
+static bool may_retry(const struct fl_http *h, int rc)
 {
+	return rc == FL_EUNREACH || h->status == 502 || h->status == 503 ||
+	       (h->status == 409 && strcmp(h->api, "in_progress") == 0);
+}
+
+/* The wait before try @i + 2: the server's Retry-After (at most 5 s)
+ * or 0.25 s doubled each time (at most 4 s). */
+static long backoff_ms(const struct fl_http *h, int i)
+{
+	curl_off_t ra = 0;
+
+	if (h->status &&
+	    curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK &&
+	    ra > 0)
+		return ra < 5 ? (long)ra * 1000 : 5000;
+	return i < 4 ? 250L << i : 4000;
+}
+
+/* Run @try until it succeeds, fails for good or has gone
+ * 1 + h->retries times. */
+static int with_retries(struct fl_http *h,
+			int (*try)(struct fl_http *, void *, struct fl_error *),
+			void *arg, struct fl_error *err)
+{
+	for (int i = 0;; i++) {
+		int rc = try(h, arg, err);
+
+		if (!rc || i >= h->retries || !may_retry(h, rc))
+			return rc;
+		fl_debug("%s; trying again", err->msg);
+		usleep((useconds_t)backoff_ms(h, i) * 1000);
+		fl_error_clear(err);
+	}
+}
+
+struct json_req {
+	const char *method, *url, *payload;
+	const char *key_header; /* Idempotency-Key: ..., or NULL */
+	json_t **ret;
+};
+
+static int json_try(struct fl_http *h, void *arg, struct fl_error *err)
+{
+	struct json_req *q = arg;
 	struct body_buf resp = {.max = h->max_response};
-	char *url = fl_xasprintf("%s%s", h->base_url, path);
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
-	char *payload = NULL;
 	CURLcode cc;
 	int rc;
 
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	if (h->auth_header)
 		hdrs = curl_slist_append(hdrs, h->auth_header);
-	setup(h, method, url, hdrs, &resp, errbuf);
-	if (body) {
-		payload = fl_json_dumps(body);
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, payload);
+	if (q->key_header)
+		hdrs = curl_slist_append(hdrs, q->key_header);
+	if (q->payload)
+		hdrs =
+		    curl_slist_append(hdrs, "Content-Type: application/json");
+	setup(h, q->method, q->url, hdrs, &resp, errbuf);
+	if (q->payload) {
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, q->payload);
 		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(payload));
+				 (curl_off_t)strlen(q->payload));
 	}
 	cc = curl_easy_perform(h->curl);
-	rc = finish(h, cc, errbuf, url, &resp, ret, err);
+	rc = finish(h, cc, errbuf, q->url, &resp, q->ret, err);
 	curl_slist_free_all(hdrs);
-	fl_free_secret(payload); /* may carry an enrolment token */
 	free(resp.data);
-	free(url);
+	return rc;
+}
+
+/* "Idempotency-Key: " and 128 random bits, for a request that changes
+ * state and may be tried again; NULL otherwise. */
+static char *key_header(const struct fl_http *h, const char *method)
+{
+	unsigned char r[16];
+	char hex[33];
+
+	if (!h->retries || !strcmp(method, "GET") || !strcmp(method, "HEAD") ||
+	    fl_random(r, sizeof(r), NULL))
+		return NULL;
+	fl_hex(r, sizeof(r), hex);
+	return fl_xasprintf("Idempotency-Key: %s", hex);
+}
+
+int fl_http_json(struct fl_http *h, const char *method, const char *path,
+		 const json_t *body, json_t **ret, struct fl_error *err)
+{
+	struct json_req q = {
+	    .method = method,
+	    .url = fl_xasprintf("%s%s", h->base_url, path),
+	    .payload = body ? fl_json_dumps(body) : NULL,
+	    .key_header = key_header(h, method),
+	    .ret = ret,
+	};
+	int rc = with_retries(h, json_try, &q, err);
+
+	fl_free_secret((char *)q.payload); /* may carry an enrolment token */
+	free((char *)q.key_header);
+	free((char *)q.url);
 	return rc;
 }
 
@@ -305,8 +385,7 @@ static size_t on_file_body(char *ptr, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
-void fl_http_set_progress(struct fl_http *h, fl_http_progress_fn fn,
-			  void *arg)
+void fl_http_set_progress(struct fl_http *h, fl_http_progress_fn fn, void *arg)
 {
 	h->progress = fn;
 	h->progress_arg = arg;
@@ -318,9 +397,11 @@ static int on_xferinfo(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	struct fl_http *h = arg;
 
 	if (ultotal > 0 || ulnow > 0)
-		h->progress(h->progress_arg, (uint64_t)ulnow, (uint64_t)ultotal);
+		h->progress(h->progress_arg, (uint64_t)ulnow,
+			    (uint64_t)ultotal);
 	else
-		h->progress(h->progress_arg, (uint64_t)dlnow, (uint64_t)dltotal);
+		h->progress(h->progress_arg, (uint64_t)dlnow,
+			    (uint64_t)dltotal);
 	return 0;
 }
 
@@ -369,47 +450,65 @@ int fl_http_get_file(struct fl_http *h, const char *path, int fd, uint64_t max,
 	return rc;
 }
 
-int fl_http_upload(struct fl_http *h, const char *method, const char *path,
-		   const char *file, json_t **ret, struct fl_error *err)
+struct upload_req {
+	const char *method, *url;
+	FILE *f;
+	curl_off_t size;
+	json_t **ret;
+};
+
+static int upload_try(struct fl_http *h, void *arg, struct fl_error *err)
 {
+	struct upload_req *q = arg;
 	struct body_buf resp = {.max = h->max_response};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
-	struct stat st;
-	char *url;
 	CURLcode cc;
-	FILE *f;
 	int rc;
 
-	f = fopen(file, "rb");
-	if (!f)
-		return fl_fail_errno(err, errno == ENOENT ? FL_ENOTFOUND : FL_EIO,
-				     "cannot open '%s'", file);
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		return fl_fail(err, FL_EIO, "'%s' is not a regular file", file);
-	}
-	url = fl_xasprintf("%s%s", h->base_url, path);
+	rewind(q->f); /* a retry sends it all again */
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	hdrs =
+	    curl_slist_append(hdrs, "Content-Type: application/octet-stream");
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	if (h->auth_header)
 		hdrs = curl_slist_append(hdrs, h->auth_header);
-	setup(h, method, url, hdrs, &resp, errbuf);
+	setup(h, q->method, q->url, hdrs, &resp, errbuf);
 	curl_easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_READDATA, f);
-	curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE,
-			 (curl_off_t)st.st_size);
+	curl_easy_setopt(h->curl, CURLOPT_READDATA, q->f);
+	curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE, q->size);
 	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, 0L);
 	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME,
 			 (h->timeout_ms + 999) / 1000);
 	setup_progress(h);
 	cc = curl_easy_perform(h->curl);
-	rc = finish(h, cc, errbuf, url, &resp, ret, err);
+	rc = finish(h, cc, errbuf, q->url, &resp, q->ret, err);
 	curl_slist_free_all(hdrs);
 	free(resp.data);
-	free(url);
-	fclose(f);
+	return rc;
+}
+
+int fl_http_upload(struct fl_http *h, const char *method, const char *path,
+		   const char *file, json_t **ret, struct fl_error *err)
+{
+	struct upload_req q = {.method = method, .ret = ret};
+	struct stat st;
+	int rc;
+
+	q.f = fopen(file, "rb");
+	if (!q.f)
+		return fl_fail_errno(err,
+				     errno == ENOENT ? FL_ENOTFOUND : FL_EIO,
+				     "cannot open '%s'", file);
+	if (fstat(fileno(q.f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(q.f);
+		return fl_fail(err, FL_EIO, "'%s' is not a regular file", file);
+	}
+	q.size = (curl_off_t)st.st_size;
+	q.url = fl_xasprintf("%s%s", h->base_url, path);
+	rc = with_retries(h, upload_try, &q, err);
+	free((char *)q.url);
+	fclose(q.f);
 	return rc;
 }

@@ -22,14 +22,23 @@
  * 409 -> FL_ECONFLICT, 422 verification -> FL_EVERIFY, others FL_ERR).
  */
 struct fl_http_opts {
-	const char *base_url;   /* "https://host:port", no trailing slash */
-	const char *ca_file;    /* PEM CA to pin; required */
-	const char *token;      /* bearer token or NULL */
-	const char *cert_file;  /* client certificate (mTLS) or NULL */
-	const char *key_file;   /* its key or NULL */
+	const char *base_url;	 /* "https://host:port", no trailing slash */
+	const char *ca_file;	 /* PEM CA to pin; required */
+	const char *token;	 /* bearer token or NULL */
+	const char *cert_file;	 /* client certificate (mTLS) or NULL */
+	const char *key_file;	 /* its key or NULL */
 	long connect_timeout_ms; /* 0 = 10 s */
-	long timeout_ms;        /* whole request; 0 = 60 s */
-	size_t max_response;    /* 0 = 4 MiB */
+	long timeout_ms;	 /* whole request; 0 = 60 s */
+	size_t max_response;	 /* 0 = 4 MiB */
+	/* Times a request goes again after a failure that leaves it
+	 * unanswered: the server not reached or cutting the exchange
+	 * (FL_EUNREACH), 502/503, or 409 in_progress; 0 = never.  Each
+	 * JSON request that changes state then carries a random
+	 * Idempotency-Key, the same in each try, so fleetd carries it out
+	 * once and a retry gets the first answer.  Uploads are idempotent
+	 * by their content.  The waits between tries: 0.25, 0.5, 1, 2...
+	 * s (at most 4), or the server's Retry-After (at most 5). */
+	int retries;
 };
 
 struct fl_http;
@@ -59,8 +68,8 @@ int fl_http_upload(struct fl_http *h, const char *method, const char *path,
  * *@ret_status gets the status of a 2xx answer.  Errors as
  * fl_http_json.
  */
-int fl_http_get_file(struct fl_http *h, const char *path, int fd,
-		     uint64_t max, long *ret_status, struct fl_error *err);
+int fl_http_get_file(struct fl_http *h, const char *path, int fd, uint64_t max,
+		     long *ret_status, struct fl_error *err);
 
 /*
  * Progress of the transfers of fl_http_upload and fl_http_get_file from
@@ -69,8 +78,7 @@ int fl_http_get_file(struct fl_http *h, const char *path, int fd,
  * calls back.  NULL turns it off.
  */
 typedef void (*fl_http_progress_fn)(void *arg, uint64_t done, uint64_t total);
-void fl_http_set_progress(struct fl_http *h, fl_http_progress_fn fn,
-			  void *arg);
+void fl_http_set_progress(struct fl_http *h, fl_http_progress_fn fn, void *arg);
 
 /* Whole-request timeout (0 = 60 s) and response cap (0 = 4 MiB) of the
  * requests made from now on. */

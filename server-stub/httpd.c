@@ -18,6 +18,7 @@
 #include "httpd.h"
 #include "httpd_internal.h"
 #include "http_guard.h"
+#include "idem.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -75,6 +76,8 @@ static int queue_text(struct srv_req *r, int status, char *text,
 	add_security_headers(resp);
 	if (r->set_cookie)
 		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+	if (r->replayed)
+		MHD_add_response_header(resp, "Idempotent-Replayed", "true");
 	if (r->retry_after) {
 		char secs[16];
 
@@ -164,6 +167,7 @@ int srv_reply_json(struct srv_req *r, int status, json_t *body)
 		r->held = text;
 		return 0;
 	}
+	srv_idem_keep(r, text);
 	return queue_text(r, status, text, JSON_TYPE);
 }
 
@@ -714,7 +718,7 @@ static void finish(struct srv_req *r)
 		return;
 	if (!r->handled) {
 		r->handled = true;
-		if (!r->status && !authorize(r))
+		if (!r->status && !authorize(r) && !srv_idem_begin(r))
 			r->route->fn(r);
 		if (r->waiting)
 			return;
@@ -724,6 +728,7 @@ static void finish(struct srv_req *r)
 	r->finished = true;
 	if (!r->status)
 		srv_reply_error(r, 500, "internal", "handler sent no response");
+	srv_idem_end(r);
 	count(r);
 	if (audited(r))
 		audit(r);
@@ -821,6 +826,7 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *c,
 		return;
 	if (r->sock && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		srv_guard_reply_done(r->srv->http, r->sock);
+	srv_idem_end(r); /* a deferred request whose client left */
 	free_params(r->params);
 	free(r->path);
 	free(r->body);

@@ -67,6 +67,10 @@ struct srv_req {
 	char *set_cookie;
 	/* A reply made later (srv_req_defer). */
 	int (*on_wake)(struct srv_req *r);
+	/* Its Idempotency-Key claimed (idem.h); the reply a replay of a
+	 * kept answer (Idempotent-Replayed: true). */
+	struct srv_idem *idem;
+	bool replayed;
 	bool handled;	/* the handler ran */
 	bool waiting;	/* deferred: the handler left it suspended */
 	bool suspended; /* under the defer lock: MHD suspended, not woken */

@@ -480,6 +480,33 @@ int srv_store_dash_del(struct srv_store *s, const char *id_hash,
 	return TIMED(s->ops->dash_del(s->be, id_hash, err));
 }
 
+int srv_store_idem_claim(struct srv_store *s, const char *id_hash,
+			 const char *request_hash, int64_t now, int64_t ttl,
+			 struct srv_idem_row *ret, struct fl_error *err)
+{
+	return TIMED(s->ops->idem_claim(s->be, id_hash, request_hash, now, ttl,
+					ret, err));
+}
+
+int srv_store_idem_answer(struct srv_store *s, const char *id_hash,
+			  int status, const char *answer, struct fl_error *err)
+{
+	return TIMED(s->ops->idem_answer(s->be, id_hash, status, answer, err));
+}
+
+int srv_store_idem_drop(struct srv_store *s, const char *id_hash,
+			struct fl_error *err)
+{
+	return TIMED(s->ops->idem_drop(s->be, id_hash, err));
+}
+
+void srv_idem_row_free(struct srv_idem_row *r)
+{
+	free(r->request_hash);
+	free(r->answer);
+	*r = (struct srv_idem_row){0};
+}
+
 int srv_store_lease_take(struct srv_store *s, const char *name,
 			 const char *holder, int64_t now, int64_t ttl,
 			 char **ret_holder, struct fl_error *err)

@@ -797,6 +797,32 @@ int srv_store_dash_get(struct srv_store *s, const char *id_hash, int64_t now,
 int srv_store_dash_del(struct srv_store *s, const char *id_hash,
 		       struct fl_error *err);
 
+/*
+ * Idempotency keys (idem.h): a state-changing request's answer kept for
+ * @ttl seconds under @id_hash (the SHA-256 of who sent it and its key),
+ * with the hash of the request it answered.  claim finds the row of
+ * @id_hash (ret->found) or else makes one without an answer (the
+ * request is carried out now), dropping the expired ones first; answer
+ * keeps the status and the (sealed) answer; drop removes a claim whose
+ * request did not take effect.
+ */
+struct srv_idem_row {
+	bool found;
+	bool answered;	    /* a status is kept */
+	int status;
+	char *request_hash; /* owned */
+	char *answer;	    /* owned; NULL: none kept */
+};
+void srv_idem_row_free(struct srv_idem_row *r);
+int srv_store_idem_claim(struct srv_store *s, const char *id_hash,
+			 const char *request_hash, int64_t now, int64_t ttl,
+			 struct srv_idem_row *ret, struct fl_error *err);
+int srv_store_idem_answer(struct srv_store *s, const char *id_hash,
+			  int status, const char *answer,
+			  struct fl_error *err);
+int srv_store_idem_drop(struct srv_store *s, const char *id_hash,
+			struct fl_error *err);
+
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"
 

@@ -200,6 +200,14 @@ struct srv_store_ops {
 			struct fl_error *err);
 	int (*dash_del)(struct srv_store_be *s, const char *id_hash,
 			struct fl_error *err);
+	int (*idem_claim)(struct srv_store_be *s, const char *id_hash,
+			  const char *request_hash, int64_t now, int64_t ttl,
+			  struct srv_idem_row *ret, struct fl_error *err);
+	int (*idem_answer)(struct srv_store_be *s, const char *id_hash,
+			   int status, const char *answer,
+			   struct fl_error *err);
+	int (*idem_drop)(struct srv_store_be *s, const char *id_hash,
+			 struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops, srv_store_pg_ops;

@@ -238,6 +238,16 @@ static const char *const migrations[] = {
     " token_hash TEXT NOT NULL,"
     " created BIGINT NOT NULL);"
     "CREATE INDEX dash_sessions_created ON dash_sessions(created);",
+    /* 16: idempotency keys (issue 14, idem.h): a retried request gets
+     * the answer of its first try, sealed with a key only the client
+     * holds */
+    "CREATE TABLE idempotency ("
+    " id_hash TEXT PRIMARY KEY,"
+    " request_hash TEXT NOT NULL,"
+    " created BIGINT NOT NULL,"
+    " status BIGINT,"
+    " answer TEXT);"
+    "CREATE INDEX idempotency_created ON idempotency(created);",
 };
 
 const char *pg_migration(int v)

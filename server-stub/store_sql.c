@@ -102,7 +102,9 @@ static int open_pg(const char *url, struct srv_store_be **ret,
 	.shadow_get = sql_shadow_get, .shadow_update = sql_shadow_update,      \
 	.telemetry_window = sql_telemetry_window,                              \
 	.telemetry_get = sql_telemetry_get, .dash_put = sql_dash_put,          \
-	.dash_get = sql_dash_get, .dash_del = sql_dash_del,
+	.dash_get = sql_dash_get, .dash_del = sql_dash_del,                    \
+	.idem_claim = sql_idem_claim, .idem_answer = sql_idem_answer,          \
+	.idem_drop = sql_idem_drop,
 
 const struct srv_store_ops srv_store_sqlite_ops = {
     .name = "sqlite", .open = open_sqlite, SQL_OPS};

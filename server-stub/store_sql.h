@@ -343,6 +343,13 @@ int sql_dash_get(struct srv_store_be *s, const char *id_hash, int64_t now,
 		 int64_t ttl, char ret_token_hash[65], struct fl_error *err);
 int sql_dash_del(struct srv_store_be *s, const char *id_hash,
 		 struct fl_error *err);
+int sql_idem_claim(struct srv_store_be *s, const char *id_hash,
+		   const char *request_hash, int64_t now, int64_t ttl,
+		   struct srv_idem_row *ret, struct fl_error *err);
+int sql_idem_answer(struct srv_store_be *s, const char *id_hash, int status,
+		    const char *answer, struct fl_error *err);
+int sql_idem_drop(struct srv_store_be *s, const char *id_hash,
+		  struct fl_error *err);
 int sql_lease_take(struct srv_store_be *s, const char *name, const char *holder,
 		   int64_t now, int64_t ttl, char **ret_holder,
 		   struct fl_error *err);

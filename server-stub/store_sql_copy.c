@@ -68,6 +68,8 @@ static const struct {
     /* a double as SQLite's text would lose digits */
     {"telemetry", "device, metric, ts, value, seq",
      "device, metric, ts, printf('%.17g', value), seq"},
+    /* answers a retry after the move must still find */
+    {"idempotency", "id_hash, request_hash, created, status, answer", NULL},
 };
 
 struct copy {

@@ -308,6 +308,16 @@ static const char *const migrations[] = {
     " token_hash TEXT NOT NULL,"
     " created INTEGER NOT NULL);"
     "CREATE INDEX dash_sessions_created ON dash_sessions(created);",
+    /* 16: idempotency keys (issue 14, idem.h): a retried request gets
+     * the answer of its first try, sealed with a key only the client
+     * holds */
+    "CREATE TABLE idempotency ("
+    " id_hash TEXT PRIMARY KEY,"
+    " request_hash TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " status INTEGER,"
+    " answer TEXT);"
+    "CREATE INDEX idempotency_created ON idempotency(created);",
 };
 
 static int exec(struct sq_conn *c, const char *sql, struct fl_error *err)

@@ -62,7 +62,7 @@ check_grep 'schema 999 is newer than this fleetd' "... saying so" \
 	fleetd serve --state "$T/state" --listen 127.0.0.1:0
 check_grep '^999$' "... and left as it was" \
 	pg_psql -c "SELECT version FROM schema_version"
-pg_psql -c "UPDATE schema_version SET version = 15"
+pg_psql -c "UPDATE schema_version SET version = 16"
 
 check_exit 8 "an unreachable database: exit 8" \
 	fleetd serve --state "$T/state" --listen 127.0.0.1:0 --store "$BAD"

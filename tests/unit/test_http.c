@@ -48,6 +48,8 @@ struct server {
 	size_t body_len;
 	struct MHD_Connection *stalled;
 	bool stopping;
+	int flaky;     /* requests to /flaky/N so far */
+	char *keys[8]; /* Idempotency-Key of request n (mod 8), or NULL */
 };
 
 struct fixture {
@@ -137,8 +139,8 @@ static void clear_record(struct server *s)
 	s->body_len = 0;
 }
 
-static void record(struct server *s, struct MHD_Connection *c,
-		   const char *url, const char *method, struct req *r)
+static void record(struct server *s, struct MHD_Connection *c, const char *url,
+		   const char *method, struct req *r)
 {
 	pthread_mutex_lock(&s->lock);
 	clear_record(s);
@@ -146,9 +148,12 @@ static void record(struct server *s, struct MHD_Connection *c,
 	s->method = fl_xstrdup(method);
 	s->path = fl_xstrdup(url);
 	s->auth = dup_or_null(MHD_lookup_connection_value(
-		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 	s->ctype = dup_or_null(MHD_lookup_connection_value(
-		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+	free(s->keys[(s->hits - 1) % 8]);
+	s->keys[(s->hits - 1) % 8] = dup_or_null(
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key"));
 	s->body = r->body;
 	s->body_len = r->len;
 	r->body = NULL;
@@ -175,8 +180,7 @@ static enum MHD_Result stall(struct server *s, struct MHD_Connection *c,
 }
 
 static enum MHD_Result route(struct server *s, struct MHD_Connection *c,
-			     const char *url, const char *method,
-			     struct req *r)
+			     const char *url, const char *method, struct req *r)
 {
 	json_t *j;
 
@@ -196,8 +200,8 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *c,
 
 		fl_sha256_hex(r->body ? (void *)r->body : (void *)"", r->len,
 			      hex);
-		j = json_pack("{s:I,s:s}", "size", (json_int_t)r->len,
-			      "sha256", hex);
+		j = json_pack("{s:I,s:s}", "size", (json_int_t)r->len, "sha256",
+			      hex);
 		record(s, c, url, method, r);
 		return reply_json(c, 200, j);
 	}
@@ -232,11 +236,21 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *c,
 				   "plain status");
 	if (fl_startswith(url, "/code/"))
 		return reply_error(c, 400, url + 6, "coded error");
+	if (fl_startswith(url, "/flaky/")) { /* 503 N times, then 201 */
+		pthread_mutex_lock(&s->lock);
+		int n = ++s->flaky;
+		pthread_mutex_unlock(&s->lock);
+		if (n <= atoi(url + 7))
+			return reply_error(c, 503, "unavailable", "busy");
+		return reply_json(c, 201, json_pack("{s:i}", "tries", n));
+	}
+	if (strcmp(url, "/in-progress") == 0)
+		return reply_error(c, 409, "in_progress", "still running");
 	if (strcmp(url, "/conflict-text") == 0)
 		return reply(c, 409, "text/plain", "already exists");
 	if (strcmp(url, "/redirect") == 0) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
-			0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		    0, (void *)"", MHD_RESPMEM_PERSISTENT);
 		char *loc = fl_xasprintf("%s/echo", s->url);
 		enum MHD_Result rc;
 
@@ -289,13 +303,12 @@ static void server_start(struct server *s)
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	pthread_mutex_init(&s->lock, NULL);
 	s->d = MHD_start_daemon(
-		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
-			MHD_ALLOW_SUSPEND_RESUME,
-		0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &addr,
-		MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
-		MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
-		MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+	    MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
+		MHD_ALLOW_SUSPEND_RESUME,
+	    0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &addr,
+	    MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_MEM_CERT,
+	    s->cert_pem, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
 	assert_non_null(s->d);
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
@@ -326,6 +339,8 @@ static void server_stop(struct server *s)
 		MHD_stop_daemon(s->d);
 		pthread_mutex_destroy(&s->lock);
 	}
+	for (int i = 0; i < 8; i++)
+		free(s->keys[i]);
 	clear_record(s);
 	free(s->url);
 	free(s->cert_pem);
@@ -347,9 +362,9 @@ static void ca_make(struct ca *ca, const char *name, const char *root_file)
 
 	assert_int_equal(fl_pki_keygen_p256(&ca->root_key, &err), 0);
 	snprintf(cn, sizeof(cn), "%s Root", name);
-	assert_int_equal(fl_pki_root_create(ca->root_key, cn, FL_PKI_DAY,
-					    &ca->root, &err),
-			 0);
+	assert_int_equal(
+	    fl_pki_root_create(ca->root_key, cn, FL_PKI_DAY, &ca->root, &err),
+	    0);
 	assert_int_equal(fl_pki_keygen_p256(&ca->iss_key, &err), 0);
 	r = (struct fl_pki_issuer){ca->root, ca->root_key};
 	snprintf(cn, sizeof(cn), "%s Issuing", name);
@@ -377,13 +392,13 @@ static void server_cert(struct server *s, struct ca *ca, const char *dir,
 {
 	struct fl_pki_issuer iss = {ca->iss, ca->iss_key};
 	struct fl_pki_policy pol = {
-		.kind = FL_PKI_SERVER,
-		.cn = "fleetd test",
-		.dns = &dns,
-		.n_dns = dns ? 1 : 0,
-		.ips = &ip,
-		.n_ips = ip ? 1 : 0,
-		.lifetime_s = 3600,
+	    .kind = FL_PKI_SERVER,
+	    .cn = "fleetd test",
+	    .dns = &dns,
+	    .n_dns = dns ? 1 : 0,
+	    .ips = &ip,
+	    .n_ips = ip ? 1 : 0,
+	    .lifetime_s = 3600,
 	};
 	struct fl_error err = {0};
 	EVP_PKEY *key = NULL;
@@ -395,9 +410,8 @@ static void server_cert(struct server *s, struct ca *ca, const char *dir,
 			 0);
 	chain[1] = ca->iss;
 	assert_int_equal(fl_pki_cert_save(file, chain, 2, &err), 0);
-	assert_int_equal(fl_read_file(file, FL_PKI_PEM_MAX, &s->cert_pem, NULL,
-				      &err),
-			 0);
+	assert_int_equal(
+	    fl_read_file(file, FL_PKI_PEM_MAX, &s->cert_pem, NULL, &err), 0);
 	assert_int_equal(fl_pki_key_to_pem(key, &s->key_pem, &err), 0);
 	X509_free(chain[0]);
 	EVP_PKEY_free(key);
@@ -443,23 +457,27 @@ static int group_teardown(void **state)
 	return rc;
 }
 
+static struct fl_http *client_opts(const struct fl_http_opts *o)
+{
+	struct fl_error err = {0};
+	struct fl_http *h = NULL;
+
+	assert_int_equal(fl_http_new(o, &h, &err), 0);
+	assert_non_null(h);
+	return h;
+}
+
 static struct fl_http *client(const char *url, const char *ca,
 			      const char *token, long timeout_ms,
 			      size_t max_response)
 {
-	struct fl_http_opts o = {
-		.base_url = url,
-		.ca_file = ca,
-		.token = token,
-		.timeout_ms = timeout_ms,
-		.max_response = max_response,
-	};
-	struct fl_error err = {0};
-	struct fl_http *h = NULL;
-
-	assert_int_equal(fl_http_new(&o, &h, &err), 0);
-	assert_non_null(h);
-	return h;
+	return client_opts(&(struct fl_http_opts){
+	    .base_url = url,
+	    .ca_file = ca,
+	    .token = token,
+	    .timeout_ms = timeout_ms,
+	    .max_response = max_response,
+	});
 }
 
 static int hits(struct server *s)
@@ -473,6 +491,103 @@ static int hits(struct server *s)
 }
 
 /* ---- tests ---- */
+
+/* The Idempotency-Key request @n (from 1) of @s carried, or NULL. */
+static char *key_of(struct server *s, int n)
+{
+	char *k;
+
+	pthread_mutex_lock(&s->lock);
+	k = dup_or_null(s->keys[(n - 1) % 8]);
+	pthread_mutex_unlock(&s->lock);
+	return k;
+}
+
+/* @n requests from request @first on, each with the same 32-hex key
+ * (NULL: none). */
+static void assert_same_key(struct server *s, int first, int n, bool keyed)
+{
+	char *k0 = key_of(s, first), *k;
+
+	if (!keyed) {
+		assert_null(k0);
+		return;
+	}
+	assert_non_null(k0);
+	assert_int_equal(strlen(k0), 32);
+	assert_int_equal(strspn(k0, "0123456789abcdef"), 32);
+	for (int i = 1; i < n; i++) {
+		k = key_of(s, first + i);
+		assert_non_null(k);
+		assert_string_equal(k, k0);
+		free(k);
+	}
+	free(k0);
+}
+
+/* Issue 14: with retries, a request left unanswered (503, 409
+ * in_progress) goes again with the same Idempotency-Key, up to 1 +
+ * retries times; a definite answer is not retried; a new request has a
+ * new key; GETs and clients without retries carry none. */
+static void test_retries(void **state)
+{
+	struct fixture *f = *state;
+	struct fl_http *h = client_opts(&(struct fl_http_opts){
+	    .base_url = f->main.url, .ca_file = f->ca_file, .retries = 3});
+	struct fl_error err = {0};
+	json_t *ret = NULL;
+	int h0 = hits(&f->main);
+	char *k1, *k2;
+
+	f->main.flaky = 0;
+	assert_int_equal(fl_http_json(h, "POST", "/flaky/2", NULL, &ret, &err),
+			 0);
+	assert_int_equal(json_integer_value(json_object_get(ret, "tries")), 3);
+	json_decref(ret);
+	assert_int_equal(hits(&f->main), h0 + 3);
+	assert_same_key(&f->main, h0 + 1, 3, true);
+	k1 = key_of(&f->main, h0 + 1);
+
+	/* past the retries: the last answer's error */
+	f->main.flaky = 0;
+	assert_int_equal(
+	    fl_http_json(h, "DELETE", "/flaky/9", NULL, NULL, &err), FL_ERR);
+	assert_int_equal(fl_http_status(h), 503);
+	assert_int_equal(hits(&f->main), h0 + 7);
+	assert_same_key(&f->main, h0 + 4, 4, true);
+	k2 = key_of(&f->main, h0 + 4);
+	assert_string_not_equal(k1, k2); /* a new request, a new key */
+	free(k1);
+	free(k2);
+
+	assert_int_equal(
+	    fl_http_json(h, "POST", "/in-progress", NULL, NULL, &err),
+	    FL_ECONFLICT);
+	assert_int_equal(hits(&f->main), h0 + 11);
+
+	/* a definite answer goes once */
+	assert_int_equal(
+	    fl_http_json(h, "POST", "/code/conflict", NULL, NULL, &err),
+	    FL_ECONFLICT);
+	assert_int_equal(hits(&f->main), h0 + 12);
+
+	/* a GET is retried without a key */
+	f->main.flaky = 0;
+	assert_int_equal(fl_http_json(h, "GET", "/flaky/1", NULL, NULL, &err),
+			 0);
+	assert_int_equal(hits(&f->main), h0 + 14);
+	assert_same_key(&f->main, h0 + 13, 2, false);
+	fl_http_free(h);
+
+	/* no retries: one try, no key */
+	h = client(f->main.url, f->ca_file, NULL, 0, 0);
+	f->main.flaky = 0;
+	assert_int_equal(fl_http_json(h, "POST", "/flaky/1", NULL, NULL, &err),
+			 FL_ERR);
+	assert_int_equal(hits(&f->main), h0 + 15);
+	assert_same_key(&f->main, h0 + 15, 1, false);
+	fl_http_free(h);
+}
 
 static void test_get_json(void **state)
 {
@@ -505,14 +620,13 @@ static void test_post_json(void **state)
 {
 	struct fixture *f = *state;
 	struct fl_http *h = client(f->main.url, f->ca_file, TOKEN, 0, 0);
-	json_t *body = json_pack("{s:s,s:[i,i,i],s:{s:b},s:s}", "name",
-				 "gw-01", "list", 1, 2, 3, "nested", "ok", 1,
-				 "utf8", "h\xc3\xa9");
+	json_t *body =
+	    json_pack("{s:s,s:[i,i,i],s:{s:b},s:s}", "name", "gw-01", "list", 1,
+		      2, 3, "nested", "ok", 1, "utf8", "h\xc3\xa9");
 	struct fl_error err = {0};
 	json_t *ret = NULL, *sent;
 
-	assert_int_equal(fl_http_json(h, "POST", "/echo", body, &ret, &err),
-			 0);
+	assert_int_equal(fl_http_json(h, "POST", "/echo", body, &ret, &err), 0);
 	assert_true(json_equal(json_object_get(ret, "body"), body));
 	assert_string_equal(json_string_value(json_object_get(ret, "method")),
 			    "POST");
@@ -522,8 +636,8 @@ static void test_post_json(void **state)
 	pthread_mutex_lock(&f->main.lock);
 	assert_string_equal(f->main.ctype, "application/json");
 	assert_string_equal(f->main.auth, "Bearer " TOKEN);
-	sent = json_loadb((const char *)f->main.body, f->main.body_len, 0,
-			  NULL);
+	sent =
+	    json_loadb((const char *)f->main.body, f->main.body_len, 0, NULL);
 	pthread_mutex_unlock(&f->main.lock);
 	assert_true(json_equal(sent, body));
 	json_decref(sent);
@@ -554,8 +668,8 @@ static void test_options_copied(void **state)
 {
 	struct fixture *f = *state;
 	char url[64], ca[128], token[32];
-	struct fl_http_opts o = {.base_url = url, .ca_file = ca,
-				 .token = token};
+	struct fl_http_opts o = {
+	    .base_url = url, .ca_file = ca, .token = token};
 	struct fl_http *h = NULL;
 	json_t *ret = NULL;
 
@@ -585,8 +699,8 @@ static void test_empty_2xx(void **state)
 	assert_int_equal(fl_http_status(h), 204);
 	assert_null(ret);
 	ret = json_true();
-	assert_int_equal(
-		fl_http_json(h, "POST", "/empty200", NULL, &ret, NULL), 0);
+	assert_int_equal(fl_http_json(h, "POST", "/empty200", NULL, &ret, NULL),
+			 0);
 	assert_int_equal(fl_http_status(h), 200);
 	assert_null(ret);
 	fl_http_free(h);
@@ -616,27 +730,27 @@ static void test_status_mapping(void **state)
 		long status;
 		int want;
 	} cases[] = {
-		{"/status/401", 401, FL_EDENIED},
-		{"/status/403", 403, FL_EDENIED},
-		{"/status/404", 404, FL_ENOTFOUND},
-		{"/status/409", 409, FL_ECONFLICT},
-		{"/conflict-text", 409, FL_ECONFLICT},
-		{"/status/413", 413, FL_ELIMIT},
-		{"/status/504", 504, FL_ETIMEOUT},
-		{"/status/500", 500, FL_ERR},
-		{"/status/400", 400, FL_ERR},
-		{"/status/422", 422, FL_ERR}, /* 422 without the code */
-		{"/verify", 422, FL_EVERIFY},
-		{"/code/verification_failed", 400, FL_EVERIFY},
-		{"/code/forbidden", 400, FL_EDENIED},
-		{"/code/unauthorized", 400, FL_EDENIED},
-		{"/code/conflict", 400, FL_ECONFLICT},
-		{"/code/not_found", 400, FL_ENOTFOUND},
-		{"/code/too_large", 400, FL_ELIMIT},
-		{"/code/timeout", 400, FL_ETIMEOUT},
-		{"/code/something_new", 400, FL_ERR},
-		/* not followed: the redirect is an error, /echo is not hit */
-		{"/redirect", 302, FL_ERR},
+	    {"/status/401", 401, FL_EDENIED},
+	    {"/status/403", 403, FL_EDENIED},
+	    {"/status/404", 404, FL_ENOTFOUND},
+	    {"/status/409", 409, FL_ECONFLICT},
+	    {"/conflict-text", 409, FL_ECONFLICT},
+	    {"/status/413", 413, FL_ELIMIT},
+	    {"/status/504", 504, FL_ETIMEOUT},
+	    {"/status/500", 500, FL_ERR},
+	    {"/status/400", 400, FL_ERR},
+	    {"/status/422", 422, FL_ERR}, /* 422 without the code */
+	    {"/verify", 422, FL_EVERIFY},
+	    {"/code/verification_failed", 400, FL_EVERIFY},
+	    {"/code/forbidden", 400, FL_EDENIED},
+	    {"/code/unauthorized", 400, FL_EDENIED},
+	    {"/code/conflict", 400, FL_ECONFLICT},
+	    {"/code/not_found", 400, FL_ENOTFOUND},
+	    {"/code/too_large", 400, FL_ELIMIT},
+	    {"/code/timeout", 400, FL_ETIMEOUT},
+	    {"/code/something_new", 400, FL_ERR},
+	    /* not followed: the redirect is an error, /echo is not hit */
+	    {"/redirect", 302, FL_ERR},
 	};
 	struct fixture *f = *state;
 	struct fl_http *h = client(f->main.url, f->ca_file, TOKEN, 0, 0);
@@ -645,9 +759,9 @@ static void test_status_mapping(void **state)
 		json_t *sentinel = json_true(), *ret = sentinel;
 		struct fl_error err = {0};
 
-		assert_int_equal(fl_http_json(h, "POST", cases[i].path, NULL,
-					      &ret, &err),
-				 cases[i].want);
+		assert_int_equal(
+		    fl_http_json(h, "POST", cases[i].path, NULL, &ret, &err),
+		    cases[i].want);
 		assert_int_equal(err.code, cases[i].want);
 		assert_int_equal(fl_http_status(h), cases[i].status);
 		assert_ptr_equal(ret, sentinel);
@@ -677,8 +791,8 @@ static void test_response_cap(void **state)
 	struct fixture *f = *state;
 	size_t len;
 	char *expect = big_body(&len);
-	struct fl_http *small = client(f->main.url, f->ca_file, TOKEN, 0,
-				       len - 1);
+	struct fl_http *small =
+	    client(f->main.url, f->ca_file, TOKEN, 0, len - 1);
 	struct fl_http *exact = client(f->main.url, f->ca_file, TOKEN, 0, len);
 	json_t *sentinel = json_true(), *ret = sentinel;
 	struct fl_error err = {0};
@@ -708,9 +822,9 @@ static void test_not_json(void **state)
 		json_t *sentinel = json_true(), *ret = sentinel;
 		struct fl_error err = {0};
 
-		assert_int_equal(fl_http_json(h, "GET", paths[i], NULL, &ret,
-					      &err),
-				 FL_EPARSE);
+		assert_int_equal(
+		    fl_http_json(h, "GET", paths[i], NULL, &ret, &err),
+		    FL_EPARSE);
 		assert_int_equal(err.code, FL_EPARSE);
 		assert_ptr_equal(ret, sentinel);
 	}
@@ -726,25 +840,25 @@ static void test_tls_trust(void **state)
 		const char *url, *ca;
 		int want;
 	} cases[] = {
-		{f->other.url, f->ca_file, FL_EDENIED},
-		{f->main.url, f->other_ca_file, FL_EDENIED},
-		{f->wrong.url, f->ca_file, FL_EDENIED},
-		{f->main.url, missing, FL_EDENIED},
-		/* the same servers with the right CA: the check is the CA */
-		{f->other.url, f->other_ca_file, 0},
-		{f->main.url, f->ca_file, 0},
+	    {f->other.url, f->ca_file, FL_EDENIED},
+	    {f->main.url, f->other_ca_file, FL_EDENIED},
+	    {f->wrong.url, f->ca_file, FL_EDENIED},
+	    {f->main.url, missing, FL_EDENIED},
+	    /* the same servers with the right CA: the check is the CA */
+	    {f->other.url, f->other_ca_file, 0},
+	    {f->main.url, f->ca_file, 0},
 	};
 	int before = hits(&f->other) + hits(&f->wrong);
 
 	for (size_t i = 0; i < FL_ARRAY_SIZE(cases); i++) {
-		struct fl_http *h = client(cases[i].url, cases[i].ca, TOKEN,
-					   0, 0);
+		struct fl_http *h =
+		    client(cases[i].url, cases[i].ca, TOKEN, 0, 0);
 		json_t *ret = NULL;
 		struct fl_error err = {0};
 
-		assert_int_equal(fl_http_json(h, "GET", "/echo", NULL, &ret,
-					      &err),
-				 cases[i].want);
+		assert_int_equal(
+		    fl_http_json(h, "GET", "/echo", NULL, &ret, &err),
+		    cases[i].want);
 		assert_int_equal(err.code, cases[i].want);
 		if (cases[i].want)
 			assert_null(ret);
@@ -854,20 +968,19 @@ static void test_upload_errors(void **state)
 	int before = hits(&f->main);
 
 	assert_int_equal(
-		fl_http_upload(h, "PUT", "/upload", missing, &ret, &err),
-		FL_ENOTFOUND);
+	    fl_http_upload(h, "PUT", "/upload", missing, &ret, &err),
+	    FL_ENOTFOUND);
 	assert_int_equal(err.code, FL_ENOTFOUND);
 	fl_error_clear(&err);
-	assert_int_equal(fl_http_upload(h, "PUT", "/upload", f->dir, &ret,
-					&err),
-			 FL_EIO);
+	assert_int_equal(
+	    fl_http_upload(h, "PUT", "/upload", f->dir, &ret, &err), FL_EIO);
 	assert_int_equal(err.code, FL_EIO);
 	assert_int_equal(hits(&f->main), before);
 	/* the server's answer is mapped as for JSON requests */
 	assert_int_equal(fl_write_atomic_str(file, "x", 0600, NULL), 0);
-	assert_int_equal(fl_http_upload(h, "PUT", "/status/403", file, &ret,
-					NULL),
-			 FL_EDENIED);
+	assert_int_equal(
+	    fl_http_upload(h, "PUT", "/status/403", file, &ret, NULL),
+	    FL_EDENIED);
 	assert_ptr_equal(ret, sentinel);
 	free(missing);
 	free(file);
@@ -927,8 +1040,12 @@ static void test_new_refuses(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const urls[] = {
-		"http://127.0.0.1:1", "ftp://127.0.0.1", "127.0.0.1:443",
-		"HTTPS://127.0.0.1", "", NULL,
+	    "http://127.0.0.1:1",
+	    "ftp://127.0.0.1",
+	    "127.0.0.1:443",
+	    "HTTPS://127.0.0.1",
+	    "",
+	    NULL,
 	};
 	struct fl_http *sentinel = (struct fl_http *)&urls, *h;
 
@@ -954,23 +1071,24 @@ static void test_new_refuses(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_get_json),
-		cmocka_unit_test(test_post_json),
-		cmocka_unit_test(test_no_token_no_header),
-		cmocka_unit_test(test_options_copied),
-		cmocka_unit_test(test_empty_2xx),
-		cmocka_unit_test(test_not_found_message),
-		cmocka_unit_test(test_status_mapping),
-		cmocka_unit_test(test_map_status_table),
-		cmocka_unit_test(test_response_cap),
-		cmocka_unit_test(test_not_json),
-		cmocka_unit_test(test_tls_trust),
-		cmocka_unit_test(test_connection_refused),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_upload),
-		cmocka_unit_test(test_upload_errors),
-		cmocka_unit_test(test_get_file),
-		cmocka_unit_test(test_new_refuses),
+	    cmocka_unit_test(test_get_json),
+	    cmocka_unit_test(test_post_json),
+	    cmocka_unit_test(test_retries),
+	    cmocka_unit_test(test_no_token_no_header),
+	    cmocka_unit_test(test_options_copied),
+	    cmocka_unit_test(test_empty_2xx),
+	    cmocka_unit_test(test_not_found_message),
+	    cmocka_unit_test(test_status_mapping),
+	    cmocka_unit_test(test_map_status_table),
+	    cmocka_unit_test(test_response_cap),
+	    cmocka_unit_test(test_not_json),
+	    cmocka_unit_test(test_tls_trust),
+	    cmocka_unit_test(test_connection_refused),
+	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_upload),
+	    cmocka_unit_test(test_upload_errors),
+	    cmocka_unit_test(test_get_file),
+	    cmocka_unit_test(test_new_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -917,9 +917,10 @@ static void test_migrate_rotate_type(void **state)
 	sql(old, "DROP TABLE telemetry", NULL, 0); /* and 14's */
 	sql(old, "DROP TABLE telemetry_state", NULL, 0);
 	sql(old, "DROP TABLE dash_sessions", NULL, 0); /* 15's */
+	sql(old, "DROP TABLE idempotency", NULL, 0);   /* 16's */
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	assert_int_equal(srv_store_schema_version(s), 15);
+	assert_int_equal(srv_store_schema_version(s), 16);
 	sql(old,
 	    "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
 	    " || ',' || type || ',' || state || ',' || final || ',' ||"
@@ -1053,6 +1054,60 @@ static void test_dash_sessions(void **state)
 	srv_store_close(b);
 }
 
+/*
+ * Idempotency keys (issue 14, idem.h): the first claim of a key makes
+ * its row, a second finds it unanswered (in progress), then answered
+ * with the status and answer kept, through another handle as well (two
+ * replicas); a dropped claim is free again; an expired one goes with the
+ * next claim.
+ */
+static void test_idem_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_store *b = NULL;
+	struct srv_idem_row row;
+
+	assert_int_equal(srv_store_open(f->db, &b, NULL), 0);
+	assert_int_equal(
+	    srv_store_idem_claim(f->s, "k1", "r1", 1000, 100, &row, NULL), 0);
+	assert_false(row.found);
+	assert_int_equal(
+	    srv_store_idem_claim(b, "k1", "r2", 1001, 100, &row, NULL), 0);
+	assert_true(row.found);
+	assert_false(row.answered);
+	assert_string_equal(row.request_hash, "r1"); /* the first one's */
+	srv_idem_row_free(&row);
+	assert_int_equal(srv_store_idem_answer(f->s, "k1", 201, "sealed", NULL),
+			 0);
+	assert_int_equal(
+	    srv_store_idem_claim(b, "k1", "r1", 1002, 100, &row, NULL), 0);
+	assert_true(row.found && row.answered);
+	assert_int_equal(row.status, 201);
+	assert_string_equal(row.answer, "sealed");
+	srv_idem_row_free(&row);
+	/* kept without an answer (too big): answered, no text */
+	assert_int_equal(
+	    srv_store_idem_claim(f->s, "k2", "r1", 1003, 100, &row, NULL), 0);
+	assert_int_equal(srv_store_idem_answer(f->s, "k2", 200, NULL, NULL), 0);
+	assert_int_equal(
+	    srv_store_idem_claim(b, "k2", "r1", 1004, 100, &row, NULL), 0);
+	assert_true(row.answered);
+	assert_null(row.answer);
+	srv_idem_row_free(&row);
+	/* dropped: the next claim is a first one */
+	assert_int_equal(srv_store_idem_drop(b, "k2", NULL), 0);
+	assert_int_equal(
+	    srv_store_idem_claim(f->s, "k2", "r1", 1005, 100, &row, NULL), 0);
+	assert_false(row.found);
+	/* k1 (1000) and k2 (1005) expire by 1105 */
+	assert_int_equal(
+	    srv_store_idem_claim(b, "k3", "r1", 1105, 100, &row, NULL), 0);
+	assert_false(row.found);
+	assert_int_equal(fx_sql_int(f->db, "SELECT count(*) FROM idempotency"),
+			 1);
+	srv_store_close(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1060,6 +1115,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_open_creates_schema),
 	    T(test_dash_sessions),
+	    T(test_idem_keys),
 	    T(test_reopen_idempotent),
 	    T(test_open_errors),
 	    T(test_wal),
