@@ -29,7 +29,7 @@ fleetd init --state "$T/state" --store "$URL" >"$T/init.out" 2>&1
 ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out")
 check_grep "^url = $URL\$" "init kept the URL as [store] url" cat "$T/state/fleetd.conf"
 check_true "... and made no fleetd.db" test ! -e "$T/state/fleetd.db"
-check_grep '^15$' "the schema is at the newest version" \
+check_grep '^16$' "the schema is at the newest version" \
 	pg_psql -c "SELECT version FROM schema_version"
 
 serve_fleetd
