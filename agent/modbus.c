@@ -22,6 +22,7 @@
 #include "log.h"
 #include "agent_modbus.h"
 #include "modbus_map.h"
+#include "modbus_targets.h"
 #include "util.h"
 
 /* A window being aggregated (agent's thread only). */
@@ -67,8 +68,9 @@ struct agent_modbus {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* stop, or a write queued */
 	bool stop;
-	struct agent_mb_map *file_map;	 /* agent.conf's; may be NULL */
-	struct agent_mb_map *shadow_map; /* the shadow's; NULL: none */
+	struct agent_mb_map *file_map;	  /* agent.conf's; may be NULL */
+	struct agent_mb_map *shadow_map;  /* the shadow's; NULL: none */
+	struct agent_mb_targets *targets; /* what the shadow's may poll */
 	char *shadow_text;
 	const struct agent_mb_map *map; /* in force: one of the two */
 	struct src *src;
@@ -453,8 +455,11 @@ int agent_modbus_use(struct agent_modbus *mb, const char *text,
 		  : mb->shadow_text && !strcmp(text, mb->shadow_text))
 		return 0;
 	if (text &&
-	    (rc = agent_mb_map_parse("modbus", text, strlen(text), &m, err)))
+	    ((rc = agent_mb_map_parse("modbus", text, strlen(text), &m, err)) ||
+	     (rc = agent_mb_targets_check(mb->targets, m, "modbus", err)))) {
+		agent_mb_map_free(m);
 		return rc;
+	}
 	stop_all(mb); /* no source left for diag to read */
 	agent_mb_map_free(mb->shadow_map);
 	pthread_mutex_lock(&mb->lock);
@@ -710,6 +715,11 @@ static int init(struct agent_host *h, void **ret_state, struct fl_error *err)
 	*ret_state = mb;
 	if (path && agent_mb_map_load(path, &mb->file_map, &e))
 		fl_error("modbus: no sources: %s", e.msg);
+	if (agent_mb_targets_parse(agent_host_config(h)->modbus_shadow_targets,
+				   &mb->targets, &e))
+		fl_error("modbus: [modbus] shadow_targets: %s; maps from the"
+			 " shadow may poll nothing",
+			 e.msg);
 	mb->map = mb->file_map;
 	return 0;
 }
@@ -723,6 +733,7 @@ static void mb_free(void *state)
 	stop_all(mb);
 	agent_mb_map_free(mb->file_map);
 	agent_mb_map_free(mb->shadow_map);
+	agent_mb_targets_free(mb->targets);
 	free(mb->shadow_text);
 	pthread_mutex_destroy(&mb->lock);
 	pthread_cond_destroy(&mb->cond);

@@ -100,6 +100,8 @@ static const struct spec specs[] = {
     {"rules", "file", K_PATH, F(rules_file), 0, 0, NULL, false},
     {"rules", "exec_dir", K_PATH, F(rules_exec_dir), 0, 0, NULL, false},
     {"modbus", "map", K_PATH, F(modbus_map), 0, 0, NULL, false},
+    {"modbus", "shadow_targets", K_TEXT, F(modbus_shadow_targets), 0, 4096,
+     NULL, false},
 };
 
 /* The keys of [diag.check.NAME] and [diag.log.NAME] (diag_sections). */

@@ -135,6 +135,9 @@ struct agent_config {
 			       * shadow's rules */
 	/* [modbus] */
 	char *modbus_map; /* register map file (docs/modbus.md); NULL: none */
+	/* what a map from the shadow may poll (modbus_targets.h); NULL:
+	 * nothing */
+	char *modbus_shadow_targets;
 
 	/* not in the file: `--sim DIR` (agent_config_set_sim) */
 	char *sim_dir;

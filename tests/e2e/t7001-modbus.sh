@@ -10,7 +10,8 @@
 # `fleetctl diag ID modbus` and applies a shadow change; back: up 1.  An
 # exception from the device counts as an error, the source stays up.  A
 # bad map through the shadow is refused with its line and the old map
-# stays; a good one replaces it without a restart.
+# stays, as does one naming a host outside [modbus] shadow_targets; a
+# good one replaces it without a restart.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 
@@ -54,7 +55,7 @@ r_max = input 4 agg=max window=5s
 r_count = input 5 agg=count window=5s
 door = discrete 0
 EOF
-printf '[modbus]\nmap = modbus.conf\n' >>"$A/agent.conf"
+printf '[modbus]\nmap = modbus.conf\nshadow_targets = 127.0.0.1:%s\n' "$PORT" >>"$A/agent.conf"
 agent_start_sim dev-a
 check "dev-a comes online" wait_until 30 dev_online dev-a
 
@@ -146,6 +147,17 @@ refused_overlap() {
 check "... is refused with its line" wait_until 20 refused_overlap
 N0=$(npoints sim.u16)
 check "... and the old map stays in force (sim.u16 keeps arriving)" wait_until 20 at_least sim.u16 $((N0 + 2))
+ELSEWHERE=$(printf '[source sim]\nhost = 127.0.0.2\nport = %s\n[registers sim]\nx_u16 = holding 0\n' "$PORT")
+check "a map naming a host outside [modbus] shadow_targets through the shadow" \
+	fleetctl shadow set dev-a "modbus=$ELSEWHERE"
+refused_target() {
+	fleetctl -o json shadow get dev-a | jq -e '.reported.refused.modbus |
+		test("^modbus:2: source sim: 127\\.0\\.0\\.2:[0-9]+ is not in .*shadow_targets")' >/dev/null
+}
+check "... is refused, naming the source and the setting" wait_until 20 refused_target
+N0=$(npoints sim.u16)
+check "... the old map stays in force" wait_until 20 at_least sim.u16 $((N0 + 2))
+check_exit 1 "... and nothing was polled from it" at_least sim.x_u16 1
 GOOD=$(printf '[source sim]\nhost = 127.0.0.1\nport = %s\ninterval = 200ms\n[registers sim]\nnew_u16 = holding 0 scale=2\n' "$PORT")
 check "a good map through the shadow" fleetctl shadow set dev-a "modbus=$GOOD"
 check "... sim.new_u16 arrives, scaled, without a restart" wait_until 30 last_is sim.new_u16 2468
