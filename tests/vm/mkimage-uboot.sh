@@ -119,11 +119,14 @@ fi
 
 key=$( (cat "$self" "$here/mkimage.sh" "$here/uboot-env.txt" "$agent"; echo "$base_key") | hash_of)
 out=$cache/uimg-$key
+# shellcheck source=tests/vm/mkimage.sh
+MKIMAGE_LIB=1 . "$here/mkimage.sh"
 if [ -e "$out/.done" ]; then
+	use_image "$out" 'uimg-*'
 	echo "$out"
 	exit 0
 fi
-for old in "$cache"/uimg-*; do [ -e "$old" ] && rm -rf "$old"; done
+rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 # shellcheck disable=SC2034 # mkimage.sh's make_slot works there
 work=$out.tmp/root
@@ -135,9 +138,6 @@ trap 'rm -rf "$out.tmp"' EXIT
 slot_hook() {
 	echo "/boot/part/uboot.env 0x0 $FLEET_ENV_SIZE" >"$1/etc/fw_env.config"
 }
-# shellcheck source=tests/vm/mkimage.sh
-MKIMAGE_LIB=1 . "$here/mkimage.sh"
-
 say "slot images in $out"
 make_slot 1.0.0
 make_slot 1.1.0
@@ -153,23 +153,8 @@ truncate -s "${BOOT_MIB}M" "$out.tmp/boot.img"
 mkfs.vfat -n FLEETBOOT "$out.tmp/boot.img" >&2
 mcopy -i "$out.tmp/boot.img" "$out.tmp/uboot.env" ::/uboot.env
 rm "$out.tmp/uboot.env"
-s=2048
-boot_s=$s
-slot_a=$((boot_s + BOOT_MIB * 2048))
-slot_b=$((slot_a + SLOT_MIB * 2048))
-data=$((slot_b + SLOT_MIB * 2048))
-data_n=$((32 * 2048))
+make_disk "$out.tmp/disk.img" "$out.tmp/boot.img" c "$out.tmp/slot-1.0.0.ext4"
 disk=$out.tmp/disk.img
-truncate -s $(((data + data_n) * 512)) "$disk"
-sfdisk -q "$disk" <<EOF
-label: dos
-$boot_s,$((BOOT_MIB * 2048)),c
-$slot_a,$((SLOT_MIB * 2048)),83
-$slot_b,$((SLOT_MIB * 2048)),83
-$data,$data_n,83
-EOF
-dd if="$out.tmp/boot.img" of="$disk" bs=512 seek=$boot_s conv=notrunc,sparse status=none
-dd if="$out.tmp/slot-1.0.0.ext4" of="$disk" bs=512 seek=$slot_a conv=notrunc,sparse status=none
 rm "$out.tmp/boot.img"
 
 # The second flash bank: U-Boot's environment at its start (Debian's
@@ -184,4 +169,5 @@ echo "boot=$boot_s slot_a=$slot_a slot_b=$slot_b slot_sectors=$((SLOT_MIB * 2048
 touch "$out.tmp/.done"
 trap - EXIT
 mv "$out.tmp" "$out"
+use_image "$out" 'uimg-*'
 echo "$out"

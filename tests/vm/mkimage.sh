@@ -113,6 +113,39 @@ make_slot() {
 	rm -rf "$work"
 }
 
+# make_disk DISK BOOT_IMG BOOT_TYPE SLOT_IMG: an MBR disk of the boot
+# partition (BOOT_MIB, sfdisk type BOOT_TYPE) holding BOOT_IMG, slots a
+# (holding SLOT_IMG) and b (SLOT_MIB each) and 32 MiB for the data
+# partition; the layout (sectors) in boot_s slot_a slot_b data data_n.
+make_disk() {
+	local disk=$1 boot_img=$2 boot_type=$3 slot_img=$4
+	boot_s=2048
+	slot_a=$((boot_s + BOOT_MIB * 2048))
+	slot_b=$((slot_a + SLOT_MIB * 2048))
+	data=$((slot_b + SLOT_MIB * 2048))
+	data_n=$((32 * 2048))
+	truncate -s $(((data + data_n) * 512)) "$disk"
+	sfdisk -q "$disk" <<EOF
+label: dos
+$boot_s,$((BOOT_MIB * 2048)),$boot_type
+$slot_a,$((SLOT_MIB * 2048)),83
+$slot_b,$((SLOT_MIB * 2048)),83
+$data,$data_n,83
+EOF
+	dd if="$boot_img" of="$disk" bs=512 seek=$boot_s conv=notrunc,sparse status=none
+	dd if="$slot_img" of="$disk" bs=512 seek=$slot_a conv=notrunc,sparse status=none
+}
+
+# use_image DIR PATTERN: DIR is in use (its time is now); the other
+# images of PATTERN next to it that no run has used for 6 hours go (an
+# agent build makes a new image each time; a run in progress, at most
+# an hour, keeps its own).
+use_image() {
+	touch "$1"
+	find "$(dirname "$1")" -mindepth 1 -maxdepth 1 -name "$2" \
+		! -path "$1" ! -name '*.tmp' -mmin +360 -exec rm -rf {} +
+}
+
 # mkimage-uboot.sh takes the functions above
 [ "${MKIMAGE_LIB:-}" = 1 ] && return 0
 
@@ -151,6 +184,7 @@ fi
 key=$( (cat "$self" "$(dirname "$self")/grub.cfg" "$agent"; echo "$base_key") | hash_of)
 out=$cache/img-$key
 if [ -e "$out/.done" ]; then
+	use_image "$out" 'img-*'
 	echo "$out"
 	exit 0
 fi
@@ -178,23 +212,8 @@ rm -rf "$work"
 
 # Partition table: 1 MiB for MBR + GRUB core, boot, slot a, slot b; the
 # data partition (p4) is the rest, appended per test run.
-s=2048
-boot_s=$s
-slot_a=$((boot_s + BOOT_MIB * 2048))
-slot_b=$((slot_a + SLOT_MIB * 2048))
-data=$((slot_b + SLOT_MIB * 2048))
-data_n=$((32 * 2048))
+make_disk "$out.tmp/disk.img" "$out.tmp/boot.ext4" '83,*' "$out.tmp/slot-1.0.0.ext4"
 disk=$out.tmp/disk.img
-truncate -s $(((data + data_n) * 512)) "$disk"
-sfdisk -q "$disk" <<EOF
-label: dos
-$boot_s,$((BOOT_MIB * 2048)),83,*
-$slot_a,$((SLOT_MIB * 2048)),83
-$slot_b,$((SLOT_MIB * 2048)),83
-$data,$data_n,83
-EOF
-dd if="$out.tmp/boot.ext4" of="$disk" bs=512 seek=$boot_s conv=notrunc,sparse status=none
-dd if="$out.tmp/slot-1.0.0.ext4" of="$disk" bs=512 seek=$slot_a conv=notrunc,sparse status=none
 rm "$out.tmp/boot.ext4"
 # GRUB for BIOS: boot.img's code in the MBR (the partition table kept),
 # core.img right after it (boot.img reads sector 1; grub-mkimage wrote
@@ -209,4 +228,5 @@ echo "boot=$boot_s slot_a=$slot_a slot_b=$slot_b slot_sectors=$((SLOT_MIB * 2048
 touch "$out.tmp/.done"
 trap - EXIT
 mv "$out.tmp" "$out"
+use_image "$out" 'img-*'
 echo "$out"
