@@ -116,6 +116,14 @@ int64_t fl_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t fl_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Years outside 0000..9999 do not fit the form: clamp them (strftime
  * left @buf unterminated there, and wrote "26" for the year 26). */
 void fl_deadline(struct timespec *ret, int64_t ms)
@@ -135,8 +143,9 @@ void fl_time_rfc3339(time_t t, char buf[static 21])
 
 	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 ||
 	    tm.tm_year > 9999 - 1900) {
-		fl_strlcpy(buf, t < 0 ? "0000-01-01T00:00:00Z"
-				      : "9999-12-31T23:59:59Z",
+		fl_strlcpy(buf,
+			   t < 0 ? "0000-01-01T00:00:00Z"
+				 : "9999-12-31T23:59:59Z",
 			   21);
 		return;
 	}
@@ -180,14 +189,13 @@ int fl_parse_uint(const char *s, uint64_t max, uint64_t *ret,
 	if (errno || *end)
 		return fl_fail(err, FL_EINVAL, "'%.40s' is not a number", s);
 	if (v > max)
-		return fl_fail(err, FL_EINVAL, "%.40s is over the limit %" PRIu64,
-			       s, max);
+		return fl_fail(err, FL_EINVAL,
+			       "%.40s is over the limit %" PRIu64, s, max);
 	*ret = v;
 	return 0;
 }
 
-int fl_parse_duration(const char *s, int64_t *ret_seconds,
-		      struct fl_error *err)
+int fl_parse_duration(const char *s, int64_t *ret_seconds, struct fl_error *err)
 {
 	static const struct {
 		char unit;
@@ -212,9 +220,9 @@ int fl_parse_duration(const char *s, int64_t *ret_seconds,
 	}
 	if (fl_parse_uint(num, (uint64_t)max, &v, NULL) ||
 	    (int64_t)v > max / mult)
-		return fl_fail(err, FL_EINVAL,
-			       "bad duration '%s' (use e.g. 90s, 15m, 12h, 30d)",
-			       s);
+		return fl_fail(
+		    err, FL_EINVAL,
+		    "bad duration '%s' (use e.g. 90s, 15m, 12h, 30d)", s);
 	*ret_seconds = (int64_t)v * mult;
 	return 0;
 }

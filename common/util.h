@@ -46,6 +46,8 @@ void fl_free_secret(char *s);
 
 /* Milliseconds on the monotonic clock. */
 int64_t fl_now_ms(void);
+/* The wall clock, in ms since the epoch. */
+int64_t fl_wall_ms(void);
 
 /* *@ret = the CLOCK_REALTIME time @ms milliseconds from now, the form
  * pthread_cond_timedwait takes. */

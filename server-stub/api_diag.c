@@ -292,7 +292,7 @@ int api_diag_fanout(struct srv_req *r)
 
 static void bundle_done(struct srv_diag_call *c, void *arg)
 {
-	srv_diag_bundles_settle(arg, c, fl_now_ms());
+	srv_diag_bundles_settle(arg, c, fl_wall_ms());
 }
 
 /* Begin and send the bundle check @q (args: [UPLOAD]) to @id; the call
@@ -433,7 +433,7 @@ int api_diag_bundle_put(struct srv_req *r)
 		return srv_reply_fail(r, &err);
 	if (!r->ctx)
 		return srv_reply_error(r, 400, "bad_request", "empty upload");
-	if (srv_diag_upload_finish(r->ctx, &size, fl_now_ms(), &err))
+	if (srv_diag_upload_finish(r->ctx, &size, fl_wall_ms(), &err))
 		return srv_reply_fail(r, &err);
 	fl_info("support bundle %s of %s arrived: %llu bytes", r->params[1],
 		r->params[0], (unsigned long long)size);

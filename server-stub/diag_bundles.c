@@ -12,17 +12,14 @@
 
 #include "diag_bundles.h"
 #include "fsutil.h"
+#include "store.h"
 #include "util.h"
 
+/* A bundle call this fleetd began (the upload's state is in the store). */
 struct entry {
 	bool used;
+	bool done; /* its call ended: freed at the next tick */
 	char id[SRV_DIAG_UPLOAD_ID_MAX];
-	char device[FL_ID_MAX + 1];
-	enum srv_bundle_state state;
-	char *error;		    /* failed: why */
-	uint64_t size;		    /* uploaded */
-	int64_t settled_ms;	    /* 0 while pending or arriving */
-	bool call_done;		    /* its diag call completed */
 	struct srv_diag_call *call; /* owned */
 };
 
@@ -30,6 +27,8 @@ struct srv_diag_bundles {
 	pthread_mutex_t lock;
 	char *dir;
 	uint64_t max_size;
+	struct srv_store *store;
+	int64_t expired_ms; /* the last expiry in the store */
 	struct entry e[SRV_DIAG_BUNDLES_HELD];
 };
 
@@ -49,51 +48,35 @@ static char *bundle_path(const struct srv_diag_bundles *b, const char *id)
 	return fl_xasprintf("%s/%s.tar.gz", b->dir, id);
 }
 
-/* Remove what a previous fleetd left in @dir (the table starts empty). */
-static void empty_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char *p;
-
-		if (de->d_name[0] == '.' &&
-		    (!de->d_name[1] || fl_streq(de->d_name, "..")))
-			continue;
-		p = fl_path_join(dir, de->d_name);
-		unlink(p);
-		free(p);
-	}
-	closedir(d);
-}
-
 int srv_diag_bundles_new(const char *dir, uint64_t max_size,
-			 struct srv_diag_bundles **ret, struct fl_error *err)
+			 struct srv_store *store, struct srv_diag_bundles **ret,
+			 struct fl_error *err)
 {
 	struct srv_diag_bundles *b;
 
 	if (fl_mkdir_p(dir, 0700, err))
 		return FL_EIO;
-	empty_dir(dir);
 	b = fl_xcalloc(1, sizeof(*b));
 	b->dir = fl_xstrdup(dir);
 	b->max_size = max_size;
+	b->store = store;
 	pthread_mutex_init(&b->lock, NULL);
 	*ret = b;
 	return 0;
 }
 
-/* Lock held: forget @e, its file and its call. */
-static void drop(struct srv_diag_bundles *b, struct entry *e)
+/* Remove the file of upload @id. */
+static void unlink_bundle(const struct srv_diag_bundles *b, const char *id)
 {
-	char *p = bundle_path(b, e->id);
+	char *p = bundle_path(b, id);
 
 	unlink(p);
 	free(p);
-	free(e->error);
+}
+
+/* Lock held: forget the call @e (its upload stays in the store). */
+static void drop(struct entry *e)
+{
 	srv_diag_call_free(e->call);
 	memset(e, 0, sizeof(*e));
 }
@@ -104,24 +87,10 @@ void srv_diag_bundles_free(struct srv_diag_bundles *b)
 		return;
 	for (size_t i = 0; i < SRV_DIAG_BUNDLES_HELD; i++)
 		if (b->e[i].used)
-			drop(b, &b->e[i]);
+			drop(&b->e[i]);
 	pthread_mutex_destroy(&b->lock);
 	free(b->dir);
 	free(b);
-}
-
-/* Lock held: the entry @id (of @device unless NULL), or NULL. */
-static struct entry *find(struct srv_diag_bundles *b, const char *device,
-			  const char *id)
-{
-	for (size_t i = 0; i < SRV_DIAG_BUNDLES_HELD; i++) {
-		struct entry *e = &b->e[i];
-
-		if (e->used && fl_streq(e->id, id) &&
-		    (!device || fl_streq(e->device, device)))
-			return e;
-	}
-	return NULL;
 }
 
 int srv_diag_bundles_add(struct srv_diag_bundles *b, const char *device,
@@ -131,39 +100,49 @@ int srv_diag_bundles_add(struct srv_diag_bundles *b, const char *device,
 {
 	struct entry *e = NULL;
 	unsigned char raw[12];
-	char hex[25];
+	char hex[25], id[SRV_DIAG_UPLOAD_ID_MAX];
+	int rc;
 
+	fl_random(raw, sizeof(raw), NULL);
+	fl_hex(raw, sizeof(raw), hex);
+	snprintf(id, sizeof(id), "u-%s", hex);
 	pthread_mutex_lock(&b->lock);
 	for (size_t i = 0; !e && i < SRV_DIAG_BUNDLES_HELD; i++)
 		if (!b->e[i].used)
 			e = &b->e[i];
-	if (!e) {
-		pthread_mutex_unlock(&b->lock);
-		return fl_fail(err, FL_ELIMIT,
-			       "fleetd holds %d support bundles already (each "
-			       "for %d s after it arrived)",
-			       SRV_DIAG_BUNDLES_HELD, SRV_DIAG_BUNDLE_KEEP_S);
+	rc = e ? srv_store_upload_add(b->store, id, device, fl_wall_ms(),
+				      SRV_DIAG_BUNDLES_HELD, err)
+	       : fl_fail(err, FL_ELIMIT,
+			 "this fleetd waits for %d support bundles already",
+			 SRV_DIAG_BUNDLES_HELD);
+	if (!rc) {
+		e->used = true;
+		memcpy(e->id, id, sizeof(id));
+		e->call = call;
+		memcpy(ret_id, id, sizeof(id));
 	}
-	fl_random(raw, sizeof(raw), NULL);
-	fl_hex(raw, sizeof(raw), hex);
-	e->used = true;
-	snprintf(e->id, sizeof(e->id), "u-%s", hex);
-	fl_strlcpy(e->device, device, sizeof(e->device));
-	e->call = call;
-	memcpy(ret_id, e->id, sizeof(e->id));
 	pthread_mutex_unlock(&b->lock);
-	return 0;
+	return rc;
+}
+
+/* Lock held: the entry of the call @c, or NULL. */
+static struct entry *find_call(struct srv_diag_bundles *b,
+			       const struct srv_diag_call *c)
+{
+	for (size_t i = 0; i < SRV_DIAG_BUNDLES_HELD; i++)
+		if (b->e[i].used && b->e[i].call == c)
+			return &b->e[i];
+	return NULL;
 }
 
 void srv_diag_bundles_remove(struct srv_diag_bundles *b, const char *id)
 {
-	struct entry *e;
-
 	pthread_mutex_lock(&b->lock);
-	e = find(b, NULL, id);
-	if (e)
-		drop(b, e);
+	for (size_t i = 0; i < SRV_DIAG_BUNDLES_HELD; i++)
+		if (b->e[i].used && fl_streq(b->e[i].id, id))
+			drop(&b->e[i]);
 	pthread_mutex_unlock(&b->lock);
+	srv_store_upload_drop(b->store, id, NULL);
 }
 
 /* What a failed bundle call says went wrong. */
@@ -181,24 +160,24 @@ void srv_diag_bundles_settle(struct srv_diag_bundles *b,
 			     const struct srv_diag_call *c, int64_t now)
 {
 	const struct srv_diag_target *t = &c->t[0];
-	struct entry *e = NULL;
+	bool timed_out = t->state == SRV_DIAG_TIMED_OUT;
+	char id[SRV_DIAG_UPLOAD_ID_MAX] = "", *why;
+	struct entry *e;
 
 	pthread_mutex_lock(&b->lock);
-	for (size_t i = 0; !e && i < SRV_DIAG_BUNDLES_HELD; i++)
-		if (b->e[i].used && b->e[i].call == c)
-			e = &b->e[i];
+	e = find_call(b, c);
 	if (e) {
-		e->call_done = true;
-		if (e->state == SRV_BUNDLE_PENDING) {
-			bool timed_out = t->state == SRV_DIAG_TIMED_OUT;
-
-			e->state =
-			    timed_out ? SRV_BUNDLE_EXPIRED : SRV_BUNDLE_FAILED;
-			e->error = timed_out ? NULL : call_error(t);
-			e->settled_ms = now;
-		}
+		memcpy(id, e->id, sizeof(id));
+		e->done = true;
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (!*id)
+		return;
+	why = timed_out ? NULL : call_error(t);
+	srv_store_upload_settle(
+	    b->store, id, timed_out ? SRV_BUNDLE_EXPIRED : SRV_BUNDLE_FAILED,
+	    why, now, NULL);
+	free(why);
 }
 
 int srv_diag_upload_begin(struct srv_diag_bundles *b, const char *device,
@@ -206,30 +185,18 @@ int srv_diag_upload_begin(struct srv_diag_bundles *b, const char *device,
 			  struct fl_error *err)
 {
 	struct srv_diag_upload *u;
-	struct entry *e;
+	int rc = srv_store_upload_begin(b->store, id, device, err);
 
-	pthread_mutex_lock(&b->lock);
-	e = find(b, device, id);
-	if (!e || e->state != SRV_BUNDLE_PENDING) {
-		pthread_mutex_unlock(&b->lock);
-		return e ? fl_fail(err, FL_ECONFLICT,
-				   "upload %s of %s is not pending", id, device)
-			 : fl_fail(err, FL_ENOTFOUND,
-				   "no upload %s for device %s", id, device);
-	}
-	e->state = SRV_BUNDLE_UPLOADING;
-	pthread_mutex_unlock(&b->lock);
+	if (rc)
+		return rc;
 	u = fl_xcalloc(1, sizeof(*u));
 	u->b = b;
 	fl_strlcpy(u->id, id, sizeof(u->id));
 	u->tmp = fl_xasprintf("%s/.%s.XXXXXX", b->dir, id);
 	u->fd = mkostemp(u->tmp, O_CLOEXEC);
 	if (u->fd < 0) {
-		int rc = fl_fail_errno(err, FL_EIO,
-				       "cannot create a file in "
-				       "%s",
-				       b->dir);
-
+		rc = fl_fail_errno(err, FL_EIO, "cannot create a file in %s",
+				   b->dir);
 		srv_diag_upload_free(u);
 		return rc;
 	}
@@ -249,17 +216,10 @@ int srv_diag_upload_write(struct srv_diag_upload *u, const void *data,
 	return fl_write_all(u->fd, data, len, err);
 }
 
-/* Lock held: @u's entry (the upload holds it: it cannot go). */
-static struct entry *upload_entry(struct srv_diag_upload *u)
-{
-	return find(u->b, NULL, u->id);
-}
-
 int srv_diag_upload_finish(struct srv_diag_upload *u, uint64_t *ret_size,
 			   int64_t now, struct fl_error *err)
 {
 	char *path;
-	struct entry *e;
 	int rc = 0;
 
 	if (u->size < 2 || u->head[0] != 0x1f || u->head[1] != 0x8b)
@@ -273,12 +233,11 @@ int srv_diag_upload_finish(struct srv_diag_upload *u, uint64_t *ret_size,
 	if (rc)
 		return rc;
 	fl_fsync_parent(u->tmp, NULL);
-	pthread_mutex_lock(&u->b->lock);
-	e = upload_entry(u);
-	e->state = SRV_BUNDLE_UPLOADED;
-	e->size = u->size;
-	e->settled_ms = now;
-	pthread_mutex_unlock(&u->b->lock);
+	rc = srv_store_upload_finish(u->b->store, u->id, u->size, now, err);
+	if (rc) {
+		unlink_bundle(u->b, u->id);
+		return rc;
+	}
 	u->finished = true;
 	*ret_size = u->size;
 	return 0;
@@ -286,21 +245,13 @@ int srv_diag_upload_finish(struct srv_diag_upload *u, uint64_t *ret_size,
 
 void srv_diag_upload_free(struct srv_diag_upload *u)
 {
-	struct entry *e;
-
 	if (!u)
 		return;
 	if (u->fd >= 0)
 		close(u->fd);
 	if (!u->finished) {
 		unlink(u->tmp);
-		pthread_mutex_lock(&u->b->lock);
-		e = upload_entry(u);
-		/* the device may try again while its call waits */
-		e->state =
-		    e->call_done ? SRV_BUNDLE_EXPIRED : SRV_BUNDLE_PENDING;
-		e->settled_ms = e->call_done ? fl_now_ms() : 0;
-		pthread_mutex_unlock(&u->b->lock);
+		srv_store_upload_abort(u->b->store, u->id, fl_wall_ms(), NULL);
 	}
 	free(u->tmp);
 	free(u);
@@ -311,40 +262,40 @@ int srv_diag_bundles_get(struct srv_diag_bundles *b, const char *device,
 			 int *ret_fd, uint64_t *ret_size, char **ret_error,
 			 struct fl_error *err)
 {
-	struct entry *e;
+	struct srv_upload_row row = {0};
 	char *path = NULL;
-	int rc = 0;
+	int rc = srv_store_upload_get(b->store, id, device, &row, err);
 
-	pthread_mutex_lock(&b->lock);
-	e = find(b, device, id);
-	if (!e) {
-		rc = fl_fail(err, FL_ENOTFOUND,
-			     "no support bundle %s of device %s", id, device);
-	} else if (e->state == SRV_BUNDLE_UPLOADED) {
+	if (!rc && row.state == SRV_BUNDLE_UPLOADED) {
 		path = bundle_path(b, id);
 		*ret_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (*ret_fd < 0)
 			rc = fl_fail_errno(err, FL_EIO, "cannot open %s", path);
-		*ret_size = e->size;
-	} else if (e->state == SRV_BUNDLE_FAILED) {
-		*ret_error = fl_xstrdup(e->error ? e->error : "failed");
+		*ret_size = row.size;
+	} else if (!rc && row.state == SRV_BUNDLE_FAILED) {
+		*ret_error = fl_xstrdup(row.error ? row.error : "failed");
 	}
 	if (!rc)
-		*ret_state = e->state;
-	pthread_mutex_unlock(&b->lock);
+		*ret_state = (enum srv_bundle_state)row.state;
+	free(row.error);
 	free(path);
 	return rc;
 }
 
 void srv_diag_bundles_tick(struct srv_diag_bundles *b, int64_t now)
 {
-	pthread_mutex_lock(&b->lock);
-	for (size_t i = 0; i < SRV_DIAG_BUNDLES_HELD; i++) {
-		struct entry *e = &b->e[i];
+	struct srv_strv gone = {0};
 
-		if (e->used && e->call_done && e->settled_ms &&
-		    now - e->settled_ms >= SRV_DIAG_BUNDLE_KEEP_S * 1000LL)
-			drop(b, e);
-	}
+	pthread_mutex_lock(&b->lock);
+	for (size_t i = 0; i < SRV_DIAG_BUNDLES_HELD; i++)
+		if (b->e[i].used && b->e[i].done)
+			drop(&b->e[i]);
 	pthread_mutex_unlock(&b->lock);
+	if (srv_store_upload_expire(
+		b->store, now, SRV_DIAG_BUNDLE_KEEP_S * 1000LL,
+		SRV_DIAG_BUNDLE_STALE_S * 1000LL, &gone, NULL))
+		return;
+	for (size_t i = 0; i < gone.n; i++)
+		unlink_bundle(b, gone.v[i]);
+	srv_strv_free(&gone);
 }

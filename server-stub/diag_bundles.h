@@ -13,9 +13,13 @@
  * max_size bytes and must be gzip data; it is written to a temp file in
  * DIR and renamed to DIR/UPLOAD_ID.tar.gz when complete.  Every entry,
  * whatever its end, is dropped with its file SRV_DIAG_BUNDLE_KEEP_S after
- * it settled, and at most SRV_DIAG_BUNDLES_HELD are held at once.  The
- * table lives in memory: a restarted fleetd starts with an empty DIR.
- * Thread-safe.
+ * it settled (SRV_DIAG_BUNDLE_STALE_S after it began when its fleetd
+ * died before its call ended), and at most SRV_DIAG_BUNDLES_HELD are held
+ * at once.  The uploads' states are in the store and DIR is in the
+ * bundle directory (STATE/bundles/diag), so that with replicas on shared
+ * storage the device's upload and the technician's download may reach
+ * any replica; the calls are the asking fleetd's.  Times are wall-clock
+ * ms (fl_wall_ms).  Thread-safe.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +29,7 @@
 #include "err.h"
 
 #define SRV_DIAG_BUNDLE_KEEP_S 3600
+#define SRV_DIAG_BUNDLE_STALE_S (SRV_DIAG_BUNDLE_KEEP_S + 2 * 3600)
 #define SRV_DIAG_BUNDLES_HELD 32
 #define SRV_DIAG_UPLOAD_ID_MAX 40
 
@@ -39,11 +44,14 @@ enum srv_bundle_state {
 struct srv_diag_bundles;
 struct srv_diag_upload;
 
-/* A table over the directory @dir (created 0700, emptied). */
-int srv_diag_bundles_new(const char *dir, uint64_t max_size,
-			 struct srv_diag_bundles **ret, struct fl_error *err);
+struct srv_store;
 
-/* Free the table (its calls must be done) and delete its files. */
+/* A table over the directory @dir (created 0700) and @store. */
+int srv_diag_bundles_new(const char *dir, uint64_t max_size,
+			 struct srv_store *store, struct srv_diag_bundles **ret,
+			 struct fl_error *err);
+
+/* Free the table (its calls must be done); the uploads stay. */
 void srv_diag_bundles_free(struct srv_diag_bundles *b);
 
 /*

@@ -128,11 +128,11 @@ int srv_diag_svc_start(struct srv *srv, struct fl_error *err)
 	    .max_per_caller = srv->cfg.diag.max_per_caller,
 	    .max_bytes = SRV_DIAG_CALL_BYTES,
 	};
-	char *dir = srv_path(srv, "diag");
+	char *dir = srv_path(srv, "bundles/diag");
 	int rc;
 
-	rc = srv_diag_bundles_new(dir, srv->cfg.diag.bundle_max, &srv->bundles,
-				  err);
+	rc = srv_diag_bundles_new(dir, srv->cfg.diag.bundle_max, srv->store,
+				  &srv->bundles, err);
 	free(dir);
 	if (rc)
 		return rc;

@@ -78,7 +78,7 @@ static void loop(struct srv *srv)
 			srv_broker_save(srv->broker);
 		srv_jobs_expire_tick(srv);
 		srv_rollouts_tick(srv, time(NULL));
-		srv_diag_bundles_tick(srv->bundles, fl_now_ms());
+		srv_diag_bundles_tick(srv->bundles, fl_wall_ms());
 		if (fl_now_ms() - last_crl > CRL_REPUBLISH_S * 1000LL) {
 			republish_crl(srv);
 			last_crl = fl_now_ms();

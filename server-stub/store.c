@@ -115,8 +115,8 @@ int srv_store_schema_version(struct srv_store *s)
 	return TIMED(s->ops->schema_version(s->be));
 }
 
-int srv_store_copy(struct srv_store *dst, struct srv_store *src,
-		   long *ret_rows, struct fl_error *err)
+int srv_store_copy(struct srv_store *dst, struct srv_store *src, long *ret_rows,
+		   struct fl_error *err)
 {
 	*ret_rows = 0;
 	return dst->ops->copy_from(dst->be, src->be, ret_rows, err);
@@ -488,8 +488,8 @@ int srv_store_idem_claim(struct srv_store *s, const char *id_hash,
 					ret, err));
 }
 
-int srv_store_idem_answer(struct srv_store *s, const char *id_hash,
-			  int status, const char *answer, struct fl_error *err)
+int srv_store_idem_answer(struct srv_store *s, const char *id_hash, int status,
+			  const char *answer, struct fl_error *err)
 {
 	return TIMED(s->ops->idem_answer(s->be, id_hash, status, answer, err));
 }
@@ -498,6 +498,59 @@ int srv_store_idem_drop(struct srv_store *s, const char *id_hash,
 			struct fl_error *err)
 {
 	return TIMED(s->ops->idem_drop(s->be, id_hash, err));
+}
+
+int srv_store_upload_add(struct srv_store *s, const char *id,
+			 const char *device, int64_t now, int max,
+			 struct fl_error *err)
+{
+	return TIMED(s->ops->upload_add(s->be, id, device, now, max, err));
+}
+
+int srv_store_upload_drop(struct srv_store *s, const char *id,
+			  struct fl_error *err)
+{
+	return TIMED(s->ops->upload_drop(s->be, id, err));
+}
+
+int srv_store_upload_begin(struct srv_store *s, const char *id,
+			   const char *device, struct fl_error *err)
+{
+	return TIMED(s->ops->upload_begin(s->be, id, device, err));
+}
+
+int srv_store_upload_finish(struct srv_store *s, const char *id, uint64_t size,
+			    int64_t now, struct fl_error *err)
+{
+	return TIMED(s->ops->upload_finish(s->be, id, size, now, err));
+}
+
+int srv_store_upload_abort(struct srv_store *s, const char *id, int64_t now,
+			   struct fl_error *err)
+{
+	return TIMED(s->ops->upload_abort(s->be, id, now, err));
+}
+
+int srv_store_upload_settle(struct srv_store *s, const char *id, int state,
+			    const char *error, int64_t now,
+			    struct fl_error *err)
+{
+	return TIMED(s->ops->upload_settle(s->be, id, state, error, now, err));
+}
+
+int srv_store_upload_get(struct srv_store *s, const char *id,
+			 const char *device, struct srv_upload_row *ret,
+			 struct fl_error *err)
+{
+	return TIMED(s->ops->upload_get(s->be, id, device, ret, err));
+}
+
+int srv_store_upload_expire(struct srv_store *s, int64_t now, int64_t keep,
+			    int64_t stale, struct srv_strv *ret_ids,
+			    struct fl_error *err)
+{
+	return TIMED(
+	    s->ops->upload_expire(s->be, now, keep, stale, ret_ids, err));
 }
 
 void srv_idem_row_free(struct srv_idem_row *r)

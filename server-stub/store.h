@@ -61,7 +61,7 @@ struct srv_token {
 	char name[64];
 	char kind[16]; /* "operator" or "enroll" */
 	int role;
-	int64_t expires; /* 0 = never */
+	int64_t expires;   /* 0 = never */
 	int64_t uses_left; /* enroll tokens; -1 = unlimited */
 	bool revoked;
 };
@@ -82,8 +82,8 @@ int srv_store_schema_version(struct srv_store *s);
  * of the same schema version, in one transaction of @dst (fleetd
  * migrate); *@ret_rows counts the rows.  FL_ECONFLICT when @dst holds
  * data or the versions differ. */
-int srv_store_copy(struct srv_store *dst, struct srv_store *src,
-		   long *ret_rows, struct fl_error *err);
+int srv_store_copy(struct srv_store *dst, struct srv_store *src, long *ret_rows,
+		   struct fl_error *err);
 
 /* Insert a token given the SHA-256 hex of its secret text. */
 int srv_store_token_add(struct srv_store *s, const struct srv_token *t,
@@ -97,9 +97,9 @@ int srv_store_token_find(struct srv_store *s, const char *hash_hex,
 /* A token as listed (never its secret or hash). */
 struct srv_token_row {
 	char *id, *name, *kind; /* kind "operator" or "enroll" */
-	int role;               /* enum srv_role; 0 for enrolment tokens */
-	char *group;            /* NULL: none */
-	int64_t uses_left;      /* -1 = unlimited */
+	int role;		/* enum srv_role; 0 for enrolment tokens */
+	char *group;		/* NULL: none */
+	int64_t uses_left;	/* -1 = unlimited */
 	int64_t created, expires, last_used; /* 0 = never */
 	bool revoked;
 	char *created_by; /* NULL: unknown */
@@ -153,10 +153,9 @@ int srv_store_device_by_cert(struct srv_store *s, const char *sha256,
 /* One audit row for a mutating request; @detail (NULL: none) is what
  * the request did beyond its method and path, as JSON text (the diag
  * calls: device or target, check, arguments). */
-int srv_store_audit(struct srv_store *s, const char *actor,
-		    const char *method, const char *path, int status,
-		    const char *remote, const char *detail,
-		    struct fl_error *err);
+int srv_store_audit(struct srv_store *s, const char *actor, const char *method,
+		    const char *path, int status, const char *remote,
+		    const char *detail, struct fl_error *err);
 
 struct srv_audit_row {
 	int64_t id, time;
@@ -177,7 +176,6 @@ void srv_audit_list_free(struct srv_audit_list *l);
 int srv_store_audit_list(struct srv_store *s, int limit,
 			 struct srv_audit_list *ret, struct fl_error *err);
 
-
 /* --- devices and certificates (store_devices.c) --- */
 
 /* A certificate issued to a device. */
@@ -192,9 +190,9 @@ struct srv_cert {
  * Create the device and record @cert, in one transaction.  FL_ECONFLICT
  * when an active device with @id exists and @allow_existing is false,
  * and always when @id was decommissioned: a retired id is never handed
- * out again (its labels and history stay with it).  With an enrolment token hash, one use of
- * the token is consumed in the same transaction (FL_EDENIED when none
- * is left).  @group may be NULL.
+ * out again (its labels and history stay with it).  With an enrolment token
+ * hash, one use of the token is consumed in the same transaction (FL_EDENIED
+ * when none is left).  @group may be NULL.
  */
 int srv_store_device_enroll(struct srv_store *s, const char *id,
 			    const char *group, const char *enrolled_by,
@@ -242,10 +240,10 @@ struct srv_reenroll_limits {
 
 /* A re-enrolment to record. */
 struct srv_reenroll {
-	const struct srv_cert *cert;        /* the new certificate */
-	const char *caller_serial;          /* the certificate it came with */
+	const struct srv_cert *cert; /* the new certificate */
+	const char *caller_serial;   /* the certificate it came with */
 	const struct srv_reenroll_limits *limits; /* NULL: unbounded */
-	const struct srv_crl_hook *crl;     /* publishes superseded ones */
+	const struct srv_crl_hook *crl; /* publishes superseded ones */
 };
 
 /*
@@ -320,12 +318,12 @@ struct srv_device_row {
 	char *id, *group, *state; /* group NULL: none; "active" or
 				   * "decommissioned" */
 	bool online;
-	int64_t last_seen; /* 0: never */
+	int64_t last_seen;			/* 0: never */
 	char *firmware, *slot, *health, *agent; /* NULL: not reported */
 	int64_t created;
 	char *enrolled_by;
 	struct srv_label_list labels; /* sorted by key */
-	char *cert_serial;  /* newest unrevoked certificate; NULL: none */
+	char *cert_serial;    /* newest unrevoked certificate; NULL: none */
 	int64_t cert_expires; /* its not_after */
 	struct srv_strv active_certs; /* every unrevoked serial */
 	char *last_event; /* JSON text of the last event; NULL: none */
@@ -454,10 +452,10 @@ enum srv_ingest_result {
 /* What one message says, by its kind's rules (ingest.c takes it from
  * the JSON; the strings are the caller's, each within its cap). */
 struct srv_ingest_fields {
-	int64_t seq;          /* events: >= 1 */
+	int64_t seq;	      /* events: >= 1 */
 	int64_t version;      /* shadow reports: the desired version */
 	int64_t bytes, total; /* events: -1 when absent */
-	bool online;          /* presence */
+	bool online;	      /* presence */
 	const char *job, *cmd, *type, *state, *stage, *reason, *from_version;
 	const char *agent;		      /* NULL: absent */
 	const char *firmware, *slot, *health; /* NULL: absent, "": null */
@@ -501,13 +499,13 @@ int srv_store_enroll_token_check(struct srv_store *s, const char *hash_hex,
 /* --- bundles and trust roots (store_bundles.c) --- */
 
 struct srv_bundle {
-	const char *id;     /* first 16 hex of sha256 */
+	const char *id;	    /* first 16 hex of sha256 */
 	const char *sha256; /* of the exact manifest bytes */
 	const char *name, *version;
 	uint64_t security_version;
 	const char *const *hardware; /* @n_hardware board names */
 	size_t n_hardware;
-	uint64_t size;        /* bytes of the .fwb file */
+	uint64_t size;	      /* bytes of the .fwb file */
 	const char *manifest; /* JSON text, kept as given */
 };
 
@@ -594,9 +592,8 @@ int srv_store_job_command(struct srv_store *s, const char *job,
 			  const char *command, struct fl_error *err);
 
 /* Fail a job that could not be started (command not sent). */
-int srv_store_job_fail(struct srv_store *s, const char *job,
-		       const char *stage, const char *reason,
-		       struct fl_error *err);
+int srv_store_job_fail(struct srv_store *s, const char *job, const char *stage,
+		       const char *reason, struct fl_error *err);
 
 /*
  * Cancel a job that is not final: state "cancelled", final, the reason
@@ -625,10 +622,10 @@ struct srv_job_row {
 	char *id, *device, *type, *bundle, *command, *rollout, *state;
 	bool final;
 	char *stage, *reason, *from_version, *to_version; /* NULL: none */
-	int64_t bytes, total; /* -1: not reported */
+	int64_t bytes, total;				  /* -1: not reported */
 	int64_t created, updated;
 	char *created_by;
-	int64_t expires; /* 0: no deadline */
+	int64_t expires;	/* 0: no deadline */
 	struct srv_strv events; /* JSON texts by seq; srv_store_job_get only */
 };
 
@@ -679,9 +676,9 @@ int srv_store_shadow_get(struct srv_store *s, const char *id,
 
 /* A write of desired keys (a patch: null deletes a key). */
 struct srv_shadow_write {
-	const json_t *patch;  /* checked with fl_shadow_check */
-	int64_t if_version;   /* the version it must find; -1: any */
-	size_t max_size;      /* bytes the merged document may have */
+	const json_t *patch; /* checked with fl_shadow_check */
+	int64_t if_version;  /* the version it must find; -1: any */
+	size_t max_size;     /* bytes the merged document may have */
 };
 
 /*
@@ -808,7 +805,7 @@ int srv_store_dash_del(struct srv_store *s, const char *id_hash,
  */
 struct srv_idem_row {
 	bool found;
-	bool answered;	    /* a status is kept */
+	bool answered; /* a status is kept */
 	int status;
 	char *request_hash; /* owned */
 	char *answer;	    /* owned; NULL: none kept */
@@ -817,11 +814,48 @@ void srv_idem_row_free(struct srv_idem_row *r);
 int srv_store_idem_claim(struct srv_store *s, const char *id_hash,
 			 const char *request_hash, int64_t now, int64_t ttl,
 			 struct srv_idem_row *ret, struct fl_error *err);
-int srv_store_idem_answer(struct srv_store *s, const char *id_hash,
-			  int status, const char *answer,
-			  struct fl_error *err);
+int srv_store_idem_answer(struct srv_store *s, const char *id_hash, int status,
+			  const char *answer, struct fl_error *err);
 int srv_store_idem_drop(struct srv_store *s, const char *id_hash,
 			struct fl_error *err);
+
+/*
+ * Support bundles' uploads (diag_bundles.h) in the store, so that any
+ * replica takes a device's upload and serves its download.  @state is an
+ * enum srv_bundle_state; times in ms.  add refuses (FL_ELIMIT) past @max
+ * rows; begin moves a pending upload of @device to uploading (FL_ENOTFOUND:
+ * none, FL_ECONFLICT: not pending); finish makes an uploading one
+ * uploaded; abort puts it back to pending, or expired when its call is
+ * done; settle marks the call done and, when still pending, ends it
+ * with @state and @error; expire removes the rows that settled @keep ago
+ * and those older than @stale (a call whose fleetd died), their ids
+ * into @ret_ids for their files.
+ */
+struct srv_upload_row {
+	int state;
+	uint64_t size;
+	char *error; /* owned */
+};
+int srv_store_upload_add(struct srv_store *s, const char *id,
+			 const char *device, int64_t now, int max,
+			 struct fl_error *err);
+int srv_store_upload_drop(struct srv_store *s, const char *id,
+			  struct fl_error *err);
+int srv_store_upload_begin(struct srv_store *s, const char *id,
+			   const char *device, struct fl_error *err);
+int srv_store_upload_finish(struct srv_store *s, const char *id, uint64_t size,
+			    int64_t now, struct fl_error *err);
+int srv_store_upload_abort(struct srv_store *s, const char *id, int64_t now,
+			   struct fl_error *err);
+int srv_store_upload_settle(struct srv_store *s, const char *id, int state,
+			    const char *error, int64_t now,
+			    struct fl_error *err);
+int srv_store_upload_get(struct srv_store *s, const char *id,
+			 const char *device, struct srv_upload_row *ret,
+			 struct fl_error *err);
+int srv_store_upload_expire(struct srv_store *s, int64_t now, int64_t keep,
+			    int64_t stale, struct srv_strv *ret_ids,
+			    struct fl_error *err);
 
 /* --- rollouts (store_rollouts.h) --- */
 #include "store_rollouts.h"

@@ -208,6 +208,26 @@ struct srv_store_ops {
 			   struct fl_error *err);
 	int (*idem_drop)(struct srv_store_be *s, const char *id_hash,
 			 struct fl_error *err);
+	int (*upload_add)(struct srv_store_be *s, const char *id,
+			  const char *device, int64_t now, int max,
+			  struct fl_error *err);
+	int (*upload_drop)(struct srv_store_be *s, const char *id,
+			   struct fl_error *err);
+	int (*upload_begin)(struct srv_store_be *s, const char *id,
+			    const char *device, struct fl_error *err);
+	int (*upload_finish)(struct srv_store_be *s, const char *id,
+			     uint64_t size, int64_t now, struct fl_error *err);
+	int (*upload_abort)(struct srv_store_be *s, const char *id, int64_t now,
+			    struct fl_error *err);
+	int (*upload_settle)(struct srv_store_be *s, const char *id, int state,
+			     const char *error, int64_t now,
+			     struct fl_error *err);
+	int (*upload_get)(struct srv_store_be *s, const char *id,
+			  const char *device, struct srv_upload_row *ret,
+			  struct fl_error *err);
+	int (*upload_expire)(struct srv_store_be *s, int64_t now, int64_t keep,
+			     int64_t stale, struct srv_strv *ret_ids,
+			     struct fl_error *err);
 };
 
 extern const struct srv_store_ops srv_store_sqlite_ops, srv_store_pg_ops;

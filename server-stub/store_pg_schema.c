@@ -248,6 +248,17 @@ static const char *const migrations[] = {
     " status BIGINT,"
     " answer TEXT);"
     "CREATE INDEX idempotency_created ON idempotency(created);",
+    /* 17: support bundles' uploads, for fleetd's replicas (issue 14,
+     * diag_bundles.h): any replica takes the upload and the download */
+    "CREATE TABLE diag_uploads ("
+    " id TEXT PRIMARY KEY,"
+    " device TEXT NOT NULL,"
+    " state BIGINT NOT NULL DEFAULT 0,"
+    " size BIGINT NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " call_done BIGINT NOT NULL DEFAULT 0,"
+    " created BIGINT NOT NULL,"
+    " settled BIGINT NOT NULL DEFAULT 0);",
 };
 
 const char *pg_migration(int v)

@@ -104,7 +104,11 @@ static int open_pg(const char *url, struct srv_store_be **ret,
 	.telemetry_get = sql_telemetry_get, .dash_put = sql_dash_put,          \
 	.dash_get = sql_dash_get, .dash_del = sql_dash_del,                    \
 	.idem_claim = sql_idem_claim, .idem_answer = sql_idem_answer,          \
-	.idem_drop = sql_idem_drop,
+	.idem_drop = sql_idem_drop, .upload_add = sql_upload_add,             \
+	.upload_drop = sql_upload_drop, .upload_begin = sql_upload_begin,      \
+	.upload_finish = sql_upload_finish, .upload_abort = sql_upload_abort,  \
+	.upload_settle = sql_upload_settle, .upload_get = sql_upload_get,      \
+	.upload_expire = sql_upload_expire,
 
 const struct srv_store_ops srv_store_sqlite_ops = {
     .name = "sqlite", .open = open_sqlite, SQL_OPS};

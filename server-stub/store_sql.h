@@ -350,6 +350,23 @@ int sql_idem_answer(struct srv_store_be *s, const char *id_hash, int status,
 		    const char *answer, struct fl_error *err);
 int sql_idem_drop(struct srv_store_be *s, const char *id_hash,
 		  struct fl_error *err);
+int sql_upload_add(struct srv_store_be *s, const char *id, const char *device,
+		   int64_t now, int max, struct fl_error *err);
+int sql_upload_drop(struct srv_store_be *s, const char *id,
+		    struct fl_error *err);
+int sql_upload_begin(struct srv_store_be *s, const char *id, const char *device,
+		     struct fl_error *err);
+int sql_upload_finish(struct srv_store_be *s, const char *id, uint64_t size,
+		      int64_t now, struct fl_error *err);
+int sql_upload_abort(struct srv_store_be *s, const char *id, int64_t now,
+		     struct fl_error *err);
+int sql_upload_settle(struct srv_store_be *s, const char *id, int state,
+		      const char *error, int64_t now, struct fl_error *err);
+int sql_upload_get(struct srv_store_be *s, const char *id, const char *device,
+		   struct srv_upload_row *ret, struct fl_error *err);
+int sql_upload_expire(struct srv_store_be *s, int64_t now, int64_t keep,
+		      int64_t stale, struct srv_strv *ret_ids,
+		      struct fl_error *err);
 int sql_lease_take(struct srv_store_be *s, const char *name, const char *holder,
 		   int64_t now, int64_t ttl, char **ret_holder,
 		   struct fl_error *err);

@@ -318,6 +318,17 @@ static const char *const migrations[] = {
     " status INTEGER,"
     " answer TEXT);"
     "CREATE INDEX idempotency_created ON idempotency(created);",
+    /* 17: support bundles' uploads, for fleetd's replicas (issue 14,
+     * diag_bundles.h): any replica takes the upload and the download */
+    "CREATE TABLE diag_uploads ("
+    " id TEXT PRIMARY KEY,"
+    " device TEXT NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " call_done INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " settled INTEGER NOT NULL DEFAULT 0);",
 };
 
 static int exec(struct sq_conn *c, const char *sql, struct fl_error *err)

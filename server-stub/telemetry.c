@@ -12,10 +12,7 @@
 
 int64_t srv_telemetry_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return fl_wall_ms();
 }
 
 /* Point @i of the message: an object with a valid metric, a finite

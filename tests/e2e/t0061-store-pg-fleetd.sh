@@ -29,7 +29,7 @@ fleetd init --state "$T/state" --store "$URL" >"$T/init.out" 2>&1
 ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out")
 check_grep "^url = $URL\$" "init kept the URL as [store] url" cat "$T/state/fleetd.conf"
 check_true "... and made no fleetd.db" test ! -e "$T/state/fleetd.db"
-check_grep '^16$' "the schema is at the newest version" \
+check_grep '^17$' "the schema is at the newest version" \
 	pg_psql -c "SELECT version FROM schema_version"
 
 serve_fleetd
@@ -62,7 +62,7 @@ check_grep 'schema 999 is newer than this fleetd' "... saying so" \
 	fleetd serve --state "$T/state" --listen 127.0.0.1:0
 check_grep '^999$' "... and left as it was" \
 	pg_psql -c "SELECT version FROM schema_version"
-pg_psql -c "UPDATE schema_version SET version = 16"
+pg_psql -c "UPDATE schema_version SET version = 17"
 
 check_exit 8 "an unreachable database: exit 8" \
 	fleetd serve --state "$T/state" --listen 127.0.0.1:0 --store "$BAD"

@@ -30,50 +30,24 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-agent.sh"
 . "$(dirname "$0")/lib-pg.sh"
+. "$(dirname "$0")/lib-replicas.sh"
 
 pg_required
 unset FLEET_STORE_URL
 N=${N:-200}
 pg_start || { cat "$T/postgres.log"; exit 1; }
 URL="postgresql://fleet@127.0.0.1:$PG_PORT/postgres"
-SA=$T/a SB=$T/b S=$T/sim
-BPORT=$(free_port) LBPORT=$(free_port) APORT=$(free_port) BAPORT=$(free_port)
+S=$T/sim LBPORT=$(free_port) APORT=$(free_port) BAPORT=$(free_port)
 LB=https://127.0.0.1:$LBPORT
-
-fleetd init --state "$SA" --store "$URL" >"$T/init.out" 2>&1
-ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out")
-check_true "fleetd init on PostgreSQL" test -n "$ADMIN_TOKEN"
-printf '[server]\npublic_url = %s\n[mqtt]\nurl = mqtts://127.0.0.1:%s\n' \
-	"$LB" "$BPORT" >>"$SA/fleetd.conf"
-check "fleetd broker-config writes one mosquitto's configuration" \
-	fleetd broker-config --state "$SA" --listen "127.0.0.1:$BPORT"
-(exec mosquitto -c "$SA/broker/mosquitto.conf" >"$T/broker.log" 2>&1) &
-track $!
-check "the one mosquitto listens" wait_until 20 \
-	bash -c "exec 3<>/dev/tcp/127.0.0.1/$BPORT"
-# B: a copy of A's state dir (CA, keys, fleetd.conf), the bundles shared
-cp -a "$SA" "$SB"
-rm -rf "$SB/bundles" "$SB/broker" "$SB/fleetd.lock"
-ln -s "$SA/bundles" "$SB/bundles"
-
-# serve NAME DIR PORT: replica NAME on DIR, its HTTPS on PORT
-serve() {
-	: >"$T/$1.out"
-	cat "$T/$1.log" >>"$T/$1-old.log" 2>/dev/null
-	fleetd serve --state "$2" --listen "127.0.0.1:$3" --replica "$1" \
-		--log-level debug >"$T/$1.out" 2>"$T/$1.log" &
-	eval "PID_$1=$!"
-	track $!
-	wait_until 30 grep -q '^ready ' "$T/$1.out"
-}
-check "replica a serves" serve a "$SA" "$APORT"
-check "replica b serves (the same database, broker and CA)" serve b "$SB" "$BAPORT"
+check "fleetd init on PostgreSQL, one mosquitto from its broker-config, B's state dir a copy of A's, the bundles shared" \
+	replicas_init "$LB"
+check "replica a serves" replica_serve a "$SA" "$APORT"
+check "replica b serves (the same database, broker and CA)" replica_serve b "$SB" "$BAPORT"
 A_URL=https://127.0.0.1:$APORT B_URL=https://127.0.0.1:$BAPORT
 (exec python3 "$FLEET_SRC/tests/e2e/tcp_failover.py" "$LBPORT" \
 	"127.0.0.1:$APORT" "127.0.0.1:$BAPORT" >"$T/lb.out" 2>&1) &
 track $!
 check "the balancer listens" wait_until 10 grep -q listening "$T/lb.out"
-FLEET_CA_FILE=$SA/ca.pem
 fa() { fleetctl --server "$A_URL" --ca "$FLEET_CA_FILE" --token "$ADMIN_TOKEN" "$@"; }
 fb() { fleetctl --server "$B_URL" --ca "$FLEET_CA_FILE" --token "$ADMIN_TOKEN" "$@"; }
 FLEET_URL=$A_URL
@@ -175,7 +149,7 @@ comm -23 "$T/published" "$T/stored" >"$T/lost"
 check_exit 1 "no final event is lost (every 'succeeded' published is stored)" \
 	grep -q ' succeeded$' "$T/lost"
 LOST=$(wc -l <"$T/lost")
-check "replica a restarts on its state dir" serve a "$SA" "$APORT"
+check "replica a restarts on its state dir" replica_serve a "$SA" "$APORT"
 STALE=$(fb -o json status | jq .jobs.stale_events)
 log "progress events missing from the history: $LOST (B refused $STALE as stale: overtaken through A; the rest sat in A's queue at the kill or A refused them so)"
 check_exit 1 "every event missing from the history is a progress event" \

@@ -20,6 +20,7 @@
 #include "tmpdir.h"
 #include <sqlite3.h>
 
+#include "diag_bundles.h"
 #include "store.h"
 #include "api_json.h"
 #include "store_ops.h"
@@ -918,9 +919,10 @@ static void test_migrate_rotate_type(void **state)
 	sql(old, "DROP TABLE telemetry_state", NULL, 0);
 	sql(old, "DROP TABLE dash_sessions", NULL, 0); /* 15's */
 	sql(old, "DROP TABLE idempotency", NULL, 0);   /* 16's */
+	sql(old, "DROP TABLE diag_uploads", NULL, 0);  /* 17's */
 	sql(old, "PRAGMA user_version = 8", NULL, 0);
 	assert_int_equal(srv_store_open(old, &s, &err), 0);
-	assert_int_equal(srv_store_schema_version(s), 16);
+	assert_int_equal(srv_store_schema_version(s), 17);
 	sql(old,
 	    "SELECT group_concat(x, ';') FROM (SELECT rowid || ',' || id"
 	    " || ',' || type || ',' || state || ',' || final || ',' ||"
@@ -1108,6 +1110,104 @@ static void test_idem_keys(void **state)
 	srv_store_close(b);
 }
 
+/* The state (and size) of upload @id of d1, -1 when there is none. */
+static int upload_state(struct srv_store *s, const char *id, uint64_t *size)
+{
+	struct srv_upload_row row = {0};
+	int rc = srv_store_upload_get(s, id, "d1", &row, NULL);
+
+	if (size)
+		*size = row.size;
+	free(row.error);
+	return rc ? -1 : row.state;
+}
+
+/*
+ * Support bundles' uploads (issue 14, diag_bundles.h): the moves of an
+ * upload through two handles (two replicas: one asks, the other takes
+ * the device's upload), each once; the cap; a call that ends before an
+ * upload arrives; an upload cut while its call still waits; expiry of
+ * settled and of stale rows.
+ */
+static void test_uploads(void **state)
+{
+	struct fixture *f = *state;
+	struct srv_store *b = NULL;
+	struct srv_strv gone = {0};
+	struct srv_upload_row row = {0};
+	uint64_t size = 0;
+
+	assert_int_equal(srv_store_open(f->db, &b, NULL), 0);
+	assert_int_equal(srv_store_upload_add(f->s, "u1", "d1", 1000, 3, NULL),
+			 0);
+	assert_int_equal(srv_store_upload_add(f->s, "u2", "d1", 1000, 3, NULL),
+			 0);
+	assert_int_equal(srv_store_upload_add(b, "u3", "d1", 1000, 3, NULL), 0);
+	assert_int_equal(srv_store_upload_add(b, "u4", "d1", 1000, 3, NULL),
+			 FL_ELIMIT); /* three held in all */
+	assert_int_equal(upload_state(b, "u1", NULL), SRV_BUNDLE_PENDING);
+	/* the upload through the other handle, once, by its device only */
+	assert_int_equal(srv_store_upload_begin(b, "u1", "d2", NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(srv_store_upload_begin(b, "u1", "d1", NULL), 0);
+	assert_int_equal(srv_store_upload_begin(f->s, "u1", "d1", NULL),
+			 FL_ECONFLICT);
+	assert_int_equal(srv_store_upload_finish(b, "u1", 77, 2000, NULL), 0);
+	assert_int_equal(srv_store_upload_finish(b, "u1", 77, 2000, NULL),
+			 FL_ENOTFOUND); /* not uploading any more */
+	/* the asking handle's call ends: the upload stays uploaded */
+	assert_int_equal(srv_store_upload_settle(f->s, "u1", SRV_BUNDLE_FAILED,
+						 "x", 2100, NULL),
+			 0);
+	assert_int_equal(upload_state(f->s, "u1", &size), SRV_BUNDLE_UPLOADED);
+	assert_int_equal(size, 77);
+	/* a call that ends first: failed, with the device's error */
+	assert_int_equal(srv_store_upload_settle(f->s, "u2", SRV_BUNDLE_FAILED,
+						 "disk full", 2000, NULL),
+			 0);
+	assert_int_equal(srv_store_upload_get(b, "u2", "d1", &row, NULL), 0);
+	assert_int_equal(row.state, SRV_BUNDLE_FAILED);
+	assert_string_equal(row.error, "disk full");
+	free(row.error);
+	assert_int_equal(srv_store_upload_begin(b, "u2", "d1", NULL),
+			 FL_ECONFLICT);
+	/* an upload cut while the call waits: pending again; once the call
+	 * is done: expired */
+	assert_int_equal(srv_store_upload_begin(b, "u3", "d1", NULL), 0);
+	assert_int_equal(srv_store_upload_abort(b, "u3", 2000, NULL), 0);
+	assert_int_equal(upload_state(f->s, "u3", NULL), SRV_BUNDLE_PENDING);
+	assert_int_equal(srv_store_upload_begin(b, "u3", "d1", NULL), 0);
+	assert_int_equal(srv_store_upload_settle(f->s, "u3", SRV_BUNDLE_EXPIRED,
+						 NULL, 2500, NULL),
+			 0);
+	assert_int_equal(upload_state(f->s, "u3", NULL), SRV_BUNDLE_UPLOADING);
+	assert_int_equal(srv_store_upload_abort(b, "u3", 2600, NULL), 0);
+	assert_int_equal(upload_state(f->s, "u3", NULL), SRV_BUNDLE_EXPIRED);
+	/* expiry: u1 and u2 settled by 2100, u3 at 2600; keep 500 */
+	assert_int_equal(srv_store_upload_add(b, "u5", "d1", 2500, 4, NULL), 0);
+	assert_int_equal(
+	    srv_store_upload_expire(b, 2600, 500, 100000, &gone, NULL), 0);
+	assert_int_equal(gone.n, 2);
+	assert_int_equal(upload_state(f->s, "u1", NULL), -1);
+	assert_int_equal(upload_state(f->s, "u2", NULL), -1);
+	assert_int_equal(upload_state(f->s, "u3", NULL), SRV_BUNDLE_EXPIRED);
+	srv_strv_free(&gone);
+	/* begun longer ago than stale (its fleetd died, or an expired one
+	 * kept past it): gone, whatever its state */
+	assert_int_equal(
+	    srv_store_upload_expire(f->s, 3000, 500, 600, &gone, NULL), 0);
+	assert_int_equal(gone.n, 1);
+	assert_string_equal(gone.v[0], "u3"); /* begun at 1000 */
+	srv_strv_free(&gone);
+	assert_int_equal(upload_state(b, "u5", NULL), SRV_BUNDLE_PENDING);
+	assert_int_equal(
+	    srv_store_upload_expire(f->s, 3101, 500, 600, &gone, NULL), 0);
+	assert_int_equal(gone.n, 1);
+	assert_string_equal(gone.v[0], "u5");
+	srv_strv_free(&gone);
+	srv_store_close(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1116,6 +1216,7 @@ int main(void)
 	    T(test_open_creates_schema),
 	    T(test_dash_sessions),
 	    T(test_idem_keys),
+	    T(test_uploads),
 	    T(test_reopen_idempotent),
 	    T(test_open_errors),
 	    T(test_wal),
