@@ -13,9 +13,9 @@
 #define MAX_SANS 24
 
 /* Split @sans into DNS names and IP literals, after the defaults. */
-static int split_sans(const char *const *sans, size_t nsans,
-		      const char **dns, size_t *ndns, const char **ips,
-		      size_t *nips, struct fl_error *err)
+static int split_sans(const char *const *sans, size_t nsans, const char **dns,
+		      size_t *ndns, const char **ips, size_t *nips,
+		      struct fl_error *err)
 {
 	unsigned char buf[16];
 
@@ -40,7 +40,8 @@ static int save_pair(const char *dir, const char *cert_name,
 		     const char *key_name, X509 *const *certs, size_t n,
 		     EVP_PKEY *key, struct fl_error *err)
 {
-	char *cp = fl_path_join(dir, cert_name), *kp = fl_path_join(dir, key_name);
+	char *cp = fl_path_join(dir, cert_name),
+	     *kp = fl_path_join(dir, key_name);
 	int rc = fl_pki_key_save(kp, key, err);
 
 	if (!rc)
@@ -70,10 +71,9 @@ static int make_cas(const char *dir, struct fl_pki_issuer *issuing,
 	if (!rc)
 		rc = fl_pki_keygen_p256(&issuing->key, err);
 	if (!rc)
-		rc = fl_pki_issuing_create(&root, issuing->key,
-					   "Fleet Issuing CA",
-					   FL_PKI_ISSUING_LIFETIME,
-					   &issuing->cert, err);
+		rc = fl_pki_issuing_create(
+		    &root, issuing->key, "Fleet Issuing CA",
+		    FL_PKI_ISSUING_LIFETIME, &issuing->cert, err);
 	if (!rc)
 		rc = save_pair(dir, SRV_CA_ISSUING_CERT, SRV_CA_ISSUING_KEY,
 			       &issuing->cert, 1, issuing->key, err);
@@ -217,9 +217,9 @@ int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
 	char *key = NULL, *cert = NULL, *both = NULL;
 	int rc;
 
-	rc = fl_path_exists(out) ? fl_fail(err, FL_ECONFLICT,
-					   "'%s' already exists", out)
-				 : 0;
+	rc = fl_path_exists(out)
+		 ? fl_fail(err, FL_ECONFLICT, "'%s' already exists", out)
+		 : 0;
 	if (!rc)
 		rc = fl_read_file(kp, FL_PKI_PEM_MAX, &key, NULL, err);
 	if (rc == FL_ENOTFOUND)
@@ -262,8 +262,27 @@ static char *failpoint_bad_cert_for(void)
 }
 #endif
 
+/* The shared CRL @path, when it is not there yet: the state dir's. */
+static int seed_shared_crl(const char *state_dir, const char *path,
+			   struct fl_error *err)
+{
+	char *own = fl_path_join(state_dir, SRV_CA_CRL), *text = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	if (!fl_path_exists(path)) {
+		rc = fl_read_file(own, FL_PKI_CRL_FILE_MAX, &text, &len, err);
+		if (!rc)
+			rc = fl_write_atomic(path, text, len, 0644, err);
+	}
+	free(text);
+	free(own);
+	return rc;
+}
+
 int srv_ca_open(const char *state_dir, int64_t device_lifetime,
-		struct srv_ca **ret, struct fl_error *err)
+		const char *shared_crl, struct srv_ca **ret,
+		struct fl_error *err)
 {
 	struct srv_ca *ca = fl_xcalloc(1, sizeof(*ca));
 	char *cert = fl_path_join(state_dir, SRV_CA_ISSUING_CERT);
@@ -274,11 +293,15 @@ int srv_ca_open(const char *state_dir, int64_t device_lifetime,
 
 	pthread_mutex_init(&ca->crl_lock, NULL);
 	ca->device_lifetime = device_lifetime;
-	ca->crl_path = fl_path_join(state_dir, SRV_CA_CRL);
+	ca->crl_path = shared_crl ? fl_xstrdup(shared_crl)
+				  : fl_path_join(state_dir, SRV_CA_CRL);
 	ca->bad_cert_for = failpoint_bad_cert_for();
-	rc = fl_pki_issuer_load(cert, key, &ca->issuing, err);
+	rc = shared_crl ? seed_shared_crl(state_dir, shared_crl, err) : 0;
 	if (!rc)
-		rc = fl_read_file(root, FL_PKI_PEM_MAX, &ca->root_pem, NULL, err);
+		rc = fl_pki_issuer_load(cert, key, &ca->issuing, err);
+	if (!rc)
+		rc = fl_read_file(root, FL_PKI_PEM_MAX, &ca->root_pem, NULL,
+				  err);
 	if (!rc)
 		rc = fl_read_file(cert, FL_PKI_PEM_MAX, &ca->chain_pem, NULL,
 				  err);
@@ -348,10 +371,10 @@ static int describe(X509 *cert, const char *id, const struct srv_ca *ca,
 	ret->not_before = info.not_before;
 	ret->not_after = info.not_after;
 	fl_time_rfc3339(info.not_after, expires);
-	ret->json = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id,
-			      "cert", pem, "chain", ca->chain_pem, "ca",
-			      ca->root_pem, "serial", info.serial, "expires",
-			      expires);
+	ret->json =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "cert", pem,
+		      "chain", ca->chain_pem, "ca", ca->root_pem, "serial",
+		      info.serial, "expires", expires);
 	free(pem);
 	return 0;
 }
@@ -360,9 +383,8 @@ int srv_ca_issue_device(struct srv_ca *ca, const char *csr_pem, size_t len,
 			const char *id, bool reenroll, struct srv_issued *ret,
 			struct fl_error *err)
 {
-	struct fl_pki_policy pol = {.kind = FL_PKI_CLIENT,
-				    .cn = id,
-				    .lifetime_s = ca->device_lifetime};
+	struct fl_pki_policy pol = {
+	    .kind = FL_PKI_CLIENT, .cn = id, .lifetime_s = ca->device_lifetime};
 	struct fl_pki_issuer rogue = {0};
 	const struct fl_pki_issuer *issuer = &ca->issuing;
 	char cn[FL_PKI_CN_MAX + 1];
@@ -436,8 +458,8 @@ static int publish_hook(void *ctx, const struct srv_crl_list *entries,
 	int rc;
 
 	pthread_mutex_lock(&ca->crl_lock);
-	rc = fl_pki_crl_build(&ca->issuing, list, entries->n,
-			      number, FL_PKI_CRL_LIFETIME, &crl, err);
+	rc = fl_pki_crl_build(&ca->issuing, list, entries->n, number,
+			      FL_PKI_CRL_LIFETIME, &crl, err);
 	if (!rc)
 		rc = fl_pki_crl_save(ca->crl_path, crl, err);
 	if (!rc)

@@ -59,7 +59,7 @@ static inline bool srv_mqtt_user_is_fleetd(const char *id)
 struct srv_ca {
 	struct fl_pki_issuer issuing;
 	struct fl_pki_verifier *verifier;
-	char *root_pem;  /* ca.pem text, for enrolment responses */
+	char *root_pem;	 /* ca.pem text, for enrolment responses */
 	char *chain_pem; /* issuing CA text */
 	char *crl_path;
 	int64_t device_lifetime;
@@ -100,9 +100,13 @@ int srv_ca_reissue_server(const char *state_dir, const char *const *sans,
 int srv_ca_export_root(const char *state_dir, const char *out, bool remove,
 		       struct fl_error *err);
 
-/* Load the issuing CA and the verifier from @state_dir. */
+/* Load the issuing CA and the verifier from @state_dir; the CRL is
+ * written to @shared_crl instead of the state dir's when not NULL
+ * ([ca] shared_crl: replicas share one), seeded from the state dir's
+ * when it is not there yet. */
 int srv_ca_open(const char *state_dir, int64_t device_lifetime,
-		struct srv_ca **ret, struct fl_error *err);
+		const char *shared_crl, struct srv_ca **ret,
+		struct fl_error *err);
 void srv_ca_close(struct srv_ca *ca);
 
 /* An issued device certificate, as the API returns it. */

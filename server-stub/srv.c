@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@ static const struct fl_ini_key conf_keys[] = {
     {"bundles", "mirror_url"},
     {"ca", "reenroll_per_hour"},
     {"ca", "reenroll_max_revoked"},
+    {"ca", "shared_crl"},
     {"jobs", "expire"},
     {"mqtt", "device_rate"},
     {"mqtt", "device_burst"},
@@ -233,8 +236,7 @@ static int load_mirror(const struct fl_ini *ini, char **ret,
 {
 	const char *v = fl_ini_get(ini, "bundles", "mirror_url");
 
-	if (v &&
-	    (!fl_valid_mirror_base(v) || strlen(v) > SRV_MIRROR_BASE_MAX))
+	if (v && (!fl_valid_mirror_base(v) || strlen(v) > SRV_MIRROR_BASE_MAX))
 		return fl_fail(err, FL_EINVAL,
 			       "[bundles] mirror_url '%.80s': want "
 			       "https://HOST[:PORT]/PATH/ ending with '/', "
@@ -243,6 +245,31 @@ static int load_mirror(const struct fl_ini *ini, char **ret,
 			       "%d bytes",
 			       v, SRV_MIRROR_BASE_MAX);
 	*ret = v ? fl_xstrdup(v) : NULL;
+	return 0;
+}
+
+/* [ca] shared_crl: an absolute path, in a directory that exists. */
+static int load_shared_crl(const struct fl_ini *ini, char **ret,
+			   struct fl_error *err)
+{
+	const char *v = fl_ini_get(ini, "ca", "shared_crl");
+	struct stat st;
+	char *dir;
+	bool ok;
+
+	*ret = NULL;
+	if (!v)
+		return 0;
+	dir = fl_xstrdup(v);
+	ok = v[0] == '/' && strlen(v) < 4096 && stat(dirname(dir), &st) == 0 &&
+	     S_ISDIR(st.st_mode);
+	free(dir);
+	if (!ok)
+		return fl_fail(err, FL_EINVAL,
+			       "[ca] shared_crl '%.80s': want an absolute path"
+			       " in a directory that exists",
+			       v);
+	*ret = fl_xstrdup(v);
 	return 0;
 }
 
@@ -273,6 +300,8 @@ static int load_config(struct srv *srv, struct fl_error *err)
 				     4ULL << 30, &srv->cfg.max_bundle, err);
 	if (!rc)
 		rc = load_mirror(ini, &srv->cfg.mirror_url, err);
+	if (!rc)
+		rc = load_shared_crl(ini, &srv->cfg.shared_crl, err);
 	if (!rc)
 		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
 	if (!rc)
@@ -385,8 +414,8 @@ int srv_open_store(const char *state_dir, const char *store, struct srv **ret,
 	if (!rc)
 		srv_store_telemetry_window(srv->store, &srv->cfg.telemetry);
 	if (!rc)
-		rc = srv_ca_open(state_dir, srv->cfg.device_lifetime, &srv->ca,
-				 err);
+		rc = srv_ca_open(state_dir, srv->cfg.device_lifetime,
+				 srv->cfg.shared_crl, &srv->ca, err);
 	free(db);
 	if (rc) {
 		srv_close(srv);
@@ -404,6 +433,7 @@ void srv_close(struct srv *srv)
 	srv_ca_close(srv->ca);
 	free(srv->cfg.public_url);
 	free(srv->cfg.mirror_url);
+	free(srv->cfg.shared_crl);
 	free(srv->cfg.store_url);
 	free(srv->cfg.mqtt_url);
 	free(srv->cfg.topic_prefix);

@@ -22,6 +22,8 @@ struct srv_config {
 	char *broker_listen;	 /* [broker] listen, for --with-broker */
 	char *mosquitto;	 /* [broker] mosquitto: program path */
 	uint64_t max_bundle;	 /* [bundles] max_size, default 4 GiB */
+	char *shared_crl; /* [ca] shared_crl: the CRL file replicas share,
+			   * absolute; NULL: STATE/ca/crl.pem */
 	char *mirror_url; /* [bundles] mirror_url: https://HOST/PATH/ that
 			   * serves STATE/bundles as-is; NULL: none */
 	/* [ca] reenroll_per_hour, reenroll_max_revoked */

@@ -5,8 +5,9 @@
 #                          public_url PUBLIC), one mosquitto outside
 #                          fleetd from its broker-config on $BPORT, and
 #                          $SB a copy of $SA's state dir (the same CA)
-#                          with the bundle store shared; sets SA SB
-#                          BPORT ADMIN_TOKEN FLEET_CA_FILE
+#                          with the bundle store shared and one CRL file
+#                          ([ca] shared_crl, $T/shared/crl.pem); sets SA
+#                          SB BPORT ADMIN_TOKEN FLEET_CA_FILE
 #   replica_serve NAME DIR PORT
 #                          fleetd serve --replica NAME on DIR, HTTPS on
 #                          127.0.0.1:PORT, until ready; PID_NAME its pid,
@@ -18,8 +19,9 @@ replicas_init() {
 	fleetd init --state "$SA" --store "postgresql://fleet@127.0.0.1:$PG_PORT/postgres" \
 		>"$T/init.out" 2>&1 || return 1
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out")
-	printf '[server]\npublic_url = %s\n[mqtt]\nurl = mqtts://127.0.0.1:%s\n' \
-		"$1" "$BPORT" >>"$SA/fleetd.conf"
+	mkdir -p "$T/shared"
+	printf '[server]\npublic_url = %s\n[mqtt]\nurl = mqtts://127.0.0.1:%s\n[ca]\nshared_crl = %s\n' \
+		"$1" "$BPORT" "$T/shared/crl.pem" >>"$SA/fleetd.conf"
 	fleetd broker-config --state "$SA" --listen "127.0.0.1:$BPORT" || return 1
 	(exec mosquitto -c "$SA/broker/mosquitto.conf" >"$T/broker.log" 2>&1) &
 	track $!

@@ -5,7 +5,9 @@
 # picks), and the technician downloads it from B and from A.  The
 # upload moves once across replicas (the same PUT through A afterwards:
 # 409).  With the uploads' states in each replica's memory, B answered
-# 404 to both.  Skipped, saying so, only where PostgreSQL is not
+# 404 to both.  A device decommissioned through B is in the one CRL
+# file both replicas write ([ca] shared_crl) and the broker reads.
+# Skipped, saying so, only where PostgreSQL is not
 # installed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-pg.sh"
@@ -75,4 +77,17 @@ check "... unchanged" cmp "$T/small.tar.gz" "$T/got3b.tar.gz"
 check_grep '^200$' "... and from A, which asked for it" get_from "$A_URL" "$T/got3a.tar.gz"
 check "... unchanged" cmp "$T/small.tar.gz" "$T/got3a.tar.gz"
 check "the file is in the shared bundle store" test -s "$SA/bundles/diag/$U.tar.gz"
+
+# --- one CRL for both ([ca] shared_crl) ----------------------------------------
+crl_has() { # crl_has SERIAL: the shared CRL lists it
+	openssl crl -in "$T/shared/crl.pem" -noout -text | tr -d ' :' | grep -qi "SerialNumber$1"
+}
+check_grep "crlfile $T/shared/crl.pem" "the broker reads the shared CRL" cat "$SA/broker/mosquitto.conf"
+SERIAL=$(openssl x509 -in "$T/dev/d3.pem" -noout -serial | cut -d= -f2)
+check_exit 1 "d3's serial is not in it yet" crl_has "$SERIAL"
+fb() { fleetctl --server "$B_URL" --ca "$FLEET_CA_FILE" --token "$ADMIN_TOKEN" "$@"; }
+check "d3 decommissioned through B" fb -q devices decommission d3
+check "... its certificate is in the shared CRL the broker reads" crl_has "$SERIAL"
+check_exit 1 "... and A's own state dir has no CRL of its own in use" \
+	grep -q "$SA/ca/crl.pem" "$SA/broker/mosquitto.conf"
 finish

@@ -54,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    fl_xstrndup((const char *)fuzz_data_pki_now, fuzz_data_pki_now_len);
 	if (fl_pki_verifier_new(ca_file, crl_file, &judge, &err) ||
 	    srv_init_state(state, NULL, 0, NULL, &token, &err) ||
-	    srv_ca_open(state, FL_PKI_DEVICE_LIFETIME, &ca, &err)) {
+	    srv_ca_open(state, FL_PKI_DEVICE_LIFETIME, NULL, &ca, &err)) {
 		fprintf(stderr, "fuzz_pki: %s\n", err.msg);
 		abort();
 	}
