@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * modbus-sim: Modbus TCP devices for tests, the demo and the bench
- * (issue 16), on libmodbus's server API.
+ * modbus-sim: Modbus TCP and RTU devices for tests, the demo and the
+ * bench (issue 16), on libmodbus's server API.
  *
  *   modbus-sim --port P [--devices N] [--control FILE]
+ *   modbus-sim --rtu DEVICE [--unit ID] [--control FILE]
  *
- * Serves N devices (default 1) on 127.0.0.1 ports P..P+N-1, each with
- * the same registers (any unit id):
+ * Serves N devices (default 1) on 127.0.0.1 ports P..P+N-1 (any unit
+ * id), or one device as unit ID (default 1) on the serial line DEVICE
+ * at 9600 8N1 (RTU: a request to another unit is not answered; a pty
+ * pair of socat stands for the line in t7005).  Each has the same
+ * registers:
  *
  *   holding 0       uint16  1234
  *   holding 1       int16   -1234
@@ -145,8 +149,15 @@ static void answer(modbus_t *ctx, uint8_t *q, int len, modbus_mapping_t *m,
 
 struct dev {
 	modbus_t *ctx;
-	int listen_fd;
+	int listen_fd; /* TCP; -1: RTU, the line is the one client */
 };
+
+/* After a failed receive on a serial line: a bad or partial frame
+ * (dropped by libmodbus) or a gone line (a pty whose other end closed). */
+static int line_ok(int e)
+{
+	return e == ETIMEDOUT || e >= MODBUS_ENOBASE;
+}
 
 /* Serve until a signal: accept on the listening sockets, answer on the
  * clients (each client's socket set into its device's context). */
@@ -158,9 +169,12 @@ static int serve(struct dev *d, int n, modbus_mapping_t *m, const char *ctl)
 
 	FD_ZERO(&all);
 	for (int i = 0; i < n; i++) {
-		FD_SET(d[i].listen_fd, &all);
-		owner[d[i].listen_fd] = i;
-		maxfd = d[i].listen_fd > maxfd ? d[i].listen_fd : maxfd;
+		int fd = d[i].listen_fd >= 0 ? d[i].listen_fd
+					     : modbus_get_socket(d[i].ctx);
+
+		FD_SET(fd, &all);
+		owner[fd] = i;
+		maxfd = fd > maxfd ? fd : maxfd;
 	}
 	while (!stop) {
 		struct timeval tv = {0, 200000};
@@ -195,20 +209,56 @@ static int serve(struct dev *d, int n, modbus_mapping_t *m, const char *ctl)
 			len = modbus_receive(d[i].ctx, q);
 			if (len > 0) {
 				answer(d[i].ctx, q, len, m, ctl);
-			} else if (len < 0) {
+			} else if (len < 0 && d[i].listen_fd >= 0) {
 				close(fd);
 				FD_CLR(fd, &all);
+			} else if (len < 0 && !line_ok(errno)) {
+				perror("modbus-sim: the line");
+				return 1;
 			}
 		}
 	}
 	return 0;
 }
 
+/* Listen on 127.0.0.1 ports @port..@port+@n-1. */
+static int open_tcp(struct dev *d, int port, int n)
+{
+	for (int i = 0; i < n; i++) {
+		d[i].ctx = modbus_new_tcp("127.0.0.1", port + i);
+		d[i].listen_fd =
+		    d[i].ctx ? modbus_tcp_listen(d[i].ctx, 16) : -1;
+		if (d[i].listen_fd < 0 || d[i].listen_fd >= FD_SETSIZE) {
+			fprintf(stderr, "modbus-sim: port %d: %s\n", port + i,
+				modbus_strerror(errno));
+			return -1;
+		}
+	}
+	printf("modbus-sim: %d devices on 127.0.0.1:%d\n", n, port);
+	return 0;
+}
+
+/* Open the serial line @dev as unit @unit. */
+static int open_rtu(struct dev *d, const char *dev, int unit)
+{
+	d->listen_fd = -1;
+	d->ctx = modbus_new_rtu(dev, 9600, 'N', 8, 1);
+	if (!d->ctx || modbus_set_slave(d->ctx, unit) != 0 ||
+	    modbus_connect(d->ctx) != 0 ||
+	    modbus_get_socket(d->ctx) >= FD_SETSIZE) {
+		fprintf(stderr, "modbus-sim: %s: %s\n", dev,
+			modbus_strerror(errno));
+		return -1;
+	}
+	printf("modbus-sim: unit %d on %s (RTU)\n", unit, dev);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct dev d[DEVICES_MAX];
-	const char *control = NULL;
-	int port = 0, n = 1, rc;
+	struct dev d[DEVICES_MAX] = {0};
+	const char *control = NULL, *rtu = NULL;
+	int port = 0, n = 1, unit = 1, rc;
 	modbus_mapping_t *m;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -218,10 +268,17 @@ int main(int argc, char **argv)
 			n = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--control"))
 			control = argv[i + 1];
+		else if (!strcmp(argv[i], "--rtu"))
+			rtu = argv[i + 1];
+		else if (!strcmp(argv[i], "--unit"))
+			unit = atoi(argv[i + 1]);
 	}
-	if (port <= 0 || n < 1 || n > DEVICES_MAX || port + n > 65536 ||
+	if ((rtu ? port || n != 1 || unit < 1 || unit > 247
+		 : port <= 0 || n < 1 || n > DEVICES_MAX || port + n > 65536) ||
 	    argc % 2 == 0) {
 		fprintf(stderr, "usage: modbus-sim --port P [--devices N] "
+				"[--control FILE]\n"
+				"       modbus-sim --rtu DEVICE [--unit ID] "
 				"[--control FILE]\n");
 		return 2;
 	}
@@ -230,21 +287,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	m = modbus_mapping_new(16, 1, 400, 6);
 	constants(m);
-	for (int i = 0; i < n; i++) {
-		d[i].ctx = modbus_new_tcp("127.0.0.1", port + i);
-		d[i].listen_fd =
-		    d[i].ctx ? modbus_tcp_listen(d[i].ctx, 16) : -1;
-		if (d[i].listen_fd < 0 || d[i].listen_fd >= FD_SETSIZE) {
-			fprintf(stderr, "modbus-sim: port %d: %s\n", port + i,
-				modbus_strerror(errno));
-			return 1;
-		}
-	}
-	printf("modbus-sim: %d devices on 127.0.0.1:%d\n", n, port);
+	if (rtu ? open_rtu(d, rtu, unit) : open_tcp(d, port, n))
+		return 1;
 	fflush(stdout);
 	rc = serve(d, n, m, control);
 	for (int i = 0; i < n; i++) {
-		close(d[i].listen_fd);
+		if (d[i].listen_fd >= 0)
+			close(d[i].listen_fd);
+		else
+			modbus_close(d[i].ctx); /* the line's settings back */
 		modbus_free(d[i].ctx);
 	}
 	modbus_mapping_free(m);
