@@ -51,11 +51,6 @@ static char *parse_key(const char *v)
 	return fl_xstrndup(v, n);
 }
 
-static void sha256_of(const char *text, char out[static 65])
-{
-	fl_sha256_hex(text, strlen(text), out);
-}
-
 /* The row's name (sender and key), the sealing key, the request's
  * hash (method, path, body). */
 static struct srv_idem *idem_new(const struct srv_req *r, const char *key,
@@ -65,9 +60,10 @@ static struct srv_idem *idem_new(const struct srv_req *r, const char *key,
 	char *text = fl_xasprintf("fleet-idem-id\n%d:%s\n%s", (int)r->who.kind,
 				  r->who.id, key);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char d[32];
 	unsigned int len = 0;
 
-	sha256_of(text, i->id_hash);
+	fl_sha256_hex(text, strlen(text), i->id_hash);
 	fl_free_secret(text);
 	text = fl_xasprintf("fleet-idem-seal\n%s", key);
 	EVP_Digest(text, strlen(text), i->seal, &len, EVP_sha256(), NULL);
@@ -80,7 +76,6 @@ static struct srv_idem *idem_new(const struct srv_req *r, const char *key,
 		idem_free(i);
 		return NULL;
 	}
-	unsigned char d[32];
 	EVP_DigestFinal_ex(md, d, &len);
 	EVP_MD_CTX_free(md);
 	fl_hex(d, sizeof(d), request_hash);
@@ -147,31 +142,35 @@ done:
 }
 
 /* Answer @r from the row a claim found. */
-static bool replay(struct srv_req *r, const struct srv_idem *i,
+static void replay(struct srv_req *r, const struct srv_idem *i,
 		   const struct srv_idem_row *row, const char *request_hash)
 {
 	char *text;
 
-	if (strcmp(row->request_hash, request_hash) != 0)
-		return !srv_reply_error(r, 422, "key_reused",
-					"this Idempotency-Key was used for a"
-					" different request");
+	if (strcmp(row->request_hash, request_hash) != 0) {
+		srv_reply_error(r, 422, "key_reused",
+				"this Idempotency-Key was used for a"
+				" different request");
+		return;
+	}
 	if (!row->answered) {
 		r->retry_after = 1;
-		return !srv_reply_error(r, 409, "in_progress",
-					"a request with this Idempotency-Key"
-					" is being carried out");
+		srv_reply_error(r, 409, "in_progress",
+				"a request with this Idempotency-Key is being"
+				" carried out");
+		return;
 	}
 	text = row->answer ? unseal(i, row->answer) : NULL;
-	if (!text)
-		return !srv_reply_error(r, 409, "answer_withheld",
-					"a request with this Idempotency-Key"
-					" was carried out (HTTP %d); its answer"
-					" was not kept",
-					row->status);
+	if (!text) {
+		srv_reply_error(r, 409, "answer_withheld",
+				"a request with this Idempotency-Key was"
+				" carried out (HTTP %d); its answer was not"
+				" kept",
+				row->status);
+		return;
+	}
 	r->replayed = true;
 	srv_reply_text(r, row->status, "application/json", text);
-	return true;
 }
 
 static bool applies(const struct srv_req *r)
@@ -192,21 +191,28 @@ bool srv_idem_begin(struct srv_req *r)
 
 	if (!v || !applies(r))
 		return false;
-	if (!(key = parse_key(v)))
-		return !srv_reply_error(r, 400, "bad_request",
-					"Idempotency-Key: %d to %d characters"
-					" of A-Z a-z 0-9 - _ . :",
-					KEY_MIN, KEY_MAX);
+	if (!(key = parse_key(v))) {
+		srv_reply_error(r, 400, "bad_request",
+				"Idempotency-Key: %d to %d characters of A-Z"
+				" a-z 0-9 - _ . :",
+				KEY_MIN, KEY_MAX);
+		return true;
+	}
 	i = idem_new(r, key, request_hash);
 	fl_free_secret(key);
-	if (!i)
-		return !srv_reply_error(r, 500, "internal", "SHA-256 failed");
+	if (!i) {
+		srv_reply_error(r, 500, "internal", "SHA-256 failed");
+		return true;
+	}
 	if (srv_store_idem_claim(r->srv->store, i->id_hash, request_hash,
 				 time(NULL), SRV_IDEM_TTL, &row, &err)) {
 		idem_free(i);
-		return !srv_reply_error(r, 503, "unavailable", "%s", err.msg);
+		srv_reply_error(r, 503, "unavailable", "%s", err.msg);
+		return true;
 	}
-	done = row.found && replay(r, i, &row, request_hash);
+	done = row.found;
+	if (done)
+		replay(r, i, &row, request_hash);
 	srv_idem_row_free(&row);
 	if (done)
 		idem_free(i);
