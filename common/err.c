@@ -132,11 +132,12 @@ static const struct {
 	 * wait out its timeout, so the client exits as for one (issue 12) */
 	{409, "offline", FL_ETIMEOUT, false},
 	/* Idempotency-Key (fleetd's idem.h): the first request with the key
-	 * still running; the key on another request */
+	 * still running */
 	{409, "in_progress", FL_ECONFLICT, false},
-	{422, "key_reused", FL_ECONFLICT, false},
 	{413, "too_large", FL_ELIMIT, true},
 	{422, "verification_failed", FL_EVERIFY, false},
+	/* Idempotency-Key on another request (after the status' own row) */
+	{422, "key_reused", FL_ECONFLICT, false},
 	{429, "too_many_requests", FL_ERR, false},
 	{500, "internal", FL_ERR, false},
 	{504, "timeout", FL_ETIMEOUT, true},

@@ -15,10 +15,11 @@
  * whatever its end, is dropped with its file SRV_DIAG_BUNDLE_KEEP_S after
  * it settled (SRV_DIAG_BUNDLE_STALE_S after it began when its fleetd
  * died before its call ended), and at most SRV_DIAG_BUNDLES_HELD are held
- * at once.  The uploads' states are in the store and DIR is in the
- * bundle directory (STATE/bundles/diag), so that with replicas on shared
- * storage the device's upload and the technician's download may reach
- * any replica; the calls are the asking fleetd's.  Times are wall-clock
+ * at once.  The uploads' states are in the store and DIR may be on
+ * shared storage ([diag] bundle_dir; never in STATE/bundles, which a
+ * mirror may publish), so that with replicas the device's upload and the
+ * technician's download may reach any replica; the calls are the asking
+ * fleetd's.  Times are wall-clock
  * ms (fl_wall_ms).  Thread-safe.
  */
 #include <stdbool.h>

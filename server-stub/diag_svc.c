@@ -128,7 +128,9 @@ int srv_diag_svc_start(struct srv *srv, struct fl_error *err)
 	    .max_per_caller = srv->cfg.diag.max_per_caller,
 	    .max_bytes = SRV_DIAG_CALL_BYTES,
 	};
-	char *dir = srv_path(srv, "bundles/diag");
+	char *dir = srv->cfg.diag.bundle_dir
+			? fl_xstrdup(srv->cfg.diag.bundle_dir)
+			: srv_path(srv, "diag");
 	int rc;
 
 	rc = srv_diag_bundles_new(dir, srv->cfg.diag.bundle_max, srv->store,

@@ -46,6 +46,7 @@ static const struct fl_ini_key conf_keys[] = {
     {"diag", "max_pending"},
     {"diag", "max_pending_per_caller"},
     {"diag", "bundle_max"},
+    {"diag", "bundle_dir"},
     {"shadow", "max_size"},
     {"telemetry", "keep_points"},
     {"telemetry", "keep_hours"},
@@ -248,11 +249,13 @@ static int load_mirror(const struct fl_ini *ini, char **ret,
 	return 0;
 }
 
-/* [ca] shared_crl: an absolute path, in a directory that exists. */
-static int load_shared_crl(const struct fl_ini *ini, char **ret,
-			   struct fl_error *err)
+/* [SECTION] KEY: an absolute path whose parent directory exists (shared
+ * storage for replicas: [ca] shared_crl, [diag] bundle_dir); NULL when
+ * not set. */
+static int load_shared_path(const struct fl_ini *ini, const char *section,
+			    const char *key, char **ret, struct fl_error *err)
 {
-	const char *v = fl_ini_get(ini, "ca", "shared_crl");
+	const char *v = fl_ini_get(ini, section, key);
 	struct stat st;
 	char *dir;
 	bool ok;
@@ -266,9 +269,9 @@ static int load_shared_crl(const struct fl_ini *ini, char **ret,
 	free(dir);
 	if (!ok)
 		return fl_fail(err, FL_EINVAL,
-			       "[ca] shared_crl '%.80s': want an absolute path"
-			       " in a directory that exists",
-			       v);
+			       "[%s] %s '%.80s': want an absolute path in a"
+			       " directory that exists",
+			       section, key, v);
 	*ret = fl_xstrdup(v);
 	return 0;
 }
@@ -301,7 +304,11 @@ static int load_config(struct srv *srv, struct fl_error *err)
 	if (!rc)
 		rc = load_mirror(ini, &srv->cfg.mirror_url, err);
 	if (!rc)
-		rc = load_shared_crl(ini, &srv->cfg.shared_crl, err);
+		rc = load_shared_path(ini, "ca", "shared_crl",
+				      &srv->cfg.shared_crl, err);
+	if (!rc)
+		rc = load_shared_path(ini, "diag", "bundle_dir",
+				      &srv->cfg.diag.bundle_dir, err);
 	if (!rc)
 		rc = load_reenroll_limits(ini, &srv->cfg.reenroll, err);
 	if (!rc)
@@ -434,6 +441,7 @@ void srv_close(struct srv *srv)
 	free(srv->cfg.public_url);
 	free(srv->cfg.mirror_url);
 	free(srv->cfg.shared_crl);
+	free(srv->cfg.diag.bundle_dir);
 	free(srv->cfg.store_url);
 	free(srv->cfg.mqtt_url);
 	free(srv->cfg.topic_prefix);

@@ -47,6 +47,8 @@ struct srv_config {
 		uint64_t max_pending; /* diag calls waiting at once */
 		uint64_t max_per_caller; /* of them, one caller's */
 		uint64_t bundle_max;	 /* bytes of a support bundle */
+		char *bundle_dir; /* [diag] bundle_dir: where they are kept,
+				   * absolute; NULL: STATE/diag */
 	} diag;
 	uint64_t shadow_max; /* [shadow] max_size: bytes of a desired doc */
 	/* [influx], [postgres]: telemetry forwarding (fwd.h); NULL when

@@ -31,7 +31,7 @@ static int make_state_dir(const char *dir, struct fl_error *err)
 	/* the bundle store from the start, so that a replica's copy of this
 	 * dir can link to it before the first fleetd serves it */
 	for (size_t i = 0; !rc && i < 2; i++) {
-		db = fl_path_join(dir, i ? "bundles/diag" : "tls");
+		db = fl_path_join(dir, i ? "bundles" : "tls");
 		rc = fl_mkdir_p(db, 0700, err);
 		free(db);
 	}

@@ -5,8 +5,9 @@
 #                          public_url PUBLIC), one mosquitto outside
 #                          fleetd from its broker-config on $BPORT, and
 #                          $SB a copy of $SA's state dir (the same CA)
-#                          with the bundle store shared and one CRL file
-#                          ([ca] shared_crl, $T/shared/crl.pem); sets SA
+#                          with the bundle store shared, one CRL file and
+#                          one support bundle dir ([ca] shared_crl,
+#                          [diag] bundle_dir in $T/shared); sets SA
 #                          SB BPORT ADMIN_TOKEN FLEET_CA_FILE
 #   replica_serve NAME DIR PORT
 #                          fleetd serve --replica NAME on DIR, HTTPS on
@@ -20,8 +21,10 @@ replicas_init() {
 		>"$T/init.out" 2>&1 || return 1
 	ADMIN_TOKEN=$(sed -n 's/^admin token: //p' "$T/init.out")
 	mkdir -p "$T/shared"
-	printf '[server]\npublic_url = %s\n[mqtt]\nurl = mqtts://127.0.0.1:%s\n[ca]\nshared_crl = %s\n' \
-		"$1" "$BPORT" "$T/shared/crl.pem" >>"$SA/fleetd.conf"
+	printf '[server]\npublic_url = %s\n[mqtt]\nurl = mqtts://127.0.0.1:%s\n' \
+		"$1" "$BPORT" >>"$SA/fleetd.conf"
+	printf '[ca]\nshared_crl = %s\n[diag]\nbundle_dir = %s\n' \
+		"$T/shared/crl.pem" "$T/shared/diag" >>"$SA/fleetd.conf"
 	fleetd broker-config --state "$SA" --listen "127.0.0.1:$BPORT" || return 1
 	(exec mosquitto -c "$SA/broker/mosquitto.conf" >"$T/broker.log" 2>&1) &
 	track $!

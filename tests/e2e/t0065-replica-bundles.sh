@@ -76,7 +76,9 @@ check_grep '^200$' "the technician downloads it from B" get_from "$B_URL" "$T/go
 check "... unchanged" cmp "$T/small.tar.gz" "$T/got3b.tar.gz"
 check_grep '^200$' "... and from A, which asked for it" get_from "$A_URL" "$T/got3a.tar.gz"
 check "... unchanged" cmp "$T/small.tar.gz" "$T/got3a.tar.gz"
-check "the file is in the shared bundle store" test -s "$SA/bundles/diag/$U.tar.gz"
+check "the file is in the shared [diag] bundle_dir" test -s "$T/shared/diag/$U.tar.gz"
+check_exit 1 "... and nothing of it in the firmware bundle store (a mirror may publish that)" \
+	bash -c "ls -A '$SA/bundles' | grep -v '\.fwb\$' | grep ."
 
 # --- one CRL for both ([ca] shared_crl) ----------------------------------------
 crl_has() { # crl_has SERIAL: the shared CRL lists it
