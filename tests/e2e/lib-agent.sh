@@ -244,3 +244,17 @@ sim_device() {
 	chmod 755 "$T/fw"
 	check "make it a simulated device" fleet-agent sim-init "$A/sim" --image "$T/fw"
 }
+
+# modbus_sim_start NAME [ARGS...]: tests/tools/modbus-sim (with ARGS) on
+# a free 127.0.0.1 port, PORT_NAME and PID_NAME set, its log in
+# $T/sim-NAME.log; true once it listens.
+modbus_sim_start() {
+	local name=$1 port
+	shift
+	port=$(free_port)
+	modbus-sim --port "$port" "$@" >"$T/sim-$name.log" 2>&1 &
+	track $!
+	printf -v "PID_$name" %s $!
+	printf -v "PORT_$name" %s "$port"
+	wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}

@@ -11,6 +11,8 @@
 #   influx_restart      influx_start again on the same dirs and ports
 #   influx_query DB Q   GET /query (epoch=ms): the JSON answer
 #   influx_admin Q      POST /query (CREATE DATABASE ...)
+#   influx_fleetd_conf  fleetd.conf's [influx] section forwarding to its
+#                       database fleet, with short lingers and retries
 #   influx_rows [DB]    fleetd's telemetry measurement in DB (fleet) as sorted
 #                       "DEVICE<TAB>METRIC<TAB>TS_MS<TAB>VALUE" lines (%.17g)
 
@@ -87,4 +89,9 @@ influx_rows() {
 	influx_query "${1:-fleet}" 'SELECT device, metric, value FROM telemetry' |
 		jq -r '.results[0].series[0].values[]? | [.[1], .[2], (.[0] | tostring), (.[3] | tostring)] | join("\t")' |
 		awk -F'\t' -v OFS='\t' '{ $4 = sprintf("%.17g", $4); print }' | LC_ALL=C sort
+}
+
+influx_fleetd_conf() {
+	printf '[influx]\nurl = %s\ndatabase = fleet\nlinger_ms = 100\ntimeout_ms = 2000\nretry_min_ms = 100\nretry_max_ms = 500\n' \
+		"$INFLUX_URL"
 }

@@ -20,13 +20,7 @@ pg_start || { cat "$T/postgres.log"; exit 1; }
 influx_start || { cat "$T/influxd.log"; exit 1; }
 check_grep '"statement_id":0' "influx: the database is created" influx_admin "CREATE DATABASE fleet"
 
-FLEETD_CONF="[influx]
-url = $INFLUX_URL
-database = fleet
-linger_ms = 100
-timeout_ms = 2000
-retry_min_ms = 100
-retry_max_ms = 500
+FLEETD_CONF="$(influx_fleetd_conf)
 [postgres]
 conninfo = $PG_CONNINFO
 linger_ms = 100

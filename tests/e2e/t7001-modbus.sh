@@ -19,13 +19,10 @@ start_fleetd --with-broker
 login_admin
 sim_device dev-a
 
-PORT=$(free_port)
 CTL=$T/sim.ctl
 echo ok >"$CTL"
-modbus-sim --port "$PORT" --control "$CTL" >"$T/sim.log" 2>&1 &
-SIM=$!
-track $SIM
-check "the simulator listens" wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT"
+check "the simulator listens" modbus_sim_start sim --control "$CTL"
+PORT=$PORT_sim
 
 cat >"$A/modbus.conf" <<EOF
 ; the simulator's registers (tests/tools/modbus-sim.c)

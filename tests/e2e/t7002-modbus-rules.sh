@@ -13,10 +13,8 @@ start_fleetd --with-broker
 login_admin
 sim_device dev-a
 
-PORT=$(free_port)
-modbus-sim --port "$PORT" >"$T/sim.log" 2>&1 &
-track $!
-check "the simulator listens" wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT"
+check "the simulator listens" modbus_sim_start sim
+PORT=$PORT_sim
 cat >"$A/modbus.conf" <<EOF
 [source sim]
 host = 127.0.0.1

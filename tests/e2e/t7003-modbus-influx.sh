@@ -12,21 +12,13 @@
 
 influx_start || { cat "$T/influxd.log"; exit 1; }
 check_grep '"statement_id":0' "influx: the database is created" influx_admin "CREATE DATABASE fleet"
-FLEETD_CONF="[influx]
-url = $INFLUX_URL
-database = fleet
-linger_ms = 100
-timeout_ms = 2000
-retry_min_ms = 100
-retry_max_ms = 500"
+FLEETD_CONF=$(influx_fleetd_conf)
 start_fleetd --with-broker
 login_admin
 sim_device dev-a
 
-PORT=$(free_port)
-modbus-sim --port "$PORT" >"$T/sim.log" 2>&1 &
-track $!
-check "the simulator listens" wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT"
+check "the simulator listens" modbus_sim_start sim
+PORT=$PORT_sim
 
 # NAME = REGISTER ... and the value it must have everywhere (the
 # simulator's constants: tests/tools/modbus-sim.c)

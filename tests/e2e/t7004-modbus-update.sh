@@ -27,18 +27,8 @@ TOK=$(fleetctl -o json token create e2e --enroll --uses 1 | jq -r .token)
 check "enrol dev-a and make it a simulated device" sim_agent dev-a "$TOK"
 A=$(agent_dir dev-a)
 
-# sim_start NAME: a simulator of its own on a free port (PORT_NAME, PID_NAME)
-sim_start() {
-	local port
-	port=$(free_port)
-	modbus-sim --port "$port" >"$T/sim-$1.log" 2>&1 &
-	track $!
-	printf -v "PID_$1" %s $!
-	printf -v "PORT_$1" %s "$port"
-	wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
-}
-check "the simulator of source quiet listens" sim_start quiet
-check "the simulator of source live listens" sim_start live
+check "the simulator of source quiet listens" modbus_sim_start quiet
+check "the simulator of source live listens" modbus_sim_start live
 # quiet waits the longest a response may take (timeout 5 s): an agent
 # that waited on it would stall for seconds at each attempt
 cat >"$A/modbus.conf" <<EOF
