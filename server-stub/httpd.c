@@ -632,15 +632,15 @@ static void add_body(struct srv_req *r, const char *data, size_t n)
 	r->body[r->body_len] = '\0';
 }
 
-static bool is_mutating(const char *method)
+bool srv_req_changes_state(const struct srv_req *r)
 {
-	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+	return strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
 }
 
 /* Does @r get an audit row? */
 static bool audited(const struct srv_req *r)
 {
-	return is_mutating(r->method) ||
+	return srv_req_changes_state(r) ||
 	       (r->route && (r->route->flags & SRV_AUDIT));
 }
 

@@ -186,6 +186,10 @@ int srv_token_principal(struct srv *srv, const char *hash,
 /* Request header or NULL. */
 const char *srv_req_header(struct srv_req *r, const char *name);
 
+/* Whether @r's method changes state (not GET or HEAD): audited, and
+ * retry-safe with an Idempotency-Key (idem.h). */
+bool srv_req_changes_state(const struct srv_req *r);
+
 /* URL query argument or NULL. */
 const char *srv_req_query(struct srv_req *r, const char *key);
 

@@ -175,8 +175,7 @@ static void replay(struct srv_req *r, const struct srv_idem *i,
 
 static bool applies(const struct srv_req *r)
 {
-	return strcmp(r->method, "GET") != 0 &&
-	       strcmp(r->method, "HEAD") != 0 && r->who.kind != SRV_ANON &&
+	return srv_req_changes_state(r) && r->who.kind != SRV_ANON &&
 	       !r->route->on_body;
 }
 

@@ -119,7 +119,7 @@ static json_t *parse(struct srv_ingest *q, enum srv_ingest_kind kind,
 	if (!rc && kind == SRV_INGEST_SHADOW)
 		rc = fl_shadow_check_report(j, &err);
 	if (!rc && kind == SRV_INGEST_TELEMETRY)
-		rc = srv_telemetry_parse(j, srv_telemetry_now_ms(), ret_tele,
+		rc = srv_telemetry_parse(j, fl_wall_ms(), ret_tele,
 					 &err);
 	if (rc && kind == SRV_INGEST_TELEMETRY)
 		warn_rejected(q, device, err.msg);

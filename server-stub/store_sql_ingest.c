@@ -589,7 +589,7 @@ static int apply(struct srv_store_be *s, struct batch *b,
 int sql_ingest(struct srv_store_be *s, struct srv_ingest_item *items, size_t n,
 	       struct fl_error *err)
 {
-	struct batch b = {.now_ms = srv_telemetry_now_ms()};
+	struct batch b = {.now_ms = fl_wall_ms()};
 	int rc;
 
 	b.now = b.now_ms / 1000;

@@ -10,11 +10,6 @@
 #include "util.h"
 #include "validate.h"
 
-int64_t srv_telemetry_now_ms(void)
-{
-	return fl_wall_ms();
-}
-
 /* Point @i of the message: an object with a valid metric, a finite
  * number and a sample time inside the window. */
 static int check_point(const json_t *p, size_t i, int64_t now_ms,

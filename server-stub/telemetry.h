@@ -51,9 +51,6 @@ struct srv_tmsg {
 	struct srv_tpoint points[];
 };
 
-/* The wall clock in ms since the epoch (sample times are on it). */
-int64_t srv_telemetry_now_ms(void);
-
 /*
  * Check the message @j by every rule of the wire contract, sample times
  * against @now_ms, and copy it into *@ret (caller frees).  FL_EPARSE

@@ -249,7 +249,7 @@ static enum srv_ingest_result put(struct fixture *f, const char *dev,
 	    fl_xcalloc(1, sizeof(*m) + (size_t)n * sizeof(m->points[0]));
 	struct srv_ingest_item it = {.kind = SRV_INGEST_TELEMETRY,
 				     .device = dev};
-	int64_t now = srv_telemetry_now_ms();
+	int64_t now = fl_wall_ms();
 
 	m->seq = seq;
 	m->dropped = 1;
@@ -408,7 +408,7 @@ static void test_queue(void **state)
 	char good[200], big[400];
 	struct srv_ingest_stats st;
 	struct srv_ingest *q = NULL;
-	int64_t now = srv_telemetry_now_ms();
+	int64_t now = fl_wall_ms();
 
 	device(f, "d1", false);
 	snprintf(good, sizeof(good),
