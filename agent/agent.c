@@ -345,13 +345,42 @@ out:
 }
 
 /*
- * fleetd's "ack" {"seq", "job", "state"} (docs/protocol.md): not a
- * command (never logged, never answered); it confirms the matching
- * final job event, and one for anything else is ignored.
+ * fleetd's "ack" {"seq", "job", "state", "missing"} (docs/protocol.md):
+ * not a command (never logged, never answered); it confirms the
+ * matching final job event, and one for anything else is ignored.
+ * "missing" (optional): the seqs of the final's "history" fleetd has
+ * not stored, published again before the final.
  */
+/* The ack's optional "missing" into @out (at most AGENT_EVQ_SENT_MAX). */
+static int ack_missing(const json_t *args, uint64_t *out, size_t *ret_n,
+		       struct fl_error *err)
+{
+	json_t *arr = NULL, *v;
+	size_t i;
+	int rc;
+
+	*ret_n = 0;
+	if (!json_object_get(args, "missing"))
+		return 0;
+	rc = fl_json_array(args, "missing", AGENT_EVQ_SENT_MAX, &arr, err);
+	json_array_foreach(arr, i, v)
+	{
+		if (rc)
+			break;
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    (uint64_t)json_integer_value(v) > SEQ_MAX)
+			rc = fl_fail(err, FL_EPARSE, "bad 'missing'");
+		else
+			out[(*ret_n)++] = (uint64_t)json_integer_value(v);
+	}
+	return rc;
+}
+
 static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 {
 	struct fl_error err = {0};
+	uint64_t missing[AGENT_EVQ_SENT_MAX];
+	size_t n_missing = 0, resent = 0;
 	const char *job = NULL;
 	int64_t seq = 0;
 	int rc;
@@ -362,18 +391,26 @@ static void handle_ack(struct agent *a, const struct agent_cmd *cmd)
 		    fl_json_str(cmd->args, "job", AGENT_JOB_ID_MAX, &job, &err);
 	if (!rc && !fl_valid_label(job))
 		rc = fl_fail(&err, FL_EPARSE, "bad 'job'");
+	if (!rc)
+		rc = ack_missing(cmd->args, missing, &n_missing, &err);
 	if (rc) {
 		fl_warn("dropped a bad ack %s: %s", cmd->id, err.msg);
 		return;
 	}
-	rc = agent_evq_ack(a->evq, job, (uint64_t)seq, &err);
+	rc = agent_evq_ack(a->evq, job, (uint64_t)seq, missing, n_missing,
+			   &resent, &err);
 	if (rc == FL_ENOTFOUND)
 		fl_debug("ack for event %lld of %s matches nothing; "
 			 "ignored",
 			 (long long)seq, job);
 	else if (rc)
 		fl_warn("ack for event %lld: %s", (long long)seq, err.msg);
-	else
+	else if (resent) {
+		fl_info("fleetd misses %zu event(s) of %s: publishing them "
+			"again, then event %lld",
+			resent, job, (long long)seq);
+		agent_events_flush(a, false);
+	} else
 		fl_info("event %lld of %s confirmed by fleetd", (long long)seq,
 			job);
 }

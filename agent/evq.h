@@ -31,6 +31,8 @@
 #define AGENT_EVQ_FILE "unconfirmed.json"
 #define AGENT_EVQ_FINALS_MAX 16 /* unconfirmed final events kept */
 #define AGENT_EVQ_JOBS_MAX 4	/* jobs with a pending progress event */
+#define AGENT_EVQ_SENT_MAX 32	/* sent progress events kept */
+#define AGENT_EVQ_REPAIRS_MAX 3 /* "missing" rounds per final event */
 #define AGENT_EVQ_RETRY_MAX_MS (5 * 60 * 1000) /* backoff cap */
 
 struct agent_evq;
@@ -60,7 +62,9 @@ void agent_evq_progress(struct agent_evq *q, const char *job, const json_t *ev);
 
 /*
  * Keep final event @ev (copied; its "seq" set) of job @job until it is
- * acknowledged, and persist; it is due for publishing now.  Drops the
+ * acknowledged, and persist; it is due for publishing now.  The copy
+ * gets "history": the seqs of @job's sent progress events kept, oldest
+ * first (none: no "history").  Drops the
  * pending progress and any older unconfirmed final of @job; when full,
  * the oldest unconfirmed final is forgotten.  Returns 0, FL_ELIMIT
  * (serialised over AGENT_EVENT_MAX: not kept), FL_EIO (not persisted,
@@ -70,11 +74,16 @@ int agent_evq_final(struct agent_evq *q, const char *job, const json_t *ev,
 		    struct fl_error *err);
 
 /*
- * fleetd's ack for (@job, @seq): forget the matching final event and
- * persist.  Returns 0, FL_ENOTFOUND (no unconfirmed final event has
- * that job and seq: nothing changes), FL_EIO (forgotten in memory only).
+ * fleetd's ack for (@job, @seq), with the @n_missing seqs of its
+ * history fleetd has not stored.  When none of those is kept here, or
+ * after AGENT_EVQ_REPAIRS_MAX rounds: forget the final and @job's sent
+ * progress, and persist (*@ret_resent 0).  Else those progress events
+ * are due again, the final right after them (*@ret_resent: how many).
+ * Returns 0, FL_ENOTFOUND (no unconfirmed final event has that job and
+ * seq: nothing changes), FL_EIO (forgotten in memory only).
  */
 int agent_evq_ack(struct agent_evq *q, const char *job, uint64_t seq,
+		  const uint64_t *missing, size_t n_missing, size_t *ret_resent,
 		  struct fl_error *err);
 
 /* A new connection: every unconfirmed final is due now, backoff reset. */
@@ -85,15 +94,16 @@ struct agent_evq_sink {
 	/* Take a seq for @ev, set it and publish; 0, or an error code
 	 * (the event stays pending). */
 	int (*send_progress)(void *user, json_t *ev);
-	/* Publish the stored final event as it is; @again: sent before by
-	 * this process. */
+	/* Publish a kept event (a final, or a sent progress event fleetd
+	 * misses) as it is; @again: sent before by this process. */
 	void (*send_final)(void *user, const json_t *ev, bool again);
 };
 
 /*
- * Hand at most @room events to @s: due unconfirmed finals first (then
- * due again after the next backoff delay), then pending progress,
- * oldest first.  @room is 0 while offline.
+ * Hand at most @room events to @s: sent progress fleetd misses first,
+ * then due unconfirmed finals (then due again after the next backoff
+ * delay), then pending progress, oldest first (each kept as sent, and
+ * persisted).  @room is 0 while offline.
  */
 void agent_evq_flush(struct agent_evq *q, int64_t now_ms, unsigned room,
 		     const struct agent_evq_sink *s);
@@ -101,6 +111,7 @@ void agent_evq_flush(struct agent_evq *q, int64_t now_ms, unsigned room,
 /* Counts, for status and tests. */
 size_t agent_evq_unconfirmed(const struct agent_evq *q);
 size_t agent_evq_pending(const struct agent_evq *q);
+size_t agent_evq_sent(const struct agent_evq *q);
 
 /* The earliest time a final is due again (INT64_MAX when none). */
 int64_t agent_evq_next_due(const struct agent_evq *q);

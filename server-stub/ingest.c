@@ -180,11 +180,51 @@ void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
 	    .health = reported(j, "health", 64)};
 }
 
+/* A final event's "history" into @out: at most SRV_HISTORY_MAX seqs,
+ * each 1 .. 2^53; anything else (or more) and it has none. */
+static size_t history_get(const json_t *j, int64_t *out)
+{
+	const json_t *h = json_object_get(j, "history"), *v;
+	size_t i;
+
+	if (!json_is_array(h) || json_array_size(h) > SRV_HISTORY_MAX)
+		return 0;
+	json_array_foreach(h, i, v)
+	{
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > (INT64_C(1) << 53))
+			return 0;
+		out[i] = json_integer_value(v);
+	}
+	return json_array_size(h);
+}
+
+/* Where @f's history goes in a buffer of @used bytes (8-aligned). */
+static size_t history_at(size_t used)
+{
+	return (used + 7) & ~(size_t)7;
+}
+
+/* Copy @n seqs of @h to @buf at @off and point @f at them. */
+static void history_put(char *buf, size_t off, const int64_t *h, size_t n,
+			struct srv_ingest_fields *f)
+{
+	memcpy(buf + off, h, n * sizeof(*h));
+	f->history = (const int64_t *)(void *)(buf + off);
+	f->n_history = n;
+}
+
 char *srv_ingest_item_json(struct srv_ingest_item *it, const json_t *j)
 {
 	char *text = fl_json_dumps(j);
+	int64_t h[SRV_HISTORY_MAX];
+	size_t n = history_get(j, h), off = history_at(strlen(text) + 1);
 
 	srv_ingest_fields_get(j, &it->f);
+	if (n) {
+		text = fl_xrealloc(text, off + n * sizeof(*h));
+		history_put(text, off, h, n, &it->f);
+	}
 	it->text = text;
 	return text;
 }
@@ -200,14 +240,17 @@ static void pack(struct msg *m, const void *payload, const json_t *j)
 			       &m->f.state,  &m->f.stage, &m->f.reason,
 			       &m->f.from_version, &m->f.agent,
 			       &m->f.firmware, &m->f.slot, &m->f.health};
-	size_t size = m->len + 1;
+	size_t size = m->len + 1, n_hist = 0;
+	int64_t hist[SRV_HISTORY_MAX];
 	char *p;
 
-	if (j)
+	if (j) {
 		srv_ingest_fields_get(j, &m->f);
+		n_hist = history_get(j, hist);
+	}
 	for (size_t i = 0; j && i < FL_ARRAY_SIZE(strs); i++)
 		size += *strs[i] ? strlen(*strs[i]) + 1 : 0;
-	m->buf = fl_xmalloc(size);
+	m->buf = fl_xmalloc(history_at(size) + n_hist * sizeof(*hist));
 	memcpy(m->buf, payload, m->len);
 	m->buf[m->len] = '\0';
 	p = m->buf + m->len + 1;
@@ -221,6 +264,8 @@ static void pack(struct msg *m, const void *payload, const json_t *j)
 		*strs[i] = p;
 		p += n;
 	}
+	if (n_hist)
+		history_put(m->buf, history_at(size), hist, n_hist, &m->f);
 	m->ok = j != NULL;
 }
 
@@ -356,7 +401,14 @@ static bool final_job_event(const struct srv_ingest_item *it)
 
 static void confirm(struct srv_ingest *q, const struct srv_ingest_item *it)
 {
-	q->ack(q->ack_arg, it->device, it->f.seq, it->f.job, it->f.state);
+	int64_t missing[SRV_HISTORY_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < it->f.n_history; i++)
+		if (it->missing & (UINT32_C(1) << i))
+			missing[n++] = it->f.history[i];
+	q->ack(q->ack_arg, it->device, it->f.seq, it->f.job, it->f.state,
+	       missing, n);
 }
 
 static void log_event(const struct srv_ingest_item *it)
@@ -398,15 +450,22 @@ static void count(struct srv_ingest *q, const struct srv_ingest_item *items,
 
 #ifdef FLEET_TEST_HOOKS
 /* Test builds only (fleetd-test): FLEETD_FAILPOINTS=ingest-lose-final
- * loses the first final job event after the broker's PUBACK, as a fleetd
- * killed at that moment would: not stored, not confirmed. */
+ * (or ingest-lose-progress) loses the first final (or progress) job
+ * event after the broker's PUBACK, as a fleetd killed at that moment, or
+ * a broker killed before delivering it, would: not stored, not
+ * confirmed. */
 static bool failpoint_lose(const struct srv_ingest_item *it)
 {
 	static bool lost;
 	const char *fp = getenv("FLEETD_FAILPOINTS");
+	bool job = it->kind == SRV_INGEST_EVENT && it->f.job && it->f.state;
 
-	if (lost || !fp || !fl_streq(fp, "ingest-lose-final") ||
-	    !final_job_event(it))
+	if (lost || !fp || !job)
+		return false;
+	if (fl_streq(fp, "ingest-lose-final") ? !final_job_event(it)
+	    : fl_streq(fp, "ingest-lose-progress")
+		? fl_job_state_name_final(it->f.state)
+		: true)
 		return false;
 	lost = true;
 	fl_warn("failpoint: event %lld from %s lost", (long long)it->f.seq,

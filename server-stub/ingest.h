@@ -65,10 +65,11 @@ struct srv_ingest_stats {
 };
 
 /* Confirm a final job event of @device (called by the writer thread
- * after the commit). */
-typedef void (*srv_ingest_ack_fn)(void *arg, const char *device,
-				  int64_t seq, const char *job,
-				  const char *state);
+ * after the commit), naming the @n_missing seqs of its history that its
+ * job's events lack. */
+typedef void (*srv_ingest_ack_fn)(void *arg, const char *device, int64_t seq,
+				  const char *job, const char *state,
+				  const int64_t *missing, size_t n_missing);
 
 int srv_ingest_start(struct srv_store *store, const struct srv_ingest_cfg *cfg,
 		     srv_ingest_ack_fn ack, void *ack_arg,

@@ -258,9 +258,10 @@ static void on_message(struct mosquitto *mosq, void *obj,
 }
 
 /* After the commit: tell the device its final event is stored, so it
- * stops publishing it again (docs/protocol.md, "ack"). */
+ * stops publishing it again, and which events of its history are not
+ * (docs/protocol.md, "ack"). */
 static void ack(void *arg, const char *device, int64_t seq, const char *job,
-		const char *state)
+		const char *state, const int64_t *missing, size_t n_missing)
 {
 	struct srv_mqtt *m = arg;
 	struct fl_error err = {0};
@@ -272,6 +273,14 @@ static void ack(void *arg, const char *device, int64_t seq, const char *job,
 	cmd = json_pack("{s:s, s:s, s:{s:I, s:s, s:s}, s:s}", "id", id, "type",
 			"ack", "args", "seq", (json_int_t)seq, "job", job,
 			"state", state, "ts", ts);
+	if (n_missing) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < n_missing; i++)
+			json_array_append_new(arr, json_integer(missing[i]));
+		json_object_set_new(json_object_get(cmd, "args"), "missing",
+				    arr);
+	}
 	if (!fl_topic_build(m->prefix, device, FL_TOPIC_CMD, NULL, &topic,
 			    &err)) {
 		if (publish(m, FL_TOPIC_CMD, topic, cmd, 1, false, &err))

@@ -442,8 +442,9 @@ enum srv_ingest_result {
 	SRV_INGEST_REJECTED,  /* unknown or decommissioned device; an event
 			       * for a job that is not this device's or is
 			       * already final */
-	SRV_INGEST_STALE,     /* a job event older than the job's newest:
-			       * refused, not recorded */
+	SRV_INGEST_STALE,     /* a job event older than the job's newest
+			       * (or than its final): recorded late in its
+			       * history, the job not moved */
 	SRV_INGEST_ILLEGAL,   /* a job event the job's state machine does
 			       * not allow (srv_job_transition_ok):
 			       * refused, not recorded */
@@ -460,7 +461,13 @@ struct srv_ingest_fields {
 	const char *agent;		      /* NULL: absent */
 	const char *firmware, *slot, *health; /* NULL: absent, "": null */
 	const struct srv_tmsg *tele;	      /* telemetry */
+	/* final job events: the seqs of the job's progress events the
+	 * device sent ("history", docs/protocol.md "ack") */
+	const int64_t *history;
+	size_t n_history; /* <= SRV_HISTORY_MAX */
 };
+
+#define SRV_HISTORY_MAX 32
 
 /* One message, already parsed and checked by its kind's rules. */
 struct srv_ingest_item {
@@ -471,6 +478,7 @@ struct srv_ingest_item {
 	/* out */
 	enum srv_ingest_result result;
 	int64_t gap; /* events: seq numbers skipped since the last one seen */
+	uint32_t missing; /* final events: bit i, f.history[i] not stored */
 };
 
 /*
@@ -479,9 +487,11 @@ struct srv_ingest_item {
  * per (job, seq) in its job's history.  An event names its job by "job",
  * or by "cmd" (the command that started it: rotations).  Only an event
  * newer than the job's last, or a final one, whose move the job's type
- * allows, is recorded and moves the job; the others are refused
- * (SRV_INGEST_STALE, SRV_INGEST_ILLEGAL).  Each item's result is set; an
- * error (the database failed) rolls back the batch.
+ * allows, moves the job; an older one is only recorded in the history
+ * (SRV_INGEST_STALE), one the job's type does not allow is refused
+ * (SRV_INGEST_ILLEGAL).  A final event's "missing" names the seqs of its
+ * history the job's events lack.  Each item's result is set; an error
+ * (the database failed) rolls back the batch.
  */
 int srv_store_ingest(struct srv_store *s, struct srv_ingest_item *items,
 		     size_t n, struct fl_error *err);

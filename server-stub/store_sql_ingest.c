@@ -334,15 +334,19 @@ static int devices_flush(struct srv_store_be *s, const struct marks *m,
 
 /* What becomes of @state, an event @seq of job @j (jobs.c rules).  An
  * event naming another job type is refused; an unknown "type" is not
- * judged (fleetd never required one). */
+ * judged (fleetd never required one).  A progress event older than the
+ * job's newest, even of a final job, is history arriving late (a
+ * device publishes again what fleetd missed: docs/protocol.md "ack"). */
 static enum srv_ingest_result judge(const struct event_ctx *j, int64_t seq,
 				    const char *state, const char *type)
 {
-	if (j->final)
+	bool older = !fl_job_state_name_final(state) && seq <= j->seq;
+
+	if (j->final && !older)
 		return SRV_INGEST_REJECTED;
 	if (srv_job_type_known(type) && !fl_streq(type, j->type))
 		return SRV_INGEST_ILLEGAL;
-	if (!fl_job_state_name_final(state) && seq <= j->seq)
+	if (older)
 		return SRV_INGEST_STALE;
 	return srv_job_transition_ok(j->type, j->state, state)
 		   ? SRV_INGEST_STORED
@@ -477,13 +481,27 @@ static int events_flush(struct srv_store_be *s, struct batch *b,
 	return rc;
 }
 
+/* Insert one event now (not newer than its job, so maybe a repeat):
+ * 1 if it was new. */
+static int event_insert(struct srv_store_be *s, const struct batch *b,
+			const struct mark *j, const struct srv_ingest_item *it,
+			int *ret_n, struct fl_error *err)
+{
+	return db_run(s, ret_n, err,
+		      "INSERT INTO job_events (job, seq, ts, state, event)"
+		      " VALUES (?, ?, ?, ?, ?)"
+		      " ON CONFLICT (job, seq) DO NOTHING",
+		      "siiss", j->job.id, it->f.seq, b->now, it->f.state,
+		      it->text);
+}
+
 /*
  * An event of a job: recorded once per (job, seq) and moving the job
  * when the job's state machine allows it (judge, against the batch's
- * view of the job); a repeat is a duplicate, the rest is refused.  A
- * legal event newer than any of its job cannot be a repeat (a job's seq
- * is its events' highest): it is kept for events_flush.  Only a refused
- * one asks the database whether it is a repeat.
+ * view of the job); an older one is recorded without moving it; a
+ * repeat is a duplicate, the rest is refused.  A legal event newer than
+ * any of its job cannot be a repeat (a job's seq is its events'
+ * highest): it is kept for events_flush.
  */
 static int job_event(struct srv_store_be *s, struct batch *b, struct mark *j,
 		     struct srv_ingest_item *it, struct fl_error *err)
@@ -506,14 +524,10 @@ static int job_event(struct srv_store_be *s, struct batch *b, struct mark *j,
 		it->result = SRV_INGEST_DUPLICATE;
 		return 0;
 	}
-	if (it->result == SRV_INGEST_STORED) { /* a final, older than the job */
-		rc =
-		    db_run(s, &n, err,
-			   "INSERT INTO job_events (job, seq, ts, state, event)"
-			   " VALUES (?, ?, ?, ?, ?)"
-			   " ON CONFLICT (job, seq) DO NOTHING",
-			   "siiss", j->job.id, seq, b->now, state, it->text);
-		if (!rc && n == 1)
+	if (it->result == SRV_INGEST_STORED || /* a final, older */
+	    it->result == SRV_INGEST_STALE) {
+		rc = event_insert(s, b, j, it, &n, err);
+		if (!rc && n == 1 && it->result == SRV_INGEST_STORED)
 			job_moved(j, seq, state, &it->f);
 		if (rc || n == 1)
 			return rc;
@@ -524,6 +538,42 @@ static int job_event(struct srv_store_be *s, struct batch *b, struct mark *j,
 	if (!rc && seen)
 		it->result = SRV_INGEST_DUPLICATE;
 	return rc;
+}
+
+/* A job_events row of the range missing_of asked for: clear its bit. */
+static int history_row(struct db_row *st, void *ctx)
+{
+	struct srv_ingest_item *it = ctx;
+	int64_t seq = db_col_int(st, 0);
+
+	for (size_t i = 0; i < it->f.n_history; i++)
+		if (it->f.history[i] == seq)
+			it->missing &= ~(UINT32_C(1) << i);
+	return 0;
+}
+
+/* A final event's history against its job's events (all of the batch
+ * written by now): it->missing. */
+static int missing_of(struct srv_store_be *s, const struct event_ctx *e,
+		      struct srv_ingest_item *it, struct fl_error *err)
+{
+	int64_t lo = INT64_MAX, hi = 0;
+
+	it->missing = 0;
+	if (!e->job || !it->f.n_history || !it->result ||
+	    !fl_job_state_name_final(it->f.state))
+		return 0;
+	for (size_t i = 0; i < it->f.n_history; i++) {
+		int64_t h = it->f.history[i];
+
+		it->missing |= UINT32_C(1) << i;
+		lo = h < lo ? h : lo;
+		hi = h > hi ? h : hi;
+	}
+	return db_query_rows(s, history_row, it, err,
+			     "SELECT seq FROM job_events"
+			     " WHERE job = ? AND seq BETWEEN ? AND ?",
+			     "sii", e->id, lo, hi);
 }
 
 static int event(struct srv_store_be *s, struct batch *b,
@@ -577,6 +627,9 @@ static int apply(struct srv_store_be *s, struct batch *b,
 		rc = db_telemetry_sweep(s, b->now_ms, err);
 	if (!rc)
 		rc = events_flush(s, b, err);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (items[i].kind == SRV_INGEST_EVENT)
+			rc = missing_of(s, &b->ctx[i], &items[i], err);
 	if (!rc)
 		rc = devices_flush(s, &b->devices, b->now, err);
 	if (!rc)

@@ -11,10 +11,11 @@
 #  - B takes the engine's lease over within 20 s and finishes: every
 #    device updated, one job per device in the rollout, one update
 #    command id per device, run once (the device's own record);
-#  - no event lost: every final event a device published (its own log)
-#    is stored, and nothing it did not publish; what the history lacks
-#    is progress only (in A's queue at the kill, or overtaken through
-#    the other replica and refused as stale); none handled twice: the
+#  - no event lost: every event a device published (its own log) is
+#    stored, and nothing it did not publish (progress events in A's
+#    queue at the kill come back through the final's "missing"; those
+#    overtaken through the other replica are recorded late, as stale);
+#    none handled twice: the
 #    duplicates fleetd saw are no more than the re-publications the
 #    devices logged (with plain subscriptions every replica stores
 #    every event, and this fails);
@@ -140,20 +141,25 @@ check "fleetd: every device reports 1.1.0" wait_until 30 fw
 # the devices' own record: "ID: event SEQ: TYPE STATE" once per event
 grep -oE '[a-z0-9-]+: event [0-9]+: update [a-z-]+$' "$T/sim.log" |
 	awk '{sub(":", "", $1); sub(":", "", $3); print $1, $3, $5}' | sort -u >"$T/published"
-store_pg "SELECT j.device || ' ' || e.seq || ' ' || e.state FROM job_events e JOIN jobs j ON j.id = e.job WHERE j.rollout = 'r1'" |
-	sort -u >"$T/stored"
+# fleetd's: the same for the rollout's job events
+stored() {
+	store_pg "SELECT j.device || ' ' || e.seq || ' ' || e.state FROM job_events e JOIN jobs j ON j.id = e.job WHERE j.rollout = 'r1'" |
+		sort -u >"$T/stored"
+	comm -23 "$T/published" "$T/stored" >"$T/lost"
+}
+# the last repairs (a final's ack naming what is missing) may still run
+none_lost() { stored && ! grep -q . "$T/lost"; }
+wait_until 20 none_lost
 check_true "the devices published events ($(wc -l <"$T/published"))" test -s "$T/published"
 check_exit 1 "fleetd stored nothing the devices did not publish" \
 	grep -q . <(comm -13 "$T/published" "$T/stored")
-comm -23 "$T/published" "$T/stored" >"$T/lost"
 check_exit 1 "no final event is lost (every 'succeeded' published is stored)" \
 	grep -q ' succeeded$' "$T/lost"
-LOST=$(wc -l <"$T/lost")
 check "replica a restarts on its state dir" replica_serve a "$SA" "$APORT"
 STALE=$(fb -o json status | jq .jobs.stale_events)
-log "progress events missing from the history: $LOST (B refused $STALE as stale: overtaken through A; the rest sat in A's queue at the kill or A refused them so)"
-check_exit 1 "every event missing from the history is a progress event" \
-	grep -qvE ' (queued|downloading|verifying|installing|installed|rebooting|health-check)$' "$T/lost"
+log "stale events recorded late by B: $STALE (overtaken through A, or published again)"
+check_exit 1 "no progress event is lost either: every event published is in the history ($(wc -l <"$T/lost") missing)" \
+	grep -q . "$T/lost"
 DUPS=$(($(ingest duplicates "$B_URL") + $(ingest duplicates "$A_URL")))
 AGAIN=$(grep -c ': event [0-9]* again' "$T/sim.log")
 check_true "none handled twice: duplicates at fleetd ($DUPS) <= re-publications ($AGAIN)" \

@@ -5,7 +5,8 @@
  * with the seq taken at send, a final event dropping its job's pending
  * progress, finals kept (and persisted) until the ack with their job and
  * seq, re-publishing on connect and on a capped backoff with jitter,
- * and the caps on the file.
+ * sent progress kept until the final's ack misses none of it, and the
+ * caps on the file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -220,13 +221,16 @@ static void test_final_until_ack(void **state)
 	assert_int_equal(f->s.n, 14);
 	assert_true(agent_evq_next_due(f->q) - now <= MIN_MS);
 	/* acks for another seq, another job: nothing */
-	assert_int_equal(agent_evq_ack(f->q, "j-1", 6, NULL), FL_ENOTFOUND);
-	assert_int_equal(agent_evq_ack(f->q, "j-2", 5, NULL), FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 6, NULL, 0, NULL, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-2", 5, NULL, 0, NULL, NULL),
+			 FL_ENOTFOUND);
 	assert_int_equal(agent_evq_unconfirmed(f->q), 1);
 	/* the right one */
-	assert_int_equal(agent_evq_ack(f->q, "j-1", 5, NULL), 0);
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 5, NULL, 0, NULL, NULL), 0);
 	assert_int_equal(agent_evq_unconfirmed(f->q), 0);
-	assert_int_equal(agent_evq_ack(f->q, "j-1", 5, NULL), FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 5, NULL, 0, NULL, NULL),
+			 FL_ENOTFOUND);
 	agent_evq_on_connect(f->q);
 	agent_evq_flush(f->q, now + 3600000, 10, &f->sink);
 	assert_int_equal(f->s.n, 14);
@@ -247,12 +251,13 @@ static void test_persisted(void **state)
 	agent_evq_free(f->q);
 	assert_int_equal(agent_evq_open(f->path, MIN_MS, &f->q, NULL), 0);
 	assert_int_equal(agent_evq_unconfirmed(f->q), 2);
-	assert_int_equal(agent_evq_ack(f->q, "j-1", 5, NULL), FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 5, NULL, 0, NULL, NULL),
+			 FL_ENOTFOUND);
 	agent_evq_flush(f->q, 0, 10, &f->sink); /* due at once */
 	assert_int_equal(f->s.n, 2);
 	assert_int_equal(num(f->s.evs[0], "seq"), 6);
 	assert_int_equal(num(f->s.evs[1], "seq"), 7);
-	assert_int_equal(agent_evq_ack(f->q, "j-1", 7, NULL), 0);
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 7, NULL, 0, NULL, NULL), 0);
 	agent_evq_free(f->q);
 	assert_int_equal(agent_evq_open(f->path, MIN_MS, &f->q, NULL), 0);
 	assert_int_equal(agent_evq_unconfirmed(f->q), 1);
@@ -264,9 +269,12 @@ static void test_persisted(void **state)
 		add_final(f, job, 100 + i);
 	}
 	assert_int_equal(agent_evq_unconfirmed(f->q), AGENT_EVQ_FINALS_MAX);
-	assert_int_equal(agent_evq_ack(f->q, "j-2", 6, NULL), FL_ENOTFOUND);
-	assert_int_equal(agent_evq_ack(f->q, "j-102", 102, NULL), FL_ENOTFOUND);
-	assert_int_equal(agent_evq_ack(f->q, "j-103", 103, NULL), 0);
+	assert_int_equal(agent_evq_ack(f->q, "j-2", 6, NULL, 0, NULL, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-102", 102, NULL, 0, NULL, NULL),
+			 FL_ENOTFOUND);
+	assert_int_equal(agent_evq_ack(f->q, "j-103", 103, NULL, 0, NULL, NULL),
+			 0);
 	/* an event too big to keep */
 	pad = fl_xmalloc(9000);
 	memset(pad, 'x', 8999);
@@ -276,6 +284,110 @@ static void test_persisted(void **state)
 	assert_int_equal(agent_evq_final(f->q, "j-big", big, NULL), FL_ELIMIT);
 	json_decref(big);
 	free(pad);
+}
+
+/* Send progress @bytes of @job now (room for one). */
+static void send_one(struct fx *f, const char *job, const char *st, int bytes)
+{
+	json_t *ev = progress(job, bytes);
+
+	json_object_set_new(ev, "state", json_string(st));
+	agent_evq_progress(f->q, job, ev);
+	json_decref(ev);
+	agent_evq_flush(f->q, 0, 1, &f->sink);
+}
+
+static json_t *history_of(const json_t *ev)
+{
+	return json_object_get(ev, "history");
+}
+
+/* Sent progress is kept (and persisted) until its job's final is
+ * confirmed; the final names it in "history"; an ack with "missing"
+ * makes those due again, before the final; one without forgets them. */
+static void test_sent_until_history_confirmed(void **state)
+{
+	struct fx *f = *state;
+	static const uint64_t miss[] = {2, 99}; /* 99: not kept here */
+	size_t resent = 9;
+	json_t *h;
+
+	send_one(f, "j-1", "downloading", 1); /* seq 1 */
+	send_one(f, "j-1", "installing", 2);  /* seq 2 */
+	send_one(f, "j-2", "downloading", 3); /* seq 3, another job */
+	assert_int_equal(agent_evq_sent(f->q), 3);
+	agent_evq_free(f->q); /* a restart keeps them */
+	assert_int_equal(agent_evq_open(f->path, MIN_MS, &f->q, NULL), 0);
+	assert_int_equal(agent_evq_sent(f->q), 3);
+	add_final(f, "j-1", 4);
+	agent_evq_flush(f->q, 0, 10, &f->sink);
+	assert_int_equal(f->s.n, 4);
+	h = history_of(f->s.evs[3]);
+	assert_int_equal(json_array_size(h), 2);
+	assert_int_equal(json_integer_value(json_array_get(h, 0)), 1);
+	assert_int_equal(json_integer_value(json_array_get(h, 1)), 2);
+	/* fleetd misses seq 2: it goes again, then the final */
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 4, miss, 2, &resent, NULL),
+			 0);
+	assert_int_equal(resent, 1);
+	assert_int_equal(agent_evq_unconfirmed(f->q), 1);
+	assert_int_equal(agent_evq_next_due(f->q), 0);
+	agent_evq_flush(f->q, 1, 1, &f->sink); /* room for one: seq 2 */
+	assert_int_equal(f->s.n, 5);
+	assert_int_equal(num(f->s.evs[4], "seq"), 2);
+	assert_string_equal(str(f->s.evs[4], "state"), "installing");
+	agent_evq_flush(f->q, 1, 10, &f->sink);
+	assert_int_equal(f->s.n, 6);
+	assert_int_equal(num(f->s.evs[5], "seq"), 4);
+	/* all there now: the final and j-1's sent ones are forgotten */
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 4, NULL, 0, &resent, NULL),
+			 0);
+	assert_int_equal(resent, 0);
+	assert_int_equal(agent_evq_unconfirmed(f->q), 0);
+	assert_int_equal(agent_evq_sent(f->q), 1); /* j-2's */
+	agent_evq_free(f->q);
+	assert_int_equal(agent_evq_open(f->path, MIN_MS, &f->q, NULL), 0);
+	assert_int_equal(agent_evq_sent(f->q), 1);
+	assert_int_equal(agent_evq_unconfirmed(f->q), 0);
+}
+
+/* fleetd that keeps missing an event: AGENT_EVQ_REPAIRS_MAX rounds, then
+ * the ack is taken as it is.  A full list drops a job's older event of
+ * the same state first (a download's progress), else the oldest. */
+static void test_repairs_and_cap(void **state)
+{
+	struct fx *f = *state;
+	static const uint64_t miss[] = {1};
+	size_t resent = 0;
+	int i;
+
+	send_one(f, "j-1", "queued", 0); /* seq 1 */
+	add_final(f, "j-1", 2);
+	for (i = 0; i < AGENT_EVQ_REPAIRS_MAX; i++) {
+		assert_int_equal(
+		    agent_evq_ack(f->q, "j-1", 2, miss, 1, &resent, NULL), 0);
+		assert_int_equal(resent, 1);
+	}
+	assert_int_equal(agent_evq_ack(f->q, "j-1", 2, miss, 1, &resent, NULL),
+			 0);
+	assert_int_equal(resent, 0);
+	assert_int_equal(agent_evq_unconfirmed(f->q), 0);
+	assert_int_equal(agent_evq_sent(f->q), 0);
+	send_one(f, "j-3", "queued", 0);
+	for (i = 0; i < AGENT_EVQ_SENT_MAX + 10; i++)
+		send_one(f, "j-3", "downloading", i);
+	assert_int_equal(agent_evq_sent(f->q), AGENT_EVQ_SENT_MAX);
+	sent_clear(&f->s);
+	add_final(f, "j-3", 1000);
+	agent_evq_flush(f->q, 0, 10, &f->sink);
+	/* "queued" (seq 2) kept, the newest downloads after it */
+	assert_int_equal(
+	    json_integer_value(json_array_get(history_of(f->s.evs[0]), 0)), 2);
+	assert_int_equal(
+	    json_integer_value(json_array_get(history_of(f->s.evs[0]), 1)),
+	    3 + (AGENT_EVQ_SENT_MAX + 10) - (AGENT_EVQ_SENT_MAX - 1));
+	assert_int_equal(json_array_size(history_of(f->s.evs[0])),
+			 AGENT_EVQ_SENT_MAX);
 }
 
 static void write_file(struct fx *f, const char *text)
@@ -370,6 +482,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_final_until_ack, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_persisted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sent_until_history_confirmed,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_repairs_and_cap, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
 	};
 

@@ -28,6 +28,8 @@ struct acks {
 	struct fixture *f;
 	int n;
 	int stored_before; /* acks whose event was already committed */
+	int64_t missing[SRV_HISTORY_MAX]; /* the last ack's */
+	size_t n_missing;
 };
 
 static bool committed(struct fixture *f, const char *job, int64_t seq)
@@ -43,7 +45,7 @@ static bool committed(struct fixture *f, const char *job, int64_t seq)
 }
 
 static void on_ack(void *arg, const char *device, int64_t seq, const char *job,
-		   const char *state)
+		   const char *state, const int64_t *missing, size_t n_missing)
 {
 	struct acks *a = arg;
 
@@ -51,6 +53,8 @@ static void on_ack(void *arg, const char *device, int64_t seq, const char *job,
 	assert_string_equal(state, "failed");
 	a->n++;
 	a->stored_before += committed(a->f, job, seq);
+	memcpy(a->missing, missing, n_missing * sizeof(*missing));
+	a->n_missing = n_missing;
 }
 
 static void setup_fleet(struct fixture *f)
@@ -221,8 +225,55 @@ static void push_text(struct srv_ingest *q, const char *dev, int seq,
 	    srv_ingest_push(q, SRV_INGEST_EVENT, dev, text, strlen(text)));
 }
 
-/* Stale events and illegal moves are refused and counted apart from the
- * rejected ones (fleetctl status "jobs"). */
+/* A final event's "history": the ack names the seqs its job lacks; the
+ * device publishes them again (recorded late, the final job unmoved),
+ * then the final: the ack names none. */
+static void test_history_repair(void **state)
+{
+	struct fixture *f = *state;
+	struct acks acks = {.f = f};
+	struct srv_ingest_cfg cfg = {
+	    .queue = 64, .max_bytes = 1 << 20, .batch = 64, .max_payload = 512};
+	static const char final[] =
+	    "{\"seq\": 9, \"job\": \"j-2\", \"type\": \"update\","
+	    " \"state\": \"failed\", \"history\": [5, 6, 7, 8]}";
+	struct srv_ingest_stats st;
+	struct srv_ingest *q = NULL;
+
+	setup_fleet(f);
+	assert_int_equal(srv_ingest_start(f->s, &cfg, on_ack, &acks, &q, NULL),
+			 0);
+	push_text(q, "dev-2", 5, "downloading");
+	push_text(q, "dev-2", 7, "installing"); /* 6 and 8 lost */
+	assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, "dev-2", final,
+				    strlen(final)));
+	assert_true(srv_ingest_drain(q, 30000));
+	assert_int_equal(acks.n, 1);
+	assert_int_equal(acks.n_missing, 2);
+	assert_int_equal(acks.missing[0], 6);
+	assert_int_equal(acks.missing[1], 8);
+	push_text(q, "dev-2", 6, "verifying");
+	push_text(q, "dev-2", 8, "installed");
+	assert_true(srv_ingest_push(q, SRV_INGEST_EVENT, "dev-2", final,
+				    strlen(final)));
+	assert_true(srv_ingest_drain(q, 30000));
+	srv_ingest_stats(q, &st);
+	srv_ingest_stop(q);
+	assert_int_equal(acks.n, 2);
+	assert_int_equal(acks.n_missing, 0);
+	assert_int_equal(st.job_stale, 2);
+	assert_int_equal(st.duplicates, 1);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM job_events"
+				       " WHERE job = 'j-2'"),
+			 5);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM jobs WHERE"
+				       " id = 'j-2' AND final = 1"
+				       " AND state = 'failed' AND seq = 9"),
+			 1);
+}
+
+/* Stale events (recorded late, the job not moved) and illegal moves are
+ * counted apart from the rejected ones (fleetctl status "jobs"). */
 static void test_job_counters(void **state)
 {
 	struct fixture *f = *state;
@@ -257,6 +308,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_backpressure_loses_nothing,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_and_repeated, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_history_repair, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_job_counters, setup, teardown),
 	};

@@ -106,8 +106,9 @@ static void test_events_stored_once(void **state)
 	srv_job_row_free(&j);
 }
 
-/* A late, older progress event is refused as stale (not recorded, the
- * job does not move back); a final one always closes the job. */
+/* A late, older progress event is recorded in the history as stale and
+ * does not move the job back; a final one always closes the job; after
+ * it an older progress event is still history, a newer one refused. */
 static void test_order_by_seq(void **state)
 {
 	struct fixture *f = *state;
@@ -126,15 +127,21 @@ static void test_order_by_seq(void **state)
 	assert_int_equal(r[2], SRV_INGEST_DUPLICATE);
 	j = job_get(f, "j2");
 	assert_string_equal(j.state, "installing");
-	assert_int_equal(j.events.n, 1);
+	assert_int_equal(j.events.n, 2);
 	srv_job_row_free(&j);
 	evs[0] = ev(3, "j2", "failed");
 	evs[1] = ev(6, "j2", "downloading"); /* after the final: refused */
-	apply(f, "dev-2", evs, 2, r, NULL);
+	evs[2] = ev(2, "j2", "queued");	     /* older: history */
+	evs[3] = ev(4, "j2", "downloading"); /* a repeat of a late one */
+	apply(f, "dev-2", evs, 4, r, NULL);
 	assert_int_equal(r[0], SRV_INGEST_STORED);
 	assert_int_equal(r[1], SRV_INGEST_REJECTED);
+	assert_int_equal(r[2], SRV_INGEST_STALE);
+	assert_int_equal(r[3], SRV_INGEST_DUPLICATE);
 	j = job_get(f, "j2");
 	assert_string_equal(j.state, "failed");
+	assert_true(j.final);
+	assert_int_equal(j.events.n, 4);
 	srv_job_row_free(&j);
 }
 
