@@ -245,8 +245,10 @@ void srv_rollout_watch_list_free(struct srv_rollout_watch_list *l);
 /*
  * The rows of @id the engine looks at: commanded, updated and
  * rolling-back ones; healthy ones of wave @healthy_wave (-1: none, e.g.
- * the current wave while it soaks); and with @all every other one too
- * (rolling back: which updated devices need it).  In rollout order.
+ * the current wave while it soaks) whose device the health watch would
+ * judge (inactive, unhealthy, on other firmware, offline, or back
+ * online); and with @all every other one too (rolling back: which
+ * updated devices need it).  In rollout order.
  */
 int srv_store_rollout_watch(struct srv_store *s, const char *id,
 			    int64_t healthy_wave, bool all,

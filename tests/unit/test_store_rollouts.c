@@ -324,6 +324,72 @@ static void test_command_once(void **state)
 	srv_rollout_watch_list_free(&w);
 }
 
+/* The devices the watch returns for @wave, in order ("a,c"). */
+static void watched(struct fixture *f, int64_t wave, const char *want)
+{
+	struct srv_rollout_watch_list w = {0};
+	char got[64] = "";
+
+	assert_int_equal(
+	    srv_store_rollout_watch(f->s, "r-1", wave, false, &w, NULL), 0);
+	for (size_t i = 0; i < w.n; i++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s",
+			 i ? "," : "", w.v[i].device);
+	srv_rollout_watch_list_free(&w);
+	assert_string_equal(got, want);
+}
+
+/* Healthy rows of the watched wave come back only when the health watch
+ * has news about their device (the others it would judge "no change"
+ * again each tick); other waves' healthy rows never. */
+static void test_watch_healthy_news(void **state)
+{
+	struct fixture *f = *state;
+	static const char fine[] =
+	    "UPDATE devices SET online = 1, health = 'ok', firmware ="
+	    " '1.1.0', state = 'active'";
+
+	fleet3(f);
+	assert_int_equal(add_rollout(f, "r-1", devs3, 3, NULL, NULL), 0);
+	assert_int_equal(sql_run(f, "UPDATE rollout_devices SET state ="
+				    " 'healthy', wave = 1"),
+			 0);
+	assert_int_equal(sql_run(f, fine), 0);
+	watched(f, 1, "");
+	assert_int_equal(sql_run(f, "UPDATE devices SET online = 0 WHERE"
+				    " id = 'a'"),
+			 0);
+	assert_int_equal(sql_run(f, "UPDATE devices SET health = 'failed'"
+				    " WHERE id = 'c'"),
+			 0);
+	watched(f, 1, "a,c");
+	watched(f, 0, ""); /* another wave: not watched */
+	watched(f, -1, "");
+	assert_int_equal(sql_run(f, fine), 0);
+	assert_int_equal(sql_run(f, "UPDATE devices SET firmware = '1.0.0'"
+				    " WHERE id = 'b'"),
+			 0);
+	watched(f, 1, "b");
+	assert_int_equal(sql_run(f, fine), 0);
+	assert_int_equal(sql_run(f, "UPDATE devices SET state ="
+				    " 'decommissioned' WHERE id = 'c'"),
+			 0);
+	watched(f, 1, "c");
+	assert_int_equal(sql_run(f, fine), 0);
+	/* back online after an absence: offline_since to clear */
+	assert_int_equal(sql_run(f, "UPDATE rollout_devices SET offline_since"
+				    " = 5 WHERE device = 'b'"),
+			 0);
+	watched(f, 1, "b");
+	/* a row still updating is watched whatever its device says */
+	assert_int_equal(
+	    sql_run(f, "UPDATE rollout_devices SET offline_since = 0"), 0);
+	assert_int_equal(sql_run(f, "UPDATE rollout_devices SET state ="
+				    " 'updated' WHERE device = 'a'"),
+			 0);
+	watched(f, 1, "a");
+}
+
 static void test_command_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -748,6 +814,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_add_and_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_healthy_news, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_manual_job_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_command_once, setup, teardown),
