@@ -147,6 +147,19 @@ static int watch_row(struct db_row *st, void *ctx)
 	return 0;
 }
 
+#define WATCH_SELECT                                                           \
+	"SELECT rd.device, rd.state, rd.reason, rd.wave, rd.pos,"              \
+	" rd.commanded, rd.sent, rd.sends, rd.finished, rd.offline_since,"     \
+	" rd.cancel_sent, rd.from_version,"                                    \
+	" j.id, j.command, j.state, j.stage, j.reason, j.final, j.seq,"        \
+	" rb.id, rb.command, rb.state, rb.stage, rb.reason, rb.final,"         \
+	" rb.seq, d.state, d.firmware, d.health, d.online"                     \
+	" FROM rollout_devices rd"                                             \
+	" LEFT JOIN jobs j ON j.id = rd.job"                                   \
+	" LEFT JOIN jobs rb ON rb.id = rd.rollback_job"                        \
+	" LEFT JOIN devices d ON d.id = rd.device"                             \
+	" JOIN rollouts r ON r.id = rd.rollout WHERE rd.rollout = ?1"
+
 /*
  * A healthy row the health watch has news about (rollout_rules.c
  * watch_fails: each way it fails, or its offline_since to set or clear).
@@ -158,6 +171,19 @@ static int watch_row(struct db_row *st, void *ctx)
 	" OR (d.firmware IS NOT NULL AND d.firmware <> r.version)"             \
 	" OR coalesce(d.online, 0) = 0 OR rd.offline_since <> 0)"
 
+static int by_pos(const void *a, const void *b)
+{
+	const struct srv_rollout_watch_row *x = a, *y = b;
+
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/*
+ * Two index searches (rollout, state[, wave]), sorted here: one WHERE
+ * with an OR, or an ORDER BY pos, made SQLite walk every row of the
+ * rollout by pos and join each (perf at 10,000 devices: 27 % of
+ * fleetd's CPU).
+ */
 int sql_rollout_watch(struct srv_store_be *s, const char *id,
 		      int64_t healthy_wave, bool all,
 		      struct srv_rollout_watch_list *ret, struct fl_error *err)
@@ -165,23 +191,19 @@ int sql_rollout_watch(struct srv_store_be *s, const char *id,
 	struct srv_rollout_watch_list l = {0};
 	int rc;
 
-	rc = db_lquery_rows(
-	    s, watch_row, &l, err,
-	    "SELECT rd.device, rd.state, rd.reason, rd.wave, rd.pos,"
-	    " rd.commanded, rd.sent, rd.sends, rd.finished, rd.offline_since,"
-	    " rd.cancel_sent, rd.from_version,"
-	    " j.id, j.command, j.state, j.stage, j.reason, j.final, j.seq,"
-	    " rb.id, rb.command, rb.state, rb.stage, rb.reason, rb.final,"
-	    " rb.seq, d.state, d.firmware, d.health, d.online"
-	    " FROM rollout_devices rd"
-	    " LEFT JOIN jobs j ON j.id = rd.job"
-	    " LEFT JOIN jobs rb ON rb.id = rd.rollback_job"
-	    " LEFT JOIN devices d ON d.id = rd.device"
-	    " JOIN rollouts r ON r.id = rd.rollout"
-	    " WHERE rd.rollout = ?1 AND (?3 <> 0 OR rd.state IN ('commanded',"
-	    " 'updated', 'rolling-back') OR (rd.state = 'healthy'"
-	    " AND rd.wave = ?2 AND " HEALTHY_NEWS ")) ORDER BY rd.pos",
-	    "sid", id, healthy_wave, (int)all);
+	if (all)
+		rc = db_lquery_rows(s, watch_row, &l, err, WATCH_SELECT, "s",
+				    id);
+	else
+		rc = db_lquery_rows(
+		    s, watch_row, &l, err,
+		    WATCH_SELECT " AND rd.state IN ('commanded', 'updated',"
+				 " 'rolling-back') UNION ALL " WATCH_SELECT
+				 " AND rd.state = 'healthy' AND rd.wave = ?2"
+				 " AND " HEALTHY_NEWS,
+		    "si", id, healthy_wave);
+	if (!rc && l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), by_pos);
 	return DB_GIVE(rc, l, ret, srv_rollout_watch_list_free);
 }
 
