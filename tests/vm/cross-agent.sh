@@ -20,5 +20,6 @@ EOF
 )
 make -s -C "$top" BUILD="$build" CC=aarch64-linux-gnu-gcc \
 	PKGS="openssl jansson inih libmosquitto sqlite3 libcurl libarchive libzstd libubootenv" \
-	LAZY_DEFS="$defs" CFLAGS="-I/usr/include/postgresql" "$build/fleet-agent" >&2
+	LAZY_DEFS="$defs" CFLAGS="-I/usr/include/postgresql -I/usr/include/modbus" \
+	"$build/fleet-agent" >&2
 echo "$build/fleet-agent"
