@@ -85,6 +85,14 @@ ota_firmware() {
 		BUILD="$FLEET_BUILD" >"$T/fw.log" 2>&1
 }
 
+# The sample firmware built, its trust root pushed to fleetd and
+# fleet-sample 1.1.0 uploaded: a check each.
+ota_fleet_ready() {
+	check "build the sample firmware and its bundles" ota_firmware
+	check "push the firmware's trust root" fleetctl root push "$T/fw/root.json"
+	check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
+}
+
 ota_bundle() {
 	local img=$1 ver=$2 sv=$3 hw=${4:-sim} key=${5:-$T/fw/keys/targets}
 	fleetctl -q bundle create --image "$img" --name fleet-sample --version "$ver" \

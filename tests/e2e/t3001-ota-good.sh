@@ -17,9 +17,7 @@ check_exit 2 "a bad --bootlimit" fleet-agent sim-init "$T/nosim" --image x --boo
 
 start_fleetd --with-broker
 login_admin
-check "build the sample firmware and its bundles" ota_firmware
-check "push the firmware's trust root" fleetctl root push "$T/fw/root.json"
-check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
+ota_fleet_ready
 SIZE=$(stat -c %s "$T/fw/fw-1.1.0.fwb")
 TOK=$(fleetctl -o json token create ota --enroll --uses 4 --ttl 1h | jq -r .token)
 

@@ -14,9 +14,7 @@
 FLEETD=fleetd-test FLEETD_FAILPOINTS=ingest-lose-progress start_fleetd --with-broker
 export FLEETD_FAILPOINTS=ingest-lose-progress
 login_admin
-check "build the sample firmware and its bundles" ota_firmware
-check "push the firmware's trust root" fleetctl root push "$T/fw/root.json"
-check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
+ota_fleet_ready
 TOK=$(fleetctl -o json token create ota --enroll --uses 2 --ttl 1h | jq -r .token)
 check "enrol dev-a as a simulated device" sim_agent dev-a "$TOK"
 agent_start_sim dev-a

@@ -18,9 +18,7 @@ S=$T/sim
 
 start_fleetd --with-broker
 login_admin
-check "build the sample firmware and its bundles" ota_firmware
-check "push the firmware's trust root" fleetctl root push "$T/fw/root.json"
-check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
+ota_fleet_ready
 TOK=$(fleetctl -o json token create sims --enroll --uses $N --ttl 1h | jq -r .token)
 
 sim_start() {

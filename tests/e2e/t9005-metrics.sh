@@ -13,9 +13,7 @@
 
 start_fleetd --with-broker
 login_admin
-check "build the sample firmware and its bundles" ota_firmware
-check "push the firmware's trust root" fleetctl root push "$T/fw/root.json"
-check "upload fleet-sample 1.1.0" fleetctl bundle upload "$T/fw/fw-1.1.0.fwb"
+ota_fleet_ready
 VIEW=$(fleetctl -o json token create scraper --role viewer | jq -r .token)
 CI=$(fleetctl -o json token create pipeline --role ci | jq -r .token)
 
