@@ -18,9 +18,11 @@
 #   uimg-HASH/   slot-V.ext4 per release (1.0.0, 1.1.0 good, 1.2.0
 #                unhealthy, 1.3.0 unbootable: its gzipped kernel is cut
 #                short, so U-Boot's booti fails to unpack it and the
-#                script resets); disk.img: MBR, p1 FAT with uboot.env (the
-#                boot variables, U-Boot's single-copy format), p2 slot a =
-#                1.0.0, p3 slot b empty (the test appends p4);
+#                script resets); disk.img: MBR, the boot variables in a
+#                redundant environment of two raw copies before p1 (at
+#                0x8000 and 0x10000, 16 KiB each), p1 FAT (mounted, kept
+#                empty), p2 slot a = 1.0.0, p3 slot b empty (the test
+#                appends p4);
 #                flash1.img: QEMU's second flash bank (64 MiB) with
 #                U-Boot's own environment (uboot-env.txt: the boot script)
 #                at its start; layout.
@@ -37,6 +39,9 @@ BOOT_MIB=15
 FLASH_MIB=64
 ENV_SIZE=0x40000
 FLEET_ENV_SIZE=0x4000
+# the two copies of the boot variables (uboot-env.txt reads sectors 0x40
+# and 0x80, 0x20 each); make_disk starts p1 at 1 MiB
+FLEET_ENV_OFFSETS="0x8000 0x10000"
 
 agent=${1:?usage: mkimage-uboot.sh AGENT [CACHE]}
 cache=${2:-${XDG_CACHE_HOME:-$HOME/.cache}/fleet-vm}
@@ -133,10 +138,13 @@ work=$out.tmp/root
 trap 'rm -rf "$out.tmp"' EXIT
 
 # the guest's init and the slots: mkimage.sh's, on this base, with
-# libubootenv's configuration: the boot variables in /boot/part/uboot.env
-# (p1, where U-Boot's script keeps them)
+# libubootenv's configuration: the boot variables' two copies on the disk
+# (two lines: a redundant environment), where U-Boot's script keeps them
 slot_hook() {
-	echo "/boot/part/uboot.env 0x0 $FLEET_ENV_SIZE" >"$1/etc/fw_env.config"
+	local off
+	for off in $FLEET_ENV_OFFSETS; do
+		echo "/dev/vda $off $FLEET_ENV_SIZE"
+	done >"$1/etc/fw_env.config"
 }
 say "slot images in $out"
 make_slot 1.0.0
@@ -145,17 +153,20 @@ make_slot 1.2.0 unhealthy
 make_slot 1.3.0 nokernel
 cp "$base/boot/vmlinuz" "$out.tmp/vmlinuz"
 
-# p1 (FAT: U-Boot's fatwrite; the guest mounts it at /boot/part): the boot
-# variables, written by U-Boot's script and the agent alike
-printf '%s\n' fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2 |
-	mkenvimage -s $FLEET_ENV_SIZE -o "$out.tmp/uboot.env" -
+# p1 (FAT, the guest mounts it at /boot/part); the boot variables go in
+# both copies, each with the flags byte 1 (mkenvimage -r), before p1
 truncate -s "${BOOT_MIB}M" "$out.tmp/boot.img"
 mkfs.vfat -n FLEETBOOT "$out.tmp/boot.img" >&2
-mcopy -i "$out.tmp/boot.img" "$out.tmp/uboot.env" ::/uboot.env
-rm "$out.tmp/uboot.env"
 make_disk "$out.tmp/disk.img" "$out.tmp/boot.img" c "$out.tmp/slot-1.0.0.ext4"
 disk=$out.tmp/disk.img
 rm "$out.tmp/boot.img"
+printf '%s\n' fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2 |
+	mkenvimage -r -s $FLEET_ENV_SIZE -o "$out.tmp/uboot.env" -
+for off in $FLEET_ENV_OFFSETS; do
+	dd if="$out.tmp/uboot.env" of="$disk" bs=512 seek=$((off / 512)) \
+		conv=notrunc status=none
+done
+rm "$out.tmp/uboot.env"
 
 # The second flash bank: U-Boot's environment at its start (Debian's
 # qemu_arm64: CONFIG_ENV_IS_IN_FLASH, one copy of ENV_SIZE bytes), the

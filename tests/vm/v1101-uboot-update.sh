@@ -2,12 +2,14 @@
 # A good update through U-Boot on a real kernel (issue 11): the arm64 guest
 # (qemu-system-aarch64 -M virt) boots Debian's U-Boot (u-boot-qemu,
 # qemu_arm64), whose environment in the CFI flash runs the counting script
-# of tests/vm/uboot-env.txt on the boot variables in p1's uboot.env; the
-# agent's uboot backend reads and writes that file through libubootenv.
-#   boot: U-Boot boots slot a from uboot.env, fw_printenv in the guest
-#     reads the same;
+# of tests/vm/uboot-env.txt on the boot variables, a redundant environment
+# of two raw copies on the disk; the agent's uboot backend reads and
+# writes the same two copies through libubootenv.
+#   boot: U-Boot boots slot a from the newer copy, fw_printenv in the
+#     guest reads the same;
 #   1.1.0 good: streamed into slot b, the environment switched, a real
-#     reboot, U-Boot counts the trial boot (setexpr + fatwrite), the new
+#     reboot, U-Boot reads the copy the agent wrote (the newer flags
+#     byte), counts the trial boot into the other copy, the new
 #     root's health command passes, marked good: succeeded.
 # Ends with the guest's view (fw_printenv, kernel command line,
 # fleet-agent status) compared with fleetd's.
@@ -20,10 +22,12 @@ check "fleetd, trust root, bundles, dev-vm enrolled, disk and flash made" vm_set
 vm_start
 vm_up 1 || fail "the guest comes up"
 check_grep 'uboot: fleet_slot=a upgrade_available=0 bootcount=0 bootlimit=2' \
-	"U-Boot imported uboot.env: slot a, no trial" cat "$VM_DIR/console.log"
+	"U-Boot read the boot variables: slot a, no trial" cat "$VM_DIR/console.log"
+check_grep 'uboot: env copy a \(flags 1; a 1, b 1\)' \
+	"... from copy a (both copies as made: flags 1)" cat "$VM_DIR/console.log"
 check_grep 'fleet-vm: slot=a release=1.0.0' "the guest booted slot a (1.0.0)" \
 	cat "$VM_DIR/console.log"
-check_grep '^fleet_slot=a$' "guest fw_printenv (libubootenv on uboot.env): fleet_slot=a" \
+check_grep '^fleet_slot=a$' "guest fw_printenv (libubootenv on both copies): fleet_slot=a" \
 	vm_sh "fw_printenv fleet_slot"
 wait_until $((60 * VM_SCALE)) dev_online "$VM_ID" || fail "dev-vm comes online in fleetd"
 check "guest and fleetd agree: slot a, no trial" sh -c \
@@ -37,6 +41,12 @@ check_grep 'fleet-vm: slot=b release=1.1.0' "the guest booted slot b holding 1.1
 	cat "$VM_DIR/console.log"
 check_grep 'uboot: fleet_slot=b upgrade_available=1 bootcount=1 ' \
 	"U-Boot counted the trial boot of b" cat "$VM_DIR/console.log"
+# the agent's switch went to the copy not in use, one flags byte on; U-Boot
+# took that one and wrote its count to the other, one more again
+check_grep 'uboot: env copy b \(flags 2; a 1, b 2\)' \
+	"U-Boot read the agent's switch from copy b (flags 2)" cat "$VM_DIR/console.log"
+check_grep 'uboot: saved env copy a \(flags 3\)' \
+	"... and saved its count to copy a (flags 3)" cat "$VM_DIR/console.log"
 check "guest and fleetd agree: slot b, 1.1.0, trial over" views_agree b 1.1.0
 check_grep '^slot: +b$' "fleetctl devices show (table): slot b" fleetctl devices show "$VM_ID"
 finish

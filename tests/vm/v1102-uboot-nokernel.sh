@@ -4,7 +4,8 @@
 # cut in half, streams into slot a, the boot variables switched, a reboot:
 # U-Boot counts the boot, booti fails to unpack the kernel and the script
 # resets; past bootlimit (2) boots altbootcmd puts slot b back and clears
-# the trial in one write of uboot.env, slot b boots, and the agent finds
+# the trial in one write of the boot variables (the copy not in use),
+# slot b boots, and the agent finds
 # the fall-back: rolled-back, "bootloader fell back".  Ends with the
 # guest's view (fw_printenv, kernel command line, fleet-agent status)
 # compared with fleetd's.
