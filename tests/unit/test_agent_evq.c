@@ -415,6 +415,11 @@ static void test_bad_files(void **state)
 	    "{\"events\": [{\"seq\": \"1\", \"job\": \"j-1\", \"state\": "
 	    "\"failed\"}]}",
 	    "{\"events\": [",
+	    /* kept progress: an array of non-final events */
+	    "{\"events\": [], \"sent\": {}}",
+	    "{\"events\": [], \"sent\": [{\"seq\": 2, \"job\": \"j-1\", "
+	    "\"state\": \"failed\"}]}",
+	    "{\"events\": [], \"sent\": [{\"seq\": 2, \"job\": \"j-1\"}]}",
 	};
 	char *many;
 
