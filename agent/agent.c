@@ -355,24 +355,12 @@ out:
 static int ack_missing(const json_t *args, uint64_t *out, size_t *ret_n,
 		       struct fl_error *err)
 {
-	json_t *arr = NULL, *v;
-	size_t i;
-	int rc;
+	int64_t seqs[AGENT_EVQ_SENT_MAX];
+	int rc =
+	    fl_json_seqs(args, "missing", AGENT_EVQ_SENT_MAX, seqs, ret_n, err);
 
-	*ret_n = 0;
-	if (!json_object_get(args, "missing"))
-		return 0;
-	rc = fl_json_array(args, "missing", AGENT_EVQ_SENT_MAX, &arr, err);
-	json_array_foreach(arr, i, v)
-	{
-		if (rc)
-			break;
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    (uint64_t)json_integer_value(v) > SEQ_MAX)
-			rc = fl_fail(err, FL_EPARSE, "bad 'missing'");
-		else
-			out[(*ret_n)++] = (uint64_t)json_integer_value(v);
-	}
+	for (size_t i = 0; !rc && i < *ret_n; i++)
+		out[i] = (uint64_t)seqs[i];
 	return rc;
 }
 

@@ -85,12 +85,20 @@ static void final_drop(struct agent_evq *q, size_t i)
 	q->n_finals--;
 }
 
-static void pending_drop(struct agent_evq *q, size_t i)
+/* Remove pending event @i from the list; the caller owns its JSON. */
+static json_t *pending_take(struct agent_evq *q, size_t i)
 {
-	json_decref(q->pending[i].ev);
+	json_t *ev = q->pending[i].ev;
+
 	memmove(&q->pending[i], &q->pending[i + 1],
 		(q->n_pending - i - 1) * sizeof(q->pending[0]));
 	q->n_pending--;
+	return ev;
+}
+
+static void pending_drop(struct agent_evq *q, size_t i)
+{
+	json_decref(pending_take(q, i));
 }
 
 static void sent_drop(struct agent_evq *q, size_t i)
@@ -425,16 +433,17 @@ static bool flush_progress(struct agent_evq *q, unsigned *room,
 	bool any = false;
 
 	while (*room && q->n_pending) {
-		struct evq_progress *p = &q->pending[0];
-		json_t *seq;
+		char job[AGENT_JOB_ID_MAX + 1];
+		json_t *ev;
 
-		if (s->send_progress(s->user, p->ev))
+		if (s->send_progress(s->user, q->pending[0].ev))
 			break; /* kept; the next flush tries again */
-		seq = json_object_get(p->ev, "seq");
-		sent_add(q, p->job, (uint64_t)json_integer_value(seq), p->ev);
-		memmove(&q->pending[0], &q->pending[1],
-			(q->n_pending - 1) * sizeof(q->pending[0]));
-		q->n_pending--;
+		fl_strlcpy(job, q->pending[0].job, sizeof(job));
+		ev = pending_take(q, 0);
+		sent_add(
+		    q, job,
+		    (uint64_t)json_integer_value(json_object_get(ev, "seq")),
+		    ev);
 		(*room)--;
 		any = true;
 	}

@@ -148,6 +148,29 @@ int fl_json_array(const json_t *obj, const char *key, size_t maxlen,
 	return 0;
 }
 
+int fl_json_seqs(const json_t *obj, const char *key, size_t max, int64_t *out,
+		 size_t *ret_n, struct fl_error *err)
+{
+	json_t *arr = NULL;
+	int rc;
+
+	*ret_n = 0;
+	if (!json_object_get(obj, key))
+		return 0;
+	rc = fl_json_array(obj, key, max, &arr, err);
+	for (size_t i = 0; !rc && i < json_array_size(arr); i++) {
+		json_t *v = json_array_get(arr, i);
+
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > FL_JSON_SEQ_MAX)
+			return fl_fail(err, FL_EPARSE,
+				       "field '%s' must hold sequence numbers",
+				       key);
+		out[(*ret_n)++] = json_integer_value(v);
+	}
+	return rc;
+}
+
 char *fl_json_dumps(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);

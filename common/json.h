@@ -51,6 +51,14 @@ int fl_json_bool(const json_t *obj, const char *key, bool *ret,
 int fl_json_array(const json_t *obj, const char *key, size_t maxlen,
 		  json_t **ret, struct fl_error *err);
 
+/* Event sequence numbers: 1 .. 2^53 (exact in a JSON double). */
+#define FL_JSON_SEQ_MAX (INT64_C(1) << 53)
+
+/* Optional array member of at most @max sequence numbers into @out
+ * (*@ret_n of them; 0 when absent); FL_EPARSE or FL_ELIMIT otherwise. */
+int fl_json_seqs(const json_t *obj, const char *key, size_t max, int64_t *out,
+		 size_t *ret_n, struct fl_error *err);
+
 /* Compact serialisation; caller frees.  Never NULL. */
 char *fl_json_dumps(const json_t *j);
 

@@ -180,23 +180,14 @@ void srv_ingest_fields_get(const json_t *j, struct srv_ingest_fields *f)
 	    .health = reported(j, "health", 64)};
 }
 
-/* A final event's "history" into @out: at most SRV_HISTORY_MAX seqs,
- * each 1 .. 2^53; anything else (or more) and it has none. */
+/* A final event's "history" into @out (SRV_HISTORY_MAX at most); a bad
+ * one counts as none. */
 static size_t history_get(const json_t *j, int64_t *out)
 {
-	const json_t *h = json_object_get(j, "history"), *v;
-	size_t i;
+	size_t n = 0;
 
-	if (!json_is_array(h) || json_array_size(h) > SRV_HISTORY_MAX)
-		return 0;
-	json_array_foreach(h, i, v)
-	{
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > (INT64_C(1) << 53))
-			return 0;
-		out[i] = json_integer_value(v);
-	}
-	return json_array_size(h);
+	return fl_json_seqs(j, "history", SRV_HISTORY_MAX, out, &n, NULL) ? 0
+									  : n;
 }
 
 /* Where @f's history goes in a buffer of @used bytes (8-aligned). */
@@ -458,14 +449,14 @@ static bool failpoint_lose(const struct srv_ingest_item *it)
 {
 	static bool lost;
 	const char *fp = getenv("FLEETD_FAILPOINTS");
-	bool job = it->kind == SRV_INGEST_EVENT && it->f.job && it->f.state;
+	bool final;
 
-	if (lost || !fp || !job)
+	if (lost || !fp || it->kind != SRV_INGEST_EVENT || !it->f.job ||
+	    !it->f.state)
 		return false;
-	if (fl_streq(fp, "ingest-lose-final") ? !final_job_event(it)
-	    : fl_streq(fp, "ingest-lose-progress")
-		? fl_job_state_name_final(it->f.state)
-		: true)
+	final = fl_job_state_name_final(it->f.state);
+	if (!(fl_streq(fp, "ingest-lose-final") && final) &&
+	    !(fl_streq(fp, "ingest-lose-progress") && !final))
 		return false;
 	lost = true;
 	fl_warn("failpoint: event %lld from %s lost", (long long)it->f.seq,

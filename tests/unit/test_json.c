@@ -389,10 +389,39 @@ static void test_load_errors(void **state)
 	free(nodir);
 }
 
+/* Sequence numbers: optional, capped, each 1 .. 2^53. */
+static void test_seqs(void **state)
+{
+	static const char *const bad[] = {
+	    "{\"s\": 1}",	    "{\"s\": [0]}",	 "{\"s\": [\"1\"]}",
+	    "{\"s\": [1.5]}", "{\"s\": [9007199254740993]}",
+	};
+	int64_t out[3];
+	size_t n = 9;
+	json_t *j;
+
+	(void)state;
+	j = json_loads("{\"s\": [1, 9007199254740992]}", 0, NULL);
+	assert_int_equal(fl_json_seqs(j, "s", 3, out, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[1], FL_JSON_SEQ_MAX);
+	assert_int_equal(fl_json_seqs(j, "t", 3, out, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(fl_json_seqs(j, "s", 1, out, &n, NULL), FL_ELIMIT);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i], 0, NULL);
+		assert_int_equal(fl_json_seqs(j, "s", 3, out, &n, NULL),
+				 FL_EPARSE);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_caps),
+		cmocka_unit_test(test_seqs),
 		cmocka_unit_test(test_parse_not_terminated),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_duplicates_and_scalars),
