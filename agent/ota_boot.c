@@ -372,6 +372,26 @@ int ota_revert(struct agent_ota *o, struct fl_error *err)
 	return 0;
 }
 
+/*
+ * Whether the trial @st shows was already confirmed: the journal's last
+ * job succeeded into the slot running now (the journal says succeeded
+ * only after the mark-good was written) and nothing wrote that slot
+ * since.  Then the mark-good was lost on its way to the media: U-Boot's
+ * newest environment copy unreadable (torn, bad sector), so the older
+ * copy, still the trial, came back.  Left alone, the bootloader would
+ * fall back from a release fleetd recorded as succeeded.
+ */
+static bool confirmed_before(struct agent_ota *o,
+			     const struct agent_boot_state *st)
+{
+	const struct agent_job *job = &o->j.job;
+	const struct agent_slot_info *s = agent_journal_slot(&o->j, st->slot);
+
+	return o->j.has_job && job->state == AGENT_JOB_SUCCEEDED &&
+	       fl_streq(job->target_slot, st->slot) &&
+	       fl_streq(o->booted, st->slot) && s && s->good;
+}
+
 void ota_boot_cleanup(struct agent_ota *o)
 {
 	struct agent_boot_state st;
@@ -395,6 +415,16 @@ void ota_boot_cleanup(struct agent_ota *o)
 		ota_mark_booted_good(o, NULL);
 		break;
 	case AGENT_BOOT_TRYING:
+		if (confirmed_before(o, &st)) {
+			fl_warn("slot %s is on trial again, but job %s passed "
+				"its health check on it: the bootloader's "
+				"variables lost the mark-good (an older copy); "
+				"marking it good again",
+				st.slot, o->j.job.id);
+			if (agent_boot_mark_good(o->boot, &err))
+				fl_error("%s", err.msg);
+			break;
+		}
 		fl_warn("slot %s is on trial but no job owns it; the "
 			"bootloader decides",
 			st.slot);

@@ -572,6 +572,57 @@ static void test_marked_good_before_kill(void **state)
 	assert_false(boot_state(o).upgrade_available);
 }
 
+/* Make the newest of the sim's two environment copies unreadable (its
+ * CRC no longer matches), as a torn write or a bad sector would: the
+ * older copy is what the next read finds. */
+static void tear_newest_env(struct ofx *o)
+{
+	char *p[2] = {fl_path_join(o->sim, "uboot.env"),
+		      fl_path_join(o->sim, "uboot-redund.env")};
+	unsigned char flags[2];
+	FILE *f;
+
+	for (int i = 0; i < 2; i++) {
+		f = fopen(p[i], "rb");
+		assert_non_null(f);
+		assert_int_equal(fseek(f, 4, SEEK_SET), 0); /* after the CRC */
+		assert_int_equal(fread(&flags[i], 1, 1, f), 1);
+		fclose(f);
+	}
+	f = fopen(p[(unsigned char)(flags[1] - flags[0]) < 128], "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 8, SEEK_SET), 0); /* a variable's byte */
+	assert_int_equal(fputc('~', f), '~');
+	fclose(f);
+	free(p[0]);
+	free(p[1]);
+}
+
+/* The mark-good written, the job succeeded, then the newest copy of the
+ * environment lost: the older one says "b on trial" again.  The agent
+ * marks b good again rather than let the bootloader fall back from a
+ * release that passed its health check. */
+static void test_lost_mark_good(void **state)
+{
+	struct ofx *o = *state;
+
+	installed_at(o, AGENT_JOB_REBOOTING, "sim-0");
+	boot_do(o, 's');
+	power_on(o); /* sim-1: b on trial, bootcount 1 */
+	start(o);
+	assert_true(run_to(o, AGENT_JOB_SUCCEEDED));
+	assert_false(boot_state(o).upgrade_available);
+	tear_newest_env(o);
+	assert_true(boot_state(o).upgrade_available); /* the older copy */
+	power_on(o); /* sim-2: b, bootcount 2 of 3 */
+	assert_string_equal(boot_state(o).slot, "b");
+	start(o);
+	assert_false(boot_state(o).upgrade_available);
+	assert_string_equal(boot_state(o).slot, "b");
+	assert_string_equal(boot_state(o).try_slot, "");
+	assert_int_equal(journal(o).job.state, AGENT_JOB_SUCCEEDED);
+}
+
 /* Killed on the way back: the switch back was written, then a power
  * cycle: the old slot runs, is checked and marked good. */
 static void test_reverting_back_on_old(void **state)
@@ -1011,6 +1062,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bootloader_fell_back, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_marked_good_before_kill, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_mark_good, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_reverting_back_on_old, setup,
 					    teardown),

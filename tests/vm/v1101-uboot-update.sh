@@ -11,6 +11,11 @@
 #     reboot, U-Boot reads the copy the agent wrote (the newer flags
 #     byte), counts the trial boot into the other copy, the new
 #     root's health command passes, marked good: succeeded.
+#   a torn copy: the power cut, then on the host the newest copy (the
+#     mark-good) damaged, as a bad sector would: U-Boot takes the older
+#     copy, which still says "b on trial", and counts; the agent finds its
+#     job succeeded into b and marks b good again (docs/bootloader.md,
+#     "Power loss and kill -9"); a reboot after it stays on b uncounted.
 # Ends with the guest's view (fw_printenv, kernel command line,
 # fleet-agent status) compared with fleetd's.
 export VM_BOOT=uboot
@@ -49,4 +54,35 @@ check_grep 'uboot: saved env copy a \(flags 3\)' \
 	"... and saved its count to copy a (flags 3)" cat "$VM_DIR/console.log"
 check "guest and fleetd agree: slot b, 1.1.0, trial over" views_agree b 1.1.0
 check_grep '^slot: +b$' "fleetctl devices show (table): slot b" fleetctl devices show "$VM_ID"
+
+# --- a torn copy ------------------------------------------------------------
+# env_flags OFFSET: the flags byte of the copy at byte OFFSET of the disk
+env_flags() { od -An -tu1 -j $(($1 + 4)) -N1 "$VM_DIR/disk.img" | tr -d ' '; }
+tear_newest() {
+	local fa fb off
+	fa=$(env_flags $((0x8000))) fb=$(env_flags $((0x10000)))
+	if [ $(((fb - fa + 256) % 256)) -lt 128 ]; then off=$((0x10000)) NEWEST=b OLDER=$fa; else
+		off=$((0x8000)) NEWEST=a OLDER=$fb; fi
+	log "copies' flags: a $fa, b $fb; damaging copy $NEWEST"
+	printf '~' | dd of="$VM_DIR/disk.img" bs=1 seek=$((off + 8)) conv=notrunc status=none
+}
+since() { tail -n +"$1" "$VM_DIR/console.log"; } # the console from line $1 on
+check "power cut after the job ended" vm_kill9
+check "the newest copy damaged on the disk" tear_newest
+LINE=$(($(wc -l <"$VM_DIR/console.log") + 1))
+check "the guest boots again" vm_restart
+check_grep "uboot: env copy [ab] \\(flags $OLDER; " \
+	"U-Boot fell over to the older copy (flags $OLDER; copy $NEWEST fails its CRC)" since "$LINE"
+check_grep 'uboot: fleet_slot=b upgrade_available=1 bootcount=2 ' \
+	"... which says b on trial: counted again (positive control)" since "$LINE"
+marked_again() { vm_sh "grep -c 'marking it good again' /data/agent.log" | grep -q '^1'; }
+check "the agent marks b good again (its log)" wait_until $((60 * VM_SCALE)) marked_again
+check "guest and fleetd agree: slot b, 1.1.0, trial over" views_agree b 1.1.0
+LINE=$(($(wc -l <"$VM_DIR/console.log") + 1))
+vm_sh "sync; busybox reboot -f" 5 >/dev/null 2>&1
+check "the guest comes up again after a reboot" vm_up 4
+check_grep 'uboot: fleet_slot=b upgrade_available=0 bootcount=0 ' \
+	"U-Boot boots b with no trial (it would have fallen back to a)" since "$LINE"
+check "guest and fleetd agree: slot b, 1.1.0" views_agree b 1.1.0
+check "... job $JOB still succeeded" sh -c "fleetctl -o json jobs show $JOB | jq -e '.state == \"succeeded\"'"
 finish
