@@ -18,6 +18,12 @@
 #   6. 1.2.0 (its health command fails) into b, cut as U-Boot boots back
 #      to a
 #   7. 1.1.0 into b, cut as soon as the job started
+#   8. 2.0.0 into a, cut in the last 5 % of the download (verifying and
+#      installing follow within a poll)
+#   9. the same job, cut again right after fleetd says succeeded (the
+#      mark-good written just before)
+#  10. 1.2.0 into b, cut while its health command runs (the agent's
+#      switch back next)
 # (2.0.0 is 1.1.0's image signed as 2.0.0: each good update is to another
 # version.)
 export VM_BOOT=uboot
@@ -78,8 +84,21 @@ JOB=$(vm_update 1.1.0)
 cut_when "7 (1.1.0, just started)" job_in queued downloading
 after_cut succeeded b 1.1.0
 
+# --- 8, 9: the end of a download; right after succeeded ---------------------------
+JOB=$(vm_update 2.0.0)
+cut_when "8 (2.0.0, the last 5 % downloading)" job_pct 95
+cut_when "9 (2.0.0, succeeded)" job_in succeeded
+after_cut succeeded a 2.0.0
+
+# --- 10: an unhealthy release's health check ---------------------------------------
+JOB=$(vm_update 1.2.0)
+cut_when "10 (1.2.0, health-check)" job_in health-check
+after_cut rolled-back a 2.0.0
+check "... with its health command's output" sh -c \
+	"fleetctl -o json jobs show $JOB | jq -e '.reason | test(\"self-test failed\")'"
+
 check_true "positive control: U-Boot wrote the boot variables itself, into both copies" sh -c \
 	"grep -aq 'uboot: saved env copy a' '$VM_DIR/console.log' && grep -aq 'uboot: saved env copy b' '$VM_DIR/console.log'"
-check_grep '^fleet_slot=b$' "guest fw_printenv (both copies) after all the cuts: fleet_slot=b" \
+check_grep '^fleet_slot=a$' "guest fw_printenv (both copies) after all the cuts: fleet_slot=a" \
 	vm_sh "fw_printenv fleet_slot"
 finish
