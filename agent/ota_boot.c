@@ -392,6 +392,26 @@ static bool confirmed_before(struct agent_ota *o,
 	       fl_streq(o->booted, st->slot) && s && s->good;
 }
 
+/* A trial at start-up with no job running. */
+static void unowned_trial(struct agent_ota *o,
+			  const struct agent_boot_state *st)
+{
+	struct fl_error err = {0};
+
+	if (!confirmed_before(o, st)) {
+		fl_warn("slot %s is on trial but no job owns it; the "
+			"bootloader decides",
+			st->slot);
+		return;
+	}
+	fl_warn("slot %s is on trial again, but job %s passed its health "
+		"check on it: the bootloader's variables lost the mark-good "
+		"(an older copy); marking it good again",
+		st->slot, o->j.job.id);
+	if (agent_boot_mark_good(o->boot, &err))
+		fl_error("%s", err.msg);
+}
+
 void ota_boot_cleanup(struct agent_ota *o)
 {
 	struct agent_boot_state st;
@@ -415,19 +435,7 @@ void ota_boot_cleanup(struct agent_ota *o)
 		ota_mark_booted_good(o, NULL);
 		break;
 	case AGENT_BOOT_TRYING:
-		if (confirmed_before(o, &st)) {
-			fl_warn("slot %s is on trial again, but job %s passed "
-				"its health check on it: the bootloader's "
-				"variables lost the mark-good (an older copy); "
-				"marking it good again",
-				st.slot, o->j.job.id);
-			if (agent_boot_mark_good(o->boot, &err))
-				fl_error("%s", err.msg);
-			break;
-		}
-		fl_warn("slot %s is on trial but no job owns it; the "
-			"bootloader decides",
-			st.slot);
+		unowned_trial(o, &st);
 		break;
 	default:
 		break;
