@@ -142,8 +142,14 @@ count_ok() {
 		jq -e ".counts.healthy == $(succeeded_devs) and .gate.finished == $N and .counts.failed == 0"
 }
 check "fleetd's rollout counts match the devices' OTA journals (30 healthy, 30 succeeded)" count_ok
-check_true "positive control: the devices published several events each ($(cat "$S/b-0001/state/seq") for b-0001)" \
-	test "$(cat "$S/b-0001/state/seq")" -ge 8
+# How many events a device publishes depends on the load: progress events
+# waiting for their turn are coalesced (agent/evq.h), and a loaded CI run
+# saw 7 on one device where a quiet one sees 9-10.  The control: at least
+# 5 a device on average, so that the check above compared sequences of
+# events, not finals alone.
+SEQS=$(for d in $DEVS; do cat "$S/$d/state/seq"; done | sort -n | tr '\n' ' ')
+check_true "positive control: the devices published several events ($SEQS)" \
+	awk -v n="$N" '{ s += $1 } END { exit !(s >= 5 * n) }' <<<"${SEQS// /$'\n'}"
 kill -TERM "$SIM_PID"
 wait_until 10 sh -c "! kill -0 $SIM_PID" || fail "fleet-sim stops on SIGTERM"
 wait "$SIM_PID"
