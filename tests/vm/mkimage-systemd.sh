@@ -6,8 +6,8 @@
 #   tests/vm/mkimage-systemd.sh CACHE DEBS SCRIPT OUT
 #
 # CACHE/sdbase-HASH: debootstrap (minbase, systemd-sysv, the kernel, the
-# packages' runtime dependencies so dpkg -i needs no network), cached;
-# HASH covers make_base and the package list.  OUT: vmlinuz, initrd.img
+# runtime dependencies the .debs name, so dpkg -i needs no network),
+# cached; HASH covers make_base and the package list.  OUT: vmlinuz, initrd.img
 # and root.img (ext4, made from a directory: no loop device) holding the
 # .debs of DEBS in /root/debs and SCRIPT as the unit fleet-pkgtest.service,
 # which runs once at boot and powers off.
@@ -15,12 +15,27 @@ set -euo pipefail
 
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
-BASE_PKGS=systemd,systemd-sysv,dbus,linux-image-amd64,kmod,procps,adduser,mosquitto,libssl3,libjansson4,libinih1,libmosquitto1,libcurl4,libarchive13,libzstd1,libubootenv0.1,libsqlite3-0,libmicrohttpd12,libgnutls30,libpq5,libgit2-1.5
+SYSTEM_PKGS=systemd,systemd-sysv,dbus,linux-image-amd64,kmod,procps
 INITRD_MODULES="virtio_pci virtio_blk ext4 crc32c_generic"
 
 cache=${1:?usage: mkimage-systemd.sh CACHE DEBS SCRIPT OUT}
 debs=${2:?} script=${3:?} out=${4:?}
 say() { echo "mkimage-systemd: $*" >&2; }
+
+# What the .debs depend on (the first of each "a | b", no versions), but
+# themselves: read from the packages, so a new library dependency (as
+# libmodbus5 for the agent was) cannot leave dpkg -i without it.
+debs_depends() {
+	local d
+	for d in "$debs"/*.deb; do
+		case $d in *-dbgsym_*) continue ;; esac
+		dpkg-deb -f "$d" Pre-Depends Depends | sed 's/^[A-Za-z-]*: //'
+	done | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' |
+		grep -v -x -e '' -e fleetctl -e fleetd -e fleet-agent -e fleet-sim | sort -u | paste -sd, -
+}
+deps=$(debs_depends)
+[ -n "$deps" ] || { say "no .deb in $debs, or none with dependencies"; exit 1; }
+BASE_PKGS=$SYSTEM_PKGS,$deps
 
 make_base() {
 	local dir=$1
