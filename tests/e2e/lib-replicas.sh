@@ -43,5 +43,8 @@ replica_serve() {
 		--log-level debug >"$T/$1.out" 2>"$T/$1.log" &
 	eval "PID_$1=$!"
 	track $!
-	wait_until 30 grep -q '^ready ' "$T/$1.out"
+	wait_until 30 grep -q '^ready ' "$T/$1.out" || {
+		tail -n 5 "$T/$1.log" # why, in the check's output
+		return 1
+	}
 }

@@ -95,8 +95,21 @@ proc_gone() {
 	[[ $s == Z* ]]
 }
 
+# The kernel may hand the same free port out twice in a row (the first
+# asker has not bound it yet); in a CI run t0063's replica B never served
+# and another fleetd answered on its port.  Ports given out in this test
+# ($T/ports) are not given again.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	local p
+	for _ in 1 2 3 4 5 6 7 8; do
+		p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		if ! grep -qx "$p" "$T/ports" 2>/dev/null; then
+			echo "$p" >>"$T/ports"
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
 }
 
 log() { printf '# %s\n' "$*"; }
