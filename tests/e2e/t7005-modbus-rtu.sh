@@ -69,7 +69,12 @@ check_exit 0 "diag modbus -o json: an rtu source on the line, unit 7, up" jq -e 
 fleetctl diag dev-a modbus >"$T/diag.txt" 2>&1
 check_grep "^meter +$LINE-agent +yes +[0-9T:-]+Z +[0-9]+ +0" "diag modbus (table): meter on the line, up, no errors" \
 	cat "$T/diag.txt"
-stty -F "$LINE-agent" -a >"$T/stty" 2>&1
+# A poll that times out (a loaded machine) closes the line and opens it
+# again a second later (agent/modbus.c poller); closed, the pty is back to
+# its defaults (38400 baud, no parity), as a CI run once read it.  So:
+# read until the agent has it open, within a bound.
+line_read() { stty -F "$LINE-agent" -a >"$T/stty" 2>&1 && ! grep -q '^speed 38400 baud' "$T/stty"; }
+wait_until 10 line_read
 check_grep '^speed 19200 baud' "the agent's end of the line: 19200 baud" cat "$T/stty"
 # the pty driver clears parenb and forces cs8 itself: parity shows as
 # input checking on (inpck) and not odd
