@@ -25,7 +25,7 @@ struct srv_ingest;
 #define SRV_INGEST_QUEUE_DEFAULT 8192 /* messages */
 #define SRV_INGEST_QUEUE_MAX 1000000
 #define SRV_INGEST_BYTES_MAX (64u << 20) /* payload bytes queued at most */
-#define SRV_INGEST_LINGER_MS 5 /* for a fuller batch (ingest.c linger) */
+#define SRV_INGEST_LINGER_MS 20 /* for a fuller batch (ingest.c linger) */
 #define SRV_INGEST_BATCH 512		 /* messages per transaction */
 
 struct srv_ingest_cfg {
