@@ -186,8 +186,9 @@ static size_t history_get(const json_t *j, int64_t *out)
 {
 	size_t n = 0;
 
-	return fl_json_seqs(j, "history", SRV_HISTORY_MAX, out, &n, NULL) ? 0
-									  : n;
+	if (fl_json_seqs(j, "history", SRV_HISTORY_MAX, out, &n, NULL))
+		return 0;
+	return n;
 }
 
 /* Where @f's history goes in a buffer of @used bytes (8-aligned). */
